@@ -1,0 +1,87 @@
+/*
+ * cmd_pending.c — subcommands whose issue has not landed yet. Each has its real help text
+ * (the interface it will have) and says clearly that it is not available; exit code 1.
+ * When a subcommand lands it moves to its own cmd_NAME.c.
+ */
+#include "cli.h"
+
+#define PENDING(var, cmdname, issue, sum, helptext)                                       \
+    static int run_##var(int argc, char **argv)                                          \
+    {                                                                                    \
+        nd_err("'%s' is not available yet in this build (tracked as issue #%d)",          \
+               cmdname, issue);                                                          \
+        return ND_EXIT_FAIL;                                                             \
+    }                                                                                    \
+    const nd_command cmd_##var = {cmdname, sum " [not yet available]", helptext, run_##var}
+
+PENDING(capture, "capture", 3, "capture packets into a dataset of per-class flow windows",
+        "usage: netdiffus capture -c CONF [--source SRC]... [--class NAME] -o OUT.ndd\n"
+        "\n"
+        "Reads packets from one or more sources, groups them into flows, classes each flow by\n"
+        "the BPF rules of the config's `classes:` and bins it into windows of time series.\n"
+        "Ctrl-C ends the capture and keeps everything captured so far.\n"
+        "\n"
+        "  -c, --config CONF   YAML config (see docs/CONFIG.md)\n"
+        "  -s, --source SRC    pcap:FILE | iface:NAME | dpdk:EAL-ARGS (repeatable)\n"
+        "      --class NAME    label every flow of the input with this class\n"
+        "  -o, --output FILE   dataset file to write (.ndd)\n"
+        "\n"
+        "Not available yet in this build (issue #3).\n");
+
+PENDING(import, "import", 3, "import pre-binned series (videoTrain, series CSV)",
+        "usage: netdiffus import --format videotrain|csv [-c CONF] IN -o OUT.ndd\n"
+        "\n"
+        "Turns pre-binned traces into a dataset file: a videoTrain directory of\n"
+        "<class>/*.csv traces, or a series CSV (docs/FORMATS.md).\n"
+        "\n"
+        "Not available yet in this build (issue #3).\n");
+
+PENDING(export, "export", 3, "write a dataset's windows as series CSV",
+        "usage: netdiffus export IN.ndd --csv OUT.csv\n"
+        "\n"
+        "Writes every window of a dataset file as one row of series CSV (docs/FORMATS.md).\n"
+        "\n"
+        "Not available yet in this build (issue #3).\n");
+
+PENDING(train, "train", 5, "train a diffusion model on a dataset",
+        "usage: netdiffus train -c CONF IN.ndd -o MODEL.ndm [--resume]\n"
+        "\n"
+        "Learns per-class GASF images of the dataset's windows with a class-conditional\n"
+        "diffusion model. Checkpoints atomically; Ctrl-C saves and exits.\n"
+        "\n"
+        "Not available yet in this build (issue #5).\n");
+
+PENDING(sample, "sample", 5, "generate new windows from a model",
+        "usage: netdiffus sample MODEL.ndm --count N [--class NAME] [--csv OUT.csv]\n"
+        "                        [--ndd OUT.ndd] [--png OUT.png] [--seed S]\n"
+        "\n"
+        "Not available yet in this build (issue #5).\n");
+
+PENDING(replay, "replay", 6, "turn sampled or given series into packets on a sink",
+        "usage: netdiffus replay MODEL.ndm [--class NAME | --mix CONF] --flows N --to SINK\n"
+        "       netdiffus replay --series IN.csv|IN.ndd --to SINK\n"
+        "\n"
+        "SINK is pcap:FILE, iface:NAME or dpdk:EAL-ARGS.\n"
+        "\n"
+        "Not available yet in this build (issue #6).\n");
+
+PENDING(live, "live", 7, "capture, learn online and replay in one process",
+        "usage: netdiffus live -c CONF [--resume]\n"
+        "\n"
+        "Not available yet in this build (issue #7).\n");
+
+PENDING(eval, "eval", 5, "measure the fidelity of synthetic against real windows",
+        "usage: netdiffus eval --real REAL.csv --synth SYNTH.csv [--train TRAIN.csv]\n"
+        "\n"
+        "Not available yet in this build (issue #5).\n");
+
+PENDING(render, "render", 5, "draw a dataset's windows as GASF images and series (PNG)",
+        "usage: netdiffus render IN.ndd --png OUT.png\n"
+        "\n"
+        "Not available yet in this build (issue #5).\n");
+
+PENDING(inspect, "inspect", 2, "summarise a dataset, model or config file",
+        "usage: netdiffus inspect FILE.ndd|FILE.ndm\n"
+        "       netdiffus inspect --config CONF.yaml\n"
+        "\n"
+        "Not available yet in this build (issue #2).\n");

@@ -1,0 +1,106 @@
+/*
+ * main.c — `netdiffus <subcommand>`: global options, the subcommand table, --help.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const nd_command *const commands[] = {
+    &cmd_capture, &cmd_import, &cmd_export, &cmd_train,  &cmd_sample,
+    &cmd_replay,  &cmd_live,   &cmd_eval,   &cmd_render, &cmd_inspect,
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: netdiffus [-v|-q] <command> [options]\n"
+            "\n"
+            "netdiffus captures network traffic, learns what each class of traffic looks like\n"
+            "over time with a diffusion model, and generates new traffic of the same kind.\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-8s %s\n", commands[i]->name, commands[i]->summary);
+    fprintf(out,
+            "\n"
+            "global options (anywhere on the line):\n"
+            "  -v, --verbose   more detail (debug messages)\n"
+            "  -q, --quiet     only warnings and errors, no status line\n"
+            "  -h, --help      this text; `netdiffus COMMAND --help` explains one command\n"
+            "      --version   print the version\n"
+            "\n"
+            "exit codes: 0 success, 1 runtime failure, 2 usage or configuration error\n"
+            "documentation: README.md and docs/ in the source tree\n");
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "netdiffus %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'netdiffus %s --help'.\n", cmd);
+    va_end(ap);
+    return ND_EXIT_USAGE;
+}
+
+int cli_exit_code(int code)
+{
+    if (code == 0) return ND_EXIT_OK;
+    return code == ND_ECONFIG || code == ND_EUSAGE ? ND_EXIT_USAGE : ND_EXIT_FAIL;
+}
+
+static int is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
+
+int main(int argc, char **argv)
+{
+    /* Strip global options wherever they are (up to "--"), so that both
+     * `netdiffus -v capture ...` and `netdiffus capture ... -v` work. */
+    int level = ND_LOG_INFO, n = 1, dashdash = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!dashdash && !strcmp(a, "--")) dashdash = 1;
+        if (!dashdash && (!strcmp(a, "-v") || !strcmp(a, "--verbose"))) level = ND_LOG_DEBUG;
+        else if (!dashdash && (!strcmp(a, "-q") || !strcmp(a, "--quiet"))) level = ND_LOG_WARN;
+        else argv[n++] = argv[i];
+    }
+    argc = n;
+    argv[argc] = NULL;
+    nd_log_set_level(level);
+
+    if (argc < 2) {
+        usage(stderr);
+        return ND_EXIT_USAGE;
+    }
+    if (is_help(argv[1]) || !strcmp(argv[1], "help")) {
+        if (argc > 2) { /* `netdiffus help CMD` */
+            for (size_t i = 0; i < N_COMMANDS; i++)
+                if (!strcmp(argv[2], commands[i]->name)) {
+                    fputs(commands[i]->help, stdout);
+                    return ND_EXIT_OK;
+                }
+        }
+        usage(stdout);
+        return ND_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("netdiffus %s\n", ND_VERSION);
+        return ND_EXIT_OK;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const nd_command *c = commands[i];
+        if (strcmp(argv[1], c->name)) continue;
+        for (int j = 2; j < argc && strcmp(argv[j], "--"); j++)
+            if (is_help(argv[j])) {
+                fputs(c->help, stdout);
+                return ND_EXIT_OK;
+            }
+        return c->run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "netdiffus: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return ND_EXIT_USAGE;
+}

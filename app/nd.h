@@ -1,0 +1,215 @@
+/*
+ * nd.h — the netdiffus base library (libnd_base): what every module shares.
+ *
+ * Logging, error reporting, clocks, the sectioned container behind dataset (.ndd) and
+ * model (.ndm) files, the in-memory dataset of windows, and the series CSV. It sits
+ * under every stage of the pipeline (capture → dataset → model → replay) and depends
+ * on nothing of netdiffus itself. See docs/ARCHITECTURE.md and docs/FORMATS.md.
+ */
+#ifndef ND_H
+#define ND_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ------------------------------------------------------------------------------------ */
+/* Contracts and errors                                                                 */
+/* ------------------------------------------------------------------------------------ */
+
+/* A broken contract (a bug, never bad input): stays on in release builds. */
+#define ND_ASSERT(x)                                                                     \
+    do {                                                                                 \
+        if (!(x)) nd_assert_fail(__FILE__, __LINE__, #x);                                \
+    } while (0)
+_Noreturn void nd_assert_fail(const char *file, int line, const char *expr);
+
+/* Runtime failures are negative errno-style codes; these are netdiffus's own. */
+enum {
+    ND_OK = 0,
+    ND_EFORMAT = -1000, /* input file or record is malformed / foreign */
+    ND_ECRC,            /* a checksum does not match */
+    ND_ETRUNC,          /* input ends early */
+    ND_EVERSION,        /* file written by a newer, unknown format version */
+    ND_ECONFIG,         /* configuration invalid */
+    ND_EUSAGE,          /* impossible command-line options */
+    ND_EINTR,           /* stopped by a signal; what was done so far is kept */
+};
+
+/* Says what went wrong and where, for a person. Functions that can fail take an
+ * nd_error * (may be NULL) and fill it on failure; the code is also returned. */
+typedef struct nd_error {
+    int code;       /* ND_E* or -errno */
+    char msg[1024]; /* complete message, e.g. "conf.yaml:3:5: capture.bin: expected ..." */
+} nd_error;
+
+/* Fills e (if not NULL) with code and a formatted message; returns code. */
+int nd_error_set(nd_error *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Text for a code: ND_E* codes and -errno. Never NULL. */
+const char *nd_strerror(int code);
+
+/* ------------------------------------------------------------------------------------ */
+/* Logging: to stderr, with levels; never per packet.                                   */
+/* ------------------------------------------------------------------------------------ */
+
+enum nd_log_level { ND_LOG_ERROR = 0, ND_LOG_WARN, ND_LOG_INFO, ND_LOG_DEBUG };
+
+void nd_log_set_level(int level); /* default ND_LOG_INFO; -q → WARN, -v → DEBUG */
+int nd_log_level(void);
+void nd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define nd_err(...) nd_log(ND_LOG_ERROR, __VA_ARGS__)
+#define nd_warn(...) nd_log(ND_LOG_WARN, __VA_ARGS__)
+#define nd_info(...) nd_log(ND_LOG_INFO, __VA_ARGS__)
+#define nd_debug(...) nd_log(ND_LOG_DEBUG, __VA_ARGS__)
+
+/* True when stderr is a terminal and the level allows it: status lines are drawn only
+ * then, with nd_status() rewriting one line in place (\r) and nd_status_end() ending it. */
+int nd_status_enabled(void);
+void nd_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void nd_status_end(void);
+
+/* ------------------------------------------------------------------------------------ */
+/* Time                                                                                 */
+/* ------------------------------------------------------------------------------------ */
+
+#define ND_NS_PER_SEC 1000000000ull
+uint64_t nd_now_ns(void);      /* CLOCK_MONOTONIC, ns */
+uint64_t nd_realtime_ns(void); /* CLOCK_REALTIME, ns since the epoch */
+
+/* ------------------------------------------------------------------------------------ */
+/* Container: the sectioned, checksummed file under .ndd and .ndm (docs/FORMATS.md).   */
+/* ------------------------------------------------------------------------------------ */
+
+/* Four-character codes, stored little-endian: ND_FOURCC('M','E','T','A'). */
+#define ND_FOURCC(a, b, c, d)                                                            \
+    ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
+
+#define NDF_KIND_DATASET ND_FOURCC('N', 'D', 'D', 'S') /* .ndd */
+#define NDF_KIND_MODEL ND_FOURCC('N', 'D', 'M', 'D')   /* .ndm */
+
+typedef struct ndf_writer ndf_writer;
+typedef struct ndf_reader ndf_reader;
+
+/* Starts writing path atomically: data goes to a temporary file beside it, which
+ * ndf_writer_commit() fsyncs and renames over path. Returns NULL and fills e on failure. */
+ndf_writer *ndf_writer_open(const char *path, uint32_t kind, nd_error *e);
+/* Appends one section. Returns 0 or a negative code (e.g. -ENOSPC, with the path). */
+int ndf_write_section(ndf_writer *w, uint32_t tag, const void *data, size_t len,
+                      nd_error *e);
+/* Finishes the file: fsync, rename, fsync of the directory. Frees w in every case. */
+int ndf_writer_commit(ndf_writer *w, nd_error *e);
+/* Drops the temporary file; path is untouched. ndf_writer_abort(NULL) is a no-op. */
+void ndf_writer_abort(ndf_writer *w);
+
+/* Reads and verifies a whole file (magic, kind, version, every length and CRC).
+ * kind 0 accepts any kind. Returns NULL and fills e with a message naming the file,
+ * the section and the byte offset when anything is wrong. */
+ndf_reader *ndf_open(const char *path, uint32_t kind, nd_error *e);
+void ndf_close(ndf_reader *r); /* NULL is a no-op */
+uint32_t ndf_kind(const ndf_reader *r);
+uint32_t ndf_version(const ndf_reader *r);
+size_t ndf_section_count(const ndf_reader *r);
+/* i-th section in file order: tag, payload pointer (owned by r) and length. */
+void ndf_section_at(const ndf_reader *r, size_t i, uint32_t *tag, const void **data,
+                    size_t *len);
+/* First section with this tag; returns 0 and sets data/len, or ND_EFORMAT (filling e
+ * with "FILE: missing section TAG") when absent. */
+int ndf_find(const ndf_reader *r, uint32_t tag, const void **data, size_t *len,
+             nd_error *e);
+const char *ndf_path(const ndf_reader *r);
+
+/* ------------------------------------------------------------------------------------ */
+/* Dataset: labelled windows of per-flow time series plus what replay needs.           */
+/* ------------------------------------------------------------------------------------ */
+
+#define ND_NAME_MAX 64
+#define ND_MAX_CLASSES 1024
+#define ND_MAX_CHANNELS 8
+
+#define ND_SIZE_HIST 1519 /* frame bytes 0..1517 by byte; 1518 holds 1518 and larger */
+#define ND_IAT_HIST 64    /* bucket k: inter-arrival in [2^k, 2^(k+1)) ns; 0 holds 0..1 ns */
+#define ND_PORT_TOP 32    /* most frequent server ports kept per class */
+#define ND_MSS_TOP 8      /* most frequent TCP MSS options kept per class */
+
+enum nd_dir { ND_DOWN = 0, ND_UP = 1 }; /* down = server→client, up = client→server */
+enum nd_l4 { ND_L4_TCP = 0, ND_L4_UDP = 1, ND_L4_OTHER = 2 };
+
+/* Per class, what the replay engine draws packets from. Counts, not probabilities, so
+ * that statistics of several captures add up. */
+typedef struct nd_class_stats {
+    uint64_t size_hist[2][ND_SIZE_HIST]; /* [dir][frame bytes incl. L2 header] */
+    uint64_t iat_hist[2][ND_IAT_HIST];   /* [dir] gaps between packets inside one bin */
+    uint64_t ttl_hist[2][256];           /* [dir] IPv4 TTL / IPv6 hop limit */
+    uint64_t l4_flows[3];                /* flows by enum nd_l4 */
+    uint64_t ipv6_flows;                 /* of all flows, how many over IPv6 */
+    uint16_t port[ND_PORT_TOP];          /* server ports, most frequent first */
+    uint64_t port_count[ND_PORT_TOP];
+    uint16_t mss[ND_MSS_TOP]; /* TCP MSS options seen on SYNs, most frequent first */
+    uint64_t mss_count[ND_MSS_TOP];
+    uint64_t flows;           /* flows started in this class */
+    uint64_t first_flow_ns;   /* first and last flow start (capture clock): */
+    uint64_t last_flow_ns;    /*   arrival rate = (flows - 1) / span */
+} nd_class_stats;
+
+typedef struct nd_counter {
+    char name[48]; /* e.g. "parse.truncated_ipv4", "flow.evicted" */
+    uint64_t value;
+} nd_counter;
+
+typedef struct nd_dataset {
+    uint32_t n_channels;                           /* C */
+    char channel_names[ND_MAX_CHANNELS][ND_NAME_MAX]; /* "bytes_down", "bytes_up", ... */
+    uint32_t L;                                    /* bins per window */
+    uint64_t bin_ns;                               /* bin width */
+
+    uint32_t n_classes;
+    char (*class_names)[ND_NAME_MAX]; /* (n_classes) */
+    nd_class_stats *stats;            /* (n_classes), zeroed when unknown (imports) */
+
+    uint64_t n_windows, cap_windows;
+    float *values;    /* (n_windows, C, L), raw units (bytes or packets per bin) */
+    uint16_t *labels; /* (n_windows) class index */
+    uint64_t *groups; /* (n_windows) source id: windows of one flow or trace share it, so
+                         that train/test splits never cut through a flow */
+
+    uint32_t n_counters;
+    nd_counter *counters; /* capture/import counters, in insertion order */
+
+    char *config_yaml; /* the effective config that produced the data (NUL-terminated) */
+} nd_dataset;
+
+/* A new empty dataset with C channels named by names[0..C-1]. NULL on bad arguments. */
+nd_dataset *nd_dataset_new(uint32_t C, const char *const *names, uint32_t L,
+                           uint64_t bin_ns);
+void nd_dataset_free(nd_dataset *ds); /* NULL is a no-op */
+/* Index of class name, adding it when new; -1 when ND_MAX_CLASSES is reached. */
+int nd_dataset_class(nd_dataset *ds, const char *name);
+/* Appends one window of C*L values. Returns 0 or -ENOMEM. */
+int nd_dataset_append(nd_dataset *ds, uint16_t label, uint64_t group, const float *values);
+/* Adds v to the named counter (creating it). */
+void nd_dataset_count(nd_dataset *ds, const char *name, uint64_t v);
+/* Replaces the embedded config text (copied). */
+int nd_dataset_set_config(nd_dataset *ds, const char *yaml);
+
+int nd_dataset_save(const nd_dataset *ds, const char *path, nd_error *e);
+nd_dataset *nd_dataset_load(const char *path, nd_error *e);
+/* Same, from an open container (dataset or model file: models embed their classes,
+ * channels and statistics as dataset sections with no windows). */
+nd_dataset *nd_dataset_from_container(const ndf_reader *r, nd_error *e);
+/* Writes the dataset's sections into an open container (used by model files too). */
+int nd_dataset_write_sections(const nd_dataset *ds, ndf_writer *w, int with_windows,
+                              nd_error *e);
+
+/* Series CSV (DESIGN.md §9): header "class,<channel>_<bin>..." channel-major, raw units,
+ * one row per window. Errors name the file, line and column. */
+int nd_csv_write(const nd_dataset *ds, const char *path, nd_error *e);
+/* Reads a series CSV; bin_ns is not in the CSV, so the caller gives it. */
+nd_dataset *nd_csv_read(const char *path, uint64_t bin_ns, nd_error *e);
+
+/* Prints a person's summary of a .ndd or .ndm file (classes, windows, counters,
+ * statistics). Returns 0 or a negative code with e filled. */
+int nd_inspect_file(const char *path, FILE *out, nd_error *e);
+
+#endif

@@ -1,0 +1,150 @@
+/*
+ * conf.h — netdiffus configuration (libnd_conf).
+ *
+ * One table of keys (conf.c: name, type, bounds, default, unit, help) drives YAML
+ * parsing, validation, defaults, `netdiffus inspect --config` and docs/CONFIG.md.
+ * Every stage reads its settings from struct nd_config; nothing else parses YAML.
+ */
+#ifndef ND_CONF_H
+#define ND_CONF_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nd.h"
+
+#define ND_CONF_STR 256       /* longest string value, NUL included */
+#define ND_CONF_FILTER 1024   /* longest BPF expression */
+#define ND_CONF_MAX_SOURCES 8 /* capture.sources */
+#define ND_CONF_MAX_MULT 6    /* model.channel_mult */
+
+typedef struct nd_class_rule {
+    char name[ND_NAME_MAX];
+    char filter[ND_CONF_FILTER]; /* BPF expression applied to a flow's first packet */
+} nd_class_rule;
+
+typedef struct nd_mix_entry {
+    char name[ND_NAME_MAX]; /* class */
+    double weight;          /* share of flows */
+} nd_mix_entry;
+
+typedef struct nd_config {
+    struct {
+        uint32_t n_sources;
+        char sources[ND_CONF_MAX_SOURCES][ND_CONF_STR]; /* pcap:FILE, iface:NAME, dpdk:ARGS */
+        uint32_t snaplen;         /* bytes kept per packet (libpcap) */
+        uint64_t buffer_size;     /* kernel capture buffer, bytes (libpcap) */
+        uint64_t bin_ns;          /* bin width */
+        uint32_t window;          /* L: bins per window */
+        uint32_t min_active_bins; /* windows with fewer non-zero bins are dropped */
+        uint32_t channels;        /* 2: bytes down/up; 4: + packets down/up */
+        uint32_t flow_capacity;   /* flow table slots */
+        uint64_t idle_timeout_ns;
+        uint64_t active_timeout_ns;
+        char default_class[ND_NAME_MAX]; /* for unmatched flows; "" drops them */
+        char dpdk_eal[ND_CONF_STR];      /* extra EAL arguments for dpdk: sources */
+        uint32_t rx_queues;              /* DPDK rx queues (RSS when > 1) */
+        uint32_t mbufs;                  /* DPDK mempool size */
+    } capture;
+
+    uint32_t n_classes;
+    nd_class_rule *classes; /* (n_classes), owned */
+
+    struct {
+        char arch[ND_NAME_MAX];  /* "unet-ref" */
+        uint32_t base_channels;  /* 32 */
+        uint32_t n_mult;
+        uint32_t channel_mult[ND_CONF_MAX_MULT]; /* (1,2,2) */
+        uint32_t res_blocks;     /* ResBlocks per encoder level (decoder has one more) */
+        uint32_t attn_min_res;   /* self-attention at resolutions <= this; 0 = none */
+        uint32_t groups;         /* GroupNorm groups */
+        uint32_t emb_dim;        /* time/class embedding width */
+        uint32_t max_classes;    /* class-embedding rows reserved (live adds classes) */
+        uint32_t timesteps;      /* T */
+        char schedule[ND_NAME_MAX];   /* "cosine" | "linear" */
+        char prediction[ND_NAME_MAX]; /* "eps" | "v" */
+        uint32_t threads;        /* 0 = all cores */
+    } model;
+
+    struct {
+        uint64_t steps;
+        uint32_t batch;
+        double lr;
+        double weight_decay;
+        uint32_t warmup_steps;
+        double ema_decay;
+        double grad_clip;
+        double class_dropout;
+        double val_fraction;
+        uint64_t checkpoint_every; /* steps */
+        uint64_t seed;
+    } train;
+
+    struct {
+        char sampler[ND_NAME_MAX]; /* "ddim" | "ddpm" */
+        uint32_t steps;
+        double guidance;
+        double eta; /* DDIM stochasticity */
+        uint32_t batch;
+        uint64_t seed;
+    } sample;
+
+    struct {
+        double speed;
+        uint64_t duration_ns; /* 0 = until the flows are done */
+        uint32_t flows;
+        uint32_t loop;
+        char client_pool[ND_CONF_STR]; /* "10.1.0.0/16" */
+        uint32_t clients;
+        char server_pool[ND_CONF_STR];
+        uint32_t servers;
+        char mac_src[32];
+        char mac_dst[32];
+        uint64_t seed;
+        uint32_t n_mix;
+        nd_mix_entry *mix; /* (n_mix), owned */
+    } replay;
+
+    struct {
+        uint32_t ring_size;         /* windows between capture and trainer */
+        uint32_t reservoir;         /* windows kept per class */
+        double recent_share;        /* share of each batch from recent windows */
+        uint64_t checkpoint_every;  /* steps */
+        uint64_t checkpoint_interval_ns;
+        char checkpoint[ND_CONF_STR]; /* model file kept up to date */
+        int32_t capture_core;        /* -1 = no pinning */
+        uint32_t trainer_threads;
+        uint32_t metrics_port;       /* Prometheus text endpoint on 127.0.0.1; 0 = off */
+        uint64_t status_interval_ns;
+    } live;
+
+    char path[ND_CONF_STR]; /* file it was loaded from, "" for defaults */
+} nd_config;
+
+/* Fills cfg with every default. Never fails. Free with nd_config_free. */
+void nd_config_defaults(nd_config *cfg);
+/* Defaults, then the YAML file on top. Returns 0, or ND_ECONFIG / -errno with e giving
+ * "FILE:LINE:COL: KEY: what was expected" (and "did you mean ...?" for unknown keys). */
+int nd_config_load(nd_config *cfg, const char *path, nd_error *e);
+/* Same, from text in memory; name is used in messages. */
+int nd_config_parse(nd_config *cfg, const char *text, size_t len, const char *name,
+                    nd_error *e);
+/* Sets one key from "section.key=value" text (command-line overrides). */
+int nd_config_set(nd_config *cfg, const char *assignment, nd_error *e);
+void nd_config_free(nd_config *cfg);
+
+/* Writes the effective config as YAML that nd_config_parse reads back unchanged.
+ * Returns a malloc'd NUL-terminated string (NULL only on -ENOMEM). */
+char *nd_config_to_yaml(const nd_config *cfg);
+/* Writes the config reference (Markdown) generated from the key table: docs/CONFIG.md. */
+void nd_config_reference(FILE *out);
+
+/* Parses "100ms", "1.5s", "2m", "1h", "250us", "10ns" into ns; sizes "64MiB", "1k",
+ * "1500" into bytes. Return 0 or ND_ECONFIG (e says what was expected). */
+int nd_parse_duration(const char *s, uint64_t *ns, nd_error *e);
+int nd_parse_size(const char *s, uint64_t *bytes, nd_error *e);
+/* Formats back the way a person would write them ("1s", "64MiB"). */
+void nd_format_duration(uint64_t ns, char *buf, size_t len);
+void nd_format_size(uint64_t bytes, char *buf, size_t len);
+
+#endif
