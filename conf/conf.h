@@ -8,6 +8,8 @@
 #ifndef ND_CONF_H
 #define ND_CONF_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -33,6 +35,7 @@ typedef struct nd_config {
         uint32_t n_sources;
         char sources[ND_CONF_MAX_SOURCES][ND_CONF_STR]; /* pcap:FILE, iface:NAME, dpdk:ARGS */
         uint32_t snaplen;         /* bytes kept per packet (libpcap) */
+        bool promisc;             /* promiscuous mode on iface: sources */
         uint64_t buffer_size;     /* kernel capture buffer, bytes (libpcap) */
         uint64_t bin_ns;          /* bin width */
         uint32_t window;          /* L: bins per window */
@@ -56,7 +59,9 @@ typedef struct nd_config {
         uint32_t n_mult;
         uint32_t channel_mult[ND_CONF_MAX_MULT]; /* (1,2,2) */
         uint32_t res_blocks;     /* ResBlocks per encoder level (decoder has one more) */
-        uint32_t attn_min_res;   /* self-attention at resolutions <= this; 0 = none */
+        uint32_t attn_min_res;   /* self-attention at resolutions <= this (pixels); 0 = none */
+        uint32_t attn_div;       /* N when the config says "L/N": attn_min_res = window / N,
+                                    kept in step with capture.window; 0 = given in pixels */
         uint32_t groups;         /* GroupNorm groups */
         uint32_t emb_dim;        /* time/class embedding width */
         uint32_t max_classes;    /* class-embedding rows reserved (live adds classes) */
@@ -116,6 +121,7 @@ typedef struct nd_config {
         uint32_t trainer_threads;
         uint32_t metrics_port;       /* Prometheus text endpoint on 127.0.0.1; 0 = off */
         uint64_t status_interval_ns;
+        bool replay;                 /* also replay samples of the latest model */
     } live;
 
     char path[ND_CONF_STR]; /* file it was loaded from, "" for defaults */
@@ -123,14 +129,24 @@ typedef struct nd_config {
 
 /* Fills cfg with every default. Never fails. Free with nd_config_free. */
 void nd_config_defaults(nd_config *cfg);
-/* Defaults, then the YAML file on top. Returns 0, or ND_ECONFIG / -errno with e giving
- * "FILE:LINE:COL: KEY: what was expected" (and "did you mean ...?" for unknown keys). */
+/* Defaults, then the YAML file on top. cfg is overwritten, not freed: pass a fresh or
+ * freed struct. Returns 0, or ND_ECONFIG / -errno with e giving
+ * "FILE:LINE:COL: KEY: what was expected" (and "did you mean ...?" for unknown keys).
+ * On failure cfg holds the defaults (nothing allocated); nd_config_free is always safe. */
 int nd_config_load(nd_config *cfg, const char *path, nd_error *e);
 /* Same, from text in memory; name is used in messages. */
 int nd_config_parse(nd_config *cfg, const char *text, size_t len, const char *name,
                     nd_error *e);
-/* Sets one key from "section.key=value" text (command-line overrides). */
+/* Sets one key from "section.key=value" text (command-line overrides): the value is
+ * checked like a file's, then the cross-key rules run. Lists take YAML flow text
+ * ("capture.sources=[pcap:a.pcap, pcap:b.pcap]"). On failure cfg is unchanged. */
 int nd_config_set(nd_config *cfg, const char *assignment, nd_error *e);
+/* The cross-key rules alone (window vs min_active_bins, timeouts, groups, mix classes,
+ * ...), for callers that change fields by hand. Returns 0 or ND_ECONFIG. */
+int nd_config_check(const nd_config *cfg, nd_error *e);
+/* Deep copy (classes and mix are duplicated). Returns 0 or -ENOMEM (dst then freed). */
+int nd_config_copy(nd_config *dst, const nd_config *src);
+/* Frees classes and mix and leaves cfg empty of them; NULL is a no-op. */
 void nd_config_free(nd_config *cfg);
 
 /* Writes the effective config as YAML that nd_config_parse reads back unchanged.
@@ -139,8 +155,10 @@ char *nd_config_to_yaml(const nd_config *cfg);
 /* Writes the config reference (Markdown) generated from the key table: docs/CONFIG.md. */
 void nd_config_reference(FILE *out);
 
-/* Parses "100ms", "1.5s", "2m", "1h", "250us", "10ns" into ns; sizes "64MiB", "1k",
- * "1500" into bytes. Return 0 or ND_ECONFIG (e says what was expected). */
+/* Parses "100ms", "1.5s", "2m", "1h", "250us", "10ns" into ns (a unit is required);
+ * sizes "64MiB", "1k", "1500" into bytes (binary units: k/K/KiB = 1024, M/MiB, G/GiB,
+ * T/TiB; B or none = bytes). Fractions must come to whole ns / bytes. Return 0 or
+ * ND_ECONFIG (e says what was expected); negative values and overflow are errors. */
 int nd_parse_duration(const char *s, uint64_t *ns, nd_error *e);
 int nd_parse_size(const char *s, uint64_t *bytes, nd_error *e);
 /* Formats back the way a person would write them ("1s", "64MiB"). */
