@@ -88,6 +88,39 @@ uint64_t nd_realtime_ns(void); /* CLOCK_REALTIME, ns since the epoch */
 
 #define NDF_KIND_DATASET ND_FOURCC('N', 'D', 'D', 'S') /* .ndd */
 #define NDF_KIND_MODEL ND_FOURCC('N', 'D', 'M', 'D')   /* .ndm */
+#define NDF_VERSION 1 /* container format version this build writes and reads */
+
+/* Little-endian fields, whatever the host: every file field goes through these. */
+static inline void nd_put_u16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+static inline void nd_put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> 8 * i);
+}
+static inline void nd_put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> 8 * i);
+}
+static inline uint16_t nd_get_u16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+static inline uint32_t nd_get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t nd_get_u64(const unsigned char *p)
+{
+    return (uint64_t)nd_get_u32(p) | (uint64_t)nd_get_u32(p + 4) << 32;
+}
+void nd_put_f32(unsigned char *p, float v); /* IEEE-754 binary32, bit for bit */
+float nd_get_f32(const unsigned char *p);
+
+/* "META" for a tag; bytes that are not printable ASCII show as '?'. */
+void ndf_tag_str(uint32_t tag, char out[5]);
 
 typedef struct ndf_writer ndf_writer;
 typedef struct ndf_reader ndf_reader;
@@ -98,22 +131,37 @@ ndf_writer *ndf_writer_open(const char *path, uint32_t kind, nd_error *e);
 /* Appends one section. Returns 0 or a negative code (e.g. -ENOSPC, with the path). */
 int ndf_write_section(ndf_writer *w, uint32_t tag, const void *data, size_t len,
                       nd_error *e);
-/* Finishes the file: fsync, rename, fsync of the directory. Frees w in every case. */
+/* The same in pieces, for sections too large to build in memory (u64 lengths: sections
+ * over 4 GiB are fine): begin, any number of writes, end. One section open at a time. */
+int ndf_section_begin(ndf_writer *w, uint32_t tag, nd_error *e);
+int ndf_section_write(ndf_writer *w, const void *data, size_t len, nd_error *e);
+int ndf_section_end(ndf_writer *w, nd_error *e);
+/* Finishes the file: fsync, rename, fsync of the directory. Frees w in every case; after
+ * any earlier failure it returns that failure and path is untouched. */
 int ndf_writer_commit(ndf_writer *w, nd_error *e);
 /* Drops the temporary file; path is untouched. ndf_writer_abort(NULL) is a no-op. */
 void ndf_writer_abort(ndf_writer *w);
 
 /* Reads and verifies a whole file (magic, kind, version, every length and CRC).
  * kind 0 accepts any kind. Returns NULL and fills e with a message naming the file,
- * the section and the byte offset when anything is wrong. */
+ * the section and the byte offset when anything is wrong. e->code tells the class:
+ * ND_EFORMAT foreign or inconsistent, ND_EVERSION newer, ND_ETRUNC shorter than its
+ * header says, ND_ECRC corrupt, -errno when the file cannot be read. */
 ndf_reader *ndf_open(const char *path, uint32_t kind, nd_error *e);
+/* Same over bytes in memory (fuzzing, embedded files); name is used in messages. The
+ * reader borrows data: it must outlive the reader. */
+ndf_reader *ndf_open_mem(const void *data, size_t len, const char *name, uint32_t kind,
+                         nd_error *e);
 void ndf_close(ndf_reader *r); /* NULL is a no-op */
 uint32_t ndf_kind(const ndf_reader *r);
 uint32_t ndf_version(const ndf_reader *r);
+uint64_t ndf_file_size(const ndf_reader *r);
 size_t ndf_section_count(const ndf_reader *r);
 /* i-th section in file order: tag, payload pointer (owned by r) and length. */
 void ndf_section_at(const ndf_reader *r, size_t i, uint32_t *tag, const void **data,
                     size_t *len);
+/* i-th section's byte offset in the file (of its 16-byte header) and stored CRC32. */
+void ndf_section_info(const ndf_reader *r, size_t i, uint64_t *offset, uint32_t *crc);
 /* First section with this tag; returns 0 and sets data/len, or ND_EFORMAT (filling e
  * with "FILE: missing section TAG") when absent. */
 int ndf_find(const ndf_reader *r, uint32_t tag, const void **data, size_t *len,
@@ -127,6 +175,7 @@ const char *ndf_path(const ndf_reader *r);
 #define ND_NAME_MAX 64
 #define ND_MAX_CLASSES 1024
 #define ND_MAX_CHANNELS 8
+#define ND_MAX_BINS 65536 /* L */
 
 #define ND_SIZE_HIST 1519 /* frame bytes 0..1517 by byte; 1518 holds 1518 and larger */
 #define ND_IAT_HIST 64    /* bucket k: inter-arrival in [2^k, 2^(k+1)) ns; 0 holds 0..1 ns */
@@ -184,13 +233,16 @@ typedef struct nd_dataset {
 nd_dataset *nd_dataset_new(uint32_t C, const char *const *names, uint32_t L,
                            uint64_t bin_ns);
 void nd_dataset_free(nd_dataset *ds); /* NULL is a no-op */
-/* Index of class name, adding it when new; -1 when ND_MAX_CLASSES is reached. */
+/* Index of class name, adding it when new; -1 when ND_MAX_CLASSES is reached or the name
+ * is not valid (empty, ND_NAME_MAX bytes or longer, control characters). */
 int nd_dataset_class(nd_dataset *ds, const char *name);
 /* Appends one window of C*L values. Returns 0 or -ENOMEM. */
 int nd_dataset_append(nd_dataset *ds, uint16_t label, uint64_t group, const float *values);
-/* Adds v to the named counter (creating it). */
-void nd_dataset_count(nd_dataset *ds, const char *name, uint64_t v);
-/* Replaces the embedded config text (copied). */
+/* Adds v to the named counter (creating it; names are cut to 47 bytes). 0 or -ENOMEM. */
+int nd_dataset_count(nd_dataset *ds, const char *name, uint64_t v);
+/* Value of the named counter, 0 when absent. */
+uint64_t nd_dataset_counter(const nd_dataset *ds, const char *name);
+/* Replaces the embedded config text (copied; NULL or "" removes it). 0 or -ENOMEM. */
 int nd_dataset_set_config(nd_dataset *ds, const char *yaml);
 
 int nd_dataset_save(const nd_dataset *ds, const char *path, nd_error *e);
@@ -203,13 +255,20 @@ int nd_dataset_write_sections(const nd_dataset *ds, ndf_writer *w, int with_wind
                               nd_error *e);
 
 /* Series CSV (DESIGN.md §9): header "class,<channel>_<bin>..." channel-major, raw units,
- * one row per window. Errors name the file, line and column. */
+ * one row per window. Errors name the file, line and column. Class names that hold a
+ * comma or a quote are quoted as RFC 4180 says; values are written with 9 significant
+ * digits so that they read back bit for bit. Written atomically like containers. */
 int nd_csv_write(const nd_dataset *ds, const char *path, nd_error *e);
-/* Reads a series CSV; bin_ns is not in the CSV, so the caller gives it. */
+/* Reads a series CSV; bin_ns is not in the CSV, so the caller gives it. Row k (from 0)
+ * gets group k: the CSV does not say which windows share a flow. */
 nd_dataset *nd_csv_read(const char *path, uint64_t bin_ns, nd_error *e);
 
 /* Prints a person's summary of a .ndd or .ndm file (classes, windows, counters,
  * statistics). Returns 0 or a negative code with e filled. */
 int nd_inspect_file(const char *path, FILE *out, nd_error *e);
+/* Same for an open container: header, section table, and the dataset sections (a model
+ * file's classes, channels and statistics too). Model-specific lines come from the model
+ * module (netdiffus inspect calls it for NDF_KIND_MODEL). */
+int nd_inspect_reader(const ndf_reader *r, FILE *out, nd_error *e);
 
 #endif

@@ -1,0 +1,162 @@
+/*
+ * inspect.c — a person's summary of a dataset (.ndd) or model (.ndm) container:
+ * `netdiffus inspect FILE`. Container header and section table for any kind, then what
+ * the dataset sections say (classes, windows, channels, counters, replay statistics).
+ * Model-specific lines are the model module's (cmd_inspect.c calls it by kind).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ndfile_impl.h"
+
+/* "1s", "250ms", "1.5s": ns as a person reads them. */
+static void fmt_ns(uint64_t ns, char *buf, size_t len)
+{
+    static const struct {
+        uint64_t div;
+        const char *unit;
+    } u[] = {{3600 * ND_NS_PER_SEC, "h"}, {60 * ND_NS_PER_SEC, "m"}, {ND_NS_PER_SEC, "s"},
+             {1000000, "ms"},             {1000, "us"},              {1, "ns"}};
+    for (size_t i = 0; i < sizeof u / sizeof u[0]; i++)
+        if (ns >= u[i].div || u[i].div == 1) {
+            snprintf(buf, len, "%.6g%s", (double)ns / (double)u[i].div, u[i].unit);
+            return;
+        }
+}
+
+static double pct(uint64_t part, uint64_t whole)
+{
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+/* Mean frame size of one direction; the last histogram bucket counts as 1518 bytes. */
+static int mean_size(const uint64_t *hist, double *mean, uint64_t *packets)
+{
+    double sum = 0;
+    uint64_t n = 0;
+    for (int b = 0; b < ND_SIZE_HIST; b++) {
+        sum += (double)b * (double)hist[b];
+        n += hist[b];
+    }
+    *packets = n;
+    *mean = n ? sum / (double)n : 0;
+    return n > 0;
+}
+
+static void print_stats(FILE *out, const nd_class_stats *s)
+{
+    uint64_t l4 = s->l4_flows[0] + s->l4_flows[1] + s->l4_flows[2];
+    fprintf(out, "      flows %llu", (unsigned long long)s->flows);
+    if (l4)
+        fprintf(out, " (tcp %.0f%%, udp %.0f%%, other %.0f%%; ipv6 %.0f%%)",
+                pct(s->l4_flows[ND_L4_TCP], l4), pct(s->l4_flows[ND_L4_UDP], l4),
+                pct(s->l4_flows[ND_L4_OTHER], l4), pct(s->ipv6_flows, l4));
+    if (s->flows > 1 && s->last_flow_ns > s->first_flow_ns)
+        fprintf(out, ", %.3g flows/s",
+                (double)(s->flows - 1) * 1e9 / (double)(s->last_flow_ns - s->first_flow_ns));
+    fputc('\n', out);
+
+    uint64_t ports = 0;
+    for (int i = 0; i < ND_PORT_TOP; i++) ports += s->port_count[i];
+    if (ports) {
+        fprintf(out, "      top ports");
+        for (int i = 0; i < 5 && i < ND_PORT_TOP && s->port_count[i]; i++)
+            fprintf(out, " %u (%.0f%%)", s->port[i], pct(s->port_count[i], ports));
+        fputc('\n', out);
+    }
+    static const char *const dir[2] = {"down", "up"};
+    for (int d = 0; d < 2; d++) {
+        double mean;
+        uint64_t n;
+        if (mean_size(s->size_hist[d], &mean, &n))
+            fprintf(out, "      %-4s %llu packets, mean %.1f bytes\n", dir[d],
+                    (unsigned long long)n, mean);
+    }
+}
+
+static int print_dataset(const ndf_reader *r, FILE *out, nd_error *e)
+{
+    nd_error local;
+    if (!e) e = &local;
+    nd_dataset *ds = nd_dataset_from_container(r, e);
+    if (!ds) return e->code;
+    char bin[32], span[32];
+    fmt_ns(ds->bin_ns, bin, sizeof bin);
+    /* Widened: L * bin_ns can pass 2^64 only for absurd bins, but must not wrap then. */
+    double span_ns = (double)ds->L * (double)ds->bin_ns;
+    fmt_ns(span_ns < 1.8e19 ? (uint64_t)span_ns : UINT64_MAX, span, sizeof span);
+    fprintf(out, "windows: %llu, L = %u bins of %s (%s per window), C = %u channels:",
+            (unsigned long long)ds->n_windows, ds->L, bin, span, ds->n_channels);
+    for (uint32_t c = 0; c < ds->n_channels; c++) fprintf(out, " %s", ds->channel_names[c]);
+    fputc('\n', out);
+
+    uint64_t *per = calloc(ds->n_classes ? ds->n_classes : 1, sizeof *per);
+    if (!per) {
+        nd_dataset_free(ds);
+        return nd_error_set(e, -ENOMEM, "out of memory");
+    }
+    for (uint64_t i = 0; i < ds->n_windows; i++) per[ds->labels[i]]++;
+    fprintf(out, "classes: %u\n", ds->n_classes);
+    for (uint32_t k = 0; k < ds->n_classes; k++) {
+        fprintf(out, "  %-24s %10llu windows (%.1f%%)\n", ds->class_names[k],
+                (unsigned long long)per[k], pct(per[k], ds->n_windows));
+        print_stats(out, &ds->stats[k]);
+    }
+    free(per);
+    if (ds->n_counters) {
+        fprintf(out, "counters:\n");
+        for (uint32_t i = 0; i < ds->n_counters; i++)
+            fprintf(out, "  %-40s %llu\n", ds->counters[i].name,
+                    (unsigned long long)ds->counters[i].value);
+    }
+    if (ds->config_yaml)
+        fprintf(out, "config: %zu bytes of YAML embedded\n", strlen(ds->config_yaml));
+    else
+        fprintf(out, "config: none embedded\n");
+    nd_dataset_free(ds);
+    return 0;
+}
+
+int nd_inspect_reader(const ndf_reader *r, FILE *out, nd_error *e)
+{
+    uint32_t kind = ndf_kind(r);
+    char k[5];
+    ndf_tag_str(kind, k);
+    const char *what = kind == NDF_KIND_DATASET ? "dataset"
+                     : kind == NDF_KIND_MODEL   ? "model"
+                                                : "unknown kind";
+    fprintf(out, "%s: netdiffus %s file (kind %s), format version %u, %llu bytes\n",
+            ndf_path(r), what, k, ndf_version(r), (unsigned long long)ndf_file_size(r));
+    fprintf(out, "sections: %zu\n", ndf_section_count(r));
+    fprintf(out, "  %-4s  %12s  %14s  %-10s\n", "tag", "offset", "bytes", "crc32");
+    for (size_t i = 0; i < ndf_section_count(r); i++) {
+        uint32_t tag, crc;
+        uint64_t off;
+        size_t len;
+        ndf_section_at(r, i, &tag, NULL, &len);
+        ndf_section_info(r, i, &off, &crc);
+        char t[5];
+        ndf_tag_str(tag, t);
+        fprintf(out, "  %-4s  %12llu  %14zu  0x%08x\n", t, (unsigned long long)off, len, crc);
+    }
+    /* Models embed the dataset sections without windows: classes, channels, statistics. */
+    switch (kind) {
+    case NDF_KIND_DATASET:
+    case NDF_KIND_MODEL:
+        return print_dataset(r, out, e);
+    default:
+        return 0;
+    }
+}
+
+int nd_inspect_file(const char *path, FILE *out, nd_error *e)
+{
+    nd_error local;
+    if (!e) e = &local;
+    ndf_reader *r = ndf_open(path, 0, e);
+    if (!r) return e->code;
+    int rc = nd_inspect_reader(r, out, e);
+    ndf_close(r);
+    return rc;
+}
