@@ -411,12 +411,15 @@ int ndf_write_section(ndf_writer *w, uint32_t tag, const void *data, size_t len,
     int rc = ndf_section_begin(w, tag, e);
     if (!rc) rc = ndf_section_write(w, data, len, e);
     if (!rc) rc = ndf_section_end(w, e);
+    w->open_section = 0; /* after a failure too: the file is lost anyway (sticky error) */
     return rc;
 }
 
 int ndf_writer_commit(ndf_writer *w, nd_error *e)
 {
-    ND_ASSERT(!w->open_section);
+    /* A section left open is a bug, unless a write failed inside it: then commit only
+     * reports that failure. */
+    ND_ASSERT(!w->open_section || w->f->err);
     unsigned char h[HDR_SIZE];
     header_encode(h, NDF_VERSION, w->kind, w->n_sections, nd_afile_offset(w->f));
     int rc = nd_afile_pwrite(w->f, 0, h, HDR_SIZE, e);
