@@ -28,6 +28,7 @@ typedef struct conf_ctx {
     const char *name; /* file name, or the override text */
     nd_error *e;
     yaml_document_t *doc;
+    int file;                      /* seen[].at are positions in a file worth printing */
     conf_seen seen[CONF_MAX_KEYS]; /* by index in conf_keys */
 } conf_ctx;
 
@@ -116,8 +117,9 @@ static int apply_map_item(conf_ctx *c, const conf_key *k, size_t index, void *it
     const yaml_node_t *set_by[8] = {0};
     ND_ASSERT(l->n_keys <= 8);
     for (size_t j = 0; j < l->n_keys; j++) {
-        char why[512];
-        ND_ASSERT(!conf_scalar_set(&l->keys[j], item, l->keys[j].def, why, sizeof why));
+        char why[512]; /* required fields have no default: the item must set them */
+        if (!l->keys[j].required)
+            ND_ASSERT(!conf_scalar_set(&l->keys[j], item, l->keys[j].def, why, sizeof why));
     }
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(c->doc, p->key);
@@ -297,7 +299,7 @@ static const yaml_mark_t *seen_at(const conf_ctx *c, const char *a, const char *
     for (int i = 0; i < 2; i++) {
         const conf_key *k = names[i] ? conf_key_find(names[i]) : NULL;
         ND_ASSERT(!names[i] || k);
-        if (k && c->seen[k - conf_keys].set) return &c->seen[k - conf_keys].at;
+        if (k && c->seen[k - conf_keys].set) return c->file ? &c->seen[k - conf_keys].at : NULL;
     }
     return NULL;
 }
@@ -358,10 +360,10 @@ static int conf_cross_check(conf_ctx *c, const nd_config *cfg)
                          "L/%u does not divide capture.window (%u)", m->attn_div, cap->window);
     uint32_t lowest = cap->window / down;
     if (m->attn_min_res > cap->window || (m->attn_min_res && m->attn_min_res < lowest))
-        return RULE_FAIL("model.attn_min_res", "capture.window",
-                         "%u px matches no level of the U-Net (%u down to %u px); 0 turns "
-                         "attention off",
-                         m->attn_min_res, cap->window, lowest);
+        return RULE_FAIL("model.attn_min_res", "model.channel_mult",
+                         "must be 0 (no attention) or from the U-Net's lowest level (%u px) "
+                         "to L (%u px), got %u px",
+                         lowest, cap->window, m->attn_min_res);
     uint32_t labels = cfg->n_classes;
     if (labels && cap->default_class[0] && !is_class(cfg, cap->default_class)) labels++;
     if (labels > m->max_classes)
@@ -561,6 +563,7 @@ int nd_config_parse(nd_config *cfg, const char *text, size_t len, const char *na
     conf_ctx *c = malloc(sizeof *c);
     if (!c) return nd_error_set(e, -ENOMEM, "%s: out of memory", name);
     ctx_init(c, name, e);
+    c->file = 1;
     nd_config tmp;
     nd_config_defaults(&tmp);
     yaml_document_t doc;

@@ -87,7 +87,7 @@ static const conf_list classes_list = {
 
 static const conf_key mix_item_keys[] = {
     {.name = "class", .type = CONF_STRING, FI(nd_mix_entry, name), .def = "", .min = "1",
-     .required = 1, .check = check_name, .help = "Class to generate."},
+     .required = 1, .check = check_name, .help = "Class to generate (one of classes when given)."},
     {.name = "weight", .type = CONF_DOUBLE, FI(nd_mix_entry, weight), .def = "1",
      .min = "0", .max = "1e6", .help = "Relative share of the flows (weights need not sum to 1)."},
 };
@@ -170,7 +170,7 @@ const conf_key conf_keys[] = {
 
     /* model: the U-Net and the diffusion process (DESIGN.md section 6) */
     {"model.arch", CONF_ENUM, F(model.arch), .def = "unet-ref", .choices = "unet-ref",
-     .help = "Network architecture."},
+     .help = "Network architecture (DESIGN.md section 6)."},
     {"model.base_channels", CONF_UINT, F(model.base_channels), .def = "32", .min = "8",
      .max = "512", .unit = "feature maps",
      .help = "Width of the first level; divisible by model.groups."},
@@ -195,7 +195,8 @@ const conf_key conf_keys[] = {
     {"model.timesteps", CONF_UINT, F(model.timesteps), .def = "1000", .min = "10",
      .max = "10000", .unit = "steps", .help = "T: diffusion steps of training."},
     {"model.schedule", CONF_ENUM, F(model.schedule), .def = "cosine",
-     .choices = "cosine|linear", .help = "Noise schedule."},
+     .choices = "cosine|linear",
+     .help = "Noise schedule: cosine (Nichol & Dhariwal) or linear beta (Ho et al.)."},
     {"model.prediction", CONF_ENUM, F(model.prediction), .def = "eps", .choices = "eps|v",
      .help = "What the network predicts: the noise (eps) or the velocity (v)."},
     {"model.threads", CONF_UINT, F(model.threads), .def = "0", .max = "1024",
@@ -203,9 +204,9 @@ const conf_key conf_keys[] = {
 
     /* train: AdamW + EMA over the dataset */
     {"train.steps", CONF_UINT, F(train.steps), .def = "50000", .min = "1",
-     .max = "1000000000000", .unit = "steps", .help = "Optimiser steps."},
+     .max = "1000000000000", .unit = "steps", .help = "Optimiser steps of a training run (one batch each)."},
     {"train.batch", CONF_UINT, F(train.batch), .def = "64", .min = "1", .max = "4096",
-     .unit = "windows", .help = "Windows per step."},
+     .unit = "windows", .help = "Windows per optimiser step."},
     {"train.lr", CONF_DOUBLE, F(train.lr), .def = "2e-4", .min = "1e-8", .max = "1",
      .help = "AdamW learning rate (after warm-up)."},
     {"train.weight_decay", CONF_DOUBLE, F(train.weight_decay), .def = "0", .min = "0",
@@ -230,7 +231,8 @@ const conf_key conf_keys[] = {
 
     /* sample: DDIM / DDPM with classifier-free guidance */
     {"sample.sampler", CONF_ENUM, F(sample.sampler), .def = "ddim", .choices = "ddim|ddpm",
-     .help = "Sampler."},
+     .help = "ddim: sample.steps steps, deterministic at sample.eta 0; ddpm: all "
+             "model.timesteps steps, stochastic."},
     {"sample.steps", CONF_UINT, F(sample.steps), .def = "50", .min = "1", .max = "10000",
      .unit = "steps", .help = "Denoising steps (DDIM); at most model.timesteps."},
     {"sample.guidance", CONF_DOUBLE, F(sample.guidance), .def = "2", .min = "0", .max = "100",
@@ -240,7 +242,7 @@ const conf_key conf_keys[] = {
      .help = "DDIM stochasticity: 0 deterministic, 1 like DDPM."},
     {"sample.batch", CONF_UINT, F(sample.batch), .def = "64", .min = "1", .max = "4096",
      .unit = "windows", .help = "Windows sampled per network pass."},
-    {"sample.seed", CONF_UINT, F(sample.seed), .def = "1", .help = "Random seed of the noise."},
+    {"sample.seed", CONF_UINT, F(sample.seed), .def = "1", .help = "Random seed of the noise: same seed and model, same samples."},
 
     /* replay: synthetic packets on a sink; addresses from documentation ranges */
     {"replay.speed", CONF_DOUBLE, F(replay.speed), .def = "1", .min = "0.001", .max = "1000",

@@ -1,0 +1,161 @@
+/*
+ * test_conf_units.c — durations and sizes: valid forms give exact integers, invalid
+ * forms (no unit, negative, overflow, fractions below the unit, junk) are errors that
+ * say what was expected, and formatting reads back to the same value.
+ */
+#include "conf_test.h"
+
+static const struct {
+    const char *text;
+    uint64_t ns;
+} durations[] = {
+    {"10ns", 10},
+    {"250us", 250000},
+    {"250\xc2\xb5s", 250000},
+    {"100ms", 100000000},
+    {"1s", 1000000000},
+    {"1.5s", 1500000000},
+    {"0.001s", 1000000},
+    {"2m", 120000000000},
+    {"1h", 3600000000000},
+    {"1.25h", 4500000000000},
+    {"0s", 0},
+    {"100 ms", 100000000},
+    {"+3s", 3000000000},
+    {"1.000000000000000000000s", 1000000000}, /* trailing zeros past 18 digits */
+    {"18446744073709551615ns", UINT64_MAX},
+    {"5124095h", 5124095ull * 3600 * 1000000000},
+};
+
+static const struct {
+    const char *text, *why;
+} bad_durations[] = {
+    {"5", "a bare number is ambiguous"},
+    {"1.5", "a bare number is ambiguous"},
+    {"-1s", "not negative"},
+    {"-0.5ms", "not negative"},
+    {"1.5ns", "whole number of ns"},
+    {"0.1ns", "whole number of ns"},
+    {"18446744073709551616ns", "fits in 64 bits"},
+    {"5124096h", "fits in 64 bits"},
+    {"99999999999999999999999s", "fits in 64 bits"},
+    {"1sec", "a number and a unit"},
+    {"1 s s", "a number and a unit"},
+    {"s", "a number and a unit"},
+    {"", "a number and a unit"},
+    {"1.s", "a number and a unit"},
+    {".5s", "a number and a unit"},
+    {"1d", "a number and a unit"},
+    {"1S", "a number and a unit"},
+    {"1e3ms", "a number and a unit"},
+};
+
+static const struct {
+    const char *text;
+    uint64_t bytes;
+} sizes[] = {
+    {"1500", 1500},
+    {"0", 0},
+    {"1500B", 1500},
+    {"1k", 1024},
+    {"1K", 1024},
+    {"1KiB", 1024},
+    {"64MiB", 64ull << 20},
+    {"64M", 64ull << 20},
+    {"2GiB", 2ull << 30},
+    {"2G", 2ull << 30},
+    {"1TiB", 1ull << 40},
+    {"1.5k", 1536},
+    {"0.5MiB", 512ull << 10},
+    {"16 MiB", 16ull << 20},
+    {"18446744073709551615", UINT64_MAX},
+    {"16777215TiB", 16777215ull << 40},
+};
+
+static const struct {
+    const char *text, *why;
+} bad_sizes[] = {
+    {"-1", "not negative"},
+    {"-1k", "not negative"},
+    {"1.5", "whole number of bytes"},
+    {"1.1k", "whole number of bytes"},
+    {"18446744073709551616", "fits in 64 bits"},
+    {"16777216TiB", "fits in 64 bits"},
+    {"1MB", "binary unit"},
+    {"1kB", "binary unit"},
+    {"1Mi", "binary unit"},
+    {"1 parsec", "binary unit"},
+    {"MiB", "binary unit"},
+    {"", "binary unit"},
+    {"0x10", "binary unit"},
+};
+
+int main(void)
+{
+    char buf[64];
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+        uint64_t ns = 1, back = 2;
+        nd_error e = {0};
+        if (nd_parse_duration(durations[i].text, &ns, &e))
+            CHECK_FAIL_("'%s': %s", durations[i].text, e.msg);
+        CHECK_U64_EQ(ns, durations[i].ns);
+        nd_format_duration(ns, buf, sizeof buf);
+        CHECK_EQ(nd_parse_duration(buf, &back, &e), 0);
+        CHECK_U64_EQ(back, ns);
+    }
+    for (size_t i = 0; i < sizeof bad_durations / sizeof bad_durations[0]; i++) {
+        uint64_t ns = 7;
+        nd_error e = {0};
+        CHECK_EQ(nd_parse_duration(bad_durations[i].text, &ns, &e), ND_ECONFIG);
+        CHECK_CONTAINS(e.msg, bad_durations[i].why);
+        CHECK_CONTAINS(e.msg, "expected");
+        CHECK_U64_EQ(ns, 7); /* untouched on failure */
+    }
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        uint64_t b = 1, back = 2;
+        nd_error e = {0};
+        if (nd_parse_size(sizes[i].text, &b, &e)) CHECK_FAIL_("'%s': %s", sizes[i].text, e.msg);
+        CHECK_U64_EQ(b, sizes[i].bytes);
+        nd_format_size(b, buf, sizeof buf);
+        CHECK_EQ(nd_parse_size(buf, &back, &e), 0);
+        CHECK_U64_EQ(back, b);
+    }
+    for (size_t i = 0; i < sizeof bad_sizes / sizeof bad_sizes[0]; i++) {
+        uint64_t b = 7;
+        nd_error e = {0};
+        CHECK_EQ(nd_parse_size(bad_sizes[i].text, &b, &e), ND_ECONFIG);
+        CHECK_CONTAINS(e.msg, bad_sizes[i].why);
+        CHECK_U64_EQ(b, 7);
+    }
+
+    /* formatting picks the largest exact unit, the way a person writes it */
+    nd_format_duration(1000000000, buf, sizeof buf);
+    CHECK_STR_EQ(buf, "1s");
+    nd_format_duration(1500000000, buf, sizeof buf);
+    CHECK_STR_EQ(buf, "1500ms");
+    nd_format_duration(7200000000000, buf, sizeof buf);
+    CHECK_STR_EQ(buf, "2h");
+    nd_format_duration(250000, buf, sizeof buf);
+    CHECK_STR_EQ(buf, "250us");
+    nd_format_duration(0, buf, sizeof buf);
+    CHECK_STR_EQ(buf, "0s");
+    nd_format_duration(1001, buf, sizeof buf);
+    CHECK_STR_EQ(buf, "1001ns");
+    nd_format_size(64ull << 20, buf, sizeof buf);
+    CHECK_STR_EQ(buf, "64MiB");
+    nd_format_size(1500, buf, sizeof buf);
+    CHECK_STR_EQ(buf, "1500");
+    nd_format_size(1536, buf, sizeof buf);
+    CHECK_STR_EQ(buf, "1536");
+    nd_format_size(0, buf, sizeof buf);
+    CHECK_STR_EQ(buf, "0");
+    nd_format_size(3ull << 40, buf, sizeof buf);
+    CHECK_STR_EQ(buf, "3TiB");
+    /* e may be NULL */
+    uint64_t v;
+    CHECK_EQ(nd_parse_duration("x", &v, NULL), ND_ECONFIG);
+    printf("ok: %zu+%zu durations, %zu+%zu sizes\n", sizeof durations / sizeof durations[0],
+           sizeof bad_durations / sizeof bad_durations[0], sizeof sizes / sizeof sizes[0],
+           sizeof bad_sizes / sizeof bad_sizes[0]);
+    return 0;
+}
