@@ -79,9 +79,3 @@ PENDING(render, "render", 5, "draw a dataset's windows as GASF images and series
         "usage: netdiffus render IN.ndd --png OUT.png\n"
         "\n"
         "Not available yet in this build (issue #5).\n");
-
-PENDING(inspect, "inspect", 2, "summarise a dataset, model or config file",
-        "usage: netdiffus inspect FILE.ndd|FILE.ndm\n"
-        "       netdiffus inspect --config CONF.yaml\n"
-        "\n"
-        "Not available yet in this build (issue #2).\n");

@@ -46,6 +46,11 @@ static int mean_size(const uint64_t *hist, double *mean, uint64_t *packets)
 
 static void print_stats(FILE *out, const nd_class_stats *s)
 {
+    static const nd_class_stats none;
+    if (!memcmp(s, &none, sizeof none)) {
+        fprintf(out, "      no traffic statistics (imported series, or no flows)\n");
+        return;
+    }
     uint64_t l4 = s->l4_flows[0] + s->l4_flows[1] + s->l4_flows[2];
     fprintf(out, "      flows %llu", (unsigned long long)s->flows);
     if (l4)
@@ -129,7 +134,7 @@ int nd_inspect_reader(const ndf_reader *r, FILE *out, nd_error *e)
     fprintf(out, "%s: netdiffus %s file (kind %s), format version %u, %llu bytes\n",
             ndf_path(r), what, k, ndf_version(r), (unsigned long long)ndf_file_size(r));
     fprintf(out, "sections: %zu\n", ndf_section_count(r));
-    fprintf(out, "  %-4s  %12s  %14s  %-10s\n", "tag", "offset", "bytes", "crc32");
+    fprintf(out, "  %-4s  %12s  %14s  %s\n", "tag", "offset", "bytes", "crc32");
     for (size_t i = 0; i < ndf_section_count(r); i++) {
         uint32_t tag, crc;
         uint64_t off;

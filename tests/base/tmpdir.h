@@ -43,12 +43,12 @@ static inline const char *tmp_dir(void)
     return tmp_dir_;
 }
 
-/* "<dir>/name" in a static ring of buffers (a few may be alive at once). */
+/* "<dir>/name" in a static ring of buffers: the last 32 stay valid. */
 static inline const char *tmp_path(const char *name)
 {
-    static char buf[8][512];
+    static char buf[32][512];
     static int next;
-    char *p = buf[next++ % 8];
+    char *p = buf[next++ % 32];
     snprintf(p, 512, "%s/%s", tmp_dir(), name);
     return p;
 }

@@ -1,0 +1,208 @@
+/*
+ * test_cli.c — the netdiffus program as a person meets it: --help everywhere, exit codes
+ * (0 ok, 1 runtime failure, 2 usage or config error), subcommands not landed yet, and
+ * `inspect` on good, missing, foreign, truncated and corrupt files and on configs.
+ */
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../base/tmpdir.h"
+#include "check.h"
+#include "nd.h"
+
+static char *out_text, *err_text; /* of the last run */
+
+/* Runs netdiffus with args (NULL-terminated), stdin from /dev/null; returns its exit
+ * code with stdout and stderr in out_text and err_text. */
+static int run(const char *const *args)
+{
+    static char out[512], err[512]; /* own copies: tmp_path's ring is reused */
+    if (!out[0]) {
+        snprintf(out, sizeof out, "%s", tmp_path("stdout"));
+        snprintf(err, sizeof err, "%s", tmp_path("stderr"));
+    }
+    const char *argv[32] = {ND_BINARY};
+    int n = 1;
+    for (; args[n - 1]; n++) argv[n] = args[n - 1];
+    argv[n] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY), o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644),
+            e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || o < 0 || e < 0) _exit(126);
+        dup2(in, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        execv(ND_BINARY, (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st)) CHECK_FAIL_("netdiffus %s: killed by signal %d", args[0] ? args[0] : "",
+                                    WTERMSIG(st));
+    size_t len;
+    free(out_text);
+    free(err_text);
+    out_text = (char *)read_bytes(out, &len);
+    err_text = (char *)read_bytes(err, &len);
+    return WEXITSTATUS(st);
+}
+
+#define RUN(...) run((const char *const[]){__VA_ARGS__, NULL})
+#define EXPECT(code, ...)                                                                \
+    do {                                                                                 \
+        int rc_ = RUN(__VA_ARGS__);                                                      \
+        if (rc_ != (code))                                                               \
+            CHECK_FAIL_("exit %d, expected %d\nstdout:\n%s\nstderr:\n%s", rc_, (code),   \
+                        out_text, err_text);                                             \
+    } while (0)
+
+static void test_help(void)
+{
+    EXPECT(0, "--help");
+    CHECK_CONTAINS(out_text, "usage: netdiffus");
+    CHECK_CONTAINS(out_text, "exit codes");
+    char *help = strdup(out_text);
+    EXPECT(0, "-h");
+    EXPECT(0, "help", "inspect");
+    CHECK_CONTAINS(out_text, "usage: netdiffus inspect");
+    EXPECT(0, "--version");
+    CHECK_CONTAINS(out_text, "netdiffus ");
+
+    /* Every command listed by --help answers its own --help with a usage line, and
+     * one whose issue has not landed says so and fails with 1. */
+    int commands = 0, pending = 0;
+    char *list = strstr(help, "commands:\n");
+    CHECK(list);
+    for (char *line = strtok(list + 10, "\n"); line && !strncmp(line, "  ", 2) && line[2] != ' ';
+         line = strtok(NULL, "\n")) {
+        char name[32];
+        CHECK_EQ(sscanf(line, " %31s", name), 1);
+        char usage[64];
+        snprintf(usage, sizeof usage, "usage: netdiffus %s", name);
+        EXPECT(0, name, "--help");
+        CHECK_CONTAINS(out_text, usage);
+        EXPECT(0, name, "-h");
+        CHECK_CONTAINS(out_text, usage);
+        commands++;
+        if (strstr(line, "[not yet available]")) {
+            EXPECT(1, name);
+            CHECK_CONTAINS(err_text, "not available yet");
+            CHECK_CONTAINS(err_text, "issue #");
+            pending++;
+        }
+    }
+    CHECK_EQ(commands, 10);
+    if (!pending) fprintf(stderr, "note: every subcommand has landed, none pending\n");
+    free(help);
+
+    EXPECT(2, NULL);
+    CHECK_CONTAINS(err_text, "usage: netdiffus");
+    EXPECT(2, "frobnicate");
+    CHECK_CONTAINS(err_text, "unknown command 'frobnicate'");
+    EXPECT(2, "-v");
+}
+
+static void test_inspect(void)
+{
+    /* Usage errors. */
+    EXPECT(2, "inspect");
+    CHECK_CONTAINS(err_text, "no file given");
+    EXPECT(2, "inspect", "--bogus");
+    CHECK_CONTAINS(err_text, "unknown option '--bogus'");
+    EXPECT(2, "inspect", "--config");
+    EXPECT(2, "inspect", "--config", "a.yaml", "b.ndd");
+
+    /* A dataset file. */
+    const char *names[] = {"bytes_down", "bytes_up"};
+    nd_dataset *ds = nd_dataset_new(2, names, 4, ND_NS_PER_SEC / 2);
+    CHECK(ds);
+    int web = nd_dataset_class(ds, "web"), dns = nd_dataset_class(ds, "dns");
+    float w[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    for (int i = 0; i < 3; i++) CHECK_EQ(nd_dataset_append(ds, (uint16_t)web, (uint64_t)i, w), 0);
+    CHECK_EQ(nd_dataset_append(ds, (uint16_t)dns, 9, w), 0);
+    nd_class_stats *s = &ds->stats[web];
+    s->flows = 3;
+    s->l4_flows[ND_L4_TCP] = 3;
+    s->port[0] = 443;
+    s->port_count[0] = 3;
+    s->size_hist[ND_DOWN][1500] = 10;
+    s->size_hist[ND_UP][60] = 10;
+    nd_dataset_count(ds, "parse.truncated_ipv4", 2);
+    nd_dataset_set_config(ds, "capture:\n  bin: 500ms\n");
+    const char *ndd = tmp_path("data.ndd");
+    nd_error e = {0};
+    if (nd_dataset_save(ds, ndd, &e)) CHECK_FAIL_("%s", e.msg);
+    nd_dataset_free(ds);
+
+    EXPECT(0, "inspect", ndd);
+    CHECK_CONTAINS(out_text, "netdiffus dataset file (kind NDDS), format version 1");
+    CHECK_CONTAINS(out_text, "windows: 4, L = 4 bins of 500ms (2s per window), C = 2 channels: "
+                             "bytes_down bytes_up");
+    CHECK_CONTAINS(out_text, "classes: 2");
+    CHECK_CONTAINS(out_text, "  web  ");
+    CHECK_CONTAINS(out_text, " 3 windows (75.0%)");
+    CHECK_CONTAINS(out_text, "flows 3 (tcp 100%, udp 0%, other 0%; ipv6 0%)");
+    CHECK_CONTAINS(out_text, "top ports 443 (100%)");
+    CHECK_CONTAINS(out_text, "down 10 packets, mean 1500.0 bytes");
+    CHECK_CONTAINS(out_text, "up   10 packets, mean 60.0 bytes");
+    CHECK_CONTAINS(out_text, "no traffic statistics");
+    CHECK_CONTAINS(out_text, "parse.truncated_ipv4");
+    CHECK_CONTAINS(out_text, "config: 22 bytes of YAML embedded");
+    CHECK_CONTAINS(out_text, "META");
+    CHECK_CONTAINS(out_text, "VALS");
+    fprintf(stderr, "--- inspect output ---\n%s----------------------\n", out_text);
+
+    /* Missing, foreign, truncated and corrupt files: 1, with the reason. */
+    EXPECT(1, "inspect", tmp_path("missing.ndd"));
+    CHECK_CONTAINS(err_text, "missing.ndd: cannot open: No such file or directory");
+    const char *txt = tmp_path("notes.txt");
+    write_bytes(txt, "just some text\n", 15);
+    EXPECT(1, "inspect", txt);
+    CHECK_CONTAINS(err_text, "notes.txt: not a netdiffus dataset or model file");
+    size_t n;
+    unsigned char *bytes = read_bytes(ndd, &n);
+    const char *cut = tmp_path("cut.ndd");
+    write_bytes(cut, bytes, n / 2);
+    EXPECT(1, "inspect", cut);
+    CHECK_CONTAINS(err_text, "truncated");
+    bytes[n - 3] ^= 0x40; /* inside the last section (CONF) */
+    write_bytes(cut, bytes, n);
+    EXPECT(1, "inspect", cut);
+    CHECK_CONTAINS(err_text, "corrupt: section 'CONF'");
+    free(bytes);
+    /* Several files: each reported, the worst exit code wins. */
+    EXPECT(1, "inspect", ndd, txt);
+    CHECK_CONTAINS(out_text, "windows: 4");
+    CHECK_CONTAINS(err_text, "notes.txt");
+
+    /* Configs: effective config for a good one, 2 for bad ones, 1 for a missing one. */
+    const char *good = tmp_path("good.yaml"), *bad = tmp_path("bad.yaml"),
+               *unknown = tmp_path("unknown.yaml");
+    write_bytes(good, "capture:\n  bin: 250ms\n", 22);
+    write_bytes(bad, "capture:\n  bin: [\n", 18);
+    write_bytes(unknown, "capture:\n  bins: 1s\n", 20);
+    EXPECT(0, "inspect", "--config", good);
+    CHECK_CONTAINS(out_text, "capture:");
+    CHECK_CONTAINS(out_text, "bin: 250ms");
+    EXPECT(0, "inspect", "-c", good);
+    EXPECT(2, "inspect", "--config", bad);
+    CHECK_CONTAINS(err_text, "bad.yaml:");
+    EXPECT(2, "inspect", "--config", unknown);
+    CHECK_CONTAINS(err_text, "unknown.yaml:2:");
+    EXPECT(1, "inspect", "--config", tmp_path("missing.yaml"));
+    CHECK_CONTAINS(err_text, "missing.yaml");
+}
+
+int main(void)
+{
+    test_help();
+    test_inspect();
+    free(out_text);
+    free(err_text);
+    printf("cli: ok\n");
+    return 0;
+}
