@@ -1,0 +1,121 @@
+/*
+ * headers.c — packet descriptor → frame bytes: Ethernet, IPv4 or IPv6, TCP or UDP, with
+ * correct checksums (or the pseudo-header sum that NIC checksum offload expects).
+ *
+ * Payload bytes are zeros: the replay reproduces sizes and timing, never content. Zeros
+ * add nothing to the ones'-complement sum, so each checksum costs the header only.
+ */
+#include "replay_impl.h"
+
+static inline void put16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* Adds big-endian 16-bit words of p[0..n) (n even) to a 32-bit ones'-complement sum. */
+static inline uint32_t sum16(uint32_t s, const uint8_t *p, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i += 2) s += (uint32_t)p[i] << 8 | p[i + 1];
+    return s;
+}
+
+static inline uint16_t fold(uint32_t s)
+{
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)s;
+}
+
+void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d,
+               const uint8_t mac_cli[6], const uint8_t mac_srv[6], int flags)
+{
+    const int up = d->dir == ND_UP, v6 = f->ipv6, tcp = f->l4 == ND_L4_TCP;
+    const int syn = tcp && (d->flags & TCPF_SYN);
+    const uint8_t *src = up ? f->caddr : f->saddr, *dst = up ? f->saddr : f->caddr;
+    const uint16_t sport = up ? f->cport : f->sport, dport = up ? f->sport : f->cport;
+    const uint32_t hlen = pkt_hdr_len(v6, f->l4, syn);
+    const uint32_t l3len = d->len - 14u, l4len = l3len - (v6 ? 40u : 20u);
+    const uint8_t proto = tcp ? 6 : 17;
+    ND_ASSERT(d->len >= hlen);
+
+    /* Ethernet */
+    memcpy(buf, up ? mac_srv : mac_cli, 6);
+    memcpy(buf + 6, up ? mac_cli : mac_srv, 6);
+    put16(buf + 12, v6 ? 0x86dd : 0x0800);
+
+    /* IP, and the pseudo-header part of the L4 checksum */
+    uint8_t *ip = buf + 14, *l4;
+    uint32_t ph;
+    if (!v6) {
+        ip[0] = 0x45;
+        ip[1] = 0;
+        put16(ip + 2, l3len);
+        put16(ip + 4, (d->seq ^ d->ack ^ d->order) & 0xffff); /* any value: DF is set */
+        put16(ip + 6, 0x4000);
+        ip[8] = f->ttl[d->dir];
+        ip[9] = proto;
+        put16(ip + 10, 0);
+        memcpy(ip + 12, src, 4);
+        memcpy(ip + 16, dst, 4);
+        if (!(flags & PKT_CSUM_OFFLOAD)) put16(ip + 10, (uint16_t)~fold(sum16(0, ip, 20)));
+        ph = sum16(0, ip + 12, 8) + proto + l4len;
+        l4 = ip + 20;
+    } else {
+        put32(ip, 0x60000000);
+        put16(ip + 4, l4len);
+        ip[6] = proto;
+        ip[7] = f->ttl[d->dir];
+        memcpy(ip + 8, src, 16);
+        memcpy(ip + 24, dst, 16);
+        ph = sum16(0, ip + 8, 32) + proto + l4len;
+        l4 = ip + 40;
+    }
+
+    /* TCP or UDP */
+    uint32_t l4hdr;
+    uint8_t *csum;
+    put16(l4, sport);
+    put16(l4 + 2, dport);
+    if (tcp) {
+        l4hdr = syn ? 24 : 20;
+        put32(l4 + 4, d->seq);
+        put32(l4 + 8, d->ack);
+        l4[12] = (uint8_t)(l4hdr / 4 << 4);
+        l4[13] = d->flags;
+        put16(l4 + 14, 64240);
+        put16(l4 + 16, 0);
+        put16(l4 + 18, 0);
+        if (syn) {
+            l4[20] = 2; /* MSS option */
+            l4[21] = 4;
+            put16(l4 + 22, f->mss);
+        }
+        csum = l4 + 16;
+    } else {
+        l4hdr = 8;
+        put16(l4 + 4, l4len);
+        put16(l4 + 6, 0);
+        csum = l4 + 6;
+    }
+
+    /* zero payload: only what the previous frame in this buffer may have left, when the
+     * caller keeps everything past PKT_HDR_MAX zero */
+    uint32_t end = d->len;
+    if ((flags & PKT_ZERO_TAIL) && end > PKT_HDR_MAX) end = PKT_HDR_MAX;
+    if (end > hlen) memset(buf + hlen, 0, end - hlen);
+
+    if (flags & PKT_CSUM_OFFLOAD) {
+        put16(csum, fold(ph)); /* the NIC adds the segment and complements */
+    } else {
+        uint16_t c = (uint16_t)~fold(sum16(ph, l4, l4hdr));
+        if (!tcp && c == 0) c = 0xffff; /* UDP: 0 means "no checksum" */
+        put16(csum, c);
+    }
+}

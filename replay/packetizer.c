@@ -1,0 +1,469 @@
+/*
+ * packetizer.c — series → packet descriptors (DESIGN.md §8), one bin at a time.
+ *
+ * For each bin and direction the packetizer emits packets whose frame sizes add up to the
+ * bytes of the series: sizes are drawn from the class's per-direction size histogram and
+ * the last packet of the bin takes the remainder. Bytes that cannot make a legal frame (a
+ * remainder below the smallest frame of the flow) are carried to the next bin, so that the
+ * error of any bin stays below one minimum frame (54 bytes for TCP/IPv4); forced TCP
+ * packets (handshake, FIN) that do not fit a bin's bytes are taken from the next bins.
+ * Send times inside a bin come from the class's inter-arrival histogram. docs/REPLAY.md
+ * has the details and the bounds.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "replay_impl.h"
+
+#define ETH_HDR 14
+#define IP4_HDR 20
+#define IP6_HDR 40
+#define TCP_HDR 20
+#define TCP_SYN_OPT 4 /* MSS option on SYN and SYN-ACK */
+#define UDP_HDR 8
+#define MAX_FRAME 1514          /* Ethernet, 1500-byte MTU, no VLAN tag, no FCS */
+#define MAX_PKTS_PER_BIN (1u << 22) /* per direction: bounds memory on absurd series */
+
+/* ------------------------------------------------------------------------------------ */
+/* Draw tables                                                                          */
+/* ------------------------------------------------------------------------------------ */
+
+int pkt_cdf_init(pkt_cdf *c, const uint64_t *hist, uint32_t len)
+{
+    memset(c, 0, sizeof *c);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < len; i++) n += hist[i] != 0;
+    if (!n) return 0;
+    c->value = malloc(n * sizeof *c->value);
+    c->cum = malloc(n * sizeof *c->cum);
+    if (!c->value || !c->cum) {
+        pkt_cdf_free(c);
+        return -ENOMEM;
+    }
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < len; i++) {
+        if (!hist[i]) continue;
+        sum += hist[i];
+        c->value[c->n] = i;
+        c->cum[c->n++] = sum;
+    }
+    return 0;
+}
+
+void pkt_cdf_free(pkt_cdf *c)
+{
+    free(c->value);
+    free(c->cum);
+    memset(c, 0, sizeof *c);
+}
+
+uint32_t pkt_cdf_draw(const pkt_cdf *c, replay_rng *r)
+{
+    uint64_t x = replay_rng_below(r, c->cum[c->n - 1]);
+    uint32_t lo = 0, hi = c->n - 1; /* first entry with cum > x */
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (c->cum[mid] > x) hi = mid;
+        else lo = mid + 1;
+    }
+    return c->value[lo];
+}
+
+int pkt_class_init(pkt_class *pc, const nd_class_stats *st, const char *name)
+{
+    memset(pc, 0, sizeof *pc);
+    pc->name = name;
+    pc->st = st;
+    int rc = 0;
+    for (int d = 0; d < 2 && !rc; d++) {
+        rc = pkt_cdf_init(&pc->size[d], st->size_hist[d], ND_SIZE_HIST);
+        if (!rc) rc = pkt_cdf_init(&pc->iat[d], st->iat_hist[d], ND_IAT_HIST);
+        if (!rc) rc = pkt_cdf_init(&pc->ttl[d], st->ttl_hist[d], 256);
+    }
+    uint64_t ports[ND_PORT_TOP];
+    for (int i = 0; i < ND_PORT_TOP; i++) ports[i] = st->port[i] ? st->port_count[i] : 0;
+    if (!rc) rc = pkt_cdf_init(&pc->port, ports, ND_PORT_TOP);
+    uint64_t mss[ND_MSS_TOP];
+    for (int i = 0; i < ND_MSS_TOP; i++) mss[i] = st->mss[i] >= 64 ? st->mss_count[i] : 0;
+    if (!rc) rc = pkt_cdf_init(&pc->mss, mss, ND_MSS_TOP);
+    if (rc) {
+        pkt_class_free(pc);
+        return rc;
+    }
+    uint64_t tcp = st->l4_flows[ND_L4_TCP], udp = st->l4_flows[ND_L4_UDP];
+    pc->p_udp = tcp + udp ? (double)udp / (double)(tcp + udp) : 0.0;
+    pc->p_ipv6 = st->flows ? (double)st->ipv6_flows / (double)st->flows : 0.0;
+    if (st->flows > 1 && st->last_flow_ns > st->first_flow_ns)
+        pc->rate = (double)(st->flows - 1) * 1e9 / (double)(st->last_flow_ns - st->first_flow_ns);
+    pc->has_sizes = pc->size[0].n || pc->size[1].n;
+    pc->has_iat = pc->iat[0].n || pc->iat[1].n;
+    return 0;
+}
+
+void pkt_class_free(pkt_class *pc)
+{
+    for (int d = 0; d < 2; d++) {
+        pkt_cdf_free(&pc->size[d]);
+        pkt_cdf_free(&pc->iat[d]);
+        pkt_cdf_free(&pc->ttl[d]);
+    }
+    pkt_cdf_free(&pc->port);
+    pkt_cdf_free(&pc->mss);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Address pools and MACs                                                               */
+/* ------------------------------------------------------------------------------------ */
+
+int pkt_pool_parse(pkt_pool *p, const char *text, uint32_t count, const char *what,
+                   nd_error *e)
+{
+    memset(p, 0, sizeof *p);
+    p->count = count ? count : 1;
+    char buf[ND_CONF_STR];
+    if (!text || strlen(text) >= sizeof buf)
+        return nd_error_set(e, ND_ECONFIG, "%s: expected prefixes like 198.18.0.0/16", what);
+    strcpy(buf, text);
+    for (char *save = NULL, *tok = strtok_r(buf, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+        char *slash = strchr(tok, '/');
+        int six = strchr(tok, ':') != NULL, max = six ? 128 : 32;
+        long plen = max;
+        if (slash) {
+            char *end;
+            *slash = 0;
+            plen = strtol(slash + 1, &end, 10);
+            if (*end || plen < 0 || plen > max)
+                return nd_error_set(e, ND_ECONFIG, "%s: bad prefix length in '%s'", what, text);
+        }
+        uint8_t a[16];
+        if (inet_pton(six ? AF_INET6 : AF_INET, tok, a) != 1)
+            return nd_error_set(e, ND_ECONFIG, "%s: '%s' is not an IPv%d address", what, tok,
+                                six ? 6 : 4);
+        if (!six) {
+            uint32_t base = (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
+            uint64_t size = 1ull << (32 - plen);
+            base &= plen ? ~(uint32_t)(size - 1) : 0;
+            /* network and broadcast addresses are left out of prefixes that have them */
+            p->base4 = size > 2 ? base : base - 1;
+            p->span4 = (uint32_t)(size > 2 ? size - 2 : size);
+            p->has4 = 1;
+            if (p->count > p->span4)
+                return nd_error_set(e, ND_ECONFIG, "%s: %u addresses asked, %s/%ld has %u",
+                                    what, p->count, tok, plen, p->span4);
+        } else {
+            for (int i = 0; i < 16; i++) {
+                int bits = (int)plen - 8 * i;
+                uint8_t mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
+                p->base6[i] = a[i] & mask;
+            }
+            p->span6 = plen >= 65 ? (1ull << (128 - plen)) - 1 : UINT64_MAX;
+            p->has6 = 1;
+            if (p->count > p->span6)
+                return nd_error_set(e, ND_ECONFIG, "%s: %u addresses asked, %s/%ld is smaller",
+                                    what, p->count, tok, plen);
+        }
+    }
+    if (!p->has4 && !p->has6)
+        return nd_error_set(e, ND_ECONFIG, "%s: no prefix in '%s'", what, text);
+    return 0;
+}
+
+void pkt_pool_addr4(const pkt_pool *p, uint32_t i, uint8_t out[4])
+{
+    uint32_t a = p->base4 + 1 + i % p->span4;
+    out[0] = (uint8_t)(a >> 24), out[1] = (uint8_t)(a >> 16);
+    out[2] = (uint8_t)(a >> 8), out[3] = (uint8_t)a;
+}
+
+void pkt_pool_addr6(const pkt_pool *p, uint32_t i, uint8_t out[16])
+{
+    memcpy(out, p->base6, 16);
+    uint64_t add = 1 + (uint64_t)i % p->span6, lo = 0;
+    for (int k = 8; k < 16; k++) lo = lo << 8 | out[k];
+    lo += add; /* the host part: prefixes up to /64 never carry out of it */
+    for (int k = 15; k >= 8; k--, lo >>= 8) out[k] = (uint8_t)lo;
+}
+
+int pkt_mac_parse(const char *text, uint8_t out[6])
+{
+    unsigned v[6];
+    char tail;
+    if (!text || sscanf(text, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                        &tail) != 6)
+        return -1;
+    for (int i = 0; i < 6; i++) {
+        if (v[i] > 255) return -1;
+        out[i] = (uint8_t)v[i];
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Flows                                                                                */
+/* ------------------------------------------------------------------------------------ */
+
+uint16_t pkt_hdr_len(int ipv6, int l4, int syn)
+{
+    return (uint16_t)(ETH_HDR + (ipv6 ? IP6_HDR : IP4_HDR) +
+                      (l4 == ND_L4_UDP ? UDP_HDR : TCP_HDR + (syn ? TCP_SYN_OPT : 0)));
+}
+
+uint16_t pkt_min_frame(int ipv6, int l4) { return pkt_hdr_len(ipv6, l4, 0); }
+
+static double win_at(const pkt_flow *f, const pkt_layout *lay, int ch, uint32_t b)
+{
+    if (ch < 0) return 0.0;
+    double v = f->win[(size_t)ch * lay->L + b];
+    return isfinite(v) && v > 0 ? v : 0.0;
+}
+
+void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli,
+                   const pkt_pool *srv)
+{
+    const pkt_class *pc = f->pc;
+    const nd_class_stats *st = pc->st;
+    replay_rng *r = &f->rng;
+
+    f->l4 = replay_rng_unit(r) < pc->p_udp ? ND_L4_UDP : ND_L4_TCP;
+    int v6 = replay_rng_unit(r) < pc->p_ipv6;
+    if (v6 && !(cli->has6 && srv->has6)) v6 = 0;
+    if (!v6 && !(cli->has4 && srv->has4)) v6 = 1;
+    f->ipv6 = (uint8_t)v6;
+    for (int d = 0; d < 2; d++)
+        f->ttl[d] = pc->ttl[d].n ? (uint8_t)pkt_cdf_draw(&pc->ttl[d], r) : 64;
+    for (int d = 0; d < 2; d++)
+        if (!f->ttl[d]) f->ttl[d] = 64;
+    f->mss = pc->mss.n ? st->mss[pkt_cdf_draw(&pc->mss, r)] : (uint16_t)(v6 ? 1440 : 1460);
+    f->sport = pc->port.n ? st->port[pkt_cdf_draw(&pc->port, r)] : 443;
+    f->cport = (uint16_t)(32768 + replay_rng_below(r, 28232)); /* Linux ephemeral range */
+    uint32_t ci = (uint32_t)replay_rng_below(r, cli->count);
+    uint32_t si = (uint32_t)replay_rng_below(r, srv->count);
+    memset(f->caddr, 0, 16);
+    memset(f->saddr, 0, 16);
+    if (v6) {
+        pkt_pool_addr6(cli, ci, f->caddr);
+        pkt_pool_addr6(srv, si, f->saddr);
+    } else {
+        pkt_pool_addr4(cli, ci, f->caddr);
+        pkt_pool_addr4(srv, si, f->saddr);
+    }
+    f->snd_nxt[0] = (uint32_t)replay_rng_next(r);
+    f->snd_nxt[1] = (uint32_t)replay_rng_next(r);
+
+    unsigned maxf = MAX_FRAME;
+    if (f->l4 == ND_L4_TCP) {
+        unsigned m = pkt_hdr_len(v6, ND_L4_TCP, 0) + f->mss;
+        if (m < maxf) maxf = m;
+    }
+    f->max_frame = (uint16_t)maxf;
+
+    f->first_bin = UINT32_MAX;
+    f->last_bin = 0;
+    for (uint32_t b = 0; b < lay->L; b++)
+        if (win_at(f, lay, lay->bytes[0], b) >= 0.5 || win_at(f, lay, lay->bytes[1], b) >= 0.5) {
+            if (f->first_bin == UINT32_MAX) f->first_bin = b;
+            f->last_bin = b;
+        }
+    f->next_bin = f->first_bin;
+    f->carry[0] = f->carry[1] = 0;
+    f->n = f->pos = 0;
+}
+
+void pkt_flow_free(pkt_flow *f)
+{
+    free(f->pk);
+    f->pk = NULL;
+    f->n = f->cap = f->pos = 0;
+}
+
+static int push(pkt_flow *f, uint64_t t, uint16_t len, uint8_t dir, uint8_t flags)
+{
+    if (f->n == f->cap) {
+        uint32_t cap = f->cap ? 2 * f->cap : 64;
+        pkt_desc *p = realloc(f->pk, cap * sizeof *p);
+        if (!p) return -ENOMEM;
+        f->pk = p;
+        f->cap = cap;
+    }
+    pkt_desc *d = &f->pk[f->n];
+    d->t = t;
+    d->len = len;
+    d->dir = dir;
+    d->flags = flags;
+    d->seq = d->ack = 0;
+    d->order = f->n++;
+    return 0;
+}
+
+/* Frame sizes adding up to exactly B bytes (B >= minf), appended with time 0; want > 0
+ * asks for that many packets (bytes win when both cannot hold). */
+static int fill_sizes(pkt_flow *f, uint8_t dir, int64_t B, int64_t want, uint32_t *count)
+{
+    const pkt_cdf *c = &f->pc->size[dir];
+    const int64_t minf = pkt_min_frame(f->ipv6, f->l4), maxf = f->max_frame;
+    uint32_t first = f->n;
+#define DRAW() (c->n ? (int64_t)pkt_cdf_draw(c, &f->rng) : maxf)
+#define CLAMP(s) ((s) < minf ? minf : (s) > maxf ? maxf : (s))
+    if (want > 0) {
+        int64_t lo = (B + maxf - 1) / maxf, hi = B / minf;
+        int64_t n = want < lo ? lo : want > hi ? hi : want;
+        int64_t sum = 0;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t s = DRAW();
+            s = CLAMP(s);
+            if (push(f, 0, (uint16_t)s, dir, 0)) return -ENOMEM;
+            sum += s;
+        }
+        /* spread the difference evenly, then settle what the bounds held back */
+        int64_t diff = B - sum, each = diff / n;
+        for (uint32_t i = first; i < f->n; i++) {
+            int64_t s = CLAMP(f->pk[i].len + each);
+            diff -= s - f->pk[i].len;
+            f->pk[i].len = (uint16_t)s;
+        }
+        for (uint32_t i = first; i < f->n && diff; i++) {
+            int64_t s = CLAMP(f->pk[i].len + diff);
+            diff -= s - f->pk[i].len;
+            f->pk[i].len = (uint16_t)s;
+        }
+        ND_ASSERT(diff == 0);
+    } else {
+        int64_t R = B;
+        while (R > 0) {
+            int64_t s = DRAW();
+            s = CLAMP(s);
+            if (s != R && R - s < minf) /* s would leave a remainder no frame can carry */
+                s = R <= maxf ? R : R - minf;
+            if (push(f, 0, (uint16_t)s, dir, 0)) return -ENOMEM;
+            R -= s;
+        }
+    }
+#undef DRAW
+#undef CLAMP
+    *count = f->n - first;
+    return 0;
+}
+
+/* Gives packets [first, first+n) times in [lo, hi): gaps from the class's inter-arrival
+ * histogram (squeezed to fit the interval when they are longer), else evenly spaced. */
+static void place_times(pkt_flow *f, uint8_t dir, uint32_t first, uint32_t n, uint64_t lo,
+                        uint64_t hi)
+{
+    if (!n) return;
+    uint64_t S = hi > lo ? hi - lo : 1;
+    const pkt_cdf *c = &f->pc->iat[dir];
+    pkt_desc *p = f->pk + first;
+    if (!c->n) {
+        for (uint32_t i = 0; i < n; i++) /* 128-bit: S·(2n) can pass 2^64 for long bins */
+            p[i].t = lo + (uint64_t)((unsigned __int128)S * (2 * i + 1) / (2ull * n));
+        return;
+    }
+    uint64_t G = 0;
+    p[0].t = 0;
+    for (uint32_t i = 1; i < n; i++) {
+        uint32_t k = pkt_cdf_draw(c, &f->rng);
+        uint64_t g = k ? (1ull << k) + replay_rng_below(&f->rng, 1ull << k)
+                       : replay_rng_below(&f->rng, 2);
+        if (g > S) g = S;
+        G += g;
+        p[i].t = G; /* cumulative; G <= n·S stays far from 2^64 */
+    }
+    if (G >= S) {
+        double scale = (double)(S - 1) / (double)G;
+        for (uint32_t i = 0; i < n; i++) p[i].t = lo + (uint64_t)((double)p[i].t * scale);
+    } else {
+        uint64_t u = replay_rng_below(&f->rng, S - G);
+        for (uint32_t i = 0; i < n; i++) p[i].t += lo + u;
+    }
+}
+
+static int desc_cmp(const void *a, const void *b)
+{
+    const pkt_desc *x = a, *y = b;
+    if (x->t != y->t) return x->t < y->t ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
+{
+    const int tcp = f->l4 == ND_L4_TCP;
+    const int first = b == f->first_bin, last = b == f->last_bin;
+    const uint64_t bin = lay->bin_ns;
+    const uint64_t h = bin / 64 < 50000 ? bin / 64 : 50000; /* control-packet spacing */
+    const uint16_t hdr = pkt_min_frame(f->ipv6, f->l4), syn = pkt_hdr_len(f->ipv6, f->l4, 1);
+    uint64_t lo = 0, hi = bin;
+    int64_t ctrl_bytes[2] = {0, 0}, ctrl_pkts[2] = {0, 0};
+    int rc = 0;
+
+    if (tcp && first) { /* three-way handshake at the start of the first active bin */
+        rc |= push(f, 0, syn, ND_UP, TCPF_SYN);
+        rc |= push(f, h, syn, ND_DOWN, TCPF_SYN | TCPF_ACK);
+        rc |= push(f, 2 * h, hdr, ND_UP, TCPF_ACK);
+        ctrl_bytes[ND_UP] += syn + hdr, ctrl_pkts[ND_UP] += 2;
+        ctrl_bytes[ND_DOWN] += syn, ctrl_pkts[ND_DOWN] += 1;
+        lo = 3 * h;
+    }
+    if (tcp && last) { /* client closes at the end of the last active bin */
+        rc |= push(f, bin - 3 * h, hdr, ND_UP, TCPF_FIN | TCPF_ACK);
+        rc |= push(f, bin - 2 * h, hdr, ND_DOWN, TCPF_FIN | TCPF_ACK);
+        rc |= push(f, bin - h, hdr, ND_UP, TCPF_ACK);
+        ctrl_bytes[ND_UP] += 2 * hdr, ctrl_pkts[ND_UP] += 2;
+        ctrl_bytes[ND_DOWN] += hdr, ctrl_pkts[ND_DOWN] += 1;
+        hi = bin - 3 * h;
+    }
+    if (rc) return -ENOMEM;
+
+    const int64_t minf = hdr, cap = (int64_t)MAX_PKTS_PER_BIN * f->max_frame;
+    for (uint8_t d = 0; d < 2; d++) {
+        double x = win_at(f, lay, lay->bytes[d], b);
+        int64_t target = x > (double)cap ? cap : llround(x);
+        int64_t budget = target + f->carry[d] - ctrl_bytes[d];
+        if (budget < minf) { /* nothing legal fits: carry the bytes (or the debt) on */
+            f->carry[d] = budget;
+            if (budget > 0) f->carried++;
+            continue;
+        }
+        f->carry[d] = 0;
+        int64_t want = 0;
+        if (lay->pkts[d] >= 0) {
+            double p = win_at(f, lay, lay->pkts[d], b);
+            want = (p > MAX_PKTS_PER_BIN ? MAX_PKTS_PER_BIN : llround(p)) - ctrl_pkts[d];
+        }
+        uint32_t first_data = f->n, n = 0;
+        if (fill_sizes(f, d, budget, want, &n)) return -ENOMEM;
+        place_times(f, d, first_data, n, lo, hi);
+    }
+    qsort(f->pk, f->n, sizeof *f->pk, desc_cmp);
+    for (uint32_t i = 0; i < f->n; i++) f->pk[i].t += (uint64_t)b * bin; /* since flow start */
+
+    /* sequence and acknowledgement numbers in send order: each packet acknowledges all
+     * that the other side sent before it */
+    if (tcp)
+        for (uint32_t i = 0; i < f->n; i++) {
+            pkt_desc *p = &f->pk[i];
+            int is_syn = p->flags & TCPF_SYN;
+            uint32_t payload = p->len - (is_syn ? syn : hdr);
+            if (!p->flags) p->flags = payload ? TCPF_PSH | TCPF_ACK : TCPF_ACK;
+            p->seq = f->snd_nxt[p->dir];
+            p->ack = p->flags & TCPF_ACK ? f->snd_nxt[!p->dir] : 0;
+            f->snd_nxt[p->dir] += payload + (is_syn ? 1 : 0) + (p->flags & TCPF_FIN ? 1 : 0);
+        }
+    return 0;
+}
+
+int pkt_flow_next_bin(pkt_flow *f, const pkt_layout *lay)
+{
+    if (f->first_bin == UINT32_MAX) return 0;
+    while (f->next_bin <= f->last_bin) {
+        uint32_t b = f->next_bin++;
+        f->n = f->pos = 0;
+        f->cur_bin = b;
+        int rc = fill_bin(f, lay, b);
+        if (rc < 0) return rc;
+        if (f->n) return 1;
+    }
+    return 0;
+}

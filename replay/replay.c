@@ -1,1 +1,0 @@
-/* replay.c — to be written. */

@@ -1,0 +1,103 @@
+/*
+ * replay.h — the netdiffus replay engine (libnd_replay): series → timed packets on a sink.
+ *
+ * The last stage of the pipeline (DESIGN.md §8): windows of per-flow series (bytes, and
+ * optionally packets, per bin and direction) plus the class's packet statistics become
+ * protocol-correct Ethernet/IPv4|IPv6/TCP|UDP packets with absolute deadlines, merged
+ * over many concurrent flows by a min-heap, and handed to a sink: a nanosecond pcap file,
+ * a libpcap interface or a DPDK port. docs/REPLAY.md explains the choices and bounds.
+ */
+#ifndef ND_REPLAY_H
+#define ND_REPLAY_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "nd.h"
+
+/* What a run does. replay_opts_defaults() fills every field; strings are borrowed. */
+typedef struct replay_opts {
+    double speed;         /* 1 = real time, 2 = twice as fast; 0 = as fast as the sink goes */
+    uint64_t duration_ns; /* stop after this much output time; 0 = when the flows are done */
+    uint32_t flows;       /* flows per loop; 0 = one per eligible window */
+    uint32_t loop;        /* passes over the flows; 0 = until duration or stop */
+    uint64_t seed;        /* same seed, same packets (byte for byte into pcap) */
+    const char *client_pool; /* "198.18.0.0/16,2001:db8:0:1::/64": one IPv4 and/or IPv6 */
+    const char *server_pool; /*   prefix, comma-separated */
+    uint32_t clients, servers; /* addresses used in each pool */
+    const char *mac_src;       /* MAC of the client side, "02:00:00:00:00:01" */
+    const char *mac_dst;       /* MAC of the server side */
+    const char *only_class;    /* replay only this class (NULL: all, or by mix) */
+    uint32_t n_mix;            /* share of flows per class; 0: flows follow the windows */
+    const nd_mix_entry *mix;
+    uint64_t spin_ns;                /* busy-wait this long before a deadline (paced sinks) */
+    volatile sig_atomic_t *stop;     /* set by a signal handler: stop cleanly (may be NULL) */
+    int status;                      /* draw an nd_status line while running */
+} replay_opts;
+
+void replay_opts_defaults(replay_opts *o);
+/* Copies the replay section of cfg (pointers into cfg: it must outlive o). */
+void replay_opts_from_config(replay_opts *o, const nd_config *cfg);
+
+/* ------------------------------------------------------------------------------------ */
+/* Sinks                                                                                */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct replay_sink replay_sink;
+
+/* What the engine knows about each packet (for function sinks, tests and tools). */
+typedef struct replay_pkt_info {
+    uint64_t flow;     /* flow number in the run (loop * flows + i) */
+    uint32_t cls;      /* class index in the dataset */
+    uint32_t window;   /* window index in the dataset */
+    uint32_t bin;      /* bin of the window the packet belongs to */
+    uint8_t dir;       /* enum nd_dir */
+    uint8_t l4;        /* enum nd_l4 */
+    uint8_t ipv6;
+    uint8_t tcp_flags; /* 0 for UDP */
+    uint64_t offset_ns; /* series time since the start of the run (before speed) */
+    uint64_t start_ns;  /* the flow's start, same clock: bin b is [start + b·bin, +bin) */
+} replay_pkt_info;
+
+/* Opens "pcap:FILE", "iface:NAME" or "dpdk:EAL-ARGS". Returns NULL and fills e on failure
+ * (unknown scheme, file that cannot be created, interface that does not exist, EAL that
+ * does not start or has no port). Only one dpdk: sink per process (one EAL). */
+replay_sink *replay_sink_open(const char *spec, nd_error *e);
+/* A sink that calls fn for every packet, in deadline order (no waiting); frame is valid
+ * during the call only. fn returns 0, or a negative code that stops the run. */
+typedef int (*replay_sink_fn)(const uint8_t *frame, uint32_t len, uint64_t deadline_ns,
+                              const replay_pkt_info *info, void *arg);
+replay_sink *replay_sink_func(replay_sink_fn fn, void *arg);
+/* Flushes and frees the sink; returns the first error that flushing met (e.g. -ENOSPC
+ * with the file name in e). NULL is a no-op returning 0. */
+int replay_sink_close(replay_sink *s, nd_error *e);
+
+/* ------------------------------------------------------------------------------------ */
+/* Running                                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+/* Timing error (actual send − deadline) percentiles are known to within 1/64 (1.6 %). */
+typedef struct replay_stats {
+    uint64_t flows, packets, bytes; /* bytes: frame bytes without FCS */
+    uint64_t drops;                 /* packets the sink did not take */
+    uint64_t carried;               /* bin remainders smaller than a frame, moved on */
+    uint64_t seconds_ns;            /* wall time of the run */
+    double pps;                     /* packets / wall time */
+    int timed;                      /* 1 when the error percentiles below mean something */
+    uint64_t err_p50_ns, err_p99_ns, err_p999_ns, err_max_ns;
+    uint64_t early;                 /* packets sent before their deadline (never expected) */
+} replay_stats;
+
+/* Replays ds's windows through sink. ds needs channels "bytes_down" and "bytes_up"
+ * (and uses "pkts_down"/"pkts_up" when present); stats of classes with no packet
+ * statistics fall back to MTU-sized packets at even times (said once in the log).
+ * Returns 0, ND_EINTR when o->stop was set (what was sent is kept), or a negative code
+ * with e filled (empty dataset, unknown class, sink failure). st may be NULL. */
+int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
+               replay_stats *st, nd_error *e);
+
+/* One line for people: "1234 packets, 1.2 MB, 10.0 kpps, 0 drops, error p50 ... max". */
+void replay_stats_format(const replay_stats *st, char *buf, size_t len);
+
+#endif

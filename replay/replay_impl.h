@@ -1,0 +1,223 @@
+/*
+ * replay_impl.h — private to libnd_replay: the PRNG, per-class draw tables, the flow
+ * state the packetizer fills bin by bin, the header builder and the sink table.
+ *
+ * Pipeline inside the module: sched (flows, heap, deadlines) → pkt (packetizer: bins →
+ * packet descriptors; builder: descriptor → frame bytes) → sink (pcap, iface, dpdk, func).
+ */
+#ifndef ND_REPLAY_IMPL_H
+#define ND_REPLAY_IMPL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "replay.h"
+
+/* ------------------------------------------------------------------------------------ */
+/* PRNG: xoshiro256** seeded through splitmix64. One stream per flow, so that packets do  */
+/* not depend on how flows interleave.                                                   */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct replay_rng {
+    uint64_t s[4];
+} replay_rng;
+
+static inline uint64_t replay_splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static inline void replay_rng_seed(replay_rng *r, uint64_t seed, uint64_t stream)
+{
+    uint64_t x = seed ^ (stream * 0xd1342543de82ef95ull);
+    for (int i = 0; i < 4; i++) r->s[i] = replay_splitmix64(&x);
+}
+
+static inline uint64_t replay_rng_next(replay_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t x = s[1] * 5, result = ((x << 7) | (x >> 57)) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
+
+/* Uniform in [0, n) by a 64×64→128 multiply (bias below 2^-64 · n, never visible). */
+static inline uint64_t replay_rng_below(replay_rng *r, uint64_t n)
+{
+    return (uint64_t)(((unsigned __int128)replay_rng_next(r) * n) >> 64);
+}
+
+/* Uniform in [0, 1). */
+static inline double replay_rng_unit(replay_rng *r)
+{
+    return (double)(replay_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Draw tables: a histogram of counts as a cumulative table over its non-zero entries.   */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct pkt_cdf {
+    uint32_t n;      /* non-zero entries */
+    uint32_t *value; /* (n) histogram index */
+    uint64_t *cum;   /* (n) cumulative count, cum[n-1] = total */
+} pkt_cdf;
+
+int pkt_cdf_init(pkt_cdf *c, const uint64_t *hist, uint32_t len); /* 0 or -ENOMEM */
+void pkt_cdf_free(pkt_cdf *c);
+uint32_t pkt_cdf_draw(const pkt_cdf *c, replay_rng *r); /* c->n > 0 */
+
+/* Everything drawn per class, built once per run from nd_class_stats. */
+typedef struct pkt_class {
+    const char *name;
+    pkt_cdf size[2], iat[2], ttl[2]; /* [dir] */
+    pkt_cdf port;                    /* index into stats port[] */
+    pkt_cdf mss;                     /* index into stats mss[] */
+    const nd_class_stats *st;
+    double p_udp;      /* share of UDP among TCP+UDP flows */
+    double p_ipv6;
+    double rate;       /* flow arrivals per second, 0 when unknown */
+    int has_sizes, has_iat;
+} pkt_class;
+
+int pkt_class_init(pkt_class *pc, const nd_class_stats *st, const char *name);
+void pkt_class_free(pkt_class *pc);
+
+/* ------------------------------------------------------------------------------------ */
+/* Addresses                                                                             */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct pkt_pool {
+    int has4, has6;
+    uint32_t base4, span4;  /* host order; usable hosts base4+1 .. base4+span4 */
+    uint8_t base6[16];
+    uint64_t span6;
+    uint32_t count;         /* addresses in use */
+} pkt_pool;
+
+/* Parses "A.B.C.D/N[,X:Y::/M]"; 0 or ND_ECONFIG with e saying what is wrong. */
+int pkt_pool_parse(pkt_pool *p, const char *text, uint32_t count, const char *what,
+                   nd_error *e);
+void pkt_pool_addr4(const pkt_pool *p, uint32_t i, uint8_t out[4]);
+void pkt_pool_addr6(const pkt_pool *p, uint32_t i, uint8_t out[16]);
+int pkt_mac_parse(const char *text, uint8_t out[6]); /* 0 or -1 */
+
+/* ------------------------------------------------------------------------------------ */
+/* Flows and packet descriptors                                                          */
+/* ------------------------------------------------------------------------------------ */
+
+enum { TCPF_FIN = 0x01, TCPF_SYN = 0x02, TCPF_RST = 0x04, TCPF_PSH = 0x08, TCPF_ACK = 0x10 };
+
+typedef struct pkt_desc {
+    uint64_t t;    /* ns since the flow started */
+    uint32_t seq, ack;
+    uint16_t len;  /* frame bytes, Ethernet header included, no FCS */
+    uint8_t dir;
+    uint8_t flags; /* TCP flags */
+    uint32_t order; /* tie-break for equal times (generation order) */
+} pkt_desc;
+
+/* Channel layout of the dataset: indices, -1 when absent. */
+typedef struct pkt_layout {
+    int bytes[2], pkts[2];
+    uint32_t L;
+    uint64_t bin_ns;
+} pkt_layout;
+
+typedef struct pkt_flow {
+    uint64_t id;
+    uint64_t start;  /* series ns since the run started */
+    const float *win; /* (C, L) */
+    const pkt_class *pc;
+    uint32_t cls, window;
+    replay_rng rng;
+
+    uint8_t ipv6, l4, ttl[2];
+    uint16_t mss, cport, sport, max_frame;
+    uint8_t caddr[16], saddr[16];
+    uint32_t snd_nxt[2]; /* next sequence number per direction (TCP) */
+
+    int64_t carry[2];     /* bytes owed to (>0) or taken from (<0) the next bins */
+    uint32_t next_bin;    /* next bin the packetizer fills */
+    uint32_t first_bin, last_bin; /* active bins (either bytes channel > 0) */
+
+    pkt_desc *pk; /* packets of the current bin, in time order */
+    uint32_t n, cap, pos, cur_bin;
+    uint64_t carried; /* remainders moved on, for the statistics */
+} pkt_flow;
+
+/* Smallest legal frame of a flow (headers only), per its IP version and L4. */
+uint16_t pkt_min_frame(int ipv6, int l4);
+uint16_t pkt_hdr_len(int ipv6, int l4, int syn);
+
+/* Sets the flow's addresses, ports, TTL, MSS, ISNs from its class and pools. */
+void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli,
+                   const pkt_pool *srv);
+/* Fills f->pk with the packets of the next bin that has any; returns 1, or 0 when the
+ * window is done. -ENOMEM on allocation failure. */
+int pkt_flow_next_bin(pkt_flow *f, const pkt_layout *lay);
+void pkt_flow_free(pkt_flow *f);
+
+/* pkt_build flags. PKT_CSUM_OFFLOAD: leave the IPv4 checksum 0 and put the pseudo-header
+ * sum in the L4 checksum, for NIC offload. PKT_ZERO_TAIL: buf is zero past PKT_HDR_MAX
+ * (DPDK mbufs of our own pool), so only the header area needs clearing. */
+enum { PKT_CSUM_OFFLOAD = 1, PKT_ZERO_TAIL = 2 };
+#define PKT_HDR_MAX 128 /* largest header pkt_build writes (78) rounded up */
+
+/* Writes the frame of d into buf (d->len bytes): headers, zero payload, checksums. */
+void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d,
+               const uint8_t mac_cli[6], const uint8_t mac_srv[6], int flags);
+
+/* ------------------------------------------------------------------------------------ */
+/* Sinks                                                                                  */
+/* ------------------------------------------------------------------------------------ */
+
+/* Timing error histogram: log-linear, 64 sub-buckets per power of two of nanoseconds. */
+#define SINK_ERR_BUCKETS (64 * 64)
+typedef struct sink_errhist {
+    uint64_t count[SINK_ERR_BUCKETS];
+    uint64_t n, max, early;
+} sink_errhist;
+
+void sink_errhist_add(sink_errhist *h, uint64_t deadline, uint64_t now);
+uint64_t sink_errhist_quantile(const sink_errhist *h, double q);
+
+typedef struct sink_ops {
+    const char *name;
+    int paced; /* waits for deadlines (iface, dpdk) */
+    /* Room for the next frame of len bytes; NULL with e filled on failure. */
+    uint8_t *(*alloc)(replay_sink *s, uint32_t len, nd_error *e);
+    /* Takes the frame last allocated. May send at once or queue it. 0 or -code. */
+    int (*send)(replay_sink *s, uint32_t len, uint64_t deadline, const replay_pkt_info *info,
+                nd_error *e);
+    int (*flush)(replay_sink *s, nd_error *e); /* sends what is queued */
+    int (*close)(replay_sink *s, nd_error *e); /* flushes and frees */
+} sink_ops;
+
+/* Every sink starts with this. */
+struct replay_sink {
+    const sink_ops *ops;
+    int build_flags;     /* PKT_* flags for pkt_build */
+    uint64_t base_ns;    /* deadline of offset 0 (paced: CLOCK_MONOTONIC; pcap: epoch) */
+    uint64_t packets, bytes, drops;
+    int timed;           /* deadlines are waited for: record timing errors in err */
+    sink_errhist *err;   /* timing errors (paced sinks only) */
+};
+
+replay_sink *sink_pcap_open(const char *path, nd_error *e);
+replay_sink *sink_iface_open(const char *name, nd_error *e);
+replay_sink *sink_dpdk_open(const char *args, nd_error *e);
+
+/* Waits until deadline (CLOCK_MONOTONIC ns): sleeps until spin_ns before it, then spins.
+ * Returns early when *stop becomes set. */
+void sched_wait_until(uint64_t deadline, uint64_t spin_ns, volatile sig_atomic_t *stop);
+
+#endif

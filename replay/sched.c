@@ -1,0 +1,570 @@
+/*
+ * sched.c — the replay scheduler: plans flows (class, window, start time), merges their
+ * packets with a min-heap keyed by absolute deadline, paces paced sinks, counts.
+ *
+ * Every packet's deadline is t0 + offset / speed, offset being its series time since the
+ * start of the run: never "sleep since the previous packet", which drifts. Waiting is a
+ * clock_nanosleep(TIMER_ABSTIME) to spin_ns before the deadline, then a busy-wait on
+ * CLOCK_MONOTONIC (the vDSO reads the TSC). Packets whose deadline has passed are queued
+ * without waiting, which is what makes DPDK bursts. Flows are generated lazily, one bin
+ * at a time, each with its own PRNG stream: memory follows the number of active flows.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "replay_impl.h"
+
+#define PCAP_EPOCH_NS (946684800ull * ND_NS_PER_SEC) /* 2000-01-01T00:00:00Z */
+#define PACED_LEAD_NS 1000000ull                   /* t0 = start + 1 ms */
+
+void replay_opts_defaults(replay_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->speed = 1.0;
+    o->loop = 1;
+    o->seed = 1;
+    /* RFC 2544 benchmarking (198.18.0.0/15) and RFC 3849 documentation (2001:db8::/32)
+     * ranges: replayed packets never carry anyone's real addresses */
+    o->client_pool = "198.18.0.0/16,2001:db8:0:1::/64";
+    o->server_pool = "198.19.0.0/16,2001:db8:0:2::/64";
+    o->clients = 256;
+    o->servers = 16;
+    o->mac_src = "02:00:00:00:00:01"; /* locally administered */
+    o->mac_dst = "02:00:00:00:00:02";
+    o->spin_ns = 100000;
+    o->status = nd_status_enabled();
+}
+
+void replay_opts_from_config(replay_opts *o, const nd_config *cfg)
+{
+    const __typeof__(cfg->replay) *r = &cfg->replay;
+    if (r->speed >= 0) o->speed = r->speed;
+    o->duration_ns = r->duration_ns;
+    o->flows = r->flows;
+    o->loop = r->loop;
+    o->seed = r->seed;
+    if (r->client_pool[0]) o->client_pool = r->client_pool;
+    if (r->server_pool[0]) o->server_pool = r->server_pool;
+    if (r->clients) o->clients = r->clients;
+    if (r->servers) o->servers = r->servers;
+    if (r->mac_src[0]) o->mac_src = r->mac_src;
+    if (r->mac_dst[0]) o->mac_dst = r->mac_dst;
+    o->n_mix = r->n_mix;
+    o->mix = r->mix;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Waiting                                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+void sched_wait_until(uint64_t deadline, uint64_t spin_ns, volatile sig_atomic_t *stop)
+{
+    uint64_t now = nd_now_ns();
+    while (now + spin_ns < deadline) {
+        if (stop && *stop) return;
+        uint64_t wake = deadline - spin_ns;
+        struct timespec ts = {(time_t)(wake / ND_NS_PER_SEC), (long)(wake % ND_NS_PER_SEC)};
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL); /* EINTR: look again */
+        now = nd_now_ns();
+    }
+    while (now < deadline) {
+        __builtin_ia32_pause();
+        now = nd_now_ns();
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Flow heap: min-heap of active flows keyed by their next packet's series time          */
+/* ------------------------------------------------------------------------------------ */
+
+static inline uint64_t flow_key(const pkt_flow *f) { return f->start + f->pk[f->pos].t; }
+
+static inline int flow_before(const pkt_flow *a, const pkt_flow *b)
+{
+    uint64_t ka = flow_key(a), kb = flow_key(b);
+    return ka < kb || (ka == kb && a->id < b->id);
+}
+
+typedef struct sched_heap {
+    pkt_flow **h;
+    size_t n, cap;
+} sched_heap;
+
+static void heap_down(sched_heap *q, size_t i)
+{
+    pkt_flow *x = q->h[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= q->n) break;
+        if (c + 1 < q->n && flow_before(q->h[c + 1], q->h[c])) c++;
+        if (!flow_before(q->h[c], x)) break;
+        q->h[i] = q->h[c];
+        i = c;
+    }
+    q->h[i] = x;
+}
+
+static int heap_push(sched_heap *q, pkt_flow *f)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? 2 * q->cap : 256;
+        pkt_flow **h = realloc(q->h, cap * sizeof *h);
+        if (!h) return -ENOMEM;
+        q->h = h;
+        q->cap = cap;
+    }
+    size_t i = q->n++;
+    while (i && flow_before(f, q->h[(i - 1) / 2])) {
+        q->h[i] = q->h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    q->h[i] = f;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The run                                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct sched {
+    const nd_dataset *ds;
+    const replay_opts *o;
+    pkt_layout lay;
+    pkt_pool cli, srv;
+    uint8_t mac_cli[6], mac_srv[6];
+    pkt_class *pc;     /* (n_classes), built for the classes in use */
+    uint8_t *pc_ready; /* (n_classes) */
+    uint32_t *elig;    /* eligible windows, in dataset order */
+    uint32_t n_elig;
+    uint32_t **cls_win; /* per class, its eligible windows (mix) */
+    uint32_t *cls_n;
+    double *mix_cum;   /* (n_mix) cumulative weights */
+    uint32_t *mix_cls;
+    /* plan of the current loop */
+    uint32_t n_plan;
+    uint64_t *plan_start;
+    uint32_t *plan_win;
+    uint64_t plan_span;
+    pkt_flow *free_flows; /* finished flows kept for their packet buffers (list via win) */
+    pkt_flow **all_flows;
+    size_t n_all, cap_all;
+} sched;
+
+static int find_channel(const nd_dataset *ds, const char *a, const char *b)
+{
+    for (uint32_t c = 0; c < ds->n_channels; c++)
+        if (!strcmp(ds->channel_names[c], a) || (b && !strcmp(ds->channel_names[c], b)))
+            return (int)c;
+    return -1;
+}
+
+static int find_class(const nd_dataset *ds, const char *name)
+{
+    for (uint32_t c = 0; c < ds->n_classes; c++)
+        if (!strcmp(ds->class_names[c], name)) return (int)c;
+    return -1;
+}
+
+static int unknown_class(const nd_dataset *ds, const char *name, nd_error *e)
+{
+    char list[512] = "";
+    size_t len = 0;
+    for (uint32_t c = 0; c < ds->n_classes && len + ND_NAME_MAX + 3 < sizeof list; c++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", c ? ", " : "",
+                                ds->class_names[c]);
+    return nd_error_set(e, ND_EUSAGE, "unknown class '%s' (the data has: %s)", name, list);
+}
+
+static const nd_class_stats zero_stats;
+
+static int class_ready(sched *s, uint32_t c)
+{
+    if (s->pc_ready[c]) return 0;
+    const nd_class_stats *st = s->ds->stats ? &s->ds->stats[c] : &zero_stats;
+    int rc = pkt_class_init(&s->pc[c], st, s->ds->class_names[c]);
+    if (rc) return rc;
+    s->pc_ready[c] = 1;
+    const pkt_class *pc = &s->pc[c];
+    if (!pc->has_sizes || !pc->has_iat || !st->flows)
+        nd_info("replay: class '%s' has no%s%s%s statistics: using %s%s%s", pc->name,
+                pc->has_sizes ? "" : " packet-size", pc->has_iat ? "" : " inter-arrival",
+                st->flows ? "" : " flow", pc->has_sizes ? "" : "MTU-sized (1514-byte) frames, ",
+                pc->has_iat ? "" : "evenly spaced send times, ",
+                st->flows ? "" : "TCP over IPv4 to port 443");
+    return 0;
+}
+
+static void sched_free(sched *s)
+{
+    if (s->pc)
+        for (uint32_t c = 0; c < s->ds->n_classes; c++)
+            if (s->pc_ready[c]) pkt_class_free(&s->pc[c]);
+    free(s->pc);
+    free(s->pc_ready);
+    free(s->elig);
+    if (s->cls_win)
+        for (uint32_t c = 0; c < s->ds->n_classes; c++) free(s->cls_win[c]);
+    free(s->cls_win);
+    free(s->cls_n);
+    free(s->mix_cum);
+    free(s->mix_cls);
+    free(s->plan_start);
+    free(s->plan_win);
+    for (size_t i = 0; i < s->n_all; i++) {
+        pkt_flow_free(s->all_flows[i]);
+        free(s->all_flows[i]);
+    }
+    free(s->all_flows);
+}
+
+static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_error *e)
+{
+    memset(s, 0, sizeof *s);
+    s->ds = ds;
+    s->o = o;
+    if (!ds || !ds->n_windows || !ds->n_classes)
+        return nd_error_set(e, ND_EFORMAT, "no windows to replay (the dataset is empty)");
+    if (!ds->L || !ds->bin_ns || ds->bin_ns < 1000)
+        return nd_error_set(e, ND_EFORMAT, "bad window shape: L=%u bins of %llu ns (need >= 1 us)",
+                            ds->L, (unsigned long long)ds->bin_ns);
+    s->lay.L = ds->L;
+    s->lay.bin_ns = ds->bin_ns;
+    s->lay.bytes[ND_DOWN] = find_channel(ds, "bytes_down", NULL);
+    s->lay.bytes[ND_UP] = find_channel(ds, "bytes_up", NULL);
+    s->lay.pkts[ND_DOWN] = find_channel(ds, "pkts_down", "packets_down");
+    s->lay.pkts[ND_UP] = find_channel(ds, "pkts_up", "packets_up");
+    if (s->lay.bytes[0] < 0 || s->lay.bytes[1] < 0)
+        return nd_error_set(e, ND_EFORMAT,
+                            "the series need channels bytes_down and bytes_up to be replayed");
+    if (!(o->speed >= 0) || !isfinite(o->speed))
+        return nd_error_set(e, ND_EUSAGE, "speed must be a number >= 0 (0: as fast as possible)");
+    int rc = pkt_pool_parse(&s->cli, o->client_pool, o->clients, "replay.client_pool", e);
+    if (!rc) rc = pkt_pool_parse(&s->srv, o->server_pool, o->servers, "replay.server_pool", e);
+    if (rc) return rc;
+    if ((s->cli.has4 && s->srv.has4) + (s->cli.has6 && s->srv.has6) == 0)
+        return nd_error_set(e, ND_ECONFIG,
+                            "replay.client_pool and replay.server_pool share no IP version");
+    if (pkt_mac_parse(o->mac_src, s->mac_cli))
+        return nd_error_set(e, ND_ECONFIG, "replay.mac_src: '%s' is not a MAC address", o->mac_src);
+    if (pkt_mac_parse(o->mac_dst, s->mac_srv))
+        return nd_error_set(e, ND_ECONFIG, "replay.mac_dst: '%s' is not a MAC address", o->mac_dst);
+
+    uint32_t K = ds->n_classes;
+    s->pc = calloc(K, sizeof *s->pc);
+    s->pc_ready = calloc(K, 1);
+    s->elig = malloc(ds->n_windows * sizeof *s->elig);
+    s->cls_win = calloc(K, sizeof *s->cls_win);
+    s->cls_n = calloc(K, sizeof *s->cls_n);
+    if (!s->pc || !s->pc_ready || !s->elig || !s->cls_win || !s->cls_n)
+        return nd_error_set(e, -ENOMEM, "out of memory");
+
+    int only = -1;
+    if (o->only_class) {
+        only = find_class(ds, o->only_class);
+        if (only < 0) return unknown_class(ds, o->only_class, e);
+    }
+    for (uint64_t w = 0; w < ds->n_windows; w++) {
+        uint32_t c = ds->labels[w];
+        if (c >= K) return nd_error_set(e, ND_EFORMAT, "window %llu has class %u of %u",
+                                        (unsigned long long)w, c, K);
+        if (only >= 0 && (int)c != only) continue;
+        s->elig[s->n_elig++] = (uint32_t)w;
+        s->cls_n[c]++;
+    }
+    if (!s->n_elig)
+        return nd_error_set(e, ND_EFORMAT, "class '%s' has no windows to replay", o->only_class);
+
+    if (o->n_mix && only < 0) {
+        s->mix_cum = malloc(o->n_mix * sizeof *s->mix_cum);
+        s->mix_cls = malloc(o->n_mix * sizeof *s->mix_cls);
+        if (!s->mix_cum || !s->mix_cls) return nd_error_set(e, -ENOMEM, "out of memory");
+        double sum = 0;
+        for (uint32_t i = 0; i < o->n_mix; i++) {
+            int c = find_class(ds, o->mix[i].name);
+            if (c < 0) return unknown_class(ds, o->mix[i].name, e);
+            if (!s->cls_n[c])
+                return nd_error_set(e, ND_EFORMAT, "replay.mix: class '%s' has no windows",
+                                    o->mix[i].name);
+            if (!(o->mix[i].weight >= 0))
+                return nd_error_set(e, ND_ECONFIG, "replay.mix: weight of '%s' must be >= 0",
+                                    o->mix[i].name);
+            sum += o->mix[i].weight;
+            s->mix_cum[i] = sum;
+            s->mix_cls[i] = (uint32_t)c;
+        }
+        if (!(sum > 0)) return nd_error_set(e, ND_ECONFIG, "replay.mix: all weights are 0");
+        for (uint32_t c = 0; c < K; c++) {
+            if (!s->cls_n[c]) continue;
+            s->cls_win[c] = malloc(s->cls_n[c] * sizeof **s->cls_win);
+            if (!s->cls_win[c]) return nd_error_set(e, -ENOMEM, "out of memory");
+            s->cls_n[c] = 0;
+        }
+        for (uint32_t i = 0; i < s->n_elig; i++) {
+            uint32_t c = ds->labels[s->elig[i]];
+            s->cls_win[c][s->cls_n[c]++] = s->elig[i];
+        }
+    }
+    s->n_plan = o->flows ? o->flows : s->n_elig;
+    s->plan_start = malloc(s->n_plan * sizeof *s->plan_start);
+    s->plan_win = malloc(s->n_plan * sizeof *s->plan_win);
+    if (!s->plan_start || !s->plan_win) return nd_error_set(e, -ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Plans loop l: each flow's window and start time. Start times follow the class's flow
+ * arrival rate (Poisson) when the statistics know it; otherwise they are spread evenly
+ * over the duration, or over one window when there is no duration. */
+static int plan_loop(sched *s, uint64_t l, uint64_t dur_series)
+{
+    const replay_opts *o = s->o;
+    replay_rng r;
+    replay_rng_seed(&r, o->seed, (1ull << 63) | l);
+    uint64_t window_ns = (uint64_t)s->lay.L * s->lay.bin_ns, t = 0, last = 0;
+    uint64_t spread = dur_series ? dur_series : window_ns;
+    for (uint32_t i = 0; i < s->n_plan; i++) {
+        uint32_t w;
+        if (s->mix_cum) {
+            double x = replay_rng_unit(&r) * s->mix_cum[o->n_mix - 1];
+            uint32_t k = 0;
+            while (k + 1 < o->n_mix && s->mix_cum[k] <= x) k++;
+            uint32_t c = s->mix_cls[k];
+            w = s->cls_win[c][replay_rng_below(&r, s->cls_n[c])];
+        } else {
+            w = s->elig[i % s->n_elig];
+        }
+        uint32_t c = s->ds->labels[w];
+        int rc = class_ready(s, c);
+        if (rc) return rc;
+        double rate = s->pc[c].rate;
+        if (rate > 0) {
+            if (i) t += (uint64_t)(-log(1.0 - replay_rng_unit(&r)) / rate * 1e9);
+        } else {
+            t = (uint64_t)((unsigned __int128)spread * i / s->n_plan); /* 128-bit: ns × count */
+        }
+        s->plan_start[i] = t;
+        s->plan_win[i] = w;
+        if (t > last) last = t;
+    }
+    s->plan_span = last + window_ns;
+    return 0;
+}
+
+static pkt_flow *flow_get(sched *s)
+{
+    pkt_flow *f = s->free_flows;
+    if (f) {
+        s->free_flows = (pkt_flow *)(void *)f->win;
+        pkt_desc *pk = f->pk;
+        uint32_t cap = f->cap;
+        memset(f, 0, sizeof *f);
+        f->pk = pk;
+        f->cap = cap;
+        return f;
+    }
+    if (s->n_all == s->cap_all) {
+        size_t cap = s->cap_all ? 2 * s->cap_all : 256;
+        pkt_flow **a = realloc(s->all_flows, cap * sizeof *a);
+        if (!a) return NULL;
+        s->all_flows = a;
+        s->cap_all = cap;
+    }
+    f = calloc(1, sizeof *f);
+    if (f) s->all_flows[s->n_all++] = f;
+    return f;
+}
+
+static void flow_put(sched *s, pkt_flow *f)
+{
+    f->win = (const float *)(void *)s->free_flows;
+    s->free_flows = f;
+}
+
+static void stats_fill(replay_stats *st, const replay_sink *k, uint64_t flows, uint64_t carried,
+                       uint64_t wall)
+{
+    memset(st, 0, sizeof *st);
+    st->flows = flows;
+    st->packets = k->packets;
+    st->bytes = k->bytes;
+    st->drops = k->drops;
+    st->carried = carried;
+    st->seconds_ns = wall;
+    st->pps = wall ? (double)k->packets * 1e9 / (double)wall : 0;
+    if (k->timed && k->err && k->err->n) {
+        st->timed = 1;
+        st->err_p50_ns = sink_errhist_quantile(k->err, 0.50);
+        st->err_p99_ns = sink_errhist_quantile(k->err, 0.99);
+        st->err_p999_ns = sink_errhist_quantile(k->err, 0.999);
+        st->err_max_ns = k->err->max;
+        st->early = k->err->early;
+    }
+}
+
+void replay_stats_format(const replay_stats *st, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%llu flows, %llu packets, %.1f MB, %.1f kpps, %llu drops",
+                     (unsigned long long)st->flows, (unsigned long long)st->packets,
+                     (double)st->bytes / 1e6, st->pps / 1e3, (unsigned long long)st->drops);
+    if (st->timed && n > 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n,
+                 ", timing error p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us",
+                 (double)st->err_p50_ns / 1e3, (double)st->err_p99_ns / 1e3,
+                 (double)st->err_p999_ns / 1e3, (double)st->err_max_ns / 1e3);
+}
+
+int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
+               replay_stats *st, nd_error *e)
+{
+    sched s;
+    sched_heap q = {0};
+    int rc = sched_init(&s, ds, o, e);
+    if (rc) goto out;
+
+    const int paced = sink->ops->paced && o->speed > 0;
+    sink->timed = paced;
+    /* speed 0 (no waiting) keeps real-time timestamps for the sinks that write them */
+    const double inv_speed = o->speed > 0 ? 1.0 / o->speed : 1.0;
+    const int exact = o->speed == 1.0 || o->speed == 0;
+    /* duration is output time; in series time it is that × speed */
+    const uint64_t dur_series = !o->duration_ns ? 0
+                                : o->speed > 0  ? (uint64_t)((double)o->duration_ns * o->speed)
+                                                : o->duration_ns;
+    const uint64_t wall0 = nd_now_ns();
+    const uint64_t base = sink->ops->paced ? wall0 + PACED_LEAD_NS : sink->base_ns;
+    uint64_t now = wall0, last_status = wall0, loop_base = 0, loop = 0, flows = 0, carried = 0;
+    uint32_t next = 0;
+    int arrivals_done = 0; /* the duration is reached: no more flows start */
+    replay_pkt_info info;
+
+    rc = plan_loop(&s, 0, dur_series);
+    if (rc) {
+        nd_error_set(e, rc, "out of memory");
+        goto out;
+    }
+    for (uint64_t npk = 0;; npk++) {
+        if (o->stop && *o->stop) {
+            rc = nd_error_set(e, ND_EINTR, "interrupted");
+            break;
+        }
+        if (next == s.n_plan && !arrivals_done && (!o->loop || loop + 1 < o->loop)) {
+            /* next pass over the flows */
+            loop_base += s.plan_span;
+            loop++;
+            next = 0;
+            rc = plan_loop(&s, loop, 0);
+            if (rc) {
+                nd_error_set(e, rc, "out of memory");
+                break;
+            }
+        }
+        pkt_flow *top = q.n ? q.h[0] : NULL;
+        uint64_t top_key = top ? flow_key(top) : UINT64_MAX;
+        if (next < s.n_plan && loop_base + s.plan_start[next] <= top_key) {
+            uint64_t start = loop_base + s.plan_start[next];
+            if (dur_series && start >= dur_series) { /* no flow starts past the duration */
+                next = s.n_plan;
+                arrivals_done = 1;
+                continue;
+            }
+            pkt_flow *f = flow_get(&s);
+            if (!f) {
+                rc = nd_error_set(e, -ENOMEM, "out of memory");
+                break;
+            }
+            uint32_t w = s.plan_win[next];
+            f->id = loop * s.n_plan + next;
+            f->start = start;
+            f->window = w;
+            f->cls = ds->labels[w];
+            f->pc = &s.pc[f->cls];
+            f->win = ds->values + (size_t)w * ds->n_channels * ds->L;
+            replay_rng_seed(&f->rng, o->seed, f->id);
+            pkt_flow_init(f, &s.lay, &s.cli, &s.srv);
+            next++;
+            flows++;
+            int more = pkt_flow_next_bin(f, &s.lay);
+            if (more < 0 || (more > 0 && heap_push(&q, f))) {
+                rc = nd_error_set(e, -ENOMEM, "out of memory");
+                break;
+            }
+            if (!more) flow_put(&s, f);
+            continue;
+        }
+        if (!top) break; /* all flows done, no more to start */
+
+        const pkt_desc *d = &top->pk[top->pos];
+        uint64_t off = top_key;
+        if (dur_series && off >= dur_series) break;
+        uint64_t deadline = base + (exact ? off : (uint64_t)((double)off * inv_speed));
+        if (paced && deadline > now) {
+            if ((rc = sink->ops->flush(sink, e))) break;
+            now = nd_now_ns();
+            if (deadline > now) {
+                sched_wait_until(deadline, o->spin_ns, o->stop);
+                now = nd_now_ns();
+                if (o->stop && *o->stop) continue;
+            }
+        }
+        uint8_t *buf = sink->ops->alloc(sink, d->len, e);
+        if (!buf) {
+            rc = e ? e->code : -ENOMEM;
+            break;
+        }
+        pkt_build(buf, top, d, s.mac_cli, s.mac_srv, sink->build_flags);
+        info.flow = top->id;
+        info.cls = top->cls;
+        info.window = top->window;
+        info.bin = top->cur_bin;
+        info.dir = d->dir;
+        info.l4 = top->l4;
+        info.ipv6 = top->ipv6;
+        info.tcp_flags = top->l4 == ND_L4_TCP ? d->flags : 0;
+        info.offset_ns = off;
+        info.start_ns = top->start;
+        if ((rc = sink->ops->send(sink, d->len, deadline, &info, e))) break;
+
+        if (++top->pos == top->n) {
+            int more = pkt_flow_next_bin(top, &s.lay);
+            if (more < 0) {
+                rc = nd_error_set(e, -ENOMEM, "out of memory");
+                break;
+            }
+            if (!more) {
+                carried += top->carried;
+                flow_put(&s, top);
+                q.h[0] = q.h[--q.n];
+            }
+        }
+        if (q.n) heap_down(&q, 0);
+
+        if (o->status && !(npk & 0xffff)) {
+            uint64_t t = nd_now_ns();
+            if (t - last_status > 500000000ull) {
+                last_status = t;
+                double secs = (double)(t - wall0) / 1e9;
+                nd_status("replay: %llu flows, %llu packets, %.1f MB, %.1f kpps, %llu drops",
+                          (unsigned long long)flows, (unsigned long long)sink->packets,
+                          (double)sink->bytes / 1e6, (double)sink->packets / secs / 1e3,
+                          (unsigned long long)sink->drops);
+            }
+        }
+    }
+    if (rc != ND_EINTR && rc) goto out;
+    {
+        nd_error fe;
+        int frc = sink->ops->flush(sink, &fe);
+        if (frc) {
+            rc = frc;
+            if (e) *e = fe;
+        }
+    }
+    if (o->status) nd_status_end();
+    for (size_t i = 0; i < q.n; i++) carried += q.h[i]->carried;
+    if (st) stats_fill(st, sink, flows, carried, nd_now_ns() - wall0);
+out:
+    free(q.h);
+    if (s.ds) sched_free(&s);
+    return rc;
+}

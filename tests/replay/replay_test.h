@@ -1,0 +1,189 @@
+/*
+ * replay_test.h — helpers for the replay tests: datasets built by hand in plain arrays
+ * (no dependency on the dataset code), a frame parser and checksum verification written
+ * independently of replay/headers.c (byte-wise sums over a copied pseudo-header).
+ */
+#ifndef ND_REPLAY_TEST_H
+#define ND_REPLAY_TEST_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "replay.h"
+
+/* The tests' own generator (splitmix64), independent of the library's. */
+typedef struct trng {
+    uint64_t x;
+} trng;
+static inline uint64_t trng_next(trng *r)
+{
+    uint64_t z = (r->x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static inline uint64_t trng_below(trng *r, uint64_t n) { return trng_next(r) % n; }
+
+/* A dataset in plain arrays: C channels named chan[], K classes, n windows of zeros. */
+static inline nd_dataset *tds_new(uint32_t C, const char *const *chan, uint32_t L,
+                                  uint64_t bin_ns, uint32_t K, const char *const *classes,
+                                  uint64_t n)
+{
+    nd_dataset *ds = calloc(1, sizeof *ds);
+    CHECK(ds);
+    ds->n_channels = C;
+    for (uint32_t c = 0; c < C; c++) strcpy(ds->channel_names[c], chan[c]);
+    ds->L = L;
+    ds->bin_ns = bin_ns;
+    ds->n_classes = K;
+    ds->class_names = calloc(K, sizeof *ds->class_names);
+    ds->stats = calloc(K, sizeof *ds->stats);
+    for (uint32_t k = 0; k < K; k++) strcpy(ds->class_names[k], classes[k]);
+    ds->n_windows = ds->cap_windows = n;
+    ds->values = calloc(n ? n * C * L : 1, sizeof *ds->values);
+    ds->labels = calloc(n ? n : 1, sizeof *ds->labels);
+    ds->groups = calloc(n ? n : 1, sizeof *ds->groups);
+    CHECK(ds->class_names && ds->stats && ds->values && ds->labels && ds->groups);
+    return ds;
+}
+
+static inline void tds_free(nd_dataset *ds)
+{
+    if (!ds) return;
+    free(ds->class_names);
+    free(ds->stats);
+    free(ds->values);
+    free(ds->labels);
+    free(ds->groups);
+    free(ds);
+}
+
+static inline float *tds_at(nd_dataset *ds, uint64_t w, uint32_t c, uint32_t b)
+{
+    return &ds->values[(w * ds->n_channels + c) * ds->L + b];
+}
+
+/* Statistics that look like a capture of web traffic: ACK-sized and MTU-sized frames,
+ * gaps of 1 us .. 1 ms, a TCP/UDP and IPv4/IPv6 mix, three ports, two MSS values. */
+static inline void tds_web_stats(nd_class_stats *st, double udp_share, double v6_share)
+{
+    memset(st, 0, sizeof *st);
+    for (int d = 0; d < 2; d++) {
+        st->size_hist[d][54] = d == ND_UP ? 600 : 100;
+        st->size_hist[d][66] = 100;
+        st->size_hist[d][583] = 50;
+        st->size_hist[d][1514] = d == ND_DOWN ? 700 : 20;
+        st->size_hist[d][1518] = 5; /* larger than the MTU: must be clamped */
+        for (int k = 10; k < 20; k++) st->iat_hist[d][k] = (uint64_t)(20 - k);
+        st->ttl_hist[d][d == ND_DOWN ? 52 : 64] = 10;
+        st->ttl_hist[d][128] = 1;
+    }
+    st->flows = 1000;
+    st->l4_flows[ND_L4_UDP] = (uint64_t)(udp_share * 1000);
+    st->l4_flows[ND_L4_TCP] = 1000 - st->l4_flows[ND_L4_UDP];
+    st->ipv6_flows = (uint64_t)(v6_share * 1000);
+    st->port[0] = 443, st->port_count[0] = 80;
+    st->port[1] = 8080, st->port_count[1] = 15;
+    st->port[2] = 5201, st->port_count[2] = 5;
+    st->mss[0] = 1460, st->mss_count[0] = 9;
+    st->mss[1] = 1400, st->mss_count[1] = 1;
+    st->first_flow_ns = 0;
+    st->last_flow_ns = 999ull * 10000000ull; /* 100 flows/s */
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Frame parsing and checksum verification                                              */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct tframe {
+    int v6, proto; /* 6 TCP, 17 UDP */
+    uint8_t src[16], dst[16];
+    uint16_t sport, dport;
+    uint32_t seq, ack;
+    uint8_t flags, ttl;
+    uint16_t mss;    /* MSS option, 0 when absent */
+    uint32_t payload;
+    int ip_ok, l4_ok; /* checksums verify */
+} tframe;
+
+static inline uint32_t tget16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
+static inline uint32_t tget32(const uint8_t *p) { return tget16(p) << 16 | tget16(p + 2); }
+
+/* Ones'-complement sum of bytes, one byte at a time: even offsets are the high byte. */
+static inline uint64_t tsum_bytes(uint64_t s, const uint8_t *p, size_t n, size_t start)
+{
+    for (size_t i = 0; i < n; i++) s += ((start + i) % 2 == 0) ? (uint64_t)p[i] << 8 : p[i];
+    return s;
+}
+
+static inline int tsum_valid(uint64_t s)
+{
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return s == 0xffff;
+}
+
+/* Parses an Ethernet frame of len bytes; fails the test on anything malformed. */
+static inline tframe tframe_parse(const uint8_t *f, uint32_t len)
+{
+    tframe t;
+    memset(&t, 0, sizeof t);
+    CHECK(len >= 42);
+    uint32_t et = tget16(f + 12);
+    const uint8_t *ip = f + 14, *l4;
+    uint32_t l4len;
+    uint8_t ph[40];
+    size_t phlen;
+    if (et == 0x0800) {
+        CHECK_EQ(ip[0], 0x45);
+        CHECK_EQ(tget16(ip + 2) + 14, len);
+        t.proto = ip[9];
+        t.ttl = ip[8];
+        memcpy(t.src, ip + 12, 4);
+        memcpy(t.dst, ip + 16, 4);
+        t.ip_ok = tsum_valid(tsum_bytes(0, ip, 20, 0));
+        l4 = ip + 20;
+        l4len = len - 34;
+        memcpy(ph, ip + 12, 8);
+        ph[8] = 0, ph[9] = (uint8_t)t.proto, ph[10] = (uint8_t)(l4len >> 8), ph[11] = (uint8_t)l4len;
+        phlen = 12;
+    } else {
+        CHECK_EQ(et, 0x86dd);
+        t.v6 = 1;
+        CHECK_EQ(ip[0] >> 4, 6);
+        CHECK_EQ(tget16(ip + 4) + 54, len);
+        t.proto = ip[6];
+        t.ttl = ip[7];
+        memcpy(t.src, ip + 8, 16);
+        memcpy(t.dst, ip + 24, 16);
+        t.ip_ok = 1; /* IPv6 has no header checksum */
+        l4 = ip + 40;
+        l4len = len - 54;
+        memcpy(ph, ip + 8, 32);
+        ph[32] = ph[33] = 0, ph[34] = (uint8_t)(l4len >> 8), ph[35] = (uint8_t)l4len;
+        ph[36] = ph[37] = ph[38] = 0, ph[39] = (uint8_t)t.proto;
+        phlen = 40;
+    }
+    t.sport = (uint16_t)tget16(l4);
+    t.dport = (uint16_t)tget16(l4 + 2);
+    if (t.proto == 6) {
+        CHECK(l4len >= 20);
+        uint32_t off = (uint32_t)(l4[12] >> 4) * 4;
+        CHECK(off >= 20 && off <= l4len);
+        t.seq = tget32(l4 + 4);
+        t.ack = tget32(l4 + 8);
+        t.flags = l4[13];
+        if (off >= 24 && l4[20] == 2 && l4[21] == 4) t.mss = (uint16_t)tget16(l4 + 22);
+        t.payload = l4len - off;
+    } else {
+        CHECK_EQ(t.proto, 17);
+        CHECK_EQ(tget16(l4 + 4), l4len);
+        CHECK(tget16(l4 + 6) != 0); /* replay always fills the UDP checksum */
+        t.payload = l4len - 8;
+    }
+    t.l4_ok = tsum_valid(tsum_bytes(tsum_bytes(0, ph, phlen, 0), l4, l4len, 0));
+    return t;
+}
+
+#endif
