@@ -137,18 +137,23 @@ int nd_dataset_class(nd_dataset *ds, const char *name)
     for (uint32_t k = 0; k < ds->n_classes; k++)
         if (!strcmp(ds->class_names[k], name)) return (int)k;
     if (ds->n_classes >= ND_MAX_CLASSES) return -1;
-    /* Grown one at a time: classes are few and added rarely (once per rule or label). */
-    uint32_t n = ds->n_classes + 1;
-    char(*names)[ND_NAME_MAX] = realloc(ds->class_names, n * sizeof *names);
-    if (!names) return -1;
-    ds->class_names = names;
-    nd_class_stats *st = realloc(ds->stats, n * sizeof *st);
-    if (!st) return -1;
-    ds->stats = st;
-    memset(&st[n - 1], 0, sizeof *st);
-    strcpy(names[n - 1], name);
-    ds->n_classes = n;
-    return (int)(n - 1);
+    /* The arrays hold the next power of two >= n_classes entries (implied, no field):
+     * they grow only when n_classes is 0 or a power of two. A class costs ~30 KB of
+     * statistics, so growing one by one would copy O(n^2) of them. */
+    uint32_t n = ds->n_classes;
+    if ((n & (n - 1)) == 0) {
+        uint32_t cap = n ? 2 * n : 1;
+        char(*names)[ND_NAME_MAX] = realloc(ds->class_names, cap * sizeof *names);
+        if (!names) return -1;
+        ds->class_names = names;
+        nd_class_stats *st = realloc(ds->stats, cap * sizeof *st);
+        if (!st) return -1;
+        ds->stats = st;
+    }
+    memset(&ds->stats[n], 0, sizeof *ds->stats);
+    strcpy(ds->class_names[n], name);
+    ds->n_classes = n + 1;
+    return (int)n;
 }
 
 static size_t window_floats(const nd_dataset *ds) { return (size_t)ds->n_channels * ds->L; }

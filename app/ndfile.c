@@ -189,6 +189,7 @@ static int afile_flush(nd_afile *f, nd_error *e)
 int nd_afile_write(nd_afile *f, const void *data, size_t len, nd_error *e)
 {
     if (f->err) return afile_fail(f, e, f->err, "");
+    if (!len) return 0; /* data may be NULL then */
     if (len <= AFILE_BUF - f->used) {
         memcpy(f->buf + f->used, data, len);
         f->used += len;
