@@ -219,14 +219,16 @@ static int apply_node(conf_ctx *c, const conf_key *k, nd_config *cfg, yaml_node_
 /* libyaml's own message: what, where, and while doing what. */
 static int yaml_fail(conf_ctx *c, const yaml_parser_t *p)
 {
-    yaml_mark_t at = p->problem_mark;
-    if (p->error == YAML_READER_ERROR) at.line = at.column = 0;
     char context[256] = "";
     if (p->context)
         snprintf(context, sizeof context, " (%s at %zu:%zu)", p->context,
                  p->context_mark.line + 1, p->context_mark.column + 1);
-    return conf_fail(c, p->error == YAML_READER_ERROR ? NULL : &at, NULL,
-                     "YAML syntax error: %s%s", p->problem ? p->problem : "unknown", context);
+    /* the reader (encoding) has no line yet, only a byte offset */
+    if (p->error == YAML_READER_ERROR)
+        return conf_fail(c, NULL, NULL, "YAML syntax error: %s at byte %zu (is it UTF-8 text?)",
+                         p->problem ? p->problem : "unreadable", p->problem_offset);
+    return conf_fail(c, &p->problem_mark, NULL, "YAML syntax error: %s%s",
+                     p->problem ? p->problem : "unknown", context);
 }
 
 /* Loads the one YAML document of text into doc. *empty when it holds nothing. */
@@ -242,16 +244,18 @@ static int load_document(conf_ctx *c, yaml_document_t *doc, const char *text, si
         yaml_parser_delete(&p);
         return rc;
     }
-    *empty = !yaml_document_get_root_node(doc);
-    if (!*empty) {
+    /* nothing, or only "---" / "~": the defaults */
+    yaml_node_t *root = yaml_document_get_root_node(doc);
+    *empty = !root || node_is_null(root);
+    if (root) {
         /* a second document would be silently ignored: refuse it */
         yaml_document_t next;
         if (!yaml_parser_load(&p, &next)) {
             rc = yaml_fail(c, &p);
         } else {
-            yaml_node_t *root = yaml_document_get_root_node(&next);
-            if (root)
-                rc = conf_fail(c, &root->start_mark, NULL,
+            yaml_node_t *second = yaml_document_get_root_node(&next);
+            if (second)
+                rc = conf_fail(c, &second->start_mark, NULL,
                                "a config is one YAML document; found a second one");
             yaml_document_delete(&next);
         }
@@ -292,14 +296,16 @@ static void conf_finalize(nd_config *cfg)
     if (cfg->model.attn_div) cfg->model.attn_min_res = cfg->capture.window / cfg->model.attn_div;
 }
 
-/* The position where the text set key a, or else key b (NULL when neither). */
-static const yaml_mark_t *seen_at(const conf_ctx *c, const char *a, const char *b)
+/* The position where the text set key a, or else the first of others (space-separated
+ * names, may be NULL) that it set; NULL when none was set by a file. */
+static const yaml_mark_t *seen_at(const conf_ctx *c, const char *a, const char *others)
 {
-    const char *names[2] = {a, b};
-    for (int i = 0; i < 2; i++) {
-        const conf_key *k = names[i] ? conf_key_find(names[i]) : NULL;
-        ND_ASSERT(!names[i] || k);
-        if (k && c->seen[k - conf_keys].set) return c->file ? &c->seen[k - conf_keys].at : NULL;
+    char names[256];
+    snprintf(names, sizeof names, "%s %s", a, others ? others : "");
+    for (char *save, *name = strtok_r(names, " ", &save); name; name = strtok_r(NULL, " ", &save)) {
+        const conf_key *k = conf_key_find(name);
+        ND_ASSERT(k);
+        if (c->seen[k - conf_keys].set) return c->file ? &c->seen[k - conf_keys].at : NULL;
     }
     return NULL;
 }
@@ -341,7 +347,7 @@ static int conf_cross_check(conf_ctx *c, const nd_config *cfg)
         nd_format_duration(cap->idle_timeout_ns, idle, sizeof idle);
         nd_format_duration(cap->active_timeout_ns, active, sizeof active);
         nd_format_duration(cap->bin_ns, bin, sizeof bin);
-        return RULE_FAIL("capture.idle_timeout", "capture.active_timeout",
+        return RULE_FAIL("capture.idle_timeout", "capture.active_timeout capture.bin",
                          "must be from capture.bin (%s) to capture.active_timeout (%s), got %s",
                          bin, active, idle);
     }
@@ -361,9 +367,9 @@ static int conf_cross_check(conf_ctx *c, const nd_config *cfg)
     uint32_t lowest = cap->window / down;
     if (m->attn_min_res > cap->window || (m->attn_min_res && m->attn_min_res < lowest))
         return RULE_FAIL("model.attn_min_res", "model.channel_mult",
-                         "must be 0 (no attention) or from the U-Net's lowest level (%u px) "
-                         "to L (%u px), got %u px",
-                         lowest, cap->window, m->attn_min_res);
+                         "must be 0 (no attention) or from the U-Net's lowest level (%u px, "
+                         "L/%u) to L (%u px), got %u px",
+                         lowest, down, cap->window, m->attn_min_res);
     uint32_t labels = cfg->n_classes;
     if (labels && cap->default_class[0] && !is_class(cfg, cap->default_class)) labels++;
     if (labels > m->max_classes)
