@@ -29,6 +29,8 @@ typedef struct conf_ctx {
     nd_error *e;
     yaml_document_t *doc;
     int file;                      /* seen[].at are positions in a file worth printing */
+    size_t col0;                   /* added to first-line columns: an override's value
+                                      starts after "key=" */
     conf_seen seen[CONF_MAX_KEYS]; /* by index in conf_keys */
 } conf_ctx;
 
@@ -49,7 +51,9 @@ __attribute__((format(printf, 4, 5))) static int conf_fail(conf_ctx *c, const ya
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (at) snprintf(where, sizeof where, "%s:%zu:%zu", c->name, at->line + 1, at->column + 1);
+    if (at)
+        snprintf(where, sizeof where, "%s:%zu:%zu", c->name, at->line + 1,
+                 at->column + 1 + (at->line ? 0 : c->col0));
     else snprintf(where, sizeof where, "%s", c->name);
     if (key) return nd_error_set(c->e, ND_ECONFIG, "%s: %s: %s", where, key, msg);
     return nd_error_set(c->e, ND_ECONFIG, "%s: %s", where, msg);
@@ -71,13 +75,15 @@ static int node_is_null(const yaml_node_t *n)
     return !*v || !strcmp(v, "~") || !strcmp(v, "null");
 }
 
-/* The nearest of n names to typed, by edit distance. */
+/* The nearest of n names to typed, by edit distance. A typed name without a section
+ * ("window=32" on a command line) is compared with the names' parts after the dot. */
 static const char *nearest(const char *typed, const char *const *names, size_t n)
 {
     const char *best = NULL;
     size_t best_d = (size_t)-1;
     for (size_t i = 0; i < n; i++) {
-        size_t d = conf_edit_distance(typed, names[i]);
+        const char *dot = strchr(names[i], '.');
+        size_t d = conf_edit_distance(typed, dot && !strchr(typed, '.') ? dot + 1 : names[i]);
         if (d < best_d) best = names[i], best_d = d;
     }
     return best;
@@ -222,7 +228,8 @@ static int yaml_fail(conf_ctx *c, const yaml_parser_t *p)
     char context[256] = "";
     if (p->context)
         snprintf(context, sizeof context, " (%s at %zu:%zu)", p->context,
-                 p->context_mark.line + 1, p->context_mark.column + 1);
+                 p->context_mark.line + 1,
+                 p->context_mark.column + 1 + (p->context_mark.line ? 0 : c->col0));
     /* the reader (encoding) has no line yet, only a byte offset */
     if (p->error == YAML_READER_ERROR)
         return conf_fail(c, NULL, NULL, "YAML syntax error: %s at byte %zu (is it UTF-8 text?)",
@@ -643,6 +650,7 @@ int nd_config_set(nd_config *cfg, const char *assignment, nd_error *e)
         return nd_error_set(e, -ENOMEM, "%s: out of memory", where);
     }
     c->seen[k - conf_keys].set = 1; /* cross-key errors then name this key first */
+    c->col0 = n + 1;
     rc = apply_text(c, k, &tmp, eq + 1);
     if (!rc) {
         conf_finalize(&tmp);
