@@ -103,6 +103,8 @@ typedef struct nd_config {
         uint32_t clients;
         char server_pool[ND_CONF_STR];
         uint32_t servers;
+        char client_pool6[ND_CONF_STR]; /* prefixes of IPv6 flows (the pools above: IPv4) */
+        char server_pool6[ND_CONF_STR];
         char mac_src[32];
         char mac_dst[32];
         uint64_t seed;
