@@ -581,9 +581,9 @@ int nd_config_parse(nd_config *cfg, const char *text, size_t len, const char *na
     nd_config_defaults(&tmp);
     yaml_document_t doc;
     int empty, rc = load_document(c, &doc, text, len, &empty);
-    if (!rc && !empty) {
+    if (!rc) {
         c->doc = &doc;
-        rc = walk_root(c, &tmp, yaml_document_get_root_node(&doc));
+        if (!empty) rc = walk_root(c, &tmp, yaml_document_get_root_node(&doc));
         yaml_document_delete(&doc);
     }
     if (!rc) {
