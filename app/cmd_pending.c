@@ -57,14 +57,6 @@ PENDING(sample, "sample", 5, "generate new windows from a model",
         "\n"
         "Not available yet in this build (issue #5).\n");
 
-PENDING(replay, "replay", 6, "turn sampled or given series into packets on a sink",
-        "usage: netdiffus replay MODEL.ndm [--class NAME | --mix CONF] --flows N --to SINK\n"
-        "       netdiffus replay --series IN.csv|IN.ndd --to SINK\n"
-        "\n"
-        "SINK is pcap:FILE, iface:NAME or dpdk:EAL-ARGS.\n"
-        "\n"
-        "Not available yet in this build (issue #6).\n");
-
 PENDING(live, "live", 7, "capture, learn online and replay in one process",
         "usage: netdiffus live -c CONF [--resume]\n"
         "\n"

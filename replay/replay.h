@@ -23,8 +23,10 @@ typedef struct replay_opts {
     uint32_t flows;       /* flows per loop; 0 = one per eligible window */
     uint32_t loop;        /* passes over the flows; 0 = until duration or stop */
     uint64_t seed;        /* same seed, same packets (byte for byte into pcap) */
-    const char *client_pool; /* "198.18.0.0/16,2001:db8:0:1::/64": one IPv4 and/or IPv6 */
-    const char *server_pool; /*   prefix, comma-separated */
+    const char *client_pool; /* "198.18.0.0/16": one IPv4 and/or one IPv6 prefix, */
+    const char *server_pool; /*   comma-separated */
+    const char *client_pool6; /* more prefixes, for IPv6 flows (may be NULL or "") */
+    const char *server_pool6;
     uint32_t clients, servers; /* addresses used in each pool */
     const char *mac_src;       /* MAC of the client side, "02:00:00:00:00:01" */
     const char *mac_dst;       /* MAC of the server side */

@@ -27,8 +27,10 @@ void replay_opts_defaults(replay_opts *o)
     o->seed = 1;
     /* RFC 2544 benchmarking (198.18.0.0/15) and RFC 3849 documentation (2001:db8::/32)
      * ranges: replayed packets never carry anyone's real addresses */
-    o->client_pool = "198.18.0.0/16,2001:db8:0:1::/64";
-    o->server_pool = "198.19.0.0/16,2001:db8:0:2::/64";
+    o->client_pool = "198.18.0.0/16";
+    o->server_pool = "198.19.0.0/16";
+    o->client_pool6 = "2001:db8:0:1::/64";
+    o->server_pool6 = "2001:db8:0:2::/64";
     o->clients = 256;
     o->servers = 16;
     o->mac_src = "02:00:00:00:00:01"; /* locally administered */
@@ -47,6 +49,8 @@ void replay_opts_from_config(replay_opts *o, const nd_config *cfg)
     o->seed = r->seed;
     if (r->client_pool[0]) o->client_pool = r->client_pool;
     if (r->server_pool[0]) o->server_pool = r->server_pool;
+    o->client_pool6 = r->client_pool6;
+    o->server_pool6 = r->server_pool6;
     if (r->clients) o->clients = r->clients;
     if (r->servers) o->servers = r->servers;
     if (r->mac_src[0]) o->mac_src = r->mac_src;
@@ -187,12 +191,14 @@ static int class_ready(sched *s, uint32_t c)
     if (rc) return rc;
     s->pc_ready[c] = 1;
     const pkt_class *pc = &s->pc[c];
-    if (!pc->has_sizes || !pc->has_iat || !st->flows)
-        nd_info("replay: class '%s' has no%s%s%s statistics: using %s%s%s", pc->name,
-                pc->has_sizes ? "" : " packet-size", pc->has_iat ? "" : " inter-arrival",
-                st->flows ? "" : " flow", pc->has_sizes ? "" : "MTU-sized (1514-byte) frames, ",
-                pc->has_iat ? "" : "evenly spaced send times, ",
-                st->flows ? "" : "TCP over IPv4 to port 443");
+    if (!pc->has_sizes || !pc->has_iat || !st->flows) {
+        char missing[96] = "", using[160] = "";
+        if (!pc->has_sizes) strcat(missing, ", packet sizes"), strcat(using, ", MTU-sized frames");
+        if (!pc->has_iat) strcat(missing, ", inter-arrival times"), strcat(using, ", even send times");
+        if (!st->flows) strcat(missing, ", flow mix"), strcat(using, ", TCP/IPv4 to port 443");
+        nd_info("replay: class '%s' has no statistics of %s: using %s", pc->name, missing + 2,
+                using + 2);
+    }
     return 0;
 }
 
@@ -240,8 +246,13 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
                             "the series need channels bytes_down and bytes_up to be replayed");
     if (!(o->speed >= 0) || !isfinite(o->speed))
         return nd_error_set(e, ND_EUSAGE, "speed must be a number >= 0 (0: as fast as possible)");
-    int rc = pkt_pool_parse(&s->cli, o->client_pool, o->clients, "replay.client_pool", e);
-    if (!rc) rc = pkt_pool_parse(&s->srv, o->server_pool, o->servers, "replay.server_pool", e);
+    char pool[2 * ND_CONF_STR + 2];
+    snprintf(pool, sizeof pool, "%s,%s", o->client_pool ? o->client_pool : "",
+             o->client_pool6 ? o->client_pool6 : "");
+    int rc = pkt_pool_parse(&s->cli, pool, o->clients, "replay.client_pool", e);
+    snprintf(pool, sizeof pool, "%s,%s", o->server_pool ? o->server_pool : "",
+             o->server_pool6 ? o->server_pool6 : "");
+    if (!rc) rc = pkt_pool_parse(&s->srv, pool, o->servers, "replay.server_pool", e);
     if (rc) return rc;
     if ((s->cli.has4 && s->srv.has4) + (s->cli.has6 && s->srv.has6) == 0)
         return nd_error_set(e, ND_ECONFIG,

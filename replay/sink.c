@@ -153,7 +153,7 @@ static int pcap_write_out(sink_pcap *p, nd_error *e)
             /* keep the file readable: cut back to the last complete record */
             if (ftruncate(p->fd, (off_t)p->written)) { /* not a regular file: nothing to cut */
             }
-            return nd_error_set(e, err, "%s: %s (the file holds the %llu packets before)",
+            return nd_error_set(e, err, "%s: %s (the file keeps the %llu packets written before)",
                                 p->path, nd_strerror(err),
                                 (unsigned long long)p->base.packets);
         }
