@@ -683,24 +683,7 @@ char *nd_config_to_yaml(const nd_config *cfg)
     FILE *out = open_memstream(&buf, &len);
     if (!out) return NULL;
     fputs("# netdiffus effective configuration (every key; see docs/CONFIG.md)\n", out);
-    char section[32] = "";
-    for (size_t i = 0; i < conf_keys_count(); i++) {
-        const conf_key *k = &conf_keys[i];
-        const char *leaf = conf_key_leaf(k);
-        if (leaf == k->name) { /* a top-level key (classes) */
-            fprintf(out, "%s: ", k->name);
-            section[0] = 0;
-        } else {
-            int slen = (int)(leaf - 1 - k->name);
-            if (strncmp(section, k->name, (size_t)slen) || section[slen]) {
-                snprintf(section, sizeof section, "%.*s", slen, k->name);
-                fprintf(out, "%s:\n", section);
-            }
-            fprintf(out, "  %s: ", leaf);
-        }
-        conf_value_yaml(k, cfg, out);
-        fputc('\n', out);
-    }
+    conf_write_yaml(cfg, 0, out);
     if (fclose(out)) {
         free(buf);
         return NULL;

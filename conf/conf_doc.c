@@ -39,7 +39,7 @@ static void key_row(const conf_key *k, const char *name, const void *defaults, F
 {
     fprintf(out, "| `%s` | %s | `", name, type_name(k));
     if (defaults) {
-        conf_value_yaml(k, defaults, out);
+        conf_value_yaml(k, defaults, 0, out);
     } else {
         /* list-item fields: their default text as written in the table */
         if (k->required) fputs("(required)", out);
@@ -167,14 +167,8 @@ static void comment(const char *indent, const char *text, FILE *out)
     }
 }
 
-void conf_default_yaml(FILE *out)
+void conf_write_yaml(const nd_config *cfg, int comments, FILE *out)
 {
-    nd_config d;
-    nd_config_defaults(&d);
-    fputs("# netdiffus: every configuration key at its default, with what it means.\n"
-          "# Generated from conf/conf_keys.c by scripts/gen-config-doc (do not edit; a test\n"
-          "# checks it). Copy what you need: a config file sets only what differs.\n",
-          out);
     char section[32] = "";
     for (size_t i = 0; i < conf_keys_count(); i++) {
         const conf_key *k = &conf_keys[i];
@@ -183,17 +177,33 @@ void conf_default_yaml(FILE *out)
         int slen = leaf == k->name ? (int)strlen(k->name) : (int)(leaf - 1 - k->name);
         if (strncmp(section, k->name, (size_t)slen) || section[slen]) {
             snprintf(section, sizeof section, "%.*s", slen, k->name);
-            if (leaf != k->name) fprintf(out, "\n%s:\n", section);
-            else fputc('\n', out);
+            if (comments) fputc('\n', out);
+            if (leaf != k->name) fprintf(out, "%s:\n", section);
         }
-        char why[512], line[768];
-        conf_expected(k, why, sizeof why);
-        snprintf(line, sizeof line, "%s (%s%s%s)", k->help, why + strlen("expected "),
-                 k->unit ? "; " : "", k->unit ? k->unit : "");
-        comment(indent, line, out);
-        fprintf(out, "%s%s: ", indent, leaf);
-        conf_value_yaml(k, &d, out);
+        if (comments) {
+            char why[512], line[768];
+            conf_expected(k, why, sizeof why);
+            snprintf(line, sizeof line, "%s (%s%s%s)", k->help, why + strlen("expected "),
+                     k->unit ? "; " : "", k->unit ? k->unit : "");
+            comment(indent, line, out);
+        }
+        fprintf(out, "%s%s:", indent, leaf);
+        /* a block list starts on the next line; anything else after one space */
+        int block = k->type == CONF_LIST && k->list->map && *conf_list_count(k->list, cfg);
+        if (!block) fputc(' ', out);
+        conf_value_yaml(k, cfg, 1, out);
         fputc('\n', out);
     }
+}
+
+void conf_default_yaml(FILE *out)
+{
+    nd_config d;
+    nd_config_defaults(&d);
+    fputs("# netdiffus: every configuration key at its default, with what it means.\n"
+          "# Generated from conf/conf_keys.c by scripts/gen-config-doc (do not edit; a test\n"
+          "# checks it). Copy what you need: a config file sets only what differs.\n",
+          out);
+    conf_write_yaml(&d, 1, out);
     nd_config_free(&d);
 }

@@ -85,8 +85,13 @@ int conf_scalar_set(const conf_key *k, void *base, const char *text, char *why,
                     size_t why_len);
 /* Writes the field of scalar key k back as text that conf_scalar_set reads unchanged. */
 void conf_scalar_format(const conf_key *k, const void *base, char *buf, size_t len);
-/* Writes key k's value (any type, lists as flow YAML) as YAML text to out. */
-void conf_value_yaml(const conf_key *k, const void *base, FILE *out);
+/* Writes key k's value (any type) as YAML text to out. Lists are flow YAML ("[1, 2]"),
+ * except that with block set a non-empty list of mappings is written as "- {...}" lines,
+ * starting with a newline, indented for the key's place in nd_config_to_yaml. */
+void conf_value_yaml(const conf_key *k, const void *base, int block, FILE *out);
+/* The whole config as YAML, section by section; with comments, each key's help and
+ * allowed values above it (conf/examples/default.yaml). */
+void conf_write_yaml(const nd_config *cfg, int comments, FILE *out);
 /* "expected ..." text for key k: its type, bounds, choices. */
 void conf_expected(const conf_key *k, char *buf, size_t len);
 

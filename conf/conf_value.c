@@ -364,7 +364,18 @@ static void scalar_yaml(const conf_key *k, const void *base, FILE *out)
     else fputs(buf, out);
 }
 
-void conf_value_yaml(const conf_key *k, const void *base, FILE *out)
+/* {name: "web", filter: "tcp port 443"} */
+static void map_item_yaml(const conf_list *l, const void *item, FILE *out)
+{
+    fputc('{', out);
+    for (size_t j = 0; j < l->n_keys; j++) {
+        fprintf(out, "%s%s: ", j ? ", " : "", l->keys[j].name);
+        scalar_yaml(&l->keys[j], item, out);
+    }
+    fputc('}', out);
+}
+
+void conf_value_yaml(const conf_key *k, const void *base, int block, FILE *out)
 {
     if (k->type != CONF_LIST) {
         scalar_yaml(k, base, out);
@@ -373,22 +384,25 @@ void conf_value_yaml(const conf_key *k, const void *base, FILE *out)
     const conf_list *l = k->list;
     uint32_t n = *conf_list_count(l, base);
     const char *items = conf_list_items(l, base);
+    if (l->map && n && block) {
+        /* block style, one "- {...}" line per item under the key: a list of classes
+         * stays readable and diffable */
+        const char *indent = conf_key_leaf(k) == k->name ? "  " : "    ";
+        for (uint32_t i = 0; i < n; i++) {
+            fprintf(out, "\n%s- ", indent);
+            map_item_yaml(l, items + i * l->item_size, out);
+        }
+        return;
+    }
     fputc('[', out);
     for (uint32_t i = 0; i < n; i++) {
         const void *item = items + i * l->item_size;
+        fputs(i ? ", " : "", out);
         if (!l->map) {
-            fputs(i ? ", " : "", out);
             scalar_yaml(&l->keys[0], item, out);
             continue;
         }
-        /* one item per line, indented past any section key: a list of classes stays
-         * readable and diffable, and YAML wants flow lines deeper than their parent */
-        fputs(i ? ",\n    {" : "\n    {", out);
-        for (size_t j = 0; j < l->n_keys; j++) {
-            fprintf(out, "%s%s: ", j ? ", " : "", l->keys[j].name);
-            scalar_yaml(&l->keys[j], item, out);
-        }
-        fputc('}', out);
+        map_item_yaml(l, item, out);
     }
     fputc(']', out);
 }

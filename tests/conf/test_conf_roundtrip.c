@@ -110,7 +110,8 @@ static void test_roundtrip(void)
     CHECK_CONTAINS(y, "  idle_timeout: 2m\n");
     CHECK_CONTAINS(y, "  channel_mult: [1, 2, 4, 4]\n");
     CHECK_CONTAINS(y, "  eta: 0.3333333333333333\n");
-    CHECK_CONTAINS(y, "classes: [\n    {name: \"web\", filter: ");
+    CHECK_CONTAINS(y, "\nclasses:\n  - {name: \"web\", filter: ");
+    CHECK_CONTAINS(y, "\n  mix:\n    - {class: \"web\", weight: 3}\n    - {class: ");
     CHECK_CONTAINS(y, "\\\\ tab\\there\\nnewline\"}");
     free(y);
 
