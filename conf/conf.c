@@ -326,12 +326,15 @@ static int is_class(const nd_config *cfg, const char *name)
     return 0;
 }
 
-/* Addresses in a CIDR block (validated by the table), capped at 2^32. */
+/* Addresses in a CIDR block (validated by the table), capped at 2^32; no limit for a
+ * text that is not one (not reached through the parser, but nd_config_check takes any
+ * struct). */
 static uint64_t pool_size(const char *cidr)
 {
     const char *slash = strchr(cidr, '/');
+    if (!slash) return UINT64_MAX;
     int bits = (strchr(cidr, ':') ? 128 : 32) - atoi(slash + 1);
-    return bits >= 32 ? 1ull << 32 : 1ull << bits;
+    return bits >= 32 ? 1ull << 32 : bits < 0 ? 1 : 1ull << bits;
 }
 
 /* Rules that involve more than one key; documented in docs/CONFIG.md (conf_doc.c lists

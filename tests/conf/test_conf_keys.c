@@ -230,7 +230,7 @@ static size_t oob_values(const conf_key *k, char vals[][ND_CONF_FILTER])
     case CONF_STRING: {
         memset(vals[n], 'a', k->size);
         vals[n++][k->size] = 0; /* one byte too long */
-        if (k->min) vals[n++][0] = 0;
+        if (k->min) snprintf(vals[n++], ND_CONF_FILTER, "\"\""); /* too short: "" */
         return n;
     }
     case CONF_RES:
