@@ -573,6 +573,19 @@ static int walk_root(conf_ctx *c, nd_config *cfg, yaml_node_t *root)
     return 0;
 }
 
+/* The end of a parse or an override into tmp that returned rc: derived values and the
+ * cross-key rules; on failure tmp is freed. Frees c. Returns the final code. */
+static int conf_finish(conf_ctx *c, int rc, nd_config *tmp)
+{
+    if (!rc) {
+        conf_finalize(tmp);
+        rc = conf_cross_check(c, tmp);
+    }
+    free(c);
+    if (rc) nd_config_free(tmp);
+    return rc;
+}
+
 int nd_config_parse(nd_config *cfg, const char *text, size_t len, const char *name,
                     nd_error *e)
 {
@@ -589,13 +602,7 @@ int nd_config_parse(nd_config *cfg, const char *text, size_t len, const char *na
         if (!empty) rc = walk_root(c, &tmp, yaml_document_get_root_node(&doc));
         yaml_document_delete(&doc);
     }
-    if (!rc) {
-        conf_finalize(&tmp);
-        rc = conf_cross_check(c, &tmp);
-    }
-    free(c);
-    if (rc) {
-        nd_config_free(&tmp);
+    if ((rc = conf_finish(c, rc, &tmp))) {
         nd_config_defaults(cfg);
         return rc;
     }
@@ -654,16 +661,7 @@ int nd_config_set(nd_config *cfg, const char *assignment, nd_error *e)
     }
     c->seen[k - conf_keys].set = 1; /* cross-key errors then name this key first */
     c->col0 = n + 1;
-    rc = apply_text(c, k, &tmp, eq + 1);
-    if (!rc) {
-        conf_finalize(&tmp);
-        rc = conf_cross_check(c, &tmp);
-    }
-    free(c);
-    if (rc) {
-        nd_config_free(&tmp);
-        return rc;
-    }
+    if ((rc = conf_finish(c, apply_text(c, k, &tmp, eq + 1), &tmp))) return rc;
     nd_config_free(cfg);
     *cfg = tmp;
     return 0;

@@ -77,27 +77,40 @@ static int parse_scaled(const char *s, const conf_unit *units, size_t n_units,
     return 0;
 }
 
+/* The "expected ..." text for a failed parse_scaled: why, in words for values of this
+ * kind ("a duration", whole "ns"), else the general form. */
+static const char *scaled_expected(const char *why, int duration, const char *general)
+{
+    static const char *const text[2][3] = {
+        {"expected a size that is not negative", "expected a size that fits in 64 bits of bytes",
+         "expected a size that is a whole number of bytes"},
+        {"expected a duration that is not negative",
+         "expected a duration that fits in 64 bits of ns (~584 years)",
+         "expected a duration that is a whole number of ns"},
+    };
+    static const char *const whys[3] = {"negative", "overflow", "frac"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(why, whys[i])) return text[duration][i];
+    return general;
+}
+
 const char *conf_parse_duration(const char *s, uint64_t *ns)
 {
     const char *why;
     if (!parse_scaled(s, duration_units, N_DURATION_UNITS, ns, &why)) return NULL;
-    if (!strcmp(why, "negative")) return "expected a duration that is not negative";
-    if (!strcmp(why, "overflow")) return "expected a duration that fits in 64 bits of ns (~584 years)";
-    if (!strcmp(why, "frac")) return "expected a duration that is a whole number of ns";
+    /* a unit is required: "5" could be seconds or milliseconds */
     if (!strcmp(why, "unit") && strspn(s, "0123456789. ") == strlen(s))
         return "expected a duration with a unit (ns, us, ms, s, m, h): a bare number is ambiguous";
-    return "expected a duration: a number and a unit (ns, us, ms, s, m, h), e.g. 100ms, 1.5s, 2m";
+    return scaled_expected(why, 1, "expected a duration: a number and a unit (ns, us, ms, s, m, "
+                                   "h), e.g. 100ms, 1.5s, 2m");
 }
 
 const char *conf_parse_size(const char *s, uint64_t *bytes)
 {
     const char *why;
     if (!parse_scaled(s, size_units, N_SIZE_UNITS, bytes, &why)) return NULL;
-    if (!strcmp(why, "negative")) return "expected a size that is not negative";
-    if (!strcmp(why, "overflow")) return "expected a size that fits in 64 bits of bytes";
-    if (!strcmp(why, "frac")) return "expected a size that is a whole number of bytes";
-    return "expected a size in bytes with an optional binary unit (k/K/KiB = 1024, M/MiB, "
-           "G/GiB, T/TiB, B), e.g. 1500, 64MiB";
+    return scaled_expected(why, 0, "expected a size in bytes with an optional binary unit "
+                                   "(k/K/KiB = 1024, M/MiB, G/GiB, T/TiB, B), e.g. 1500, 64MiB");
 }
 
 int nd_parse_duration(const char *s, uint64_t *ns, nd_error *e)

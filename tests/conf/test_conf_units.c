@@ -90,43 +90,49 @@ static const struct {
     {"0x10", "binary unit"},
 };
 
+/* Durations and sizes go through the same checks. */
+typedef struct unit_kind {
+    int (*parse)(const char *, uint64_t *, nd_error *);
+    void (*format)(uint64_t, char *, size_t);
+} unit_kind;
+static const unit_kind duration_kind = {nd_parse_duration, nd_format_duration};
+static const unit_kind size_kind = {nd_parse_size, nd_format_size};
+
+/* text parses to want, and its formatted form parses back to want */
+static void check_valid(const unit_kind *u, const char *text, uint64_t want)
+{
+    uint64_t v = 1, back = 2;
+    char buf[64];
+    nd_error e = {0};
+    if (u->parse(text, &v, &e)) CHECK_FAIL_("'%s': %s", text, e.msg);
+    CHECK_U64_EQ(v, want);
+    u->format(v, buf, sizeof buf);
+    if (u->parse(buf, &back, &e)) CHECK_FAIL_("formatted '%s': %s", buf, e.msg);
+    CHECK_U64_EQ(back, want);
+}
+
+/* text is an error that says why and what was expected, and leaves the output alone */
+static void check_invalid(const unit_kind *u, const char *text, const char *why)
+{
+    uint64_t v = 7;
+    nd_error e = {0};
+    if (u->parse(text, &v, &e) != ND_ECONFIG) CHECK_FAIL_("'%s' accepted as %llu", text, (unsigned long long)v);
+    CHECK_CONTAINS(e.msg, why);
+    CHECK_CONTAINS(e.msg, "expected");
+    CHECK_U64_EQ(v, 7);
+}
+
 int main(void)
 {
     char buf[64];
-    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
-        uint64_t ns = 1, back = 2;
-        nd_error e = {0};
-        if (nd_parse_duration(durations[i].text, &ns, &e))
-            CHECK_FAIL_("'%s': %s", durations[i].text, e.msg);
-        CHECK_U64_EQ(ns, durations[i].ns);
-        nd_format_duration(ns, buf, sizeof buf);
-        CHECK_EQ(nd_parse_duration(buf, &back, &e), 0);
-        CHECK_U64_EQ(back, ns);
-    }
-    for (size_t i = 0; i < sizeof bad_durations / sizeof bad_durations[0]; i++) {
-        uint64_t ns = 7;
-        nd_error e = {0};
-        CHECK_EQ(nd_parse_duration(bad_durations[i].text, &ns, &e), ND_ECONFIG);
-        CHECK_CONTAINS(e.msg, bad_durations[i].why);
-        CHECK_CONTAINS(e.msg, "expected");
-        CHECK_U64_EQ(ns, 7); /* untouched on failure */
-    }
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        uint64_t b = 1, back = 2;
-        nd_error e = {0};
-        if (nd_parse_size(sizes[i].text, &b, &e)) CHECK_FAIL_("'%s': %s", sizes[i].text, e.msg);
-        CHECK_U64_EQ(b, sizes[i].bytes);
-        nd_format_size(b, buf, sizeof buf);
-        CHECK_EQ(nd_parse_size(buf, &back, &e), 0);
-        CHECK_U64_EQ(back, b);
-    }
-    for (size_t i = 0; i < sizeof bad_sizes / sizeof bad_sizes[0]; i++) {
-        uint64_t b = 7;
-        nd_error e = {0};
-        CHECK_EQ(nd_parse_size(bad_sizes[i].text, &b, &e), ND_ECONFIG);
-        CHECK_CONTAINS(e.msg, bad_sizes[i].why);
-        CHECK_U64_EQ(b, 7);
-    }
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++)
+        check_valid(&duration_kind, durations[i].text, durations[i].ns);
+    for (size_t i = 0; i < sizeof bad_durations / sizeof bad_durations[0]; i++)
+        check_invalid(&duration_kind, bad_durations[i].text, bad_durations[i].why);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        check_valid(&size_kind, sizes[i].text, sizes[i].bytes);
+    for (size_t i = 0; i < sizeof bad_sizes / sizeof bad_sizes[0]; i++)
+        check_invalid(&size_kind, bad_sizes[i].text, bad_sizes[i].why);
 
     /* formatting picks the largest exact unit, the way a person writes it */
     nd_format_duration(1000000000, buf, sizeof buf);
