@@ -436,7 +436,7 @@ static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
         if (fill_sizes(f, d, budget, want, &n)) return -ENOMEM;
         place_times(f, d, first_data, n, lo, hi);
     }
-    qsort(f->pk, f->n, sizeof *f->pk, desc_cmp);
+    if (f->n > 1) qsort(f->pk, f->n, sizeof *f->pk, desc_cmp);
     for (uint32_t i = 0; i < f->n; i++) f->pk[i].t += (uint64_t)b * bin; /* since flow start */
 
     /* sequence and acknowledgement numbers in send order: each packet acknowledges all
