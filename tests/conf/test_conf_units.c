@@ -135,28 +135,22 @@ int main(void)
         check_invalid(&size_kind, bad_sizes[i].text, bad_sizes[i].why);
 
     /* formatting picks the largest exact unit, the way a person writes it */
-    nd_format_duration(1000000000, buf, sizeof buf);
-    CHECK_STR_EQ(buf, "1s");
-    nd_format_duration(1500000000, buf, sizeof buf);
-    CHECK_STR_EQ(buf, "1500ms");
-    nd_format_duration(7200000000000, buf, sizeof buf);
-    CHECK_STR_EQ(buf, "2h");
-    nd_format_duration(250000, buf, sizeof buf);
-    CHECK_STR_EQ(buf, "250us");
-    nd_format_duration(0, buf, sizeof buf);
-    CHECK_STR_EQ(buf, "0s");
-    nd_format_duration(1001, buf, sizeof buf);
-    CHECK_STR_EQ(buf, "1001ns");
-    nd_format_size(64ull << 20, buf, sizeof buf);
-    CHECK_STR_EQ(buf, "64MiB");
-    nd_format_size(1500, buf, sizeof buf);
-    CHECK_STR_EQ(buf, "1500");
-    nd_format_size(1536, buf, sizeof buf);
-    CHECK_STR_EQ(buf, "1536");
-    nd_format_size(0, buf, sizeof buf);
-    CHECK_STR_EQ(buf, "0");
-    nd_format_size(3ull << 40, buf, sizeof buf);
-    CHECK_STR_EQ(buf, "3TiB");
+    static const struct {
+        const unit_kind *kind;
+        uint64_t v;
+        const char *text;
+    } formats[] = {
+        {&duration_kind, 1000000000, "1s"},   {&duration_kind, 1500000000, "1500ms"},
+        {&duration_kind, 7200000000000, "2h"}, {&duration_kind, 250000, "250us"},
+        {&duration_kind, 0, "0s"},            {&duration_kind, 1001, "1001ns"},
+        {&size_kind, 64ull << 20, "64MiB"},   {&size_kind, 1500, "1500"},
+        {&size_kind, 1536, "1536"},           {&size_kind, 0, "0"},
+        {&size_kind, 3ull << 40, "3TiB"},
+    };
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+        formats[i].kind->format(formats[i].v, buf, sizeof buf);
+        CHECK_STR_EQ(buf, formats[i].text);
+    }
     /* e may be NULL */
     uint64_t v;
     CHECK_EQ(nd_parse_duration("x", &v, NULL), ND_ECONFIG);
