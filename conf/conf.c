@@ -422,8 +422,8 @@ const char *const conf_rules_text[] = {
     "`capture.bin` ≤ `capture.idle_timeout` ≤ `capture.active_timeout`.",
     "`model.groups` divides `model.base_channels` × every entry of `model.channel_mult`.",
     "`model.emb_dim` is even.",
-    "`model.attn_min_res`: L/N divides `capture.window`; in pixels, 0 or a size between the "
-    "lowest level (L / 2^(levels − 1)) and L.",
+    "`model.attn_min_res` is 0 or from the lowest level (L / 2^(levels − 1)) to L, in pixels "
+    "once L/N is worked out; N divides `capture.window`.",
     "`model.max_classes` ≥ the classes in `classes` (plus `capture.default_class` when it is "
     "not one of them).",
     "`sample.steps` ≤ `model.timesteps`.",
