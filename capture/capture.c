@@ -1,1 +1,831 @@
-/* capture.c — to be written. */
+/*
+ * capture.c — the capture context: flow table, class rules, binner and per-class replay
+ * statistics. Sits between the parser (parse.c) and the window consumer (a dataset, or
+ * the online trainer): packets in, windows of (C, L) per-flow series out.
+ *
+ * Flow table: a fixed array of `capacity` flows (free list, LIFO so that few pages are
+ * touched) indexed by an open-addressing hash of 2·capacity slots with linear probing and
+ * backward-shift deletion (no tombstones, so probes stay short however long it runs).
+ * Flows sit on an exact LRU list: its head is the least recently active flow, which is
+ * both the next idle timeout and the victim when the table is full.
+ *
+ * Binner: bins are aligned to a flow's first packet (bin k covers [t0 + k·bin,
+ * t0 + (k+1)·bin)), windows are bins [w·L, (w+1)·L). The open bin accumulates in 64-bit
+ * integers and is stored in the float window only when it closes, so that large byte
+ * counts stay exact until the final conversion.
+ */
+#include <errno.h>
+#include <pcap/pcap.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture.h"
+#include "capture_impl.h"
+
+/* ------------------------------------------------------------------------------------ */
+/* Counters                                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+/* After the parse reasons (indices 1..PARSE_N_STATUS-1, parse_status_name). */
+enum {
+    CNT_ORPHAN_FRAG = PARSE_N_STATUS,
+    CNT_EVICTED,
+    CNT_IDLE,
+    CNT_ACTIVE,
+    CNT_END,
+    CNT_UNMATCHED,
+    CNT_UNMATCHED_DROPPED,
+    CNT_TS_BACKWARDS,
+    CNT_WIN_SPARSE,
+    CNT_WINDOWS,
+    CNT_PACKETS,
+    CNT_BYTES,
+    CNT_N
+};
+
+static const char *const counter_names[CNT_N] = {
+    [CNT_ORPHAN_FRAG] = "flow.orphan_fragment",   /* later fragment, first one unseen */
+    [CNT_EVICTED] = "flow.evicted",               /* table full: least recent flow ended */
+    [CNT_IDLE] = "flow.idle_timeout",
+    [CNT_ACTIVE] = "flow.active_timeout",
+    [CNT_END] = "flow.input_end",                 /* still open when an input ended */
+    [CNT_UNMATCHED] = "class.unmatched",          /* flows no rule matched */
+    [CNT_UNMATCHED_DROPPED] = "class.unmatched_dropped", /* ... and no default class */
+    [CNT_TS_BACKWARDS] = "bin.ts_backwards",      /* packet older than its flow's last */
+    [CNT_WIN_SPARSE] = "bin.window_sparse",       /* fewer than min_active_bins */
+    [CNT_WINDOWS] = "bin.windows",
+    [CNT_PACKETS] = "capture.packets",
+    [CNT_BYTES] = "capture.bytes",
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* Types                                                                                 */
+/* ------------------------------------------------------------------------------------ */
+
+#define NIL UINT32_MAX
+#define FRAG_SLOTS 4096 /* direct-mapped: fragments of one datagram arrive close together */
+#define MAX_LINKTYPES 8
+
+/* Canonical bidirectional key: side a is the smaller (address, port). 48 bytes, padding
+ * zeroed, so that equality is memcmp. */
+typedef struct flow_key {
+    uint8_t a[16], b[16];
+    uint32_t vlan;
+    uint16_t pa, pb;
+    uint8_t proto, ipver;
+    uint8_t pad[6];
+} flow_key;
+
+typedef struct flow {
+    flow_key key;
+    uint64_t t0;           /* first packet: bin origin */
+    uint64_t last_ts;      /* latest packet (per-flow timestamps never go back) */
+    uint64_t last_dir_ts[2]; /* [dir] latest packet of that direction, 0 none */
+    uint64_t cur_bin;      /* bin the accumulators belong to, counted from t0 */
+    uint64_t acc[4];       /* open bin: bytes down, up, packets down, up */
+    uint64_t group;
+    uint32_t prev, next;   /* LRU list */
+    uint32_t hash;
+    int32_t class_idx;     /* -1: unmatched and dropped; packets only keep it alive */
+    uint8_t client_is_a;
+} flow;
+
+typedef struct frag_entry {
+    uint8_t src[16], dst[16];
+    uint64_t ts;
+    uint32_t id, vlan;
+    uint16_t sport, dport;
+    uint8_t proto, used;
+} frag_entry;
+
+typedef struct class_state {
+    char name[ND_NAME_MAX];
+    char filter[ND_CONF_FILTER]; /* "" matches everything (forced or default class) */
+    nd_class_stats st;
+    uint64_t *port_counts; /* (65536) server ports, allocated with the class's first flow */
+    uint64_t *mss_counts;  /* (65536) */
+    uint64_t windows;
+} class_state;
+
+typedef struct linktype_filters {
+    int linktype;
+    struct bpf_program *progs; /* (n_rules), bf_insns NULL when it does not compile here */
+} linktype_filters;
+
+struct capture_ctx {
+    /* config */
+    uint32_t C, L, min_active;
+    uint64_t bin_ns, idle_ns, active_ns;
+    uint32_t capacity, mask; /* flows; hash slots - 1 */
+
+    /* classes: rules [0, n_rules) then possibly the default class */
+    class_state *classes;
+    uint32_t n_classes, n_rules;
+    int32_t default_class; /* -1: drop unmatched */
+    linktype_filters lt[MAX_LINKTYPES];
+    uint32_t n_lt;
+
+    /* flow table */
+    flow *flows;     /* (capacity) */
+    float *windows;  /* (capacity, C, L) */
+    uint64_t *slots; /* (mask + 1): hash << 32 | (flow index + 1), 0 empty */
+    uint32_t free_head, lru_head, lru_tail, n_active;
+    uint64_t next_group, now;
+    frag_entry *frags; /* (FRAG_SLOTS) */
+
+    capture_window_fn on_window;
+    void *user;
+    int error;
+    uint64_t cnt[CNT_N];
+    uint64_t flows_started;
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* Classes                                                                               */
+/* ------------------------------------------------------------------------------------ */
+
+/* Compiles every rule for one link type; keeps the programs for the context's life. A
+ * rule that does not compile for this link type (e.g. "ether host" on raw IP) never
+ * matches there, with one warning. NULL when the link-type table is full. */
+static linktype_filters *filters_for(capture_ctx *c, int linktype, nd_error *e)
+{
+    for (uint32_t i = 0; i < c->n_lt; i++)
+        if (c->lt[i].linktype == linktype) return &c->lt[i];
+    if (c->n_lt == MAX_LINKTYPES) return NULL;
+    linktype_filters *lf = &c->lt[c->n_lt];
+    lf->progs = calloc(c->n_rules ? c->n_rules : 1, sizeof *lf->progs);
+    if (!lf->progs) return NULL;
+    lf->linktype = linktype;
+    c->n_lt++;
+    pcap_t *dead = pcap_open_dead(linktype, 262144);
+    if (!dead) return lf;
+    for (uint32_t r = 0; r < c->n_rules; r++) {
+        if (pcap_compile(dead, &lf->progs[r], c->classes[r].filter, 1,
+                         PCAP_NETMASK_UNKNOWN) == 0)
+            continue;
+        lf->progs[r].bf_insns = NULL;
+        if (e) {
+            nd_error_set(e, ND_ECONFIG, "class '%s': filter \"%s\": %s", c->classes[r].name,
+                         c->classes[r].filter, pcap_geterr(dead));
+        } else {
+            nd_warn("class '%s': filter \"%s\" does not apply to link type %s (%s); it "
+                    "matches no packet of that input",
+                    c->classes[r].name, c->classes[r].filter,
+                    pcap_datalink_val_to_name(linktype) ? pcap_datalink_val_to_name(linktype)
+                                                         : "?",
+                    pcap_geterr(dead));
+        }
+    }
+    pcap_close(dead);
+    return lf;
+}
+
+/* Class of a flow from its first packet: first matching rule, else the default. */
+static int32_t classify(capture_ctx *c, int linktype, const capture_pkt *p)
+{
+    if (c->n_rules == 0) return c->default_class;
+    linktype_filters *lf = filters_for(c, linktype, NULL);
+    if (lf) {
+        struct pcap_pkthdr h = {.caplen = p->caplen, .len = p->wirelen};
+        for (uint32_t r = 0; r < c->n_rules; r++)
+            if (lf->progs[r].bf_insns && pcap_offline_filter(&lf->progs[r], &h, p->data))
+                return (int32_t)r;
+    }
+    c->cnt[CNT_UNMATCHED]++;
+    if (c->default_class < 0) c->cnt[CNT_UNMATCHED_DROPPED]++;
+    return c->default_class;
+}
+
+static int class_add(capture_ctx *c, const char *name, const char *filter)
+{
+    for (uint32_t i = 0; i < c->n_classes; i++)
+        if (!strcmp(c->classes[i].name, name)) return (int)i;
+    class_state *cs = &c->classes[c->n_classes];
+    memset(cs, 0, sizeof *cs);
+    snprintf(cs->name, sizeof cs->name, "%s", name);
+    snprintf(cs->filter, sizeof cs->filter, "%s", filter);
+    return (int)c->n_classes++;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Context                                                                               */
+/* ------------------------------------------------------------------------------------ */
+
+capture_ctx *capture_ctx_new(const nd_config *cfg, const char *force_class,
+                             capture_window_fn on_window, void *user, nd_error *e)
+{
+#define cc (&cfg->capture)
+    if (cc->channels != 2 && cc->channels != 4) {
+        nd_error_set(e, ND_ECONFIG, "capture.channels: %u, expected 2 or 4", cc->channels);
+        return NULL;
+    }
+    if (cc->window < 1 || cc->bin_ns < 1 || cc->flow_capacity < 1) {
+        nd_error_set(e, ND_ECONFIG, "capture: window, bin and flow_capacity must be > 0");
+        return NULL;
+    }
+    capture_ctx *c = calloc(1, sizeof *c);
+    if (!c) goto nomem;
+    c->C = cc->channels;
+    c->L = cc->window;
+    c->min_active = cc->min_active_bins ? cc->min_active_bins : 1;
+    c->bin_ns = cc->bin_ns;
+    c->idle_ns = cc->idle_timeout_ns ? cc->idle_timeout_ns : UINT64_MAX;
+    c->active_ns = cc->active_timeout_ns ? cc->active_timeout_ns : UINT64_MAX;
+    c->capacity = cc->flow_capacity;
+    c->on_window = on_window;
+    c->user = user;
+    c->next_group = 1;
+
+    c->classes = calloc((size_t)cfg->n_classes + 1, sizeof *c->classes);
+    if (!c->classes) goto nomem;
+    c->default_class = -1;
+    if (force_class) {
+        c->default_class = class_add(c, force_class, "");
+    } else {
+        for (uint32_t i = 0; i < cfg->n_classes; i++)
+            class_add(c, cfg->classes[i].name, cfg->classes[i].filter);
+        c->n_rules = c->n_classes;
+        if (cc->default_class[0]) c->default_class = class_add(c, cc->default_class, "");
+        /* A default class named like a rule is that rule's class: unmatched flows join
+         * it (class_add returns the existing index). */
+    }
+    /* Check every filter now, so that a typo fails before any packet is read. */
+    if (c->n_rules) {
+        nd_error fe = {0};
+        if (!filters_for(c, CAPTURE_LINK_ETHERNET, &fe)) goto nomem;
+        if (fe.code) {
+            nd_error_set(e, fe.code, "%s", fe.msg);
+            capture_ctx_free(c);
+            return NULL;
+        }
+    }
+
+    uint64_t slots = 1;
+    while (slots < 2 * (uint64_t)c->capacity) slots <<= 1;
+    c->mask = (uint32_t)(slots - 1);
+    /* calloc: the kernel hands out zero pages lazily, so a large capacity costs only what
+     * the concurrent flows touch (the free list is LIFO). */
+    c->flows = calloc(c->capacity, sizeof *c->flows);
+    c->windows = calloc((size_t)c->capacity * c->C * c->L, sizeof *c->windows);
+    c->slots = calloc(slots, sizeof *c->slots);
+    c->frags = calloc(FRAG_SLOTS, sizeof *c->frags);
+    if (!c->flows || !c->windows || !c->slots || !c->frags) goto nomem;
+    /* Free list threaded through next, lowest index first. */
+    for (uint32_t i = 0; i < c->capacity; i++) c->flows[i].next = i + 1 < c->capacity ? i + 1 : NIL;
+    c->free_head = 0;
+    c->lru_head = c->lru_tail = NIL;
+    return c;
+nomem:
+    capture_ctx_free(c);
+    nd_error_set(e, -ENOMEM, "capture: out of memory for %u flows of %u x %u bins",
+                 cc->flow_capacity, cc->channels, cc->window);
+    return NULL;
+#undef cc
+}
+
+void capture_ctx_free(capture_ctx *c)
+{
+    if (!c) return;
+    for (uint32_t i = 0; i < c->n_lt; i++) {
+        for (uint32_t r = 0; r < c->n_rules; r++)
+            if (c->lt[i].progs[r].bf_insns) pcap_freecode(&c->lt[i].progs[r]);
+        free(c->lt[i].progs);
+    }
+    if (c->classes)
+        for (uint32_t i = 0; i < c->n_classes; i++) {
+            free(c->classes[i].port_counts);
+            free(c->classes[i].mss_counts);
+        }
+    free(c->classes);
+    free(c->flows);
+    free(c->windows);
+    free(c->slots);
+    free(c->frags);
+    free(c);
+}
+
+int capture_ctx_error(const capture_ctx *c) { return c->error; }
+
+/* ------------------------------------------------------------------------------------ */
+/* Hashing                                                                               */
+/* ------------------------------------------------------------------------------------ */
+
+static inline uint64_t load64(const void *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* Six 64-bit words mixed by multiply-xorshift: fast, and good enough that linear probing
+ * at load ≤ 0.5 stays short (keys are not chosen by an attacker who knows the seed-less
+ * function; a mirror port could be, which is why the table is bounded and evicts). */
+static inline uint32_t key_hash(const flow_key *k)
+{
+    const uint8_t *p = (const uint8_t *)k;
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < 48; i += 8) {
+        h ^= load64(p + i);
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return (uint32_t)(h ^ (h >> 29));
+}
+
+static inline int key_eq(const flow_key *x, const flow_key *y)
+{
+    return memcmp(x, y, sizeof *x) == 0;
+}
+
+/* Canonical key of a parsed packet; *from_a says whether the sender is side a. */
+static inline void make_key(const parse_info *pi, flow_key *k, int *from_a)
+{
+    memset(k, 0, sizeof *k);
+    int cmp = memcmp(pi->src, pi->dst, 16);
+    int a_is_src = cmp < 0 || (cmp == 0 && pi->sport <= pi->dport);
+    if (a_is_src) {
+        memcpy(k->a, pi->src, 16);
+        memcpy(k->b, pi->dst, 16);
+        k->pa = pi->sport;
+        k->pb = pi->dport;
+    } else {
+        memcpy(k->a, pi->dst, 16);
+        memcpy(k->b, pi->src, 16);
+        k->pa = pi->dport;
+        k->pb = pi->sport;
+    }
+    k->vlan = pi->vlan;
+    k->proto = pi->proto;
+    k->ipver = pi->ipver;
+    *from_a = a_is_src;
+}
+
+/* Slot holding flow index fi, or where key would go: returns the slot; *found = index or
+ * NIL. */
+static inline uint32_t table_find(const capture_ctx *c, const flow_key *k, uint32_t h,
+                                  uint32_t *found)
+{
+    uint32_t s = h & c->mask;
+    for (;;) {
+        uint64_t v = c->slots[s];
+        if (!v) {
+            *found = NIL;
+            return s;
+        }
+        if ((uint32_t)(v >> 32) == h) {
+            uint32_t fi = (uint32_t)v - 1;
+            if (key_eq(&c->flows[fi].key, k)) {
+                *found = fi;
+                return s;
+            }
+        }
+        s = (s + 1) & c->mask;
+    }
+}
+
+/* Backward-shift deletion: entries after the hole that could live in it move back. */
+static void table_remove(capture_ctx *c, uint32_t s)
+{
+    for (;;) {
+        c->slots[s] = 0;
+        uint32_t j = s;
+        for (;;) {
+            j = (j + 1) & c->mask;
+            uint64_t v = c->slots[j];
+            if (!v) return;
+            uint32_t home = (uint32_t)(v >> 32) & c->mask;
+            /* v may fill the hole at s when its home is not in (s, j] cyclically. */
+            int movable = s <= j ? (home <= s || home > j) : (home <= s && home > j);
+            if (movable) {
+                c->slots[s] = v;
+                s = j;
+                break;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* LRU list                                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+static inline void lru_unlink(capture_ctx *c, uint32_t i)
+{
+    flow *f = &c->flows[i];
+    if (f->prev != NIL) c->flows[f->prev].next = f->next;
+    else c->lru_head = f->next;
+    if (f->next != NIL) c->flows[f->next].prev = f->prev;
+    else c->lru_tail = f->prev;
+}
+
+static inline void lru_push_tail(capture_ctx *c, uint32_t i)
+{
+    flow *f = &c->flows[i];
+    f->prev = c->lru_tail;
+    f->next = NIL;
+    if (c->lru_tail != NIL) c->flows[c->lru_tail].next = i;
+    else c->lru_head = i;
+    c->lru_tail = i;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Binner                                                                                */
+/* ------------------------------------------------------------------------------------ */
+
+static inline float *flow_window(const capture_ctx *c, uint32_t i)
+{
+    return c->windows + (size_t)i * c->C * c->L;
+}
+
+/* Moves the open bin's accumulators into the window. */
+static inline void bin_close(capture_ctx *c, flow *f, float *w)
+{
+    uint32_t b = (uint32_t)(f->cur_bin % c->L);
+    for (uint32_t ch = 0; ch < c->C; ch++) {
+        if (f->acc[ch]) w[ch * c->L + b] = (float)f->acc[ch];
+        f->acc[ch] = 0;
+    }
+}
+
+/* Hands the window to the consumer if it has enough active bins, then clears it. */
+static void window_emit(capture_ctx *c, flow *f, float *w)
+{
+    uint32_t active = 0;
+    for (uint32_t b = 0; b < c->L; b++)
+        for (uint32_t ch = 0; ch < c->C; ch++)
+            if (w[ch * c->L + b] != 0) {
+                active++;
+                break;
+            }
+    if (active >= c->min_active) {
+        c->cnt[CNT_WINDOWS]++;
+        c->classes[f->class_idx].windows++;
+        if (c->on_window) {
+            int rc = c->on_window(c->user, (uint32_t)f->class_idx, f->group, w);
+            if (rc && !c->error) c->error = rc;
+        }
+    } else if (active) {
+        c->cnt[CNT_WIN_SPARSE]++;
+    }
+    memset(w, 0, (size_t)c->C * c->L * sizeof *w);
+}
+
+/* Ends flow i: last window out, slot and LRU entry freed. */
+static void flow_end(capture_ctx *c, uint32_t i, int reason)
+{
+    flow *f = &c->flows[i];
+    if (f->class_idx >= 0) {
+        float *w = flow_window(c, i);
+        bin_close(c, f, w);
+        window_emit(c, f, w);
+    }
+    c->cnt[reason]++;
+    uint32_t found;
+    uint32_t s = table_find(c, &f->key, f->hash, &found);
+    ND_ASSERT(found == i);
+    table_remove(c, s);
+    lru_unlink(c, i);
+    f->next = c->free_head;
+    c->free_head = i;
+    c->n_active--;
+}
+
+static void expire_idle(capture_ctx *c, uint64_t now)
+{
+    while (c->lru_head != NIL) {
+        flow *f = &c->flows[c->lru_head];
+        if (now - f->last_ts <= c->idle_ns) break;
+        flow_end(c, c->lru_head, CNT_IDLE);
+    }
+}
+
+void capture_ctx_advance(capture_ctx *c, uint64_t now_ns)
+{
+    if (now_ns > c->now) c->now = now_ns;
+    expire_idle(c, c->now);
+}
+
+void capture_ctx_flush(capture_ctx *c)
+{
+    while (c->lru_head != NIL) flow_end(c, c->lru_head, CNT_END);
+    /* The next input's clock is unrelated to this one's. */
+    c->now = 0;
+    memset(c->frags, 0, FRAG_SLOTS * sizeof *c->frags);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Statistics                                                                            */
+/* ------------------------------------------------------------------------------------ */
+
+static void stats_flow_start(capture_ctx *c, class_state *cs, const parse_info *pi,
+                             uint16_t server_port, uint64_t ts)
+{
+    nd_class_stats *st = &cs->st;
+    if (!cs->port_counts) {
+        cs->port_counts = calloc(65536, sizeof *cs->port_counts);
+        cs->mss_counts = calloc(65536, sizeof *cs->mss_counts);
+    }
+    st->l4_flows[pi->proto == 6 ? ND_L4_TCP : pi->proto == 17 ? ND_L4_UDP : ND_L4_OTHER]++;
+    if (pi->ipver == 6) st->ipv6_flows++;
+    if (cs->port_counts && (pi->proto == 6 || pi->proto == 17)) cs->port_counts[server_port]++;
+    if (!st->flows || ts < st->first_flow_ns) st->first_flow_ns = ts;
+    if (ts > st->last_flow_ns) st->last_flow_ns = ts;
+    st->flows++;
+}
+
+static inline uint32_t iat_bucket(uint64_t gap)
+{
+    return gap < 2 ? 0 : (uint32_t)(63 - __builtin_clzll(gap));
+}
+
+/* Top-k of counts[0..65535] into vals/cnts, most frequent first (ties: smaller value). */
+static void top_k(const uint64_t *counts, uint16_t *vals, uint64_t *cnts, int k, int skip0)
+{
+    memset(vals, 0, (size_t)k * sizeof *vals);
+    memset(cnts, 0, (size_t)k * sizeof *cnts);
+    if (!counts) return;
+    for (uint32_t v = skip0 ? 1 : 0; v < 65536; v++) {
+        uint64_t n = counts[v];
+        if (!n || n <= cnts[k - 1]) continue;
+        int j = k - 1;
+        while (j > 0 && cnts[j - 1] < n) {
+            vals[j] = vals[j - 1];
+            cnts[j] = cnts[j - 1];
+            j--;
+        }
+        vals[j] = (uint16_t)v;
+        cnts[j] = n;
+    }
+}
+
+const nd_class_stats *capture_ctx_class_stats(capture_ctx *c, uint32_t i)
+{
+    ND_ASSERT(i < c->n_classes);
+    class_state *cs = &c->classes[i];
+    top_k(cs->port_counts, cs->st.port, cs->st.port_count, ND_PORT_TOP, 0);
+    top_k(cs->mss_counts, cs->st.mss, cs->st.mss_count, ND_MSS_TOP, 1);
+    return &cs->st;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Fragments                                                                             */
+/* ------------------------------------------------------------------------------------ */
+
+static inline uint32_t frag_slot(const parse_info *pi)
+{
+    uint64_t h = load64(pi->src) ^ load64(pi->src + 8) * 3 ^ load64(pi->dst) * 5 ^
+                 load64(pi->dst + 8) * 7 ^ ((uint64_t)pi->frag_id << 8 | pi->proto);
+    h *= 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(h >> 52) & (FRAG_SLOTS - 1);
+}
+
+static inline int frag_match(const frag_entry *fe, const parse_info *pi)
+{
+    return fe->used && fe->id == pi->frag_id && fe->proto == pi->proto &&
+           fe->vlan == pi->vlan && !memcmp(fe->src, pi->src, 16) &&
+           !memcmp(fe->dst, pi->dst, 16);
+}
+
+/* First fragments leave their ports; later ones take them. 0 when a later fragment's
+ * datagram is unknown (first fragment lost, reordered, or overwritten). */
+static int frag_resolve(capture_ctx *c, parse_info *pi, uint64_t ts)
+{
+    frag_entry *fe = &c->frags[frag_slot(pi)];
+    if (pi->frag == PARSE_FRAG_FIRST) {
+        memcpy(fe->src, pi->src, 16);
+        memcpy(fe->dst, pi->dst, 16);
+        fe->id = pi->frag_id;
+        fe->vlan = pi->vlan;
+        fe->proto = pi->proto;
+        fe->sport = pi->sport;
+        fe->dport = pi->dport;
+        fe->ts = ts;
+        fe->used = 1;
+        return 1;
+    }
+    /* Reassembly gives up after 60 s in Linux; so does this. */
+    if (!frag_match(fe, pi) || ts - fe->ts > 60 * ND_NS_PER_SEC) return 0;
+    pi->sport = fe->sport;
+    pi->dport = fe->dport;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The packet path                                                                       */
+/* ------------------------------------------------------------------------------------ */
+
+static uint32_t flow_start(capture_ctx *c, int linktype, const capture_pkt *p,
+                           const parse_info *pi, const flow_key *k, uint32_t h, int from_a,
+                           uint64_t ts)
+{
+    if (c->free_head == NIL) flow_end(c, c->lru_head, CNT_EVICTED);
+    /* Probe again: the eviction may have shifted slots. */
+    uint32_t found;
+    uint32_t s = table_find(c, k, h, &found);
+    uint32_t i = c->free_head;
+    flow *f = &c->flows[i];
+    c->free_head = f->next;
+    c->slots[s] = (uint64_t)h << 32 | (i + 1);
+    c->n_active++;
+
+    memset(f, 0, sizeof *f);
+    f->key = *k;
+    f->hash = h;
+    f->t0 = f->last_ts = ts;
+    f->group = c->next_group++;
+    /* Client: the sender of the first packet, except that a SYN-ACK seen first (the SYN
+     * was missed) comes from the server. */
+    int synack = pi->proto == 6 && (pi->tcp_flags & (PARSE_TCP_SYN | PARSE_TCP_ACK)) ==
+                                       (PARSE_TCP_SYN | PARSE_TCP_ACK);
+    f->client_is_a = (uint8_t)(synack ? !from_a : from_a);
+    f->class_idx = classify(c, linktype, p);
+    c->flows_started++;
+    lru_push_tail(c, i);
+    if (f->class_idx >= 0) {
+        uint16_t server_port = f->client_is_a ? k->pb : k->pa;
+        stats_flow_start(c, &c->classes[f->class_idx], pi, server_port, ts);
+        memset(flow_window(c, i), 0, (size_t)c->C * c->L * sizeof(float));
+    }
+    return i;
+}
+
+static void packet(capture_ctx *c, int linktype, const capture_pkt *p)
+{
+    parse_info pi;
+    int st = parse_packet(p->data, p->caplen, linktype, &pi);
+    if (st != PARSE_OK) {
+        c->cnt[st]++;
+        return;
+    }
+    uint64_t ts = p->ts_ns;
+    if (pi.frag && !frag_resolve(c, &pi, ts)) {
+        c->cnt[CNT_ORPHAN_FRAG]++;
+        return;
+    }
+    c->cnt[CNT_BYTES] += pi.bytes;
+    if (ts > c->now) {
+        c->now = ts;
+        if (c->lru_head != NIL && ts - c->flows[c->lru_head].last_ts > c->idle_ns)
+            expire_idle(c, ts);
+    }
+
+    flow_key k;
+    int from_a;
+    make_key(&pi, &k, &from_a);
+    uint32_t h = key_hash(&k);
+    uint32_t i;
+    table_find(c, &k, h, &i);
+    if (i != NIL) {
+        flow *f = &c->flows[i];
+        if (ts > f->last_ts && ts - f->last_ts > c->idle_ns) {
+            flow_end(c, i, CNT_IDLE);
+            i = NIL;
+        } else if (ts > f->t0 && ts - f->t0 > c->active_ns) {
+            flow_end(c, i, CNT_ACTIVE);
+            i = NIL;
+        }
+    }
+    if (i == NIL) i = flow_start(c, linktype, p, &pi, &k, h, from_a, ts);
+    flow *f = &c->flows[i];
+    if (i != c->lru_tail) {
+        lru_unlink(c, i);
+        lru_push_tail(c, i);
+    }
+    if (ts < f->last_ts) { /* clock stepped back: count it, keep the flow's time monotonic */
+        c->cnt[CNT_TS_BACKWARDS]++;
+        ts = f->last_ts;
+    }
+    if (f->class_idx < 0) {
+        f->last_ts = ts;
+        return;
+    }
+
+    int dir = (from_a == f->client_is_a) ? ND_UP : ND_DOWN;
+    uint64_t bin = (ts - f->t0) / c->bin_ns;
+    if (bin != f->cur_bin) {
+        float *w = flow_window(c, i);
+        bin_close(c, f, w);
+        if (bin / c->L != f->cur_bin / c->L) window_emit(c, f, w);
+        f->cur_bin = bin;
+    }
+    f->acc[dir] += pi.bytes;
+    f->acc[2 + dir]++; /* packets: kept even when C = 2 (acc has room), never stored */
+
+    nd_class_stats *cst = &c->classes[f->class_idx].st;
+    cst->size_hist[dir][pi.bytes < ND_SIZE_HIST - 1 ? pi.bytes : ND_SIZE_HIST - 1]++;
+    cst->ttl_hist[dir][pi.ttl]++;
+    uint64_t prev = f->last_dir_ts[dir];
+    if (prev && (prev - f->t0) / c->bin_ns == bin) cst->iat_hist[dir][iat_bucket(ts - prev)]++;
+    f->last_dir_ts[dir] = ts;
+    f->last_ts = ts;
+    if (pi.mss) {
+        uint64_t *mc = c->classes[f->class_idx].mss_counts;
+        if (mc) mc[pi.mss]++;
+    }
+}
+
+void capture_ctx_burst(capture_ctx *c, int linktype, const capture_pkt *pkts, unsigned n)
+{
+    c->cnt[CNT_PACKETS] += n;
+    for (unsigned j = 0; j < n; j++) packet(c, linktype, &pkts[j]);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Reporting                                                                             */
+/* ------------------------------------------------------------------------------------ */
+
+uint32_t capture_ctx_n_classes(const capture_ctx *c) { return c->n_classes; }
+
+const char *capture_ctx_class_name(const capture_ctx *c, uint32_t i)
+{
+    ND_ASSERT(i < c->n_classes);
+    return c->classes[i].name;
+}
+
+uint64_t capture_ctx_class_windows(const capture_ctx *c, uint32_t i)
+{
+    ND_ASSERT(i < c->n_classes);
+    return c->classes[i].windows;
+}
+
+uint32_t capture_ctx_n_counters(const capture_ctx *c) { return CNT_N - 1; }
+
+void capture_ctx_counter(const capture_ctx *c, uint32_t i, const char **name, uint64_t *value)
+{
+    ND_ASSERT(i < CNT_N - 1);
+    uint32_t k = i + 1; /* index 0 is PARSE_OK, not a counter */
+    *name = k < PARSE_N_STATUS ? parse_status_name((int)k) : counter_names[k];
+    *value = c->cnt[k];
+}
+
+void capture_ctx_totals(const capture_ctx *c, capture_totals *t)
+{
+    memset(t, 0, sizeof *t);
+    t->packets = c->cnt[CNT_PACKETS];
+    t->bytes = c->cnt[CNT_BYTES];
+    for (int k = 1; k < PARSE_N_STATUS; k++) t->skipped += c->cnt[k];
+    t->skipped += c->cnt[CNT_ORPHAN_FRAG];
+    t->flows = c->flows_started;
+    t->active_flows = c->n_active;
+    t->windows = c->cnt[CNT_WINDOWS];
+}
+
+/* Merges a top-k list into another (counts of equal values add). */
+static void top_merge(uint16_t *dv, uint64_t *dc, const uint16_t *sv, const uint64_t *sc,
+                      int k)
+{
+    uint16_t v[2 * ND_PORT_TOP];
+    uint64_t n[2 * ND_PORT_TOP];
+    int m = 0;
+    for (int i = 0; i < k && dc[i]; i++, m++) v[m] = dv[i], n[m] = dc[i];
+    for (int i = 0; i < k && sc[i]; i++) {
+        int j = 0;
+        while (j < m && v[j] != sv[i]) j++;
+        if (j < m) n[j] += sc[i];
+        else v[m] = sv[i], n[m++] = sc[i];
+    }
+    for (int a = 1; a < m; a++) /* insertion sort, most frequent first */
+        for (int b = a; b > 0 && n[b] > n[b - 1]; b--) {
+            uint16_t tv = v[b]; v[b] = v[b - 1]; v[b - 1] = tv;
+            uint64_t tn = n[b]; n[b] = n[b - 1]; n[b - 1] = tn;
+        }
+    memset(dv, 0, (size_t)k * sizeof *dv);
+    memset(dc, 0, (size_t)k * sizeof *dc);
+    for (int i = 0; i < m && i < k; i++) dv[i] = v[i], dc[i] = n[i];
+}
+
+void capture_stats_add(nd_class_stats *d, const nd_class_stats *s)
+{
+    for (int dir = 0; dir < 2; dir++) {
+        for (int i = 0; i < ND_SIZE_HIST; i++) d->size_hist[dir][i] += s->size_hist[dir][i];
+        for (int i = 0; i < ND_IAT_HIST; i++) d->iat_hist[dir][i] += s->iat_hist[dir][i];
+        for (int i = 0; i < 256; i++) d->ttl_hist[dir][i] += s->ttl_hist[dir][i];
+    }
+    for (int i = 0; i < 3; i++) d->l4_flows[i] += s->l4_flows[i];
+    d->ipv6_flows += s->ipv6_flows;
+    top_merge(d->port, d->port_count, s->port, s->port_count, ND_PORT_TOP);
+    top_merge(d->mss, d->mss_count, s->mss, s->mss_count, ND_MSS_TOP);
+    if (s->flows) {
+        if (!d->flows || s->first_flow_ns < d->first_flow_ns) d->first_flow_ns = s->first_flow_ns;
+        if (s->last_flow_ns > d->last_flow_ns) d->last_flow_ns = s->last_flow_ns;
+    }
+    d->flows += s->flows;
+}
+
+int capture_ctx_to_dataset(capture_ctx *c, nd_dataset *ds, nd_error *e)
+{
+    for (uint32_t i = 0; i < c->n_classes; i++) {
+        int k = nd_dataset_class(ds, c->classes[i].name);
+        if (k < 0)
+            return nd_error_set(e, -ENOMEM, "dataset: cannot add class '%s'",
+                                c->classes[i].name);
+        capture_stats_add(&ds->stats[k], capture_ctx_class_stats(c, i));
+    }
+    for (uint32_t i = 0; i < capture_ctx_n_counters(c); i++) {
+        const char *name;
+        uint64_t v;
+        capture_ctx_counter(c, i, &name, &v);
+        nd_dataset_count(ds, name, v);
+    }
+    return 0;
+}

@@ -1,0 +1,208 @@
+/*
+ * capture.h — the capture front end of netdiffus (libnd_capture): packets in, labelled
+ * windows of per-flow time series out.
+ *
+ *   source (pcap file | libpcap iface | DPDK port)   capture_source_*
+ *     → parser (L2/L3/L4 headers, named error reasons) parse_packet
+ *     → flow table (bidirectional 5-tuple + VLAN, timeouts, LRU eviction)
+ *     → class (first BPF rule matching a flow's first packet)
+ *     → binner (bytes/packets per bin and direction; windows of L bins)  capture_ctx_*
+ *     → window callback (usually nd_dataset_append) + per-class replay statistics
+ *
+ * Everything here is single-threaded: one capture_ctx is fed by one thread. Design notes:
+ * docs/CAPTURE.md.
+ */
+#ifndef ND_CAPTURE_H
+#define ND_CAPTURE_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "nd.h"
+
+/* ------------------------------------------------------------------------------------ */
+/* Packets                                                                               */
+/* ------------------------------------------------------------------------------------ */
+
+/* One packet as a source hands it over. data stays valid until the next
+ * capture_source_rx() on the same source. */
+typedef struct capture_pkt {
+    const uint8_t *data;
+    uint32_t caplen;  /* bytes at data */
+    uint32_t wirelen; /* bytes on the wire; equals caplen on DPDK net_pcap */
+    uint64_t ts_ns;   /* ns since the epoch (pcap, net_pcap) or TSC-derived realtime */
+} capture_pkt;
+
+/* Link types are libpcap's DLT_* numbers; these are the ones the parser knows. */
+enum {
+    CAPTURE_LINK_NULL = 0,     /* BSD loopback: 4-byte host-order family */
+    CAPTURE_LINK_ETHERNET = 1, /* DLT_EN10MB; DPDK ports */
+    CAPTURE_LINK_RAW = 101,    /* DLT_RAW: bare IPv4/IPv6 */
+    CAPTURE_LINK_LOOP = 108,   /* OpenBSD loopback: 4-byte network-order family */
+    CAPTURE_LINK_SLL = 113,    /* Linux cooked v1 */
+    CAPTURE_LINK_IPV4 = 228,
+    CAPTURE_LINK_IPV6 = 229,
+    CAPTURE_LINK_SLL2 = 276, /* Linux cooked v2 */
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* Parser                                                                                */
+/* ------------------------------------------------------------------------------------ */
+
+/* Why a packet was skipped. PARSE_OK is 0; every other value has a counter name. */
+enum parse_status {
+    PARSE_OK = 0,
+    PARSE_LINKTYPE,       /* link type the parser does not know */
+    PARSE_TRUNC_L2,       /* shorter than its link-layer header */
+    PARSE_TRUNC_VLAN,     /* VLAN tag cut off */
+    PARSE_VLAN_DEPTH,     /* more than two VLAN tags */
+    PARSE_NOT_IP,         /* ARP, LLDP, ...: not malformed, just not a flow */
+    PARSE_TRUNC_IPV4,     /* IPv4 header cut off */
+    PARSE_BAD_IPV4,       /* version, IHL or total length impossible */
+    PARSE_TRUNC_IPV6,     /* IPv6 header cut off */
+    PARSE_BAD_IPV6,       /* version field is not 6 */
+    PARSE_BAD_IPV6_EXT,   /* extension header chain cut off, too long or malformed */
+    PARSE_TRUNC_L4,       /* TCP/UDP/ICMP header cut off (first fragment or whole packet) */
+    PARSE_BAD_TCP,        /* TCP data offset < 5 words or beyond the IP payload */
+    PARSE_N_STATUS
+};
+/* Counter name, e.g. "parse.truncated_ipv4". */
+const char *parse_status_name(int status);
+
+enum { PARSE_FRAG_NONE = 0, PARSE_FRAG_FIRST, PARSE_FRAG_LATER };
+
+/* Headers of one IP packet. Addresses are 16 bytes; IPv4 uses the first 4, rest zero. */
+typedef struct parse_info {
+    uint8_t src[16], dst[16];
+    uint16_t sport, dport; /* ICMP echo: the identifier on both; other ICMP and later
+                              fragments: 0 (fragments take theirs from the first one) */
+    uint32_t vlan;         /* 0 untagged; else tags<<24 | outer id<<12 | inner id */
+    uint32_t frag_id;      /* IPv4 id or IPv6 fragment identification */
+    uint32_t bytes;        /* frame size as on Ethernet: 14 + 4 per VLAN tag + IP total
+                              length, so snaplen-cut and non-Ethernet captures count alike */
+    uint16_t mss;          /* TCP MSS option of a SYN, 0 when absent */
+    uint8_t ipver;         /* 4 or 6 */
+    uint8_t proto;         /* IP protocol of the transport header (after IPv6 extensions) */
+    uint8_t ttl;           /* IPv4 TTL / IPv6 hop limit */
+    uint8_t tcp_flags;     /* TCP only */
+    uint8_t frag;          /* PARSE_FRAG_* */
+    uint8_t l2_len;        /* link-layer header bytes before the IP header */
+} parse_info;
+
+/* TCP flag bits in parse_info.tcp_flags. */
+enum { PARSE_TCP_FIN = 0x01, PARSE_TCP_SYN = 0x02, PARSE_TCP_RST = 0x04, PARSE_TCP_ACK = 0x10 };
+
+/* Parses caplen bytes at data of the given link type. Reads nothing past caplen, nor past
+ * the IP total length (Ethernet padding is not payload). Returns PARSE_OK and fills *out,
+ * or the reason the packet cannot be used. */
+int parse_packet(const uint8_t *data, uint32_t caplen, int linktype, parse_info *out);
+
+/* ------------------------------------------------------------------------------------ */
+/* Capture context: flow table, classes, binner, statistics                             */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct capture_ctx capture_ctx;
+
+/* Receives one finished window: values is (C, L) channel-major, raw units, valid only
+ * during the call. class_idx indexes capture_ctx_class_name(); group identifies the flow
+ * (all windows of one flow share it). Returns 0, or a negative code that stops the
+ * capture (kept by capture_ctx_error()). */
+typedef int (*capture_window_fn)(void *user, uint32_t class_idx, uint64_t group,
+                                 const float *values);
+
+/* A context for cfg (copied where needed; cfg may be freed afterwards). force_class, when
+ * not NULL, labels every flow with that class and ignores cfg's rules (one input per
+ * class). Compiles the class filters: a bad BPF expression gives NULL with e naming the
+ * class and libpcap's message. Memory for cfg->capture.flow_capacity flows is reserved
+ * once; pages are touched only as flows arrive. Free with capture_ctx_free(). */
+capture_ctx *capture_ctx_new(const nd_config *cfg, const char *force_class,
+                             capture_window_fn on_window, void *user, nd_error *e);
+void capture_ctx_free(capture_ctx *c); /* NULL is a no-op */
+
+/* Feeds n packets of one link type, in arrival order. Never fails per packet: bad
+ * packets are counted under their reason. */
+void capture_ctx_burst(capture_ctx *c, int linktype, const capture_pkt *pkts, unsigned n);
+/* Moves the clock to now_ns (when later than the last packet) and ends the flows idle by
+ * then: live sources call it when no packet came for a while. */
+void capture_ctx_advance(capture_ctx *c, uint64_t now_ns);
+/* Ends every flow (end of an input): their last windows go out zero-padded. */
+void capture_ctx_flush(capture_ctx *c);
+/* First error returned by the window callback, 0 when none. */
+int capture_ctx_error(const capture_ctx *c);
+
+/* Classes in label order: the configured rules, then the default class, or only the
+ * forced class. The list is fixed at creation. */
+uint32_t capture_ctx_n_classes(const capture_ctx *c);
+const char *capture_ctx_class_name(const capture_ctx *c, uint32_t i);
+/* Replay statistics of class i, with the top-K port and MSS lists filled in. Owned by c,
+ * valid until the next capture_ctx_* call. */
+const nd_class_stats *capture_ctx_class_stats(capture_ctx *c, uint32_t i);
+
+/* Named counters (parse.*, flow.*, class.*, bin.*), in a fixed order; zeros included. */
+uint32_t capture_ctx_n_counters(const capture_ctx *c);
+void capture_ctx_counter(const capture_ctx *c, uint32_t i, const char **name,
+                         uint64_t *value);
+
+/* Running totals for a status line. */
+typedef struct capture_totals {
+    uint64_t packets;      /* packets fed */
+    uint64_t bytes;        /* frame bytes of parsed packets */
+    uint64_t skipped;      /* packets not used (any parse reason, orphan fragments) */
+    uint64_t flows;        /* flows started */
+    uint64_t active_flows; /* in the table now */
+    uint64_t windows;      /* windows emitted */
+} capture_totals;
+void capture_ctx_totals(const capture_ctx *c, capture_totals *t);
+/* Windows emitted for class i so far. */
+uint64_t capture_ctx_class_windows(const capture_ctx *c, uint32_t i);
+
+/* Registers c's classes in ds (in order, so that class index = label when ds is empty
+ * of classes) and adds c's class statistics and counters to ds. Call once, at the end. */
+int capture_ctx_to_dataset(capture_ctx *c, nd_dataset *ds, nd_error *e);
+
+/* ------------------------------------------------------------------------------------ */
+/* Sources                                                                               */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct capture_source capture_source;
+
+enum { CAPTURE_END = -2000 }; /* capture_source_rx: the input is exhausted */
+
+/* Opens "pcap:FILE", "iface:NAME" or "dpdk:EAL-ARGS" (EAL arguments separated by spaces,
+ * cfg->capture.dpdk_eal appended). Returns NULL with e saying what failed and what to do.
+ * DPDK: one EAL per process, so at most one dpdk: source per process. */
+capture_source *capture_source_open(const char *spec, const nd_config *cfg, nd_error *e);
+/* Up to max packets (a file source gives 1 at a time, a DPDK port bursts of up to max).
+ * Waits at most timeout_ms for a live source to have something. Returns the count (0:
+ * nothing arrived in time), CAPTURE_END, or a negative error code with e filled. */
+int capture_source_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeout_ms,
+                      nd_error *e);
+int capture_source_linktype(const capture_source *s);
+const char *capture_source_spec(const capture_source *s);
+
+typedef struct capture_source_stats {
+    uint64_t received;  /* packets handed over */
+    uint64_t dropped;   /* lost for lack of buffer: pcap_stats ps_drop, DPDK imissed */
+    uint64_t if_dropped; /* dropped by the interface (pcap ps_ifdrop) */
+    uint64_t nombuf;    /* DPDK rx_nombuf */
+    uint64_t errors;    /* DPDK ierrors */
+} capture_source_stats;
+void capture_source_stats_get(capture_source *s, capture_source_stats *st);
+/* Per-queue lines (DPDK) or one summary line, for the end-of-capture report; log level
+ * INFO. */
+void capture_source_report(capture_source *s);
+void capture_source_close(capture_source *s); /* NULL is a no-op */
+
+/* ------------------------------------------------------------------------------------ */
+/* Whole runs (what `netdiffus capture` does)                                           */
+/* ------------------------------------------------------------------------------------ */
+
+/* Runs every source in turn through c until each ends or *stop becomes non-zero (set by a
+ * signal handler). Flushes c after each source. status != 0 draws nd_status lines.
+ * Returns 0, ND_EINTR when stopped (everything so far is kept in c), or a negative code
+ * with e filled (a source that cannot be opened or fails while reading). */
+int capture_run(capture_ctx *c, const char *const *specs, unsigned n_specs,
+                const nd_config *cfg, volatile sig_atomic_t *stop, int status, nd_error *e);
+
+#endif

@@ -1,0 +1,296 @@
+/*
+ * source.c — packet sources behind one interface (capture_source_*): pcap/pcapng files
+ * and libpcap live capture here, DPDK ports in source_dpdk.c; and capture_run, the loop
+ * that drives sources into a capture context (what `netdiffus capture` runs).
+ *
+ * Live libpcap handles are non-blocking and waited on with poll() on the selectable fd: a
+ * blocking pcap_next_ex() on a quiet interface can hang forever even with a timeout, and
+ * the loop must see the stop flag.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pcap/pcap.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture_impl.h"
+
+typedef struct pcap_source {
+    capture_source base;
+    pcap_t *p;
+    int fd;          /* selectable fd of a live handle, -1 for files */
+    int nano;        /* timestamps in ns (else µs) */
+    uint64_t errors; /* read errors (file: the rest of the file is lost) */
+} pcap_source;
+
+static void fill_pkt(const pcap_source *ps, const struct pcap_pkthdr *h, const u_char *d,
+                     capture_pkt *out)
+{
+    out->data = d;
+    out->caplen = h->caplen;
+    out->wirelen = h->len;
+    /* tv_usec holds ns when the handle was opened with nanosecond precision. */
+    out->ts_ns = (uint64_t)h->ts.tv_sec * ND_NS_PER_SEC +
+                 (uint64_t)h->ts.tv_usec * (ps->nano ? 1 : 1000);
+}
+
+static int pcap_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeout_ms,
+                   nd_error *e)
+{
+    pcap_source *ps = (pcap_source *)s;
+    struct pcap_pkthdr *h;
+    const u_char *d;
+    int r = pcap_next_ex(ps->p, &h, &d);
+    if (r == 0 && ps->fd >= 0 && timeout_ms > 0) {
+        struct pollfd pfd = {.fd = ps->fd, .events = POLLIN};
+        if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR)
+            return nd_error_set(e, -errno, "%s: poll: %s", s->spec, strerror(errno));
+        r = pcap_next_ex(ps->p, &h, &d);
+    }
+    if (r == 1) {
+        fill_pkt(ps, h, d, &pkts[0]);
+        s->received++;
+        return 1;
+    }
+    if (r == 0) return 0;
+    if (r == PCAP_ERROR_BREAK) return CAPTURE_END;
+    ps->errors++;
+    if (ps->fd < 0)
+        return nd_error_set(e, ND_ETRUNC,
+                            "%s: after packet %" PRIu64 ": %s (the file is cut short or "
+                            "damaged; the packets before this point are kept)",
+                            s->spec, s->received, pcap_geterr(ps->p));
+    return nd_error_set(e, -EIO, "%s: %s", s->spec, pcap_geterr(ps->p));
+}
+
+static void pcap_src_stats(capture_source *s, capture_source_stats *st)
+{
+    pcap_source *ps = (pcap_source *)s;
+    memset(st, 0, sizeof *st);
+    st->received = s->received;
+    st->errors = ps->errors;
+    struct pcap_stat ks;
+    if (ps->fd >= 0 && pcap_stats(ps->p, &ks) == 0) {
+        st->dropped = ks.ps_drop;
+        st->if_dropped = ks.ps_ifdrop;
+    }
+}
+
+static void pcap_report(capture_source *s)
+{
+    capture_source_stats st;
+    pcap_src_stats(s, &st);
+    if (((pcap_source *)s)->fd >= 0)
+        nd_info("%s: %" PRIu64 " packets, %" PRIu64 " dropped by the kernel (buffer full), %"
+                PRIu64 " dropped by the interface",
+                s->spec, st.received, st.dropped, st.if_dropped);
+    else
+        nd_info("%s: %" PRIu64 " packets", s->spec, st.received);
+}
+
+static void pcap_src_close(capture_source *s)
+{
+    pcap_source *ps = (pcap_source *)s;
+    if (ps->p) pcap_close(ps->p);
+    free(ps);
+}
+
+static const capture_source_ops pcap_ops = {pcap_rx, pcap_src_stats, pcap_report,
+                                            pcap_src_close};
+
+static capture_source *pcap_file_open(const char *spec, const char *path, nd_error *e)
+{
+    char err[PCAP_ERRBUF_SIZE] = "";
+    /* Nanosecond precision: libpcap scales µs files up, so one unit serves both. */
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
+    if (!p) {
+        nd_error_set(e, errno == ENOENT ? -ENOENT : ND_EFORMAT,
+                     "%s: %s (expected a pcap or pcapng capture file)", spec, err);
+        return NULL;
+    }
+    pcap_source *ps = calloc(1, sizeof *ps);
+    if (!ps) {
+        pcap_close(p);
+        nd_error_set(e, -ENOMEM, "%s: out of memory", spec);
+        return NULL;
+    }
+    ps->base.ops = &pcap_ops;
+    ps->p = p;
+    ps->fd = -1;
+    ps->nano = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO;
+    ps->base.linktype = pcap_datalink(p);
+    return &ps->base;
+}
+
+static capture_source *pcap_iface_open(const char *spec, const char *name,
+                                       const nd_config *cfg, nd_error *e)
+{
+    char err[PCAP_ERRBUF_SIZE] = "";
+    pcap_t *p = pcap_create(name, err);
+    if (!p) {
+        nd_error_set(e, -ENODEV, "%s: %s", spec, err);
+        return NULL;
+    }
+    pcap_set_snaplen(p, (int)cfg->capture.snaplen);
+    pcap_set_promisc(p, cfg->capture.promisc);
+    /* The timeout bounds how long the kernel holds a partly filled block (TPACKET_V3):
+     * packets reach the flow table at most this late. */
+    pcap_set_timeout(p, 100);
+    if (cfg->capture.buffer_size)
+        pcap_set_buffer_size(p, cfg->capture.buffer_size > INT32_MAX
+                                    ? INT32_MAX : (int)cfg->capture.buffer_size);
+    pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO); /* µs when unsupported */
+    int rc = pcap_activate(p);
+    if (rc < 0) {
+        const char *hint = rc == PCAP_ERROR_PERM_DENIED
+                               ? " (capturing needs root or CAP_NET_RAW + CAP_NET_ADMIN)"
+                           : rc == PCAP_ERROR_NO_SUCH_DEVICE
+                               ? " (no such interface: see `ip link`)" : "";
+        nd_error_set(e, -EIO, "%s: %s%s", spec, pcap_geterr(p)[0] ? pcap_geterr(p)
+                                                                  : pcap_statustostr(rc),
+                     hint);
+        pcap_close(p);
+        return NULL;
+    }
+    if (rc > 0) nd_warn("%s: %s", spec, pcap_statustostr(rc));
+    if (pcap_setnonblock(p, 1, err) < 0 || pcap_get_selectable_fd(p) < 0) {
+        nd_error_set(e, -EIO, "%s: cannot poll this interface: %s", spec, err);
+        pcap_close(p);
+        return NULL;
+    }
+    pcap_source *ps = calloc(1, sizeof *ps);
+    if (!ps) {
+        pcap_close(p);
+        nd_error_set(e, -ENOMEM, "%s: out of memory", spec);
+        return NULL;
+    }
+    ps->base.ops = &pcap_ops;
+    ps->p = p;
+    ps->fd = pcap_get_selectable_fd(p);
+    ps->nano = pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO;
+    ps->base.linktype = pcap_datalink(p);
+    ps->base.live = 1;
+    return &ps->base;
+}
+
+capture_source *capture_source_open(const char *spec, const nd_config *cfg, nd_error *e)
+{
+    capture_source *s = NULL;
+    if (!strncmp(spec, "pcap:", 5) && spec[5]) s = pcap_file_open(spec, spec + 5, e);
+    else if (!strncmp(spec, "iface:", 6) && spec[6]) s = pcap_iface_open(spec, spec + 6, cfg, e);
+    else if (!strncmp(spec, "dpdk:", 5)) s = capture_dpdk_open(spec + 5, cfg, e);
+    else
+        nd_error_set(e, ND_EUSAGE,
+                     "source '%s': expected pcap:FILE, iface:NAME or dpdk:EAL-ARGS", spec);
+    if (!s) return NULL;
+    snprintf(s->spec, sizeof s->spec, "%s", spec);
+    return s;
+}
+
+int capture_source_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeout_ms,
+                      nd_error *e)
+{
+    return s->ops->rx(s, pkts, max, timeout_ms, e);
+}
+
+int capture_source_linktype(const capture_source *s) { return s->linktype; }
+const char *capture_source_spec(const capture_source *s) { return s->spec; }
+
+void capture_source_stats_get(capture_source *s, capture_source_stats *st)
+{
+    s->ops->stats(s, st);
+}
+
+void capture_source_report(capture_source *s) { s->ops->report(s); }
+
+void capture_source_close(capture_source *s)
+{
+    if (s) s->ops->close(s);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* capture_run                                                                           */
+/* ------------------------------------------------------------------------------------ */
+
+#define BURST 32
+
+static void status_line(capture_ctx *c, capture_source *s)
+{
+    capture_totals t;
+    capture_ctx_totals(c, &t);
+    capture_source_stats st;
+    capture_source_stats_get(s, &st);
+    char per_class[256] = "";
+    size_t off = 0;
+    for (uint32_t i = 0; i < capture_ctx_n_classes(c) && off < sizeof per_class - 1; i++) {
+        int n = snprintf(per_class + off, sizeof per_class - off, " %s=%" PRIu64,
+                         capture_ctx_class_name(c, i), capture_ctx_class_windows(c, i));
+        if (n < 0) break;
+        off += (size_t)n;
+    }
+    nd_status("%s: %" PRIu64 " pkts, %" PRIu64 " flows (%" PRIu64 " open), windows:%s, "
+              "drops %" PRIu64,
+              s->spec, t.packets, t.flows, t.active_flows, per_class,
+              st.dropped + st.if_dropped + st.nombuf);
+}
+
+int capture_run(capture_ctx *c, const char *const *specs, unsigned n_specs,
+                const nd_config *cfg, volatile sig_atomic_t *stop, int status, nd_error *e)
+{
+    capture_pkt pkts[BURST];
+    for (unsigned k = 0; k < n_specs; k++) {
+        if (stop && *stop) return ND_EINTR;
+        capture_source *s = capture_source_open(specs[k], cfg, e);
+        if (!s) return e ? e->code : ND_EFORMAT;
+        int lt = capture_source_linktype(s), rc = 0;
+        uint64_t next_status = nd_now_ns(), iter = 0;
+        nd_debug("%s: link type %d (%s)", s->spec, lt,
+                 pcap_datalink_val_to_name(lt) ? pcap_datalink_val_to_name(lt) : "?");
+        for (;;) {
+            if (stop && *stop) {
+                rc = ND_EINTR;
+                break;
+            }
+            nd_error re = {0};
+            int n = capture_source_rx(s, pkts, BURST, 100, &re);
+            if (n > 0) {
+                capture_ctx_burst(c, lt, pkts, (unsigned)n);
+            } else if (n == 0) {
+                if (s->live) capture_ctx_advance(c, nd_realtime_ns());
+            } else if (n == CAPTURE_END) {
+                break;
+            } else if (!s->live && n == ND_ETRUNC) {
+                nd_status_end();
+                nd_warn("%s", re.msg);
+                break;
+            } else {
+                rc = nd_error_set(e, n, "%s", re.msg);
+                break;
+            }
+            if (capture_ctx_error(c)) {
+                rc = nd_error_set(e, capture_ctx_error(c), "%s: storing windows: %s",
+                                  s->spec, nd_strerror(capture_ctx_error(c)));
+                break;
+            }
+            /* The clock is read every 256 reads, or when the source is idle. */
+            if (status && (n == 0 || (++iter & 255) == 0)) {
+                uint64_t now = nd_now_ns();
+                if (now >= next_status) {
+                    status_line(c, s);
+                    next_status = now + ND_NS_PER_SEC / 2;
+                }
+            }
+        }
+        if (status) status_line(c, s);
+        nd_status_end();
+        capture_ctx_flush(c);
+        capture_source_report(s);
+        capture_source_close(s);
+        if (rc) return rc;
+        if (capture_ctx_error(c))
+            return nd_error_set(e, capture_ctx_error(c), "storing windows: %s",
+                                nd_strerror(capture_ctx_error(c)));
+    }
+    return 0;
+}

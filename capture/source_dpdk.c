@@ -1,0 +1,296 @@
+/*
+ * source_dpdk.c — "dpdk:EAL-ARGS" sources: every DPDK port the EAL arguments bring up
+ * (a NIC, or a vdev such as net_pcap, net_af_packet, net_ring), polled in bursts.
+ *
+ * One EAL per process, so one dpdk: source per process. Packets stay in their mbufs until
+ * the next rx call (no copy). Timestamps: net_pcap fills the mbuf rx-timestamp dynamic
+ * field with the file's time in µs, which keeps pcap-file replays exact; every other port
+ * is stamped from the TSC once per burst, on the realtime clock (hardware timestamps are
+ * in NIC clock units that need a per-port conversion: not done yet).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+
+#include "capture_impl.h"
+
+#define MAX_ARGS 64
+#define MAX_QUEUES 128
+#define MAX_RX 64 /* mbufs held between rx calls */
+
+typedef struct dpdk_queue {
+    uint16_t port, queue;
+} dpdk_queue;
+
+typedef struct dpdk_source {
+    capture_source base;
+    struct rte_mempool *pool;
+    dpdk_queue q[MAX_QUEUES];
+    unsigned n_q, next_q;
+    uint16_t ports[RTE_MAX_ETHPORTS];
+    unsigned n_ports;
+    int file_mode;      /* every port is net_pcap reading a file: an empty poll is EOF */
+    int ts_off;         /* rx-timestamp dynamic field offset, -1 none */
+    uint64_t ts_flag;   /* its ol_flags bit */
+    int ts_us;          /* that field holds µs since the epoch (net_pcap) */
+    uint64_t tsc_hz, tsc0, ns0;
+    struct rte_mbuf *held[MAX_RX];
+    unsigned n_held;
+} dpdk_source;
+
+static int eal_used; /* rte_eal_init may run once per process */
+
+static uint64_t tsc_to_ns(const dpdk_source *d, uint64_t tsc)
+{
+    uint64_t dt = tsc - d->tsc0;
+    /* Split so that nothing overflows: (dt % hz) · 10^9 < hz · 10^9 < 2^64 for any TSC
+     * below 18 GHz, while dt · 10^9 would overflow after ~6 s at 3 GHz. */
+    return d->ns0 + dt / d->tsc_hz * ND_NS_PER_SEC + dt % d->tsc_hz * ND_NS_PER_SEC / d->tsc_hz;
+}
+
+static void release_held(dpdk_source *d)
+{
+    if (d->n_held) rte_pktmbuf_free_bulk(d->held, d->n_held);
+    d->n_held = 0;
+}
+
+static int dpdk_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeout_ms,
+                   nd_error *e)
+{
+    dpdk_source *d = (dpdk_source *)s;
+    release_held(d);
+    if (max > MAX_RX) max = MAX_RX;
+    uint64_t deadline = 0;
+    for (;;) {
+        for (unsigned k = 0; k < d->n_q; k++) {
+            const dpdk_queue *q = &d->q[d->next_q];
+            d->next_q = d->next_q + 1 == d->n_q ? 0 : d->next_q + 1;
+            uint16_t n = rte_eth_rx_burst(q->port, q->queue, d->held, (uint16_t)max);
+            if (!n) continue;
+            d->n_held = n;
+            uint64_t now = tsc_to_ns(d, rte_rdtsc());
+            for (uint16_t j = 0; j < n; j++) {
+                const struct rte_mbuf *m = d->held[j];
+                pkts[j].data = rte_pktmbuf_mtod(m, const uint8_t *);
+                pkts[j].caplen = m->data_len;
+                pkts[j].wirelen = m->pkt_len;
+                pkts[j].ts_ns = now;
+                if (d->ts_us && (m->ol_flags & d->ts_flag))
+                    pkts[j].ts_ns = *RTE_MBUF_DYNFIELD(m, d->ts_off, uint64_t *) * 1000;
+            }
+            s->received += n;
+            return n;
+        }
+        if (d->file_mode) return CAPTURE_END;
+        uint64_t now = nd_now_ns();
+        if (!deadline) deadline = now + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+        if (now >= deadline) return 0;
+        /* An idle port: yield the core briefly instead of spinning (this machine shares its
+         * cores); at line rate the rings never run empty, so this costs nothing there. */
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+    }
+    (void)e;
+}
+
+static void dpdk_stats(capture_source *s, capture_source_stats *st)
+{
+    dpdk_source *d = (dpdk_source *)s;
+    memset(st, 0, sizeof *st);
+    st->received = s->received;
+    for (unsigned i = 0; i < d->n_ports; i++) {
+        struct rte_eth_stats es;
+        if (rte_eth_stats_get(d->ports[i], &es)) continue;
+        st->dropped += es.imissed;
+        st->nombuf += es.rx_nombuf;
+        st->errors += es.ierrors;
+    }
+}
+
+static void dpdk_report(capture_source *s)
+{
+    dpdk_source *d = (dpdk_source *)s;
+    for (unsigned i = 0; i < d->n_ports; i++) {
+        struct rte_eth_stats es;
+        if (rte_eth_stats_get(d->ports[i], &es)) continue;
+        nd_info("dpdk port %u: %" PRIu64 " packets, %" PRIu64 " missed (imissed), %" PRIu64
+                " without mbuf (rx_nombuf), %" PRIu64 " errors",
+                d->ports[i], es.ipackets, es.imissed, es.rx_nombuf, es.ierrors);
+        for (unsigned k = 0; k < d->n_q; k++)
+            if (d->q[k].port == d->ports[i] && d->q[k].queue < RTE_ETHDEV_QUEUE_STAT_CNTRS)
+                nd_info("dpdk port %u queue %u: %" PRIu64 " packets", d->ports[i],
+                        d->q[k].queue, es.q_ipackets[d->q[k].queue]);
+    }
+}
+
+static void dpdk_close(capture_source *s)
+{
+    dpdk_source *d = (dpdk_source *)s;
+    release_held(d);
+    for (unsigned i = 0; i < d->n_ports; i++) {
+        rte_eth_dev_stop(d->ports[i]);
+        rte_eth_dev_close(d->ports[i]);
+    }
+    rte_mempool_free(d->pool);
+    rte_eal_cleanup();
+    free(d);
+}
+
+static const capture_source_ops dpdk_ops = {dpdk_rx, dpdk_stats, dpdk_report, dpdk_close};
+
+/* Splits text on blanks into argv (pointers into buf); returns the count or -1. */
+static int split_args(char *buf, char **argv, int max, int argc)
+{
+    for (char *t = strtok(buf, " \t"); t; t = strtok(NULL, " \t")) {
+        if (argc == max) return -1;
+        argv[argc++] = t;
+    }
+    return argc;
+}
+
+static int port_setup(dpdk_source *d, uint16_t port, const nd_config *cfg, nd_error *e)
+{
+    struct rte_eth_dev_info info;
+    int rc = rte_eth_dev_info_get(port, &info);
+    if (rc) return nd_error_set(e, rc, "dpdk port %u: no device info: %s", port, rte_strerror(-rc));
+    uint16_t nq = (uint16_t)cfg->capture.rx_queues;
+    if (nq > info.max_rx_queues) {
+        nd_warn("dpdk port %u (%s): %u rx queues asked, it has %u", port, info.driver_name,
+                nq, info.max_rx_queues);
+        nq = info.max_rx_queues;
+    }
+    if (d->n_q + nq > MAX_QUEUES) nq = (uint16_t)(MAX_QUEUES - d->n_q);
+    struct rte_eth_conf conf = {0};
+    if (nq > 1) {
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_hf =
+            (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+    }
+    /* No tx queue is needed; some PMDs want one anyway. */
+    uint16_t ntx = 0;
+    rc = rte_eth_dev_configure(port, nq, ntx, &conf);
+    if (rc) rc = rte_eth_dev_configure(port, nq, ++ntx, &conf);
+    if (rc)
+        return nd_error_set(e, rc, "dpdk port %u (%s): configure: %s", port,
+                            info.driver_name, rte_strerror(-rc));
+    uint16_t nb_rx = 1024, nb_tx = 512;
+    rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rx, &nb_tx);
+    for (uint16_t q = 0; q < nq; q++) {
+        rc = rte_eth_rx_queue_setup(port, q, nb_rx, (unsigned)rte_eth_dev_socket_id(port),
+                                    NULL, d->pool);
+        if (rc)
+            return nd_error_set(e, rc, "dpdk port %u queue %u: %s", port, q, rte_strerror(-rc));
+        d->q[d->n_q++] = (dpdk_queue){port, q};
+    }
+    for (uint16_t q = 0; q < ntx; q++) {
+        rc = rte_eth_tx_queue_setup(port, q, nb_tx, (unsigned)rte_eth_dev_socket_id(port), NULL);
+        if (rc)
+            return nd_error_set(e, rc, "dpdk port %u tx queue %u: %s", port, q,
+                                rte_strerror(-rc));
+    }
+    rc = rte_eth_dev_start(port);
+    if (rc) return nd_error_set(e, rc, "dpdk port %u: start: %s", port, rte_strerror(-rc));
+    if (cfg->capture.promisc) rte_eth_promiscuous_enable(port); /* vdevs may refuse: fine */
+    if (strcmp(info.driver_name, "net_pcap")) d->file_mode = 0;
+    nd_debug("dpdk port %u: %s, %u rx queue(s)", port, info.driver_name, nq);
+    return 0;
+}
+
+capture_source *capture_dpdk_open(const char *args, const nd_config *cfg, nd_error *e)
+{
+    if (eal_used) {
+        nd_error_set(e, ND_EUSAGE, "dpdk:%s: only one dpdk: source per process (the EAL "
+                     "starts once); put several --vdev/-a in one source", args);
+        return NULL;
+    }
+    eal_used = 1;
+    char *buf = malloc(strlen(args) + strlen(cfg->capture.dpdk_eal) + 2);
+    dpdk_source *d = calloc(1, sizeof *d);
+    if (!buf || !d) {
+        free(buf);
+        free(d);
+        nd_error_set(e, -ENOMEM, "dpdk: out of memory");
+        return NULL;
+    }
+    sprintf(buf, "%s %s", args, cfg->capture.dpdk_eal);
+    char *argv[MAX_ARGS + 1];
+    int argc = 0;
+    argv[argc++] = "netdiffus";
+    /* EAL talks a lot at INFO; a later --log-level from the user wins. */
+    if (nd_log_level() < ND_LOG_DEBUG) argv[argc++] = "--log-level=lib.*:warning";
+    argc = split_args(buf, argv, MAX_ARGS, argc);
+    if (argc < 0) {
+        nd_error_set(e, ND_EUSAGE, "dpdk:%s: more than %d EAL arguments", args, MAX_ARGS);
+        goto fail;
+    }
+    argv[argc] = NULL;
+    /* Whether the input is a file: net_pcap with rx_pcap= ends when the file does. */
+    d->file_mode = strstr(args, "rx_pcap=") != NULL;
+    char *argv_copy[MAX_ARGS + 1]; /* rte_eal_init permutes argv */
+    memcpy(argv_copy, argv, sizeof argv);
+    if (rte_eal_init(argc, argv_copy) < 0) {
+        nd_error_set(e, -EIO, "dpdk:%s: EAL init failed: %s (for a test without NIC or "
+                     "hugepages: --no-huge --no-pci -m 256 --no-shconf --vdev=...)",
+                     args, rte_strerror(rte_errno));
+        goto fail;
+    }
+    unsigned n = rte_eth_dev_count_avail();
+    if (n == 0) {
+        /* A vdev that fails to probe does not fail rte_eal_init. */
+        nd_error_set(e, -ENODEV, "dpdk:%s: no port came up (a --vdev failed to probe: "
+                     "check its arguments and file names; or no NIC is bound to a DPDK "
+                     "driver: dpdk-devbind.py --status)", args);
+        rte_eal_cleanup();
+        goto fail;
+    }
+    d->pool = rte_pktmbuf_pool_create("nd_rx", cfg->capture.mbufs, 256, 0,
+                                      RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+    if (!d->pool) {
+        nd_error_set(e, -ENOMEM, "dpdk: mbuf pool of %u: %s (lower capture.mbufs or give "
+                     "the EAL more memory with -m)", cfg->capture.mbufs,
+                     rte_strerror(rte_errno));
+        rte_eal_cleanup();
+        goto fail;
+    }
+    uint16_t port;
+    RTE_ETH_FOREACH_DEV(port)
+    {
+        if (port_setup(d, port, cfg, e)) {
+            d->ports[d->n_ports++] = port; /* so that close stops it */
+            d->base.ops = &dpdk_ops;
+            dpdk_close(&d->base);
+            free(buf);
+            return NULL;
+        }
+        d->ports[d->n_ports++] = port;
+    }
+    int bit = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, NULL);
+    d->ts_off = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, NULL);
+    if (bit >= 0 && d->ts_off >= 0) {
+        d->ts_flag = 1ull << bit;
+        /* Only net_pcap's units are known (µs); file_mode implies every port is one. */
+        d->ts_us = d->file_mode || strstr(args, "net_pcap") != NULL;
+    }
+    d->tsc_hz = rte_get_tsc_hz();
+    d->tsc0 = rte_rdtsc();
+    d->ns0 = nd_realtime_ns();
+    d->base.ops = &dpdk_ops;
+    d->base.linktype = CAPTURE_LINK_ETHERNET;
+    d->base.live = !d->file_mode;
+    free(buf);
+    return &d->base;
+fail:
+    free(buf);
+    free(d);
+    return NULL;
+}
