@@ -14,35 +14,6 @@
     }                                                                                    \
     const nd_command cmd_##var = {cmdname, sum " [not yet available]", helptext, run_##var}
 
-PENDING(capture, "capture", 3, "capture packets into a dataset of per-class flow windows",
-        "usage: netdiffus capture -c CONF [--source SRC]... [--class NAME] -o OUT.ndd\n"
-        "\n"
-        "Reads packets from one or more sources, groups them into flows, classes each flow by\n"
-        "the BPF rules of the config's `classes:` and bins it into windows of time series.\n"
-        "Ctrl-C ends the capture and keeps everything captured so far.\n"
-        "\n"
-        "  -c, --config CONF   YAML config (see docs/CONFIG.md)\n"
-        "  -s, --source SRC    pcap:FILE | iface:NAME | dpdk:EAL-ARGS (repeatable)\n"
-        "      --class NAME    label every flow of the input with this class\n"
-        "  -o, --output FILE   dataset file to write (.ndd)\n"
-        "\n"
-        "Not available yet in this build (issue #3).\n");
-
-PENDING(import, "import", 3, "import pre-binned series (videoTrain, series CSV)",
-        "usage: netdiffus import --format videotrain|csv [-c CONF] IN -o OUT.ndd\n"
-        "\n"
-        "Turns pre-binned traces into a dataset file: a videoTrain directory of\n"
-        "<class>/*.csv traces, or a series CSV (docs/FORMATS.md).\n"
-        "\n"
-        "Not available yet in this build (issue #3).\n");
-
-PENDING(export, "export", 3, "write a dataset's windows as series CSV",
-        "usage: netdiffus export IN.ndd --csv OUT.csv\n"
-        "\n"
-        "Writes every window of a dataset file as one row of series CSV (docs/FORMATS.md).\n"
-        "\n"
-        "Not available yet in this build (issue #3).\n");
-
 PENDING(train, "train", 5, "train a diffusion model on a dataset",
         "usage: netdiffus train -c CONF IN.ndd -o MODEL.ndm [--resume]\n"
         "\n"
