@@ -33,6 +33,15 @@ static inline uint16_t fold(uint32_t s)
     return (uint16_t)s;
 }
 
+/* Sum of the 16-bit words of both addresses (and of both ports): the same for either
+ * direction, so computed once per flow (pkt_flow_init) and never read back from the
+ * frame, which would stall on store forwarding. */
+uint32_t pkt_addr_sum(const pkt_flow *f)
+{
+    uint32_t n = f->ipv6 ? 16 : 4;
+    return sum16(sum16(0, f->caddr, n), f->saddr, n);
+}
+
 void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d,
                const uint8_t mac_cli[6], const uint8_t mac_srv[6], int flags)
 {
@@ -42,7 +51,7 @@ void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d,
     const uint16_t sport = up ? f->cport : f->sport, dport = up ? f->sport : f->cport;
     const uint32_t hlen = pkt_hdr_len(v6, f->l4, syn);
     const uint32_t l3len = d->len - 14u, l4len = l3len - (v6 ? 40u : 20u);
-    const uint8_t proto = tcp ? 6 : 17;
+    const uint8_t proto = tcp ? 6 : 17, ttl = f->ttl[d->dir];
     ND_ASSERT(d->len >= hlen);
 
     /* Ethernet */
@@ -50,58 +59,57 @@ void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d,
     memcpy(buf + 6, up ? mac_cli : mac_srv, 6);
     put16(buf + 12, v6 ? 0x86dd : 0x0800);
 
-    /* IP, and the pseudo-header part of the L4 checksum */
+    /* IP; checksums are sums of the field values, the frame is only written */
     uint8_t *ip = buf + 14, *l4;
-    uint32_t ph;
+    const uint32_t ph = f->addr_sum + proto + l4len; /* pseudo-header */
     if (!v6) {
+        const uint32_t id = (d->seq ^ d->ack ^ d->order) & 0xffff; /* any value: DF is set */
         ip[0] = 0x45;
         ip[1] = 0;
         put16(ip + 2, l3len);
-        put16(ip + 4, (d->seq ^ d->ack ^ d->order) & 0xffff); /* any value: DF is set */
+        put16(ip + 4, id);
         put16(ip + 6, 0x4000);
-        ip[8] = f->ttl[d->dir];
+        ip[8] = ttl;
         ip[9] = proto;
-        put16(ip + 10, 0);
         memcpy(ip + 12, src, 4);
         memcpy(ip + 16, dst, 4);
-        if (!(flags & PKT_CSUM_OFFLOAD)) put16(ip + 10, (uint16_t)~fold(sum16(0, ip, 20)));
-        ph = sum16(0, ip + 12, 8) + proto + l4len;
+        uint32_t ipsum = 0x4500 + l3len + id + 0x4000 + ((uint32_t)ttl << 8 | proto) + f->addr_sum;
+        put16(ip + 10, flags & PKT_CSUM_OFFLOAD ? 0 : (uint16_t)~fold(ipsum));
         l4 = ip + 20;
     } else {
         put32(ip, 0x60000000);
         put16(ip + 4, l4len);
         ip[6] = proto;
-        ip[7] = f->ttl[d->dir];
+        ip[7] = ttl;
         memcpy(ip + 8, src, 16);
         memcpy(ip + 24, dst, 16);
-        ph = sum16(0, ip + 8, 32) + proto + l4len;
         l4 = ip + 40;
     }
 
     /* TCP or UDP */
-    uint32_t l4hdr;
+    uint32_t sum = ph + f->port_sum;
     uint8_t *csum;
     put16(l4, sport);
     put16(l4 + 2, dport);
     if (tcp) {
-        l4hdr = syn ? 24 : 20;
+        const uint32_t l4hdr = syn ? 24 : 20, offflags = (l4hdr / 4) << 12 | d->flags;
         put32(l4 + 4, d->seq);
         put32(l4 + 8, d->ack);
-        l4[12] = (uint8_t)(l4hdr / 4 << 4);
-        l4[13] = d->flags;
+        put16(l4 + 12, offflags);
         put16(l4 + 14, 64240);
-        put16(l4 + 16, 0);
         put16(l4 + 18, 0);
+        sum += (d->seq >> 16) + (d->seq & 0xffff) + (d->ack >> 16) + (d->ack & 0xffff) +
+               offflags + 64240;
         if (syn) {
             l4[20] = 2; /* MSS option */
             l4[21] = 4;
             put16(l4 + 22, f->mss);
+            sum += 0x0204 + f->mss;
         }
         csum = l4 + 16;
     } else {
-        l4hdr = 8;
         put16(l4 + 4, l4len);
-        put16(l4 + 6, 0);
+        sum += l4len;
         csum = l4 + 6;
     }
 
@@ -114,7 +122,7 @@ void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d,
     if (flags & PKT_CSUM_OFFLOAD) {
         put16(csum, fold(ph)); /* the NIC adds the segment and complements */
     } else {
-        uint16_t c = (uint16_t)~fold(sum16(ph, l4, l4hdr));
+        uint16_t c = (uint16_t)~fold(sum);
         if (!tcp && c == 0) c = 0xffff; /* UDP: 0 means "no checksum" */
         put16(csum, c);
     }

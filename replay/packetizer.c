@@ -250,6 +250,8 @@ void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli,
         pkt_pool_addr4(cli, ci, f->caddr);
         pkt_pool_addr4(srv, si, f->saddr);
     }
+    f->addr_sum = pkt_addr_sum(f);
+    f->port_sum = (uint32_t)f->cport + f->sport;
     f->snd_nxt[0] = (uint32_t)replay_rng_next(r);
     f->snd_nxt[1] = (uint32_t)replay_rng_next(r);
 
@@ -275,7 +277,9 @@ void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli,
 void pkt_flow_free(pkt_flow *f)
 {
     free(f->pk);
-    f->pk = NULL;
+    free(f->tmp);
+    f->pk = f->tmp = NULL;
+    f->tmp_cap = 0;
     f->n = f->cap = f->pos = 0;
 }
 
@@ -357,8 +361,12 @@ static void place_times(pkt_flow *f, uint8_t dir, uint32_t first, uint32_t n, ui
     const pkt_cdf *c = &f->pc->iat[dir];
     pkt_desc *p = f->pk + first;
     if (!c->n) {
-        for (uint32_t i = 0; i < n; i++) /* 128-bit: S·(2n) can pass 2^64 for long bins */
-            p[i].t = lo + (uint64_t)((unsigned __int128)S * (2 * i + 1) / (2ull * n));
+        const uint64_t den = 2ull * n;
+        if (S <= UINT64_MAX / den) /* S·(2i+1) fits 64 bits: the usual case, and fast */
+            for (uint32_t i = 0; i < n; i++) p[i].t = lo + S * (2 * i + 1) / den;
+        else /* 128-bit: S·(2n) passes 2^64 for very long bins */
+            for (uint32_t i = 0; i < n; i++)
+                p[i].t = lo + (uint64_t)((unsigned __int128)S * (2 * i + 1) / den);
         return;
     }
     uint64_t G = 0;
@@ -380,11 +388,34 @@ static void place_times(pkt_flow *f, uint8_t dir, uint32_t first, uint32_t n, ui
     }
 }
 
-static int desc_cmp(const void *a, const void *b)
+static inline int desc_before(const pkt_desc *x, const pkt_desc *y)
 {
-    const pkt_desc *x = a, *y = b;
-    if (x->t != y->t) return x->t < y->t ? -1 : 1;
-    return x->order < y->order ? -1 : x->order > y->order;
+    return x->t < y->t || (x->t == y->t && x->order < y->order);
+}
+
+/* Merges the sorted runs a[0..na) and b[0..nb) into out. */
+static void merge_runs(pkt_desc *restrict out, const pkt_desc *a, uint32_t na,
+                       const pkt_desc *b, uint32_t nb)
+{
+    uint32_t i = 0, j = 0, k = 0;
+    while (i < na && j < nb) out[k++] = desc_before(&b[j], &a[i]) ? b[j++] : a[i++];
+    while (i < na) out[k++] = a[i++];
+    while (j < nb) out[k++] = b[j++];
+}
+
+/* The bin's packets are three runs already in time order (control packets, down data,
+ * up data): two linear merges put them in send order, ties in generation order. */
+static int sort_bin(pkt_flow *f, uint32_t end_ctrl, uint32_t end_down)
+{
+    if (f->tmp_cap < f->n) {
+        pkt_desc *t = realloc(f->tmp, f->cap * sizeof *t);
+        if (!t) return -ENOMEM;
+        f->tmp = t;
+        f->tmp_cap = f->cap;
+    }
+    merge_runs(f->tmp, f->pk, end_ctrl, f->pk + end_ctrl, end_down - end_ctrl);
+    merge_runs(f->pk, f->tmp, end_down, f->pk + end_down, f->n - end_down);
+    return 0;
 }
 
 static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
@@ -417,7 +448,10 @@ static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
     if (rc) return -ENOMEM;
 
     const int64_t minf = hdr, cap = (int64_t)MAX_PKTS_PER_BIN * f->max_frame;
+    uint32_t run_end[2];
+    const uint32_t end_ctrl = f->n;
     for (uint8_t d = 0; d < 2; d++) {
+        run_end[d] = f->n;
         double x = win_at(f, lay, lay->bytes[d], b);
         int64_t target = x > (double)cap ? cap : llround(x);
         int64_t budget = target + f->carry[d] - ctrl_bytes[d];
@@ -435,8 +469,9 @@ static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
         uint32_t first_data = f->n, n = 0;
         if (fill_sizes(f, d, budget, want, &n)) return -ENOMEM;
         place_times(f, d, first_data, n, lo, hi);
+        run_end[d] = f->n;
     }
-    if (f->n > 1) qsort(f->pk, f->n, sizeof *f->pk, desc_cmp);
+    if (sort_bin(f, end_ctrl, run_end[ND_DOWN])) return -ENOMEM;
     for (uint32_t i = 0; i < f->n; i++) f->pk[i].t += (uint64_t)b * bin; /* since flow start */
 
     /* sequence and acknowledgement numbers in send order: each packet acknowledges all

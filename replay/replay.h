@@ -85,6 +85,7 @@ typedef struct replay_stats {
     uint64_t drops;                 /* packets the sink did not take */
     uint64_t carried;               /* bin remainders smaller than a frame, moved on */
     uint64_t seconds_ns;            /* wall time of the run */
+    uint64_t cpu_ns;                /* CPU time of the thread that ran it */
     double pps;                     /* packets / wall time */
     int timed;                      /* 1 when the error percentiles below mean something */
     uint64_t err_p50_ns, err_p99_ns, err_p999_ns, err_max_ns;

@@ -144,6 +144,7 @@ typedef struct pkt_flow {
     uint16_t mss, cport, sport, max_frame;
     uint8_t caddr[16], saddr[16];
     uint32_t snd_nxt[2]; /* next sequence number per direction (TCP) */
+    uint32_t addr_sum, port_sum; /* checksum parts that do not change within the flow */
 
     int64_t carry[2];     /* bytes owed to (>0) or taken from (<0) the next bins */
     uint32_t next_bin;    /* next bin the packetizer fills */
@@ -151,6 +152,8 @@ typedef struct pkt_flow {
 
     pkt_desc *pk; /* packets of the current bin, in time order */
     uint32_t n, cap, pos, cur_bin;
+    pkt_desc *tmp; /* scratch for sorting a bin */
+    uint32_t tmp_cap;
     uint64_t carried; /* remainders moved on, for the statistics */
 } pkt_flow;
 
@@ -171,6 +174,8 @@ void pkt_flow_free(pkt_flow *f);
  * (DPDK mbufs of our own pool), so only the header area needs clearing. */
 enum { PKT_CSUM_OFFLOAD = 1, PKT_ZERO_TAIL = 2 };
 #define PKT_HDR_MAX 128 /* largest header pkt_build writes (78) rounded up */
+
+uint32_t pkt_addr_sum(const pkt_flow *f); /* for pkt_flow_init */
 
 /* Writes the frame of d into buf (d->len bytes): headers, zero payload, checksums. */
 void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d,

@@ -85,25 +85,30 @@ void sched_wait_until(uint64_t deadline, uint64_t spin_ns, volatile sig_atomic_t
 
 static inline uint64_t flow_key(const pkt_flow *f) { return f->start + f->pk[f->pos].t; }
 
-static inline int flow_before(const pkt_flow *a, const pkt_flow *b)
+/* Entries carry their key, so that sifting never chases a flow's packet array. */
+typedef struct heap_ent {
+    uint64_t key, id; /* next packet's series time; flow id breaks ties (determinism) */
+    pkt_flow *f;
+} heap_ent;
+
+static inline int ent_before(const heap_ent *a, const heap_ent *b)
 {
-    uint64_t ka = flow_key(a), kb = flow_key(b);
-    return ka < kb || (ka == kb && a->id < b->id);
+    return a->key < b->key || (a->key == b->key && a->id < b->id);
 }
 
 typedef struct sched_heap {
-    pkt_flow **h;
+    heap_ent *h;
     size_t n, cap;
 } sched_heap;
 
 static void heap_down(sched_heap *q, size_t i)
 {
-    pkt_flow *x = q->h[i];
+    heap_ent x = q->h[i];
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= q->n) break;
-        if (c + 1 < q->n && flow_before(q->h[c + 1], q->h[c])) c++;
-        if (!flow_before(q->h[c], x)) break;
+        if (c + 1 < q->n && ent_before(&q->h[c + 1], &q->h[c])) c++;
+        if (!ent_before(&q->h[c], &x)) break;
         q->h[i] = q->h[c];
         i = c;
     }
@@ -114,17 +119,18 @@ static int heap_push(sched_heap *q, pkt_flow *f)
 {
     if (q->n == q->cap) {
         size_t cap = q->cap ? 2 * q->cap : 256;
-        pkt_flow **h = realloc(q->h, cap * sizeof *h);
+        heap_ent *h = realloc(q->h, cap * sizeof *h);
         if (!h) return -ENOMEM;
         q->h = h;
         q->cap = cap;
     }
+    heap_ent x = {flow_key(f), f->id, f};
     size_t i = q->n++;
-    while (i && flow_before(f, q->h[(i - 1) / 2])) {
+    while (i && ent_before(&x, &q->h[(i - 1) / 2])) {
         q->h[i] = q->h[(i - 1) / 2];
         i = (i - 1) / 2;
     }
-    q->h[i] = f;
+    q->h[i] = x;
     return 0;
 }
 
@@ -367,11 +373,11 @@ static pkt_flow *flow_get(sched *s)
     pkt_flow *f = s->free_flows;
     if (f) {
         s->free_flows = (pkt_flow *)(void *)f->win;
-        pkt_desc *pk = f->pk;
-        uint32_t cap = f->cap;
+        pkt_desc *pk = f->pk, *tmp = f->tmp;
+        uint32_t cap = f->cap, tmp_cap = f->tmp_cap;
         memset(f, 0, sizeof *f);
-        f->pk = pk;
-        f->cap = cap;
+        f->pk = pk, f->cap = cap;
+        f->tmp = tmp, f->tmp_cap = tmp_cap;
         return f;
     }
     if (s->n_all == s->cap_all) {
@@ -392,10 +398,18 @@ static void flow_put(sched *s, pkt_flow *f)
     s->free_flows = f;
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * ND_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
 static void stats_fill(replay_stats *st, const replay_sink *k, uint64_t flows, uint64_t carried,
-                       uint64_t wall)
+                       uint64_t wall, uint64_t cpu)
 {
     memset(st, 0, sizeof *st);
+    st->cpu_ns = cpu;
     st->flows = flows;
     st->packets = k->packets;
     st->bytes = k->bytes;
@@ -415,9 +429,13 @@ static void stats_fill(replay_stats *st, const replay_sink *k, uint64_t flows, u
 
 void replay_stats_format(const replay_stats *st, char *buf, size_t len)
 {
-    int n = snprintf(buf, len, "%llu flows, %llu packets, %.1f MB, %.1f kpps, %llu drops",
+    double cpu_pps = st->cpu_ns ? (double)st->packets * 1e9 / (double)st->cpu_ns : 0;
+    int n = snprintf(buf, len,
+                     "%llu flows, %llu packets, %.1f MB, %.1f kpps (%.1f kpps per CPU second), "
+                     "%llu drops",
                      (unsigned long long)st->flows, (unsigned long long)st->packets,
-                     (double)st->bytes / 1e6, st->pps / 1e3, (unsigned long long)st->drops);
+                     (double)st->bytes / 1e6, st->pps / 1e3, cpu_pps / 1e3,
+                     (unsigned long long)st->drops);
     if (st->timed && n > 0 && (size_t)n < len)
         snprintf(buf + n, len - (size_t)n,
                  ", timing error p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max %.1f us",
@@ -442,7 +460,7 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
     const uint64_t dur_series = !o->duration_ns ? 0
                                 : o->speed > 0  ? (uint64_t)((double)o->duration_ns * o->speed)
                                                 : o->duration_ns;
-    const uint64_t wall0 = nd_now_ns();
+    const uint64_t wall0 = nd_now_ns(), cpu0 = thread_cpu_ns();
     const uint64_t base = sink->ops->paced ? wall0 + PACED_LEAD_NS : sink->base_ns;
     uint64_t now = wall0, last_status = wall0, loop_base = 0, loop = 0, flows = 0, carried = 0;
     uint32_t next = 0;
@@ -470,8 +488,8 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
                 break;
             }
         }
-        pkt_flow *top = q.n ? q.h[0] : NULL;
-        uint64_t top_key = top ? flow_key(top) : UINT64_MAX;
+        pkt_flow *top = q.n ? q.h[0].f : NULL;
+        uint64_t top_key = top ? q.h[0].key : UINT64_MAX;
         if (next < s.n_plan && loop_base + s.plan_start[next] <= top_key) {
             uint64_t start = loop_base + s.plan_start[next];
             if (dur_series && start >= dur_series) { /* no flow starts past the duration */
@@ -546,9 +564,14 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
                 carried += top->carried;
                 flow_put(&s, top);
                 q.h[0] = q.h[--q.n];
+                if (q.n) heap_down(&q, 0);
+                top = NULL;
             }
         }
-        if (q.n) heap_down(&q, 0);
+        if (top) {
+            q.h[0].key = flow_key(top);
+            heap_down(&q, 0);
+        }
 
         if (o->status && !(npk & 0xffff)) {
             uint64_t t = nd_now_ns();
@@ -572,8 +595,8 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
         }
     }
     if (o->status) nd_status_end();
-    for (size_t i = 0; i < q.n; i++) carried += q.h[i]->carried;
-    if (st) stats_fill(st, sink, flows, carried, nd_now_ns() - wall0);
+    for (size_t i = 0; i < q.n; i++) carried += q.h[i].f->carried;
+    if (st) stats_fill(st, sink, flows, carried, nd_now_ns() - wall0, thread_cpu_ns() - cpu0);
 out:
     free(q.h);
     if (s.ds) sched_free(&s);
