@@ -95,16 +95,27 @@ void nd_conv2d_forward(nd_ctx *ctx, float *out, const float *inp, const float *w
     int Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1, P = Ho * Wo;
     int K = C * k * k;
     int nt = team(ctx, B);
-    size_t per = k == 1 ? 0 : (size_t)K * P;
-    float *col_all = per ? nd_ctx_scratch(ctx, per * nt) : NULL;
+    int direct = ctx->direct_conv && k == 3 && stride == 1 && nd_conv3_direct_ok(C, OC);
+    /* scratch: direct: packed weights (shared) + a padded image per thread;
+     * im2col: the columns per thread */
+    size_t nwt = direct ? (size_t)OC * K : 0;
+    size_t per = direct ? (size_t)C * (H + 2) * (W + 2) : k == 1 ? 0 : (size_t)K * P;
+    nwt = (nwt + 15) & ~(size_t)15;
+    per = (per + 15) & ~(size_t)15;
+    float *ws = nwt + per ? nd_ctx_scratch(ctx, nwt + per * nt) : NULL;
+    if (direct) nd_conv3_direct_pack(ws, w, C, OC, 0);
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), lo, hi;
         split(B, nt, t, &lo, &hi);
-        float *col = col_all ? col_all + per * t : NULL;
+        float *col = per ? ws + nwt + per * t : NULL;
         for (int n = lo; n < hi; n++) {
             const float *x = inp + (size_t)n * C * H * W;
             float *y = out + (size_t)n * OC * P;
+            if (direct) {
+                nd_conv3_direct_image(y, col, x, ws, b, C, H, W, OC, 0);
+                continue;
+            }
             if (k == 3) im2col3(col, x, C, H, W, stride);
             nd_sgemm(0, 0, OC, P, K, 1.0f, w, K, k == 3 ? col : x, P, 0.0f, y, P);
             if (b)
@@ -127,41 +138,62 @@ void nd_conv2d_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const fl
     int Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1, P = Ho * Wo;
     int K = C * k * k;
     int nt = team(ctx, B);
-    /* Per thread: the columns (K·P, 3×3 only), its dcol (K·P, 3×3 with dinp) and
-     * its partial weight and bias gradients (OC·K + OC), summed in thread order. */
-    size_t ncol = k == 3 ? (size_t)K * P : 0;
-    size_t ndcol = k == 3 && dinp ? (size_t)K * P : 0;
+    int s1 = ctx->direct_conv && k == 3 && stride == 1;
+    /* Input gradient: a stride-1 3×3 convolution's is the direct kernel run on dout with
+     * flipped weights (conv_direct.c), else dcol = wᵀ·dout and col2im.
+     * Weight gradient: the direct kernel on transposed dout, else dout·colᵀ (im2col).
+     * Shared scratch: the flipped packed weights (nwt). Per thread (per): the columns or
+     * the padded input (ncol), dcol or the padded dout (ndcol), dout transposed (nT),
+     * and partial weight and bias gradients (npart), summed in thread order. */
+    int ddirect = dinp && s1 && nd_conv3_direct_ok(OC, C);
+    int wdirect = s1 && nd_conv3_direct_dw_ok(C, OC);
+    size_t pad_in = (size_t)C * (H + 2) * (W + 2), pad_out = (size_t)OC * (H + 2) * (W + 2);
+    size_t nwt = ddirect ? ((size_t)OC * K + 15) & ~(size_t)15 : 0;
+    size_t ncol = wdirect ? pad_in : k == 3 ? (size_t)K * P : 0;
+    size_t ndcol = ddirect ? pad_out : k == 3 && dinp ? (size_t)K * P : 0;
+    size_t nT = wdirect ? (size_t)P * OC : 0;
     size_t npart = (size_t)OC * K + OC;
-    size_t per = ncol + ndcol + npart;
+    ncol = (ncol + 15) & ~(size_t)15;
+    ndcol = (ndcol + 15) & ~(size_t)15;
+    nT = (nT + 15) & ~(size_t)15;
+    size_t per = ncol + ndcol + nT + npart;
     per = (per + 15) & ~(size_t)15; /* keep every thread's area 64-byte aligned */
-    float *ws = nd_ctx_scratch(ctx, per * nt);
+    float *ws0 = nd_ctx_scratch(ctx, nwt + per * nt), *ws = ws0 + nwt;
+    if (ddirect) nd_conv3_direct_pack(ws0, w, C, OC, 1);
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), lo, hi;
         split(B, nt, t, &lo, &hi);
         float *col = ws + per * t;
-        float *dcol = col + ncol;
-        float *pw = dcol + ndcol, *pb = pw + (size_t)OC * K;
+        float *dcol = col + ncol, *dT = dcol + ndcol;
+        float *pw = dT + nT, *pb = pw + (size_t)OC * K; /* pw is (C·9, OC) when wdirect */
         memset(pw, 0, sizeof(float) * npart);
         for (int n = lo; n < hi; n++) {
             const float *x = inp + (size_t)n * C * H * W;
             const float *dy = dout + (size_t)n * OC * P;
-            const float *cx = x;
-            if (k == 3) {
-                im2col3(col, x, C, H, W, stride);
-                cx = col;
-            }
-            /* dw (OC,K) += dy (OC,P) · colᵀ (P,K) */
-            nd_sgemm(0, 1, OC, K, P, 1.0f, dy, P, cx, P, 1.0f, pw, K);
-            for (int o = 0; o < OC; o++) {
-                const float *restrict dyo = dy + (size_t)o * P;
-                float s = 0.0f;
-                for (int p = 0; p < P; p++) s += dyo[p];
-                pb[o] += s;
+            if (wdirect) {
+                nd_conv3_direct_dw_image(pw, pb, col, dT, x, dy, C, H, W, OC);
+            } else {
+                const float *cx = x;
+                if (k == 3) {
+                    im2col3(col, x, C, H, W, stride);
+                    cx = col;
+                }
+                /* dw (OC,K) += dy (OC,P) · colᵀ (P,K) */
+                nd_sgemm(0, 1, OC, K, P, 1.0f, dy, P, cx, P, 1.0f, pw, K);
+                for (int o = 0; o < OC; o++) {
+                    const float *restrict dyo = dy + (size_t)o * P;
+                    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                    for (int p = 0; p < P; p++) s += dyo[p];
+                    pb[o] += s;
+                }
             }
             if (dinp) {
                 float *dx = dinp + (size_t)n * C * H * W;
-                if (k == 1) {
+                if (ddirect) {
+                    nd_conv3_direct_image(dx, dcol, dy, ws0, NULL, OC, H, W, C, 1);
+                } else if (k == 1) {
                     /* dx (C,P) += wᵀ (C,OC) · dy (OC,P) */
                     nd_sgemm(1, 0, C, P, OC, 1.0f, w, K, dy, P, 1.0f, dx, P);
                 } else {
@@ -172,9 +204,13 @@ void nd_conv2d_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const fl
         }
     }
     for (int t = 0; t < nt; t++) {
-        const float *pw = ws + per * t + ncol + ndcol, *pb = pw + (size_t)OC * K;
-        if (dw)
+        const float *pw = ws + per * t + ncol + ndcol + nT, *pb = pw + (size_t)OC * K;
+        if (dw && wdirect) {
+            for (int o = 0; o < OC; o++)
+                for (int kk = 0; kk < K; kk++) dw[(size_t)o * K + kk] += pw[(size_t)kk * OC + o];
+        } else if (dw) {
             for (size_t i = 0; i < (size_t)OC * K; i++) dw[i] += pw[i];
+        }
         if (db)
             for (int o = 0; o < OC; o++) db[o] += pb[o];
     }
@@ -222,10 +258,13 @@ void nd_groupnorm_forward(nd_ctx *ctx, float *out, float *mean, float *rstd,
         const float *restrict x = inp + (size_t)ng * gs;
         float *restrict y = out + (size_t)ng * gs;
         /* Two passes (mean, then centred squares) in double: P·cg reaches 10^5 at L=128. */
+        /* omp simd: lets the reductions vectorise (reassociation is otherwise barred). */
         double s = 0.0;
+#pragma omp simd reduction(+ : s)
         for (size_t i = 0; i < gs; i++) s += x[i];
         float mu = (float)(s / (double)gs);
         double v = 0.0;
+#pragma omp simd reduction(+ : v)
         for (size_t i = 0; i < gs; i++) {
             float d = x[i] - mu;
             v += (double)(d * d);
@@ -284,6 +323,7 @@ void nd_groupnorm_backward(nd_ctx *ctx, float *dinp, float *dgamma, float *dbeta
                 float *restrict dzc = dz + (size_t)j * P;
                 float a = 0.0f, bsum = 0.0f;
                 if (silu)
+#pragma omp simd reduction(+ : a, bsum)
                     for (int p = 0; p < P; p++) {
                         float xh = (xc[p] - mu) * rs;
                         float z = gm * xh + bt;
@@ -294,6 +334,7 @@ void nd_groupnorm_backward(nd_ctx *ctx, float *dinp, float *dgamma, float *dbeta
                         bsum += d;
                     }
                 else
+#pragma omp simd reduction(+ : a, bsum)
                     for (int p = 0; p < P; p++) {
                         float xh = (xc[p] - mu) * rs;
                         float d = dyc[p];
@@ -429,6 +470,7 @@ void nd_add_channel_backward(float *de, const float *dh, int B, int C, int P) {
         for (int c = 0; c < C; c++) {
             const float *restrict x = dh + ((size_t)n * C + c) * P;
             float s = 0.0f;
+#pragma omp simd reduction(+ : s)
             for (int p = 0; p < P; p++) s += x[p];
             de[(size_t)n * C + c] += s;
         }
@@ -453,8 +495,10 @@ void nd_attention_forward(nd_ctx *ctx, float *out, float *att, const float *qkv,
         for (int i = 0; i < P; i++) {
             float *restrict r = A + (size_t)i * P;
             float mx = r[0];
-            for (int j = 1; j < P; j++) mx = fmaxf(mx, r[j]);
+#pragma omp simd reduction(max : mx)
+            for (int j = 1; j < P; j++) mx = r[j] > mx ? r[j] : mx;
             float s = 0.0f;
+#pragma omp simd reduction(+ : s)
             for (int j = 0; j < P; j++) {
                 r[j] = nd_expf(r[j] - mx);
                 s += r[j];
@@ -494,6 +538,7 @@ void nd_attention_backward(nd_ctx *ctx, float *dqkv, const float *dout, const fl
                 float *restrict d = dS + (size_t)i * P;
                 const float *restrict a = A + (size_t)i * P;
                 float s = 0.0f;
+#pragma omp simd reduction(+ : s)
                 for (int j = 0; j < P; j++) s += d[j] * a[j];
                 for (int j = 0; j < P; j++) d[j] = scale * a[j] * (d[j] - s);
             }

@@ -23,6 +23,7 @@ nd_ctx *nd_ctx_new(int threads) {
         threads = n > 0 ? (int)n : 1;
     }
     ctx->threads = threads;
+    ctx->direct_conv = 1;
     /* Layers parallelise over images themselves and call OpenBLAS from inside those
      * loops: OpenBLAS's own threads would only oversubscribe the cores. */
     openblas_set_num_threads(1);
@@ -36,6 +37,7 @@ void nd_ctx_free(nd_ctx *ctx) {
 }
 
 int nd_ctx_threads(const nd_ctx *ctx) { return ctx->threads; }
+void nd_ctx_set_direct_conv(nd_ctx *ctx, int on) { ctx->direct_conv = on; }
 
 float *nd_ctx_scratch(nd_ctx *ctx, size_t n) {
     if (n <= ctx->scratch_n) return ctx->scratch;

@@ -51,6 +51,9 @@ typedef struct nd_ctx nd_ctx;
 nd_ctx *nd_ctx_new(int threads);
 void nd_ctx_free(nd_ctx *ctx); /* NULL is a no-op */
 int nd_ctx_threads(const nd_ctx *ctx);
+/* 3×3 stride-1 convolutions: direct AVX-512 kernel where it fits (on, the default) or
+ * im2col + sgemm everywhere (off; for comparisons). Same results up to rounding. */
+void nd_ctx_set_direct_conv(nd_ctx *ctx, int on);
 /* Profiling on/off (off by default); when on, layers add their wall time per kind. */
 void nd_ctx_profile(nd_ctx *ctx, int on);
 void nd_ctx_profile_reset(nd_ctx *ctx);

@@ -15,6 +15,7 @@
 struct nd_ctx {
     int threads;
     int profile;
+    int direct_conv; /* 3×3 stride-1 convolutions through conv_direct.c where it fits */
     float *scratch; /* 64-byte aligned, scratch_n floats, grown by nd_ctx_scratch */
     size_t scratch_n;
     double prof_s[ND_PROF_N][2];
@@ -23,6 +24,22 @@ struct nd_ctx {
 /* At least n floats of scratch (contents undefined), valid until the next call. Only
  * from outside parallel regions. Aborts on -ENOMEM (a training step cannot go on). */
 float *nd_ctx_scratch(nd_ctx *ctx, size_t n);
+
+/* 3×3 stride-1 direct convolution (conv_direct.c; AVX-512). ok: whether it handles a
+ * shape (input channels C, output channels OC). pack: weights (OC,C,3,3) into the
+ * kernel's blocked layout, OC·C·9 floats (flip: for the input gradient, see there).
+ * image: one image, pad is scratch of C·(H+2)·(W+2) floats. */
+int nd_conv3_direct_ok(int C, int OC);
+void nd_conv3_direct_pack(float *wt, const float *w, int C, int OC, int flip);
+void nd_conv3_direct_image(float *out, float *pad, const float *inp, const float *wt,
+                           const float *bias, int C, int H, int W, int OC, int accumulate);
+
+/* Weight gradient of one image into dwt (C·9, OC) (transposed!) and db (OC), both
+ * accumulated; pad: C·(H+2)·(W+2) and doutT: H·W·OC floats of scratch. */
+int nd_conv3_direct_dw_ok(int C, int OC);
+void nd_conv3_direct_dw_image(float *dwt, float *db, float *pad, float *doutT,
+                              const float *inp, const float *dout, int C, int H, int W,
+                              int OC);
 
 /* Profile: t0 = nd_prof_begin(ctx); ...; nd_prof_end(ctx, kind, dir, t0). */
 static inline uint64_t nd_prof_begin(const nd_ctx *ctx) { return ctx->profile ? nd_now_ns() : 0; }
@@ -34,7 +51,8 @@ static inline void nd_prof_end(nd_ctx *ctx, int kind, int dir, uint64_t t0) {
  * vectorises loops that call it (libm's expf does not vectorise without -ffast-math).
  * Cody–Waite reduction x = n·ln2 + r, |r| <= ln2/2, then a degree-6 polynomial. */
 static inline float nd_expf(float x) {
-    x = fminf(fmaxf(x, -87.0f), 88.0f);
+    x = x < -87.0f ? -87.0f : x; /* not fminf/fmaxf: GCC leaves those as libm calls */
+    x = x > 88.0f ? 88.0f : x;
     float n = rintf(x * 1.44269504088896341f);
     float r = x - n * 0.693145751953125f;
     r = r - n * 1.428606765330187045e-06f;

@@ -104,8 +104,8 @@ static double conv_f(void *p) {
     return dot(c->y, c->r, (size_t)c->B * c->OC * c->Ho * c->Wo);
 }
 
-static void test_conv(nd_ctx *ctx, int k, int s, int H, int W) {
-    conv_st c = {ctx, 3, 3, H, W, 4, k, s, (H - 1) / s + 1, (W - 1) / s + 1, 0, 0, 0, 0, 0};
+static void test_conv(nd_ctx *ctx, int C, int OC, int k, int s, int H, int W) {
+    conv_st c = {ctx, 3, C, H, W, OC, k, s, (H - 1) / s + 1, (W - 1) / s + 1, 0, 0, 0, 0, 0};
     size_t nx = (size_t)c.B * c.C * H * W, nw = (size_t)c.OC * c.C * k * k;
     size_t ny = (size_t)c.B * c.OC * c.Ho * c.Wo;
     c.x = rnd(nx, 1);
@@ -117,7 +117,7 @@ static void test_conv(nd_ctx *ctx, int k, int s, int H, int W) {
     conv_f(&c);
     nd_conv2d_backward(ctx, dx, dw, db, c.r, c.x, c.w, c.B, c.C, H, W, c.OC, k, s);
     char what[64];
-    snprintf(what, sizeof what, "conv%dx%d/s%d %dx%d dx", k, k, s, H, W);
+    snprintf(what, sizeof what, "conv%dx%d/s%d %d->%d %dx%d dx", k, k, s, C, OC, H, W);
     fd_check(what, conv_f, &c, c.x, dx, nx, 0.5f, 1e-4, 1e-4, 400);
     what[strlen(what) - 1] = 'w';
     fd_check(what, conv_f, &c, c.w, dw, nw, 0.5f, 1e-4, 1e-4, 400);
@@ -129,6 +129,19 @@ static void test_conv(nd_ctx *ctx, int k, int s, int H, int W) {
     nd_conv2d_backward(ctx, dx2, NULL, NULL, c.r, c.x, c.w, c.B, c.C, H, W, c.OC, k, s);
     for (size_t i = 0; i < nx; i++) CHECK_NEAR(dx2[i], 2.0f * dx[i], 1e-5, 1e-5);
     free(dx2);
+    /* the direct 3×3 kernel and im2col + sgemm agree */
+    if (k == 3 && s == 1) {
+        float *y2 = zeros(ny), *dxa = zeros(nx), *dxb = zeros(nx);
+        nd_ctx_set_direct_conv(ctx, 0);
+        nd_conv2d_forward(ctx, y2, c.x, c.w, c.b, c.B, C, H, W, OC, k, s);
+        nd_conv2d_backward(ctx, dxa, NULL, NULL, c.r, c.x, c.w, c.B, C, H, W, OC, k, s);
+        nd_ctx_set_direct_conv(ctx, 1);
+        conv_f(&c);
+        nd_conv2d_backward(ctx, dxb, NULL, NULL, c.r, c.x, c.w, c.B, C, H, W, OC, k, s);
+        check_close("conv direct vs im2col: out", c.y, y2, ny, 1e-5, 1e-5);
+        check_close("conv direct vs im2col: dx", dxb, dxa, nx, 1e-5, 1e-5);
+        free(y2), free(dxa), free(dxb);
+    }
     free(c.x), free(c.w), free(c.b), free(c.y), free(c.r), free(dx), free(dw), free(db);
 }
 
@@ -452,10 +465,14 @@ int main(void) {
     nd_ctx *ctx = nd_ctx_new(2);
     CHECK(ctx);
     test_sgemm();
-    test_conv(ctx, 3, 1, 7, 5);
-    test_conv(ctx, 3, 2, 7, 6);
-    test_conv(ctx, 3, 2, 8, 8);
-    test_conv(ctx, 1, 1, 4, 5);
+    test_conv(ctx, 3, 4, 3, 1, 7, 5);
+    test_conv(ctx, 3, 4, 3, 2, 7, 6);
+    test_conv(ctx, 3, 4, 3, 2, 8, 8);
+    test_conv(ctx, 3, 4, 1, 1, 4, 5);
+    /* shapes of the direct kernel: 8k channels both ways, partial and odd vectors */
+    test_conv(ctx, 8, 16, 3, 1, 5, 19);
+    test_conv(ctx, 16, 8, 3, 1, 3, 33);
+    test_conv(ctx, 8, 8, 3, 1, 4, 16);
     test_linear(ctx);
     test_groupnorm(ctx, 0);
     test_groupnorm(ctx, 1);
