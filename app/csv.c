@@ -69,7 +69,7 @@ int nd_csv_write(const nd_dataset *ds, const char *path, nd_error *e)
 
 typedef struct parser {
     const char *path;
-    const char *s; /* whole file, NUL after the end */
+    const char *s; /* whole file */
     size_t n, i;   /* length, position */
     uint64_t line; /* 1-based line of position i */
     size_t bol;    /* offset where that line begins */
@@ -114,6 +114,7 @@ static int field(parser *p, char *out, size_t cap, size_t *start, const char *wh
         for (;;) {
             if (p->i >= p->n) return perr(p, *start, "unterminated quoted %s", what);
             char c = p->s[p->i];
+            if (!c) return perr(p, p->i, "NUL byte in a %s", what);
             if (c == '\n' || c == '\r')
                 return perr(p, p->i, "line break inside a quoted %s (not supported)", what);
             if (c == '"') {
@@ -136,6 +137,7 @@ static int field(parser *p, char *out, size_t cap, size_t *start, const char *wh
             if (p->s[p->i] == '"')
                 return perr(p, p->i, "quote inside an unquoted %s (quote the whole field)",
                             what);
+            if (!p->s[p->i]) return perr(p, p->i, "NUL byte in a %s", what);
             if (k + 1 >= cap) return perr(p, *start, "%s is too long", what);
             out[k++] = p->s[p->i];
         }
@@ -263,17 +265,25 @@ static int parse(parser *p, uint64_t bin_ns, nd_dataset **out)
     return rc;
 }
 
-nd_dataset *nd_csv_read(const char *path, uint64_t bin_ns, nd_error *e)
+nd_dataset *nd_csv_read_mem(const char *text, size_t len, const char *name, uint64_t bin_ns,
+                            nd_error *e)
 {
-    char *text;
-    size_t len;
-    if (nd_read_file(path, &text, &len, e)) return NULL;
-    parser p = {.path = path, .s = text, .n = len, .line = 1, .e = e};
+    /* The parser never reads past len: text needs no NUL. */
+    parser p = {.path = name, .s = text, .n = len, .line = 1, .e = e};
     nd_dataset *ds = NULL;
     if (parse(&p, bin_ns, &ds)) {
         nd_dataset_free(ds);
         ds = NULL;
     }
+    return ds;
+}
+
+nd_dataset *nd_csv_read(const char *path, uint64_t bin_ns, nd_error *e)
+{
+    char *text;
+    size_t len;
+    if (nd_read_file(path, &text, &len, e)) return NULL;
+    nd_dataset *ds = nd_csv_read_mem(text, len, path, bin_ns, e);
     free(text);
     return ds;
 }

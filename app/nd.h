@@ -262,6 +262,9 @@ int nd_csv_write(const nd_dataset *ds, const char *path, nd_error *e);
 /* Reads a series CSV; bin_ns is not in the CSV, so the caller gives it. Row k (from 0)
  * gets group k: the CSV does not say which windows share a flow. */
 nd_dataset *nd_csv_read(const char *path, uint64_t bin_ns, nd_error *e);
+/* Same over text in memory (no NUL needed); name is used in messages. */
+nd_dataset *nd_csv_read_mem(const char *text, size_t len, const char *name, uint64_t bin_ns,
+                            nd_error *e);
 
 /* Prints a person's summary of a .ndd or .ndm file (classes, windows, counters,
  * statistics). Returns 0 or a negative code with e filled. */

@@ -139,8 +139,17 @@ static void test_errors(void)
     strcpy(longrow + 80, ",1\n");
     expect_error(longrow, "2:1", "class name is too long");
 
-    /* Not a CSV problem: the file itself. */
+    /* From memory, NUL bytes included (they would cut a value short in strtof). */
     nd_error e = {0};
+    static const char nul[] = "class,a_0\nweb,1\0\n";
+    CHECK(!nd_csv_read_mem(nul, sizeof nul - 1, "mem.csv", 1, &e));
+    CHECK_CONTAINS(e.msg, "mem.csv:2:6: NUL byte in a value");
+    nd_dataset *m = nd_csv_read_mem("class,a_0\nweb,1", 15, "mem.csv", 1, &e);
+    CHECK(m);
+    CHECK_U64_EQ(m->n_windows, 1);
+    nd_dataset_free(m);
+
+    /* Not a CSV problem: the file itself. */
     CHECK(!nd_csv_read(tmp_path("missing.csv"), 1, &e));
     CHECK_EQ(e.code, -ENOENT);
     CHECK_CONTAINS(e.msg, "missing.csv: cannot open");
