@@ -236,7 +236,8 @@ void nd_dataset_free(nd_dataset *ds); /* NULL is a no-op */
 /* Index of class name, adding it when new; -1 when ND_MAX_CLASSES is reached or the name
  * is not valid (empty, ND_NAME_MAX bytes or longer, control characters). */
 int nd_dataset_class(nd_dataset *ds, const char *name);
-/* Appends one window of C*L values. Returns 0 or -ENOMEM. */
+/* Appends one window of C*L values (copied). label must be < n_classes (asserted: it
+ * comes from nd_dataset_class). Returns 0 or -ENOMEM. */
 int nd_dataset_append(nd_dataset *ds, uint16_t label, uint64_t group, const float *values);
 /* Adds v to the named counter (creating it; names are cut to 47 bytes). 0 or -ENOMEM. */
 int nd_dataset_count(nd_dataset *ds, const char *name, uint64_t v);
