@@ -1,0 +1,227 @@
+/*
+ * pktgen.h — test helpers for the capture tests: build Ethernet frames (VLAN, QinQ,
+ * IPv4 with options and fragments, IPv6 with extension headers, TCP/UDP/ICMP), write them
+ * to pcap files with libpcap's own writer, and collect the windows a capture context
+ * emits. Header-only (static functions) so that each test program stays one file.
+ */
+#ifndef ND_TEST_PKTGEN_H
+#define ND_TEST_PKTGEN_H
+
+#include <arpa/inet.h>
+#include <pcap/pcap.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture.h"
+#include "check.h"
+
+typedef struct pkt_spec {
+    int ipver;              /* 4 (default) or 6 */
+    const char *src, *dst;  /* addresses as text */
+    uint16_t sport, dport;
+    uint8_t proto;          /* 6, 17 (default), 1, 58 */
+    uint8_t tcp_flags;
+    uint16_t mss;           /* TCP MSS option when non-zero */
+    uint16_t vlan[2];       /* tags, outer first; 0 = none */
+    uint32_t ip_total;      /* IP total length (IPv6: 40 + payload); 0: headers only */
+    uint8_t ip_options;     /* IPv4 option bytes (multiple of 4) */
+    uint8_t v6_ext;         /* IPv6: number of 8-byte destination-options headers */
+    int frag;               /* 0 none, 1 first (MF), 2 later (offset frag_off) */
+    uint16_t frag_off;      /* in 8-byte units */
+    uint32_t frag_id;
+    uint8_t ttl;            /* 0: 64 */
+    uint16_t icmp_id;
+} pkt_spec;
+
+static inline void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8), p[1] = (uint8_t)v; }
+static inline void put32(uint8_t *p, uint32_t v)
+{
+    put16(p, (uint16_t)(v >> 16));
+    put16(p + 2, (uint16_t)v);
+}
+
+/* Builds the frame into buf (at least 16 KB) and returns its length. */
+static size_t pkt_build(uint8_t *buf, const pkt_spec *s)
+{
+    int v6 = s->ipver == 6;
+    uint8_t proto = s->proto ? s->proto : 17;
+    memset(buf, 0, 16384);
+    memcpy(buf, "\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01", 12);
+    size_t off = 12;
+    for (int t = 0; t < 2 && s->vlan[t]; t++) {
+        put16(buf + off, t == 0 && s->vlan[1] ? 0x88A8 : 0x8100);
+        put16(buf + off + 2, s->vlan[t]);
+        off += 4;
+    }
+    put16(buf + off, v6 ? 0x86DD : 0x0800);
+    off += 2;
+    uint8_t *ip = buf + off;
+    size_t iphl = v6 ? 40 : 20u + s->ip_options;
+    size_t ext = v6 ? 8u * s->v6_ext + (s->frag ? 8 : 0) : 0;
+    size_t l4hl = s->frag == 2 ? 0 : proto == 6 ? (s->mss ? 24 : 20) : 8;
+    uint32_t total = s->ip_total ? s->ip_total : (uint32_t)(iphl + ext + l4hl);
+    CHECK(total >= iphl + ext + l4hl && total < 16000);
+    uint8_t *l4;
+    if (!v6) {
+        ip[0] = (uint8_t)(0x40 | iphl / 4);
+        put16(ip + 2, (uint16_t)total);
+        put16(ip + 4, (uint16_t)s->frag_id);
+        put16(ip + 6, (uint16_t)((s->frag == 1 ? 0x2000 : 0) | (s->frag == 2 ? s->frag_off : 0)));
+        ip[8] = s->ttl ? s->ttl : 64;
+        ip[9] = proto;
+        CHECK(inet_pton(AF_INET, s->src, ip + 12) == 1);
+        CHECK(inet_pton(AF_INET, s->dst, ip + 16) == 1);
+        for (size_t i = 20; i < iphl; i++) ip[i] = 1; /* NOP options */
+        l4 = ip + iphl;
+    } else {
+        ip[0] = 0x60;
+        put16(ip + 4, (uint16_t)(total - 40));
+        ip[7] = s->ttl ? s->ttl : 64;
+        CHECK(inet_pton(AF_INET6, s->src, ip + 8) == 1);
+        CHECK(inet_pton(AF_INET6, s->dst, ip + 24) == 1);
+        uint8_t *nh = ip + 6, *p = ip + 40;
+        for (int k = 0; k < s->v6_ext; k++) { /* destination options, 8 bytes, PadN */
+            *nh = 60;
+            nh = p;
+            p[1] = 0;
+            p[2] = 1;
+            p[3] = 4;
+            p += 8;
+        }
+        if (s->frag) {
+            *nh = 44;
+            nh = p;
+            put16(p + 2, (uint16_t)((s->frag == 2 ? s->frag_off << 3 : 0) | (s->frag == 1)));
+            put32(p + 4, s->frag_id);
+            p += 8;
+        }
+        *nh = proto;
+        l4 = p;
+    }
+    if (s->frag != 2) {
+        if (proto == 6) {
+            put16(l4, s->sport);
+            put16(l4 + 2, s->dport);
+            l4[12] = (uint8_t)((l4hl / 4) << 4);
+            l4[13] = s->tcp_flags ? s->tcp_flags : PARSE_TCP_ACK;
+            if (s->mss) {
+                l4[20] = 2;
+                l4[21] = 4;
+                put16(l4 + 22, s->mss);
+            }
+        } else if (proto == 17) {
+            put16(l4, s->sport);
+            put16(l4 + 2, s->dport);
+            put16(l4 + 4, (uint16_t)(total - iphl - ext));
+        } else if (proto == 1 || proto == 58) {
+            l4[0] = proto == 1 ? 8 : 128; /* echo request */
+            put16(l4 + 4, s->icmp_id);
+        }
+    }
+    return off + total;
+}
+
+/* A pcap file written through libpcap (µs or ns timestamps). */
+typedef struct pcap_out {
+    pcap_t *dead;
+    pcap_dumper_t *d;
+    int nano;
+} pcap_out;
+
+static void pcap_out_open(pcap_out *o, const char *path, int linktype, int nano)
+{
+    o->dead = pcap_open_dead_with_tstamp_precision(
+        linktype, 262144, nano ? PCAP_TSTAMP_PRECISION_NANO : PCAP_TSTAMP_PRECISION_MICRO);
+    CHECK(o->dead);
+    o->d = pcap_dump_open(o->dead, path);
+    if (!o->d) CHECK_FAIL_("pcap_dump_open %s: %s", path, pcap_geterr(o->dead));
+    o->nano = nano;
+}
+
+/* Writes len bytes (caplen bytes of them kept when caplen < len) at ts_ns. */
+static void pcap_out_write(pcap_out *o, uint64_t ts_ns, const uint8_t *pkt, size_t len,
+                           size_t caplen)
+{
+    struct pcap_pkthdr h;
+    h.ts.tv_sec = (time_t)(ts_ns / 1000000000u);
+    h.ts.tv_usec = (suseconds_t)(ts_ns % 1000000000u / (o->nano ? 1 : 1000));
+    h.len = (uint32_t)len;
+    h.caplen = (uint32_t)(caplen && caplen < len ? caplen : len);
+    pcap_dump((u_char *)o->d, &h, pkt);
+}
+
+static void pcap_out_close(pcap_out *o)
+{
+    pcap_dump_close(o->d);
+    pcap_close(o->dead);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Collected windows                                                                     */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct win_rec {
+    uint32_t cls;
+    uint64_t group;
+    float *v; /* (C, L) */
+} win_rec;
+
+typedef struct win_list {
+    uint32_t C, L;
+    size_t n, cap;
+    win_rec *w;
+} win_list;
+
+static int win_collect(void *user, uint32_t cls, uint64_t group, const float *values)
+{
+    win_list *l = user;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->w = realloc(l->w, l->cap * sizeof *l->w);
+        CHECK(l->w);
+    }
+    win_rec *r = &l->w[l->n++];
+    r->cls = cls;
+    r->group = group;
+    r->v = malloc((size_t)l->C * l->L * sizeof *r->v);
+    CHECK(r->v);
+    memcpy(r->v, values, (size_t)l->C * l->L * sizeof *r->v);
+    return 0;
+}
+
+static void win_list_free(win_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->w[i].v);
+    free(l->w);
+    memset(l, 0, sizeof *l);
+}
+
+/* k-th window (in emission order) of a flow group, or NULL. */
+static const win_rec *win_find(const win_list *l, uint64_t group, int k)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->w[i].group == group && k-- == 0) return &l->w[i];
+    return NULL;
+}
+
+static size_t win_count(const win_list *l, uint64_t group)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->n; i++) n += l->w[i].group == group;
+    return n;
+}
+
+/* Counter value by name from a context. */
+static uint64_t ctx_counter(const capture_ctx *c, const char *name)
+{
+    for (uint32_t i = 0; i < capture_ctx_n_counters(c); i++) {
+        const char *n;
+        uint64_t v;
+        capture_ctx_counter(c, i, &n, &v);
+        if (!strcmp(n, name)) return v;
+    }
+    CHECK_FAIL_("no counter %s", name);
+}
+
+#endif
