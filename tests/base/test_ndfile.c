@@ -346,10 +346,50 @@ static void test_atomic(void)
     ndf_close(r);
 }
 
+/* Sections streamed in pieces of every size class around the writer's 64 KiB buffer
+ * (tiny, buffer-filling, larger than the buffer) come back byte for byte. */
+static void test_streaming(void)
+{
+    const size_t total = 3 * 65536 + 12345;
+    unsigned char *src = malloc(total);
+    for (size_t i = 0; i < total; i++) src[i] = (unsigned char)(i * 2654435761u >> 13);
+    const char *p = tmp_path("stream.ndm");
+    nd_error e = {0};
+    ndf_writer *w = ndf_writer_open(p, NDF_KIND_MODEL, &e);
+    CHECK(w);
+    CHECK_EQ(ndf_write_section(w, TAG_A, "abc", 3, &e), 0); /* misaligns what follows */
+    CHECK_EQ(ndf_section_begin(w, TAG_B, &e), 0);
+    const size_t pieces[] = {1, 7, 65535, 2, 70000, 65536, 100};
+    size_t off = 0;
+    for (size_t i = 0; off < total; i = (i + 1) % 7) {
+        size_t n = pieces[i] < total - off ? pieces[i] : total - off;
+        CHECK_EQ(ndf_section_write(w, src + off, n, &e), 0);
+        off += n;
+    }
+    CHECK_EQ(ndf_section_end(w, &e), 0);
+    CHECK_EQ(ndf_write_section(w, TAG_C, src, 65536, &e), 0);
+    CHECK_EQ(ndf_writer_commit(w, &e), 0);
+
+    ndf_reader *r = ndf_open(p, NDF_KIND_MODEL, &e);
+    if (!r) CHECK_FAIL_("%s", e.msg);
+    const void *d;
+    size_t len;
+    CHECK_EQ(ndf_find(r, TAG_B, &d, &len, &e), 0);
+    CHECK_EQ(len, total);
+    CHECK(!memcmp(d, src, total));
+    CHECK_EQ((uintptr_t)d % 8, 0); /* payloads are 8-byte aligned in the mapping */
+    CHECK_EQ(ndf_find(r, TAG_C, &d, &len, &e), 0);
+    CHECK_EQ(len, 65536);
+    CHECK(!memcmp(d, src, 65536));
+    ndf_close(r);
+    free(src);
+}
+
 int main(void)
 {
     umask(022);
     test_round_trip();
+    test_streaming();
     test_corruption();
     test_atomic();
     printf("ndfile: ok\n");

@@ -95,7 +95,7 @@ static void test_help(void)
             pending++;
         }
     }
-    CHECK_EQ(commands, 10);
+    CHECK_INT(commands, >=, 10); /* the ten of issue #2, and any added since */
     if (!pending) fprintf(stderr, "note: every subcommand has landed, none pending\n");
     free(help);
 
