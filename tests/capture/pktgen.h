@@ -42,7 +42,7 @@ static inline void put32(uint8_t *p, uint32_t v)
 }
 
 /* Builds the frame into buf (at least 16 KB) and returns its length. */
-static size_t pkt_build(uint8_t *buf, const pkt_spec *s)
+static inline size_t pkt_build(uint8_t *buf, const pkt_spec *s)
 {
     int v6 = s->ipver == 6;
     uint8_t proto = s->proto ? s->proto : 17;
@@ -129,7 +129,7 @@ typedef struct pcap_out {
     int nano;
 } pcap_out;
 
-static void pcap_out_open(pcap_out *o, const char *path, int linktype, int nano)
+static inline void pcap_out_open(pcap_out *o, const char *path, int linktype, int nano)
 {
     o->dead = pcap_open_dead_with_tstamp_precision(
         linktype, 262144, nano ? PCAP_TSTAMP_PRECISION_NANO : PCAP_TSTAMP_PRECISION_MICRO);
@@ -140,7 +140,7 @@ static void pcap_out_open(pcap_out *o, const char *path, int linktype, int nano)
 }
 
 /* Writes len bytes (caplen bytes of them kept when caplen < len) at ts_ns. */
-static void pcap_out_write(pcap_out *o, uint64_t ts_ns, const uint8_t *pkt, size_t len,
+static inline void pcap_out_write(pcap_out *o, uint64_t ts_ns, const uint8_t *pkt, size_t len,
                            size_t caplen)
 {
     struct pcap_pkthdr h;
@@ -151,7 +151,7 @@ static void pcap_out_write(pcap_out *o, uint64_t ts_ns, const uint8_t *pkt, size
     pcap_dump((u_char *)o->d, &h, pkt);
 }
 
-static void pcap_out_close(pcap_out *o)
+static inline void pcap_out_close(pcap_out *o)
 {
     pcap_dump_close(o->d);
     pcap_close(o->dead);
@@ -173,7 +173,7 @@ typedef struct win_list {
     win_rec *w;
 } win_list;
 
-static int win_collect(void *user, uint32_t cls, uint64_t group, const float *values)
+static inline int win_collect(void *user, uint32_t cls, uint64_t group, const float *values)
 {
     win_list *l = user;
     if (l->n == l->cap) {
@@ -190,7 +190,7 @@ static int win_collect(void *user, uint32_t cls, uint64_t group, const float *va
     return 0;
 }
 
-static void win_list_free(win_list *l)
+static inline void win_list_free(win_list *l)
 {
     for (size_t i = 0; i < l->n; i++) free(l->w[i].v);
     free(l->w);
@@ -198,14 +198,14 @@ static void win_list_free(win_list *l)
 }
 
 /* k-th window (in emission order) of a flow group, or NULL. */
-static const win_rec *win_find(const win_list *l, uint64_t group, int k)
+static inline const win_rec *win_find(const win_list *l, uint64_t group, int k)
 {
     for (size_t i = 0; i < l->n; i++)
         if (l->w[i].group == group && k-- == 0) return &l->w[i];
     return NULL;
 }
 
-static size_t win_count(const win_list *l, uint64_t group)
+static inline size_t win_count(const win_list *l, uint64_t group)
 {
     size_t n = 0;
     for (size_t i = 0; i < l->n; i++) n += l->w[i].group == group;
@@ -213,7 +213,7 @@ static size_t win_count(const win_list *l, uint64_t group)
 }
 
 /* Counter value by name from a context. */
-static uint64_t ctx_counter(const capture_ctx *c, const char *name)
+static inline uint64_t ctx_counter(const capture_ctx *c, const char *name)
 {
     for (uint32_t i = 0; i < capture_ctx_n_counters(c); i++) {
         const char *n;
@@ -225,3 +225,73 @@ static uint64_t ctx_counter(const capture_ctx *c, const char *name)
 }
 
 #endif
+
+/* ------------------------------------------------------------------------------------ */
+/* A mixed capture: many flows of every kind the parser knows, for path comparisons     */
+/* ------------------------------------------------------------------------------------ */
+
+static inline uint64_t mix_rand(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 33;
+}
+
+/* Writes n_pkts packets of n_flows flows over `seconds`, µs timestamps, Ethernet:
+ * TCP/UDP/ICMP over IPv4 and IPv6, VLAN and QinQ, fragments, snaplen-cut packets and a
+ * few malformed ones. Deterministic for a seed. */
+static inline void write_mixed_pcap(const char *file, int n_flows, int n_pkts, int seconds,
+                             uint64_t seed)
+{
+    pcap_out o;
+    pcap_out_open(&o, file, DLT_EN10MB, 0);
+    static uint8_t buf[16384];
+    uint64_t t = 1700000000ull * 1000000000ull;
+    uint64_t step = (uint64_t)seconds * 1000000000ull / (uint64_t)n_pkts;
+    for (int i = 0; i < n_pkts; i++) {
+        t += mix_rand(&seed) % (2 * step + 1);
+        t -= t % 1000; /* µs file */
+        int f = (int)(mix_rand(&seed) % (uint64_t)n_flows);
+        int reply = (int)(mix_rand(&seed) & 1);
+        char a[64], b[64];
+        pkt_spec s = {0};
+        s.ipver = f % 5 == 4 ? 6 : 4;
+        if (s.ipver == 4) {
+            snprintf(a, sizeof a, "10.%d.%d.1", f >> 8 & 255, f & 255);
+            snprintf(b, sizeof b, "192.168.%d.%d", f % 7, 1 + f % 200);
+        } else {
+            snprintf(a, sizeof a, "2001:db8:%x::1", f);
+            snprintf(b, sizeof b, "2001:db8:ffff::%x", 1 + f % 9);
+        }
+        s.src = reply ? b : a;
+        s.dst = reply ? a : b;
+        uint16_t cport = (uint16_t)(30000 + f), sport = (uint16_t)(f % 3 == 0 ? 443 : 53);
+        s.sport = reply ? sport : cport;
+        s.dport = reply ? cport : sport;
+        s.proto = f % 11 == 10 ? (s.ipver == 4 ? 1 : 58) : f % 3 == 0 ? 6 : 17;
+        s.icmp_id = (uint16_t)f;
+        if (s.proto == 6) s.tcp_flags = i < n_flows ? PARSE_TCP_SYN : PARSE_TCP_ACK;
+        if (f % 13 == 1) s.vlan[0] = (uint16_t)(1 + f % 4000);
+        if (f % 17 == 2) s.vlan[0] = 7, s.vlan[1] = (uint16_t)(1 + f % 4000);
+        s.ttl = (uint8_t)(32 + f % 100);
+        uint32_t min_total = s.ipver == 6 ? 48 + 20 : 28 + 20;
+        s.ip_total = min_total + (uint32_t)(mix_rand(&seed) % (1400 - min_total));
+        size_t caplen = 0;
+        int kind = (int)(mix_rand(&seed) % 40);
+        if (kind == 0 && s.proto == 17) { /* a fragmented pair */
+            s.frag = 1;
+            s.frag_id = (uint32_t)i;
+            size_t len = pkt_build(buf, &s);
+            pcap_out_write(&o, t, buf, len, 0);
+            s.frag = 2;
+            s.frag_off = 100;
+            t += 1000;
+        } else if (kind == 1) {
+            caplen = 60 + mix_rand(&seed) % 40; /* snaplen-cut */
+        } else if (kind == 2) {
+            caplen = 14 + mix_rand(&seed) % 30; /* cut inside the headers: malformed */
+        }
+        size_t len = pkt_build(buf, &s);
+        pcap_out_write(&o, t, buf, len, caplen);
+    }
+    pcap_out_close(&o);
+}
