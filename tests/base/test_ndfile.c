@@ -385,11 +385,54 @@ static void test_streaming(void)
     free(src);
 }
 
+/* A file that is not a regular file (a pipe: process substitution, /dev/stdin) is read
+ * instead of mapped, growing its buffer past the first 64 KiB. */
+static void test_pipe(void)
+{
+    const char *p = tmp_path("piped.ndm");
+    nd_error e = {0};
+    ndf_writer *w = ndf_writer_open(p, NDF_KIND_MODEL, &e);
+    CHECK(w);
+    char *big = calloc(1, 200000);
+    CHECK_EQ(ndf_write_section(w, TAG_A, big, 200000, &e), 0);
+    CHECK_EQ(ndf_writer_commit(w, &e), 0);
+    free(big);
+    size_t n;
+    unsigned char *bytes = read_bytes(p, &n);
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        size_t off = 0;
+        while (off < n) {
+            ssize_t k = write(fds[1], bytes + off, n - off);
+            if (k <= 0) _exit(1);
+            off += (size_t)k;
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fds[0]);
+    ndf_reader *r = ndf_open(path, NDF_KIND_MODEL, &e);
+    if (!r) CHECK_FAIL_("%s", e.msg);
+    CHECK_U64_EQ(ndf_file_size(r), n);
+    ndf_close(r);
+    close(fds[0]);
+    int st;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    free(bytes);
+}
+
 int main(void)
 {
     umask(022);
     test_round_trip();
     test_streaming();
+    test_pipe();
     test_corruption();
     test_atomic();
     printf("ndfile: ok\n");
