@@ -58,8 +58,9 @@ static int pcap_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeo
     ps->errors++;
     if (ps->fd < 0)
         return nd_error_set(e, ND_ETRUNC,
-                            "%s: after packet %" PRIu64 ": %s (the file is cut short or "
-                            "damaged; the packets before this point are kept)",
+                            "%s: after packet %" PRIu64 ": %s (reading stops here: the file "
+                            "is damaged, cut short or uses a pcapng feature libpcap cannot "
+                            "read; the packets before this point are kept)",
                             s->spec, s->received, pcap_geterr(ps->p));
     return nd_error_set(e, -EIO, "%s: %s", s->spec, pcap_geterr(ps->p));
 }
