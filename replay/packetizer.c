@@ -437,6 +437,23 @@ static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
         ctrl_bytes[ND_DOWN] += syn, ctrl_pkts[ND_DOWN] += 1;
         lo = 3 * h;
     }
+    if (!tcp && first) {
+        /* a capture takes the first packet's sender as the client and counts bins from
+         * that packet: UDP flows open with a client packet at the very start of their
+         * first bin, sized from the class's histogram within that bin's client bytes */
+        int64_t room = llround(win_at(f, lay, lay->bytes[ND_UP], b));
+        int64_t s = f->pc->size[ND_UP].n ? (int64_t)pkt_cdf_draw(&f->pc->size[ND_UP], &f->rng)
+                                         : f->max_frame;
+        int64_t npk = lay->pkts[ND_UP] >= 0 ? llround(win_at(f, lay, lay->pkts[ND_UP], b)) : 0;
+        if (npk > 0) s = room / npk; /* the bin's mean size keeps the packet count feasible */
+        if (s > room) s = room;
+        if (s > f->max_frame) s = f->max_frame;
+        if (s < hdr) s = hdr;
+        if (room - s > 0 && room - s < hdr && room <= f->max_frame) s = room; /* no crumbs */
+        rc |= push(f, 0, (uint16_t)s, ND_UP, 0);
+        ctrl_bytes[ND_UP] += s, ctrl_pkts[ND_UP] += 1;
+        lo = h;
+    }
     if (tcp && last) { /* client closes at the end of the last active bin */
         rc |= push(f, bin - 3 * h, hdr, ND_UP, TCPF_FIN | TCPF_ACK);
         rc |= push(f, bin - 2 * h, hdr, ND_DOWN, TCPF_FIN | TCPF_ACK);

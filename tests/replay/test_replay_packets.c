@@ -227,7 +227,8 @@ static void test_bounds(void)
         const flow_obs *f = &o.f[i];
         if (!f->seen) continue; /* an all-zero window sends nothing */
         const double minf = (f->v6 ? 54 + 20 : 54) - (f->l4 == ND_L4_UDP ? 12 : 0);
-        const double forced = f->l4 == ND_L4_TCP ? 2 * (minf + 4) + 3 * minf : 0;
+        /* TCP: handshake and FIN; UDP: the client packet that opens the flow */
+        const double forced = f->l4 == ND_L4_TCP ? 2 * (minf + 4) + 3 * minf : minf;
         for (int d = 0; d < 2; d++) {
             double T = 0, S = 0;
             for (uint32_t b = 0; b < L; b++) {
