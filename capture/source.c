@@ -261,6 +261,9 @@ int capture_run(capture_ctx *c, const char *const *specs, unsigned n_specs,
                 if (s->live) capture_ctx_advance(c, nd_realtime_ns());
             } else if (n == CAPTURE_END) {
                 break;
+            } else if (stop && *stop) { /* a read cut by the signal (a FIFO, a pipe) */
+                rc = ND_EINTR;
+                break;
             } else if (!s->live && n == ND_ETRUNC) {
                 nd_status_end();
                 nd_warn("%s", re.msg);
