@@ -482,7 +482,7 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
             loop_base += s.plan_span;
             loop++;
             next = 0;
-            rc = plan_loop(&s, loop, 0);
+            rc = plan_loop(&s, loop, dur_series);
             if (rc) {
                 nd_error_set(e, rc, "out of memory");
                 break;

@@ -137,6 +137,8 @@ typedef struct sink_pcap {
     uint8_t *buf;
     size_t len;        /* bytes in buf, whole records only */
     uint64_t written;  /* bytes in the file */
+    uint64_t flushed;  /* packets in the file */
+    uint64_t buf_pkts; /* packets in buf */
     int failed;        /* a write failed: nothing more is written */
 } sink_pcap;
 
@@ -150,17 +152,28 @@ static int pcap_write_out(sink_pcap *p, nd_error *e)
         if (n <= 0) {
             int err = n < 0 ? -errno : -EIO;
             p->failed = err;
-            /* keep the file readable: cut back to the last complete record */
-            if (ftruncate(p->fd, (off_t)p->written)) { /* not a regular file: nothing to cut */
+            /* keep the file readable: cut it back to the last whole record written */
+            size_t keep = 0;
+            uint64_t kept = 0;
+            while (p->written && keep + 16 <= off) {
+                uint32_t caplen;
+                memcpy(&caplen, p->buf + keep + 8, 4);
+                if (keep + 16 + caplen > off) break;
+                keep += 16 + caplen;
+                kept++;
             }
-            return nd_error_set(e, err, "%s: %s (the file keeps the %llu packets written before)",
+            if (ftruncate(p->fd, (off_t)(p->written + keep))) { /* not a regular file */
+            }
+            return nd_error_set(e, err, "%s: %s (the file keeps the first %llu packets)",
                                 p->path, nd_strerror(err),
-                                (unsigned long long)p->base.packets);
+                                (unsigned long long)(p->flushed + kept));
         }
         off += (size_t)n;
     }
     p->written += p->len;
+    p->flushed += p->buf_pkts;
     p->len = 0;
+    p->buf_pkts = 0;
     return 0;
 }
 
@@ -179,6 +192,7 @@ static int pcap_send(replay_sink *s, uint32_t len, uint64_t deadline,
                        len, len};
     memcpy(p->buf + p->len, rec, 16); /* host byte order, as the magic says */
     p->len += 16 + len;
+    p->buf_pkts++;
     s->packets++;
     s->bytes += len;
     return 0;

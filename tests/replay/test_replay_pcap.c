@@ -2,12 +2,16 @@
  * test_replay_pcap.c — the pcap sink and the errors a user can meet:
  *   - same seed ⇒ the same pcap, byte for byte; another seed ⇒ another file;
  *   - libpcap reads the file back: nanosecond timestamps in order, every packet there;
+ *   - a disk that fills in the middle of a run (a 256 KiB tmpfs in a private mount
+ *     namespace, root only): a clear error, and the file cut back to whole records;
  *   - pcap:/dev/full, a directory that does not exist, an unknown sink, an interface
  *     that does not exist, an unknown class, an empty dataset, missing channels, a bad
  *     pool: each a clear error, never a crash.
  */
 #include <errno.h>
 #include <pcap/pcap.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -191,11 +195,48 @@ static void test_errors(void)
     tds_free(ds);
 }
 
+static void test_full_disk(void)
+{
+    if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0 ||
+        mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        fprintf(stderr, "  (full-disk case skipped: needs root and a mount namespace)\n");
+        return;
+    }
+    mkdir("replay_small_fs", 0755);
+    CHECK_EQ(mount("tmpfs", "replay_small_fs", "tmpfs", 0, "size=256k"), 0);
+    nd_dataset *ds = make_ds(40);
+    nd_error e;
+    memset(&e, 0, sizeof e);
+    int rc = write_pcap(ds, "replay_small_fs/full.pcap", 3, NULL, &e);
+    CHECK_EQ(rc, -ENOSPC);
+    CHECK_CONTAINS(e.msg, "replay_small_fs/full.pcap: No space left on device");
+    fprintf(stderr, "  expected error: %s\n", e.msg);
+    unsigned long long kept = 0;
+    const char *k = strstr(e.msg, "keeps the first ");
+    CHECK(k && sscanf(k, "keeps the first %llu", &kept) == 1);
+    CHECK(kept > 100);
+
+    char err[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline_with_tstamp_precision("replay_small_fs/full.pcap",
+                                                         PCAP_TSTAMP_PRECISION_NANO, err);
+    if (!p) CHECK_FAIL_("pcap_open_offline: %s", err);
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    uint64_t n = 0;
+    while ((rc = pcap_next_ex(p, &h, &data)) == 1) n++;
+    if (rc != PCAP_ERROR_BREAK) CHECK_FAIL_("after ENOSPC: %s", pcap_geterr(p));
+    pcap_close(p);
+    CHECK_U64_EQ(n, kept);
+    umount("replay_small_fs");
+    tds_free(ds);
+}
+
 int main(void)
 {
     nd_log_set_level(ND_LOG_WARN);
     test_determinism();
     test_errors();
+    test_full_disk();
     printf("replay pcap: ok\n");
     return 0;
 }
