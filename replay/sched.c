@@ -573,15 +573,19 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
             heap_down(&q, 0);
         }
 
-        if (o->status && !(npk & 0xffff)) {
+        if (o->status && !(npk & 1023)) {
             uint64_t t = nd_now_ns();
             if (t - last_status > 500000000ull) {
                 last_status = t;
                 double secs = (double)(t - wall0) / 1e9;
-                nd_status("replay: %llu flows, %llu packets, %.1f MB, %.1f kpps, %llu drops",
+                char err[64] = "";
+                if (sink->timed && sink->err->n)
+                    snprintf(err, sizeof err, ", error p99 %.1f us",
+                             (double)sink_errhist_quantile(sink->err, 0.99) / 1e3);
+                nd_status("replay: %llu flows, %llu packets, %.1f MB, %.1f kpps, %llu drops%s",
                           (unsigned long long)flows, (unsigned long long)sink->packets,
                           (double)sink->bytes / 1e6, (double)sink->packets / secs / 1e3,
-                          (unsigned long long)sink->drops);
+                          (unsigned long long)sink->drops, err);
             }
         }
     }
