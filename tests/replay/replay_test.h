@@ -26,39 +26,23 @@ static inline uint64_t trng_next(trng *r)
 }
 static inline uint64_t trng_below(trng *r, uint64_t n) { return trng_next(r) % n; }
 
-/* A dataset in plain arrays: C channels named chan[], K classes, n windows of zeros. */
+/* A dataset with C channels named chan[], K classes and n windows of zeros (class 0),
+ * made with the dataset API; the tests then write values, labels and statistics. */
 static inline nd_dataset *tds_new(uint32_t C, const char *const *chan, uint32_t L,
                                   uint64_t bin_ns, uint32_t K, const char *const *classes,
                                   uint64_t n)
 {
-    nd_dataset *ds = calloc(1, sizeof *ds);
+    nd_dataset *ds = nd_dataset_new(C, chan, L, bin_ns);
     CHECK(ds);
-    ds->n_channels = C;
-    for (uint32_t c = 0; c < C; c++) strcpy(ds->channel_names[c], chan[c]);
-    ds->L = L;
-    ds->bin_ns = bin_ns;
-    ds->n_classes = K;
-    ds->class_names = calloc(K, sizeof *ds->class_names);
-    ds->stats = calloc(K, sizeof *ds->stats);
-    for (uint32_t k = 0; k < K; k++) strcpy(ds->class_names[k], classes[k]);
-    ds->n_windows = ds->cap_windows = n;
-    ds->values = calloc(n ? n * C * L : 1, sizeof *ds->values);
-    ds->labels = calloc(n ? n : 1, sizeof *ds->labels);
-    ds->groups = calloc(n ? n : 1, sizeof *ds->groups);
-    CHECK(ds->class_names && ds->stats && ds->values && ds->labels && ds->groups);
+    for (uint32_t k = 0; k < K; k++) CHECK_EQ(nd_dataset_class(ds, classes[k]), k);
+    float *zero = calloc((size_t)C * L, sizeof *zero);
+    CHECK(zero);
+    for (uint64_t w = 0; w < n; w++) CHECK_EQ(nd_dataset_append(ds, 0, w, zero), 0);
+    free(zero);
     return ds;
 }
 
-static inline void tds_free(nd_dataset *ds)
-{
-    if (!ds) return;
-    free(ds->class_names);
-    free(ds->stats);
-    free(ds->values);
-    free(ds->labels);
-    free(ds->groups);
-    free(ds);
-}
+static inline void tds_free(nd_dataset *ds) { nd_dataset_free(ds); }
 
 static inline float *tds_at(nd_dataset *ds, uint64_t w, uint32_t c, uint32_t b)
 {
@@ -185,5 +169,34 @@ static inline tframe tframe_parse(const uint8_t *f, uint32_t len)
     t.l4_ok = tsum_valid(tsum_bytes(tsum_bytes(0, ph, phlen, 0), l4, l4len, 0));
     return t;
 }
+
+#ifdef PCAP_ERRBUF_SIZE /* the test included <pcap/pcap.h> */
+/* Reads a pcap file to a clean end (failing the test on anything else), checking every
+ * frame's checksums; returns the number of packets and adds their bytes to *bytes. */
+static inline uint64_t tpcap_read(const char *path, uint64_t *bytes)
+{
+    char err[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
+    if (!p) CHECK_FAIL_("pcap_open_offline: %s", err);
+    CHECK_EQ(pcap_datalink(p), DLT_EN10MB);
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    uint64_t n = 0, last = 0;
+    int rc;
+    while ((rc = pcap_next_ex(p, &h, &data)) == 1) {
+        uint64_t t = (uint64_t)h->ts.tv_sec * ND_NS_PER_SEC + (uint64_t)h->ts.tv_usec;
+        CHECK(t >= last); /* nanoseconds, in deadline order */
+        last = t;
+        CHECK_EQ(h->caplen, h->len);
+        tframe f = tframe_parse(data, h->caplen);
+        CHECK(f.ip_ok && f.l4_ok);
+        if (bytes) *bytes += h->len;
+        n++;
+    }
+    if (rc != PCAP_ERROR_BREAK) CHECK_FAIL_("%s: %s", path, pcap_geterr(p));
+    pcap_close(p);
+    return n;
+}
+#endif
 
 #endif

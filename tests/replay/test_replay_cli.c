@@ -43,25 +43,6 @@ static int same_file(const char *a, const char *b)
     return system(cmd) == 0;
 }
 
-static uint64_t pcap_count(const char *path)
-{
-    char err[PCAP_ERRBUF_SIZE];
-    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
-    if (!p) CHECK_FAIL_("%s: %s", path, err);
-    struct pcap_pkthdr *h;
-    const u_char *d;
-    uint64_t n = 0;
-    int rc;
-    while ((rc = pcap_next_ex(p, &h, &d)) == 1) {
-        tframe t = tframe_parse(d, h->caplen);
-        CHECK(t.ip_ok && t.l4_ok);
-        n++;
-    }
-    if (rc != PCAP_ERROR_BREAK) CHECK_FAIL_("%s: %s", path, pcap_geterr(p));
-    pcap_close(p);
-    return n;
-}
-
 int main(void)
 {
     /* a series CSV: 2 classes, 6 windows of 8 bins */
@@ -86,7 +67,7 @@ int main(void)
     EXPECT(0, "replay --series replay_cli.csv --to pcap:replay_cli3.pcap --seed 5 --bin 100ms", "");
     CHECK(same_file("replay_cli1.pcap", "replay_cli2.pcap"));
     CHECK(!same_file("replay_cli1.pcap", "replay_cli3.pcap"));
-    CHECK(pcap_count("replay_cli1.pcap") > 100);
+    CHECK(tpcap_read("replay_cli1.pcap", NULL) > 100);
     EXPECT(0, "replay --series replay_cli.csv --to pcap:replay_cli4.pcap --class video --flows 7 "
               "--loop 2 --speed 4",
            "14 flows");
@@ -108,7 +89,7 @@ int main(void)
     nd_dataset_free(ds);
     EXPECT(0, "replay --series replay_cli.ndd --to pcap:replay_cli5.pcap", "5 flows");
     CHECK(!strstr(err_text, "no statistics"));
-    CHECK(pcap_count("replay_cli5.pcap") > 100);
+    CHECK(tpcap_read("replay_cli5.pcap", NULL) > 100);
 
     /* errors: clear message, exit 1 for runtime failures, 2 for usage */
     EXPECT(1, "replay model.ndm --to pcap:x.pcap", "diffusion issue (#5)");
@@ -143,7 +124,7 @@ int main(void)
     err_text[n] = 0;
     fclose(f);
     CHECK_CONTAINS(err_text, "stopped by signal");
-    CHECK(pcap_count("replay_cli_int.pcap") > 1000);
+    CHECK(tpcap_read("replay_cli_int.pcap", NULL) > 1000);
     unlink("replay_cli_int.pcap"); /* large */
     printf("replay cli: ok\n");
     return 0;

@@ -87,29 +87,7 @@ static void test_determinism(void)
     free(a), free(b), free(c);
 
     /* libpcap reads it back: every packet, nanosecond timestamps in order */
-    char err[PCAP_ERRBUF_SIZE];
-    pcap_t *p = pcap_open_offline_with_tstamp_precision("replay_a.pcap",
-                                                         PCAP_TSTAMP_PRECISION_NANO, err);
-    if (!p) CHECK_FAIL_("pcap_open_offline: %s", err);
-    CHECK_EQ(pcap_datalink(p), DLT_EN10MB);
-    CHECK_EQ(pcap_get_tstamp_precision(p), PCAP_TSTAMP_PRECISION_NANO);
-    struct pcap_pkthdr *h;
-    const u_char *data;
-    uint64_t n = 0, bytes = 0, last = 0;
-    int rc;
-    while ((rc = pcap_next_ex(p, &h, &data)) == 1) {
-        uint64_t t = (uint64_t)h->ts.tv_sec * ND_NS_PER_SEC + (uint64_t)h->ts.tv_usec;
-        CHECK(t >= last);
-        CHECK(t >= 946684800ull * ND_NS_PER_SEC);
-        last = t;
-        CHECK_EQ(h->caplen, h->len);
-        tframe f = tframe_parse(data, h->caplen);
-        CHECK(f.ip_ok && f.l4_ok);
-        n++;
-        bytes += h->len;
-    }
-    CHECK_EQ(rc, PCAP_ERROR_BREAK); /* clean end of file */
-    pcap_close(p);
+    uint64_t bytes = 0, n = tpcap_read("replay_a.pcap", &bytes);
     CHECK_U64_EQ(n, st.packets);
     CHECK_U64_EQ(bytes, st.bytes);
     CHECK_U64_EQ(st.flows, 40);
@@ -216,16 +194,7 @@ static void test_full_disk(void)
     CHECK(k && sscanf(k, "keeps the first %llu", &kept) == 1);
     CHECK(kept > 100);
 
-    char err[PCAP_ERRBUF_SIZE];
-    pcap_t *p = pcap_open_offline_with_tstamp_precision("replay_small_fs/full.pcap",
-                                                         PCAP_TSTAMP_PRECISION_NANO, err);
-    if (!p) CHECK_FAIL_("pcap_open_offline: %s", err);
-    struct pcap_pkthdr *h;
-    const u_char *data;
-    uint64_t n = 0;
-    while ((rc = pcap_next_ex(p, &h, &data)) == 1) n++;
-    if (rc != PCAP_ERROR_BREAK) CHECK_FAIL_("after ENOSPC: %s", pcap_geterr(p));
-    pcap_close(p);
+    uint64_t n = tpcap_read("replay_small_fs/full.pcap", NULL);
     CHECK_U64_EQ(n, kept);
     umount("replay_small_fs");
     tds_free(ds);

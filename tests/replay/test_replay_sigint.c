@@ -53,16 +53,7 @@ int main(void)
     if (rc) CHECK_FAIL_("close: %s", e.msg);
     CHECK(st.packets > 1000);
 
-    char err[PCAP_ERRBUF_SIZE];
-    pcap_t *p = pcap_open_offline_with_tstamp_precision("replay_sigint.pcap",
-                                                         PCAP_TSTAMP_PRECISION_NANO, err);
-    if (!p) CHECK_FAIL_("pcap_open_offline: %s", err);
-    struct pcap_pkthdr *h;
-    const u_char *data;
-    uint64_t n = 0;
-    while ((rc = pcap_next_ex(p, &h, &data)) == 1) n++;
-    if (rc != PCAP_ERROR_BREAK) CHECK_FAIL_("reading after SIGINT: %s", pcap_geterr(p));
-    pcap_close(p);
+    uint64_t n = tpcap_read("replay_sigint.pcap", NULL);
     CHECK_U64_EQ(n, st.packets);
     printf("replay sigint: stopped cleanly after %llu packets\n", (unsigned long long)n);
     tds_free(ds);
