@@ -29,7 +29,7 @@ typedef struct sink_dpdk {
     replay_sink base;
     uint16_t port;
     int started;
-    struct rte_mempool *mp;
+    struct rte_mempool *mp, *rx_mp; /* rx_mp: only for PMDs that need an rx queue */
     struct rte_mbuf *pre[DPDK_BURST]; /* allocated in bulk, handed out one by one */
     uint32_t n_pre, next_pre;
     struct rte_mbuf *cur;
@@ -117,6 +117,7 @@ static int dpdk_close(replay_sink *s, nd_error *e)
     }
     rte_eth_dev_close(d->port);
     rte_mempool_free(d->mp);
+    rte_mempool_free(d->rx_mp);
     rte_eal_cleanup();
     free(s->err);
     free(d);
@@ -197,12 +198,29 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
         d->base.build_flags |= PKT_CSUM_OFFLOAD;
     }
     d->base.build_flags |= PKT_ZERO_TAIL;
-    if ((rc = rte_eth_dev_configure(port, 0, 1, &conf)) < 0) {
-        nd_error_set(e, rc, "dpdk: port %u: configure: %s", port, rte_strerror(-rc));
-        goto fail_pool;
+    /* no rx queue, unless the PMD wants queue pairs (net_tap): then one that is never
+     * polled, on its own small pool so that received data never lands in ours */
+    uint16_t n_rx = 0;
+    if (rte_eth_dev_configure(port, 0, 1, &conf) < 0) {
+        n_rx = 1;
+        if ((rc = rte_eth_dev_configure(port, 1, 1, &conf)) < 0) {
+            nd_error_set(e, rc, "dpdk: port %u: configure: %s", port, rte_strerror(-rc));
+            goto fail_pool;
+        }
     }
-    uint16_t nb_rx = 0, nb_tx = DPDK_TX_DESC;
+    uint16_t nb_rx = n_rx ? 256 : 0, nb_tx = DPDK_TX_DESC;
     rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rx, &nb_tx);
+    if (n_rx) {
+        d->rx_mp = rte_pktmbuf_pool_create("nd_replay_rx", 1023, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                           (int)rte_socket_id());
+        if (!d->rx_mp ||
+            (rc = rte_eth_rx_queue_setup(port, 0, nb_rx, rte_eth_dev_socket_id(port), NULL,
+                                         d->rx_mp)) < 0) {
+            nd_error_set(e, d->rx_mp ? rc : -ENOMEM, "dpdk: port %u: rx queue: %s", port,
+                         rte_strerror(d->rx_mp ? -rc : rte_errno));
+            goto fail_port;
+        }
+    }
     struct rte_eth_txconf txc = info.default_txconf;
     txc.offloads = conf.txmode.offloads;
     if ((rc = rte_eth_tx_queue_setup(port, 0, nb_tx, rte_eth_dev_socket_id(port), &txc)) < 0) {
@@ -224,6 +242,7 @@ fail_port:
     rte_eth_dev_close(port);
 fail_pool:
     rte_mempool_free(d->mp);
+    rte_mempool_free(d->rx_mp);
 fail_eal:
     rte_eal_cleanup();
 fail_free:

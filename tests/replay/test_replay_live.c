@@ -1,8 +1,11 @@
 /*
  * test_replay_live.c — live replay onto a veth pair inside a network namespace that the
  * test creates (and always removes), received by a libpcap capture on the other end.
- * Built twice: test_replay_live_iface sends through libpcap (iface:), and
- * test_replay_live_dpdk (LIVE_DPDK) through DPDK's net_af_packet PMD (dpdk:).
+ * Built three times: test_replay_live_iface sends through libpcap (iface:),
+ * test_replay_live_dpdk (LIVE_DPDK) through DPDK's net_af_packet PMD, and
+ * test_replay_live_dpdk_tap (LIVE_DPDK_TAP) through DPDK's net_tap PMD, whose checksum
+ * offload checks the offload path (the tap interface is made by the PMD, inside the
+ * test's namespace).
  *
  * Every frame captured must be, byte for byte and in order, the frame the pcap sink
  * writes for the same data and seed. Traffic exists only inside the namespace: the
@@ -117,10 +120,36 @@ int main(void)
     replay_sink_close(s, &e);
     CHECK(want.n > 500);
 
+    /* the sink first: the DPDK tap PMD creates the interface the capture listens on */
+    char spec[256];
+    const char *rx_if = vb;
+#if defined(LIVE_DPDK_TAP)
+    char tap[16];
+    snprintf(tap, sizeof tap, "ndrt%d", pid);
+    snprintf(spec, sizeof spec,
+             "dpdk:--no-huge --no-pci -m 256 --no-shconf --no-telemetry -l 0 "
+             "--file-prefix=ndreplay%d --vdev=net_tap0,iface=%s",
+             pid, tap);
+    rx_if = tap;
+#elif defined(LIVE_DPDK)
+    snprintf(spec, sizeof spec,
+             "dpdk:--no-huge --no-pci -m 256 --no-shconf --no-telemetry -l 0 "
+             "--file-prefix=ndreplay%d --vdev=net_af_packet0,iface=%s",
+             pid, va);
+#else
+    snprintf(spec, sizeof spec, "iface:%s", va);
+#endif
+    s = replay_sink_open(spec, &e);
+    if (!s) CHECK_FAIL_("%s: %s", spec, e.msg);
+#ifdef LIVE_DPDK_TAP
+    /* the tap PMD offers checksum offload: its frames must still be byte for byte right */
+    sh("ip link set %s up", tap);
+#endif
+
     /* the receiving end: everything from our two MACs */
     char err[PCAP_ERRBUF_SIZE];
-    pcap_t *cap = pcap_create(vb, err);
-    if (!cap) CHECK_FAIL_("pcap_create %s: %s", vb, err);
+    pcap_t *cap = pcap_create(rx_if, err);
+    if (!cap) CHECK_FAIL_("pcap_create %s: %s", rx_if, err);
     pcap_set_snaplen(cap, 2048);
     pcap_set_promisc(cap, 1);
     pcap_set_immediate_mode(cap, 1);
@@ -133,17 +162,6 @@ int main(void)
     pcap_freecode(&prog);
     CHECK_EQ(pcap_setnonblock(cap, 1, err), 0);
 
-    char spec[256];
-#ifdef LIVE_DPDK
-    snprintf(spec, sizeof spec,
-             "dpdk:--no-huge --no-pci -m 256 --no-shconf --no-telemetry -l 0 "
-             "--file-prefix=ndreplay%d --vdev=net_af_packet0,iface=%s",
-             pid, va);
-#else
-    snprintf(spec, sizeof spec, "iface:%s", va);
-#endif
-    s = replay_sink_open(spec, &e);
-    if (!s) CHECK_FAIL_("%s: %s", spec, e.msg);
     replay_stats st;
     int rc = replay_run(ds, &o, s, &st, &e);
     if (rc) CHECK_FAIL_("replay_run: %s", e.msg);
@@ -169,7 +187,7 @@ int main(void)
         fprintf(stderr, "capture dropped %u packets\n", ps.ps_drop);
     pcap_close(cap);
     if (got.n != want.n)
-        CHECK_FAIL_("captured %zu frames on %s, replay sent %zu", got.n, vb, want.n);
+        CHECK_FAIL_("captured %zu frames on %s, replay sent %zu", got.n, rx_if, want.n);
     for (size_t i = 0; i < want.n; i++) {
         if (got.len[i] != want.len[i] || memcmp(got.data[i], want.data[i], want.len[i]))
             CHECK_FAIL_("frame %zu differs: %u bytes captured, %u sent", i, got.len[i],
