@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <pcap/pcap.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,19 +77,30 @@ typedef struct flow_key {
     uint8_t pad[6];
 } flow_key;
 
+/* Three cache lines, 64-byte aligned: every packet reads the first two (the lookup and
+ * the open bin), only LRU moves, bin changes and flow starts touch the third. */
 typedef struct flow {
-    flow_key key;
-    uint64_t t0;           /* first packet: bin origin */
+    /* line 0 */
+    flow_key key;          /* 48 */
     uint64_t last_ts;      /* latest packet (per-flow timestamps never go back) */
-    uint64_t last_dir_ts[2]; /* [dir] latest packet of that direction, 0 none */
-    uint64_t cur_bin;      /* bin the accumulators belong to, counted from t0 */
-    uint64_t acc[4];       /* open bin: bytes down, up, packets down, up */
-    uint64_t group;
-    uint32_t prev, next;   /* LRU list */
     uint32_t hash;
-    int32_t class_idx;     /* -1: unmatched and dropped; packets only keep it alive */
+    int16_t class_idx;     /* -1: unmatched and dropped; packets only keep it alive */
     uint8_t client_is_a;
+    uint8_t pad0;
+    /* line 1 */
+    uint64_t t0;           /* first packet: bin origin */
+    uint64_t bin_end;      /* the open bin is [bin_end - bin, bin_end) */
+    uint64_t bytes[2];     /* open bin, by enum nd_dir */
+    uint32_t pkts[2];      /* open bin; saturates (2^32 packets of one flow in one bin) */
+    uint64_t last_dir_ts[2]; /* [dir] latest packet of that direction, 0 none */
+    uint64_t lru_ts;       /* last_ts when the flow last moved to the LRU tail */
+    /* line 2 */
+    uint64_t cur_bin;      /* index of the open bin, counted from t0 */
+    uint64_t group;
+    uint32_t prev, next;   /* LRU list, or free list (next) */
+    uint8_t pad2[40];
 } flow;
+_Static_assert(sizeof(flow) == 192, "flow is three cache lines");
 
 typedef struct frag_entry {
     uint8_t src[16], dst[16];
@@ -116,6 +128,7 @@ struct capture_ctx {
     /* config */
     uint32_t C, L, min_active;
     uint64_t bin_ns, idle_ns, active_ns;
+    uint64_t lru_gran; /* a flow moves to the LRU tail at most once per this much time */
     uint32_t capacity, mask; /* flows; hash slots - 1 */
 
     /* classes: rules [0, n_rules) then possibly the default class */
@@ -130,6 +143,9 @@ struct capture_ctx {
     float *windows;  /* (capacity, C, L) */
     uint64_t *slots; /* (mask + 1): hash << 32 | (flow index + 1), 0 empty */
     uint32_t free_head, lru_head, lru_tail, n_active;
+    uint32_t unused; /* flows [unused, capacity) were never used: no free-list threading,
+                        so their pages are never touched */
+    size_t flows_bytes, windows_bytes; /* mmap lengths */
     uint64_t next_group, now;
     frag_entry *frags; /* (FRAG_SLOTS) */
 
@@ -211,6 +227,13 @@ static int class_add(capture_ctx *c, const char *name, const char *filter)
 /* Context                                                                               */
 /* ------------------------------------------------------------------------------------ */
 
+/* Zeroed, page-aligned memory that the kernel backs only where it is touched. */
+static void *map_zero(size_t len)
+{
+    void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 capture_ctx *capture_ctx_new(const nd_config *cfg, const char *force_class,
                              capture_window_fn on_window, void *user, nd_error *e)
 {
@@ -232,6 +255,10 @@ capture_ctx *capture_ctx_new(const nd_config *cfg, const char *force_class,
     c->idle_ns = cc->idle_timeout_ns ? cc->idle_timeout_ns : UINT64_MAX;
     c->active_ns = cc->active_timeout_ns ? cc->active_timeout_ns : UINT64_MAX;
     c->capacity = cc->flow_capacity;
+    /* Moving a flow to the LRU tail on every packet costs two cache misses (its list
+     * neighbours); once per idle_timeout/16 keeps the order exact to within that, which is
+     * all eviction needs. Timeouts stay exact: they are checked on each flow's packets. */
+    c->lru_gran = c->idle_ns == UINT64_MAX ? ND_NS_PER_SEC : c->idle_ns / 16;
     c->on_window = on_window;
     c->user = user;
     c->next_group = 1;
@@ -263,16 +290,16 @@ capture_ctx *capture_ctx_new(const nd_config *cfg, const char *force_class,
     uint64_t slots = 1;
     while (slots < 2 * (uint64_t)c->capacity) slots <<= 1;
     c->mask = (uint32_t)(slots - 1);
-    /* calloc: the kernel hands out zero pages lazily, so a large capacity costs only what
-     * the concurrent flows touch (the free list is LIFO). */
-    c->flows = calloc(c->capacity, sizeof *c->flows);
-    c->windows = calloc((size_t)c->capacity * c->C * c->L, sizeof *c->windows);
+    /* The kernel hands out zero pages lazily, so a large capacity costs only what the
+     * concurrent flows touch (the free list is LIFO). */
+    c->flows_bytes = (size_t)c->capacity * sizeof *c->flows;
+    c->windows_bytes = (size_t)c->capacity * c->C * c->L * sizeof *c->windows;
+    c->flows = map_zero(c->flows_bytes);
+    c->windows = map_zero(c->windows_bytes);
     c->slots = calloc(slots, sizeof *c->slots);
     c->frags = calloc(FRAG_SLOTS, sizeof *c->frags);
     if (!c->flows || !c->windows || !c->slots || !c->frags) goto nomem;
-    /* Free list threaded through next, lowest index first. */
-    for (uint32_t i = 0; i < c->capacity; i++) c->flows[i].next = i + 1 < c->capacity ? i + 1 : NIL;
-    c->free_head = 0;
+    c->free_head = NIL;
     c->lru_head = c->lru_tail = NIL;
     return c;
 nomem:
@@ -297,8 +324,8 @@ void capture_ctx_free(capture_ctx *c)
             free(c->classes[i].mss_counts);
         }
     free(c->classes);
-    free(c->flows);
-    free(c->windows);
+    if (c->flows) munmap(c->flows, c->flows_bytes);
+    if (c->windows) munmap(c->windows, c->windows_bytes);
     free(c->slots);
     free(c->frags);
     free(c);
@@ -334,15 +361,20 @@ static inline uint32_t key_hash(const flow_key *k)
 
 static inline int key_eq(const flow_key *x, const flow_key *y)
 {
-    return memcmp(x, y, sizeof *x) == 0;
+    const uint8_t *a = (const uint8_t *)x, *b = (const uint8_t *)y;
+    uint64_t d = 0;
+    for (int i = 0; i < 48; i += 8) d |= load64(a + i) ^ load64(b + i);
+    return d == 0;
 }
 
 /* Canonical key of a parsed packet; *from_a says whether the sender is side a. */
 static inline void make_key(const parse_info *pi, flow_key *k, int *from_a)
 {
     memset(k, 0, sizeof *k);
-    int cmp = memcmp(pi->src, pi->dst, 16);
-    int a_is_src = cmp < 0 || (cmp == 0 && pi->sport <= pi->dport);
+    /* Any total order will do for a canonical key: compare as big-endian words. */
+    uint64_t s0 = __builtin_bswap64(load64(pi->src)), d0 = __builtin_bswap64(load64(pi->dst));
+    uint64_t s1 = __builtin_bswap64(load64(pi->src + 8)), d1 = __builtin_bswap64(load64(pi->dst + 8));
+    int a_is_src = s0 != d0 ? s0 < d0 : s1 != d1 ? s1 < d1 : pi->sport <= pi->dport;
     if (a_is_src) {
         memcpy(k->a, pi->src, 16);
         memcpy(k->b, pi->dst, 16);
@@ -441,9 +473,11 @@ static inline float *flow_window(const capture_ctx *c, uint32_t i)
 static inline void bin_close(capture_ctx *c, flow *f, float *w)
 {
     uint32_t b = (uint32_t)(f->cur_bin % c->L);
-    for (uint32_t ch = 0; ch < c->C; ch++) {
-        if (f->acc[ch]) w[ch * c->L + b] = (float)f->acc[ch];
-        f->acc[ch] = 0;
+    for (int d = 0; d < 2; d++) {
+        if (f->bytes[d]) w[d * c->L + b] = (float)f->bytes[d];
+        if (c->C == 4 && f->pkts[d]) w[(2 + d) * c->L + b] = (float)f->pkts[d];
+        f->bytes[d] = 0;
+        f->pkts[d] = 0;
     }
 }
 
@@ -490,12 +524,22 @@ static void flow_end(capture_ctx *c, uint32_t i, int reason)
     c->n_active--;
 }
 
+/* The list is ordered by lru_ts, and last_ts < lru_ts + lru_gran: the walk stops at the
+ * first flow that moved recently enough; a head that saw packets since it moved goes back
+ * to the tail. */
 static void expire_idle(capture_ctx *c, uint64_t now)
 {
     while (c->lru_head != NIL) {
-        flow *f = &c->flows[c->lru_head];
-        if (now - f->last_ts <= c->idle_ns) break;
-        flow_end(c, c->lru_head, CNT_IDLE);
+        uint32_t i = c->lru_head;
+        flow *f = &c->flows[i];
+        if (now - f->lru_ts <= c->idle_ns) break;
+        if (now - f->last_ts > c->idle_ns) {
+            flow_end(c, i, CNT_IDLE);
+        } else {
+            lru_unlink(c, i);
+            f->lru_ts = f->last_ts;
+            lru_push_tail(c, i);
+        }
     }
 }
 
@@ -614,67 +658,92 @@ static int frag_resolve(capture_ctx *c, parse_info *pi, uint64_t ts)
 /* The packet path                                                                       */
 /* ------------------------------------------------------------------------------------ */
 
+/* Ends the least recently active flow (to within lru_gran) to make room. */
+static void evict(capture_ctx *c)
+{
+    for (;;) {
+        uint32_t i = c->lru_head;
+        flow *f = &c->flows[i];
+        if (f->last_ts == f->lru_ts || f->next == NIL) {
+            flow_end(c, i, CNT_EVICTED);
+            return;
+        }
+        /* It saw packets since it last moved: its place is further back. */
+        lru_unlink(c, i);
+        f->lru_ts = f->last_ts;
+        lru_push_tail(c, i);
+    }
+}
+
 static uint32_t flow_start(capture_ctx *c, int linktype, const capture_pkt *p,
                            const parse_info *pi, const flow_key *k, uint32_t h, int from_a,
                            uint64_t ts)
 {
-    if (c->free_head == NIL) flow_end(c, c->lru_head, CNT_EVICTED);
+    if (c->free_head == NIL && c->unused == c->capacity) evict(c);
     /* Probe again: the eviction may have shifted slots. */
     uint32_t found;
     uint32_t s = table_find(c, k, h, &found);
-    uint32_t i = c->free_head;
+    uint32_t i;
+    if (c->free_head != NIL) {
+        i = c->free_head;
+        c->free_head = c->flows[i].next;
+    } else {
+        i = c->unused++;
+    }
     flow *f = &c->flows[i];
-    c->free_head = f->next;
     c->slots[s] = (uint64_t)h << 32 | (i + 1);
     c->n_active++;
 
     memset(f, 0, sizeof *f);
     f->key = *k;
     f->hash = h;
-    f->t0 = f->last_ts = ts;
+    f->t0 = f->last_ts = f->lru_ts = ts;
+    f->bin_end = ts + c->bin_ns;
     f->group = c->next_group++;
     /* Client: the sender of the first packet, except that a SYN-ACK seen first (the SYN
      * was missed) comes from the server. */
     int synack = pi->proto == 6 && (pi->tcp_flags & (PARSE_TCP_SYN | PARSE_TCP_ACK)) ==
                                        (PARSE_TCP_SYN | PARSE_TCP_ACK);
     f->client_is_a = (uint8_t)(synack ? !from_a : from_a);
-    f->class_idx = classify(c, linktype, p);
+    f->class_idx = (int16_t)classify(c, linktype, p);
     c->flows_started++;
     lru_push_tail(c, i);
     if (f->class_idx >= 0) {
         uint16_t server_port = f->client_is_a ? k->pb : k->pa;
+        /* Its window is zero: fresh pages, or cleared by the last window_emit. */
         stats_flow_start(c, &c->classes[f->class_idx], pi, server_port, ts);
-        memset(flow_window(c, i), 0, (size_t)c->C * c->L * sizeof(float));
     }
     return i;
 }
 
-static void packet(capture_ctx *c, int linktype, const capture_pkt *p)
+/* One packet that parsed. k/h/from_a come from the burst's first stage, except for later
+ * fragments, whose ports are only known here (their first fragment may be in the same
+ * burst). */
+static void packet(capture_ctx *c, int linktype, const capture_pkt *p, parse_info *pi,
+                   const flow_key *k, uint32_t h, int from_a)
 {
-    parse_info pi;
-    int st = parse_packet(p->data, p->caplen, linktype, &pi);
-    if (st != PARSE_OK) {
-        c->cnt[st]++;
-        return;
-    }
     uint64_t ts = p->ts_ns;
-    if (pi.frag && !frag_resolve(c, &pi, ts)) {
-        c->cnt[CNT_ORPHAN_FRAG]++;
-        return;
+    flow_key kf;
+    if (pi->frag) {
+        if (!frag_resolve(c, pi, ts)) {
+            c->cnt[CNT_ORPHAN_FRAG]++;
+            return;
+        }
+        if (pi->frag == PARSE_FRAG_LATER) {
+            make_key(pi, &kf, &from_a);
+            h = key_hash(&kf);
+            k = &kf;
+        }
     }
-    c->cnt[CNT_BYTES] += pi.bytes;
+    c->cnt[CNT_BYTES] += pi->bytes;
     if (ts > c->now) {
         c->now = ts;
-        if (c->lru_head != NIL && ts - c->flows[c->lru_head].last_ts > c->idle_ns)
+        if (c->lru_head != NIL && ts - c->flows[c->lru_head].lru_ts > c->idle_ns)
             expire_idle(c, ts);
     }
 
-    flow_key k;
-    int from_a;
-    make_key(&pi, &k, &from_a);
-    uint32_t h = key_hash(&k);
     uint32_t i;
-    table_find(c, &k, h, &i);
+    table_find(c, k, h, &i);
     if (i != NIL) {
         flow *f = &c->flows[i];
         if (ts > f->last_ts && ts - f->last_ts > c->idle_ns) {
@@ -685,49 +754,95 @@ static void packet(capture_ctx *c, int linktype, const capture_pkt *p)
             i = NIL;
         }
     }
-    if (i == NIL) i = flow_start(c, linktype, p, &pi, &k, h, from_a, ts);
+    if (i == NIL) i = flow_start(c, linktype, p, pi, k, h, from_a, ts);
     flow *f = &c->flows[i];
-    if (i != c->lru_tail) {
-        lru_unlink(c, i);
-        lru_push_tail(c, i);
-    }
     if (ts < f->last_ts) { /* clock stepped back: count it, keep the flow's time monotonic */
         c->cnt[CNT_TS_BACKWARDS]++;
         ts = f->last_ts;
     }
-    if (f->class_idx < 0) {
-        f->last_ts = ts;
-        return;
+    if (ts - f->lru_ts >= c->lru_gran) {
+        if (i != c->lru_tail) {
+            lru_unlink(c, i);
+            lru_push_tail(c, i);
+        }
+        f->lru_ts = ts;
     }
+    f->last_ts = ts;
+    if (f->class_idx < 0) return;
 
     int dir = (from_a == f->client_is_a) ? ND_UP : ND_DOWN;
-    uint64_t bin = (ts - f->t0) / c->bin_ns;
-    if (bin != f->cur_bin) {
+    if (ts >= f->bin_end) { /* the open bin is over: one division per bin, not per packet */
+        uint64_t bin = (ts - f->t0) / c->bin_ns;
         float *w = flow_window(c, i);
         bin_close(c, f, w);
         if (bin / c->L != f->cur_bin / c->L) window_emit(c, f, w);
         f->cur_bin = bin;
+        f->bin_end = f->t0 + (bin + 1) * c->bin_ns;
     }
-    f->acc[dir] += pi.bytes;
-    f->acc[2 + dir]++; /* packets: kept even when C = 2 (acc has room), never stored */
+    f->bytes[dir] += pi->bytes;
+    f->pkts[dir] += f->pkts[dir] != UINT32_MAX;
 
     nd_class_stats *cst = &c->classes[f->class_idx].st;
-    cst->size_hist[dir][pi.bytes < ND_SIZE_HIST - 1 ? pi.bytes : ND_SIZE_HIST - 1]++;
-    cst->ttl_hist[dir][pi.ttl]++;
+    cst->size_hist[dir][pi->bytes < ND_SIZE_HIST - 1 ? pi->bytes : ND_SIZE_HIST - 1]++;
+    cst->ttl_hist[dir][pi->ttl]++;
     uint64_t prev = f->last_dir_ts[dir];
-    if (prev && (prev - f->t0) / c->bin_ns == bin) cst->iat_hist[dir][iat_bucket(ts - prev)]++;
+    if (prev && prev >= f->bin_end - c->bin_ns) cst->iat_hist[dir][iat_bucket(ts - prev)]++;
     f->last_dir_ts[dir] = ts;
-    f->last_ts = ts;
-    if (pi.mss) {
+    if (pi->mss) {
         uint64_t *mc = c->classes[f->class_idx].mss_counts;
-        if (mc) mc[pi.mss]++;
+        if (mc) mc[pi->mss]++;
     }
 }
 
+#define STAGE 32
+#define AHEAD 6
+
+/* The first two lines of the flow a parsed packet belongs to, if it has one yet. */
+static inline void prefetch_flow(const capture_ctx *c, int st, const parse_info *pi,
+                                 uint32_t h)
+{
+    if (st != PARSE_OK || pi->frag == PARSE_FRAG_LATER) return;
+    uint64_t v = c->slots[h & c->mask];
+    if (!v) return;
+    const char *f = (const char *)&c->flows[(uint32_t)v - 1];
+    __builtin_prefetch(f);
+    __builtin_prefetch(f + 64);
+}
+
+/* Two passes per group of up to 32 packets, so that the cache misses of one packet
+ * overlap those of the others instead of adding up (as DPDK l3fwd's bulk lookup does):
+ * parse and hash every packet and prefetch its hash slot; then, in order, run each packet
+ * through the flow table and binner while prefetching the flow of a packet further on. */
 void capture_ctx_burst(capture_ctx *c, int linktype, const capture_pkt *pkts, unsigned n)
 {
     c->cnt[CNT_PACKETS] += n;
-    for (unsigned j = 0; j < n; j++) packet(c, linktype, &pkts[j]);
+    parse_info pi[STAGE];
+    flow_key k[STAGE];
+    uint32_t h[STAGE];
+    int st[STAGE], from_a[STAGE];
+    for (unsigned base = 0; base < n; base += STAGE) {
+        const capture_pkt *p = pkts + base;
+        unsigned m = n - base < STAGE ? n - base : STAGE;
+        for (unsigned j = 0; j < m; j++) {
+            if (j + 4 < m) __builtin_prefetch(p[j + 4].data);
+            st[j] = parse_packet(p[j].data, p[j].caplen, linktype, &pi[j]);
+            if (st[j] != PARSE_OK || pi[j].frag == PARSE_FRAG_LATER) continue;
+            make_key(&pi[j], &k[j], &from_a[j]);
+            h[j] = key_hash(&k[j]);
+            __builtin_prefetch(&c->slots[h[j] & c->mask]);
+        }
+        /* Flows are prefetched AHEAD packets before their turn: enough to hide a miss,
+         * few enough not to overflow the core's miss buffers. */
+        for (unsigned j = 0; j < m && j < AHEAD; j++) prefetch_flow(c, st[j], &pi[j], h[j]);
+        for (unsigned j = 0; j < m; j++) {
+            if (j + AHEAD < m) prefetch_flow(c, st[j + AHEAD], &pi[j + AHEAD], h[j + AHEAD]);
+            if (st[j] != PARSE_OK) {
+                c->cnt[st[j]]++;
+                continue;
+            }
+            packet(c, linktype, &p[j], &pi[j], &k[j], h[j], from_a[j]);
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------------------ */

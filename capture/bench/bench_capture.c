@@ -1,0 +1,278 @@
+/*
+ * bench_capture.c — capture benchmarks behind scripts/bench-capture (built, never run by
+ * ctest):
+ *
+ *   bench_capture mem FLOWS [PACKETS]        parse + flow table + binning on packets in
+ *                                            memory, one core, Mpps
+ *   bench_capture genpcap FILE PACKETS FLOWS a large pcap (µs, Ethernet, IMIX-like sizes)
+ *   bench_capture bare FILE                  a bare pcap_next_ex loop over FILE, Mpps
+ *   bench_capture file FILE                  capture_run over pcap:FILE (no dataset), Mpps
+ *   bench_capture ring FLOWS PACKETS         DPDK net_ring vdev: tx into the ring, rx +
+ *                                            capture on the same core, Mpps
+ *
+ * Output: one line "name: X Mpps (details)" per run, for the script to collect.
+ */
+#include <inttypes.h>
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include "capture.h"
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t xorshift(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8), p[1] = (uint8_t)v; }
+
+/* One Ethernet/IPv4 frame of flow f in direction dir (0 client→server); 3 of 4 flows TCP.
+ * ip_total is what the headers say (the frame buffer holds hdr_len bytes). */
+static size_t frame(uint8_t *b, uint32_t f, int dir, uint16_t ip_total)
+{
+    memset(b, 0, 64);
+    memcpy(b, "\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00", 14);
+    uint8_t *ip = b + 14;
+    int tcp = f % 4 != 0;
+    ip[0] = 0x45;
+    put16(ip + 2, ip_total);
+    ip[8] = 64;
+    ip[9] = tcp ? 6 : 17;
+    uint8_t cli[4] = {10, (uint8_t)(f >> 16), (uint8_t)(f >> 8), (uint8_t)f};
+    uint8_t srv[4] = {192, 168, (uint8_t)(f % 13), (uint8_t)(1 + f % 250)};
+    memcpy(ip + 12, dir ? srv : cli, 4);
+    memcpy(ip + 16, dir ? cli : srv, 4);
+    uint8_t *l4 = ip + 20;
+    uint16_t cport = (uint16_t)(1024 + f % 60000), sport = tcp ? 443 : 53;
+    put16(l4, dir ? sport : cport);
+    put16(l4 + 2, dir ? cport : sport);
+    if (tcp) {
+        l4[12] = 0x50;
+        l4[13] = 0x10;
+    }
+    return 14 + 20 + (tcp ? 20 : 8);
+}
+
+/* IMIX-like sizes: 7 small, 4 medium, 1 large. */
+static uint16_t imix(void)
+{
+    uint64_t r = xorshift() % 12;
+    return r < 7 ? 60 : r < 11 ? 576 : 1500;
+}
+
+static int count_window(void *user, uint32_t cls, uint64_t group, const float *v)
+{
+    (void)cls, (void)group, (void)v;
+    ++*(uint64_t *)user;
+    return 0;
+}
+
+static void bench_config(nd_config *cfg, uint32_t flows)
+{
+    nd_config_defaults(cfg);
+    cfg->capture.flow_capacity = flows + flows / 4 + 1024;
+    /* 100 ms bins, 64-bin windows: at 10 Mpps of traffic time every flow closes a bin
+     * now and then and windows go out, as on a real link (1 s bins would hardly close any
+     * in a few seconds of packets). */
+    cfg->capture.bin_ns = 100000000;
+    cfg->capture.window = 64;
+    cfg->capture.idle_timeout_ns = 3600 * ND_NS_PER_SEC;
+    cfg->capture.active_timeout_ns = 7200 * ND_NS_PER_SEC;
+}
+
+static int bench_mem(uint32_t flows, uint32_t n)
+{
+    /* Two 64-byte templates per flow (up, down), packets pick flows uniformly: the worst
+     * case for caches (a mirror port mixes flows; real traffic is burstier). */
+    uint8_t *tmpl = malloc((size_t)flows * 2 * 64);
+    capture_pkt *pk = malloc((size_t)n * sizeof *pk);
+    if (!tmpl || !pk) return 1;
+    for (uint32_t f = 0; f < flows; f++)
+        for (int d = 0; d < 2; d++) frame(tmpl + ((size_t)f * 2 + d) * 64, f, d, imix());
+    uint64_t t = 1700000000ull * ND_NS_PER_SEC;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t f = (uint32_t)(xorshift() % flows);
+        int d = (int)(xorshift() & 1);
+        pk[i].data = tmpl + ((size_t)f * 2 + d) * 64;
+        pk[i].caplen = 64;
+        pk[i].wirelen = 64;
+        pk[i].ts_ns = t += 100; /* 10 Mpps of traffic time */
+    }
+    nd_config cfg;
+    bench_config(&cfg, flows);
+    uint64_t windows = 0;
+    nd_error e = {0};
+    capture_ctx *c = capture_ctx_new(&cfg, NULL, count_window, &windows, &e);
+    if (!c) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    /* Pass 1 creates the flows (and touches their memory); passes 2.. are measured. */
+    double best = 0;
+    uint64_t span = (uint64_t)n * 100;
+    for (int pass = 0; pass < 4; pass++) {
+        if (pass)
+            for (uint32_t i = 0; i < n; i++) pk[i].ts_ns += span;
+        uint64_t t0 = nd_now_ns();
+        for (uint32_t i = 0; i < n; i += 32)
+            capture_ctx_burst(c, CAPTURE_LINK_ETHERNET, pk + i, n - i < 32 ? n - i : 32);
+        double mpps = n / ((nd_now_ns() - t0) / 1e3);
+        if (pass && mpps > best) best = mpps;
+    }
+    capture_totals tot;
+    capture_ctx_totals(c, &tot);
+    printf("mem %u flows: %.2f Mpps (best of 3 passes of %u packets; %" PRIu64
+           " flows in table, %" PRIu64 " windows)\n",
+           flows, best, n, tot.active_flows, windows);
+    capture_ctx_free(c);
+    nd_config_free(&cfg);
+    free(pk);
+    free(tmpl);
+    return 0;
+}
+
+static int gen_pcap(const char *path, uint32_t n, uint32_t flows)
+{
+    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 65535);
+    pcap_dumper_t *d = pcap_dump_open(dead, path);
+    if (!d) {
+        fprintf(stderr, "%s: %s\n", path, pcap_geterr(dead));
+        return 1;
+    }
+    static uint8_t buf[1600];
+    uint64_t t = 1700000000ull * 1000000;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t f = (uint32_t)(xorshift() % flows);
+        uint16_t ip = (uint16_t)(imix() - 14);
+        frame(buf, f, (int)(xorshift() & 1), ip);
+        struct pcap_pkthdr h;
+        t += 1 + xorshift() % 20;
+        h.ts.tv_sec = (time_t)(t / 1000000);
+        h.ts.tv_usec = (suseconds_t)(t % 1000000);
+        h.len = h.caplen = 14u + ip;
+        pcap_dump((u_char *)d, &h, buf);
+    }
+    pcap_dump_close(d);
+    pcap_close(dead);
+    return 0;
+}
+
+static int bare(const char *path)
+{
+    char err[PCAP_ERRBUF_SIZE];
+    uint64_t t0 = nd_now_ns();
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
+    if (!p) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    struct pcap_pkthdr *h;
+    const u_char *d;
+    uint64_t n = 0, bytes = 0;
+    while (pcap_next_ex(p, &h, &d) == 1) {
+        n++;
+        bytes += h->caplen + d[0]; /* touch the data, as any consumer must */
+    }
+    pcap_close(p);
+    double s = (nd_now_ns() - t0) / 1e9;
+    printf("bare %s: %.2f Mpps (%" PRIu64 " packets in %.3f s, checksum %" PRIu64 ")\n", path,
+           n / s / 1e6, n, s, bytes);
+    return 0;
+}
+
+static int file(const char *path)
+{
+    nd_config cfg;
+    nd_config_defaults(&cfg);
+    uint64_t windows = 0;
+    nd_error e = {0};
+    capture_ctx *c = capture_ctx_new(&cfg, NULL, count_window, &windows, &e);
+    char spec[4200];
+    snprintf(spec, sizeof spec, "pcap:%s", path);
+    const char *specs[] = {spec};
+    uint64_t t0 = nd_now_ns();
+    if (!c || capture_run(c, specs, 1, &cfg, NULL, 0, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    double s = (nd_now_ns() - t0) / 1e9;
+    capture_totals t;
+    capture_ctx_totals(c, &t);
+    printf("file %s: %.2f Mpps (%" PRIu64 " packets in %.3f s, %" PRIu64 " windows)\n", path,
+           t.packets / s / 1e6, t.packets, s, windows);
+    capture_ctx_free(c);
+    nd_config_free(&cfg);
+    return 0;
+}
+
+static int ring(uint32_t flows, uint32_t n)
+{
+    nd_config cfg;
+    bench_config(&cfg, flows);
+    cfg.capture.mbufs = 16383;
+    nd_error e = {0};
+    capture_source *s = capture_source_open(
+        "dpdk:--no-huge --no-pci -m 512 --no-shconf --no-telemetry --vdev=net_ring0", &cfg, &e);
+    if (!s) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    struct rte_mempool *mp = rte_pktmbuf_pool_create("bench_tx", 8191, 256, 0,
+                                                     RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+    uint64_t windows = 0;
+    capture_ctx *c = capture_ctx_new(&cfg, NULL, count_window, &windows, &e);
+    if (!mp || !c) return 1;
+    capture_pkt pkts[32];
+    struct rte_mbuf *m[32];
+    uint64_t done = 0, t0 = nd_now_ns(), gen_ns = 0;
+    while (done < n) {
+        /* Producer: 32 frames into the ring (timed apart, to report the rx side alone). */
+        uint64_t g0 = nd_now_ns();
+        if (rte_pktmbuf_alloc_bulk(mp, m, 32)) break;
+        for (int i = 0; i < 32; i++) {
+            uint32_t f = (uint32_t)(xorshift() % flows);
+            uint8_t *b = (uint8_t *)rte_pktmbuf_append(m[i], 64);
+            frame(b, f, (int)(xorshift() & 1), imix());
+        }
+        uint16_t sent = rte_eth_tx_burst(0, 0, m, 32);
+        if (sent < 32) rte_pktmbuf_free_bulk(m + sent, 32u - sent);
+        gen_ns += nd_now_ns() - g0;
+        int k = capture_source_rx(s, pkts, 32, 0, &e);
+        if (k > 0) {
+            capture_ctx_burst(c, CAPTURE_LINK_ETHERNET, pkts, (unsigned)k);
+            done += (uint64_t)k;
+        }
+    }
+    double all = (nd_now_ns() - t0) / 1e9, rx = all - gen_ns / 1e9;
+    printf("ring %u flows: %.2f Mpps rx+capture (%.2f Mpps including the producer on the same "
+           "core; %" PRIu64 " packets)\n",
+           flows, done / rx / 1e6, done / all / 1e6, done);
+    capture_ctx_free(c);
+    capture_source_close(s);
+    nd_config_free(&cfg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    nd_log_set_level(ND_LOG_WARN);
+    if (argc >= 3 && !strcmp(argv[1], "mem"))
+        return bench_mem((uint32_t)atol(argv[2]), argc > 3 ? (uint32_t)atol(argv[3]) : 8000000);
+    if (argc == 5 && !strcmp(argv[1], "genpcap"))
+        return gen_pcap(argv[2], (uint32_t)atol(argv[3]), (uint32_t)atol(argv[4]));
+    if (argc == 3 && !strcmp(argv[1], "bare")) return bare(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "file")) return file(argv[2]);
+    if (argc == 4 && !strcmp(argv[1], "ring"))
+        return ring((uint32_t)atol(argv[2]), (uint32_t)atol(argv[3]));
+    fprintf(stderr, "usage: bench_capture mem FLOWS [PACKETS] | genpcap FILE PACKETS FLOWS | "
+                    "bare FILE | file FILE | ring FLOWS PACKETS\n");
+    return 2;
+}
