@@ -40,6 +40,8 @@ static const char help[] =
     "      --duration D   stop after D of output time (e.g. 30s); flows without a known\n"
     "                     arrival rate are spread over D\n"
     "      --bin D        bin width of a series CSV (default: capture.bin of the config)\n"
+    "      --spin D       busy-wait the last D before each deadline, sleep before that\n"
+    "                     (default 30us; more helps on hosts with slow wake-ups)\n"
     "\n"
     "Sampling series from a model (MODEL.ndm) comes with the diffusion issue (#5).\n"
     "docs/REPLAY.md explains the packetizer's choices and error bounds.\n";
@@ -66,7 +68,7 @@ static int parse_u64(const char *opt, const char *s, uint64_t *v)
 static int run(int argc, char **argv)
 {
     const char *series = NULL, *to = NULL, *config = NULL, *cls = NULL, *model = NULL;
-    const char *speed_s = NULL, *dur_s = NULL, *bin_s = NULL;
+    const char *speed_s = NULL, *dur_s = NULL, *bin_s = NULL, *spin_s = NULL;
     uint64_t flows = 0, seed = 0, loop = 0;
     int have_flows = 0, have_seed = 0, have_loop = 0;
 
@@ -86,6 +88,7 @@ static int run(int argc, char **argv)
         else if (!strcmp(a, "--speed")) { NEED(); speed_s = val; }
         else if (!strcmp(a, "--duration")) { NEED(); dur_s = val; }
         else if (!strcmp(a, "--bin")) { NEED(); bin_s = val; }
+        else if (!strcmp(a, "--spin")) { NEED(); spin_s = val; }
         else if (!strcmp(a, "--flows")) {
             NEED();
             if (parse_u64(a, val, &flows)) return ND_EXIT_USAGE;
@@ -153,6 +156,10 @@ static int run(int argc, char **argv)
     }
     if (dur_s && nd_parse_duration(dur_s, &o.duration_ns, &e)) {
         cli_usage_error("replay", "--duration: %s", e.msg);
+        goto out;
+    }
+    if (spin_s && nd_parse_duration(spin_s, &o.spin_ns, &e)) {
+        cli_usage_error("replay", "--spin: %s", e.msg);
         goto out;
     }
     uint64_t bin_ns = cfg.capture.bin_ns;
