@@ -145,7 +145,7 @@ struct capture_ctx {
     uint32_t free_head, lru_head, lru_tail, n_active;
     uint32_t unused; /* flows [unused, capacity) were never used: no free-list threading,
                         so their pages are never touched */
-    size_t flows_bytes, windows_bytes; /* mmap lengths */
+    size_t flows_bytes, windows_bytes, slots_bytes; /* mmap lengths */
     uint64_t next_group, now;
     frag_entry *frags; /* (FRAG_SLOTS) */
 
@@ -231,7 +231,12 @@ static int class_add(capture_ctx *c, const char *name, const char *filter)
 static void *map_zero(size_t len)
 {
     void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED) return NULL;
+    /* Flows are hit at random: with 4 KiB pages a large table misses the TLB on most
+     * packets, and a prefetch that misses the TLB does little. Transparent huge pages
+     * where the kernel allows them (a hint; failure is harmless). */
+    madvise(p, len, MADV_HUGEPAGE);
+    return p;
 }
 
 capture_ctx *capture_ctx_new(const nd_config *cfg, const char *force_class,
@@ -296,7 +301,8 @@ capture_ctx *capture_ctx_new(const nd_config *cfg, const char *force_class,
     c->windows_bytes = (size_t)c->capacity * c->C * c->L * sizeof *c->windows;
     c->flows = map_zero(c->flows_bytes);
     c->windows = map_zero(c->windows_bytes);
-    c->slots = calloc(slots, sizeof *c->slots);
+    c->slots_bytes = slots * sizeof *c->slots;
+    c->slots = map_zero(c->slots_bytes);
     c->frags = calloc(FRAG_SLOTS, sizeof *c->frags);
     if (!c->flows || !c->windows || !c->slots || !c->frags) goto nomem;
     c->free_head = NIL;
@@ -326,7 +332,7 @@ void capture_ctx_free(capture_ctx *c)
     free(c->classes);
     if (c->flows) munmap(c->flows, c->flows_bytes);
     if (c->windows) munmap(c->windows, c->windows_bytes);
-    free(c->slots);
+    if (c->slots) munmap(c->slots, c->slots_bytes);
     free(c->frags);
     free(c);
 }
@@ -795,7 +801,7 @@ static void packet(capture_ctx *c, int linktype, const capture_pkt *p, parse_inf
 }
 
 #define STAGE 32
-#define AHEAD 6
+#define AHEAD 8
 
 /* The first two lines of the flow a parsed packet belongs to, if it has one yet. */
 static inline void prefetch_flow(const capture_ctx *c, int st, const parse_info *pi,
@@ -805,8 +811,8 @@ static inline void prefetch_flow(const capture_ctx *c, int st, const parse_info 
     uint64_t v = c->slots[h & c->mask];
     if (!v) return;
     const char *f = (const char *)&c->flows[(uint32_t)v - 1];
-    __builtin_prefetch(f);
-    __builtin_prefetch(f + 64);
+    __builtin_prefetch(f, 1);
+    __builtin_prefetch(f + 64, 1);
 }
 
 /* Two passes per group of up to 32 packets, so that the cache misses of one packet

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
@@ -68,6 +69,15 @@ static uint16_t imix(void)
     return r < 7 ? 60 : r < 11 ? 576 : 1500;
 }
 
+/* CPU time of this thread: on a machine whose two cores are shared with other work, wall
+ * time measures the neighbours; CPU time measures this code on one core. */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * ND_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
 static int count_window(void *user, uint32_t cls, uint64_t group, const float *v)
 {
     (void)cls, (void)group, (void)v;
@@ -90,18 +100,17 @@ static void bench_config(nd_config *cfg, uint32_t flows)
 
 static int bench_mem(uint32_t flows, uint32_t n)
 {
-    /* Two 64-byte templates per flow (up, down), packets pick flows uniformly: the worst
-     * case for caches (a mirror port mixes flows; real traffic is burstier). */
-    uint8_t *tmpl = malloc((size_t)flows * 2 * 64);
+    /* Packets as a NIC ring would hold them: one 64-byte buffer each, in arrival order.
+     * Flows are picked uniformly at random, the worst case for the flow table's caches (a
+     * mirror port mixes flows, real traffic is burstier). */
+    uint8_t *data = malloc((size_t)n * 64);
     capture_pkt *pk = malloc((size_t)n * sizeof *pk);
-    if (!tmpl || !pk) return 1;
-    for (uint32_t f = 0; f < flows; f++)
-        for (int d = 0; d < 2; d++) frame(tmpl + ((size_t)f * 2 + d) * 64, f, d, imix());
+    if (!data || !pk) return 1;
     uint64_t t = 1700000000ull * ND_NS_PER_SEC;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t f = (uint32_t)(xorshift() % flows);
-        int d = (int)(xorshift() & 1);
-        pk[i].data = tmpl + ((size_t)f * 2 + d) * 64;
+        frame(data + (size_t)i * 64, f, (int)(xorshift() & 1), imix());
+        pk[i].data = data + (size_t)i * 64;
         pk[i].caplen = 64;
         pk[i].wirelen = 64;
         pk[i].ts_ns = t += 100; /* 10 Mpps of traffic time */
@@ -116,26 +125,27 @@ static int bench_mem(uint32_t flows, uint32_t n)
         return 1;
     }
     /* Pass 1 creates the flows (and touches their memory); passes 2.. are measured. */
-    double best = 0;
+    double best = 0, best_wall = 0;
     uint64_t span = (uint64_t)n * 100;
     for (int pass = 0; pass < 4; pass++) {
         if (pass)
             for (uint32_t i = 0; i < n; i++) pk[i].ts_ns += span;
-        uint64_t t0 = nd_now_ns();
+        uint64_t t0 = nd_now_ns(), c0 = cpu_ns();
         for (uint32_t i = 0; i < n; i += 32)
             capture_ctx_burst(c, CAPTURE_LINK_ETHERNET, pk + i, n - i < 32 ? n - i : 32);
-        double mpps = n / ((nd_now_ns() - t0) / 1e3);
+        double mpps = n / ((cpu_ns() - c0) / 1e3), wall = n / ((nd_now_ns() - t0) / 1e3);
         if (pass && mpps > best) best = mpps;
+        if (pass && wall > best_wall) best_wall = wall;
     }
     capture_totals tot;
     capture_ctx_totals(c, &tot);
-    printf("mem %u flows: %.2f Mpps (best of 3 passes of %u packets; %" PRIu64
-           " flows in table, %" PRIu64 " windows)\n",
-           flows, best, n, tot.active_flows, windows);
+    printf("mem %u flows: %.2f Mpps per CPU-second (%.2f Mpps wall; best of 3 passes of %u "
+           "packets; %" PRIu64 " flows in table, %" PRIu64 " windows)\n",
+           flows, best, best_wall, n, tot.active_flows, windows);
     capture_ctx_free(c);
     nd_config_free(&cfg);
     free(pk);
-    free(tmpl);
+    free(data);
     return 0;
 }
 
