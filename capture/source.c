@@ -22,7 +22,15 @@ typedef struct pcap_source {
     int fd;          /* selectable fd of a live handle, -1 for files */
     int nano;        /* timestamps in ns (else µs) */
     uint64_t errors; /* read errors (file: the rest of the file is lost) */
+    /* Files are read in bursts so that the flow table can prefetch (capture_ctx_burst):
+     * libpcap reuses its buffer for every packet, so the first `snap` bytes of each are
+     * copied, as a live capture with that snaplen would keep them. */
+    uint8_t *burst;  /* (FILE_BURST, snap) */
+    uint32_t snap;
+    int pending;     /* pcap_next_ex's end or error, held back until the burst is used */
 } pcap_source;
+
+#define FILE_BURST 32
 
 static void fill_pkt(const pcap_source *ps, const struct pcap_pkthdr *h, const u_char *d,
                      capture_pkt *out)
@@ -35,10 +43,50 @@ static void fill_pkt(const pcap_source *ps, const struct pcap_pkthdr *h, const u
                  (uint64_t)h->ts.tv_usec * (ps->nano ? 1 : 1000);
 }
 
+static int read_error(pcap_source *ps, int r, nd_error *e)
+{
+    capture_source *s = &ps->base;
+    if (r == PCAP_ERROR_BREAK) return CAPTURE_END;
+    ps->errors++;
+    if (ps->fd < 0)
+        return nd_error_set(e, ND_ETRUNC,
+                            "%s: after packet %" PRIu64 ": %s (reading stops here: the file "
+                            "is damaged, cut short or uses a pcapng feature libpcap cannot "
+                            "read; the packets before this point are kept)",
+                            s->spec, s->received, pcap_geterr(ps->p));
+    return nd_error_set(e, -EIO, "%s: %s", s->spec, pcap_geterr(ps->p));
+}
+
+static int file_rx(pcap_source *ps, capture_pkt *pkts, unsigned max, nd_error *e)
+{
+    if (ps->pending) return read_error(ps, ps->pending, e);
+    if (max > FILE_BURST) max = FILE_BURST;
+    unsigned n = 0;
+    while (n < max) {
+        struct pcap_pkthdr *h;
+        const u_char *d;
+        int r = pcap_next_ex(ps->p, &h, &d);
+        if (r != 1) {
+            if (!n) return read_error(ps, r, e);
+            ps->pending = r;
+            break;
+        }
+        uint8_t *copy = ps->burst + (size_t)n * ps->snap;
+        uint32_t len = h->caplen < ps->snap ? h->caplen : ps->snap;
+        memcpy(copy, d, len);
+        fill_pkt(ps, h, copy, &pkts[n]);
+        pkts[n].caplen = len;
+        n++;
+    }
+    ps->base.received += n;
+    return (int)n;
+}
+
 static int pcap_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeout_ms,
                    nd_error *e)
 {
     pcap_source *ps = (pcap_source *)s;
+    if (ps->fd < 0) return file_rx(ps, pkts, max, e);
     struct pcap_pkthdr *h;
     const u_char *d;
     int r = pcap_next_ex(ps->p, &h, &d);
@@ -54,15 +102,7 @@ static int pcap_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeo
         return 1;
     }
     if (r == 0) return 0;
-    if (r == PCAP_ERROR_BREAK) return CAPTURE_END;
-    ps->errors++;
-    if (ps->fd < 0)
-        return nd_error_set(e, ND_ETRUNC,
-                            "%s: after packet %" PRIu64 ": %s (reading stops here: the file "
-                            "is damaged, cut short or uses a pcapng feature libpcap cannot "
-                            "read; the packets before this point are kept)",
-                            s->spec, s->received, pcap_geterr(ps->p));
-    return nd_error_set(e, -EIO, "%s: %s", s->spec, pcap_geterr(ps->p));
+    return read_error(ps, r, e);
 }
 
 static void pcap_src_stats(capture_source *s, capture_source_stats *st)
@@ -94,13 +134,15 @@ static void pcap_src_close(capture_source *s)
 {
     pcap_source *ps = (pcap_source *)s;
     if (ps->p) pcap_close(ps->p);
+    free(ps->burst);
     free(ps);
 }
 
 static const capture_source_ops pcap_ops = {pcap_rx, pcap_src_stats, pcap_report,
                                             pcap_src_close};
 
-static capture_source *pcap_file_open(const char *spec, const char *path, nd_error *e)
+static capture_source *pcap_file_open(const char *spec, const char *path,
+                                       const nd_config *cfg, nd_error *e)
 {
     char err[PCAP_ERRBUF_SIZE] = "";
     /* Nanosecond precision: libpcap scales µs files up, so one unit serves both. */
@@ -111,8 +153,13 @@ static capture_source *pcap_file_open(const char *spec, const char *path, nd_err
         return NULL;
     }
     pcap_source *ps = calloc(1, sizeof *ps);
-    if (!ps) {
+    if (ps) {
+        ps->snap = cfg->capture.snaplen ? cfg->capture.snaplen : 262144;
+        ps->burst = malloc((size_t)FILE_BURST * ps->snap);
+    }
+    if (!ps || !ps->burst) {
         pcap_close(p);
+        free(ps);
         nd_error_set(e, -ENOMEM, "%s: out of memory", spec);
         return NULL;
     }
@@ -178,7 +225,7 @@ static capture_source *pcap_iface_open(const char *spec, const char *name,
 capture_source *capture_source_open(const char *spec, const nd_config *cfg, nd_error *e)
 {
     capture_source *s = NULL;
-    if (!strncmp(spec, "pcap:", 5) && spec[5]) s = pcap_file_open(spec, spec + 5, e);
+    if (!strncmp(spec, "pcap:", 5) && spec[5]) s = pcap_file_open(spec, spec + 5, cfg, e);
     else if (!strncmp(spec, "iface:", 6) && spec[6]) s = pcap_iface_open(spec, spec + 6, cfg, e);
     else if (!strncmp(spec, "dpdk:", 5)) s = capture_dpdk_open(spec + 5, cfg, e);
     else
