@@ -205,6 +205,13 @@ typedef struct sink_ops {
                 nd_error *e);
     int (*flush)(replay_sink *s, nd_error *e); /* sends what is queued */
     int (*close)(replay_sink *s, nd_error *e); /* flushes and frees */
+    /* Sinks with several tx queues (NULL for one): their count, the sink of queue q
+     * (q > 0; queue 0 is s), running fn(arg) for queue q on its own core, and waiting
+     * for all of them. */
+    uint32_t (*n_queues)(replay_sink *s);
+    replay_sink *(*queue)(replay_sink *s, uint32_t q);
+    void (*launch)(replay_sink *s, uint32_t q, int (*fn)(void *), void *arg);
+    void (*wait)(replay_sink *s);
 } sink_ops;
 
 /* Every sink starts with this. */

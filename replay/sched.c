@@ -161,6 +161,7 @@ typedef struct sched {
     pkt_flow *free_flows; /* finished flows kept for their packet buffers (list via win) */
     pkt_flow **all_flows;
     size_t n_all, cap_all;
+    int quiet; /* another queue's scheduler: leave the log lines to queue 0 */
 } sched;
 
 static int find_channel(const nd_dataset *ds, const char *a, const char *b)
@@ -198,7 +199,7 @@ static int class_ready(sched *s, uint32_t c)
     if (rc) return rc;
     s->pc_ready[c] = 1;
     const pkt_class *pc = &s->pc[c];
-    if (!pc->has_sizes || !pc->has_iat || !st->flows) {
+    if (!s->quiet && (!pc->has_sizes || !pc->has_iat || !st->flows)) {
         char missing[96] = "", using[160] = "";
         if (!pc->has_sizes) strcat(missing, ", packet sizes"), strcat(using, ", MTU-sized frames");
         if (!pc->has_iat) strcat(missing, ", inter-arrival times"), strcat(using, ", even send times");
@@ -406,28 +407,6 @@ static uint64_t thread_cpu_ns(void)
     return (uint64_t)ts.tv_sec * ND_NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
-static void stats_fill(replay_stats *st, const replay_sink *k, uint64_t flows, uint64_t carried,
-                       uint64_t wall, uint64_t cpu)
-{
-    memset(st, 0, sizeof *st);
-    st->cpu_ns = cpu;
-    st->flows = flows;
-    st->packets = k->packets;
-    st->bytes = k->bytes;
-    st->drops = k->drops;
-    st->carried = carried;
-    st->seconds_ns = wall;
-    st->pps = wall ? (double)k->packets * 1e9 / (double)wall : 0;
-    if (k->timed && k->err && k->err->n) {
-        st->timed = 1;
-        st->err_p50_ns = sink_errhist_quantile(k->err, 0.50);
-        st->err_p99_ns = sink_errhist_quantile(k->err, 0.99);
-        st->err_p999_ns = sink_errhist_quantile(k->err, 0.999);
-        st->err_max_ns = k->err->max;
-        st->early = k->err->early;
-    }
-}
-
 void replay_stats_format(const replay_stats *st, char *buf, size_t len)
 {
     double cpu_pps = st->cpu_ns ? (double)st->packets * 1e9 / (double)st->cpu_ns : 0;
@@ -444,14 +423,32 @@ void replay_stats_format(const replay_stats *st, char *buf, size_t len)
                  (double)st->err_p999_ns / 1e3, (double)st->err_max_ns / 1e3);
 }
 
-int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
-               replay_stats *st, nd_error *e)
+/* One scheduler over the flows with id % parts == part, into one sink (one tx queue). */
+typedef struct part_job {
+    const nd_dataset *ds;
+    const replay_opts *o;
+    replay_sink *sink;
+    uint32_t part, parts;
+    uint64_t base, wall0; /* deadline of offset 0; start of the run */
+    int main;             /* draws the status line */
+    int rc;
+    nd_error e;
+    uint64_t flows, carried, cpu_ns;
+} part_job;
+
+static int run_part(void *arg)
 {
+    part_job *j = arg;
+    const nd_dataset *ds = j->ds;
+    const replay_opts *o = j->o;
+    replay_sink *sink = j->sink;
+    nd_error *e = &j->e;
     sched s;
     sched_heap q = {0};
     int slack = -1; /* timer slack to restore */
     int rc = sched_init(&s, ds, o, e);
     if (rc) goto out;
+    s.quiet = !j->main;
 
     const int paced = sink->ops->paced && o->speed > 0;
     sink->timed = paced;
@@ -465,9 +462,9 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
     const uint64_t dur_series = !o->duration_ns ? 0
                                 : o->speed > 0  ? (uint64_t)((double)o->duration_ns * o->speed)
                                                 : o->duration_ns;
-    const uint64_t wall0 = nd_now_ns(), cpu0 = thread_cpu_ns();
-    const uint64_t base = sink->ops->paced ? wall0 + PACED_LEAD_NS : sink->base_ns;
-    uint64_t now = wall0, last_status = wall0, loop_base = 0, loop = 0, flows = 0, carried = 0;
+    const uint64_t cpu0 = thread_cpu_ns(), base = j->base;
+    uint64_t now = nd_now_ns(), last_status = j->wall0, loop_base = 0, loop = 0;
+    uint64_t flows = 0, carried = 0;
     uint32_t next = 0;
     int arrivals_done = 0; /* the duration is reached: no more flows start */
     replay_pkt_info info;
@@ -502,13 +499,18 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
                 arrivals_done = 1;
                 continue;
             }
+            uint64_t id = loop * s.n_plan + next;
+            if (j->parts > 1 && id % j->parts != j->part) { /* another queue's flow */
+                next++;
+                continue;
+            }
             pkt_flow *f = flow_get(&s);
             if (!f) {
                 rc = nd_error_set(e, -ENOMEM, "out of memory");
                 break;
             }
             uint32_t w = s.plan_win[next];
-            f->id = loop * s.n_plan + next;
+            f->id = id;
             f->start = start;
             f->window = w;
             f->cls = ds->labels[w];
@@ -543,7 +545,7 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
         }
         uint8_t *buf = sink->ops->alloc(sink, d->len, e);
         if (!buf) {
-            rc = e ? e->code : -ENOMEM;
+            rc = e->code ? e->code : -ENOMEM;
             break;
         }
         pkt_build(buf, top, d, s.mac_cli, s.mac_srv, sink->build_flags);
@@ -578,17 +580,18 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
             heap_down(&q, 0);
         }
 
-        if (o->status && !(npk & 1023)) {
+        if (j->main && o->status && !(npk & 1023)) {
             uint64_t t = nd_now_ns();
             if (t - last_status > 500000000ull) {
                 last_status = t;
-                double secs = (double)(t - wall0) / 1e9;
-                char err[64] = "";
+                double secs = (double)(t - j->wall0) / 1e9;
+                char err[64] = "", part[48] = "";
                 if (sink->timed && sink->err->n)
                     snprintf(err, sizeof err, ", error p99 %.1f us",
                              (double)sink_errhist_quantile(sink->err, 0.99) / 1e3);
-                nd_status("replay: %llu flows, %llu packets, %.1f MB, %.1f kpps, %llu drops%s",
-                          (unsigned long long)flows, (unsigned long long)sink->packets,
+                if (j->parts > 1) snprintf(part, sizeof part, " (queue 0 of %u)", j->parts);
+                nd_status("replay%s: %llu flows, %llu packets, %.1f MB, %.1f kpps, %llu drops%s",
+                          part, (unsigned long long)flows, (unsigned long long)sink->packets,
                           (double)sink->bytes / 1e6, (double)sink->packets / secs / 1e3,
                           (unsigned long long)sink->drops, err);
             }
@@ -600,15 +603,83 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
         int frc = sink->ops->flush(sink, &fe);
         if (frc) {
             rc = frc;
-            if (e) *e = fe;
+            *e = fe;
         }
     }
-    if (o->status) nd_status_end();
     for (size_t i = 0; i < q.n; i++) carried += q.h[i].f->carried;
-    if (st) stats_fill(st, sink, flows, carried, nd_now_ns() - wall0, thread_cpu_ns() - cpu0);
+    j->flows = flows;
+    j->carried = carried;
+    j->cpu_ns = thread_cpu_ns() - cpu0;
 out:
     if (slack > 1) prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
     free(q.h);
     if (s.ds) sched_free(&s);
+    j->rc = rc;
+    return rc;
+}
+
+int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
+               replay_stats *st, nd_error *e)
+{
+    const uint32_t parts = sink->ops->n_queues ? sink->ops->n_queues(sink) : 1;
+    part_job *jobs = calloc(parts, sizeof *jobs);
+    if (!jobs) return nd_error_set(e, -ENOMEM, "out of memory");
+    const uint64_t wall0 = nd_now_ns();
+    const uint64_t base = sink->ops->paced ? wall0 + PACED_LEAD_NS : sink->base_ns;
+    for (uint32_t p = 0; p < parts; p++) {
+        jobs[p] = (part_job){ds, o, p ? sink->ops->queue(sink, p) : sink, p, parts, base, wall0,
+                             p == 0};
+    }
+    for (uint32_t p = 1; p < parts; p++) sink->ops->launch(sink, p, run_part, &jobs[p]);
+    run_part(&jobs[0]);
+    if (parts > 1) sink->ops->wait(sink);
+    if (o->status) nd_status_end();
+
+    /* the first real error wins over an interruption */
+    int rc = 0;
+    for (uint32_t p = 0; p < parts; p++) {
+        if (!jobs[p].rc || (rc && rc != ND_EINTR)) continue;
+        if (!rc || jobs[p].rc != ND_EINTR) {
+            rc = jobs[p].rc;
+            if (e) *e = jobs[p].e;
+        }
+    }
+    if (st && (!rc || rc == ND_EINTR)) {
+        sink_errhist *merged = calloc(1, sizeof *merged); /* 32 KiB */
+        if (!merged) {
+            free(jobs);
+            return nd_error_set(e, -ENOMEM, "out of memory");
+        }
+        memset(st, 0, sizeof *st);
+        int timed = 0;
+        for (uint32_t p = 0; p < parts; p++) {
+            const replay_sink *k = jobs[p].sink;
+            st->flows += jobs[p].flows;
+            st->carried += jobs[p].carried;
+            st->cpu_ns += jobs[p].cpu_ns;
+            st->packets += k->packets;
+            st->bytes += k->bytes;
+            st->drops += k->drops;
+            if (k->timed && k->err) {
+                timed = 1;
+                for (uint32_t i = 0; i < SINK_ERR_BUCKETS; i++) merged->count[i] += k->err->count[i];
+                merged->n += k->err->n;
+                merged->early += k->err->early;
+                if (k->err->max > merged->max) merged->max = k->err->max;
+            }
+        }
+        st->seconds_ns = nd_now_ns() - wall0;
+        st->pps = st->seconds_ns ? (double)st->packets * 1e9 / (double)st->seconds_ns : 0;
+        if (timed && merged->n) {
+            st->timed = 1;
+            st->err_p50_ns = sink_errhist_quantile(merged, 0.50);
+            st->err_p99_ns = sink_errhist_quantile(merged, 0.99);
+            st->err_p999_ns = sink_errhist_quantile(merged, 0.999);
+            st->err_max_ns = merged->max;
+            st->early = merged->early;
+        }
+        free(merged);
+    }
+    free(jobs);
     return rc;
 }

@@ -1,6 +1,8 @@
 /*
  * sink_dpdk.c — the dpdk:EAL-ARGS sink: frames built straight into mbufs and sent in
- * bursts of 32 on the first port the EAL probes, tx queue 0, from the main lcore.
+ * bursts of 32 on the first port the EAL probes, one tx queue per EAL lcore (`-l 0-3`
+ * gives four): queue q is fed by its own scheduler on lcore q, over the flows whose
+ * number is q modulo the queue count (replay_run launches them).
  *
  * Our own mempool is zeroed once and we never write past PKT_HDR_MAX bytes of a frame,
  * so payload bytes stay zero and only the header area is rewritten per packet (headers
@@ -14,30 +16,44 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
 #include "replay_impl.h"
 
 #define DPDK_BURST 32
-#define DPDK_MBUFS 8191
+#define DPDK_MBUFS_PER_QUEUE 8192
 #define DPDK_TX_DESC 1024
 #define DPDK_RETRY_NS 100000
 #define DPDK_MAX_ARGS 64
+#define DPDK_MAX_QUEUES 64
 
+typedef struct dpdk_port dpdk_port;
+
+/* One tx queue: the replay_sink its scheduler writes to. */
 typedef struct sink_dpdk {
     replay_sink base;
-    uint16_t port;
-    int started;
-    struct rte_mempool *mp, *rx_mp; /* rx_mp: only for PMDs that need an rx queue */
+    dpdk_port *pt;
+    uint16_t txq;
     struct rte_mbuf *pre[DPDK_BURST]; /* allocated in bulk, handed out one by one */
     uint32_t n_pre, next_pre;
     struct rte_mbuf *cur;
     struct rte_mbuf *burst[DPDK_BURST];
     uint64_t deadline[DPDK_BURST];
     uint32_t n;
-    uint64_t csum_flags; /* tx offloads enabled on the port */
-} sink_dpdk;
+} __attribute__((aligned(64))) sink_dpdk; /* queues on other cores share no cache line */
+
+struct dpdk_port {
+    uint16_t port;
+    int started;
+    struct rte_mempool *mp, *rx_mp; /* rx_mp: only for PMDs that need an rx queue */
+    uint64_t csum_flags;            /* tx offloads enabled on the port */
+    uint32_t nq;
+    unsigned lcore[DPDK_MAX_QUEUES];
+    sink_dpdk *q[DPDK_MAX_QUEUES];
+};
 
 static int eal_used; /* one EAL per process, and it cannot start twice */
 
@@ -45,9 +61,9 @@ static uint8_t *dpdk_alloc(replay_sink *s, uint32_t len, nd_error *e)
 {
     sink_dpdk *d = (sink_dpdk *)s;
     if (d->next_pre == d->n_pre) {
-        if (rte_pktmbuf_alloc_bulk(d->mp, d->pre, DPDK_BURST)) {
+        if (rte_pktmbuf_alloc_bulk(d->pt->mp, d->pre, DPDK_BURST)) {
             if (s->ops->flush(s, e)) return NULL;
-            if (rte_pktmbuf_alloc_bulk(d->mp, d->pre, DPDK_BURST)) {
+            if (rte_pktmbuf_alloc_bulk(d->pt->mp, d->pre, DPDK_BURST)) {
                 nd_error_set(e, -ENOBUFS, "dpdk: mbuf pool exhausted");
                 return NULL;
             }
@@ -63,12 +79,13 @@ static int dpdk_flush(replay_sink *s, nd_error *e)
 {
     sink_dpdk *d = (sink_dpdk *)s;
     if (!d->n) return 0;
-    uint32_t sent = rte_eth_tx_burst(d->port, 0, d->burst, (uint16_t)d->n);
+    const uint16_t port = d->pt->port;
+    uint32_t sent = rte_eth_tx_burst(port, d->txq, d->burst, (uint16_t)d->n);
     uint64_t now = s->timed || sent < d->n ? nd_now_ns() : 0;
     if (sent < d->n) { /* ring full: retry a little while, then give up on the rest */
         uint64_t until = now + DPDK_RETRY_NS;
         while (sent < d->n && now < until) {
-            sent += rte_eth_tx_burst(d->port, 0, d->burst + sent, (uint16_t)(d->n - sent));
+            sent += rte_eth_tx_burst(port, d->txq, d->burst + sent, (uint16_t)(d->n - sent));
             now = nd_now_ns();
         }
     }
@@ -92,7 +109,7 @@ static int dpdk_send(replay_sink *s, uint32_t len, uint64_t deadline,
     struct rte_mbuf *m = d->cur;
     m->data_len = (uint16_t)len;
     m->pkt_len = len;
-    if (d->csum_flags) {
+    if (d->pt->csum_flags) {
         m->l2_len = 14;
         m->l3_len = info->ipv6 ? 40 : 20;
         m->ol_flags = (info->ipv6 ? RTE_MBUF_F_TX_IPV6 : RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM) |
@@ -104,27 +121,62 @@ static int dpdk_send(replay_sink *s, uint32_t len, uint64_t deadline,
     return d->n == DPDK_BURST ? dpdk_flush(s, e) : 0;
 }
 
+static uint32_t dpdk_n_queues(replay_sink *s) { return ((sink_dpdk *)s)->pt->nq; }
+
+static replay_sink *dpdk_queue(replay_sink *s, uint32_t q)
+{
+    dpdk_port *pt = ((sink_dpdk *)s)->pt;
+    ND_ASSERT(q < pt->nq);
+    return &pt->q[q]->base;
+}
+
+static void dpdk_launch(replay_sink *s, uint32_t q, int (*fn)(void *), void *arg)
+{
+    dpdk_port *pt = ((sink_dpdk *)s)->pt;
+    ND_ASSERT(q > 0 && q < pt->nq);
+    int rc = rte_eal_remote_launch(fn, arg, pt->lcore[q]);
+    ND_ASSERT(rc == 0); /* our own worker lcores, idle between runs */
+}
+
+static void dpdk_wait(replay_sink *s) { rte_eal_mp_wait_lcore(); }
+
+static void port_free(dpdk_port *pt)
+{
+    for (uint32_t i = 0; i < DPDK_MAX_QUEUES; i++)
+        if (pt->q[i]) {
+            free(pt->q[i]->base.err);
+            free(pt->q[i]);
+        }
+    free(pt);
+}
+
 static int dpdk_close(replay_sink *s, nd_error *e)
 {
-    sink_dpdk *d = (sink_dpdk *)s;
-    int rc = d->started ? dpdk_flush(s, e) : 0;
-    if (d->next_pre < d->n_pre)
-        rte_pktmbuf_free_bulk(d->pre + d->next_pre, d->n_pre - d->next_pre);
-    if (d->started) {
+    dpdk_port *pt = ((sink_dpdk *)s)->pt;
+    int rc = 0;
+    for (uint32_t i = 0; i < pt->nq; i++) {
+        sink_dpdk *d = pt->q[i];
+        int r = pt->started ? dpdk_flush(&d->base, e) : 0;
+        if (!rc) rc = r;
+        if (d->next_pre < d->n_pre)
+            rte_pktmbuf_free_bulk(d->pre + d->next_pre, d->n_pre - d->next_pre);
+    }
+    if (pt->started) {
         /* let the PMD finish what it queued before the port goes down */
         sched_wait_until(nd_now_ns() + 10000000ull, 10000000ull, NULL);
-        rte_eth_dev_stop(d->port);
+        rte_eth_dev_stop(pt->port);
     }
-    rte_eth_dev_close(d->port);
-    rte_mempool_free(d->mp);
-    rte_mempool_free(d->rx_mp);
+    rte_eth_dev_close(pt->port);
+    rte_mempool_free(pt->mp);
+    rte_mempool_free(pt->rx_mp);
     rte_eal_cleanup();
-    free(s->err);
-    free(d);
+    port_free(pt);
     return rc;
 }
 
-static const sink_ops dpdk_ops = {"dpdk", 1, dpdk_alloc, dpdk_send, dpdk_flush, dpdk_close};
+static const sink_ops dpdk_ops = {"dpdk",          1,          dpdk_alloc,  dpdk_send,
+                                  dpdk_flush,      dpdk_close, dpdk_n_queues, dpdk_queue,
+                                  dpdk_launch,     dpdk_wait};
 
 static void zero_mbuf(struct rte_mempool *mp, void *opaque, void *obj, unsigned idx)
 {
@@ -139,8 +191,8 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
         return NULL;
     }
     char *copy = strdup(args), *argv[DPDK_MAX_ARGS + 3];
-    sink_dpdk *d = calloc(1, sizeof *d);
-    if (!copy || !d || !(d->base.err = calloc(1, sizeof *d->base.err))) {
+    dpdk_port *pt = calloc(1, sizeof *pt);
+    if (!copy || !pt) {
         nd_error_set(e, -ENOMEM, "out of memory");
         goto fail_free;
     }
@@ -169,41 +221,52 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
     }
     uint16_t port = 0;
     RTE_ETH_FOREACH_DEV(port) break;
-    d->port = port;
-
-    d->mp = rte_pktmbuf_pool_create("nd_replay_tx", DPDK_MBUFS, 256, 0,
-                                    RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_eth_dev_socket_id(port) < 0
-                                                                  ? (int)rte_socket_id()
-                                                                  : rte_eth_dev_socket_id(port));
-    if (!d->mp) {
-        nd_error_set(e, -ENOMEM, "dpdk: cannot create the mbuf pool: %s (more memory: -m)",
-                     rte_strerror(rte_errno));
-        goto fail_eal;
-    }
-    rte_mempool_obj_iter(d->mp, zero_mbuf, NULL);
+    pt->port = port;
 
     struct rte_eth_dev_info info;
     int rc = rte_eth_dev_info_get(port, &info);
     if (rc) {
         nd_error_set(e, rc, "dpdk: port %u: no device info: %s", port, rte_strerror(-rc));
-        goto fail_pool;
+        goto fail_eal;
     }
+    /* one tx queue per lcore: the main lcore, then the workers in order */
+    uint32_t nq = rte_lcore_count();
+    if (nq > info.max_tx_queues) nq = info.max_tx_queues;
+    if (nq > DPDK_MAX_QUEUES) nq = DPDK_MAX_QUEUES;
+    if (nq < rte_lcore_count())
+        nd_warn("dpdk: port %u has %u tx queues: %u of the %u lcores are used", port, nq, nq,
+                rte_lcore_count());
+    unsigned lc;
+    pt->lcore[pt->nq++] = rte_get_main_lcore();
+    RTE_LCORE_FOREACH_WORKER(lc) {
+        if (pt->nq == nq) break;
+        pt->lcore[pt->nq++] = lc;
+    }
+
+    int socket = rte_eth_dev_socket_id(port) < 0 ? (int)rte_socket_id() : rte_eth_dev_socket_id(port);
+    pt->mp = rte_pktmbuf_pool_create("nd_replay_tx", DPDK_MBUFS_PER_QUEUE * pt->nq - 1, 256, 0,
+                                     RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+    if (!pt->mp) {
+        nd_error_set(e, -ENOMEM, "dpdk: cannot create the mbuf pool: %s (more memory: -m)",
+                     rte_strerror(rte_errno));
+        goto fail_eal;
+    }
+    rte_mempool_obj_iter(pt->mp, zero_mbuf, NULL);
+
     const uint64_t want = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_TCP_CKSUM |
                           RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
     struct rte_eth_conf conf;
     memset(&conf, 0, sizeof conf);
     if ((info.tx_offload_capa & want) == want) {
         conf.txmode.offloads = want;
-        d->csum_flags = want;
-        d->base.build_flags |= PKT_CSUM_OFFLOAD;
+        pt->csum_flags = want;
     }
-    d->base.build_flags |= PKT_ZERO_TAIL;
-    /* no rx queue, unless the PMD wants queue pairs (net_tap): then one that is never
-     * polled, on its own small pool so that received data never lands in ours */
+    /* no rx queue, unless the PMD wants queue pairs (net_tap): then queues that are never
+     * polled, on their own small pool so that received data never lands in ours */
     uint16_t n_rx = 0;
-    if (rte_eth_dev_configure(port, 0, 1, &conf) < 0) {
-        n_rx = 1;
-        if ((rc = rte_eth_dev_configure(port, 1, 1, &conf)) < 0) {
+    if (rte_eth_dev_configure(port, 0, (uint16_t)pt->nq, &conf) < 0) {
+        n_rx = (uint16_t)pt->nq;
+        if ((rc = rte_eth_dev_configure(port, n_rx, (uint16_t)pt->nq, &conf)) < 0) {
             nd_error_set(e, rc, "dpdk: port %u: configure: %s", port, rte_strerror(-rc));
             goto fail_pool;
         }
@@ -211,43 +274,58 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
     uint16_t nb_rx = n_rx ? 256 : 0, nb_tx = DPDK_TX_DESC;
     rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rx, &nb_tx);
     if (n_rx) {
-        d->rx_mp = rte_pktmbuf_pool_create("nd_replay_rx", 1023, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-                                           (int)rte_socket_id());
-        if (!d->rx_mp ||
-            (rc = rte_eth_rx_queue_setup(port, 0, nb_rx, rte_eth_dev_socket_id(port), NULL,
-                                         d->rx_mp)) < 0) {
-            nd_error_set(e, d->rx_mp ? rc : -ENOMEM, "dpdk: port %u: rx queue: %s", port,
-                         rte_strerror(d->rx_mp ? -rc : rte_errno));
+        pt->rx_mp = rte_pktmbuf_pool_create("nd_replay_rx", 1024u * n_rx - 1, 0, 0,
+                                            RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+        if (!pt->rx_mp) {
+            nd_error_set(e, -ENOMEM, "dpdk: cannot create the rx pool: %s",
+                         rte_strerror(rte_errno));
             goto fail_port;
         }
     }
+    for (uint16_t q = 0; q < n_rx; q++)
+        if ((rc = rte_eth_rx_queue_setup(port, q, nb_rx, (unsigned)socket, NULL, pt->rx_mp)) < 0) {
+            nd_error_set(e, rc, "dpdk: port %u: rx queue %u: %s", port, q, rte_strerror(-rc));
+            goto fail_port;
+        }
     struct rte_eth_txconf txc = info.default_txconf;
     txc.offloads = conf.txmode.offloads;
-    if ((rc = rte_eth_tx_queue_setup(port, 0, nb_tx, rte_eth_dev_socket_id(port), &txc)) < 0) {
-        nd_error_set(e, rc, "dpdk: port %u: tx queue: %s", port, rte_strerror(-rc));
-        goto fail_port;
+    for (uint16_t q = 0; q < pt->nq; q++) {
+        if ((rc = rte_eth_tx_queue_setup(port, q, nb_tx, (unsigned)socket, &txc)) < 0) {
+            nd_error_set(e, rc, "dpdk: port %u: tx queue %u: %s", port, q, rte_strerror(-rc));
+            goto fail_port;
+        }
+        sink_dpdk *d = aligned_alloc(64, sizeof *d);
+        if (!d) goto nomem;
+        memset(d, 0, sizeof *d);
+        pt->q[q] = d;
+        if (!(d->base.err = calloc(1, sizeof *d->base.err))) goto nomem;
+        d->base.ops = &dpdk_ops;
+        d->base.build_flags = PKT_ZERO_TAIL | (pt->csum_flags ? PKT_CSUM_OFFLOAD : 0);
+        d->pt = pt;
+        d->txq = q;
     }
     if ((rc = rte_eth_dev_start(port)) < 0) {
         nd_error_set(e, rc, "dpdk: port %u: start: %s", port, rte_strerror(-rc));
         goto fail_port;
     }
-    d->started = 1;
-    d->base.ops = &dpdk_ops;
-    nd_info("dpdk: port %u (%s), checksums %s", port, info.driver_name,
-            d->csum_flags ? "offloaded" : "in software");
+    pt->started = 1;
+    nd_info("dpdk: port %u (%s), %u tx queue%s on lcores %u..%u, checksums %s", port,
+            info.driver_name, pt->nq, pt->nq > 1 ? "s" : "", pt->lcore[0], pt->lcore[pt->nq - 1],
+            pt->csum_flags ? "offloaded" : "in software");
     free(copy);
-    return &d->base;
+    return &pt->q[0]->base;
 
+nomem:
+    nd_error_set(e, -ENOMEM, "out of memory");
 fail_port:
     rte_eth_dev_close(port);
 fail_pool:
-    rte_mempool_free(d->mp);
-    rte_mempool_free(d->rx_mp);
+    rte_mempool_free(pt->mp);
+    rte_mempool_free(pt->rx_mp);
 fail_eal:
     rte_eal_cleanup();
 fail_free:
     free(copy);
-    if (d) free(d->base.err);
-    free(d);
+    if (pt) port_free(pt);
     return NULL;
 }
