@@ -40,7 +40,7 @@ void nd_conv3_direct_pack(float *wt, const float *w, int C, int OC, int flip) {
                 }
 }
 
-static void pad_image(float *restrict pad, const float *restrict inp, int C, int H, int W) {
+void nd_conv3_direct_pad(float *restrict pad, const float *restrict inp, int C, int H, int W) {
     int Wp = W + 2;
     for (int c = 0; c < C; c++) {
         float *pc = pad + (size_t)c * (H + 2) * Wp;
@@ -108,14 +108,19 @@ static void direct_part(float *out, const float *pad, const float *wt, const flo
 
 #define DIRECT_CCHUNK 48
 
+void nd_conv3_direct_block(float *out, const float *pad, const float *wt, const float *bias,
+                           int C, int H, int W, int ob, int accumulate) {
+    for (int c0 = 0; c0 < C; c0 += DIRECT_CCHUNK) {
+        int c1 = c0 + DIRECT_CCHUNK < C ? c0 + DIRECT_CCHUNK : C;
+        direct_part(out, pad, wt, bias, C, c0, c1, H, W, ob, accumulate || c0 > 0);
+    }
+}
+
 void nd_conv3_direct_image(float *out, float *pad, const float *inp, const float *wt,
                            const float *bias, int C, int H, int W, int OC, int accumulate) {
-    pad_image(pad, inp, C, H, W);
+    nd_conv3_direct_pad(pad, inp, C, H, W);
     for (int ob = 0; ob < OC / 8; ob++)
-        for (int c0 = 0; c0 < C; c0 += DIRECT_CCHUNK) {
-            int c1 = c0 + DIRECT_CCHUNK < C ? c0 + DIRECT_CCHUNK : C;
-            direct_part(out, pad, wt, bias, C, c0, c1, H, W, ob, accumulate || c0 > 0);
-        }
+        nd_conv3_direct_block(out, pad, wt, bias, C, H, W, ob, accumulate);
 }
 
 /* Weight gradient of one image, kept transposed: dwt[c][k][o] += Σ_p dout[o][p] ·
@@ -166,7 +171,7 @@ int nd_conv3_direct_dw_ok(int C, int OC) { return C >= 1 && OC % 16 == 0; }
 void nd_conv3_direct_dw_image(float *dwt, float *db, float *pad, float *doutT,
                               const float *inp, const float *dout, int C, int H, int W,
                               int OC) {
-    pad_image(pad, inp, C, H, W);
+    nd_conv3_direct_pad(pad, inp, C, H, W);
     size_t P = (size_t)H * W;
     for (size_t p0 = 0; p0 < P; p0 += 64) /* transpose dout (OC,P) -> (P,OC) in tiles */
         for (int o = 0; o < OC; o++)
@@ -176,9 +181,126 @@ void nd_conv3_direct_dw_image(float *dwt, float *db, float *pad, float *doutT,
     if (o0 < OC) dw_block(dwt, db, doutT, pad, C, H, W, OC, o0, 1);
 }
 
+#if defined(__AVX512BF16__)
+/* bfloat16 variant of the forward kernel (opt-in, nd_ctx_set_bf16): inputs and weights
+ * rounded to bf16 (8-bit mantissa, round to nearest even), products summed in float32 by
+ * vdpbf16ps, which multiplies two channels per 32-bit lane: twice the multiply rate of
+ * the float32 kernel. Layouts: padded input pairs padbf[(C+1)/2][H+2][W+2] (u32: channel
+ * 2cp in the low half, 2cp+1 in the high half, 0 past C); weights wtbf[OC/8][(C+1)/2][9][8]
+ * paired the same way. */
+int nd_conv3_bf16_ok(void) { return 1; }
+
+static inline uint32_t f2bf(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u += 0x7FFFu + ((u >> 16) & 1u); /* round to nearest even; inputs are finite */
+    return u >> 16;
+}
+
+void nd_conv3_bf16_pack(uint32_t *wt, const float *w, int C, int OC, int flip) {
+    int KI = flip ? OC : C, KO = flip ? C : OC, KP = (KI + 1) / 2;
+    for (int ob = 0; ob < KO / 8; ob++)
+        for (int cp = 0; cp < KP; cp++)
+            for (int k = 0; k < 9; k++)
+                for (int j = 0; j < 8; j++) {
+                    int co = ob * 8 + j;
+                    uint32_t h[2] = {0, 0};
+                    for (int e = 0; e < 2; e++) {
+                        int ci = 2 * cp + e;
+                        if (ci >= KI) break;
+                        float v = flip ? w[((size_t)ci * C + co) * 9 + (8 - k)]
+                                       : w[((size_t)co * C + ci) * 9 + k];
+                        h[e] = f2bf(v);
+                    }
+                    wt[(((size_t)ob * KP + cp) * 9 + k) * 8 + j] = h[0] | h[1] << 16;
+                }
+}
+
+void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint32_t *wt,
+                         const float *bias, int C, int H, int W, int OC, int accumulate) {
+    int Wp = W + 2, CP = (C + 1) / 2, nvx = (W + 15) / 16, NV = H * nvx;
+    size_t plane = (size_t)(H + 2) * Wp;
+    for (int cp = 0; cp < CP; cp++) {
+        uint32_t *pc = pad + cp * plane;
+        const float *x0 = inp + (size_t)(2 * cp) * H * W;
+        const float *x1 = 2 * cp + 1 < C ? x0 + (size_t)H * W : NULL;
+        memset(pc, 0, sizeof(uint32_t) * Wp);
+        memset(pc + (size_t)(H + 1) * Wp, 0, sizeof(uint32_t) * Wp);
+        for (int y = 0; y < H; y++) {
+            uint32_t *row = pc + (size_t)(y + 1) * Wp;
+            row[0] = row[W + 1] = 0;
+            for (int x = 0; x < W; x++)
+                row[x + 1] = f2bf(x0[(size_t)y * W + x]) |
+                             (x1 ? f2bf(x1[(size_t)y * W + x]) << 16 : 0u);
+        }
+    }
+    for (int ob = 0; ob < OC / 8; ob++)
+        for (int c0 = 0; c0 < CP; c0 += DIRECT_CCHUNK) {
+            int c1 = c0 + DIRECT_CCHUNK < CP ? c0 + DIRECT_CCHUNK : CP;
+            const uint32_t *wb = wt + (size_t)ob * CP * 72;
+            for (int i = 0; i < NV; i += 2) {
+                int i1 = i + 1 < NV ? i + 1 : i;
+                int y0 = i / nvx, xa = (i % nvx) * 16, y1 = i1 / nvx, xb = (i1 % nvx) * 16;
+                __mmask16 m0 = W - xa >= 16 ? 0xFFFF : (__mmask16)((1u << (W - xa)) - 1);
+                __mmask16 m1 = W - xb >= 16 ? 0xFFFF : (__mmask16)((1u << (W - xb)) - 1);
+                __m512 a0[8], a1[8];
+                for (int j = 0; j < 8; j++) {
+                    int o = ob * 8 + j;
+                    if (accumulate || c0 > 0) {
+                        a0[j] = _mm512_maskz_loadu_ps(m0, out + ((size_t)o * H + y0) * W + xa);
+                        a1[j] = _mm512_maskz_loadu_ps(m1, out + ((size_t)o * H + y1) * W + xb);
+                    } else {
+                        a0[j] = a1[j] = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+                    }
+                }
+                const uint32_t *p0 = pad + (size_t)y0 * Wp + xa, *p1 = pad + (size_t)y1 * Wp + xb;
+                for (int cp = c0; cp < c1; cp++) {
+                    const uint32_t *wc = wb + (size_t)cp * 72;
+                    const uint32_t *q0 = p0 + cp * plane, *q1 = p1 + cp * plane;
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            __m512bh v0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, q0 + ky * Wp + kx);
+                            __m512bh v1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, q1 + ky * Wp + kx);
+                            const uint32_t *wk = wc + (ky * 3 + kx) * 8;
+                            for (int j = 0; j < 8; j++) {
+                                __m512bh wv = (__m512bh)_mm512_set1_epi32((int)wk[j]);
+                                a0[j] = _mm512_dpbf16_ps(a0[j], v0, wv);
+                                a1[j] = _mm512_dpbf16_ps(a1[j], v1, wv);
+                            }
+                        }
+                }
+                for (int j = 0; j < 8; j++) {
+                    int o = ob * 8 + j;
+                    _mm512_mask_storeu_ps(out + ((size_t)o * H + y0) * W + xa, m0, a0[j]);
+                    if (i1 != i) _mm512_mask_storeu_ps(out + ((size_t)o * H + y1) * W + xb, m1, a1[j]);
+                }
+            }
+        }
+}
+#else
+int nd_conv3_bf16_ok(void) { return 0; }
+void nd_conv3_bf16_pack(uint32_t *wt, const float *w, int C, int OC, int flip) { ND_ASSERT(0); }
+void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint32_t *wt,
+                         const float *bias, int C, int H, int W, int OC, int accumulate) {
+    ND_ASSERT(0);
+}
+#endif
+
 #else /* no AVX-512: layers.c keeps im2col + sgemm */
 
+int nd_conv3_bf16_ok(void) { return 0; }
+void nd_conv3_bf16_pack(uint32_t *wt, const float *w, int C, int OC, int flip) { ND_ASSERT(0); }
+void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint32_t *wt,
+                         const float *bias, int C, int H, int W, int OC, int accumulate) {
+    ND_ASSERT(0);
+}
+
 int nd_conv3_direct_ok(int C, int OC) { return 0; }
+void nd_conv3_direct_pad(float *pad, const float *inp, int C, int H, int W) { ND_ASSERT(0); }
+void nd_conv3_direct_block(float *out, const float *pad, const float *wt, const float *bias,
+                           int C, int H, int W, int ob, int accumulate) {
+    ND_ASSERT(0);
+}
 int nd_conv3_direct_dw_ok(int C, int OC) { return 0; }
 void nd_conv3_direct_dw_image(float *dwt, float *db, float *pad, float *doutT,
                               const float *inp, const float *dout, int C, int H, int W,

@@ -103,7 +103,23 @@ void nd_conv2d_forward(nd_ctx *ctx, float *out, const float *inp, const float *w
     nwt = (nwt + 15) & ~(size_t)15;
     per = (per + 15) & ~(size_t)15;
     float *ws = nwt + per ? nd_ctx_scratch(ctx, nwt + per * nt) : NULL;
-    if (direct) nd_conv3_direct_pack(ws, w, C, OC, 0);
+    int bf = direct && ctx->bf16 && nd_conv3_bf16_ok();
+    if (bf) nd_conv3_bf16_pack((uint32_t *)ws, w, C, OC, 0);
+    else if (direct) nd_conv3_direct_pack(ws, w, C, OC, 0);
+    if (direct && !bf && B < ctx->threads) {
+        /* Fewer images than threads (sampling a window or two): split each image's
+         * output-channel blocks over the threads instead. */
+        float *pad = ws + nwt;
+        for (int n = 0; n < B; n++) {
+            nd_conv3_direct_pad(pad, inp + (size_t)n * C * H * W, C, H, W);
+            float *y = out + (size_t)n * OC * P;
+#pragma omp parallel for num_threads(ctx->threads) schedule(static)
+            for (int ob = 0; ob < OC / 8; ob++)
+                nd_conv3_direct_block(y, pad, ws, b, C, H, W, ob, 0);
+        }
+        nd_prof_end(ctx, ND_PROF_CONV3, 0, t0);
+        return;
+    }
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), lo, hi;
@@ -112,6 +128,11 @@ void nd_conv2d_forward(nd_ctx *ctx, float *out, const float *inp, const float *w
         for (int n = lo; n < hi; n++) {
             const float *x = inp + (size_t)n * C * H * W;
             float *y = out + (size_t)n * OC * P;
+            if (bf) {
+                nd_conv3_bf16_image(y, (uint32_t *)col, x, (const uint32_t *)ws, b, C, H, W, OC,
+                                    0);
+                continue;
+            }
             if (direct) {
                 nd_conv3_direct_image(y, col, x, ws, b, C, H, W, OC, 0);
                 continue;
@@ -159,7 +180,9 @@ void nd_conv2d_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const fl
     size_t per = ncol + ndcol + nT + npart;
     per = (per + 15) & ~(size_t)15; /* keep every thread's area 64-byte aligned */
     float *ws0 = nd_ctx_scratch(ctx, nwt + per * nt), *ws = ws0 + nwt;
-    if (ddirect) nd_conv3_direct_pack(ws0, w, C, OC, 1);
+    int bf = ddirect && ctx->bf16 && nd_conv3_bf16_ok();
+    if (bf) nd_conv3_bf16_pack((uint32_t *)ws0, w, C, OC, 1);
+    else if (ddirect) nd_conv3_direct_pack(ws0, w, C, OC, 1);
 #pragma omp parallel num_threads(nt)
     {
         int t = omp_get_thread_num(), lo, hi;
@@ -191,7 +214,10 @@ void nd_conv2d_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const fl
             }
             if (dinp) {
                 float *dx = dinp + (size_t)n * C * H * W;
-                if (ddirect) {
+                if (bf) {
+                    nd_conv3_bf16_image(dx, (uint32_t *)dcol, dy, (const uint32_t *)ws0, NULL, OC,
+                                        H, W, C, 1);
+                } else if (ddirect) {
                     nd_conv3_direct_image(dx, dcol, dy, ws0, NULL, OC, H, W, C, 1);
                 } else if (k == 1) {
                     /* dx (C,P) += wᵀ (C,OC) · dy (OC,P) */

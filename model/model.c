@@ -38,6 +38,10 @@ void nd_ctx_free(nd_ctx *ctx) {
 
 int nd_ctx_threads(const nd_ctx *ctx) { return ctx->threads; }
 void nd_ctx_set_direct_conv(nd_ctx *ctx, int on) { ctx->direct_conv = on; }
+int nd_ctx_set_bf16(nd_ctx *ctx, int on) {
+    ctx->bf16 = on && nd_conv3_bf16_ok();
+    return ctx->bf16;
+}
 
 float *nd_ctx_scratch(nd_ctx *ctx, size_t n) {
     if (n <= ctx->scratch_n) return ctx->scratch;

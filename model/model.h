@@ -54,6 +54,12 @@ int nd_ctx_threads(const nd_ctx *ctx);
 /* 3×3 stride-1 convolutions: direct AVX-512 kernel where it fits (on, the default) or
  * im2col + sgemm everywhere (off; for comparisons). Same results up to rounding. */
 void nd_ctx_set_direct_conv(nd_ctx *ctx, int on);
+/* bfloat16 products (off by default): the direct 3×3 kernel's forward and input-gradient
+ * products take bf16 inputs and weights (8-bit mantissa) with float32 sums, at twice the
+ * multiply rate (AVX512-BF16). Relative error per convolution ~1e-2·(typical term);
+ * meant for sampling, measured for training (docs/PERFORMANCE.md). Returns whether it is
+ * on (0 when the CPU build lacks AVX512-BF16). */
+int nd_ctx_set_bf16(nd_ctx *ctx, int on);
 /* Profiling on/off (off by default); when on, layers add their wall time per kind. */
 void nd_ctx_profile(nd_ctx *ctx, int on);
 void nd_ctx_profile_reset(nd_ctx *ctx);
@@ -243,5 +249,195 @@ uint64_t nd_adamw_steps(const nd_adamw *o);
 void nd_adamw_set_steps(nd_adamw *o, uint64_t steps); /* resuming from a checkpoint */
 /* Learning rate of step s (1-based) with warm-up. */
 float nd_adamw_lr(const nd_adamw_config *oc, uint64_t s);
+
+/* ------------------------------------------------------------------------------------ */
+/* GAF: series windows <-> Gramian Angular Summation Field images (issue 5, gaf.c)       */
+/* ------------------------------------------------------------------------------------ */
+
+/* Per class and channel, log1p of the smallest non-zero and of the largest value seen in
+ * training: what maps raw bytes to GAF values and back. */
+typedef struct nd_gaf_scale {
+    float lo[ND_MAX_CHANNELS], hi[ND_MAX_CHANNELS];
+} nd_gaf_scale;
+
+enum nd_gaf_scaling { ND_GAF_ZERO_AWARE = 0, ND_GAF_LOG = 1 };
+enum nd_gaf_decode { ND_GAF_LSQ = 0, ND_GAF_DIAG = 1 };
+
+/* How windows of C channels × L bins become images. With mask, each value channel gets an
+ * activity channel (1 where the bin is non-zero), so images have 2C channels: values
+ * first, then activities. */
+typedef struct nd_gaf_spec {
+    int C, L;
+    int scaling; /* enum nd_gaf_scaling */
+    int mask;    /* 0/1 */
+    int decode;  /* enum nd_gaf_decode */
+} nd_gaf_spec;
+
+/* Zero-aware scaling: non-zero values land in [ND_GAF_VMIN, 1], zeros at 0. */
+#define ND_GAF_VMIN 0.5f
+
+/* Image channels of a spec: C, or 2C with mask. */
+int nd_gaf_channels(const nd_gaf_spec *g);
+/* Scale of n windows x (n,C,L) raw units (one class). A channel with no non-zero value
+ * gets lo = hi = 0. */
+void nd_gaf_fit_scale(nd_gaf_scale *s, const float *x, size_t n, int C, int L);
+/* GASF of series v (C,L) with values in [0,1] (clamped): img (C,L,L),
+ * img[c][i][j] = v_i·v_j − √(1−v_i²)·√(1−v_j²). */
+void nd_gaf_encode(float *img, const float *v, int C, int L);
+/* Inverse of nd_gaf_encode on (possibly noisy) images: symmetrise and clamp to [−1, 1],
+ * then v_i = √((G_ii+1)/2) (diag), or the φ = arccos v that minimises
+ * Σ_ij (cos(φ_i+φ_j) − G_ij)² over the whole image, from the diagonal's answer (lsq,
+ * Gauss–Seidel Gauss–Newton sweeps). v is (C,L). */
+void nd_gaf_decode(float *v, const float *img, int C, int L, int mode);
+/* One raw window x (C,L) -> image (nd_gaf_channels, L, L), and back (decode by
+ * g->decode unless mode >= 0). */
+void nd_gaf_window_to_image(float *img, const float *x, const nd_gaf_spec *g,
+                            const nd_gaf_scale *s);
+void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
+                            const nd_gaf_scale *s, int mode);
+
+/* ------------------------------------------------------------------------------------ */
+/* Diffusion: schedule, training targets, samplers (issue 5, diffusion.c)                */
+/* ------------------------------------------------------------------------------------ */
+
+/* Random numbers: xoshiro256**, seeded by splitmix64; the state is saved in checkpoints. */
+typedef struct nd_rng {
+    uint64_t s[4];
+} nd_rng;
+void nd_rng_seed(nd_rng *r, uint64_t seed);
+uint64_t nd_rng_u64(nd_rng *r);
+double nd_rng_uniform(nd_rng *r);         /* [0, 1) */
+uint32_t nd_rng_below(nd_rng *r, uint32_t n); /* [0, n), n > 0 */
+float nd_rng_normal(nd_rng *r);           /* N(0, 1), Box–Muller, one value per call */
+
+enum nd_pred { ND_PRED_EPS = 0, ND_PRED_V = 1 };
+enum nd_sampler { ND_SAMPLER_DDIM = 0, ND_SAMPLER_DDPM = 1, ND_SAMPLER_DPMPP = 2 };
+enum nd_clip { ND_CLIP_DYNAMIC = 0, ND_CLIP_HARD = 1, ND_CLIP_NONE = 2 };
+
+#define ND_DIFF_MAX_T 10000
+
+typedef struct nd_diffusion {
+    int T;
+    int pred;                     /* enum nd_pred */
+    double abar[ND_DIFF_MAX_T];   /* ᾱ_t for t = 0..T-1 (t = 0 is the least noisy) */
+} nd_diffusion;
+
+/* schedule "cosine" (Nichol & Dhariwal, s = 0.008, β ≤ 0.999) or "linear" (β from 1e-4
+ * to 0.02 scaled to T). Returns 0 or ND_ECONFIG. */
+int nd_diffusion_init(nd_diffusion *d, int T, const char *schedule, int pred, nd_error *e);
+/* Training pair for one image of n values at step t: xt = √ᾱ x0 + √(1−ᾱ) ε, and the
+ * network's target (ε, or v = √ᾱ ε − √(1−ᾱ) x0). */
+void nd_diffusion_q_sample(const nd_diffusion *d, float *xt, float *target, const float *x0,
+                           const float *eps, int t, size_t n);
+
+/* The denoiser: out (B, img) = network(x (B, img), t (B), y (B)). */
+typedef void (*nd_denoise_fn)(void *arg, float *out, const float *x, const float *t,
+                              const int *y, int B);
+
+typedef struct nd_sample_opts {
+    int sampler;    /* enum nd_sampler */
+    int steps;      /* S, 1..T */
+    float guidance; /* w: out = out_null + w (out_cond − out_null); 1 = no null pass */
+    float eta;      /* DDIM stochasticity */
+    int clip;       /* enum nd_clip */
+    int null_class; /* class row of the unconditional pass */
+} nd_sample_opts;
+
+/* Samples B images of img floats each for classes y (B) into x (B, img), starting from
+ * noise drawn from rng. f is called with up to 2B images (guidance != 1: conditional
+ * and null copies in one batch). Deterministic for a seed (and for DDIM with eta 0 a
+ * function of the starting noise only). */
+void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_denoise_fn f,
+                         void *arg, float *x, const int *y, int B, size_t img, nd_rng *rng);
+/* Parses "ddim|ddpm|dpmpp", "dynamic|clip|none", "eps|v"; -1 when unknown. */
+int nd_sampler_from_name(const char *s);
+int nd_clip_from_name(const char *s);
+int nd_pred_from_name(const char *s);
+
+/* ------------------------------------------------------------------------------------ */
+/* Trainer and model files (issue 5, dm.c)                                               */
+/* ------------------------------------------------------------------------------------ */
+
+/* A trained (or training) class-conditional diffusion model over GAF images: the
+ * network, optimiser state, class scales, the classes and replay statistics of the
+ * dataset and the config. Saved as a .ndm file (docs/FORMATS.md §3). */
+typedef struct nd_dm nd_dm;
+
+/* A new model for training on ds (classes, channels, L), with its config (copied). The
+ * class scales are fitted on ds's training part: windows whose group is not held out
+ * for validation (train.val_fraction, by group). NULL with e filled on failure. */
+nd_dm *nd_dm_new(const nd_config *cfg, const nd_dataset *ds, nd_error *e);
+/* Loads a model file; max_batch: largest batch the caller will train or sample
+ * (sampling with guidance uses twice sample.batch). NULL with e filled on failure. */
+nd_dm *nd_dm_load(const char *path, int max_batch, nd_error *e);
+/* Writes the model file atomically (temporary file, fsync, rename). */
+int nd_dm_save(nd_dm *m, const char *path, nd_error *e);
+void nd_dm_free(nd_dm *m); /* NULL is a no-op */
+
+const nd_config *nd_dm_config(const nd_dm *m);
+nd_config *nd_dm_config_mut(nd_dm *m); /* sample.* and model.decode may be changed */
+const nd_dataset *nd_dm_dataset(const nd_dm *m); /* classes, channels, statistics */
+const nd_gaf_spec *nd_dm_gaf(const nd_dm *m);
+const nd_gaf_scale *nd_dm_scale(const nd_dm *m, int cls);
+nd_unet *nd_dm_unet(nd_dm *m);
+uint64_t nd_dm_step(const nd_dm *m);
+/* Prints the model-specific lines of `netdiffus inspect` for an open model file. */
+int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e);
+
+typedef struct nd_train_opts {
+    uint64_t steps;      /* train until this many steps in total (a resumed run counts
+                            those already done) */
+    double max_seconds;  /* stop (and save) after this much wall time; 0: no limit */
+    const char *path;    /* model file for checkpoints and the end; NULL: none */
+    volatile int *stop;  /* set (by a signal handler) to stop after the current step */
+    int quiet;           /* no status line */
+} nd_train_opts;
+
+typedef struct nd_train_report {
+    uint64_t steps_done; /* in this call */
+    double seconds, last_loss, val_loss; /* val_loss < 0: no validation part */
+    int interrupted;
+} nd_train_report;
+
+/* Trains m on ds (the same dataset it was made or last trained with: classes must
+ * match) with class-balanced batches; held-out groups give the validation loss. Saves to
+ * o->path every train.checkpoint_every steps, at the end, and when stopped. The same
+ * seed, thread count and total steps give bit-identical parameters whether or not the
+ * run was interrupted and resumed. Returns 0, ND_EINTR (stopped, saved) or a code. */
+int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o,
+                nd_train_report *rep, nd_error *e);
+
+/* Samples n windows of class cls into x (n, C, L) raw units, with the EMA weights and
+ * the config's sample.* settings; rng gives the noise. Returns 0 or a code. imgs, when
+ * not NULL, receives the images (n, nd_gaf_channels, L, L). */
+int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng,
+                 nd_error *e);
+/* Held-out groups of the model's split of ds (same rule as training): 1 if held out. */
+int nd_dm_is_val_group(const nd_dm *m, uint64_t group);
+
+/* ------------------------------------------------------------------------------------ */
+/* Evaluation (issue 5, eval.c) and pictures (png.c)                                     */
+/* ------------------------------------------------------------------------------------ */
+
+/* 1-D Wasserstein distance between two samples (sorted in place). */
+double nd_w1(double *a, size_t na, double *b, size_t nb);
+/* Mean autocorrelation over windows, lags 1..K, of channel c of windows x (n,C,L) on
+ * log1p values: acf (K). Constant windows count as 0. */
+void nd_mean_acf(double *acf, const float *x, size_t n, int C, int L, int c, int K);
+
+typedef struct nd_eval_opts {
+    uint64_t seed;
+    int cnn_steps; /* CNN classifier training steps; 0 skips the CNN */
+    int threads;
+} nd_eval_opts;
+/* The full report of `netdiffus eval` to out: real, synth, train share channels and L;
+ * train may be NULL (no floor, no naive baseline, no memorisation, no TRTR). */
+int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
+                   const nd_dataset *train, const nd_eval_opts *o, nd_error *e);
+
+/* PNG grid of windows: per window its GAF images and a plot of its series (log scale),
+ * rows grouped by class, up to per_class windows each. imgs may be NULL (computed with a
+ * per-dataset scale). Returns 0 or a code. */
+int nd_png_windows(const char *path, const nd_dataset *ds, int per_class, nd_error *e);
 
 #endif

@@ -16,6 +16,7 @@ struct nd_ctx {
     int threads;
     int profile;
     int direct_conv; /* 3×3 stride-1 convolutions through conv_direct.c where it fits */
+    int bf16;        /* ... and their forward and input-gradient products in bfloat16 */
     float *scratch; /* 64-byte aligned, scratch_n floats, grown by nd_ctx_scratch */
     size_t scratch_n;
     double prof_s[ND_PROF_N][2];
@@ -33,6 +34,18 @@ int nd_conv3_direct_ok(int C, int OC);
 void nd_conv3_direct_pack(float *wt, const float *w, int C, int OC, int flip);
 void nd_conv3_direct_image(float *out, float *pad, const float *inp, const float *wt,
                            const float *bias, int C, int H, int W, int OC, int accumulate);
+/* The same in two parts, for parallel loops over output blocks within an image: the
+ * padded copy, then output channels [8·ob, 8·ob+8). */
+void nd_conv3_direct_pad(float *pad, const float *inp, int C, int H, int W);
+void nd_conv3_direct_block(float *out, const float *pad, const float *wt, const float *bias,
+                           int C, int H, int W, int ob, int accumulate);
+
+/* bfloat16 forward kernel (AVX512-BF16): ok says whether the CPU build has it; pack
+ * into OC·((C+1)/2)·9 u32; pad is ((C+1)/2)·(H+2)·(W+2) u32 of scratch. */
+int nd_conv3_bf16_ok(void);
+void nd_conv3_bf16_pack(uint32_t *wt, const float *w, int C, int OC, int flip);
+void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint32_t *wt,
+                         const float *bias, int C, int H, int W, int OC, int accumulate);
 
 /* Weight gradient of one image into dwt (C·9, OC) (transposed!) and db (OC), both
  * accumulated; pad: C·(H+2)·(W+2) and doutT: H·W·OC floats of scratch. */

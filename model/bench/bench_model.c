@@ -60,7 +60,7 @@ static float nrand(void) {
 }
 
 int main(int argc, char **argv) {
-    int L = 64, B = 16, C = 2, threads = 2, steps = 5, ddim = 50, profile = 0, im2col = 0;
+    int L = 64, B = 16, C = 2, threads = 2, steps = 5, ddim = 50, profile = 0, im2col = 0, bf16 = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "0";
         if (!strcmp(a, "--L")) L = atoi(v), i++;
@@ -71,10 +71,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--ddim-steps")) ddim = atoi(v), i++;
         else if (!strcmp(a, "--profile")) profile = 1;
         else if (!strcmp(a, "--im2col")) im2col = 1;
+        else if (!strcmp(a, "--bf16")) bf16 = 1;
         else {
             fprintf(stderr,
                     "usage: %s [--L 64] [--batch 16] [--channels 2] [--threads 2] [--steps 5]\n"
-                    "          [--ddim-steps 50 (0: skip)] [--profile] [--im2col]\n",
+                    "          [--ddim-steps 50 (0: skip)] [--profile] [--im2col] [--bf16]\n",
                     argv[0]);
             return 2;
         }
@@ -82,6 +83,10 @@ int main(int argc, char **argv) {
     double peak = sgemm_peak(threads);
     nd_ctx *ctx = nd_ctx_new(threads);
     if (ctx && im2col) nd_ctx_set_direct_conv(ctx, 0);
+    if (ctx && bf16 && !nd_ctx_set_bf16(ctx, 1)) {
+        fprintf(stderr, "bench_model: this build has no AVX512-BF16\n");
+        return 1;
+    }
     nd_unet_config uc;
     nd_unet_config_default(&uc, C, L, 4);
     nd_unet *m = nd_unet_new(&uc, B, 1);
@@ -148,9 +153,9 @@ int main(int argc, char **argv) {
         ddim_ips = B / (now_s() - s0);
     }
 
-    printf("c%s L=%d batch=%d threads=%d train_img_s=%.3f ddim%d_img_s=%.4f gflops=%.1f "
+    printf("c%s%s L=%d batch=%d threads=%d train_img_s=%.3f ddim%d_img_s=%.4f gflops=%.1f "
            "peak=%.1f params=%zu fwd_gflop_per_img=%.3f\n",
-           im2col ? "-im2col" : "", L, B, threads, train_ips, ddim, ddim_ips, gflops, peak, nd_unet_num_params(m),
+           im2col ? "-im2col" : "", bf16 ? "-bf16" : "", L, B, threads, train_ips, ddim, ddim_ips, gflops, peak, nd_unet_num_params(m),
            fl * 1e-9);
     if (profile) {
         double tot = 0.0;

@@ -139,7 +139,19 @@ static void test_conv(nd_ctx *ctx, int C, int OC, int k, int s, int H, int W) {
         conv_f(&c);
         nd_conv2d_backward(ctx, dxb, NULL, NULL, c.r, c.x, c.w, c.B, C, H, W, OC, k, s);
         check_close("conv direct vs im2col: out", c.y, y2, ny, 1e-5, 1e-5);
+        /* one image on two threads takes the split-by-output-block path */
+        nd_conv2d_forward(ctx, y2, c.x, c.w, c.b, 1, C, H, W, OC, k, s);
+        check_close("conv one image vs batch", y2, c.y, ny / c.B, 1e-6, 1e-6);
         check_close("conv direct vs im2col: dx", dxb, dxa, nx, 1e-5, 1e-5);
+        /* bfloat16 products: float32 within bf16 rounding (2^-8 per factor) */
+        if (nd_ctx_set_bf16(ctx, 1)) {
+            memset(dxa, 0, sizeof(float) * nx);
+            nd_conv2d_forward(ctx, y2, c.x, c.w, c.b, c.B, C, H, W, OC, k, s);
+            nd_conv2d_backward(ctx, dxa, NULL, NULL, c.r, c.x, c.w, c.B, C, H, W, OC, k, s);
+            nd_ctx_set_bf16(ctx, 0);
+            check_close("conv bf16 vs float32: out", y2, c.y, ny, 0, 1e-2);
+            check_close("conv bf16 vs float32: dx", dxa, dxb, nx, 0, 1e-2);
+        }
         free(y2), free(dxa), free(dxb);
     }
     free(c.x), free(c.w), free(c.b), free(c.y), free(c.r), free(dx), free(dw), free(db);

@@ -1,0 +1,692 @@
+/*
+ * eval.c — fidelity of synthetic windows against real ones (`netdiffus eval`):
+ *
+ *   marginal   1-D Wasserstein (W1) between the per-bin values of real and synthetic
+ *              windows, on log1p(bytes), per channel;
+ *   autocorr   mean |difference| of the class-mean autocorrelation (lags 1..L/4,
+ *              log1p values) per channel;
+ *   volume     W1 between log1p(total bytes of a window) per channel;
+ *   each per class, then the mean over classes; and, when training windows are given,
+ *   the same for train-vs-real (the floor a perfect generator reaches, since it sees
+ *   only the training part) and for a naive generator that draws every bin on its own
+ *   from the training windows of its class at that bin (no time structure).
+ *
+ *   downstream classifiers tested on the real windows: TRTR (trained on train), TSTR
+ *   (trained on synthetic), TRSTR (on both): logistic regression and 5-NN on the 36
+ *   features of features() below, and a small CNN on GASF images.
+ *
+ *   memorisation: L2 distance (log1p values, all channels) from each synthetic window
+ *   to its nearest training window, against the same for the real windows; flagged
+ *   when synthetic windows sit much closer to the training data than real unseen ones.
+ *
+ * Real, synthetic and training files are matched by class name.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double nd_w1(double *a, size_t na, double *b, size_t nb)
+{
+    if (!na || !nb) return NAN;
+    qsort(a, na, sizeof *a, cmp_double);
+    qsort(b, nb, sizeof *b, cmp_double);
+    /* ∫0^1 |Fa⁻¹(u) − Fb⁻¹(u)| du over the merged breakpoints i/na and j/nb */
+    double w = 0.0, u = 0.0;
+    size_t i = 0, j = 0;
+    while (i < na && j < nb) {
+        double ua = (double)(i + 1) / na, ub = (double)(j + 1) / nb;
+        double next = ua < ub ? ua : ub;
+        w += (next - u) * fabs(a[i] - b[j]);
+        u = next;
+        if (ua <= next) i++;
+        if (ub <= next) j++;
+    }
+    return w;
+}
+
+void nd_mean_acf(double *acf, const float *x, size_t n, int C, int L, int c, int K)
+{
+    for (int k = 0; k < K; k++) acf[k] = 0.0;
+    if (!n) return;
+    double y[4096];
+    ND_ASSERT(L <= 4096);
+    for (size_t w = 0; w < n; w++) {
+        const float *s = x + (w * C + c) * (size_t)L;
+        double m = 0.0, v = 0.0;
+        for (int i = 0; i < L; i++) m += y[i] = log1p(s[i] > 0 ? s[i] : 0);
+        m /= L;
+        for (int i = 0; i < L; i++) v += (y[i] - m) * (y[i] - m);
+        if (v <= 1e-12) continue; /* constant window: 0 */
+        for (int k = 1; k <= K; k++) {
+            double a = 0.0;
+            for (int i = 0; i + k < L; i++) a += (y[i] - m) * (y[i + k] - m);
+            acf[k - 1] += a / v;
+        }
+    }
+    for (int k = 0; k < K; k++) acf[k] /= (double)n;
+}
+
+/* ---- windows of one class, gathered --------------------------------------------- */
+
+typedef struct set {
+    size_t n;
+    float *x;  /* (n, C, L) */
+    int *y;    /* (n) class index in the real file's numbering */
+} set;
+
+/* Windows of ds whose class (mapped to real's numbering by name) is cls (−1: all). */
+static int gather(set *s, const nd_dataset *ds, const nd_dataset *real, int cls)
+{
+    size_t WL = (size_t)ds->n_channels * ds->L;
+    int map[ND_MAX_CLASSES];
+    for (uint32_t k = 0; k < ds->n_classes; k++) {
+        map[k] = -1;
+        for (uint32_t r = 0; r < real->n_classes; r++)
+            if (!strcmp(ds->class_names[k], real->class_names[r])) map[k] = (int)r;
+    }
+    s->n = 0;
+    s->x = malloc((ds->n_windows + 1) * WL * sizeof(float));
+    s->y = malloc((ds->n_windows + 1) * sizeof(int));
+    if (!s->x || !s->y) return -ENOMEM;
+    for (uint64_t w = 0; w < ds->n_windows; w++) {
+        int r = map[ds->labels[w]];
+        if (r < 0 || (cls >= 0 && r != cls)) continue;
+        memcpy(s->x + s->n * WL, ds->values + w * WL, WL * sizeof(float));
+        s->y[s->n++] = r;
+    }
+    return 0;
+}
+
+static void set_free(set *s)
+{
+    free(s->x);
+    free(s->y);
+    s->x = NULL;
+    s->y = NULL;
+}
+
+/* ---- the three distances ---------------------------------------------------------- */
+
+typedef struct dist {
+    double marg, acf, vol; /* means over channels */
+} dist;
+
+static dist distances(const set *a, const set *b, int C, int L)
+{
+    dist d = {0, 0, 0};
+    int K = L / 4 < 1 ? 1 : L / 4;
+    double *va = malloc((a->n * L + 1) * sizeof(double)), *vb = malloc((b->n * L + 1) * sizeof(double));
+    double acfa[1024], acfb[1024];
+    ND_ASSERT(va && vb && K <= 1024);
+    for (int c = 0; c < C; c++) {
+        size_t n = 0;
+        for (size_t w = 0; w < a->n; w++)
+            for (int i = 0; i < L; i++) va[n++] = log1p(fmax(0, a->x[(w * C + c) * L + i]));
+        size_t m = 0;
+        for (size_t w = 0; w < b->n; w++)
+            for (int i = 0; i < L; i++) vb[m++] = log1p(fmax(0, b->x[(w * C + c) * L + i]));
+        d.marg += nd_w1(va, n, vb, m) / C;
+        nd_mean_acf(acfa, a->x, a->n, C, L, c, K);
+        nd_mean_acf(acfb, b->x, b->n, C, L, c, K);
+        double s = 0.0;
+        for (int k = 0; k < K; k++) s += fabs(acfa[k] - acfb[k]);
+        d.acf += s / K / C;
+        for (size_t w = 0; w < a->n; w++) {
+            double t = 0;
+            for (int i = 0; i < L; i++) t += fmax(0, a->x[(w * C + c) * L + i]);
+            va[w] = log1p(t);
+        }
+        for (size_t w = 0; w < b->n; w++) {
+            double t = 0;
+            for (int i = 0; i < L; i++) t += fmax(0, b->x[(w * C + c) * L + i]);
+            vb[w] = log1p(t);
+        }
+        d.vol += nd_w1(va, a->n, vb, b->n) / C;
+    }
+    free(va);
+    free(vb);
+    return d;
+}
+
+/* The naive generator: n windows of class cls, bin i of channel c drawn from the bin i,
+ * channel c values of random training windows of the class. */
+static int naive_set(set *s, const set *train, size_t n, int C, int L, nd_rng *r)
+{
+    size_t WL = (size_t)C * L;
+    s->n = train->n ? n : 0;
+    s->x = malloc((n + 1) * WL * sizeof(float));
+    s->y = malloc((n + 1) * sizeof(int));
+    if (!s->x || !s->y) return -ENOMEM;
+    for (size_t w = 0; w < s->n; w++) {
+        for (size_t j = 0; j < WL; j++)
+            s->x[w * WL + j] = train->x[nd_rng_below(r, (uint32_t)train->n) * WL + j];
+        s->y[w] = train->y[0];
+    }
+    return 0;
+}
+
+/* ---- classical classifiers on features ------------------------------------------- */
+
+#define NF_PER_CH 18
+
+/* Per channel, on log1p values: mean, std, min, max, quartiles (3), zero share, mean
+ * |step|, autocorrelation at lags 1, 2, 4, 8, log1p of the total bytes, and the mean of
+ * each quarter of the window (4). */
+static void features(double *f, const float *x, int C, int L)
+{
+    double y[4096];
+    for (int c = 0; c < C; c++, f += NF_PER_CH) {
+        const float *s = x + (size_t)c * L;
+        double m = 0, v = 0, mn = INFINITY, mx = -INFINITY, z = 0, st = 0, tot = 0;
+        for (int i = 0; i < L; i++) {
+            y[i] = log1p(fmax(0, s[i]));
+            m += y[i];
+            z += s[i] <= 0;
+            tot += fmax(0, s[i]);
+            mn = fmin(mn, y[i]);
+            mx = fmax(mx, y[i]);
+            if (i) st += fabs(y[i] - y[i - 1]);
+        }
+        m /= L;
+        for (int i = 0; i < L; i++) v += (y[i] - m) * (y[i] - m);
+        double q[4096];
+        memcpy(q, y, L * sizeof(double));
+        qsort(q, L, sizeof(double), cmp_double);
+        f[0] = m;
+        f[1] = sqrt(v / L);
+        f[2] = mn;
+        f[3] = mx;
+        f[4] = q[L / 4];
+        f[5] = q[L / 2];
+        f[6] = q[3 * L / 4];
+        f[7] = z / L;
+        f[8] = L > 1 ? st / (L - 1) : 0;
+        static const int lags[4] = {1, 2, 4, 8};
+        for (int k = 0; k < 4; k++) {
+            double a = 0;
+            for (int i = 0; i + lags[k] < L; i++) a += (y[i] - m) * (y[i + lags[k]] - m);
+            f[9 + k] = v > 1e-12 ? a / v : 0;
+        }
+        f[13] = log1p(tot);
+        for (int qd = 0; qd < 4; qd++) {
+            double a = 0;
+            int lo = qd * L / 4, hi = (qd + 1) * L / 4;
+            for (int i = lo; i < hi; i++) a += y[i];
+            f[14 + qd] = hi > lo ? a / (hi - lo) : 0;
+        }
+    }
+}
+
+typedef struct feats {
+    size_t n;
+    int nf;
+    double *f; /* (n, nf) */
+    int *y;
+} feats;
+
+static int feats_of(feats *F, const set *s, int C, int L)
+{
+    F->n = s->n;
+    F->nf = C * NF_PER_CH;
+    F->f = malloc((s->n + 1) * F->nf * sizeof(double));
+    F->y = s->y;
+    if (!F->f) return -ENOMEM;
+    for (size_t w = 0; w < s->n; w++) features(F->f + w * F->nf, s->x + w * (size_t)C * L, C, L);
+    return 0;
+}
+
+/* Softmax regression on standardised features (means and deviations of the training
+ * set), L2 1e-3, 400 full-batch gradient steps with Adam (lr 0.05). Returns accuracy on
+ * test. */
+static double logreg_accuracy(const feats *tr, const feats *te, int K)
+{
+    int nf = tr->nf, D = nf + 1;
+    double *mu = calloc(nf, sizeof *mu), *sd = calloc(nf, sizeof *sd);
+    double *W = calloc((size_t)K * D, sizeof *W), *G = calloc((size_t)K * D, sizeof *G);
+    double *m1 = calloc((size_t)K * D, sizeof *m1), *m2 = calloc((size_t)K * D, sizeof *m2);
+    double *p = calloc(K, sizeof *p), *xs = calloc(D, sizeof *xs);
+    ND_ASSERT(mu && sd && W && G && m1 && m2 && p && xs);
+    for (size_t i = 0; i < tr->n; i++)
+        for (int j = 0; j < nf; j++) mu[j] += tr->f[i * nf + j] / tr->n;
+    for (size_t i = 0; i < tr->n; i++)
+        for (int j = 0; j < nf; j++) sd[j] += pow(tr->f[i * nf + j] - mu[j], 2) / tr->n;
+    for (int j = 0; j < nf; j++) sd[j] = sqrt(sd[j]) + 1e-9;
+    for (int it = 1; it <= 400; it++) {
+        memset(G, 0, (size_t)K * D * sizeof *G);
+        for (size_t i = 0; i < tr->n; i++) {
+            for (int j = 0; j < nf; j++) xs[j] = (tr->f[i * nf + j] - mu[j]) / sd[j];
+            xs[nf] = 1;
+            double mx = -INFINITY, z = 0;
+            for (int k = 0; k < K; k++) {
+                double a = 0;
+                for (int j = 0; j < D; j++) a += W[k * D + j] * xs[j];
+                p[k] = a;
+                mx = fmax(mx, a);
+            }
+            for (int k = 0; k < K; k++) z += p[k] = exp(p[k] - mx);
+            for (int k = 0; k < K; k++) {
+                double g = (p[k] / z - (k == tr->y[i])) / tr->n;
+                for (int j = 0; j < D; j++) G[k * D + j] += g * xs[j];
+            }
+        }
+        for (int q = 0; q < K * D; q++) {
+            double g = G[q] + 1e-3 * W[q];
+            m1[q] = 0.9 * m1[q] + 0.1 * g;
+            m2[q] = 0.999 * m2[q] + 0.001 * g * g;
+            W[q] -= 0.05 * (m1[q] / (1 - pow(0.9, it))) / (sqrt(m2[q] / (1 - pow(0.999, it))) + 1e-8);
+        }
+    }
+    size_t ok = 0;
+    for (size_t i = 0; i < te->n; i++) {
+        for (int j = 0; j < nf; j++) xs[j] = (te->f[i * nf + j] - mu[j]) / sd[j];
+        xs[nf] = 1;
+        int best = 0;
+        double bv = -INFINITY;
+        for (int k = 0; k < K; k++) {
+            double a = 0;
+            for (int j = 0; j < D; j++) a += W[k * D + j] * xs[j];
+            if (a > bv) bv = a, best = k;
+        }
+        ok += best == te->y[i];
+    }
+    free(mu), free(sd), free(W), free(G), free(m1), free(m2), free(p), free(xs);
+    return te->n ? (double)ok / te->n : NAN;
+}
+
+/* 5 nearest neighbours (standardised features, Euclidean), majority vote (ties: the
+ * nearest's class). */
+static double knn_accuracy(const feats *tr, const feats *te, int K)
+{
+    int nf = tr->nf;
+    double *mu = calloc(nf, sizeof *mu), *sd = calloc(nf, sizeof *sd);
+    ND_ASSERT(mu && sd);
+    for (size_t i = 0; i < tr->n; i++)
+        for (int j = 0; j < nf; j++) mu[j] += tr->f[i * nf + j] / tr->n;
+    for (size_t i = 0; i < tr->n; i++)
+        for (int j = 0; j < nf; j++) sd[j] += pow(tr->f[i * nf + j] - mu[j], 2) / tr->n;
+    for (int j = 0; j < nf; j++) sd[j] = sqrt(sd[j]) + 1e-9;
+    size_t ok = 0;
+    for (size_t i = 0; i < te->n; i++) {
+        double bd[5] = {INFINITY, INFINITY, INFINITY, INFINITY, INFINITY};
+        int bl[5] = {0};
+        for (size_t t = 0; t < tr->n; t++) {
+            double d = 0;
+            for (int j = 0; j < nf; j++)
+                d += pow((te->f[i * nf + j] - tr->f[t * nf + j]) / sd[j], 2);
+            for (int s = 0; s < 5; s++)
+                if (d < bd[s]) {
+                    for (int u = 4; u > s; u--) bd[u] = bd[u - 1], bl[u] = bl[u - 1];
+                    bd[s] = d;
+                    bl[s] = tr->y[t];
+                    break;
+                }
+        }
+        int votes[ND_MAX_CLASSES] = {0}, best = bl[0];
+        size_t kk = tr->n < 5 ? tr->n : 5;
+        for (size_t s = 0; s < kk; s++) votes[bl[s]]++;
+        for (int k = 0; k < K; k++)
+            if (votes[k] > votes[best]) best = k;
+        ok += best == te->y[i];
+    }
+    free(mu), free(sd);
+    return te->n ? (double)ok / te->n : NAN;
+}
+
+/* ---- CNN on GASF images ------------------------------------------------------------ */
+
+/* conv3×3/s2 C→16, GN+SiLU, conv3×3/s2 16→32, GN+SiLU, conv3×3/s2 32→32, GN+SiLU,
+ * global mean, linear 32→K; softmax cross-entropy, AdamW lr 2e-3, batch 32, steps
+ * from options. Images: log-scaled GASF (one scale per channel from the training set).
+ * Returns accuracy on test. */
+typedef struct cnn {
+    int C, L, K, B;
+    size_t np;
+    float *p, *g;
+    float *w1, *b1, *g1, *be1, *w2, *b2, *g2, *be2, *w3, *b3, *g3, *be3, *wl, *bl;
+    float *dw1, *db1, *dg1, *dbe1, *dw2, *db2, *dg2, *dbe2, *dw3, *db3, *dg3, *dbe3, *dwl, *dbl;
+} cnn;
+
+static void cnn_point(cnn *n, float *base, int grads)
+{
+    int C = n->C, K = n->K;
+    float *q = base;
+#define TAKE(field, count)                                                               \
+    do {                                                                                 \
+        if (grads) n->d##field = q;                                                      \
+        else n->field = q;                                                               \
+        q += (count);                                                                    \
+    } while (0)
+    TAKE(w1, 16 * C * 9); TAKE(b1, 16); TAKE(g1, 16); TAKE(be1, 16);
+    TAKE(w2, 32 * 16 * 9); TAKE(b2, 32); TAKE(g2, 32); TAKE(be2, 32);
+    TAKE(w3, 32 * 32 * 9); TAKE(b3, 32); TAKE(g3, 32); TAKE(be3, 32);
+    TAKE(wl, K * 32); TAKE(bl, K);
+#undef TAKE
+    n->np = (size_t)(q - base);
+}
+
+typedef struct cnn_act {
+    float *a1, *h1, *m1, *r1, *a2, *h2, *m2, *r2, *a3, *h3, *m3, *r3, *pool, *logit;
+    float *d1, *d2, *d3, *dp, *dl;
+} cnn_act;
+
+static void cnn_forward(cnn *n, nd_ctx *ctx, cnn_act *a, const float *x, int B)
+{
+    int C = n->C, L = n->L, L1 = (L - 1) / 2 + 1, L2 = (L1 - 1) / 2 + 1, L3 = (L2 - 1) / 2 + 1;
+    nd_conv2d_forward(ctx, a->a1, x, n->w1, n->b1, B, C, L, L, 16, 3, 2);
+    nd_groupnorm_forward(ctx, a->h1, a->m1, a->r1, a->a1, n->g1, n->be1, B, 16, L1 * L1, 4, 1);
+    nd_conv2d_forward(ctx, a->a2, a->h1, n->w2, n->b2, B, 16, L1, L1, 32, 3, 2);
+    nd_groupnorm_forward(ctx, a->h2, a->m2, a->r2, a->a2, n->g2, n->be2, B, 32, L2 * L2, 8, 1);
+    nd_conv2d_forward(ctx, a->a3, a->h2, n->w3, n->b3, B, 32, L2, L2, 32, 3, 2);
+    nd_groupnorm_forward(ctx, a->h3, a->m3, a->r3, a->a3, n->g3, n->be3, B, 32, L3 * L3, 8, 1);
+    int P = L3 * L3;
+    for (int i = 0; i < B * 32; i++) {
+        double s = 0;
+        for (int j = 0; j < P; j++) s += a->h3[(size_t)i * P + j];
+        a->pool[i] = (float)(s / P);
+    }
+    nd_linear_forward(ctx, a->logit, a->pool, n->wl, n->bl, B, 32, n->K);
+}
+
+static void cnn_backward(cnn *n, nd_ctx *ctx, cnn_act *a, const float *x, const float *dlogit,
+                         int B)
+{
+    int C = n->C, L = n->L, L1 = (L - 1) / 2 + 1, L2 = (L1 - 1) / 2 + 1, L3 = (L2 - 1) / 2 + 1;
+    int P = L3 * L3;
+    memset(a->dp, 0, (size_t)B * 32 * sizeof(float));
+    nd_linear_backward(ctx, a->dp, n->dwl, n->dbl, dlogit, a->pool, n->wl, B, 32, n->K);
+    for (int i = 0; i < B * 32; i++)
+        for (int j = 0; j < P; j++) a->dl[(size_t)i * P + j] = a->dp[i] / P;
+    memset(a->d3, 0, (size_t)B * 32 * P * sizeof(float));
+    nd_groupnorm_backward(ctx, a->d3, n->dg3, n->dbe3, a->dl, a->a3, a->m3, a->r3, n->g3, n->be3, B, 32, P, 8, 1);
+    memset(a->d2, 0, (size_t)B * 32 * L2 * L2 * sizeof(float));
+    nd_conv2d_backward(ctx, a->d2, n->dw3, n->db3, a->d3, a->h2, n->w3, B, 32, L2, L2, 32, 3, 2);
+    memset(a->dl, 0, (size_t)B * 32 * L2 * L2 * sizeof(float));
+    nd_groupnorm_backward(ctx, a->dl, n->dg2, n->dbe2, a->d2, a->a2, a->m2, a->r2, n->g2, n->be2, B, 32, L2 * L2, 8, 1);
+    memset(a->d1, 0, (size_t)B * 16 * L1 * L1 * sizeof(float));
+    nd_conv2d_backward(ctx, a->d1, n->dw2, n->db2, a->dl, a->h1, n->w2, B, 16, L1, L1, 32, 3, 2);
+    memset(a->d2, 0, (size_t)B * 16 * L1 * L1 * sizeof(float));
+    nd_groupnorm_backward(ctx, a->d2, n->dg1, n->dbe1, a->d1, a->a1, a->m1, a->r1, n->g1, n->be1, B, 16, L1 * L1, 4, 1);
+    nd_conv2d_backward(ctx, NULL, n->dw1, n->db1, a->d2, x, n->w1, B, C, L, L, 16, 3, 2);
+}
+
+static double cnn_accuracy(const set *tr, const set *te, int C, int L, int K, int steps,
+                           uint64_t seed, nd_ctx *ctx)
+{
+    if (!tr->n || !te->n) return NAN;
+    int B = 32, L1 = (L - 1) / 2 + 1;
+    cnn n = {.C = C, .L = L, .K = K, .B = B};
+    cnn_point(&n, NULL, 0);
+    size_t np = n.np;
+    float *pg = calloc(2 * np + 2, sizeof(float));
+    size_t img = (size_t)C * L * L, big = (size_t)B * 32 * L1 * L1 + (size_t)B * 16 * L1 * L1;
+    float *mem = calloc(12 * big + (size_t)B * (img + 128), sizeof(float));
+    ND_ASSERT(pg && mem);
+    n.p = pg;
+    n.g = pg + np;
+    cnn_point(&n, n.p, 0);
+    cnn_point(&n, n.g, 1);
+    nd_rng r;
+    nd_rng_seed(&r, seed);
+    /* PyTorch-like init: U(±1/√fan_in); GroupNorm 1, 0 */
+    struct { float *w; size_t cnt; int fan; } init[] = {
+        {n.w1, 16 * (size_t)C * 9, C * 9}, {n.b1, 16, C * 9}, {n.w2, 32 * 16 * 9, 144},
+        {n.b2, 32, 144}, {n.w3, 32 * 32 * 9, 288}, {n.b3, 32, 288}, {n.wl, (size_t)K * 32, 32},
+        {n.bl, (size_t)K, 32}};
+    for (size_t k = 0; k < sizeof init / sizeof init[0]; k++)
+        for (size_t i = 0; i < init[k].cnt; i++)
+            init[k].w[i] = (float)((2 * nd_rng_uniform(&r) - 1) / sqrt(init[k].fan));
+    for (int i = 0; i < 16; i++) n.g1[i] = 1;
+    for (int i = 0; i < 32; i++) n.g2[i] = n.g3[i] = 1;
+    float *q = mem;
+    cnn_act a;
+    float **fields[] = {&a.a1, &a.h1, &a.a2, &a.h2, &a.a3, &a.h3, &a.d1, &a.d2, &a.d3, &a.dl};
+    for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++) *fields[k] = q, q += big;
+    a.m1 = q, q += B * 64;
+    a.r1 = q, q += B * 64;
+    a.m2 = q, q += B * 64;
+    a.r2 = q, q += B * 64;
+    a.m3 = q, q += B * 64;
+    a.r3 = q, q += B * 64;
+    float *x = q;
+    q += (size_t)B * img;
+    a.pool = q, q += B * 32;
+    a.dp = q, q += B * 32;
+    a.logit = malloc((size_t)B * K * sizeof(float));
+    float *dlogit = malloc((size_t)B * K * sizeof(float));
+    ND_ASSERT(a.logit && dlogit);
+    /* one log scale per channel, from the training windows; diagonal GASF */
+    nd_gaf_scale sc;
+    nd_gaf_fit_scale(&sc, tr->x, tr->n, C, L);
+    nd_gaf_spec g = {.C = C, .L = L, .scaling = ND_GAF_LOG};
+    nd_adamw_config oc = {.lr = 2e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
+                          .weight_decay = 1e-4f, .grad_clip = 5.0f};
+    nd_adamw *opt = nd_adamw_new(&oc, np, n.p);
+    ND_ASSERT(opt);
+    size_t WL = (size_t)C * L;
+    for (int s = 0; s < steps; s++) {
+        int y[32];
+        for (int b = 0; b < B; b++) {
+            size_t w = nd_rng_below(&r, (uint32_t)tr->n);
+            y[b] = tr->y[w];
+            nd_gaf_window_to_image(x + b * img, tr->x + w * WL, &g, &sc);
+        }
+        cnn_forward(&n, ctx, &a, x, B);
+        for (int b = 0; b < B; b++) {
+            float mx = -INFINITY, z = 0;
+            for (int k = 0; k < K; k++) mx = fmaxf(mx, a.logit[b * K + k]);
+            for (int k = 0; k < K; k++) z += dlogit[b * K + k] = expf(a.logit[b * K + k] - mx);
+            for (int k = 0; k < K; k++) dlogit[b * K + k] = (dlogit[b * K + k] / z - (k == y[b])) / B;
+        }
+        memset(n.g, 0, np * sizeof(float));
+        cnn_backward(&n, ctx, &a, x, dlogit, B);
+        nd_adamw_step(opt, ctx, n.p, n.g);
+    }
+    size_t ok = 0;
+    for (size_t i = 0; i < te->n; i += (size_t)B) {
+        int nb = (int)(te->n - i < (size_t)B ? te->n - i : (size_t)B);
+        for (int b = 0; b < nb; b++) nd_gaf_window_to_image(x + b * img, te->x + (i + b) * WL, &g, &sc);
+        cnn_forward(&n, ctx, &a, x, nb);
+        for (int b = 0; b < nb; b++) {
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (a.logit[b * K + k] > a.logit[b * K + best]) best = k;
+            ok += best == te->y[i + b];
+        }
+    }
+    nd_adamw_free(opt);
+    free(a.logit);
+    free(dlogit);
+    free(pg);
+    free(mem);
+    return (double)ok / te->n;
+}
+
+/* ---- memorisation ------------------------------------------------------------------ */
+
+/* Distance from each window of s to its nearest window of train (log1p, L2). */
+static void nn_dist(double *d, const set *s, const set *train, size_t WL)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        double best = INFINITY;
+        for (size_t t = 0; t < train->n; t++) {
+            double a = 0;
+            const float *p = s->x + i * WL, *q = train->x + t * WL;
+            for (size_t j = 0; j < WL && a < best; j++) {
+                double u = log1p(fmax(0, p[j])) - log1p(fmax(0, q[j]));
+                a += u * u;
+            }
+            if (a < best) best = a;
+        }
+        d[i] = sqrt(best);
+    }
+}
+
+/* ---- the report -------------------------------------------------------------------- */
+
+static void concat(set *out, const set *a, const set *b, size_t WL)
+{
+    out->n = a->n + b->n;
+    out->x = malloc((out->n + 1) * WL * sizeof(float));
+    out->y = malloc((out->n + 1) * sizeof(int));
+    ND_ASSERT(out->x && out->y);
+    memcpy(out->x, a->x, a->n * WL * sizeof(float));
+    memcpy(out->x + a->n * WL, b->x, b->n * WL * sizeof(float));
+    memcpy(out->y, a->y, a->n * sizeof(int));
+    memcpy(out->y + a->n, b->y, b->n * sizeof(int));
+}
+
+static void print_ratio(FILE *out, double v, double floor)
+{
+    if (floor > 0 && isfinite(v)) fprintf(out, " %7.2fx", v / floor);
+    else fprintf(out, " %8s", "-");
+}
+
+int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
+                   const nd_dataset *train, const nd_eval_opts *o, nd_error *e)
+{
+    int C = (int)real->n_channels, L = (int)real->L, K = (int)real->n_classes;
+    const nd_dataset *other[2] = {synth, train};
+    for (int i = 0; i < 2; i++)
+        if (other[i] && ((int)other[i]->n_channels != C || (int)other[i]->L != L))
+            return nd_error_set(e, ND_EUSAGE, "eval: %s windows are %u x %u, real ones %d x %d",
+                                i ? "training" : "synthetic", other[i]->n_channels,
+                                other[i]->L, C, L);
+    if (L > 4096) return nd_error_set(e, ND_EUSAGE, "eval: windows longer than 4096 bins");
+    size_t WL = (size_t)C * L;
+    nd_rng rng;
+    nd_rng_seed(&rng, o->seed);
+    fprintf(out, "fidelity (lower is better; xF = times the real-vs-real floor)\n");
+    fprintf(out, "%-16s %-8s %6s %9s %8s %9s %8s %9s %8s\n", "class", "source", "n",
+            "marginal", "", "autocorr", "", "volume", "");
+    dist sum[3] = {{0}};
+    int ncls = 0;
+    for (int k = 0; k < K; k++) {
+        set r = {0}, s = {0}, t = {0}, nv = {0};
+        if (gather(&r, real, real, k) || gather(&s, synth, real, k) ||
+            (train && gather(&t, train, real, k)))
+            return nd_error_set(e, -ENOMEM, "eval: out of memory");
+        if (!r.n || !s.n) {
+            set_free(&r), set_free(&s), set_free(&t);
+            continue;
+        }
+        ncls++;
+        dist ds = distances(&s, &r, C, L), dt = {NAN, NAN, NAN}, dn = {NAN, NAN, NAN};
+        if (train && t.n) {
+            dt = distances(&t, &r, C, L);
+            if (naive_set(&nv, &t, s.n, C, L, &rng)) return nd_error_set(e, -ENOMEM, "eval: out of memory");
+            dn = distances(&nv, &r, C, L);
+        }
+        const char *names[3] = {"synth", "naive", "real"};
+        dist *rows[3] = {&ds, &dn, &dt};
+        size_t ns[3] = {s.n, nv.n, t.n};
+        for (int i = 0; i < 3; i++) {
+            if (i && !train) break;
+            fprintf(out, "%-16.16s %-8s %6zu %9.4f", real->class_names[k], names[i], ns[i], rows[i]->marg);
+            print_ratio(out, rows[i]->marg, dt.marg);
+            fprintf(out, " %9.4f", rows[i]->acf);
+            print_ratio(out, rows[i]->acf, dt.acf);
+            fprintf(out, " %9.4f", rows[i]->vol);
+            print_ratio(out, rows[i]->vol, dt.vol);
+            fputc('\n', out);
+            sum[i].marg += rows[i]->marg, sum[i].acf += rows[i]->acf, sum[i].vol += rows[i]->vol;
+        }
+        set_free(&r), set_free(&s), set_free(&t), set_free(&nv);
+    }
+    if (!ncls) return nd_error_set(e, ND_EUSAGE, "eval: no class has both real and synthetic windows (classes are matched by name)");
+    for (int i = 0; i < 3; i++) {
+        if (i && !train) break;
+        const char *names[3] = {"synth", "naive", "real"};
+        dist m = {sum[i].marg / ncls, sum[i].acf / ncls, sum[i].vol / ncls};
+        dist f = {sum[2].marg / ncls, sum[2].acf / ncls, sum[2].vol / ncls};
+        fprintf(out, "%-16s %-8s %6s %9.4f", "MEAN", names[i], "", m.marg);
+        print_ratio(out, m.marg, train ? f.marg : 0);
+        fprintf(out, " %9.4f", m.acf);
+        print_ratio(out, m.acf, train ? f.acf : 0);
+        fprintf(out, " %9.4f", m.vol);
+        print_ratio(out, m.vol, train ? f.vol : 0);
+        fputc('\n', out);
+    }
+
+    /* downstream accuracy on the real windows */
+    set R = {0}, S = {0}, T = {0}, TS = {0};
+    if (gather(&R, real, real, -1) || gather(&S, synth, real, -1) ||
+        (train && gather(&T, train, real, -1)))
+        return nd_error_set(e, -ENOMEM, "eval: out of memory");
+    feats FR, FS, FT = {0}, FTS = {0};
+    if (feats_of(&FR, &R, C, L) || feats_of(&FS, &S, C, L) || (train && feats_of(&FT, &T, C, L)))
+        return nd_error_set(e, -ENOMEM, "eval: out of memory");
+    if (train) {
+        concat(&TS, &T, &S, WL);
+        if (feats_of(&FTS, &TS, C, L)) return nd_error_set(e, -ENOMEM, "eval: out of memory");
+    }
+    fprintf(out, "\ndownstream accuracy on the %zu real windows (chance %.2f)\n", R.n, 1.0 / K);
+    fprintf(out, "%-22s %8s %8s %8s %12s\n", "classifier", "TRTR", "TSTR", "TRSTR", "TSTR/TRTR");
+    double lr[3] = {NAN, NAN, NAN}, kn[3] = {NAN, NAN, NAN}, cn[3] = {NAN, NAN, NAN};
+    lr[1] = logreg_accuracy(&FS, &FR, K);
+    kn[1] = knn_accuracy(&FS, &FR, K);
+    if (train) {
+        lr[0] = logreg_accuracy(&FT, &FR, K);
+        lr[2] = logreg_accuracy(&FTS, &FR, K);
+        kn[0] = knn_accuracy(&FT, &FR, K);
+        kn[2] = knn_accuracy(&FTS, &FR, K);
+    }
+    nd_ctx *ctx = o->cnn_steps > 0 ? nd_ctx_new(o->threads) : NULL;
+    if (ctx) {
+        cn[1] = cnn_accuracy(&S, &R, C, L, K, o->cnn_steps, o->seed, ctx);
+        if (train) {
+            cn[0] = cnn_accuracy(&T, &R, C, L, K, o->cnn_steps, o->seed, ctx);
+            cn[2] = cnn_accuracy(&TS, &R, C, L, K, o->cnn_steps, o->seed, ctx);
+        }
+        nd_ctx_free(ctx);
+    }
+    const char *cname[3] = {"logistic regression", "5-NN (features)", "CNN (GASF images)"};
+    double *acc[3] = {lr, kn, cn};
+    for (int c = 0; c < 3; c++) {
+        if (c == 2 && o->cnn_steps <= 0) break;
+        fprintf(out, "%-22s", cname[c]);
+        for (int i = 0; i < 3; i++)
+            if (isnan(acc[c][i])) fprintf(out, " %8s", "-");
+            else fprintf(out, " %8.3f", acc[c][i]);
+        if (train) fprintf(out, " %12.2f\n", acc[c][1] / acc[c][0]);
+        else fprintf(out, " %12s\n", "-");
+    }
+
+    /* memorisation */
+    if (train && T.n) {
+        double *ds = malloc((S.n + 1) * sizeof(double)), *dr = malloc((R.n + 1) * sizeof(double));
+        ND_ASSERT(ds && dr);
+        nn_dist(ds, &S, &T, WL);
+        nn_dist(dr, &R, &T, WL);
+        qsort(ds, S.n, sizeof(double), cmp_double);
+        qsort(dr, R.n, sizeof(double), cmp_double);
+        double p5 = dr[R.n / 20], meds = ds[S.n / 2], medr = dr[R.n / 2];
+        size_t closer = 0, copies = 0;
+        for (size_t i = 0; i < S.n; i++) {
+            closer += ds[i] < p5;
+            copies += ds[i] < 1e-3 * medr;
+        }
+        double share = (double)closer / S.n;
+        int flag = share > 0.2 || meds < 0.5 * medr || copies > 0;
+        fprintf(out, "\nmemorisation: distance to the nearest training window (log1p bytes, L2)\n");
+        fprintf(out, "  synthetic median %.3f, real held-out median %.3f (ratio %.2f)\n", meds,
+                medr, meds / medr);
+        fprintf(out, "  synthetic closer than the real 5th percentile (%.3f): %.1f%% (5%% expected); "
+                "near-copies: %zu\n", p5, 100 * share, copies);
+        fprintf(out, "  %s\n", flag ? "FLAG: synthetic windows sit much closer to the training data "
+                "than unseen real windows (memorisation)" : "no memorisation flag");
+        free(ds);
+        free(dr);
+    }
+    free(FR.f), free(FS.f), free(FT.f), free(FTS.f);
+    set_free(&R), set_free(&S), set_free(&T), set_free(&TS);
+    return 0;
+}
