@@ -126,7 +126,11 @@ int main(void)
     snprintf(vb, sizeof vb, "ndrb%d", pid);
     if (sh("ip netns add %s 2>/dev/null", ns)) SKIP("cannot create a network namespace");
     atexit(cleanup);
-    CHECK_EQ(sh("ip -n %s link add name %s type veth peer name %s", ns, va, vb), 0);
+    if (sh("ip -n %s link add name %s type veth peer name %s", ns, va, vb))
+        SKIP("cannot create a veth pair (no veth support?)");
+#ifdef LIVE_DPDK_TAP
+    if (access("/dev/net/tun", R_OK | W_OK)) SKIP("no /dev/net/tun for DPDK's net_tap");
+#endif
     /* no IPv6 autoconfiguration chatter on the pair: only our frames go over it */
     sh("ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1 >/dev/null 2>&1", ns);
     CHECK_EQ(sh("ip -n %s link set %s up && ip -n %s link set %s up", ns, va, ns, vb), 0);
