@@ -176,10 +176,10 @@ static int port_setup(dpdk_source *d, uint16_t port, const nd_config *cfg, nd_er
         conf.rx_adv_conf.rss_conf.rss_hf =
             (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
     }
-    /* No tx queue is needed; some PMDs want one anyway. */
-    uint16_t ntx = 0;
+    /* Capture needs no tx queue, but some PMDs refuse to start without one, and a
+     * benchmark feeding a net_ring port loops its packets through tx queue 0. */
+    uint16_t ntx = info.max_tx_queues ? 1 : 0;
     rc = rte_eth_dev_configure(port, nq, ntx, &conf);
-    if (rc) rc = rte_eth_dev_configure(port, nq, ++ntx, &conf);
     if (rc)
         return nd_error_set(e, rc, "dpdk port %u (%s): configure: %s", port,
                             info.driver_name, rte_strerror(-rc));
