@@ -68,6 +68,9 @@ typedef struct nd_config {
         uint32_t timesteps;      /* T */
         char schedule[ND_NAME_MAX];   /* "cosine" | "linear" */
         char prediction[ND_NAME_MAX]; /* "eps" | "v" */
+        char scaling[ND_NAME_MAX];    /* "zero-aware" | "log" (GAF value scaling) */
+        bool mask;                    /* activity (zero/non-zero) channels beside values */
+        char decode[ND_NAME_MAX];     /* "lsq" | "diag" (GASF image -> series) */
         uint32_t threads;        /* 0 = all cores */
     } model;
 
@@ -78,6 +81,7 @@ typedef struct nd_config {
         double weight_decay;
         uint32_t warmup_steps;
         double ema_decay;
+        bool ema_warmup; /* decay min(ema_decay, (1+s)/(10+s)) at step s */
         double grad_clip;
         double class_dropout;
         double val_fraction;
@@ -86,7 +90,8 @@ typedef struct nd_config {
     } train;
 
     struct {
-        char sampler[ND_NAME_MAX]; /* "ddim" | "ddpm" */
+        char sampler[ND_NAME_MAX]; /* "ddim" | "ddpm" | "dpmpp" */
+        char clip[ND_NAME_MAX];    /* "dynamic" | "clip" | "none": predicted x0 */
         uint32_t steps;
         double guidance;
         double eta; /* DDIM stochasticity */

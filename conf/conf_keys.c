@@ -199,6 +199,16 @@ const conf_key conf_keys[] = {
      .help = "Noise schedule: cosine (Nichol & Dhariwal) or linear beta (Ho et al.)."},
     {"model.prediction", CONF_ENUM, F(model.prediction), .def = "eps", .choices = "eps|v",
      .help = "What the network predicts: the noise (eps) or the velocity (v)."},
+    {"model.scaling", CONF_ENUM, F(model.scaling), .def = "zero-aware",
+     .choices = "zero-aware|log",
+     .help = "Series to GAF values, per class: log is log1p(x)/log1p(max); zero-aware "
+             "puts zeros at 0 and non-zero values in [0.5, 1] (log1p, min..max)."},
+    {"model.mask", CONF_BOOL, F(model.mask), .def = "true",
+     .help = "Learn an activity image (bin zero or not) per channel beside the values; "
+             "decoding zeroes the bins it marks idle."},
+    {"model.decode", CONF_ENUM, F(model.decode), .def = "lsq", .choices = "lsq|diag",
+     .help = "GASF image to series: lsq fits the series to the whole image (least "
+             "squares); diag reads the diagonal only."},
     {"model.threads", CONF_UINT, F(model.threads), .def = "0", .max = "1024",
      .unit = "threads", .help = "OpenBLAS threads; 0: all cores."},
 
@@ -215,6 +225,9 @@ const conf_key conf_keys[] = {
      .unit = "steps", .help = "Linear learning-rate warm-up from 0."},
     {"train.ema_decay", CONF_DOUBLE, F(train.ema_decay), .def = "0.999", .min = "0",
      .max = "0.999999", .help = "EMA of the weights used for sampling; 0: no averaging."},
+    {"train.ema_warmup", CONF_BOOL, F(train.ema_warmup), .def = "true",
+     .help = "EMA decay min(train.ema_decay, (1+s)/(10+s)) at step s, so that the "
+             "average forgets the untrained start."},
     {"train.grad_clip", CONF_DOUBLE, F(train.grad_clip), .def = "1", .min = "0",
      .max = "1e6", .help = "Clip the global gradient L2 norm to this; 0: off."},
     {"train.class_dropout", CONF_DOUBLE, F(train.class_dropout), .def = "0.1", .min = "0",
@@ -230,11 +243,16 @@ const conf_key conf_keys[] = {
      .help = "Random seed (initialisation, batches, noise): same seed, same run."},
 
     /* sample: DDIM / DDPM with classifier-free guidance */
-    {"sample.sampler", CONF_ENUM, F(sample.sampler), .def = "ddim", .choices = "ddim|ddpm",
-     .help = "ddim: sample.steps steps, deterministic at sample.eta 0; ddpm: all "
-             "model.timesteps steps, stochastic."},
+    {"sample.sampler", CONF_ENUM, F(sample.sampler), .def = "ddim",
+     .choices = "ddim|ddpm|dpmpp",
+     .help = "ddim: deterministic at sample.eta 0; ddpm: ancestral (stochastic); dpmpp: "
+             "DPM-Solver++(2M), good with few steps. Each runs sample.steps steps."},
+    {"sample.clip", CONF_ENUM, F(sample.clip), .def = "dynamic",
+     .choices = "dynamic|clip|none",
+     .help = "Predicted clean image at every step: dynamic thresholding (99.5th "
+             "percentile, Imagen), plain clip to [-1, 1], or none."},
     {"sample.steps", CONF_UINT, F(sample.steps), .def = "50", .min = "1", .max = "10000",
-     .unit = "steps", .help = "Denoising steps (DDIM); at most model.timesteps."},
+     .unit = "steps", .help = "Denoising steps of every sampler; at most model.timesteps."},
     {"sample.guidance", CONF_DOUBLE, F(sample.guidance), .def = "2", .min = "0", .max = "100",
      .help = "Guidance scale w in eps_u + w (eps_c - eps_u): 0 unconditional, 1 plain "
              "conditional, above 1 stronger class features."},

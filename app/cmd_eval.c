@@ -1,0 +1,79 @@
+/*
+ * cmd_eval.c — `netdiffus eval`: how close synthetic windows are to real ones
+ * (distances, downstream accuracy, memorisation; model/eval.c computes them).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "model.h"
+
+static nd_dataset *load_any(const char *path, nd_error *e)
+{
+    size_t n = strlen(path);
+    if (n > 4 && !strcmp(path + n - 4, ".ndd")) return nd_dataset_load(path, e);
+    return nd_csv_read(path, ND_NS_PER_SEC, e);
+}
+
+static int run(int argc, char **argv)
+{
+    const char *real = NULL, *synth = NULL, *train = NULL;
+    long long seed = 1, cnn = 300, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) return cli_usage_error("eval", "%s needs a value", a);
+        i++;
+        char *end = NULL;
+        if (!strcmp(a, "--real")) real = v;
+        else if (!strcmp(a, "--synth")) synth = v;
+        else if (!strcmp(a, "--train")) train = v;
+        else if (!strcmp(a, "--seed")) seed = strtoll(v, &end, 10);
+        else if (!strcmp(a, "--cnn-steps")) cnn = strtoll(v, &end, 10);
+        else if (!strcmp(a, "--threads")) threads = strtoll(v, &end, 10);
+        else return cli_usage_error("eval", "unknown option '%s'", a);
+        if (end && (*end || end == v || strtoll(v, NULL, 10) < 0))
+            return cli_usage_error("eval", "%s %s: expected a number >= 0", a, v);
+    }
+    if (!real || !synth) return cli_usage_error("eval", "give --real REAL.csv and --synth SYNTH.csv");
+    nd_error e = {0};
+    nd_dataset *r = load_any(real, &e), *s = r ? load_any(synth, &e) : NULL;
+    nd_dataset *t = s && train ? load_any(train, &e) : NULL;
+    int rc = !r || !s || (train && !t) ? e.code : 0;
+    if (!rc) {
+        nd_eval_opts o = {.seed = (uint64_t)seed, .cnn_steps = (int)cnn, .threads = (int)threads};
+        rc = nd_eval_report(stdout, r, s, t, &o, &e);
+    }
+    if (rc) nd_err("%s", e.msg);
+    nd_dataset_free(r);
+    nd_dataset_free(s);
+    nd_dataset_free(t);
+    return cli_exit_code(rc);
+}
+
+const nd_command cmd_eval = {
+    "eval", "measure the fidelity of synthetic against real windows",
+    "usage: netdiffus eval --real REAL.csv --synth SYNTH.csv [--train TRAIN.csv]\n"
+    "                      [--cnn-steps N] [--seed S] [--threads T]\n"
+    "\n"
+    "Compares synthetic windows (from `netdiffus sample`) with real windows the model\n"
+    "never saw, per class (matched by name) and as a mean over classes:\n"
+    "  marginal   W1 distance of per-bin values, log1p(bytes), mean over channels\n"
+    "  autocorr   mean |difference| of the class-mean autocorrelation, lags 1..L/4\n"
+    "  volume     W1 distance of log1p(total bytes per window)\n"
+    "With --train (the windows the model was trained on), each is also given for\n"
+    "train-vs-real, the floor a perfect generator reaches (ratios 'x' are to it), and for\n"
+    "a naive generator drawing every bin independently from the training windows.\n"
+    "\n"
+    "Then classifiers tested on the real windows: trained on train (TRTR), on synthetic\n"
+    "(TSTR), on both (TRSTR): logistic regression and 5-NN on 18 features per channel\n"
+    "(log1p mean, std, min, max, quartiles, zero share, mean step, autocorrelation at\n"
+    "lags 1 2 4 8, total, quarter means), and a small CNN on GASF images (--cnn-steps,\n"
+    "default 300; 0 skips it). Last, memorisation: each synthetic window's distance to\n"
+    "its nearest training window against the same for real windows; FLAG when synthetic\n"
+    "windows sit much closer (median under half, over 20%% below the real 5th percentile,\n"
+    "or near-copies).\n"
+    "\n"
+    "Files: series CSV (or .ndd). Exit codes: 0 ok; 1 unreadable input; 2 bad usage or\n"
+    "files that do not match (channels, bins, no common class).\n",
+    run,
+};
