@@ -95,8 +95,10 @@ typedef struct replay_stats {
 /* Replays ds's windows through sink. ds needs channels "bytes_down" and "bytes_up"
  * (and uses "pkts_down"/"pkts_up" when present); stats of classes with no packet
  * statistics fall back to MTU-sized packets at even times (said once in the log).
- * Returns 0, ND_EINTR when o->stop was set (what was sent is kept), or a negative code
- * with e filled (empty dataset, unknown class, sink failure). st may be NULL. */
+ * A dpdk: sink started with several lcores gets one scheduler per tx queue, each on its
+ * lcore over its share of the flows; st sums them. The sink can be used for several
+ * runs. Returns 0, ND_EINTR when o->stop was set (what was sent is kept), or a negative
+ * code with e filled (empty dataset, unknown class, sink failure). st may be NULL. */
 int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
                replay_stats *st, nd_error *e);
 
