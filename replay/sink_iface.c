@@ -15,7 +15,6 @@ typedef struct sink_iface {
     char name[64];
     uint8_t frame[2048];
     uint64_t errors; /* failed sends (counted as drops) */
-    int last_errno;
 } sink_iface;
 
 static uint8_t *iface_alloc(replay_sink *s, uint32_t len, nd_error *e)
