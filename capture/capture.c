@@ -801,7 +801,18 @@ static void packet(capture_ctx *c, int linktype, const capture_pkt *p, parse_inf
 }
 
 #define STAGE 32
-#define AHEAD 8
+#define AHEAD 12
+
+/* GCC 12 deletes __builtin_prefetch calls whose loop does nothing else it counts as a side
+ * effect (it did to the flow prefetch below, silently); an asm volatile prefetch stays. */
+static inline void prefetch(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p);
+#endif
+}
 
 /* The first two lines of the flow a parsed packet belongs to, if it has one yet. */
 static inline void prefetch_flow(const capture_ctx *c, int st, const parse_info *pi,
@@ -811,8 +822,8 @@ static inline void prefetch_flow(const capture_ctx *c, int st, const parse_info 
     uint64_t v = c->slots[h & c->mask];
     if (!v) return;
     const char *f = (const char *)&c->flows[(uint32_t)v - 1];
-    __builtin_prefetch(f, 1);
-    __builtin_prefetch(f + 64, 1);
+    prefetch(f);
+    prefetch(f + 64);
 }
 
 /* Two passes per group of up to 32 packets, so that the cache misses of one packet
@@ -830,12 +841,12 @@ void capture_ctx_burst(capture_ctx *c, int linktype, const capture_pkt *pkts, un
         const capture_pkt *p = pkts + base;
         unsigned m = n - base < STAGE ? n - base : STAGE;
         for (unsigned j = 0; j < m; j++) {
-            if (j + 4 < m) __builtin_prefetch(p[j + 4].data);
+            if (j + 4 < m) prefetch(p[j + 4].data);
             st[j] = parse_packet(p[j].data, p[j].caplen, linktype, &pi[j]);
             if (st[j] != PARSE_OK || pi[j].frag == PARSE_FRAG_LATER) continue;
             make_key(&pi[j], &k[j], &from_a[j]);
             h[j] = key_hash(&k[j]);
-            __builtin_prefetch(&c->slots[h[j] & c->mask]);
+            prefetch(&c->slots[h[j] & c->mask]);
         }
         /* Flows are prefetched AHEAD packets before their turn: enough to hide a miss,
          * few enough not to overflow the core's miss buffers. */
