@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "conf.h"
+#include "model.h"
 
 static int inspect_config(const char *path)
 {
@@ -34,9 +35,9 @@ static int inspect_container(const char *path)
     nd_error e = {0};
     ndf_reader *r = ndf_open(path, 0, &e);
     int rc = r ? nd_inspect_reader(r, stdout, &e) : e.code;
-    /* Model files: the model module's own summary (architecture, training step, EMA,
-     * class scales) is printed here, after the sections common to both kinds, once it
-     * provides one in model.h. */
+    /* Model files: the model module's own summary (architecture, training step, class
+     * scales), after the sections common to both kinds. */
+    if (!rc && ndf_kind(r) == NDF_KIND_MODEL) rc = nd_dm_inspect(r, stdout, &e);
     ndf_close(r);
     if (rc) nd_err("%s", e.msg);
     return cli_exit_code(rc);

@@ -408,18 +408,21 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e)
             (unsigned long long)nd_get_u64(p + 4 * DMCF_U32));
     const void *sd;
     size_t sl;
-    if (!ndf_find(r, TAG_SCAL, &sd, &sl, NULL) && f[20] > 0) {
+    nd_dataset *h = nd_dataset_from_container(r, NULL);
+    if (h && !ndf_find(r, TAG_SCAL, &sd, &sl, NULL) && f[20] == h->n_channels &&
+        sl == (size_t)8 * f[20] * h->n_classes) {
         const unsigned char *s = sd;
-        size_t ncls = sl / (8 * f[20]);
-        for (size_t k = 0; k < ncls && k < 64; k++) {
-            fprintf(out, "  class %zu scale (bytes):", k);
+        fprintf(out, "class scales (bytes per bin, smallest non-zero..largest):\n");
+        for (size_t k = 0; k < h->n_classes; k++) {
+            fprintf(out, "  %-24s", h->class_names[k]);
             for (uint32_t c = 0; c < f[20]; c++)
-                fprintf(out, " ch%u %.0f..%.0f", c,
+                fprintf(out, " %s %.0f..%.0f", h->channel_names[c],
                         expm1(nd_get_f32(s + ((k * f[20] + c) * 2) * 4)),
                         expm1(nd_get_f32(s + ((k * f[20] + c) * 2 + 1) * 4)));
             fputc('\n', out);
         }
     }
+    nd_dataset_free(h);
     return 0;
 }
 

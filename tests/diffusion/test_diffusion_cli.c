@@ -1,0 +1,174 @@
+/*
+ * test_diffusion_cli.c — train, sample, eval, render and inspect as a person runs them,
+ * on a tiny imported dataset: outputs exist and read back, --resume continues, Ctrl-C
+ * saves a resumable model and exits 0, and mistakes give exit 2 (usage) or 1 (bad
+ * file) with a message naming the problem.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../base/tmpdir.h"
+#include "check.h"
+#include "nd.h"
+
+static char *out_text, *err_text;
+
+static int run(const char *const *args)
+{
+    static char out[512], err[512];
+    if (!out[0]) {
+        snprintf(out, sizeof out, "%s", tmp_path("stdout"));
+        snprintf(err, sizeof err, "%s", tmp_path("stderr"));
+    }
+    const char *argv[40] = {ND_BINARY};
+    int n = 1;
+    for (; args[n - 1]; n++) argv[n] = args[n - 1];
+    argv[n] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY), o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644),
+            e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || o < 0 || e < 0) _exit(126);
+        dup2(in, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        execv(ND_BINARY, (char *const *)argv);
+        _exit(127);
+    }
+    int st;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st)) CHECK_FAIL_("netdiffus %s: killed by signal %d", args[0], WTERMSIG(st));
+    size_t len;
+    free(out_text);
+    free(err_text);
+    out_text = (char *)read_bytes(out, &len);
+    err_text = (char *)read_bytes(err, &len);
+    return WEXITSTATUS(st);
+}
+
+#define RUN(...) run((const char *const[]){__VA_ARGS__, NULL})
+#define EXPECT(code, ...)                                                                \
+    do {                                                                                 \
+        int rc_ = RUN(__VA_ARGS__);                                                      \
+        if (rc_ != (code))                                                               \
+            CHECK_FAIL_("exit %d, expected %d\nstdout:\n%s\nstderr:\n%s", rc_, (code),   \
+                        out_text, err_text);                                             \
+    } while (0)
+
+static char P[16][512];
+static const char *path(int i, const char *name)
+{
+    snprintf(P[i], sizeof P[i], "%s", tmp_path(name));
+    return P[i];
+}
+
+int main(void)
+{
+    const char *csv = path(0, "real.csv"), *ndd = path(1, "real.ndd"), *conf = path(2, "tiny.yaml");
+    const char *model = path(3, "m.ndm"), *scsv = path(4, "synth.csv"), *sndd = path(5, "synth.ndd");
+    const char *png = path(6, "synth.png"), *rpng = path(7, "real.png"), *bad = path(8, "bad.ndm");
+    FILE *f = fopen(csv, "w");
+    CHECK(f);
+    fprintf(f, "class");
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < 8; i++) fprintf(f, ",%s_%d", c ? "bytes_up" : "bytes_down", i);
+    fputc('\n', f);
+    for (int w = 0; w < 12; w++) {
+        fprintf(f, "%s", w % 2 ? "video" : "web");
+        for (int j = 0; j < 16; j++)
+            fprintf(f, ",%d", w % 2 ? 100000 + 1000 * ((w + j) % 7) : ((w + j) % 3 ? 0 : 1500));
+        fputc('\n', f);
+    }
+    fclose(f);
+    f = fopen(conf, "w");
+    fprintf(f, "capture: {window: 8, min_active_bins: 1}\n"
+               "model: {base_channels: 8, channel_mult: [1, 2], res_blocks: 1, attn_min_res: 0,\n"
+               "        groups: 4, emb_dim: 16, max_classes: 4, threads: 1}\n"
+               "train: {steps: 30, batch: 4, checkpoint_every: 10, val_fraction: 0.2}\n"
+               "sample: {steps: 5, batch: 8}\n");
+    fclose(f);
+    EXPECT(0, "import", "--format", "csv", csv, "-o", ndd);
+
+    /* usage mistakes: exit 2 */
+    EXPECT(2, "train", ndd, "-o", model);
+    CHECK_CONTAINS(err_text, "no config");
+    EXPECT(2, "train", "-c", conf, ndd);
+    EXPECT(2, "train", "-c", conf, ndd, "-o", model, "--steps", "x");
+    EXPECT(2, "train", "-c", conf, ndd, "-o", model, "--set", "model.prediction=x0");
+    CHECK_CONTAINS(err_text, "model.prediction");
+    EXPECT(1, "train", "-c", conf, "missing.ndd", "-o", model);
+    CHECK_CONTAINS(err_text, "missing.ndd");
+
+    EXPECT(0, "train", "-c", conf, ndd, "-o", model, "--steps", "20");
+    CHECK_CONTAINS(err_text, "at step 20");
+    EXPECT(0, "train", ndd, "-o", model, "--resume");
+    CHECK_CONTAINS(err_text, "from step 20 to 30");
+    EXPECT(0, "inspect", model);
+    CHECK_CONTAINS(out_text, "training: 30 steps");
+    CHECK_CONTAINS(out_text, "video");
+
+    EXPECT(0, "sample", model, "--count", "3", "--csv", scsv, "--ndd", sndd, "--png", png,
+           "--sampler", "dpmpp", "--seed", "4");
+    nd_error e = {0};
+    nd_dataset *s = nd_csv_read(scsv, ND_NS_PER_SEC, &e);
+    if (!s) CHECK_FAIL_("%s", e.msg);
+    CHECK_U64_EQ(s->n_windows, 6);
+    CHECK_EQ(s->L, 8);
+    for (uint64_t i = 0; i < s->n_windows * 16; i++) CHECK(s->values[i] >= 0 && isfinite(s->values[i]));
+    nd_dataset_free(s);
+    s = nd_dataset_load(sndd, &e);
+    CHECK(s);
+    CHECK_U64_EQ(s->n_windows, 6);
+    nd_dataset_free(s);
+    size_t len;
+    unsigned char *pngb = read_bytes(png, &len);
+    CHECK(pngb && len > 100 && !memcmp(pngb, "\x89PNG", 4));
+    free(pngb);
+    EXPECT(0, "sample", model, "--count", "2", "--class", "web", "--csv", scsv, "--sampler", "ddpm");
+    EXPECT(2, "sample", model, "--count", "2", "--class", "mail", "--csv", scsv);
+    CHECK_CONTAINS(err_text, "mail");
+    EXPECT(2, "sample", model, "--count", "2", "--csv", scsv, "--sampler", "euler");
+    EXPECT(2, "sample", model, "--csv", scsv);
+
+    EXPECT(0, "render", ndd, "--png", rpng, "--count", "2");
+    EXPECT(0, "eval", "--real", csv, "--synth", scsv, "--train", csv, "--cnn-steps", "5");
+    CHECK_CONTAINS(out_text, "MEAN");
+    CHECK_CONTAINS(out_text, "memorisation");
+    EXPECT(2, "eval", "--real", csv);
+
+    /* a corrupt model: exit 1 naming the file */
+    unsigned char *m = read_bytes(model, &len);
+    CHECK(m && len > 1000);
+    m[len - 10] ^= 1;
+    f = fopen(bad, "wb");
+    fwrite(m, 1, len, f);
+    fclose(f);
+    free(m);
+    EXPECT(1, "sample", bad, "--count", "1", "--csv", scsv);
+    CHECK_CONTAINS(err_text, bad);
+
+    /* Ctrl-C: saved, exit 0, resumable */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int o = open("/dev/null", O_WRONLY);
+        dup2(o, 1);
+        dup2(o, 2);
+        execl(ND_BINARY, ND_BINARY, "train", "-c", conf, ndd, "-o", model, "--steps",
+              "1000000", (char *)NULL);
+        _exit(127);
+    }
+    usleep(1500 * 1000);
+    kill(pid, SIGINT);
+    int st;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 0);
+    EXPECT(0, "inspect", model);
+    EXPECT(0, "train", ndd, "-o", model, "--resume", "--minutes", "0.01");
+    return 0;
+}
