@@ -95,10 +95,9 @@ typedef struct flow {
     uint64_t last_dir_ts[2]; /* [dir] latest packet of that direction, 0 none */
     uint64_t lru_ts;       /* last_ts when the flow last moved to the LRU tail */
     /* line 2 */
-    uint64_t cur_bin;      /* index of the open bin, counted from t0 */
     uint64_t group;
     uint32_t prev, next;   /* LRU list, or free list (next) */
-    uint8_t pad2[40];
+    uint8_t pad2[48];
 } flow;
 _Static_assert(sizeof(flow) == 192, "flow is three cache lines");
 
@@ -475,10 +474,17 @@ static inline float *flow_window(const capture_ctx *c, uint32_t i)
     return c->windows + (size_t)i * c->C * c->L;
 }
 
+/* Index of the open bin, counted from t0. Derived from bin_end (a division per bin
+ * change) rather than stored, which would put a third cache line on that path. */
+static inline uint64_t open_bin(const capture_ctx *c, const flow *f)
+{
+    return (f->bin_end - f->t0) / c->bin_ns - 1;
+}
+
 /* Moves the open bin's accumulators into the window. */
 static inline void bin_close(capture_ctx *c, flow *f, float *w)
 {
-    uint32_t b = (uint32_t)(f->cur_bin % c->L);
+    uint32_t b = (uint32_t)(open_bin(c, f) % c->L);
     for (int d = 0; d < 2; d++) {
         if (f->bytes[d]) w[d * c->L + b] = (float)f->bytes[d];
         if (c->C == 4 && f->pkts[d]) w[(2 + d) * c->L + b] = (float)f->pkts[d];
@@ -777,12 +783,11 @@ static void packet(capture_ctx *c, int linktype, const capture_pkt *p, parse_inf
     if (f->class_idx < 0) return;
 
     int dir = (from_a == f->client_is_a) ? ND_UP : ND_DOWN;
-    if (ts >= f->bin_end) { /* the open bin is over: one division per bin, not per packet */
-        uint64_t bin = (ts - f->t0) / c->bin_ns;
+    if (ts >= f->bin_end) { /* the open bin is over: divisions per bin, not per packet */
+        uint64_t bin = (ts - f->t0) / c->bin_ns, old = open_bin(c, f);
         float *w = flow_window(c, i);
         bin_close(c, f, w);
-        if (bin / c->L != f->cur_bin / c->L) window_emit(c, f, w);
-        f->cur_bin = bin;
+        if (bin / c->L != old / c->L) window_emit(c, f, w);
         f->bin_end = f->t0 + (bin + 1) * c->bin_ns;
     }
     f->bytes[dir] += pi->bytes;
