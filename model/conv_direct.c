@@ -56,6 +56,50 @@ void nd_conv3_direct_pad(float *restrict pad, const float *restrict inp, int C, 
 }
 
 /* One image: out (OC,H,W) = [out +] bias + conv(pad). pad must hold C·(H+2)·(W+2). */
+/* Two vectors of 16 output pixels, numbers i and i+1 in row-major vector order (an odd
+ * last one repeats the first and is not stored), with lane masks for W not a multiple
+ * of 16; and the 8×2 accumulators' load (bias, or the output when accumulating) and
+ * store. Shared by the float32 and bf16 kernels; always inlined so that the
+ * accumulators stay in registers. */
+typedef struct tile2 {
+    int y0, x0, y1, x1, two;
+    __mmask16 m0, m1;
+} tile2;
+
+static inline __attribute__((always_inline)) tile2 tile_at(int i, int NV, int nvx, int W) {
+    tile2 t;
+    int i1 = i + 1 < NV ? i + 1 : i;
+    t.two = i1 != i;
+    t.y0 = i / nvx, t.x0 = (i % nvx) * 16, t.y1 = i1 / nvx, t.x1 = (i1 % nvx) * 16;
+    t.m0 = W - t.x0 >= 16 ? 0xFFFF : (__mmask16)((1u << (W - t.x0)) - 1);
+    t.m1 = W - t.x1 >= 16 ? 0xFFFF : (__mmask16)((1u << (W - t.x1)) - 1);
+    return t;
+}
+
+static inline __attribute__((always_inline)) void
+acc_load(__m512 *a0, __m512 *a1, const float *out, const float *bias, const tile2 *t, int ob,
+         int H, int W, int from_out) {
+    for (int j = 0; j < 8; j++) {
+        int o = ob * 8 + j;
+        if (from_out) {
+            a0[j] = _mm512_maskz_loadu_ps(t->m0, out + ((size_t)o * H + t->y0) * W + t->x0);
+            a1[j] = _mm512_maskz_loadu_ps(t->m1, out + ((size_t)o * H + t->y1) * W + t->x1);
+        } else {
+            a0[j] = a1[j] = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void
+acc_store(float *out, const __m512 *a0, const __m512 *a1, const tile2 *t, int ob, int H,
+          int W) {
+    for (int j = 0; j < 8; j++) {
+        int o = ob * 8 + j;
+        _mm512_mask_storeu_ps(out + ((size_t)o * H + t->y0) * W + t->x0, t->m0, a0[j]);
+        if (t->two) _mm512_mask_storeu_ps(out + ((size_t)o * H + t->y1) * W + t->x1, t->m1, a1[j]);
+    }
+}
+
 /* Input channels [c0, c1) of one output block ob: 8 outputs × C·9 taps of weights
  * (c1 − c0 <= 48: 13.5 KiB, half of L1, stays there while the pixels stream by). */
 static void direct_part(float *out, const float *pad, const float *wt, const float *bias,
@@ -65,30 +109,17 @@ static void direct_part(float *out, const float *pad, const float *wt, const flo
     {
         const float *wb = wt + (size_t)ob * C * 72;
         for (int i = 0; i < NV; i += 2) {
-            /* two vectors of 16 output pixels: (y0,x0) and (y1,x1); an odd last one
-             * repeats the first and is not stored */
-            int i1 = i + 1 < NV ? i + 1 : i;
-            int y0 = i / nvx, x0 = (i % nvx) * 16, y1 = i1 / nvx, x1 = (i1 % nvx) * 16;
-            __mmask16 m0 = W - x0 >= 16 ? 0xFFFF : (__mmask16)((1u << (W - x0)) - 1);
-            __mmask16 m1 = W - x1 >= 16 ? 0xFFFF : (__mmask16)((1u << (W - x1)) - 1);
+            tile2 t = tile_at(i, NV, nvx, W);
             __m512 a0[8], a1[8];
-            for (int j = 0; j < 8; j++) {
-                int o = ob * 8 + j;
-                if (accumulate) {
-                    a0[j] = _mm512_maskz_loadu_ps(m0, out + ((size_t)o * H + y0) * W + x0);
-                    a1[j] = _mm512_maskz_loadu_ps(m1, out + ((size_t)o * H + y1) * W + x1);
-                } else {
-                    a0[j] = a1[j] = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-                }
-            }
-            const float *p0 = pad + (size_t)y0 * Wp + x0, *p1 = pad + (size_t)y1 * Wp + x1;
+            acc_load(a0, a1, out, bias, &t, ob, H, W, accumulate);
+            const float *p0 = pad + (size_t)t.y0 * Wp + t.x0, *p1 = pad + (size_t)t.y1 * Wp + t.x1;
             for (int c = c0; c < c1; c++) {
                 const float *wc = wb + (size_t)c * 72;
                 const float *q0 = p0 + c * plane, *q1 = p1 + c * plane;
                 for (int ky = 0; ky < 3; ky++)
                     for (int kx = 0; kx < 3; kx++) {
-                        __m512 v0 = _mm512_maskz_loadu_ps(m0, q0 + ky * Wp + kx);
-                        __m512 v1 = _mm512_maskz_loadu_ps(m1, q1 + ky * Wp + kx);
+                        __m512 v0 = _mm512_maskz_loadu_ps(t.m0, q0 + ky * Wp + kx);
+                        __m512 v1 = _mm512_maskz_loadu_ps(t.m1, q1 + ky * Wp + kx);
                         const float *wk = wc + (ky * 3 + kx) * 8;
                         for (int j = 0; j < 8; j++) {
                             __m512 wv = _mm512_set1_ps(wk[j]);
@@ -97,11 +128,7 @@ static void direct_part(float *out, const float *pad, const float *wt, const flo
                         }
                     }
             }
-            for (int j = 0; j < 8; j++) {
-                int o = ob * 8 + j;
-                _mm512_mask_storeu_ps(out + ((size_t)o * H + y0) * W + x0, m0, a0[j]);
-                if (i1 != i) _mm512_mask_storeu_ps(out + ((size_t)o * H + y1) * W + x1, m1, a1[j]);
-            }
+            acc_store(out, a0, a1, &t, ob, H, W);
         }
     }
 }
@@ -239,28 +266,18 @@ void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint
             int c1 = c0 + DIRECT_CCHUNK < CP ? c0 + DIRECT_CCHUNK : CP;
             const uint32_t *wb = wt + (size_t)ob * CP * 72;
             for (int i = 0; i < NV; i += 2) {
-                int i1 = i + 1 < NV ? i + 1 : i;
-                int y0 = i / nvx, xa = (i % nvx) * 16, y1 = i1 / nvx, xb = (i1 % nvx) * 16;
-                __mmask16 m0 = W - xa >= 16 ? 0xFFFF : (__mmask16)((1u << (W - xa)) - 1);
-                __mmask16 m1 = W - xb >= 16 ? 0xFFFF : (__mmask16)((1u << (W - xb)) - 1);
+                tile2 t = tile_at(i, NV, nvx, W);
                 __m512 a0[8], a1[8];
-                for (int j = 0; j < 8; j++) {
-                    int o = ob * 8 + j;
-                    if (accumulate || c0 > 0) {
-                        a0[j] = _mm512_maskz_loadu_ps(m0, out + ((size_t)o * H + y0) * W + xa);
-                        a1[j] = _mm512_maskz_loadu_ps(m1, out + ((size_t)o * H + y1) * W + xb);
-                    } else {
-                        a0[j] = a1[j] = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-                    }
-                }
-                const uint32_t *p0 = pad + (size_t)y0 * Wp + xa, *p1 = pad + (size_t)y1 * Wp + xb;
+                acc_load(a0, a1, out, bias, &t, ob, H, W, accumulate || c0 > 0);
+                const uint32_t *p0 = pad + (size_t)t.y0 * Wp + t.x0,
+                               *p1 = pad + (size_t)t.y1 * Wp + t.x1;
                 for (int cp = c0; cp < c1; cp++) {
                     const uint32_t *wc = wb + (size_t)cp * 72;
                     const uint32_t *q0 = p0 + cp * plane, *q1 = p1 + cp * plane;
                     for (int ky = 0; ky < 3; ky++)
                         for (int kx = 0; kx < 3; kx++) {
-                            __m512bh v0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, q0 + ky * Wp + kx);
-                            __m512bh v1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, q1 + ky * Wp + kx);
+                            __m512bh v0 = (__m512bh)_mm512_maskz_loadu_epi32(t.m0, q0 + ky * Wp + kx);
+                            __m512bh v1 = (__m512bh)_mm512_maskz_loadu_epi32(t.m1, q1 + ky * Wp + kx);
                             const uint32_t *wk = wc + (ky * 3 + kx) * 8;
                             for (int j = 0; j < 8; j++) {
                                 __m512bh wv = (__m512bh)_mm512_set1_epi32((int)wk[j]);
@@ -269,11 +286,7 @@ void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint
                             }
                         }
                 }
-                for (int j = 0; j < 8; j++) {
-                    int o = ob * 8 + j;
-                    _mm512_mask_storeu_ps(out + ((size_t)o * H + y0) * W + xa, m0, a0[j]);
-                    if (i1 != i) _mm512_mask_storeu_ps(out + ((size_t)o * H + y1) * W + xb, m1, a1[j]);
-                }
+                acc_store(out, a0, a1, &t, ob, H, W);
             }
         }
 }
