@@ -129,6 +129,9 @@ typedef struct nd_config {
         uint32_t metrics_port;       /* Prometheus text endpoint on 127.0.0.1; 0 = off */
         uint64_t status_interval_ns;
         bool replay;                 /* also replay samples of the latest model */
+        uint32_t recent;             /* windows in the recent buffer (all classes) */
+        uint32_t warmup;             /* windows of a class before it joins the model */
+        double scale_refit;          /* share of out-of-scale windows that refits; 0 = fixed */
     } live;
 
     char path[ND_CONF_STR]; /* file it was loaded from, "" for defaults */

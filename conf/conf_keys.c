@@ -324,6 +324,16 @@ const conf_key conf_keys[] = {
      .min = "0s", .max = "1h", .help = "Status line / log period; 0s: off."},
     {"live.replay", CONF_BOOL, F(live.replay), .def = "false",
      .help = "Also replay samples of the latest model (replay section) while learning."},
+    {"live.recent", CONF_UINT, F(live.recent), .def = "1024", .min = "1", .max = "16777216",
+     .unit = "windows",
+     .help = "Most recent windows kept (all classes) for the live.recent_share of batches."},
+    {"live.warmup", CONF_UINT, F(live.warmup), .def = "32", .min = "1", .max = "16777216",
+     .unit = "windows",
+     .help = "Windows a class needs before it joins the model; its scale is fitted on them."},
+    {"live.scale_refit", CONF_DOUBLE, F(live.scale_refit), .def = "0.05", .min = "0",
+     .max = "1",
+     .help = "Refit a class's scale from its reservoir when more than this share of its "
+             "windows since the last fit fell outside it; 0: scales fixed after warm-up."},
 };
 
 size_t conf_keys_count(void) { return sizeof conf_keys / sizeof conf_keys[0]; }

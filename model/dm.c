@@ -237,6 +237,12 @@ static int read_floats(const ndf_reader *r, uint32_t tag, float *v, size_t n, nd
 
 int nd_dm_save(nd_dm *m, const char *path, nd_error *e)
 {
+    return nd_dm_save_with(m, path, NULL, NULL, e);
+}
+
+int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg,
+                    nd_error *e)
+{
     ndf_writer *w = ndf_writer_open(path, NDF_KIND_MODEL, e);
     if (!w) return e ? e->code : -EIO;
     int rc = nd_dataset_write_sections(m->meta, w, 0, e);
@@ -280,6 +286,7 @@ int nd_dm_save(nd_dm *m, const char *path, nd_error *e)
     if (!rc) rc = write_floats(w, TAG_PARM, nd_unet_params(m->net), n, e);
     if (!rc) rc = write_floats(w, TAG_EMAW, m->ema, n, e);
     if (!rc) rc = write_floats(w, TAG_ADAM, nd_adamw_moments(m->opt), 2 * n, e);
+    if (!rc && extra) rc = extra(w, arg, e);
     if (rc) {
         ndf_writer_abort(w);
         return rc;
@@ -468,6 +475,38 @@ static void batch_free(batch_buf *b)
     free(b->y);
 }
 
+/* Image i of a training batch from raw window x (C,L) of class k: timestep, class
+ * dropout to the null row and noise from m->rng (in that order), x0, x_t and target. */
+static void batch_fill(nd_dm *m, batch_buf *b, int i, const float *x, int k)
+{
+    size_t img = (size_t)m->uc.channels * m->uc.L * m->uc.L;
+    int t = (int)nd_rng_below(&m->rng, (uint32_t)m->diff.T);
+    int drop = nd_rng_uniform(&m->rng) < m->cfg.train.class_dropout;
+    float *x0 = b->x0 + i * img, *eps = b->eps + i * img;
+    for (size_t j = 0; j < img; j++) eps[j] = nd_rng_normal(&m->rng);
+    nd_gaf_window_to_image(x0, x, &m->gaf, &m->scales[k]);
+    nd_diffusion_q_sample(&m->diff, b->xt + i * img, b->target + i * img, x0, eps, t, img);
+    b->tt[i] = (float)t;
+    b->y[i] = drop ? m->uc.max_classes : k;
+}
+
+/* One optimiser step on the B images batch_fill prepared, then the EMA; the loss. */
+static float batch_step(nd_dm *m, batch_buf *b, int B)
+{
+    size_t img = (size_t)m->uc.channels * m->uc.L * m->uc.L, np = nd_unet_num_params(m->net);
+    nd_unet_forward(m->net, m->ctx, b->out, b->xt, b->tt, b->y, B);
+    float loss = nd_mse_forward(b->out, b->target, (size_t)B * img);
+    nd_mse_backward(b->out, b->out, b->target, (size_t)B * img, 1.0f);
+    nd_unet_zero_grad(m->net);
+    nd_unet_backward(m->net, m->ctx, NULL, b->out);
+    float *params = nd_unet_params(m->net);
+    nd_adamw_step(m->opt, m->ctx, params, nd_unet_grads(m->net));
+    m->step++;
+    float d = ema_decay_at(&m->cfg, m->step);
+    for (size_t i = 0; i < np; i++) m->ema[i] = d * m->ema[i] + (1.0f - d) * params[i];
+    return loss;
+}
+
 /* Validation loss of the EMA weights on up to 256 held-out windows, with noise and
  * timesteps from a fixed seed (the same every call; the training RNG is untouched). */
 static double val_loss(nd_dm *m, const nd_dataset *ds, const uint64_t *val, size_t nval,
@@ -557,7 +596,6 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o,
         rc = nd_error_set(e, ND_EFORMAT, "train: no training windows (all held out?)");
         goto out;
     }
-    int null_class = m->uc.max_classes;
     double loss_avg = 0.0;
     while (m->step < o->steps) {
         if (o->stop && *o->stop) {
@@ -570,26 +608,9 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o,
         for (int i = 0; i < B; i++) {
             int k = present[nd_rng_below(&m->rng, (uint32_t)npresent)];
             uint64_t w = idx[start[k] + nd_rng_below(&m->rng, (uint32_t)(start[k + 1] - start[k]))];
-            int t = (int)nd_rng_below(&m->rng, (uint32_t)m->diff.T);
-            int drop = nd_rng_uniform(&m->rng) < m->cfg.train.class_dropout;
-            float *x0 = b.x0 + i * img, *eps = b.eps + i * img;
-            for (size_t j = 0; j < img; j++) eps[j] = nd_rng_normal(&m->rng);
-            nd_gaf_window_to_image(x0, ds->values + w * WL, &m->gaf, &m->scales[k]);
-            nd_diffusion_q_sample(&m->diff, b.xt + i * img, b.target + i * img, x0, eps, t,
-                                  img);
-            b.tt[i] = (float)t;
-            b.y[i] = drop ? null_class : k;
+            batch_fill(m, &b, i, ds->values + w * WL, k);
         }
-        nd_unet_forward(m->net, m->ctx, b.out, b.xt, b.tt, b.y, B);
-        float loss = nd_mse_forward(b.out, b.target, (size_t)B * img);
-        nd_mse_backward(b.out, b.out, b.target, (size_t)B * img, 1.0f);
-        nd_unet_zero_grad(m->net);
-        nd_unet_backward(m->net, m->ctx, NULL, b.out);
-        float *params = nd_unet_params(m->net);
-        nd_adamw_step(m->opt, m->ctx, params, nd_unet_grads(m->net));
-        m->step++;
-        float d = ema_decay_at(&m->cfg, m->step);
-        for (size_t i = 0; i < np; i++) m->ema[i] = d * m->ema[i] + (1.0f - d) * params[i];
+        float loss = batch_step(m, &b, B);
         if (!isfinite(loss)) {
             rc = nd_error_set(e, ND_EFORMAT, "train: loss is %g at step %llu (try a lower "
                               "train.lr)", (double)loss, (unsigned long long)m->step);
@@ -700,3 +721,55 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
     free(save);
     return 0;
 }
+
+/* ---- step-level access for online training (model/online.c, issue 7) ---------------- */
+
+int nd_dm_train_step(nd_dm *m, const float *x, const int *labels, int B, float *loss,
+                     nd_error *e)
+{
+    ND_ASSERT(B >= 1 && B <= m->max_batch);
+    size_t WL = (size_t)m->gaf.C * m->gaf.L;
+    size_t img = (size_t)m->uc.channels * m->uc.L * m->uc.L;
+    batch_buf b = {0};
+    if (batch_alloc(&b, B, img)) {
+        batch_free(&b);
+        return nd_error_set(e, -ENOMEM, "train: out of memory");
+    }
+    for (int i = 0; i < B; i++) {
+        ND_ASSERT(labels[i] >= 0 && (uint32_t)labels[i] < m->meta->n_classes);
+        batch_fill(m, &b, i, x + i * WL, labels[i]);
+    }
+    float l = batch_step(m, &b, B);
+    batch_free(&b);
+    if (loss) *loss = l;
+    if (!isfinite(l))
+        return nd_error_set(e, ND_EFORMAT, "train: loss is %g at step %llu (try a lower "
+                            "train.lr)", (double)l, (unsigned long long)m->step);
+    return 0;
+}
+
+int nd_dm_add_class(nd_dm *m, const char *name, const nd_gaf_scale *s, nd_error *e)
+{
+    uint32_t K = m->meta->n_classes;
+    for (uint32_t k = 0; k < K; k++)
+        if (!strcmp(m->meta->class_names[k], name))
+            return nd_error_set(e, ND_EUSAGE, "class '%s' is already in the model", name);
+    if (K >= (uint32_t)m->uc.max_classes)
+        return nd_error_set(e, ND_ECONFIG, "class '%s': all %d class rows of the model are "
+                            "in use (model.max_classes)", name, m->uc.max_classes);
+    nd_gaf_scale *sc = realloc(m->scales, (K + 1) * sizeof *sc);
+    if (!sc) return nd_error_set(e, -ENOMEM, "model: out of memory");
+    m->scales = sc;
+    if (nd_dataset_class(m->meta, name) != (int)K)
+        return nd_error_set(e, ND_EUSAGE, "class '%s': not a valid class name", name);
+    m->scales[K] = *s;
+    return (int)K;
+}
+
+void nd_dm_set_scale(nd_dm *m, int cls, const nd_gaf_scale *s)
+{
+    ND_ASSERT(cls >= 0 && (uint32_t)cls < m->meta->n_classes);
+    m->scales[cls] = *s;
+}
+
+nd_dataset *nd_dm_dataset_mut(nd_dm *m) { return m->meta; }

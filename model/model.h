@@ -440,4 +440,126 @@ int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
  * per-dataset scale). Returns 0 or a code. */
 int nd_png_windows(const char *path, const nd_dataset *ds, int per_class, nd_error *e);
 
+/* ------------------------------------------------------------------------------------ */
+/* Online learning (issue 7, online.c; step-level trainer access in dm.c)               */
+/* ------------------------------------------------------------------------------------ */
+
+/* Step-level access to the trainer, for online learning (dm.c). */
+
+/* Writes more sections into the model file being saved, after the model's own. */
+typedef int (*nd_dm_extra_fn)(ndf_writer *w, void *arg, nd_error *e);
+/* nd_dm_save, with extra (may be NULL) adding sections before the atomic commit. */
+int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg,
+                    nd_error *e);
+/* One optimiser step (then the EMA) on B <= the model's max_batch raw windows x
+ * (B, C, L) of model classes labels (B): timesteps, class dropout and noise come from
+ * the model's RNG, as in nd_dm_train. *loss (may be NULL) gets the batch loss.
+ * Returns 0, or ND_EFORMAT when the loss is not finite. */
+int nd_dm_train_step(nd_dm *m, const float *x, const int *labels, int B, float *loss,
+                     nd_error *e);
+/* Adds a class with scale s at the next class row (row index = returned class index).
+ * ND_ECONFIG when all model.max_classes rows are in use, ND_EUSAGE for a name that is
+ * already there or not valid, -ENOMEM. */
+int nd_dm_add_class(nd_dm *m, const char *name, const nd_gaf_scale *s, nd_error *e);
+/* Replaces the scale of class cls (the images of that class change meaning: the caller
+ * decides when that is acceptable, see docs/LIVE.md). */
+void nd_dm_set_scale(nd_dm *m, int cls, const nd_gaf_scale *s);
+/* The model's dataset header, for replacing class statistics and counters (classes are
+ * added only through nd_dm_add_class). */
+nd_dataset *nd_dm_dataset_mut(nd_dm *m);
+
+/* Single-producer single-consumer ring of windows between a capture thread and the
+ * trainer: fixed slots (class, group, C·L floats), C11 acquire/release indices, never
+ * blocks. A push into a full ring drops the window and counts it. */
+typedef struct nd_wring nd_wring;
+/* size: slots, a power of two; wf: floats per window. NULL on -ENOMEM or bad size. */
+nd_wring *nd_wring_new(uint32_t size, size_t wf);
+void nd_wring_free(nd_wring *r); /* NULL is a no-op */
+/* Producer side: copies the window in. Returns 1, or 0 when the ring is full (dropped). */
+int nd_wring_push(nd_wring *r, uint32_t cls, uint64_t group, const float *values);
+/* Consumer side: the oldest window (valid until nd_wring_pop), or NULL when empty. */
+const float *nd_wring_peek(nd_wring *r, uint32_t *cls, uint64_t *group);
+void nd_wring_pop(nd_wring *r);
+/* Counters, readable from any thread: pushed (taken in), dropped (ring full), popped. */
+uint64_t nd_wring_pushed(const nd_wring *r);
+uint64_t nd_wring_dropped(const nd_wring *r);
+uint64_t nd_wring_popped(const nd_wring *r);
+/* Bytes the ring holds (all slots). */
+size_t nd_wring_bytes(uint32_t size, size_t wf);
+
+/* A uniform sample of up to cap windows of a stream (Vitter's algorithm R): after n
+ * windows, each of them is in the sample with probability min(1, cap/n). Storage grows
+ * by doubling up to cap windows. */
+typedef struct nd_reservoir {
+    uint32_t cap, n, alloc; /* capacity, windows held, windows allocated */
+    size_t wf;              /* floats per window */
+    uint64_t seen;          /* windows offered */
+    float *x;               /* (alloc, wf) */
+    uint64_t *groups;       /* (alloc) */
+} nd_reservoir;
+void nd_reservoir_init(nd_reservoir *r, uint32_t cap, size_t wf);
+void nd_reservoir_free(nd_reservoir *r);
+/* Offers one window: returns the slot it went to, -1 when not kept, -ENOMEM. */
+long nd_reservoir_add(nd_reservoir *r, const float *x, uint64_t group, nd_rng *rng);
+
+/* The online trainer of `netdiffus live`: a reservoir per class plus a buffer of the
+ * most recent windows; classes join the model when their reservoir holds live.warmup
+ * windows (scale fitted then, refit by the live.scale_refit rule); batches take
+ * live.recent_share from the recent buffer and the rest class-balanced from the
+ * reservoirs. Single-threaded: one thread adds windows and steps. docs/LIVE.md. */
+typedef struct nd_online nd_online;
+
+/* A new trainer for windows shaped like hdr (channels, L, bin) whose classes are hdr's
+ * classes in order (the capture's class list: the index passed to nd_online_add). cfg
+ * gives model, train and live settings (copied). NULL with e filled. */
+nd_online *nd_online_new(const nd_config *cfg, const nd_dataset *hdr, nd_error *e);
+/* Continues from a checkpoint written by nd_online_save: model, optimiser, EMA, step,
+ * reservoirs, recent buffer and counters. The model keeps its stored model/train
+ * settings; live.* settings come from cfg. Classes are matched to hdr's by name (a
+ * stored class hdr lacks is kept and trained on, it just gets no new windows). */
+nd_online *nd_online_resume(const char *path, const nd_config *cfg, const nd_dataset *hdr,
+                            nd_error *e);
+void nd_online_free(nd_online *o); /* NULL is a no-op */
+
+/* Takes one window of class cls (hdr's index) into the reservoir and recent buffer;
+ * adds the class to the model when it has warmed up. Returns 0 or a code. */
+int nd_online_add(nd_online *o, uint32_t cls, uint64_t group, const float *x, nd_error *e);
+/* One training step. Returns 1 (a step was taken), 0 (no class has warmed up yet) or a
+ * negative code. */
+int nd_online_step(nd_online *o, nd_error *e);
+/* Replay statistics of class cls (hdr's index), stored with the next checkpoint. */
+void nd_online_set_stats(nd_online *o, uint32_t cls, const nd_class_stats *st);
+/* Writes the checkpoint atomically: the model file (readable by `sample`, `replay`)
+ * plus a LIVE section with the reservoirs. Nothing to write before the first class has
+ * warmed up: returns 0 and writes nothing (*written = 0). */
+int nd_online_save(nd_online *o, const char *path, int *written, nd_error *e);
+/* The model (NULL until a class has warmed up). */
+nd_dm *nd_online_model(nd_online *o);
+
+typedef struct nd_online_class_info {
+    const char *name;
+    uint64_t seen;    /* windows offered */
+    uint32_t kept;    /* in the reservoir */
+    int model_class;  /* row in the model, -1 while warming up */
+    uint64_t clipped; /* windows with a value outside the fitted scale */
+    uint32_t refits;  /* scale refits */
+} nd_online_class_info;
+
+typedef struct nd_online_info {
+    uint64_t step;          /* model steps in total (resumed runs count earlier ones) */
+    uint64_t steps_run;     /* steps in this process */
+    uint64_t images;        /* images trained on in this process */
+    uint64_t windows;       /* windows taken in (this process and before) */
+    double loss;            /* running mean of the batch loss (0.98 decay); 0 before any */
+    double last_loss;       /* loss of the last batch */
+    uint32_t n_classes;     /* classes known (hdr's and restored ones) */
+    uint32_t model_classes; /* classes in the model */
+    size_t memory_bytes;    /* reservoirs + recent buffer, at most (the configured bound) */
+} nd_online_info;
+void nd_online_get_info(const nd_online *o, nd_online_info *info);
+/* Class i of nd_online_info.n_classes. */
+void nd_online_class(const nd_online *o, uint32_t i, nd_online_class_info *ci);
+/* The bound on reservoir and recent-buffer memory for n_classes classes of wf floats. */
+size_t nd_online_memory_bound(const nd_config *cfg, uint32_t n_classes, size_t wf);
+
 #endif
