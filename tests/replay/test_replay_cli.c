@@ -1,7 +1,7 @@
 /*
  * test_replay_cli.c — `netdiffus replay` as a user runs it: series CSV and dataset file
  * in, pcap out, same seed ⇒ same file; exit codes and messages of the errors (unknown
- * class, full disk, missing interface, bad options, a model file before #5); Ctrl-C in
+ * class, full disk, missing interface, bad options, a missing model file); Ctrl-C in
  * the middle of an endless replay stops it with a valid pcap.
  */
 #include <pcap/pcap.h>
@@ -92,7 +92,7 @@ int main(void)
     CHECK(tpcap_read("replay_cli5.pcap", NULL) > 100);
 
     /* errors: clear message, exit 1 for runtime failures, 2 for usage */
-    EXPECT(1, "replay model.ndm --to pcap:x.pcap", "diffusion issue (#5)");
+    EXPECT(1, "replay missing.ndm --to pcap:x.pcap", "missing.ndm"); /* model path: test_replay_model */
     EXPECT(2, "replay --series replay_cli.csv --to pcap:x.pcap --class nope",
            "unknown class 'nope' (the data has: web, video)");
     EXPECT(1, "replay --series replay_cli.csv --to pcap:/dev/full", "No space left on device");
