@@ -423,7 +423,8 @@ static int run(int argc, char **argv)
         dm = model_open(model, &e);
         weights = dm ? calloc(nd_dm_dataset(dm)->n_classes, sizeof *weights) : NULL;
         if (dm && !weights) nd_error_set(&e, -ENOMEM, "out of memory");
-        if (!weights || class_weights(weights, dm, model, cls, mix ? &cfg : NULL, &e)) {
+        if (!weights || class_weights(weights, dm, model, cls,
+                                         cfg.replay.n_mix ? &cfg : NULL, &e)) {
             nd_err("replay: %s", e.msg);
             status = cli_exit_code(e.code);
             goto out;

@@ -1,0 +1,281 @@
+/*
+ * test_replay_model.c — `netdiffus replay MODEL.ndm`: windows sampled fresh from a model
+ * become packets. A tiny two-class model (web: TCP to 443/8080/5201 with an arrival rate;
+ * voip: UDP to 5060 in 200-byte frames, no rate) is trained here in a second, then
+ * replayed into pcap files that must read back valid with N flows split over the
+ * classes as asked (evenly, --class, --mix), sizes and ports from the model's statistics,
+ * the same bytes for the same seed and other bytes for another. Bad input (unknown class,
+ * untrained or corrupt model, --flows 0, a mix naming classes the model lacks) gives its
+ * message and exit code.
+ */
+#include <pcap/pcap.h>
+#include <sys/wait.h>
+
+#include "model.h"
+#include "replay_test.h"
+
+static char err_text[8192];
+
+/* Runs netdiffus with args (a shell fragment); returns the exit code, stderr in err_text. */
+static int nd(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s 2>replay_model.err >/dev/null", ND_BINARY, args);
+    int st = system(cmd);
+    FILE *f = fopen("replay_model.err", "r");
+    CHECK(f);
+    size_t n = fread(err_text, 1, sizeof err_text - 1, f);
+    err_text[n] = 0;
+    fclose(f);
+    CHECK(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+#define EXPECT(code, args, needle)                                                       \
+    do {                                                                                 \
+        int rc_ = nd(args);                                                              \
+        if (rc_ != (code)) CHECK_FAIL_("netdiffus %s: exit %d, expected %d; stderr:\n%s", \
+                                       args, rc_, code, err_text);                       \
+        CHECK_CONTAINS(err_text, needle);                                                \
+    } while (0)
+
+static int same_file(const char *a, const char *b)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s", a, b);
+    return system(cmd) == 0;
+}
+
+enum { L = 8, MAX_FLOWS = 64 };
+
+/* What a pcap holds, flow by flow (a flow: protocol and its unordered address/port pair). */
+typedef struct flow_key {
+    int proto;
+    uint8_t a[16], b[16];
+    uint16_t pa, pb;
+    uint64_t first_ns;
+} flow_key;
+
+typedef struct pcap_summary {
+    uint32_t n_flows, tcp_flows, udp_flows;
+    flow_key flows[MAX_FLOWS];
+    uint64_t packets, udp_packets, udp_200; /* UDP frames of exactly 200 bytes */
+    uint64_t bad_port;                      /* packets whose ports miss the class's ports */
+} pcap_summary;
+
+static int port_of_class(int proto, uint16_t sport, uint16_t dport)
+{
+    if (proto == 17) return sport == 5060 || dport == 5060;
+    static const uint16_t web[] = {443, 8080, 5201};
+    for (int i = 0; i < 3; i++)
+        if (sport == web[i] || dport == web[i]) return 1;
+    return 0;
+}
+
+static pcap_summary summarise(const char *path)
+{
+    CHECK(tpcap_read(path, NULL) > 0); /* valid to a clean end, every checksum right */
+    pcap_summary s;
+    memset(&s, 0, sizeof s);
+    char err[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
+    if (!p) CHECK_FAIL_("%s: %s", path, err);
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    while (pcap_next_ex(p, &h, &data) == 1) {
+        tframe f = tframe_parse(data, h->caplen);
+        uint64_t t = (uint64_t)h->ts.tv_sec * ND_NS_PER_SEC + (uint64_t)h->ts.tv_usec;
+        s.packets++;
+        if (f.proto == 17) {
+            s.udp_packets++;
+            s.udp_200 += h->len == 200;
+        }
+        s.bad_port += !port_of_class(f.proto, f.sport, f.dport);
+        flow_key k = {.proto = f.proto, .pa = f.sport, .pb = f.dport, .first_ns = t};
+        memcpy(k.a, f.src, 16);
+        memcpy(k.b, f.dst, 16);
+        if (memcmp(k.a, k.b, 16) > 0 || (!memcmp(k.a, k.b, 16) && k.pa > k.pb)) {
+            memcpy(k.a, f.dst, 16);
+            memcpy(k.b, f.src, 16);
+            k.pa = f.dport, k.pb = f.sport;
+        }
+        uint32_t i = 0;
+        for (; i < s.n_flows; i++)
+            if (s.flows[i].proto == k.proto && s.flows[i].pa == k.pa && s.flows[i].pb == k.pb &&
+                !memcmp(s.flows[i].a, k.a, 16) && !memcmp(s.flows[i].b, k.b, 16))
+                break;
+        if (i == s.n_flows) {
+            CHECK(s.n_flows < MAX_FLOWS);
+            s.flows[s.n_flows++] = k;
+            if (f.proto == 6) s.tcp_flows++;
+            else s.udp_flows++;
+        }
+    }
+    pcap_close(p);
+    return s;
+}
+
+/* voip's statistics: UDP/IPv4 only, port 5060, 200-byte frames 1-2 ms apart, no rate. */
+static void voip_stats(nd_class_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    for (int d = 0; d < 2; d++) {
+        st->size_hist[d][200] = 1000;
+        st->iat_hist[d][20] = 10;
+        st->ttl_hist[d][64] = 10;
+    }
+    st->flows = 50;
+    st->l4_flows[ND_L4_UDP] = 50;
+    st->port[0] = 5060, st->port_count[0] = 50;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f);
+    fputs(text, f);
+    CHECK_EQ(fclose(f), 0);
+}
+
+/* Trains the tiny model on two classes and saves it; also saves the same model
+ * untrained, and a copy of the trained file with one byte flipped. */
+static void make_models(void)
+{
+    nd_config cfg;
+    nd_config_defaults(&cfg);
+    const char *sets[] = {
+        "capture.window=8", "capture.min_active_bins=1", "model.attn_min_res=0",
+        "model.base_channels=8", "model.channel_mult=[1, 2]", "model.res_blocks=1",
+        "model.groups=4", "model.emb_dim=16", "model.max_classes=2", "model.threads=1",
+        "train.batch=8", "train.lr=5e-3", "train.warmup_steps=5", "train.ema_decay=0.9",
+        "train.checkpoint_every=0", "train.val_fraction=0", "sample.steps=5",
+        "sample.batch=4"}; /* batches of 4: 12 flows take several, and a partial one */
+    nd_error e = {0};
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
+        if (nd_config_set(&cfg, sets[i], &e)) CHECK_FAIL_("%s: %s", sets[i], e.msg);
+
+    const char *chan[] = {"bytes_down", "bytes_up"};
+    const char *classes[] = {"web", "voip"};
+    nd_dataset *ds = tds_new(2, chan, L, 50000000ull, 2, classes, 16);
+    tds_web_stats(&ds->stats[0], 0, 0); /* TCP/IPv4 only, 100 flows/s */
+    voip_stats(&ds->stats[1]);
+    trng r = {11};
+    for (uint64_t w = 0; w < 16; w++) {
+        int voip = w % 2;
+        ds->labels[w] = (uint16_t)voip;
+        for (uint32_t b = 0; b < L; b++) {
+            *tds_at(ds, w, 0, b) = voip ? 4000 : (float)(20000 + trng_below(&r, 40000));
+            *tds_at(ds, w, 1, b) = voip ? 4000 : (float)(1000 + trng_below(&r, 2000));
+        }
+    }
+    nd_dm *m = nd_dm_new(&cfg, ds, &e);
+    if (!m) CHECK_FAIL_("nd_dm_new: %s", e.msg);
+    if (nd_dm_save(m, "replay_model_untrained.ndm", &e)) CHECK_FAIL_("save: %s", e.msg);
+    nd_train_opts o = {.steps = 60, .quiet = 1};
+    nd_train_report rep;
+    if (nd_dm_train(m, ds, &o, &rep, &e)) CHECK_FAIL_("train: %s", e.msg);
+    if (nd_dm_save(m, "replay_model.ndm", &e)) CHECK_FAIL_("save: %s", e.msg);
+    nd_dm_free(m);
+    tds_free(ds);
+    nd_config_free(&cfg);
+
+    FILE *f = fopen("replay_model.ndm", "rb");
+    CHECK(f);
+    static unsigned char buf[4 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    CHECK(n > 1000 && n < sizeof buf);
+    buf[n / 2] ^= 0x10;
+    f = fopen("replay_model_bad.ndm", "wb");
+    CHECK(f);
+    CHECK_EQ(fwrite(buf, 1, n, f), n);
+    CHECK_EQ(fclose(f), 0);
+}
+
+int main(void)
+{
+    make_models();
+    const char *M = "replay_model.ndm";
+    char args[512];
+
+    /* evenly over the classes: 6 web (TCP) and 6 voip (UDP) flows */
+    snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model1.pcap --seed 9", M);
+    EXPECT(0, args, "12 flows");
+    CHECK_CONTAINS(err_text, "sampled 12 windows");
+    CHECK(!strstr(err_text, "no statistics")); /* the model's statistics came along */
+    pcap_summary s = summarise("replay_model1.pcap");
+    CHECK_EQ(s.n_flows, 12);
+    CHECK_EQ(s.tcp_flows, 6);
+    CHECK_EQ(s.udp_flows, 6);
+    CHECK_U64_EQ(s.bad_port, 0);
+    CHECK(s.udp_200 * 2 > s.udp_packets); /* voip's sizes, not MTU-sized defaults */
+
+    snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model2.pcap --seed 9", M);
+    EXPECT(0, args, "12 flows");
+    snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model3.pcap --seed 10", M);
+    EXPECT(0, args, "12 flows");
+    CHECK(same_file("replay_model1.pcap", "replay_model2.pcap"));
+    CHECK(!same_file("replay_model1.pcap", "replay_model3.pcap"));
+
+    /* one class; voip has no arrival rate, so its flows are spread over the duration */
+    snprintf(args, sizeof args,
+             "replay %s --class voip --flows 4 --duration 8s --to pcap:replay_model4.pcap", M);
+    EXPECT(0, args, "4 flows");
+    s = summarise("replay_model4.pcap");
+    CHECK_EQ(s.n_flows, 4);
+    CHECK_EQ(s.udp_flows, 4);
+    CHECK_U64_EQ(s.bad_port, 0);
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (uint32_t i = 0; i < s.n_flows; i++) {
+        if (s.flows[i].first_ns < lo) lo = s.flows[i].first_ns;
+        if (s.flows[i].first_ns > hi) hi = s.flows[i].first_ns;
+    }
+    CHECK(hi - lo >= 5 * ND_NS_PER_SEC); /* starts 2 s apart: 0, 2, 4, 6 s */
+    snprintf(args, sizeof args, "replay %s --class web --flows 3 --loop 2 --to pcap:replay_model5.pcap", M);
+    EXPECT(0, args, "6 flows");
+    s = summarise("replay_model5.pcap");
+    CHECK_EQ(s.n_flows, 6);
+    CHECK_EQ(s.tcp_flows, 6);
+    CHECK_U64_EQ(s.bad_port, 0);
+
+    /* by the mix of a config: 3 web to 1 voip */
+    write_text("replay_model_mix.yaml", "replay:\n  mix: [{class: web, weight: 3}, "
+                                        "{class: voip, weight: 1}]\n");
+    snprintf(args, sizeof args,
+             "replay %s --mix replay_model_mix.yaml --flows 8 --to pcap:replay_model6.pcap", M);
+    EXPECT(0, args, "8 flows");
+    s = summarise("replay_model6.pcap");
+    CHECK_EQ(s.n_flows, 8);
+    CHECK_EQ(s.tcp_flows, 6);
+    CHECK_EQ(s.udp_flows, 2);
+    snprintf(args, sizeof args, "replay %s -c replay_model_mix.yaml --flows 4 --to pcap:replay_model7.pcap", M);
+    EXPECT(0, args, "4 flows");
+    s = summarise("replay_model7.pcap");
+    CHECK_EQ(s.tcp_flows, 3);
+    CHECK_EQ(s.udp_flows, 1);
+
+    /* errors: 2 for usage and config, 1 for bad model files */
+    snprintf(args, sizeof args, "replay %s --class mail --flows 2 --to pcap:x.pcap", M);
+    EXPECT(2, args, "unknown class 'mail' (the model has: web, voip)");
+    snprintf(args, sizeof args, "replay %s --flows 0 --to pcap:x.pcap", M);
+    EXPECT(2, args, "--flows");
+    write_text("replay_model_mix2.yaml", "replay:\n  mix: [{class: web, weight: 1}, "
+                                         "{class: mail, weight: 1}]\n");
+    snprintf(args, sizeof args, "replay %s --mix replay_model_mix2.yaml --flows 2 --to pcap:x.pcap", M);
+    EXPECT(2, args, "class 'mail' is not in the model");
+    CHECK_CONTAINS(err_text, "(it has: web, voip)");
+    write_text("replay_model_nomix.yaml", "replay:\n  seed: 3\n");
+    snprintf(args, sizeof args, "replay %s --mix replay_model_nomix.yaml --flows 2 --to pcap:x.pcap", M);
+    EXPECT(2, args, "no replay.mix");
+    snprintf(args, sizeof args,
+             "replay %s --mix replay_model_mix.yaml --class web --flows 2 --to pcap:x.pcap", M);
+    EXPECT(2, args, "not both");
+    EXPECT(1, "replay replay_model_untrained.ndm --flows 2 --to pcap:x.pcap", "not been trained");
+    EXPECT(1, "replay replay_model_bad.ndm --flows 2 --to pcap:x.pcap", "replay_model_bad.ndm");
+    EXPECT(1, "replay replay_model_missing.ndm --flows 2 --to pcap:x.pcap",
+           "replay_model_missing.ndm");
+    snprintf(args, sizeof args, "replay %s --series replay_model.csv --to pcap:x.pcap", M);
+    EXPECT(2, args, "not both");
+    printf("replay model: ok\n");
+    return 0;
+}
