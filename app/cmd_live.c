@@ -1,0 +1,880 @@
+/*
+ * cmd_live.c — `netdiffus live`: capture, online learning and (optionally) replay in one
+ * long-running process (DESIGN.md §7, docs/LIVE.md).
+ *
+ *   capture thread (pinned to live.capture_core)
+ *     sources → capture_ctx → window callback → nd_wring (SPSC, full: drop + count)
+ *   main thread: the trainer (model.threads / live.trainer_threads cores)
+ *     ring → nd_online_add (reservoirs, recent) → nd_online_step → checkpoints (atomic)
+ *     status line / --stats JSON lines / Prometheus snapshot every live.status_interval
+ *   metrics thread (live.metrics_port): 127.0.0.1 only, text format
+ *   replay thread (live.replay, --replay-to): samples the latest checkpoint, replays it
+ *
+ * pcap files are played at their own pace (packet timestamps, × --speed) on one timeline
+ * starting now, so that windows leave when they would on a wire. Signals only set a flag.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "cli.h"
+#include "conf.h"
+#include "model.h"
+#include "replay.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+#define BURST 32
+
+static const char *const channel_names[4] = {"bytes_down", "bytes_up", "packets_down",
+                                             "packets_up"};
+
+/* One input of the capture thread; file sources hold their current burst. */
+typedef struct live_src {
+    capture_source *s;
+    int file, ended, linktype;
+    capture_pkt pkts[BURST];
+    unsigned n, i;
+    uint64_t t0; /* first packet's timestamp (files) */
+} live_src;
+
+/* What the capture thread publishes for the trainer and the status view. */
+typedef struct cap_snapshot {
+    capture_totals tot;
+    capture_source_stats src;
+    uint64_t *class_windows; /* (n_classes) */
+    nd_class_stats *stats;   /* (n_classes) */
+    uint64_t gen;            /* bumped on every publish */
+} cap_snapshot;
+
+typedef struct live_run {
+    nd_config cfg;
+    capture_ctx *ctx;
+    nd_wring *ring;
+    live_src src[ND_CONF_MAX_SOURCES];
+    unsigned n_src;
+    uint32_t n_classes;
+    double speed; /* file pace; 0: as fast as read */
+    volatile sig_atomic_t cap_stop;
+    _Atomic int cap_done;
+    int cap_rc;
+    nd_error cap_err;
+    pthread_mutex_t mu; /* guards snap and the figures below */
+    cap_snapshot snap;
+    /* figures of the trainer, for the metrics thread */
+    char metrics[16384];
+    const char *ckpt;
+    _Atomic uint64_t ckpt_gen; /* checkpoints written, for the replay thread */
+} live_run;
+
+/* ---- capture thread ------------------------------------------------------------- */
+
+static int push_window(void *user, uint32_t cls, uint64_t group, const float *values)
+{
+    nd_wring_push(user, cls, group, values); /* full: counted by the ring, never waits */
+    return 0;
+}
+
+static void publish(live_run *L)
+{
+    pthread_mutex_lock(&L->mu);
+    capture_ctx_totals(L->ctx, &L->snap.tot);
+    capture_source_stats sum = {0};
+    for (unsigned k = 0; k < L->n_src; k++) {
+        capture_source_stats st;
+        capture_source_stats_get(L->src[k].s, &st);
+        sum.received += st.received;
+        sum.dropped += st.dropped;
+        sum.if_dropped += st.if_dropped;
+        sum.nombuf += st.nombuf;
+        sum.errors += st.errors;
+    }
+    L->snap.src = sum;
+    for (uint32_t i = 0; i < L->n_classes; i++) {
+        L->snap.class_windows[i] = capture_ctx_class_windows(L->ctx, i);
+        L->snap.stats[i] = *capture_ctx_class_stats(L->ctx, i);
+    }
+    L->snap.gen++;
+    pthread_mutex_unlock(&L->mu);
+}
+
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / ND_NS_PER_SEC), (long)(ns % ND_NS_PER_SEC)};
+    nanosleep(&ts, NULL);
+}
+
+/* Next file packet on the shared timeline: the source whose head is earliest. Refills
+ * bursts; marks ended files. Returns the source or NULL when every file has ended. */
+static live_src *next_file_packet(live_run *L, uint64_t base, int *rc)
+{
+    live_src *best = NULL;
+    uint64_t best_t = UINT64_MAX;
+    for (unsigned k = 0; k < L->n_src; k++) {
+        live_src *s = &L->src[k];
+        if (!s->file || s->ended) continue;
+        if (s->i == s->n) {
+            nd_error re = {0};
+            int n = capture_source_rx(s->s, s->pkts, BURST, 0, &re);
+            if (n == CAPTURE_END || n == ND_ETRUNC) {
+                if (n == ND_ETRUNC) nd_warn("%s", re.msg);
+                s->ended = 1;
+                nd_info("live: %s: input ended", capture_source_spec(s->s));
+                continue;
+            }
+            if (n < 0) {
+                *rc = nd_error_set(&L->cap_err, n, "%s", re.msg);
+                return NULL;
+            }
+            if (!s->t0 && n > 0) s->t0 = s->pkts[0].ts_ns ? s->pkts[0].ts_ns : 1;
+            /* each file's clock starts at base: files recorded at different times play
+             * side by side, and one flow-table clock stays monotonic */
+            for (int j = 0; j < n; j++) {
+                uint64_t d = s->pkts[j].ts_ns > s->t0 ? s->pkts[j].ts_ns - s->t0 : 0;
+                s->pkts[j].ts_ns = base + d;
+            }
+            s->n = (unsigned)n;
+            s->i = 0;
+            if (!n) continue;
+        }
+        if (s->pkts[s->i].ts_ns < best_t) {
+            best_t = s->pkts[s->i].ts_ns;
+            best = s;
+        }
+    }
+    return best;
+}
+
+static void *capture_main(void *arg)
+{
+    live_run *L = arg;
+    int core = L->cfg.live.capture_core;
+    if (core >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(core, &set);
+        int err = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+        if (err) nd_warn("live: cannot pin the capture thread to CPU %d: %s", core, strerror(err));
+    }
+    int files = L->src[0].file, rc = 0;
+    uint64_t base = nd_realtime_ns(), mono0 = nd_now_ns(), next_pub = 0;
+    while (!L->cap_stop && !rc) {
+        uint64_t mono = nd_now_ns();
+        if (mono >= next_pub) {
+            publish(L);
+            next_pub = mono + ND_NS_PER_SEC / 4;
+        }
+        if (files) {
+            /* the timeline: virtual now = base + elapsed × speed */
+            uint64_t vnow = L->speed > 0 ? base + (uint64_t)((double)(mono - mono0) * L->speed)
+                                         : UINT64_MAX;
+            unsigned fed = 0;
+            live_src *s;
+            while (fed < 256 && (s = next_file_packet(L, base, &rc)) && s->pkts[s->i].ts_ns <= vnow) {
+                capture_ctx_burst(L->ctx, s->linktype, &s->pkts[s->i], 1);
+                s->i++;
+                fed++;
+            }
+            if (rc) break;
+            if (!s) break; /* every file has ended */
+            if (fed < 256) {
+                /* wait for the next packet's time, at most 50 ms, ending idle flows */
+                uint64_t wait = (uint64_t)((double)(s->pkts[s->i].ts_ns - vnow) / L->speed);
+                capture_ctx_advance(L->ctx, vnow);
+                sleep_ns(wait < 50000000ull ? wait : 50000000ull);
+            }
+        } else {
+            int fed = 0;
+            for (unsigned k = 0; k < L->n_src && !rc; k++) {
+                live_src *s = &L->src[k];
+                nd_error re = {0};
+                int n = capture_source_rx(s->s, s->pkts, BURST, L->n_src == 1 ? 100 : 0, &re);
+                if (n > 0) {
+                    capture_ctx_burst(L->ctx, s->linktype, s->pkts, (unsigned)n);
+                    fed += n;
+                } else if (n < 0 && n != CAPTURE_END && !L->cap_stop) {
+                    rc = nd_error_set(&L->cap_err, n, "%s", re.msg);
+                }
+            }
+            if (!fed) {
+                capture_ctx_advance(L->ctx, nd_realtime_ns());
+                if (L->n_src > 1) sleep_ns(1000000);
+            }
+        }
+    }
+    /* flows still open end here: their last windows go to the trainer too */
+    capture_ctx_flush(L->ctx);
+    publish(L);
+    L->cap_rc = rc;
+    atomic_store(&L->cap_done, 1);
+    return NULL;
+}
+
+/* ---- metrics endpoint ----------------------------------------------------------- */
+
+typedef struct metrics_srv {
+    live_run *L;
+    int fd;
+    volatile sig_atomic_t stop;
+} metrics_srv;
+
+static void *metrics_main(void *arg)
+{
+    metrics_srv *M = arg;
+    char req[2048], *body = malloc(sizeof M->L->metrics), hdr[256];
+    while (!M->stop && body) {
+        struct pollfd p = {.fd = M->fd, .events = POLLIN};
+        if (poll(&p, 1, 200) <= 0) continue;
+        int c = accept(M->fd, NULL, NULL);
+        if (c < 0) continue;
+        struct pollfd pc = {.fd = c, .events = POLLIN};
+        if (poll(&pc, 1, 1000) > 0) (void)!read(c, req, sizeof req); /* any request */
+        pthread_mutex_lock(&M->L->mu);
+        memcpy(body, M->L->metrics, sizeof M->L->metrics);
+        pthread_mutex_unlock(&M->L->mu);
+        size_t n = strlen(body);
+        int h = snprintf(hdr, sizeof hdr, "HTTP/1.0 200 OK\r\nContent-Type: text/plain; "
+                         "version=0.0.4\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", n);
+        (void)!write(c, hdr, (size_t)h);
+        (void)!write(c, body, n);
+        close(c);
+    }
+    free(body);
+    return NULL;
+}
+
+static int metrics_open(uint32_t port, nd_error *e)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return nd_error_set(e, -errno, "live: metrics socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* localhost only, never a wire */
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 8)) {
+        int err = errno;
+        close(fd);
+        return nd_error_set(e, -err, "live: metrics on 127.0.0.1:%u: %s (live.metrics_port)",
+                            port, strerror(err));
+    }
+    return fd;
+}
+
+/* ---- in-process replay ---------------------------------------------------------- */
+
+typedef struct replay_thr {
+    live_run *L;
+    const char *sink_spec;
+    volatile sig_atomic_t stop;
+    uint64_t rounds, packets;
+} replay_thr;
+
+/* Windows sampled from model m: flows spread evenly over its classes. */
+static nd_dataset *sample_dataset(nd_dm *m, uint32_t flows, nd_rng *rng)
+{
+    const nd_dataset *h = nd_dm_dataset(m);
+    const char *names[ND_MAX_CHANNELS];
+    for (uint32_t c = 0; c < h->n_channels; c++) names[c] = h->channel_names[c];
+    nd_dataset *ds = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
+    size_t wf = (size_t)h->n_channels * h->L;
+    uint32_t per = flows / h->n_classes ? flows / h->n_classes : 1;
+    float *x = malloc(per * wf * sizeof(float));
+    int rc = ds && x ? 0 : -ENOMEM;
+    for (uint32_t k = 0; !rc && k < h->n_classes; k++) {
+        rc = nd_dataset_class(ds, h->class_names[k]) == (int)k ? 0 : -ENOMEM;
+        if (!rc) ds->stats[k] = h->stats[k];
+        if (!rc) rc = nd_dm_sample(m, (int)k, per, x, NULL, rng, NULL);
+        for (uint32_t i = 0; !rc && i < per; i++)
+            rc = nd_dataset_append(ds, (uint16_t)k, (uint64_t)k * per + i, x + i * wf);
+    }
+    free(x);
+    if (rc) {
+        nd_dataset_free(ds);
+        return NULL;
+    }
+    return ds;
+}
+
+static void *replay_main(void *arg)
+{
+    replay_thr *R = arg;
+    live_run *L = R->L;
+    nd_error e = {0};
+    replay_sink *sink = replay_sink_open(R->sink_spec, &e);
+    if (!sink) {
+        nd_err("live: replay: %s", e.msg);
+        return NULL;
+    }
+    nd_rng rng;
+    nd_rng_seed(&rng, L->cfg.sample.seed);
+    uint64_t seen = 0;
+    while (!R->stop) {
+        uint64_t g = atomic_load(&L->ckpt_gen);
+        if (g == seen) {
+            sleep_ns(100000000ull);
+            continue;
+        }
+        /* the newest checkpoint, loaded whole: its EMA weights replace the old model in
+         * one step (the file was renamed into place atomically) */
+        seen = g;
+        nd_dm *m = nd_dm_load(L->ckpt, 2 * (int)L->cfg.sample.batch, &e);
+        if (!m) {
+            nd_warn("live: replay: %s", e.msg);
+            continue;
+        }
+        nd_dataset *ds = sample_dataset(m, L->cfg.replay.flows ? L->cfg.replay.flows : 8, &rng);
+        nd_dm_free(m);
+        if (!ds) continue;
+        replay_opts o;
+        replay_opts_from_config(&o, &L->cfg);
+        o.loop = 1;
+        o.stop = &R->stop;
+        replay_stats st;
+        int rc = replay_run(ds, &o, sink, &st, &e);
+        nd_dataset_free(ds);
+        if (rc && rc != ND_EINTR) {
+            nd_warn("live: replay: %s", e.msg);
+            break;
+        }
+        R->rounds++;
+        R->packets += st.packets;
+    }
+    replay_sink_close(sink, NULL);
+    return NULL;
+}
+
+/* ---- trainer, status, checkpoints ----------------------------------------------- */
+
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu", &pages, &rss) != 2) rss = 0;
+        fclose(f);
+    }
+    return rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+typedef struct figures {
+    double t, pps, ips, loss;
+    uint64_t packets, flows, active, windows, pushed, dropped, popped, step, rss;
+    uint64_t ckpt_step, ckpt_count;
+    double ckpt_age;
+    int input_done;
+} figures;
+
+/* Status line, JSON line and metrics text from the same figures. */
+static void report(live_run *L, nd_online *o, const figures *f, FILE *stats, int final)
+{
+    nd_online_info in;
+    nd_online_get_info(o, &in);
+    char cls[512] = "";
+    size_t off = 0;
+    for (uint32_t i = 0; i < in.n_classes && off < sizeof cls - 1; i++) {
+        nd_online_class_info ci;
+        nd_online_class(o, i, &ci);
+        int n = snprintf(cls + off, sizeof cls - off, "%s%s=%" PRIu64 "%s", i ? " " : "",
+                         ci.name, ci.seen, ci.model_class < 0 && ci.seen ? "(warm-up)" : "");
+        off += n > 0 ? (size_t)n : 0;
+    }
+    char ck[64];
+    if (f->ckpt_count) snprintf(ck, sizeof ck, "step %" PRIu64 " %.0fs ago", f->ckpt_step, f->ckpt_age);
+    else snprintf(ck, sizeof ck, "none yet");
+    if (!final)
+        nd_status("%.0f pkt/s  flows %" PRIu64 "  windows %s  ring drops %" PRIu64 "  step %" PRIu64
+                  "  loss %.4f  %.1f img/s  ckpt %s",
+                  f->pps, f->active, cls, f->dropped, f->step, f->loss, f->ips, ck);
+    if (stats) {
+        fprintf(stats,
+                "{\"t\":%.3f,\"packets\":%" PRIu64 ",\"pps\":%.1f,\"flows\":%" PRIu64
+                ",\"active_flows\":%" PRIu64 ",\"windows\":%" PRIu64 ",\"ring_pushed\":%" PRIu64
+                ",\"ring_dropped\":%" PRIu64 ",\"windows_taken\":%" PRIu64 ",\"step\":%" PRIu64
+                ",\"loss\":%.6f,\"images_per_s\":%.2f,\"rss_bytes\":%" PRIu64
+                ",\"checkpoints\":%" PRIu64 ",\"checkpoint_step\":%" PRIu64
+                ",\"input_done\":%s,\"final\":%s,\"classes\":{",
+                f->t, f->packets, f->pps, f->flows, f->active, f->windows, f->pushed,
+                f->dropped, f->popped, f->step, f->loss, f->ips, f->rss, f->ckpt_count,
+                f->ckpt_step, f->input_done ? "true" : "false", final ? "true" : "false");
+        for (uint32_t i = 0; i < in.n_classes; i++) {
+            nd_online_class_info ci;
+            nd_online_class(o, i, &ci);
+            fprintf(stats, "%s\"%s\":{\"windows\":%" PRIu64 ",\"kept\":%u,\"model_class\":%d,"
+                    "\"clipped\":%" PRIu64 ",\"refits\":%u}", i ? "," : "", ci.name, ci.seen,
+                    ci.kept, ci.model_class, ci.clipped, ci.refits);
+        }
+        fputs("}}\n", stats);
+        fflush(stats);
+    }
+    if (L->cfg.live.metrics_port) {
+        char *m = malloc(sizeof L->metrics);
+        if (!m) return;
+        int n = snprintf(m, sizeof L->metrics,
+            "# TYPE netdiffus_live_packets_total counter\nnetdiffus_live_packets_total %" PRIu64 "\n"
+            "# TYPE netdiffus_live_flows_total counter\nnetdiffus_live_flows_total %" PRIu64 "\n"
+            "# TYPE netdiffus_live_flows_active gauge\nnetdiffus_live_flows_active %" PRIu64 "\n"
+            "# TYPE netdiffus_live_windows_total counter\nnetdiffus_live_windows_total %" PRIu64 "\n"
+            "# TYPE netdiffus_live_ring_dropped_total counter\nnetdiffus_live_ring_dropped_total %" PRIu64 "\n"
+            "# TYPE netdiffus_live_train_step gauge\nnetdiffus_live_train_step %" PRIu64 "\n"
+            "# TYPE netdiffus_live_train_loss gauge\nnetdiffus_live_train_loss %.6f\n"
+            "# TYPE netdiffus_live_images_per_second gauge\nnetdiffus_live_images_per_second %.2f\n"
+            "# TYPE netdiffus_live_checkpoint_step gauge\nnetdiffus_live_checkpoint_step %" PRIu64 "\n"
+            "# TYPE netdiffus_live_rss_bytes gauge\nnetdiffus_live_rss_bytes %" PRIu64 "\n"
+            "# TYPE netdiffus_live_class_windows_total counter\n",
+            f->packets, f->flows, f->active, f->windows, f->dropped, f->step, f->loss, f->ips,
+            f->ckpt_step, f->rss);
+        for (uint32_t i = 0; i < in.n_classes && n > 0 && (size_t)n < sizeof L->metrics; i++) {
+            nd_online_class_info ci;
+            nd_online_class(o, i, &ci);
+            n += snprintf(m + n, sizeof L->metrics - (size_t)n,
+                          "netdiffus_live_class_windows_total{class=\"%s\"} %" PRIu64 "\n",
+                          ci.name, ci.seen);
+        }
+        pthread_mutex_lock(&L->mu);
+        memcpy(L->metrics, m, sizeof L->metrics);
+        pthread_mutex_unlock(&L->mu);
+        free(m);
+    }
+}
+
+static int checkpoint(live_run *L, nd_online *o, int *written, nd_error *e)
+{
+    pthread_mutex_lock(&L->mu);
+    for (uint32_t i = 0; i < L->n_classes; i++) nd_online_set_stats(o, i, &L->snap.stats[i]);
+    pthread_mutex_unlock(&L->mu);
+    int rc = nd_online_save(o, L->ckpt, written, e);
+    if (!rc && *written) atomic_fetch_add(&L->ckpt_gen, 1);
+    return rc;
+}
+
+/* Moves up to max windows from the ring into the trainer. */
+static int drain(live_run *L, nd_online *o, unsigned max, nd_error *e)
+{
+    uint32_t cls;
+    uint64_t group;
+    const float *x;
+    for (unsigned k = 0; k < max && (x = nd_wring_peek(L->ring, &cls, &group)); k++) {
+        int rc = nd_online_add(o, cls, group, x, e);
+        nd_wring_pop(L->ring);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static void show_memory(const live_run *L, uint32_t n_classes, size_t wf)
+{
+    /* a flow is three 64-byte lines plus two 8-byte index slots (docs/CAPTURE.md) */
+    double flows = (double)L->cfg.capture.flow_capacity * (3 * 64 + 2 * 8);
+    double ring = (double)nd_wring_bytes(L->cfg.live.ring_size, wf);
+    double res = (double)nd_online_memory_bound(&L->cfg, n_classes, wf), mib = 1024.0 * 1024.0;
+    nd_info("live: memory bounds: flow table %.1f MiB (%u flows), ring %.1f MiB (%u windows), "
+            "reservoirs + recent %.1f MiB (%u classes x %u + %u windows): %.1f MiB, plus the "
+            "model", flows / mib, L->cfg.capture.flow_capacity, ring / mib,
+            L->cfg.live.ring_size, res / mib, n_classes, L->cfg.live.reservoir,
+            L->cfg.live.recent, (flows + ring + res) / mib);
+}
+
+static int run(int argc, char **argv)
+{
+    const char *conf_path = NULL, *stats_path = NULL, *replay_to = NULL;
+    const char *sets[32], *sources[ND_CONF_MAX_SOURCES];
+    unsigned n_sets = 0, n_sources = 0;
+    int resume = 0;
+    double speed = 1.0;
+    uint64_t duration = 0, max_steps = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--resume")) {
+            resume = 1;
+            continue;
+        }
+        if (strcmp(a, "-c") && strcmp(a, "--config") && strcmp(a, "--set") &&
+            strcmp(a, "-s") && strcmp(a, "--source") && strcmp(a, "--stats") &&
+            strcmp(a, "--speed") && strcmp(a, "--duration") && strcmp(a, "--steps") &&
+            strcmp(a, "--replay-to"))
+            return cli_usage_error("live", "unexpected argument '%s'", a);
+        if (!v) return cli_usage_error("live", "%s needs a value", a);
+        i++;
+        char *end;
+        nd_error pe = {0};
+        if (!strcmp(a, "-c") || !strcmp(a, "--config")) conf_path = v;
+        else if (!strcmp(a, "--stats")) stats_path = v;
+        else if (!strcmp(a, "--replay-to")) replay_to = v;
+        else if (!strcmp(a, "--set")) {
+            if (n_sets == 32) return cli_usage_error("live", "more than 32 --set");
+            sets[n_sets++] = v;
+        } else if (!strcmp(a, "-s") || !strcmp(a, "--source")) {
+            if (n_sources == ND_CONF_MAX_SOURCES)
+                return cli_usage_error("live", "more than %d sources", ND_CONF_MAX_SOURCES);
+            sources[n_sources++] = v;
+        } else if (!strcmp(a, "--speed")) {
+            speed = strtod(v, &end);
+            if (*end || !(speed >= 0) || speed > 1e6)
+                return cli_usage_error("live", "--speed %s: expected a number >= 0", v);
+        } else if (!strcmp(a, "--duration")) {
+            if (nd_parse_duration(v, &duration, &pe) || !duration)
+                return cli_usage_error("live", "--duration %s: %s", v,
+                                       pe.msg[0] ? pe.msg : "must be more than 0");
+        } else {
+            long long s = strtoll(v, &end, 10);
+            if (*end || s < 1) return cli_usage_error("live", "--steps %s: expected a positive integer", v);
+            max_steps = (uint64_t)s;
+        }
+    }
+    if (!conf_path) return cli_usage_error("live", "no config: give -c CONF.yaml");
+
+    live_run *L = calloc(1, sizeof *L);
+    if (!L) return ND_EXIT_FAIL;
+    pthread_mutex_init(&L->mu, NULL);
+    nd_error e = {0};
+    int rc = nd_config_load(&L->cfg, conf_path, &e);
+    for (unsigned k = 0; !rc && k < n_sets; k++) rc = nd_config_set(&L->cfg, sets[k], &e);
+    if (!rc && n_sets) rc = nd_config_check(&L->cfg, &e);
+    nd_dataset *hdr = NULL;
+    nd_online *o = NULL;
+    FILE *stats = NULL;
+    metrics_srv M = {.L = L, .fd = -1};
+    replay_thr R = {.L = L, .sink_spec = replay_to};
+    pthread_t cap_thr, met_thr, rep_thr;
+    int cap_started = 0, met_started = 0, rep_started = 0;
+    if (rc) goto done;
+    if (!n_sources)
+        for (uint32_t k = 0; k < L->cfg.capture.n_sources; k++) sources[n_sources++] = L->cfg.capture.sources[k];
+    if (!n_sources) {
+        rc = nd_error_set(&e, ND_EUSAGE, "live: no source: give --source pcap:FILE|iface:NAME|"
+                          "dpdk:EAL-ARGS or capture.sources in the config");
+        goto done;
+    }
+    if (L->cfg.live.replay && !replay_to) {
+        rc = nd_error_set(&e, ND_EUSAGE, "live: live.replay is on: say where the packets go "
+                          "with --replay-to pcap:FILE|iface:NAME|dpdk:EAL-ARGS (or --set "
+                          "live.replay=false and run `netdiffus replay %s` against the "
+                          "checkpoint)", L->cfg.live.checkpoint);
+        goto done;
+    }
+    L->ckpt = L->cfg.live.checkpoint;
+    L->speed = speed;
+    /* trainer cores: live.trainer_threads, else the cores capture does not use */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t tt = L->cfg.live.trainer_threads;
+    if (!tt) tt = (uint32_t)(ncpu > 1 && L->cfg.live.capture_core >= 0 ? ncpu - 1 : ncpu > 0 ? ncpu : 1);
+    L->cfg.model.threads = tt;
+    if (L->cfg.live.capture_core >= ncpu) {
+        rc = nd_error_set(&e, ND_ECONFIG, "live.capture_core: CPU %d, but this machine has %ld "
+                          "(0..%ld)", L->cfg.live.capture_core, ncpu, ncpu - 1);
+        goto done;
+    }
+
+    /* sources: all files (played at their own pace) or all live */
+    int files = 0;
+    for (unsigned k = 0; k < n_sources; k++) files += !strncmp(sources[k], "pcap:", 5);
+    if (files && files != (int)n_sources) {
+        rc = nd_error_set(&e, ND_EUSAGE, "live: pcap files play on their own clock and "
+                          "interfaces on the wall clock: give one kind of source per run");
+        goto done;
+    }
+    hdr = nd_dataset_new(L->cfg.capture.channels, channel_names, L->cfg.capture.window,
+                         L->cfg.capture.bin_ns);
+    size_t wf = (size_t)L->cfg.capture.channels * L->cfg.capture.window;
+    L->ring = nd_wring_new(L->cfg.live.ring_size, wf);
+    if (!hdr || !L->ring) {
+        rc = nd_error_set(&e, -ENOMEM, "live: out of memory");
+        goto done;
+    }
+    L->ctx = capture_ctx_new(&L->cfg, NULL, push_window, L->ring, &e);
+    if (!L->ctx) {
+        rc = e.code;
+        goto done;
+    }
+    L->n_classes = capture_ctx_n_classes(L->ctx);
+    for (uint32_t i = 0; i < L->n_classes; i++)
+        if (nd_dataset_class(hdr, capture_ctx_class_name(L->ctx, i)) != (int)i) {
+            rc = nd_error_set(&e, ND_ECONFIG, "class '%s': not a valid class name",
+                              capture_ctx_class_name(L->ctx, i));
+            goto done;
+        }
+    L->snap.class_windows = calloc(L->n_classes, sizeof *L->snap.class_windows);
+    L->snap.stats = calloc(L->n_classes, sizeof *L->snap.stats);
+    if (!L->snap.class_windows || !L->snap.stats) {
+        rc = nd_error_set(&e, -ENOMEM, "live: out of memory");
+        goto done;
+    }
+    o = resume ? nd_online_resume(L->ckpt, &L->cfg, hdr, &e) : nd_online_new(&L->cfg, hdr, &e);
+    if (!o) {
+        rc = e.code;
+        goto done;
+    }
+    if (resume) {
+        nd_online_info in;
+        nd_online_get_info(o, &in);
+        nd_info("live: resuming %s at step %" PRIu64 ": %u classes in the model, %" PRIu64
+                " windows taken so far", L->ckpt, in.step, in.model_classes, in.windows);
+    } else if (!access(L->ckpt, F_OK)) {
+        nd_warn("live: %s exists and will be replaced by a new run (--resume continues it)",
+                L->ckpt);
+    }
+    for (unsigned k = 0; k < n_sources; k++) {
+        live_src *s = &L->src[L->n_src];
+        s->s = capture_source_open(sources[k], &L->cfg, &e);
+        if (!s->s) {
+            rc = e.code;
+            goto done;
+        }
+        s->file = files > 0;
+        s->linktype = capture_source_linktype(s->s);
+        L->n_src++;
+    }
+    if (stats_path && !(stats = fopen(stats_path, "a"))) {
+        rc = nd_error_set(&e, -errno, "%s: %s", stats_path, strerror(errno));
+        goto done;
+    }
+    show_memory(L, L->n_classes, wf);
+    char pin[32] = "not pinned";
+    if (L->cfg.live.capture_core >= 0)
+        snprintf(pin, sizeof pin, "pinned to CPU %d", L->cfg.live.capture_core);
+    nd_info("live: %u source(s)%s, %u classes, trainer on %u thread(s), capture %s; "
+            "checkpoints -> %s", L->n_src,
+            files ? (speed > 0 ? " played at their own pace" : " read as fast as they go") : "",
+            L->n_classes, tt, pin, L->ckpt);
+    if (L->cfg.live.metrics_port) {
+        M.fd = metrics_open(L->cfg.live.metrics_port, &e);
+        if (M.fd < 0) {
+            rc = M.fd;
+            goto done;
+        }
+        if (pthread_create(&met_thr, NULL, metrics_main, &M) == 0) met_started = 1;
+        nd_info("live: metrics on http://127.0.0.1:%u/metrics", L->cfg.live.metrics_port);
+    }
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (pthread_create(&cap_thr, NULL, capture_main, L)) {
+        rc = nd_error_set(&e, -EAGAIN, "live: cannot start the capture thread");
+        goto done;
+    }
+    cap_started = 1;
+    if (replay_to) {
+        if (pthread_create(&rep_thr, NULL, replay_main, &R) == 0) rep_started = 1;
+    }
+
+    uint64_t t0 = nd_now_ns(), next_status = t0, last_ckpt_t = t0, ckpt_count = 0;
+    uint64_t interval = L->cfg.live.status_interval_ns ? L->cfg.live.status_interval_ns : ND_NS_PER_SEC;
+    nd_online_info in;
+    nd_online_get_info(o, &in);
+    uint64_t last_ckpt_step = in.step, prev_packets = 0, prev_images = 0, prev_t = t0;
+    int input_done = 0, warned_idle = 0;
+    figures f = {0};
+    while (!stop_flag) {
+        if ((rc = drain(L, o, 4096, &e))) break;
+        nd_online_get_info(o, &in);
+        uint64_t now = nd_now_ns();
+        if (max_steps && in.step >= max_steps) break;
+        if (duration && now - t0 >= duration) break;
+        if (atomic_load(&L->cap_done) && !input_done) {
+            input_done = 1;
+            if ((rc = L->cap_rc)) {
+                e = L->cap_err;
+                break;
+            }
+            if ((rc = drain(L, o, UINT32_MAX, &e))) break;
+            nd_online_get_info(o, &in);
+            nd_status_end();
+            if (!in.model_classes) {
+                rc = nd_error_set(&e, ND_EFORMAT, "live: the input ended after %" PRIu64
+                                  " windows, and no class reached live.warmup (%u windows): "
+                                  "nothing to learn", in.windows, L->cfg.live.warmup);
+                break;
+            }
+            nd_info("live: every input has ended; training goes on until Ctrl-C%s",
+                    max_steps || duration ? ", --steps or --duration" : "");
+        }
+        int r = nd_online_step(o, &e);
+        if (r < 0) {
+            rc = r;
+            break;
+        }
+        if (r == 0) {
+            if (!warned_idle && now - t0 > 10 * ND_NS_PER_SEC) {
+                nd_debug("live: waiting for a class to reach live.warmup = %u windows",
+                         L->cfg.live.warmup);
+                warned_idle = 1;
+            }
+            sleep_ns(20000000ull);
+        }
+        nd_online_get_info(o, &in);
+        uint64_t every = L->cfg.live.checkpoint_every, ival = L->cfg.live.checkpoint_interval_ns;
+        if (in.step > last_ckpt_step &&
+            ((every && in.step - last_ckpt_step >= every) || (ival && now - last_ckpt_t >= ival))) {
+            int written;
+            if ((rc = checkpoint(L, o, &written, &e))) break;
+            if (written) {
+                last_ckpt_step = in.step;
+                last_ckpt_t = now;
+                ckpt_count++;
+                if (!nd_status_enabled())
+                    nd_info("live: step %" PRIu64 ", loss %.4f: checkpoint %s", in.step, in.loss,
+                            L->ckpt);
+            }
+        }
+        if (now >= next_status) {
+            pthread_mutex_lock(&L->mu);
+            f.packets = L->snap.tot.packets;
+            f.flows = L->snap.tot.flows;
+            f.active = L->snap.tot.active_flows;
+            f.windows = L->snap.tot.windows;
+            pthread_mutex_unlock(&L->mu);
+            double dt = (double)(now - prev_t) * 1e-9;
+            f.t = (double)(now - t0) * 1e-9;
+            f.pps = dt > 0 ? (double)(f.packets - prev_packets) / dt : 0;
+            f.ips = dt > 0 ? (double)(in.images - prev_images) / dt : 0;
+            f.pushed = nd_wring_pushed(L->ring);
+            f.dropped = nd_wring_dropped(L->ring);
+            f.popped = nd_wring_popped(L->ring);
+            f.step = in.step;
+            f.loss = in.loss;
+            f.rss = rss_bytes();
+            f.ckpt_step = last_ckpt_step;
+            f.ckpt_count = ckpt_count;
+            f.ckpt_age = (double)(now - last_ckpt_t) * 1e-9;
+            f.input_done = input_done;
+            report(L, o, &f, stats, 0);
+            prev_packets = f.packets;
+            prev_images = in.images;
+            prev_t = now;
+            next_status = now + interval;
+        }
+    }
+    nd_status_end();
+    /* stop: capture first (its last windows are drained), then one last checkpoint */
+    L->cap_stop = 1;
+    R.stop = 1;
+    if (cap_started) pthread_join(cap_thr, NULL), cap_started = 0;
+    if (rep_started) pthread_join(rep_thr, NULL), rep_started = 0;
+    if (!rc || rc == ND_EINTR) {
+        nd_error de = {0};
+        int dr = drain(L, o, UINT32_MAX, &de);
+        int written = 0;
+        if (!dr) dr = checkpoint(L, o, &written, &de);
+        if (dr) {
+            rc = dr;
+            e = de;
+        } else {
+            if (written) ckpt_count++;
+            nd_online_get_info(o, &in);
+            f.step = in.step;
+            f.loss = in.loss;
+            f.pushed = nd_wring_pushed(L->ring);
+            f.dropped = nd_wring_dropped(L->ring);
+            f.popped = nd_wring_popped(L->ring);
+            f.ckpt_step = written ? in.step : last_ckpt_step;
+            f.ckpt_count = ckpt_count;
+            f.t = (double)(nd_now_ns() - t0) * 1e-9;
+            f.rss = rss_bytes();
+            pthread_mutex_lock(&L->mu);
+            f.packets = L->snap.tot.packets;
+            f.flows = L->snap.tot.flows;
+            f.windows = L->snap.tot.windows;
+            f.active = L->snap.tot.active_flows;
+            pthread_mutex_unlock(&L->mu);
+            f.input_done = input_done;
+            report(L, o, &f, stats, 1);
+            nd_info("live: %s after %.1f s: %" PRIu64 " packets, %" PRIu64 " windows (%" PRIu64
+                    " dropped at the full ring), %" PRIu64 " steps in this run (step %" PRIu64
+                    "), loss %.4f%s%s", stop_flag ? "stopped by a signal" : "done", f.t, f.packets,
+                    f.pushed + f.dropped, f.dropped, in.steps_run, in.step, in.loss,
+                    written ? "; checkpoint " : "; no class warmed up, no checkpoint",
+                    written ? L->ckpt : "");
+            if (R.rounds) nd_info("live: replayed %" PRIu64 " rounds, %" PRIu64 " packets",
+                                  R.rounds, R.packets);
+            rc = 0;
+        }
+    }
+done:
+    if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
+    L->cap_stop = 1;
+    R.stop = 1;
+    M.stop = 1;
+    if (cap_started) pthread_join(cap_thr, NULL);
+    if (rep_started) pthread_join(rep_thr, NULL);
+    if (met_started) pthread_join(met_thr, NULL);
+    if (M.fd >= 0) close(M.fd);
+    if (stats) fclose(stats);
+    for (unsigned k = 0; k < L->n_src; k++) capture_source_close(L->src[k].s);
+    nd_online_free(o);
+    capture_ctx_free(L->ctx);
+    nd_wring_free(L->ring);
+    nd_dataset_free(hdr);
+    free(L->snap.class_windows);
+    free(L->snap.stats);
+    nd_config_free(&L->cfg);
+    pthread_mutex_destroy(&L->mu);
+    free(L);
+    return cli_exit_code(rc);
+}
+
+const nd_command cmd_live = {
+    "live", "capture, learn online and replay in one process",
+    "usage: netdiffus live -c CONF [--resume] [--source SRC]... [--set KEY=VAL]\n"
+    "                      [--speed X] [--steps N] [--duration D] [--stats FILE]\n"
+    "                      [--replay-to SINK]\n"
+    "\n"
+    "Captures traffic and learns it while it watches: a capture thread turns packets into\n"
+    "per-flow windows (as `capture` does) and hands them to the trainer through a ring\n"
+    "of live.ring_size windows that never blocks capture (a full ring drops windows and\n"
+    "counts them). The trainer keeps a reservoir sample of live.reservoir windows per\n"
+    "class plus the live.recent most recent windows, and trains the diffusion model\n"
+    "continuously: a class joins the model once it has live.warmup windows (its scale is\n"
+    "fitted then, and refit by the live.scale_refit rule). The model file live.checkpoint\n"
+    "is written atomically every live.checkpoint_every steps or live.checkpoint_interval,\n"
+    "and on Ctrl-C/SIGTERM; `netdiffus sample` and `netdiffus replay MODEL.ndm` can read\n"
+    "it at any time while live keeps updating it.\n"
+    "\n"
+    "  -c, --config CONF   YAML config (capture, classes, model, train, live sections)\n"
+    "  -s, --source SRC    repeatable; replaces capture.sources: pcap:FILE (played at its\n"
+    "                      own pace: packet timestamps, x --speed), iface:NAME, dpdk:ARGS\n"
+    "      --set KEY=VAL   override one config key\n"
+    "      --resume        continue the checkpoint live.checkpoint: model, optimiser, step,\n"
+    "                      reservoirs and recent windows\n"
+    "      --speed X       pace of pcap files: 1 real time (default), 10 ten times faster,\n"
+    "                      0 as fast as they read (the ring may then drop windows)\n"
+    "      --steps N       stop at training step N (in total)\n"
+    "      --duration D    stop after D of wall time (e.g. 90s, 10m)\n"
+    "      --stats FILE    append the status figures as one JSON object per line\n"
+    "      --replay-to SINK  with live.replay: replay samples of each new checkpoint to\n"
+    "                      pcap:FILE, iface:NAME or dpdk:ARGS (replay section)\n"
+    "\n"
+    "Once a second (live.status_interval) a status line on a terminal shows packets/s,\n"
+    "flows, windows per class, ring drops, step, loss, images/s and the last checkpoint;\n"
+    "live.metrics_port serves the same figures in Prometheus text format on 127.0.0.1.\n"
+    "When every pcap input has ended, training goes on until Ctrl-C, --steps or\n"
+    "--duration. Memory is bounded by capture.flow_capacity, live.ring_size,\n"
+    "live.reservoir and live.recent (shown at start). See docs/LIVE.md.\n"
+    "\n"
+    "example:\n"
+    "  netdiffus live -c conf/examples/live.yaml\n"
+    "\n"
+    "Exit codes: 0 (also when stopped by Ctrl-C: checkpoint written); 1 runtime failure;\n"
+    "2 bad usage or config.\n",
+    run,
+};
