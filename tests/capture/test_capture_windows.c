@@ -4,7 +4,7 @@
  * windows across L, idle and active timeouts, a full table (LRU eviction), VLAN and QinQ,
  * IPv6 with extension headers, IPv4/IPv6 fragments, BPF classes and the default class,
  * timestamps going backwards, min_active_bins, snaplen-cut packets, ns timestamps, and
- * the packets channels.
+ * the packets channels; and the same packets as little- and big-endian pcap and pcapng.
  */
 #include <stdio.h>
 #include <unistd.h>
@@ -392,6 +392,116 @@ static void test_backwards_sparse_packets_nano(void)
     nd_config_free(&cfg);
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* File formats: the same packets as little-endian µs pcap (libpcap's writer), big-endian
+ * ns pcap and pcapng (both written by hand here) give the same windows. */
+
+static void be32(FILE *f, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    fwrite(b, 1, 4, f);
+}
+static void be16(FILE *f, uint16_t v)
+{
+    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+    fwrite(b, 1, 2, f);
+}
+static void le32(FILE *f, uint32_t v) { fwrite(&v, 1, 4, f); } /* x86: host order is LE */
+static void le16(FILE *f, uint16_t v) { fwrite(&v, 1, 2, f); }
+
+static void test_file_formats(void)
+{
+    static const char *const addr[5] = {"10.6.0.1", "10.6.0.2", "10.6.0.3", "10.6.0.4",
+                                        "10.6.0.5"};
+    ev e[60];
+    int n = 0;
+    for (int i = 0; i < 60; i++)
+        e[n++] = (ev){MS(137 * i), UDP4(addr[i % 5], 1000, "10.6.1.1", 53, (uint32_t)(60 + 7 * i))};
+    nd_config cfg;
+    base_config(&cfg);
+    win_list ref;
+    capture_ctx *c = run(e, n, &cfg, &ref, 0);
+    capture_ctx_free(c);
+    CHECK_EQ(ref.n, 10); /* 5 flows over 8 s: two windows of 4 bins each */
+
+    static uint8_t buf[16384];
+    char alt[300], spec[320];
+    for (int fmt = 0; fmt < 2; fmt++) {
+        snprintf(alt, sizeof alt, "%s.%s", path, fmt ? "pcapng" : "be.pcap");
+        FILE *f = fopen(alt, "wb");
+        CHECK(f);
+        if (fmt == 0) { /* big-endian, nanosecond magic */
+            be32(f, 0xa1b23c4d);
+            be16(f, 2);
+            be16(f, 4);
+            be32(f, 0);
+            be32(f, 0);
+            be32(f, 65535);
+            be32(f, 1);
+        } else { /* pcapng: section header, one Ethernet interface with µs resolution */
+            le32(f, 0x0A0D0D0A);
+            le32(f, 28);
+            le32(f, 0x1A2B3C4D);
+            le16(f, 1);
+            le16(f, 0);
+            le32(f, 0xffffffff);
+            le32(f, 0xffffffff);
+            le32(f, 28);
+            le32(f, 1);
+            le32(f, 20);
+            le16(f, 1);
+            le16(f, 0);
+            le32(f, 65535);
+            le32(f, 20);
+        }
+        for (int i = 0; i < n; i++) {
+            uint32_t len = (uint32_t)pkt_build(buf, &e[i].s);
+            uint64_t ts = T0 + e[i].t;
+            if (fmt == 0) {
+                be32(f, (uint32_t)(ts / ND_NS_PER_SEC));
+                be32(f, (uint32_t)(ts % ND_NS_PER_SEC));
+                be32(f, len);
+                be32(f, len);
+                fwrite(buf, 1, len, f);
+            } else { /* enhanced packet block, timestamp in µs split high/low */
+                uint32_t pad = (4 - len % 4) % 4, blen = 32 + len + pad;
+                uint64_t us = ts / 1000;
+                le32(f, 6);
+                le32(f, blen);
+                le32(f, 0);
+                le32(f, (uint32_t)(us >> 32));
+                le32(f, (uint32_t)us);
+                le32(f, len);
+                le32(f, len);
+                fwrite(buf, 1, len, f);
+                fwrite("\0\0\0", 1, pad, f);
+                le32(f, blen);
+            }
+        }
+        fclose(f);
+        win_list l = {.C = 2, .L = L_};
+        nd_error err = {0};
+        c = capture_ctx_new(&cfg, NULL, win_collect, &l, &err);
+        CHECK(c);
+        snprintf(spec, sizeof spec, "pcap:%s", alt);
+        const char *specs[] = {spec};
+        if (capture_run(c, specs, 1, &cfg, NULL, 0, &err)) CHECK_FAIL_("%s", err.msg);
+        CHECK_EQ(l.n, ref.n);
+        for (size_t i = 0; i < l.n; i++) {
+            CHECK_U64_EQ(l.w[i].group, ref.w[i].group);
+            for (int k = 0; k < 2 * L_; k++)
+                if (l.w[i].v[k] != ref.w[i].v[k])
+                    CHECK_FAIL_("%s: window %zu value %d: %g, expected %g", alt, i, k,
+                                l.w[i].v[k], ref.w[i].v[k]);
+        }
+        capture_ctx_free(c);
+        win_list_free(&l);
+        unlink(alt);
+    }
+    win_list_free(&ref);
+    nd_config_free(&cfg);
+}
+
 int main(void)
 {
     snprintf(path, sizeof path, "windows-%d.pcap", (int)getpid());
@@ -401,6 +511,7 @@ int main(void)
     test_vlan_ipv6_fragments();
     test_classes();
     test_backwards_sparse_packets_nano();
+    test_file_formats();
     unlink(path);
     printf("ok\n");
     return 0;
