@@ -212,6 +212,35 @@ static inline size_t win_count(const win_list *l, uint64_t group)
     return n;
 }
 
+/* Captures one source spec with cfg into l (emptied first) and returns the context (the
+ * caller frees it); *rc is capture_run's result, e its message. */
+static inline capture_ctx *capture_into(const char *spec, const nd_config *cfg, win_list *l,
+                                        int *rc, nd_error *e)
+{
+    memset(l, 0, sizeof *l);
+    l->C = cfg->capture.channels;
+    l->L = cfg->capture.window;
+    capture_ctx *c = capture_ctx_new(cfg, NULL, win_collect, l, e);
+    if (!c) CHECK_FAIL_("capture_ctx_new: %s", e->msg);
+    const char *specs[] = {spec};
+    *rc = capture_run(c, specs, 1, cfg, NULL, 0, e);
+    return c;
+}
+
+/* Same windows in the same order: class, group and every value. */
+static inline void win_list_check_equal(const win_list *a, const win_list *b, const char *what)
+{
+    if (a->n != b->n) CHECK_FAIL_("%s: %zu windows, expected %zu", what, a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        CHECK_EQ(a->w[i].cls, b->w[i].cls);
+        CHECK_U64_EQ(a->w[i].group, b->w[i].group);
+        for (uint32_t k = 0; k < a->C * a->L; k++)
+            if (a->w[i].v[k] != b->w[i].v[k])
+                CHECK_FAIL_("%s: window %zu value %u: %g, expected %g", what, i, k,
+                            a->w[i].v[k], b->w[i].v[k]);
+    }
+}
+
 /* Counter value by name from a context. */
 static inline uint64_t ctx_counter(const capture_ctx *c, const char *name)
 {

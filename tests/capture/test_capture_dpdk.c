@@ -11,14 +11,9 @@
 
 static capture_ctx *capture(const char *spec, const nd_config *cfg, win_list *l)
 {
-    memset(l, 0, sizeof *l);
-    l->C = cfg->capture.channels;
-    l->L = cfg->capture.window;
     nd_error e = {0};
-    capture_ctx *c = capture_ctx_new(cfg, NULL, win_collect, l, &e);
-    if (!c) CHECK_FAIL_("capture_ctx_new: %s", e.msg);
-    const char *specs[] = {spec};
-    int rc = capture_run(c, specs, 1, cfg, NULL, 0, &e);
+    int rc;
+    capture_ctx *c = capture_into(spec, cfg, l, &rc, &e);
     if (rc == -ENODEV || rc == -EIO) SKIP("DPDK cannot start here: %s", e.msg);
     if (rc) CHECK_FAIL_("capture_run %s: %s", spec, e.msg);
     return c;
@@ -52,15 +47,7 @@ int main(void)
     capture_ctx *cb = capture(spec, &cfg, &b);
 
     CHECK(a.n > 100);
-    CHECK_EQ(a.n, b.n);
-    for (size_t i = 0; i < a.n; i++) {
-        CHECK_EQ(a.w[i].cls, b.w[i].cls);
-        CHECK_U64_EQ(a.w[i].group, b.w[i].group);
-        for (uint32_t k = 0; k < a.C * a.L; k++)
-            if (a.w[i].v[k] != b.w[i].v[k])
-                CHECK_FAIL_("window %zu value %u: pcap %g, dpdk %g", i, k, a.w[i].v[k],
-                            b.w[i].v[k]);
-    }
+    win_list_check_equal(&b, &a, "dpdk against pcap");
     for (uint32_t i = 0; i < capture_ctx_n_counters(ca); i++) {
         const char *na, *nb;
         uint64_t va, vb;

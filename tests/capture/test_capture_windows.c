@@ -53,16 +53,11 @@ static void base_config(nd_config *cfg)
 static capture_ctx *run(const ev *e, int n, const nd_config *cfg, win_list *l, int nano)
 {
     write_events(e, n, nano);
-    memset(l, 0, sizeof *l);
-    l->C = cfg->capture.channels;
-    l->L = cfg->capture.window;
-    nd_error err = {0};
-    capture_ctx *c = capture_ctx_new(cfg, NULL, win_collect, l, &err);
-    if (!c) CHECK_FAIL_("capture_ctx_new: %s", err.msg);
     char spec[300];
     snprintf(spec, sizeof spec, "pcap:%s", path);
-    const char *specs[] = {spec};
-    int rc = capture_run(c, specs, 1, cfg, NULL, 0, &err);
+    nd_error err = {0};
+    int rc;
+    capture_ctx *c = capture_into(spec, cfg, l, &rc, &err);
     if (rc) CHECK_FAIL_("capture_run: %s", err.msg);
     return c;
 }
@@ -479,21 +474,13 @@ static void test_file_formats(void)
             }
         }
         fclose(f);
-        win_list l = {.C = 2, .L = L_};
+        win_list l;
         nd_error err = {0};
-        c = capture_ctx_new(&cfg, NULL, win_collect, &l, &err);
-        CHECK(c);
+        int rc;
         snprintf(spec, sizeof spec, "pcap:%s", alt);
-        const char *specs[] = {spec};
-        if (capture_run(c, specs, 1, &cfg, NULL, 0, &err)) CHECK_FAIL_("%s", err.msg);
-        CHECK_EQ(l.n, ref.n);
-        for (size_t i = 0; i < l.n; i++) {
-            CHECK_U64_EQ(l.w[i].group, ref.w[i].group);
-            for (int k = 0; k < 2 * L_; k++)
-                if (l.w[i].v[k] != ref.w[i].v[k])
-                    CHECK_FAIL_("%s: window %zu value %d: %g, expected %g", alt, i, k,
-                                l.w[i].v[k], ref.w[i].v[k]);
-        }
+        c = capture_into(spec, &cfg, &l, &rc, &err);
+        if (rc) CHECK_FAIL_("%s", err.msg);
+        win_list_check_equal(&l, &ref, alt);
         capture_ctx_free(c);
         win_list_free(&l);
         unlink(alt);
