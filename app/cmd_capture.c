@@ -133,15 +133,24 @@ static int run(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     rc = capture_run(c, sources, n_sources, &cfg, &stop_flag, nd_status_enabled(), &e);
-    if (rc == ND_EINTR) nd_info("stopped by a signal: keeping what was captured so far");
-    else if (rc) nd_err("%s", e.msg);
-    if (!rc || rc == ND_EINTR) {
-        if (capture_ctx_to_dataset(c, ds, &e) || nd_dataset_save(ds, out, &e)) {
-            nd_err("%s", e.msg);
-            rc = e.code;
+    capture_totals t;
+    capture_ctx_totals(c, &t);
+    if (rc == ND_EINTR) {
+        nd_info("stopped by a signal: keeping what was captured so far");
+        rc = 0;
+    } else if (rc) {
+        nd_err("%s", e.msg);
+        /* A live source failing after hours of capture must not lose them: save what
+         * there is, and still exit 1. A source that never delivered writes nothing. */
+        if (t.packets) nd_err("keeping the %" PRIu64 " windows captured before the error", t.windows);
+    }
+    if (!rc || t.packets) {
+        nd_error se = {0};
+        if (capture_ctx_to_dataset(c, ds, &se) || nd_dataset_save(ds, out, &se)) {
+            nd_err("%s", se.msg);
+            if (!rc) rc = se.code;
         } else {
             summary(c, out);
-            rc = 0;
         }
     }
 done:

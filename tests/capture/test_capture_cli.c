@@ -128,6 +128,15 @@ static void test_capture_export_import(void)
     CHECK_CONTAINS(err_text, "pcap:FILE");
     CHECK_EQ(RUN("capture", "--source", "pcap:/nonexistent/x.pcap", "-o", ndd), 1);
     CHECK_CONTAINS(err_text, "/nonexistent/x.pcap");
+    /* a source failing after another one delivered: exit 1, but what was read is saved */
+    unlink(ndd);
+    CHECK_EQ(RUN("capture", "--source", src, "--source", "pcap:/nonexistent/x.pcap", "--class",
+                 "a", "-o", ndd), 1);
+    CHECK_CONTAINS(err_text, "keeping the");
+    ds = nd_dataset_load(ndd, &e);
+    if (!ds) CHECK_FAIL_("%s", e.msg);
+    CHECK(ds->n_windows > 50);
+    nd_dataset_free(ds);
     write_text(conf, "classes:\n  - name: bad\n    filter: tcp prot 80\n");
     CHECK_EQ(RUN("capture", "-c", conf, "--source", src, "-o", ndd), 2);
     CHECK_CONTAINS(err_text, "class 'bad'");
