@@ -6,10 +6,12 @@
  * classes as asked (evenly, --class, --mix), sizes and ports from the model's statistics,
  * the same bytes for the same seed and other bytes for another. Bad input (unknown class,
  * untrained or corrupt model, --flows 0, a mix naming classes the model lacks) gives its
- * message and exit code.
+ * message and exit code; Ctrl-C while sampling ends cleanly.
  */
 #include <pcap/pcap.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "model.h"
 #include "replay_test.h"
@@ -276,6 +278,43 @@ int main(void)
            "replay_model_missing.ndm");
     snprintf(args, sizeof args, "replay %s --series replay_model.csv --to pcap:x.pcap", M);
     EXPECT(2, args, "not both");
+
+    /* Ctrl-C while sampling a million windows: a clean exit 0 and an empty, valid pcap.
+     * A signal that comes before the handler is set kills the process: wait longer. */
+    for (int wait_ms = 400;; wait_ms *= 2) {
+        CHECK(wait_ms < 30000);
+        fflush(NULL);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            if (!freopen("replay_model.err", "w", stderr)) _exit(99);
+            execl(ND_BINARY, ND_BINARY, "replay", M, "--flows", "1000000", "--to",
+                  "pcap:replay_model_int.pcap", (char *)NULL);
+            _exit(98);
+        }
+        usleep((useconds_t)wait_ms * 1000);
+        CHECK_EQ(kill(pid, SIGINT), 0);
+        int st;
+        CHECK_EQ(waitpid(pid, &st, 0), pid);
+        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGINT) continue;
+        CHECK(WIFEXITED(st));
+        CHECK_EQ(WEXITSTATUS(st), 0);
+        break;
+    }
+    FILE *f = fopen("replay_model.err", "r");
+    CHECK(f);
+    size_t n = fread(err_text, 1, sizeof err_text - 1, f);
+    err_text[n] = 0;
+    fclose(f);
+    CHECK_CONTAINS(err_text, "stopped by signal while sampling");
+    CHECK_CONTAINS(err_text, "nothing sent");
+    char perr[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline("replay_model_int.pcap", perr);
+    if (!p) CHECK_FAIL_("%s", perr);
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    CHECK_EQ(pcap_next_ex(p, &h, &data), PCAP_ERROR_BREAK);
+    pcap_close(p);
     printf("replay model: ok\n");
     return 0;
 }
