@@ -173,9 +173,11 @@ enum { CAPTURE_END = -2000 }; /* capture_source_rx: the input is exhausted */
  * cfg->capture.dpdk_eal appended). Returns NULL with e saying what failed and what to do.
  * DPDK: one EAL per process, so at most one dpdk: source per process. */
 capture_source *capture_source_open(const char *spec, const nd_config *cfg, nd_error *e);
-/* Up to max packets (a file source gives 1 at a time, a DPDK port bursts of up to max).
+/* Up to max packets: a file gives bursts of up to 32 (the first capture.snaplen bytes of
+ * each packet, copied), a DPDK port up to 64 mbufs, a libpcap interface one at a time.
  * Waits at most timeout_ms for a live source to have something. Returns the count (0:
- * nothing arrived in time), CAPTURE_END, or a negative error code with e filled. */
+ * nothing arrived in time), CAPTURE_END, or a negative error code with e filled (a file
+ * that breaks part-way: ND_ETRUNC, the packets before it were delivered). */
 int capture_source_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeout_ms,
                       nd_error *e);
 int capture_source_linktype(const capture_source *s);
