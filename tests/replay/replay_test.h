@@ -1,7 +1,8 @@
 /*
  * replay_test.h — helpers for the replay tests: datasets built by hand in plain arrays
  * (no dependency on the dataset code), a frame parser and checksum verification written
- * independently of replay/headers.c (byte-wise sums over a copied pseudo-header).
+ * independently of replay/headers.c (byte-wise sums over a copied pseudo-header), and
+ * runs of the netdiffus program for the command-line tests.
  */
 #ifndef ND_REPLAY_TEST_H
 #define ND_REPLAY_TEST_H
@@ -196,6 +197,87 @@ static inline uint64_t tpcap_read(const char *path, uint64_t *bytes)
     if (rc != PCAP_ERROR_BREAK) CHECK_FAIL_("%s: %s", path, pcap_geterr(p));
     pcap_close(p);
     return n;
+}
+#endif
+
+
+#ifdef ND_BINARY
+/* ------------------------------------------------------------------------------------ */
+/* Running netdiffus, for the tests of the command line                                 */
+/* ------------------------------------------------------------------------------------ */
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tcli_err[8192]; /* stderr of the last run */
+
+/* Reads the file path into tcli_err (cut to its size). */
+static inline void tcli_read_err(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    CHECK(f);
+    size_t n = fread(tcli_err, 1, sizeof tcli_err - 1, f);
+    tcli_err[n] = 0;
+    fclose(f);
+}
+
+/* Runs netdiffus with args (a shell fragment), stderr into err_path (one per test
+ * program: ctest may run them at once); returns the exit code, stderr in tcli_err. */
+static inline int tcli_run(const char *err_path, const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s 2>%s >/dev/null", ND_BINARY, args, err_path);
+    int st = system(cmd);
+    tcli_read_err(err_path);
+    CHECK(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+#define TCLI_EXPECT(err_path, code, args, needle)                                        \
+    do {                                                                                 \
+        int rc_ = tcli_run(err_path, args);                                              \
+        if (rc_ != (code)) CHECK_FAIL_("netdiffus %s: exit %d, expected %d; stderr:\n%s", \
+                                       args, rc_, code, tcli_err);                       \
+        CHECK_CONTAINS(tcli_err, needle);                                                \
+    } while (0)
+
+static inline int tcli_same_file(const char *a, const char *b)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s", a, b);
+    return system(cmd) == 0;
+}
+
+/* Starts netdiffus with argv (after the program name, NULL-terminated), stderr into
+ * err_path, sends SIGINT after wait_ms and returns the exit code (stderr in tcli_err).
+ * A process the signal killed (it came before the handler was set: a slow start on a
+ * loaded host) is run again with twice the wait. */
+static inline int tcli_interrupt(const char *err_path, const char *const *argv, int wait_ms)
+{
+    const char *args[32] = {ND_BINARY};
+    for (int i = 0; argv[i]; i++) {
+        CHECK(i + 2 < 32);
+        args[i + 1] = argv[i];
+    }
+    for (;; wait_ms *= 2) {
+        CHECK(wait_ms < 30000);
+        fflush(NULL);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            if (!freopen(err_path, "w", stderr)) _exit(99);
+            execv(ND_BINARY, (char *const *)args);
+            _exit(98);
+        }
+        usleep((useconds_t)wait_ms * 1000);
+        CHECK_EQ(kill(pid, SIGINT), 0);
+        int st;
+        CHECK_EQ(waitpid(pid, &st, 0), pid);
+        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGINT) continue;
+        CHECK(WIFEXITED(st));
+        tcli_read_err(err_path);
+        return WEXITSTATUS(st);
+    }
 }
 #endif
 

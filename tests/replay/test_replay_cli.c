@@ -5,43 +5,10 @@
  * the middle of an endless replay stops it with a valid pcap.
  */
 #include <pcap/pcap.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "replay_test.h"
 
-static char err_text[8192];
-
-/* Runs netdiffus with args (a shell fragment); returns the exit code, stderr in err_text. */
-static int nd(const char *args)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s 2>replay_cli.err >/dev/null", ND_BINARY, args);
-    int st = system(cmd);
-    FILE *f = fopen("replay_cli.err", "r");
-    CHECK(f);
-    size_t n = fread(err_text, 1, sizeof err_text - 1, f);
-    err_text[n] = 0;
-    fclose(f);
-    CHECK(WIFEXITED(st));
-    return WEXITSTATUS(st);
-}
-
-#define EXPECT(code, args, needle)                                                       \
-    do {                                                                                 \
-        int rc_ = nd(args);                                                              \
-        if (rc_ != (code)) CHECK_FAIL_("netdiffus %s: exit %d, expected %d; stderr:\n%s", \
-                                       args, rc_, code, err_text);                       \
-        CHECK_CONTAINS(err_text, needle);                                                \
-    } while (0)
-
-static int same_file(const char *a, const char *b)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "cmp -s %s %s", a, b);
-    return system(cmd) == 0;
-}
+#define EXPECT(code, args, needle) TCLI_EXPECT("replay_cli.err", code, args, needle)
 
 int main(void)
 {
@@ -62,11 +29,11 @@ int main(void)
 
     EXPECT(0, "replay --series replay_cli.csv --to pcap:replay_cli1.pcap --seed 4 --bin 100ms",
            "6 flows");
-    CHECK_CONTAINS(err_text, "no statistics"); /* a CSV has none: the defaults are said */
+    CHECK_CONTAINS(tcli_err, "no statistics"); /* a CSV has none: the defaults are said */
     EXPECT(0, "replay --series replay_cli.csv --to pcap:replay_cli2.pcap --seed 4 --bin 100ms", "");
     EXPECT(0, "replay --series replay_cli.csv --to pcap:replay_cli3.pcap --seed 5 --bin 100ms", "");
-    CHECK(same_file("replay_cli1.pcap", "replay_cli2.pcap"));
-    CHECK(!same_file("replay_cli1.pcap", "replay_cli3.pcap"));
+    CHECK(tcli_same_file("replay_cli1.pcap", "replay_cli2.pcap"));
+    CHECK(!tcli_same_file("replay_cli1.pcap", "replay_cli3.pcap"));
     CHECK(tpcap_read("replay_cli1.pcap", NULL) > 100);
     EXPECT(0, "replay --series replay_cli.csv --to pcap:replay_cli4.pcap --class video --flows 7 "
               "--loop 2 --speed 4",
@@ -88,7 +55,7 @@ int main(void)
     if (nd_dataset_save(ds, "replay_cli.ndd", &e)) CHECK_FAIL_("save: %s", e.msg);
     nd_dataset_free(ds);
     EXPECT(0, "replay --series replay_cli.ndd --to pcap:replay_cli5.pcap", "5 flows");
-    CHECK(!strstr(err_text, "no statistics"));
+    CHECK(!strstr(tcli_err, "no statistics"));
     CHECK(tpcap_read("replay_cli5.pcap", NULL) > 100);
 
     /* errors: clear message, exit 1 for runtime failures, 2 for usage */
@@ -104,26 +71,10 @@ int main(void)
     EXPECT(1, "replay --series missing.csv --to pcap:x.pcap", "missing.csv");
 
     /* Ctrl-C in the middle of an endless replay: exit 0, a valid pcap */
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        if (!freopen("replay_cli_int.err", "w", stderr)) _exit(99);
-        execl(ND_BINARY, ND_BINARY, "replay", "--series", "replay_cli.csv", "--to",
-              "pcap:replay_cli_int.pcap", "--loop", "0", (char *)NULL);
-        _exit(98);
-    }
-    usleep(300000);
-    CHECK_EQ(kill(pid, SIGINT), 0);
-    int st;
-    CHECK_EQ(waitpid(pid, &st, 0), pid);
-    CHECK(WIFEXITED(st));
-    CHECK_EQ(WEXITSTATUS(st), 0);
-    f = fopen("replay_cli_int.err", "r");
-    CHECK(f);
-    size_t n = fread(err_text, 1, sizeof err_text - 1, f);
-    err_text[n] = 0;
-    fclose(f);
-    CHECK_CONTAINS(err_text, "stopped by signal");
+    const char *endless[] = {"replay", "--series", "replay_cli.csv", "--to",
+                             "pcap:replay_cli_int.pcap", "--loop", "0", NULL};
+    CHECK_EQ(tcli_interrupt("replay_cli_int.err", endless, 300), 0);
+    CHECK_CONTAINS(tcli_err, "stopped by signal");
     CHECK(tpcap_read("replay_cli_int.pcap", NULL) > 1000);
     unlink("replay_cli_int.pcap"); /* large */
     printf("replay cli: ok\n");

@@ -9,44 +9,11 @@
  * message and exit code; Ctrl-C while sampling ends cleanly.
  */
 #include <pcap/pcap.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "model.h"
 #include "replay_test.h"
 
-static char err_text[8192];
-
-/* Runs netdiffus with args (a shell fragment); returns the exit code, stderr in err_text. */
-static int nd(const char *args)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s 2>replay_model.err >/dev/null", ND_BINARY, args);
-    int st = system(cmd);
-    FILE *f = fopen("replay_model.err", "r");
-    CHECK(f);
-    size_t n = fread(err_text, 1, sizeof err_text - 1, f);
-    err_text[n] = 0;
-    fclose(f);
-    CHECK(WIFEXITED(st));
-    return WEXITSTATUS(st);
-}
-
-#define EXPECT(code, args, needle)                                                       \
-    do {                                                                                 \
-        int rc_ = nd(args);                                                              \
-        if (rc_ != (code)) CHECK_FAIL_("netdiffus %s: exit %d, expected %d; stderr:\n%s", \
-                                       args, rc_, code, err_text);                       \
-        CHECK_CONTAINS(err_text, needle);                                                \
-    } while (0)
-
-static int same_file(const char *a, const char *b)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "cmp -s %s %s", a, b);
-    return system(cmd) == 0;
-}
+#define EXPECT(code, args, needle) TCLI_EXPECT("replay_model.err", code, args, needle)
 
 enum { L = 8, MAX_FLOWS = 64 };
 
@@ -114,6 +81,18 @@ static pcap_summary summarise(const char *path)
         }
     }
     pcap_close(p);
+    return s;
+}
+
+/* The pcap at path is valid, holds tcp TCP flows and udp UDP flows, and every packet has
+ * a port of its class. */
+static pcap_summary expect_flows(const char *path, uint32_t tcp, uint32_t udp)
+{
+    pcap_summary s = summarise(path);
+    CHECK_EQ(s.tcp_flows, tcp);
+    CHECK_EQ(s.udp_flows, udp);
+    CHECK_EQ(s.n_flows, tcp + udp);
+    CHECK_U64_EQ(s.bad_port, 0);
     return s;
 }
 
@@ -203,30 +182,23 @@ int main(void)
     /* evenly over the classes: 6 web (TCP) and 6 voip (UDP) flows */
     snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model1.pcap --seed 9", M);
     EXPECT(0, args, "12 flows");
-    CHECK_CONTAINS(err_text, "sampled 12 windows");
-    CHECK(!strstr(err_text, "no statistics")); /* the model's statistics came along */
-    pcap_summary s = summarise("replay_model1.pcap");
-    CHECK_EQ(s.n_flows, 12);
-    CHECK_EQ(s.tcp_flows, 6);
-    CHECK_EQ(s.udp_flows, 6);
-    CHECK_U64_EQ(s.bad_port, 0);
+    CHECK_CONTAINS(tcli_err, "sampled 12 windows");
+    CHECK(!strstr(tcli_err, "no statistics")); /* the model's statistics came along */
+    pcap_summary s = expect_flows("replay_model1.pcap", 6, 6);
     CHECK(s.udp_200 * 2 > s.udp_packets); /* voip's sizes, not MTU-sized defaults */
 
     snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model2.pcap --seed 9", M);
     EXPECT(0, args, "12 flows");
     snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model3.pcap --seed 10", M);
     EXPECT(0, args, "12 flows");
-    CHECK(same_file("replay_model1.pcap", "replay_model2.pcap"));
-    CHECK(!same_file("replay_model1.pcap", "replay_model3.pcap"));
+    CHECK(tcli_same_file("replay_model1.pcap", "replay_model2.pcap"));
+    CHECK(!tcli_same_file("replay_model1.pcap", "replay_model3.pcap"));
 
     /* one class; voip has no arrival rate, so its flows are spread over the duration */
     snprintf(args, sizeof args,
              "replay %s --class voip --flows 4 --duration 8s --to pcap:replay_model4.pcap", M);
     EXPECT(0, args, "4 flows");
-    s = summarise("replay_model4.pcap");
-    CHECK_EQ(s.n_flows, 4);
-    CHECK_EQ(s.udp_flows, 4);
-    CHECK_U64_EQ(s.bad_port, 0);
+    s = expect_flows("replay_model4.pcap", 0, 4);
     uint64_t lo = UINT64_MAX, hi = 0;
     for (uint32_t i = 0; i < s.n_flows; i++) {
         if (s.flows[i].first_ns < lo) lo = s.flows[i].first_ns;
@@ -235,10 +207,7 @@ int main(void)
     CHECK(hi - lo >= 5 * ND_NS_PER_SEC); /* starts 2 s apart: 0, 2, 4, 6 s */
     snprintf(args, sizeof args, "replay %s --class web --flows 3 --loop 2 --to pcap:replay_model5.pcap", M);
     EXPECT(0, args, "6 flows");
-    s = summarise("replay_model5.pcap");
-    CHECK_EQ(s.n_flows, 6);
-    CHECK_EQ(s.tcp_flows, 6);
-    CHECK_U64_EQ(s.bad_port, 0);
+    expect_flows("replay_model5.pcap", 6, 0);
 
     /* by the mix of a config: 3 web to 1 voip */
     write_text("replay_model_mix.yaml", "replay:\n  mix: [{class: web, weight: 3}, "
@@ -246,15 +215,10 @@ int main(void)
     snprintf(args, sizeof args,
              "replay %s --mix replay_model_mix.yaml --flows 8 --to pcap:replay_model6.pcap", M);
     EXPECT(0, args, "8 flows");
-    s = summarise("replay_model6.pcap");
-    CHECK_EQ(s.n_flows, 8);
-    CHECK_EQ(s.tcp_flows, 6);
-    CHECK_EQ(s.udp_flows, 2);
+    expect_flows("replay_model6.pcap", 6, 2);
     snprintf(args, sizeof args, "replay %s -c replay_model_mix.yaml --flows 4 --to pcap:replay_model7.pcap", M);
     EXPECT(0, args, "4 flows");
-    s = summarise("replay_model7.pcap");
-    CHECK_EQ(s.tcp_flows, 3);
-    CHECK_EQ(s.udp_flows, 1);
+    expect_flows("replay_model7.pcap", 3, 1);
 
     /* errors: 2 for usage and config, 1 for bad model files */
     snprintf(args, sizeof args, "replay %s --class mail --flows 2 --to pcap:x.pcap", M);
@@ -265,7 +229,7 @@ int main(void)
                                          "{class: mail, weight: 1}]\n");
     snprintf(args, sizeof args, "replay %s --mix replay_model_mix2.yaml --flows 2 --to pcap:x.pcap", M);
     EXPECT(2, args, "class 'mail' is not in the model");
-    CHECK_CONTAINS(err_text, "(it has: web, voip)");
+    CHECK_CONTAINS(tcli_err, "(it has: web, voip)");
     write_text("replay_model_nomix.yaml", "replay:\n  seed: 3\n");
     snprintf(args, sizeof args, "replay %s --mix replay_model_nomix.yaml --flows 2 --to pcap:x.pcap", M);
     EXPECT(2, args, "no replay.mix");
@@ -279,35 +243,12 @@ int main(void)
     snprintf(args, sizeof args, "replay %s --series replay_model.csv --to pcap:x.pcap", M);
     EXPECT(2, args, "not both");
 
-    /* Ctrl-C while sampling a million windows: a clean exit 0 and an empty, valid pcap.
-     * A signal that comes before the handler is set kills the process: wait longer. */
-    for (int wait_ms = 400;; wait_ms *= 2) {
-        CHECK(wait_ms < 30000);
-        fflush(NULL);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) {
-            if (!freopen("replay_model.err", "w", stderr)) _exit(99);
-            execl(ND_BINARY, ND_BINARY, "replay", M, "--flows", "1000000", "--to",
-                  "pcap:replay_model_int.pcap", (char *)NULL);
-            _exit(98);
-        }
-        usleep((useconds_t)wait_ms * 1000);
-        CHECK_EQ(kill(pid, SIGINT), 0);
-        int st;
-        CHECK_EQ(waitpid(pid, &st, 0), pid);
-        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGINT) continue;
-        CHECK(WIFEXITED(st));
-        CHECK_EQ(WEXITSTATUS(st), 0);
-        break;
-    }
-    FILE *f = fopen("replay_model.err", "r");
-    CHECK(f);
-    size_t n = fread(err_text, 1, sizeof err_text - 1, f);
-    err_text[n] = 0;
-    fclose(f);
-    CHECK_CONTAINS(err_text, "stopped by signal while sampling");
-    CHECK_CONTAINS(err_text, "nothing sent");
+    /* Ctrl-C while sampling a million windows: a clean exit 0 and an empty, valid pcap */
+    const char *big[] = {"replay", M, "--flows", "1000000", "--to", "pcap:replay_model_int.pcap",
+                         NULL};
+    CHECK_EQ(tcli_interrupt("replay_model_int.err", big, 400), 0);
+    CHECK_CONTAINS(tcli_err, "stopped by signal while sampling");
+    CHECK_CONTAINS(tcli_err, "nothing sent");
     char perr[PCAP_ERRBUF_SIZE];
     pcap_t *p = pcap_open_offline("replay_model_int.pcap", perr);
     if (!p) CHECK_FAIL_("%s", perr);
