@@ -393,7 +393,10 @@ static void report(live_run *L, nd_online *o, const figures *f, FILE *stats, int
         nd_online_class_info ci;
         nd_online_class(o, i, &ci);
         int n = snprintf(cls + off, sizeof cls - off, "%s%s=%" PRIu64 "%s", i ? " " : "",
-                         ci.name, ci.seen, ci.model_class < 0 && ci.seen ? "(warm-up)" : "");
+                         ci.name, ci.seen,
+                         ci.model_class == ND_ONLINE_NO_ROW ? "(no row)"
+                         : ci.model_class < 0 && ci.seen    ? "(warm-up)"
+                                                            : "");
         off += n > 0 ? (size_t)n : 0;
     }
     char ck[64];

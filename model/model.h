@@ -536,11 +536,13 @@ int nd_online_save(nd_online *o, const char *path, int *written, nd_error *e);
 /* The model (NULL until a class has warmed up). */
 nd_dm *nd_online_model(nd_online *o);
 
+#define ND_ONLINE_NO_ROW (-2)
 typedef struct nd_online_class_info {
     const char *name;
     uint64_t seen;    /* windows offered */
     uint32_t kept;    /* in the reservoir */
-    int model_class;  /* row in the model, -1 while warming up */
+    int model_class;  /* row in the model, -1 while warming up, ND_ONLINE_NO_ROW when
+                         every model.max_classes row was taken */
     uint64_t clipped; /* windows with a value outside the fitted scale */
     uint32_t refits;  /* scale refits */
 } nd_online_class_info;

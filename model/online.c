@@ -349,6 +349,13 @@ static int online_join(nd_online *o, uint32_t k, nd_error *e)
         if (online_model_ready(o, e)) return e->code;
     } else {
         int mk = nd_dm_add_class(o->m, c->name, &c->scale, e);
+        if (mk == ND_ECONFIG) {
+            /* no row left: the class is counted but not learnt; the run goes on */
+            nd_warn("live: %s; its windows are kept but not learnt (raise "
+                    "model.max_classes for a new run)", e ? e->msg : c->name);
+            c->model_class = ND_ONLINE_NO_ROW;
+            return 0;
+        }
         if (mk < 0) return mk;
         c->model_class = mk;
         o->models[mk] = (int)k;
@@ -374,6 +381,7 @@ int nd_online_add(nd_online *o, uint32_t k, uint64_t group, const float *x, nd_e
     o->windows++;
     uint32_t warm = o->cfg.live.warmup < o->cfg.live.reservoir ? o->cfg.live.warmup
                                                                 : o->cfg.live.reservoir;
+    if (c->model_class == ND_ONLINE_NO_ROW) return 0;
     if (c->model_class < 0) return c->res.n >= warm ? online_join(o, k, e) : 0;
     /* scale rule (docs/LIVE.md): count windows outside the fitted scale; refit from the
      * reservoir when their share since the last fit passes live.scale_refit */

@@ -1,0 +1,155 @@
+/*
+ * test_live_cli.c — `netdiffus live` end to end on a generated two-class pcap file played
+ * through the capture thread: usage errors and exit codes; a run to --steps with every
+ * window accounted for (captured = taken by the ring + dropped, all taken trained on);
+ * while a paced run goes on, `netdiffus replay CHECKPOINT` reads the checkpoint live
+ * keeps rewriting and the Prometheus endpoint answers on 127.0.0.1; SIGINT ends it
+ * within a second with a last checkpoint; --resume continues step and reservoirs.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "live_test.h"
+
+static char nd[1024];
+
+static int run_nd(const char *args)
+{
+    return live_sh("%s %s >>%s 2>&1", nd, args, tmp_path("log.txt"));
+}
+
+/* GET /metrics from 127.0.0.1:port into buf. Returns bytes read, -1 when not reachable. */
+static int fetch_metrics(int port, char *buf, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        return -1;
+    }
+    const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
+    CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
+    size_t n = 0;
+    ssize_t r;
+    while (n < len - 1 && (r = read(fd, buf + n, len - 1 - n)) > 0) n += (size_t)r;
+    buf[n] = 0;
+    close(fd);
+    return (int)n;
+}
+
+static double wait_for(const char *stats, const char *key, double at_least, double seconds,
+                       pid_t pid)
+{
+    double t0 = live_now(), v = NAN;
+    while (live_now() - t0 < seconds) {
+        v = live_json(live_last_line(stats), key);
+        if (v >= at_least) return v;
+        int st;
+        if (pid > 0 && waitpid(pid, &st, WNOHANG) == pid)
+            CHECK_FAIL_("live exited early (status %d); log:\n%s", st,
+                        live_text(tmp_path("log.txt")));
+        usleep(50000);
+    }
+    CHECK_FAIL_("%s stayed below %g for %.0f s (last %g); log:\n%s", key, at_least, seconds, v,
+                live_text(tmp_path("log.txt")));
+}
+
+int main(void)
+{
+    snprintf(nd, sizeof nd, "%s", ND_BINARY);
+    char pcap[512], conf[512], ckpt[512], src[600], s1[512], s2[512], s3[512];
+    snprintf(pcap, sizeof pcap, "%s", tmp_path("two.pcap"));
+    snprintf(conf, sizeof conf, "%s", tmp_path("live.yaml"));
+    snprintf(ckpt, sizeof ckpt, "%s", tmp_path("live.ndm"));
+    snprintf(s1, sizeof s1, "%s", tmp_path("s1.jsonl"));
+    snprintf(s2, sizeof s2, "%s", tmp_path("s2.jsonl"));
+    snprintf(s3, sizeof s3, "%s", tmp_path("s3.jsonl"));
+    snprintf(src, sizeof src, "pcap:%s", pcap);
+    live_write_two_class_pcap(pcap, 12, 48, 200, 1);
+    live_write_config(conf, src, ckpt, NULL);
+    char a[4096];
+
+    /* usage and config errors: 2; a missing input: 1 */
+    CHECK_EQ(run_nd("live"), 2);
+    snprintf(a, sizeof a, "live -c %s --bogus", conf);
+    CHECK_EQ(run_nd(a), 2);
+    snprintf(a, sizeof a, "live -c %s --set live.replay=true", conf);
+    CHECK_EQ(run_nd(a), 2);
+    snprintf(a, sizeof a, "live -c %s --source iface:lo --source %s", conf, src);
+    CHECK_EQ(run_nd(a), 2);
+    snprintf(a, sizeof a, "live -c %s --steps 0", conf);
+    CHECK_EQ(run_nd(a), 2);
+    snprintf(a, sizeof a, "live -c %s --source pcap:%s/absent.pcap", conf, tmp_dir());
+    CHECK_EQ(run_nd(a), 1);
+    snprintf(a, sizeof a, "live -c %s --resume", conf); /* no checkpoint yet */
+    CHECK_EQ(run_nd(a), 1);
+
+    /* to a step count, as fast as the file reads: every window accounted for */
+    snprintf(a, sizeof a, "live -c %s --speed 0 --steps 40 --stats %s", conf, s1);
+    CHECK_EQ(run_nd(a), 0);
+    const char *l = live_last_line(s1);
+    CHECK_CONTAINS(l, "\"final\":true");
+    CHECK_EQ(live_json(l, "step"), 40);
+    CHECK_EQ(live_json(l, "checkpoint_step"), 40);
+    double windows = live_json(l, "windows"), pushed = live_json(l, "ring_pushed");
+    double dropped = live_json(l, "ring_dropped"), taken = live_json(l, "windows_taken");
+    fprintf(stderr, "live: %g windows, %g through the ring, %g dropped\n", windows, pushed, dropped);
+    CHECK(windows >= 30);
+    CHECK_EQ(pushed + dropped, windows);
+    CHECK_EQ(taken, pushed);
+    CHECK(strstr(l, "\"bulk\":{") && strstr(l, "\"chat\":{"));
+    CHECK(live_json(strstr(l, "\"bulk\":"), "model_class") >= 0); /* both learnt */
+    CHECK(live_json(strstr(l, "\"chat\":"), "model_class") >= 0);
+    CHECK(isfinite(live_json(l, "loss")) && live_json(l, "loss") > 0);
+    snprintf(a, sizeof a, "inspect %s | grep -q 'training: 40 steps'", ckpt);
+    CHECK_EQ(run_nd(a), 0);
+
+    /* paced (4x), with metrics; replay reads the checkpoint while live rewrites it */
+    int port = 20000 + (int)(getpid() % 20000);
+    snprintf(a, sizeof a, "%s live -c %s --speed 4 --stats %s --set live.metrics_port=%d "
+             "--set live.checkpoint_every=20 >>%s 2>&1", nd, conf, s2, port, tmp_path("log.txt"));
+    pid_t pid = live_spawn(a);
+    wait_for(s2, "checkpoints", 2, 60, pid);
+    char rep[512];
+    snprintf(rep, sizeof rep, "%s", tmp_path("rep.pcap"));
+    snprintf(a, sizeof a, "replay %s --flows 4 --to pcap:%s --seed 2", ckpt, rep);
+    CHECK_EQ(run_nd(a), 0);
+    struct stat st;
+    CHECK_EQ(stat(rep, &st), 0);
+    CHECK(st.st_size > 24 + 16 * 4); /* pcap header and packets */
+    static char metrics[65536];
+    CHECK(fetch_metrics(port, metrics, sizeof metrics) > 0);
+    CHECK_CONTAINS(metrics, "HTTP/1.0 200 OK");
+    CHECK_CONTAINS(metrics, "netdiffus_live_train_step ");
+    CHECK_CONTAINS(metrics, "netdiffus_live_class_windows_total{class=\"bulk\"}");
+    /* SIGINT: out within a second, with a last checkpoint */
+    double t0 = live_now();
+    kill(pid, SIGINT);
+    int rc = live_wait(pid, 10);
+    double took = live_now() - t0;
+    fprintf(stderr, "live: SIGINT -> exit %d in %.3f s\n", rc, took);
+    CHECK_EQ(rc, 0);
+    CHECK(took < 1.0);
+    l = live_last_line(s2);
+    CHECK_CONTAINS(l, "\"final\":true");
+    double step_b = live_json(l, "step");
+    CHECK_EQ(live_json(l, "checkpoint_step"), step_b);
+    double bulk_b = live_json(strstr(l, "\"bulk\":"), "windows");
+    CHECK(fetch_metrics(port, metrics, sizeof metrics) < 0); /* the endpoint is gone */
+
+    /* --resume: the step and the reservoirs go on from the checkpoint */
+    snprintf(a, sizeof a, "live -c %s --resume --speed 0 --steps %.0f --stats %s", conf,
+             step_b + 30, s3);
+    CHECK_EQ(run_nd(a), 0);
+    l = live_last_line(s3);
+    CHECK_EQ(live_json(l, "step"), step_b + 30);
+    double bulk_c = live_json(strstr(l, "\"bulk\":"), "windows");
+    CHECK(bulk_c > bulk_b); /* restored count plus this run's windows */
+    char *log = live_text(tmp_path("log.txt"));
+    CHECK_CONTAINS(log, "live: resuming");
+    free(log);
+    return 0;
+}
