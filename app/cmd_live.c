@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -363,6 +364,23 @@ static void *replay_main(void *arg)
 
 /* ---- trainer, status, checkpoints ----------------------------------------------- */
 
+/* Creates the folders above path (mkdir -p of its dirname). Returns 0 or -errno. */
+static int make_parents(const char *path)
+{
+    char d[ND_CONF_STR];
+    snprintf(d, sizeof d, "%s", path);
+    char *slash = strrchr(d, '/');
+    if (!slash || slash == d) return 0;
+    *slash = 0;
+    for (char *p = d + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(d, 0777) && errno != EEXIST) return -errno;
+        *p = '/';
+    }
+    return mkdir(d, 0777) && errno != EEXIST ? -errno : 0;
+}
+
 static uint64_t rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -574,6 +592,11 @@ static int run(int argc, char **argv)
         goto done;
     }
     L->ckpt = L->cfg.live.checkpoint;
+    if ((rc = make_parents(L->ckpt))) {
+        nd_error_set(&e, rc, "live.checkpoint %s: cannot create its folder: %s", L->ckpt,
+                     strerror(-rc));
+        goto done;
+    }
     L->speed = speed;
     /* trainer cores: live.trainer_threads, else the cores capture does not use */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
