@@ -76,12 +76,13 @@ int main(void)
     CHECK_EQ(cfg.capture.n_sources, 1);
     nd_config_free(&cfg);
 
-    /* live.yaml: the live section, with replay */
+    /* live.yaml: the live section, on the default input (pcaps at their own pace) */
     load(&cfg, "live.yaml");
-    CHECK_EQ(cfg.live.replay, 1);
+    CHECK_EQ(cfg.live.replay, 0);
     CHECK_EQ(cfg.live.metrics_port, 9464);
-    CHECK_U64_EQ(cfg.live.checkpoint_interval_ns, 600 * ND_NS_PER_SEC);
-    CHECK_STR_EQ(cfg.capture.sources[0], "iface:eth1");
+    CHECK_U64_EQ(cfg.live.checkpoint_interval_ns, 60 * ND_NS_PER_SEC);
+    CHECK_STR_EQ(cfg.live.checkpoint, "out/live/model.ndm");
+    CHECK_STR_EQ(cfg.capture.sources[0], "pcap:../shared/datasets/ndpi-apps/pcap/netflix.pcap");
     nd_config_free(&cfg);
     printf("ok: %zu example files\n", n);
     return 0;
