@@ -78,7 +78,7 @@ typedef struct flow_key {
 } flow_key;
 
 /* Three cache lines, 64-byte aligned: every packet reads the first two (the lookup and
- * the open bin), only LRU moves, bin changes and flow starts touch the third. */
+ * the open bin), only flow starts and ends touch the third. */
 typedef struct flow {
     /* line 0 */
     flow_key key;          /* 48 */
@@ -96,10 +96,15 @@ typedef struct flow {
     uint64_t lru_ts;       /* last_ts when the flow last moved to the LRU tail */
     /* line 2 */
     uint64_t group;
-    uint32_t prev, next;   /* LRU list, or free list (next) */
-    uint8_t pad2[48];
+    uint8_t pad2[56];
 } flow;
 _Static_assert(sizeof(flow) == 192, "flow is three cache lines");
+
+/* LRU (and free-list) links, apart from the flows: a move rewrites its two neighbours'
+ * links, which stay in cache here (8 bytes a flow) but would be two misses in the flows. */
+typedef struct lru_link {
+    uint32_t prev, next;
+} lru_link;
 
 typedef struct frag_entry {
     uint8_t src[16], dst[16];
@@ -139,6 +144,7 @@ struct capture_ctx {
 
     /* flow table */
     flow *flows;     /* (capacity) */
+    lru_link *lru;   /* (capacity) */
     float *windows;  /* (capacity, C, L) */
     uint64_t *slots; /* (mask + 1): hash << 32 | (flow index + 1), 0 empty */
     uint32_t free_head, lru_head, lru_tail, n_active;
@@ -303,7 +309,8 @@ capture_ctx *capture_ctx_new(const nd_config *cfg, const char *force_class,
     c->slots_bytes = slots * sizeof *c->slots;
     c->slots = map_zero(c->slots_bytes);
     c->frags = calloc(FRAG_SLOTS, sizeof *c->frags);
-    if (!c->flows || !c->windows || !c->slots || !c->frags) goto nomem;
+    c->lru = map_zero((size_t)c->capacity * sizeof *c->lru);
+    if (!c->flows || !c->windows || !c->slots || !c->frags || !c->lru) goto nomem;
     c->free_head = NIL;
     c->lru_head = c->lru_tail = NIL;
     return c;
@@ -333,6 +340,7 @@ void capture_ctx_free(capture_ctx *c)
     if (c->windows) munmap(c->windows, c->windows_bytes);
     if (c->slots) munmap(c->slots, c->slots_bytes);
     free(c->frags);
+    if (c->lru) munmap(c->lru, (size_t)c->capacity * sizeof *c->lru);
     free(c);
 }
 
@@ -448,19 +456,19 @@ static void table_remove(capture_ctx *c, uint32_t s)
 
 static inline void lru_unlink(capture_ctx *c, uint32_t i)
 {
-    flow *f = &c->flows[i];
-    if (f->prev != NIL) c->flows[f->prev].next = f->next;
+    lru_link *f = &c->lru[i];
+    if (f->prev != NIL) c->lru[f->prev].next = f->next;
     else c->lru_head = f->next;
-    if (f->next != NIL) c->flows[f->next].prev = f->prev;
+    if (f->next != NIL) c->lru[f->next].prev = f->prev;
     else c->lru_tail = f->prev;
 }
 
 static inline void lru_push_tail(capture_ctx *c, uint32_t i)
 {
-    flow *f = &c->flows[i];
+    lru_link *f = &c->lru[i];
     f->prev = c->lru_tail;
     f->next = NIL;
-    if (c->lru_tail != NIL) c->flows[c->lru_tail].next = i;
+    if (c->lru_tail != NIL) c->lru[c->lru_tail].next = i;
     else c->lru_head = i;
     c->lru_tail = i;
 }
@@ -531,7 +539,7 @@ static void flow_end(capture_ctx *c, uint32_t i, int reason)
     ND_ASSERT(found == i);
     table_remove(c, s);
     lru_unlink(c, i);
-    f->next = c->free_head;
+    c->lru[i].next = c->free_head;
     c->free_head = i;
     c->n_active--;
 }
@@ -676,7 +684,7 @@ static void evict(capture_ctx *c)
     for (;;) {
         uint32_t i = c->lru_head;
         flow *f = &c->flows[i];
-        if (f->last_ts == f->lru_ts || f->next == NIL) {
+        if (f->last_ts == f->lru_ts || c->lru[i].next == NIL) {
             flow_end(c, i, CNT_EVICTED);
             return;
         }
@@ -698,7 +706,7 @@ static uint32_t flow_start(capture_ctx *c, int linktype, const capture_pkt *p,
     uint32_t i;
     if (c->free_head != NIL) {
         i = c->free_head;
-        c->free_head = c->flows[i].next;
+        c->free_head = c->lru[i].next;
     } else {
         i = c->unused++;
     }
