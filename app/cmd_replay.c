@@ -222,7 +222,7 @@ static nd_dataset *sample_flows(nd_dm *m, const double *w, uint32_t flows, uint6
 
     nd_rng rng;
     nd_rng_seed(&rng, seed);
-    uint64_t t0 = nd_now_ns(), done = 0, redrawn = 0;
+    uint64_t t0 = nd_now_ns(), shown = 0, done = 0, redrawn = 0; /* shown: last status */
     for (uint32_t k = 0; k < K; k++) {
         uint64_t need = count[k], budget = count[k], kept_empty = 0;
         while (need) {
@@ -245,8 +245,9 @@ static nd_dataset *sample_flows(nd_dm *m, const double *w, uint32_t flows, uint6
                 if (nd_dataset_append(ds, (uint16_t)k, ds->n_windows, x + i * WL)) goto oom;
                 need--, done++;
             }
-            if (flows > SB) {
-                double s = (double)(nd_now_ns() - t0) * 1e-9;
+            if (flows > SB && nd_now_ns() - shown >= ND_NS_PER_SEC / 4) {
+                shown = nd_now_ns();
+                double s = (double)(shown - t0) * 1e-9;
                 nd_status("replay: sampling %llu/%u windows (%s), %.1f windows/s",
                           (unsigned long long)done, flows, h->class_names[k],
                           s > 0 ? (double)done / s : 0.0);
@@ -352,6 +353,8 @@ static int run(int argc, char **argv)
     if (mix && config && strcmp(mix, config))
         return cli_usage_error("replay", "--mix %s and -c %s: give one config", mix, config);
     if (mix) config = mix;
+    if (model && bin_s)
+        return cli_usage_error("replay", "--bin is for a series CSV; a model has its bin width");
     if (!to) return cli_usage_error("replay", "no sink: --to pcap:FILE|iface:NAME|dpdk:EAL-ARGS");
 
     nd_config cfg;
