@@ -28,7 +28,8 @@ static const char help[] =
     "With MODEL.ndm (from `netdiffus train`), N fresh windows are sampled first, one per\n"
     "flow (EMA weights, the sample section stored in the model, batches of sample.batch\n"
     "on model.threads threads): all of class NAME, or shared by the replay.mix weights\n"
-    "of CONF, or evenly over the model's classes; packets use the model's statistics.\n"
+    "of CONF, or in proportion to each class's flows in the training data (evenly\n"
+    "when it has no flow counts, as with imports); packets use the model's statistics.\n"
     "\n"
     "SINK:\n"
     "  pcap:FILE        nanosecond pcap, written without waiting (deadlines become\n"
@@ -129,7 +130,7 @@ static nd_dm *model_open(const char *path, nd_error *e)
 }
 
 /* Share of the flows per model class into w (n_classes): class cls alone, the replay.mix
- * weights of mixcfg, or even. Returns 0, or ND_EUSAGE / ND_ECONFIG with e naming the
+ * weights of mixcfg, or the classes' flow counts in the training data. Returns 0, or ND_EUSAGE / ND_ECONFIG with e naming the
  * class the model lacks and listing the ones it has. */
 static int class_weights(double *w, const nd_dm *m, const char *path, const char *cls,
                          const nd_config *mixcfg, nd_error *e)
@@ -137,7 +138,12 @@ static int class_weights(double *w, const nd_dm *m, const char *path, const char
     const nd_dataset *h = nd_dm_dataset(m);
     char list[1024];
     class_list(h, list, sizeof list);
-    for (uint32_t k = 0; k < h->n_classes; k++) w[k] = cls || mixcfg ? 0 : 1;
+    /* No class and no mix: each class in proportion to its flows in the training data
+     * (what the capture saw), or evenly when the data has no flow counts (imports). */
+    uint64_t flows = 0;
+    for (uint32_t k = 0; k < h->n_classes; k++) flows += h->stats[k].flows;
+    for (uint32_t k = 0; k < h->n_classes; k++)
+        w[k] = cls || mixcfg ? 0 : flows ? (double)h->stats[k].flows : 1;
     if (cls) {
         int k = find_class(h, cls);
         if (k < 0)

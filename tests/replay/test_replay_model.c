@@ -3,7 +3,7 @@
  * become packets. A tiny two-class model (web: TCP to 443/8080/5201 with an arrival rate;
  * voip: UDP to 5060 in 200-byte frames, no rate) is trained here in a second, then
  * replayed into pcap files that must read back valid with N flows split over the
- * classes as asked (evenly, --class, --mix), sizes and ports from the model's statistics,
+ * classes as asked (by training flows, --class, --mix), sizes and ports from the model's statistics,
  * the same bytes for the same seed and other bytes for another. Bad input (unknown class,
  * untrained or corrupt model, --flows 0, a mix naming classes the model lacks) gives its
  * message and exit code; Ctrl-C while sampling ends cleanly.
@@ -179,12 +179,13 @@ int main(void)
     const char *M = "replay_model.ndm";
     char args[512];
 
-    /* evenly over the classes: 6 web (TCP) and 6 voip (UDP) flows */
+    /* no class, no mix: in proportion to the training flows (web 1000 : voip 50), so of
+     * 12 flows the largest-remainder shares are 11 web (TCP) and 1 voip (UDP) */
     snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model1.pcap --seed 9", M);
     EXPECT(0, args, "12 flows");
     CHECK_CONTAINS(tcli_err, "sampled 12 windows");
     CHECK(!strstr(tcli_err, "no statistics")); /* the model's statistics came along */
-    pcap_summary s = expect_flows("replay_model1.pcap", 6, 6);
+    pcap_summary s = expect_flows("replay_model1.pcap", 11, 1);
     CHECK(s.udp_200 * 2 > s.udp_packets); /* voip's sizes, not MTU-sized defaults */
 
     snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model2.pcap --seed 9", M);
