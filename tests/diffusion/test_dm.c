@@ -16,7 +16,7 @@ static void tiny_config(nd_config *cfg, const char *pred)
     nd_config_defaults(cfg);
     const char *sets[] = {
         "capture.window=8", "capture.min_active_bins=1", "model.attn_min_res=0",
-        "model.base_channels=16", "model.channel_mult=[1, 2]", "model.res_blocks=1",
+        "model.base_channels=8", "model.channel_mult=[1, 2]", "model.res_blocks=1",
         "model.groups=4", "model.emb_dim=32", "model.max_classes=2", "model.threads=1",
         "train.batch=8", "train.lr=5e-3", "train.warmup_steps=10", "train.ema_decay=0.9",
         "train.checkpoint_every=0", "train.val_fraction=0", "train.class_dropout=0",
