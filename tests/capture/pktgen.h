@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,6 +211,19 @@ static inline size_t win_count(const win_list *l, uint64_t group)
     size_t n = 0;
     for (size_t i = 0; i < l->n; i++) n += l->w[i].group == group;
     return n;
+}
+
+/* Sets cfg's class rules from n (name, filter) pairs, replacing any. */
+static inline void config_classes(nd_config *cfg, int n, const char *const (*rules)[2])
+{
+    free(cfg->classes);
+    cfg->n_classes = (uint32_t)n;
+    cfg->classes = calloc((size_t)n, sizeof *cfg->classes);
+    CHECK(cfg->classes);
+    for (int i = 0; i < n; i++) {
+        snprintf(cfg->classes[i].name, sizeof cfg->classes[i].name, "%s", rules[i][0]);
+        snprintf(cfg->classes[i].filter, sizeof cfg->classes[i].filter, "%s", rules[i][1]);
+    }
 }
 
 /* Captures one source spec with cfg into l (emptied first) and returns the context (the

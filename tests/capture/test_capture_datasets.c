@@ -66,12 +66,9 @@ int main(void)
     nd_log_set_level(ND_LOG_WARN); /* one info line per file otherwise */
     nd_config_defaults(&cfg);
     cfg.capture.flow_capacity = 4096;
-    cfg.n_classes = 2;
-    cfg.classes = calloc(2, sizeof *cfg.classes);
-    strcpy(cfg.classes[0].name, "web");
-    strcpy(cfg.classes[0].filter, "tcp port 80 or tcp port 443");
-    strcpy(cfg.classes[1].name, "dns");
-    strcpy(cfg.classes[1].filter, "udp port 53");
+    static const char *const rules[][2] = {{"web", "tcp port 80 or tcp port 443"},
+                                           {"dns", "udp port 53"}};
+    config_classes(&cfg, 2, rules);
     CHECK_EQ(nftw(dir, visit, 16, FTW_PHYS), 0);
     printf("%d files captured (%llu packets, %llu not usable, %llu windows), %d refused\n",
            n_ok, (unsigned long long)packets, (unsigned long long)skipped,

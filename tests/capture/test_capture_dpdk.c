@@ -30,12 +30,9 @@ int main(void)
     cfg.capture.window = 16;
     cfg.capture.channels = 4;
     cfg.capture.flow_capacity = 256; /* < flows: evictions on both paths */
-    cfg.n_classes = 2;
-    cfg.classes = calloc(2, sizeof *cfg.classes);
-    strcpy(cfg.classes[0].name, "tls");
-    strcpy(cfg.classes[0].filter, "tcp port 443");
-    strcpy(cfg.classes[1].name, "dns");
-    strcpy(cfg.classes[1].filter, "vlan and udp port 53");
+    static const char *const rules[][2] = {{"tls", "tcp port 443"},
+                                           {"dns", "vlan and udp port 53"}};
+    config_classes(&cfg, 2, rules);
 
     win_list a, b;
     snprintf(spec, sizeof spec, "pcap:%s", file);

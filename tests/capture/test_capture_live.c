@@ -114,10 +114,8 @@ int main(int argc, char **argv)
     cfg.capture.flow_capacity = 1024;
     cfg.capture.buffer_size = 1 << 20;
     cfg.capture.rx_queues = mq ? 2 : 1;
-    cfg.n_classes = 1;
-    cfg.classes = calloc(1, sizeof *cfg.classes);
-    strcpy(cfg.classes[0].name, "test");
-    strcpy(cfg.classes[0].filter, "port 7777");
+    static const char *const rules[][2] = {{"test", "port 7777"}};
+    config_classes(&cfg, 1, rules);
 
     char spec[256];
     if (use_dpdk)

@@ -302,12 +302,9 @@ static void test_classes(void)
 {
     nd_config cfg;
     base_config(&cfg);
-    cfg.n_classes = 2;
-    cfg.classes = calloc(2, sizeof *cfg.classes);
-    strcpy(cfg.classes[0].name, "web");
-    strcpy(cfg.classes[0].filter, "tcp port 80 or tcp port 443");
-    strcpy(cfg.classes[1].name, "dns");
-    strcpy(cfg.classes[1].filter, "udp port 53");
+    static const char *const rules[][2] = {{"web", "tcp port 80 or tcp port 443"},
+                                           {"dns", "udp port 53"}};
+    config_classes(&cfg, 2, rules);
     const ev e[] = {
         {MS(0), {.src = "10.4.0.1", .dst = "10.4.0.2", .sport = 1234, .dport = 443, .proto = 6,
                  .tcp_flags = PARSE_TCP_SYN}},
