@@ -6,8 +6,9 @@
  * Flow table: a fixed array of `capacity` flows (free list, LIFO so that few pages are
  * touched) indexed by an open-addressing hash of 2·capacity slots with linear probing and
  * backward-shift deletion (no tombstones, so probes stay short however long it runs).
- * Flows sit on an exact LRU list: its head is the least recently active flow, which is
- * both the next idle timeout and the victim when the table is full.
+ * Flows sit on an LRU list, exact to within idle_timeout/16: its head is the least
+ * recently active flow, the next idle timeout and the victim when the table is full.
+ * Packets go through in groups of 32 with the hash slots and flows prefetched.
  *
  * Binner: bins are aligned to a flow's first packet (bin k covers [t0 + k·bin,
  * t0 + (k+1)·bin)), windows are bins [w·L, (w+1)·L). The open bin accumulates in 64-bit
