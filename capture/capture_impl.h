@@ -5,6 +5,8 @@
 #ifndef ND_CAPTURE_IMPL_H
 #define ND_CAPTURE_IMPL_H
 
+#include <stdio.h>
+
 #include "capture.h"
 
 /* One backend (pcap file, libpcap live, DPDK port): chosen at open time from the spec's
@@ -24,6 +26,16 @@ struct capture_source {
     int live; /* the clock is the wall clock: idle flows expire while nothing arrives */
     uint64_t received;
 };
+
+/* "pcap:" sources (source_file.c): classic pcap read in place, the rest via libpcap. */
+capture_source *capture_file_open(const char *spec, const char *path, const nd_config *cfg,
+                                  nd_error *e);
+/* A file read by libpcap (source.c): path, or f when not NULL (owned from here on, closed
+ * on failure too). */
+capture_source *capture_libpcap_file_open(const char *spec, const char *path, FILE *f,
+                                          const nd_config *cfg, nd_error *e);
+/* The ND_ETRUNC error of a file that breaks after s->received packets; why says how. */
+int capture_file_error(const capture_source *s, const char *why, nd_error *e);
 
 /* "dpdk:" sources (source_dpdk.c); args is the text after the prefix. */
 capture_source *capture_dpdk_open(const char *args, const nd_config *cfg, nd_error *e);

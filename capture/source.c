@@ -1,6 +1,7 @@
 /*
- * source.c — packet sources behind one interface (capture_source_*): pcap/pcapng files
- * and libpcap live capture here, DPDK ports in source_dpdk.c; and capture_run, the loop
+ * source.c — packet sources behind one interface (capture_source_*): libpcap live capture
+ * and the libpcap file reader (pcapng, and what source_file.c does not read in place)
+ * here, classic pcap files in source_file.c, DPDK ports in source_dpdk.c; and capture_run, the loop
  * that drives sources into a capture context (what `netdiffus capture` runs).
  *
  * Live libpcap handles are non-blocking and waited on with poll() on the selectable fd: a
@@ -43,17 +44,21 @@ static void fill_pkt(const pcap_source *ps, const struct pcap_pkthdr *h, const u
                  (uint64_t)h->ts.tv_usec * (ps->nano ? 1 : 1000);
 }
 
+int capture_file_error(const capture_source *s, const char *why, nd_error *e)
+{
+    return nd_error_set(e, ND_ETRUNC,
+                        "%s: after packet %" PRIu64 ": %s (reading stops here: the file is "
+                        "damaged, cut short or uses a pcapng feature libpcap cannot read; "
+                        "the packets before this point are kept)",
+                        s->spec, s->received, why);
+}
+
 static int read_error(pcap_source *ps, int r, nd_error *e)
 {
     capture_source *s = &ps->base;
     if (r == PCAP_ERROR_BREAK) return CAPTURE_END;
     ps->errors++;
-    if (ps->fd < 0)
-        return nd_error_set(e, ND_ETRUNC,
-                            "%s: after packet %" PRIu64 ": %s (reading stops here: the file "
-                            "is damaged, cut short or uses a pcapng feature libpcap cannot "
-                            "read; the packets before this point are kept)",
-                            s->spec, s->received, pcap_geterr(ps->p));
+    if (ps->fd < 0) return capture_file_error(s, pcap_geterr(ps->p), e);
     return nd_error_set(e, -EIO, "%s: %s", s->spec, pcap_geterr(ps->p));
 }
 
@@ -141,14 +146,18 @@ static void pcap_src_close(capture_source *s)
 static const capture_source_ops pcap_ops = {pcap_rx, pcap_src_stats, pcap_report,
                                             pcap_src_close};
 
-static capture_source *pcap_file_open(const char *spec, const char *path,
-                                       const nd_config *cfg, nd_error *e)
+capture_source *capture_libpcap_file_open(const char *spec, const char *path, FILE *f,
+                                          const nd_config *cfg, nd_error *e)
 {
     char err[PCAP_ERRBUF_SIZE] = "";
     /* Nanosecond precision: libpcap scales µs files up, so one unit serves both. */
-    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
+    pcap_t *p = f ? pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, err)
+                  : pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO,
+                                                            err);
     if (!p) {
-        nd_error_set(e, errno == ENOENT ? -ENOENT : ND_EFORMAT,
+        int enoent = !f && errno == ENOENT;
+        if (f) fclose(f);
+        nd_error_set(e, enoent ? -ENOENT : ND_EFORMAT,
                      "%s: %s (expected a pcap or pcapng capture file)", spec, err);
         return NULL;
     }
@@ -225,7 +234,7 @@ static capture_source *pcap_iface_open(const char *spec, const char *name,
 capture_source *capture_source_open(const char *spec, const nd_config *cfg, nd_error *e)
 {
     capture_source *s = NULL;
-    if (!strncmp(spec, "pcap:", 5) && spec[5]) s = pcap_file_open(spec, spec + 5, cfg, e);
+    if (!strncmp(spec, "pcap:", 5) && spec[5]) s = capture_file_open(spec, spec + 5, cfg, e);
     else if (!strncmp(spec, "iface:", 6) && spec[6]) s = pcap_iface_open(spec, spec + 6, cfg, e);
     else if (!strncmp(spec, "dpdk:", 5)) s = capture_dpdk_open(spec + 5, cfg, e);
     else
