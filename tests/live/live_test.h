@@ -138,6 +138,14 @@ static inline uint64_t live_write_two_class_pcap(const char *file, int n_flows, 
     return end;
 }
 
+/* How long a SIGINT may take to end live: one second; under ASan + UBSan three, for
+ * the sanitizers' own work at exit (the leak check scans the whole heap). */
+#ifdef __SANITIZE_ADDRESS__
+#define LIVE_SIGINT_LIMIT 3.0
+#else
+#define LIVE_SIGINT_LIMIT 1.0
+#endif
+
 static inline int live_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static inline int live_sh(const char *fmt, ...)
 {

@@ -24,7 +24,7 @@ static void tiny_config(nd_config *cfg, const char *extra)
     nd_config_defaults(cfg);
     const char *sets[] = {
         "capture.window=8", "capture.min_active_bins=1", "model.attn_min_res=0",
-        "model.base_channels=16", "model.channel_mult=[1, 2]", "model.res_blocks=1",
+        "model.base_channels=8", "model.channel_mult=[1, 2]", "model.res_blocks=1",
         "model.groups=4", "model.emb_dim=32", "model.max_classes=3", "model.threads=1",
         "train.batch=8", "train.lr=5e-3", "train.warmup_steps=10", "train.ema_decay=0.9",
         "train.class_dropout=0", "live.reservoir=32", "live.recent=16", "live.warmup=4",
@@ -126,12 +126,12 @@ static void test_learn_and_resume(void)
     CHECK_EQ(ci.model_class, 0);
 
     double first = 0, last = 0;
-    for (int s = 0; s < 240; s++) {
+    for (int s = 0; s < 120; s++) {
         if (s % 4 == 0) add(o, 0, &seed, 1);
-        if (s >= 60 && s % 3 == 0) add(o, 1, &seed, 1); /* class b appears later */
+        if (s >= 30 && s % 2 == 0) add(o, 1, &seed, 1); /* class b appears later */
         float l = step(o);
         if (s < 10) first += l / 10;
-        if (s >= 230) last += l / 10;
+        if (s >= 110) last += l / 10;
     }
     nd_online_class(o, 1, &ci);
     CHECK_EQ(ci.model_class, 1);
