@@ -16,7 +16,7 @@
 static int run(int argc, char **argv)
 {
     const char *model = NULL, *csv = NULL, *ndd = NULL, *png = NULL, *cls = NULL;
-    const char *sampler = NULL, *decode = NULL, *clip = NULL;
+    const char *sampler = NULL, *decode = NULL, *clip = NULL, *project = NULL;
     long long count = -1, seed = -1, steps = -1;
     double guidance = -1;
     for (int i = 1; i < argc; i++) {
@@ -32,6 +32,7 @@ static int run(int argc, char **argv)
             else if (!strcmp(a, "--sampler")) sampler = v;
             else if (!strcmp(a, "--decode")) decode = v;
             else if (!strcmp(a, "--clip")) clip = v;
+            else if (!strcmp(a, "--project")) project = v;
             else if (!strcmp(a, "--count") || !strcmp(a, "-n")) count = strtoll(v, &end, 10);
             else if (!strcmp(a, "--seed")) seed = strtoll(v, &end, 10);
             else if (!strcmp(a, "--steps")) steps = strtoll(v, &end, 10);
@@ -54,6 +55,8 @@ static int run(int argc, char **argv)
         return cli_usage_error("sample", "--sampler %s: expected ddim, ddpm or dpmpp", sampler);
     if (clip && nd_clip_from_name(clip) < 0)
         return cli_usage_error("sample", "--clip %s: expected dynamic, clip or none", clip);
+    if (project && strcmp(project, "on") && strcmp(project, "off"))
+        return cli_usage_error("sample", "--project %s: expected on or off", project);
     if (decode && strcmp(decode, "lsq") && strcmp(decode, "diag"))
         return cli_usage_error("sample", "--decode %s: expected lsq or diag", decode);
     if (steps == 0 || steps > 10000 || (guidance != -1 && !(guidance >= 0 && guidance <= 100)))
@@ -77,6 +80,7 @@ static int run(int argc, char **argv)
     nd_config *cfg = nd_dm_config_mut(m);
     if (sampler) snprintf(cfg->sample.sampler, sizeof cfg->sample.sampler, "%s", sampler);
     if (clip) snprintf(cfg->sample.clip, sizeof cfg->sample.clip, "%s", clip);
+    if (project) cfg->sample.project = !strcmp(project, "on");
     if (steps > 0) cfg->sample.steps = (uint32_t)steps;
     if (guidance >= 0) cfg->sample.guidance = guidance;
     if (decode) {
@@ -122,9 +126,10 @@ static int run(int argc, char **argv)
     }
     double s = (double)(nd_now_ns() - t0) * 1e-9;
     if (!rc)
-        nd_info("%llu windows in %.1f s (%.1f windows/s; %s, %u steps, guidance %g)",
+        nd_info("%llu windows in %.1f s (%.1f windows/s; %s, %u steps, guidance %g, clip %s%s)",
                 (unsigned long long)out->n_windows, s, out->n_windows / s, cfg->sample.sampler,
-                cfg->sample.steps, cfg->sample.guidance);
+                cfg->sample.steps, cfg->sample.guidance, cfg->sample.clip,
+                cfg->sample.project ? ", GASF projection" : "");
     if (!rc && csv) rc = nd_csv_write(out, csv, &e);
     if (!rc && ndd) rc = nd_dataset_save(out, ndd, &e);
     if (!rc && png) rc = nd_png_windows(png, out, 8, &e);
@@ -141,7 +146,8 @@ const nd_command cmd_sample = {
     "usage: netdiffus sample MODEL.ndm --count N [--class NAME] [--csv OUT.csv]\n"
     "                        [--ndd OUT.ndd] [--png OUT.png] [--seed S] [--steps S]\n"
     "                        [--sampler ddim|ddpm|dpmpp] [--guidance W]\n"
-    "                        [--clip dynamic|clip|none] [--decode lsq|diag]\n"
+    "                        [--clip dynamic|clip|none] [--project on|off]\n"
+    "                        [--decode lsq|diag]\n"
     "\n"
     "Draws N new windows per class (every class, or only --class NAME) from a model made\n"
     "by `netdiffus train`, in raw units (bytes per bin). Defaults come from the sample\n"
@@ -159,6 +165,8 @@ const nd_command cmd_sample = {
     "                     good at 10-20 steps)\n"
     "  --guidance W       classifier-free guidance scale (1: none; default sample.guidance)\n"
     "  --clip MODE        predicted clean image: dynamic (default), clip or none\n"
+    "  --project on|off   at every step, move the predicted clean image to the nearest\n"
+    "                     valid GASF image (default sample.project: on)\n"
     "  --decode MODE      image to series: lsq (whole image, default) or diag\n"
     "\n"
     "Example:\n"

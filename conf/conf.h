@@ -92,6 +92,7 @@ typedef struct nd_config {
     struct {
         char sampler[ND_NAME_MAX]; /* "ddim" | "ddpm" | "dpmpp" */
         char clip[ND_NAME_MAX];    /* "dynamic" | "clip" | "none": predicted x0 */
+        bool project;              /* predicted x0 onto the nearest valid GASF image */
         uint32_t steps;
         double guidance;
         double eta; /* DDIM stochasticity */

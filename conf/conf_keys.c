@@ -251,6 +251,9 @@ const conf_key conf_keys[] = {
      .choices = "dynamic|clip|none",
      .help = "Predicted clean image at every step: dynamic thresholding (99.5th "
              "percentile, Imagen), plain clip to [-1, 1], or none."},
+    {"sample.project", CONF_BOOL, F(sample.project), .def = "true",
+     .help = "After clipping, replace the predicted clean image by the nearest valid GASF "
+             "image (least-squares series, encoded again) at every step."},
     {"sample.steps", CONF_UINT, F(sample.steps), .def = "50", .min = "1", .max = "10000",
      .unit = "steps", .help = "Denoising steps of every sampler; at most model.timesteps."},
     {"sample.guidance", CONF_DOUBLE, F(sample.guidance), .def = "2", .min = "0", .max = "100",

@@ -197,6 +197,7 @@ void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_deno
                 x0b[i] = d->pred == ND_PRED_V ? (float)(sa * xb[i] - ss * ob[i])
                                               : (float)((xb[i] - ss * ob[i]) / sa);
             clip_x0(x0b, img, o->clip, tmp);
+            if (o->project) o->project(o->project_arg, x0b);
         }
         /* ε consistent with the clipped x̂0, for DDIM and DDPM */
         if (o->sampler == ND_SAMPLER_DPMPP) {

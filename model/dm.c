@@ -671,6 +671,18 @@ static void denoise(void *arg, float *out, const float *x, const float *t, const
     }
 }
 
+/* Predicted clean image -> the nearest valid GASF image (least-squares series of every
+ * channel, encoded again): the sampler then only ever steers towards images that are
+ * series, which a small, briefly trained network does not manage by itself. */
+static void project_gaf(void *arg, float *x0)
+{
+    nd_dm *m = arg;
+    float v[2 * ND_MAX_CHANNELS * 256];
+    int CI = m->uc.channels, L = m->uc.L;
+    nd_gaf_decode(v, x0, CI, L, ND_GAF_LSQ);
+    nd_gaf_encode(x0, v, CI, L);
+}
+
 int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng,
                  nd_error *e)
 {
@@ -684,6 +696,8 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
         .eta = (float)c->sample.eta,
         .clip = nd_clip_from_name(c->sample.clip),
         .null_class = m->uc.max_classes,
+        .project = c->sample.project ? project_gaf : NULL,
+        .project_arg = m,
     };
     if (so.sampler < 0 || so.clip < 0)
         return nd_error_set(e, ND_ECONFIG, "sample: unknown sampler '%s' or clip '%s'",

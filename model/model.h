@@ -341,6 +341,10 @@ typedef struct nd_sample_opts {
     float eta;      /* DDIM stochasticity */
     int clip;       /* enum nd_clip */
     int null_class; /* class row of the unconditional pass */
+    /* Optional: maps one predicted clean image (img floats) in place onto the valid
+     * images (after clipping, at every step), e.g. the nearest GASF; NULL: none. */
+    void (*project)(void *arg, float *x0);
+    void *project_arg;
 } nd_sample_opts;
 
 /* Samples B images of img floats each for classes y (B) into x (B, img), starting from

@@ -125,6 +125,14 @@ static void biased_fn(void *arg, float *out, const float *x, const float *t, con
     }
 }
 
+static int proj_calls;
+static void halve(void *arg, float *x0)
+{
+    (void)arg;
+    proj_calls++;
+    for (int i = 0; i < IMG; i++) x0[i] *= 0.5f;
+}
+
 static void test_clipping(void)
 {
     nd_diffusion d;
@@ -141,6 +149,18 @@ static void test_clipping(void)
         for (int i = 0; i < B * IMG; i++) mx = fmaxf(mx, fabsf(x[i]));
         if (clip == ND_CLIP_NONE) CHECK_NEAR(mx, 5.0, 1e-3, 0);
         else CHECK(mx <= 1.0f + 1e-6f);
+    }
+    /* a projection runs on every predicted image at every step, after clipping: one that
+     * halves x0 makes the deterministic sampler land on half the (clipped) target */
+    for (int sampler = 0; sampler < 3; sampler++) {
+        nd_rng r;
+        nd_rng_seed(&r, 1);
+        proj_calls = 0;
+        nd_sample_opts so = {.sampler = sampler, .steps = 12, .guidance = 1,
+                             .clip = ND_CLIP_HARD, .null_class = B, .project = halve};
+        nd_diffusion_sample(&d, &so, biased_fn, &d, x, y, B, IMG, &r);
+        CHECK_EQ(proj_calls, 12 * B);
+        for (int i = 0; i < B * IMG; i++) CHECK_NEAR(fabsf(x[i]), 0.5, 1e-6, 0);
     }
     CHECK_EQ(nd_sampler_from_name("dpmpp"), ND_SAMPLER_DPMPP);
     CHECK_EQ(nd_sampler_from_name("euler"), -1);
