@@ -15,7 +15,7 @@
 
 static int run(int argc, char **argv)
 {
-    const char *model = NULL, *csv = NULL, *ndd = NULL, *png = NULL, *cls = NULL;
+    const char *model = NULL, *csv = NULL, *ndd = NULL, *png = NULL, *cls = NULL, *csv2 = NULL;
     const char *sampler = NULL, *decode = NULL, *clip = NULL, *project = NULL;
     long long count = -1, seed = -1, steps = -1;
     double guidance = -1;
@@ -33,6 +33,7 @@ static int run(int argc, char **argv)
             else if (!strcmp(a, "--decode")) decode = v;
             else if (!strcmp(a, "--clip")) clip = v;
             else if (!strcmp(a, "--project")) project = v;
+            else if (!strcmp(a, "--csv-other-decode")) csv2 = v;
             else if (!strcmp(a, "--count") || !strcmp(a, "-n")) count = strtoll(v, &end, 10);
             else if (!strcmp(a, "--seed")) seed = strtoll(v, &end, 10);
             else if (!strcmp(a, "--steps")) steps = strtoll(v, &end, 10);
@@ -49,7 +50,7 @@ static int run(int argc, char **argv)
     if (!model) return cli_usage_error("sample", "no model given (MODEL.ndm)");
     if (count < 1 || count > 10000000)
         return cli_usage_error("sample", "--count N: windows per class, 1 or more");
-    if (!csv && !ndd && !png)
+    if (!csv && !ndd && !png && !csv2)
         return cli_usage_error("sample", "nothing to write: give --csv, --ndd and/or --png");
     if (sampler && nd_sampler_from_name(sampler) < 0)
         return cli_usage_error("sample", "--sampler %s: expected ddim, ddpm or dpmpp", sampler);
@@ -65,8 +66,8 @@ static int run(int argc, char **argv)
     nd_error e = {0};
     /* the batch is in the stored config: probe it, then load with room for guidance */
     nd_dm *m = nd_dm_load(model, 1, &e);
-    nd_dataset *out = NULL;
-    float *x = NULL;
+    nd_dataset *out = NULL, *out2 = NULL;
+    float *x = NULL, *imgs = NULL;
     int rc = 0;
     if (m) {
         int batch = (int)nd_dm_config(m)->sample.batch;
@@ -106,22 +107,35 @@ static int run(int argc, char **argv)
     out = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
     size_t WL = (size_t)h->n_channels * h->L;
     x = malloc((size_t)count * WL * sizeof(float));
-    if (!out || !x) {
+    const nd_gaf_spec *g = nd_dm_gaf(m);
+    size_t IMG = (size_t)nd_gaf_channels(g) * h->L * h->L;
+    if (csv2) {
+        out2 = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
+        imgs = malloc((size_t)count * IMG * sizeof(float));
+    }
+    if (!out || !x || (csv2 && (!out2 || !imgs))) {
         rc = nd_error_set(&e, -ENOMEM, "out of memory");
         goto done;
     }
     for (uint32_t k = 0; k < h->n_classes; k++) {
         nd_dataset_class(out, h->class_names[k]);
         out->stats[k] = h->stats[k];
+        if (out2) nd_dataset_class(out2, h->class_names[k]);
     }
     rc = nd_dataset_set_config(out, h->config_yaml);
     nd_rng rng;
     nd_rng_seed(&rng, seed >= 0 ? (uint64_t)seed : cfg->sample.seed);
     uint64_t t0 = nd_now_ns();
     for (int k = first; !rc && k <= last; k++) {
-        rc = nd_dm_sample(m, k, (size_t)count, x, NULL, &rng, &e);
+        rc = nd_dm_sample(m, k, (size_t)count, x, imgs, &rng, &e);
         for (long long i = 0; !rc && i < count; i++)
             rc = nd_dataset_append(out, (uint16_t)k, (uint64_t)(k * count + i), x + i * WL);
+        for (long long i = 0; !rc && out2 && i < count; i++) {
+            /* the same images through the other decode, for comparing decodes */
+            nd_gaf_image_to_window(x + i * WL, imgs + i * IMG, g, nd_dm_scale(m, k),
+                                   g->decode == ND_GAF_LSQ ? ND_GAF_DIAG : ND_GAF_LSQ);
+            rc = nd_dataset_append(out2, (uint16_t)k, (uint64_t)(k * count + i), x + i * WL);
+        }
         if (rc && !e.msg[0]) nd_error_set(&e, rc, "out of memory");
     }
     double s = (double)(nd_now_ns() - t0) * 1e-9;
@@ -131,12 +145,15 @@ static int run(int argc, char **argv)
                 cfg->sample.steps, cfg->sample.guidance, cfg->sample.clip,
                 cfg->sample.project ? ", GASF projection" : "");
     if (!rc && csv) rc = nd_csv_write(out, csv, &e);
+    if (!rc && csv2) rc = nd_csv_write(out2, csv2, &e);
     if (!rc && ndd) rc = nd_dataset_save(out, ndd, &e);
     if (!rc && png) rc = nd_png_windows(png, out, 8, &e);
 done:
     if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
     free(x);
+    free(imgs);
     nd_dataset_free(out);
+    nd_dataset_free(out2);
     nd_dm_free(m);
     return cli_exit_code(rc);
 }
@@ -168,6 +185,8 @@ const nd_command cmd_sample = {
     "  --project on|off   at every step, move the predicted clean image to the nearest\n"
     "                     valid GASF image (default sample.project: on)\n"
     "  --decode MODE      image to series: lsq (whole image, default) or diag\n"
+    "  --csv-other-decode FILE  the same samples decoded the other way (diag when\n"
+    "                     --decode is lsq), to compare decodes on identical images\n"
     "\n"
     "Example:\n"
     "  netdiffus sample vt.ndm --count 100 --csv synth.csv --png synth.png\n"

@@ -128,7 +128,13 @@ int main(void)
     unsigned char *pngb = read_bytes(png, &len);
     CHECK(pngb && len > 100 && !memcmp(pngb, "\x89PNG", 4));
     free(pngb);
-    EXPECT(0, "sample", model, "--count", "2", "--class", "web", "--csv", scsv, "--sampler", "ddpm");
+    const char *dcsv = path(9, "diag.csv");
+    EXPECT(0, "sample", model, "--count", "2", "--class", "web", "--csv", scsv, "--sampler", "ddpm",
+           "--csv-other-decode", dcsv);
+    s = nd_csv_read(dcsv, ND_NS_PER_SEC, &e);
+    CHECK(s);
+    CHECK_U64_EQ(s->n_windows, 2);
+    nd_dataset_free(s);
     EXPECT(2, "sample", model, "--count", "2", "--class", "mail", "--csv", scsv);
     CHECK_CONTAINS(err_text, "mail");
     EXPECT(2, "sample", model, "--count", "2", "--csv", scsv, "--sampler", "euler");
