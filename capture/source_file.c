@@ -14,7 +14,8 @@
  * record is checked as libpcap 1.10 sf-pcap.c checks it, in the same order and with the
  * same messages: a caplen above 262144 is an error, one above the file's snapshot length
  * is cut to it (the rest skipped), a record cut short by the end of the file is an error.
- * Timestamps are converted as libpcap converts them (signed 32-bit seconds and fraction).
+ * Timestamps are widened as libpcap widens them (signed in host byte order, unsigned when
+ * swapped).
  * tests/capture/test_capture_file.c compares both readers record by record.
  */
 #ifndef _GNU_SOURCE
@@ -172,9 +173,12 @@ static int file_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeo
             fs->pending = ND_ETRUNC;
             break;
         }
-        /* libpcap's record header has signed 32-bit seconds and fraction, widened to
-         * time_t and suseconds_t; µs are scaled to ns in 64 bits. */
-        int64_t sec = (int32_t)rd32(h, sw), frac = (int32_t)rd32(h + 4, sw);
+        /* As libpcap 1.10 widens them: seconds and fraction are signed 32-bit in a file
+         * of the host's byte order, unsigned in a swapped one (its SWAPLONG); µs are
+         * scaled to ns in 64 bits. */
+        uint32_t rs = rd32(h, sw), rf = rd32(h + 4, sw);
+        uint64_t sec = sw ? rs : (uint64_t)(int64_t)(int32_t)rs;
+        uint64_t frac = sw ? rf : (uint64_t)(int64_t)(int32_t)rf;
         pkts[n].data = h + REC_HDR;
         pkts[n].caplen = keep < fs->snap ? keep : fs->snap;
         pkts[n].wirelen = rd32(h + 12, sw);

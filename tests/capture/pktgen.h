@@ -270,6 +270,93 @@ static inline uint64_t ctx_counter(const capture_ctx *c, const char *name)
 #endif
 
 /* ------------------------------------------------------------------------------------ */
+/* Readers: the pcap: source against a bare pcap_next_ex loop                           */
+/* ------------------------------------------------------------------------------------ */
+
+/* Reads ref_path with a bare libpcap loop (ns precision) and src_path (the same bytes, or
+ * a FIFO they are written into) through capture_source_open("pcap:") with capture.snaplen
+ * snap; checks that both give the same packets (the first snap bytes, caplen, wirelen,
+ * timestamp in ns), the same link type, and end the same way: at the end, or with
+ * libpcap's message after the same packet; or that both refuse to open it. Returns the
+ * packet count; *in_place (when not NULL) tells whether consecutive packets of a burst
+ * mostly lay back to back in the source's memory, 16-byte record headers between them
+ * (read in place; records cut to the file's snapshot length are not). */
+static inline uint64_t readers_check_same(const char *ref_path, const char *src_path,
+                                          uint32_t snap, int *in_place)
+{
+    char err[PCAP_ERRBUF_SIZE] = "", spec[4200];
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(ref_path, PCAP_TSTAMP_PRECISION_NANO,
+                                                        err);
+    nd_config cfg;
+    nd_config_defaults(&cfg);
+    cfg.capture.snaplen = snap;
+    snprintf(spec, sizeof spec, "pcap:%s", src_path);
+    nd_error e = {0};
+    capture_source *s = capture_source_open(spec, &cfg, &e);
+    if (in_place) *in_place = 0;
+    if (!p) {
+        if (s) CHECK_FAIL_("%s: libpcap refuses it (%s), the source opens it", ref_path, err);
+        CHECK_CONTAINS(e.msg, err);
+        nd_config_free(&cfg);
+        return 0;
+    }
+    if (!s) CHECK_FAIL_("%s: libpcap opens it, the source does not: %s", ref_path, e.msg);
+    CHECK_EQ(capture_source_linktype(s), pcap_datalink(p));
+    capture_pkt pk[32];
+    int n = 0, k = 0;
+    uint64_t adjacent = 0, pairs = 0;
+    uint64_t count = 0;
+    const uint8_t *prev_end = NULL;
+    for (;;) {
+        struct pcap_pkthdr *h;
+        const u_char *d;
+        int r = pcap_next_ex(p, &h, &d);
+        if (k == n) {
+            n = capture_source_rx(s, pk, 32, 0, &e);
+            k = 0;
+        }
+        if (r != 1) {
+            if (n > 0) CHECK_FAIL_("%s: libpcap ends (%d) after %" PRIu64 " packets, the "
+                                   "source has more", ref_path, r, count);
+            if (r == PCAP_ERROR_BREAK) {
+                if (n != CAPTURE_END) CHECK_FAIL_("%s: end after %" PRIu64 " packets; the "
+                                                  "source: %d %s", ref_path, count, n, e.msg);
+            } else {
+                char after[64];
+                if (n != ND_ETRUNC) CHECK_FAIL_("%s: libpcap fails after %" PRIu64 " packets "
+                                                "(%s); the source: %d", ref_path, count,
+                                                pcap_geterr(p), n);
+                CHECK_CONTAINS(e.msg, pcap_geterr(p));
+                snprintf(after, sizeof after, "after packet %" PRIu64 ":", count);
+                CHECK_CONTAINS(e.msg, after);
+            }
+            break;
+        }
+        if (n <= 0) CHECK_FAIL_("%s: packet %" PRIu64 ": libpcap has it, the source returns "
+                                "%d (%s)", ref_path, count + 1, n, e.msg);
+        const capture_pkt *q = &pk[k++];
+        uint32_t cl = h->caplen < snap ? h->caplen : snap;
+        uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
+        if (q->caplen != cl || q->wirelen != h->len || q->ts_ns != ts ||
+            memcmp(q->data, d, cl))
+            CHECK_FAIL_("%s: packet %" PRIu64 ": caplen %u wirelen %u ts %" PRIu64 " (data "
+                        "%s), libpcap: %u %u %" PRIu64, ref_path, count + 1, q->caplen,
+                        q->wirelen, q->ts_ns, memcmp(q->data, d, cl) ? "differs" : "same", cl,
+                        h->len, ts);
+        pairs += k > 1;
+        adjacent += k > 1 && q->data == prev_end + 16;
+        prev_end = q->data + h->caplen;
+        count++;
+    }
+    /* Copies into fixed slots are adjacent only when a caplen is exactly snap - 16. */
+    if (in_place) *in_place = pairs && 2 * adjacent > pairs;
+    capture_source_close(s);
+    pcap_close(p);
+    nd_config_free(&cfg);
+    return count;
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* A mixed capture: many flows of every kind the parser knows, for path comparisons     */
 /* ------------------------------------------------------------------------------------ */
 

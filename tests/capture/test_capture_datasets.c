@@ -1,7 +1,8 @@
 /*
  * test_capture_datasets.c — every capture file under ../shared/datasets (IoT Sentinel,
  * nDPI application captures, the partly broken edge-cases) either captures or fails with
- * a message naming the file; nothing crashes (this also runs in the sanitizer build).
+ * a message naming the file, and the pcap: source gives the same packets as a bare libpcap
+ * loop; nothing crashes (this also runs in the sanitizer build).
  * Skips when ../shared is absent.
  */
 #include <ftw.h>
@@ -30,6 +31,9 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
                  (n > 7 && !strcmp(path + n - 7, ".pcapng")) ||
                  (n > 4 && !strcmp(path + n - 4, ".cap"));
     if (!is_cap) return 0;
+    /* The pcap: source reads the same packets as a bare libpcap loop, and ends or
+     * breaks at the same packet with the same message. */
+    readers_check_same(path, path, cfg.capture.snaplen, NULL);
     uint64_t w = 0;
     nd_error e = {0};
     capture_ctx *c = capture_ctx_new(&cfg, NULL, count_window, &w, &e);
