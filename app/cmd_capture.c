@@ -86,11 +86,7 @@ static int run(int argc, char **argv)
 
     nd_config cfg = {0};
     nd_error e = {0};
-    int rc = 0;
-    if (conf_path) rc = nd_config_load(&cfg, conf_path, &e);
-    else nd_config_defaults(&cfg);
-    for (unsigned k = 0; !rc && k < n_sets; k++) rc = nd_config_set(&cfg, sets[k], &e);
-    if (!rc && n_sets) rc = nd_config_check(&cfg, &e);
+    int rc = nd_config_load_overrides(&cfg, conf_path, sets, n_sets, &e);
     if (rc) {
         nd_err("%s", e.msg);
         nd_config_free(&cfg);

@@ -667,6 +667,16 @@ int nd_config_set(nd_config *cfg, const char *assignment, nd_error *e)
     return 0;
 }
 
+int nd_config_load_overrides(nd_config *cfg, const char *path, const char *const *sets,
+                             size_t n_sets, nd_error *e)
+{
+    int rc = 0;
+    if (path) rc = nd_config_load(cfg, path, e);
+    else nd_config_defaults(cfg);
+    for (size_t k = 0; !rc && k < n_sets; k++) rc = nd_config_set(cfg, sets[k], e);
+    return rc;
+}
+
 int nd_config_check(const nd_config *cfg, nd_error *e)
 {
     conf_ctx *c = malloc(sizeof *c);

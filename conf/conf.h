@@ -152,6 +152,10 @@ int nd_config_parse(nd_config *cfg, const char *text, size_t len, const char *na
  * checked like a file's, then the cross-key rules run. Lists take YAML flow text
  * ("capture.sources=[pcap:a.pcap, pcap:b.pcap]"). On failure cfg is unchanged. */
 int nd_config_set(nd_config *cfg, const char *assignment, nd_error *e);
+/* A command's config: the file at path (NULL: the defaults), then each "section.key=value"
+ * of sets in order. Returns 0 or a code with e set; cfg is always safe to free. */
+int nd_config_load_overrides(nd_config *cfg, const char *path, const char *const *sets,
+                             size_t n_sets, nd_error *e);
 /* The cross-key rules alone (window vs min_active_bins, timeouts, groups, mix classes,
  * ...), for callers that change fields by hand. Returns 0 or ND_ECONFIG. */
 int nd_config_check(const nd_config *cfg, nd_error *e);
