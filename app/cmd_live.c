@@ -288,8 +288,10 @@ typedef struct replay_thr {
     uint64_t rounds, packets;
 } replay_thr;
 
-/* Windows sampled from model m: flows spread evenly over its classes. */
-static nd_dataset *sample_dataset(nd_dm *m, uint32_t flows, nd_rng *rng)
+/* Windows sampled from model m: flows spread evenly over its classes. One window per
+ * sampler call, so that a stop is seen within one denoising run. NULL when stopped. */
+static nd_dataset *sample_dataset(nd_dm *m, uint32_t flows, nd_rng *rng,
+                                  volatile sig_atomic_t *stop)
 {
     const nd_dataset *h = nd_dm_dataset(m);
     const char *names[ND_MAX_CHANNELS];
@@ -302,9 +304,10 @@ static nd_dataset *sample_dataset(nd_dm *m, uint32_t flows, nd_rng *rng)
     for (uint32_t k = 0; !rc && k < h->n_classes; k++) {
         rc = nd_dataset_class(ds, h->class_names[k]) == (int)k ? 0 : -ENOMEM;
         if (!rc) ds->stats[k] = h->stats[k];
-        if (!rc) rc = nd_dm_sample(m, (int)k, per, x, NULL, rng, NULL);
-        for (uint32_t i = 0; !rc && i < per; i++)
-            rc = nd_dataset_append(ds, (uint16_t)k, (uint64_t)k * per + i, x + i * wf);
+        for (uint32_t i = 0; !rc && i < per; i++) {
+            rc = *stop ? ND_EINTR : nd_dm_sample(m, (int)k, 1, x + i * wf, NULL, rng, NULL);
+            if (!rc) rc = nd_dataset_append(ds, (uint16_t)k, (uint64_t)k * per + i, x + i * wf);
+        }
     }
     free(x);
     if (rc) {
@@ -341,7 +344,8 @@ static void *replay_main(void *arg)
             nd_warn("live: replay: %s", e.msg);
             continue;
         }
-        nd_dataset *ds = sample_dataset(m, L->cfg.replay.flows ? L->cfg.replay.flows : 8, &rng);
+        nd_dataset *ds = sample_dataset(m, L->cfg.replay.flows ? L->cfg.replay.flows : 8, &rng,
+                                        &R->stop);
         nd_dm_free(m);
         if (!ds) continue;
         replay_opts o;

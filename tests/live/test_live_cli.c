@@ -71,6 +71,7 @@ int main(void)
     live_write_two_class_pcap(pcap, 12, 48, 200, 1);
     live_write_config(conf, src, ckpt, NULL);
     char a[4096];
+    struct stat st;
 
     /* usage and config errors: 2; a missing input: 1 */
     CHECK_EQ(run_nd("live"), 2);
@@ -107,6 +108,21 @@ int main(void)
     snprintf(a, sizeof a, "inspect %s | grep -q 'training: 40 steps'", ckpt);
     CHECK_EQ(run_nd(a), 0);
 
+    /* in-process replay: each new checkpoint is sampled and replayed to the sink */
+    char inproc[512], ck2[512];
+    snprintf(inproc, sizeof inproc, "%s", tmp_path("inproc.pcap"));
+    snprintf(ck2, sizeof ck2, "%s", tmp_path("ck2.ndm"));
+    snprintf(a, sizeof a, "live -c %s --duration 10s --set live.checkpoint=%s "
+             "--set live.checkpoint_every=20 --set live.replay=true --set replay.flows=4 "
+             "--replay-to pcap:%s", conf, ck2, inproc);
+    CHECK_EQ(run_nd(a), 0);
+    CHECK_EQ(stat(inproc, &st), 0);
+    fprintf(stderr, "live: in-process replay wrote %lld bytes\n", (long long)st.st_size);
+    CHECK(st.st_size > 24 + 16 * 4);
+    char *text = live_text(tmp_path("log.txt"));
+    CHECK_CONTAINS(text, "live: replayed ");
+    free(text);
+
     /* paced (4x), with metrics; replay reads the checkpoint while live rewrites it */
     int port = 20000 + (int)(getpid() % 20000);
     snprintf(a, sizeof a, "%s live -c %s --speed 4 --stats %s --set live.metrics_port=%d "
@@ -117,7 +133,6 @@ int main(void)
     snprintf(rep, sizeof rep, "%s", tmp_path("rep.pcap"));
     snprintf(a, sizeof a, "replay %s --flows 4 --to pcap:%s --seed 2", ckpt, rep);
     CHECK_EQ(run_nd(a), 0);
-    struct stat st;
     CHECK_EQ(stat(rep, &st), 0);
     CHECK(st.st_size > 24 + 16 * 4); /* pcap header and packets */
     static char metrics[65536];
