@@ -404,6 +404,25 @@ typedef struct figures {
     int input_done;
 } figures;
 
+/* The figures every report shares: capture totals, ring counters, step, loss, RSS. */
+static void gather(live_run *L, const nd_online_info *in, figures *f, uint64_t t0,
+                   uint64_t now)
+{
+    pthread_mutex_lock(&L->mu);
+    f->packets = L->snap.tot.packets;
+    f->flows = L->snap.tot.flows;
+    f->active = L->snap.tot.active_flows;
+    f->windows = L->snap.tot.windows;
+    pthread_mutex_unlock(&L->mu);
+    f->t = (double)(now - t0) * 1e-9;
+    f->pushed = nd_wring_pushed(L->ring);
+    f->dropped = nd_wring_dropped(L->ring);
+    f->popped = nd_wring_popped(L->ring);
+    f->step = in->step;
+    f->loss = in->loss;
+    f->rss = rss_bytes();
+}
+
 /* Status line, JSON line and metrics text from the same figures. */
 static void report(live_run *L, nd_online *o, const figures *f, FILE *stats, int final)
 {
@@ -768,22 +787,10 @@ static int run(int argc, char **argv)
             }
         }
         if (now >= next_status) {
-            pthread_mutex_lock(&L->mu);
-            f.packets = L->snap.tot.packets;
-            f.flows = L->snap.tot.flows;
-            f.active = L->snap.tot.active_flows;
-            f.windows = L->snap.tot.windows;
-            pthread_mutex_unlock(&L->mu);
+            gather(L, &in, &f, t0, now);
             double dt = (double)(now - prev_t) * 1e-9;
-            f.t = (double)(now - t0) * 1e-9;
             f.pps = dt > 0 ? (double)(f.packets - prev_packets) / dt : 0;
             f.ips = dt > 0 ? (double)(in.images - prev_images) / dt : 0;
-            f.pushed = nd_wring_pushed(L->ring);
-            f.dropped = nd_wring_dropped(L->ring);
-            f.popped = nd_wring_popped(L->ring);
-            f.step = in.step;
-            f.loss = in.loss;
-            f.rss = rss_bytes();
             f.ckpt_step = last_ckpt_step;
             f.ckpt_count = ckpt_count;
             f.ckpt_age = (double)(now - last_ckpt_t) * 1e-9;
@@ -812,21 +819,9 @@ static int run(int argc, char **argv)
         } else {
             if (written) ckpt_count++;
             nd_online_get_info(o, &in);
-            f.step = in.step;
-            f.loss = in.loss;
-            f.pushed = nd_wring_pushed(L->ring);
-            f.dropped = nd_wring_dropped(L->ring);
-            f.popped = nd_wring_popped(L->ring);
+            gather(L, &in, &f, t0, nd_now_ns());
             f.ckpt_step = written ? in.step : last_ckpt_step;
             f.ckpt_count = ckpt_count;
-            f.t = (double)(nd_now_ns() - t0) * 1e-9;
-            f.rss = rss_bytes();
-            pthread_mutex_lock(&L->mu);
-            f.packets = L->snap.tot.packets;
-            f.flows = L->snap.tot.flows;
-            f.windows = L->snap.tot.windows;
-            f.active = L->snap.tot.active_flows;
-            pthread_mutex_unlock(&L->mu);
             f.input_done = input_done;
             report(L, o, &f, stats, 1);
             nd_info("live: %s after %.1f s: %" PRIu64 " packets, %" PRIu64 " windows (%" PRIu64
