@@ -3,7 +3,7 @@
  * place) against libpcap's pcap_next_ex on files written byte by byte here: little- and
  * big-endian, µs and ns, six link types (one that libpcap reads instead), header snaplen
  * below the packets and 0, odd timestamps (negative seconds, fraction above a second);
- * every prefix of a file (cut at and inside every record), absurd caplen values, bad
+ * files cut at and inside every record header and inside packets, absurd caplen values, bad
  * headers; from a FIFO written in small pieces (classic pcap and pcapng); and the windows
  * and counters of a capture through the source and through a bare libpcap loop.
  */
@@ -182,8 +182,9 @@ static void test_variants(void)
                 }
 }
 
-/* Every prefix of two files: cut at every record boundary and inside every header and
- * packet; the packets before the cut, then libpcap's message after the same packet. */
+/* Prefixes of two files: cut at every byte of the file header and of each record header,
+ * at each record's end and the bytes before it, and inside packets; the packets before
+ * the cut, then libpcap's message after the same packet. */
 static void test_truncated(void)
 {
     for (int v = 0; v < 2; v++) {
@@ -191,7 +192,13 @@ static void test_truncated(void)
         /* The second file's snaplen cuts most records: a cut inside the skipped part. */
         gen_file(&o, v, v, v ? 100 : 65535, 1, 12, 4, 0);
         uint64_t expect = 0;
+        size_t r = 0; /* the record that holds byte len - 1 */
         for (size_t len = 0; len <= o.n; len++) {
+            while (r + 1 < (size_t)o.n_rec && o.rec[r + 1] < len) r++;
+            /* Every cut in the file header and in each record header, the last bytes of
+             * each record, and every 37th byte inside packets. */
+            size_t end = r + 1 < (size_t)o.n_rec ? o.rec[r + 1] : o.n;
+            if (len > 24 && len - o.rec[r] > 17 && end - len > 2 && len % 37) continue;
             save(&o, len, path);
             uint64_t n = readers_check_same(path, path, 256, NULL);
             /* Packets: the records that end at or before len. */
