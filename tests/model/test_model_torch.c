@@ -151,6 +151,20 @@ static void test_layers(nd_ctx *ctx) {
     fx_free(&fx);
 }
 
+/* Every tensor of a parameter-shaped block (parameters or gradients) against the
+ * fixture's "<prefix>.<name>" tensor of the same name and size. */
+static void check_block(const nd_unet *m, const fixture *fx, const float *block,
+                        const char *prefix, double atol, double rtol) {
+    for (size_t i = 0; i < nd_unet_num_tensors(m); i++) {
+        const char *name;
+        size_t off, numel;
+        nd_unet_tensor(m, i, &name, &off, &numel);
+        char what[96];
+        snprintf(what, sizeof what, "%s %s", prefix, name);
+        check_close(what, block + off, V(fx, prefix, name, numel), numel, atol, rtol);
+    }
+}
+
 static void test_unet(nd_ctx *ctx) {
     fixture fx = fx_load(ND_MODEL_FIXTURES "/unet_small.bin");
     const fx_tensor *cf = fx_get(&fx, "config");
@@ -196,15 +210,7 @@ static void test_unet(nd_ctx *ctx) {
     nd_mse_backward(dout, out, tgt, n, 1.0f);
     nd_unet_zero_grad(m);
     nd_unet_backward(m, ctx, NULL, dout);
-    for (size_t i = 0; i < nd_unet_num_tensors(m); i++) {
-        const char *name;
-        size_t off, numel;
-        nd_unet_tensor(m, i, &name, &off, &numel);
-        char what[96];
-        snprintf(what, sizeof what, "grad %s", name);
-        check_close(what, nd_unet_grads(m) + off, V(&fx, "grad", name, numel), numel, 1e-6,
-                    2e-3);
-    }
+    check_block(m, &fx, nd_unet_grads(m), "grad", 1e-6, 2e-3);
 
     /* one AdamW step, the fixture's settings (scripts/torch_reference.py ADAM) */
     nd_adamw_config oc = {1e-2f, 0.9f, 0.999f, 1e-3f, 0.1f, 0.5f, 0, 0.0f};
@@ -212,15 +218,7 @@ static void test_unet(nd_ctx *ctx) {
     CHECK(o);
     float norm = nd_adamw_step(o, ctx, nd_unet_params(m), nd_unet_grads(m));
     CHECK_NEAR(norm, fx_get(&fx, "adam.grad_norm")->v[0], 1e-6, 1e-4);
-    for (size_t i = 0; i < nd_unet_num_tensors(m); i++) {
-        const char *name;
-        size_t off, numel;
-        nd_unet_tensor(m, i, &name, &off, &numel);
-        char what[96];
-        snprintf(what, sizeof what, "adamw step %s", name);
-        check_close(what, nd_unet_params(m) + off, V(&fx, "step1", name, numel), numel, 3e-5,
-                    0);
-    }
+    check_block(m, &fx, nd_unet_params(m), "step1", 3e-5, 0);
     nd_adamw_free(o);
     free(out), free(dout);
     nd_unet_free(m);
