@@ -478,17 +478,6 @@ static inline void lru_push_tail(capture_ctx *c, uint32_t i)
 /* Binner                                                                                */
 /* ------------------------------------------------------------------------------------ */
 
-/* GCC 12 deletes __builtin_prefetch calls whose loop does nothing else it counts as a side
- * effect (it did to the flow prefetch below, silently); an asm volatile prefetch stays. */
-static inline void prefetch(const void *p)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
-#else
-    __builtin_prefetch(p);
-#endif
-}
-
 static inline float *flow_window(const capture_ctx *c, uint32_t i)
 {
     return c->windows + (size_t)i * c->C * c->L;
@@ -586,10 +575,11 @@ void capture_ctx_advance(capture_ctx *c, uint64_t now_ns)
 static inline void prefetch_end(const capture_ctx *c, uint32_t i)
 {
     const flow *f = &c->flows[i];
-    prefetch(&c->slots[f->hash & c->mask]);
+    capture_prefetch(&c->slots[f->hash & c->mask]);
     if (f->class_idx < 0) return;
     const char *w = (const char *)flow_window(c, i);
-    for (size_t b = 0; b < (size_t)c->C * c->L * sizeof(float); b += 64) prefetch(w + b);
+    for (size_t b = 0; b < (size_t)c->C * c->L * sizeof(float); b += 64)
+        capture_prefetch(w + b);
 }
 
 void capture_ctx_flush(capture_ctx *c)
@@ -601,13 +591,13 @@ void capture_ctx_flush(capture_ctx *c)
     enum { FLUSH_AHEAD = 16 };
     uint32_t far = c->lru_head, near = c->lru_head;
     for (int k = 0; k < FLUSH_AHEAD && far != NIL; k++, far = c->lru[far].next) {
-        prefetch(&c->flows[far]);
+        capture_prefetch(&c->flows[far]);
         if (k >= FLUSH_AHEAD / 2) prefetch_end(c, near), near = c->lru[near].next;
     }
     while (c->lru_head != NIL) {
         if (far != NIL) {
             const char *f = (const char *)&c->flows[far];
-            prefetch(f), prefetch(f + 64), prefetch(f + 128);
+            capture_prefetch(f), capture_prefetch(f + 64), capture_prefetch(f + 128);
             far = c->lru[far].next;
         }
         if (near != NIL) prefetch_end(c, near), near = c->lru[near].next;
@@ -866,9 +856,9 @@ static inline void prefetch_flow(const capture_ctx *c, int st, const parse_info 
     uint64_t v = c->slots[h & c->mask];
     if (!v) return;
     const char *f = (const char *)&c->flows[(uint32_t)v - 1];
-    prefetch(f);
-    prefetch(f + 64);
-    prefetch(&c->lru[(uint32_t)v - 1]);
+    capture_prefetch(f);
+    capture_prefetch(f + 64);
+    capture_prefetch(&c->lru[(uint32_t)v - 1]);
 }
 
 /* Second stage, half as far ahead, once the flow's lines and links have arrived: when the
@@ -883,8 +873,8 @@ static inline void prefetch_links(const capture_ctx *c, int st, const parse_info
     uint32_t i = (uint32_t)v - 1;
     if (ts - c->flows[i].lru_ts < c->lru_gran) return;
     const lru_link *l = &c->lru[i];
-    if (l->prev != NIL) prefetch(&c->lru[l->prev]);
-    if (l->next != NIL) prefetch(&c->lru[l->next]);
+    if (l->prev != NIL) capture_prefetch(&c->lru[l->prev]);
+    if (l->next != NIL) capture_prefetch(&c->lru[l->next]);
 }
 
 /* Two passes per group of up to 32 packets, so that the cache misses of one packet
@@ -902,12 +892,12 @@ void capture_ctx_burst(capture_ctx *c, int linktype, const capture_pkt *pkts, un
         const capture_pkt *p = pkts + base;
         unsigned m = n - base < STAGE ? n - base : STAGE;
         for (unsigned j = 0; j < m; j++) {
-            if (j + 4 < m) prefetch(p[j + 4].data);
+            if (j + 4 < m) capture_prefetch(p[j + 4].data);
             st[j] = parse_packet(p[j].data, p[j].caplen, linktype, &pi[j]);
             if (st[j] != PARSE_OK || pi[j].frag == PARSE_FRAG_LATER) continue;
             make_key(&pi[j], &k[j], &from_a[j]);
             h[j] = key_hash(&k[j]);
-            prefetch(&c->slots[h[j] & c->mask]);
+            capture_prefetch(&c->slots[h[j] & c->mask]);
         }
         /* Flows are prefetched AHEAD packets before their turn: enough to hide a miss,
          * few enough not to overflow the core's miss buffers. */

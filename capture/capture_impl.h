@@ -9,6 +9,18 @@
 
 #include "capture.h"
 
+/* A prefetch that stays: GCC 12 deletes __builtin_prefetch calls whose loop does nothing
+ * else it counts as a side effect (it did to the flow prefetch of capture_ctx_burst,
+ * silently); an asm volatile one is kept. */
+static inline void capture_prefetch(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p);
+#endif
+}
+
 /* One backend (pcap file, libpcap live, DPDK port): chosen at open time from the spec's
  * prefix, like tcpreplay's sendpacket_open. */
 typedef struct capture_source_ops {

@@ -61,16 +61,6 @@ typedef struct file_source {
     uint64_t errors;
 } file_source;
 
-/* An asm prefetch: GCC drops __builtin_prefetch in loops like the one below (capture.c). */
-static inline void prefetch(const void *p)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
-#else
-    __builtin_prefetch(p);
-#endif
-}
-
 static inline uint32_t rd32(const uint8_t *p, int swapped)
 {
     uint32_t v;
@@ -149,7 +139,7 @@ static int file_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeo
         /* Each line of the buffer is prefetched once, PREFETCH bytes before its turn:
          * the part of a block the kernel copied first may have left L1/L2 already. */
         size_t want = len - pos > PREFETCH ? pos + PREFETCH : len;
-        for (size_t a = fs->ahead; a < want; a += 64) prefetch(buf + a);
+        for (size_t a = fs->ahead; a < want; a += 64) capture_prefetch(buf + a);
         if (want > fs->ahead) fs->ahead = (want + 63) & ~(size_t)63;
         const uint8_t *h = buf + pos;
         uint32_t caplen = rd32(h + 8, sw);
