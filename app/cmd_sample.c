@@ -140,7 +140,7 @@ static int run(int argc, char **argv)
     }
     double s = (double)(nd_now_ns() - t0) * 1e-9;
     if (!rc)
-        nd_info("%llu windows in %.1f s (%.1f windows/s; %s, %u steps, guidance %g, clip %s%s)",
+        nd_info("%llu windows in %.1f s (%.3g windows/s; %s, %u steps, guidance %g, clip %s%s)",
                 (unsigned long long)out->n_windows, s, out->n_windows / s, cfg->sample.sampler,
                 cfg->sample.steps, cfg->sample.guidance, cfg->sample.clip,
                 cfg->sample.project ? ", GASF projection" : "");
