@@ -203,18 +203,24 @@ static void *capture_main(void *arg)
                 sleep_ns(wait < 50000000ull ? wait : 50000000ull);
             }
         } else {
-            int fed = 0;
+            int fed = 0, open = 0;
             for (unsigned k = 0; k < L->n_src && !rc; k++) {
                 live_src *s = &L->src[k];
+                if (s->ended) continue;
+                open++;
                 nd_error re = {0};
                 int n = capture_source_rx(s->s, s->pkts, BURST, L->n_src == 1 ? 100 : 0, &re);
                 if (n > 0) {
                     capture_ctx_burst(L->ctx, s->linktype, s->pkts, (unsigned)n);
                     fed += n;
-                } else if (n < 0 && n != CAPTURE_END && !L->cap_stop) {
+                } else if (n == CAPTURE_END) { /* a DPDK net_pcap file port at its end */
+                    s->ended = 1;
+                    nd_info("live: %s: input ended", capture_source_spec(s->s));
+                } else if (n < 0 && !L->cap_stop) {
                     rc = nd_error_set(&L->cap_err, n, "%s", re.msg);
                 }
             }
+            if (!open) break;
             if (!fed) {
                 capture_ctx_advance(L->ctx, nd_realtime_ns());
                 if (L->n_src > 1) sleep_ns(1000000);

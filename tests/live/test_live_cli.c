@@ -108,6 +108,20 @@ int main(void)
     snprintf(a, sizeof a, "inspect %s | grep -q 'training: 40 steps'", ckpt);
     CHECK_EQ(run_nd(a), 0);
 
+    /* a DPDK port (net_pcap over the same file): the capture thread polls it, the port
+     * ends with its file, training goes on to --steps */
+    char s4[512];
+    snprintf(s4, sizeof s4, "%s", tmp_path("s4.jsonl"));
+    snprintf(a, sizeof a, "live -c %s --steps 20 --stats %s --set live.checkpoint=%s/dpdk.ndm "
+             "--source 'dpdk:--no-huge --no-pci -m 256 --no-shconf --no-telemetry "
+             "--file-prefix=ndlive%d --vdev=net_pcap0,rx_pcap=%s'", conf, s4, tmp_dir(),
+             (int)getpid(), pcap);
+    CHECK_EQ(run_nd(a), 0);
+    l = live_last_line(s4);
+    CHECK_EQ(live_json(l, "step"), 20);
+    CHECK_CONTAINS(l, "\"input_done\":true");
+    CHECK(live_json(l, "packets") > 1000);
+
     /* in-process replay: each new checkpoint is sampled and replayed to the sink */
     char inproc[512], ck2[512];
     snprintf(inproc, sizeof inproc, "%s", tmp_path("inproc.pcap"));
