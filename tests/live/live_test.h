@@ -15,6 +15,9 @@
 #include "../base/tmpdir.h"
 #include "../capture/pktgen.h"
 
+/* var (a char array) = the scratch path of name. */
+#define LIVE_PATH(var, name) snprintf(var, sizeof var, "%s", tmp_path(name))
+
 /* A whole text file (malloc'd, NUL-terminated; for failure messages). */
 static inline char *live_text(const char *path)
 {

@@ -61,12 +61,12 @@ int main(void)
 {
     snprintf(nd, sizeof nd, "%s", ND_BINARY);
     char pcap[512], conf[512], ckpt[512], src[600], s1[512], s2[512], s3[512];
-    snprintf(pcap, sizeof pcap, "%s", tmp_path("two.pcap"));
-    snprintf(conf, sizeof conf, "%s", tmp_path("live.yaml"));
-    snprintf(ckpt, sizeof ckpt, "%s", tmp_path("live.ndm"));
-    snprintf(s1, sizeof s1, "%s", tmp_path("s1.jsonl"));
-    snprintf(s2, sizeof s2, "%s", tmp_path("s2.jsonl"));
-    snprintf(s3, sizeof s3, "%s", tmp_path("s3.jsonl"));
+    LIVE_PATH(pcap, "two.pcap");
+    LIVE_PATH(conf, "live.yaml");
+    LIVE_PATH(ckpt, "live.ndm");
+    LIVE_PATH(s1, "s1.jsonl");
+    LIVE_PATH(s2, "s2.jsonl");
+    LIVE_PATH(s3, "s3.jsonl");
     snprintf(src, sizeof src, "pcap:%s", pcap);
     live_write_two_class_pcap(pcap, 12, 48, 200, 1);
     live_write_config(conf, src, ckpt, NULL);
@@ -111,7 +111,7 @@ int main(void)
     /* a DPDK port (net_pcap over the same file): the capture thread polls it, the port
      * ends with its file, training goes on to --steps */
     char s4[512];
-    snprintf(s4, sizeof s4, "%s", tmp_path("s4.jsonl"));
+    LIVE_PATH(s4, "s4.jsonl");
     snprintf(a, sizeof a, "live -c %s --steps 20 --stats %s --set live.checkpoint=%s/dpdk.ndm "
              "--source 'dpdk:--no-huge --no-pci -m 256 --no-shconf --no-telemetry "
              "--file-prefix=ndlive%d --vdev=net_pcap0,rx_pcap=%s'", conf, s4, tmp_dir(),
@@ -124,8 +124,8 @@ int main(void)
 
     /* in-process replay: each new checkpoint is sampled and replayed to the sink */
     char inproc[512], ck2[512];
-    snprintf(inproc, sizeof inproc, "%s", tmp_path("inproc.pcap"));
-    snprintf(ck2, sizeof ck2, "%s", tmp_path("ck2.ndm"));
+    LIVE_PATH(inproc, "inproc.pcap");
+    LIVE_PATH(ck2, "ck2.ndm");
     snprintf(a, sizeof a, "live -c %s --duration 10s --set live.checkpoint=%s "
              "--set live.checkpoint_every=20 --set live.replay=true --set replay.flows=4 "
              "--replay-to pcap:%s", conf, ck2, inproc);
@@ -144,7 +144,7 @@ int main(void)
     pid_t pid = live_spawn(a);
     wait_for(s2, "checkpoints", 2, 60, pid);
     char rep[512];
-    snprintf(rep, sizeof rep, "%s", tmp_path("rep.pcap"));
+    LIVE_PATH(rep, "rep.pcap");
     snprintf(a, sizeof a, "replay %s --flows 4 --to pcap:%s --seed 2", ckpt, rep);
     CHECK_EQ(run_nd(a), 0);
     CHECK_EQ(stat(rep, &st), 0);

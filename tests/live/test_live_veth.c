@@ -63,12 +63,12 @@ int main(void)
                      if_send), 0);
 
     char pcap[512], conf[512], ckpt[512], src[64], s1[512], s2[512], log[512], a[4096];
-    snprintf(pcap, sizeof pcap, "%s", tmp_path("two.pcap"));
-    snprintf(conf, sizeof conf, "%s", tmp_path("live.yaml"));
-    snprintf(ckpt, sizeof ckpt, "%s", tmp_path("live.ndm"));
-    snprintf(s1, sizeof s1, "%s", tmp_path("s1.jsonl"));
-    snprintf(s2, sizeof s2, "%s", tmp_path("s2.jsonl"));
-    snprintf(log, sizeof log, "%s", tmp_path("log.txt"));
+    LIVE_PATH(pcap, "two.pcap");
+    LIVE_PATH(conf, "live.yaml");
+    LIVE_PATH(ckpt, "live.ndm");
+    LIVE_PATH(s1, "s1.jsonl");
+    LIVE_PATH(s2, "s2.jsonl");
+    LIVE_PATH(log, "log.txt");
     snprintf(src, sizeof src, "iface:%s", if_cap);
     live_write_two_class_pcap(pcap, 16, 48, 150, 1); /* 7.2 s of traffic */
     live_write_config(conf, src, ckpt, "  capture_core: 0\n");
@@ -81,7 +81,7 @@ int main(void)
     CHECK_EQ(live_sh("ip netns exec %s tcpreplay -q -i %s -x 2 %s >>%s 2>&1", ns, if_send, pcap,
                      log), 0);
     /* both classes in the model, enough steps to see the loss fall, a checkpoint */
-    stats_wait(s1, "step", 300, 120, pid, log);
+    stats_wait(s1, "step", 150, 120, pid, log);
     stats_wait(s1, "checkpoints", 1, 30, pid, log);
     double t0 = live_now();
     kill(pid, SIGINT);
@@ -110,7 +110,7 @@ int main(void)
 
     /* --resume: new traffic, the step goes on from the checkpoint */
     snprintf(a, sizeof a, "ip netns exec %s %s live -c %s --resume --steps %.0f --stats %s "
-             ">>%s 2>&1", ns, ND_BINARY, conf, step1 + 100, s2, log);
+             ">>%s 2>&1", ns, ND_BINARY, conf, step1 + 50, s2, log);
     pid = live_spawn(a);
     stats_wait(s2, "t", 0, 30, pid, log);
     l = live_last_line(s2);
@@ -119,7 +119,7 @@ int main(void)
                      log), 0);
     CHECK_EQ(live_wait(pid, 120), 0);
     l = live_last_line(s2);
-    CHECK_EQ(live_json(l, "step"), step1 + 100);
+    CHECK_EQ(live_json(l, "step"), step1 + 50);
     CHECK(live_json(strstr(l, "\"bulk\":"), "windows") >
           live_json(strstr(live_last_line(s1), "\"bulk\":"), "windows"));
     char *text = live_text(log);
