@@ -94,7 +94,10 @@ static int push_window(void *user, uint32_t cls, uint64_t group, const float *va
     return 0;
 }
 
-static void publish(live_run *L)
+/* Totals for the status view; with stats, also the per-class replay statistics that
+ * checkpoints store (reducing them to top lists costs a pass over 64k counters per
+ * class, so the capture thread does it once a second, not on every publish). */
+static void publish(live_run *L, int stats)
 {
     pthread_mutex_lock(&L->mu);
     capture_ctx_totals(L->ctx, &L->snap.tot);
@@ -111,7 +114,7 @@ static void publish(live_run *L)
     L->snap.src = sum;
     for (uint32_t i = 0; i < L->n_classes; i++) {
         L->snap.class_windows[i] = capture_ctx_class_windows(L->ctx, i);
-        L->snap.stats[i] = *capture_ctx_class_stats(L->ctx, i);
+        if (stats) L->snap.stats[i] = *capture_ctx_class_stats(L->ctx, i);
     }
     L->snap.gen++;
     pthread_mutex_unlock(&L->mu);
@@ -176,12 +179,13 @@ static void *capture_main(void *arg)
         if (err) nd_warn("live: cannot pin the capture thread to CPU %d: %s", core, strerror(err));
     }
     int files = L->src[0].file, rc = 0;
-    uint64_t base = nd_realtime_ns(), mono0 = nd_now_ns(), next_pub = 0;
+    uint64_t base = nd_realtime_ns(), mono0 = nd_now_ns(), next_pub = 0, next_stats = 0;
     while (!L->cap_stop && !rc) {
         uint64_t mono = nd_now_ns();
         if (mono >= next_pub) {
-            publish(L);
+            publish(L, mono >= next_stats);
             next_pub = mono + ND_NS_PER_SEC / 4;
+            if (mono >= next_stats) next_stats = mono + ND_NS_PER_SEC;
         }
         if (files) {
             /* the timeline: virtual now = base + elapsed × speed */
@@ -229,7 +233,7 @@ static void *capture_main(void *arg)
     }
     /* flows still open end here: their last windows go to the trainer too */
     capture_ctx_flush(L->ctx);
-    publish(L);
+    publish(L, 1);
     L->cap_rc = rc;
     atomic_store(&L->cap_done, 1);
     return NULL;
