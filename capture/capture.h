@@ -173,8 +173,9 @@ enum { CAPTURE_END = -2000 }; /* capture_source_rx: the input is exhausted */
  * cfg->capture.dpdk_eal appended). Returns NULL with e saying what failed and what to do.
  * DPDK: one EAL per process, so at most one dpdk: source per process. */
 capture_source *capture_source_open(const char *spec, const nd_config *cfg, nd_error *e);
-/* Up to max packets: a file gives bursts of up to 32 (the first capture.snaplen bytes of
- * each packet, copied), a DPDK port up to 64 mbufs, a libpcap interface one at a time.
+/* Up to max packets: a file gives bursts of up to 32 (caplen at most capture.snaplen;
+ * classic pcap points into the reader's buffer, other formats are copied out of
+ * libpcap's), a DPDK port up to 64 mbufs, a libpcap interface one at a time.
  * Waits at most timeout_ms for a live source to have something. Returns the count (0:
  * nothing arrived in time), CAPTURE_END, or a negative error code with e filled (a file
  * that breaks part-way: ND_ETRUNC, the packets before it were delivered). */

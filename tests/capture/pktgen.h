@@ -255,6 +255,21 @@ static inline void win_list_check_equal(const win_list *a, const win_list *b, co
     }
 }
 
+/* Every counter of a equals b's; what says which two captures. */
+static inline void ctx_counters_check_equal(const capture_ctx *a, const capture_ctx *b,
+                                            const char *what)
+{
+    CHECK_EQ(capture_ctx_n_counters(a), capture_ctx_n_counters(b));
+    for (uint32_t i = 0; i < capture_ctx_n_counters(a); i++) {
+        const char *na, *nb;
+        uint64_t va, vb;
+        capture_ctx_counter(a, i, &na, &va);
+        capture_ctx_counter(b, i, &nb, &vb);
+        CHECK_STR_EQ(na, nb);
+        if (va != vb) CHECK_FAIL_("%s: counter %s: %" PRIu64 " vs %" PRIu64, what, na, va, vb);
+    }
+}
+
 /* Counter value by name from a context. */
 static inline uint64_t ctx_counter(const capture_ctx *c, const char *name)
 {

@@ -45,14 +45,7 @@ int main(void)
 
     CHECK(a.n > 100);
     win_list_check_equal(&b, &a, "dpdk against pcap");
-    for (uint32_t i = 0; i < capture_ctx_n_counters(ca); i++) {
-        const char *na, *nb;
-        uint64_t va, vb;
-        capture_ctx_counter(ca, i, &na, &va);
-        capture_ctx_counter(cb, i, &nb, &vb);
-        if (va != vb) CHECK_FAIL_("counter %s: pcap %llu, dpdk %llu", na,
-                                  (unsigned long long)va, (unsigned long long)vb);
-    }
+    ctx_counters_check_equal(ca, cb, "pcap vs dpdk");
     for (uint32_t k = 0; k < capture_ctx_n_classes(ca); k++) {
         const nd_class_stats *sa = capture_ctx_class_stats(ca, k);
         CHECK(sa->flows > 0);
