@@ -70,7 +70,7 @@ typedef struct nd_config {
         char prediction[ND_NAME_MAX]; /* "eps" | "v" */
         char scaling[ND_NAME_MAX];    /* "zero-aware" | "log" (GAF value scaling) */
         bool mask;                    /* activity (zero/non-zero) channels beside values */
-        char decode[ND_NAME_MAX];     /* "lsq" | "diag" (GASF image -> series) */
+        char decode[ND_NAME_MAX];     /* "diag" | "lsq" (GASF image -> series) */
         uint32_t threads;        /* 0 = all cores */
     } model;
 

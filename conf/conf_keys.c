@@ -206,9 +206,10 @@ const conf_key conf_keys[] = {
     {"model.mask", CONF_BOOL, F(model.mask), .def = "true",
      .help = "Learn an activity image (bin zero or not) per channel beside the values; "
              "decoding zeroes the bins it marks idle."},
-    {"model.decode", CONF_ENUM, F(model.decode), .def = "lsq", .choices = "lsq|diag",
-     .help = "GASF image to series: lsq fits the series to the whole image (least "
-             "squares); diag reads the diagonal only."},
+    {"model.decode", CONF_ENUM, F(model.decode), .def = "diag", .choices = "diag|lsq",
+     .help = "GASF image to series (and the projection of sample.project): diag reads the "
+             "diagonal; lsq fits the series to the whole image (least squares: better on "
+             "white noise, worse on sampled images, docs/FIDELITY.md)."},
     {"model.threads", CONF_UINT, F(model.threads), .def = "0", .max = "1024",
      .unit = "threads", .help = "OpenBLAS threads; 0: all cores."},
 
@@ -252,8 +253,8 @@ const conf_key conf_keys[] = {
      .help = "Predicted clean image at every step: dynamic thresholding (99.5th "
              "percentile, Imagen), plain clip to [-1, 1], or none."},
     {"sample.project", CONF_BOOL, F(sample.project), .def = "true",
-     .help = "After clipping, replace the predicted clean image by the nearest valid GASF "
-             "image (least-squares series, encoded again) at every step."},
+     .help = "After clipping, replace the predicted clean image by the GASF image of its "
+             "series (decoded by model.decode) at every step."},
     {"sample.steps", CONF_UINT, F(sample.steps), .def = "50", .min = "1", .max = "10000",
      .unit = "steps", .help = "Denoising steps of every sampler; at most model.timesteps."},
     {"sample.guidance", CONF_DOUBLE, F(sample.guidance), .def = "2", .min = "0", .max = "100",

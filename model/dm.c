@@ -671,15 +671,15 @@ static void denoise(void *arg, float *out, const float *x, const float *t, const
     }
 }
 
-/* Predicted clean image -> the nearest valid GASF image (least-squares series of every
- * channel, encoded again): the sampler then only ever steers towards images that are
- * series, which a small, briefly trained network does not manage by itself. */
+/* Predicted clean image -> a valid GASF image (the series of every channel by the
+ * model's decode, encoded again): the sampler then only ever steers towards images that
+ * are series, which a small, briefly trained network does not manage by itself. */
 static void project_gaf(void *arg, float *x0)
 {
     nd_dm *m = arg;
     float v[2 * ND_MAX_CHANNELS * 256];
     int CI = m->uc.channels, L = m->uc.L;
-    nd_gaf_decode(v, x0, CI, L, ND_GAF_LSQ);
+    nd_gaf_decode(v, x0, CI, L, m->gaf.decode);
     nd_gaf_encode(x0, v, CI, L);
 }
 
