@@ -12,13 +12,6 @@
 #include "cli.h"
 #include "conf.h"
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 /* Window callback: the context's class index is the dataset's label (classes are
  * registered in the same order before any window). */
@@ -123,12 +116,8 @@ static int run(int argc, char **argv)
             goto done;
         }
 
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    rc = capture_run(c, sources, n_sources, &cfg, &stop_flag, nd_status_enabled(), &e);
+    cli_catch_stop();
+    rc = capture_run(c, sources, n_sources, &cfg, &cli_stop, nd_status_enabled(), &e);
     capture_totals t;
     capture_ctx_totals(c, &t);
     if (rc == ND_EINTR) {

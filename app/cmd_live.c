@@ -35,14 +35,6 @@
 #include "model.h"
 #include "replay.h"
 
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
 #define BURST 32
 
 static const char *const channel_names[4] = {"bytes_down", "bytes_up", "packets_down",
@@ -723,11 +715,7 @@ static int run(int argc, char **argv)
         nd_info("live: metrics on http://127.0.0.1:%u/metrics", L->cfg.live.metrics_port);
     }
 
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_stop();
     if (pthread_create(&cap_thr, NULL, capture_main, L)) {
         rc = nd_error_set(&e, -EAGAIN, "live: cannot start the capture thread");
         goto done;
@@ -744,7 +732,7 @@ static int run(int argc, char **argv)
     uint64_t last_ckpt_step = in.step, prev_packets = 0, prev_images = 0, prev_t = t0;
     int input_done = 0, warned_idle = 0;
     figures f = {0};
-    while (!stop_flag) {
+    while (!cli_stop) {
         if ((rc = drain(L, o, 4096, &e))) break;
         nd_online_get_info(o, &in);
         uint64_t now = nd_now_ns();
@@ -836,7 +824,7 @@ static int run(int argc, char **argv)
             report(L, o, &f, stats, 1);
             nd_info("live: %s after %.1f s: %" PRIu64 " packets, %" PRIu64 " windows (%" PRIu64
                     " dropped at the full ring), %" PRIu64 " steps in this run (step %" PRIu64
-                    "), loss %.4f%s%s", stop_flag ? "stopped by a signal" : "done", f.t, f.packets,
+                    "), loss %.4f%s%s", cli_stop ? "stopped by a signal" : "done", f.t, f.packets,
                     f.pushed + f.dropped, f.dropped, in.steps_run, in.step, in.loss,
                     written ? "; checkpoint " : "; no class warmed up, no checkpoint",
                     written ? L->ckpt : "");

@@ -65,9 +65,6 @@ static const char help[] =
     "sink failure; 2 bad usage or config (unknown class, mix naming a class the model\n"
     "lacks). docs/REPLAY.md explains the packetizer's choices and error bounds.\n";
 
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig) { stop_flag = 1; }
-
 static int ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
@@ -447,15 +444,10 @@ static int run(int argc, char **argv)
         status = cli_exit_code(e.code);
         goto out;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: a sleep ends at once */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    o.stop = &stop_flag;
+    cli_catch_stop();
+    o.stop = &cli_stop;
     if (dm) {
-        ds = sample_flows(dm, weights, o.flows, o.seed, &stop_flag, &e);
+        ds = sample_flows(dm, weights, o.flows, o.seed, &cli_stop, &e);
         if (!ds && e.code == ND_EINTR) { /* Ctrl-C is a clean end, as while sending */
             nd_info("replay: %s", e.msg);
             status = ND_EXIT_OK;
