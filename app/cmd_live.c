@@ -591,9 +591,7 @@ static int run(int argc, char **argv)
     if (!L) return ND_EXIT_FAIL;
     pthread_mutex_init(&L->mu, NULL);
     nd_error e = {0};
-    int rc = nd_config_load(&L->cfg, conf_path, &e);
-    for (unsigned k = 0; !rc && k < n_sets; k++) rc = nd_config_set(&L->cfg, sets[k], &e);
-    if (!rc && n_sets) rc = nd_config_check(&L->cfg, &e);
+    int rc = nd_config_load_overrides(&L->cfg, conf_path, sets, n_sets, &e);
     nd_dataset *hdr = NULL;
     nd_online *o = NULL;
     FILE *stats = NULL;
