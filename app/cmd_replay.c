@@ -5,7 +5,6 @@
  * flow that carries the model's classes and replay statistics, then replayed the same way.
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 

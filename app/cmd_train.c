@@ -3,21 +3,12 @@
  * class-conditional diffusion model over GAF images (model/dm.c), trains it with a
  * status line, checkpoints atomically, resumes exactly, and saves on Ctrl-C.
  */
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "conf.h"
 #include "model.h"
-
-static volatile int stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 static int run(int argc, char **argv)
 {
@@ -95,21 +86,15 @@ static int run(int argc, char **argv)
         .steps = steps > 0 ? (uint64_t)steps : cfg.train.steps,
         .max_seconds = minutes * 60.0,
         .path = out,
-        .stop = &stop_flag,
+        .stop = &cli_stop,
     };
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_stop();
     nd_info("training on %s: %llu windows, %u classes, %u parameters, from step %llu to %llu",
             in, (unsigned long long)ds->n_windows, ds->n_classes,
             (unsigned)nd_unet_num_params(nd_dm_unet(m)), (unsigned long long)nd_dm_step(m),
             (unsigned long long)o.steps);
     nd_train_report rep;
     rc = nd_dm_train(m, ds, &o, &rep, &e);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
     if (!rc || rc == ND_EINTR) {
         nd_info("%s %llu steps in %.0f s (%.2f steps/s); loss %.4f, validation loss %.4f; "
                 "model at step %llu -> %s",
