@@ -12,52 +12,8 @@
 #include "../base/tmpdir.h"
 #include "check.h"
 #include "nd.h"
+#include "run_cli.h"
 
-static char *out_text, *err_text;
-
-static int run(const char *const *args)
-{
-    static char out[512], err[512];
-    if (!out[0]) {
-        snprintf(out, sizeof out, "%s", tmp_path("stdout"));
-        snprintf(err, sizeof err, "%s", tmp_path("stderr"));
-    }
-    const char *argv[40] = {ND_BINARY};
-    int n = 1;
-    for (; args[n - 1]; n++) argv[n] = args[n - 1];
-    argv[n] = NULL;
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY), o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644),
-            e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in < 0 || o < 0 || e < 0) _exit(126);
-        dup2(in, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        execv(ND_BINARY, (char *const *)argv);
-        _exit(127);
-    }
-    int st;
-    CHECK_EQ(waitpid(pid, &st, 0), pid);
-    if (!WIFEXITED(st)) CHECK_FAIL_("netdiffus %s: killed by signal %d", args[0], WTERMSIG(st));
-    size_t len;
-    free(out_text);
-    free(err_text);
-    out_text = (char *)read_bytes(out, &len);
-    err_text = (char *)read_bytes(err, &len);
-    return WEXITSTATUS(st);
-}
-
-#define RUN(...) run((const char *const[]){__VA_ARGS__, NULL})
-#define EXPECT(code, ...)                                                                \
-    do {                                                                                 \
-        int rc_ = RUN(__VA_ARGS__);                                                      \
-        if (rc_ != (code))                                                               \
-            CHECK_FAIL_("exit %d, expected %d\nstdout:\n%s\nstderr:\n%s", rc_, (code),   \
-                        out_text, err_text);                                             \
-    } while (0)
 
 static char P[16][512];
 static const char *path(int i, const char *name)
