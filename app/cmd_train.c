@@ -101,8 +101,16 @@ static int run(int argc, char **argv)
                 rc ? "stopped after" : "trained", (unsigned long long)rep.steps_done,
                 rep.seconds, rep.seconds > 0 ? rep.steps_done / rep.seconds : 0.0,
                 rep.last_loss, rep.val_loss, (unsigned long long)nd_dm_step(m), out);
-        if (rc) nd_info("resume with: netdiffus train %s -o %s --resume", in, out);
-        rc = 0;
+        if (rc) {
+            nd_info("resume with: netdiffus train %s -o %s --resume", in, out);
+            rc = 0;
+        } else if (cfg.sample.calibrate) {
+            /* stored with the model, so that sample and replay need not fit it again */
+            nd_info("calibrating the decode on %u sampled windows per class "
+                    "(sample.calibrate)", cfg.sample.calibrate);
+            rc = nd_dm_calibrate(m, &e);
+            if (!rc) rc = nd_dm_save(m, out, &e);
+        }
     }
 done:
     if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));

@@ -98,6 +98,7 @@ typedef struct nd_config {
         double eta; /* DDIM stochasticity */
         uint32_t batch;
         uint64_t seed;
+        uint32_t calibrate; /* windows per class for the decode calibration; 0: off */
     } sample;
 
     struct {

@@ -13,7 +13,13 @@
  *   PARM  f32 × n   parameters (the trained weights)
  *   EMAW  f32 × n   their EMA (what sampling uses)
  *   ADAM  f32 × 2n  AdamW first then second moments
- * All little-endian. Resuming needs all of it; sampling only DMCF, SCAL and EMAW.
+ *   MARG  u32 ND_CAL_Q, then per class, per channel ND_CAL_SLOTS f32: the training
+ *         data's share of idle bins and log1p quantiles of busy ones (calib.c)
+ *   CALB  u32 ND_CAL_Q, u32 windows per class, u64 model step, char[256] sampler
+ *         setting, then per class, per channel ND_CAL_SLOTS f32: the decode calibration
+ *         fitted on the model's own samples (optional)
+ * All little-endian. Resuming needs DMCF to ADAM; sampling only DMCF, SCAL and EMAW
+ * (MARG and CALB for a calibrated decode; files without them decode uncalibrated).
  */
 #include <errno.h>
 #include <math.h>
@@ -27,6 +33,10 @@
 #define TAG_PARM ND_FOURCC('P', 'A', 'R', 'M')
 #define TAG_EMAW ND_FOURCC('E', 'M', 'A', 'W')
 #define TAG_ADAM ND_FOURCC('A', 'D', 'A', 'M')
+#define TAG_MARG ND_FOURCC('M', 'A', 'R', 'G')
+#define TAG_CALB ND_FOURCC('C', 'A', 'L', 'B')
+#define CAL_KEY 256
+#define CAL_HDR (16 + CAL_KEY) /* of CALB; MARG has the first 4 bytes */
 #define DMCF_VERSION 1
 #define DMCF_U32 23 /* u32 fields of DMCF */
 #define DMCF_BYTES (DMCF_U32 * 4 + 7 * 8)
@@ -46,6 +56,13 @@ struct nd_dm {
     uint64_t step;
     nd_rng rng; /* batches, timesteps, noise, class dropout */
     uint64_t split_seed;
+    /* decode calibration (calib.c), ND_CAL_SLOTS floats per class row and channel, for
+     * every row of model.max_classes (classes join online) */
+    float *marg;               /* training targets; NaN: none for that class */
+    float *cal;                /* fitted on samples; valid for the settings below */
+    uint64_t cal_step;         /* model step it was fitted at */
+    uint32_t cal_windows;      /* windows per class it was fitted on; 0: none */
+    char cal_key[CAL_KEY];     /* the sampler setting it was fitted with */
 };
 
 static nd_dataset *header_copy(const nd_dataset *ds, const nd_config *cfg)
@@ -109,7 +126,13 @@ static int dm_build(nd_dm *m, int max_batch, nd_error *e)
     };
     m->opt = nd_adamw_new(&oc, n, nd_unet_params(m->net));
     m->ema = malloc(n * sizeof(float));
-    if (!m->opt || !m->ema) return nd_error_set(e, -ENOMEM, "model: out of memory");
+    size_t ncal = (size_t)m->uc.max_classes * m->gaf.C * ND_CAL_SLOTS;
+    m->marg = malloc(ncal * sizeof(float));
+    m->cal = malloc(ncal * sizeof(float));
+    if (!m->opt || !m->ema || !m->marg || !m->cal)
+        return nd_error_set(e, -ENOMEM, "model: out of memory");
+    for (size_t i = 0; i < ncal; i++) m->marg[i] = m->cal[i] = NAN;
+    m->cal_windows = 0;
     memcpy(m->ema, nd_unet_params(m->net), n * sizeof(float));
     return 0;
 }
@@ -125,6 +148,33 @@ int nd_dm_is_val_group(const nd_dm *m, uint64_t group)
 {
     double u = (double)(mix64(group * 0x9E3779B97F4A7C15ull ^ m->split_seed) >> 11) * 0x1.0p-53;
     return u < m->cfg.train.val_fraction;
+}
+
+/* The calibration targets (MARG) of every class of ds from its training part, as the
+ * scales: the same data every time, so refitting on a resume changes nothing. */
+static int fit_targets(nd_dm *m, const nd_dataset *ds, nd_error *e)
+{
+    int C = (int)ds->n_channels, L = (int)ds->L;
+    size_t WL = (size_t)C * L;
+    float *buf = malloc((ds->n_windows * WL + 1) * sizeof(float));
+    float *scratch = malloc((ds->n_windows * L + 1) * sizeof(float));
+    if (!buf || !scratch) {
+        free(buf);
+        free(scratch);
+        return nd_error_set(e, -ENOMEM, "model: out of memory");
+    }
+    for (uint32_t k = 0; k < ds->n_classes; k++) {
+        size_t n = 0;
+        for (uint64_t w = 0; w < ds->n_windows; w++)
+            if (ds->labels[w] == k && !nd_dm_is_val_group(m, ds->groups[w]))
+                memcpy(buf + n++ * WL, ds->values + w * WL, WL * sizeof(float));
+        for (int c = 0; c < C; c++)
+            nd_cal_target(m->marg + ((size_t)k * C + c) * ND_CAL_SLOTS, buf, n, C, L, c,
+                          scratch);
+    }
+    free(buf);
+    free(scratch);
+    return 0;
 }
 
 nd_dm *nd_dm_new(const nd_config *cfg, const nd_dataset *ds, nd_error *e)
@@ -177,7 +227,7 @@ nd_dm *nd_dm_new(const nd_config *cfg, const nd_dataset *ds, nd_error *e)
         nd_gaf_fit_scale(&m->scales[k], buf, n, C, L);
     }
     free(buf);
-    if (dm_build(m, (int)cfg->train.batch, e)) goto fail;
+    if (dm_build(m, (int)cfg->train.batch, e) || fit_targets(m, ds, e)) goto fail;
     return m;
 fail:
     nd_dm_free(m);
@@ -191,6 +241,8 @@ void nd_dm_free(nd_dm *m)
     nd_ctx_free(m->ctx);
     nd_adamw_free(m->opt);
     free(m->ema);
+    free(m->marg);
+    free(m->cal);
     free(m->scales);
     nd_dataset_free(m->meta);
     nd_config_free(&m->cfg);
@@ -207,10 +259,13 @@ uint64_t nd_dm_step(const nd_dm *m) { return m->step; }
 
 /* ---- model file -------------------------------------------------------------------- */
 
-static int write_floats(ndf_writer *w, uint32_t tag, const float *v, size_t n, nd_error *e)
+/* Section tag: hlen bytes of header hdr (may be 0), then n floats. */
+static int write_floats(ndf_writer *w, uint32_t tag, const void *hdr, size_t hlen,
+                        const float *v, size_t n, nd_error *e)
 {
     unsigned char buf[4096 * 4];
     int rc = ndf_section_begin(w, tag, e);
+    if (!rc && hlen) rc = ndf_section_write(w, hdr, hlen, e);
     for (size_t i = 0; !rc && i < n; i += 4096) {
         size_t k = n - i < 4096 ? n - i : 4096;
         for (size_t j = 0; j < k; j++) nd_put_f32(buf + 4 * j, v[i + j]);
@@ -219,7 +274,9 @@ static int write_floats(ndf_writer *w, uint32_t tag, const float *v, size_t n, n
     return rc ? rc : ndf_section_end(w, e);
 }
 
-static int read_floats(const ndf_reader *r, uint32_t tag, float *v, size_t n, nd_error *e)
+/* Section tag holding hlen header bytes (*hdr points at them) and n floats. */
+static int read_floats(const ndf_reader *r, uint32_t tag, const unsigned char **hdr,
+                       size_t hlen, float *v, size_t n, nd_error *e)
 {
     const void *data;
     size_t len;
@@ -227,10 +284,12 @@ static int read_floats(const ndf_reader *r, uint32_t tag, float *v, size_t n, nd
     if (rc) return rc;
     char t[5];
     ndf_tag_str(tag, t);
-    if (len != 4 * n)
+    if (len != hlen + 4 * n)
         return nd_error_set(e, ND_EFORMAT, "%s: section %s holds %zu bytes, expected %zu "
-                            "(%zu floats)", ndf_path(r), t, len, 4 * n, n);
+                            "(%zu floats)", ndf_path(r), t, len, hlen + 4 * n, n);
     const unsigned char *p = data;
+    if (hdr) *hdr = p;
+    p += hlen;
     for (size_t i = 0; i < n; i++) v[i] = nd_get_f32(p + 4 * i);
     return 0;
 }
@@ -280,18 +339,55 @@ int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg,
                 sc[(k * m->gaf.C + c) * 2] = m->scales[k].lo[c];
                 sc[(k * m->gaf.C + c) * 2 + 1] = m->scales[k].hi[c];
             }
-        rc = write_floats(w, TAG_SCAL, sc, ns, e);
+        rc = write_floats(w, TAG_SCAL, NULL, 0, sc, ns, e);
     }
     free(sc);
-    if (!rc) rc = write_floats(w, TAG_PARM, nd_unet_params(m->net), n, e);
-    if (!rc) rc = write_floats(w, TAG_EMAW, m->ema, n, e);
-    if (!rc) rc = write_floats(w, TAG_ADAM, nd_adamw_moments(m->opt), 2 * n, e);
+    if (!rc) rc = write_floats(w, TAG_PARM, NULL, 0, nd_unet_params(m->net), n, e);
+    if (!rc) rc = write_floats(w, TAG_EMAW, NULL, 0, m->ema, n, e);
+    if (!rc) rc = write_floats(w, TAG_ADAM, NULL, 0, nd_adamw_moments(m->opt), 2 * n, e);
+    size_t nc = (size_t)m->meta->n_classes * m->gaf.C * ND_CAL_SLOTS;
+    unsigned char ch[CAL_HDR];
+    nd_put_u32(ch, ND_CAL_Q);
+    if (!rc) rc = write_floats(w, TAG_MARG, ch, 4, m->marg, nc, e);
+    if (!rc && m->cal_windows) {
+        nd_put_u32(ch + 4, m->cal_windows);
+        nd_put_u64(ch + 8, m->cal_step);
+        memcpy(ch + 16, m->cal_key, CAL_KEY);
+        rc = write_floats(w, TAG_CALB, ch, CAL_HDR, m->cal, nc, e);
+    }
     if (!rc && extra) rc = extra(w, arg, e);
     if (rc) {
         ndf_writer_abort(w);
         return rc;
     }
     return ndf_writer_commit(w, e);
+}
+
+/* MARG and CALB, both optional (files from before the calibration have neither). */
+static int read_calibration(nd_dm *m, const ndf_reader *r, nd_error *e)
+{
+    size_t nc = (size_t)m->meta->n_classes * m->gaf.C * ND_CAL_SLOTS;
+    const void *data;
+    size_t len;
+    const unsigned char *h;
+    int rc = 0;
+    if (!ndf_find(r, TAG_MARG, &data, &len, NULL)) {
+        rc = read_floats(r, TAG_MARG, &h, 4, m->marg, nc, e);
+        if (!rc && nd_get_u32(h) != ND_CAL_Q)
+            rc = nd_error_set(e, ND_EFORMAT, "%s: section MARG has %u quantiles, this build "
+                              "reads %d", ndf_path(r), nd_get_u32(h), ND_CAL_Q);
+    }
+    if (!rc && !ndf_find(r, TAG_CALB, &data, &len, NULL)) {
+        rc = read_floats(r, TAG_CALB, &h, CAL_HDR, m->cal, nc, e);
+        if (!rc && (nd_get_u32(h) != ND_CAL_Q || !nd_get_u32(h + 4) || h[16 + CAL_KEY - 1]))
+            rc = nd_error_set(e, ND_EFORMAT, "%s: section CALB: bad header", ndf_path(r));
+        if (!rc) {
+            m->cal_windows = nd_get_u32(h + 4);
+            m->cal_step = nd_get_u64(h + 8);
+            memcpy(m->cal_key, h + 16, CAL_KEY);
+        }
+    }
+    return rc;
 }
 
 nd_dm *nd_dm_load(const char *path, int max_batch, nd_error *e)
@@ -368,7 +464,7 @@ nd_dm *nd_dm_load(const char *path, int max_batch, nd_error *e)
     size_t ns = (size_t)m->meta->n_classes * m->gaf.C * 2;
     float *sc = malloc((ns + 1) * sizeof(float));
     int rc = !m->scales || !sc ? nd_error_set(e, -ENOMEM, "%s: out of memory", path)
-                               : read_floats(r, TAG_SCAL, sc, ns, e);
+                               : read_floats(r, TAG_SCAL, NULL, 0, sc, ns, e);
     if (!rc)
         for (uint32_t k = 0; k < m->meta->n_classes; k++)
             for (int c = 0; c < m->gaf.C; c++) {
@@ -378,9 +474,10 @@ nd_dm *nd_dm_load(const char *path, int max_batch, nd_error *e)
                     rc = nd_error_set(e, ND_EFORMAT, "%s: class scale not finite", path);
             }
     free(sc);
-    if (!rc) rc = read_floats(r, TAG_PARM, nd_unet_params(m->net), n, e);
-    if (!rc) rc = read_floats(r, TAG_EMAW, m->ema, n, e);
-    if (!rc) rc = read_floats(r, TAG_ADAM, nd_adamw_moments(m->opt), 2 * n, e);
+    if (!rc) rc = read_floats(r, TAG_PARM, NULL, 0, nd_unet_params(m->net), n, e);
+    if (!rc) rc = read_floats(r, TAG_EMAW, NULL, 0, m->ema, n, e);
+    if (!rc) rc = read_floats(r, TAG_ADAM, NULL, 0, nd_adamw_moments(m->opt), 2 * n, e);
+    if (!rc) rc = read_calibration(m, r, e);
     if (rc) goto fail;
     nd_adamw_set_steps(m->opt, m->step);
     ndf_close(r);
@@ -560,6 +657,9 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o,
         if (strcmp(ds->class_names[k], h->class_names[k]))
             return nd_error_set(e, ND_EUSAGE, "class %u is '%s' in the dataset but '%s' in "
                                 "the model", k, ds->class_names[k], h->class_names[k]);
+    /* files from before the calibration have no targets; the others get the same again */
+    int trc = fit_targets(m, ds, e);
+    if (trc) return trc;
     int K = (int)ds->n_classes, B = (int)m->cfg.train.batch;
     if (B > m->max_batch) B = m->max_batch;
     size_t WL = (size_t)ds->n_channels * ds->L;
@@ -683,11 +783,70 @@ static void project_gaf(void *arg, float *x0)
     nd_gaf_encode(x0, v, CI, L);
 }
 
-int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng,
-                 nd_error *e)
+/* The sampler setting a calibration belongs to. */
+static void cal_key(const nd_dm *m, char *key)
 {
-    if (cls < 0 || (uint32_t)cls >= m->meta->n_classes)
-        return nd_error_set(e, ND_EUSAGE, "sample: class %d out of range", cls);
+    const nd_config *c = &m->cfg;
+    snprintf(key, CAL_KEY, "%s %u steps, guidance %g, eta %g, clip %s, projection %s, "
+             "decode %s", c->sample.sampler, c->sample.steps, c->sample.guidance,
+             c->sample.eta, c->sample.clip, c->sample.project ? "on" : "off",
+             m->gaf.decode == ND_GAF_DIAG ? "diag" : "lsq");
+}
+
+/* Whether sampling now would use the stored calibration as it is. */
+static int cal_fresh(const nd_dm *m)
+{
+    char key[CAL_KEY];
+    cal_key(m, key);
+    return m->cal_windows == m->cfg.sample.calibrate && m->cal_step == m->step &&
+           !strcmp(key, m->cal_key);
+}
+
+/* Activity score of bin i of channel c in decoded values v: the activity image's value
+ * with masks, else the value itself (idle bins decode near 0 in either). */
+static float activity(const nd_gaf_spec *g, const float *v, int c, int i)
+{
+    return v[((g->mask ? g->C : 0) + c) * g->L + i];
+}
+
+/* Sampled image -> raw window x (C,L): decoded by the model's decode, then the
+ * calibration of class cls when there is a fresh one, else the fixed thresholds of
+ * nd_gaf_image_to_window. With dec (nd_gaf_channels·L), also the decoded values. */
+static void image_to_window(const nd_dm *m, int cls, float *x, float *dec, const float *img)
+{
+    const nd_gaf_spec *g = &m->gaf;
+    int C = g->C, L = g->L, cal = m->cfg.sample.calibrate && m->cal_windows && cal_fresh(m);
+    if (!cal && !dec) {
+        nd_gaf_image_to_window(x, img, g, &m->scales[cls], -1);
+        return;
+    }
+    float v[2 * ND_MAX_CHANNELS * 256];
+    nd_gaf_decode(v, img, nd_gaf_channels(g), L, g->decode);
+    if (dec) memcpy(dec, v, (size_t)nd_gaf_channels(g) * L * sizeof(float));
+    if (!x) return;
+    /* a class without training targets (it joined online, no data yet) keeps the fixed
+     * thresholds */
+    const float *cal0 = m->cal + (size_t)cls * C * ND_CAL_SLOTS;
+    if (!cal || isnan(cal0[0])) {
+        nd_gaf_image_to_window(x, img, g, &m->scales[cls], -1);
+        return;
+    }
+    for (int c = 0; c < C; c++) {
+        const float *cc = cal0 + (size_t)c * ND_CAL_SLOTS;
+        const float *t = m->marg + ((size_t)cls * C + c) * ND_CAL_SLOTS;
+        for (int i = 0; i < L; i++) {
+            float vi = v[c * L + i], score = activity(g, v, c, i);
+            float l = log1pf(nd_gaf_unscale(vi, g, &m->scales[cls], c));
+            x[(size_t)c * L + i] = nd_cal_apply(cc, t, score, l);
+        }
+    }
+}
+
+/* n images of class cls by the sampler of the sample.* settings on the EMA weights,
+ * each to image_to_window (x, dec: n windows; either may be NULL) and to imgs. */
+static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, float *imgs,
+                         nd_rng *rng, nd_error *e)
+{
     const nd_config *c = &m->cfg;
     nd_sample_opts so = {
         .sampler = nd_sampler_from_name(c->sample.sampler),
@@ -703,7 +862,7 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
         return nd_error_set(e, ND_ECONFIG, "sample: unknown sampler '%s' or clip '%s'",
                             c->sample.sampler, c->sample.clip);
     size_t img = (size_t)m->uc.channels * m->uc.L * m->uc.L, np = nd_unet_num_params(m->net);
-    size_t WL = (size_t)m->gaf.C * m->gaf.L;
+    size_t WL = (size_t)m->gaf.C * m->gaf.L, DL = (size_t)m->uc.channels * m->gaf.L;
     int SB = (int)c->sample.batch;
     float *buf = malloc((size_t)SB * img * sizeof(float));
     int *y = malloc((size_t)SB * sizeof(int));
@@ -723,8 +882,8 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
         for (int i = 0; i < B; i++) y[i] = cls;
         nd_diffusion_sample(&m->diff, &so, denoise, &da, buf, y, B, img, rng);
         for (int i = 0; i < B; i++) {
-            nd_gaf_image_to_window(x + (done + i) * WL, buf + i * img, &m->gaf, &m->scales[cls],
-                                   -1);
+            image_to_window(m, cls, x ? x + (done + i) * WL : NULL,
+                            dec ? dec + (done + i) * DL : NULL, buf + i * img);
             if (imgs) memcpy(imgs + (done + i) * img, buf + i * img, img * sizeof(float));
         }
         done += (size_t)B;
@@ -734,6 +893,72 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
     free(y);
     free(save);
     return 0;
+}
+
+int nd_dm_calibrate(nd_dm *m, nd_error *e)
+{
+    uint32_t W = m->cfg.sample.calibrate;
+    if (!W || (m->cal_windows && cal_fresh(m))) return 0;
+    const nd_gaf_spec *g = &m->gaf;
+    int C = g->C, L = g->L, CI = nd_gaf_channels(g);
+    size_t nb = (size_t)W * L;
+    float *dec = malloc((size_t)W * CI * L * sizeof(float));
+    float *score = malloc(nb * sizeof(float)), *lval = malloc(nb * sizeof(float));
+    float *scratch = malloc(nb * sizeof(float));
+    int rc = dec && score && lval && scratch ? 0
+                                             : nd_error_set(e, -ENOMEM, "calibrate: out of memory");
+    /* its own noise, so that what a caller samples does not depend on whether the
+     * calibration was stored or fitted just now */
+    nd_rng r;
+    nd_rng_seed(&r, m->cfg.sample.seed ^ 0xCA11B7A7Eull);
+    m->cal_windows = 0; /* image_to_window: uncalibrated while fitting */
+    for (uint32_t k = 0; !rc && k < m->meta->n_classes; k++) {
+        float *t0 = m->marg + (size_t)k * C * ND_CAL_SLOTS;
+        if (!isfinite(t0[0])) { /* no training data for this class: not calibrated */
+            for (int j = 0; j < C * ND_CAL_SLOTS; j++) m->cal[k * C * ND_CAL_SLOTS + j] = NAN;
+            continue;
+        }
+        rc = sample_images(m, (int)k, W, NULL, dec, NULL, &r, e);
+        for (int c = 0; !rc && c < C; c++) {
+            for (size_t w = 0; w < W; w++)
+                for (int i = 0; i < L; i++) {
+                    const float *v = dec + w * CI * L;
+                    float vi = v[c * L + i];
+                    score[w * L + i] = activity(g, v, c, i);
+                    lval[w * L + i] = log1pf(nd_gaf_unscale(vi, g, &m->scales[k], c));
+                }
+            size_t slot = ((size_t)k * C + c) * ND_CAL_SLOTS;
+            nd_cal_fit(m->cal + slot, m->marg + slot, score, lval, nb, scratch);
+        }
+    }
+    if (!rc) {
+        m->cal_windows = W;
+        m->cal_step = m->step;
+        cal_key(m, m->cal_key);
+    }
+    free(dec);
+    free(score);
+    free(lval);
+    free(scratch);
+    return rc;
+}
+
+int nd_dm_calibrated(const nd_dm *m)
+{
+    if (!m->cfg.sample.calibrate || !m->cal_windows || !cal_fresh(m)) return 0;
+    int n = 0;
+    for (uint32_t k = 0; k < m->meta->n_classes; k++)
+        n += !isnan(m->cal[(size_t)k * m->gaf.C * ND_CAL_SLOTS]);
+    return n;
+}
+
+int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng,
+                 nd_error *e)
+{
+    if (cls < 0 || (uint32_t)cls >= m->meta->n_classes)
+        return nd_error_set(e, ND_EUSAGE, "sample: class %d out of range", cls);
+    int rc = nd_dm_calibrate(m, e);
+    return rc ? rc : sample_images(m, cls, n, x, NULL, imgs, rng, e);
 }
 
 /* ---- step-level access for online training (model/online.c, issue 7) ---------------- */

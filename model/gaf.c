@@ -113,8 +113,7 @@ static float scale_value(float x, const nd_gaf_spec *g, const nd_gaf_scale *s, i
     return ND_GAF_VMIN + (1.0f - ND_GAF_VMIN) * u;
 }
 
-/* [0, 1] -> raw value; active tells whether the bin is busy (mask or threshold). */
-static float unscale_value(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c)
+float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c)
 {
     if (g->scaling == ND_GAF_LOG) return expm1f(clamp01(v) * s->hi[c]);
     float u = (v - ND_GAF_VMIN) / (1.0f - ND_GAF_VMIN);
@@ -152,6 +151,6 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
             if (g->mask) active = v[(C + c) * L + i] > 0.5f; /* halfway between 0 and 1 */
             else if (g->scaling == ND_GAF_ZERO_AWARE) active = vi > 0.5f * ND_GAF_VMIN;
             else active = vi > 0.0f;
-            x[(size_t)c * L + i] = active ? unscale_value(vi, g, s, c) : 0.0f;
+            x[(size_t)c * L + i] = active ? nd_gaf_unscale(vi, g, s, c) : 0.0f;
         }
 }

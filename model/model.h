@@ -295,6 +295,26 @@ void nd_gaf_window_to_image(float *img, const float *x, const nd_gaf_spec *g,
                             const nd_gaf_scale *s);
 void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
                             const nd_gaf_scale *s, int mode);
+/* Decoded value v of channel c (a busy bin) -> raw units: the inverse of the scaling. */
+float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c);
+
+/* Decode calibration (calib.c): per class and channel, the activity threshold that
+ * gives the training data's share of idle bins, and a monotone map of busy log1p values
+ * from the model's quantiles onto the training data's. Both sides are ND_CAL_SLOTS
+ * floats; NaN where there was nothing to fit. */
+#define ND_CAL_Q 64
+#define ND_CAL_SLOTS (ND_CAL_Q + 2)
+/* Target t of channel c of n raw windows x (n,C,L): t[0] the share of idle (zero) bins,
+ * t[1..] the log1p quantiles of busy ones. scratch: n·L floats. */
+void nd_cal_target(float *t, const float *x, size_t n, int C, int L, int c, float *scratch);
+/* Calibration cal of one class and channel from n decoded bins of the model's own
+ * samples: score (activity: the mask's decoded value, or the value without masks) and
+ * lval (log1p of the uncalibrated raw value); cal[0] is the threshold (a bin is busy when
+ * its score is above it), cal[1..] the quantiles of lval over busy bins. scratch: n. */
+void nd_cal_fit(float *cal, const float *t, const float *score, const float *lval, size_t n,
+                float *scratch);
+/* Raw value of a bin with this score and uncalibrated log1p value l. */
+float nd_cal_apply(const float *cal, const float *t, float score, float l);
 
 /* ------------------------------------------------------------------------------------ */
 /* Diffusion: schedule, training targets, samplers (issue 5, diffusion.c)                */
@@ -416,6 +436,14 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o,
  * not NULL, receives the images (n, nd_gaf_channels, L, L). */
 int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng,
                  nd_error *e);
+/* Fits the decode calibration (sample.calibrate windows per class, calib.c) for the
+ * current step and sample.* settings, unless it is off or already fitted for them;
+ * nd_dm_sample does this itself when needed, and nd_dm_save stores it. Classes without
+ * training data stay uncalibrated. Returns 0 or a code. */
+int nd_dm_calibrate(nd_dm *m, nd_error *e);
+/* Classes whose samples the current calibration covers (0: decoded uncalibrated, e.g.
+ * with sample.calibrate 0 or a model file made before the calibration existed). */
+int nd_dm_calibrated(const nd_dm *m);
 /* Held-out groups of the model's split of ds (same rule as training): 1 if held out. */
 int nd_dm_is_val_group(const nd_dm *m, uint64_t group);
 
