@@ -5,23 +5,17 @@
  * DPDK net_af_packet (`dpdk:`, argument "dpdk"; "dpdk-mq": two rx queues), and the
  * class's windows must add up to exactly the bytes and packets sent.
  *
- * Both veth ends live in the test's namespace and the test process joins it: nothing can
- * be routed anywhere else. Skips (77) when not root or when namespaces, veth or tcpreplay
- * are unavailable.
+ * Both veth ends live in the test's namespace (../netns.h) and the test process joins it:
+ * nothing can be routed anywhere else. Skips (77) when not root or when namespaces, veth
+ * or tcpreplay are unavailable.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "pktgen.h"
-
-static char ns[32], if_cap[16], if_send[16];
-static int ns_made;
+#include "netns.h"
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
@@ -35,12 +29,6 @@ static int sh(const char *fmt, ...)
     return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-static void cleanup(void)
-{
-    if (ns_made) sh("ip netns delete %s 2>/dev/null", ns); /* takes the veth pair with it */
-    ns_made = 0;
-}
-
 #define N_UP 100
 #define N_DOWN 50
 #define N_TCP 21
@@ -51,22 +39,10 @@ int main(int argc, char **argv)
      * polled: the multi-queue path must lose nothing either. */
     int use_dpdk = argc > 1 && !strncmp(argv[1], "dpdk", 4);
     int mq = argc > 1 && !strcmp(argv[1], "dpdk-mq");
-    if (geteuid() != 0) SKIP("needs root (network namespace and veth)");
     if (sh("command -v tcpreplay >/dev/null 2>&1")) SKIP("tcpreplay not installed");
+    test_netns net = netns_setup("cap");
+    const char *if_cap = net.a, *if_send = net.b;
     int id = (int)getpid();
-    snprintf(ns, sizeof ns, "ndcap%d", id);
-    snprintf(if_cap, sizeof if_cap, "ndc%da", id % 1000000);
-    snprintf(if_send, sizeof if_send, "ndc%db", id % 1000000);
-    if (sh("ip netns add %s 2>/dev/null", ns)) SKIP("cannot create a network namespace");
-    ns_made = 1;
-    atexit(cleanup);
-    if (sh("ip -n %s link add %s type veth peer name %s 2>/dev/null", ns, if_cap, if_send))
-        SKIP("cannot create a veth pair");
-    /* No IPv6 on the pair: no router solicitations or MLD reports in the capture. */
-    CHECK_EQ(sh("ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
-                "net.ipv6.conf.default.disable_ipv6=1 >/dev/null 2>&1 || true", ns), 0);
-    CHECK_EQ(sh("ip -n %s link set %s up && ip -n %s link set %s up && ip -n %s link set lo up",
-                ns, if_cap, ns, if_send, ns), 0);
 
     /* The frames: a UDP flow (100 up, 50 down) and a TCP flow (SYN + 20) on port 7777,
      * plus UDP noise on another port that the class rule leaves to "other". */
@@ -100,12 +76,7 @@ int main(int argc, char **argv)
     pcap_out_close(&o);
 
     /* Join the namespace: the capture sees its interfaces, nothing else. */
-    char nspath[128];
-    snprintf(nspath, sizeof nspath, "/var/run/netns/%s", ns);
-    int fd = open(nspath, O_RDONLY);
-    CHECK(fd >= 0);
-    CHECK_EQ(setns(fd, CLONE_NEWNET), 0);
-    close(fd);
+    netns_enter(&net);
 
     nd_config cfg;
     nd_config_defaults(&cfg);
@@ -133,8 +104,8 @@ int main(int argc, char **argv)
     win_list l = {.C = 4, .L = 8};
     capture_ctx *c = capture_ctx_new(&cfg, NULL, win_collect, &l, &e);
     CHECK(c);
-    CHECK_EQ(sh("ip netns exec %s tcpreplay -q -t -i %s %s >/dev/null 2>&1", ns, if_send, file),
-             0);
+    CHECK_EQ(sh("ip netns exec %s tcpreplay -q -t -i %s %s >/dev/null 2>&1", net.name, if_send,
+                file), 0);
 
     /* Read until 1 s passes without packets (10 s at most). */
     capture_pkt pkts[32];

@@ -1,6 +1,7 @@
 /*
  * test_live_veth.c — issue 7's acceptance test: a veth pair inside a network namespace
- * that this test creates (unique names; deleted at exit, also when a check fails).
+ * that this test creates (../netns.h: unique names; deleted at exit, also when a check
+ * fails).
  * tcpreplay sends two classes of generated traffic into one end, `netdiffus live` learns
  * online on the other: both classes join the model, the training loss falls, a
  * checkpoint is written, SIGINT ends it cleanly within a second, and `--resume`
@@ -8,22 +9,7 @@
  * veth or tcpreplay. Traffic stays inside the namespace.
  */
 #include "live_test.h"
-
-static char ns[32], if_cap[16], if_send[16];
-static int ns_made;
-
-static void cleanup(void)
-{
-    if (ns_made) live_sh("ip netns delete %s 2>/dev/null", ns); /* takes the pair with it */
-    ns_made = 0;
-}
-
-static void on_fatal(int sig)
-{
-    cleanup();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
+#include "netns.h"
 
 static double stats_wait(const char *stats, const char *key, double at_least, double seconds,
                          pid_t pid, const char *log)
@@ -43,24 +29,9 @@ static double stats_wait(const char *stats, const char *key, double at_least, do
 
 int main(void)
 {
-    if (geteuid() != 0) SKIP("needs root (network namespace and veth)");
     if (live_sh("command -v tcpreplay >/dev/null 2>&1")) SKIP("tcpreplay not installed");
-    int id = (int)getpid();
-    snprintf(ns, sizeof ns, "ndlive%d", id);
-    snprintf(if_cap, sizeof if_cap, "ndl%da", id % 1000000);
-    snprintf(if_send, sizeof if_send, "ndl%db", id % 1000000);
-    if (live_sh("ip netns add %s 2>/dev/null", ns)) SKIP("cannot create a network namespace");
-    ns_made = 1;
-    atexit(cleanup);
-    signal(SIGSEGV, on_fatal);
-    signal(SIGABRT, on_fatal);
-    signal(SIGTERM, on_fatal);
-    if (live_sh("ip -n %s link add %s type veth peer name %s 2>/dev/null", ns, if_cap, if_send))
-        SKIP("cannot create a veth pair");
-    CHECK_EQ(live_sh("ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
-                     "net.ipv6.conf.default.disable_ipv6=1 >/dev/null 2>&1 || true", ns), 0);
-    CHECK_EQ(live_sh("ip -n %s link set %s up && ip -n %s link set %s up", ns, if_cap, ns,
-                     if_send), 0);
+    test_netns net = netns_setup("live");
+    const char *ns = net.name, *if_cap = net.a, *if_send = net.b;
 
     char pcap[512], conf[512], ckpt[512], src[64], s1[512], s2[512], log[512], a[4096];
     LIVE_PATH(pcap, "two.pcap");

@@ -9,28 +9,18 @@
  * test's namespace).
  *
  * Every frame captured must be, byte for byte and in order, the frame the pcap sink
- * writes for the same data and seed. Traffic exists only inside the namespace: the
- * addresses are the RFC 2544/3849 pools and nothing routes them. Skips (77) without root
- * or network namespaces.
+ * writes for the same data and seed. Traffic exists only inside the namespace (made by
+ * ../netns.h): the addresses are the RFC 2544/3849 pools and nothing routes them. Skips
+ * (77) without root or network namespaces.
  */
-#include <fcntl.h>
 #include <stdarg.h>
 #include <pcap/pcap.h>
-#include <sched.h>
 #include <unistd.h>
 
+#include "netns.h"
 #include "replay_test.h"
 
-static char ns[32], va[16], vb[16];
-
-static void cleanup(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "ip netns del %s 2>/dev/null", ns);
-    if (system(cmd)) { /* already gone */
-    }
-}
-
+#ifdef LIVE_DPDK_TAP /* the tap interface is brought up by hand */
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
 {
@@ -41,6 +31,7 @@ static int sh(const char *fmt, ...)
     va_end(ap);
     return system(cmd);
 }
+#endif
 
 static const char *const ch2[] = {"bytes_down", "bytes_up"};
 static const char *const cls1[] = {"web"};
@@ -118,28 +109,11 @@ static void on_capture(u_char *arg, const struct pcap_pkthdr *h, const u_char *d
 
 int main(void)
 {
-    if (geteuid() != 0) SKIP("needs root for network namespaces");
-    if (sh("command -v ip >/dev/null 2>&1")) SKIP("no ip command (iproute2)");
-    int pid = (int)getpid() % 100000;
-    snprintf(ns, sizeof ns, "ndreplay%d", pid);
-    snprintf(va, sizeof va, "ndra%d", pid);
-    snprintf(vb, sizeof vb, "ndrb%d", pid);
-    if (sh("ip netns add %s 2>/dev/null", ns)) SKIP("cannot create a network namespace");
-    atexit(cleanup);
-    if (sh("ip -n %s link add name %s type veth peer name %s", ns, va, vb))
-        SKIP("cannot create a veth pair (no veth support?)");
 #ifdef LIVE_DPDK_TAP
     if (access("/dev/net/tun", R_OK | W_OK)) SKIP("no /dev/net/tun for DPDK's net_tap");
 #endif
-    /* no IPv6 autoconfiguration chatter on the pair: only our frames go over it */
-    sh("ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1 >/dev/null 2>&1", ns);
-    CHECK_EQ(sh("ip -n %s link set %s up && ip -n %s link set %s up", ns, va, ns, vb), 0);
-    char path[64];
-    snprintf(path, sizeof path, "/run/netns/%s", ns);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    CHECK(fd >= 0);
-    CHECK_EQ(setns(fd, CLONE_NEWNET), 0); /* from here on, this process sees only the pair */
-    close(fd);
+    test_netns net = netns_setup("rp");
+    netns_enter(&net); /* from here on, this process sees only the pair */
 
     nd_log_set_level(ND_LOG_WARN);
     const uint64_t N = 8;
@@ -165,28 +139,28 @@ int main(void)
 
     /* the sink first: the DPDK tap PMD creates the interface the capture listens on */
     char spec[256];
-    const char *rx_if = vb;
+    const char *rx_if = net.b;
 #if defined(LIVE_DPDK_TAP)
     char tap[16];
-    snprintf(tap, sizeof tap, "ndrt%d", pid);
+    snprintf(tap, sizeof tap, "%.14st", net.name);
     snprintf(spec, sizeof spec,
              "dpdk:--no-huge --no-pci -m 256 --no-shconf --no-telemetry -l 0 "
-             "--file-prefix=ndreplay%d --vdev=net_tap0,iface=%s",
-             pid, tap);
+             "--file-prefix=%s --vdev=net_tap0,iface=%s",
+             net.name, tap);
     rx_if = tap;
 #elif defined(LIVE_DPDK_2Q)
     /* two lcores, two tx queues, each fed by its own scheduler */
     snprintf(spec, sizeof spec,
              "dpdk:--no-huge --no-pci -m 256 --no-shconf --no-telemetry -l 0-1 "
-             "--file-prefix=ndreplay%d --vdev=net_af_packet0,iface=%s,qpairs=2",
-             pid, va);
+             "--file-prefix=%s --vdev=net_af_packet0,iface=%s,qpairs=2",
+             net.name, net.a);
 #elif defined(LIVE_DPDK)
     snprintf(spec, sizeof spec,
              "dpdk:--no-huge --no-pci -m 256 --no-shconf --no-telemetry -l 0 "
-             "--file-prefix=ndreplay%d --vdev=net_af_packet0,iface=%s",
-             pid, va);
+             "--file-prefix=%s --vdev=net_af_packet0,iface=%s",
+             net.name, net.a);
 #else
-    snprintf(spec, sizeof spec, "iface:%s", va);
+    snprintf(spec, sizeof spec, "iface:%s", net.a);
 #endif
     s = replay_sink_open(spec, &e);
     if (!s) CHECK_FAIL_("%s: %s", spec, e.msg);
