@@ -507,6 +507,10 @@ static void report(live_run *L, nd_online *o, const figures *f, FILE *stats, int
     }
 }
 
+/* Writes the checkpoint (*written = 0 while no class has warmed up: nothing written) and,
+ * with a replay thread, hands that thread a copy of the model just saved; a copy that
+ * cannot be made only costs that round of replay (a warning). Returns 0 or the save's
+ * code. */
 static int checkpoint(live_run *L, nd_online *o, int *written, nd_error *e)
 {
     pthread_mutex_lock(&L->mu);
@@ -524,7 +528,8 @@ static int checkpoint(live_run *L, nd_online *o, int *written, nd_error *e)
                 se.msg, nd_dm_step(m));
         return 0;
     }
-    nd_dm_free(atomic_exchange(&L->fresh, snap));
+    nd_dm *old = atomic_exchange(&L->fresh, snap); /* not taken yet: superseded */
+    nd_dm_free(old);
     return 0;
 }
 

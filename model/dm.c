@@ -795,6 +795,7 @@ nd_dataset *nd_dm_dataset_mut(nd_dm *m) { return m->meta; }
  * field nd_dm_sample reads is copied, so both models sample the same windows. */
 nd_dm *nd_dm_snapshot(const nd_dm *m, int max_batch, nd_error *e)
 {
+    ND_ASSERT(max_batch >= 1);
     nd_dm *s = calloc(1, sizeof *s);
     if (!s || nd_config_copy(&s->cfg, &m->cfg)) {
         free(s);
@@ -811,7 +812,7 @@ nd_dm *nd_dm_snapshot(const nd_dm *m, int max_batch, nd_error *e)
     uint32_t K = m->meta->n_classes;
     s->meta = header_copy(m->meta, NULL);
     s->scales = malloc(((size_t)K + 1) * sizeof *s->scales);
-    s->net = nd_unet_new(&s->uc, max_batch, s->cfg.train.seed);
+    s->net = nd_unet_new(&s->uc, max_batch, s->cfg.train.seed); /* weights replaced below */
     s->ctx = nd_ctx_new((int)s->cfg.model.threads);
     size_t n = nd_unet_num_params(m->net);
     s->ema = malloc(n * sizeof(float));
