@@ -8,7 +8,13 @@
  *     ring → nd_online_add (reservoirs, recent) → nd_online_step → checkpoints (atomic)
  *     status line / --stats JSON lines / Prometheus snapshot every live.status_interval
  *   metrics thread (live.metrics_port): 127.0.0.1 only, text format
- *   replay thread (live.replay, --replay-to): samples the latest checkpoint, replays it
+ *   replay thread (live.replay, --replay-to): after each checkpoint the trainer copies
+ *     its EMA weights into a sampling-only model (nd_dm_snapshot) and swaps it into a
+ *     one-slot mailbox (an atomic pointer); the replay thread swaps it out, samples
+ *     windows from it and replays them. No lock and no file read: the copy is made
+ *     between two steps, so sampling never races the optimiser, and it is the model of
+ *     the checkpoint just written. A copy not yet taken is replaced (and freed) by the
+ *     next one: replay always starts from the newest weights.
  *
  * pcap files are played at their own pace (packet timestamps, × --speed) on one timeline
  * starting now, so that windows leave when they would on a wire. Signals only set a flag.
@@ -75,7 +81,11 @@ typedef struct live_run {
     /* figures of the trainer, for the metrics thread */
     char metrics[16384];
     const char *ckpt;
-    _Atomic uint64_t ckpt_gen; /* checkpoints written, for the replay thread */
+    /* mailbox for the replay thread (live.replay): a sampling copy of the model as of
+     * the newest checkpoint, or NULL once taken. One slot, swapped whole: the trainer
+     * replaces (and frees) one the replay thread has not taken yet */
+    _Atomic(nd_dm *) fresh;
+    int replay; /* a replay thread takes from fresh */
 } live_run;
 
 /* ---- capture thread ------------------------------------------------------------- */
@@ -331,24 +341,19 @@ static void *replay_main(void *arg)
     }
     nd_rng rng;
     nd_rng_seed(&rng, L->cfg.sample.seed);
-    uint64_t seen = 0;
+    nd_dm *m = NULL;
     while (!R->stop) {
-        uint64_t g = atomic_load(&L->ckpt_gen);
-        if (g == seen) {
+        /* the trainer's copy of its EMA weights at the newest checkpoint: taking it
+         * empties the slot, so each copy is sampled once and freed by this thread */
+        nd_dm *next = atomic_exchange(&L->fresh, NULL);
+        if (!next) {
             sleep_ns(100000000ull);
             continue;
         }
-        /* the newest checkpoint, loaded whole: its EMA weights replace the old model in
-         * one step (the file was renamed into place atomically) */
-        seen = g;
-        nd_dm *m = nd_dm_load(L->ckpt, 2 * (int)L->cfg.sample.batch, &e);
-        if (!m) {
-            nd_warn("live: replay: %s", e.msg);
-            continue;
-        }
+        nd_dm_free(m);
+        m = next;
         nd_dataset *ds = sample_dataset(m, L->cfg.replay.flows ? L->cfg.replay.flows : 8, &rng,
                                         &R->stop);
-        nd_dm_free(m);
         if (!ds) continue;
         replay_opts o;
         replay_opts_from_config(&o, &L->cfg);
@@ -364,6 +369,7 @@ static void *replay_main(void *arg)
         R->rounds++;
         R->packets += st.packets;
     }
+    nd_dm_free(m);
     replay_sink_close(sink, NULL);
     return NULL;
 }
@@ -501,14 +507,30 @@ static void report(live_run *L, nd_online *o, const figures *f, FILE *stats, int
     }
 }
 
+/* Writes the checkpoint (*written = 0 while no class has warmed up: nothing written) and,
+ * with a replay thread, hands that thread a copy of the model just saved; a copy that
+ * cannot be made only costs that round of replay (a warning). Returns 0 or the save's
+ * code. */
 static int checkpoint(live_run *L, nd_online *o, int *written, nd_error *e)
 {
     pthread_mutex_lock(&L->mu);
     for (uint32_t i = 0; i < L->n_classes; i++) nd_online_set_stats(o, i, &L->snap.stats[i]);
     pthread_mutex_unlock(&L->mu);
     int rc = nd_online_save(o, L->ckpt, written, e);
-    if (!rc && *written) atomic_fetch_add(&L->ckpt_gen, 1);
-    return rc;
+    if (rc || !*written || !L->replay) return rc;
+    /* the replay thread samples a copy of the EMA weights made here, between two steps,
+     * so it never races the optimiser and never reads the file back */
+    nd_error se = {0};
+    nd_dm *m = nd_online_model(o);
+    nd_dm *snap = nd_dm_snapshot(m, 2 * (int)nd_dm_config(m)->sample.batch, &se);
+    if (!snap) {
+        nd_warn("live: replay: %s; the checkpoint at step %" PRIu64 " is not replayed",
+                se.msg, nd_dm_step(m));
+        return 0;
+    }
+    nd_dm *old = atomic_exchange(&L->fresh, snap); /* not taken yet: superseded */
+    nd_dm_free(old);
+    return 0;
 }
 
 /* Moves up to max windows from the ring into the trainer. */
@@ -590,6 +612,7 @@ static int run(int argc, char **argv)
     live_run *L = calloc(1, sizeof *L);
     if (!L) return ND_EXIT_FAIL;
     pthread_mutex_init(&L->mu, NULL);
+    atomic_init(&L->fresh, NULL);
     nd_error e = {0};
     int rc = nd_config_load_overrides(&L->cfg, conf_path, sets, n_sets, &e);
     nd_dataset *hdr = NULL;
@@ -720,7 +743,7 @@ static int run(int argc, char **argv)
     }
     cap_started = 1;
     if (replay_to) {
-        if (pthread_create(&rep_thr, NULL, replay_main, &R) == 0) rep_started = 1;
+        if (pthread_create(&rep_thr, NULL, replay_main, &R) == 0) rep_started = L->replay = 1;
     }
 
     uint64_t t0 = nd_now_ns(), next_status = t0, last_ckpt_t = t0, ckpt_count = 0;
@@ -804,6 +827,7 @@ static int run(int argc, char **argv)
     R.stop = 1;
     if (cap_started) pthread_join(cap_thr, NULL), cap_started = 0;
     if (rep_started) pthread_join(rep_thr, NULL), rep_started = 0;
+    L->replay = 0; /* the last checkpoint needs no copy */
     if (!rc || rc == ND_EINTR) {
         nd_error de = {0};
         int dr = drain(L, o, UINT32_MAX, &de);
@@ -846,6 +870,7 @@ done:
     capture_ctx_free(L->ctx);
     nd_wring_free(L->ring);
     nd_dataset_free(hdr);
+    nd_dm_free(atomic_exchange(&L->fresh, NULL)); /* a copy the replay thread never took */
     free(L->snap.class_windows);
     free(L->snap.stats);
     nd_config_free(&L->cfg);

@@ -1012,3 +1012,42 @@ void nd_dm_set_scale(nd_dm *m, int cls, const nd_gaf_scale *s)
 }
 
 nd_dataset *nd_dm_dataset_mut(nd_dm *m) { return m->meta; }
+
+/* The copy is built like nd_dm_load builds a model, minus the optimiser: the network
+ * (nd_unet_new has no inference-only mode, so its gradient and backward scratch come
+ * along) holds the EMA weights as its parameters, and ema holds them too, because
+ * nd_dm_sample swaps ema into the parameters for the run and back afterwards. Every
+ * field nd_dm_sample reads is copied, so both models sample the same windows. */
+nd_dm *nd_dm_snapshot(const nd_dm *m, int max_batch, nd_error *e)
+{
+    ND_ASSERT(max_batch >= 1);
+    nd_dm *s = calloc(1, sizeof *s);
+    if (!s || nd_config_copy(&s->cfg, &m->cfg)) {
+        free(s);
+        nd_error_set(e, -ENOMEM, "model: out of memory");
+        return NULL;
+    }
+    s->gaf = m->gaf;
+    s->diff = m->diff;
+    s->uc = m->uc;
+    s->max_batch = max_batch;
+    s->step = m->step;
+    s->rng = m->rng;
+    s->split_seed = m->split_seed;
+    uint32_t K = m->meta->n_classes;
+    s->meta = header_copy(m->meta, NULL);
+    s->scales = malloc(((size_t)K + 1) * sizeof *s->scales);
+    s->net = nd_unet_new(&s->uc, max_batch, s->cfg.train.seed); /* weights replaced below */
+    s->ctx = nd_ctx_new((int)s->cfg.model.threads);
+    size_t n = nd_unet_num_params(m->net);
+    s->ema = malloc(n * sizeof(float));
+    if (!s->meta || !s->scales || !s->net || !s->ctx || !s->ema) {
+        nd_dm_free(s);
+        nd_error_set(e, -ENOMEM, "model: out of memory");
+        return NULL;
+    }
+    memcpy(s->scales, m->scales, K * sizeof *s->scales);
+    memcpy(s->ema, m->ema, n * sizeof(float));
+    memcpy(nd_unet_params(s->net), m->ema, n * sizeof(float));
+    return s;
+}

@@ -499,6 +499,14 @@ void nd_dm_set_scale(nd_dm *m, int cls, const nd_gaf_scale *s);
 /* The model's dataset header, for replacing class statistics and counters (classes are
  * added only through nd_dm_add_class). */
 nd_dataset *nd_dm_dataset_mut(nd_dm *m);
+/* A sampling-only copy of m for batches up to max_batch (see nd_dm_load): config,
+ * classes and statistics, GAF spec, class scales, step, and m's EMA weights as both its
+ * parameters and its EMA. nd_dm_sample gives the same windows on it as on m for the same
+ * rng state, and training m afterwards leaves it unchanged. It has no optimiser: do not
+ * train or save it. Reads m only, so call it on the thread that trains m, between
+ * steps; the copy may then move to another thread. The caller owns it (nd_dm_free).
+ * NULL with e filled on -ENOMEM. */
+nd_dm *nd_dm_snapshot(const nd_dm *m, int max_batch, nd_error *e);
 
 /* Single-producer single-consumer ring of windows between a capture thread and the
  * trainer: fixed slots (class, group, C·L floats), C11 acquire/release indices, never
