@@ -17,7 +17,7 @@ static int run(int argc, char **argv)
 {
     const char *model = NULL, *csv = NULL, *ndd = NULL, *png = NULL, *cls = NULL, *csv2 = NULL;
     const char *sampler = NULL, *decode = NULL, *clip = NULL, *project = NULL;
-    long long count = -1, seed = -1, steps = -1;
+    long long count = -1, seed = -1, steps = -1, calibrate = -1;
     double guidance = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -37,6 +37,7 @@ static int run(int argc, char **argv)
             else if (!strcmp(a, "--count") || !strcmp(a, "-n")) count = strtoll(v, &end, 10);
             else if (!strcmp(a, "--seed")) seed = strtoll(v, &end, 10);
             else if (!strcmp(a, "--steps")) steps = strtoll(v, &end, 10);
+            else if (!strcmp(a, "--calibrate")) calibrate = strtoll(v, &end, 10);
             else if (!strcmp(a, "--guidance")) guidance = strtod(v, &end);
             else return cli_usage_error("sample", "unknown option '%s'", a);
             if (end && (*end || end == v))
@@ -62,6 +63,8 @@ static int run(int argc, char **argv)
         return cli_usage_error("sample", "--decode %s: expected lsq or diag", decode);
     if (steps == 0 || steps > 10000 || (guidance != -1 && !(guidance >= 0 && guidance <= 100)))
         return cli_usage_error("sample", "--steps is 1..10000, --guidance 0..100");
+    if (calibrate < -1 || calibrate > 100000)
+        return cli_usage_error("sample", "--calibrate N: windows per class, 0 (off) to 100000");
 
     nd_error e = {0};
     /* the batch is in the stored config: probe it, then load with room for guidance */
@@ -84,6 +87,7 @@ static int run(int argc, char **argv)
     if (project) cfg->sample.project = !strcmp(project, "on");
     if (steps > 0) cfg->sample.steps = (uint32_t)steps;
     if (guidance >= 0) cfg->sample.guidance = guidance;
+    if (calibrate >= 0) cfg->sample.calibrate = (uint32_t)calibrate;
     if (decode) {
         snprintf(cfg->model.decode, sizeof cfg->model.decode, "%s", decode);
         ((nd_gaf_spec *)nd_dm_gaf(m))->decode = strcmp(decode, "diag") ? ND_GAF_LSQ : ND_GAF_DIAG;
@@ -125,6 +129,11 @@ static int run(int argc, char **argv)
     rc = nd_dataset_set_config(out, h->config_yaml);
     nd_rng rng;
     nd_rng_seed(&rng, seed >= 0 ? (uint64_t)seed : cfg->sample.seed);
+    if (!rc && cfg->sample.calibrate && !nd_dm_calibrated(m)) {
+        nd_info("calibrating the decode for these settings: %u windows per class "
+                "(--calibrate 0: off)", cfg->sample.calibrate);
+        rc = nd_dm_calibrate(m, &e);
+    }
     uint64_t t0 = nd_now_ns();
     for (int k = first; !rc && k <= last; k++) {
         rc = nd_dm_sample(m, k, (size_t)count, x, imgs, &rng, &e);
@@ -140,10 +149,14 @@ static int run(int argc, char **argv)
     }
     double s = (double)(nd_now_ns() - t0) * 1e-9;
     if (!rc)
-        nd_info("%llu windows in %.1f s (%.3g windows/s; %s, %u steps, guidance %g, clip %s%s)",
-                (unsigned long long)out->n_windows, s, out->n_windows / s, cfg->sample.sampler,
-                cfg->sample.steps, cfg->sample.guidance, cfg->sample.clip,
-                cfg->sample.project ? ", GASF projection" : "");
+        nd_info("%llu windows in %.1f s (%.3g windows/s; %s, %u steps, guidance %g, clip %s%s, "
+                "%s decode)", (unsigned long long)out->n_windows, s, out->n_windows / s,
+                cfg->sample.sampler, cfg->sample.steps, cfg->sample.guidance, cfg->sample.clip,
+                cfg->sample.project ? ", GASF projection" : "",
+                nd_dm_calibrated(m) ? "calibrated"
+                : cfg->sample.calibrate ? "uncalibrated (the model has no training targets: "
+                                          "`netdiffus train --resume` adds them)"
+                                        : "uncalibrated");
     if (!rc && csv) rc = nd_csv_write(out, csv, &e);
     if (!rc && csv2) rc = nd_csv_write(out2, csv2, &e);
     if (!rc && ndd) rc = nd_dataset_save(out, ndd, &e);
@@ -164,7 +177,7 @@ const nd_command cmd_sample = {
     "                        [--ndd OUT.ndd] [--png OUT.png] [--seed S] [--steps S]\n"
     "                        [--sampler ddim|ddpm|dpmpp] [--guidance W]\n"
     "                        [--clip dynamic|clip|none] [--project on|off]\n"
-    "                        [--decode lsq|diag]\n"
+    "                        [--decode lsq|diag] [--calibrate N]\n"
     "\n"
     "Draws N new windows per class (every class, or only --class NAME) from a model made\n"
     "by `netdiffus train`, in raw units (bytes per bin). Defaults come from the sample\n"
@@ -186,6 +199,10 @@ const nd_command cmd_sample = {
     "                     image of its decoded series (default sample.project: on)\n"
     "  --decode MODE      image to series: diag (the diagonal) or lsq (least squares\n"
     "                     over the whole image); default model.decode (diag)\n"
+    "  --calibrate N      decode calibration: N windows per class sampled to fit the\n"
+    "                     share of idle bins and the busy values to the training data\n"
+    "                     (default sample.calibrate; 0: off). Stored by train; refitted\n"
+    "                     here when the sampler settings differ from the stored ones\n"
     "  --csv-other-decode FILE  the same samples decoded the other way, to compare\n"
     "                     decodes on identical images (with --project off)\n"
     "\n"

@@ -510,6 +510,17 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e)
     fprintf(out, "training: %llu steps, %llu parameters (+ EMA, Adam moments)\n",
             (unsigned long long)nd_get_u64(p + 4 * DMCF_U32 + 8),
             (unsigned long long)nd_get_u64(p + 4 * DMCF_U32));
+    const void *cd;
+    size_t cl;
+    if (!ndf_find(r, TAG_CALB, &cd, &cl, NULL) && cl >= CAL_HDR &&
+        !((const unsigned char *)cd)[CAL_HDR - 1])
+        fprintf(out, "decode calibration: %u windows per class at step %llu (%s)\n",
+                nd_get_u32((const unsigned char *)cd + 4),
+                (unsigned long long)nd_get_u64((const unsigned char *)cd + 8),
+                (const char *)cd + 16);
+    else
+        fprintf(out, "decode calibration: none stored (sample fits one when "
+                "sample.calibrate is on)\n");
     const void *sd;
     size_t sl;
     nd_dataset *h = nd_dataset_from_container(r, NULL);
@@ -1013,6 +1024,17 @@ void nd_dm_set_scale(nd_dm *m, int cls, const nd_gaf_scale *s)
 
 nd_dataset *nd_dm_dataset_mut(nd_dm *m) { return m->meta; }
 
+int nd_dm_set_target(nd_dm *m, int cls, const float *x, size_t n)
+{
+    int C = m->gaf.C, L = m->gaf.L;
+    float *scratch = malloc((n * L + 1) * sizeof(float));
+    if (!scratch) return -ENOMEM;
+    for (int c = 0; c < C; c++)
+        nd_cal_target(m->marg + ((size_t)cls * C + c) * ND_CAL_SLOTS, x, n, C, L, c, scratch);
+    free(scratch);
+    return 0;
+}
+
 /* The copy is built like nd_dm_load builds a model, minus the optimiser: the network
  * (nd_unet_new has no inference-only mode, so its gradient and backward scratch come
  * along) holds the EMA weights as its parameters, and ema holds them too, because
@@ -1046,6 +1068,19 @@ nd_dm *nd_dm_snapshot(const nd_dm *m, int max_batch, nd_error *e)
         nd_error_set(e, -ENOMEM, "model: out of memory");
         return NULL;
     }
+    size_t ncal = (size_t)m->uc.max_classes * m->gaf.C * ND_CAL_SLOTS;
+    s->marg = malloc(ncal * sizeof(float));
+    s->cal = malloc(ncal * sizeof(float));
+    if (!s->marg || !s->cal) {
+        nd_dm_free(s);
+        nd_error_set(e, -ENOMEM, "model: out of memory");
+        return NULL;
+    }
+    memcpy(s->marg, m->marg, ncal * sizeof(float));
+    memcpy(s->cal, m->cal, ncal * sizeof(float));
+    s->cal_step = m->cal_step;
+    s->cal_windows = m->cal_windows;
+    memcpy(s->cal_key, m->cal_key, CAL_KEY);
     memcpy(s->scales, m->scales, K * sizeof *s->scales);
     memcpy(s->ema, m->ema, n * sizeof(float));
     memcpy(nd_unet_params(s->net), m->ema, n * sizeof(float));

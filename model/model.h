@@ -499,6 +499,9 @@ void nd_dm_set_scale(nd_dm *m, int cls, const nd_gaf_scale *s);
 /* The model's dataset header, for replacing class statistics and counters (classes are
  * added only through nd_dm_add_class). */
 nd_dataset *nd_dm_dataset_mut(nd_dm *m);
+/* Replaces the calibration targets of class cls by those of n raw windows x (n, C, L)
+ * (online: the class's reservoir); the next sample refits the calibration. 0 or -ENOMEM. */
+int nd_dm_set_target(nd_dm *m, int cls, const float *x, size_t n);
 /* A sampling-only copy of m for batches up to max_batch (see nd_dm_load): config,
  * classes and statistics, GAF spec, class scales, step, and m's EMA weights as both its
  * parameters and its EMA. nd_dm_sample gives the same windows on it as on m for the same

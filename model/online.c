@@ -554,6 +554,12 @@ int nd_online_save(nd_online *o, const char *path, int *written, nd_error *e)
 {
     if (written) *written = 0;
     if (!o->m) return 0;
+    /* decode calibration targets from the reservoirs: what the classes look like now */
+    for (uint32_t k = 0; k < o->n_classes; k++) {
+        const online_class *c = &o->cls[k];
+        if (c->model_class >= 0 && nd_dm_set_target(o->m, c->model_class, c->res.x, c->res.n))
+            return nd_error_set(e, -ENOMEM, "live: out of memory");
+    }
     int rc = nd_dm_save_with(o->m, path, write_live, o, e);
     if (!rc && written) *written = 1;
     return rc;

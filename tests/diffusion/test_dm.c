@@ -21,6 +21,7 @@ static void tiny_config(nd_config *cfg, const char *pred)
         "train.batch=8", "train.lr=5e-3", "train.warmup_steps=10", "train.ema_decay=0.9",
         "train.checkpoint_every=0", "train.val_fraction=0", "train.class_dropout=0",
         "sample.steps=20", "sample.guidance=1", "sample.batch=4",
+        "sample.calibrate=0", /* the network itself is under test (test_calib: the map) */
         "model.decode=lsq"}; /* the whole-image decode: the precise one on a fitted model */
     nd_error e = {0};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)

@@ -1,0 +1,195 @@
+/*
+ * test_calib.c — the decode calibration (model/calib.c, sample.calibrate): the fitted
+ * threshold gives exactly the target share of idle bins, busy values land on the
+ * target quantiles, the map is monotone and handles classes that are all idle or never
+ * idle; on a model, calibrated samples have the training data's idle share, the
+ * calibration is stored in the model file and refitted when the sampler setting or the
+ * model step changes.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "model.h"
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* q-quantile of the n values v (sorted in place), nearest rank */
+static float quantile(float *v, size_t n, double q)
+{
+    qsort(v, n, sizeof *v, cmp_float);
+    return v[(size_t)(q * (double)(n - 1) + 0.5)];
+}
+
+static void test_map(void)
+{
+    enum { N = 400, L = 16, NB = N * L };
+    static float x[NB], scratch[NB], score[NB], lval[NB], out[NB], busy[NB];
+    float t[ND_CAL_SLOTS], cal[ND_CAL_SLOTS];
+    nd_rng r;
+    nd_rng_seed(&r, 3);
+    /* training windows: a quarter of the bins idle, busy ones log-uniform in [5, 12] */
+    size_t idle = 0;
+    for (size_t i = 0; i < NB; i++) {
+        int off = nd_rng_uniform(&r) < 0.25;
+        idle += (size_t)off;
+        x[i] = off ? 0.0f : expm1f(5.0f + 7.0f * nd_rng_uniform(&r));
+    }
+    nd_cal_target(t, x, N, 1, L, 0, scratch);
+    CHECK_NEAR(t[0], (double)idle / NB, 1e-6, 0);
+    for (int k = 1; k <= ND_CAL_Q; k++) CHECK(t[k + 1] >= t[k]);
+    CHECK(t[1] >= 5.0f && t[ND_CAL_Q + 1] <= 12.0f + 1e-4f);
+    /* the model's view: scores in [0, 1], busy values squeezed into [8, 10] */
+    for (size_t i = 0; i < NB; i++) {
+        score[i] = nd_rng_uniform(&r);
+        lval[i] = 8.0f + 2.0f * nd_rng_uniform(&r);
+    }
+    nd_cal_fit(cal, t, score, lval, NB, scratch);
+    size_t zeros = 0, nb = 0;
+    for (size_t i = 0; i < NB; i++) {
+        out[i] = nd_cal_apply(cal, t, score[i], lval[i]);
+        if (out[i] == 0.0f) zeros++;
+        else busy[nb++] = log1pf(out[i]);
+    }
+    /* idle share exact (distinct scores), busy values on the target's quantiles */
+    CHECK_EQ(zeros, (size_t)lround(t[0] * NB));
+    for (size_t i = 0, n = 0; i < NB; i++)
+        if (x[i] > 0.0f) scratch[n++] = log1pf(x[i]);
+    size_t ntrain = NB - idle;
+    double qs[] = {0.1, 0.5, 0.9};
+    for (int k = 0; k < 3; k++) {
+        float want = quantile(scratch, ntrain, qs[k]), got = quantile(busy, nb, qs[k]);
+        CHECK_NEAR(got, want, 0.15, 0);
+    }
+    /* monotone in the value, and outside the model's range clamped to the target's ends */
+    float prev = 0.0f;
+    for (float l = 7.0f; l < 11.0f; l += 0.01f) {
+        float v = nd_cal_apply(cal, t, 1.0f, l);
+        CHECK(v >= prev);
+        prev = v;
+    }
+    CHECK_NEAR(log1pf(nd_cal_apply(cal, t, 1.0f, 0.0f)), t[1], 1e-4, 0);
+    CHECK_NEAR(log1pf(nd_cal_apply(cal, t, 1.0f, 30.0f)), t[ND_CAL_Q + 1], 1e-4, 1e-6);
+    CHECK(nd_cal_apply(cal, t, 0.0f, 9.0f) == 0.0f); /* a score below every threshold */
+
+    /* a class that is never idle: every bin busy, whatever its score */
+    for (size_t i = 0; i < NB; i++) x[i] = 100.0f + (float)i;
+    nd_cal_target(t, x, N, 1, L, 0, scratch);
+    CHECK(t[0] == 0.0f);
+    nd_cal_fit(cal, t, score, lval, NB, scratch);
+    CHECK(isinf(cal[0]) && cal[0] < 0);
+    CHECK(nd_cal_apply(cal, t, 0.0f, 9.0f) > 0.0f);
+    /* one that is always idle: nothing busy, no quantiles, every bin 0 */
+    memset(x, 0, sizeof x);
+    nd_cal_target(t, x, N, 1, L, 0, scratch);
+    CHECK(t[0] == 1.0f && isnan(t[1]));
+    nd_cal_fit(cal, t, score, lval, NB, scratch);
+    CHECK(isinf(cal[0]) && cal[0] > 0);
+    CHECK(nd_cal_apply(cal, t, 1.0f, 9.0f) == 0.0f);
+    /* no data at all: nothing fitted */
+    nd_cal_target(t, x, 0, 1, L, 0, scratch);
+    CHECK(isnan(t[0]));
+    nd_cal_fit(cal, t, score, lval, NB, scratch);
+    CHECK(isnan(cal[0]));
+}
+
+enum { ML = 8, WINDOWS = 48 };
+
+static double idle_share(const float *x, size_t n)
+{
+    size_t z = 0;
+    for (size_t i = 0; i < n; i++) z += x[i] == 0.0f;
+    return (double)z / (double)n;
+}
+
+/* A briefly trained tiny model: 40 % of its training bins are idle, at random. */
+static void test_model(void)
+{
+    nd_config cfg;
+    nd_config_defaults(&cfg);
+    const char *sets[] = {
+        "capture.window=8", "capture.min_active_bins=1", "model.attn_min_res=0",
+        "model.base_channels=8", "model.channel_mult=[1, 2]", "model.res_blocks=1",
+        "model.groups=4", "model.emb_dim=32", "model.max_classes=2", "model.threads=1",
+        "train.batch=8", "train.lr=5e-3", "train.warmup_steps=5", "train.val_fraction=0",
+        "sample.steps=8", "sample.batch=16", "sample.calibrate=24"};
+    nd_error e = {0};
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
+        if (nd_config_set(&cfg, sets[i], &e)) CHECK_FAIL_("%s: %s", sets[i], e.msg);
+    const char *names[] = {"bytes_down"};
+    nd_dataset *ds = nd_dataset_new(1, names, ML, ND_NS_PER_SEC);
+    CHECK(ds && nd_dataset_class(ds, "a") == 0 && nd_dataset_class(ds, "b") == 1);
+    nd_rng r;
+    nd_rng_seed(&r, 11);
+    for (int w = 0; w < 64; w++) {
+        float x[ML];
+        for (int i = 0; i < ML; i++)
+            x[i] = nd_rng_uniform(&r) < 0.4f ? 0.0f : expm1f(6.0f + 4.0f * nd_rng_uniform(&r));
+        x[0] = 1000.0f; /* no window entirely idle */
+        CHECK_EQ(nd_dataset_append(ds, (uint16_t)(w % 2), (uint64_t)w, x), 0);
+    }
+    double want = idle_share(ds->values, ds->n_windows * ML);
+    nd_dm *m = nd_dm_new(&cfg, ds, &e);
+    if (!m) CHECK_FAIL_("nd_dm_new: %s", e.msg);
+    nd_train_opts o = {.steps = 30, .quiet = 1};
+    CHECK_EQ(nd_dm_train(m, ds, &o, NULL, &e), 0);
+    CHECK_EQ(nd_dm_calibrated(m), 0);
+
+    static float x[WINDOWS * ML], y[WINDOWS * ML];
+    nd_rng_seed(&r, 5);
+    CHECK_EQ(nd_dm_sample(m, 0, WINDOWS, x, NULL, &r, &e), 0); /* fits it on the way */
+    CHECK_EQ(nd_dm_calibrated(m), 2);
+    double got = idle_share(x, WINDOWS * ML);
+    nd_dm_config_mut(m)->sample.calibrate = 0;
+    nd_rng_seed(&r, 5);
+    CHECK_EQ(nd_dm_sample(m, 0, WINDOWS, y, NULL, &r, &e), 0);
+    CHECK_EQ(nd_dm_calibrated(m), 0);
+    fprintf(stderr, "idle share: training %.3f, calibrated %.3f, uncalibrated %.3f\n", want,
+            got, idle_share(y, WINDOWS * ML));
+    CHECK_NEAR(got, want, 0.12, 0);
+    /* the same images: the calibration moves values, never the order within a window's
+     * busy bins */
+    for (int w = 0; w < WINDOWS; w++)
+        for (int i = 0; i < ML; i++)
+            for (int j = 0; j < ML; j++) {
+                const float *a = x + w * ML, *b = y + w * ML;
+                if (a[i] > 0 && a[j] > 0 && b[i] > 0 && b[j] > 0 && b[i] < b[j])
+                    CHECK(a[i] <= a[j]);
+            }
+
+    /* stored with the model: a loaded copy samples the same without refitting */
+    nd_dm_config_mut(m)->sample.calibrate = 24;
+    CHECK_EQ(nd_dm_calibrate(m, &e), 0);
+    CHECK_EQ(nd_dm_save(m, "calib.ndm", &e), 0);
+    nd_dm *l = nd_dm_load("calib.ndm", 32, &e);
+    if (!l) CHECK_FAIL_("load: %s", e.msg);
+    CHECK_EQ(nd_dm_calibrated(l), 2);
+    nd_rng_seed(&r, 5);
+    CHECK_EQ(nd_dm_sample(l, 0, WINDOWS, y, NULL, &r, &e), 0);
+    CHECK(memcmp(x, y, sizeof x) == 0);
+    /* another sampler setting or another step: stale until the next sample refits it */
+    nd_dm_config_mut(l)->sample.steps = 6;
+    CHECK_EQ(nd_dm_calibrated(l), 0);
+    nd_rng_seed(&r, 5);
+    CHECK_EQ(nd_dm_sample(l, 1, 4, y, NULL, &r, &e), 0);
+    CHECK_EQ(nd_dm_calibrated(l), 2);
+    o.steps = 31;
+    CHECK_EQ(nd_dm_train(m, ds, &o, NULL, &e), 0);
+    CHECK_EQ(nd_dm_calibrated(m), 0);
+    nd_dm_free(l);
+    nd_dm_free(m);
+    nd_dataset_free(ds);
+    nd_config_free(&cfg);
+}
+
+int main(void)
+{
+    test_map();
+    test_model();
+    return 0;
+}
