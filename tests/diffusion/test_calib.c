@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "model.h"
+#include "tiny_model.h"
 
 static int cmp_float(const void *a, const void *b)
 {
@@ -111,16 +112,10 @@ static double idle_share(const float *x, size_t n)
 static void test_model(void)
 {
     nd_config cfg;
-    nd_config_defaults(&cfg);
-    const char *sets[] = {
-        "capture.window=8", "capture.min_active_bins=1", "model.attn_min_res=0",
-        "model.base_channels=8", "model.channel_mult=[1, 2]", "model.res_blocks=1",
-        "model.groups=4", "model.emb_dim=32", "model.max_classes=2", "model.threads=1",
-        "train.batch=8", "train.lr=5e-3", "train.warmup_steps=5", "train.val_fraction=0",
-        "sample.steps=8", "sample.batch=16", "sample.calibrate=24"};
+    tiny_model_config(&cfg, "model.max_classes=2", "train.warmup_steps=5",
+                      "train.val_fraction=0", "sample.steps=8", "sample.batch=16",
+                      "sample.calibrate=24");
     nd_error e = {0};
-    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        if (nd_config_set(&cfg, sets[i], &e)) CHECK_FAIL_("%s: %s", sets[i], e.msg);
     const char *names[] = {"bytes_down"};
     nd_dataset *ds = nd_dataset_new(1, names, ML, ND_NS_PER_SEC);
     CHECK(ds && nd_dataset_class(ds, "a") == 0 && nd_dataset_class(ds, "b") == 1);

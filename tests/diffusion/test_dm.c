@@ -8,24 +8,18 @@
 
 #include "check.h"
 #include "model.h"
+#include "tiny_model.h"
 
 enum { L = 8 };
 
 static void tiny_config(nd_config *cfg, const char *pred)
 {
-    nd_config_defaults(cfg);
-    const char *sets[] = {
-        "capture.window=8", "capture.min_active_bins=1", "model.attn_min_res=0",
-        "model.base_channels=8", "model.channel_mult=[1, 2]", "model.res_blocks=1",
-        "model.groups=4", "model.emb_dim=32", "model.max_classes=2", "model.threads=1",
-        "train.batch=8", "train.lr=5e-3", "train.warmup_steps=10", "train.ema_decay=0.9",
-        "train.checkpoint_every=0", "train.val_fraction=0", "train.class_dropout=0",
-        "sample.steps=20", "sample.guidance=1", "sample.batch=4",
-        "sample.calibrate=0", /* the network itself is under test (test_calib: the map) */
-        "model.decode=lsq"}; /* the whole-image decode: the precise one on a fitted model */
-    nd_error e = {0};
-    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        if (nd_config_set(cfg, sets[i], &e)) CHECK_FAIL_("%s: %s", sets[i], e.msg);
+    tiny_model_config(cfg, "model.max_classes=2", "train.warmup_steps=10",
+                      "train.checkpoint_every=0", "train.val_fraction=0",
+                      "train.class_dropout=0", "sample.steps=20", "sample.guidance=1",
+                      "sample.batch=4",
+                      "sample.calibrate=0", /* the network is under test (test_calib: the map) */
+                      "model.decode=lsq"); /* the whole-image decode: precise on a fitted model */
     snprintf(cfg->model.prediction, sizeof cfg->model.prediction, "%s", pred);
 }
 

@@ -7,6 +7,7 @@
  */
 #include "check.h"
 #include "model.h"
+#include "tiny_model.h"
 #include "../base/tmpdir.h"
 
 enum { L = 8, C = 2, WF = C * L };
@@ -21,17 +22,11 @@ static uint64_t mix64_(uint64_t *s)
 
 static void tiny_config(nd_config *cfg, const char *extra)
 {
-    nd_config_defaults(cfg);
-    const char *sets[] = {
-        "capture.window=8", "capture.min_active_bins=1", "model.attn_min_res=0",
-        "model.base_channels=8", "model.channel_mult=[1, 2]", "model.res_blocks=1",
-        "model.groups=4", "model.emb_dim=32", "model.max_classes=3", "model.threads=1",
-        "train.batch=8", "train.lr=5e-3", "train.warmup_steps=10", "train.ema_decay=0.9",
-        "train.class_dropout=0", "live.reservoir=32", "live.recent=16", "live.warmup=4",
-        "live.recent_share=0.25", "sample.steps=10", "sample.guidance=1", "sample.batch=4"};
+    tiny_model_config(cfg, "model.max_classes=3", "train.warmup_steps=10",
+                      "train.class_dropout=0", "live.reservoir=32", "live.recent=16",
+                      "live.warmup=4", "live.recent_share=0.25", "sample.steps=10",
+                      "sample.guidance=1", "sample.batch=4");
     nd_error e = {0};
-    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        if (nd_config_set(cfg, sets[i], &e)) CHECK_FAIL_("%s: %s", sets[i], e.msg);
     if (extra && nd_config_set(cfg, extra, &e)) CHECK_FAIL_("%s: %s", extra, e.msg);
 }
 

@@ -10,24 +10,18 @@
 
 #include "check.h"
 #include "model.h"
+#include "tiny_model.h"
 #include "../base/tmpdir.h"
 
 enum { L = 8, C = 2, WF = C * L, N = 3 };
 
 static void tiny_config(nd_config *cfg)
 {
-    nd_config_defaults(cfg);
     /* guidance 2: the null-class pass doubles the denoiser's batch (2 × sample.batch),
      * the case the snapshot's max_batch is sized for */
-    const char *sets[] = {
-        "capture.window=8", "capture.min_active_bins=1", "model.attn_min_res=0",
-        "model.base_channels=8", "model.channel_mult=[1, 2]", "model.res_blocks=1",
-        "model.groups=4", "model.emb_dim=32", "model.max_classes=3", "model.threads=1",
-        "train.batch=8", "train.lr=5e-3", "train.warmup_steps=5", "train.ema_decay=0.9",
-        "train.class_dropout=0.2", "sample.steps=8", "sample.guidance=2", "sample.batch=2"};
-    nd_error e = {0};
-    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        if (nd_config_set(cfg, sets[i], &e)) CHECK_FAIL_("%s: %s", sets[i], e.msg);
+    tiny_model_config(cfg, "model.max_classes=3", "train.warmup_steps=5",
+                      "train.class_dropout=0.2", "sample.steps=8", "sample.guidance=2",
+                      "sample.batch=2");
 }
 
 static void window(float *x, int cls, int i)
