@@ -3,6 +3,7 @@
  * class-conditional diffusion model over GAF images (model/dm.c), trains it with a
  * status line, checkpoints atomically, resumes exactly, and saves on Ctrl-C.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,9 +56,13 @@ static int run(int argc, char **argv)
     nd_dataset *ds = NULL;
     nd_dm *m = NULL;
     if (resume) {
-        if (conf_path || n_sets)
-            nd_warn("--resume: continuing with the config stored in %s (-c and --set are "
-                    "not applied, so the run stays the same run)", out);
+        /* sample.* does not change the training run: those keys may be set */
+        unsigned n_train_sets = 0;
+        for (unsigned k = 0; k < n_sets; k++) n_train_sets += strncmp(sets[k], "sample.", 7) != 0;
+        if (conf_path || n_train_sets)
+            nd_warn("--resume: continuing with the config stored in %s (-c and --set of "
+                    "other keys than sample.* are not applied, so the run stays the same run)",
+                    out);
         /* the batch size is in the stored config: read it first, then load for real */
         nd_dm *probe = nd_dm_load(out, 1, &e);
         if (probe) {
@@ -66,7 +71,15 @@ static int run(int argc, char **argv)
             m = nd_dm_load(out, batch, &e);
         }
         if (!m) rc = e.code;
-        else rc = nd_config_copy(&cfg, nd_dm_config(m));
+        for (unsigned k = 0; !rc && k < n_sets; k++)
+            if (!strncmp(sets[k], "sample.", 7)) rc = nd_config_set(nd_dm_config_mut(m), sets[k], &e);
+        if (!rc && m && n_sets > n_train_sets) { /* stored with the model from now on */
+            char *yaml = nd_config_to_yaml(nd_dm_config(m));
+            if (!yaml || nd_dataset_set_config(nd_dm_dataset_mut(m), yaml))
+                rc = nd_error_set(&e, -ENOMEM, "out of memory");
+            free(yaml);
+        }
+        if (!rc) rc = nd_config_copy(&cfg, nd_dm_config(m));
     } else {
         rc = nd_config_load(&cfg, conf_path, &e);
         for (unsigned k = 0; !rc && k < n_sets; k++) rc = nd_config_set(&cfg, sets[k], &e);
@@ -140,7 +153,8 @@ const nd_command cmd_train = {
     "      --minutes M     stop (and save) after M minutes of training\n"
     "      --resume        continue the run saved in MODEL.ndm with its own config: the\n"
     "                      same seed and thread count give the same weights as a run\n"
-    "                      that never stopped\n"
+    "                      that never stopped (only --set sample.KEY=VAL applies: the\n"
+    "                      sampler settings stored for sample, replay and calibration)\n"
     "\n"
     "The status line shows the step, the loss, images/s and the time left.\n"
     "Example:\n"

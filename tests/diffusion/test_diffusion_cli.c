@@ -66,9 +66,22 @@ int main(void)
     EXPECT(0, "inspect", model);
     CHECK_CONTAINS(out_text, "training: 30 steps");
     CHECK_CONTAINS(out_text, "video");
+    /* train fitted the decode calibration for the stored sampler setting (ddim, 5) */
+    CHECK_CONTAINS(out_text, "decode calibration: 32 windows per class at step 30 (ddim 5 steps");
+    /* sampler settings may change on a resume (nothing else): stored, calibrated for */
+    EXPECT(0, "train", ndd, "-o", model, "--resume", "--set", "sample.sampler=dpmpp",
+           "--set", "sample.calibrate=8", "--set", "train.lr=1");
+    CHECK_CONTAINS(err_text, "other keys than sample.*");
+    EXPECT(0, "inspect", model);
+    CHECK_CONTAINS(out_text, "decode calibration: 8 windows per class at step 30 (dpmpp 5 steps");
+    EXPECT(0, "sample", model, "--count", "2", "--csv", scsv, "--calibrate", "0");
+    CHECK_CONTAINS(err_text, "uncalibrated decode");
+    EXPECT(2, "sample", model, "--count", "2", "--csv", scsv, "--calibrate", "-3");
+    CHECK_CONTAINS(err_text, "--calibrate");
 
     EXPECT(0, "sample", model, "--count", "3", "--csv", scsv, "--ndd", sndd, "--png", png,
            "--sampler", "dpmpp", "--seed", "4");
+    CHECK_CONTAINS(err_text, ", calibrated decode");
     nd_error e = {0};
     nd_dataset *s = nd_csv_read(scsv, ND_NS_PER_SEC, &e);
     if (!s) CHECK_FAIL_("%s", e.msg);
