@@ -565,7 +565,10 @@ int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
     nd_rng rng;
     nd_rng_seed(&rng, o->seed);
     fprintf(out, "fidelity (lower is better; xF = times the real-vs-real floor)\n");
-    fprintf(out, "%-16s %-8s %6s %9s %8s %9s %8s %9s %8s\n", "class", "source", "n",
+    int nw = 16; /* the class column: as wide as the longest name */
+    for (int k = 0; k < K; k++)
+        if ((int)strlen(real->class_names[k]) > nw) nw = (int)strlen(real->class_names[k]);
+    fprintf(out, "%-*s %-8s %6s %9s %8s %9s %8s %9s %8s\n", nw, "class", "source", "n",
             "marginal", "", "autocorr", "", "volume", "");
     dist sum[3] = {{0}};
     int ncls = 0;
@@ -590,7 +593,8 @@ int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
         size_t ns[3] = {s.n, nv.n, t.n};
         for (int i = 0; i < 3; i++) {
             if (i && !train) break;
-            fprintf(out, "%-16.16s %-8s %6zu %9.4f", real->class_names[k], names[i], ns[i], rows[i]->marg);
+            fprintf(out, "%-*s %-8s %6zu %9.4f", nw, real->class_names[k], names[i], ns[i],
+                    rows[i]->marg);
             print_ratio(out, rows[i]->marg, dt.marg);
             fprintf(out, " %9.4f", rows[i]->acf);
             print_ratio(out, rows[i]->acf, dt.acf);
@@ -607,7 +611,7 @@ int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
         const char *names[3] = {"synth", "naive", "real"};
         dist m = {sum[i].marg / ncls, sum[i].acf / ncls, sum[i].vol / ncls};
         dist f = {sum[2].marg / ncls, sum[2].acf / ncls, sum[2].vol / ncls};
-        fprintf(out, "%-16s %-8s %6s %9.4f", "MEAN", names[i], "", m.marg);
+        fprintf(out, "%-*s %-8s %6s %9.4f", nw, "MEAN", names[i], "", m.marg);
         print_ratio(out, m.marg, train ? f.marg : 0);
         fprintf(out, " %9.4f", m.acf);
         print_ratio(out, m.acf, train ? f.acf : 0);
