@@ -7,9 +7,11 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #define CHECK_FAIL_(...)                                                                 \
     do {                                                                                 \
@@ -72,5 +74,19 @@
         fputc('\n', stderr);                                                             \
         exit(77);                                                                        \
     } while (0)
+
+/* Runs a shell command (printf-style) and returns its exit code, -1 when it did not
+ * exit normally: for the tests that drive ip, tcpreplay and the like. */
+static inline int test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline int test_sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
 
 #endif

@@ -17,18 +17,6 @@
 #include "pktgen.h"
 #include "netns.h"
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 #define N_UP 100
 #define N_DOWN 50
 #define N_TCP 21
@@ -39,7 +27,7 @@ int main(int argc, char **argv)
      * polled: the multi-queue path must lose nothing either. */
     int use_dpdk = argc > 1 && !strncmp(argv[1], "dpdk", 4);
     int mq = argc > 1 && !strcmp(argv[1], "dpdk-mq");
-    if (sh("command -v tcpreplay >/dev/null 2>&1")) SKIP("tcpreplay not installed");
+    if (test_sh("command -v tcpreplay >/dev/null 2>&1")) SKIP("tcpreplay not installed");
     test_netns net = netns_setup("cap");
     const char *if_cap = net.a, *if_send = net.b;
     int id = (int)getpid();
@@ -104,7 +92,7 @@ int main(int argc, char **argv)
     win_list l = {.C = 4, .L = 8};
     capture_ctx *c = capture_ctx_new(&cfg, NULL, win_collect, &l, &e);
     CHECK(c);
-    CHECK_EQ(sh("ip netns exec %s tcpreplay -q -t -i %s %s >/dev/null 2>&1", net.name, if_send,
+    CHECK_EQ(test_sh("ip netns exec %s tcpreplay -q -t -i %s %s >/dev/null 2>&1", net.name, if_send,
                 file), 0);
 
     /* Read until 1 s passes without packets (10 s at most). */

@@ -149,18 +149,6 @@ static inline uint64_t live_write_two_class_pcap(const char *file, int n_flows, 
 #define LIVE_SIGINT_LIMIT 1.0
 #endif
 
-static inline int live_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static inline int live_sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 /* Starts `sh -c "exec cmd"` in its own process group (so that signals sent to the pid
  * reach the command itself); returns the pid. */
 static inline pid_t live_spawn(const char *cmd)
@@ -201,6 +189,18 @@ static inline int live_wait(pid_t pid, double seconds)
         }
         usleep(10000);
     }
+}
+
+/* Ctrl-C to a running live: it must exit 0 within LIVE_SIGINT_LIMIT seconds. */
+static inline void live_sigint(pid_t pid, const char *who)
+{
+    double t0 = live_now();
+    kill(pid, SIGINT);
+    int rc = live_wait(pid, 10);
+    double took = live_now() - t0;
+    fprintf(stderr, "%s: SIGINT -> exit %d in %.3f s\n", who, rc, took);
+    CHECK_EQ(rc, 0);
+    CHECK(took < LIVE_SIGINT_LIMIT);
 }
 
 /* The last line of a file (static buffer), "" when none. */

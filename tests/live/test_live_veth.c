@@ -29,7 +29,7 @@ static double stats_wait(const char *stats, const char *key, double at_least, do
 
 int main(void)
 {
-    if (live_sh("command -v tcpreplay >/dev/null 2>&1")) SKIP("tcpreplay not installed");
+    if (test_sh("command -v tcpreplay >/dev/null 2>&1")) SKIP("tcpreplay not installed");
     test_netns net = netns_setup("live");
     const char *ns = net.name, *if_cap = net.a, *if_send = net.b;
 
@@ -49,18 +49,12 @@ int main(void)
              conf, s1, log);
     pid_t pid = live_spawn(a);
     stats_wait(s1, "t", 0, 30, pid, log); /* capturing */
-    CHECK_EQ(live_sh("ip netns exec %s tcpreplay -q -i %s -x 2 %s >>%s 2>&1", ns, if_send, pcap,
+    CHECK_EQ(test_sh("ip netns exec %s tcpreplay -q -i %s -x 2 %s >>%s 2>&1", ns, if_send, pcap,
                      log), 0);
     /* both classes in the model, enough steps to see the loss fall, a checkpoint */
     stats_wait(s1, "step", 150, 120, pid, log);
     stats_wait(s1, "checkpoints", 1, 30, pid, log);
-    double t0 = live_now();
-    kill(pid, SIGINT);
-    int rc = live_wait(pid, 10);
-    double took = live_now() - t0;
-    fprintf(stderr, "veth: SIGINT -> exit %d in %.3f s\n", rc, took);
-    CHECK_EQ(rc, 0);
-    CHECK(took < LIVE_SIGINT_LIMIT);
+    live_sigint(pid, "veth");
     const char *l = live_last_line(s1);
     CHECK_CONTAINS(l, "\"final\":true");
     double packets = live_json(l, "packets"), step1 = live_json(l, "step");
@@ -77,7 +71,7 @@ int main(void)
     fprintf(stderr, "veth: loss %.4f near step 5, %.4f at step %g\n", loss_early, loss_end, step1);
     CHECK(loss_end < 0.7 * loss_early);
     snprintf(a, sizeof a, "%s inspect %s | grep -q 'training: %.0f steps'", ND_BINARY, ckpt, step1);
-    CHECK_EQ(live_sh("%s", a), 0);
+    CHECK_EQ(test_sh("%s", a), 0);
 
     /* --resume: new traffic, the step goes on from the checkpoint */
     snprintf(a, sizeof a, "ip netns exec %s %s live -c %s --resume --steps %.0f --stats %s "
@@ -86,7 +80,7 @@ int main(void)
     stats_wait(s2, "t", 0, 30, pid, log);
     l = live_last_line(s2);
     CHECK(live_json(l, "step") >= step1);
-    CHECK_EQ(live_sh("ip netns exec %s tcpreplay -q -i %s -x 4 %s >>%s 2>&1", ns, if_send, pcap,
+    CHECK_EQ(test_sh("ip netns exec %s tcpreplay -q -i %s -x 4 %s >>%s 2>&1", ns, if_send, pcap,
                      log), 0);
     CHECK_EQ(live_wait(pid, 120), 0);
     l = live_last_line(s2);

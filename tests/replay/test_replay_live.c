@@ -20,19 +20,6 @@
 #include "netns.h"
 #include "replay_test.h"
 
-#ifdef LIVE_DPDK_TAP /* the tap interface is brought up by hand */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-#endif
-
 static const char *const ch2[] = {"bytes_down", "bytes_up"};
 static const char *const cls1[] = {"web"};
 
@@ -166,7 +153,7 @@ int main(void)
     if (!s) CHECK_FAIL_("%s: %s", spec, e.msg);
 #ifdef LIVE_DPDK_TAP
     /* the tap PMD offers checksum offload: its frames must still be byte for byte right */
-    sh("ip link set %s up", tap);
+    test_sh("ip link set %s up", tap);
 #endif
 
     /* the receiving end: everything from our two MACs */
