@@ -269,8 +269,9 @@ const conf_key conf_keys[] = {
      .unit = "windows",
      .help = "Decode calibration: this many windows per class, sampled once per model "
              "step and sampler setting, fit per class and channel the activity threshold "
-             "that gives the training data's share of idle bins and a monotone map of busy "
-             "values onto the training quantiles (docs/FIDELITY.md). 0: off."},
+             "that gives the training data's share of idle bins and monotone maps of busy "
+             "values and of window volumes onto the training quantiles "
+             "(docs/FIDELITY.md). 0: off."},
 
     /* replay: synthetic packets on a sink; addresses from documentation ranges */
     {"replay.speed", CONF_DOUBLE, F(replay.speed), .def = "1", .min = "0.001", .max = "1000",

@@ -11,7 +11,12 @@
  *   - the activity threshold is the quantile of the model's activity scores that makes
  *     the share of idle bins that of the training data;
  *   - a busy bin's log1p value is mapped through F_train⁻¹(F_model(·)), both CDFs as
- *     ND_CAL_Q + 1 quantiles (piecewise linear between them).
+ *     ND_CAL_Q + 1 quantiles (piecewise linear between them);
+ *   - then the window's volume (log1p of the channel's total) goes through the same kind
+ *     of map, by scaling the window's bins: the per-bin maps get the levels right but
+ *     not how busy whole windows are (the model's windows are too alike in volume), and
+ *     a uniform scale keeps the window's shape. Windows whose volume maps to 0 (the
+ *     training data has windows with this channel entirely idle) become idle.
  * The model side comes from windows the model samples with the settings in use, so the
  * map belongs to one model step and one sampler setting (dm.c keeps it fresh).
  */
@@ -39,6 +44,29 @@ static void quantiles(float *q, float *v, size_t n)
     }
 }
 
+/* The map through quantiles qm (the model's) onto qt (the target's) at l, piecewise
+ * linear, clamped to the target's ends outside the model's range. */
+static float qmap(const float *qm, const float *qt, float l)
+{
+    if (l <= qm[0]) return qt[0];
+    if (l >= qm[ND_CAL_Q]) return qt[ND_CAL_Q];
+    int lo = 0, hi = ND_CAL_Q; /* qm[lo] <= l < qm[hi] */
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        if (qm[mid] <= l) lo = mid;
+        else hi = mid;
+    }
+    float span = qm[hi] - qm[lo], f = span > 0.0f ? (l - qm[lo]) / span : 0.0f;
+    return qt[lo] + f * (qt[hi] - qt[lo]);
+}
+
+static float sum(const float *x, int L)
+{
+    double s = 0.0;
+    for (int i = 0; i < L; i++) s += x[i];
+    return (float)s;
+}
+
 void nd_cal_target(float *t, const float *x, size_t n, int C, int L, int c, float *scratch)
 {
     size_t busy = 0, total = n * (size_t)L;
@@ -51,39 +79,72 @@ void nd_cal_target(float *t, const float *x, size_t n, int C, int L, int c, floa
     if (!total) return;
     t[0] = (float)(total - busy) / (float)total;
     if (busy) quantiles(t + 1, scratch, busy);
+    for (size_t k = 0; k < n; k++) scratch[k] = log1pf(sum(x + (k * C + c) * L, L));
+    quantiles(t + ND_CAL_VOL, scratch, n);
+}
+
+/* The per-bin part of the fit for a share s of idle bins: threshold and busy quantiles. */
+static void fit_bins(float *cal, const float *t, double s, const float *score,
+                     const float *lval, size_t nb, float *scratch)
+{
+    for (size_t i = 0; i < nb; i++) scratch[i] = score[i];
+    qsort(scratch, nb, sizeof *scratch, cmp_float);
+    size_t idle = s <= 0.0 ? 0 : (size_t)lround(s * (double)nb);
+    /* halfway between the last idle and the first busy score; outside the score range
+     * when every bin (or none) is idle */
+    cal[0] = idle == 0 ? -INFINITY : idle >= nb ? INFINITY
+                                                : 0.5f * (scratch[idle - 1] + scratch[idle]);
+    for (int k = 1; k < ND_CAL_VOL; k++) cal[k] = NAN;
+    size_t busy = 0;
+    for (size_t i = 0; i < nb; i++)
+        if (score[i] > cal[0]) scratch[busy++] = lval[i];
+    if (busy && isfinite(t[1])) quantiles(cal + 1, scratch, busy);
 }
 
 void nd_cal_fit(float *cal, const float *t, const float *score, const float *lval, size_t n,
-                float *scratch)
+                int L, float *scratch)
 {
     for (int k = 0; k < ND_CAL_SLOTS; k++) cal[k] = NAN;
+    size_t nb = n * (size_t)L;
     if (!n || !isfinite(t[0])) return;
-    for (size_t i = 0; i < n; i++) scratch[i] = score[i];
-    qsort(scratch, n, sizeof *scratch, cmp_float);
-    size_t idle = (size_t)lround(t[0] * (double)n);
-    /* halfway between the last idle and the first busy score; outside the score range
-     * when every bin (or none) is idle */
-    cal[0] = idle == 0 ? -INFINITY : idle >= n ? INFINITY
-                                               : 0.5f * (scratch[idle - 1] + scratch[idle]);
-    size_t busy = 0;
-    for (size_t i = 0; i < n; i++)
-        if (score[i] > cal[0]) scratch[busy++] = lval[i];
-    if (busy && isfinite(t[1])) quantiles(cal + 1, scratch, busy);
+    float *win = scratch + nb; /* one window, mapped */
+    float *vol = win + L;      /* n volumes */
+    /* Windows whose volume maps to 0 become idle on top of the threshold's idle bins, so
+     * the threshold aims at the rest: a few rounds of moving its share by the miss. */
+    double s = t[0];
+    for (int round = 0; round < 4; round++) {
+        fit_bins(cal, t, s, score, lval, nb, scratch);
+        for (size_t w = 0; w < n; w++) {
+            for (int i = 0; i < L; i++)
+                win[i] = nd_cal_apply(cal, t, score[w * L + i], lval[w * L + i]);
+            vol[w] = log1pf(sum(win, L));
+        }
+        if (!isfinite(t[ND_CAL_VOL])) break; /* targets from before the volume map */
+        quantiles(cal + ND_CAL_VOL, vol, n);
+        size_t idle = 0;
+        for (size_t w = 0; w < n; w++) {
+            for (int i = 0; i < L; i++)
+                win[i] = nd_cal_apply(cal, t, score[w * L + i], lval[w * L + i]);
+            nd_cal_volume(cal, t, win, L);
+            for (int i = 0; i < L; i++) idle += win[i] == 0.0f;
+        }
+        double miss = t[0] - (double)idle / (double)nb;
+        if (fabs(miss) * (double)nb < 0.5) break;
+        s = fmin(fmax(s + miss, 0.0), 1.0);
+    }
 }
 
 float nd_cal_apply(const float *cal, const float *t, float score, float l)
 {
     if (!(score > cal[0])) return 0.0f;
-    const float *qm = cal + 1, *qt = t + 1;
-    if (!isfinite(qm[0])) return expm1f(l); /* no busy bin in the model's samples */
-    if (l <= qm[0]) return expm1f(qt[0]);
-    if (l >= qm[ND_CAL_Q]) return expm1f(qt[ND_CAL_Q]);
-    int lo = 0, hi = ND_CAL_Q; /* qm[lo] <= l < qm[hi] */
-    while (hi - lo > 1) {
-        int mid = (lo + hi) / 2;
-        if (qm[mid] <= l) lo = mid;
-        else hi = mid;
-    }
-    float span = qm[hi] - qm[lo], f = span > 0.0f ? (l - qm[lo]) / span : 0.0f;
-    return expm1f(qt[lo] + f * (qt[hi] - qt[lo]));
+    if (!isfinite(cal[1])) return expm1f(l); /* no busy bin in the model's samples */
+    return expm1f(qmap(cal + 1, t + 1, l));
+}
+
+void nd_cal_volume(const float *cal, const float *t, float *x, int L)
+{
+    float total = sum(x, L);
+    if (!(total > 0.0f) || !isfinite(cal[ND_CAL_VOL]) || !isfinite(t[ND_CAL_VOL])) return;
+    float f = expm1f(qmap(cal + ND_CAL_VOL, t + ND_CAL_VOL, log1pf(total))) / total;
+    for (int i = 0; i < L; i++) x[i] *= f;
 }

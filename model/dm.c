@@ -14,7 +14,7 @@
  *   EMAW  f32 × n   their EMA (what sampling uses)
  *   ADAM  f32 × 2n  AdamW first then second moments
  *   MARG  u32 ND_CAL_Q, then per class, per channel ND_CAL_SLOTS f32: the training
- *         data's share of idle bins and log1p quantiles of busy ones (calib.c)
+ *         data's share of idle bins, log1p quantiles of busy bins and of window totals
  *   CALB  u32 ND_CAL_Q, u32 windows per class, u64 model step, char[256] sampler
  *         setting, then per class, per channel ND_CAL_SLOTS f32: the decode calibration
  *         fitted on the model's own samples (optional)
@@ -363,21 +363,34 @@ int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg,
     return ndf_writer_commit(w, e);
 }
 
-/* MARG and CALB, both optional (files from before the calibration have neither). */
+/* MARG and CALB, both optional (files from before the calibration have neither). Files
+ * from before the volume map hold ND_CAL_VOL floats per class and channel: their targets
+ * load without volume quantiles (no volume map until `train --resume` refits them) and
+ * their calibration is left out (the next sample refits it). */
 static int read_calibration(nd_dm *m, const ndf_reader *r, nd_error *e)
 {
-    size_t nc = (size_t)m->meta->n_classes * m->gaf.C * ND_CAL_SLOTS;
+    size_t rows = (size_t)m->meta->n_classes * m->gaf.C, nc = rows * ND_CAL_SLOTS;
+    size_t old = 4 + 4 * rows * ND_CAL_VOL;
     const void *data;
     size_t len;
     const unsigned char *h;
     int rc = 0;
     if (!ndf_find(r, TAG_MARG, &data, &len, NULL)) {
-        rc = read_floats(r, TAG_MARG, &h, 4, m->marg, nc, e);
+        if (len == old) {
+            float *t = malloc(rows * ND_CAL_VOL * sizeof(float));
+            rc = t ? read_floats(r, TAG_MARG, &h, 4, t, rows * ND_CAL_VOL, e)
+                   : nd_error_set(e, -ENOMEM, "%s: out of memory", ndf_path(r));
+            for (size_t i = 0; !rc && i < rows; i++)
+                memcpy(m->marg + i * ND_CAL_SLOTS, t + i * ND_CAL_VOL, ND_CAL_VOL * sizeof(float));
+            free(t);
+        } else {
+            rc = read_floats(r, TAG_MARG, &h, 4, m->marg, nc, e);
+        }
         if (!rc && nd_get_u32(h) != ND_CAL_Q)
             rc = nd_error_set(e, ND_EFORMAT, "%s: section MARG has %u quantiles, this build "
                               "reads %d", ndf_path(r), nd_get_u32(h), ND_CAL_Q);
     }
-    if (!rc && !ndf_find(r, TAG_CALB, &data, &len, NULL)) {
+    if (!rc && !ndf_find(r, TAG_CALB, &data, &len, NULL) && len != CAL_HDR + old - 4) {
         rc = read_floats(r, TAG_CALB, &h, CAL_HDR, m->cal, nc, e);
         if (!rc && (nd_get_u32(h) != ND_CAL_Q || !nd_get_u32(h + 4) || h[16 + CAL_KEY - 1]))
             rc = nd_error_set(e, ND_EFORMAT, "%s: section CALB: bad header", ndf_path(r));
@@ -850,6 +863,7 @@ static void image_to_window(const nd_dm *m, int cls, float *x, float *dec, const
             float l = log1pf(nd_gaf_unscale(vi, g, &m->scales[cls], c));
             x[(size_t)c * L + i] = nd_cal_apply(cc, t, score, l);
         }
+        nd_cal_volume(cc, t, x + (size_t)c * L, L);
     }
 }
 
@@ -915,7 +929,7 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
     size_t nb = (size_t)W * L;
     float *dec = malloc((size_t)W * CI * L * sizeof(float));
     float *score = malloc(nb * sizeof(float)), *lval = malloc(nb * sizeof(float));
-    float *scratch = malloc(nb * sizeof(float));
+    float *scratch = malloc((nb + L + W) * sizeof(float));
     int rc = dec && score && lval && scratch ? 0
                                              : nd_error_set(e, -ENOMEM, "calibrate: out of memory");
     /* its own noise, so that what a caller samples does not depend on whether the
@@ -939,7 +953,7 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
                     lval[w * L + i] = log1pf(nd_gaf_unscale(vi, g, &m->scales[k], c));
                 }
             size_t slot = ((size_t)k * C + c) * ND_CAL_SLOTS;
-            nd_cal_fit(m->cal + slot, m->marg + slot, score, lval, nb, scratch);
+            nd_cal_fit(m->cal + slot, m->marg + slot, score, lval, W, L, scratch);
         }
     }
     if (!rc) {

@@ -299,22 +299,30 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
 float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c);
 
 /* Decode calibration (calib.c): per class and channel, the activity threshold that
- * gives the training data's share of idle bins, and a monotone map of busy log1p values
- * from the model's quantiles onto the training data's. Both sides are ND_CAL_SLOTS
- * floats; NaN where there was nothing to fit. */
+ * gives the training data's share of idle bins, a monotone map of busy log1p values
+ * from the model's quantiles onto the training data's, and the same for the window's
+ * volume (log1p of its total), applied as a scale of the whole window. Both sides are
+ * ND_CAL_SLOTS floats: [0] idle share or threshold, [1..ND_CAL_Q+1] busy quantiles,
+ * [ND_CAL_VOL..] volume quantiles; NaN where there was nothing to fit. */
 #define ND_CAL_Q 64
-#define ND_CAL_SLOTS (ND_CAL_Q + 2)
+#define ND_CAL_VOL (ND_CAL_Q + 2)
+#define ND_CAL_SLOTS (2 * ND_CAL_Q + 3)
 /* Target t of channel c of n raw windows x (n,C,L): t[0] the share of idle (zero) bins,
- * t[1..] the log1p quantiles of busy ones. scratch: n·L floats. */
+ * then the log1p quantiles of busy bins and of the windows' totals. scratch: n·L floats. */
 void nd_cal_target(float *t, const float *x, size_t n, int C, int L, int c, float *scratch);
-/* Calibration cal of one class and channel from n decoded bins of the model's own
- * samples: score (activity: the mask's decoded value, or the value without masks) and
- * lval (log1p of the uncalibrated raw value); cal[0] is the threshold (a bin is busy when
- * its score is above it), cal[1..] the quantiles of lval over busy bins. scratch: n. */
+/* Calibration cal of one class and channel from n windows of L decoded bins of the
+ * model's own samples: score (activity: the mask's decoded value, or the value without
+ * masks) and lval (log1p of the uncalibrated raw value), both (n, L). cal[0] is the
+ * threshold (a bin is busy when its score is above it), then the quantiles of lval over
+ * busy bins, then those of the windows' log1p totals after the per-bin map; the
+ * threshold is set so that the share of idle bins after both maps is t[0].
+ * scratch: (n + 1)·L + n floats. */
 void nd_cal_fit(float *cal, const float *t, const float *score, const float *lval, size_t n,
-                float *scratch);
-/* Raw value of a bin with this score and uncalibrated log1p value l. */
+                int L, float *scratch);
+/* Raw value of a bin with this score and uncalibrated log1p value l (per-bin maps). */
 float nd_cal_apply(const float *cal, const float *t, float score, float l);
+/* The volume map on one window's channel x (L raw values from nd_cal_apply), in place. */
+void nd_cal_volume(const float *cal, const float *t, float *x, int L);
 
 /* ------------------------------------------------------------------------------------ */
 /* Diffusion: schedule, training targets, samplers (issue 5, diffusion.c)                */

@@ -2,7 +2,9 @@
  * test_calib.c — the decode calibration (model/calib.c, sample.calibrate): the fitted
  * threshold gives exactly the target share of idle bins, busy values land on the
  * target quantiles, the map is monotone and handles classes that are all idle or never
- * idle; on a model, calibrated samples have the training data's idle share, the
+ * idle; the volume map gives windows the training data's volumes (entirely idle ones
+ * included) without changing their shape, and the idle share stays the target's; on a
+ * model, calibrated samples have the training data's idle share, the
  * calibration is stored in the model file and refitted when the sampler setting or the
  * model step changes.
  */
@@ -30,7 +32,7 @@ static float quantile(float *v, size_t n, double q)
 static void test_map(void)
 {
     enum { N = 400, L = 16, NB = N * L };
-    static float x[NB], scratch[NB], score[NB], lval[NB], out[NB], busy[NB];
+    static float x[NB], scratch[NB + L + N], score[NB], lval[NB], out[NB], busy[NB];
     float t[ND_CAL_SLOTS], cal[ND_CAL_SLOTS];
     nd_rng r;
     nd_rng_seed(&r, 3);
@@ -50,7 +52,7 @@ static void test_map(void)
         score[i] = nd_rng_uniform(&r);
         lval[i] = 8.0f + 2.0f * nd_rng_uniform(&r);
     }
-    nd_cal_fit(cal, t, score, lval, NB, scratch);
+    nd_cal_fit(cal, t, score, lval, N, L, scratch);
     size_t zeros = 0, nb = 0;
     for (size_t i = 0; i < NB; i++) {
         out[i] = nd_cal_apply(cal, t, score[i], lval[i]);
@@ -82,21 +84,87 @@ static void test_map(void)
     for (size_t i = 0; i < NB; i++) x[i] = 100.0f + (float)i;
     nd_cal_target(t, x, N, 1, L, 0, scratch);
     CHECK(t[0] == 0.0f);
-    nd_cal_fit(cal, t, score, lval, NB, scratch);
+    nd_cal_fit(cal, t, score, lval, N, L, scratch);
     CHECK(isinf(cal[0]) && cal[0] < 0);
     CHECK(nd_cal_apply(cal, t, 0.0f, 9.0f) > 0.0f);
     /* one that is always idle: nothing busy, no quantiles, every bin 0 */
     memset(x, 0, sizeof x);
     nd_cal_target(t, x, N, 1, L, 0, scratch);
     CHECK(t[0] == 1.0f && isnan(t[1]));
-    nd_cal_fit(cal, t, score, lval, NB, scratch);
+    nd_cal_fit(cal, t, score, lval, N, L, scratch);
     CHECK(isinf(cal[0]) && cal[0] > 0);
     CHECK(nd_cal_apply(cal, t, 1.0f, 9.0f) == 0.0f);
     /* no data at all: nothing fitted */
     nd_cal_target(t, x, 0, 1, L, 0, scratch);
     CHECK(isnan(t[0]));
-    nd_cal_fit(cal, t, score, lval, NB, scratch);
+    nd_cal_fit(cal, t, score, lval, N, L, scratch);
     CHECK(isnan(cal[0]));
+}
+
+/* Training windows of very different volumes, 30 % of them entirely idle; the model's
+ * are all alike in volume and never idle. */
+static void test_volume(void)
+{
+    enum { N = 500, L = 16, NB = N * L };
+    static float x[NB], scratch[NB + L + N], score[NB], lval[NB], out[NB], vol[N];
+    float t[ND_CAL_SLOTS], cal[ND_CAL_SLOTS];
+    nd_rng r;
+    nd_rng_seed(&r, 7);
+    for (int w = 0; w < N; w++) {
+        int off = nd_rng_uniform(&r) < 0.3;
+        float level = 4.0f + 8.0f * nd_rng_uniform(&r);
+        for (int i = 0; i < L; i++)
+            x[w * L + i] = off || nd_rng_uniform(&r) < 0.2
+                               ? 0.0f
+                               : expm1f(level + 0.5f * nd_rng_uniform(&r));
+    }
+    nd_cal_target(t, x, N, 1, L, 0, scratch);
+    CHECK(t[ND_CAL_VOL] == 0.0f && t[ND_CAL_VOL + ND_CAL_Q / 4] == 0.0f);
+    CHECK(t[ND_CAL_VOL + ND_CAL_Q / 2] > 4.0f);
+    for (int k = 0; k < ND_CAL_Q; k++) CHECK(t[ND_CAL_VOL + k + 1] >= t[ND_CAL_VOL + k]);
+    for (size_t i = 0; i < NB; i++) {
+        score[i] = nd_rng_uniform(&r);
+        lval[i] = 8.0f + 0.5f * nd_rng_uniform(&r);
+    }
+    nd_cal_fit(cal, t, score, lval, N, L, scratch);
+    size_t zeros = 0, idle_windows = 0;
+    for (int w = 0; w < N; w++) {
+        float *o = out + w * L, before[L];
+        for (int i = 0; i < L; i++) o[i] = nd_cal_apply(cal, t, score[w * L + i], lval[w * L + i]);
+        memcpy(before, o, sizeof before);
+        nd_cal_volume(cal, t, o, L);
+        float total = 0.0f, f = -1.0f;
+        for (int i = 0; i < L; i++) {
+            zeros += o[i] == 0.0f;
+            total += o[i];
+            /* one scale for the whole window: its shape is kept */
+            if (before[i] > 0.0f && o[i] > 0.0f) {
+                if (f < 0.0f) f = o[i] / before[i];
+                else CHECK_NEAR(o[i] / before[i], f, 1e-4, 0);
+            }
+        }
+        idle_windows += total == 0.0f;
+        vol[w] = log1pf(total);
+    }
+    /* the idle share is the target's although whole windows became idle */
+    CHECK_NEAR((double)zeros / NB, t[0], 0.01, 0);
+    CHECK_NEAR((double)idle_windows / N, 0.3, 0.05, 0);
+    for (int w = 0; w < N; w++) scratch[w] = 0.0f;
+    for (int w = 0; w < N; w++)
+        for (int i = 0; i < L; i++) scratch[w] += x[w * L + i];
+    for (int w = 0; w < N; w++) scratch[w] = log1pf(scratch[w]);
+    double qs[] = {0.5, 0.7, 0.9};
+    for (int k = 0; k < 3; k++) CHECK_NEAR(quantile(vol, N, qs[k]), quantile(scratch, N, qs[k]), 0.3, 0);
+
+    /* targets without volume quantiles (model files from before the volume map): the
+     * per-bin maps only */
+    for (int k = ND_CAL_VOL; k < ND_CAL_SLOTS; k++) t[k] = NAN;
+    nd_cal_fit(cal, t, score, lval, N, L, scratch);
+    CHECK(isnan(cal[ND_CAL_VOL]));
+    float w0[L], w1[L];
+    for (int i = 0; i < L; i++) w0[i] = w1[i] = nd_cal_apply(cal, t, score[i], lval[i]);
+    nd_cal_volume(cal, t, w1, L);
+    CHECK(memcmp(w0, w1, sizeof w0) == 0);
 }
 
 enum { ML = 8, WINDOWS = 48 };
@@ -185,6 +253,7 @@ static void test_model(void)
 int main(void)
 {
     test_map();
+    test_volume();
     test_model();
     return 0;
 }
