@@ -265,7 +265,7 @@ const conf_key conf_keys[] = {
     {"sample.batch", CONF_UINT, F(sample.batch), .def = "64", .min = "1", .max = "4096",
      .unit = "windows", .help = "Windows sampled per network pass."},
     {"sample.seed", CONF_UINT, F(sample.seed), .def = "1", .help = "Random seed of the noise: same seed and model, same samples."},
-    {"sample.calibrate", CONF_UINT, F(sample.calibrate), .def = "16", .max = "100000",
+    {"sample.calibrate", CONF_UINT, F(sample.calibrate), .def = "64", .max = "100000",
      .unit = "windows",
      .help = "Decode calibration: this many windows per class, sampled once per model "
              "step and sampler setting, fit per class and channel the activity threshold "
