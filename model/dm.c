@@ -835,26 +835,29 @@ static float activity(const nd_gaf_spec *g, const float *v, int c, int i)
 
 /* Sampled image -> raw window x (C,L): decoded by the model's decode, then the
  * calibration of class cls when there is a fresh one, else the fixed thresholds of
- * nd_gaf_image_to_window. With dec (nd_gaf_channels·L), also the decoded values. */
-static void image_to_window(const nd_dm *m, int cls, float *x, float *dec, const float *img)
+ * nd_gaf_image_to_window. With dec (nd_gaf_channels·L), also the decoded values.
+ * Returns 1 when the calibrated window has a channel entirely idle that the training
+ * windows of the class never leave idle (their smallest volume is not 0), else 0. */
+static int image_to_window(const nd_dm *m, int cls, float *x, float *dec, const float *img)
 {
     const nd_gaf_spec *g = &m->gaf;
     int C = g->C, L = g->L, cal = m->cfg.sample.calibrate && m->cal_windows && cal_fresh(m);
     if (!cal && !dec) {
         nd_gaf_image_to_window(x, img, g, &m->scales[cls], -1);
-        return;
+        return 0;
     }
     float v[2 * ND_MAX_CHANNELS * 256];
     nd_gaf_decode(v, img, nd_gaf_channels(g), L, g->decode);
     if (dec) memcpy(dec, v, (size_t)nd_gaf_channels(g) * L * sizeof(float));
-    if (!x) return;
+    if (!x) return 0;
     /* a class without training targets (it joined online, no data yet) keeps the fixed
      * thresholds */
     const float *cal0 = m->cal + (size_t)cls * C * ND_CAL_SLOTS;
     if (!cal || isnan(cal0[0])) {
         nd_gaf_image_to_window(x, img, g, &m->scales[cls], -1);
-        return;
+        return 0;
     }
+    int unseen = 0;
     for (int c = 0; c < C; c++) {
         const float *cc = cal0 + (size_t)c * ND_CAL_SLOTS;
         const float *t = m->marg + ((size_t)cls * C + c) * ND_CAL_SLOTS;
@@ -864,11 +867,18 @@ static void image_to_window(const nd_dm *m, int cls, float *x, float *dec, const
             x[(size_t)c * L + i] = nd_cal_apply(cc, t, score, l);
         }
         nd_cal_volume(cc, t, x + (size_t)c * L, L);
+        int idle = 1;
+        for (int i = 0; i < L && idle; i++) idle = x[(size_t)c * L + i] == 0.0f;
+        unseen |= idle && t[ND_CAL_VOL] > 0.0f;
     }
+    return unseen;
 }
 
 /* n images of class cls by the sampler of the sample.* settings on the EMA weights,
- * each to image_to_window (x, dec: n windows; either may be NULL) and to imgs. */
+ * each to image_to_window (x, dec: n windows; either may be NULL) and to imgs. A window
+ * with a channel entirely idle where the class's training windows never are (the
+ * threshold of a stochastic sampler's quiet window) is drawn again, at most n times in
+ * all so that the cost stays bounded. */
 static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, float *imgs,
                          nd_rng *rng, nd_error *e)
 {
@@ -902,16 +912,23 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
     memcpy(save, params, np * sizeof(float));
     memcpy(params, m->ema, np * sizeof(float));
     denoise_arg da = {m};
+    size_t redraws = 0;
     for (size_t done = 0; done < n;) {
-        int B = (int)(n - done < (size_t)SB ? n - done : (size_t)SB);
+        int B = (int)(n - done < (size_t)SB ? n - done : (size_t)SB), kept = 0;
         for (int i = 0; i < B; i++) y[i] = cls;
         nd_diffusion_sample(&m->diff, &so, denoise, &da, buf, y, B, img, rng);
         for (int i = 0; i < B; i++) {
-            image_to_window(m, cls, x ? x + (done + i) * WL : NULL,
-                            dec ? dec + (done + i) * DL : NULL, buf + i * img);
-            if (imgs) memcpy(imgs + (done + i) * img, buf + i * img, img * sizeof(float));
+            size_t at = done + (size_t)kept;
+            if (image_to_window(m, cls, x ? x + at * WL : NULL, dec ? dec + at * DL : NULL,
+                                buf + i * img) &&
+                redraws < n) {
+                redraws++;
+                continue;
+            }
+            if (imgs) memcpy(imgs + at * img, buf + i * img, img * sizeof(float));
+            kept++;
         }
-        done += (size_t)B;
+        done += (size_t)kept;
     }
     memcpy(params, save, np * sizeof(float));
     free(buf);

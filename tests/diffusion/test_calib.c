@@ -176,7 +176,8 @@ static double idle_share(const float *x, size_t n)
     return (double)z / (double)n;
 }
 
-/* A briefly trained tiny model: 40 % of its training bins are idle, at random. */
+/* A briefly trained tiny model. Class a: 40 % of its training bins are idle, at random;
+ * class b: one busy bin per window, anywhere. */
 static void test_model(void)
 {
     nd_config cfg;
@@ -189,14 +190,20 @@ static void test_model(void)
     CHECK(ds && nd_dataset_class(ds, "a") == 0 && nd_dataset_class(ds, "b") == 1);
     nd_rng r;
     nd_rng_seed(&r, 11);
+    double want = 0.0;
     for (int w = 0; w < 64; w++) {
         float x[ML];
         for (int i = 0; i < ML; i++)
             x[i] = nd_rng_uniform(&r) < 0.4f ? 0.0f : expm1f(6.0f + 4.0f * nd_rng_uniform(&r));
         x[0] = 1000.0f; /* no window entirely idle */
+        if (w % 2) {
+            memset(x, 0, sizeof x);
+            x[(int)(nd_rng_uniform(&r) * ML) % ML] = 1000.0f;
+        } else {
+            want += idle_share(x, ML) / 32;
+        }
         CHECK_EQ(nd_dataset_append(ds, (uint16_t)(w % 2), (uint64_t)w, x), 0);
     }
-    double want = idle_share(ds->values, ds->n_windows * ML);
     nd_dm *m = nd_dm_new(&cfg, ds, &e);
     if (!m) CHECK_FAIL_("nd_dm_new: %s", e.msg);
     nd_train_opts o = {.steps = 30, .quiet = 1};
@@ -241,6 +248,11 @@ static void test_model(void)
     nd_rng_seed(&r, 5);
     CHECK_EQ(nd_dm_sample(l, 1, 4, y, NULL, &r, &e), 0);
     CHECK_EQ(nd_dm_calibrated(l), 2);
+    /* class b never has an idle window: none is sampled (those are drawn again), and
+     * its idle share is the training data's */
+    CHECK_EQ(nd_dm_sample(l, 1, WINDOWS, y, NULL, &r, &e), 0);
+    for (int w = 0; w < WINDOWS; w++) CHECK(idle_share(y + w * ML, ML) < 1.0);
+    CHECK_NEAR(idle_share(y, WINDOWS * ML), 1.0 - 1.0 / ML, 0.1, 0);
     o.steps = 31;
     CHECK_EQ(nd_dm_train(m, ds, &o, NULL, &e), 0);
     CHECK_EQ(nd_dm_calibrated(m), 0);
