@@ -15,8 +15,9 @@
  *   - then the window's volume (log1p of the channel's total) goes through the same kind
  *     of map, by scaling the window's bins: the per-bin maps get the levels right but
  *     not how busy whole windows are (the model's windows are too alike in volume), and
- *     a uniform scale keeps the window's shape. Windows whose volume maps to 0 (the
- *     training data has windows with this channel entirely idle) become idle.
+ *     a uniform scale keeps the window's shape (busy bins are kept within the training
+ *     data's range of busy values). Windows whose volume maps to 0 (the training data
+ *     has windows with this channel entirely idle) become idle.
  * The model side comes from windows the model samples with the settings in use, so the
  * map belongs to one model step and one sampler setting (dm.c keeps it fresh).
  */
@@ -146,5 +147,10 @@ void nd_cal_volume(const float *cal, const float *t, float *x, int L)
     float total = sum(x, L);
     if (!(total > 0.0f) || !isfinite(cal[ND_CAL_VOL]) || !isfinite(t[ND_CAL_VOL])) return;
     float f = expm1f(qmap(cal + ND_CAL_VOL, t + ND_CAL_VOL, log1pf(total))) / total;
-    for (int i = 0; i < L; i++) x[i] *= f;
+    /* busy bins stay within the training data's range of busy values: in sparse traffic
+     * a window the model made with too many busy bins for its volume would otherwise get
+     * bins smaller than any real one */
+    float lo = expm1f(t[1]), hi = expm1f(t[ND_CAL_Q + 1]);
+    for (int i = 0; i < L; i++)
+        if (x[i] > 0.0f) x[i] = f == 0.0f ? 0.0f : fminf(fmaxf(x[i] * f, lo), hi);
 }

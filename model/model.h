@@ -321,7 +321,8 @@ void nd_cal_fit(float *cal, const float *t, const float *score, const float *lva
                 int L, float *scratch);
 /* Raw value of a bin with this score and uncalibrated log1p value l (per-bin maps). */
 float nd_cal_apply(const float *cal, const float *t, float score, float l);
-/* The volume map on one window's channel x (L raw values from nd_cal_apply), in place. */
+/* The volume map on one window's channel x (L raw values from nd_cal_apply), in place:
+ * one scale for every bin, busy bins clamped to the target's range of busy values. */
 void nd_cal_volume(const float *cal, const float *t, float *x, int L);
 
 /* ------------------------------------------------------------------------------------ */

@@ -137,8 +137,12 @@ static void test_volume(void)
         for (int i = 0; i < L; i++) {
             zeros += o[i] == 0.0f;
             total += o[i];
-            /* one scale for the whole window: its shape is kept */
-            if (before[i] > 0.0f && o[i] > 0.0f) {
+            /* busy bins within the training range; one scale for the whole window (but
+             * for the bins clamped to that range): its shape is kept */
+            if (o[i] > 0.0f)
+                CHECK(log1pf(o[i]) >= t[1] - 1e-4f && log1pf(o[i]) <= t[ND_CAL_Q + 1] + 1e-4f);
+            if (before[i] > 0.0f && o[i] > expm1f(t[1]) * 1.001f &&
+                o[i] < expm1f(t[ND_CAL_Q + 1]) * 0.999f) {
                 if (f < 0.0f) f = o[i] / before[i];
                 else CHECK_NEAR(o[i] / before[i], f, 1e-4, 0);
             }
