@@ -876,9 +876,9 @@ static int image_to_window(const nd_dm *m, int cls, float *x, float *dec, const 
 
 /* n images of class cls by the sampler of the sample.* settings on the EMA weights,
  * each to image_to_window (x, dec: n windows; either may be NULL) and to imgs. A window
- * with a channel entirely idle where the class's training windows never are (the
- * threshold of a stochastic sampler's quiet window) is drawn again, at most n times in
- * all so that the cost stays bounded. */
+ * with a channel entirely idle where the class's training windows never are (a quiet
+ * draw of a stochastic sampler, below the threshold everywhere) is drawn again, at most
+ * n times in all so that the cost stays bounded. */
 static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, float *imgs,
                          nd_rng *rng, nd_error *e)
 {
