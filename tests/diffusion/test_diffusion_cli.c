@@ -67,7 +67,7 @@ int main(void)
     CHECK_CONTAINS(out_text, "training: 30 steps");
     CHECK_CONTAINS(out_text, "video");
     /* train fitted the decode calibration for the stored sampler setting (ddim, 5) */
-    CHECK_CONTAINS(out_text, "decode calibration: 16 windows per class at step 30 (ddim 5 steps");
+    CHECK_CONTAINS(out_text, "decode calibration: 64 windows per class at step 30 (ddim 5 steps");
     /* sampler settings may change on a resume (nothing else): stored, calibrated for */
     EXPECT(0, "train", ndd, "-o", model, "--resume", "--set", "sample.sampler=dpmpp",
            "--set", "sample.calibrate=8", "--set", "train.lr=1");
