@@ -108,27 +108,19 @@ void nd_cal_fit(float *cal, const float *t, const float *score, const float *lva
     for (int k = 0; k < ND_CAL_SLOTS; k++) cal[k] = NAN;
     size_t nb = n * (size_t)L;
     if (!n || !isfinite(t[0])) return;
-    float *win = scratch + nb; /* one window, mapped */
-    float *vol = win + L;      /* n volumes */
+    float *x = scratch, *vol = scratch + nb; /* the windows after the per-bin maps, volumes */
     /* Windows whose volume maps to 0 become idle on top of the threshold's idle bins, so
      * the threshold aims at the rest: a few rounds of moving its share by the miss. */
     double s = t[0];
     for (int round = 0; round < 4; round++) {
         fit_bins(cal, t, s, score, lval, nb, scratch);
-        for (size_t w = 0; w < n; w++) {
-            for (int i = 0; i < L; i++)
-                win[i] = nd_cal_apply(cal, t, score[w * L + i], lval[w * L + i]);
-            vol[w] = log1pf(sum(win, L));
-        }
         if (!isfinite(t[ND_CAL_VOL])) break; /* targets from before the volume map */
+        for (size_t i = 0; i < nb; i++) x[i] = nd_cal_apply(cal, t, score[i], lval[i]);
+        for (size_t w = 0; w < n; w++) vol[w] = log1pf(sum(x + w * L, L));
         quantiles(cal + ND_CAL_VOL, vol, n);
         size_t idle = 0;
-        for (size_t w = 0; w < n; w++) {
-            for (int i = 0; i < L; i++)
-                win[i] = nd_cal_apply(cal, t, score[w * L + i], lval[w * L + i]);
-            nd_cal_volume(cal, t, win, L);
-            for (int i = 0; i < L; i++) idle += win[i] == 0.0f;
-        }
+        for (size_t w = 0; w < n; w++) nd_cal_volume(cal, t, x + w * L, L);
+        for (size_t i = 0; i < nb; i++) idle += x[i] == 0.0f;
         double miss = t[0] - (double)idle / (double)nb;
         if (fabs(miss) * (double)nb < 0.5) break;
         s = fmin(fmax(s + miss, 0.0), 1.0);

@@ -316,7 +316,7 @@ void nd_cal_target(float *t, const float *x, size_t n, int C, int L, int c, floa
  * threshold (a bin is busy when its score is above it), then the quantiles of lval over
  * busy bins, then those of the windows' log1p totals after the per-bin map; the
  * threshold is set so that the share of idle bins after both maps is t[0].
- * scratch: (n + 1)·L + n floats. */
+ * scratch: n·L + n floats. */
 void nd_cal_fit(float *cal, const float *t, const float *score, const float *lval, size_t n,
                 int L, float *scratch);
 /* Raw value of a bin with this score and uncalibrated log1p value l (per-bin maps). */

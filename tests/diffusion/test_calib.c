@@ -32,7 +32,7 @@ static float quantile(float *v, size_t n, double q)
 static void test_map(void)
 {
     enum { N = 400, L = 16, NB = N * L };
-    static float x[NB], scratch[NB + L + N], score[NB], lval[NB], out[NB], busy[NB];
+    static float x[NB], scratch[NB + N], score[NB], lval[NB], out[NB], busy[NB];
     float t[ND_CAL_SLOTS], cal[ND_CAL_SLOTS];
     nd_rng r;
     nd_rng_seed(&r, 3);
@@ -106,7 +106,7 @@ static void test_map(void)
 static void test_volume(void)
 {
     enum { N = 500, L = 16, NB = N * L };
-    static float x[NB], scratch[NB + L + N], score[NB], lval[NB], out[NB], vol[N];
+    static float x[NB], scratch[NB + N], score[NB], lval[NB], out[NB], vol[N];
     float t[ND_CAL_SLOTS], cal[ND_CAL_SLOTS];
     nd_rng r;
     nd_rng_seed(&r, 7);
