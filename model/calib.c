@@ -19,7 +19,9 @@
  *     data's range of busy values). Windows whose volume maps to 0 (the training data
  *     has windows with this channel entirely idle) become idle.
  * The model side comes from windows the model samples with the settings in use, so the
- * map belongs to one model step and one sampler setting (dm.c keeps it fresh).
+ * map belongs to one model step and one sampler setting (dm.c keeps it fresh). dm.c
+ * adds sample.dither of noise to the activity scores, here and when sampling: the
+ * threshold picks the lowest scores, which without it are the neighbours of idle bins.
  */
 #include <math.h>
 #include <stdlib.h>

@@ -812,9 +812,9 @@ static void cal_key(const nd_dm *m, char *key)
 {
     const nd_config *c = &m->cfg;
     snprintf(key, CAL_KEY, "%s %u steps, guidance %g, eta %g, clip %s, projection %s, "
-             "decode %s", c->sample.sampler, c->sample.steps, c->sample.guidance,
+             "decode %s, dither %g", c->sample.sampler, c->sample.steps, c->sample.guidance,
              c->sample.eta, c->sample.clip, c->sample.project ? "on" : "off",
-             m->gaf.decode == ND_GAF_DIAG ? "diag" : "lsq");
+             m->gaf.decode == ND_GAF_DIAG ? "diag" : "lsq", c->sample.dither);
 }
 
 /* Whether sampling now would use the stored calibration as it is. */
@@ -827,10 +827,17 @@ static int cal_fresh(const nd_dm *m)
 }
 
 /* Activity score of bin i of channel c in decoded values v: the activity image's value
- * with masks, else the value itself (idle bins decode near 0 in either). */
-static float activity(const nd_gaf_spec *g, const float *v, int c, int i)
+ * with masks, else the value itself (idle bins decode near 0 in either), plus
+ * sample.dither of Gaussian noise. The model's scores are smooth in time, so the bins
+ * that the fitted threshold adds to the idle ones it made itself are their neighbours
+ * and idle runs grow too long; the noise picks them by the score only near the
+ * threshold (docs/FIDELITY.md). */
+static float activity(const nd_dm *m, const float *v, int c, int i, nd_rng *rng)
 {
-    return v[((g->mask ? g->C : 0) + c) * g->L + i];
+    const nd_gaf_spec *g = &m->gaf;
+    float s = v[((g->mask ? g->C : 0) + c) * g->L + i];
+    return m->cfg.sample.dither > 0.0 ? s + (float)m->cfg.sample.dither * nd_rng_normal(rng)
+                                      : s;
 }
 
 /* Sampled image -> raw window x (C,L): decoded by the model's decode, then the
@@ -838,7 +845,8 @@ static float activity(const nd_gaf_spec *g, const float *v, int c, int i)
  * nd_gaf_image_to_window. With dec (nd_gaf_channels·L), also the decoded values.
  * Returns 1 when the calibrated window has a channel entirely idle that the training
  * windows of the class never leave idle (their smallest volume is not 0), else 0. */
-static int image_to_window(const nd_dm *m, int cls, float *x, float *dec, const float *img)
+static int image_to_window(const nd_dm *m, int cls, float *x, float *dec, const float *img,
+                           nd_rng *rng)
 {
     const nd_gaf_spec *g = &m->gaf;
     int C = g->C, L = g->L, cal = m->cfg.sample.calibrate && m->cal_windows && cal_fresh(m);
@@ -862,7 +870,7 @@ static int image_to_window(const nd_dm *m, int cls, float *x, float *dec, const 
         const float *cc = cal0 + (size_t)c * ND_CAL_SLOTS;
         const float *t = m->marg + ((size_t)cls * C + c) * ND_CAL_SLOTS;
         for (int i = 0; i < L; i++) {
-            float vi = v[c * L + i], score = activity(g, v, c, i);
+            float vi = v[c * L + i], score = activity(m, v, c, i, rng);
             float l = log1pf(nd_gaf_unscale(vi, g, &m->scales[cls], c));
             x[(size_t)c * L + i] = nd_cal_apply(cc, t, score, l);
         }
@@ -913,6 +921,9 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
     memcpy(params, m->ema, np * sizeof(float));
     denoise_arg da = {m};
     size_t redraws = 0;
+    /* the dither's own stream: calibrated and uncalibrated decodes see the same images */
+    nd_rng dither;
+    nd_rng_seed(&dither, (uint64_t)(nd_rng_uniform(rng) * 0x1p53));
     for (size_t done = 0; done < n;) {
         int B = (int)(n - done < (size_t)SB ? n - done : (size_t)SB), kept = 0;
         for (int i = 0; i < B; i++) y[i] = cls;
@@ -920,7 +931,7 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
         for (int i = 0; i < B; i++) {
             size_t at = done + (size_t)kept;
             if (image_to_window(m, cls, x ? x + at * WL : NULL, dec ? dec + at * DL : NULL,
-                                buf + i * img) &&
+                                buf + i * img, &dither) &&
                 redraws < n) {
                 redraws++;
                 continue;
@@ -966,7 +977,7 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
                 for (int i = 0; i < L; i++) {
                     const float *v = dec + w * CI * L;
                     float vi = v[c * L + i];
-                    score[w * L + i] = activity(g, v, c, i);
+                    score[w * L + i] = activity(m, v, c, i, &r);
                     lval[w * L + i] = log1pf(nd_gaf_unscale(vi, g, &m->scales[k], c));
                 }
             size_t slot = ((size_t)k * C + c) * ND_CAL_SLOTS;

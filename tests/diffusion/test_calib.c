@@ -4,9 +4,9 @@
  * target quantiles, the map is monotone and handles classes that are all idle or never
  * idle; the volume map gives windows the training data's volumes (entirely idle ones
  * included) without changing their shape, and the idle share stays the target's; on a
- * model, calibrated samples have the training data's idle share, the
- * calibration is stored in the model file and refitted when the sampler setting or the
- * model step changes.
+ * model, calibrated samples (with the default dither) have the training data's idle
+ * share, the calibration is stored in the model file and refitted when the sampler
+ * setting, the dither or the model step changes.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -248,8 +248,9 @@ static void test_model(void)
     CHECK_EQ(nd_dm_sample(l, 0, WINDOWS, y, NULL, &r, &e), 0);
     CHECK(memcmp(x, y, sizeof x) == 0);
     /* another sampler setting or another step: stale until the next sample refits it */
-    nd_dm_config_mut(l)->sample.steps = 6;
+    nd_dm_config_mut(l)->sample.dither = 0.05;
     CHECK_EQ(nd_dm_calibrated(l), 0);
+    nd_dm_config_mut(l)->sample.steps = 6;
     nd_rng_seed(&r, 5);
     CHECK_EQ(nd_dm_sample(l, 1, 4, y, NULL, &r, &e), 0);
     CHECK_EQ(nd_dm_calibrated(l), 2);
