@@ -18,7 +18,7 @@ static int run(int argc, char **argv)
     const char *model = NULL, *csv = NULL, *ndd = NULL, *png = NULL, *cls = NULL, *csv2 = NULL;
     const char *sampler = NULL, *decode = NULL, *clip = NULL, *project = NULL;
     long long count = -1, seed = -1, steps = -1, calibrate = -1;
-    double guidance = -1, dither = -1;
+    double guidance = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (a[0] == '-' && a[1]) {
@@ -39,7 +39,6 @@ static int run(int argc, char **argv)
             else if (!strcmp(a, "--steps")) steps = strtoll(v, &end, 10);
             else if (!strcmp(a, "--calibrate")) calibrate = strtoll(v, &end, 10);
             else if (!strcmp(a, "--guidance")) guidance = strtod(v, &end);
-            else if (!strcmp(a, "--dither")) dither = strtod(v, &end);
             else return cli_usage_error("sample", "unknown option '%s'", a);
             if (end && (*end || end == v))
                 return cli_usage_error("sample", "%s %s: expected a number", a, v);
@@ -66,8 +65,6 @@ static int run(int argc, char **argv)
         return cli_usage_error("sample", "--steps is 1..10000, --guidance 0..100");
     if (calibrate < -1 || calibrate > 100000)
         return cli_usage_error("sample", "--calibrate N: windows per class, 0 (off) to 100000");
-    if (dither != -1 && !(dither >= 0 && dither <= 1))
-        return cli_usage_error("sample", "--dither X: 0 (off) to 1");
 
     nd_error e = {0};
     /* the batch is in the stored config: probe it, then load with room for guidance */
@@ -91,7 +88,6 @@ static int run(int argc, char **argv)
     if (steps > 0) cfg->sample.steps = (uint32_t)steps;
     if (guidance >= 0) cfg->sample.guidance = guidance;
     if (calibrate >= 0) cfg->sample.calibrate = (uint32_t)calibrate;
-    if (dither >= 0) cfg->sample.dither = dither;
     if (decode) {
         snprintf(cfg->model.decode, sizeof cfg->model.decode, "%s", decode);
         ((nd_gaf_spec *)nd_dm_gaf(m))->decode = strcmp(decode, "diag") ? ND_GAF_LSQ : ND_GAF_DIAG;
@@ -181,7 +177,7 @@ const nd_command cmd_sample = {
     "                        [--ndd OUT.ndd] [--png OUT.png] [--seed S] [--steps S]\n"
     "                        [--sampler ddim|ddpm|dpmpp] [--guidance W]\n"
     "                        [--clip dynamic|clip|none] [--project on|off]\n"
-    "                        [--decode lsq|diag] [--calibrate N] [--dither X]\n"
+    "                        [--decode lsq|diag] [--calibrate N]\n"
     "\n"
     "Draws N new windows per class (every class, or only --class NAME) from a model made\n"
     "by `netdiffus train`, in raw units (bytes per bin). Defaults come from the sample\n"
@@ -204,12 +200,10 @@ const nd_command cmd_sample = {
     "  --decode MODE      image to series: diag (the diagonal) or lsq (least squares\n"
     "                     over the whole image); default model.decode (diag)\n"
     "  --calibrate N      decode calibration: N windows per class sampled to fit the\n"
-    "                     share of idle bins, the busy values and the window volumes\n"
-    "                     to the training data\n"
+    "                     share of idle bins, the busy values, the window volumes and\n"
+    "                     the autocorrelation to the training data\n"
     "                     (default sample.calibrate; 0: off). Stored by train; refitted\n"
     "                     here when the sampler settings differ from the stored ones\n"
-    "  --dither X         noise on the activity scores before the calibrated idle\n"
-    "                     threshold (default sample.dither; 0: off)\n"
     "  --csv-other-decode FILE  the same samples decoded the other way, to compare\n"
     "                     decodes on identical images (with --project off)\n"
     "\n"

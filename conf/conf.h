@@ -99,7 +99,6 @@ typedef struct nd_config {
         uint32_t batch;
         uint64_t seed;
         uint32_t calibrate; /* windows per class for the decode calibration; 0: off */
-        double dither;      /* noise on the activity scores before the idle threshold */
     } sample;
 
     struct {

@@ -269,14 +269,10 @@ const conf_key conf_keys[] = {
      .unit = "windows",
      .help = "Decode calibration: this many windows per class, sampled once per model "
              "step and sampler setting, fit per class and channel the activity threshold "
-             "that gives the training data's share of idle bins and monotone maps of busy "
-             "values and of window volumes onto the training quantiles "
+             "that gives the training data's share of idle bins, monotone maps of busy "
+             "values and of window volumes onto the training quantiles, and the filter of "
+             "the activity scores that gives the training data's autocorrelation "
              "(docs/FIDELITY.md). 0: off."},
-    {"sample.dither", CONF_DOUBLE, F(sample.dither), .def = "0.02", .min = "0", .max = "1",
-     .help = "Spread (standard deviation) of the noise added to each bin's activity score "
-             "before the calibrated idle threshold: the model's scores are smooth in time, "
-             "and without it the bins that the threshold makes idle are the neighbours of "
-             "idle bins, so idle runs grow too long (docs/FIDELITY.md). 0: off."},
 
     /* replay: synthetic packets on a sink; addresses from documentation ranges */
     {"replay.speed", CONF_DOUBLE, F(replay.speed), .def = "1", .min = "0.001", .max = "1000",

@@ -18,13 +18,20 @@
  *     a uniform scale keeps the window's shape (busy bins are kept within the training
  *     data's range of busy values). Windows whose volume maps to 0 (the training data
  *     has windows with this channel entirely idle) become idle.
+ *   - the scores go through a filter before the threshold, the one of a small family
+ *     (none; Gaussian dither; sharpening against the neighbours; moving averages) that
+ *     gives the calibrated windows the training data's autocorrelation. The threshold
+ *     usually has to make more bins idle than the model did, and which bins it picks
+ *     decides the time structure: the lowest raw scores are those next to the model's
+ *     idle bins, which lengthens idle runs (videoTrain's dense windows: a dither or
+ *     sharpening breaks them up), while in sparse traffic bursts are runs of busy bins
+ *     and a moving average keeps them together.
  * The model side comes from windows the model samples with the settings in use, so the
- * map belongs to one model step and one sampler setting (dm.c keeps it fresh). dm.c
- * adds sample.dither of noise to the activity scores, here and when sampling: the
- * threshold picks the lowest scores, which without it are the neighbours of idle bins.
+ * map belongs to one model step and one sampler setting (dm.c keeps it fresh).
  */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model.h"
 
@@ -70,6 +77,45 @@ static float sum(const float *x, int L)
     return (float)s;
 }
 
+/* The score filters: Gaussian noise of this spread, sharpening s + a (s - mean of the two
+ * neighbours), or (1 - weight) s + weight (moving average of width bins). */
+static const struct {
+    float dither, sharpen, weight;
+    int width;
+} filters[] = {
+    {0}, /* none: 0, also for targets without an autocorrelation */
+    {.dither = 0.01f}, {.dither = 0.02f}, {.dither = 0.04f}, {.dither = 0.08f},
+    {.sharpen = 1}, {.sharpen = 2},
+    {.weight = 1, .width = 3}, {.weight = 0.5f, .width = 5}, {.weight = 1, .width = 5},
+    {.weight = 0.5f, .width = 9}, {.weight = 1, .width = 9},
+};
+enum { NFILTERS = sizeof filters / sizeof filters[0] };
+
+static void filter(float *s, int L, int f, nd_rng *rng)
+{
+    if (!(f > 0 && f < NFILTERS)) return;
+    if (filters[f].dither > 0.0f) {
+        for (int i = 0; i < L; i++) s[i] += filters[f].dither * nd_rng_normal(rng);
+        return;
+    }
+    float in[256]; /* a model's largest window (dm.c) */
+    ND_ASSERT(L <= 256);
+    memcpy(in, s, (size_t)L * sizeof *s);
+    int h = filters[f].width / 2;
+    for (int i = 0; i < L; i++) { /* ends: the edge value repeated */
+        if (filters[f].sharpen > 0.0f) {
+            float nb = 0.5f * (in[i > 0 ? i - 1 : 0] + in[i + 1 < L ? i + 1 : L - 1]);
+            s[i] = in[i] + filters[f].sharpen * (in[i] - nb);
+        } else {
+            float m = 0.0f;
+            for (int j = i - h; j <= i + h; j++) m += in[j < 0 ? 0 : j >= L ? L - 1 : j];
+            s[i] = (1.0f - filters[f].weight) * in[i] + filters[f].weight * m / (float)(2 * h + 1);
+        }
+    }
+}
+
+static int lags(int L) { return L / 4 < ND_CAL_LAGS ? L / 4 : ND_CAL_LAGS; }
+
 void nd_cal_target(float *t, const float *x, size_t n, int C, int L, int c, float *scratch)
 {
     size_t busy = 0, total = n * (size_t)L;
@@ -84,6 +130,9 @@ void nd_cal_target(float *t, const float *x, size_t n, int C, int L, int c, floa
     if (busy) quantiles(t + 1, scratch, busy);
     for (size_t k = 0; k < n; k++) scratch[k] = log1pf(sum(x + (k * C + c) * L, L));
     quantiles(t + ND_CAL_VOL, scratch, n);
+    double acf[ND_CAL_LAGS];
+    nd_mean_acf(acf, x, n, C, L, c, lags(L));
+    for (int k = 0; k < lags(L); k++) t[ND_CAL_ACF + k] = (float)acf[k];
 }
 
 /* The per-bin part of the fit for a share s of idle bins: threshold and busy quantiles. */
@@ -104,20 +153,19 @@ static void fit_bins(float *cal, const float *t, double s, const float *score,
     if (busy && isfinite(t[1])) quantiles(cal + 1, scratch, busy);
 }
 
-void nd_cal_fit(float *cal, const float *t, const float *score, const float *lval, size_t n,
-                int L, float *scratch)
+/* The fit for filtered scores: threshold and maps (cal), and in x (n·L) the n windows
+ * after both maps; vol: room for n floats. */
+static void fit_maps(float *cal, const float *t, const float *score, const float *lval,
+                     size_t n, int L, float *x, float *vol)
 {
-    for (int k = 0; k < ND_CAL_SLOTS; k++) cal[k] = NAN;
     size_t nb = n * (size_t)L;
-    if (!n || !isfinite(t[0])) return;
-    float *x = scratch, *vol = scratch + nb; /* the windows after the per-bin maps, volumes */
     /* Windows whose volume maps to 0 become idle on top of the threshold's idle bins, so
      * the threshold aims at the rest: a few rounds of moving its share by the miss. */
     double s = t[0];
     for (int round = 0; round < 4; round++) {
-        fit_bins(cal, t, s, score, lval, nb, scratch);
-        if (!isfinite(t[ND_CAL_VOL])) break; /* targets from before the volume map */
+        fit_bins(cal, t, s, score, lval, nb, x);
         for (size_t i = 0; i < nb; i++) x[i] = nd_cal_apply(cal, t, score[i], lval[i]);
+        if (!isfinite(t[ND_CAL_VOL])) break; /* targets from before the volume map */
         for (size_t w = 0; w < n; w++) vol[w] = log1pf(sum(x + w * L, L));
         quantiles(cal + ND_CAL_VOL, vol, n);
         size_t idle = 0;
@@ -126,6 +174,32 @@ void nd_cal_fit(float *cal, const float *t, const float *score, const float *lva
         double miss = t[0] - (double)idle / (double)nb;
         if (fabs(miss) * (double)nb < 0.5) break;
         s = fmin(fmax(s + miss, 0.0), 1.0);
+    }
+}
+
+void nd_cal_fit(float *cal, const float *t, const float *score, const float *lval, size_t n,
+                int L, nd_rng *rng, float *scratch)
+{
+    for (int k = 0; k < ND_CAL_SLOTS; k++) cal[k] = NAN;
+    size_t nb = n * (size_t)L;
+    if (!n || !isfinite(t[0])) return;
+    float *fs = scratch, *x = scratch + nb, *vol = scratch + 2 * nb;
+    int K = isfinite(t[ND_CAL_ACF]) ? lags(L) : 0;
+    double best = INFINITY;
+    for (int f = 0; f < (K ? NFILTERS : 1); f++) {
+        float c[ND_CAL_SLOTS];
+        for (int k = 0; k < ND_CAL_SLOTS; k++) c[k] = NAN;
+        memcpy(fs, score, nb * sizeof *fs);
+        for (size_t w = 0; w < n; w++) filter(fs + w * L, L, f, rng);
+        fit_maps(c, t, fs, lval, n, L, x, vol);
+        c[ND_CAL_ACF] = (float)f;
+        double acf[ND_CAL_LAGS], d = 0.0;
+        nd_mean_acf(acf, x, n, 1, L, 0, K);
+        for (int k = 0; k < K; k++) d += fabs(acf[k] - t[ND_CAL_ACF + k]);
+        if (d < best) {
+            best = d;
+            memcpy(cal, c, sizeof c);
+        }
     }
 }
 
@@ -147,4 +221,12 @@ void nd_cal_volume(const float *cal, const float *t, float *x, int L)
     float lo = expm1f(t[1]), hi = expm1f(t[ND_CAL_Q + 1]);
     for (int i = 0; i < L; i++)
         if (x[i] > 0.0f) x[i] = f == 0.0f ? 0.0f : fminf(fmaxf(x[i] * f, lo), hi);
+}
+
+void nd_cal_window(const float *cal, const float *t, float *x, float *score, const float *lval,
+                   int L, nd_rng *rng)
+{
+    filter(score, L, isfinite(cal[ND_CAL_ACF]) ? (int)cal[ND_CAL_ACF] : 0, rng);
+    for (int i = 0; i < L; i++) x[i] = nd_cal_apply(cal, t, score[i], lval[i]);
+    nd_cal_volume(cal, t, x, L);
 }

@@ -364,33 +364,33 @@ int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg,
 }
 
 /* MARG and CALB, both optional (files from before the calibration have neither). Files
- * from before the volume map hold ND_CAL_VOL floats per class and channel: their targets
- * load without volume quantiles (no volume map until `train --resume` refits them) and
- * their calibration is left out (the next sample refits it). */
+ * from before the volume map hold ND_CAL_VOL floats per class and channel, files from
+ * before the score filter ND_CAL_ACF: their targets load without what came later (no
+ * volume map, no filter, until `train --resume` refits them) and their calibration is
+ * left out (the next sample refits it). */
 static int read_calibration(nd_dm *m, const ndf_reader *r, nd_error *e)
 {
     size_t rows = (size_t)m->meta->n_classes * m->gaf.C, nc = rows * ND_CAL_SLOTS;
-    size_t old = 4 + 4 * rows * ND_CAL_VOL;
     const void *data;
-    size_t len;
+    size_t len, k = ND_CAL_SLOTS; /* floats per row in the file */
     const unsigned char *h;
     int rc = 0;
     if (!ndf_find(r, TAG_MARG, &data, &len, NULL)) {
-        if (len == old) {
-            float *t = malloc(rows * ND_CAL_VOL * sizeof(float));
-            rc = t ? read_floats(r, TAG_MARG, &h, 4, t, rows * ND_CAL_VOL, e)
-                   : nd_error_set(e, -ENOMEM, "%s: out of memory", ndf_path(r));
-            for (size_t i = 0; !rc && i < rows; i++)
-                memcpy(m->marg + i * ND_CAL_SLOTS, t + i * ND_CAL_VOL, ND_CAL_VOL * sizeof(float));
-            free(t);
-        } else {
-            rc = read_floats(r, TAG_MARG, &h, 4, m->marg, nc, e);
+        if (len == 4 + 4 * rows * ND_CAL_VOL) k = ND_CAL_VOL;
+        if (len == 4 + 4 * rows * ND_CAL_ACF) k = ND_CAL_ACF;
+        float *t = malloc(rows * k * sizeof(float));
+        rc = t ? read_floats(r, TAG_MARG, &h, 4, t, rows * k, e)
+               : nd_error_set(e, -ENOMEM, "%s: out of memory", ndf_path(r));
+        for (size_t i = 0; !rc && i < rows; i++) {
+            memcpy(m->marg + i * ND_CAL_SLOTS, t + i * k, k * sizeof(float));
+            for (size_t j = k; j < ND_CAL_SLOTS; j++) m->marg[i * ND_CAL_SLOTS + j] = NAN;
         }
+        free(t);
         if (!rc && nd_get_u32(h) != ND_CAL_Q)
             rc = nd_error_set(e, ND_EFORMAT, "%s: section MARG has %u quantiles, this build "
                               "reads %d", ndf_path(r), nd_get_u32(h), ND_CAL_Q);
     }
-    if (!rc && !ndf_find(r, TAG_CALB, &data, &len, NULL) && len != CAL_HDR + old - 4) {
+    if (!rc && k == ND_CAL_SLOTS && !ndf_find(r, TAG_CALB, &data, &len, NULL)) {
         rc = read_floats(r, TAG_CALB, &h, CAL_HDR, m->cal, nc, e);
         if (!rc && (nd_get_u32(h) != ND_CAL_Q || !nd_get_u32(h + 4) || h[16 + CAL_KEY - 1]))
             rc = nd_error_set(e, ND_EFORMAT, "%s: section CALB: bad header", ndf_path(r));
@@ -812,9 +812,9 @@ static void cal_key(const nd_dm *m, char *key)
 {
     const nd_config *c = &m->cfg;
     snprintf(key, CAL_KEY, "%s %u steps, guidance %g, eta %g, clip %s, projection %s, "
-             "decode %s, dither %g", c->sample.sampler, c->sample.steps, c->sample.guidance,
+             "decode %s", c->sample.sampler, c->sample.steps, c->sample.guidance,
              c->sample.eta, c->sample.clip, c->sample.project ? "on" : "off",
-             m->gaf.decode == ND_GAF_DIAG ? "diag" : "lsq", c->sample.dither);
+             m->gaf.decode == ND_GAF_DIAG ? "diag" : "lsq");
 }
 
 /* Whether sampling now would use the stored calibration as it is. */
@@ -827,17 +827,10 @@ static int cal_fresh(const nd_dm *m)
 }
 
 /* Activity score of bin i of channel c in decoded values v: the activity image's value
- * with masks, else the value itself (idle bins decode near 0 in either), plus
- * sample.dither of Gaussian noise. The model's scores are smooth in time, so the bins
- * that the fitted threshold adds to the idle ones it made itself are their neighbours
- * and idle runs grow too long; the noise picks them by the score only near the
- * threshold (docs/FIDELITY.md). */
-static float activity(const nd_dm *m, const float *v, int c, int i, nd_rng *rng)
+ * with masks, else the value itself (idle bins decode near 0 in either). */
+static float activity(const nd_gaf_spec *g, const float *v, int c, int i)
 {
-    const nd_gaf_spec *g = &m->gaf;
-    float s = v[((g->mask ? g->C : 0) + c) * g->L + i];
-    return m->cfg.sample.dither > 0.0 ? s + (float)m->cfg.sample.dither * nd_rng_normal(rng)
-                                      : s;
+    return v[((g->mask ? g->C : 0) + c) * g->L + i];
 }
 
 /* Sampled image -> raw window x (C,L): decoded by the model's decode, then the
@@ -869,12 +862,12 @@ static int image_to_window(const nd_dm *m, int cls, float *x, float *dec, const 
     for (int c = 0; c < C; c++) {
         const float *cc = cal0 + (size_t)c * ND_CAL_SLOTS;
         const float *t = m->marg + ((size_t)cls * C + c) * ND_CAL_SLOTS;
+        float score[256], l[256];
         for (int i = 0; i < L; i++) {
-            float vi = v[c * L + i], score = activity(m, v, c, i, rng);
-            float l = log1pf(nd_gaf_unscale(vi, g, &m->scales[cls], c));
-            x[(size_t)c * L + i] = nd_cal_apply(cc, t, score, l);
+            score[i] = activity(g, v, c, i);
+            l[i] = log1pf(nd_gaf_unscale(v[c * L + i], g, &m->scales[cls], c));
         }
-        nd_cal_volume(cc, t, x + (size_t)c * L, L);
+        nd_cal_window(cc, t, x + (size_t)c * L, score, l, L, rng);
         int idle = 1;
         for (int i = 0; i < L && idle; i++) idle = x[(size_t)c * L + i] == 0.0f;
         unseen |= idle && t[ND_CAL_VOL] > 0.0f;
@@ -921,7 +914,8 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
     memcpy(params, m->ema, np * sizeof(float));
     denoise_arg da = {m};
     size_t redraws = 0;
-    /* the dither's own stream: calibrated and uncalibrated decodes see the same images */
+    /* the calibration filter's own noise: calibrated and uncalibrated decodes see the
+     * same images */
     nd_rng dither;
     nd_rng_seed(&dither, (uint64_t)(nd_rng_uniform(rng) * 0x1p53));
     for (size_t done = 0; done < n;) {
@@ -957,7 +951,7 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
     size_t nb = (size_t)W * L;
     float *dec = malloc((size_t)W * CI * L * sizeof(float));
     float *score = malloc(nb * sizeof(float)), *lval = malloc(nb * sizeof(float));
-    float *scratch = malloc((nb + W) * sizeof(float));
+    float *scratch = malloc((2 * nb + W) * sizeof(float));
     int rc = dec && score && lval && scratch ? 0
                                              : nd_error_set(e, -ENOMEM, "calibrate: out of memory");
     /* its own noise, so that what a caller samples does not depend on whether the
@@ -977,11 +971,11 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
                 for (int i = 0; i < L; i++) {
                     const float *v = dec + w * CI * L;
                     float vi = v[c * L + i];
-                    score[w * L + i] = activity(m, v, c, i, &r);
+                    score[w * L + i] = activity(g, v, c, i);
                     lval[w * L + i] = log1pf(nd_gaf_unscale(vi, g, &m->scales[k], c));
                 }
             size_t slot = ((size_t)k * C + c) * ND_CAL_SLOTS;
-            nd_cal_fit(m->cal + slot, m->marg + slot, score, lval, W, L, scratch);
+            nd_cal_fit(m->cal + slot, m->marg + slot, score, lval, W, L, &r, scratch);
         }
     }
     if (!rc) {

@@ -300,30 +300,45 @@ float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c
 
 /* Decode calibration (calib.c): per class and channel, the activity threshold that
  * gives the training data's share of idle bins, a monotone map of busy log1p values
- * from the model's quantiles onto the training data's, and the same for the window's
- * volume (log1p of its total), applied as a scale of the whole window. Both sides are
- * ND_CAL_SLOTS floats: [0] idle share or threshold, [1..ND_CAL_Q+1] busy quantiles,
- * [ND_CAL_VOL..] volume quantiles; NaN where there was nothing to fit. */
+ * from the model's quantiles onto the training data's, the same for the window's
+ * volume (log1p of its total), applied as a scale of the whole window, and a filter of
+ * the activity scores before the threshold, chosen so that the windows' autocorrelation
+ * is the training data's. Both sides are ND_CAL_SLOTS floats: [0] idle share or
+ * threshold, [1..ND_CAL_Q+1] busy quantiles, [ND_CAL_VOL..] volume quantiles,
+ * [ND_CAL_ACF..] the target's class-mean autocorrelation at lags 1..ND_CAL_LAGS, or the
+ * calibration's filter (one float); NaN where there was nothing to fit. */
+typedef struct nd_rng nd_rng;
 #define ND_CAL_Q 64
 #define ND_CAL_VOL (ND_CAL_Q + 2)
-#define ND_CAL_SLOTS (2 * ND_CAL_Q + 3)
+#define ND_CAL_ACF (2 * ND_CAL_Q + 3)
+#define ND_CAL_LAGS 16
+#define ND_CAL_SLOTS (ND_CAL_ACF + ND_CAL_LAGS)
 /* Target t of channel c of n raw windows x (n,C,L): t[0] the share of idle (zero) bins,
- * then the log1p quantiles of busy bins and of the windows' totals. scratch: n·L floats. */
+ * then the log1p quantiles of busy bins and of the windows' totals, then the class-mean
+ * autocorrelation (nd_mean_acf) at lags 1..min(L/4, ND_CAL_LAGS). scratch: n·L floats. */
 void nd_cal_target(float *t, const float *x, size_t n, int C, int L, int c, float *scratch);
 /* Calibration cal of one class and channel from n windows of L decoded bins of the
  * model's own samples: score (activity: the mask's decoded value, or the value without
  * masks) and lval (log1p of the uncalibrated raw value), both (n, L). cal[0] is the
- * threshold (a bin is busy when its score is above it), then the quantiles of lval over
- * busy bins, then those of the windows' log1p totals after the per-bin map; the
- * threshold is set so that the share of idle bins after both maps is t[0].
- * scratch: n·L + n floats. */
+ * threshold (a bin is busy when its filtered score is above it), then the quantiles of
+ * lval over busy bins, then those of the windows' log1p totals after the per-bin map;
+ * the threshold is set so that the share of idle bins after both maps is t[0]. Each
+ * score filter is fitted in turn and the one whose windows' autocorrelation is nearest
+ * t's is kept (without a target autocorrelation: none). rng: the filters' dither.
+ * scratch: 2·n·L + n floats. */
 void nd_cal_fit(float *cal, const float *t, const float *score, const float *lval, size_t n,
-                int L, float *scratch);
-/* Raw value of a bin with this score and uncalibrated log1p value l (per-bin maps). */
+                int L, nd_rng *rng, float *scratch);
+/* Raw value of a bin with this filtered score and uncalibrated log1p value l (per-bin
+ * maps). */
 float nd_cal_apply(const float *cal, const float *t, float score, float l);
 /* The volume map on one window's channel x (L raw values from nd_cal_apply), in place:
  * one scale for every bin, busy bins clamped to the target's range of busy values. */
 void nd_cal_volume(const float *cal, const float *t, float *x, int L);
+/* One window's channel through the calibration: its L scores through cal's filter (in
+ * place), then x[i] the raw value of bin i (lval: uncalibrated log1p values) after the
+ * per-bin and volume maps. */
+void nd_cal_window(const float *cal, const float *t, float *x, float *score, const float *lval,
+                   int L, nd_rng *rng);
 
 /* ------------------------------------------------------------------------------------ */
 /* Diffusion: schedule, training targets, samplers (issue 5, diffusion.c)                */

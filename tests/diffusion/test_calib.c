@@ -3,10 +3,11 @@
  * threshold gives exactly the target share of idle bins, busy values land on the
  * target quantiles, the map is monotone and handles classes that are all idle or never
  * idle; the volume map gives windows the training data's volumes (entirely idle ones
- * included) without changing their shape, and the idle share stays the target's; on a
- * model, calibrated samples (with the default dither) have the training data's idle
- * share, the calibration is stored in the model file and refitted when the sampler
- * setting, the dither or the model step changes.
+ * included) without changing their shape, and the idle share stays the target's; the
+ * chosen score filter brings the autocorrelation near the target's; on a
+ * model, calibrated samples have the training data's idle share, the
+ * calibration is stored in the model file and refitted when the sampler setting or the
+ * model step changes.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ static float quantile(float *v, size_t n, double q)
 static void test_map(void)
 {
     enum { N = 400, L = 16, NB = N * L };
-    static float x[NB], scratch[NB + N], score[NB], lval[NB], out[NB], busy[NB];
+    static float x[NB], scratch[2 * NB + N], score[NB], lval[NB], out[NB], busy[NB];
     float t[ND_CAL_SLOTS], cal[ND_CAL_SLOTS];
     nd_rng r;
     nd_rng_seed(&r, 3);
@@ -45,6 +46,7 @@ static void test_map(void)
     }
     nd_cal_target(t, x, N, 1, L, 0, scratch);
     CHECK_NEAR(t[0], (double)idle / NB, 1e-6, 0);
+    t[ND_CAL_ACF] = NAN; /* the maps alone, on the raw scores (the filter: test_filter) */
     for (int k = 1; k <= ND_CAL_Q; k++) CHECK(t[k + 1] >= t[k]);
     CHECK(t[1] >= 5.0f && t[ND_CAL_Q + 1] <= 12.0f + 1e-4f);
     /* the model's view: scores in [0, 1], busy values squeezed into [8, 10] */
@@ -52,7 +54,7 @@ static void test_map(void)
         score[i] = nd_rng_uniform(&r);
         lval[i] = 8.0f + 2.0f * nd_rng_uniform(&r);
     }
-    nd_cal_fit(cal, t, score, lval, N, L, scratch);
+    nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
     size_t zeros = 0, nb = 0;
     for (size_t i = 0; i < NB; i++) {
         out[i] = nd_cal_apply(cal, t, score[i], lval[i]);
@@ -84,20 +86,20 @@ static void test_map(void)
     for (size_t i = 0; i < NB; i++) x[i] = 100.0f + (float)i;
     nd_cal_target(t, x, N, 1, L, 0, scratch);
     CHECK(t[0] == 0.0f);
-    nd_cal_fit(cal, t, score, lval, N, L, scratch);
+    nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
     CHECK(isinf(cal[0]) && cal[0] < 0);
     CHECK(nd_cal_apply(cal, t, 0.0f, 9.0f) > 0.0f);
     /* one that is always idle: nothing busy, no quantiles, every bin 0 */
     memset(x, 0, sizeof x);
     nd_cal_target(t, x, N, 1, L, 0, scratch);
     CHECK(t[0] == 1.0f && isnan(t[1]));
-    nd_cal_fit(cal, t, score, lval, N, L, scratch);
+    nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
     CHECK(isinf(cal[0]) && cal[0] > 0);
     CHECK(nd_cal_apply(cal, t, 1.0f, 9.0f) == 0.0f);
     /* no data at all: nothing fitted */
     nd_cal_target(t, x, 0, 1, L, 0, scratch);
     CHECK(isnan(t[0]));
-    nd_cal_fit(cal, t, score, lval, N, L, scratch);
+    nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
     CHECK(isnan(cal[0]));
 }
 
@@ -106,7 +108,7 @@ static void test_map(void)
 static void test_volume(void)
 {
     enum { N = 500, L = 16, NB = N * L };
-    static float x[NB], scratch[NB + N], score[NB], lval[NB], out[NB], vol[N];
+    static float x[NB], scratch[2 * NB + N], score[NB], lval[NB], out[NB], vol[N];
     float t[ND_CAL_SLOTS], cal[ND_CAL_SLOTS];
     nd_rng r;
     nd_rng_seed(&r, 7);
@@ -119,6 +121,7 @@ static void test_volume(void)
                                : expm1f(level + 0.5f * nd_rng_uniform(&r));
     }
     nd_cal_target(t, x, N, 1, L, 0, scratch);
+    t[ND_CAL_ACF] = NAN;
     CHECK(t[ND_CAL_VOL] == 0.0f && t[ND_CAL_VOL + ND_CAL_Q / 4] == 0.0f);
     CHECK(t[ND_CAL_VOL + ND_CAL_Q / 2] > 4.0f);
     for (int k = 0; k < ND_CAL_Q; k++) CHECK(t[ND_CAL_VOL + k + 1] >= t[ND_CAL_VOL + k]);
@@ -126,7 +129,7 @@ static void test_volume(void)
         score[i] = nd_rng_uniform(&r);
         lval[i] = 8.0f + 0.5f * nd_rng_uniform(&r);
     }
-    nd_cal_fit(cal, t, score, lval, N, L, scratch);
+    nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
     size_t zeros = 0, idle_windows = 0;
     for (int w = 0; w < N; w++) {
         float *o = out + w * L, before[L];
@@ -164,12 +167,64 @@ static void test_volume(void)
     /* targets without volume quantiles (model files from before the volume map): the
      * per-bin maps only */
     for (int k = ND_CAL_VOL; k < ND_CAL_SLOTS; k++) t[k] = NAN;
-    nd_cal_fit(cal, t, score, lval, N, L, scratch);
+    nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
     CHECK(isnan(cal[ND_CAL_VOL]));
     float w0[L], w1[L];
     for (int i = 0; i < L; i++) w0[i] = w1[i] = nd_cal_apply(cal, t, score[i], lval[i]);
     nd_cal_volume(cal, t, w1, L);
     CHECK(memcmp(w0, w1, sizeof w0) == 0);
+}
+
+/* Autocorrelation distance of n calibrated windows (lags 1..L/4) to the target's. */
+static double acf_miss(const float *t, const float *x, size_t n, int L)
+{
+    double acf[ND_CAL_LAGS], d = 0.0;
+    nd_mean_acf(acf, x, n, 1, L, 0, L / 4);
+    for (int k = 0; k < L / 4; k++) d += fabs(acf[k] - t[ND_CAL_ACF + k]);
+    return d / (L / 4);
+}
+
+/* Training windows with one burst of 8 busy bins each; the model knows where its bursts
+ * are but its scores are noisy, so a plain threshold breaks them into pieces. The filter
+ * chosen by the fit brings the windows' autocorrelation much nearer the training data's
+ * than no filter does, and keeps the idle share. */
+static void test_filter(void)
+{
+    enum { N = 256, L = 32, NB = N * L, RUN = 8 };
+    static float x[NB], scratch[2 * NB + N], score[NB], s[NB], lval[NB], out[NB];
+    float t[ND_CAL_SLOTS], none[ND_CAL_SLOTS], cal[ND_CAL_SLOTS];
+    nd_rng r;
+    nd_rng_seed(&r, 3);
+    for (int w = 0; w < N; w++) {
+        int a = (int)nd_rng_below(&r, L - RUN + 1), b = (int)nd_rng_below(&r, L - RUN + 1);
+        for (int i = 0; i < L; i++) {
+            x[w * L + i] = i >= a && i < a + RUN ? expm1f(6.0f + 4.0f * nd_rng_uniform(&r)) : 0.0f;
+            score[w * L + i] = (i >= b && i < b + RUN ? 1.0f : 0.0f) + 0.4f * nd_rng_normal(&r);
+            lval[w * L + i] = 8.0f + nd_rng_uniform(&r);
+        }
+    }
+    nd_cal_target(t, x, N, 1, L, 0, scratch);
+    CHECK(t[ND_CAL_ACF] > 0.5f && isnan(t[ND_CAL_ACF + L / 4]));
+    float tn[ND_CAL_SLOTS];
+    memcpy(tn, t, sizeof tn);
+    tn[ND_CAL_ACF] = NAN; /* no target autocorrelation: no filter */
+    nd_cal_fit(none, tn, score, lval, N, L, &r, scratch);
+    CHECK(none[ND_CAL_ACF] == 0.0f);
+    nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
+    CHECK(cal[ND_CAL_ACF] > 0.0f);
+    double miss[2];
+    for (int k = 0; k < 2; k++) {
+        memcpy(s, score, sizeof s);
+        for (int w = 0; w < N; w++)
+            nd_cal_window(k ? cal : none, t, out + w * L, s + w * L, lval + w * L, L, &r);
+        miss[k] = acf_miss(t, out, N, L);
+        size_t zeros = 0;
+        for (size_t i = 0; i < NB; i++) zeros += out[i] == 0.0f;
+        CHECK_NEAR((double)zeros / NB, t[0], 0.03, 0);
+    }
+    fprintf(stderr, "autocorrelation miss: no filter %.3f, filter %d %.3f\n", miss[0],
+            (int)cal[ND_CAL_ACF], miss[1]);
+    CHECK(miss[1] < 0.5 * miss[0]);
 }
 
 enum { ML = 8, WINDOWS = 48 };
@@ -248,9 +303,8 @@ static void test_model(void)
     CHECK_EQ(nd_dm_sample(l, 0, WINDOWS, y, NULL, &r, &e), 0);
     CHECK(memcmp(x, y, sizeof x) == 0);
     /* another sampler setting or another step: stale until the next sample refits it */
-    nd_dm_config_mut(l)->sample.dither = 0.05;
-    CHECK_EQ(nd_dm_calibrated(l), 0);
     nd_dm_config_mut(l)->sample.steps = 6;
+    CHECK_EQ(nd_dm_calibrated(l), 0);
     nd_rng_seed(&r, 5);
     CHECK_EQ(nd_dm_sample(l, 1, 4, y, NULL, &r, &e), 0);
     CHECK_EQ(nd_dm_calibrated(l), 2);
@@ -272,6 +326,7 @@ int main(void)
 {
     test_map();
     test_volume();
+    test_filter();
     test_model();
     return 0;
 }
