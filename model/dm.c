@@ -14,7 +14,8 @@
  *   EMAW  f32 × n   their EMA (what sampling uses)
  *   ADAM  f32 × 2n  AdamW first then second moments
  *   MARG  u32 ND_CAL_Q, then per class, per channel ND_CAL_SLOTS f32: the training
- *         data's share of idle bins, log1p quantiles of busy bins and of window totals
+ *         data's share of idle bins, log1p quantiles of busy bins and of window totals,
+ *         class-mean autocorrelation
  *   CALB  u32 ND_CAL_Q, u32 windows per class, u64 model step, char[256] sampler
  *         setting, then per class, per channel ND_CAL_SLOTS f32: the decode calibration
  *         fitted on the model's own samples (optional)

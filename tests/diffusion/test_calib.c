@@ -7,7 +7,7 @@
  * chosen score filter brings the autocorrelation near the target's; on a
  * model, calibrated samples have the training data's idle share, the
  * calibration is stored in the model file and refitted when the sampler setting or the
- * model step changes.
+ * model step changes; files of the older calibration layouts load.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -236,6 +236,40 @@ static double idle_share(const float *x, size_t n)
     return (double)z / (double)n;
 }
 
+/* Copies model file from to to with the calibration sections in an older layout: k
+ * floats per class and channel (ND_CAL_VOL before the volume map, ND_CAL_ACF before the
+ * score filter). */
+static void write_old_layout(const char *from, const char *to, size_t k)
+{
+    nd_error e = {0};
+    ndf_reader *r = ndf_open(from, NDF_KIND_MODEL, &e);
+    ndf_writer *w = r ? ndf_writer_open(to, NDF_KIND_MODEL, &e) : NULL;
+    if (!w) CHECK_FAIL_("%s", e.msg);
+    for (size_t i = 0; i < ndf_section_count(r); i++) {
+        uint32_t tag;
+        const void *data;
+        size_t len;
+        ndf_section_at(r, i, &tag, &data, &len);
+        size_t hdr = tag == ND_FOURCC('M', 'A', 'R', 'G') ? 4
+                     : tag == ND_FOURCC('C', 'A', 'L', 'B') ? 16 + 256 /* docs/FORMATS.md */
+                                                           : 0;
+        if (!hdr) {
+            CHECK_EQ(ndf_write_section(w, tag, data, len, &e), 0);
+            continue;
+        }
+        size_t rows = (len - hdr) / (4 * ND_CAL_SLOTS);
+        unsigned char *out = malloc(hdr + rows * k * 4);
+        memcpy(out, data, hdr);
+        for (size_t j = 0; j < rows; j++)
+            memcpy(out + hdr + j * k * 4, (const unsigned char *)data + hdr + j * ND_CAL_SLOTS * 4,
+                   k * 4);
+        CHECK_EQ(ndf_write_section(w, tag, out, hdr + rows * k * 4, &e), 0);
+        free(out);
+    }
+    CHECK_EQ(ndf_writer_commit(w, &e), 0);
+    ndf_close(r);
+}
+
 /* A briefly trained tiny model. Class a: 40 % of its training bins are idle, at random;
  * class b: one busy bin per window, anywhere. */
 static void test_model(void)
@@ -313,6 +347,20 @@ static void test_model(void)
     CHECK_EQ(nd_dm_sample(l, 1, WINDOWS, y, NULL, &r, &e), 0);
     for (int w = 0; w < WINDOWS; w++) CHECK(idle_share(y + w * ML, ML) < 1.0);
     CHECK_NEAR(idle_share(y, WINDOWS * ML), 1.0 - 1.0 / ML, 0.1, 0);
+    /* files of the older layouts load, drop their calibration, and refit it on the
+     * targets they have */
+    size_t layouts[] = {ND_CAL_VOL, ND_CAL_ACF};
+    for (int k = 0; k < 2; k++) {
+        write_old_layout("calib.ndm", "calib-old.ndm", layouts[k]);
+        nd_dm *old = nd_dm_load("calib-old.ndm", 32, &e);
+        if (!old) CHECK_FAIL_("load: %s", e.msg);
+        CHECK_EQ(nd_dm_calibrated(old), 0);
+        nd_rng_seed(&r, 5);
+        CHECK_EQ(nd_dm_sample(old, 0, WINDOWS, y, NULL, &r, &e), 0);
+        CHECK_EQ(nd_dm_calibrated(old), 2);
+        CHECK_NEAR(idle_share(y, WINDOWS * ML), want, 0.12, 0);
+        nd_dm_free(old);
+    }
     o.steps = 31;
     CHECK_EQ(nd_dm_train(m, ds, &o, NULL, &e), 0);
     CHECK_EQ(nd_dm_calibrated(m), 0);
