@@ -917,8 +917,8 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
     size_t redraws = 0;
     /* the calibration filter's own noise: calibrated and uncalibrated decodes see the
      * same images */
-    nd_rng dither;
-    nd_rng_seed(&dither, (uint64_t)(nd_rng_uniform(rng) * 0x1p53));
+    nd_rng filter_rng;
+    nd_rng_seed(&filter_rng, (uint64_t)(nd_rng_uniform(rng) * 0x1p53));
     for (size_t done = 0; done < n;) {
         int B = (int)(n - done < (size_t)SB ? n - done : (size_t)SB), kept = 0;
         for (int i = 0; i < B; i++) y[i] = cls;
@@ -926,7 +926,7 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
         for (int i = 0; i < B; i++) {
             size_t at = done + (size_t)kept;
             if (image_to_window(m, cls, x ? x + at * WL : NULL, dec ? dec + at * DL : NULL,
-                                buf + i * img, &dither) &&
+                                buf + i * img, &filter_rng) &&
                 redraws < n) {
                 redraws++;
                 continue;
