@@ -120,9 +120,16 @@ static int run(int argc, char **argv)
         } else if (cfg.sample.calibrate) {
             /* stored with the model, so that sample and replay need not fit it again */
             nd_info("calibrating the decode on %u sampled windows per class "
-                    "(sample.calibrate)", cfg.sample.calibrate);
+                    "(sample.calibrate; Ctrl-C skips it, the model is saved)",
+                    cfg.sample.calibrate);
+            nd_dm_set_stop(m, &cli_stop);
             rc = nd_dm_calibrate(m, &e);
             if (!rc) rc = nd_dm_save(m, out, &e);
+            if (rc == ND_EINTR) {
+                nd_info("calibration skipped: %s is saved without it (sample and replay "
+                        "fit it when they need it)", out);
+                rc = 0;
+            }
         }
     }
 done:
@@ -156,7 +163,8 @@ const nd_command cmd_train = {
     "                      that never stopped (only --set sample.KEY=VAL applies: the\n"
     "                      sampler settings stored for sample, replay and calibration)\n"
     "\n"
-    "The status line shows the step, the loss, images/s and the time left.\n"
+    "The status line shows the step, the loss, images/s and the time left. At the end\n"
+    "the decode calibration is fitted and stored (sample.calibrate; Ctrl-C skips it).\n"
     "Example:\n"
     "  netdiffus train -c conf/examples/videotrain.yaml vt.ndd -o vt.ndm --minutes 30\n"
     "\n"

@@ -64,6 +64,7 @@ struct nd_dm {
     uint64_t cal_step;         /* model step it was fitted at */
     uint32_t cal_windows;      /* windows per class it was fitted on; 0: none */
     char cal_key[CAL_KEY];     /* the sampler setting it was fitted with */
+    volatile int *stop;        /* set by a signal handler: sampling stops (nd_dm_set_stop) */
 };
 
 static nd_dataset *header_copy(const nd_dataset *ds, const nd_config *cfg)
@@ -919,7 +920,12 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
      * same images */
     nd_rng filter_rng;
     nd_rng_seed(&filter_rng, (uint64_t)(nd_rng_uniform(rng) * 0x1p53));
+    int rc = 0;
     for (size_t done = 0; done < n;) {
+        if (m->stop && *m->stop) {
+            rc = nd_error_set(e, ND_EINTR, "sample: stopped by a signal");
+            break;
+        }
         int B = (int)(n - done < (size_t)SB ? n - done : (size_t)SB), kept = 0;
         for (int i = 0; i < B; i++) y[i] = cls;
         nd_diffusion_sample(&m->diff, &so, denoise, &da, buf, y, B, img, rng);
@@ -940,7 +946,7 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
     free(buf);
     free(y);
     free(save);
-    return 0;
+    return rc;
 }
 
 int nd_dm_calibrate(nd_dm *m, nd_error *e)
@@ -990,6 +996,8 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
     free(scratch);
     return rc;
 }
+
+void nd_dm_set_stop(nd_dm *m, volatile int *stop) { m->stop = stop; }
 
 int nd_dm_calibrated(const nd_dm *m)
 {

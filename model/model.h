@@ -465,6 +465,9 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
  * nd_dm_sample does this itself when needed, and nd_dm_save stores it. Classes without
  * training data stay uncalibrated. Returns 0 or a code. */
 int nd_dm_calibrate(nd_dm *m, nd_error *e);
+/* Sampling and calibration check *stop (set by a signal handler; NULL: never) between
+ * batches and return ND_EINTR once it is set, the calibration left unfitted. */
+void nd_dm_set_stop(nd_dm *m, volatile int *stop);
 /* Classes whose samples the current calibration covers (0: decoded uncalibrated, e.g.
  * with sample.calibrate 0 or a model file made before the calibration existed). */
 int nd_dm_calibrated(const nd_dm *m);

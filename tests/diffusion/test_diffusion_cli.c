@@ -1,8 +1,9 @@
 /*
  * test_diffusion_cli.c — train, sample, eval, render and inspect as a person runs them,
  * on a tiny imported dataset: outputs exist and read back, --resume continues, Ctrl-C
- * saves a resumable model and exits 0, and mistakes give exit 2 (usage) or 1 (bad
- * file) with a message naming the problem.
+ * saves a resumable model and exits 0 (also during the end calibration, which it
+ * skips), and mistakes give exit 2 (usage) or 1 (bad file) with a message naming the
+ * problem.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -145,5 +146,48 @@ int main(void)
     CHECK_EQ(WEXITSTATUS(st), 0);
     EXPECT(0, "inspect", model);
     EXPECT(0, "train", ndd, "-o", model, "--resume", "--minutes", "0.01");
+
+    /* Ctrl-C during the end calibration (here one that would take hours): skipped, the
+     * trained model kept, exit 0 */
+    const char *log = path(10, "train.log");
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        int o = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(o, 1);
+        dup2(o, 2);
+        execl(ND_BINARY, ND_BINARY, "train", "-c", conf, ndd, "-o", model, "--steps", "3",
+              "--set", "sample.calibrate=100000", (char *)NULL);
+        _exit(127);
+    }
+    char *text = NULL;
+    for (int i = 0; i < 600 && !(text && strstr(text, "calibrating")); i++) {
+        usleep(100 * 1000);
+        free(text);
+        text = (char *)read_bytes(log, &len);
+    }
+    CHECK(text && strstr(text, "calibrating"));
+    free(text);
+    kill(pid, SIGINT);
+    /* a generous bound, so that a calibration that ignores the signal fails here
+     * instead of running for hours */
+    int done = 0;
+    for (int i = 0; i < 600 && !done; i++) {
+        usleep(100 * 1000);
+        done = waitpid(pid, &st, WNOHANG) == pid;
+    }
+    if (!done) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        CHECK_FAIL_("train went on calibrating after SIGINT");
+    }
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 0);
+    text = (char *)read_bytes(log, &len);
+    CHECK(text && strstr(text, "calibration skipped"));
+    free(text);
+    EXPECT(0, "inspect", model);
+    CHECK_CONTAINS(out_text, "3 steps");
+    EXPECT(0, "sample", model, "--count", "2", "--csv", scsv, "--calibrate", "0");
     return 0;
 }
