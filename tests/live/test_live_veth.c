@@ -5,7 +5,7 @@
  * tcpreplay sends two classes of generated traffic into one end, `netdiffus live` learns
  * online on the other: both classes join the model, the training loss falls, a
  * checkpoint is written, SIGINT ends it cleanly within a second, and `--resume`
- * continues from the checkpoint with new traffic. Skips (77) without root, namespaces,
+ * continues from the checkpoint with new traffic (and with --steps counted in total). Skips (77) without root, namespaces,
  * veth or tcpreplay. Traffic stays inside the namespace.
  */
 #include "live_test.h"
@@ -33,12 +33,13 @@ int main(void)
     test_netns net = netns_setup("live");
     const char *ns = net.name, *if_cap = net.a, *if_send = net.b;
 
-    char pcap[512], conf[512], ckpt[512], src[64], s1[512], s2[512], log[512], a[4096];
+    char pcap[512], conf[512], ckpt[512], src[64], s1[512], s2[512], s3[512], log[512], a[4096];
     LIVE_PATH(pcap, "two.pcap");
     LIVE_PATH(conf, "live.yaml");
     LIVE_PATH(ckpt, "live.ndm");
     LIVE_PATH(s1, "s1.jsonl");
     LIVE_PATH(s2, "s2.jsonl");
+    LIVE_PATH(s3, "s3.jsonl");
     LIVE_PATH(log, "log.txt");
     snprintf(src, sizeof src, "iface:%s", if_cap);
     live_write_two_class_pcap(pcap, 16, 48, 150, 1); /* 7.2 s of traffic */
@@ -73,20 +74,37 @@ int main(void)
     snprintf(a, sizeof a, "%s inspect %s | grep -q 'training: %.0f steps'", ND_BINARY, ckpt, step1);
     CHECK_EQ(test_sh("%s", a), 0);
 
-    /* --resume: new traffic, the step goes on from the checkpoint */
-    snprintf(a, sizeof a, "ip netns exec %s %s live -c %s --resume --steps %.0f --stats %s "
-             ">>%s 2>&1", ns, ND_BINARY, conf, step1 + 50, s2, log);
+    /* --resume: new traffic; the step goes on from the checkpoint, the classes' window
+     * counts from theirs. Stopped by SIGINT once the new traffic's windows are in and 50
+     * more steps are done (with --steps alone it could end before they arrive). */
+    const char *b = strstr(live_last_line(s1), "\"bulk\":");
+    double bulk1 = b ? live_json(b, "windows") : NAN, bulk2 = NAN;
+    snprintf(a, sizeof a, "ip netns exec %s %s live -c %s --resume --stats %s >>%s 2>&1", ns,
+             ND_BINARY, conf, s2, log);
     pid = live_spawn(a);
     stats_wait(s2, "t", 0, 30, pid, log);
-    l = live_last_line(s2);
-    CHECK(live_json(l, "step") >= step1);
+    CHECK(live_json(live_last_line(s2), "step") >= step1);
     CHECK_EQ(test_sh("ip netns exec %s tcpreplay -q -i %s -x 4 %s >>%s 2>&1", ns, if_send, pcap,
                      log), 0);
-    CHECK_EQ(live_wait(pid, 120), 0);
+    for (double t0 = live_now(); live_now() - t0 < 60; usleep(50000)) {
+        b = strstr(live_last_line(s2), "\"bulk\":");
+        if (b && (bulk2 = live_json(b, "windows")) > bulk1) break;
+    }
+    fprintf(stderr, "veth: resumed at step %g, bulk windows %g -> %g\n", step1, bulk1, bulk2);
+    CHECK(bulk2 > bulk1);
+    stats_wait(s2, "step", step1 + 50, 120, pid, log);
+    live_sigint(pid, "veth resume");
     l = live_last_line(s2);
-    CHECK_EQ(live_json(l, "step"), step1 + 50);
-    CHECK(live_json(strstr(l, "\"bulk\":"), "windows") >
-          live_json(strstr(live_last_line(s1), "\"bulk\":"), "windows"));
+    double step2 = live_json(l, "step");
+    CHECK_EQ(live_json(l, "checkpoint_step"), step2);
+
+    /* --steps N on a resume: N in total, counted from the checkpoint's step (the
+     * reservoirs came back with it, so it trains without new traffic) */
+    snprintf(a, sizeof a, "ip netns exec %s %s live -c %s --resume --steps %.0f --stats %s "
+             ">>%s 2>&1", ns, ND_BINARY, conf, step2 + 20, s3, log);
+    pid = live_spawn(a);
+    CHECK_EQ(live_wait(pid, 120), 0);
+    CHECK_EQ(live_json(live_last_line(s3), "step"), step2 + 20);
     char *text = live_text(log);
     CHECK_CONTAINS(text, "live: resuming");
     free(text);
