@@ -226,7 +226,8 @@ void nd_cal_volume(const float *cal, const float *t, float *x, int L)
 void nd_cal_window(const float *cal, const float *t, float *x, float *score, const float *lval,
                    int L, nd_rng *rng)
 {
-    filter(score, L, isfinite(cal[ND_CAL_ACF]) ? (int)cal[ND_CAL_ACF] : 0, rng);
+    float f = cal[ND_CAL_ACF]; /* from a file: any float, checked before the cast */
+    filter(score, L, f >= 0.0f && f < (float)NFILTERS ? (int)f : 0, rng);
     for (int i = 0; i < L; i++) x[i] = nd_cal_apply(cal, t, score[i], lval[i]);
     nd_cal_volume(cal, t, x, L);
 }
