@@ -17,7 +17,8 @@
  *     not how busy whole windows are (the model's windows are too alike in volume), and
  *     a uniform scale keeps the window's shape (busy bins are kept within the training
  *     data's range of busy values). Windows whose volume maps to 0 (the training data
- *     has windows with this channel entirely idle) become idle.
+ *     has windows with this channel entirely idle) become idle, and those only: a window
+ *     the threshold left entirely idle keeps its highest-scoring bin busy before the map.
  *   - the scores go through a filter before the threshold, the one of a small family
  *     (none; Gaussian dither; sharpening against the neighbours; moving averages) that
  *     gives the calibrated windows the training data's autocorrelation. The threshold
@@ -153,6 +154,24 @@ static void fit_bins(float *cal, const float *t, double s, const float *score,
     if (busy && isfinite(t[1])) quantiles(cal + 1, scratch, busy);
 }
 
+/* A channel the threshold left entirely idle keeps its highest-scoring bin busy, so that
+ * the volume map (below) alone decides which windows are idle, as many as the training
+ * data has (the smallest): as the model trains, its activity gets sharper and the
+ * threshold alone leaves far more windows idle than the data has (3-4x in live's
+ * web-tls), or some in classes that never have one. Targets from before the volume map:
+ * no revive. */
+static void revive(const float *cal, const float *t, float *x, const float *score,
+                   const float *lval, int L)
+{
+    if (!isfinite(t[ND_CAL_VOL])) return;
+    int top = 0;
+    for (int i = 0; i < L; i++) {
+        if (x[i] > 0.0f) return;
+        if (score[i] > score[top]) top = i;
+    }
+    x[top] = nd_cal_apply(cal, t, INFINITY, lval[top]);
+}
+
 /* The fit for filtered scores: threshold and maps (cal), and in x (n·L) the n windows
  * after both maps; vol: room for n floats. */
 static void fit_maps(float *cal, const float *t, const float *score, const float *lval,
@@ -166,6 +185,7 @@ static void fit_maps(float *cal, const float *t, const float *score, const float
         fit_bins(cal, t, s, score, lval, nb, x);
         for (size_t i = 0; i < nb; i++) x[i] = nd_cal_apply(cal, t, score[i], lval[i]);
         if (!isfinite(t[ND_CAL_VOL])) break; /* targets from before the volume map */
+        for (size_t w = 0; w < n; w++) revive(cal, t, x + w * L, score + w * L, lval + w * L, L);
         for (size_t w = 0; w < n; w++) vol[w] = log1pf(sum(x + w * L, L));
         quantiles(cal + ND_CAL_VOL, vol, n);
         size_t idle = 0;
@@ -229,5 +249,6 @@ void nd_cal_window(const float *cal, const float *t, float *x, float *score, con
     float f = cal[ND_CAL_ACF]; /* from a file: any float, checked before the cast */
     filter(score, L, f >= 0.0f && f < (float)NFILTERS ? (int)f : 0, rng);
     for (int i = 0; i < L; i++) x[i] = nd_cal_apply(cal, t, score[i], lval[i]);
+    revive(cal, t, x, score, lval, L);
     nd_cal_volume(cal, t, x, L);
 }

@@ -809,14 +809,16 @@ static void project_gaf(void *arg, float *x0)
     nd_gaf_encode(x0, v, CI, L);
 }
 
-/* The sampler setting a calibration belongs to. */
+/* The sampler setting and the fit's own revision (a calibration stored by an older fit
+ * is refitted when sampling). */
+#define CAL_FIT_REVISION 2 /* 2: windows idle by the volume map only (calib.c, revive) */
 static void cal_key(const nd_dm *m, char *key)
 {
     const nd_config *c = &m->cfg;
     snprintf(key, CAL_KEY, "%s %u steps, guidance %g, eta %g, clip %s, projection %s, "
-             "decode %s", c->sample.sampler, c->sample.steps, c->sample.guidance,
+             "decode %s, fit %d", c->sample.sampler, c->sample.steps, c->sample.guidance,
              c->sample.eta, c->sample.clip, c->sample.project ? "on" : "off",
-             m->gaf.decode == ND_GAF_DIAG ? "diag" : "lsq");
+             m->gaf.decode == ND_GAF_DIAG ? "diag" : "lsq", CAL_FIT_REVISION);
 }
 
 /* Whether sampling now would use the stored calibration as it is. */
@@ -837,30 +839,27 @@ static float activity(const nd_gaf_spec *g, const float *v, int c, int i)
 
 /* Sampled image -> raw window x (C,L): decoded by the model's decode, then the
  * calibration of class cls when there is a fresh one, else the fixed thresholds of
- * nd_gaf_image_to_window. With dec (nd_gaf_channels·L), also the decoded values.
- * Returns 1 when the calibrated window has a channel entirely idle that the training
- * windows of the class never leave idle (their smallest volume is not 0), else 0. */
-static int image_to_window(const nd_dm *m, int cls, float *x, float *dec, const float *img,
+ * nd_gaf_image_to_window. With dec (nd_gaf_channels·L), also the decoded values. */
+static void image_to_window(const nd_dm *m, int cls, float *x, float *dec, const float *img,
                            nd_rng *rng)
 {
     const nd_gaf_spec *g = &m->gaf;
     int C = g->C, L = g->L, cal = m->cfg.sample.calibrate && m->cal_windows && cal_fresh(m);
     if (!cal && !dec) {
         nd_gaf_image_to_window(x, img, g, &m->scales[cls], -1);
-        return 0;
+        return;
     }
     float v[2 * ND_MAX_CHANNELS * 256];
     nd_gaf_decode(v, img, nd_gaf_channels(g), L, g->decode);
     if (dec) memcpy(dec, v, (size_t)nd_gaf_channels(g) * L * sizeof(float));
-    if (!x) return 0;
+    if (!x) return;
     /* a class without training targets (it joined online, no data yet) keeps the fixed
      * thresholds */
     const float *cal0 = m->cal + (size_t)cls * C * ND_CAL_SLOTS;
     if (!cal || isnan(cal0[0])) {
         nd_gaf_image_to_window(x, img, g, &m->scales[cls], -1);
-        return 0;
+        return;
     }
-    int unseen = 0;
     for (int c = 0; c < C; c++) {
         const float *cc = cal0 + (size_t)c * ND_CAL_SLOTS;
         const float *t = m->marg + ((size_t)cls * C + c) * ND_CAL_SLOTS;
@@ -870,18 +869,11 @@ static int image_to_window(const nd_dm *m, int cls, float *x, float *dec, const 
             l[i] = log1pf(nd_gaf_unscale(v[c * L + i], g, &m->scales[cls], c));
         }
         nd_cal_window(cc, t, x + (size_t)c * L, score, l, L, rng);
-        int idle = 1;
-        for (int i = 0; i < L && idle; i++) idle = x[(size_t)c * L + i] == 0.0f;
-        unseen |= idle && t[ND_CAL_VOL] > 0.0f;
     }
-    return unseen;
 }
 
 /* n images of class cls by the sampler of the sample.* settings on the EMA weights,
- * each to image_to_window (x, dec: n windows; either may be NULL) and to imgs. A window
- * with a channel entirely idle where the class's training windows never are (a quiet
- * draw of a stochastic sampler, below the threshold everywhere) is drawn again, at most
- * n times in all so that the cost stays bounded. */
+ * each to image_to_window (x, dec: n windows; either may be NULL) and to imgs. */
 static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, float *imgs,
                          nd_rng *rng, nd_error *e)
 {
@@ -915,7 +907,6 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
     memcpy(save, params, np * sizeof(float));
     memcpy(params, m->ema, np * sizeof(float));
     denoise_arg da = {m};
-    size_t redraws = 0;
     /* the calibration filter's own noise: calibrated and uncalibrated decodes see the
      * same images */
     nd_rng filter_rng;
@@ -926,21 +917,16 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
             rc = nd_error_set(e, ND_EINTR, "sample: stopped by a signal");
             break;
         }
-        int B = (int)(n - done < (size_t)SB ? n - done : (size_t)SB), kept = 0;
+        int B = (int)(n - done < (size_t)SB ? n - done : (size_t)SB);
         for (int i = 0; i < B; i++) y[i] = cls;
         nd_diffusion_sample(&m->diff, &so, denoise, &da, buf, y, B, img, rng);
         for (int i = 0; i < B; i++) {
-            size_t at = done + (size_t)kept;
-            if (image_to_window(m, cls, x ? x + at * WL : NULL, dec ? dec + at * DL : NULL,
-                                buf + i * img, &filter_rng) &&
-                redraws < n) {
-                redraws++;
-                continue;
-            }
+            size_t at = done + (size_t)i;
+            image_to_window(m, cls, x ? x + at * WL : NULL, dec ? dec + at * DL : NULL,
+                            buf + i * img, &filter_rng);
             if (imgs) memcpy(imgs + at * img, buf + i * img, img * sizeof(float));
-            kept++;
         }
-        done += (size_t)kept;
+        done += (size_t)B;
     }
     memcpy(params, save, np * sizeof(float));
     free(buf);
