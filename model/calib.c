@@ -154,6 +154,21 @@ static void fit_bins(float *cal, const float *t, double s, const float *score,
     if (busy && isfinite(t[1])) quantiles(cal + 1, scratch, busy);
 }
 
+/* The volume map on one window's channel x (L raw values from nd_cal_apply), in place:
+ * one scale for every bin, busy bins clamped to the target's range of busy values. */
+static void volume(const float *cal, const float *t, float *x, int L)
+{
+    float total = sum(x, L);
+    if (!(total > 0.0f) || !isfinite(cal[ND_CAL_VOL]) || !isfinite(t[ND_CAL_VOL])) return;
+    float f = expm1f(qmap(cal + ND_CAL_VOL, t + ND_CAL_VOL, log1pf(total))) / total;
+    /* busy bins stay within the training data's range of busy values: in sparse traffic
+     * a window the model made with too many busy bins for its volume would otherwise get
+     * bins smaller than any real one */
+    float lo = expm1f(t[1]), hi = expm1f(t[ND_CAL_Q + 1]);
+    for (int i = 0; i < L; i++)
+        if (x[i] > 0.0f) x[i] = f == 0.0f ? 0.0f : fminf(fmaxf(x[i] * f, lo), hi);
+}
+
 /* A channel the threshold left entirely idle keeps its highest-scoring bin busy, so that
  * the volume map (below) alone decides which windows are idle, as many as the training
  * data has (the smallest): as the model trains, its activity gets sharper and the
@@ -189,7 +204,7 @@ static void fit_maps(float *cal, const float *t, const float *score, const float
         for (size_t w = 0; w < n; w++) vol[w] = log1pf(sum(x + w * L, L));
         quantiles(cal + ND_CAL_VOL, vol, n);
         size_t idle = 0;
-        for (size_t w = 0; w < n; w++) nd_cal_volume(cal, t, x + w * L, L);
+        for (size_t w = 0; w < n; w++) volume(cal, t, x + w * L, L);
         for (size_t i = 0; i < nb; i++) idle += x[i] == 0.0f;
         double miss = t[0] - (double)idle / (double)nb;
         if (fabs(miss) * (double)nb < 0.5) break;
@@ -230,19 +245,6 @@ float nd_cal_apply(const float *cal, const float *t, float score, float l)
     return expm1f(qmap(cal + 1, t + 1, l));
 }
 
-void nd_cal_volume(const float *cal, const float *t, float *x, int L)
-{
-    float total = sum(x, L);
-    if (!(total > 0.0f) || !isfinite(cal[ND_CAL_VOL]) || !isfinite(t[ND_CAL_VOL])) return;
-    float f = expm1f(qmap(cal + ND_CAL_VOL, t + ND_CAL_VOL, log1pf(total))) / total;
-    /* busy bins stay within the training data's range of busy values: in sparse traffic
-     * a window the model made with too many busy bins for its volume would otherwise get
-     * bins smaller than any real one */
-    float lo = expm1f(t[1]), hi = expm1f(t[ND_CAL_Q + 1]);
-    for (int i = 0; i < L; i++)
-        if (x[i] > 0.0f) x[i] = f == 0.0f ? 0.0f : fminf(fmaxf(x[i] * f, lo), hi);
-}
-
 void nd_cal_window(const float *cal, const float *t, float *x, float *score, const float *lval,
                    int L, nd_rng *rng)
 {
@@ -250,5 +252,5 @@ void nd_cal_window(const float *cal, const float *t, float *x, float *score, con
     filter(score, L, f >= 0.0f && f < (float)NFILTERS ? (int)f : 0, rng);
     for (int i = 0; i < L; i++) x[i] = nd_cal_apply(cal, t, score[i], lval[i]);
     revive(cal, t, x, score, lval, L);
-    nd_cal_volume(cal, t, x, L);
+    volume(cal, t, x, L);
 }

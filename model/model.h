@@ -331,12 +331,11 @@ void nd_cal_fit(float *cal, const float *t, const float *score, const float *lva
 /* Raw value of a bin with this filtered score and uncalibrated log1p value l (per-bin
  * maps). */
 float nd_cal_apply(const float *cal, const float *t, float score, float l);
-/* The volume map on one window's channel x (L raw values from nd_cal_apply), in place:
- * one scale for every bin, busy bins clamped to the target's range of busy values. */
-void nd_cal_volume(const float *cal, const float *t, float *x, int L);
 /* One window's channel through the calibration: its L scores through cal's filter (in
  * place), then x[i] the raw value of bin i (lval: uncalibrated log1p values) after the
- * per-bin and volume maps. */
+ * per-bin maps and the volume map (one scale for the window, busy bins within the
+ * target's range; windows the threshold left entirely idle keep their top bin for it,
+ * and it makes idle as many as the target has). */
 void nd_cal_window(const float *cal, const float *t, float *x, float *score, const float *lval,
                    int L, nd_rng *rng);
 
