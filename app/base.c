@@ -1,7 +1,9 @@
 /*
- * base.c — logging, error text, clocks and contract checks for every netdiffus module.
+ * base.c — logging, error text, clocks, random numbers and contract checks for every
+ * netdiffus module.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -103,3 +105,50 @@ static uint64_t clock_ns(clockid_t id)
 
 uint64_t nd_now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 uint64_t nd_realtime_ns(void) { return clock_ns(CLOCK_REALTIME); }
+
+/* ---- random numbers ---------------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void nd_rng_seed(nd_rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t nd_rng_u64(nd_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+double nd_rng_uniform(nd_rng *r) { return (double)(nd_rng_u64(r) >> 11) * 0x1.0p-53; }
+
+uint32_t nd_rng_below(nd_rng *r, uint32_t n)
+{
+    ND_ASSERT(n > 0);
+    return (uint32_t)(((nd_rng_u64(r) >> 32) * (uint64_t)n) >> 32);
+}
+
+float nd_rng_normal(nd_rng *r)
+{
+    /* Box–Muller with one value per call (no cached twin: the state alone is the
+     * generator, which keeps checkpoints simple) */
+    double u1 = nd_rng_uniform(r), u2 = nd_rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}

@@ -79,6 +79,20 @@ uint64_t nd_now_ns(void);      /* CLOCK_MONOTONIC, ns */
 uint64_t nd_realtime_ns(void); /* CLOCK_REALTIME, ns since the epoch */
 
 /* ------------------------------------------------------------------------------------ */
+/* Random numbers: xoshiro256**, seeded by splitmix64. The state is four words, saved   */
+/* in checkpoints as it is; replay keeps one stream per flow.                            */
+/* ------------------------------------------------------------------------------------ */
+
+typedef struct nd_rng {
+    uint64_t s[4];
+} nd_rng;
+void nd_rng_seed(nd_rng *r, uint64_t seed);
+uint64_t nd_rng_u64(nd_rng *r);
+double nd_rng_uniform(nd_rng *r);             /* [0, 1) */
+uint32_t nd_rng_below(nd_rng *r, uint32_t n); /* [0, n), n > 0 */
+float nd_rng_normal(nd_rng *r);               /* N(0, 1), Box–Muller, one value per call */
+
+/* ------------------------------------------------------------------------------------ */
 /* Container: the sectioned, checksummed file under .ndd and .ndm (docs/FORMATS.md).   */
 /* ------------------------------------------------------------------------------------ */
 

@@ -307,7 +307,6 @@ float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c
  * threshold, [1..ND_CAL_Q+1] busy quantiles, [ND_CAL_VOL..] volume quantiles,
  * [ND_CAL_ACF..] the target's class-mean autocorrelation at lags 1..ND_CAL_LAGS, or the
  * calibration's filter (one float); NaN where there was nothing to fit. */
-typedef struct nd_rng nd_rng;
 #define ND_CAL_Q 64
 #define ND_CAL_VOL (ND_CAL_Q + 2)
 #define ND_CAL_ACF (2 * ND_CAL_Q + 3)
@@ -342,16 +341,6 @@ void nd_cal_window(const float *cal, const float *t, float *x, float *score, con
 /* ------------------------------------------------------------------------------------ */
 /* Diffusion: schedule, training targets, samplers (issue 5, diffusion.c)                */
 /* ------------------------------------------------------------------------------------ */
-
-/* Random numbers: xoshiro256**, seeded by splitmix64; the state is saved in checkpoints. */
-typedef struct nd_rng {
-    uint64_t s[4];
-} nd_rng;
-void nd_rng_seed(nd_rng *r, uint64_t seed);
-uint64_t nd_rng_u64(nd_rng *r);
-double nd_rng_uniform(nd_rng *r);         /* [0, 1) */
-uint32_t nd_rng_below(nd_rng *r, uint32_t n); /* [0, n), n > 0 */
-float nd_rng_normal(nd_rng *r);           /* N(0, 1), Box–Muller, one value per call */
 
 enum nd_pred { ND_PRED_EPS = 0, ND_PRED_V = 1 };
 enum nd_sampler { ND_SAMPLER_DDIM = 0, ND_SAMPLER_DDPM = 1, ND_SAMPLER_DPMPP = 2 };

@@ -59,7 +59,7 @@ void pkt_cdf_free(pkt_cdf *c)
     memset(c, 0, sizeof *c);
 }
 
-uint32_t pkt_cdf_draw(const pkt_cdf *c, replay_rng *r)
+uint32_t pkt_cdf_draw(const pkt_cdf *c, nd_rng *r)
 {
     uint64_t x = replay_rng_below(r, c->cum[c->n - 1]);
     uint32_t lo = 0, hi = c->n - 1; /* first entry with cum > x */
@@ -225,10 +225,10 @@ void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli,
 {
     const pkt_class *pc = f->pc;
     const nd_class_stats *st = pc->st;
-    replay_rng *r = &f->rng;
+    nd_rng *r = &f->rng;
 
-    f->l4 = replay_rng_unit(r) < pc->p_udp ? ND_L4_UDP : ND_L4_TCP;
-    int v6 = replay_rng_unit(r) < pc->p_ipv6;
+    f->l4 = nd_rng_uniform(r) < pc->p_udp ? ND_L4_UDP : ND_L4_TCP;
+    int v6 = nd_rng_uniform(r) < pc->p_ipv6;
     if (v6 && !(cli->has6 && srv->has6)) v6 = 0;
     if (!v6 && !(cli->has4 && srv->has4)) v6 = 1;
     f->ipv6 = (uint8_t)v6;
@@ -252,8 +252,8 @@ void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli,
     }
     f->addr_sum = pkt_addr_sum(f);
     f->port_sum = (uint32_t)f->cport + f->sport;
-    f->snd_nxt[0] = (uint32_t)replay_rng_next(r);
-    f->snd_nxt[1] = (uint32_t)replay_rng_next(r);
+    f->snd_nxt[0] = (uint32_t)nd_rng_u64(r);
+    f->snd_nxt[1] = (uint32_t)nd_rng_u64(r);
 
     unsigned maxf = MAX_FRAME;
     if (f->l4 == ND_L4_TCP) {

@@ -14,51 +14,19 @@
 #include "replay.h"
 
 /* ------------------------------------------------------------------------------------ */
-/* PRNG: xoshiro256** seeded through splitmix64. One stream per flow, so that packets do  */
-/* not depend on how flows interleave.                                                   */
+/* Random numbers: nd_rng (nd.h), one stream per flow, so that packets do not depend on  */
+/* how flows interleave.                                                                 */
 /* ------------------------------------------------------------------------------------ */
 
-typedef struct replay_rng {
-    uint64_t s[4];
-} replay_rng;
-
-static inline uint64_t replay_splitmix64(uint64_t *x)
+static inline void replay_rng_seed(nd_rng *r, uint64_t seed, uint64_t stream)
 {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static inline void replay_rng_seed(replay_rng *r, uint64_t seed, uint64_t stream)
-{
-    uint64_t x = seed ^ (stream * 0xd1342543de82ef95ull);
-    for (int i = 0; i < 4; i++) r->s[i] = replay_splitmix64(&x);
-}
-
-static inline uint64_t replay_rng_next(replay_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t x = s[1] * 5, result = ((x << 7) | (x >> 57)) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = (s[3] << 45) | (s[3] >> 19);
-    return result;
+    nd_rng_seed(r, seed ^ (stream * 0xd1342543de82ef95ull));
 }
 
 /* Uniform in [0, n) by a 64×64→128 multiply (bias below 2^-64 · n, never visible). */
-static inline uint64_t replay_rng_below(replay_rng *r, uint64_t n)
+static inline uint64_t replay_rng_below(nd_rng *r, uint64_t n)
 {
-    return (uint64_t)(((unsigned __int128)replay_rng_next(r) * n) >> 64);
-}
-
-/* Uniform in [0, 1). */
-static inline double replay_rng_unit(replay_rng *r)
-{
-    return (double)(replay_rng_next(r) >> 11) * 0x1.0p-53;
+    return (uint64_t)(((unsigned __int128)nd_rng_u64(r) * n) >> 64);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -73,7 +41,7 @@ typedef struct pkt_cdf {
 
 int pkt_cdf_init(pkt_cdf *c, const uint64_t *hist, uint32_t len); /* 0 or -ENOMEM */
 void pkt_cdf_free(pkt_cdf *c);
-uint32_t pkt_cdf_draw(const pkt_cdf *c, replay_rng *r); /* c->n > 0 */
+uint32_t pkt_cdf_draw(const pkt_cdf *c, nd_rng *r); /* c->n > 0 */
 
 /* Everything drawn per class, built once per run from nd_class_stats. */
 typedef struct pkt_class {
@@ -138,7 +106,7 @@ typedef struct pkt_flow {
     const float *win; /* (C, L) */
     const pkt_class *pc;
     uint32_t cls, window;
-    replay_rng rng;
+    nd_rng rng;
 
     uint8_t ipv6, l4, ttl[2];
     uint16_t mss, cport, sport, max_frame;

@@ -338,14 +338,14 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
 static int plan_loop(sched *s, uint64_t l, uint64_t dur_series)
 {
     const replay_opts *o = s->o;
-    replay_rng r;
+    nd_rng r;
     replay_rng_seed(&r, o->seed, (1ull << 63) | l);
     uint64_t window_ns = (uint64_t)s->lay.L * s->lay.bin_ns, t = 0, last = 0;
     uint64_t spread = dur_series ? dur_series : window_ns;
     for (uint32_t i = 0; i < s->n_plan; i++) {
         uint32_t w;
         if (s->mix_cum) {
-            double x = replay_rng_unit(&r) * s->mix_cum[o->n_mix - 1];
+            double x = nd_rng_uniform(&r) * s->mix_cum[o->n_mix - 1];
             uint32_t k = 0;
             while (k + 1 < o->n_mix && s->mix_cum[k] <= x) k++;
             uint32_t c = s->mix_cls[k];
@@ -358,7 +358,7 @@ static int plan_loop(sched *s, uint64_t l, uint64_t dur_series)
         if (rc) return rc;
         double rate = s->pc[c].rate;
         if (rate > 0) {
-            if (i) t += (uint64_t)(-log(1.0 - replay_rng_unit(&r)) / rate * 1e9);
+            if (i) t += (uint64_t)(-log(1.0 - nd_rng_uniform(&r)) / rate * 1e9);
         } else {
             t = (uint64_t)((unsigned __int128)spread * i / s->n_plan); /* 128-bit: ns × count */
         }
