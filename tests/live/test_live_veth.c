@@ -5,8 +5,9 @@
  * tcpreplay sends two classes of generated traffic into one end, `netdiffus live` learns
  * online on the other: both classes join the model, the training loss falls, a
  * checkpoint is written, SIGINT ends it cleanly within a second, and `--resume`
- * continues from the checkpoint with new traffic (and with --steps counted in total). Skips (77) without root, namespaces,
- * veth or tcpreplay. Traffic stays inside the namespace.
+ * continues from the checkpoint with new traffic (and with --steps counted in total).
+ * Skips (77) without root, namespaces, veth or tcpreplay. Traffic stays inside the
+ * namespace.
  */
 #include "live_test.h"
 #include "netns.h"
