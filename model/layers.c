@@ -250,9 +250,17 @@ void nd_conv2d_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const fl
 
 void nd_linear_forward(nd_ctx *ctx, float *out, const float *inp, const float *w,
                        const float *b, int N, int IN, int OUT) {
-    for (int n = 0; n < N; n++)
-        for (int o = 0; o < OUT; o++) out[(size_t)n * OUT + o] = b ? b[o] : 0.0f;
-    nd_sgemm(0, 1, N, OUT, IN, 1.0f, inp, IN, w, IN, 1.0f, out, OUT);
+    /* One matrix-vector product per row rather than one sgemm over the batch: an sgemm
+     * kernel may sum a row's products in an order that depends on how many rows share the
+     * call (OpenBLAS's Haswell kernels do), so the same window would come out differently
+     * in a batch of 8 than in a batch of 16. Per row, every window's embedding depends on
+     * that window alone, and a seed samples the same windows whatever the batch size. */
+    (void)ctx;
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * OUT;
+        for (int j = 0; j < OUT; j++) o[j] = b ? b[j] : 0.0f;
+        nd_sgemv(OUT, IN, 1.0f, w, IN, inp + (size_t)n * IN, 1.0f, o);
+    }
 }
 
 void nd_linear_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const float *dout,

@@ -87,6 +87,13 @@ void nd_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+void nd_sgemv(int M, int N, float alpha, const float *A, int lda, const float *x, float beta,
+              float *y) {
+    if (M <= 0) return;
+    __atomic_fetch_add(&sgemm_flops, (uint64_t)2 * M * N, __ATOMIC_RELAXED);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, M, N, alpha, A, lda, x, 1, beta, y, 1);
+}
+
 void nd_sgemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     for (int i = 0; i < M; i++)

@@ -75,6 +75,9 @@ const char *nd_prof_name(int kind);
  * op(A) is M×K (A is K×M when ta), op(B) is K×N (B is N×K when tb). cblas_sgemm. */
 void nd_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
+/* y (M) = alpha·A·x + beta·y, A row-major M×N with leading dimension lda. cblas_sgemv. */
+void nd_sgemv(int M, int N, float alpha, const float *A, int lda, const float *x, float beta,
+              float *y);
 /* The same with plain loops and double accumulation: the reference for tests. */
 void nd_sgemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc);

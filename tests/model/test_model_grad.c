@@ -476,6 +476,35 @@ static void test_determinism(void) {
     free(a), free(b), free(c);
 }
 
+/* A window's output depends on that window alone: neither on how many others share its
+ * batch nor on where its buffers lie. Same-seed sampling relies on it (a model loaded
+ * with another batch limit samples the same windows); an sgemm over the batch rows breaks
+ * it under some OpenBLAS kernels (OPENBLAS_CORETYPE=Haswell). */
+static void test_batch_invariance(nd_ctx *ctx) {
+    nd_unet_config uc;
+    small_config(&uc);
+    uc.emb_dim = 128; /* unet-ref's: wide enough for OpenBLAS's blocked kernels */
+    enum { B = 11 };
+    nd_unet *big = nd_unet_new(&uc, B, 5), *one = nd_unet_new(&uc, 3, 5);
+    CHECK(big && one);
+    memcpy(nd_unet_params(one), nd_unet_params(big), nd_unet_num_params(big) * sizeof(float));
+    size_t img = (size_t)uc.channels * uc.L * uc.L;
+    float *x = rnd(B * img, 1), *out = zeros(B * img), *o1 = zeros(3 * img + 16);
+    float t[B];
+    int y[B];
+    for (int i = 0; i < B; i++) t[i] = (float)(37 * i % 1000), y[i] = i % (uc.max_classes + 1);
+    nd_unet_forward(big, ctx, out, x, t, y, B);
+    for (int i = 0; i < B; i++) {
+        /* alone, in a batch of 1, its output written at an odd float offset */
+        float *o = o1 + 1 + i % 3;
+        nd_unet_forward(one, ctx, o, x + i * img, t + i, y + i, 1);
+        if (memcmp(o, out + i * img, img * sizeof(float)))
+            CHECK_FAIL_("window %d: batch of %d and batch of 1 differ", i, B);
+    }
+    free(x), free(out), free(o1);
+    nd_unet_free(big), nd_unet_free(one);
+}
+
 int main(void) {
     /* One thread for the thousands of finite-difference forwards (a parallel region per
      * layer call costs more than the tiny layers on a loaded machine); two threads are
@@ -498,6 +527,7 @@ int main(void) {
     test_elementwise(ctx);
     test_attention(ctx);
     test_unet(ctx);
+    test_batch_invariance(ctx);
     test_determinism();
     nd_ctx_free(ctx);
     printf("test_model_grad: ok\n");
