@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "eval.h"
 #include "model.h"
 
 static nd_dataset *load_any(const char *path, nd_error *e)

@@ -38,6 +38,7 @@
 #include "capture.h"
 #include "cli.h"
 #include "conf.h"
+#include "live.h"
 #include "model.h"
 #include "replay.h"
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "eval.h"
 #include "model.h"
 
 static int run(int argc, char **argv)

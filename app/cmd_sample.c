@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "conf.h"
+#include "eval.h"
 #include "model.h"
 
 static int run(int argc, char **argv)

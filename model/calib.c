@@ -117,6 +117,34 @@ static void filter(float *s, int L, int f, nd_rng *rng)
 
 static int lags(int L) { return L / 4 < ND_CAL_LAGS ? L / 4 : ND_CAL_LAGS; }
 
+/* What the score filter is chosen to match: the time structure of n windows x (n rows
+ * of L raw values, row stride `stride`), as the mean over windows of the autocorrelation
+ * of log1p values at lags 1..K (a window with no variance adds 0). The decoder's own
+ * target, so that the figures of `eval` stay a measurement it was not fitted to. */
+static void time_structure(double *acf, const float *x, size_t n, size_t stride, int L, int K)
+{
+    double y[256];
+    ND_ASSERT(L <= 256);
+    for (int k = 0; k < K; k++) acf[k] = 0.0;
+    for (size_t w = 0; w < n; w++) {
+        double mean = 0.0, var = 0.0;
+        for (int i = 0; i < L; i++) {
+            float v = x[w * stride + (size_t)i];
+            y[i] = log1p(v > 0.0f ? v : 0.0f);
+            mean += y[i];
+        }
+        mean /= L;
+        for (int i = 0; i < L; i++) y[i] -= mean, var += y[i] * y[i];
+        if (var <= 1e-12) continue;
+        for (int k = 1; k <= K; k++) {
+            double a = 0.0;
+            for (int i = 0; i + k < L; i++) a += y[i] * y[i + k];
+            acf[k - 1] += a / var;
+        }
+    }
+    for (int k = 0; k < K && n; k++) acf[k] /= (double)n;
+}
+
 void nd_cal_target(float *t, const float *x, size_t n, int C, int L, int c, float *scratch)
 {
     size_t busy = 0, total = n * (size_t)L;
@@ -132,7 +160,7 @@ void nd_cal_target(float *t, const float *x, size_t n, int C, int L, int c, floa
     for (size_t k = 0; k < n; k++) scratch[k] = log1pf(sum(x + (k * C + c) * L, L));
     quantiles(t + ND_CAL_VOL, scratch, n);
     double acf[ND_CAL_LAGS];
-    nd_mean_acf(acf, x, n, C, L, c, lags(L));
+    time_structure(acf, x + (size_t)c * L, n, (size_t)C * L, L, lags(L));
     for (int k = 0; k < lags(L); k++) t[ND_CAL_ACF + k] = (float)acf[k];
 }
 
@@ -229,7 +257,7 @@ void nd_cal_fit(float *cal, const float *t, const float *score, const float *lva
         fit_maps(c, t, fs, lval, n, L, x, vol);
         c[ND_CAL_ACF] = (float)f;
         double acf[ND_CAL_LAGS], d = 0.0;
-        nd_mean_acf(acf, x, n, 1, L, 0, K);
+        time_structure(acf, x, n, (size_t)L, L, K);
         for (int k = 0; k < K; k++) d += fabs(acf[k] - t[ND_CAL_ACF + k]);
         if (d < best) {
             best = d;

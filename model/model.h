@@ -1,18 +1,9 @@
 /*
- * model.h — the netdiffus model core (libnd_model): tensor layers with forward and
- * backward passes on OpenBLAS, the reference U-Net "unet-ref" (DESIGN.md §6), AdamW with
- * gradient clipping, warm-up and EMA.
- *
- * It sits between the GAF images (model/gaf, issue 5) and the diffusion trainer and
- * samplers: the diffusion code draws x_t and t, calls nd_unet_forward for the network's
- * prediction (ε or v, the network does not care), puts its loss gradient into
- * nd_unet_backward, and steps nd_adamw. See docs/MODEL.md.
- *
- * Conventions (llm.c style): every tensor is a flat float32 buffer, images are
- * (N, C, H, W) row-major; layer functions come in forward/backward pairs with outputs
- * first, const inputs, dimensions last. Backward functions ACCUMULATE (+=) into every
- * gradient they are given (input and parameter gradients alike): callers zero them.
- * A NULL input gradient is skipped. Broken shapes are ND_ASSERTs.
+ * model.h — the diffusion model (libnd_model): windows to Gramian Angular Field images
+ * and back (gaf.c), the noise schedule and samplers (diffusion.c), the decode
+ * calibration (calib.c), and the class-conditional model with its trainer and model file
+ * (dm.c). The network itself is nn.h's; measuring what the model makes is eval.h's,
+ * which nothing here calls. See docs/MODEL.md.
  */
 #ifndef ND_MODEL_H
 #define ND_MODEL_H
@@ -21,240 +12,16 @@
 #include <stdint.h>
 
 #include "conf.h"
-
-/* ------------------------------------------------------------------------------------ */
-/* Context: threads, scratch memory and the per-layer profile                           */
-/* ------------------------------------------------------------------------------------ */
-
-/* Layer kinds of the profile (nd_ctx_profile_print). */
-enum nd_prof {
-    ND_PROF_CONV3,    /* 3×3 convolution, stride 1 */
-    ND_PROF_CONV3S2,  /* 3×3 convolution, stride 2 */
-    ND_PROF_CONV1,    /* 1×1 convolution */
-    ND_PROF_GNSILU,   /* GroupNorm (+ fused SiLU) */
-    ND_PROF_ATTN,     /* softmax attention core (q·k, softmax, ·v) */
-    ND_PROF_EMB,      /* timestep/class embeddings, linear layers, their SiLU */
-    ND_PROF_UPCAT,    /* nearest upsample, channel concat, embedding add */
-    ND_PROF_LOSS,     /* MSE */
-    ND_PROF_OPTIM,    /* AdamW + EMA */
-    ND_PROF_OTHER,    /* zeroing gradients, residual adds */
-    ND_PROF_N
-};
-
-/* Owns the threads setting and a scratch area that layers borrow (im2col columns,
- * per-thread partial weight gradients). Not shared between threads that call layers
- * at the same time: give each its own. */
-typedef struct nd_ctx nd_ctx;
-
-/* threads: parallel loops of the layers (0 = all online cores). OpenBLAS is kept at one
- * thread inside those loops, so the two never oversubscribe the cores. NULL on -ENOMEM. */
-nd_ctx *nd_ctx_new(int threads);
-void nd_ctx_free(nd_ctx *ctx); /* NULL is a no-op */
-int nd_ctx_threads(const nd_ctx *ctx);
-/* 3×3 stride-1 convolutions: direct AVX-512 kernel where it fits (on, the default) or
- * im2col + sgemm everywhere (off; for comparisons). Same results up to rounding. */
-void nd_ctx_set_direct_conv(nd_ctx *ctx, int on);
-/* bfloat16 products (off by default): the direct 3×3 kernel's forward and input-gradient
- * products take bf16 inputs and weights (8-bit mantissa) with float32 sums, at twice the
- * multiply rate (AVX512-BF16). Relative error per convolution ~1e-2·(typical term);
- * meant for sampling, measured for training (docs/PERFORMANCE.md). Returns whether it is
- * on (0 when the CPU build lacks AVX512-BF16). */
-int nd_ctx_set_bf16(nd_ctx *ctx, int on);
-/* Profiling on/off (off by default); when on, layers add their wall time per kind. */
-void nd_ctx_profile(nd_ctx *ctx, int on);
-void nd_ctx_profile_reset(nd_ctx *ctx);
-/* Seconds spent in a kind, forward (dir 0) or backward (dir 1). */
-double nd_ctx_profile_seconds(const nd_ctx *ctx, int kind, int dir);
-const char *nd_prof_name(int kind);
-
-/* ------------------------------------------------------------------------------------ */
-/* Matrix products: the one place where FLOPs are spent                                  */
-/* ------------------------------------------------------------------------------------ */
-
-/* C (M×N) = alpha·op(A)·op(B) + beta·C, row-major, explicit leading dimensions;
- * op(A) is M×K (A is K×M when ta), op(B) is K×N (B is N×K when tb). cblas_sgemm. */
-void nd_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-              const float *B, int ldb, float beta, float *C, int ldc);
-/* y (M) = alpha·A·x + beta·y, A row-major M×N with leading dimension lda. cblas_sgemv. */
-void nd_sgemv(int M, int N, float alpha, const float *A, int lda, const float *x, float beta,
-              float *y);
-/* The same with plain loops and double accumulation: the reference for tests. */
-void nd_sgemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
-/* FLOPs counted by nd_sgemm since the start (2·M·N·K each), for GFLOP/s reports. */
-uint64_t nd_sgemm_flops(void);
-
-/* ------------------------------------------------------------------------------------ */
-/* Layers                                                                               */
-/* ------------------------------------------------------------------------------------ */
-
-/* Convolution, k = 3 (padding 1, stride 1 or 2) or k = 1 (stride 1, no padding).
- * inp is (B,C,H,W), w is (OC,C,k,k), b is (OC) or NULL, out is (B,OC,Ho,Wo) with
- * Ho = (H-1)/stride+1 (same for W). */
-void nd_conv2d_forward(nd_ctx *ctx, float *out, const float *inp, const float *w,
-                       const float *b, int B, int C, int H, int W, int OC, int k,
-                       int stride);
-void nd_conv2d_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const float *dout,
-                        const float *inp, const float *w, int B, int C, int H, int W,
-                        int OC, int k, int stride);
-
-/* Linear: inp is (N,IN), w is (OUT,IN) (PyTorch layout), b is (OUT), out is (N,OUT). */
-void nd_linear_forward(nd_ctx *ctx, float *out, const float *inp, const float *w,
-                       const float *b, int N, int IN, int OUT);
-void nd_linear_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const float *dout,
-                        const float *inp, const float *w, int N, int IN, int OUT);
-
-/* GroupNorm over (C/G channels × P pixels) per image and group, eps 1e-5, then an
- * optional SiLU (silu != 0) fused in. inp is (B,C,P); gamma, beta are (C);
- * mean and rstd are (B,G) outputs kept for the backward. The backward recomputes the
- * normalised values from inp, mean and rstd instead of storing them. */
-void nd_groupnorm_forward(nd_ctx *ctx, float *out, float *mean, float *rstd,
-                          const float *inp, const float *gamma, const float *beta, int B,
-                          int C, int P, int G, int silu);
-void nd_groupnorm_backward(nd_ctx *ctx, float *dinp, float *dgamma, float *dbeta,
-                           const float *dout, const float *inp, const float *mean,
-                           const float *rstd, const float *gamma, const float *beta, int B,
-                           int C, int P, int G, int silu);
-
-/* SiLU x·σ(x), elementwise over n values. */
-void nd_silu_forward(float *out, const float *inp, size_t n);
-void nd_silu_backward(float *dinp, const float *dout, const float *inp, size_t n);
-
-/* Nearest ×2 upsample: inp is (B,C,H,W), out is (B,C,2H,2W). */
-void nd_upsample2_forward(nd_ctx *ctx, float *out, const float *inp, int B, int C, int H,
-                          int W);
-void nd_upsample2_backward(nd_ctx *ctx, float *dinp, const float *dout, int B, int C, int H,
-                           int W);
-
-/* Channel concat: a is (B,C1,P), b is (B,C2,P), out is (B,C1+C2,P). */
-void nd_concat_forward(nd_ctx *ctx, float *out, const float *a, const float *b, int B,
-                       int C1, int C2, int P);
-void nd_concat_backward(nd_ctx *ctx, float *da, float *db, const float *dout, int B, int C1,
-                        int C2, int P);
-
-/* Single-head softmax self-attention core. qkv is (B,3C,P): q = channels [0,C),
- * k = [C,2C), v = [2C,3C). att (B,P,P) keeps softmax(qᵀk/√C) (rows: queries) for the
- * backward; out is (B,C,P) with out[c][i] = Σ_j v[c][j]·att[i][j]. The GroupNorm, the
- * 1×1 qkv and output projections and the residual of the attention block are the layers
- * above (see unet.c). */
-void nd_attention_forward(nd_ctx *ctx, float *out, float *att, const float *qkv, int B,
-                          int C, int P);
-void nd_attention_backward(nd_ctx *ctx, float *dqkv, const float *dout, const float *qkv,
-                           const float *att, int B, int C, int P);
-
-/* Sinusoidal timestep embedding: t is (B) (float, so fractional steps work), out is
- * (B,D), D even: out[n] = [sin(t·f_0..f_{D/2-1}) | cos(t·f_0..)], f_i = 10000^(-2i/D).
- * No backward: t is not learnt. */
-void nd_timestep_embedding(float *out, const float *t, int B, int D);
-
-/* Class embedding: rows of table (K,D) picked by y (B) (values in [0,K)). */
-void nd_class_embedding_forward(float *out, const float *table, const int *y, int B, int K,
-                                int D);
-void nd_class_embedding_backward(float *dtable, const float *dout, const int *y, int B,
-                                 int K, int D);
-
-/* Per-channel add of a (B,C) vector to (B,C,P) maps, in place, and its backward. */
-void nd_add_channel_forward(float *h, const float *e, int B, int C, int P);
-void nd_add_channel_backward(float *de, const float *dh, int B, int C, int P);
-
-/* Mean squared error over n values; the backward writes (overwrites) dout =
- * dloss·2(out−target)/n. */
-float nd_mse_forward(const float *out, const float *target, size_t n);
-void nd_mse_backward(float *dout, const float *out, const float *target, size_t n,
-                     float dloss);
-
-/* ------------------------------------------------------------------------------------ */
-/* The U-Net                                                                            */
-/* ------------------------------------------------------------------------------------ */
-
-#define ND_UNET_MAX_LEVELS 6
-
-typedef struct nd_unet_config {
-    int channels;     /* C: image channels (series channels) */
-    int L;            /* image side; divisible by 2^(levels-1) */
-    int base;         /* base_channels */
-    int levels;       /* length of mult */
-    int mult[ND_UNET_MAX_LEVELS];
-    int res_blocks;   /* per encoder level; the decoder has one more */
-    int attn_min_res; /* middle attention when the lowest resolution <= this; 0 = none */
-    int groups;       /* GroupNorm groups; divides every channel count */
-    int emb_dim;      /* time/class embedding width, even */
-    int max_classes;  /* class rows; row max_classes is the null class (guidance) */
-} nd_unet_config;
+#include "nd.h"
+#include "nn.h"
 
 /* unet-ref's numbers from the model section of a config, at image side L and C channels.
  * Returns 0, or ND_ECONFIG with e saying which setting does not fit. */
 int nd_unet_config_from(nd_unet_config *uc, const nd_config *cfg, int C, int L,
                         nd_error *e);
-/* The DESIGN.md §6 defaults (base 32, mult 1,2,2, 2 ResBlocks, attention at L/4,
- * 8 groups, embedding 128), for tests and benchmarks. */
-void nd_unet_config_default(nd_unet_config *uc, int C, int L, int max_classes);
-
-typedef struct nd_unet nd_unet;
-
-/* Builds the network for batches up to max_batch and initialises the weights from
- * seed (PyTorch's default: U(±1/√fan_in) for convolutions and linear layers, N(0,1)
- * class rows, GroupNorm 1 and 0). Owns its parameter, gradient and activation memory.
- * NULL on bad configuration (logged) or -ENOMEM. */
-nd_unet *nd_unet_new(const nd_unet_config *uc, int max_batch, uint64_t seed);
-void nd_unet_free(nd_unet *m); /* NULL is a no-op */
-const nd_unet_config *nd_unet_cfg(const nd_unet *m);
-
-/* Parameters and gradients: one contiguous block each, n floats. */
-size_t nd_unet_num_params(const nd_unet *m);
-float *nd_unet_params(nd_unet *m);
-float *nd_unet_grads(nd_unet *m);
-/* The parameter table, in block order: name (e.g. "enc.0.1.conv1.w", PyTorch's names
- * with .weight/.bias shortened to .w/.b), offset into the block and element count. */
-size_t nd_unet_num_tensors(const nd_unet *m);
-void nd_unet_tensor(const nd_unet *m, size_t i, const char **name, size_t *offset,
-                    size_t *numel);
-/* Index of a named tensor, or -1. */
-long nd_unet_find_tensor(const nd_unet *m, const char *name);
-/* Multiply-adds ×2 of one image's forward pass (backward is about twice that). */
-double nd_unet_flops_per_image(const nd_unet *m);
-
-/* out (B,C,L,L) = net(x (B,C,L,L), t (B) timesteps, y (B) class rows). Keeps what the
- * backward needs; B <= max_batch. With train = 0 the same arithmetic runs (sampling). */
-void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const float *t,
-                     const int *y, int B);
-/* Accumulates the parameter gradients of the last forward for dout (B,C,L,L) into the
- * gradient block (nd_unet_zero_grad first). dx (B,C,L,L) may be NULL. */
-void nd_unet_backward(nd_unet *m, nd_ctx *ctx, float *dx, const float *dout);
-void nd_unet_zero_grad(nd_unet *m);
 
 /* ------------------------------------------------------------------------------------ */
-/* Optimiser                                                                            */
-/* ------------------------------------------------------------------------------------ */
-
-typedef struct nd_adamw_config {
-    float lr;           /* peak learning rate */
-    float beta1, beta2; /* 0.9, 0.999 */
-    float eps;          /* 1e-8 */
-    float weight_decay; /* decoupled, PyTorch AdamW semantics: p -= lr·wd·p */
-    float grad_clip;    /* global L2 norm clip; 0 = off */
-    uint32_t warmup;    /* linear warm-up steps from lr/warmup to lr; 0 = none */
-    float ema_decay;    /* EMA of the weights; 0 = no EMA */
-} nd_adamw_config;
-
-typedef struct nd_adamw nd_adamw;
-
-/* Moments (m, v) and the EMA copy of n parameters, each one contiguous block; the EMA
- * starts as a copy of params. NULL on -ENOMEM. */
-nd_adamw *nd_adamw_new(const nd_adamw_config *oc, size_t n, const float *params);
-void nd_adamw_free(nd_adamw *o); /* NULL is a no-op */
-/* One step: clip grads to grad_clip (scaling them in place), update params, update the
- * EMA. Deterministic for a thread count. Returns the gradient norm before clipping. */
-float nd_adamw_step(nd_adamw *o, nd_ctx *ctx, float *params, float *grads);
-float *nd_adamw_ema(nd_adamw *o);     /* (n) */
-float *nd_adamw_moments(nd_adamw *o); /* (2n): m then v, for checkpoints */
-uint64_t nd_adamw_steps(const nd_adamw *o);
-void nd_adamw_set_steps(nd_adamw *o, uint64_t steps); /* resuming from a checkpoint */
-/* Learning rate of step s (1-based) with warm-up. */
-float nd_adamw_lr(const nd_adamw_config *oc, uint64_t s);
-
-/* ------------------------------------------------------------------------------------ */
-/* GAF: series windows <-> Gramian Angular Summation Field images (issue 5, gaf.c)       */
+/* GAF: series windows <-> Gramian Angular Summation Field images (gaf.c)                */
 /* ------------------------------------------------------------------------------------ */
 
 /* Per class and channel, log1p of the smallest non-zero and of the largest value seen in
@@ -342,7 +109,7 @@ void nd_cal_window(const float *cal, const float *t, float *x, float *score, con
                    int L, nd_rng *rng);
 
 /* ------------------------------------------------------------------------------------ */
-/* Diffusion: schedule, training targets, samplers (issue 5, diffusion.c)                */
+/* Diffusion: schedule, training targets, samplers (diffusion.c)                         */
 /* ------------------------------------------------------------------------------------ */
 
 enum nd_pred { ND_PRED_EPS = 0, ND_PRED_V = 1 };
@@ -394,7 +161,7 @@ int nd_clip_from_name(const char *s);
 int nd_pred_from_name(const char *s);
 
 /* ------------------------------------------------------------------------------------ */
-/* Trainer and model files (issue 5, dm.c)                                               */
+/* Trainer and model files (dm.c)                                                        */
 /* ------------------------------------------------------------------------------------ */
 
 /* A trained (or training) class-conditional diffusion model over GAF images: the
@@ -466,35 +233,8 @@ int nd_dm_calibrated(const nd_dm *m);
 int nd_dm_is_val_group(const nd_dm *m, uint64_t group);
 
 /* ------------------------------------------------------------------------------------ */
-/* Evaluation (issue 5, eval.c) and pictures (png.c)                                     */
+/* Step-level access to the trainer, for online learning (dm.c)                         */
 /* ------------------------------------------------------------------------------------ */
-
-/* 1-D Wasserstein distance between two samples (sorted in place). */
-double nd_w1(double *a, size_t na, double *b, size_t nb);
-/* Mean autocorrelation over windows, lags 1..K, of channel c of windows x (n,C,L) on
- * log1p values: acf (K). Constant windows count as 0. */
-void nd_mean_acf(double *acf, const float *x, size_t n, int C, int L, int c, int K);
-
-typedef struct nd_eval_opts {
-    uint64_t seed;
-    int cnn_steps; /* CNN classifier training steps; 0 skips the CNN */
-    int threads;
-} nd_eval_opts;
-/* The full report of `netdiffus eval` to out: real, synth, train share channels and L;
- * train may be NULL (no floor, no naive baseline, no memorisation, no TRTR). */
-int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
-                   const nd_dataset *train, const nd_eval_opts *o, nd_error *e);
-
-/* PNG grid of windows: per window its GAF images and a plot of its series (log scale),
- * rows grouped by class, up to per_class windows each. imgs may be NULL (computed with a
- * per-dataset scale). Returns 0 or a code. */
-int nd_png_windows(const char *path, const nd_dataset *ds, int per_class, nd_error *e);
-
-/* ------------------------------------------------------------------------------------ */
-/* Online learning (issue 7, online.c; step-level trainer access in dm.c)               */
-/* ------------------------------------------------------------------------------------ */
-
-/* Step-level access to the trainer, for online learning (dm.c). */
 
 /* Writes more sections into the model file being saved, after the model's own. */
 typedef int (*nd_dm_extra_fn)(ndf_writer *w, void *arg, nd_error *e);
@@ -528,101 +268,5 @@ int nd_dm_set_target(nd_dm *m, int cls, const float *x, size_t n);
  * steps; the copy may then move to another thread. The caller owns it (nd_dm_free).
  * NULL with e filled on -ENOMEM. */
 nd_dm *nd_dm_snapshot(const nd_dm *m, int max_batch, nd_error *e);
-
-/* Single-producer single-consumer ring of windows between a capture thread and the
- * trainer: fixed slots (class, group, C·L floats), C11 acquire/release indices, never
- * blocks. A push into a full ring drops the window and counts it. */
-typedef struct nd_wring nd_wring;
-/* size: slots, a power of two; wf: floats per window. NULL on -ENOMEM or bad size. */
-nd_wring *nd_wring_new(uint32_t size, size_t wf);
-void nd_wring_free(nd_wring *r); /* NULL is a no-op */
-/* Producer side: copies the window in. Returns 1, or 0 when the ring is full (dropped). */
-int nd_wring_push(nd_wring *r, uint32_t cls, uint64_t group, const float *values);
-/* Consumer side: the oldest window (valid until nd_wring_pop), or NULL when empty. */
-const float *nd_wring_peek(nd_wring *r, uint32_t *cls, uint64_t *group);
-void nd_wring_pop(nd_wring *r);
-/* Counters, readable from any thread: pushed (taken in), dropped (ring full), popped. */
-uint64_t nd_wring_pushed(const nd_wring *r);
-uint64_t nd_wring_dropped(const nd_wring *r);
-uint64_t nd_wring_popped(const nd_wring *r);
-/* Bytes the ring holds (all slots). */
-size_t nd_wring_bytes(uint32_t size, size_t wf);
-
-/* A uniform sample of up to cap windows of a stream (Vitter's algorithm R): after n
- * windows, each of them is in the sample with probability min(1, cap/n). Storage grows
- * by doubling up to cap windows. */
-typedef struct nd_reservoir {
-    uint32_t cap, n, alloc; /* capacity, windows held, windows allocated */
-    size_t wf;              /* floats per window */
-    uint64_t seen;          /* windows offered */
-    float *x;               /* (alloc, wf) */
-    uint64_t *groups;       /* (alloc) */
-} nd_reservoir;
-void nd_reservoir_init(nd_reservoir *r, uint32_t cap, size_t wf);
-void nd_reservoir_free(nd_reservoir *r);
-/* Offers one window: returns the slot it went to, -1 when not kept, -ENOMEM. */
-long nd_reservoir_add(nd_reservoir *r, const float *x, uint64_t group, nd_rng *rng);
-
-/* The online trainer of `netdiffus live`: a reservoir per class plus a buffer of the
- * most recent windows; classes join the model when their reservoir holds live.warmup
- * windows (scale fitted then, refit by the live.scale_refit rule); batches take
- * live.recent_share from the recent buffer and the rest class-balanced from the
- * reservoirs. Single-threaded: one thread adds windows and steps. docs/LIVE.md. */
-typedef struct nd_online nd_online;
-
-/* A new trainer for windows shaped like hdr (channels, L, bin) whose classes are hdr's
- * classes in order (the capture's class list: the index passed to nd_online_add). cfg
- * gives model, train and live settings (copied). NULL with e filled. */
-nd_online *nd_online_new(const nd_config *cfg, const nd_dataset *hdr, nd_error *e);
-/* Continues from a checkpoint written by nd_online_save: model, optimiser, EMA, step,
- * reservoirs, recent buffer and counters. The model keeps its stored model/train
- * settings; live.* settings come from cfg. Classes are matched to hdr's by name (a
- * stored class hdr lacks is kept and trained on, it just gets no new windows). */
-nd_online *nd_online_resume(const char *path, const nd_config *cfg, const nd_dataset *hdr,
-                            nd_error *e);
-void nd_online_free(nd_online *o); /* NULL is a no-op */
-
-/* Takes one window of class cls (hdr's index) into the reservoir and recent buffer;
- * adds the class to the model when it has warmed up. Returns 0 or a code. */
-int nd_online_add(nd_online *o, uint32_t cls, uint64_t group, const float *x, nd_error *e);
-/* One training step. Returns 1 (a step was taken), 0 (no class has warmed up yet) or a
- * negative code. */
-int nd_online_step(nd_online *o, nd_error *e);
-/* Replay statistics of class cls (hdr's index), stored with the next checkpoint. */
-void nd_online_set_stats(nd_online *o, uint32_t cls, const nd_class_stats *st);
-/* Writes the checkpoint atomically: the model file (readable by `sample`, `replay`)
- * plus a LIVE section with the reservoirs. Nothing to write before the first class has
- * warmed up: returns 0 and writes nothing (*written = 0). */
-int nd_online_save(nd_online *o, const char *path, int *written, nd_error *e);
-/* The model (NULL until a class has warmed up). */
-nd_dm *nd_online_model(nd_online *o);
-
-#define ND_ONLINE_NO_ROW (-2)
-typedef struct nd_online_class_info {
-    const char *name;
-    uint64_t seen;    /* windows offered */
-    uint32_t kept;    /* in the reservoir */
-    int model_class;  /* row in the model, -1 while warming up, ND_ONLINE_NO_ROW when
-                         every model.max_classes row was taken */
-    uint64_t clipped; /* windows with a value outside the fitted scale */
-    uint32_t refits;  /* scale refits */
-} nd_online_class_info;
-
-typedef struct nd_online_info {
-    uint64_t step;          /* model steps in total (resumed runs count earlier ones) */
-    uint64_t steps_run;     /* steps in this process */
-    uint64_t images;        /* images trained on in this process */
-    uint64_t windows;       /* windows taken in (this process and before) */
-    double loss;            /* running mean of the batch loss (0.98 decay); 0 before any */
-    double last_loss;       /* loss of the last batch */
-    uint32_t n_classes;     /* classes known (hdr's and restored ones) */
-    uint32_t model_classes; /* classes in the model */
-    size_t memory_bytes;    /* reservoirs + recent buffer, at most (the configured bound) */
-} nd_online_info;
-void nd_online_get_info(const nd_online *o, nd_online_info *info);
-/* Class i of nd_online_info.n_classes. */
-void nd_online_class(const nd_online *o, uint32_t i, nd_online_class_info *ci);
-/* The bound on reservoir and recent-buffer memory for n_classes classes of wf floats. */
-size_t nd_online_memory_bound(const nd_config *cfg, uint32_t n_classes, size_t wf);
 
 #endif

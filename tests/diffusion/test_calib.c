@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "eval.h"
 #include "model.h"
 #include "tiny_model.h"
 

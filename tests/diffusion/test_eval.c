@@ -4,6 +4,7 @@
  * classifiers and memorisation flag on synthetic classes that are easy to tell apart.
  */
 #include "check.h"
+#include "eval.h"
 #include "model.h"
 
 enum { L = 32, C = 2 };

@@ -6,7 +6,7 @@
  * with no model row left; resume errors.
  */
 #include "check.h"
-#include "model.h"
+#include "live.h"
 #include "tiny_model.h"
 #include "../base/tmpdir.h"
 

@@ -5,7 +5,7 @@
  * growing storage and the exact contents while the stream is shorter than cap.
  */
 #include "check.h"
-#include "model.h"
+#include "live.h"
 
 enum { CAP = 10, NSTREAM = 100, TRIALS = 20000 };
 

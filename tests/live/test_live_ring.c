@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "model.h"
+#include "live.h"
 
 enum { WF = 24, N = 200000 };
 

@@ -9,7 +9,7 @@
 #include <pthread.h>
 
 #include "check.h"
-#include "model.h"
+#include "live.h"
 #include "tiny_model.h"
 #include "../base/tmpdir.h"
 

@@ -17,7 +17,7 @@
 
 #include "check.h"
 #include "fixture.h"
-#include "model.h"
+#include "nn.h"
 
 static uint64_t rs = 88172645463325252ull;
 static float frand(void) { /* uniform [-1, 1) */

@@ -18,7 +18,7 @@
 
 #include "check.h"
 #include "fixture.h"
-#include "model.h"
+#include "nn.h"
 
 static float *zeros(size_t n) {
     float *p = calloc(n ? n : 1, sizeof(float));

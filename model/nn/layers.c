@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model_impl.h"
+#include "nn_impl.h"
 
 /* Thread t's share [lo, hi) of n items, static and contiguous. */
 static void split(int n, int nt, int t, int *lo, int *hi) {

@@ -1,15 +1,15 @@
 /*
- * model_impl.h — private to libnd_model: the context's layout, scratch memory, the
+ * nn_impl.h — private to libnd_nn: the context's layout, scratch memory, the
  * profile timer and a vectorisable exp for SiLU and softmax.
  */
-#ifndef ND_MODEL_IMPL_H
-#define ND_MODEL_IMPL_H
+#ifndef ND_NN_IMPL_H
+#define ND_NN_IMPL_H
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "model.h"
+#include "nn.h"
 #include "nd.h"
 
 struct nd_ctx {

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model_impl.h"
+#include "nn_impl.h"
 
 #define MAX_TENSORS 1024
 #define MAX_BLOCKS 64
@@ -285,28 +285,11 @@ static int config_check(const nd_unet_config *c, char *why, size_t len) {
     return 0;
 }
 
-int nd_unet_config_from(nd_unet_config *uc, const nd_config *cfg, int C, int L,
-                        nd_error *e) {
-    memset(uc, 0, sizeof *uc);
-    if (strcmp(cfg->model.arch, "unet-ref") != 0)
-        return nd_error_set(e, ND_ECONFIG, "model.arch: \"%s\" is unknown (try unet-ref)",
-                            cfg->model.arch);
-    if (cfg->model.n_mult < 1 || cfg->model.n_mult > ND_UNET_MAX_LEVELS)
-        return nd_error_set(e, ND_ECONFIG, "model.channel_mult: 1 to %d entries expected",
-                            ND_UNET_MAX_LEVELS);
-    uc->channels = C;
-    uc->L = L;
-    uc->base = (int)cfg->model.base_channels;
-    uc->levels = (int)cfg->model.n_mult;
-    for (int l = 0; l < uc->levels; l++) uc->mult[l] = (int)cfg->model.channel_mult[l];
-    uc->res_blocks = (int)cfg->model.res_blocks;
-    uc->attn_min_res = (int)cfg->model.attn_min_res;
-    uc->groups = (int)cfg->model.groups;
-    uc->emb_dim = (int)cfg->model.emb_dim;
-    uc->max_classes = (int)cfg->model.max_classes;
+int nd_unet_config_check(const nd_unet_config *uc, nd_error *e) {
     char why[160];
     if (config_check(uc, why, sizeof why))
-        return nd_error_set(e, ND_ECONFIG, "model: %s (at L=%d, %d channels)", why, L, C);
+        return nd_error_set(e, ND_ECONFIG, "model: %s (at L=%d, %d channels)", why, uc->L,
+                            uc->channels);
     return 0;
 }
 

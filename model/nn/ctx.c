@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "model_impl.h"
+#include "nn_impl.h"
 
 /* ------------------------------------------------------------------------------------ */
 /* Context                                                                                */

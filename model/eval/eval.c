@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval.h"
 #include "model.h"
+#include "nn.h"
 
 static int cmp_double(const void *a, const void *b)
 {

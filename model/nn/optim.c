@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model_impl.h"
+#include "nn_impl.h"
 
 struct nd_adamw {
     nd_adamw_config cfg;

@@ -15,7 +15,7 @@
  */
 #include <string.h>
 
-#include "model_impl.h"
+#include "nn_impl.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "nn.h"
 #include "nd.h"
 
 static double now_s(void) { return (double)nd_now_ns() * 1e-9; }

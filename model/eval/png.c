@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval.h"
 #include "model.h"
+#include "nn.h"
 
 #define PLOT_H 64 /* series plot height, pixels */
 #define GAP 4

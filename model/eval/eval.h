@@ -1,0 +1,37 @@
+/*
+ * eval.h — evaluation (libnd_eval): how close synthetic windows are to real ones
+ * (marginals, volume, autocorrelation, classifiers trained on one and tested on the
+ * other, memorisation), the report of `netdiffus eval`, and PNG pictures of windows.
+ * No stage calls it to fit itself: what it measures stays an independent measurement.
+ */
+#ifndef ND_EVAL_H
+#define ND_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nd.h"
+
+/* 1-D Wasserstein distance between two samples (sorted in place). */
+double nd_w1(double *a, size_t na, double *b, size_t nb);
+/* Mean autocorrelation over windows, lags 1..K, of channel c of windows x (n,C,L) on
+ * log1p values: acf (K). Constant windows count as 0. */
+void nd_mean_acf(double *acf, const float *x, size_t n, int C, int L, int c, int K);
+
+typedef struct nd_eval_opts {
+    uint64_t seed;
+    int cnn_steps; /* CNN classifier training steps; 0 skips the CNN */
+    int threads;
+} nd_eval_opts;
+/* The full report of `netdiffus eval` to out: real, synth, train share channels and L;
+ * train may be NULL (no floor, no naive baseline, no memorisation, no TRTR). */
+int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
+                   const nd_dataset *train, const nd_eval_opts *o, nd_error *e);
+
+/* PNG grid of windows: per window its GAF images and a plot of its series (log scale),
+ * rows grouped by class, up to per_class windows each. imgs may be NULL (computed with a
+ * per-dataset scale). Returns 0 or a code. */
+int nd_png_windows(const char *path, const nd_dataset *ds, int per_class, nd_error *e);
+
+#endif
