@@ -1,6 +1,6 @@
 /*
  * cmd_live.c — `netdiffus live`: capture, online learning and (optionally) replay in one
- * long-running process (DESIGN.md §7, docs/LIVE.md).
+ * long-running process (docs/LIVE.md).
  *
  *   capture thread (pinned to live.capture_core)
  *     sources → capture_ctx → window callback → nd_wring (SPSC, full: drop + count)

@@ -1,5 +1,5 @@
 /*
- * csv.c — series CSV, the exchange format with other tools (DESIGN.md §9).
+ * csv.c — series CSV, the exchange format with other tools (docs/FORMATS.md).
  *
  *   class,bytes_down_0,...,bytes_down_63,bytes_up_0,...,bytes_up_63
  *   web,1500,0,...

@@ -269,7 +269,7 @@ nd_dataset *nd_dataset_from_container(const ndf_reader *r, nd_error *e);
 int nd_dataset_write_sections(const nd_dataset *ds, ndf_writer *w, int with_windows,
                               nd_error *e);
 
-/* Series CSV (DESIGN.md §9): header "class,<channel>_<bin>..." channel-major, raw units,
+/* Series CSV (docs/FORMATS.md): header "class,<channel>_<bin>..." channel-major, raw units,
  * one row per window. Errors name the file, line and column. Class names that hold a
  * comma or a quote are quoted as RFC 4180 says; values are written with 9 significant
  * digits so that they read back bit for bit. Written atomically like containers. */

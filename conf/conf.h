@@ -1,9 +1,10 @@
 /*
  * conf.h — netdiffus configuration (libnd_conf).
  *
- * One table of keys (conf.c: name, type, bounds, default, unit, help) drives YAML
+ * One table of keys (conf_keys.c: name, type, bounds, default, unit, help) drives YAML
  * parsing, validation, defaults, `netdiffus inspect --config` and docs/CONFIG.md.
- * Every stage reads its settings from struct nd_config; nothing else parses YAML.
+ * The program reads its settings from struct nd_config and hands each library the options
+ * struct it takes; nothing else parses YAML.
  */
 #ifndef ND_CONF_H
 #define ND_CONF_H

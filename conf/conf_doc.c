@@ -64,7 +64,7 @@ static void section_intro(const char *section, FILE *out)
                     "is cut into windows of bins (`netdiffus capture`, `live`)."},
         {"classes", "The traffic classes: labels of the model, and for capture the BPF rules "
                     "that give a flow its class (first match wins)."},
-        {"model", "The denoising U-Net (\"unet-ref\", DESIGN.md section 6) and its diffusion "
+        {"model", "The denoising U-Net (\"unet-ref\", docs/MODEL.md) and its diffusion "
                   "process. Image side L = `capture.window`; level i of `channel_mult` runs at "
                   "L/2^i, so the default (1, 2, 2) has 32, 64, 64 feature maps at 64, 32 and 16 "
                   "px, and `attn_min_res: L/4` puts self-attention at 16 px, the middle block, "

@@ -168,9 +168,9 @@ const conf_key conf_keys[] = {
      .help = "Traffic classes, first match wins: a list of {name, filter}. Empty: the "
              "classes come from the dataset or model in use."},
 
-    /* model: the U-Net and the diffusion process (DESIGN.md section 6) */
+    /* model: the U-Net and the diffusion process (docs/MODEL.md) */
     {"model.arch", CONF_ENUM, F(model.arch), .def = "unet-ref", .choices = "unet-ref",
-     .help = "Network architecture (DESIGN.md section 6)."},
+     .help = "Network architecture (docs/MODEL.md)."},
     {"model.base_channels", CONF_UINT, F(model.base_channels), .def = "32", .min = "8",
      .max = "512", .unit = "feature maps",
      .help = "Width of the first level; divisible by model.groups."},

@@ -1,5 +1,5 @@
 /*
- * calib.c — decode calibration (issue 5, docs/FIDELITY.md): the last step from a
+ * calib.c — decode calibration (docs/FIDELITY.md): the last step from a
  * sampled GAF image to raw bytes per bin, fitted once per model and sampler setting.
  *
  * A small diffusion model trained on a CPU budget ranks bins well (which bins are idle,
@@ -99,8 +99,8 @@ static void filter(float *s, int L, int f, nd_rng *rng)
         for (int i = 0; i < L; i++) s[i] += filters[f].dither * nd_rng_normal(rng);
         return;
     }
-    float in[256]; /* a model's largest window (dm.c) */
-    ND_ASSERT(L <= 256);
+    float in[ND_MODEL_MAX_L];
+    ND_ASSERT(L <= ND_MODEL_MAX_L);
     memcpy(in, s, (size_t)L * sizeof *s);
     int h = filters[f].width / 2;
     for (int i = 0; i < L; i++) { /* ends: the edge value repeated */
@@ -123,8 +123,8 @@ static int lags(int L) { return L / 4 < ND_CAL_LAGS ? L / 4 : ND_CAL_LAGS; }
  * target, so that the figures of `eval` stay a measurement it was not fitted to. */
 static void time_structure(double *acf, const float *x, size_t n, size_t stride, int L, int K)
 {
-    double y[256];
-    ND_ASSERT(L <= 256);
+    double y[ND_MODEL_MAX_L];
+    ND_ASSERT(L <= ND_MODEL_MAX_L);
     for (int k = 0; k < K; k++) acf[k] = 0.0;
     for (size_t w = 0; w < n; w++) {
         double mean = 0.0, var = 0.0;

@@ -1,5 +1,5 @@
 /*
- * diffusion.c — the denoising diffusion process over GAF images (DESIGN.md §6): noise
+ * diffusion.c — the denoising diffusion process over GAF images (docs/MODEL.md): noise
  * schedule, training pairs (ε or v targets), and three samplers with classifier-free
  * guidance and clipping of the predicted clean image at every step:
  *

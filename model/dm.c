@@ -102,9 +102,9 @@ static int spec_from_config(nd_gaf_spec *g, const nd_config *cfg, int C, int L, 
     g->scaling = !strcmp(cfg->model.scaling, "log") ? ND_GAF_LOG : ND_GAF_ZERO_AWARE;
     g->mask = cfg->model.mask;
     g->decode = !strcmp(cfg->model.decode, "diag") ? ND_GAF_DIAG : ND_GAF_LSQ;
-    if (L > 256)
+    if (L > ND_MODEL_MAX_L)
         return nd_error_set(e, ND_ECONFIG, "capture.window: %d bins; the GAF model takes at "
-                            "most 256", L);
+                            "most %d", L, ND_MODEL_MAX_L);
     return 0;
 }
 
@@ -476,7 +476,7 @@ nd_dm *nd_dm_load(const char *path, int max_batch, nd_error *e)
     m->gaf.scaling = (int)f[18];
     m->gaf.mask = (int)f[19];
     m->gaf.decode = !strcmp(m->cfg.model.decode, "diag") ? ND_GAF_DIAG : ND_GAF_LSQ;
-    if (m->gaf.C != (int)m->meta->n_channels || u->L != (int)m->meta->L || u->L > 256 ||
+    if (m->gaf.C != (int)m->meta->n_channels || u->L != (int)m->meta->L || u->L > ND_MODEL_MAX_L ||
         nd_gaf_channels(&m->gaf) != u->channels || f[17] > 1 || f[18] > 1 || f[19] > 1 ||
         m->meta->n_classes > (uint32_t)u->max_classes || u->levels < 1 ||
         u->levels > ND_UNET_MAX_LEVELS) {
@@ -825,7 +825,7 @@ static void denoise(void *arg, float *out, const float *x, const float *t, const
 static void project_gaf(void *arg, float *x0)
 {
     nd_dm *m = arg;
-    float v[2 * ND_MAX_CHANNELS * 256];
+    float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
     int CI = m->uc.channels, L = m->uc.L;
     nd_gaf_decode(v, x0, CI, L, m->gaf.decode);
     nd_gaf_encode(x0, v, CI, L);
@@ -871,7 +871,7 @@ static void image_to_window(const nd_dm *m, int cls, float *x, float *dec, const
         nd_gaf_image_to_window(x, img, g, &m->scales[cls], -1);
         return;
     }
-    float v[2 * ND_MAX_CHANNELS * 256];
+    float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
     nd_gaf_decode(v, img, nd_gaf_channels(g), L, g->decode);
     if (dec) memcpy(dec, v, (size_t)nd_gaf_channels(g) * L * sizeof(float));
     if (!x) return;
@@ -885,7 +885,7 @@ static void image_to_window(const nd_dm *m, int cls, float *x, float *dec, const
     for (int c = 0; c < C; c++) {
         const float *cc = cal0 + (size_t)c * ND_CAL_SLOTS;
         const float *t = m->marg + ((size_t)cls * C + c) * ND_CAL_SLOTS;
-        float score[256], l[256];
+        float score[ND_MODEL_MAX_L], l[ND_MODEL_MAX_L];
         for (int i = 0; i < L; i++) {
             score[i] = activity(g, v, c, i);
             l[i] = log1pf(nd_gaf_unscale(v[c * L + i], g, &m->scales[cls], c));
@@ -1025,7 +1025,7 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
     return rc ? rc : sample_images(m, cls, n, x, NULL, imgs, rng, e);
 }
 
-/* ---- step-level access for online training (model/online.c, issue 7) ---------------- */
+/* ---- step-level access for online training (live/online.c) -------------------------- */
 
 int nd_dm_train_step(nd_dm *m, const float *x, const int *labels, int B, float *loss,
                      nd_error *e)

@@ -1,5 +1,5 @@
 /*
- * gaf.c — flow windows <-> Gramian Angular Summation Field images (DESIGN.md §5).
+ * gaf.c — flow windows <-> Gramian Angular Summation Field images (docs/MODEL.md).
  *
  * Sits between the dataset (raw bytes per bin) and the diffusion model: a window of C
  * series of L bins is scaled per class into [0, 1], each series becomes one L×L GASF
@@ -83,9 +83,9 @@ static void decode_lsq_channel(float *v, const float *S, int L, float *phi)
 
 void nd_gaf_decode(float *v, const float *img, int C, int L, int mode)
 {
-    static _Thread_local float S[256 * 256]; /* one channel, symmetrised */
-    float phi[256];
-    ND_ASSERT(L <= 256);
+    static _Thread_local float S[ND_MODEL_MAX_L * ND_MODEL_MAX_L]; /* one channel, symmetrised */
+    float phi[ND_MODEL_MAX_L];
+    ND_ASSERT(L <= ND_MODEL_MAX_L);
     for (int c = 0; c < C; c++) {
         const float *G = img + (size_t)c * L * L;
         for (int i = 0; i < L; i++)
@@ -125,8 +125,8 @@ void nd_gaf_window_to_image(float *img, const float *x, const nd_gaf_spec *g,
                             const nd_gaf_scale *s)
 {
     int C = g->C, L = g->L;
-    float v[2 * ND_MAX_CHANNELS * 256];
-    ND_ASSERT(L <= 256 && C <= ND_MAX_CHANNELS);
+    float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
+    ND_ASSERT(L <= ND_MODEL_MAX_L && C <= ND_MAX_CHANNELS);
     for (int c = 0; c < C; c++)
         for (int i = 0; i < L; i++) {
             float xi = x[(size_t)c * L + i];
@@ -140,8 +140,8 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
                             const nd_gaf_scale *s, int mode)
 {
     int C = g->C, L = g->L;
-    float v[2 * ND_MAX_CHANNELS * 256];
-    ND_ASSERT(L <= 256 && C <= ND_MAX_CHANNELS);
+    float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
+    ND_ASSERT(L <= ND_MODEL_MAX_L && C <= ND_MAX_CHANNELS);
     if (mode < 0) mode = g->decode;
     nd_gaf_decode(v, img, nd_gaf_channels(g), L, mode);
     for (int c = 0; c < C; c++)

@@ -24,6 +24,10 @@ int nd_unet_config_from(nd_unet_config *uc, const nd_config *cfg, int C, int L,
 /* GAF: series windows <-> Gramian Angular Summation Field images (gaf.c)                */
 /* ------------------------------------------------------------------------------------ */
 
+/* The longest window a model takes (its image side): GAF images grow as L², and the
+ * decoders keep one window's channel on the stack. */
+#define ND_MODEL_MAX_L 256
+
 /* Per class and channel, log1p of the smallest non-zero and of the largest value seen in
  * training: what maps raw bytes to GAF values and back. */
 typedef struct nd_gaf_scale {

@@ -1,5 +1,5 @@
 /*
- * packetizer.c — series → packet descriptors (DESIGN.md §8), one bin at a time.
+ * packetizer.c — series → packet descriptors (docs/REPLAY.md), one bin at a time.
  *
  * For each bin and direction the packetizer emits packets whose frame sizes add up to the
  * bytes of the series: sizes are drawn from the class's per-direction size histogram and

@@ -1,7 +1,7 @@
 /*
  * replay.h — the netdiffus replay engine (libnd_replay): series → timed packets on a sink.
  *
- * The last stage of the pipeline (DESIGN.md §8): windows of per-flow series (bytes, and
+ * The last stage of the pipeline (docs/REPLAY.md): windows of per-flow series (bytes, and
  * optionally packets, per bin and direction) plus the class's packet statistics become
  * protocol-correct Ethernet/IPv4|IPv6/TCP|UDP packets with absolute deadlines, merged
  * over many concurrent flows by a min-heap, and handed to a sink: a nanosecond pcap file,

@@ -142,7 +142,7 @@ typedef struct sink_pcap {
     int failed;        /* a write failed: nothing more is written */
 } sink_pcap;
 
-static int pcap_write_out(sink_pcap *p, nd_error *e)
+static int pfile_write_out(sink_pcap *p, nd_error *e)
 {
     if (p->failed) return nd_error_set(e, p->failed, "%s: %s", p->path, nd_strerror(p->failed));
     size_t off = 0;
@@ -177,14 +177,14 @@ static int pcap_write_out(sink_pcap *p, nd_error *e)
     return 0;
 }
 
-static uint8_t *pcap_alloc(replay_sink *s, uint32_t len, nd_error *e)
+static uint8_t *pfile_alloc(replay_sink *s, uint32_t len, nd_error *e)
 {
     sink_pcap *p = (sink_pcap *)s;
-    if (p->len + 16 + len > PCAP_BUF && pcap_write_out(p, e)) return NULL;
+    if (p->len + 16 + len > PCAP_BUF && pfile_write_out(p, e)) return NULL;
     return p->buf + p->len + 16;
 }
 
-static int pcap_send(replay_sink *s, uint32_t len, uint64_t deadline,
+static int pfile_send(replay_sink *s, uint32_t len, uint64_t deadline,
                      const replay_pkt_info *info, nd_error *e)
 {
     sink_pcap *p = (sink_pcap *)s;
@@ -198,12 +198,12 @@ static int pcap_send(replay_sink *s, uint32_t len, uint64_t deadline,
     return 0;
 }
 
-static int pcap_flush(replay_sink *s, nd_error *e) { return 0; } /* writes when full or at close */
+static int pfile_flush(replay_sink *s, nd_error *e) { return 0; } /* writes when full or at close */
 
-static int pcap_close(replay_sink *s, nd_error *e)
+static int pfile_close(replay_sink *s, nd_error *e)
 {
     sink_pcap *p = (sink_pcap *)s;
-    int rc = p->failed ? 0 : pcap_write_out(p, e);
+    int rc = p->failed ? 0 : pfile_write_out(p, e);
     if (close(p->fd) && !rc && !p->failed)
         rc = nd_error_set(e, -errno, "%s: %s", p->path, strerror(errno));
     if (p->failed && !rc) rc = nd_error_set(e, p->failed, "%s: %s", p->path, nd_strerror(p->failed));
@@ -213,7 +213,7 @@ static int pcap_close(replay_sink *s, nd_error *e)
     return rc;
 }
 
-static const sink_ops pcap_ops = {"pcap", 0, pcap_alloc, pcap_send, pcap_flush, pcap_close};
+static const sink_ops pfile_ops = {"pcap", 0, pfile_alloc, pfile_send, pfile_flush, pfile_close};
 
 replay_sink *sink_pcap_open(const char *path, nd_error *e)
 {
@@ -231,13 +231,13 @@ replay_sink *sink_pcap_open(const char *path, nd_error *e)
         nd_error_set(e, -errno, "%s: cannot create: %s", path, strerror(errno));
         goto fail;
     }
-    p->base.ops = &pcap_ops;
+    p->base.ops = &pfile_ops;
     p->base.base_ns = 946684800ull * ND_NS_PER_SEC; /* 2000-01-01T00:00:00Z */
     const uint32_t hdr[6] = {0xa1b23c4d, 2u | 4u << 16, 0, 0, 65535, 1 /* Ethernet */};
     memcpy(p->buf, hdr, sizeof hdr);
     p->len = sizeof hdr;
     /* the header goes out now, so that an early stop still leaves a pcap file */
-    if (pcap_write_out(p, e)) {
+    if (pfile_write_out(p, e)) {
         close(p->fd);
         goto fail;
     }

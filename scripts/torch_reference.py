@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """torch_reference.py — the PyTorch twin of netdiffus's model core (model/model.h).
 
-It builds the same unet-ref (DESIGN.md §6) with the same parameter names as the C code,
+It builds the same unet-ref (docs/MODEL.md) with the same parameter names as the C code,
 and serves two purposes:
 
   fixtures   writes the parity fixtures under tests/fixtures/model/ that the C test

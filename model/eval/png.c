@@ -32,7 +32,7 @@ static void put(unsigned char *rgb, int W, int x, int y, const unsigned char c[3
 int nd_png_windows(const char *path, const nd_dataset *ds, int per_class, nd_error *e)
 {
     int C = (int)ds->n_channels, L = (int)ds->L;
-    if (L > 256) return nd_error_set(e, ND_EUSAGE, "%s: windows of %d bins are too long to draw", path, L);
+    if (L > ND_MODEL_MAX_L) return nd_error_set(e, ND_EUSAGE, "%s: windows of %d bins are too long to draw", path, L);
     /* one scale per dataset and channel, so that pictures of real and synthetic data
      * with similar values look alike */
     nd_gaf_scale sc;

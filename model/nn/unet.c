@@ -1,5 +1,5 @@
 /*
- * unet.c — the reference U-Net "unet-ref" of DESIGN.md §6, built from nd_unet_config:
+ * unet.c — the reference U-Net "unet-ref" (docs/MODEL.md), built from nd_unet_config:
  *
  *   t ─ sinusoid(E) ─ Linear ─ SiLU ─ Linear ─┬─ + class row ─ SiLU ─► es (B,E), to every ResBlock
  *   x (B,C,L,L) ─ conv_in 3×3 ─ [level l: res_blocks × ResBlock, then 3×3/s2 down] ...

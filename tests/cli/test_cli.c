@@ -45,7 +45,7 @@ static void test_help(void)
         CHECK_CONTAINS(err_text, hint);
         commands++;
     }
-    CHECK_INT(commands, >=, 10); /* the ten of issue #2, and any added since */
+    CHECK_INT(commands, >=, 10); /* the ten of the first release, and any added since */
     free(help);
 
     EXPECT(2, NULL);

@@ -1,5 +1,5 @@
 /*
- * test_live_veth.c — issue 7's acceptance test: a veth pair inside a network namespace
+ * test_live_veth.c — live's end-to-end test: a veth pair inside a network namespace
  * that this test creates (../netns.h: unique names; deleted at exit, also when a check
  * fails).
  * tcpreplay sends two classes of generated traffic into one end, `netdiffus live` learns

@@ -1,5 +1,5 @@
 /*
- * test_replay_roundtrip.c — DESIGN.md §8's round trip: `netdiffus capture` of a replayed
+ * test_replay_roundtrip.c — the round trip of docs/REPLAY.md: `netdiffus capture` of a replayed
  * pcap gives back the replayed series, bin for bin, within one minimum packet size per
  * bin. TCP and UDP flows over IPv4 and IPv6. First with bins that every hold frames
  * (exact), then with small and empty bins in the middle of the flows, where remainders
