@@ -1,0 +1,4 @@
+/*
+ * opts_stage.c — config to options structs (opts.h).
+ */
+#include "opts.h"
