@@ -154,14 +154,3 @@ int nd_inspect_reader(const ndf_reader *r, FILE *out, nd_error *e)
         return 0;
     }
 }
-
-int nd_inspect_file(const char *path, FILE *out, nd_error *e)
-{
-    nd_error local;
-    if (!e) e = &local;
-    ndf_reader *r = ndf_open(path, 0, e);
-    if (!r) return e->code;
-    int rc = nd_inspect_reader(r, out, e);
-    ndf_close(r);
-    return rc;
-}

@@ -281,12 +281,10 @@ nd_dataset *nd_csv_read(const char *path, uint64_t bin_ns, nd_error *e);
 nd_dataset *nd_csv_read_mem(const char *text, size_t len, const char *name, uint64_t bin_ns,
                             nd_error *e);
 
-/* Prints a person's summary of a .ndd or .ndm file (classes, windows, counters,
- * statistics). Returns 0 or a negative code with e filled. */
-int nd_inspect_file(const char *path, FILE *out, nd_error *e);
-/* Same for an open container: header, section table, and the dataset sections (a model
- * file's classes, channels and statistics too). Model-specific lines come from the model
- * module (netdiffus inspect calls it for NDF_KIND_MODEL). */
+/* Prints a person's summary of an open .ndd or .ndm container: header, section table and
+ * the dataset sections (classes, windows, counters, statistics; a model file's classes,
+ * channels and statistics too). Model-specific lines come from the model library
+ * (netdiffus inspect calls it for NDF_KIND_MODEL). */
 int nd_inspect_reader(const ndf_reader *r, FILE *out, nd_error *e);
 
 #endif

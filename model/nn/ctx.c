@@ -36,7 +36,6 @@ void nd_ctx_free(nd_ctx *ctx) {
     free(ctx);
 }
 
-int nd_ctx_threads(const nd_ctx *ctx) { return ctx->threads; }
 void nd_ctx_set_direct_conv(nd_ctx *ctx, int on) { ctx->direct_conv = on; }
 int nd_ctx_set_bf16(nd_ctx *ctx, int on) {
     ctx->bf16 = on && nd_conv3_bf16_ok();
@@ -54,7 +53,6 @@ float *nd_ctx_scratch(nd_ctx *ctx, size_t n) {
 }
 
 void nd_ctx_profile(nd_ctx *ctx, int on) { ctx->profile = on; }
-void nd_ctx_profile_reset(nd_ctx *ctx) { memset(ctx->prof_s, 0, sizeof ctx->prof_s); }
 double nd_ctx_profile_seconds(const nd_ctx *ctx, int kind, int dir) {
     ND_ASSERT(kind >= 0 && kind < ND_PROF_N && (dir == 0 || dir == 1));
     return ctx->prof_s[kind][dir];
@@ -75,14 +73,9 @@ const char *nd_prof_name(int kind) {
 /* sgemm                                                                                  */
 /* ------------------------------------------------------------------------------------ */
 
-static uint64_t sgemm_flops;
-
-uint64_t nd_sgemm_flops(void) { return __atomic_load_n(&sgemm_flops, __ATOMIC_RELAXED); }
-
 void nd_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    __atomic_fetch_add(&sgemm_flops, (uint64_t)2 * M * N * K, __ATOMIC_RELAXED);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -90,7 +83,6 @@ void nd_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
 void nd_sgemv(int M, int N, float alpha, const float *A, int lda, const float *x, float beta,
               float *y) {
     if (M <= 0) return;
-    __atomic_fetch_add(&sgemm_flops, (uint64_t)2 * M * N, __ATOMIC_RELAXED);
     cblas_sgemv(CblasRowMajor, CblasNoTrans, M, N, alpha, A, lda, x, 1, beta, y, 1);
 }
 

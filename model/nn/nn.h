@@ -47,7 +47,6 @@ typedef struct nd_ctx nd_ctx;
  * thread inside those loops, so the two never oversubscribe the cores. NULL on -ENOMEM. */
 nd_ctx *nd_ctx_new(int threads);
 void nd_ctx_free(nd_ctx *ctx); /* NULL is a no-op */
-int nd_ctx_threads(const nd_ctx *ctx);
 /* 3×3 stride-1 convolutions: direct AVX-512 kernel where it fits (on, the default) or
  * im2col + sgemm everywhere (off; for comparisons). Same results up to rounding. */
 void nd_ctx_set_direct_conv(nd_ctx *ctx, int on);
@@ -59,7 +58,6 @@ void nd_ctx_set_direct_conv(nd_ctx *ctx, int on);
 int nd_ctx_set_bf16(nd_ctx *ctx, int on);
 /* Profiling on/off (off by default); when on, layers add their wall time per kind. */
 void nd_ctx_profile(nd_ctx *ctx, int on);
-void nd_ctx_profile_reset(nd_ctx *ctx);
 /* Seconds spent in a kind, forward (dir 0) or backward (dir 1). */
 double nd_ctx_profile_seconds(const nd_ctx *ctx, int kind, int dir);
 const char *nd_prof_name(int kind);
@@ -72,14 +70,9 @@ const char *nd_prof_name(int kind);
  * op(A) is M×K (A is K×M when ta), op(B) is K×N (B is N×K when tb). cblas_sgemm. */
 void nd_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
-/* y (M) = alpha·A·x + beta·y, A row-major M×N with leading dimension lda. cblas_sgemv. */
-void nd_sgemv(int M, int N, float alpha, const float *A, int lda, const float *x, float beta,
-              float *y);
 /* The same with plain loops and double accumulation: the reference for tests. */
 void nd_sgemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
-/* FLOPs counted by nd_sgemm since the start (2·M·N·K each), for GFLOP/s reports. */
-uint64_t nd_sgemm_flops(void);
 
 /* ------------------------------------------------------------------------------------ */
 /* Layers                                                                               */
@@ -205,8 +198,6 @@ float *nd_unet_grads(nd_unet *m);
 size_t nd_unet_num_tensors(const nd_unet *m);
 void nd_unet_tensor(const nd_unet *m, size_t i, const char **name, size_t *offset,
                     size_t *numel);
-/* Index of a named tensor, or -1. */
-long nd_unet_find_tensor(const nd_unet *m, const char *name);
 /* Multiply-adds ×2 of one image's forward pass (backward is about twice that). */
 double nd_unet_flops_per_image(const nd_unet *m);
 
@@ -242,11 +233,8 @@ void nd_adamw_free(nd_adamw *o); /* NULL is a no-op */
 /* One step: clip grads to grad_clip (scaling them in place), update params, update the
  * EMA. Deterministic for a thread count. Returns the gradient norm before clipping. */
 float nd_adamw_step(nd_adamw *o, nd_ctx *ctx, float *params, float *grads);
-float *nd_adamw_ema(nd_adamw *o);     /* (n) */
 float *nd_adamw_moments(nd_adamw *o); /* (2n): m then v, for checkpoints */
 uint64_t nd_adamw_steps(const nd_adamw *o);
 void nd_adamw_set_steps(nd_adamw *o, uint64_t steps); /* resuming from a checkpoint */
-/* Learning rate of step s (1-based) with warm-up. */
-float nd_adamw_lr(const nd_adamw_config *oc, uint64_t s);
 
 #endif

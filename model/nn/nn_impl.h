@@ -26,6 +26,11 @@ struct nd_ctx {
  * from outside parallel regions. Aborts on -ENOMEM (a training step cannot go on). */
 float *nd_ctx_scratch(nd_ctx *ctx, size_t n);
 
+/* y (M) = alpha·A·x + beta·y, A row-major M×N with leading dimension lda (cblas_sgemv):
+ * the linear layer's product, one batch row at a time (layers.c says why). */
+void nd_sgemv(int M, int N, float alpha, const float *A, int lda, const float *x, float beta,
+              float *y);
+
 /* 3×3 stride-1 direct convolution (conv_direct.c; AVX-512). ok: whether it handles a
  * shape (input channels C, output channels OC). pack: weights (OC,C,3,3) into the
  * kernel's blocked layout, OC·C·9 floats (flip: for the input gradient, see there).

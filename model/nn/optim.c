@@ -43,12 +43,12 @@ void nd_adamw_free(nd_adamw *o) {
     free(o);
 }
 
-float *nd_adamw_ema(nd_adamw *o) { return o->ema; }
 float *nd_adamw_moments(nd_adamw *o) { return o->mv; }
 uint64_t nd_adamw_steps(const nd_adamw *o) { return o->t; }
 void nd_adamw_set_steps(nd_adamw *o, uint64_t steps) { o->t = steps; }
 
-float nd_adamw_lr(const nd_adamw_config *oc, uint64_t s) {
+/* Learning rate of step s (1-based) with warm-up. */
+static float adamw_lr(const nd_adamw_config *oc, uint64_t s) {
     if (oc->warmup == 0 || s >= oc->warmup) return oc->lr;
     return oc->lr * (float)s / (float)oc->warmup;
 }
@@ -78,7 +78,7 @@ float nd_adamw_step(nd_adamw *o, nd_ctx *ctx, float *params, float *grads) {
         if (coef < 1.0f) gscale = coef;
     }
     o->t++;
-    float lr = nd_adamw_lr(c, o->t);
+    float lr = adamw_lr(c, o->t);
     float b1 = c->beta1, b2 = c->beta2;
     float bc1 = (float)(1.0 - pow(b1, (double)o->t));
     float bc2s = (float)sqrt(1.0 - pow(b2, (double)o->t));

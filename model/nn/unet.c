@@ -467,12 +467,6 @@ void nd_unet_tensor(const nd_unet *m, size_t i, const char **name, size_t *offse
     if (numel) *numel = m->tens[i].numel;
 }
 
-long nd_unet_find_tensor(const nd_unet *m, const char *name) {
-    for (size_t i = 0; i < m->n_tens; i++)
-        if (!strcmp(m->tens[i].name, name)) return (long)i;
-    return -1;
-}
-
 void nd_unet_zero_grad(nd_unet *m) { memset(m->grads, 0, sizeof(float) * m->n_params); }
 
 /* ------------------------------------------------------------------------------------ */
