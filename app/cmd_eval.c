@@ -42,7 +42,7 @@ static int run(int argc, char **argv)
     int rc = !r || !s || (train && !t) ? e.code : 0;
     if (!rc) {
         nd_eval_opts o = {.seed = (uint64_t)seed, .cnn_steps = (int)cnn, .threads = (int)threads};
-        rc = nd_eval_report(stdout, r, s, t, &o, &e);
+        rc = nd_eval_report(stdout, r, s, NULL, t, &o, &e);
     }
     if (rc) nd_err("%s", e.msg);
     nd_dataset_free(r);

@@ -552,147 +552,205 @@ static void print_ratio(FILE *out, double v, double floor)
     else fprintf(out, " %8s", "-");
 }
 
-int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
-                   const nd_dataset *train, const nd_eval_opts *o, nd_error *e)
-{
-    int C = (int)real->n_channels, L = (int)real->L, K = (int)real->n_classes;
-    const nd_dataset *other[2] = {synth, train};
-    for (int i = 0; i < 2; i++)
-        if (other[i] && ((int)other[i]->n_channels != C || (int)other[i]->L != L))
-            return nd_error_set(e, ND_EUSAGE, "eval: %s windows are %u x %u, real ones %d x %d",
-                                i ? "training" : "synthetic", other[i]->n_channels,
-                                other[i]->L, C, L);
-    if (L > 4096) return nd_error_set(e, ND_EUSAGE, "eval: windows longer than 4096 bins");
-    size_t WL = (size_t)C * L;
-    nd_rng rng;
-    nd_rng_seed(&rng, o->seed);
-    fprintf(out, "fidelity (lower is better; xF = times the real-vs-real floor)\n");
-    int nw = 16; /* the class column: as wide as the longest name */
-    for (int k = 0; k < K; k++)
-        if ((int)strlen(real->class_names[k]) > nw) nw = (int)strlen(real->class_names[k]);
-    fprintf(out, "%-*s %-8s %6s %9s %8s %9s %8s %9s %8s\n", nw, "class", "source", "n",
-            "marginal", "", "autocorr", "", "volume", "");
-    dist sum[3] = {{0}};
-    int ncls = 0;
-    for (int k = 0; k < K; k++) {
-        set r = {0}, s = {0}, t = {0}, nv = {0};
-        if (gather(&r, real, real, k) || gather(&s, synth, real, k) ||
-            (train && gather(&t, train, real, k)))
-            return nd_error_set(e, -ENOMEM, "eval: out of memory");
-        if (!r.n || !s.n) {
-            set_free(&r), set_free(&s), set_free(&t);
-            continue;
-        }
-        ncls++;
-        dist ds = distances(&s, &r, C, L), dt = {NAN, NAN, NAN}, dn = {NAN, NAN, NAN};
-        if (train && t.n) {
-            dt = distances(&t, &r, C, L);
-            if (naive_set(&nv, &t, s.n, C, L, &rng)) return nd_error_set(e, -ENOMEM, "eval: out of memory");
-            dn = distances(&nv, &r, C, L);
-        }
-        const char *names[3] = {"synth", "naive", "real"};
-        dist *rows[3] = {&ds, &dn, &dt};
-        size_t ns[3] = {s.n, nv.n, t.n};
-        for (int i = 0; i < 3; i++) {
-            if (i && !train) break;
-            fprintf(out, "%-*s %-8s %6zu %9.4f", nw, real->class_names[k], names[i], ns[i],
-                    rows[i]->marg);
-            print_ratio(out, rows[i]->marg, dt.marg);
-            fprintf(out, " %9.4f", rows[i]->acf);
-            print_ratio(out, rows[i]->acf, dt.acf);
-            fprintf(out, " %9.4f", rows[i]->vol);
-            print_ratio(out, rows[i]->vol, dt.vol);
-            fputc('\n', out);
-            sum[i].marg += rows[i]->marg, sum[i].acf += rows[i]->acf, sum[i].vol += rows[i]->vol;
-        }
-        set_free(&r), set_free(&s), set_free(&t), set_free(&nv);
-    }
-    if (!ncls) return nd_error_set(e, ND_EUSAGE, "eval: no class has both real and synthetic windows (classes are matched by name)");
-    for (int i = 0; i < 3; i++) {
-        if (i && !train) break;
-        const char *names[3] = {"synth", "naive", "real"};
-        dist m = {sum[i].marg / ncls, sum[i].acf / ncls, sum[i].vol / ncls};
-        dist f = {sum[2].marg / ncls, sum[2].acf / ncls, sum[2].vol / ncls};
-        fprintf(out, "%-*s %-8s %6s %9.4f", nw, "MEAN", names[i], "", m.marg);
-        print_ratio(out, m.marg, train ? f.marg : 0);
-        fprintf(out, " %9.4f", m.acf);
-        print_ratio(out, m.acf, train ? f.acf : 0);
-        fprintf(out, " %9.4f", m.vol);
-        print_ratio(out, m.vol, train ? f.vol : 0);
-        fputc('\n', out);
-    }
+/* The sources of a report, in row order: the decoded synthetic windows, the raw model's
+ * (decoder off) when given, the naive baseline and the real training windows (the floor)
+ * when training windows are given. */
+enum { SRC_SYNTH, SRC_RAW, SRC_NAIVE, SRC_REAL, NSRC };
+static const char *const src_name[NSRC] = {"synth", "raw", "naive", "real"};
 
-    /* downstream accuracy on the real windows */
-    set R = {0}, S = {0}, T = {0}, TS = {0};
-    if (gather(&R, real, real, -1) || gather(&S, synth, real, -1) ||
-        (train && gather(&T, train, real, -1)))
-        return nd_error_set(e, -ENOMEM, "eval: out of memory");
-    feats FR, FS, FT = {0}, FTS = {0};
-    if (feats_of(&FR, &R, C, L) || feats_of(&FS, &S, C, L) || (train && feats_of(&FT, &T, C, L)))
-        return nd_error_set(e, -ENOMEM, "eval: out of memory");
-    if (train) {
-        concat(&TS, &T, &S, WL);
-        if (feats_of(&FTS, &TS, C, L)) return nd_error_set(e, -ENOMEM, "eval: out of memory");
+typedef struct report {
+    FILE *out;
+    const nd_dataset *real, *ds[NSRC]; /* ds[SRC_NAIVE] is drawn per class, never given */
+    const nd_eval_opts *o;
+    int C, L, K, nw; /* nw: width of the class column */
+    nd_rng rng;
+} report;
+
+static void print_dist_row(const report *p, const char *cls, int src, const char *n,
+                           const dist *d, const dist *floor)
+{
+    fprintf(p->out, "%-*s %-8s %6s %9.4f", p->nw, cls, src_name[src], n, d->marg);
+    print_ratio(p->out, d->marg, floor->marg);
+    fprintf(p->out, " %9.4f", d->acf);
+    print_ratio(p->out, d->acf, floor->acf);
+    fprintf(p->out, " %9.4f", d->vol);
+    print_ratio(p->out, d->vol, floor->vol);
+    fputc('\n', p->out);
+}
+
+/* The distances of every source to the real windows of one class (adds them to sum);
+ * returns 0 when the class has no real or no synthetic window, 1 when it was reported,
+ * -ENOMEM. */
+static int report_class(report *p, int k, dist *sum)
+{
+    set s[NSRC] = {{0}}, r = {0};
+    int rc = gather(&r, p->real, p->real, k);
+    for (int i = 0; i < NSRC && !rc; i++)
+        if (p->ds[i]) rc = gather(&s[i], p->ds[i], p->real, k);
+    if (!rc && r.n && s[SRC_SYNTH].n && s[SRC_REAL].n)
+        rc = naive_set(&s[SRC_NAIVE], &s[SRC_REAL], s[SRC_SYNTH].n, p->C, p->L, &p->rng);
+    if (!rc && r.n && s[SRC_SYNTH].n) {
+        dist d[NSRC], none = {NAN, NAN, NAN};
+        for (int i = 0; i < NSRC; i++) d[i] = s[i].n ? distances(&s[i], &r, p->C, p->L) : none;
+        for (int i = 0; i < NSRC; i++) {
+            if (!s[i].n) continue;
+            char n[24];
+            snprintf(n, sizeof n, "%zu", s[i].n);
+            print_dist_row(p, p->real->class_names[k], i, n, &d[i], &d[SRC_REAL]);
+            sum[i].marg += d[i].marg, sum[i].acf += d[i].acf, sum[i].vol += d[i].vol;
+        }
+        rc = 1;
     }
-    fprintf(out, "\ndownstream accuracy on the %zu real windows (chance %.2f)\n", R.n, 1.0 / K);
-    fprintf(out, "%-22s %8s %8s %8s %12s\n", "classifier", "TRTR", "TSTR", "TRSTR", "TSTR/TRTR");
-    double lr[3] = {NAN, NAN, NAN}, kn[3] = {NAN, NAN, NAN}, cn[3] = {NAN, NAN, NAN};
-    lr[1] = logreg_accuracy(&FS, &FR, K);
-    kn[1] = knn_accuracy(&FS, &FR, K);
-    if (train) {
-        lr[0] = logreg_accuracy(&FT, &FR, K);
-        lr[2] = logreg_accuracy(&FTS, &FR, K);
-        kn[0] = knn_accuracy(&FT, &FR, K);
-        kn[2] = knn_accuracy(&FTS, &FR, K);
+    for (int i = 0; i < NSRC; i++) set_free(&s[i]);
+    set_free(&r);
+    return rc;
+}
+
+static int report_distances(report *p, nd_error *e)
+{
+    fprintf(p->out, "fidelity (lower is better; xF = times the real-vs-real floor)\n");
+    fprintf(p->out, "%-*s %-8s %6s %9s %8s %9s %8s %9s %8s\n", p->nw, "class", "source", "n",
+            "marginal", "", "autocorr", "", "volume", "");
+    dist sum[NSRC] = {{0}};
+    int ncls = 0;
+    for (int k = 0; k < p->K; k++) {
+        int rc = report_class(p, k, sum);
+        if (rc < 0) return nd_error_set(e, rc, "eval: out of memory");
+        ncls += rc;
     }
-    nd_ctx *ctx = o->cnn_steps > 0 ? nd_ctx_new(o->threads) : NULL;
+    if (!ncls)
+        return nd_error_set(e, ND_EUSAGE, "eval: no class has both real and synthetic "
+                            "windows (classes are matched by name)");
+    dist mean[NSRC], none = {0, 0, 0};
+    for (int i = 0; i < NSRC; i++)
+        mean[i] = (dist){sum[i].marg / ncls, sum[i].acf / ncls, sum[i].vol / ncls};
+    for (int i = 0; i < NSRC; i++)
+        if (i == SRC_SYNTH || p->ds[i == SRC_NAIVE ? SRC_REAL : i])
+            print_dist_row(p, "MEAN", i, "", &mean[i], p->ds[SRC_REAL] ? &mean[SRC_REAL] : &none);
+    return 0;
+}
+
+/* Accuracy on the real windows R of classifiers trained on T (TRTR), on each synthetic
+ * source (TSTR) and on T + S (TRSTR); NaN where the training set is absent. */
+typedef struct accuracy {
+    double trtr, tstr[2], trstr;
+} accuracy;
+
+static void report_classifiers(const report *p, const set *R, const set *T, const set *S,
+                               const set *TS, const feats *FR, const feats *FT,
+                               const feats *FS, const feats *FTS)
+{
+    int K = p->K, raw = S[1].n > 0, with_cnn = p->o->cnn_steps > 0;
+    accuracy acc[3];
+    for (int c = 0; c < 3; c++) acc[c] = (accuracy){NAN, {NAN, NAN}, NAN};
+    for (int j = 0; j < 1 + raw; j++) {
+        acc[0].tstr[j] = logreg_accuracy(&FS[j], FR, K);
+        acc[1].tstr[j] = knn_accuracy(&FS[j], FR, K);
+    }
+    if (T->n) {
+        acc[0].trtr = logreg_accuracy(FT, FR, K), acc[0].trstr = logreg_accuracy(FTS, FR, K);
+        acc[1].trtr = knn_accuracy(FT, FR, K), acc[1].trstr = knn_accuracy(FTS, FR, K);
+    }
+    nd_ctx *ctx = with_cnn ? nd_ctx_new(p->o->threads) : NULL;
     if (ctx) {
-        cn[1] = cnn_accuracy(&S, &R, C, L, K, o->cnn_steps, o->seed, ctx);
-        if (train) {
-            cn[0] = cnn_accuracy(&T, &R, C, L, K, o->cnn_steps, o->seed, ctx);
-            cn[2] = cnn_accuracy(&TS, &R, C, L, K, o->cnn_steps, o->seed, ctx);
+        int st = p->o->cnn_steps;
+        uint64_t seed = p->o->seed;
+        for (int j = 0; j < 1 + raw; j++)
+            acc[2].tstr[j] = cnn_accuracy(&S[j], R, p->C, p->L, K, st, seed, ctx);
+        if (T->n) {
+            acc[2].trtr = cnn_accuracy(T, R, p->C, p->L, K, st, seed, ctx);
+            acc[2].trstr = cnn_accuracy(TS, R, p->C, p->L, K, st, seed, ctx);
         }
         nd_ctx_free(ctx);
     }
-    const char *cname[3] = {"logistic regression", "5-NN (features)", "CNN (GASF images)"};
-    double *acc[3] = {lr, kn, cn};
-    for (int c = 0; c < 3; c++) {
-        if (c == 2 && o->cnn_steps <= 0) break;
-        fprintf(out, "%-22s", cname[c]);
-        for (int i = 0; i < 3; i++)
-            if (isnan(acc[c][i])) fprintf(out, " %8s", "-");
-            else fprintf(out, " %8.3f", acc[c][i]);
-        if (train) fprintf(out, " %12.2f\n", acc[c][1] / acc[c][0]);
-        else fprintf(out, " %12s\n", "-");
-    }
-
-    /* memorisation */
-    if (train && T.n) {
-        double *ds = malloc((S.n + 1) * sizeof(double)), *dr = malloc((R.n + 1) * sizeof(double));
-        ND_ASSERT(ds && dr);
-        nn_dist(ds, &S, &T, WL);
-        nn_dist(dr, &R, &T, WL);
-        qsort(ds, S.n, sizeof(double), cmp_double);
-        qsort(dr, R.n, sizeof(double), cmp_double);
-        double p5 = dr[R.n / 20], meds = ds[S.n / 2], medr = dr[R.n / 2];
-        size_t closer = 0, copies = 0;
-        for (size_t i = 0; i < S.n; i++) {
-            closer += ds[i] < p5;
-            copies += ds[i] < 1e-3 * medr;
+    fprintf(p->out, "\ndownstream accuracy on the %zu real windows (chance %.2f)\n", R->n,
+            1.0 / K);
+    fprintf(p->out, "%-22s %8s %8s %8s %12s", "classifier", "TRTR", "TSTR", "TRSTR", "TSTR/TRTR");
+    if (raw) fprintf(p->out, " %8s %11s", "TSTR raw", "raw/TRTR");
+    fputc('\n', p->out);
+    const char *name[3] = {"logistic regression", "5-NN (features)", "CNN (GASF images)"};
+    for (int c = 0; c < 2 + with_cnn; c++) {
+        double v[6] = {acc[c].trtr, acc[c].tstr[0], acc[c].trstr, acc[c].tstr[0] / acc[c].trtr,
+                       acc[c].tstr[1], acc[c].tstr[1] / acc[c].trtr};
+        fprintf(p->out, "%-22s", name[c]);
+        for (int i = 0; i < (raw ? 6 : 4); i++) {
+            int w = i == 3 ? 12 : i == 5 ? 11 : 8;
+            if (isnan(v[i])) fprintf(p->out, " %*s", w, "-");
+            else fprintf(p->out, i == 3 || i == 5 ? " %*.2f" : " %*.3f", w, v[i]);
         }
-        double share = (double)closer / S.n;
-        int flag = share > 0.2 || meds < 0.5 * medr || copies > 0;
-        fprintf(out, "\nmemorisation: distance to the nearest training window (log1p bytes, L2)\n");
-        fprintf(out, "  synthetic median %.3f, real held-out median %.3f (ratio %.2f)\n", meds,
-                medr, meds / medr);
-        fprintf(out, "  synthetic closer than the real 5th percentile (%.3f): %.1f%% (5%% expected); "
-                "near-copies: %zu\n", p5, 100 * share, copies);
-        fprintf(out, "  %s\n", flag ? "FLAG: synthetic windows sit much closer to the training data "
-                "than unseen real windows (memorisation)" : "no memorisation flag");
-        free(ds);
-        free(dr);
+        fputc('\n', p->out);
     }
-    free(FR.f), free(FS.f), free(FT.f), free(FTS.f);
-    set_free(&R), set_free(&S), set_free(&T), set_free(&TS);
-    return 0;
+}
+
+/* Memorisation of one synthetic source S against the training windows T. */
+static void report_memorisation(const report *p, const char *what, const set *S, const set *T,
+                                const set *R)
+{
+    size_t WL = (size_t)p->C * p->L;
+    double *ds = malloc((S->n + 1) * sizeof(double)), *dr = malloc((R->n + 1) * sizeof(double));
+    ND_ASSERT(ds && dr);
+    nn_dist(ds, S, T, WL);
+    nn_dist(dr, R, T, WL);
+    qsort(ds, S->n, sizeof(double), cmp_double);
+    qsort(dr, R->n, sizeof(double), cmp_double);
+    double p5 = dr[R->n / 20], meds = ds[S->n / 2], medr = dr[R->n / 2];
+    size_t closer = 0, copies = 0;
+    for (size_t i = 0; i < S->n; i++) {
+        closer += ds[i] < p5;
+        copies += ds[i] < 1e-3 * medr;
+    }
+    double share = (double)closer / S->n;
+    int flag = share > 0.2 || meds < 0.5 * medr || copies > 0;
+    FILE *out = p->out;
+    fprintf(out, "\nmemorisation%s: distance to the nearest training window (log1p bytes, L2)\n",
+            what);
+    fprintf(out, "  synthetic median %.3f, real held-out median %.3f (ratio %.2f)\n", meds,
+            medr, meds / medr);
+    fprintf(out, "  synthetic closer than the real 5th percentile (%.3f): %.1f%% (5%% expected); "
+            "near-copies: %zu\n", p5, 100 * share, copies);
+    fprintf(out, "  %s\n", flag ? "FLAG: synthetic windows sit much closer to the training data "
+            "than unseen real windows (memorisation)" : "no memorisation flag");
+    free(ds);
+    free(dr);
+}
+
+int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
+                   const nd_dataset *raw, const nd_dataset *train, const nd_eval_opts *o,
+                   nd_error *e)
+{
+    report p = {.out = out, .real = real, .ds = {synth, raw, NULL, train}, .o = o,
+                .C = (int)real->n_channels, .L = (int)real->L, .K = (int)real->n_classes};
+    const char *what[NSRC] = {"synthetic", "raw synthetic", "", "training"};
+    for (int i = 0; i < NSRC; i++)
+        if (p.ds[i] && ((int)p.ds[i]->n_channels != p.C || (int)p.ds[i]->L != p.L))
+            return nd_error_set(e, ND_EUSAGE, "eval: %s windows are %u x %u, real ones %d x %d",
+                                what[i], p.ds[i]->n_channels, p.ds[i]->L, p.C, p.L);
+    if (p.L > 4096) return nd_error_set(e, ND_EUSAGE, "eval: windows longer than 4096 bins");
+    nd_rng_seed(&p.rng, o->seed);
+    p.nw = 16;
+    for (int k = 0; k < p.K; k++)
+        if ((int)strlen(real->class_names[k]) > p.nw) p.nw = (int)strlen(real->class_names[k]);
+    int rc = report_distances(&p, e);
+    if (rc) return rc;
+
+    /* downstream accuracy and memorisation over all classes */
+    size_t WL = (size_t)p.C * p.L;
+    set R = {0}, T = {0}, S[2] = {{0}}, TS = {0};
+    feats FR = {0}, FT = {0}, FS[2] = {{0}}, FTS = {0};
+    rc = gather(&R, real, real, -1) || gather(&S[0], synth, real, -1) ||
+         (raw && gather(&S[1], raw, real, -1)) || (train && gather(&T, train, real, -1));
+    if (!rc) {
+        concat(&TS, &T, &S[0], WL);
+        rc = feats_of(&FR, &R, p.C, p.L) || feats_of(&FT, &T, p.C, p.L) ||
+             feats_of(&FS[0], &S[0], p.C, p.L) || feats_of(&FS[1], &S[1], p.C, p.L) ||
+             feats_of(&FTS, &TS, p.C, p.L);
+    }
+    if (!rc) {
+        report_classifiers(&p, &R, &T, S, &TS, &FR, &FT, FS, &FTS);
+        for (int j = 0; j < 2 && T.n; j++)
+            if (S[j].n) report_memorisation(&p, j ? " (raw)" : "", &S[j], &T, &R);
+    }
+    free(FR.f), free(FT.f), free(FS[0].f), free(FS[1].f), free(FTS.f);
+    set_free(&R), set_free(&T), set_free(&S[0]), set_free(&S[1]), set_free(&TS);
+    return rc ? nd_error_set(e, -ENOMEM, "eval: out of memory") : 0;
 }

@@ -24,10 +24,16 @@ typedef struct nd_eval_opts {
     int cnn_steps; /* CNN classifier training steps; 0 skips the CNN */
     int threads;
 } nd_eval_opts;
-/* The full report of `netdiffus eval` to out: real, synth, train share channels and L;
- * train may be NULL (no floor, no naive baseline, no memorisation, no TRTR). */
+/* The full report of `netdiffus eval` to out: distances to the real windows per class,
+ * classifiers trained on each source and tested on the real windows, memorisation. synth
+ * holds the decoded synthetic windows; raw (may be NULL) the same model's windows with the
+ * decoder off, reported beside them so that what the network learnt and what the decoder
+ * adds can be told apart; train (may be NULL) the training windows: without them there is
+ * no real-vs-real floor, no naive baseline, no memorisation and no TRTR. Every set shares
+ * real's channels and L; classes are matched by name. */
 int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
-                   const nd_dataset *train, const nd_eval_opts *o, nd_error *e);
+                   const nd_dataset *raw, const nd_dataset *train, const nd_eval_opts *o,
+                   nd_error *e);
 
 /* PNG grid of windows: per window its GAF images and a plot of its series (log scale),
  * rows grouped by class, up to per_class windows each. imgs may be NULL (computed with a

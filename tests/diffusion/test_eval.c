@@ -65,13 +65,14 @@ static nd_dataset *make(int n, uint64_t seed)
     return ds;
 }
 
-static char *report(const nd_dataset *real, const nd_dataset *synth, const nd_dataset *train)
+static char *report(const nd_dataset *real, const nd_dataset *synth, const nd_dataset *raw,
+                    const nd_dataset *train)
 {
     static char buf[1 << 16];
     FILE *f = fmemopen(buf, sizeof buf, "w");
     nd_eval_opts o = {.seed = 1, .cnn_steps = 60, .threads = 1};
     nd_error e = {0};
-    int rc = nd_eval_report(f, real, synth, train, &o, &e);
+    int rc = nd_eval_report(f, real, synth, raw, train, &o, &e);
     fclose(f);
     if (rc) CHECK_FAIL_("eval: %s", e.msg);
     fprintf(stderr, "%s\n", buf);
@@ -95,8 +96,8 @@ static double accuracy(const char *rep, const char *clf, int col)
     const char *p = strstr(rep, clf);
     CHECK(p);
     p += strlen(clf);
-    char v[3][16];
-    CHECK_EQ(sscanf(p, "%15s %15s %15s", v[0], v[1], v[2]), 3);
+    char v[6][16];
+    CHECK(sscanf(p, "%15s %15s %15s %15s %15s %15s", v[0], v[1], v[2], v[3], v[4], v[5]) > col);
     return strcmp(v[col], "-") ? strtod(v[col], NULL) : NAN;
 }
 
@@ -105,7 +106,7 @@ static void test_report(void)
     nd_dataset *train = make(40, 1), *real = make(20, 2), *fresh = make(40, 3);
     /* a "generator" that draws new windows of the true process: near the floor, no
      * memorisation, TSTR about TRTR */
-    char *rep = report(real, fresh, train);
+    char *rep = report(real, fresh, NULL, train);
     double m, a, v, fm, fa, fv, nm, na, nv;
     mean_row(rep, "synth", &m, &a, &v);
     mean_row(rep, "real", &fm, &fa, &fv);
@@ -119,13 +120,24 @@ static void test_report(void)
     CHECK(accuracy(rep, "CNN (GASF images)", 0) > 0.8);
     CHECK_CONTAINS(rep, "no memorisation flag");
     /* a "generator" that returns its training data: flagged */
-    rep = report(real, train, train);
+    rep = report(real, train, NULL, train);
     CHECK_CONTAINS(rep, "FLAG: synthetic windows sit much closer");
+    /* the raw model's windows beside the decoded ones: their own rows, classifier columns
+     * and memorisation check (here the decoded set is fresh, the raw one a copy) */
+    rep = report(real, fresh, train, train);
+    double rm, ra, rv;
+    mean_row(rep, "raw", &rm, &ra, &rv);
+    CHECK(rm == fm && ra == fa && rv == fv); /* the copy of the training data is the floor */
+    CHECK_CONTAINS(rep, "TSTR raw");
+    CHECK(accuracy(rep, "5-NN (features)", 4) > 0.95); /* TSTR raw: trained on the copy */
+    const char *mem = strstr(rep, "memorisation (raw)");
+    CHECK(mem && strstr(mem, "FLAG: synthetic windows sit much closer"));
+    CHECK(strstr(rep, "no memorisation flag") < mem);
     /* classes matched by name: a synthetic file with swapped labels scores 0 TSTR */
     nd_dataset *swapped = make(20, 4);
     snprintf(swapped->class_names[0], ND_NAME_MAX, "bursty");
     snprintf(swapped->class_names[1], ND_NAME_MAX, "smooth");
-    rep = report(real, swapped, NULL);
+    rep = report(real, swapped, NULL, NULL);
     CHECK(accuracy(rep, "logistic regression", 1) < 0.05);
     CHECK(isnan(accuracy(rep, "logistic regression", 0))); /* no TRTR without --train */
     nd_dataset_free(train), nd_dataset_free(real), nd_dataset_free(fresh), nd_dataset_free(swapped);
