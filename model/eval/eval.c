@@ -740,7 +740,7 @@ int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
     rc = gather(&R, real, real, -1) || gather(&S[0], synth, real, -1) ||
          (raw && gather(&S[1], raw, real, -1)) || (train && gather(&T, train, real, -1));
     if (!rc) {
-        concat(&TS, &T, &S[0], WL);
+        if (train) concat(&TS, &T, &S[0], WL);
         rc = feats_of(&FR, &R, p.C, p.L) || feats_of(&FT, &T, p.C, p.L) ||
              feats_of(&FS[0], &S[0], p.C, p.L) || feats_of(&FS[1], &S[1], p.C, p.L) ||
              feats_of(&FTS, &TS, p.C, p.L);
