@@ -40,26 +40,6 @@ void replay_opts_defaults(replay_opts *o)
     o->status = nd_status_enabled();
 }
 
-void replay_opts_from_config(replay_opts *o, const nd_config *cfg)
-{
-    const __typeof__(cfg->replay) *r = &cfg->replay;
-    if (r->speed >= 0) o->speed = r->speed;
-    o->duration_ns = r->duration_ns;
-    o->flows = r->flows;
-    o->loop = r->loop;
-    o->seed = r->seed;
-    if (r->client_pool[0]) o->client_pool = r->client_pool;
-    if (r->server_pool[0]) o->server_pool = r->server_pool;
-    o->client_pool6 = r->client_pool6;
-    o->server_pool6 = r->server_pool6;
-    if (r->clients) o->clients = r->clients;
-    if (r->servers) o->servers = r->servers;
-    if (r->mac_src[0]) o->mac_src = r->mac_src;
-    if (r->mac_dst[0]) o->mac_dst = r->mac_dst;
-    o->n_mix = r->n_mix;
-    o->mix = r->mix;
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* Waiting                                                                              */
 /* ------------------------------------------------------------------------------------ */
@@ -254,7 +234,7 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
                             "the series need channels bytes_down and bytes_up to be replayed");
     if (!(o->speed >= 0) || !isfinite(o->speed))
         return nd_error_set(e, ND_EUSAGE, "speed must be a number >= 0 (0: as fast as possible)");
-    char pool[2 * ND_CONF_STR + 2];
+    char pool[PKT_POOL_TEXT];
     snprintf(pool, sizeof pool, "%s,%s", o->client_pool ? o->client_pool : "",
              o->client_pool6 ? o->client_pool6 : "");
     int rc = pkt_pool_parse(&s->cli, pool, o->clients, "replay.client_pool", e);
@@ -295,6 +275,9 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
     if (!s->n_elig)
         return nd_error_set(e, ND_EFORMAT, "class '%s' has no windows to replay", o->only_class);
 
+    if (o->n_mix > ND_MAX_CLASSES)
+        return nd_error_set(e, ND_EUSAGE, "replay.mix: %u classes, at most %d", o->n_mix,
+                            ND_MAX_CLASSES);
     if (o->n_mix && only < 0) {
         s->mix_cum = malloc(o->n_mix * sizeof *s->mix_cum);
         s->mix_cls = malloc(o->n_mix * sizeof *s->mix_cls);

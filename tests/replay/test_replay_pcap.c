@@ -136,8 +136,7 @@ static void test_errors(void)
     expect_error(replay_run(ds, &o, s, NULL, &e), &e, "unknown class 'nope' (the data has: web, bulk)");
     o.only_class = NULL;
 
-    nd_mix_entry mix[1] = {{"video", 1.0}};
-    o.mix = mix;
+    o.mix[0] = (replay_mix_entry){"video", 1.0};
     o.n_mix = 1;
     expect_error(replay_run(ds, &o, s, NULL, &e), &e, "unknown class 'video'");
     o.n_mix = 0;
