@@ -110,8 +110,9 @@ typedef struct capture_class {
 } capture_class;
 
 /* Everything capture takes from its caller (the program fills it from the config:
- * app/opts.h). Strings are borrowed: they must outlive the context or source that uses
- * them (capture_ctx_new copies the classes; sources read dpdk_eal when they open). */
+ * app/opts.h). Strings are borrowed, and read only during the call that takes o:
+ * capture_ctx_new copies what the context keeps, a source reads o while it opens, and
+ * capture_run opens its sources one after another (o must last the whole run). */
 typedef struct capture_opts {
     /* binner */
     uint64_t bin_ns;          /* bin width, ns (> 0) */
