@@ -10,6 +10,7 @@
 #include "capture.h"
 #include "cli.h"
 #include "conf.h"
+#include "opts.h"
 
 
 /* Window callback: the context's class index is the dataset's label (classes are
@@ -99,7 +100,9 @@ static int run(int argc, char **argv)
 
     nd_dataset *ds = nd_dataset_new(cfg.capture.channels, channel_names, cfg.capture.window,
                                     cfg.capture.bin_ns);
-    capture_ctx *c = ds ? capture_ctx_new(&cfg, force_class, store_window, ds, &e) : NULL;
+    capture_opts co;
+    opts_capture(&co, &cfg);
+    capture_ctx *c = ds ? capture_ctx_new(&co, force_class, store_window, ds, &e) : NULL;
     char *yaml = nd_config_to_yaml(&cfg);
     if (!ds || !c || !yaml) {
         if (!ds || !yaml) nd_err("out of memory");
@@ -116,7 +119,7 @@ static int run(int argc, char **argv)
         }
 
     cli_catch_stop();
-    rc = capture_run(c, sources, n_sources, &cfg, &cli_stop, nd_status_enabled(), &e);
+    rc = capture_run(c, sources, n_sources, &co, &cli_stop, nd_status_enabled(), &e);
     capture_totals t;
     capture_ctx_totals(c, &t);
     if (rc == ND_EINTR) {

@@ -40,6 +40,7 @@
 #include "conf.h"
 #include "live.h"
 #include "model.h"
+#include "opts.h"
 #include "replay.h"
 
 #define BURST 32
@@ -357,8 +358,9 @@ static void *replay_main(void *arg)
                                         &R->stop);
         if (!ds) continue;
         replay_opts o;
-        replay_opts_from_config(&o, &L->cfg);
+        opts_replay(&o, &L->cfg);
         o.loop = 1;
+        o.status = 0; /* the main thread draws live's status line */
         o.stop = &R->stop;
         replay_stats st;
         int rc = replay_run(ds, &o, sink, &st, &e);
@@ -672,7 +674,9 @@ static int run(int argc, char **argv)
         rc = nd_error_set(&e, -ENOMEM, "live: out of memory");
         goto done;
     }
-    L->ctx = capture_ctx_new(&L->cfg, NULL, push_window, L->ring, &e);
+    capture_opts co;
+    opts_capture(&co, &L->cfg);
+    L->ctx = capture_ctx_new(&co, NULL, push_window, L->ring, &e);
     if (!L->ctx) {
         rc = e.code;
         goto done;
@@ -706,7 +710,7 @@ static int run(int argc, char **argv)
     }
     for (unsigned k = 0; k < n_sources; k++) {
         live_src *s = &L->src[L->n_src];
-        s->s = capture_source_open(sources[k], &L->cfg, &e);
+        s->s = capture_source_open(sources[k], &co, &e);
         if (!s->s) {
             rc = e.code;
             goto done;

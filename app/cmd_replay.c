@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "conf.h"
 #include "model.h"
+#include "opts.h"
 #include "replay.h"
 
 static const char help[] =
@@ -376,8 +377,7 @@ static int run(int argc, char **argv)
         return ND_EXIT_USAGE;
     }
     replay_opts o;
-    replay_opts_defaults(&o);
-    replay_opts_from_config(&o, &cfg);
+    opts_replay(&o, &cfg);
     if (series) o.flows = have_flows ? (uint32_t)flows : 0; /* one flow per window */
     else if (have_flows) o.flows = (uint32_t)flows; /* model: replay.flows by default */
     if (have_seed) o.seed = seed;

@@ -117,7 +117,7 @@ typedef struct frag_entry {
 
 typedef struct class_state {
     char name[ND_NAME_MAX];
-    char filter[ND_CONF_FILTER]; /* "" matches everything (forced or default class) */
+    char *filter; /* owned; "" matches everything (forced or default class) */
     nd_class_stats st;
     uint64_t *port_counts; /* (65536) server ports, allocated with the class's first flow */
     uint64_t *mss_counts;  /* (65536) */
@@ -218,6 +218,7 @@ static int32_t classify(capture_ctx *c, int linktype, const capture_pkt *p)
     return c->default_class;
 }
 
+/* Returns the index of class name (added with filter when new), or -ENOMEM. */
 static int class_add(capture_ctx *c, const char *name, const char *filter)
 {
     for (uint32_t i = 0; i < c->n_classes; i++)
@@ -225,7 +226,8 @@ static int class_add(capture_ctx *c, const char *name, const char *filter)
     class_state *cs = &c->classes[c->n_classes];
     memset(cs, 0, sizeof *cs);
     snprintf(cs->name, sizeof cs->name, "%s", name);
-    snprintf(cs->filter, sizeof cs->filter, "%s", filter);
+    cs->filter = strdup(filter ? filter : "");
+    if (!cs->filter) return -ENOMEM;
     return (int)c->n_classes++;
 }
 
@@ -245,27 +247,50 @@ static void *map_zero(size_t len)
     return p;
 }
 
-capture_ctx *capture_ctx_new(const nd_config *cfg, const char *force_class,
+void capture_opts_defaults(capture_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->bin_ns = ND_NS_PER_SEC;
+    o->window = 64;
+    o->min_active_bins = 1;
+    o->channels = 2;
+    o->flow_capacity = 1u << 20;
+    o->idle_timeout_ns = 15 * ND_NS_PER_SEC;
+    o->active_timeout_ns = 1800 * ND_NS_PER_SEC;
+    o->default_class = "other";
+    o->snaplen = 256;
+    o->promisc = true;
+    o->buffer_size = 64u << 20;
+    o->dpdk_eal = "";
+    o->rx_queues = 1;
+    o->mbufs = 8191;
+}
+
+capture_ctx *capture_ctx_new(const capture_opts *o, const char *force_class,
                              capture_window_fn on_window, void *user, nd_error *e)
 {
-#define cc (&cfg->capture)
-    if (cc->channels != 2 && cc->channels != 4) {
-        nd_error_set(e, ND_ECONFIG, "capture.channels: %u, expected 2 or 4", cc->channels);
+    if (o->channels != 2 && o->channels != 4) {
+        nd_error_set(e, ND_ECONFIG, "capture.channels: %u, expected 2 or 4", o->channels);
         return NULL;
     }
-    if (cc->window < 1 || cc->bin_ns < 1 || cc->flow_capacity < 1) {
+    if (o->window < 1 || o->bin_ns < 1 || o->flow_capacity < 1) {
         nd_error_set(e, ND_ECONFIG, "capture: window, bin and flow_capacity must be > 0");
+        return NULL;
+    }
+    if (o->n_classes > ND_MAX_CLASSES) {
+        nd_error_set(e, ND_ECONFIG, "capture: %u classes, at most %d", o->n_classes,
+                     ND_MAX_CLASSES);
         return NULL;
     }
     capture_ctx *c = calloc(1, sizeof *c);
     if (!c) goto nomem;
-    c->C = cc->channels;
-    c->L = cc->window;
-    c->min_active = cc->min_active_bins ? cc->min_active_bins : 1;
-    c->bin_ns = cc->bin_ns;
-    c->idle_ns = cc->idle_timeout_ns ? cc->idle_timeout_ns : UINT64_MAX;
-    c->active_ns = cc->active_timeout_ns ? cc->active_timeout_ns : UINT64_MAX;
-    c->capacity = cc->flow_capacity;
+    c->C = o->channels;
+    c->L = o->window;
+    c->min_active = o->min_active_bins ? o->min_active_bins : 1;
+    c->bin_ns = o->bin_ns;
+    c->idle_ns = o->idle_timeout_ns ? o->idle_timeout_ns : UINT64_MAX;
+    c->active_ns = o->active_timeout_ns ? o->active_timeout_ns : UINT64_MAX;
+    c->capacity = o->flow_capacity;
     /* Moving a flow to the LRU tail on every packet costs two cache misses (its list
      * neighbours); once per idle_timeout/16 keeps the order exact to within that, which is
      * all eviction needs. Timeouts stay exact: they are checked on each flow's packets. */
@@ -274,16 +299,20 @@ capture_ctx *capture_ctx_new(const nd_config *cfg, const char *force_class,
     c->user = user;
     c->next_group = 1;
 
-    c->classes = calloc((size_t)cfg->n_classes + 1, sizeof *c->classes);
+    c->classes = calloc((size_t)o->n_classes + 1, sizeof *c->classes);
     if (!c->classes) goto nomem;
     c->default_class = -1;
     if (force_class) {
         c->default_class = class_add(c, force_class, "");
+        if (c->default_class < 0) goto nomem;
     } else {
-        for (uint32_t i = 0; i < cfg->n_classes; i++)
-            class_add(c, cfg->classes[i].name, cfg->classes[i].filter);
+        for (uint32_t i = 0; i < o->n_classes; i++)
+            if (class_add(c, o->classes[i].name, o->classes[i].filter) < 0) goto nomem;
         c->n_rules = c->n_classes;
-        if (cc->default_class[0]) c->default_class = class_add(c, cc->default_class, "");
+        if (o->default_class && o->default_class[0]) {
+            c->default_class = class_add(c, o->default_class, "");
+            if (c->default_class < 0) goto nomem;
+        }
         /* A default class named like a rule is that rule's class: unmatched flows join
          * it (class_add returns the existing index). */
     }
@@ -318,9 +347,8 @@ capture_ctx *capture_ctx_new(const nd_config *cfg, const char *force_class,
 nomem:
     capture_ctx_free(c);
     nd_error_set(e, -ENOMEM, "capture: out of memory for %u flows of %u x %u bins",
-                 cc->flow_capacity, cc->channels, cc->window);
+                 o->flow_capacity, o->channels, o->window);
     return NULL;
-#undef cc
 }
 
 void capture_ctx_free(capture_ctx *c)
@@ -333,6 +361,7 @@ void capture_ctx_free(capture_ctx *c)
     }
     if (c->classes)
         for (uint32_t i = 0; i < c->n_classes; i++) {
+            free(c->classes[i].filter);
             free(c->classes[i].port_counts);
             free(c->classes[i].mss_counts);
         }

@@ -16,9 +16,9 @@
 #define ND_CAPTURE_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
-#include "conf.h"
 #include "nd.h"
 
 /* ------------------------------------------------------------------------------------ */
@@ -99,6 +99,50 @@ enum { PARSE_TCP_FIN = 0x01, PARSE_TCP_SYN = 0x02, PARSE_TCP_RST = 0x04, PARSE_T
 int parse_packet(const uint8_t *data, uint32_t caplen, int linktype, parse_info *out);
 
 /* ------------------------------------------------------------------------------------ */
+/* Options                                                                               */
+/* ------------------------------------------------------------------------------------ */
+
+/* One class rule: flows whose first packet matches filter get this class. */
+typedef struct capture_class {
+    const char *name;   /* label, a valid dataset class name (nd_dataset_class) */
+    const char *filter; /* BPF expression (pcap-filter(7)); NULL or "": libpcap's empty
+                           program, which matches every packet */
+} capture_class;
+
+/* Everything capture takes from its caller (the program fills it from the config:
+ * app/opts.h). Strings are borrowed, and read only during the call that takes o:
+ * capture_ctx_new copies what the context keeps, a source reads o while it opens, and
+ * capture_run opens its sources one after another (o must last the whole run). */
+typedef struct capture_opts {
+    /* binner */
+    uint64_t bin_ns;          /* bin width, ns (> 0) */
+    uint32_t window;          /* L: bins per window (> 0) */
+    uint32_t min_active_bins; /* windows with fewer non-zero bins are dropped; 0 acts as 1 */
+    uint32_t channels;        /* 2: bytes down/up; 4: + packets down/up */
+    /* flow table */
+    uint32_t flow_capacity;     /* flows held at once (> 0); memory is reserved for all */
+    uint64_t idle_timeout_ns;   /* a flow ends this long after its last packet; 0: never */
+    uint64_t active_timeout_ns; /* a flow ends this long after its first packet; 0: never */
+    /* classes: the first rule matching a flow's first packet labels it */
+    uint32_t n_classes;                        /* rules used, at most ND_MAX_CLASSES */
+    capture_class classes[ND_MAX_CLASSES];     /* (n_classes), in label order */
+    const char *default_class; /* label of flows no rule matches; NULL or "": drop them */
+    /* sources */
+    uint32_t snaplen;     /* bytes kept per packet (pcap: files, iface:); 0: 262144 */
+    bool promisc;         /* promiscuous mode on iface: and dpdk: ports */
+    uint64_t buffer_size; /* kernel capture buffer of iface: sources, bytes; 0: libpcap's */
+    const char *dpdk_eal; /* EAL arguments appended to every dpdk: spec; NULL or "": none */
+    uint32_t rx_queues;   /* rx queues per DPDK port (RSS over them when > 1), >= 1 */
+    uint32_t mbufs;       /* DPDK mbuf pool size, mbufs (> 0) */
+} capture_opts;
+
+/* Sets every field to the program's default (the capture section of docs/CONFIG.md): 1 s
+ * bins, windows of 64, 2 channels, 2^20 flows, 15 s idle and 30 min active timeouts, no
+ * rules, default class "other", snaplen 256, promiscuous, 64 MiB buffer, 1 rx queue,
+ * 8191 mbufs. */
+void capture_opts_defaults(capture_opts *o);
+
+/* ------------------------------------------------------------------------------------ */
 /* Capture context: flow table, classes, binner, statistics                             */
 /* ------------------------------------------------------------------------------------ */
 
@@ -111,12 +155,12 @@ typedef struct capture_ctx capture_ctx;
 typedef int (*capture_window_fn)(void *user, uint32_t class_idx, uint64_t group,
                                  const float *values);
 
-/* A context for cfg (copied where needed; cfg may be freed afterwards). force_class, when
- * not NULL, labels every flow with that class and ignores cfg's rules (one input per
+/* A context for o (copied: o and its strings may be freed afterwards). force_class, when
+ * not NULL, labels every flow with that class and ignores o's rules (one input per
  * class). Compiles the class filters: a bad BPF expression gives NULL with e naming the
- * class and libpcap's message. Memory for cfg->capture.flow_capacity flows is reserved
- * once; pages are touched only as flows arrive. Free with capture_ctx_free(). */
-capture_ctx *capture_ctx_new(const nd_config *cfg, const char *force_class,
+ * class and libpcap's message. Memory for o->flow_capacity flows is reserved once; pages
+ * are touched only as flows arrive. Free with capture_ctx_free(). */
+capture_ctx *capture_ctx_new(const capture_opts *o, const char *force_class,
                              capture_window_fn on_window, void *user, nd_error *e);
 void capture_ctx_free(capture_ctx *c); /* NULL is a no-op */
 
@@ -170,10 +214,11 @@ typedef struct capture_source capture_source;
 enum { CAPTURE_END = -2000 }; /* capture_source_rx: the input is exhausted */
 
 /* Opens "pcap:FILE", "iface:NAME" or "dpdk:EAL-ARGS" (EAL arguments separated by spaces,
- * cfg->capture.dpdk_eal appended). Returns NULL with e saying what failed and what to do.
- * DPDK: one EAL per process, so at most one dpdk: source per process. */
-capture_source *capture_source_open(const char *spec, const nd_config *cfg, nd_error *e);
-/* Up to max packets: a file gives bursts of up to 32 (caplen at most capture.snaplen;
+ * o->dpdk_eal appended) with o's source settings (snaplen .. mbufs). Returns NULL with e
+ * saying what failed and what to do. DPDK: one EAL per process, so at most one dpdk:
+ * source per process. */
+capture_source *capture_source_open(const char *spec, const capture_opts *o, nd_error *e);
+/* Up to max packets: a file gives bursts of up to 32 (caplen at most o->snaplen;
  * classic pcap points into the reader's buffer, other formats are copied out of
  * libpcap's), a DPDK port up to 64 mbufs, a libpcap interface one at a time.
  * Waits at most timeout_ms for a live source to have something. Returns the count (0:
@@ -202,10 +247,11 @@ void capture_source_close(capture_source *s); /* NULL is a no-op */
 /* ------------------------------------------------------------------------------------ */
 
 /* Runs every source in turn through c until each ends or *stop becomes non-zero (set by a
- * signal handler). Flushes c after each source. status != 0 draws nd_status lines.
- * Returns 0, ND_EINTR when stopped (everything so far is kept in c), or a negative code
- * with e filled (a source that cannot be opened or fails while reading). */
+ * signal handler); each source opens with o (capture_source_open). Flushes c after each
+ * source. status != 0 draws nd_status lines. Returns 0, ND_EINTR when stopped
+ * (everything so far is kept in c), or a negative code with e filled (a source that
+ * cannot be opened or fails while reading). */
 int capture_run(capture_ctx *c, const char *const *specs, unsigned n_specs,
-                const nd_config *cfg, volatile sig_atomic_t *stop, int status, nd_error *e);
+                const capture_opts *o, volatile sig_atomic_t *stop, int status, nd_error *e);
 
 #endif

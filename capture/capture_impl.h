@@ -21,6 +21,9 @@ static inline void capture_prefetch(const void *p)
 #endif
 }
 
+/* Longest source spec kept for messages: a config string (255 bytes) and its prefix. */
+#define CAPTURE_SPEC_MAX 264
+
 /* One backend (pcap file, libpcap live, DPDK port): chosen at open time from the spec's
  * prefix, like tcpreplay's sendpacket_open. */
 typedef struct capture_source_ops {
@@ -33,24 +36,24 @@ typedef struct capture_source_ops {
 
 struct capture_source {
     const capture_source_ops *ops;
-    char spec[ND_CONF_STR + 8];
+    char spec[CAPTURE_SPEC_MAX]; /* as opened, cut to fit: for messages */
     int linktype;
     int live; /* the clock is the wall clock: idle flows expire while nothing arrives */
     uint64_t received;
 };
 
 /* "pcap:" sources (source_file.c): classic pcap read in place, the rest via libpcap. */
-capture_source *capture_file_open(const char *spec, const char *path, const nd_config *cfg,
+capture_source *capture_file_open(const char *spec, const char *path, const capture_opts *o,
                                   nd_error *e);
 /* A file read by libpcap (source.c): path, or f when not NULL (owned from here on, closed
  * on failure too). */
 capture_source *capture_libpcap_file_open(const char *spec, const char *path, FILE *f,
-                                          const nd_config *cfg, nd_error *e);
+                                          const capture_opts *o, nd_error *e);
 /* The ND_ETRUNC error of a file that breaks after s->received packets; why says how. */
 int capture_file_error(const capture_source *s, const char *why, nd_error *e);
 
 /* "dpdk:" sources (source_dpdk.c); args is the text after the prefix. */
-capture_source *capture_dpdk_open(const char *args, const nd_config *cfg, nd_error *e);
+capture_source *capture_dpdk_open(const char *args, const capture_opts *o, nd_error *e);
 
 /* Adds the statistics s to d: histograms and counts add, top-k lists merge. */
 void capture_stats_add(nd_class_stats *d, const nd_class_stats *s);

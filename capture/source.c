@@ -147,7 +147,7 @@ static const capture_source_ops pcap_ops = {pcap_rx, pcap_src_stats, pcap_report
                                             pcap_src_close};
 
 capture_source *capture_libpcap_file_open(const char *spec, const char *path, FILE *f,
-                                          const nd_config *cfg, nd_error *e)
+                                          const capture_opts *o, nd_error *e)
 {
     char err[PCAP_ERRBUF_SIZE] = "";
     /* Nanosecond precision: libpcap scales µs files up, so one unit serves both. */
@@ -163,7 +163,7 @@ capture_source *capture_libpcap_file_open(const char *spec, const char *path, FI
     }
     pcap_source *ps = calloc(1, sizeof *ps);
     if (ps) {
-        ps->snap = cfg->capture.snaplen ? cfg->capture.snaplen : 262144;
+        ps->snap = o->snaplen ? o->snaplen : 262144;
         ps->burst = malloc((size_t)FILE_BURST * ps->snap);
     }
     if (!ps || !ps->burst) {
@@ -181,7 +181,7 @@ capture_source *capture_libpcap_file_open(const char *spec, const char *path, FI
 }
 
 static capture_source *pcap_iface_open(const char *spec, const char *name,
-                                       const nd_config *cfg, nd_error *e)
+                                       const capture_opts *o, nd_error *e)
 {
     char err[PCAP_ERRBUF_SIZE] = "";
     pcap_t *p = pcap_create(name, err);
@@ -189,14 +189,13 @@ static capture_source *pcap_iface_open(const char *spec, const char *name,
         nd_error_set(e, -ENODEV, "%s: %s", spec, err);
         return NULL;
     }
-    pcap_set_snaplen(p, (int)cfg->capture.snaplen);
-    pcap_set_promisc(p, cfg->capture.promisc);
+    pcap_set_snaplen(p, (int)o->snaplen);
+    pcap_set_promisc(p, o->promisc);
     /* The timeout bounds how long the kernel holds a partly filled block (TPACKET_V3):
      * packets reach the flow table at most this late. */
     pcap_set_timeout(p, 100);
-    if (cfg->capture.buffer_size)
-        pcap_set_buffer_size(p, cfg->capture.buffer_size > INT32_MAX
-                                    ? INT32_MAX : (int)cfg->capture.buffer_size);
+    if (o->buffer_size)
+        pcap_set_buffer_size(p, o->buffer_size > INT32_MAX ? INT32_MAX : (int)o->buffer_size);
     pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO); /* µs when unsupported */
     int rc = pcap_activate(p);
     if (rc < 0) {
@@ -231,12 +230,12 @@ static capture_source *pcap_iface_open(const char *spec, const char *name,
     return &ps->base;
 }
 
-capture_source *capture_source_open(const char *spec, const nd_config *cfg, nd_error *e)
+capture_source *capture_source_open(const char *spec, const capture_opts *o, nd_error *e)
 {
     capture_source *s = NULL;
-    if (!strncmp(spec, "pcap:", 5) && spec[5]) s = capture_file_open(spec, spec + 5, cfg, e);
-    else if (!strncmp(spec, "iface:", 6) && spec[6]) s = pcap_iface_open(spec, spec + 6, cfg, e);
-    else if (!strncmp(spec, "dpdk:", 5)) s = capture_dpdk_open(spec + 5, cfg, e);
+    if (!strncmp(spec, "pcap:", 5) && spec[5]) s = capture_file_open(spec, spec + 5, o, e);
+    else if (!strncmp(spec, "iface:", 6) && spec[6]) s = pcap_iface_open(spec, spec + 6, o, e);
+    else if (!strncmp(spec, "dpdk:", 5)) s = capture_dpdk_open(spec + 5, o, e);
     else
         nd_error_set(e, ND_EUSAGE,
                      "source '%s': expected pcap:FILE, iface:NAME or dpdk:EAL-ARGS", spec);
@@ -293,12 +292,12 @@ static void status_line(capture_ctx *c, capture_source *s)
 }
 
 int capture_run(capture_ctx *c, const char *const *specs, unsigned n_specs,
-                const nd_config *cfg, volatile sig_atomic_t *stop, int status, nd_error *e)
+                const capture_opts *o, volatile sig_atomic_t *stop, int status, nd_error *e)
 {
     capture_pkt pkts[BURST];
     for (unsigned k = 0; k < n_specs; k++) {
         if (stop && *stop) return ND_EINTR;
-        capture_source *s = capture_source_open(specs[k], cfg, e);
+        capture_source *s = capture_source_open(specs[k], o, e);
         if (!s) return e ? e->code : ND_EFORMAT;
         int lt = capture_source_linktype(s), rc = 0;
         uint64_t next_status = nd_now_ns(), iter = 0;

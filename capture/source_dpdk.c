@@ -158,12 +158,12 @@ static int split_args(char *buf, char **argv, int max, int argc)
     return argc;
 }
 
-static int port_setup(dpdk_source *d, uint16_t port, const nd_config *cfg, nd_error *e)
+static int port_setup(dpdk_source *d, uint16_t port, const capture_opts *o, nd_error *e)
 {
     struct rte_eth_dev_info info;
     int rc = rte_eth_dev_info_get(port, &info);
     if (rc) return nd_error_set(e, rc, "dpdk port %u: no device info: %s", port, rte_strerror(-rc));
-    uint16_t nq = (uint16_t)cfg->capture.rx_queues;
+    uint16_t nq = (uint16_t)o->rx_queues;
     if (nq > info.max_rx_queues) {
         nd_warn("dpdk port %u (%s): %u rx queues asked, it has %u", port, info.driver_name,
                 nq, info.max_rx_queues);
@@ -200,13 +200,13 @@ static int port_setup(dpdk_source *d, uint16_t port, const nd_config *cfg, nd_er
     }
     rc = rte_eth_dev_start(port);
     if (rc) return nd_error_set(e, rc, "dpdk port %u: start: %s", port, rte_strerror(-rc));
-    if (cfg->capture.promisc) rte_eth_promiscuous_enable(port); /* vdevs may refuse: fine */
+    if (o->promisc) rte_eth_promiscuous_enable(port); /* vdevs may refuse: fine */
     if (strcmp(info.driver_name, "net_pcap")) d->file_mode = 0;
     nd_debug("dpdk port %u: %s, %u rx queue(s)", port, info.driver_name, nq);
     return 0;
 }
 
-capture_source *capture_dpdk_open(const char *args, const nd_config *cfg, nd_error *e)
+capture_source *capture_dpdk_open(const char *args, const capture_opts *o, nd_error *e)
 {
     if (eal_used) {
         nd_error_set(e, ND_EUSAGE, "dpdk:%s: only one dpdk: source per process (the EAL "
@@ -214,7 +214,8 @@ capture_source *capture_dpdk_open(const char *args, const nd_config *cfg, nd_err
         return NULL;
     }
     eal_used = 1;
-    char *buf = malloc(strlen(args) + strlen(cfg->capture.dpdk_eal) + 2);
+    const char *eal = o->dpdk_eal ? o->dpdk_eal : "";
+    char *buf = malloc(strlen(args) + strlen(eal) + 2);
     dpdk_source *d = calloc(1, sizeof *d);
     if (!buf || !d) {
         free(buf);
@@ -222,7 +223,7 @@ capture_source *capture_dpdk_open(const char *args, const nd_config *cfg, nd_err
         nd_error_set(e, -ENOMEM, "dpdk: out of memory");
         return NULL;
     }
-    sprintf(buf, "%s %s", args, cfg->capture.dpdk_eal);
+    sprintf(buf, "%s %s", args, eal);
     char *argv[MAX_ARGS + 1];
     int argc = 0;
     argv[argc++] = "netdiffus";
@@ -253,11 +254,11 @@ capture_source *capture_dpdk_open(const char *args, const nd_config *cfg, nd_err
         rte_eal_cleanup();
         goto fail;
     }
-    d->pool = rte_pktmbuf_pool_create("nd_rx", cfg->capture.mbufs, 256, 0,
+    d->pool = rte_pktmbuf_pool_create("nd_rx", o->mbufs, 256, 0,
                                       RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
     if (!d->pool) {
         nd_error_set(e, -ENOMEM, "dpdk: mbuf pool of %u: %s (lower capture.mbufs or give "
-                     "the EAL more memory with -m)", cfg->capture.mbufs,
+                     "the EAL more memory with -m)", o->mbufs,
                      rte_strerror(rte_errno));
         rte_eal_cleanup();
         goto fail;
@@ -265,7 +266,7 @@ capture_source *capture_dpdk_open(const char *args, const nd_config *cfg, nd_err
     uint16_t port;
     RTE_ETH_FOREACH_DEV(port)
     {
-        if (port_setup(d, port, cfg, e)) {
+        if (port_setup(d, port, o, e)) {
             d->ports[d->n_ports++] = port; /* so that close stops it */
             d->base.ops = &dpdk_ops;
             dpdk_close(&d->base);

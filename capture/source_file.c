@@ -55,7 +55,7 @@ typedef struct file_source {
     int swapped;        /* file byte order is not the host's */
     uint32_t ts_mult;   /* ns per timestamp fraction unit: 1000 (µs file) or 1 */
     uint32_t snapshot;  /* the file's snapshot length as libpcap adjusts it */
-    uint32_t snap;      /* capture.snaplen: bytes handed over per packet */
+    uint32_t snap;      /* capture_opts.snaplen: bytes handed over per packet */
     int pending;        /* CAPTURE_END or ND_ETRUNC, held back until the burst is used */
     char why[PCAP_ERRBUF_SIZE]; /* text of a pending ND_ETRUNC, as libpcap words it */
     uint64_t errors;
@@ -238,7 +238,7 @@ static int replay_close(void *cookie)
 
 /* Hands fd (head[0..n) already read from it) to libpcap. */
 static capture_source *to_libpcap_stream(const char *spec, int fd, const uint8_t *head,
-                                         size_t n, const nd_config *cfg, nd_error *e)
+                                         size_t n, const capture_opts *o, nd_error *e)
 {
     replay *r = calloc(1, sizeof *r);
     FILE *f = NULL;
@@ -255,7 +255,7 @@ static capture_source *to_libpcap_stream(const char *spec, int fd, const uint8_t
         nd_error_set(e, -ENOMEM, "%s: out of memory", spec);
         return NULL;
     }
-    return capture_libpcap_file_open(spec, NULL, f, cfg, e);
+    return capture_libpcap_file_open(spec, NULL, f, o, e);
 }
 
 /* Reads up to FILE_HDR bytes from fd. Returns the count, or -errno. */
@@ -290,10 +290,10 @@ static int classic_header(const uint8_t *head, int *nano)
     return major == 2 && minor == 4 ? sw : -1;
 }
 
-capture_source *capture_file_open(const char *spec, const char *path, const nd_config *cfg,
+capture_source *capture_file_open(const char *spec, const char *path, const capture_opts *o,
                                   nd_error *e)
 {
-    if (!strcmp(path, "-")) return capture_libpcap_file_open(spec, path, NULL, cfg, e);
+    if (!strcmp(path, "-")) return capture_libpcap_file_open(spec, path, NULL, o, e);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int err = errno;
@@ -305,7 +305,7 @@ capture_source *capture_file_open(const char *spec, const char *path, const nd_c
     struct stat st;
     if (fstat(fd, &st)) {
         close(fd);
-        return capture_libpcap_file_open(spec, path, NULL, cfg, e);
+        return capture_libpcap_file_open(spec, path, NULL, o, e);
     }
     int stream = S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode);
     uint8_t head[FILE_HDR];
@@ -341,9 +341,9 @@ capture_source *capture_file_open(const char *spec, const char *path, const nd_c
         if (parse_packet(head, 0, lt, &pi) == PARSE_LINKTYPE) sw = -1;
     }
     if (sw < 0) {
-        if (stream) return to_libpcap_stream(spec, fd, head, (size_t)got, cfg, e);
+        if (stream) return to_libpcap_stream(spec, fd, head, (size_t)got, o, e);
         close(fd);
-        return capture_libpcap_file_open(spec, path, NULL, cfg, e);
+        return capture_libpcap_file_open(spec, path, NULL, o, e);
     }
 
     file_source *fs = calloc(1, sizeof *fs);
@@ -354,7 +354,7 @@ capture_source *capture_file_open(const char *spec, const char *path, const nd_c
     fs->swapped = sw;
     fs->ts_mult = nano ? 1 : 1000;
     fs->snapshot = snapshot;
-    fs->snap = cfg->capture.snaplen ? cfg->capture.snaplen : MAX_CAPLEN;
+    fs->snap = o->snaplen ? o->snaplen : MAX_CAPLEN;
     fs->buf = malloc((size_t)BLOCK + REC_HDR + MAX_CAPLEN);
     if (!fs->buf) goto nomem;
     return &fs->base;

@@ -122,7 +122,7 @@ int pkt_pool_parse(pkt_pool *p, const char *text, uint32_t count, const char *wh
 {
     memset(p, 0, sizeof *p);
     p->count = count ? count : 1;
-    char buf[2 * ND_CONF_STR + 2];
+    char buf[PKT_POOL_TEXT];
     if (!text || strlen(text) >= sizeof buf)
         return nd_error_set(e, ND_ECONFIG, "%s: expected prefixes like 198.18.0.0/16", what);
     strcpy(buf, text);

@@ -13,8 +13,13 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "conf.h"
 #include "nd.h"
+
+/* One class's share of the flows. */
+typedef struct replay_mix_entry {
+    const char *name; /* class, as the dataset names it */
+    double weight;    /* relative share of the flows (>= 0; need not sum to 1) */
+} replay_mix_entry;
 
 /* What a run does. replay_opts_defaults() fills every field; strings are borrowed. */
 typedef struct replay_opts {
@@ -31,16 +36,18 @@ typedef struct replay_opts {
     const char *mac_src;       /* MAC of the client side, "02:00:00:00:00:01" */
     const char *mac_dst;       /* MAC of the server side */
     const char *only_class;    /* replay only this class (NULL: all, or by mix) */
-    uint32_t n_mix;            /* share of flows per class; 0: flows follow the windows */
-    const nd_mix_entry *mix;
+    uint32_t n_mix;            /* classes in mix; 0: flows follow the windows */
+    replay_mix_entry mix[ND_MAX_CLASSES]; /* (n_mix) share of flows per class */
     uint64_t spin_ns;                /* busy-wait this long before a deadline (paced sinks) */
     volatile sig_atomic_t *stop;     /* set by a signal handler: stop cleanly (may be NULL) */
     int status;                      /* draw an nd_status line while running */
 } replay_opts;
 
+/* Sets every field: speed 1, loop 1, seed 1; pools 198.18.0.0/16 (256 clients) and
+ * 198.19.0.0/16 (16 servers), 2001:db8:0:1::/64 and 2001:db8:0:2::/64 for IPv6; MACs
+ * 02:00:00:00:00:01 and :02; spin_ns 30 us; status = nd_status_enabled(); the rest 0 or
+ * NULL (no duration, flow count, class, mix or stop flag). */
 void replay_opts_defaults(replay_opts *o);
-/* Copies the replay section of cfg (pointers into cfg: it must outlive o). */
-void replay_opts_from_config(replay_opts *o, const nd_config *cfg);
 
 /* ------------------------------------------------------------------------------------ */
 /* Sinks                                                                                */

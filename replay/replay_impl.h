@@ -71,6 +71,10 @@ typedef struct pkt_pool {
     uint32_t count;         /* addresses in use */
 } pkt_pool;
 
+/* Longest pool text pkt_pool_parse takes, NUL included: an IPv4 and an IPv6 list of up
+ * to 255 bytes each (config strings) and the comma between them. */
+#define PKT_POOL_TEXT 514
+
 /* Parses "A.B.C.D/N[,X:Y::/M]"; 0 or ND_ECONFIG with e saying what is wrong. */
 int pkt_pool_parse(pkt_pool *p, const char *text, uint32_t count, const char *what,
                    nd_error *e);

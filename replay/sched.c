@@ -40,26 +40,6 @@ void replay_opts_defaults(replay_opts *o)
     o->status = nd_status_enabled();
 }
 
-void replay_opts_from_config(replay_opts *o, const nd_config *cfg)
-{
-    const __typeof__(cfg->replay) *r = &cfg->replay;
-    if (r->speed >= 0) o->speed = r->speed;
-    o->duration_ns = r->duration_ns;
-    o->flows = r->flows;
-    o->loop = r->loop;
-    o->seed = r->seed;
-    if (r->client_pool[0]) o->client_pool = r->client_pool;
-    if (r->server_pool[0]) o->server_pool = r->server_pool;
-    o->client_pool6 = r->client_pool6;
-    o->server_pool6 = r->server_pool6;
-    if (r->clients) o->clients = r->clients;
-    if (r->servers) o->servers = r->servers;
-    if (r->mac_src[0]) o->mac_src = r->mac_src;
-    if (r->mac_dst[0]) o->mac_dst = r->mac_dst;
-    o->n_mix = r->n_mix;
-    o->mix = r->mix;
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* Waiting                                                                              */
 /* ------------------------------------------------------------------------------------ */
@@ -233,6 +213,18 @@ static void sched_free(sched *s)
     free(s->all_flows);
 }
 
+/* One side's address pool from its prefix lists (either may be NULL or ""). */
+static int pool_parse(pkt_pool *p, const char *list, const char *list6, uint32_t count,
+                      const char *what, nd_error *e)
+{
+    char text[PKT_POOL_TEXT];
+    int n = snprintf(text, sizeof text, "%s,%s", list ? list : "", list6 ? list6 : "");
+    if (n < 0 || (size_t)n >= sizeof text)
+        return nd_error_set(e, ND_ECONFIG, "%s: prefix lists longer than %d bytes", what,
+                            PKT_POOL_TEXT - 2);
+    return pkt_pool_parse(p, text, count, what, e);
+}
+
 static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_error *e)
 {
     memset(s, 0, sizeof *s);
@@ -254,13 +246,10 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
                             "the series need channels bytes_down and bytes_up to be replayed");
     if (!(o->speed >= 0) || !isfinite(o->speed))
         return nd_error_set(e, ND_EUSAGE, "speed must be a number >= 0 (0: as fast as possible)");
-    char pool[2 * ND_CONF_STR + 2];
-    snprintf(pool, sizeof pool, "%s,%s", o->client_pool ? o->client_pool : "",
-             o->client_pool6 ? o->client_pool6 : "");
-    int rc = pkt_pool_parse(&s->cli, pool, o->clients, "replay.client_pool", e);
-    snprintf(pool, sizeof pool, "%s,%s", o->server_pool ? o->server_pool : "",
-             o->server_pool6 ? o->server_pool6 : "");
-    if (!rc) rc = pkt_pool_parse(&s->srv, pool, o->servers, "replay.server_pool", e);
+    int rc = pool_parse(&s->cli, o->client_pool, o->client_pool6, o->clients,
+                        "replay.client_pool", e);
+    if (!rc) rc = pool_parse(&s->srv, o->server_pool, o->server_pool6, o->servers,
+                             "replay.server_pool", e);
     if (rc) return rc;
     if ((s->cli.has4 && s->srv.has4) + (s->cli.has6 && s->srv.has6) == 0)
         return nd_error_set(e, ND_ECONFIG,
@@ -295,6 +284,9 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
     if (!s->n_elig)
         return nd_error_set(e, ND_EFORMAT, "class '%s' has no windows to replay", o->only_class);
 
+    if (o->n_mix > ND_MAX_CLASSES)
+        return nd_error_set(e, ND_EUSAGE, "replay.mix: %u classes, at most %d", o->n_mix,
+                            ND_MAX_CLASSES);
     if (o->n_mix && only < 0) {
         s->mix_cum = malloc(o->n_mix * sizeof *s->mix_cum);
         s->mix_cls = malloc(o->n_mix * sizeof *s->mix_cls);

@@ -85,17 +85,17 @@ static int count_window(void *user, uint32_t cls, uint64_t group, const float *v
     return 0;
 }
 
-static void bench_config(nd_config *cfg, uint32_t flows)
+static void bench_opts(capture_opts *o, uint32_t flows)
 {
-    nd_config_defaults(cfg);
-    cfg->capture.flow_capacity = flows + flows / 4 + 1024;
+    capture_opts_defaults(o);
+    o->flow_capacity = flows + flows / 4 + 1024;
     /* 100 ms bins, 64-bin windows: at 10 Mpps of traffic time every flow closes a bin
      * now and then and windows go out, as on a real link (1 s bins would hardly close any
      * in a few seconds of packets). */
-    cfg->capture.bin_ns = 100000000;
-    cfg->capture.window = 64;
-    cfg->capture.idle_timeout_ns = 3600 * ND_NS_PER_SEC;
-    cfg->capture.active_timeout_ns = 7200 * ND_NS_PER_SEC;
+    o->bin_ns = 100000000;
+    o->window = 64;
+    o->idle_timeout_ns = 3600 * ND_NS_PER_SEC;
+    o->active_timeout_ns = 7200 * ND_NS_PER_SEC;
 }
 
 static int bench_mem(uint32_t flows, uint32_t n)
@@ -107,11 +107,11 @@ static int bench_mem(uint32_t flows, uint32_t n)
     enum { RING = 4096 };
     static uint8_t data[RING * 64];
     static capture_pkt pk[RING];
-    nd_config cfg;
-    bench_config(&cfg, flows);
+    capture_opts o;
+    bench_opts(&o, flows);
     uint64_t windows = 0;
     nd_error e = {0};
-    capture_ctx *c = capture_ctx_new(&cfg, NULL, count_window, &windows, &e);
+    capture_ctx *c = capture_ctx_new(&o, NULL, count_window, &windows, &e);
     if (!c) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;
@@ -140,7 +140,6 @@ static int bench_mem(uint32_t flows, uint32_t n)
            "passes of %u packets; %" PRIu64 " flows in table, %" PRIu64 " windows)\n",
            flows, best, n, tot.active_flows, windows);
     capture_ctx_free(c);
-    nd_config_free(&cfg);
     return 0;
 }
 
@@ -195,16 +194,16 @@ static int bare(const char *path)
 
 static int file(const char *path)
 {
-    nd_config cfg;
-    nd_config_defaults(&cfg);
+    capture_opts o;
+    capture_opts_defaults(&o);
     uint64_t windows = 0;
     nd_error e = {0};
-    capture_ctx *c = capture_ctx_new(&cfg, NULL, count_window, &windows, &e);
+    capture_ctx *c = capture_ctx_new(&o, NULL, count_window, &windows, &e);
     char spec[4200];
     snprintf(spec, sizeof spec, "pcap:%s", path);
     const char *specs[] = {spec};
     uint64_t t0 = nd_now_ns(), c0 = cpu_ns();
-    if (!c || capture_run(c, specs, 1, &cfg, NULL, 0, &e)) {
+    if (!c || capture_run(c, specs, 1, &o, NULL, 0, &e)) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;
     }
@@ -215,18 +214,17 @@ static int file(const char *path)
            "%" PRIu64 " windows)\n", path, t.packets / cs / 1e6, t.packets / s / 1e6, t.packets,
            cs, windows);
     capture_ctx_free(c);
-    nd_config_free(&cfg);
     return 0;
 }
 
 static int ring(uint32_t flows, uint32_t n)
 {
-    nd_config cfg;
-    bench_config(&cfg, flows);
-    cfg.capture.mbufs = 16383;
+    capture_opts o;
+    bench_opts(&o, flows);
+    o.mbufs = 16383;
     nd_error e = {0};
     capture_source *s = capture_source_open(
-        "dpdk:--no-huge --no-pci -m 512 --no-shconf --no-telemetry --vdev=net_ring0", &cfg, &e);
+        "dpdk:--no-huge --no-pci -m 512 --no-shconf --no-telemetry --vdev=net_ring0", &o, &e);
     if (!s) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;
@@ -234,7 +232,7 @@ static int ring(uint32_t flows, uint32_t n)
     struct rte_mempool *mp = rte_pktmbuf_pool_create("bench_tx", 8191, 256, 0,
                                                      RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     uint64_t windows = 0;
-    capture_ctx *c = capture_ctx_new(&cfg, NULL, count_window, &windows, &e);
+    capture_ctx *c = capture_ctx_new(&o, NULL, count_window, &windows, &e);
     if (!mp || !c) return 1;
     capture_pkt pkts[32];
     struct rte_mbuf *m[32];
@@ -263,7 +261,6 @@ static int ring(uint32_t flows, uint32_t n)
            flows, done / rx / 1e6, done / all / 1e6, done);
     capture_ctx_free(c);
     capture_source_close(s);
-    nd_config_free(&cfg);
     return 0;
 }
 

@@ -213,31 +213,26 @@ static inline size_t win_count(const win_list *l, uint64_t group)
     return n;
 }
 
-/* Sets cfg's class rules from n (name, filter) pairs, replacing any. */
-static inline void config_classes(nd_config *cfg, int n, const char *const (*rules)[2])
+/* Sets o's class rules from n (name, filter) pairs, replacing any; o points into rules. */
+static inline void opts_classes(capture_opts *o, int n, const char *const (*rules)[2])
 {
-    free(cfg->classes);
-    cfg->n_classes = (uint32_t)n;
-    cfg->classes = calloc((size_t)n, sizeof *cfg->classes);
-    CHECK(cfg->classes);
-    for (int i = 0; i < n; i++) {
-        snprintf(cfg->classes[i].name, sizeof cfg->classes[i].name, "%s", rules[i][0]);
-        snprintf(cfg->classes[i].filter, sizeof cfg->classes[i].filter, "%s", rules[i][1]);
-    }
+    CHECK(n >= 0 && n <= ND_MAX_CLASSES);
+    o->n_classes = (uint32_t)n;
+    for (int i = 0; i < n; i++) o->classes[i] = (capture_class){rules[i][0], rules[i][1]};
 }
 
-/* Captures one source spec with cfg into l (emptied first) and returns the context (the
+/* Captures one source spec with o into l (emptied first) and returns the context (the
  * caller frees it); *rc is capture_run's result, e its message. */
-static inline capture_ctx *capture_into(const char *spec, const nd_config *cfg, win_list *l,
+static inline capture_ctx *capture_into(const char *spec, const capture_opts *o, win_list *l,
                                         int *rc, nd_error *e)
 {
     memset(l, 0, sizeof *l);
-    l->C = cfg->capture.channels;
-    l->L = cfg->capture.window;
-    capture_ctx *c = capture_ctx_new(cfg, NULL, win_collect, l, e);
+    l->C = o->channels;
+    l->L = o->window;
+    capture_ctx *c = capture_ctx_new(o, NULL, win_collect, l, e);
     if (!c) CHECK_FAIL_("capture_ctx_new: %s", e->msg);
     const char *specs[] = {spec};
-    *rc = capture_run(c, specs, 1, cfg, NULL, 0, e);
+    *rc = capture_run(c, specs, 1, o, NULL, 0, e);
     return c;
 }
 
@@ -289,8 +284,8 @@ static inline uint64_t ctx_counter(const capture_ctx *c, const char *name)
 /* ------------------------------------------------------------------------------------ */
 
 /* Reads ref_path with a bare libpcap loop (ns precision) and src_path (the same bytes, or
- * a FIFO they are written into) through capture_source_open("pcap:") with capture.snaplen
- * snap; checks that both give the same packets (the first snap bytes, caplen, wirelen,
+ * a FIFO they are written into) through capture_source_open("pcap:") with snaplen snap;
+ * checks that both give the same packets (the first snap bytes, caplen, wirelen,
  * timestamp in ns), the same link type, and end the same way: at the end, or with
  * libpcap's message after the same packet; or that both refuse to open it. Returns the
  * packet count; *in_place (when not NULL) tells whether consecutive packets of a burst
@@ -302,17 +297,16 @@ static inline uint64_t readers_check_same(const char *ref_path, const char *src_
     char err[PCAP_ERRBUF_SIZE] = "", spec[4200];
     pcap_t *p = pcap_open_offline_with_tstamp_precision(ref_path, PCAP_TSTAMP_PRECISION_NANO,
                                                         err);
-    nd_config cfg;
-    nd_config_defaults(&cfg);
-    cfg.capture.snaplen = snap;
+    capture_opts o;
+    capture_opts_defaults(&o);
+    o.snaplen = snap;
     snprintf(spec, sizeof spec, "pcap:%s", src_path);
     nd_error e = {0};
-    capture_source *s = capture_source_open(spec, &cfg, &e);
+    capture_source *s = capture_source_open(spec, &o, &e);
     if (in_place) *in_place = 0;
     if (!p) {
         if (s) CHECK_FAIL_("%s: libpcap refuses it (%s), the source opens it", ref_path, err);
         CHECK_CONTAINS(e.msg, err);
-        nd_config_free(&cfg);
         return 0;
     }
     if (!s) CHECK_FAIL_("%s: libpcap opens it, the source does not: %s", ref_path, e.msg);
@@ -367,7 +361,6 @@ static inline uint64_t readers_check_same(const char *ref_path, const char *src_
     if (in_place) *in_place = pairs && 2 * adjacent > pairs;
     capture_source_close(s);
     pcap_close(p);
-    nd_config_free(&cfg);
     return count;
 }
 

@@ -11,7 +11,7 @@
 
 #include "pktgen.h"
 
-static nd_config cfg;
+static capture_opts opt;
 static int n_ok, n_failed;
 static uint64_t packets, windows, skipped;
 
@@ -33,15 +33,15 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
     if (!is_cap) return 0;
     /* The pcap: source reads the same packets as a bare libpcap loop, and ends or
      * breaks at the same packet with the same message. */
-    readers_check_same(path, path, cfg.capture.snaplen, NULL);
+    readers_check_same(path, path, opt.snaplen, NULL);
     uint64_t w = 0;
     nd_error e = {0};
-    capture_ctx *c = capture_ctx_new(&cfg, NULL, count_window, &w, &e);
+    capture_ctx *c = capture_ctx_new(&opt, NULL, count_window, &w, &e);
     CHECK(c);
     char spec[4200];
     snprintf(spec, sizeof spec, "pcap:%s", path);
     const char *specs[] = {spec};
-    int rc = capture_run(c, specs, 1, &cfg, NULL, 0, &e);
+    int rc = capture_run(c, specs, 1, &opt, NULL, 0, &e);
     if (rc) {
         /* A clear message: names the file and says what is wrong. */
         CHECK_CONTAINS(e.msg, path);
@@ -68,17 +68,16 @@ int main(void)
     struct stat st;
     if (stat(dir, &st) || !S_ISDIR(st.st_mode)) SKIP("%s is absent", dir);
     nd_log_set_level(ND_LOG_WARN); /* one info line per file otherwise */
-    nd_config_defaults(&cfg);
-    cfg.capture.flow_capacity = 4096;
+    capture_opts_defaults(&opt);
+    opt.flow_capacity = 4096;
     static const char *const rules[][2] = {{"web", "tcp port 80 or tcp port 443"},
                                            {"dns", "udp port 53"}};
-    config_classes(&cfg, 2, rules);
+    opts_classes(&opt, 2, rules);
     CHECK_EQ(nftw(dir, visit, 16, FTW_PHYS), 0);
     printf("%d files captured (%llu packets, %llu not usable, %llu windows), %d refused\n",
            n_ok, (unsigned long long)packets, (unsigned long long)skipped,
            (unsigned long long)windows, n_failed);
     CHECK(n_ok >= 500);
     CHECK(windows > 1000);
-    nd_config_free(&cfg);
     return 0;
 }

@@ -9,11 +9,11 @@
 
 #include "pktgen.h"
 
-static capture_ctx *capture(const char *spec, const nd_config *cfg, win_list *l)
+static capture_ctx *capture(const char *spec, const capture_opts *opt, win_list *l)
 {
     nd_error e = {0};
     int rc;
-    capture_ctx *c = capture_into(spec, cfg, l, &rc, &e);
+    capture_ctx *c = capture_into(spec, opt, l, &rc, &e);
     if (rc == -ENODEV || rc == -EIO) SKIP("DPDK cannot start here: %s", e.msg);
     if (rc) CHECK_FAIL_("capture_run %s: %s", spec, e.msg);
     return c;
@@ -25,23 +25,23 @@ int main(void)
     snprintf(file, sizeof file, "dpdk-%d.pcap", (int)getpid());
     write_mixed_pcap(file, 300, 20000, 120, 42);
 
-    nd_config cfg;
-    nd_config_defaults(&cfg);
-    cfg.capture.window = 16;
-    cfg.capture.channels = 4;
-    cfg.capture.flow_capacity = 256; /* < flows: evictions on both paths */
+    capture_opts opt;
+    capture_opts_defaults(&opt);
+    opt.window = 16;
+    opt.channels = 4;
+    opt.flow_capacity = 256; /* < flows: evictions on both paths */
     static const char *const rules[][2] = {{"tls", "tcp port 443"},
                                            {"dns", "vlan and udp port 53"}};
-    config_classes(&cfg, 2, rules);
+    opts_classes(&opt, 2, rules);
 
     win_list a, b;
     snprintf(spec, sizeof spec, "pcap:%s", file);
-    capture_ctx *ca = capture(spec, &cfg, &a);
+    capture_ctx *ca = capture(spec, &opt, &a);
     snprintf(spec, sizeof spec,
              "dpdk:--no-huge --no-pci -m 256 --no-shconf --no-telemetry "
              "--vdev=net_pcap0,rx_pcap=%s",
              file);
-    capture_ctx *cb = capture(spec, &cfg, &b);
+    capture_ctx *cb = capture(spec, &opt, &b);
 
     CHECK(a.n > 100);
     win_list_check_equal(&b, &a, "dpdk against pcap");
@@ -62,7 +62,6 @@ int main(void)
     capture_ctx_free(cb);
     win_list_free(&a);
     win_list_free(&b);
-    nd_config_free(&cfg);
     unlink(file);
     return 0;
 }

@@ -348,18 +348,18 @@ static void test_fifo(void)
 
 /* The capture of path through a bare libpcap loop, as source.c read files before the
  * in-place reader: bursts of 32 copies of the first snaplen bytes. */
-static capture_ctx *capture_libpcap(const nd_config *cfg, win_list *l)
+static capture_ctx *capture_libpcap(const capture_opts *opt, win_list *l)
 {
     memset(l, 0, sizeof *l);
-    l->C = cfg->capture.channels;
-    l->L = cfg->capture.window;
+    l->C = opt->channels;
+    l->L = opt->window;
     nd_error e = {0};
-    capture_ctx *c = capture_ctx_new(cfg, NULL, win_collect, l, &e);
+    capture_ctx *c = capture_ctx_new(opt, NULL, win_collect, l, &e);
     if (!c) CHECK_FAIL_("%s", e.msg);
     char err[PCAP_ERRBUF_SIZE];
     pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
     if (!p) CHECK_FAIL_("%s", err);
-    uint32_t snap = cfg->capture.snaplen;
+    uint32_t snap = opt->snaplen;
     uint8_t *copies = malloc(32u * snap);
     CHECK(copies);
     capture_pkt pk[32];
@@ -388,16 +388,16 @@ static capture_ctx *capture_libpcap(const nd_config *cfg, win_list *l)
 
 static void test_windows(void)
 {
-    nd_config cfg;
-    nd_config_defaults(&cfg);
-    cfg.capture.bin_ns = 100000000; /* 100 ms bins, windows of 8: many windows */
-    cfg.capture.window = 8;
-    cfg.capture.min_active_bins = 1;
-    cfg.capture.flow_capacity = 64; /* fewer than the flows: evictions too */
-    cfg.capture.snaplen = 96;
-    strcpy(cfg.capture.default_class, "other");
+    capture_opts opt;
+    capture_opts_defaults(&opt);
+    opt.bin_ns = 100000000; /* 100 ms bins, windows of 8: many windows */
+    opt.window = 8;
+    opt.min_active_bins = 1;
+    opt.flow_capacity = 64; /* fewer than the flows: evictions too */
+    opt.snaplen = 96;
+    opt.default_class = "other";
     static const char *const rules[][2] = {{"v6", "ip6"}, {"tcp", "tcp"}};
-    config_classes(&cfg, 2, rules);
+    opts_classes(&opt, 2, rules);
     char spec[300];
     snprintf(spec, sizeof spec, "pcap:%s", path);
     for (int be = 0; be < 2; be++)
@@ -410,9 +410,9 @@ static void test_windows(void)
                 win_list a, b;
                 nd_error e = {0};
                 int rc;
-                capture_ctx *ca = capture_into(spec, &cfg, &a, &rc, &e);
+                capture_ctx *ca = capture_into(spec, &opt, &a, &rc, &e);
                 if (rc) CHECK_FAIL_("%s", e.msg);
-                capture_ctx *cb = capture_libpcap(&cfg, &b);
+                capture_ctx *cb = capture_libpcap(&opt, &b);
                 if (linktypes[lt] != 189) CHECK(b.n > 100);
                 win_list_check_equal(&a, &b, "in place vs libpcap");
                 ctx_counters_check_equal(ca, cb, "in place vs libpcap");
@@ -421,7 +421,6 @@ static void test_windows(void)
                 win_list_free(&a);
                 win_list_free(&b);
             }
-    nd_config_free(&cfg);
 }
 
 int main(void)

@@ -66,15 +66,15 @@ int main(int argc, char **argv)
     /* Join the namespace: the capture sees its interfaces, nothing else. */
     netns_enter(&net);
 
-    nd_config cfg;
-    nd_config_defaults(&cfg);
-    cfg.capture.window = 8;
-    cfg.capture.channels = 4;
-    cfg.capture.flow_capacity = 1024;
-    cfg.capture.buffer_size = 1 << 20;
-    cfg.capture.rx_queues = mq ? 2 : 1;
+    capture_opts opt;
+    capture_opts_defaults(&opt);
+    opt.window = 8;
+    opt.channels = 4;
+    opt.flow_capacity = 1024;
+    opt.buffer_size = 1 << 20;
+    opt.rx_queues = mq ? 2 : 1;
     static const char *const rules[][2] = {{"test", "port 7777"}};
-    config_classes(&cfg, 1, rules);
+    opts_classes(&opt, 1, rules);
 
     char spec[256];
     if (use_dpdk)
@@ -85,12 +85,12 @@ int main(int argc, char **argv)
     else
         snprintf(spec, sizeof spec, "iface:%s", if_cap);
     nd_error e = {0};
-    capture_source *src = capture_source_open(spec, &cfg, &e);
+    capture_source *src = capture_source_open(spec, &opt, &e);
     if (!src) CHECK_FAIL_("%s", e.msg);
     CHECK_EQ(capture_source_linktype(src), DLT_EN10MB);
 
     win_list l = {.C = 4, .L = 8};
-    capture_ctx *c = capture_ctx_new(&cfg, NULL, win_collect, &l, &e);
+    capture_ctx *c = capture_ctx_new(&opt, NULL, win_collect, &l, &e);
     CHECK(c);
     CHECK_EQ(test_sh("ip netns exec %s tcpreplay -q -t -i %s %s >/dev/null 2>&1", net.name, if_send,
                 file), 0);
@@ -134,7 +134,6 @@ int main(int argc, char **argv)
     capture_ctx_free(c);
     capture_source_close(src);
     win_list_free(&l);
-    nd_config_free(&cfg);
     unlink(file);
     return 0;
 }

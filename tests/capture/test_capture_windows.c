@@ -36,28 +36,28 @@ static void write_events(const ev *e, int n, int nano)
     pcap_out_close(&o);
 }
 
-static void base_config(nd_config *cfg)
+static void base_opts(capture_opts *opt)
 {
-    nd_config_defaults(cfg);
-    cfg->capture.bin_ns = ND_NS_PER_SEC;
-    cfg->capture.window = L_;
-    cfg->capture.min_active_bins = 1;
-    cfg->capture.channels = 2;
-    cfg->capture.flow_capacity = 1024;
-    cfg->capture.idle_timeout_ns = 10 * ND_NS_PER_SEC;
-    cfg->capture.active_timeout_ns = 1000 * ND_NS_PER_SEC;
-    strcpy(cfg->capture.default_class, "other");
+    capture_opts_defaults(opt);
+    opt->bin_ns = ND_NS_PER_SEC;
+    opt->window = L_;
+    opt->min_active_bins = 1;
+    opt->channels = 2;
+    opt->flow_capacity = 1024;
+    opt->idle_timeout_ns = 10 * ND_NS_PER_SEC;
+    opt->active_timeout_ns = 1000 * ND_NS_PER_SEC;
+    opt->default_class = "other";
 }
 
-/* Writes the events, captures them with cfg into l; returns the context (caller frees). */
-static capture_ctx *run(const ev *e, int n, const nd_config *cfg, win_list *l, int nano)
+/* Writes the events, captures them with opt into l; returns the context (caller frees). */
+static capture_ctx *run(const ev *e, int n, const capture_opts *opt, win_list *l, int nano)
 {
     write_events(e, n, nano);
     char spec[300];
     snprintf(spec, sizeof spec, "pcap:%s", path);
     nd_error err = {0};
     int rc;
-    capture_ctx *c = capture_into(spec, cfg, l, &rc, &err);
+    capture_ctx *c = capture_into(spec, opt, l, &rc, &err);
     if (rc) CHECK_FAIL_("capture_run: %s", err.msg);
     return c;
 }
@@ -126,10 +126,10 @@ static void test_bin_boundaries_and_windows(void)
             s[j] = s[j - 1];
             s[j - 1] = t;
         }
-    nd_config cfg;
-    base_config(&cfg);
+    capture_opts opt;
+    base_opts(&opt);
     win_list l;
-    capture_ctx *c = run(s, n, &cfg, &l, 0);
+    capture_ctx *c = run(s, n, &opt, &l, 0);
     /* Groups number flows in order of their first packet: 1 at 0 ms, 2 at 500, 3 at 600. */
     EXPECT(&l, 1, 0, 0, {{0, 314, 0, 100}, {114 + 214, 0, 0, 0}});
     CHECK_EQ(win_count(&l, 1), 1);
@@ -165,14 +165,13 @@ static void test_bin_boundaries_and_windows(void)
     CHECK_U64_EQ(iat, 1);
     capture_ctx_free(c);
     win_list_free(&l);
-    nd_config_free(&cfg);
 }
 
 static void test_timeouts(void)
 {
-    nd_config cfg;
-    base_config(&cfg);
-    cfg.capture.active_timeout_ns = 6 * ND_NS_PER_SEC;
+    capture_opts opt;
+    base_opts(&opt);
+    opt.active_timeout_ns = 6 * ND_NS_PER_SEC;
     ev e[32];
     int n = 0;
     /* group 1: idle timeout. Packets at 0 and 1 s, then silence of 11 s > 10 s. */
@@ -191,7 +190,7 @@ static void test_timeouts(void)
             e[j - 1] = t;
         }
     win_list l;
-    capture_ctx *c = run(e, n, &cfg, &l, 0);
+    capture_ctx *c = run(e, n, &opt, &l, 0);
     EXPECT(&l, 1, 0, 0, {{0, 0, 0, 0}, {114, 114, 0, 0}});
     CHECK_EQ(win_count(&l, 1), 1);
     EXPECT(&l, 2, 0, 0, {{0, 0, 0, 0}, {214, 214, 214, 214}});
@@ -206,14 +205,13 @@ static void test_timeouts(void)
     CHECK_U64_EQ(ctx_counter(c, "flow.active_timeout"), 1);
     capture_ctx_free(c);
     win_list_free(&l);
-    nd_config_free(&cfg);
 }
 
 static void test_full_table(void)
 {
-    nd_config cfg;
-    base_config(&cfg);
-    cfg.capture.flow_capacity = 2;
+    capture_opts opt;
+    base_opts(&opt);
+    opt.flow_capacity = 2;
     const ev e[] = {
         {MS(0), UDP4("10.2.0.1", 1, "10.2.0.9", 9, 100)},    /* X: group 1 */
         {MS(1000), UDP4("10.2.0.2", 1, "10.2.0.9", 9, 100)}, /* Y: group 2 */
@@ -222,7 +220,7 @@ static void test_full_table(void)
         {MS(4000), UDP4("10.2.0.2", 1, "10.2.0.9", 9, 100)}, /* Y: group 4, evicts X */
     };
     win_list l;
-    capture_ctx *c = run(e, 5, &cfg, &l, 0);
+    capture_ctx *c = run(e, 5, &opt, &l, 0);
     CHECK_U64_EQ(ctx_counter(c, "flow.evicted"), 2);
     CHECK_EQ(l.w[0].group, 2); /* evicted first */
     CHECK_EQ(l.w[1].group, 1);
@@ -233,13 +231,12 @@ static void test_full_table(void)
     CHECK_EQ(l.n, 4);
     capture_ctx_free(c);
     win_list_free(&l);
-    nd_config_free(&cfg);
 }
 
 static void test_vlan_ipv6_fragments(void)
 {
-    nd_config cfg;
-    base_config(&cfg);
+    capture_opts opt;
+    base_opts(&opt);
     const ev e[] = {
         /* groups 1-4: one 5-tuple untagged, VLAN 10, VLAN 20, QinQ 100/10: four flows;
          * frames count 4 bytes per tag */
@@ -278,7 +275,7 @@ static void test_vlan_ipv6_fragments(void)
                   .ip_total = 84}},
     };
     win_list l;
-    capture_ctx *c = run(e, (int)(sizeof e / sizeof e[0]), &cfg, &l, 0);
+    capture_ctx *c = run(e, (int)(sizeof e / sizeof e[0]), &opt, &l, 0);
     EXPECT(&l, 1, 0, 0, {{0, 0, 0, 0}, {114 + 1014, 0, 0, 0}});
     EXPECT(&l, 2, 0, 0, {{0, 0, 0, 0}, {118, 0, 0, 0}});
     EXPECT(&l, 3, 0, 0, {{0, 0, 0, 0}, {118, 0, 0, 0}});
@@ -295,16 +292,15 @@ static void test_vlan_ipv6_fragments(void)
     CHECK_U64_EQ(st->l4_flows[ND_L4_OTHER], 1);
     capture_ctx_free(c);
     win_list_free(&l);
-    nd_config_free(&cfg);
 }
 
 static void test_classes(void)
 {
-    nd_config cfg;
-    base_config(&cfg);
+    capture_opts opt;
+    base_opts(&opt);
     static const char *const rules[][2] = {{"web", "tcp port 80 or tcp port 443"},
                                            {"dns", "udp port 53"}};
-    config_classes(&cfg, 2, rules);
+    opts_classes(&opt, 2, rules);
     const ev e[] = {
         {MS(0), {.src = "10.4.0.1", .dst = "10.4.0.2", .sport = 1234, .dport = 443, .proto = 6,
                  .tcp_flags = PARSE_TCP_SYN}},
@@ -315,7 +311,7 @@ static void test_classes(void)
                  .tcp_flags = PARSE_TCP_SYN | PARSE_TCP_ACK}},
     };
     win_list l;
-    capture_ctx *c = run(e, 4, &cfg, &l, 0);
+    capture_ctx *c = run(e, 4, &opt, &l, 0);
     CHECK_EQ(capture_ctx_n_classes(c), 3);
     CHECK_STR_EQ(capture_ctx_class_name(c, 0), "web");
     CHECK_STR_EQ(capture_ctx_class_name(c, 1), "dns");
@@ -329,37 +325,64 @@ static void test_classes(void)
     win_list_free(&l);
 
     /* No default class: unmatched flows are dropped, and counted. */
-    cfg.capture.default_class[0] = 0;
-    c = run(e, 4, &cfg, &l, 0);
+    opt.default_class = NULL;
+    c = run(e, 4, &opt, &l, 0);
     CHECK_EQ(capture_ctx_n_classes(c), 2);
     CHECK_EQ(l.n, 2);
     CHECK_U64_EQ(ctx_counter(c, "class.unmatched_dropped"), 1);
     capture_ctx_free(c);
     win_list_free(&l);
 
-    /* A filter libpcap rejects fails at creation, naming the class. */
-    strcpy(cfg.classes[1].filter, "udp prot 53");
+    /* The context copies the rules and names: the caller's strings may go as soon as it
+     * exists (the filters compile again for each new link type; ASan sees late reads). */
+    char *str[5] = {strdup("web"), strdup("tcp port 80 or tcp port 443"), strdup("dns"),
+                    strdup("udp port 53"), strdup("other")};
+    capture_opts *tmp = malloc(sizeof *tmp);
+    CHECK(tmp && str[0] && str[1] && str[2] && str[3] && str[4]);
+    *tmp = opt;
+    tmp->classes[0] = (capture_class){str[0], str[1]};
+    tmp->classes[1] = (capture_class){str[2], str[3]};
+    tmp->default_class = str[4];
     nd_error err = {0};
-    CHECK(!capture_ctx_new(&cfg, NULL, NULL, NULL, &err));
+    l = (win_list){.C = opt.channels, .L = opt.window};
+    c = capture_ctx_new(tmp, NULL, win_collect, &l, &err);
+    CHECK(c);
+    for (int i = 0; i < 5; i++) free(str[i]);
+    free(tmp);
+    write_events(e, 4, 0);
+    char spec[300];
+    snprintf(spec, sizeof spec, "pcap:%s", path);
+    const char *specs[] = {spec};
+    CHECK_EQ(capture_run(c, specs, 1, &opt, NULL, 0, &err), 0);
+    CHECK_STR_EQ(capture_ctx_class_name(c, 1), "dns");
+    CHECK_STR_EQ(capture_ctx_class_name(c, 2), "other");
+    EXPECT(&l, 1, 0, 0, {{54, 0, 0, 0}, {54, 0, 0, 0}});
+    EXPECT(&l, 2, 0, 1, {{0, 0, 0, 0}, {74, 0, 0, 0}});
+    EXPECT(&l, 3, 0, 2, {{0, 0, 0, 0}, {74, 0, 0, 0}});
+    capture_ctx_free(c);
+    win_list_free(&l);
+
+    /* A filter libpcap rejects fails at creation, naming the class. */
+    opt.classes[1].filter = "udp prot 53";
+    CHECK(!capture_ctx_new(&opt, NULL, NULL, NULL, &err));
     CHECK_EQ(err.code, ND_ECONFIG);
     CHECK_CONTAINS(err.msg, "class 'dns'");
     CHECK_CONTAINS(err.msg, "udp prot 53");
 
     /* A forced class ignores the rules. */
-    c = capture_ctx_new(&cfg, "video", NULL, NULL, &err);
+    c = capture_ctx_new(&opt, "video", NULL, NULL, &err);
     CHECK(c);
     CHECK_EQ(capture_ctx_n_classes(c), 1);
     CHECK_STR_EQ(capture_ctx_class_name(c, 0), "video");
     capture_ctx_free(c);
-    nd_config_free(&cfg);
 }
 
 static void test_backwards_sparse_packets_nano(void)
 {
-    nd_config cfg;
-    base_config(&cfg);
-    cfg.capture.min_active_bins = 2;
-    cfg.capture.channels = 4;
+    capture_opts opt;
+    base_opts(&opt);
+    opt.min_active_bins = 2;
+    opt.channels = 4;
     const ev e[] = {
         {MS(2000), UDP4("10.5.0.1", 1, "10.5.0.2", 2, 100)},
         {MS(1000), UDP4("10.5.0.2", 2, "10.5.0.1", 1, 100)}, /* back in time: bin 0 */
@@ -367,7 +390,7 @@ static void test_backwards_sparse_packets_nano(void)
         {MS(2500), UDP4("10.5.0.3", 1, "10.5.0.4", 2, 100)}, /* one active bin: dropped */
     };
     win_list l;
-    capture_ctx *c = run(e, 4, &cfg, &l, 1);
+    capture_ctx *c = run(e, 4, &opt, &l, 1);
     CHECK_EQ(l.n, 1);
     const win_rec *w = win_find(&l, 1, 0);
     CHECK(w);
@@ -381,7 +404,6 @@ static void test_backwards_sparse_packets_nano(void)
     CHECK_U64_EQ(ctx_counter(c, "bin.window_sparse"), 1);
     capture_ctx_free(c);
     win_list_free(&l);
-    nd_config_free(&cfg);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -409,10 +431,10 @@ static void test_file_formats(void)
     int n = 0;
     for (int i = 0; i < 60; i++)
         e[n++] = (ev){MS(137 * i), UDP4(addr[i % 5], 1000, "10.6.1.1", 53, (uint32_t)(60 + 7 * i))};
-    nd_config cfg;
-    base_config(&cfg);
+    capture_opts opt;
+    base_opts(&opt);
     win_list ref;
-    capture_ctx *c = run(e, n, &cfg, &ref, 0);
+    capture_ctx *c = run(e, n, &opt, &ref, 0);
     capture_ctx_free(c);
     CHECK_EQ(ref.n, 10); /* 5 flows over 8 s: two windows of 4 bins each */
 
@@ -475,7 +497,7 @@ static void test_file_formats(void)
         nd_error err = {0};
         int rc;
         snprintf(spec, sizeof spec, "pcap:%s", alt);
-        c = capture_into(spec, &cfg, &l, &rc, &err);
+        c = capture_into(spec, &opt, &l, &rc, &err);
         if (rc) CHECK_FAIL_("%s", err.msg);
         win_list_check_equal(&l, &ref, alt);
         capture_ctx_free(c);
@@ -483,7 +505,6 @@ static void test_file_formats(void)
         unlink(alt);
     }
     win_list_free(&ref);
-    nd_config_free(&cfg);
 }
 
 int main(void)

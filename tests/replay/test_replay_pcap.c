@@ -136,14 +136,18 @@ static void test_errors(void)
     expect_error(replay_run(ds, &o, s, NULL, &e), &e, "unknown class 'nope' (the data has: web, bulk)");
     o.only_class = NULL;
 
-    nd_mix_entry mix[1] = {{"video", 1.0}};
-    o.mix = mix;
+    o.mix[0] = (replay_mix_entry){"video", 1.0};
     o.n_mix = 1;
     expect_error(replay_run(ds, &o, s, NULL, &e), &e, "unknown class 'video'");
     o.n_mix = 0;
 
     o.client_pool = "10.0.0.0/33";
     expect_error(replay_run(ds, &o, s, NULL, &e), &e, "replay.client_pool");
+    char long_pool[600];
+    memset(long_pool, ' ', sizeof long_pool - 1);
+    memcpy(long_pool + sizeof long_pool - 14, "10.0.0.0/16", 12);
+    o.client_pool = long_pool; /* never cut short: an error */
+    expect_error(replay_run(ds, &o, s, NULL, &e), &e, "prefix lists longer than 512 bytes");
     o.client_pool = "198.18.0.0/30";
     o.clients = 100;
     expect_error(replay_run(ds, &o, s, NULL, &e), &e, "100 addresses asked");

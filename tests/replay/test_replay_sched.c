@@ -119,8 +119,8 @@ int main(void)
     CHECK_NEAR(mean_gap, 1e7, 0, 0.1); /* 10 ms ± 10 % */
 
     /* replay.mix: class b gets 3 flows out of 4, although it has 5 windows of 20 */
-    nd_mix_entry mix[2] = {{"a", 1.0}, {"b", 3.0}};
-    o.mix = mix;
+    o.mix[0] = (replay_mix_entry){"a", 1.0};
+    o.mix[1] = (replay_mix_entry){"b", 3.0};
     o.n_mix = 2;
     s = run(ds, &o, &st);
     uint32_t nb = 0;
