@@ -525,7 +525,7 @@ static int checkpoint(live_run *L, nd_online *o, int *written, nd_error *e)
      * so it never races the optimiser and never reads the file back */
     nd_error se = {0};
     nd_dm *m = nd_online_model(o);
-    nd_dm *snap = nd_dm_snapshot(m, 2 * (int)nd_dm_config(m)->sample.batch, &se);
+    nd_dm *snap = nd_dm_snapshot(m, ND_DM_BATCH_SAMPLE, &se);
     if (!snap) {
         nd_warn("live: replay: %s; the checkpoint at step %" PRIu64 " is not replayed",
                 se.msg, nd_dm_step(m));
@@ -555,7 +555,9 @@ static void show_memory(const live_run *L, uint32_t n_classes, size_t wf)
     /* a flow is three 64-byte lines plus two 8-byte index slots (docs/CAPTURE.md) */
     double flows = (double)L->cfg.capture.flow_capacity * (3 * 64 + 2 * 8);
     double ring = (double)nd_wring_bytes(L->cfg.live.ring_size, wf);
-    double res = (double)nd_online_memory_bound(&L->cfg, n_classes, wf), mib = 1024.0 * 1024.0;
+    nd_online_opts lo;
+    nd_opts_online(&lo, &L->cfg);
+    double res = (double)nd_online_memory_bound(&lo, n_classes, wf), mib = 1024.0 * 1024.0;
     nd_info("live: memory bounds: flow table %.1f MiB (%u flows), ring %.1f MiB (%u windows), "
             "reservoirs + recent %.1f MiB (%u classes x %u + %u windows): %.1f MiB, plus the "
             "model", flows / mib, L->cfg.capture.flow_capacity, ring / mib,
@@ -694,7 +696,7 @@ static int run(int argc, char **argv)
         rc = nd_error_set(&e, -ENOMEM, "live: out of memory");
         goto done;
     }
-    o = resume ? nd_online_resume(L->ckpt, &L->cfg, hdr, &e) : nd_online_new(&L->cfg, hdr, &e);
+    o = nd_opts_online_open(&L->cfg, L->ckpt, resume, hdr, &e);
     if (!o) {
         rc = e.code;
         goto done;

@@ -102,17 +102,12 @@ static int find_class(const nd_dataset *h, const char *name)
     return -1;
 }
 
-/* Loads path for sampling, with room for sample.batch images and their guidance copies
- * (the batch is in the stored config, so a first load reads it). Refuses models that
- * cannot give windows: no classes, or no training step. Returns the model (the caller
- * frees it) or NULL with e filled. */
+/* Loads path for sampling, with room for the stored sample.batch images and their
+ * guidance copies. Refuses models that cannot give windows: no classes, or no training
+ * step. Returns the model (the caller frees it) or NULL with e filled. */
 static nd_dm *model_open(const char *path, nd_error *e)
 {
-    nd_dm *m = nd_dm_load(path, 1, e);
-    if (!m) return NULL;
-    int batch = (int)nd_dm_config(m)->sample.batch;
-    nd_dm_free(m);
-    m = nd_dm_load(path, 2 * batch, e);
+    nd_dm *m = nd_dm_load(path, ND_DM_BATCH_SAMPLE, nd_opts_dm_legacy, e);
     if (!m) return NULL;
     if (!nd_dm_dataset(m)->n_classes) {
         nd_error_set(e, ND_EFORMAT, "%s: the model has no classes: nothing to sample", path);
@@ -187,9 +182,9 @@ static nd_dataset *sample_flows(nd_dm *m, const double *w, uint32_t flows, uint6
                                 volatile sig_atomic_t *stop, nd_error *e)
 {
     const nd_dataset *h = nd_dm_dataset(m);
-    const nd_config *mc = nd_dm_config(m);
+    const nd_dm_sampling *ms = &nd_dm_get_settings(m)->sample;
     uint32_t K = h->n_classes, L = h->L;
-    size_t WL = (size_t)h->n_channels * L, SB = mc->sample.batch;
+    size_t WL = (size_t)h->n_channels * L, SB = ms->batch;
     const char *names[ND_MAX_CHANNELS];
     int down = -1, up = -1;
     for (uint32_t c = 0; c < h->n_channels; c++) {
@@ -264,8 +259,8 @@ static nd_dataset *sample_flows(nd_dm *m, const double *w, uint32_t flows, uint6
     nd_status_end();
     double s = (double)(nd_now_ns() - t0) * 1e-9;
     nd_info("replay: sampled %u windows in %.1f s (%.1f windows/s; %s, %u steps, guidance %g)",
-            flows, s, s > 0 ? flows / s : 0.0, mc->sample.sampler, mc->sample.steps,
-            mc->sample.guidance);
+            flows, s, s > 0 ? flows / s : 0.0, nd_sampler_name(ms->sampler), ms->steps,
+            ms->guidance);
     if (redrawn)
         nd_debug("replay: %llu sampled windows without bytes were drawn again",
                  (unsigned long long)redrawn);

@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "eval.h"
 #include "model.h"
+#include "opts.h"
 
 static int run(int argc, char **argv)
 {
@@ -68,32 +69,25 @@ static int run(int argc, char **argv)
         return cli_usage_error("sample", "--calibrate N: windows per class, 0 (off) to 100000");
 
     nd_error e = {0};
-    /* the batch is in the stored config: probe it, then load with room for guidance */
-    nd_dm *m = nd_dm_load(model, 1, &e);
+    /* room for the stored sample.batch and its guidance copies */
+    nd_dm *m = nd_dm_load(model, ND_DM_BATCH_SAMPLE, nd_opts_dm_legacy, &e);
     nd_dataset *out = NULL, *out2 = NULL;
     float *x = NULL, *imgs = NULL;
     int rc = 0;
-    if (m) {
-        int batch = (int)nd_dm_config(m)->sample.batch;
-        nd_dm_free(m);
-        m = nd_dm_load(model, 2 * batch, &e);
-    }
     if (!m) {
         nd_err("%s", e.msg);
         return cli_exit_code(e.code);
     }
-    nd_config *cfg = nd_dm_config_mut(m);
-    if (sampler) snprintf(cfg->sample.sampler, sizeof cfg->sample.sampler, "%s", sampler);
-    if (clip) snprintf(cfg->sample.clip, sizeof cfg->sample.clip, "%s", clip);
-    if (project) cfg->sample.project = !strcmp(project, "on");
-    if (steps > 0) cfg->sample.steps = (uint32_t)steps;
-    if (guidance >= 0) cfg->sample.guidance = guidance;
-    if (calibrate >= 0) cfg->sample.calibrate = (uint32_t)calibrate;
-    if (decode) {
-        snprintf(cfg->model.decode, sizeof cfg->model.decode, "%s", decode);
-        ((nd_gaf_spec *)nd_dm_gaf(m))->decode = strcmp(decode, "diag") ? ND_GAF_LSQ : ND_GAF_DIAG;
-    }
-    if (cfg->sample.steps > cfg->model.timesteps) cfg->sample.steps = cfg->model.timesteps;
+    nd_dm_sampling so = nd_dm_get_settings(m)->sample; /* the stored defaults */
+    if (sampler) so.sampler = nd_sampler_from_name(sampler);
+    if (clip) so.clip = nd_clip_from_name(clip);
+    if (project) so.project = !strcmp(project, "on");
+    if (steps > 0) so.steps = (uint32_t)steps;
+    if (guidance >= 0) so.guidance = guidance;
+    if (calibrate >= 0) so.calibrate = (uint32_t)calibrate;
+    if (decode) so.decode = strcmp(decode, "diag") ? ND_GAF_LSQ : ND_GAF_DIAG;
+    if (so.steps > nd_dm_get_settings(m)->timesteps) so.steps = nd_dm_get_settings(m)->timesteps;
+    if ((rc = nd_dm_set_sampling(m, &so, &e))) goto done;
     const nd_dataset *h = nd_dm_dataset(m);
     int first = 0, last = (int)h->n_classes - 1;
     if (cls) {
@@ -129,10 +123,10 @@ static int run(int argc, char **argv)
     }
     rc = nd_dataset_set_config(out, h->config_yaml);
     nd_rng rng;
-    nd_rng_seed(&rng, seed >= 0 ? (uint64_t)seed : cfg->sample.seed);
-    if (!rc && cfg->sample.calibrate && !nd_dm_calibrated(m)) {
+    nd_rng_seed(&rng, seed >= 0 ? (uint64_t)seed : so.seed);
+    if (!rc && so.calibrate && !nd_dm_calibrated(m)) {
         nd_info("calibrating the decode for these settings: %u windows per class "
-                "(--calibrate 0: off)", cfg->sample.calibrate);
+                "(--calibrate 0: off)", so.calibrate);
         rc = nd_dm_calibrate(m, &e);
     }
     uint64_t t0 = nd_now_ns();
@@ -152,10 +146,10 @@ static int run(int argc, char **argv)
     if (!rc)
         nd_info("%llu windows in %.1f s (%.3g windows/s; %s, %u steps, guidance %g, clip %s%s, "
                 "%s decode)", (unsigned long long)out->n_windows, s, out->n_windows / s,
-                cfg->sample.sampler, cfg->sample.steps, cfg->sample.guidance, cfg->sample.clip,
-                cfg->sample.project ? ", GASF projection" : "",
+                nd_sampler_name(so.sampler), so.steps, so.guidance, nd_clip_name(so.clip),
+                so.project ? ", GASF projection" : "",
                 nd_dm_calibrated(m) ? "calibrated"
-                : cfg->sample.calibrate ? "uncalibrated (the model has no training targets: "
+                : so.calibrate ? "uncalibrated (the model has no training targets: "
                                           "`netdiffus train --resume` adds them)"
                                         : "uncalibrated");
     if (!rc && csv) rc = nd_csv_write(out, csv, &e);

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "conf.h"
 #include "model.h"
+#include "opts.h"
 
 static int run(int argc, char **argv)
 {
@@ -63,23 +64,10 @@ static int run(int argc, char **argv)
             nd_warn("--resume: continuing with the config stored in %s (-c and --set of "
                     "other keys than sample.* are not applied, so the run stays the same run)",
                     out);
-        /* the batch size is in the stored config: read it first, then load for real */
-        nd_dm *probe = nd_dm_load(out, 1, &e);
-        if (probe) {
-            int batch = (int)nd_dm_config(probe)->train.batch;
-            nd_dm_free(probe);
-            m = nd_dm_load(out, batch, &e);
-        }
+        m = nd_dm_load(out, ND_DM_BATCH_TRAIN, nd_opts_dm_legacy, &e);
         if (!m) rc = e.code;
-        for (unsigned k = 0; !rc && k < n_sets; k++)
-            if (!strncmp(sets[k], "sample.", 7)) rc = nd_config_set(nd_dm_config_mut(m), sets[k], &e);
-        if (!rc && m && n_sets > n_train_sets) { /* stored with the model from now on */
-            char *yaml = nd_config_to_yaml(nd_dm_config(m));
-            if (!yaml || nd_dataset_set_config(nd_dm_dataset_mut(m), yaml))
-                rc = nd_error_set(&e, -ENOMEM, "out of memory");
-            free(yaml);
-        }
-        if (!rc) rc = nd_config_copy(&cfg, nd_dm_config(m));
+        if (!rc && n_sets > n_train_sets) /* stored with the model from now on */
+            rc = nd_opts_dm_resume_sets(m, sets, n_sets, &e);
     } else {
         rc = nd_config_load(&cfg, conf_path, &e);
         for (unsigned k = 0; !rc && k < n_sets; k++) rc = nd_config_set(&cfg, sets[k], &e);
@@ -90,13 +78,14 @@ static int run(int argc, char **argv)
         if (!ds) rc = e.code;
     }
     if (!rc && !m) {
-        m = nd_dm_new(&cfg, ds, &e);
+        m = nd_opts_dm_new(&cfg, ds, &e);
         if (!m) rc = e.code;
     }
     if (rc) goto done;
+    const nd_dm_settings *ms = nd_dm_get_settings(m);
 
     nd_train_opts o = {
-        .steps = steps > 0 ? (uint64_t)steps : cfg.train.steps,
+        .steps = steps > 0 ? (uint64_t)steps : ms->train.steps,
         .max_seconds = minutes * 60.0,
         .path = out,
         .stop = &cli_stop,
@@ -117,11 +106,11 @@ static int run(int argc, char **argv)
         if (rc) {
             nd_info("resume with: netdiffus train %s -o %s --resume", in, out);
             rc = 0;
-        } else if (cfg.sample.calibrate) {
+        } else if (ms->sample.calibrate) {
             /* stored with the model, so that sample and replay need not fit it again */
             nd_info("calibrating the decode on %u sampled windows per class "
                     "(sample.calibrate; Ctrl-C skips it, the model is saved)",
-                    cfg.sample.calibrate);
+                    ms->sample.calibrate);
             nd_dm_set_stop(m, &cli_stop);
             rc = nd_dm_calibrate(m, &e);
             if (!rc) rc = nd_dm_save(m, out, &e);

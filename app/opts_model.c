@@ -1,4 +1,160 @@
 /*
- * opts_model.c — config to options structs (opts.h).
+ * opts_model.c — config to options structs (opts.h): the model's settings (model.*,
+ * train.*, sample.*), the online trainer's (live.*), and the settings of model files
+ * from before they stored their own, from the config they embed.
  */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "opts.h"
+
+int nd_opts_dm_sampling(nd_dm_sampling *s, const nd_config *cfg, nd_error *e)
+{
+    memset(s, 0, sizeof *s);
+    s->sampler = nd_sampler_from_name(cfg->sample.sampler);
+    s->clip = nd_clip_from_name(cfg->sample.clip);
+    if (s->sampler < 0 || s->clip < 0)
+        return nd_error_set(e, ND_ECONFIG, "sample: unknown sampler '%s' or clip '%s'",
+                            cfg->sample.sampler, cfg->sample.clip);
+    s->steps = cfg->sample.steps;
+    s->guidance = cfg->sample.guidance;
+    s->eta = cfg->sample.eta;
+    s->project = cfg->sample.project;
+    s->decode = !strcmp(cfg->model.decode, "diag") ? ND_GAF_DIAG : ND_GAF_LSQ;
+    s->calibrate = cfg->sample.calibrate;
+    s->batch = cfg->sample.batch;
+    s->seed = cfg->sample.seed;
+    return 0;
+}
+
+/* The network's numbers (unet-ref) of the model section. */
+static int net_from(nd_unet_config *u, const nd_config *cfg, nd_error *e)
+{
+    memset(u, 0, sizeof *u);
+    if (strcmp(cfg->model.arch, "unet-ref") != 0)
+        return nd_error_set(e, ND_ECONFIG, "model.arch: \"%s\" is unknown (try unet-ref)",
+                            cfg->model.arch);
+    if (cfg->model.n_mult < 1 || cfg->model.n_mult > ND_UNET_MAX_LEVELS)
+        return nd_error_set(e, ND_ECONFIG, "model.channel_mult: 1 to %d entries expected",
+                            ND_UNET_MAX_LEVELS);
+    u->base = (int)cfg->model.base_channels;
+    u->levels = (int)cfg->model.n_mult;
+    for (int l = 0; l < u->levels; l++) u->mult[l] = (int)cfg->model.channel_mult[l];
+    u->res_blocks = (int)cfg->model.res_blocks;
+    u->attn_min_res = (int)cfg->model.attn_min_res;
+    u->groups = (int)cfg->model.groups;
+    u->emb_dim = (int)cfg->model.emb_dim;
+    u->max_classes = (int)cfg->model.max_classes;
+    return 0;
+}
+
+int nd_opts_dm_settings(nd_dm_settings *s, const nd_config *cfg, nd_error *e)
+{
+    memset(s, 0, sizeof *s);
+    int rc = net_from(&s->net, cfg, e);
+    if (rc) return rc;
+    s->scaling = !strcmp(cfg->model.scaling, "log") ? ND_GAF_LOG : ND_GAF_ZERO_AWARE;
+    s->mask = cfg->model.mask;
+    s->timesteps = cfg->model.timesteps;
+    s->schedule = nd_schedule_from_name(cfg->model.schedule);
+    s->pred = nd_pred_from_name(cfg->model.prediction);
+    if (s->schedule < 0 || s->pred < 0)
+        return nd_error_set(e, ND_ECONFIG, "model: unknown schedule '%s' or prediction '%s'",
+                            cfg->model.schedule, cfg->model.prediction);
+    nd_dm_training *t = &s->train;
+    t->steps = cfg->train.steps;
+    t->batch = cfg->train.batch;
+    t->lr = cfg->train.lr;
+    t->weight_decay = cfg->train.weight_decay;
+    t->grad_clip = cfg->train.grad_clip;
+    t->warmup_steps = cfg->train.warmup_steps;
+    t->ema_decay = cfg->train.ema_decay;
+    t->ema_warmup = cfg->train.ema_warmup;
+    t->class_dropout = cfg->train.class_dropout;
+    t->val_fraction = cfg->train.val_fraction;
+    t->checkpoint_every = cfg->train.checkpoint_every;
+    t->seed = cfg->train.seed;
+    t->threads = cfg->model.threads;
+    return nd_opts_dm_sampling(&s->sample, cfg, e);
+}
+
+/* cfg from the config text a model file embeds (name: the file, for messages). */
+static int parse_embedded(nd_config *cfg, const char *yaml, const char *name, nd_error *e)
+{
+    nd_error ce = {0};
+    if (!nd_config_parse(cfg, yaml ? yaml : "", yaml ? strlen(yaml) : 0, name, &ce)) return 0;
+    return nd_error_set(e, ND_EFORMAT, "%s: the embedded config does not load: %s", name,
+                        ce.msg);
+}
+
+int nd_opts_dm_legacy(nd_dm_settings *s, const char *yaml, const char *path, nd_error *e)
+{
+    nd_config cfg;
+    int rc = parse_embedded(&cfg, yaml, path, e);
+    if (!rc) rc = nd_opts_dm_settings(s, &cfg, e);
+    nd_config_free(&cfg);
+    return rc;
+}
+
+int nd_opts_dm_resume_sets(nd_dm *m, const char *const *sets, size_t n_sets, nd_error *e)
+{
+    nd_config cfg;
+    nd_dm_sampling s;
+    char *yaml = NULL;
+    int rc = parse_embedded(&cfg, nd_dm_dataset(m)->config_yaml, "the model", e);
+    for (size_t k = 0; !rc && k < n_sets; k++)
+        if (!strncmp(sets[k], "sample.", 7)) rc = nd_config_set(&cfg, sets[k], e);
+    if (!rc) rc = nd_opts_dm_sampling(&s, &cfg, e);
+    if (!rc) rc = nd_dm_set_sampling(m, &s, e);
+    if (!rc && (!(yaml = nd_config_to_yaml(&cfg)) ||
+                nd_dataset_set_config(nd_dm_dataset_mut(m), yaml)))
+        rc = nd_error_set(e, -ENOMEM, "config: out of memory");
+    free(yaml);
+    nd_config_free(&cfg);
+    return rc;
+}
+
+/* cfg's model settings, and cfg as YAML for the model file (*yaml: the caller frees it). */
+static int settings_and_text(nd_dm_settings *s, char **yaml, const nd_config *cfg,
+                             nd_error *e)
+{
+    *yaml = NULL;
+    int rc = nd_opts_dm_settings(s, cfg, e);
+    if (!rc && !(*yaml = nd_config_to_yaml(cfg)))
+        rc = nd_error_set(e, -ENOMEM, "config: out of memory");
+    return rc;
+}
+
+nd_dm *nd_opts_dm_new(const nd_config *cfg, const nd_dataset *ds, nd_error *e)
+{
+    nd_dm_settings s;
+    char *yaml;
+    nd_dm *m = settings_and_text(&s, &yaml, cfg, e) ? NULL : nd_dm_new(&s, ds, yaml, e);
+    free(yaml);
+    return m;
+}
+
+void nd_opts_online(nd_online_opts *o, const nd_config *cfg)
+{
+    memset(o, 0, sizeof *o);
+    o->reservoir = cfg->live.reservoir;
+    o->recent = cfg->live.recent;
+    o->warmup = cfg->live.warmup;
+    o->recent_share = cfg->live.recent_share;
+    o->scale_refit = cfg->live.scale_refit;
+}
+
+nd_online *nd_opts_online_open(const nd_config *cfg, const char *path, int resume,
+                               const nd_dataset *hdr, nd_error *e)
+{
+    nd_online_opts lo;
+    nd_opts_online(&lo, cfg);
+    if (resume) return nd_online_resume(path, &lo, nd_opts_dm_legacy, hdr, e);
+    nd_dm_settings s;
+    char *yaml;
+    nd_online *o = settings_and_text(&s, &yaml, cfg, e) ? NULL
+                                                        : nd_online_new(&lo, &s, yaml, hdr, e);
+    free(yaml);
+    return o;
+}

@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conf.h"
 #include "model.h"
 #include "nd.h"
 
@@ -52,22 +51,35 @@ float *nd_reservoir_append(nd_reservoir *r, uint64_t group);
 long nd_reservoir_add(nd_reservoir *r, const float *x, uint64_t group, nd_rng *rng);
 
 /* The online trainer of `netdiffus live`: a reservoir per class plus a buffer of the
- * most recent windows; classes join the model when their reservoir holds live.warmup
- * windows (scale fitted then, refit by the live.scale_refit rule); batches take
- * live.recent_share from the recent buffer and the rest class-balanced from the
- * reservoirs. Single-threaded: one thread adds windows and steps. docs/LIVE.md. */
+ * most recent windows; classes join the model when their reservoir holds `warmup`
+ * windows (scale fitted then, refit by the scale_refit rule); batches take recent_share
+ * from the recent buffer and the rest class-balanced from the reservoirs.
+ * Single-threaded: one thread adds windows and steps. docs/LIVE.md. */
 typedef struct nd_online nd_online;
 
+/* The trainer's own settings: the program's live.* keys it uses. */
+typedef struct nd_online_opts {
+    uint32_t reservoir;  /* windows kept per class (>= 1) */
+    uint32_t recent;     /* windows in the recent buffer, all classes (>= 1) */
+    uint32_t warmup;     /* windows of a class before it joins the model */
+    double recent_share; /* share of each batch from the recent buffer */
+    double scale_refit;  /* share of out-of-scale windows since the last fit that refits
+                            a class's scale; 0: scales stay as first fitted */
+} nd_online_opts;
+
 /* A new trainer for windows shaped like hdr (channels, L, bin) whose classes are hdr's
- * classes in order (the capture's class list: the index passed to nd_online_add). cfg
- * gives model, train and live settings (copied). NULL with e filled. */
-nd_online *nd_online_new(const nd_config *cfg, const nd_dataset *hdr, nd_error *e);
+ * classes in order (the capture's class list: the index passed to nd_online_add). o and
+ * the model's settings ms are copied; provenance (may be NULL) is the text the model file
+ * keeps beside the settings (nd_dm_new). NULL with e filled. */
+nd_online *nd_online_new(const nd_online_opts *o, const nd_dm_settings *ms,
+                         const char *provenance, const nd_dataset *hdr, nd_error *e);
 /* Continues from a checkpoint written by nd_online_save: model, optimiser, EMA, step,
- * reservoirs, recent buffer and counters. The model keeps its stored model/train
- * settings; live.* settings come from cfg. Classes are matched to hdr's by name (a
- * stored class hdr lacks is kept and trained on, it just gets no new windows). */
-nd_online *nd_online_resume(const char *path, const nd_config *cfg, const nd_dataset *hdr,
-                            nd_error *e);
+ * reservoirs, recent buffer and counters. The model keeps its stored settings (legacy:
+ * reads those of checkpoints from before model files stored them, see nd_dm_load); o
+ * gives the trainer's. Classes are matched to hdr's by name (a stored class hdr lacks is
+ * kept and trained on, it just gets no new windows). */
+nd_online *nd_online_resume(const char *path, const nd_online_opts *o,
+                            nd_dm_legacy_fn legacy, const nd_dataset *hdr, nd_error *e);
 void nd_online_free(nd_online *o); /* NULL is a no-op */
 
 /* Takes one window of class cls (hdr's index) into the reservoir and recent buffer;
@@ -91,7 +103,7 @@ typedef struct nd_online_class_info {
     uint64_t seen;    /* windows offered */
     uint32_t kept;    /* in the reservoir */
     int model_class;  /* row in the model, -1 while warming up, ND_ONLINE_NO_ROW when
-                         every model.max_classes row was taken */
+                         every max_classes row was taken */
     uint64_t clipped; /* windows with a value outside the fitted scale */
     uint32_t refits;  /* scale refits */
 } nd_online_class_info;
@@ -111,6 +123,6 @@ void nd_online_get_info(const nd_online *o, nd_online_info *info);
 /* Class i of nd_online_info.n_classes. */
 void nd_online_class(const nd_online *o, uint32_t i, nd_online_class_info *ci);
 /* The bound on reservoir and recent-buffer memory for n_classes classes of wf floats. */
-size_t nd_online_memory_bound(const nd_config *cfg, uint32_t n_classes, size_t wf);
+size_t nd_online_memory_bound(const nd_online_opts *o, uint32_t n_classes, size_t wf);
 
 #endif

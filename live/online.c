@@ -38,7 +38,9 @@ typedef struct online_class {
 } online_class;
 
 struct nd_online {
-    nd_config cfg; /* the caller's: live.* (the model keeps its own copy) */
+    nd_online_opts lo;
+    nd_dm_settings ms; /* the model's, until it exists (then the model keeps its own) */
+    char *provenance;  /* for the model file; NULL: none */
     nd_dataset *hdr; /* channels, L, bin; classes grow with restored ones */
     size_t wf;
     int C, L;
@@ -59,11 +61,10 @@ struct nd_online {
     int *models; /* (max model classes) online class of each model class */
 };
 
-size_t nd_online_memory_bound(const nd_config *cfg, uint32_t n_classes, size_t wf)
+size_t nd_online_memory_bound(const nd_online_opts *o, uint32_t n_classes, size_t wf)
 {
     size_t per = wf * sizeof(float) + sizeof(uint64_t);
-    return (size_t)n_classes * cfg->live.reservoir * per +
-           (size_t)cfg->live.recent * (per + sizeof(uint32_t));
+    return (size_t)n_classes * o->reservoir * per + (size_t)o->recent * (per + sizeof(uint32_t));
 }
 
 static int online_grow_classes(nd_online *o, uint32_t n)
@@ -83,33 +84,35 @@ static int online_class_new(nd_online *o, const char *name)
     online_class *c = &o->cls[o->n_classes];
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", name);
-    nd_reservoir_init(&c->res, o->cfg.live.reservoir, o->wf);
+    nd_reservoir_init(&c->res, o->lo.reservoir, o->wf);
     c->model_class = -1;
     return (int)o->n_classes++;
 }
 
-static nd_online *online_alloc(const nd_config *cfg, const nd_dataset *hdr, nd_error *e)
+/* A trainer without a model; seed: its RNG's (a resume restores the RNG). */
+static nd_online *online_alloc(const nd_online_opts *lo, uint64_t seed, const nd_dataset *hdr,
+                               nd_error *e)
 {
     nd_online *o = calloc(1, sizeof *o);
-    if (!o || nd_config_copy(&o->cfg, cfg)) {
-        free(o);
+    if (!o) {
         nd_error_set(e, -ENOMEM, "live: out of memory");
         return NULL;
     }
+    o->lo = *lo;
     const char *names[ND_MAX_CHANNELS];
     for (uint32_t c = 0; c < hdr->n_channels; c++) names[c] = hdr->channel_names[c];
     o->hdr = nd_dataset_new(hdr->n_channels, names, hdr->L, hdr->bin_ns);
     o->C = (int)hdr->n_channels;
     o->L = (int)hdr->L;
     o->wf = (size_t)o->C * o->L;
-    o->recent_cap = cfg->live.recent;
+    o->recent_cap = lo->recent;
     o->recent_x = malloc((size_t)o->recent_cap * o->wf * sizeof(float));
     o->recent_cls = malloc((size_t)o->recent_cap * sizeof *o->recent_cls);
     o->recent_group = malloc((size_t)o->recent_cap * sizeof *o->recent_group);
     if (!o->hdr || !o->recent_x || !o->recent_cls || !o->recent_group) goto oom;
     for (uint32_t k = 0; k < hdr->n_classes; k++)
         if (online_class_new(o, hdr->class_names[k]) < 0) goto oom;
-    nd_rng_seed(&o->rng, cfg->train.seed ^ 0x11BEull);
+    nd_rng_seed(&o->rng, seed ^ 0x11BEull);
     return o;
 oom:
     nd_online_free(o);
@@ -120,20 +123,29 @@ oom:
 /* Batch buffers and the model-class map, once the model exists. */
 static int online_model_ready(nd_online *o, nd_error *e)
 {
-    const nd_config *mc = nd_dm_config(o->m);
-    o->batch = (int)mc->train.batch;
+    const nd_dm_settings *ms = nd_dm_get_settings(o->m);
+    o->batch = (int)ms->train.batch;
     o->bx = malloc((size_t)o->batch * o->wf * sizeof(float));
     o->by = malloc((size_t)o->batch * sizeof(int));
-    o->models = malloc(((size_t)mc->model.max_classes + 1) * sizeof(int));
+    o->models = malloc(((size_t)ms->net.max_classes + 1) * sizeof(int));
     if (!o->bx || !o->by || !o->models) return nd_error_set(e, -ENOMEM, "live: out of memory");
     for (uint32_t k = 0; k < o->n_classes; k++)
         if (o->cls[k].model_class >= 0) o->models[o->cls[k].model_class] = (int)k;
     return 0;
 }
 
-nd_online *nd_online_new(const nd_config *cfg, const nd_dataset *hdr, nd_error *e)
+nd_online *nd_online_new(const nd_online_opts *lo, const nd_dm_settings *ms,
+                         const char *provenance, const nd_dataset *hdr, nd_error *e)
 {
-    return online_alloc(cfg, hdr, e);
+    nd_online *o = online_alloc(lo, ms->train.seed, hdr, e);
+    if (!o) return NULL;
+    o->ms = *ms;
+    if (provenance && !(o->provenance = strdup(provenance))) {
+        nd_online_free(o);
+        nd_error_set(e, -ENOMEM, "live: out of memory");
+        return NULL;
+    }
+    return o;
 }
 
 void nd_online_free(nd_online *o)
@@ -149,7 +161,7 @@ void nd_online_free(nd_online *o)
     free(o->models);
     nd_dm_free(o->m);
     nd_dataset_free(o->hdr);
-    nd_config_free(&o->cfg);
+    free(o->provenance);
     free(o);
 }
 
@@ -192,7 +204,7 @@ static int online_join(nd_online *o, uint32_t k, nd_error *e)
             nd_dataset_free(ds);
             return nd_error_set(e, rc, "live: out of memory");
         }
-        o->m = nd_dm_new(&o->cfg, ds, e);
+        o->m = nd_dm_new(&o->ms, ds, o->provenance, e);
         nd_dataset_free(ds);
         if (!o->m) return e ? e->code : ND_EFORMAT;
         nd_dm_set_scale(o->m, 0, &c->scale);
@@ -230,8 +242,7 @@ int nd_online_add(nd_online *o, uint32_t k, uint64_t group, const float *x, nd_e
     o->recent_head = (slot + 1) % o->recent_cap;
     if (o->recent_n < o->recent_cap) o->recent_n++;
     o->windows++;
-    uint32_t warm = o->cfg.live.warmup < o->cfg.live.reservoir ? o->cfg.live.warmup
-                                                                : o->cfg.live.reservoir;
+    uint32_t warm = o->lo.warmup < o->lo.reservoir ? o->lo.warmup : o->lo.reservoir;
     if (c->model_class == ND_ONLINE_NO_ROW) return 0;
     if (c->model_class < 0) return c->res.n >= warm ? online_join(o, k, e) : 0;
     /* scale rule (docs/LIVE.md): count windows outside the fitted scale; refit from the
@@ -241,7 +252,7 @@ int nd_online_add(nd_online *o, uint32_t k, uint64_t group, const float *x, nd_e
         c->clipped++;
         c->clipped_since_fit++;
     }
-    double share = o->cfg.live.scale_refit;
+    double share = o->lo.scale_refit;
     if (share > 0 && c->since_fit >= warm && (double)c->clipped_since_fit > share * c->since_fit) {
         nd_gaf_scale s;
         fit_from_reservoir(&s, c, o->C, o->L);
@@ -267,7 +278,7 @@ int nd_online_step(nd_online *o, nd_error *e)
     if (!o->m) return 0;
     uint32_t K = nd_dm_dataset(o->m)->n_classes;
     int B = o->batch;
-    int n_recent = (int)lround(o->cfg.live.recent_share * B);
+    int n_recent = (int)lround(o->lo.recent_share * B);
     for (int i = 0; i < B; i++) {
         const float *src = NULL;
         int mk = -1;
@@ -315,7 +326,7 @@ void nd_online_get_info(const nd_online *o, nd_online_info *in)
     in->last_loss = o->last_loss;
     in->n_classes = o->n_classes;
     in->model_classes = o->m ? nd_dm_dataset(o->m)->n_classes : 0;
-    in->memory_bytes = nd_online_memory_bound(&o->cfg, o->n_classes, o->wf);
+    in->memory_bytes = nd_online_memory_bound(&o->lo, o->n_classes, o->wf);
 }
 
 void nd_online_class(const nd_online *o, uint32_t i, nd_online_class_info *ci)
@@ -538,24 +549,19 @@ static int read_live(nd_online *o, const void *data, size_t len, const char *pat
     return 0;
 }
 
-nd_online *nd_online_resume(const char *path, const nd_config *cfg, const nd_dataset *hdr,
-                            nd_error *e)
+nd_online *nd_online_resume(const char *path, const nd_online_opts *lo,
+                            nd_dm_legacy_fn legacy, const nd_dataset *hdr, nd_error *e)
 {
-    nd_online *o = online_alloc(cfg, hdr, e);
+    nd_online *o = online_alloc(lo, 0, hdr, e);
     if (!o) return NULL;
-    nd_dm *probe = nd_dm_load(path, 1, e);
-    if (!probe) goto fail;
-    int batch = (int)nd_dm_config(probe)->train.batch;
-    const nd_dataset *pd = nd_dm_dataset(probe);
-    int same = pd->n_channels == hdr->n_channels && pd->L == hdr->L;
-    nd_dm_free(probe);
-    if (!same) {
+    o->m = nd_dm_load(path, ND_DM_BATCH_TRAIN, legacy, e);
+    if (!o->m) goto fail;
+    const nd_dataset *md = nd_dm_dataset(o->m);
+    if (md->n_channels != hdr->n_channels || md->L != hdr->L) {
         nd_error_set(e, ND_ECONFIG, "%s: the model's windows (channels, capture.window) are "
                      "not the config's: resume with the config it was made with", path);
         goto fail;
     }
-    o->m = nd_dm_load(path, batch, e);
-    if (!o->m) goto fail;
     ndf_reader *r = ndf_open(path, NDF_KIND_MODEL, e);
     if (!r) goto fail;
     const void *data;

@@ -18,7 +18,7 @@
 
 /* ---- schedule and training pairs --------------------------------------------------- */
 
-int nd_diffusion_init(nd_diffusion *d, int T, const char *schedule, int pred, nd_error *e)
+int nd_diffusion_init(nd_diffusion *d, int T, int schedule, int pred, nd_error *e)
 {
     if (T < 2 || T > ND_DIFF_MAX_T)
         return nd_error_set(e, ND_ECONFIG, "model.timesteps: %d is out of 2..%d", T,
@@ -26,7 +26,7 @@ int nd_diffusion_init(nd_diffusion *d, int T, const char *schedule, int pred, nd
     d->T = T;
     d->pred = pred;
     double abar = 1.0;
-    if (!strcmp(schedule, "cosine")) {
+    if (schedule == ND_SCHEDULE_COSINE) {
         const double s = 0.008, pi2 = 1.5707963267948966;
         double f0 = cos(s / (1 + s) * pi2);
         f0 *= f0;
@@ -40,14 +40,14 @@ int nd_diffusion_init(nd_diffusion *d, int T, const char *schedule, int pred, nd
             d->abar[t] = abar;
             prev = a;
         }
-    } else if (!strcmp(schedule, "linear")) {
+    } else if (schedule == ND_SCHEDULE_LINEAR) {
         double b0 = 1e-4 * 1000.0 / T, b1 = 0.02 * 1000.0 / T;
         for (int t = 0; t < T; t++) {
             abar *= 1.0 - (b0 + (b1 - b0) * t / (T - 1));
             d->abar[t] = abar;
         }
     } else {
-        return nd_error_set(e, ND_ECONFIG, "model.schedule: unknown schedule '%s'", schedule);
+        return nd_error_set(e, ND_ECONFIG, "model.schedule: unknown schedule %d", schedule);
     }
     return 0;
 }
@@ -62,20 +62,30 @@ void nd_diffusion_q_sample(const nd_diffusion *d, float *xt, float *target, cons
     }
 }
 
-int nd_sampler_from_name(const char *s)
+/* Names by enum value. */
+static const char *const sampler_names[] = {"ddim", "ddpm", "dpmpp"};
+static const char *const clip_names[] = {"dynamic", "clip", "none"};
+static const char *const pred_names[] = {"eps", "v"};
+static const char *const schedule_names[] = {"cosine", "linear"};
+#define NAMES(a) (a), (int)(sizeof(a) / sizeof(a)[0])
+
+static int from_name(const char *const *names, int n, const char *s)
 {
-    return !strcmp(s, "ddim") ? ND_SAMPLER_DDIM : !strcmp(s, "ddpm") ? ND_SAMPLER_DDPM
-           : !strcmp(s, "dpmpp") ? ND_SAMPLER_DPMPP : -1;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
 }
-int nd_clip_from_name(const char *s)
+static const char *name_of(const char *const *names, int n, int v)
 {
-    return !strcmp(s, "dynamic") ? ND_CLIP_DYNAMIC : !strcmp(s, "clip") ? ND_CLIP_HARD
-           : !strcmp(s, "none") ? ND_CLIP_NONE : -1;
+    return v >= 0 && v < n ? names[v] : "?";
 }
-int nd_pred_from_name(const char *s)
-{
-    return !strcmp(s, "eps") ? ND_PRED_EPS : !strcmp(s, "v") ? ND_PRED_V : -1;
-}
+
+int nd_sampler_from_name(const char *s) { return from_name(NAMES(sampler_names), s); }
+int nd_clip_from_name(const char *s) { return from_name(NAMES(clip_names), s); }
+int nd_pred_from_name(const char *s) { return from_name(NAMES(pred_names), s); }
+int nd_schedule_from_name(const char *s) { return from_name(NAMES(schedule_names), s); }
+const char *nd_sampler_name(int sampler) { return name_of(NAMES(sampler_names), sampler); }
+const char *nd_clip_name(int clip) { return name_of(NAMES(clip_names), clip); }
 
 /* ---- sampling ---------------------------------------------------------------------- */
 

@@ -1,24 +1,20 @@
 /*
  * model.h — the diffusion model (libnd_model): windows to Gramian Angular Field images
- * and back (gaf.c), the noise schedule and samplers (diffusion.c), the decode
- * calibration (calib.c), and the class-conditional model with its trainer and model file
- * (dm.c). The network itself is nn.h's; measuring what the model makes is eval.h's,
- * which nothing here calls. See docs/MODEL.md.
+ * and back (gaf.c), the noise schedule and samplers (diffusion.c), the decoder that turns
+ * sampled images into bytes per bin (decode.c), and the class-conditional model with its
+ * trainer and model file (dm.c). The network itself is nn.h's; measuring what the model
+ * makes is eval.h's, which nothing here calls. Settings come in as the structs below,
+ * which the program fills from its config (app/opts_model.c). See docs/MODEL.md.
  */
 #ifndef ND_MODEL_H
 #define ND_MODEL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
-#include "conf.h"
 #include "nd.h"
 #include "nn.h"
-
-/* unet-ref's numbers from the model section of a config, at image side L and C channels.
- * Returns 0, or ND_ECONFIG with e saying which setting does not fit. */
-int nd_unet_config_from(nd_unet_config *uc, const nd_config *cfg, int C, int L,
-                        nd_error *e);
 
 /* ------------------------------------------------------------------------------------ */
 /* GAF: series windows <-> Gramian Angular Summation Field images (gaf.c)                */
@@ -72,51 +68,81 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
 /* Decoded value v of channel c (a busy bin) -> raw units: the inverse of the scaling. */
 float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c);
 
-/* Decode calibration (calib.c): per class and channel, the activity threshold that
- * gives the training data's share of idle bins, a monotone map of busy log1p values
- * from the model's quantiles onto the training data's, the same for the window's
- * volume (log1p of its total), applied as a scale of the whole window, and a filter of
- * the activity scores before the threshold, chosen so that the windows' autocorrelation
- * is the training data's. Both sides are ND_CAL_SLOTS floats: [0] idle share or
- * threshold, [1..ND_CAL_Q+1] busy quantiles, [ND_CAL_VOL..] volume quantiles,
- * [ND_CAL_ACF..] the target's class-mean autocorrelation at lags 1..ND_CAL_LAGS, or the
- * calibration's filter (one float); NaN where there was nothing to fit. */
-#define ND_CAL_Q 64
-#define ND_CAL_VOL (ND_CAL_Q + 2)
-#define ND_CAL_ACF (2 * ND_CAL_Q + 3)
-#define ND_CAL_LAGS 16
-#define ND_CAL_SLOTS (ND_CAL_ACF + ND_CAL_LAGS)
-/* Target t of channel c of n raw windows x (n,C,L): t[0] the share of idle (zero) bins,
- * then the log1p quantiles of busy bins and of the windows' totals, then the class-mean
- * autocorrelation (nd_mean_acf) at lags 1..min(L/4, ND_CAL_LAGS). scratch: n·L floats. */
-void nd_cal_target(float *t, const float *x, size_t n, int C, int L, int c, float *scratch);
-/* Calibration cal of one class and channel from n windows of L decoded bins of the
- * model's own samples: score (activity: the mask's decoded value, or the value without
- * masks) and lval (log1p of the uncalibrated raw value), both (n, L). cal[0] is the
- * threshold (a bin is busy when its filtered score is above it), then the quantiles of
- * lval over busy bins, then those of the windows' log1p totals after the per-bin map;
- * the threshold is set so that the share of idle bins after both maps is t[0]. Each
- * score filter is fitted in turn and the one whose windows' autocorrelation is nearest
- * t's is kept (without a target autocorrelation: none). rng: the filters' dither.
- * scratch: 2·n·L + n floats. */
-void nd_cal_fit(float *cal, const float *t, const float *score, const float *lval, size_t n,
-                int L, nd_rng *rng, float *scratch);
-/* Raw value of a bin with this filtered score and uncalibrated log1p value l (per-bin
- * maps). */
-float nd_cal_apply(const float *cal, const float *t, float score, float l);
-/* One window's channel through the calibration: its L scores through cal's filter (in
- * place), then x[i] the raw value of bin i (lval: uncalibrated log1p values) after the
- * per-bin maps and the volume map (one scale for the window, busy bins within the
- * target's range; windows the threshold left entirely idle keep their top bin for it,
- * and it makes idle as many as the target has). */
-void nd_cal_window(const float *cal, const float *t, float *x, float *score, const float *lval,
-                   int L, nd_rng *rng);
+/* ------------------------------------------------------------------------------------ */
+/* Decoder: a sampled image's decoded series to raw bytes per bin (decode.c)            */
+/* ------------------------------------------------------------------------------------ */
+
+/* The last stage of sampling, per class and channel. A small model ranks bins well but
+ * gets their levels wrong; the decoder keeps its ranking and fixes the levels with
+ * monotone maps fitted on the model's own samples against targets measured on the
+ * training windows (docs/MODEL.md, "Decoder"):
+ *   - an activity threshold that gives the training data's share of idle bins;
+ *   - a map of busy log1p values from the model's quantiles onto the training data's;
+ *   - the same for the window's volume (log1p of its total), applied as one scale of
+ *     the whole window;
+ *   - a filter of the activity scores before the threshold, the one of a small family
+ *     whose windows' time structure (the class-mean autocorrelation of log1p values at
+ *     lags 1..min(L/4, ND_DECODER_LAGS), computed in decode.c) is nearest the training
+ *     data's. Matching that autocorrelation is what the filter choice optimises; the
+ *     decoder uses nothing of eval.h, whose measures stay independent of it.
+ * Quantiles are ND_DECODER_Q + 1 values at k/Q, piecewise linear in between. */
+#define ND_DECODER_Q 64
+#define ND_DECODER_LAGS 16
+
+/* What the decoder aims at, measured on a class's training windows (one channel). NaN
+ * where there was nothing to measure: idle NaN when the class has no windows, busy NaN
+ * when it has no busy bin; volume and acf NaN in targets read from model files written
+ * before the volume map and the filter existed (the decoder then does without them). */
+typedef struct nd_decoder_target {
+    float idle;                         /* share of idle (zero) bins */
+    float busy[ND_DECODER_Q + 1];       /* log1p quantiles of busy bins */
+    float volume[ND_DECODER_Q + 1];     /* log1p quantiles of the windows' totals */
+    float acf[ND_DECODER_LAGS];         /* autocorrelation at lags 1..; NaN beyond L/4 */
+} nd_decoder_target;
+
+/* What was fitted on the model's own samples (one class and channel). threshold NaN:
+ * not fitted (the class decodes uncalibrated); busy NaN: no busy bin in the samples (busy
+ * values pass unmapped); volume NaN: no volume map. */
+typedef struct nd_decoder_map {
+    float threshold;                /* a bin is busy when its filtered score is above */
+    float busy[ND_DECODER_Q + 1];   /* log1p quantiles of the model's busy bins */
+    float volume[ND_DECODER_Q + 1]; /* log1p quantiles of its windows' totals after the
+                                       per-bin map */
+    int filter;                     /* score filter, 0 (none) .. nd_decoder_filters() - 1 */
+} nd_decoder_map;
+
+/* Number of score filters (valid nd_decoder_map.filter values). */
+int nd_decoder_filters(void);
+/* Target t of channel c of n raw windows x (n,C,L). scratch: n·L floats. */
+void nd_decoder_target_measure(nd_decoder_target *t, const float *x, size_t n, int C, int L,
+                               int c, float *scratch);
+/* Map f for target t from n windows of L decoded bins of the model's own samples: score
+ * (activity: the mask's decoded value, or the value without masks) and lval (log1p of the
+ * uncalibrated raw value), both (n, L). The threshold is set so that the share of idle
+ * bins after both maps is t->idle. Each score filter is fitted in turn and the one whose
+ * windows' autocorrelation is nearest t->acf kept (none without a target
+ * autocorrelation). With n 0 or a target without data (idle NaN) nothing is fitted
+ * (threshold NaN). rng: the filters' dither. scratch: 2·n·L + n floats. */
+void nd_decoder_fit(nd_decoder_map *f, const nd_decoder_target *t, const float *score,
+                    const float *lval, size_t n, int L, nd_rng *rng, float *scratch);
+/* Raw value of a bin with this filtered score and uncalibrated log1p value l (the
+ * per-bin maps only). */
+float nd_decoder_bin(const nd_decoder_map *f, const nd_decoder_target *t, float score,
+                     float l);
+/* One window's channel through the decoder: its L scores through f's filter (in place),
+ * then x[i] the raw value of bin i (lval: uncalibrated log1p values) after the per-bin
+ * maps and the volume map (one scale for the window, busy bins within the target's
+ * range; windows the threshold left entirely idle keep their top bin for it, and it makes
+ * idle as many as the target has). */
+void nd_decoder_window(const nd_decoder_map *f, const nd_decoder_target *t, float *x,
+                       float *score, const float *lval, int L, nd_rng *rng);
 
 /* ------------------------------------------------------------------------------------ */
 /* Diffusion: schedule, training targets, samplers (diffusion.c)                         */
 /* ------------------------------------------------------------------------------------ */
 
 enum nd_pred { ND_PRED_EPS = 0, ND_PRED_V = 1 };
+enum nd_schedule { ND_SCHEDULE_COSINE = 0, ND_SCHEDULE_LINEAR = 1 };
 enum nd_sampler { ND_SAMPLER_DDIM = 0, ND_SAMPLER_DDPM = 1, ND_SAMPLER_DPMPP = 2 };
 enum nd_clip { ND_CLIP_DYNAMIC = 0, ND_CLIP_HARD = 1, ND_CLIP_NONE = 2 };
 
@@ -128,9 +154,9 @@ typedef struct nd_diffusion {
     double abar[ND_DIFF_MAX_T];   /* ᾱ_t for t = 0..T-1 (t = 0 is the least noisy) */
 } nd_diffusion;
 
-/* schedule "cosine" (Nichol & Dhariwal, s = 0.008, β ≤ 0.999) or "linear" (β from 1e-4
- * to 0.02 scaled to T). Returns 0 or ND_ECONFIG. */
-int nd_diffusion_init(nd_diffusion *d, int T, const char *schedule, int pred, nd_error *e);
+/* schedule ND_SCHEDULE_COSINE (Nichol & Dhariwal, s = 0.008, β ≤ 0.999) or
+ * ND_SCHEDULE_LINEAR (β from 1e-4 to 0.02 scaled to T). Returns 0 or ND_ECONFIG. */
+int nd_diffusion_init(nd_diffusion *d, int T, int schedule, int pred, nd_error *e);
 /* Training pair for one image of n values at step t: xt = √ᾱ x0 + √(1−ᾱ) ε, and the
  * network's target (ε, or v = √ᾱ ε − √(1−ᾱ) x0). */
 void nd_diffusion_q_sample(const nd_diffusion *d, float *xt, float *target, const float *x0,
@@ -159,35 +185,104 @@ typedef struct nd_sample_opts {
  * function of the starting noise only). */
 void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_denoise_fn f,
                          void *arg, float *x, const int *y, int B, size_t img, nd_rng *rng);
-/* Parses "ddim|ddpm|dpmpp", "dynamic|clip|none", "eps|v"; -1 when unknown. */
+/* Parses "ddim|ddpm|dpmpp", "dynamic|clip|none", "eps|v", "cosine|linear"; -1 when
+ * unknown. */
 int nd_sampler_from_name(const char *s);
 int nd_clip_from_name(const char *s);
 int nd_pred_from_name(const char *s);
+int nd_schedule_from_name(const char *s);
+/* The names those parse ("?" for a value out of range). */
+const char *nd_sampler_name(int sampler);
+const char *nd_clip_name(int clip);
 
 /* ------------------------------------------------------------------------------------ */
 /* Trainer and model files (dm.c)                                                        */
 /* ------------------------------------------------------------------------------------ */
 
 /* A trained (or training) class-conditional diffusion model over GAF images: the
- * network, optimiser state, class scales, the classes and replay statistics of the
- * dataset and the config. Saved as a .ndm file (docs/FORMATS.md §3). */
+ * network, optimiser state, class scales, the decoder, the classes and replay statistics
+ * of the dataset, and its settings. Saved as a .ndm file (docs/FORMATS.md §3).
+ *
+ * Settings are what a model file stores so that it can be resumed and sampled without
+ * the program's config (nd_dm_settings); options (nd_train_opts) belong to one call. */
 typedef struct nd_dm nd_dm;
 
-/* A new model for training on ds (classes, channels, L), with its config (copied). The
- * class scales are fitted on ds's training part: windows whose group is not held out
- * for validation (train.val_fraction, by group). NULL with e filled on failure. */
-nd_dm *nd_dm_new(const nd_config *cfg, const nd_dataset *ds, nd_error *e);
-/* Loads a model file; max_batch: largest batch the caller will train or sample
- * (sampling with guidance uses twice sample.batch). NULL with e filled on failure. */
-nd_dm *nd_dm_load(const char *path, int max_batch, nd_error *e);
+/* How the model samples: the program's sample.* settings and model.decode. A model file
+ * stores them as its defaults; nd_dm_set_sampling changes them. */
+typedef struct nd_dm_sampling {
+    int sampler;        /* enum nd_sampler */
+    uint32_t steps;     /* S >= 1 (the samplers take at most T) */
+    double guidance;    /* classifier-free guidance scale w; 1: no null pass */
+    double eta;         /* DDIM stochasticity */
+    int clip;           /* enum nd_clip: the predicted clean image at every step */
+    int project;        /* 0/1: the predicted clean image onto the nearest GASF image */
+    int decode;         /* enum nd_gaf_decode: image to series */
+    uint32_t calibrate; /* windows per class the decoder is fitted on; 0: uncalibrated */
+    uint32_t batch;     /* images per sampler run (twice that with guidance) */
+    uint64_t seed;      /* the decoder fit's noise; the program's default sampling seed */
+} nd_dm_sampling;
+
+/* How the model trains: the program's train.* settings and model.threads. */
+typedef struct nd_dm_training {
+    uint64_t steps;            /* default total of a run (the program's --steps) */
+    uint32_t batch;
+    double lr, weight_decay, grad_clip;
+    uint32_t warmup_steps;     /* linear learning-rate warm-up */
+    double ema_decay;
+    int ema_warmup;            /* 0/1: decay min(ema_decay, (1+s)/(10+s)) at step s */
+    double class_dropout;      /* share of images trained as the null class */
+    double val_fraction;       /* share of groups held out for validation */
+    uint64_t checkpoint_every; /* steps; 0: only at the end */
+    uint64_t seed;             /* weights, batches, noise, the validation split */
+    uint32_t threads;          /* 0: all cores; same seed and threads, same weights */
+} nd_dm_training;
+
+/* Everything a model is built from. */
+typedef struct nd_dm_settings {
+    nd_unet_config net;     /* unet-ref's numbers; channels and L come from the dataset */
+    int scaling;            /* GAF value scaling, enum nd_gaf_scaling */
+    int mask;               /* 0/1: an activity image per channel */
+    uint32_t timesteps;     /* T */
+    int schedule;           /* enum nd_schedule */
+    int pred;               /* enum nd_pred */
+    nd_dm_training train;
+    nd_dm_sampling sample;
+} nd_dm_settings;
+
+/* A new model for training on ds (classes, channels, L) with settings s (copied). The
+ * class scales and the decoder's targets are measured on ds's training part: windows
+ * whose group is not held out for validation (s->train.val_fraction, by group).
+ * provenance: text stored in the file beside the settings (the program's config, which
+ * `inspect` shows); NULL: ds's. NULL with e filled (ND_ECONFIG for a setting that does
+ * not fit) on failure. */
+nd_dm *nd_dm_new(const nd_dm_settings *s, const nd_dataset *ds, const char *provenance,
+                 nd_error *e);
+
+/* Settings of a model file written before its DMCF record held them (record version 1),
+ * from the config text the file embeds (yaml; path for messages): the program parses it,
+ * model/ reads no YAML. Only the training and sampling parts are used (the network's
+ * numbers are in the record). Returns 0 or a code with e set. */
+typedef int (*nd_dm_legacy_fn)(nd_dm_settings *s, const char *yaml, const char *path,
+                               nd_error *e);
+/* max_batch of nd_dm_load and nd_dm_snapshot: the stored train.batch, or twice the
+ * stored sample.batch (guidance runs conditional and null copies in one batch). */
+#define ND_DM_BATCH_TRAIN (-1)
+#define ND_DM_BATCH_SAMPLE (-2)
+/* Loads a model file; max_batch: the largest batch the caller will train or sample at
+ * once, or ND_DM_BATCH_*. legacy: reads the settings of version-1 files (NULL: those are
+ * refused with ND_EVERSION). NULL with e filled on failure. */
+nd_dm *nd_dm_load(const char *path, int max_batch, nd_dm_legacy_fn legacy, nd_error *e);
 /* Writes the model file atomically (temporary file, fsync, rename). */
 int nd_dm_save(nd_dm *m, const char *path, nd_error *e);
 void nd_dm_free(nd_dm *m); /* NULL is a no-op */
 
-const nd_config *nd_dm_config(const nd_dm *m);
-nd_config *nd_dm_config_mut(nd_dm *m); /* sample.* and model.decode may be changed */
+const nd_dm_settings *nd_dm_get_settings(const nd_dm *m);
+/* Replaces the sampling settings (stored with the model when it is next saved); the
+ * decoder is refitted by the next sample when they change what it was fitted for.
+ * ND_ECONFIG (nothing changed) when a field is out of range. */
+int nd_dm_set_sampling(nd_dm *m, const nd_dm_sampling *s, nd_error *e);
 const nd_dataset *nd_dm_dataset(const nd_dm *m); /* classes, channels, statistics */
-const nd_gaf_spec *nd_dm_gaf(const nd_dm *m);
+const nd_gaf_spec *nd_dm_gaf(const nd_dm *m);     /* decode: the sampling setting's */
 const nd_gaf_scale *nd_dm_scale(const nd_dm *m, int cls);
 nd_unet *nd_dm_unet(nd_dm *m);
 uint64_t nd_dm_step(const nd_dm *m);
@@ -211,27 +306,27 @@ typedef struct nd_train_report {
 
 /* Trains m on ds (the same dataset it was made or last trained with: classes must
  * match) with class-balanced batches; held-out groups give the validation loss. Saves to
- * o->path every train.checkpoint_every steps, at the end, and when stopped. The same
+ * o->path every checkpoint_every steps (the settings'), at the end, and when stopped. The same
  * seed, thread count and total steps give bit-identical parameters whether or not the
  * run was interrupted and resumed. Returns 0, ND_EINTR (stopped, saved) or a code. */
 int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o,
                 nd_train_report *rep, nd_error *e);
 
 /* Samples n windows of class cls into x (n, C, L) raw units, with the EMA weights and
- * the config's sample.* settings; rng gives the noise. Returns 0 or a code. imgs, when
+ * the model's sampling settings; rng gives the noise. Returns 0 or a code. imgs, when
  * not NULL, receives the images (n, nd_gaf_channels, L, L). */
 int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng,
                  nd_error *e);
-/* Fits the decode calibration (sample.calibrate windows per class, calib.c) for the
- * current step and sample.* settings, unless it is off or already fitted for them;
- * nd_dm_sample does this itself when needed, and nd_dm_save stores it. Classes without
- * training data stay uncalibrated. Returns 0 or a code. */
+/* Fits the decoder's maps (nd_decoder_fit on `calibrate` sampled windows per class) for
+ * the current step and sampling settings, unless calibrate is 0 or they are already
+ * fitted for them; nd_dm_sample does this itself when needed, and nd_dm_save stores
+ * them. Classes without training data stay uncalibrated. Returns 0 or a code. */
 int nd_dm_calibrate(nd_dm *m, nd_error *e);
 /* Sampling and calibration check *stop (set by a signal handler; NULL: never) between
  * batches and return ND_EINTR once it is set, the calibration left unfitted. */
 void nd_dm_set_stop(nd_dm *m, volatile int *stop);
-/* Classes whose samples the current calibration covers (0: decoded uncalibrated, e.g.
- * with sample.calibrate 0 or a model file made before the calibration existed). */
+/* Classes whose samples the decoder's current maps cover (0: decoded uncalibrated, e.g.
+ * with calibrate 0 or a model file made before the decoder's maps existed). */
 int nd_dm_calibrated(const nd_dm *m);
 /* Held-out groups of the model's split of ds (same rule as training): 1 if held out. */
 int nd_dm_is_val_group(const nd_dm *m, uint64_t group);
@@ -252,7 +347,7 @@ int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg,
 int nd_dm_train_step(nd_dm *m, const float *x, const int *labels, int B, float *loss,
                      nd_error *e);
 /* Adds a class with scale s at the next class row (row index = returned class index).
- * ND_ECONFIG when all model.max_classes rows are in use, ND_EUSAGE for a name that is
+ * ND_ECONFIG when all max_classes rows are in use, ND_EUSAGE for a name that is
  * already there or not valid, -ENOMEM. */
 int nd_dm_add_class(nd_dm *m, const char *name, const nd_gaf_scale *s, nd_error *e);
 /* Replaces the scale of class cls (the images of that class change meaning: the caller
@@ -261,11 +356,11 @@ void nd_dm_set_scale(nd_dm *m, int cls, const nd_gaf_scale *s);
 /* The model's dataset header, for replacing class statistics and counters (classes are
  * added only through nd_dm_add_class). */
 nd_dataset *nd_dm_dataset_mut(nd_dm *m);
-/* Replaces the calibration targets of class cls by those of n raw windows x (n, C, L)
- * (online: the class's reservoir); the next sample refits the calibration. 0 or -ENOMEM. */
+/* Replaces the decoder's targets of class cls by those of n raw windows x (n, C, L)
+ * (online: the class's reservoir); the next sample refits the maps. 0 or -ENOMEM. */
 int nd_dm_set_target(nd_dm *m, int cls, const float *x, size_t n);
-/* A sampling-only copy of m for batches up to max_batch (see nd_dm_load): config,
- * classes and statistics, GAF spec, class scales, step, and m's EMA weights as both its
+/* A sampling-only copy of m for batches up to max_batch (see nd_dm_load): settings,
+ * decoder, classes and statistics, GAF spec, class scales, step, and m's EMA weights as both its
  * parameters and its EMA. nd_dm_sample gives the same windows on it as on m for the same
  * rng state, and training m afterwards leaves it unchanged. It has no optimiser: do not
  * train or save it. Reads m only, so call it on the thread that trains m, between

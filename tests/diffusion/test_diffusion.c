@@ -40,23 +40,23 @@ static void test_schedule(void)
 {
     nd_diffusion d;
     nd_error e = {0};
-    CHECK_EQ(nd_diffusion_init(&d, 1000, "cosine", ND_PRED_EPS, &e), 0);
+    CHECK_EQ(nd_diffusion_init(&d, 1000, ND_SCHEDULE_COSINE, ND_PRED_EPS, &e), 0);
     CHECK(d.abar[0] > 0.9999 && d.abar[0] < 1.0);
     CHECK(d.abar[999] < 1e-4);
     for (int t = 1; t < 1000; t++) CHECK(d.abar[t] < d.abar[t - 1]);
     /* cosine: ᾱ(t = T/2) is cos²(π/4 · (0.5 + s)/(0.5 + ... )) ≈ 0.49 */
     CHECK_NEAR(d.abar[499], 0.4936, 0.01, 0);
-    CHECK_EQ(nd_diffusion_init(&d, 1000, "linear", ND_PRED_EPS, &e), 0);
+    CHECK_EQ(nd_diffusion_init(&d, 1000, ND_SCHEDULE_LINEAR, ND_PRED_EPS, &e), 0);
     CHECK_NEAR(d.abar[0], 1 - 1e-4, 1e-9, 0);
     CHECK(d.abar[999] < 1e-4);
-    CHECK_EQ(nd_diffusion_init(&d, 1000, "quadratic", ND_PRED_EPS, &e), ND_ECONFIG);
-    CHECK_CONTAINS(e.msg, "quadratic");
+    CHECK_EQ(nd_diffusion_init(&d, 1000, 2, ND_PRED_EPS, &e), ND_ECONFIG);
+    CHECK_CONTAINS(e.msg, "schedule 2");
 }
 
 static void test_targets(void)
 {
     nd_diffusion d;
-    CHECK_EQ(nd_diffusion_init(&d, 1000, "cosine", ND_PRED_V, NULL), 0);
+    CHECK_EQ(nd_diffusion_init(&d, 1000, ND_SCHEDULE_COSINE, ND_PRED_V, NULL), 0);
     float x0[IMG], eps[IMG], xt[IMG], v[IMG];
     nd_rng r;
     nd_rng_seed(&r, 3);
@@ -89,7 +89,7 @@ static void test_samplers(void)
     for (int i = 0; i < B * IMG; i++) x0[i] = 1.8f * (float)nd_rng_uniform(&r) - 0.9f;
     for (int pred = 0; pred < 2; pred++) {
         nd_diffusion d;
-        CHECK_EQ(nd_diffusion_init(&d, 1000, "cosine", pred, NULL), 0);
+        CHECK_EQ(nd_diffusion_init(&d, 1000, ND_SCHEDULE_COSINE, pred, NULL), 0);
         for (int sampler = 0; sampler < 3; sampler++)
             for (int guided = 0; guided < 2; guided++)
                 for (int clip = 0; clip < 3; clip++) {
@@ -136,7 +136,7 @@ static void halve(void *arg, float *x0)
 static void test_clipping(void)
 {
     nd_diffusion d;
-    CHECK_EQ(nd_diffusion_init(&d, 1000, "cosine", ND_PRED_EPS, NULL), 0);
+    CHECK_EQ(nd_diffusion_init(&d, 1000, ND_SCHEDULE_COSINE, ND_PRED_EPS, NULL), 0);
     float x[B * IMG];
     int y[B] = {0, 1, 2};
     for (int clip = 0; clip < 3; clip++) {
@@ -166,6 +166,11 @@ static void test_clipping(void)
     CHECK_EQ(nd_sampler_from_name("euler"), -1);
     CHECK_EQ(nd_clip_from_name("dynamic"), ND_CLIP_DYNAMIC);
     CHECK_EQ(nd_pred_from_name("v"), ND_PRED_V);
+    CHECK_EQ(nd_schedule_from_name("linear"), ND_SCHEDULE_LINEAR);
+    CHECK_EQ(nd_schedule_from_name("quadratic"), -1);
+    CHECK_STR_EQ(nd_sampler_name(ND_SAMPLER_DPMPP), "dpmpp");
+    CHECK_STR_EQ(nd_clip_name(ND_CLIP_HARD), "clip");
+    CHECK_STR_EQ(nd_clip_name(7), "?");
 }
 
 int main(void)

@@ -20,6 +20,23 @@ static uint64_t mix64_(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+/* The trainer's options of cfg's live.* (app/opts_model.c). */
+static nd_online *online_new(const nd_config *cfg, const nd_dataset *hdr, nd_error *e)
+{
+    nd_online_opts lo;
+    nd_opts_online(&lo, cfg);
+    nd_dm_settings ms = tiny_settings(cfg);
+    return nd_online_new(&lo, &ms, NULL, hdr, e);
+}
+
+static nd_online *online_resume(const char *path, const nd_config *cfg, const nd_dataset *hdr,
+                                nd_error *e)
+{
+    nd_online_opts lo;
+    nd_opts_online(&lo, cfg);
+    return nd_online_resume(path, &lo, NULL, hdr, e);
+}
+
 static void tiny_config(nd_config *cfg, const char *extra)
 {
     tiny_model_config(cfg, "model.max_classes=3", "train.warmup_steps=10",
@@ -102,7 +119,7 @@ static void test_learn_and_resume(void)
     tiny_config(&cfg, NULL);
     nd_dataset *hdr = header();
     nd_error e = {0};
-    nd_online *o = nd_online_new(&cfg, hdr, &e);
+    nd_online *o = online_new(&cfg, hdr, &e);
     CHECK(o);
     uint64_t seed = 1;
     char path[512];
@@ -142,7 +159,7 @@ static void test_learn_and_resume(void)
     /* checkpoint; then the same windows and steps on the original and on a resumed copy */
     CHECK_EQ(nd_online_save(o, path, &written, &e), 0);
     CHECK_EQ(written, 1);
-    nd_online *r = nd_online_resume(path, &cfg, hdr, &e);
+    nd_online *r = online_resume(path, &cfg, hdr, &e);
     if (!r) CHECK_FAIL_("resume: %s", e.msg);
     same_state(o, r);
     uint64_t seed2 = seed;
@@ -156,7 +173,7 @@ static void test_learn_and_resume(void)
     size_t n = nd_unet_num_params(ua);
     CHECK(!memcmp(nd_unet_params(ua), nd_unet_params(ub), n * sizeof(float)));
     /* the checkpoint is an ordinary model file too: sampling works */
-    nd_dm *m = nd_dm_load(path, 8, &e);
+    nd_dm *m = nd_dm_load(path, 8, NULL, &e);
     if (!m) CHECK_FAIL_("load: %s", e.msg);
     float x[2 * WF];
     nd_rng rng;
@@ -173,18 +190,18 @@ static void test_learn_and_resume(void)
     float w[WF];
     window(w, 0, &seed, 1);
     CHECK_EQ(nd_dataset_append(ds, 0, 1, w), 0);
-    m = nd_dm_new(&cfg, ds, &e);
+    m = tiny_dm_new(&cfg, ds, &e);
     CHECK(m);
     char plain[512];
     snprintf(plain, sizeof plain, "%s/plain.ndm", tmp_dir());
     CHECK_EQ(nd_dm_save(m, plain, &e), 0);
     nd_dm_free(m);
     nd_dataset_free(ds);
-    CHECK(nd_online_resume(plain, &cfg, hdr, &e) == NULL);
+    CHECK(online_resume(plain, &cfg, hdr, &e) == NULL);
     CHECK_EQ(e.code, ND_EFORMAT);
     CHECK_CONTAINS(e.msg, "no LIVE section");
     nd_dataset *h16 = nd_dataset_new(C, (const char *[]){"bytes_down", "bytes_up"}, 16, 1);
-    CHECK(nd_online_resume(path, &cfg, h16, &e) == NULL);
+    CHECK(online_resume(path, &cfg, h16, &e) == NULL);
     CHECK_EQ(e.code, ND_ECONFIG);
     nd_dataset_free(h16);
     nd_dataset_free(hdr);
@@ -199,7 +216,7 @@ static void test_scale_rule(const char *rule, int expect_refit)
     tiny_config(&cfg, rule);
     nd_dataset *hdr = header();
     nd_error e = {0};
-    nd_online *o = nd_online_new(&cfg, hdr, &e);
+    nd_online *o = online_new(&cfg, hdr, &e);
     uint64_t seed = 5;
     for (int i = 0; i < 4; i++) add(o, 0, &seed, 1);
     float hi0 = nd_dm_scale(nd_online_model(o), 0)->hi[0];
@@ -230,7 +247,7 @@ static void test_no_row(void)
     tiny_config(&cfg, "model.max_classes=1");
     nd_dataset *hdr = header();
     nd_error e = {0};
-    nd_online *o = nd_online_new(&cfg, hdr, &e);
+    nd_online *o = online_new(&cfg, hdr, &e);
     uint64_t seed = 9;
     for (int i = 0; i < 6; i++) add(o, 0, &seed, 1), add(o, 1, &seed, 1);
     nd_online_class_info ci;

@@ -102,12 +102,12 @@ int main(void)
     tiny_config(&cfg);
     nd_dataset *ds = tiny_dataset();
     nd_error e = {0};
-    nd_dm *m = nd_dm_new(&cfg, ds, &e);
+    nd_dm *m = nd_opts_dm_new(&cfg, ds, &e); /* with the config as provenance */
     if (!m) CHECK_FAIL_("nd_dm_new: %s", e.msg);
     train(m, 20);
 
     /* same windows as the model, for every class, at its step, classes, scales */
-    int mb = 2 * (int)nd_dm_config(m)->sample.batch;
+    int mb = 2 * (int)nd_dm_get_settings(m)->sample.batch;
     nd_dm *s1 = nd_dm_snapshot(m, mb, &e);
     if (!s1) CHECK_FAIL_("snapshot: %s", e.msg);
     CHECK_U64_EQ(nd_dm_step(s1), 20);
@@ -129,7 +129,7 @@ int main(void)
     char path[512];
     snprintf(path, sizeof path, "%s/snap.ndm", tmp_dir());
     CHECK_EQ(nd_dm_save(m, path, &e), 0);
-    nd_dm *loaded = nd_dm_load(path, mb, &e);
+    nd_dm *loaded = nd_dm_load(path, mb, NULL, &e);
     if (!loaded) CHECK_FAIL_("load: %s", e.msg);
     for (int k = 0; k < 2; k++) {
         sample(loaded, k, 11, b);

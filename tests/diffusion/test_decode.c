@@ -1,5 +1,5 @@
 /*
- * test_calib.c — the decode calibration (model/calib.c, sample.calibrate): the fitted
+ * test_decode.c — the decoder (model/decode.c, sample.calibrate): the fitted
  * threshold gives exactly the target share of idle bins, busy values land on the
  * target quantiles, the map is monotone and handles classes that are all idle or never
  * idle; the volume map gives windows the training data's volumes (entirely idle ones
@@ -8,7 +8,9 @@
  * chosen score filter brings the autocorrelation near the target's; on a
  * model, calibrated samples have the training data's idle share, the
  * calibration is stored in the model file and refitted when the sampler setting or the
- * model step changes; files of the older calibration layouts load.
+ * model step changes; files of the older calibration layouts (MARG and CALB in three
+ * generations, and DMCF version 1) load, and the one written just before the decoder had
+ * its own section keeps its maps when its settings are the model's.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -36,7 +38,8 @@ static void test_map(void)
 {
     enum { N = 400, L = 16, NB = N * L };
     static float x[NB], scratch[2 * NB + N], score[NB], lval[NB], out[NB], busy[NB];
-    float t[ND_CAL_SLOTS], cal[ND_CAL_SLOTS];
+    nd_decoder_target t;
+    nd_decoder_map cal;
     nd_rng r;
     nd_rng_seed(&r, 3);
     /* training windows: a quarter of the bins idle, busy ones log-uniform in [5, 12] */
@@ -46,25 +49,25 @@ static void test_map(void)
         idle += (size_t)off;
         x[i] = off ? 0.0f : expm1f(5.0f + 7.0f * nd_rng_uniform(&r));
     }
-    nd_cal_target(t, x, N, 1, L, 0, scratch);
-    CHECK_NEAR(t[0], (double)idle / NB, 1e-6, 0);
-    t[ND_CAL_ACF] = NAN; /* the maps alone, on the raw scores (the filter: test_filter) */
-    for (int k = 1; k <= ND_CAL_Q; k++) CHECK(t[k + 1] >= t[k]);
-    CHECK(t[1] >= 5.0f && t[ND_CAL_Q + 1] <= 12.0f + 1e-4f);
+    nd_decoder_target_measure(&t, x, N, 1, L, 0, scratch);
+    CHECK_NEAR(t.idle, (double)idle / NB, 1e-6, 0);
+    t.acf[0] = NAN; /* the maps alone, on the raw scores (the filter: test_filter) */
+    for (int k = 0; k < ND_DECODER_Q; k++) CHECK(t.busy[k + 1] >= t.busy[k]);
+    CHECK(t.busy[0] >= 5.0f && t.busy[ND_DECODER_Q] <= 12.0f + 1e-4f);
     /* the model's view: scores in [0, 1], busy values squeezed into [8, 10] */
     for (size_t i = 0; i < NB; i++) {
         score[i] = nd_rng_uniform(&r);
         lval[i] = 8.0f + 2.0f * nd_rng_uniform(&r);
     }
-    nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
+    nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
     size_t zeros = 0, nb = 0;
     for (size_t i = 0; i < NB; i++) {
-        out[i] = nd_cal_apply(cal, t, score[i], lval[i]);
+        out[i] = nd_decoder_bin(&cal, &t, score[i], lval[i]);
         if (out[i] == 0.0f) zeros++;
         else busy[nb++] = log1pf(out[i]);
     }
     /* idle share exact (distinct scores), busy values on the target's quantiles */
-    CHECK_EQ(zeros, (size_t)lround(t[0] * NB));
+    CHECK_EQ(zeros, (size_t)lround(t.idle * NB));
     for (size_t i = 0, n = 0; i < NB; i++)
         if (x[i] > 0.0f) scratch[n++] = log1pf(x[i]);
     size_t ntrain = NB - idle;
@@ -76,49 +79,51 @@ static void test_map(void)
     /* monotone in the value, and outside the model's range clamped to the target's ends */
     float prev = 0.0f;
     for (float l = 7.0f; l < 11.0f; l += 0.01f) {
-        float v = nd_cal_apply(cal, t, 1.0f, l);
+        float v = nd_decoder_bin(&cal, &t, 1.0f, l);
         CHECK(v >= prev);
         prev = v;
     }
-    CHECK_NEAR(log1pf(nd_cal_apply(cal, t, 1.0f, 0.0f)), t[1], 1e-4, 0);
-    CHECK_NEAR(log1pf(nd_cal_apply(cal, t, 1.0f, 30.0f)), t[ND_CAL_Q + 1], 1e-4, 1e-6);
-    CHECK(nd_cal_apply(cal, t, 0.0f, 9.0f) == 0.0f); /* a score below every threshold */
+    CHECK_NEAR(log1pf(nd_decoder_bin(&cal, &t, 1.0f, 0.0f)), t.busy[0], 1e-4, 0);
+    CHECK_NEAR(log1pf(nd_decoder_bin(&cal, &t, 1.0f, 30.0f)), t.busy[ND_DECODER_Q], 1e-4, 1e-6);
+    CHECK(nd_decoder_bin(&cal, &t, 0.0f, 9.0f) == 0.0f); /* a score below every threshold */
 
     /* a class that is never idle: every bin busy, whatever its score */
     for (size_t i = 0; i < NB; i++) x[i] = 100.0f + (float)i;
-    nd_cal_target(t, x, N, 1, L, 0, scratch);
-    CHECK(t[0] == 0.0f);
-    nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
-    CHECK(isinf(cal[0]) && cal[0] < 0);
-    CHECK(nd_cal_apply(cal, t, 0.0f, 9.0f) > 0.0f);
+    nd_decoder_target_measure(&t, x, N, 1, L, 0, scratch);
+    CHECK(t.idle == 0.0f);
+    nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
+    CHECK(isinf(cal.threshold) && cal.threshold < 0);
+    CHECK(nd_decoder_bin(&cal, &t, 0.0f, 9.0f) > 0.0f);
     /* one that is always idle: nothing busy, no quantiles, every bin 0 */
     memset(x, 0, sizeof x);
-    nd_cal_target(t, x, N, 1, L, 0, scratch);
-    CHECK(t[0] == 1.0f && isnan(t[1]));
-    nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
-    CHECK(isinf(cal[0]) && cal[0] > 0);
-    CHECK(nd_cal_apply(cal, t, 1.0f, 9.0f) == 0.0f);
+    nd_decoder_target_measure(&t, x, N, 1, L, 0, scratch);
+    CHECK(t.idle == 1.0f && isnan(t.busy[0]));
+    nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
+    CHECK(isinf(cal.threshold) && cal.threshold > 0);
+    CHECK(nd_decoder_bin(&cal, &t, 1.0f, 9.0f) == 0.0f);
     /* no data at all: nothing fitted */
-    nd_cal_target(t, x, 0, 1, L, 0, scratch);
-    CHECK(isnan(t[0]));
-    nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
-    CHECK(isnan(cal[0]));
+    nd_decoder_target_measure(&t, x, 0, 1, L, 0, scratch);
+    CHECK(isnan(t.idle));
+    nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
+    CHECK(isnan(cal.threshold));
 }
 
-/* n·L raw windows out of the fitted calibration: nd_cal_window on each (scores through
+/* n·L raw windows out of the fitted decoder: nd_decoder_window on each (scores through
  * the filter, per-bin maps, the revive, the volume map), checking that busy bins stay in
  * the training range and that the volume map keeps each window's shape. Returns the
  * share of idle bins; *idle_windows, vol (n): entirely idle windows, log1p volumes. */
-static double calibrate_windows(const float *cal, const float *t, const float *score,
+static double calibrate_windows(const nd_decoder_map *cal, const nd_decoder_target *t,
+                                const float *score,
                                 const float *lval, size_t n, int L, float *out, float *vol,
                                 double *idle_windows, nd_rng *r)
 {
     size_t zeros = 0, idle = 0;
     for (size_t w = 0; w < n; w++) {
         float *o = out + w * L, before[256], s[256];
-        for (int i = 0; i < L; i++) before[i] = nd_cal_apply(cal, t, score[w * L + i], lval[w * L + i]);
+        for (int i = 0; i < L; i++)
+            before[i] = nd_decoder_bin(cal, t, score[w * L + i], lval[w * L + i]);
         memcpy(s, score + w * L, (size_t)L * sizeof *s);
-        nd_cal_window(cal, t, o, s, lval + w * L, L, r);
+        nd_decoder_window(cal, t, o, s, lval + w * L, L, r);
         float total = 0.0f, f = -1.0f;
         for (int i = 0; i < L; i++) {
             zeros += o[i] == 0.0f;
@@ -126,9 +131,10 @@ static double calibrate_windows(const float *cal, const float *t, const float *s
             /* busy bins within the training range; one scale for the whole window (but
              * for the bins clamped to that range): its shape is kept */
             if (o[i] > 0.0f)
-                CHECK(log1pf(o[i]) >= t[1] - 1e-4f && log1pf(o[i]) <= t[ND_CAL_Q + 1] + 1e-4f);
-            if (before[i] > 0.0f && o[i] > expm1f(t[1]) * 1.001f &&
-                o[i] < expm1f(t[ND_CAL_Q + 1]) * 0.999f) {
+                CHECK(log1pf(o[i]) >= t->busy[0] - 1e-4f &&
+                      log1pf(o[i]) <= t->busy[ND_DECODER_Q] + 1e-4f);
+            if (before[i] > 0.0f && o[i] > expm1f(t->busy[0]) * 1.001f &&
+                o[i] < expm1f(t->busy[ND_DECODER_Q]) * 0.999f) {
                 if (f < 0.0f) f = o[i] / before[i];
                 else CHECK_NEAR(o[i] / before[i], f, 1e-4, 0);
             }
@@ -147,7 +153,8 @@ static void test_volume(void)
 {
     enum { N = 500, L = 16, NB = N * L };
     static float x[NB], scratch[2 * NB + N], score[NB], lval[NB], out[NB], vol[N], tvol[N];
-    float t[ND_CAL_SLOTS], cal[ND_CAL_SLOTS];
+    nd_decoder_target t;
+    nd_decoder_map cal;
     nd_rng r;
     nd_rng_seed(&r, 7);
     for (int w = 0; w < N; w++) {
@@ -158,11 +165,11 @@ static void test_volume(void)
                                ? 0.0f
                                : expm1f(level + 0.5f * nd_rng_uniform(&r));
     }
-    nd_cal_target(t, x, N, 1, L, 0, scratch);
-    t[ND_CAL_ACF] = NAN;
-    CHECK(t[ND_CAL_VOL] == 0.0f && t[ND_CAL_VOL + ND_CAL_Q / 4] == 0.0f);
-    CHECK(t[ND_CAL_VOL + ND_CAL_Q / 2] > 4.0f);
-    for (int k = 0; k < ND_CAL_Q; k++) CHECK(t[ND_CAL_VOL + k + 1] >= t[ND_CAL_VOL + k]);
+    nd_decoder_target_measure(&t, x, N, 1, L, 0, scratch);
+    t.acf[0] = NAN;
+    CHECK(t.volume[0] == 0.0f && t.volume[ND_DECODER_Q / 4] == 0.0f);
+    CHECK(t.volume[ND_DECODER_Q / 2] > 4.0f);
+    for (int k = 0; k < ND_DECODER_Q; k++) CHECK(t.volume[k + 1] >= t.volume[k]);
     for (int w = 0; w < N; w++) { /* the training windows' volumes */
         float total = 0.0f;
         for (int i = 0; i < L; i++) total += x[w * L + i];
@@ -178,14 +185,14 @@ static void test_volume(void)
                 lval[w * L + i] = 8.0f + 0.5f * nd_rng_uniform(&r);
             }
         }
-        nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
-        double idle_windows, share = calibrate_windows(cal, t, score, lval, N, L, out, vol,
+        nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
+        double idle_windows, share = calibrate_windows(&cal, &t, score, lval, N, L, out, vol,
                                                        &idle_windows, &r);
         fprintf(stderr, "volume map%s: idle share %.3f (target %.3f), idle windows %.3f (0.3)\n",
-                quiet ? ", a model with many quiet windows" : "", share, t[0], idle_windows);
+                quiet ? ", a model with many quiet windows" : "", share, t.idle, idle_windows);
         /* the idle share is the target's although whole windows became idle, and as many
          * windows are idle as in the training data */
-        CHECK_NEAR(share, t[0], 0.01, 0);
+        CHECK_NEAR(share, t.idle, 0.01, 0);
         CHECK_NEAR(idle_windows, 0.3, 0.05, 0);
         double qs[] = {0.5, 0.7, 0.9};
         for (int k = 0; k < 3; k++)
@@ -194,22 +201,23 @@ static void test_volume(void)
 
     /* targets without volume quantiles (model files from before the volume map): the
      * per-bin maps only */
-    for (int k = ND_CAL_VOL; k < ND_CAL_SLOTS; k++) t[k] = NAN;
-    nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
-    CHECK(isnan(cal[ND_CAL_VOL]));
+    for (int k = 0; k <= ND_DECODER_Q; k++) t.volume[k] = NAN;
+    for (int k = 0; k < ND_DECODER_LAGS; k++) t.acf[k] = NAN;
+    nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
+    CHECK(isnan(cal.volume[0]));
     float w0[L], w1[L], s[L];
     memcpy(s, score, sizeof s);
-    for (int i = 0; i < L; i++) w0[i] = nd_cal_apply(cal, t, score[i], lval[i]);
-    nd_cal_window(cal, t, w1, s, lval, L, &r);
+    for (int i = 0; i < L; i++) w0[i] = nd_decoder_bin(&cal, &t, score[i], lval[i]);
+    nd_decoder_window(&cal, &t, w1, s, lval, L, &r);
     CHECK(memcmp(w0, w1, sizeof w0) == 0);
 }
 
 /* Autocorrelation distance of n calibrated windows (lags 1..L/4) to the target's. */
-static double acf_miss(const float *t, const float *x, size_t n, int L)
+static double acf_miss(const nd_decoder_target *t, const float *x, size_t n, int L)
 {
-    double acf[ND_CAL_LAGS], d = 0.0;
+    double acf[ND_DECODER_LAGS], d = 0.0;
     nd_mean_acf(acf, x, n, 1, L, 0, L / 4);
-    for (int k = 0; k < L / 4; k++) d += fabs(acf[k] - t[ND_CAL_ACF + k]);
+    for (int k = 0; k < L / 4; k++) d += fabs(acf[k] - t->acf[k]);
     return d / (L / 4);
 }
 
@@ -221,7 +229,8 @@ static void test_filter(void)
 {
     enum { N = 256, L = 32, NB = N * L, RUN = 8 };
     static float x[NB], scratch[2 * NB + N], score[NB], s[NB], lval[NB], out[NB];
-    float t[ND_CAL_SLOTS], none[ND_CAL_SLOTS], cal[ND_CAL_SLOTS];
+    nd_decoder_target t;
+    nd_decoder_map none, cal;
     nd_rng r;
     nd_rng_seed(&r, 3);
     for (int w = 0; w < N; w++) {
@@ -232,27 +241,26 @@ static void test_filter(void)
             lval[w * L + i] = 8.0f + nd_rng_uniform(&r);
         }
     }
-    nd_cal_target(t, x, N, 1, L, 0, scratch);
-    CHECK(t[ND_CAL_ACF] > 0.5f && isnan(t[ND_CAL_ACF + L / 4]));
-    float tn[ND_CAL_SLOTS];
-    memcpy(tn, t, sizeof tn);
-    tn[ND_CAL_ACF] = NAN; /* no target autocorrelation: no filter */
-    nd_cal_fit(none, tn, score, lval, N, L, &r, scratch);
-    CHECK(none[ND_CAL_ACF] == 0.0f);
-    nd_cal_fit(cal, t, score, lval, N, L, &r, scratch);
-    CHECK(cal[ND_CAL_ACF] > 0.0f);
+    nd_decoder_target_measure(&t, x, N, 1, L, 0, scratch);
+    CHECK(t.acf[0] > 0.5f && isnan(t.acf[L / 4]));
+    nd_decoder_target tn = t;
+    tn.acf[0] = NAN; /* no target autocorrelation: no filter */
+    nd_decoder_fit(&none, &tn, score, lval, N, L, &r, scratch);
+    CHECK(none.filter == 0);
+    nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
+    CHECK(cal.filter > 0 && cal.filter < nd_decoder_filters());
     double miss[2];
     for (int k = 0; k < 2; k++) {
         memcpy(s, score, sizeof s);
         for (int w = 0; w < N; w++)
-            nd_cal_window(k ? cal : none, t, out + w * L, s + w * L, lval + w * L, L, &r);
-        miss[k] = acf_miss(t, out, N, L);
+            nd_decoder_window(k ? &cal : &none, &t, out + w * L, s + w * L, lval + w * L, L, &r);
+        miss[k] = acf_miss(&t, out, N, L);
         size_t zeros = 0;
         for (size_t i = 0; i < NB; i++) zeros += out[i] == 0.0f;
-        CHECK_NEAR((double)zeros / NB, t[0], 0.03, 0);
+        CHECK_NEAR((double)zeros / NB, t.idle, 0.03, 0);
     }
     fprintf(stderr, "autocorrelation miss: no filter %.3f, filter %d %.3f\n", miss[0],
-            (int)cal[ND_CAL_ACF], miss[1]);
+            cal.filter, miss[1]);
     CHECK(miss[1] < 0.5 * miss[0]);
 }
 
@@ -265,38 +273,98 @@ static double idle_share(const float *x, size_t n)
     return (double)z / (double)n;
 }
 
-/* Copies model file from to to with the calibration sections in an older layout: k
- * floats per class and channel (ND_CAL_VOL before the volume map, ND_CAL_ACF before the
- * score filter). */
-static void write_old_layout(const char *from, const char *to, size_t k)
+/* The layout of model files from before the decoder had its own section (docs/FORMATS.md
+ * §3): DMCF version 1 (settings only in the embedded config), targets as MARG (u32 Q,
+ * then per class and channel old_k floats: all OLD_SLOTS, or OLD_VOL before the volume
+ * map, OLD_ACF before the score filter) and, with all slots, the maps as CALB (u32 Q,
+ * u32 windows, u64 step, char[256] the settings as text, then per class and channel
+ * OLD_SLOTS floats, the filter index as a float at OLD_ACF). A DECO target row is a
+ * MARG row of all slots, a DECO map row CALB's first OLD_ACF floats. */
+enum { OLD_Q = 64, OLD_VOL = OLD_Q + 2, OLD_ACF = 2 * OLD_Q + 3, OLD_SLOTS = OLD_ACF + 16,
+       DECO_HEADER = 80 };
+static size_t old_k;                /* floats per MARG row */
+static char old_key[256];           /* CALB's text; "": no CALB */
+
+static void put_section(ndf_writer *w, uint32_t tag, const void *data, size_t len)
 {
     nd_error e = {0};
-    ndf_reader *r = ndf_open(from, NDF_KIND_MODEL, &e);
-    ndf_writer *w = r ? ndf_writer_open(to, NDF_KIND_MODEL, &e) : NULL;
-    if (!w) CHECK_FAIL_("%s", e.msg);
-    for (size_t i = 0; i < ndf_section_count(r); i++) {
-        uint32_t tag;
-        const void *data;
-        size_t len;
-        ndf_section_at(r, i, &tag, &data, &len);
-        size_t hdr = tag == ND_FOURCC('M', 'A', 'R', 'G') ? 4
-                     : tag == ND_FOURCC('C', 'A', 'L', 'B') ? 16 + 256 /* docs/FORMATS.md */
-                                                           : 0;
-        if (!hdr) {
-            CHECK_EQ(ndf_write_section(w, tag, data, len, &e), 0);
-            continue;
-        }
-        size_t rows = (len - hdr) / (4 * ND_CAL_SLOTS);
-        unsigned char *out = malloc(hdr + rows * k * 4);
-        memcpy(out, data, hdr);
-        for (size_t j = 0; j < rows; j++)
-            memcpy(out + hdr + j * k * 4, (const unsigned char *)data + hdr + j * ND_CAL_SLOTS * 4,
-                   k * 4);
-        CHECK_EQ(ndf_write_section(w, tag, out, hdr + rows * k * 4, &e), 0);
-        free(out);
+    CHECK_EQ(ndf_write_section(w, tag, data, len, &e), 0);
+}
+
+static void old_layout(ndf_writer *w, uint32_t tag, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    if (tag == ND_FOURCC('D', 'M', 'C', 'F')) {
+        unsigned char rec[23 * 4 + 7 * 8];
+        memcpy(rec, p, sizeof rec);
+        nd_put_u32(rec, 1);
+        put_section(w, tag, rec, sizeof rec);
+        return;
     }
-    CHECK_EQ(ndf_writer_commit(w, &e), 0);
-    ndf_close(r);
+    if (tag != ND_FOURCC('D', 'E', 'C', 'O')) {
+        put_section(w, tag, data, len);
+        return;
+    }
+    size_t rows = (size_t)nd_get_u32(p + 12) * nd_get_u32(p + 16), TB = 4 * OLD_SLOTS;
+    const unsigned char *t = p + DECO_HEADER, *f = t + rows * TB;
+    CHECK(nd_get_u32(p + 20)); /* maps stored */
+    unsigned char *out = calloc(1, 16 + 256 + rows * TB);
+    nd_put_u32(out, OLD_Q);
+    for (size_t j = 0; j < rows; j++) memcpy(out + 4 + j * old_k * 4, t + j * TB, old_k * 4);
+    put_section(w, ND_FOURCC('M', 'A', 'R', 'G'), out, 4 + rows * old_k * 4);
+    if (old_k == OLD_SLOTS && old_key[0]) {
+        nd_put_u32(out + 4, nd_get_u32(p + 20));      /* windows */
+        nd_put_u64(out + 8, nd_get_u64(p + 32));      /* step */
+        memcpy(out + 16, old_key, sizeof old_key);
+        for (size_t j = 0; j < rows; j++) {
+            const unsigned char *m = f + j * (4 * OLD_ACF + 4);
+            unsigned char *o = out + 16 + 256 + j * TB;
+            memcpy(o, m, 4 * OLD_ACF);
+            nd_put_f32(o + 4 * OLD_ACF, (float)nd_get_u32(m + 4 * OLD_ACF));
+            for (int k = OLD_ACF + 1; k < OLD_SLOTS; k++) nd_put_f32(o + 4 * k, NAN);
+        }
+        put_section(w, ND_FOURCC('C', 'A', 'L', 'B'), out, 16 + 256 + rows * TB);
+    }
+    free(out);
+}
+
+/* The settings text an older file's CALB holds for sampling settings s. */
+static void old_key_of(const nd_dm_sampling *s)
+{
+    snprintf(old_key, sizeof old_key, "%s %u steps, guidance %g, eta %g, clip %s, "
+             "projection %s, decode %s, fit 2", nd_sampler_name(s->sampler), s->steps,
+             s->guidance, s->eta, nd_clip_name(s->clip), s->project ? "on" : "off",
+             s->decode == ND_GAF_DIAG ? "diag" : "lsq");
+}
+
+/* calib.ndm (a trained, calibrated tiny model whose class 0 sampled x with seed 5) in
+ * the older layouts: the two oldest load without maps and refit them on the targets they
+ * have; the last keeps its maps (same windows, nothing refitted) when its settings text
+ * is the model's, and refits them when it is not. */
+static void test_old_layouts(const float *x, double want)
+{
+    static float y[WINDOWS * ML];
+    nd_error e = {0};
+    nd_rng r;
+    size_t layouts[] = {OLD_VOL, OLD_ACF, OLD_SLOTS, OLD_SLOTS};
+    for (int k = 0; k < 4; k++) {
+        nd_dm *cur = nd_dm_load("calib.ndm", 32, NULL, &e);
+        if (!cur) CHECK_FAIL_("load: %s", e.msg);
+        old_k = layouts[k];
+        old_key_of(&nd_dm_get_settings(cur)->sample);
+        if (k == 3) old_key[0] = 'x'; /* settings the model does not have */
+        nd_dm_free(cur);
+        tiny_rewrite("calib.ndm", "calib-old.ndm", old_layout);
+        nd_dm *old = nd_dm_load("calib-old.ndm", 32, nd_opts_dm_legacy, &e);
+        if (!old) CHECK_FAIL_("load layout %d: %s", k, e.msg);
+        CHECK_EQ(nd_dm_calibrated(old), k == 2 ? 2 : 0);
+        nd_rng_seed(&r, 5);
+        CHECK_EQ(nd_dm_sample(old, 0, WINDOWS, y, NULL, &r, &e), 0);
+        CHECK_EQ(nd_dm_calibrated(old), 2);
+        if (k == 2) CHECK(memcmp(x, y, sizeof y) == 0);
+        CHECK_NEAR(idle_share(y, WINDOWS * ML), want, 0.12, 0);
+        nd_dm_free(old);
+    }
 }
 
 /* A briefly trained tiny model. Class a: 40 % of its training bins are idle, at random;
@@ -327,7 +395,7 @@ static void test_model(void)
         }
         CHECK_EQ(nd_dataset_append(ds, (uint16_t)(w % 2), (uint64_t)w, x), 0);
     }
-    nd_dm *m = nd_dm_new(&cfg, ds, &e);
+    nd_dm *m = nd_opts_dm_new(&cfg, ds, &e); /* the config kept, as older files need */
     if (!m) CHECK_FAIL_("nd_dm_new: %s", e.msg);
     nd_train_opts o = {.steps = 30, .quiet = 1};
     CHECK_EQ(nd_dm_train(m, ds, &o, NULL, &e), 0);
@@ -338,7 +406,7 @@ static void test_model(void)
     CHECK_EQ(nd_dm_sample(m, 0, WINDOWS, x, NULL, &r, &e), 0); /* fits it on the way */
     CHECK_EQ(nd_dm_calibrated(m), 2);
     double got = idle_share(x, WINDOWS * ML);
-    nd_dm_config_mut(m)->sample.calibrate = 0;
+    tiny_set_sampling(m, calibrate, 0);
     nd_rng_seed(&r, 5);
     CHECK_EQ(nd_dm_sample(m, 0, WINDOWS, y, NULL, &r, &e), 0);
     CHECK_EQ(nd_dm_calibrated(m), 0);
@@ -356,17 +424,17 @@ static void test_model(void)
             }
 
     /* stored with the model: a loaded copy samples the same without refitting */
-    nd_dm_config_mut(m)->sample.calibrate = 24;
+    tiny_set_sampling(m, calibrate, 24);
     CHECK_EQ(nd_dm_calibrate(m, &e), 0);
     CHECK_EQ(nd_dm_save(m, "calib.ndm", &e), 0);
-    nd_dm *l = nd_dm_load("calib.ndm", 32, &e);
+    nd_dm *l = nd_dm_load("calib.ndm", 32, NULL, &e);
     if (!l) CHECK_FAIL_("load: %s", e.msg);
     CHECK_EQ(nd_dm_calibrated(l), 2);
     nd_rng_seed(&r, 5);
     CHECK_EQ(nd_dm_sample(l, 0, WINDOWS, y, NULL, &r, &e), 0);
     CHECK(memcmp(x, y, sizeof x) == 0);
     /* another sampler setting or another step: stale until the next sample refits it */
-    nd_dm_config_mut(l)->sample.steps = 6;
+    tiny_set_sampling(l, steps, 6);
     CHECK_EQ(nd_dm_calibrated(l), 0);
     nd_rng_seed(&r, 5);
     CHECK_EQ(nd_dm_sample(l, 1, 4, y, NULL, &r, &e), 0);
@@ -376,20 +444,7 @@ static void test_model(void)
     CHECK_EQ(nd_dm_sample(l, 1, WINDOWS, y, NULL, &r, &e), 0);
     for (int w = 0; w < WINDOWS; w++) CHECK(idle_share(y + w * ML, ML) < 1.0);
     CHECK_NEAR(idle_share(y, WINDOWS * ML), 1.0 - 1.0 / ML, 0.1, 0);
-    /* files of the older layouts load, drop their calibration, and refit it on the
-     * targets they have */
-    size_t layouts[] = {ND_CAL_VOL, ND_CAL_ACF};
-    for (int k = 0; k < 2; k++) {
-        write_old_layout("calib.ndm", "calib-old.ndm", layouts[k]);
-        nd_dm *old = nd_dm_load("calib-old.ndm", 32, &e);
-        if (!old) CHECK_FAIL_("load: %s", e.msg);
-        CHECK_EQ(nd_dm_calibrated(old), 0);
-        nd_rng_seed(&r, 5);
-        CHECK_EQ(nd_dm_sample(old, 0, WINDOWS, y, NULL, &r, &e), 0);
-        CHECK_EQ(nd_dm_calibrated(old), 2);
-        CHECK_NEAR(idle_share(y, WINDOWS * ML), want, 0.12, 0);
-        nd_dm_free(old);
-    }
+    test_old_layouts(x, want);
     o.steps = 31;
     CHECK_EQ(nd_dm_train(m, ds, &o, NULL, &e), 0);
     CHECK_EQ(nd_dm_calibrated(m), 0);

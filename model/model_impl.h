@@ -1,0 +1,112 @@
+/*
+ * model_impl.h — private to libnd_model: little-endian record cursors for the model
+ * file's sections, and a model's decoder as a whole (dm.c uses it, decode.c implements
+ * it): a target and a map per class row and channel, what the maps were fitted for, and
+ * the decoder's section of the model file (DECO; the older MARG and CALB are read too).
+ */
+#ifndef ND_MODEL_IMPL_H
+#define ND_MODEL_IMPL_H
+
+#include <string.h>
+
+#include "model.h"
+
+/* Record cursors: each writes or reads one little-endian value at p and moves past it.
+ * The caller has checked the record's length. */
+static inline unsigned char *nd_rec_put_u32(unsigned char *p, uint32_t v)
+{
+    nd_put_u32(p, v);
+    return p + 4;
+}
+static inline unsigned char *nd_rec_put_u64(unsigned char *p, uint64_t v)
+{
+    nd_put_u64(p, v);
+    return p + 8;
+}
+static inline unsigned char *nd_rec_put_f32(unsigned char *p, float v)
+{
+    nd_put_f32(p, v);
+    return p + 4;
+}
+static inline unsigned char *nd_rec_put_f64(unsigned char *p, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return nd_rec_put_u64(p, u);
+}
+static inline uint32_t nd_rec_u32(const unsigned char **p)
+{
+    *p += 4;
+    return nd_get_u32(*p - 4);
+}
+static inline uint64_t nd_rec_u64(const unsigned char **p)
+{
+    *p += 8;
+    return nd_get_u64(*p - 8);
+}
+static inline float nd_rec_f32(const unsigned char **p)
+{
+    *p += 4;
+    return nd_get_f32(*p - 4);
+}
+static inline double nd_rec_f64(const unsigned char **p)
+{
+    uint64_t u = nd_rec_u64(p);
+    double v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* Revision of the fit: maps stored by another one are refitted. 2: windows go idle by the
+ * volume map only (decode.c, revive). */
+#define ND_DECODER_REVISION 2
+
+/* What a decoder's maps were fitted for: the sampling settings that change the samples,
+ * the windows per class, the model step and the fit's revision. The maps are used only
+ * while this equals the key of the model's current settings (nd_decoder_key_equal). */
+typedef struct nd_decoder_key {
+    int sampler, clip, project, decode;
+    uint32_t steps;
+    double guidance, eta;
+    uint32_t windows;  /* per class; 0: no maps */
+    uint64_t step;     /* model step */
+    uint32_t revision; /* ND_DECODER_REVISION; 0: settings unknown (never current) */
+} nd_decoder_key;
+
+/* The key maps fitted now, with settings s at model step `step`, would have. */
+void nd_decoder_key_of(nd_decoder_key *k, const nd_dm_sampling *s, uint64_t step);
+int nd_decoder_key_equal(const nd_decoder_key *a, const nd_decoder_key *b);
+
+typedef struct nd_decoder {
+    int rows, C;               /* class rows (max_classes: classes join online), channels */
+    nd_decoder_target *target; /* (rows, C) */
+    nd_decoder_map *map;       /* (rows, C) */
+    nd_decoder_key key;        /* of the maps; key.windows 0: none fitted */
+} nd_decoder;
+
+/* A decoder with nothing measured or fitted (NaN targets and maps). NULL on -ENOMEM. */
+nd_decoder *nd_decoder_new(int rows, int C);
+nd_decoder *nd_decoder_copy(const nd_decoder *d); /* NULL on -ENOMEM */
+void nd_decoder_free(nd_decoder *d);              /* NULL is a no-op */
+/* Target and map of class row k, channel c. */
+static inline nd_decoder_target *nd_decoder_target_at(const nd_decoder *d, int k, int c)
+{
+    return &d->target[(size_t)k * d->C + c];
+}
+static inline nd_decoder_map *nd_decoder_map_at(const nd_decoder *d, int k, int c)
+{
+    return &d->map[(size_t)k * d->C + c];
+}
+
+/* Writes the DECO section for the first `classes` rows. Returns 0 or a code. */
+int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_error *e);
+/* Reads the decoder of a model file with `classes` classes: DECO, or in older files MARG
+ * and CALB (none of them: nothing measured). now: the key of the model's settings as
+ * loaded, against which an older file's textual CALB key is checked. Returns 0 or
+ * ND_EFORMAT / ND_EVERSION / -ENOMEM. */
+int nd_decoder_read(nd_decoder *d, uint32_t classes, const ndf_reader *r,
+                    const nd_decoder_key *now, nd_error *e);
+/* The `inspect` line about the decoder's maps of an open model file. */
+void nd_decoder_inspect(const ndf_reader *r, FILE *out);
+
+#endif
