@@ -152,7 +152,8 @@ static uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-int nd_dm_is_val_group(const nd_dm *m, uint64_t group)
+/* Held-out groups of the model's split of a dataset: 1 if held out. */
+static int is_val_group(const nd_dm *m, uint64_t group)
 {
     double u = (double)(mix64(group * 0x9E3779B97F4A7C15ull ^ m->split_seed) >> 11) * 0x1.0p-53;
     return u < m->s.train.val_fraction;
@@ -174,7 +175,7 @@ static int fit_targets(nd_dm *m, const nd_dataset *ds, nd_error *e)
     for (uint32_t k = 0; k < ds->n_classes; k++) {
         size_t n = 0;
         for (uint64_t w = 0; w < ds->n_windows; w++)
-            if (ds->labels[w] == k && !nd_dm_is_val_group(m, ds->groups[w]))
+            if (ds->labels[w] == k && !is_val_group(m, ds->groups[w]))
                 memcpy(buf + n++ * WL, ds->values + w * WL, WL * sizeof(float));
         for (int c = 0; c < C; c++)
             nd_decoder_target_measure(nd_decoder_target_at(m->dec, (int)k, c), buf, n, C, L,
@@ -239,7 +240,7 @@ nd_dm *nd_dm_new(const nd_dm_settings *s, const nd_dataset *ds, const char *prov
     for (uint32_t k = 0; k < ds->n_classes; k++) {
         size_t n = 0;
         for (uint64_t w = 0; w < ds->n_windows; w++)
-            if (ds->labels[w] == k && !nd_dm_is_val_group(m, ds->groups[w]))
+            if (ds->labels[w] == k && !is_val_group(m, ds->groups[w]))
                 memcpy(buf + n++ * WL, ds->values + w * WL, WL * sizeof(float));
         nd_gaf_fit_scale(&m->scales[k], buf, n, C, L);
     }
@@ -750,13 +751,13 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o,
         start[k] = ntr;
         for (uint64_t w = 0; w < ds->n_windows; w++) {
             if (ds->labels[w] != k) continue;
-            if (nd_dm_is_val_group(m, ds->groups[w])) continue;
+            if (is_val_group(m, ds->groups[w])) continue;
             idx[ntr++] = w;
         }
     }
     start[K] = ntr;
     for (uint64_t w = 0; w < ds->n_windows; w++)
-        if (nd_dm_is_val_group(m, ds->groups[w])) val[nval++] = w;
+        if (is_val_group(m, ds->groups[w])) val[nval++] = w;
     int npresent = 0;
     for (int k = 0; k < K; k++)
         if (start[k + 1] > start[k]) present[npresent++] = k;

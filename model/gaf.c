@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "model_impl.h"
 
 int nd_gaf_channels(const nd_gaf_spec *g) { return g->mask ? 2 * g->C : g->C; }
 

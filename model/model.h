@@ -65,8 +65,6 @@ void nd_gaf_window_to_image(float *img, const float *x, const nd_gaf_spec *g,
                             const nd_gaf_scale *s);
 void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
                             const nd_gaf_scale *s, int mode);
-/* Decoded value v of channel c (a busy bin) -> raw units: the inverse of the scaling. */
-float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c);
 
 /* ------------------------------------------------------------------------------------ */
 /* Decoder: a sampled image's decoded series to raw bytes per bin (decode.c)            */
@@ -328,8 +326,6 @@ void nd_dm_set_stop(nd_dm *m, volatile int *stop);
 /* Classes whose samples the decoder's current maps cover (0: decoded uncalibrated, e.g.
  * with calibrate 0 or a model file made before the decoder's maps existed). */
 int nd_dm_calibrated(const nd_dm *m);
-/* Held-out groups of the model's split of ds (same rule as training): 1 if held out. */
-int nd_dm_is_val_group(const nd_dm *m, uint64_t group);
 
 /* ------------------------------------------------------------------------------------ */
 /* Step-level access to the trainer, for online learning (dm.c)                         */

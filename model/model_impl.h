@@ -1,6 +1,6 @@
 /*
  * model_impl.h — private to libnd_model: little-endian record cursors for the model
- * file's sections, and a model's decoder as a whole (dm.c uses it, decode.c implements
+ * file's sections, the GAF scaling's inverse, and a model's decoder as a whole (dm.c uses it, decode.c implements
  * it): a target and a map per class row and channel, what the maps were fitted for, and
  * the decoder's section of the model file (DECO; the older MARG and CALB are read too).
  */
@@ -56,6 +56,10 @@ static inline double nd_rec_f64(const unsigned char **p)
     memcpy(&v, &u, sizeof v);
     return v;
 }
+
+/* Decoded value v of channel c (a busy bin) -> raw units: the inverse of the scaling
+ * (gaf.c). */
+float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c);
 
 /* Revision of the fit: maps stored by another one are refitted. 2: windows go idle by the
  * volume map only (decode.c, revive). */
