@@ -556,7 +556,7 @@ static void show_memory(const live_run *L, uint32_t n_classes, size_t wf)
     double flows = (double)L->cfg.capture.flow_capacity * (3 * 64 + 2 * 8);
     double ring = (double)nd_wring_bytes(L->cfg.live.ring_size, wf);
     nd_online_opts lo;
-    nd_opts_online(&lo, &L->cfg);
+    opts_online(&lo, &L->cfg);
     double res = (double)nd_online_memory_bound(&lo, n_classes, wf), mib = 1024.0 * 1024.0;
     nd_info("live: memory bounds: flow table %.1f MiB (%u flows), ring %.1f MiB (%u windows), "
             "reservoirs + recent %.1f MiB (%u classes x %u + %u windows): %.1f MiB, plus the "
@@ -696,7 +696,7 @@ static int run(int argc, char **argv)
         rc = nd_error_set(&e, -ENOMEM, "live: out of memory");
         goto done;
     }
-    o = nd_opts_online_open(&L->cfg, L->ckpt, resume, hdr, &e);
+    o = opts_online_open(&L->cfg, L->ckpt, resume, hdr, &e);
     if (!o) {
         rc = e.code;
         goto done;

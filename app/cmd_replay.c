@@ -107,7 +107,7 @@ static int find_class(const nd_dataset *h, const char *name)
  * step. Returns the model (the caller frees it) or NULL with e filled. */
 static nd_dm *model_open(const char *path, nd_error *e)
 {
-    nd_dm *m = nd_dm_load(path, ND_DM_BATCH_SAMPLE, nd_opts_dm_legacy, e);
+    nd_dm *m = nd_dm_load(path, ND_DM_BATCH_SAMPLE, opts_dm_legacy, e);
     if (!m) return NULL;
     if (!nd_dm_dataset(m)->n_classes) {
         nd_error_set(e, ND_EFORMAT, "%s: the model has no classes: nothing to sample", path);

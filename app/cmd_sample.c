@@ -70,7 +70,7 @@ static int run(int argc, char **argv)
 
     nd_error e = {0};
     /* room for the stored sample.batch and its guidance copies */
-    nd_dm *m = nd_dm_load(model, ND_DM_BATCH_SAMPLE, nd_opts_dm_legacy, &e);
+    nd_dm *m = nd_dm_load(model, ND_DM_BATCH_SAMPLE, opts_dm_legacy, &e);
     nd_dataset *out = NULL, *out2 = NULL;
     float *x = NULL, *imgs = NULL;
     int rc = 0;

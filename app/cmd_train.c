@@ -64,10 +64,10 @@ static int run(int argc, char **argv)
             nd_warn("--resume: continuing with the config stored in %s (-c and --set of "
                     "other keys than sample.* are not applied, so the run stays the same run)",
                     out);
-        m = nd_dm_load(out, ND_DM_BATCH_TRAIN, nd_opts_dm_legacy, &e);
+        m = nd_dm_load(out, ND_DM_BATCH_TRAIN, opts_dm_legacy, &e);
         if (!m) rc = e.code;
         if (!rc && n_sets > n_train_sets) /* stored with the model from now on */
-            rc = nd_opts_dm_resume_sets(m, sets, n_sets, &e);
+            rc = opts_dm_resume_sets(m, sets, n_sets, &e);
     } else {
         rc = nd_config_load(&cfg, conf_path, &e);
         for (unsigned k = 0; !rc && k < n_sets; k++) rc = nd_config_set(&cfg, sets[k], &e);
@@ -78,7 +78,7 @@ static int run(int argc, char **argv)
         if (!ds) rc = e.code;
     }
     if (!rc && !m) {
-        m = nd_opts_dm_new(&cfg, ds, &e);
+        m = opts_dm_new(&cfg, ds, &e);
         if (!m) rc = e.code;
     }
     if (rc) goto done;

@@ -31,24 +31,24 @@ void opts_replay(replay_opts *o, const nd_config *cfg);
 /* model.*, train.* and sample.* of cfg as a model's settings (net.channels and net.L are
  * left 0: nd_dm_new takes them from the dataset). Returns 0, or ND_ECONFIG with e naming
  * the key whose value the model cannot take. */
-int nd_opts_dm_settings(nd_dm_settings *s, const nd_config *cfg, nd_error *e);
+int opts_dm_settings(nd_dm_settings *s, const nd_config *cfg, nd_error *e);
 /* sample.* and model.decode of cfg as sampling settings. 0 or ND_ECONFIG. */
-int nd_opts_dm_sampling(nd_dm_sampling *s, const nd_config *cfg, nd_error *e);
+int opts_dm_sampling(nd_dm_sampling *s, const nd_config *cfg, nd_error *e);
 /* nd_dm_legacy_fn: the settings of a model file from before DMCF stored them, from the
  * config text it embeds. */
-int nd_opts_dm_legacy(nd_dm_settings *s, const char *yaml, const char *path, nd_error *e);
+int opts_dm_legacy(nd_dm_settings *s, const char *yaml, const char *path, nd_error *e);
 /* `train --resume --set sample.KEY=VAL ...`: the sample.* assignments of sets (others
  * are skipped) applied to the config text m keeps, checked as the config's, and the
  * result as m's sampling settings (stored when m is next saved). 0 or a code. */
-int nd_opts_dm_resume_sets(nd_dm *m, const char *const *sets, size_t n_sets, nd_error *e);
+int opts_dm_resume_sets(nd_dm *m, const char *const *sets, size_t n_sets, nd_error *e);
 /* A new model for ds with cfg's settings, cfg kept in the file as its provenance. NULL
  * with e filled. */
-nd_dm *nd_opts_dm_new(const nd_config *cfg, const nd_dataset *ds, nd_error *e);
+nd_dm *opts_dm_new(const nd_config *cfg, const nd_dataset *ds, nd_error *e);
 /* live.* of cfg as the online trainer's options. */
-void nd_opts_online(nd_online_opts *o, const nd_config *cfg);
+void opts_online(nd_online_opts *o, const nd_config *cfg);
 /* The online trainer of `live`: a new one with cfg's settings, or (resume) the
  * checkpoint at path with its stored settings and cfg's live.*. NULL with e filled. */
-nd_online *nd_opts_online_open(const nd_config *cfg, const char *path, int resume,
-                               const nd_dataset *hdr, nd_error *e);
+nd_online *opts_online_open(const nd_config *cfg, const char *path, int resume,
+                            const nd_dataset *hdr, nd_error *e);
 
 #endif

@@ -9,7 +9,7 @@
 
 #include "opts.h"
 
-int nd_opts_dm_sampling(nd_dm_sampling *s, const nd_config *cfg, nd_error *e)
+int opts_dm_sampling(nd_dm_sampling *s, const nd_config *cfg, nd_error *e)
 {
     memset(s, 0, sizeof *s);
     s->sampler = nd_sampler_from_name(cfg->sample.sampler);
@@ -49,7 +49,7 @@ static int net_from(nd_unet_config *u, const nd_config *cfg, nd_error *e)
     return 0;
 }
 
-int nd_opts_dm_settings(nd_dm_settings *s, const nd_config *cfg, nd_error *e)
+int opts_dm_settings(nd_dm_settings *s, const nd_config *cfg, nd_error *e)
 {
     memset(s, 0, sizeof *s);
     int rc = net_from(&s->net, cfg, e);
@@ -76,7 +76,7 @@ int nd_opts_dm_settings(nd_dm_settings *s, const nd_config *cfg, nd_error *e)
     t->checkpoint_every = cfg->train.checkpoint_every;
     t->seed = cfg->train.seed;
     t->threads = cfg->model.threads;
-    return nd_opts_dm_sampling(&s->sample, cfg, e);
+    return opts_dm_sampling(&s->sample, cfg, e);
 }
 
 /* cfg from the config text a model file embeds (name: the file, for messages). */
@@ -88,16 +88,16 @@ static int parse_embedded(nd_config *cfg, const char *yaml, const char *name, nd
                         ce.msg);
 }
 
-int nd_opts_dm_legacy(nd_dm_settings *s, const char *yaml, const char *path, nd_error *e)
+int opts_dm_legacy(nd_dm_settings *s, const char *yaml, const char *path, nd_error *e)
 {
     nd_config cfg;
     int rc = parse_embedded(&cfg, yaml, path, e);
-    if (!rc) rc = nd_opts_dm_settings(s, &cfg, e);
+    if (!rc) rc = opts_dm_settings(s, &cfg, e);
     nd_config_free(&cfg);
     return rc;
 }
 
-int nd_opts_dm_resume_sets(nd_dm *m, const char *const *sets, size_t n_sets, nd_error *e)
+int opts_dm_resume_sets(nd_dm *m, const char *const *sets, size_t n_sets, nd_error *e)
 {
     nd_config cfg;
     nd_dm_sampling s;
@@ -105,7 +105,7 @@ int nd_opts_dm_resume_sets(nd_dm *m, const char *const *sets, size_t n_sets, nd_
     int rc = parse_embedded(&cfg, nd_dm_dataset(m)->config_yaml, "the model", e);
     for (size_t k = 0; !rc && k < n_sets; k++)
         if (!strncmp(sets[k], "sample.", 7)) rc = nd_config_set(&cfg, sets[k], e);
-    if (!rc) rc = nd_opts_dm_sampling(&s, &cfg, e);
+    if (!rc) rc = opts_dm_sampling(&s, &cfg, e);
     if (!rc) rc = nd_dm_set_sampling(m, &s, e);
     if (!rc && (!(yaml = nd_config_to_yaml(&cfg)) ||
                 nd_dataset_set_config(nd_dm_dataset_mut(m), yaml)))
@@ -120,13 +120,13 @@ static int settings_and_text(nd_dm_settings *s, char **yaml, const nd_config *cf
                              nd_error *e)
 {
     *yaml = NULL;
-    int rc = nd_opts_dm_settings(s, cfg, e);
+    int rc = opts_dm_settings(s, cfg, e);
     if (!rc && !(*yaml = nd_config_to_yaml(cfg)))
         rc = nd_error_set(e, -ENOMEM, "config: out of memory");
     return rc;
 }
 
-nd_dm *nd_opts_dm_new(const nd_config *cfg, const nd_dataset *ds, nd_error *e)
+nd_dm *opts_dm_new(const nd_config *cfg, const nd_dataset *ds, nd_error *e)
 {
     nd_dm_settings s;
     char *yaml;
@@ -135,7 +135,7 @@ nd_dm *nd_opts_dm_new(const nd_config *cfg, const nd_dataset *ds, nd_error *e)
     return m;
 }
 
-void nd_opts_online(nd_online_opts *o, const nd_config *cfg)
+void opts_online(nd_online_opts *o, const nd_config *cfg)
 {
     memset(o, 0, sizeof *o);
     o->reservoir = cfg->live.reservoir;
@@ -145,12 +145,12 @@ void nd_opts_online(nd_online_opts *o, const nd_config *cfg)
     o->scale_refit = cfg->live.scale_refit;
 }
 
-nd_online *nd_opts_online_open(const nd_config *cfg, const char *path, int resume,
-                               const nd_dataset *hdr, nd_error *e)
+nd_online *opts_online_open(const nd_config *cfg, const char *path, int resume,
+                            const nd_dataset *hdr, nd_error *e)
 {
     nd_online_opts lo;
-    nd_opts_online(&lo, cfg);
-    if (resume) return nd_online_resume(path, &lo, nd_opts_dm_legacy, hdr, e);
+    opts_online(&lo, cfg);
+    if (resume) return nd_online_resume(path, &lo, opts_dm_legacy, hdr, e);
     nd_dm_settings s;
     char *yaml;
     nd_online *o = settings_and_text(&s, &yaml, cfg, e) ? NULL

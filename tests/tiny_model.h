@@ -60,7 +60,7 @@ static inline nd_dm_settings tiny_settings(const nd_config *cfg)
 {
     nd_dm_settings s;
     nd_error e = {0};
-    if (nd_opts_dm_settings(&s, cfg, &e)) CHECK_FAIL_("settings: %s", e.msg);
+    if (opts_dm_settings(&s, cfg, &e)) CHECK_FAIL_("settings: %s", e.msg);
     return s;
 }
 

@@ -355,7 +355,7 @@ static void test_old_layouts(const float *x, double want)
         if (k == 3) old_key[0] = 'x'; /* settings the model does not have */
         nd_dm_free(cur);
         tiny_rewrite("calib.ndm", "calib-old.ndm", old_layout);
-        nd_dm *old = nd_dm_load("calib-old.ndm", 32, nd_opts_dm_legacy, &e);
+        nd_dm *old = nd_dm_load("calib-old.ndm", 32, opts_dm_legacy, &e);
         if (!old) CHECK_FAIL_("load layout %d: %s", k, e.msg);
         CHECK_EQ(nd_dm_calibrated(old), k == 2 ? 2 : 0);
         nd_rng_seed(&r, 5);
@@ -395,7 +395,7 @@ static void test_model(void)
         }
         CHECK_EQ(nd_dataset_append(ds, (uint16_t)(w % 2), (uint64_t)w, x), 0);
     }
-    nd_dm *m = nd_opts_dm_new(&cfg, ds, &e); /* the config kept, as older files need */
+    nd_dm *m = opts_dm_new(&cfg, ds, &e); /* the config kept, as older files need */
     if (!m) CHECK_FAIL_("nd_dm_new: %s", e.msg);
     nd_train_opts o = {.steps = 30, .quiet = 1};
     CHECK_EQ(nd_dm_train(m, ds, &o, NULL, &e), 0);

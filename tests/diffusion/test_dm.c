@@ -255,7 +255,7 @@ static void test_settings(void)
                                                "train.steps=30", NULL});
     nd_dataset *ds = tiny_dataset(6);
     nd_error e = {0};
-    nd_dm *a = nd_opts_dm_new(&cfg, ds, &e); /* the config kept as provenance */
+    nd_dm *a = opts_dm_new(&cfg, ds, &e); /* the config kept as provenance */
     if (!a) CHECK_FAIL_("new: %s", e.msg);
     nd_dm_settings want = tiny_settings(&cfg);
     want.net.channels = nd_gaf_channels(nd_dm_gaf(a)); /* the image's, from the dataset */
@@ -281,7 +281,7 @@ static void test_settings(void)
     CHECK(!nd_dm_load("settings-v1.ndm", 8, NULL, &e));
     CHECK_EQ(e.code, ND_EVERSION);
     CHECK_CONTAINS(e.msg, "settings-v1.ndm");
-    nd_dm *c = nd_dm_load("settings-v1.ndm", ND_DM_BATCH_TRAIN, nd_opts_dm_legacy, &e);
+    nd_dm *c = nd_dm_load("settings-v1.ndm", ND_DM_BATCH_TRAIN, opts_dm_legacy, &e);
     if (!c) CHECK_FAIL_("load version 1: %s", e.msg);
     same_settings(nd_dm_get_settings(c), &want);
     CHECK_U64_EQ(nd_dm_step(c), 20);
@@ -298,7 +298,7 @@ static void test_settings(void)
     same_settings(nd_dm_get_settings(d), &want);
     /* a version-1 file whose config does not load */
     tiny_rewrite("settings.ndm", "settings-badconf.ndm", bad_conf);
-    CHECK(!nd_dm_load("settings-badconf.ndm", 8, nd_opts_dm_legacy, &e));
+    CHECK(!nd_dm_load("settings-badconf.ndm", 8, opts_dm_legacy, &e));
     CHECK_EQ(e.code, ND_EFORMAT);
     CHECK_CONTAINS(e.msg, "embedded config does not load");
     nd_dm_free(a), nd_dm_free(b), nd_dm_free(c), nd_dm_free(d);

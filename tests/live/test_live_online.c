@@ -24,7 +24,7 @@ static uint64_t mix64_(uint64_t *s)
 static nd_online *online_new(const nd_config *cfg, const nd_dataset *hdr, nd_error *e)
 {
     nd_online_opts lo;
-    nd_opts_online(&lo, cfg);
+    opts_online(&lo, cfg);
     nd_dm_settings ms = tiny_settings(cfg);
     return nd_online_new(&lo, &ms, NULL, hdr, e);
 }
@@ -33,7 +33,7 @@ static nd_online *online_resume(const char *path, const nd_config *cfg, const nd
                                 nd_error *e)
 {
     nd_online_opts lo;
-    nd_opts_online(&lo, cfg);
+    opts_online(&lo, cfg);
     return nd_online_resume(path, &lo, NULL, hdr, e);
 }
 

@@ -102,7 +102,7 @@ int main(void)
     tiny_config(&cfg);
     nd_dataset *ds = tiny_dataset();
     nd_error e = {0};
-    nd_dm *m = nd_opts_dm_new(&cfg, ds, &e); /* with the config as provenance */
+    nd_dm *m = opts_dm_new(&cfg, ds, &e); /* with the config as provenance */
     if (!m) CHECK_FAIL_("nd_dm_new: %s", e.msg);
     train(m, 20);
 

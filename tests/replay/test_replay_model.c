@@ -144,7 +144,7 @@ static void make_models(void)
             *tds_at(ds, w, 1, b) = voip ? 4000 : (float)(1000 + trng_below(&r, 2000));
         }
     }
-    nd_dm *m = nd_opts_dm_new(&cfg, ds, &e);
+    nd_dm *m = opts_dm_new(&cfg, ds, &e);
     if (!m) CHECK_FAIL_("nd_dm_new: %s", e.msg);
     if (nd_dm_save(m, "replay_model_untrained.ndm", &e)) CHECK_FAIL_("save: %s", e.msg);
     nd_train_opts o = {.steps = 60, .quiet = 1};
