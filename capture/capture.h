@@ -151,7 +151,7 @@ typedef struct capture_ctx capture_ctx;
 /* Receives one finished window: values is (C, L) channel-major, raw units, valid only
  * during the call. class_idx indexes capture_ctx_class_name(); group identifies the flow
  * (all windows of one flow share it). Returns 0, or a negative code that stops the
- * capture (kept by capture_ctx_error()). */
+ * capture (capture_run returns it). */
 typedef int (*capture_window_fn)(void *user, uint32_t class_idx, uint64_t group,
                                  const float *values);
 
@@ -172,8 +172,6 @@ void capture_ctx_burst(capture_ctx *c, int linktype, const capture_pkt *pkts, un
 void capture_ctx_advance(capture_ctx *c, uint64_t now_ns);
 /* Ends every flow (end of an input): their last windows go out zero-padded. */
 void capture_ctx_flush(capture_ctx *c);
-/* First error returned by the window callback, 0 when none. */
-int capture_ctx_error(const capture_ctx *c);
 
 /* Classes in label order: the configured rules, then the default class, or only the
  * forced class. The list is fixed at creation. */

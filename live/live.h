@@ -44,9 +44,6 @@ typedef struct nd_reservoir {
 } nd_reservoir;
 void nd_reservoir_init(nd_reservoir *r, uint32_t cap, size_t wf);
 void nd_reservoir_free(nd_reservoir *r);
-/* Appends a window as it was (restoring a checkpoint; n < cap): returns where its wf
- * floats go, NULL on -ENOMEM. */
-float *nd_reservoir_append(nd_reservoir *r, uint64_t group);
 /* Offers one window: returns the slot it went to, -1 when not kept, -ENOMEM. */
 long nd_reservoir_add(nd_reservoir *r, const float *x, uint64_t group, nd_rng *rng);
 

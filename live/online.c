@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "live.h"
+#include "live_impl.h"
 
 #define TAG_LIVE ND_FOURCC('L', 'I', 'V', 'E')
 #define LIVE_VERSION 1

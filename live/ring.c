@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "live.h"
+#include "live_impl.h"
 
 /* ---- ring ------------------------------------------------------------------------- */
 
