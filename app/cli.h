@@ -1,5 +1,6 @@
 /*
- * cli.h — the netdiffus program's subcommands (private to app/).
+ * cli.h — the netdiffus program's subcommands (private to app/) and what they share
+ * (cli.c).
  *
  * Each subcommand is one function run(argc, argv) with argv[0] = its name, returning an
  * exit code: 0 ok, 1 runtime failure, 2 usage or config error. main.c strips the global
@@ -8,8 +9,10 @@
 #ifndef ND_CLI_H
 #define ND_CLI_H
 
+#include <getopt.h>
 #include <signal.h>
 
+#include "conf.h"
 #include "nd.h"
 
 enum { ND_EXIT_OK = 0, ND_EXIT_FAIL = 1, ND_EXIT_USAGE = 2 };
@@ -32,6 +35,68 @@ extern volatile sig_atomic_t cli_stop;
 /* Installs that handler, without SA_RESTART, so that a sleep or a blocking read returns
  * at once and the loop around it sees the flag. */
 void cli_catch_stop(void);
+
+/* ---- the command line ------------------------------------------------------------ */
+
+/* A subcommand's arguments, read with getopt_long: `--opt=value` or `--opt value`, short
+ * options (clusters too, `-ovalue`), unambiguous prefixes of long options, operands
+ * anywhere and in order, and everything after `--` an operand. Long options without a
+ * short letter have codes from CLI_OPT_SET up (past any letter); a command numbers its
+ * own from CLI_OPT_OWN. */
+enum { CLI_OPT_SET = 256, CLI_OPT_OWN };
+enum { CLI_OPERAND = 1, CLI_END = -1, CLI_BAD = -2 };
+
+typedef struct cli_args {
+    const char *cmd; /* for messages */
+    int argc;
+    char **argv;
+    const struct option *longs;
+    char shorts[64]; /* getopt's option string: "-:" and the command's letters */
+    int tail;        /* once getopt is done: the next operand after `--` */
+    const char *val; /* the value of the option, or the operand, just returned */
+    struct cli_config *config; /* not NULL: -c and --set are taken there, not returned */
+} cli_args;
+
+/* Starts reading argv (argv[0] the command's name) with the short letters of shorts
+ * ("c:o:": getopt's syntax) and the long options longs (ending in a zero entry). */
+void cli_args_init(cli_args *a, const char *cmd, int argc, char **argv, const char *shorts,
+                   const struct option *longs);
+/* The next option's code (its letter or long code) with its value in a->val, CLI_OPERAND
+ * with the operand in a->val, CLI_END, or CLI_BAD once a usage error is printed: an
+ * unknown or ambiguous option, a missing value, a value to an option that takes none,
+ * more than CLI_MAX_SETS --set. With a->config, -c and --set are stored there. */
+int cli_args_next(cli_args *a);
+/* Keeps the operand a->val in *slot, the command's one WHAT ("input"): 0, or
+ * ND_EXIT_USAGE once "one WHAT only" is said for a second one. */
+int cli_args_operand(const cli_args *a, const char **slot, const char *what);
+/* "--name" of an option's code (of a static buffer), for messages. */
+const char *cli_args_name(const cli_args *a, int code);
+
+/* Strict numbers: the whole text, decimal, in range of the type, no leading space.
+ * 0, or -1 without touching *v. cli_parse_u64 takes no sign; cli_parse_double no NaN. */
+int cli_parse_ll(const char *s, long long *v);
+int cli_parse_u64(const char *s, uint64_t *v);
+int cli_parse_double(const char *s, double *v);
+
+/* ---- the config ------------------------------------------------------------------ */
+
+/* The options of the commands that read a config: -c/--config FILE and --set KEY=VAL
+ * (repeatable, applied in order after the file). */
+#define CLI_MAX_SETS 32
+#define CLI_CONFIG_OPTIONS                                                                \
+    {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, CLI_OPT_SET}
+
+typedef struct cli_config cli_config;
+struct cli_config {
+    const char *path; /* NULL: the defaults */
+    const char *sets[CLI_MAX_SETS];
+    unsigned n_sets;
+};
+
+/* cfg from cc: the file (or the defaults), then the --set keys in order. Prints what
+ * went wrong (file:line:col, the key) and returns the exit code: 0, 1 (unreadable file)
+ * or 2 (bad config). cfg is always safe to free (nd_config_free). */
+int cli_config_open(nd_config *cfg, const cli_config *cc);
 
 extern const nd_command cmd_capture, cmd_import, cmd_export, cmd_train, cmd_sample,
     cmd_replay, cmd_live, cmd_eval, cmd_render, cmd_inspect;

@@ -45,65 +45,87 @@ static void summary(capture_ctx *c, const char *out)
     }
 }
 
-static int run(int argc, char **argv)
-{
-    const char *conf_path = NULL, *out = NULL, *force_class = NULL;
+enum { OPT_CLASS = CLI_OPT_OWN };
+
+static const struct option longs[] = {
+    CLI_CONFIG_OPTIONS,
+    {"output", required_argument, NULL, 'o'},
+    {"source", required_argument, NULL, 's'},
+    {"class", required_argument, NULL, OPT_CLASS},
+    {0},
+};
+
+typedef struct capture_args {
+    cli_config cc;
+    const char *out, *force_class;
     const char *sources[ND_CONF_MAX_SOURCES];
-    const char *sets[32];
-    unsigned n_sources = 0, n_sets = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-c") || !strcmp(a, "--config") || !strcmp(a, "-o") ||
-            !strcmp(a, "--output") || !strcmp(a, "-s") || !strcmp(a, "--source") ||
-            !strcmp(a, "--class") || !strcmp(a, "--set")) {
-            if (!v) return cli_usage_error("capture", "%s needs a value", a);
-            i++;
-            if (a[1] == 'c' || !strcmp(a, "--config")) conf_path = v;
-            else if (a[1] == 'o' || !strcmp(a, "--output")) out = v;
-            else if (!strcmp(a, "--class")) force_class = v;
-            else if (!strcmp(a, "--set")) {
-                if (n_sets == 32) return cli_usage_error("capture", "more than 32 --set");
-                sets[n_sets++] = v;
-            } else {
-                if (n_sources == ND_CONF_MAX_SOURCES)
-                    return cli_usage_error("capture", "more than %d sources",
-                                           ND_CONF_MAX_SOURCES);
-                sources[n_sources++] = v;
-            }
-        } else {
-            return cli_usage_error("capture", "unexpected argument '%s'", a);
+    unsigned n_sources;
+} capture_args;
+
+static int parse(capture_args *o, int argc, char **argv)
+{
+    cli_args a;
+    cli_args_init(&a, "capture", argc, argv, "c:o:s:", longs);
+    a.config = &o->cc;
+    for (int c; (c = cli_args_next(&a)) != CLI_END;) {
+        switch (c) {
+        case 'o': o->out = a.val; break;
+        case OPT_CLASS: o->force_class = a.val; break;
+        case 's':
+            if (o->n_sources == ND_CONF_MAX_SOURCES)
+                return cli_usage_error("capture", "more than %d sources", ND_CONF_MAX_SOURCES);
+            o->sources[o->n_sources++] = a.val;
+            break;
+        case CLI_OPERAND: return cli_usage_error("capture", "unexpected argument '%s'", a.val);
+        default: return ND_EXIT_USAGE; /* CLI_BAD: said */
         }
     }
-    if (!out) return cli_usage_error("capture", "no output file: give -o OUT.ndd");
-
-    nd_config cfg = {0};
-    nd_error e = {0};
-    int rc = nd_config_load_overrides(&cfg, conf_path, sets, n_sets, &e);
-    if (rc) {
-        nd_err("%s", e.msg);
-        nd_config_free(&cfg);
-        return cli_exit_code(rc);
-    }
-    /* Sources on the command line replace the config's. */
-    if (!n_sources)
-        for (uint32_t k = 0; k < cfg.capture.n_sources; k++) sources[n_sources++] = cfg.capture.sources[k];
-    if (!n_sources) {
-        nd_config_free(&cfg);
-        return cli_usage_error("capture", "no source: give --source pcap:FILE (or iface:NAME, "
-                                          "dpdk:EAL-ARGS) or capture.sources in the config");
-    }
-    if (force_class && !force_class[0]) {
-        nd_config_free(&cfg);
+    if (!o->out) return cli_usage_error("capture", "no output file: give -o OUT.ndd");
+    if (o->force_class && !o->force_class[0])
         return cli_usage_error("capture", "--class needs a non-empty name");
-    }
+    return 0;
+}
 
-    nd_dataset *ds = nd_dataset_new(cfg.capture.channels, channel_names, cfg.capture.window,
-                                    cfg.capture.bin_ns);
+/* After capture_run returned rc: the windows of c into ds, saved to out, unless the
+ * capture failed before any packet. Returns rc, or the save's code. */
+static int keep(capture_ctx *c, nd_dataset *ds, const char *out, int rc, const nd_error *e)
+{
+    capture_totals t;
+    capture_ctx_totals(c, &t);
+    if (rc == ND_EINTR) {
+        nd_info("stopped by a signal: keeping what was captured so far");
+        rc = 0;
+    } else if (rc) {
+        nd_err("%s", e->msg);
+        /* A live source failing after hours of capture must not lose them: save what
+         * there is, and still exit 1. A source that never delivered writes nothing. */
+        if (t.packets) nd_err("keeping the %" PRIu64 " windows captured before the error", t.windows);
+    }
+    if (!rc || t.packets) {
+        nd_error se = {0};
+        if (capture_ctx_to_dataset(c, ds, &se) || nd_dataset_save(ds, out, &se)) {
+            nd_err("%s", se.msg);
+            if (!rc) rc = se.code;
+        } else {
+            summary(c, out);
+        }
+    }
+    return rc;
+}
+
+/* Captures the n_sources sources into the dataset file o->out. Returns 0 or a code. */
+static int capture_to_file(const nd_config *cfg, const capture_args *o, const char **sources,
+                           unsigned n_sources)
+{
+    nd_error e = {0};
+    int rc;
+    const char *force_class = o->force_class;
+    nd_dataset *ds = nd_dataset_new(cfg->capture.channels, channel_names, cfg->capture.window,
+                                    cfg->capture.bin_ns);
     capture_opts co;
-    opts_capture(&co, &cfg);
+    opts_capture(&co, cfg);
     capture_ctx *c = ds ? capture_ctx_new(&co, force_class, store_window, ds, &e) : NULL;
-    char *yaml = nd_config_to_yaml(&cfg);
+    char *yaml = nd_config_to_yaml(cfg);
     if (!ds || !c || !yaml) {
         if (!ds || !yaml) nd_err("out of memory");
         else nd_err("%s", e.msg);
@@ -120,32 +142,34 @@ static int run(int argc, char **argv)
 
     cli_catch_stop();
     rc = capture_run(c, sources, n_sources, &co, &cli_stop, nd_status_enabled(), &e);
-    capture_totals t;
-    capture_ctx_totals(c, &t);
-    if (rc == ND_EINTR) {
-        nd_info("stopped by a signal: keeping what was captured so far");
-        rc = 0;
-    } else if (rc) {
-        nd_err("%s", e.msg);
-        /* A live source failing after hours of capture must not lose them: save what
-         * there is, and still exit 1. A source that never delivered writes nothing. */
-        if (t.packets) nd_err("keeping the %" PRIu64 " windows captured before the error", t.windows);
-    }
-    if (!rc || t.packets) {
-        nd_error se = {0};
-        if (capture_ctx_to_dataset(c, ds, &se) || nd_dataset_save(ds, out, &se)) {
-            nd_err("%s", se.msg);
-            if (!rc) rc = se.code;
-        } else {
-            summary(c, out);
-        }
-    }
+    rc = keep(c, ds, o->out, rc, &e);
 done:
     free(yaml);
     capture_ctx_free(c);
     nd_dataset_free(ds);
+    return rc;
+}
+
+static int run(int argc, char **argv)
+{
+    capture_args o = {0};
+    int rc = parse(&o, argc, argv);
+    if (rc) return rc;
+    nd_config cfg = {0};
+    if (!(rc = cli_config_open(&cfg, &o.cc))) {
+        /* Sources on the command line replace the config's. */
+        const char **sources = o.sources;
+        unsigned n_sources = o.n_sources;
+        if (!n_sources)
+            for (uint32_t k = 0; k < cfg.capture.n_sources; k++) sources[n_sources++] = cfg.capture.sources[k];
+        if (n_sources)
+            rc = cli_exit_code(capture_to_file(&cfg, &o, sources, n_sources));
+        else
+            rc = cli_usage_error("capture", "no source: give --source pcap:FILE (or iface:NAME, "
+                                            "dpdk:EAL-ARGS) or capture.sources in the config");
+    }
     nd_config_free(&cfg);
-    return cli_exit_code(rc);
+    return rc;
 }
 
 const nd_command cmd_capture = {

@@ -16,24 +16,33 @@ static nd_dataset *load_any(const char *path, nd_error *e)
     return nd_csv_read(path, ND_NS_PER_SEC, e);
 }
 
+enum { OPT_REAL = CLI_OPT_OWN, OPT_SYNTH, OPT_TRAIN, OPT_SEED, OPT_CNN_STEPS, OPT_THREADS };
+
+static const struct option longs[] = {
+    {"real", required_argument, NULL, OPT_REAL},
+    {"synth", required_argument, NULL, OPT_SYNTH},
+    {"train", required_argument, NULL, OPT_TRAIN},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"cnn-steps", required_argument, NULL, OPT_CNN_STEPS},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {0},
+};
+
 static int run(int argc, char **argv)
 {
     const char *real = NULL, *synth = NULL, *train = NULL;
     long long seed = 1, cnn = 300, threads = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) return cli_usage_error("eval", "%s needs a value", a);
-        i++;
-        char *end = NULL;
-        if (!strcmp(a, "--real")) real = v;
-        else if (!strcmp(a, "--synth")) synth = v;
-        else if (!strcmp(a, "--train")) train = v;
-        else if (!strcmp(a, "--seed")) seed = strtoll(v, &end, 10);
-        else if (!strcmp(a, "--cnn-steps")) cnn = strtoll(v, &end, 10);
-        else if (!strcmp(a, "--threads")) threads = strtoll(v, &end, 10);
-        else return cli_usage_error("eval", "unknown option '%s'", a);
-        if (end && (*end || end == v || strtoll(v, NULL, 10) < 0))
-            return cli_usage_error("eval", "%s %s: expected a number >= 0", a, v);
+    cli_args a;
+    cli_args_init(&a, "eval", argc, argv, "", longs);
+    for (int c; (c = cli_args_next(&a)) != CLI_END;) {
+        long long *num = c == OPT_SEED ? &seed : c == OPT_CNN_STEPS ? &cnn : c == OPT_THREADS ? &threads : NULL;
+        if (c == OPT_REAL) real = a.val;
+        else if (c == OPT_SYNTH) synth = a.val;
+        else if (c == OPT_TRAIN) train = a.val;
+        else if (c == CLI_OPERAND) return cli_usage_error("eval", "unexpected argument '%s'", a.val);
+        else if (!num) return ND_EXIT_USAGE; /* CLI_BAD: said */
+        else if (cli_parse_ll(a.val, num) || *num < 0)
+            return cli_usage_error("eval", "%s %s: expected a number >= 0", cli_args_name(&a, c), a.val);
     }
     if (!real || !synth) return cli_usage_error("eval", "give --real REAL.csv and --synth SYNTH.csv");
     nd_error e = {0};

@@ -7,21 +7,20 @@
 
 #include "cli.h"
 
+static const struct option longs[] = {
+    {"csv", required_argument, NULL, 'o'},
+    {"output", required_argument, NULL, 'o'},
+    {0},
+};
+
 static int run(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--csv") || !strcmp(a, "-o") || !strcmp(a, "--output")) {
-            if (i + 1 >= argc) return cli_usage_error("export", "%s needs a file", a);
-            out = argv[++i];
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("export", "unknown option '%s'", a);
-        } else if (in) {
-            return cli_usage_error("export", "one input only ('%s' and '%s')", in, a);
-        } else {
-            in = a;
-        }
+    cli_args a;
+    cli_args_init(&a, "export", argc, argv, "o:", longs);
+    for (int c; (c = cli_args_next(&a)) != CLI_END;) {
+        if (c == 'o') out = a.val;
+        else if (c != CLI_OPERAND || cli_args_operand(&a, &in, "input")) return ND_EXIT_USAGE;
     }
     if (!in) return cli_usage_error("export", "no dataset file given");
     if (!out) return cli_usage_error("export", "no output: give --csv OUT.csv");

@@ -276,30 +276,28 @@ static int import_videotrain(const char *dir, const nd_config *cfg, nd_dataset *
     return 0;
 }
 
+static const struct option longs[] = {
+    CLI_CONFIG_OPTIONS,
+    {"output", required_argument, NULL, 'o'},
+    {"format", required_argument, NULL, 'f'},
+    {0},
+};
+
 static int run(int argc, char **argv)
 {
-    const char *conf_path = NULL, *out = NULL, *format = NULL, *in = NULL;
-    const char *sets[32];
-    unsigned n_sets = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-c") || !strcmp(a, "--config") || !strcmp(a, "-o") ||
-            !strcmp(a, "--output") || !strcmp(a, "-f") || !strcmp(a, "--format") ||
-            !strcmp(a, "--set")) {
-            if (!v) return cli_usage_error("import", "%s needs a value", a);
-            i++;
-            if (!strcmp(a, "-c") || !strcmp(a, "--config")) conf_path = v;
-            else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
-            else if (!strcmp(a, "-f") || !strcmp(a, "--format")) format = v;
-            else if (n_sets < 32) sets[n_sets++] = v;
-            else return cli_usage_error("import", "more than 32 --set");
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("import", "unknown option '%s'", a);
-        } else if (in) {
-            return cli_usage_error("import", "one input only ('%s' and '%s')", in, a);
-        } else {
-            in = a;
+    const char *out = NULL, *format = NULL, *in = NULL;
+    cli_config cc = {0};
+    cli_args a;
+    cli_args_init(&a, "import", argc, argv, "c:o:f:", longs);
+    a.config = &cc;
+    for (int c; (c = cli_args_next(&a)) != CLI_END;) {
+        switch (c) {
+        case 'o': out = a.val; break;
+        case 'f': format = a.val; break;
+        case CLI_OPERAND:
+            if (cli_args_operand(&a, &in, "input")) return ND_EXIT_USAGE;
+            break;
+        default: return ND_EXIT_USAGE; /* CLI_BAD: said */
         }
     }
     if (!format) return cli_usage_error("import", "no --format: videotrain or csv");
@@ -310,11 +308,10 @@ static int run(int argc, char **argv)
 
     nd_config cfg = {0};
     nd_error e = {0};
-    int rc = nd_config_load_overrides(&cfg, conf_path, sets, n_sets, &e);
+    int rc = cli_config_open(&cfg, &cc);
     if (rc) {
-        nd_err("%s", e.msg);
         nd_config_free(&cfg);
-        return cli_exit_code(rc);
+        return rc;
     }
 
     nd_dataset *ds = NULL;

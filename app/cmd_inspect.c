@@ -12,15 +12,10 @@
 static int inspect_config(const char *path)
 {
     nd_config cfg = {0};
-    nd_error e = {0};
-    int rc = nd_config_load(&cfg, path, &e);
-    if (rc) {
-        nd_err("%s", e.msg);
-        nd_config_free(&cfg);
-        return cli_exit_code(rc);
-    }
-    char *yaml = nd_config_to_yaml(&cfg);
+    int rc = cli_config_open(&cfg, &(cli_config){.path = path});
+    char *yaml = rc ? NULL : nd_config_to_yaml(&cfg);
     nd_config_free(&cfg);
+    if (rc) return rc;
     if (!yaml) {
         nd_err("%s: out of memory", path);
         return ND_EXIT_FAIL;
@@ -43,43 +38,47 @@ static int inspect_container(const char *path)
     return cli_exit_code(rc);
 }
 
+static const struct option longs[] = {
+    {"config", required_argument, NULL, 'c'},
+    {0},
+};
+
 static int run(int argc, char **argv)
 {
     const char *config = NULL;
-    int n_files = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
-            if (i + 1 >= argc) return cli_usage_error("inspect", "%s needs a file", a);
-            if (config) return cli_usage_error("inspect", "--config given twice");
-            config = argv[++i];
-        } else if (!strncmp(a, "--config=", 9)) {
-            config = a + 9;
-        } else if (!strcmp(a, "--")) {
-            n_files += argc - i - 1;
-            break;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("inspect", "unknown option '%s'", a);
+    const char **files = calloc((size_t)argc, sizeof *files); /* at most argc - 1 */
+    int n_files = 0, status = ND_EXIT_USAGE;
+    cli_args a;
+    cli_args_init(&a, "inspect", argc, argv, "c:", longs);
+    if (!files) return ND_EXIT_FAIL;
+    for (int c; (c = cli_args_next(&a)) != CLI_END;) {
+        if (c == CLI_OPERAND) {
+            files[n_files++] = a.val;
+        } else if (c != 'c') {
+            goto out; /* CLI_BAD: said */
+        } else if (config) {
+            cli_usage_error("inspect", "--config given twice");
+            goto out;
         } else {
-            n_files++;
+            config = a.val;
         }
     }
-    if (config && n_files)
-        return cli_usage_error("inspect", "give either --config CONF or files, not both");
-    if (config) return inspect_config(config);
-    if (!n_files) return cli_usage_error("inspect", "no file given");
-
-    int status = ND_EXIT_OK, after_dashdash = 0, done = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!after_dashdash && !strcmp(argv[i], "--")) {
-            after_dashdash = 1;
-            continue;
+    if (config && n_files) {
+        cli_usage_error("inspect", "give either --config CONF or files, not both");
+    } else if (config) {
+        status = inspect_config(config);
+    } else if (!n_files) {
+        cli_usage_error("inspect", "no file given");
+    } else {
+        status = ND_EXIT_OK;
+        for (int i = 0; i < n_files; i++) {
+            if (i) fputc('\n', stdout);
+            int rc = inspect_container(files[i]);
+            if (rc > status) status = rc;
         }
-        if (!after_dashdash && argv[i][0] == '-' && argv[i][1]) continue;
-        if (done++) fputc('\n', stdout);
-        int rc = inspect_container(argv[i]);
-        if (rc > status) status = rc;
     }
+out:
+    free(files);
     return status;
 }
 

@@ -66,12 +66,31 @@ typedef struct cap_snapshot {
     uint64_t gen;            /* bumped on every publish */
 } cap_snapshot;
 
-typedef struct live_run {
+typedef struct live_run live_run;
+
+/* The metrics thread (live.metrics_port). */
+typedef struct metrics_srv {
+    live_run *L;
+    int fd;
+    volatile sig_atomic_t stop;
+} metrics_srv;
+
+/* The replay thread (live.replay, --replay-to). */
+typedef struct replay_thr {
+    live_run *L;
+    const char *sink_spec;
+    volatile sig_atomic_t stop;
+    uint64_t rounds, packets;
+} replay_thr;
+
+struct live_run {
     nd_config cfg;
+    capture_opts co; /* of cfg, for the context and the sources */
     capture_ctx *ctx;
     nd_wring *ring;
     live_src src[ND_CONF_MAX_SOURCES];
     unsigned n_src;
+    int files;    /* the sources are pcap files, played on their own clock */
     uint32_t n_classes;
     double speed; /* file pace; 0: as fast as read */
     volatile sig_atomic_t cap_stop;
@@ -88,7 +107,16 @@ typedef struct live_run {
      * replaces (and frees) one the replay thread has not taken yet */
     _Atomic(nd_dm *) fresh;
     int replay; /* a replay thread takes from fresh */
-} live_run;
+    /* the trainer's side: the classes' header, the online trainer, --stats */
+    nd_dataset *hdr;
+    nd_online *online;
+    FILE *stats;
+    /* the threads besides the trainer's */
+    metrics_srv M;
+    replay_thr R;
+    pthread_t cap_thr, met_thr, rep_thr;
+    int cap_started, met_started, rep_started;
+};
 
 /* ---- capture thread ------------------------------------------------------------- */
 
@@ -171,6 +199,59 @@ static live_src *next_file_packet(live_run *L, uint64_t base, int *rc)
     return best;
 }
 
+/* One round of the files' timeline at virtual time vnow: up to 256 packets that are
+ * due, then a wait for the next one (at most 50 ms), ending idle flows. Returns 0, 1 once
+ * every file has ended, or a negative code (L->cap_err filled). */
+static int feed_files(live_run *L, uint64_t base, uint64_t vnow)
+{
+    int rc = 0;
+    unsigned fed = 0;
+    live_src *s;
+    while (fed < 256 && (s = next_file_packet(L, base, &rc)) && s->pkts[s->i].ts_ns <= vnow) {
+        capture_ctx_burst(L->ctx, s->linktype, &s->pkts[s->i], 1);
+        s->i++;
+        fed++;
+    }
+    if (rc) return rc;
+    if (!s) return 1;
+    if (fed < 256) {
+        uint64_t wait = (uint64_t)((double)(s->pkts[s->i].ts_ns - vnow) / L->speed);
+        capture_ctx_advance(L->ctx, vnow);
+        sleep_ns(wait < 50000000ull ? wait : 50000000ull);
+    }
+    return 0;
+}
+
+/* One round over the live sources: a burst from each that is still open (waiting up to
+ * 100 ms when there is only one). Returns 0, 1 once every source has ended, or a
+ * negative code (L->cap_err filled). */
+static int feed_live(live_run *L)
+{
+    int fed = 0, open = 0;
+    for (unsigned k = 0; k < L->n_src; k++) {
+        live_src *s = &L->src[k];
+        if (s->ended) continue;
+        open++;
+        nd_error re = {0};
+        int n = capture_source_rx(s->s, s->pkts, BURST, L->n_src == 1 ? 100 : 0, &re);
+        if (n > 0) {
+            capture_ctx_burst(L->ctx, s->linktype, s->pkts, (unsigned)n);
+            fed += n;
+        } else if (n == CAPTURE_END) { /* a DPDK net_pcap file port at its end */
+            s->ended = 1;
+            nd_info("live: %s: input ended", capture_source_spec(s->s));
+        } else if (n < 0 && !L->cap_stop) {
+            return nd_error_set(&L->cap_err, n, "%s", re.msg);
+        }
+    }
+    if (!open) return 1;
+    if (!fed) {
+        capture_ctx_advance(L->ctx, nd_realtime_ns());
+        if (L->n_src > 1) sleep_ns(1000000);
+    }
+    return 0;
+}
+
 static void *capture_main(void *arg)
 {
     live_run *L = arg;
@@ -182,7 +263,7 @@ static void *capture_main(void *arg)
         int err = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
         if (err) nd_warn("live: cannot pin the capture thread to CPU %d: %s", core, strerror(err));
     }
-    int files = L->src[0].file, rc = 0;
+    int rc = 0;
     uint64_t base = nd_realtime_ns(), mono0 = nd_now_ns(), next_pub = 0, next_stats = 0;
     while (!L->cap_stop && !rc) {
         uint64_t mono = nd_now_ns();
@@ -191,65 +272,22 @@ static void *capture_main(void *arg)
             next_pub = mono + ND_NS_PER_SEC / 4;
             if (mono >= next_stats) next_stats = mono + ND_NS_PER_SEC;
         }
-        if (files) {
-            /* the timeline: virtual now = base + elapsed × speed */
-            uint64_t vnow = L->speed > 0 ? base + (uint64_t)((double)(mono - mono0) * L->speed)
-                                         : UINT64_MAX;
-            unsigned fed = 0;
-            live_src *s;
-            while (fed < 256 && (s = next_file_packet(L, base, &rc)) && s->pkts[s->i].ts_ns <= vnow) {
-                capture_ctx_burst(L->ctx, s->linktype, &s->pkts[s->i], 1);
-                s->i++;
-                fed++;
-            }
-            if (rc) break;
-            if (!s) break; /* every file has ended */
-            if (fed < 256) {
-                /* wait for the next packet's time, at most 50 ms, ending idle flows */
-                uint64_t wait = (uint64_t)((double)(s->pkts[s->i].ts_ns - vnow) / L->speed);
-                capture_ctx_advance(L->ctx, vnow);
-                sleep_ns(wait < 50000000ull ? wait : 50000000ull);
-            }
-        } else {
-            int fed = 0, open = 0;
-            for (unsigned k = 0; k < L->n_src && !rc; k++) {
-                live_src *s = &L->src[k];
-                if (s->ended) continue;
-                open++;
-                nd_error re = {0};
-                int n = capture_source_rx(s->s, s->pkts, BURST, L->n_src == 1 ? 100 : 0, &re);
-                if (n > 0) {
-                    capture_ctx_burst(L->ctx, s->linktype, s->pkts, (unsigned)n);
-                    fed += n;
-                } else if (n == CAPTURE_END) { /* a DPDK net_pcap file port at its end */
-                    s->ended = 1;
-                    nd_info("live: %s: input ended", capture_source_spec(s->s));
-                } else if (n < 0 && !L->cap_stop) {
-                    rc = nd_error_set(&L->cap_err, n, "%s", re.msg);
-                }
-            }
-            if (!open) break;
-            if (!fed) {
-                capture_ctx_advance(L->ctx, nd_realtime_ns());
-                if (L->n_src > 1) sleep_ns(1000000);
-            }
-        }
+        /* the files' timeline: virtual now = base + elapsed × speed */
+        if (L->files)
+            rc = feed_files(L, base, L->speed > 0 ? base + (uint64_t)((double)(mono - mono0) * L->speed)
+                                                  : UINT64_MAX);
+        else
+            rc = feed_live(L);
     }
     /* flows still open end here: their last windows go to the trainer too */
     capture_ctx_flush(L->ctx);
     publish(L, 1);
-    L->cap_rc = rc;
+    L->cap_rc = rc < 0 ? rc : 0; /* 1: every input ended */
     atomic_store(&L->cap_done, 1);
     return NULL;
 }
 
 /* ---- metrics endpoint ----------------------------------------------------------- */
-
-typedef struct metrics_srv {
-    live_run *L;
-    int fd;
-    volatile sig_atomic_t stop;
-} metrics_srv;
 
 static void *metrics_main(void *arg)
 {
@@ -295,42 +333,6 @@ static int metrics_open(uint32_t port, nd_error *e)
 
 /* ---- in-process replay ---------------------------------------------------------- */
 
-typedef struct replay_thr {
-    live_run *L;
-    const char *sink_spec;
-    volatile sig_atomic_t stop;
-    uint64_t rounds, packets;
-} replay_thr;
-
-/* Windows sampled from model m: flows spread evenly over its classes. One window per
- * sampler call, so that a stop is seen within one denoising run. NULL when stopped. */
-static nd_dataset *sample_dataset(nd_dm *m, uint32_t flows, nd_rng *rng,
-                                  volatile sig_atomic_t *stop)
-{
-    const nd_dataset *h = nd_dm_dataset(m);
-    const char *names[ND_MAX_CHANNELS];
-    for (uint32_t c = 0; c < h->n_channels; c++) names[c] = h->channel_names[c];
-    nd_dataset *ds = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
-    size_t wf = (size_t)h->n_channels * h->L;
-    uint32_t per = flows / h->n_classes ? flows / h->n_classes : 1;
-    float *x = malloc(per * wf * sizeof(float));
-    int rc = ds && x ? 0 : -ENOMEM;
-    for (uint32_t k = 0; !rc && k < h->n_classes; k++) {
-        rc = nd_dataset_class(ds, h->class_names[k]) == (int)k ? 0 : -ENOMEM;
-        if (!rc) ds->stats[k] = h->stats[k];
-        for (uint32_t i = 0; !rc && i < per; i++) {
-            rc = *stop ? ND_EINTR : nd_dm_sample(m, (int)k, 1, x + i * wf, NULL, rng, NULL);
-            if (!rc) rc = nd_dataset_append(ds, (uint16_t)k, (uint64_t)k * per + i, x + i * wf);
-        }
-    }
-    free(x);
-    if (rc) {
-        nd_dataset_free(ds);
-        return NULL;
-    }
-    return ds;
-}
-
 static void *replay_main(void *arg)
 {
     replay_thr *R = arg;
@@ -354,9 +356,15 @@ static void *replay_main(void *arg)
         }
         nd_dm_free(m);
         m = next;
-        nd_dataset *ds = sample_dataset(m, L->cfg.replay.flows ? L->cfg.replay.flows : 8, &rng,
-                                        &R->stop);
-        if (!ds) continue;
+        /* replay's policy (nd_dm_sample_flows), classes evenly, one window per sampler
+         * call so that a stop is seen within one window's denoising run */
+        nd_flows_opts fo = {.flows = L->cfg.replay.flows ? L->cfg.replay.flows : 8, .batch = 1,
+                            .stop = &R->stop, .tag = "live: replay", .quiet = 1};
+        nd_dataset *ds = nd_dm_sample_flows(m, &fo, &rng, &e);
+        if (!ds) {
+            if (e.code != ND_EINTR) nd_warn("live: replay: %s", e.msg);
+            continue;
+        }
         replay_opts o;
         opts_replay(&o, &L->cfg);
         o.loop = 1;
@@ -565,324 +573,431 @@ static void show_memory(const live_run *L, uint32_t n_classes, size_t wf)
             L->cfg.live.recent, (flows + ring + res) / mib);
 }
 
-static int run(int argc, char **argv)
-{
-    const char *conf_path = NULL, *stats_path = NULL, *replay_to = NULL;
-    const char *sets[32], *sources[ND_CONF_MAX_SOURCES];
-    unsigned n_sets = 0, n_sources = 0;
-    int resume = 0;
-    double speed = 1.0;
-    uint64_t duration = 0, max_steps = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--resume")) {
-            resume = 1;
-            continue;
-        }
-        if (strcmp(a, "-c") && strcmp(a, "--config") && strcmp(a, "--set") &&
-            strcmp(a, "-s") && strcmp(a, "--source") && strcmp(a, "--stats") &&
-            strcmp(a, "--speed") && strcmp(a, "--duration") && strcmp(a, "--steps") &&
-            strcmp(a, "--replay-to"))
-            return cli_usage_error("live", "unexpected argument '%s'", a);
-        if (!v) return cli_usage_error("live", "%s needs a value", a);
-        i++;
-        char *end;
-        nd_error pe = {0};
-        if (!strcmp(a, "-c") || !strcmp(a, "--config")) conf_path = v;
-        else if (!strcmp(a, "--stats")) stats_path = v;
-        else if (!strcmp(a, "--replay-to")) replay_to = v;
-        else if (!strcmp(a, "--set")) {
-            if (n_sets == 32) return cli_usage_error("live", "more than 32 --set");
-            sets[n_sets++] = v;
-        } else if (!strcmp(a, "-s") || !strcmp(a, "--source")) {
-            if (n_sources == ND_CONF_MAX_SOURCES)
-                return cli_usage_error("live", "more than %d sources", ND_CONF_MAX_SOURCES);
-            sources[n_sources++] = v;
-        } else if (!strcmp(a, "--speed")) {
-            speed = strtod(v, &end);
-            if (*end || !(speed >= 0) || speed > 1e6)
-                return cli_usage_error("live", "--speed %s: expected a number >= 0", v);
-        } else if (!strcmp(a, "--duration")) {
-            if (nd_parse_duration(v, &duration, &pe) || !duration)
-                return cli_usage_error("live", "--duration %s: %s", v,
-                                       pe.msg[0] ? pe.msg : "must be more than 0");
-        } else {
-            long long s = strtoll(v, &end, 10);
-            if (*end || s < 1) return cli_usage_error("live", "--steps %s: expected a positive integer", v);
-            max_steps = (uint64_t)s;
-        }
-    }
-    if (!conf_path) return cli_usage_error("live", "no config: give -c CONF.yaml");
+/* ---- options --------------------------------------------------------------------- */
 
-    live_run *L = calloc(1, sizeof *L);
-    if (!L) return ND_EXIT_FAIL;
-    pthread_mutex_init(&L->mu, NULL);
-    atomic_init(&L->fresh, NULL);
-    nd_error e = {0};
-    int rc = nd_config_load_overrides(&L->cfg, conf_path, sets, n_sets, &e);
-    nd_dataset *hdr = NULL;
-    nd_online *o = NULL;
-    FILE *stats = NULL;
-    metrics_srv M = {.L = L, .fd = -1};
-    replay_thr R = {.L = L, .sink_spec = replay_to};
-    pthread_t cap_thr, met_thr, rep_thr;
-    int cap_started = 0, met_started = 0, rep_started = 0;
-    if (rc) goto done;
-    if (!n_sources)
-        for (uint32_t k = 0; k < L->cfg.capture.n_sources; k++) sources[n_sources++] = L->cfg.capture.sources[k];
-    if (!n_sources) {
-        rc = nd_error_set(&e, ND_EUSAGE, "live: no source: give --source pcap:FILE|iface:NAME|"
-                          "dpdk:EAL-ARGS or capture.sources in the config");
-        goto done;
+enum { OPT_STATS = CLI_OPT_OWN, OPT_REPLAY_TO, OPT_SPEED, OPT_DURATION, OPT_STEPS, OPT_RESUME };
+
+static const struct option longs[] = {
+    CLI_CONFIG_OPTIONS,
+    {"source", required_argument, NULL, 's'},
+    {"stats", required_argument, NULL, OPT_STATS},
+    {"replay-to", required_argument, NULL, OPT_REPLAY_TO},
+    {"speed", required_argument, NULL, OPT_SPEED},
+    {"duration", required_argument, NULL, OPT_DURATION},
+    {"steps", required_argument, NULL, OPT_STEPS},
+    {"resume", no_argument, NULL, OPT_RESUME},
+    {0},
+};
+
+typedef struct live_args {
+    cli_config cc;
+    const char *stats_path, *replay_to;
+    const char *sources[ND_CONF_MAX_SOURCES];
+    unsigned n_sources;
+    int resume;
+    double speed;                 /* pace of pcap files */
+    uint64_t duration, max_steps; /* 0: no limit */
+} live_args;
+
+/* The option of code c into o: 0, or ND_EXIT_USAGE once said. */
+static int take(live_args *o, const cli_args *a, int c)
+{
+    const char *v = a->val;
+    long long steps;
+    nd_error pe = {0};
+    switch (c) {
+    case OPT_STATS: o->stats_path = v; break;
+    case OPT_REPLAY_TO: o->replay_to = v; break;
+    case OPT_RESUME: o->resume = 1; break;
+    case 's':
+        if (o->n_sources == ND_CONF_MAX_SOURCES)
+            return cli_usage_error("live", "more than %d sources", ND_CONF_MAX_SOURCES);
+        o->sources[o->n_sources++] = v;
+        break;
+    case OPT_SPEED:
+        if (cli_parse_double(v, &o->speed) || !(o->speed >= 0) || o->speed > 1e6)
+            return cli_usage_error("live", "--speed %s: expected a number >= 0", v);
+        break;
+    case OPT_DURATION:
+        if (nd_parse_duration(v, &o->duration, &pe) || !o->duration)
+            return cli_usage_error("live", "--duration %s: %s", v,
+                                   pe.msg[0] ? pe.msg : "must be more than 0");
+        break;
+    case OPT_STEPS:
+        if (cli_parse_ll(v, &steps) || steps < 1)
+            return cli_usage_error("live", "--steps %s: expected a positive integer", v);
+        o->max_steps = (uint64_t)steps;
+        break;
+    case CLI_OPERAND: return cli_usage_error("live", "unexpected argument '%s'", v);
+    default: return ND_EXIT_USAGE; /* CLI_BAD: said */
     }
-    if (L->cfg.live.replay && !replay_to) {
-        rc = nd_error_set(&e, ND_EUSAGE, "live: live.replay is on: say where the packets go "
-                          "with --replay-to pcap:FILE|iface:NAME|dpdk:EAL-ARGS (or --set "
-                          "live.replay=false and run `netdiffus replay %s` against the "
-                          "checkpoint)", L->cfg.live.checkpoint);
-        goto done;
-    }
+    return 0;
+}
+
+static int parse(live_args *o, int argc, char **argv)
+{
+    cli_args a;
+    cli_args_init(&a, "live", argc, argv, "c:s:", longs);
+    memset(o, 0, sizeof *o);
+    o->speed = 1.0;
+    a.config = &o->cc;
+    for (int c; (c = cli_args_next(&a)) != CLI_END;)
+        if (take(o, &a, c)) return ND_EXIT_USAGE;
+    if (!o->cc.path) return cli_usage_error("live", "no config: give -c CONF.yaml");
+    return 0;
+}
+
+/* ---- setting up ------------------------------------------------------------------ */
+
+/* What the config and the options decide together: the sources (the command line's,
+ * else the config's; all files or all live), --replay-to for live.replay, the
+ * checkpoint's folder, the trainer's threads. */
+static int setup_config(live_run *L, live_args *a, nd_error *e)
+{
+    if (!a->n_sources)
+        for (uint32_t k = 0; k < L->cfg.capture.n_sources; k++) a->sources[a->n_sources++] = L->cfg.capture.sources[k];
+    if (!a->n_sources)
+        return nd_error_set(e, ND_EUSAGE, "live: no source: give --source pcap:FILE|iface:NAME|"
+                            "dpdk:EAL-ARGS or capture.sources in the config");
+    if (L->cfg.live.replay && !a->replay_to)
+        return nd_error_set(e, ND_EUSAGE, "live: live.replay is on: say where the packets go "
+                            "with --replay-to pcap:FILE|iface:NAME|dpdk:EAL-ARGS (or --set "
+                            "live.replay=false and run `netdiffus replay %s` against the "
+                            "checkpoint)", L->cfg.live.checkpoint);
     L->ckpt = L->cfg.live.checkpoint;
-    if ((rc = make_parents(L->ckpt))) {
-        nd_error_set(&e, rc, "live.checkpoint %s: cannot create its folder: %s", L->ckpt,
-                     strerror(-rc));
-        goto done;
-    }
-    L->speed = speed;
+    int rc = make_parents(L->ckpt);
+    if (rc)
+        return nd_error_set(e, rc, "live.checkpoint %s: cannot create its folder: %s", L->ckpt,
+                            strerror(-rc));
+    L->speed = a->speed;
     /* trainer cores: live.trainer_threads, else the cores capture does not use */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     uint32_t tt = L->cfg.live.trainer_threads;
     if (!tt) tt = (uint32_t)(ncpu > 1 && L->cfg.live.capture_core >= 0 ? ncpu - 1 : ncpu > 0 ? ncpu : 1);
     L->cfg.model.threads = tt;
-    if (L->cfg.live.capture_core >= ncpu) {
-        rc = nd_error_set(&e, ND_ECONFIG, "live.capture_core: CPU %d, but this machine has %ld "
-                          "(0..%ld)", L->cfg.live.capture_core, ncpu, ncpu - 1);
-        goto done;
-    }
+    if (L->cfg.live.capture_core >= ncpu)
+        return nd_error_set(e, ND_ECONFIG, "live.capture_core: CPU %d, but this machine has %ld "
+                            "(0..%ld)", L->cfg.live.capture_core, ncpu, ncpu - 1);
+    unsigned files = 0;
+    for (unsigned k = 0; k < a->n_sources; k++) files += !strncmp(a->sources[k], "pcap:", 5);
+    if (files && files != a->n_sources)
+        return nd_error_set(e, ND_EUSAGE, "live: pcap files play on their own clock and "
+                            "interfaces on the wall clock: give one kind of source per run");
+    L->files = files > 0;
+    return 0;
+}
 
-    /* sources: all files (played at their own pace) or all live */
-    int files = 0;
-    for (unsigned k = 0; k < n_sources; k++) files += !strncmp(sources[k], "pcap:", 5);
-    if (files && files != (int)n_sources) {
-        rc = nd_error_set(&e, ND_EUSAGE, "live: pcap files play on their own clock and "
-                          "interfaces on the wall clock: give one kind of source per run");
-        goto done;
-    }
-    hdr = nd_dataset_new(L->cfg.capture.channels, channel_names, L->cfg.capture.window,
-                         L->cfg.capture.bin_ns);
+/* The capture side: the classes' header, the ring, the capture context and the
+ * snapshot it publishes. */
+static int setup_capture(live_run *L, nd_error *e)
+{
+    L->hdr = nd_dataset_new(L->cfg.capture.channels, channel_names, L->cfg.capture.window,
+                            L->cfg.capture.bin_ns);
     size_t wf = (size_t)L->cfg.capture.channels * L->cfg.capture.window;
     L->ring = nd_wring_new(L->cfg.live.ring_size, wf);
-    if (!hdr || !L->ring) {
-        rc = nd_error_set(&e, -ENOMEM, "live: out of memory");
-        goto done;
-    }
-    capture_opts co;
-    opts_capture(&co, &L->cfg);
-    L->ctx = capture_ctx_new(&co, NULL, push_window, L->ring, &e);
-    if (!L->ctx) {
-        rc = e.code;
-        goto done;
-    }
+    if (!L->hdr || !L->ring) return nd_error_set(e, -ENOMEM, "live: out of memory");
+    opts_capture(&L->co, &L->cfg);
+    L->ctx = capture_ctx_new(&L->co, NULL, push_window, L->ring, e);
+    if (!L->ctx) return e->code;
     L->n_classes = capture_ctx_n_classes(L->ctx);
     for (uint32_t i = 0; i < L->n_classes; i++)
-        if (nd_dataset_class(hdr, capture_ctx_class_name(L->ctx, i)) != (int)i) {
-            rc = nd_error_set(&e, ND_ECONFIG, "class '%s': not a valid class name",
-                              capture_ctx_class_name(L->ctx, i));
-            goto done;
-        }
+        if (nd_dataset_class(L->hdr, capture_ctx_class_name(L->ctx, i)) != (int)i)
+            return nd_error_set(e, ND_ECONFIG, "class '%s': not a valid class name",
+                                capture_ctx_class_name(L->ctx, i));
     L->snap.class_windows = calloc(L->n_classes, sizeof *L->snap.class_windows);
     L->snap.stats = calloc(L->n_classes, sizeof *L->snap.stats);
-    if (!L->snap.class_windows || !L->snap.stats) {
-        rc = nd_error_set(&e, -ENOMEM, "live: out of memory");
-        goto done;
-    }
-    o = opts_online_open(&L->cfg, L->ckpt, resume, hdr, &e);
-    if (!o) {
-        rc = e.code;
-        goto done;
-    }
+    if (!L->snap.class_windows || !L->snap.stats) return nd_error_set(e, -ENOMEM, "live: out of memory");
+    return 0;
+}
+
+/* The online trainer: a new one, or the checkpoint's with --resume. */
+static int setup_trainer(live_run *L, int resume, nd_error *e)
+{
+    L->online = opts_online_open(&L->cfg, L->ckpt, resume, L->hdr, e);
+    if (!L->online) return e->code;
     if (resume) {
         nd_online_info in;
-        nd_online_get_info(o, &in);
+        nd_online_get_info(L->online, &in);
         nd_info("live: resuming %s at step %" PRIu64 ": %u classes in the model, %" PRIu64
                 " windows taken so far", L->ckpt, in.step, in.model_classes, in.windows);
     } else if (!access(L->ckpt, F_OK)) {
         nd_warn("live: %s exists and will be replaced by a new run (--resume continues it)",
                 L->ckpt);
     }
-    for (unsigned k = 0; k < n_sources; k++) {
+    return 0;
+}
+
+/* The sources opened, the --stats file, and what the run is about to do. */
+static int setup_inputs(live_run *L, const live_args *a, nd_error *e)
+{
+    for (unsigned k = 0; k < a->n_sources; k++) {
         live_src *s = &L->src[L->n_src];
-        s->s = capture_source_open(sources[k], &co, &e);
-        if (!s->s) {
-            rc = e.code;
-            goto done;
-        }
-        s->file = files > 0;
+        s->s = capture_source_open(a->sources[k], &L->co, e);
+        if (!s->s) return e->code;
+        s->file = L->files;
         s->linktype = capture_source_linktype(s->s);
         L->n_src++;
     }
-    if (stats_path && !(stats = fopen(stats_path, "a"))) {
-        rc = nd_error_set(&e, -errno, "%s: %s", stats_path, strerror(errno));
-        goto done;
-    }
-    show_memory(L, L->n_classes, wf);
+    if (a->stats_path && !(L->stats = fopen(a->stats_path, "a")))
+        return nd_error_set(e, -errno, "%s: %s", a->stats_path, strerror(errno));
+    show_memory(L, L->n_classes, (size_t)L->cfg.capture.channels * L->cfg.capture.window);
     char pin[32] = "not pinned";
     if (L->cfg.live.capture_core >= 0)
         snprintf(pin, sizeof pin, "pinned to CPU %d", L->cfg.live.capture_core);
     nd_info("live: %u source(s)%s, %u classes, trainer on %u thread(s), capture %s; "
             "checkpoints -> %s", L->n_src,
-            files ? (speed > 0 ? " played at their own pace" : " read as fast as they go") : "",
-            L->n_classes, tt, pin, L->ckpt);
+            L->files ? (L->speed > 0 ? " played at their own pace" : " read as fast as they go") : "",
+            L->n_classes, L->cfg.model.threads, pin, L->ckpt);
+    return 0;
+}
+
+/* ---- the threads ----------------------------------------------------------------- */
+
+/* The metrics thread (live.metrics_port), then the capture thread and, with
+ * --replay-to, the replay thread. */
+static int threads_start(live_run *L, nd_error *e)
+{
     if (L->cfg.live.metrics_port) {
-        M.fd = metrics_open(L->cfg.live.metrics_port, &e);
-        if (M.fd < 0) {
-            rc = M.fd;
-            goto done;
-        }
-        if (pthread_create(&met_thr, NULL, metrics_main, &M) == 0) met_started = 1;
+        L->M.fd = metrics_open(L->cfg.live.metrics_port, e);
+        if (L->M.fd < 0) return L->M.fd;
+        if (pthread_create(&L->met_thr, NULL, metrics_main, &L->M) == 0) L->met_started = 1;
         nd_info("live: metrics on http://127.0.0.1:%u/metrics", L->cfg.live.metrics_port);
     }
-
     cli_catch_stop();
-    if (pthread_create(&cap_thr, NULL, capture_main, L)) {
-        rc = nd_error_set(&e, -EAGAIN, "live: cannot start the capture thread");
-        goto done;
-    }
-    cap_started = 1;
-    if (replay_to) {
-        if (pthread_create(&rep_thr, NULL, replay_main, &R) == 0) rep_started = L->replay = 1;
-    }
+    if (pthread_create(&L->cap_thr, NULL, capture_main, L))
+        return nd_error_set(e, -EAGAIN, "live: cannot start the capture thread");
+    L->cap_started = 1;
+    if (L->R.sink_spec && pthread_create(&L->rep_thr, NULL, replay_main, &L->R) == 0)
+        L->rep_started = L->replay = 1;
+    return 0;
+}
 
-    uint64_t t0 = nd_now_ns(), next_status = t0, last_ckpt_t = t0, ckpt_count = 0;
-    uint64_t interval = L->cfg.live.status_interval_ns ? L->cfg.live.status_interval_ns : ND_NS_PER_SEC;
+/* Stops and joins the capture and replay threads (the metrics thread serves until the
+ * end). */
+static void threads_stop(live_run *L)
+{
+    L->cap_stop = 1;
+    L->R.stop = 1;
+    if (L->cap_started) pthread_join(L->cap_thr, NULL), L->cap_started = 0;
+    if (L->rep_started) pthread_join(L->rep_thr, NULL), L->rep_started = 0;
+}
+
+/* ---- the trainer loop ------------------------------------------------------------ */
+
+/* The loop's clock and counters. */
+typedef struct trainer {
+    uint64_t t0, max_steps, duration; /* start; limits (0: none) */
+    uint64_t interval, next_status;   /* status figures */
+    uint64_t last_ckpt_step, last_ckpt_t, ckpt_count;
+    uint64_t prev_packets, prev_images, prev_t; /* at the last status, for the rates */
+    int input_done, warned_idle;
+    figures f;
+} trainer;
+
+static void trainer_init(trainer *t, const live_run *L, const live_args *a)
+{
     nd_online_info in;
-    nd_online_get_info(o, &in);
-    uint64_t last_ckpt_step = in.step, prev_packets = 0, prev_images = 0, prev_t = t0;
-    int input_done = 0, warned_idle = 0;
-    figures f = {0};
+    nd_online_get_info(L->online, &in);
+    memset(t, 0, sizeof *t);
+    t->t0 = t->next_status = t->last_ckpt_t = t->prev_t = nd_now_ns();
+    t->max_steps = a->max_steps;
+    t->duration = a->duration;
+    t->interval = L->cfg.live.status_interval_ns ? L->cfg.live.status_interval_ns : ND_NS_PER_SEC;
+    t->last_ckpt_step = in.step;
+}
+
+/* Every input has ended: the capture's error, or its last windows into the trainer;
+ * training goes on unless no class can. */
+static int input_ended(live_run *L, trainer *t, nd_error *e)
+{
+    t->input_done = 1;
+    int rc = L->cap_rc;
+    if (rc) {
+        *e = L->cap_err;
+        return rc;
+    }
+    if ((rc = drain(L, L->online, UINT32_MAX, e))) return rc;
+    nd_online_info in;
+    nd_online_get_info(L->online, &in);
+    nd_status_end();
+    if (!in.model_classes)
+        return nd_error_set(e, ND_EFORMAT, "live: the input ended after %" PRIu64
+                            " windows, and no class reached live.warmup (%u windows): "
+                            "nothing to learn", in.windows, L->cfg.live.warmup);
+    nd_info("live: every input has ended; training goes on until Ctrl-C%s",
+            t->max_steps || t->duration ? ", --steps or --duration" : "");
+    return 0;
+}
+
+/* A checkpoint when live.checkpoint_every steps or live.checkpoint_interval have passed
+ * since the last one. */
+static int maybe_checkpoint(live_run *L, trainer *t, uint64_t now, nd_error *e)
+{
+    nd_online_info in;
+    nd_online_get_info(L->online, &in);
+    uint64_t every = L->cfg.live.checkpoint_every, ival = L->cfg.live.checkpoint_interval_ns;
+    if (in.step <= t->last_ckpt_step ||
+        !((every && in.step - t->last_ckpt_step >= every) || (ival && now - t->last_ckpt_t >= ival)))
+        return 0;
+    int written, rc = checkpoint(L, L->online, &written, e);
+    if (rc || !written) return rc;
+    t->last_ckpt_step = in.step;
+    t->last_ckpt_t = now;
+    t->ckpt_count++;
+    if (!nd_status_enabled())
+        nd_info("live: step %" PRIu64 ", loss %.4f: checkpoint %s", in.step, in.loss, L->ckpt);
+    return 0;
+}
+
+/* The status line, --stats line and metrics, with the rates since the last ones. */
+static void status(live_run *L, trainer *t, uint64_t now)
+{
+    nd_online_info in;
+    nd_online_get_info(L->online, &in);
+    figures *f = &t->f;
+    gather(L, &in, f, t->t0, now);
+    double dt = (double)(now - t->prev_t) * 1e-9;
+    f->pps = dt > 0 ? (double)(f->packets - t->prev_packets) / dt : 0;
+    f->ips = dt > 0 ? (double)(in.images - t->prev_images) / dt : 0;
+    f->ckpt_step = t->last_ckpt_step;
+    f->ckpt_count = t->ckpt_count;
+    f->ckpt_age = (double)(now - t->last_ckpt_t) * 1e-9;
+    f->input_done = t->input_done;
+    report(L, L->online, f, L->stats, 0);
+    t->prev_packets = f->packets;
+    t->prev_images = in.images;
+    t->prev_t = now;
+    t->next_status = now + t->interval;
+}
+
+/* Windows from the ring into the trainer, a step, checkpoints and status, until Ctrl-C,
+ * --steps, --duration or an error. Returns 0 or the error's code. */
+static int train_loop(live_run *L, trainer *t, nd_error *e)
+{
+    nd_online *o = L->online;
+    int rc = 0;
     while (!cli_stop) {
-        if ((rc = drain(L, o, 4096, &e))) break;
+        if ((rc = drain(L, o, 4096, e))) break;
+        nd_online_info in;
         nd_online_get_info(o, &in);
         uint64_t now = nd_now_ns();
-        if (max_steps && in.step >= max_steps) break;
-        if (duration && now - t0 >= duration) break;
-        if (atomic_load(&L->cap_done) && !input_done) {
-            input_done = 1;
-            if ((rc = L->cap_rc)) {
-                e = L->cap_err;
-                break;
-            }
-            if ((rc = drain(L, o, UINT32_MAX, &e))) break;
-            nd_online_get_info(o, &in);
-            nd_status_end();
-            if (!in.model_classes) {
-                rc = nd_error_set(&e, ND_EFORMAT, "live: the input ended after %" PRIu64
-                                  " windows, and no class reached live.warmup (%u windows): "
-                                  "nothing to learn", in.windows, L->cfg.live.warmup);
-                break;
-            }
-            nd_info("live: every input has ended; training goes on until Ctrl-C%s",
-                    max_steps || duration ? ", --steps or --duration" : "");
-        }
-        int r = nd_online_step(o, &e);
+        if (t->max_steps && in.step >= t->max_steps) break;
+        if (t->duration && now - t->t0 >= t->duration) break;
+        if (atomic_load(&L->cap_done) && !t->input_done && (rc = input_ended(L, t, e))) break;
+        int r = nd_online_step(o, e);
         if (r < 0) {
             rc = r;
             break;
         }
-        if (r == 0) {
-            if (!warned_idle && now - t0 > 10 * ND_NS_PER_SEC) {
+        if (r == 0) { /* no class has warmed up yet */
+            if (!t->warned_idle && now - t->t0 > 10 * ND_NS_PER_SEC) {
                 nd_debug("live: waiting for a class to reach live.warmup = %u windows",
                          L->cfg.live.warmup);
-                warned_idle = 1;
+                t->warned_idle = 1;
             }
             sleep_ns(20000000ull);
         }
-        nd_online_get_info(o, &in);
-        uint64_t every = L->cfg.live.checkpoint_every, ival = L->cfg.live.checkpoint_interval_ns;
-        if (in.step > last_ckpt_step &&
-            ((every && in.step - last_ckpt_step >= every) || (ival && now - last_ckpt_t >= ival))) {
-            int written;
-            if ((rc = checkpoint(L, o, &written, &e))) break;
-            if (written) {
-                last_ckpt_step = in.step;
-                last_ckpt_t = now;
-                ckpt_count++;
-                if (!nd_status_enabled())
-                    nd_info("live: step %" PRIu64 ", loss %.4f: checkpoint %s", in.step, in.loss,
-                            L->ckpt);
-            }
-        }
-        if (now >= next_status) {
-            gather(L, &in, &f, t0, now);
-            double dt = (double)(now - prev_t) * 1e-9;
-            f.pps = dt > 0 ? (double)(f.packets - prev_packets) / dt : 0;
-            f.ips = dt > 0 ? (double)(in.images - prev_images) / dt : 0;
-            f.ckpt_step = last_ckpt_step;
-            f.ckpt_count = ckpt_count;
-            f.ckpt_age = (double)(now - last_ckpt_t) * 1e-9;
-            f.input_done = input_done;
-            report(L, o, &f, stats, 0);
-            prev_packets = f.packets;
-            prev_images = in.images;
-            prev_t = now;
-            next_status = now + interval;
-        }
+        if ((rc = maybe_checkpoint(L, t, now, e))) break;
+        if (now >= t->next_status) status(L, t, now);
     }
+    return rc;
+}
+
+/* ---- shutdown -------------------------------------------------------------------- */
+
+/* After the loop ended with rc: capture stops first (its last windows are drained),
+ * then one last checkpoint and the final figures. Returns 0 or a code with e filled. */
+static int finish(live_run *L, trainer *t, int rc, nd_error *e)
+{
     nd_status_end();
-    /* stop: capture first (its last windows are drained), then one last checkpoint */
-    L->cap_stop = 1;
-    R.stop = 1;
-    if (cap_started) pthread_join(cap_thr, NULL), cap_started = 0;
-    if (rep_started) pthread_join(rep_thr, NULL), rep_started = 0;
+    threads_stop(L);
     L->replay = 0; /* the last checkpoint needs no copy */
-    if (!rc || rc == ND_EINTR) {
-        nd_error de = {0};
-        int dr = drain(L, o, UINT32_MAX, &de);
-        int written = 0;
-        if (!dr) dr = checkpoint(L, o, &written, &de);
-        if (dr) {
-            rc = dr;
-            e = de;
-        } else {
-            if (written) ckpt_count++;
-            nd_online_get_info(o, &in);
-            gather(L, &in, &f, t0, nd_now_ns());
-            f.ckpt_step = written ? in.step : last_ckpt_step;
-            f.ckpt_count = ckpt_count;
-            f.input_done = input_done;
-            report(L, o, &f, stats, 1);
-            nd_info("live: %s after %.1f s: %" PRIu64 " packets, %" PRIu64 " windows (%" PRIu64
-                    " dropped at the full ring), %" PRIu64 " steps in this run (step %" PRIu64
-                    "), loss %.4f%s%s", cli_stop ? "stopped by a signal" : "done", f.t, f.packets,
-                    f.pushed + f.dropped, f.dropped, in.steps_run, in.step, in.loss,
-                    written ? "; checkpoint " : "; no class warmed up, no checkpoint",
-                    written ? L->ckpt : "");
-            if (R.rounds) nd_info("live: replayed %" PRIu64 " rounds, %" PRIu64 " packets",
-                                  R.rounds, R.packets);
-            rc = 0;
-        }
+    if (rc && rc != ND_EINTR) return rc;
+    nd_error de = {0};
+    int written = 0, dr = drain(L, L->online, UINT32_MAX, &de);
+    if (!dr) dr = checkpoint(L, L->online, &written, &de);
+    if (dr) {
+        *e = de;
+        return dr;
     }
-done:
-    if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
-    L->cap_stop = 1;
-    R.stop = 1;
-    M.stop = 1;
-    if (cap_started) pthread_join(cap_thr, NULL);
-    if (rep_started) pthread_join(rep_thr, NULL);
-    if (met_started) pthread_join(met_thr, NULL);
-    if (M.fd >= 0) close(M.fd);
-    if (stats) fclose(stats);
+    if (written) t->ckpt_count++;
+    nd_online_info in;
+    nd_online_get_info(L->online, &in);
+    figures *f = &t->f;
+    gather(L, &in, f, t->t0, nd_now_ns());
+    f->ckpt_step = written ? in.step : t->last_ckpt_step;
+    f->ckpt_count = t->ckpt_count;
+    f->input_done = t->input_done;
+    report(L, L->online, f, L->stats, 1);
+    nd_info("live: %s after %.1f s: %" PRIu64 " packets, %" PRIu64 " windows (%" PRIu64
+            " dropped at the full ring), %" PRIu64 " steps in this run (step %" PRIu64
+            "), loss %.4f%s%s", cli_stop ? "stopped by a signal" : "done", f->t, f->packets,
+            f->pushed + f->dropped, f->dropped, in.steps_run, in.step, in.loss,
+            written ? "; checkpoint " : "; no class warmed up, no checkpoint",
+            written ? L->ckpt : "");
+    if (L->R.rounds)
+        nd_info("live: replayed %" PRIu64 " rounds, %" PRIu64 " packets", L->R.rounds,
+                L->R.packets);
+    return 0;
+}
+
+static live_run *live_new(const live_args *a)
+{
+    live_run *L = calloc(1, sizeof *L);
+    if (!L) return NULL;
+    pthread_mutex_init(&L->mu, NULL);
+    atomic_init(&L->fresh, NULL);
+    L->M = (metrics_srv){.L = L, .fd = -1};
+    L->R = (replay_thr){.L = L, .sink_spec = a->replay_to};
+    return L;
+}
+
+/* Stops every thread still running and frees what L holds; NULL is a no-op. */
+static void live_free(live_run *L)
+{
+    if (!L) return;
+    threads_stop(L);
+    L->M.stop = 1;
+    if (L->met_started) pthread_join(L->met_thr, NULL);
+    if (L->M.fd >= 0) close(L->M.fd);
+    if (L->stats) fclose(L->stats);
     for (unsigned k = 0; k < L->n_src; k++) capture_source_close(L->src[k].s);
-    nd_online_free(o);
+    nd_online_free(L->online);
     capture_ctx_free(L->ctx);
     nd_wring_free(L->ring);
-    nd_dataset_free(hdr);
+    nd_dataset_free(L->hdr);
     nd_dm_free(atomic_exchange(&L->fresh, NULL)); /* a copy the replay thread never took */
     free(L->snap.class_windows);
     free(L->snap.stats);
     nd_config_free(&L->cfg);
     pthread_mutex_destroy(&L->mu);
     free(L);
+}
+
+static int run(int argc, char **argv)
+{
+    live_args a;
+    int rc = parse(&a, argc, argv);
+    if (rc) return rc;
+    live_run *L = live_new(&a);
+    if (!L) return ND_EXIT_FAIL;
+    if ((rc = cli_config_open(&L->cfg, &a.cc))) {
+        live_free(L);
+        return rc; /* said */
+    }
+    nd_error e = {0};
+    rc = setup_config(L, &a, &e);
+    if (!rc) rc = setup_capture(L, &e);
+    if (!rc) rc = setup_trainer(L, a.resume, &e);
+    if (!rc) rc = setup_inputs(L, &a, &e);
+    if (!rc) rc = threads_start(L, &e);
+    if (!rc) {
+        trainer t;
+        trainer_init(&t, L, &a);
+        rc = finish(L, &t, train_loop(L, &t, &e), &e);
+    }
+    if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
+    live_free(L);
     return cli_exit_code(rc);
 }
 

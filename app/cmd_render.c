@@ -9,29 +9,31 @@
 #include "eval.h"
 #include "model.h"
 
+enum { OPT_COUNT = CLI_OPT_OWN };
+
+static const struct option longs[] = {
+    {"png", required_argument, NULL, 'o'},
+    {"count", required_argument, NULL, OPT_COUNT},
+    {0},
+};
+
 static int run(int argc, char **argv)
 {
     const char *in = NULL, *png = NULL;
-    long per_class = 8;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--png") || !strcmp(a, "-o") || !strcmp(a, "--count")) {
-            if (!v) return cli_usage_error("render", "%s needs a value", a);
-            i++;
-            if (strcmp(a, "--count")) {
-                png = v;
-            } else {
-                char *end;
-                per_class = strtol(v, &end, 10);
-                if (*end || per_class < 1 || per_class > 1000)
-                    return cli_usage_error("render", "--count %s: expected 1..1000", v);
-            }
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("render", "unknown option '%s'", a);
-        } else if (in) {
-            return cli_usage_error("render", "one input only ('%s' and '%s')", in, a);
-        } else {
-            in = a;
+    long long per_class = 8;
+    cli_args a;
+    cli_args_init(&a, "render", argc, argv, "o:", longs);
+    for (int c; (c = cli_args_next(&a)) != CLI_END;) {
+        switch (c) {
+        case 'o': png = a.val; break;
+        case OPT_COUNT:
+            if (cli_parse_ll(a.val, &per_class) || per_class < 1 || per_class > 1000)
+                return cli_usage_error("render", "--count %s: expected 1..1000", a.val);
+            break;
+        case CLI_OPERAND:
+            if (cli_args_operand(&a, &in, "input")) return ND_EXIT_USAGE;
+            break;
+        default: return ND_EXIT_USAGE; /* CLI_BAD: said */
         }
     }
     if (!in) return cli_usage_error("render", "no input given (IN.ndd or IN.csv)");

@@ -71,16 +71,6 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && !strcasecmp(s + n - m, suffix);
 }
 
-static int parse_u64(const char *opt, const char *s, uint64_t *v)
-{
-    char *end;
-    if (!*s || *s == '-') return cli_usage_error("replay", "%s: expected a whole number, got '%s'", opt, s);
-    unsigned long long x = strtoull(s, &end, 10);
-    if (*end) return cli_usage_error("replay", "%s: expected a whole number, got '%s'", opt, s);
-    *v = x;
-    return 0;
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* Series sampled from a model                                                          */
 /* ------------------------------------------------------------------------------------ */
@@ -161,326 +151,241 @@ static int class_weights(double *w, const nd_dm *m, const char *path, const char
     return 0;
 }
 
-/* True when window x (C, L) has no bin with a byte in either direction: the packetizer
- * would send nothing for it. */
-static int window_empty(const float *x, uint32_t L, int down, int up)
+/* Samples the flows of o from dm (freed here: the network's memory is not needed while
+ * sending) by the class weights w into *ds. An exit code; 0 with *ds NULL when Ctrl-C
+ * stopped the sampling (a clean end, as while sending). */
+static int sample(nd_dataset **ds, nd_dm **dm, const double *w, replay_opts *o)
 {
-    if (down < 0 || up < 0) return 0; /* replay_run says which channels it needs */
-    for (uint32_t b = 0; b < L; b++)
-        if (x[(size_t)down * L + b] >= 0.5f || x[(size_t)up * L + b] >= 0.5f) return 0;
-    return 1;
-}
-
-/* Samples one window per flow from m: largest-remainder counts of flows per class by w,
- * drawn class after class in batches of sample.batch (a status line while it runs), then
- * shuffled so that the classes mix in the flow plan. Windows with no byte at all are
- * drawn again (up to as many redraws as the class has flows): a training window always
- * has active bins, and an empty one would be a flow that sends nothing. The dataset
- * carries the model's classes and statistics (the caller frees it). Everything random
- * comes from seed. NULL with e filled on failure, or ND_EINTR when *stop was set. */
-static nd_dataset *sample_flows(nd_dm *m, const double *w, uint32_t flows, uint64_t seed,
-                                volatile sig_atomic_t *stop, nd_error *e)
-{
-    const nd_dataset *h = nd_dm_dataset(m);
-    const nd_dm_sampling *ms = &nd_dm_get_settings(m)->sample;
-    uint32_t K = h->n_classes, L = h->L;
-    size_t WL = (size_t)h->n_channels * L, SB = ms->batch;
-    const char *names[ND_MAX_CHANNELS];
-    int down = -1, up = -1;
-    for (uint32_t c = 0; c < h->n_channels; c++) {
-        names[c] = h->channel_names[c];
-        if (!strcmp(names[c], "bytes_down")) down = (int)c;
-        if (!strcmp(names[c], "bytes_up")) up = (int)c;
-    }
-    nd_dataset *ds = nd_dataset_new(h->n_channels, names, L, h->bin_ns);
-    uint64_t *count = calloc(K, sizeof *count);
-    double *frac = calloc(K, sizeof *frac);
-    float *x = malloc(SB * WL * sizeof *x);
-    if (!ds || !count || !frac || !x) goto oom;
-    for (uint32_t k = 0; k < K; k++) {
-        if (nd_dataset_class(ds, h->class_names[k]) != (int)k) goto oom;
-        ds->stats[k] = h->stats[k];
-    }
-
-    double W = 0;
-    uint64_t given = 0;
-    for (uint32_t k = 0; k < K; k++) W += w[k];
-    for (uint32_t k = 0; k < K; k++) {
-        double q = (double)flows * w[k] / W;
-        count[k] = (uint64_t)q;
-        frac[k] = w[k] > 0 ? q - (double)count[k] : -1;
-        given += count[k];
-    }
-    while (given < flows) { /* the rest, one each, to the largest fractions */
-        uint32_t best = 0;
-        for (uint32_t k = 1; k < K; k++)
-            if (frac[k] > frac[best]) best = k;
-        count[best]++, frac[best] = -1, given++;
-    }
-
+    nd_error e = {0};
     nd_rng rng;
-    nd_rng_seed(&rng, seed);
-    uint64_t t0 = nd_now_ns(), shown = 0, done = 0, redrawn = 0; /* shown: last status */
-    for (uint32_t k = 0; k < K; k++) {
-        uint64_t need = count[k], budget = count[k], kept_empty = 0;
-        while (need) {
-            if (stop && *stop) {
-                nd_error_set(e, ND_EINTR, "stopped by signal while sampling (%llu of %u "
-                             "windows, nothing sent)", (unsigned long long)done, flows);
-                goto fail;
-            }
-            size_t B = need < SB ? (size_t)need : SB;
-            int rc = nd_dm_sample(m, (int)k, B, x, NULL, &rng, e);
-            if (rc) goto fail;
-            for (size_t i = 0; i < B; i++) {
-                if (window_empty(x + i * WL, L, down, up)) {
-                    if (budget) {
-                        budget--, redrawn++;
-                        continue;
-                    }
-                    kept_empty++;
-                }
-                if (nd_dataset_append(ds, (uint16_t)k, ds->n_windows, x + i * WL)) goto oom;
-                need--, done++;
-            }
-            if (flows > SB && nd_now_ns() - shown >= ND_NS_PER_SEC / 4) {
-                shown = nd_now_ns();
-                double s = (double)(shown - t0) * 1e-9;
-                nd_status("replay: sampling %llu/%u windows (%s), %.1f windows/s",
-                          (unsigned long long)done, flows, h->class_names[k],
-                          s > 0 ? (double)done / s : 0.0);
-            }
-        }
-        if (kept_empty)
-            nd_warn("replay: %llu sampled windows of class '%s' have no bytes even after "
-                    "redrawing: those flows send nothing", (unsigned long long)kept_empty,
-                    h->class_names[k]);
+    nd_rng_seed(&rng, o->seed);
+    nd_flows_opts fo = {.weights = w, .flows = o->flows, .stop = &cli_stop, .tag = "replay"};
+    *ds = nd_dm_sample_flows(*dm, &fo, &rng, &e);
+    nd_dm_free(*dm);
+    *dm = NULL;
+    if (!*ds && e.code == ND_EINTR) {
+        nd_info("replay: %s; nothing sent", e.msg);
+        return ND_EXIT_OK;
     }
-    nd_status_end();
-    double s = (double)(nd_now_ns() - t0) * 1e-9;
-    nd_info("replay: sampled %u windows in %.1f s (%.1f windows/s; %s, %u steps, guidance %g)",
-            flows, s, s > 0 ? flows / s : 0.0, nd_sampler_name(ms->sampler), ms->steps,
-            ms->guidance);
-    if (redrawn)
-        nd_debug("replay: %llu sampled windows without bytes were drawn again",
-                 (unsigned long long)redrawn);
-
-    /* Fisher-Yates over whole windows: classes interleave in the flow plan */
-    for (uint64_t i = ds->n_windows; i > 1; i--) {
-        uint64_t j = nd_rng_below(&rng, (uint32_t)i);
-        if (j == i - 1) continue;
-        float *a = ds->values + (i - 1) * WL, *b = ds->values + j * WL;
-        memcpy(x, a, WL * sizeof *x);
-        memcpy(a, b, WL * sizeof *x);
-        memcpy(b, x, WL * sizeof *x);
-        uint16_t l = ds->labels[i - 1];
-        ds->labels[i - 1] = ds->labels[j];
-        ds->labels[j] = l;
+    if (!*ds) {
+        nd_err("replay: %s", e.msg);
+        return cli_exit_code(e.code);
     }
-    free(count);
-    free(frac);
-    free(x);
-    return ds;
-oom:
-    nd_error_set(e, -ENOMEM, "replay: out of memory for %u sampled windows", flows);
-fail:
-    nd_status_end();
-    free(count);
-    free(frac);
-    free(x);
-    nd_dataset_free(ds);
-    return NULL;
+    o->flows = 0; /* one flow per sampled window */
+    return ND_EXIT_OK;
 }
 
-static int run(int argc, char **argv)
+/* ------------------------------------------------------------------------------------ */
+/* The command                                                                          */
+/* ------------------------------------------------------------------------------------ */
+
+enum { OPT_MIX = CLI_OPT_OWN, OPT_CLASS, OPT_SPEED, OPT_DURATION, OPT_BIN, OPT_SPIN, OPT_FLOWS,
+       OPT_SEED, OPT_LOOP };
+
+static const struct option longs[] = {
+    {"series", required_argument, NULL, 's'},
+    {"to", required_argument, NULL, 't'},
+    {"config", required_argument, NULL, 'c'},
+    {"mix", required_argument, NULL, OPT_MIX},
+    {"class", required_argument, NULL, OPT_CLASS},
+    {"speed", required_argument, NULL, OPT_SPEED},
+    {"duration", required_argument, NULL, OPT_DURATION},
+    {"bin", required_argument, NULL, OPT_BIN},
+    {"spin", required_argument, NULL, OPT_SPIN},
+    {"flows", required_argument, NULL, OPT_FLOWS},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"loop", required_argument, NULL, OPT_LOOP},
+    {0},
+};
+
+typedef struct replay_args {
+    const char *series, *to, *config, *cls, *model, *mix;
+    const char *speed, *duration, *bin, *spin; /* parsed once the config is read */
+    uint64_t flows, seed, loop;
+    int have_flows, have_seed, have_loop;
+} replay_args;
+
+/* --flows, --seed, --loop: whole numbers. 0 or ND_EXIT_USAGE. */
+static int take_number(replay_args *r, const cli_args *a, int c)
 {
-    const char *series = NULL, *to = NULL, *config = NULL, *cls = NULL, *model = NULL;
-    const char *mix = NULL;
-    const char *speed_s = NULL, *dur_s = NULL, *bin_s = NULL, *spin_s = NULL;
-    uint64_t flows = 0, seed = 0, loop = 0;
-    int have_flows = 0, have_seed = 0, have_loop = 0;
+    uint64_t v;
+    if (cli_parse_u64(a->val, &v))
+        return cli_usage_error("replay", "%s: expected a whole number, got '%s'",
+                               cli_args_name(a, c), a->val);
+    if (c == OPT_FLOWS && (!v || v > UINT32_MAX))
+        return cli_usage_error("replay", "--flows: from 1 to %u", UINT32_MAX);
+    if (c == OPT_LOOP && v > UINT32_MAX)
+        return cli_usage_error("replay", "--loop: at most %u", UINT32_MAX);
+    if (c == OPT_FLOWS) r->flows = v, r->have_flows = 1;
+    else if (c == OPT_SEED) r->seed = v, r->have_seed = 1;
+    else r->loop = v, r->have_loop = 1;
+    return 0;
+}
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(s, l) (!strcmp(a, s) || !strcmp(a, l))
-#define NEED()                                                                           \
-    do {                                                                                 \
-        if (!val) return cli_usage_error("replay", "%s needs a value", a);               \
-        i++;                                                                             \
-    } while (0)
-        if (OPT("-s", "--series")) { NEED(); series = val; }
-        else if (OPT("-t", "--to")) { NEED(); to = val; }
-        else if (OPT("-c", "--config")) { NEED(); config = val; }
-        else if (!strcmp(a, "--mix")) { NEED(); mix = val; }
-        else if (!strcmp(a, "--class")) { NEED(); cls = val; }
-        else if (!strcmp(a, "--speed")) { NEED(); speed_s = val; }
-        else if (!strcmp(a, "--duration")) { NEED(); dur_s = val; }
-        else if (!strcmp(a, "--bin")) { NEED(); bin_s = val; }
-        else if (!strcmp(a, "--spin")) { NEED(); spin_s = val; }
-        else if (!strcmp(a, "--flows")) {
-            NEED();
-            if (parse_u64(a, val, &flows)) return ND_EXIT_USAGE;
-            if (!flows || flows > UINT32_MAX)
-                return cli_usage_error("replay", "--flows: from 1 to %u", UINT32_MAX);
-            have_flows = 1;
-        } else if (!strcmp(a, "--seed")) {
-            NEED();
-            if (parse_u64(a, val, &seed)) return ND_EXIT_USAGE;
-            have_seed = 1;
-        } else if (!strcmp(a, "--loop")) {
-            NEED();
-            if (parse_u64(a, val, &loop)) return ND_EXIT_USAGE;
-            if (loop > UINT32_MAX) return cli_usage_error("replay", "--loop: at most %u", UINT32_MAX);
-            have_loop = 1;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("replay", "unknown option '%s'", a);
-        } else if (!model) {
-            model = a;
-        } else {
-            return cli_usage_error("replay", "unexpected argument '%s'", a);
-        }
-#undef OPT
-#undef NEED
-    }
-    if (model && series)
+/* The options of code c into r: 0, or ND_EXIT_USAGE once said. */
+static int take(replay_args *r, const cli_args *a, int c)
+{
+    const char **text = c == 's'            ? &r->series
+                        : c == 't'          ? &r->to
+                        : c == 'c'          ? &r->config
+                        : c == OPT_MIX      ? &r->mix
+                        : c == OPT_CLASS    ? &r->cls
+                        : c == OPT_SPEED    ? &r->speed
+                        : c == OPT_DURATION ? &r->duration
+                        : c == OPT_BIN      ? &r->bin
+                        : c == OPT_SPIN     ? &r->spin
+                                            : NULL;
+    if (text) *text = a->val;
+    else if (c == OPT_FLOWS || c == OPT_SEED || c == OPT_LOOP) return take_number(r, a, c);
+    else if (c != CLI_OPERAND) return ND_EXIT_USAGE; /* CLI_BAD: said */
+    else if (!r->model) r->model = a->val;
+    else return cli_usage_error("replay", "unexpected argument '%s'", a->val);
+    return 0;
+}
+
+static int parse(replay_args *r, int argc, char **argv)
+{
+    cli_args a;
+    cli_args_init(&a, "replay", argc, argv, "s:t:c:", longs);
+    memset(r, 0, sizeof *r);
+    for (int c; (c = cli_args_next(&a)) != CLI_END;)
+        if (take(r, &a, c)) return ND_EXIT_USAGE;
+    if (r->model && r->series)
         return cli_usage_error("replay", "give either MODEL.ndm or --series FILE, not both");
-    if (!model && !series)
+    if (!r->model && !r->series)
         return cli_usage_error("replay", "no input: MODEL.ndm or --series IN.csv|IN.ndd");
-    if (mix && cls) return cli_usage_error("replay", "give either --class or --mix, not both");
-    if (mix && config && strcmp(mix, config))
-        return cli_usage_error("replay", "--mix %s and -c %s: give one config", mix, config);
-    if (mix) config = mix;
-    if (model && bin_s)
+    if (r->mix && r->cls) return cli_usage_error("replay", "give either --class or --mix, not both");
+    if (r->mix && r->config && strcmp(r->mix, r->config))
+        return cli_usage_error("replay", "--mix %s and -c %s: give one config", r->mix, r->config);
+    if (r->mix) r->config = r->mix;
+    if (r->model && r->bin)
         return cli_usage_error("replay", "--bin is for a series CSV; a model has its bin width");
-    if (!to) return cli_usage_error("replay", "no sink: --to pcap:FILE|iface:NAME|dpdk:EAL-ARGS");
+    if (!r->to) return cli_usage_error("replay", "no sink: --to pcap:FILE|iface:NAME|dpdk:EAL-ARGS");
+    return 0;
+}
 
-    nd_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    nd_error e;
-    memset(&e, 0, sizeof e);
-    int rc = config ? nd_config_load(&cfg, config, &e) : (nd_config_defaults(&cfg), 0);
-    if (rc) {
-        nd_err("%s", e.msg);
-        nd_config_free(&cfg);
-        return cli_exit_code(rc);
+/* The replay options: the config's replay section, then the command line's. *bin_ns:
+ * the bin width of a series CSV. 0 or ND_EXIT_USAGE once said. */
+static int options(replay_opts *o, uint64_t *bin_ns, const replay_args *r, const nd_config *cfg)
+{
+    if (r->mix && !cfg->replay.n_mix)
+        return cli_usage_error("replay", "--mix %s: the config has no replay.mix (a list of "
+                               "{class, weight})", r->mix);
+    opts_replay(o, cfg);
+    if (r->series) o->flows = r->have_flows ? (uint32_t)r->flows : 0; /* one flow per window */
+    else if (r->have_flows) o->flows = (uint32_t)r->flows; /* model: replay.flows by default */
+    if (r->have_seed) o->seed = r->seed;
+    if (r->have_loop) o->loop = (uint32_t)r->loop;
+    o->only_class = r->cls;
+    if (r->cls) o->n_mix = 0;
+    nd_error e = {0};
+    if (r->speed) {
+        o->speed = 0; /* "max" */
+        if (strcmp(r->speed, "max") &&
+            (cli_parse_double(r->speed, &o->speed) || !(o->speed >= 0) || o->speed > 1e6))
+            return cli_usage_error("replay", "--speed: expected a number >= 0 or 'max', got '%s'",
+                                   r->speed);
     }
-    if (mix && !cfg.replay.n_mix) {
-        cli_usage_error("replay", "--mix %s: the config has no replay.mix (a list of "
-                        "{class, weight})", mix);
-        nd_config_free(&cfg);
-        return ND_EXIT_USAGE;
-    }
-    replay_opts o;
-    opts_replay(&o, &cfg);
-    if (series) o.flows = have_flows ? (uint32_t)flows : 0; /* one flow per window */
-    else if (have_flows) o.flows = (uint32_t)flows; /* model: replay.flows by default */
-    if (have_seed) o.seed = seed;
-    if (have_loop) o.loop = (uint32_t)loop;
-    o.only_class = cls;
-    if (cls) o.n_mix = 0;
-    int status = ND_EXIT_USAGE;
-    nd_dataset *ds = NULL;
-    nd_dm *dm = NULL;
-    double *weights = NULL;
-    replay_sink *sink = NULL;
-    if (speed_s) {
-        char *end;
-        o.speed = !strcmp(speed_s, "max") ? 0 : strtod(speed_s, &end);
-        if (strcmp(speed_s, "max") && (*end || !(o.speed >= 0) || o.speed > 1e6)) {
-            cli_usage_error("replay", "--speed: expected a number >= 0 or 'max', got '%s'", speed_s);
-            goto out;
-        }
-    }
-    if (dur_s && nd_parse_duration(dur_s, &o.duration_ns, &e)) {
-        cli_usage_error("replay", "--duration: %s", e.msg);
-        goto out;
-    }
-    if (spin_s && nd_parse_duration(spin_s, &o.spin_ns, &e)) {
-        cli_usage_error("replay", "--spin: %s", e.msg);
-        goto out;
-    }
-    uint64_t bin_ns = cfg.capture.bin_ns;
-    if (bin_s && (nd_parse_duration(bin_s, &bin_ns, &e) || !bin_ns)) {
-        cli_usage_error("replay", "--bin: %s", bin_ns ? e.msg : "must be more than 0");
-        goto out;
-    }
-    if (!strncmp(to, "pcap:", 5) && o.loop == 0 && !o.duration_ns)
+    if (r->duration && nd_parse_duration(r->duration, &o->duration_ns, &e))
+        return cli_usage_error("replay", "--duration: %s", e.msg);
+    if (r->spin && nd_parse_duration(r->spin, &o->spin_ns, &e))
+        return cli_usage_error("replay", "--spin: %s", e.msg);
+    *bin_ns = cfg->capture.bin_ns;
+    if (r->bin && (nd_parse_duration(r->bin, bin_ns, &e) || !*bin_ns))
+        return cli_usage_error("replay", "--bin: %s", *bin_ns ? e.msg : "must be more than 0");
+    if (!strncmp(r->to, "pcap:", 5) && o->loop == 0 && !o->duration_ns)
         nd_warn("replay: --loop 0 without --duration writes until Ctrl-C or a full disk");
+    return 0;
+}
 
-    status = ND_EXIT_FAIL;
-    if (series) {
-        ds = ends_with(series, ".csv") ? nd_csv_read(series, bin_ns, &e)
-                                       : nd_dataset_load(series, &e);
-        if (!ds) {
-            nd_err("%s", e.msg);
-            status = cli_exit_code(e.code);
-            goto out;
-        }
-    } else {
-        /* the model and its classes are checked before the sink is opened, and the sink
-         * before the (possibly long) sampling */
-        dm = model_open(model, &e);
-        weights = dm ? calloc(nd_dm_dataset(dm)->n_classes, sizeof *weights) : NULL;
-        if (dm && !weights) nd_error_set(&e, -ENOMEM, "out of memory");
-        if (!weights || class_weights(weights, dm, model, cls,
-                                         cfg.replay.n_mix ? &cfg : NULL, &e)) {
-            nd_err("replay: %s", e.msg);
-            status = cli_exit_code(e.code);
-            goto out;
-        }
-        o.only_class = NULL; /* the windows are sampled for the chosen classes only */
-        o.n_mix = 0;
-    }
-    sink = replay_sink_open(to, &e);
-    if (!sink) {
-        nd_err("%s", e.msg);
-        status = cli_exit_code(e.code);
-        goto out;
-    }
-    cli_catch_stop();
-    o.stop = &cli_stop;
-    if (dm) {
-        ds = sample_flows(dm, weights, o.flows, o.seed, &cli_stop, &e);
-        if (!ds && e.code == ND_EINTR) { /* Ctrl-C is a clean end, as while sending */
-            nd_info("replay: %s", e.msg);
-            status = ND_EXIT_OK;
-            goto out;
-        }
-        if (!ds) {
-            nd_err("replay: %s", e.msg);
-            status = cli_exit_code(e.code);
-            goto out;
-        }
-        o.flows = 0; /* one flow per sampled window */
-        nd_dm_free(dm); /* the network's memory is not needed while sending */
-        dm = NULL;
-    }
+/* The series file of r into *ds. An exit code. */
+static int series_load(nd_dataset **ds, const replay_args *r, uint64_t bin_ns)
+{
+    nd_error e = {0};
+    *ds = ends_with(r->series, ".csv") ? nd_csv_read(r->series, bin_ns, &e)
+                                       : nd_dataset_load(r->series, &e);
+    if (*ds) return ND_EXIT_OK;
+    nd_err("%s", e.msg);
+    return cli_exit_code(e.code);
+}
 
+/* The model of r and the share of flows per class (*w), checked before the sink is
+ * opened, and the sink before the (possibly long) sampling. An exit code. */
+static int model_prepare(nd_dm **dm, double **w, const replay_args *r, const nd_config *cfg,
+                         replay_opts *o)
+{
+    nd_error e = {0};
+    *dm = model_open(r->model, &e);
+    *w = *dm ? calloc(nd_dm_dataset(*dm)->n_classes, sizeof **w) : NULL;
+    if (*dm && !*w) nd_error_set(&e, -ENOMEM, "out of memory");
+    if (!*w || class_weights(*w, *dm, r->model, r->cls, cfg->replay.n_mix ? cfg : NULL, &e)) {
+        nd_err("replay: %s", e.msg);
+        return cli_exit_code(e.code);
+    }
+    o->only_class = NULL; /* the windows are sampled for the chosen classes only */
+    o->n_mix = 0;
+    return ND_EXIT_OK;
+}
+
+/* Replays ds to sink (closed here) and says what was sent. An exit code. */
+static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
+                      const replay_args *r)
+{
     replay_stats st;
     memset(&st, 0, sizeof st);
-    rc = replay_run(ds, &o, sink, &st, &e);
-    nd_error ce;
+    nd_error e = {0}, ce = {0};
+    int rc = replay_run(ds, o, sink, &st, &e);
     int crc = replay_sink_close(sink, &ce);
-    sink = NULL;
     if (rc && rc != ND_EINTR) {
         nd_err("replay: %s", e.msg);
-        status = cli_exit_code(rc);
-        goto out;
+        return cli_exit_code(rc);
     }
     if (crc) {
         nd_err("replay: %s", ce.msg);
-        goto out;
+        return ND_EXIT_FAIL;
     }
     char line[512];
     replay_stats_format(&st, line, sizeof line);
     nd_info("replay%s: %s -> %s: %s", rc == ND_EINTR ? " (stopped by signal)" : "",
-            series ? series : model, to, line);
+            r->series ? r->series : r->model, r->to, line);
     if (st.carried)
         nd_debug("replay: %llu bin remainders smaller than a frame were carried to the next bin",
                  (unsigned long long)st.carried);
-    status = ND_EXIT_OK;
-out:
+    return ND_EXIT_OK;
+}
+
+static int run(int argc, char **argv)
+{
+    replay_args r;
+    int status = parse(&r, argc, argv);
+    if (status) return status;
+    nd_config cfg = {0};
+    replay_opts o;
+    uint64_t bin_ns;
+    nd_dataset *ds = NULL;
+    nd_dm *dm = NULL;
+    double *weights = NULL;
+    replay_sink *sink = NULL;
+    status = cli_config_open(&cfg, &(cli_config){.path = r.config});
+    if (!status) status = options(&o, &bin_ns, &r, &cfg);
+    if (!status)
+        status = r.series ? series_load(&ds, &r, bin_ns) : model_prepare(&dm, &weights, &r, &cfg, &o);
+    if (!status) {
+        nd_error e = {0};
+        if (!(sink = replay_sink_open(r.to, &e))) {
+            nd_err("%s", e.msg);
+            status = cli_exit_code(e.code);
+        }
+    }
+    if (!status) {
+        cli_catch_stop();
+        o.stop = &cli_stop;
+        if (dm) status = sample(&ds, &dm, weights, &o);
+    }
+    if (!status && ds) {
+        status = send_flows(ds, &o, sink, &r);
+        sink = NULL; /* closed */
+    }
     replay_sink_close(sink, NULL);
     nd_dataset_free(ds);
     nd_dm_free(dm);

@@ -15,153 +15,242 @@
 #include "model.h"
 #include "opts.h"
 
+enum {
+    OPT_CSV = CLI_OPT_OWN, OPT_NDD, OPT_PNG, OPT_CLASS, OPT_SAMPLER, OPT_DECODE, OPT_CLIP,
+    OPT_PROJECT, OPT_CSV2, OPT_SEED, OPT_STEPS, OPT_CALIBRATE, OPT_GUIDANCE,
+};
+
+static const struct option longs[] = {
+    {"csv", required_argument, NULL, OPT_CSV},
+    {"ndd", required_argument, NULL, OPT_NDD},
+    {"png", required_argument, NULL, OPT_PNG},
+    {"class", required_argument, NULL, OPT_CLASS},
+    {"sampler", required_argument, NULL, OPT_SAMPLER},
+    {"decode", required_argument, NULL, OPT_DECODE},
+    {"clip", required_argument, NULL, OPT_CLIP},
+    {"project", required_argument, NULL, OPT_PROJECT},
+    {"csv-other-decode", required_argument, NULL, OPT_CSV2},
+    {"count", required_argument, NULL, 'n'},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"steps", required_argument, NULL, OPT_STEPS},
+    {"calibrate", required_argument, NULL, OPT_CALIBRATE},
+    {"guidance", required_argument, NULL, OPT_GUIDANCE},
+    {0},
+};
+
+typedef struct sample_args {
+    const char *model, *csv, *ndd, *png, *cls, *csv2;
+    const char *sampler, *decode, *clip, *project;
+    long long count, seed, steps, calibrate; /* -1: not given */
+    double guidance;                         /* -1: not given */
+} sample_args;
+
+/* The option of code c with value v into o: 0, or ND_EXIT_USAGE when it is not one. */
+static int take(sample_args *o, const cli_args *a, int c)
+{
+    const char **text = c == OPT_CSV       ? &o->csv
+                        : c == OPT_NDD     ? &o->ndd
+                        : c == OPT_PNG     ? &o->png
+                        : c == OPT_CLASS   ? &o->cls
+                        : c == OPT_SAMPLER ? &o->sampler
+                        : c == OPT_DECODE  ? &o->decode
+                        : c == OPT_CLIP    ? &o->clip
+                        : c == OPT_PROJECT ? &o->project
+                        : c == OPT_CSV2    ? &o->csv2
+                                           : NULL;
+    long long *num = c == 'n'             ? &o->count
+                     : c == OPT_SEED      ? &o->seed
+                     : c == OPT_STEPS     ? &o->steps
+                     : c == OPT_CALIBRATE ? &o->calibrate
+                                          : NULL;
+    if (text) *text = a->val;
+    else if (num ? cli_parse_ll(a->val, num) : c != OPT_GUIDANCE || cli_parse_double(a->val, &o->guidance))
+        return cli_usage_error("sample", "%s %s: expected a number", cli_args_name(a, c), a->val);
+    return 0;
+}
+
+/* The values of the options, each on its own and together. */
+static int check(const sample_args *o)
+{
+    if (!o->model) return cli_usage_error("sample", "no model given (MODEL.ndm)");
+    if (o->count < 1 || o->count > 10000000)
+        return cli_usage_error("sample", "--count N: windows per class, 1 or more");
+    if (!o->csv && !o->ndd && !o->png && !o->csv2)
+        return cli_usage_error("sample", "nothing to write: give --csv, --ndd and/or --png");
+    if (o->sampler && nd_sampler_from_name(o->sampler) < 0)
+        return cli_usage_error("sample", "--sampler %s: expected ddim, ddpm or dpmpp", o->sampler);
+    if (o->clip && nd_clip_from_name(o->clip) < 0)
+        return cli_usage_error("sample", "--clip %s: expected dynamic, clip or none", o->clip);
+    if (o->project && strcmp(o->project, "on") && strcmp(o->project, "off"))
+        return cli_usage_error("sample", "--project %s: expected on or off", o->project);
+    if (o->decode && strcmp(o->decode, "lsq") && strcmp(o->decode, "diag"))
+        return cli_usage_error("sample", "--decode %s: expected lsq or diag", o->decode);
+    if (o->steps == 0 || o->steps > 10000 ||
+        (o->guidance != -1 && !(o->guidance >= 0 && o->guidance <= 100)))
+        return cli_usage_error("sample", "--steps is 1..10000, --guidance 0..100");
+    if (o->calibrate < -1 || o->calibrate > 100000)
+        return cli_usage_error("sample", "--calibrate N: windows per class, 0 (off) to 100000");
+    return 0;
+}
+
+static int parse(sample_args *o, int argc, char **argv)
+{
+    cli_args a;
+    cli_args_init(&a, "sample", argc, argv, "n:", longs);
+    *o = (sample_args){.count = -1, .seed = -1, .steps = -1, .calibrate = -1, .guidance = -1};
+    for (int c; (c = cli_args_next(&a)) != CLI_END;) {
+        if (c == CLI_BAD) return ND_EXIT_USAGE; /* said */
+        if (c == CLI_OPERAND ? cli_args_operand(&a, &o->model, "model") : take(o, &a, c))
+            return ND_EXIT_USAGE;
+    }
+    return check(o);
+}
+
+/* The model file with room for the stored sample.batch and its guidance copies, its
+ * sampling settings (the stored defaults) overridden by the options. NULL with e
+ * filled. */
+static nd_dm *model_open(const sample_args *o, nd_error *e)
+{
+    nd_dm *m = nd_dm_load(o->model, ND_DM_BATCH_SAMPLE, opts_dm_legacy, e);
+    if (!m) return NULL;
+    const nd_dm_settings *ms = nd_dm_get_settings(m);
+    nd_dm_sampling so = ms->sample;
+    if (o->sampler) so.sampler = nd_sampler_from_name(o->sampler);
+    if (o->clip) so.clip = nd_clip_from_name(o->clip);
+    if (o->project) so.project = !strcmp(o->project, "on");
+    if (o->steps > 0) so.steps = (uint32_t)o->steps;
+    if (o->guidance >= 0) so.guidance = o->guidance;
+    if (o->calibrate >= 0) so.calibrate = (uint32_t)o->calibrate;
+    if (o->decode) so.decode = strcmp(o->decode, "diag") ? ND_GAF_LSQ : ND_GAF_DIAG;
+    if (so.steps > ms->timesteps) so.steps = ms->timesteps;
+    if (!nd_dm_set_sampling(m, &so, e)) return m;
+    nd_dm_free(m);
+    return NULL;
+}
+
+/* What sampling writes: the windows (out), the same images through the other decode
+ * (out2, for --csv-other-decode), and room for one class's windows and images. */
+typedef struct sample_out {
+    nd_dataset *out, *out2;
+    float *x, *imgs;
+} sample_out;
+
+static int out_new(sample_out *so, const nd_dm *m, size_t count, int other, nd_error *e)
+{
+    const nd_dataset *h = nd_dm_dataset(m);
+    const char *names[ND_MAX_CHANNELS];
+    for (uint32_t c = 0; c < h->n_channels; c++) names[c] = h->channel_names[c];
+    so->out = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
+    so->x = malloc(count * h->n_channels * h->L * sizeof(float));
+    if (other) {
+        so->out2 = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
+        so->imgs = malloc(count * (size_t)nd_gaf_channels(nd_dm_gaf(m)) * h->L * h->L * sizeof(float));
+    }
+    if (!so->out || !so->x || (other && (!so->out2 || !so->imgs)))
+        return nd_error_set(e, -ENOMEM, "out of memory");
+    for (uint32_t k = 0; k < h->n_classes; k++) {
+        nd_dataset_class(so->out, h->class_names[k]);
+        so->out->stats[k] = h->stats[k];
+        if (so->out2) nd_dataset_class(so->out2, h->class_names[k]);
+    }
+    return nd_dataset_set_config(so->out, h->config_yaml);
+}
+
+static void out_free(sample_out *so)
+{
+    free(so->x);
+    free(so->imgs);
+    nd_dataset_free(so->out);
+    nd_dataset_free(so->out2);
+}
+
+/* count windows of each class first..last into so, from the noise of rng. */
+static int sample_classes(sample_out *so, nd_dm *m, int first, int last, long long count,
+                          nd_rng *rng, nd_error *e)
+{
+    const nd_dataset *h = nd_dm_dataset(m);
+    const nd_gaf_spec *g = nd_dm_gaf(m);
+    size_t WL = (size_t)h->n_channels * h->L, IMG = (size_t)nd_gaf_channels(g) * h->L * h->L;
+    int rc = 0;
+    for (int k = first; !rc && k <= last; k++) {
+        rc = nd_dm_sample(m, k, (size_t)count, so->x, so->imgs, rng, e);
+        for (long long i = 0; !rc && i < count; i++)
+            rc = nd_dataset_append(so->out, (uint16_t)k, (uint64_t)(k * count + i), so->x + i * WL);
+        for (long long i = 0; !rc && so->out2 && i < count; i++) {
+            /* the same images through the other decode, for comparing decodes */
+            nd_gaf_image_to_window(so->x + i * WL, so->imgs + i * IMG, g, nd_dm_scale(m, k),
+                                   g->decode == ND_GAF_LSQ ? ND_GAF_DIAG : ND_GAF_LSQ);
+            rc = nd_dataset_append(so->out2, (uint16_t)k, (uint64_t)(k * count + i), so->x + i * WL);
+        }
+        if (rc && !e->msg[0]) nd_error_set(e, rc, "out of memory");
+    }
+    return rc;
+}
+
+/* The classes to sample: every one, or the one of --class (exit 2 when the model lacks
+ * it). */
+static int class_range(const nd_dm *m, const sample_args *o, int *first, int *last)
+{
+    const nd_dataset *h = nd_dm_dataset(m);
+    *first = 0, *last = (int)h->n_classes - 1;
+    if (!o->cls) return 0;
+    for (uint32_t k = 0; k < h->n_classes; k++)
+        if (!strcmp(h->class_names[k], o->cls)) {
+            *first = *last = (int)k;
+            return 0;
+        }
+    nd_err("%s: no class '%s' in this model (it has %u: see netdiffus inspect %s)", o->model,
+           o->cls, h->n_classes, o->model);
+    return ND_EXIT_USAGE;
+}
+
+static void report(const nd_dm *m, const nd_dataset *out, double s)
+{
+    const nd_dm_sampling *so = &nd_dm_get_settings(m)->sample;
+    nd_info("%llu windows in %.1f s (%.3g windows/s; %s, %u steps, guidance %g, clip %s%s, "
+            "%s decode)", (unsigned long long)out->n_windows, s, out->n_windows / s,
+            nd_sampler_name(so->sampler), so->steps, so->guidance, nd_clip_name(so->clip),
+            so->project ? ", GASF projection" : "",
+            nd_dm_calibrated(m) ? "calibrated"
+            : so->calibrate ? "uncalibrated (the model has no training targets: "
+                                      "`netdiffus train --resume` adds them)"
+                                    : "uncalibrated");
+}
+
 static int run(int argc, char **argv)
 {
-    const char *model = NULL, *csv = NULL, *ndd = NULL, *png = NULL, *cls = NULL, *csv2 = NULL;
-    const char *sampler = NULL, *decode = NULL, *clip = NULL, *project = NULL;
-    long long count = -1, seed = -1, steps = -1, calibrate = -1;
-    double guidance = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (a[0] == '-' && a[1]) {
-            if (!v) return cli_usage_error("sample", "%s needs a value", a);
-            i++;
-            char *end = NULL;
-            if (!strcmp(a, "--csv")) csv = v;
-            else if (!strcmp(a, "--ndd")) ndd = v;
-            else if (!strcmp(a, "--png")) png = v;
-            else if (!strcmp(a, "--class")) cls = v;
-            else if (!strcmp(a, "--sampler")) sampler = v;
-            else if (!strcmp(a, "--decode")) decode = v;
-            else if (!strcmp(a, "--clip")) clip = v;
-            else if (!strcmp(a, "--project")) project = v;
-            else if (!strcmp(a, "--csv-other-decode")) csv2 = v;
-            else if (!strcmp(a, "--count") || !strcmp(a, "-n")) count = strtoll(v, &end, 10);
-            else if (!strcmp(a, "--seed")) seed = strtoll(v, &end, 10);
-            else if (!strcmp(a, "--steps")) steps = strtoll(v, &end, 10);
-            else if (!strcmp(a, "--calibrate")) calibrate = strtoll(v, &end, 10);
-            else if (!strcmp(a, "--guidance")) guidance = strtod(v, &end);
-            else return cli_usage_error("sample", "unknown option '%s'", a);
-            if (end && (*end || end == v))
-                return cli_usage_error("sample", "%s %s: expected a number", a, v);
-        } else if (model) {
-            return cli_usage_error("sample", "one model only ('%s' and '%s')", model, a);
-        } else {
-            model = a;
-        }
-    }
-    if (!model) return cli_usage_error("sample", "no model given (MODEL.ndm)");
-    if (count < 1 || count > 10000000)
-        return cli_usage_error("sample", "--count N: windows per class, 1 or more");
-    if (!csv && !ndd && !png && !csv2)
-        return cli_usage_error("sample", "nothing to write: give --csv, --ndd and/or --png");
-    if (sampler && nd_sampler_from_name(sampler) < 0)
-        return cli_usage_error("sample", "--sampler %s: expected ddim, ddpm or dpmpp", sampler);
-    if (clip && nd_clip_from_name(clip) < 0)
-        return cli_usage_error("sample", "--clip %s: expected dynamic, clip or none", clip);
-    if (project && strcmp(project, "on") && strcmp(project, "off"))
-        return cli_usage_error("sample", "--project %s: expected on or off", project);
-    if (decode && strcmp(decode, "lsq") && strcmp(decode, "diag"))
-        return cli_usage_error("sample", "--decode %s: expected lsq or diag", decode);
-    if (steps == 0 || steps > 10000 || (guidance != -1 && !(guidance >= 0 && guidance <= 100)))
-        return cli_usage_error("sample", "--steps is 1..10000, --guidance 0..100");
-    if (calibrate < -1 || calibrate > 100000)
-        return cli_usage_error("sample", "--calibrate N: windows per class, 0 (off) to 100000");
-
+    sample_args o;
+    int rc = parse(&o, argc, argv), first, last;
+    if (rc) return rc;
     nd_error e = {0};
-    /* room for the stored sample.batch and its guidance copies */
-    nd_dm *m = nd_dm_load(model, ND_DM_BATCH_SAMPLE, opts_dm_legacy, &e);
-    nd_dataset *out = NULL, *out2 = NULL;
-    float *x = NULL, *imgs = NULL;
-    int rc = 0;
+    nd_dm *m = model_open(&o, &e);
     if (!m) {
         nd_err("%s", e.msg);
         return cli_exit_code(e.code);
     }
-    nd_dm_sampling so = nd_dm_get_settings(m)->sample; /* the stored defaults */
-    if (sampler) so.sampler = nd_sampler_from_name(sampler);
-    if (clip) so.clip = nd_clip_from_name(clip);
-    if (project) so.project = !strcmp(project, "on");
-    if (steps > 0) so.steps = (uint32_t)steps;
-    if (guidance >= 0) so.guidance = guidance;
-    if (calibrate >= 0) so.calibrate = (uint32_t)calibrate;
-    if (decode) so.decode = strcmp(decode, "diag") ? ND_GAF_LSQ : ND_GAF_DIAG;
-    if (so.steps > nd_dm_get_settings(m)->timesteps) so.steps = nd_dm_get_settings(m)->timesteps;
-    if ((rc = nd_dm_set_sampling(m, &so, &e))) goto done;
-    const nd_dataset *h = nd_dm_dataset(m);
-    int first = 0, last = (int)h->n_classes - 1;
-    if (cls) {
-        first = -1;
-        for (uint32_t k = 0; k < h->n_classes; k++)
-            if (!strcmp(h->class_names[k], cls)) first = last = (int)k;
-        if (first < 0) {
-            nd_err("%s: no class '%s' in this model (it has %u: see netdiffus inspect %s)",
-                   model, cls, h->n_classes, model);
-            nd_dm_free(m);
-            return ND_EXIT_USAGE;
-        }
+    if ((rc = class_range(m, &o, &first, &last))) {
+        nd_dm_free(m);
+        return rc;
     }
-    const char *names[ND_MAX_CHANNELS];
-    for (uint32_t c = 0; c < h->n_channels; c++) names[c] = h->channel_names[c];
-    out = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
-    size_t WL = (size_t)h->n_channels * h->L;
-    x = malloc((size_t)count * WL * sizeof(float));
-    const nd_gaf_spec *g = nd_dm_gaf(m);
-    size_t IMG = (size_t)nd_gaf_channels(g) * h->L * h->L;
-    if (csv2) {
-        out2 = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
-        imgs = malloc((size_t)count * IMG * sizeof(float));
-    }
-    if (!out || !x || (csv2 && (!out2 || !imgs))) {
-        rc = nd_error_set(&e, -ENOMEM, "out of memory");
-        goto done;
-    }
-    for (uint32_t k = 0; k < h->n_classes; k++) {
-        nd_dataset_class(out, h->class_names[k]);
-        out->stats[k] = h->stats[k];
-        if (out2) nd_dataset_class(out2, h->class_names[k]);
-    }
-    rc = nd_dataset_set_config(out, h->config_yaml);
+    const nd_dm_sampling *ms = &nd_dm_get_settings(m)->sample;
+    sample_out so = {0};
+    rc = out_new(&so, m, (size_t)o.count, o.csv2 != NULL, &e);
     nd_rng rng;
-    nd_rng_seed(&rng, seed >= 0 ? (uint64_t)seed : so.seed);
-    if (!rc && so.calibrate && !nd_dm_calibrated(m)) {
+    nd_rng_seed(&rng, o.seed >= 0 ? (uint64_t)o.seed : ms->seed);
+    if (!rc && ms->calibrate && !nd_dm_calibrated(m)) {
         nd_info("calibrating the decode for these settings: %u windows per class "
-                "(--calibrate 0: off)", so.calibrate);
+                "(--calibrate 0: off)", ms->calibrate);
         rc = nd_dm_calibrate(m, &e);
     }
     uint64_t t0 = nd_now_ns();
-    for (int k = first; !rc && k <= last; k++) {
-        rc = nd_dm_sample(m, k, (size_t)count, x, imgs, &rng, &e);
-        for (long long i = 0; !rc && i < count; i++)
-            rc = nd_dataset_append(out, (uint16_t)k, (uint64_t)(k * count + i), x + i * WL);
-        for (long long i = 0; !rc && out2 && i < count; i++) {
-            /* the same images through the other decode, for comparing decodes */
-            nd_gaf_image_to_window(x + i * WL, imgs + i * IMG, g, nd_dm_scale(m, k),
-                                   g->decode == ND_GAF_LSQ ? ND_GAF_DIAG : ND_GAF_LSQ);
-            rc = nd_dataset_append(out2, (uint16_t)k, (uint64_t)(k * count + i), x + i * WL);
-        }
-        if (rc && !e.msg[0]) nd_error_set(&e, rc, "out of memory");
-    }
-    double s = (double)(nd_now_ns() - t0) * 1e-9;
-    if (!rc)
-        nd_info("%llu windows in %.1f s (%.3g windows/s; %s, %u steps, guidance %g, clip %s%s, "
-                "%s decode)", (unsigned long long)out->n_windows, s, out->n_windows / s,
-                nd_sampler_name(so.sampler), so.steps, so.guidance, nd_clip_name(so.clip),
-                so.project ? ", GASF projection" : "",
-                nd_dm_calibrated(m) ? "calibrated"
-                : so.calibrate ? "uncalibrated (the model has no training targets: "
-                                          "`netdiffus train --resume` adds them)"
-                                        : "uncalibrated");
-    if (!rc && csv) rc = nd_csv_write(out, csv, &e);
-    if (!rc && csv2) rc = nd_csv_write(out2, csv2, &e);
-    if (!rc && ndd) rc = nd_dataset_save(out, ndd, &e);
-    if (!rc && png) rc = nd_png_windows(png, out, 8, &e);
-done:
+    if (!rc) rc = sample_classes(&so, m, first, last, o.count, &rng, &e);
+    if (!rc) report(m, so.out, (double)(nd_now_ns() - t0) * 1e-9);
+    if (!rc && o.csv) rc = nd_csv_write(so.out, o.csv, &e);
+    if (!rc && o.csv2) rc = nd_csv_write(so.out2, o.csv2, &e);
+    if (!rc && o.ndd) rc = nd_dataset_save(so.out, o.ndd, &e);
+    if (!rc && o.png) rc = nd_png_windows(o.png, so.out, 8, &e);
     if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
-    free(x);
-    free(imgs);
-    nd_dataset_free(out);
-    nd_dataset_free(out2);
+    out_free(&so);
     nd_dm_free(m);
     return cli_exit_code(rc);
 }

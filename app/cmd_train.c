@@ -12,116 +12,149 @@
 #include "model.h"
 #include "opts.h"
 
-static int run(int argc, char **argv)
+enum { OPT_STEPS = CLI_OPT_OWN, OPT_MINUTES, OPT_RESUME };
+
+static const struct option longs[] = {
+    CLI_CONFIG_OPTIONS,
+    {"output", required_argument, NULL, 'o'},
+    {"steps", required_argument, NULL, OPT_STEPS},
+    {"minutes", required_argument, NULL, OPT_MINUTES},
+    {"resume", no_argument, NULL, OPT_RESUME},
+    {0},
+};
+
+typedef struct train_args {
+    cli_config cc;
+    const char *out, *in;
+    int resume;
+    double minutes;  /* 0: no limit */
+    long long steps; /* -1: train.steps */
+} train_args;
+
+static int parse(train_args *o, int argc, char **argv)
 {
-    const char *conf_path = NULL, *out = NULL, *in = NULL, *sets[32];
-    unsigned n_sets = 0;
-    int resume = 0;
-    double minutes = 0;
-    long long steps = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--resume")) {
-            resume = 1;
-        } else if (!strcmp(a, "-c") || !strcmp(a, "--config") || !strcmp(a, "-o") ||
-                   !strcmp(a, "--output") || !strcmp(a, "--set") || !strcmp(a, "--steps") ||
-                   !strcmp(a, "--minutes")) {
-            if (!v) return cli_usage_error("train", "%s needs a value", a);
-            i++;
-            char *end;
-            if (!strcmp(a, "-c") || !strcmp(a, "--config")) conf_path = v;
-            else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
-            else if (!strcmp(a, "--steps")) {
-                steps = strtoll(v, &end, 10);
-                if (*end || steps < 1) return cli_usage_error("train", "--steps %s: expected a positive integer", v);
-            } else if (!strcmp(a, "--minutes")) {
-                minutes = strtod(v, &end);
-                if (*end || !(minutes > 0)) return cli_usage_error("train", "--minutes %s: expected a positive number", v);
-            } else if (n_sets < 32) sets[n_sets++] = v;
-            else return cli_usage_error("train", "more than 32 --set");
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage_error("train", "unknown option '%s'", a);
-        } else if (in) {
-            return cli_usage_error("train", "one dataset only ('%s' and '%s')", in, a);
-        } else {
-            in = a;
+    cli_args a;
+    cli_args_init(&a, "train", argc, argv, "c:o:", longs);
+    a.config = &o->cc;
+    o->steps = -1;
+    for (int c; (c = cli_args_next(&a)) != CLI_END;) {
+        switch (c) {
+        case 'o': o->out = a.val; break;
+        case OPT_RESUME: o->resume = 1; break;
+        case OPT_STEPS:
+            if (cli_parse_ll(a.val, &o->steps) || o->steps < 1)
+                return cli_usage_error("train", "--steps %s: expected a positive integer", a.val);
+            break;
+        case OPT_MINUTES:
+            if (cli_parse_double(a.val, &o->minutes) || !(o->minutes > 0))
+                return cli_usage_error("train", "--minutes %s: expected a positive number", a.val);
+            break;
+        case CLI_OPERAND:
+            if (cli_args_operand(&a, &o->in, "dataset")) return ND_EXIT_USAGE;
+            break;
+        default: return ND_EXIT_USAGE; /* CLI_BAD: said */
         }
     }
-    if (!in) return cli_usage_error("train", "no dataset given (IN.ndd)");
-    if (!out) return cli_usage_error("train", "no model file: give -o MODEL.ndm");
-    if (!conf_path && !resume) return cli_usage_error("train", "no config: give -c CONF.yaml");
+    if (!o->in) return cli_usage_error("train", "no dataset given (IN.ndd)");
+    if (!o->out) return cli_usage_error("train", "no model file: give -o MODEL.ndm");
+    if (!o->cc.path && !o->resume) return cli_usage_error("train", "no config: give -c CONF.yaml");
+    return 0;
+}
 
+/* The run saved in o->out, with its own config: only --set sample.KEY=VAL applies (stored
+ * with the model from now on). Returns the model, or NULL with e filled. */
+static nd_dm *resume_open(const train_args *o, nd_error *e)
+{
+    const char *const *sets = o->cc.sets;
+    unsigned n_sets = o->cc.n_sets, n_train_sets = 0;
+    /* sample.* does not change the training run: those keys may be set */
+    for (unsigned k = 0; k < n_sets; k++) n_train_sets += strncmp(sets[k], "sample.", 7) != 0;
+    if (o->cc.path || n_train_sets)
+        nd_warn("--resume: continuing with the config stored in %s (-c and --set of "
+                "other keys than sample.* are not applied, so the run stays the same run)",
+                o->out);
+    nd_dm *m = nd_dm_load(o->out, ND_DM_BATCH_TRAIN, opts_dm_legacy, e);
+    int rc = m ? 0 : e->code;
+    if (!rc && n_sets > n_train_sets) /* stored with the model from now on */
+        rc = opts_dm_resume_sets(m, sets, n_sets, e);
+    if (!rc) return m;
+    nd_dm_free(m);
+    return NULL;
+}
+
+/* After training: the decode calibration, stored with the model so that sample and
+ * replay need not fit it again (Ctrl-C skips it; the model is saved either way). */
+static int calibrate(nd_dm *m, const char *out, nd_error *e)
+{
+    nd_info("calibrating the decode on %u sampled windows per class "
+            "(sample.calibrate; Ctrl-C skips it, the model is saved)",
+            nd_dm_get_settings(m)->sample.calibrate);
+    nd_dm_set_stop(m, &cli_stop);
+    int rc = nd_dm_calibrate(m, e);
+    if (!rc) rc = nd_dm_save(m, out, e);
+    if (rc == ND_EINTR) {
+        nd_info("calibration skipped: %s is saved without it (sample and replay "
+                "fit it when they need it)", out);
+        rc = 0;
+    }
+    return rc;
+}
+
+/* Trains m on ds to the step count of o (or train.steps), then calibrates. */
+static int train(nd_dm *m, const nd_dataset *ds, const train_args *o, nd_error *e)
+{
+    const nd_dm_settings *ms = nd_dm_get_settings(m);
+    nd_train_opts to = {
+        .steps = o->steps > 0 ? (uint64_t)o->steps : ms->train.steps,
+        .max_seconds = o->minutes * 60.0,
+        .path = o->out,
+        .stop = &cli_stop,
+    };
+    cli_catch_stop();
+    nd_info("training on %s: %llu windows, %u classes, %u parameters, from step %llu to %llu",
+            o->in, (unsigned long long)ds->n_windows, ds->n_classes,
+            (unsigned)nd_unet_num_params(nd_dm_unet(m)), (unsigned long long)nd_dm_step(m),
+            (unsigned long long)to.steps);
+    nd_train_report rep;
+    int rc = nd_dm_train(m, ds, &to, &rep, e);
+    if (rc && rc != ND_EINTR) return rc;
+    nd_info("%s %llu steps in %.0f s (%.2f steps/s); loss %.4f, validation loss %.4f; "
+            "model at step %llu -> %s",
+            rc ? "stopped after" : "trained", (unsigned long long)rep.steps_done,
+            rep.seconds, rep.seconds > 0 ? rep.steps_done / rep.seconds : 0.0,
+            rep.last_loss, rep.val_loss, (unsigned long long)nd_dm_step(m), o->out);
+    if (rc) {
+        nd_info("resume with: netdiffus train %s -o %s --resume", o->in, o->out);
+        return 0;
+    }
+    return ms->sample.calibrate ? calibrate(m, o->out, e) : 0;
+}
+
+static int run(int argc, char **argv)
+{
+    train_args o = {0};
+    int rc = parse(&o, argc, argv);
+    if (rc) return rc;
     nd_error e = {0};
     nd_config cfg = {0};
-    int rc = 0;
     nd_dataset *ds = NULL;
     nd_dm *m = NULL;
-    if (resume) {
-        /* sample.* does not change the training run: those keys may be set */
-        unsigned n_train_sets = 0;
-        for (unsigned k = 0; k < n_sets; k++) n_train_sets += strncmp(sets[k], "sample.", 7) != 0;
-        if (conf_path || n_train_sets)
-            nd_warn("--resume: continuing with the config stored in %s (-c and --set of "
-                    "other keys than sample.* are not applied, so the run stays the same run)",
-                    out);
-        m = nd_dm_load(out, ND_DM_BATCH_TRAIN, opts_dm_legacy, &e);
-        if (!m) rc = e.code;
-        if (!rc && n_sets > n_train_sets) /* stored with the model from now on */
-            rc = opts_dm_resume_sets(m, sets, n_sets, &e);
-    } else {
-        rc = nd_config_load(&cfg, conf_path, &e);
-        for (unsigned k = 0; !rc && k < n_sets; k++) rc = nd_config_set(&cfg, sets[k], &e);
-        if (!rc && n_sets) rc = nd_config_check(&cfg, &e);
+    if (o.resume) {
+        m = resume_open(&o, &e);
+        rc = m ? 0 : e.code;
+    } else if ((rc = cli_config_open(&cfg, &o.cc))) {
+        nd_config_free(&cfg);
+        return rc; /* said */
     }
     if (!rc) {
-        ds = nd_dataset_load(in, &e);
+        ds = nd_dataset_load(o.in, &e);
         if (!ds) rc = e.code;
     }
     if (!rc && !m) {
         m = opts_dm_new(&cfg, ds, &e);
         if (!m) rc = e.code;
     }
-    if (rc) goto done;
-    const nd_dm_settings *ms = nd_dm_get_settings(m);
-
-    nd_train_opts o = {
-        .steps = steps > 0 ? (uint64_t)steps : ms->train.steps,
-        .max_seconds = minutes * 60.0,
-        .path = out,
-        .stop = &cli_stop,
-    };
-    cli_catch_stop();
-    nd_info("training on %s: %llu windows, %u classes, %u parameters, from step %llu to %llu",
-            in, (unsigned long long)ds->n_windows, ds->n_classes,
-            (unsigned)nd_unet_num_params(nd_dm_unet(m)), (unsigned long long)nd_dm_step(m),
-            (unsigned long long)o.steps);
-    nd_train_report rep;
-    rc = nd_dm_train(m, ds, &o, &rep, &e);
-    if (!rc || rc == ND_EINTR) {
-        nd_info("%s %llu steps in %.0f s (%.2f steps/s); loss %.4f, validation loss %.4f; "
-                "model at step %llu -> %s",
-                rc ? "stopped after" : "trained", (unsigned long long)rep.steps_done,
-                rep.seconds, rep.seconds > 0 ? rep.steps_done / rep.seconds : 0.0,
-                rep.last_loss, rep.val_loss, (unsigned long long)nd_dm_step(m), out);
-        if (rc) {
-            nd_info("resume with: netdiffus train %s -o %s --resume", in, out);
-            rc = 0;
-        } else if (ms->sample.calibrate) {
-            /* stored with the model, so that sample and replay need not fit it again */
-            nd_info("calibrating the decode on %u sampled windows per class "
-                    "(sample.calibrate; Ctrl-C skips it, the model is saved)",
-                    ms->sample.calibrate);
-            nd_dm_set_stop(m, &cli_stop);
-            rc = nd_dm_calibrate(m, &e);
-            if (!rc) rc = nd_dm_save(m, out, &e);
-            if (rc == ND_EINTR) {
-                nd_info("calibration skipped: %s is saved without it (sample and replay "
-                        "fit it when they need it)", out);
-                rc = 0;
-            }
-        }
-    }
-done:
+    if (!rc) rc = train(m, ds, &o, &e);
     if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
     nd_dm_free(m);
     nd_dataset_free(ds);

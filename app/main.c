@@ -1,7 +1,6 @@
 /*
  * main.c — `netdiffus <subcommand>`: global options, the subcommand table, --help.
  */
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,40 +33,6 @@ static void usage(FILE *out)
             "\n"
             "exit codes: 0 success, 1 runtime failure, 2 usage or configuration error\n"
             "documentation: README.md and docs/ in the source tree\n");
-}
-
-int cli_usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "netdiffus %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nTry 'netdiffus %s --help'.\n", cmd);
-    va_end(ap);
-    return ND_EXIT_USAGE;
-}
-
-int cli_exit_code(int code)
-{
-    if (code == 0) return ND_EXIT_OK;
-    return code == ND_ECONFIG || code == ND_EUSAGE ? ND_EXIT_USAGE : ND_EXIT_FAIL;
-}
-
-volatile sig_atomic_t cli_stop;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    cli_stop = 1;
-}
-
-void cli_catch_stop(void)
-{
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 }
 
 static int is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }

@@ -364,4 +364,33 @@ int nd_dm_set_target(nd_dm *m, int cls, const float *x, size_t n);
  * NULL with e filled on -ENOMEM. */
 nd_dm *nd_dm_snapshot(const nd_dm *m, int max_batch, nd_error *e);
 
+/* ------------------------------------------------------------------------------------ */
+/* N flows from a model with a class mix (flows.c)                                       */
+/* ------------------------------------------------------------------------------------ */
+
+#include <signal.h>
+
+typedef struct nd_flows_opts {
+    const double *weights;       /* (n_classes) share of the flows per class, >= 0, not all
+                                    0; NULL: even */
+    uint32_t flows;              /* windows to sample, one per flow */
+    uint32_t batch;              /* windows per sampler call, the stop is seen between
+                                    calls; 0: the model's sampling batch */
+    volatile sig_atomic_t *stop; /* set by a signal handler: stop (NULL: never) */
+    const char *tag;             /* prefix of the messages, e.g. "replay" */
+    int quiet;                   /* no status line, the summary only as a debug message */
+} nd_flows_opts;
+
+/* One window per flow from m, the policy of every replay of a model: the flows split
+ * over the classes by the largest remainders of flows x weights (a class of weight 0
+ * gets none), sampled class after class (a status line while it runs), then shuffled
+ * so that the classes interleave. A window with no byte in any bin (bytes_down and
+ * bytes_up all below 0.5) would be a flow that sends nothing: it is drawn again, up to
+ * as many redraws as the class has flows, then kept (with a warning). Everything random
+ * comes from rng: the same state, batch and model give the same dataset. The dataset
+ * has m's channels, bin width, classes and replay statistics, groups 0..flows-1; the
+ * caller frees it. NULL with e filled: ND_EUSAGE (no classes, bad weights), ND_EINTR
+ * (*stop was set), -ENOMEM, or nd_dm_sample's code. */
+nd_dataset *nd_dm_sample_flows(nd_dm *m, const nd_flows_opts *o, nd_rng *rng, nd_error *e);
+
 #endif
