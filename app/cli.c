@@ -205,3 +205,20 @@ int cli_config_open(nd_config *cfg, const cli_config *cc)
     if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
     return cli_exit_code(rc);
 }
+
+/* ---- sources --------------------------------------------------------------------- */
+
+int cli_sources_add(cli_sources *s, const cli_args *a)
+{
+    if (s->n == ND_CONF_MAX_SOURCES)
+        return cli_usage_error(a->cmd, "more than %d sources", ND_CONF_MAX_SOURCES);
+    s->spec[s->n++] = a->val;
+    return 0;
+}
+
+unsigned cli_sources_resolve(cli_sources *s, const nd_config *cfg)
+{
+    if (!s->n)
+        for (uint32_t k = 0; k < cfg->capture.n_sources; k++) s->spec[s->n++] = cfg->capture.sources[k];
+    return s->n;
+}

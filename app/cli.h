@@ -98,6 +98,21 @@ struct cli_config {
  * or 2 (bad config). cfg is always safe to free (nd_config_free). */
 int cli_config_open(nd_config *cfg, const cli_config *cc);
 
+/* ---- sources (capture, live) ----------------------------------------------------- */
+
+/* --source SRC, repeatable: sources on the command line replace the config's. */
+typedef struct cli_sources {
+    const char *spec[ND_CONF_MAX_SOURCES];
+    unsigned n;
+} cli_sources;
+
+/* Adds the option's value a->val: 0, or ND_EXIT_USAGE once "more than N sources" is
+ * said. */
+int cli_sources_add(cli_sources *s, const cli_args *a);
+/* Without a --source, the config's capture.sources (borrowed from cfg). Returns how many
+ * sources there are. */
+unsigned cli_sources_resolve(cli_sources *s, const nd_config *cfg);
+
 extern const nd_command cmd_capture, cmd_import, cmd_export, cmd_train, cmd_sample,
     cmd_replay, cmd_live, cmd_eval, cmd_render, cmd_inspect;
 

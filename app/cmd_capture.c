@@ -58,8 +58,7 @@ static const struct option longs[] = {
 typedef struct capture_args {
     cli_config cc;
     const char *out, *force_class;
-    const char *sources[ND_CONF_MAX_SOURCES];
-    unsigned n_sources;
+    cli_sources src;
 } capture_args;
 
 static int parse(capture_args *o, int argc, char **argv)
@@ -72,9 +71,7 @@ static int parse(capture_args *o, int argc, char **argv)
         case 'o': o->out = a.val; break;
         case OPT_CLASS: o->force_class = a.val; break;
         case 's':
-            if (o->n_sources == ND_CONF_MAX_SOURCES)
-                return cli_usage_error("capture", "more than %d sources", ND_CONF_MAX_SOURCES);
-            o->sources[o->n_sources++] = a.val;
+            if (cli_sources_add(&o->src, &a)) return ND_EXIT_USAGE;
             break;
         case CLI_OPERAND: return cli_usage_error("capture", "unexpected argument '%s'", a.val);
         default: return ND_EXIT_USAGE; /* CLI_BAD: said */
@@ -113,9 +110,8 @@ static int keep(capture_ctx *c, nd_dataset *ds, const char *out, int rc, const n
     return rc;
 }
 
-/* Captures the n_sources sources into the dataset file o->out. Returns 0 or a code. */
-static int capture_to_file(const nd_config *cfg, const capture_args *o, const char **sources,
-                           unsigned n_sources)
+/* Captures the sources of o into the dataset file o->out. Returns 0 or a code. */
+static int capture_to_file(const nd_config *cfg, const capture_args *o)
 {
     nd_error e = {0};
     int rc;
@@ -141,7 +137,7 @@ static int capture_to_file(const nd_config *cfg, const capture_args *o, const ch
         }
 
     cli_catch_stop();
-    rc = capture_run(c, sources, n_sources, &co, &cli_stop, nd_status_enabled(), &e);
+    rc = capture_run(c, o->src.spec, o->src.n, &co, &cli_stop, nd_status_enabled(), &e);
     rc = keep(c, ds, o->out, rc, &e);
 done:
     free(yaml);
@@ -157,13 +153,8 @@ static int run(int argc, char **argv)
     if (rc) return rc;
     nd_config cfg = {0};
     if (!(rc = cli_config_open(&cfg, &o.cc))) {
-        /* Sources on the command line replace the config's. */
-        const char **sources = o.sources;
-        unsigned n_sources = o.n_sources;
-        if (!n_sources)
-            for (uint32_t k = 0; k < cfg.capture.n_sources; k++) sources[n_sources++] = cfg.capture.sources[k];
-        if (n_sources)
-            rc = cli_exit_code(capture_to_file(&cfg, &o, sources, n_sources));
+        if (cli_sources_resolve(&o.src, &cfg))
+            rc = cli_exit_code(capture_to_file(&cfg, &o));
         else
             rc = cli_usage_error("capture", "no source: give --source pcap:FILE (or iface:NAME, "
                                             "dpdk:EAL-ARGS) or capture.sources in the config");

@@ -592,8 +592,7 @@ static const struct option longs[] = {
 typedef struct live_args {
     cli_config cc;
     const char *stats_path, *replay_to;
-    const char *sources[ND_CONF_MAX_SOURCES];
-    unsigned n_sources;
+    cli_sources src;
     int resume;
     double speed;                 /* pace of pcap files */
     uint64_t duration, max_steps; /* 0: no limit */
@@ -609,11 +608,7 @@ static int take(live_args *o, const cli_args *a, int c)
     case OPT_STATS: o->stats_path = v; break;
     case OPT_REPLAY_TO: o->replay_to = v; break;
     case OPT_RESUME: o->resume = 1; break;
-    case 's':
-        if (o->n_sources == ND_CONF_MAX_SOURCES)
-            return cli_usage_error("live", "more than %d sources", ND_CONF_MAX_SOURCES);
-        o->sources[o->n_sources++] = v;
-        break;
+    case 's': return cli_sources_add(&o->src, a);
     case OPT_SPEED:
         if (cli_parse_double(v, &o->speed) || !(o->speed >= 0) || o->speed > 1e6)
             return cli_usage_error("live", "--speed %s: expected a number >= 0", v);
@@ -654,9 +649,7 @@ static int parse(live_args *o, int argc, char **argv)
  * checkpoint's folder, the trainer's threads. */
 static int setup_config(live_run *L, live_args *a, nd_error *e)
 {
-    if (!a->n_sources)
-        for (uint32_t k = 0; k < L->cfg.capture.n_sources; k++) a->sources[a->n_sources++] = L->cfg.capture.sources[k];
-    if (!a->n_sources)
+    if (!cli_sources_resolve(&a->src, &L->cfg))
         return nd_error_set(e, ND_EUSAGE, "live: no source: give --source pcap:FILE|iface:NAME|"
                             "dpdk:EAL-ARGS or capture.sources in the config");
     if (L->cfg.live.replay && !a->replay_to)
@@ -679,8 +672,8 @@ static int setup_config(live_run *L, live_args *a, nd_error *e)
         return nd_error_set(e, ND_ECONFIG, "live.capture_core: CPU %d, but this machine has %ld "
                             "(0..%ld)", L->cfg.live.capture_core, ncpu, ncpu - 1);
     unsigned files = 0;
-    for (unsigned k = 0; k < a->n_sources; k++) files += !strncmp(a->sources[k], "pcap:", 5);
-    if (files && files != a->n_sources)
+    for (unsigned k = 0; k < a->src.n; k++) files += !strncmp(a->src.spec[k], "pcap:", 5);
+    if (files && files != a->src.n)
         return nd_error_set(e, ND_EUSAGE, "live: pcap files play on their own clock and "
                             "interfaces on the wall clock: give one kind of source per run");
     L->files = files > 0;
@@ -730,9 +723,9 @@ static int setup_trainer(live_run *L, int resume, nd_error *e)
 /* The sources opened, the --stats file, and what the run is about to do. */
 static int setup_inputs(live_run *L, const live_args *a, nd_error *e)
 {
-    for (unsigned k = 0; k < a->n_sources; k++) {
+    for (unsigned k = 0; k < a->src.n; k++) {
         live_src *s = &L->src[L->n_src];
-        s->s = capture_source_open(a->sources[k], &L->co, e);
+        s->s = capture_source_open(a->src.spec[k], &L->co, e);
         if (!s->s) return e->code;
         s->file = L->files;
         s->linktype = capture_source_linktype(s->s);

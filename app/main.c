@@ -31,6 +31,10 @@ static void usage(FILE *out)
             "  -h, --help      this text; `netdiffus COMMAND --help` explains one command\n"
             "      --version   print the version\n"
             "\n"
+            "A command's options take their value as --opt VALUE or --opt=VALUE (-o VALUE or\n"
+            "-oVALUE), long options may be shortened to any unambiguous prefix, and -- ends\n"
+            "the options: what follows is a file name even if it starts with -.\n"
+            "\n"
             "exit codes: 0 success, 1 runtime failure, 2 usage or configuration error\n"
             "documentation: README.md and docs/ in the source tree\n");
 }

@@ -92,9 +92,9 @@ static int sample_class(flows_run *r, uint32_t k, uint64_t count, nd_rng *rng, n
         }
     }
     if (kept_empty)
-        nd_warn("%s: %llu sampled windows of class '%s' have no bytes even after "
-                "redrawing: those flows send nothing", o->tag, (unsigned long long)kept_empty,
-                name);
+        nd_log(o->quiet ? ND_LOG_DEBUG : ND_LOG_WARN, "%s: %llu sampled windows of class '%s' "
+               "have no bytes even after redrawing: those flows send nothing", o->tag,
+               (unsigned long long)kept_empty, name);
     return 0;
 }
 

@@ -378,7 +378,7 @@ typedef struct nd_flows_opts {
                                     calls; 0: the model's sampling batch */
     volatile sig_atomic_t *stop; /* set by a signal handler: stop (NULL: never) */
     const char *tag;             /* prefix of the messages, e.g. "replay" */
-    int quiet;                   /* no status line, the summary only as a debug message */
+    int quiet;                   /* no status line; its messages only at debug level */
 } nd_flows_opts;
 
 /* One window per flow from m, the policy of every replay of a model: the flows split
@@ -386,7 +386,7 @@ typedef struct nd_flows_opts {
  * gets none), sampled class after class (a status line while it runs), then shuffled
  * so that the classes interleave. A window with no byte in any bin (bytes_down and
  * bytes_up all below 0.5) would be a flow that sends nothing: it is drawn again, up to
- * as many redraws as the class has flows, then kept (with a warning). Everything random
+ * as many redraws as the class has flows, then kept (and a warning says how many). Everything random
  * comes from rng: the same state, batch and model give the same dataset. The dataset
  * has m's channels, bin width, classes and replay statistics, groups 0..flows-1; the
  * caller frees it. NULL with e filled: ND_EUSAGE (no classes, bad weights), ND_EINTR

@@ -1,7 +1,8 @@
 /*
  * test_cli.c — the netdiffus program as a person meets it: --help everywhere, exit codes
- * (0 ok, 1 runtime failure, 2 usage or config error), every subcommand without its input, and
- * `inspect` on good, missing, foreign, truncated and corrupt files and on configs.
+ * (0 ok, 1 runtime failure, 2 usage or config error), every subcommand without its input,
+ * `inspect` on good, missing, foreign, truncated and corrupt files and on configs, and
+ * the options as getopt_long reads them (--opt=value, `--`, errors).
  */
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -55,17 +56,9 @@ static void test_help(void)
     EXPECT(2, "-v");
 }
 
-static void test_inspect(void)
+/* A small dataset file (two classes, statistics, a counter, a config): its path. */
+static const char *make_dataset(void)
 {
-    /* Usage errors. */
-    EXPECT(2, "inspect");
-    CHECK_CONTAINS(err_text, "no file given");
-    EXPECT(2, "inspect", "--bogus");
-    CHECK_CONTAINS(err_text, "unknown option '--bogus'");
-    EXPECT(2, "inspect", "--config");
-    EXPECT(2, "inspect", "--config", "a.yaml", "b.ndd");
-
-    /* A dataset file. */
     const char *names[] = {"bytes_down", "bytes_up"};
     nd_dataset *ds = nd_dataset_new(2, names, 4, ND_NS_PER_SEC / 2);
     CHECK(ds);
@@ -86,7 +79,21 @@ static void test_inspect(void)
     nd_error e = {0};
     if (nd_dataset_save(ds, ndd, &e)) CHECK_FAIL_("%s", e.msg);
     nd_dataset_free(ds);
+    return ndd;
+}
 
+static void test_inspect(void)
+{
+    /* Usage errors. */
+    EXPECT(2, "inspect");
+    CHECK_CONTAINS(err_text, "no file given");
+    EXPECT(2, "inspect", "--bogus");
+    CHECK_CONTAINS(err_text, "unknown option '--bogus'");
+    EXPECT(2, "inspect", "--config");
+    EXPECT(2, "inspect", "--config", "a.yaml", "b.ndd");
+
+    /* A dataset file. */
+    const char *ndd = make_dataset();
     EXPECT(0, "inspect", ndd);
     CHECK_CONTAINS(out_text, "netdiffus dataset file (kind NDDS), format version 1");
     CHECK_CONTAINS(out_text, "windows: 4, L = 4 bins of 500ms (2s per window), C = 2 channels: "
@@ -146,10 +153,85 @@ static void test_inspect(void)
     CHECK_CONTAINS(err_text, "missing.yaml");
 }
 
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* getopt_long everywhere: --opt=value, attached short values, abbreviations, `--` ending
+ * options, global options anywhere; unknown options, missing and stray values, numbers
+ * with junk: exit 2 with the command's hint. */
+static void test_options(void)
+{
+    size_t n;
+    unsigned char *bytes = read_bytes(make_dataset(), &n);
+    CHECK(!chdir(tmp_dir())); /* relative names that look like options */
+    write_bytes("data.ndd", bytes, n);
+
+    /* --opt=value, -ovalue, an abbreviation, global options between */
+    EXPECT(0, "export", "data.ndd", "--csv=a.csv");
+    CHECK(exists("a.csv"));
+    EXPECT(0, "export", "-ob.csv", "data.ndd");
+    CHECK(exists("b.csv"));
+    EXPECT(0, "export", "--out", "c.csv", "-q", "data.ndd");
+    CHECK(exists("c.csv"));
+    CHECK(!strstr(err_text, "windows")); /* -q after the command: no info line */
+    EXPECT(0, "render", "data.ndd", "--count=2", "-v", "--png=p.png");
+    CHECK(exists("p.png"));
+    EXPECT(0, "import", "--format=csv", "--set=capture.bin=2s", "a.csv", "--output=back.ndd");
+    EXPECT(0, "inspect", "back.ndd");
+    CHECK_CONTAINS(out_text, "L = 4 bins of 2s");
+
+    /* `--`: what follows is a file, even named like an option (global ones included) */
+    write_bytes("--config", bytes, n);
+    write_bytes("-v", bytes, n);
+    write_bytes("--help", bytes, n);
+    EXPECT(0, "inspect", "--", "--config", "-v", "--help");
+    CHECK_CONTAINS(out_text, "windows: 4");
+    CHECK(!strstr(out_text, "usage:"));
+    EXPECT(0, "export", "--csv", "d.csv", "--", "-v");
+    CHECK(exists("d.csv"));
+    EXPECT(2, "export", "--csv", "e.csv", "--", "data.ndd", "--help");
+    CHECK_CONTAINS(err_text, "one input only ('data.ndd' and '--help')");
+    free(bytes);
+
+    /* unknown options, missing values, values to options without one, ambiguity */
+    EXPECT(2, "export", "data.ndd", "--bogus=1", "--csv", "x.csv");
+    CHECK_CONTAINS(err_text, "netdiffus export: unknown option '--bogus'");
+    CHECK_CONTAINS(err_text, "Try 'netdiffus export --help'.");
+    EXPECT(2, "sample", "m.ndm", "-x");
+    CHECK_CONTAINS(err_text, "unknown option '-x'");
+    EXPECT(2, "export", "data.ndd", "--csv");
+    CHECK_CONTAINS(err_text, "--csv needs a value");
+    EXPECT(2, "export", "data.ndd", "-o");
+    CHECK_CONTAINS(err_text, "-o needs a value");
+    EXPECT(2, "render", "data.ndd", "--png", "p.png", "--cou");
+    CHECK_CONTAINS(err_text, "--count needs a value");
+    EXPECT(2, "train", "data.ndd", "-o", "m.ndm", "--resume=yes");
+    CHECK_CONTAINS(err_text, "--resume takes no value");
+    EXPECT(2, "capture", "--c", "x", "-o", "x.ndd");
+    CHECK_CONTAINS(err_text, "ambiguous option '--c' (--config, --class?)");
+    EXPECT(2, "replay", "m.ndm", "--to", "pcap:x.pcap", "--flows=3", "stray");
+    CHECK_CONTAINS(err_text, "unexpected argument 'stray'");
+    EXPECT(2, "live", "-c", "x.yaml", "--set");
+    CHECK_CONTAINS(err_text, "--set needs a value");
+
+    /* numbers: the whole text */
+    EXPECT(2, "render", "data.ndd", "--png=p.png", "--count=3x");
+    CHECK_CONTAINS(err_text, "--count 3x");
+    EXPECT(2, "render", "data.ndd", "--png=p.png", "--count=");
+    EXPECT(2, "replay", "m.ndm", "--to=pcap:x.pcap", "--flows= 3");
+    CHECK_CONTAINS(err_text, "--flows: expected a whole number");
+    EXPECT(2, "replay", "m.ndm", "--to=pcap:x.pcap", "--seed=-1");
+    EXPECT(2, "eval", "--real=a.csv", "--synth=a.csv", "--threads=2.5");
+    CHECK_CONTAINS(err_text, "--threads 2.5: expected a number >= 0");
+    EXPECT(2, "train", "data.ndd", "-o", "m.ndm", "-c", "x.yaml", "--minutes=nan");
+    EXPECT(2, "sample", "m.ndm", "--count=2", "--csv=s.csv", "--guidance=1,5");
+    CHECK(!chdir("/"));
+}
+
 int main(void)
 {
     test_help();
     test_inspect();
+    test_options();
     free(out_text);
     free(err_text);
     printf("cli: ok\n");
