@@ -1,6 +1,7 @@
 /*
  * cmd_eval.c — `netdiffus eval`: how close synthetic windows are to real ones
- * (distances, downstream accuracy, memorisation; model/eval.c computes them).
+ * (distances, downstream accuracy, memorisation; model/eval/eval.c computes them), for
+ * the decoded windows and, with --raw, for the raw model's beside them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +17,12 @@ static nd_dataset *load_any(const char *path, nd_error *e)
     return nd_csv_read(path, ND_NS_PER_SEC, e);
 }
 
-enum { OPT_REAL = CLI_OPT_OWN, OPT_SYNTH, OPT_TRAIN, OPT_SEED, OPT_CNN_STEPS, OPT_THREADS };
+enum { OPT_REAL = CLI_OPT_OWN, OPT_SYNTH, OPT_RAW, OPT_TRAIN, OPT_SEED, OPT_CNN_STEPS, OPT_THREADS };
 
 static const struct option longs[] = {
     {"real", required_argument, NULL, OPT_REAL},
     {"synth", required_argument, NULL, OPT_SYNTH},
+    {"raw", required_argument, NULL, OPT_RAW},
     {"train", required_argument, NULL, OPT_TRAIN},
     {"seed", required_argument, NULL, OPT_SEED},
     {"cnn-steps", required_argument, NULL, OPT_CNN_STEPS},
@@ -30,7 +32,7 @@ static const struct option longs[] = {
 
 static int run(int argc, char **argv)
 {
-    const char *real = NULL, *synth = NULL, *train = NULL;
+    const char *real = NULL, *synth = NULL, *raw = NULL, *train = NULL;
     long long seed = 1, cnn = 300, threads = 0;
     cli_args a;
     cli_args_init(&a, "eval", argc, argv, "", longs);
@@ -38,6 +40,7 @@ static int run(int argc, char **argv)
         long long *num = c == OPT_SEED ? &seed : c == OPT_CNN_STEPS ? &cnn : c == OPT_THREADS ? &threads : NULL;
         if (c == OPT_REAL) real = a.val;
         else if (c == OPT_SYNTH) synth = a.val;
+        else if (c == OPT_RAW) raw = a.val;
         else if (c == OPT_TRAIN) train = a.val;
         else if (c == CLI_OPERAND) return cli_usage_error("eval", "unexpected argument '%s'", a.val);
         else if (!num) return ND_EXIT_USAGE; /* CLI_BAD: said */
@@ -48,22 +51,24 @@ static int run(int argc, char **argv)
     nd_error e = {0};
     nd_dataset *r = load_any(real, &e), *s = r ? load_any(synth, &e) : NULL;
     nd_dataset *t = s && train ? load_any(train, &e) : NULL;
-    int rc = !r || !s || (train && !t) ? e.code : 0;
+    nd_dataset *w = s && (t || !train) && raw ? load_any(raw, &e) : NULL;
+    int rc = !r || !s || (train && !t) || (raw && !w) ? e.code : 0;
     if (!rc) {
         nd_eval_opts o = {.seed = (uint64_t)seed, .cnn_steps = (int)cnn, .threads = (int)threads};
-        rc = nd_eval_report(stdout, r, s, NULL, t, &o, &e);
+        rc = nd_eval_report(stdout, r, s, w, t, &o, &e);
     }
     if (rc) nd_err("%s", e.msg);
     nd_dataset_free(r);
     nd_dataset_free(s);
+    nd_dataset_free(w);
     nd_dataset_free(t);
     return cli_exit_code(rc);
 }
 
 const nd_command cmd_eval = {
     "eval", "measure the fidelity of synthetic against real windows",
-    "usage: netdiffus eval --real REAL.csv --synth SYNTH.csv [--train TRAIN.csv]\n"
-    "                      [--cnn-steps N] [--seed S] [--threads T]\n"
+    "usage: netdiffus eval --real REAL.csv --synth SYNTH.csv [--raw RAW.csv]\n"
+    "                      [--train TRAIN.csv] [--cnn-steps N] [--seed S] [--threads T]\n"
     "\n"
     "Compares synthetic windows (from `netdiffus sample`) with real windows the model\n"
     "never saw, per class (matched by name) and as a mean over classes:\n"
@@ -73,6 +78,9 @@ const nd_command cmd_eval = {
     "With --train (the windows the model was trained on), each is also given for\n"
     "train-vs-real, the floor a perfect generator reaches (ratios 'x' are to it), and for\n"
     "a naive generator drawing every bin independently from the training windows.\n"
+    "With --raw (the same samples decoded with the calibration off: sample --raw-csv),\n"
+    "the raw model gets rows, classifier columns and a memorisation check of its own\n"
+    "beside the decoded ones: what the network learnt, and what the decoder adds.\n"
     "\n"
     "Then classifiers tested on the real windows: trained on train (TRTR), on synthetic\n"
     "(TSTR), on both (TRSTR): logistic regression and 5-NN on 18 features per channel\n"

@@ -17,7 +17,7 @@
 
 enum {
     OPT_CSV = CLI_OPT_OWN, OPT_NDD, OPT_PNG, OPT_CLASS, OPT_SAMPLER, OPT_DECODE, OPT_CLIP,
-    OPT_PROJECT, OPT_CSV2, OPT_SEED, OPT_STEPS, OPT_CALIBRATE, OPT_GUIDANCE,
+    OPT_PROJECT, OPT_CSV2, OPT_RAW, OPT_SEED, OPT_STEPS, OPT_CALIBRATE, OPT_GUIDANCE,
 };
 
 static const struct option longs[] = {
@@ -30,6 +30,7 @@ static const struct option longs[] = {
     {"clip", required_argument, NULL, OPT_CLIP},
     {"project", required_argument, NULL, OPT_PROJECT},
     {"csv-other-decode", required_argument, NULL, OPT_CSV2},
+    {"raw-csv", required_argument, NULL, OPT_RAW},
     {"count", required_argument, NULL, 'n'},
     {"seed", required_argument, NULL, OPT_SEED},
     {"steps", required_argument, NULL, OPT_STEPS},
@@ -39,7 +40,7 @@ static const struct option longs[] = {
 };
 
 typedef struct sample_args {
-    const char *model, *csv, *ndd, *png, *cls, *csv2;
+    const char *model, *csv, *ndd, *png, *cls, *csv2, *raw;
     const char *sampler, *decode, *clip, *project;
     long long count, seed, steps, calibrate; /* -1: not given */
     double guidance;                         /* -1: not given */
@@ -57,6 +58,7 @@ static int take(sample_args *o, const cli_args *a, int c)
                         : c == OPT_CLIP    ? &o->clip
                         : c == OPT_PROJECT ? &o->project
                         : c == OPT_CSV2    ? &o->csv2
+                        : c == OPT_RAW     ? &o->raw
                                            : NULL;
     long long *num = c == 'n'             ? &o->count
                      : c == OPT_SEED      ? &o->seed
@@ -75,7 +77,7 @@ static int check(const sample_args *o)
     if (!o->model) return cli_usage_error("sample", "no model given (MODEL.ndm)");
     if (o->count < 1 || o->count > 10000000)
         return cli_usage_error("sample", "--count N: windows per class, 1 or more");
-    if (!o->csv && !o->ndd && !o->png && !o->csv2)
+    if (!o->csv && !o->ndd && !o->png && !o->csv2 && !o->raw)
         return cli_usage_error("sample", "nothing to write: give --csv, --ndd and/or --png");
     if (o->sampler && nd_sampler_from_name(o->sampler) < 0)
         return cli_usage_error("sample", "--sampler %s: expected ddim, ddpm or dpmpp", o->sampler);
@@ -128,31 +130,44 @@ static nd_dm *model_open(const sample_args *o, nd_error *e)
     return NULL;
 }
 
-/* What sampling writes: the windows (out), the same images through the other decode
- * (out2, for --csv-other-decode), and room for one class's windows and images. */
+/* The same images decoded again: through the other GAF decode (--csv-other-decode, to
+ * compare decodes), or by the model's GAF decode with the decoder off (--raw-csv: what
+ * the network learnt, for eval --raw). */
+enum { AGAIN_OTHER, AGAIN_RAW, NAGAIN };
+
+/* What sampling writes: the windows (out), the same images decoded again (again[], NULL
+ * when not asked for), and room for one class's windows and images. */
 typedef struct sample_out {
-    nd_dataset *out, *out2;
+    nd_dataset *out, *again[NAGAIN];
     float *x, *imgs;
 } sample_out;
 
-static int out_new(sample_out *so, const nd_dm *m, size_t count, int other, nd_error *e)
+static nd_dataset *out_dataset(const nd_dataset *h)
 {
-    const nd_dataset *h = nd_dm_dataset(m);
     const char *names[ND_MAX_CHANNELS];
     for (uint32_t c = 0; c < h->n_channels; c++) names[c] = h->channel_names[c];
-    so->out = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
+    nd_dataset *ds = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
+    for (uint32_t k = 0; ds && k < h->n_classes; k++) {
+        if (nd_dataset_class(ds, h->class_names[k]) != (int)k) {
+            nd_dataset_free(ds);
+            return NULL;
+        }
+        ds->stats[k] = h->stats[k];
+    }
+    return ds;
+}
+
+static int out_new(sample_out *so, const nd_dm *m, size_t count, const int again[NAGAIN],
+                   nd_error *e)
+{
+    const nd_dataset *h = nd_dm_dataset(m);
+    int any = 0, bad = !(so->out = out_dataset(h));
+    for (int i = 0; i < NAGAIN; i++)
+        if (again[i]) any = 1, bad |= !(so->again[i] = out_dataset(h));
     so->x = malloc(count * h->n_channels * h->L * sizeof(float));
-    if (other) {
-        so->out2 = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
+    if (any)
         so->imgs = malloc(count * (size_t)nd_gaf_channels(nd_dm_gaf(m)) * h->L * h->L * sizeof(float));
-    }
-    if (!so->out || !so->x || (other && (!so->out2 || !so->imgs)))
-        return nd_error_set(e, -ENOMEM, "out of memory");
-    for (uint32_t k = 0; k < h->n_classes; k++) {
-        nd_dataset_class(so->out, h->class_names[k]);
-        so->out->stats[k] = h->stats[k];
-        if (so->out2) nd_dataset_class(so->out2, h->class_names[k]);
-    }
+    if (bad || !so->x || (any && !so->imgs)) return nd_error_set(e, -ENOMEM, "out of memory");
     return nd_dataset_set_config(so->out, h->config_yaml);
 }
 
@@ -161,7 +176,7 @@ static void out_free(sample_out *so)
     free(so->x);
     free(so->imgs);
     nd_dataset_free(so->out);
-    nd_dataset_free(so->out2);
+    for (int i = 0; i < NAGAIN; i++) nd_dataset_free(so->again[i]);
 }
 
 /* count windows of each class first..last into so, from the noise of rng. */
@@ -176,12 +191,14 @@ static int sample_classes(sample_out *so, nd_dm *m, int first, int last, long lo
         rc = nd_dm_sample(m, k, (size_t)count, so->x, so->imgs, rng, e);
         for (long long i = 0; !rc && i < count; i++)
             rc = nd_dataset_append(so->out, (uint16_t)k, (uint64_t)(k * count + i), so->x + i * WL);
-        for (long long i = 0; !rc && so->out2 && i < count; i++) {
-            /* the same images through the other decode, for comparing decodes */
-            nd_gaf_image_to_window(so->x + i * WL, so->imgs + i * IMG, g, nd_dm_scale(m, k),
-                                   g->decode == ND_GAF_LSQ ? ND_GAF_DIAG : ND_GAF_LSQ);
-            rc = nd_dataset_append(so->out2, (uint16_t)k, (uint64_t)(k * count + i), so->x + i * WL);
-        }
+        int mode[NAGAIN] = {g->decode == ND_GAF_LSQ ? ND_GAF_DIAG : ND_GAF_LSQ, g->decode};
+        for (int j = 0; j < NAGAIN; j++)
+            for (long long i = 0; !rc && so->again[j] && i < count; i++) {
+                nd_gaf_image_to_window(so->x + i * WL, so->imgs + i * IMG, g, nd_dm_scale(m, k),
+                                       mode[j]);
+                rc = nd_dataset_append(so->again[j], (uint16_t)k, (uint64_t)(k * count + i),
+                                       so->x + i * WL);
+            }
         if (rc && !e->msg[0]) nd_error_set(e, rc, "out of memory");
     }
     return rc;
@@ -234,7 +251,8 @@ static int run(int argc, char **argv)
     }
     const nd_dm_sampling *ms = &nd_dm_get_settings(m)->sample;
     sample_out so = {0};
-    rc = out_new(&so, m, (size_t)o.count, o.csv2 != NULL, &e);
+    int again[NAGAIN] = {o.csv2 != NULL, o.raw != NULL};
+    rc = out_new(&so, m, (size_t)o.count, again, &e);
     nd_rng rng;
     nd_rng_seed(&rng, o.seed >= 0 ? (uint64_t)o.seed : ms->seed);
     if (!rc && ms->calibrate && !nd_dm_calibrated(m)) {
@@ -246,7 +264,8 @@ static int run(int argc, char **argv)
     if (!rc) rc = sample_classes(&so, m, first, last, o.count, &rng, &e);
     if (!rc) report(m, so.out, (double)(nd_now_ns() - t0) * 1e-9);
     if (!rc && o.csv) rc = nd_csv_write(so.out, o.csv, &e);
-    if (!rc && o.csv2) rc = nd_csv_write(so.out2, o.csv2, &e);
+    if (!rc && o.csv2) rc = nd_csv_write(so.again[AGAIN_OTHER], o.csv2, &e);
+    if (!rc && o.raw) rc = nd_csv_write(so.again[AGAIN_RAW], o.raw, &e);
     if (!rc && o.ndd) rc = nd_dataset_save(so.out, o.ndd, &e);
     if (!rc && o.png) rc = nd_png_windows(o.png, so.out, 8, &e);
     if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
@@ -261,7 +280,7 @@ const nd_command cmd_sample = {
     "                        [--ndd OUT.ndd] [--png OUT.png] [--seed S] [--steps S]\n"
     "                        [--sampler ddim|ddpm|dpmpp] [--guidance W]\n"
     "                        [--clip dynamic|clip|none] [--project on|off]\n"
-    "                        [--decode lsq|diag] [--calibrate N]\n"
+    "                        [--decode lsq|diag] [--calibrate N] [--raw-csv RAW.csv]\n"
     "\n"
     "Draws N new windows per class (every class, or only --class NAME) from a model made\n"
     "by `netdiffus train`, in raw units (bytes per bin). Defaults come from the sample\n"
@@ -290,6 +309,8 @@ const nd_command cmd_sample = {
     "                     here when the sampler settings differ from the stored ones\n"
     "  --csv-other-decode FILE  the same samples decoded the other way, to compare\n"
     "                     decodes on identical images (with --project off)\n"
+    "  --raw-csv FILE     the same samples with the decode calibration off: what the\n"
+    "                     network itself learnt (eval --raw puts it beside --synth)\n"
     "\n"
     "Example:\n"
     "  netdiffus sample vt.ndm --count 100 --csv synth.csv --png synth.png\n"

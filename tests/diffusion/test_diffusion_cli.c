@@ -116,6 +116,21 @@ int main(void)
     CHECK_CONTAINS(out_text, "memorisation");
     EXPECT(2, "eval", "--real", csv);
 
+    /* the raw model beside the decoded output: --raw-csv decodes the very images of --csv
+     * with the calibration off, so it is what --calibrate 0 gives for the same seed */
+    const char *rawcsv = path(9, "raw.csv"), *offcsv = path(9, "off.csv");
+    EXPECT(0, "sample", model, "--count", "3", "--csv", scsv, "--raw-csv", rawcsv, "--seed", "7");
+    EXPECT(0, "sample", model, "--count", "3", "--csv", offcsv, "--calibrate", "0", "--seed", "7");
+    size_t rlen, olen;
+    unsigned char *rb = read_bytes(rawcsv, &rlen), *ob = read_bytes(offcsv, &olen);
+    CHECK(rb && ob && rlen == olen && !memcmp(rb, ob, rlen));
+    free(rb), free(ob);
+    EXPECT(0, "eval", "--real", csv, "--synth", scsv, "--raw", rawcsv, "--train", csv,
+           "--cnn-steps", "0");
+    CHECK_CONTAINS(out_text, "MEAN             raw");
+    CHECK_CONTAINS(out_text, "TSTR raw");
+    CHECK_CONTAINS(out_text, "memorisation (raw)");
+
     /* a corrupt model: exit 1 naming the file */
     unsigned char *m = read_bytes(model, &len);
     CHECK(m && len > 1000);
