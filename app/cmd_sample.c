@@ -142,28 +142,13 @@ typedef struct sample_out {
     float *x, *imgs;
 } sample_out;
 
-static nd_dataset *out_dataset(const nd_dataset *h)
-{
-    const char *names[ND_MAX_CHANNELS];
-    for (uint32_t c = 0; c < h->n_channels; c++) names[c] = h->channel_names[c];
-    nd_dataset *ds = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
-    for (uint32_t k = 0; ds && k < h->n_classes; k++) {
-        if (nd_dataset_class(ds, h->class_names[k]) != (int)k) {
-            nd_dataset_free(ds);
-            return NULL;
-        }
-        ds->stats[k] = h->stats[k];
-    }
-    return ds;
-}
-
 static int out_new(sample_out *so, const nd_dm *m, size_t count, const int again[NAGAIN],
                    nd_error *e)
 {
     const nd_dataset *h = nd_dm_dataset(m);
-    int any = 0, bad = !(so->out = out_dataset(h));
+    int any = 0, bad = !(so->out = nd_dataset_new_like(h));
     for (int i = 0; i < NAGAIN; i++)
-        if (again[i]) any = 1, bad |= !(so->again[i] = out_dataset(h));
+        if (again[i]) any = 1, bad |= !(so->again[i] = nd_dataset_new_like(h));
     so->x = malloc(count * h->n_channels * h->L * sizeof(float));
     if (any)
         so->imgs = malloc(count * (size_t)nd_gaf_channels(nd_dm_gaf(m)) * h->L * h->L * sizeof(float));

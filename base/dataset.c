@@ -118,6 +118,21 @@ nd_dataset *nd_dataset_new(uint32_t C, const char *const *names, uint32_t L,
     return ds;
 }
 
+nd_dataset *nd_dataset_new_like(const nd_dataset *h)
+{
+    const char *names[ND_MAX_CHANNELS];
+    for (uint32_t c = 0; c < h->n_channels; c++) names[c] = h->channel_names[c];
+    nd_dataset *ds = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
+    for (uint32_t k = 0; ds && k < h->n_classes; k++) {
+        if (nd_dataset_class(ds, h->class_names[k]) != (int)k) {
+            nd_dataset_free(ds);
+            return NULL;
+        }
+        ds->stats[k] = h->stats[k];
+    }
+    return ds;
+}
+
 void nd_dataset_free(nd_dataset *ds)
 {
     if (!ds) return;

@@ -246,6 +246,9 @@ typedef struct nd_dataset {
 /* A new empty dataset with C channels named by names[0..C-1]. NULL on bad arguments. */
 nd_dataset *nd_dataset_new(uint32_t C, const char *const *names, uint32_t L,
                            uint64_t bin_ns);
+/* A new empty dataset shaped like h: its channels, L, bin width, classes (same indices)
+ * and class statistics; no windows, counters or config. NULL on -ENOMEM. */
+nd_dataset *nd_dataset_new_like(const nd_dataset *h);
 void nd_dataset_free(nd_dataset *ds); /* NULL is a no-op */
 /* Index of class name, adding it when new; -1 when ND_MAX_CLASSES is reached or the name
  * is not valid (empty, ND_NAME_MAX bytes or longer, control characters). */

@@ -66,14 +66,8 @@ struct nd_dm {
 /* ds's header without windows; its config text replaced by provenance unless NULL. */
 static nd_dataset *header_copy(const nd_dataset *ds, const char *provenance)
 {
-    const char *names[ND_MAX_CHANNELS];
-    for (uint32_t c = 0; c < ds->n_channels; c++) names[c] = ds->channel_names[c];
-    nd_dataset *h = nd_dataset_new(ds->n_channels, names, ds->L, ds->bin_ns);
+    nd_dataset *h = nd_dataset_new_like(ds);
     if (!h) return NULL;
-    for (uint32_t k = 0; k < ds->n_classes; k++) {
-        if (nd_dataset_class(h, ds->class_names[k]) != (int)k) goto fail;
-        h->stats[k] = ds->stats[k];
-    }
     for (uint32_t k = 0; k < ds->n_counters; k++)
         if (nd_dataset_count(h, ds->counters[k].name, ds->counters[k].value)) goto fail;
     if (nd_dataset_set_config(h, provenance ? provenance : ds->config_yaml)) goto fail;

@@ -130,22 +130,6 @@ static int weights_check(const double *w, uint32_t K, nd_error *e)
     return 0;
 }
 
-/* An empty dataset with m's channels, bin width, classes and statistics. */
-static nd_dataset *dataset_like(const nd_dataset *h)
-{
-    const char *names[ND_MAX_CHANNELS];
-    for (uint32_t c = 0; c < h->n_channels; c++) names[c] = h->channel_names[c];
-    nd_dataset *ds = nd_dataset_new(h->n_channels, names, h->L, h->bin_ns);
-    for (uint32_t k = 0; ds && k < h->n_classes; k++) {
-        if (nd_dataset_class(ds, h->class_names[k]) != (int)k) {
-            nd_dataset_free(ds);
-            return NULL;
-        }
-        ds->stats[k] = h->stats[k];
-    }
-    return ds;
-}
-
 nd_dataset *nd_dm_sample_flows(nd_dm *m, const nd_flows_opts *o, nd_rng *rng, nd_error *e)
 {
     const nd_dataset *h = nd_dm_dataset(m);
@@ -166,7 +150,7 @@ nd_dataset *nd_dm_sample_flows(nd_dm *m, const nd_flows_opts *o, nd_rng *rng, nd
     uint64_t *count = calloc(K, sizeof *count);
     double *frac = calloc(K, sizeof *frac);
     r.x = malloc(r.batch * r.WL * sizeof *r.x);
-    r.ds = dataset_like(h);
+    r.ds = nd_dataset_new_like(h);
     int rc = count && frac && r.x && r.ds
                  ? 0
                  : nd_error_set(e, -ENOMEM, "out of memory for %u sampled windows", o->flows);
