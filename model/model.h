@@ -2,13 +2,14 @@
  * model.h — the diffusion model (libnd_model): windows to Gramian Angular Field images
  * and back (gaf.c), the noise schedule and samplers (diffusion.c), the decoder that turns
  * sampled images into bytes per bin (decode.c), and the class-conditional model with its
- * trainer and model file (dm.c). The network itself is nn.h's; measuring what the model
+ * trainer and model file (dm.c), and the sampling policy of replay (flows.c). The network itself is nn.h's; measuring what the model
  * makes is eval.h's, which nothing here calls. Settings come in as the structs below,
  * which the program fills from its config (app/opts_model.c). See docs/MODEL.md.
  */
 #ifndef ND_MODEL_H
 #define ND_MODEL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -367,8 +368,6 @@ nd_dm *nd_dm_snapshot(const nd_dm *m, int max_batch, nd_error *e);
 /* ------------------------------------------------------------------------------------ */
 /* N flows from a model with a class mix (flows.c)                                       */
 /* ------------------------------------------------------------------------------------ */
-
-#include <signal.h>
 
 typedef struct nd_flows_opts {
     const double *weights;       /* (n_classes) share of the flows per class, >= 0, not all
