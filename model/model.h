@@ -1,10 +1,11 @@
 /*
  * model.h — the diffusion model (libnd_model): windows to Gramian Angular Field images
  * and back (gaf.c), the noise schedule and samplers (diffusion.c), the decoder that turns
- * sampled images into bytes per bin (decode.c), and the class-conditional model with its
- * trainer and model file (dm.c), and the sampling policy of replay (flows.c). The network itself is nn.h's; measuring what the model
- * makes is eval.h's, which nothing here calls. Settings come in as the structs below,
- * which the program fills from its config (app/opts_model.c). See docs/MODEL.md.
+ * sampled images into bytes per bin (decode.c), the class-conditional model with its
+ * trainer and model file (dm.c), and the sampling policy of every replay (flows.c). The
+ * network itself is nn.h's; measuring what the model makes is eval.h's, which nothing
+ * here calls. Settings come in as the structs below, which the program fills from its
+ * config (app/opts_model.c). See docs/MODEL.md.
  */
 #ifndef ND_MODEL_H
 #define ND_MODEL_H
