@@ -46,9 +46,14 @@ int opts_dm_resume_sets(nd_dm *m, const char *const *sets, size_t n_sets, nd_err
 nd_dm *opts_dm_new(const nd_config *cfg, const nd_dataset *ds, nd_error *e);
 /* live.* of cfg as the online trainer's options. */
 void opts_online(nd_online_opts *o, const nd_config *cfg);
-/* The online trainer of `live`: a new one with cfg's settings, or (resume) the
- * checkpoint at path with its stored settings and cfg's live.*. NULL with e filled. */
-nd_online *opts_online_open(const nd_config *cfg, const char *path, int resume,
-                            const nd_dataset *hdr, nd_error *e);
+/* `live`'s options from cfg: capture, replay (sample.seed for its sampling), the online
+ * trainer's, the rest of live.*, the trainer's cores (live.trainer_threads, else the
+ * cores the capture thread does not use) and, unless resume, a new model's settings with
+ * cfg as their provenance (*provenance: the caller frees it; NULL with resume). The
+ * command line's part is left as without options: no sources, speed 1, no limits, no
+ * replay sink, no stats, no stop flag. Strings point into cfg, which must outlive o.
+ * Returns 0, or ND_ECONFIG / -ENOMEM with e filled. */
+int opts_live(nd_live_opts *o, char **provenance, const nd_config *cfg, int resume,
+              nd_error *e);
 
 #endif

@@ -1,11 +1,13 @@
 /*
  * opts_model.c — config to options structs (opts.h): the model's settings (model.*,
- * train.*, sample.*), the online trainer's (live.*), and the settings of model files
- * from before they stored their own, from the config they embed.
+ * train.*, sample.*), the online trainer's and the live pipeline's (live.*), and the
+ * settings of model files from before they stored their own, from the config they
+ * embed.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "opts.h"
 
@@ -145,16 +147,41 @@ void opts_online(nd_online_opts *o, const nd_config *cfg)
     o->scale_refit = cfg->live.scale_refit;
 }
 
-nd_online *opts_online_open(const nd_config *cfg, const char *path, int resume,
-                            const nd_dataset *hdr, nd_error *e)
+/* The trainer's cores: live.trainer_threads, else the cores the capture thread does not
+ * use. */
+static uint32_t trainer_threads(const nd_config *cfg)
 {
-    nd_online_opts lo;
-    opts_online(&lo, cfg);
-    if (resume) return nd_online_resume(path, &lo, opts_dm_legacy, hdr, e);
-    nd_dm_settings s;
-    char *yaml;
-    nd_online *o = settings_and_text(&s, &yaml, cfg, e) ? NULL
-                                                        : nd_online_new(&lo, &s, yaml, hdr, e);
-    free(yaml);
-    return o;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t tt = cfg->live.trainer_threads;
+    if (!tt) tt = (uint32_t)(ncpu > 1 && cfg->live.capture_core >= 0 ? ncpu - 1 : ncpu > 0 ? ncpu : 1);
+    return tt;
+}
+
+int opts_live(nd_live_opts *o, char **provenance, const nd_config *cfg, int resume,
+              nd_error *e)
+{
+    memset(o, 0, sizeof *o);
+    *provenance = NULL;
+    opts_capture(&o->capture, cfg);
+    o->capture_core = cfg->live.capture_core;
+    o->ring_size = cfg->live.ring_size;
+    opts_online(&o->online, cfg);
+    o->resume = resume;
+    o->legacy = opts_dm_legacy;
+    o->trainer_threads = trainer_threads(cfg);
+    o->checkpoint = cfg->live.checkpoint;
+    o->checkpoint_every = cfg->live.checkpoint_every;
+    o->checkpoint_interval_ns = cfg->live.checkpoint_interval_ns;
+    opts_replay(&o->replay, cfg);
+    o->sample_seed = cfg->sample.seed;
+    o->status_interval_ns = cfg->live.status_interval_ns;
+    o->metrics_port = cfg->live.metrics_port;
+    o->speed = 1.0;
+    if (resume) return 0; /* the checkpoint's own settings */
+    /* the config the model file keeps says how many cores trained it */
+    nd_config kept = *cfg; /* shallow: only read */
+    kept.model.threads = o->trainer_threads;
+    int rc = settings_and_text(&o->model, provenance, &kept, e);
+    o->provenance = *provenance;
+    return rc;
 }

@@ -1,17 +1,22 @@
 /*
  * live.h — online learning for `netdiffus live` (libnd_live): the ring that hands
- * finished windows from a capture thread to the trainer, reservoir sampling, and the
+ * finished windows from a capture thread to the trainer, reservoir sampling, the
  * online trainer (a reservoir per class plus recent windows, classes that join while
- * running, checkpoints with the reservoirs inside the model file). docs/LIVE.md.
+ * running, checkpoints with the reservoirs inside the model file), and the pipeline that
+ * runs them with capture and replay in one process (nd_live_run). docs/LIVE.md.
  */
 #ifndef ND_LIVE_H
 #define ND_LIVE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include "capture.h"
 #include "model.h"
 #include "nd.h"
+#include "replay.h"
 
 /* Single-producer single-consumer ring of windows between a capture thread and the
  * trainer: fixed slots (class, group, C·L floats), C11 acquire/release indices, never
@@ -29,8 +34,6 @@ void nd_wring_pop(nd_wring *r);
 uint64_t nd_wring_pushed(const nd_wring *r);
 uint64_t nd_wring_dropped(const nd_wring *r);
 uint64_t nd_wring_popped(const nd_wring *r);
-/* Bytes the ring holds (all slots). */
-size_t nd_wring_bytes(uint32_t size, size_t wf);
 
 /* A uniform sample of up to cap windows of a stream (Vitter's algorithm R): after n
  * windows, each of them is in the sample with probability min(1, cap/n). Storage grows
@@ -85,8 +88,6 @@ int nd_online_add(nd_online *o, uint32_t cls, uint64_t group, const float *x, nd
 /* One training step. Returns 1 (a step was taken), 0 (no class has warmed up yet) or a
  * negative code. */
 int nd_online_step(nd_online *o, nd_error *e);
-/* Replay statistics of class cls (hdr's index), stored with the next checkpoint. */
-void nd_online_set_stats(nd_online *o, uint32_t cls, const nd_class_stats *st);
 /* Writes the checkpoint atomically: the model file (readable by `sample`, `replay`)
  * plus a LIVE section with the reservoirs. Nothing to write before the first class has
  * warmed up: returns 0 and writes nothing (*written = 0). */
@@ -119,7 +120,59 @@ typedef struct nd_online_info {
 void nd_online_get_info(const nd_online *o, nd_online_info *info);
 /* Class i of nd_online_info.n_classes. */
 void nd_online_class(const nd_online *o, uint32_t i, nd_online_class_info *ci);
-/* The bound on reservoir and recent-buffer memory for n_classes classes of wf floats. */
-size_t nd_online_memory_bound(const nd_online_opts *o, uint32_t n_classes, size_t wf);
+
+/* ---- the pipeline of `netdiffus live` (pipeline.c) ---------------------------------- */
+
+/* Everything one run takes. Strings and pointers are borrowed: they must outlive
+ * nd_live_run. */
+typedef struct nd_live_opts {
+    /* capture: the flow table, classes and sources (capture.* of the program) */
+    capture_opts capture;
+    const char *const *sources; /* (n_sources) specs, one kind: pcap:FILE..., played on
+                                   their own clock, or iface:NAME / dpdk:ARGS */
+    unsigned n_sources;
+    double speed;               /* pace of pcap files: 1 real time; 0 as fast as read */
+    int32_t capture_core;       /* CPU of the capture thread; -1: not pinned */
+    uint32_t ring_size;         /* windows between capture and trainer, a power of two */
+    /* learning */
+    nd_online_opts online;
+    int resume;                 /* continue the checkpoint with its stored settings */
+    nd_dm_settings model;       /* a new model's settings (not read with resume) */
+    const char *provenance;     /* kept beside them in the model file (nd_dm_new) */
+    nd_dm_legacy_fn legacy;     /* resume: settings of files from before they stored them */
+    uint32_t trainer_threads;   /* a new model's train.threads; a resumed one keeps its own */
+    const char *checkpoint;     /* the model file kept up to date; its folders are made */
+    uint64_t checkpoint_every;  /* steps between checkpoints; 0: not by steps */
+    uint64_t checkpoint_interval_ns; /* time between checkpoints; 0: not by time */
+    uint64_t max_steps;         /* stop at this step in total; 0: no limit */
+    uint64_t duration_ns;       /* stop after this much wall time; 0: no limit */
+    /* in-process replay of each new checkpoint */
+    const char *replay_to;      /* sink spec; NULL: no replay thread */
+    replay_opts replay;         /* replay's settings (loop, status and stop are the run's) */
+    uint64_t sample_seed;       /* seeds the replay thread's sampling */
+    /* reporting and control */
+    uint64_t status_interval_ns; /* status line, stats and metrics; 0: 1 s */
+    uint32_t metrics_port;       /* Prometheus text on 127.0.0.1; 0: off */
+    FILE *stats;                 /* one JSON object per status and a final one; NULL: none */
+    volatile sig_atomic_t *stop; /* set by a signal handler: checkpoint and end (may be NULL) */
+} nd_live_opts;
+
+/* What a run did, for the program's last words. */
+typedef struct nd_live_result {
+    double seconds;             /* wall time of the run */
+    uint64_t packets;           /* packets captured */
+    uint64_t windows, dropped;  /* windows made; of them, dropped at the full ring */
+    uint64_t steps_run, step;   /* steps in this run; the model's step */
+    double loss;                /* running mean of the batch loss */
+    int checkpoint;             /* 1: the last checkpoint was written; 0: no class warmed up */
+    uint64_t replay_rounds, replay_packets; /* of the replay thread */
+} nd_live_result;
+
+/* Runs `netdiffus live`: a capture thread feeding the ring, the trainer on the calling
+ * thread, a metrics thread (metrics_port), a replay thread (replay_to), until *stop,
+ * max_steps, duration_ns, an error, or (when every input has ended and no class can
+ * learn) ND_EFORMAT. A last checkpoint is written at the end. Returns 0 (also when *stop
+ * ended it) with res filled, or a code with e filled. */
+int nd_live_run(const nd_live_opts *o, nd_live_result *res, nd_error *e);
 
 #endif

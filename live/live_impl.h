@@ -1,13 +1,132 @@
 /*
- * live_impl.h — private to libnd_live: what its files share beyond live.h.
+ * live_impl.h — private to libnd_live: what its files share beyond live.h: the reservoir
+ * restore of online.c, and the state of a running pipeline (pipeline.c) that its threads
+ * share: capture (pipe_capture.c), metrics and reports (pipe_report.c), replay
+ * (pipe_replay.c).
  */
 #ifndef ND_LIVE_IMPL_H
 #define ND_LIVE_IMPL_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 
 #include "live.h"
 
 /* Appends a window as it was (online.c restoring a checkpoint; n < cap): returns where
  * its wf floats go, NULL on -ENOMEM. */
 float *nd_reservoir_append(nd_reservoir *r, uint64_t group);
+/* Bytes the ring holds (all slots). */
+size_t nd_wring_bytes(uint32_t size, size_t wf);
+/* Replay statistics of class cls (hdr's index), stored with the next checkpoint. */
+void nd_online_set_stats(nd_online *o, uint32_t cls, const nd_class_stats *st);
+/* The bound on reservoir and recent-buffer memory for n_classes classes of wf floats. */
+size_t nd_online_memory_bound(const nd_online_opts *o, uint32_t n_classes, size_t wf);
+
+/* ---- the pipeline ------------------------------------------------------------------ */
+
+#define ND_LIVE_BURST 32
+
+/* One input of the capture thread; file sources hold their current burst. */
+typedef struct nd_live_src {
+    capture_source *s;
+    int file, ended, linktype;
+    capture_pkt pkts[ND_LIVE_BURST];
+    unsigned n, i;
+    uint64_t t0; /* first packet's timestamp (files) */
+} nd_live_src;
+
+/* What the capture thread publishes for the trainer and the status view. */
+typedef struct nd_live_snapshot {
+    capture_totals tot;
+    capture_source_stats src;
+    uint64_t *class_windows; /* (n_classes) */
+    nd_class_stats *stats;   /* (n_classes) */
+    uint64_t gen;            /* bumped on every publish */
+} nd_live_snapshot;
+
+typedef struct nd_live nd_live;
+
+/* The metrics thread (metrics_port). */
+typedef struct nd_live_metrics {
+    nd_live *L;
+    int fd;
+    volatile sig_atomic_t stop;
+} nd_live_metrics;
+
+/* The replay thread (replay_to). */
+typedef struct nd_live_replay {
+    nd_live *L;
+    volatile sig_atomic_t stop;
+    uint64_t rounds, packets;
+} nd_live_replay;
+
+#define ND_LIVE_METRICS_MAX 16384
+
+struct nd_live {
+    const nd_live_opts *o;
+    volatile sig_atomic_t *stop, no_stop; /* o->stop, or no_stop when it has none */
+    capture_ctx *ctx;
+    nd_wring *ring;
+    nd_live_src *src; /* (n_src) */
+    unsigned n_src;
+    int files; /* the sources are pcap files, played on their own clock */
+    uint32_t n_classes;
+    volatile sig_atomic_t cap_stop;
+    _Atomic int cap_done;
+    int cap_rc;
+    nd_error cap_err;
+    pthread_mutex_t mu; /* guards snap and metrics */
+    nd_live_snapshot snap;
+    char metrics[ND_LIVE_METRICS_MAX]; /* the trainer's figures, for the metrics thread */
+    /* mailbox for the replay thread: a sampling copy of the model as of the newest
+     * checkpoint, or NULL once taken. One slot, swapped whole: the trainer replaces (and
+     * frees) one the replay thread has not taken yet */
+    _Atomic(nd_dm *) fresh;
+    int replay; /* a replay thread takes from fresh */
+    /* the trainer's side: the classes' header and the online trainer */
+    nd_dataset *hdr;
+    nd_online *online;
+    /* the threads besides the trainer's */
+    nd_live_metrics M;
+    nd_live_replay R;
+    pthread_t cap_thr, met_thr, rep_thr;
+    int cap_started, met_started, rep_started;
+};
+
+/* The figures of one report. */
+typedef struct nd_live_figures {
+    double t, pps, ips, loss;
+    uint64_t packets, flows, active, windows, pushed, dropped, popped, step, rss;
+    uint64_t ckpt_step, ckpt_count;
+    double ckpt_age;
+    int input_done;
+} nd_live_figures;
+
+void nd_live_sleep_ns(uint64_t ns);
+
+/* The capture thread (pipe_capture.c): feeds the sources through L->ctx into the ring
+ * until L->cap_stop or every input has ended, publishing L->snap; sets L->cap_rc (0 or
+ * a code with L->cap_err) and then L->cap_done. arg: L. */
+void *nd_live_capture_main(void *arg);
+
+/* pipe_report.c: the figures every report shares (capture totals, ring counters, step,
+ * loss, RSS); then the status line, a --stats JSON line and the metrics text from them
+ * (final: no status line, "final":true). */
+void nd_live_gather(nd_live *L, const nd_online_info *in, nd_live_figures *f, uint64_t t0,
+                    uint64_t now);
+void nd_live_report(nd_live *L, const nd_live_figures *f, int final);
+/* The memory bounds of the run, as one info line. */
+void nd_live_show_memory(const nd_live *L);
+/* The metrics endpoint: a listening socket on 127.0.0.1:port (fd, or a code with e
+ * filled), and the thread that serves L->metrics on it until M->stop. arg: M. */
+int nd_live_metrics_open(uint32_t port, nd_error *e);
+void *nd_live_metrics_main(void *arg);
+
+/* pipe_replay.c: writes the checkpoint (*written = 0 while no class has warmed up) and,
+ * with a replay thread, hands it a copy of the model just saved. 0 or the save's code. */
+int nd_live_checkpoint(nd_live *L, int *written, nd_error *e);
+/* The replay thread: samples each copy handed over and replays it until R->stop. arg: R. */
+void *nd_live_replay_main(void *arg);
 
 #endif

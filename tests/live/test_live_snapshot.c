@@ -1,6 +1,6 @@
 /*
  * test_live_snapshot.c — nd_dm_snapshot, the sampling-only copy of a model that `live`
- * hands to its replay thread after each checkpoint (app/cmd_live.c): it samples the same
+ * hands to its replay thread after each checkpoint (live/pipe_replay.c): it samples the same
  * windows as the model it was copied from (and as that model's checkpoint file loaded
  * back, which is what the replay thread used to read), it is a copy (training, a new
  * class or freeing the original leave it as it was, also while another thread samples
