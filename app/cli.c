@@ -114,7 +114,8 @@ static int args_next(cli_args *a)
         if (c == ':') {
             /* optopt: the option's code; "--conf" is named --config */
             if (!strncmp(a->argv[optind - 1], "--", 2))
-                return cli_usage_error(a->cmd, "%s needs a value", cli_args_name(a, optopt)), CLI_BAD;
+                return cli_usage_error(a->cmd, "%s needs a value", cli_args_name(a, optopt)),
+                       CLI_BAD;
             return cli_usage_error(a->cmd, "-%c needs a value", optopt), CLI_BAD;
         }
         if (c == '?') return bad_option(a, a->argv[optind - 1]), CLI_BAD;
@@ -154,7 +155,8 @@ int cli_args_next(cli_args *a)
 
 int cli_args_operand(const cli_args *a, const char **slot, const char *what)
 {
-    if (*slot) return cli_usage_error(a->cmd, "one %s only ('%s' and '%s')", what, *slot, a->val);
+    if (*slot)
+        return cli_usage_error(a->cmd, "one %s only ('%s' and '%s')", what, *slot, a->val);
     *slot = a->val;
     return 0;
 }
@@ -219,6 +221,7 @@ int cli_sources_add(cli_sources *s, const cli_args *a)
 unsigned cli_sources_resolve(cli_sources *s, const nd_config *cfg)
 {
     if (!s->n)
-        for (uint32_t k = 0; k < cfg->capture.n_sources; k++) s->spec[s->n++] = cfg->capture.sources[k];
+        for (uint32_t k = 0; k < cfg->capture.n_sources; k++)
+            s->spec[s->n++] = cfg->capture.sources[k];
     return s->n;
 }

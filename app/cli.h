@@ -25,7 +25,8 @@ typedef struct nd_command {
 } nd_command;
 
 /* Prints "netdiffus CMD: message" and a pointer to --help; returns ND_EXIT_USAGE. */
-int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Maps an error code to an exit code: config/usage errors → 2, anything else → 1. */
 int cli_exit_code(int code);
 
@@ -51,9 +52,9 @@ typedef struct cli_args {
     int argc;
     char **argv;
     const struct option *longs;
-    char shorts[64]; /* getopt's option string: "-:" and the command's letters */
-    int tail;        /* once getopt is done: the next operand after `--` */
-    const char *val; /* the value of the option, or the operand, just returned */
+    char shorts[64];           /* getopt's option string: "-:" and the command's letters */
+    int tail;                  /* once getopt is done: the next operand after `--` */
+    const char *val;           /* the value of the option, or the operand, just returned */
     struct cli_config *config; /* not NULL: -c and --set are taken there, not returned */
 } cli_args;
 
@@ -83,8 +84,8 @@ int cli_parse_double(const char *s, double *v);
 /* The options of the commands that read a config: -c/--config FILE and --set KEY=VAL
  * (repeatable, applied in order after the file). */
 #define CLI_MAX_SETS 32
-#define CLI_CONFIG_OPTIONS                                                                \
-    {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, CLI_OPT_SET}
+#define CLI_CONFIG_OPTIONS                                                                     \
+    {"config", required_argument, NULL, 'c'}, { "set", required_argument, NULL, CLI_OPT_SET }
 
 typedef struct cli_config cli_config;
 struct cli_config {
@@ -113,7 +114,7 @@ int cli_sources_add(cli_sources *s, const cli_args *a);
  * sources there are. */
 unsigned cli_sources_resolve(cli_sources *s, const nd_config *cfg);
 
-extern const nd_command cmd_capture, cmd_import, cmd_export, cmd_train, cmd_sample,
-    cmd_replay, cmd_live, cmd_eval, cmd_render, cmd_inspect;
+extern const nd_command cmd_capture, cmd_import, cmd_export, cmd_train, cmd_sample, cmd_replay,
+    cmd_live, cmd_eval, cmd_render, cmd_inspect;
 
 #endif

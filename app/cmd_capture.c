@@ -12,7 +12,6 @@
 #include "conf.h"
 #include "opts.h"
 
-
 /* Window callback: the context's class index is the dataset's label (classes are
  * registered in the same order before any window). */
 static int store_window(void *user, uint32_t class_idx, uint64_t group, const float *values)
@@ -96,7 +95,8 @@ static int keep(capture_ctx *c, nd_dataset *ds, const char *out, int rc, const n
         nd_err("%s", e->msg);
         /* A live source failing after hours of capture must not lose them: save what
          * there is, and still exit 1. A source that never delivered writes nothing. */
-        if (t.packets) nd_err("keeping the %" PRIu64 " windows captured before the error", t.windows);
+        if (t.packets)
+            nd_err("keeping the %" PRIu64 " windows captured before the error", t.windows);
     }
     if (!rc || t.packets) {
         nd_error se = {0};
@@ -153,11 +153,11 @@ static int run(int argc, char **argv)
     if (rc) return rc;
     nd_config cfg = {0};
     if (!(rc = cli_config_open(&cfg, &o.cc))) {
-        if (cli_sources_resolve(&o.src, &cfg))
-            rc = cli_exit_code(capture_to_file(&cfg, &o));
+        if (cli_sources_resolve(&o.src, &cfg)) rc = cli_exit_code(capture_to_file(&cfg, &o));
         else
-            rc = cli_usage_error("capture", "no source: give --source pcap:FILE (or iface:NAME, "
-                                            "dpdk:EAL-ARGS) or capture.sources in the config");
+            rc =
+                cli_usage_error("capture", "no source: give --source pcap:FILE (or iface:NAME, "
+                                           "dpdk:EAL-ARGS) or capture.sources in the config");
     }
     nd_config_free(&cfg);
     return rc;

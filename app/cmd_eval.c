@@ -17,7 +17,15 @@ static nd_dataset *load_any(const char *path, nd_error *e)
     return nd_csv_read(path, ND_NS_PER_SEC, e);
 }
 
-enum { OPT_REAL = CLI_OPT_OWN, OPT_SYNTH, OPT_RAW, OPT_TRAIN, OPT_SEED, OPT_CNN_STEPS, OPT_THREADS };
+enum {
+    OPT_REAL = CLI_OPT_OWN,
+    OPT_SYNTH,
+    OPT_RAW,
+    OPT_TRAIN,
+    OPT_SEED,
+    OPT_CNN_STEPS,
+    OPT_THREADS
+};
 
 static const struct option longs[] = {
     {"real", required_argument, NULL, OPT_REAL},
@@ -37,24 +45,31 @@ static int run(int argc, char **argv)
     cli_args a;
     cli_args_init(&a, "eval", argc, argv, "", longs);
     for (int c; (c = cli_args_next(&a)) != CLI_END;) {
-        long long *num = c == OPT_SEED ? &seed : c == OPT_CNN_STEPS ? &cnn : c == OPT_THREADS ? &threads : NULL;
+        long long *num = c == OPT_SEED        ? &seed
+                         : c == OPT_CNN_STEPS ? &cnn
+                         : c == OPT_THREADS   ? &threads
+                                              : NULL;
         if (c == OPT_REAL) real = a.val;
         else if (c == OPT_SYNTH) synth = a.val;
         else if (c == OPT_RAW) raw = a.val;
         else if (c == OPT_TRAIN) train = a.val;
-        else if (c == CLI_OPERAND) return cli_usage_error("eval", "unexpected argument '%s'", a.val);
+        else if (c == CLI_OPERAND)
+            return cli_usage_error("eval", "unexpected argument '%s'", a.val);
         else if (!num) return ND_EXIT_USAGE; /* CLI_BAD: said */
         else if (cli_parse_ll(a.val, num) || *num < 0)
-            return cli_usage_error("eval", "%s %s: expected a number >= 0", cli_args_name(&a, c), a.val);
+            return cli_usage_error("eval", "%s %s: expected a number >= 0",
+                                   cli_args_name(&a, c), a.val);
     }
-    if (!real || !synth) return cli_usage_error("eval", "give --real REAL.csv and --synth SYNTH.csv");
+    if (!real || !synth)
+        return cli_usage_error("eval", "give --real REAL.csv and --synth SYNTH.csv");
     nd_error e = {0};
     nd_dataset *r = load_any(real, &e), *s = r ? load_any(synth, &e) : NULL;
     nd_dataset *t = s && train ? load_any(train, &e) : NULL;
     nd_dataset *w = s && (t || !train) && raw ? load_any(raw, &e) : NULL;
     int rc = !r || !s || (train && !t) || (raw && !w) ? e.code : 0;
     if (!rc) {
-        nd_eval_opts o = {.seed = (uint64_t)seed, .cnn_steps = (int)cnn, .threads = (int)threads};
+        nd_eval_opts o = {
+            .seed = (uint64_t)seed, .cnn_steps = (int)cnn, .threads = (int)threads};
         rc = nd_eval_report(stdout, r, s, w, t, &o, &e);
     }
     if (rc) nd_err("%s", e.msg);
@@ -66,7 +81,8 @@ static int run(int argc, char **argv)
 }
 
 const nd_command cmd_eval = {
-    "eval", "measure the fidelity of synthetic against real windows",
+    "eval",
+    "measure the fidelity of synthetic against real windows",
     "usage: netdiffus eval --real REAL.csv --synth SYNTH.csv [--raw RAW.csv]\n"
     "                      [--train TRAIN.csv] [--cnn-steps N] [--seed S] [--threads T]\n"
     "\n"

@@ -45,14 +45,13 @@ static int list_dir(const char *dir, int want_dir, char ***out, size_t *n_out)
     while ((de = readdir(d))) {
         if (de->d_name[0] == '.') continue;
         char path[8192];
-        if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path)
-            continue;
+        if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path) continue;
         struct stat st;
         if (stat(path, &st)) continue;
         size_t len = strlen(de->d_name);
-        int ok = want_dir ? S_ISDIR(st.st_mode)
-                          : S_ISREG(st.st_mode) && len > 4 &&
-                                !strcmp(de->d_name + len - 4, ".csv");
+        int ok = want_dir
+                     ? S_ISDIR(st.st_mode)
+                     : S_ISREG(st.st_mode) && len > 4 && !strcmp(de->d_name + len - 4, ".csv");
         if (!ok) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
@@ -147,8 +146,10 @@ static long vt_trace(const char *path, uint32_t C, uint32_t L, uint32_t k, float
             }
             for (uint32_t c = 0; c < C; c++)
                 if (col_of[c] < 0) {
-                    rc = nd_error_set(e, ND_EFORMAT, "%s:1: no column '%s' (not a videoTrain "
-                                      "trace?)", path, vt_columns[c]);
+                    rc = nd_error_set(e, ND_EFORMAT,
+                                      "%s:1: no column '%s' (not a videoTrain "
+                                      "trace?)",
+                                      path, vt_columns[c]);
                     goto out;
                 }
         } else if (ll) {
@@ -163,9 +164,10 @@ static long vt_trace(const char *path, uint32_t C, uint32_t L, uint32_t k, float
                     errno = 0;
                     double v = strtod(f, &ep);
                     if (ep == f || *ep || errno || !(v >= 0)) {
-                        rc = nd_error_set(e, ND_EFORMAT, "%s:%ld:%ld: %s: expected a count >= 0, "
-                                          "got '%s'", path, lineno, (long)(f - line) + 1,
-                                          vt_columns[c], f);
+                        rc = nd_error_set(e, ND_EFORMAT,
+                                          "%s:%ld:%ld: %s: expected a count >= 0, "
+                                          "got '%s'",
+                                          path, lineno, (long)(f - line) + 1, vt_columns[c], f);
                         goto out;
                     }
                     acc[c] += v;
@@ -194,12 +196,12 @@ out:
     return rc;
 }
 
-static int import_videotrain(const char *dir, const nd_config *cfg, nd_dataset *ds,
-                             nd_error *e)
+static int import_videotrain(const char *dir, const nd_config *cfg, nd_dataset *ds, nd_error *e)
 {
     uint64_t bin = cfg->capture.bin_ns;
     if (bin % VT_ROW_NS)
-        return nd_error_set(e, ND_ECONFIG, "capture.bin: videoTrain rows are 0.5 s bins, so the "
+        return nd_error_set(e, ND_ECONFIG,
+                            "capture.bin: videoTrain rows are 0.5 s bins, so the "
                             "bin must be a multiple of 500ms (e.g. --set capture.bin=1s)");
     uint32_t k = (uint32_t)(bin / VT_ROW_NS), C = ds->n_channels, L = ds->L;
     char **classes = NULL;
@@ -228,7 +230,8 @@ static int import_videotrain(const char *dir, const nd_config *cfg, nd_dataset *
         }
         int label = nd_dataset_class(ds, classes[ci]);
         if (label < 0)
-            rc = nd_error_set(e, ND_EFORMAT, "%s: '%s' is not a valid class name (letters, "
+            rc = nd_error_set(e, ND_EFORMAT,
+                              "%s: '%s' is not a valid class name (letters, "
                               "digits, '-', '_', '.'; at most %d characters)",
                               cdir, classes[ci], ND_NAME_MAX - 1);
         for (size_t fi = 0; !rc && fi < n_files; fi++) {
@@ -265,8 +268,10 @@ static int import_videotrain(const char *dir, const nd_config *cfg, nd_dataset *
     free_list(classes, n_classes);
     if (rc) return rc;
     if (!group)
-        return nd_error_set(e, ND_EFORMAT, "%s: no traces found (expected CLASS/*.csv "
-                            "subdirectories, the videoTrain layout)", dir);
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: no traces found (expected CLASS/*.csv "
+                            "subdirectories, the videoTrain layout)",
+                            dir);
     nd_dataset_count(ds, "import.traces", group);
     nd_dataset_count(ds, "import.short_traces", short_traces);
     nd_dataset_count(ds, "import.window_sparse", sparse);
@@ -324,7 +329,8 @@ static int run(int argc, char **argv)
     } else {
         ds = nd_dataset_new(cfg.capture.channels, channel_names, cfg.capture.window,
                             cfg.capture.bin_ns);
-        rc = ds ? import_videotrain(in, &cfg, ds, &e) : nd_error_set(&e, -ENOMEM, "out of memory");
+        rc = ds ? import_videotrain(in, &cfg, ds, &e)
+                : nd_error_set(&e, -ENOMEM, "out of memory");
     }
     char *yaml = rc ? NULL : nd_config_to_yaml(&cfg);
     if (!rc && !yaml) rc = nd_error_set(&e, -ENOMEM, "out of memory");

@@ -83,7 +83,8 @@ out:
 }
 
 const nd_command cmd_inspect = {
-    "inspect", "summarise a dataset, model or config file",
+    "inspect",
+    "summarise a dataset, model or config file",
     "usage: netdiffus inspect FILE.ndd|FILE.ndm...\n"
     "       netdiffus inspect --config CONF.yaml\n"
     "\n"

@@ -90,13 +90,16 @@ static int parse(live_args *o, int argc, char **argv)
 static int check_args(live_args *a, const nd_config *cfg, nd_error *e)
 {
     if (!cli_sources_resolve(&a->src, cfg))
-        return nd_error_set(e, ND_EUSAGE, "live: no source: give --source pcap:FILE|iface:NAME|"
+        return nd_error_set(e, ND_EUSAGE,
+                            "live: no source: give --source pcap:FILE|iface:NAME|"
                             "dpdk:EAL-ARGS or capture.sources in the config");
     if (cfg->live.replay && !a->replay_to)
-        return nd_error_set(e, ND_EUSAGE, "live: live.replay is on: say where the packets go "
+        return nd_error_set(e, ND_EUSAGE,
+                            "live: live.replay is on: say where the packets go "
                             "with --replay-to pcap:FILE|iface:NAME|dpdk:EAL-ARGS (or --set "
                             "live.replay=false and run `netdiffus replay %s` against the "
-                            "checkpoint)", cfg->live.checkpoint);
+                            "checkpoint)",
+                            cfg->live.checkpoint);
     return 0;
 }
 
@@ -121,8 +124,9 @@ static void say_result(const nd_live_result *r, const char *ckpt)
 {
     nd_info("live: %s after %.1f s: %" PRIu64 " packets, %" PRIu64 " windows (%" PRIu64
             " dropped at the full ring), %" PRIu64 " steps in this run (step %" PRIu64
-            "), loss %.4f%s%s", cli_stop ? "stopped by a signal" : "done", r->seconds,
-            r->packets, r->windows, r->dropped, r->steps_run, r->step, r->loss,
+            "), loss %.4f%s%s",
+            cli_stop ? "stopped by a signal" : "done", r->seconds, r->packets, r->windows,
+            r->dropped, r->steps_run, r->step, r->loss,
             r->checkpoint ? "; checkpoint " : "; no class warmed up, no checkpoint",
             r->checkpoint ? ckpt : "");
     if (r->replay_rounds)
@@ -161,7 +165,8 @@ static int run(int argc, char **argv)
 }
 
 const nd_command cmd_live = {
-    "live", "capture, learn online and replay in one process",
+    "live",
+    "capture, learn online and replay in one process",
     "usage: netdiffus live -c CONF [--resume] [--source SRC]... [--set KEY=VAL]\n"
     "                      [--speed X] [--steps N] [--duration D] [--stats FILE]\n"
     "                      [--replay-to SINK]\n"

@@ -51,7 +51,8 @@ static int run(int argc, char **argv)
 }
 
 const nd_command cmd_render = {
-    "render", "draw a dataset's windows as GASF images and series (PNG)",
+    "render",
+    "draw a dataset's windows as GASF images and series (PNG)",
     "usage: netdiffus render IN.ndd|IN.csv --png OUT.png [--count N]\n"
     "\n"
     "Draws up to N windows per class (default 8), one row each: the GASF image of every\n"

@@ -102,8 +102,10 @@ static nd_dm *model_open(const char *path, nd_error *e)
     if (!nd_dm_dataset(m)->n_classes) {
         nd_error_set(e, ND_EFORMAT, "%s: the model has no classes: nothing to sample", path);
     } else if (!nd_dm_step(m)) {
-        nd_error_set(e, ND_EFORMAT, "%s: the model has not been trained (0 steps): train it "
-                     "first (netdiffus train -c CONF DATA.ndd -o %s)", path, path);
+        nd_error_set(e, ND_EFORMAT,
+                     "%s: the model has not been trained (0 steps): train it "
+                     "first (netdiffus train -c CONF DATA.ndd -o %s)",
+                     path, path);
     } else {
         return m;
     }
@@ -112,8 +114,8 @@ static nd_dm *model_open(const char *path, nd_error *e)
 }
 
 /* Share of the flows per model class into w (n_classes): class cls alone, the replay.mix
- * weights of mixcfg, or the classes' flow counts in the training data. Returns 0, or ND_EUSAGE / ND_ECONFIG with e naming the
- * class the model lacks and listing the ones it has. */
+ * weights of mixcfg, or the classes' flow counts in the training data. Returns 0, or ND_EUSAGE
+ * / ND_ECONFIG with e naming the class the model lacks and listing the ones it has. */
 static int class_weights(double *w, const nd_dm *m, const char *path, const char *cls,
                          const nd_config *mixcfg, nd_error *e)
 {
@@ -140,8 +142,10 @@ static int class_weights(double *w, const nd_dm *m, const char *path, const char
         const nd_mix_entry *x = &mixcfg->replay.mix[i];
         int k = find_class(h, x->name);
         if (k < 0)
-            return nd_error_set(e, ND_ECONFIG, "%s: replay.mix: class '%s' is not in the "
-                                "model %s (it has: %s)", mixcfg->path, x->name, path, list);
+            return nd_error_set(e, ND_ECONFIG,
+                                "%s: replay.mix: class '%s' is not in the "
+                                "model %s (it has: %s)",
+                                mixcfg->path, x->name, path, list);
         w[k] += x->weight;
         sum += x->weight;
     }
@@ -179,8 +183,17 @@ static int sample(nd_dataset **ds, nd_dm **dm, const double *w, replay_opts *o)
 /* The command                                                                          */
 /* ------------------------------------------------------------------------------------ */
 
-enum { OPT_MIX = CLI_OPT_OWN, OPT_CLASS, OPT_SPEED, OPT_DURATION, OPT_BIN, OPT_SPIN, OPT_FLOWS,
-       OPT_SEED, OPT_LOOP };
+enum {
+    OPT_MIX = CLI_OPT_OWN,
+    OPT_CLASS,
+    OPT_SPEED,
+    OPT_DURATION,
+    OPT_BIN,
+    OPT_SPIN,
+    OPT_FLOWS,
+    OPT_SEED,
+    OPT_LOOP
+};
 
 static const struct option longs[] = {
     {"series", required_argument, NULL, 's'},
@@ -254,13 +267,17 @@ static int parse(replay_args *r, int argc, char **argv)
         return cli_usage_error("replay", "give either MODEL.ndm or --series FILE, not both");
     if (!r->model && !r->series)
         return cli_usage_error("replay", "no input: MODEL.ndm or --series IN.csv|IN.ndd");
-    if (r->mix && r->cls) return cli_usage_error("replay", "give either --class or --mix, not both");
+    if (r->mix && r->cls)
+        return cli_usage_error("replay", "give either --class or --mix, not both");
     if (r->mix && r->config && strcmp(r->mix, r->config))
-        return cli_usage_error("replay", "--mix %s and -c %s: give one config", r->mix, r->config);
+        return cli_usage_error("replay", "--mix %s and -c %s: give one config", r->mix,
+                               r->config);
     if (r->mix) r->config = r->mix;
     if (r->model && r->bin)
-        return cli_usage_error("replay", "--bin is for a series CSV; a model has its bin width");
-    if (!r->to) return cli_usage_error("replay", "no sink: --to pcap:FILE|iface:NAME|dpdk:EAL-ARGS");
+        return cli_usage_error("replay",
+                               "--bin is for a series CSV; a model has its bin width");
+    if (!r->to)
+        return cli_usage_error("replay", "no sink: --to pcap:FILE|iface:NAME|dpdk:EAL-ARGS");
     return 0;
 }
 
@@ -269,8 +286,10 @@ static int parse(replay_args *r, int argc, char **argv)
 static int options(replay_opts *o, uint64_t *bin_ns, const replay_args *r, const nd_config *cfg)
 {
     if (r->mix && !cfg->replay.n_mix)
-        return cli_usage_error("replay", "--mix %s: the config has no replay.mix (a list of "
-                               "{class, weight})", r->mix);
+        return cli_usage_error("replay",
+                               "--mix %s: the config has no replay.mix (a list of "
+                               "{class, weight})",
+                               r->mix);
     opts_replay(o, cfg);
     if (r->series) o->flows = r->have_flows ? (uint32_t)r->flows : 0; /* one flow per window */
     else if (r->have_flows) o->flows = (uint32_t)r->flows; /* model: replay.flows by default */
@@ -283,8 +302,8 @@ static int options(replay_opts *o, uint64_t *bin_ns, const replay_args *r, const
         o->speed = 0; /* "max" */
         if (strcmp(r->speed, "max") &&
             (cli_parse_double(r->speed, &o->speed) || !(o->speed >= 0) || o->speed > 1e6))
-            return cli_usage_error("replay", "--speed: expected a number >= 0 or 'max', got '%s'",
-                                   r->speed);
+            return cli_usage_error(
+                "replay", "--speed: expected a number >= 0 or 'max', got '%s'", r->speed);
     }
     if (r->duration && nd_parse_duration(r->duration, &o->duration_ns, &e))
         return cli_usage_error("replay", "--duration: %s", e.msg);
@@ -349,8 +368,9 @@ static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *s
     nd_info("replay%s: %s -> %s: %s", rc == ND_EINTR ? " (stopped by signal)" : "",
             r->series ? r->series : r->model, r->to, line);
     if (st.carried)
-        nd_debug("replay: %llu bin remainders smaller than a frame were carried to the next bin",
-                 (unsigned long long)st.carried);
+        nd_debug(
+            "replay: %llu bin remainders smaller than a frame were carried to the next bin",
+            (unsigned long long)st.carried);
     return ND_EXIT_OK;
 }
 
@@ -369,7 +389,8 @@ static int run(int argc, char **argv)
     status = cli_config_open(&cfg, &(cli_config){.path = r.config});
     if (!status) status = options(&o, &bin_ns, &r, &cfg);
     if (!status)
-        status = r.series ? series_load(&ds, &r, bin_ns) : model_prepare(&dm, &weights, &r, &cfg, &o);
+        status = r.series ? series_load(&ds, &r, bin_ns)
+                          : model_prepare(&dm, &weights, &r, &cfg, &o);
     if (!status) {
         nd_error e = {0};
         if (!(sink = replay_sink_open(r.to, &e))) {

@@ -16,8 +16,20 @@
 #include "opts.h"
 
 enum {
-    OPT_CSV = CLI_OPT_OWN, OPT_NDD, OPT_PNG, OPT_CLASS, OPT_SAMPLER, OPT_DECODE, OPT_CLIP,
-    OPT_PROJECT, OPT_CSV2, OPT_RAW, OPT_SEED, OPT_STEPS, OPT_CALIBRATE, OPT_GUIDANCE,
+    OPT_CSV = CLI_OPT_OWN,
+    OPT_NDD,
+    OPT_PNG,
+    OPT_CLASS,
+    OPT_SAMPLER,
+    OPT_DECODE,
+    OPT_CLIP,
+    OPT_PROJECT,
+    OPT_CSV2,
+    OPT_RAW,
+    OPT_SEED,
+    OPT_STEPS,
+    OPT_CALIBRATE,
+    OPT_GUIDANCE,
 };
 
 static const struct option longs[] = {
@@ -66,8 +78,10 @@ static int take(sample_args *o, const cli_args *a, int c)
                      : c == OPT_CALIBRATE ? &o->calibrate
                                           : NULL;
     if (text) *text = a->val;
-    else if (num ? cli_parse_ll(a->val, num) : c != OPT_GUIDANCE || cli_parse_double(a->val, &o->guidance))
-        return cli_usage_error("sample", "%s %s: expected a number", cli_args_name(a, c), a->val);
+    else if (num ? cli_parse_ll(a->val, num)
+                 : c != OPT_GUIDANCE || cli_parse_double(a->val, &o->guidance))
+        return cli_usage_error("sample", "%s %s: expected a number", cli_args_name(a, c),
+                               a->val);
     return 0;
 }
 
@@ -80,7 +94,8 @@ static int check(const sample_args *o)
     if (!o->csv && !o->ndd && !o->png && !o->csv2 && !o->raw)
         return cli_usage_error("sample", "nothing to write: give --csv, --ndd and/or --png");
     if (o->sampler && nd_sampler_from_name(o->sampler) < 0)
-        return cli_usage_error("sample", "--sampler %s: expected ddim, ddpm or dpmpp", o->sampler);
+        return cli_usage_error("sample", "--sampler %s: expected ddim, ddpm or dpmpp",
+                               o->sampler);
     if (o->clip && nd_clip_from_name(o->clip) < 0)
         return cli_usage_error("sample", "--clip %s: expected dynamic, clip or none", o->clip);
     if (o->project && strcmp(o->project, "on") && strcmp(o->project, "off"))
@@ -151,7 +166,8 @@ static int out_new(sample_out *so, const nd_dm *m, size_t count, const int again
         if (again[i]) any = 1, bad |= !(so->again[i] = nd_dataset_new_like(h));
     so->x = malloc(count * h->n_channels * h->L * sizeof(float));
     if (any)
-        so->imgs = malloc(count * (size_t)nd_gaf_channels(nd_dm_gaf(m)) * h->L * h->L * sizeof(float));
+        so->imgs =
+            malloc(count * (size_t)nd_gaf_channels(nd_dm_gaf(m)) * h->L * h->L * sizeof(float));
     if (bad || !so->x || (any && !so->imgs)) return nd_error_set(e, -ENOMEM, "out of memory");
     return nd_dataset_set_config(so->out, h->config_yaml);
 }
@@ -175,7 +191,8 @@ static int sample_classes(sample_out *so, nd_dm *m, int first, int last, long lo
     for (int k = first; !rc && k <= last; k++) {
         rc = nd_dm_sample(m, k, (size_t)count, so->x, so->imgs, rng, e);
         for (long long i = 0; !rc && i < count; i++)
-            rc = nd_dataset_append(so->out, (uint16_t)k, (uint64_t)(k * count + i), so->x + i * WL);
+            rc = nd_dataset_append(so->out, (uint16_t)k, (uint64_t)(k * count + i),
+                                   so->x + i * WL);
         int mode[NAGAIN] = {g->decode == ND_GAF_LSQ ? ND_GAF_DIAG : ND_GAF_LSQ, g->decode};
         for (int j = 0; j < NAGAIN; j++)
             for (long long i = 0; !rc && so->again[j] && i < count; i++) {
@@ -210,13 +227,14 @@ static void report(const nd_dm *m, const nd_dataset *out, double s)
 {
     const nd_dm_sampling *so = &nd_dm_get_settings(m)->sample;
     nd_info("%llu windows in %.1f s (%.3g windows/s; %s, %u steps, guidance %g, clip %s%s, "
-            "%s decode)", (unsigned long long)out->n_windows, s, out->n_windows / s,
+            "%s decode)",
+            (unsigned long long)out->n_windows, s, out->n_windows / s,
             nd_sampler_name(so->sampler), so->steps, so->guidance, nd_clip_name(so->clip),
             so->project ? ", GASF projection" : "",
             nd_dm_calibrated(m) ? "calibrated"
-            : so->calibrate ? "uncalibrated (the model has no training targets: "
-                                      "`netdiffus train --resume` adds them)"
-                                    : "uncalibrated");
+            : so->calibrate     ? "uncalibrated (the model has no training targets: "
+                                  "`netdiffus train --resume` adds them)"
+                                : "uncalibrated");
 }
 
 static int run(int argc, char **argv)
@@ -242,7 +260,8 @@ static int run(int argc, char **argv)
     nd_rng_seed(&rng, o.seed >= 0 ? (uint64_t)o.seed : ms->seed);
     if (!rc && ms->calibrate && !nd_dm_calibrated(m)) {
         nd_info("calibrating the decode for these settings: %u windows per class "
-                "(--calibrate 0: off)", ms->calibrate);
+                "(--calibrate 0: off)",
+                ms->calibrate);
         rc = nd_dm_calibrate(m, &e);
     }
     uint64_t t0 = nd_now_ns();
@@ -260,7 +279,8 @@ static int run(int argc, char **argv)
 }
 
 const nd_command cmd_sample = {
-    "sample", "generate new windows from a model",
+    "sample",
+    "generate new windows from a model",
     "usage: netdiffus sample MODEL.ndm --count N [--class NAME] [--csv OUT.csv]\n"
     "                        [--ndd OUT.ndd] [--png OUT.png] [--seed S] [--steps S]\n"
     "                        [--sampler ddim|ddpm|dpmpp] [--guidance W]\n"

@@ -43,11 +43,13 @@ static int parse(train_args *o, int argc, char **argv)
         case OPT_RESUME: o->resume = 1; break;
         case OPT_STEPS:
             if (cli_parse_ll(a.val, &o->steps) || o->steps < 1)
-                return cli_usage_error("train", "--steps %s: expected a positive integer", a.val);
+                return cli_usage_error("train", "--steps %s: expected a positive integer",
+                                       a.val);
             break;
         case OPT_MINUTES:
             if (cli_parse_double(a.val, &o->minutes) || !(o->minutes > 0))
-                return cli_usage_error("train", "--minutes %s: expected a positive number", a.val);
+                return cli_usage_error("train", "--minutes %s: expected a positive number",
+                                       a.val);
             break;
         case CLI_OPERAND:
             if (cli_args_operand(&a, &o->in, "dataset")) return ND_EXIT_USAGE;
@@ -57,7 +59,8 @@ static int parse(train_args *o, int argc, char **argv)
     }
     if (!o->in) return cli_usage_error("train", "no dataset given (IN.ndd)");
     if (!o->out) return cli_usage_error("train", "no model file: give -o MODEL.ndm");
-    if (!o->cc.path && !o->resume) return cli_usage_error("train", "no config: give -c CONF.yaml");
+    if (!o->cc.path && !o->resume)
+        return cli_usage_error("train", "no config: give -c CONF.yaml");
     return 0;
 }
 
@@ -94,7 +97,8 @@ static int calibrate(nd_dm *m, const char *out, nd_error *e)
     if (!rc) rc = nd_dm_save(m, out, e);
     if (rc == ND_EINTR) {
         nd_info("calibration skipped: %s is saved without it (sample and replay "
-                "fit it when they need it)", out);
+                "fit it when they need it)",
+                out);
         rc = 0;
     }
     return rc;
@@ -120,9 +124,9 @@ static int train(nd_dm *m, const nd_dataset *ds, const train_args *o, nd_error *
     if (rc && rc != ND_EINTR) return rc;
     nd_info("%s %llu steps in %.0f s (%.2f steps/s); loss %.4f, validation loss %.4f; "
             "model at step %llu -> %s",
-            rc ? "stopped after" : "trained", (unsigned long long)rep.steps_done,
-            rep.seconds, rep.seconds > 0 ? rep.steps_done / rep.seconds : 0.0,
-            rep.last_loss, rep.val_loss, (unsigned long long)nd_dm_step(m), o->out);
+            rc ? "stopped after" : "trained", (unsigned long long)rep.steps_done, rep.seconds,
+            rep.seconds > 0 ? rep.steps_done / rep.seconds : 0.0, rep.last_loss, rep.val_loss,
+            (unsigned long long)nd_dm_step(m), o->out);
     if (rc) {
         nd_info("resume with: netdiffus train %s -o %s --resume", o->in, o->out);
         return 0;
@@ -163,7 +167,8 @@ static int run(int argc, char **argv)
 }
 
 const nd_command cmd_train = {
-    "train", "train a diffusion model on a dataset",
+    "train",
+    "train a diffusion model on a dataset",
     "usage: netdiffus train -c CONF IN.ndd -o MODEL.ndm [--set KEY=VAL] [--steps N]\n"
     "                       [--minutes M]\n"
     "       netdiffus train IN.ndd -o MODEL.ndm --resume [--steps N] [--minutes M]\n"

@@ -118,8 +118,7 @@ int opts_dm_resume_sets(nd_dm *m, const char *const *sets, size_t n_sets, nd_err
 }
 
 /* cfg's model settings, and cfg as YAML for the model file (*yaml: the caller frees it). */
-static int settings_and_text(nd_dm_settings *s, char **yaml, const nd_config *cfg,
-                             nd_error *e)
+static int settings_and_text(nd_dm_settings *s, char **yaml, const nd_config *cfg, nd_error *e)
 {
     *yaml = NULL;
     int rc = opts_dm_settings(s, cfg, e);
@@ -153,12 +152,14 @@ static uint32_t trainer_threads(const nd_config *cfg)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     uint32_t tt = cfg->live.trainer_threads;
-    if (!tt) tt = (uint32_t)(ncpu > 1 && cfg->live.capture_core >= 0 ? ncpu - 1 : ncpu > 0 ? ncpu : 1);
+    if (!tt)
+        tt = (uint32_t)(ncpu > 1 && cfg->live.capture_core >= 0 ? ncpu - 1
+                        : ncpu > 0                              ? ncpu
+                                                                : 1);
     return tt;
 }
 
-int opts_live(nd_live_opts *o, char **provenance, const nd_config *cfg, int resume,
-              nd_error *e)
+int opts_live(nd_live_opts *o, char **provenance, const nd_config *cfg, int resume, nd_error *e)
 {
     memset(o, 0, sizeof *o);
     *provenance = NULL;

@@ -51,7 +51,9 @@ const char *nd_strerror(int code)
 
 void nd_log_set_level(int level)
 {
-    log_level = level < ND_LOG_ERROR ? ND_LOG_ERROR : level > ND_LOG_DEBUG ? ND_LOG_DEBUG : level;
+    log_level = level < ND_LOG_ERROR   ? ND_LOG_ERROR
+                : level > ND_LOG_DEBUG ? ND_LOG_DEBUG
+                                       : level;
 }
 
 int nd_log_level(void) { return log_level; }

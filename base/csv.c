@@ -130,8 +130,7 @@ static int field(parser *p, char *out, size_t cap, size_t *start, const char *wh
             p->i++;
         }
         if (!at_eol(p) && p->s[p->i] != ',')
-            return perr(p, p->i, "expected ',' or the end of the line after a quoted %s",
-                        what);
+            return perr(p, p->i, "expected ',' or the end of the line after a quoted %s", what);
     } else {
         for (; !at_eol(p) && p->s[p->i] != ','; p->i++) {
             if (p->s[p->i] == '"')
@@ -155,8 +154,7 @@ static int header(parser *p, uint32_t *C, uint32_t *L, char names[][ND_NAME_MAX]
     if (p->i >= p->n) return perr(p, p->i, "empty file, expected a header line 'class,...'");
     int rc = field(p, f, sizeof f, &at, "column name");
     if (rc) return rc;
-    if (strcmp(f, "class"))
-        return perr(p, at, "first column is '%s', expected 'class'", f);
+    if (strcmp(f, "class")) return perr(p, at, "first column is '%s', expected 'class'", f);
     uint32_t c = 0, b = 0, len0 = 0;
     while (!at_eol(p)) {
         p->i++; /* ',' */
@@ -171,13 +169,15 @@ static int header(parser *p, uint32_t *C, uint32_t *L, char names[][ND_NAME_MAX]
             if (c > 0 && b != len0) {
                 char want[ND_NAME_MAX + 16];
                 snprintf(want, sizeof want, "%s_%u", names[c - 1], b);
-                return perr(p, at, "expected column '%s': every channel needs the same bins", want);
+                return perr(p, at, "expected column '%s': every channel needs the same bins",
+                            want);
             }
-            if (c == ND_MAX_CHANNELS) return perr(p, at, "more than %d channels", ND_MAX_CHANNELS);
-            if (strlen(f) >= ND_NAME_MAX) return perr(p, at, "channel name '%s' is too long", f);
+            if (c == ND_MAX_CHANNELS)
+                return perr(p, at, "more than %d channels", ND_MAX_CHANNELS);
+            if (strlen(f) >= ND_NAME_MAX)
+                return perr(p, at, "channel name '%s' is too long", f);
             for (uint32_t k = 0; k < c; k++)
-                if (!strcmp(names[k], f))
-                    return perr(p, at, "channel '%s' appears twice", f);
+                if (!strcmp(names[k], f)) return perr(p, at, "channel '%s' appears twice", f);
             strcpy(names[c++], f);
             b = 1;
         } else {
@@ -228,8 +228,8 @@ static int parse(parser *p, uint64_t bin_ns, nd_dataset **out)
         int cls = nd_dataset_class(ds, f);
         if (cls < 0) {
             rc = ds->n_classes >= ND_MAX_CLASSES
-                   ? perr(p, at, "more than %d classes at '%s'", ND_MAX_CLASSES, f)
-                   : perr(p, at, "invalid class name '%s'", f);
+                     ? perr(p, at, "more than %d classes at '%s'", ND_MAX_CLASSES, f)
+                     : perr(p, at, "invalid class name '%s'", f);
             break;
         }
         size_t k = 0;
@@ -247,8 +247,7 @@ static int parse(parser *p, uint64_t bin_ns, nd_dataset **out)
             while (*end == ' ' || *end == '\t') end++;
             if (end == num || *end || !*num)
                 rc = perr(p, at, "expected a number, found '%s'", num);
-            else if (!isfinite(v))
-                rc = perr(p, at, "'%s' is not a finite number", num);
+            else if (!isfinite(v)) rc = perr(p, at, "'%s' is not a finite number", num);
             row[k++] = v;
         }
         if (rc) break;

@@ -21,9 +21,9 @@
 #define TAG_CNTR ND_FOURCC('C', 'N', 'T', 'R')
 #define TAG_CONF ND_FOURCC('C', 'O', 'N', 'F')
 
-#define META_FIXED 32                      /* META bytes before the channel names */
+#define META_FIXED   32 /* META bytes before the channel names */
 #define COUNTER_NAME ((int)sizeof(((nd_counter *)0)->name))
-#define COUNTER_REC (COUNTER_NAME + 8)     /* CNTR record: name, u64 value */
+#define COUNTER_REC  (COUNTER_NAME + 8) /* CNTR record: name, u64 value */
 
 /* ------------------------------------------------------------------------------------ */
 /* The STAT record                                                                      */
@@ -99,8 +99,7 @@ static int name_ok(const char *s, size_t max, int channel)
     return 1;
 }
 
-nd_dataset *nd_dataset_new(uint32_t C, const char *const *names, uint32_t L,
-                           uint64_t bin_ns)
+nd_dataset *nd_dataset_new(uint32_t C, const char *const *names, uint32_t L, uint64_t bin_ns)
 {
     if (C == 0 || C > ND_MAX_CHANNELS || L == 0 || L > ND_MAX_BINS || bin_ns == 0 || !names)
         return NULL;
@@ -327,14 +326,16 @@ int nd_dataset_write_sections(const nd_dataset *ds, ndf_writer *w, int with_wind
 
     const char *conf = ds->config_yaml ? ds->config_yaml : "";
     int rc = ndf_write_section(w, TAG_META, meta, meta_len, e);
-    if (!rc) rc = write_records(w, TAG_CLAS, ds, ds->n_classes, ND_NAME_MAX, enc_class, NULL, 0, e);
+    if (!rc)
+        rc = write_records(w, TAG_CLAS, ds, ds->n_classes, ND_NAME_MAX, enc_class, NULL, 0, e);
     if (!rc) rc = write_records(w, TAG_STAT, ds, ds->n_classes, rec, enc_stats, stat_hdr, 8, e);
     if (!rc)
         rc = write_records(w, TAG_VALS, ds, n, window_floats(ds) * 4, enc_window, NULL, 0, e);
     if (!rc) rc = write_records(w, TAG_LABL, ds, n, 2, enc_label, NULL, 0, e);
     if (!rc) rc = write_records(w, TAG_GRUP, ds, n, 8, enc_group, NULL, 0, e);
     if (!rc)
-        rc = write_records(w, TAG_CNTR, ds, ds->n_counters, COUNTER_REC, enc_counter, NULL, 0, e);
+        rc = write_records(w, TAG_CNTR, ds, ds->n_counters, COUNTER_REC, enc_counter, NULL, 0,
+                           e);
     if (!rc) rc = ndf_write_section(w, TAG_CONF, conf, strlen(conf), e);
     return rc;
 }
@@ -399,16 +400,17 @@ static int decode(const ndf_reader *r, nd_dataset **out, nd_error *e)
     if (rc) return rc;
     d = mv;
     if (mlen < META_FIXED)
-        return nd_error_set(e, ND_EFORMAT, "%s: section META is %zu bytes, expected at least %d",
-                            p, mlen, META_FIXED);
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section META is %zu bytes, expected at least %d", p, mlen,
+                            META_FIXED);
     uint32_t C = nd_get_u32(d), L = nd_get_u32(d + 4), K = nd_get_u32(d + 24);
     uint64_t bin_ns = nd_get_u64(d + 8), N = nd_get_u64(d + 16);
     if (C == 0 || C > ND_MAX_CHANNELS)
         return nd_error_set(e, ND_EFORMAT, "%s: META: %u channels, expected 1..%d", p, C,
                             ND_MAX_CHANNELS);
     if (L == 0 || L > ND_MAX_BINS)
-        return nd_error_set(e, ND_EFORMAT, "%s: META: %u bins per window, expected 1..%d", p,
-                            L, ND_MAX_BINS);
+        return nd_error_set(e, ND_EFORMAT, "%s: META: %u bins per window, expected 1..%d", p, L,
+                            ND_MAX_BINS);
     if (bin_ns == 0) return nd_error_set(e, ND_EFORMAT, "%s: META: bin width is 0", p);
     if (K > ND_MAX_CLASSES)
         return nd_error_set(e, ND_EFORMAT, "%s: META: %u classes, at most %d", p, K,

@@ -16,8 +16,12 @@ static void fmt_ns(uint64_t ns, char *buf, size_t len)
     static const struct {
         uint64_t div;
         const char *unit;
-    } u[] = {{3600 * ND_NS_PER_SEC, "h"}, {60 * ND_NS_PER_SEC, "m"}, {ND_NS_PER_SEC, "s"},
-             {1000000, "ms"},             {1000, "us"},              {1, "ns"}};
+    } u[] = {{3600 * ND_NS_PER_SEC, "h"},
+             {60 * ND_NS_PER_SEC, "m"},
+             {ND_NS_PER_SEC, "s"},
+             {1000000, "ms"},
+             {1000, "us"},
+             {1, "ns"}};
     for (size_t i = 0; i < sizeof u / sizeof u[0]; i++)
         if (ns >= u[i].div || u[i].div == 1) {
             snprintf(buf, len, "%.6g%s", (double)ns / (double)u[i].div, u[i].unit);
@@ -117,8 +121,7 @@ static int print_dataset(const ndf_reader *r, FILE *out, nd_error *e)
     }
     if (ds->config_yaml)
         fprintf(out, "config: %zu bytes of YAML embedded\n", strlen(ds->config_yaml));
-    else
-        fprintf(out, "config: none embedded\n");
+    else fprintf(out, "config: none embedded\n");
     nd_dataset_free(ds);
     return 0;
 }
@@ -129,7 +132,7 @@ int nd_inspect_reader(const ndf_reader *r, FILE *out, nd_error *e)
     char k[5];
     ndf_tag_str(kind, k);
     const char *what = kind == NDF_KIND_DATASET ? "dataset"
-                     : kind == NDF_KIND_MODEL   ? "model"
+                       : kind == NDF_KIND_MODEL ? "model"
                                                 : "unknown kind";
     fprintf(out, "%s: netdiffus %s file (kind %s), format version %u, %llu bytes\n",
             ndf_path(r), what, k, ndf_version(r), (unsigned long long)ndf_file_size(r));
@@ -148,9 +151,7 @@ int nd_inspect_reader(const ndf_reader *r, FILE *out, nd_error *e)
     /* Models embed the dataset sections without windows: classes, channels, statistics. */
     switch (kind) {
     case NDF_KIND_DATASET:
-    case NDF_KIND_MODEL:
-        return print_dataset(r, out, e);
-    default:
-        return 0;
+    case NDF_KIND_MODEL: return print_dataset(r, out, e);
+    default: return 0;
     }
 }

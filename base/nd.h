@@ -19,9 +19,9 @@
 /* ------------------------------------------------------------------------------------ */
 
 /* A broken contract (a bug, never bad input): stays on in release builds. */
-#define ND_ASSERT(x)                                                                     \
-    do {                                                                                 \
-        if (!(x)) nd_assert_fail(__FILE__, __LINE__, #x);                                \
+#define ND_ASSERT(x)                                                                           \
+    do {                                                                                       \
+        if (!(x)) nd_assert_fail(__FILE__, __LINE__, #x);                                      \
     } while (0)
 _Noreturn void nd_assert_fail(const char *file, int line, const char *expr);
 
@@ -59,9 +59,9 @@ enum nd_log_level { ND_LOG_ERROR = 0, ND_LOG_WARN, ND_LOG_INFO, ND_LOG_DEBUG };
 void nd_log_set_level(int level); /* default ND_LOG_INFO; -q → WARN, -v → DEBUG */
 int nd_log_level(void);
 void nd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define nd_err(...) nd_log(ND_LOG_ERROR, __VA_ARGS__)
-#define nd_warn(...) nd_log(ND_LOG_WARN, __VA_ARGS__)
-#define nd_info(...) nd_log(ND_LOG_INFO, __VA_ARGS__)
+#define nd_err(...)   nd_log(ND_LOG_ERROR, __VA_ARGS__)
+#define nd_warn(...)  nd_log(ND_LOG_WARN, __VA_ARGS__)
+#define nd_info(...)  nd_log(ND_LOG_INFO, __VA_ARGS__)
 #define nd_debug(...) nd_log(ND_LOG_DEBUG, __VA_ARGS__)
 
 /* True when stderr is a terminal and the level allows it: status lines are drawn only
@@ -97,12 +97,12 @@ float nd_rng_normal(nd_rng *r);               /* N(0, 1), Box–Muller, one valu
 /* ------------------------------------------------------------------------------------ */
 
 /* Four-character codes, stored little-endian: ND_FOURCC('M','E','T','A'). */
-#define ND_FOURCC(a, b, c, d)                                                            \
+#define ND_FOURCC(a, b, c, d)                                                                  \
     ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 
 #define NDF_KIND_DATASET ND_FOURCC('N', 'D', 'D', 'S') /* .ndd */
-#define NDF_KIND_MODEL ND_FOURCC('N', 'D', 'M', 'D')   /* .ndm */
-#define NDF_VERSION 1 /* container format version this build writes and reads */
+#define NDF_KIND_MODEL   ND_FOURCC('N', 'D', 'M', 'D') /* .ndm */
+#define NDF_VERSION      1 /* container format version this build writes and reads */
 
 /* Little-endian fields, whatever the host: every file field goes through these. */
 static inline void nd_put_u16(unsigned char *p, uint16_t v)
@@ -143,8 +143,7 @@ typedef struct ndf_reader ndf_reader;
  * ndf_writer_commit() fsyncs and renames over path. Returns NULL and fills e on failure. */
 ndf_writer *ndf_writer_open(const char *path, uint32_t kind, nd_error *e);
 /* Appends one section. Returns 0 or a negative code (e.g. -ENOSPC, with the path). */
-int ndf_write_section(ndf_writer *w, uint32_t tag, const void *data, size_t len,
-                      nd_error *e);
+int ndf_write_section(ndf_writer *w, uint32_t tag, const void *data, size_t len, nd_error *e);
 /* The same in pieces, for sections too large to build in memory (u64 lengths: sections
  * over 4 GiB are fine): begin, any number of writes, end. One section open at a time. */
 int ndf_section_begin(ndf_writer *w, uint32_t tag, nd_error *e);
@@ -178,23 +177,22 @@ void ndf_section_at(const ndf_reader *r, size_t i, uint32_t *tag, const void **d
 void ndf_section_info(const ndf_reader *r, size_t i, uint64_t *offset, uint32_t *crc);
 /* First section with this tag; returns 0 and sets data/len, or ND_EFORMAT (filling e
  * with "FILE: missing section TAG") when absent. */
-int ndf_find(const ndf_reader *r, uint32_t tag, const void **data, size_t *len,
-             nd_error *e);
+int ndf_find(const ndf_reader *r, uint32_t tag, const void **data, size_t *len, nd_error *e);
 const char *ndf_path(const ndf_reader *r);
 
 /* ------------------------------------------------------------------------------------ */
 /* Dataset: labelled windows of per-flow time series plus what replay needs.           */
 /* ------------------------------------------------------------------------------------ */
 
-#define ND_NAME_MAX 64
-#define ND_MAX_CLASSES 1024
+#define ND_NAME_MAX     64
+#define ND_MAX_CLASSES  1024
 #define ND_MAX_CHANNELS 8
-#define ND_MAX_BINS 65536 /* L */
+#define ND_MAX_BINS     65536 /* L */
 
 #define ND_SIZE_HIST 1519 /* frame bytes 0..1517 by byte; 1518 holds 1518 and larger */
-#define ND_IAT_HIST 64    /* bucket k: inter-arrival in [2^k, 2^(k+1)) ns; 0 holds 0..1 ns */
-#define ND_PORT_TOP 32    /* most frequent server ports kept per class */
-#define ND_MSS_TOP 8      /* most frequent TCP MSS options kept per class */
+#define ND_IAT_HIST  64   /* bucket k: inter-arrival in [2^k, 2^(k+1)) ns; 0 holds 0..1 ns */
+#define ND_PORT_TOP  32   /* most frequent server ports kept per class */
+#define ND_MSS_TOP   8    /* most frequent TCP MSS options kept per class */
 
 enum nd_dir { ND_DOWN = 0, ND_UP = 1 }; /* down = server→client, up = client→server */
 enum nd_l4 { ND_L4_TCP = 0, ND_L4_UDP = 1, ND_L4_OTHER = 2 };
@@ -211,9 +209,9 @@ typedef struct nd_class_stats {
     uint64_t port_count[ND_PORT_TOP];
     uint16_t mss[ND_MSS_TOP]; /* TCP MSS options seen on SYNs, most frequent first */
     uint64_t mss_count[ND_MSS_TOP];
-    uint64_t flows;           /* flows started in this class */
-    uint64_t first_flow_ns;   /* first and last flow start (capture clock): */
-    uint64_t last_flow_ns;    /*   arrival rate = (flows - 1) / span */
+    uint64_t flows;         /* flows started in this class */
+    uint64_t first_flow_ns; /* first and last flow start (capture clock): */
+    uint64_t last_flow_ns;  /*   arrival rate = (flows - 1) / span */
 } nd_class_stats;
 
 typedef struct nd_counter {
@@ -222,10 +220,10 @@ typedef struct nd_counter {
 } nd_counter;
 
 typedef struct nd_dataset {
-    uint32_t n_channels;                           /* C */
+    uint32_t n_channels;                              /* C */
     char channel_names[ND_MAX_CHANNELS][ND_NAME_MAX]; /* "bytes_down", "bytes_up", ... */
-    uint32_t L;                                    /* bins per window */
-    uint64_t bin_ns;                               /* bin width */
+    uint32_t L;                                       /* bins per window */
+    uint64_t bin_ns;                                  /* bin width */
 
     uint32_t n_classes;
     char (*class_names)[ND_NAME_MAX]; /* (n_classes) */
@@ -244,8 +242,7 @@ typedef struct nd_dataset {
 } nd_dataset;
 
 /* A new empty dataset with C channels named by names[0..C-1]. NULL on bad arguments. */
-nd_dataset *nd_dataset_new(uint32_t C, const char *const *names, uint32_t L,
-                           uint64_t bin_ns);
+nd_dataset *nd_dataset_new(uint32_t C, const char *const *names, uint32_t L, uint64_t bin_ns);
 /* A new empty dataset shaped like h: its channels, L, bin width, classes (same indices)
  * and class statistics; no windows, counters or config. NULL on -ENOMEM. */
 nd_dataset *nd_dataset_new_like(const nd_dataset *h);

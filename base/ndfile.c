@@ -24,8 +24,8 @@
 #include "ndfile_impl.h"
 
 #define HDR_SIZE 40
-#define SEC_HDR 16
-#define ALIGN 8
+#define SEC_HDR  16
+#define ALIGN    8
 
 static const unsigned char magic[8] = {0x89, 'N', 'D', 'F', '\r', '\n', 0x1a, '\n'};
 
@@ -254,7 +254,8 @@ int nd_afile_commit(nd_afile *f, nd_error *e)
         /* close can report a deferred write error (NFS): the data would be lost. */
         if (close(fd) < 0) rc = afile_fail(f, e, -errno, "cannot write");
     }
-    if (!rc && rename(f->tmp, f->path) < 0) rc = afile_fail(f, e, -errno, "cannot rename into place");
+    if (!rc && rename(f->tmp, f->path) < 0)
+        rc = afile_fail(f, e, -errno, "cannot rename into place");
     if (rc) {
         nd_afile_abort(f);
         return rc;
@@ -406,8 +407,7 @@ int ndf_section_end(ndf_writer *w, nd_error *e)
     return rc;
 }
 
-int ndf_write_section(ndf_writer *w, uint32_t tag, const void *data, size_t len,
-                      nd_error *e)
+int ndf_write_section(ndf_writer *w, uint32_t tag, const void *data, size_t len, nd_error *e)
 {
     int rc = ndf_section_begin(w, tag, e);
     if (!rc) rc = ndf_section_write(w, data, len, e);
@@ -451,9 +451,9 @@ struct ndf_reader {
     char *path;
     const unsigned char *data;
     uint64_t size;
-    void *map;        /* mmap'd file, or NULL */
+    void *map; /* mmap'd file, or NULL */
     size_t map_len;
-    void *heap;       /* read file (non-regular inputs), or NULL */
+    void *heap; /* read file (non-regular inputs), or NULL */
     uint32_t version, kind;
     size_t n_sections;
     section *sec;
@@ -462,7 +462,7 @@ struct ndf_reader {
 static const char *kind_name(uint32_t kind)
 {
     return kind == NDF_KIND_DATASET ? "dataset file (.ndd)"
-         : kind == NDF_KIND_MODEL   ? "model file (.ndm)"
+           : kind == NDF_KIND_MODEL ? "model file (.ndm)"
                                     : "netdiffus file of unknown kind";
 }
 
@@ -473,8 +473,7 @@ static int verify(ndf_reader *r, uint32_t want_kind, nd_error *e)
     const uint64_t size = r->size;
     const char *p = r->path;
 
-    if (size == 0)
-        return nd_error_set(e, ND_ETRUNC, "%s: truncated: the file is empty", p);
+    if (size == 0) return nd_error_set(e, ND_ETRUNC, "%s: truncated: the file is empty", p);
     if (memcmp(d, magic, size < 8 ? size : 8)) {
         /* Files whose line endings were converted in transit fail here too: say so. */
         int text = size >= 4 && !memcmp(d, magic, 4);
@@ -505,8 +504,8 @@ static int verify(ndf_reader *r, uint32_t want_kind, nd_error *e)
         return nd_error_set(e, ND_EFORMAT, "%s: corrupt: format version 0 at offset 8", p);
     r->kind = nd_get_u32(d + 12);
     if (want_kind && r->kind != want_kind)
-        return nd_error_set(e, ND_EFORMAT, "%s: is a %s, expected a %s", p,
-                            kind_name(r->kind), kind_name(want_kind));
+        return nd_error_set(e, ND_EFORMAT, "%s: is a %s, expected a %s", p, kind_name(r->kind),
+                            kind_name(want_kind));
     uint32_t count = nd_get_u32(d + 16);
     uint64_t declared = nd_get_u64(d + 24);
     if (size < declared)
@@ -548,11 +547,11 @@ static int verify(ndf_reader *r, uint32_t want_kind, nd_error *e)
             return nd_error_set(e, ND_EFORMAT,
                                 "%s: corrupt: section '%s' (#%u) at offset %llu declares "
                                 "%llu bytes, but only %llu remain in the file",
-                                p, tag, i, (unsigned long long)off,
-                                (unsigned long long)s->len, (unsigned long long)room);
+                                p, tag, i, (unsigned long long)off, (unsigned long long)s->len,
+                                (unsigned long long)room);
         if (s->len > SIZE_MAX)
-            return nd_error_set(e, -EFBIG, "%s: section '%s' is too large for this machine",
-                                p, tag);
+            return nd_error_set(e, -EFBIG, "%s: section '%s' is too large for this machine", p,
+                                tag);
         const unsigned char *payload = d + off + SEC_HDR;
         uint32_t crc = nd_crc32(0, payload, s->len);
         crc = nd_crc32(crc, d + off, 4);
@@ -618,8 +617,7 @@ ndf_reader *ndf_open(const char *path, uint32_t kind, nd_error *e)
         goto fail;
     }
     if (S_ISDIR(st.st_mode)) {
-        nd_error_set(e, -EISDIR, "%s: is a directory, expected a dataset or model file",
-                     path);
+        nd_error_set(e, -EISDIR, "%s: is a directory, expected a dataset or model file", path);
         goto fail;
     }
     if (S_ISREG(st.st_mode) && st.st_size > 0) {
@@ -693,8 +691,7 @@ void ndf_section_info(const ndf_reader *r, size_t i, uint64_t *offset, uint32_t 
     if (crc) *crc = r->sec[i].crc;
 }
 
-int ndf_find(const ndf_reader *r, uint32_t tag, const void **data, size_t *len,
-             nd_error *e)
+int ndf_find(const ndf_reader *r, uint32_t tag, const void **data, size_t *len, nd_error *e)
 {
     for (size_t i = 0; i < r->n_sections; i++)
         if (r->sec[i].tag == tag) {

@@ -46,15 +46,15 @@ enum {
 };
 
 static const char *const counter_names[CNT_N] = {
-    [CNT_ORPHAN_FRAG] = "flow.orphan_fragment",   /* later fragment, first one unseen */
-    [CNT_EVICTED] = "flow.evicted",               /* table full: least recent flow ended */
+    [CNT_ORPHAN_FRAG] = "flow.orphan_fragment", /* later fragment, first one unseen */
+    [CNT_EVICTED] = "flow.evicted",             /* table full: least recent flow ended */
     [CNT_IDLE] = "flow.idle_timeout",
     [CNT_ACTIVE] = "flow.active_timeout",
-    [CNT_END] = "flow.input_end",                 /* still open when an input ended */
-    [CNT_UNMATCHED] = "class.unmatched",          /* flows no rule matched */
+    [CNT_END] = "flow.input_end",                        /* still open when an input ended */
+    [CNT_UNMATCHED] = "class.unmatched",                 /* flows no rule matched */
     [CNT_UNMATCHED_DROPPED] = "class.unmatched_dropped", /* ... and no default class */
-    [CNT_TS_BACKWARDS] = "bin.ts_backwards",      /* packet older than its flow's last */
-    [CNT_WIN_SPARSE] = "bin.window_sparse",       /* fewer than min_active_bins */
+    [CNT_TS_BACKWARDS] = "bin.ts_backwards",             /* packet older than its flow's last */
+    [CNT_WIN_SPARSE] = "bin.window_sparse",              /* fewer than min_active_bins */
     [CNT_WINDOWS] = "bin.windows",
     [CNT_PACKETS] = "capture.packets",
     [CNT_BYTES] = "capture.bytes",
@@ -64,8 +64,8 @@ static const char *const counter_names[CNT_N] = {
 /* Types                                                                                 */
 /* ------------------------------------------------------------------------------------ */
 
-#define NIL UINT32_MAX
-#define FRAG_SLOTS 4096 /* direct-mapped: fragments of one datagram arrive close together */
+#define NIL           UINT32_MAX
+#define FRAG_SLOTS    4096 /* direct-mapped: fragments of one datagram arrive close together */
 #define MAX_LINKTYPES 8
 
 /* Canonical bidirectional key: side a is the smaller (address, port). 48 bytes, padding
@@ -82,19 +82,19 @@ typedef struct flow_key {
  * the open bin), only flow starts and ends touch the third. */
 typedef struct flow {
     /* line 0 */
-    flow_key key;          /* 48 */
-    uint64_t last_ts;      /* latest packet (per-flow timestamps never go back) */
+    flow_key key;     /* 48 */
+    uint64_t last_ts; /* latest packet (per-flow timestamps never go back) */
     uint32_t hash;
-    int16_t class_idx;     /* -1: unmatched and dropped; packets only keep it alive */
+    int16_t class_idx; /* -1: unmatched and dropped; packets only keep it alive */
     uint8_t client_is_a;
     uint8_t pad0;
     /* line 1 */
-    uint64_t t0;           /* first packet: bin origin */
-    uint64_t bin_end;      /* the open bin is [bin_end - bin, bin_end) */
-    uint64_t bytes[2];     /* open bin, by enum nd_dir */
-    uint32_t pkts[2];      /* open bin; saturates (2^32 packets of one flow in one bin) */
+    uint64_t t0;             /* first packet: bin origin */
+    uint64_t bin_end;        /* the open bin is [bin_end - bin, bin_end) */
+    uint64_t bytes[2];       /* open bin, by enum nd_dir */
+    uint32_t pkts[2];        /* open bin; saturates (2^32 packets of one flow in one bin) */
     uint64_t last_dir_ts[2]; /* [dir] latest packet of that direction, 0 none */
-    uint64_t lru_ts;       /* last_ts when the flow last moved to the LRU tail */
+    uint64_t lru_ts;         /* last_ts when the flow last moved to the LRU tail */
     /* line 2 */
     uint64_t group;
     uint8_t pad2[56];
@@ -133,7 +133,7 @@ struct capture_ctx {
     /* config */
     uint32_t C, L, min_active;
     uint64_t bin_ns, idle_ns, active_ns;
-    uint64_t lru_gran; /* a flow moves to the LRU tail at most once per this much time */
+    uint64_t lru_gran;       /* a flow moves to the LRU tail at most once per this much time */
     uint32_t capacity, mask; /* flows; hash slots - 1 */
 
     /* classes: rules [0, n_rules) then possibly the default class */
@@ -182,8 +182,8 @@ static linktype_filters *filters_for(capture_ctx *c, int linktype, nd_error *e)
     pcap_t *dead = pcap_open_dead(linktype, 262144);
     if (!dead) return lf;
     for (uint32_t r = 0; r < c->n_rules; r++) {
-        if (pcap_compile(dead, &lf->progs[r], c->classes[r].filter, 1,
-                         PCAP_NETMASK_UNKNOWN) == 0)
+        if (pcap_compile(dead, &lf->progs[r], c->classes[r].filter, 1, PCAP_NETMASK_UNKNOWN) ==
+            0)
             continue;
         lf->progs[r].bf_insns = NULL;
         if (e) {
@@ -194,7 +194,7 @@ static linktype_filters *filters_for(capture_ctx *c, int linktype, nd_error *e)
                     "matches no packet of that input",
                     c->classes[r].name, c->classes[r].filter,
                     pcap_datalink_val_to_name(linktype) ? pcap_datalink_val_to_name(linktype)
-                                                         : "?",
+                                                        : "?",
                     pcap_geterr(dead));
         }
     }
@@ -238,7 +238,8 @@ static int class_add(capture_ctx *c, const char *name, const char *filter)
 /* Zeroed, page-aligned memory that the kernel backs only where it is touched. */
 static void *map_zero(size_t len)
 {
-    void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p =
+        mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
     /* Flows are hit at random: with 4 KiB pages a large table misses the TLB on most
      * packets, and a prefetch that misses the TLB does little. Transparent huge pages
@@ -416,7 +417,8 @@ static inline void make_key(const parse_info *pi, flow_key *k, int *from_a)
     memset(k, 0, sizeof *k);
     /* Any total order will do for a canonical key: compare as big-endian words. */
     uint64_t s0 = __builtin_bswap64(load64(pi->src)), d0 = __builtin_bswap64(load64(pi->dst));
-    uint64_t s1 = __builtin_bswap64(load64(pi->src + 8)), d1 = __builtin_bswap64(load64(pi->dst + 8));
+    uint64_t s1 = __builtin_bswap64(load64(pi->src + 8)),
+             d1 = __builtin_bswap64(load64(pi->dst + 8));
     int a_is_src = s0 != d0 ? s0 < d0 : s1 != d1 ? s1 < d1 : pi->sport <= pi->dport;
     if (a_is_src) {
         memcpy(k->a, pi->src, 16);
@@ -878,8 +880,7 @@ static void packet(capture_ctx *c, int linktype, const capture_pkt *p, parse_inf
 
 /* The first two lines and the LRU links of the flow a parsed packet belongs to, if it has
  * one yet. */
-static inline void prefetch_flow(const capture_ctx *c, int st, const parse_info *pi,
-                                 uint32_t h)
+static inline void prefetch_flow(const capture_ctx *c, int st, const parse_info *pi, uint32_t h)
 {
     if (st != PARSE_OK || pi->frag == PARSE_FRAG_LATER) return;
     uint64_t v = c->slots[h & c->mask];
@@ -986,8 +987,7 @@ void capture_ctx_totals(const capture_ctx *c, capture_totals *t)
 }
 
 /* Merges a top-k list into another (counts of equal values add). */
-static void top_merge(uint16_t *dv, uint64_t *dc, const uint16_t *sv, const uint64_t *sc,
-                      int k)
+static void top_merge(uint16_t *dv, uint64_t *dc, const uint16_t *sv, const uint64_t *sc, int k)
 {
     uint16_t v[2 * ND_PORT_TOP];
     uint64_t n[2 * ND_PORT_TOP];
@@ -1001,8 +1001,12 @@ static void top_merge(uint16_t *dv, uint64_t *dc, const uint16_t *sv, const uint
     }
     for (int a = 1; a < m; a++) /* insertion sort, most frequent first */
         for (int b = a; b > 0 && n[b] > n[b - 1]; b--) {
-            uint16_t tv = v[b]; v[b] = v[b - 1]; v[b - 1] = tv;
-            uint64_t tn = n[b]; n[b] = n[b - 1]; n[b - 1] = tn;
+            uint16_t tv = v[b];
+            v[b] = v[b - 1];
+            v[b - 1] = tv;
+            uint64_t tn = n[b];
+            n[b] = n[b - 1];
+            n[b - 1] = tn;
         }
     memset(dv, 0, (size_t)k * sizeof *dv);
     memset(dc, 0, (size_t)k * sizeof *dc);
@@ -1021,7 +1025,8 @@ void capture_stats_add(nd_class_stats *d, const nd_class_stats *s)
     top_merge(d->port, d->port_count, s->port, s->port_count, ND_PORT_TOP);
     top_merge(d->mss, d->mss_count, s->mss, s->mss_count, ND_MSS_TOP);
     if (s->flows) {
-        if (!d->flows || s->first_flow_ns < d->first_flow_ns) d->first_flow_ns = s->first_flow_ns;
+        if (!d->flows || s->first_flow_ns < d->first_flow_ns)
+            d->first_flow_ns = s->first_flow_ns;
         if (s->last_flow_ns > d->last_flow_ns) d->last_flow_ns = s->last_flow_ns;
     }
     d->flows += s->flows;

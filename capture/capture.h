@@ -53,18 +53,18 @@ enum {
 /* Why a packet was skipped. PARSE_OK is 0; every other value has a counter name. */
 enum parse_status {
     PARSE_OK = 0,
-    PARSE_LINKTYPE,       /* link type the parser does not know */
-    PARSE_TRUNC_L2,       /* shorter than its link-layer header */
-    PARSE_TRUNC_VLAN,     /* VLAN tag cut off */
-    PARSE_VLAN_DEPTH,     /* more than two VLAN tags */
-    PARSE_NOT_IP,         /* ARP, LLDP, ...: not malformed, just not a flow */
-    PARSE_TRUNC_IPV4,     /* IPv4 header cut off */
-    PARSE_BAD_IPV4,       /* version, IHL or total length impossible */
-    PARSE_TRUNC_IPV6,     /* IPv6 header cut off */
-    PARSE_BAD_IPV6,       /* version field is not 6 */
-    PARSE_BAD_IPV6_EXT,   /* extension header chain cut off, too long or malformed */
-    PARSE_TRUNC_L4,       /* TCP/UDP/ICMP header cut off (first fragment or whole packet) */
-    PARSE_BAD_TCP,        /* TCP data offset < 5 words or beyond the IP payload */
+    PARSE_LINKTYPE,     /* link type the parser does not know */
+    PARSE_TRUNC_L2,     /* shorter than its link-layer header */
+    PARSE_TRUNC_VLAN,   /* VLAN tag cut off */
+    PARSE_VLAN_DEPTH,   /* more than two VLAN tags */
+    PARSE_NOT_IP,       /* ARP, LLDP, ...: not malformed, just not a flow */
+    PARSE_TRUNC_IPV4,   /* IPv4 header cut off */
+    PARSE_BAD_IPV4,     /* version, IHL or total length impossible */
+    PARSE_TRUNC_IPV6,   /* IPv6 header cut off */
+    PARSE_BAD_IPV6,     /* version field is not 6 */
+    PARSE_BAD_IPV6_EXT, /* extension header chain cut off, too long or malformed */
+    PARSE_TRUNC_L4,     /* TCP/UDP/ICMP header cut off (first fragment or whole packet) */
+    PARSE_BAD_TCP,      /* TCP data offset < 5 words or beyond the IP payload */
     PARSE_N_STATUS
 };
 /* Counter name, e.g. "parse.truncated_ipv4". */
@@ -124,8 +124,8 @@ typedef struct capture_opts {
     uint64_t idle_timeout_ns;   /* a flow ends this long after its last packet; 0: never */
     uint64_t active_timeout_ns; /* a flow ends this long after its first packet; 0: never */
     /* classes: the first rule matching a flow's first packet labels it */
-    uint32_t n_classes;                        /* rules used, at most ND_MAX_CLASSES */
-    capture_class classes[ND_MAX_CLASSES];     /* (n_classes), in label order */
+    uint32_t n_classes;                    /* rules used, at most ND_MAX_CLASSES */
+    capture_class classes[ND_MAX_CLASSES]; /* (n_classes), in label order */
     const char *default_class; /* label of flows no rule matches; NULL or "": drop them */
     /* sources */
     uint32_t snaplen;     /* bytes kept per packet (pcap: files, iface:); 0: 262144 */
@@ -183,8 +183,7 @@ const nd_class_stats *capture_ctx_class_stats(capture_ctx *c, uint32_t i);
 
 /* Named counters (parse.*, flow.*, class.*, bin.*), in a fixed order; zeros included. */
 uint32_t capture_ctx_n_counters(const capture_ctx *c);
-void capture_ctx_counter(const capture_ctx *c, uint32_t i, const char **name,
-                         uint64_t *value);
+void capture_ctx_counter(const capture_ctx *c, uint32_t i, const char **name, uint64_t *value);
 
 /* Running totals for a status line. */
 typedef struct capture_totals {
@@ -228,11 +227,11 @@ int capture_source_linktype(const capture_source *s);
 const char *capture_source_spec(const capture_source *s);
 
 typedef struct capture_source_stats {
-    uint64_t received;  /* packets handed over */
-    uint64_t dropped;   /* lost for lack of buffer: pcap_stats ps_drop, DPDK imissed */
+    uint64_t received;   /* packets handed over */
+    uint64_t dropped;    /* lost for lack of buffer: pcap_stats ps_drop, DPDK imissed */
     uint64_t if_dropped; /* dropped by the interface (pcap ps_ifdrop) */
-    uint64_t nombuf;    /* DPDK rx_nombuf */
-    uint64_t errors;    /* DPDK ierrors */
+    uint64_t nombuf;     /* DPDK rx_nombuf */
+    uint64_t errors;     /* DPDK ierrors */
 } capture_source_stats;
 void capture_source_stats_get(capture_source *s, capture_source_stats *st);
 /* Per-queue lines (DPDK) or one summary line, for the end-of-capture report; log level

@@ -27,8 +27,7 @@ static inline void capture_prefetch(const void *p)
 /* One backend (pcap file, libpcap live, DPDK port): chosen at open time from the spec's
  * prefix, like tcpreplay's sendpacket_open. */
 typedef struct capture_source_ops {
-    int (*rx)(capture_source *s, capture_pkt *pkts, unsigned max, int timeout_ms,
-              nd_error *e);
+    int (*rx)(capture_source *s, capture_pkt *pkts, unsigned max, int timeout_ms, nd_error *e);
     void (*stats)(capture_source *s, capture_source_stats *st);
     void (*report)(capture_source *s);
     void (*close)(capture_source *s);

@@ -39,8 +39,13 @@ static inline uint32_t rd32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-enum { ETH_IPV4 = 0x0800, ETH_IPV6 = 0x86DD, ETH_VLAN = 0x8100, ETH_QINQ = 0x88A8,
-       ETH_QINQ_OLD = 0x9100 };
+enum {
+    ETH_IPV4 = 0x0800,
+    ETH_IPV6 = 0x86DD,
+    ETH_VLAN = 0x8100,
+    ETH_QINQ = 0x88A8,
+    ETH_QINQ_OLD = 0x9100
+};
 
 /* TCP options of a SYN: the MSS (kind 2, length 4), or 0. opt/len are bounded by both the
  * data offset and the captured bytes. */
@@ -98,8 +103,7 @@ static int parse_l4(const uint8_t *p, uint32_t n, uint32_t ip_payload, parse_inf
         }
         return PARSE_OK;
     }
-    default: /* other protocols: a flow per address pair and protocol */
-        return PARSE_OK;
+    default: /* other protocols: a flow per address pair and protocol */ return PARSE_OK;
     }
 }
 
@@ -145,7 +149,12 @@ static int parse_ipv6(const uint8_t *p, uint32_t n, parse_info *out)
     for (int depth = 0;; depth++) {
         uint32_t len;
         switch (nh) {
-        case 0: case 43: case 60: case 135: case 139: case 140: /* hop, routing, dest, ... */
+        case 0:
+        case 43:
+        case 60:
+        case 135:
+        case 139:
+        case 140: /* hop, routing, dest, ... */
             if (depth >= 8 || off + 8 > end) return PARSE_BAD_IPV6_EXT;
             len = ((uint32_t)p[off + 1] + 1) * 8;
             break;
@@ -166,9 +175,7 @@ static int parse_ipv6(const uint8_t *p, uint32_t n, parse_info *out)
             len = 8;
             break;
         }
-        default:
-            out->proto = nh;
-            return parse_l4(p + off, end - off, total - off, out);
+        default: out->proto = nh; return parse_l4(p + off, end - off, total - off, out);
         }
         if (off + len > end) return PARSE_BAD_IPV6_EXT;
         nh = p[off];
@@ -218,8 +225,9 @@ int parse_packet(const uint8_t *data, uint32_t caplen, int linktype, parse_info 
         if (linktype == CAPTURE_LINK_NULL && fam > 0xffff)
             fam = (fam >> 24) | ((fam >> 8) & 0xff00);
         /* AF_INET is 2 everywhere; AF_INET6 is 10 (Linux), 24, 28 or 30 (BSDs, macOS). */
-        etype = fam == 2 ? ETH_IPV4 : (fam == 10 || fam == 24 || fam == 28 || fam == 30)
-                                          ? ETH_IPV6 : 0;
+        etype = fam == 2                                             ? ETH_IPV4
+                : (fam == 10 || fam == 24 || fam == 28 || fam == 30) ? ETH_IPV6
+                                                                     : 0;
         off = 4;
         out->bytes = 14;
         break;
@@ -234,8 +242,7 @@ int parse_packet(const uint8_t *data, uint32_t caplen, int linktype, parse_info 
         off = 0;
         out->bytes = 14;
         break;
-    default:
-        return PARSE_LINKTYPE;
+    default: return PARSE_LINKTYPE;
     }
     out->l2_len = (uint8_t)off;
     if (etype == ETH_IPV4) return parse_ipv4(data + off, caplen - off, out);

@@ -1,8 +1,8 @@
 /*
  * source.c — packet sources behind one interface (capture_source_*): libpcap live capture
  * and the libpcap file reader (pcapng, and what source_file.c does not read in place)
- * here, classic pcap files in source_file.c, DPDK ports in source_dpdk.c; and capture_run, the loop
- * that drives sources into a capture context (what `netdiffus capture` runs).
+ * here, classic pcap files in source_file.c, DPDK ports in source_dpdk.c; and capture_run, the
+ * loop that drives sources into a capture context (what `netdiffus capture` runs).
  *
  * Live libpcap handles are non-blocking and waited on with poll() on the selectable fd: a
  * blocking pcap_next_ex() on a quiet interface can hang forever even with a timeout, and
@@ -26,9 +26,9 @@ typedef struct pcap_source {
     /* Files are read in bursts so that the flow table can prefetch (capture_ctx_burst):
      * libpcap reuses its buffer for every packet, so the first `snap` bytes of each are
      * copied, as a live capture with that snaplen would keep them. */
-    uint8_t *burst;  /* (FILE_BURST, snap) */
+    uint8_t *burst; /* (FILE_BURST, snap) */
     uint32_t snap;
-    int pending;     /* pcap_next_ex's end or error, held back until the burst is used */
+    int pending; /* pcap_next_ex's end or error, held back until the burst is used */
 } pcap_source;
 
 #define FILE_BURST 32
@@ -128,11 +128,10 @@ static void pcap_report(capture_source *s)
     capture_source_stats st;
     pcap_src_stats(s, &st);
     if (((pcap_source *)s)->fd >= 0)
-        nd_info("%s: %" PRIu64 " packets, %" PRIu64 " dropped by the kernel (buffer full), %"
-                PRIu64 " dropped by the interface",
+        nd_info("%s: %" PRIu64 " packets, %" PRIu64
+                " dropped by the kernel (buffer full), %" PRIu64 " dropped by the interface",
                 s->spec, st.received, st.dropped, st.if_dropped);
-    else
-        nd_info("%s: %" PRIu64 " packets", s->spec, st.received);
+    else nd_info("%s: %" PRIu64 " packets", s->spec, st.received);
 }
 
 static void pcap_src_close(capture_source *s)
@@ -151,9 +150,9 @@ capture_source *capture_libpcap_file_open(const char *spec, const char *path, FI
 {
     char err[PCAP_ERRBUF_SIZE] = "";
     /* Nanosecond precision: libpcap scales µs files up, so one unit serves both. */
-    pcap_t *p = f ? pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, err)
-                  : pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO,
-                                                            err);
+    pcap_t *p =
+        f ? pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, err)
+          : pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
     if (!p) {
         int enoent = !f && errno == ENOENT;
         if (f) fclose(f);
@@ -202,10 +201,10 @@ static capture_source *pcap_iface_open(const char *spec, const char *name,
         const char *hint = rc == PCAP_ERROR_PERM_DENIED
                                ? " (capturing needs root or CAP_NET_RAW + CAP_NET_ADMIN)"
                            : rc == PCAP_ERROR_NO_SUCH_DEVICE
-                               ? " (no such interface: see `ip link`)" : "";
-        nd_error_set(e, -EIO, "%s: %s%s", spec, pcap_geterr(p)[0] ? pcap_geterr(p)
-                                                                  : pcap_statustostr(rc),
-                     hint);
+                               ? " (no such interface: see `ip link`)"
+                               : "";
+        nd_error_set(e, -EIO, "%s: %s%s", spec,
+                     pcap_geterr(p)[0] ? pcap_geterr(p) : pcap_statustostr(rc), hint);
         pcap_close(p);
         return NULL;
     }
@@ -328,8 +327,8 @@ int capture_run(capture_ctx *c, const char *const *specs, unsigned n_specs,
                 break;
             }
             if (capture_ctx_error(c)) {
-                rc = nd_error_set(e, capture_ctx_error(c), "%s: storing windows: %s",
-                                  s->spec, nd_strerror(capture_ctx_error(c)));
+                rc = nd_error_set(e, capture_ctx_error(c), "%s: storing windows: %s", s->spec,
+                                  nd_strerror(capture_ctx_error(c)));
                 break;
             }
             /* The clock is read every 256 reads, or when the source is idle. */

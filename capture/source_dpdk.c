@@ -24,9 +24,9 @@
 
 #include "capture_impl.h"
 
-#define MAX_ARGS 64
+#define MAX_ARGS   64
 #define MAX_QUEUES 128
-#define MAX_RX 64 /* mbufs held between rx calls */
+#define MAX_RX     64 /* mbufs held between rx calls */
 
 typedef struct dpdk_queue {
     uint16_t port, queue;
@@ -39,10 +39,10 @@ typedef struct dpdk_source {
     unsigned n_q, next_q;
     uint16_t ports[RTE_MAX_ETHPORTS];
     unsigned n_ports;
-    int file_mode;      /* every port is net_pcap reading a file: an empty poll is EOF */
-    int ts_off;         /* rx-timestamp dynamic field offset, -1 none */
-    uint64_t ts_flag;   /* its ol_flags bit */
-    int ts_us;          /* that field holds µs since the epoch (net_pcap) */
+    int file_mode;    /* every port is net_pcap reading a file: an empty poll is EOF */
+    int ts_off;       /* rx-timestamp dynamic field offset, -1 none */
+    uint64_t ts_flag; /* its ol_flags bit */
+    int ts_us;        /* that field holds µs since the epoch (net_pcap) */
     uint64_t tsc_hz, tsc0, ns0;
     struct rte_mbuf *held[MAX_RX];
     unsigned n_held;
@@ -162,11 +162,12 @@ static int port_setup(dpdk_source *d, uint16_t port, const capture_opts *o, nd_e
 {
     struct rte_eth_dev_info info;
     int rc = rte_eth_dev_info_get(port, &info);
-    if (rc) return nd_error_set(e, rc, "dpdk port %u: no device info: %s", port, rte_strerror(-rc));
+    if (rc)
+        return nd_error_set(e, rc, "dpdk port %u: no device info: %s", port, rte_strerror(-rc));
     uint16_t nq = (uint16_t)o->rx_queues;
     if (nq > info.max_rx_queues) {
-        nd_warn("dpdk port %u (%s): %u rx queues asked, it has %u", port, info.driver_name,
-                nq, info.max_rx_queues);
+        nd_warn("dpdk port %u (%s): %u rx queues asked, it has %u", port, info.driver_name, nq,
+                info.max_rx_queues);
         nq = info.max_rx_queues;
     }
     if (d->n_q + nq > MAX_QUEUES) nq = (uint16_t)(MAX_QUEUES - d->n_q);
@@ -181,19 +182,20 @@ static int port_setup(dpdk_source *d, uint16_t port, const capture_opts *o, nd_e
     uint16_t ntx = info.max_tx_queues ? 1 : 0;
     rc = rte_eth_dev_configure(port, nq, ntx, &conf);
     if (rc)
-        return nd_error_set(e, rc, "dpdk port %u (%s): configure: %s", port,
-                            info.driver_name, rte_strerror(-rc));
+        return nd_error_set(e, rc, "dpdk port %u (%s): configure: %s", port, info.driver_name,
+                            rte_strerror(-rc));
     uint16_t nb_rx = 1024, nb_tx = 512;
     rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rx, &nb_tx);
     for (uint16_t q = 0; q < nq; q++) {
-        rc = rte_eth_rx_queue_setup(port, q, nb_rx, (unsigned)rte_eth_dev_socket_id(port),
-                                    NULL, d->pool);
+        rc = rte_eth_rx_queue_setup(port, q, nb_rx, (unsigned)rte_eth_dev_socket_id(port), NULL,
+                                    d->pool);
         if (rc)
             return nd_error_set(e, rc, "dpdk port %u queue %u: %s", port, q, rte_strerror(-rc));
         d->q[d->n_q++] = (dpdk_queue){port, q};
     }
     for (uint16_t q = 0; q < ntx; q++) {
-        rc = rte_eth_tx_queue_setup(port, q, nb_tx, (unsigned)rte_eth_dev_socket_id(port), NULL);
+        rc =
+            rte_eth_tx_queue_setup(port, q, nb_tx, (unsigned)rte_eth_dev_socket_id(port), NULL);
         if (rc)
             return nd_error_set(e, rc, "dpdk port %u tx queue %u: %s", port, q,
                                 rte_strerror(-rc));
@@ -209,8 +211,10 @@ static int port_setup(dpdk_source *d, uint16_t port, const capture_opts *o, nd_e
 capture_source *capture_dpdk_open(const char *args, const capture_opts *o, nd_error *e)
 {
     if (eal_used) {
-        nd_error_set(e, ND_EUSAGE, "dpdk:%s: only one dpdk: source per process (the EAL "
-                     "starts once); put several --vdev/-a in one source", args);
+        nd_error_set(e, ND_EUSAGE,
+                     "dpdk:%s: only one dpdk: source per process (the EAL "
+                     "starts once); put several --vdev/-a in one source",
+                     args);
         return NULL;
     }
     eal_used = 1;
@@ -240,7 +244,8 @@ capture_source *capture_dpdk_open(const char *args, const capture_opts *o, nd_er
     char *argv_copy[MAX_ARGS + 1]; /* rte_eal_init permutes argv */
     memcpy(argv_copy, argv, sizeof argv);
     if (rte_eal_init(argc, argv_copy) < 0) {
-        nd_error_set(e, -EIO, "dpdk:%s: EAL init failed: %s (for a test without NIC or "
+        nd_error_set(e, -EIO,
+                     "dpdk:%s: EAL init failed: %s (for a test without NIC or "
                      "hugepages: --no-huge --no-pci -m 256 --no-shconf --vdev=...)",
                      args, rte_strerror(rte_errno));
         goto fail;
@@ -248,18 +253,21 @@ capture_source *capture_dpdk_open(const char *args, const capture_opts *o, nd_er
     unsigned n = rte_eth_dev_count_avail();
     if (n == 0) {
         /* A vdev that fails to probe does not fail rte_eal_init. */
-        nd_error_set(e, -ENODEV, "dpdk:%s: no port came up (a --vdev failed to probe: "
+        nd_error_set(e, -ENODEV,
+                     "dpdk:%s: no port came up (a --vdev failed to probe: "
                      "check its arguments and file names; or no NIC is bound to a DPDK "
-                     "driver: dpdk-devbind.py --status)", args);
+                     "driver: dpdk-devbind.py --status)",
+                     args);
         rte_eal_cleanup();
         goto fail;
     }
-    d->pool = rte_pktmbuf_pool_create("nd_rx", o->mbufs, 256, 0,
-                                      RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+    d->pool = rte_pktmbuf_pool_create("nd_rx", o->mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                      (int)rte_socket_id());
     if (!d->pool) {
-        nd_error_set(e, -ENOMEM, "dpdk: mbuf pool of %u: %s (lower capture.mbufs or give "
-                     "the EAL more memory with -m)", o->mbufs,
-                     rte_strerror(rte_errno));
+        nd_error_set(e, -ENOMEM,
+                     "dpdk: mbuf pool of %u: %s (lower capture.mbufs or give "
+                     "the EAL more memory with -m)",
+                     o->mbufs, rte_strerror(rte_errno));
         rte_eal_cleanup();
         goto fail;
     }

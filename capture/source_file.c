@@ -34,29 +34,29 @@
 #include "capture_impl.h"
 
 enum {
-    FILE_HDR = 24,             /* pcap file header */
-    REC_HDR = 16,              /* record header: ts_sec, ts_frac, caplen, len */
-    MAX_CAPLEN = 262144,       /* libpcap's MAXIMUM_SNAPLEN (max_snaplen_for_dlt of every
-                                  link type read here) */
-    BLOCK = 1 << 18,           /* bytes per read(): fits the L2 cache with room to spare */
-    PREFETCH = 4096,           /* the file is prefetched this far ahead of the record read:
-                                  a dozen records, more than a memory latency's worth */
+    FILE_HDR = 24,       /* pcap file header */
+    REC_HDR = 16,        /* record header: ts_sec, ts_frac, caplen, len */
+    MAX_CAPLEN = 262144, /* libpcap's MAXIMUM_SNAPLEN (max_snaplen_for_dlt of every
+                            link type read here) */
+    BLOCK = 1 << 18,     /* bytes per read(): fits the L2 cache with room to spare */
+    PREFETCH = 4096,     /* the file is prefetched this far ahead of the record read:
+                            a dozen records, more than a memory latency's worth */
     FILE_BURST = 32,
 };
 
 typedef struct file_source {
     capture_source base;
     int fd;
-    uint8_t *buf;       /* BLOCK + one largest record */
-    size_t len;         /* valid bytes at buf */
-    size_t pos;         /* next record header at buf + pos */
-    size_t ahead;       /* bytes before buf + ahead have been prefetched */
-    int eof;            /* no bytes beyond len */
-    int swapped;        /* file byte order is not the host's */
-    uint32_t ts_mult;   /* ns per timestamp fraction unit: 1000 (µs file) or 1 */
-    uint32_t snapshot;  /* the file's snapshot length as libpcap adjusts it */
-    uint32_t snap;      /* capture_opts.snaplen: bytes handed over per packet */
-    int pending;        /* CAPTURE_END or ND_ETRUNC, held back until the burst is used */
+    uint8_t *buf;      /* BLOCK + one largest record */
+    size_t len;        /* valid bytes at buf */
+    size_t pos;        /* next record header at buf + pos */
+    size_t ahead;      /* bytes before buf + ahead have been prefetched */
+    int eof;           /* no bytes beyond len */
+    int swapped;       /* file byte order is not the host's */
+    uint32_t ts_mult;  /* ns per timestamp fraction unit: 1000 (µs file) or 1 */
+    uint32_t snapshot; /* the file's snapshot length as libpcap adjusts it */
+    uint32_t snap;     /* capture_opts.snaplen: bytes handed over per packet */
+    int pending;       /* CAPTURE_END or ND_ETRUNC, held back until the burst is used */
     char why[PCAP_ERRBUF_SIZE]; /* text of a pending ND_ETRUNC, as libpcap words it */
     uint64_t errors;
 } file_source;
@@ -128,8 +128,10 @@ static int file_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeo
         if (avail < REC_HDR) {
             if (!fs->eof) break; /* stream: the rest comes with the next read */
             if (avail) {
-                snprintf(fs->why, sizeof fs->why, "truncated dump file; tried to read %d "
-                         "header bytes, only got %zu", REC_HDR, avail);
+                snprintf(fs->why, sizeof fs->why,
+                         "truncated dump file; tried to read %d "
+                         "header bytes, only got %zu",
+                         REC_HDR, avail);
                 fs->pending = ND_ETRUNC;
             } else {
                 fs->pending = CAPTURE_END;
@@ -145,11 +147,15 @@ static int file_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeo
         uint32_t caplen = rd32(h + 8, sw);
         if (caplen > MAX_CAPLEN) {
             if (caplen > fs->snapshot)
-                snprintf(fs->why, sizeof fs->why, "invalid packet capture length %u, bigger "
-                         "than snaplen of %u", caplen, fs->snapshot);
+                snprintf(fs->why, sizeof fs->why,
+                         "invalid packet capture length %u, bigger "
+                         "than snaplen of %u",
+                         caplen, fs->snapshot);
             else
-                snprintf(fs->why, sizeof fs->why, "invalid packet capture length %u, bigger "
-                         "than maximum of %u", caplen, (unsigned)MAX_CAPLEN);
+                snprintf(fs->why, sizeof fs->why,
+                         "invalid packet capture length %u, bigger "
+                         "than maximum of %u",
+                         caplen, (unsigned)MAX_CAPLEN);
             fs->pending = ND_ETRUNC;
             break;
         }
@@ -158,8 +164,10 @@ static int file_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeo
         if (avail - REC_HDR < caplen) {
             if (!fs->eof) break;
             size_t got = avail - REC_HDR;
-            snprintf(fs->why, sizeof fs->why, "truncated dump file; tried to read %u "
-                     "captured bytes, only got %zu", got < keep ? keep : caplen, got);
+            snprintf(fs->why, sizeof fs->why,
+                     "truncated dump file; tried to read %u "
+                     "captured bytes, only got %zu",
+                     got < keep ? keep : caplen, got);
             fs->pending = ND_ETRUNC;
             break;
         }
@@ -246,8 +254,8 @@ static capture_source *to_libpcap_stream(const char *spec, int fd, const uint8_t
         r->fd = fd;
         r->n = n;
         memcpy(r->head, head, n);
-        f = fopencookie(r, "r", (cookie_io_functions_t){.read = replay_read,
-                                                        .close = replay_close});
+        f = fopencookie(r, "r",
+                        (cookie_io_functions_t){.read = replay_read, .close = replay_close});
     }
     if (!f) {
         free(r);
@@ -312,8 +320,10 @@ capture_source *capture_file_open(const char *spec, const char *path, const capt
     ssize_t got = read_head(fd, head);
     if (got < 0) {
         close(fd);
-        nd_error_set(e, ND_EFORMAT, "%s: error reading dump file: %s (expected a pcap or "
-                     "pcapng capture file)", spec, strerror((int)-got));
+        nd_error_set(e, ND_EFORMAT,
+                     "%s: error reading dump file: %s (expected a pcap or "
+                     "pcapng capture file)",
+                     spec, strerror((int)-got));
         return NULL;
     }
     int nano = 0, sw = got == FILE_HDR ? classic_header(head, &nano) : -1;
@@ -323,13 +333,14 @@ capture_source *capture_file_open(const char *spec, const char *path, const capt
         /* libpcap reads the header: its errors, link type and snapshot length. */
         char err[PCAP_ERRBUF_SIZE] = "";
         FILE *hf = fmemopen(head, FILE_HDR, "r");
-        pcap_t *p = hf ? pcap_fopen_offline_with_tstamp_precision(
-                             hf, PCAP_TSTAMP_PRECISION_NANO, err) : NULL;
+        pcap_t *p =
+            hf ? pcap_fopen_offline_with_tstamp_precision(hf, PCAP_TSTAMP_PRECISION_NANO, err)
+               : NULL;
         if (!p) {
             if (hf) fclose(hf);
             close(fd);
-            nd_error_set(e, ND_EFORMAT, "%s: %s (expected a pcap or pcapng capture file)",
-                         spec, hf ? err : "out of memory");
+            nd_error_set(e, ND_EFORMAT, "%s: %s (expected a pcap or pcapng capture file)", spec,
+                         hf ? err : "out of memory");
             return NULL;
         }
         lt = pcap_datalink(p);

@@ -43,8 +43,8 @@ static void ctx_init(conf_ctx *c, const char *name, nd_error *e)
 }
 
 /* "NAME:LINE:COL: KEY: message" (position and key each only when known). */
-__attribute__((format(printf, 4, 5))) static int conf_fail(conf_ctx *c, const yaml_mark_t *at,
-                                                           const char *key, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int
+conf_fail(conf_ctx *c, const yaml_mark_t *at, const char *key, const char *fmt, ...)
 {
     char msg[768], where[256];
     va_list ap;
@@ -61,9 +61,9 @@ __attribute__((format(printf, 4, 5))) static int conf_fail(conf_ctx *c, const ya
 
 static const char *node_kind(const yaml_node_t *n)
 {
-    return n->type == YAML_MAPPING_NODE ? "a mapping" : n->type == YAML_SEQUENCE_NODE
-                                                             ? "a list"
-                                                             : "a scalar";
+    return n->type == YAML_MAPPING_NODE    ? "a mapping"
+           : n->type == YAML_SEQUENCE_NODE ? "a list"
+                                           : "a scalar";
 }
 
 /* A plain empty scalar, "~" or "null": YAML's null. "key:" with nothing after it. */
@@ -127,10 +127,12 @@ static int apply_map_item(conf_ctx *c, const conf_key *k, size_t index, void *it
         if (!l->keys[j].required)
             ND_ASSERT(!conf_scalar_set(&l->keys[j], item, l->keys[j].def, why, sizeof why));
     }
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *kn = yaml_document_get_node(c->doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(c->doc, p->value);
-        const char *name = kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "";
+        const char *name =
+            kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "";
         size_t j = 0;
         while (j < l->n_keys && strcmp(l->keys[j].name, name)) j++;
         if (j == l->n_keys) {
@@ -300,7 +302,8 @@ static int apply_text(conf_ctx *c, const conf_key *k, nd_config *cfg, const char
 /* Values derived from others once everything is read. */
 static void conf_finalize(nd_config *cfg)
 {
-    if (cfg->model.attn_div) cfg->model.attn_min_res = cfg->capture.window / cfg->model.attn_div;
+    if (cfg->model.attn_div)
+        cfg->model.attn_min_res = cfg->capture.window / cfg->model.attn_div;
 }
 
 /* The position where the text set key a, or else the first of others (space-separated
@@ -309,7 +312,8 @@ static const yaml_mark_t *seen_at(const conf_ctx *c, const char *a, const char *
 {
     char names[256];
     snprintf(names, sizeof names, "%s %s", a, others ? others : "");
-    for (char *save, *name = strtok_r(names, " ", &save); name; name = strtok_r(NULL, " ", &save)) {
+    for (char *save, *name = strtok_r(names, " ", &save); name;
+         name = strtok_r(NULL, " ", &save)) {
         const conf_key *k = conf_key_find(name);
         ND_ASSERT(k);
         if (c->seen[k - conf_keys].set) return c->file ? &c->seen[k - conf_keys].at : NULL;
@@ -402,13 +406,15 @@ static int conf_cross_check(conf_ctx *c, const nd_config *cfg)
         return RULE_FAIL("replay.mix", NULL, "the weights add up to 0: no flow would be made");
     uint64_t nc = pool_size(cfg->replay.client_pool), ns = pool_size(cfg->replay.server_pool);
     if (cfg->replay.clients > nc)
-        return RULE_FAIL("replay.clients", "replay.client_pool",
-                         "must be at most the %llu addresses of replay.client_pool (%s), got %u",
-                         (unsigned long long)nc, cfg->replay.client_pool, cfg->replay.clients);
+        return RULE_FAIL(
+            "replay.clients", "replay.client_pool",
+            "must be at most the %llu addresses of replay.client_pool (%s), got %u",
+            (unsigned long long)nc, cfg->replay.client_pool, cfg->replay.clients);
     if (cfg->replay.servers > ns)
-        return RULE_FAIL("replay.servers", "replay.server_pool",
-                         "must be at most the %llu addresses of replay.server_pool (%s), got %u",
-                         (unsigned long long)ns, cfg->replay.server_pool, cfg->replay.servers);
+        return RULE_FAIL(
+            "replay.servers", "replay.server_pool",
+            "must be at most the %llu addresses of replay.server_pool (%s), got %u",
+            (unsigned long long)ns, cfg->replay.server_pool, cfg->replay.servers);
     if (cfg->live.ring_size & (cfg->live.ring_size - 1))
         return RULE_FAIL("live.ring_size", NULL, "must be a power of two, got %u",
                          cfg->live.ring_size);
@@ -492,7 +498,8 @@ static int section_index(const char *name)
 }
 
 /* Records that key k is set at value node v; an error when it already was. */
-static int mark_seen(conf_ctx *c, const conf_key *k, const yaml_node_t *kn, const yaml_node_t *v)
+static int mark_seen(conf_ctx *c, const conf_key *k, const yaml_node_t *kn,
+                     const yaml_node_t *v)
 {
     conf_seen *s = &c->seen[k - conf_keys];
     if (s->set)
@@ -512,7 +519,8 @@ static int walk_section(conf_ctx *c, nd_config *cfg, const char *section, yaml_n
                          "expected a mapping of keys (like '%s:' then indented 'key: value' "
                          "lines), got %s",
                          section, node_kind(n));
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+         p++) {
         yaml_node_t *kn = yaml_document_get_node(c->doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(c->doc, p->value);
         if (kn->type != YAML_SCALAR_NODE)
@@ -586,8 +594,7 @@ static int conf_finish(conf_ctx *c, int rc, nd_config *tmp)
     return rc;
 }
 
-int nd_config_parse(nd_config *cfg, const char *text, size_t len, const char *name,
-                    nd_error *e)
+int nd_config_parse(nd_config *cfg, const char *text, size_t len, const char *name, nd_error *e)
 {
     conf_ctx *c = malloc(sizeof *c);
     if (!c) return nd_error_set(e, -ENOMEM, "%s: out of memory", name);

@@ -16,10 +16,10 @@
 
 #include "nd.h"
 
-#define ND_CONF_STR 256       /* longest string value, NUL included */
-#define ND_CONF_FILTER 1024   /* longest BPF expression */
-#define ND_CONF_MAX_SOURCES 8 /* capture.sources */
-#define ND_CONF_MAX_MULT 6    /* model.channel_mult */
+#define ND_CONF_STR         256  /* longest string value, NUL included */
+#define ND_CONF_FILTER      1024 /* longest BPF expression */
+#define ND_CONF_MAX_SOURCES 8    /* capture.sources */
+#define ND_CONF_MAX_MULT    6    /* model.channel_mult */
 
 typedef struct nd_class_rule {
     char name[ND_NAME_MAX];
@@ -35,8 +35,8 @@ typedef struct nd_config {
     struct {
         uint32_t n_sources;
         char sources[ND_CONF_MAX_SOURCES][ND_CONF_STR]; /* pcap:FILE, iface:NAME, dpdk:ARGS */
-        uint32_t snaplen;         /* bytes kept per packet (libpcap) */
-        bool promisc;             /* promiscuous mode on iface: sources */
+        uint32_t snaplen;                               /* bytes kept per packet (libpcap) */
+        bool promisc;                                   /* promiscuous mode on iface: sources */
         uint64_t buffer_size;     /* kernel capture buffer, bytes (libpcap) */
         uint64_t bin_ns;          /* bin width */
         uint32_t window;          /* L: bins per window */
@@ -55,24 +55,24 @@ typedef struct nd_config {
     nd_class_rule *classes; /* (n_classes), owned */
 
     struct {
-        char arch[ND_NAME_MAX];  /* "unet-ref" */
-        uint32_t base_channels;  /* 32 */
+        char arch[ND_NAME_MAX]; /* "unet-ref" */
+        uint32_t base_channels; /* 32 */
         uint32_t n_mult;
         uint32_t channel_mult[ND_CONF_MAX_MULT]; /* (1,2,2) */
-        uint32_t res_blocks;     /* ResBlocks per encoder level (decoder has one more) */
-        uint32_t attn_min_res;   /* self-attention at resolutions <= this (pixels); 0 = none */
-        uint32_t attn_div;       /* N when the config says "L/N": attn_min_res = window / N,
-                                    kept in step with capture.window; 0 = given in pixels */
-        uint32_t groups;         /* GroupNorm groups */
-        uint32_t emb_dim;        /* time/class embedding width */
-        uint32_t max_classes;    /* class-embedding rows reserved (live adds classes) */
-        uint32_t timesteps;      /* T */
+        uint32_t res_blocks;   /* ResBlocks per encoder level (decoder has one more) */
+        uint32_t attn_min_res; /* self-attention at resolutions <= this (pixels); 0 = none */
+        uint32_t attn_div;     /* N when the config says "L/N": attn_min_res = window / N,
+                                  kept in step with capture.window; 0 = given in pixels */
+        uint32_t groups;       /* GroupNorm groups */
+        uint32_t emb_dim;      /* time/class embedding width */
+        uint32_t max_classes;  /* class-embedding rows reserved (live adds classes) */
+        uint32_t timesteps;    /* T */
         char schedule[ND_NAME_MAX];   /* "cosine" | "linear" */
         char prediction[ND_NAME_MAX]; /* "eps" | "v" */
         char scaling[ND_NAME_MAX];    /* "zero-aware" | "log" (GAF value scaling) */
         bool mask;                    /* activity (zero/non-zero) channels beside values */
         char decode[ND_NAME_MAX];     /* "diag" | "lsq" (GASF image -> series) */
-        uint32_t threads;        /* 0 = all cores */
+        uint32_t threads;             /* 0 = all cores */
     } model;
 
     struct {
@@ -121,20 +121,20 @@ typedef struct nd_config {
     } replay;
 
     struct {
-        uint32_t ring_size;         /* windows between capture and trainer */
-        uint32_t reservoir;         /* windows kept per class */
-        double recent_share;        /* share of each batch from recent windows */
-        uint64_t checkpoint_every;  /* steps */
+        uint32_t ring_size;        /* windows between capture and trainer */
+        uint32_t reservoir;        /* windows kept per class */
+        double recent_share;       /* share of each batch from recent windows */
+        uint64_t checkpoint_every; /* steps */
         uint64_t checkpoint_interval_ns;
         char checkpoint[ND_CONF_STR]; /* model file kept up to date */
-        int32_t capture_core;        /* -1 = no pinning */
+        int32_t capture_core;         /* -1 = no pinning */
         uint32_t trainer_threads;
-        uint32_t metrics_port;       /* Prometheus text endpoint on 127.0.0.1; 0 = off */
+        uint32_t metrics_port; /* Prometheus text endpoint on 127.0.0.1; 0 = off */
         uint64_t status_interval_ns;
-        bool replay;                 /* also replay samples of the latest model */
-        uint32_t recent;             /* windows in the recent buffer (all classes) */
-        uint32_t warmup;             /* windows of a class before it joins the model */
-        double scale_refit;          /* share of out-of-scale windows that refits; 0 = fixed */
+        bool replay;        /* also replay samples of the latest model */
+        uint32_t recent;    /* windows in the recent buffer (all classes) */
+        uint32_t warmup;    /* windows of a class before it joins the model */
+        double scale_refit; /* share of out-of-scale windows that refits; 0 = fixed */
     } live;
 
     char path[ND_CONF_STR]; /* file it was loaded from, "" for defaults */

@@ -10,9 +10,9 @@
 static const char *type_name(const conf_key *k)
 {
     static const char *const names[] = {
-        [CONF_BOOL] = "bool",         [CONF_INT] = "int",       [CONF_UINT] = "uint",
-        [CONF_DOUBLE] = "number",     [CONF_STRING] = "string", [CONF_DURATION] = "duration",
-        [CONF_SIZE] = "size",         [CONF_ENUM] = "enum",     [CONF_RES] = "resolution",
+        [CONF_BOOL] = "bool",     [CONF_INT] = "int",       [CONF_UINT] = "uint",
+        [CONF_DOUBLE] = "number", [CONF_STRING] = "string", [CONF_DURATION] = "duration",
+        [CONF_SIZE] = "size",     [CONF_ENUM] = "enum",     [CONF_RES] = "resolution",
         [CONF_LIST] = "list",
     };
     return names[k->type];
@@ -64,11 +64,12 @@ static void section_intro(const char *section, FILE *out)
                     "is cut into windows of bins (`netdiffus capture`, `live`)."},
         {"classes", "The traffic classes: labels of the model, and for capture the BPF rules "
                     "that give a flow its class (first match wins)."},
-        {"model", "The denoising U-Net (\"unet-ref\", docs/MODEL.md) and its diffusion "
-                  "process. Image side L = `capture.window`; level i of `channel_mult` runs at "
-                  "L/2^i, so the default (1, 2, 2) has 32, 64, 64 feature maps at 64, 32 and 16 "
-                  "px, and `attn_min_res: L/4` puts self-attention at 16 px, the middle block, "
-                  "for any window."},
+        {"model",
+         "The denoising U-Net (\"unet-ref\", docs/MODEL.md) and its diffusion "
+         "process. Image side L = `capture.window`; level i of `channel_mult` runs at "
+         "L/2^i, so the default (1, 2, 2) has 32, 64, 64 feature maps at 64, 32 and 16 "
+         "px, and `attn_min_res: L/4` puts self-attention at 16 px, the middle block, "
+         "for any window."},
         {"train", "Training (`netdiffus train`, and `live` for the optimiser settings)."},
         {"sample", "Sampling windows from a model (`netdiffus sample`, `replay`, `live`)."},
         {"replay", "Turning sampled series into packets on a sink (`netdiffus replay`)."},

@@ -31,28 +31,28 @@ typedef struct conf_key conf_key;
 /* Where a list lives: a count and either a fixed array inside the parent struct or a
  * pointer to a malloc'd array (owned by the config: freed and copied with it). */
 typedef struct conf_list {
-    size_t count_off;        /* uint32_t item count */
-    size_t items_off;        /* the array, or the pointer to it when heap */
+    size_t count_off; /* uint32_t item count */
+    size_t items_off; /* the array, or the pointer to it when heap */
     int heap;
     size_t item_size;
     uint32_t min_items, max_items;
-    const conf_key *keys;    /* map items: one key per field (offsets into the item);
-                                scalar items: one key with name NULL at offset 0 */
+    const conf_key *keys; /* map items: one key per field (offsets into the item);
+                             scalar items: one key with name NULL at offset 0 */
     size_t n_keys;
-    int map;                 /* items are mappings */
-    const char *unique;      /* map items: field that must differ between items */
+    int map;            /* items are mappings */
+    const char *unique; /* map items: field that must differ between items */
 } conf_list;
 
 struct conf_key {
-    const char *name;  /* "section.key"; no dot for a top-level list ("classes") */
+    const char *name; /* "section.key"; no dot for a top-level list ("classes") */
     enum conf_type type;
-    size_t off, size;  /* field: offset in nd_config (or in a list item) and its size */
-    const char *def;   /* default, written the way a user would (lists as flow YAML) */
-    const char *min;   /* inclusive bounds, written like values; NULL: type's range. */
-    const char *max;   /*   strings: min is the least length (max is size - 1) */
+    size_t off, size;    /* field: offset in nd_config (or in a list item) and its size */
+    const char *def;     /* default, written the way a user would (lists as flow YAML) */
+    const char *min;     /* inclusive bounds, written like values; NULL: type's range. */
+    const char *max;     /*   strings: min is the least length (max is size - 1) */
     const char *choices; /* enum (and uint with a fixed set): "cosine|linear", "2|4" */
-    const char *unit;  /* for people: "bytes", "bins", "steps"; NULL when the value says it */
-    const char *help;  /* one or two sentences: what it does, what 0 or "" means */
+    const char *unit;    /* for people: "bytes", "bins", "steps"; NULL when the value says it */
+    const char *help;    /* one or two sentences: what it does, what 0 or "" means */
     /* strings: extra format check; returns NULL when fine, else what was expected */
     const char *(*check)(const char *s);
     const conf_list *list; /* CONF_LIST */
@@ -81,8 +81,7 @@ const char *conf_key_leaf(const conf_key *k);
 
 /* Parses text for scalar key k into the field at base (nd_config or a list item).
  * Returns 0, or -1 with why = "expected ..." (what a person should write). */
-int conf_scalar_set(const conf_key *k, void *base, const char *text, char *why,
-                    size_t why_len);
+int conf_scalar_set(const conf_key *k, void *base, const char *text, char *why, size_t why_len);
 /* Writes the field of scalar key k back as text that conf_scalar_set reads unchanged. */
 void conf_scalar_format(const conf_key *k, const void *base, char *buf, size_t len);
 /* Writes key k's value (any type) as YAML text to out. Lists are flow YAML ("[1, 2]"),

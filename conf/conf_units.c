@@ -24,19 +24,25 @@ static const conf_unit duration_units[] = {
 #define N_DURATION_UNITS (sizeof duration_units / sizeof duration_units[0])
 
 static const conf_unit size_units[] = {
-    {"", 1},           {"B", 1},
-    {"k", 1ull << 10}, {"K", 1ull << 10}, {"KiB", 1ull << 10},
-    {"M", 1ull << 20}, {"MiB", 1ull << 20},
-    {"G", 1ull << 30}, {"GiB", 1ull << 30},
-    {"T", 1ull << 40}, {"TiB", 1ull << 40},
+    {"", 1},
+    {"B", 1},
+    {"k", 1ull << 10},
+    {"K", 1ull << 10},
+    {"KiB", 1ull << 10},
+    {"M", 1ull << 20},
+    {"MiB", 1ull << 20},
+    {"G", 1ull << 30},
+    {"GiB", 1ull << 30},
+    {"T", 1ull << 40},
+    {"TiB", 1ull << 40},
 };
 #define N_SIZE_UNITS (sizeof size_units / sizeof size_units[0])
 
 /* "<digits>[.<digits>][ ]<unit>" exactly, as integer × mult (+ fraction × mult, which must
  * come out whole). Returns 0, or -1 with *why: "negative", "overflow", "unit", "frac",
  * "number". */
-static int parse_scaled(const char *s, const conf_unit *units, size_t n_units,
-                        uint64_t *out, const char **why)
+static int parse_scaled(const char *s, const conf_unit *units, size_t n_units, uint64_t *out,
+                        const char **why)
 {
     const char *p = s;
     while (*p == ' ') p++;
@@ -82,7 +88,8 @@ static int parse_scaled(const char *s, const conf_unit *units, size_t n_units,
 static const char *scaled_expected(const char *why, int duration, const char *general)
 {
     static const char *const text[2][3] = {
-        {"expected a size that is not negative", "expected a size that fits in 64 bits of bytes",
+        {"expected a size that is not negative",
+         "expected a size that fits in 64 bits of bytes",
          "expected a size that is a whole number of bytes"},
         {"expected a duration that is not negative",
          "expected a duration that fits in 64 bits of ns (~584 years)",
@@ -101,16 +108,18 @@ const char *conf_parse_duration(const char *s, uint64_t *ns)
     /* a unit is required: "5" could be seconds or milliseconds */
     if (!strcmp(why, "unit") && strspn(s, "0123456789. ") == strlen(s))
         return "expected a duration with a unit (ns, us, ms, s, m, h): a bare number is ambiguous";
-    return scaled_expected(why, 1, "expected a duration: a number and a unit (ns, us, ms, s, m, "
-                                   "h), e.g. 100ms, 1.5s, 2m");
+    return scaled_expected(why, 1,
+                           "expected a duration: a number and a unit (ns, us, ms, s, m, "
+                           "h), e.g. 100ms, 1.5s, 2m");
 }
 
 const char *conf_parse_size(const char *s, uint64_t *bytes)
 {
     const char *why;
     if (!parse_scaled(s, size_units, N_SIZE_UNITS, bytes, &why)) return NULL;
-    return scaled_expected(why, 0, "expected a size in bytes with an optional binary unit "
-                                   "(k/K/KiB = 1024, M/MiB, G/GiB, T/TiB, B), e.g. 1500, 64MiB");
+    return scaled_expected(why, 0,
+                           "expected a size in bytes with an optional binary unit "
+                           "(k/K/KiB = 1024, M/MiB, G/GiB, T/TiB, B), e.g. 1500, 64MiB");
 }
 
 int nd_parse_duration(const char *s, uint64_t *ns, nd_error *e)
@@ -127,8 +136,8 @@ int nd_parse_size(const char *s, uint64_t *bytes, nd_error *e)
 
 /* The largest unit that divides v exactly (units sorted by mult, ascending, the first of
  * equal mults preferred). */
-static void format_scaled(uint64_t v, const conf_unit *units, size_t n_units,
-                          const char *zero, char *buf, size_t len)
+static void format_scaled(uint64_t v, const conf_unit *units, size_t n_units, const char *zero,
+                          char *buf, size_t len)
 {
     if (!v) {
         snprintf(buf, len, "%s", zero);
@@ -148,8 +157,10 @@ void nd_format_duration(uint64_t ns, char *buf, size_t len)
 /* Sizes print as "1500" or "64MiB": the IEC names, never the one-letter aliases. */
 void nd_format_size(uint64_t bytes, char *buf, size_t len)
 {
-    static const conf_unit preferred[] = {
-        {"", 1}, {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
-        {"TiB", 1ull << 40}};
+    static const conf_unit preferred[] = {{"", 1},
+                                          {"KiB", 1ull << 10},
+                                          {"MiB", 1ull << 20},
+                                          {"GiB", 1ull << 30},
+                                          {"TiB", 1ull << 40}};
     format_scaled(bytes, preferred, sizeof preferred / sizeof preferred[0], "0", buf, len);
 }

@@ -92,9 +92,7 @@ static void num_range(const conf_key *k, conf_num *lo, conf_num *hi)
         lo->d = -DBL_MAX;
         hi->d = DBL_MAX;
         break;
-    default:
-        lo->u = 0;
-        hi->u = k->size == 4 ? UINT32_MAX : UINT64_MAX;
+    default: lo->u = 0; hi->u = k->size == 4 ? UINT32_MAX : UINT64_MAX;
     }
     /* bounds are written in the table like values: a typo there is a bug */
     if (k->min) ND_ASSERT(!num_parse(k, k->min, lo, &why));
@@ -210,7 +208,9 @@ void conf_expected(const conf_key *k, char *buf, size_t len)
     switch (k->type) {
     case CONF_BOOL: snprintf(buf, len, "expected true or false"); break;
     case CONF_INT:
-    case CONF_UINT: snprintf(buf, len, "expected a whole number from %s to %s", lo_s, hi_s); break;
+    case CONF_UINT:
+        snprintf(buf, len, "expected a whole number from %s to %s", lo_s, hi_s);
+        break;
     case CONF_DOUBLE:
         if (k->min || k->max) snprintf(buf, len, "expected a number from %s to %s", lo_s, hi_s);
         else snprintf(buf, len, "expected a number");
@@ -221,17 +221,19 @@ void conf_expected(const conf_key *k, char *buf, size_t len)
         break;
     case CONF_SIZE:
         snprintf(buf, len,
-                 "expected a size from %s to %s (bytes, or k/KiB, M/MiB, G/GiB, T/TiB)",
-                 lo_s, hi_s);
+                 "expected a size from %s to %s (bytes, or k/KiB, M/MiB, G/GiB, T/TiB)", lo_s,
+                 hi_s);
         break;
     case CONF_STRING:
-        if (k->min) snprintf(buf, len, "expected a string of %s to %zu bytes", k->min, k->size - 1);
+        if (k->min)
+            snprintf(buf, len, "expected a string of %s to %zu bytes", k->min, k->size - 1);
         else snprintf(buf, len, "expected a string of at most %zu bytes", k->size - 1);
         break;
     case CONF_ENUM: ND_ASSERT(0); /* enums always have choices */
     case CONF_RES:
-        snprintf(buf, len, "expected a resolution: pixels (0 to 4096, 0 = none) or L/N "
-                           "with N a power of two up to 1024 (L = capture.window)");
+        snprintf(buf, len,
+                 "expected a resolution: pixels (0 to 4096, 0 = none) or L/N "
+                 "with N a power of two up to 1024 (L = capture.window)");
         break;
     case CONF_LIST: {
         const conf_list *l = k->list;
@@ -263,13 +265,13 @@ static uint32_t res_divisor(const char *s)
     return (uint32_t)n;
 }
 
-int conf_scalar_set(const conf_key *k, void *base, const char *text, char *why,
-                    size_t why_len)
+int conf_scalar_set(const conf_key *k, void *base, const char *text, char *why, size_t why_len)
 {
     void *f = CONF_FIELD(base, k);
     switch (k->type) {
     case CONF_BOOL: {
-        static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+        static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no",
+                                                                               "off"};
         for (int i = 0; i < 3; i++) {
             if (!strcasecmp(text, yes[i])) return *(bool *)f = true, 0;
             if (!strcasecmp(text, no[i])) return *(bool *)f = false, 0;

@@ -78,8 +78,8 @@ nd_online *nd_online_new(const nd_online_opts *o, const nd_dm_settings *ms,
  * reads those of checkpoints from before model files stored them, see nd_dm_load); o
  * gives the trainer's. Classes are matched to hdr's by name (a stored class hdr lacks is
  * kept and trained on, it just gets no new windows). */
-nd_online *nd_online_resume(const char *path, const nd_online_opts *o,
-                            nd_dm_legacy_fn legacy, const nd_dataset *hdr, nd_error *e);
+nd_online *nd_online_resume(const char *path, const nd_online_opts *o, nd_dm_legacy_fn legacy,
+                            const nd_dataset *hdr, nd_error *e);
 void nd_online_free(nd_online *o); /* NULL is a no-op */
 
 /* Takes one window of class cls (hdr's index) into the reservoir and recent buffer;
@@ -131,25 +131,25 @@ typedef struct nd_live_opts {
     const char *const *sources; /* (n_sources) specs, one kind: pcap:FILE..., played on
                                    their own clock, or iface:NAME / dpdk:ARGS */
     unsigned n_sources;
-    double speed;               /* pace of pcap files: 1 real time; 0 as fast as read */
-    int32_t capture_core;       /* CPU of the capture thread; -1: not pinned */
-    uint32_t ring_size;         /* windows between capture and trainer, a power of two */
+    double speed;         /* pace of pcap files: 1 real time; 0 as fast as read */
+    int32_t capture_core; /* CPU of the capture thread; -1: not pinned */
+    uint32_t ring_size;   /* windows between capture and trainer, a power of two */
     /* learning */
     nd_online_opts online;
-    int resume;                 /* continue the checkpoint with its stored settings */
-    nd_dm_settings model;       /* a new model's settings (not read with resume) */
-    const char *provenance;     /* kept beside them in the model file (nd_dm_new) */
-    nd_dm_legacy_fn legacy;     /* resume: settings of files from before they stored them */
-    uint32_t trainer_threads;   /* a new model's train.threads; a resumed one keeps its own */
-    const char *checkpoint;     /* the model file kept up to date; its folders are made */
-    uint64_t checkpoint_every;  /* steps between checkpoints; 0: not by steps */
+    int resume;                /* continue the checkpoint with its stored settings */
+    nd_dm_settings model;      /* a new model's settings (not read with resume) */
+    const char *provenance;    /* kept beside them in the model file (nd_dm_new) */
+    nd_dm_legacy_fn legacy;    /* resume: settings of files from before they stored them */
+    uint32_t trainer_threads;  /* a new model's train.threads; a resumed one keeps its own */
+    const char *checkpoint;    /* the model file kept up to date; its folders are made */
+    uint64_t checkpoint_every; /* steps between checkpoints; 0: not by steps */
     uint64_t checkpoint_interval_ns; /* time between checkpoints; 0: not by time */
-    uint64_t max_steps;         /* stop at this step in total; 0: no limit */
-    uint64_t duration_ns;       /* stop after this much wall time; 0: no limit */
+    uint64_t max_steps;              /* stop at this step in total; 0: no limit */
+    uint64_t duration_ns;            /* stop after this much wall time; 0: no limit */
     /* in-process replay of each new checkpoint */
-    const char *replay_to;      /* sink spec; NULL: no replay thread */
-    replay_opts replay;         /* replay's settings (loop, status and stop are the run's) */
-    uint64_t sample_seed;       /* seeds the replay thread's sampling */
+    const char *replay_to; /* sink spec; NULL: no replay thread */
+    replay_opts replay;    /* replay's settings (loop, status and stop are the run's) */
+    uint64_t sample_seed;  /* seeds the replay thread's sampling */
     /* reporting and control */
     uint64_t status_interval_ns; /* status line, stats and metrics; 0: 1 s */
     uint32_t metrics_port;       /* Prometheus text on 127.0.0.1; 0: off */
@@ -159,12 +159,12 @@ typedef struct nd_live_opts {
 
 /* What a run did, for the program's last words. */
 typedef struct nd_live_result {
-    double seconds;             /* wall time of the run */
-    uint64_t packets;           /* packets captured */
-    uint64_t windows, dropped;  /* windows made; of them, dropped at the full ring */
-    uint64_t steps_run, step;   /* steps in this run; the model's step */
-    double loss;                /* running mean of the batch loss */
-    int checkpoint;             /* 1: the last checkpoint was written; 0: no class warmed up */
+    double seconds;            /* wall time of the run */
+    uint64_t packets;          /* packets captured */
+    uint64_t windows, dropped; /* windows made; of them, dropped at the full ring */
+    uint64_t steps_run, step;  /* steps in this run; the model's step */
+    double loss;               /* running mean of the batch loss */
+    int checkpoint;            /* 1: the last checkpoint was written; 0: no class warmed up */
     uint64_t replay_rounds, replay_packets; /* of the replay thread */
 } nd_live_result;
 

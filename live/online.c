@@ -23,7 +23,7 @@
 
 #include "live_impl.h"
 
-#define TAG_LIVE ND_FOURCC('L', 'I', 'V', 'E')
+#define TAG_LIVE     ND_FOURCC('L', 'I', 'V', 'E')
 #define LIVE_VERSION 1
 
 /* ---- online trainer --------------------------------------------------------------- */
@@ -41,7 +41,7 @@ struct nd_online {
     nd_online_opts lo;
     nd_dm_settings ms; /* the model's, until it exists (then the model keeps its own) */
     char *provenance;  /* for the model file; NULL: none */
-    nd_dataset *hdr; /* channels, L, bin; classes grow with restored ones */
+    nd_dataset *hdr;   /* channels, L, bin; classes grow with restored ones */
     size_t wf;
     int C, L;
     uint32_t n_classes, cap_classes;
@@ -64,7 +64,8 @@ struct nd_online {
 size_t nd_online_memory_bound(const nd_online_opts *o, uint32_t n_classes, size_t wf)
 {
     size_t per = wf * sizeof(float) + sizeof(uint64_t);
-    return (size_t)n_classes * o->reservoir * per + (size_t)o->recent * (per + sizeof(uint32_t));
+    return (size_t)n_classes * o->reservoir * per +
+           (size_t)o->recent * (per + sizeof(uint32_t));
 }
 
 static int online_grow_classes(nd_online *o, uint32_t n)
@@ -215,7 +216,8 @@ static int online_join(nd_online *o, uint32_t k, nd_error *e)
         if (mk == ND_ECONFIG) {
             /* no row left: the class is counted but not learnt; the run goes on */
             nd_warn("live: %s; its windows are kept but not learnt (raise "
-                    "model.max_classes for a new run)", e ? e->msg : c->name);
+                    "model.max_classes for a new run)",
+                    e ? e->msg : c->name);
             c->model_class = ND_ONLINE_NO_ROW;
             return 0;
         }
@@ -225,7 +227,8 @@ static int online_join(nd_online *o, uint32_t k, nd_error *e)
     }
     c->since_fit = c->clipped_since_fit = 0;
     nd_info("live: class '%s' joins the model as row %d after %llu windows (scale fitted "
-            "on %u)", c->name, c->model_class, (unsigned long long)c->res.seen, c->res.n);
+            "on %u)",
+            c->name, c->model_class, (unsigned long long)c->res.seen, c->res.n);
     return 0;
 }
 
@@ -253,7 +256,8 @@ int nd_online_add(nd_online *o, uint32_t k, uint64_t group, const float *x, nd_e
         c->clipped_since_fit++;
     }
     double share = o->lo.scale_refit;
-    if (share > 0 && c->since_fit >= warm && (double)c->clipped_since_fit > share * c->since_fit) {
+    if (share > 0 && c->since_fit >= warm &&
+        (double)c->clipped_since_fit > share * c->since_fit) {
         nd_gaf_scale s;
         fit_from_reservoir(&s, c, o->C, o->L);
         /* never narrower than before: what the model could represent it still can */
@@ -265,9 +269,9 @@ int nd_online_add(nd_online *o, uint32_t k, uint64_t group, const float *x, nd_e
         nd_dm_set_scale(o->m, c->model_class, &s);
         c->refits++;
         nd_info("live: class '%s': %llu of %llu windows since the last fit were outside its "
-                "scale; refit from its reservoir (refit %u)", c->name,
-                (unsigned long long)c->clipped_since_fit, (unsigned long long)c->since_fit,
-                c->refits);
+                "scale; refit from its reservoir (refit %u)",
+                c->name, (unsigned long long)c->clipped_since_fit,
+                (unsigned long long)c->since_fit, c->refits);
         c->since_fit = c->clipped_since_fit = 0;
     }
     return 0;
@@ -380,8 +384,8 @@ static int write_live(ndf_writer *w, void *arg, nd_error *e)
     q->e = e;
     q->n = 0;
     q->rc = ndf_section_begin(w, TAG_LIVE, e);
-    uint32_t hdr[6] = {LIVE_VERSION, o->n_classes, (uint32_t)o->wf, o->recent_cap,
-                       o->recent_n, o->recent_head};
+    uint32_t hdr[6] = {LIVE_VERSION,  o->n_classes, (uint32_t)o->wf,
+                       o->recent_cap, o->recent_n,  o->recent_head};
     for (int i = 0; i < 6; i++) out_u32(q, hdr[i]);
     for (int i = 0; i < 4; i++) out_u64(q, o->rng.s[i]);
     out_u64(q, o->windows);
@@ -466,8 +470,7 @@ static int online_find_or_add(nd_online *o, const char *name)
     return online_class_new(o, name);
 }
 
-static int read_live(nd_online *o, const void *data, size_t len, const char *path,
-                     nd_error *e)
+static int read_live(nd_online *o, const void *data, size_t len, const char *path, nd_error *e)
 {
     live_in r = {data, (const unsigned char *)data + len, 0};
     uint32_t ver = in_u32(&r), n = in_u32(&r), wf = in_u32(&r), rcap = in_u32(&r);
@@ -477,9 +480,10 @@ static int read_live(nd_online *o, const void *data, size_t len, const char *pat
         return nd_error_set(e, ND_EVERSION, "%s: section LIVE version %u, this build reads %d",
                             path, ver, LIVE_VERSION);
     if (wf != o->wf || rn > rcap || n > ND_MAX_CLASSES)
-        return nd_error_set(e, ND_EFORMAT, "%s: section LIVE holds windows of %u values, the "
-                            "config makes %zu (capture.window or channels changed?)", path,
-                            wf, o->wf);
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section LIVE holds windows of %u values, the "
+                            "config makes %zu (capture.window or channels changed?)",
+                            path, wf, o->wf);
     for (int i = 0; i < 4; i++) o->rng.s[i] = in_u64(&r);
     o->windows = in_u64(&r);
     (void)in_u64(&r); /* images of earlier runs: this process counts its own */
@@ -536,21 +540,25 @@ static int read_live(nd_online *o, const void *data, size_t len, const char *pat
         if (o->recent_n < o->recent_cap) o->recent_n++;
     }
     if (r.bad || r.p != r.end)
-        return nd_error_set(e, ND_EFORMAT, "%s: section LIVE is malformed (lengths do not "
-                            "add up)", path);
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section LIVE is malformed (lengths do not "
+                            "add up)",
+                            path);
     for (uint32_t mk = 0; mk < md->n_classes; mk++) {
         int found = 0;
         for (uint32_t k = 0; k < o->n_classes; k++)
             if (o->cls[k].model_class == (int)mk) found = 1;
         if (!found)
-            return nd_error_set(e, ND_EFORMAT, "%s: model class '%s' has no reservoir in "
-                                "section LIVE", path, md->class_names[mk]);
+            return nd_error_set(e, ND_EFORMAT,
+                                "%s: model class '%s' has no reservoir in "
+                                "section LIVE",
+                                path, md->class_names[mk]);
     }
     return 0;
 }
 
-nd_online *nd_online_resume(const char *path, const nd_online_opts *lo,
-                            nd_dm_legacy_fn legacy, const nd_dataset *hdr, nd_error *e)
+nd_online *nd_online_resume(const char *path, const nd_online_opts *lo, nd_dm_legacy_fn legacy,
+                            const nd_dataset *hdr, nd_error *e)
 {
     nd_online *o = online_alloc(lo, 0, hdr, e);
     if (!o) return NULL;
@@ -558,8 +566,10 @@ nd_online *nd_online_resume(const char *path, const nd_online_opts *lo,
     if (!o->m) goto fail;
     const nd_dataset *md = nd_dm_dataset(o->m);
     if (md->n_channels != hdr->n_channels || md->L != hdr->L) {
-        nd_error_set(e, ND_ECONFIG, "%s: the model's windows (channels, capture.window) are "
-                     "not the config's: resume with the config it was made with", path);
+        nd_error_set(e, ND_ECONFIG,
+                     "%s: the model's windows (channels, capture.window) are "
+                     "not the config's: resume with the config it was made with",
+                     path);
         goto fail;
     }
     ndf_reader *r = ndf_open(path, NDF_KIND_MODEL, e);
@@ -568,10 +578,11 @@ nd_online *nd_online_resume(const char *path, const nd_online_opts *lo,
     size_t len;
     int rc = ndf_find(r, TAG_LIVE, &data, &len, e);
     if (rc)
-        nd_error_set(e, ND_EFORMAT, "%s: no LIVE section: not a checkpoint of `netdiffus "
-                     "live` (a model from `train` cannot be resumed online)", path);
-    else
-        rc = read_live(o, data, len, path, e);
+        nd_error_set(e, ND_EFORMAT,
+                     "%s: no LIVE section: not a checkpoint of `netdiffus "
+                     "live` (a model from `train` cannot be resumed online)",
+                     path);
+    else rc = read_live(o, data, len, path, e);
     ndf_close(r);
     if (rc || online_model_ready(o, e)) goto fail;
     return o;

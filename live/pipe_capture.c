@@ -148,7 +148,8 @@ void *nd_live_capture_main(void *arg)
         CPU_ZERO(&set);
         CPU_SET(core, &set);
         int err = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-        if (err) nd_warn("live: cannot pin the capture thread to CPU %d: %s", core, strerror(err));
+        if (err)
+            nd_warn("live: cannot pin the capture thread to CPU %d: %s", core, strerror(err));
     }
     int rc = 0;
     uint64_t base = nd_realtime_ns(), mono0 = nd_now_ns(), next_pub = 0, next_stats = 0;
@@ -161,10 +162,11 @@ void *nd_live_capture_main(void *arg)
         }
         /* the files' timeline: virtual now = base + elapsed × speed */
         if (L->files)
-            rc = feed_files(L, base, L->o->speed > 0 ? base + (uint64_t)((double)(mono - mono0) * L->o->speed)
-                                                  : UINT64_MAX);
-        else
-            rc = feed_live(L);
+            rc = feed_files(L, base,
+                            L->o->speed > 0
+                                ? base + (uint64_t)((double)(mono - mono0) * L->o->speed)
+                                : UINT64_MAX);
+        else rc = feed_live(L);
     }
     /* flows still open end here: their last windows go to the trainer too */
     capture_ctx_flush(L->ctx);
@@ -173,4 +175,3 @@ void *nd_live_capture_main(void *arg)
     atomic_store(&L->cap_done, 1);
     return NULL;
 }
-

@@ -27,8 +27,8 @@ int nd_live_checkpoint(nd_live *L, int *written, nd_error *e)
     nd_dm *m = nd_online_model(o);
     nd_dm *snap = nd_dm_snapshot(m, ND_DM_BATCH_SAMPLE, &se);
     if (!snap) {
-        nd_warn("live: replay: %s; the checkpoint at step %" PRIu64 " is not replayed",
-                se.msg, nd_dm_step(m));
+        nd_warn("live: replay: %s; the checkpoint at step %" PRIu64 " is not replayed", se.msg,
+                nd_dm_step(m));
         return 0;
     }
     nd_dm *old = atomic_exchange(&L->fresh, snap); /* not taken yet: superseded */
@@ -61,8 +61,11 @@ void *nd_live_replay_main(void *arg)
         m = next;
         /* replay's policy (nd_dm_sample_flows), classes evenly, one window per sampler
          * call so that a stop is seen within one window's denoising run */
-        nd_flows_opts fo = {.flows = L->o->replay.flows ? L->o->replay.flows : 8, .batch = 1,
-                            .stop = &R->stop, .tag = "live: replay", .quiet = 1};
+        nd_flows_opts fo = {.flows = L->o->replay.flows ? L->o->replay.flows : 8,
+                            .batch = 1,
+                            .stop = &R->stop,
+                            .tag = "live: replay",
+                            .quiet = 1};
         nd_dataset *ds = nd_dm_sample_flows(m, &fo, &rng, &e);
         if (!ds) {
             if (e.code != ND_EINTR) nd_warn("live: replay: %s", e.msg);

@@ -65,11 +65,12 @@ void nd_live_report(nd_live *L, const nd_live_figures *f, int final)
         off += n > 0 ? (size_t)n : 0;
     }
     char ck[64];
-    if (f->ckpt_count) snprintf(ck, sizeof ck, "step %" PRIu64 " %.0fs ago", f->ckpt_step, f->ckpt_age);
+    if (f->ckpt_count)
+        snprintf(ck, sizeof ck, "step %" PRIu64 " %.0fs ago", f->ckpt_step, f->ckpt_age);
     else snprintf(ck, sizeof ck, "none yet");
     if (!final)
-        nd_status("%.0f pkt/s  flows %" PRIu64 "  windows %s  ring drops %" PRIu64 "  step %" PRIu64
-                  "  loss %.4f  %.1f img/s  ckpt %s",
+        nd_status("%.0f pkt/s  flows %" PRIu64 "  windows %s  ring drops %" PRIu64
+                  "  step %" PRIu64 "  loss %.4f  %.1f img/s  ckpt %s",
                   f->pps, f->active, cls, f->dropped, f->step, f->loss, f->ips, ck);
     if (stats) {
         fprintf(stats,
@@ -85,9 +86,11 @@ void nd_live_report(nd_live *L, const nd_live_figures *f, int final)
         for (uint32_t i = 0; i < in.n_classes; i++) {
             nd_online_class_info ci;
             nd_online_class(o, i, &ci);
-            fprintf(stats, "%s\"%s\":{\"windows\":%" PRIu64 ",\"kept\":%u,\"model_class\":%d,"
-                    "\"clipped\":%" PRIu64 ",\"refits\":%u}", i ? "," : "", ci.name, ci.seen,
-                    ci.kept, ci.model_class, ci.clipped, ci.refits);
+            fprintf(stats,
+                    "%s\"%s\":{\"windows\":%" PRIu64 ",\"kept\":%u,\"model_class\":%d,"
+                    "\"clipped\":%" PRIu64 ",\"refits\":%u}",
+                    i ? "," : "", ci.name, ci.seen, ci.kept, ci.model_class, ci.clipped,
+                    ci.refits);
         }
         fputs("}}\n", stats);
         fflush(stats);
@@ -95,21 +98,29 @@ void nd_live_report(nd_live *L, const nd_live_figures *f, int final)
     if (L->o->metrics_port) {
         char *m = malloc(ND_LIVE_METRICS_MAX);
         if (!m) return;
-        int n = snprintf(m, ND_LIVE_METRICS_MAX,
-            "# TYPE netdiffus_live_packets_total counter\nnetdiffus_live_packets_total %" PRIu64 "\n"
-            "# TYPE netdiffus_live_flows_total counter\nnetdiffus_live_flows_total %" PRIu64 "\n"
-            "# TYPE netdiffus_live_flows_active gauge\nnetdiffus_live_flows_active %" PRIu64 "\n"
-            "# TYPE netdiffus_live_windows_total counter\nnetdiffus_live_windows_total %" PRIu64 "\n"
-            "# TYPE netdiffus_live_ring_dropped_total counter\nnetdiffus_live_ring_dropped_total %" PRIu64 "\n"
+        int n = snprintf(
+            m, ND_LIVE_METRICS_MAX,
+            "# TYPE netdiffus_live_packets_total counter\nnetdiffus_live_packets_total %" PRIu64
+            "\n"
+            "# TYPE netdiffus_live_flows_total counter\nnetdiffus_live_flows_total %" PRIu64
+            "\n"
+            "# TYPE netdiffus_live_flows_active gauge\nnetdiffus_live_flows_active %" PRIu64
+            "\n"
+            "# TYPE netdiffus_live_windows_total counter\nnetdiffus_live_windows_total %" PRIu64
+            "\n"
+            "# TYPE netdiffus_live_ring_dropped_total counter\nnetdiffus_live_ring_dropped_total %" PRIu64
+            "\n"
             "# TYPE netdiffus_live_train_step gauge\nnetdiffus_live_train_step %" PRIu64 "\n"
             "# TYPE netdiffus_live_train_loss gauge\nnetdiffus_live_train_loss %.6f\n"
             "# TYPE netdiffus_live_images_per_second gauge\nnetdiffus_live_images_per_second %.2f\n"
-            "# TYPE netdiffus_live_checkpoint_step gauge\nnetdiffus_live_checkpoint_step %" PRIu64 "\n"
+            "# TYPE netdiffus_live_checkpoint_step gauge\nnetdiffus_live_checkpoint_step %" PRIu64
+            "\n"
             "# TYPE netdiffus_live_rss_bytes gauge\nnetdiffus_live_rss_bytes %" PRIu64 "\n"
             "# TYPE netdiffus_live_class_windows_total counter\n",
             f->packets, f->flows, f->active, f->windows, f->dropped, f->step, f->loss, f->ips,
             f->ckpt_step, f->rss);
-        for (uint32_t i = 0; i < in.n_classes && n > 0 && (size_t)n < ND_LIVE_METRICS_MAX; i++) {
+        for (uint32_t i = 0; i < in.n_classes && n > 0 && (size_t)n < ND_LIVE_METRICS_MAX;
+             i++) {
             nd_online_class_info ci;
             nd_online_class(o, i, &ci);
             n += snprintf(m + n, ND_LIVE_METRICS_MAX - (size_t)n,
@@ -131,12 +142,13 @@ void nd_live_show_memory(const nd_live *L)
     /* a flow is three 64-byte lines plus two 8-byte index slots (docs/CAPTURE.md) */
     double flows = (double)o->capture.flow_capacity * (3 * 64 + 2 * 8);
     double ring = (double)nd_wring_bytes(o->ring_size, wf);
-    double res = (double)nd_online_memory_bound(&o->online, n_classes, wf), mib = 1024.0 * 1024.0;
+    double res = (double)nd_online_memory_bound(&o->online, n_classes, wf),
+           mib = 1024.0 * 1024.0;
     nd_info("live: memory bounds: flow table %.1f MiB (%u flows), ring %.1f MiB (%u windows), "
             "reservoirs + recent %.1f MiB (%u classes x %u + %u windows): %.1f MiB, plus the "
-            "model", flows / mib, o->capture.flow_capacity, ring / mib,
-            o->ring_size, res / mib, n_classes, o->online.reservoir,
-            o->online.recent, (flows + ring + res) / mib);
+            "model",
+            flows / mib, o->capture.flow_capacity, ring / mib, o->ring_size, res / mib,
+            n_classes, o->online.reservoir, o->online.recent, (flows + ring + res) / mib);
 }
 
 void *nd_live_metrics_main(void *arg)
@@ -154,8 +166,10 @@ void *nd_live_metrics_main(void *arg)
         memcpy(body, M->L->metrics, ND_LIVE_METRICS_MAX);
         pthread_mutex_unlock(&M->L->mu);
         size_t n = strlen(body);
-        int h = snprintf(hdr, sizeof hdr, "HTTP/1.0 200 OK\r\nContent-Type: text/plain; "
-                         "version=0.0.4\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", n);
+        int h = snprintf(hdr, sizeof hdr,
+                         "HTTP/1.0 200 OK\r\nContent-Type: text/plain; "
+                         "version=0.0.4\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                         n);
         (void)!write(c, hdr, (size_t)h);
         (void)!write(c, body, n);
         close(c);
@@ -180,4 +194,3 @@ int nd_live_metrics_open(uint32_t port, nd_error *e)
     }
     return fd;
 }
-

@@ -60,12 +60,15 @@ static int setup_check(nd_live *L, nd_error *e)
                             o->checkpoint, strerror(-rc));
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (o->capture_core >= ncpu)
-        return nd_error_set(e, ND_ECONFIG, "live.capture_core: CPU %d, but this machine has %ld "
-                            "(0..%ld)", o->capture_core, ncpu, ncpu - 1);
+        return nd_error_set(e, ND_ECONFIG,
+                            "live.capture_core: CPU %d, but this machine has %ld "
+                            "(0..%ld)",
+                            o->capture_core, ncpu, ncpu - 1);
     unsigned files = 0;
     for (unsigned k = 0; k < o->n_sources; k++) files += !strncmp(o->sources[k], "pcap:", 5);
     if (files && files != o->n_sources)
-        return nd_error_set(e, ND_EUSAGE, "live: pcap files play on their own clock and "
+        return nd_error_set(e, ND_EUSAGE,
+                            "live: pcap files play on their own clock and "
                             "interfaces on the wall clock: give one kind of source per run");
     L->files = files > 0;
     return 0;
@@ -95,7 +98,8 @@ static int setup_capture(nd_live *L, nd_error *e)
                                 capture_ctx_class_name(L->ctx, i));
     L->snap.class_windows = calloc(L->n_classes, sizeof *L->snap.class_windows);
     L->snap.stats = calloc(L->n_classes, sizeof *L->snap.stats);
-    if (!L->snap.class_windows || !L->snap.stats) return nd_error_set(e, -ENOMEM, "live: out of memory");
+    if (!L->snap.class_windows || !L->snap.stats)
+        return nd_error_set(e, -ENOMEM, "live: out of memory");
     return 0;
 }
 
@@ -115,7 +119,8 @@ static int setup_trainer(nd_live *L, nd_error *e)
         nd_online_info in;
         nd_online_get_info(L->online, &in);
         nd_info("live: resuming %s at step %" PRIu64 ": %u classes in the model, %" PRIu64
-                " windows taken so far", o->checkpoint, in.step, in.model_classes, in.windows);
+                " windows taken so far",
+                o->checkpoint, in.step, in.model_classes, in.windows);
     } else if (!access(o->checkpoint, F_OK)) {
         nd_warn("live: %s exists and will be replaced by a new run (--resume continues it)",
                 o->checkpoint);
@@ -141,8 +146,10 @@ static int setup_inputs(nd_live *L, nd_error *e)
     char pin[32] = "not pinned";
     if (o->capture_core >= 0) snprintf(pin, sizeof pin, "pinned to CPU %d", o->capture_core);
     nd_info("live: %u source(s)%s, %u classes, trainer on %u thread(s), capture %s; "
-            "checkpoints -> %s", L->n_src,
-            L->files ? (o->speed > 0 ? " played at their own pace" : " read as fast as they go") : "",
+            "checkpoints -> %s",
+            L->n_src,
+            L->files ? (o->speed > 0 ? " played at their own pace" : " read as fast as they go")
+                     : "",
             L->n_classes, o->trainer_threads, pin, o->checkpoint);
     return 0;
 }
@@ -232,9 +239,11 @@ static int input_ended(nd_live *L, trainer *t, nd_error *e)
     nd_online_get_info(L->online, &in);
     nd_status_end();
     if (!in.model_classes)
-        return nd_error_set(e, ND_EFORMAT, "live: the input ended after %" PRIu64
+        return nd_error_set(e, ND_EFORMAT,
+                            "live: the input ended after %" PRIu64
                             " windows, and no class reached live.warmup (%u windows): "
-                            "nothing to learn", in.windows, L->o->online.warmup);
+                            "nothing to learn",
+                            in.windows, L->o->online.warmup);
     nd_info("live: every input has ended; training goes on until Ctrl-C%s",
             t->max_steps || t->duration ? ", --steps or --duration" : "");
     return 0;
@@ -247,8 +256,8 @@ static int maybe_checkpoint(nd_live *L, trainer *t, uint64_t now, nd_error *e)
     nd_online_info in;
     nd_online_get_info(L->online, &in);
     uint64_t every = L->o->checkpoint_every, ival = L->o->checkpoint_interval_ns;
-    if (in.step <= t->last_ckpt_step ||
-        !((every && in.step - t->last_ckpt_step >= every) || (ival && now - t->last_ckpt_t >= ival)))
+    if (in.step <= t->last_ckpt_step || !((every && in.step - t->last_ckpt_step >= every) ||
+                                          (ival && now - t->last_ckpt_t >= ival)))
         return 0;
     int written, rc = nd_live_checkpoint(L, &written, e);
     if (rc || !written) return rc;
@@ -341,10 +350,15 @@ static int finish(nd_live *L, trainer *t, int rc, nd_live_result *res, nd_error 
     f->ckpt_count = t->ckpt_count;
     f->input_done = t->input_done;
     nd_live_report(L, f, 1);
-    *res = (nd_live_result){.seconds = f->t, .packets = f->packets,
-                            .windows = f->pushed + f->dropped, .dropped = f->dropped,
-                            .steps_run = in.steps_run, .step = in.step, .loss = in.loss,
-                            .checkpoint = written, .replay_rounds = L->R.rounds,
+    *res = (nd_live_result){.seconds = f->t,
+                            .packets = f->packets,
+                            .windows = f->pushed + f->dropped,
+                            .dropped = f->dropped,
+                            .steps_run = in.steps_run,
+                            .step = in.step,
+                            .loss = in.loss,
+                            .checkpoint = written,
+                            .replay_rounds = L->R.rounds,
                             .replay_packets = L->R.packets};
     return 0;
 }

@@ -103,10 +103,17 @@ static const struct {
     int width;
 } filters[] = {
     {0}, /* none: 0, also for targets without an autocorrelation */
-    {.dither = 0.01f}, {.dither = 0.02f}, {.dither = 0.04f}, {.dither = 0.08f},
-    {.sharpen = 1}, {.sharpen = 2},
-    {.weight = 1, .width = 3}, {.weight = 0.5f, .width = 5}, {.weight = 1, .width = 5},
-    {.weight = 0.5f, .width = 9}, {.weight = 1, .width = 9},
+    {.dither = 0.01f},
+    {.dither = 0.02f},
+    {.dither = 0.04f},
+    {.dither = 0.08f},
+    {.sharpen = 1},
+    {.sharpen = 2},
+    {.weight = 1, .width = 3},
+    {.weight = 0.5f, .width = 5},
+    {.weight = 1, .width = 5},
+    {.weight = 0.5f, .width = 9},
+    {.weight = 1, .width = 9},
 };
 enum { NFILTERS = sizeof filters / sizeof filters[0] };
 
@@ -128,7 +135,8 @@ static void filter(float *s, int L, int f, nd_rng *rng)
         } else {
             float m = 0.0f;
             for (int j = i - h; j <= i + h; j++) m += in[j < 0 ? 0 : j >= L ? L - 1 : j];
-            s[i] = (1.0f - filters[f].weight) * in[i] + filters[f].weight * m / (float)(2 * h + 1);
+            s[i] =
+                (1.0f - filters[f].weight) * in[i] + filters[f].weight * m / (float)(2 * h + 1);
         }
     }
 }
@@ -208,8 +216,9 @@ static void fit_bins(nd_decoder_map *f, const nd_decoder_target *t, double s,
     size_t idle = s <= 0.0 ? 0 : (size_t)lround(s * (double)nb);
     /* halfway between the last idle and the first busy score; outside the score range
      * when every bin (or none) is idle */
-    f->threshold = idle == 0 ? -INFINITY : idle >= nb ? INFINITY
-                                                      : 0.5f * (scratch[idle - 1] + scratch[idle]);
+    f->threshold = idle == 0    ? -INFINITY
+                   : idle >= nb ? INFINITY
+                                : 0.5f * (scratch[idle - 1] + scratch[idle]);
     for (int k = 0; k <= ND_DECODER_Q; k++) f->busy[k] = NAN;
     size_t busy = 0;
     for (size_t i = 0; i < nb; i++)
@@ -301,8 +310,7 @@ void nd_decoder_fit(nd_decoder_map *f, const nd_decoder_target *t, const float *
     }
 }
 
-float nd_decoder_bin(const nd_decoder_map *f, const nd_decoder_target *t, float score,
-                     float l)
+float nd_decoder_bin(const nd_decoder_map *f, const nd_decoder_target *t, float score, float l)
 {
     if (!(score > f->threshold)) return 0.0f;
     if (!isfinite(f->busy[0])) return expm1f(l); /* no busy bin in the model's samples */
@@ -346,10 +354,11 @@ int nd_decoder_key_equal(const nd_decoder_key *a, const nd_decoder_key *b)
 /* The key's settings as text: what `inspect` shows, and what older files stored. */
 static void key_text(const nd_decoder_key *k, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s %u steps, guidance %g, eta %g, clip %s, projection %s, decode %s, "
-             "fit %u", nd_sampler_name(k->sampler), k->steps, k->guidance, k->eta,
-             nd_clip_name(k->clip), k->project ? "on" : "off",
-             k->decode == ND_GAF_DIAG ? "diag" : "lsq", k->revision);
+    snprintf(buf, len,
+             "%s %u steps, guidance %g, eta %g, clip %s, projection %s, decode %s, "
+             "fit %u",
+             nd_sampler_name(k->sampler), k->steps, k->guidance, k->eta, nd_clip_name(k->clip),
+             k->project ? "on" : "off", k->decode == ND_GAF_DIAG ? "diag" : "lsq", k->revision);
 }
 
 nd_decoder *nd_decoder_new(int rows, int C)
@@ -391,13 +400,13 @@ void nd_decoder_free(nd_decoder *d)
     free(d);
 }
 
-#define TAG_DECO ND_FOURCC('D', 'E', 'C', 'O')
-#define TAG_MARG ND_FOURCC('M', 'A', 'R', 'G')
-#define TAG_CALB ND_FOURCC('C', 'A', 'L', 'B')
+#define TAG_DECO     ND_FOURCC('D', 'E', 'C', 'O')
+#define TAG_MARG     ND_FOURCC('M', 'A', 'R', 'G')
+#define TAG_CALB     ND_FOURCC('C', 'A', 'L', 'B')
 #define DECO_VERSION 1
-#define DECO_HEADER 80                                        /* bytes before the targets */
-#define DECO_TARGET (4 * (1 + 2 * (ND_DECODER_Q + 1) + ND_DECODER_LAGS)) /* bytes each */
-#define DECO_MAP (4 * (1 + 2 * (ND_DECODER_Q + 1)) + 4)
+#define DECO_HEADER  80 /* bytes before the targets */
+#define DECO_TARGET  (4 * (1 + 2 * (ND_DECODER_Q + 1) + ND_DECODER_LAGS)) /* bytes each */
+#define DECO_MAP     (4 * (1 + 2 * (ND_DECODER_Q + 1)) + 4)
 
 static unsigned char *put_floats(unsigned char *p, const float *v, int n)
 {
@@ -416,12 +425,12 @@ int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_er
     size_t len = DECO_HEADER + n * DECO_TARGET + (k->windows ? n * DECO_MAP : 0);
     unsigned char *buf = malloc(len), *p = buf;
     if (!buf) return nd_error_set(e, -ENOMEM, "decoder: out of memory");
-    uint32_t h[] = {DECO_VERSION, ND_DECODER_Q, ND_DECODER_LAGS, classes, (uint32_t)d->C,
-                    k->windows, k->revision, 0};
+    uint32_t h[] = {DECO_VERSION,   ND_DECODER_Q, ND_DECODER_LAGS, classes,
+                    (uint32_t)d->C, k->windows,   k->revision,     0};
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) p = nd_rec_put_u32(p, h[i]);
     p = nd_rec_put_u64(p, k->step);
     uint32_t s[] = {(uint32_t)k->sampler, k->steps, (uint32_t)k->clip, (uint32_t)k->project,
-                    (uint32_t)k->decode, 0};
+                    (uint32_t)k->decode,  0};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) p = nd_rec_put_u32(p, s[i]);
     p = nd_rec_put_f64(p, k->guidance);
     p = nd_rec_put_f64(p, k->eta);
@@ -468,8 +477,10 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
 {
     size_t n = (size_t)classes * d->C;
     if (len < DECO_HEADER)
-        return nd_error_set(e, ND_EFORMAT, "%s: section DECO holds %zu bytes, less than its "
-                            "header", path, len);
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section DECO holds %zu bytes, less than its "
+                            "header",
+                            path, len);
     uint32_t h[8];
     nd_decoder_key *k = &d->key;
     read_header(&p, h, k);
@@ -479,10 +490,12 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
     size_t want = DECO_HEADER + n * DECO_TARGET + (k->windows ? n * DECO_MAP : 0);
     if (h[1] != ND_DECODER_Q || h[2] != ND_DECODER_LAGS || h[3] != classes ||
         h[4] != (uint32_t)d->C || len != want)
-        return nd_error_set(e, ND_EFORMAT, "%s: section DECO (%u quantiles, %u lags, %u "
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section DECO (%u quantiles, %u lags, %u "
                             "classes, %u channels, %zu bytes) does not match the model (%d, "
-                            "%d, %u, %d, %zu)", path, h[1], h[2], h[3], h[4], len,
-                            ND_DECODER_Q, ND_DECODER_LAGS, classes, d->C, want);
+                            "%d, %u, %d, %zu)",
+                            path, h[1], h[2], h[3], h[4], len, ND_DECODER_Q, ND_DECODER_LAGS,
+                            classes, d->C, want);
     for (size_t i = 0; i < n; i++) {
         nd_decoder_target *t = &d->target[i];
         get_floats(&p, &t->idle, 1);
@@ -497,8 +510,10 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
         get_floats(&p, f->volume, ND_DECODER_Q + 1);
         uint32_t filter = nd_rec_u32(&p);
         if (filter >= NFILTERS)
-            return nd_error_set(e, ND_EFORMAT, "%s: section DECO: score filter %u of class "
-                                "%zu, this build has %d", path, filter, i / d->C, NFILTERS);
+            return nd_error_set(e, ND_EFORMAT,
+                                "%s: section DECO: score filter %u of class "
+                                "%zu, this build has %d",
+                                path, filter, i / d->C, NFILTERS);
         f->filter = (int)filter;
     }
     return 0;
@@ -509,10 +524,10 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
  * volume quantiles, [LEGACY_ACF..] the target's autocorrelation at lags 1..16, or the
  * map's filter (one float). Files from before the volume map hold LEGACY_VOL floats per
  * row, files from before the score filter LEGACY_ACF. */
-#define LEGACY_VOL (ND_DECODER_Q + 2)
-#define LEGACY_ACF (2 * ND_DECODER_Q + 3)
+#define LEGACY_VOL   (ND_DECODER_Q + 2)
+#define LEGACY_ACF   (2 * ND_DECODER_Q + 3)
 #define LEGACY_SLOTS (LEGACY_ACF + ND_DECODER_LAGS)
-#define LEGACY_KEY 256 /* CALB: u32 Q, u32 windows, u64 step, char[LEGACY_KEY] settings */
+#define LEGACY_KEY   256 /* CALB: u32 Q, u32 windows, u64 step, char[LEGACY_KEY] settings */
 
 /* slot[i] of a row of k floats at p, NaN beyond k. */
 static float legacy_slot(const unsigned char *p, size_t k, size_t i)
@@ -527,7 +542,8 @@ static void legacy_target(nd_decoder_target *t, const unsigned char *p, size_t k
         t->busy[j] = legacy_slot(p, k, 1 + (size_t)j);
         t->volume[j] = legacy_slot(p, k, LEGACY_VOL + (size_t)j);
     }
-    for (int j = 0; j < ND_DECODER_LAGS; j++) t->acf[j] = legacy_slot(p, k, LEGACY_ACF + (size_t)j);
+    for (int j = 0; j < ND_DECODER_LAGS; j++)
+        t->acf[j] = legacy_slot(p, k, LEGACY_ACF + (size_t)j);
 }
 
 /* 0, or -1 for a filter that is not one of ours. */
@@ -564,25 +580,32 @@ static int read_legacy(nd_decoder *d, uint32_t classes, const ndf_reader *r,
     if (len == 4 + 4 * rows * LEGACY_VOL) k = LEGACY_VOL;
     if (len == 4 + 4 * rows * LEGACY_ACF) k = LEGACY_ACF;
     if (len != 4 + 4 * rows * k)
-        return nd_error_set(e, ND_EFORMAT, "%s: section MARG holds %zu bytes, expected %zu "
-                            "(%zu floats)", path, len, 4 + 4 * rows * k, rows * k);
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section MARG holds %zu bytes, expected %zu "
+                            "(%zu floats)",
+                            path, len, 4 + 4 * rows * k, rows * k);
     if (nd_get_u32(p) != ND_DECODER_Q)
-        return nd_error_set(e, ND_EFORMAT, "%s: section MARG has %u quantiles, this build "
-                            "reads %d", path, nd_get_u32(p), ND_DECODER_Q);
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section MARG has %u quantiles, this build "
+                            "reads %d",
+                            path, nd_get_u32(p), ND_DECODER_Q);
     for (size_t i = 0; i < rows; i++) legacy_target(&d->target[i], p + 4 + 4 * i * k, k);
     if (k != LEGACY_SLOTS || ndf_find(r, TAG_CALB, &data, &len, NULL)) return 0;
     p = data;
     size_t hdr = 16 + LEGACY_KEY;
     if (len != hdr + 4 * rows * LEGACY_SLOTS)
-        return nd_error_set(e, ND_EFORMAT, "%s: section CALB holds %zu bytes, expected %zu "
-                            "(%zu floats)", path, len, hdr + 4 * rows * LEGACY_SLOTS,
-                            rows * LEGACY_SLOTS);
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section CALB holds %zu bytes, expected %zu "
+                            "(%zu floats)",
+                            path, len, hdr + 4 * rows * LEGACY_SLOTS, rows * LEGACY_SLOTS);
     if (nd_get_u32(p) != ND_DECODER_Q || !nd_get_u32(p + 4) || p[hdr - 1])
         return nd_error_set(e, ND_EFORMAT, "%s: section CALB: bad header", path);
     for (size_t i = 0; i < rows; i++)
         if (legacy_map(&d->map[i], p + hdr + 4 * i * LEGACY_SLOTS))
-            return nd_error_set(e, ND_EFORMAT, "%s: section CALB: bad score filter of class "
-                                "%zu", path, i / d->C);
+            return nd_error_set(e, ND_EFORMAT,
+                                "%s: section CALB: bad score filter of class "
+                                "%zu",
+                                path, i / d->C);
     char text[LEGACY_KEY];
     key_text(now, text, sizeof text);
     d->key = *now;
@@ -631,5 +654,5 @@ void nd_decoder_inspect(const ndf_reader *r, FILE *out)
                 (unsigned long long)step, text);
     else
         fprintf(out, "decode calibration: none stored (sample fits one when "
-                "sample.calibrate is on)\n");
+                     "sample.calibrate is on)\n");
 }

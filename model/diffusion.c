@@ -115,7 +115,10 @@ static void clip_x0(float *x0, size_t n, int mode, float *tmp)
 }
 
 /* Step k of S from T: timesteps evenly spaced from T−1 down to 0 (rounded). */
-static int step_t(int T, int S, int k) { return (int)((double)(T - 1) * (S - 1 - k) / (S > 1 ? S - 1 : 1) + 0.5); }
+static int step_t(int T, int S, int k)
+{
+    return (int)((double)(T - 1) * (S - 1 - k) / (S > 1 ? S - 1 : 1) + 0.5);
+}
 
 void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_denoise_fn f,
                          void *arg, float *x, const int *y, int B, size_t img, nd_rng *rng)

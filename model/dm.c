@@ -35,20 +35,20 @@
 #include "model_impl.h"
 #include "model.h"
 
-#define TAG_DMCF ND_FOURCC('D', 'M', 'C', 'F')
-#define TAG_SCAL ND_FOURCC('S', 'C', 'A', 'L')
-#define TAG_PARM ND_FOURCC('P', 'A', 'R', 'M')
-#define TAG_EMAW ND_FOURCC('E', 'M', 'A', 'W')
-#define TAG_ADAM ND_FOURCC('A', 'D', 'A', 'M')
-#define DMCF_VERSION 2
-#define DMCF_U32 23                      /* u32 fields of the part version 1 has */
+#define TAG_DMCF      ND_FOURCC('D', 'M', 'C', 'F')
+#define TAG_SCAL      ND_FOURCC('S', 'C', 'A', 'L')
+#define TAG_PARM      ND_FOURCC('P', 'A', 'R', 'M')
+#define TAG_EMAW      ND_FOURCC('E', 'M', 'A', 'W')
+#define TAG_ADAM      ND_FOURCC('A', 'D', 'A', 'M')
+#define DMCF_VERSION  2
+#define DMCF_U32      23 /* u32 fields of the part version 1 has */
 #define DMCF_V1_BYTES (DMCF_U32 * 4 + 7 * 8)
-#define DMCF_BYTES (DMCF_V1_BYTES + 88 + 56) /* + training, sampling */
+#define DMCF_BYTES    (DMCF_V1_BYTES + 88 + 56) /* + training, sampling */
 
 struct nd_dm {
-    nd_dm_settings s;  /* net.channels and net.L: the image's */
-    nd_dataset *meta;  /* classes, channels, statistics, config text; no windows */
-    nd_gaf_spec gaf;   /* decode: s.sample.decode */
+    nd_dm_settings s;     /* net.channels and net.L: the image's */
+    nd_dataset *meta;     /* classes, channels, statistics, config text; no windows */
+    nd_gaf_spec gaf;      /* decode: s.sample.decode */
     nd_gaf_scale *scales; /* (n_classes) */
     nd_diffusion diff;
     nd_unet *net;
@@ -172,8 +172,8 @@ static int fit_targets(nd_dm *m, const nd_dataset *ds, nd_error *e)
             if (ds->labels[w] == k && !is_val_group(m, ds->groups[w]))
                 memcpy(buf + n++ * WL, ds->values + w * WL, WL * sizeof(float));
         for (int c = 0; c < C; c++)
-            nd_decoder_target_measure(nd_decoder_target_at(m->dec, (int)k, c), buf, n, C, L,
-                                      c, scratch);
+            nd_decoder_target_measure(nd_decoder_target_at(m->dec, (int)k, c), buf, n, C, L, c,
+                                      scratch);
     }
     free(buf);
     free(scratch);
@@ -209,8 +209,8 @@ nd_dm *nd_dm_new(const nd_dm_settings *s, const nd_dataset *ds, const char *prov
                      L, ND_MODEL_MAX_L);
         goto fail;
     }
-    m->gaf = (nd_gaf_spec){.C = C, .L = L, .scaling = s->scaling, .mask = s->mask,
-                           .decode = s->sample.decode};
+    m->gaf = (nd_gaf_spec){
+        .C = C, .L = L, .scaling = s->scaling, .mask = s->mask, .decode = s->sample.decode};
     m->s.net.channels = nd_gaf_channels(&m->gaf);
     m->s.net.L = L;
     if (nd_diffusion_init(&m->diff, (int)s->timesteps, s->schedule, s->pred, e) ||
@@ -300,8 +300,10 @@ static int read_floats(const ndf_reader *r, uint32_t tag, float *v, size_t n, nd
     char t[5];
     ndf_tag_str(tag, t);
     if (len != 4 * n)
-        return nd_error_set(e, ND_EFORMAT, "%s: section %s holds %zu bytes, expected %zu "
-                            "(%zu floats)", ndf_path(r), t, len, 4 * n, n);
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section %s holds %zu bytes, expected %zu "
+                            "(%zu floats)",
+                            ndf_path(r), t, len, 4 * n, n);
     const unsigned char *p = data;
     for (size_t i = 0; i < n; i++) v[i] = nd_get_f32(p + 4 * i);
     return 0;
@@ -336,14 +338,15 @@ static void dmcf_encode(const nd_dm *m, unsigned char *rec)
     const nd_dm_training *t = &s->train;
     uint64_t t64[] = {t->steps, t->checkpoint_every, t->seed};
     uint32_t t32[] = {t->batch, t->warmup_steps, (uint32_t)t->ema_warmup, t->threads};
-    double tf[] = {t->lr, t->weight_decay, t->grad_clip, t->ema_decay, t->class_dropout,
-                   t->val_fraction};
+    double tf[] = {t->lr,        t->weight_decay,  t->grad_clip,
+                   t->ema_decay, t->class_dropout, t->val_fraction};
     for (int i = 0; i < 3; i++) p = nd_rec_put_u64(p, t64[i]);
     for (int i = 0; i < 4; i++) p = nd_rec_put_u32(p, t32[i]);
     for (int i = 0; i < 6; i++) p = nd_rec_put_f64(p, tf[i]);
     const nd_dm_sampling *q = &s->sample;
-    uint32_t q32[] = {(uint32_t)q->sampler, q->steps, (uint32_t)q->clip, (uint32_t)q->project,
-                      (uint32_t)q->decode, q->calibrate, q->batch, 0};
+    uint32_t q32[] = {
+        (uint32_t)q->sampler, q->steps,     (uint32_t)q->clip, (uint32_t)q->project,
+        (uint32_t)q->decode,  q->calibrate, q->batch,          0};
     for (int i = 0; i < 8; i++) p = nd_rec_put_u32(p, q32[i]);
     p = nd_rec_put_u64(p, q->seed);
     p = nd_rec_put_f64(p, q->guidance);
@@ -392,12 +395,16 @@ static int dmcf_version(const ndf_reader *r, const unsigned char **rec, nd_error
     *rec = data;
     uint32_t v = len >= 4 ? nd_get_u32(*rec) : 0;
     if (v > DMCF_VERSION)
-        return nd_error_set(e, ND_EVERSION, "%s: model record version %u, this build reads "
-                            "up to %d", ndf_path(r), v, DMCF_VERSION);
+        return nd_error_set(e, ND_EVERSION,
+                            "%s: model record version %u, this build reads "
+                            "up to %d",
+                            ndf_path(r), v, DMCF_VERSION);
     size_t want = v == 1 ? DMCF_V1_BYTES : DMCF_BYTES;
     if (len != want)
-        return nd_error_set(e, ND_EFORMAT, "%s: section DMCF holds %zu bytes, expected %zu "
-                            "(not a model of this version)", ndf_path(r), len, want);
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section DMCF holds %zu bytes, expected %zu "
+                            "(not a model of this version)",
+                            ndf_path(r), len, want);
     return (int)v;
 }
 
@@ -406,8 +413,7 @@ int nd_dm_save(nd_dm *m, const char *path, nd_error *e)
     return nd_dm_save_with(m, path, NULL, NULL, e);
 }
 
-int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg,
-                    nd_error *e)
+int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg, nd_error *e)
 {
     ndf_writer *w = ndf_writer_open(path, NDF_KIND_MODEL, e);
     if (!w) return e ? e->code : -EIO;
@@ -476,24 +482,31 @@ static int read_dmcf(nd_dm *m, const ndf_reader *r, nd_dm_legacy_fn legacy, uint
         nd_dm_settings old;
         const char *yaml = m->meta->config_yaml ? m->meta->config_yaml : "";
         if (!legacy)
-            return nd_error_set(e, ND_EVERSION, "%s: model record version 1 keeps its "
+            return nd_error_set(e, ND_EVERSION,
+                                "%s: model record version 1 keeps its "
                                 "settings in its embedded config only, which this program "
-                                "does not read", path);
+                                "does not read",
+                                path);
         memset(&old, 0, sizeof old);
         int rc = legacy(&old, yaml, path, e);
         if (rc) return rc;
         m->s.train = old.train;
         m->s.sample = old.sample;
     }
-    m->gaf = (nd_gaf_spec){.C = (int)f[20], .L = u->L, .scaling = m->s.scaling,
-                           .mask = m->s.mask, .decode = m->s.sample.decode};
+    m->gaf = (nd_gaf_spec){.C = (int)f[20],
+                           .L = u->L,
+                           .scaling = m->s.scaling,
+                           .mask = m->s.mask,
+                           .decode = m->s.sample.decode};
     const char *bad = settings_problem(&m->s);
     if (m->gaf.C != (int)m->meta->n_channels || u->L != (int)m->meta->L ||
         u->L > ND_MODEL_MAX_L || nd_gaf_channels(&m->gaf) != u->channels ||
         m->meta->n_classes > (uint32_t)u->max_classes || u->levels < 1 ||
         u->levels > ND_UNET_MAX_LEVELS)
-        return nd_error_set(e, ND_EFORMAT, "%s: section DMCF does not match the file's "
-                            "channels, bins or classes", path);
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section DMCF does not match the file's "
+                            "channels, bins or classes",
+                            path);
     if (bad) return nd_error_set(e, ND_EFORMAT, "%s: section DMCF: %s", path, bad);
     return nd_diffusion_init(&m->diff, (int)m->s.timesteps, m->s.schedule, m->s.pred, e);
 }
@@ -530,9 +543,10 @@ nd_dm *nd_dm_load(const char *path, int max_batch, nd_dm_legacy_fn legacy, nd_er
     if (!rc) rc = read_dmcf(m, r, legacy, &n, e);
     if (!rc) rc = dm_build(m, max_batch, e);
     if (!rc && n != nd_unet_num_params(m->net))
-        rc = nd_error_set(e, ND_EFORMAT, "%s: %llu parameters stored, the network it "
-                          "describes has %zu", path, (unsigned long long)n,
-                          nd_unet_num_params(m->net));
+        rc = nd_error_set(e, ND_EFORMAT,
+                          "%s: %llu parameters stored, the network it "
+                          "describes has %zu",
+                          path, (unsigned long long)n, nd_unet_num_params(m->net));
     if (!rc) rc = read_scales(m, r, e);
     if (!rc) rc = read_floats(r, TAG_PARM, nd_unet_params(m->net), n, e);
     if (!rc) rc = read_floats(r, TAG_EMAW, m->ema, n, e);
@@ -571,7 +585,7 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e)
             (unsigned long long)nd_get_u64(p + 4 * DMCF_U32));
     if (v == 1)
         fprintf(out, "settings: model record version 1 (training and sampling settings in "
-                "the embedded config)\n");
+                     "the embedded config)\n");
     nd_decoder_inspect(r, out);
     const void *sd;
     size_t sl;
@@ -653,7 +667,8 @@ static void batch_fill(nd_dm *m, batch_buf *b, int i, const float *x, int k)
 /* One optimiser step on the B images batch_fill prepared, then the EMA; the loss. */
 static float batch_step(nd_dm *m, batch_buf *b, int B)
 {
-    size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L, np = nd_unet_num_params(m->net);
+    size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L,
+           np = nd_unet_num_params(m->net);
     nd_unet_forward(m->net, m->ctx, b->out, b->xt, b->tt, b->y, B);
     float loss = nd_mse_forward(b->out, b->target, (size_t)B * img);
     nd_mse_backward(b->out, b->out, b->target, (size_t)B * img, 1.0f);
@@ -673,7 +688,8 @@ static double val_loss(nd_dm *m, const nd_dataset *ds, const uint64_t *val, size
                        batch_buf *b, float *save)
 {
     if (!nval) return -1.0;
-    size_t np = nd_unet_num_params(m->net), img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
+    size_t np = nd_unet_num_params(m->net),
+           img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
     float *params = nd_unet_params(m->net);
     memcpy(save, params, np * sizeof(float));
     memcpy(params, m->ema, np * sizeof(float));
@@ -683,7 +699,8 @@ static double val_loss(nd_dm *m, const nd_dataset *ds, const uint64_t *val, size
     double sum = 0.0;
     size_t done = 0;
     while (done < total) {
-        int B = (int)(total - done < (size_t)m->max_batch ? total - done : (size_t)m->max_batch);
+        int B =
+            (int)(total - done < (size_t)m->max_batch ? total - done : (size_t)m->max_batch);
         for (int i = 0; i < B; i++) {
             uint64_t w = val[(done + i) * nval / total];
             nd_gaf_window_to_image(b->x0 + i * img, ds->values + w * WL, &m->gaf,
@@ -703,8 +720,8 @@ static double val_loss(nd_dm *m, const nd_dataset *ds, const uint64_t *val, size
     return sum / (double)total;
 }
 
-int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o,
-                nd_train_report *rep, nd_error *e)
+int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train_report *rep,
+                nd_error *e)
 {
     nd_train_report r0 = {0};
     if (!rep) rep = &r0;
@@ -713,13 +730,17 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o,
     uint64_t t0 = nd_now_ns(), last_status = 0, step0 = m->step;
     const nd_dataset *h = m->meta;
     if (ds->n_classes != h->n_classes || ds->n_channels != h->n_channels || ds->L != h->L)
-        return nd_error_set(e, ND_EUSAGE, "the dataset (%u classes, %u channels, %u bins) is "
-                            "not the one the model was made for (%u, %u, %u)", ds->n_classes,
-                            ds->n_channels, ds->L, h->n_classes, h->n_channels, h->L);
+        return nd_error_set(e, ND_EUSAGE,
+                            "the dataset (%u classes, %u channels, %u bins) is "
+                            "not the one the model was made for (%u, %u, %u)",
+                            ds->n_classes, ds->n_channels, ds->L, h->n_classes, h->n_channels,
+                            h->L);
     for (uint32_t k = 0; k < ds->n_classes; k++)
         if (strcmp(ds->class_names[k], h->class_names[k]))
-            return nd_error_set(e, ND_EUSAGE, "class %u is '%s' in the dataset but '%s' in "
-                                "the model", k, ds->class_names[k], h->class_names[k]);
+            return nd_error_set(e, ND_EUSAGE,
+                                "class %u is '%s' in the dataset but '%s' in "
+                                "the model",
+                                k, ds->class_names[k], h->class_names[k]);
     /* files from before the decoder have no targets; the others get the same again */
     int trc = fit_targets(m, ds, e);
     if (trc) return trc;
@@ -770,13 +791,16 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o,
         /* the batch: class uniformly among classes with data, then a window of it */
         for (int i = 0; i < B; i++) {
             int k = present[nd_rng_below(&m->rng, (uint32_t)npresent)];
-            uint64_t w = idx[start[k] + nd_rng_below(&m->rng, (uint32_t)(start[k + 1] - start[k]))];
+            uint64_t w =
+                idx[start[k] + nd_rng_below(&m->rng, (uint32_t)(start[k + 1] - start[k]))];
             batch_fill(m, &b, i, ds->values + w * WL, k);
         }
         float loss = batch_step(m, &b, B);
         if (!isfinite(loss)) {
-            rc = nd_error_set(e, ND_EFORMAT, "train: loss is %g at step %llu (try a lower "
-                              "train.lr)", (double)loss, (unsigned long long)m->step);
+            rc = nd_error_set(e, ND_EFORMAT,
+                              "train: loss is %g at step %llu (try a lower "
+                              "train.lr)",
+                              (double)loss, (unsigned long long)m->step);
             goto out;
         }
         loss_avg = m->step - step0 == 1 ? loss : 0.98 * loss_avg + 0.02 * loss;
@@ -892,8 +916,8 @@ static void image_to_window(const nd_dm *m, int cls, int cal, float *x, float *d
             l[i] = log1pf(nd_gaf_unscale(v[c * L + i], g, &m->scales[cls], c));
         }
         nd_decoder_window(nd_decoder_map_at(m->dec, cls, c),
-                          nd_decoder_target_at(m->dec, cls, c), x + (size_t)c * L, score, l,
-                          L, rng);
+                          nd_decoder_target_at(m->dec, cls, c), x + (size_t)c * L, score, l, L,
+                          rng);
     }
 }
 
@@ -968,8 +992,9 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
     float *dec = malloc((size_t)W * CI * L * sizeof(float));
     float *score = malloc(nb * sizeof(float)), *lval = malloc(nb * sizeof(float));
     float *scratch = malloc((2 * nb + W) * sizeof(float));
-    int rc = dec && score && lval && scratch ? 0
-                                             : nd_error_set(e, -ENOMEM, "calibrate: out of memory");
+    int rc = dec && score && lval && scratch
+                 ? 0
+                 : nd_error_set(e, -ENOMEM, "calibrate: out of memory");
     /* its own noise, so that what a caller samples does not depend on whether the maps
      * were stored or fitted just now */
     nd_rng r;
@@ -979,8 +1004,8 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
         const nd_decoder_target *t0 = nd_decoder_target_at(m->dec, (int)k, 0);
         if (!isfinite(t0->idle)) { /* no training data for this class: not calibrated */
             for (int c = 0; c < C; c++)
-                nd_decoder_fit(nd_decoder_map_at(m->dec, (int)k, c), t0, NULL, NULL, 0, L,
-                               &r, scratch);
+                nd_decoder_fit(nd_decoder_map_at(m->dec, (int)k, c), t0, NULL, NULL, 0, L, &r,
+                               scratch);
             continue;
         }
         rc = sample_images(m, (int)k, W, NULL, dec, NULL, &r, e);
@@ -1016,8 +1041,7 @@ int nd_dm_calibrated(const nd_dm *m)
     return n;
 }
 
-int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng,
-                 nd_error *e)
+int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng, nd_error *e)
 {
     if (cls < 0 || (uint32_t)cls >= m->meta->n_classes)
         return nd_error_set(e, ND_EUSAGE, "sample: class %d out of range", cls);
@@ -1046,8 +1070,10 @@ int nd_dm_train_step(nd_dm *m, const float *x, const int *labels, int B, float *
     batch_free(&b);
     if (loss) *loss = l;
     if (!isfinite(l))
-        return nd_error_set(e, ND_EFORMAT, "train: loss is %g at step %llu (try a lower "
-                            "train.lr)", (double)l, (unsigned long long)m->step);
+        return nd_error_set(e, ND_EFORMAT,
+                            "train: loss is %g at step %llu (try a lower "
+                            "train.lr)",
+                            (double)l, (unsigned long long)m->step);
     return 0;
 }
 
@@ -1058,8 +1084,10 @@ int nd_dm_add_class(nd_dm *m, const char *name, const nd_gaf_scale *s, nd_error 
         if (!strcmp(m->meta->class_names[k], name))
             return nd_error_set(e, ND_EUSAGE, "class '%s' is already in the model", name);
     if (K >= (uint32_t)m->s.net.max_classes)
-        return nd_error_set(e, ND_ECONFIG, "class '%s': all %d class rows of the model are "
-                            "in use (model.max_classes)", name, m->s.net.max_classes);
+        return nd_error_set(e, ND_ECONFIG,
+                            "class '%s': all %d class rows of the model are "
+                            "in use (model.max_classes)",
+                            name, m->s.net.max_classes);
     nd_gaf_scale *sc = realloc(m->scales, (K + 1) * sizeof *sc);
     if (!sc) return nd_error_set(e, -ENOMEM, "model: out of memory");
     m->scales = sc;
@@ -1083,8 +1111,7 @@ int nd_dm_set_target(nd_dm *m, int cls, const float *x, size_t n)
     float *scratch = malloc((n * L + 1) * sizeof(float));
     if (!scratch) return -ENOMEM;
     for (int c = 0; c < C; c++)
-        nd_decoder_target_measure(nd_decoder_target_at(m->dec, cls, c), x, n, C, L, c,
-                                  scratch);
+        nd_decoder_target_measure(nd_decoder_target_at(m->dec, cls, c), x, n, C, L, c, scratch);
     free(scratch);
     return 0;
 }

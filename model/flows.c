@@ -49,7 +49,7 @@ typedef struct flows_run {
     nd_dm *m;
     const nd_flows_opts *o;
     nd_dataset *ds;
-    float *x;           /* (batch, C, L) */
+    float *x; /* (batch, C, L) */
     size_t batch, WL;
     int down, up;       /* channels of bytes_down and bytes_up; -1: none */
     uint64_t t0, shown; /* start, last status line */
@@ -65,8 +65,10 @@ static int sample_class(flows_run *r, uint32_t k, uint64_t count, nd_rng *rng, n
     uint64_t need = count, budget = count, kept_empty = 0;
     while (need) {
         if (o->stop && *o->stop)
-            return nd_error_set(e, ND_EINTR, "stopped by signal while sampling (%llu of %u "
-                                "windows)", (unsigned long long)r->done, o->flows);
+            return nd_error_set(e, ND_EINTR,
+                                "stopped by signal while sampling (%llu of %u "
+                                "windows)",
+                                (unsigned long long)r->done, o->flows);
         size_t B = need < r->batch ? (size_t)need : r->batch;
         int rc = nd_dm_sample(r->m, (int)k, B, r->x, NULL, rng, e);
         if (rc) return rc;
@@ -92,9 +94,10 @@ static int sample_class(flows_run *r, uint32_t k, uint64_t count, nd_rng *rng, n
         }
     }
     if (kept_empty)
-        nd_log(o->quiet ? ND_LOG_DEBUG : ND_LOG_WARN, "%s: %llu sampled windows of class '%s' "
-               "have no bytes even after redrawing: those flows send nothing", o->tag,
-               (unsigned long long)kept_empty, name);
+        nd_log(o->quiet ? ND_LOG_DEBUG : ND_LOG_WARN,
+               "%s: %llu sampled windows of class '%s' "
+               "have no bytes even after redrawing: those flows send nothing",
+               o->tag, (unsigned long long)kept_empty, name);
     return 0;
 }
 
@@ -122,11 +125,14 @@ static int weights_check(const double *w, uint32_t K, nd_error *e)
     double sum = 0;
     for (uint32_t k = 0; w && k < K; k++) {
         if (!(w[k] >= 0) || !isfinite(w[k]))
-            return nd_error_set(e, ND_EUSAGE, "sample flows: weight %g of class %u is not "
-                                "a number >= 0", w[k], k);
+            return nd_error_set(e, ND_EUSAGE,
+                                "sample flows: weight %g of class %u is not "
+                                "a number >= 0",
+                                w[k], k);
         sum += w[k];
     }
-    if (w && !(sum > 0)) return nd_error_set(e, ND_EUSAGE, "sample flows: the weights add up to 0");
+    if (w && !(sum > 0))
+        return nd_error_set(e, ND_EUSAGE, "sample flows: the weights add up to 0");
     return 0;
 }
 

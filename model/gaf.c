@@ -84,7 +84,8 @@ static void decode_lsq_channel(float *v, const float *S, int L, float *phi)
 
 void nd_gaf_decode(float *v, const float *img, int C, int L, int mode)
 {
-    static _Thread_local float S[ND_MODEL_MAX_L * ND_MODEL_MAX_L]; /* one channel, symmetrised */
+    static _Thread_local float
+        S[ND_MODEL_MAX_L * ND_MODEL_MAX_L]; /* one channel, symmetrised */
     float phi[ND_MODEL_MAX_L];
     ND_ASSERT(L <= ND_MODEL_MAX_L);
     for (int c = 0; c < C; c++) {

@@ -86,7 +86,7 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
  *     data's. Matching that autocorrelation is what the filter choice optimises; the
  *     decoder uses nothing of eval.h, whose measures stay independent of it.
  * Quantiles are ND_DECODER_Q + 1 values at k/Q, piecewise linear in between. */
-#define ND_DECODER_Q 64
+#define ND_DECODER_Q    64
 #define ND_DECODER_LAGS 16
 
 /* What the decoder aims at, measured on a class's training windows (one channel). NaN
@@ -94,10 +94,10 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
  * when it has no busy bin; volume and acf NaN in targets read from model files written
  * before the volume map and the filter existed (the decoder then does without them). */
 typedef struct nd_decoder_target {
-    float idle;                         /* share of idle (zero) bins */
-    float busy[ND_DECODER_Q + 1];       /* log1p quantiles of busy bins */
-    float volume[ND_DECODER_Q + 1];     /* log1p quantiles of the windows' totals */
-    float acf[ND_DECODER_LAGS];         /* autocorrelation at lags 1..; NaN beyond L/4 */
+    float idle;                     /* share of idle (zero) bins */
+    float busy[ND_DECODER_Q + 1];   /* log1p quantiles of busy bins */
+    float volume[ND_DECODER_Q + 1]; /* log1p quantiles of the windows' totals */
+    float acf[ND_DECODER_LAGS];     /* autocorrelation at lags 1..; NaN beyond L/4 */
 } nd_decoder_target;
 
 /* What was fitted on the model's own samples (one class and channel). threshold NaN:
@@ -127,8 +127,7 @@ void nd_decoder_fit(nd_decoder_map *f, const nd_decoder_target *t, const float *
                     const float *lval, size_t n, int L, nd_rng *rng, float *scratch);
 /* Raw value of a bin with this filtered score and uncalibrated log1p value l (the
  * per-bin maps only). */
-float nd_decoder_bin(const nd_decoder_map *f, const nd_decoder_target *t, float score,
-                     float l);
+float nd_decoder_bin(const nd_decoder_map *f, const nd_decoder_target *t, float score, float l);
 /* One window's channel through the decoder: its L scores through f's filter (in place),
  * then x[i] the raw value of bin i (lval: uncalibrated log1p values) after the per-bin
  * maps and the volume map (one scale for the window, busy bins within the target's
@@ -150,8 +149,8 @@ enum nd_clip { ND_CLIP_DYNAMIC = 0, ND_CLIP_HARD = 1, ND_CLIP_NONE = 2 };
 
 typedef struct nd_diffusion {
     int T;
-    int pred;                     /* enum nd_pred */
-    double abar[ND_DIFF_MAX_T];   /* ᾱ_t for t = 0..T-1 (t = 0 is the least noisy) */
+    int pred;                   /* enum nd_pred */
+    double abar[ND_DIFF_MAX_T]; /* ᾱ_t for t = 0..T-1 (t = 0 is the least noisy) */
 } nd_diffusion;
 
 /* schedule ND_SCHEDULE_COSINE (Nichol & Dhariwal, s = 0.008, β ≤ 0.999) or
@@ -224,10 +223,10 @@ typedef struct nd_dm_sampling {
 
 /* How the model trains: the program's train.* settings and model.threads. */
 typedef struct nd_dm_training {
-    uint64_t steps;            /* default total of a run (the program's --steps) */
+    uint64_t steps; /* default total of a run (the program's --steps) */
     uint32_t batch;
     double lr, weight_decay, grad_clip;
-    uint32_t warmup_steps;     /* linear learning-rate warm-up */
+    uint32_t warmup_steps; /* linear learning-rate warm-up */
     double ema_decay;
     int ema_warmup;            /* 0/1: decay min(ema_decay, (1+s)/(10+s)) at step s */
     double class_dropout;      /* share of images trained as the null class */
@@ -239,12 +238,12 @@ typedef struct nd_dm_training {
 
 /* Everything a model is built from. */
 typedef struct nd_dm_settings {
-    nd_unet_config net;     /* unet-ref's numbers; channels and L come from the dataset */
-    int scaling;            /* GAF value scaling, enum nd_gaf_scaling */
-    int mask;               /* 0/1: an activity image per channel */
-    uint32_t timesteps;     /* T */
-    int schedule;           /* enum nd_schedule */
-    int pred;               /* enum nd_pred */
+    nd_unet_config net; /* unet-ref's numbers; channels and L come from the dataset */
+    int scaling;        /* GAF value scaling, enum nd_gaf_scaling */
+    int mask;           /* 0/1: an activity image per channel */
+    uint32_t timesteps; /* T */
+    int schedule;       /* enum nd_schedule */
+    int pred;           /* enum nd_pred */
     nd_dm_training train;
     nd_dm_sampling sample;
 } nd_dm_settings;
@@ -266,7 +265,7 @@ typedef int (*nd_dm_legacy_fn)(nd_dm_settings *s, const char *yaml, const char *
                                nd_error *e);
 /* max_batch of nd_dm_load and nd_dm_snapshot: the stored train.batch, or twice the
  * stored sample.batch (guidance runs conditional and null copies in one batch). */
-#define ND_DM_BATCH_TRAIN (-1)
+#define ND_DM_BATCH_TRAIN  (-1)
 #define ND_DM_BATCH_SAMPLE (-2)
 /* Loads a model file; max_batch: the largest batch the caller will train or sample at
  * once, or ND_DM_BATCH_*. legacy: reads the settings of version-1 files (NULL: those are
@@ -282,7 +281,7 @@ const nd_dm_settings *nd_dm_get_settings(const nd_dm *m);
  * ND_ECONFIG (nothing changed) when a field is out of range. */
 int nd_dm_set_sampling(nd_dm *m, const nd_dm_sampling *s, nd_error *e);
 const nd_dataset *nd_dm_dataset(const nd_dm *m); /* classes, channels, statistics */
-const nd_gaf_spec *nd_dm_gaf(const nd_dm *m);     /* decode: the sampling setting's */
+const nd_gaf_spec *nd_dm_gaf(const nd_dm *m);    /* decode: the sampling setting's */
 const nd_gaf_scale *nd_dm_scale(const nd_dm *m, int cls);
 nd_unet *nd_dm_unet(nd_dm *m);
 uint64_t nd_dm_step(const nd_dm *m);
@@ -290,16 +289,16 @@ uint64_t nd_dm_step(const nd_dm *m);
 int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e);
 
 typedef struct nd_train_opts {
-    uint64_t steps;      /* train until this many steps in total (a resumed run counts
-                            those already done) */
-    double max_seconds;  /* stop (and save) after this much wall time; 0: no limit */
-    const char *path;    /* model file for checkpoints and the end; NULL: none */
-    volatile int *stop;  /* set (by a signal handler) to stop after the current step */
-    int quiet;           /* no status line */
+    uint64_t steps;     /* train until this many steps in total (a resumed run counts
+                           those already done) */
+    double max_seconds; /* stop (and save) after this much wall time; 0: no limit */
+    const char *path;   /* model file for checkpoints and the end; NULL: none */
+    volatile int *stop; /* set (by a signal handler) to stop after the current step */
+    int quiet;          /* no status line */
 } nd_train_opts;
 
 typedef struct nd_train_report {
-    uint64_t steps_done; /* in this call */
+    uint64_t steps_done;                 /* in this call */
     double seconds, last_loss, val_loss; /* val_loss < 0: no validation part */
     int interrupted;
 } nd_train_report;
@@ -309,14 +308,13 @@ typedef struct nd_train_report {
  * o->path every checkpoint_every steps (the settings'), at the end, and when stopped. The same
  * seed, thread count and total steps give bit-identical parameters whether or not the
  * run was interrupted and resumed. Returns 0, ND_EINTR (stopped, saved) or a code. */
-int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o,
-                nd_train_report *rep, nd_error *e);
+int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train_report *rep,
+                nd_error *e);
 
 /* Samples n windows of class cls into x (n, C, L) raw units, with the EMA weights and
  * the model's sampling settings; rng gives the noise. Returns 0 or a code. imgs, when
  * not NULL, receives the images (n, nd_gaf_channels, L, L). */
-int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng,
-                 nd_error *e);
+int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng, nd_error *e);
 /* Fits the decoder's maps (nd_decoder_fit on `calibrate` sampled windows per class) for
  * the current step and sampling settings, unless calibrate is 0 or they are already
  * fitted for them; nd_dm_sample does this itself when needed, and nd_dm_save stores
@@ -336,8 +334,7 @@ int nd_dm_calibrated(const nd_dm *m);
 /* Writes more sections into the model file being saved, after the model's own. */
 typedef int (*nd_dm_extra_fn)(ndf_writer *w, void *arg, nd_error *e);
 /* nd_dm_save, with extra (may be NULL) adding sections before the atomic commit. */
-int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg,
-                    nd_error *e);
+int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg, nd_error *e);
 /* One optimiser step (then the EMA) on B <= the model's max_batch raw windows x
  * (B, C, L) of model classes labels (B): timesteps, class dropout and noise come from
  * the model's RNG, as in nd_dm_train. *loss (may be NULL) gets the batch loss.
@@ -358,8 +355,8 @@ nd_dataset *nd_dm_dataset_mut(nd_dm *m);
  * (online: the class's reservoir); the next sample refits the maps. 0 or -ENOMEM. */
 int nd_dm_set_target(nd_dm *m, int cls, const float *x, size_t n);
 /* A sampling-only copy of m for batches up to max_batch (see nd_dm_load): settings,
- * decoder, classes and statistics, GAF spec, class scales, step, and m's EMA weights as both its
- * parameters and its EMA. nd_dm_sample gives the same windows on it as on m for the same
+ * decoder, classes and statistics, GAF spec, class scales, step, and m's EMA weights as both
+ * its parameters and its EMA. nd_dm_sample gives the same windows on it as on m for the same
  * rng state, and training m afterwards leaves it unchanged. It has no optimiser: do not
  * train or save it. Reads m only, so call it on the thread that trains m, between
  * steps; the copy may then move to another thread. The caller owns it (nd_dm_free).
@@ -386,10 +383,10 @@ typedef struct nd_flows_opts {
  * gets none), sampled class after class (a status line while it runs), then shuffled
  * so that the classes interleave. A window with no byte in any bin (bytes_down and
  * bytes_up all below 0.5) would be a flow that sends nothing: it is drawn again, up to
- * as many redraws as the class has flows, then kept (and a warning says how many). Everything random
- * comes from rng: the same state, batch and model give the same dataset. The dataset
- * has m's channels, bin width, classes and replay statistics, groups 0..flows-1; the
- * caller frees it. NULL with e filled: ND_EUSAGE (no classes, bad weights), ND_EINTR
+ * as many redraws as the class has flows, then kept (and a warning says how many). Everything
+ * random comes from rng: the same state, batch and model give the same dataset. The dataset has
+ * m's channels, bin width, classes and replay statistics, groups 0..flows-1; the caller frees
+ * it. NULL with e filled: ND_EUSAGE (no classes, bad weights), ND_EINTR
  * (*stop was set), -ENOMEM, or nd_dm_sample's code. */
 nd_dataset *nd_dm_sample_flows(nd_dm *m, const nd_flows_opts *o, nd_rng *rng, nd_error *e);
 

@@ -1,8 +1,9 @@
 /*
  * model_impl.h — private to libnd_model: little-endian record cursors for the model
- * file's sections, the GAF scaling's inverse, and a model's decoder as a whole (dm.c uses it, decode.c implements
- * it): a target and a map per class row and channel, what the maps were fitted for, and
- * the decoder's section of the model file (DECO; the older MARG and CALB are read too).
+ * file's sections, the GAF scaling's inverse, and a model's decoder as a whole (dm.c uses it,
+ * decode.c implements it): a target and a map per class row and channel, what the maps were
+ * fitted for, and the decoder's section of the model file (DECO; the older MARG and CALB are
+ * read too).
  */
 #ifndef ND_MODEL_IMPL_H
 #define ND_MODEL_IMPL_H

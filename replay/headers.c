@@ -73,7 +73,8 @@ void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d,
         ip[9] = proto;
         memcpy(ip + 12, src, 4);
         memcpy(ip + 16, dst, 4);
-        uint32_t ipsum = 0x4500 + l3len + id + 0x4000 + ((uint32_t)ttl << 8 | proto) + f->addr_sum;
+        uint32_t ipsum =
+            0x4500 + l3len + id + 0x4000 + ((uint32_t)ttl << 8 | proto) + f->addr_sum;
         put16(ip + 10, flags & PKT_CSUM_OFFLOAD ? 0 : (uint16_t)~fold(ipsum));
         l4 = ip + 20;
     } else {

@@ -17,13 +17,13 @@
 
 #include "replay_impl.h"
 
-#define ETH_HDR 14
-#define IP4_HDR 20
-#define IP6_HDR 40
-#define TCP_HDR 20
-#define TCP_SYN_OPT 4 /* MSS option on SYN and SYN-ACK */
-#define UDP_HDR 8
-#define MAX_FRAME 1514          /* Ethernet, 1500-byte MTU, no VLAN tag, no FCS */
+#define ETH_HDR          14
+#define IP4_HDR          20
+#define IP6_HDR          40
+#define TCP_HDR          20
+#define TCP_SYN_OPT      4 /* MSS option on SYN and SYN-ACK */
+#define UDP_HDR          8
+#define MAX_FRAME        1514       /* Ethernet, 1500-byte MTU, no VLAN tag, no FCS */
 #define MAX_PKTS_PER_BIN (1u << 22) /* per direction: bounds memory on absurd series */
 
 /* ------------------------------------------------------------------------------------ */
@@ -96,7 +96,8 @@ int pkt_class_init(pkt_class *pc, const nd_class_stats *st, const char *name)
     pc->p_udp = tcp + udp ? (double)udp / (double)(tcp + udp) : 0.0;
     pc->p_ipv6 = st->flows ? (double)st->ipv6_flows / (double)st->flows : 0.0;
     if (st->flows > 1 && st->last_flow_ns > st->first_flow_ns)
-        pc->rate = (double)(st->flows - 1) * 1e9 / (double)(st->last_flow_ns - st->first_flow_ns);
+        pc->rate =
+            (double)(st->flows - 1) * 1e9 / (double)(st->last_flow_ns - st->first_flow_ns);
     pc->has_sizes = pc->size[0].n || pc->size[1].n;
     pc->has_iat = pc->iat[0].n || pc->iat[1].n;
     return 0;
@@ -117,8 +118,7 @@ void pkt_class_free(pkt_class *pc)
 /* Address pools and MACs                                                               */
 /* ------------------------------------------------------------------------------------ */
 
-int pkt_pool_parse(pkt_pool *p, const char *text, uint32_t count, const char *what,
-                   nd_error *e)
+int pkt_pool_parse(pkt_pool *p, const char *text, uint32_t count, const char *what, nd_error *e)
 {
     memset(p, 0, sizeof *p);
     p->count = count ? count : 1;
@@ -143,7 +143,8 @@ int pkt_pool_parse(pkt_pool *p, const char *text, uint32_t count, const char *wh
             return nd_error_set(e, ND_ECONFIG, "%s: '%s' is not an IPv%d address", what, tok,
                                 six ? 6 : 4);
         if (!six) {
-            uint32_t base = (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
+            uint32_t base =
+                (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
             uint64_t size = 1ull << (32 - plen);
             base &= plen ? ~(uint32_t)(size - 1) : 0;
             /* network and broadcast addresses are left out of prefixes that have them */
@@ -220,8 +221,7 @@ static double win_at(const pkt_flow *f, const pkt_layout *lay, int ch, uint32_t 
     return isfinite(v) && v > 0 ? v : 0.0;
 }
 
-void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli,
-                   const pkt_pool *srv)
+void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli, const pkt_pool *srv)
 {
     const pkt_class *pc = f->pc;
     const nd_class_stats *st = pc->st;
@@ -265,7 +265,8 @@ void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli,
     f->first_bin = UINT32_MAX;
     f->last_bin = 0;
     for (uint32_t b = 0; b < lay->L; b++)
-        if (win_at(f, lay, lay->bytes[0], b) >= 0.5 || win_at(f, lay, lay->bytes[1], b) >= 0.5) {
+        if (win_at(f, lay, lay->bytes[0], b) >= 0.5 ||
+            win_at(f, lay, lay->bytes[1], b) >= 0.5) {
             if (f->first_bin == UINT32_MAX) f->first_bin = b;
             f->last_bin = b;
         }
@@ -309,7 +310,7 @@ static int fill_sizes(pkt_flow *f, uint8_t dir, int64_t B, int64_t want, uint32_
     const pkt_cdf *c = &f->pc->size[dir];
     const int64_t minf = pkt_min_frame(f->ipv6, f->l4), maxf = f->max_frame;
     uint32_t first = f->n;
-#define DRAW() (c->n ? (int64_t)pkt_cdf_draw(c, &f->rng) : maxf)
+#define DRAW()   (c->n ? (int64_t)pkt_cdf_draw(c, &f->rng) : maxf)
 #define CLAMP(s) ((s) < minf ? minf : (s) > maxf ? maxf : (s))
     if (want > 0) {
         int64_t lo = (B + maxf - 1) / maxf, hi = B / minf;

@@ -28,19 +28,19 @@ typedef struct replay_opts {
     uint32_t flows;       /* flows per loop; 0 = one per eligible window */
     uint32_t loop;        /* passes over the flows; 0 = until duration or stop */
     uint64_t seed;        /* same seed, same packets (byte for byte into pcap) */
-    const char *client_pool; /* "198.18.0.0/16": one IPv4 and/or one IPv6 prefix, */
-    const char *server_pool; /*   comma-separated */
+    const char *client_pool;  /* "198.18.0.0/16": one IPv4 and/or one IPv6 prefix, */
+    const char *server_pool;  /*   comma-separated */
     const char *client_pool6; /* more prefixes, for IPv6 flows (may be NULL or "") */
     const char *server_pool6;
-    uint32_t clients, servers; /* addresses used in each pool */
-    const char *mac_src;       /* MAC of the client side, "02:00:00:00:00:01" */
-    const char *mac_dst;       /* MAC of the server side */
-    const char *only_class;    /* replay only this class (NULL: all, or by mix) */
-    uint32_t n_mix;            /* classes in mix; 0: flows follow the windows */
+    uint32_t clients, servers;            /* addresses used in each pool */
+    const char *mac_src;                  /* MAC of the client side, "02:00:00:00:00:01" */
+    const char *mac_dst;                  /* MAC of the server side */
+    const char *only_class;               /* replay only this class (NULL: all, or by mix) */
+    uint32_t n_mix;                       /* classes in mix; 0: flows follow the windows */
     replay_mix_entry mix[ND_MAX_CLASSES]; /* (n_mix) share of flows per class */
-    uint64_t spin_ns;                /* busy-wait this long before a deadline (paced sinks) */
-    volatile sig_atomic_t *stop;     /* set by a signal handler: stop cleanly (may be NULL) */
-    int status;                      /* draw an nd_status line while running */
+    uint64_t spin_ns;            /* busy-wait this long before a deadline (paced sinks) */
+    volatile sig_atomic_t *stop; /* set by a signal handler: stop cleanly (may be NULL) */
+    int status;                  /* draw an nd_status line while running */
 } replay_opts;
 
 /* Sets every field: speed 1, loop 1, seed 1; pools 198.18.0.0/16 (256 clients) and
@@ -57,14 +57,14 @@ typedef struct replay_sink replay_sink;
 
 /* What the engine knows about each packet (for function sinks, tests and tools). */
 typedef struct replay_pkt_info {
-    uint64_t flow;     /* flow number in the run (loop * flows + i) */
-    uint32_t cls;      /* class index in the dataset */
-    uint32_t window;   /* window index in the dataset */
-    uint32_t bin;      /* bin of the window the packet belongs to */
-    uint8_t dir;       /* enum nd_dir */
-    uint8_t l4;        /* enum nd_l4 */
+    uint64_t flow;   /* flow number in the run (loop * flows + i) */
+    uint32_t cls;    /* class index in the dataset */
+    uint32_t window; /* window index in the dataset */
+    uint32_t bin;    /* bin of the window the packet belongs to */
+    uint8_t dir;     /* enum nd_dir */
+    uint8_t l4;      /* enum nd_l4 */
     uint8_t ipv6;
-    uint8_t tcp_flags; /* 0 for UDP */
+    uint8_t tcp_flags;  /* 0 for UDP */
     uint64_t offset_ns; /* series time since the start of the run (before speed) */
     uint64_t start_ns;  /* the flow's start, same clock: bin b is [start + b·bin, +bin) */
 } replay_pkt_info;
@@ -96,7 +96,7 @@ typedef struct replay_stats {
     double pps;                     /* packets / wall time */
     int timed;                      /* 1 when the error percentiles below mean something */
     uint64_t err_p50_ns, err_p99_ns, err_p999_ns, err_max_ns;
-    uint64_t early;                 /* packets sent before their deadline (never expected) */
+    uint64_t early; /* packets sent before their deadline (never expected) */
 } replay_stats;
 
 /* Replays ds's windows through sink. ds needs channels "bytes_down" and "bytes_up"
@@ -106,8 +106,8 @@ typedef struct replay_stats {
  * lcore over its share of the flows; st sums them. The sink can be used for several
  * runs. Returns 0, ND_EINTR when o->stop was set (what was sent is kept), or a negative
  * code with e filled (empty dataset, unknown class, sink failure). st may be NULL. */
-int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
-               replay_stats *st, nd_error *e);
+int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink, replay_stats *st,
+               nd_error *e);
 
 /* One line for people: "1234 packets, 1.2 MB, 10.0 kpps, 0 drops, error p50 ... max". */
 void replay_stats_format(const replay_stats *st, char *buf, size_t len);

@@ -50,9 +50,9 @@ typedef struct pkt_class {
     pkt_cdf port;                    /* index into stats port[] */
     pkt_cdf mss;                     /* index into stats mss[] */
     const nd_class_stats *st;
-    double p_udp;      /* share of UDP among TCP+UDP flows */
+    double p_udp; /* share of UDP among TCP+UDP flows */
     double p_ipv6;
-    double rate;       /* flow arrivals per second, 0 when unknown */
+    double rate; /* flow arrivals per second, 0 when unknown */
     int has_sizes, has_iat;
 } pkt_class;
 
@@ -65,10 +65,10 @@ void pkt_class_free(pkt_class *pc);
 
 typedef struct pkt_pool {
     int has4, has6;
-    uint32_t base4, span4;  /* host order; usable hosts base4+1 .. base4+span4 */
+    uint32_t base4, span4; /* host order; usable hosts base4+1 .. base4+span4 */
     uint8_t base6[16];
     uint64_t span6;
-    uint32_t count;         /* addresses in use */
+    uint32_t count; /* addresses in use */
 } pkt_pool;
 
 /* Longest pool text pkt_pool_parse takes, NUL included: an IPv4 and an IPv6 list of up
@@ -89,11 +89,11 @@ int pkt_mac_parse(const char *text, uint8_t out[6]); /* 0 or -1 */
 enum { TCPF_FIN = 0x01, TCPF_SYN = 0x02, TCPF_RST = 0x04, TCPF_PSH = 0x08, TCPF_ACK = 0x10 };
 
 typedef struct pkt_desc {
-    uint64_t t;    /* ns since the flow started */
+    uint64_t t; /* ns since the flow started */
     uint32_t seq, ack;
-    uint16_t len;  /* frame bytes, Ethernet header included, no FCS */
+    uint16_t len; /* frame bytes, Ethernet header included, no FCS */
     uint8_t dir;
-    uint8_t flags; /* TCP flags */
+    uint8_t flags;  /* TCP flags */
     uint32_t order; /* tie-break for equal times (generation order) */
 } pkt_desc;
 
@@ -106,7 +106,7 @@ typedef struct pkt_layout {
 
 typedef struct pkt_flow {
     uint64_t id;
-    uint64_t start;  /* series ns since the run started */
+    uint64_t start;   /* series ns since the run started */
     const float *win; /* (C, L) */
     const pkt_class *pc;
     uint32_t cls, window;
@@ -115,11 +115,11 @@ typedef struct pkt_flow {
     uint8_t ipv6, l4, ttl[2];
     uint16_t mss, cport, sport, max_frame;
     uint8_t caddr[16], saddr[16];
-    uint32_t snd_nxt[2]; /* next sequence number per direction (TCP) */
+    uint32_t snd_nxt[2];         /* next sequence number per direction (TCP) */
     uint32_t addr_sum, port_sum; /* checksum parts that do not change within the flow */
 
-    int64_t carry[2];     /* bytes owed to (>0) or taken from (<0) the next bins */
-    uint32_t next_bin;    /* next bin the packetizer fills */
+    int64_t carry[2];             /* bytes owed to (>0) or taken from (<0) the next bins */
+    uint32_t next_bin;            /* next bin the packetizer fills */
     uint32_t first_bin, last_bin; /* active bins (either bytes channel > 0) */
 
     pkt_desc *pk; /* packets of the current bin, in time order */
@@ -189,11 +189,11 @@ typedef struct sink_ops {
 /* Every sink starts with this. */
 struct replay_sink {
     const sink_ops *ops;
-    int build_flags;     /* PKT_* flags for pkt_build */
-    uint64_t base_ns;    /* deadline of offset 0 (paced: CLOCK_MONOTONIC; pcap: epoch) */
+    int build_flags;  /* PKT_* flags for pkt_build */
+    uint64_t base_ns; /* deadline of offset 0 (paced: CLOCK_MONOTONIC; pcap: epoch) */
     uint64_t packets, bytes, drops;
-    int timed;           /* deadlines are waited for: record timing errors in err */
-    sink_errhist *err;   /* timing errors (paced sinks only) */
+    int timed;         /* deadlines are waited for: record timing errors in err */
+    sink_errhist *err; /* timing errors (paced sinks only) */
 };
 
 replay_sink *sink_pcap_open(const char *path, nd_error *e);

@@ -18,7 +18,7 @@
 #include "replay_impl.h"
 
 #define PCAP_EPOCH_NS (946684800ull * ND_NS_PER_SEC) /* 2000-01-01T00:00:00Z */
-#define PACED_LEAD_NS 1000000ull                   /* t0 = start + 1 ms */
+#define PACED_LEAD_NS 1000000ull                     /* t0 = start + 1 ms */
 
 void replay_opts_defaults(replay_opts *o)
 {
@@ -131,7 +131,7 @@ typedef struct sched {
     uint32_t n_elig;
     uint32_t **cls_win; /* per class, its eligible windows (mix) */
     uint32_t *cls_n;
-    double *mix_cum;   /* (n_mix) cumulative weights */
+    double *mix_cum; /* (n_mix) cumulative weights */
     uint32_t *mix_cls;
     /* plan of the current loop */
     uint32_t n_plan;
@@ -181,8 +181,10 @@ static int class_ready(sched *s, uint32_t c)
     const pkt_class *pc = &s->pc[c];
     if (!s->quiet && (!pc->has_sizes || !pc->has_iat || !st->flows)) {
         char missing[96] = "", using[160] = "";
-        if (!pc->has_sizes) strcat(missing, ", packet sizes"), strcat(using, ", MTU-sized frames");
-        if (!pc->has_iat) strcat(missing, ", inter-arrival times"), strcat(using, ", even send times");
+        if (!pc->has_sizes)
+            strcat(missing, ", packet sizes"), strcat(using, ", MTU-sized frames");
+        if (!pc->has_iat)
+            strcat(missing, ", inter-arrival times"), strcat(using, ", even send times");
         if (!st->flows) strcat(missing, ", flow mix"), strcat(using, ", TCP/IPv4 to port 443");
         nd_info("replay: class '%s' has no statistics of %s: using %s", pc->name, missing + 2,
                 using + 2);
@@ -233,8 +235,9 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
     if (!ds || !ds->n_windows || !ds->n_classes)
         return nd_error_set(e, ND_EFORMAT, "no windows to replay (the dataset is empty)");
     if (!ds->L || !ds->bin_ns || ds->bin_ns < 1000)
-        return nd_error_set(e, ND_EFORMAT, "bad window shape: L=%u bins of %llu ns (need >= 1 us)",
-                            ds->L, (unsigned long long)ds->bin_ns);
+        return nd_error_set(e, ND_EFORMAT,
+                            "bad window shape: L=%u bins of %llu ns (need >= 1 us)", ds->L,
+                            (unsigned long long)ds->bin_ns);
     s->lay.L = ds->L;
     s->lay.bin_ns = ds->bin_ns;
     s->lay.bytes[ND_DOWN] = find_channel(ds, "bytes_down", NULL);
@@ -245,19 +248,23 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
         return nd_error_set(e, ND_EFORMAT,
                             "the series need channels bytes_down and bytes_up to be replayed");
     if (!(o->speed >= 0) || !isfinite(o->speed))
-        return nd_error_set(e, ND_EUSAGE, "speed must be a number >= 0 (0: as fast as possible)");
+        return nd_error_set(e, ND_EUSAGE,
+                            "speed must be a number >= 0 (0: as fast as possible)");
     int rc = pool_parse(&s->cli, o->client_pool, o->client_pool6, o->clients,
                         "replay.client_pool", e);
-    if (!rc) rc = pool_parse(&s->srv, o->server_pool, o->server_pool6, o->servers,
-                             "replay.server_pool", e);
+    if (!rc)
+        rc = pool_parse(&s->srv, o->server_pool, o->server_pool6, o->servers,
+                        "replay.server_pool", e);
     if (rc) return rc;
     if ((s->cli.has4 && s->srv.has4) + (s->cli.has6 && s->srv.has6) == 0)
         return nd_error_set(e, ND_ECONFIG,
                             "replay.client_pool and replay.server_pool share no IP version");
     if (pkt_mac_parse(o->mac_src, s->mac_cli))
-        return nd_error_set(e, ND_ECONFIG, "replay.mac_src: '%s' is not a MAC address", o->mac_src);
+        return nd_error_set(e, ND_ECONFIG, "replay.mac_src: '%s' is not a MAC address",
+                            o->mac_src);
     if (pkt_mac_parse(o->mac_dst, s->mac_srv))
-        return nd_error_set(e, ND_ECONFIG, "replay.mac_dst: '%s' is not a MAC address", o->mac_dst);
+        return nd_error_set(e, ND_ECONFIG, "replay.mac_dst: '%s' is not a MAC address",
+                            o->mac_dst);
 
     uint32_t K = ds->n_classes;
     s->pc = calloc(K, sizeof *s->pc);
@@ -275,14 +282,16 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
     }
     for (uint64_t w = 0; w < ds->n_windows; w++) {
         uint32_t c = ds->labels[w];
-        if (c >= K) return nd_error_set(e, ND_EFORMAT, "window %llu has class %u of %u",
-                                        (unsigned long long)w, c, K);
+        if (c >= K)
+            return nd_error_set(e, ND_EFORMAT, "window %llu has class %u of %u",
+                                (unsigned long long)w, c, K);
         if (only >= 0 && (int)c != only) continue;
         s->elig[s->n_elig++] = (uint32_t)w;
         s->cls_n[c]++;
     }
     if (!s->n_elig)
-        return nd_error_set(e, ND_EFORMAT, "class '%s' has no windows to replay", o->only_class);
+        return nd_error_set(e, ND_EFORMAT, "class '%s' has no windows to replay",
+                            o->only_class);
 
     if (o->n_mix > ND_MAX_CLASSES)
         return nd_error_set(e, ND_EUSAGE, "replay.mix: %u classes, at most %d", o->n_mix,
@@ -582,10 +591,11 @@ static int run_part(void *arg)
                     snprintf(err, sizeof err, ", error p99 %.1f us",
                              (double)sink_errhist_quantile(sink->err, 0.99) / 1e3);
                 if (j->parts > 1) snprintf(part, sizeof part, " (queue 0 of %u)", j->parts);
-                nd_status("replay%s: %llu flows, %llu packets, %.1f MB, %.1f kpps, %llu drops%s",
-                          part, (unsigned long long)flows, (unsigned long long)sink->packets,
-                          (double)sink->bytes / 1e6, (double)sink->packets / secs / 1e3,
-                          (unsigned long long)sink->drops, err);
+                nd_status(
+                    "replay%s: %llu flows, %llu packets, %.1f MB, %.1f kpps, %llu drops%s",
+                    part, (unsigned long long)flows, (unsigned long long)sink->packets,
+                    (double)sink->bytes / 1e6, (double)sink->packets / secs / 1e3,
+                    (unsigned long long)sink->drops, err);
             }
         }
     }
@@ -610,8 +620,8 @@ out:
     return rc;
 }
 
-int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
-               replay_stats *st, nd_error *e)
+int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink, replay_stats *st,
+               nd_error *e)
 {
     const uint32_t parts = sink->ops->n_queues ? sink->ops->n_queues(sink) : 1;
     part_job *jobs = calloc(parts, sizeof *jobs);
@@ -619,8 +629,8 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
     const uint64_t wall0 = nd_now_ns();
     const uint64_t base = sink->ops->paced ? wall0 + PACED_LEAD_NS : sink->base_ns;
     for (uint32_t p = 0; p < parts; p++) {
-        jobs[p] = (part_job){ds, o, p ? sink->ops->queue(sink, p) : sink, p, parts, base, wall0,
-                             p == 0};
+        jobs[p] = (part_job){ds,    o,     p ? sink->ops->queue(sink, p) : sink, p, parts, base,
+                             wall0, p == 0};
     }
     for (uint32_t p = 1; p < parts; p++) sink->ops->launch(sink, p, run_part, &jobs[p]);
     run_part(&jobs[0]);
@@ -654,7 +664,8 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
             st->drops += k->drops;
             if (k->timed && k->err) {
                 timed = 1;
-                for (uint32_t i = 0; i < SINK_ERR_BUCKETS; i++) merged->count[i] += k->err->count[i];
+                for (uint32_t i = 0; i < SINK_ERR_BUCKETS; i++)
+                    merged->count[i] += k->err->count[i];
                 merged->n += k->err->n;
                 merged->early += k->err->early;
                 if (k->err->max > merged->max) merged->max = k->err->max;

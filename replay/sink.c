@@ -63,8 +63,8 @@ replay_sink *replay_sink_open(const char *spec, nd_error *e)
     if (!strncmp(spec, "pcap:", 5)) return sink_pcap_open(spec + 5, e);
     if (!strncmp(spec, "iface:", 6)) return sink_iface_open(spec + 6, e);
     if (!strncmp(spec, "dpdk:", 5)) return sink_dpdk_open(spec + 5, e);
-    nd_error_set(e, ND_EUSAGE, "unknown sink '%s': expected pcap:FILE, iface:NAME or dpdk:EAL-ARGS",
-                 spec);
+    nd_error_set(e, ND_EUSAGE,
+                 "unknown sink '%s': expected pcap:FILE, iface:NAME or dpdk:EAL-ARGS", spec);
     return NULL;
 }
 
@@ -87,7 +87,7 @@ typedef struct sink_func {
 
 static uint8_t *func_alloc(replay_sink *s, uint32_t len, nd_error *e)
 {
-    ND_ASSERT(len <= sizeof ((sink_func *)s)->frame);
+    ND_ASSERT(len <= sizeof((sink_func *)s)->frame);
     return ((sink_func *)s)->frame;
 }
 
@@ -96,8 +96,9 @@ static int func_send(replay_sink *s, uint32_t len, uint64_t deadline,
 {
     sink_func *f = (sink_func *)s;
     int rc = f->fn(f->frame, len, deadline, info, f->arg);
-    if (rc) return nd_error_set(e, rc, "packet %llu refused: %s",
-                                (unsigned long long)s->packets + 1, nd_strerror(rc));
+    if (rc)
+        return nd_error_set(e, rc, "packet %llu refused: %s",
+                            (unsigned long long)s->packets + 1, nd_strerror(rc));
     s->packets++;
     s->bytes += len;
     return 0;
@@ -185,11 +186,11 @@ static uint8_t *pfile_alloc(replay_sink *s, uint32_t len, nd_error *e)
 }
 
 static int pfile_send(replay_sink *s, uint32_t len, uint64_t deadline,
-                     const replay_pkt_info *info, nd_error *e)
+                      const replay_pkt_info *info, nd_error *e)
 {
     sink_pcap *p = (sink_pcap *)s;
-    uint32_t rec[4] = {(uint32_t)(deadline / ND_NS_PER_SEC), (uint32_t)(deadline % ND_NS_PER_SEC),
-                       len, len};
+    uint32_t rec[4] = {(uint32_t)(deadline / ND_NS_PER_SEC),
+                       (uint32_t)(deadline % ND_NS_PER_SEC), len, len};
     memcpy(p->buf + p->len, rec, 16); /* host byte order, as the magic says */
     p->len += 16 + len;
     p->buf_pkts++;
@@ -198,7 +199,10 @@ static int pfile_send(replay_sink *s, uint32_t len, uint64_t deadline,
     return 0;
 }
 
-static int pfile_flush(replay_sink *s, nd_error *e) { return 0; } /* writes when full or at close */
+static int pfile_flush(replay_sink *s, nd_error *e)
+{
+    return 0;
+} /* writes when full or at close */
 
 static int pfile_close(replay_sink *s, nd_error *e)
 {
@@ -206,14 +210,16 @@ static int pfile_close(replay_sink *s, nd_error *e)
     int rc = p->failed ? 0 : pfile_write_out(p, e);
     if (close(p->fd) && !rc && !p->failed)
         rc = nd_error_set(e, -errno, "%s: %s", p->path, strerror(errno));
-    if (p->failed && !rc) rc = nd_error_set(e, p->failed, "%s: %s", p->path, nd_strerror(p->failed));
+    if (p->failed && !rc)
+        rc = nd_error_set(e, p->failed, "%s: %s", p->path, nd_strerror(p->failed));
     free(p->buf);
     free(p->path);
     free(p);
     return rc;
 }
 
-static const sink_ops pfile_ops = {"pcap", 0, pfile_alloc, pfile_send, pfile_flush, pfile_close};
+static const sink_ops pfile_ops = {"pcap",     0,           pfile_alloc,
+                                   pfile_send, pfile_flush, pfile_close};
 
 replay_sink *sink_pcap_open(const char *path, nd_error *e)
 {

@@ -23,12 +23,12 @@
 
 #include "replay_impl.h"
 
-#define DPDK_BURST 32
+#define DPDK_BURST           32
 #define DPDK_MBUFS_PER_QUEUE 8192
-#define DPDK_TX_DESC 1024
-#define DPDK_RETRY_NS 100000
-#define DPDK_MAX_ARGS 64
-#define DPDK_MAX_QUEUES 64
+#define DPDK_TX_DESC         1024
+#define DPDK_RETRY_NS        100000
+#define DPDK_MAX_ARGS        64
+#define DPDK_MAX_QUEUES      64
 
 typedef struct dpdk_port dpdk_port;
 
@@ -112,8 +112,9 @@ static int dpdk_send(replay_sink *s, uint32_t len, uint64_t deadline,
     if (d->pt->csum_flags) {
         m->l2_len = 14;
         m->l3_len = info->ipv6 ? 40 : 20;
-        m->ol_flags = (info->ipv6 ? RTE_MBUF_F_TX_IPV6 : RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM) |
-                      (info->l4 == ND_L4_TCP ? RTE_MBUF_F_TX_TCP_CKSUM : RTE_MBUF_F_TX_UDP_CKSUM);
+        m->ol_flags =
+            (info->ipv6 ? RTE_MBUF_F_TX_IPV6 : RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM) |
+            (info->l4 == ND_L4_TCP ? RTE_MBUF_F_TX_TCP_CKSUM : RTE_MBUF_F_TX_UDP_CKSUM);
     }
     d->burst[d->n] = m;
     d->deadline[d->n++] = deadline;
@@ -174,9 +175,9 @@ static int dpdk_close(replay_sink *s, nd_error *e)
     return rc;
 }
 
-static const sink_ops dpdk_ops = {"dpdk",          1,          dpdk_alloc,  dpdk_send,
-                                  dpdk_flush,      dpdk_close, dpdk_n_queues, dpdk_queue,
-                                  dpdk_launch,     dpdk_wait};
+static const sink_ops dpdk_ops = {"dpdk",      1,          dpdk_alloc,    dpdk_send,
+                                  dpdk_flush,  dpdk_close, dpdk_n_queues, dpdk_queue,
+                                  dpdk_launch, dpdk_wait};
 
 static void zero_mbuf(struct rte_mempool *mp, void *opaque, void *obj, unsigned idx)
 {
@@ -199,7 +200,8 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
     int argc = 0;
     argv[argc++] = "netdiffus";
     argv[argc++] = "--log-level=warning"; /* the user's arguments come after and win */
-    for (char *save = NULL, *t = strtok_r(copy, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+    for (char *save = NULL, *t = strtok_r(copy, " \t", &save); t;
+         t = strtok_r(NULL, " \t", &save)) {
         if (argc == DPDK_MAX_ARGS + 2) {
             nd_error_set(e, ND_EUSAGE, "dpdk: more than %d EAL arguments", DPDK_MAX_ARGS);
             goto fail_free;
@@ -216,7 +218,8 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
     if (rte_eth_dev_count_avail() == 0) {
         nd_error_set(e, -ENODEV,
                      "dpdk: no port after EAL init with '%s' (did the --vdev or device probe? "
-                     "see the EAL messages above)", args);
+                     "see the EAL messages above)",
+                     args);
         goto fail_eal;
     }
     uint16_t port = 0;
@@ -238,12 +241,14 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
                 rte_lcore_count());
     unsigned lc;
     pt->lcore[pt->nq++] = rte_get_main_lcore();
-    RTE_LCORE_FOREACH_WORKER(lc) {
+    RTE_LCORE_FOREACH_WORKER(lc)
+    {
         if (pt->nq == nq) break;
         pt->lcore[pt->nq++] = lc;
     }
 
-    int socket = rte_eth_dev_socket_id(port) < 0 ? (int)rte_socket_id() : rte_eth_dev_socket_id(port);
+    int socket =
+        rte_eth_dev_socket_id(port) < 0 ? (int)rte_socket_id() : rte_eth_dev_socket_id(port);
     pt->mp = rte_pktmbuf_pool_create("nd_replay_tx", DPDK_MBUFS_PER_QUEUE * pt->nq - 1, 256, 0,
                                      RTE_MBUF_DEFAULT_BUF_SIZE, socket);
     if (!pt->mp) {
@@ -283,7 +288,8 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
         }
     }
     for (uint16_t q = 0; q < n_rx; q++)
-        if ((rc = rte_eth_rx_queue_setup(port, q, nb_rx, (unsigned)socket, NULL, pt->rx_mp)) < 0) {
+        if ((rc = rte_eth_rx_queue_setup(port, q, nb_rx, (unsigned)socket, NULL, pt->rx_mp)) <
+            0) {
             nd_error_set(e, rc, "dpdk: port %u: rx queue %u: %s", port, q, rte_strerror(-rc));
             goto fail_port;
         }
@@ -310,8 +316,8 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
     }
     pt->started = 1;
     nd_info("dpdk: port %u (%s), %u tx queue%s on lcores %u..%u, checksums %s", port,
-            info.driver_name, pt->nq, pt->nq > 1 ? "s" : "", pt->lcore[0], pt->lcore[pt->nq - 1],
-            pt->csum_flags ? "offloaded" : "in software");
+            info.driver_name, pt->nq, pt->nq > 1 ? "s" : "", pt->lcore[0],
+            pt->lcore[pt->nq - 1], pt->csum_flags ? "offloaded" : "in software");
     free(copy);
     return &pt->q[0]->base;
 

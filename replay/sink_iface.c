@@ -19,7 +19,7 @@ typedef struct sink_iface {
 
 static uint8_t *iface_alloc(replay_sink *s, uint32_t len, nd_error *e)
 {
-    ND_ASSERT(len <= sizeof ((sink_iface *)s)->frame);
+    ND_ASSERT(len <= sizeof((sink_iface *)s)->frame);
     return ((sink_iface *)s)->frame;
 }
 
@@ -55,12 +55,13 @@ static int iface_close(replay_sink *s, nd_error *e)
     return 0;
 }
 
-static const sink_ops iface_ops = {"iface", 1, iface_alloc, iface_send, iface_flush, iface_close};
+static const sink_ops iface_ops = {"iface",    1,           iface_alloc,
+                                   iface_send, iface_flush, iface_close};
 
 replay_sink *sink_iface_open(const char *name, nd_error *e)
 {
     char errbuf[PCAP_ERRBUF_SIZE] = "";
-    if (!*name || strlen(name) >= sizeof ((sink_iface *)0)->name) {
+    if (!*name || strlen(name) >= sizeof((sink_iface *)0)->name) {
         nd_error_set(e, ND_EUSAGE, "iface: needs an interface name (iface:NAME)");
         return NULL;
     }
@@ -83,10 +84,12 @@ replay_sink *sink_iface_open(const char *name, nd_error *e)
     int rc = pcap_activate(f->pc);
     if (rc < 0) {
         const char *why = rc == PCAP_ERROR_NO_SUCH_DEVICE ? "no such interface (see `ip link`)"
-                          : rc == PCAP_ERROR_PERM_DENIED  ? "permission denied (needs root or CAP_NET_RAW)"
+                          : rc == PCAP_ERROR_PERM_DENIED
+                              ? "permission denied (needs root or CAP_NET_RAW)"
                           : rc == PCAP_ERROR_IFACE_NOT_UP ? "interface is down"
                                                           : pcap_geterr(f->pc);
-        nd_error_set(e, rc == PCAP_ERROR_PERM_DENIED ? -EPERM : -ENODEV, "iface:%s: %s", name, why);
+        nd_error_set(e, rc == PCAP_ERROR_PERM_DENIED ? -EPERM : -ENODEV, "iface:%s: %s", name,
+                     why);
         pcap_close(f->pc);
         goto fail;
     }

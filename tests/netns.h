@@ -112,8 +112,9 @@ static inline test_netns netns_setup(const char *tag)
                       (char *)NULL))
         SKIP("cannot create a veth pair (no veth support?)");
     /* best effort: without it the pair only carries some IPv6 chatter besides the test's */
-    netns_ip_run_(1, "netns", "exec", n.name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
-                  "net.ipv6.conf.default.disable_ipv6=1", (char *)NULL);
+    netns_ip_run_(1, "netns", "exec", n.name, "sysctl", "-qw",
+                  "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+                  (char *)NULL);
     CHECK_EQ(netns_ip_run_(0, "-n", n.name, "link", "set", n.a, "up", (char *)NULL), 0);
     CHECK_EQ(netns_ip_run_(0, "-n", n.name, "link", "set", n.b, "up", (char *)NULL), 0);
     CHECK_EQ(netns_ip_run_(0, "-n", n.name, "link", "set", "lo", "up", (char *)NULL), 0);

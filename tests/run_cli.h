@@ -41,8 +41,8 @@ static int run_cli(const char *const *args)
     }
     int st;
     CHECK_EQ(waitpid(pid, &st, 0), pid);
-    if (!WIFEXITED(st)) CHECK_FAIL_("netdiffus %s: killed by signal %d", args[0] ? args[0] : "",
-                                    WTERMSIG(st));
+    if (!WIFEXITED(st))
+        CHECK_FAIL_("netdiffus %s: killed by signal %d", args[0] ? args[0] : "", WTERMSIG(st));
     size_t len;
     free(out_text);
     free(err_text);
@@ -52,12 +52,12 @@ static int run_cli(const char *const *args)
 }
 
 #define RUN(...) run_cli((const char *const[]){__VA_ARGS__, NULL})
-#define EXPECT(code, ...)                                                                \
-    do {                                                                                 \
-        int rc_ = RUN(__VA_ARGS__);                                                      \
-        if (rc_ != (code))                                                               \
-            CHECK_FAIL_("exit %d, expected %d\nstdout:\n%s\nstderr:\n%s", rc_, (code),   \
-                        out_text, err_text);                                             \
+#define EXPECT(code, ...)                                                                      \
+    do {                                                                                       \
+        int rc_ = RUN(__VA_ARGS__);                                                            \
+        if (rc_ != (code))                                                                     \
+            CHECK_FAIL_("exit %d, expected %d\nstdout:\n%s\nstderr:\n%s", rc_, (code),         \
+                        out_text, err_text);                                                   \
     } while (0)
 
 #endif

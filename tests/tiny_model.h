@@ -14,7 +14,8 @@
 #include "opts.h"
 
 /* tiny_model_config(cfg, "key=value", ...): defaults, the tiny model, then the keys. */
-#define tiny_model_config(cfg, ...) tiny_model_config_((cfg), (const char *const[]){__VA_ARGS__, NULL})
+#define tiny_model_config(cfg, ...)                                                            \
+    tiny_model_config_((cfg), (const char *const[]){__VA_ARGS__, NULL})
 
 static inline void tiny_model_set(nd_config *cfg, const char *const *keys)
 {
@@ -25,11 +26,19 @@ static inline void tiny_model_set(nd_config *cfg, const char *const *keys)
 
 static inline void tiny_model_config_(nd_config *cfg, const char *const *extra)
 {
-    static const char *const base[] = {
-        "capture.window=8", "capture.min_active_bins=1", "model.attn_min_res=0",
-        "model.base_channels=8", "model.channel_mult=[1, 2]", "model.res_blocks=1",
-        "model.groups=4", "model.emb_dim=32", "model.threads=1", "train.batch=8",
-        "train.lr=5e-3", "train.ema_decay=0.9", NULL};
+    static const char *const base[] = {"capture.window=8",
+                                       "capture.min_active_bins=1",
+                                       "model.attn_min_res=0",
+                                       "model.base_channels=8",
+                                       "model.channel_mult=[1, 2]",
+                                       "model.res_blocks=1",
+                                       "model.groups=4",
+                                       "model.emb_dim=32",
+                                       "model.threads=1",
+                                       "train.batch=8",
+                                       "train.lr=5e-3",
+                                       "train.ema_decay=0.9",
+                                       NULL};
     nd_config_defaults(cfg);
     tiny_model_set(cfg, base);
     tiny_model_set(cfg, extra);
@@ -72,12 +81,12 @@ static inline nd_dm *tiny_dm_new(const nd_config *cfg, const nd_dataset *ds, nd_
 }
 
 /* m's sampling settings with one field changed: tiny_set_sampling(m, calibrate, 0). */
-#define tiny_set_sampling(m, field, value)                                                   \
-    do {                                                                                   \
-        nd_dm_sampling s_ = nd_dm_get_settings(m)->sample;                                 \
-        nd_error e_ = {0};                                                                 \
-        s_.field = (value);                                                                \
-        if (nd_dm_set_sampling((m), &s_, &e_)) CHECK_FAIL_("set_sampling: %s", e_.msg);    \
+#define tiny_set_sampling(m, field, value)                                                     \
+    do {                                                                                       \
+        nd_dm_sampling s_ = nd_dm_get_settings(m)->sample;                                     \
+        nd_error e_ = {0};                                                                     \
+        s_.field = (value);                                                                    \
+        if (nd_dm_set_sampling((m), &s_, &e_)) CHECK_FAIL_("set_sampling: %s", e_.msg);        \
     } while (0)
 
 #endif

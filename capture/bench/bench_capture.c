@@ -123,7 +123,8 @@ static int bench_mem(uint32_t flows, uint32_t n)
                 pk[i] = (capture_pkt){data + (size_t)i * 64, 64, 64, t += 100};
             }
             uint64_t c0 = cpu_ns();
-            for (uint32_t i = 0; i < RING; i += 32) capture_ctx_burst(c, CAPTURE_LINK_ETHERNET, pk + i, 32);
+            for (uint32_t i = 0; i < RING; i += 32)
+                capture_ctx_burst(c, CAPTURE_LINK_ETHERNET, pk + i, 32);
             busy += cpu_ns() - c0;
         }
         double mpps = (double)(n / RING * RING) / (busy / 1e3);
@@ -182,8 +183,10 @@ static int bare(const char *path)
     }
     pcap_close(p);
     double s = (nd_now_ns() - t0) / 1e9, cs = (cpu_ns() - c0) / 1e9;
-    printf("bare %s: %.2f Mpps per CPU-second (%.2f Mpps wall; %" PRIu64 " packets, %.3f s CPU, "
-           "checksum %" PRIu64 ")\n", path, n / cs / 1e6, n / s / 1e6, n, cs, bytes);
+    printf("bare %s: %.2f Mpps per CPU-second (%.2f Mpps wall; %" PRIu64
+           " packets, %.3f s CPU, "
+           "checksum %" PRIu64 ")\n",
+           path, n / cs / 1e6, n / s / 1e6, n, cs, bytes);
     return 0;
 }
 
@@ -205,9 +208,10 @@ static int file(const char *path)
     double s = (nd_now_ns() - t0) / 1e9, cs = (cpu_ns() - c0) / 1e9;
     capture_totals t;
     capture_ctx_totals(c, &t);
-    printf("file %s: %.2f Mpps per CPU-second (%.2f Mpps wall; %" PRIu64 " packets, %.3f s CPU, "
-           "%" PRIu64 " windows)\n", path, t.packets / cs / 1e6, t.packets / s / 1e6, t.packets,
-           cs, windows);
+    printf("file %s: %.2f Mpps per CPU-second (%.2f Mpps wall; %" PRIu64
+           " packets, %.3f s CPU, "
+           "%" PRIu64 " windows)\n",
+           path, t.packets / cs / 1e6, t.packets / s / 1e6, t.packets, cs, windows);
     capture_ctx_free(c);
     return 0;
 }
@@ -224,8 +228,8 @@ static int ring(uint32_t flows, uint32_t n)
         fprintf(stderr, "%s\n", e.msg);
         return 1;
     }
-    struct rte_mempool *mp = rte_pktmbuf_pool_create("bench_tx", 8191, 256, 0,
-                                                     RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+    struct rte_mempool *mp =
+        rte_pktmbuf_pool_create("bench_tx", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     uint64_t windows = 0;
     capture_ctx *c = capture_ctx_new(&o, NULL, count_window, &windows, &e);
     if (!mp || !c) return 1;

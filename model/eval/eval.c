@@ -81,8 +81,8 @@ void nd_mean_acf(double *acf, const float *x, size_t n, int C, int L, int c, int
 
 typedef struct set {
     size_t n;
-    float *x;  /* (n, C, L) */
-    int *y;    /* (n) class index in the real file's numbering */
+    float *x; /* (n, C, L) */
+    int *y;   /* (n) class index in the real file's numbering */
 } set;
 
 /* Windows of ds whose class (mapped to real's numbering by name) is cls (−1: all). */
@@ -126,7 +126,8 @@ static dist distances(const set *a, const set *b, int C, int L)
 {
     dist d = {0, 0, 0};
     int K = L / 4 < 1 ? 1 : L / 4;
-    double *va = malloc((a->n * L + 1) * sizeof(double)), *vb = malloc((b->n * L + 1) * sizeof(double));
+    double *va = malloc((a->n * L + 1) * sizeof(double)),
+           *vb = malloc((b->n * L + 1) * sizeof(double));
     double acfa[1024], acfb[1024];
     ND_ASSERT(va && vb && K <= 1024);
     for (int c = 0; c < C; c++) {
@@ -242,7 +243,8 @@ static int feats_of(feats *F, const set *s, int C, int L)
     F->f = malloc((s->n + 1) * F->nf * sizeof(double));
     F->y = s->y;
     if (!F->f) return -ENOMEM;
-    for (size_t w = 0; w < s->n; w++) features(F->f + w * F->nf, s->x + w * (size_t)C * L, C, L);
+    for (size_t w = 0; w < s->n; w++)
+        features(F->f + w * F->nf, s->x + w * (size_t)C * L, C, L);
     return 0;
 }
 
@@ -284,7 +286,8 @@ static double logreg_accuracy(const feats *tr, const feats *te, int K)
             double g = G[q] + 1e-3 * W[q];
             m1[q] = 0.9 * m1[q] + 0.1 * g;
             m2[q] = 0.999 * m2[q] + 0.001 * g * g;
-            W[q] -= 0.05 * (m1[q] / (1 - pow(0.9, it))) / (sqrt(m2[q] / (1 - pow(0.999, it))) + 1e-8);
+            W[q] -= 0.05 * (m1[q] / (1 - pow(0.9, it))) /
+                    (sqrt(m2[q] / (1 - pow(0.999, it))) + 1e-8);
         }
     }
     size_t ok = 0;
@@ -361,16 +364,26 @@ static void cnn_point(cnn *n, float *base, int grads)
 {
     int C = n->C, K = n->K;
     float *q = base;
-#define TAKE(field, count)                                                               \
-    do {                                                                                 \
-        if (grads) n->d##field = q;                                                      \
-        else n->field = q;                                                               \
-        q += (count);                                                                    \
+#define TAKE(field, count)                                                                     \
+    do {                                                                                       \
+        if (grads) n->d##field = q;                                                            \
+        else n->field = q;                                                                     \
+        q += (count);                                                                          \
     } while (0)
-    TAKE(w1, 16 * C * 9); TAKE(b1, 16); TAKE(g1, 16); TAKE(be1, 16);
-    TAKE(w2, 32 * 16 * 9); TAKE(b2, 32); TAKE(g2, 32); TAKE(be2, 32);
-    TAKE(w3, 32 * 32 * 9); TAKE(b3, 32); TAKE(g3, 32); TAKE(be3, 32);
-    TAKE(wl, K * 32); TAKE(bl, K);
+    TAKE(w1, 16 * C * 9);
+    TAKE(b1, 16);
+    TAKE(g1, 16);
+    TAKE(be1, 16);
+    TAKE(w2, 32 * 16 * 9);
+    TAKE(b2, 32);
+    TAKE(g2, 32);
+    TAKE(be2, 32);
+    TAKE(w3, 32 * 32 * 9);
+    TAKE(b3, 32);
+    TAKE(g3, 32);
+    TAKE(be3, 32);
+    TAKE(wl, K * 32);
+    TAKE(bl, K);
 #undef TAKE
     n->np = (size_t)(q - base);
 }
@@ -408,15 +421,20 @@ static void cnn_backward(cnn *n, nd_ctx *ctx, cnn_act *a, const float *x, const 
     for (int i = 0; i < B * 32; i++)
         for (int j = 0; j < P; j++) a->dl[(size_t)i * P + j] = a->dp[i] / P;
     memset(a->d3, 0, (size_t)B * 32 * P * sizeof(float));
-    nd_groupnorm_backward(ctx, a->d3, n->dg3, n->dbe3, a->dl, a->a3, a->m3, a->r3, n->g3, n->be3, B, 32, P, 8, 1);
+    nd_groupnorm_backward(ctx, a->d3, n->dg3, n->dbe3, a->dl, a->a3, a->m3, a->r3, n->g3,
+                          n->be3, B, 32, P, 8, 1);
     memset(a->d2, 0, (size_t)B * 32 * L2 * L2 * sizeof(float));
-    nd_conv2d_backward(ctx, a->d2, n->dw3, n->db3, a->d3, a->h2, n->w3, B, 32, L2, L2, 32, 3, 2);
+    nd_conv2d_backward(ctx, a->d2, n->dw3, n->db3, a->d3, a->h2, n->w3, B, 32, L2, L2, 32, 3,
+                       2);
     memset(a->dl, 0, (size_t)B * 32 * L2 * L2 * sizeof(float));
-    nd_groupnorm_backward(ctx, a->dl, n->dg2, n->dbe2, a->d2, a->a2, a->m2, a->r2, n->g2, n->be2, B, 32, L2 * L2, 8, 1);
+    nd_groupnorm_backward(ctx, a->dl, n->dg2, n->dbe2, a->d2, a->a2, a->m2, a->r2, n->g2,
+                          n->be2, B, 32, L2 * L2, 8, 1);
     memset(a->d1, 0, (size_t)B * 16 * L1 * L1 * sizeof(float));
-    nd_conv2d_backward(ctx, a->d1, n->dw2, n->db2, a->dl, a->h1, n->w2, B, 16, L1, L1, 32, 3, 2);
+    nd_conv2d_backward(ctx, a->d1, n->dw2, n->db2, a->dl, a->h1, n->w2, B, 16, L1, L1, 32, 3,
+                       2);
     memset(a->d2, 0, (size_t)B * 16 * L1 * L1 * sizeof(float));
-    nd_groupnorm_backward(ctx, a->d2, n->dg1, n->dbe1, a->d1, a->a1, a->m1, a->r1, n->g1, n->be1, B, 16, L1 * L1, 4, 1);
+    nd_groupnorm_backward(ctx, a->d2, n->dg1, n->dbe1, a->d1, a->a1, a->m1, a->r1, n->g1,
+                          n->be1, B, 16, L1 * L1, 4, 1);
     nd_conv2d_backward(ctx, NULL, n->dw1, n->db1, a->d2, x, n->w1, B, C, L, L, 16, 3, 2);
 }
 
@@ -439,10 +457,14 @@ static double cnn_accuracy(const set *tr, const set *te, int C, int L, int K, in
     nd_rng r;
     nd_rng_seed(&r, seed);
     /* PyTorch-like init: U(±1/√fan_in); GroupNorm 1, 0 */
-    struct { float *w; size_t cnt; int fan; } init[] = {
-        {n.w1, 16 * (size_t)C * 9, C * 9}, {n.b1, 16, C * 9}, {n.w2, 32 * 16 * 9, 144},
-        {n.b2, 32, 144}, {n.w3, 32 * 32 * 9, 288}, {n.b3, 32, 288}, {n.wl, (size_t)K * 32, 32},
-        {n.bl, (size_t)K, 32}};
+    struct {
+        float *w;
+        size_t cnt;
+        int fan;
+    } init[] = {{n.w1, 16 * (size_t)C * 9, C * 9}, {n.b1, 16, C * 9},
+                {n.w2, 32 * 16 * 9, 144},          {n.b2, 32, 144},
+                {n.w3, 32 * 32 * 9, 288},          {n.b3, 32, 288},
+                {n.wl, (size_t)K * 32, 32},        {n.bl, (size_t)K, 32}};
     for (size_t k = 0; k < sizeof init / sizeof init[0]; k++)
         for (size_t i = 0; i < init[k].cnt; i++)
             init[k].w[i] = (float)((2 * nd_rng_uniform(&r) - 1) / sqrt(init[k].fan));
@@ -469,8 +491,12 @@ static double cnn_accuracy(const set *tr, const set *te, int C, int L, int K, in
     nd_gaf_scale sc;
     nd_gaf_fit_scale(&sc, tr->x, tr->n, C, L);
     nd_gaf_spec g = {.C = C, .L = L, .scaling = ND_GAF_LOG};
-    nd_adamw_config oc = {.lr = 2e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
-                          .weight_decay = 1e-4f, .grad_clip = 5.0f};
+    nd_adamw_config oc = {.lr = 2e-3f,
+                          .beta1 = 0.9f,
+                          .beta2 = 0.999f,
+                          .eps = 1e-8f,
+                          .weight_decay = 1e-4f,
+                          .grad_clip = 5.0f};
     nd_adamw *opt = nd_adamw_new(&oc, np, n.p);
     ND_ASSERT(opt);
     size_t WL = (size_t)C * L;
@@ -486,7 +512,8 @@ static double cnn_accuracy(const set *tr, const set *te, int C, int L, int K, in
             float mx = -INFINITY, z = 0;
             for (int k = 0; k < K; k++) mx = fmaxf(mx, a.logit[b * K + k]);
             for (int k = 0; k < K; k++) z += dlogit[b * K + k] = expf(a.logit[b * K + k] - mx);
-            for (int k = 0; k < K; k++) dlogit[b * K + k] = (dlogit[b * K + k] / z - (k == y[b])) / B;
+            for (int k = 0; k < K; k++)
+                dlogit[b * K + k] = (dlogit[b * K + k] / z - (k == y[b])) / B;
         }
         memset(n.g, 0, np * sizeof(float));
         cnn_backward(&n, ctx, &a, x, dlogit, B);
@@ -495,7 +522,8 @@ static double cnn_accuracy(const set *tr, const set *te, int C, int L, int K, in
     size_t ok = 0;
     for (size_t i = 0; i < te->n; i += (size_t)B) {
         int nb = (int)(te->n - i < (size_t)B ? te->n - i : (size_t)B);
-        for (int b = 0; b < nb; b++) nd_gaf_window_to_image(x + b * img, te->x + (i + b) * WL, &g, &sc);
+        for (int b = 0; b < nb; b++)
+            nd_gaf_window_to_image(x + b * img, te->x + (i + b) * WL, &g, &sc);
         cnn_forward(&n, ctx, &a, x, nb);
         for (int b = 0; b < nb; b++) {
             int best = 0;
@@ -619,14 +647,16 @@ static int report_distances(report *p, nd_error *e)
         ncls += rc;
     }
     if (!ncls)
-        return nd_error_set(e, ND_EUSAGE, "eval: no class has both real and synthetic "
+        return nd_error_set(e, ND_EUSAGE,
+                            "eval: no class has both real and synthetic "
                             "windows (classes are matched by name)");
     dist mean[NSRC], none = {0, 0, 0};
     for (int i = 0; i < NSRC; i++)
         mean[i] = (dist){sum[i].marg / ncls, sum[i].acf / ncls, sum[i].vol / ncls};
     for (int i = 0; i < NSRC; i++)
         if (i == SRC_SYNTH || p->ds[i == SRC_NAIVE ? SRC_REAL : i])
-            print_dist_row(p, "MEAN", i, "", &mean[i], p->ds[SRC_REAL] ? &mean[SRC_REAL] : &none);
+            print_dist_row(p, "MEAN", i, "", &mean[i],
+                           p->ds[SRC_REAL] ? &mean[SRC_REAL] : &none);
     return 0;
 }
 
@@ -637,8 +667,8 @@ typedef struct accuracy {
 } accuracy;
 
 static void report_classifiers(const report *p, const set *R, const set *T, const set *S,
-                               const set *TS, const feats *FR, const feats *FT,
-                               const feats *FS, const feats *FTS)
+                               const set *TS, const feats *FR, const feats *FT, const feats *FS,
+                               const feats *FTS)
 {
     int K = p->K, raw = S[1].n > 0, with_cnn = p->o->cnn_steps > 0;
     accuracy acc[3];
@@ -665,12 +695,14 @@ static void report_classifiers(const report *p, const set *R, const set *T, cons
     }
     fprintf(p->out, "\ndownstream accuracy on the %zu real windows (chance %.2f)\n", R->n,
             1.0 / K);
-    fprintf(p->out, "%-22s %8s %8s %8s %12s", "classifier", "TRTR", "TSTR", "TRSTR", "TSTR/TRTR");
+    fprintf(p->out, "%-22s %8s %8s %8s %12s", "classifier", "TRTR", "TSTR", "TRSTR",
+            "TSTR/TRTR");
     if (raw) fprintf(p->out, " %8s %11s", "TSTR raw", "raw/TRTR");
     fputc('\n', p->out);
     const char *name[3] = {"logistic regression", "5-NN (features)", "CNN (GASF images)"};
     for (int c = 0; c < 2 + with_cnn; c++) {
-        double v[6] = {acc[c].trtr, acc[c].tstr[0], acc[c].trstr, acc[c].tstr[0] / acc[c].trtr,
+        double v[6] = {acc[c].trtr,    acc[c].tstr[0],
+                       acc[c].trstr,   acc[c].tstr[0] / acc[c].trtr,
                        acc[c].tstr[1], acc[c].tstr[1] / acc[c].trtr};
         fprintf(p->out, "%-22s", name[c]);
         for (int i = 0; i < (raw ? 6 : 4); i++) {
@@ -702,14 +734,19 @@ static void report_memorisation(const report *p, const char *what, const set *S,
     double share = (double)closer / S->n;
     int flag = share > 0.2 || meds < 0.5 * medr || copies > 0;
     FILE *out = p->out;
-    fprintf(out, "\nmemorisation%s: distance to the nearest training window (log1p bytes, L2)\n",
+    fprintf(out,
+            "\nmemorisation%s: distance to the nearest training window (log1p bytes, L2)\n",
             what);
     fprintf(out, "  synthetic median %.3f, real held-out median %.3f (ratio %.2f)\n", meds,
             medr, meds / medr);
-    fprintf(out, "  synthetic closer than the real 5th percentile (%.3f): %.1f%% (5%% expected); "
-            "near-copies: %zu\n", p5, 100 * share, copies);
-    fprintf(out, "  %s\n", flag ? "FLAG: synthetic windows sit much closer to the training data "
-            "than unseen real windows (memorisation)" : "no memorisation flag");
+    fprintf(out,
+            "  synthetic closer than the real 5th percentile (%.3f): %.1f%% (5%% expected); "
+            "near-copies: %zu\n",
+            p5, 100 * share, copies);
+    fprintf(out, "  %s\n",
+            flag ? "FLAG: synthetic windows sit much closer to the training data "
+                   "than unseen real windows (memorisation)"
+                 : "no memorisation flag");
     free(ds);
     free(dr);
 }
@@ -718,8 +755,13 @@ int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
                    const nd_dataset *raw, const nd_dataset *train, const nd_eval_opts *o,
                    nd_error *e)
 {
-    report p = {.out = out, .real = real, .ds = {synth, raw, NULL, train}, .o = o,
-                .C = (int)real->n_channels, .L = (int)real->L, .K = (int)real->n_classes};
+    report p = {.out = out,
+                .real = real,
+                .ds = {synth, raw, NULL, train},
+                .o = o,
+                .C = (int)real->n_channels,
+                .L = (int)real->L,
+                .K = (int)real->n_classes};
     const char *what[NSRC] = {"synthetic", "raw synthetic", "", "training"};
     for (int i = 0; i < NSRC; i++)
         if (p.ds[i] && ((int)p.ds[i]->n_channels != p.C || (int)p.ds[i]->L != p.L))

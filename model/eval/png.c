@@ -15,11 +15,11 @@
 #include "nn.h"
 
 #define PLOT_H 64 /* series plot height, pixels */
-#define GAP 4
+#define GAP    4
 
 static const unsigned char palette[ND_MAX_CHANNELS][3] = {
-    {31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40},
-    {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127}};
+    {31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
+    {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127}};
 
 static void put(unsigned char *rgb, int W, int x, int y, const unsigned char c[3])
 {
@@ -32,7 +32,9 @@ static void put(unsigned char *rgb, int W, int x, int y, const unsigned char c[3
 int nd_png_windows(const char *path, const nd_dataset *ds, int per_class, nd_error *e)
 {
     int C = (int)ds->n_channels, L = (int)ds->L;
-    if (L > ND_MODEL_MAX_L) return nd_error_set(e, ND_EUSAGE, "%s: windows of %d bins are too long to draw", path, L);
+    if (L > ND_MODEL_MAX_L)
+        return nd_error_set(e, ND_EUSAGE, "%s: windows of %d bins are too long to draw", path,
+                            L);
     /* one scale per dataset and channel, so that pictures of real and synthetic data
      * with similar values look alike */
     nd_gaf_scale sc;
@@ -99,7 +101,8 @@ int nd_png_windows(const char *path, const nd_dataset *ds, int per_class, nd_err
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
-    png_structp png = f ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL) : NULL;
+    png_structp png =
+        f ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL) : NULL;
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!f) rc = nd_error_set(e, -errno, "%s: cannot write: %s", tmp, nd_strerror(-errno));
     else if (!png || !info) rc = nd_error_set(e, -ENOMEM, "%s: libpng failed to start", path);
@@ -115,7 +118,8 @@ int nd_png_windows(const char *path, const nd_dataset *ds, int per_class, nd_err
     }
     if (png) png_destroy_write_struct(&png, info ? &info : NULL);
     if (f && fclose(f) && !rc) rc = nd_error_set(e, -errno, "%s: write failed", tmp);
-    if (!rc && rename(tmp, path)) rc = nd_error_set(e, -errno, "%s: cannot rename into place", path);
+    if (!rc && rename(tmp, path))
+        rc = nd_error_set(e, -errno, "%s: cannot rename into place", path);
     if (rc && f) remove(tmp);
     free(rgb);
     return rc;

@@ -22,7 +22,8 @@
 
 int nd_conv3_direct_ok(int C, int OC) { return C >= 1 && OC % 8 == 0; }
 
-void nd_conv3_direct_pack(float *wt, const float *w, int C, int OC, int flip) {
+void nd_conv3_direct_pack(float *wt, const float *w, int C, int OC, int flip)
+{
     /* flip = 0: wt for out = conv(inp, w), w (OC,C,3,3).
      * flip = 1: wt for dinp = conv(dout_pad, w'), w'[c][o][k] = w[o][c][8−k]: the
      *           input gradient of a stride-1 "same" convolution is a convolution of the
@@ -40,7 +41,8 @@ void nd_conv3_direct_pack(float *wt, const float *w, int C, int OC, int flip) {
                 }
 }
 
-void nd_conv3_direct_pad(float *restrict pad, const float *restrict inp, int C, int H, int W) {
+void nd_conv3_direct_pad(float *restrict pad, const float *restrict inp, int C, int H, int W)
+{
     int Wp = W + 2;
     for (int c = 0; c < C; c++) {
         float *pc = pad + (size_t)c * (H + 2) * Wp;
@@ -66,7 +68,8 @@ typedef struct tile2 {
     __mmask16 m0, m1;
 } tile2;
 
-static inline __attribute__((always_inline)) tile2 tile_at(int i, int NV, int nvx, int W) {
+static inline __attribute__((always_inline)) tile2 tile_at(int i, int NV, int nvx, int W)
+{
     tile2 t;
     int i1 = i + 1 < NV ? i + 1 : i;
     t.two = i1 != i;
@@ -76,9 +79,11 @@ static inline __attribute__((always_inline)) tile2 tile_at(int i, int NV, int nv
     return t;
 }
 
-static inline __attribute__((always_inline)) void
-acc_load(__m512 *a0, __m512 *a1, const float *out, const float *bias, const tile2 *t, int ob,
-         int H, int W, int from_out) {
+static inline __attribute__((always_inline)) void acc_load(__m512 *a0, __m512 *a1,
+                                                           const float *out, const float *bias,
+                                                           const tile2 *t, int ob, int H, int W,
+                                                           int from_out)
+{
     for (int j = 0; j < 8; j++) {
         int o = ob * 8 + j;
         if (from_out) {
@@ -91,19 +96,21 @@ acc_load(__m512 *a0, __m512 *a1, const float *out, const float *bias, const tile
 }
 
 static inline __attribute__((always_inline)) void
-acc_store(float *out, const __m512 *a0, const __m512 *a1, const tile2 *t, int ob, int H,
-          int W) {
+acc_store(float *out, const __m512 *a0, const __m512 *a1, const tile2 *t, int ob, int H, int W)
+{
     for (int j = 0; j < 8; j++) {
         int o = ob * 8 + j;
         _mm512_mask_storeu_ps(out + ((size_t)o * H + t->y0) * W + t->x0, t->m0, a0[j]);
-        if (t->two) _mm512_mask_storeu_ps(out + ((size_t)o * H + t->y1) * W + t->x1, t->m1, a1[j]);
+        if (t->two)
+            _mm512_mask_storeu_ps(out + ((size_t)o * H + t->y1) * W + t->x1, t->m1, a1[j]);
     }
 }
 
 /* Input channels [c0, c1) of one output block ob: 8 outputs × C·9 taps of weights
  * (c1 − c0 <= 48: 13.5 KiB, half of L1, stays there while the pixels stream by). */
-static void direct_part(float *out, const float *pad, const float *wt, const float *bias,
-                        int C, int c0, int c1, int H, int W, int ob, int accumulate) {
+static void direct_part(float *out, const float *pad, const float *wt, const float *bias, int C,
+                        int c0, int c1, int H, int W, int ob, int accumulate)
+{
     int Wp = W + 2, nvx = (W + 15) / 16, NV = H * nvx;
     size_t plane = (size_t)(H + 2) * Wp;
     {
@@ -112,7 +119,8 @@ static void direct_part(float *out, const float *pad, const float *wt, const flo
             tile2 t = tile_at(i, NV, nvx, W);
             __m512 a0[8], a1[8];
             acc_load(a0, a1, out, bias, &t, ob, H, W, accumulate);
-            const float *p0 = pad + (size_t)t.y0 * Wp + t.x0, *p1 = pad + (size_t)t.y1 * Wp + t.x1;
+            const float *p0 = pad + (size_t)t.y0 * Wp + t.x0,
+                        *p1 = pad + (size_t)t.y1 * Wp + t.x1;
             for (int c = c0; c < c1; c++) {
                 const float *wc = wb + (size_t)c * 72;
                 const float *q0 = p0 + c * plane, *q1 = p1 + c * plane;
@@ -136,7 +144,8 @@ static void direct_part(float *out, const float *pad, const float *wt, const flo
 #define DIRECT_CCHUNK 48
 
 void nd_conv3_direct_block(float *out, const float *pad, const float *wt, const float *bias,
-                           int C, int H, int W, int ob, int accumulate) {
+                           int C, int H, int W, int ob, int accumulate)
+{
     for (int c0 = 0; c0 < C; c0 += DIRECT_CCHUNK) {
         int c1 = c0 + DIRECT_CCHUNK < C ? c0 + DIRECT_CCHUNK : C;
         direct_part(out, pad, wt, bias, C, c0, c1, H, W, ob, accumulate || c0 > 0);
@@ -144,7 +153,8 @@ void nd_conv3_direct_block(float *out, const float *pad, const float *wt, const 
 }
 
 void nd_conv3_direct_image(float *out, float *pad, const float *inp, const float *wt,
-                           const float *bias, int C, int H, int W, int OC, int accumulate) {
+                           const float *bias, int C, int H, int W, int OC, int accumulate)
+{
     nd_conv3_direct_pad(pad, inp, C, H, W);
     for (int ob = 0; ob < OC / 8; ob++)
         nd_conv3_direct_block(out, pad, wt, bias, C, H, W, ob, accumulate);
@@ -156,7 +166,8 @@ void nd_conv3_direct_image(float *out, float *pad, const float *inp, const float
  * (16·NV output channels) × 9 taps accumulate in registers over the whole image. */
 static inline __attribute__((always_inline)) void
 dw_block(float *restrict dwt, float *restrict db, const float *restrict doutT,
-         const float *restrict pad, int C, int H, int W, int OC, int o0, const int NV) {
+         const float *restrict pad, int C, int H, int W, int OC, int o0, const int NV)
+{
     int Wp = W + 2;
     size_t plane = (size_t)(H + 2) * Wp;
     for (int c = 0; c < C; c++) {
@@ -179,7 +190,8 @@ dw_block(float *restrict dwt, float *restrict db, const float *restrict doutT,
                     for (int kx = 0; kx < 3; kx++) {
                         __m512 s = _mm512_set1_ps(rr[ky][kx]);
                         for (int v = 0; v < NV; v++)
-                            acc[ky * 3 + kx][v] = _mm512_fmadd_ps(s, dv[v], acc[ky * 3 + kx][v]);
+                            acc[ky * 3 + kx][v] =
+                                _mm512_fmadd_ps(s, dv[v], acc[ky * 3 + kx][v]);
                     }
             }
         }
@@ -195,9 +207,9 @@ dw_block(float *restrict dwt, float *restrict db, const float *restrict doutT,
 
 int nd_conv3_direct_dw_ok(int C, int OC) { return C >= 1 && OC % 16 == 0; }
 
-void nd_conv3_direct_dw_image(float *dwt, float *db, float *pad, float *doutT,
-                              const float *inp, const float *dout, int C, int H, int W,
-                              int OC) {
+void nd_conv3_direct_dw_image(float *dwt, float *db, float *pad, float *doutT, const float *inp,
+                              const float *dout, int C, int H, int W, int OC)
+{
     nd_conv3_direct_pad(pad, inp, C, H, W);
     size_t P = (size_t)H * W;
     for (size_t p0 = 0; p0 < P; p0 += 64) /* transpose dout (OC,P) -> (P,OC) in tiles */
@@ -217,14 +229,16 @@ void nd_conv3_direct_dw_image(float *dwt, float *db, float *pad, float *doutT,
  * paired the same way. */
 int nd_conv3_bf16_ok(void) { return 1; }
 
-static inline uint32_t f2bf(float f) {
+static inline uint32_t f2bf(float f)
+{
     uint32_t u;
     memcpy(&u, &f, sizeof u);
     u += 0x7FFFu + ((u >> 16) & 1u); /* round to nearest even; inputs are finite */
     return u >> 16;
 }
 
-void nd_conv3_bf16_pack(uint32_t *wt, const float *w, int C, int OC, int flip) {
+void nd_conv3_bf16_pack(uint32_t *wt, const float *w, int C, int OC, int flip)
+{
     int KI = flip ? OC : C, KO = flip ? C : OC, KP = (KI + 1) / 2;
     for (int ob = 0; ob < KO / 8; ob++)
         for (int cp = 0; cp < KP; cp++)
@@ -244,7 +258,8 @@ void nd_conv3_bf16_pack(uint32_t *wt, const float *w, int C, int OC, int flip) {
 }
 
 void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint32_t *wt,
-                         const float *bias, int C, int H, int W, int OC, int accumulate) {
+                         const float *bias, int C, int H, int W, int OC, int accumulate)
+{
     int Wp = W + 2, CP = (C + 1) / 2, nvx = (W + 15) / 16, NV = H * nvx;
     size_t plane = (size_t)(H + 2) * Wp;
     for (int cp = 0; cp < CP; cp++) {
@@ -257,8 +272,8 @@ void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint
             uint32_t *row = pc + (size_t)(y + 1) * Wp;
             row[0] = row[W + 1] = 0;
             for (int x = 0; x < W; x++)
-                row[x + 1] = f2bf(x0[(size_t)y * W + x]) |
-                             (x1 ? f2bf(x1[(size_t)y * W + x]) << 16 : 0u);
+                row[x + 1] =
+                    f2bf(x0[(size_t)y * W + x]) | (x1 ? f2bf(x1[(size_t)y * W + x]) << 16 : 0u);
         }
     }
     for (int ob = 0; ob < OC / 8; ob++)
@@ -276,8 +291,10 @@ void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint
                     const uint32_t *q0 = p0 + cp * plane, *q1 = p1 + cp * plane;
                     for (int ky = 0; ky < 3; ky++)
                         for (int kx = 0; kx < 3; kx++) {
-                            __m512bh v0 = (__m512bh)_mm512_maskz_loadu_epi32(t.m0, q0 + ky * Wp + kx);
-                            __m512bh v1 = (__m512bh)_mm512_maskz_loadu_epi32(t.m1, q1 + ky * Wp + kx);
+                            __m512bh v0 =
+                                (__m512bh)_mm512_maskz_loadu_epi32(t.m0, q0 + ky * Wp + kx);
+                            __m512bh v1 =
+                                (__m512bh)_mm512_maskz_loadu_epi32(t.m1, q1 + ky * Wp + kx);
                             const uint32_t *wk = wc + (ky * 3 + kx) * 8;
                             for (int j = 0; j < 8; j++) {
                                 __m512bh wv = (__m512bh)_mm512_set1_epi32((int)wk[j]);
@@ -294,7 +311,8 @@ void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint
 int nd_conv3_bf16_ok(void) { return 0; }
 void nd_conv3_bf16_pack(uint32_t *wt, const float *w, int C, int OC, int flip) { ND_ASSERT(0); }
 void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint32_t *wt,
-                         const float *bias, int C, int H, int W, int OC, int accumulate) {
+                         const float *bias, int C, int H, int W, int OC, int accumulate)
+{
     ND_ASSERT(0);
 }
 #endif
@@ -304,25 +322,28 @@ void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint
 int nd_conv3_bf16_ok(void) { return 0; }
 void nd_conv3_bf16_pack(uint32_t *wt, const float *w, int C, int OC, int flip) { ND_ASSERT(0); }
 void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint32_t *wt,
-                         const float *bias, int C, int H, int W, int OC, int accumulate) {
+                         const float *bias, int C, int H, int W, int OC, int accumulate)
+{
     ND_ASSERT(0);
 }
 
 int nd_conv3_direct_ok(int C, int OC) { return 0; }
 void nd_conv3_direct_pad(float *pad, const float *inp, int C, int H, int W) { ND_ASSERT(0); }
 void nd_conv3_direct_block(float *out, const float *pad, const float *wt, const float *bias,
-                           int C, int H, int W, int ob, int accumulate) {
+                           int C, int H, int W, int ob, int accumulate)
+{
     ND_ASSERT(0);
 }
 int nd_conv3_direct_dw_ok(int C, int OC) { return 0; }
-void nd_conv3_direct_dw_image(float *dwt, float *db, float *pad, float *doutT,
-                              const float *inp, const float *dout, int C, int H, int W,
-                              int OC) {
+void nd_conv3_direct_dw_image(float *dwt, float *db, float *pad, float *doutT, const float *inp,
+                              const float *dout, int C, int H, int W, int OC)
+{
     ND_ASSERT(0);
 }
 void nd_conv3_direct_pack(float *wt, const float *w, int C, int OC, int flip) { ND_ASSERT(0); }
 void nd_conv3_direct_image(float *out, float *pad, const float *inp, const float *wt,
-                           const float *bias, int C, int H, int W, int OC, int accumulate) {
+                           const float *bias, int C, int H, int W, int OC, int accumulate)
+{
     ND_ASSERT(0);
 }
 

@@ -15,7 +15,8 @@
 /* Context                                                                                */
 /* ------------------------------------------------------------------------------------ */
 
-nd_ctx *nd_ctx_new(int threads) {
+nd_ctx *nd_ctx_new(int threads)
+{
     nd_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return NULL;
     if (threads <= 0) {
@@ -30,19 +31,22 @@ nd_ctx *nd_ctx_new(int threads) {
     return ctx;
 }
 
-void nd_ctx_free(nd_ctx *ctx) {
+void nd_ctx_free(nd_ctx *ctx)
+{
     if (!ctx) return;
     free(ctx->scratch);
     free(ctx);
 }
 
 void nd_ctx_set_direct_conv(nd_ctx *ctx, int on) { ctx->direct_conv = on; }
-int nd_ctx_set_bf16(nd_ctx *ctx, int on) {
+int nd_ctx_set_bf16(nd_ctx *ctx, int on)
+{
     ctx->bf16 = on && nd_conv3_bf16_ok();
     return ctx->bf16;
 }
 
-float *nd_ctx_scratch(nd_ctx *ctx, size_t n) {
+float *nd_ctx_scratch(nd_ctx *ctx, size_t n)
+{
     if (n <= ctx->scratch_n) return ctx->scratch;
     free(ctx->scratch);
     size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
@@ -53,18 +57,20 @@ float *nd_ctx_scratch(nd_ctx *ctx, size_t n) {
 }
 
 void nd_ctx_profile(nd_ctx *ctx, int on) { ctx->profile = on; }
-double nd_ctx_profile_seconds(const nd_ctx *ctx, int kind, int dir) {
+double nd_ctx_profile_seconds(const nd_ctx *ctx, int kind, int dir)
+{
     ND_ASSERT(kind >= 0 && kind < ND_PROF_N && (dir == 0 || dir == 1));
     return ctx->prof_s[kind][dir];
 }
 
-const char *nd_prof_name(int kind) {
+const char *nd_prof_name(int kind)
+{
     static const char *const names[ND_PROF_N] = {
-        [ND_PROF_CONV3] = "conv3x3",     [ND_PROF_CONV3S2] = "conv3x3/s2",
-        [ND_PROF_CONV1] = "conv1x1",     [ND_PROF_GNSILU] = "groupnorm+silu",
-        [ND_PROF_ATTN] = "attention",    [ND_PROF_EMB] = "embedding+linear",
+        [ND_PROF_CONV3] = "conv3x3",         [ND_PROF_CONV3S2] = "conv3x3/s2",
+        [ND_PROF_CONV1] = "conv1x1",         [ND_PROF_GNSILU] = "groupnorm+silu",
+        [ND_PROF_ATTN] = "attention",        [ND_PROF_EMB] = "embedding+linear",
         [ND_PROF_UPCAT] = "upsample+concat", [ND_PROF_LOSS] = "mse",
-        [ND_PROF_OPTIM] = "adamw+ema",   [ND_PROF_OTHER] = "other",
+        [ND_PROF_OPTIM] = "adamw+ema",       [ND_PROF_OTHER] = "other",
     };
     return kind >= 0 && kind < ND_PROF_N ? names[kind] : "?";
 }
@@ -74,20 +80,23 @@ const char *nd_prof_name(int kind) {
 /* ------------------------------------------------------------------------------------ */
 
 void nd_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-              const float *B, int ldb, float beta, float *C, int ldc) {
+              const float *B, int ldb, float beta, float *C, int ldc)
+{
     if (M <= 0 || N <= 0) return;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void nd_sgemv(int M, int N, float alpha, const float *A, int lda, const float *x, float beta,
-              float *y) {
+              float *y)
+{
     if (M <= 0) return;
     cblas_sgemv(CblasRowMajor, CblasNoTrans, M, N, alpha, A, lda, x, 1, beta, y, 1);
 }
 
-void nd_sgemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+void nd_sgemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc)
+{
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double s = 0.0;

@@ -16,13 +16,17 @@
 #include "nn_impl.h"
 
 /* Thread t's share [lo, hi) of n items, static and contiguous. */
-static void split(int n, int nt, int t, int *lo, int *hi) {
+static void split(int n, int nt, int t, int *lo, int *hi)
+{
     *lo = (int)((long)n * t / nt);
     *hi = (int)((long)n * (t + 1) / nt);
 }
 
 /* Threads worth starting for n independent items. */
-static int team(const nd_ctx *ctx, int n) { return n < ctx->threads ? (n > 0 ? n : 1) : ctx->threads; }
+static int team(const nd_ctx *ctx, int n)
+{
+    return n < ctx->threads ? (n > 0 ? n : 1) : ctx->threads;
+}
 
 /* ------------------------------------------------------------------------------------ */
 /* Convolution: im2col + sgemm per image                                                 */
@@ -30,8 +34,8 @@ static int team(const nd_ctx *ctx, int n) { return n < ctx->threads ? (n > 0 ? n
 
 /* col (C·9, Ho·Wo) of one image (C,H,W) for a 3×3 kernel, padding 1, stride s:
  * col[(c·9 + ky·3 + kx)][oy·Wo + ox] = inp[c][oy·s + ky − 1][ox·s + kx − 1] or 0. */
-static void im2col3(float *restrict col, const float *restrict inp, int C, int H, int W,
-                    int s) {
+static void im2col3(float *restrict col, const float *restrict inp, int C, int H, int W, int s)
+{
     int Ho = (H - 1) / s + 1, Wo = (W - 1) / s + 1;
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < 3; ky++)
@@ -61,7 +65,8 @@ static void im2col3(float *restrict col, const float *restrict inp, int C, int H
 
 /* The adjoint of im2col3: dinp += scatter of dcol. */
 static void col2im3(float *restrict dinp, const float *restrict dcol, int C, int H, int W,
-                    int s) {
+                    int s)
+{
     int Ho = (H - 1) / s + 1, Wo = (W - 1) / s + 1;
     for (int c = 0; c < C; c++)
         for (int ky = 0; ky < 3; ky++)
@@ -83,13 +88,14 @@ static void col2im3(float *restrict dinp, const float *restrict dcol, int C, int
             }
 }
 
-static void conv_check(int k, int stride) {
+static void conv_check(int k, int stride)
+{
     ND_ASSERT((k == 3 && (stride == 1 || stride == 2)) || (k == 1 && stride == 1));
 }
 
 void nd_conv2d_forward(nd_ctx *ctx, float *out, const float *inp, const float *w,
-                       const float *b, int B, int C, int H, int W, int OC, int k,
-                       int stride) {
+                       const float *b, int B, int C, int H, int W, int OC, int k, int stride)
+{
     conv_check(k, stride);
     uint64_t t0 = nd_prof_begin(ctx);
     int Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1, P = Ho * Wo;
@@ -147,13 +153,17 @@ void nd_conv2d_forward(nd_ctx *ctx, float *out, const float *inp, const float *w
                 }
         }
     }
-    nd_prof_end(ctx, k == 1 ? ND_PROF_CONV1 : stride == 2 ? ND_PROF_CONV3S2 : ND_PROF_CONV3,
+    nd_prof_end(ctx,
+                k == 1        ? ND_PROF_CONV1
+                : stride == 2 ? ND_PROF_CONV3S2
+                              : ND_PROF_CONV3,
                 0, t0);
 }
 
 void nd_conv2d_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const float *dout,
-                        const float *inp, const float *w, int B, int C, int H, int W,
-                        int OC, int k, int stride) {
+                        const float *inp, const float *w, int B, int C, int H, int W, int OC,
+                        int k, int stride)
+{
     conv_check(k, stride);
     uint64_t t0 = nd_prof_begin(ctx);
     int Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1, P = Ho * Wo;
@@ -215,8 +225,8 @@ void nd_conv2d_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const fl
             if (dinp) {
                 float *dx = dinp + (size_t)n * C * H * W;
                 if (bf) {
-                    nd_conv3_bf16_image(dx, (uint32_t *)dcol, dy, (const uint32_t *)ws0, NULL, OC,
-                                        H, W, C, 1);
+                    nd_conv3_bf16_image(dx, (uint32_t *)dcol, dy, (const uint32_t *)ws0, NULL,
+                                        OC, H, W, C, 1);
                 } else if (ddirect) {
                     nd_conv3_direct_image(dx, dcol, dy, ws0, NULL, OC, H, W, C, 1);
                 } else if (k == 1) {
@@ -233,14 +243,18 @@ void nd_conv2d_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const fl
         const float *pw = ws + per * t + ncol + ndcol + nT, *pb = pw + (size_t)OC * K;
         if (dw && wdirect) {
             for (int o = 0; o < OC; o++)
-                for (int kk = 0; kk < K; kk++) dw[(size_t)o * K + kk] += pw[(size_t)kk * OC + o];
+                for (int kk = 0; kk < K; kk++)
+                    dw[(size_t)o * K + kk] += pw[(size_t)kk * OC + o];
         } else if (dw) {
             for (size_t i = 0; i < (size_t)OC * K; i++) dw[i] += pw[i];
         }
         if (db)
             for (int o = 0; o < OC; o++) db[o] += pb[o];
     }
-    nd_prof_end(ctx, k == 1 ? ND_PROF_CONV1 : stride == 2 ? ND_PROF_CONV3S2 : ND_PROF_CONV3,
+    nd_prof_end(ctx,
+                k == 1        ? ND_PROF_CONV1
+                : stride == 2 ? ND_PROF_CONV3S2
+                              : ND_PROF_CONV3,
                 1, t0);
 }
 
@@ -249,7 +263,8 @@ void nd_conv2d_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const fl
 /* ------------------------------------------------------------------------------------ */
 
 void nd_linear_forward(nd_ctx *ctx, float *out, const float *inp, const float *w,
-                       const float *b, int N, int IN, int OUT) {
+                       const float *b, int N, int IN, int OUT)
+{
     /* One matrix-vector product per row rather than one sgemm over the batch: an sgemm
      * kernel may sum a row's products in an order that depends on how many rows share the
      * call (OpenBLAS's Haswell kernels do), so the same window would come out differently
@@ -264,7 +279,8 @@ void nd_linear_forward(nd_ctx *ctx, float *out, const float *inp, const float *w
 }
 
 void nd_linear_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const float *dout,
-                        const float *inp, const float *w, int N, int IN, int OUT) {
+                        const float *inp, const float *w, int N, int IN, int OUT)
+{
     if (dinp) nd_sgemm(0, 0, N, IN, OUT, 1.0f, dout, OUT, w, IN, 1.0f, dinp, IN);
     if (dw) nd_sgemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, inp, IN, 1.0f, dw, IN);
     if (db)
@@ -278,9 +294,10 @@ void nd_linear_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const fl
 
 #define GN_EPS 1e-5f
 
-void nd_groupnorm_forward(nd_ctx *ctx, float *out, float *mean, float *rstd,
-                          const float *inp, const float *gamma, const float *beta, int B,
-                          int C, int P, int G, int silu) {
+void nd_groupnorm_forward(nd_ctx *ctx, float *out, float *mean, float *rstd, const float *inp,
+                          const float *gamma, const float *beta, int B, int C, int P, int G,
+                          int silu)
+{
     ND_ASSERT(G > 0 && C % G == 0);
     uint64_t t0 = nd_prof_begin(ctx);
     int cg = C / G;
@@ -326,7 +343,8 @@ void nd_groupnorm_forward(nd_ctx *ctx, float *out, float *mean, float *rstd,
 void nd_groupnorm_backward(nd_ctx *ctx, float *dinp, float *dgamma, float *dbeta,
                            const float *dout, const float *inp, const float *mean,
                            const float *rstd, const float *gamma, const float *beta, int B,
-                           int C, int P, int G, int silu) {
+                           int C, int P, int G, int silu)
+{
     ND_ASSERT(G > 0 && C % G == 0);
     uint64_t t0 = nd_prof_begin(ctx);
     int cg = C / G;
@@ -409,19 +427,21 @@ void nd_groupnorm_backward(nd_ctx *ctx, float *dinp, float *dgamma, float *dbeta
 /* Elementwise and data movement                                                          */
 /* ------------------------------------------------------------------------------------ */
 
-void nd_silu_forward(float *out, const float *inp, size_t n) {
+void nd_silu_forward(float *out, const float *inp, size_t n)
+{
     for (size_t i = 0; i < n; i++) out[i] = inp[i] / (1.0f + nd_expf(-inp[i]));
 }
 
-void nd_silu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+void nd_silu_backward(float *dinp, const float *dout, const float *inp, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         float s = 1.0f / (1.0f + nd_expf(-inp[i]));
         dinp[i] += dout[i] * s * (1.0f + inp[i] * (1.0f - s));
     }
 }
 
-void nd_upsample2_forward(nd_ctx *ctx, float *out, const float *inp, int B, int C, int H,
-                          int W) {
+void nd_upsample2_forward(nd_ctx *ctx, float *out, const float *inp, int B, int C, int H, int W)
+{
     uint64_t t0 = nd_prof_begin(ctx);
     int nt = team(ctx, B * C);
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -442,7 +462,8 @@ void nd_upsample2_forward(nd_ctx *ctx, float *out, const float *inp, int B, int 
 }
 
 void nd_upsample2_backward(nd_ctx *ctx, float *dinp, const float *dout, int B, int C, int H,
-                           int W) {
+                           int W)
+{
     uint64_t t0 = nd_prof_begin(ctx);
     int nt = team(ctx, B * C);
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -459,8 +480,9 @@ void nd_upsample2_backward(nd_ctx *ctx, float *dinp, const float *dout, int B, i
     nd_prof_end(ctx, ND_PROF_UPCAT, 1, t0);
 }
 
-void nd_concat_forward(nd_ctx *ctx, float *out, const float *a, const float *b, int B,
-                       int C1, int C2, int P) {
+void nd_concat_forward(nd_ctx *ctx, float *out, const float *a, const float *b, int B, int C1,
+                       int C2, int P)
+{
     uint64_t t0 = nd_prof_begin(ctx);
     size_t na = (size_t)C1 * P, nb = (size_t)C2 * P;
     for (int n = 0; n < B; n++) {
@@ -471,7 +493,8 @@ void nd_concat_forward(nd_ctx *ctx, float *out, const float *a, const float *b, 
 }
 
 void nd_concat_backward(nd_ctx *ctx, float *da, float *db, const float *dout, int B, int C1,
-                        int C2, int P) {
+                        int C2, int P)
+{
     uint64_t t0 = nd_prof_begin(ctx);
     size_t na = (size_t)C1 * P, nb = (size_t)C2 * P;
     int nt = team(ctx, B);
@@ -490,7 +513,8 @@ void nd_concat_backward(nd_ctx *ctx, float *da, float *db, const float *dout, in
     nd_prof_end(ctx, ND_PROF_UPCAT, 1, t0);
 }
 
-void nd_add_channel_forward(float *h, const float *e, int B, int C, int P) {
+void nd_add_channel_forward(float *h, const float *e, int B, int C, int P)
+{
     for (int n = 0; n < B; n++)
         for (int c = 0; c < C; c++) {
             float v = e[(size_t)n * C + c];
@@ -499,7 +523,8 @@ void nd_add_channel_forward(float *h, const float *e, int B, int C, int P) {
         }
 }
 
-void nd_add_channel_backward(float *de, const float *dh, int B, int C, int P) {
+void nd_add_channel_backward(float *de, const float *dh, int B, int C, int P)
+{
     for (int n = 0; n < B; n++)
         for (int c = 0; c < C; c++) {
             const float *restrict x = dh + ((size_t)n * C + c) * P;
@@ -514,8 +539,9 @@ void nd_add_channel_backward(float *de, const float *dh, int B, int C, int P) {
 /* Attention core                                                                        */
 /* ------------------------------------------------------------------------------------ */
 
-void nd_attention_forward(nd_ctx *ctx, float *out, float *att, const float *qkv, int B,
-                          int C, int P) {
+void nd_attention_forward(nd_ctx *ctx, float *out, float *att, const float *qkv, int B, int C,
+                          int P)
+{
     uint64_t t0 = nd_prof_begin(ctx);
     float scale = 1.0f / sqrtf((float)C);
     int nt = team(ctx, B);
@@ -547,7 +573,8 @@ void nd_attention_forward(nd_ctx *ctx, float *out, float *att, const float *qkv,
 }
 
 void nd_attention_backward(nd_ctx *ctx, float *dqkv, const float *dout, const float *qkv,
-                           const float *att, int B, int C, int P) {
+                           const float *att, int B, int C, int P)
+{
     uint64_t t0 = nd_prof_begin(ctx);
     float scale = 1.0f / sqrtf((float)C);
     int nt = team(ctx, B);
@@ -588,7 +615,8 @@ void nd_attention_backward(nd_ctx *ctx, float *dqkv, const float *dout, const fl
 /* Embeddings and loss                                                                    */
 /* ------------------------------------------------------------------------------------ */
 
-void nd_timestep_embedding(float *out, const float *t, int B, int D) {
+void nd_timestep_embedding(float *out, const float *t, int B, int D)
+{
     ND_ASSERT(D % 2 == 0);
     int half = D / 2;
     for (int n = 0; n < B; n++)
@@ -602,22 +630,25 @@ void nd_timestep_embedding(float *out, const float *t, int B, int D) {
 }
 
 void nd_class_embedding_forward(float *out, const float *table, const int *y, int B, int K,
-                                int D) {
+                                int D)
+{
     for (int n = 0; n < B; n++) {
         ND_ASSERT(y[n] >= 0 && y[n] < K);
         memcpy(out + (size_t)n * D, table + (size_t)y[n] * D, sizeof(float) * D);
     }
 }
 
-void nd_class_embedding_backward(float *dtable, const float *dout, const int *y, int B,
-                                 int K, int D) {
+void nd_class_embedding_backward(float *dtable, const float *dout, const int *y, int B, int K,
+                                 int D)
+{
     for (int n = 0; n < B; n++) {
         ND_ASSERT(y[n] >= 0 && y[n] < K);
         for (int i = 0; i < D; i++) dtable[(size_t)y[n] * D + i] += dout[(size_t)n * D + i];
     }
 }
 
-float nd_mse_forward(const float *out, const float *target, size_t n) {
+float nd_mse_forward(const float *out, const float *target, size_t n)
+{
     double s = 0.0;
     for (size_t i = 0; i < n; i++) {
         double d = (double)out[i] - target[i];
@@ -626,8 +657,8 @@ float nd_mse_forward(const float *out, const float *target, size_t n) {
     return (float)(s / (double)n);
 }
 
-void nd_mse_backward(float *dout, const float *out, const float *target, size_t n,
-                     float dloss) {
+void nd_mse_backward(float *dout, const float *out, const float *target, size_t n, float dloss)
+{
     float k = 2.0f * dloss / (float)n;
     for (size_t i = 0; i < n; i++) dout[i] = k * (out[i] - target[i]);
 }

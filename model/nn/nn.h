@@ -25,16 +25,16 @@
 
 /* Layer kinds of the profile (nd_ctx_profile_print). */
 enum nd_prof {
-    ND_PROF_CONV3,    /* 3×3 convolution, stride 1 */
-    ND_PROF_CONV3S2,  /* 3×3 convolution, stride 2 */
-    ND_PROF_CONV1,    /* 1×1 convolution */
-    ND_PROF_GNSILU,   /* GroupNorm (+ fused SiLU) */
-    ND_PROF_ATTN,     /* softmax attention core (q·k, softmax, ·v) */
-    ND_PROF_EMB,      /* timestep/class embeddings, linear layers, their SiLU */
-    ND_PROF_UPCAT,    /* nearest upsample, channel concat, embedding add */
-    ND_PROF_LOSS,     /* MSE */
-    ND_PROF_OPTIM,    /* AdamW + EMA */
-    ND_PROF_OTHER,    /* zeroing gradients, residual adds */
+    ND_PROF_CONV3,   /* 3×3 convolution, stride 1 */
+    ND_PROF_CONV3S2, /* 3×3 convolution, stride 2 */
+    ND_PROF_CONV1,   /* 1×1 convolution */
+    ND_PROF_GNSILU,  /* GroupNorm (+ fused SiLU) */
+    ND_PROF_ATTN,    /* softmax attention core (q·k, softmax, ·v) */
+    ND_PROF_EMB,     /* timestep/class embeddings, linear layers, their SiLU */
+    ND_PROF_UPCAT,   /* nearest upsample, channel concat, embedding add */
+    ND_PROF_LOSS,    /* MSE */
+    ND_PROF_OPTIM,   /* AdamW + EMA */
+    ND_PROF_OTHER,   /* zeroing gradients, residual adds */
     ND_PROF_N
 };
 
@@ -71,8 +71,8 @@ const char *nd_prof_name(int kind);
 void nd_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
 /* The same with plain loops and double accumulation: the reference for tests. */
-void nd_sgemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void nd_sgemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc);
 
 /* ------------------------------------------------------------------------------------ */
 /* Layers                                                                               */
@@ -82,11 +82,10 @@ void nd_sgemm_naive(int ta, int tb, int M, int N, int K, float alpha, const floa
  * inp is (B,C,H,W), w is (OC,C,k,k), b is (OC) or NULL, out is (B,OC,Ho,Wo) with
  * Ho = (H-1)/stride+1 (same for W). */
 void nd_conv2d_forward(nd_ctx *ctx, float *out, const float *inp, const float *w,
-                       const float *b, int B, int C, int H, int W, int OC, int k,
-                       int stride);
+                       const float *b, int B, int C, int H, int W, int OC, int k, int stride);
 void nd_conv2d_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const float *dout,
-                        const float *inp, const float *w, int B, int C, int H, int W,
-                        int OC, int k, int stride);
+                        const float *inp, const float *w, int B, int C, int H, int W, int OC,
+                        int k, int stride);
 
 /* Linear: inp is (N,IN), w is (OUT,IN) (PyTorch layout), b is (OUT), out is (N,OUT). */
 void nd_linear_forward(nd_ctx *ctx, float *out, const float *inp, const float *w,
@@ -98,9 +97,9 @@ void nd_linear_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const fl
  * optional SiLU (silu != 0) fused in. inp is (B,C,P); gamma, beta are (C);
  * mean and rstd are (B,G) outputs kept for the backward. The backward recomputes the
  * normalised values from inp, mean and rstd instead of storing them. */
-void nd_groupnorm_forward(nd_ctx *ctx, float *out, float *mean, float *rstd,
-                          const float *inp, const float *gamma, const float *beta, int B,
-                          int C, int P, int G, int silu);
+void nd_groupnorm_forward(nd_ctx *ctx, float *out, float *mean, float *rstd, const float *inp,
+                          const float *gamma, const float *beta, int B, int C, int P, int G,
+                          int silu);
 void nd_groupnorm_backward(nd_ctx *ctx, float *dinp, float *dgamma, float *dbeta,
                            const float *dout, const float *inp, const float *mean,
                            const float *rstd, const float *gamma, const float *beta, int B,
@@ -117,8 +116,8 @@ void nd_upsample2_backward(nd_ctx *ctx, float *dinp, const float *dout, int B, i
                            int W);
 
 /* Channel concat: a is (B,C1,P), b is (B,C2,P), out is (B,C1+C2,P). */
-void nd_concat_forward(nd_ctx *ctx, float *out, const float *a, const float *b, int B,
-                       int C1, int C2, int P);
+void nd_concat_forward(nd_ctx *ctx, float *out, const float *a, const float *b, int B, int C1,
+                       int C2, int P);
 void nd_concat_backward(nd_ctx *ctx, float *da, float *db, const float *dout, int B, int C1,
                         int C2, int P);
 
@@ -127,8 +126,8 @@ void nd_concat_backward(nd_ctx *ctx, float *da, float *db, const float *dout, in
  * backward; out is (B,C,P) with out[c][i] = Σ_j v[c][j]·att[i][j]. The GroupNorm, the
  * 1×1 qkv and output projections and the residual of the attention block are the layers
  * above (see unet.c). */
-void nd_attention_forward(nd_ctx *ctx, float *out, float *att, const float *qkv, int B,
-                          int C, int P);
+void nd_attention_forward(nd_ctx *ctx, float *out, float *att, const float *qkv, int B, int C,
+                          int P);
 void nd_attention_backward(nd_ctx *ctx, float *dqkv, const float *dout, const float *qkv,
                            const float *att, int B, int C, int P);
 
@@ -140,8 +139,8 @@ void nd_timestep_embedding(float *out, const float *t, int B, int D);
 /* Class embedding: rows of table (K,D) picked by y (B) (values in [0,K)). */
 void nd_class_embedding_forward(float *out, const float *table, const int *y, int B, int K,
                                 int D);
-void nd_class_embedding_backward(float *dtable, const float *dout, const int *y, int B,
-                                 int K, int D);
+void nd_class_embedding_backward(float *dtable, const float *dout, const int *y, int B, int K,
+                                 int D);
 
 /* Per-channel add of a (B,C) vector to (B,C,P) maps, in place, and its backward. */
 void nd_add_channel_forward(float *h, const float *e, int B, int C, int P);
@@ -150,8 +149,7 @@ void nd_add_channel_backward(float *de, const float *dh, int B, int C, int P);
 /* Mean squared error over n values; the backward writes (overwrites) dout =
  * dloss·2(out−target)/n. */
 float nd_mse_forward(const float *out, const float *target, size_t n);
-void nd_mse_backward(float *dout, const float *out, const float *target, size_t n,
-                     float dloss);
+void nd_mse_backward(float *dout, const float *out, const float *target, size_t n, float dloss);
 
 /* ------------------------------------------------------------------------------------ */
 /* The U-Net                                                                            */
@@ -160,10 +158,10 @@ void nd_mse_backward(float *dout, const float *out, const float *target, size_t 
 #define ND_UNET_MAX_LEVELS 6
 
 typedef struct nd_unet_config {
-    int channels;     /* C: image channels (series channels) */
-    int L;            /* image side; divisible by 2^(levels-1) */
-    int base;         /* base_channels */
-    int levels;       /* length of mult */
+    int channels; /* C: image channels (series channels) */
+    int L;        /* image side; divisible by 2^(levels-1) */
+    int base;     /* base_channels */
+    int levels;   /* length of mult */
     int mult[ND_UNET_MAX_LEVELS];
     int res_blocks;   /* per encoder level; the decoder has one more */
     int attn_min_res; /* middle attention when the lowest resolution <= this; 0 = none */

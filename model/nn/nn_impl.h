@@ -17,7 +17,7 @@ struct nd_ctx {
     int profile;
     int direct_conv; /* 3×3 stride-1 convolutions through conv_direct.c where it fits */
     int bf16;        /* ... and their forward and input-gradient products in bfloat16 */
-    float *scratch; /* 64-byte aligned, scratch_n floats, grown by nd_ctx_scratch */
+    float *scratch;  /* 64-byte aligned, scratch_n floats, grown by nd_ctx_scratch */
     size_t scratch_n;
     double prof_s[ND_PROF_N][2];
 };
@@ -55,20 +55,24 @@ void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint
 /* Weight gradient of one image into dwt (C·9, OC) (transposed!) and db (OC), both
  * accumulated; pad: C·(H+2)·(W+2) and doutT: H·W·OC floats of scratch. */
 int nd_conv3_direct_dw_ok(int C, int OC);
-void nd_conv3_direct_dw_image(float *dwt, float *db, float *pad, float *doutT,
-                              const float *inp, const float *dout, int C, int H, int W,
-                              int OC);
+void nd_conv3_direct_dw_image(float *dwt, float *db, float *pad, float *doutT, const float *inp,
+                              const float *dout, int C, int H, int W, int OC);
 
 /* Profile: t0 = nd_prof_begin(ctx); ...; nd_prof_end(ctx, kind, dir, t0). */
-static inline uint64_t nd_prof_begin(const nd_ctx *ctx) { return ctx->profile ? nd_now_ns() : 0; }
-static inline void nd_prof_end(nd_ctx *ctx, int kind, int dir, uint64_t t0) {
+static inline uint64_t nd_prof_begin(const nd_ctx *ctx)
+{
+    return ctx->profile ? nd_now_ns() : 0;
+}
+static inline void nd_prof_end(nd_ctx *ctx, int kind, int dir, uint64_t t0)
+{
     if (ctx->profile) ctx->prof_s[kind][dir] += (double)(nd_now_ns() - t0) * 1e-9;
 }
 
 /* exp(x) to ~2 ulp for x in [-87, 88] (clamped outside), branch-free so that GCC
  * vectorises loops that call it (libm's expf does not vectorise without -ffast-math).
  * Cody–Waite reduction x = n·ln2 + r, |r| <= ln2/2, then a degree-6 polynomial. */
-static inline float nd_expf(float x) {
+static inline float nd_expf(float x)
+{
     x = x < -87.0f ? -87.0f : x; /* not fminf/fmaxf: GCC leaves those as libm calls */
     x = x > 88.0f ? 88.0f : x;
     float n = rintf(x * 1.44269504088896341f);

@@ -16,12 +16,13 @@
 struct nd_adamw {
     nd_adamw_config cfg;
     size_t n;
-    uint64_t t;   /* steps taken */
-    float *mv;    /* (2n): first moments, then second moments */
-    float *ema;   /* (n) */
+    uint64_t t; /* steps taken */
+    float *mv;  /* (2n): first moments, then second moments */
+    float *ema; /* (n) */
 };
 
-nd_adamw *nd_adamw_new(const nd_adamw_config *oc, size_t n, const float *params) {
+nd_adamw *nd_adamw_new(const nd_adamw_config *oc, size_t n, const float *params)
+{
     nd_adamw *o = calloc(1, sizeof *o);
     if (!o) return NULL;
     o->cfg = *oc;
@@ -36,7 +37,8 @@ nd_adamw *nd_adamw_new(const nd_adamw_config *oc, size_t n, const float *params)
     return o;
 }
 
-void nd_adamw_free(nd_adamw *o) {
+void nd_adamw_free(nd_adamw *o)
+{
     if (!o) return;
     free(o->mv);
     free(o->ema);
@@ -48,14 +50,16 @@ uint64_t nd_adamw_steps(const nd_adamw *o) { return o->t; }
 void nd_adamw_set_steps(nd_adamw *o, uint64_t steps) { o->t = steps; }
 
 /* Learning rate of step s (1-based) with warm-up. */
-static float adamw_lr(const nd_adamw_config *oc, uint64_t s) {
+static float adamw_lr(const nd_adamw_config *oc, uint64_t s)
+{
     if (oc->warmup == 0 || s >= oc->warmup) return oc->lr;
     return oc->lr * (float)s / (float)oc->warmup;
 }
 
 #define CHUNKS 64 /* fixed, so that the norm's summation order ignores the thread count */
 
-float nd_adamw_step(nd_adamw *o, nd_ctx *ctx, float *params, float *grads) {
+float nd_adamw_step(nd_adamw *o, nd_ctx *ctx, float *params, float *grads)
+{
     uint64_t t0 = nd_prof_begin(ctx);
     const nd_adamw_config *c = &o->cfg;
     size_t n = o->n;

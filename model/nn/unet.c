@@ -1,8 +1,8 @@
 /*
  * unet.c — the reference U-Net "unet-ref" (docs/MODEL.md), built from nd_unet_config:
  *
- *   t ─ sinusoid(E) ─ Linear ─ SiLU ─ Linear ─┬─ + class row ─ SiLU ─► es (B,E), to every ResBlock
- *   x (B,C,L,L) ─ conv_in 3×3 ─ [level l: res_blocks × ResBlock, then 3×3/s2 down] ...
+ *   t ─ sinusoid(E) ─ Linear ─ SiLU ─ Linear ─┬─ + class row ─ SiLU ─► es (B,E), to every
+ * ResBlock x (B,C,L,L) ─ conv_in 3×3 ─ [level l: res_blocks × ResBlock, then 3×3/s2 down] ...
  *     ─ mid: ResBlock, attention (GN, 1×1 qkv, softmax, 1×1 proj, residual), ResBlock
  *     ─ [level l, deepest first: (res_blocks+1) × ResBlock on concat(h, skip), then
  *        nearest ×2 + 3×3 conv] ─ GN ─ SiLU ─ conv 3×3 ─► out (B,C,L,L)
@@ -22,8 +22,8 @@
 #include "nn_impl.h"
 
 #define MAX_TENSORS 1024
-#define MAX_BLOCKS 64
-#define NONE ((size_t)-1)
+#define MAX_BLOCKS  64
+#define NONE        ((size_t)-1)
 
 enum init { INIT_UNIFORM, INIT_ONES, INIT_ZEROS, INIT_NORMAL };
 
@@ -72,7 +72,7 @@ struct nd_unet {
     float *tsin, *e1, *e1s, *e, *es, *des, *de1;
     int *y;
 
-    float *xin;  /* (B,C,L,L) copy of the input */
+    float *xin; /* (B,C,L,L) copy of the input */
     convl conv_in;
     resblock rb[MAX_BLOCKS];
     int n_rb;
@@ -103,7 +103,8 @@ struct nd_unet {
 
 static size_t P_(int H) { return (size_t)H * H; }
 
-static size_t palloc(nd_unet *m, const char *name, size_t numel, int fan_in, int init) {
+static size_t palloc(nd_unet *m, const char *name, size_t numel, int fan_in, int init)
+{
     ND_ASSERT(m->n_tens < MAX_TENSORS);
     ptensor *t = &m->tens[m->n_tens++];
     snprintf(t->name, sizeof t->name, "%s", name);
@@ -115,7 +116,8 @@ static size_t palloc(nd_unet *m, const char *name, size_t numel, int fan_in, int
     return t->off;
 }
 
-static float *abuf(nd_unet *m, size_t n) {
+static float *abuf(nd_unet *m, size_t n)
+{
     if (m->n_bufs >= (int)(sizeof m->bufs / sizeof m->bufs[0])) {
         m->failed = 1;
         return NULL;
@@ -133,7 +135,8 @@ static float *abuf(nd_unet *m, size_t n) {
 
 /* Stream gradients come from one arena: sizes are summed in a first pass (grad_n),
  * pointers handed out in a second (after the arena exists). */
-static void stream_init(nd_unet *m, stream *s, int C, int H) {
+static void stream_init(nd_unet *m, stream *s, int C, int H)
+{
     s->C = C;
     s->H = H;
     s->v = abuf(m, (size_t)m->max_batch * C * P_(H));
@@ -143,21 +146,23 @@ static void stream_init(nd_unet *m, stream *s, int C, int H) {
 
 static void fix_grad(nd_unet *m, stream *s) { s->g = m->grad_arena + (size_t)(uintptr_t)s->g; }
 
-static void note_scratch(nd_unet *m, int C, int H) {
+static void note_scratch(nd_unet *m, int C, int H)
+{
     size_t n = (size_t)m->max_batch * C * P_(H);
     if (n > m->smax) m->smax = n;
 }
 
-static void rb_build(nd_unet *m, resblock *r, const char *pfx, int cin, int cout, int H) {
+static void rb_build(nd_unet *m, resblock *r, const char *pfx, int cin, int cout, int H)
+{
     const nd_unet_config *c = &m->cfg;
     char nm[48];
     r->cin = cin;
     r->cout = cout;
     r->H = H;
-#define P(field, suffix, n, fan, init)                                                   \
-    do {                                                                                 \
-        snprintf(nm, sizeof nm, "%s.%s", pfx, suffix);                                   \
-        r->field = palloc(m, nm, n, fan, init);                                          \
+#define P(field, suffix, n, fan, init)                                                         \
+    do {                                                                                       \
+        snprintf(nm, sizeof nm, "%s.%s", pfx, suffix);                                         \
+        r->field = palloc(m, nm, n, fan, init);                                                \
     } while (0)
     P(gn1w, "gn1.w", cin, 0, INIT_ONES);
     P(gn1b, "gn1.b", cin, 0, INIT_ZEROS);
@@ -194,7 +199,8 @@ static void rb_build(nd_unet *m, resblock *r, const char *pfx, int cin, int cout
 }
 
 static void conv_build(nd_unet *m, convl *cv, const char *pfx, int cin, int cout, int Hin,
-                       int stride, int upsample) {
+                       int stride, int upsample)
+{
     char nm[48];
     cv->cin = cin;
     cv->cout = cout;
@@ -215,7 +221,8 @@ static void conv_build(nd_unet *m, convl *cv, const char *pfx, int cin, int cout
 
 /* xorshift64* → uniform [0,1) and Box–Muller normals: the initial weights are a
  * function of the seed alone. */
-static uint64_t rng_next(uint64_t *s) {
+static uint64_t rng_next(uint64_t *s)
+{
     *s ^= *s >> 12;
     *s ^= *s << 25;
     *s ^= *s >> 27;
@@ -223,7 +230,8 @@ static uint64_t rng_next(uint64_t *s) {
 }
 static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
 
-static void init_params(nd_unet *m, uint64_t seed) {
+static void init_params(nd_unet *m, uint64_t seed)
+{
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
     if (!s) s = 1;
     for (size_t i = 0; i < m->n_tens; i++) {
@@ -244,7 +252,8 @@ static void init_params(nd_unet *m, uint64_t seed) {
     }
 }
 
-void nd_unet_config_default(nd_unet_config *uc, int C, int L, int max_classes) {
+void nd_unet_config_default(nd_unet_config *uc, int C, int L, int max_classes)
+{
     memset(uc, 0, sizeof *uc);
     uc->channels = C;
     uc->L = L;
@@ -260,7 +269,8 @@ void nd_unet_config_default(nd_unet_config *uc, int C, int L, int max_classes) {
     uc->max_classes = max_classes;
 }
 
-static int config_check(const nd_unet_config *c, char *why, size_t len) {
+static int config_check(const nd_unet_config *c, char *why, size_t len)
+{
     if (c->channels < 1 || c->L < 1 || c->base < 1 || c->levels < 1 ||
         c->levels > ND_UNET_MAX_LEVELS || c->res_blocks < 1 || c->groups < 1 ||
         c->emb_dim < 2 || c->max_classes < 0) {
@@ -285,7 +295,8 @@ static int config_check(const nd_unet_config *c, char *why, size_t len) {
     return 0;
 }
 
-int nd_unet_config_check(const nd_unet_config *uc, nd_error *e) {
+int nd_unet_config_check(const nd_unet_config *uc, nd_error *e)
+{
     char why[160];
     if (config_check(uc, why, sizeof why))
         return nd_error_set(e, ND_ECONFIG, "model: %s (at L=%d, %d channels)", why, uc->L,
@@ -293,7 +304,8 @@ int nd_unet_config_check(const nd_unet_config *uc, nd_error *e) {
     return 0;
 }
 
-nd_unet *nd_unet_new(const nd_unet_config *uc, int max_batch, uint64_t seed) {
+nd_unet *nd_unet_new(const nd_unet_config *uc, int max_batch, uint64_t seed)
+{
     char why[160], nm[48];
     if (max_batch < 1 || config_check(uc, why, sizeof why)) {
         nd_err("unet: bad configuration: %s", max_batch < 1 ? "max_batch < 1" : why);
@@ -444,7 +456,8 @@ nd_unet *nd_unet_new(const nd_unet_config *uc, int max_batch, uint64_t seed) {
     return m;
 }
 
-void nd_unet_free(nd_unet *m) {
+void nd_unet_free(nd_unet *m)
+{
     if (!m) return;
     for (int i = m->dec_first; i < m->dec_first + m->dec_n; i++) free(m->rb[i].in);
     for (int i = 0; i < m->n_bufs; i++) free(m->bufs[i]);
@@ -460,7 +473,8 @@ size_t nd_unet_num_tensors(const nd_unet *m) { return m->n_tens; }
 double nd_unet_flops_per_image(const nd_unet *m) { return m->flops; }
 
 void nd_unet_tensor(const nd_unet *m, size_t i, const char **name, size_t *offset,
-                    size_t *numel) {
+                    size_t *numel)
+{
     ND_ASSERT(i < m->n_tens);
     if (name) *name = m->tens[i].name;
     if (offset) *offset = m->tens[i].off;
@@ -476,11 +490,13 @@ void nd_unet_zero_grad(nd_unet *m) { memset(m->grads, 0, sizeof(float) * m->n_pa
 #define PW(off) (m->params + (off))
 #define GW(off) (m->grads + (off))
 
-static void add_inplace(float *restrict y, const float *restrict x, size_t n) {
+static void add_inplace(float *restrict y, const float *restrict x, size_t n)
+{
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-static void rb_forward(nd_unet *m, nd_ctx *ctx, resblock *r, int B) {
+static void rb_forward(nd_unet *m, nd_ctx *ctx, resblock *r, int B)
+{
     int G = m->cfg.groups, E = m->cfg.emb_dim;
     size_t p = P_(r->H);
     if (r->skip)
@@ -489,19 +505,19 @@ static void rb_forward(nd_unet *m, nd_ctx *ctx, resblock *r, int B) {
     const float *x = r->in->v;
     nd_groupnorm_forward(ctx, r->a1, r->m1, r->r1, x, PW(r->gn1w), PW(r->gn1b), B, r->cin,
                          (int)p, G, 1);
-    nd_conv2d_forward(ctx, r->h1, r->a1, PW(r->c1w), PW(r->c1b), B, r->cin, r->H, r->H,
-                      r->cout, 3, 1);
+    nd_conv2d_forward(ctx, r->h1, r->a1, PW(r->c1w), PW(r->c1b), B, r->cin, r->H, r->H, r->cout,
+                      3, 1);
     uint64_t t0 = nd_prof_begin(ctx);
     nd_linear_forward(ctx, r->ep, m->es, PW(r->ew), PW(r->eb), B, E, r->cout);
     nd_add_channel_forward(r->h1, r->ep, B, r->cout, (int)p);
     nd_prof_end(ctx, ND_PROF_EMB, 0, t0);
-    nd_groupnorm_forward(ctx, r->a2, r->m2, r->r2, r->h1, PW(r->gn2w), PW(r->gn2b), B,
-                         r->cout, (int)p, G, 1);
+    nd_groupnorm_forward(ctx, r->a2, r->m2, r->r2, r->h1, PW(r->gn2w), PW(r->gn2b), B, r->cout,
+                         (int)p, G, 1);
     nd_conv2d_forward(ctx, r->out.v, r->a2, PW(r->c2w), PW(r->c2b), B, r->cout, r->H, r->H,
                       r->cout, 3, 1);
     if (r->skw != NONE) {
-        nd_conv2d_forward(ctx, m->s1, x, PW(r->skw), PW(r->skb), B, r->cin, r->H, r->H,
-                          r->cout, 1, 1);
+        nd_conv2d_forward(ctx, m->s1, x, PW(r->skw), PW(r->skb), B, r->cin, r->H, r->H, r->cout,
+                          1, 1);
         x = m->s1;
     }
     t0 = nd_prof_begin(ctx);
@@ -509,12 +525,13 @@ static void rb_forward(nd_unet *m, nd_ctx *ctx, resblock *r, int B) {
     nd_prof_end(ctx, ND_PROF_OTHER, 0, t0);
 }
 
-static void attn_forward(nd_unet *m, nd_ctx *ctx, const stream *in, int B) {
+static void attn_forward(nd_unet *m, nd_ctx *ctx, const stream *in, int B)
+{
     int C = m->attn_C, p = (int)P_(m->attn_H);
     nd_groupnorm_forward(ctx, m->an, m->am, m->ar, in->v, PW(m->agw), PW(m->agb), B, C, p,
                          m->cfg.groups, 0);
-    nd_conv2d_forward(ctx, m->qkv, m->an, PW(m->aqw), PW(m->aqb), B, C, m->attn_H,
-                      m->attn_H, 3 * C, 1, 1);
+    nd_conv2d_forward(ctx, m->qkv, m->an, PW(m->aqw), PW(m->aqb), B, C, m->attn_H, m->attn_H,
+                      3 * C, 1, 1);
     nd_attention_forward(ctx, m->ao, m->att, m->qkv, B, C, p);
     nd_conv2d_forward(ctx, m->attn_out.v, m->ao, PW(m->apw), PW(m->apb), B, C, m->attn_H,
                       m->attn_H, C, 1, 1);
@@ -523,13 +540,15 @@ static void attn_forward(nd_unet *m, nd_ctx *ctx, const stream *in, int B) {
     nd_prof_end(ctx, ND_PROF_OTHER, 0, t0);
 }
 
-static void conv_forward(nd_ctx *ctx, nd_unet *m, convl *cv, const float *x, int B) {
+static void conv_forward(nd_ctx *ctx, nd_unet *m, convl *cv, const float *x, int B)
+{
     nd_conv2d_forward(ctx, cv->out.v, x, PW(cv->w), PW(cv->b), B, cv->cin, cv->Hin, cv->Hin,
                       cv->cout, 3, cv->stride);
 }
 
 void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const float *t,
-                     const int *y, int B) {
+                     const int *y, int B)
+{
     ND_ASSERT(B >= 1 && B <= m->max_batch);
     const nd_unet_config *c = &m->cfg;
     int E = c->emb_dim, K = c->max_classes + 1;
@@ -568,8 +587,8 @@ void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const 
     const stream *h = m->last;
     nd_groupnorm_forward(ctx, m->oa, m->om, m->or_, h->v, PW(m->ogw), PW(m->ogb), B, h->C,
                          (int)P_(h->H), c->groups, 1);
-    nd_conv2d_forward(ctx, out, m->oa, PW(m->ocw), PW(m->ocb), B, h->C, h->H, h->H,
-                      c->channels, 3, 1);
+    nd_conv2d_forward(ctx, out, m->oa, PW(m->ocw), PW(m->ocb), B, h->C, h->H, h->H, c->channels,
+                      3, 1);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -577,7 +596,8 @@ void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const 
 /* ------------------------------------------------------------------------------------ */
 
 /* dx: where the input gradient accumulates (the stream's, or scratch s4 for concat). */
-static void rb_backward(nd_unet *m, nd_ctx *ctx, resblock *r, float *dx, int B) {
+static void rb_backward(nd_unet *m, nd_ctx *ctx, resblock *r, float *dx, int B)
+{
     int G = m->cfg.groups, E = m->cfg.emb_dim;
     int p = (int)P_(r->H);
     const float *x = r->in->v, *dout = r->out.g;
@@ -590,8 +610,8 @@ static void rb_backward(nd_unet *m, nd_ctx *ctx, resblock *r, float *dx, int B) 
                            r->H, r->H, r->cout, 1, 1);
     float *da2 = m->s1, *dh1 = m->s2, *da1 = m->s3;
     memset(da2, 0, sizeof(float) * nout);
-    nd_conv2d_backward(ctx, da2, GW(r->c2w), GW(r->c2b), dout, r->a2, PW(r->c2w), B,
-                       r->cout, r->H, r->H, r->cout, 3, 1);
+    nd_conv2d_backward(ctx, da2, GW(r->c2w), GW(r->c2b), dout, r->a2, PW(r->c2w), B, r->cout,
+                       r->H, r->H, r->cout, 3, 1);
     memset(dh1, 0, sizeof(float) * nout);
     nd_groupnorm_backward(ctx, dh1, GW(r->gn2w), GW(r->gn2b), da2, r->h1, r->m2, r->r2,
                           PW(r->gn2w), PW(r->gn2b), B, r->cout, p, G, 1);
@@ -599,17 +619,17 @@ static void rb_backward(nd_unet *m, nd_ctx *ctx, resblock *r, float *dx, int B) 
     float *dep = da1; /* (B,cout), consumed before da1 is needed */
     memset(dep, 0, sizeof(float) * B * r->cout);
     nd_add_channel_backward(dep, dh1, B, r->cout, p);
-    nd_linear_backward(ctx, m->des, GW(r->ew), GW(r->eb), dep, m->es, PW(r->ew), B, E,
-                       r->cout);
+    nd_linear_backward(ctx, m->des, GW(r->ew), GW(r->eb), dep, m->es, PW(r->ew), B, E, r->cout);
     nd_prof_end(ctx, ND_PROF_EMB, 1, t0);
     memset(da1, 0, sizeof(float) * nin);
     nd_conv2d_backward(ctx, da1, GW(r->c1w), GW(r->c1b), dh1, r->a1, PW(r->c1w), B, r->cin,
                        r->H, r->H, r->cout, 3, 1);
-    nd_groupnorm_backward(ctx, dx, GW(r->gn1w), GW(r->gn1b), da1, x, r->m1, r->r1,
-                          PW(r->gn1w), PW(r->gn1b), B, r->cin, p, G, 1);
+    nd_groupnorm_backward(ctx, dx, GW(r->gn1w), GW(r->gn1b), da1, x, r->m1, r->r1, PW(r->gn1w),
+                          PW(r->gn1b), B, r->cin, p, G, 1);
 }
 
-static void attn_backward(nd_unet *m, nd_ctx *ctx, const stream *in, int B) {
+static void attn_backward(nd_unet *m, nd_ctx *ctx, const stream *in, int B)
+{
     int C = m->attn_C, H = m->attn_H, p = (int)P_(H);
     const float *dy = m->attn_out.g;
     uint64_t t0 = nd_prof_begin(ctx);
@@ -617,18 +637,19 @@ static void attn_backward(nd_unet *m, nd_ctx *ctx, const stream *in, int B) {
     nd_prof_end(ctx, ND_PROF_OTHER, 1, t0);
     float *dao = m->s1, *dqkv = m->s2, *dan = m->s3;
     memset(dao, 0, sizeof(float) * B * C * p);
-    nd_conv2d_backward(ctx, dao, GW(m->apw), GW(m->apb), dy, m->ao, PW(m->apw), B, C, H, H,
-                       C, 1, 1);
+    nd_conv2d_backward(ctx, dao, GW(m->apw), GW(m->apb), dy, m->ao, PW(m->apw), B, C, H, H, C,
+                       1, 1);
     memset(dqkv, 0, sizeof(float) * B * 3 * C * p);
     nd_attention_backward(ctx, dqkv, dao, m->qkv, m->att, B, C, p);
     memset(dan, 0, sizeof(float) * B * C * p);
-    nd_conv2d_backward(ctx, dan, GW(m->aqw), GW(m->aqb), dqkv, m->an, PW(m->aqw), B, C, H,
-                       H, 3 * C, 1, 1);
+    nd_conv2d_backward(ctx, dan, GW(m->aqw), GW(m->aqb), dqkv, m->an, PW(m->aqw), B, C, H, H,
+                       3 * C, 1, 1);
     nd_groupnorm_backward(ctx, in->g, GW(m->agw), GW(m->agb), dan, in->v, m->am, m->ar,
                           PW(m->agw), PW(m->agb), B, C, p, m->cfg.groups, 0);
 }
 
-void nd_unet_backward(nd_unet *m, nd_ctx *ctx, float *dx, const float *dout) {
+void nd_unet_backward(nd_unet *m, nd_ctx *ctx, float *dx, const float *dout)
+{
     const nd_unet_config *c = &m->cfg;
     int B = m->B, E = c->emb_dim, K = c->max_classes + 1;
     ND_ASSERT(B >= 1);
@@ -641,8 +662,8 @@ void nd_unet_backward(nd_unet *m, nd_ctx *ctx, float *dx, const float *dout) {
     int p0 = (int)P_(h->H);
     float *doa = m->s1;
     memset(doa, 0, sizeof(float) * B * h->C * p0);
-    nd_conv2d_backward(ctx, doa, GW(m->ocw), GW(m->ocb), dout, m->oa, PW(m->ocw), B, h->C,
-                       h->H, h->H, c->channels, 3, 1);
+    nd_conv2d_backward(ctx, doa, GW(m->ocw), GW(m->ocb), dout, m->oa, PW(m->ocw), B, h->C, h->H,
+                       h->H, c->channels, 3, 1);
     nd_groupnorm_backward(ctx, h->g, GW(m->ogw), GW(m->ogb), doa, h->v, m->om, m->or_,
                           PW(m->ogw), PW(m->ogb), B, h->C, p0, c->groups, 1);
 

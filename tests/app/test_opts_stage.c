@@ -22,15 +22,15 @@ static void load(nd_config *cfg, const char *name)
 }
 
 /* Fills *o twice, from two garbage patterns: any byte the filling leaves alone differs. */
-#define CHECK_SETS_EVERY_BYTE(T, fill, cfg, what)                                        \
-    do {                                                                                 \
-        static T a_, b_;                                                                 \
-        memset(&a_, 0xA5, sizeof a_);                                                    \
-        memset(&b_, 0x5A, sizeof b_);                                                    \
-        fill(&a_, cfg);                                                                  \
-        fill(&b_, cfg);                                                                  \
-        if (memcmp(&a_, &b_, sizeof a_))                                                 \
-            CHECK_FAIL_("%s: %s leaves bytes of %s as they were", what, #fill, #T);      \
+#define CHECK_SETS_EVERY_BYTE(T, fill, cfg, what)                                              \
+    do {                                                                                       \
+        static T a_, b_;                                                                       \
+        memset(&a_, 0xA5, sizeof a_);                                                          \
+        memset(&b_, 0x5A, sizeof b_);                                                          \
+        fill(&a_, cfg);                                                                        \
+        fill(&b_, cfg);                                                                        \
+        if (memcmp(&a_, &b_, sizeof a_))                                                       \
+            CHECK_FAIL_("%s: %s leaves bytes of %s as they were", what, #fill, #T);            \
     } while (0)
 
 static void check_replay(const nd_config *cfg, const char *what)
@@ -42,7 +42,8 @@ static void check_replay(const nd_config *cfg, const char *what)
     replay_opts_defaults(&d);
     /* No config key: the defaults, never what the memory held (live's replay thread
      * passed garbage only_class, spin_ns and status to replay_run). */
-    if (o.only_class) CHECK_FAIL_("%s: only_class %p, expected NULL", what, (void *)o.only_class);
+    if (o.only_class)
+        CHECK_FAIL_("%s: only_class %p, expected NULL", what, (void *)o.only_class);
     if (o.stop) CHECK_FAIL_("%s: stop %p, expected NULL", what, (void *)o.stop);
     CHECK_U64_EQ(o.spin_ns, d.spin_ns);
     CHECK_EQ(o.status, d.status);

@@ -28,15 +28,17 @@ static void test_round_trip(void)
         {0.1f, 0.2f, 0.3f, 16777217.0f, 2.5f, 1e30f},
         {1, 2, 3, 4, 5, 6},
     };
-    for (int i = 0; i < 4; i++) CHECK_EQ(nd_dataset_append(ds, (uint16_t)(i % 3), 99, rows[i]), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(nd_dataset_append(ds, (uint16_t)(i % 3), 99, rows[i]), 0);
 
     const char *p = tmp_path("rt.csv");
     nd_error e = {0};
     if (nd_csv_write(ds, p, &e)) CHECK_FAIL_("write: %s", e.msg);
     size_t n;
     char *text = (char *)read_bytes(p, &n);
-    CHECK(!strncmp(text, "class,bytes_down_0,bytes_down_1,bytes_down_2,bytes_up_0,bytes_up_1,"
-                         "bytes_up_2\nweb,0,1500,3,4,5,6\n\"video,hd\",",
+    CHECK(!strncmp(text,
+                   "class,bytes_down_0,bytes_down_1,bytes_down_2,bytes_up_0,bytes_up_1,"
+                   "bytes_up_2\nweb,0,1500,3,4,5,6\n\"video,hd\",",
                    strlen("class,bytes_down_0,bytes_down_1,bytes_down_2,bytes_up_0,bytes_up_1,"
                           "bytes_up_2\nweb,0,1500,3,4,5,6\n\"video,hd\",")));
     CHECK_CONTAINS(text, "\n\"say \"\"hi\"\"\",0.100000001,");
@@ -56,7 +58,8 @@ static void test_round_trip(void)
     }
     if (memcmp(back->values, ds->values, sizeof rows)) {
         for (int k = 0; k < 24; k++)
-            fprintf(stderr, "%d: %.9g vs %.9g\n", k, (double)ds->values[k], (double)back->values[k]);
+            fprintf(stderr, "%d: %.9g vs %.9g\n", k, (double)ds->values[k],
+                    (double)back->values[k]);
         CHECK_FAIL_("values differ after the round trip");
     }
     nd_dataset_free(back);
@@ -72,7 +75,8 @@ static void test_round_trip(void)
 
     /* What other tools write: CRLF, a BOM, blank lines, spaces around numbers, a file
      * without a final line break. */
-    const char *lenient = "\xef\xbb\xbf" "class,x_0,x_1\r\n\r\nweb, 1.5 ,2e3\r\n\n\"dns\",-0,7";
+    const char *lenient = "\xef\xbb\xbf"
+                          "class,x_0,x_1\r\n\r\nweb, 1.5 ,2e3\r\n\n\"dns\",-0,7";
     write_bytes(p, lenient, strlen(lenient));
     back = nd_csv_read(p, 1, &e);
     if (!back) CHECK_FAIL_("%s", e.msg);
@@ -119,9 +123,11 @@ static void test_errors(void)
     expect_error("class,a_0,b\"_0\n", "1:12", "quote inside an unquoted column name");
     expect_error("class,a_0,b_0,c_0,d_0,e_0,f_0,g_0,h_0,i_0\n", "1:39", "more than 8 channels");
     /* Rows. */
-    expect_error("class,a_0,a_1\nweb,1,2\nweb,1\n", "3:6", "row has 1 values, the header has 2");
+    expect_error("class,a_0,a_1\nweb,1,2\nweb,1\n", "3:6",
+                 "row has 1 values, the header has 2");
     expect_error("class,a_0,a_1\nweb\n", "2:4", "row has 0 values");
-    expect_error("class,a_0,a_1\nweb,1,2,3\n", "2:9", "more values than the header's 2 columns");
+    expect_error("class,a_0,a_1\nweb,1,2,3\n", "2:9",
+                 "more values than the header's 2 columns");
     expect_error("class,a_0,a_1\nweb,1,x\n", "2:7", "expected a number, found 'x'");
     expect_error("class,a_0,a_1\nweb,1,\n", "2:7", "expected a number, found ''");
     expect_error("class,a_0,a_1\nweb,1,2x\n", "2:7", "expected a number, found '2x'");
@@ -132,7 +138,8 @@ static void test_errors(void)
     expect_error("class,a_0,a_1\n\"web\n", "2:5", "line break inside a quoted class name");
     expect_error("class,a_0,a_1\n\"web\"x,1,2\n", "2:6", "expected ',' or the end of the line");
     expect_error("class,a_0,a_1\nw\"b,1,2\n", "2:2", "quote inside an unquoted class name");
-    expect_error("class,a_0\nweb,1\nok,2\n\"unterminated", "4:1", "unterminated quoted class name");
+    expect_error("class,a_0\nweb,1\nok,2\n\"unterminated", "4:1",
+                 "unterminated quoted class name");
 
     char longrow[200] = "class,a_0\n";
     memset(longrow + 10, 'n', 70);

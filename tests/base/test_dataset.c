@@ -48,8 +48,8 @@ static void fill_stats(nd_class_stats *s)
 
 static float special(uint64_t i)
 {
-    static const float v[] = {0.0f, -0.0f, 1.0f, 1500.0f, FLT_MIN / 4, FLT_MAX, 1e-30f,
-                              3.14159274f, 16777217.0f};
+    static const float v[] = {0.0f,    -0.0f,  1.0f,        1500.0f,    FLT_MIN / 4,
+                              FLT_MAX, 1e-30f, 3.14159274f, 16777217.0f};
     if (i % 3) return v[i % (sizeof v / sizeof v[0])];
     uint32_t u = (uint32_t)next() & 0x7f7fffffu; /* finite, random bits */
     float f;

@@ -21,8 +21,8 @@
 #define TAG_C ND_FOURCC('C', 'C', 'C', 'C')
 #define TAG_D ND_FOURCC('D', 'D', 'D', 'D')
 
-static const char payload_b[] = "hello";                            /* 5 bytes: padded */
-static const char payload_c[] = "0123456789abcdef";                 /* 16: no padding */
+static const char payload_b[] = "hello";                              /* 5 bytes: padded */
+static const char payload_c[] = "0123456789abcdef";                   /* 16: no padding */
 static const char *const pieces_d[] = {"stream", "ed in ", "pieces"}; /* 18 */
 
 /* A small file with an empty section, padded and unpadded ones, and a streamed one. */
@@ -57,14 +57,12 @@ static int open_both(const unsigned char *data, size_t len, uint32_t kind, nd_er
     int rc2 = r ? 0 : e2.code;
     ndf_close(r);
     free(copy);
-    if (rc1 != rc2) CHECK_FAIL_("file and memory disagree at %zu bytes: %d vs %d", len, rc1, rc2);
+    if (rc1 != rc2)
+        CHECK_FAIL_("file and memory disagree at %zu bytes: %d vs %d", len, rc1, rc2);
     return rc1;
 }
 
-static void fix_header_crc(unsigned char *d)
-{
-    nd_put_u32(d + 36, (uint32_t)crc32(0, d, 36));
-}
+static void fix_header_crc(unsigned char *d) { nd_put_u32(d + 36, (uint32_t)crc32(0, d, 36)); }
 
 static void test_round_trip(void)
 {
@@ -191,8 +189,8 @@ static void test_corruption(void)
     CHECK_CONTAINS(e.msg, "padding");
 
     /* Lengths past the end, and absurd ones: errors, no huge allocation, no wrap. */
-    uint64_t lens[] = {n, n - 80 - 16 + 1, UINT64_MAX, UINT64_MAX - 7, 1ull << 62,
-                       (1ull << 32) + 16};
+    uint64_t lens[] = {n,          n - 80 - 16 + 1,  UINT64_MAX, UINT64_MAX - 7,
+                       1ull << 62, (1ull << 32) + 16};
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         RESET();
         nd_put_u64(d + 80 + 8, lens[i]);
@@ -224,7 +222,8 @@ static void test_corruption(void)
     for (size_t k = 0; k < n; k++) {
         RESET();
         int rc = open_both(d, k, 0, &e);
-        if (rc != ND_ETRUNC) CHECK_FAIL_("truncated to %zu of %zu bytes: code %d (%s)", k, n, rc, e.msg);
+        if (rc != ND_ETRUNC)
+            CHECK_FAIL_("truncated to %zu of %zu bytes: code %d (%s)", k, n, rc, e.msg);
         CHECK_CONTAINS(e.msg, "truncated");
     }
 

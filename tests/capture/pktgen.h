@@ -18,24 +18,27 @@
 #include "check.h"
 
 typedef struct pkt_spec {
-    int ipver;              /* 4 (default) or 6 */
-    const char *src, *dst;  /* addresses as text */
+    int ipver;             /* 4 (default) or 6 */
+    const char *src, *dst; /* addresses as text */
     uint16_t sport, dport;
-    uint8_t proto;          /* 6, 17 (default), 1, 58 */
+    uint8_t proto; /* 6, 17 (default), 1, 58 */
     uint8_t tcp_flags;
-    uint16_t mss;           /* TCP MSS option when non-zero */
-    uint16_t vlan[2];       /* tags, outer first; 0 = none */
-    uint32_t ip_total;      /* IP total length (IPv6: 40 + payload); 0: headers only */
-    uint8_t ip_options;     /* IPv4 option bytes (multiple of 4) */
-    uint8_t v6_ext;         /* IPv6: number of 8-byte destination-options headers */
-    int frag;               /* 0 none, 1 first (MF), 2 later (offset frag_off) */
-    uint16_t frag_off;      /* in 8-byte units */
+    uint16_t mss;       /* TCP MSS option when non-zero */
+    uint16_t vlan[2];   /* tags, outer first; 0 = none */
+    uint32_t ip_total;  /* IP total length (IPv6: 40 + payload); 0: headers only */
+    uint8_t ip_options; /* IPv4 option bytes (multiple of 4) */
+    uint8_t v6_ext;     /* IPv6: number of 8-byte destination-options headers */
+    int frag;           /* 0 none, 1 first (MF), 2 later (offset frag_off) */
+    uint16_t frag_off;  /* in 8-byte units */
     uint32_t frag_id;
-    uint8_t ttl;            /* 0: 64 */
+    uint8_t ttl; /* 0: 64 */
     uint16_t icmp_id;
 } pkt_spec;
 
-static inline void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8), p[1] = (uint8_t)v; }
+static inline void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8), p[1] = (uint8_t)v;
+}
 static inline void put32(uint8_t *p, uint32_t v)
 {
     put16(p, (uint16_t)(v >> 16));
@@ -68,7 +71,8 @@ static inline size_t pkt_build(uint8_t *buf, const pkt_spec *s)
         ip[0] = (uint8_t)(0x40 | iphl / 4);
         put16(ip + 2, (uint16_t)total);
         put16(ip + 4, (uint16_t)s->frag_id);
-        put16(ip + 6, (uint16_t)((s->frag == 1 ? 0x2000 : 0) | (s->frag == 2 ? s->frag_off : 0)));
+        put16(ip + 6,
+              (uint16_t)((s->frag == 1 ? 0x2000 : 0) | (s->frag == 2 ? s->frag_off : 0)));
         ip[8] = s->ttl ? s->ttl : 64;
         ip[9] = proto;
         CHECK(inet_pton(AF_INET, s->src, ip + 12) == 1);
@@ -142,7 +146,7 @@ static inline void pcap_out_open(pcap_out *o, const char *path, int linktype, in
 
 /* Writes len bytes (caplen bytes of them kept when caplen < len) at ts_ns. */
 static inline void pcap_out_write(pcap_out *o, uint64_t ts_ns, const uint8_t *pkt, size_t len,
-                           size_t caplen)
+                                  size_t caplen)
 {
     struct pcap_pkthdr h;
     h.ts.tv_sec = (time_t)(ts_ns / 1000000000u);
@@ -295,8 +299,8 @@ static inline uint64_t readers_check_same(const char *ref_path, const char *src_
                                           uint32_t snap, int *in_place)
 {
     char err[PCAP_ERRBUF_SIZE] = "", spec[4200];
-    pcap_t *p = pcap_open_offline_with_tstamp_precision(ref_path, PCAP_TSTAMP_PRECISION_NANO,
-                                                        err);
+    pcap_t *p =
+        pcap_open_offline_with_tstamp_precision(ref_path, PCAP_TSTAMP_PRECISION_NANO, err);
     capture_opts o;
     capture_opts_defaults(&o);
     o.snaplen = snap;
@@ -325,33 +329,39 @@ static inline uint64_t readers_check_same(const char *ref_path, const char *src_
             k = 0;
         }
         if (r != 1) {
-            if (n > 0) CHECK_FAIL_("%s: libpcap ends (%d) after %" PRIu64 " packets, the "
-                                   "source has more", ref_path, r, count);
+            if (n > 0)
+                CHECK_FAIL_("%s: libpcap ends (%d) after %" PRIu64 " packets, the "
+                            "source has more",
+                            ref_path, r, count);
             if (r == PCAP_ERROR_BREAK) {
-                if (n != CAPTURE_END) CHECK_FAIL_("%s: end after %" PRIu64 " packets; the "
-                                                  "source: %d %s", ref_path, count, n, e.msg);
+                if (n != CAPTURE_END)
+                    CHECK_FAIL_("%s: end after %" PRIu64 " packets; the "
+                                "source: %d %s",
+                                ref_path, count, n, e.msg);
             } else {
                 char after[64];
-                if (n != ND_ETRUNC) CHECK_FAIL_("%s: libpcap fails after %" PRIu64 " packets "
-                                                "(%s); the source: %d", ref_path, count,
-                                                pcap_geterr(p), n);
+                if (n != ND_ETRUNC)
+                    CHECK_FAIL_("%s: libpcap fails after %" PRIu64 " packets "
+                                "(%s); the source: %d",
+                                ref_path, count, pcap_geterr(p), n);
                 CHECK_CONTAINS(e.msg, pcap_geterr(p));
                 snprintf(after, sizeof after, "after packet %" PRIu64 ":", count);
                 CHECK_CONTAINS(e.msg, after);
             }
             break;
         }
-        if (n <= 0) CHECK_FAIL_("%s: packet %" PRIu64 ": libpcap has it, the source returns "
-                                "%d (%s)", ref_path, count + 1, n, e.msg);
+        if (n <= 0)
+            CHECK_FAIL_("%s: packet %" PRIu64 ": libpcap has it, the source returns "
+                        "%d (%s)",
+                        ref_path, count + 1, n, e.msg);
         const capture_pkt *q = &pk[k++];
         uint32_t cl = h->caplen < snap ? h->caplen : snap;
         uint64_t ts = (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec;
-        if (q->caplen != cl || q->wirelen != h->len || q->ts_ns != ts ||
-            memcmp(q->data, d, cl))
+        if (q->caplen != cl || q->wirelen != h->len || q->ts_ns != ts || memcmp(q->data, d, cl))
             CHECK_FAIL_("%s: packet %" PRIu64 ": caplen %u wirelen %u ts %" PRIu64 " (data "
-                        "%s), libpcap: %u %u %" PRIu64, ref_path, count + 1, q->caplen,
-                        q->wirelen, q->ts_ns, memcmp(q->data, d, cl) ? "differs" : "same", cl,
-                        h->len, ts);
+                        "%s), libpcap: %u %u %" PRIu64,
+                        ref_path, count + 1, q->caplen, q->wirelen, q->ts_ns,
+                        memcmp(q->data, d, cl) ? "differs" : "same", cl, h->len, ts);
         pairs += k > 1;
         adjacent += k > 1 && q->data == prev_end + 16;
         prev_end = q->data + h->caplen;
@@ -378,7 +388,7 @@ static inline uint64_t mix_rand(uint64_t *s)
  * TCP/UDP/ICMP over IPv4 and IPv6, VLAN and QinQ, fragments, snaplen-cut packets and a
  * few malformed ones. Deterministic for a seed. */
 static inline void write_mixed_pcap(const char *file, int n_flows, int n_pkts, int seconds,
-                             uint64_t seed)
+                                    uint64_t seed)
 {
     pcap_out o;
     pcap_out_open(&o, file, DLT_EN10MB, 0);

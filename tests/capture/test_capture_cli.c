@@ -131,7 +131,8 @@ static void test_capture_export_import(void)
     /* a source failing after another one delivered: exit 1, but what was read is saved */
     unlink(ndd);
     CHECK_EQ(RUN("capture", "--source", src, "--source", "pcap:/nonexistent/x.pcap", "--class",
-                 "a", "-o", ndd), 1);
+                 "a", "-o", ndd),
+             1);
     CHECK_CONTAINS(err_text, "keeping the");
     ds = nd_dataset_load(ndd, &e);
     if (!ds) CHECK_FAIL_("%s", e.msg);
@@ -177,7 +178,8 @@ static void test_import_videotrain(void)
             fprintf(fp, "%d,1,1,1,%d.0,%d.0,1.5,,%d.0,%d.0\n", r, r, 1000 * r, 1, 10 * r);
         fclose(fp);
     }
-    int rc = RUN("import", "--format", "videotrain", vt, "--set", "capture.window=8", "-o", ndd);
+    int rc =
+        RUN("import", "--format", "videotrain", vt, "--set", "capture.window=8", "-o", ndd);
     if (rc) CHECK_FAIL_("import videotrain: exit %d: %s", rc, err_text);
     nd_error e = {0};
     nd_dataset *ds = nd_dataset_load(ndd, &e);
@@ -200,8 +202,9 @@ static void test_import_videotrain(void)
     CHECK_CONTAINS(err_text, "zero-padded");
 
     /* a bin that is not a multiple of 0.5 s is a config error */
-    CHECK_EQ(RUN("import", "--format", "videotrain", vt, "--set", "capture.bin=300ms", "-o",
-                 ndd), 2);
+    CHECK_EQ(
+        RUN("import", "--format", "videotrain", vt, "--set", "capture.bin=300ms", "-o", ndd),
+        2);
     CHECK_CONTAINS(err_text, "500ms");
     /* a malformed number names file, line and column */
     snprintf(f, sizeof f, "%s/a/Vid_2_cc_1.csv", vt);
@@ -255,8 +258,8 @@ static void test_sigint(void)
         snprintf(a, sizeof a, "10.7.0.%d", 1 + i % 3);
         pkt_spec s = {.src = a, .dst = "10.7.1.1", .sport = 9, .dport = 9, .ip_total = 100};
         size_t len = pkt_build(buf, &s);
-        struct pcap_pkthdr h = {.ts = {1700000000 + i, 0}, .caplen = (uint32_t)len,
-                                .len = (uint32_t)len};
+        struct pcap_pkthdr h = {
+            .ts = {1700000000 + i, 0}, .caplen = (uint32_t)len, .len = (uint32_t)len};
         pcap_dump((u_char *)d, &h, buf);
     }
     pcap_dump_flush(d);

@@ -55,7 +55,8 @@ int main(void)
     /* The mix has every kind of skip, and classes got flows. */
     CHECK(ctx_counter(ca, "flow.evicted") > 0);
     CHECK(ctx_counter(ca, "parse.truncated_l4") + ctx_counter(ca, "parse.truncated_ipv4") +
-              ctx_counter(ca, "parse.truncated_ipv6") > 0);
+              ctx_counter(ca, "parse.truncated_ipv6") >
+          0);
     CHECK(capture_ctx_class_windows(ca, 0) > 0 && capture_ctx_class_windows(ca, 1) > 0);
     printf("ok: %zu identical windows\n", a.n);
     capture_ctx_free(ca);

@@ -95,14 +95,22 @@ static size_t relink(uint8_t *out, const uint8_t *eth, size_t len, uint32_t link
     uint16_t et = (uint16_t)(eth[12] << 8 | eth[13]);
     size_t hl = 0;
     switch (linktype) {
-    case 1: /* Ethernet */
+    case 1:   /* Ethernet */
     case 189: /* USB Linux: not a link type the parser knows, libpcap reads it */
         memcpy(out, eth, len);
         return len;
     case 101: hl = 0; break; /* raw IP */
-    case 113: hl = 16; memset(out, 0, 16); put16(out + 14, et); break; /* SLL */
-    case 276: hl = 20; memset(out, 0, 20); put16(out, et); break; /* SLL2 */
-    case 0: { /* BSD loopback, family in host order */
+    case 113:
+        hl = 16;
+        memset(out, 0, 16);
+        put16(out + 14, et);
+        break; /* SLL */
+    case 276:
+        hl = 20;
+        memset(out, 0, 20);
+        put16(out, et);
+        break; /* SLL2 */
+    case 0: {  /* BSD loopback, family in host order */
         uint32_t fam = et == 0x86DD ? 10 : 2;
         hl = 4;
         memcpy(out, &fam, 4);
@@ -148,8 +156,8 @@ static void gen_file(pbuf *o, int be, int nano, uint32_t snaplen, uint32_t linkt
         if (frac >= unit) sec++, frac -= unit;
         uint32_t ts_sec = sec, ts_frac = frac;
         if (odd && i % 7 == 3) ts_sec = 0x80000000u + (uint32_t)i; /* negative as int32 */
-        if (odd && i % 7 == 5) ts_frac = 0xfffffff0u;               /* negative fraction */
-        if (odd && i % 7 == 6) ts_frac = unit + 5;                  /* above one second */
+        if (odd && i % 7 == 5) ts_frac = 0xfffffff0u;              /* negative fraction */
+        if (odd && i % 7 == 6) ts_frac = unit + 5;                 /* above one second */
         record(o, ts_sec, ts_frac, caplen, (uint32_t)len, frame, caplen);
     }
 }
@@ -239,16 +247,20 @@ static void test_absurd(void)
                 free(o.b);
             }
     /* Headers. */
-    static const struct { uint32_t magic; uint16_t major, minor; uint32_t snaplen, lt; } h[] = {
-        {0xa1b2c3d5, 2, 4, 65535, 1},      /* not a capture file */
-        {0xa1b2c3d4, 2, 3, 65535, 1},      /* 2.3: libpcap may swap caplen and len */
-        {0xa1b2c3d4, 2, 2, 65535, 1},      /* 2.2: libpcap swaps them */
-        {0xa1b2c3d4, 3, 0, 65535, 1},      /* unknown version */
-        {0xa1b2c3d4, 1, 0, 65535, 1},      /* archaic */
-        {0xa1b2c3d4, 2, 4, 0, 1},          /* snaplen 0: libpcap's maximum */
-        {0xa1b2c3d4, 2, 4, 300000, 1},     /* above the maximum: the maximum */
+    static const struct {
+        uint32_t magic;
+        uint16_t major, minor;
+        uint32_t snaplen, lt;
+    } h[] = {
+        {0xa1b2c3d5, 2, 4, 65535, 1},          /* not a capture file */
+        {0xa1b2c3d4, 2, 3, 65535, 1},          /* 2.3: libpcap may swap caplen and len */
+        {0xa1b2c3d4, 2, 2, 65535, 1},          /* 2.2: libpcap swaps them */
+        {0xa1b2c3d4, 3, 0, 65535, 1},          /* unknown version */
+        {0xa1b2c3d4, 1, 0, 65535, 1},          /* archaic */
+        {0xa1b2c3d4, 2, 4, 0, 1},              /* snaplen 0: libpcap's maximum */
+        {0xa1b2c3d4, 2, 4, 300000, 1},         /* above the maximum: the maximum */
         {0xa1b2c3d4, 2, 4, 65535, 0x10000001}, /* FCS length bits on Ethernet */
-        {0xa1b2cd34, 2, 4, 65535, 1},      /* Kuznetzov's patched format: libpcap */
+        {0xa1b2cd34, 2, 4, 65535, 1},          /* Kuznetzov's patched format: libpcap */
     };
     for (int be = 0; be < 2; be++)
         for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
@@ -303,7 +315,7 @@ static void test_fifo(void)
     free(o.b);
 
     /* pcapng: section header, one Ethernet interface (µs), enhanced packet blocks. */
-    pbuf g = {0}; /* little-endian */
+    pbuf g = {0};        /* little-endian */
     u32(&g, 0x0A0D0D0A); /* section header block: BOM, version 1.0, length unknown */
     u32(&g, 28);
     u32(&g, 0x1A2B3C4D);
@@ -320,7 +332,10 @@ static void test_fifo(void)
     u32(&g, 20);
     static uint8_t eth[16384];
     for (int i = 0; i < 50; i++) {
-        pkt_spec s = {.src = "10.1.1.1", .dst = "10.1.1.2", .sport = 5, .dport = 6,
+        pkt_spec s = {.src = "10.1.1.1",
+                      .dst = "10.1.1.2",
+                      .sport = 5,
+                      .dport = 6,
                       .ip_total = 40u + (uint32_t)i};
         uint32_t len = (uint32_t)pkt_build(eth, &s), pad = (4 - len % 4) % 4;
         uint64_t us = 1700000000000000ull + 1000u * (uint64_t)i;
@@ -371,8 +386,9 @@ static capture_ctx *capture_libpcap(const capture_opts *opt, win_list *l)
         if (r == 1) {
             uint32_t cl = h->caplen < snap ? h->caplen : snap;
             memcpy(copies + (size_t)n * snap, d, cl);
-            pk[n] = (capture_pkt){copies + (size_t)n * snap, cl, h->len,
-                                  (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec};
+            pk[n] =
+                (capture_pkt){copies + (size_t)n * snap, cl, h->len,
+                              (uint64_t)h->ts.tv_sec * 1000000000u + (uint64_t)h->ts.tv_usec};
             n++;
         }
         if (n == 32 || (r != 1 && n)) {

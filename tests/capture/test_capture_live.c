@@ -17,9 +17,9 @@
 #include "pktgen.h"
 #include "netns.h"
 
-#define N_UP 100
+#define N_UP   100
 #define N_DOWN 50
-#define N_TCP 21
+#define N_TCP  21
 
 int main(int argc, char **argv)
 {
@@ -42,22 +42,33 @@ int main(int argc, char **argv)
     uint64_t t = 1700000000ull * ND_NS_PER_SEC;
     for (int i = 0; i < N_UP + N_DOWN; i++) {
         int down = i % 3 == 2;
-        pkt_spec s = {.src = down ? "10.9.0.2" : "10.9.0.1", .dst = down ? "10.9.0.1" : "10.9.0.2",
-                      .sport = down ? 8888 : 7777, .dport = down ? 7777 : 8888,
+        pkt_spec s = {.src = down ? "10.9.0.2" : "10.9.0.1",
+                      .dst = down ? "10.9.0.1" : "10.9.0.2",
+                      .sport = down ? 8888 : 7777,
+                      .dport = down ? 7777 : 8888,
                       .ip_total = down ? 1000 : 500};
         size_t len = pkt_build(buf, &s);
         pcap_out_write(&o, t += 1000000, buf, len, 0);
     }
     for (int i = 0; i < N_TCP; i++) {
-        pkt_spec s = {.src = "10.9.0.1", .dst = "10.9.0.2", .sport = 40000, .dport = 7777,
-                      .proto = 6, .tcp_flags = i ? PARSE_TCP_ACK : PARSE_TCP_SYN,
-                      .mss = i ? 0 : 1400, .ip_total = i ? 300 : 44, .ttl = 9};
+        pkt_spec s = {.src = "10.9.0.1",
+                      .dst = "10.9.0.2",
+                      .sport = 40000,
+                      .dport = 7777,
+                      .proto = 6,
+                      .tcp_flags = i ? PARSE_TCP_ACK : PARSE_TCP_SYN,
+                      .mss = i ? 0 : 1400,
+                      .ip_total = i ? 300 : 44,
+                      .ttl = 9};
         size_t len = pkt_build(buf, &s);
         pcap_out_write(&o, t += 1000000, buf, len, 0);
     }
     for (int i = 0; i < 10; i++) { /* ten flows, so that both queues of "dpdk-mq" get some */
-        pkt_spec s = {.src = "10.9.0.3", .dst = "10.9.0.4", .sport = (uint16_t)(1 + i),
-                      .dport = 2, .ip_total = 200};
+        pkt_spec s = {.src = "10.9.0.3",
+                      .dst = "10.9.0.4",
+                      .sport = (uint16_t)(1 + i),
+                      .dport = 2,
+                      .ip_total = 200};
         size_t len = pkt_build(buf, &s);
         pcap_out_write(&o, t += 1000000, buf, len, 0);
     }
@@ -82,8 +93,7 @@ int main(int argc, char **argv)
                  "dpdk:--no-huge --no-pci -m 256 --no-shconf --no-telemetry "
                  "--vdev=net_af_packet0,iface=%s%s",
                  if_cap, mq ? ",qpairs=2" : "");
-    else
-        snprintf(spec, sizeof spec, "iface:%s", if_cap);
+    else snprintf(spec, sizeof spec, "iface:%s", if_cap);
     nd_error e = {0};
     capture_source *src = capture_source_open(spec, &opt, &e);
     if (!src) CHECK_FAIL_("%s", e.msg);
@@ -92,8 +102,9 @@ int main(int argc, char **argv)
     win_list l = {.C = 4, .L = 8};
     capture_ctx *c = capture_ctx_new(&opt, NULL, win_collect, &l, &e);
     CHECK(c);
-    CHECK_EQ(test_sh("ip netns exec %s tcpreplay -q -t -i %s %s >/dev/null 2>&1", net.name, if_send,
-                file), 0);
+    CHECK_EQ(test_sh("ip netns exec %s tcpreplay -q -t -i %s %s >/dev/null 2>&1", net.name,
+                     if_send, file),
+             0);
 
     /* Read until 1 s passes without packets (10 s at most). */
     capture_pkt pkts[32];
@@ -117,7 +128,7 @@ int main(int argc, char **argv)
         if (l.w[i].cls == 0)
             for (int ch = 0; ch < 4; ch++)
                 for (int b = 0; b < 8; b++) sum[ch] += l.w[i].v[ch * 8 + b];
-    double up_bytes = (N_UP) * 514.0 + 58 + (N_TCP - 1) * 314.0;
+    double up_bytes = (N_UP)*514.0 + 58 + (N_TCP - 1) * 314.0;
     CHECK_NEAR(sum[ND_DOWN], N_DOWN * 1014.0, 0, 0);
     CHECK_NEAR(sum[ND_UP], up_bytes, 0, 0);
     CHECK_NEAR(sum[2 + ND_DOWN], N_DOWN, 0, 0);
@@ -128,8 +139,8 @@ int main(int argc, char **argv)
     CHECK_U64_EQ(cs->ttl_hist[ND_UP][9], N_TCP);
     CHECK(capture_ctx_class_windows(c, 1) >= 10); /* the noise flows, class "other" */
     CHECK_U64_EQ(st.dropped, 0);
-    printf("ok: %s captured %llu packets, %zu windows\n", spec,
-           (unsigned long long)st.received, l.n);
+    printf("ok: %s captured %llu packets, %zu windows\n", spec, (unsigned long long)st.received,
+           l.n);
 
     capture_ctx_free(c);
     capture_source_close(src);

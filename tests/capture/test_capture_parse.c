@@ -22,8 +22,14 @@ static int parse_exact(const uint8_t *pkt, size_t len, int lt, parse_info *pi)
 static void test_link_types(void)
 {
     uint8_t eth[16384], buf[16384];
-    pkt_spec s = {.src = "192.0.2.1", .dst = "192.0.2.2", .sport = 1111, .dport = 2222,
-                  .proto = 6, .tcp_flags = PARSE_TCP_SYN, .mss = 1360, .ip_total = 300,
+    pkt_spec s = {.src = "192.0.2.1",
+                  .dst = "192.0.2.2",
+                  .sport = 1111,
+                  .dport = 2222,
+                  .proto = 6,
+                  .tcp_flags = PARSE_TCP_SYN,
+                  .mss = 1360,
+                  .ip_total = 300,
                   .ttl = 33};
     size_t len = pkt_build(eth, &s);
     parse_info pi;
@@ -71,8 +77,14 @@ static void test_link_types(void)
     CHECK_STR_EQ(parse_status_name(PARSE_LINKTYPE), "parse.unknown_linktype");
 
     /* IPv6 over raw IP, with a fragment header of a first fragment */
-    pkt_spec s6 = {.ipver = 6, .src = "2001:db8::a", .dst = "2001:db8::b", .sport = 5,
-                   .dport = 6, .frag = 1, .frag_id = 0xdeadbeef, .v6_ext = 1};
+    pkt_spec s6 = {.ipver = 6,
+                   .src = "2001:db8::a",
+                   .dst = "2001:db8::b",
+                   .sport = 5,
+                   .dport = 6,
+                   .frag = 1,
+                   .frag_id = 0xdeadbeef,
+                   .v6_ext = 1};
     len = pkt_build(eth, &s6);
     CHECK_EQ(parse_exact(eth + 14, len - 14, CAPTURE_LINK_RAW, &pi), PARSE_OK);
     CHECK_EQ(pi.ipver, 6);
@@ -86,7 +98,11 @@ static void test_malformed(void)
 {
     uint8_t p[16384];
     parse_info pi;
-    pkt_spec s = {.src = "192.0.2.1", .dst = "192.0.2.2", .sport = 1, .dport = 2, .proto = 6,
+    pkt_spec s = {.src = "192.0.2.1",
+                  .dst = "192.0.2.2",
+                  .sport = 1,
+                  .dport = 2,
+                  .proto = 6,
                   .ip_total = 100};
     size_t len = pkt_build(p, &s);
     /* three VLAN tags */
@@ -138,8 +154,12 @@ static void test_malformed(void)
     put16(q + 16, 24); /* IP says 24 bytes: the UDP header does not fit in it */
     CHECK_EQ(parse_exact(q, 60, CAPTURE_LINK_ETHERNET, &pi), PARSE_TRUNC_L4);
     /* IPv6: version 5, and a chain of 9 extension headers */
-    pkt_spec s6 = {.ipver = 6, .src = "2001:db8::a", .dst = "2001:db8::b", .v6_ext = 9,
-                   .sport = 1, .dport = 2};
+    pkt_spec s6 = {.ipver = 6,
+                   .src = "2001:db8::a",
+                   .dst = "2001:db8::b",
+                   .v6_ext = 9,
+                   .sport = 1,
+                   .dport = 2};
     size_t l6 = pkt_build(q, &s6);
     CHECK_EQ(parse_exact(q, l6, CAPTURE_LINK_ETHERNET, &pi), PARSE_BAD_IPV6_EXT);
     s6.v6_ext = 8;
@@ -148,8 +168,12 @@ static void test_malformed(void)
     q[14] = 0x50;
     CHECK_EQ(parse_exact(q, l6, CAPTURE_LINK_ETHERNET, &pi), PARSE_BAD_IPV6);
     /* later fragments carry no ports */
-    pkt_spec sf = {.src = "192.0.2.1", .dst = "192.0.2.2", .frag = 2, .frag_off = 10,
-                   .frag_id = 9, .ip_total = 200};
+    pkt_spec sf = {.src = "192.0.2.1",
+                   .dst = "192.0.2.2",
+                   .frag = 2,
+                   .frag_off = 10,
+                   .frag_id = 9,
+                   .ip_total = 200};
     size_t lf = pkt_build(q, &sf);
     CHECK_EQ(parse_exact(q, lf, CAPTURE_LINK_ETHERNET, &pi), PARSE_OK);
     CHECK_EQ(pi.frag, PARSE_FRAG_LATER);
@@ -161,8 +185,8 @@ static void test_malformed(void)
     CHECK_EQ(parse_exact(q, li, CAPTURE_LINK_ETHERNET, &pi), PARSE_OK);
     CHECK_EQ(pi.sport, 777);
     CHECK_EQ(pi.dport, 777);
-    pkt_spec si6 = {.ipver = 6, .src = "2001:db8::a", .dst = "2001:db8::b", .proto = 58,
-                    .icmp_id = 778};
+    pkt_spec si6 = {
+        .ipver = 6, .src = "2001:db8::a", .dst = "2001:db8::b", .proto = 58, .icmp_id = 778};
     li = pkt_build(q, &si6);
     CHECK_EQ(parse_exact(q, li, CAPTURE_LINK_ETHERNET, &pi), PARSE_OK);
     CHECK_EQ(pi.sport, 778);
@@ -173,10 +197,24 @@ static void test_prefixes(void)
 {
     const pkt_spec specs[] = {
         {.src = "10.0.0.1", .dst = "10.0.0.2", .sport = 1, .dport = 2, .ip_total = 100},
-        {.src = "10.0.0.1", .dst = "10.0.0.2", .sport = 1, .dport = 2, .proto = 6,
-         .tcp_flags = PARSE_TCP_SYN, .mss = 1460, .ip_options = 12, .vlan = {5, 6}},
-        {.ipver = 6, .src = "::1", .dst = "::2", .sport = 1, .dport = 2, .proto = 6,
-         .v6_ext = 3, .frag = 1, .frag_id = 4},
+        {.src = "10.0.0.1",
+         .dst = "10.0.0.2",
+         .sport = 1,
+         .dport = 2,
+         .proto = 6,
+         .tcp_flags = PARSE_TCP_SYN,
+         .mss = 1460,
+         .ip_options = 12,
+         .vlan = {5, 6}},
+        {.ipver = 6,
+         .src = "::1",
+         .dst = "::2",
+         .sport = 1,
+         .dport = 2,
+         .proto = 6,
+         .v6_ext = 3,
+         .frag = 1,
+         .frag_id = 4},
         {.ipver = 6, .src = "::1", .dst = "::2", .proto = 58, .icmp_id = 3, .vlan = {9}},
         {.src = "10.0.0.1", .dst = "10.0.0.2", .frag = 2, .frag_off = 3, .frag_id = 1},
     };
@@ -195,8 +233,10 @@ static void test_prefixes(void)
                 CHECK_EQ(pi.proto, full.proto);
             } else {
                 /* once the headers fit, every longer prefix parses */
-                if (seen_ok) CHECK_FAIL_("packet %zu: prefix %zu fails (%s) after a shorter "
-                                         "one parsed", k, n, parse_status_name(rc));
+                if (seen_ok)
+                    CHECK_FAIL_("packet %zu: prefix %zu fails (%s) after a shorter "
+                                "one parsed",
+                                k, n, parse_status_name(rc));
             }
         }
     }
@@ -211,10 +251,15 @@ static void test_mutations(void)
                        CAPTURE_LINK_SLL2, CAPTURE_LINK_NULL};
     uint64_t outcomes[PARSE_N_STATUS] = {0};
     for (int it = 0; it < 200000; it++) {
-        pkt_spec s = {.ipver = it & 1 ? 6 : 4, .src = it & 1 ? "::1" : "1.2.3.4",
-                      .dst = it & 1 ? "::2" : "5.6.7.8", .proto = (uint8_t)(it % 3 ? 6 : 17),
-                      .sport = 1, .dport = 2, .v6_ext = (uint8_t)(it % 4),
-                      .ip_options = (uint8_t)(4 * (it % 3)), .vlan = {(uint16_t)(it % 5)}};
+        pkt_spec s = {.ipver = it & 1 ? 6 : 4,
+                      .src = it & 1 ? "::1" : "1.2.3.4",
+                      .dst = it & 1 ? "::2" : "5.6.7.8",
+                      .proto = (uint8_t)(it % 3 ? 6 : 17),
+                      .sport = 1,
+                      .dport = 2,
+                      .v6_ext = (uint8_t)(it % 4),
+                      .ip_options = (uint8_t)(4 * (it % 3)),
+                      .vlan = {(uint16_t)(it % 5)}};
         size_t len = pkt_build(p, &s);
         int flips = 1 + (int)(mix_rand(&seed) % 6);
         for (int f = 0; f < flips; f++) p[mix_rand(&seed) % 80] = (uint8_t)mix_rand(&seed);

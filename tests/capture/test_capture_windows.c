@@ -11,10 +11,10 @@
 
 #include "pktgen.h"
 
-#define T0 (1700000000ull * ND_NS_PER_SEC)
-#define MS(x) ((uint64_t)(x) * 1000000ull)
-#define US(x) ((uint64_t)(x) * 1000ull)
-#define L_ 4
+#define T0    (1700000000ull * ND_NS_PER_SEC)
+#define MS(x) ((uint64_t)(x)*1000000ull)
+#define US(x) ((uint64_t)(x)*1000ull)
+#define L_    4
 
 typedef struct ev {
     uint64_t t; /* ns after T0 */
@@ -67,7 +67,8 @@ static void expect_(int line, const win_list *l, uint64_t group, int k, uint32_t
                     const float *down, const float *up)
 {
     const win_rec *w = win_find(l, group, k);
-    if (!w) CHECK_FAIL_("line %d: no window %d of group %llu", line, k, (unsigned long long)group);
+    if (!w)
+        CHECK_FAIL_("line %d: no window %d of group %llu", line, k, (unsigned long long)group);
     if (w->cls != cls)
         CHECK_FAIL_("line %d: group %llu window %d: class %u, expected %u", line,
                     (unsigned long long)group, k, w->cls, cls);
@@ -77,14 +78,17 @@ static void expect_(int line, const win_list *l, uint64_t group, int k, uint32_t
                         line, (unsigned long long)group, k, b, w->v[b], w->v[L_ + b], down[b],
                         up[b]);
 }
-#define EXPECT(l, g, k, cls, ...)                                                        \
-    do {                                                                                 \
-        const float d_[2][L_] = __VA_ARGS__;                                             \
-        expect_(__LINE__, l, g, k, cls, d_[0], d_[1]);                                   \
+#define EXPECT(l, g, k, cls, ...)                                                              \
+    do {                                                                                       \
+        const float d_[2][L_] = __VA_ARGS__;                                                   \
+        expect_(__LINE__, l, g, k, cls, d_[0], d_[1]);                                         \
     } while (0)
 
 /* UDP packet from a to b; ip bytes = IP total length (frame = 14 + ip). */
-#define UDP4(a, sp, b, dp, ip) {.src = a, .dst = b, .sport = sp, .dport = dp, .ip_total = ip}
+#define UDP4(a, sp, b, dp, ip)                                                                 \
+    {                                                                                          \
+        .src = a, .dst = b, .sport = sp, .dport = dp, .ip_total = ip                           \
+    }
 
 static void test_bin_boundaries_and_windows(void)
 {
@@ -96,25 +100,69 @@ static void test_bin_boundaries_and_windows(void)
         {US(3999999), UDP4("10.0.0.2", 53, "10.0.0.1", 1000, 86)},
         /* group 2: TCP, one packet per bin over 10 bins → windows 0..3, 4..7, 8..9+pad;
          * the first packet is a SYN from 10.0.0.3, the client */
-        {MS(500), {.src = "10.0.0.3", .dst = "10.0.0.4", .sport = 40000, .dport = 80,
-                   .proto = 6, .tcp_flags = PARSE_TCP_SYN, .mss = 1460, .ip_total = 60}},
-        {MS(1500), {.src = "10.0.0.4", .dst = "10.0.0.3", .sport = 80, .dport = 40000,
-                    .proto = 6, .ip_total = 1000}},
-        {MS(2500), {.src = "10.0.0.4", .dst = "10.0.0.3", .sport = 80, .dport = 40000,
-                    .proto = 6, .ip_total = 1000}},
-        {MS(3500), {.src = "10.0.0.4", .dst = "10.0.0.3", .sport = 80, .dport = 40000,
-                    .proto = 6, .ip_total = 1000}},
-        {MS(4500), {.src = "10.0.0.4", .dst = "10.0.0.3", .sport = 80, .dport = 40000,
-                    .proto = 6, .ip_total = 1000}},
+        {MS(500),
+         {.src = "10.0.0.3",
+          .dst = "10.0.0.4",
+          .sport = 40000,
+          .dport = 80,
+          .proto = 6,
+          .tcp_flags = PARSE_TCP_SYN,
+          .mss = 1460,
+          .ip_total = 60}},
+        {MS(1500),
+         {.src = "10.0.0.4",
+          .dst = "10.0.0.3",
+          .sport = 80,
+          .dport = 40000,
+          .proto = 6,
+          .ip_total = 1000}},
+        {MS(2500),
+         {.src = "10.0.0.4",
+          .dst = "10.0.0.3",
+          .sport = 80,
+          .dport = 40000,
+          .proto = 6,
+          .ip_total = 1000}},
+        {MS(3500),
+         {.src = "10.0.0.4",
+          .dst = "10.0.0.3",
+          .sport = 80,
+          .dport = 40000,
+          .proto = 6,
+          .ip_total = 1000}},
+        {MS(4500),
+         {.src = "10.0.0.4",
+          .dst = "10.0.0.3",
+          .sport = 80,
+          .dport = 40000,
+          .proto = 6,
+          .ip_total = 1000}},
         /* bins 5..8 empty: window 1 has one active bin; 10 s is bin 9, in window 2 */
-        {MS(10000), {.src = "10.0.0.3", .dst = "10.0.0.4", .sport = 40000, .dport = 80,
-                    .proto = 6, .tcp_flags = PARSE_TCP_FIN | PARSE_TCP_ACK, .ip_total = 40}},
+        {MS(10000),
+         {.src = "10.0.0.3",
+          .dst = "10.0.0.4",
+          .sport = 40000,
+          .dport = 80,
+          .proto = 6,
+          .tcp_flags = PARSE_TCP_FIN | PARSE_TCP_ACK,
+          .ip_total = 40}},
         /* group 3: the SYN was missed; the first packet is the SYN-ACK from the server
          * 10.0.0.6:443, so 10.0.0.5 is the client and this packet goes down */
-        {MS(600), {.src = "10.0.0.6", .dst = "10.0.0.5", .sport = 443, .dport = 50000,
-                   .proto = 6, .tcp_flags = PARSE_TCP_SYN | PARSE_TCP_ACK, .ip_total = 60}},
-        {MS(700), {.src = "10.0.0.5", .dst = "10.0.0.6", .sport = 50000, .dport = 443,
-                   .proto = 6, .ip_total = 52}},
+        {MS(600),
+         {.src = "10.0.0.6",
+          .dst = "10.0.0.5",
+          .sport = 443,
+          .dport = 50000,
+          .proto = 6,
+          .tcp_flags = PARSE_TCP_SYN | PARSE_TCP_ACK,
+          .ip_total = 60}},
+        {MS(700),
+         {.src = "10.0.0.5",
+          .dst = "10.0.0.6",
+          .sport = 50000,
+          .dport = 443,
+          .proto = 6,
+          .ip_total = 52}},
     };
     /* events must be in time order in a pcap: sort by t */
     ev s[sizeof e / sizeof e[0]];
@@ -241,38 +289,97 @@ static void test_vlan_ipv6_fragments(void)
         /* groups 1-4: one 5-tuple untagged, VLAN 10, VLAN 20, QinQ 100/10: four flows;
          * frames count 4 bytes per tag */
         {MS(0), UDP4("10.3.0.1", 5, "10.3.0.2", 6, 100)},
-        {MS(1), {.src = "10.3.0.1", .dst = "10.3.0.2", .sport = 5, .dport = 6, .ip_total = 100,
-                 .vlan = {10}}},
-        {MS(2), {.src = "10.3.0.1", .dst = "10.3.0.2", .sport = 5, .dport = 6, .ip_total = 100,
-                 .vlan = {20}}},
-        {MS(3), {.src = "10.3.0.1", .dst = "10.3.0.2", .sport = 5, .dport = 6, .ip_total = 100,
-                 .vlan = {100, 10}}},
+        {MS(1),
+         {.src = "10.3.0.1",
+          .dst = "10.3.0.2",
+          .sport = 5,
+          .dport = 6,
+          .ip_total = 100,
+          .vlan = {10}}},
+        {MS(2),
+         {.src = "10.3.0.1",
+          .dst = "10.3.0.2",
+          .sport = 5,
+          .dport = 6,
+          .ip_total = 100,
+          .vlan = {20}}},
+        {MS(3),
+         {.src = "10.3.0.1",
+          .dst = "10.3.0.2",
+          .sport = 5,
+          .dport = 6,
+          .ip_total = 100,
+          .vlan = {100, 10}}},
         /* group 5: IPv6 TCP with two destination-options headers, IPv4 options elsewhere */
-        {MS(4), {.ipver = 6, .src = "2001:db8::1", .dst = "2001:db8::2", .sport = 7000,
-                 .dport = 22, .proto = 6, .tcp_flags = PARSE_TCP_SYN, .ip_total = 40 + 16 + 20,
-                 .v6_ext = 2}},
-        {MS(1004), {.ipver = 6, .src = "2001:db8::2", .dst = "2001:db8::1", .sport = 22,
-                    .dport = 7000, .proto = 6, .ip_total = 1240, .v6_ext = 2}},
+        {MS(4),
+         {.ipver = 6,
+          .src = "2001:db8::1",
+          .dst = "2001:db8::2",
+          .sport = 7000,
+          .dport = 22,
+          .proto = 6,
+          .tcp_flags = PARSE_TCP_SYN,
+          .ip_total = 40 + 16 + 20,
+          .v6_ext = 2}},
+        {MS(1004),
+         {.ipver = 6,
+          .src = "2001:db8::2",
+          .dst = "2001:db8::1",
+          .sport = 22,
+          .dport = 7000,
+          .proto = 6,
+          .ip_total = 1240,
+          .v6_ext = 2}},
         /* group 6: IPv4 UDP datagram in two fragments (ports only in the first) */
-        {MS(5), {.src = "10.3.0.5", .dst = "10.3.0.6", .sport = 4000, .dport = 4001,
-                 .ip_total = 1500, .frag = 1, .frag_id = 77, .ip_options = 8}},
-        {MS(6), {.src = "10.3.0.5", .dst = "10.3.0.6", .ip_total = 520, .frag = 2,
-                 .frag_off = 185, .frag_id = 77}},
+        {MS(5),
+         {.src = "10.3.0.5",
+          .dst = "10.3.0.6",
+          .sport = 4000,
+          .dport = 4001,
+          .ip_total = 1500,
+          .frag = 1,
+          .frag_id = 77,
+          .ip_options = 8}},
+        {MS(6),
+         {.src = "10.3.0.5",
+          .dst = "10.3.0.6",
+          .ip_total = 520,
+          .frag = 2,
+          .frag_off = 185,
+          .frag_id = 77}},
         /* a later fragment whose first one never came: counted, not binned */
-        {MS(7), {.src = "10.3.0.5", .dst = "10.3.0.6", .ip_total = 520, .frag = 2,
-                 .frag_off = 185, .frag_id = 78}},
+        {MS(7),
+         {.src = "10.3.0.5",
+          .dst = "10.3.0.6",
+          .ip_total = 520,
+          .frag = 2,
+          .frag_off = 185,
+          .frag_id = 78}},
         /* group 7: IPv6 fragments */
-        {MS(8), {.ipver = 6, .src = "2001:db8::5", .dst = "2001:db8::6", .sport = 9,
-                 .dport = 10, .ip_total = 1280, .frag = 1, .frag_id = 0x12345}},
-        {MS(9), {.ipver = 6, .src = "2001:db8::5", .dst = "2001:db8::6", .ip_total = 400,
-                 .frag = 2, .frag_off = 154, .frag_id = 0x12345}},
+        {MS(8),
+         {.ipver = 6,
+          .src = "2001:db8::5",
+          .dst = "2001:db8::6",
+          .sport = 9,
+          .dport = 10,
+          .ip_total = 1280,
+          .frag = 1,
+          .frag_id = 0x12345}},
+        {MS(9),
+         {.ipver = 6,
+          .src = "2001:db8::5",
+          .dst = "2001:db8::6",
+          .ip_total = 400,
+          .frag = 2,
+          .frag_off = 154,
+          .frag_id = 0x12345}},
         /* snaplen: a 1000-byte IP packet of which 60 bytes were kept counts 1014 */
         {MS(10), UDP4("10.3.0.1", 5, "10.3.0.2", 6, 1000), .caplen = 60},
         /* malformed: IPv4 header cut after 10 bytes */
         {MS(11), UDP4("10.3.0.7", 5, "10.3.0.8", 6, 100), .caplen = 24},
         /* ICMP echo: one flow per identifier */
-        {MS(12), {.src = "10.3.0.9", .dst = "10.3.0.10", .proto = 1, .icmp_id = 42,
-                  .ip_total = 84}},
+        {MS(12),
+         {.src = "10.3.0.9", .dst = "10.3.0.10", .proto = 1, .icmp_id = 42, .ip_total = 84}},
     };
     win_list l;
     capture_ctx *c = run(e, (int)(sizeof e / sizeof e[0]), &opt, &l, 0);
@@ -302,13 +409,23 @@ static void test_classes(void)
                                            {"dns", "udp port 53"}};
     opts_classes(&opt, 2, rules);
     const ev e[] = {
-        {MS(0), {.src = "10.4.0.1", .dst = "10.4.0.2", .sport = 1234, .dport = 443, .proto = 6,
-                 .tcp_flags = PARSE_TCP_SYN}},
+        {MS(0),
+         {.src = "10.4.0.1",
+          .dst = "10.4.0.2",
+          .sport = 1234,
+          .dport = 443,
+          .proto = 6,
+          .tcp_flags = PARSE_TCP_SYN}},
         {MS(1), UDP4("10.4.0.1", 1234, "10.4.0.3", 53, 60)},
         {MS(2), UDP4("10.4.0.1", 1234, "10.4.0.3", 5353, 60)},
         /* reply of the web flow: the class was set by the first packet */
-        {MS(3), {.src = "10.4.0.2", .dst = "10.4.0.1", .sport = 443, .dport = 1234, .proto = 6,
-                 .tcp_flags = PARSE_TCP_SYN | PARSE_TCP_ACK}},
+        {MS(3),
+         {.src = "10.4.0.2",
+          .dst = "10.4.0.1",
+          .sport = 443,
+          .dport = 1234,
+          .proto = 6,
+          .tcp_flags = PARSE_TCP_SYN | PARSE_TCP_ACK}},
     };
     win_list l;
     capture_ctx *c = run(e, 4, &opt, &l, 0);
@@ -385,9 +502,9 @@ static void test_backwards_sparse_packets_nano(void)
     opt.channels = 4;
     const ev e[] = {
         {MS(2000), UDP4("10.5.0.1", 1, "10.5.0.2", 2, 100)},
-        {MS(1000), UDP4("10.5.0.2", 2, "10.5.0.1", 1, 100)}, /* back in time: bin 0 */
+        {MS(1000), UDP4("10.5.0.2", 2, "10.5.0.1", 1, 100)},     /* back in time: bin 0 */
         {MS(3000) + 1, UDP4("10.5.0.1", 1, "10.5.0.2", 2, 100)}, /* ns stamp: bin 1 */
-        {MS(2500), UDP4("10.5.0.3", 1, "10.5.0.4", 2, 100)}, /* one active bin: dropped */
+        {MS(2500), UDP4("10.5.0.3", 1, "10.5.0.4", 2, 100)},     /* one active bin: dropped */
     };
     win_list l;
     capture_ctx *c = run(e, 4, &opt, &l, 1);
@@ -430,7 +547,8 @@ static void test_file_formats(void)
     ev e[60];
     int n = 0;
     for (int i = 0; i < 60; i++)
-        e[n++] = (ev){MS(137 * i), UDP4(addr[i % 5], 1000, "10.6.1.1", 53, (uint32_t)(60 + 7 * i))};
+        e[n++] =
+            (ev){MS(137 * i), UDP4(addr[i % 5], 1000, "10.6.1.1", 53, (uint32_t)(60 + 7 * i))};
     capture_opts opt;
     base_opts(&opt);
     win_list ref;

@@ -13,7 +13,6 @@
 #include "nd.h"
 #include "run_cli.h"
 
-
 static void test_help(void)
 {
     EXPECT(0, "--help");
@@ -31,8 +30,8 @@ static void test_help(void)
     int commands = 0;
     char *list = strstr(help, "commands:\n");
     CHECK(list);
-    for (char *line = strtok(list + 10, "\n"); line && !strncmp(line, "  ", 2) && line[2] != ' ';
-         line = strtok(NULL, "\n")) {
+    for (char *line = strtok(list + 10, "\n");
+         line && !strncmp(line, "  ", 2) && line[2] != ' '; line = strtok(NULL, "\n")) {
         char name[32];
         CHECK_EQ(sscanf(line, " %31s", name), 1);
         char usage[64], hint[64];
@@ -64,7 +63,8 @@ static const char *make_dataset(void)
     CHECK(ds);
     int web = nd_dataset_class(ds, "web"), dns = nd_dataset_class(ds, "dns");
     float w[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    for (int i = 0; i < 3; i++) CHECK_EQ(nd_dataset_append(ds, (uint16_t)web, (uint64_t)i, w), 0);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(nd_dataset_append(ds, (uint16_t)web, (uint64_t)i, w), 0);
     CHECK_EQ(nd_dataset_append(ds, (uint16_t)dns, 9, w), 0);
     nd_class_stats *s = &ds->stats[web];
     s->flows = 3;

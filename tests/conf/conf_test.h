@@ -12,28 +12,28 @@
 #include "conf_impl.h"
 
 /* Parses text as "t.yaml"; any error fails the test with the message. */
-#define PARSE_OK(cfg, text)                                                              \
-    do {                                                                                 \
-        nd_error e_ = {0};                                                               \
-        const char *t_ = (text);                                                         \
-        if (nd_config_parse((cfg), t_, strlen(t_), "t.yaml", &e_))                       \
-            CHECK_FAIL_("unexpected error for:\n%s\n-> %s", t_, e_.msg);                 \
+#define PARSE_OK(cfg, text)                                                                    \
+    do {                                                                                       \
+        nd_error e_ = {0};                                                                     \
+        const char *t_ = (text);                                                               \
+        if (nd_config_parse((cfg), t_, strlen(t_), "t.yaml", &e_))                             \
+            CHECK_FAIL_("unexpected error for:\n%s\n-> %s", t_, e_.msg);                       \
     } while (0)
 
 /* Parses text as "t.yaml": it must fail with ND_ECONFIG and a message containing want. */
-#define PARSE_ERR(text, want)                                                            \
-    do {                                                                                 \
-        nd_error e_ = {0};                                                               \
-        nd_config c_;                                                                    \
-        const char *t_ = (text);                                                         \
-        int rc_ = nd_config_parse(&c_, t_, strlen(t_), "t.yaml", &e_);                   \
-        nd_config_free(&c_);                                                             \
-        if (rc_ != ND_ECONFIG)                                                           \
-            CHECK_FAIL_("expected an error containing \"%s\" for:\n%s\n-> rc %d", (want), \
-                        t_, rc_);                                                        \
-        if (!strstr(e_.msg, (want)))                                                     \
-            CHECK_FAIL_("error for:\n%s\n-> \"%s\"\ndoes not contain \"%s\"", t_, e_.msg, \
-                        (want));                                                         \
+#define PARSE_ERR(text, want)                                                                  \
+    do {                                                                                       \
+        nd_error e_ = {0};                                                                     \
+        nd_config c_;                                                                          \
+        const char *t_ = (text);                                                               \
+        int rc_ = nd_config_parse(&c_, t_, strlen(t_), "t.yaml", &e_);                         \
+        nd_config_free(&c_);                                                                   \
+        if (rc_ != ND_ECONFIG)                                                                 \
+            CHECK_FAIL_("expected an error containing \"%s\" for:\n%s\n-> rc %d", (want), t_,  \
+                        rc_);                                                                  \
+        if (!strstr(e_.msg, (want)))                                                           \
+            CHECK_FAIL_("error for:\n%s\n-> \"%s\"\ndoes not contain \"%s\"", t_, e_.msg,      \
+                        (want));                                                               \
     } while (0)
 
 /* What fn writes, as a malloc'd string. */

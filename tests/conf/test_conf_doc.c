@@ -34,7 +34,8 @@ int main(void)
     check_current("conf/examples/default.yaml", conf_default_yaml);
 
     /* every key has its row in the reference and its line in default.yaml */
-    char *md = conf_test_capture(nd_config_reference), *yaml = conf_test_capture(conf_default_yaml);
+    char *md = conf_test_capture(nd_config_reference),
+         *yaml = conf_test_capture(conf_default_yaml);
     for (size_t i = 0; i < conf_keys_count(); i++) {
         char row[128], line[128];
         snprintf(row, sizeof row, "| `%s` |", conf_keys[i].name);

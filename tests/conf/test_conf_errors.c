@@ -16,7 +16,8 @@ static const struct {
     /* unknown keys and sections, with the nearest name */
     {"capture:\n  bin: 1s\n  windw: 32\n",
      "t.yaml:3:3: capture.windw: unknown key, did you mean 'capture.window'?"},
-    {"capture:\n  bn: 1s\n", "t.yaml:2:3: capture.bn: unknown key, did you mean 'capture.bin'?"},
+    {"capture:\n  bn: 1s\n",
+     "t.yaml:2:3: capture.bn: unknown key, did you mean 'capture.bin'?"},
     {"model:\n  chanel_mult: [1, 2]\n",
      "t.yaml:2:3: model.chanel_mult: unknown key, did you mean 'model.channel_mult'?"},
     {"train:\n  lr: 1e-3\n  weight_decy: 0\n",
@@ -30,7 +31,8 @@ static const struct {
     {"classes:\n  - name: a\n  - {name: b, filtr: x}\n",
      "t.yaml:3:15: classes[1]: unknown key 'filtr', did you mean 'filter'?"},
     /* wrong values, at the value */
-    {"train:\n  lr: fast\n", "t.yaml:2:7: train.lr: expected a number from 1e-08 to 1, got 'fast'"},
+    {"train:\n  lr: fast\n",
+     "t.yaml:2:7: train.lr: expected a number from 1e-08 to 1, got 'fast'"},
     {"capture:\n  bin: 5\n",
      "t.yaml:2:8: capture.bin: expected a duration with a unit (ns, us, ms, s, m, h): a bare "
      "number is ambiguous, got '5'"},
@@ -43,7 +45,8 @@ static const struct {
      "t.yaml:2:16: capture.buffer_size: expected a size that is not negative, got '-1MiB'"},
     {"model:\n  schedule: cosin\n",
      "t.yaml:2:13: model.schedule: expected one of cosine, linear, got 'cosin'"},
-    {"capture:\n  channels: 3\n", "t.yaml:2:13: capture.channels: expected one of 2, 4, got '3'"},
+    {"capture:\n  channels: 3\n",
+     "t.yaml:2:13: capture.channels: expected one of 2, 4, got '3'"},
     {"capture:\n  promisc: maybe\n",
      "t.yaml:2:12: capture.promisc: expected true or false, got 'maybe'"},
     {"capture:\n  sources: pcap:a.pcap\n",
@@ -71,8 +74,10 @@ static const struct {
     {"model:\n  groups: 8\nmodel:\n  emb_dim: 64\n",
      "t.yaml:3:1: model: section given twice (first at 1:1)"},
     {"classes: []\nclasses: []\n", "t.yaml:2:1: classes: section given twice (first at 1:1)"},
-    {"classes:\n  - name: a\n  - name: a\n", "t.yaml:3:5: classes[1]: name 'a' is already used by classes[0]"},
-    {"classes:\n  - {name: a, name: b}\n", "t.yaml:2:15: classes[0].name: set twice (first at 2:12)"},
+    {"classes:\n  - name: a\n  - name: a\n",
+     "t.yaml:3:5: classes[1]: name 'a' is already used by classes[0]"},
+    {"classes:\n  - {name: a, name: b}\n",
+     "t.yaml:2:15: classes[0].name: set twice (first at 2:12)"},
     /* list items */
     {"classes:\n  - filter: tcp\n",
      "t.yaml:2:5: classes[0]: missing 'name' (Class label, unique; models and datasets name "
@@ -130,7 +135,8 @@ static const struct {
     {"model:\n  groups: 24\n",
      "t.yaml:2:11: model.groups: must divide every level's width (model.base_channels 32 x "
      "model.channel_mult 1 = 32), got 24"},
-    {"model:\n  emb_dim: 127\n", "t.yaml:2:12: model.emb_dim: must be even (sine and cosine halves), got 127"},
+    {"model:\n  emb_dim: 127\n",
+     "t.yaml:2:12: model.emb_dim: must be even (sine and cosine halves), got 127"},
     {"model:\n  attn_min_res: 8\n",
      "t.yaml:2:17: model.attn_min_res: must be 0 (no attention) or from the U-Net's lowest level "
      "(16 px, L/4) to L (64 px), got 8 px"},
@@ -153,7 +159,8 @@ static const struct {
     {"replay:\n  client_pool: 10.0.0.0/30\n",
      "t.yaml:2:16: replay.clients: must be at most the 4 addresses of replay.client_pool "
      "(10.0.0.0/30), got 256"},
-    {"live:\n  ring_size: 1000\n", "t.yaml:2:14: live.ring_size: must be a power of two, got 1000"},
+    {"live:\n  ring_size: 1000\n",
+     "t.yaml:2:14: live.ring_size: must be a power of two, got 1000"},
 };
 
 /* Texts that are fine, with something to check in the result. */
@@ -163,8 +170,9 @@ static void test_accepted(void)
     nd_config_defaults(&d);
     char *want = nd_config_to_yaml(&d);
     /* empty, comments only, "---", null sections: the defaults */
-    const char *as_defaults[] = {"", "# nothing\n", "---\n", "~\n", "model:\n", "classes:\n",
-                                 "capture: {}\n", "---\ncapture:\n...\n"};
+    const char *as_defaults[] = {
+        "",         "# nothing\n", "---\n",         "~\n",
+        "model:\n", "classes:\n",  "capture: {}\n", "---\ncapture:\n...\n"};
     for (size_t i = 0; i < sizeof as_defaults / sizeof as_defaults[0]; i++) {
         PARSE_OK(&cfg, as_defaults[i]);
         char *got = nd_config_to_yaml(&cfg);
@@ -176,8 +184,10 @@ static void test_accepted(void)
     nd_config_free(&d);
 
     /* the same config in block and flow style */
-    PARSE_OK(&cfg, "{capture: {bin: 100ms, window: 32}, model: {channel_mult: [1, 2], attn_min_res: L/2},\n"
-                   " classes: [{name: web, filter: tcp port 443}, {name: dns, filter: 'udp port 53'}]}");
+    PARSE_OK(
+        &cfg,
+        "{capture: {bin: 100ms, window: 32}, model: {channel_mult: [1, 2], attn_min_res: L/2},\n"
+        " classes: [{name: web, filter: tcp port 443}, {name: dns, filter: 'udp port 53'}]}");
     char *flow = nd_config_to_yaml(&cfg);
     CHECK_U64_EQ(cfg.capture.bin_ns, 100000000);
     CHECK_EQ(cfg.capture.window, 32);
@@ -186,9 +196,11 @@ static void test_accepted(void)
     CHECK_EQ(cfg.n_classes, 2);
     CHECK_STR_EQ(cfg.classes[1].filter, "udp port 53");
     nd_config_free(&cfg);
-    PARSE_OK(&cfg, "capture:\n  bin: 100ms\n  window: 32\nmodel:\n  attn_min_res: L/2\n  channel_mult:\n    - 1\n"
-                   "    - 2\nclasses:\n- name: web\n  filter: tcp port 443\n- name: dns\n"
-                   "  filter: udp port 53\n");
+    PARSE_OK(
+        &cfg,
+        "capture:\n  bin: 100ms\n  window: 32\nmodel:\n  attn_min_res: L/2\n  channel_mult:\n    - 1\n"
+        "    - 2\nclasses:\n- name: web\n  filter: tcp port 443\n- name: dns\n"
+        "  filter: udp port 53\n");
     char *block = nd_config_to_yaml(&cfg);
     CHECK_STR_EQ(block, flow);
     free(flow);
@@ -267,7 +279,8 @@ int main(void)
         nd_config_free(&cfg);
     }
     /* invalid UTF-8: no line yet, the byte offset instead */
-    PARSE_ERR("capture:\n  bin: \xc3\x28s\n", "t.yaml: YAML syntax error: invalid trailing UTF-8 octet at byte 17");
+    PARSE_ERR("capture:\n  bin: \xc3\x28s\n",
+              "t.yaml: YAML syntax error: invalid trailing UTF-8 octet at byte 17");
     test_accepted();
     test_files();
     printf("ok: %zu exact error messages\n", n);

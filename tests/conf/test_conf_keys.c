@@ -54,7 +54,8 @@ static void check_field(const conf_key *k, const void *base, const char *value)
     }
     case CONF_DOUBLE: CHECK_NEAR(*(const double *)f, strtod(value, NULL), 0, 0); return;
     case CONF_INT:
-        CHECK_EQ(k->size == 4 ? *(const int32_t *)f : *(const int64_t *)f, strtoll(value, NULL, 10));
+        CHECK_EQ(k->size == 4 ? *(const int32_t *)f : *(const int64_t *)f,
+                 strtoll(value, NULL, 10));
         return;
     case CONF_UINT: u = strtoull(value, NULL, 10); break;
     case CONF_DURATION: CHECK_EQ(nd_parse_duration(value, &u, &e), 0); break;
@@ -145,7 +146,9 @@ static size_t valid_values(const conf_key *k, char vals[][ND_CONF_FILTER])
     double dlo, dhi;
     switch (k->type) {
     case CONF_BOOL:
-        for (int i = 0; i < 4; i++) snprintf(vals[n++], ND_CONF_FILTER, "%s", (const char *[]){"true", "false", "yes", "off"}[i]);
+        for (int i = 0; i < 4; i++)
+            snprintf(vals[n++], ND_CONF_FILTER, "%s",
+                     (const char *[]){"true", "false", "yes", "off"}[i]);
         return n;
     case CONF_DOUBLE:
         bounds(k, &lo, &hi, &dlo, &dhi);
@@ -171,19 +174,25 @@ static size_t valid_values(const conf_key *k, char vals[][ND_CONF_FILTER])
         else def = k->size == 4 ? *(const uint32_t *)f : *(const uint64_t *)f;
         format_num(k, def + 1 <= hi ? def + 1 : def - 1, vals[n++], ND_CONF_FILTER);
         /* a unit form as people write it */
-        if (k->type == CONF_DURATION && lo <= 2000000 && hi >= 2000000) snprintf(vals[n++], ND_CONF_FILTER, "2ms");
-        if (k->type == CONF_SIZE && lo <= 1 << 20 && hi >= 1 << 20) snprintf(vals[n++], ND_CONF_FILTER, "1MiB");
+        if (k->type == CONF_DURATION && lo <= 2000000 && hi >= 2000000)
+            snprintf(vals[n++], ND_CONF_FILTER, "2ms");
+        if (k->type == CONF_SIZE && lo <= 1 << 20 && hi >= 1 << 20)
+            snprintf(vals[n++], ND_CONF_FILTER, "1MiB");
         return n;
     }
     case CONF_STRING: {
         /* samples for the string formats of the table; a key must accept at least one */
-        static const char *const samples[] = {"x-1", "\"pcap:t 1.pcap\"", "10.0.0.0/8",
-                                              "\"2001:db8::/32\"", "\"02:00:00:00:00:99\"",
+        static const char *const samples[] = {"x-1",
+                                              "\"pcap:t 1.pcap\"",
+                                              "10.0.0.0/8",
+                                              "\"2001:db8::/32\"",
+                                              "\"02:00:00:00:00:99\"",
                                               "\"a \\\"quoted\\\" path/x.ndm\""};
         for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
             char raw[ND_CONF_FILTER], why[512];
             size_t m = strlen(samples[i]);
-            if (samples[i][0] == '"') snprintf(raw, sizeof raw, "%.*s", (int)(m - 2), samples[i] + 1);
+            if (samples[i][0] == '"')
+                snprintf(raw, sizeof raw, "%.*s", (int)(m - 2), samples[i] + 1);
             else snprintf(raw, sizeof raw, "%s", samples[i]);
             if (strchr(raw, '\\')) continue; /* escapes: checked by the round-trip test */
             nd_config scratch = {0};
@@ -193,7 +202,9 @@ static size_t valid_values(const conf_key *k, char vals[][ND_CONF_FILTER])
         return n;
     }
     case CONF_RES:
-        for (int i = 0; i < 5; i++) snprintf(vals[n++], ND_CONF_FILTER, "%s", (const char *[]){"L/4", "L/2", "L/1", "16", "0"}[i]);
+        for (int i = 0; i < 5; i++)
+            snprintf(vals[n++], ND_CONF_FILTER, "%s",
+                     (const char *[]){"L/4", "L/2", "L/1", "16", "0"}[i]);
         return n;
     default: CHECK(0);
     }
@@ -229,7 +240,7 @@ static size_t oob_values(const conf_key *k, char vals[][ND_CONF_FILTER])
         return n;
     case CONF_STRING: {
         memset(vals[n], 'a', k->size);
-        vals[n++][k->size] = 0; /* one byte too long */
+        vals[n++][k->size] = 0;                                  /* one byte too long */
         if (k->min) snprintf(vals[n++], ND_CONF_FILTER, "\"\""); /* too short: "" */
         return n;
     }
@@ -277,7 +288,8 @@ static void expect_rejected(const conf_key *k, const char *value)
     char assign[2048];
     nd_error e = {0};
     snprintf(assign, sizeof assign, "%s=%s", k->name, value);
-    if (nd_config_set(&cfg, assign, &e) != ND_ECONFIG) CHECK_FAIL_("set '%s' was accepted", assign);
+    if (nd_config_set(&cfg, assign, &e) != ND_ECONFIG)
+        CHECK_FAIL_("set '%s' was accepted", assign);
     snprintf(want, sizeof want, "%s: expected", k->name);
     CHECK_CONTAINS(e.msg, want);
     char *after = nd_config_to_yaml(&cfg);
@@ -346,7 +358,8 @@ static void test_scalar_key(const conf_key *k)
     }
     /* at least one value other than the default must make it through a whole file */
     int single = k->choices && !strchr(k->choices, '|'); /* model.arch: one choice so far */
-    if (!accepted && !single) CHECK_FAIL_("%s: no non-default value accepted from YAML", k->name);
+    if (!accepted && !single)
+        CHECK_FAIL_("%s: no non-default value accepted from YAML", k->name);
 
     n = oob_values(k, vals);
     for (size_t i = 0; i < n; i++, n_oob++) expect_rejected(k, vals[i]);
@@ -376,7 +389,8 @@ static void list_item(const conf_key *k, int index, char *buf, size_t len)
     for (size_t j = 0; j < l->n_keys; j++) {
         size_t v = sample_index(&l->keys[j], vals);
         o += (size_t)snprintf(buf + o, len - o, "%s%s: %s%s", j ? ", " : "", l->keys[j].name,
-                              vals[v], !strcmp(l->keys[j].name, l->unique) ? "xyz" + 3 - index : "");
+                              vals[v],
+                              !strcmp(l->keys[j].name, l->unique) ? "xyz" + 3 - index : "");
     }
     snprintf(buf + o, len - o, "}");
 }
@@ -395,8 +409,8 @@ static void test_list_key(const conf_key *k)
         if (form == 1) {
             /* block style: one "- item" line each, indented under the key */
             const char *ind = conf_key_leaf(k) == k->name ? "  " : "    ";
-            snprintf(text, sizeof text, "\n%s- %s\n%s- %s\n%s- %s", ind, item[0], ind,
-                     item[1], ind, item[2]);
+            snprintf(text, sizeof text, "\n%s- %s\n%s- %s\n%s- %s", ind, item[0], ind, item[1],
+                     ind, item[2]);
         }
         yaml_for(k, text, yaml, sizeof yaml, &line, &col);
         nd_config cfg;

@@ -129,10 +129,10 @@ static void test_roundtrip(void)
     nd_config_free(&d);
 }
 
-#define SET_OK(cfg, text)                                                                \
-    do {                                                                                 \
-        nd_error e_ = {0};                                                               \
-        if (nd_config_set((cfg), (text), &e_)) CHECK_FAIL_("set '%s': %s", (text), e_.msg); \
+#define SET_OK(cfg, text)                                                                      \
+    do {                                                                                       \
+        nd_error e_ = {0};                                                                     \
+        if (nd_config_set((cfg), (text), &e_)) CHECK_FAIL_("set '%s': %s", (text), e_.msg);    \
     } while (0)
 
 /* text must fail with a message equal to want, and leave cfg as it was */
@@ -181,21 +181,26 @@ static void test_set(void)
     set_err(&cfg, "=1s", "override '=1s': expected section.key=value");
     set_err(&cfg, "capture.bn=1s",
             "override 'capture.bn=1s': capture.bn: unknown key, did you mean 'capture.bin'?");
-    set_err(&cfg, "windw=32", "override 'windw=32': windw: unknown key, did you mean 'capture.window'?");
-    set_err(&cfg, "capture.bin=5",
-            "override 'capture.bin=5': capture.bin: expected a duration with a unit (ns, us, ms, "
-            "s, m, h): a bare number is ambiguous, got '5'");
-    set_err(&cfg, "capture.window=30",
-            "override 'capture.window=30': capture.window: must be divisible by 8 for 4 levels of "
-            "model.channel_mult, got 30");
+    set_err(&cfg, "windw=32",
+            "override 'windw=32': windw: unknown key, did you mean 'capture.window'?");
+    set_err(
+        &cfg, "capture.bin=5",
+        "override 'capture.bin=5': capture.bin: expected a duration with a unit (ns, us, ms, "
+        "s, m, h): a bare number is ambiguous, got '5'");
+    set_err(
+        &cfg, "capture.window=30",
+        "override 'capture.window=30': capture.window: must be divisible by 8 for 4 levels of "
+        "model.channel_mult, got 30");
     set_err(&cfg, "classes=[{name: a}]",
             "override 'classes=[{name: a}]': replay.mix: class 'b' is not among classes");
-    set_err(&cfg, "classes=[{name: a}, {name: a}]",
-            "override 'classes=[{name: a}, {name: a}]':1:21: classes[1]: name 'a' is already used "
-            "by classes[0]");
-    set_err(&cfg, "capture.sources=[pcap:a",
-            "override 'capture.sources=[pcap:a':2:1: YAML syntax error: did not find expected ',' or "
-            "']' (while parsing a flow sequence at 1:17)");
+    set_err(
+        &cfg, "classes=[{name: a}, {name: a}]",
+        "override 'classes=[{name: a}, {name: a}]':1:21: classes[1]: name 'a' is already used "
+        "by classes[0]");
+    set_err(
+        &cfg, "capture.sources=[pcap:a",
+        "override 'capture.sources=[pcap:a':2:1: YAML syntax error: did not find expected ',' or "
+        "']' (while parsing a flow sequence at 1:17)");
     set_err(&cfg, "capture.sources=",
             "override 'capture.sources=': capture.sources: expected a list like [a, b], got "
             "nothing");

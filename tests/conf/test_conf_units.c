@@ -116,7 +116,8 @@ static void check_invalid(const unit_kind *u, const char *text, const char *why)
 {
     uint64_t v = 7;
     nd_error e = {0};
-    if (u->parse(text, &v, &e) != ND_ECONFIG) CHECK_FAIL_("'%s' accepted as %llu", text, (unsigned long long)v);
+    if (u->parse(text, &v, &e) != ND_ECONFIG)
+        CHECK_FAIL_("'%s' accepted as %llu", text, (unsigned long long)v);
     CHECK_CONTAINS(e.msg, why);
     CHECK_CONTAINS(e.msg, "expected");
     CHECK_U64_EQ(v, 7);
@@ -140,11 +141,16 @@ int main(void)
         uint64_t v;
         const char *text;
     } formats[] = {
-        {&duration_kind, 1000000000, "1s"},   {&duration_kind, 1500000000, "1500ms"},
-        {&duration_kind, 7200000000000, "2h"}, {&duration_kind, 250000, "250us"},
-        {&duration_kind, 0, "0s"},            {&duration_kind, 1001, "1001ns"},
-        {&size_kind, 64ull << 20, "64MiB"},   {&size_kind, 1500, "1500"},
-        {&size_kind, 1536, "1536"},           {&size_kind, 0, "0"},
+        {&duration_kind, 1000000000, "1s"},
+        {&duration_kind, 1500000000, "1500ms"},
+        {&duration_kind, 7200000000000, "2h"},
+        {&duration_kind, 250000, "250us"},
+        {&duration_kind, 0, "0s"},
+        {&duration_kind, 1001, "1001ns"},
+        {&size_kind, 64ull << 20, "64MiB"},
+        {&size_kind, 1500, "1500"},
+        {&size_kind, 1536, "1536"},
+        {&size_kind, 0, "0"},
         {&size_kind, 3ull << 40, "3TiB"},
     };
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {

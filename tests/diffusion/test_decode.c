@@ -113,9 +113,8 @@ static void test_map(void)
  * the training range and that the volume map keeps each window's shape. Returns the
  * share of idle bins; *idle_windows, vol (n): entirely idle windows, log1p volumes. */
 static double calibrate_windows(const nd_decoder_map *cal, const nd_decoder_target *t,
-                                const float *score,
-                                const float *lval, size_t n, int L, float *out, float *vol,
-                                double *idle_windows, nd_rng *r)
+                                const float *score, const float *lval, size_t n, int L,
+                                float *out, float *vol, double *idle_windows, nd_rng *r)
 {
     size_t zeros = 0, idle = 0;
     for (size_t w = 0; w < n; w++) {
@@ -186,9 +185,10 @@ static void test_volume(void)
             }
         }
         nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
-        double idle_windows, share = calibrate_windows(&cal, &t, score, lval, N, L, out, vol,
-                                                       &idle_windows, &r);
-        fprintf(stderr, "volume map%s: idle share %.3f (target %.3f), idle windows %.3f (0.3)\n",
+        double idle_windows,
+            share = calibrate_windows(&cal, &t, score, lval, N, L, out, vol, &idle_windows, &r);
+        fprintf(stderr,
+                "volume map%s: idle share %.3f (target %.3f), idle windows %.3f (0.3)\n",
                 quiet ? ", a model with many quiet windows" : "", share, t.idle, idle_windows);
         /* the idle share is the target's although whole windows became idle, and as many
          * windows are idle as in the training data */
@@ -236,7 +236,8 @@ static void test_filter(void)
     for (int w = 0; w < N; w++) {
         int a = (int)nd_rng_below(&r, L - RUN + 1), b = (int)nd_rng_below(&r, L - RUN + 1);
         for (int i = 0; i < L; i++) {
-            x[w * L + i] = i >= a && i < a + RUN ? expm1f(6.0f + 4.0f * nd_rng_uniform(&r)) : 0.0f;
+            x[w * L + i] =
+                i >= a && i < a + RUN ? expm1f(6.0f + 4.0f * nd_rng_uniform(&r)) : 0.0f;
             score[w * L + i] = (i >= b && i < b + RUN ? 1.0f : 0.0f) + 0.4f * nd_rng_normal(&r);
             lval[w * L + i] = 8.0f + nd_rng_uniform(&r);
         }
@@ -253,7 +254,8 @@ static void test_filter(void)
     for (int k = 0; k < 2; k++) {
         memcpy(s, score, sizeof s);
         for (int w = 0; w < N; w++)
-            nd_decoder_window(k ? &cal : &none, &t, out + w * L, s + w * L, lval + w * L, L, &r);
+            nd_decoder_window(k ? &cal : &none, &t, out + w * L, s + w * L, lval + w * L, L,
+                              &r);
         miss[k] = acf_miss(&t, out, N, L);
         size_t zeros = 0;
         for (size_t i = 0; i < NB; i++) zeros += out[i] == 0.0f;
@@ -280,10 +282,15 @@ static double idle_share(const float *x, size_t n)
  * u32 windows, u64 step, char[256] the settings as text, then per class and channel
  * OLD_SLOTS floats, the filter index as a float at OLD_ACF). A DECO target row is a
  * MARG row of all slots, a DECO map row CALB's first OLD_ACF floats. */
-enum { OLD_Q = 64, OLD_VOL = OLD_Q + 2, OLD_ACF = 2 * OLD_Q + 3, OLD_SLOTS = OLD_ACF + 16,
-       DECO_HEADER = 80 };
-static size_t old_k;                /* floats per MARG row */
-static char old_key[256];           /* CALB's text; "": no CALB */
+enum {
+    OLD_Q = 64,
+    OLD_VOL = OLD_Q + 2,
+    OLD_ACF = 2 * OLD_Q + 3,
+    OLD_SLOTS = OLD_ACF + 16,
+    DECO_HEADER = 80
+};
+static size_t old_k;      /* floats per MARG row */
+static char old_key[256]; /* CALB's text; "": no CALB */
 
 static void put_section(ndf_writer *w, uint32_t tag, const void *data, size_t len)
 {
@@ -313,8 +320,8 @@ static void old_layout(ndf_writer *w, uint32_t tag, const void *data, size_t len
     for (size_t j = 0; j < rows; j++) memcpy(out + 4 + j * old_k * 4, t + j * TB, old_k * 4);
     put_section(w, ND_FOURCC('M', 'A', 'R', 'G'), out, 4 + rows * old_k * 4);
     if (old_k == OLD_SLOTS && old_key[0]) {
-        nd_put_u32(out + 4, nd_get_u32(p + 20));      /* windows */
-        nd_put_u64(out + 8, nd_get_u64(p + 32));      /* step */
+        nd_put_u32(out + 4, nd_get_u32(p + 20)); /* windows */
+        nd_put_u64(out + 8, nd_get_u64(p + 32)); /* step */
         memcpy(out + 16, old_key, sizeof old_key);
         for (size_t j = 0; j < rows; j++) {
             const unsigned char *m = f + j * (4 * OLD_ACF + 4);
@@ -331,10 +338,11 @@ static void old_layout(ndf_writer *w, uint32_t tag, const void *data, size_t len
 /* The settings text an older file's CALB holds for sampling settings s. */
 static void old_key_of(const nd_dm_sampling *s)
 {
-    snprintf(old_key, sizeof old_key, "%s %u steps, guidance %g, eta %g, clip %s, "
-             "projection %s, decode %s, fit 2", nd_sampler_name(s->sampler), s->steps,
-             s->guidance, s->eta, nd_clip_name(s->clip), s->project ? "on" : "off",
-             s->decode == ND_GAF_DIAG ? "diag" : "lsq");
+    snprintf(old_key, sizeof old_key,
+             "%s %u steps, guidance %g, eta %g, clip %s, "
+             "projection %s, decode %s, fit 2",
+             nd_sampler_name(s->sampler), s->steps, s->guidance, s->eta, nd_clip_name(s->clip),
+             s->project ? "on" : "off", s->decode == ND_GAF_DIAG ? "diag" : "lsq");
 }
 
 /* calib.ndm (a trained, calibrated tiny model whose class 0 sampled x with seed 5) in

@@ -60,7 +60,8 @@ static void test_targets(void)
     float x0[IMG], eps[IMG], xt[IMG], v[IMG];
     nd_rng r;
     nd_rng_seed(&r, 3);
-    for (int i = 0; i < IMG; i++) x0[i] = 2 * (float)nd_rng_uniform(&r) - 1, eps[i] = nd_rng_normal(&r);
+    for (int i = 0; i < IMG; i++)
+        x0[i] = 2 * (float)nd_rng_uniform(&r) - 1, eps[i] = nd_rng_normal(&r);
     for (int t = 0; t < 1000; t += 111) {
         nd_diffusion_q_sample(&d, xt, v, x0, eps, t, IMG);
         double a = sqrt(d.abar[t]), s = sqrt(1 - d.abar[t]);
@@ -95,9 +96,12 @@ static void test_samplers(void)
                 for (int clip = 0; clip < 3; clip++) {
                     oracle o = {&d, x0, 0};
                     int steps = sampler == ND_SAMPLER_DDPM ? 50 : 10;
-                    nd_sample_opts so = {.sampler = sampler, .steps = steps,
-                                         .guidance = guided ? 3.0f : 1.0f, .eta = 0,
-                                         .clip = clip, .null_class = B};
+                    nd_sample_opts so = {.sampler = sampler,
+                                         .steps = steps,
+                                         .guidance = guided ? 3.0f : 1.0f,
+                                         .eta = 0,
+                                         .clip = clip,
+                                         .null_class = B};
                     int y[B] = {0, 1, 2};
                     if (guided) y[1] = y[2] = 0;
                     nd_diffusion_sample(&d, &so, oracle_fn, &o, x, y, B, IMG, &r);
@@ -142,8 +146,11 @@ static void test_clipping(void)
     for (int clip = 0; clip < 3; clip++) {
         nd_rng r;
         nd_rng_seed(&r, 1);
-        nd_sample_opts so = {.sampler = ND_SAMPLER_DDIM, .steps = 20, .guidance = 1,
-                             .clip = clip, .null_class = B};
+        nd_sample_opts so = {.sampler = ND_SAMPLER_DDIM,
+                             .steps = 20,
+                             .guidance = 1,
+                             .clip = clip,
+                             .null_class = B};
         nd_diffusion_sample(&d, &so, biased_fn, &d, x, y, B, IMG, &r);
         float mx = 0;
         for (int i = 0; i < B * IMG; i++) mx = fmaxf(mx, fabsf(x[i]));
@@ -156,8 +163,12 @@ static void test_clipping(void)
         nd_rng r;
         nd_rng_seed(&r, 1);
         proj_calls = 0;
-        nd_sample_opts so = {.sampler = sampler, .steps = 12, .guidance = 1,
-                             .clip = ND_CLIP_HARD, .null_class = B, .project = halve};
+        nd_sample_opts so = {.sampler = sampler,
+                             .steps = 12,
+                             .guidance = 1,
+                             .clip = ND_CLIP_HARD,
+                             .null_class = B,
+                             .project = halve};
         nd_diffusion_sample(&d, &so, biased_fn, &d, x, y, B, IMG, &r);
         CHECK_EQ(proj_calls, 12 * B);
         for (int i = 0; i < B * IMG; i++) CHECK_NEAR(fabsf(x[i]), 0.5, 1e-6, 0);

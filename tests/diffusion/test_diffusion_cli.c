@@ -15,7 +15,6 @@
 #include "nd.h"
 #include "run_cli.h"
 
-
 static char P[16][512];
 static const char *path(int i, const char *name)
 {
@@ -25,9 +24,12 @@ static const char *path(int i, const char *name)
 
 int main(void)
 {
-    const char *csv = path(0, "real.csv"), *ndd = path(1, "real.ndd"), *conf = path(2, "tiny.yaml");
-    const char *model = path(3, "m.ndm"), *scsv = path(4, "synth.csv"), *sndd = path(5, "synth.ndd");
-    const char *png = path(6, "synth.png"), *rpng = path(7, "real.png"), *bad = path(8, "bad.ndm");
+    const char *csv = path(0, "real.csv"), *ndd = path(1, "real.ndd"),
+               *conf = path(2, "tiny.yaml");
+    const char *model = path(3, "m.ndm"), *scsv = path(4, "synth.csv"),
+               *sndd = path(5, "synth.ndd");
+    const char *png = path(6, "synth.png"), *rpng = path(7, "real.png"),
+               *bad = path(8, "bad.ndm");
     FILE *f = fopen(csv, "w");
     CHECK(f);
     fprintf(f, "class");
@@ -42,11 +44,12 @@ int main(void)
     }
     fclose(f);
     f = fopen(conf, "w");
-    fprintf(f, "capture: {window: 8, min_active_bins: 1}\n"
-               "model: {base_channels: 8, channel_mult: [1, 2], res_blocks: 1, attn_min_res: 0,\n"
-               "        groups: 4, emb_dim: 16, max_classes: 4, threads: 1}\n"
-               "train: {steps: 30, batch: 4, checkpoint_every: 10, val_fraction: 0.2}\n"
-               "sample: {steps: 5, batch: 8}\n");
+    fprintf(f,
+            "capture: {window: 8, min_active_bins: 1}\n"
+            "model: {base_channels: 8, channel_mult: [1, 2], res_blocks: 1, attn_min_res: 0,\n"
+            "        groups: 4, emb_dim: 16, max_classes: 4, threads: 1}\n"
+            "train: {steps: 30, batch: 4, checkpoint_every: 10, val_fraction: 0.2}\n"
+            "sample: {steps: 5, batch: 8}\n");
     fclose(f);
     EXPECT(0, "import", "--format", "csv", csv, "-o", ndd);
 
@@ -68,13 +71,15 @@ int main(void)
     CHECK_CONTAINS(out_text, "training: 30 steps");
     CHECK_CONTAINS(out_text, "video");
     /* train fitted the decode calibration for the stored sampler setting (ddim, 5) */
-    CHECK_CONTAINS(out_text, "decode calibration: 64 windows per class at step 30 (ddim 5 steps");
+    CHECK_CONTAINS(out_text,
+                   "decode calibration: 64 windows per class at step 30 (ddim 5 steps");
     /* sampler settings may change on a resume (nothing else): stored, calibrated for */
-    EXPECT(0, "train", ndd, "-o", model, "--resume", "--set", "sample.sampler=dpmpp",
-           "--set", "sample.calibrate=8", "--set", "train.lr=1");
+    EXPECT(0, "train", ndd, "-o", model, "--resume", "--set", "sample.sampler=dpmpp", "--set",
+           "sample.calibrate=8", "--set", "train.lr=1");
     CHECK_CONTAINS(err_text, "other keys than sample.*");
     EXPECT(0, "inspect", model);
-    CHECK_CONTAINS(out_text, "decode calibration: 8 windows per class at step 30 (dpmpp 5 steps");
+    CHECK_CONTAINS(out_text,
+                   "decode calibration: 8 windows per class at step 30 (dpmpp 5 steps");
     EXPECT(0, "sample", model, "--count", "2", "--csv", scsv, "--calibrate", "0");
     CHECK_CONTAINS(err_text, "uncalibrated decode");
     EXPECT(2, "sample", model, "--count", "2", "--csv", scsv, "--calibrate", "-3");
@@ -88,7 +93,8 @@ int main(void)
     if (!s) CHECK_FAIL_("%s", e.msg);
     CHECK_U64_EQ(s->n_windows, 6);
     CHECK_EQ(s->L, 8);
-    for (uint64_t i = 0; i < s->n_windows * 16; i++) CHECK(s->values[i] >= 0 && isfinite(s->values[i]));
+    for (uint64_t i = 0; i < s->n_windows * 16; i++)
+        CHECK(s->values[i] >= 0 && isfinite(s->values[i]));
     nd_dataset_free(s);
     s = nd_dataset_load(sndd, &e);
     CHECK(s);
@@ -99,8 +105,8 @@ int main(void)
     CHECK(pngb && len > 100 && !memcmp(pngb, "\x89PNG", 4));
     free(pngb);
     const char *dcsv = path(9, "diag.csv");
-    EXPECT(0, "sample", model, "--count", "2", "--class", "web", "--csv", scsv, "--sampler", "ddpm",
-           "--csv-other-decode", dcsv);
+    EXPECT(0, "sample", model, "--count", "2", "--class", "web", "--csv", scsv, "--sampler",
+           "ddpm", "--csv-other-decode", dcsv);
     s = nd_csv_read(dcsv, ND_NS_PER_SEC, &e);
     CHECK(s);
     CHECK_U64_EQ(s->n_windows, 2);
@@ -119,8 +125,10 @@ int main(void)
     /* the raw model beside the decoded output: --raw-csv decodes the very images of --csv
      * with the calibration off, so it is what --calibrate 0 gives for the same seed */
     const char *rawcsv = path(9, "raw.csv"), *offcsv = path(9, "off.csv");
-    EXPECT(0, "sample", model, "--count", "3", "--csv", scsv, "--raw-csv", rawcsv, "--seed", "7");
-    EXPECT(0, "sample", model, "--count", "3", "--csv", offcsv, "--calibrate", "0", "--seed", "7");
+    EXPECT(0, "sample", model, "--count", "3", "--csv", scsv, "--raw-csv", rawcsv, "--seed",
+           "7");
+    EXPECT(0, "sample", model, "--count", "3", "--csv", offcsv, "--calibrate", "0", "--seed",
+           "7");
     size_t rlen, olen;
     unsigned char *rb = read_bytes(rawcsv, &rlen), *ob = read_bytes(offcsv, &olen);
     CHECK(rb && ob && rlen == olen && !memcmp(rb, ob, rlen));
@@ -149,8 +157,8 @@ int main(void)
         int o = open("/dev/null", O_WRONLY);
         dup2(o, 1);
         dup2(o, 2);
-        execl(ND_BINARY, ND_BINARY, "train", "-c", conf, ndd, "-o", model, "--steps",
-              "1000000", (char *)NULL);
+        execl(ND_BINARY, ND_BINARY, "train", "-c", conf, ndd, "-o", model, "--steps", "1000000",
+              (char *)NULL);
         _exit(127);
     }
     usleep(1500 * 1000);

@@ -16,12 +16,12 @@ enum { L = 8 };
 
 static void tiny_config(nd_config *cfg, const char *pred)
 {
-    tiny_model_config(cfg, "model.max_classes=2", "train.warmup_steps=10",
-                      "train.checkpoint_every=0", "train.val_fraction=0",
-                      "train.class_dropout=0", "sample.steps=20", "sample.guidance=1",
-                      "sample.batch=4",
-                      "sample.calibrate=0", /* the network is under test (test_calib: the map) */
-                      "model.decode=lsq"); /* the whole-image decode: precise on a fitted model */
+    tiny_model_config(
+        cfg, "model.max_classes=2", "train.warmup_steps=10", "train.checkpoint_every=0",
+        "train.val_fraction=0", "train.class_dropout=0", "sample.steps=20", "sample.guidance=1",
+        "sample.batch=4",
+        "sample.calibrate=0", /* the network is under test (test_calib: the map) */
+        "model.decode=lsq");  /* the whole-image decode: precise on a fitted model */
     snprintf(cfg->model.prediction, sizeof cfg->model.prediction, "%s", pred);
 }
 
@@ -36,7 +36,8 @@ static nd_dataset *tiny_dataset(int copies)
     CHECK_EQ(nd_dataset_class(ds, "a"), 0);
     CHECK_EQ(nd_dataset_class(ds, "b"), 1);
     for (int c = 0; c < copies; c++)
-        for (int k = 0; k < 2; k++) CHECK_EQ(nd_dataset_append(ds, (uint16_t)k, (uint64_t)(2 * c + k), win[k]), 0);
+        for (int k = 0; k < 2; k++)
+            CHECK_EQ(nd_dataset_append(ds, (uint16_t)k, (uint64_t)(2 * c + k), win[k]), 0);
     return ds;
 }
 
@@ -248,11 +249,11 @@ static void test_settings(void)
 {
     nd_config cfg;
     tiny_config(&cfg, "v");
-    tiny_model_set(&cfg, (const char *const[]){"train.val_fraction=0.3", "train.class_dropout=0.2",
-                                               "train.seed=77", "sample.sampler=dpmpp",
-                                               "sample.steps=7", "sample.eta=0.5",
-                                               "sample.clip=none", "model.decode=diag",
-                                               "train.steps=30", NULL});
+    tiny_model_set(&cfg,
+                   (const char *const[]){"train.val_fraction=0.3", "train.class_dropout=0.2",
+                                         "train.seed=77", "sample.sampler=dpmpp",
+                                         "sample.steps=7", "sample.eta=0.5", "sample.clip=none",
+                                         "model.decode=diag", "train.steps=30", NULL});
     nd_dataset *ds = tiny_dataset(6);
     nd_error e = {0};
     nd_dm *a = opts_dm_new(&cfg, ds, &e); /* the config kept as provenance */

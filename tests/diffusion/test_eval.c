@@ -56,9 +56,12 @@ static nd_dataset *make(int n, uint64_t seed)
             for (int c = 0; c < C; c++)
                 for (int i = 0; i < L; i++) {
                     if (k == 0)
-                        x[c * L + i] = (float)exp(6 + amp * sin(ph + i * 0.3) + 0.1 * nd_rng_normal(&r));
+                        x[c * L + i] =
+                            (float)exp(6 + amp * sin(ph + i * 0.3) + 0.1 * nd_rng_normal(&r));
                     else
-                        x[c * L + i] = nd_rng_uniform(&r) < 0.4 ? 0.0f : (float)exp(5 + 2 * nd_rng_uniform(&r));
+                        x[c * L + i] = nd_rng_uniform(&r) < 0.4
+                                           ? 0.0f
+                                           : (float)exp(5 + 2 * nd_rng_uniform(&r));
                 }
             CHECK_EQ(nd_dataset_append(ds, (uint16_t)k, (uint64_t)(2 * w + k), x), 0);
         }
@@ -140,7 +143,8 @@ static void test_report(void)
     rep = report(real, swapped, NULL, NULL);
     CHECK(accuracy(rep, "logistic regression", 1) < 0.05);
     CHECK(isnan(accuracy(rep, "logistic regression", 0))); /* no TRTR without --train */
-    nd_dataset_free(train), nd_dataset_free(real), nd_dataset_free(fresh), nd_dataset_free(swapped);
+    nd_dataset_free(train), nd_dataset_free(real), nd_dataset_free(fresh),
+        nd_dataset_free(swapped);
 }
 
 int main(void)

@@ -13,7 +13,12 @@
 #include "tiny_model.h"
 
 enum { L = 8, C = 2, WL = C * L, BATCH = 4 };
-enum { SILENT, BUSY, SPARE, K }; /* SILENT's training windows are all zero: so are its samples */
+enum {
+    SILENT,
+    BUSY,
+    SPARE,
+    K
+}; /* SILENT's training windows are all zero: so are its samples */
 
 static nd_dm *tiny_model(nd_dataset **ds)
 {
@@ -99,7 +104,8 @@ static void test_redraw(nd_dm *m)
     nd_rng_seed(&r, 9);
     nd_error e = {0};
     float silent[NS * WL], busy[BATCH * WL], want[NB * WL];
-    for (int pass = 0; pass < 2; pass++) CHECK_EQ(nd_dm_sample(m, SILENT, NS, silent, NULL, &r, &e), 0);
+    for (int pass = 0; pass < 2; pass++)
+        CHECK_EQ(nd_dm_sample(m, SILENT, NS, silent, NULL, &r, &e), 0);
     for (int i = 0; i < NS; i++) CHECK(empty(silent + i * WL));
     int got_busy = 0, redraws = NB;
     while (got_busy < NB) {

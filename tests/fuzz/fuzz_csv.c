@@ -30,9 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (nd_csv_write(ds, path, &e)) abort();
         nd_dataset *back = nd_csv_read(path, 1000, &e);
         if (!back || back->n_windows != ds->n_windows || back->n_classes != ds->n_classes ||
-            (ds->n_windows && memcmp(back->values, ds->values, ds->n_windows *
-                                                                   ds->n_channels * ds->L *
-                                                                   sizeof(float))))
+            (ds->n_windows && memcmp(back->values, ds->values,
+                                     ds->n_windows * ds->n_channels * ds->L * sizeof(float))))
             abort();
         nd_dataset_free(back);
         unlink(path);

@@ -103,7 +103,7 @@ static inline uint64_t live_write_two_class_pcap(const char *file, int n_flows, 
             snprintf(srv, sizeof srv, "10.78.0.%d", 1 + f % 2);
             pkt_spec s = {0};
             uint64_t jitter = mix_rand(&seed) % 1000u * 1000u; /* < 1 ms, µs steps */
-            if (f % 2 == 0) { /* bulk */
+            if (f % 2 == 0) {                                  /* bulk */
                 s.proto = 6;
                 if (b % 2 == 0 && tick < 6) { /* down burst */
                     s.src = srv, s.dst = cli, s.sport = 443, s.dport = (uint16_t)(40000 + f);

@@ -97,7 +97,8 @@ int main(void)
     CHECK_EQ(live_json(l, "checkpoint_step"), 40);
     double windows = live_json(l, "windows"), pushed = live_json(l, "ring_pushed");
     double dropped = live_json(l, "ring_dropped"), taken = live_json(l, "windows_taken");
-    fprintf(stderr, "live: %g windows, %g through the ring, %g dropped\n", windows, pushed, dropped);
+    fprintf(stderr, "live: %g windows, %g through the ring, %g dropped\n", windows, pushed,
+            dropped);
     CHECK(windows >= 30);
     CHECK_EQ(pushed + dropped, windows);
     CHECK_EQ(taken, pushed);
@@ -112,10 +113,11 @@ int main(void)
      * ends with its file, training goes on to --steps */
     char s4[512];
     LIVE_PATH(s4, "s4.jsonl");
-    snprintf(a, sizeof a, "live -c %s --steps 20 --stats %s --set live.checkpoint=%s/dpdk.ndm "
+    snprintf(a, sizeof a,
+             "live -c %s --steps 20 --stats %s --set live.checkpoint=%s/dpdk.ndm "
              "--source 'dpdk:--no-huge --no-pci -m 256 --no-shconf --no-telemetry "
-             "--file-prefix=ndlive%d --vdev=net_pcap0,rx_pcap=%s'", conf, s4, tmp_dir(),
-             (int)getpid(), pcap);
+             "--file-prefix=ndlive%d --vdev=net_pcap0,rx_pcap=%s'",
+             conf, s4, tmp_dir(), (int)getpid(), pcap);
     CHECK_EQ(run_nd(a), 0);
     l = live_last_line(s4);
     CHECK_EQ(live_json(l, "step"), 20);
@@ -126,9 +128,11 @@ int main(void)
     char inproc[512], ck2[512];
     LIVE_PATH(inproc, "inproc.pcap");
     LIVE_PATH(ck2, "ck2.ndm");
-    snprintf(a, sizeof a, "live -c %s --duration 10s --set live.checkpoint=%s "
+    snprintf(a, sizeof a,
+             "live -c %s --duration 10s --set live.checkpoint=%s "
              "--set live.checkpoint_every=20 --set live.replay=true --set replay.flows=4 "
-             "--replay-to pcap:%s", conf, ck2, inproc);
+             "--replay-to pcap:%s",
+             conf, ck2, inproc);
     CHECK_EQ(run_nd(a), 0);
     CHECK_EQ(stat(inproc, &st), 0);
     fprintf(stderr, "live: in-process replay wrote %lld bytes\n", (long long)st.st_size);
@@ -139,8 +143,10 @@ int main(void)
 
     /* paced (4x), with metrics; replay reads the checkpoint while live rewrites it */
     int port = 20000 + (int)(getpid() % 20000);
-    snprintf(a, sizeof a, "%s live -c %s --speed 4 --stats %s --set live.metrics_port=%d "
-             "--set live.checkpoint_every=20 >>%s 2>&1", nd, conf, s2, port, tmp_path("log.txt"));
+    snprintf(a, sizeof a,
+             "%s live -c %s --speed 4 --stats %s --set live.metrics_port=%d "
+             "--set live.checkpoint_every=20 >>%s 2>&1",
+             nd, conf, s2, port, tmp_path("log.txt"));
     pid_t pid = live_spawn(a);
     wait_for(s2, "checkpoints", 2, 60, pid);
     char rep[512];

@@ -152,8 +152,8 @@ static void test_learn_and_resume(void)
     nd_online_class(o, 2, &ci);
     CHECK_EQ(ci.model_class, -1); /* c never came */
     CHECK_U64_EQ(ci.seen, 0);
-    fprintf(stderr, "online: loss %.4f over the first 10 steps, %.4f over the last 10\n",
-            first, last);
+    fprintf(stderr, "online: loss %.4f over the first 10 steps, %.4f over the last 10\n", first,
+            last);
     CHECK(last < 0.6 * first);
 
     /* checkpoint; then the same windows and steps on the original and on a resumed copy */

@@ -34,7 +34,8 @@ int main(void)
     double chi2 = 0;
     for (int i = 0; i < NSTREAM; i++) {
         if (fabs(count[i] - mean) > 5 * sd)
-            CHECK_FAIL_("window %d kept %u times, expected %.0f +- %.0f", i, count[i], mean, 5 * sd);
+            CHECK_FAIL_("window %d kept %u times, expected %.0f +- %.0f", i, count[i], mean,
+                        5 * sd);
         chi2 += (count[i] - mean) * (count[i] - mean) / (mean * (1 - p));
     }
     /* 99 degrees of freedom: mean 99, sd 14; 99.99th percentile ~ 160 */

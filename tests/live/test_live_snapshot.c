@@ -27,7 +27,8 @@ static void tiny_config(nd_config *cfg)
 static void window(float *x, int cls, int i)
 {
     for (int b = 0; b < L; b++) {
-        x[b] = cls ? 100.0f + 10.0f * (float)((b + i) % 5) : (b % 2 ? 0.0f : 3000.0f + 100.0f * (float)i);
+        x[b] = cls ? 100.0f + 10.0f * (float)((b + i) % 5)
+                   : (b % 2 ? 0.0f : 3000.0f + 100.0f * (float)i);
         x[L + b] = cls ? 200.0f : (b % 2 ? 0.0f : 80.0f);
     }
 }
@@ -173,6 +174,6 @@ int main(void)
     nd_dataset_free(ds);
     nd_config_free(&cfg);
     fprintf(stderr, "snapshot: same windows as the model and its checkpoint; unchanged by "
-            "15 more steps and a new class\n");
+                    "15 more steps and a new class\n");
     return 0;
 }

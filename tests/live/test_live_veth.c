@@ -24,8 +24,8 @@ static double stats_wait(const char *stats, const char *key, double at_least, do
             CHECK_FAIL_("live exited early (status %d); log:\n%s", st, live_text(log));
         usleep(50000);
     }
-    CHECK_FAIL_("%s stayed below %g for %.0f s (last %g); log:\n%s", key, at_least, seconds,
-                v, live_text(log));
+    CHECK_FAIL_("%s stayed below %g for %.0f s (last %g); log:\n%s", key, at_least, seconds, v,
+                live_text(log));
 }
 
 int main(void)
@@ -52,7 +52,8 @@ int main(void)
     pid_t pid = live_spawn(a);
     stats_wait(s1, "t", 0, 30, pid, log); /* capturing */
     CHECK_EQ(test_sh("ip netns exec %s tcpreplay -q -i %s -x 2 %s >>%s 2>&1", ns, if_send, pcap,
-                     log), 0);
+                     log),
+             0);
     /* both classes in the model, enough steps to see the loss fall, a checkpoint */
     stats_wait(s1, "step", 150, 120, pid, log);
     stats_wait(s1, "checkpoints", 1, 30, pid, log);
@@ -70,9 +71,11 @@ int main(void)
     CHECK(live_json(bulk, "model_class") >= 0);
     CHECK(live_json(chat, "model_class") >= 0);
     double loss_early = live_json(live_line_at_step(s1, 5), "loss");
-    fprintf(stderr, "veth: loss %.4f near step 5, %.4f at step %g\n", loss_early, loss_end, step1);
+    fprintf(stderr, "veth: loss %.4f near step 5, %.4f at step %g\n", loss_early, loss_end,
+            step1);
     CHECK(loss_end < 0.7 * loss_early);
-    snprintf(a, sizeof a, "%s inspect %s | grep -q 'training: %.0f steps'", ND_BINARY, ckpt, step1);
+    snprintf(a, sizeof a, "%s inspect %s | grep -q 'training: %.0f steps'", ND_BINARY, ckpt,
+             step1);
     CHECK_EQ(test_sh("%s", a), 0);
 
     /* --resume: new traffic; the step goes on from the checkpoint, the classes' window
@@ -86,7 +89,8 @@ int main(void)
     stats_wait(s2, "t", 0, 30, pid, log);
     CHECK(live_json(live_last_line(s2), "step") >= step1);
     CHECK_EQ(test_sh("ip netns exec %s tcpreplay -q -i %s -x 4 %s >>%s 2>&1", ns, if_send, pcap,
-                     log), 0);
+                     log),
+             0);
     for (double t0 = live_now(); live_now() - t0 < 60; usleep(50000)) {
         b = strstr(live_last_line(s2), "\"bulk\":");
         if (b && (bulk2 = live_json(b, "windows")) > bulk1) break;
@@ -101,8 +105,10 @@ int main(void)
 
     /* --steps N on a resume: N in total, counted from the checkpoint's step (the
      * reservoirs came back with it, so it trains without new traffic) */
-    snprintf(a, sizeof a, "ip netns exec %s %s live -c %s --resume --steps %.0f --stats %s "
-             ">>%s 2>&1", ns, ND_BINARY, conf, step2 + 20, s3, log);
+    snprintf(a, sizeof a,
+             "ip netns exec %s %s live -c %s --resume --steps %.0f --stats %s "
+             ">>%s 2>&1",
+             ns, ND_BINARY, conf, step2 + 20, s3, log);
     pid = live_spawn(a);
     CHECK_EQ(live_wait(pid, 120), 0);
     CHECK_EQ(live_json(live_last_line(s3), "step"), step2 + 20);

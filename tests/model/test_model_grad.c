@@ -20,24 +20,28 @@
 #include "nn.h"
 
 static uint64_t rs = 88172645463325252ull;
-static float frand(void) { /* uniform [-1, 1) */
+static float frand(void)
+{ /* uniform [-1, 1) */
     rs ^= rs << 13;
     rs ^= rs >> 7;
     rs ^= rs << 17;
     return (float)((double)(rs >> 11) * 0x1.0p-52 - 1.0);
 }
-static float *rnd(size_t n, float scale) {
+static float *rnd(size_t n, float scale)
+{
     float *p = malloc(sizeof(float) * (n ? n : 1));
     CHECK(p);
     for (size_t i = 0; i < n; i++) p[i] = scale * frand();
     return p;
 }
-static float *zeros(size_t n) {
+static float *zeros(size_t n)
+{
     float *p = calloc(n ? n : 1, sizeof(float));
     CHECK(p);
     return p;
 }
-static double dot(const float *a, const float *b, size_t n) {
+static double dot(const float *a, const float *b, size_t n)
+{
     double s = 0.0;
     for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
     return s;
@@ -48,7 +52,8 @@ typedef double (*fwd_fn)(void *st);
 /* Compares g (analytic ∂S/∂x) with central differences on up to max_samples elements
  * of x spread over the tensor. */
 static void fd_check(const char *what, fwd_fn f, void *st, float *x, const float *g, size_t n,
-                     float h, double atol, double rtol, size_t max_samples) {
+                     float h, double atol, double rtol, size_t max_samples)
+{
     size_t m = n < max_samples ? n : max_samples;
     float *num = zeros(m), *ana = zeros(m);
     for (size_t k = 0; k < m; k++) {
@@ -71,7 +76,8 @@ static void fd_check(const char *what, fwd_fn f, void *st, float *x, const float
 
 /* ------------------------------------------------------------------------------------ */
 
-static void test_sgemm(void) {
+static void test_sgemm(void)
+{
     for (int rep = 0; rep < 8; rep++) {
         int ta = rep & 1, tb = (rep >> 1) & 1;
         int M = 3 + rep, N = 17 - rep, K = 5 + 2 * rep;
@@ -98,13 +104,16 @@ typedef struct conv_st {
     float *x, *w, *b, *y, *r;
 } conv_st;
 
-static double conv_f(void *p) {
+static double conv_f(void *p)
+{
     conv_st *c = p;
-    nd_conv2d_forward(c->ctx, c->y, c->x, c->w, c->b, c->B, c->C, c->H, c->W, c->OC, c->k, c->s);
+    nd_conv2d_forward(c->ctx, c->y, c->x, c->w, c->b, c->B, c->C, c->H, c->W, c->OC, c->k,
+                      c->s);
     return dot(c->y, c->r, (size_t)c->B * c->OC * c->Ho * c->Wo);
 }
 
-static void test_conv(nd_ctx *ctx, int C, int OC, int k, int s, int H, int W) {
+static void test_conv(nd_ctx *ctx, int C, int OC, int k, int s, int H, int W)
+{
     conv_st c = {ctx, 3, C, H, W, OC, k, s, (H - 1) / s + 1, (W - 1) / s + 1, 0, 0, 0, 0, 0};
     size_t nx = (size_t)c.B * c.C * H * W, nw = (size_t)c.OC * c.C * k * k;
     size_t ny = (size_t)c.B * c.OC * c.Ho * c.Wo;
@@ -168,13 +177,15 @@ typedef struct lin_st {
     float *x, *w, *b, *y, *r;
 } lin_st;
 
-static double lin_f(void *p) {
+static double lin_f(void *p)
+{
     lin_st *c = p;
     nd_linear_forward(c->ctx, c->y, c->x, c->w, c->b, c->N, c->I, c->O);
     return dot(c->y, c->r, (size_t)c->N * c->O);
 }
 
-static void test_linear(nd_ctx *ctx) {
+static void test_linear(nd_ctx *ctx)
+{
     lin_st c = {ctx, 5, 7, 3, 0, 0, 0, 0, 0};
     c.x = rnd(35, 1), c.w = rnd(21, 1), c.b = rnd(3, 1), c.y = zeros(15), c.r = rnd(15, 1);
     float *dx = zeros(35), *dw = zeros(21), *db = zeros(3);
@@ -193,14 +204,16 @@ typedef struct gn_st {
     float *x, *g, *b, *y, *r, *mean, *rstd;
 } gn_st;
 
-static double gn_f(void *p) {
+static double gn_f(void *p)
+{
     gn_st *c = p;
     nd_groupnorm_forward(c->ctx, c->y, c->mean, c->rstd, c->x, c->g, c->b, c->B, c->C, c->P,
                          c->G, c->silu);
     return dot(c->y, c->r, (size_t)c->B * c->C * c->P);
 }
 
-static void test_groupnorm(nd_ctx *ctx, int silu) {
+static void test_groupnorm(nd_ctx *ctx, int silu)
+{
     gn_st c = {ctx, 3, 6, 10, 3, silu, 0, 0, 0, 0, 0, 0, 0};
     size_t n = (size_t)c.B * c.C * c.P;
     c.x = rnd(n, 2), c.g = rnd(c.C, 1), c.b = rnd(c.C, 1), c.y = zeros(n), c.r = rnd(n, 1);
@@ -229,7 +242,8 @@ typedef struct ew_st {
     int *lab;
 } ew_st;
 
-static size_t ew_ny(const ew_st *c) {
+static size_t ew_ny(const ew_st *c)
+{
     switch (c->kind) {
     case 0: return (size_t)c->B * c->C;
     case 1: return (size_t)c->B * c->C * 4 * c->H * c->W;
@@ -239,15 +253,14 @@ static size_t ew_ny(const ew_st *c) {
     }
 }
 
-static double ew_f(void *p) {
+static double ew_f(void *p)
+{
     ew_st *c = p;
     size_t ny = ew_ny(c);
     switch (c->kind) {
     case 0: nd_silu_forward(c->y, c->x, ny); break;
     case 1: nd_upsample2_forward(c->ctx, c->y, c->x, c->B, c->C, c->H, c->W); break;
-    case 2:
-        nd_concat_forward(c->ctx, c->y, c->x, c->x2, c->B, c->C, c->C2, c->H * c->W);
-        break;
+    case 2: nd_concat_forward(c->ctx, c->y, c->x, c->x2, c->B, c->C, c->C2, c->H * c->W); break;
     case 3: nd_class_embedding_forward(c->y, c->x, c->lab, c->B, c->C, c->W); break;
     default:
         memcpy(c->y, c->x2, sizeof(float) * ny);
@@ -256,11 +269,12 @@ static double ew_f(void *p) {
     return dot(c->y, c->r, ny);
 }
 
-static void test_elementwise(nd_ctx *ctx) {
+static void test_elementwise(nd_ctx *ctx)
+{
     int lab[3] = {2, 0, 2};
     for (int kind = 0; kind < 5; kind++) {
         ew_st c = {ctx, kind, 3, 4, 3, 5, 2, 0, 0, 0, 0, lab};
-        size_t nx = kind == 0 ? (size_t)c.B * c.C
+        size_t nx = kind == 0   ? (size_t)c.B * c.C
                     : kind == 3 ? (size_t)c.C * c.W
                     : kind == 4 ? (size_t)c.B * c.C
                                 : (size_t)c.B * c.C * c.H * c.W;
@@ -289,9 +303,7 @@ static void test_elementwise(nd_ctx *ctx) {
             nd_class_embedding_backward(dx, c.r, lab, c.B, c.C, c.W);
             what = "class embedding dtable";
             break;
-        default:
-            nd_add_channel_backward(dx, c.r, c.B, c.C, c.H * c.W);
-            what = "add channel de";
+        default: nd_add_channel_backward(dx, c.r, c.B, c.C, c.H * c.W); what = "add channel de";
         }
         fd_check(what, ew_f, &c, c.x, dx, nx, h, 2e-5, 2e-4, 200);
         free(c.x), free(c.x2), free(c.y), free(c.r), free(dx), free(dx2);
@@ -326,13 +338,15 @@ typedef struct att_st {
     float *qkv, *att, *y, *r;
 } att_st;
 
-static double att_f(void *p) {
+static double att_f(void *p)
+{
     att_st *c = p;
     nd_attention_forward(c->ctx, c->y, c->att, c->qkv, c->B, c->C, c->P);
     return dot(c->y, c->r, (size_t)c->B * c->C * c->P);
 }
 
-static void test_attention(nd_ctx *ctx) {
+static void test_attention(nd_ctx *ctx)
+{
     att_st c = {ctx, 3, 4, 9, 0, 0, 0, 0};
     size_t n = (size_t)c.B * 3 * c.C * c.P, ny = (size_t)c.B * c.C * c.P;
     c.qkv = rnd(n, 1.5f), c.att = zeros((size_t)c.B * c.P * c.P), c.y = zeros(ny);
@@ -351,7 +365,8 @@ static void test_attention(nd_ctx *ctx) {
 
 /* --- the whole U-Net ----------------------------------------------------------------- */
 
-static void small_config(nd_unet_config *uc) {
+static void small_config(nd_unet_config *uc)
+{
     memset(uc, 0, sizeof *uc);
     uc->channels = 2;
     uc->L = 8;
@@ -374,7 +389,8 @@ typedef struct net_st {
     int *y;
 } net_st;
 
-static double net_f(void *p) {
+static double net_f(void *p)
+{
     net_st *s = p;
     const nd_unet_config *c = nd_unet_cfg(s->m);
     size_t n = (size_t)s->B * c->channels * c->L * c->L;
@@ -387,7 +403,8 @@ static double net_f(void *p) {
     return l / (double)n;
 }
 
-static void test_unet(nd_ctx *ctx) {
+static void test_unet(nd_ctx *ctx)
+{
     nd_unet_config uc;
     small_config(&uc);
     int B = 3;
@@ -417,8 +434,8 @@ static void test_unet(nd_ctx *ctx) {
         nd_unet_tensor(m, i, &name, &off, &numel);
         char what[96];
         snprintf(what, sizeof what, "unet %s", name);
-        fd_check(what, net_f, &s, nd_unet_params(m) + off, nd_unet_grads(m) + off, numel,
-                 1e-2f, 2e-5, 2e-2, 4);
+        fd_check(what, net_f, &s, nd_unet_params(m) + off, nd_unet_grads(m) + off, numel, 1e-2f,
+                 2e-5, 2e-2, 4);
     }
     free(s.x), free(s.tgt), free(s.out), free(dout), free(dx);
     nd_unet_free(m);
@@ -426,7 +443,8 @@ static void test_unet(nd_ctx *ctx) {
 
 /* Same seed, same threads: bit-identical after training steps; a different thread
  * count: the same up to rounding. */
-static void train_steps(int threads, float *params_out, float *loss_out) {
+static void train_steps(int threads, float *params_out, float *loss_out)
+{
     nd_ctx *ctx = nd_ctx_new(threads);
     nd_unet_config uc;
     small_config(&uc);
@@ -459,7 +477,8 @@ static void train_steps(int threads, float *params_out, float *loss_out) {
     nd_ctx_free(ctx);
 }
 
-static void test_determinism(void) {
+static void test_determinism(void)
+{
     nd_unet_config uc;
     small_config(&uc);
     nd_unet *m = nd_unet_new(&uc, 1, 42);
@@ -480,7 +499,8 @@ static void test_determinism(void) {
  * batch nor on where its buffers lie. Same-seed sampling relies on it (a model loaded
  * with another batch limit samples the same windows); an sgemm over the batch rows breaks
  * it under some OpenBLAS kernels (OPENBLAS_CORETYPE=Haswell). */
-static void test_batch_invariance(nd_ctx *ctx) {
+static void test_batch_invariance(nd_ctx *ctx)
+{
     nd_unet_config uc;
     small_config(&uc);
     uc.emb_dim = 128; /* unet-ref's: wide enough for OpenBLAS's blocked kernels */
@@ -505,7 +525,8 @@ static void test_batch_invariance(nd_ctx *ctx) {
     nd_unet_free(big), nd_unet_free(one);
 }
 
-int main(void) {
+int main(void)
+{
     /* One thread for the thousands of finite-difference forwards (a parallel region per
      * layer call costs more than the tiny layers on a loaded machine); two threads are
      * covered by the determinism test (1 vs 2 threads), the one-image convolution path

@@ -20,13 +20,15 @@
 #include "fixture.h"
 #include "nn.h"
 
-static float *zeros(size_t n) {
+static float *zeros(size_t n)
+{
     float *p = calloc(n ? n : 1, sizeof(float));
     CHECK(p);
     return p;
 }
 
-static const float *V(const fixture *fx, const char *pfx, const char *name, size_t n) {
+static const float *V(const fixture *fx, const char *pfx, const char *name, size_t n)
+{
     char full[96];
     snprintf(full, sizeof full, "%s.%s", pfx, name);
     const fx_tensor *t = fx_get(fx, full);
@@ -37,10 +39,13 @@ static const float *V(const fixture *fx, const char *pfx, const char *name, size
 #define LAT 1e-5
 #define LRT 1e-4
 
-static void layer_conv(nd_ctx *ctx, const fixture *fx, const char *pfx, int k, int s) {
+static void layer_conv(nd_ctx *ctx, const fixture *fx, const char *pfx, int k, int s)
+{
     int B = 2, C = 3, H = 7, W = 6, OC = 4, Ho = (H - 1) / s + 1, Wo = (W - 1) / s + 1;
-    size_t nx = (size_t)B * C * H * W, nw = (size_t)OC * C * k * k, ny = (size_t)B * OC * Ho * Wo;
-    const float *x = V(fx, pfx, "in0", nx), *w = V(fx, pfx, "p0", nw), *b = V(fx, pfx, "p1", OC);
+    size_t nx = (size_t)B * C * H * W, nw = (size_t)OC * C * k * k,
+           ny = (size_t)B * OC * Ho * Wo;
+    const float *x = V(fx, pfx, "in0", nx), *w = V(fx, pfx, "p0", nw),
+                *b = V(fx, pfx, "p1", OC);
     const float *dy = V(fx, pfx, "dout", ny);
     float *y = zeros(ny), *dx = zeros(nx), *dw = zeros(nw), *db = zeros(OC);
     nd_conv2d_forward(ctx, y, x, w, b, B, C, H, W, OC, k, s);
@@ -57,7 +62,8 @@ static void layer_conv(nd_ctx *ctx, const fixture *fx, const char *pfx, int k, i
     free(y), free(dx), free(dw), free(db);
 }
 
-static void layer_gn(nd_ctx *ctx, const fixture *fx, const char *pfx, int G, int silu) {
+static void layer_gn(nd_ctx *ctx, const fixture *fx, const char *pfx, int G, int silu)
+{
     int B = 2, C = 6, P = 20;
     size_t n = (size_t)B * C * P;
     const float *x = V(fx, pfx, "in0", n), *g = V(fx, pfx, "p0", C), *b = V(fx, pfx, "p1", C);
@@ -74,7 +80,8 @@ static void layer_gn(nd_ctx *ctx, const fixture *fx, const char *pfx, int G, int
 }
 
 /* The attention block as unet.c composes it: x + proj(attention(qkv(GN(x)))). */
-static void layer_attn(nd_ctx *ctx, const fixture *fx) {
+static void layer_attn(nd_ctx *ctx, const fixture *fx)
+{
     int B = 2, C = 8, H = 3, W = 4, P = H * W, G = 2;
     size_t n = (size_t)B * C * P;
     const float *x = V(fx, "attn", "in0", n), *gw = V(fx, "attn", "p0", C),
@@ -108,7 +115,8 @@ static void layer_attn(nd_ctx *ctx, const fixture *fx) {
     free(dqw), free(dqb), free(dpw), free(dpb), free(dO), free(dqkv), free(dhn);
 }
 
-static void test_layers(nd_ctx *ctx) {
+static void test_layers(nd_ctx *ctx)
+{
     fixture fx = fx_load(ND_MODEL_FIXTURES "/layers.bin");
     layer_conv(ctx, &fx, "conv3s1", 3, 1);
     layer_conv(ctx, &fx, "conv3s2", 3, 2);
@@ -154,7 +162,8 @@ static void test_layers(nd_ctx *ctx) {
 /* Every tensor of a parameter-shaped block (parameters or gradients) against the
  * fixture's "<prefix>.<name>" tensor of the same name and size. */
 static void check_block(const nd_unet *m, const fixture *fx, const float *block,
-                        const char *prefix, double atol, double rtol) {
+                        const char *prefix, double atol, double rtol)
+{
     for (size_t i = 0; i < nd_unet_num_tensors(m); i++) {
         const char *name;
         size_t off, numel;
@@ -165,7 +174,8 @@ static void check_block(const nd_unet *m, const fixture *fx, const float *block,
     }
 }
 
-static void test_unet(nd_ctx *ctx) {
+static void test_unet(nd_ctx *ctx)
+{
     fixture fx = fx_load(ND_MODEL_FIXTURES "/unet_small.bin");
     const fx_tensor *cf = fx_get(&fx, "config");
     nd_unet_config uc;
@@ -225,7 +235,8 @@ static void test_unet(nd_ctx *ctx) {
     fx_free(&fx);
 }
 
-int main(void) {
+int main(void)
+{
     nd_ctx *ctx = nd_ctx_new(2);
     CHECK(ctx);
     test_layers(ctx);

@@ -88,7 +88,7 @@ typedef struct tframe {
     uint16_t sport, dport;
     uint32_t seq, ack;
     uint8_t flags, ttl;
-    uint16_t mss;    /* MSS option, 0 when absent */
+    uint16_t mss; /* MSS option, 0 when absent */
     uint32_t payload;
     int ip_ok, l4_ok; /* checksums verify */
 } tframe;
@@ -131,7 +131,8 @@ static inline tframe tframe_parse(const uint8_t *f, uint32_t len)
         l4 = ip + 20;
         l4len = len - 34;
         memcpy(ph, ip + 12, 8);
-        ph[8] = 0, ph[9] = (uint8_t)t.proto, ph[10] = (uint8_t)(l4len >> 8), ph[11] = (uint8_t)l4len;
+        ph[8] = 0, ph[9] = (uint8_t)t.proto, ph[10] = (uint8_t)(l4len >> 8),
+        ph[11] = (uint8_t)l4len;
         phlen = 12;
     } else {
         CHECK_EQ(et, 0x86dd);
@@ -200,7 +201,6 @@ static inline uint64_t tpcap_read(const char *path, uint64_t *bytes)
 }
 #endif
 
-
 #ifdef ND_BINARY
 /* ------------------------------------------------------------------------------------ */
 /* Running netdiffus, for the tests of the command line                                 */
@@ -233,12 +233,13 @@ static inline int tcli_run(const char *err_path, const char *args)
     return WEXITSTATUS(st);
 }
 
-#define TCLI_EXPECT(err_path, code, args, needle)                                        \
-    do {                                                                                 \
-        int rc_ = tcli_run(err_path, args);                                              \
-        if (rc_ != (code)) CHECK_FAIL_("netdiffus %s: exit %d, expected %d; stderr:\n%s", \
-                                       args, rc_, code, tcli_err);                       \
-        CHECK_CONTAINS(tcli_err, needle);                                                \
+#define TCLI_EXPECT(err_path, code, args, needle)                                              \
+    do {                                                                                       \
+        int rc_ = tcli_run(err_path, args);                                                    \
+        if (rc_ != (code))                                                                     \
+            CHECK_FAIL_("netdiffus %s: exit %d, expected %d; stderr:\n%s", args, rc_, code,    \
+                        tcli_err);                                                             \
+        CHECK_CONTAINS(tcli_err, needle);                                                      \
     } while (0)
 
 static inline int tcli_same_file(const char *a, const char *b)

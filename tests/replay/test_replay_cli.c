@@ -22,7 +22,8 @@ int main(void)
     trng r = {3};
     for (int w = 0; w < 6; w++) {
         fputs(w % 2 ? "video" : "web", f);
-        for (int i = 0; i < 16; i++) fprintf(f, ",%llu", (unsigned long long)trng_below(&r, 90000));
+        for (int i = 0; i < 16; i++)
+            fprintf(f, ",%llu", (unsigned long long)trng_below(&r, 90000));
         fputc('\n', f);
     }
     fclose(f);
@@ -30,13 +31,16 @@ int main(void)
     EXPECT(0, "replay --series replay_cli.csv --to pcap:replay_cli1.pcap --seed 4 --bin 100ms",
            "6 flows");
     CHECK_CONTAINS(tcli_err, "no statistics"); /* a CSV has none: the defaults are said */
-    EXPECT(0, "replay --series replay_cli.csv --to pcap:replay_cli2.pcap --seed 4 --bin 100ms", "");
-    EXPECT(0, "replay --series replay_cli.csv --to pcap:replay_cli3.pcap --seed 5 --bin 100ms", "");
+    EXPECT(0, "replay --series replay_cli.csv --to pcap:replay_cli2.pcap --seed 4 --bin 100ms",
+           "");
+    EXPECT(0, "replay --series replay_cli.csv --to pcap:replay_cli3.pcap --seed 5 --bin 100ms",
+           "");
     CHECK(tcli_same_file("replay_cli1.pcap", "replay_cli2.pcap"));
     CHECK(!tcli_same_file("replay_cli1.pcap", "replay_cli3.pcap"));
     CHECK(tpcap_read("replay_cli1.pcap", NULL) > 100);
-    EXPECT(0, "replay --series replay_cli.csv --to pcap:replay_cli4.pcap --class video --flows 7 "
-              "--loop 2 --speed 4",
+    EXPECT(0,
+           "replay --series replay_cli.csv --to pcap:replay_cli4.pcap --class video --flows 7 "
+           "--loop 2 --speed 4",
            "14 flows");
 
     /* a dataset file with statistics */
@@ -59,7 +63,8 @@ int main(void)
     CHECK(tpcap_read("replay_cli5.pcap", NULL) > 100);
 
     /* errors: clear message, exit 1 for runtime failures, 2 for usage */
-    EXPECT(1, "replay missing.ndm --to pcap:x.pcap", "missing.ndm"); /* model path: test_replay_model */
+    EXPECT(1, "replay missing.ndm --to pcap:x.pcap",
+           "missing.ndm"); /* model path: test_replay_model */
     EXPECT(2, "replay --series replay_cli.csv --to pcap:x.pcap --class nope",
            "unknown class 'nope' (the data has: web, video)");
     EXPECT(1, "replay --series replay_cli.csv --to pcap:/dev/full", "No space left on device");
@@ -71,8 +76,9 @@ int main(void)
     EXPECT(1, "replay --series missing.csv --to pcap:x.pcap", "missing.csv");
 
     /* Ctrl-C in the middle of an endless replay: exit 0, a valid pcap */
-    const char *endless[] = {"replay", "--series", "replay_cli.csv", "--to",
-                             "pcap:replay_cli_int.pcap", "--loop", "0", NULL};
+    const char *endless[] = {
+        "replay", "--series", "replay_cli.csv", "--to", "pcap:replay_cli_int.pcap", "--loop",
+        "0",      NULL};
     CHECK_EQ(tcli_interrupt("replay_cli_int.err", endless, 300), 0);
     CHECK_CONTAINS(tcli_err, "stopped by signal");
     CHECK(tpcap_read("replay_cli_int.pcap", NULL) > 1000);

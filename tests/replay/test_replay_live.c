@@ -4,8 +4,8 @@
  * Built four times: test_replay_live_iface sends through libpcap (iface:),
  * test_replay_live_dpdk (LIVE_DPDK) through DPDK's net_af_packet PMD, and
  * test_replay_live_dpdk_2q (LIVE_DPDK_2Q) through net_af_packet with two tx queues on two
- * lcores, and test_replay_live_dpdk_tap (LIVE_DPDK_TAP) through DPDK's net_tap PMD, whose checksum
- * offload checks the offload path (the tap interface is made by the PMD, inside the
+ * lcores, and test_replay_live_dpdk_tap (LIVE_DPDK_TAP) through DPDK's net_tap PMD, whose
+ * checksum offload checks the offload path (the tap interface is made by the PMD, inside the
  * test's namespace).
  *
  * Every frame captured must be, byte for byte and in order, the frame the pcap sink
@@ -166,8 +166,10 @@ int main(void)
     pcap_set_buffer_size(cap, 64 << 20);
     CHECK_EQ(pcap_activate(cap), 0);
     struct bpf_program prog;
-    CHECK_EQ(pcap_compile(cap, &prog, "ether src 02:00:00:00:00:01 or ether src 02:00:00:00:00:02",
-                          1, PCAP_NETMASK_UNKNOWN), 0);
+    CHECK_EQ(pcap_compile(cap, &prog,
+                          "ether src 02:00:00:00:00:01 or ether src 02:00:00:00:00:02", 1,
+                          PCAP_NETMASK_UNKNOWN),
+             0);
     CHECK_EQ(pcap_setfilter(cap, &prog), 0);
     pcap_freecode(&prog);
     CHECK_EQ(pcap_setnonblock(cap, 1, err), 0);

@@ -3,9 +3,9 @@
  * become packets. A tiny two-class model (web: TCP to 443/8080/5201 with an arrival rate;
  * voip: UDP to 5060 in 200-byte frames, no rate) is trained here in a second, then
  * replayed into pcap files that must read back valid with N flows split over the
- * classes as asked (by training flows, --class, --mix), sizes and ports from the model's statistics,
- * the same bytes for the same seed and other bytes for another. Bad input (unknown class,
- * untrained or corrupt model, --flows 0, a mix naming classes the model lacks) gives its
+ * classes as asked (by training flows, --class, --mix), sizes and ports from the model's
+ * statistics, the same bytes for the same seed and other bytes for another. Bad input (unknown
+ * class, untrained or corrupt model, --flows 0, a mix naming classes the model lacks) gives its
  * message and exit code; Ctrl-C while sampling ends cleanly.
  */
 #include <pcap/pcap.h>
@@ -125,9 +125,9 @@ static void make_models(void)
 {
     nd_config cfg;
     /* batches of 4: 12 flows take several, and a partial one */
-    tiny_model_config(&cfg, "model.emb_dim=16", "model.max_classes=2",
-                      "train.warmup_steps=5", "train.checkpoint_every=0",
-                      "train.val_fraction=0", "sample.steps=5", "sample.batch=4");
+    tiny_model_config(&cfg, "model.emb_dim=16", "model.max_classes=2", "train.warmup_steps=5",
+                      "train.checkpoint_every=0", "train.val_fraction=0", "sample.steps=5",
+                      "sample.batch=4");
     nd_error e = {0};
 
     const char *chan[] = {"bytes_down", "bytes_up"};
@@ -176,16 +176,19 @@ int main(void)
 
     /* no class, no mix: in proportion to the training flows (web 1000 : voip 50), so of
      * 12 flows the largest-remainder shares are 11 web (TCP) and 1 voip (UDP) */
-    snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model1.pcap --seed 9", M);
+    snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model1.pcap --seed 9",
+             M);
     EXPECT(0, args, "12 flows");
     CHECK_CONTAINS(tcli_err, "sampled 12 windows");
     CHECK(!strstr(tcli_err, "no statistics")); /* the model's statistics came along */
     pcap_summary s = expect_flows("replay_model1.pcap", 11, 1);
     CHECK(s.udp_200 * 2 > s.udp_packets); /* voip's sizes, not MTU-sized defaults */
 
-    snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model2.pcap --seed 9", M);
+    snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model2.pcap --seed 9",
+             M);
     EXPECT(0, args, "12 flows");
-    snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model3.pcap --seed 10", M);
+    snprintf(args, sizeof args, "replay %s --flows 12 --to pcap:replay_model3.pcap --seed 10",
+             M);
     EXPECT(0, args, "12 flows");
     CHECK(tcli_same_file("replay_model1.pcap", "replay_model2.pcap"));
     CHECK(!tcli_same_file("replay_model1.pcap", "replay_model3.pcap"));
@@ -201,7 +204,8 @@ int main(void)
         if (s.flows[i].first_ns > hi) hi = s.flows[i].first_ns;
     }
     CHECK(hi - lo >= 5 * ND_NS_PER_SEC); /* starts 2 s apart: 0, 2, 4, 6 s */
-    snprintf(args, sizeof args, "replay %s --class web --flows 3 --loop 2 --to pcap:replay_model5.pcap", M);
+    snprintf(args, sizeof args,
+             "replay %s --class web --flows 3 --loop 2 --to pcap:replay_model5.pcap", M);
     EXPECT(0, args, "6 flows");
     expect_flows("replay_model5.pcap", 6, 0);
 
@@ -212,7 +216,8 @@ int main(void)
              "replay %s --mix replay_model_mix.yaml --flows 8 --to pcap:replay_model6.pcap", M);
     EXPECT(0, args, "8 flows");
     expect_flows("replay_model6.pcap", 6, 2);
-    snprintf(args, sizeof args, "replay %s -c replay_model_mix.yaml --flows 4 --to pcap:replay_model7.pcap", M);
+    snprintf(args, sizeof args,
+             "replay %s -c replay_model_mix.yaml --flows 4 --to pcap:replay_model7.pcap", M);
     EXPECT(0, args, "4 flows");
     expect_flows("replay_model7.pcap", 3, 1);
 
@@ -223,16 +228,19 @@ int main(void)
     EXPECT(2, args, "--flows");
     write_text("replay_model_mix2.yaml", "replay:\n  mix: [{class: web, weight: 1}, "
                                          "{class: mail, weight: 1}]\n");
-    snprintf(args, sizeof args, "replay %s --mix replay_model_mix2.yaml --flows 2 --to pcap:x.pcap", M);
+    snprintf(args, sizeof args,
+             "replay %s --mix replay_model_mix2.yaml --flows 2 --to pcap:x.pcap", M);
     EXPECT(2, args, "class 'mail' is not in the model");
     CHECK_CONTAINS(tcli_err, "(it has: web, voip)");
     write_text("replay_model_nomix.yaml", "replay:\n  seed: 3\n");
-    snprintf(args, sizeof args, "replay %s --mix replay_model_nomix.yaml --flows 2 --to pcap:x.pcap", M);
+    snprintf(args, sizeof args,
+             "replay %s --mix replay_model_nomix.yaml --flows 2 --to pcap:x.pcap", M);
     EXPECT(2, args, "no replay.mix");
     snprintf(args, sizeof args,
              "replay %s --mix replay_model_mix.yaml --class web --flows 2 --to pcap:x.pcap", M);
     EXPECT(2, args, "not both");
-    EXPECT(1, "replay replay_model_untrained.ndm --flows 2 --to pcap:x.pcap", "not been trained");
+    EXPECT(1, "replay replay_model_untrained.ndm --flows 2 --to pcap:x.pcap",
+           "not been trained");
     EXPECT(1, "replay replay_model_bad.ndm --flows 2 --to pcap:x.pcap", "replay_model_bad.ndm");
     EXPECT(1, "replay replay_model_missing.ndm --flows 2 --to pcap:x.pcap",
            "replay_model_missing.ndm");
@@ -240,8 +248,8 @@ int main(void)
     EXPECT(2, args, "not both");
 
     /* Ctrl-C while sampling a million windows: a clean exit 0 and an empty, valid pcap */
-    const char *big[] = {"replay", M, "--flows", "1000000", "--to", "pcap:replay_model_int.pcap",
-                         NULL};
+    const char *big[] = {
+        "replay", M, "--flows", "1000000", "--to", "pcap:replay_model_int.pcap", NULL};
     CHECK_EQ(tcli_interrupt("replay_model_int.err", big, 400), 0);
     CHECK_CONTAINS(tcli_err, "stopped by signal while sampling");
     CHECK_CONTAINS(tcli_err, "nothing sent");

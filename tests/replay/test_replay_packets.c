@@ -32,7 +32,7 @@ typedef struct obs {
     const nd_dataset *ds;
     flow_obs f[MAXF];
     uint64_t last_deadline, packets;
-    int empty_stats;  /* class has no statistics: check the defaults */
+    int empty_stats; /* class has no statistics: check the defaults */
     uint64_t iat_min_seen;
 } obs;
 
@@ -112,7 +112,8 @@ static int on_packet(const uint8_t *frame, uint32_t len, uint64_t deadline,
             CHECK(f->seq_known[!d]);
             CHECK_EQ(t.ack, f->next_seq[!d]); /* acknowledges all the peer sent before */
         }
-        f->next_seq[d] = t.seq + t.payload + ((t.flags & 0x02) ? 1 : 0) + ((t.flags & 0x01) ? 1 : 0);
+        f->next_seq[d] =
+            t.seq + t.payload + ((t.flags & 0x02) ? 1 : 0) + ((t.flags & 0x01) ? 1 : 0);
         f->seq_known[d] = 1;
         if (t.flags & 0x01) f->fin[d] = 1;
         f->last_flags = t.flags;
@@ -237,8 +238,8 @@ static void test_bounds(void)
                 if (!(T - S < minf && S - T <= forced))
                     CHECK_FAIL_("flow %llu (%s, v%d) dir %d bin %u: cumulative %.0f sent, "
                                 "series %.0f (min frame %.0f, forced %.0f)",
-                                (unsigned long long)i, f->l4 ? "udp" : "tcp", f->v6 ? 6 : 4,
-                                d, b, S, T, minf, forced);
+                                (unsigned long long)i, f->l4 ? "udp" : "tcp", f->v6 ? 6 : 4, d,
+                                b, S, T, minf, forced);
             }
         }
     }
@@ -284,7 +285,7 @@ static void test_defaults(void)
     static obs o;
     run(ds, &o, 10);
     for (uint64_t i = 0; i < N; i++)
-        for (uint32_t b = 1; b + 1 < L; b++) { /* middle bins: no handshake, no FIN */
+        for (uint32_t b = 1; b + 1 < L; b++) {      /* middle bins: no handshake, no FIN */
             CHECK_EQ(o.f[i].count[ND_DOWN][b], 41); /* 40 full frames + the remainder */
             CHECK_EQ(o.f[i].bytes[ND_DOWN][b], 1514 * 40 + 700);
             CHECK_EQ(o.f[i].count[ND_UP][b], 1); /* 1080 bytes fit one frame */

@@ -133,7 +133,8 @@ static void test_errors(void)
     CHECK(s);
 
     o.only_class = "nope";
-    expect_error(replay_run(ds, &o, s, NULL, &e), &e, "unknown class 'nope' (the data has: web, bulk)");
+    expect_error(replay_run(ds, &o, s, NULL, &e), &e,
+                 "unknown class 'nope' (the data has: web, bulk)");
     o.only_class = NULL;
 
     o.mix[0] = (replay_mix_entry){"video", 1.0};

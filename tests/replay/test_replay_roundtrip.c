@@ -112,7 +112,7 @@ int main(void)
         for (uint32_t c = 0; c < 2; c++)
             for (uint32_t i = 0; i < L; i++) {
                 uint64_t k = trng_below(&r, 4);
-                float x = k == 0 ? 0.0f
+                float x = k == 0   ? 0.0f
                           : k == 1 ? (float)trng_below(&r, 80)
                           : k == 2 ? (float)(40 + trng_below(&r, 300))
                                    : (float)trng_below(&r, 30000);

@@ -8,8 +8,9 @@
 
 #include "replay_test.h"
 
-#define TSHARK "tshark -n -o tcp.check_checksum:TRUE -o udp.check_checksum:TRUE " \
-               "-o ip.check_checksum:TRUE "
+#define TSHARK                                                                                 \
+    "tshark -n -o tcp.check_checksum:TRUE -o udp.check_checksum:TRUE "                         \
+    "-o ip.check_checksum:TRUE "
 
 static const char *const ch2[] = {"bytes_down", "bytes_up"};
 static const char *const cls2[] = {"web", "mixed"};
@@ -77,16 +78,18 @@ int main(void)
 
     /* 1. every packet read, no complaint on stderr, exit 0 */
     int status;
-    char *out = run_cmd(TSHARK "-r replay_tshark.pcap 2>&1 | grep -v 'Running as user'", &status);
+    char *out =
+        run_cmd(TSHARK "-r replay_tshark.pcap 2>&1 | grep -v 'Running as user'", &status);
     CHECK_EQ(count_lines(out), st.packets);
     CHECK(!strstr(out, "cut short") && !strstr(out, "appears to be damaged"));
     free(out);
 
     /* 2. nothing malformed, no bad checksum, no expert warning or error */
-    out = run_cmd(TSHARK "-r replay_tshark.pcap -Y '_ws.malformed || _ws.expert.severity >= "
-                         "\"Warning\" || ip.checksum.status == \"Bad\" || tcp.checksum.status == "
-                         "\"Bad\" || udp.checksum.status == \"Bad\"' 2>/dev/null",
-                  &status);
+    out =
+        run_cmd(TSHARK "-r replay_tshark.pcap -Y '_ws.malformed || _ws.expert.severity >= "
+                       "\"Warning\" || ip.checksum.status == \"Bad\" || tcp.checksum.status == "
+                       "\"Bad\" || udp.checksum.status == \"Bad\"' 2>/dev/null",
+                &status);
     if (*out) CHECK_FAIL_("tshark flags these packets:\n%.2000s", out);
     CHECK_EQ(status, 0);
     free(out);
@@ -123,8 +126,9 @@ int main(void)
     for (int i = 0; i < streams; i++) {
         if (sm[i].first != 0x002 || sm[i].second != 0x012 || sm[i].fins != 2 ||
             sm[i].last != 0x010)
-            CHECK_FAIL_("tcp.stream %d: first flags 0x%03x, second 0x%03x, %d FINs, last 0x%03x",
-                        i, sm[i].first, sm[i].second, sm[i].fins, sm[i].last);
+            CHECK_FAIL_(
+                "tcp.stream %d: first flags 0x%03x, second 0x%03x, %d FINs, last 0x%03x", i,
+                sm[i].first, sm[i].second, sm[i].fins, sm[i].last);
     }
     printf("replay tshark: %d TCP streams from SYN to FIN, %llu packets clean\n", streams,
            (unsigned long long)st.packets);

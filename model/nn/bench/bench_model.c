@@ -23,7 +23,8 @@
 
 static double now_s(void) { return (double)nd_now_ns() * 1e-9; }
 
-static double sgemm_peak(int threads) {
+static double sgemm_peak(int threads)
+{
     int n = 1024;
     float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
           *c = malloc(sizeof(float) * n * n);
@@ -42,7 +43,8 @@ static double sgemm_peak(int threads) {
     return best;
 }
 
-static double alpha_bar(double t, double T) {
+static double alpha_bar(double t, double T)
+{
     double s = 0.008, f0 = cos(s / (1 + s) * M_PI / 2);
     double f = cos((t / T + s) / (1 + s) * M_PI / 2);
     double a = (f * f) / (f0 * f0);
@@ -50,7 +52,8 @@ static double alpha_bar(double t, double T) {
 }
 
 static uint64_t rs = 0x9E3779B97F4A7C15ull;
-static float nrand(void) {
+static float nrand(void)
+{
     double u[2];
     for (int k = 0; k < 2; k++) {
         rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
@@ -59,8 +62,10 @@ static float nrand(void) {
     return (float)(sqrt(-2.0 * log(u[0])) * cos(2.0 * M_PI * u[1]));
 }
 
-int main(int argc, char **argv) {
-    int L = 64, B = 16, C = 2, threads = 2, steps = 5, ddim = 50, profile = 0, im2col = 0, bf16 = 0;
+int main(int argc, char **argv)
+{
+    int L = 64, B = 16, C = 2, threads = 2, steps = 5, ddim = 50, profile = 0, im2col = 0,
+        bf16 = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "0";
         if (!strcmp(a, "--L")) L = atoi(v), i++;
@@ -155,18 +160,17 @@ int main(int argc, char **argv) {
 
     printf("c%s%s L=%d batch=%d threads=%d train_img_s=%.3f ddim%d_img_s=%.4f gflops=%.1f "
            "peak=%.1f params=%zu fwd_gflop_per_img=%.3f\n",
-           im2col ? "-im2col" : "", bf16 ? "-bf16" : "", L, B, threads, train_ips, ddim, ddim_ips, gflops, peak, nd_unet_num_params(m),
-           fl * 1e-9);
+           im2col ? "-im2col" : "", bf16 ? "-bf16" : "", L, B, threads, train_ips, ddim,
+           ddim_ips, gflops, peak, nd_unet_num_params(m), fl * 1e-9);
     if (profile) {
         double tot = 0.0;
         for (int k = 0; k < ND_PROF_N; k++) tot += prof[k][0] + prof[k][1];
-        printf("profile over %d training steps (%.3f s measured of %.3f s wall):\n", steps,
-               tot, dt);
+        printf("profile over %d training steps (%.3f s measured of %.3f s wall):\n", steps, tot,
+               dt);
         printf("  %-18s %10s %10s %7s\n", "layer", "fwd ms", "bwd ms", "share");
         for (int k = 0; k < ND_PROF_N; k++)
-            printf("  %-18s %10.1f %10.1f %6.1f%%\n", nd_prof_name(k),
-                   prof[k][0] * 1e3 / steps, prof[k][1] * 1e3 / steps,
-                   100.0 * (prof[k][0] + prof[k][1]) / dt);
+            printf("  %-18s %10.1f %10.1f %6.1f%%\n", nd_prof_name(k), prof[k][0] * 1e3 / steps,
+                   prof[k][1] * 1e3 / steps, 100.0 * (prof[k][0] + prof[k][1]) / dt);
     }
     free(x), free(eps), free(out), free(d), free(t), free(y);
     nd_adamw_free(o);
