@@ -196,6 +196,16 @@ struct replay_sink {
     sink_errhist *err; /* timing errors (paced sinks only) */
 };
 
+/* A sink that sends one frame at a time from a buffer of its own (func, iface): embed it
+ * first, and its alloc is sink_frame_alloc. */
+typedef struct sink_framed {
+    replay_sink base;
+    uint8_t frame[2048];
+} sink_framed;
+uint8_t *sink_frame_alloc(replay_sink *s, uint32_t len, nd_error *e);
+/* flush of a sink that holds nothing back */
+int sink_flush_none(replay_sink *s, nd_error *e);
+
 replay_sink *sink_pcap_open(const char *path, nd_error *e);
 replay_sink *sink_iface_open(const char *name, nd_error *e);
 replay_sink *sink_dpdk_open(const char *args, nd_error *e);

@@ -78,24 +78,25 @@ int replay_sink_close(replay_sink *s, nd_error *e)
 /* Function sink                                                                         */
 /* ------------------------------------------------------------------------------------ */
 
+uint8_t *sink_frame_alloc(replay_sink *s, uint32_t len, nd_error *e)
+{
+    ND_ASSERT(len <= sizeof((sink_framed *)s)->frame);
+    return ((sink_framed *)s)->frame;
+}
+
+int sink_flush_none(replay_sink *s, nd_error *e) { return 0; }
+
 typedef struct sink_func {
-    replay_sink base;
+    sink_framed fr;
     replay_sink_fn fn;
     void *arg;
-    uint8_t frame[2048];
 } sink_func;
-
-static uint8_t *func_alloc(replay_sink *s, uint32_t len, nd_error *e)
-{
-    ND_ASSERT(len <= sizeof((sink_func *)s)->frame);
-    return ((sink_func *)s)->frame;
-}
 
 static int func_send(replay_sink *s, uint32_t len, uint64_t deadline,
                      const replay_pkt_info *info, nd_error *e)
 {
     sink_func *f = (sink_func *)s;
-    int rc = f->fn(f->frame, len, deadline, info, f->arg);
+    int rc = f->fn(f->fr.frame, len, deadline, info, f->arg);
     if (rc)
         return nd_error_set(e, rc, "packet %llu refused: %s",
                             (unsigned long long)s->packets + 1, nd_strerror(rc));
@@ -104,25 +105,24 @@ static int func_send(replay_sink *s, uint32_t len, uint64_t deadline,
     return 0;
 }
 
-static int func_flush(replay_sink *s, nd_error *e) { return 0; }
-
 static int func_close(replay_sink *s, nd_error *e)
 {
     free(s);
     return 0;
 }
 
-static const sink_ops func_ops = {"func", 0, func_alloc, func_send, func_flush, func_close};
+static const sink_ops func_ops = {"func",          0,         sink_frame_alloc, func_send,
+                                  sink_flush_none, func_close};
 
 replay_sink *replay_sink_func(replay_sink_fn fn, void *arg)
 {
     sink_func *f = calloc(1, sizeof *f);
     if (!f) return NULL;
-    f->base.ops = &func_ops;
-    f->base.base_ns = 0;
+    f->fr.base.ops = &func_ops;
+    f->fr.base.base_ns = 0;
     f->fn = fn;
     f->arg = arg;
-    return &f->base;
+    return &f->fr.base;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -199,11 +199,6 @@ static int pfile_send(replay_sink *s, uint32_t len, uint64_t deadline,
     return 0;
 }
 
-static int pfile_flush(replay_sink *s, nd_error *e)
-{
-    return 0;
-} /* writes when full or at close */
-
 static int pfile_close(replay_sink *s, nd_error *e)
 {
     sink_pcap *p = (sink_pcap *)s;
@@ -218,8 +213,9 @@ static int pfile_close(replay_sink *s, nd_error *e)
     return rc;
 }
 
-static const sink_ops pfile_ops = {"pcap",     0,           pfile_alloc,
-                                   pfile_send, pfile_flush, pfile_close};
+static const sink_ops pfile_ops = {
+    "pcap",          0,          pfile_alloc, pfile_send,
+    sink_flush_none, pfile_close}; /* writes when full or at close */
 
 replay_sink *sink_pcap_open(const char *path, nd_error *e)
 {

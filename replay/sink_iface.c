@@ -10,24 +10,17 @@
 #include "replay_impl.h"
 
 typedef struct sink_iface {
-    replay_sink base;
+    sink_framed fr;
     pcap_t *pc;
     char name[64];
-    uint8_t frame[2048];
     uint64_t errors; /* failed sends (counted as drops) */
 } sink_iface;
-
-static uint8_t *iface_alloc(replay_sink *s, uint32_t len, nd_error *e)
-{
-    ND_ASSERT(len <= sizeof((sink_iface *)s)->frame);
-    return ((sink_iface *)s)->frame;
-}
 
 static int iface_send(replay_sink *s, uint32_t len, uint64_t deadline,
                       const replay_pkt_info *info, nd_error *e)
 {
     sink_iface *f = (sink_iface *)s;
-    int n = pcap_inject(f->pc, f->frame, len);
+    int n = pcap_inject(f->pc, f->fr.frame, len);
     if (s->timed) sink_errhist_add(s->err, deadline, nd_now_ns());
     if (n != (int)len) {
         /* ENOBUFS and the like: the packet is lost, the replay goes on; an interface that
@@ -44,8 +37,6 @@ static int iface_send(replay_sink *s, uint32_t len, uint64_t deadline,
     return 0;
 }
 
-static int iface_flush(replay_sink *s, nd_error *e) { return 0; }
-
 static int iface_close(replay_sink *s, nd_error *e)
 {
     sink_iface *f = (sink_iface *)s;
@@ -55,8 +46,8 @@ static int iface_close(replay_sink *s, nd_error *e)
     return 0;
 }
 
-static const sink_ops iface_ops = {"iface",    1,           iface_alloc,
-                                   iface_send, iface_flush, iface_close};
+static const sink_ops iface_ops = {"iface",         1,          sink_frame_alloc, iface_send,
+                                   sink_flush_none, iface_close};
 
 replay_sink *sink_iface_open(const char *name, nd_error *e)
 {
@@ -66,7 +57,7 @@ replay_sink *sink_iface_open(const char *name, nd_error *e)
         return NULL;
     }
     sink_iface *f = calloc(1, sizeof *f);
-    if (!f || !(f->base.err = calloc(1, sizeof *f->base.err))) {
+    if (!f || !(f->fr.base.err = calloc(1, sizeof *f->fr.base.err))) {
         free(f);
         nd_error_set(e, -ENOMEM, "out of memory");
         return NULL;
@@ -100,10 +91,10 @@ replay_sink *sink_iface_open(const char *name, nd_error *e)
         goto fail;
     }
     pcap_setdirection(f->pc, PCAP_D_IN); /* our own packets are not looped back to us */
-    f->base.ops = &iface_ops;
-    return &f->base;
+    f->fr.base.ops = &iface_ops;
+    return &f->fr.base;
 fail:
-    free(f->base.err);
+    free(f->fr.base.err);
     free(f);
     return NULL;
 }
