@@ -1,6 +1,7 @@
 /*
  * main.c — `netdiffus <subcommand>`: global options, the subcommand table, --help.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,10 @@ static int is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--hel
 
 int main(int argc, char **argv)
 {
+    /* A peer that goes away (a metrics client, a pipe into `tcpdump -r -`) makes writes
+     * fail with EPIPE, which every writer handles; the signal would end the process and
+     * lose what a long run holds. */
+    signal(SIGPIPE, SIG_IGN);
     /* Strip global options wherever they are (up to "--"), so that both
      * `netdiffus -v capture ...` and `netdiffus capture ... -v` work. */
     int level = ND_LOG_INFO, n = 1, dashdash = 0;

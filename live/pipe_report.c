@@ -151,27 +151,66 @@ void nd_live_show_memory(const nd_live *L)
             n_classes, o->online.reservoir, o->online.recent, (flows + ring + res) / mib);
 }
 
+/* The status line of the answer to one request (req: n bytes, the first read of it): the
+ * endpoint serves GET (and HEAD) of /metrics only. */
+static const char *metrics_status(const char *req, size_t n)
+{
+    size_t m = 0;
+    while (m < n && req[m] != ' ') m++;
+    if (m == n) return "400 Bad Request";
+    int get = m == 3 && !memcmp(req, "GET", 3), head = m == 4 && !memcmp(req, "HEAD", 4);
+    if (!get && !head) return "405 Method Not Allowed";
+    const char *path = req + m + 1, *end = req + n;
+    size_t k = 0;
+    while (path + k < end && path[k] != ' ' && path[k] != '?' && path[k] != '\r') k++;
+    return k == 8 && !memcmp(path, "/metrics", 8) ? "200 OK" : "404 Not Found";
+}
+
+/* Writes all of buf to a client, or gives up: a client that went away (EPIPE, ECONNRESET)
+ * costs nothing but its answer; MSG_NOSIGNAL keeps SIGPIPE from ending the process. */
+static void send_all(int c, const char *buf, size_t n)
+{
+    while (n) {
+        ssize_t w = send(c, buf, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        buf += w, n -= (size_t)w;
+    }
+}
+
+/* One client: at most sizeof req bytes of request, read within a second (a client that
+ * sends nothing gets an answer to nothing: 400), then the answer and close. */
+static void metrics_serve(nd_live_metrics *M, int c, char *body, char *req, size_t req_len)
+{
+    struct pollfd pc = {.fd = c, .events = POLLIN};
+    ssize_t n = poll(&pc, 1, 1000) > 0 ? recv(c, req, req_len, 0) : 0;
+    const char *status = metrics_status(req, n > 0 ? (size_t)n : 0);
+    size_t len = 0;
+    if (status[0] == '2') {
+        pthread_mutex_lock(&M->L->mu);
+        memcpy(body, M->L->metrics, ND_LIVE_METRICS_MAX);
+        pthread_mutex_unlock(&M->L->mu);
+        len = strlen(body);
+    }
+    char hdr[256];
+    int h = snprintf(hdr, sizeof hdr,
+                     "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\n%s"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     status, !strncmp(status, "405", 3) ? "Allow: GET, HEAD\r\n" : "", len);
+    send_all(c, hdr, (size_t)h);
+    if (len && !(n >= 4 && !memcmp(req, "HEAD", 4))) send_all(c, body, len);
+}
+
 void *nd_live_metrics_main(void *arg)
 {
     nd_live_metrics *M = arg;
-    char req[2048], *body = malloc(ND_LIVE_METRICS_MAX), hdr[256];
+    char req[2048], *body = malloc(ND_LIVE_METRICS_MAX);
     while (!M->stop && body) {
         struct pollfd p = {.fd = M->fd, .events = POLLIN};
         if (poll(&p, 1, 200) <= 0) continue;
         int c = accept(M->fd, NULL, NULL);
         if (c < 0) continue;
-        struct pollfd pc = {.fd = c, .events = POLLIN};
-        if (poll(&pc, 1, 1000) > 0) (void)!read(c, req, sizeof req); /* any request */
-        pthread_mutex_lock(&M->L->mu);
-        memcpy(body, M->L->metrics, ND_LIVE_METRICS_MAX);
-        pthread_mutex_unlock(&M->L->mu);
-        size_t n = strlen(body);
-        int h = snprintf(hdr, sizeof hdr,
-                         "HTTP/1.0 200 OK\r\nContent-Type: text/plain; "
-                         "version=0.0.4\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                         n);
-        (void)!write(c, hdr, (size_t)h);
-        (void)!write(c, body, n);
+        metrics_serve(M, c, body, req, sizeof req);
         close(c);
     }
     free(body);

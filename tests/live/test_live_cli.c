@@ -20,8 +20,8 @@ static int run_nd(const char *args)
     return test_sh("%s %s >>%s 2>&1", nd, args, tmp_path("log.txt"));
 }
 
-/* GET /metrics from 127.0.0.1:port into buf. Returns bytes read, -1 when not reachable. */
-static int fetch_metrics(int port, char *buf, size_t len)
+/* A connection to 127.0.0.1:port, or -1. */
+static int metrics_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -30,7 +30,15 @@ static int fetch_metrics(int port, char *buf, size_t len)
         close(fd);
         return -1;
     }
-    const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
+    return fd;
+}
+
+/* The request req to 127.0.0.1:port, its answer into buf. Returns bytes read, -1 when
+ * not reachable. */
+static int fetch(int port, const char *req, char *buf, size_t len)
+{
+    int fd = metrics_connect(port);
+    if (fd < 0) return -1;
     CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
     size_t n = 0;
     ssize_t r;
@@ -38,6 +46,26 @@ static int fetch_metrics(int port, char *buf, size_t len)
     buf[n] = 0;
     close(fd);
     return (int)n;
+}
+
+static int fetch_metrics(int port, char *buf, size_t len)
+{
+    return fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", buf, len);
+}
+
+/* Clients that send a request and reset the connection before the answer (SO_LINGER 0:
+ * RST on close), so that live's answer meets a closed socket: EPIPE, not SIGPIPE. */
+static void reset_clients(int port, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int fd = metrics_connect(port);
+        CHECK(fd >= 0);
+        const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
+        CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
+        struct linger lg = {1, 0};
+        CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+        close(fd);
+    }
 }
 
 static double wait_for(const char *stats, const char *key, double at_least, double seconds,
@@ -160,6 +188,16 @@ int main(void)
     CHECK_CONTAINS(metrics, "HTTP/1.0 200 OK");
     CHECK_CONTAINS(metrics, "netdiffus_live_train_step ");
     CHECK_CONTAINS(metrics, "netdiffus_live_class_windows_total{class=\"bulk\"}");
+    /* clients that reset the connection do not end live; only GET /metrics is served */
+    reset_clients(port, 5);
+    CHECK(fetch_metrics(port, metrics, sizeof metrics) > 0);
+    CHECK_CONTAINS(metrics, "HTTP/1.0 200 OK");
+    CHECK_EQ(waitpid(pid, NULL, WNOHANG), 0); /* still running */
+    CHECK(fetch(port, "GET /other HTTP/1.0\r\n\r\n", metrics, sizeof metrics) > 0);
+    CHECK_CONTAINS(metrics, "HTTP/1.0 404 Not Found");
+    CHECK(fetch(port, "POST /metrics HTTP/1.0\r\n\r\n", metrics, sizeof metrics) > 0);
+    CHECK_CONTAINS(metrics, "HTTP/1.0 405 Method Not Allowed");
+    CHECK_CONTAINS(metrics, "Allow: GET, HEAD");
     /* SIGINT: out within a second, with a last checkpoint */
     live_sigint(pid, "live");
     l = live_last_line(s2);
