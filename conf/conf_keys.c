@@ -71,23 +71,17 @@ static const char *check_mac(const char *s)
 
 /* ---- list items --------------------------------------------------------------------- */
 
+// clang-format off
 static const conf_key class_item_keys[] = {
-    {.name = "name",
-     .type = CONF_STRING,
-     FI(nd_class_rule, name),
-     .def = "",
-     .min = "1",
-     .required = 1,
-     .check = check_name,
+    {.name = "name", .type = CONF_STRING, FI(nd_class_rule, name), .def = "", .min = "1",
+     .required = 1, .check = check_name,
      .help = "Class label, unique; models and datasets name classes by it."},
-    {.name = "filter",
-     .type = CONF_STRING,
-     FI(nd_class_rule, filter),
-     .def = "",
+    {.name = "filter", .type = CONF_STRING, FI(nd_class_rule, filter), .def = "",
      .help = "BPF expression (pcap-filter(7)) tested on a flow's first packet, e.g. "
              "\"tcp port 443\". Empty: the rule matches nothing, the class is only a label "
              "(imports of pre-binned series)."},
 };
+// clang-format on
 static const conf_list classes_list = {.count_off = offsetof(nd_config, n_classes),
                                        .items_off = offsetof(nd_config, classes),
                                        .heap = 1,
@@ -98,23 +92,14 @@ static const conf_list classes_list = {.count_off = offsetof(nd_config, n_classe
                                        .map = 1,
                                        .unique = "name"};
 
+// clang-format off
 static const conf_key mix_item_keys[] = {
-    {.name = "class",
-     .type = CONF_STRING,
-     FI(nd_mix_entry, name),
-     .def = "",
-     .min = "1",
-     .required = 1,
-     .check = check_name,
-     .help = "Class to generate (one of classes when given)."},
-    {.name = "weight",
-     .type = CONF_DOUBLE,
-     FI(nd_mix_entry, weight),
-     .def = "1",
-     .min = "0",
-     .max = "1e6",
-     .help = "Relative share of the flows (weights need not sum to 1)."},
+    {.name = "class", .type = CONF_STRING, FI(nd_mix_entry, name), .def = "", .min = "1",
+     .required = 1, .check = check_name, .help = "Class to generate (one of classes when given)."},
+    {.name = "weight", .type = CONF_DOUBLE, FI(nd_mix_entry, weight), .def = "1",
+     .min = "0", .max = "1e6", .help = "Relative share of the flows (weights need not sum to 1)."},
 };
+// clang-format on
 static const conf_list mix_list = {.count_off = offsetof(nd_config, replay.n_mix),
                                    .items_off = offsetof(nd_config, replay.mix),
                                    .heap = 1,
@@ -146,6 +131,7 @@ static const conf_list mult_list = {.count_off = offsetof(nd_config, model.n_mul
 
 /* ---- the table ---------------------------------------------------------------------- */
 
+// clang-format off
 const conf_key conf_keys[] = {
     /* capture: sources, parsing, flows, binning */
     {"capture.sources", CONF_LIST, F(capture.n_sources), .def = "[]", .list = &sources_list,
@@ -157,8 +143,8 @@ const conf_key conf_keys[] = {
              "from the IP length, so truncated packets count in full."},
     {"capture.promisc", CONF_BOOL, F(capture.promisc), .def = "true",
      .help = "Promiscuous mode on iface: sources (needed on a mirror port)."},
-    {"capture.buffer_size", CONF_SIZE, F(capture.buffer_size), .def = "64MiB", .min = "64KiB",
-     .max = "16GiB", .unit = "bytes",
+    {"capture.buffer_size", CONF_SIZE, F(capture.buffer_size), .def = "64MiB",
+     .min = "64KiB", .max = "16GiB", .unit = "bytes",
      .help = "Kernel capture buffer of libpcap sources; larger rides out bursts."},
     {"capture.bin", CONF_DURATION, F(capture.bin_ns), .def = "1s", .min = "1us", .max = "1h",
      .help = "Bin width: each series value is the bytes (or packets) of one bin."},
@@ -166,8 +152,8 @@ const conf_key conf_keys[] = {
      .unit = "bins",
      .help = "L: bins per window, also the GASF image side. Must be divisible by "
              "2^(levels-1) of model.channel_mult."},
-    {"capture.min_active_bins", CONF_UINT, F(capture.min_active_bins), .def = "1", .min = "1",
-     .max = "1024", .unit = "bins",
+    {"capture.min_active_bins", CONF_UINT, F(capture.min_active_bins), .def = "1",
+     .min = "1", .max = "1024", .unit = "bins",
      .help = "Windows with fewer non-zero bins are dropped (and counted). At most "
              "capture.window."},
     {"capture.channels", CONF_UINT, F(capture.channels), .def = "2", .choices = "2|4",
@@ -190,8 +176,9 @@ const conf_key conf_keys[] = {
              "either way)."},
     {"capture.dpdk_eal", CONF_STRING, F(capture.dpdk_eal), .def = "",
      .help = "Extra EAL arguments for dpdk: sources, e.g. \"-l 0-1 --no-huge\"."},
-    {"capture.rx_queues", CONF_UINT, F(capture.rx_queues), .def = "1", .min = "1", .max = "128",
-     .unit = "queues", .help = "DPDK rx queues per port, spread by RSS, one lcore each."},
+    {"capture.rx_queues", CONF_UINT, F(capture.rx_queues), .def = "1", .min = "1",
+     .max = "128", .unit = "queues",
+     .help = "DPDK rx queues per port, spread by RSS, one lcore each."},
     {"capture.mbufs", CONF_UINT, F(capture.mbufs), .def = "8191", .min = "511",
      .max = "16777215", .unit = "mbufs",
      .help = "DPDK mempool size (2^n - 1 uses memory best)."},
@@ -243,13 +230,12 @@ const conf_key conf_keys[] = {
      .help = "GASF image to series (and the projection of sample.project): diag reads the "
              "diagonal; lsq fits the series to the whole image (least squares: better on "
              "white noise, worse on sampled images, docs/FIDELITY.md)."},
-    {"model.threads", CONF_UINT, F(model.threads), .def = "0", .max = "1024", .unit = "threads",
-     .help = "OpenBLAS threads; 0: all cores."},
+    {"model.threads", CONF_UINT, F(model.threads), .def = "0", .max = "1024",
+     .unit = "threads", .help = "OpenBLAS threads; 0: all cores."},
 
     /* train: AdamW + EMA over the dataset */
     {"train.steps", CONF_UINT, F(train.steps), .def = "50000", .min = "1",
-     .max = "1000000000000", .unit = "steps",
-     .help = "Optimiser steps of a training run (one batch each)."},
+     .max = "1000000000000", .unit = "steps", .help = "Optimiser steps of a training run (one batch each)."},
     {"train.batch", CONF_UINT, F(train.batch), .def = "64", .min = "1", .max = "4096",
      .unit = "windows", .help = "Windows per optimiser step."},
     {"train.lr", CONF_DOUBLE, F(train.lr), .def = "2e-4", .min = "1e-8", .max = "1",
@@ -263,8 +249,8 @@ const conf_key conf_keys[] = {
     {"train.ema_warmup", CONF_BOOL, F(train.ema_warmup), .def = "true",
      .help = "EMA decay min(train.ema_decay, (1+s)/(10+s)) at step s, so that the "
              "average forgets the untrained start."},
-    {"train.grad_clip", CONF_DOUBLE, F(train.grad_clip), .def = "1", .min = "0", .max = "1e6",
-     .help = "Clip the global gradient L2 norm to this; 0: off."},
+    {"train.grad_clip", CONF_DOUBLE, F(train.grad_clip), .def = "1", .min = "0",
+     .max = "1e6", .help = "Clip the global gradient L2 norm to this; 0: off."},
     {"train.class_dropout", CONF_DOUBLE, F(train.class_dropout), .def = "0.1", .min = "0",
      .max = "1",
      .help = "Share of windows trained as the null class (classifier-free guidance)."},
@@ -282,7 +268,8 @@ const conf_key conf_keys[] = {
      .choices = "ddim|ddpm|dpmpp",
      .help = "ddim: deterministic at sample.eta 0; ddpm: ancestral (stochastic); dpmpp: "
              "DPM-Solver++(2M), good with few steps. Each runs sample.steps steps."},
-    {"sample.clip", CONF_ENUM, F(sample.clip), .def = "dynamic", .choices = "dynamic|clip|none",
+    {"sample.clip", CONF_ENUM, F(sample.clip), .def = "dynamic",
+     .choices = "dynamic|clip|none",
      .help = "Predicted clean image at every step: dynamic thresholding (99.5th "
              "percentile, Imagen), plain clip to [-1, 1], or none."},
     {"sample.project", CONF_BOOL, F(sample.project), .def = "true",
@@ -297,8 +284,7 @@ const conf_key conf_keys[] = {
      .help = "DDIM stochasticity: 0 deterministic, 1 like DDPM."},
     {"sample.batch", CONF_UINT, F(sample.batch), .def = "64", .min = "1", .max = "4096",
      .unit = "windows", .help = "Windows sampled per network pass."},
-    {"sample.seed", CONF_UINT, F(sample.seed), .def = "1",
-     .help = "Random seed of the noise: same seed and model, same samples."},
+    {"sample.seed", CONF_UINT, F(sample.seed), .def = "1", .help = "Random seed of the noise: same seed and model, same samples."},
     {"sample.calibrate", CONF_UINT, F(sample.calibrate), .def = "64", .max = "100000",
      .unit = "windows",
      .help = "Decode calibration: this many windows per class, sampled once per model "
@@ -325,14 +311,14 @@ const conf_key conf_keys[] = {
      .help = "Distinct client addresses drawn from replay.client_pool."},
     {"replay.server_pool", CONF_STRING, F(replay.server_pool), .def = "198.19.0.0/16",
      .min = "1", .check = check_cidr, .help = "Server addresses (RFC 2544 range)."},
-    {"replay.servers", CONF_UINT, F(replay.servers), .def = "16", .min = "1", .max = "16777216",
-     .unit = "addresses", .help = "Distinct server addresses drawn from replay.server_pool."},
+    {"replay.servers", CONF_UINT, F(replay.servers), .def = "16", .min = "1",
+     .max = "16777216", .unit = "addresses",
+     .help = "Distinct server addresses drawn from replay.server_pool."},
     {"replay.client_pool6", CONF_STRING, F(replay.client_pool6), .def = "2001:db8:0:1::/64",
      .min = "1", .check = check_cidr,
      .help = "Client addresses of IPv6 flows (RFC 3849 documentation range)."},
     {"replay.server_pool6", CONF_STRING, F(replay.server_pool6), .def = "2001:db8:0:2::/64",
-     .min = "1", .check = check_cidr,
-     .help = "Server addresses of IPv6 flows (RFC 3849 range)."},
+     .min = "1", .check = check_cidr, .help = "Server addresses of IPv6 flows (RFC 3849 range)."},
     {"replay.mac_src", CONF_STRING, F(replay.mac_src), .def = "02:00:00:00:00:01",
      .check = check_mac, .help = "Source MAC of client packets (locally administered)."},
     {"replay.mac_dst", CONF_STRING, F(replay.mac_dst), .def = "02:00:00:00:00:02",
@@ -381,5 +367,6 @@ const conf_key conf_keys[] = {
      .help = "Refit a class's scale from its reservoir when more than this share of its "
              "windows since the last fit fell outside it; 0: scales fixed after warm-up."},
 };
+// clang-format on
 
 size_t conf_keys_count(void) { return sizeof conf_keys / sizeof conf_keys[0]; }

@@ -195,29 +195,17 @@ static void test_malformed(void)
 /* Every prefix: a cut inside the headers is an error, a cut after them parses the same. */
 static void test_prefixes(void)
 {
+    // clang-format off
     const pkt_spec specs[] = {
         {.src = "10.0.0.1", .dst = "10.0.0.2", .sport = 1, .dport = 2, .ip_total = 100},
-        {.src = "10.0.0.1",
-         .dst = "10.0.0.2",
-         .sport = 1,
-         .dport = 2,
-         .proto = 6,
-         .tcp_flags = PARSE_TCP_SYN,
-         .mss = 1460,
-         .ip_options = 12,
-         .vlan = {5, 6}},
-        {.ipver = 6,
-         .src = "::1",
-         .dst = "::2",
-         .sport = 1,
-         .dport = 2,
-         .proto = 6,
-         .v6_ext = 3,
-         .frag = 1,
-         .frag_id = 4},
+        {.src = "10.0.0.1", .dst = "10.0.0.2", .sport = 1, .dport = 2, .proto = 6,
+         .tcp_flags = PARSE_TCP_SYN, .mss = 1460, .ip_options = 12, .vlan = {5, 6}},
+        {.ipver = 6, .src = "::1", .dst = "::2", .sport = 1, .dport = 2, .proto = 6,
+         .v6_ext = 3, .frag = 1, .frag_id = 4},
         {.ipver = 6, .src = "::1", .dst = "::2", .proto = 58, .icmp_id = 3, .vlan = {9}},
         {.src = "10.0.0.1", .dst = "10.0.0.2", .frag = 2, .frag_off = 3, .frag_id = 1},
     };
+    // clang-format on
     uint8_t p[16384];
     for (size_t k = 0; k < sizeof specs / sizeof specs[0]; k++) {
         size_t len = pkt_build(p, &specs[k]);
