@@ -48,6 +48,7 @@ static int net_from(nd_unet_config *u, const nd_config *cfg, nd_error *e)
     u->groups = (int)cfg->model.groups;
     u->emb_dim = (int)cfg->model.emb_dim;
     u->max_classes = (int)cfg->model.max_classes;
+    u->coords = cfg->model.coords;
     return 0;
 }
 

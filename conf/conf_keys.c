@@ -223,6 +223,10 @@ const conf_key conf_keys[] = {
      .choices = "zero-aware|log",
      .help = "Series to GAF values, per class: log is log1p(x)/log1p(max); zero-aware "
              "puts zeros at 0 and non-zero values in [0.5, 1] (log1p, min..max)."},
+    {"model.coords", CONF_BOOL, F(model.coords), .def = "true",
+     .help = "Two more input planes to the network with each pixel's row and column, so "
+             "that it knows which bins of the window it is drawing everywhere in the "
+             "image, not only near the border (docs/MODEL.md)."},
     {"model.mask", CONF_BOOL, F(model.mask), .def = "true",
      .help = "Learn an activity image (bin zero or not) per channel beside the values; "
              "decoding zeroes the bins it marks idle."},

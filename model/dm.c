@@ -10,7 +10,8 @@
  * nothing here reads it), then
  *   DMCF  u32 record version (2), u32 image channels, L, unet fields (base, levels,
  *         mult[6], res_blocks, attn_min_res, groups, emb_dim, max_classes), T,
- *         prediction, scaling, mask, series channels, schedule, 0; u64 parameter count,
+ *         prediction, scaling, mask, series channels, schedule, coords (0 before the
+ *         network had coordinate planes); u64 parameter count,
  *         step; u64 rng[4], split seed (version 1 ends here);
  *         training: u64 steps, checkpoint_every, seed; u32 batch, warmup_steps,
  *         ema_warmup, threads; f64 lr, weight_decay, grad_clip, ema_decay,
@@ -328,7 +329,7 @@ static void dmcf_encode(const nd_dm *m, unsigned char *rec)
     f[19] = (uint32_t)m->gaf.mask;
     f[20] = (uint32_t)m->gaf.C;
     f[21] = (uint32_t)s->schedule;
-    f[22] = 0;
+    f[22] = (uint32_t)u->coords;
     unsigned char *p = rec;
     for (int i = 0; i < DMCF_U32; i++) p = nd_rec_put_u32(p, f[i]);
     p = nd_rec_put_u64(p, nd_unet_num_params(m->net));
@@ -467,6 +468,7 @@ static int read_dmcf(nd_dm *m, const ndf_reader *r, nd_dm_legacy_fn legacy, uint
     u->groups = (int)f[13];
     u->emb_dim = (int)f[14];
     u->max_classes = (int)f[15];
+    u->coords = (int)f[22];
     m->s.timesteps = f[16];
     m->s.pred = (int)f[17];
     m->s.scaling = (int)f[18];
@@ -502,7 +504,7 @@ static int read_dmcf(nd_dm *m, const ndf_reader *r, nd_dm_legacy_fn legacy, uint
     if (m->gaf.C != (int)m->meta->n_channels || u->L != (int)m->meta->L ||
         u->L > ND_MODEL_MAX_L || nd_gaf_channels(&m->gaf) != u->channels ||
         m->meta->n_classes > (uint32_t)u->max_classes || u->levels < 1 ||
-        u->levels > ND_UNET_MAX_LEVELS)
+        u->levels > ND_UNET_MAX_LEVELS || f[22] > 1)
         return nd_error_set(e, ND_EFORMAT,
                             "%s: section DMCF does not match the file's "
                             "channels, bins or classes",
@@ -576,8 +578,8 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e)
             f[1], f[20], f[19] ? " + activity masks" : "", f[2], f[2], f[3]);
     for (uint32_t l = 0; l < f[4] && l < ND_UNET_MAX_LEVELS; l++)
         fprintf(out, "%s%u", l ? "," : "", f[5 + l]);
-    fprintf(out, "), %u ResBlocks/level, attention <= %u px, %u class rows\n", f[11], f[12],
-            f[15]);
+    fprintf(out, "), %u ResBlocks/level, attention <= %u px, %u class rows%s\n", f[11], f[12],
+            f[15], f[22] ? ", coordinate planes" : "");
     fprintf(out, "diffusion: T %u, %s schedule, %s-prediction, %s scaling\n", f[16],
             f[21] ? "linear" : "cosine", f[17] ? "v" : "eps", f[18] ? "log" : "zero-aware");
     fprintf(out, "training: %llu steps, %llu parameters (+ EMA, Adam moments)\n",

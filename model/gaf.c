@@ -150,7 +150,7 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
         for (int i = 0; i < L; i++) {
             float vi = v[c * L + i];
             int active;
-            if (g->mask) active = v[(C + c) * L + i] > 0.5f; /* halfway between 0 and 1 */
+            if (g->mask) active = v[(C + c) * L + i] > ND_GAF_ACTIVE;
             else if (g->scaling == ND_GAF_ZERO_AWARE) active = vi > 0.5f * ND_GAF_VMIN;
             else active = vi > 0.0f;
             x[(size_t)c * L + i] = active ? nd_gaf_unscale(vi, g, s, c) : 0.0f;

@@ -47,6 +47,11 @@ typedef struct nd_gaf_spec {
 
 /* Zero-aware scaling: non-zero values land in [ND_GAF_VMIN, 1], zeros at 0. */
 #define ND_GAF_VMIN 0.5f
+/* An activity image's bin is busy above this decoded value: √½, where the image's
+ * diagonal 2v² − 1 is 0, halfway between idle (−1) and busy (+1). The network draws
+ * the diagonal, so an undecided bin sits near 0 there; halfway in v (0.5, the diagonal's
+ * −0.5) would call most undecided bins busy. */
+#define ND_GAF_ACTIVE 0.70710678f
 
 /* Image channels of a spec: C, or 2C with mask. */
 int nd_gaf_channels(const nd_gaf_spec *g);

@@ -168,6 +168,9 @@ typedef struct nd_unet_config {
     int groups;       /* GroupNorm groups; divides every channel count */
     int emb_dim;      /* time/class embedding width, even */
     int max_classes;  /* class rows; row max_classes is the null class (guidance) */
+    int coords;       /* 0/1: two more input planes, each pixel's row and column in
+                         [-1, 1], so that every layer can tell where in the window
+                         (which bins) it is, not only near the image border */
 } nd_unet_config;
 
 /* 0, or ND_ECONFIG with e saying which number does not fit (levels, divisibility of L and
@@ -204,7 +207,8 @@ double nd_unet_flops_per_image(const nd_unet *m);
 void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const float *t,
                      const int *y, int B);
 /* Accumulates the parameter gradients of the last forward for dout (B,C,L,L) into the
- * gradient block (nd_unet_zero_grad first). dx (B,C,L,L) may be NULL. */
+ * gradient block (nd_unet_zero_grad first). dx (B,C,L,L) may be NULL (the coordinate
+ * planes get no gradient). */
 void nd_unet_backward(nd_unet *m, nd_ctx *ctx, float *dx, const float *dout);
 void nd_unet_zero_grad(nd_unet *m);
 

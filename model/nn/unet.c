@@ -72,7 +72,8 @@ struct nd_unet {
     float *tsin, *e1, *e1s, *e, *es, *des, *de1;
     int *y;
 
-    float *xin; /* (B,C,L,L) copy of the input */
+    float *xin;  /* (B,C+2·coords,L,L) the input, with its coordinate planes */
+    float *dxin; /* the same shape: its gradient (coords only) */
     convl conv_in;
     resblock rb[MAX_BLOCKS];
     int n_rb;
@@ -273,7 +274,7 @@ static int config_check(const nd_unet_config *c, char *why, size_t len)
 {
     if (c->channels < 1 || c->L < 1 || c->base < 1 || c->levels < 1 ||
         c->levels > ND_UNET_MAX_LEVELS || c->res_blocks < 1 || c->groups < 1 ||
-        c->emb_dim < 2 || c->max_classes < 0) {
+        c->emb_dim < 2 || c->max_classes < 0 || (unsigned)c->coords > 1) {
         snprintf(why, len, "a size is out of range");
         return -1;
     }
@@ -332,9 +333,11 @@ nd_unet *nd_unet_new(const nd_unet_config *uc, int max_batch, uint64_t seed)
     m->des = abuf(m, B * E);
     m->de1 = abuf(m, B * E);
     m->y = calloc(B, sizeof(int));
-    m->xin = abuf(m, B * c->channels * P_(c->L));
+    int cin = c->channels + 2 * c->coords;
+    m->xin = abuf(m, B * cin * P_(c->L));
+    if (c->coords) m->dxin = abuf(m, B * cin * P_(c->L));
 
-    conv_build(m, &m->conv_in, "conv_in", c->channels, c->base, c->L, 1, 0);
+    conv_build(m, &m->conv_in, "conv_in", cin, c->base, c->L, 1, 0);
     stream *skips[MAX_BLOCKS];
     int n_skips = 0;
     skips[n_skips++] = &m->conv_in.out;
@@ -546,6 +549,29 @@ static void conv_forward(nd_ctx *ctx, nd_unet *m, convl *cv, const float *x, int
                       cv->cout, 3, cv->stride);
 }
 
+/* The first layer's input: the images, each followed by its coordinate planes (row i and
+ * column j as 2i/(L-1) - 1) when the network has them. */
+static void set_input(nd_unet *m, const float *x, int B)
+{
+    const nd_unet_config *c = &m->cfg;
+    size_t P = P_(c->L), img = (size_t)c->channels * P;
+    if (!c->coords) {
+        memcpy(m->xin, x, sizeof(float) * B * img);
+        return;
+    }
+    int L = c->L;
+    float step = L > 1 ? 2.0f / (float)(L - 1) : 0.0f;
+    for (int b = 0; b < B; b++) {
+        float *in = m->xin + (size_t)b * (img + 2 * P);
+        memcpy(in, x + (size_t)b * img, sizeof(float) * img);
+        for (int i = 0; i < L; i++)
+            for (int j = 0; j < L; j++) {
+                in[img + (size_t)i * L + j] = (float)i * step - 1.0f;
+                in[img + P + (size_t)i * L + j] = (float)j * step - 1.0f;
+            }
+    }
+}
+
 void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const float *t,
                      const int *y, int B)
 {
@@ -553,7 +579,7 @@ void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const 
     const nd_unet_config *c = &m->cfg;
     int E = c->emb_dim, K = c->max_classes + 1;
     m->B = B;
-    memcpy(m->xin, x, sizeof(float) * B * c->channels * P_(c->L));
+    set_input(m, x, B);
     memcpy(m->y, y, sizeof(int) * B);
 
     uint64_t t0 = nd_prof_begin(ctx);
@@ -702,8 +728,17 @@ void nd_unet_backward(nd_unet *m, nd_ctx *ctx, float *dx, const float *dout)
             rb_backward(m, ctx, r, r->in->g, B);
         }
     }
-    nd_conv2d_backward(ctx, dx, GW(m->conv_in.w), GW(m->conv_in.b), m->conv_in.out.g, m->xin,
-                       PW(m->conv_in.w), B, c->channels, c->L, c->L, c->base, 3, 1);
+    /* with coordinate planes the input gradient goes to scratch, and the images' part
+     * is added to dx */
+    float *dxc = dx && c->coords ? m->dxin : dx;
+    int cin = m->conv_in.cin;
+    size_t P = P_(c->L), img = (size_t)c->channels * P;
+    if (dxc != dx) memset(dxc, 0, sizeof(float) * B * cin * P);
+    nd_conv2d_backward(ctx, dxc, GW(m->conv_in.w), GW(m->conv_in.b), m->conv_in.out.g, m->xin,
+                       PW(m->conv_in.w), B, cin, c->L, c->L, c->base, 3, 1);
+    if (dxc != dx)
+        for (int b = 0; b < B; b++)
+            add_inplace(dx + (size_t)b * img, dxc + (size_t)b * cin * P, img);
 
     t0 = nd_prof_begin(ctx);
     /* embeddings: es = silu(e), e = lin2(silu(lin1(sin(t)))) + table[y] */

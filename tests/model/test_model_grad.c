@@ -403,10 +403,13 @@ static double net_f(void *p)
     return l / (double)n;
 }
 
-static void test_unet(nd_ctx *ctx)
+/* coords: with the coordinate planes (their conv_in weights and the image part of the
+ * input gradient are checked like the rest). */
+static void test_unet(nd_ctx *ctx, int coords)
 {
     nd_unet_config uc;
     small_config(&uc);
+    uc.coords = coords;
     int B = 3;
     nd_unet *m = nd_unet_new(&uc, B, 7);
     CHECK(m);
@@ -547,7 +550,8 @@ int main(void)
     test_groupnorm(ctx, 1);
     test_elementwise(ctx);
     test_attention(ctx);
-    test_unet(ctx);
+    test_unet(ctx, 0);
+    test_unet(ctx, 1);
     test_batch_invariance(ctx);
     test_determinism();
     nd_ctx_free(ctx);
