@@ -272,10 +272,12 @@ const conf_key conf_keys[] = {
      .choices = "ddim|ddpm|dpmpp",
      .help = "ddim: deterministic at sample.eta 0; ddpm: ancestral (stochastic); dpmpp: "
              "DPM-Solver++(2M), good with few steps. Each runs sample.steps steps."},
-    {"sample.clip", CONF_ENUM, F(sample.clip), .def = "dynamic",
+    {"sample.clip", CONF_ENUM, F(sample.clip), .def = "none",
      .choices = "dynamic|clip|none",
      .help = "Predicted clean image at every step: dynamic thresholding (99.5th "
-             "percentile, Imagen), plain clip to [-1, 1], or none."},
+             "percentile, Imagen), plain clip to [-1, 1], or none. Dynamic thresholding "
+             "shrinks whole images towards 0, which flattens bursts and fills idle bins "
+             "(docs/FIDELITY.md); sample.project keeps images valid without it."},
     {"sample.project", CONF_BOOL, F(sample.project), .def = "true",
      .help = "After clipping, replace the predicted clean image by the GASF image of its "
              "series (decoded by model.decode) at every step."},
