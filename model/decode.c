@@ -216,10 +216,10 @@ static void volume(const nd_decoder_map *f, const nd_decoder_target *t, float *x
         if (x[i] > 0.0f) x[i] = g == 0.0f ? 0.0f : fminf(fmaxf(x[i] * g, lo), hi);
 }
 
-/* A channel the thresholds left entirely idle keeps its most nearly busy bin (the largest
- * score above its position's threshold; never one at a position the training windows
- * always idle), so that the volume map (below) alone decides which windows are idle, as
- * many as the training data has (the smallest): as the model trains, its activity gets
+/* A channel the thresholds left entirely idle keeps its most nearly busy bin (the one
+ * whose score is least far below its position's threshold; never one at a position the
+ * training windows always idle), so that the volume map (below) alone decides which windows are
+ * idle, as many as the training data has (the smallest): as the model trains, its activity gets
  * sharper and the thresholds alone leave far more windows idle than the data has (3-4x
  * in live's web-tls), or some in classes that never have one. Targets from before the
  * volume map: no revive. */
