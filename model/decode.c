@@ -218,11 +218,11 @@ static void volume(const nd_decoder_map *f, const nd_decoder_target *t, float *x
 
 /* A channel the thresholds left entirely idle keeps its most nearly busy bin (the one
  * whose score is least far below its position's threshold; never one at a position the
- * training windows always idle), so that the volume map (below) alone decides which windows are
- * idle, as many as the training data has (the smallest): as the model trains, its activity gets
- * sharper and the thresholds alone leave far more windows idle than the data has (3-4x
- * in live's web-tls), or some in classes that never have one. Targets from before the
- * volume map: no revive. */
+ * training windows always idle), so that the volume map (below) alone decides which
+ * windows are idle, as many as the training data has (the smallest): as the model
+ * trains, its activity gets sharper and the thresholds alone leave far more windows idle
+ * than the data has (3-4x in live's web-tls), or some in classes that never have one.
+ * Targets from before the volume map: no revive. */
 static void revive(const nd_decoder_map *f, const nd_decoder_target *t, float *x,
                    const float *score, const float *lval, int L)
 {
