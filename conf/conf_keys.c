@@ -294,11 +294,10 @@ const conf_key conf_keys[] = {
     {"sample.calibrate", CONF_UINT, F(sample.calibrate), .def = "64", .max = "100000",
      .unit = "windows",
      .help = "Decode calibration: this many windows per class, sampled once per model "
-             "step and sampler setting, fit per class and channel the activity threshold "
-             "that gives the training data's share of idle bins, monotone maps of busy "
-             "values and of window volumes onto the training quantiles, and the filter of "
-             "the activity scores that gives the training data's autocorrelation "
-             "(docs/FIDELITY.md). 0: off."},
+             "step and sampler setting, fit per class and channel an activity threshold "
+             "per bin position that gives the training data's share of idle bins at that "
+             "position, and monotone maps of busy values and of window volumes onto the "
+             "training quantiles (docs/MODEL.md, Decoder). 0: off."},
 
     /* replay: synthetic packets on a sink; addresses from documentation ranges */
     {"replay.speed", CONF_DOUBLE, F(replay.speed), .def = "1", .min = "0.001", .max = "1000",

@@ -134,7 +134,7 @@ static int dm_build(nd_dm *m, int max_batch, nd_error *e)
     };
     m->opt = nd_adamw_new(&oc, n, nd_unet_params(m->net));
     m->ema = malloc(n * sizeof(float));
-    m->dec = nd_decoder_new(m->s.net.max_classes, m->gaf.C);
+    m->dec = nd_decoder_new(m->s.net.max_classes, m->gaf.C, m->gaf.L);
     if (!m->opt || !m->ema || !m->dec) return nd_error_set(e, -ENOMEM, "model: out of memory");
     memcpy(m->ema, nd_unet_params(m->net), n * sizeof(float));
     return 0;
@@ -553,11 +553,7 @@ nd_dm *nd_dm_load(const char *path, int max_batch, nd_dm_legacy_fn legacy, nd_er
     if (!rc) rc = read_floats(r, TAG_PARM, nd_unet_params(m->net), n, e);
     if (!rc) rc = read_floats(r, TAG_EMAW, m->ema, n, e);
     if (!rc) rc = read_floats(r, TAG_ADAM, nd_adamw_moments(m->opt), 2 * n, e);
-    if (!rc) {
-        nd_decoder_key now;
-        nd_decoder_key_of(&now, &m->s.sample, m->step);
-        rc = nd_decoder_read(m->dec, m->meta->n_classes, r, &now, e);
-    }
+    if (!rc) rc = nd_decoder_read(m->dec, m->meta->n_classes, r, e);
     ndf_close(r);
     if (rc) {
         nd_dm_free(m);
@@ -893,7 +889,7 @@ static float activity(const nd_gaf_spec *g, const float *v, int c, int i)
  * the fixed thresholds of nd_gaf_image_to_window. With dec (nd_gaf_channels·L), also the
  * decoded values. */
 static void image_to_window(const nd_dm *m, int cls, int cal, float *x, float *dec,
-                            const float *img, nd_rng *rng)
+                            const float *img)
 {
     const nd_gaf_spec *g = &m->gaf;
     int C = g->C, L = g->L;
@@ -907,7 +903,7 @@ static void image_to_window(const nd_dm *m, int cls, int cal, float *x, float *d
     if (!x) return;
     /* a class without training targets (it joined online, no data yet) keeps the fixed
      * thresholds */
-    if (!cal || isnan(nd_decoder_map_at(m->dec, cls, 0)->threshold)) {
+    if (!cal || isnan(nd_decoder_map_at(m->dec, cls, 0)->threshold_at[0])) {
         nd_gaf_image_to_window(x, img, g, &m->scales[cls], -1);
         return;
     }
@@ -918,8 +914,7 @@ static void image_to_window(const nd_dm *m, int cls, int cal, float *x, float *d
             l[i] = log1pf(nd_gaf_unscale(v[c * L + i], g, &m->scales[cls], c));
         }
         nd_decoder_window(nd_decoder_map_at(m->dec, cls, c),
-                          nd_decoder_target_at(m->dec, cls, c), x + (size_t)c * L, score, l, L,
-                          rng);
+                          nd_decoder_target_at(m->dec, cls, c), x + (size_t)c * L, score, l, L);
     }
 }
 
@@ -956,10 +951,6 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
     memcpy(save, params, np * sizeof(float));
     memcpy(params, m->ema, np * sizeof(float));
     denoise_arg da = {m};
-    /* the decoder filter's own noise: calibrated and uncalibrated decodes see the same
-     * images */
-    nd_rng filter_rng;
-    nd_rng_seed(&filter_rng, (uint64_t)(nd_rng_uniform(rng) * 0x1p53));
     int rc = 0;
     for (size_t done = 0; done < n;) {
         if (m->stop && *m->stop) {
@@ -972,7 +963,7 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
         for (int i = 0; i < B; i++) {
             size_t at = done + (size_t)i;
             image_to_window(m, cls, cal, x ? x + at * WL : NULL, dec ? dec + at * DL : NULL,
-                            buf + i * img, &filter_rng);
+                            buf + i * img);
             if (imgs) memcpy(imgs + at * img, buf + i * img, img * sizeof(float));
         }
         done += (size_t)B;
@@ -993,7 +984,7 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
     size_t nb = (size_t)W * L;
     float *dec = malloc((size_t)W * CI * L * sizeof(float));
     float *score = malloc(nb * sizeof(float)), *lval = malloc(nb * sizeof(float));
-    float *scratch = malloc((2 * nb + W) * sizeof(float));
+    float *scratch = malloc((nb + W) * sizeof(float));
     int rc = dec && score && lval && scratch
                  ? 0
                  : nd_error_set(e, -ENOMEM, "calibrate: out of memory");
@@ -1006,7 +997,7 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
         const nd_decoder_target *t0 = nd_decoder_target_at(m->dec, (int)k, 0);
         if (!isfinite(t0->idle)) { /* no training data for this class: not calibrated */
             for (int c = 0; c < C; c++)
-                nd_decoder_fit(nd_decoder_map_at(m->dec, (int)k, c), t0, NULL, NULL, 0, L, &r,
+                nd_decoder_fit(nd_decoder_map_at(m->dec, (int)k, c), t0, NULL, NULL, 0, L,
                                scratch);
             continue;
         }
@@ -1020,8 +1011,7 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
                     lval[w * L + i] = log1pf(nd_gaf_unscale(vi, g, &m->scales[k], c));
                 }
             nd_decoder_fit(nd_decoder_map_at(m->dec, (int)k, c),
-                           nd_decoder_target_at(m->dec, (int)k, c), score, lval, W, L, &r,
-                           scratch);
+                           nd_decoder_target_at(m->dec, (int)k, c), score, lval, W, L, scratch);
         }
     }
     if (!rc) nd_decoder_key_of(&m->dec->key, &m->s.sample, m->step);
@@ -1039,7 +1029,7 @@ int nd_dm_calibrated(const nd_dm *m)
     if (!dec_fresh(m)) return 0;
     int n = 0;
     for (uint32_t k = 0; k < m->meta->n_classes; k++)
-        n += !isnan(nd_decoder_map_at(m->dec, (int)k, 0)->threshold);
+        n += !isnan(nd_decoder_map_at(m->dec, (int)k, 0)->threshold_at[0]);
     return n;
 }
 

@@ -81,65 +81,65 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
  * gets their levels wrong; the decoder keeps its ranking and fixes the levels with
  * monotone maps fitted on the model's own samples against targets measured on the
  * training windows (docs/MODEL.md, "Decoder"):
- *   - an activity threshold that gives the training data's share of idle bins;
+ *   - an activity threshold per bin position that gives, at each position, the training
+ *     data's share of idle bins there (both sides pooled over the position and its two
+ *     neighbours either side: real windows idle differently at their start and end);
  *   - a map of busy log1p values from the model's quantiles onto the training data's;
  *   - the same for the window's volume (log1p of its total), applied as one scale of
- *     the whole window;
- *   - a filter of the activity scores before the threshold, the one of a small family
- *     whose windows' time structure (the class-mean autocorrelation of log1p values at
- *     lags 1..min(L/4, ND_DECODER_LAGS), computed in decode.c) is nearest the training
- *     data's. Matching that autocorrelation is what the filter choice optimises; the
- *     decoder uses nothing of eval.h, whose measures stay independent of it.
+ *     the whole window.
+ * The time structure (which bins are idle next to which) is the model's own. The
+ * decoder uses nothing of eval.h, whose measures stay independent of it.
  * Quantiles are ND_DECODER_Q + 1 values at k/Q, piecewise linear in between. */
-#define ND_DECODER_Q    64
-#define ND_DECODER_LAGS 16
+#define ND_DECODER_Q 64
 
 /* What the decoder aims at, measured on a class's training windows (one channel). NaN
  * where there was nothing to measure: idle NaN when the class has no windows, busy NaN
- * when it has no busy bin; volume and acf NaN in targets read from model files written
- * before the volume map and the filter existed (the decoder then does without them). */
+ * when it has no busy bin; volume NaN in targets read from model files written before
+ * the volume map existed (the decoder then does without it). */
 typedef struct nd_decoder_target {
-    float idle;                     /* share of idle (zero) bins */
+    float idle; /* share of idle (zero) bins */
+    /* share of idle bins at each position, over it and its neighbours (positions
+     * i-2..i+2, truncated at the window's edges); NaN beyond L. Targets of older model
+     * files have none: the overall share at every position. */
+    float idle_at[ND_MODEL_MAX_L];
     float busy[ND_DECODER_Q + 1];   /* log1p quantiles of busy bins */
     float volume[ND_DECODER_Q + 1]; /* log1p quantiles of the windows' totals */
-    float acf[ND_DECODER_LAGS];     /* autocorrelation at lags 1..; NaN beyond L/4 */
 } nd_decoder_target;
 
-/* What was fitted on the model's own samples (one class and channel). threshold NaN:
- * not fitted (the class decodes uncalibrated); busy NaN: no busy bin in the samples (busy
- * values pass unmapped); volume NaN: no volume map. */
+/* What was fitted on the model's own samples (one class and channel). threshold_at[0]
+ * NaN: not fitted (the class decodes uncalibrated); busy NaN: no busy bin in the samples
+ * (busy values pass unmapped); volume NaN: no volume map. */
 typedef struct nd_decoder_map {
-    float threshold;                /* a bin is busy when its filtered score is above */
+    /* a bin at position i is busy when its activity score is above threshold_at[i]
+     * (-inf: always, +inf: never); NaN beyond L */
+    float threshold_at[ND_MODEL_MAX_L];
     float busy[ND_DECODER_Q + 1];   /* log1p quantiles of the model's busy bins */
     float volume[ND_DECODER_Q + 1]; /* log1p quantiles of its windows' totals after the
                                        per-bin map */
-    int filter;                     /* score filter, 0 (none) .. nd_decoder_filters() - 1 */
 } nd_decoder_map;
 
-/* Number of score filters (valid nd_decoder_map.filter values). */
-int nd_decoder_filters(void);
 /* Target t of channel c of n raw windows x (n,C,L). scratch: n·L floats. */
 void nd_decoder_target_measure(nd_decoder_target *t, const float *x, size_t n, int C, int L,
                                int c, float *scratch);
 /* Map f for target t from n windows of L decoded bins of the model's own samples: score
  * (activity: the mask's decoded value, or the value without masks) and lval (log1p of the
- * uncalibrated raw value), both (n, L). The threshold is set so that the share of idle
- * bins after both maps is t->idle. Each score filter is fitted in turn and the one whose
- * windows' autocorrelation is nearest t->acf kept (none without a target
- * autocorrelation). With n 0 or a target without data (idle NaN) nothing is fitted
- * (threshold NaN). rng: the filters' dither. scratch: 2·n·L + n floats. */
+ * uncalibrated raw value), both (n, L). The threshold at position i is the quantile of
+ * the scores at positions i-2..i+2 (pooled, truncated at the edges) that makes the share
+ * of idle bins at i after all maps t->idle_at[i]. With n 0 or a target without data
+ * (idle NaN) nothing is fitted (threshold_at NaN). scratch: n·L + n floats. */
 void nd_decoder_fit(nd_decoder_map *f, const nd_decoder_target *t, const float *score,
-                    const float *lval, size_t n, int L, nd_rng *rng, float *scratch);
-/* Raw value of a bin with this filtered score and uncalibrated log1p value l (the
+                    const float *lval, size_t n, int L, float *scratch);
+/* Raw value of a bin at position i with this score and uncalibrated log1p value l (the
  * per-bin maps only). */
-float nd_decoder_bin(const nd_decoder_map *f, const nd_decoder_target *t, float score, float l);
-/* One window's channel through the decoder: its L scores through f's filter (in place),
- * then x[i] the raw value of bin i (lval: uncalibrated log1p values) after the per-bin
- * maps and the volume map (one scale for the window, busy bins within the target's
- * range; windows the threshold left entirely idle keep their top bin for it, and it makes
- * idle as many as the target has). */
+float nd_decoder_bin(const nd_decoder_map *f, const nd_decoder_target *t, int i, float score,
+                     float l);
+/* One window's channel through the decoder: x[i] the raw value of bin i (score: its L
+ * activity scores, lval: uncalibrated log1p values) after the per-bin maps and the volume
+ * map (one scale for the window, busy bins within the target's range; windows the
+ * thresholds left entirely idle keep their most nearly busy bin for it, and it makes idle
+ * as many as the target has). */
 void nd_decoder_window(const nd_decoder_map *f, const nd_decoder_target *t, float *x,
-                       float *score, const float *lval, int L, nd_rng *rng);
+                       const float *score, const float *lval, int L);
 
 /* ------------------------------------------------------------------------------------ */
 /* Diffusion: schedule, training targets, samplers (diffusion.c)                         */

@@ -2,8 +2,8 @@
  * model_impl.h — private to libnd_model: little-endian record cursors for the model
  * file's sections, the GAF scaling's inverse, and a model's decoder as a whole (dm.c uses it,
  * decode.c implements it): a target and a map per class row and channel, what the maps were
- * fitted for, and the decoder's section of the model file (DECO; the older MARG and CALB are
- * read too).
+ * fitted for, and the decoder's section of the model file (DECO; the targets of older files,
+ * in DECO version 1 or MARG, are read too).
  */
 #ifndef ND_MODEL_IMPL_H
 #define ND_MODEL_IMPL_H
@@ -63,8 +63,8 @@ static inline double nd_rec_f64(const unsigned char **p)
 float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c);
 
 /* Revision of the fit: maps stored by another one are refitted. 2: windows go idle by the
- * volume map only (decode.c, revive). */
-#define ND_DECODER_REVISION 2
+ * volume map only (decode.c, revive); 3: a threshold per bin position, no score filter. */
+#define ND_DECODER_REVISION 3
 
 /* What a decoder's maps were fitted for: the sampling settings that change the samples,
  * the windows per class, the model step and the fit's revision. The maps are used only
@@ -83,14 +83,16 @@ void nd_decoder_key_of(nd_decoder_key *k, const nd_dm_sampling *s, uint64_t step
 int nd_decoder_key_equal(const nd_decoder_key *a, const nd_decoder_key *b);
 
 typedef struct nd_decoder {
-    int rows, C;               /* class rows (max_classes: classes join online), channels */
+    int rows, C, L;            /* class rows (max_classes: classes join online), channels,
+                                  bins */
     nd_decoder_target *target; /* (rows, C) */
     nd_decoder_map *map;       /* (rows, C) */
     nd_decoder_key key;        /* of the maps; key.windows 0: none fitted */
 } nd_decoder;
 
-/* A decoder with nothing measured or fitted (NaN targets and maps). NULL on -ENOMEM. */
-nd_decoder *nd_decoder_new(int rows, int C);
+/* A decoder for windows of L bins with nothing measured or fitted (NaN targets and maps).
+ * NULL on -ENOMEM. */
+nd_decoder *nd_decoder_new(int rows, int C, int L);
 nd_decoder *nd_decoder_copy(const nd_decoder *d); /* NULL on -ENOMEM */
 void nd_decoder_free(nd_decoder *d);              /* NULL is a no-op */
 /* Target and map of class row k, channel c. */
@@ -106,12 +108,11 @@ static inline nd_decoder_map *nd_decoder_map_at(const nd_decoder *d, int k, int 
 /* Writes the DECO section for the first `classes` rows. Returns 0 or a code. */
 int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_error *e);
 /* Reads the decoder of a model file with `classes` classes: DECO, or in older files MARG
- * and CALB (none of them: nothing measured). now: the key of the model's settings as
- * loaded, against which an older file's textual CALB key is checked. Returns 0 or
- * ND_EFORMAT / ND_EVERSION / -ENOMEM. */
-int nd_decoder_read(nd_decoder *d, uint32_t classes, const ndf_reader *r,
-                    const nd_decoder_key *now, nd_error *e);
-/* The `inspect` line about the decoder's maps of an open model file. */
+ * (none of them: nothing measured). Older layouts (DECO version 1, MARG) give targets with
+ * the overall idle share at every position and no maps (the next sample refits them).
+ * Returns 0 or ND_EFORMAT / ND_EVERSION. */
+int nd_decoder_read(nd_decoder *d, uint32_t classes, const ndf_reader *r, nd_error *e);
+/* The `inspect` lines about the decoder's maps of an open model file. */
 void nd_decoder_inspect(const ndf_reader *r, FILE *out);
 
 #endif

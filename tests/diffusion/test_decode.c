@@ -1,16 +1,17 @@
 /*
- * test_decode.c — the decoder (model/decode.c, sample.calibrate): the fitted
- * threshold gives exactly the target share of idle bins, busy values land on the
- * target quantiles, the map is monotone and handles classes that are all idle or never
- * idle; the volume map gives windows the training data's volumes (entirely idle ones
- * included, as many as in the training data even when the model's threshold leaves
- * far more idle) without changing their shape, and the idle share stays the target's; the
- * chosen score filter brings the autocorrelation near the target's; on a
- * model, calibrated samples have the training data's idle share, the
- * calibration is stored in the model file and refitted when the sampler setting or the
- * model step changes; files of the older calibration layouts (MARG and CALB in three
- * generations, and DMCF version 1) load, and the one written just before the decoder had
- * its own section keeps its maps when its settings are the model's.
+ * test_decode.c — the decoder (model/decode.c, sample.calibrate): the target's idle share
+ * per position is the training windows' share over the position and its neighbours; the
+ * fitted thresholds give each position the target's share of idle bins, busy values land
+ * on the target quantiles, the map is monotone and handles classes that are all idle or
+ * never idle; training windows that idle only towards their end decode so, from a model
+ * whose scores know nothing of the position; the volume map gives windows the training
+ * data's volumes (entirely idle ones included, as many as in the training data even when
+ * the model's thresholds leave far more idle) without changing their shape, and the idle
+ * share at every position stays the target's; on a model, calibrated samples have the
+ * training data's idle share, the calibration is stored in the model file and refitted
+ * when the sampler setting or the model step changes; files of the older layouts (DECO
+ * version 1, MARG and CALB in three generations, and DMCF version 1) load their targets
+ * and refit their maps.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -34,15 +35,25 @@ static float quantile(float *v, size_t n, double q)
     return v[(size_t)(q * (double)(n - 1) + 0.5)];
 }
 
+/* Share of idle bins at each position of n windows x (n, L) in share (L). */
+static void position_shares(double *share, const float *x, size_t n, int L)
+{
+    for (int i = 0; i < L; i++) share[i] = 0.0;
+    for (size_t w = 0; w < n; w++)
+        for (int i = 0; i < L; i++) share[i] += x[w * L + i] == 0.0f;
+    for (int i = 0; i < L; i++) share[i] /= (double)n;
+}
+
 static void test_map(void)
 {
     enum { N = 400, L = 16, NB = N * L };
-    static float x[NB], scratch[2 * NB + N], score[NB], lval[NB], out[NB], busy[NB];
+    static float x[NB], scratch[NB + N], score[NB], lval[NB], out[NB], busy[NB];
     nd_decoder_target t;
     nd_decoder_map cal;
     nd_rng r;
     nd_rng_seed(&r, 3);
-    /* training windows: a quarter of the bins idle, busy ones log-uniform in [5, 12] */
+    /* training windows: a quarter of the bins idle, at random; busy ones log-uniform in
+     * [5, 12] */
     size_t idle = 0;
     for (size_t i = 0; i < NB; i++) {
         int off = nd_rng_uniform(&r) < 0.25;
@@ -51,7 +62,6 @@ static void test_map(void)
     }
     nd_decoder_target_measure(&t, x, N, 1, L, 0, scratch);
     CHECK_NEAR(t.idle, (double)idle / NB, 1e-6, 0);
-    t.acf[0] = NAN; /* the maps alone, on the raw scores (the filter: test_filter) */
     for (int k = 0; k < ND_DECODER_Q; k++) CHECK(t.busy[k + 1] >= t.busy[k]);
     CHECK(t.busy[0] >= 5.0f && t.busy[ND_DECODER_Q] <= 12.0f + 1e-4f);
     /* the model's view: scores in [0, 1], busy values squeezed into [8, 10] */
@@ -59,15 +69,21 @@ static void test_map(void)
         score[i] = nd_rng_uniform(&r);
         lval[i] = 8.0f + 2.0f * nd_rng_uniform(&r);
     }
-    nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
+    nd_decoder_fit(&cal, &t, score, lval, N, L, scratch);
+    CHECK(isnan(cal.threshold_at[L]));
     size_t zeros = 0, nb = 0;
     for (size_t i = 0; i < NB; i++) {
-        out[i] = nd_decoder_bin(&cal, &t, score[i], lval[i]);
+        out[i] = nd_decoder_bin(&cal, &t, (int)(i % L), score[i], lval[i]);
         if (out[i] == 0.0f) zeros++;
         else busy[nb++] = log1pf(out[i]);
     }
-    /* idle share exact (distinct scores), busy values on the target's quantiles */
-    CHECK_EQ(zeros, (size_t)lround(t.idle * NB));
+    /* the idle share at every position is the target's there (up to the noise of 400
+     * windows), and so is the whole */
+    double share[L];
+    position_shares(share, out, N, L);
+    for (int i = 0; i < L; i++) CHECK_NEAR(share[i], t.idle_at[i], 0.07, 0);
+    CHECK_NEAR((double)zeros / NB, t.idle, 0.015, 0);
+    /* busy values on the target's quantiles */
     for (size_t i = 0, n = 0; i < NB; i++)
         if (x[i] > 0.0f) scratch[n++] = log1pf(x[i]);
     size_t ntrain = NB - idle;
@@ -79,50 +95,51 @@ static void test_map(void)
     /* monotone in the value, and outside the model's range clamped to the target's ends */
     float prev = 0.0f;
     for (float l = 7.0f; l < 11.0f; l += 0.01f) {
-        float v = nd_decoder_bin(&cal, &t, 1.0f, l);
+        float v = nd_decoder_bin(&cal, &t, 0, 1.0f, l);
         CHECK(v >= prev);
         prev = v;
     }
-    CHECK_NEAR(log1pf(nd_decoder_bin(&cal, &t, 1.0f, 0.0f)), t.busy[0], 1e-4, 0);
-    CHECK_NEAR(log1pf(nd_decoder_bin(&cal, &t, 1.0f, 30.0f)), t.busy[ND_DECODER_Q], 1e-4, 1e-6);
-    CHECK(nd_decoder_bin(&cal, &t, 0.0f, 9.0f) == 0.0f); /* a score below every threshold */
+    CHECK_NEAR(log1pf(nd_decoder_bin(&cal, &t, 0, 1.0f, 0.0f)), t.busy[0], 1e-4, 0);
+    CHECK_NEAR(log1pf(nd_decoder_bin(&cal, &t, 0, 1.0f, 30.0f)), t.busy[ND_DECODER_Q], 1e-4,
+               1e-6);
+    for (int i = 0; i < L; i++) /* a score below every threshold */
+        CHECK(nd_decoder_bin(&cal, &t, i, -1.0f, 9.0f) == 0.0f);
 
     /* a class that is never idle: every bin busy, whatever its score */
     for (size_t i = 0; i < NB; i++) x[i] = 100.0f + (float)i;
     nd_decoder_target_measure(&t, x, N, 1, L, 0, scratch);
-    CHECK(t.idle == 0.0f);
-    nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
-    CHECK(isinf(cal.threshold) && cal.threshold < 0);
-    CHECK(nd_decoder_bin(&cal, &t, 0.0f, 9.0f) > 0.0f);
+    CHECK(t.idle == 0.0f && t.idle_at[0] == 0.0f && t.idle_at[L - 1] == 0.0f);
+    nd_decoder_fit(&cal, &t, score, lval, N, L, scratch);
+    for (int i = 0; i < L; i++) CHECK(isinf(cal.threshold_at[i]) && cal.threshold_at[i] < 0);
+    CHECK(nd_decoder_bin(&cal, &t, 3, -1.0f, 9.0f) > 0.0f);
     /* one that is always idle: nothing busy, no quantiles, every bin 0 */
     memset(x, 0, sizeof x);
     nd_decoder_target_measure(&t, x, N, 1, L, 0, scratch);
-    CHECK(t.idle == 1.0f && isnan(t.busy[0]));
-    nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
-    CHECK(isinf(cal.threshold) && cal.threshold > 0);
-    CHECK(nd_decoder_bin(&cal, &t, 1.0f, 9.0f) == 0.0f);
+    CHECK(t.idle == 1.0f && t.idle_at[5] == 1.0f && isnan(t.busy[0]));
+    nd_decoder_fit(&cal, &t, score, lval, N, L, scratch);
+    for (int i = 0; i < L; i++) CHECK(isinf(cal.threshold_at[i]) && cal.threshold_at[i] > 0);
+    CHECK(nd_decoder_bin(&cal, &t, 3, 1.0f, 9.0f) == 0.0f);
     /* no data at all: nothing fitted */
     nd_decoder_target_measure(&t, x, 0, 1, L, 0, scratch);
-    CHECK(isnan(t.idle));
-    nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
-    CHECK(isnan(cal.threshold));
+    CHECK(isnan(t.idle) && isnan(t.idle_at[0]));
+    nd_decoder_fit(&cal, &t, score, lval, N, L, scratch);
+    CHECK(isnan(cal.threshold_at[0]));
 }
 
-/* n·L raw windows out of the fitted decoder: nd_decoder_window on each (scores through
- * the filter, per-bin maps, the revive, the volume map), checking that busy bins stay in
- * the training range and that the volume map keeps each window's shape. Returns the
- * share of idle bins; *idle_windows, vol (n): entirely idle windows, log1p volumes. */
+/* n·L raw windows out of the fitted decoder: nd_decoder_window on each (per-bin maps,
+ * the revive, the volume map), checking that busy bins stay in the training range and
+ * that the volume map keeps each window's shape. Returns the share of idle bins;
+ * *idle_windows, vol (n): entirely idle windows, log1p volumes. */
 static double calibrate_windows(const nd_decoder_map *cal, const nd_decoder_target *t,
                                 const float *score, const float *lval, size_t n, int L,
-                                float *out, float *vol, double *idle_windows, nd_rng *r)
+                                float *out, float *vol, double *idle_windows)
 {
     size_t zeros = 0, idle = 0;
     for (size_t w = 0; w < n; w++) {
-        float *o = out + w * L, before[256], s[256];
+        float *o = out + w * L, before[256];
         for (int i = 0; i < L; i++)
-            before[i] = nd_decoder_bin(cal, t, score[w * L + i], lval[w * L + i]);
-        memcpy(s, score + w * L, (size_t)L * sizeof *s);
-        nd_decoder_window(cal, t, o, s, lval + w * L, L, r);
+            before[i] = nd_decoder_bin(cal, t, i, score[w * L + i], lval[w * L + i]);
+        nd_decoder_window(cal, t, o, score + w * L, lval + w * L, L);
         float total = 0.0f, f = -1.0f;
         for (int i = 0; i < L; i++) {
             zeros += o[i] == 0.0f;
@@ -151,7 +168,7 @@ static double calibrate_windows(const nd_decoder_map *cal, const nd_decoder_targ
 static void test_volume(void)
 {
     enum { N = 500, L = 16, NB = N * L };
-    static float x[NB], scratch[2 * NB + N], score[NB], lval[NB], out[NB], vol[N], tvol[N];
+    static float x[NB], scratch[NB + N], score[NB], lval[NB], out[NB], vol[N], tvol[N];
     nd_decoder_target t;
     nd_decoder_map cal;
     nd_rng r;
@@ -165,7 +182,6 @@ static void test_volume(void)
                                : expm1f(level + 0.5f * nd_rng_uniform(&r));
     }
     nd_decoder_target_measure(&t, x, N, 1, L, 0, scratch);
-    t.acf[0] = NAN;
     CHECK(t.volume[0] == 0.0f && t.volume[ND_DECODER_Q / 4] == 0.0f);
     CHECK(t.volume[ND_DECODER_Q / 2] > 4.0f);
     for (int k = 0; k < ND_DECODER_Q; k++) CHECK(t.volume[k + 1] >= t.volume[k]);
@@ -184,9 +200,9 @@ static void test_volume(void)
                 lval[w * L + i] = 8.0f + 0.5f * nd_rng_uniform(&r);
             }
         }
-        nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
+        nd_decoder_fit(&cal, &t, score, lval, N, L, scratch);
         double idle_windows,
-            share = calibrate_windows(&cal, &t, score, lval, N, L, out, vol, &idle_windows, &r);
+            share = calibrate_windows(&cal, &t, score, lval, N, L, out, vol, &idle_windows);
         fprintf(stderr,
                 "volume map%s: idle share %.3f (target %.3f), idle windows %.3f (0.3)\n",
                 quiet ? ", a model with many quiet windows" : "", share, t.idle, idle_windows);
@@ -194,6 +210,10 @@ static void test_volume(void)
          * windows are idle as in the training data */
         CHECK_NEAR(share, t.idle, 0.01, 0);
         CHECK_NEAR(idle_windows, 0.3, 0.05, 0);
+        /* and so is the share at every position */
+        double at[L];
+        position_shares(at, out, N, L);
+        for (int i = 0; i < L; i++) CHECK_NEAR(at[i], t.idle_at[i], 0.07, 0);
         double qs[] = {0.5, 0.7, 0.9};
         for (int k = 0; k < 3; k++)
             CHECK_NEAR(quantile(vol, N, qs[k]), quantile(tvol, N, qs[k]), 0.3, 0);
@@ -202,68 +222,69 @@ static void test_volume(void)
     /* targets without volume quantiles (model files from before the volume map): the
      * per-bin maps only */
     for (int k = 0; k <= ND_DECODER_Q; k++) t.volume[k] = NAN;
-    for (int k = 0; k < ND_DECODER_LAGS; k++) t.acf[k] = NAN;
-    nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
+    nd_decoder_fit(&cal, &t, score, lval, N, L, scratch);
     CHECK(isnan(cal.volume[0]));
-    float w0[L], w1[L], s[L];
-    memcpy(s, score, sizeof s);
-    for (int i = 0; i < L; i++) w0[i] = nd_decoder_bin(&cal, &t, score[i], lval[i]);
-    nd_decoder_window(&cal, &t, w1, s, lval, L, &r);
+    float w0[L], w1[L];
+    for (int i = 0; i < L; i++) w0[i] = nd_decoder_bin(&cal, &t, i, score[i], lval[i]);
+    nd_decoder_window(&cal, &t, w1, score, lval, L);
     CHECK(memcmp(w0, w1, sizeof w0) == 0);
 }
 
-/* Autocorrelation distance of n calibrated windows (lags 1..L/4) to the target's. */
-static double acf_miss(const nd_decoder_target *t, const float *x, size_t n, int L)
+/* Training windows that never idle in their first 4 bins, idle 10 % of the time in the
+ * next 12 and 60 % in their last 16 (a session starts busy and tails off); the model's
+ * scores are noise that knows nothing of the position. The target's share at a position
+ * is the training share over it and its neighbours; windows decoded from fresh noise have
+ * no idle bin in their first positions (but for the neighbours' 10 % that the smoothing
+ * brings into positions 2 and 3) and about 60 % in their last 16. One threshold per
+ * class would give every position the overall share, 34 %. */
+static void test_positions(void)
 {
-    double acf[ND_DECODER_LAGS], d = 0.0;
-    nd_mean_acf(acf, x, n, 1, L, 0, L / 4);
-    for (int k = 0; k < L / 4; k++) d += fabs(acf[k] - t->acf[k]);
-    return d / (L / 4);
-}
-
-/* Training windows with one burst of 8 busy bins each; the model knows where its bursts
- * are but its scores are noisy, so a plain threshold breaks them into pieces. The filter
- * chosen by the fit brings the windows' autocorrelation much nearer the training data's
- * than no filter does, and keeps the idle share. */
-static void test_filter(void)
-{
-    enum { N = 256, L = 32, NB = N * L, RUN = 8 };
-    static float x[NB], scratch[2 * NB + N], score[NB], s[NB], lval[NB], out[NB];
+    enum { N = 400, M = 400, D = 2000, L = 32 };
+    static float x[N * L], scratch[N * L + N], score[(M + D) * L], lval[(M + D) * L],
+        out[D * L];
     nd_decoder_target t;
-    nd_decoder_map none, cal;
+    nd_decoder_map cal;
     nd_rng r;
-    nd_rng_seed(&r, 3);
-    for (int w = 0; w < N; w++) {
-        int a = (int)nd_rng_below(&r, L - RUN + 1), b = (int)nd_rng_below(&r, L - RUN + 1);
+    nd_rng_seed(&r, 17);
+    for (int w = 0; w < N; w++)
         for (int i = 0; i < L; i++) {
+            double p = i < 4 ? 0.0 : i < 16 ? 0.1 : 0.6;
             x[w * L + i] =
-                i >= a && i < a + RUN ? expm1f(6.0f + 4.0f * nd_rng_uniform(&r)) : 0.0f;
-            score[w * L + i] = (i >= b && i < b + RUN ? 1.0f : 0.0f) + 0.4f * nd_rng_normal(&r);
-            lval[w * L + i] = 8.0f + nd_rng_uniform(&r);
+                nd_rng_uniform(&r) < p ? 0.0f : expm1f(5.0f + 5.0f * nd_rng_uniform(&r));
         }
-    }
     nd_decoder_target_measure(&t, x, N, 1, L, 0, scratch);
-    CHECK(t.acf[0] > 0.5f && isnan(t.acf[L / 4]));
-    nd_decoder_target tn = t;
-    tn.acf[0] = NAN; /* no target autocorrelation: no filter */
-    nd_decoder_fit(&none, &tn, score, lval, N, L, &r, scratch);
-    CHECK(none.filter == 0);
-    nd_decoder_fit(&cal, &t, score, lval, N, L, &r, scratch);
-    CHECK(cal.filter > 0 && cal.filter < nd_decoder_filters());
-    double miss[2];
-    for (int k = 0; k < 2; k++) {
-        memcpy(s, score, sizeof s);
-        for (int w = 0; w < N; w++)
-            nd_decoder_window(k ? &cal : &none, &t, out + w * L, s + w * L, lval + w * L, L,
-                              &r);
-        miss[k] = acf_miss(&t, out, N, L);
-        size_t zeros = 0;
-        for (size_t i = 0; i < NB; i++) zeros += out[i] == 0.0f;
-        CHECK_NEAR((double)zeros / NB, t.idle, 0.03, 0);
+    /* the target: the moving average of width 5 of the shares per position, truncated at
+     * the edges */
+    double raw[L];
+    position_shares(raw, x, N, L);
+    for (int i = 0; i < L; i++) {
+        int lo = i < 2 ? 0 : i - 2, hi = i + 2 >= L ? L - 1 : i + 2;
+        double m = 0.0;
+        for (int j = lo; j <= hi; j++) m += raw[j];
+        CHECK_NEAR(t.idle_at[i], m / (hi - lo + 1), 1e-6, 0);
     }
-    fprintf(stderr, "autocorrelation miss: no filter %.3f, filter %d %.3f\n", miss[0],
-            cal.filter, miss[1]);
-    CHECK(miss[1] < 0.5 * miss[0]);
+    CHECK(t.idle_at[0] == 0.0f && t.idle_at[1] == 0.0f && isnan(t.idle_at[L]));
+    CHECK(t.idle > 0.3f);
+    /* fitted on M windows of the model's, decoded on D fresh ones */
+    for (int i = 0; i < (M + D) * L; i++) {
+        score[i] = nd_rng_uniform(&r);
+        lval[i] = 7.0f + nd_rng_uniform(&r);
+    }
+    nd_decoder_fit(&cal, &t, score, lval, M, L, scratch);
+    for (int w = 0; w < D; w++)
+        nd_decoder_window(&cal, &t, out + w * L, score + (size_t)(M + w) * L,
+                          lval + (size_t)(M + w) * L, L);
+    double at[L], first = 0.0, last = 0.0;
+    position_shares(at, out, D, L);
+    for (int i = 0; i < 4; i++) first += at[i] / 4;
+    for (int i = L - 16; i < L; i++) last += at[i] / 16;
+    fprintf(stderr, "idle share by position: first 4 %.3f (training 0), last 16 %.3f (0.6)\n",
+            first, last);
+    CHECK(at[0] == 0.0 && at[1] == 0.0);
+    CHECK(first < 0.03);
+    CHECK_NEAR(last, 0.6, 0.05, 0);
+    /* and every position its target's (up to the noise of a fit on 400 windows) */
+    for (int i = 0; i < L; i++) CHECK_NEAR(at[i], t.idle_at[i], 0.06, 0);
 }
 
 enum { ML = 8, WINDOWS = 48 };
@@ -275,21 +296,30 @@ static double idle_share(const float *x, size_t n)
     return (double)z / (double)n;
 }
 
-/* The layout of model files from before the decoder had its own section (docs/FORMATS.md
- * §3): DMCF version 1 (settings only in the embedded config), targets as MARG (u32 Q,
- * then per class and channel old_k floats: all OLD_SLOTS, or OLD_VOL before the volume
- * map, OLD_ACF before the score filter) and, with all slots, the maps as CALB (u32 Q,
- * u32 windows, u64 step, char[256] the settings as text, then per class and channel
- * OLD_SLOTS floats, the filter index as a float at OLD_ACF). A DECO target row is a
- * MARG row of all slots, a DECO map row CALB's first OLD_ACF floats. */
+/* Older layouts of the decoder's section (docs/FORMATS.md §3), made from a file of this
+ * build (DECO version 2: after the 80-byte header, per class and channel a target of
+ * 1 + L + 2(Q+1) floats, idle share, idle_at, busy and volume quantiles, then a map of
+ * L + 2(Q+1), threshold_at, busy and volume quantiles):
+ *   - OLD_DECO1: DECO version 1 (lags, 16, in place of L): targets of OLD_SLOTS floats
+ *     (idle share, busy and volume quantiles, the autocorrelation at lags 1..16), maps of
+ *     OLD_ACF floats (one threshold, busy and volume quantiles) and a u32 score filter;
+ *   - before the decoder had its own section: DMCF version 1 (settings only in the
+ *     embedded config), targets as MARG (u32 Q, then per class and channel old_k floats
+ *     of a version-1 target: all OLD_SLOTS, or OLD_VOL before the volume map, OLD_ACF
+ *     before the score filter) and, with all slots, the maps as CALB (u32 Q, u32 windows,
+ *     u64 step, char[256] the settings as text, then per class and channel OLD_SLOTS
+ *     floats, the filter index as a float at OLD_ACF);
+ *   - OLD_BAD_L: this build's DECO claiming windows of another length. */
 enum {
     OLD_Q = 64,
     OLD_VOL = OLD_Q + 2,
     OLD_ACF = 2 * OLD_Q + 3,
     OLD_SLOTS = OLD_ACF + 16,
+    OLD_DECO1 = 1,
+    OLD_BAD_L = 2,
     DECO_HEADER = 80
 };
-static size_t old_k;      /* floats per MARG row */
+static size_t old_k;      /* floats per MARG row; OLD_DECO1, OLD_BAD_L: those layouts */
 static char old_key[256]; /* CALB's text; "": no CALB */
 
 static void put_section(ndf_writer *w, uint32_t tag, const void *data, size_t len)
@@ -298,10 +328,27 @@ static void put_section(ndf_writer *w, uint32_t tag, const void *data, size_t le
     CHECK_EQ(ndf_write_section(w, tag, data, len, &e), 0);
 }
 
+/* Row j of a version-1 target (OLD_SLOTS floats at o) and, with map, of a version-1 map
+ * (OLD_ACF floats and the filter at map) from DECO version 2 at p. */
+static void old_rows(const unsigned char *p, size_t j, unsigned char *o, unsigned char *map)
+{
+    size_t L = nd_get_u32(p + 8), rows = (size_t)nd_get_u32(p + 12) * nd_get_u32(p + 16);
+    size_t TB = 4 * (1 + L + 2 * (OLD_Q + 1)), MB = 4 * (L + 2 * (OLD_Q + 1));
+    const unsigned char *t = p + DECO_HEADER + j * TB,
+                        *f = p + DECO_HEADER + rows * TB + j * MB;
+    memcpy(o, t, 4);                                     /* idle share */
+    memcpy(o + 4, t + 4 * (1 + L), 4 * 2 * (OLD_Q + 1)); /* busy, volume */
+    for (int k = OLD_ACF; k < OLD_SLOTS; k++) nd_put_f32(o + 4 * k, 0.1f);
+    if (!map) return;
+    memcpy(map, f, 4);                               /* the threshold at position 0 */
+    memcpy(map + 4, f + 4 * L, 4 * 2 * (OLD_Q + 1)); /* busy, volume */
+    nd_put_u32(map + 4 * OLD_ACF, 3);                /* a score filter */
+}
+
 static void old_layout(ndf_writer *w, uint32_t tag, const void *data, size_t len)
 {
     const unsigned char *p = data;
-    if (tag == ND_FOURCC('D', 'M', 'C', 'F')) {
+    if (tag == ND_FOURCC('D', 'M', 'C', 'F') && old_k > OLD_BAD_L) {
         unsigned char rec[23 * 4 + 7 * 8];
         memcpy(rec, p, sizeof rec);
         nd_put_u32(rec, 1);
@@ -312,22 +359,43 @@ static void old_layout(ndf_writer *w, uint32_t tag, const void *data, size_t len
         put_section(w, tag, data, len);
         return;
     }
-    size_t rows = (size_t)nd_get_u32(p + 12) * nd_get_u32(p + 16), TB = 4 * OLD_SLOTS;
-    const unsigned char *t = p + DECO_HEADER, *f = t + rows * TB;
+    CHECK_EQ(nd_get_u32(p), 2);
+    size_t rows = (size_t)nd_get_u32(p + 12) * nd_get_u32(p + 16), TB = 4 * OLD_SLOTS,
+           MB = 4 * OLD_ACF + 4;
     CHECK(nd_get_u32(p + 20)); /* maps stored */
-    unsigned char *out = calloc(1, 16 + 256 + rows * TB);
-    nd_put_u32(out, OLD_Q);
-    for (size_t j = 0; j < rows; j++) memcpy(out + 4 + j * old_k * 4, t + j * TB, old_k * 4);
-    put_section(w, ND_FOURCC('M', 'A', 'R', 'G'), out, 4 + rows * old_k * 4);
+    unsigned char *out = calloc(1, DECO_HEADER + 16 + 256 + rows * (TB + MB));
+    if (old_k == OLD_BAD_L) {
+        memcpy(out, data, len);
+        nd_put_u32(out + 8, nd_get_u32(p + 8) + 1);
+        put_section(w, tag, out, len);
+    } else if (old_k == OLD_DECO1) {
+        memcpy(out, data, DECO_HEADER);
+        nd_put_u32(out, 1);
+        nd_put_u32(out + 8, 16);
+        for (size_t j = 0; j < rows; j++)
+            old_rows(p, j, out + DECO_HEADER + j * TB, out + DECO_HEADER + rows * TB + j * MB);
+        put_section(w, tag, out, DECO_HEADER + rows * (TB + MB));
+    } else {
+        nd_put_u32(out, OLD_Q);
+        unsigned char row[4 * OLD_SLOTS];
+        for (size_t j = 0; j < rows; j++) {
+            old_rows(p, j, row, NULL);
+            memcpy(out + 4 + j * old_k * 4, row, old_k * 4);
+        }
+        put_section(w, ND_FOURCC('M', 'A', 'R', 'G'), out, 4 + rows * old_k * 4);
+    }
     if (old_k == OLD_SLOTS && old_key[0]) {
+        memset(out, 0, 16 + 256 + rows * TB);
+        nd_put_u32(out, OLD_Q);
         nd_put_u32(out + 4, nd_get_u32(p + 20)); /* windows */
         nd_put_u64(out + 8, nd_get_u64(p + 32)); /* step */
         memcpy(out + 16, old_key, sizeof old_key);
         for (size_t j = 0; j < rows; j++) {
-            const unsigned char *m = f + j * (4 * OLD_ACF + 4);
+            unsigned char row[4 * OLD_SLOTS], map[4 * OLD_ACF + 4];
             unsigned char *o = out + 16 + 256 + j * TB;
-            memcpy(o, m, 4 * OLD_ACF);
-            nd_put_f32(o + 4 * OLD_ACF, (float)nd_get_u32(m + 4 * OLD_ACF));
+            old_rows(p, j, row, map);
+            memcpy(o, map, 4 * OLD_ACF);
+            nd_put_f32(o + 4 * OLD_ACF, (float)nd_get_u32(map + 4 * OLD_ACF));
             for (int k = OLD_ACF + 1; k < OLD_SLOTS; k++) nd_put_f32(o + 4 * k, NAN);
         }
         put_section(w, ND_FOURCC('C', 'A', 'L', 'B'), out, 16 + 256 + rows * TB);
@@ -335,7 +403,8 @@ static void old_layout(ndf_writer *w, uint32_t tag, const void *data, size_t len
     free(out);
 }
 
-/* The settings text an older file's CALB holds for sampling settings s. */
+/* The settings text an older file's CALB holds for sampling settings s: the one such a
+ * file kept its maps for. */
 static void old_key_of(const nd_dm_sampling *s)
 {
     snprintf(old_key, sizeof old_key,
@@ -345,34 +414,61 @@ static void old_key_of(const nd_dm_sampling *s)
              s->project ? "on" : "off", s->decode == ND_GAF_DIAG ? "diag" : "lsq");
 }
 
+/* What `inspect` says about the decoder of the model file at path. */
+static char *inspect_text(const char *path)
+{
+    nd_error e = {0};
+    ndf_reader *r = ndf_open(path, NDF_KIND_MODEL, &e);
+    if (!r) CHECK_FAIL_("%s", e.msg);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CHECK(f != NULL);
+    CHECK_EQ(nd_dm_inspect(r, f, &e), 0);
+    fclose(f);
+    ndf_close(r);
+    return text;
+}
+
 /* calib.ndm (a trained, calibrated tiny model whose class 0 sampled x with seed 5) in
- * the older layouts: the two oldest load without maps and refit them on the targets they
- * have; the last keeps its maps (same windows, nothing refitted) when its settings text
- * is the model's, and refits them when it is not. */
-static void test_old_layouts(const float *x, double want)
+ * the older layouts: each loads its targets (the overall idle share at every position)
+ * without its maps, which one threshold per class made, and refits them; `inspect` says
+ * so. A DECO for windows of another length is refused. */
+static void test_old_layouts(double want)
 {
     static float y[WINDOWS * ML];
     nd_error e = {0};
     nd_rng r;
-    size_t layouts[] = {OLD_VOL, OLD_ACF, OLD_SLOTS, OLD_SLOTS};
+    char *text = inspect_text("calib.ndm");
+    CHECK_CONTAINS(text, "activity thresholds per bin position (first and last 3 of 8):");
+    CHECK_CONTAINS(text, "  class 1, channel 0: ");
+    free(text);
+    size_t layouts[] = {OLD_DECO1, OLD_VOL, OLD_ACF, OLD_SLOTS};
     for (int k = 0; k < 4; k++) {
         nd_dm *cur = nd_dm_load("calib.ndm", 32, NULL, &e);
         if (!cur) CHECK_FAIL_("load: %s", e.msg);
         old_k = layouts[k];
         old_key_of(&nd_dm_get_settings(cur)->sample);
-        if (k == 3) old_key[0] = 'x'; /* settings the model does not have */
         nd_dm_free(cur);
         tiny_rewrite("calib.ndm", "calib-old.ndm", old_layout);
+        text = inspect_text("calib-old.ndm");
+        if (k == 0 || k == 3) CHECK_CONTAINS(text, "stored by an older build");
+        else CHECK_CONTAINS(text, "decode calibration: none stored");
+        free(text);
         nd_dm *old = nd_dm_load("calib-old.ndm", 32, opts_dm_legacy, &e);
         if (!old) CHECK_FAIL_("load layout %d: %s", k, e.msg);
-        CHECK_EQ(nd_dm_calibrated(old), k == 2 ? 2 : 0);
+        CHECK_EQ(nd_dm_calibrated(old), 0);
         nd_rng_seed(&r, 5);
         CHECK_EQ(nd_dm_sample(old, 0, WINDOWS, y, NULL, &r, &e), 0);
         CHECK_EQ(nd_dm_calibrated(old), 2);
-        if (k == 2) CHECK(memcmp(x, y, sizeof y) == 0);
         CHECK_NEAR(idle_share(y, WINDOWS * ML), want, 0.12, 0);
         nd_dm_free(old);
     }
+    old_k = OLD_BAD_L;
+    tiny_rewrite("calib.ndm", "calib-old.ndm", old_layout);
+    CHECK(nd_dm_load("calib-old.ndm", 32, NULL, &e) == NULL);
+    CHECK_EQ(e.code, ND_EFORMAT);
+    CHECK_CONTAINS(e.msg, "section DECO");
 }
 
 /* A briefly trained tiny model. Class a: 40 % of its training bins are idle, at random;
@@ -452,7 +548,7 @@ static void test_model(void)
     CHECK_EQ(nd_dm_sample(l, 1, WINDOWS, y, NULL, &r, &e), 0);
     for (int w = 0; w < WINDOWS; w++) CHECK(idle_share(y + w * ML, ML) < 1.0);
     CHECK_NEAR(idle_share(y, WINDOWS * ML), 1.0 - 1.0 / ML, 0.1, 0);
-    test_old_layouts(x, want);
+    test_old_layouts(want);
     o.steps = 31;
     CHECK_EQ(nd_dm_train(m, ds, &o, NULL, &e), 0);
     CHECK_EQ(nd_dm_calibrated(m), 0);
@@ -466,7 +562,7 @@ int main(void)
 {
     test_map();
     test_volume();
-    test_filter();
+    test_positions();
     test_model();
     return 0;
 }
