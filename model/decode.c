@@ -12,7 +12,8 @@
  *   - the activity threshold is set per bin position: at position i, the quantile of the
  *     model's activity scores at positions i-2..i+2 (pooled over the calibration
  *     windows, truncated at the window's edges) that makes the share of idle bins at i
- *     that of the training windows at i (idle_at, the same neighbourhood's share). Where
+ *     that of the training windows at exactly i (idle_at; not pooled, since real windows
+ *     change sharply there: no idle bin at a session's very start). Where
  *     a bin sits in the window matters to real traffic: a video session never idles in
  *     its first bins and idles in 40 % of its last ones, and one threshold for every
  *     position spread the extra idle bins evenly, which gave the windows away. Pooling
@@ -109,22 +110,14 @@ static void neighbours(int i, int L, int *lo, int *hi)
 }
 
 /* share (L): the share of idle bins (x not above 0) at each position of n windows x
- * (row stride `stride`), then pooled over each position's neighbours: the centred moving
- * average of width 2·SPAN + 1, truncated at the edges (every position has n bins, so it
- * is the share among the neighbourhood's bins). */
+ * (row stride `stride`). */
 static void idle_shares(double *share, const float *x, size_t n, size_t stride, int L)
 {
-    double at[ND_MODEL_MAX_L] = {0};
     ND_ASSERT(L <= ND_MODEL_MAX_L);
+    for (int i = 0; i < L; i++) share[i] = 0.0;
     for (size_t w = 0; w < n; w++)
-        for (int i = 0; i < L; i++) at[i] += !(x[w * stride + (size_t)i] > 0.0f);
-    for (int i = 0; i < L; i++) {
-        int lo, hi;
-        neighbours(i, L, &lo, &hi);
-        double s = 0.0;
-        for (int j = lo; j <= hi; j++) s += at[j];
-        share[i] = s / ((double)n * (hi - lo + 1));
-    }
+        for (int i = 0; i < L; i++) share[i] += !(x[w * stride + (size_t)i] > 0.0f);
+    for (int i = 0; i < L; i++) share[i] /= (double)n;
 }
 
 static void map_clear(nd_decoder_map *f)
@@ -247,7 +240,7 @@ static void fit_maps(nd_decoder_map *f, const nd_decoder_target *t, const float 
     /* The revive and the volume map move the idle share at each position after the
      * thresholds (whole windows become idle, or keep a bin), so the thresholds aim at the
      * rest: a few rounds of setting each position's share to the target's minus what the
-     * later maps added there, both over the position's neighbours as the target is. */
+     * later maps added there. */
     for (int round = 0; round < 4; round++) {
         fit_thresholds(f, s, score, n, L, x);
         fit_busy(f, t, score, lval, n, L, x);

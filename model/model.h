@@ -82,8 +82,9 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
  * monotone maps fitted on the model's own samples against targets measured on the
  * training windows (docs/MODEL.md, "Decoder"):
  *   - an activity threshold per bin position that gives, at each position, the training
- *     data's share of idle bins there (both sides pooled over the position and its two
- *     neighbours either side: real windows idle differently at their start and end);
+ *     data's share of idle bins there (the model's scores pooled over the position and
+ *     its two neighbours either side: real windows idle differently at their start and
+ *     end);
  *   - a map of busy log1p values from the model's quantiles onto the training data's;
  *   - the same for the window's volume (log1p of its total), applied as one scale of
  *     the whole window.
@@ -98,9 +99,8 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
  * the volume map existed (the decoder then does without it). */
 typedef struct nd_decoder_target {
     float idle; /* share of idle (zero) bins */
-    /* share of idle bins at each position, over it and its neighbours (positions
-     * i-2..i+2, truncated at the window's edges); NaN beyond L. Targets of older model
-     * files have none: the overall share at every position. */
+    /* share of idle bins at each position; NaN beyond L. Targets of older model files
+     * have none: the overall share at every position. */
     float idle_at[ND_MODEL_MAX_L];
     float busy[ND_DECODER_Q + 1];   /* log1p quantiles of busy bins */
     float volume[ND_DECODER_Q + 1]; /* log1p quantiles of the windows' totals */
