@@ -56,8 +56,8 @@
 #include "model_impl.h"
 #include "model.h"
 
-/* Positions either side of a bin whose idle shares and scores count for it: a width of
- * 5, so that 100 training windows per class give a steady share at every position. */
+/* Positions either side of a bin whose model scores count for its threshold: a width of
+ * 5, so that the few dozen windows of a fit give a steady quantile at every position. */
 #define SPAN 2
 
 static int cmp_float(const void *a, const void *b)
