@@ -7,16 +7,19 @@
  * It looks at the series the way the summary features do not: local shapes anywhere in
  * the window.
  *
- * Written out by hand because it is small. A batch lies in one row per channel, window
- * after window, each with its PAD zeros on both sides: a convolution is then one long
- * vectorisable loop per (filter, input channel, tap) over the whole batch. Outputs at the
- * padding positions straddle two windows and are set to 0 after every layer.
+ * Written out here because it is small (nn.h has 3×3 and 1×1 convolutions only). A batch
+ * lies in one row per channel, window after window, each with its PAD zeros on both
+ * sides: a convolution is then one matrix product over the whole batch (im2col, then
+ * nd_sgemm), fast even in a sanitizer build. Outputs at the padding positions straddle
+ * two windows and are set to 0 after every layer. The caller keeps OpenBLAS at one
+ * thread (nd_ctx) when it trains several networks at once.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eval_impl.h"
+#include "nn.h"
 
 enum { F1 = 16, F2 = 16, KW = 5, PAD = KW / 2, EPOCHS = 30, BATCH = 32 };
 
@@ -25,7 +28,10 @@ typedef struct net {
     float *w1, *b1, *w2, *b2, *wo, *bo; /* views into one parameter block */
 } net;
 
-static size_t net_size(int C) { return (size_t)F1 * C * KW + F1 + F2 * F1 * KW + F2 + 2 * F2 + 1; }
+static size_t net_size(int C)
+{
+    return (size_t)F1 * C * KW + F1 + F2 * F1 * KW + F2 + 2 * F2 + 1;
+}
 
 static void net_point(net *n, float *p)
 {
@@ -48,50 +54,53 @@ typedef struct act {
     float *pool; /* (B, 2 F2) means, then maxima */
     int *arg;    /* (B, F2) position of each maximum in the row, −1 when all are 0 */
     float *d1, *d2;
+    float *col1; /* (C·KW, R) the input, shifted */
+    float *col2; /* (F1·KW, R) a1, shifted */
+    float *dcol; /* (F1·KW, R) */
 } act;
 
-/* out (Co, R) = conv(in (Ci, R)) with w (Co, Ci, KW) and b, at every position that has
- * KW neighbours; the caller zeroes the padding positions. */
-static void conv(float *out, const float *in, const float *w, const float *b, int Ci, int Co,
+/* col (Ci·KW, R): row c·KW + k holds in (Ci, R) shifted by k − PAD, at every position
+ * that has KW neighbours (0 at the others), so that a convolution is one product. */
+static void im2col(float *col, const float *in, int Ci, size_t R)
+{
+    for (int c = 0; c < Ci; c++)
+        for (int k = 0; k < KW; k++) {
+            float *d = col + ((size_t)c * KW + k) * R;
+            const float *x = in + (size_t)c * R;
+            for (int j = 0; j < PAD; j++) d[j] = d[R - 1 - j] = 0;
+            for (size_t j = PAD; j < R - PAD; j++) d[j] = x[j + k - PAD];
+        }
+}
+
+/* out (Co, R) = w (Co, Ci·KW) · col + b; the caller zeroes the padding positions. */
+static void conv(float *out, const float *col, const float *w, const float *b, int Ci, int Co,
                  size_t R)
 {
-    for (int o = 0; o < Co; o++) {
-        float *y = out + (size_t)o * R;
-        for (size_t j = 0; j < R; j++) y[j] = b[o];
-        for (int c = 0; c < Ci; c++)
-            for (int k = 0; k < KW; k++) {
-                float wk = w[((size_t)o * Ci + c) * KW + k];
-                const float *x = in + (size_t)c * R;
-                for (size_t j = PAD; j < R - PAD; j++) y[j] += wk * x[j + k - PAD];
-            }
-    }
+    for (int o = 0; o < Co; o++)
+        for (size_t j = 0; j < R; j++) out[(size_t)o * R + j] = b[o];
+    nd_sgemm(0, 0, Co, (int)R, Ci * KW, 1.0f, w, Ci * KW, col, (int)R, 1.0f, out, (int)R);
 }
 
 /* Gradients of conv from dy (Co, R), zero at the padding positions: dw, db added to;
- * din (Ci, R) added to when not NULL. */
-static void conv_back(float *din, float *dw, float *db, const float *dy, const float *in,
-                      const float *w, int Ci, int Co, size_t R)
+ * din (Ci, R) added to when not NULL, through dcol (Ci·KW, R). */
+static void conv_back(float *din, float *dcol, float *dw, float *db, const float *dy,
+                      const float *col, const float *w, int Ci, int Co, size_t R)
 {
     for (int o = 0; o < Co; o++) {
         const float *g = dy + (size_t)o * R;
-        float s = 0;
-        /* vectorised sums: the order is the build's, fixed for a binary */
-#pragma omp simd reduction(+ : s)
+        double s = 0;
         for (size_t j = 0; j < R; j++) s += g[j];
-        db[o] += s;
-        for (int c = 0; c < Ci; c++)
-            for (int k = 0; k < KW; k++) {
-                const float *x = in + (size_t)c * R;
-                float a = 0;
-#pragma omp simd reduction(+ : a)
-                for (size_t j = PAD; j < R - PAD; j++) a += g[j] * x[j + k - PAD];
-                dw[((size_t)o * Ci + c) * KW + k] += a;
-                if (din) {
-                    float wk = w[((size_t)o * Ci + c) * KW + k], *d = din + (size_t)c * R;
-                    for (size_t j = PAD; j < R - PAD; j++) d[j + k - PAD] += wk * g[j];
-                }
-            }
+        db[o] += (float)s;
     }
+    nd_sgemm(0, 1, Co, Ci * KW, (int)R, 1.0f, dy, (int)R, col, (int)R, 1.0f, dw, Ci * KW);
+    if (!din) return;
+    nd_sgemm(1, 0, Ci * KW, (int)R, Co, 1.0f, w, Ci * KW, dy, (int)R, 0.0f, dcol, (int)R);
+    for (int c = 0; c < Ci; c++)
+        for (int k = 0; k < KW; k++) {
+            const float *d = dcol + ((size_t)c * KW + k) * R;
+            float *x = din + (size_t)c * R;
+            for (size_t j = PAD; j < R - PAD; j++) x[j + k - PAD] += d[j];
+        }
 }
 
 /* Zeroes the padding positions of rows (n, R). */
@@ -115,13 +124,16 @@ static void forward(const net *n, act *a, const float *const *x, int B, const fl
     for (int c = 0; c < C; c++)
         for (int b = 0; b < B; b++) {
             float *row = a->xp + c * R + b * P;
-            for (int i = 0; i < L; i++) row[PAD + i] = (x[b][(size_t)c * L + i] - mu[c]) / sd[c];
+            for (int i = 0; i < L; i++)
+                row[PAD + i] = (x[b][(size_t)c * L + i] - mu[c]) / sd[c];
         }
     zero_pads(a->xp, C, B, L);
-    conv(a->h1, a->xp, n->w1, n->b1, C, F1, R);
+    im2col(a->col1, a->xp, C, R);
+    conv(a->h1, a->col1, n->w1, n->b1, C, F1, R);
     zero_pads(a->h1, F1, B, L);
     for (size_t j = 0; j < F1 * R; j++) a->a1[j] = a->h1[j] > 0 ? a->h1[j] : 0;
-    conv(a->h2, a->a1, n->w2, n->b2, F1, F2, R);
+    im2col(a->col2, a->a1, F1, R);
+    conv(a->h2, a->col2, n->w2, n->b2, F1, F2, R);
     zero_pads(a->h2, F2, B, L);
     for (int b = 0; b < B; b++) {
         float zb = n->bo[0];
@@ -161,12 +173,12 @@ static void backward(const net *n, net *gr, act *a, const float *dz)
         }
     }
     memset(a->d1, 0, F1 * R * sizeof(float));
-    conv_back(a->d1, gr->w2, gr->b2, a->d2, a->a1, n->w2, F1, F2, R);
+    conv_back(a->d1, a->dcol, gr->w2, gr->b2, a->d2, a->col2, n->w2, F1, F2, R);
     /* the gradient at h1: through the ReLU, none at the padding */
     for (size_t j = 0; j < F1 * R; j++)
         if (!(a->h1[j] > 0)) a->d1[j] = 0;
     zero_pads(a->d1, F1, B, L);
-    conv_back(NULL, gr->w1, gr->b1, a->d1, a->xp, n->w1, C, F1, R);
+    conv_back(NULL, NULL, gr->w1, gr->b1, a->d1, a->col1, n->w1, C, F1, R);
 }
 
 void nde_conv1d_fit_predict(int *pred, const float *xtr, const int *ytr, size_t ntr,
@@ -174,7 +186,7 @@ void nde_conv1d_fit_predict(int *pred, const float *xtr, const int *ytr, size_t 
 {
     size_t np = net_size(C), WL = (size_t)C * L, R = (size_t)BATCH * ((size_t)L + 2 * PAD);
     float *mem = calloc(4 * np + 2 * (size_t)C + (C + 3 * F1 + 2 * F2) * R + BATCH * 2 * F2 +
-                            2 * BATCH,
+                            2 * BATCH + (C + 2 * F1) * KW * R,
                         sizeof(float));
     int *arg = malloc(BATCH * F2 * sizeof *arg);
     size_t *order = malloc((ntr + 1) * sizeof *order);
@@ -189,6 +201,9 @@ void nde_conv1d_fit_predict(int *pred, const float *xtr, const int *ytr, size_t 
     a.d2 = a.h2 + F2 * R;
     a.pool = a.d2 + F2 * R;
     float *z = a.pool + BATCH * 2 * F2, *dz = z + BATCH;
+    a.col1 = dz + BATCH;
+    a.col2 = a.col1 + (size_t)C * KW * R;
+    a.dcol = a.col2 + (size_t)F1 * KW * R;
     net n = {.C = C, .L = L}, g = {.C = C, .L = L};
     net_point(&n, p);
     net_point(&g, gp);

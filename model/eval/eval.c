@@ -12,14 +12,17 @@
  *   from the training windows of its class at that bin (no time structure).
  *
  *   downstream classifiers tested on the real windows: TRTR (trained on train), TSTR
- *   (trained on synthetic), TRSTR (on both): logistic regression and 5-NN on the 36
- *   features of features() below, and a small CNN on GASF images.
+ *   (trained on synthetic), TRSTR (on both): logistic regression, 5-NN and a random
+ *   forest (forest.c) on the 18 features per channel of nde_features() below, and a
+ *   small CNN on GASF images.
  *
  *   memorisation: L2 distance (log1p values, all channels) from each synthetic window
  *   to its nearest training window, against the same for the real windows; flagged
  *   when synthetic windows sit much closer to the training data than real unseen ones.
+ *   A peer's windows get the same check on the channels they have.
  *
- * Real, synthetic and training files are matched by class name.
+ * Then judge.c's measures, which nothing in the model is fitted to. Real, synthetic,
+ * training and peer files are matched by class name.
  */
 #include <errno.h>
 #include <math.h>

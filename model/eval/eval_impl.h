@@ -115,9 +115,9 @@ size_t nde_runs(double *len, const nde_set *s, int C, int L, int c, int busy);
  * either is constant. r has room for s->n. */
 void nde_coupling(double *r, const nde_set *s, int C, int L);
 
-/* What the report needs from eval.c: the held-out real windows R, every source's windows
- * (n == 0: absent) in real's layout with the channels it has, the classical TRTR table's
- * results, and per source the memorisation ratio on all channels from eval.c's block. */
+/* What the measures need from eval.c's report: the held-out real windows R and every
+ * source's windows (n == 0: absent), all in real's layout; has[i][c] says whether source
+ * i has real's channel c (a peer may lack some: those are zeros in its windows). */
 enum { NDE_SYNTH, NDE_RAW, NDE_NAIVE, NDE_REAL, NDE_PEER, NDE_NSRC };
 typedef struct nde_judge {
     FILE *out;

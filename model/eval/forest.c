@@ -45,8 +45,9 @@ static int cmp_pair(const void *a, const void *b)
 }
 
 /* rank (n, nf): per feature, the rank of each row's value among all rows' values, equal
- * values sharing one, so that rows sort by integer keys. 0 or -ENOMEM. */
-static int ranks(uint32_t *rank, const double *X, size_t n, int nf)
+ * values sharing one, so that rows sort by integer keys; rval (nf, n): the value of each
+ * rank; nr (nf): how many ranks. 0 or -ENOMEM. */
+static int ranks(uint32_t *rank, double *rval, uint32_t *nr, const double *X, size_t n, int nf)
 {
     pair *p = malloc(n * sizeof *p);
     if (!p) return -ENOMEM;
@@ -57,7 +58,9 @@ static int ranks(uint32_t *rank, const double *X, size_t n, int nf)
         for (size_t i = 0; i < n; i++) {
             if (i && p[i].v != p[i - 1].v) r++;
             rank[p[i].row * nf + f] = r;
+            rval[(size_t)f * n + r] = p[i].v;
         }
+        nr[f] = r + 1;
     }
     free(p);
     return 0;
@@ -66,13 +69,18 @@ static int ranks(uint32_t *rank, const double *X, size_t n, int nf)
 typedef struct grower {
     const double *X;
     const uint32_t *rank; /* (n, nf) rank of each row's value among all rows' (ties share) */
+    const double *rval;   /* (nf, n) the value of each rank */
+    const uint32_t *nr;   /* (nf) ranks per feature */
+    size_t n;             /* rows */
+    int *hist;            /* (n, K) class counts per rank, zero between uses */
+    int *tot;             /* (n) rows per rank, zero between uses */
     const int *y;
     int nf, K, mtry, min_leaf;
     nd_rng rng;
     int *feats;      /* (nf) feature order, shuffled per node */
     uint64_t *order; /* (n) a node's rows by one feature: rank << 32 | row, sorted */
-    size_t *tmp;   /* (n) */
-    int *cnt, *cl; /* (K) class counts: node, left side */
+    size_t *tmp;     /* (n) */
+    int *cnt, *cl;   /* (K) class counts: node, left side */
     tree *t;
     int oom;
 } grower;
@@ -142,6 +150,95 @@ static void sort_u64(uint64_t *a, size_t n)
     }
 }
 
+/* The best split so far: its impurity, feature (−1: none) and threshold. */
+typedef struct split {
+    double imp, thr;
+    int f;
+} split;
+
+/* A candidate between values v and w (the next larger) of feature f, with nl rows left of
+ * it and Σ c² over the classes sl left and sr right. Candidates are offered in ascending
+ * order: the first valid one, then only strictly better ones, win. */
+static void consider(const grower *g, split *b, int f, size_t n, size_t nl, double sl,
+                     double sr, double v, double w)
+{
+    size_t nr = n - nl;
+    if (nl < (size_t)g->min_leaf || nr < (size_t)g->min_leaf) return;
+    double imp = (double)n - sl / (double)nl - sr / (double)nr;
+    if (imp < b->imp - 1e-12 || b->f < 0) {
+        b->imp = imp, b->f = f;
+        b->thr = v + (w - v) / 2;
+        if (!(b->thr < w)) b->thr = v; /* v and w adjacent doubles */
+    }
+}
+
+/* Offers every split of rows[0..n) on feature f: rows sorted by (rank, row). Returns
+ * whether f varies over the rows. */
+static int search_sorted(grower *g, split *b, int f, const size_t *rows, size_t n, double sumsq)
+{
+    int nf = g->nf;
+    for (size_t i = 0; i < n; i++)
+        g->order[i] = (uint64_t)g->rank[rows[i] * nf + f] << 32 | rows[i];
+    sort_u64(g->order, n);
+    if (g->order[0] >> 32 == g->order[n - 1] >> 32) return 0;
+    memset(g->cl, 0, g->K * sizeof *g->cl);
+    double sl = 0, sr = sumsq; /* Σ c² left and right */
+    for (size_t i = 0; i + 1 < n; i++) {
+        uint32_t r = (uint32_t)(g->order[i] >> 32), r2 = (uint32_t)(g->order[i + 1] >> 32);
+        int k = g->y[g->order[i] & 0xffffffffu];
+        int cr = g->cnt[k] - g->cl[k];
+        sl += 2.0 * g->cl[k] + 1;
+        sr -= 2.0 * cr - 1;
+        g->cl[k]++;
+        if (r != r2)
+            consider(g, b, f, n, i + 1, sl, sr, g->rval[(size_t)f * g->n + r],
+                     g->rval[(size_t)f * g->n + r2]);
+    }
+    return 1;
+}
+
+/* The same by counting the rows of each rank, for nodes with many rows for the ranks:
+ * the same candidates in the same order, with the same (whole-number) sums. */
+static int search_counted(grower *g, split *b, int f, const size_t *rows, size_t n,
+                          double sumsq)
+{
+    int nf = g->nf, K = g->K;
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = g->rank[rows[i] * nf + f];
+        g->hist[(size_t)r * K + g->y[rows[i]]]++;
+        g->tot[r]++;
+        if (r < lo) lo = r;
+        if (r > hi) hi = r;
+    }
+    int varies = lo != hi;
+    if (varies) {
+        memset(g->cl, 0, K * sizeof *g->cl);
+        double sl = 0, sr = sumsq;
+        size_t nl = 0;
+        uint32_t prev = lo;
+        for (uint32_t r = lo; r <= hi; r++) {
+            if (!g->tot[r]) continue;
+            if (r != lo)
+                consider(g, b, f, n, nl, sl, sr, g->rval[(size_t)f * g->n + prev],
+                         g->rval[(size_t)f * g->n + r]);
+            for (int k = 0; k < K; k++) {
+                double c = g->hist[(size_t)r * K + k], l = g->cl[k], rr = g->cnt[k] - l;
+                sl += (l + c) * (l + c) - l * l;
+                sr += (rr - c) * (rr - c) - rr * rr;
+                g->cl[k] += (int)c;
+            }
+            nl += (size_t)g->tot[r];
+            prev = r;
+        }
+    }
+    for (uint32_t r = lo; r <= hi; r++) {
+        g->tot[r] = 0;
+        memset(g->hist + (size_t)r * K, 0, K * sizeof *g->hist);
+    }
+    return varies;
+}
+
 /* Grows the subtree of rows[0..n) into node id. */
 static void grow(grower *g, int id, size_t *rows, size_t n)
 {
@@ -160,41 +257,18 @@ static void grow(grower *g, int id, size_t *rows, size_t n)
      * scikit-learn), or none is left */
     double sumsq = 0;
     for (int k = 0; k < K; k++) sumsq += (double)cnt[k] * cnt[k];
-    double best = (double)n - sumsq / (double)n, best_thr = 0;
-    int best_f = -1, tried = 0;
+    split b = {.imp = (double)n - sumsq / (double)n, .f = -1};
+    int tried = 0;
     for (int j = 0; j < nf; j++) g->feats[j] = j;
     for (int j = 0; j < nf && tried < g->mtry; j++) {
         int s = j + (int)nd_rng_below(&g->rng, (uint32_t)(nf - j));
         int f = g->feats[s];
         g->feats[s] = g->feats[j], g->feats[j] = f;
-        /* by rank, then row: the order (and so the forest) is fixed by the rows alone */
-        for (size_t i = 0; i < n; i++)
-            g->order[i] = (uint64_t)g->rank[rows[i] * nf + f] << 32 | rows[i];
-        sort_u64(g->order, n);
-        if (g->order[0] >> 32 == g->order[n - 1] >> 32) continue; /* constant here */
-        tried++;
-        memset(g->cl, 0, K * sizeof *g->cl);
-        double sl = 0, sr = sumsq; /* Σ c² left and right */
-        for (size_t i = 0; i + 1 < n; i++) {
-            size_t row = g->order[i] & 0xffffffffu, next = g->order[i + 1] & 0xffffffffu;
-            int k = g->y[row];
-            int cr = cnt[k] - g->cl[k];
-            sl += 2.0 * g->cl[k] + 1;
-            sr -= 2.0 * cr - 1;
-            g->cl[k]++;
-            size_t nl = i + 1, nr = n - nl;
-            if (g->order[i] >> 32 == g->order[i + 1] >> 32 || nl < (size_t)g->min_leaf ||
-                nr < (size_t)g->min_leaf)
-                continue;
-            double v = g->X[row * nf + f], w = g->X[next * nf + f];
-            double imp = (double)n - sl / (double)nl - sr / (double)nr;
-            if (imp < best - 1e-12 || best_f < 0) {
-                best = imp, best_f = f;
-                best_thr = v + (w - v) / 2;
-                if (!(best_thr < w)) best_thr = v; /* v and w adjacent doubles */
-            }
-        }
+        tried += n * 4 >= g->nr[f] ? search_counted(g, &b, f, rows, n, sumsq)
+                                   : search_sorted(g, &b, f, rows, n, sumsq);
     }
+    double best_thr = b.thr;
+    int best_f = b.f;
     if (best_f < 0) {
         new_leaf(g, id, cnt, n);
         return;
@@ -218,14 +292,20 @@ nde_forest *nde_forest_fit(const double *X, const int *y, size_t n, int nf, int 
 {
     if (!n || nf < 1 || K < 1) return NULL;
     ND_ASSERT(n < (size_t)1 << 32); /* rows and ranks are 32-bit halves of the sort keys */
-    uint32_t *rank = malloc(n * nf * sizeof *rank);
-    if (!rank || ranks(rank, X, n, nf)) return free(rank), NULL;
+    uint32_t *rank = malloc(n * nf * sizeof *rank), *nr = malloc(nf * sizeof *nr);
+    double *rval = malloc(n * nf * sizeof *rval);
     nde_forest *f = calloc(1, sizeof *f);
-    if (!f) return free(rank), NULL;
+    if (!rank || !nr || !rval || !f || ranks(rank, rval, nr, X, n, nf)) {
+        free(rank), free(nr), free(rval), free(f);
+        return NULL;
+    }
     f->nf = nf, f->K = K;
     f->n_trees = o->trees > 0 ? o->trees : 200;
     f->trees = calloc(f->n_trees, sizeof *f->trees);
-    if (!f->trees) return free(f), free(rank), NULL;
+    if (!f->trees) {
+        free(rank), free(nr), free(rval), free(f);
+        return NULL;
+    }
     int mtry = o->mtry > 0 ? o->mtry : (int)floor(sqrt((double)nf));
     if (mtry < 1) mtry = 1;
     if (mtry > nf) mtry = nf;
@@ -234,14 +314,25 @@ nde_forest *nde_forest_fit(const double *X, const int *y, size_t n, int nf, int 
     int oom = 0;
 #pragma omp parallel num_threads(threads) reduction(| : oom)
     {
-        grower g = {.X = X, .rank = rank, .y = y, .nf = nf, .K = K, .mtry = mtry, .min_leaf = min_leaf};
+        grower g = {.X = X,
+                    .rank = rank,
+                    .rval = rval,
+                    .nr = nr,
+                    .n = n,
+                    .y = y,
+                    .nf = nf,
+                    .K = K,
+                    .mtry = mtry,
+                    .min_leaf = min_leaf};
         size_t *rows = malloc(n * sizeof *rows);
         g.feats = malloc(nf * sizeof *g.feats);
         g.order = malloc(n * sizeof *g.order);
         g.tmp = malloc(n * sizeof *g.tmp);
         g.cnt = malloc(K * sizeof *g.cnt);
         g.cl = malloc(K * sizeof *g.cl);
-        oom |= !rows || !g.feats || !g.order || !g.tmp || !g.cnt || !g.cl;
+        g.hist = calloc(n * K, sizeof *g.hist);
+        g.tot = calloc(n, sizeof *g.tot);
+        oom |= !rows || !g.feats || !g.order || !g.tmp || !g.cnt || !g.cl || !g.hist || !g.tot;
 #pragma omp for schedule(dynamic)
         for (int t = 0; t < f->n_trees; t++) {
             if (oom) continue;
@@ -253,9 +344,9 @@ nde_forest *nde_forest_fit(const double *X, const int *y, size_t n, int nf, int 
             oom |= g.oom;
         }
         free(rows), free(g.feats), free(g.order), free(g.tmp), free(g.cnt);
-        free(g.cl);
+        free(g.cl), free(g.hist), free(g.tot);
     }
-    free(rank);
+    free(rank), free(nr), free(rval);
     if (oom) return nde_forest_free(f), NULL;
     return f;
 }

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "eval_impl.h"
+#include "nn.h"
 
 #define FOLDS 5
 #define IDLE  0.5 /* bytes: a bin under this is idle */
@@ -47,8 +48,7 @@ typedef struct pooled {
 /* Per class min(|R_k|, |S_k|) windows of each, drawn without replacement; folds assigned
  * in turn within every (class, label) stratum, continuing across strata so that folds
  * have equal sizes. */
-static int pool_draw(pooled *p, const nde_set *R, const nde_set *S, size_t WL, int K,
-                     nd_rng *r)
+static int pool_draw(pooled *p, const nde_set *R, const nde_set *S, size_t WL, int K, nd_rng *r)
 {
     size_t cap = R->n + S->n + 1, off = 0;
     p->n = 0;
@@ -129,7 +129,9 @@ static size_t disc_cnn(const pooled *p, int nch, int L, uint64_t seed, int threa
     for (size_t i = 0; i < p->n; i++)
         for (size_t j = 0; j < WL; j++) S[i * WL + j] = (float)log1p(fmax(0, p->x[i][j]));
     /* folds train independently, each on one thread: the result does not depend on how
-     * many run at once */
+     * many run at once. The context keeps OpenBLAS's own threads out of those loops. */
+    nd_ctx *ctx = nd_ctx_new(threads);
+    ND_ASSERT(ctx);
 #pragma omp parallel for num_threads(threads) schedule(dynamic) reduction(+ : ok)
     for (int f = 0; f < FOLDS; f++) {
         float *xtr = malloc((p->n + 1) * WL * sizeof *xtr),
@@ -151,6 +153,7 @@ static size_t disc_cnn(const pooled *p, int nch, int L, uint64_t seed, int threa
         for (size_t i = 0; i < nte; i++) ok += pred[i] == yte[i];
         free(xtr), free(xte), free(ytr), free(yte), free(pred);
     }
+    nd_ctx_free(ctx);
     free(S);
     return ok;
 }
@@ -385,8 +388,9 @@ static void report_tstr(judge *g)
 {
     const nde_judge *j = g->j;
     FILE *out = g->out;
-    fprintf(out, "\nclassifiers trained on each source, tested on the %zu held-out real windows "
-                 "(summary features;\n  real = trained on the training windows: TRTR)\n",
+    fprintf(out,
+            "\nclassifiers trained on each source, tested on the %zu held-out real windows "
+            "(summary features;\n  real = trained on the training windows: TRTR)\n",
             j->R->n);
     unsigned cache_mask[2 * NDE_NSRC];
     double cache[2 * NDE_NSRC][3];
@@ -394,7 +398,8 @@ static void report_tstr(judge *g)
     for (int v = 0; v < 2; v++) {
         char vb[96];
         fprintf(out, "%-10s %8s %8s %8s %9s %8s %8s %8s    (%s)\n", "source", "logistic",
-                "5-NN", "RF", "/TRTR:", "logistic", "5-NN", "RF", view_name(g, v, vb, sizeof vb));
+                "5-NN", "RF", "/TRTR:", "logistic", "5-NN", "RF",
+                view_name(g, v, vb, sizeof vb));
         fprintf(out, "%-10s %8s %8s %8s %9s %8s %8s %8s %8s\n", "", "", "", "", "", "", "", "",
                 "mean");
         for (int i = 0; i < NDE_NSRC; i++) {
@@ -529,8 +534,8 @@ static void report_runs(judge *g)
     fprintf(out, "\nidle and busy runs: lengths in bins of the maximal runs of idle (under 0.5 "
                  "bytes) and busy bins,\n  runs cut by the window edges as they are; W1 to the "
                  "held-out real windows' run lengths\n");
-    fprintf(out, "%-12s %-10s %7s %8s %7s %7s %8s %7s\n", "channel", "source", "idle n",
-            "W1", "mean", "busy n", "W1", "mean");
+    fprintf(out, "%-12s %-10s %7s %8s %7s %7s %8s %7s\n", "channel", "source", "idle n", "W1",
+            "mean", "busy n", "W1", "mean");
     for (int i = 0; i < NDE_NSRC; i++)
         for (int v = 0; v < 2; v++) g->sum[i].run_idle[v] = g->sum[i].run_busy[v] = 0;
     for (int c = 0; c < C; c++) {
@@ -540,7 +545,8 @@ static void report_runs(judge *g)
             fprintf(out, "%-12s %-10s", j->real->channel_names[c],
                     i < 0 ? "held-out" : src_name[i]);
             for (int busy = 0; busy < 2; busy++) {
-                size_t nr = nde_runs(a, j->R, C, L, c, busy), ns = nde_runs(b, S, C, L, c, busy);
+                size_t nr = nde_runs(a, j->R, C, L, c, busy),
+                       ns = nde_runs(b, S, C, L, c, busy);
                 double mean = 0;
                 for (size_t k = 0; k < ns; k++) mean += b[k] / ns;
                 double w1 = i < 0 ? NAN : nd_w1(b, ns, a, nr);
@@ -696,8 +702,9 @@ int nde_judge_report(const nde_judge *j)
         if (j->has[i][0]) g.chs[i][1][g.nch[i][1]++] = 0;
     }
     FILE *out = j->out;
-    fprintf(out, "\nindependent measures (nothing in the model or its decoder is fitted to "
-                 "them), each against the %zu\nheld-out real windows; sources:",
+    fprintf(out,
+            "\nindependent measures (nothing in the model or its decoder is fitted to "
+            "them), each against the %zu\nheld-out real windows; sources:",
             j->R->n);
     static const char *const what[NDE_NSRC] = {
         "decoded synthetic", "the raw model's windows (decoder off)",

@@ -95,7 +95,7 @@ static nde_set windows(int n_per_class, int kind, uint64_t seed)
                 if (kind == 1) *v = (float)expm1(level + sin(ph + 0.4 * i));
                 else
                     *v = nd_rng_uniform(&r) < 0.3 ? 0.0f
-                                                   : (float)expm1(level + nd_rng_normal(&r));
+                                                  : (float)expm1(level + nd_rng_normal(&r));
                 if (kind == 2 && i < 3) *v = 0;
                 if (kind == 0 && i < 3) *v = (float)expm1(level + 3); /* a start burst */
             }
@@ -281,7 +281,8 @@ static void test_report(void)
     CHECK_EQ(rc, 0);
     CHECK(!strstr(rep, "SUMMARY real") && !strstr(rep, "SUMMARY naive"));
     CHECK(summary(rep, "synth", "disc_rf_all") > 0.9);
-    CHECK(isnan(summary(rep, "synth", "tstr_trtr")) && isnan(summary(rep, "synth", "nn_ratio")));
+    CHECK(isnan(summary(rep, "synth", "tstr_trtr")) &&
+          isnan(summary(rep, "synth", "nn_ratio")));
     free(rep);
     /* a peer channel real does not have: refused */
     snprintf(peer->channel_names[0], ND_NAME_MAX, "packets_down");
