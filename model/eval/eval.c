@@ -807,9 +807,9 @@ static void report_peer_copies(const report *p, const nde_set *S, const nde_set 
     qsort(ds, S->n, sizeof(double), nde_cmp_double);
     qsort(dr, R->n, sizeof(double), nde_cmp_double);
     fprintf(p->out,
-            "  to the nearest of training + held-out windows (the peer may have learnt from "
-            "all): median %.3f;\n  held-out windows to the nearest other of them: median "
-            "%.3f (ratio %.2f)\n",
+            "  the peer may have learnt from the held-out windows too: to the nearest of "
+            "training +\n  held-out windows median %.3f, held-out windows to the nearest "
+            "other one %.3f (ratio %.2f)\n",
             ds[S->n / 2], dr[R->n / 2], ds[S->n / 2] / dr[R->n / 2]);
     free(ds), free(dr);
     nde_set_free(&all);

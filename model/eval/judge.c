@@ -355,15 +355,15 @@ static void report_disc(judge *g)
                                              j->threads, &acc[i][v][c]);
             views_free(&vw);
         }
-    fprintf(out,
-            "\nclassifier two-sample test: can a classifier tell the source's windows from the "
-            "held-out real ones?\n"
-            "  per class min(real, source) windows of each, drawn at random; 5-fold "
-            "cross-validated accuracy;\n"
-            "  score |acc - 0.5| x 2 (0: indistinguishable, 1: always told apart). RF: random "
-            "forest, 200 trees,\n"
-            "  on log1p of every bin and the summary features; CNN: two width-5 "
-            "convolutions on the log1p series\n");
+    fprintf(out, "\nclassifier two-sample test: does a classifier tell the source's windows "
+                 "from real ones?\n"
+                 "  per class min(real, source) windows of each at random (n: both, pooled); "
+                 "5-fold cross-\n"
+                 "  validated accuracy; score |acc - 0.5| x 2 (0: indistinguishable, 1: always "
+                 "told apart).\n"
+                 "  RF: random forest, 200 trees, on log1p of every bin and the summary "
+                 "features; CNN: two\n"
+                 "  width-5 convolutions on the log1p series\n");
     for (int v = 0; v < 2; v++) {
         char vb[96];
         fprintf(out, "%-10s %6s %8s %8s %8s %8s    (%s)\n", "source", "n", "RF acc", "score",
@@ -389,19 +389,18 @@ static void report_tstr(judge *g)
     const nde_judge *j = g->j;
     FILE *out = g->out;
     fprintf(out,
-            "\nclassifiers trained on each source, tested on the %zu held-out real windows "
-            "(summary features;\n  real = trained on the training windows: TRTR)\n",
+            "\nclassifiers of the classes trained on each source, tested on the %zu "
+            "held-out real windows\n  (summary features; the row real is TRTR)\n",
             j->R->n);
     unsigned cache_mask[2 * NDE_NSRC];
     double cache[2 * NDE_NSRC][3];
     int ncache = 0;
     for (int v = 0; v < 2; v++) {
         char vb[96];
-        fprintf(out, "%-10s %8s %8s %8s %9s %8s %8s %8s    (%s)\n", "source", "logistic",
-                "5-NN", "RF", "/TRTR:", "logistic", "5-NN", "RF",
+        fprintf(out, "%-10s %-26s   %-35s (%s)\n", "", "accuracy", "/ TRTR",
                 view_name(g, v, vb, sizeof vb));
-        fprintf(out, "%-10s %8s %8s %8s %9s %8s %8s %8s %8s\n", "", "", "", "", "", "", "", "",
-                "mean");
+        fprintf(out, "%-10s %8s %8s %8s   %8s %8s %8s %8s\n", "source", "logistic", "5-NN",
+                "RF", "logistic", "5-NN", "RF", "mean");
         for (int i = 0; i < NDE_NSRC; i++) {
             g->sum[i].tstr[v] = NAN;
             if (!present(g, i) || !g->nch[i][v]) continue;
@@ -430,7 +429,7 @@ static void report_tstr(judge *g)
             char nb[32];
             fprintf(out, "%-10s", row_name(g, i, v, nb, sizeof nb));
             for (int c = 0; c < 3; c++) print_num(out, 8, " %*.3f", a[c]);
-            fprintf(out, " %9s", "");
+            fprintf(out, "  ");
             for (int c = 0; c < 3; c++) {
                 print_num(out, 8, " %*.2f", a[c] / t[c]);
                 mean += a[c] / t[c] / 3;
@@ -464,10 +463,10 @@ static void report_profiles(judge *g)
     double *rm = m, *rv = m + L, *ri = m + 2 * L, *riv = m + 3 * L;
     double *sm = m + 4 * L, *sv = m + 5 * L, *si = m + 6 * L, *siv = m + 7 * L;
     fprintf(out,
-            "\nper-position profiles, pooled over classes: mean log1p(bytes) (idle bins, "
-            "under 0.5 bytes, as 0) and\n  idle share at every bin position; mean|d|: mean "
-            "over positions of |source - held-out|; outside:\n  positions where that exceeds "
-            "2 x sqrt(var_real/n_real + var_source/n_source)\n");
+            "\nper-position profiles over all windows: mean log1p(bytes) (idle bins, under "
+            "0.5 bytes, as 0)\n  and idle share at every bin position; mean|d|: mean over "
+            "positions of |source - real|;\n  outside: positions where that exceeds 2 x "
+            "sqrt(var_real/n_real + var_source/n_source)\n");
     for (int i = 0; i < NDE_NSRC; i++)
         for (int v = 0; v < 2; v++) {
             g->sum[i].pos_mean[v] = g->sum[i].pos_idle[v] = 0;
@@ -532,8 +531,8 @@ static void report_runs(judge *g)
     double *a = malloc(cap * L * sizeof *a), *b = malloc(cap * L * sizeof *b);
     ND_ASSERT(a && b);
     fprintf(out, "\nidle and busy runs: lengths in bins of the maximal runs of idle (under 0.5 "
-                 "bytes) and busy bins,\n  runs cut by the window edges as they are; W1 to the "
-                 "held-out real windows' run lengths\n");
+                 "bytes) and of busy\n  bins, those cut by the window's edges as they are; W1 "
+                 "to the held-out windows' lengths\n");
     fprintf(out, "%-12s %-10s %7s %8s %7s %7s %8s %7s\n", "channel", "source", "idle n", "W1",
             "mean", "busy n", "W1", "mean");
     for (int i = 0; i < NDE_NSRC; i++)
@@ -579,9 +578,8 @@ static void report_coupling(judge *g)
     double *a = malloc(cap * sizeof *a), *b = malloc(cap * sizeof *b);
     ND_ASSERT(a && b);
     fprintf(out,
-            "\ncross-channel coupling: per window the Pearson correlation of log1p %s and %s "
-            "(idle bins as 0;\n  0 when either is constant); W1 to the held-out real "
-            "windows' correlations\n",
+            "\ncross-channel coupling: per window the Pearson correlation of log1p %s and %s\n"
+            "  (idle bins as 0; 0 when either is constant); W1 to the held-out windows' ones\n",
             j->real->channel_names[0], j->real->channel_names[1]);
     fprintf(out, "%-10s %6s %8s %8s\n", "source", "n", "W1", "mean");
     for (int i = -1; i < NDE_NSRC; i++) {
@@ -616,7 +614,7 @@ static void report_nn(judge *g)
     for (int i = 0; i < NDE_NSRC; i++) g->sum[i].nn[0] = g->sum[i].nn[1] = NAN;
     if (!j->src[NDE_REAL] || !j->src[NDE_REAL]->n) return;
     fprintf(out, "\nmemorisation ratio: median distance to the nearest training window (log1p, "
-                 "L2), source / held-out real\n");
+                 "L2),\n  source / held-out real windows\n");
     char v0[96], v1[96];
     fprintf(out, "%-10s %14s %14s\n", "source", view_name(g, 0, v0, sizeof v0),
             view_name(g, 1, v1, sizeof v1));
@@ -703,19 +701,20 @@ int nde_judge_report(const nde_judge *j)
     }
     FILE *out = j->out;
     fprintf(out,
-            "\nindependent measures (nothing in the model or its decoder is fitted to "
-            "them), each against the %zu\nheld-out real windows; sources:",
+            "\nindependent measures: nothing in the model or its decoder is fitted to "
+            "them; every source\nagainst the %zu held-out real windows. Sources:\n",
             j->R->n);
     static const char *const what[NDE_NSRC] = {
-        "decoded synthetic", "the raw model's windows (decoder off)",
-        "independent bins from the training windows", "the training windows: the floor",
-        "the peer's windows"};
-    for (int i = 0, first = 1; i < NDE_NSRC; i++)
-        if (present(&g, i)) {
-            fprintf(out, "%s %s (%s)", first ? "" : ",", src_name[i], what[i]);
-            first = 0;
-        }
-    fputc('\n', out);
+        "the decoded synthetic windows", "the same model's windows with the decoder off",
+        "every bin drawn on its own from the training windows of its class at that bin",
+        "the training windows: the real-vs-real floor", "the peer's windows, on"};
+    for (int i = 0; i < NDE_NSRC; i++) {
+        if (!present(&g, i)) continue;
+        fprintf(out, "  %-6s %s", src_name[i], what[i]);
+        for (int c = 0; i == NDE_PEER && c < g.nch[i][0]; c++)
+            fprintf(out, " %s", j->real->channel_names[g.chs[i][0][c]]);
+        fputc('\n', out);
+    }
     report_disc(&g);
     report_tstr(&g);
     report_profiles(&g);

@@ -121,6 +121,8 @@ static void test_report(void)
     CHECK(accuracy(rep, "logistic regression", 1) > 0.95);
     CHECK(accuracy(rep, "5-NN (features)", 1) > 0.95);
     CHECK(accuracy(rep, "CNN (GASF images)", 0) > 0.8);
+    CHECK(accuracy(rep, "random forest (features)", 1) > 0.95);
+    CHECK(accuracy(rep, "mean of the three above", 3) > 0.9); /* TSTR/TRTR */
     CHECK_CONTAINS(rep, "no memorisation flag");
     /* a "generator" that returns its training data: flagged */
     rep = report(real, train, NULL, train);
