@@ -356,7 +356,7 @@ static void report_disc(judge *g)
             views_free(&vw);
         }
     fprintf(out, "\nclassifier two-sample test: does a classifier tell the source's windows "
-                 "from real ones?\n"
+                 "from held-out ones?\n"
                  "  per class min(real, source) windows of each at random (n: both, pooled); "
                  "5-fold cross-\n"
                  "  validated accuracy; score |acc - 0.5| x 2 (0: indistinguishable, 1: always "
@@ -465,8 +465,8 @@ static void report_profiles(judge *g)
     fprintf(out,
             "\nper-position profiles over all windows: mean log1p(bytes) (idle bins, under "
             "0.5 bytes, as 0)\n  and idle share at every bin position; mean|d|: mean over "
-            "positions of |source - real|;\n  outside: positions where that exceeds 2 x "
-            "sqrt(var_real/n_real + var_source/n_source)\n");
+            "positions of |source - held-out|;\n  outside: positions where that exceeds 2 x "
+            "sqrt(var_held-out/n_held-out + var_source/n_source)\n");
     for (int i = 0; i < NDE_NSRC; i++)
         for (int v = 0; v < 2; v++) {
             g->sum[i].pos_mean[v] = g->sum[i].pos_idle[v] = 0;
