@@ -1,7 +1,8 @@
 /*
  * cmd_eval.c — `netdiffus eval`: how close synthetic windows are to real ones
- * (distances, downstream accuracy, memorisation; model/eval/eval.c computes them), for
- * the decoded windows and, with --raw, for the raw model's beside them.
+ * (distances, downstream accuracy, memorisation, and measures nothing is fitted to;
+ * model/eval/ computes them), for the decoded windows and, with --raw, for the raw
+ * model's beside them, and with --peer for another generator's windows.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ enum {
     OPT_SYNTH,
     OPT_RAW,
     OPT_TRAIN,
+    OPT_PEER,
     OPT_SEED,
     OPT_CNN_STEPS,
     OPT_THREADS
@@ -32,6 +34,7 @@ static const struct option longs[] = {
     {"synth", required_argument, NULL, OPT_SYNTH},
     {"raw", required_argument, NULL, OPT_RAW},
     {"train", required_argument, NULL, OPT_TRAIN},
+    {"peer", required_argument, NULL, OPT_PEER},
     {"seed", required_argument, NULL, OPT_SEED},
     {"cnn-steps", required_argument, NULL, OPT_CNN_STEPS},
     {"threads", required_argument, NULL, OPT_THREADS},
@@ -40,7 +43,7 @@ static const struct option longs[] = {
 
 static int run(int argc, char **argv)
 {
-    const char *real = NULL, *synth = NULL, *raw = NULL, *train = NULL;
+    const char *real = NULL, *synth = NULL, *raw = NULL, *train = NULL, *peer = NULL;
     long long seed = 1, cnn = 300, threads = 0;
     cli_args a;
     cli_args_init(&a, "eval", argc, argv, "", longs);
@@ -53,6 +56,7 @@ static int run(int argc, char **argv)
         else if (c == OPT_SYNTH) synth = a.val;
         else if (c == OPT_RAW) raw = a.val;
         else if (c == OPT_TRAIN) train = a.val;
+        else if (c == OPT_PEER) peer = a.val;
         else if (c == CLI_OPERAND)
             return cli_usage_error("eval", "unexpected argument '%s'", a.val);
         else if (!num) return ND_EXIT_USAGE; /* CLI_BAD: said */
@@ -66,17 +70,19 @@ static int run(int argc, char **argv)
     nd_dataset *r = load_any(real, &e), *s = r ? load_any(synth, &e) : NULL;
     nd_dataset *t = s && train ? load_any(train, &e) : NULL;
     nd_dataset *w = s && (t || !train) && raw ? load_any(raw, &e) : NULL;
-    int rc = !r || !s || (train && !t) || (raw && !w) ? e.code : 0;
+    nd_dataset *q = s && (t || !train) && (w || !raw) && peer ? load_any(peer, &e) : NULL;
+    int rc = !r || !s || (train && !t) || (raw && !w) || (peer && !q) ? e.code : 0;
     if (!rc) {
         nd_eval_opts o = {
             .seed = (uint64_t)seed, .cnn_steps = (int)cnn, .threads = (int)threads};
-        rc = nd_eval_report(stdout, r, s, w, t, &o, &e);
+        rc = nd_eval_report(stdout, r, s, w, t, q, &o, &e);
     }
     if (rc) nd_err("%s", e.msg);
     nd_dataset_free(r);
     nd_dataset_free(s);
     nd_dataset_free(w);
     nd_dataset_free(t);
+    nd_dataset_free(q);
     return cli_exit_code(rc);
 }
 
@@ -84,7 +90,8 @@ const nd_command cmd_eval = {
     "eval",
     "measure the fidelity of synthetic against real windows",
     "usage: netdiffus eval --real REAL.csv --synth SYNTH.csv [--raw RAW.csv]\n"
-    "                      [--train TRAIN.csv] [--cnn-steps N] [--seed S] [--threads T]\n"
+    "                      [--train TRAIN.csv] [--peer PEER.csv] [--cnn-steps N]\n"
+    "                      [--seed S] [--threads T]\n"
     "\n"
     "Compares synthetic windows (from `netdiffus sample`) with real windows the model\n"
     "never saw, per class (matched by name) and as a mean over classes:\n"
@@ -99,13 +106,28 @@ const nd_command cmd_eval = {
     "beside the decoded ones: what the network learnt, and what the decoder adds.\n"
     "\n"
     "Then classifiers tested on the real windows: trained on train (TRTR), on synthetic\n"
-    "(TSTR), on both (TRSTR): logistic regression and 5-NN on 18 features per channel\n"
-    "(log1p mean, std, min, max, quartiles, zero share, mean step, autocorrelation at\n"
-    "lags 1 2 4 8, total, quarter means), and a small CNN on GASF images (--cnn-steps,\n"
-    "default 300; 0 skips it). Last, memorisation: each synthetic window's distance to\n"
-    "its nearest training window against the same for real windows; FLAG when synthetic\n"
-    "windows sit much closer (median under half, over 20%% below the real 5th percentile,\n"
-    "or near-copies).\n"
+    "(TSTR), on both (TRSTR): logistic regression, 5-NN and a random forest on 18\n"
+    "features per channel (log1p mean, std, min, max, quartiles, zero share, mean step,\n"
+    "autocorrelation at lags 1 2 4 8, total, quarter means) with the mean of their\n"
+    "TSTR/TRTR, and a small CNN on GASF images (--cnn-steps, default 300; 0 skips it).\n"
+    "Last, memorisation: each synthetic window's distance to its nearest training window\n"
+    "against the same for real windows; FLAG when synthetic windows sit much closer\n"
+    "(median under half, over 20% below the real 5th percentile, or near-copies).\n"
+    "\n"
+    "Then measures nothing in the model or its decoder is fitted to, for every source:\n"
+    "synthetic, raw, naive, the training windows (the floor) and --peer (another\n"
+    "generator's windows with some of real's channels, matched by name; measured on\n"
+    "those, and every measure is also given on the first channel alone to compare it):\n"
+    "  two-sample test  real vs source, per class as many windows of each, 5-fold\n"
+    "                   accuracy of a random forest (log1p bins + features) and of a\n"
+    "                   1-D CNN; score |acc - 0.5| x 2 (0: indistinguishable)\n"
+    "  TSTR/TRTR        logistic, 5-NN and random forest trained on the source\n"
+    "  profiles         per bin position mean log1p(bytes) and idle share; positions\n"
+    "                   outside 2 standard errors of the difference to real\n"
+    "  runs             W1 of the idle- and busy-run lengths\n"
+    "  coupling         W1 of the per-window correlation of the first two channels\n"
+    "  memorisation     nearest-training-window distance, source / real (median)\n"
+    "and one line per source, 'SUMMARY <source> key=value ...' ('-': not measured).\n"
     "\n"
     "Files: series CSV (or .ndd). Exit codes: 0 ok; 1 unreadable input; 2 bad usage or\n"
     "files that do not match (channels, bins, no common class).\n",

@@ -12,25 +12,28 @@
  *   from the training windows of its class at that bin (no time structure).
  *
  *   downstream classifiers tested on the real windows: TRTR (trained on train), TSTR
- *   (trained on synthetic), TRSTR (on both): logistic regression and 5-NN on the 36
- *   features of features() below, and a small CNN on GASF images.
+ *   (trained on synthetic), TRSTR (on both): logistic regression, 5-NN and a random
+ *   forest (forest.c) on the 18 features per channel of nde_features() below, and a
+ *   small CNN on GASF images.
  *
  *   memorisation: L2 distance (log1p values, all channels) from each synthetic window
  *   to its nearest training window, against the same for the real windows; flagged
  *   when synthetic windows sit much closer to the training data than real unseen ones.
+ *   A peer's windows get the same check on the channels they have.
  *
- * Real, synthetic and training files are matched by class name.
+ * Then judge.c's measures, which nothing in the model is fitted to. Real, synthetic,
+ * training and peer files are matched by class name.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval.h"
+#include "eval_impl.h"
 #include "model.h"
 #include "nn.h"
 
-static int cmp_double(const void *a, const void *b)
+int nde_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -39,8 +42,8 @@ static int cmp_double(const void *a, const void *b)
 double nd_w1(double *a, size_t na, double *b, size_t nb)
 {
     if (!na || !nb) return NAN;
-    qsort(a, na, sizeof *a, cmp_double);
-    qsort(b, nb, sizeof *b, cmp_double);
+    qsort(a, na, sizeof *a, nde_cmp_double);
+    qsort(b, nb, sizeof *b, nde_cmp_double);
     /* ∫0^1 |Fa⁻¹(u) − Fb⁻¹(u)| du over the merged breakpoints i/na and j/nb */
     double w = 0.0, u = 0.0;
     size_t i = 0, j = 0;
@@ -79,16 +82,11 @@ void nd_mean_acf(double *acf, const float *x, size_t n, int C, int L, int c, int
 
 /* ---- windows of one class, gathered --------------------------------------------- */
 
-typedef struct set {
-    size_t n;
-    float *x; /* (n, C, L) */
-    int *y;   /* (n) class index in the real file's numbering */
-} set;
-
-/* Windows of ds whose class (mapped to real's numbering by name) is cls (−1: all). */
-static int gather(set *s, const nd_dataset *ds, const nd_dataset *real, int cls)
+int nde_gather(nde_set *s, const nd_dataset *ds, const nd_dataset *real, int cls,
+               const int *chmap)
 {
-    size_t WL = (size_t)ds->n_channels * ds->L;
+    int C = (int)real->n_channels, L = (int)real->L;
+    size_t WL = (size_t)C * L, DWL = (size_t)ds->n_channels * ds->L;
     int map[ND_MAX_CLASSES];
     for (uint32_t k = 0; k < ds->n_classes; k++) {
         map[k] = -1;
@@ -102,18 +100,39 @@ static int gather(set *s, const nd_dataset *ds, const nd_dataset *real, int cls)
     for (uint64_t w = 0; w < ds->n_windows; w++) {
         int r = map[ds->labels[w]];
         if (r < 0 || (cls >= 0 && r != cls)) continue;
-        memcpy(s->x + s->n * WL, ds->values + w * WL, WL * sizeof(float));
+        float *x = s->x + s->n * WL;
+        if (!chmap) memcpy(x, ds->values + w * DWL, WL * sizeof(float));
+        else
+            for (int c = 0; c < C; c++)
+                if (chmap[c] < 0) memset(x + (size_t)c * L, 0, L * sizeof(float));
+                else
+                    memcpy(x + (size_t)c * L, ds->values + w * DWL + (size_t)chmap[c] * L,
+                           L * sizeof(float));
         s->y[s->n++] = r;
     }
     return 0;
 }
 
-static void set_free(set *s)
+void nde_set_free(nde_set *s)
 {
     free(s->x);
     free(s->y);
     s->x = NULL;
     s->y = NULL;
+}
+
+int nde_view(nde_set *out, const nde_set *in, int C, int L, const int *chs, int nch)
+{
+    out->n = in->n;
+    out->x = malloc((in->n * nch + 1) * (size_t)L * sizeof(float));
+    out->y = malloc((in->n + 1) * sizeof(int));
+    if (!out->x || !out->y) return -ENOMEM;
+    for (size_t w = 0; w < in->n; w++) {
+        for (int c = 0; c < nch; c++)
+            memcpy(out->x + (w * nch + c) * L, in->x + (w * C + chs[c]) * L, L * sizeof(float));
+        out->y[w] = in->y[w];
+    }
+    return 0;
 }
 
 /* ---- the three distances ---------------------------------------------------------- */
@@ -122,7 +141,7 @@ typedef struct dist {
     double marg, acf, vol; /* means over channels */
 } dist;
 
-static dist distances(const set *a, const set *b, int C, int L)
+static dist distances(const nde_set *a, const nde_set *b, int C, int L)
 {
     dist d = {0, 0, 0};
     int K = L / 4 < 1 ? 1 : L / 4;
@@ -160,9 +179,7 @@ static dist distances(const set *a, const set *b, int C, int L)
     return d;
 }
 
-/* The naive generator: n windows of class cls, bin i of channel c drawn from the bin i,
- * channel c values of random training windows of the class. */
-static int naive_set(set *s, const set *train, size_t n, int C, int L, nd_rng *r)
+int nde_naive_set(nde_set *s, const nde_set *train, size_t n, int C, int L, nd_rng *r)
 {
     size_t WL = (size_t)C * L;
     s->n = train->n ? n : 0;
@@ -179,15 +196,13 @@ static int naive_set(set *s, const set *train, size_t n, int C, int L, nd_rng *r
 
 /* ---- classical classifiers on features ------------------------------------------- */
 
-#define NF_PER_CH 18
-
 /* Per channel, on log1p values: mean, std, min, max, quartiles (3), zero share, mean
  * |step|, autocorrelation at lags 1, 2, 4, 8, log1p of the total bytes, and the mean of
  * each quarter of the window (4). */
-static void features(double *f, const float *x, int C, int L)
+void nde_features(double *f, const float *x, int C, int L)
 {
     double y[4096];
-    for (int c = 0; c < C; c++, f += NF_PER_CH) {
+    for (int c = 0; c < C; c++, f += NDE_NF_PER_CH) {
         const float *s = x + (size_t)c * L;
         double m = 0, v = 0, mn = INFINITY, mx = -INFINITY, z = 0, st = 0, tot = 0;
         for (int i = 0; i < L; i++) {
@@ -203,7 +218,7 @@ static void features(double *f, const float *x, int C, int L)
         for (int i = 0; i < L; i++) v += (y[i] - m) * (y[i] - m);
         double q[4096];
         memcpy(q, y, L * sizeof(double));
-        qsort(q, L, sizeof(double), cmp_double);
+        qsort(q, L, sizeof(double), nde_cmp_double);
         f[0] = m;
         f[1] = sqrt(v / L);
         f[2] = mn;
@@ -229,29 +244,22 @@ static void features(double *f, const float *x, int C, int L)
     }
 }
 
-typedef struct feats {
-    size_t n;
-    int nf;
-    double *f; /* (n, nf) */
-    int *y;
-} feats;
-
-static int feats_of(feats *F, const set *s, int C, int L)
+int nde_feats_of(nde_feats *F, const nde_set *s, int C, int L)
 {
     F->n = s->n;
-    F->nf = C * NF_PER_CH;
+    F->nf = C * NDE_NF_PER_CH;
     F->f = malloc((s->n + 1) * F->nf * sizeof(double));
     F->y = s->y;
     if (!F->f) return -ENOMEM;
     for (size_t w = 0; w < s->n; w++)
-        features(F->f + w * F->nf, s->x + w * (size_t)C * L, C, L);
+        nde_features(F->f + w * F->nf, s->x + w * (size_t)C * L, C, L);
     return 0;
 }
 
 /* Softmax regression on standardised features (means and deviations of the training
  * set), L2 1e-3, 400 full-batch gradient steps with Adam (lr 0.05). Returns accuracy on
  * test. */
-static double logreg_accuracy(const feats *tr, const feats *te, int K)
+double nde_logreg_accuracy(const nde_feats *tr, const nde_feats *te, int K)
 {
     int nf = tr->nf, D = nf + 1;
     double *mu = calloc(nf, sizeof *mu), *sd = calloc(nf, sizeof *sd);
@@ -309,7 +317,7 @@ static double logreg_accuracy(const feats *tr, const feats *te, int K)
 
 /* 5 nearest neighbours (standardised features, Euclidean), majority vote (ties: the
  * nearest's class). */
-static double knn_accuracy(const feats *tr, const feats *te, int K)
+double nde_knn_accuracy(const nde_feats *tr, const nde_feats *te, int K)
 {
     int nf = tr->nf;
     double *mu = calloc(nf, sizeof *mu), *sd = calloc(nf, sizeof *sd);
@@ -438,7 +446,7 @@ static void cnn_backward(cnn *n, nd_ctx *ctx, cnn_act *a, const float *x, const 
     nd_conv2d_backward(ctx, NULL, n->dw1, n->db1, a->d2, x, n->w1, B, C, L, L, 16, 3, 2);
 }
 
-static double cnn_accuracy(const set *tr, const set *te, int C, int L, int K, int steps,
+static double cnn_accuracy(const nde_set *tr, const nde_set *te, int C, int L, int K, int steps,
                            uint64_t seed, nd_ctx *ctx)
 {
     if (!tr->n || !te->n) return NAN;
@@ -542,27 +550,32 @@ static double cnn_accuracy(const set *tr, const set *te, int C, int L, int K, in
 
 /* ---- memorisation ------------------------------------------------------------------ */
 
-/* Distance from each window of s to its nearest window of train (log1p, L2). */
-static void nn_dist(double *d, const set *s, const set *train, size_t WL)
+void nde_nn_dist(double *d, const nde_set *s, const nde_set *train, size_t WL)
 {
+    /* log1p once per value, not once per pair of windows: the same numbers, faster */
+    double *lt = malloc((train->n * WL + 1) * sizeof *lt), *ls = malloc((WL + 1) * sizeof *ls);
+    ND_ASSERT(lt && ls);
+    for (size_t j = 0; j < train->n * WL; j++) lt[j] = log1p(fmax(0, train->x[j]));
     for (size_t i = 0; i < s->n; i++) {
+        for (size_t j = 0; j < WL; j++) ls[j] = log1p(fmax(0, s->x[i * WL + j]));
         double best = INFINITY;
         for (size_t t = 0; t < train->n; t++) {
             double a = 0;
-            const float *p = s->x + i * WL, *q = train->x + t * WL;
+            const double *q = lt + t * WL;
             for (size_t j = 0; j < WL && a < best; j++) {
-                double u = log1p(fmax(0, p[j])) - log1p(fmax(0, q[j]));
+                double u = ls[j] - q[j];
                 a += u * u;
             }
             if (a < best) best = a;
         }
         d[i] = sqrt(best);
     }
+    free(lt), free(ls);
 }
 
 /* ---- the report -------------------------------------------------------------------- */
 
-static void concat(set *out, const set *a, const set *b, size_t WL)
+static void concat(nde_set *out, const nde_set *a, const nde_set *b, size_t WL)
 {
     out->n = a->n + b->n;
     out->x = malloc((out->n + 1) * WL * sizeof(float));
@@ -611,12 +624,12 @@ static void print_dist_row(const report *p, const char *cls, int src, const char
  * -ENOMEM. */
 static int report_class(report *p, int k, dist *sum)
 {
-    set s[NSRC] = {{0}}, r = {0};
-    int rc = gather(&r, p->real, p->real, k);
+    nde_set s[NSRC] = {{0}}, r = {0};
+    int rc = nde_gather(&r, p->real, p->real, k, NULL);
     for (int i = 0; i < NSRC && !rc; i++)
-        if (p->ds[i]) rc = gather(&s[i], p->ds[i], p->real, k);
+        if (p->ds[i]) rc = nde_gather(&s[i], p->ds[i], p->real, k, NULL);
     if (!rc && r.n && s[SRC_SYNTH].n && s[SRC_REAL].n)
-        rc = naive_set(&s[SRC_NAIVE], &s[SRC_REAL], s[SRC_SYNTH].n, p->C, p->L, &p->rng);
+        rc = nde_naive_set(&s[SRC_NAIVE], &s[SRC_REAL], s[SRC_SYNTH].n, p->C, p->L, &p->rng);
     if (!rc && r.n && s[SRC_SYNTH].n) {
         dist d[NSRC], none = {NAN, NAN, NAN};
         for (int i = 0; i < NSRC; i++) d[i] = s[i].n ? distances(&s[i], &r, p->C, p->L) : none;
@@ -629,8 +642,8 @@ static int report_class(report *p, int k, dist *sum)
         }
         rc = 1;
     }
-    for (int i = 0; i < NSRC; i++) set_free(&s[i]);
-    set_free(&r);
+    for (int i = 0; i < NSRC; i++) nde_set_free(&s[i]);
+    nde_set_free(&r);
     return rc;
 }
 
@@ -666,45 +679,65 @@ typedef struct accuracy {
     double trtr, tstr[2], trstr;
 } accuracy;
 
-static void report_classifiers(const report *p, const set *R, const set *T, const set *S,
-                               const set *TS, const feats *FR, const feats *FT, const feats *FS,
-                               const feats *FTS)
+enum { CLF_LOGREG, CLF_KNN, CLF_RF, CLF_CNN, NCLF };
+
+static double classical(int c, const nde_feats *tr, const nde_feats *te, int K, uint64_t seed,
+                        int threads)
+{
+    return c == CLF_LOGREG ? nde_logreg_accuracy(tr, te, K)
+           : c == CLF_KNN  ? nde_knn_accuracy(tr, te, K)
+                           : nde_forest_accuracy(tr, te, K, seed, threads);
+}
+
+static void report_classifiers(const report *p, const nde_set *R, const nde_set *T,
+                               const nde_set *S, const nde_set *TS, const nde_feats *FR,
+                               const nde_feats *FT, const nde_feats *FS, const nde_feats *FTS)
 {
     int K = p->K, raw = S[1].n > 0, with_cnn = p->o->cnn_steps > 0;
-    accuracy acc[3];
-    for (int c = 0; c < 3; c++) acc[c] = (accuracy){NAN, {NAN, NAN}, NAN};
-    for (int j = 0; j < 1 + raw; j++) {
-        acc[0].tstr[j] = logreg_accuracy(&FS[j], FR, K);
-        acc[1].tstr[j] = knn_accuracy(&FS[j], FR, K);
-    }
-    if (T->n) {
-        acc[0].trtr = logreg_accuracy(FT, FR, K), acc[0].trstr = logreg_accuracy(FTS, FR, K);
-        acc[1].trtr = knn_accuracy(FT, FR, K), acc[1].trstr = knn_accuracy(FTS, FR, K);
+    uint64_t fseed = p->o->seed + 99; /* the forest's: the same as in the per-source table */
+    accuracy acc[NCLF];
+    for (int c = 0; c < NCLF; c++) acc[c] = (accuracy){NAN, {NAN, NAN}, NAN};
+    for (int c = 0; c < CLF_CNN; c++) {
+        for (int j = 0; j < 1 + raw; j++)
+            acc[c].tstr[j] = classical(c, &FS[j], FR, K, fseed, p->o->threads);
+        if (T->n) {
+            acc[c].trtr = classical(c, FT, FR, K, fseed, p->o->threads);
+            acc[c].trstr = classical(c, FTS, FR, K, fseed, p->o->threads);
+        }
     }
     nd_ctx *ctx = with_cnn ? nd_ctx_new(p->o->threads) : NULL;
     if (ctx) {
         int st = p->o->cnn_steps;
         uint64_t seed = p->o->seed;
         for (int j = 0; j < 1 + raw; j++)
-            acc[2].tstr[j] = cnn_accuracy(&S[j], R, p->C, p->L, K, st, seed, ctx);
+            acc[CLF_CNN].tstr[j] = cnn_accuracy(&S[j], R, p->C, p->L, K, st, seed, ctx);
         if (T->n) {
-            acc[2].trtr = cnn_accuracy(T, R, p->C, p->L, K, st, seed, ctx);
-            acc[2].trstr = cnn_accuracy(TS, R, p->C, p->L, K, st, seed, ctx);
+            acc[CLF_CNN].trtr = cnn_accuracy(T, R, p->C, p->L, K, st, seed, ctx);
+            acc[CLF_CNN].trstr = cnn_accuracy(TS, R, p->C, p->L, K, st, seed, ctx);
         }
         nd_ctx_free(ctx);
     }
     fprintf(p->out, "\ndownstream accuracy on the %zu real windows (chance %.2f)\n", R->n,
             1.0 / K);
-    fprintf(p->out, "%-22s %8s %8s %8s %12s", "classifier", "TRTR", "TSTR", "TRSTR",
+    fprintf(p->out, "%-24s %8s %8s %8s %12s", "classifier", "TRTR", "TSTR", "TRSTR",
             "TSTR/TRTR");
     if (raw) fprintf(p->out, " %8s %11s", "TSTR raw", "raw/TRTR");
     fputc('\n', p->out);
-    const char *name[3] = {"logistic regression", "5-NN (features)", "CNN (GASF images)"};
-    for (int c = 0; c < 2 + with_cnn; c++) {
-        double v[6] = {acc[c].trtr,    acc[c].tstr[0],
-                       acc[c].trstr,   acc[c].tstr[0] / acc[c].trtr,
-                       acc[c].tstr[1], acc[c].tstr[1] / acc[c].trtr};
-        fprintf(p->out, "%-22s", name[c]);
+    const char *name[NCLF] = {"logistic regression", "5-NN (features)",
+                              "random forest (features)", "CNN (GASF images)"};
+    /* after the classifiers on features, the mean of their ratios */
+    accuracy mean = {NAN, {0, 0}, NAN};
+    for (int c = 0; c < CLF_CNN; c++)
+        for (int j = 0; j < 2; j++) mean.tstr[j] += acc[c].tstr[j] / acc[c].trtr / CLF_CNN;
+    int rows[NCLF + 1] = {CLF_LOGREG, CLF_KNN, CLF_RF, NCLF, CLF_CNN};
+    for (int r = 0; r < NCLF + 1; r++) {
+        int c = rows[r];
+        if (c == CLF_CNN && !with_cnn) continue;
+        const accuracy *a = c < NCLF ? &acc[c] : &mean;
+        double v[6] = {a->trtr,    a->tstr[0],          a->trstr, a->tstr[0] / a->trtr,
+                       a->tstr[1], a->tstr[1] / a->trtr};
+        if (c == NCLF) v[3] = a->tstr[0], v[5] = a->tstr[1], v[1] = v[4] = NAN;
+        fprintf(p->out, "%-24s", c < NCLF ? name[c] : "mean of the three above");
         for (int i = 0; i < (raw ? 6 : 4); i++) {
             int w = i == 3 ? 12 : i == 5 ? 11 : 8;
             if (isnan(v[i])) fprintf(p->out, " %*s", w, "-");
@@ -714,17 +747,16 @@ static void report_classifiers(const report *p, const set *R, const set *T, cons
     }
 }
 
-/* Memorisation of one synthetic source S against the training windows T. */
-static void report_memorisation(const report *p, const char *what, const set *S, const set *T,
-                                const set *R)
+/* Memorisation of one source S against the training windows T (windows of WL values). */
+static void report_memorisation(const report *p, const char *what, const nde_set *S,
+                                const nde_set *T, const nde_set *R, size_t WL)
 {
-    size_t WL = (size_t)p->C * p->L;
     double *ds = malloc((S->n + 1) * sizeof(double)), *dr = malloc((R->n + 1) * sizeof(double));
     ND_ASSERT(ds && dr);
-    nn_dist(ds, S, T, WL);
-    nn_dist(dr, R, T, WL);
-    qsort(ds, S->n, sizeof(double), cmp_double);
-    qsort(dr, R->n, sizeof(double), cmp_double);
+    nde_nn_dist(ds, S, T, WL);
+    nde_nn_dist(dr, R, T, WL);
+    qsort(ds, S->n, sizeof(double), nde_cmp_double);
+    qsort(dr, R->n, sizeof(double), nde_cmp_double);
     double p5 = dr[R->n / 20], meds = ds[S->n / 2], medr = dr[R->n / 2];
     size_t closer = 0, copies = 0;
     for (size_t i = 0; i < S->n; i++) {
@@ -751,9 +783,54 @@ static void report_memorisation(const report *p, const char *what, const set *S,
     free(dr);
 }
 
+/* The peer may have learnt from every real window, the held-out ones too: its distance to
+ * the nearest of training + held-out windows, against each held-out window's distance to
+ * the nearest other one of them. */
+static void report_peer_copies(const report *p, const nde_set *S, const nde_set *T,
+                               const nde_set *R, size_t WL)
+{
+    nde_set all = {0};
+    concat(&all, T, R, WL);
+    double *ds = malloc((S->n + 1) * sizeof(double)), *dr = malloc((R->n + 1) * sizeof(double));
+    ND_ASSERT(ds && dr);
+    nde_nn_dist(ds, S, &all, WL);
+    for (size_t i = 0; i < R->n; i++) {
+        /* all without held-out window i: its own copy would be at distance 0 */
+        nde_set one = {.n = 1, .x = R->x + i * WL}, rest = all;
+        double a = INFINITY, b = INFINITY;
+        rest.n = T->n + i;
+        if (rest.n) nde_nn_dist(&a, &one, &rest, WL);
+        rest.x = all.x + (T->n + i + 1) * WL, rest.n = R->n - i - 1;
+        if (rest.n) nde_nn_dist(&b, &one, &rest, WL);
+        dr[i] = fmin(a, b);
+    }
+    qsort(ds, S->n, sizeof(double), nde_cmp_double);
+    qsort(dr, R->n, sizeof(double), nde_cmp_double);
+    fprintf(p->out,
+            "  the peer may have learnt from the held-out windows too: to the nearest of "
+            "training +\n  held-out windows median %.3f, held-out windows to the nearest "
+            "other one %.3f (ratio %.2f)\n",
+            ds[S->n / 2], dr[R->n / 2], ds[S->n / 2] / dr[R->n / 2]);
+    free(ds), free(dr);
+    nde_set_free(&all);
+}
+
+/* Where each of real's channels is in ds (by name), −1 when ds lacks it. Returns how many
+ * of ds's channels are real's: all of them, or ds does not fit. */
+static int channel_map(int *map, const nd_dataset *ds, const nd_dataset *real)
+{
+    int found = 0;
+    for (uint32_t c = 0; c < real->n_channels; c++) {
+        map[c] = -1;
+        for (uint32_t d = 0; d < ds->n_channels; d++)
+            if (!strcmp(ds->channel_names[d], real->channel_names[c])) map[c] = (int)d, found++;
+    }
+    return found;
+}
+
 int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
-                   const nd_dataset *raw, const nd_dataset *train, const nd_eval_opts *o,
-                   nd_error *e)
+                   const nd_dataset *raw, const nd_dataset *train, const nd_dataset *peer,
+                   const nd_eval_opts *o, nd_error *e)
 {
     report p = {.out = out,
                 .real = real,
@@ -767,6 +844,14 @@ int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
         if (p.ds[i] && ((int)p.ds[i]->n_channels != p.C || (int)p.ds[i]->L != p.L))
             return nd_error_set(e, ND_EUSAGE, "eval: %s windows are %u x %u, real ones %d x %d",
                                 what[i], p.ds[i]->n_channels, p.ds[i]->L, p.C, p.L);
+    int peer_map[ND_MAX_CHANNELS];
+    for (int c = 0; c < ND_MAX_CHANNELS; c++) peer_map[c] = -1;
+    if (peer &&
+        (channel_map(peer_map, peer, real) != (int)peer->n_channels || (int)peer->L != p.L))
+        return nd_error_set(e, ND_EUSAGE,
+                            "eval: the peer's windows must have %d bins and channels among "
+                            "real's (matched by name)",
+                            p.L);
     if (p.L > 4096) return nd_error_set(e, ND_EUSAGE, "eval: windows longer than 4096 bins");
     nd_rng_seed(&p.rng, o->seed);
     p.nw = 16;
@@ -777,22 +862,78 @@ int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
 
     /* downstream accuracy and memorisation over all classes */
     size_t WL = (size_t)p.C * p.L;
-    set R = {0}, T = {0}, S[2] = {{0}}, TS = {0};
-    feats FR = {0}, FT = {0}, FS[2] = {{0}}, FTS = {0};
-    rc = gather(&R, real, real, -1) || gather(&S[0], synth, real, -1) ||
-         (raw && gather(&S[1], raw, real, -1)) || (train && gather(&T, train, real, -1));
+    nde_set R = {0}, T = {0}, S[2] = {{0}}, TS = {0}, N = {0}, P = {0};
+    nde_feats FR = {0}, FT = {0}, FS[2] = {{0}}, FTS = {0};
+    rc = nde_gather(&R, real, real, -1, NULL) || nde_gather(&S[0], synth, real, -1, NULL) ||
+         (raw && nde_gather(&S[1], raw, real, -1, NULL)) ||
+         (train && nde_gather(&T, train, real, -1, NULL)) ||
+         (peer && nde_gather(&P, peer, real, -1, peer_map));
     if (!rc) {
         if (train) concat(&TS, &T, &S[0], WL);
-        rc = feats_of(&FR, &R, p.C, p.L) || feats_of(&FT, &T, p.C, p.L) ||
-             feats_of(&FS[0], &S[0], p.C, p.L) || feats_of(&FS[1], &S[1], p.C, p.L) ||
-             feats_of(&FTS, &TS, p.C, p.L);
+        rc = nde_feats_of(&FR, &R, p.C, p.L) || nde_feats_of(&FT, &T, p.C, p.L) ||
+             nde_feats_of(&FS[0], &S[0], p.C, p.L) || nde_feats_of(&FS[1], &S[1], p.C, p.L) ||
+             nde_feats_of(&FTS, &TS, p.C, p.L);
     }
     if (!rc) {
         report_classifiers(&p, &R, &T, S, &TS, &FR, &FT, FS, &FTS);
         for (int j = 0; j < 2 && T.n; j++)
-            if (S[j].n) report_memorisation(&p, j ? " (raw)" : "", &S[j], &T, &R);
+            if (S[j].n) report_memorisation(&p, j ? " (raw)" : "", &S[j], &T, &R, WL);
+    }
+    /* the peer's memorisation on its channels */
+    nde_set PV = {0}, TV = {0}, RV = {0};
+    int pch[ND_MAX_CHANNELS], npch = 0;
+    for (int c = 0; c < p.C && peer; c++)
+        if (peer_map[c] >= 0) pch[npch++] = c;
+    if (!rc && P.n && T.n) {
+        rc = nde_view(&PV, &P, p.C, p.L, pch, npch) || nde_view(&TV, &T, p.C, p.L, pch, npch) ||
+             nde_view(&RV, &R, p.C, p.L, pch, npch);
+        char w[ND_NAME_MAX * ND_MAX_CHANNELS + 16] = " (peer, on";
+        for (int c = 0; c < npch; c++)
+            snprintf(w + strlen(w), sizeof w - strlen(w), " %s", real->channel_names[pch[c]]);
+        snprintf(w + strlen(w), sizeof w - strlen(w), ")");
+        if (!rc) {
+            report_memorisation(&p, w, &PV, &TV, &RV, (size_t)npch * p.L);
+            report_peer_copies(&p, &PV, &TV, &RV, (size_t)npch * p.L);
+        }
+    }
+    /* the naive baseline over all classes, as many windows per class as synth has, from
+     * a generator of its own (the distance table's draws stay as they were) */
+    if (!rc && T.n) {
+        nd_rng r;
+        nd_rng_seed(&r, o->seed + 55);
+        N.x = malloc((S[0].n + 1) * WL * sizeof(float));
+        N.y = malloc((S[0].n + 1) * sizeof(int));
+        rc = !N.x || !N.y;
+        for (int k = 0; k < p.K && !rc; k++) {
+            nde_set tk = {0}, nk = {0};
+            size_t nsk = 0;
+            for (size_t w = 0; w < S[0].n; w++) nsk += S[0].y[w] == k;
+            rc = nde_gather(&tk, train, real, k, NULL);
+            if (!rc && tk.n && nsk) rc = nde_naive_set(&nk, &tk, nsk, p.C, p.L, &r);
+            if (!rc && nk.n) {
+                memcpy(N.x + N.n * WL, nk.x, nk.n * WL * sizeof(float));
+                for (size_t w = 0; w < nk.n; w++) N.y[N.n++] = k;
+            }
+            nde_set_free(&tk), nde_set_free(&nk);
+        }
+    }
+    if (!rc) {
+        nde_judge j = {.out = out,
+                       .real = real,
+                       .R = &R,
+                       .src = {&S[0], &S[1], &N, &T, &P},
+                       .C = p.C,
+                       .L = p.L,
+                       .K = p.K,
+                       .seed = o->seed,
+                       .threads = o->threads};
+        for (int i = 0; i < NDE_NSRC; i++)
+            for (int c = 0; c < p.C; c++) j.has[i][c] = i != NDE_PEER || peer_map[c] >= 0;
+        rc = nde_judge_report(&j);
     }
     free(FR.f), free(FT.f), free(FS[0].f), free(FS[1].f), free(FTS.f);
-    set_free(&R), set_free(&T), set_free(&S[0]), set_free(&S[1]), set_free(&TS);
+    nde_set_free(&R), nde_set_free(&T), nde_set_free(&S[0]), nde_set_free(&S[1]);
+    nde_set_free(&TS), nde_set_free(&N), nde_set_free(&P), nde_set_free(&PV);
+    nde_set_free(&TV), nde_set_free(&RV);
     return rc ? nd_error_set(e, -ENOMEM, "eval: out of memory") : 0;
 }

@@ -75,7 +75,7 @@ static char *report(const nd_dataset *real, const nd_dataset *synth, const nd_da
     FILE *f = fmemopen(buf, sizeof buf, "w");
     nd_eval_opts o = {.seed = 1, .cnn_steps = 60, .threads = 1};
     nd_error e = {0};
-    int rc = nd_eval_report(f, real, synth, raw, train, &o, &e);
+    int rc = nd_eval_report(f, real, synth, raw, train, NULL, &o, &e);
     fclose(f);
     if (rc) CHECK_FAIL_("eval: %s", e.msg);
     fprintf(stderr, "%s\n", buf);
@@ -121,6 +121,8 @@ static void test_report(void)
     CHECK(accuracy(rep, "logistic regression", 1) > 0.95);
     CHECK(accuracy(rep, "5-NN (features)", 1) > 0.95);
     CHECK(accuracy(rep, "CNN (GASF images)", 0) > 0.8);
+    CHECK(accuracy(rep, "random forest (features)", 1) > 0.95);
+    CHECK(accuracy(rep, "mean of the three above", 3) > 0.9); /* TSTR/TRTR */
     CHECK_CONTAINS(rep, "no memorisation flag");
     /* a "generator" that returns its training data: flagged */
     rep = report(real, train, NULL, train);
