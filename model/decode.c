@@ -40,8 +40,8 @@
  *       fitted on (0: no maps), fit revision, 0;
  *   u64 model step; u32 sampler, steps, clip, projection, decode, 0; f64 guidance, eta
  *       (the key of the maps);
- *   K·C targets (class-major): f32 idle, idle_at[L], busy[Q+1], volume[Q+1];
- *   with windows, K·C maps: f32 threshold_at[L], busy[Q+1], volume[Q+1].
+ *   K·C targets (class-major): f32 idle, idle_at[L], level_at[L], busy[Q+1], volume[Q+1];
+ *   with windows, K·C maps: f32 threshold_at[L], busy[Q+1], volume[Q+1], shift_at[L].
  * Version 1 (16 in place of L) held one threshold per map, a score filter and the
  * target's autocorrelation; older files hold MARG (targets) and CALB (maps) instead, as
  * slot arrays in three generations. Their targets load with the overall idle share at
@@ -55,6 +55,9 @@
 
 #include "model_impl.h"
 #include "model.h"
+
+/* Rounds of the fit that move the level shifts. */
+#define SHIFT_ROUNDS 3
 
 /* Positions either side of a bin whose model scores count for its threshold: a width of
  * 5, so that the few dozen windows of a fit give a steady quantile at every position. */
@@ -120,16 +123,31 @@ static void idle_shares(double *share, const float *x, size_t n, size_t stride, 
     for (int i = 0; i < L; i++) share[i] /= (double)n;
 }
 
+/* level (L): the mean log1p of the busy bins at each position of n windows x (row stride
+ * `stride`); NaN where none is busy. */
+static void levels(float *level, const float *x, size_t n, size_t stride, int L)
+{
+    for (int i = 0; i < L; i++) {
+        double sum = 0.0;
+        size_t busy = 0;
+        for (size_t w = 0; w < n; w++) {
+            float v = x[w * stride + (size_t)i];
+            if (v > 0.0f) sum += log1p(v), busy++;
+        }
+        level[i] = busy ? (float)(sum / (double)busy) : NAN;
+    }
+}
+
 static void map_clear(nd_decoder_map *f)
 {
-    for (int i = 0; i < ND_MODEL_MAX_L; i++) f->threshold_at[i] = NAN;
+    for (int i = 0; i < ND_MODEL_MAX_L; i++) f->threshold_at[i] = NAN, f->shift_at[i] = 0.0f;
     for (int k = 0; k <= ND_DECODER_Q; k++) f->busy[k] = f->volume[k] = NAN;
 }
 
 static void target_clear(nd_decoder_target *t)
 {
     t->idle = NAN;
-    for (int i = 0; i < ND_MODEL_MAX_L; i++) t->idle_at[i] = NAN;
+    for (int i = 0; i < ND_MODEL_MAX_L; i++) t->idle_at[i] = t->level_at[i] = NAN;
     for (int k = 0; k <= ND_DECODER_Q; k++) t->busy[k] = t->volume[k] = NAN;
 }
 
@@ -148,6 +166,7 @@ void nd_decoder_target_measure(nd_decoder_target *t, const float *x, size_t n, i
     double share[ND_MODEL_MAX_L];
     idle_shares(share, x + (size_t)c * L, n, (size_t)C * L, L);
     for (int i = 0; i < L; i++) t->idle_at[i] = (float)share[i];
+    levels(t->level_at, x + (size_t)c * L, n, (size_t)C * L, L);
     if (busy) quantiles(t->busy, scratch, busy);
     for (size_t k = 0; k < n; k++) scratch[k] = log1pf(sum(x + (k * C + c) * L, L));
     quantiles(t->volume, scratch, n);
@@ -187,11 +206,13 @@ static void fit_busy(nd_decoder_map *f, const nd_decoder_target *t, const float 
     if (busy && isfinite(t->busy[0])) quantiles(f->busy, scratch, busy);
 }
 
-/* A busy bin's raw value from its uncalibrated log1p value l. */
-static float busy_value(const nd_decoder_map *f, const nd_decoder_target *t, float l)
+/* A busy bin's raw value at position i from its uncalibrated log1p value l: the busy map,
+ * then the position's level shift, within the target's range of busy values. */
+static float busy_value(const nd_decoder_map *f, const nd_decoder_target *t, int i, float l)
 {
     if (!isfinite(f->busy[0])) return expm1f(l); /* no busy bin in the model's samples */
-    return expm1f(qmap(f->busy, t->busy, l));
+    float v = qmap(f->busy, t->busy, l) + f->shift_at[i];
+    return expm1f(fminf(fmaxf(v, t->busy[0]), t->busy[ND_DECODER_Q]));
 }
 
 /* The volume map on one window's channel x (L raw values from nd_decoder_bin), in place:
@@ -227,7 +248,7 @@ static void revive(const nd_decoder_map *f, const nd_decoder_target *t, float *x
         float margin = score[i] - f->threshold_at[i];
         if (f->threshold_at[i] < INFINITY && (top < 0 || margin > best)) top = i, best = margin;
     }
-    if (top >= 0) x[top] = busy_value(f, t, lval[top]);
+    if (top >= 0) x[top] = busy_value(f, t, top, lval[top]);
 }
 
 /* Thresholds and maps (f) for target t, and in x (n·L) the n windows after all maps;
@@ -236,12 +257,19 @@ static void fit_maps(nd_decoder_map *f, const nd_decoder_target *t, const float 
                      const float *lval, size_t n, int L, float *x, float *vol)
 {
     double s[ND_MODEL_MAX_L], before[ND_MODEL_MAX_L], after[ND_MODEL_MAX_L];
+    float got[ND_MODEL_MAX_L];
     for (int i = 0; i < L; i++) s[i] = t->idle_at[i];
     /* The revive and the volume map move the idle share at each position after the
      * thresholds (whole windows become idle, or keep a bin), so the thresholds aim at the
      * rest: a few rounds of setting each position's share to the target's minus what the
-     * later maps added there. */
-    for (int round = 0; round < 4; round++) {
+     * later maps added there. The same rounds set each position's level shift: the busy
+     * and volume maps are the same at every position, so where the model's level is off
+     * at one position only (a session's first bin, say) they move it with the rest; the
+     * shift adds what the position still misses after the volume map (which then sees
+     * the shifted windows). A shift needs a few busy bins to be measured. The shifts
+     * settle in SHIFT_ROUNDS rounds, the idle shares in the rounds after them (each
+     * moves the other; fitting both in every round converges slowly). */
+    for (int round = 0; round < SHIFT_ROUNDS + 4; round++) {
         fit_thresholds(f, s, score, n, L, x);
         fit_busy(f, t, score, lval, n, L, x);
         for (size_t w = 0; w < n; w++)
@@ -254,13 +282,23 @@ static void fit_maps(nd_decoder_map *f, const nd_decoder_target *t, const float 
         quantiles(f->volume, vol, n);
         for (size_t w = 0; w < n; w++) volume(f, t, x + w * L, L);
         idle_shares(after, x, n, (size_t)L, L);
-        double moved = 0.0;
+        double moved = 0.0, lifted = 0.0;
         for (int i = 0; i < L; i++) {
             double want = fmin(fmax(t->idle_at[i] - (after[i] - before[i]), 0.0), 1.0);
             moved = fmax(moved, fabs(want - s[i]));
             s[i] = want;
         }
-        if (moved * (double)n < 0.5) break; /* less than half a bin at any position */
+        levels(got, x, n, (size_t)L, L);
+        for (int i = 0; i < L && round < SHIFT_ROUNDS; i++) {
+            size_t busy = 0;
+            for (size_t w = 0; w < n; w++) busy += x[w * L + (size_t)i] > 0.0f;
+            if (busy < 8 || !isfinite(got[i]) || !isfinite(t->level_at[i])) continue;
+            float d = t->level_at[i] - got[i];
+            f->shift_at[i] += d;
+            lifted = fmax(lifted, fabs(d));
+        }
+        /* less than half a bin's idle share and 0.05 of log1p level at any position */
+        if (moved * (double)n < 0.5 && lifted < 0.05) break;
     }
 }
 
@@ -276,7 +314,7 @@ void nd_decoder_fit(nd_decoder_map *f, const nd_decoder_target *t, const float *
 float nd_decoder_bin(const nd_decoder_map *f, const nd_decoder_target *t, int i, float score,
                      float l)
 {
-    return score > f->threshold_at[i] ? busy_value(f, t, l) : 0.0f;
+    return score > f->threshold_at[i] ? busy_value(f, t, i, l) : 0.0f;
 }
 
 void nd_decoder_window(const nd_decoder_map *f, const nd_decoder_target *t, float *x,
@@ -374,8 +412,8 @@ void nd_decoder_free(nd_decoder *d)
 #define V1_MAP       (4 * (1 + 2 * QUANTILES) + 4) /* threshold, quantiles, u32 filter */
 
 /* Bytes of one target and of one map in DECO version 2, for windows of L bins. */
-static size_t target_bytes(int L) { return 4 * (1 + (size_t)L + 2 * QUANTILES); }
-static size_t map_bytes(int L) { return 4 * ((size_t)L + 2 * QUANTILES); }
+static size_t target_bytes(int L) { return 4 * (1 + 2 * (size_t)L + 2 * QUANTILES); }
+static size_t map_bytes(int L) { return 4 * (2 * (size_t)L + 2 * QUANTILES); }
 
 /* What DECO version 2 holds for `rows` rows of L bins, maps stored or not. */
 static size_t deco_bytes(size_t rows, int L, int maps)
@@ -393,11 +431,14 @@ static void get_floats(const unsigned char **p, float *v, int n)
     for (int i = 0; i < n; i++) v[i] = nd_rec_f32(p);
 }
 
-/* A target without a positional share (the older layouts): the overall share at every
- * position, NaN beyond L. */
+/* A target without positional shares and levels (the older layouts): the overall idle
+ * share at every position (NaN beyond L), no level (no shift). */
 static void flat_positions(nd_decoder_target *t, int L)
 {
-    for (int i = 0; i < ND_MODEL_MAX_L; i++) t->idle_at[i] = i < L ? t->idle : NAN;
+    for (int i = 0; i < ND_MODEL_MAX_L; i++) {
+        t->idle_at[i] = i < L ? t->idle : NAN;
+        t->level_at[i] = NAN;
+    }
 }
 
 int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_error *e)
@@ -421,6 +462,7 @@ int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_er
         const nd_decoder_target *t = &d->target[i];
         p = nd_rec_put_f32(p, t->idle);
         p = put_floats(p, t->idle_at, L);
+        p = put_floats(p, t->level_at, L);
         p = put_floats(p, t->busy, QUANTILES);
         p = put_floats(p, t->volume, QUANTILES);
     }
@@ -429,6 +471,7 @@ int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_er
         p = put_floats(p, f->threshold_at, L);
         p = put_floats(p, f->busy, QUANTILES);
         p = put_floats(p, f->volume, QUANTILES);
+        p = put_floats(p, f->shift_at, L);
     }
     ND_ASSERT((size_t)(p - buf) == len);
     int rc = ndf_write_section(w, TAG_DECO, buf, len, e);
@@ -513,6 +556,7 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
         target_clear(t);
         get_floats(&p, &t->idle, 1);
         get_floats(&p, t->idle_at, L);
+        get_floats(&p, t->level_at, L);
         get_floats(&p, t->busy, QUANTILES);
         get_floats(&p, t->volume, QUANTILES);
     }
@@ -522,6 +566,7 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
         get_floats(&p, f->threshold_at, L);
         get_floats(&p, f->busy, QUANTILES);
         get_floats(&p, f->volume, QUANTILES);
+        get_floats(&p, f->shift_at, L);
     }
     return 0;
 }

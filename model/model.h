@@ -102,6 +102,9 @@ typedef struct nd_decoder_target {
     /* share of idle bins at each position; NaN beyond L. Targets of older model files
      * have none: the overall share at every position. */
     float idle_at[ND_MODEL_MAX_L];
+    /* mean log1p of the busy bins at each position; NaN where none is busy and beyond
+     * L (and in targets of older model files) */
+    float level_at[ND_MODEL_MAX_L];
     float busy[ND_DECODER_Q + 1];   /* log1p quantiles of busy bins */
     float volume[ND_DECODER_Q + 1]; /* log1p quantiles of the windows' totals */
 } nd_decoder_target;
@@ -116,6 +119,9 @@ typedef struct nd_decoder_map {
     float busy[ND_DECODER_Q + 1];   /* log1p quantiles of the model's busy bins */
     float volume[ND_DECODER_Q + 1]; /* log1p quantiles of its windows' totals after the
                                        per-bin map */
+    /* last, added to the log1p value of a busy bin at position i: the target's level_at
+     * minus what the other maps give there (0 where either is unknown) */
+    float shift_at[ND_MODEL_MAX_L];
 } nd_decoder_map;
 
 /* Target t of channel c of n raw windows x (n,C,L). scratch: n·L floats. */
@@ -134,10 +140,10 @@ void nd_decoder_fit(nd_decoder_map *f, const nd_decoder_target *t, const float *
 float nd_decoder_bin(const nd_decoder_map *f, const nd_decoder_target *t, int i, float score,
                      float l);
 /* One window's channel through the decoder: x[i] the raw value of bin i (score: its L
- * activity scores, lval: uncalibrated log1p values) after the per-bin maps and the volume
+ * activity scores, lval: uncalibrated log1p values) after the per-bin maps, the volume
  * map (one scale for the window, busy bins within the target's range; windows the
  * thresholds left entirely idle keep their most nearly busy bin for it, and it makes idle
- * as many as the target has). */
+ * as many as the target has) and the level shift of each position. */
 void nd_decoder_window(const nd_decoder_map *f, const nd_decoder_target *t, float *x,
                        const float *score, const float *lval, int L);
 

@@ -64,7 +64,7 @@ float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c
 
 /* Revision of the fit: maps stored by another one are refitted. 2: windows go idle by the
  * volume map only (decode.c, revive); 3: a threshold per bin position, no score filter. */
-#define ND_DECODER_REVISION 3
+#define ND_DECODER_REVISION 4
 
 /* What a decoder's maps were fitted for: the sampling settings that change the samples,
  * the windows per class, the model step and the fit's revision. The maps are used only

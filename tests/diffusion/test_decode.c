@@ -99,9 +99,12 @@ static void test_map(void)
         CHECK(v >= prev);
         prev = v;
     }
-    CHECK_NEAR(log1pf(nd_decoder_bin(&cal, &t, 0, 1.0f, 0.0f)), t.busy[0], 1e-4, 0);
-    CHECK_NEAR(log1pf(nd_decoder_bin(&cal, &t, 0, 1.0f, 30.0f)), t.busy[ND_DECODER_Q], 1e-4,
-               1e-6);
+    /* (the position's level shift moves both ends, within the target's range) */
+    float sh = cal.shift_at[0];
+    CHECK_NEAR(log1pf(nd_decoder_bin(&cal, &t, 0, 1.0f, 0.0f)), fmaxf(t.busy[0] + sh, t.busy[0]),
+               1e-4, 0);
+    CHECK_NEAR(log1pf(nd_decoder_bin(&cal, &t, 0, 1.0f, 30.0f)),
+               fminf(t.busy[ND_DECODER_Q] + sh, t.busy[ND_DECODER_Q]), 1e-4, 1e-6);
     for (int i = 0; i < L; i++) /* a score below every threshold */
         CHECK(nd_decoder_bin(&cal, &t, i, -1.0f, 9.0f) == 0.0f);
 
@@ -126,8 +129,8 @@ static void test_map(void)
     CHECK(isnan(cal.threshold_at[0]));
 }
 
-/* n·L raw windows out of the fitted decoder: nd_decoder_window on each (per-bin maps,
- * the revive, the volume map), checking that busy bins stay in the training range and
+/* n·L raw windows out of the fitted decoder: nd_decoder_window on each (per-bin maps
+ * with the level shifts, the revive, the volume map), checking that busy bins stay in the training range and
  * that the volume map keeps each window's shape. Returns the share of idle bins;
  * *idle_windows, vol (n): entirely idle windows, log1p volumes. */
 static double calibrate_windows(const nd_decoder_map *cal, const nd_decoder_target *t,
@@ -512,15 +515,9 @@ static void test_model(void)
     fprintf(stderr, "idle share: training %.3f, calibrated %.3f, uncalibrated %.3f\n", want,
             got, idle_share(y, WINDOWS * ML));
     CHECK_NEAR(got, want, 0.12, 0);
-    /* the same images: the calibration moves values, never the order within a window's
-     * busy bins */
-    for (int w = 0; w < WINDOWS; w++)
-        for (int i = 0; i < ML; i++)
-            for (int j = 0; j < ML; j++) {
-                const float *a = x + w * ML, *b = y + w * ML;
-                if (a[i] > 0 && a[j] > 0 && b[i] > 0 && b[j] > 0 && b[i] < b[j])
-                    CHECK(a[i] <= a[j]);
-            }
+    /* (that the maps keep the order of values is checked on the per-bin map above: the
+     * level shifts of the positions and the volume map's scale of each window may reorder
+     * bins across positions and windows, which is what they are for) */
 
     /* stored with the model: a loaded copy samples the same without refitting */
     tiny_set_sampling(m, calibrate, 24);
