@@ -20,7 +20,10 @@
  *     five positions keeps each quantile steady on the few dozen windows a fit samples;
  *   - a busy bin's log1p value is mapped through F_train⁻¹(F_model(·)), both CDFs as
  *     ND_DECODER_Q + 1 quantiles (piecewise linear between them), the same map at every
- *     position: a monotone map keeps the model's own differences between positions;
+ *     position: a monotone map keeps the model's own differences between positions,
+ *     then a level shift per position (shift_at) adds what the position's mean busy
+ *     level still misses against the training windows' (level_at) after all maps,
+ *     since a position-blind map moves an error at one position with the rest;
  *   - then the window's volume (log1p of the channel's total) goes through the same kind
  *     of map, by scaling the window's bins: the per-bin maps get the levels right but
  *     not how busy whole windows are (the model's windows are too alike in volume), and

@@ -85,7 +85,8 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
  *     data's share of idle bins there (the model's scores pooled over the position and
  *     its two neighbours either side: real windows idle differently at their start and
  *     end);
- *   - a map of busy log1p values from the model's quantiles onto the training data's;
+ *   - a map of busy log1p values from the model's quantiles onto the training data's,
+ *     then a shift per position to the training data's mean busy level there;
  *   - the same for the window's volume (log1p of its total), applied as one scale of
  *     the whole window.
  * The time structure (which bins are idle next to which) is the model's own. The

@@ -101,8 +101,8 @@ static void test_map(void)
     }
     /* (the position's level shift moves both ends, within the target's range) */
     float sh = cal.shift_at[0];
-    CHECK_NEAR(log1pf(nd_decoder_bin(&cal, &t, 0, 1.0f, 0.0f)), fmaxf(t.busy[0] + sh, t.busy[0]),
-               1e-4, 0);
+    CHECK_NEAR(log1pf(nd_decoder_bin(&cal, &t, 0, 1.0f, 0.0f)),
+               fmaxf(t.busy[0] + sh, t.busy[0]), 1e-4, 0);
     CHECK_NEAR(log1pf(nd_decoder_bin(&cal, &t, 0, 1.0f, 30.0f)),
                fminf(t.busy[ND_DECODER_Q] + sh, t.busy[ND_DECODER_Q]), 1e-4, 1e-6);
     for (int i = 0; i < L; i++) /* a score below every threshold */
@@ -130,9 +130,9 @@ static void test_map(void)
 }
 
 /* n·L raw windows out of the fitted decoder: nd_decoder_window on each (per-bin maps
- * with the level shifts, the revive, the volume map), checking that busy bins stay in the training range and
- * that the volume map keeps each window's shape. Returns the share of idle bins;
- * *idle_windows, vol (n): entirely idle windows, log1p volumes. */
+ * with the level shifts, the revive, the volume map), checking that busy bins stay in the
+ * training range and that the volume map keeps each window's shape. Returns the share of idle
+ * bins; *idle_windows, vol (n): entirely idle windows, log1p volumes. */
 static double calibrate_windows(const nd_decoder_map *cal, const nd_decoder_target *t,
                                 const float *score, const float *lval, size_t n, int L,
                                 float *out, float *vol, double *idle_windows)

@@ -81,10 +81,10 @@ static void check_samples(nd_dm *m, int decoded, nd_rng *r)
 int main(void)
 {
     nd_config cfg;
-    tiny_model_config(&cfg, "capture.window=16", "model.max_classes=2",
-                      "train.warmup_steps=20", "train.checkpoint_every=0",
-                      "train.val_fraction=0", "train.class_dropout=0", "sample.sampler=dpmpp",
-                      "sample.steps=10", "sample.guidance=1", "sample.batch=16",
+    tiny_model_config(&cfg, "capture.window=16", "model.max_classes=2", "train.warmup_steps=20",
+                      "train.checkpoint_every=0", "train.val_fraction=0",
+                      "train.class_dropout=0", "sample.sampler=dpmpp", "sample.steps=10",
+                      "sample.guidance=1", "sample.batch=16",
                       "sample.calibrate=0"); /* the network and the GAF path under test */
 
     nd_dataset *ds = burst_dataset();
