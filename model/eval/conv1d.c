@@ -230,8 +230,7 @@ void nde_conv1d_fit_predict(int *pred, const float *xtr, const int *ytr, size_t 
                 {n.w2, F2 * F1 * KW + F2, F1 * KW},
                 {n.wo, 2 * F2 + 1, 2 * F2}};
     for (size_t k = 0; k < sizeof init / sizeof init[0]; k++)
-        for (size_t i = 0; i < init[k].cnt; i++)
-            init[k].w[i] = (float)((2 * nd_rng_uniform(&r) - 1) / sqrt(init[k].fan));
+        nde_init_uniform(init[k].w, init[k].cnt, init[k].fan, &r);
     for (size_t i = 0; i < ntr; i++) order[i] = i;
     const float lr = 3e-3f, beta1 = 0.9f, beta2 = 0.999f;
     int step = 0;

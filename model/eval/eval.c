@@ -39,6 +39,11 @@ int nde_cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+void nde_init_uniform(float *w, size_t n, int fan_in, nd_rng *r)
+{
+    for (size_t i = 0; i < n; i++) w[i] = (float)((2 * nd_rng_uniform(r) - 1) / sqrt(fan_in));
+}
+
 double nd_w1(double *a, size_t na, double *b, size_t nb)
 {
     if (!na || !nb) return NAN;
@@ -474,8 +479,7 @@ static double cnn_accuracy(const nde_set *tr, const nde_set *te, int C, int L, i
                 {n.w3, 32 * 32 * 9, 288},          {n.b3, 32, 288},
                 {n.wl, (size_t)K * 32, 32},        {n.bl, (size_t)K, 32}};
     for (size_t k = 0; k < sizeof init / sizeof init[0]; k++)
-        for (size_t i = 0; i < init[k].cnt; i++)
-            init[k].w[i] = (float)((2 * nd_rng_uniform(&r) - 1) / sqrt(init[k].fan));
+        nde_init_uniform(init[k].w, init[k].cnt, init[k].fan, &r);
     for (int i = 0; i < 16; i++) n.g1[i] = 1;
     for (int i = 0; i < 32; i++) n.g2[i] = n.g3[i] = 1;
     float *q = mem;

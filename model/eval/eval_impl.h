@@ -14,6 +14,9 @@
 #include "eval.h"
 
 int nde_cmp_double(const void *a, const void *b);
+/* PyTorch's default initialisation of n weights of a layer with fan_in inputs:
+ * U(±1/√fan_in) from r. */
+void nde_init_uniform(float *w, size_t n, int fan_in, nd_rng *r);
 
 /* ---- windows -------------------------------------------------------------------------- */
 
