@@ -504,11 +504,16 @@ static int read_dmcf(nd_dm *m, const ndf_reader *r, nd_dm_legacy_fn legacy, uint
     if (m->gaf.C != (int)m->meta->n_channels || u->L != (int)m->meta->L ||
         u->L > ND_MODEL_MAX_L || nd_gaf_channels(&m->gaf) != u->channels ||
         m->meta->n_classes > (uint32_t)u->max_classes || u->levels < 1 ||
-        u->levels > ND_UNET_MAX_LEVELS || f[22] > 1)
+        u->levels > ND_UNET_MAX_LEVELS)
         return nd_error_set(e, ND_EFORMAT,
                             "%s: section DMCF does not match the file's "
                             "channels, bins or classes",
                             path);
+    if (f[22] > 1)
+        return nd_error_set(e, ND_EVERSION,
+                            "%s: section DMCF: coordinate-plane setting %u unknown to this "
+                            "build (a newer build's model?)",
+                            path, f[22]);
     if (bad) return nd_error_set(e, ND_EFORMAT, "%s: section DMCF: %s", path, bad);
     return nd_diffusion_init(&m->diff, (int)m->s.timesteps, m->s.schedule, m->s.pred, e);
 }

@@ -222,15 +222,10 @@ void nde_conv1d_fit_predict(int *pred, const float *xtr, const int *ytr, size_t 
     /* PyTorch's default initialisation: U(±1/√fan_in) */
     nd_rng r;
     nd_rng_seed(&r, seed);
-    struct {
-        float *w;
-        size_t cnt;
-        int fan;
-    } init[] = {{n.w1, (size_t)F1 * C * KW + F1, C * KW},
-                {n.w2, F2 * F1 * KW + F2, F1 * KW},
-                {n.wo, 2 * F2 + 1, 2 * F2}};
-    for (size_t k = 0; k < sizeof init / sizeof init[0]; k++)
-        nde_init_uniform(init[k].w, init[k].cnt, init[k].fan, &r);
+    nde_init init[] = {{n.w1, (size_t)F1 * C * KW + F1, C * KW},
+                       {n.w2, F2 * F1 * KW + F2, F1 * KW},
+                       {n.wo, 2 * F2 + 1, 2 * F2}};
+    nde_init_uniform(init, sizeof init / sizeof init[0], &r);
     for (size_t i = 0; i < ntr; i++) order[i] = i;
     const float lr = 3e-3f, beta1 = 0.9f, beta2 = 0.999f;
     int step = 0;

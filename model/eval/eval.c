@@ -39,9 +39,11 @@ int nde_cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-void nde_init_uniform(float *w, size_t n, int fan_in, nd_rng *r)
+void nde_init_uniform(const nde_init *layers, size_t count, nd_rng *r)
 {
-    for (size_t i = 0; i < n; i++) w[i] = (float)((2 * nd_rng_uniform(r) - 1) / sqrt(fan_in));
+    for (size_t k = 0; k < count; k++)
+        for (size_t i = 0; i < layers[k].n; i++)
+            layers[k].w[i] = (float)((2 * nd_rng_uniform(r) - 1) / sqrt(layers[k].fan_in));
 }
 
 double nd_w1(double *a, size_t na, double *b, size_t nb)
@@ -470,16 +472,11 @@ static double cnn_accuracy(const nde_set *tr, const nde_set *te, int C, int L, i
     nd_rng r;
     nd_rng_seed(&r, seed);
     /* PyTorch-like init: U(±1/√fan_in); GroupNorm 1, 0 */
-    struct {
-        float *w;
-        size_t cnt;
-        int fan;
-    } init[] = {{n.w1, 16 * (size_t)C * 9, C * 9}, {n.b1, 16, C * 9},
-                {n.w2, 32 * 16 * 9, 144},          {n.b2, 32, 144},
-                {n.w3, 32 * 32 * 9, 288},          {n.b3, 32, 288},
-                {n.wl, (size_t)K * 32, 32},        {n.bl, (size_t)K, 32}};
-    for (size_t k = 0; k < sizeof init / sizeof init[0]; k++)
-        nde_init_uniform(init[k].w, init[k].cnt, init[k].fan, &r);
+    nde_init init[] = {{n.w1, 16 * (size_t)C * 9, C * 9}, {n.b1, 16, C * 9},
+                       {n.w2, 32 * 16 * 9, 144},          {n.b2, 32, 144},
+                       {n.w3, 32 * 32 * 9, 288},          {n.b3, 32, 288},
+                       {n.wl, (size_t)K * 32, 32},        {n.bl, (size_t)K, 32}};
+    nde_init_uniform(init, sizeof init / sizeof init[0], &r);
     for (int i = 0; i < 16; i++) n.g1[i] = 1;
     for (int i = 0; i < 32; i++) n.g2[i] = n.g3[i] = 1;
     float *q = mem;

@@ -14,9 +14,14 @@
 #include "eval.h"
 
 int nde_cmp_double(const void *a, const void *b);
-/* PyTorch's default initialisation of n weights of a layer with fan_in inputs:
- * U(±1/√fan_in) from r. */
-void nde_init_uniform(float *w, size_t n, int fan_in, nd_rng *r);
+/* n weights of a layer with fan_in inputs. */
+typedef struct nde_init {
+    float *w;
+    size_t n;
+    int fan_in;
+} nde_init;
+/* PyTorch's default initialisation, U(±1/√fan_in), of count layers' weights from r. */
+void nde_init_uniform(const nde_init *layers, size_t count, nd_rng *r);
 
 /* ---- windows -------------------------------------------------------------------------- */
 

@@ -241,6 +241,20 @@ static void dmcf_v1(ndf_writer *w, uint32_t tag, const void *data, size_t len)
     CHECK_EQ(ndf_write_section(w, tag, data, len, &e), 0);
 }
 
+/* DMCF's coordinate-plane word (u32 22) set to a value no build knows. */
+static void dmcf_coords_unknown(ndf_writer *w, uint32_t tag, const void *data, size_t len)
+{
+    nd_error e = {0};
+    unsigned char rec[1024];
+    if (tag == ND_FOURCC('D', 'M', 'C', 'F')) {
+        CHECK(len <= sizeof rec && len > 23 * 4);
+        memcpy(rec, data, len);
+        nd_put_u32(rec + 22 * 4, 2);
+        data = rec;
+    }
+    CHECK_EQ(ndf_write_section(w, tag, data, len, &e), 0);
+}
+
 /* The embedded config replaced by text that is not a config. */
 static void bad_conf(ndf_writer *w, uint32_t tag, const void *data, size_t len)
 {
@@ -278,6 +292,12 @@ static void test_settings(void)
     bad.sampler = 7;
     CHECK_EQ(nd_dm_set_sampling(b, &bad, &e), ND_ECONFIG);
     CHECK_EQ(nd_dm_get_settings(b)->sample.sampler, ND_SAMPLER_DPMPP);
+
+    /* a network setting this build does not know: refused, saying which */
+    tiny_rewrite("settings.ndm", "settings-coords.ndm", dmcf_coords_unknown);
+    CHECK(!nd_dm_load("settings-coords.ndm", 8, NULL, &e));
+    CHECK_EQ(e.code, ND_EVERSION);
+    CHECK_CONTAINS(e.msg, "coordinate");
 
     /* a file from before the settings were stored: refused without the program's reader
      * of its config, loaded with it, and resumed exactly */
