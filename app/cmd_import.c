@@ -160,14 +160,15 @@ static long vt_trace(const char *path, uint32_t C, uint32_t L, uint32_t k, float
                 if (next) *next = 0;
                 for (uint32_t c = 0; c < C; c++) {
                     if (col != col_of[c]) continue;
-                    char *ep;
-                    errno = 0;
-                    double v = strtod(f, &ep);
-                    if (ep == f || *ep || errno || !(v >= 0)) {
+                    float v;
+                    const char *why = nd_parse_bin_value(f, nd_bin_max_value(VT_ROW_NS), &v);
+                    if (why) {
                         rc = nd_error_set(e, ND_EFORMAT,
-                                          "%s:%ld:%ld: %s: expected a count >= 0, "
-                                          "got '%s'",
-                                          path, lineno, (long)(f - line) + 1, vt_columns[c], f);
+                                          "%s:%ld:%ld: %s: '%s' %s: expected a plain decimal "
+                                          "count from 0 to %.6g (a 0.5 s row at %g Tbit/s)",
+                                          path, lineno, (long)(f - line) + 1, vt_columns[c], f,
+                                          why, nd_bin_max_value(VT_ROW_NS),
+                                          ND_MAX_LINE_BPS / 1e12);
                         goto out;
                     }
                     acc[c] += v;
@@ -228,11 +229,13 @@ static int import_videotrain(const char *dir, const nd_config *cfg, nd_dataset *
             free_list(files, n_files);
             continue;
         }
-        int label = nd_dataset_class(ds, classes[ci]);
+        size_t len = strlen(classes[ci]);
+        int label =
+            nd_utf8_invalid_at(classes[ci], len) < len ? -1 : nd_dataset_class(ds, classes[ci]);
         if (label < 0)
             rc = nd_error_set(e, ND_EFORMAT,
-                              "%s: '%s' is not a valid class name (letters, "
-                              "digits, '-', '_', '.'; at most %d characters)",
+                              "%s: '%s' is not a valid class name (UTF-8 text without "
+                              "control characters, 1 to %d bytes)",
                               cdir, classes[ci], ND_NAME_MAX - 1);
         for (size_t fi = 0; !rc && fi < n_files; fi++) {
             char path[8192];

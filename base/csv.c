@@ -11,6 +11,7 @@
  * break inside a quoted field is rejected, since class names cannot hold one.
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -66,6 +67,67 @@ int nd_csv_write(const nd_dataset *ds, const char *path, nd_error *e)
 /* ------------------------------------------------------------------------------------ */
 /* Reading                                                                              */
 /* ------------------------------------------------------------------------------------ */
+
+double nd_bin_max_value(uint64_t bin_ns) { return (double)bin_ns * (ND_MAX_LINE_BPS / 8e9); }
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+const char *nd_parse_bin_value(const char *s, double max, float *out)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    /* "-0" is what %.9g makes of a float -0.0: it reads as 0; any other sign is refused */
+    int minus = *s == '-';
+    s += minus;
+    /* strtod alone takes signs, hex, "inf", "nan" and leading spaces of all kinds: the
+     * grammar is checked first, strtod only converts what passed */
+    const char *q = s;
+    size_t digits = 0;
+    while (is_digit(*q)) q++, digits++;
+    if (*q == '.')
+        for (q++; is_digit(*q); q++) digits++;
+    if (!digits) return "is not a plain decimal number";
+    if (*q == 'e' || *q == 'E') {
+        q++;
+        if (*q == '+' || *q == '-') q++;
+        if (!is_digit(*q)) return "is not a plain decimal number";
+        while (is_digit(*q)) q++;
+    }
+    const char *end = q;
+    while (*q == ' ' || *q == '\t') q++;
+    if (*q) return "is not a plain decimal number";
+    char *ep;
+    double v = strtod(s, &ep);
+    if (ep != end) return "is not a plain decimal number";
+    if (minus && v != 0) return "is negative";
+    if (!(v <= max)) return "is more than a bin can carry";
+    float f = (float)v;
+    if (v != 0 && f < FLT_MIN) return "is too small for a float (below 1e-38 and not 0)";
+    *out = f;
+    return NULL;
+}
+
+size_t nd_utf8_invalid_at(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len = c < 0x80                 ? 1
+                     : c >= 0xc2 && c <= 0xdf ? 2
+                     : (c & 0xf0) == 0xe0     ? 3
+                     : c >= 0xf0 && c <= 0xf4 ? 4
+                                              : 0;
+        if (!len || i + len > n) return i;
+        /* the second byte's range excludes overlong forms, surrogates and > U+10FFFF */
+        unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        if (len > 1 && (s[i + 1] < lo || s[i + 1] > hi)) return i;
+        for (size_t k = 2; k < len; k++)
+            if ((s[i + k] & 0xc0) != 0x80) return i;
+        i += len;
+    }
+    return n;
+}
 
 typedef struct parser {
     const char *path;
@@ -222,9 +284,17 @@ static int parse(parser *p, uint64_t bin_ns, nd_dataset **out)
     if (!row) return nd_error_set(p->e, -ENOMEM, "%s: out of memory", p->path);
     char f[ND_NAME_MAX];
     size_t at;
+    double max = nd_bin_max_value(bin_ns);
     for (uint64_t r = 0; p->i < p->n; next_line(p)) {
         if (at_eol(p)) continue; /* blank line */
         if ((rc = field(p, f, sizeof f, &at, "class name"))) break;
+        size_t bad = nd_utf8_invalid_at(f, strlen(f));
+        if (f[bad]) {
+            /* the field's text and the name differ by its quotes: point at the field */
+            rc = perr(p, at, "class name is not valid UTF-8 (byte %zu of the name, 0x%02x)",
+                      bad + 1, (unsigned char)f[bad]);
+            break;
+        }
         int cls = nd_dataset_class(ds, f);
         if (cls < 0) {
             rc = ds->n_classes >= ND_MAX_CLASSES
@@ -241,14 +311,15 @@ static int parse(parser *p, uint64_t bin_ns, nd_dataset **out)
             }
             char num[64];
             if ((rc = field(p, num, sizeof num, &at, "value"))) break;
-            char *end;
-            errno = 0;
-            float v = strtof(num, &end);
-            while (*end == ' ' || *end == '\t') end++;
-            if (end == num || *end || !*num)
-                rc = perr(p, at, "expected a number, found '%s'", num);
-            else if (!isfinite(v)) rc = perr(p, at, "'%s' is not a finite number", num);
-            row[k++] = v;
+            const char *why = nd_parse_bin_value(num, max, &row[k]);
+            if (why) {
+                rc = perr(p, at,
+                          "value '%s' (column %s_%zu) %s: expected a plain decimal number "
+                          "from 0 to %.6g (a bin of %g s at %g Tbit/s)",
+                          num, ds->channel_names[k / L], k % L, why, max, bin_ns / 1e9,
+                          ND_MAX_LINE_BPS / 1e12);
+            }
+            k++;
         }
         if (rc) break;
         if (k < wf) {

@@ -269,6 +269,22 @@ nd_dataset *nd_dataset_from_container(const ndf_reader *r, nd_error *e);
 int nd_dataset_write_sections(const nd_dataset *ds, ndf_writer *w, int with_windows,
                               nd_error *e);
 
+/* The fastest line a bin is taken to carry, in bits per second (1 Tbit/s). A series value,
+ * bytes or packets per bin, can be at most what a bin carries at this rate: 125 bytes per
+ * nanosecond of bin width (nd_bin_max_value). Importers refuse more, and replay's line rate
+ * (replay.line_rate) goes no higher. */
+#define ND_MAX_LINE_BPS 1000000000000ull
+double nd_bin_max_value(uint64_t bin_ns);
+/* Reads one series value (a CSV field, spaces or tabs around it allowed): a plain decimal
+ * number, digits with an optional fraction and exponent ("1500", "0.5", "1.5e+09"): no
+ * sign (but "-0", which reads as 0), hex, inf or nan, not so small that a float loses it
+ * (below 1e-38 and not 0), at most max. 0 and *out, or NULL and a reason ("is negative", ...)
+ * to follow the quoted text in a message. */
+const char *nd_parse_bin_value(const char *s, double max, float *out);
+/* Offset of the first byte of s[0..n) that does not belong to valid UTF-8 (overlong forms,
+ * surrogates and code points past U+10FFFF are invalid), or n when all of it is valid. */
+size_t nd_utf8_invalid_at(const char *s, size_t n);
+
 /* Series CSV (docs/FORMATS.md): header "class,<channel>_<bin>..." channel-major, raw units,
  * one row per window. Errors name the file, line and column. Class names that hold a
  * comma or a quote are quoted as RFC 4180 says; values are written with 9 significant

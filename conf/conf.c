@@ -240,14 +240,44 @@ static int yaml_fail(conf_ctx *c, const yaml_parser_t *p)
                      p->problem ? p->problem : "unknown", context);
 }
 
-/* Loads the one YAML document of text into doc. *empty when it holds nothing. */
-static int load_document(conf_ctx *c, yaml_document_t *doc, const char *text, size_t len,
-                         int *empty)
+/* Refuses text whose lists and mappings nest deeper than CONF_MAX_DEPTH. libyaml's scanner
+ * keeps a pending key per open flow collection and looks at all of them for every token, so
+ * "[[[...]]]" N deep takes time N^2 (100 000 levels: most of a minute) before any document
+ * exists. This pass reads events only up to the first collection too deep, so the scanner
+ * never holds more than that many levels (plus what one line's lookahead opens). A syntax
+ * error ends it quietly: the load that follows reports it with its position. */
+static int check_depth(conf_ctx *c, const char *text, size_t len)
 {
     yaml_parser_t p;
     ND_ASSERT(yaml_parser_initialize(&p));
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    int rc = 0;
+    int depth = 0, rc = 0, done = 0;
+    yaml_event_t ev;
+    while (!rc && !done && yaml_parser_parse(&p, &ev)) {
+        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) {
+            if (++depth > CONF_MAX_DEPTH)
+                rc = conf_fail(c, &ev.start_mark, NULL,
+                               "lists and mappings nested deeper than %d levels",
+                               CONF_MAX_DEPTH);
+        } else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+        done = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&p);
+    return rc;
+}
+
+/* Loads the one YAML document of text into doc. *empty when it holds nothing. */
+static int load_document(conf_ctx *c, yaml_document_t *doc, const char *text, size_t len,
+                         int *empty)
+{
+    int rc = check_depth(c, text, len);
+    if (rc) return rc;
+    yaml_parser_t p;
+    ND_ASSERT(yaml_parser_initialize(&p));
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     if (!yaml_parser_load(&p, doc)) {
         rc = yaml_fail(c, &p);
         yaml_parser_delete(&p);

@@ -128,9 +128,13 @@ void nd_config_reference(FILE *out)
           "`capture.window` = L when the window changes.\n"
           "- **list**: a YAML sequence, block (`- item` lines) or flow (`[a, b]`) style.\n"
           "- Negative values, values out of range, unknown keys (the error suggests the "
-          "nearest one), keys given twice and a second YAML document are errors. Errors read "
-          "`FILE:LINE:COL: KEY: expected ..., got '...'`.\n",
+          "nearest one), keys given twice, a second YAML document and lists or mappings "
+          "nested more than ",
           out);
+    fprintf(out,
+            "%d levels deep are errors. Errors read "
+            "`FILE:LINE:COL: KEY: expected ..., got '...'`.\n",
+            CONF_MAX_DEPTH);
     char section[32] = "";
     for (size_t i = 0; i < conf_keys_count(); i++) {
         const conf_key *k = &conf_keys[i];

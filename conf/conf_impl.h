@@ -108,6 +108,10 @@ size_t conf_edit_distance(const char *a, const char *b);
 /* The cross-key rules in words, NULL-terminated (docs/CONFIG.md). */
 extern const char *const conf_rules_text[];
 
+/* Lists and mappings nest at most this deep in a config text (a config needs 4: sections,
+ * keys, lists, list items); deeper text is refused before it is parsed whole. */
+#define CONF_MAX_DEPTH 32
+
 /* conf/examples/default.yaml: every key at its default, with its help as a comment. */
 void conf_default_yaml(FILE *out);
 

@@ -26,7 +26,9 @@ void nd_gaf_fit_scale(nd_gaf_scale *s, const float *x, size_t n, int C, int L)
         for (size_t k = 0; k < n; k++) {
             const float *row = x + (k * C + c) * L;
             for (int i = 0; i < L; i++) {
-                if (!(row[i] > 0.0f)) continue;
+                /* +inf would make the scale infinite and every value scale to 0 or NaN;
+                 * it scales to the top (clamp01) of a finite scale instead */
+                if (!(row[i] > 0.0f) || isinf(row[i])) continue;
                 float l = log1pf(row[i]);
                 if (l < lo) lo = l;
                 if (l > hi) hi = l;

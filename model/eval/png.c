@@ -21,6 +21,18 @@ static const unsigned char palette[ND_MAX_CHANNELS][3] = {
     {31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
     {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127}};
 
+/* Plot height in pixels (0 .. PLOT_H - 2) of value v under a channel maximum hi: the ratio
+ * is clamped before it becomes an int, because +inf, NaN or a value above the scale (the
+ * scale ignores non-finite values) would otherwise convert out of range and draw outside
+ * the picture. NaN, negative and zero values sit on the axis, +inf at the top. */
+static int plot_height(float v, float hi)
+{
+    float r = v > 0 ? log1pf(v) / hi : 0;
+    if (!(r > 0)) r = 0;
+    if (r > 1) r = 1;
+    return (int)((PLOT_H - 2) * r + 0.5f);
+}
+
 static void put(unsigned char *rgb, int W, int x, int y, const unsigned char c[3])
 {
     unsigned char *p = rgb + ((size_t)y * W + x) * 3;
@@ -74,6 +86,7 @@ int nd_png_windows(const char *path, const nd_dataset *ds, int per_class, nd_err
                         float v = img[((size_t)c * L + py * L / tile) * L + px * L / tile];
                         unsigned char col[3];
                         float a = fabsf(v);
+                        if (!(a <= 1)) a = 1; /* a NaN pixel draws saturated, never UB */
                         unsigned char lo = (unsigned char)(255 * (1 - a));
                         if (v >= 0) col[0] = 255, col[1] = lo, col[2] = lo;
                         else col[0] = lo, col[1] = lo, col[2] = 255;
@@ -86,10 +99,7 @@ int nd_png_windows(const char *path, const nd_dataset *ds, int per_class, nd_err
             for (int c = 0; c < C; c++) {
                 float hi = sc.hi[c] > 0 ? sc.hi[c] : 1;
                 for (int i = 0; i < L; i++) {
-                    float v = x[(size_t)c * L + i];
-                    int hpx = (int)((PLOT_H - 2) * (v > 0 ? log1pf(v) / hi : 0) + 0.5f);
-                    if (hpx > PLOT_H - 2) hpx = PLOT_H - 2;
-                    int yy = y0 + PLOT_H - 2 - hpx;
+                    int yy = y0 + PLOT_H - 2 - plot_height(x[(size_t)c * L + i], hi);
                     put(rgb, W, px0 + 2 * i, yy, palette[c]);
                     put(rgb, W, px0 + 2 * i + 1, yy, palette[c]);
                 }

@@ -2,7 +2,8 @@
  * test_csv.c — series CSV: a write/read round trip bit for bit (quoted class names,
  * values that need all 9 digits), what the header and rows look like, the liberties a
  * reader takes (CRLF, BOM, blank lines, spaces), and each malformed input reported at
- * its file:line:col.
+ * its file:line:col: values that are not plain non-negative decimals up to what a bin
+ * carries at 1 Tbit/s, class names that are not UTF-8.
  */
 #include <errno.h>
 #include <float.h>
@@ -24,8 +25,9 @@ static void test_round_trip(void)
     memcpy(&tricky, &bits, 4);
     const float rows[4][6] = {
         {0, 1500, 3, 4, 5, 6},
-        {tricky, -0.0f, FLT_MIN / 8, FLT_MAX, 1e-7f, 123456789.0f},
-        {0.1f, 0.2f, 0.3f, 16777217.0f, 2.5f, 1e30f},
+        {tricky, 0.0f, FLT_MIN, 3.125e10f, 1e-7f, 123456789.0f}, /* 3.125e10: the most a
+                                                                    250 ms bin carries */
+        {0.1f, 0.2f, 0.3f, 16777217.0f, 2.5f, 1e10f},
         {1, 2, 3, 4, 5, 6},
     };
     for (int i = 0; i < 4; i++)
@@ -78,7 +80,7 @@ static void test_round_trip(void)
     const char *lenient = "\xef\xbb\xbf"
                           "class,x_0,x_1\r\n\r\nweb, 1.5 ,2e3\r\n\n\"dns\",-0,7";
     write_bytes(p, lenient, strlen(lenient));
-    back = nd_csv_read(p, 1, &e);
+    back = nd_csv_read(p, ND_NS_PER_SEC, &e);
     if (!back) CHECK_FAIL_("%s", e.msg);
     CHECK_U64_EQ(back->n_windows, 2);
     CHECK_EQ(back->values[0], 1.5f);
@@ -128,12 +130,41 @@ static void test_errors(void)
     expect_error("class,a_0,a_1\nweb\n", "2:4", "row has 0 values");
     expect_error("class,a_0,a_1\nweb,1,2,3\n", "2:9",
                  "more values than the header's 2 columns");
-    expect_error("class,a_0,a_1\nweb,1,x\n", "2:7", "expected a number, found 'x'");
-    expect_error("class,a_0,a_1\nweb,1,\n", "2:7", "expected a number, found ''");
-    expect_error("class,a_0,a_1\nweb,1,2x\n", "2:7", "expected a number, found '2x'");
-    expect_error("class,a_0,a_1\nweb,1,inf\n", "2:7", "'inf' is not a finite number");
-    expect_error("class,a_0,a_1\nweb,nan,1\n", "2:5", "'nan' is not a finite number");
-    expect_error("class,a_0,a_1\nweb,1,1e39\n", "2:7", "'1e39' is not a finite number");
+    const char *plain = "is not a plain decimal number: expected a plain decimal number "
+                        "from 0 to 1.25e+11 (a bin of 1 s at 1 Tbit/s)";
+    expect_error("class,a_0,a_1\nweb,1,x\n", "2:7", "value 'x' (column a_1) is not a plain");
+    expect_error("class,a_0,a_1\nweb,1,\n", "2:7", "value '' (column a_1) is not a plain");
+    expect_error("class,a_0,a_1\nweb,1,2x\n", "2:7", "value '2x' (column a_1) is not a plain");
+    expect_error("class,a_0,a_1\nweb,1,inf\n", "2:7",
+                 "value 'inf' (column a_1) is not a plain");
+    expect_error("class,a_0,a_1\nweb,nan,1\n", "2:5", plain);
+    /* what strtod takes and a series value must not be: signs, hex, hex floats, values a
+     * float loses, more than a bin carries at the fastest line */
+    expect_error("class,a_0,a_1\nweb,-5,1\n", "2:5", "value '-5' (column a_0) is negative");
+    expect_error("class,a_0,a_1\nweb,+5,1\n", "2:5", "value '+5' (column a_0) is not a plain");
+    expect_error("class,a_0,a_1\nweb,1,0x10\n", "2:7", "value '0x10' (column a_1) is not a");
+    expect_error("class,a_0,a_1\nweb,0x1p3,1\n", "2:5", "'0x1p3' (column a_0) is not a plain");
+    expect_error("class,a_0,a_1\nweb,1,1e\n", "2:7", "value '1e' (column a_1) is not a plain");
+    expect_error("class,a_0,a_1\nweb,1,.\n", "2:7", "value '.' (column a_1) is not a plain");
+    expect_error("class,a_0,a_1\nweb,1, 1 2\n", "2:7", "value ' 1 2' (column a_1) is not a");
+    expect_error(
+        "class,a_0,a_1\nweb,1,1e-320\n", "2:7",
+        "value '1e-320' (column a_1) is too small for a float (below 1e-38 and not 0)");
+    expect_error("class,a_0,a_1\nweb,1,3.4e38\n", "2:7",
+                 "value '3.4e38' (column a_1) is more than a bin can carry: expected a plain "
+                 "decimal number from 0 to 1.25e+11 (a bin of 1 s at 1 Tbit/s)");
+    expect_error("class,a_0,a_1\nweb,1,1e39\n", "2:7", "'1e39' (column a_1) is more than");
+    expect_error("class,a_0,a_1\nweb,1,125000000001\n", "2:7", "is more than a bin can carry");
+    /* invalid UTF-8 in a class name: a lone continuation byte, an overlong '/', a
+     * surrogate, a truncated sequence, a code point past U+10FFFF; the column is the
+     * field's */
+    expect_error("class,a_0\nv\x80,1\n", "2:1", "class name is not valid UTF-8 (byte 2 of");
+    expect_error("class,a_0\n\"x\xc0\xaf\",1\n", "2:1",
+                 "not valid UTF-8 (byte 2 of the name, 0xc0)");
+    expect_error("class,a_0\nok,1\n\xed\xa0\x80,1\n", "3:1", "not valid UTF-8 (byte 1");
+    expect_error("class,a_0\nab\xe2\x82,1\n", "2:1",
+                 "not valid UTF-8 (byte 3 of the name, 0xe2)");
+    expect_error("class,a_0\n\xf4\x90\x80\x80,1\n", "2:1", "not valid UTF-8 (byte 1");
     expect_error("class,a_0,a_1\n,1,2\n", "2:1", "invalid class name ''");
     expect_error("class,a_0,a_1\n\"web\n", "2:5", "line break inside a quoted class name");
     expect_error("class,a_0,a_1\n\"web\"x,1,2\n", "2:6", "expected ',' or the end of the line");
@@ -155,6 +186,22 @@ static void test_errors(void)
     CHECK(m);
     CHECK_U64_EQ(m->n_windows, 1);
     nd_dataset_free(m);
+
+    /* The edges of what is accepted: exactly the most a bin carries, "-0", valid UTF-8 of
+     * every length, values written with an exponent as %.9g writes them. */
+    static const char edges[] = "class,a_0,a_1\nvid\xc3\xa9o \xe2\x82\xac\xf0\x9f\x98\x80,"
+                                "125000000000,-0\nx,1.5e+09,0.000001\n";
+    m = nd_csv_read_mem(edges, sizeof edges - 1, "edges.csv", ND_NS_PER_SEC, &e);
+    if (!m) CHECK_FAIL_("%s", e.msg);
+    CHECK_STR_EQ(m->class_names[0], "vid\xc3\xa9o \xe2\x82\xac\xf0\x9f\x98\x80");
+    CHECK(m->values[0] == 125000000000.0f && m->values[1] == 0 && !signbit(m->values[1]));
+    CHECK(m->values[2] == 1.5e9f && m->values[3] == 0.000001f);
+    nd_dataset_free(m);
+    /* the most a bin carries follows the bin width: 1 ms carries 1.25e8 bytes */
+    CHECK(!nd_csv_read_mem(edges, sizeof edges - 1, "edges.csv", ND_NS_PER_SEC / 1000, &e));
+    CHECK_CONTAINS(e.msg, "edges.csv:2:16: value '125000000000' (column a_0) is more than a "
+                          "bin can carry: expected a plain decimal number from 0 to 1.25e+08 "
+                          "(a bin of 0.001 s at 1 Tbit/s)");
 
     /* Not a CSV problem: the file itself. */
     CHECK(!nd_csv_read(tmp_path("missing.csv"), 1, &e));

@@ -213,6 +213,34 @@ static void test_import_videotrain(void)
     fclose(fp);
     CHECK_EQ(RUN("import", "--format", "videotrain", vt, "-o", ndd), 1);
     CHECK_CONTAINS(err_text, "Vid_2_cc_1.csv:2:");
+    /* what strtod reads but a count is not: hex, hex floats, inf, values a float loses,
+     * more than a 0.5 s row carries at 1 Tbit/s (6.25e10 bytes) */
+    static const char *const bad[] = {"0x10", "0x1p3", "inf", "1e-320", "3.4e38", "-5"};
+    static const char *const why[] = {
+        "is not a plain decimal",   "is not a plain decimal",       "is not a plain decimal",
+        "is too small for a float", "is more than a bin can carry", "is negative"};
+    for (int i = 0; i < 6; i++) {
+        fp = fopen(f, "w");
+        fprintf(fp, "%s0,1,1,1,1.0,%s,1,,1,1\n", hdr, bad[i]);
+        fclose(fp);
+        CHECK_EQ(RUN("import", "--format", "videotrain", vt, "-o", ndd), 1);
+        char want[256];
+        snprintf(want, sizeof want, "Vid_2_cc_1.csv:2:13: frame_sum_dl: '%s' %s", bad[i],
+                 why[i]);
+        CHECK_CONTAINS(err_text, want);
+    }
+    unlink(f);
+    /* a class directory whose name is not UTF-8 */
+    snprintf(cls, sizeof cls, "%s/c\xff", vt);
+    CHECK(!mkdir(cls, 0755));
+    snprintf(f, sizeof f, "%s/Vid_1_cc_1.csv", cls);
+    fp = fopen(f, "w");
+    fprintf(fp, "%s0,1,1,1,1.0,1.0,1,,1,1\n", hdr);
+    fclose(fp);
+    CHECK_EQ(RUN("import", "--format", "videotrain", vt, "-o", ndd), 1);
+    CHECK_CONTAINS(err_text, "is not a valid class name (UTF-8 text");
+    unlink(f);
+    rmdir(cls);
 
     /* the real traces, when the shared data is here: 510 traces, 4 classes */
     char real[4200];

@@ -1,8 +1,10 @@
 /*
  * test_eval.c — the fidelity metrics on inputs with known answers: W1 of small samples,
  * autocorrelation of constructed series, and the report's floor, naive baseline,
- * classifiers and memorisation flag on synthetic classes that are easy to tell apart.
+ * classifiers and memorisation flag on synthetic classes that are easy to tell apart;
+ * pictures of windows holding any float (infinities, NaN, huge, negative) are drawn.
  */
+#include "../base/tmpdir.h"
 #include "check.h"
 #include "eval.h"
 #include "model.h"
@@ -149,8 +151,36 @@ static void test_report(void)
         nd_dataset_free(swapped);
 }
 
+/* A crafted model or CSV can put any float in a window: +inf once made the plot's scale
+ * infinite and its height an out-of-range int, and the picture wrote outside its buffer. */
+static void test_png_any_value(void)
+{
+    const char *names[] = {"bytes_down", "bytes_up"};
+    const float odd[] = {INFINITY, -INFINITY, NAN, 3.4e38f, -5.0f, 1e-40f, 0.0f, 1500.0f};
+    const int n_odd = (int)(sizeof odd / sizeof odd[0]);
+    for (int all = 0; all < 2; all++) {
+        nd_dataset *ds = nd_dataset_new(C, names, L, ND_NS_PER_SEC);
+        nd_dataset_class(ds, "odd");
+        float x[C * L];
+        for (int w = 0; w < 3; w++) {
+            /* all: every bin +inf (the scale has no finite value at all) */
+            for (int i = 0; i < C * L; i++) x[i] = all ? INFINITY : odd[(i + w) % n_odd];
+            CHECK_EQ(nd_dataset_append(ds, 0, (uint64_t)w, x), 0);
+        }
+        nd_error e = {0};
+        const char *png = tmp_path(all ? "inf.png" : "odd.png");
+        CHECK_EQ(nd_png_windows(png, ds, 3, &e), 0);
+        FILE *f = fopen(png, "rb");
+        unsigned char sig[4] = {0};
+        CHECK(f && fread(sig, 1, 4, f) == 4 && !memcmp(sig, "\x89PNG", 4));
+        fclose(f);
+        nd_dataset_free(ds);
+    }
+}
+
 int main(void)
 {
+    test_png_any_value();
     test_w1();
     test_acf();
     test_report();
