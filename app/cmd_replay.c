@@ -57,6 +57,14 @@ static const char help[] =
     "      --spin D       busy-wait the last D before each deadline, sleep before that\n"
     "                     (default 30us; more helps on hosts with slow wake-ups)\n"
     "\n"
+    "Bounds (the run ends as when its flows are done: the pcap is complete and valid):\n"
+    "      --max-bytes N  end before the frame that would pass N frame bytes (e.g. 1G;\n"
+    "                     default replay.max_bytes, 0 = no limit)\n"
+    "      --max-packets N  end after N packets (default replay.max_packets, 0 = none)\n"
+    "      --line-rate G  cut the bytes of each bin (per flow and direction) to what the\n"
+    "                     bin carries at G Gbit/s, and say how many bins were cut (default\n"
+    "                     replay.line_rate: the interface's speed, else 100; at most 1000)\n"
+    "\n"
     "Examples:\n"
     "  netdiffus replay vt.ndm --flows 1000 --to pcap:synth.pcap --seed 7\n"
     "  netdiffus replay vt.ndm --mix mix.yaml --flows 200 --to iface:veth0 --duration 60s\n"
@@ -192,7 +200,10 @@ enum {
     OPT_SPIN,
     OPT_FLOWS,
     OPT_SEED,
-    OPT_LOOP
+    OPT_LOOP,
+    OPT_MAX_BYTES,
+    OPT_MAX_PACKETS,
+    OPT_LINE_RATE
 };
 
 static const struct option longs[] = {
@@ -208,17 +219,21 @@ static const struct option longs[] = {
     {"flows", required_argument, NULL, OPT_FLOWS},
     {"seed", required_argument, NULL, OPT_SEED},
     {"loop", required_argument, NULL, OPT_LOOP},
+    {"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
+    {"max-packets", required_argument, NULL, OPT_MAX_PACKETS},
+    {"line-rate", required_argument, NULL, OPT_LINE_RATE},
     {0},
 };
 
 typedef struct replay_args {
     const char *series, *to, *config, *cls, *model, *mix;
-    const char *speed, *duration, *bin, *spin; /* parsed once the config is read */
-    uint64_t flows, seed, loop;
-    int have_flows, have_seed, have_loop;
+    /* parsed once the config is read */
+    const char *speed, *duration, *bin, *spin, *max_bytes, *line_rate;
+    uint64_t flows, seed, loop, max_packets;
+    int have_flows, have_seed, have_loop, have_max_packets;
 } replay_args;
 
-/* --flows, --seed, --loop: whole numbers. 0 or ND_EXIT_USAGE. */
+/* --flows, --seed, --loop, --max-packets: whole numbers. 0 or ND_EXIT_USAGE. */
 static int take_number(replay_args *r, const cli_args *a, int c)
 {
     uint64_t v;
@@ -231,6 +246,7 @@ static int take_number(replay_args *r, const cli_args *a, int c)
         return cli_usage_error("replay", "--loop: at most %u", UINT32_MAX);
     if (c == OPT_FLOWS) r->flows = v, r->have_flows = 1;
     else if (c == OPT_SEED) r->seed = v, r->have_seed = 1;
+    else if (c == OPT_MAX_PACKETS) r->max_packets = v, r->have_max_packets = 1;
     else r->loop = v, r->have_loop = 1;
     return 0;
 }
@@ -238,18 +254,21 @@ static int take_number(replay_args *r, const cli_args *a, int c)
 /* The options of code c into r: 0, or ND_EXIT_USAGE once said. */
 static int take(replay_args *r, const cli_args *a, int c)
 {
-    const char **text = c == 's'            ? &r->series
-                        : c == 't'          ? &r->to
-                        : c == 'c'          ? &r->config
-                        : c == OPT_MIX      ? &r->mix
-                        : c == OPT_CLASS    ? &r->cls
-                        : c == OPT_SPEED    ? &r->speed
-                        : c == OPT_DURATION ? &r->duration
-                        : c == OPT_BIN      ? &r->bin
-                        : c == OPT_SPIN     ? &r->spin
-                                            : NULL;
+    const char **text = c == 's'             ? &r->series
+                        : c == 't'           ? &r->to
+                        : c == 'c'           ? &r->config
+                        : c == OPT_MIX       ? &r->mix
+                        : c == OPT_CLASS     ? &r->cls
+                        : c == OPT_SPEED     ? &r->speed
+                        : c == OPT_DURATION  ? &r->duration
+                        : c == OPT_BIN       ? &r->bin
+                        : c == OPT_SPIN      ? &r->spin
+                        : c == OPT_MAX_BYTES ? &r->max_bytes
+                        : c == OPT_LINE_RATE ? &r->line_rate
+                                             : NULL;
     if (text) *text = a->val;
-    else if (c == OPT_FLOWS || c == OPT_SEED || c == OPT_LOOP) return take_number(r, a, c);
+    else if (c == OPT_FLOWS || c == OPT_SEED || c == OPT_LOOP || c == OPT_MAX_PACKETS)
+        return take_number(r, a, c);
     else if (c != CLI_OPERAND) return ND_EXIT_USAGE; /* CLI_BAD: said */
     else if (!r->model) r->model = a->val;
     else return cli_usage_error("replay", "unexpected argument '%s'", a->val);
@@ -309,11 +328,25 @@ static int options(replay_opts *o, uint64_t *bin_ns, const replay_args *r, const
         return cli_usage_error("replay", "--duration: %s", e.msg);
     if (r->spin && nd_parse_duration(r->spin, &o->spin_ns, &e))
         return cli_usage_error("replay", "--spin: %s", e.msg);
+    if (r->max_bytes && nd_parse_size(r->max_bytes, &o->max_bytes, &e))
+        return cli_usage_error("replay", "--max-bytes: %s", e.msg);
+    if (r->have_max_packets) o->max_packets = r->max_packets;
+    if (r->line_rate) {
+        double g;
+        if (cli_parse_double(r->line_rate, &g) || !(g > 0) || g > ND_MAX_LINE_BPS / 1e9)
+            return cli_usage_error("replay",
+                                   "--line-rate: expected Gbit/s, more than 0 and at most %g, "
+                                   "got '%s'",
+                                   ND_MAX_LINE_BPS / 1e9, r->line_rate);
+        o->line_bps = g * 1e9;
+    }
     *bin_ns = cfg->capture.bin_ns;
     if (r->bin && (nd_parse_duration(r->bin, bin_ns, &e) || !*bin_ns))
         return cli_usage_error("replay", "--bin: %s", *bin_ns ? e.msg : "must be more than 0");
-    if (!strncmp(r->to, "pcap:", 5) && o->loop == 0 && !o->duration_ns)
-        nd_warn("replay: --loop 0 without --duration writes until Ctrl-C or a full disk");
+    if (!strncmp(r->to, "pcap:", 5) && o->loop == 0 && !o->duration_ns && !o->max_bytes &&
+        !o->max_packets)
+        nd_warn("replay: --loop 0 without --duration, --max-bytes or --max-packets writes "
+                "until Ctrl-C or a full disk");
     return 0;
 }
 
@@ -367,6 +400,14 @@ static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *s
     replay_stats_format(&st, line, sizeof line);
     nd_info("replay%s: %s -> %s: %s", rc == ND_EINTR ? " (stopped by signal)" : "",
             r->series ? r->series : r->model, r->to, line);
+    static const char *const ended[] = {"", "--duration (replay.duration)",
+                                        "--max-bytes (replay.max_bytes)",
+                                        "--max-packets (replay.max_packets)"};
+    if (st.ended) nd_info("replay: ended at %s before the flows were done", ended[st.ended]);
+    if (st.capped)
+        nd_warn("replay: %llu bins (per flow and direction) held more bytes than a bin "
+                "carries at %g Gbit/s (replay.line_rate, --line-rate) and were cut to it",
+                (unsigned long long)st.capped, st.line_bps / 1e9);
     if (st.carried)
         nd_debug(
             "replay: %llu bin remainders smaller than a frame were carried to the next bin",

@@ -38,6 +38,9 @@ void opts_replay(replay_opts *o, const nd_config *cfg)
     o->duration_ns = r->duration_ns;
     o->flows = r->flows;
     o->loop = r->loop;
+    o->line_bps = r->line_rate * 1e9;
+    o->max_bytes = r->max_bytes;
+    o->max_packets = r->max_packets;
     o->seed = r->seed;
     if (r->client_pool[0]) o->client_pool = r->client_pool;
     if (r->server_pool[0]) o->server_pool = r->server_pool;

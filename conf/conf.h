@@ -108,6 +108,9 @@ typedef struct nd_config {
         uint64_t duration_ns; /* 0 = until the flows are done */
         uint32_t flows;
         uint32_t loop;
+        double line_rate;              /* Gbit/s a bin is cut to; 0 = the sink's, else 100 */
+        uint64_t max_bytes;            /* 0 = no limit */
+        uint64_t max_packets;          /* 0 = no limit */
         char client_pool[ND_CONF_STR]; /* "10.1.0.0/16" */
         uint32_t clients;
         char server_pool[ND_CONF_STR];

@@ -308,6 +308,16 @@ const conf_key conf_keys[] = {
      .unit = "flows", .help = "Flows generated per pass."},
     {"replay.loop", CONF_UINT, F(replay.loop), .def = "1", .max = "1000000", .unit = "passes",
      .help = "Passes over the generated flows; 0: until stopped or replay.duration."},
+    {"replay.line_rate", CONF_DOUBLE, F(replay.line_rate), .def = "0", .min = "0",
+     .max = "1000", .unit = "Gbit/s",
+     .help = "The bytes of a bin (per flow and direction) are cut to what the bin carries at "
+             "this rate, and counted; 0: the interface's speed for iface: sinks that report "
+             "one, else 100 Gbit/s."},
+    {"replay.max_bytes", CONF_SIZE, F(replay.max_bytes), .def = "0",
+     .help = "End the replay (normally: a pcap stays whole) before the frame that would pass "
+             "this many frame bytes; 0: no limit."},
+    {"replay.max_packets", CONF_UINT, F(replay.max_packets), .def = "0", .unit = "packets",
+     .help = "End the replay (normally) after this many packets; 0: no limit."},
     {"replay.client_pool", CONF_STRING, F(replay.client_pool), .def = "198.18.0.0/16",
      .min = "1", .check = check_cidr,
      .help = "Client addresses (default: RFC 2544 benchmarking range, never routed)."},

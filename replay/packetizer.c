@@ -304,8 +304,10 @@ static int push(pkt_flow *f, uint64_t t, uint16_t len, uint8_t dir, uint8_t flag
 }
 
 /* Frame sizes adding up to exactly B bytes (B >= minf), appended with time 0; want > 0
- * asks for that many packets (bytes win when both cannot hold). */
-static int fill_sizes(pkt_flow *f, uint8_t dir, int64_t B, int64_t want, uint32_t *count)
+ * asks for that many packets (bytes win when both cannot hold). Sets *cut (and leaves it
+ * alone otherwise) when MAX_PKTS_PER_BIN packets were drawn before the bytes were met. */
+static int fill_sizes(pkt_flow *f, uint8_t dir, int64_t B, int64_t want, uint32_t *count,
+                      int *cut)
 {
     const pkt_cdf *c = &f->pc->size[dir];
     const int64_t minf = pkt_min_frame(f->ipv6, f->l4), maxf = f->max_frame;
@@ -337,7 +339,8 @@ static int fill_sizes(pkt_flow *f, uint8_t dir, int64_t B, int64_t want, uint32_
         ND_ASSERT(diff == 0);
     } else {
         int64_t R = B;
-        while (R > 0) {
+        /* small drawn frames could pass the buffer's packets: the rest is cut */
+        while (R > 0 && f->n - first < MAX_PKTS_PER_BIN) {
             int64_t s = DRAW();
             s = CLAMP(s);
             if (s != R && R - s < minf) /* s would leave a remainder no frame can carry */
@@ -345,6 +348,7 @@ static int fill_sizes(pkt_flow *f, uint8_t dir, int64_t B, int64_t want, uint32_
             if (push(f, 0, (uint16_t)s, dir, 0)) return -ENOMEM;
             R -= s;
         }
+        *cut |= R > 0;
     }
 #undef DRAW
 #undef CLAMP
@@ -465,17 +469,21 @@ static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
     }
     if (rc) return -ENOMEM;
 
-    const int64_t minf = hdr, cap = (int64_t)MAX_PKTS_PER_BIN * f->max_frame;
+    /* what the line carries in a bin, and what the packet buffer holds (memory) */
+    const int64_t minf = hdr, most = (int64_t)MAX_PKTS_PER_BIN * f->max_frame,
+                  cap = lay->bin_cap < most ? lay->bin_cap : most;
     uint32_t run_end[2];
     const uint32_t end_ctrl = f->n;
     for (uint8_t d = 0; d < 2; d++) {
         run_end[d] = f->n;
         double x = win_at(f, lay, lay->bytes[d], b);
         int64_t target = x > (double)cap ? cap : llround(x);
+        int cut = x > (double)cap;
         int64_t budget = target + f->carry[d] - ctrl_bytes[d];
         if (budget < minf) { /* nothing legal fits: carry the bytes (or the debt) on */
             f->carry[d] = budget;
             if (budget > 0) f->carried++;
+            f->capped += cut;
             continue;
         }
         f->carry[d] = 0;
@@ -485,7 +493,8 @@ static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
             want = (p > MAX_PKTS_PER_BIN ? MAX_PKTS_PER_BIN : llround(p)) - ctrl_pkts[d];
         }
         uint32_t first_data = f->n, n = 0;
-        if (fill_sizes(f, d, budget, want, &n)) return -ENOMEM;
+        if (fill_sizes(f, d, budget, want, &n, &cut)) return -ENOMEM;
+        f->capped += cut;
         place_times(f, d, first_data, n, lo, hi);
         run_end[d] = f->n;
     }

@@ -38,10 +38,19 @@ typedef struct replay_opts {
     const char *only_class;               /* replay only this class (NULL: all, or by mix) */
     uint32_t n_mix;                       /* classes in mix; 0: flows follow the windows */
     replay_mix_entry mix[ND_MAX_CLASSES]; /* (n_mix) share of flows per class */
+    /* Bounds (docs/REPLAY.md, "Bounds"): the bytes of a bin (per flow and direction) are
+     * cut to what the bin carries at line_bps, and the run ends, as at the end of the
+     * flows, before the packet that would pass max_bytes or max_packets. */
+    double line_bps;             /* bits per second; 0: the sink's line rate, else 100 Gbit/s */
+    uint64_t max_bytes;          /* frame bytes of the whole run; 0: no limit */
+    uint64_t max_packets;        /* packets of the whole run; 0: no limit */
     uint64_t spin_ns;            /* busy-wait this long before a deadline (paced sinks) */
     volatile sig_atomic_t *stop; /* set by a signal handler: stop cleanly (may be NULL) */
     int status;                  /* draw an nd_status line while running */
 } replay_opts;
+
+/* The line rate a bin is cut to when neither the options nor the sink give one. */
+#define REPLAY_DEFAULT_LINE_BPS 100e9
 
 /* Sets every field: speed 1, loop 1, seed 1; pools 198.18.0.0/16 (256 clients) and
  * 198.19.0.0/16 (16 servers), 2001:db8:0:1::/64 and 2001:db8:0:2::/64 for IPv6; MACs
@@ -96,16 +105,23 @@ typedef struct replay_stats {
     double pps;                     /* packets / wall time */
     int timed;                      /* 1 when the error percentiles below mean something */
     uint64_t err_p50_ns, err_p99_ns, err_p999_ns, err_max_ns;
-    uint64_t early; /* packets sent before their deadline (never expected) */
+    uint64_t early;  /* packets sent before their deadline (never expected) */
+    uint64_t capped; /* bins (per flow and direction) cut to what the line rate carries */
+    double line_bps; /* the line rate they were cut to */
+    int ended;       /* what ended the run early: enum replay_end */
 } replay_stats;
+
+/* A bound that ended a run before its flows were done (replay_stats.ended). */
+enum replay_end { REPLAY_END_NONE, REPLAY_END_DURATION, REPLAY_END_BYTES, REPLAY_END_PACKETS };
 
 /* Replays ds's windows through sink. ds needs channels "bytes_down" and "bytes_up"
  * (and uses "pkts_down"/"pkts_up" when present); stats of classes with no packet
  * statistics fall back to MTU-sized packets at even times (said once in the log).
  * A dpdk: sink started with several lcores gets one scheduler per tx queue, each on its
  * lcore over its share of the flows; st sums them. The sink can be used for several
- * runs. Returns 0, ND_EINTR when o->stop was set (what was sent is kept), or a negative
- * code with e filled (empty dataset, unknown class, sink failure). st may be NULL. */
+ * runs. Returns 0 (also when a bound ended the run: st->ended says which), ND_EINTR
+ * when o->stop was set (what was sent is kept), or a negative code with e filled (empty
+ * dataset, unknown class, line rate out of range, sink failure). st may be NULL. */
 int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink, replay_stats *st,
                nd_error *e);
 

@@ -102,6 +102,7 @@ typedef struct pkt_layout {
     int bytes[2], pkts[2];
     uint32_t L;
     uint64_t bin_ns;
+    int64_t bin_cap; /* most bytes a bin carries per direction at the line rate */
 } pkt_layout;
 
 typedef struct pkt_flow {
@@ -127,6 +128,7 @@ typedef struct pkt_flow {
     pkt_desc *tmp; /* scratch for sorting a bin */
     uint32_t tmp_cap;
     uint64_t carried; /* remainders moved on, for the statistics */
+    uint64_t capped;  /* bins (per direction) cut to lay->bin_cap */
 } pkt_flow;
 
 /* Smallest legal frame of a flow (headers only), per its IP version and L4. */
@@ -192,6 +194,7 @@ struct replay_sink {
     int build_flags;  /* PKT_* flags for pkt_build */
     uint64_t base_ns; /* deadline of offset 0 (paced: CLOCK_MONOTONIC; pcap: epoch) */
     uint64_t packets, bytes, drops;
+    double line_bps;   /* the line's rate when the sink knows it (an interface's), else 0 */
     int timed;         /* deadlines are waited for: record timing errors in err */
     sink_errhist *err; /* timing errors (paced sinks only) */
 };

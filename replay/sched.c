@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -424,6 +425,11 @@ void replay_stats_format(const replay_stats *st, char *buf, size_t len)
                  (double)st->err_p999_ns / 1e3, (double)st->err_max_ns / 1e3);
 }
 
+/* What every queue's scheduler has sent, against max_bytes and max_packets. */
+typedef struct run_totals {
+    _Atomic uint64_t bytes, packets;
+} run_totals;
+
 /* One scheduler over the flows with id % parts == part, into one sink (one tx queue). */
 typedef struct part_job {
     const nd_dataset *ds;
@@ -432,10 +438,25 @@ typedef struct part_job {
     uint32_t part, parts;
     uint64_t base, wall0; /* deadline of offset 0; start of the run */
     int main;             /* draws the status line */
+    int64_t bin_cap;      /* most bytes of a bin per direction at the line rate */
+    run_totals *sent;
     int rc;
+    int ended; /* enum replay_end */
     nd_error e;
-    uint64_t flows, carried, cpu_ns;
+    uint64_t flows, carried, capped, cpu_ns;
 } part_job;
+
+/* Counts a packet of len bytes against the run's bounds: the bound it would pass, else
+ * REPLAY_END_NONE. All queues count into one total, so a run sends at most the bound. */
+static int over_bound(const replay_opts *o, run_totals *sent, uint32_t len)
+{
+    if (!o->max_bytes && !o->max_packets) return REPLAY_END_NONE;
+    uint64_t p = atomic_fetch_add_explicit(&sent->packets, 1, memory_order_relaxed);
+    uint64_t b = atomic_fetch_add_explicit(&sent->bytes, len, memory_order_relaxed);
+    if (o->max_packets && p >= o->max_packets) return REPLAY_END_PACKETS;
+    if (o->max_bytes && b + len > o->max_bytes) return REPLAY_END_BYTES;
+    return REPLAY_END_NONE;
+}
 
 static int run_part(void *arg)
 {
@@ -450,6 +471,7 @@ static int run_part(void *arg)
     int rc = sched_init(&s, ds, o, e);
     if (rc) goto out;
     s.quiet = !j->main;
+    s.lay.bin_cap = j->bin_cap;
 
     const int paced = sink->ops->paced && o->speed > 0;
     sink->timed = paced;
@@ -465,7 +487,7 @@ static int run_part(void *arg)
                                                 : o->duration_ns;
     const uint64_t cpu0 = thread_cpu_ns(), base = j->base;
     uint64_t now = nd_now_ns(), last_status = j->wall0, loop_base = 0, loop = 0;
-    uint64_t flows = 0, carried = 0;
+    uint64_t flows = 0, carried = 0, capped = 0;
     uint32_t next = 0;
     int arrivals_done = 0; /* the duration is reached: no more flows start */
     replay_pkt_info info;
@@ -526,14 +548,22 @@ static int run_part(void *arg)
                 rc = nd_error_set(e, -ENOMEM, "out of memory");
                 break;
             }
-            if (!more) flow_put(&s, f);
+            if (!more) {
+                capped += f->capped;
+                flow_put(&s, f);
+            }
             continue;
         }
         if (!top) break; /* all flows done, no more to start */
 
         const pkt_desc *d = &top->pk[top->pos];
         uint64_t off = top_key;
-        if (dur_series && off >= dur_series) break;
+        /* a bound ends the run as its last flow would: flushed, closed, rc 0 */
+        if (dur_series && off >= dur_series) {
+            j->ended = REPLAY_END_DURATION;
+            break;
+        }
+        if ((j->ended = over_bound(o, j->sent, d->len))) break;
         uint64_t deadline = base + (exact ? off : (uint64_t)((double)off * inv_speed));
         if (paced && deadline > now) {
             if ((rc = sink->ops->flush(sink, e))) break;
@@ -570,6 +600,7 @@ static int run_part(void *arg)
             }
             if (!more) {
                 carried += top->carried;
+                capped += top->capped;
                 flow_put(&s, top);
                 q.h[0] = q.h[--q.n];
                 if (q.n) heap_down(&q, 0);
@@ -608,9 +639,13 @@ static int run_part(void *arg)
             *e = fe;
         }
     }
-    for (size_t i = 0; i < q.n; i++) carried += q.h[i].f->carried;
+    for (size_t i = 0; i < q.n; i++) {
+        carried += q.h[i].f->carried;
+        capped += q.h[i].f->capped;
+    }
     j->flows = flows;
     j->carried = carried;
+    j->capped = capped;
     j->cpu_ns = thread_cpu_ns() - cpu0;
 out:
     if (slack > 1) prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
@@ -623,14 +658,27 @@ out:
 int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink, replay_stats *st,
                nd_error *e)
 {
+    const double line_bps = o->line_bps > 0      ? o->line_bps
+                            : sink->line_bps > 0 ? sink->line_bps
+                                                 : REPLAY_DEFAULT_LINE_BPS;
+    if (!(line_bps <= (double)ND_MAX_LINE_BPS) || o->line_bps < 0)
+        return nd_error_set(e, ND_EUSAGE,
+                            "replay.line_rate: %g bit/s; expected more than 0, at most %g",
+                            o->line_bps, (double)ND_MAX_LINE_BPS);
     const uint32_t parts = sink->ops->n_queues ? sink->ops->n_queues(sink) : 1;
     part_job *jobs = calloc(parts, sizeof *jobs);
     if (!jobs) return nd_error_set(e, -ENOMEM, "out of memory");
+    run_totals sent = {0};
     const uint64_t wall0 = nd_now_ns();
     const uint64_t base = sink->ops->paced ? wall0 + PACED_LEAD_NS : sink->base_ns;
+    /* the bytes a bin carries at the line rate (ds is checked by sched_init; bins of
+     * years would pass int64, and the packet buffer caps a bin far below 1e18 anyway) */
+    const double carries = ds ? (double)ds->bin_ns * line_bps / 8e9 : 0;
+    const int64_t bin_cap = carries < 1e18 ? (int64_t)carries : (int64_t)1e18;
     for (uint32_t p = 0; p < parts; p++) {
-        jobs[p] = (part_job){ds,    o,     p ? sink->ops->queue(sink, p) : sink, p, parts, base,
-                             wall0, p == 0};
+        jobs[p] = (part_job){
+            ds,      o,    p ? sink->ops->queue(sink, p) : sink, p, parts, base, wall0, p == 0,
+            bin_cap, &sent};
     }
     for (uint32_t p = 1; p < parts; p++) sink->ops->launch(sink, p, run_part, &jobs[p]);
     run_part(&jobs[0]);
@@ -658,6 +706,8 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink, re
             const replay_sink *k = jobs[p].sink;
             st->flows += jobs[p].flows;
             st->carried += jobs[p].carried;
+            st->capped += jobs[p].capped;
+            if (!st->ended) st->ended = jobs[p].ended;
             st->cpu_ns += jobs[p].cpu_ns;
             st->packets += k->packets;
             st->bytes += k->bytes;
@@ -671,6 +721,7 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink, re
                 if (k->err->max > merged->max) merged->max = k->err->max;
             }
         }
+        st->line_bps = line_bps;
         st->seconds_ns = nd_now_ns() - wall0;
         st->pps = st->seconds_ns ? (double)st->packets * 1e9 / (double)st->seconds_ns : 0;
         if (timed && merged->n) {

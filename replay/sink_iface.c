@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <pcap/pcap.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "replay_impl.h"
@@ -44,6 +45,19 @@ static int iface_close(replay_sink *s, nd_error *e)
     free(s->err);
     free(f);
     return 0;
+}
+
+/* The interface's speed as the kernel reports it (/sys/class/net/NAME/speed, Mbit/s), in
+ * bit/s; 0 when it has none (veth, tun and some drivers report -1 or fail the read). */
+static double iface_speed(const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/sys/class/net/%s/speed", name);
+    FILE *f = fopen(path, "r");
+    long mbps = 0;
+    if (f && fscanf(f, "%ld", &mbps) != 1) mbps = 0;
+    if (f) fclose(f);
+    return mbps > 0 ? (double)mbps * 1e6 : 0;
 }
 
 static const sink_ops iface_ops = {"iface",         1,          sink_frame_alloc, iface_send,
@@ -92,6 +106,7 @@ replay_sink *sink_iface_open(const char *name, nd_error *e)
     }
     pcap_setdirection(f->pc, PCAP_D_IN); /* our own packets are not looped back to us */
     f->fr.base.ops = &iface_ops;
+    f->fr.base.line_bps = iface_speed(name);
     return &f->fr.base;
 fail:
     free(f->fr.base.err);
