@@ -42,6 +42,35 @@ uint32_t pkt_addr_sum(const pkt_flow *f)
     return sum16(sum16(0, f->caddr, n), f->saddr, n);
 }
 
+/* The app's header at the start of a zeroed payload of n bytes (the packetizer makes
+ * n at least the header); returns the sum of its 16-bit words for the UDP checksum (the
+ * payload starts at an even offset of the segment). */
+static uint32_t put_app_header(uint8_t *p, uint32_t n, const pkt_flow *f, const pkt_desc *d)
+{
+    const int up = d->dir == ND_UP;
+    if (f->app == PKT_APP_DNS) { /* a query from the client, a response from the server */
+        const uint16_t id = (uint16_t)d->seq, fl = up ? 0x0100 : 0x8180;
+        put16(p, id);
+        put16(p + 2, fl);
+        return (uint32_t)id + fl;
+    }
+    if (f->app == PKT_APP_DHCP) { /* BOOTREQUEST or BOOTREPLY, Ethernet, one transaction */
+        const uint32_t xid = f->addr_sum * 2654435761u ^ f->cport;
+        const uint16_t w0 = up ? 0x0101 : 0x0201; /* op, htype 1 */
+        put16(p, w0);
+        p[2] = 6; /* hlen: a MAC address; hops 0 */
+        put32(p + 4, xid);
+        put32(p + 236, 0x63825363); /* the DHCP magic cookie */
+        uint32_t sum = w0 + 0x0600 + (xid >> 16) + (xid & 0xffff) + 0x6382 + 0x5363;
+        if (n > PKT_DHCP_HDR) { /* the end option; pad options (0) after it */
+            p[PKT_DHCP_HDR] = 0xff;
+            sum += 0xff00;
+        }
+        return sum;
+    }
+    return 0;
+}
+
 void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d,
                const uint8_t mac_cli[6], const uint8_t mac_srv[6], int flags)
 {
@@ -119,6 +148,7 @@ void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d,
     uint32_t end = d->len;
     if ((flags & PKT_ZERO_TAIL) && end > PKT_HDR_MAX) end = PKT_HDR_MAX;
     if (end > hlen) memset(buf + hlen, 0, end - hlen);
+    sum += put_app_header(buf + hlen, d->len - hlen, f, d);
 
     if (flags & PKT_CSUM_OFFLOAD) {
         put16(csum, fold(ph)); /* the NIC adds the segment and complements */

@@ -83,7 +83,8 @@ int pkt_class_init(pkt_class *pc, const nd_class_stats *st, const char *name)
         if (!rc) rc = pkt_cdf_init(&pc->ttl[d], st->ttl_hist[d], 256);
     }
     uint64_t ports[ND_PORT_TOP];
-    for (int i = 0; i < ND_PORT_TOP; i++) ports[i] = st->port[i] ? st->port_count[i] : 0;
+    for (int i = 0; i < ND_PORT_TOP; i++)
+        ports[i] = st->port[i] && st->port[i] < PKT_EPHEMERAL_PORT ? st->port_count[i] : 0;
     if (!rc) rc = pkt_cdf_init(&pc->port, ports, ND_PORT_TOP);
     uint64_t mss[ND_MSS_TOP];
     for (int i = 0; i < ND_MSS_TOP; i++) mss[i] = st->mss[i] >= 64 ? st->mss_count[i] : 0;
@@ -212,8 +213,6 @@ uint16_t pkt_hdr_len(int ipv6, int l4, int syn)
                       (l4 == ND_L4_UDP ? UDP_HDR : TCP_HDR + (syn ? TCP_SYN_OPT : 0)));
 }
 
-uint16_t pkt_min_frame(int ipv6, int l4) { return pkt_hdr_len(ipv6, l4, 0); }
-
 static double win_at(const pkt_flow *f, const pkt_layout *lay, int ch, uint32_t b)
 {
     if (ch < 0) return 0.0;
@@ -238,7 +237,15 @@ void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli, cons
         if (!f->ttl[d]) f->ttl[d] = 64;
     f->mss = pc->mss.n ? st->mss[pkt_cdf_draw(&pc->mss, r)] : (uint16_t)(v6 ? 1440 : 1460);
     f->sport = pc->port.n ? st->port[pkt_cdf_draw(&pc->port, r)] : 443;
-    f->cport = (uint16_t)(32768 + replay_rng_below(r, 28232)); /* Linux ephemeral range */
+    f->cport = (uint16_t)(PKT_EPHEMERAL_PORT + replay_rng_below(r, 28232)); /* to 60999 */
+    f->app = f->l4 != ND_L4_UDP ? PKT_APP_NONE
+             : f->sport == 53   ? PKT_APP_DNS
+             : f->sport == 67   ? PKT_APP_DHCP
+                                : PKT_APP_NONE;
+    f->min_frame =
+        (uint16_t)(pkt_hdr_len(v6, f->l4, 0) + (f->app == PKT_APP_DNS    ? PKT_DNS_HDR
+                                                : f->app == PKT_APP_DHCP ? PKT_DHCP_HDR
+                                                                         : 0));
     uint32_t ci = (uint32_t)replay_rng_below(r, cli->count);
     uint32_t si = (uint32_t)replay_rng_below(r, srv->count);
     memset(f->caddr, 0, 16);
@@ -310,7 +317,7 @@ static int fill_sizes(pkt_flow *f, uint8_t dir, int64_t B, int64_t want, uint32_
                       int *cut)
 {
     const pkt_cdf *c = &f->pc->size[dir];
-    const int64_t minf = pkt_min_frame(f->ipv6, f->l4), maxf = f->max_frame;
+    const int64_t minf = f->min_frame, maxf = f->max_frame;
     uint32_t first = f->n;
 #define DRAW()   (c->n ? (int64_t)pkt_cdf_draw(c, &f->rng) : maxf)
 #define CLAMP(s) ((s) < minf ? minf : (s) > maxf ? maxf : (s))
@@ -429,7 +436,7 @@ static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
     const int first = b == f->first_bin, last = b == f->last_bin;
     const uint64_t bin = lay->bin_ns;
     const uint64_t h = bin / 64 < 50000 ? bin / 64 : 50000; /* control-packet spacing */
-    const uint16_t hdr = pkt_min_frame(f->ipv6, f->l4), syn = pkt_hdr_len(f->ipv6, f->l4, 1);
+    const uint16_t hdr = f->min_frame, syn = pkt_hdr_len(f->ipv6, f->l4, 1);
     uint64_t lo = 0, hi = bin;
     int64_t ctrl_bytes[2] = {0, 0}, ctrl_pkts[2] = {0, 0};
     int rc = 0;
@@ -501,6 +508,10 @@ static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
     if (sort_bin(f, end_ctrl, run_end[ND_DOWN])) return -ENOMEM;
     for (uint32_t i = 0; i < f->n; i++) f->pk[i].t += (uint64_t)b * bin; /* since flow start */
 
+    /* UDP: a packet number per direction, in send order, which a DNS header takes as
+     * its id: queries (and responses) with ids of their own are not retransmissions */
+    if (!tcp)
+        for (uint32_t i = 0; i < f->n; i++) f->pk[i].seq = f->snd_nxt[f->pk[i].dir]++;
     /* sequence and acknowledgement numbers in send order: each packet acknowledges all
      * that the other side sent before it */
     if (tcp)

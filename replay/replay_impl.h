@@ -114,7 +114,9 @@ typedef struct pkt_flow {
     nd_rng rng;
 
     uint8_t ipv6, l4, ttl[2];
+    uint8_t app; /* enum pkt_app: the protocol header the payload starts with */
     uint16_t mss, cport, sport, max_frame;
+    uint16_t min_frame; /* headers, and the app's header: the smallest legal frame */
     uint8_t caddr[16], saddr[16];
     uint32_t snd_nxt[2];         /* next sequence number per direction (TCP) */
     uint32_t addr_sum, port_sum; /* checksum parts that do not change within the flow */
@@ -131,9 +133,20 @@ typedef struct pkt_flow {
     uint64_t capped;  /* bins (per direction) cut to lay->bin_cap */
 } pkt_flow;
 
-/* Smallest legal frame of a flow (headers only), per its IP version and L4. */
-uint16_t pkt_min_frame(int ipv6, int l4);
+/* Length of the Ethernet, IP and TCP/UDP headers of a flow's frame. */
 uint16_t pkt_hdr_len(int ipv6, int l4, int syn);
+
+/* Payloads are zeros, except that UDP flows to a port whose protocol tools decode get
+ * that protocol's smallest well-formed header (a DNS header; a BOOTP header and the DHCP
+ * magic cookie), so that a capture of them reads as that protocol, not as malformed. */
+enum pkt_app { PKT_APP_NONE, PKT_APP_DNS, PKT_APP_DHCP };
+#define PKT_DNS_HDR  12  /* id, flags, four counts of 0 */
+#define PKT_DHCP_HDR 240 /* BOOTP's 236 bytes and the magic cookie */
+/* The first server port a replayed flow may take from its class's port mix is below this:
+ * ports from here up are ephemeral (Linux's range starts here, IANA's at 49152), and a
+ * capture records a client's port as the server's when a flow's first packet came from
+ * its server. */
+#define PKT_EPHEMERAL_PORT 32768
 
 /* Sets the flow's addresses, ports, TTL, MSS, ISNs from its class and pools. */
 void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli,
@@ -147,7 +160,7 @@ void pkt_flow_free(pkt_flow *f);
  * sum in the L4 checksum, for NIC offload. PKT_ZERO_TAIL: buf is zero past PKT_HDR_MAX
  * (DPDK mbufs of our own pool), so only the header area needs clearing. */
 enum { PKT_CSUM_OFFLOAD = 1, PKT_ZERO_TAIL = 2 };
-#define PKT_HDR_MAX 128 /* largest header pkt_build writes (78) rounded up */
+#define PKT_HDR_MAX 320 /* largest header pkt_build writes (UDP/IPv6 and DHCP: 303) */
 
 uint32_t pkt_addr_sum(const pkt_flow *f); /* for pkt_flow_init */
 

@@ -2,6 +2,10 @@
  * test_replay_tshark.c — an independent reader judges the generated pcap: tshark reads
  * every packet, finds nothing malformed, no bad IPv4/TCP/UDP checksum (validation on)
  * and no expert warning, and every TCP stream runs from SYN to the FIN of both sides.
+ * A class of UDP flows to DNS (53) and DHCP (67), whose captured port mix also holds
+ * clients' ephemeral ports (what a capture records when a flow's first packet came from
+ * the server), replays as DNS and DHCP that tshark decodes without a malformed frame
+ * (zero payloads made 86 of them), and no server of any flow takes an ephemeral port.
  * Skips (77) when tshark is not installed (scripts/setup installs it).
  */
 #include <unistd.h>
@@ -13,7 +17,7 @@
     "-o ip.check_checksum:TRUE "
 
 static const char *const ch2[] = {"bytes_down", "bytes_up"};
-static const char *const cls2[] = {"web", "mixed"};
+static const char *const cls3[] = {"web", "mixed", "infra"};
 
 /* Runs cmd, returns its stdout (malloc'd) and exit status. */
 static char *run_cmd(const char *cmd, int *status)
@@ -52,13 +56,19 @@ int main(void)
         SKIP("tshark is not installed (scripts/setup installs it)");
     nd_log_set_level(ND_LOG_WARN);
 
-    const uint64_t N = 60;
-    nd_dataset *ds = tds_new(2, ch2, 12, 50000000ull, 2, cls2, N);
+    const uint64_t N = 90;
+    nd_dataset *ds = tds_new(2, ch2, 12, 50000000ull, 3, cls3, N);
     tds_web_stats(&ds->stats[0], 0.0, 0.2);
     tds_web_stats(&ds->stats[1], 0.5, 0.5);
+    nd_class_stats *infra = &ds->stats[2];
+    tds_web_stats(infra, 1.0, 0.3);
+    static const uint16_t ports[] = {33338, 53, 38186, 67, 57058};
+    static const uint64_t counts[] = {300, 60, 200, 40, 100};
+    for (int i = 0; i < ND_PORT_TOP; i++)
+        infra->port[i] = i < 5 ? ports[i] : 0, infra->port_count[i] = i < 5 ? counts[i] : 0;
     trng r = {21};
     for (uint64_t w = 0; w < N; w++) {
-        ds->labels[w] = (uint16_t)(w % 2);
+        ds->labels[w] = (uint16_t)(w % 3);
         for (uint32_t c = 0; c < 2; c++)
             for (uint32_t b = 0; b < ds->L; b++)
                 *tds_at(ds, w, c, b) = trng_below(&r, 3) ? (float)trng_below(&r, 40000) : 0.0f;
@@ -130,6 +140,49 @@ int main(void)
                 "tcp.stream %d: first flags 0x%03x, second 0x%03x, %d FINs, last 0x%03x", i,
                 sm[i].first, sm[i].second, sm[i].fins, sm[i].last);
     }
+    /* 4. DNS and DHCP were decoded (the check above found none malformed), and every
+     * server (the replay.server_pool side) has a service port, every client an
+     * ephemeral one */
+    out = run_cmd("tshark -n -r replay_tshark.pcap -Y dns 2>/dev/null | wc -l", &status);
+    int dns = atoi(out);
+    free(out);
+    out = run_cmd("tshark -n -r replay_tshark.pcap -Y dhcp 2>/dev/null | wc -l", &status);
+    int dhcp = atoi(out);
+    free(out);
+    CHECK(dns > 10 && dhcp > 10);
+    out = run_cmd("tshark -n -r replay_tshark.pcap -T fields -E separator=, -e ip.src -e "
+                  "ipv6.src -e tcp.srcport -e udp.srcport -e tcp.dstport -e udp.dstport "
+                  "2>/dev/null",
+                  &status);
+    size_t lines = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        char src4[64] = "", src6[64] = "";
+        unsigned sp = 0, dp = 0, a, b, c, d;
+        /* ip.src,ipv6.src,tcp.srcport,udp.srcport,tcp.dstport,udp.dstport: one of each
+         * pair is empty */
+        char *f[6] = {0};
+        char *q = line;
+        for (int i = 0; i < 6; i++) {
+            f[i] = q;
+            q = strchr(q, ',');
+            if (q) *q++ = 0;
+            else break;
+        }
+        CHECK(f[5]);
+        snprintf(src4, sizeof src4, "%s", f[0]);
+        snprintf(src6, sizeof src6, "%s", f[1]);
+        sp = (unsigned)atoi(*f[2] ? f[2] : f[3]);
+        dp = (unsigned)atoi(*f[4] ? f[4] : f[5]);
+        int from_server = *src4 ? sscanf(src4, "%u.%u.%u.%u", &a, &b, &c, &d) == 4 && b == 19
+                                : !strncmp(src6, "2001:db8:0:2:", 13);
+        unsigned server = from_server ? sp : dp, client = from_server ? dp : sp;
+        if (server >= 32768 || client < 32768 || client > 60999)
+            CHECK_FAIL_("packet %zu: server port %u, client port %u (%s%s)", lines + 1, server,
+                        client, src4, src6);
+    }
+    free(out);
+    CHECK_EQ(lines, st.packets);
+    printf("replay tshark: %d DNS and %d DHCP frames well formed, ", dns, dhcp);
     printf("replay tshark: %d TCP streams from SYN to FIN, %llu packets clean\n", streams,
            (unsigned long long)st.packets);
     return 0;
