@@ -308,6 +308,7 @@ const conf_key conf_keys[] = {
      .unit = "flows", .help = "Flows generated per pass."},
     {"replay.loop", CONF_UINT, F(replay.loop), .def = "1", .max = "1000000", .unit = "passes",
      .help = "Passes over the generated flows; 0: until stopped or replay.duration."},
+    /* max: ND_MAX_LINE_BPS, the rate a series CSV's values are bounded by */
     {"replay.line_rate", CONF_DOUBLE, F(replay.line_rate), .def = "0", .min = "0",
      .max = "1000", .unit = "Gbit/s",
      .help = "The bytes of a bin (per flow and direction) are cut to what the bin carries at "
