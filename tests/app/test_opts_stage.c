@@ -4,8 +4,10 @@
  * pattern here, as a stack variable would), the config's values land in the right
  * fields, and what the config has no key for keeps the library's default. Also: the
  * config's capture defaults equal capture_opts_defaults, so that the benchmarks and tests
- * that use the latter run what the program runs.
+ * that use the latter run what the program runs. And the config a model embeds is parsed
+ * with the parser's bound on nesting.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -65,6 +67,9 @@ static void check_replay(const nd_config *cfg, const char *what)
     CHECK_EQ(o.servers, r->servers);
     CHECK_STR_EQ(o.mac_src, r->mac_src[0] ? r->mac_src : d.mac_src);
     CHECK_STR_EQ(o.mac_dst, r->mac_dst[0] ? r->mac_dst : d.mac_dst);
+    CHECK_NEAR(o.line_bps, r->line_rate * 1e9, 0, 0);
+    CHECK_U64_EQ(o.max_bytes, r->max_bytes);
+    CHECK_U64_EQ(o.max_packets, r->max_packets);
     CHECK_EQ(o.n_mix, r->n_mix);
     for (uint32_t i = 0; i < r->n_mix; i++) {
         CHECK(o.mix[i].name == r->mix[i].name);
@@ -130,8 +135,27 @@ static void check_capture_defaults(void)
     nd_config_free(&cfg);
 }
 
+/* The config a model file embeds goes through the config parser, with its bound on
+ * nesting: a crafted one a million levels deep is refused at once, naming the file. */
+static void check_embedded_deep(void)
+{
+    const size_t deep = 1000000;
+    char *y = malloc(2 * deep + 1);
+    CHECK(y);
+    memset(y, '[', deep);
+    memset(y + deep, ']', deep);
+    y[2 * deep] = 0;
+    nd_dm_settings st;
+    nd_error e = {0};
+    CHECK_EQ(opts_dm_legacy(&st, y, "deep.ndm", &e), ND_EFORMAT);
+    CHECK_STR_EQ(e.msg, "deep.ndm: the embedded config does not load: deep.ndm:1:33: lists "
+                        "and mappings nested deeper than 32 levels");
+    free(y);
+}
+
 int main(void)
 {
+    check_embedded_deep();
     nd_config cfg;
     load(&cfg, "live.yaml");
     check_capture(&cfg, "live.yaml");
