@@ -665,8 +665,15 @@ static int read_scales(nd_dm *m, const ndf_reader *r, nd_error *e)
         for (int c = 0; c < C; c++) {
             m->scales[k].lo[c] = sc[(k * C + c) * 2];
             m->scales[k].hi[c] = sc[(k * C + c) * 2 + 1];
-            if (!isfinite(m->scales[k].lo[c]) || !isfinite(m->scales[k].hi[c]))
-                rc = nd_error_set(e, ND_EFORMAT, "%s: class scale not finite", ndf_path(r));
+            float lo = m->scales[k].lo[c], hi = m->scales[k].hi[c];
+            /* log1p of bytes in float32: decoding takes expm1 of values up to hi */
+            if (!(lo >= 0.0f && lo <= hi && hi <= ND_GAF_MAX_LOG))
+                rc = nd_error_set(e, ND_EFORMAT,
+                                  "%s: section SCAL: class '%s' channel %s: lo %g, hi %g, "
+                                  "expected 0 <= lo <= hi <= %g",
+                                  ndf_path(r), m->meta->class_names[k],
+                                  m->meta->channel_names[c], (double)lo, (double)hi,
+                                  (double)ND_GAF_MAX_LOG);
         }
     free(sc);
     return rc;
@@ -1066,6 +1073,35 @@ static void image_to_window(const nd_dm *m, int cls, int cal, float *x, float *d
     }
 }
 
+/* Sampled values that are not finite come from weights that overflow (a diverged or
+ * damaged model): they are refused, never decoded, because the decode would read them as
+ * idle bins and the caller would write or send nothing and succeed. */
+static int check_images(const nd_dm *m, int cls, const float *v, size_t n, nd_error *e)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return nd_error_set(e, ND_EFORMAT,
+                                "sample: class '%s': the network produced %g (its weights "
+                                "overflow: a diverged or damaged model)",
+                                m->meta->class_names[cls], (double)v[i]);
+    return 0;
+}
+
+/* Decoded windows hold bytes or packets: finite and >= 0, else the decoder's tables (a
+ * model file's DECO or SCAL) are impossible. */
+static int check_windows(const nd_dm *m, int cls, const float *x, size_t n, nd_error *e)
+{
+    int L = m->gaf.L;
+    for (size_t i = 0; i < n * m->gaf.C * L; i++)
+        if (!(x[i] >= 0.0f) || !isfinite(x[i]))
+            return nd_error_set(e, ND_EFORMAT,
+                                "sample: class '%s': the decoder made %g of channel %s, "
+                                "bin %zu (its tables hold impossible values)",
+                                m->meta->class_names[cls], (double)x[i],
+                                m->meta->channel_names[(i / L) % m->gaf.C], i % L);
+    return 0;
+}
+
 /* n images of class cls by the sampler of the sampling settings on the EMA weights,
  * each to image_to_window (x, dec: n windows; either may be NULL) and to imgs. */
 static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, float *imgs,
@@ -1108,12 +1144,14 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
         int B = (int)(n - done < (size_t)SB ? n - done : (size_t)SB);
         for (int i = 0; i < B; i++) y[i] = cls;
         nd_diffusion_sample(&m->diff, &so, denoise, &da, buf, y, B, img, rng);
+        if ((rc = check_images(m, cls, buf, (size_t)B * img, e))) break;
         for (int i = 0; i < B; i++) {
             size_t at = done + (size_t)i;
             image_to_window(m, cls, cal, x ? x + at * WL : NULL, dec ? dec + at * DL : NULL,
                             buf + i * img);
             if (imgs) memcpy(imgs + at * img, buf + i * img, img * sizeof(float));
         }
+        if (x && (rc = check_windows(m, cls, x + done * WL, (size_t)B, e))) break;
         done += (size_t)B;
     }
     memcpy(params, save, np * sizeof(float));

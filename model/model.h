@@ -25,6 +25,8 @@
 /* The longest window a model takes (its image side): GAF images grow as L², and the
  * decoders keep one window's channel on the stack. */
 #define ND_MODEL_MAX_L 256
+/* The largest class scale (log1p of bytes per bin): expm1 of it is a finite float32. */
+#define ND_GAF_MAX_LOG 88.0f
 
 /* Per class and channel, log1p of the smallest non-zero and of the largest value seen in
  * training: what maps raw bytes to GAF values and back. */
