@@ -89,7 +89,7 @@ static int out_of_bounds(const bound *b, size_t n, char *why, size_t len)
 {
     for (size_t i = 0; i < n; i++)
         if (!(b[i].v >= b[i].lo && b[i].v <= b[i].hi)) {
-            snprintf(why, len, "%s %g out of range %g..%g", b[i].name, b[i].v, b[i].lo,
+            snprintf(why, len, "%s %.10g out of range %.10g..%.10g", b[i].name, b[i].v, b[i].lo,
                      b[i].hi);
             return -1;
         }
@@ -280,9 +280,9 @@ fail:
     return NULL;
 }
 
-void nd_dm_free(nd_dm *m)
+/* What m owns, not m itself. */
+static void dm_free_parts(nd_dm *m)
 {
-    if (!m) return;
     nd_unet_free(m->net);
     nd_ctx_free(m->ctx);
     nd_adamw_free(m->opt);
@@ -290,6 +290,12 @@ void nd_dm_free(nd_dm *m)
     nd_decoder_free(m->dec);
     free(m->scales);
     nd_dataset_free(m->meta);
+}
+
+void nd_dm_free(nd_dm *m)
+{
+    if (!m) return;
+    dm_free_parts(m);
     free(m);
 }
 
@@ -709,20 +715,23 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e)
     int v = dmcf_version(r, &p, e);
     if (v < 0) return v;
     /* the checks of nd_dm_load, short of the settings of a version 1 record (which only
-     * the program's config reader gives) */
-    nd_dataset *h = nd_dataset_from_container(r, e);
-    if (!h) return e ? e->code : ND_EFORMAT;
-    nd_dm_settings st = {0};
-    nd_gaf_spec gs = {0};
+     * the program's config reader gives), on a model without a network */
+    nd_dm t = {.meta = nd_dataset_from_container(r, e)};
+    if (!t.meta) return e ? e->code : ND_EFORMAT;
+    const nd_dataset *h = t.meta;
     uint64_t n;
     const unsigned char *q = p;
-    int rc = read_net(r, h, &q, &st, &gs, &n, e);
+    int rc = read_net(r, h, &q, &t.s, &t.gaf, &n, e);
     if (!rc && v >= 2) {
-        dmcf_decode_settings(&st, q + 6 * 8); /* past step, rng, split seed */
-        rc = check_settings(&st, ndf_path(r), e);
+        dmcf_decode_settings(&t.s, q + 6 * 8); /* past step, rng, split seed */
+        rc = check_settings(&t.s, ndf_path(r), e);
     }
+    if (!rc) rc = read_scales(&t, r, e);
+    if (!rc && !(t.dec = nd_decoder_new((int)h->n_classes, t.gaf.C, t.gaf.L)))
+        rc = nd_error_set(e, -ENOMEM, "%s: out of memory", ndf_path(r));
+    if (!rc) rc = nd_decoder_read(t.dec, h->n_classes, r, e);
     if (rc) {
-        nd_dataset_free(h);
+        dm_free_parts(&t);
         return rc;
     }
     uint32_t f[DMCF_U32];
@@ -756,7 +765,7 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e)
             fputc('\n', out);
         }
     }
-    nd_dataset_free(h);
+    dm_free_parts(&t);
     return 0;
 }
 
