@@ -49,7 +49,8 @@ static void apply_edits(ndf_writer *w, uint32_t tag, const void *data, size_t le
         if (x->kind == '4') nd_put_u32(b + x->off, (uint32_t)x->v);
         if (x->kind == '8') nd_put_u64(b + x->off, (uint64_t)x->v);
         if (x->kind == 'f') nd_put_f32(b + x->off, (float)x->v);
-        for (size_t j = 0; x->kind == 'F' && j + 4 <= len; j += 4) nd_put_f32(b + j, (float)x->v);
+        for (size_t j = 0; x->kind == 'F' && j + 4 <= len; j += 4)
+            nd_put_f32(b + j, (float)x->v);
     }
     nd_error e = {0};
     CHECK_EQ(ndf_write_section(w, tag, b, len, &e), 0);
@@ -59,8 +60,9 @@ static void apply_edits(ndf_writer *w, uint32_t tag, const void *data, size_t le
 static char good[512];
 
 /* good with the edits, as a file named name (its path, in a ring of 8). */
-#define craft(name, ...) craft_((name), (const edit[]){__VA_ARGS__}, \
-                                sizeof((const edit[]){__VA_ARGS__}) / sizeof(edit))
+#define craft(name, ...)                                                                       \
+    craft_((name), (const edit[]){__VA_ARGS__},                                                \
+           sizeof((const edit[]){__VA_ARGS__}) / sizeof(edit))
 static const char *craft_(const char *name, const edit *e, size_t n)
 {
     static char ring[8][512];
