@@ -24,8 +24,8 @@
 #define MAX_TENSORS 1024
 #define MAX_BLOCKS  64
 /* abuf calls: at most 10 per ResBlock (8 activations, its output, a decoder block's
- * concat), 2 per down or up convolution, 9 for the embeddings and the input, 7 for
- * attention, 3 for the head, 7 scratch and parameter blocks */
+ * concat), 3 per level (down and up convolutions), 10 for the embeddings, the input and
+ * conv_in, 7 for attention, 3 for the head, 7 scratch and parameter blocks */
 #define MAX_BUFS (10 * MAX_BLOCKS + 4 * ND_UNET_MAX_LEVELS + 32)
 /* parameter tensors: at most 12 per ResBlock, 2 per convolution, 5 embedding, 6 attention
  * and 4 head tensors */
