@@ -8,11 +8,23 @@
 #include "cli.h"
 #include "conf.h"
 #include "model.h"
+#include "opts.h"
 
 static int inspect_config(const char *path)
 {
     nd_config cfg = {0};
     int rc = cli_config_open(&cfg, &(cli_config){.path = path});
+    if (!rc) {
+        /* the class rules as capture compiles them: a filter it would refuse is an
+         * invalid config here too */
+        capture_opts co;
+        nd_error e = {0};
+        opts_capture(&co, &cfg);
+        if (capture_check_filters(&co, CAPTURE_LINK_ETHERNET, &e)) {
+            nd_err("%s: %s", path, e.msg);
+            rc = cli_exit_code(e.code);
+        }
+    }
     char *yaml = rc ? NULL : nd_config_to_yaml(&cfg);
     nd_config_free(&cfg);
     if (rc) return rc;
@@ -88,18 +100,21 @@ const nd_command cmd_inspect = {
     "usage: netdiffus inspect FILE.ndd|FILE.ndm...\n"
     "       netdiffus inspect --config CONF.yaml\n"
     "\n"
-    "With files: checks each file completely (magic, version, every length and CRC) and\n"
-    "prints its kind, format version and sections, then for datasets the channels, the\n"
+    "With files: checks each file completely (magic, version, every length and CRC, every\n"
+    "field against its bounds) and prints its kind, format version and sections, then for\n"
+    "datasets the channels, the\n"
     "bin width, the windows per class, per-class traffic statistics (flows, protocol mix,\n"
     "top server ports, mean packet size per direction) and the capture counters. Model\n"
     "files show the classes and statistics they were trained on.\n"
     "\n"
-    "With --config: prints the effective configuration, every default filled in, as YAML\n"
-    "that netdiffus reads back unchanged.\n"
+    "With --config: checks the config as the commands that use it do (every key, and the\n"
+    "class filters compiled as capture compiles them) and prints the effective\n"
+    "configuration, every default filled in, as YAML that netdiffus reads back unchanged.\n"
     "\n"
     "  -c, --config CONF   YAML config to check and print (see docs/CONFIG.md)\n"
     "\n"
-    "Exit codes: 0 ok; 1 a file is missing, unreadable, truncated, corrupt or foreign;\n"
+    "Exit codes: 0 ok; 1 a file is missing, unreadable, truncated, corrupt or foreign, or\n"
+    "holds values outside the bounds of docs/FORMATS.md (e.g. a model's network record);\n"
     "2 bad usage or an invalid config. File formats: docs/FORMATS.md.\n",
     run,
 };

@@ -7,6 +7,7 @@
  * every size and index against the others: a bad file is an error, never a crash.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -491,7 +492,17 @@ static int decode(const ndf_reader *r, nd_dataset **out, nd_error *e)
         ds->labels[i] = lab;
         ds->groups[i] = nd_get_u64(grup + 8 * i);
     }
-    for (size_t i = 0; i < (size_t)N * wf; i++) ds->values[i] = nd_get_f32(vals + 4 * i);
+    for (size_t i = 0; i < (size_t)N * wf; i++) {
+        float v = nd_get_f32(vals + 4 * i);
+        /* bytes or packets per bin: a NaN, an infinity or a negative count would pass
+         * every later stage silently (no packets, "nan" in a CSV) */
+        if (!(v >= 0.0f) || !isfinite(v))
+            return nd_error_set(e, ND_EFORMAT,
+                                "%s: section VALS: window %zu, channel %s, bin %zu holds %g, "
+                                "expected a finite value >= 0",
+                                p, i / wf, ds->channel_names[(i / L) % C], i % L, (double)v);
+        ds->values[i] = v;
+    }
     ds->n_windows = N;
 
     const unsigned char *cp = cv;

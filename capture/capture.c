@@ -166,10 +166,29 @@ struct capture_ctx {
 /* Classes                                                                               */
 /* ------------------------------------------------------------------------------------ */
 
+int capture_check_filters(const capture_opts *o, int linktype, nd_error *e)
+{
+    pcap_t *dead = pcap_open_dead(linktype, 262144);
+    if (!dead) return nd_error_set(e, -ENOMEM, "capture: out of memory");
+    int rc = 0;
+    for (uint32_t r = 0; !rc && r < o->n_classes && r < ND_MAX_CLASSES; r++) {
+        const capture_class *cc = &o->classes[r];
+        const char *f = cc->filter ? cc->filter : "";
+        struct bpf_program prog;
+        if (pcap_compile(dead, &prog, f, 1, PCAP_NETMASK_UNKNOWN) == 0) pcap_freecode(&prog);
+        else
+            rc = nd_error_set(e, ND_ECONFIG, "class '%s': filter \"%s\": %s", cc->name, f,
+                              pcap_geterr(dead));
+    }
+    pcap_close(dead);
+    return rc;
+}
+
 /* Compiles every rule for one link type; keeps the programs for the context's life. A
  * rule that does not compile for this link type (e.g. "ether host" on raw IP) never
- * matches there, with one warning. NULL when the link-type table is full. */
-static linktype_filters *filters_for(capture_ctx *c, int linktype, nd_error *e)
+ * matches there, with one warning (capture_ctx_new has checked them all for Ethernet).
+ * NULL when the link-type table is full. */
+static linktype_filters *filters_for(capture_ctx *c, int linktype)
 {
     for (uint32_t i = 0; i < c->n_lt; i++)
         if (c->lt[i].linktype == linktype) return &c->lt[i];
@@ -186,17 +205,11 @@ static linktype_filters *filters_for(capture_ctx *c, int linktype, nd_error *e)
             0)
             continue;
         lf->progs[r].bf_insns = NULL;
-        if (e) {
-            nd_error_set(e, ND_ECONFIG, "class '%s': filter \"%s\": %s", c->classes[r].name,
-                         c->classes[r].filter, pcap_geterr(dead));
-        } else {
-            nd_warn("class '%s': filter \"%s\" does not apply to link type %s (%s); it "
-                    "matches no packet of that input",
-                    c->classes[r].name, c->classes[r].filter,
-                    pcap_datalink_val_to_name(linktype) ? pcap_datalink_val_to_name(linktype)
-                                                        : "?",
-                    pcap_geterr(dead));
-        }
+        nd_warn("class '%s': filter \"%s\" does not apply to link type %s (%s); it matches "
+                "no packet of that input",
+                c->classes[r].name, c->classes[r].filter,
+                pcap_datalink_val_to_name(linktype) ? pcap_datalink_val_to_name(linktype) : "?",
+                pcap_geterr(dead));
     }
     pcap_close(dead);
     return lf;
@@ -206,7 +219,7 @@ static linktype_filters *filters_for(capture_ctx *c, int linktype, nd_error *e)
 static int32_t classify(capture_ctx *c, int linktype, const capture_pkt *p)
 {
     if (c->n_rules == 0) return c->default_class;
-    linktype_filters *lf = filters_for(c, linktype, NULL);
+    linktype_filters *lf = filters_for(c, linktype);
     if (lf) {
         struct pcap_pkthdr h = {.caplen = p->caplen, .len = p->wirelen};
         for (uint32_t r = 0; r < c->n_rules; r++)
@@ -283,6 +296,8 @@ capture_ctx *capture_ctx_new(const capture_opts *o, const char *force_class,
                      ND_MAX_CLASSES);
         return NULL;
     }
+    /* every filter now, so that a typo fails before any packet is read */
+    if (!force_class && capture_check_filters(o, CAPTURE_LINK_ETHERNET, e)) return NULL;
     capture_ctx *c = calloc(1, sizeof *c);
     if (!c) goto nomem;
     c->C = o->channels;
@@ -316,16 +331,6 @@ capture_ctx *capture_ctx_new(const capture_opts *o, const char *force_class,
         }
         /* A default class named like a rule is that rule's class: unmatched flows join
          * it (class_add returns the existing index). */
-    }
-    /* Check every filter now, so that a typo fails before any packet is read. */
-    if (c->n_rules) {
-        nd_error fe = {0};
-        if (!filters_for(c, CAPTURE_LINK_ETHERNET, &fe)) goto nomem;
-        if (fe.code) {
-            nd_error_set(e, fe.code, "%s", fe.msg);
-            capture_ctx_free(c);
-            return NULL;
-        }
     }
 
     uint64_t slots = 1;

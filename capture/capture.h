@@ -163,6 +163,11 @@ typedef int (*capture_window_fn)(void *user, uint32_t class_idx, uint64_t group,
 capture_ctx *capture_ctx_new(const capture_opts *o, const char *force_class,
                              capture_window_fn on_window, void *user, nd_error *e);
 void capture_ctx_free(capture_ctx *c); /* NULL is a no-op */
+/* 0, or ND_ECONFIG naming the first class rule of o whose BPF filter does not compile for
+ * link type linktype (pcap_compile on a dead handle), with libpcap's message: what
+ * capture_ctx_new checks for CAPTURE_LINK_ETHERNET before it reads a packet, and what
+ * `inspect --config` checks without capturing. */
+int capture_check_filters(const capture_opts *o, int linktype, nd_error *e);
 
 /* Feeds n packets of one link type, in arrival order. Never fails per packet: bad
  * packets are counted under their reason. */

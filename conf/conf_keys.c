@@ -198,7 +198,9 @@ const conf_key conf_keys[] = {
      .help = "Width multiplier per level (each from 1 to 16, 1 to 6 levels); level i runs "
              "at L/2^i."},
     {"model.res_blocks", CONF_UINT, F(model.res_blocks), .def = "2", .min = "1", .max = "8",
-     .unit = "blocks", .help = "ResBlocks per encoder level (the decoder has one more)."},
+     .unit = "blocks",
+     .help = "ResBlocks per encoder level (the decoder has one more); the network holds at "
+             "most 64 in all, levels x (2 res_blocks + 1) + 2."},
     {"model.attn_min_res", CONF_RES, F(model.attn_min_res), .def = "L/4",
      .aux_off = offsetof(nd_config, model.attn_div), .unit = "pixels or L/N",
      .help = "Self-attention at resolutions up to this: pixels (16), or \"L/N\" to follow "

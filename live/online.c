@@ -25,6 +25,9 @@
 
 #define TAG_LIVE     ND_FOURCC('L', 'I', 'V', 'E')
 #define LIVE_VERSION 1
+/* recent capacity and windows kept per class: the bounds of live.recent and
+ * live.reservoir */
+#define LIVE_MAX_WINDOWS 16777216u
 
 /* ---- online trainer --------------------------------------------------------------- */
 
@@ -456,10 +459,20 @@ static uint64_t in_u64(live_in *r)
     const unsigned char *p = in_take(r, 8);
     return p ? nd_get_u64(p) : 0;
 }
-static void in_floats(live_in *r, float *v, size_t n)
+/* n floats of one window into v (NULL: skipped); -1 with *bad set when one is not a
+ * count (finite and >= 0). */
+static int in_window(live_in *r, float *v, size_t n, float *bad)
 {
     const unsigned char *p = in_take(r, 4 * n);
-    for (size_t i = 0; p && i < n; i++) v[i] = nd_get_f32(p + 4 * i);
+    for (size_t i = 0; p && i < n; i++) {
+        float x = nd_get_f32(p + 4 * i);
+        if (!(x >= 0.0f) || !isfinite(x)) {
+            *bad = x;
+            return -1;
+        }
+        if (v) v[i] = x;
+    }
+    return 0;
 }
 
 /* Index of class name in o, adding it when absent. */
@@ -474,16 +487,28 @@ static int read_live(nd_online *o, const void *data, size_t len, const char *pat
 {
     live_in r = {data, (const unsigned char *)data + len, 0};
     uint32_t ver = in_u32(&r), n = in_u32(&r), wf = in_u32(&r), rcap = in_u32(&r);
-    uint32_t rn = in_u32(&r);
-    (void)in_u32(&r); /* the stored head: the buffer is refilled oldest first */
+    uint32_t rn = in_u32(&r), head = in_u32(&r);
+    float bad;
     if (ver != LIVE_VERSION)
         return nd_error_set(e, ND_EVERSION, "%s: section LIVE version %u, this build reads %d",
                             path, ver, LIVE_VERSION);
-    if (wf != o->wf || rn > rcap || n > ND_MAX_CLASSES)
+    if (wf != o->wf)
         return nd_error_set(e, ND_EFORMAT,
-                            "%s: section LIVE holds windows of %u values, the "
-                            "config makes %zu (capture.window or channels changed?)",
+                            "%s: section LIVE: windows of %u values, the config makes %zu "
+                            "(capture.window or capture.channels changed?)",
                             path, wf, o->wf);
+    if (n > ND_MAX_CLASSES)
+        return nd_error_set(e, ND_EFORMAT, "%s: section LIVE: class count %u, at most %d", path,
+                            n, ND_MAX_CLASSES);
+    if (rcap < 1 || rcap > LIVE_MAX_WINDOWS)
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section LIVE: recent capacity %u out of range 1..%u", path,
+                            rcap, LIVE_MAX_WINDOWS);
+    if (rn > rcap || head >= rcap)
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section LIVE: recent count %u and head %u, expected count <= "
+                            "capacity %u and head < capacity",
+                            path, rn, head, rcap);
     for (int i = 0; i < 4; i++) o->rng.s[i] = in_u64(&r);
     o->windows = in_u64(&r);
     (void)in_u64(&r); /* images of earlier runs: this process counts its own */
@@ -492,8 +517,12 @@ static int read_live(nd_online *o, const void *data, size_t len, const char *pat
         char name[ND_NAME_MAX];
         const unsigned char *p = in_take(&r, ND_NAME_MAX);
         if (!p) break;
+        if (!memchr(p, 0, ND_NAME_MAX) || !p[0])
+            return nd_error_set(e, ND_EFORMAT,
+                                "%s: section LIVE: class %u: empty name or no NUL in its %d "
+                                "bytes",
+                                path, k, ND_NAME_MAX);
         memcpy(name, p, ND_NAME_MAX);
-        name[ND_NAME_MAX - 1] = 0;
         int ok = online_find_or_add(o, name);
         if (ok < 0) return nd_error_set(e, -ENOMEM, "live: out of memory");
         online_class *c = &o->cls[ok];
@@ -503,20 +532,26 @@ static int read_live(nd_online *o, const void *data, size_t len, const char *pat
         c->clipped_since_fit = in_u64(&r);
         uint32_t kept = in_u32(&r);
         c->refits = in_u32(&r);
-        if (kept > seen || (uint64_t)kept * (8 + 4 * (uint64_t)wf) > (uint64_t)(r.end - r.p)) {
+        if (kept > seen || kept > LIVE_MAX_WINDOWS)
+            return nd_error_set(e, ND_EFORMAT,
+                                "%s: section LIVE: class '%s': %u windows kept of %llu seen, "
+                                "expected kept <= seen and <= %u",
+                                path, name, kept, (unsigned long long)seen, LIVE_MAX_WINDOWS);
+        if ((uint64_t)kept * (8 + 4 * (uint64_t)wf) > (uint64_t)(r.end - r.p)) {
             r.bad = 1;
             break;
         }
         /* the reservoir as it was: a smaller live.reservoir keeps the first cap */
         for (uint32_t i = 0; i < kept && !r.bad; i++) {
             uint64_t g = in_u64(&r);
-            if (c->res.n < c->res.cap) {
-                float *slot = nd_reservoir_append(&c->res, g);
-                if (!slot) return nd_error_set(e, -ENOMEM, "live: out of memory");
-                in_floats(&r, slot, o->wf);
-            } else {
-                in_take(&r, 4 * o->wf);
-            }
+            float *slot = NULL;
+            if (c->res.n < c->res.cap && !(slot = nd_reservoir_append(&c->res, g)))
+                return nd_error_set(e, -ENOMEM, "live: out of memory");
+            if (in_window(&r, slot, o->wf, &bad))
+                return nd_error_set(e, ND_EFORMAT,
+                                    "%s: section LIVE: class '%s': reservoir window %u holds "
+                                    "%g, expected a finite value >= 0",
+                                    path, name, i, (double)bad);
         }
         c->res.seen = seen;
         for (uint32_t mk = 0; mk < md->n_classes; mk++)
@@ -525,6 +560,7 @@ static int read_live(nd_online *o, const void *data, size_t len, const char *pat
                 c->scale = *nd_dm_scale(o->m, (int)mk);
             }
     }
+    /* the stored head is not used: the buffer is refilled oldest first */
     for (uint32_t j = 0; j < rn && !r.bad; j++) {
         uint32_t k = in_u32(&r);
         uint64_t g = in_u64(&r);
@@ -533,7 +569,11 @@ static int read_live(nd_online *o, const void *data, size_t len, const char *pat
             break;
         }
         uint32_t slot = o->recent_head;
-        in_floats(&r, o->recent_x + (size_t)slot * o->wf, o->wf);
+        if (in_window(&r, o->recent_x + (size_t)slot * o->wf, o->wf, &bad))
+            return nd_error_set(e, ND_EFORMAT,
+                                "%s: section LIVE: recent window %u holds %g, expected a "
+                                "finite value >= 0",
+                                path, j, (double)bad);
         o->recent_cls[slot] = k;
         o->recent_group[slot] = g;
         o->recent_head = (slot + 1) % o->recent_cap;

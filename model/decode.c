@@ -482,6 +482,65 @@ int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_er
     return rc;
 }
 
+/* ---- the values a file may hold --------------------------------------------------- */
+
+/* A table of floats read from a file and the values it may hold: NaN (no data) always,
+ * else shares in [0, 1] or log1p values (finite, >= 0), or a finite shift. */
+enum range { SHARE, LOG, FINITE };
+typedef struct table {
+    const char *name;
+    const float *v;
+    int n;
+    enum range range;
+} table;
+
+/* 0, or ND_EFORMAT naming section, class, channel, table, position and value of the
+ * first value of the n tables outside its range. */
+static int check_tables(const table *t, size_t n, const char *path, const char *section,
+                        size_t row, int C, nd_error *e)
+{
+    static const char *const want[] = {"a share in 0..1", "a finite log1p value >= 0",
+                                       "finite"};
+    for (size_t k = 0; k < n; k++)
+        for (int i = 0; i < t[k].n; i++) {
+            float x = t[k].v[i];
+            int ok = isnan(x) || (t[k].range == SHARE ? x >= 0.0f && x <= 1.0f
+                                  : t[k].range == LOG ? x >= 0.0f && isfinite(x)
+                                                      : isfinite(x));
+            if (!ok)
+                return nd_error_set(e, ND_EFORMAT,
+                                    "%s: section %s: class %zu, channel %zu: %s[%d] is %g, "
+                                    "expected NaN or %s",
+                                    path, section, row / C, row % C, t[k].name, i, (double)x,
+                                    want[t[k].range]);
+        }
+    return 0;
+}
+
+/* Target i (row i of classes x channels) read from section. */
+static int check_target(const nd_decoder *d, size_t i, const char *path, const char *section,
+                        nd_error *e)
+{
+    const nd_decoder_target *t = &d->target[i];
+    const table tt[] = {{"idle", &t->idle, 1, SHARE},
+                        {"idle_at", t->idle_at, d->L, SHARE},
+                        {"level_at", t->level_at, d->L, LOG},
+                        {"busy", t->busy, QUANTILES, LOG},
+                        {"volume", t->volume, QUANTILES, LOG}};
+    return check_tables(tt, sizeof tt / sizeof tt[0], path, section, i, d->C, e);
+}
+
+/* Map i: its quantiles and shifts (thresholds may be anything: -inf always busy, +inf
+ * never, NaN unfitted). */
+static int check_map(const nd_decoder *d, size_t i, const char *path, nd_error *e)
+{
+    const nd_decoder_map *f = &d->map[i];
+    const table tt[] = {{"map busy", f->busy, QUANTILES, LOG},
+                        {"map volume", f->volume, QUANTILES, LOG},
+                        {"shift_at", f->shift_at, d->L, FINITE}};
+    return check_tables(tt, sizeof tt / sizeof tt[0], path, "DECO", i, d->C, e);
+}
+
 /* DECO's header at *p (DECO_HEADER bytes): h[8] its first words, and the key. */
 static void read_header(const unsigned char **p, uint32_t h[8], nd_decoder_key *k)
 {
@@ -519,6 +578,8 @@ static int read_v1(nd_decoder *d, const uint32_t h[8], const unsigned char *p, s
         get_floats(&p, t->volume, QUANTILES);
         p += 4 * V1_LAGS;
         flat_positions(t, d->L);
+        int rc = check_target(d, i, path, "DECO", e);
+        if (rc) return rc;
     }
     d->key.windows = 0;
     return 0;
@@ -562,6 +623,8 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
         get_floats(&p, t->level_at, L);
         get_floats(&p, t->busy, QUANTILES);
         get_floats(&p, t->volume, QUANTILES);
+        int rc = check_target(d, i, path, "DECO", e);
+        if (rc) return rc;
     }
     for (size_t i = 0; k->windows && i < n; i++) {
         nd_decoder_map *f = &d->map[i];
@@ -570,6 +633,8 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
         get_floats(&p, f->busy, QUANTILES);
         get_floats(&p, f->volume, QUANTILES);
         get_floats(&p, f->shift_at, L);
+        int rc = check_map(d, i, path, e);
+        if (rc) return rc;
     }
     return 0;
 }
@@ -623,7 +688,11 @@ static int read_legacy(nd_decoder *d, uint32_t classes, const ndf_reader *r, nd_
                             "%s: section MARG has %u quantiles, this build "
                             "reads %d",
                             path, nd_get_u32(p), ND_DECODER_Q);
-    for (size_t i = 0; i < rows; i++) legacy_target(&d->target[i], p + 4 + 4 * i * k, k, d->L);
+    for (size_t i = 0; i < rows; i++) {
+        legacy_target(&d->target[i], p + 4 + 4 * i * k, k, d->L);
+        int rc = check_target(d, i, path, "MARG", e);
+        if (rc) return rc;
+    }
     return 0;
 }
 

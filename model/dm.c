@@ -78,30 +78,63 @@ fail:
     return NULL;
 }
 
-/* What is wrong with sampling settings s, or NULL. */
-static const char *sampling_problem(const nd_dm_sampling *s)
+/* One setting and its bounds. */
+typedef struct bound {
+    const char *name; /* the config key */
+    double v, lo, hi;
+} bound;
+
+/* 0, or -1 with why naming the first of n settings that is out of its bounds (or NaN). */
+static int out_of_bounds(const bound *b, size_t n, char *why, size_t len)
 {
-    if ((unsigned)s->sampler > ND_SAMPLER_DPMPP || (unsigned)s->clip > ND_CLIP_NONE ||
-        (unsigned)s->project > 1 || (unsigned)s->decode > ND_GAF_DIAG)
-        return "sampler, clip, projection or decode out of range";
-    if (!s->steps || !s->batch) return "steps and batch must be at least 1";
-    if (!(s->guidance >= 0) || !(s->eta >= 0)) return "guidance and eta must be at least 0";
-    return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!(b[i].v >= b[i].lo && b[i].v <= b[i].hi)) {
+            snprintf(why, len, "%s %.10g out of range %.10g..%.10g", b[i].name, b[i].v, b[i].lo,
+                     b[i].hi);
+            return -1;
+        }
+    return 0;
 }
 
-/* What is wrong with the settings that do not go through nd_unet_config_check or
- * nd_diffusion_init, or NULL. */
-static const char *settings_problem(const nd_dm_settings *s)
+/* 0, or -1 with why saying which sampling setting is out of its bounds (the config's). */
+static int sampling_problem(const nd_dm_sampling *s, char *why, size_t len)
+{
+    const bound b[] = {
+        {"sample.sampler", s->sampler, 0, ND_SAMPLER_DPMPP},
+        {"sample.clip", s->clip, 0, ND_CLIP_NONE},
+        {"sample.project", s->project, 0, 1},
+        {"model.decode", s->decode, 0, ND_GAF_DIAG},
+        {"sample.steps", s->steps, 1, ND_DIFF_MAX_T},
+        {"sample.batch", s->batch, 1, ND_DM_MAX_BATCH},
+        {"sample.calibrate", s->calibrate, 0, ND_DM_MAX_CALIBRATE},
+        {"sample.guidance", s->guidance, 0, 100},
+        {"sample.eta", s->eta, 0, 1},
+    };
+    return out_of_bounds(b, sizeof b / sizeof b[0], why, len);
+}
+
+/* The same for the settings that do not go through nd_unet_config_check or
+ * nd_diffusion_init. */
+static int settings_problem(const nd_dm_settings *s, char *why, size_t len)
 {
     const nd_dm_training *t = &s->train;
-    if ((unsigned)s->scaling > ND_GAF_LOG || (unsigned)s->mask > 1 ||
-        (unsigned)s->pred > ND_PRED_V || (unsigned)s->schedule > ND_SCHEDULE_LINEAR)
-        return "GAF scaling, mask, prediction or schedule out of range";
-    if (!t->batch || !(t->lr > 0) || !(t->val_fraction >= 0 && t->val_fraction < 1) ||
-        !(t->class_dropout >= 0 && t->class_dropout <= 1) || !(t->ema_decay >= 0) ||
-        !(t->ema_decay <= 1) || (unsigned)t->ema_warmup > 1)
-        return "training settings out of range";
-    return sampling_problem(&s->sample);
+    const bound b[] = {
+        {"model.scaling", s->scaling, 0, ND_GAF_LOG},
+        {"model.mask", s->mask, 0, 1},
+        {"model.prediction", s->pred, 0, ND_PRED_V},
+        {"model.schedule", s->schedule, 0, ND_SCHEDULE_LINEAR},
+        {"model.threads", t->threads, 0, ND_DM_MAX_THREADS},
+        {"train.batch", t->batch, 1, ND_DM_MAX_BATCH},
+        {"train.lr", t->lr, 1e-8, 1},
+        {"train.weight_decay", t->weight_decay, 0, 1},
+        {"train.grad_clip", t->grad_clip, 0, 1e6},
+        {"train.ema_decay", t->ema_decay, 0, 1},
+        {"train.ema_warmup", t->ema_warmup, 0, 1},
+        {"train.class_dropout", t->class_dropout, 0, 1},
+        {"train.val_fraction", t->val_fraction, 0, 0.5},
+    };
+    if (out_of_bounds(b, sizeof b / sizeof b[0], why, len)) return -1;
+    return sampling_problem(&s->sample, why, len);
 }
 
 /* The largest batch for max_batch (nd_dm_load's). */
@@ -191,9 +224,9 @@ nd_dm *nd_dm_new(const nd_dm_settings *s, const nd_dataset *ds, const char *prov
     }
     m->s = *s;
     int C = (int)ds->n_channels, L = (int)ds->L;
-    const char *bad = settings_problem(s);
-    if (bad) {
-        nd_error_set(e, ND_ECONFIG, "model settings: %s", bad);
+    char why[128];
+    if (settings_problem(s, why, sizeof why)) {
+        nd_error_set(e, ND_ECONFIG, "model settings: %s", why);
         goto fail;
     }
     if (ds->n_classes == 0 || ds->n_windows == 0) {
@@ -247,9 +280,9 @@ fail:
     return NULL;
 }
 
-void nd_dm_free(nd_dm *m)
+/* What m owns, not m itself. */
+static void dm_free_parts(nd_dm *m)
 {
-    if (!m) return;
     nd_unet_free(m->net);
     nd_ctx_free(m->ctx);
     nd_adamw_free(m->opt);
@@ -257,6 +290,12 @@ void nd_dm_free(nd_dm *m)
     nd_decoder_free(m->dec);
     free(m->scales);
     nd_dataset_free(m->meta);
+}
+
+void nd_dm_free(nd_dm *m)
+{
+    if (!m) return;
+    dm_free_parts(m);
     free(m);
 }
 
@@ -269,8 +308,9 @@ uint64_t nd_dm_step(const nd_dm *m) { return m->step; }
 
 int nd_dm_set_sampling(nd_dm *m, const nd_dm_sampling *s, nd_error *e)
 {
-    const char *bad = sampling_problem(s);
-    if (bad) return nd_error_set(e, ND_ECONFIG, "sampling settings: %s", bad);
+    char why[128];
+    if (sampling_problem(s, why, sizeof why))
+        return nd_error_set(e, ND_ECONFIG, "sampling settings: %s", why);
     m->s.sample = *s;
     m->gaf.decode = s->decode;
     return 0;
@@ -446,18 +486,54 @@ int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg,
     return ndf_writer_commit(w, e);
 }
 
-/* m's settings, step, RNG and split seed from DMCF (version 1: training and sampling
- * settings from legacy), its GAF spec and schedule; *n the stored parameter count. */
-static int read_dmcf(nd_dm *m, const ndf_reader *r, nd_dm_legacy_fn legacy, uint64_t *n,
-                     nd_error *e)
+/* The u32 fields of a DMCF record, for messages. */
+static const char *const dmcf_u32_name[DMCF_U32] = {"record version",
+                                                    "image channels",
+                                                    "L",
+                                                    "base",
+                                                    "levels",
+                                                    "mult[0]",
+                                                    "mult[1]",
+                                                    "mult[2]",
+                                                    "mult[3]",
+                                                    "mult[4]",
+                                                    "mult[5]",
+                                                    "res_blocks",
+                                                    "attn_min_res",
+                                                    "groups",
+                                                    "emb_dim",
+                                                    "max_classes",
+                                                    "T",
+                                                    "prediction",
+                                                    "scaling",
+                                                    "mask",
+                                                    "series channels",
+                                                    "schedule",
+                                                    "coords"};
+
+/* The network and diffusion fields of a DMCF record (*p: its start, advanced past the
+ * parameter count) into s and gaf (decode: left as it was), each held to its bounds and
+ * to the file's other sections before anything is sized by them: the channels, bins and
+ * classes of meta, and the parameter count the network implies against the stored one
+ * and against the lengths of PARM, EMAW and ADAM, so that a small file never makes a
+ * large allocation. *n: the stored parameter count. */
+static int read_net(const ndf_reader *r, const nd_dataset *meta, const unsigned char **p,
+                    nd_dm_settings *s, nd_gaf_spec *gaf, uint64_t *n, nd_error *e)
 {
     const char *path = ndf_path(r);
-    const unsigned char *p;
-    int v = dmcf_version(r, &p, e);
-    if (v < 0) return v;
     uint32_t f[DMCF_U32];
-    for (int i = 0; i < DMCF_U32; i++) f[i] = nd_rec_u32(&p);
-    nd_unet_config *u = &m->s.net;
+    for (int i = 0; i < DMCF_U32; i++) f[i] = nd_rec_u32(p);
+    *n = nd_rec_u64(p);
+    if (f[22] > 1)
+        return nd_error_set(e, ND_EVERSION,
+                            "%s: section DMCF: coordinate-plane setting %u unknown to this "
+                            "build (a newer build's model?)",
+                            path, f[22]);
+    for (int i = 1; i < DMCF_U32; i++)
+        if (f[i] > INT32_MAX)
+            return nd_error_set(e, ND_EFORMAT, "%s: section DMCF: %s %u out of range", path,
+                                dmcf_u32_name[i], f[i]);
+    nd_unet_config *u = &s->net;
     u->channels = (int)f[1];
     u->L = (int)f[2];
     u->base = (int)f[3];
@@ -469,12 +545,93 @@ static int read_dmcf(nd_dm *m, const ndf_reader *r, nd_dm_legacy_fn legacy, uint
     u->emb_dim = (int)f[14];
     u->max_classes = (int)f[15];
     u->coords = (int)f[22];
-    m->s.timesteps = f[16];
-    m->s.pred = (int)f[17];
-    m->s.scaling = (int)f[18];
-    m->s.mask = (int)f[19];
-    m->s.schedule = (int)f[21];
-    *n = nd_rec_u64(&p);
+    s->timesteps = f[16];
+    s->pred = (int)f[17];
+    s->scaling = (int)f[18];
+    s->mask = (int)f[19];
+    s->schedule = (int)f[21];
+    *gaf = (nd_gaf_spec){.C = (int)f[20],
+                         .L = u->L,
+                         .scaling = s->scaling,
+                         .mask = s->mask,
+                         .decode = gaf->decode};
+    if (f[20] != meta->n_channels)
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section DMCF: series channels %u, section META has %u", path,
+                            f[20], meta->n_channels);
+    if (f[2] != meta->L)
+        return nd_error_set(e, ND_EFORMAT, "%s: section DMCF: L %u, section META has %u bins",
+                            path, f[2], meta->L);
+    if (f[2] > ND_MODEL_MAX_L)
+        return nd_error_set(e, ND_EFORMAT, "%s: section DMCF: L %u, at most %d", path, f[2],
+                            ND_MODEL_MAX_L);
+    if (f[16] < 2 || f[16] > ND_DIFF_MAX_T)
+        return nd_error_set(e, ND_EFORMAT, "%s: section DMCF: T %u out of range 2..%d", path,
+                            f[16], ND_DIFF_MAX_T);
+    if (f[19] > 1)
+        return nd_error_set(e, ND_EFORMAT, "%s: section DMCF: mask %u out of range 0..1", path,
+                            f[19]);
+    if (nd_gaf_channels(gaf) != u->channels)
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section DMCF: image channels %d, its %d series channels%s "
+                            "make %d",
+                            path, u->channels, gaf->C, gaf->mask ? " with masks" : "",
+                            nd_gaf_channels(gaf));
+    if (meta->n_classes > f[15])
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section DMCF: max_classes %u, but section CLAS has %u classes",
+                            path, f[15], meta->n_classes);
+    nd_error ue = {0};
+    if (nd_unet_config_check(u, &ue))
+        return nd_error_set(e, ND_EFORMAT, "%s: section DMCF: %s", path, ue.msg);
+    size_t np = nd_unet_config_params(u);
+    if (!np) return nd_error_set(e, -ENOMEM, "%s: out of memory", path);
+    if (*n != np)
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section DMCF: parameter count %llu, the network it describes "
+                            "has %zu",
+                            path, (unsigned long long)*n, np);
+    const struct {
+        uint32_t tag;
+        uint64_t floats;
+    } blocks[] = {{TAG_PARM, np}, {TAG_EMAW, np}, {TAG_ADAM, 2 * (uint64_t)np}};
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+        const void *data;
+        size_t len;
+        int rc = ndf_find(r, blocks[i].tag, &data, &len, e);
+        if (rc) return rc;
+        char t[5];
+        ndf_tag_str(blocks[i].tag, t);
+        if (len != 4 * blocks[i].floats)
+            return nd_error_set(e, ND_EFORMAT,
+                                "%s: section %s holds %zu bytes, the %zu parameters of "
+                                "section DMCF take %llu",
+                                path, t, len, np, (unsigned long long)(4 * blocks[i].floats));
+    }
+    return 0;
+}
+
+/* ND_EFORMAT naming the setting of s out of its bounds, or 0. */
+static int check_settings(const nd_dm_settings *s, const char *path, nd_error *e)
+{
+    char why[128];
+    if (settings_problem(s, why, sizeof why))
+        return nd_error_set(e, ND_EFORMAT, "%s: section DMCF: %s", path, why);
+    return 0;
+}
+
+/* m's settings, step, RNG and split seed from DMCF (version 1: training and sampling
+ * settings from legacy), its GAF spec and schedule; *n the stored parameter count. Every
+ * field is checked (read_net, check_settings) before dm_build sizes memory by it. */
+static int read_dmcf(nd_dm *m, const ndf_reader *r, nd_dm_legacy_fn legacy, uint64_t *n,
+                     nd_error *e)
+{
+    const char *path = ndf_path(r);
+    const unsigned char *p;
+    int v = dmcf_version(r, &p, e);
+    if (v < 0) return v;
+    int rc = read_net(r, m->meta, &p, &m->s, &m->gaf, n, e);
+    if (rc) return rc;
     m->step = nd_rec_u64(&p);
     for (int i = 0; i < 4; i++) m->rng.s[i] = nd_rec_u64(&p);
     m->split_seed = nd_rec_u64(&p);
@@ -490,31 +647,13 @@ static int read_dmcf(nd_dm *m, const ndf_reader *r, nd_dm_legacy_fn legacy, uint
                                 "does not read",
                                 path);
         memset(&old, 0, sizeof old);
-        int rc = legacy(&old, yaml, path, e);
+        rc = legacy(&old, yaml, path, e);
         if (rc) return rc;
         m->s.train = old.train;
         m->s.sample = old.sample;
     }
-    m->gaf = (nd_gaf_spec){.C = (int)f[20],
-                           .L = u->L,
-                           .scaling = m->s.scaling,
-                           .mask = m->s.mask,
-                           .decode = m->s.sample.decode};
-    const char *bad = settings_problem(&m->s);
-    if (m->gaf.C != (int)m->meta->n_channels || u->L != (int)m->meta->L ||
-        u->L > ND_MODEL_MAX_L || nd_gaf_channels(&m->gaf) != u->channels ||
-        m->meta->n_classes > (uint32_t)u->max_classes || u->levels < 1 ||
-        u->levels > ND_UNET_MAX_LEVELS)
-        return nd_error_set(e, ND_EFORMAT,
-                            "%s: section DMCF does not match the file's "
-                            "channels, bins or classes",
-                            path);
-    if (f[22] > 1)
-        return nd_error_set(e, ND_EVERSION,
-                            "%s: section DMCF: coordinate-plane setting %u unknown to this "
-                            "build (a newer build's model?)",
-                            path, f[22]);
-    if (bad) return nd_error_set(e, ND_EFORMAT, "%s: section DMCF: %s", path, bad);
+    m->gaf.decode = m->s.sample.decode;
+    if ((rc = check_settings(&m->s, path, e))) return rc;
     return nd_diffusion_init(&m->diff, (int)m->s.timesteps, m->s.schedule, m->s.pred, e);
 }
 
@@ -532,8 +671,15 @@ static int read_scales(nd_dm *m, const ndf_reader *r, nd_error *e)
         for (int c = 0; c < C; c++) {
             m->scales[k].lo[c] = sc[(k * C + c) * 2];
             m->scales[k].hi[c] = sc[(k * C + c) * 2 + 1];
-            if (!isfinite(m->scales[k].lo[c]) || !isfinite(m->scales[k].hi[c]))
-                rc = nd_error_set(e, ND_EFORMAT, "%s: class scale not finite", ndf_path(r));
+            float lo = m->scales[k].lo[c], hi = m->scales[k].hi[c];
+            /* log1p of bytes in float32: decoding takes expm1 of values up to hi */
+            if (!(lo >= 0.0f && lo <= hi && hi <= ND_GAF_MAX_LOG))
+                rc = nd_error_set(e, ND_EFORMAT,
+                                  "%s: section SCAL: class '%s' channel %s: lo %g, hi %g, "
+                                  "expected 0 <= lo <= hi <= %g",
+                                  ndf_path(r), m->meta->class_names[k],
+                                  m->meta->channel_names[c], (double)lo, (double)hi,
+                                  (double)ND_GAF_MAX_LOG);
         }
     free(sc);
     return rc;
@@ -549,11 +695,6 @@ nd_dm *nd_dm_load(const char *path, int max_batch, nd_dm_legacy_fn legacy, nd_er
     if (!rc && !(m->meta = nd_dataset_from_container(r, e))) rc = e ? e->code : ND_EFORMAT;
     if (!rc) rc = read_dmcf(m, r, legacy, &n, e);
     if (!rc) rc = dm_build(m, max_batch, e);
-    if (!rc && n != nd_unet_num_params(m->net))
-        rc = nd_error_set(e, ND_EFORMAT,
-                          "%s: %llu parameters stored, the network it "
-                          "describes has %zu",
-                          path, (unsigned long long)n, nd_unet_num_params(m->net));
     if (!rc) rc = read_scales(m, r, e);
     if (!rc) rc = read_floats(r, TAG_PARM, nd_unet_params(m->net), n, e);
     if (!rc) rc = read_floats(r, TAG_EMAW, m->ema, n, e);
@@ -573,6 +714,26 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e)
     const unsigned char *p;
     int v = dmcf_version(r, &p, e);
     if (v < 0) return v;
+    /* the checks of nd_dm_load, short of the settings of a version 1 record (which only
+     * the program's config reader gives), on a model without a network */
+    nd_dm t = {.meta = nd_dataset_from_container(r, e)};
+    if (!t.meta) return e ? e->code : ND_EFORMAT;
+    const nd_dataset *h = t.meta;
+    uint64_t n;
+    const unsigned char *q = p;
+    int rc = read_net(r, h, &q, &t.s, &t.gaf, &n, e);
+    if (!rc && v >= 2) {
+        dmcf_decode_settings(&t.s, q + 6 * 8); /* past step, rng, split seed */
+        rc = check_settings(&t.s, ndf_path(r), e);
+    }
+    if (!rc) rc = read_scales(&t, r, e);
+    if (!rc && !(t.dec = nd_decoder_new((int)h->n_classes, t.gaf.C, t.gaf.L)))
+        rc = nd_error_set(e, -ENOMEM, "%s: out of memory", ndf_path(r));
+    if (!rc) rc = nd_decoder_read(t.dec, h->n_classes, r, e);
+    if (rc) {
+        dm_free_parts(&t);
+        return rc;
+    }
     uint32_t f[DMCF_U32];
     for (int i = 0; i < DMCF_U32; i++) f[i] = nd_get_u32(p + 4 * i);
     fprintf(out, "model: unet-ref, %u image channels (%u series%s), %ux%u, base %u, mult (",
@@ -592,9 +753,7 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e)
     nd_decoder_inspect(r, out);
     const void *sd;
     size_t sl;
-    nd_dataset *h = nd_dataset_from_container(r, NULL);
-    if (h && !ndf_find(r, TAG_SCAL, &sd, &sl, NULL) && f[20] == h->n_channels &&
-        sl == (size_t)8 * f[20] * h->n_classes) {
+    if (!ndf_find(r, TAG_SCAL, &sd, &sl, NULL) && sl == (size_t)8 * f[20] * h->n_classes) {
         const unsigned char *s = sd;
         fprintf(out, "class scales (bytes per bin, smallest non-zero..largest):\n");
         for (size_t k = 0; k < h->n_classes; k++) {
@@ -606,7 +765,7 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e)
             fputc('\n', out);
         }
     }
-    nd_dataset_free(h);
+    dm_free_parts(&t);
     return 0;
 }
 
@@ -923,6 +1082,35 @@ static void image_to_window(const nd_dm *m, int cls, int cal, float *x, float *d
     }
 }
 
+/* Sampled values that are not finite come from weights that overflow (a diverged or
+ * damaged model): they are refused, never decoded, because the decode would read them as
+ * idle bins and the caller would write or send nothing and succeed. */
+static int check_images(const nd_dm *m, int cls, const float *v, size_t n, nd_error *e)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return nd_error_set(e, ND_EFORMAT,
+                                "sample: class '%s': the network produced %g (its weights "
+                                "overflow: a diverged or damaged model)",
+                                m->meta->class_names[cls], (double)v[i]);
+    return 0;
+}
+
+/* Decoded windows hold bytes or packets: finite and >= 0, else the decoder's tables (a
+ * model file's DECO or SCAL) are impossible. */
+static int check_windows(const nd_dm *m, int cls, const float *x, size_t n, nd_error *e)
+{
+    int L = m->gaf.L;
+    for (size_t i = 0; i < n * m->gaf.C * L; i++)
+        if (!(x[i] >= 0.0f) || !isfinite(x[i]))
+            return nd_error_set(e, ND_EFORMAT,
+                                "sample: class '%s': the decoder made %g of channel %s, "
+                                "bin %zu (its tables hold impossible values)",
+                                m->meta->class_names[cls], (double)x[i],
+                                m->meta->channel_names[(i / L) % m->gaf.C], i % L);
+    return 0;
+}
+
 /* n images of class cls by the sampler of the sampling settings on the EMA weights,
  * each to image_to_window (x, dec: n windows; either may be NULL) and to imgs. */
 static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, float *imgs,
@@ -965,12 +1153,14 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
         int B = (int)(n - done < (size_t)SB ? n - done : (size_t)SB);
         for (int i = 0; i < B; i++) y[i] = cls;
         nd_diffusion_sample(&m->diff, &so, denoise, &da, buf, y, B, img, rng);
+        if ((rc = check_images(m, cls, buf, (size_t)B * img, e))) break;
         for (int i = 0; i < B; i++) {
             size_t at = done + (size_t)i;
             image_to_window(m, cls, cal, x ? x + at * WL : NULL, dec ? dec + at * DL : NULL,
                             buf + i * img);
             if (imgs) memcpy(imgs + at * img, buf + i * img, img * sizeof(float));
         }
+        if (x && (rc = check_windows(m, cls, x + done * WL, (size_t)B, e))) break;
         done += (size_t)B;
     }
     memcpy(params, save, np * sizeof(float));

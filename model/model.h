@@ -25,6 +25,8 @@
 /* The longest window a model takes (its image side): GAF images grow as L², and the
  * decoders keep one window's channel on the stack. */
 #define ND_MODEL_MAX_L 256
+/* The largest class scale (log1p of bytes per bin): expm1 of it is a finite float32. */
+#define ND_GAF_MAX_LOG 88.0f
 
 /* Per class and channel, log1p of the smallest non-zero and of the largest value seen in
  * training: what maps raw bytes to GAF values and back. */
@@ -260,6 +262,12 @@ typedef struct nd_dm_settings {
     nd_dm_sampling sample;
 } nd_dm_settings;
 
+/* Upper bounds of settings that size memory (the config's): nd_dm_new and a model file's
+ * DMCF record are held to them. */
+#define ND_DM_MAX_BATCH     4096   /* train.batch, sample.batch */
+#define ND_DM_MAX_CALIBRATE 100000 /* sample.calibrate: windows per class */
+#define ND_DM_MAX_THREADS   1024   /* model.threads */
+
 /* A new model for training on ds (classes, channels, L) with settings s (copied). The
  * class scales and the decoder's targets are measured on ds's training part: windows
  * whose group is not held out for validation (s->train.val_fraction, by group).
@@ -297,7 +305,9 @@ const nd_gaf_spec *nd_dm_gaf(const nd_dm *m);    /* decode: the sampling setting
 const nd_gaf_scale *nd_dm_scale(const nd_dm *m, int cls);
 nd_unet *nd_dm_unet(nd_dm *m);
 uint64_t nd_dm_step(const nd_dm *m);
-/* Prints the model-specific lines of `netdiffus inspect` for an open model file. */
+/* Prints the model-specific lines of `netdiffus inspect` for an open model file, after
+ * checking its network record as nd_dm_load does (bounds, the parameter count against
+ * the file's PARM, EMAW and ADAM): a record no model can be loaded from is an error. */
 int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e);
 
 typedef struct nd_train_opts {

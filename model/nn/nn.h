@@ -156,6 +156,16 @@ void nd_mse_backward(float *dout, const float *out, const float *target, size_t 
 /* ------------------------------------------------------------------------------------ */
 
 #define ND_UNET_MAX_LEVELS 6
+/* Upper bounds of the other fields (the config's, docs/FORMATS.md): a record read from a
+ * file is held to them before anything is sized by it. */
+#define ND_UNET_MAX_CHANNELS   (2 * ND_MAX_CHANNELS) /* series and their activity images */
+#define ND_UNET_MAX_L          1024
+#define ND_UNET_MAX_BASE       512
+#define ND_UNET_MAX_MULT       16
+#define ND_UNET_MAX_RES_BLOCKS 8
+#define ND_UNET_MAX_GROUPS     64
+#define ND_UNET_MAX_EMB        2048
+#define ND_UNET_MAX_CLASSES    ND_MAX_CLASSES
 
 typedef struct nd_unet_config {
     int channels; /* C: image channels (series channels) */
@@ -173,9 +183,14 @@ typedef struct nd_unet_config {
                          (which bins) it is, not only near the image border */
 } nd_unet_config;
 
-/* 0, or ND_ECONFIG with e saying which number does not fit (levels, divisibility of L and
- * of every channel count by groups, an even embedding). */
+/* 0, or ND_ECONFIG with e saying which number does not fit, its value and bound (every
+ * field within its bounds above, at most 64 ResBlocks in all, divisibility of L and of
+ * every channel count by groups, an even embedding). */
 int nd_unet_config_check(const nd_unet_config *uc, nd_error *e);
+/* The parameter count of the network uc describes, computed without allocating it
+ * (nd_unet_num_params of nd_unet_new(uc, ...)); 0 when uc fails nd_unet_config_check or
+ * memory runs out. */
+size_t nd_unet_config_params(const nd_unet_config *uc);
 /* unet-ref's defaults (base 32, mult 1,2,2, 2 ResBlocks, attention at L/4,
  * 8 groups, embedding 128), for tests and benchmarks. */
 void nd_unet_config_default(nd_unet_config *uc, int C, int L, int max_classes);

@@ -85,7 +85,8 @@ static inline float nd_expf(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    /* NaN in, NaN out (through p): converting a NaN n to an integer is undefined */
+    int32_t bits = ((n == n ? (int32_t)n : 0) + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;

@@ -23,7 +23,15 @@
 
 #define MAX_TENSORS 1024
 #define MAX_BLOCKS  64
-#define NONE        ((size_t)-1)
+/* abuf calls: at most 10 per ResBlock (8 activations, its output, a decoder block's
+ * concat), 3 per level (down and up convolutions), 10 for the embeddings, the input and
+ * conv_in, 7 for attention, 3 for the head, 7 scratch and parameter blocks */
+#define MAX_BUFS (10 * MAX_BLOCKS + 4 * ND_UNET_MAX_LEVELS + 32)
+/* parameter tensors: at most 12 per ResBlock, 2 per convolution, 5 embedding, 6 attention
+ * and 4 head tensors */
+_Static_assert(12 * MAX_BLOCKS + 4 * ND_UNET_MAX_LEVELS + 2 + 15 <= MAX_TENSORS,
+               "MAX_TENSORS holds the largest network config_check allows");
+#define NONE ((size_t)-1)
 
 enum init { INIT_UNIFORM, INIT_ONES, INIT_ZEROS, INIT_NORMAL };
 
@@ -97,9 +105,10 @@ struct nd_unet {
     float *grad_arena; /* every stream's gradient, zeroed at the start of a backward */
     size_t grad_n;
 
-    float *bufs[512];
+    float *bufs[MAX_BUFS];
     int n_bufs;
     int failed;
+    int dry; /* only lay out: count parameters, allocate nothing (nd_unet_config_params) */
 };
 
 static size_t P_(int H) { return (size_t)H * H; }
@@ -119,6 +128,7 @@ static size_t palloc(nd_unet *m, const char *name, size_t numel, int fan_in, int
 
 static float *abuf(nd_unet *m, size_t n)
 {
+    if (m->dry) return NULL;
     if (m->n_bufs >= (int)(sizeof m->bufs / sizeof m->bufs[0])) {
         m->failed = 1;
         return NULL;
@@ -270,12 +280,40 @@ void nd_unet_config_default(nd_unet_config *uc, int C, int L, int max_classes)
     uc->max_classes = max_classes;
 }
 
+/* ResBlocks of the network c describes: res_blocks per encoder level, one more per
+ * decoder level, two in the middle. */
+static long blocks_of(const nd_unet_config *c)
+{
+    return (long)c->levels * (2L * c->res_blocks + 1) + 2;
+}
+
 static int config_check(const nd_unet_config *c, char *why, size_t len)
 {
-    if (c->channels < 1 || c->L < 1 || c->base < 1 || c->levels < 1 ||
-        c->levels > ND_UNET_MAX_LEVELS || c->res_blocks < 1 || c->groups < 1 ||
-        c->emb_dim < 2 || c->max_classes < 0 || (unsigned)c->coords > 1) {
-        snprintf(why, len, "a size is out of range");
+    /* each field against its bounds, naming the first one out of them */
+    const struct {
+        const char *name;
+        int v, lo, hi;
+    } f[] = {
+        {"image channels", c->channels, 1, ND_UNET_MAX_CHANNELS},
+        {"L", c->L, 1, ND_UNET_MAX_L},
+        {"base", c->base, 1, ND_UNET_MAX_BASE},
+        {"levels", c->levels, 1, ND_UNET_MAX_LEVELS},
+        {"res_blocks", c->res_blocks, 1, ND_UNET_MAX_RES_BLOCKS},
+        {"attn_min_res", c->attn_min_res, 0, ND_UNET_MAX_L},
+        {"groups", c->groups, 1, ND_UNET_MAX_GROUPS},
+        {"emb_dim", c->emb_dim, 2, ND_UNET_MAX_EMB},
+        {"max_classes", c->max_classes, 0, ND_UNET_MAX_CLASSES},
+        {"coords", c->coords, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v < f[i].lo || f[i].v > f[i].hi) {
+            snprintf(why, len, "%s %d out of range %d..%d", f[i].name, f[i].v, f[i].lo,
+                     f[i].hi);
+            return -1;
+        }
+    if (blocks_of(c) > MAX_BLOCKS) {
+        snprintf(why, len, "%d levels of res_blocks %d make %ld ResBlocks, at most %d",
+                 c->levels, c->res_blocks, blocks_of(c), MAX_BLOCKS);
         return -1;
     }
     if (c->emb_dim % 2) {
@@ -287,7 +325,12 @@ static int config_check(const nd_unet_config *c, char *why, size_t len)
         return -1;
     }
     for (int l = 0; l < c->levels; l++) {
-        if (c->mult[l] < 1 || (c->base * c->mult[l]) % c->groups) {
+        if (c->mult[l] < 1 || c->mult[l] > ND_UNET_MAX_MULT) {
+            snprintf(why, len, "mult[%d] %d out of range 1..%d", l, c->mult[l],
+                     ND_UNET_MAX_MULT);
+            return -1;
+        }
+        if ((c->base * c->mult[l]) % c->groups) {
             snprintf(why, len, "channels %d (base·mult[%d]) not divisible by groups %d",
                      c->base * c->mult[l], l, c->groups);
             return -1;
@@ -305,17 +348,16 @@ int nd_unet_config_check(const nd_unet_config *uc, nd_error *e)
     return 0;
 }
 
-nd_unet *nd_unet_new(const nd_unet_config *uc, int max_batch, uint64_t seed)
+/* The network for uc laid out and, unless dry, allocated and initialised from seed; a dry
+ * one holds the parameter table and counts but no memory, and is only freed. */
+static nd_unet *build(const nd_unet_config *uc, int max_batch, uint64_t seed, int dry)
 {
-    char why[160], nm[48];
-    if (max_batch < 1 || config_check(uc, why, sizeof why)) {
-        nd_err("unet: bad configuration: %s", max_batch < 1 ? "max_batch < 1" : why);
-        return NULL;
-    }
+    char nm[48];
     nd_unet *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     m->cfg = *uc;
     m->max_batch = max_batch;
+    m->dry = dry;
     const nd_unet_config *c = &m->cfg;
     int E = c->emb_dim, G = c->groups;
     size_t B = (size_t)max_batch;
@@ -407,8 +449,8 @@ nd_unet *nd_unet_new(const nd_unet_config *uc, int max_batch, uint64_t seed)
             rb_build(m, r, nm, ch + sk->C, c->base * c->mult[l], H);
             r->prev = h;
             r->skip = sk;
-            r->in = calloc(1, sizeof(stream)); /* the concat buffer; its grad is scratch */
-            if (!r->in) m->failed = 1;
+            r->in = dry ? NULL : calloc(1, sizeof(stream)); /* the concat; grad: scratch */
+            if (!r->in) m->failed |= !dry;
             else {
                 r->in->C = ch + sk->C;
                 r->in->H = H;
@@ -444,6 +486,7 @@ nd_unet *nd_unet_new(const nd_unet_config *uc, int max_batch, uint64_t seed)
     m->params = abuf(m, m->n_params);
     m->grads = abuf(m, m->n_params);
     m->grad_arena = abuf(m, m->grad_n);
+    if (dry) return m;
     if (m->failed || !m->y) {
         nd_unet_free(m);
         return NULL;
@@ -457,6 +500,26 @@ nd_unet *nd_unet_new(const nd_unet_config *uc, int max_batch, uint64_t seed)
     if (m->use_attn) fix_grad(m, &m->attn_out);
     init_params(m, seed);
     return m;
+}
+
+nd_unet *nd_unet_new(const nd_unet_config *uc, int max_batch, uint64_t seed)
+{
+    char why[160];
+    if (max_batch < 1 || config_check(uc, why, sizeof why)) {
+        nd_err("unet: bad configuration: %s", max_batch < 1 ? "max_batch < 1" : why);
+        return NULL;
+    }
+    return build(uc, max_batch, seed, 0);
+}
+
+size_t nd_unet_config_params(const nd_unet_config *uc)
+{
+    char why[160];
+    if (config_check(uc, why, sizeof why)) return 0;
+    nd_unet *m = build(uc, 1, 0, 1);
+    size_t n = m ? m->n_params : 0;
+    nd_unet_free(m);
+    return n;
 }
 
 void nd_unet_free(nd_unet *m)

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <float.h>
+#include <math.h>
 
 #include "check.h"
 #include "nd.h"
@@ -361,6 +362,25 @@ static void test_validation(void)
     rewrite(good, bad, "GRUP", d, n + 8);
     expect_load_error(bad, ND_EFORMAT, "section GRUP is 88 bytes, expected 80");
     free(d);
+
+    /* Values that are not counts: NaN, infinities, negative numbers (-0 is 0). */
+    const float notcount[] = {NAN, INFINITY, -INFINITY, -1.0f, -1e-30f};
+    for (size_t i = 0; i < sizeof notcount / sizeof notcount[0]; i++) {
+        d = payload(good, "VALS", &n);
+        nd_put_f32(d + 4 * (2 * 8 + 8 + 3), notcount[i]); /* window 1, channel 1, bin 3 */
+        rewrite(good, bad, "VALS", d, n);
+        free(d);
+        expect_load_error(bad, ND_EFORMAT, "section VALS: window 1, channel ");
+        expect_load_error(bad, ND_EFORMAT, ", bin 3 holds ");
+        expect_load_error(bad, ND_EFORMAT, "expected a finite value >= 0");
+    }
+    d = payload(good, "VALS", &n);
+    nd_put_f32(d, -0.0f);
+    rewrite(good, bad, "VALS", d, n);
+    free(d);
+    nd_dataset *negzero = nd_dataset_load(bad, &e);
+    if (!negzero) CHECK_FAIL_("-0: %s", e.msg);
+    nd_dataset_free(negzero);
 
     /* Every required section missing in turn. */
     const char *req[] = {"META", "CLAS", "STAT", "VALS", "LABL", "GRUP", "CNTR", "CONF"};

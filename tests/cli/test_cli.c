@@ -151,6 +151,14 @@ static void test_inspect(void)
     CHECK_CONTAINS(err_text, "unknown.yaml:2:");
     EXPECT(1, "inspect", "--config", tmp_path("missing.yaml"));
     CHECK_CONTAINS(err_text, "missing.yaml");
+    /* class filters as capture compiles them: one it refuses is an invalid config here */
+    const char *bpf = tmp_path("bpf.yaml");
+    static const char bad_bpf[] = "classes:\n  - {name: web, filter: \"tcp port 443\"}\n"
+                                  "  - {name: dns, filter: \"udp port 53 and and\"}\n";
+    write_bytes(bpf, bad_bpf, sizeof bad_bpf - 1);
+    EXPECT(2, "inspect", "--config", bpf);
+    CHECK_CONTAINS(err_text, "bpf.yaml: class 'dns': filter \"udp port 53 and and\": ");
+    CHECK(!strstr(out_text, "classes:"));
 }
 
 static int exists(const char *path) { return access(path, F_OK) == 0; }

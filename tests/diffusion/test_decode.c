@@ -331,11 +331,13 @@ static void put_section(ndf_writer *w, uint32_t tag, const void *data, size_t le
 static void old_rows(const unsigned char *p, size_t j, unsigned char *o, unsigned char *map)
 {
     size_t L = nd_get_u32(p + 8), rows = (size_t)nd_get_u32(p + 12) * nd_get_u32(p + 16);
-    size_t TB = 4 * (1 + L + 2 * (OLD_Q + 1)), MB = 4 * (L + 2 * (OLD_Q + 1));
+    /* a target: idle, idle_at[L], level_at[L], busy, volume; a map: threshold_at[L], busy,
+     * volume, shift_at[L] */
+    size_t TB = 4 * (1 + 2 * L + 2 * (OLD_Q + 1)), MB = 4 * (2 * L + 2 * (OLD_Q + 1));
     const unsigned char *t = p + DECO_HEADER + j * TB,
                         *f = p + DECO_HEADER + rows * TB + j * MB;
-    memcpy(o, t, 4);                                     /* idle share */
-    memcpy(o + 4, t + 4 * (1 + L), 4 * 2 * (OLD_Q + 1)); /* busy, volume */
+    memcpy(o, t, 4);                                         /* idle share */
+    memcpy(o + 4, t + 4 * (1 + 2 * L), 4 * 2 * (OLD_Q + 1)); /* busy, volume */
     for (int k = OLD_ACF; k < OLD_SLOTS; k++) nd_put_f32(o + 4 * k, 0.1f);
     if (!map) return;
     memcpy(map, f, 4);                               /* the threshold at position 0 */

@@ -3,7 +3,7 @@
  * nothing trains before a class has warmed up; the loss falls; a class that appears
  * later joins the model at the next row; a checkpoint resumes bit-identically (model,
  * optimiser, EMA, step, reservoirs, recent windows, RNG); the scale refit rule; a class
- * with no model row left; resume errors.
+ * with no model row left; resume errors, among them LIVE sections out of their bounds.
  */
 #include "check.h"
 #include "live.h"
@@ -113,6 +113,51 @@ static void same_state(nd_online *a, nd_online *b)
     }
 }
 
+/* LIVE offsets (docs/FORMATS.md): the u32 header words, then after rng, windows and
+ * images the first class: name, four u64 counters, kept, refits, then its first window's
+ * group and values. */
+enum { LIVE_N = 4, LIVE_WF = 8, LIVE_CAP = 12, LIVE_HEAD = 20, LIVE_VALUE0 = 72 + 64 + 40 + 8 };
+
+/* One u32 or f32 of the LIVE section changed. */
+static size_t live_off;
+static uint32_t live_u32;
+static float live_f32;
+static int live_is_float;
+static void live_edit(ndf_writer *w, uint32_t tag, const void *data, size_t len)
+{
+    unsigned char *b = malloc(len + 1);
+    CHECK(b);
+    memcpy(b, data, len);
+    if (tag == ND_FOURCC('L', 'I', 'V', 'E')) {
+        CHECK(live_off + 4 <= len);
+        if (live_is_float) nd_put_f32(b + live_off, live_f32);
+        else nd_put_u32(b + live_off, live_u32);
+    }
+    nd_error e = {0};
+    CHECK_EQ(ndf_write_section(w, tag, b, len, &e), 0);
+    free(b);
+}
+
+/* The checkpoint at path with one LIVE field changed does not resume: ND_EFORMAT, the
+ * message naming the field. */
+static void live_refused(const char *path, const nd_config *cfg, const nd_dataset *hdr,
+                         size_t off, int is_float, double v, const char *needle)
+{
+    char bad[512];
+    snprintf(bad, sizeof bad, "%s/live-bad.ndm", tmp_dir());
+    live_off = off;
+    live_is_float = is_float;
+    live_u32 = (uint32_t)v;
+    live_f32 = (float)v;
+    tiny_rewrite(path, bad, live_edit);
+    nd_error e = {0};
+    nd_online *o = online_resume(bad, cfg, hdr, &e);
+    if (o) CHECK_FAIL_("resumed with LIVE byte %zu set to %g", off, v);
+    CHECK_EQ(e.code, ND_EFORMAT);
+    CHECK_CONTAINS(e.msg, "section LIVE");
+    CHECK_CONTAINS(e.msg, needle);
+}
+
 static void test_learn_and_resume(void)
 {
     nd_config cfg;
@@ -204,6 +249,14 @@ static void test_learn_and_resume(void)
     CHECK(online_resume(path, &cfg, h16, &e) == NULL);
     CHECK_EQ(e.code, ND_ECONFIG);
     nd_dataset_free(h16);
+    /* a LIVE section out of its bounds; each message says which count is wrong */
+    live_refused(path, &cfg, hdr, LIVE_HEAD, 0, 16 + 5, "head 21");
+    live_refused(path, &cfg, hdr, LIVE_CAP, 0, 4294967295.0,
+                 "recent capacity 4294967295 out of range 1..16777216");
+    live_refused(path, &cfg, hdr, LIVE_N, 0, 5000, "class count 5000, at most 1024");
+    live_refused(path, &cfg, hdr, LIVE_WF, 0, 64, "windows of 64 values, the config makes 16");
+    live_refused(path, &cfg, hdr, LIVE_VALUE0, 1, NAN, "holds nan, expected a finite value");
+    live_refused(path, &cfg, hdr, LIVE_VALUE0, 1, -3, "holds -3, expected a finite value >= 0");
     nd_dataset_free(hdr);
     nd_config_free(&cfg);
 }
