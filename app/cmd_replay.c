@@ -354,12 +354,13 @@ static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *s
     memset(&st, 0, sizeof st);
     nd_error e = {0}, ce = {0};
     int rc = replay_run(ds, o, sink, &st, &e);
-    int crc = replay_sink_close(sink, &ce);
     if (rc && rc != ND_EINTR) {
+        replay_sink_discard(sink); /* a pcap file that was there stays as it was */
         nd_err("replay: %s", e.msg);
         return cli_exit_code(rc);
     }
-    if (crc) {
+    /* a stop by signal keeps what was sent: the pcap so far replaces the old one */
+    if (replay_sink_close(sink, &ce)) {
         nd_err("replay: %s", ce.msg);
         return ND_EXIT_FAIL;
     }
@@ -407,7 +408,7 @@ static int run(int argc, char **argv)
         status = send_flows(ds, &o, sink, &r);
         sink = NULL; /* closed */
     }
-    replay_sink_close(sink, NULL);
+    replay_sink_discard(sink); /* failed before replay: an earlier pcap file stays */
     nd_dataset_free(ds);
     nd_dm_free(dm);
     free(weights);

@@ -77,6 +77,7 @@ static nd_dm *resume_open(const train_args *o, nd_error *e)
                 "other keys than sample.* are not applied, so the run stays the same run)",
                 o->out);
     nd_dm *m = nd_dm_load(o->out, ND_DM_BATCH_TRAIN, opts_dm_legacy, e);
+    nd_input_forget(o->out); /* read to be updated: its checkpoints replace it */
     int rc = m ? 0 : e->code;
     if (!rc && n_sets > n_train_sets) /* stored with the model from now on */
         rc = opts_dm_resume_sets(m, sets, n_sets, e);
