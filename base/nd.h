@@ -97,9 +97,13 @@ float nd_rng_normal(nd_rng *r);               /* N(0, 1), Box–Muller, one valu
 /* replaces what is not its own (docs/FORMATS.md, "Writing files").                      */
 /* ------------------------------------------------------------------------------------ */
 
-/* Notes the file open on fd as an input of this run (readers call it; only regular
- * files count): the atomic writer then refuses to replace it, so that no command
- * overwrites what it reads (`export X.ndd --csv X.ndd`). Thread-safe. */
+/* Turns the input registry on for this process, a run of the program (its main calls
+ * it): from then on every file readers note is one the atomic writer refuses to replace,
+ * so that no command overwrites what it reads (`export X.ndd --csv X.ndd`). Off in
+ * library users that read and rewrite one file on purpose (tests, tools). */
+void nd_input_guard(void);
+/* Notes the file open on fd as an input of this run (every reader calls it; only
+ * regular files count). Thread-safe; nothing while the registry is off. */
 void nd_input_note(int fd);
 /* Lets the file at path be replaced again: for runs meant to update their input (a
  * resumed checkpoint). No-op when it was not noted. */

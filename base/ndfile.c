@@ -89,6 +89,14 @@ typedef struct file_id {
 static pthread_mutex_t inputs_mu = PTHREAD_MUTEX_INITIALIZER;
 static file_id *inputs;
 static size_t n_inputs, cap_inputs;
+static int inputs_on;
+
+void nd_input_guard(void)
+{
+    pthread_mutex_lock(&inputs_mu);
+    inputs_on = 1;
+    pthread_mutex_unlock(&inputs_mu);
+}
 
 static int input_index(dev_t dev, ino_t ino)
 {
@@ -102,7 +110,7 @@ void nd_input_note(int fd)
     struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) return; /* outputs are regular files only */
     pthread_mutex_lock(&inputs_mu);
-    if (input_index(st.st_dev, st.st_ino) < 0) {
+    if (inputs_on && input_index(st.st_dev, st.st_ino) < 0) {
         if (n_inputs == cap_inputs) {
             size_t cap = cap_inputs ? 2 * cap_inputs : 16;
             file_id *v = realloc(inputs, cap * sizeof *v);
