@@ -408,7 +408,14 @@ static int run(int argc, char **argv)
         status = send_flows(ds, &o, sink, &r);
         sink = NULL; /* closed */
     }
-    replay_sink_discard(sink); /* failed before replay: an earlier pcap file stays */
+    /* not replayed: stopped by a signal while sampling (an empty pcap is what was sent),
+     * or failed (an earlier pcap file stays as it was) */
+    nd_error ce = {0};
+    if (status) replay_sink_discard(sink);
+    else if (replay_sink_close(sink, &ce)) {
+        nd_err("replay: %s", ce.msg);
+        status = ND_EXIT_FAIL;
+    }
     nd_dataset_free(ds);
     nd_dm_free(dm);
     free(weights);

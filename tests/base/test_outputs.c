@@ -185,8 +185,8 @@ static void test_stale_temps(void)
     make_temp(".model.ndm.ZZZZZZ", 0);
     int held = make_temp(".model.ndm.Held00", 1); /* a concurrent writer's */
     /* names that only look alike stay */
-    make_temp(".model.ndm.abc12", 0);     /* five characters */
-    make_temp(".model.ndm.abc12!", 0);    /* not a mkstemp character */
+    make_temp(".model.ndm.abc12", 0);      /* five characters */
+    make_temp(".model.ndm.abc12!", 0);     /* not a mkstemp character */
     make_temp(".model.ndm.bak.a1B2c3", 0); /* another file's temporary */
     make_temp(".other.ndm.a1B2c3", 0);
     make_temp("model.ndm.a1B2c3", 0); /* not hidden */
