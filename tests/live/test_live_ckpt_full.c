@@ -50,6 +50,89 @@ static const char *json_str(const char *line, const char *key)
     return v;
 }
 
+/* Runs netdiffus with the arguments fmt makes, which must fail with exit 1 on the full
+ * disk; returns its output (malloc'd), shown on stderr. */
+static char *run_full(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *run_full(const char *fmt, ...)
+{
+    char args[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    const char *log = tmp_path("log.txt");
+    CHECK_EQ(run_nd(args, log), 1);
+    char *text = live_text(log);
+    fprintf(stderr, "%s", text);
+    CHECK_CONTAINS(text, "No space left on device");
+    return text;
+}
+
+/* The tmpfs at dir holds file as it was (a copy of prev) and nothing else; then it goes. */
+static void check_kept_and_unmount(const char *dir, const char *file, const char *prev)
+{
+    CHECK_EQ(test_sh("cmp -s %s %s", file, prev), 0);
+    CHECK_EQ(test_sh("test $(ls -A %s | wc -l) = 1", dir), 0); /* no temporary file */
+    CHECK_EQ(umount(dir), 0);
+    CHECK_EQ(rmdir(dir), 0);
+}
+
+/* The fallback file is in $TMPDIR and holds the model trained to step steps. */
+static void check_fallback(const char *path, int steps)
+{
+    CHECK_CONTAINS(path, tmp_dir());
+    CHECK_EQ(test_sh("%s inspect %s | grep -q 'training: %d steps'", nd, path, steps), 0);
+}
+
+static void test_live(const char *conf)
+{
+    char a[4096], ckpt[600];
+    const char *small = tmp_path("small"), *stats = tmp_path("full.jsonl");
+    /* an earlier run's checkpoint, then a run whose checkpoints find no room */
+    snprintf(a, sizeof a, "live -c %s --speed 0 --steps 20", conf);
+    if (run_nd(a, tmp_path("log.txt"))) CHECK_FAIL_("live: %s", live_text(tmp_path("log.txt")));
+    small_fs_with(small, tmp_path("prev.ndm"), "live.ndm");
+    snprintf(ckpt, sizeof ckpt, "%s/live.ndm", small);
+    char *text = run_full("live -c %s --speed 0 --steps 60 --stats %s --set live.checkpoint=%s "
+                          "--set live.checkpoint_every=20",
+                          conf, stats, ckpt);
+    CHECK_CONTAINS(text, "checkpoint at step 20 not written");
+    CHECK_CONTAINS(text, "training goes on");
+    CHECK_CONTAINS(text, "the last checkpoint is in ");
+    free(text);
+    check_kept_and_unmount(small, ckpt, tmp_path("prev.ndm"));
+    const char *l = live_last_line(stats);
+    CHECK_CONTAINS(l, "\"final\":true");
+    CHECK_EQ(live_json(l, "step"), 60); /* trained on to --steps */
+    check_fallback(json_str(l, "checkpoint_fallback"), 60);
+}
+
+static void test_train(const char *conf)
+{
+    char a[4096], model[600], fallback[1024];
+    const char *ds = tmp_path("two.ndd"), *model0 = tmp_path("train0.ndm");
+    const char *small = tmp_path("small2"), *log = tmp_path("log.txt");
+    snprintf(a, sizeof a, "capture -c %s -o %s", conf, ds);
+    if (run_nd(a, log)) CHECK_FAIL_("capture: %s", live_text(log));
+    snprintf(a, sizeof a, "train -c %s %s -o %s --steps 10 --set sample.calibrate=0", conf, ds,
+             model0);
+    if (run_nd(a, log)) CHECK_FAIL_("train: %s", live_text(log));
+    small_fs_with(small, model0, "m.ndm");
+    snprintf(model, sizeof model, "%s/m.ndm", small);
+    char *text = run_full("train -c %s %s -o %s --steps 30 --set train.checkpoint_every=10 "
+                          "--set sample.calibrate=0",
+                          conf, ds, model);
+    CHECK_CONTAINS(text, "step 10: checkpoint not written");
+    CHECK_CONTAINS(text, "step 20: checkpoint not written");
+    const char *in = strstr(text, "the trained model is in ");
+    CHECK(in && strstr(in, " instead"));
+    snprintf(fallback, sizeof fallback, "%.*s", (int)(strstr(in, " instead") - in - 24),
+             in + 24);
+    free(text);
+    check_kept_and_unmount(small, model, model0);
+    check_fallback(fallback, 30);
+}
+
 int main(void)
 {
     if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0 ||
@@ -58,83 +141,12 @@ int main(void)
         return 77;
     }
     snprintf(nd, sizeof nd, "%s", ND_BINARY);
-    char pcap[512], conf[512], prev[512], src[600], a[4096], log[512];
-    LIVE_PATH(pcap, "two.pcap");
-    LIVE_PATH(conf, "live.yaml");
-    LIVE_PATH(prev, "prev.ndm");
-    LIVE_PATH(log, "log.txt");
-    snprintf(src, sizeof src, "pcap:%s", pcap);
-    live_write_two_class_pcap(pcap, 12, 48, 200, 1);
-    live_write_config(conf, src, prev, NULL);
-
-    /* live: an earlier run's checkpoint, then a run whose checkpoints find no room */
-    snprintf(a, sizeof a, "live -c %s --speed 0 --steps 20", conf);
-    if (run_nd(a, log)) CHECK_FAIL_("live: %s", live_text(log));
-    char small[512], ckpt[600], stats[512];
-    LIVE_PATH(small, "small");
-    LIVE_PATH(stats, "full.jsonl");
-    small_fs_with(small, prev, "live.ndm");
-    snprintf(ckpt, sizeof ckpt, "%s/live.ndm", small);
-    snprintf(a, sizeof a,
-             "live -c %s --speed 0 --steps 60 --stats %s --set live.checkpoint=%s "
-             "--set live.checkpoint_every=20",
-             conf, stats, ckpt);
-    CHECK_EQ(run_nd(a, log), 1);
-    char *text = live_text(log);
-    fprintf(stderr, "live:\n%s", text);
-    CHECK_CONTAINS(text, "checkpoint at step 20 not written");
-    CHECK_CONTAINS(text, "No space left on device");
-    CHECK_CONTAINS(text, "training goes on");
-    CHECK_CONTAINS(text, "the last checkpoint is in ");
-    free(text);
-    CHECK_EQ(test_sh("cmp -s %s %s", ckpt, prev), 0);             /* the previous one */
-    CHECK_EQ(test_sh("test $(ls -A %s | wc -l) = 1", small), 0); /* no temporary */
-    const char *l = live_last_line(stats);
-    CHECK_CONTAINS(l, "\"final\":true");
-    CHECK_EQ(live_json(l, "step"), 60); /* trained on to --steps */
-    char fallback[1024];
-    snprintf(fallback, sizeof fallback, "%s", json_str(l, "checkpoint_fallback"));
-    CHECK_CONTAINS(fallback, tmp_dir());
-    CHECK_CONTAINS(fallback, "live.ndm");
-    snprintf(a, sizeof a, "inspect %s | grep -q 'training: 60 steps'", fallback);
-    CHECK_EQ(test_sh("%s %s", nd, a), 0);
-    umount(small);
-    rmdir(small);
-
-    /* train: the same, for its periodic checkpoints and the end */
-    char ds[512], model0[512], small2[512], model[600];
-    LIVE_PATH(ds, "two.ndd");
-    LIVE_PATH(model0, "train0.ndm");
-    LIVE_PATH(small2, "small2");
-    snprintf(a, sizeof a, "capture -c %s -o %s", conf, ds);
-    if (run_nd(a, log)) CHECK_FAIL_("capture: %s", live_text(log));
-    snprintf(a, sizeof a, "train -c %s %s -o %s --steps 10 --set sample.calibrate=0", conf,
-             ds, model0);
-    if (run_nd(a, log)) CHECK_FAIL_("train: %s", live_text(log));
-    small_fs_with(small2, model0, "m.ndm");
-    snprintf(model, sizeof model, "%s/m.ndm", small2);
-    snprintf(a, sizeof a,
-             "train -c %s %s -o %s --steps 30 --set train.checkpoint_every=10 "
-             "--set sample.calibrate=0",
-             conf, ds, model);
-    CHECK_EQ(run_nd(a, log), 1);
-    text = live_text(log);
-    fprintf(stderr, "train:\n%s", text);
-    CHECK_CONTAINS(text, "step 10: checkpoint not written");
-    CHECK_CONTAINS(text, "step 20: checkpoint not written");
-    CHECK_CONTAINS(text, "No space left on device");
-    const char *in = strstr(text, "the trained model is in ");
-    CHECK(in);
-    snprintf(fallback, sizeof fallback, "%s", in + strlen("the trained model is in "));
-    *strstr(fallback, " instead") = 0;
-    free(text);
-    CHECK_CONTAINS(fallback, tmp_dir());
-    CHECK_EQ(test_sh("cmp -s %s %s", model, model0), 0);
-    CHECK_EQ(test_sh("test $(ls -A %s | wc -l) = 1", small2), 0);
-    snprintf(a, sizeof a, "inspect %s | grep -q 'training: 30 steps'", fallback);
-    CHECK_EQ(test_sh("%s %s", nd, a), 0);
-    umount(small2);
-    rmdir(small2);
-    printf("live checkpoint on a full disk: ok\n");
+    char src[600];
+    snprintf(src, sizeof src, "pcap:%s", tmp_path("two.pcap"));
+    live_write_two_class_pcap(tmp_path("two.pcap"), 12, 48, 200, 1);
+    live_write_config(tmp_path("live.yaml"), src, tmp_path("prev.ndm"), NULL);
+    test_live(tmp_path("live.yaml"));
+    test_train(tmp_path("live.yaml"));
+    printf("live and train checkpoints on a full disk: ok\n");
     return 0;
 }
