@@ -28,14 +28,17 @@ static long long file_size(const char *path)
     return (long long)st.st_size;
 }
 
-/* A tmpfs at dir, holding a copy of prev as name, with room for half a copy more. */
-static void small_fs_with(const char *dir, const char *prev, const char *name)
+/* A tmpfs at dir, holding a copy of prev as name (its path into file), with room for
+ * half a copy more. */
+static void small_fs_with(const char *dir, const char *prev, const char *name, char *file,
+                          size_t len)
 {
+    snprintf(file, len, "%s/%s", dir, name);
     CHECK_EQ(mkdir(dir, 0755), 0);
     char opt[64];
     snprintf(opt, sizeof opt, "size=%lld", file_size(prev) * 3 / 2);
     CHECK_EQ(mount("tmpfs", dir, "tmpfs", 0, opt), 0);
-    CHECK_EQ(test_sh("cp %s %s/%s", prev, dir, name), 0);
+    CHECK_EQ(test_sh("cp %s %s", prev, file), 0);
 }
 
 /* The path in "key":"..." of a JSON line (static buffer), "" when absent. */
@@ -91,8 +94,7 @@ static void test_live(const char *conf)
     /* an earlier run's checkpoint, then a run whose checkpoints find no room */
     snprintf(a, sizeof a, "live -c %s --speed 0 --steps 20", conf);
     if (run_nd(a, tmp_path("log.txt"))) CHECK_FAIL_("live: %s", live_text(tmp_path("log.txt")));
-    small_fs_with(small, tmp_path("prev.ndm"), "live.ndm");
-    snprintf(ckpt, sizeof ckpt, "%s/live.ndm", small);
+    small_fs_with(small, tmp_path("prev.ndm"), "live.ndm", ckpt, sizeof ckpt);
     char *text = run_full("live -c %s --speed 0 --steps 60 --stats %s --set live.checkpoint=%s "
                           "--set live.checkpoint_every=20",
                           conf, stats, ckpt);
@@ -117,8 +119,7 @@ static void test_train(const char *conf)
     snprintf(a, sizeof a, "train -c %s %s -o %s --steps 10 --set sample.calibrate=0", conf, ds,
              model0);
     if (run_nd(a, log)) CHECK_FAIL_("train: %s", live_text(log));
-    small_fs_with(small, model0, "m.ndm");
-    snprintf(model, sizeof model, "%s/m.ndm", small);
+    small_fs_with(small, model0, "m.ndm", model, sizeof model);
     char *text = run_full("train -c %s %s -o %s --steps 30 --set train.checkpoint_every=10 "
                           "--set sample.calibrate=0",
                           conf, ds, model);
