@@ -96,7 +96,7 @@ static void test_live(const char *conf)
     if (run_nd(a, tmp_path("log.txt"))) CHECK_FAIL_("live: %s", live_text(tmp_path("log.txt")));
     small_fs_with(small, tmp_path("prev.ndm"), "live.ndm", ckpt, sizeof ckpt);
     char *text = run_full("live -c %s --speed 0 --steps 60 --stats %s --set live.checkpoint=%s "
-                          "--set live.checkpoint_every=20",
+                          "--set live.checkpoint_every=20 --set live.checkpoint_interval=0s",
                           conf, stats, ckpt);
     CHECK_CONTAINS(text, "checkpoint at step 20 not written");
     CHECK_CONTAINS(text, "training goes on");
