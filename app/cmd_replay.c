@@ -316,7 +316,8 @@ static int options(replay_opts *o, uint64_t *bin_ns, const replay_args *r, const
     if (r->bin && (nd_parse_duration(r->bin, bin_ns, &e) || !*bin_ns))
         return cli_usage_error("replay", "--bin: %s", *bin_ns ? e.msg : "must be more than 0");
     if (!strncmp(r->to, "pcap:", 5) && o->loop == 0 && !o->duration_ns)
-        nd_warn("replay: --loop 0 without --duration writes until Ctrl-C or a full disk");
+        nd_warn("replay: --loop 0 without --duration writes until Ctrl-C (a full disk fails "
+                "the run, and the pcap is not kept)");
     return 0;
 }
 
