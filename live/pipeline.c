@@ -251,36 +251,33 @@ static int input_ended(nd_live *L, trainer *t, nd_error *e)
 }
 
 /* A checkpoint when checkpoint_every steps or checkpoint_interval have passed since the
- * last one. */
-static int maybe_checkpoint(nd_live *L, trainer *t, uint64_t now)
+ * last one. One that cannot be written is warned about: training goes on. */
+static void maybe_checkpoint(nd_live *L, trainer *t, uint64_t now)
 {
     nd_online_info in;
     nd_online_get_info(L->online, &in);
     uint64_t every = L->o->checkpoint_every, ival = L->o->checkpoint_interval_ns;
     if (in.step <= t->last_ckpt_step || !((every && in.step - t->last_ckpt_step >= every) ||
                                           (ival && now - t->last_ckpt_t >= ival)))
-        return 0;
+        return;
     nd_error ce = {0};
     int written, rc = nd_live_checkpoint(L, L->o->checkpoint, &written, &ce);
+    if (!rc && !written) return;
+    t->last_ckpt_step = in.step; /* after a failure too: the next checkpoint retries */
+    t->last_ckpt_t = now;
     if (rc) {
         /* A full disk or a folder gone must not end the run and lose its training: the
-         * previous checkpoint is intact (atomic writer), and the next one tries again. */
+         * previous checkpoint is intact (atomic writer). */
         nd_status_end();
         nd_warn("live: checkpoint at step %" PRIu64 " not written: %s; training goes on, "
                 "the next checkpoint tries again",
                 in.step, ce.msg);
-        t->last_ckpt_step = in.step;
-        t->last_ckpt_t = now;
-        return 0;
+        return;
     }
-    if (!written) return 0;
-    t->last_ckpt_step = in.step;
-    t->last_ckpt_t = now;
     t->ckpt_count++;
     if (!nd_status_enabled())
         nd_info("live: step %" PRIu64 ", loss %.4f: checkpoint %s", in.step, in.loss,
                 L->o->checkpoint);
-    return 0;
 }
 
 /* The status line, stats line and metrics, with the rates since the last ones. */
