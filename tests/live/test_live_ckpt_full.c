@@ -71,13 +71,11 @@ static char *run_full(const char *fmt, ...)
     return text;
 }
 
-/* The tmpfs at dir holds file as it was (a copy of prev) and nothing else; then it goes. */
-static void check_kept_and_unmount(const char *dir, const char *file, const char *prev)
+/* The tmpfs at dir holds file as it was (a copy of prev) and nothing else. */
+static void check_kept(const char *dir, const char *file, const char *prev)
 {
     CHECK_EQ(test_sh("cmp -s %s %s", file, prev), 0);
     CHECK_EQ(test_sh("test $(ls -A %s | wc -l) = 1", dir), 0); /* no temporary file */
-    CHECK_EQ(umount(dir), 0);
-    CHECK_EQ(rmdir(dir), 0);
 }
 
 /* The fallback file is in $TMPDIR and holds the model trained to step steps. */
@@ -102,7 +100,7 @@ static void test_live(const char *conf)
     CHECK_CONTAINS(text, "training goes on");
     CHECK_CONTAINS(text, "the last checkpoint is in ");
     free(text);
-    check_kept_and_unmount(small, ckpt, tmp_path("prev.ndm"));
+    check_kept(small, ckpt, tmp_path("prev.ndm"));
     const char *l = live_last_line(stats);
     CHECK_CONTAINS(l, "\"final\":true");
     CHECK_EQ(live_json(l, "step"), 60); /* trained on to --steps */
@@ -130,8 +128,18 @@ static void test_train(const char *conf)
     snprintf(fallback, sizeof fallback, "%.*s", (int)(strstr(in, " instead") - in - 24),
              in + 24);
     free(text);
-    check_kept_and_unmount(small, model, model0);
+    check_kept(small, model, model0);
     check_fallback(fallback, 30);
+}
+
+/* A failed check exits: the tmpfs mounts go first, so that the scratch directory can. */
+static void unmount_all(void)
+{
+    const char *dirs[] = {"small", "small2"};
+    for (int i = 0; i < 2; i++) {
+        umount(tmp_path(dirs[i]));
+        rmdir(tmp_path(dirs[i]));
+    }
 }
 
 int main(void)
@@ -142,6 +150,8 @@ int main(void)
         return 77;
     }
     snprintf(nd, sizeof nd, "%s", ND_BINARY);
+    tmp_dir();
+    atexit(unmount_all); /* after tmp_dir's: runs before its cleanup */
     char src[600];
     snprintf(src, sizeof src, "pcap:%s", tmp_path("two.pcap"));
     live_write_two_class_pcap(tmp_path("two.pcap"), 12, 48, 200, 1);
