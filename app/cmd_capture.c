@@ -82,12 +82,29 @@ static int parse(capture_args *o, int argc, char **argv)
     return 0;
 }
 
+/* The side file a failed capture saves to: OUT with ".partial" before its extension
+ * (cap.ndd -> cap.partial.ndd, cap -> cap.partial). malloc'd, NULL when out of memory. */
+static char *partial_name(const char *out)
+{
+    const char *base = strrchr(out, '/');
+    base = base ? base + 1 : out;
+    const char *dot = strrchr(base, '.');
+    size_t stem = dot && dot > base ? (size_t)(dot - out) : strlen(out);
+    size_t len = strlen(out) + sizeof ".partial";
+    char *p = malloc(len);
+    if (p) snprintf(p, len, "%.*s.partial%s", (int)stem, out, out + stem);
+    return p;
+}
+
 /* After capture_run returned rc: the windows of c into ds, saved to out, unless the
- * capture failed before any packet. Returns rc, or the save's code. */
+ * capture failed before any packet. A capture that failed later keeps what it read in
+ * a side file and leaves out as it was: a source failing must not replace a good
+ * dataset with part of one. Returns rc, or the save's code. */
 static int keep(capture_ctx *c, nd_dataset *ds, const char *out, int rc, const nd_error *e)
 {
     capture_totals t;
     capture_ctx_totals(c, &t);
+    char *side = NULL;
     if (rc == ND_EINTR) {
         nd_info("stopped by a signal: keeping what was captured so far");
         rc = 0;
@@ -95,18 +112,23 @@ static int keep(capture_ctx *c, nd_dataset *ds, const char *out, int rc, const n
         nd_err("%s", e->msg);
         /* A live source failing after hours of capture must not lose them: save what
          * there is, and still exit 1. A source that never delivered writes nothing. */
-        if (t.packets)
-            nd_err("keeping the %" PRIu64 " windows captured before the error", t.windows);
+        if (t.packets && !(side = partial_name(out))) nd_err("out of memory");
+        if (side)
+            nd_err("keeping the %" PRIu64 " windows captured before the error in %s (%s is "
+                   "left as it was)",
+                   t.windows, side, out);
     }
-    if (!rc || t.packets) {
+    if (!rc || side) {
         nd_error se = {0};
-        if (capture_ctx_to_dataset(c, ds, &se) || nd_dataset_save(ds, out, &se)) {
+        const char *to = side ? side : out;
+        if (capture_ctx_to_dataset(c, ds, &se) || nd_dataset_save(ds, to, &se)) {
             nd_err("%s", se.msg);
             if (!rc) rc = se.code;
         } else {
-            summary(c, out);
+            summary(c, to);
         }
     }
+    free(side);
     return rc;
 }
 
@@ -178,7 +200,9 @@ const nd_command cmd_capture = {
     "ports, MSS, flow arrival rate.\n"
     "\n"
     "Sources are read one after another; flows end with each source. Ctrl-C (SIGINT) or\n"
-    "SIGTERM ends a capture cleanly and keeps everything captured so far.\n"
+    "SIGTERM ends a capture cleanly and keeps everything captured so far. When a source\n"
+    "fails after packets were read, OUT is left as it was and what was captured goes to\n"
+    "OUT with .partial before its extension (out.partial.ndd); the exit code is 1.\n"
     "\n"
     "  -c, --config CONF   YAML config (see docs/CONFIG.md); defaults without it\n"
     "  -s, --source SRC    repeatable; replaces capture.sources of the config:\n"

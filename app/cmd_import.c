@@ -86,6 +86,7 @@ static char *read_file(const char *path, size_t *len, nd_error *e)
         nd_error_set(e, -errno, "%s: %s", path, strerror(errno));
         return NULL;
     }
+    nd_input_note(fileno(f));
     char *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {

@@ -33,7 +33,10 @@ static const char help[] =
     "\n"
     "SINK:\n"
     "  pcap:FILE        nanosecond pcap, written without waiting (deadlines become\n"
-    "                   timestamps from 2000-01-01); same seed, same file byte for byte\n"
+    "                   timestamps from 2000-01-01); same seed, same file byte for byte.\n"
+    "                   FILE is replaced when the replay ends (also by Ctrl-C or a\n"
+    "                   bound), never by a failed one; devices, FIFOs and the input\n"
+    "                   are refused\n"
     "  iface:NAME       libpcap injection on an interface, in real time x speed\n"
     "  dpdk:EAL-ARGS    DPDK tx bursts on the first port, e.g.\n"
     "                   'dpdk:--no-huge --no-pci -m 256 --vdev=net_null0'\n"
@@ -346,7 +349,7 @@ static int options(replay_opts *o, uint64_t *bin_ns, const replay_args *r, const
     if (!strncmp(r->to, "pcap:", 5) && o->loop == 0 && !o->duration_ns && !o->max_bytes &&
         !o->max_packets)
         nd_warn("replay: --loop 0 without --duration, --max-bytes or --max-packets writes "
-                "until Ctrl-C or a full disk");
+                "until Ctrl-C (a full disk fails the run, and the pcap is not kept)");
     return 0;
 }
 
@@ -387,12 +390,13 @@ static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *s
     memset(&st, 0, sizeof st);
     nd_error e = {0}, ce = {0};
     int rc = replay_run(ds, o, sink, &st, &e);
-    int crc = replay_sink_close(sink, &ce);
     if (rc && rc != ND_EINTR) {
+        replay_sink_discard(sink); /* a pcap file that was there stays as it was */
         nd_err("replay: %s", e.msg);
         return cli_exit_code(rc);
     }
-    if (crc) {
+    /* a stop by signal keeps what was sent: the pcap so far replaces the old one */
+    if (replay_sink_close(sink, &ce)) {
         nd_err("replay: %s", ce.msg);
         return ND_EXIT_FAIL;
     }
@@ -448,7 +452,14 @@ static int run(int argc, char **argv)
         status = send_flows(ds, &o, sink, &r);
         sink = NULL; /* closed */
     }
-    replay_sink_close(sink, NULL);
+    /* not replayed: stopped by a signal while sampling (an empty pcap is what was sent),
+     * or failed (an earlier pcap file stays as it was) */
+    nd_error ce = {0};
+    if (status) replay_sink_discard(sink);
+    else if (replay_sink_close(sink, &ce)) {
+        nd_err("replay: %s", ce.msg);
+        status = ND_EXIT_FAIL;
+    }
     nd_dataset_free(ds);
     nd_dm_free(dm);
     free(weights);

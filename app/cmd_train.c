@@ -77,6 +77,7 @@ static nd_dm *resume_open(const train_args *o, nd_error *e)
                 "other keys than sample.* are not applied, so the run stays the same run)",
                 o->out);
     nd_dm *m = nd_dm_load(o->out, ND_DM_BATCH_TRAIN, opts_dm_legacy, e);
+    nd_input_forget(o->out); /* read to be updated: its checkpoints replace it */
     int rc = m ? 0 : e->code;
     if (!rc && n_sets > n_train_sets) /* stored with the model from now on */
         rc = opts_dm_resume_sets(m, sets, n_sets, e);
@@ -179,6 +180,9 @@ const nd_command cmd_train = {
     "denoise them. Batches draw classes evenly; the flows (groups) picked by\n"
     "train.val_fraction are held out and give a validation loss. The model file is\n"
     "written atomically every train.checkpoint_every steps, at the end, and on Ctrl-C.\n"
+    "A checkpoint that cannot be written (full disk) is warned about and training goes\n"
+    "on; a final model that cannot go to FILE goes to $TMPDIR/netdiffus-PID-NAME\n"
+    "(/tmp without TMPDIR), and the error says so (exit 1).\n"
     "\n"
     "  -c, --config CONF   YAML config (model, train, sample sections; docs/CONFIG.md)\n"
     "      --set KEY=VAL   override one key, e.g. --set train.batch=16\n"

@@ -48,6 +48,8 @@ int main(int argc, char **argv)
      * fail with EPIPE, which every writer handles; the signal would end the process and
      * lose what a long run holds. */
     signal(SIGPIPE, SIG_IGN);
+    /* One process is one run: no output of it may replace a file it read. */
+    nd_input_guard();
     /* Strip global options wherever they are (up to "--"), so that both
      * `netdiffus -v capture ...` and `netdiffus capture ... -v` work. */
     int level = ND_LOG_INFO, n = 1, dashdash = 0;

@@ -93,6 +93,46 @@ uint32_t nd_rng_below(nd_rng *r, uint32_t n); /* [0, n), n > 0 */
 float nd_rng_normal(nd_rng *r);               /* N(0, 1), Box–Muller, one value per call */
 
 /* ------------------------------------------------------------------------------------ */
+/* Output files: every file netdiffus writes goes through the atomic writer, which never */
+/* replaces what is not its own (docs/FORMATS.md, "Writing files").                      */
+/* ------------------------------------------------------------------------------------ */
+
+/* Turns the input registry on for this process, a run of the program (its main calls
+ * it): from then on every file readers note is one the atomic writer refuses to replace,
+ * so that no command overwrites what it reads (`export X.ndd --csv X.ndd`). Off in
+ * library users that read and rewrite one file on purpose (tests, tools). */
+void nd_input_guard(void);
+/* Notes the file open on fd as an input of this run (every reader calls it; only
+ * regular files count). Thread-safe; nothing while the registry is off. */
+void nd_input_note(int fd);
+/* Lets the file at path be replaced again: for runs meant to update their input (a
+ * resumed checkpoint). No-op when it was not noted. */
+void nd_input_forget(const char *path);
+
+/* A file written to a temporary name beside its target (".NAME.XXXXXX", locked with
+ * flock while it is written) and renamed over the target on commit, so that a failed or
+ * killed run leaves the previous file whole. A symbolic link is followed (the file it
+ * points to is replaced, the link kept); a target that is not a regular file (device,
+ * FIFO, socket, directory) or is an input of the run is refused with ND_EUSAGE. Opening
+ * removes the temporary files of this target that killed writers left (those whose lock
+ * can be taken). Writes are buffered; the first failure is kept (sticky) and returned
+ * again by every later call, so callers may check only at the end. */
+typedef struct nd_afile nd_afile;
+/* NULL and e filled ("PATH: ...") on failure. */
+nd_afile *nd_afile_open(const char *path, nd_error *e);
+int nd_afile_write(nd_afile *f, const void *data, size_t len, nd_error *e);
+/* Flush, fsync, rename over the target, fsync the directory. Frees f in every case; on
+ * any failure the temporary file is removed and the target is untouched. */
+int nd_afile_commit(nd_afile *f, nd_error *e);
+void nd_afile_abort(nd_afile *f); /* removes the temporary file; NULL is a no-op */
+
+/* Where a long run saves its result when path cannot be written (unwritable folder, full
+ * disk), so that the work is not lost: ${TMPDIR:-/tmp}/netdiffus-PID-NAME, NAME being
+ * path's last component. The caller says where it went. malloc'd; NULL when out of
+ * memory. */
+char *nd_fallback_path(const char *path);
+
+/* ------------------------------------------------------------------------------------ */
 /* Container: the sectioned, checksummed file under .ndd and .ndm (docs/FORMATS.md).   */
 /* ------------------------------------------------------------------------------------ */
 

@@ -1,6 +1,7 @@
 /*
  * ndfile.c — the sectioned, checksummed container under dataset (.ndd) and model (.ndm)
- * files, and the atomic writer it (and the series CSV) is written with.
+ * files, the atomic writer every output file is written with, and the registry of the
+ * run's input files that writer refuses to replace.
  *
  * Layout (docs/FORMATS.md has the tables):
  *   header, 40 bytes: magic[8] "\x89NDF\r\n\x1a\n", u32 version, u32 kind, u32 section
@@ -11,11 +12,14 @@
  * All little-endian. The reader checks the whole file before it hands out anything; no
  * length is used before it has been checked against the file size.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -72,14 +76,79 @@ uint32_t nd_crc32(uint32_t crc, const void *data, uint64_t len)
 static uint64_t pad_of(uint64_t len) { return (ALIGN - len % ALIGN) % ALIGN; }
 
 /* ------------------------------------------------------------------------------------ */
+/* Inputs of the run                                                                    */
+/* ------------------------------------------------------------------------------------ */
+
+/* The regular files this process has read, by device and inode (a path can change, and
+ * one file has many paths). Few entries: a linear search is enough. */
+typedef struct file_id {
+    dev_t dev;
+    ino_t ino;
+} file_id;
+
+static pthread_mutex_t inputs_mu = PTHREAD_MUTEX_INITIALIZER;
+static file_id *inputs;
+static size_t n_inputs, cap_inputs;
+static int inputs_on;
+
+void nd_input_guard(void)
+{
+    pthread_mutex_lock(&inputs_mu);
+    inputs_on = 1;
+    pthread_mutex_unlock(&inputs_mu);
+}
+
+static int input_index(dev_t dev, ino_t ino)
+{
+    for (size_t i = 0; i < n_inputs; i++)
+        if (inputs[i].dev == dev && inputs[i].ino == ino) return (int)i;
+    return -1;
+}
+
+void nd_input_note(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) return; /* outputs are regular files only */
+    pthread_mutex_lock(&inputs_mu);
+    if (inputs_on && input_index(st.st_dev, st.st_ino) < 0) {
+        if (n_inputs == cap_inputs) {
+            size_t cap = cap_inputs ? 2 * cap_inputs : 16;
+            file_id *v = realloc(inputs, cap * sizeof *v);
+            /* Out of memory: the file goes unguarded, which is what it was before. */
+            if (v) inputs = v, cap_inputs = cap;
+        }
+        if (n_inputs < cap_inputs) inputs[n_inputs++] = (file_id){st.st_dev, st.st_ino};
+    }
+    pthread_mutex_unlock(&inputs_mu);
+}
+
+void nd_input_forget(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st)) return;
+    pthread_mutex_lock(&inputs_mu);
+    int i = input_index(st.st_dev, st.st_ino);
+    if (i >= 0) inputs[i] = inputs[--n_inputs];
+    pthread_mutex_unlock(&inputs_mu);
+}
+
+static int is_input(const struct stat *st)
+{
+    pthread_mutex_lock(&inputs_mu);
+    int found = input_index(st->st_dev, st->st_ino) >= 0;
+    pthread_mutex_unlock(&inputs_mu);
+    return found;
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* Atomic file                                                                          */
 /* ------------------------------------------------------------------------------------ */
 
 #define AFILE_BUF (1u << 16)
 
 struct nd_afile {
-    char *path; /* target */
-    char *tmp;  /* temporary file beside it */
+    char *path; /* target: the file the name given resolves to through its symlinks */
+    char *tmp;  /* temporary file beside it, locked (flock) while it is ours */
     char *dir;  /* directory of both, for the fsync after rename */
     int fd;
     int err;        /* first failure, sticky */
@@ -119,6 +188,138 @@ static mode_t new_file_mode(void)
     return 0666 & ~mask;
 }
 
+/* The file a write to path lands in: path, or the end of its chain of symbolic links
+ * (a link is followed, not replaced: it keeps pointing at the new file). A dangling
+ * link resolves to the file it names, which the write creates. malloc'd; NULL with e. */
+static char *resolve_links(const char *path, nd_error *e)
+{
+    char *cur = strdup(path);
+    for (int hops = 0; cur; hops++) {
+        struct stat st;
+        if (lstat(cur, &st) || !S_ISLNK(st.st_mode)) return cur;
+        if (hops == 40) {
+            free(cur);
+            nd_error_set(e, -ELOOP, "%s: %s", path, nd_strerror(-ELOOP));
+            return NULL;
+        }
+        char link[PATH_MAX];
+        ssize_t n = readlink(cur, link, sizeof link - 1);
+        if (n < 0) {
+            int code = -errno;
+            free(cur);
+            nd_error_set(e, code, "%s: cannot read the symbolic link: %s", path,
+                         nd_strerror(code));
+            return NULL;
+        }
+        link[n] = 0;
+        const char *slash = strrchr(cur, '/');
+        int dlen = link[0] != '/' && slash ? (int)(slash - cur) + 1 : 0;
+        size_t len = (size_t)dlen + (size_t)n + 1;
+        char *next = malloc(len);
+        if (next) snprintf(next, len, "%.*s%s", dlen, cur, link);
+        free(cur);
+        cur = next;
+    }
+    nd_error_set(e, -ENOMEM, "%s: out of memory", path);
+    return NULL;
+}
+
+static const char *file_type_name(mode_t m)
+{
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISFIFO(m) ? "a FIFO (named pipe)"
+           : S_ISSOCK(m) ? "a socket"
+                         : "not a regular file";
+}
+
+/* Whether a write may replace target (named path by the caller): only a regular file
+ * that is none of the run's inputs, or nothing yet. 0, or ND_EUSAGE with e filled. *st
+ * is target's, st->st_mode 0 when it does not exist. */
+static int check_target(const char *path, const char *target, struct stat *st, nd_error *e)
+{
+    const char *via = strcmp(path, target) ? " (through a symbolic link)" : "";
+    if (stat(target, st)) {
+        int code = -errno;
+        st->st_mode = 0;
+        if (code == -ENOENT) return 0;
+        return nd_error_set(e, code, "%s: cannot check the output file: %s", path,
+                            nd_strerror(code));
+    }
+    if (!S_ISREG(st->st_mode))
+        return nd_error_set(e, ND_EUSAGE,
+                            "%s%s is %s, not a regular file: refusing to write an output "
+                            "there",
+                            path, via, file_type_name(st->st_mode));
+    if (is_input(st))
+        return nd_error_set(e, ND_EUSAGE,
+                            "%s%s is also an input of this run: refusing to replace it "
+                            "(write the output to another file)",
+                            path, via);
+    return 0;
+}
+
+/* Whether name is ".BASE.XXXXXX", a temporary file of ours for target file name base. */
+static int is_temp_of(const char *name, const char *base)
+{
+    size_t bl = strlen(base);
+    if (name[0] != '.' || strncmp(name + 1, base, bl) || name[1 + bl] != '.') return 0;
+    const char *x = name + 2 + bl;
+    if (strlen(x) != 6) return 0;
+    for (int i = 0; i < 6; i++)
+        if (!((x[i] >= 'a' && x[i] <= 'z') || (x[i] >= 'A' && x[i] <= 'Z') ||
+              (x[i] >= '0' && x[i] <= '9')))
+            return 0;
+    return 1;
+}
+
+/* Removes temporary files that writes to target left behind when they were killed
+ * (SIGKILL, power loss). A writer holds an exclusive flock on its temporary file until
+ * it is renamed or removed, so one whose lock can be taken has no writer any more; one
+ * that a concurrent writer still holds is left alone. */
+static void remove_stale_temps(const nd_afile *f, const char *base)
+{
+    DIR *d = opendir(f->dir);
+    if (!d) return;
+    const char *own = strrchr(f->tmp, '/');
+    own = own ? own + 1 : f->tmp;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!is_temp_of(de->d_name, base) || !strcmp(de->d_name, own)) continue;
+        int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) continue;
+        struct stat st, now;
+        /* Still the file that was locked (not replaced meanwhile), then gone. */
+        if (!fstat(fd, &st) && S_ISREG(st.st_mode) && !flock(fd, LOCK_EX | LOCK_NB) &&
+            !fstatat(dirfd(d), de->d_name, &now, AT_SYMLINK_NOFOLLOW) &&
+            now.st_dev == st.st_dev && now.st_ino == st.st_ino &&
+            !unlinkat(dirfd(d), de->d_name, 0))
+            nd_debug("%s/%s: removed a temporary file an interrupted write left", f->dir,
+                     de->d_name);
+        close(fd);
+    }
+    closedir(d);
+}
+
+/* Creates f->tmp from its template and locks it. A cleaner in another process may have
+ * taken the lock between mkstemp and flock and removed the file: then a new name. */
+static int create_temp(nd_afile *f, size_t tlen, const char *base)
+{
+    const char *slash = strrchr(f->path, '/');
+    int dlen = slash ? (int)(slash - f->path) + 1 : 0;
+    for (int tries = 0; tries < 16; tries++) {
+        snprintf(f->tmp, tlen, "%.*s.%s.XXXXXX", dlen, f->path, base);
+        f->fd = mkstemp(f->tmp);
+        if (f->fd < 0) return -errno;
+        struct stat st;
+        if (!flock(f->fd, LOCK_EX) && !fstat(f->fd, &st) && st.st_nlink > 0) return 0;
+        close(f->fd);
+        f->fd = -1;
+    }
+    return -EAGAIN;
+}
+
 nd_afile *nd_afile_open(const char *path, nd_error *e)
 {
     nd_afile *f = calloc(1, sizeof *f);
@@ -127,41 +328,56 @@ nd_afile *nd_afile_open(const char *path, nd_error *e)
         return NULL;
     }
     f->fd = -1;
-    const char *slash = strrchr(path, '/');
-    size_t dlen = slash ? (size_t)(slash - path) : 0;
-    const char *base = slash ? slash + 1 : path;
-    f->path = strdup(path);
-    f->dir = slash ? (dlen ? strndup(path, dlen) : strdup("/")) : strdup(".");
-    size_t tlen = strlen(path) + 16;
-    f->tmp = malloc(tlen);
-    if (!f->path || !f->dir || !f->tmp) {
-        nd_error_set(e, -ENOMEM, "%s: out of memory", path);
-        goto fail;
-    }
-    if (!*base) {
+    struct stat st;
+    const char *end = strrchr(path, '/');
+    if (!*(end ? end + 1 : path)) {
         nd_error_set(e, -EISDIR, "%s: is a directory, expected a file name", path);
         goto fail;
     }
+    if (!(f->path = resolve_links(path, e)) || check_target(path, f->path, &st, e)) goto fail;
+    const char *slash = strrchr(f->path, '/');
+    size_t dlen = slash ? (size_t)(slash - f->path) : 0;
+    const char *base = slash ? slash + 1 : f->path;
+    f->dir = slash ? (dlen ? strndup(f->path, dlen) : strdup("/")) : strdup(".");
+    size_t tlen = strlen(f->path) + 16;
+    f->tmp = malloc(tlen);
+    if (!f->dir || !f->tmp) {
+        nd_error_set(e, -ENOMEM, "%s: out of memory", path);
+        goto fail;
+    }
     /* Hidden name in the same directory: rename(2) is atomic only within a filesystem. */
-    snprintf(f->tmp, tlen, "%.*s.%s.XXXXXX", (int)(slash ? dlen + 1 : 0), path, base);
-    f->fd = mkstemp(f->tmp);
-    if (f->fd < 0) {
-        int code = -errno;
+    int code = create_temp(f, tlen, base);
+    if (code) {
         nd_error_set(e, code, "%s: cannot create a temporary file beside it: %s", path,
                      nd_strerror(code));
         goto fail;
     }
+    remove_stale_temps(f, base);
     /* mkstemp makes 0600; keep the mode of the file we replace, else the usual one. */
-    struct stat st;
-    mode_t mode = stat(path, &st) == 0 ? st.st_mode & 07777 : new_file_mode();
+    mode_t mode = st.st_mode ? st.st_mode & 07777 : new_file_mode();
     if (fchmod(f->fd, mode) < 0) nd_debug("%s: fchmod: %s", f->tmp, strerror(errno));
     return f;
 fail:
+    if (f->fd >= 0) {
+        unlink(f->tmp);
+        close(f->fd);
+    }
     free(f->path);
     free(f->dir);
     free(f->tmp);
     free(f);
     return NULL;
+}
+
+char *nd_fallback_path(const char *path)
+{
+    const char *dir = getenv("TMPDIR"), *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (!dir || !*dir) dir = "/tmp";
+    size_t len = strlen(dir) + strlen(base) + 40;
+    char *p = malloc(len);
+    if (p) snprintf(p, len, "%s/netdiffus-%ld-%s", dir, (long)getpid(), base);
+    return p;
 }
 
 static int write_all(int fd, const unsigned char *p, size_t len)
@@ -248,18 +464,23 @@ int nd_afile_commit(nd_afile *f, nd_error *e)
 {
     int rc = afile_flush(f, e);
     if (!rc && fsync(f->fd) < 0) rc = afile_fail(f, e, -errno, "cannot sync");
-    if (!rc) {
-        int fd = f->fd;
-        f->fd = -1;
-        /* close can report a deferred write error (NFS): the data would be lost. */
-        if (close(fd) < 0) rc = afile_fail(f, e, -errno, "cannot write");
+    /* Checked again: the target may have become a device or a FIFO meanwhile. */
+    struct stat st;
+    if (!rc && check_target(f->path, f->path, &st, &f->saved)) {
+        rc = f->err = f->saved.code;
+        if (e) *e = f->saved;
     }
+    /* Renamed while the lock is held: a cleaner never takes the file for a stale one. */
     if (!rc && rename(f->tmp, f->path) < 0)
         rc = afile_fail(f, e, -errno, "cannot rename into place");
     if (rc) {
         nd_afile_abort(f);
         return rc;
     }
+    int fd = f->fd;
+    f->fd = -1;
+    /* close can report a deferred write error (NFS) that fsync did not. */
+    if (close(fd) < 0) rc = afile_fail(f, e, -errno, "cannot write");
     /* Make the rename itself durable. Some filesystems cannot sync a directory (EINVAL):
      * nothing more can be done there, and the file is in place, so that is not an error. */
     int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -281,6 +502,7 @@ int nd_read_file(const char *path, char **data, size_t *len, nd_error *e)
         int code = -errno;
         return nd_error_set(e, code, "%s: cannot open: %s", path, nd_strerror(code));
     }
+    nd_input_note(fd);
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         close(fd);
@@ -616,6 +838,7 @@ ndf_reader *ndf_open(const char *path, uint32_t kind, nd_error *e)
         nd_error_set(e, code, "%s: cannot open: %s", path, nd_strerror(code));
         goto fail;
     }
+    nd_input_note(fd);
     if (S_ISDIR(st.st_mode)) {
         nd_error_set(e, -EISDIR, "%s: is a directory, expected a dataset or model file", path);
         goto fail;

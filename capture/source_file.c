@@ -310,6 +310,7 @@ capture_source *capture_file_open(const char *spec, const char *path, const capt
                      strerror(err));
         return NULL;
     }
+    nd_input_note(fd); /* so that no output of the run replaces it */
     struct stat st;
     if (fstat(fd, &st)) {
         close(fd);

@@ -101,6 +101,7 @@ typedef struct nd_live_figures {
     uint64_t ckpt_step, ckpt_count;
     double ckpt_age;
     int input_done;
+    const char *ckpt_fallback; /* final: where the last checkpoint went instead, or NULL */
 } nd_live_figures;
 
 void nd_live_sleep_ns(uint64_t ns);
@@ -123,9 +124,10 @@ void nd_live_show_memory(const nd_live *L);
 int nd_live_metrics_open(uint32_t port, nd_error *e);
 void *nd_live_metrics_main(void *arg);
 
-/* pipe_replay.c: writes the checkpoint (*written = 0 while no class has warmed up) and,
- * with a replay thread, hands it a copy of the model just saved. 0 or the save's code. */
-int nd_live_checkpoint(nd_live *L, int *written, nd_error *e);
+/* pipe_replay.c: writes the checkpoint to path (live.checkpoint, or the fallback of the
+ * last one; *written = 0 while no class has warmed up) and, with a replay thread, hands
+ * it a copy of the model just saved. 0 or the save's code. */
+int nd_live_checkpoint(nd_live *L, const char *path, int *written, nd_error *e);
 /* The replay thread: samples each copy handed over and replays it until R->stop. arg: R. */
 void *nd_live_replay_main(void *arg);
 

@@ -12,13 +12,13 @@
 
 #include "live_impl.h"
 
-int nd_live_checkpoint(nd_live *L, int *written, nd_error *e)
+int nd_live_checkpoint(nd_live *L, const char *path, int *written, nd_error *e)
 {
     nd_online *o = L->online;
     pthread_mutex_lock(&L->mu);
     for (uint32_t i = 0; i < L->n_classes; i++) nd_online_set_stats(o, i, &L->snap.stats[i]);
     pthread_mutex_unlock(&L->mu);
-    int rc = nd_online_save(o, L->o->checkpoint, written, e);
+    int rc = nd_online_save(o, path, written, e);
     if (rc || !*written || !L->replay) return rc;
     /* the replay thread samples a copy of the EMA weights made here, between two steps,
      * so it never races the optimiser and never reads the file back; a copy that cannot
@@ -49,6 +49,7 @@ void *nd_live_replay_main(void *arg)
     nd_rng rng;
     nd_rng_seed(&rng, L->o->sample_seed);
     nd_dm *m = NULL;
+    int failed = 0;
     while (!R->stop) {
         /* the trainer's copy of its EMA weights at the newest checkpoint: taking it
          * empties the slot, so each copy is sampled once and freed by this thread */
@@ -80,12 +81,14 @@ void *nd_live_replay_main(void *arg)
         nd_dataset_free(ds);
         if (rc && rc != ND_EINTR) {
             nd_warn("live: replay: %s", e.msg);
+            failed = 1;
             break;
         }
         R->rounds++;
         R->packets += st.packets;
     }
     nd_dm_free(m);
-    replay_sink_close(sink, NULL);
+    if (failed) replay_sink_discard(sink); /* a pcap file: the previous one stays */
+    else if (replay_sink_close(sink, &e)) nd_warn("live: replay: %s", e.msg);
     return NULL;
 }

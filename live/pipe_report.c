@@ -45,6 +45,17 @@ void nd_live_gather(nd_live *L, const nd_online_info *in, nd_live_figures *f, ui
     f->rss = rss_bytes();
 }
 
+/* Appends ,"name":"value" to a JSON object, value escaped (it is a path). */
+static void json_string_field(FILE *out, const char *name, const char *value)
+{
+    fprintf(out, ",\"%s\":\"", name);
+    for (const unsigned char *c = (const unsigned char *)value; *c; c++)
+        if (*c == '"' || *c == '\\') fprintf(out, "\\%c", *c);
+        else if (*c < 0x20) fprintf(out, "\\u%04x", *c);
+        else fputc(*c, out);
+    fputc('"', out);
+}
+
 /* Status line, JSON line and metrics text from the same figures. */
 void nd_live_report(nd_live *L, const nd_live_figures *f, int final)
 {
@@ -92,7 +103,9 @@ void nd_live_report(nd_live *L, const nd_live_figures *f, int final)
                     i ? "," : "", ci.name, ci.seen, ci.kept, ci.model_class, ci.clipped,
                     ci.refits);
         }
-        fputs("}}\n", stats);
+        fputc('}', stats);
+        if (f->ckpt_fallback) json_string_field(stats, "checkpoint_fallback", f->ckpt_fallback);
+        fputs("}\n", stats);
         fflush(stats);
     }
     if (L->o->metrics_port) {

@@ -109,6 +109,7 @@ static int setup_trainer(nd_live *L, nd_error *e)
     const nd_live_opts *o = L->o;
     if (o->resume) {
         L->online = nd_online_resume(o->checkpoint, &o->online, o->legacy, L->hdr, e);
+        nd_input_forget(o->checkpoint); /* read to be updated: its checkpoints replace it */
     } else {
         nd_dm_settings s = o->model;
         s.train.threads = o->trainer_threads;
@@ -250,24 +251,33 @@ static int input_ended(nd_live *L, trainer *t, nd_error *e)
 }
 
 /* A checkpoint when checkpoint_every steps or checkpoint_interval have passed since the
- * last one. */
-static int maybe_checkpoint(nd_live *L, trainer *t, uint64_t now, nd_error *e)
+ * last one. One that cannot be written is warned about: training goes on. */
+static void maybe_checkpoint(nd_live *L, trainer *t, uint64_t now)
 {
     nd_online_info in;
     nd_online_get_info(L->online, &in);
     uint64_t every = L->o->checkpoint_every, ival = L->o->checkpoint_interval_ns;
     if (in.step <= t->last_ckpt_step || !((every && in.step - t->last_ckpt_step >= every) ||
                                           (ival && now - t->last_ckpt_t >= ival)))
-        return 0;
-    int written, rc = nd_live_checkpoint(L, &written, e);
-    if (rc || !written) return rc;
-    t->last_ckpt_step = in.step;
+        return;
+    nd_error ce = {0};
+    int written, rc = nd_live_checkpoint(L, L->o->checkpoint, &written, &ce);
+    if (!rc && !written) return;
+    t->last_ckpt_step = in.step; /* after a failure too: the next checkpoint retries */
     t->last_ckpt_t = now;
+    if (rc) {
+        /* A full disk or a folder gone must not end the run and lose its training: the
+         * previous checkpoint is intact (atomic writer). */
+        nd_status_end();
+        nd_warn("live: checkpoint at step %" PRIu64 " not written: %s; training goes on, "
+                "the next checkpoint tries again",
+                in.step, ce.msg);
+        return;
+    }
     t->ckpt_count++;
     if (!nd_status_enabled())
         nd_info("live: step %" PRIu64 ", loss %.4f: checkpoint %s", in.step, in.loss,
                 L->o->checkpoint);
-    return 0;
 }
 
 /* The status line, stats line and metrics, with the rates since the last ones. */
@@ -318,13 +328,33 @@ static int train_loop(nd_live *L, trainer *t, nd_error *e)
             }
             nd_live_sleep_ns(20000000ull);
         }
-        if ((rc = maybe_checkpoint(L, t, now, e))) break;
+        maybe_checkpoint(L, t, now);
         if (now >= t->next_status) status(L, t, now);
     }
     return rc;
 }
 
 /* ---- shutdown -------------------------------------------------------------------- */
+
+/* The last checkpoint, to live.checkpoint or, when that cannot be written, to the
+ * fallback file (nd_fallback_path): the run's training is kept either way. 0; or a code
+ * with e saying why and, when *fallback is set (malloc'd), where the checkpoint is. */
+static int last_checkpoint(nd_live *L, int *written, char **fallback, nd_error *e)
+{
+    nd_error ce = {0};
+    int rc = nd_live_checkpoint(L, L->o->checkpoint, written, &ce);
+    if (!rc) return 0;
+    char *alt = nd_fallback_path(L->o->checkpoint);
+    nd_error fe = {0};
+    if (!alt || nd_live_checkpoint(L, alt, written, &fe)) {
+        nd_err("live: %s", ce.msg);
+        free(alt);
+        return nd_error_set(e, rc, "live: the last checkpoint was not written: %s",
+                            alt ? fe.msg : "out of memory");
+    }
+    *fallback = alt;
+    return nd_error_set(e, rc, "live: %s; the last checkpoint is in %s instead", ce.msg, alt);
+}
 
 /* After the loop ended with rc: capture stops first (its last windows are drained),
  * then one last checkpoint and the final figures. Returns 0 or a code with e filled. */
@@ -336,11 +366,13 @@ static int finish(nd_live *L, trainer *t, int rc, nd_live_result *res, nd_error 
     if (rc && rc != ND_EINTR) return rc;
     nd_error de = {0};
     int written = 0, dr = drain(L, UINT32_MAX, &de);
-    if (!dr) dr = nd_live_checkpoint(L, &written, &de);
     if (dr) {
         *e = de;
         return dr;
     }
+    char *fallback = NULL;
+    int cr = last_checkpoint(L, &written, &fallback, e);
+    if (cr && !fallback) return cr;
     if (written) t->ckpt_count++;
     nd_online_info in;
     nd_online_get_info(L->online, &in);
@@ -349,7 +381,9 @@ static int finish(nd_live *L, trainer *t, int rc, nd_live_result *res, nd_error 
     f->ckpt_step = written ? in.step : t->last_ckpt_step;
     f->ckpt_count = t->ckpt_count;
     f->input_done = t->input_done;
+    f->ckpt_fallback = fallback;
     nd_live_report(L, f, 1);
+    free(fallback);
     *res = (nd_live_result){.seconds = f->t,
                             .packets = f->packets,
                             .windows = f->pushed + f->dropped,
@@ -360,7 +394,7 @@ static int finish(nd_live *L, trainer *t, int rc, nd_live_result *res, nd_error 
                             .checkpoint = written,
                             .replay_rounds = L->R.rounds,
                             .replay_packets = L->R.packets};
-    return 0;
+    return cr;
 }
 
 static nd_live *live_new(const nd_live_opts *o)

@@ -882,6 +882,23 @@ static double val_loss(nd_dm *m, const nd_dataset *ds, const uint64_t *val, size
     return sum / (double)total;
 }
 
+/* The trained model to path or, when that cannot be written, to the fallback file
+ * (nd_fallback_path), so that the training is not lost. 0, or a code with e saying why
+ * and where the model went. */
+static int save_or_fall_back(nd_dm *m, const char *path, nd_error *e)
+{
+    nd_error se = {0}, fe = {0};
+    int rc = nd_dm_save(m, path, &se);
+    if (!rc) return 0;
+    char *alt = nd_fallback_path(path);
+    if (!alt) nd_error_set(&fe, -ENOMEM, "out of memory");
+    if (!alt || nd_dm_save(m, alt, &fe))
+        nd_error_set(e, rc, "%s; the model was not saved elsewhere either: %s", se.msg, fe.msg);
+    else nd_error_set(e, rc, "%s; the trained model is in %s instead", se.msg, alt);
+    free(alt);
+    return rc;
+}
+
 int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train_report *rep,
                 nd_error *e)
 {
@@ -980,17 +997,21 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
         uint64_t ce = m->s.train.checkpoint_every;
         if (o->path && ce && m->step % ce == 0 && m->step < o->steps) {
             rep->val_loss = val_loss(m, ds, val, nval, &b, save);
-            if ((rc = nd_dm_save(m, o->path, e))) goto out;
-            if (!o->quiet) {
-                nd_status_end();
+            nd_error se = {0};
+            if (!o->quiet) nd_status_end();
+            /* A checkpoint that cannot be written (full disk) is no reason to stop: the
+             * previous one is intact, the next one tries again, the end falls back. */
+            if (nd_dm_save(m, o->path, &se))
+                nd_warn("step %llu: checkpoint not written: %s; training goes on",
+                        (unsigned long long)m->step, se.msg);
+            else if (!o->quiet)
                 nd_info("step %llu: loss %.4f, validation loss %.4f (EMA), checkpoint %s",
                         (unsigned long long)m->step, loss_avg, rep->val_loss, o->path);
-            }
         }
     }
     if (!o->quiet) nd_status_end();
     rep->val_loss = val_loss(m, ds, val, nval, &b, save);
-    if (o->path && (rc = nd_dm_save(m, o->path, e))) goto out;
+    if (o->path && (rc = save_or_fall_back(m, o->path, e))) goto out;
     if (rep->interrupted) rc = ND_EINTR;
 out:
     rep->steps_done = m->step - step0;

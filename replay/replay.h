@@ -88,8 +88,12 @@ typedef int (*replay_sink_fn)(const uint8_t *frame, uint32_t len, uint64_t deadl
                               const replay_pkt_info *info, void *arg);
 replay_sink *replay_sink_func(replay_sink_fn fn, void *arg);
 /* Flushes and frees the sink; returns the first error that flushing met (e.g. -ENOSPC
- * with the file name in e). NULL is a no-op returning 0. */
+ * with the file name in e). A pcap file replaces the previous file at its path only
+ * here, and only when every write succeeded. NULL is a no-op returning 0. */
 int replay_sink_close(replay_sink *s, nd_error *e);
+/* Frees the sink after a failed run: a pcap file sink drops what it wrote and the
+ * previous file at its path stays as it was. NULL is a no-op. */
+void replay_sink_discard(replay_sink *s);
 
 /* ------------------------------------------------------------------------------------ */
 /* Running                                                                              */

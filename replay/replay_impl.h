@@ -210,6 +210,7 @@ struct replay_sink {
     double line_bps;   /* the line's rate when the sink knows it (an interface's), else 0 */
     int timed;         /* deadlines are waited for: record timing errors in err */
     sink_errhist *err; /* timing errors (paced sinks only) */
+    int discard;       /* closed by replay_sink_discard: a file sink keeps nothing */
 };
 
 /* A sink that sends one frame at a time from a buffer of its own (func, iface): embed it

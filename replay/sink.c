@@ -4,14 +4,14 @@
  *
  * The pcap sink writes nanosecond pcap (magic a1b23c4d, LINKTYPE_ETHERNET) without
  * waiting: deadlines become timestamps, counted from 2000-01-01T00:00:00Z so that the
- * file depends on the seed only. Records are appended to a buffer and written whole, so
- * a stop between packets (SIGINT) always leaves a readable file; a failed write (full
- * disk) cuts the file back to its last complete record and reports the error.
+ * file depends on the seed only. The file is written with the atomic writer (nd.h):
+ * records go to a temporary file beside the target, which replaces the target when the
+ * run ends normally (also when a signal or a bound stopped it: the records written so far
+ * are a valid pcap) and is removed on an error (full disk, bad input), so that a failed
+ * run leaves the previous file as it was.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "replay_impl.h"
 
@@ -74,6 +74,13 @@ int replay_sink_close(replay_sink *s, nd_error *e)
     return s->ops->close(s, e);
 }
 
+void replay_sink_discard(replay_sink *s)
+{
+    if (!s) return;
+    s->discard = 1;
+    s->ops->close(s, NULL);
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Function sink                                                                         */
 /* ------------------------------------------------------------------------------------ */
@@ -133,49 +140,16 @@ replay_sink *replay_sink_func(replay_sink_fn fn, void *arg)
 
 typedef struct sink_pcap {
     replay_sink base;
-    int fd;
-    char *path;
-    uint8_t *buf;
-    size_t len;        /* bytes in buf, whole records only */
-    uint64_t written;  /* bytes in the file */
-    uint64_t flushed;  /* packets in the file */
-    uint64_t buf_pkts; /* packets in buf */
-    int failed;        /* a write failed: nothing more is written */
+    nd_afile *f;
+    uint8_t *buf; /* whole records, handed to f when full */
+    size_t len;   /* bytes in buf */
 } sink_pcap;
 
 static int pfile_write_out(sink_pcap *p, nd_error *e)
 {
-    if (p->failed) return nd_error_set(e, p->failed, "%s: %s", p->path, nd_strerror(p->failed));
-    size_t off = 0;
-    while (off < p->len) {
-        ssize_t n = write(p->fd, p->buf + off, p->len - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            int err = n < 0 ? -errno : -EIO;
-            p->failed = err;
-            /* keep the file readable: cut it back to the last whole record written */
-            size_t keep = 0;
-            uint64_t kept = 0;
-            while (p->written && keep + 16 <= off) {
-                uint32_t caplen;
-                memcpy(&caplen, p->buf + keep + 8, 4);
-                if (keep + 16 + caplen > off) break;
-                keep += 16 + caplen;
-                kept++;
-            }
-            if (ftruncate(p->fd, (off_t)(p->written + keep))) { /* not a regular file */
-            }
-            return nd_error_set(e, err, "%s: %s (the file keeps the first %llu packets)",
-                                p->path, nd_strerror(err),
-                                (unsigned long long)(p->flushed + kept));
-        }
-        off += (size_t)n;
-    }
-    p->written += p->len;
-    p->flushed += p->buf_pkts;
+    int rc = nd_afile_write(p->f, p->buf, p->len, e);
     p->len = 0;
-    p->buf_pkts = 0;
-    return 0;
+    return rc;
 }
 
 static uint8_t *pfile_alloc(replay_sink *s, uint32_t len, nd_error *e)
@@ -193,7 +167,6 @@ static int pfile_send(replay_sink *s, uint32_t len, uint64_t deadline,
                        (uint32_t)(deadline % ND_NS_PER_SEC), len, len};
     memcpy(p->buf + p->len, rec, 16); /* host byte order, as the magic says */
     p->len += 16 + len;
-    p->buf_pkts++;
     s->packets++;
     s->bytes += len;
     return 0;
@@ -202,13 +175,11 @@ static int pfile_send(replay_sink *s, uint32_t len, uint64_t deadline,
 static int pfile_close(replay_sink *s, nd_error *e)
 {
     sink_pcap *p = (sink_pcap *)s;
-    int rc = p->failed ? 0 : pfile_write_out(p, e);
-    if (close(p->fd) && !rc && !p->failed)
-        rc = nd_error_set(e, -errno, "%s: %s", p->path, strerror(errno));
-    if (p->failed && !rc)
-        rc = nd_error_set(e, p->failed, "%s: %s", p->path, nd_strerror(p->failed));
+    int rc = 0;
+    if (s->discard) nd_afile_abort(p->f);
+    else if ((rc = pfile_write_out(p, e))) nd_afile_abort(p->f);
+    else rc = nd_afile_commit(p->f, e);
     free(p->buf);
-    free(p->path);
     free(p);
     return rc;
 }
@@ -224,33 +195,20 @@ replay_sink *sink_pcap_open(const char *path, nd_error *e)
         return NULL;
     }
     sink_pcap *p = calloc(1, sizeof *p);
-    if (!p) goto nomem;
-    p->buf = malloc(PCAP_BUF);
-    p->path = strdup(path);
-    if (!p->buf || !p->path) goto nomem;
-    p->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (p->fd < 0) {
-        nd_error_set(e, -errno, "%s: cannot create: %s", path, strerror(errno));
+    if (p) p->buf = malloc(PCAP_BUF);
+    if (!p || !p->buf) {
+        nd_error_set(e, -ENOMEM, "out of memory");
         goto fail;
     }
+    if (!(p->f = nd_afile_open(path, e))) goto fail;
     p->base.ops = &pfile_ops;
     p->base.base_ns = 946684800ull * ND_NS_PER_SEC; /* 2000-01-01T00:00:00Z */
     const uint32_t hdr[6] = {0xa1b23c4d, 2u | 4u << 16, 0, 0, 65535, 1 /* Ethernet */};
     memcpy(p->buf, hdr, sizeof hdr);
     p->len = sizeof hdr;
-    /* the header goes out now, so that an early stop still leaves a pcap file */
-    if (pfile_write_out(p, e)) {
-        close(p->fd);
-        goto fail;
-    }
     return &p->base;
-nomem:
-    nd_error_set(e, -ENOMEM, "out of memory");
 fail:
-    if (p) {
-        free(p->buf);
-        free(p->path);
-    }
+    if (p) free(p->buf);
     free(p);
     return NULL;
 }

@@ -41,6 +41,48 @@ static void put(unsigned char *rgb, int W, int x, int y, const unsigned char c[3
     p[2] = c[2];
 }
 
+/* libpng's output into the atomic writer: the picture replaces path only when it is
+ * whole, so that a failed render keeps the previous one. */
+typedef struct png_sink {
+    nd_afile *f;
+    nd_error *e;
+    int rc; /* first failure */
+} png_sink;
+
+static void png_sink_write(png_structp png, png_bytep data, size_t len)
+{
+    png_sink *o = png_get_io_ptr(png);
+    if (!o->rc) o->rc = nd_afile_write(o->f, data, len, o->e);
+}
+
+static void png_sink_flush(png_structp png) { (void)png; }
+
+/* Writes the W x H RGB picture rgb to path. 0 or a code with e filled. */
+static int write_png(const char *path, const unsigned char *rgb, int W, int H, nd_error *e)
+{
+    png_sink o = {nd_afile_open(path, e), e, 0};
+    if (!o.f) return e ? e->code : -EIO;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) o.rc = nd_error_set(e, -ENOMEM, "%s: libpng failed to start", path);
+    else if (setjmp(png_jmpbuf(png))) {
+        if (!o.rc) o.rc = nd_error_set(e, -EIO, "%s: libpng failed to write", path);
+    } else {
+        png_set_write_fn(png, &o, png_sink_write, png_sink_flush);
+        png_set_IHDR(png, info, (png_uint_32)W, (png_uint_32)H, 8, PNG_COLOR_TYPE_RGB,
+                     PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+        png_write_info(png, info);
+        for (int y = 0; y < H; y++) png_write_row(png, (png_bytep)rgb + (size_t)y * W * 3);
+        png_write_end(png, NULL);
+    }
+    if (png) png_destroy_write_struct(&png, info ? &info : NULL);
+    if (o.rc) {
+        nd_afile_abort(o.f);
+        return o.rc;
+    }
+    return nd_afile_commit(o.f, e);
+}
+
 int nd_png_windows(const char *path, const nd_dataset *ds, int per_class, nd_error *e)
 {
     int C = (int)ds->n_channels, L = (int)ds->L;
@@ -107,30 +149,7 @@ int nd_png_windows(const char *path, const nd_dataset *ds, int per_class, nd_err
         }
     }
     free(img);
-    int rc = 0;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    png_structp png =
-        f ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL) : NULL;
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!f) rc = nd_error_set(e, -errno, "%s: cannot write: %s", tmp, nd_strerror(-errno));
-    else if (!png || !info) rc = nd_error_set(e, -ENOMEM, "%s: libpng failed to start", path);
-    else if (setjmp(png_jmpbuf(png))) {
-        rc = nd_error_set(e, -EIO, "%s: libpng failed to write", path);
-    } else {
-        png_init_io(png, f);
-        png_set_IHDR(png, info, (png_uint_32)W, (png_uint_32)H, 8, PNG_COLOR_TYPE_RGB,
-                     PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-        png_write_info(png, info);
-        for (int y = 0; y < H; y++) png_write_row(png, rgb + (size_t)y * W * 3);
-        png_write_end(png, NULL);
-    }
-    if (png) png_destroy_write_struct(&png, info ? &info : NULL);
-    if (f && fclose(f) && !rc) rc = nd_error_set(e, -errno, "%s: write failed", tmp);
-    if (!rc && rename(tmp, path))
-        rc = nd_error_set(e, -errno, "%s: cannot rename into place", path);
-    if (rc && f) remove(tmp);
+    int rc = write_png(path, rgb, W, H, e);
     free(rgb);
     return rc;
 }

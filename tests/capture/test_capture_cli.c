@@ -3,7 +3,9 @@
  * --class labelling and config rules into a dataset file with statistics and counters,
  * export to series CSV and import back bit for bit, videoTrain import (generated traces
  * with known sums, and the real ../shared traces when present), SIGINT on a capture from
- * a FIFO keeps what was read, and the exit codes and messages of the usual mistakes.
+ * a FIFO keeps what was read, a failing second source leaves the dataset at -o as it
+ * was and saves what was read to OUT.partial.ndd, outputs never replace an input or a
+ * device, and the exit codes and messages of the usual mistakes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -128,16 +130,41 @@ static void test_capture_export_import(void)
     CHECK_CONTAINS(err_text, "pcap:FILE");
     CHECK_EQ(RUN("capture", "--source", "pcap:/nonexistent/x.pcap", "-o", ndd), 1);
     CHECK_CONTAINS(err_text, "/nonexistent/x.pcap");
-    /* a source failing after another one delivered: exit 1, but what was read is saved */
-    unlink(ndd);
+    /* a source failing after another one delivered: exit 1; the dataset already at -o
+     * stays as it was, and what was read is saved beside it in OUT.partial.ndd */
+    char keep[160], partial[160];
+    snprintf(keep, sizeof keep, "%s/mix-before.ndd", dir);
+    snprintf(partial, sizeof partial, "%s/mix.partial.ndd", dir);
+    CHECK_EQ(test_sh("cp %s %s", ndd, keep), 0);
     CHECK_EQ(RUN("capture", "--source", src, "--source", "pcap:/nonexistent/x.pcap", "--class",
                  "a", "-o", ndd),
              1);
     CHECK_CONTAINS(err_text, "keeping the");
-    ds = nd_dataset_load(ndd, &e);
+    CHECK_CONTAINS(err_text, "mix.partial.ndd (");
+    CHECK_CONTAINS(err_text, "mix.ndd is left as it was");
+    CHECK_EQ(test_sh("cmp -s %s %s", ndd, keep), 0);
+    ds = nd_dataset_load(partial, &e);
     if (!ds) CHECK_FAIL_("%s", e.msg);
     CHECK(ds->n_windows > 50);
+    CHECK_STR_EQ(ds->class_names[0], "a");
     nd_dataset_free(ds);
+
+    /* an output never replaces an input of the run, nor a device */
+    char pcap_copy[160];
+    snprintf(pcap_copy, sizeof pcap_copy, "%s/mix-copy.pcap", dir);
+    CHECK_EQ(test_sh("cp %s %s", pcap, pcap_copy), 0);
+    CHECK_EQ(RUN("capture", "--source", src, "--class", "a", "-o", pcap), 2);
+    CHECK_CONTAINS(err_text, "mix.pcap is also an input of this run");
+    CHECK_EQ(test_sh("cmp -s %s %s", pcap, pcap_copy), 0);
+    CHECK_EQ(RUN("export", ndd, "--csv", ndd), 2);
+    CHECK_CONTAINS(err_text, "mix.ndd is also an input of this run");
+    CHECK_EQ(test_sh("cmp -s %s %s", ndd, keep), 0);
+    CHECK_EQ(RUN("import", "--format", "csv", csv, "-o", csv), 2);
+    CHECK_CONTAINS(err_text, "mix.csv is also an input of this run");
+    CHECK_EQ(RUN("export", ndd, "--csv", "/dev/full"), 2);
+    CHECK_CONTAINS(err_text, "/dev/full is a character device, not a regular file");
+    struct stat dev;
+    CHECK(!stat("/dev/full", &dev) && S_ISCHR(dev.st_mode));
     write_text(conf, "classes:\n  - name: bad\n    filter: tcp prot 80\n");
     CHECK_EQ(RUN("capture", "-c", conf, "--source", src, "-o", ndd), 2);
     CHECK_CONTAINS(err_text, "class 'bad'");

@@ -1,10 +1,12 @@
 /*
  * test_replay_cli.c — `netdiffus replay` as a user runs it: series CSV and dataset file
  * in, pcap out, same seed ⇒ same file; exit codes and messages of the errors (unknown
- * class, full disk, missing interface, bad options, a missing model file); Ctrl-C in
- * the middle of an endless replay stops it with a valid pcap.
+ * class, a device or an input as the output, missing interface, bad options, a missing
+ * model file); a failed run leaves an earlier pcap as it was; --duration and Ctrl-C in
+ * the middle of an endless replay stop it with a valid pcap in place.
  */
 #include <pcap/pcap.h>
+#include <sys/stat.h>
 
 #include "replay_test.h"
 
@@ -27,6 +29,7 @@ int main(void)
         fputc('\n', f);
     }
     fclose(f);
+    CHECK_EQ(test_sh("cp replay_cli.csv replay_cli_copy.csv"), 0);
 
     EXPECT(0, "replay --series replay_cli.csv --to pcap:replay_cli1.pcap --seed 4 --bin 100ms",
            "6 flows");
@@ -67,7 +70,35 @@ int main(void)
            "missing.ndm"); /* model path: test_replay_model */
     EXPECT(2, "replay --series replay_cli.csv --to pcap:x.pcap --class nope",
            "unknown class 'nope' (the data has: web, video)");
-    EXPECT(1, "replay --series replay_cli.csv --to pcap:/dev/full", "No space left on device");
+    /* outputs replace regular files only, never a device (as root /dev/null would go) */
+    EXPECT(2, "replay --series replay_cli.csv --to pcap:/dev/full",
+           "/dev/full is a character device, not a regular file");
+    struct stat st;
+    CHECK(!stat("/dev/full", &st) && S_ISCHR(st.st_mode));
+    /* ... nor one of the run's inputs */
+    EXPECT(2, "replay --series replay_cli.csv --to pcap:replay_cli.csv",
+           "replay_cli.csv is also an input of this run");
+    CHECK(tcli_same_file("replay_cli.csv", "replay_cli_copy.csv"));
+    /* a failed run leaves the pcap of an earlier one as it was, and no temporary file */
+    CHECK_EQ(test_sh("cp replay_cli1.pcap replay_keep.pcap"), 0);
+    f = fopen("replay_cli_bad.csv", "w");
+    CHECK(f);
+    fputs("class,pkts_0,pkts_1\nweb,1,2\n", f); /* no byte channels: replay_run fails */
+    fclose(f);
+    EXPECT(1, "replay --series replay_cli_bad.csv --to pcap:replay_keep.pcap --bin 100ms",
+           "bytes_down and bytes_up");
+    CHECK(tcli_same_file("replay_cli1.pcap", "replay_keep.pcap"));
+    EXPECT(2, "replay --series replay_cli.csv --to pcap:replay_keep.pcap --class nope",
+           "unknown class");
+    CHECK(tcli_same_file("replay_cli1.pcap", "replay_keep.pcap"));
+    CHECK_EQ(test_sh("! ls -A | grep -q '^\\.replay_keep'"), 0);
+    /* a run ended by a bound keeps what it wrote: a valid pcap in place of the old one */
+    EXPECT(0,
+           "replay --series replay_cli.csv --to pcap:replay_keep.pcap --bin 100ms --loop 0 "
+           "--duration 3s",
+           "");
+    CHECK(tpcap_read("replay_keep.pcap", NULL) > 0);
+    CHECK(!tcli_same_file("replay_cli1.pcap", "replay_keep.pcap"));
     EXPECT(1, "replay --series replay_cli.csv --to iface:nd-no-such0", "no such interface");
     EXPECT(2, "replay --series replay_cli.csv --to udp:1.2.3.4", "unknown sink");
     EXPECT(2, "replay --series replay_cli.csv --to pcap:x.pcap --speed fast", "--speed");
@@ -82,7 +113,8 @@ int main(void)
     CHECK_EQ(tcli_interrupt("replay_cli_int.err", endless, 300), 0);
     CHECK_CONTAINS(tcli_err, "stopped by signal");
     CHECK(tpcap_read("replay_cli_int.pcap", NULL) > 1000);
-    unlink("replay_cli_int.pcap"); /* large */
+    CHECK_EQ(test_sh("! ls -A | grep -q '^\\.replay_cli_int'"), 0); /* renamed, not left */
+    unlink("replay_cli_int.pcap");                                  /* large */
     printf("replay cli: ok\n");
     return 0;
 }
