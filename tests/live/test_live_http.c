@@ -34,8 +34,8 @@ int main(void)
 {
     nd_http_req r;
     whole("GET /metrics HTTP/1.0\r\n\r\n", "GET", "/metrics", 0);
-    whole("HEAD /metrics?x=1&y HTTP/1.1\r\nHost: 127.0.0.1:9100\r\nAccept: */*\r\n\r\n",
-          "HEAD", "/metrics", 1);
+    whole("HEAD /metrics?x=1&y HTTP/1.1\r\nHost: 127.0.0.1:9100\r\nAccept: */*\r\n\r\n", "HEAD",
+          "/metrics", 1);
     whole("POST /other HTTP/1.1\nContent-Length: 0\n\n", "POST", "/other", 1); /* bare LF */
     whole("GET / HTTP/1.0\r\nX-Empty:\r\nX-Tab: a\tb\r\n\r\n", "GET", "/", 0);
     /* bytes after the head (a body, a pipelined request) are not the head's */
@@ -44,18 +44,18 @@ int main(void)
 
     /* malformed: refused, also before the head ends */
     const char *bad[] = {
-        "\r\n\r\n",                               /* no request line */
-        " GET /metrics HTTP/1.0\r\n\r\n",         /* empty method */
-        "G(T /metrics HTTP/1.0\r\n\r\n",          /* not a token */
-        "GET metrics HTTP/1.0\r\n\r\n",           /* not origin form */
-        "GET http://x/metrics HTTP/1.0\r\n\r\n",  /* absolute form */
-        "GET  /metrics HTTP/1.0\r\n\r\n",         /* two spaces */
-        "GET /metrics\r\n\r\n",                   /* HTTP/0.9 */
-        "GET /metrics HTTP/2.0\r\n\r\n",          /* not 1.x */
-        "GET /metrics HTTP/1.2\r\n\r\n",          /* unknown minor */
-        "GET /metrics HTTP/1.10\r\n\r\n",         /* trailing */
-        "GET /metrics HTTP/1.0 \r\n\r\n",         /* trailing space */
-        "GET /met\x01rics HTTP/1.0\r\n\r\n",      /* control in the target */
+        "\r\n\r\n",                              /* no request line */
+        " GET /metrics HTTP/1.0\r\n\r\n",        /* empty method */
+        "G(T /metrics HTTP/1.0\r\n\r\n",         /* not a token */
+        "GET metrics HTTP/1.0\r\n\r\n",          /* not origin form */
+        "GET http://x/metrics HTTP/1.0\r\n\r\n", /* absolute form */
+        "GET  /metrics HTTP/1.0\r\n\r\n",        /* two spaces */
+        "GET /metrics\r\n\r\n",                  /* HTTP/0.9 */
+        "GET /metrics HTTP/2.0\r\n\r\n",         /* not 1.x */
+        "GET /metrics HTTP/1.2\r\n\r\n",         /* unknown minor */
+        "GET /metrics HTTP/1.10\r\n\r\n",        /* trailing */
+        "GET /metrics HTTP/1.0 \r\n\r\n",        /* trailing space */
+        "GET /met\x01rics HTTP/1.0\r\n\r\n",     /* control in the target */
         "GET /metrics HTTP/1.0\r\nNoColon\r\n\r\n",
         "GET /metrics HTTP/1.0\r\n: empty name\r\n\r\n",
         "GET /metrics HTTP/1.0\r\nBad Name: x\r\n\r\n",
@@ -75,7 +75,8 @@ int main(void)
     static char big[ND_HTTP_HEAD_MAX + 100];
     size_t n = (size_t)snprintf(big, sizeof big, "GET /metrics HTTP/1.0\r\nX-Pad: ");
     memset(big + n, 'a', sizeof big - n);
-    CHECK_EQ(nd_http_parse(big, ND_HTTP_HEAD_MAX - 1, ND_HTTP_HEAD_MAX, &r), ND_HTTP_INCOMPLETE);
+    CHECK_EQ(nd_http_parse(big, ND_HTTP_HEAD_MAX - 1, ND_HTTP_HEAD_MAX, &r),
+             ND_HTTP_INCOMPLETE);
     CHECK_EQ(nd_http_parse(big, ND_HTTP_HEAD_MAX, ND_HTTP_HEAD_MAX, &r), ND_HTTP_TOO_LARGE);
     CHECK_EQ(nd_http_parse(big, sizeof big, ND_HTTP_HEAD_MAX, &r), ND_HTTP_TOO_LARGE);
     memset(big, '/', sizeof big); /* a request line alone too long */
