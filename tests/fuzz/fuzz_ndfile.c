@@ -13,13 +13,7 @@ static void one(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    one(data, size);
-    uint8_t *fixed = malloc(size ? size : 1);
-    if (!fixed) return 0;
-    memcpy(fixed, data, size);
-    fuzz_fix_crcs(fixed, size);
-    one(fixed, size);
-    free(fixed);
+    fuzz_as_is_and_fixed(data, size, one);
     return 0;
 }
 

@@ -13,10 +13,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const int links[] = {CAPTURE_LINK_ETHERNET, CAPTURE_LINK_RAW,  CAPTURE_LINK_SLL,
-                            CAPTURE_LINK_SLL2,     CAPTURE_LINK_NULL, CAPTURE_LINK_LOOP,
-                            CAPTURE_LINK_IPV4,     CAPTURE_LINK_IPV6, 12,
-                            14,                    147 /* not known: refused */};
+static const int links[] = {CAPTURE_LINK_ETHERNET,
+                            CAPTURE_LINK_RAW,
+                            CAPTURE_LINK_SLL,
+                            CAPTURE_LINK_SLL2,
+                            CAPTURE_LINK_NULL,
+                            CAPTURE_LINK_LOOP,
+                            CAPTURE_LINK_IPV4,
+                            CAPTURE_LINK_IPV6,
+                            12,
+                            14,
+                            147 /* not known: refused */};
 enum { N_LINKS = sizeof links / sizeof *links, MAX_PKTS = 64 };
 
 static int on_window(void *user, uint32_t cls, uint64_t group, const float *values)
@@ -55,7 +62,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc == PARSE_OK && ((info.ipver != 4 && info.ipver != 6) || info.l2_len > len))
             abort();
         /* one link type per burst: a packet of another type goes in a burst of its own */
-        capture_pkt k = {.data = p, .caplen = (uint32_t)len, .wirelen = (uint32_t)len,
+        capture_pkt k = {.data = p,
+                         .caplen = (uint32_t)len,
+                         .wirelen = (uint32_t)len,
                          .ts_ns = t += 1000000};
         capture_ctx_burst(c, link, &k, 1);
         copies[n] = p;

@@ -41,6 +41,19 @@ static inline void fuzz_fix_crcs(uint8_t *d, size_t size)
     nd_put_u32(d + 36, (uint32_t)crc32(0, d, 36));
 }
 
+/* Runs one(data, size), then one on a copy with its CRCs made right (fuzz_fix_crcs). */
+static inline void fuzz_as_is_and_fixed(const uint8_t *data, size_t size,
+                                        void (*one)(const uint8_t *, size_t))
+{
+    one(data, size);
+    uint8_t *fixed = malloc(size ? size : 1);
+    if (!fixed) return;
+    memcpy(fixed, data, size);
+    fuzz_fix_crcs(fixed, size);
+    one(fixed, size);
+    free(fixed);
+}
+
 /* The bytes as a file in memory: its descriptor (-1 on failure) and a path that opens it
  * ("/proc/self/fd/N", in path). The caller closes the descriptor. */
 static inline int fuzz_memfile(const uint8_t *data, size_t size, char *path, size_t len)

@@ -1,8 +1,8 @@
 /*
  * make_model_seed.c — writes the model-file seed of fuzz_ndm: the smallest model the
  * settings allow (one level of 8 channels, 4-bin windows, two classes), untrained, to
- * DIR/ndm-tiny.ndm (DIR is made when missing). Generated at test time (ctest fixture) and by scripts/fuzz, not kept
- * in the tree: a model file follows every change of the network.
+ * DIR/ndm-tiny.ndm (DIR is made when missing). Generated at test time (ctest fixture) and by
+ * scripts/fuzz, not kept in the tree: a model file follows every change of the network.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +17,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: make_model_seed DIR\n");
         return 2;
     }
-    if (mkdir(argv[1], 0755) && errno != EEXIST) CHECK_FAIL_("%s: %s", argv[1], strerror(errno));
+    if (mkdir(argv[1], 0755) && errno != EEXIST)
+        CHECK_FAIL_("%s: %s", argv[1], strerror(errno));
     nd_config cfg;
     tiny_model_config(&cfg, "capture.window=4", "model.base_channels=8",
                       "model.channel_mult=[1]", "model.groups=4", "model.emb_dim=16",
@@ -29,7 +30,8 @@ int main(int argc, char **argv)
     CHECK_EQ(nd_dataset_class(ds, "web"), 0);
     CHECK_EQ(nd_dataset_class(ds, "dns"), 1);
     const float w[2][8] = {{1500, 0, 60, 3000, 40, 40, 0, 80}, {0, 90, 90, 0, 120, 0, 0, 60}};
-    for (int i = 0; i < 4; i++) CHECK_EQ(nd_dataset_append(ds, (uint16_t)(i % 2), (uint64_t)i, w[i % 2]), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(nd_dataset_append(ds, (uint16_t)(i % 2), (uint64_t)i, w[i % 2]), 0);
     nd_error e = {0};
     nd_dm *m = tiny_dm_new(&cfg, ds, &e);
     if (!m) CHECK_FAIL_("nd_dm_new: %s", e.msg);

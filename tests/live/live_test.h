@@ -144,6 +144,23 @@ static inline uint64_t live_write_two_class_pcap(const char *file, int n_flows, 
     return end;
 }
 
+/* The files of a live run on the generated two-class pcap (12 flows of each class, 48
+ * bins, 200 ms apart) in the scratch folder: the capture, the config reading it, the
+ * checkpoint the config names, and the source spec. */
+typedef struct live_files {
+    char pcap[512], conf[512], ckpt[512], src[600];
+} live_files;
+
+static inline void live_files_make(live_files *f)
+{
+    LIVE_PATH(f->pcap, "two.pcap");
+    LIVE_PATH(f->conf, "live.yaml");
+    LIVE_PATH(f->ckpt, "live.ndm");
+    snprintf(f->src, sizeof f->src, "pcap:%s", f->pcap);
+    live_write_two_class_pcap(f->pcap, 12, 48, 200, 1);
+    live_write_config(f->conf, f->src, f->ckpt, NULL);
+}
+
 /* How long a SIGINT may take to end live: one second; under ASan + UBSan three, for
  * the sanitizers' own work at exit (the leak check scans the whole heap). */
 #ifdef __SANITIZE_ADDRESS__

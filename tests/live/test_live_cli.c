@@ -57,16 +57,13 @@ static double wait_for(const char *stats, const char *key, double at_least, doub
 int main(void)
 {
     snprintf(nd, sizeof nd, "%s", ND_BINARY);
-    char pcap[512], conf[512], ckpt[512], src[600], s1[512], s2[512], s3[512];
-    LIVE_PATH(pcap, "two.pcap");
-    LIVE_PATH(conf, "live.yaml");
-    LIVE_PATH(ckpt, "live.ndm");
+    live_files f;
+    live_files_make(&f);
+    const char *pcap = f.pcap, *conf = f.conf, *ckpt = f.ckpt, *src = f.src;
+    char s1[512], s2[512], s3[512];
     LIVE_PATH(s1, "s1.jsonl");
     LIVE_PATH(s2, "s2.jsonl");
     LIVE_PATH(s3, "s3.jsonl");
-    snprintf(src, sizeof src, "pcap:%s", pcap);
-    live_write_two_class_pcap(pcap, 12, 48, 200, 1);
-    live_write_config(conf, src, ckpt, NULL);
     char a[4096];
     struct stat st;
 

@@ -61,16 +61,12 @@ static void wait_endpoint(pid_t pid)
 
 int main(void)
 {
-    char pcap[512], conf[512], ckpt[512], src[600], a[4096];
-    LIVE_PATH(pcap, "two.pcap");
-    LIVE_PATH(conf, "live.yaml");
-    LIVE_PATH(ckpt, "live.ndm");
-    snprintf(src, sizeof src, "pcap:%s", pcap);
-    live_write_two_class_pcap(pcap, 12, 48, 200, 1);
-    live_write_config(conf, src, ckpt, NULL);
+    live_files f;
+    live_files_make(&f);
+    char a[4096];
     port = 20000 + (int)((getpid() + 7919) % 20000);
     snprintf(a, sizeof a, "%s live -c %s --duration 300s --set live.metrics_port=%d >>%s 2>&1",
-             ND_BINARY, conf, port, tmp_path("log.txt"));
+             ND_BINARY, f.conf, port, tmp_path("log.txt"));
     pid_t pid = live_spawn(a);
     wait_endpoint(pid);
 
