@@ -265,11 +265,13 @@ static void client_read(nd_live_metrics *M, http_client *c)
     }
 }
 
-/* A new client into a free slot, or into the oldest client's. */
-static void client_accept(int fd, http_client *cl)
+/* A new client into a free slot, or into the oldest client's; 0, or -1 when none was
+ * waiting (the listening socket is non-blocking: one that left before its accept must not
+ * stop the loop). */
+static int client_accept(int fd, http_client *cl)
 {
     int s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (s < 0) return;
+    if (s < 0) return -1;
     http_client *c = &cl[0];
     for (int i = 0; i < HTTP_CLIENTS; i++) {
         if (cl[i].fd < 0) {
@@ -283,6 +285,7 @@ static void client_accept(int fd, http_client *cl)
     c->deadline = nd_now_ns() + (uint64_t)HTTP_DEADLINE_MS * 1000000u;
     c->in = c->out = c->sent = 0;
     c->draining = 0;
+    return 0;
 }
 
 /* A client whose deadline passed: a request still coming is told 408 (one try, no
@@ -324,7 +327,9 @@ void *nd_live_metrics_main(void *arg)
             if (c->out && !c->draining) client_write(c);
             else client_read(M, c);
         }
-        if (p[0].revents & POLLIN) client_accept(M->fd, cl);
+        if (p[0].revents & POLLIN)
+            for (int k = 0; k < HTTP_CLIENTS; k++)
+                if (client_accept(M->fd, cl)) break;
     }
     for (int i = 0; i < HTTP_CLIENTS; i++)
         if (cl[i].fd >= 0) close(cl[i].fd);
@@ -334,7 +339,7 @@ void *nd_live_metrics_main(void *arg)
 
 int nd_live_metrics_open(uint32_t port, nd_error *e)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return nd_error_set(e, -errno, "live: metrics socket: %s", strerror(errno));
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
