@@ -3,6 +3,9 @@
  * --stats JSON lines and the Prometheus text, all from one set of figures; the metrics
  * thread that serves that text on 127.0.0.1; the memory bounds shown at start.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* accept4 */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -164,81 +167,198 @@ void nd_live_show_memory(const nd_live *L)
             n_classes, o->online.reservoir, o->online.recent, (flows + ring + res) / mib);
 }
 
-/* The status line of the answer to one request (req: n bytes, the first read of it): the
- * endpoint serves GET (and HEAD) of /metrics only. */
-static const char *metrics_status(const char *req, size_t n)
+/* The metrics endpoint serves clients side by side from one poll loop, so that no client
+ * can hold it or anything else: every socket is non-blocking, a client has HTTP_DEADLINE_MS
+ * from its accept to be answered and gone (never extended: one byte a second buys
+ * nothing), a request head is read up to ND_HTTP_HEAD_MAX bytes (431 beyond), and with
+ * every slot taken a new client replaces the oldest one. The trainer and the capture
+ * thread never wait for this thread: they only share L->metrics, copied under L->mu. */
+enum { HTTP_CLIENTS = 16, HTTP_DEADLINE_MS = 5000, HTTP_POLL_MS = 200, HTTP_HDR_MAX = 256 };
+
+typedef struct http_client {
+    int fd;            /* -1: a free slot */
+    uint64_t deadline; /* nd_now_ns() by which it is closed, whatever its state */
+    size_t in;         /* bytes of req received */
+    size_t out, sent;  /* bytes of ans to send, sent; out 0: still reading the request */
+    int draining;      /* answered and shut for writing: reading until the client closes */
+    char req[ND_HTTP_HEAD_MAX];
+    char ans[HTTP_HDR_MAX + ND_LIVE_METRICS_MAX];
+} http_client;
+
+static void client_close(http_client *c)
 {
-    size_t m = 0;
-    while (m < n && req[m] != ' ') m++;
-    if (m == n) return "400 Bad Request";
-    int get = m == 3 && !memcmp(req, "GET", 3), head = m == 4 && !memcmp(req, "HEAD", 4);
-    if (!get && !head) return "405 Method Not Allowed";
-    const char *path = req + m + 1, *end = req + n;
-    size_t k = 0;
-    while (path + k < end && path[k] != ' ' && path[k] != '?' && path[k] != '\r') k++;
-    return k == 8 && !memcmp(path, "/metrics", 8) ? "200 OK" : "404 Not Found";
+    close(c->fd);
+    c->fd = -1;
 }
 
-/* Writes all of buf to a client, or gives up: a client that went away (EPIPE, ECONNRESET)
- * costs nothing but its answer; MSG_NOSIGNAL keeps SIGPIPE from ending the process. */
-static void send_all(int c, const char *buf, size_t n)
+/* The status of the answer to a whole request head: GET and HEAD of /metrics only. */
+static const char *metrics_status(const nd_http_req *r)
 {
-    while (n) {
-        ssize_t w = send(c, buf, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return;
-        buf += w, n -= (size_t)w;
-    }
+    if (r->path_len != 8 || memcmp(r->path, "/metrics", 8)) return "404 Not Found";
+    int get = r->method_len == 3 && !memcmp(r->method, "GET", 3);
+    int head = r->method_len == 4 && !memcmp(r->method, "HEAD", 4);
+    return get || head ? "200 OK" : "405 Method Not Allowed";
 }
 
-/* One client: at most sizeof req bytes of request, read within a second (a client that
- * sends nothing gets an answer to nothing: 400), then the answer and close. */
-static void metrics_serve(nd_live_metrics *M, int c, char *body, char *req, size_t req_len)
+/* Puts the answer with this status in c->ans (body: the metrics text for a 200, none for
+ * HEAD or errors). */
+static void client_answer(nd_live_metrics *M, http_client *c, const char *status, int head)
 {
-    struct pollfd pc = {.fd = c, .events = POLLIN};
-    ssize_t n = poll(&pc, 1, 1000) > 0 ? recv(c, req, req_len, 0) : 0;
-    const char *status = metrics_status(req, n > 0 ? (size_t)n : 0);
+    char *body = c->ans + HTTP_HDR_MAX;
     size_t len = 0;
     if (status[0] == '2') {
         pthread_mutex_lock(&M->L->mu);
         memcpy(body, M->L->metrics, ND_LIVE_METRICS_MAX);
         pthread_mutex_unlock(&M->L->mu);
+        body[ND_LIVE_METRICS_MAX - 1] = 0;
         len = strlen(body);
     }
-    char hdr[256];
-    int h = snprintf(hdr, sizeof hdr,
+    int h = snprintf(c->ans, HTTP_HDR_MAX,
                      "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\n%s"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                      status, !strncmp(status, "405", 3) ? "Allow: GET, HEAD\r\n" : "", len);
-    send_all(c, hdr, (size_t)h);
-    if (len && !(n >= 4 && !memcmp(req, "HEAD", 4))) send_all(c, body, len);
+    if (head) len = 0;
+    memmove(c->ans + h, body, len);
+    c->out = (size_t)h + len;
+    c->sent = 0;
+}
+
+/* Sends what the socket takes of the answer; when all is sent, shuts the writing side
+ * and drains. A client that went away (EPIPE, ECONNRESET) costs nothing but its answer;
+ * MSG_NOSIGNAL keeps SIGPIPE from ending the process. */
+static void client_write(http_client *c)
+{
+    while (c->sent < c->out) {
+        ssize_t w = send(c->fd, c->ans + c->sent, c->out - c->sent, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (w <= 0) {
+            client_close(c);
+            return;
+        }
+        c->sent += (size_t)w;
+    }
+    /* Closing with unread bytes would send a reset that can destroy the answer before
+     * the client reads it (an oversize request): shut writing, read until the client
+     * closes or its deadline. */
+    shutdown(c->fd, SHUT_WR);
+    c->draining = 1;
+}
+
+/* Reads what the client sent; answers once the request head is whole or wrong. */
+static void client_read(nd_live_metrics *M, http_client *c)
+{
+    for (;;) {
+        char scratch[4096];
+        char *to = c->draining ? scratch : c->req + c->in;
+        size_t room = c->draining ? sizeof scratch : sizeof c->req - c->in;
+        if (!room) return; /* answered already (431): the answer is being written */
+        ssize_t r = recv(c->fd, to, room, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (r <= 0) { /* the client closed or reset: nothing to answer to */
+            client_close(c);
+            return;
+        }
+        if (c->draining || c->out) continue;
+        c->in += (size_t)r;
+        nd_http_req q;
+        int rc = nd_http_parse(c->req, c->in, sizeof c->req, &q);
+        if (rc == ND_HTTP_INCOMPLETE) continue;
+        if (rc == ND_HTTP_COMPLETE)
+            client_answer(M, c, metrics_status(&q),
+                          q.method_len == 4 && !memcmp(q.method, "HEAD", 4));
+        else
+            client_answer(M, c,
+                          rc == ND_HTTP_TOO_LARGE ? "431 Request Header Fields Too Large"
+                                                  : "400 Bad Request",
+                          0);
+        client_write(c);
+        return;
+    }
+}
+
+/* A new client into a free slot, or into the oldest client's; 0, or -1 when none was
+ * waiting (the listening socket is non-blocking: one that left before its accept must not
+ * stop the loop). */
+static int client_accept(int fd, http_client *cl)
+{
+    int s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (s < 0) return -1;
+    http_client *c = &cl[0];
+    for (int i = 0; i < HTTP_CLIENTS; i++) {
+        if (cl[i].fd < 0) {
+            c = &cl[i];
+            break;
+        }
+        if (cl[i].deadline < c->deadline) c = &cl[i];
+    }
+    if (c->fd >= 0) client_close(c);
+    c->fd = s;
+    c->deadline = nd_now_ns() + (uint64_t)HTTP_DEADLINE_MS * 1000000u;
+    c->in = c->out = c->sent = 0;
+    c->draining = 0;
+    return 0;
+}
+
+/* A client whose deadline passed: a request still coming is told 408 (one try, no
+ * waiting), then closed. */
+static void client_expire(nd_live_metrics *M, http_client *c)
+{
+    if (!c->out) {
+        client_answer(M, c, "408 Request Timeout", 0);
+        send(c->fd, c->ans, c->out, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    client_close(c);
 }
 
 void *nd_live_metrics_main(void *arg)
 {
     nd_live_metrics *M = arg;
-    char req[2048], *body = malloc(ND_LIVE_METRICS_MAX);
-    while (!M->stop && body) {
-        struct pollfd p = {.fd = M->fd, .events = POLLIN};
-        if (poll(&p, 1, 200) <= 0) continue;
-        int c = accept(M->fd, NULL, NULL);
-        if (c < 0) continue;
-        metrics_serve(M, c, body, req, sizeof req);
-        close(c);
+    http_client *cl = malloc(HTTP_CLIENTS * sizeof *cl);
+    if (!cl) return NULL;
+    for (int i = 0; i < HTTP_CLIENTS; i++) cl[i].fd = -1;
+    while (!M->stop) {
+        struct pollfd p[1 + HTTP_CLIENTS] = {{.fd = M->fd, .events = POLLIN}};
+        int who[1 + HTTP_CLIENTS], n = 1;
+        uint64_t now = nd_now_ns(), wait = (uint64_t)HTTP_POLL_MS * 1000000u;
+        for (int i = 0; i < HTTP_CLIENTS; i++) {
+            if (cl[i].fd < 0) continue;
+            if (cl[i].deadline <= now) {
+                client_expire(M, &cl[i]);
+                continue;
+            }
+            if (cl[i].deadline - now < wait) wait = cl[i].deadline - now;
+            int writing = cl[i].out && !cl[i].draining;
+            p[n] = (struct pollfd){.fd = cl[i].fd, .events = writing ? POLLOUT : POLLIN};
+            who[n++] = i;
+        }
+        if (poll(p, (nfds_t)n, (int)(wait / 1000000u) + 1) <= 0) continue;
+        for (int k = 1; k < n; k++) {
+            http_client *c = &cl[who[k]];
+            if (!p[k].revents) continue;
+            if (c->out && !c->draining) client_write(c);
+            else client_read(M, c);
+        }
+        if (p[0].revents & POLLIN)
+            for (int k = 0; k < HTTP_CLIENTS; k++)
+                if (client_accept(M->fd, cl)) break;
     }
-    free(body);
+    for (int i = 0; i < HTTP_CLIENTS; i++)
+        if (cl[i].fd >= 0) close(cl[i].fd);
+    free(cl);
     return NULL;
 }
 
 int nd_live_metrics_open(uint32_t port, nd_error *e)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return nd_error_set(e, -errno, "live: metrics socket: %s", strerror(errno));
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* localhost only, never a wire */
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 8)) {
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, HTTP_CLIENTS)) {
         int err = errno;
         close(fd);
         return nd_error_set(e, -err, "live: metrics on 127.0.0.1:%u: %s (live.metrics_port)",

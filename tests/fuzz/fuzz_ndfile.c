@@ -5,49 +5,15 @@
  * Built with clang -fsanitize=fuzzer (ND_LIBFUZZER=ON) it is a libFuzzer target; otherwise
  * replay_main.c runs it over seed files in ctest.
  */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <zlib.h>
-
-#include "nd.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* Rewrites every CRC that the bytes' own structure implies, as far as it goes, so that
- * mutated lengths, counts and payloads reach the dataset decoder instead of all stopping
- * at the checksums (a fuzzer cannot forge CRC32s). Layout: docs/FORMATS.md. */
-static void fix_crcs(uint8_t *d, size_t size)
-{
-    if (size < 40) return;
-    uint32_t count = nd_get_u32(d + 16);
-    size_t off = 40;
-    for (uint32_t i = 0; i < count && size - off >= 16; i++) {
-        uint64_t len = nd_get_u64(d + off + 8);
-        if (len > size - off - 16) break;
-        uint32_t crc = (uint32_t)crc32(0, d + off + 16, (uInt)len);
-        crc = (uint32_t)crc32(crc, d + off, 4);
-        crc = (uint32_t)crc32(crc, d + off + 8, 8);
-        nd_put_u32(d + off + 4, crc);
-        off += 16 + len;
-        off += (8 - off % 8) % 8;
-        if (off > size) break;
-    }
-    nd_put_u64(d + 24, size); /* the declared size, too */
-    nd_put_u32(d + 36, (uint32_t)crc32(0, d, 36));
-}
 
 static void one(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    one(data, size);
-    uint8_t *fixed = malloc(size ? size : 1);
-    if (!fixed) return 0;
-    memcpy(fixed, data, size);
-    fix_crcs(fixed, size);
-    one(fixed, size);
-    free(fixed);
+    fuzz_as_is_and_fixed(data, size, one);
     return 0;
 }
 

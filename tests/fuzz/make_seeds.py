@@ -50,6 +50,58 @@ def dataset(C=2, L=4, classes=("web", "dns"), labels=(0, 1, 0)):
     ])
 
 
+def eth_ipv4_tcp(vlan=False, syn=True):
+    """Ethernet (optionally one VLAN tag), IPv4, TCP with an MSS option."""
+    tcp = struct.pack(">HHIIBBHHH", 40000, 443, 1, 0, 6 << 4, 0x02 if syn else 0x10, 65535,
+                      0, 0) + struct.pack(">BBH", 2, 4, 1460)
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 7, 0, 64, 6, 0,
+                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    eth = b"\x02" * 6 + b"\x04" * 6
+    eth += struct.pack(">HH", 0x8100, 42) if vlan else b""
+    return eth + b"\x08\x00" + ip + tcp
+
+
+def ipv6_frag_udp():
+    """Bare IPv6 with a fragment header (first fragment) before UDP."""
+    udp = struct.pack(">HHHH", 5353, 53, 12, 0) + b"abcd"
+    frag = struct.pack(">BBHI", 17, 0, 0x0001, 99)
+    ip = struct.pack(">IHBB", 6 << 28, len(frag) + len(udp), 44, 64)
+    return ip + b"\x20\x01" + b"\0" * 13 + b"\x01" + b"\x20\x01" + b"\0" * 13 + b"\x02" + frag + udp
+
+
+def ipv4_later_fragment():
+    """Bare IPv4, a non-first fragment of UDP."""
+    return struct.pack(">BBHHHBBH4s4s", 0x45, 0, 28, 7, 100, 64, 17, 0, bytes([10, 0, 0, 1]),
+                       bytes([10, 0, 0, 2])) + b"\0" * 8
+
+
+def pcap(packets, link=1, nano=False, swapped=False):
+    """A classic pcap file: µs or ns timestamps, either byte order."""
+    e = ">" if swapped else "<"
+    magic = 0xA1B23C4D if nano else 0xA1B2C3D4
+    out = struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, 262144, link)
+    for i, p in enumerate(packets):
+        out += struct.pack(e + "IIII", 1700000000 + i, 1000 * i, len(p), len(p) + 4) + p
+    return out
+
+
+def pcapng(packets):
+    """A pcapng file: section header, one Ethernet interface, enhanced packet blocks."""
+    def block(kind, body):
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+    out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    out += block(1, struct.pack("<HHI", 1, 0, 0))
+    for i, p in enumerate(packets):
+        out += block(6, struct.pack("<IIIII", 0, 0, 1000 * i, len(p), len(p)) + p)
+    return out
+
+
+def packets(*recs):
+    """fuzz_parse's input: [link index, length (2 bytes LE), bytes] per packet."""
+    return b"".join(struct.pack("<BH", link, len(p)) + p for link, p in recs)
+
+
 def main():
     os.makedirs(HERE, exist_ok=True)
     d = dataset()
@@ -65,6 +117,25 @@ def main():
         "csv-crlf-bom.csv": b"\xef\xbb\xbfclass,x_0\r\n\r\n\"say \"\"hi\"\"\", 7 \r\n",
         "csv-short-row.csv": b"class,a_0,a_1\nweb,1\n",
         "csv-bad-header.csv": b"class,a_0,a_2\n",
+        # fuzz_pcap (also the edge-case captures of ../shared when scripts/fuzz runs)
+        "pcap-eth.pcap": pcap([eth_ipv4_tcp(), eth_ipv4_tcp(vlan=True, syn=False)]),
+        "pcap-raw-ns-swapped.pcap": pcap([ipv6_frag_udp(), ipv4_later_fragment()], link=101,
+                                         nano=True, swapped=True),
+        "pcap-cut.pcap": pcap([eth_ipv4_tcp()])[:-10],
+        "pcapng-eth.pcapng": pcapng([eth_ipv4_tcp(), eth_ipv4_tcp(syn=False)]),
+        # fuzz_parse: link indexes 0 Ethernet, 1 raw, 2 Linux cooked, 4 BSD loopback
+        "pkt-flows.bin": packets((0, eth_ipv4_tcp()), (0, eth_ipv4_tcp(vlan=True, syn=False)),
+                                 (1, ipv6_frag_udp()), (1, ipv4_later_fragment()),
+                                 (2, b"\0" * 14 + b"\x08\x00" + eth_ipv4_tcp()[14:]),
+                                 (4, b"\x02\0\0\0" + eth_ipv4_tcp()[14:])),
+        # fuzz_conf (the example configs are seeds too)
+        "yaml-small.yaml": b"capture:\n  bin: 500ms\n  window: 16\nclasses:\n"
+                           b"  - {name: web, filter: tcp port 443}\nmodel:\n  base_channels: 8\n",
+        "yaml-anchors.yaml": b"a: &x [1, 2]\nmodel: {channel_mult: *x}\n",
+        # fuzz_http
+        "http-get.txt": b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9100\r\nAccept: */*\r\n\r\n",
+        "http-head-lf.txt": b"HEAD /metrics?x=1 HTTP/1.0\nUser-Agent: t\n\n",
+        "http-post.txt": b"POST /other HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
     }
     for fname, data in seeds.items():
         with open(os.path.join(HERE, fname), "wb") as f:

@@ -6,7 +6,10 @@
 #ifndef ND_TEST_LIVE_H
 #define ND_TEST_LIVE_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -141,6 +144,23 @@ static inline uint64_t live_write_two_class_pcap(const char *file, int n_flows, 
     return end;
 }
 
+/* The files of a live run on the generated two-class pcap (12 flows of each class, 48
+ * bins, 200 ms apart) in the scratch folder: the capture, the config reading it, the
+ * checkpoint the config names, and the source spec. */
+typedef struct live_files {
+    char pcap[512], conf[512], ckpt[512], src[600];
+} live_files;
+
+static inline void live_files_make(live_files *f)
+{
+    LIVE_PATH(f->pcap, "two.pcap");
+    LIVE_PATH(f->conf, "live.yaml");
+    LIVE_PATH(f->ckpt, "live.ndm");
+    snprintf(f->src, sizeof f->src, "pcap:%s", f->pcap);
+    live_write_two_class_pcap(f->pcap, 12, 48, 200, 1);
+    live_write_config(f->conf, f->src, f->ckpt, NULL);
+}
+
 /* How long a SIGINT may take to end live: one second; under ASan + UBSan three, for
  * the sanitizers' own work at exit (the leak check scans the whole heap). */
 #ifdef __SANITIZE_ADDRESS__
@@ -238,6 +258,42 @@ static inline const char *live_line_at_step(const char *path, double min_step)
     fclose(f);
     line[0] = 0;
     return line;
+}
+
+/* A connection to 127.0.0.1:port, or -1. */
+static inline int live_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads from fd until the peer closes (or resets), into buf (NUL-terminated); returns
+ * the bytes read. */
+static inline int live_read_all(int fd, char *buf, size_t len)
+{
+    size_t n = 0;
+    ssize_t r;
+    while (n < len - 1 && (r = read(fd, buf + n, len - 1 - n)) > 0) n += (size_t)r;
+    buf[n] = 0;
+    return (int)n;
+}
+
+/* The request req to 127.0.0.1:port, its answer into buf. Returns bytes read, -1 when
+ * not reachable. */
+static inline int live_fetch(int port, const char *req, char *buf, size_t len)
+{
+    int fd = live_connect(port);
+    if (fd < 0) return -1;
+    CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
+    int n = live_read_all(fd, buf, len);
+    close(fd);
+    return n;
 }
 
 #endif

@@ -6,9 +6,6 @@
  * keeps rewriting and the Prometheus endpoint answers on 127.0.0.1; SIGINT ends it
  * within a second with a last checkpoint; --resume continues step and reservoirs.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "live_test.h"
@@ -20,37 +17,9 @@ static int run_nd(const char *args)
     return test_sh("%s %s >>%s 2>&1", nd, args, tmp_path("log.txt"));
 }
 
-/* A connection to 127.0.0.1:port, or -1. */
-static int metrics_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* The request req to 127.0.0.1:port, its answer into buf. Returns bytes read, -1 when
- * not reachable. */
-static int fetch(int port, const char *req, char *buf, size_t len)
-{
-    int fd = metrics_connect(port);
-    if (fd < 0) return -1;
-    CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
-    size_t n = 0;
-    ssize_t r;
-    while (n < len - 1 && (r = read(fd, buf + n, len - 1 - n)) > 0) n += (size_t)r;
-    buf[n] = 0;
-    close(fd);
-    return (int)n;
-}
-
 static int fetch_metrics(int port, char *buf, size_t len)
 {
-    return fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", buf, len);
+    return live_fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", buf, len);
 }
 
 /* Clients that send a request and reset the connection before the answer (SO_LINGER 0:
@@ -58,7 +27,7 @@ static int fetch_metrics(int port, char *buf, size_t len)
 static void reset_clients(int port, int n)
 {
     for (int i = 0; i < n; i++) {
-        int fd = metrics_connect(port);
+        int fd = live_connect(port);
         CHECK(fd >= 0);
         const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
         CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
@@ -88,16 +57,13 @@ static double wait_for(const char *stats, const char *key, double at_least, doub
 int main(void)
 {
     snprintf(nd, sizeof nd, "%s", ND_BINARY);
-    char pcap[512], conf[512], ckpt[512], src[600], s1[512], s2[512], s3[512];
-    LIVE_PATH(pcap, "two.pcap");
-    LIVE_PATH(conf, "live.yaml");
-    LIVE_PATH(ckpt, "live.ndm");
+    live_files f;
+    live_files_make(&f);
+    const char *pcap = f.pcap, *conf = f.conf, *ckpt = f.ckpt, *src = f.src;
+    char s1[512], s2[512], s3[512];
     LIVE_PATH(s1, "s1.jsonl");
     LIVE_PATH(s2, "s2.jsonl");
     LIVE_PATH(s3, "s3.jsonl");
-    snprintf(src, sizeof src, "pcap:%s", pcap);
-    live_write_two_class_pcap(pcap, 12, 48, 200, 1);
-    live_write_config(conf, src, ckpt, NULL);
     char a[4096];
     struct stat st;
 
@@ -193,9 +159,9 @@ int main(void)
     CHECK(fetch_metrics(port, metrics, sizeof metrics) > 0);
     CHECK_CONTAINS(metrics, "HTTP/1.0 200 OK");
     CHECK_EQ(waitpid(pid, NULL, WNOHANG), 0); /* still running */
-    CHECK(fetch(port, "GET /other HTTP/1.0\r\n\r\n", metrics, sizeof metrics) > 0);
+    CHECK(live_fetch(port, "GET /other HTTP/1.0\r\n\r\n", metrics, sizeof metrics) > 0);
     CHECK_CONTAINS(metrics, "HTTP/1.0 404 Not Found");
-    CHECK(fetch(port, "POST /metrics HTTP/1.0\r\n\r\n", metrics, sizeof metrics) > 0);
+    CHECK(live_fetch(port, "POST /metrics HTTP/1.0\r\n\r\n", metrics, sizeof metrics) > 0);
     CHECK_CONTAINS(metrics, "HTTP/1.0 405 Method Not Allowed");
     CHECK_CONTAINS(metrics, "Allow: GET, HEAD");
     /* SIGINT: out within a second, with a last checkpoint */
