@@ -42,7 +42,11 @@ typedef struct nd_live_snapshot {
     capture_source_stats src;
     uint64_t *class_windows; /* (n_classes) */
     nd_class_stats *stats;   /* (n_classes) */
-    uint64_t gen;            /* bumped on every publish */
+    /* the capture's named counters (parse.*, flow.*, class.*, bin.*), in their order */
+    uint32_t n_counters;
+    const char **counter_names;
+    uint64_t *counters;
+    uint64_t gen; /* bumped on every publish */
 } nd_live_snapshot;
 
 typedef struct nd_live nd_live;
@@ -97,8 +101,9 @@ struct nd_live {
 /* The figures of one report. */
 typedef struct nd_live_figures {
     double t, pps, ips, loss;
-    uint64_t packets, flows, active, windows, pushed, dropped, popped, step, rss;
-    uint64_t ckpt_step, ckpt_count;
+    uint64_t packets, skipped, flows, active, windows, pushed, dropped, popped, step, rss;
+    capture_source_stats src;
+    uint64_t ckpt_step, ckpt_count, ckpt_failed;
     double ckpt_age;
     int input_done;
     const char *ckpt_fallback; /* final: where the last checkpoint went instead, or NULL */

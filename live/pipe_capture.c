@@ -31,6 +31,10 @@ static void publish(nd_live *L, int stats)
         sum.errors += st.errors;
     }
     L->snap.src = sum;
+    for (uint32_t i = 0; i < L->snap.n_counters; i++) {
+        const char *name;
+        capture_ctx_counter(L->ctx, i, &name, &L->snap.counters[i]);
+    }
     for (uint32_t i = 0; i < L->n_classes; i++) {
         L->snap.class_windows[i] = capture_ctx_class_windows(L->ctx, i);
         if (stats) L->snap.stats[i] = *capture_ctx_class_stats(L->ctx, i);

@@ -35,6 +35,8 @@ void nd_live_gather(nd_live *L, const nd_online_info *in, nd_live_figures *f, ui
 {
     pthread_mutex_lock(&L->mu);
     f->packets = L->snap.tot.packets;
+    f->skipped = L->snap.tot.skipped;
+    f->src = L->snap.src;
     f->flows = L->snap.tot.flows;
     f->active = L->snap.tot.active_flows;
     f->windows = L->snap.tot.windows;
@@ -106,6 +108,20 @@ void nd_live_report(nd_live *L, const nd_live_figures *f, int final)
                     i ? "," : "", ci.name, ci.seen, ci.kept, ci.model_class, ci.clipped,
                     ci.refits);
         }
+        /* the accounting: packets = parsed + skipped (each reason a counter); what the
+         * sources handed over and lost; checkpoints that could not be written */
+        fprintf(stats,
+                "},\"skipped\":%" PRIu64 ",\"checkpoint_failures\":%" PRIu64
+                ",\"source\":{\"received\":%" PRIu64 ",\"dropped\":%" PRIu64
+                ",\"if_dropped\":%" PRIu64 ",\"nombuf\":%" PRIu64 ",\"errors\":%" PRIu64
+                "},\"counters\":{",
+                f->skipped, f->ckpt_failed, f->src.received, f->src.dropped, f->src.if_dropped,
+                f->src.nombuf, f->src.errors);
+        pthread_mutex_lock(&L->mu);
+        for (uint32_t i = 0; i < L->snap.n_counters; i++)
+            fprintf(stats, "%s\"%s\":%" PRIu64, i ? "," : "", L->snap.counter_names[i],
+                    L->snap.counters[i]);
+        pthread_mutex_unlock(&L->mu);
         fputc('}', stats);
         if (f->ckpt_fallback) json_string_field(stats, "checkpoint_fallback", f->ckpt_fallback);
         fputs("}\n", stats);
@@ -118,6 +134,8 @@ void nd_live_report(nd_live *L, const nd_live_figures *f, int final)
             m, ND_LIVE_METRICS_MAX,
             "# TYPE netdiffus_live_packets_total counter\nnetdiffus_live_packets_total %" PRIu64
             "\n"
+            "# TYPE netdiffus_live_packets_skipped_total counter\n"
+            "netdiffus_live_packets_skipped_total %" PRIu64 "\n"
             "# TYPE netdiffus_live_flows_total counter\nnetdiffus_live_flows_total %" PRIu64
             "\n"
             "# TYPE netdiffus_live_flows_active gauge\nnetdiffus_live_flows_active %" PRIu64
@@ -131,10 +149,12 @@ void nd_live_report(nd_live *L, const nd_live_figures *f, int final)
             "# TYPE netdiffus_live_images_per_second gauge\nnetdiffus_live_images_per_second %.2f\n"
             "# TYPE netdiffus_live_checkpoint_step gauge\nnetdiffus_live_checkpoint_step %" PRIu64
             "\n"
+            "# TYPE netdiffus_live_checkpoint_failures_total counter\n"
+            "netdiffus_live_checkpoint_failures_total %" PRIu64 "\n"
             "# TYPE netdiffus_live_rss_bytes gauge\nnetdiffus_live_rss_bytes %" PRIu64 "\n"
             "# TYPE netdiffus_live_class_windows_total counter\n",
-            f->packets, f->flows, f->active, f->windows, f->dropped, f->step, f->loss, f->ips,
-            f->ckpt_step, f->rss);
+            f->packets, f->skipped, f->flows, f->active, f->windows, f->dropped, f->step,
+            f->loss, f->ips, f->ckpt_step, f->ckpt_failed, f->rss);
         for (uint32_t i = 0; i < in.n_classes && n > 0 && (size_t)n < ND_LIVE_METRICS_MAX;
              i++) {
             nd_online_class_info ci;

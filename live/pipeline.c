@@ -98,8 +98,13 @@ static int setup_capture(nd_live *L, nd_error *e)
                                 capture_ctx_class_name(L->ctx, i));
     L->snap.class_windows = calloc(L->n_classes, sizeof *L->snap.class_windows);
     L->snap.stats = calloc(L->n_classes, sizeof *L->snap.stats);
-    if (!L->snap.class_windows || !L->snap.stats)
+    L->snap.n_counters = capture_ctx_n_counters(L->ctx);
+    L->snap.counter_names = calloc(L->snap.n_counters, sizeof *L->snap.counter_names);
+    L->snap.counters = calloc(L->snap.n_counters, sizeof *L->snap.counters);
+    if (!L->snap.class_windows || !L->snap.stats || !L->snap.counter_names || !L->snap.counters)
         return nd_error_set(e, -ENOMEM, "live: out of memory");
+    for (uint32_t i = 0; i < L->snap.n_counters; i++)
+        capture_ctx_counter(L->ctx, i, &L->snap.counter_names[i], &L->snap.counters[i]);
     return 0;
 }
 
@@ -191,10 +196,11 @@ static void threads_stop(nd_live *L)
 
 /* The loop's clock and counters. */
 typedef struct trainer {
-    uint64_t t0, max_steps, duration; /* start; limits (0: none) */
-    uint64_t interval, next_status;   /* status figures */
-    uint64_t last_ckpt_step, last_ckpt_t, ckpt_count;
-    uint64_t prev_packets, prev_images, prev_t; /* at the last status, for the rates */
+    uint64_t t0, max_steps, duration;            /* start; limits (0: none) */
+    uint64_t interval, next_status;              /* status figures */
+    uint64_t last_ckpt_step, last_ckpt_t;        /* the last checkpoint tried */
+    uint64_t ckpt_step, ckpt_count, ckpt_failed; /* written: step of the last; failed */
+    uint64_t prev_packets, prev_images, prev_t;  /* at the last status, for the rates */
     int input_done, warned_idle;
     nd_live_figures f;
 } trainer;
@@ -208,7 +214,7 @@ static void trainer_init(trainer *t, const nd_live *L)
     t->max_steps = L->o->max_steps;
     t->duration = L->o->duration_ns;
     t->interval = L->o->status_interval_ns ? L->o->status_interval_ns : ND_NS_PER_SEC;
-    t->last_ckpt_step = in.step;
+    t->last_ckpt_step = t->ckpt_step = in.step;
 }
 
 /* Moves up to max windows from the ring into the trainer. */
@@ -268,6 +274,7 @@ static void maybe_checkpoint(nd_live *L, trainer *t, uint64_t now)
     if (rc) {
         /* A full disk or a folder gone must not end the run and lose its training: the
          * previous checkpoint is intact (atomic writer). */
+        t->ckpt_failed++;
         nd_status_end();
         nd_warn("live: checkpoint at step %" PRIu64 " not written: %s; training goes on, "
                 "the next checkpoint tries again",
@@ -275,6 +282,7 @@ static void maybe_checkpoint(nd_live *L, trainer *t, uint64_t now)
         return;
     }
     t->ckpt_count++;
+    t->ckpt_step = in.step;
     if (!nd_status_enabled())
         nd_info("live: step %" PRIu64 ", loss %.4f: checkpoint %s", in.step, in.loss,
                 L->o->checkpoint);
@@ -290,8 +298,9 @@ static void status(nd_live *L, trainer *t, uint64_t now)
     double dt = (double)(now - t->prev_t) * 1e-9;
     f->pps = dt > 0 ? (double)(f->packets - t->prev_packets) / dt : 0;
     f->ips = dt > 0 ? (double)(in.images - t->prev_images) / dt : 0;
-    f->ckpt_step = t->last_ckpt_step;
+    f->ckpt_step = t->ckpt_step;
     f->ckpt_count = t->ckpt_count;
+    f->ckpt_failed = t->ckpt_failed;
     f->ckpt_age = (double)(now - t->last_ckpt_t) * 1e-9;
     f->input_done = t->input_done;
     nd_live_report(L, f, 0);
@@ -374,12 +383,14 @@ static int finish(nd_live *L, trainer *t, int rc, nd_live_result *res, nd_error 
     int cr = last_checkpoint(L, &written, &fallback, e);
     if (cr && !fallback) return cr;
     if (written) t->ckpt_count++;
+    if (fallback) t->ckpt_failed++;
     nd_online_info in;
     nd_online_get_info(L->online, &in);
     nd_live_figures *f = &t->f;
     nd_live_gather(L, &in, f, t->t0, nd_now_ns());
-    f->ckpt_step = written ? in.step : t->last_ckpt_step;
+    f->ckpt_step = written ? in.step : t->ckpt_step;
     f->ckpt_count = t->ckpt_count;
+    f->ckpt_failed = t->ckpt_failed;
     f->input_done = t->input_done;
     f->ckpt_fallback = fallback;
     nd_live_report(L, f, 1);
@@ -427,6 +438,8 @@ static void live_free(nd_live *L)
     nd_dm_free(atomic_exchange(&L->fresh, NULL)); /* a copy the replay thread never took */
     free(L->snap.class_windows);
     free(L->snap.stats);
+    free(L->snap.counter_names);
+    free(L->snap.counters);
     pthread_mutex_destroy(&L->mu);
     free(L);
 }

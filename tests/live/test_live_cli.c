@@ -96,6 +96,15 @@ int main(void)
     CHECK(windows >= 30);
     CHECK_EQ(pushed + dropped, windows);
     CHECK_EQ(taken, pushed);
+    /* packets: every one handed over by the source was fed, and the skipped ones add up
+     * to their reasons (the named counters, parse.* and orphan fragments) */
+    CHECK(live_json(l, "packets") > 0);
+    CHECK_EQ(live_json(l, "packets"), live_json(strstr(l, "\"source\":"), "received"));
+    double reasons = live_json(l, "flow.orphan_fragment");
+    for (const char *p = strstr(l, "\"parse."); p; p = strstr(p + 1, "\"parse."))
+        reasons += strtod(strchr(p, ':') + 1, NULL);
+    CHECK_EQ(reasons, live_json(l, "skipped"));
+    CHECK_EQ(live_json(l, "checkpoint_failures"), 0);
     CHECK(strstr(l, "\"bulk\":{") && strstr(l, "\"chat\":{"));
     CHECK(live_json(strstr(l, "\"bulk\":"), "model_class") >= 0); /* both learnt */
     CHECK(live_json(strstr(l, "\"chat\":"), "model_class") >= 0);
