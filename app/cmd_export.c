@@ -24,8 +24,8 @@ static int export_safetensors(const char *in, const char *out)
     int rc = m ? nd_dm_export_safetensors(m, out, &e) : e.code;
     if (rc) nd_err("%s", e.msg);
     else
-        nd_info("%zu weights (EMA, step %" PRIu64 ") -> %s",
-                nd_unet_num_params(nd_dm_unet(m)), nd_dm_step(m), out);
+        nd_info("%zu weights (EMA, step %" PRIu64 ") -> %s", nd_unet_num_params(nd_dm_unet(m)),
+                nd_dm_step(m), out);
     nd_dm_free(m);
     return cli_exit_code(rc);
 }

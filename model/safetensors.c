@@ -30,8 +30,7 @@ static void torch_name(char *out, size_t len, const char *name)
         snprintf(out, len, "%.*s.weight", (int)(n - 2), name);
     else if (n >= 2 && !strcmp(name + n - 2, ".b"))
         snprintf(out, len, "%.*s.bias", (int)(n - 2), name);
-    else
-        snprintf(out, len, "%s", name);
+    else snprintf(out, len, "%s", name);
 }
 
 /* The JSON header of m's network (unpadded) in a malloc'd string; NULL on -ENOMEM. */
@@ -43,10 +42,12 @@ static char *header_json(nd_dm *m, size_t *len)
     char *buf = NULL;
     FILE *f = open_memstream(&buf, len);
     if (!f) return NULL;
-    fprintf(f, "{\"__metadata__\":{\"format\":\"pt\",\"producer\":\"netdiffus\",\"weights\":\"ema\","
-               "\"step\":\"%" PRIu64 "\",\"channels\":\"%d\",\"L\":\"%d\",\"base\":\"%d\","
-               "\"mult\":\"",
-            nd_dm_step(m), u->channels, u->L, u->base);
+    fprintf(
+        f,
+        "{\"__metadata__\":{\"format\":\"pt\",\"producer\":\"netdiffus\",\"weights\":\"ema\","
+        "\"step\":\"%" PRIu64 "\",\"channels\":\"%d\",\"L\":\"%d\",\"base\":\"%d\","
+        "\"mult\":\"",
+        nd_dm_step(m), u->channels, u->L, u->base);
     for (int l = 0; l < u->levels; l++) fprintf(f, "%s%d", l ? "," : "", u->mult[l]);
     fprintf(f,
             "\",\"res_blocks\":\"%d\",\"attn_min_res\":\"%d\",\"groups\":\"%d\","

@@ -44,7 +44,8 @@ typedef struct ptensor {
 } ptensor;
 
 /* A shape as palloc's two arguments: its dimension count and its sizes. */
-#define DIMS(...) (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (const int[]){__VA_ARGS__}
+#define DIMS(...)                                                                              \
+    (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (const int[]) { __VA_ARGS__ }
 
 /* A stream tensor: value and gradient (B,C,H,H). */
 typedef struct stream {
