@@ -5,6 +5,8 @@ section is handed out: magic, version, header CRC, kind, declared size, section 
 and lengths, section CRCs and padding, nothing after the last section. Every length is
 compared with what remains of the file before it is used.
 """
+import mmap
+import os
 import struct
 import zlib
 
@@ -71,9 +73,11 @@ def _tag(b):
 
 
 def open_container(path, kind):
-    """Reads and checks the whole file at path, which must be of kind (KIND_*)."""
+    """Maps and checks the whole file at path, which must be of kind (KIND_*). Mapped
+    rather than read: the arrays made from it are the only copy of a large dataset."""
     with open(path, "rb") as f:
-        data = f.read()
+        size = os.fstat(f.fileno()).st_size
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     return parse(path, data, kind)
 
 
