@@ -58,7 +58,7 @@ static int run(int argc, char **argv)
 }
 
 const nd_command cmd_export = {
-    "export", "write a dataset's windows as series CSV, or a model's weights as safetensors",
+    "export", "write a dataset as series CSV, or a model's weights as safetensors",
     "usage: netdiffus export IN.ndd --csv OUT.csv\n"
     "       netdiffus export MODEL.ndm --safetensors OUT.safetensors\n"
     "\n"
