@@ -304,6 +304,7 @@ const nd_dataset *nd_dm_dataset(const nd_dm *m) { return m->meta; }
 const nd_gaf_spec *nd_dm_gaf(const nd_dm *m) { return &m->gaf; }
 const nd_gaf_scale *nd_dm_scale(const nd_dm *m, int cls) { return &m->scales[cls]; }
 nd_unet *nd_dm_unet(nd_dm *m) { return m->net; }
+const float *nd_dm_ema(const nd_dm *m) { return m->ema; }
 uint64_t nd_dm_step(const nd_dm *m) { return m->step; }
 
 int nd_dm_set_sampling(nd_dm *m, const nd_dm_sampling *s, nd_error *e)

@@ -304,7 +304,16 @@ const nd_dataset *nd_dm_dataset(const nd_dm *m); /* classes, channels, statistic
 const nd_gaf_spec *nd_dm_gaf(const nd_dm *m);    /* decode: the sampling setting's */
 const nd_gaf_scale *nd_dm_scale(const nd_dm *m, int cls);
 nd_unet *nd_dm_unet(nd_dm *m);
+/* The EMA of the weights (nd_unet_num_params floats, laid out as nd_dm_unet's parameter
+ * block): what sampling runs the network with. */
+const float *nd_dm_ema(const nd_dm *m);
 uint64_t nd_dm_step(const nd_dm *m);
+/* Writes the network's EMA weights as a safetensors file (docs/FORMATS.md, "Safetensors
+ * export"): one F32 tensor per parameter under PyTorch's names and shapes (the ".w" and
+ * ".b" of nd_unet_tensor spelled ".weight" and ".bias"), so that the U-Net of
+ * scripts/torch_reference.py loads them with load_state_dict; the network's settings as
+ * metadata. Written atomically. */
+int nd_dm_export_safetensors(nd_dm *m, const char *path, nd_error *e);
 /* Prints the model-specific lines of `netdiffus inspect` for an open model file, after
  * checking its network record as nd_dm_load does (bounds, the parameter count against
  * the file's PARM, EMAW and ADAM): a record no model can be loaded from is an error. */

@@ -1,13 +1,20 @@
 #!/usr/bin/python3
 """torch_reference.py — the PyTorch twin of netdiffus's model core (model/model.h).
 
-It builds the same unet-ref (docs/MODEL.md) with the same parameter names as the C code,
-and serves two purposes:
+It builds the same unet-ref (docs/MODEL.md) with the same parameter names as the C code
+(PyTorch spells the C table's ".w" and ".b" ".weight" and ".bias"), and serves three
+purposes:
+
+  weights    the network of a trained model in PyTorch: load_exported(PATH) builds the
+             U-Net that `netdiffus export MODEL.ndm --safetensors PATH` describes in its
+             metadata and loads the weights (strict); unet_config(net) builds the config
+             from a model file's settings (netdiffus.read_ndm(...).settings["net"]), whose
+             .ema dict load_state_dict also takes. tests/python/test_safetensors.py checks
+             that its output equals netdiffus's on the same input.
 
   fixtures   writes the parity fixtures under tests/fixtures/model/ that the C test
-             tests/model/test_model_torch.c compares against (CI has no torch: it only
-             reads the fixtures). Regenerate with:
-                 EXTRA="python3-torch python3-numpy" scripts/setup
+             tests/model/test_model_torch.c compares against (the C test only reads
+             them). Regenerate with (scripts/setup installs python3-torch):
                  /usr/bin/python3 scripts/torch_reference.py fixtures
   bench      training images/s (forward + backward + AdamW) and DDIM sampling images/s,
              for scripts/bench-model:
@@ -75,17 +82,22 @@ class Attention(nn.Module):
 
 
 class UNet(nn.Module):
+    """cfg: channels, L, base, mult, res_blocks, attn_min_res, groups, emb, max_classes, and
+    coords (0 when absent: the network of the parity fixtures): with coords 1 the first
+    convolution also sees two planes, each pixel's row and column in [-1, 1]."""
+
     def __init__(self, cfg):
         super().__init__()
         C, base, mult = cfg["channels"], cfg["base"], cfg["mult"]
         E, G, nres = cfg["emb"], cfg["groups"], cfg["res_blocks"]
         self.cfg = cfg
+        self.coords = cfg.get("coords", 0)
         self.temb = nn.Module()
         self.temb.lin1 = nn.Linear(E, E)
         self.temb.lin2 = nn.Linear(E, E)
         self.cemb = nn.Module()
         self.cemb.table = nn.Parameter(torch.randn(cfg["max_classes"] + 1, E))
-        self.conv_in = nn.Conv2d(C, base, 3, padding=1)
+        self.conv_in = nn.Conv2d(C + 2 * self.coords, base, 3, padding=1)
         self.enc = nn.ModuleList()
         self.down = nn.ModuleList()
         skips = [base]
@@ -124,6 +136,12 @@ class UNet(nn.Module):
     def forward(self, x, t, y):
         e = timestep_embedding(t, self.cfg["emb"])
         e = self.temb.lin2(F.silu(self.temb.lin1(e))) + self.cemb.table[y]
+        if self.coords:
+            B, L = x.shape[0], x.shape[-1]
+            pos = torch.arange(L, dtype=torch.float32) * (2.0 / (L - 1) if L > 1 else 0.0) - 1
+            rows = pos[:, None].expand(L, L)
+            planes = torch.stack([rows, rows.t()])[None].expand(B, 2, L, L)
+            x = torch.cat([x, planes], dim=1)
         h = self.conv_in(x)
         hs = [h]
         n = len(self.cfg["mult"])
@@ -144,6 +162,35 @@ class UNet(nn.Module):
             if l > 0:
                 h = self.up[l](F.interpolate(h, scale_factor=2, mode="nearest"))
         return self.out.conv(F.silu(self.out.gn(h)))
+
+
+def unet_config(net):
+    """The UNet cfg of a netdiffus network: net is a model file's settings["net"]
+    (netdiffus.read_ndm) or the metadata of an exported safetensors file (strings)."""
+    i = lambda k: int(net[k])
+    mult = net["mult"]
+    return dict(channels=i("channels"), L=i("L"), base=i("base"),
+                mult=[int(m) for m in (mult.split(",") if isinstance(mult, str) else mult)],
+                res_blocks=i("res_blocks"), attn_min_res=i("attn_min_res"), groups=i("groups"),
+                emb=i("emb_dim"), max_classes=i("max_classes"), coords=i("coords"))
+
+
+def _netdiffus():
+    """The netdiffus Python module: this checkout's (python/), else an installed one."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python")
+    if os.path.isdir(os.path.join(src, "netdiffus")) and src not in sys.path:
+        sys.path.insert(0, src)
+    import netdiffus
+    return netdiffus
+
+
+def load_exported(path):
+    """The UNet of a `netdiffus export MODEL.ndm --safetensors PATH` file, its weights loaded
+    (strict: every name and shape must match), in eval mode; and the file's metadata."""
+    tensors, meta = _netdiffus().read_safetensors(path)
+    model = UNet(unet_config(meta))
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=True)
+    return model.eval(), meta
 
 
 def c_name(name):

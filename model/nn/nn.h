@@ -214,6 +214,10 @@ float *nd_unet_grads(nd_unet *m);
 size_t nd_unet_num_tensors(const nd_unet *m);
 void nd_unet_tensor(const nd_unet *m, size_t i, const char **name, size_t *offset,
                     size_t *numel);
+/* Tensor i's shape as PyTorch lays it out, which is how the block stores it: convolutions
+ * (out, in, kh, kw), linear layers (out, in), the class table (max_classes + 1, emb_dim),
+ * norms and biases (C). Returns the dimension count (1..4); shape[ndim..] is unused. */
+int nd_unet_tensor_shape(const nd_unet *m, size_t i, int shape[4]);
 /* Multiply-adds ×2 of one image's forward pass (backward is about twice that). */
 double nd_unet_flops_per_image(const nd_unet *m);
 

@@ -38,9 +38,14 @@ enum init { INIT_UNIFORM, INIT_ONES, INIT_ZEROS, INIT_NORMAL };
 typedef struct ptensor {
     char name[64];
     size_t off, numel;
+    int ndim, shape[4]; /* PyTorch's: (out, in, kh, kw), (out, in), (rows, width), (C) */
     int fan_in;
     int init;
 } ptensor;
+
+/* A shape as palloc's two arguments: its dimension count and its sizes. */
+#define DIMS(...)                                                                              \
+    (int)(sizeof((int[]){__VA_ARGS__}) / sizeof(int)), (const int[]) { __VA_ARGS__ }
 
 /* A stream tensor: value and gradient (B,C,H,H). */
 typedef struct stream {
@@ -113,12 +118,16 @@ struct nd_unet {
 
 static size_t P_(int H) { return (size_t)H * H; }
 
-static size_t palloc(nd_unet *m, const char *name, size_t numel, int fan_in, int init)
+static size_t palloc(nd_unet *m, const char *name, int ndim, const int *shape, int fan_in,
+                     int init)
 {
-    ND_ASSERT(m->n_tens < MAX_TENSORS);
+    ND_ASSERT(m->n_tens < MAX_TENSORS && ndim >= 1 && ndim <= 4);
     ptensor *t = &m->tens[m->n_tens++];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->off = m->n_params;
+    t->ndim = ndim;
+    size_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= (size_t)(t->shape[d] = shape[d]);
     t->numel = numel;
     t->fan_in = fan_in;
     t->init = init;
@@ -170,24 +179,24 @@ static void rb_build(nd_unet *m, resblock *r, const char *pfx, int cin, int cout
     r->cin = cin;
     r->cout = cout;
     r->H = H;
-#define P(field, suffix, n, fan, init)                                                         \
+#define P(field, suffix, fan, init, ...)                                                       \
     do {                                                                                       \
         snprintf(nm, sizeof nm, "%s.%s", pfx, suffix);                                         \
-        r->field = palloc(m, nm, n, fan, init);                                                \
+        r->field = palloc(m, nm, DIMS(__VA_ARGS__), fan, init);                                \
     } while (0)
-    P(gn1w, "gn1.w", cin, 0, INIT_ONES);
-    P(gn1b, "gn1.b", cin, 0, INIT_ZEROS);
-    P(c1w, "conv1.w", (size_t)cout * cin * 9, cin * 9, INIT_UNIFORM);
-    P(c1b, "conv1.b", cout, cin * 9, INIT_UNIFORM);
-    P(ew, "emb.w", (size_t)cout * c->emb_dim, c->emb_dim, INIT_UNIFORM);
-    P(eb, "emb.b", cout, c->emb_dim, INIT_UNIFORM);
-    P(gn2w, "gn2.w", cout, 0, INIT_ONES);
-    P(gn2b, "gn2.b", cout, 0, INIT_ZEROS);
-    P(c2w, "conv2.w", (size_t)cout * cout * 9, cout * 9, INIT_UNIFORM);
-    P(c2b, "conv2.b", cout, cout * 9, INIT_UNIFORM);
+    P(gn1w, "gn1.w", 0, INIT_ONES, cin);
+    P(gn1b, "gn1.b", 0, INIT_ZEROS, cin);
+    P(c1w, "conv1.w", cin * 9, INIT_UNIFORM, cout, cin, 3, 3);
+    P(c1b, "conv1.b", cin * 9, INIT_UNIFORM, cout);
+    P(ew, "emb.w", c->emb_dim, INIT_UNIFORM, cout, c->emb_dim);
+    P(eb, "emb.b", c->emb_dim, INIT_UNIFORM, cout);
+    P(gn2w, "gn2.w", 0, INIT_ONES, cout);
+    P(gn2b, "gn2.b", 0, INIT_ZEROS, cout);
+    P(c2w, "conv2.w", cout * 9, INIT_UNIFORM, cout, cout, 3, 3);
+    P(c2b, "conv2.b", cout * 9, INIT_UNIFORM, cout);
     if (cin != cout) {
-        P(skw, "skip.w", (size_t)cout * cin, cin, INIT_UNIFORM);
-        P(skb, "skip.b", cout, cin, INIT_UNIFORM);
+        P(skw, "skip.w", cin, INIT_UNIFORM, cout, cin, 1, 1);
+        P(skb, "skip.b", cin, INIT_UNIFORM, cout);
     } else {
         r->skw = r->skb = NONE;
     }
@@ -218,9 +227,9 @@ static void conv_build(nd_unet *m, convl *cv, const char *pfx, int cin, int cout
     cv->Hin = Hin;
     cv->stride = stride;
     snprintf(nm, sizeof nm, "%s.w", pfx);
-    cv->w = palloc(m, nm, (size_t)cout * cin * 9, cin * 9, INIT_UNIFORM);
+    cv->w = palloc(m, nm, DIMS(cout, cin, 3, 3), cin * 9, INIT_UNIFORM);
     snprintf(nm, sizeof nm, "%s.b", pfx);
-    cv->b = palloc(m, nm, cout, cin * 9, INIT_UNIFORM);
+    cv->b = palloc(m, nm, DIMS(cout), cin * 9, INIT_UNIFORM);
     int Hout = (Hin - 1) / stride + 1;
     if (upsample) {
         cv->up = abuf(m, (size_t)m->max_batch * cin * P_(Hin));
@@ -362,11 +371,11 @@ static nd_unet *build(const nd_unet_config *uc, int max_batch, uint64_t seed, in
     int E = c->emb_dim, G = c->groups;
     size_t B = (size_t)max_batch;
 
-    m->l1w = palloc(m, "temb.lin1.w", (size_t)E * E, E, INIT_UNIFORM);
-    m->l1b = palloc(m, "temb.lin1.b", E, E, INIT_UNIFORM);
-    m->l2w = palloc(m, "temb.lin2.w", (size_t)E * E, E, INIT_UNIFORM);
-    m->l2b = palloc(m, "temb.lin2.b", E, E, INIT_UNIFORM);
-    m->ctab = palloc(m, "cemb.table", (size_t)(c->max_classes + 1) * E, 0, INIT_NORMAL);
+    m->l1w = palloc(m, "temb.lin1.w", DIMS(E, E), E, INIT_UNIFORM);
+    m->l1b = palloc(m, "temb.lin1.b", DIMS(E), E, INIT_UNIFORM);
+    m->l2w = palloc(m, "temb.lin2.w", DIMS(E, E), E, INIT_UNIFORM);
+    m->l2b = palloc(m, "temb.lin2.b", DIMS(E), E, INIT_UNIFORM);
+    m->ctab = palloc(m, "cemb.table", DIMS(c->max_classes + 1, E), 0, INIT_NORMAL);
     m->tsin = abuf(m, B * E);
     m->e1 = abuf(m, B * E);
     m->e1s = abuf(m, B * E);
@@ -416,12 +425,12 @@ static nd_unet *build(const nd_unet_config *uc, int max_batch, uint64_t seed, in
     if (m->use_attn) {
         m->attn_C = ch;
         m->attn_H = H;
-        m->agw = palloc(m, "mid.attn.gn.w", ch, 0, INIT_ONES);
-        m->agb = palloc(m, "mid.attn.gn.b", ch, 0, INIT_ZEROS);
-        m->aqw = palloc(m, "mid.attn.qkv.w", (size_t)3 * ch * ch, ch, INIT_UNIFORM);
-        m->aqb = palloc(m, "mid.attn.qkv.b", (size_t)3 * ch, ch, INIT_UNIFORM);
-        m->apw = palloc(m, "mid.attn.proj.w", (size_t)ch * ch, ch, INIT_UNIFORM);
-        m->apb = palloc(m, "mid.attn.proj.b", ch, ch, INIT_UNIFORM);
+        m->agw = palloc(m, "mid.attn.gn.w", DIMS(ch), 0, INIT_ONES);
+        m->agb = palloc(m, "mid.attn.gn.b", DIMS(ch), 0, INIT_ZEROS);
+        m->aqw = palloc(m, "mid.attn.qkv.w", DIMS(3 * ch, ch, 1, 1), ch, INIT_UNIFORM);
+        m->aqb = palloc(m, "mid.attn.qkv.b", DIMS(3 * ch), ch, INIT_UNIFORM);
+        m->apw = palloc(m, "mid.attn.proj.w", DIMS(ch, ch, 1, 1), ch, INIT_UNIFORM);
+        m->apb = palloc(m, "mid.attn.proj.b", DIMS(ch), ch, INIT_UNIFORM);
         size_t p = P_(H);
         m->an = abuf(m, B * ch * p);
         m->am = abuf(m, B * G);
@@ -469,10 +478,10 @@ static nd_unet *build(const nd_unet_config *uc, int max_batch, uint64_t seed, in
     }
     m->dec_n = m->n_rb - m->dec_first;
     m->last = h;
-    m->ogw = palloc(m, "out.gn.w", ch, 0, INIT_ONES);
-    m->ogb = palloc(m, "out.gn.b", ch, 0, INIT_ZEROS);
-    m->ocw = palloc(m, "out.conv.w", (size_t)c->channels * ch * 9, ch * 9, INIT_UNIFORM);
-    m->ocb = palloc(m, "out.conv.b", c->channels, ch * 9, INIT_UNIFORM);
+    m->ogw = palloc(m, "out.gn.w", DIMS(ch), 0, INIT_ONES);
+    m->ogb = palloc(m, "out.gn.b", DIMS(ch), 0, INIT_ZEROS);
+    m->ocw = palloc(m, "out.conv.w", DIMS(c->channels, ch, 3, 3), ch * 9, INIT_UNIFORM);
+    m->ocb = palloc(m, "out.conv.b", DIMS(c->channels), ch * 9, INIT_UNIFORM);
     m->oa = abuf(m, B * ch * P_(H));
     m->om = abuf(m, B * G);
     m->or_ = abuf(m, B * G);
@@ -545,6 +554,14 @@ void nd_unet_tensor(const nd_unet *m, size_t i, const char **name, size_t *offse
     if (name) *name = m->tens[i].name;
     if (offset) *offset = m->tens[i].off;
     if (numel) *numel = m->tens[i].numel;
+}
+
+int nd_unet_tensor_shape(const nd_unet *m, size_t i, int shape[4])
+{
+    ND_ASSERT(i < m->n_tens);
+    const ptensor *t = &m->tens[i];
+    memcpy(shape, t->shape, sizeof t->shape);
+    return t->ndim;
 }
 
 void nd_unet_zero_grad(nd_unet *m) { memset(m->grads, 0, sizeof(float) * m->n_params); }
