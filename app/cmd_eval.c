@@ -87,8 +87,8 @@ static int run(int argc, char **argv)
         nd_json_str(js, "train", train);
         nd_json_str(js, "peer", peer);
         rc = nd_eval_report(json ? stderr : stdout, js, r, s, w, t, q, &o, &e);
-        if (!rc && js && cli_json_print(js)) rc = -EIO;
-        else if (js) nd_json_free(js);
+        if (rc || !js) nd_json_free(js);
+        else if (cli_json_print(js)) rc = -EIO; /* frees js */
     }
     if (rc) nd_err("%s", e.msg);
     nd_dataset_free(r);

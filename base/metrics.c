@@ -29,8 +29,8 @@ static void prom_printf(nd_prom *p, const char *fmt, ...)
     for (int pass = 0; pass < 2 && !p->failed; pass++) {
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(p->buf ? p->buf + p->len : NULL, p->buf ? p->cap - p->len : 0, fmt,
-                          ap);
+        int n =
+            vsnprintf(p->buf ? p->buf + p->len : NULL, p->buf ? p->cap - p->len : 0, fmt, ap);
         va_end(ap);
         if (n < 0) p->failed = 1;
         else if (p->buf && (size_t)n < p->cap - p->len) {
@@ -68,10 +68,11 @@ void nd_prom_sample(nd_prom *p, const char *name, const char *label, const char 
     /* a label value escapes backslash, double quote and line feed */
     prom_printf(p, "%s{%s=\"", name, label);
     for (const char *c = value; *c; c++)
-        prom_printf(p, "%s", *c == '\\' ? "\\\\"
-                             : *c == '"' ? "\\\""
-                             : *c == '\n' ? "\\n"
-                                          : (char[2]){*c, 0});
+        prom_printf(p, "%s",
+                    *c == '\\'   ? "\\\\"
+                    : *c == '"'  ? "\\\""
+                    : *c == '\n' ? "\\n"
+                                 : (char[2]){*c, 0});
     prom_printf(p, "\"} %s\n", num);
 }
 

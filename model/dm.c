@@ -1056,7 +1056,9 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
         }
         uint64_t ce = m->s.train.checkpoint_every;
         int validate = o->path && ce && m->step % ce == 0 && m->step < o->steps;
-        if (o->report_every && m->step % o->report_every == 0 && !validate)
+        /* the last step's line is the final one, after the loop */
+        if (o->report_every && m->step % o->report_every == 0 && !validate &&
+            m->step < o->steps)
             train_progress(m, o, step0, t0, B, loss_avg, NAN, 0);
         if (validate) {
             rep->val_loss = val_loss(m, ds, val, nval, &b, save);
