@@ -285,6 +285,7 @@ static int capture_to_file(const nd_config *cfg, const capture_args *o)
     if (cli_watch_on(&watch)) {
         co.report = on_report;
         co.report_arg = &ws;
+        metrics(&watch, c, &ws.done); /* zeros until the first report */
     }
     cli_catch_stop();
     rc = capture_run(c, o->src.spec, o->src.n, &co, &cli_stop, nd_status_enabled(), &e);

@@ -474,6 +474,7 @@ static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *s
     if (cli_watch_on(&watch)) {
         wo.report = on_report;
         wo.report_arg = &watch;
+        metrics(&watch, &st); /* zeros until the first report */
     }
     int rc = replay_run(ds, &wo, sink, &st, &e);
     if (cli_watch_on(&watch) && (!rc || rc == ND_EINTR)) {

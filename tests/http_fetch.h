@@ -66,7 +66,8 @@ static inline void http_check_prometheus(const char *text)
             snprintf(help, sizeof help, "# HELP %s ", name);
             snprintf(type, sizeof type, "# TYPE %s ", name);
             const char *h = strstr(text, help), *t = strstr(text, type);
-            if (!h || !t || h > p || t > p) CHECK_FAIL_("%s: no # HELP or # TYPE before it", name);
+            if (!h || !t || h > p || t > p)
+                CHECK_FAIL_("%s: no # HELP or # TYPE before it", name);
             int counter = !strncmp(t + strlen(type), "counter\n", 8);
             if (!counter && strncmp(t + strlen(type), "gauge\n", 6))
                 CHECK_FAIL_("%s: type is neither counter nor gauge", name);

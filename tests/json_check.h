@@ -20,14 +20,15 @@ static inline int json_holds(const char *path, int lines, const char *expr)
     snprintf(script, sizeof script, "%s", tmp_path("json_check.py"));
     FILE *f = fopen(script, "w");
     if (!f) return 0;
-    fprintf(f,
-            "import json, sys\n"
-            "text = open(sys.argv[1]).read()\n"
-            "d = [json.loads(l) for l in text.splitlines()] if %d else json.loads(text)\n"
-            "ok = (%s)\n"
-            "if not ok: print('does not hold in', sys.argv[1], ':', text[:3000], file=sys.stderr)\n"
-            "sys.exit(0 if ok else 1)\n",
-            lines, expr);
+    fprintf(
+        f,
+        "import json, sys\n"
+        "text = open(sys.argv[1]).read()\n"
+        "d = [json.loads(l) for l in text.splitlines()] if %d else json.loads(text)\n"
+        "ok = (%s)\n"
+        "if not ok: print('does not hold in', sys.argv[1], ':', text[:3000], file=sys.stderr)\n"
+        "sys.exit(0 if ok else 1)\n",
+        lines, expr);
     fclose(f);
     if (lines) snprintf(cmd, sizeof cmd, "python3 %s %s", script, path);
     else

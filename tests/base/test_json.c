@@ -44,10 +44,11 @@ static void json_values(void)
     CHECK(!strstr(text, "NaN") && !strstr(text, "Infinity"));
     CHECK_CONTAINS(text, "\"tenth\":0.1,");
     free(text);
-    CHECK(json_holds(path, 0, "d['nan'] is None and d['inf'] is None and d['ninf'] is None "
-                               "and d['big'] == 2**64 - 1 and d['neg'] == -5 and d['yes'] is "
-                               "True and d['text'] == 'a \"quoted\" \\\\ path/with\\ttab\\n' "
-                               "and d['none'] is None and d['list'] == [1.5, None, {\"in\": 3}]"));
+    CHECK(json_holds(path, 0,
+                     "d['nan'] is None and d['inf'] is None and d['ninf'] is None "
+                     "and d['big'] == 2**64 - 1 and d['neg'] == -5 and d['yes'] is "
+                     "True and d['text'] == 'a \"quoted\" \\\\ path/with\\ttab\\n' "
+                     "and d['none'] is None and d['list'] == [1.5, None, {\"in\": 3}]"));
     /* indented for people: the same values */
     j = nd_json_new();
     nd_json_num(nd_json_obj(j, "o"), "x", NAN);

@@ -99,7 +99,8 @@ int main(void)
                "d['files'][0]['windows'] == 12 and d['files'][1]['model']['steps'] == 20 and "
                "'traffic' in d['files'][0] and len(d['files'][0]['sections']) > 2");
     EXPECT(1, "inspect", ndd, path(7, "missing.ndd"), "--json");
-    CHECK_JSON("d['files'][0]['kind'] == 'dataset' and 'missing.ndd' in d['files'][1]['error']");
+    CHECK_JSON(
+        "d['files'][0]['kind'] == 'dataset' and 'missing.ndd' in d['files'][1]['error']");
     EXPECT(0, "inspect", "--config", conf, "--json");
     CHECK_JSON("'window: 8' in d['config']");
 
