@@ -1,7 +1,8 @@
 /*
  * cli.c — what every subcommand shares (cli.h): usage errors and exit codes, the stop
  * flag, reading a command line with getopt_long, strict numbers, and opening the config
- * of -c/--config and --set.
+ * of -c/--config and --set, and the machine-readable outputs (--json, --stats,
+ * --metrics-port).
  */
 #include <errno.h>
 #include <math.h>
@@ -224,4 +225,86 @@ unsigned cli_sources_resolve(cli_sources *s, const nd_config *cfg)
         for (uint32_t k = 0; k < cfg->capture.n_sources; k++)
             s->spec[s->n++] = cfg->capture.sources[k];
     return s->n;
+}
+
+/* ---- machine-readable output -------------------------------------------------------- */
+
+int cli_json_check(const char *cmd, int json, const char *output)
+{
+    if (json && output && !strcmp(output, "-"))
+        return cli_usage_error(cmd, "--json writes its object to stdout: give the output a "
+                                    "file name, not '-'");
+    return 0;
+}
+
+int cli_json_print(nd_json *o)
+{
+    nd_error e = {0};
+    int rc = nd_json_write(o, stdout, 1, "--json: stdout", &e);
+    nd_json_free(o);
+    if (rc) nd_err("%s", e.msg);
+    return rc ? ND_EXIT_FAIL : ND_EXIT_OK;
+}
+
+int cli_watch_take(cli_watch *w, const cli_args *a, int code)
+{
+    if (code == CLI_OPT_STATS) {
+        w->stats_path = a->val;
+        return 1;
+    }
+    if (code != CLI_OPT_METRICS_PORT) return 0;
+    uint64_t port;
+    if (cli_parse_u64(a->val, &port) || port < 1 || port > 65535) {
+        cli_usage_error(a->cmd, "--metrics-port %s: expected a port, 1 to 65535", a->val);
+        return -1;
+    }
+    w->port = (uint32_t)port;
+    return 1;
+}
+
+int cli_watch_open(cli_watch *w, const char *cmd)
+{
+    nd_error e = {0};
+    w->t0 = nd_now_ns();
+    if (w->stats_path && !(w->stats = fopen(w->stats_path, "a"))) {
+        nd_err("%s: --stats %s: %s", cmd, w->stats_path, strerror(errno));
+        return ND_EXIT_FAIL;
+    }
+    if (w->port && !(w->metrics = nd_metrics_start(w->port, "--metrics-port", &e))) {
+        nd_err("%s: %s", cmd, e.msg);
+        cli_watch_close(w);
+        return ND_EXIT_FAIL;
+    }
+    if (w->metrics) nd_info("%s: metrics on http://127.0.0.1:%u/metrics", cmd, w->port);
+    return 0;
+}
+
+int cli_watch_on(const cli_watch *w) { return w->stats || w->metrics; }
+
+void cli_watch_line(cli_watch *w, nd_json *j, int final)
+{
+    if (w->stats) {
+        nd_json_num(j, "t", (double)(nd_now_ns() - w->t0) * 1e-9);
+        nd_json_bool(j, "final", final);
+        nd_error e = {0};
+        if (nd_json_write(j, w->stats, 0, w->stats_path, &e)) {
+            nd_warn("--stats: %s; no more lines are written", e.msg);
+            fclose(w->stats);
+            w->stats = NULL;
+        }
+    }
+    nd_json_free(j);
+}
+
+void cli_watch_publish(cli_watch *w, const nd_prom *p)
+{
+    if (w->metrics) nd_metrics_publish(w->metrics, p);
+}
+
+void cli_watch_close(cli_watch *w)
+{
+    if (w->stats) fclose(w->stats);
+    nd_metrics_stop(w->metrics);
+    w->stats = NULL;
+    w->metrics = NULL;
 }

@@ -44,7 +44,7 @@ void cli_catch_stop(void);
  * anywhere and in order, and everything after `--` an operand. Long options without a
  * short letter have codes from CLI_OPT_SET up (past any letter); a command numbers its
  * own from CLI_OPT_OWN. */
-enum { CLI_OPT_SET = 256, CLI_OPT_OWN };
+enum { CLI_OPT_SET = 256, CLI_OPT_JSON, CLI_OPT_STATS, CLI_OPT_METRICS_PORT, CLI_OPT_OWN };
 enum { CLI_OPERAND = 1, CLI_END = -1, CLI_BAD = -2 };
 
 typedef struct cli_args {
@@ -98,6 +98,46 @@ struct cli_config {
  * went wrong (file:line:col, the key) and returns the exit code: 0, 1 (unreadable file)
  * or 2 (bad config). cfg is always safe to free (nd_config_free). */
 int cli_config_open(nd_config *cfg, const cli_config *cc);
+
+/* ---- machine-readable output ----------------------------------------------------- */
+
+/* --json: the command's summary as one JSON object on stdout (docs: README.md). */
+#define CLI_JSON_OPTION                                                                        \
+    {                                                                                          \
+        "json", no_argument, NULL, CLI_OPT_JSON                                                \
+    }
+/* --json keeps stdout for its object: ND_EXIT_USAGE (said) when output, a data output
+ * of the command, is stdout ("-"); else 0. */
+int cli_json_check(const char *cmd, int json, const char *output);
+/* Prints o on stdout (indented) and frees it: ND_EXIT_OK, or ND_EXIT_FAIL once said. */
+int cli_json_print(nd_json *o);
+
+/* The figures of a long run (capture, replay) while it goes: --stats FILE appends one
+ * JSON object per interval and a last one with "final": true; --metrics-port PORT serves
+ * them as Prometheus text on 127.0.0.1. */
+#define CLI_WATCH_OPTIONS                                                                      \
+    {"stats", required_argument, NULL, CLI_OPT_STATS},                                         \
+    {                                                                                          \
+        "metrics-port", required_argument, NULL, CLI_OPT_METRICS_PORT                          \
+    }
+typedef struct cli_watch {
+    const char *stats_path; /* --stats, NULL: none */
+    uint32_t port;          /* --metrics-port, 0: none */
+    FILE *stats;
+    nd_metrics *metrics;
+    uint64_t t0; /* nd_now_ns() at open: "t" of the lines */
+} cli_watch;
+/* Takes the option code of a->val when it is one of CLI_WATCH_OPTIONS: 1 taken, 0 not
+ * one of them, -1 a bad value (said). */
+int cli_watch_take(cli_watch *w, const cli_args *a, int code);
+/* Opens the stats file and starts the endpoint: 0, or an exit code once said. */
+int cli_watch_open(cli_watch *w, const char *cmd);
+int cli_watch_on(const cli_watch *w); /* 1 when there is a stats file or an endpoint */
+/* Writes one stats line: j with "t" (seconds since the open) and "final" added; frees j.
+ * A line that cannot be written is said once and the run goes on. */
+void cli_watch_line(cli_watch *w, nd_json *j, int final);
+void cli_watch_publish(cli_watch *w, const nd_prom *p);
+void cli_watch_close(cli_watch *w);
 
 /* ---- sources (capture, live) ----------------------------------------------------- */
 

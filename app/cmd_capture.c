@@ -44,6 +44,110 @@ static void summary(capture_ctx *c, const char *out)
     }
 }
 
+/* The capture's figures so far, the same as its summary's: totals, windows per class,
+ * every counter (zeros too), what the sources handed over and lost (src). */
+static void figures(nd_json *j, capture_ctx *c, const capture_source_stats *src)
+{
+    capture_totals t;
+    capture_ctx_totals(c, &t);
+    nd_json_u64(j, "packets", t.packets);
+    nd_json_u64(j, "bytes", t.bytes);
+    nd_json_u64(j, "skipped", t.skipped);
+    nd_json_u64(j, "flows", t.flows);
+    nd_json_u64(j, "active_flows", t.active_flows);
+    nd_json_u64(j, "windows", t.windows);
+    nd_json *cls = nd_json_obj(j, "classes");
+    for (uint32_t i = 0; i < capture_ctx_n_classes(c); i++)
+        nd_json_u64(cls, capture_ctx_class_name(c, i), capture_ctx_class_windows(c, i));
+    nd_json *cnt = nd_json_obj(j, "counters");
+    for (uint32_t i = 0; i < capture_ctx_n_counters(c); i++) {
+        const char *name;
+        uint64_t v;
+        capture_ctx_counter(c, i, &name, &v);
+        nd_json_u64(cnt, name, v);
+    }
+    nd_json *s = nd_json_obj(j, "source");
+    nd_json_u64(s, "received", src->received);
+    nd_json_u64(s, "dropped", src->dropped);
+    nd_json_u64(s, "if_dropped", src->if_dropped);
+    nd_json_u64(s, "nombuf", src->nombuf);
+    nd_json_u64(s, "errors", src->errors);
+}
+
+/* The same figures as Prometheus text. */
+static void metrics(cli_watch *w, capture_ctx *c, const capture_source_stats *src)
+{
+    enum { C = ND_PROM_COUNTER, G = ND_PROM_GAUGE };
+    capture_totals t;
+    capture_ctx_totals(c, &t);
+    nd_prom p = {0};
+    nd_prom_metric(&p, "netdiffus_capture_packets_total", C, "Packets read.",
+                   (double)t.packets);
+    nd_prom_metric(&p, "netdiffus_capture_bytes_total", C, "Frame bytes of parsed packets.",
+                   (double)t.bytes);
+    nd_prom_metric(&p, "netdiffus_capture_packets_skipped_total", C,
+                   "Packets not used (every parse reason, orphan fragments).",
+                   (double)t.skipped);
+    nd_prom_metric(&p, "netdiffus_capture_flows_total", C, "Flows started.", (double)t.flows);
+    nd_prom_metric(&p, "netdiffus_capture_flows_active", G, "Flows in the flow table now.",
+                   (double)t.active_flows);
+    nd_prom_metric(&p, "netdiffus_capture_windows_total", C, "Windows made.",
+                   (double)t.windows);
+    nd_prom_family(&p, "netdiffus_capture_class_windows_total", C, "Windows made, per class.");
+    for (uint32_t i = 0; i < capture_ctx_n_classes(c); i++)
+        nd_prom_sample(&p, "netdiffus_capture_class_windows_total", "class",
+                       capture_ctx_class_name(c, i), (double)capture_ctx_class_windows(c, i));
+    nd_prom_family(&p, "netdiffus_capture_events_total", C,
+                   "The capture's counters by name (parse.*, flow.*, class.*, bin.*).");
+    for (uint32_t i = 0; i < capture_ctx_n_counters(c); i++) {
+        const char *name;
+        uint64_t v;
+        capture_ctx_counter(c, i, &name, &v);
+        nd_prom_sample(&p, "netdiffus_capture_events_total", "counter", name, (double)v);
+    }
+    nd_prom_metric(&p, "netdiffus_capture_source_received_total", C,
+                   "Packets the sources handed over.", (double)src->received);
+    nd_prom_metric(&p, "netdiffus_capture_source_dropped_total", C,
+                   "Packets the sources lost for lack of buffer.", (double)src->dropped);
+    nd_prom_metric(&p, "netdiffus_capture_source_if_dropped_total", C,
+                   "Packets the interfaces dropped.", (double)src->if_dropped);
+    nd_prom_metric(&p, "netdiffus_capture_source_nombuf_total", C,
+                   "DPDK receive failures for lack of mbufs.", (double)src->nombuf);
+    nd_prom_metric(&p, "netdiffus_capture_source_errors_total", C, "DPDK receive errors.",
+                   (double)src->errors);
+    cli_watch_publish(w, &p);
+    nd_prom_free(&p);
+}
+
+/* The run's watcher and the source counters of the sources done. */
+typedef struct watch_state {
+    cli_watch *w;
+    capture_source_stats done;
+} watch_state;
+
+static void add_stats(capture_source_stats *to, const capture_source_stats *s)
+{
+    to->received += s->received;
+    to->dropped += s->dropped;
+    to->if_dropped += s->if_dropped;
+    to->nombuf += s->nombuf;
+    to->errors += s->errors;
+}
+
+/* capture_opts.report: a stats line and the metrics, every interval and as a source ends. */
+static void on_report(void *arg, capture_ctx *c, capture_source *s, int ended)
+{
+    watch_state *ws = arg;
+    capture_source_stats now, all = ws->done;
+    capture_source_stats_get(s, &now);
+    add_stats(&all, &now);
+    if (ended) ws->done = all;
+    nd_json *j = nd_json_new();
+    figures(j, c, &all);
+    cli_watch_line(ws->w, j, 0);
+    metrics(ws->w, c, &all);
+}
+
 enum { OPT_CLASS = CLI_OPT_OWN };
 
 static const struct option longs[] = {
@@ -51,6 +155,8 @@ static const struct option longs[] = {
     {"output", required_argument, NULL, 'o'},
     {"source", required_argument, NULL, 's'},
     {"class", required_argument, NULL, OPT_CLASS},
+    CLI_JSON_OPTION,
+    CLI_WATCH_OPTIONS,
     {0},
 };
 
@@ -58,6 +164,8 @@ typedef struct capture_args {
     cli_config cc;
     const char *out, *force_class;
     cli_sources src;
+    int json;
+    cli_watch watch;
 } capture_args;
 
 static int parse(capture_args *o, int argc, char **argv)
@@ -72,11 +180,15 @@ static int parse(capture_args *o, int argc, char **argv)
         case 's':
             if (cli_sources_add(&o->src, &a)) return ND_EXIT_USAGE;
             break;
+        case CLI_OPT_JSON: o->json = 1; break;
         case CLI_OPERAND: return cli_usage_error("capture", "unexpected argument '%s'", a.val);
-        default: return ND_EXIT_USAGE; /* CLI_BAD: said */
+        default:
+            if (cli_watch_take(&o->watch, &a, c) == 1) break;
+            return ND_EXIT_USAGE; /* CLI_BAD or a bad value: said */
         }
     }
     if (!o->out) return cli_usage_error("capture", "no output file: give -o OUT.ndd");
+    if (cli_json_check("capture", o->json, o->out)) return ND_EXIT_USAGE;
     if (o->force_class && !o->force_class[0])
         return cli_usage_error("capture", "--class needs a non-empty name");
     return 0;
@@ -100,8 +212,10 @@ static char *partial_name(const char *out)
  * capture failed before any packet. A capture that failed later keeps what it read in
  * a side file and leaves out as it was: a source failing must not replace a good
  * dataset with part of one. Returns rc, or the save's code. */
-static int keep(capture_ctx *c, nd_dataset *ds, const char *out, int rc, const nd_error *e)
+static int keep(capture_ctx *c, nd_dataset *ds, const capture_args *o,
+                const capture_source_stats *src, int rc, const nd_error *e)
 {
+    const char *out = o->out;
     capture_totals t;
     capture_ctx_totals(c, &t);
     char *side = NULL;
@@ -126,6 +240,13 @@ static int keep(capture_ctx *c, nd_dataset *ds, const char *out, int rc, const n
             if (!rc) rc = se.code;
         } else {
             summary(c, to);
+            if (o->json) {
+                nd_json *j = nd_json_new();
+                nd_json_str(j, "output", to);
+                nd_json_bool(j, "partial", side != NULL);
+                figures(j, c, src);
+                if (cli_json_print(j) && !rc) rc = -EIO;
+            }
         }
     }
     free(side);
@@ -136,6 +257,8 @@ static int keep(capture_ctx *c, nd_dataset *ds, const char *out, int rc, const n
 static int capture_to_file(const nd_config *cfg, const capture_args *o)
 {
     nd_error e = {0};
+    cli_watch watch = o->watch;
+    if (cli_watch_open(&watch, "capture")) return -EIO; /* said */
     int rc;
     const char *force_class = o->force_class;
     nd_dataset *ds = nd_dataset_new(cfg->capture.channels, channel_names, cfg->capture.window,
@@ -158,10 +281,23 @@ static int capture_to_file(const nd_config *cfg, const capture_args *o)
             goto done;
         }
 
+    watch_state ws = {.w = &watch};
+    if (cli_watch_on(&watch)) {
+        co.report = on_report;
+        co.report_arg = &ws;
+        metrics(&watch, c, &ws.done); /* zeros until the first report */
+    }
     cli_catch_stop();
     rc = capture_run(c, o->src.spec, o->src.n, &co, &cli_stop, nd_status_enabled(), &e);
-    rc = keep(c, ds, o->out, rc, &e);
+    if (cli_watch_on(&watch)) { /* the last figures, before the dataset is saved */
+        nd_json *j = nd_json_new();
+        figures(j, c, &ws.done);
+        cli_watch_line(&watch, j, 1);
+        metrics(&watch, c, &ws.done);
+    }
+    rc = keep(c, ds, o, &ws.done, rc, &e);
 done:
+    cli_watch_close(&watch);
     free(yaml);
     capture_ctx_free(c);
     nd_dataset_free(ds);
@@ -187,7 +323,8 @@ static int run(int argc, char **argv)
 
 const nd_command cmd_capture = {
     "capture", "capture packets into a dataset of per-class flow windows",
-    "usage: netdiffus capture [-c CONF] [--source SRC]... [--class NAME] -o OUT.ndd\n"
+    "usage: netdiffus capture [-c CONF] [--source SRC]... [--class NAME] [--json]\n"
+    "                         [--stats FILE] [--metrics-port PORT] -o OUT.ndd\n"
     "\n"
     "Reads packets from one or more sources, groups them into bidirectional flows\n"
     "(5-tuple + VLAN; the client is the side that sent the first packet, the SYN for\n"
@@ -214,6 +351,11 @@ const nd_command cmd_capture = {
     "                      (one capture per class)\n"
     "      --set KEY=VAL   override one config key, e.g. --set capture.bin=100ms\n"
     "  -o, --output FILE   dataset file to write (.ndd); `netdiffus inspect FILE` shows it\n"
+    "      --json          print the summary on stdout as one JSON object (README.md)\n"
+    "      --stats FILE    append the summary's figures to FILE as one JSON object a\n"
+    "                      second, and a last one with \"final\": true (docs/CAPTURE.md)\n"
+    "      --metrics-port PORT  serve them as Prometheus text on\n"
+    "                      http://127.0.0.1:PORT/metrics while the capture runs\n"
     "\n"
     "Flows no rule matches go to capture.default_class (\"other\"), or are dropped when it\n"
     "is \"\". Malformed packets are skipped and counted by reason; the counters are shown\n"

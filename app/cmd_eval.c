@@ -4,6 +4,7 @@
  * model/eval/ computes them), for the decoded windows and, with --raw, for the raw
  * model's beside them, and with --peer for another generator's windows.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@ enum {
     OPT_PEER,
     OPT_SEED,
     OPT_CNN_STEPS,
-    OPT_THREADS
+    OPT_THREADS,
 };
 
 static const struct option longs[] = {
@@ -38,6 +39,7 @@ static const struct option longs[] = {
     {"seed", required_argument, NULL, OPT_SEED},
     {"cnn-steps", required_argument, NULL, OPT_CNN_STEPS},
     {"threads", required_argument, NULL, OPT_THREADS},
+    CLI_JSON_OPTION,
     {0},
 };
 
@@ -45,6 +47,7 @@ static int run(int argc, char **argv)
 {
     const char *real = NULL, *synth = NULL, *raw = NULL, *train = NULL, *peer = NULL;
     long long seed = 1, cnn = 300, threads = 0;
+    int json = 0;
     cli_args a;
     cli_args_init(&a, "eval", argc, argv, "", longs);
     for (int c; (c = cli_args_next(&a)) != CLI_END;) {
@@ -57,6 +60,7 @@ static int run(int argc, char **argv)
         else if (c == OPT_RAW) raw = a.val;
         else if (c == OPT_TRAIN) train = a.val;
         else if (c == OPT_PEER) peer = a.val;
+        else if (c == CLI_OPT_JSON) json = 1;
         else if (c == CLI_OPERAND)
             return cli_usage_error("eval", "unexpected argument '%s'", a.val);
         else if (!num) return ND_EXIT_USAGE; /* CLI_BAD: said */
@@ -75,7 +79,16 @@ static int run(int argc, char **argv)
     if (!rc) {
         nd_eval_opts o = {
             .seed = (uint64_t)seed, .cnn_steps = (int)cnn, .threads = (int)threads};
-        rc = nd_eval_report(stdout, r, s, w, t, q, &o, &e);
+        /* with --json the table goes to stderr, for people, and stdout has the object */
+        nd_json *js = json ? nd_json_new() : NULL;
+        nd_json_str(js, "real", real);
+        nd_json_str(js, "synth", synth);
+        nd_json_str(js, "raw", raw);
+        nd_json_str(js, "train", train);
+        nd_json_str(js, "peer", peer);
+        rc = nd_eval_report(json ? stderr : stdout, js, r, s, w, t, q, &o, &e);
+        if (rc || !js) nd_json_free(js);
+        else if (cli_json_print(js)) rc = -EIO; /* frees js */
     }
     if (rc) nd_err("%s", e.msg);
     nd_dataset_free(r);
@@ -91,7 +104,7 @@ const nd_command cmd_eval = {
     "measure the fidelity of synthetic against real windows",
     "usage: netdiffus eval --real REAL.csv --synth SYNTH.csv [--raw RAW.csv]\n"
     "                      [--train TRAIN.csv] [--peer PEER.csv] [--cnn-steps N]\n"
-    "                      [--seed S] [--threads T]\n"
+    "                      [--seed S] [--threads T] [--json]\n"
     "\n"
     "Compares synthetic windows (from `netdiffus sample`) with real windows the model\n"
     "never saw, per class (matched by name) and as a mean over classes:\n"
@@ -128,6 +141,9 @@ const nd_command cmd_eval = {
     "  coupling         W1 of the per-window correlation of the first two channels\n"
     "  memorisation     nearest-training-window distance, source / real (median)\n"
     "and one line per source, 'SUMMARY <source> key=value ...' ('-': not measured).\n"
+    "\n"
+    "With --json the whole report is one JSON object on stdout (distances, downstream,\n"
+    "memorisation, independent, summary; not measured: null) and the text goes to stderr.\n"
     "\n"
     "Files: series CSV (or .ndd). Exit codes: 0 ok; 1 unreadable input; 2 bad usage or\n"
     "files that do not match (channels, bins, no common class).\n",

@@ -289,12 +289,14 @@ static const struct option longs[] = {
     CLI_CONFIG_OPTIONS,
     {"output", required_argument, NULL, 'o'},
     {"format", required_argument, NULL, 'f'},
+    CLI_JSON_OPTION,
     {0},
 };
 
 static int run(int argc, char **argv)
 {
     const char *out = NULL, *format = NULL, *in = NULL;
+    int json = 0;
     cli_config cc = {0};
     cli_args a;
     cli_args_init(&a, "import", argc, argv, "c:o:f:", longs);
@@ -303,6 +305,7 @@ static int run(int argc, char **argv)
         switch (c) {
         case 'o': out = a.val; break;
         case 'f': format = a.val; break;
+        case CLI_OPT_JSON: json = 1; break;
         case CLI_OPERAND:
             if (cli_args_operand(&a, &in, "input")) return ND_EXIT_USAGE;
             break;
@@ -314,6 +317,7 @@ static int run(int argc, char **argv)
         return cli_usage_error("import", "--format %s: expected videotrain or csv", format);
     if (!in) return cli_usage_error("import", "no input given");
     if (!out) return cli_usage_error("import", "no output file: give -o OUT.ndd");
+    if (cli_json_check("import", json, out)) return ND_EXIT_USAGE;
 
     nd_config cfg = {0};
     nd_error e = {0};
@@ -344,6 +348,14 @@ static int run(int argc, char **argv)
     else
         nd_info("%" PRIu64 " windows of %u classes, %u x %u bins -> %s", ds->n_windows,
                 ds->n_classes, ds->n_channels, ds->L, out);
+    if (!rc && json) {
+        nd_json *j = nd_json_new();
+        nd_json_str(j, "input", in);
+        nd_json_str(j, "format", format);
+        nd_json_str(j, "output", out);
+        nd_dataset_json(ds, j);
+        if (cli_json_print(j)) rc = -EIO;
+    }
     free(yaml);
     nd_dataset_free(ds);
     nd_config_free(&cfg);
@@ -352,7 +364,8 @@ static int run(int argc, char **argv)
 
 const nd_command cmd_import = {
     "import", "import pre-binned series (videoTrain, series CSV)",
-    "usage: netdiffus import --format videotrain|csv [-c CONF] [--set KEY=VAL] IN -o OUT.ndd\n"
+    "usage: netdiffus import --format videotrain|csv [-c CONF] [--set KEY=VAL] [--json] IN\n"
+    "                        -o OUT.ndd\n"
     "\n"
     "Turns traces that are already binned into a dataset file, the same kind `capture`\n"
     "writes (without replay statistics).\n"
@@ -371,6 +384,7 @@ const nd_command cmd_import = {
     "                       capture.min_active_bins); defaults without it\n"
     "      --set KEY=VAL    override one config key, e.g. --set capture.window=32\n"
     "  -o, --output FILE    dataset file to write (.ndd)\n"
+    "      --json           print the summary on stdout as one JSON object (README.md)\n"
     "\n"
     "example:\n"
     "  netdiffus import --format videotrain ../shared/datasets/videotrain/original -o vt.ndd\n",

@@ -5,6 +5,7 @@
  * flow that carries the model's classes and replay statistics, then replayed the same way.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,11 @@ static const char help[] =
     "      --bin D        bin width of a series CSV (default: capture.bin of the config)\n"
     "      --spin D       busy-wait the last D before each deadline, sleep before that\n"
     "                     (default 30us; more helps on hosts with slow wake-ups)\n"
+    "      --json         print the summary on stdout as one JSON object (README.md)\n"
+    "      --stats FILE   append the summary's figures so far to FILE as one JSON object\n"
+    "                     a second, and a last one with \"final\": true (docs/REPLAY.md)\n"
+    "      --metrics-port PORT  serve them as Prometheus text on\n"
+    "                     http://127.0.0.1:PORT/metrics while packets are sent\n"
     "\n"
     "Bounds (the run ends as when its flows are done: the pcap is complete and valid):\n"
     "      --max-bytes N  end before the frame that would pass N frame bytes (e.g. 1G;\n"
@@ -225,6 +231,8 @@ static const struct option longs[] = {
     {"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
     {"max-packets", required_argument, NULL, OPT_MAX_PACKETS},
     {"line-rate", required_argument, NULL, OPT_LINE_RATE},
+    CLI_JSON_OPTION,
+    CLI_WATCH_OPTIONS,
     {0},
 };
 
@@ -234,6 +242,8 @@ typedef struct replay_args {
     const char *speed, *duration, *bin, *spin, *max_bytes, *line_rate;
     uint64_t flows, seed, loop, max_packets;
     int have_flows, have_seed, have_loop, have_max_packets;
+    int json;
+    cli_watch watch;
 } replay_args;
 
 /* --flows, --seed, --loop, --max-packets: whole numbers. 0 or ND_EXIT_USAGE. */
@@ -272,7 +282,9 @@ static int take(replay_args *r, const cli_args *a, int c)
     if (text) *text = a->val;
     else if (c == OPT_FLOWS || c == OPT_SEED || c == OPT_LOOP || c == OPT_MAX_PACKETS)
         return take_number(r, a, c);
-    else if (c != CLI_OPERAND) return ND_EXIT_USAGE; /* CLI_BAD: said */
+    else if (c == CLI_OPT_JSON) r->json = 1;
+    else if (c != CLI_OPERAND) /* CLI_BAD or a bad value: said */
+        return cli_watch_take(&r->watch, a, c) == 1 ? 0 : ND_EXIT_USAGE;
     else if (!r->model) r->model = a->val;
     else return cli_usage_error("replay", "unexpected argument '%s'", a->val);
     return 0;
@@ -300,6 +312,8 @@ static int parse(replay_args *r, int argc, char **argv)
                                "--bin is for a series CSV; a model has its bin width");
     if (!r->to)
         return cli_usage_error("replay", "no sink: --to pcap:FILE|iface:NAME|dpdk:EAL-ARGS");
+    if (!strncmp(r->to, "pcap:", 5) && cli_json_check("replay", r->json, r->to + 5))
+        return ND_EXIT_USAGE;
     return 0;
 }
 
@@ -382,6 +396,68 @@ static int model_prepare(nd_dm **dm, double **w, const replay_args *r, const nd_
     return ND_EXIT_OK;
 }
 
+static const char *const ended_name[] = {NULL, "duration", "max_bytes", "max_packets"};
+
+/* What was sent (st), the figures of the summary. */
+static void figures(nd_json *j, const replay_stats *st)
+{
+    nd_json_u64(j, "flows", st->flows);
+    nd_json_u64(j, "packets", st->packets);
+    nd_json_u64(j, "bytes", st->bytes);
+    nd_json_u64(j, "drops", st->drops);
+    nd_json_num(j, "seconds", (double)st->seconds_ns * 1e-9);
+    nd_json_num(j, "cpu_seconds", (double)st->cpu_ns * 1e-9);
+    nd_json_num(j, "pps", st->pps);
+    nd_json_u64(j, "capped_bins", st->capped);
+    nd_json_u64(j, "carried", st->carried);
+    nd_json_num(j, "line_rate_bps", st->line_bps);
+    nd_json_str(j, "ended", ended_name[st->ended]);
+    nd_json *t = st->timed ? nd_json_obj(j, "timing_error_ns") : NULL;
+    nd_json_u64(t, "p50", st->err_p50_ns);
+    nd_json_u64(t, "p99", st->err_p99_ns);
+    nd_json_u64(t, "p999", st->err_p999_ns);
+    nd_json_u64(t, "max", st->err_max_ns);
+    nd_json_u64(t, "early", st->early);
+}
+
+/* The same figures as Prometheus text. */
+static void metrics(cli_watch *w, const replay_stats *st)
+{
+    enum { C = ND_PROM_COUNTER, G = ND_PROM_GAUGE };
+    nd_prom p = {0};
+    nd_prom_metric(&p, "netdiffus_replay_flows_total", C, "Flows started.", (double)st->flows);
+    nd_prom_metric(&p, "netdiffus_replay_packets_total", C, "Packets sent.",
+                   (double)st->packets);
+    nd_prom_metric(&p, "netdiffus_replay_bytes_total", C, "Frame bytes sent (without FCS).",
+                   (double)st->bytes);
+    nd_prom_metric(&p, "netdiffus_replay_drops_total", C, "Packets the sink did not take.",
+                   (double)st->drops);
+    nd_prom_metric(&p, "netdiffus_replay_capped_bins_total", C,
+                   "Bins (per flow and direction) cut to what the line rate carries.",
+                   (double)st->capped);
+    nd_prom_metric(&p, "netdiffus_replay_carried_total", C,
+                   "Bin remainders smaller than a frame carried to the next bin.",
+                   (double)st->carried);
+    nd_prom_metric(&p, "netdiffus_replay_seconds", G, "Wall time of the run so far.",
+                   (double)st->seconds_ns * 1e-9);
+    nd_prom_metric(&p, "netdiffus_replay_packets_per_second", G,
+                   "Packets per second of wall time.", st->pps);
+    nd_prom_metric(&p, "netdiffus_replay_timing_error_p99_seconds", G,
+                   "99th percentile of send time minus deadline (paced sinks; NaN otherwise).",
+                   st->timed ? (double)st->err_p99_ns * 1e-9 : NAN);
+    cli_watch_publish(w, &p);
+    nd_prom_free(&p);
+}
+
+/* replay_opts.report: a stats line and the metrics. */
+static void on_report(void *arg, const replay_stats *so_far)
+{
+    nd_json *j = nd_json_new();
+    figures(j, so_far);
+    cli_watch_line(arg, j, 0);
+    metrics(arg, so_far);
+}
+
 /* Replays ds to sink (closed here) and says what was sent. An exit code. */
 static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
                       const replay_args *r)
@@ -389,7 +465,25 @@ static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *s
     replay_stats st;
     memset(&st, 0, sizeof st);
     nd_error e = {0}, ce = {0};
-    int rc = replay_run(ds, o, sink, &st, &e);
+    cli_watch watch = r->watch;
+    if (cli_watch_open(&watch, "replay")) {
+        replay_sink_discard(sink);
+        return ND_EXIT_FAIL; /* said */
+    }
+    replay_opts wo = *o;
+    if (cli_watch_on(&watch)) {
+        wo.report = on_report;
+        wo.report_arg = &watch;
+        metrics(&watch, &st); /* zeros until the first report */
+    }
+    int rc = replay_run(ds, &wo, sink, &st, &e);
+    if (cli_watch_on(&watch) && (!rc || rc == ND_EINTR)) {
+        nd_json *j = nd_json_new();
+        figures(j, &st);
+        cli_watch_line(&watch, j, 1);
+        metrics(&watch, &st);
+    }
+    cli_watch_close(&watch);
     if (rc && rc != ND_EINTR) {
         replay_sink_discard(sink); /* a pcap file that was there stays as it was */
         nd_err("replay: %s", e.msg);
@@ -404,6 +498,14 @@ static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *s
     replay_stats_format(&st, line, sizeof line);
     nd_info("replay%s: %s -> %s: %s", rc == ND_EINTR ? " (stopped by signal)" : "",
             r->series ? r->series : r->model, r->to, line);
+    if (r->json) {
+        nd_json *j = nd_json_new();
+        nd_json_str(j, "input", r->series ? r->series : r->model);
+        nd_json_str(j, "sink", r->to);
+        nd_json_bool(j, "interrupted", rc == ND_EINTR);
+        figures(j, &st);
+        if (cli_json_print(j)) return ND_EXIT_FAIL;
+    }
     static const char *const ended[] = {"", "--duration (replay.duration)",
                                         "--max-bytes (replay.max_bytes)",
                                         "--max-packets (replay.max_packets)"};

@@ -48,6 +48,7 @@ static const struct option longs[] = {
     {"steps", required_argument, NULL, OPT_STEPS},
     {"calibrate", required_argument, NULL, OPT_CALIBRATE},
     {"guidance", required_argument, NULL, OPT_GUIDANCE},
+    CLI_JSON_OPTION,
     {0},
 };
 
@@ -56,6 +57,7 @@ typedef struct sample_args {
     const char *sampler, *decode, *clip, *project;
     long long count, seed, steps, calibrate; /* -1: not given */
     double guidance;                         /* -1: not given */
+    int json;
 } sample_args;
 
 /* The option of code c with value v into o: 0, or ND_EXIT_USAGE when it is not one. */
@@ -78,6 +80,7 @@ static int take(sample_args *o, const cli_args *a, int c)
                      : c == OPT_CALIBRATE ? &o->calibrate
                                           : NULL;
     if (text) *text = a->val;
+    else if (c == CLI_OPT_JSON) o->json = 1;
     else if (num ? cli_parse_ll(a->val, num)
                  : c != OPT_GUIDANCE || cli_parse_double(a->val, &o->guidance))
         return cli_usage_error("sample", "%s %s: expected a number", cli_args_name(a, c),
@@ -107,6 +110,9 @@ static int check(const sample_args *o)
         return cli_usage_error("sample", "--steps is 1..10000, --guidance 0..100");
     if (o->calibrate < -1 || o->calibrate > 100000)
         return cli_usage_error("sample", "--calibrate N: windows per class, 0 (off) to 100000");
+    const char *outs[] = {o->csv, o->ndd, o->png, o->csv2, o->raw};
+    for (size_t i = 0; i < sizeof outs / sizeof *outs; i++)
+        if (cli_json_check("sample", o->json, outs[i])) return ND_EXIT_USAGE;
     return 0;
 }
 
@@ -223,6 +229,30 @@ static int class_range(const nd_dm *m, const sample_args *o, int *first, int *la
     return ND_EXIT_USAGE;
 }
 
+/* --json: what was sampled, how, and where it went. An exit code. */
+static int report_json(const nd_dm *m, const nd_dataset *out, double s, const sample_args *o)
+{
+    const nd_dm_sampling *so = &nd_dm_get_settings(m)->sample;
+    nd_json *j = nd_json_new();
+    nd_json_str(j, "model", o->model);
+    nd_json_num(j, "seconds", s);
+    nd_json_num(j, "windows_per_s", out->n_windows / s);
+    nd_json_str(j, "sampler", nd_sampler_name(so->sampler));
+    nd_json_u64(j, "steps", so->steps);
+    nd_json_num(j, "guidance", so->guidance);
+    nd_json_str(j, "clip", nd_clip_name(so->clip));
+    nd_json_bool(j, "project", so->project);
+    nd_json_bool(j, "calibrated", nd_dm_calibrated(m));
+    nd_json *w = nd_json_obj(j, "outputs");
+    nd_json_str(w, "csv", o->csv);
+    nd_json_str(w, "ndd", o->ndd);
+    nd_json_str(w, "png", o->png);
+    nd_json_str(w, "csv_other_decode", o->csv2);
+    nd_json_str(w, "raw_csv", o->raw);
+    nd_dataset_json(out, j);
+    return cli_json_print(j);
+}
+
 static void report(const nd_dm *m, const nd_dataset *out, double s)
 {
     const nd_dm_sampling *so = &nd_dm_get_settings(m)->sample;
@@ -266,16 +296,19 @@ static int run(int argc, char **argv)
     }
     uint64_t t0 = nd_now_ns();
     if (!rc) rc = sample_classes(&so, m, first, last, o.count, &rng, &e);
-    if (!rc) report(m, so.out, (double)(nd_now_ns() - t0) * 1e-9);
+    double secs = (double)(nd_now_ns() - t0) * 1e-9;
+    if (!rc) report(m, so.out, secs);
     if (!rc && o.csv) rc = nd_csv_write(so.out, o.csv, &e);
     if (!rc && o.csv2) rc = nd_csv_write(so.again[AGAIN_OTHER], o.csv2, &e);
     if (!rc && o.raw) rc = nd_csv_write(so.again[AGAIN_RAW], o.raw, &e);
     if (!rc && o.ndd) rc = nd_dataset_save(so.out, o.ndd, &e);
     if (!rc && o.png) rc = nd_png_windows(o.png, so.out, 8, &e);
     if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
+    int status = cli_exit_code(rc);
+    if (!rc && o.json) status = report_json(m, so.out, secs, &o);
     out_free(&so);
     nd_dm_free(m);
-    return cli_exit_code(rc);
+    return status;
 }
 
 const nd_command cmd_sample = {
@@ -286,6 +319,7 @@ const nd_command cmd_sample = {
     "                        [--sampler ddim|ddpm|dpmpp] [--guidance W]\n"
     "                        [--clip dynamic|clip|none] [--project on|off]\n"
     "                        [--decode lsq|diag] [--calibrate N] [--raw-csv RAW.csv]\n"
+    "                        [--json]\n"
     "\n"
     "Draws N new windows per class (every class, or only --class NAME) from a model made\n"
     "by `netdiffus train`, in raw units (bytes per bin). Defaults come from the sample\n"
@@ -316,6 +350,7 @@ const nd_command cmd_sample = {
     "                     decodes on identical images (with --project off)\n"
     "  --raw-csv FILE     the same samples with the decode calibration off: what the\n"
     "                     network itself learnt (eval --raw puts it beside --synth)\n"
+    "  --json             print the summary on stdout as one JSON object (README.md)\n"
     "\n"
     "Example:\n"
     "  netdiffus sample vt.ndm --count 100 --csv synth.csv --png synth.png\n"

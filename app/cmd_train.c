@@ -4,6 +4,7 @@
  * status line, checkpoints atomically, resumes exactly, and saves on Ctrl-C.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,7 +13,7 @@
 #include "model.h"
 #include "opts.h"
 
-enum { OPT_STEPS = CLI_OPT_OWN, OPT_MINUTES, OPT_RESUME };
+enum { OPT_STEPS = CLI_OPT_OWN, OPT_MINUTES, OPT_RESUME, OPT_LOG, OPT_LOG_EVERY };
 
 static const struct option longs[] = {
     CLI_CONFIG_OPTIONS,
@@ -20,15 +21,19 @@ static const struct option longs[] = {
     {"steps", required_argument, NULL, OPT_STEPS},
     {"minutes", required_argument, NULL, OPT_MINUTES},
     {"resume", no_argument, NULL, OPT_RESUME},
+    {"log", required_argument, NULL, OPT_LOG},
+    {"log-every", required_argument, NULL, OPT_LOG_EVERY},
+    CLI_JSON_OPTION,
     {0},
 };
 
 typedef struct train_args {
     cli_config cc;
-    const char *out, *in;
-    int resume;
-    double minutes;  /* 0: no limit */
-    long long steps; /* -1: train.steps */
+    const char *out, *in, *log;
+    int resume, json;
+    long long log_every; /* steps between --log lines */
+    double minutes;      /* 0: no limit */
+    long long steps;     /* -1: train.steps */
 } train_args;
 
 static int parse(train_args *o, int argc, char **argv)
@@ -37,10 +42,18 @@ static int parse(train_args *o, int argc, char **argv)
     cli_args_init(&a, "train", argc, argv, "c:o:", longs);
     a.config = &o->cc;
     o->steps = -1;
+    o->log_every = 100;
     for (int c; (c = cli_args_next(&a)) != CLI_END;) {
         switch (c) {
         case 'o': o->out = a.val; break;
         case OPT_RESUME: o->resume = 1; break;
+        case OPT_LOG: o->log = a.val; break;
+        case CLI_OPT_JSON: o->json = 1; break;
+        case OPT_LOG_EVERY:
+            if (cli_parse_ll(a.val, &o->log_every) || o->log_every < 1)
+                return cli_usage_error("train", "--log-every %s: expected a positive integer",
+                                       a.val);
+            break;
         case OPT_STEPS:
             if (cli_parse_ll(a.val, &o->steps) || o->steps < 1)
                 return cli_usage_error("train", "--steps %s: expected a positive integer",
@@ -59,6 +72,8 @@ static int parse(train_args *o, int argc, char **argv)
     }
     if (!o->in) return cli_usage_error("train", "no dataset given (IN.ndd)");
     if (!o->out) return cli_usage_error("train", "no model file: give -o MODEL.ndm");
+    if (cli_json_check("train", o->json, o->out) || cli_json_check("train", o->json, o->log))
+        return ND_EXIT_USAGE;
     if (!o->cc.path && !o->resume)
         return cli_usage_error("train", "no config: give -c CONF.yaml");
     return 0;
@@ -105,6 +120,46 @@ static int calibrate(nd_dm *m, const char *out, nd_error *e)
     return rc;
 }
 
+/* nd_train_opts.report: one --log line. */
+static void log_line(void *arg, const nd_train_progress *p)
+{
+    FILE **log = arg;
+    if (!*log) return;
+    nd_json *j = nd_json_new();
+    nd_json_u64(j, "step", p->step);
+    nd_json_u64(j, "steps", p->steps);
+    nd_json_num(j, "loss", p->loss);
+    nd_json_num(j, "val_loss", p->val_loss);
+    nd_json_num(j, "lr", p->lr);
+    nd_json_num(j, "images_per_s", p->images_per_s);
+    nd_json_num(j, "t", p->seconds);
+    nd_json_bool(j, "final", p->final);
+    nd_error e = {0};
+    if (nd_json_write(j, *log, 0, "--log", &e)) {
+        nd_warn("%s; training goes on without it", e.msg);
+        fclose(*log);
+        *log = NULL;
+    }
+    nd_json_free(j);
+}
+
+/* --json: what the run did. */
+static int train_json(const nd_dm *m, const train_args *o, const nd_train_report *rep, int rc)
+{
+    nd_json *j = nd_json_new();
+    nd_json_str(j, "dataset", o->in);
+    nd_json_str(j, "model", o->out);
+    nd_json_u64(j, "steps_done", rep->steps_done);
+    nd_json_u64(j, "step", nd_dm_step(m));
+    nd_json_num(j, "seconds", rep->seconds);
+    nd_json_num(j, "steps_per_s", rep->seconds > 0 ? rep->steps_done / rep->seconds : NAN);
+    nd_json_num(j, "loss", rep->last_loss);
+    nd_json_num(j, "val_loss", rep->val_loss < 0 ? NAN : rep->val_loss);
+    nd_json_bool(j, "interrupted", rc == ND_EINTR);
+    nd_json_bool(j, "calibrated", nd_dm_calibrated(m));
+    return cli_json_print(j);
+}
+
 /* Trains m on ds to the step count of o (or train.steps), then calibrates. */
 static int train(nd_dm *m, const nd_dataset *ds, const train_args *o, nd_error *e)
 {
@@ -114,7 +169,12 @@ static int train(nd_dm *m, const nd_dataset *ds, const train_args *o, nd_error *
         .max_seconds = o->minutes * 60.0,
         .path = o->out,
         .stop = &cli_stop,
+        .report = log_line,
+        .report_every = (uint64_t)o->log_every,
     };
+    FILE *log = o->log ? fopen(o->log, "a") : NULL;
+    if (o->log && !log) return nd_error_set(e, -errno, "--log %s: %s", o->log, strerror(errno));
+    to.report_arg = &log;
     cli_catch_stop();
     nd_info("training on %s: %llu windows, %u classes, %u parameters, from step %llu to %llu",
             o->in, (unsigned long long)ds->n_windows, ds->n_classes,
@@ -122,17 +182,17 @@ static int train(nd_dm *m, const nd_dataset *ds, const train_args *o, nd_error *
             (unsigned long long)to.steps);
     nd_train_report rep;
     int rc = nd_dm_train(m, ds, &to, &rep, e);
+    if (log) fclose(log);
     if (rc && rc != ND_EINTR) return rc;
     nd_info("%s %llu steps in %.0f s (%.2f steps/s); loss %.4f, validation loss %.4f; "
             "model at step %llu -> %s",
             rc ? "stopped after" : "trained", (unsigned long long)rep.steps_done, rep.seconds,
             rep.seconds > 0 ? rep.steps_done / rep.seconds : 0.0, rep.last_loss, rep.val_loss,
             (unsigned long long)nd_dm_step(m), o->out);
-    if (rc) {
-        nd_info("resume with: netdiffus train %s -o %s --resume", o->in, o->out);
-        return 0;
-    }
-    return ms->sample.calibrate ? calibrate(m, o->out, e) : 0;
+    if (rc) nd_info("resume with: netdiffus train %s -o %s --resume", o->in, o->out);
+    int crc = !rc && ms->sample.calibrate ? calibrate(m, o->out, e) : 0;
+    if (!crc && o->json && train_json(m, o, &rep, rc)) return -EIO;
+    return crc;
 }
 
 static int run(int argc, char **argv)
@@ -171,8 +231,9 @@ const nd_command cmd_train = {
     "train",
     "train a diffusion model on a dataset",
     "usage: netdiffus train -c CONF IN.ndd -o MODEL.ndm [--set KEY=VAL] [--steps N]\n"
-    "                       [--minutes M]\n"
+    "                       [--minutes M] [--log FILE [--log-every N]] [--json]\n"
     "       netdiffus train IN.ndd -o MODEL.ndm --resume [--steps N] [--minutes M]\n"
+    "                       [--log FILE [--log-every N]] [--json]\n"
     "\n"
     "Learns what each class's windows look like: every window becomes a Gramian Angular\n"
     "Summation Field image per channel (plus an activity image per channel with\n"
@@ -193,8 +254,14 @@ const nd_command cmd_train = {
     "                      same seed and thread count give the same weights as a run\n"
     "                      that never stopped (only --set sample.KEY=VAL applies: the\n"
     "                      sampler settings stored for sample, replay and calibration)\n"
+    "      --log FILE      append one JSON object per line to FILE: step, steps, loss,\n"
+    "                      val_loss (null but at validations), lr, images_per_s, t\n"
+    "                      (seconds) and final; every --log-every steps (default 100),\n"
+    "                      at each checkpoint's validation and at the end\n"
+    "      --json          print the summary on stdout as one JSON object (README.md)\n"
     "\n"
-    "The status line shows the step, the loss, images/s and the time left. At the end\n"
+    "The status line shows the step, the loss, images/s and the time left; when stderr\n"
+    "is not a terminal, the same is logged as a line every 30 s. At the end\n"
     "the decode calibration is fitted and stored (sample.calibrate; Ctrl-C skips it).\n"
     "Example:\n"
     "  netdiffus train -c conf/examples/videotrain.yaml vt.ndd -o vt.ndm --minutes 30\n"

@@ -337,10 +337,95 @@ nd_dataset *nd_csv_read(const char *path, uint64_t bin_ns, nd_error *e);
 nd_dataset *nd_csv_read_mem(const char *text, size_t len, const char *name, uint64_t bin_ns,
                             nd_error *e);
 
-/* Prints a person's summary of an open .ndd or .ndm container: header, section table and
- * the dataset sections (classes, windows, counters, statistics; a model file's classes,
- * channels and statistics too). Model-specific lines come from the model library
- * (netdiffus inspect calls it for NDF_KIND_MODEL). */
-int nd_inspect_reader(const ndf_reader *r, FILE *out, nd_error *e);
+/* ------------------------------------------------------------------------------------ */
+/* Machine-readable output: JSON (json-c) for --json, --stats and --log lines          */
+/* ------------------------------------------------------------------------------------ */
+
+/* A JSON value built with json-c. Every field goes through these helpers, so that one
+ * rule holds for all output: a NaN or an infinity, which JSON has no number for, is
+ * written as null. key NULL appends to an array instead of adding to an object. A NULL
+ * parent is a no-op, so that a failed allocation loses a field, never the program. */
+typedef struct json_object nd_json;
+nd_json *nd_json_new(void);                             /* an empty object */
+nd_json *nd_json_obj(nd_json *parent, const char *key); /* a new object in parent */
+nd_json *nd_json_arr(nd_json *parent, const char *key); /* a new array in parent */
+void nd_json_u64(nd_json *o, const char *key, uint64_t v);
+void nd_json_int(nd_json *o, const char *key, int64_t v);
+void nd_json_num(nd_json *o, const char *key, double v); /* 10 significant digits */
+void nd_json_bool(nd_json *o, const char *key, int v);
+void nd_json_str(nd_json *o, const char *key, const char *s); /* NULL: null */
+/* Writes o to f as one line (pretty: indented over lines, for people) ending in a
+ * newline, and flushes. 0, or a negative code with e filled (what names the output). */
+int nd_json_write(nd_json *o, FILE *f, int pretty, const char *what, nd_error *e);
+void nd_json_free(nd_json *o); /* NULL is a no-op */
+
+/* The summary of a dataset as fields of o: windows, L, bin_ns, channels, windows per
+ * class, counters (imports, capture, sample, inspect print it). */
+void nd_dataset_json(const nd_dataset *ds, nd_json *o);
+
+/* A summary of an open .ndd or .ndm container: header, section table and the dataset
+ * sections (classes, windows, counters, statistics; a model file's classes, channels and
+ * statistics too), printed for a person to out and/or as fields of js (either may be
+ * NULL). Model-specific parts come from the model library (netdiffus inspect calls it
+ * for NDF_KIND_MODEL). */
+int nd_inspect_reader(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e);
+
+/* ------------------------------------------------------------------------------------ */
+/* Metrics: Prometheus text on 127.0.0.1 (live, capture and replay --metrics-port)      */
+/* ------------------------------------------------------------------------------------ */
+
+/* The text, series after series: a family's "# HELP" and "# TYPE" lines, then its
+ * samples. A counter's name ends in _total (asserted). Values print as Prometheus floats
+ * (NaN as NaN, which the text format allows). A failed allocation is kept (failed) and
+ * the text is then not published. */
+typedef struct nd_prom {
+    char *buf;
+    size_t len, cap;
+    int failed;
+} nd_prom;
+enum { ND_PROM_GAUGE = 0, ND_PROM_COUNTER = 1 };
+void nd_prom_family(nd_prom *p, const char *name, int type, const char *help);
+/* One sample of the family name; label (may be NULL) a label name and value (escaped). */
+void nd_prom_sample(nd_prom *p, const char *name, const char *label, const char *value,
+                    double v);
+/* A family of one sample without labels. */
+void nd_prom_metric(nd_prom *p, const char *name, int type, const char *help, double v);
+void nd_prom_free(nd_prom *p);
+
+/* The endpoint: a thread that serves the newest published text on 127.0.0.1:port, from
+ * one poll loop over up to 16 clients side by side (non-blocking sockets; a client has
+ * 5 s from its accept to be answered and gone; with every slot taken a new client
+ * replaces the oldest). GET and HEAD of /metrics get 200, other paths 404, other methods
+ * 405, a malformed head 400, a head over ND_HTTP_HEAD_MAX 431, a client out of time 408.
+ * The run's threads never wait for it: publishing copies the text under a lock. */
+typedef struct nd_metrics nd_metrics;
+/* NULL with e filled ("metrics on 127.0.0.1:PORT: why (what)"; what names the setting). */
+nd_metrics *nd_metrics_start(uint32_t port, const char *what, nd_error *e);
+/* Replaces the text served (p's, when p->failed is 0). */
+void nd_metrics_publish(nd_metrics *m, const nd_prom *p);
+void nd_metrics_stop(nd_metrics *m); /* stops and joins the thread; NULL is a no-op */
+
+/* The head of an HTTP/1.x request (nd_http_parse): method and path (without the query)
+ * point into the parsed bytes, not NUL-terminated. */
+typedef struct nd_http_req {
+    const char *method, *path;
+    size_t method_len, path_len;
+    int minor;       /* HTTP/1.minor */
+    size_t head_len; /* bytes of the head, up to and including its empty line */
+} nd_http_req;
+
+#define ND_HTTP_HEAD_MAX 8192 /* the largest request head the endpoint reads */
+
+enum {
+    ND_HTTP_INCOMPLETE = 0,   /* a valid start: more bytes are needed */
+    ND_HTTP_COMPLETE = 1,     /* the head is whole (r filled) */
+    ND_HTTP_BAD = -400,       /* not a request line or header line */
+    ND_HTTP_TOO_LARGE = -431, /* no complete head within max bytes */
+};
+
+/* Parses the first n bytes received of a request, of which at most max are looked at:
+ * ND_HTTP_COMPLETE, ND_HTTP_INCOMPLETE or an error, as soon as the bytes show it. Pure: no
+ * state beyond r, so that it can be called again after every read, and fuzzed. */
+int nd_http_parse(const char *buf, size_t n, size_t max, nd_http_req *r);
 
 #endif

@@ -113,6 +113,9 @@ typedef struct capture_class {
  * app/opts.h). Strings are borrowed, and read only during the call that takes o:
  * capture_ctx_new copies what the context keeps, a source reads o while it opens, and
  * capture_run opens its sources one after another (o must last the whole run). */
+typedef struct capture_ctx capture_ctx;
+typedef struct capture_source capture_source;
+
 typedef struct capture_opts {
     /* binner */
     uint64_t bin_ns;          /* bin width, ns (> 0) */
@@ -134,6 +137,12 @@ typedef struct capture_opts {
     const char *dpdk_eal; /* EAL arguments appended to every dpdk: spec; NULL or "": none */
     uint32_t rx_queues;   /* rx queues per DPDK port (RSS over them when > 1), >= 1 */
     uint32_t mbufs;       /* DPDK mbuf pool size, mbufs (> 0) */
+    /* progress of a run (capture_run), for figures while it goes: report is called from
+     * its thread about every report_ns (0: 1 s) and as each source ends (ended 1, before
+     * the source closes); NULL: never. Not a config key: the program sets it */
+    void (*report)(void *arg, capture_ctx *c, capture_source *s, int ended);
+    void *report_arg;
+    uint64_t report_ns;
 } capture_opts;
 
 /* Sets every field to the program's default (the capture section of docs/CONFIG.md): 1 s
@@ -145,8 +154,6 @@ void capture_opts_defaults(capture_opts *o);
 /* ------------------------------------------------------------------------------------ */
 /* Capture context: flow table, classes, binner, statistics                             */
 /* ------------------------------------------------------------------------------------ */
-
-typedef struct capture_ctx capture_ctx;
 
 /* Receives one finished window: values is (C, L) channel-major, raw units, valid only
  * during the call. class_idx indexes capture_ctx_class_name(); group identifies the flow
@@ -210,8 +217,6 @@ int capture_ctx_to_dataset(capture_ctx *c, nd_dataset *ds, nd_error *e);
 /* ------------------------------------------------------------------------------------ */
 /* Sources                                                                               */
 /* ------------------------------------------------------------------------------------ */
-
-typedef struct capture_source capture_source;
 
 enum { CAPTURE_END = -2000 }; /* capture_source_rx: the input is exhausted */
 

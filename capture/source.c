@@ -299,7 +299,7 @@ int capture_run(capture_ctx *c, const char *const *specs, unsigned n_specs,
         capture_source *s = capture_source_open(specs[k], o, e);
         if (!s) return e ? e->code : ND_EFORMAT;
         int lt = capture_source_linktype(s), rc = 0;
-        uint64_t next_status = nd_now_ns(), iter = 0;
+        uint64_t next_status = nd_now_ns(), next_report = next_status, iter = 0;
         nd_debug("%s: link type %d (%s)", s->spec, lt,
                  pcap_datalink_val_to_name(lt) ? pcap_datalink_val_to_name(lt) : "?");
         for (;;) {
@@ -332,17 +332,22 @@ int capture_run(capture_ctx *c, const char *const *specs, unsigned n_specs,
                 break;
             }
             /* The clock is read every 256 reads, or when the source is idle. */
-            if (status && (n == 0 || (++iter & 255) == 0)) {
+            if ((status || o->report) && (n == 0 || (++iter & 255) == 0)) {
                 uint64_t now = nd_now_ns();
-                if (now >= next_status) {
+                if (status && now >= next_status) {
                     status_line(c, s);
                     next_status = now + ND_NS_PER_SEC / 2;
+                }
+                if (o->report && now >= next_report) {
+                    o->report(o->report_arg, c, s, 0);
+                    next_report = now + (o->report_ns ? o->report_ns : ND_NS_PER_SEC);
                 }
             }
         }
         if (status) status_line(c, s);
         nd_status_end();
         capture_ctx_flush(c);
+        if (o->report) o->report(o->report_arg, c, s, 1);
         capture_source_report(s);
         capture_source_close(s);
         if (rc) return rc;

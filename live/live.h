@@ -175,29 +175,4 @@ typedef struct nd_live_result {
  * ended it) with res filled, or a code with e filled. */
 int nd_live_run(const nd_live_opts *o, nd_live_result *res, nd_error *e);
 
-/* ---- the metrics endpoint's request parser ------------------------------------------ */
-
-/* The head of an HTTP/1.x request (nd_http_parse): method and path (without the query)
- * point into the parsed bytes, not NUL-terminated. */
-typedef struct nd_http_req {
-    const char *method, *path;
-    size_t method_len, path_len;
-    int minor;       /* HTTP/1.minor */
-    size_t head_len; /* bytes of the head, up to and including its empty line */
-} nd_http_req;
-
-#define ND_HTTP_HEAD_MAX 8192 /* the largest request head the endpoint reads */
-
-enum {
-    ND_HTTP_INCOMPLETE = 0,   /* a valid start: more bytes are needed */
-    ND_HTTP_COMPLETE = 1,     /* the head is whole (r filled) */
-    ND_HTTP_BAD = -400,       /* not a request line or header line */
-    ND_HTTP_TOO_LARGE = -431, /* no complete head within max bytes */
-};
-
-/* Parses the first n bytes received of a request, of which at most max are looked at:
- * ND_HTTP_COMPLETE, ND_HTTP_INCOMPLETE or an error, as soon as the bytes show it. Pure: no
- * state beyond r, so that it can be called again after every read, and fuzzed. */
-int nd_http_parse(const char *buf, size_t n, size_t max, nd_http_req *r);
-
 #endif

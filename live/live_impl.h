@@ -51,21 +51,12 @@ typedef struct nd_live_snapshot {
 
 typedef struct nd_live nd_live;
 
-/* The metrics thread (metrics_port). */
-typedef struct nd_live_metrics {
-    nd_live *L;
-    int fd;
-    volatile sig_atomic_t stop;
-} nd_live_metrics;
-
 /* The replay thread (replay_to). */
 typedef struct nd_live_replay {
     nd_live *L;
     volatile sig_atomic_t stop;
     uint64_t rounds, packets;
 } nd_live_replay;
-
-#define ND_LIVE_METRICS_MAX 16384
 
 struct nd_live {
     const nd_live_opts *o;
@@ -80,9 +71,9 @@ struct nd_live {
     _Atomic int cap_done;
     int cap_rc;
     nd_error cap_err;
-    pthread_mutex_t mu; /* guards snap and metrics */
+    pthread_mutex_t mu; /* guards snap */
     nd_live_snapshot snap;
-    char metrics[ND_LIVE_METRICS_MAX]; /* the trainer's figures, for the metrics thread */
+    nd_metrics *metrics; /* the endpoint (metrics_port), serving the trainer's figures */
     /* mailbox for the replay thread: a sampling copy of the model as of the newest
      * checkpoint, or NULL once taken. One slot, swapped whole: the trainer replaces (and
      * frees) one the replay thread has not taken yet */
@@ -92,10 +83,9 @@ struct nd_live {
     nd_dataset *hdr;
     nd_online *online;
     /* the threads besides the trainer's */
-    nd_live_metrics M;
     nd_live_replay R;
-    pthread_t cap_thr, met_thr, rep_thr;
-    int cap_started, met_started, rep_started;
+    pthread_t cap_thr, rep_thr;
+    int cap_started, rep_started;
 };
 
 /* The figures of one report. */
@@ -124,10 +114,6 @@ void nd_live_gather(nd_live *L, const nd_online_info *in, nd_live_figures *f, ui
 void nd_live_report(nd_live *L, const nd_live_figures *f, int final);
 /* The memory bounds of the run, as one info line. */
 void nd_live_show_memory(const nd_live *L);
-/* The metrics endpoint: a listening socket on 127.0.0.1:port (fd, or a code with e
- * filled), and the thread that serves L->metrics on it until M->stop. arg: M. */
-int nd_live_metrics_open(uint32_t port, nd_error *e);
-void *nd_live_metrics_main(void *arg);
 
 /* pipe_replay.c: writes the checkpoint to path (live.checkpoint, or the fallback of the
  * last one; *written = 0 while no class has warmed up) and, with a replay thread, hands

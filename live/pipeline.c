@@ -7,7 +7,8 @@
  *     ring → nd_online_add (reservoirs, recent) → nd_online_step → checkpoints (atomic)
  *     status line / stats JSON lines / Prometheus text every status_interval
  *     (pipe_report.c)
- *   metrics thread (metrics_port): 127.0.0.1 only, text format (pipe_report.c)
+ *   metrics thread (metrics_port): 127.0.0.1 only, text format (base/metrics.c serves
+ *     the text pipe_report.c makes)
  *   replay thread (replay_to): samples a copy of the model of each new checkpoint and
  *     replays it (pipe_replay.c)
  *
@@ -168,10 +169,7 @@ static int threads_start(nd_live *L, nd_error *e)
 {
     uint32_t port = L->o->metrics_port;
     if (port) {
-        L->M.fd = nd_live_metrics_open(port, e);
-        if (L->M.fd < 0) return L->M.fd;
-        if (pthread_create(&L->met_thr, NULL, nd_live_metrics_main, &L->M) == 0)
-            L->met_started = 1;
+        if (!(L->metrics = nd_metrics_start(port, "live.metrics_port", e))) return e->code;
         nd_info("live: metrics on http://127.0.0.1:%u/metrics", port);
     }
     if (pthread_create(&L->cap_thr, NULL, nd_live_capture_main, L))
@@ -416,7 +414,6 @@ static nd_live *live_new(const nd_live_opts *o)
     L->stop = o->stop ? o->stop : &L->no_stop;
     pthread_mutex_init(&L->mu, NULL);
     atomic_init(&L->fresh, NULL);
-    L->M = (nd_live_metrics){.L = L, .fd = -1};
     L->R = (nd_live_replay){.L = L};
     return L;
 }
@@ -426,9 +423,7 @@ static void live_free(nd_live *L)
 {
     if (!L) return;
     threads_stop(L);
-    L->M.stop = 1;
-    if (L->met_started) pthread_join(L->met_thr, NULL);
-    if (L->M.fd >= 0) close(L->M.fd);
+    nd_metrics_stop(L->metrics);
     for (unsigned k = 0; k < L->n_src; k++) capture_source_close(L->src[k].s);
     free(L->src);
     nd_online_free(L->online);

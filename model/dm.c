@@ -710,7 +710,7 @@ nd_dm *nd_dm_load(const char *path, int max_batch, nd_dm_legacy_fn legacy, nd_er
     return m;
 }
 
-int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e)
+int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e)
 {
     const unsigned char *p;
     int v = dmcf_version(r, &p, e);
@@ -737,33 +737,66 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e)
     }
     uint32_t f[DMCF_U32];
     for (int i = 0; i < DMCF_U32; i++) f[i] = nd_get_u32(p + 4 * i);
-    fprintf(out, "model: unet-ref, %u image channels (%u series%s), %ux%u, base %u, mult (",
-            f[1], f[20], f[19] ? " + activity masks" : "", f[2], f[2], f[3]);
-    for (uint32_t l = 0; l < f[4] && l < ND_UNET_MAX_LEVELS; l++)
-        fprintf(out, "%s%u", l ? "," : "", f[5 + l]);
-    fprintf(out, "), %u ResBlocks/level, attention <= %u px, %u class rows%s\n", f[11], f[12],
-            f[15], f[22] ? ", coordinate planes" : "");
-    fprintf(out, "diffusion: T %u, %s schedule, %s-prediction, %s scaling\n", f[16],
-            f[21] ? "linear" : "cosine", f[17] ? "v" : "eps", f[18] ? "log" : "zero-aware");
-    fprintf(out, "training: %llu steps, %llu parameters (+ EMA, Adam moments)\n",
-            (unsigned long long)nd_get_u64(p + 4 * DMCF_U32 + 8),
-            (unsigned long long)nd_get_u64(p + 4 * DMCF_U32));
-    if (v == 1)
-        fprintf(out, "settings: model record version 1 (training and sampling settings in "
-                     "the embedded config)\n");
-    nd_decoder_inspect(r, out);
+    const char *sched = f[21] ? "linear" : "cosine", *pred = f[17] ? "v" : "eps",
+               *scaling = f[18] ? "log" : "zero-aware";
+    uint64_t steps = nd_get_u64(p + 4 * DMCF_U32 + 8), params = nd_get_u64(p + 4 * DMCF_U32);
     const void *sd;
     size_t sl;
-    if (!ndf_find(r, TAG_SCAL, &sd, &sl, NULL) && sl == (size_t)8 * f[20] * h->n_classes) {
-        const unsigned char *s = sd;
-        fprintf(out, "class scales (bytes per bin, smallest non-zero..largest):\n");
-        for (size_t k = 0; k < h->n_classes; k++) {
+    const unsigned char *scal =
+        !ndf_find(r, TAG_SCAL, &sd, &sl, NULL) && sl == (size_t)8 * f[20] * h->n_classes ? sd
+                                                                                         : NULL;
+    if (out) {
+        fprintf(out, "model: unet-ref, %u image channels (%u series%s), %ux%u, base %u, mult (",
+                f[1], f[20], f[19] ? " + activity masks" : "", f[2], f[2], f[3]);
+        for (uint32_t l = 0; l < f[4] && l < ND_UNET_MAX_LEVELS; l++)
+            fprintf(out, "%s%u", l ? "," : "", f[5 + l]);
+        fprintf(out, "), %u ResBlocks/level, attention <= %u px, %u class rows%s\n", f[11],
+                f[12], f[15], f[22] ? ", coordinate planes" : "");
+        fprintf(out, "diffusion: T %u, %s schedule, %s-prediction, %s scaling\n", f[16], sched,
+                pred, scaling);
+        fprintf(out, "training: %llu steps, %llu parameters (+ EMA, Adam moments)\n",
+                (unsigned long long)steps, (unsigned long long)params);
+        if (v == 1)
+            fprintf(out, "settings: model record version 1 (training and sampling settings in "
+                         "the embedded config)\n");
+        nd_decoder_inspect(r, out);
+        if (scal) fprintf(out, "class scales (bytes per bin, smallest non-zero..largest):\n");
+        for (size_t k = 0; scal && k < h->n_classes; k++) {
             fprintf(out, "  %-24s", h->class_names[k]);
             for (uint32_t c = 0; c < f[20]; c++)
                 fprintf(out, " %s %.0f..%.0f", h->channel_names[c],
-                        expm1(nd_get_f32(s + ((k * f[20] + c) * 2) * 4)),
-                        expm1(nd_get_f32(s + ((k * f[20] + c) * 2 + 1) * 4)));
+                        expm1(nd_get_f32(scal + ((k * f[20] + c) * 2) * 4)),
+                        expm1(nd_get_f32(scal + ((k * f[20] + c) * 2 + 1) * 4)));
             fputc('\n', out);
+        }
+    }
+    nd_json *mj = nd_json_obj(js, "model");
+    nd_json_u64(mj, "record_version", (uint64_t)v);
+    nd_json_u64(mj, "image_channels", f[1]);
+    nd_json_u64(mj, "series_channels", f[20]);
+    nd_json_bool(mj, "activity_masks", f[19]);
+    nd_json_u64(mj, "image_size", f[2]);
+    nd_json_u64(mj, "base_channels", f[3]);
+    nd_json *mult = nd_json_arr(mj, "mult");
+    for (uint32_t l = 0; l < f[4] && l < ND_UNET_MAX_LEVELS; l++)
+        nd_json_u64(mult, NULL, f[5 + l]);
+    nd_json_u64(mj, "res_blocks", f[11]);
+    nd_json_u64(mj, "attention_px", f[12]);
+    nd_json_u64(mj, "class_rows", f[15]);
+    nd_json_bool(mj, "coordinate_planes", f[22]);
+    nd_json_u64(mj, "timesteps", f[16]);
+    nd_json_str(mj, "schedule", sched);
+    nd_json_str(mj, "prediction", pred);
+    nd_json_str(mj, "scaling", scaling);
+    nd_json_u64(mj, "steps", steps);
+    nd_json_u64(mj, "parameters", params);
+    nd_json *sc = scal ? nd_json_obj(mj, "class_scales") : NULL;
+    for (size_t k = 0; sc && k < h->n_classes; k++) {
+        nd_json *cj = nd_json_obj(sc, h->class_names[k]);
+        for (uint32_t c = 0; c < f[20]; c++) {
+            nd_json *r2 = nd_json_arr(cj, h->channel_names[c]);
+            nd_json_num(r2, NULL, expm1(nd_get_f32(scal + ((k * f[20] + c) * 2) * 4)));
+            nd_json_num(r2, NULL, expm1(nd_get_f32(scal + ((k * f[20] + c) * 2 + 1) * 4)));
         }
     }
     dm_free_parts(&t);
@@ -900,6 +933,25 @@ static int save_or_fall_back(nd_dm *m, const char *path, nd_error *e)
     return rc;
 }
 
+/* Tells o->report where training stands (val_loss NaN: not measured now). */
+static void train_progress(const nd_dm *m, const nd_train_opts *o, uint64_t step0, uint64_t t0,
+                           int B, double loss, double val_loss, int final)
+{
+    if (!o->report) return;
+    double s = (double)(nd_now_ns() - t0) * 1e-9;
+    nd_train_progress p = {
+        .step = m->step,
+        .steps = o->steps,
+        .loss = loss,
+        .val_loss = val_loss < 0 ? NAN : val_loss, /* < 0: no validation windows */
+        .lr = m->s.train.lr,
+        .images_per_s = s > 0 ? (double)(m->step - step0) * B / s : 0,
+        .seconds = s,
+        .final = final,
+    };
+    o->report(o->report_arg, &p);
+}
+
 int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train_report *rep,
                 nd_error *e)
 {
@@ -986,18 +1038,32 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
         loss_avg = m->step - step0 == 1 ? loss : 0.98 * loss_avg + 0.02 * loss;
         rep->last_loss = loss_avg;
         uint64_t now = nd_now_ns();
-        if (!o->quiet && now - last_status > 500000000ull) {
+        /* the status line twice a second on a terminal; elsewhere (a log file, a pipe) a
+         * line of its own every 30 s */
+        int tty = nd_status_enabled();
+        if (!o->quiet && now - last_status > (tty ? 500000000ull : 30 * ND_NS_PER_SEC)) {
             last_status = now;
             double s = (double)(now - t0) * 1e-9, done = (double)(m->step - step0);
             double ips = done * B / s, left = (double)(o->steps - m->step) * s / done;
             if (o->max_seconds > 0 && o->max_seconds - s < left) left = o->max_seconds - s;
-            nd_status("step %llu/%llu  loss %.4f  %.1f images/s  %.0f min %02.0f s left",
-                      (unsigned long long)m->step, (unsigned long long)o->steps, loss_avg, ips,
-                      floor(left / 60), fmod(left, 60));
+            if (tty)
+                nd_status("step %llu/%llu  loss %.4f  %.1f images/s  %.0f min %02.0f s left",
+                          (unsigned long long)m->step, (unsigned long long)o->steps, loss_avg,
+                          ips, floor(left / 60), fmod(left, 60));
+            else
+                nd_info("step %llu/%llu: loss %.4f, %.1f images/s, %.0f min %02.0f s left",
+                        (unsigned long long)m->step, (unsigned long long)o->steps, loss_avg,
+                        ips, floor(left / 60), fmod(left, 60));
         }
         uint64_t ce = m->s.train.checkpoint_every;
-        if (o->path && ce && m->step % ce == 0 && m->step < o->steps) {
+        int validate = o->path && ce && m->step % ce == 0 && m->step < o->steps;
+        /* the last step's line is the final one, after the loop */
+        if (o->report_every && m->step % o->report_every == 0 && !validate &&
+            m->step < o->steps)
+            train_progress(m, o, step0, t0, B, loss_avg, NAN, 0);
+        if (validate) {
             rep->val_loss = val_loss(m, ds, val, nval, &b, save);
+            train_progress(m, o, step0, t0, B, loss_avg, rep->val_loss, 0);
             nd_error se = {0};
             if (!o->quiet) nd_status_end();
             /* A checkpoint that cannot be written (full disk) is no reason to stop: the
@@ -1012,6 +1078,7 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
     }
     if (!o->quiet) nd_status_end();
     rep->val_loss = val_loss(m, ds, val, nval, &b, save);
+    train_progress(m, o, step0, t0, B, loss_avg, rep->val_loss, 1);
     if (o->path && (rc = save_or_fall_back(m, o->path, e))) goto out;
     if (rep->interrupted) rc = ND_EINTR;
 out:

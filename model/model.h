@@ -314,10 +314,21 @@ uint64_t nd_dm_step(const nd_dm *m);
  * scripts/torch_reference.py loads them with load_state_dict; the network's settings as
  * metadata. Written atomically. */
 int nd_dm_export_safetensors(nd_dm *m, const char *path, nd_error *e);
-/* Prints the model-specific lines of `netdiffus inspect` for an open model file, after
+/* The model-specific part of `netdiffus inspect` for an open model file, printed to out
+ * and/or as a "model" object in js (either may be NULL), after
  * checking its network record as nd_dm_load does (bounds, the parameter count against
  * the file's PARM, EMAW and ADAM): a record no model can be loaded from is an error. */
-int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_error *e);
+int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e);
+
+typedef struct nd_train_progress {
+    uint64_t step, steps; /* the model's step; the step training goes to */
+    double loss;          /* running mean of the batch loss */
+    double val_loss;      /* validation loss (EMA weights) measured at this step, else NaN */
+    double lr;            /* learning rate of the step */
+    double images_per_s;  /* training images per second since the run started */
+    double seconds;       /* since the run started */
+    int final;            /* the end of the run (trained, stopped or out of time) */
+} nd_train_progress;
 
 typedef struct nd_train_opts {
     uint64_t steps;     /* train until this many steps in total (a resumed run counts
@@ -326,6 +337,11 @@ typedef struct nd_train_opts {
     const char *path;   /* model file for checkpoints and the end; NULL: none */
     volatile int *stop; /* set (by a signal handler) to stop after the current step */
     int quiet;          /* no status line */
+    /* progress for a log (train --log): report is called every report_every steps (0:
+     * none between), after each validation and at the end; NULL: never */
+    void (*report)(void *arg, const nd_train_progress *p);
+    void *report_arg;
+    uint64_t report_every;
 } nd_train_opts;
 
 typedef struct nd_train_report {

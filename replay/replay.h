@@ -21,6 +21,8 @@ typedef struct replay_mix_entry {
     double weight;    /* relative share of the flows (>= 0; need not sum to 1) */
 } replay_mix_entry;
 
+typedef struct replay_stats replay_stats; /* what a run did (below) */
+
 /* What a run does. replay_opts_defaults() fills every field; strings are borrowed. */
 typedef struct replay_opts {
     double speed;         /* 1 = real time, 2 = twice as fast; 0 = as fast as the sink goes */
@@ -47,6 +49,12 @@ typedef struct replay_opts {
     uint64_t spin_ns;            /* busy-wait this long before a deadline (paced sinks) */
     volatile sig_atomic_t *stop; /* set by a signal handler: stop cleanly (may be NULL) */
     int status;                  /* draw an nd_status line while running */
+    /* figures while running: report is called from the first queue's thread about every
+     * report_ns (0: 1 s) with what it has sent so far (a multi-queue DPDK sink: that
+     * queue's share; replay_run's stats have all queues); NULL: never */
+    void (*report)(void *arg, const replay_stats *so_far);
+    void *report_arg;
+    uint64_t report_ns;
 } replay_opts;
 
 /* The line rate a bin is cut to when neither the options nor the sink give one. */
@@ -100,7 +108,7 @@ void replay_sink_discard(replay_sink *s);
 /* ------------------------------------------------------------------------------------ */
 
 /* Timing error (actual send − deadline) percentiles are known to within 1/64 (1.6 %). */
-typedef struct replay_stats {
+struct replay_stats {
     uint64_t flows, packets, bytes; /* bytes: frame bytes without FCS */
     uint64_t drops;                 /* packets the sink did not take */
     uint64_t carried;               /* bin remainders smaller than a frame, moved on */
@@ -113,7 +121,7 @@ typedef struct replay_stats {
     uint64_t capped; /* bins (per flow and direction) cut to what the line rate carries */
     double line_bps; /* the line rate they were cut to */
     int ended;       /* what ended the run early: enum replay_end */
-} replay_stats;
+};
 
 /* A bound that ended a run before its flows were done (replay_stats.ended). */
 enum replay_end { REPLAY_END_NONE, REPLAY_END_DURATION, REPLAY_END_BYTES, REPLAY_END_PACKETS };

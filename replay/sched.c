@@ -440,6 +440,7 @@ typedef struct part_job {
     int main;             /* draws the status line */
     int64_t bin_cap;      /* most bytes of a bin per direction at the line rate */
     run_totals *sent;
+    double line_bps; /* the line rate bins are cut to */
     int rc;
     int ended; /* enum replay_end */
     nd_error e;
@@ -456,6 +457,31 @@ static int over_bound(const replay_opts *o, run_totals *sent, uint32_t len)
     if (o->max_packets && p >= o->max_packets) return REPLAY_END_PACKETS;
     if (o->max_bytes && b + len > o->max_bytes) return REPLAY_END_BYTES;
     return REPLAY_END_NONE;
+}
+
+/* What the queue of j has done so far, at now: the figures of replay_stats it knows. */
+static void part_so_far(const part_job *j, uint64_t flows, uint64_t carried, uint64_t capped,
+                        uint64_t now, replay_stats *st)
+{
+    const replay_sink *k = j->sink;
+    memset(st, 0, sizeof *st);
+    st->flows = flows;
+    st->carried = carried;
+    st->capped = capped;
+    st->packets = k->packets;
+    st->bytes = k->bytes;
+    st->drops = k->drops;
+    st->seconds_ns = now - j->wall0;
+    st->pps = st->seconds_ns ? (double)st->packets * 1e9 / (double)st->seconds_ns : 0;
+    st->line_bps = j->line_bps;
+    if (k->timed && k->err && k->err->n) {
+        st->timed = 1;
+        st->err_p50_ns = sink_errhist_quantile(k->err, 0.50);
+        st->err_p99_ns = sink_errhist_quantile(k->err, 0.99);
+        st->err_p999_ns = sink_errhist_quantile(k->err, 0.999);
+        st->err_max_ns = k->err->max;
+        st->early = k->err->early;
+    }
 }
 
 static int run_part(void *arg)
@@ -486,7 +512,8 @@ static int run_part(void *arg)
                                 : o->speed > 0  ? (uint64_t)((double)o->duration_ns * o->speed)
                                                 : o->duration_ns;
     const uint64_t cpu0 = thread_cpu_ns(), base = j->base;
-    uint64_t now = nd_now_ns(), last_status = j->wall0, loop_base = 0, loop = 0;
+    uint64_t now = nd_now_ns(), last_status = j->wall0, next_report = now, loop_base = 0,
+             loop = 0;
     uint64_t flows = 0, carried = 0, capped = 0;
     uint32_t next = 0;
     int arrivals_done = 0; /* the duration is reached: no more flows start */
@@ -612,9 +639,16 @@ static int run_part(void *arg)
             heap_down(&q, 0);
         }
 
-        if (j->main && o->status && !(npk & 1023)) {
+        /* the clock is read every 1024 packets, every 16 on a paced sink (not fast) */
+        if (j->main && (o->status || o->report) && !(npk & (paced ? 15 : 1023))) {
             uint64_t t = nd_now_ns();
-            if (t - last_status > 500000000ull) {
+            if (o->report && t >= next_report) {
+                next_report = t + (o->report_ns ? o->report_ns : ND_NS_PER_SEC);
+                replay_stats so_far;
+                part_so_far(j, flows, carried, capped, t, &so_far);
+                o->report(o->report_arg, &so_far);
+            }
+            if (o->status && t - last_status > 500000000ull) {
                 last_status = t;
                 double secs = (double)(t - j->wall0) / 1e9;
                 char err[64] = "", part[48] = "";
@@ -676,9 +710,10 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink, re
     const double carries = ds ? (double)ds->bin_ns * line_bps / 8e9 : 0;
     const int64_t bin_cap = carries < 1e18 ? (int64_t)carries : (int64_t)1e18;
     for (uint32_t p = 0; p < parts; p++) {
-        jobs[p] = (part_job){
-            ds,      o,    p ? sink->ops->queue(sink, p) : sink, p, parts, base, wall0, p == 0,
-            bin_cap, &sent};
+        jobs[p] = (part_job){ds,    o,       p ? sink->ops->queue(sink, p) : sink,
+                             p,     parts,   base,
+                             wall0, p == 0,  bin_cap,
+                             &sent, line_bps};
     }
     for (uint32_t p = 1; p < parts; p++) sink->ops->launch(sink, p, run_part, &jobs[p]);
     run_part(&jobs[0]);

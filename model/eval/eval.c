@@ -602,16 +602,37 @@ static const char *const src_name[NSRC] = {"synth", "raw", "naive", "real"};
 
 typedef struct report {
     FILE *out;
+    nd_json *js;                       /* the same report as JSON (NULL: none) */
+    nd_json *dist_classes;             /* js's distances per class */
+    nd_json *mem;                      /* js's memorisation checks */
     const nd_dataset *real, *ds[NSRC]; /* ds[SRC_NAIVE] is drawn per class, never given */
     const nd_eval_opts *o;
     int C, L, K, nw; /* nw: width of the class column */
     nd_rng rng;
 } report;
 
-static void print_dist_row(const report *p, const char *cls, int src, const char *n,
+/* v / floor, NaN without a floor. */
+static double ratio(double v, double floor)
+{
+    return floor > 0 && isfinite(v) ? v / floor : NAN;
+}
+
+/* One row of the distance table, to out and as object src_name[src] of parent (n 0: the
+ * mean row). */
+static void print_dist_row(const report *p, nd_json *parent, const char *cls, int src, size_t n,
                            const dist *d, const dist *floor)
 {
-    fprintf(p->out, "%-*s %-8s %6s %9.4f", p->nw, cls, src_name[src], n, d->marg);
+    nd_json *r = nd_json_obj(parent, src_name[src]);
+    if (n) nd_json_u64(r, "n", n);
+    nd_json_num(r, "marginal", d->marg);
+    nd_json_num(r, "marginal_x_floor", ratio(d->marg, floor->marg));
+    nd_json_num(r, "autocorr", d->acf);
+    nd_json_num(r, "autocorr_x_floor", ratio(d->acf, floor->acf));
+    nd_json_num(r, "volume", d->vol);
+    nd_json_num(r, "volume_x_floor", ratio(d->vol, floor->vol));
+    char nb[24] = "";
+    if (n) snprintf(nb, sizeof nb, "%zu", n);
+    fprintf(p->out, "%-*s %-8s %6s %9.4f", p->nw, cls, src_name[src], nb, d->marg);
     print_ratio(p->out, d->marg, floor->marg);
     fprintf(p->out, " %9.4f", d->acf);
     print_ratio(p->out, d->acf, floor->acf);
@@ -634,11 +655,10 @@ static int report_class(report *p, int k, dist *sum)
     if (!rc && r.n && s[SRC_SYNTH].n) {
         dist d[NSRC], none = {NAN, NAN, NAN};
         for (int i = 0; i < NSRC; i++) d[i] = s[i].n ? distances(&s[i], &r, p->C, p->L) : none;
+        nd_json *cj = nd_json_obj(p->dist_classes, p->real->class_names[k]);
         for (int i = 0; i < NSRC; i++) {
             if (!s[i].n) continue;
-            char n[24];
-            snprintf(n, sizeof n, "%zu", s[i].n);
-            print_dist_row(p, p->real->class_names[k], i, n, &d[i], &d[SRC_REAL]);
+            print_dist_row(p, cj, p->real->class_names[k], i, s[i].n, &d[i], &d[SRC_REAL]);
             sum[i].marg += d[i].marg, sum[i].acf += d[i].acf, sum[i].vol += d[i].vol;
         }
         rc = 1;
@@ -653,6 +673,8 @@ static int report_distances(report *p, nd_error *e)
     fprintf(p->out, "fidelity (lower is better; xF = times the real-vs-real floor)\n");
     fprintf(p->out, "%-*s %-8s %6s %9s %8s %9s %8s %9s %8s\n", p->nw, "class", "source", "n",
             "marginal", "", "autocorr", "", "volume", "");
+    nd_json *dj = nd_json_obj(p->js, "distances");
+    p->dist_classes = nd_json_obj(dj, "classes");
     dist sum[NSRC] = {{0}};
     int ncls = 0;
     for (int k = 0; k < p->K; k++) {
@@ -667,9 +689,10 @@ static int report_distances(report *p, nd_error *e)
     dist mean[NSRC], none = {0, 0, 0};
     for (int i = 0; i < NSRC; i++)
         mean[i] = (dist){sum[i].marg / ncls, sum[i].acf / ncls, sum[i].vol / ncls};
+    nd_json *mj = nd_json_obj(dj, "mean");
     for (int i = 0; i < NSRC; i++)
         if (i == SRC_SYNTH || p->ds[i == SRC_NAIVE ? SRC_REAL : i])
-            print_dist_row(p, "MEAN", i, "", &mean[i],
+            print_dist_row(p, mj, "MEAN", i, 0, &mean[i],
                            p->ds[SRC_REAL] ? &mean[SRC_REAL] : &none);
     return 0;
 }
@@ -730,6 +753,12 @@ static void report_classifiers(const report *p, const nde_set *R, const nde_set 
     accuracy mean = {NAN, {0, 0}, NAN};
     for (int c = 0; c < CLF_CNN; c++)
         for (int j = 0; j < 2; j++) mean.tstr[j] += acc[c].tstr[j] / acc[c].trtr / CLF_CNN;
+    nd_json *dj = nd_json_obj(p->js, "downstream");
+    nd_json_u64(dj, "real_windows", R->n);
+    nd_json_num(dj, "chance", 1.0 / K);
+    nd_json *cj = nd_json_obj(dj, "classifiers");
+    static const char *const key[NCLF + 1] = {"logistic", "knn5", "random_forest", "cnn",
+                                              "mean_of_features"};
     int rows[NCLF + 1] = {CLF_LOGREG, CLF_KNN, CLF_RF, NCLF, CLF_CNN};
     for (int r = 0; r < NCLF + 1; r++) {
         int c = rows[r];
@@ -738,6 +767,11 @@ static void report_classifiers(const report *p, const nde_set *R, const nde_set 
         double v[6] = {a->trtr,    a->tstr[0],          a->trstr, a->tstr[0] / a->trtr,
                        a->tstr[1], a->tstr[1] / a->trtr};
         if (c == NCLF) v[3] = a->tstr[0], v[5] = a->tstr[1], v[1] = v[4] = NAN;
+        static const char *const vkey[6] = {"trtr",      "tstr",     "trstr",
+                                            "tstr_trtr", "tstr_raw", "raw_trtr"};
+        nd_json *rj = nd_json_obj(cj, key[c]);
+        for (int i = 0; i < (raw ? 6 : 4); i++)
+            if (c != NCLF || i == 3 || i == 5) nd_json_num(rj, vkey[i], v[i]);
         fprintf(p->out, "%-24s", c < NCLF ? name[c] : "mean of the three above");
         for (int i = 0; i < (raw ? 6 : 4); i++) {
             int w = i == 3 ? 12 : i == 5 ? 11 : 8;
@@ -749,8 +783,10 @@ static void report_classifiers(const report *p, const nde_set *R, const nde_set 
 }
 
 /* Memorisation of one source S against the training windows T (windows of WL values). */
-static void report_memorisation(const report *p, const char *what, const nde_set *S,
-                                const nde_set *T, const nde_set *R, size_t WL)
+/* ... and returns its object in p->js's memorisation checks (NULL without js). */
+static nd_json *report_memorisation(const report *p, const char *what, const char *key,
+                                    const nde_set *S, const nde_set *T, const nde_set *R,
+                                    size_t WL)
 {
     double *ds = malloc((S->n + 1) * sizeof(double)), *dr = malloc((R->n + 1) * sizeof(double));
     ND_ASSERT(ds && dr);
@@ -766,6 +802,14 @@ static void report_memorisation(const report *p, const char *what, const nde_set
     }
     double share = (double)closer / S->n;
     int flag = share > 0.2 || meds < 0.5 * medr || copies > 0;
+    nd_json *mj = nd_json_obj(p->mem, key);
+    nd_json_num(mj, "synth_median", meds);
+    nd_json_num(mj, "real_median", medr);
+    nd_json_num(mj, "ratio", meds / medr);
+    nd_json_num(mj, "real_p5", p5);
+    nd_json_num(mj, "closer_share", share);
+    nd_json_u64(mj, "near_copies", copies);
+    nd_json_bool(mj, "flag", flag);
     FILE *out = p->out;
     fprintf(out,
             "\nmemorisation%s: distance to the nearest training window (log1p bytes, L2)\n",
@@ -782,12 +826,13 @@ static void report_memorisation(const report *p, const char *what, const nde_set
                  : "no memorisation flag");
     free(ds);
     free(dr);
+    return mj;
 }
 
 /* The peer may have learnt from every real window, the held-out ones too: its distance to
  * the nearest of training + held-out windows, against each held-out window's distance to
  * the nearest other one of them. */
-static void report_peer_copies(const report *p, const nde_set *S, const nde_set *T,
+static void report_peer_copies(const report *p, nd_json *pj, const nde_set *S, const nde_set *T,
                                const nde_set *R, size_t WL)
 {
     nde_set all = {0};
@@ -807,6 +852,10 @@ static void report_peer_copies(const report *p, const nde_set *S, const nde_set 
     }
     qsort(ds, S->n, sizeof(double), nde_cmp_double);
     qsort(dr, R->n, sizeof(double), nde_cmp_double);
+    nd_json *cj = nd_json_obj(pj, "with_held_out");
+    nd_json_num(cj, "peer_median", ds[S->n / 2]);
+    nd_json_num(cj, "held_out_median", dr[R->n / 2]);
+    nd_json_num(cj, "ratio", ds[S->n / 2] / dr[R->n / 2]);
     fprintf(p->out,
             "  the peer may have learnt from the held-out windows too: to the nearest of "
             "training +\n  held-out windows median %.3f, held-out windows to the nearest "
@@ -829,11 +878,12 @@ static int channel_map(int *map, const nd_dataset *ds, const nd_dataset *real)
     return found;
 }
 
-int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
+int nd_eval_report(FILE *out, nd_json *js, const nd_dataset *real, const nd_dataset *synth,
                    const nd_dataset *raw, const nd_dataset *train, const nd_dataset *peer,
                    const nd_eval_opts *o, nd_error *e)
 {
     report p = {.out = out,
+                .js = js,
                 .real = real,
                 .ds = {synth, raw, NULL, train},
                 .o = o,
@@ -877,8 +927,11 @@ int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
     }
     if (!rc) {
         report_classifiers(&p, &R, &T, S, &TS, &FR, &FT, FS, &FTS);
+        if (T.n) p.mem = nd_json_obj(js, "memorisation");
         for (int j = 0; j < 2 && T.n; j++)
-            if (S[j].n) report_memorisation(&p, j ? " (raw)" : "", &S[j], &T, &R, WL);
+            if (S[j].n)
+                report_memorisation(&p, j ? " (raw)" : "", j ? "raw" : "synth", &S[j], &T, &R,
+                                    WL);
     }
     /* the peer's memorisation on its channels */
     nde_set PV = {0}, TV = {0}, RV = {0};
@@ -893,8 +946,8 @@ int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
             snprintf(w + strlen(w), sizeof w - strlen(w), " %s", real->channel_names[pch[c]]);
         snprintf(w + strlen(w), sizeof w - strlen(w), ")");
         if (!rc) {
-            report_memorisation(&p, w, &PV, &TV, &RV, (size_t)npch * p.L);
-            report_peer_copies(&p, &PV, &TV, &RV, (size_t)npch * p.L);
+            nd_json *pj = report_memorisation(&p, w, "peer", &PV, &TV, &RV, (size_t)npch * p.L);
+            report_peer_copies(&p, pj, &PV, &TV, &RV, (size_t)npch * p.L);
         }
     }
     /* the naive baseline over all classes, as many windows per class as synth has, from
@@ -920,6 +973,7 @@ int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
     }
     if (!rc) {
         nde_judge j = {.out = out,
+                       .js = js,
                        .real = real,
                        .R = &R,
                        .src = {&S[0], &S[1], &N, &T, &P},

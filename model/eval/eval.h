@@ -35,8 +35,10 @@ typedef struct nd_eval_opts {
  * there is no real-vs-real floor, no naive baseline, no memorisation and no TRTR; peer
  * (may be NULL) another generator's windows, with some of real's channels (matched by
  * name), reported in the memorisation check and the independent measures on the channels
- * it has. Every other set shares real's channels and L; classes are matched by name. */
-int nd_eval_report(FILE *out, const nd_dataset *real, const nd_dataset *synth,
+ * it has. Every other set shares real's channels and L; classes are matched by name.
+ * js (may be NULL) receives the whole report as JSON, every table and figure of the text
+ * (unmeasured values null; README.md lists its keys). */
+int nd_eval_report(FILE *out, nd_json *js, const nd_dataset *real, const nd_dataset *synth,
                    const nd_dataset *raw, const nd_dataset *train, const nd_dataset *peer,
                    const nd_eval_opts *o, nd_error *e);
 

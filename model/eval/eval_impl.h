@@ -129,6 +129,7 @@ void nde_coupling(double *r, const nde_set *s, int C, int L);
 enum { NDE_SYNTH, NDE_RAW, NDE_NAIVE, NDE_REAL, NDE_PEER, NDE_NSRC };
 typedef struct nde_judge {
     FILE *out;
+    nd_json *js; /* receives "independent" and "summary" (NULL: none) */
     const nd_dataset *real;
     const nde_set *R;
     const nde_set *src[NDE_NSRC]; /* src[NDE_REAL]: the training windows */

@@ -260,6 +260,7 @@ typedef struct summary {
 typedef struct judge {
     const nde_judge *j;
     FILE *out;
+    nd_json *ind; /* js's "independent" object */
     int C, L, K;
     int chs[NDE_NSRC][2][ND_MAX_CHANNELS], nch[NDE_NSRC][2]; /* per view */
     int complete[NDE_NSRC];                                  /* has all of real's channels */
@@ -299,6 +300,8 @@ static void print_num(FILE *out, int w, const char *fmt, double v)
     if (isnan(v)) fprintf(out, " %*s", w, "-");
     else fprintf(out, fmt, w, v);
 }
+
+static const char *const view_key[2] = {"all", "ch0"};
 
 /* Views of R, T and source i on view v's channels. */
 typedef struct views {
@@ -364,13 +367,21 @@ static void report_disc(judge *g)
                  "  RF: random forest, 200 trees, on log1p of every bin and the summary "
                  "features; CNN: two\n"
                  "  width-5 convolutions on the log1p series\n");
+    nd_json *dj = nd_json_obj(g->ind, "two_sample");
     for (int v = 0; v < 2; v++) {
         char vb[96];
+        nd_json *vj = nd_json_obj(dj, view_key[v]);
         fprintf(out, "%-10s %6s %8s %8s %8s %8s    (%s)\n", "source", "n", "RF acc", "score",
                 "CNN acc", "score", view_name(g, v, vb, sizeof vb));
         for (int i = 0; i < NDE_NSRC; i++) {
             g->sum[i].disc[v][0] = sc[i][v][0], g->sum[i].disc[v][1] = sc[i][v][1];
             if (!present(g, i) || !g->nch[i][v]) continue;
+            nd_json *sj = nd_json_obj(vj, src_name[i]);
+            nd_json_u64(sj, "n", n[i][v]);
+            nd_json_num(sj, "rf_acc", acc[i][v][0]);
+            nd_json_num(sj, "rf_score", sc[i][v][0]);
+            nd_json_num(sj, "cnn_acc", acc[i][v][1]);
+            nd_json_num(sj, "cnn_score", sc[i][v][1]);
             char nb[32];
             fprintf(out, "%-10s %6zu", row_name(g, i, v, nb, sizeof nb), n[i][v]);
             for (int c = 0; c < 2; c++) {
@@ -395,8 +406,10 @@ static void report_tstr(judge *g)
     unsigned cache_mask[2 * NDE_NSRC];
     double cache[2 * NDE_NSRC][3];
     int ncache = 0;
+    nd_json *tj = nd_json_obj(g->ind, "tstr");
     for (int v = 0; v < 2; v++) {
         char vb[96];
+        nd_json *vj = nd_json_obj(tj, view_key[v]);
         fprintf(out, "%-10s %-26s   %-35s (%s)\n", "", "accuracy", "/ TRTR",
                 view_name(g, v, vb, sizeof vb));
         fprintf(out, "%-10s %8s %8s %8s   %8s %8s %8s %8s\n", "source", "logistic", "5-NN",
@@ -437,6 +450,13 @@ static void report_tstr(judge *g)
             print_num(out, 8, " %*.2f", mean);
             fputc('\n', out);
             g->sum[i].tstr[v] = mean;
+            static const char *const ck[3] = {"logistic", "knn5", "random_forest"};
+            static const char *const rk[3] = {"logistic_trtr", "knn5_trtr",
+                                              "random_forest_trtr"};
+            nd_json *sj = nd_json_obj(vj, src_name[i]);
+            for (int c = 0; c < 3; c++) nd_json_num(sj, ck[c], a[c]);
+            for (int c = 0; c < 3; c++) nd_json_num(sj, rk[c], a[c] / t[c]);
+            nd_json_num(sj, "mean", mean);
             free(FR.f), free(FS.f), free(FT.f);
             views_free(&vw);
         }
@@ -472,9 +492,12 @@ static void report_profiles(judge *g)
             g->sum[i].pos_mean[v] = g->sum[i].pos_idle[v] = 0;
             g->sum[i].pos_out[v] = g->sum[i].pos_idle_out[v] = 0;
         }
+    nd_json *pj = nd_json_obj(g->ind, "profiles");
     for (int c = 0; c < C; c++) {
         nde_profile(j->R, C, L, c, rm, rv, ri, riv);
+        nd_json *cj = nd_json_obj(pj, j->real->channel_names[c]);
         for (int what = 0; what < 2; what++) {
+            nd_json *wj = nd_json_obj(cj, what ? "idle_share" : "mean_log1p");
             fprintf(out, "%s, %s\n", j->real->channel_names[c],
                     what ? "idle share" : "mean log1p(bytes)");
             fprintf(out, "%-10s %6s %8s %8s", "source", "n", "mean|d|", "outside");
@@ -484,6 +507,10 @@ static void report_profiles(judge *g)
             }
             fputc('\n', out);
             const double *ref = what ? ri : rm;
+            nd_json *hj = nd_json_obj(wj, "held_out");
+            nd_json_u64(hj, "n", j->R->n);
+            nd_json *hv = nd_json_arr(hj, "values");
+            for (int k = 0; k < L; k++) nd_json_num(hv, NULL, ref[k]);
             fprintf(out, "%-10s %6zu %8s %8s", "held-out", j->R->n, "", "");
             for (int k = 0; k < np; k++) {
                 if (k && pos[k] != pos[k - 1] + 1) fprintf(out, " %4s", "");
@@ -508,6 +535,12 @@ static void report_profiles(judge *g)
                 snprintf(ob, sizeof ob, "%d/%d", o, L);
                 fprintf(out, "%-10s %6zu %8.3f %8s", src_name[i], S->n, mad, ob);
                 const double *val = what ? si : sm;
+                nd_json *sj = nd_json_obj(wj, src_name[i]);
+                nd_json_u64(sj, "n", S->n);
+                nd_json_num(sj, "mean_abs_diff", mad);
+                nd_json_int(sj, "outside", o);
+                nd_json *vals = nd_json_arr(sj, "values");
+                for (int k = 0; k < L; k++) nd_json_num(vals, NULL, val[k]);
                 for (int k = 0; k < np; k++) {
                     if (k && pos[k] != pos[k - 1] + 1) fprintf(out, " %4s", "");
                     fprintf(out, " %6.2f", val[pos[k]]);
@@ -537,10 +570,13 @@ static void report_runs(judge *g)
             "mean", "busy n", "W1", "mean");
     for (int i = 0; i < NDE_NSRC; i++)
         for (int v = 0; v < 2; v++) g->sum[i].run_idle[v] = g->sum[i].run_busy[v] = 0;
+    nd_json *rj = nd_json_obj(g->ind, "runs");
     for (int c = 0; c < C; c++) {
+        nd_json *cj = nd_json_obj(rj, j->real->channel_names[c]);
         for (int i = -1; i < NDE_NSRC; i++) {
             if (i >= 0 && (!present(g, i) || !j->has[i][c])) continue;
             const nde_set *S = i < 0 ? j->R : j->src[i];
+            nd_json *sj = nd_json_obj(cj, i < 0 ? "held_out" : src_name[i]);
             fprintf(out, "%-12s %-10s", j->real->channel_names[c],
                     i < 0 ? "held-out" : src_name[i]);
             for (int busy = 0; busy < 2; busy++) {
@@ -552,6 +588,10 @@ static void report_runs(judge *g)
                 fprintf(out, " %7zu", ns);
                 print_num(out, 8, " %*.3f", w1);
                 print_num(out, 7, " %*.2f", ns ? mean : NAN);
+                nd_json *bj = nd_json_obj(sj, busy ? "busy" : "idle");
+                nd_json_u64(bj, "n", ns);
+                nd_json_num(bj, "w1", w1);
+                nd_json_num(bj, "mean", ns ? mean : NAN);
                 if (i < 0) continue;
                 for (int v = 0; v < 2; v++) {
                     if (v == 1 && c != 0) continue;
@@ -582,6 +622,7 @@ static void report_coupling(judge *g)
             "  (idle bins as 0; 0 when either is constant); W1 to the held-out windows' ones\n",
             j->real->channel_names[0], j->real->channel_names[1]);
     fprintf(out, "%-10s %6s %8s %8s\n", "source", "n", "W1", "mean");
+    nd_json *cj = nd_json_obj(g->ind, "coupling");
     for (int i = -1; i < NDE_NSRC; i++) {
         if (i >= 0 && (!present(g, i) || !j->has[i][0] || !j->has[i][1])) continue;
         const nde_set *S = i < 0 ? j->R : j->src[i];
@@ -594,6 +635,10 @@ static void report_coupling(judge *g)
         print_num(out, 8, " %*.3f", w1);
         fprintf(out, " %8.3f\n", mean);
         if (i >= 0) g->sum[i].coupling = w1;
+        nd_json *sj = nd_json_obj(cj, i < 0 ? "held_out" : src_name[i]);
+        nd_json_u64(sj, "n", S->n);
+        nd_json_num(sj, "w1", w1);
+        nd_json_num(sj, "mean", mean);
     }
     for (int i = 0; i < NDE_NSRC; i++)
         if (present(g, i) && (!j->has[i][0] || !j->has[i][1]))
@@ -618,8 +663,10 @@ static void report_nn(judge *g)
     char v0[96], v1[96];
     fprintf(out, "%-10s %14s %14s\n", "source", view_name(g, 0, v0, sizeof v0),
             view_name(g, 1, v1, sizeof v1));
+    nd_json *nj = nd_json_obj(g->ind, "memorisation_ratio");
     for (int i = 0; i < NDE_NSRC; i++) {
         if (i == NDE_REAL || !present(g, i)) continue;
+        nd_json *sj = nd_json_obj(nj, src_name[i]);
         char nb[32];
         fprintf(out, "%-10s", row_name(g, i, 0, nb, sizeof nb));
         for (int v = 0; v < 2; v++) {
@@ -639,14 +686,17 @@ static void report_nn(judge *g)
             }
             g->sum[i].nn[v] = r;
             print_num(out, 14, " %*.2f", r);
+            nd_json_num(sj, view_key[v], r);
         }
         fputc('\n', out);
     }
     footnote(g, 0);
 }
 
-static void put(FILE *out, const char *key, double v)
+/* key=v on the SUMMARY line, and as a field of the source's summary object sj. */
+static void put(FILE *out, nd_json *sj, const char *key, double v)
 {
+    nd_json_num(sj, key, v);
     if (isnan(v)) fprintf(out, " %s=-", key);
     else fprintf(out, " %s=%.4g", key, v);
 }
@@ -655,41 +705,48 @@ static void report_summary(const judge *g)
 {
     FILE *out = g->out;
     fputc('\n', out);
+    nd_json *sums = nd_json_obj(g->j->js, "summary");
     for (int i = 0; i < NDE_NSRC; i++) {
         if (!present(g, i)) continue;
+        nd_json *sj = nd_json_obj(sums, src_name[i]);
         const summary *s = &g->sum[i];
         /* all-channel values only for sources that have every channel, first-channel
          * values only for those that have it */
         double A = g->complete[i] ? 0 : NAN, B = g->nch[i][1] ? 0 : NAN;
         fprintf(out, "SUMMARY %s", src_name[i]);
-        put(out, "disc_rf_all", s->disc[0][0] + A);
-        put(out, "disc_cnn_all", s->disc[0][1] + A);
-        put(out, "disc_rf_ch0", s->disc[1][0] + B);
-        put(out, "disc_cnn_ch0", s->disc[1][1] + B);
-        put(out, "tstr_trtr", s->tstr[0] + A);
-        put(out, "tstr_trtr_ch0", s->tstr[1] + B);
-        put(out, "pos_mean", s->pos_mean[0] + A);
-        put(out, "pos_out", s->pos_out[0] + A);
-        put(out, "pos_idle", s->pos_idle[0] + A);
-        put(out, "pos_idle_out", s->pos_idle_out[0] + A);
-        put(out, "pos_mean_ch0", s->pos_mean[1] + B);
-        put(out, "pos_out_ch0", s->pos_out[1] + B);
-        put(out, "pos_idle_ch0", s->pos_idle[1] + B);
-        put(out, "pos_idle_out_ch0", s->pos_idle_out[1] + B);
-        put(out, "run_idle", s->run_idle[0] + A);
-        put(out, "run_busy", s->run_busy[0] + A);
-        put(out, "run_idle_ch0", s->run_idle[1] + B);
-        put(out, "run_busy_ch0", s->run_busy[1] + B);
-        put(out, "coupling", s->coupling + A);
-        put(out, "nn_ratio", s->nn[0] + A);
-        put(out, "nn_ratio_ch0", s->nn[1] + B);
+        put(out, sj, "disc_rf_all", s->disc[0][0] + A);
+        put(out, sj, "disc_cnn_all", s->disc[0][1] + A);
+        put(out, sj, "disc_rf_ch0", s->disc[1][0] + B);
+        put(out, sj, "disc_cnn_ch0", s->disc[1][1] + B);
+        put(out, sj, "tstr_trtr", s->tstr[0] + A);
+        put(out, sj, "tstr_trtr_ch0", s->tstr[1] + B);
+        put(out, sj, "pos_mean", s->pos_mean[0] + A);
+        put(out, sj, "pos_out", s->pos_out[0] + A);
+        put(out, sj, "pos_idle", s->pos_idle[0] + A);
+        put(out, sj, "pos_idle_out", s->pos_idle_out[0] + A);
+        put(out, sj, "pos_mean_ch0", s->pos_mean[1] + B);
+        put(out, sj, "pos_out_ch0", s->pos_out[1] + B);
+        put(out, sj, "pos_idle_ch0", s->pos_idle[1] + B);
+        put(out, sj, "pos_idle_out_ch0", s->pos_idle_out[1] + B);
+        put(out, sj, "run_idle", s->run_idle[0] + A);
+        put(out, sj, "run_busy", s->run_busy[0] + A);
+        put(out, sj, "run_idle_ch0", s->run_idle[1] + B);
+        put(out, sj, "run_busy_ch0", s->run_busy[1] + B);
+        put(out, sj, "coupling", s->coupling + A);
+        put(out, sj, "nn_ratio", s->nn[0] + A);
+        put(out, sj, "nn_ratio_ch0", s->nn[1] + B);
         fputc('\n', out);
     }
 }
 
 int nde_judge_report(const nde_judge *j)
 {
-    judge g = {.j = j, .out = j->out, .C = j->C, .L = j->L, .K = j->K};
+    judge g = {.j = j,
+               .out = j->out,
+               .ind = nd_json_obj(j->js, "independent"),
+               .C = j->C,
+               .L = j->L,
+               .K = j->K};
     g.ch0 = j->real->channel_names[0];
     for (int i = 0; i < NDE_NSRC; i++) {
         g.complete[i] = 1;
@@ -708,8 +765,16 @@ int nde_judge_report(const nde_judge *j)
         "the decoded synthetic windows", "the same model's windows with the decoder off",
         "every bin drawn on its own from the training windows of its class at that bin",
         "the training windows: the real-vs-real floor", "the peer's windows, on"};
+    nd_json_u64(g.ind, "held_out_windows", j->R->n);
+    nd_json *srcs = nd_json_obj(g.ind, "sources");
     for (int i = 0; i < NDE_NSRC; i++) {
         if (!present(&g, i)) continue;
+        nd_json *sj = nd_json_obj(srcs, src_name[i]);
+        nd_json_str(sj, "what", what[i]);
+        nd_json_u64(sj, "windows", j->src[i]->n);
+        nd_json *ch = nd_json_arr(sj, "channels");
+        for (int c = 0; c < g.nch[i][0]; c++)
+            nd_json_str(ch, NULL, j->real->channel_names[g.chs[i][0][c]]);
         fprintf(out, "  %-6s %s", src_name[i], what[i]);
         for (int c = 0; i == NDE_PEER && c < g.nch[i][0]; c++)
             fprintf(out, " %s", j->real->channel_names[g.chs[i][0][c]]);

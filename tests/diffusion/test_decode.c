@@ -424,7 +424,7 @@ static char *inspect_text(const char *path)
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     CHECK(f != NULL);
-    CHECK_EQ(nd_dm_inspect(r, f, &e), 0);
+    CHECK_EQ(nd_dm_inspect(r, f, NULL, &e), 0);
     fclose(f);
     ndf_close(r);
     return text;

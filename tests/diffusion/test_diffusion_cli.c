@@ -14,6 +14,7 @@
 #include "check.h"
 #include "nd.h"
 #include "run_cli.h"
+#include "tiny_cli.h"
 
 static char P[16][512];
 static const char *path(int i, const char *name)
@@ -30,27 +31,8 @@ int main(void)
                *sndd = path(5, "synth.ndd");
     const char *png = path(6, "synth.png"), *rpng = path(7, "real.png"),
                *bad = path(8, "bad.ndm");
-    FILE *f = fopen(csv, "w");
-    CHECK(f);
-    fprintf(f, "class");
-    for (int c = 0; c < 2; c++)
-        for (int i = 0; i < 8; i++) fprintf(f, ",%s_%d", c ? "bytes_up" : "bytes_down", i);
-    fputc('\n', f);
-    for (int w = 0; w < 12; w++) {
-        fprintf(f, "%s", w % 2 ? "video" : "web");
-        for (int j = 0; j < 16; j++)
-            fprintf(f, ",%d", w % 2 ? 100000 + 1000 * ((w + j) % 7) : ((w + j) % 3 ? 0 : 1500));
-        fputc('\n', f);
-    }
-    fclose(f);
-    f = fopen(conf, "w");
-    fprintf(f,
-            "capture: {window: 8, min_active_bins: 1}\n"
-            "model: {base_channels: 8, channel_mult: [1, 2], res_blocks: 1, attn_min_res: 0,\n"
-            "        groups: 4, emb_dim: 16, max_classes: 4, threads: 1}\n"
-            "train: {steps: 30, batch: 4, checkpoint_every: 10, val_fraction: 0.2}\n"
-            "sample: {steps: 5, batch: 8}\n");
-    fclose(f);
+    tiny_cli_csv(csv);
+    tiny_cli_conf(conf, 30, "");
     EXPECT(0, "import", "--format", "csv", csv, "-o", ndd);
 
     /* usage mistakes: exit 2 */
@@ -143,7 +125,7 @@ int main(void)
     unsigned char *m = read_bytes(model, &len);
     CHECK(m && len > 1000);
     m[len - 10] ^= 1;
-    f = fopen(bad, "wb");
+    FILE *f = fopen(bad, "wb");
     fwrite(m, 1, len, f);
     fclose(f);
     free(m);

@@ -77,7 +77,7 @@ static char *report(const nd_dataset *real, const nd_dataset *synth, const nd_da
     FILE *f = fmemopen(buf, sizeof buf, "w");
     nd_eval_opts o = {.seed = 1, .cnn_steps = 60, .threads = 1};
     nd_error e = {0};
-    int rc = nd_eval_report(f, real, synth, raw, train, NULL, &o, &e);
+    int rc = nd_eval_report(f, NULL, real, synth, raw, train, NULL, &o, &e);
     fclose(f);
     if (rc) CHECK_FAIL_("eval: %s", e.msg);
     fprintf(stderr, "%s\n", buf);

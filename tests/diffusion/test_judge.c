@@ -217,7 +217,7 @@ static char *report(const nd_dataset *real, const nd_dataset *synth, const nd_da
     FILE *f = fmemopen(buf, cap, "w");
     nd_eval_opts o = {.seed = 3, .cnn_steps = 0, .threads = threads};
     nd_error e = {0};
-    *rc = nd_eval_report(f, real, synth, NULL, train, peer, &o, &e);
+    *rc = nd_eval_report(f, NULL, real, synth, NULL, train, peer, &o, &e);
     fclose(f);
     if (*rc) fprintf(stderr, "eval: %s\n", e.msg);
     return buf;

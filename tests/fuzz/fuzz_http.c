@@ -8,7 +8,7 @@
  */
 #include <stdlib.h>
 
-#include "live.h"
+#include "nd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

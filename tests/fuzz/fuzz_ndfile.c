@@ -35,7 +35,9 @@ static void one(const uint8_t *data, size_t size)
     }
     FILE *sink = fopen("/dev/null", "w");
     if (sink) {
-        nd_inspect_reader(r, sink, &e);
+        nd_json *js = nd_json_new();
+        nd_inspect_reader(r, sink, js, &e);
+        nd_json_free(js);
         fclose(sink);
     }
     ndf_close(r);

@@ -28,7 +28,7 @@ static void one(const uint8_t *data, size_t size)
         nd_dm_free(m);
         ndf_reader *r = ndf_open(path, NDF_KIND_MODEL, &e);
         FILE *sink = fopen("/dev/null", "w");
-        if (r && sink) nd_dm_inspect(r, sink, &e);
+        if (r && sink) nd_dm_inspect(r, sink, NULL, &e);
         if (sink) fclose(sink);
         ndf_close(r);
     }

@@ -17,6 +17,7 @@
 
 #include "../base/tmpdir.h"
 #include "../capture/pktgen.h"
+#include "http_fetch.h"
 
 /* var (a char array) = the scratch path of name. */
 #define LIVE_PATH(var, name) snprintf(var, sizeof var, "%s", tmp_path(name))
@@ -258,42 +259,6 @@ static inline const char *live_line_at_step(const char *path, double min_step)
     fclose(f);
     line[0] = 0;
     return line;
-}
-
-/* A connection to 127.0.0.1:port, or -1. */
-static inline int live_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* Reads from fd until the peer closes (or resets), into buf (NUL-terminated); returns
- * the bytes read. */
-static inline int live_read_all(int fd, char *buf, size_t len)
-{
-    size_t n = 0;
-    ssize_t r;
-    while (n < len - 1 && (r = read(fd, buf + n, len - 1 - n)) > 0) n += (size_t)r;
-    buf[n] = 0;
-    return (int)n;
-}
-
-/* The request req to 127.0.0.1:port, its answer into buf. Returns bytes read, -1 when
- * not reachable. */
-static inline int live_fetch(int port, const char *req, char *buf, size_t len)
-{
-    int fd = live_connect(port);
-    if (fd < 0) return -1;
-    CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
-    int n = live_read_all(fd, buf, len);
-    close(fd);
-    return n;
 }
 
 #endif

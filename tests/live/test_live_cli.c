@@ -19,7 +19,7 @@ static int run_nd(const char *args)
 
 static int fetch_metrics(int port, char *buf, size_t len)
 {
-    return live_fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", buf, len);
+    return http_fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", buf, len);
 }
 
 /* Clients that send a request and reset the connection before the answer (SO_LINGER 0:
@@ -27,7 +27,7 @@ static int fetch_metrics(int port, char *buf, size_t len)
 static void reset_clients(int port, int n)
 {
     for (int i = 0; i < n; i++) {
-        int fd = live_connect(port);
+        int fd = http_connect(port);
         CHECK(fd >= 0);
         const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
         CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
@@ -169,9 +169,9 @@ int main(void)
     CHECK(fetch_metrics(port, metrics, sizeof metrics) > 0);
     CHECK_CONTAINS(metrics, "HTTP/1.0 200 OK");
     CHECK_EQ(waitpid(pid, NULL, WNOHANG), 0); /* still running */
-    CHECK(live_fetch(port, "GET /other HTTP/1.0\r\n\r\n", metrics, sizeof metrics) > 0);
+    CHECK(http_fetch(port, "GET /other HTTP/1.0\r\n\r\n", metrics, sizeof metrics) > 0);
     CHECK_CONTAINS(metrics, "HTTP/1.0 404 Not Found");
-    CHECK(live_fetch(port, "POST /metrics HTTP/1.0\r\n\r\n", metrics, sizeof metrics) > 0);
+    CHECK(http_fetch(port, "POST /metrics HTTP/1.0\r\n\r\n", metrics, sizeof metrics) > 0);
     CHECK_CONTAINS(metrics, "HTTP/1.0 405 Method Not Allowed");
     CHECK_CONTAINS(metrics, "Allow: GET, HEAD");
     /* SIGINT: out within a second, with a last checkpoint */

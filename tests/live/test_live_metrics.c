@@ -1,6 +1,7 @@
 /*
  * test_live_metrics.c — the Prometheus endpoint of a running `netdiffus live` against
- * hostile and clumsy clients on 127.0.0.1: requests that arrive in pieces are answered by
+ * hostile and clumsy clients on 127.0.0.1: every series has # HELP and # TYPE lines;
+ * requests that arrive in pieces are answered by
  * what they ask (200 GET/HEAD /metrics, 404 other paths, 405 other methods with Allow,
  * 400 rubbish), while another client is served in between; a request head beyond the
  * bound gets 431; a client that sends a byte at a time is cut off (408) and does not
@@ -25,7 +26,7 @@ static int send_part(int fd, const char *s, size_t n)
 static void normal_client(const char *when)
 {
     static char buf[65536];
-    if (live_fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", buf, sizeof buf) <= 0)
+    if (http_fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", buf, sizeof buf) <= 0)
         CHECK_FAIL_("%s: no answer", when);
     if (!strstr(buf, "HTTP/1.0 200 OK") || !strstr(buf, "netdiffus_live_train_step "))
         CHECK_FAIL_("%s: answer:\n%s", when, buf);
@@ -35,12 +36,12 @@ static void normal_client(const char *when)
  * them; the answer to it in ans. */
 static void split(const char *a, const char *b)
 {
-    int fd = live_connect(port);
+    int fd = http_connect(port);
     CHECK(fd >= 0);
     CHECK_EQ(send_part(fd, a, strlen(a)), (int)strlen(a));
     normal_client("between the parts of another request");
     CHECK_EQ(send_part(fd, b, strlen(b)), (int)strlen(b));
-    CHECK(live_read_all(fd, ans, sizeof ans) > 0);
+    CHECK(http_read_all(fd, ans, sizeof ans) > 0);
     close(fd);
 }
 
@@ -48,7 +49,7 @@ static void split(const char *a, const char *b)
 static void wait_endpoint(pid_t pid)
 {
     double t0 = live_now();
-    while (live_fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", ans, sizeof ans) <= 0 ||
+    while (http_fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", ans, sizeof ans) <= 0 ||
            !strstr(ans, "netdiffus_live_train_step ")) {
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid)
@@ -69,6 +70,7 @@ int main(void)
              ND_BINARY, f.conf, port, tmp_path("log.txt"));
     pid_t pid = live_spawn(a);
     wait_endpoint(pid);
+    http_check_prometheus(ans); /* # HELP and # TYPE for every series */
 
     /* requests in pieces, another client served in between */
     split("GET /metr", "ics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
@@ -85,7 +87,7 @@ int main(void)
     CHECK_CONTAINS(ans, "Allow: GET, HEAD\r\n");
     split("GET /metrics HT", "XP/1.0\r\n\r\n");
     CHECK_CONTAINS(ans, "HTTP/1.0 400 Bad Request");
-    CHECK(live_fetch(port, "GET /metrics?name[]=x HTTP/1.0\r\n\r\n", ans, sizeof ans) > 0);
+    CHECK(http_fetch(port, "GET /metrics?name[]=x HTTP/1.0\r\n\r\n", ans, sizeof ans) > 0);
     CHECK_CONTAINS(ans, "HTTP/1.0 200 OK");
 
     /* a head beyond the bound: 431, and the answer arrives although the request was not
@@ -95,10 +97,10 @@ int main(void)
         size_t n = (size_t)snprintf(big, sizeof big, "GET /metrics HTTP/1.0\r\nX-Pad: ");
         memset(big + n, 'a', sizeof big - n - 4);
         memcpy(big + sizeof big - 4, "\r\n\r\n", 4);
-        int fd = live_connect(port);
+        int fd = http_connect(port);
         CHECK(fd >= 0);
         send_part(fd, big, sizeof big); /* may be cut short once the answer is out */
-        CHECK(live_read_all(fd, ans, sizeof ans) > 0);
+        CHECK(http_read_all(fd, ans, sizeof ans) > 0);
         CHECK_CONTAINS(ans, "HTTP/1.0 431 Request Header Fields Too Large");
         close(fd);
     }
@@ -106,7 +108,7 @@ int main(void)
     /* a slow client: one byte every 200 ms, never a whole head. Others are served while
      * it goes on; it is answered 408 and closed within its deadline */
     {
-        int fd = live_connect(port);
+        int fd = http_connect(port);
         CHECK(fd >= 0);
         const char *start = "GET /metrics HTTP/1.0\r\nX-Slow: ";
         CHECK_EQ(send_part(fd, start, strlen(start)), (int)strlen(start));
@@ -118,7 +120,7 @@ int main(void)
             else if (send_part(fd, "a", 1) != 1) closed = 1;
         }
         CHECK(closed);
-        live_read_all(fd, ans, sizeof ans);
+        http_read_all(fd, ans, sizeof ans);
         CHECK_CONTAINS(ans, "HTTP/1.0 408 Request Timeout");
         close(fd);
     }
@@ -148,7 +150,7 @@ int main(void)
      * client is served while the newest idle ones still wait */
     int idle[40];
     for (int i = 0; i < 40; i++) {
-        idle[i] = live_connect(port);
+        idle[i] = http_connect(port);
         CHECK(idle[i] >= 0);
         CHECK_EQ(send_part(idle[i], "GET /", 5), 5);
     }
@@ -161,6 +163,6 @@ int main(void)
     /* SIGINT with idle clients still connected: live ends at once, as always */
     live_sigint(pid, "live with idle metrics clients");
     for (int i = 0; i < 40; i++) close(idle[i]);
-    CHECK(live_fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", ans, sizeof ans) < 0);
+    CHECK(http_fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", ans, sizeof ans) < 0);
     return 0;
 }

@@ -1,14 +1,14 @@
 /*
- * http.c — the request head parser of the metrics endpoint (live.h): a pure function of
- * the bytes received so far, so that the server can call it after every read and the
- * fuzzer can call it on anything. HTTP/1.0 and 1.1 (RFC 9112): a request line
- * "METHOD SP TARGET SP HTTP/1.x", header lines "name: value", an empty line; CRLF or a
- * bare LF ends a line. Errors are found as early as the bytes show them, so that a client
- * sending rubbish is answered without waiting for the rest.
+ * http.c — the request head parser of the metrics endpoint (nd.h, metrics.c): a pure function
+ * of the bytes received so far, so that the server can call it after every read and the fuzzer
+ * can call it on anything. HTTP/1.0 and 1.1 (RFC 9112): a request line "METHOD SP TARGET SP
+ * HTTP/1.x", header lines "name: value", an empty line; CRLF or a bare LF ends a line. Errors
+ * are found as early as the bytes show them, so that a client sending rubbish is answered
+ * without waiting for the rest.
  */
 #include <string.h>
 
-#include "live.h"
+#include "nd.h"
 
 /* tchar of RFC 9110: the characters of a method or a header name. */
 static int is_tchar(unsigned char c)

@@ -1,5 +1,5 @@
 /*
- * test_live_http.c — the metrics endpoint's request parser (nd_http_parse) on its own:
+ * test_http.c — the metrics endpoint's request parser (nd_http_parse) on its own:
  * whole heads with their method and path, every prefix of a valid head is "more bytes
  * needed" (a request may arrive one byte at a time), malformed heads are refused as soon
  * as the bytes show it, and a head that does not end within the bound is too large.
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "live.h"
+#include "nd.h"
 
 static int parse(const char *s, nd_http_req *r)
 {
