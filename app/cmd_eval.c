@@ -13,9 +13,7 @@
 
 static nd_dataset *load_any(const char *path, nd_error *e)
 {
-    size_t n = strlen(path);
-    if (n > 4 && !strcmp(path + n - 4, ".ndd")) return nd_dataset_load(path, e);
-    return nd_csv_read(path, ND_NS_PER_SEC, e);
+    return nd_windows_read(path, ND_NS_PER_SEC, e);
 }
 
 enum {

@@ -76,12 +76,6 @@ static const char help[] =
     "sink failure; 2 bad usage or config (unknown class, mix naming a class the model\n"
     "lacks). docs/REPLAY.md explains the packetizer's choices and error bounds.\n";
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcasecmp(s + n - m, suffix);
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* Series sampled from a model                                                          */
 /* ------------------------------------------------------------------------------------ */
@@ -357,8 +351,7 @@ static int options(replay_opts *o, uint64_t *bin_ns, const replay_args *r, const
 static int series_load(nd_dataset **ds, const replay_args *r, uint64_t bin_ns)
 {
     nd_error e = {0};
-    *ds = ends_with(r->series, ".csv") ? nd_csv_read(r->series, bin_ns, &e)
-                                       : nd_dataset_load(r->series, &e);
+    *ds = nd_windows_read(r->series, bin_ns, &e);
     if (*ds) return ND_EXIT_OK;
     nd_err("%s", e.msg);
     return cli_exit_code(e.code);

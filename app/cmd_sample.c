@@ -93,6 +93,13 @@ static int check(const sample_args *o)
         return cli_usage_error("sample", "--count N: windows per class, 1 or more");
     if (!o->csv && !o->ndd && !o->png && !o->csv2 && !o->raw)
         return cli_usage_error("sample", "nothing to write: give --csv, --ndd and/or --png");
+    const char *outs[] = {o->csv, o->ndd, o->png, o->csv2, o->raw};
+    int to_stdout = 0;
+    for (size_t i = 0; i < sizeof outs / sizeof *outs; i++)
+        to_stdout += outs[i] && nd_is_stdio(outs[i]);
+    if (to_stdout > 1)
+        return cli_usage_error("sample", "%d outputs are '-': standard output carries one",
+                               to_stdout);
     if (o->sampler && nd_sampler_from_name(o->sampler) < 0)
         return cli_usage_error("sample", "--sampler %s: expected ddim, ddpm or dpmpp",
                                o->sampler);
