@@ -93,6 +93,17 @@ static int check_args(live_args *a, const nd_config *cfg, nd_error *e)
         return nd_error_set(e, ND_EUSAGE,
                             "live: no source: give --source pcap:FILE|iface:NAME|"
                             "dpdk:EAL-ARGS or capture.sources in the config");
+    if (nd_is_stdio(cfg->live.checkpoint))
+        return nd_error_set(e, ND_EUSAGE,
+                            "live.checkpoint: '-': live rewrites its checkpoint "
+                            "as it learns: give a file name");
+    /* Files play side by side on one timeline, so every source is open at once. */
+    if (a->src.n > ND_CONF_MAX_SOURCES)
+        return nd_error_set(e, ND_EUSAGE,
+                            "live: %u sources, at most %d: live reads its sources side by "
+                            "side, all open at once (`capture` reads any number, one after "
+                            "another)",
+                            a->src.n, ND_CONF_MAX_SOURCES);
     if (cfg->live.replay && !a->replay_to)
         return nd_error_set(e, ND_EUSAGE,
                             "live: live.replay is on: say where the packets go "
@@ -122,11 +133,13 @@ static int take_args(nd_live_opts *o, FILE **stats, const live_args *a, nd_error
 
 static void say_result(const nd_live_result *r, const char *ckpt)
 {
+    char loss[32] = "no training step yet";
+    if (r->step) snprintf(loss, sizeof loss, "loss %.4f", r->loss);
     nd_info("live: %s after %.1f s: %" PRIu64 " packets, %" PRIu64 " windows (%" PRIu64
             " dropped at the full ring), %" PRIu64 " steps in this run (step %" PRIu64
-            "), loss %.4f%s%s",
+            "), %s%s%s",
             cli_stop ? "stopped by a signal" : "done", r->seconds, r->packets, r->windows,
-            r->dropped, r->steps_run, r->step, r->loss,
+            r->dropped, r->steps_run, r->step, loss,
             r->checkpoint ? "; checkpoint " : "; no class warmed up, no checkpoint",
             r->checkpoint ? ckpt : "");
     if (r->replay_rounds)
@@ -138,10 +151,14 @@ static int run(int argc, char **argv)
 {
     live_args a;
     int rc = parse(&a, argc, argv);
-    if (rc) return rc;
+    if (rc) {
+        cli_sources_free(&a.src);
+        return rc;
+    }
     nd_config cfg;
     if ((rc = cli_config_open(&cfg, &a.cc))) {
         nd_config_free(&cfg);
+        cli_sources_free(&a.src);
         return rc; /* said */
     }
     nd_error e = {0};
@@ -161,6 +178,7 @@ static int run(int argc, char **argv)
     if (stats) fclose(stats);
     free(provenance);
     nd_config_free(&cfg);
+    cli_sources_free(&a.src);
     return cli_exit_code(rc);
 }
 

@@ -84,10 +84,12 @@ void nd_live_report(nd_live *L, const nd_live_figures *f, int final)
     if (f->ckpt_count)
         snprintf(ck, sizeof ck, "step %" PRIu64 " %.0fs ago", f->ckpt_step, f->ckpt_age);
     else snprintf(ck, sizeof ck, "none yet");
+    char loss[32] = "-"; /* none before the first step */
+    if (f->step) snprintf(loss, sizeof loss, "%.4f", f->loss);
     if (!final)
         nd_status("%.0f pkt/s  flows %" PRIu64 "  windows %s  ring drops %" PRIu64
-                  "  step %" PRIu64 "  loss %.4f  %.1f img/s  ckpt %s",
-                  f->pps, f->active, cls, f->dropped, f->step, f->loss, f->ips, ck);
+                  "  step %" PRIu64 "  loss %s  %.1f img/s  ckpt %s",
+                  f->pps, f->active, cls, f->dropped, f->step, loss, f->ips, ck);
     if (stats) {
         fprintf(stats,
                 "{\"t\":%.3f,\"packets\":%" PRIu64 ",\"pps\":%.1f,\"flows\":%" PRIu64
@@ -180,9 +182,11 @@ void nd_live_show_memory(const nd_live *L)
     double ring = (double)nd_wring_bytes(o->ring_size, wf);
     double res = (double)nd_online_memory_bound(&o->online, n_classes, wf),
            mib = 1024.0 * 1024.0;
-    nd_info("live: memory bounds: flow table %.1f MiB (%u flows), ring %.1f MiB (%u windows), "
-            "reservoirs + recent %.1f MiB (%u classes x %u + %u windows): %.1f MiB, plus the "
-            "model",
+    /* Bounds, not use: the flow table's pages are touched only as flows arrive, so an
+     * input of 80 flows uses a few hundred KiB of it. */
+    nd_info("live: memory at most (used as it fills): flow table %.1f MiB for %u concurrent "
+            "flows (capture.flow_capacity), ring %.1f MiB (%u windows), reservoirs + recent "
+            "%.1f MiB (%u classes x %u + %u windows): %.1f MiB in all, plus the model",
             flows / mib, o->capture.flow_capacity, ring / mib, o->ring_size, res / mib,
             n_classes, o->online.reservoir, o->online.recent, (flows + ring + res) / mib);
 }
