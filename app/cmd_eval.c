@@ -127,7 +127,8 @@ const nd_command cmd_eval = {
     "  memorisation     nearest-training-window distance, source / real (median)\n"
     "and one line per source, 'SUMMARY <source> key=value ...' ('-': not measured).\n"
     "\n"
-    "Files: series CSV (or .ndd). Exit codes: 0 ok; 1 unreadable input; 2 bad usage or\n"
+    "Files: series CSV or .ndd (by the name, else by the content); one may be - for\n"
+    "standard input. Exit codes: 0 ok; 1 unreadable input; 2 bad usage or\n"
     "files that do not match (channels, bins, no common class).\n",
     run,
 };

@@ -44,5 +44,6 @@ const nd_command cmd_export = {
     "then per window its class name and values in raw units (bytes or packets per bin).\n"
     "`netdiffus import --format csv` reads it back; the bin width is not in the CSV.\n"
     "\n"
-    "  --csv FILE   (or -o FILE) the CSV to write; written atomically\n",
+    "  --csv FILE   (or -o FILE) the CSV to write; written atomically (- for standard\n"
+    "               output; IN may be - for standard input)\n",
     run};

@@ -424,8 +424,9 @@ static int run_dir(capture_ctx *c, const char *spec, const char *dir, const capt
             size_t len = strlen(spec) + strlen(names[i]) + 2;
             char *file = malloc(len);
             if (!file) rc = nd_error_set(e, -ENOMEM, "%s: out of memory", spec);
-            else snprintf(file, len, "%s%s%s", spec, spec[strlen(spec) - 1] == '/' ? "" : "/",
-                          names[i]);
+            else
+                snprintf(file, len, "%s%s%s", spec, spec[strlen(spec) - 1] == '/' ? "" : "/",
+                         names[i]);
             if (file) rc = run_source(c, file, o, stop, status, e);
             free(file);
         }
