@@ -226,6 +226,10 @@ static int sources_push(cli_sources *s, const char *spec)
 
 int cli_sources_add(cli_sources *s, const cli_args *a)
 {
+    /* said before any packet is read, not when the second one's turn comes */
+    for (unsigned k = 0; k < s->n && !strcmp(a->val, "pcap:-"); k++)
+        if (!strcmp(s->spec[k], "pcap:-"))
+            return cli_usage_error(a->cmd, "pcap:- twice: standard input is one source");
     return sources_push(s, a->val) ? cli_usage_error(a->cmd, "out of memory") : 0;
 }
 

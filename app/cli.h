@@ -108,7 +108,8 @@ typedef struct cli_sources {
     unsigned n, cap;
 } cli_sources;
 
-/* Adds the option's value a->val: 0, or ND_EXIT_USAGE once "out of memory" is said. */
+/* Adds the option's value a->val: 0, or ND_EXIT_USAGE once said (pcap:- twice, out of
+ * memory). */
 int cli_sources_add(cli_sources *s, const cli_args *a);
 /* Without a --source, the config's capture.sources (borrowed from cfg). Returns how many
  * sources there are (0 also when out of memory, said). */

@@ -922,26 +922,20 @@ ndf_reader *ndf_open_mem(const void *data, size_t len, const char *name, uint32_
 
 ndf_reader *ndf_open(const char *path, uint32_t kind, nd_error *e)
 {
-    ndf_reader *r = reader_new(nd_is_stdio(path) ? "standard input" : path, e);
+    int in = nd_is_stdio(path); /* standard input: read whole like a pipe */
+    ndf_reader *r = reader_new(in ? "standard input" : path, e);
     if (!r) return NULL;
-    int fd = nd_is_stdio(path) ? -1 : open(path, O_RDONLY | O_CLOEXEC);
-    if (nd_is_stdio(path)) { /* read whole: a pipe cannot be mapped */
-        char *buf;
-        size_t n;
-        if (nd_read_file(path, &buf, &n, e)) goto fail;
-        r->heap = buf;
-        r->data = (const unsigned char *)buf;
-        r->size = n;
-        if (verify(r, kind, e)) goto fail;
-        return r;
+    int fd = -1;
+    struct stat st = {0};
+    if (!in) {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+            int code = -errno;
+            nd_error_set(e, code, "%s: cannot open: %s", path, nd_strerror(code));
+            goto fail;
+        }
+        nd_input_note(fd);
     }
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        int code = -errno;
-        nd_error_set(e, code, "%s: cannot open: %s", path, nd_strerror(code));
-        goto fail;
-    }
-    nd_input_note(fd);
     if (S_ISDIR(st.st_mode)) {
         nd_error_set(e, -EISDIR, "%s: is a directory, expected a dataset or model file", path);
         goto fail;
@@ -965,7 +959,7 @@ ndf_reader *ndf_open(const char *path, uint32_t kind, nd_error *e)
         r->data = r->map;
         r->size = r->map_len;
     } else {
-        close(fd);
+        if (fd >= 0) close(fd);
         fd = -1;
         char *buf;
         size_t n;
