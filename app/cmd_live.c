@@ -125,8 +125,12 @@ static int take_args(nd_live_opts *o, FILE **stats, const live_args *a, nd_error
     o->duration_ns = a->duration;
     o->replay_to = a->replay_to;
     o->stop = &cli_stop;
-    if (a->stats_path && !(*stats = fopen(a->stats_path, "a")))
+    if (a->stats_path && nd_is_stdio(a->stats_path)) {
+        if (nd_stdio_claim(1, e)) return e->code;
+        *stats = stdout;
+    } else if (a->stats_path && !(*stats = fopen(a->stats_path, "a"))) {
         return nd_error_set(e, -errno, "%s: %s", a->stats_path, strerror(errno));
+    }
     o->stats = *stats;
     return 0;
 }
@@ -175,7 +179,7 @@ static int run(int argc, char **argv)
     }
     if (!rc) say_result(&res, o.checkpoint);
     else nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
-    if (stats) fclose(stats);
+    if (stats && stats != stdout) fclose(stats);
     free(provenance);
     nd_config_free(&cfg);
     cli_sources_free(&a.src);
@@ -214,7 +218,8 @@ const nd_command cmd_live = {
     "                      0 as fast as they read (the ring may then drop windows)\n"
     "      --steps N       stop at training step N (in total)\n"
     "      --duration D    stop after D of wall time (e.g. 90s, 10m)\n"
-    "      --stats FILE    append the status figures as one JSON object per line\n"
+    "      --stats FILE    append the status figures as one JSON object per line (-:\n"
+    "                      standard output)\n"
     "      --replay-to SINK  with live.replay: replay samples of each new checkpoint to\n"
     "                      pcap:FILE, iface:NAME or dpdk:ARGS (replay section)\n"
     "\n"
