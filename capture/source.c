@@ -432,7 +432,7 @@ static int run_dir(capture_ctx *c, const char *spec, const char *dir, const capt
         }
         free(names[i]);
     }
-    free(n > 0 ? names : NULL);
+    free(names);
     return rc;
 }
 
