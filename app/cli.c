@@ -211,19 +211,37 @@ int cli_config_open(nd_config *cfg, const cli_config *cc)
 
 /* ---- sources --------------------------------------------------------------------- */
 
+/* Appends spec: 0, or -ENOMEM. */
+static int sources_push(cli_sources *s, const char *spec)
+{
+    if (s->n == s->cap) {
+        unsigned cap = s->cap ? 2 * s->cap : 8;
+        const char **v = realloc(s->spec, cap * sizeof *v);
+        if (!v) return -ENOMEM;
+        s->spec = v;
+        s->cap = cap;
+    }
+    s->spec[s->n++] = spec;
+    return 0;
+}
+
 int cli_sources_add(cli_sources *s, const cli_args *a)
 {
-    if (s->n == ND_CONF_MAX_SOURCES)
-        return cli_usage_error(a->cmd, "more than %d sources", ND_CONF_MAX_SOURCES);
-    s->spec[s->n++] = a->val;
-    return 0;
+    /* said before any packet is read, not when the second one's turn comes */
+    for (unsigned k = 0; k < s->n && !strcmp(a->val, "pcap:-"); k++)
+        if (!strcmp(s->spec[k], "pcap:-"))
+            return cli_usage_error(a->cmd, "pcap:- twice: standard input is one source");
+    return sources_push(s, a->val) ? cli_usage_error(a->cmd, "out of memory") : 0;
 }
 
 unsigned cli_sources_resolve(cli_sources *s, const nd_config *cfg)
 {
     if (!s->n)
         for (uint32_t k = 0; k < cfg->capture.n_sources; k++)
-            s->spec[s->n++] = cfg->capture.sources[k];
+            if (sources_push(s, cfg->capture.sources[k])) {
+                nd_err("out of memory");
+                return 0;
+            }
     return s->n;
 }
 
@@ -307,4 +325,10 @@ void cli_watch_close(cli_watch *w)
     nd_metrics_stop(w->metrics);
     w->stats = NULL;
     w->metrics = NULL;
+}
+
+void cli_sources_free(cli_sources *s)
+{
+    free(s->spec);
+    *s = (cli_sources){0};
 }

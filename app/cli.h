@@ -141,18 +141,20 @@ void cli_watch_close(cli_watch *w);
 
 /* ---- sources (capture, live) ----------------------------------------------------- */
 
-/* --source SRC, repeatable: sources on the command line replace the config's. */
+/* --source SRC, repeatable, any number: sources on the command line replace the
+ * config's. The specs are borrowed (argv, cfg); the list is freed by cli_sources_free. */
 typedef struct cli_sources {
-    const char *spec[ND_CONF_MAX_SOURCES];
-    unsigned n;
+    const char **spec;
+    unsigned n, cap;
 } cli_sources;
 
-/* Adds the option's value a->val: 0, or ND_EXIT_USAGE once "more than N sources" is
- * said. */
+/* Adds the option's value a->val: 0, or ND_EXIT_USAGE once said (pcap:- twice, out of
+ * memory). */
 int cli_sources_add(cli_sources *s, const cli_args *a);
 /* Without a --source, the config's capture.sources (borrowed from cfg). Returns how many
- * sources there are. */
+ * sources there are (0 also when out of memory, said). */
 unsigned cli_sources_resolve(cli_sources *s, const nd_config *cfg);
+void cli_sources_free(cli_sources *s);
 
 extern const nd_command cmd_capture, cmd_import, cmd_export, cmd_train, cmd_sample, cmd_replay,
     cmd_live, cmd_eval, cmd_render, cmd_inspect;

@@ -308,7 +308,10 @@ static int run(int argc, char **argv)
 {
     capture_args o = {0};
     int rc = parse(&o, argc, argv);
-    if (rc) return rc;
+    if (rc) {
+        cli_sources_free(&o.src);
+        return rc;
+    }
     nd_config cfg = {0};
     if (!(rc = cli_config_open(&cfg, &o.cc))) {
         if (cli_sources_resolve(&o.src, &cfg)) rc = cli_exit_code(capture_to_file(&cfg, &o));
@@ -318,6 +321,7 @@ static int run(int argc, char **argv)
                                            "dpdk:EAL-ARGS) or capture.sources in the config");
     }
     nd_config_free(&cfg);
+    cli_sources_free(&o.src);
     return rc;
 }
 
@@ -336,21 +340,25 @@ const nd_command cmd_capture = {
     "full. It also records per class what `replay` needs: packet sizes, gaps, TTLs,\n"
     "ports, MSS, flow arrival rate.\n"
     "\n"
-    "Sources are read one after another; flows end with each source. Ctrl-C (SIGINT) or\n"
+    "Sources are read one after another, any number of them, each file opened only while\n"
+    "it is read; flows end with each file. Ctrl-C (SIGINT) or\n"
     "SIGTERM ends a capture cleanly and keeps everything captured so far. When a source\n"
     "fails after packets were read, OUT is left as it was and what was captured goes to\n"
     "OUT with .partial before its extension (out.partial.ndd); the exit code is 1.\n"
     "\n"
     "  -c, --config CONF   YAML config (see docs/CONFIG.md); defaults without it\n"
-    "  -s, --source SRC    repeatable; replaces capture.sources of the config:\n"
-    "                        pcap:FILE       a pcap or pcapng file\n"
+    "  -s, --source SRC    repeatable, any number; replaces capture.sources of the config:\n"
+    "                        pcap:FILE       a pcap or pcapng file; pcap:- standard input\n"
+    "                        pcap:DIR        every file in the folder DIR, in byte order of\n"
+    "                                        their names (hidden names, subfolders skipped)\n"
     "                        iface:NAME      live capture with libpcap (root)\n"
     "                        dpdk:EAL-ARGS   DPDK ports, e.g. \"dpdk:-a 0000:03:00.0\" or\n"
     "                                        \"dpdk:--no-huge --no-pci --vdev=net_pcap0,rx_pcap=F\"\n"
     "      --class NAME    label every flow with NAME and ignore the config's rules\n"
     "                      (one capture per class)\n"
     "      --set KEY=VAL   override one config key, e.g. --set capture.bin=100ms\n"
-    "  -o, --output FILE   dataset file to write (.ndd); `netdiffus inspect FILE` shows it\n"
+    "  -o, --output FILE   dataset file to write (.ndd; - for standard output);\n"
+    "                      `netdiffus inspect FILE` shows it\n"
     "      --json          print the summary on stdout as one JSON object (README.md)\n"
     "      --stats FILE    append the summary's figures to FILE as one JSON object a\n"
     "                      second, and a last one with \"final\": true (docs/CAPTURE.md)\n"
@@ -363,5 +371,7 @@ const nd_command cmd_capture = {
     "\n"
     "examples:\n"
     "  netdiffus capture --source pcap:video.pcap --class video -o video.ndd\n"
-    "  netdiffus capture -c conf.yaml --source iface:eth1 -o mirror.ndd\n",
+    "  netdiffus capture -c conf.yaml --source iface:eth1 -o mirror.ndd\n"
+    "  netdiffus capture -c conf.yaml --source pcap:day/ -o day.ndd   (hourly files)\n"
+    "  tcpdump -i eth1 -w - | netdiffus capture --source pcap:- --class web -o web.ndd\n",
     run};

@@ -14,9 +14,7 @@
 
 static nd_dataset *load_any(const char *path, nd_error *e)
 {
-    size_t n = strlen(path);
-    if (n > 4 && !strcmp(path + n - 4, ".ndd")) return nd_dataset_load(path, e);
-    return nd_csv_read(path, ND_NS_PER_SEC, e);
+    return nd_windows_read(path, ND_NS_PER_SEC, e);
 }
 
 enum {
@@ -145,7 +143,8 @@ const nd_command cmd_eval = {
     "With --json the whole report is one JSON object on stdout (distances, downstream,\n"
     "memorisation, independent, summary; not measured: null) and the text goes to stderr.\n"
     "\n"
-    "Files: series CSV (or .ndd). Exit codes: 0 ok; 1 unreadable input; 2 bad usage or\n"
+    "Files: series CSV or .ndd (by the name, else by the content); one may be - for\n"
+    "standard input. Exit codes: 0 ok; 1 unreadable input; 2 bad usage or\n"
     "files that do not match (channels, bins, no common class).\n",
     run,
 };

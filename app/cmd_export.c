@@ -72,6 +72,7 @@ const nd_command cmd_export = {
     "(docs/FORMATS.md, \"Safetensors export\"). The network's settings are in the\n"
     "file's metadata.\n"
     "\n"
-    "  --csv FILE          (or -o FILE) the CSV to write; written atomically\n"
+    "  --csv FILE          (or -o FILE) the CSV to write; written atomically (- for\n"
+    "                      standard output; IN may be - for standard input)\n"
     "  --safetensors FILE  the weights to write; written atomically\n",
     run};

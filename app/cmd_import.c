@@ -383,7 +383,7 @@ const nd_command cmd_import = {
     "  -c, --config CONF    YAML config (capture.bin, capture.window, capture.channels,\n"
     "                       capture.min_active_bins); defaults without it\n"
     "      --set KEY=VAL    override one config key, e.g. --set capture.window=32\n"
-    "  -o, --output FILE    dataset file to write (.ndd)\n"
+    "  -o, --output FILE    dataset file to write (.ndd; - for standard output)\n"
     "      --json           print the summary on stdout as one JSON object (README.md)\n"
     "\n"
     "example:\n"

@@ -93,6 +93,17 @@ static int check_args(live_args *a, const nd_config *cfg, nd_error *e)
         return nd_error_set(e, ND_EUSAGE,
                             "live: no source: give --source pcap:FILE|iface:NAME|"
                             "dpdk:EAL-ARGS or capture.sources in the config");
+    if (nd_is_stdio(cfg->live.checkpoint))
+        return nd_error_set(e, ND_EUSAGE,
+                            "live.checkpoint: '-': live rewrites its checkpoint "
+                            "as it learns: give a file name");
+    /* Files play side by side on one timeline, so every source is open at once. */
+    if (a->src.n > ND_CONF_MAX_SOURCES)
+        return nd_error_set(e, ND_EUSAGE,
+                            "live: %u sources, at most %d: live reads its sources side by "
+                            "side, all open at once (`capture` reads any number, one after "
+                            "another)",
+                            a->src.n, ND_CONF_MAX_SOURCES);
     if (cfg->live.replay && !a->replay_to)
         return nd_error_set(e, ND_EUSAGE,
                             "live: live.replay is on: say where the packets go "
@@ -114,19 +125,25 @@ static int take_args(nd_live_opts *o, FILE **stats, const live_args *a, nd_error
     o->duration_ns = a->duration;
     o->replay_to = a->replay_to;
     o->stop = &cli_stop;
-    if (a->stats_path && !(*stats = fopen(a->stats_path, "a")))
+    if (a->stats_path && nd_is_stdio(a->stats_path)) {
+        if (nd_stdio_claim(1, e)) return e->code;
+        *stats = stdout;
+    } else if (a->stats_path && !(*stats = fopen(a->stats_path, "a"))) {
         return nd_error_set(e, -errno, "%s: %s", a->stats_path, strerror(errno));
+    }
     o->stats = *stats;
     return 0;
 }
 
 static void say_result(const nd_live_result *r, const char *ckpt)
 {
+    char loss[32] = "no training step yet";
+    if (r->step) snprintf(loss, sizeof loss, "loss %.4f", r->loss);
     nd_info("live: %s after %.1f s: %" PRIu64 " packets, %" PRIu64 " windows (%" PRIu64
             " dropped at the full ring), %" PRIu64 " steps in this run (step %" PRIu64
-            "), loss %.4f%s%s",
+            "), %s%s%s",
             cli_stop ? "stopped by a signal" : "done", r->seconds, r->packets, r->windows,
-            r->dropped, r->steps_run, r->step, r->loss,
+            r->dropped, r->steps_run, r->step, loss,
             r->checkpoint ? "; checkpoint " : "; no class warmed up, no checkpoint",
             r->checkpoint ? ckpt : "");
     if (r->replay_rounds)
@@ -138,10 +155,14 @@ static int run(int argc, char **argv)
 {
     live_args a;
     int rc = parse(&a, argc, argv);
-    if (rc) return rc;
+    if (rc) {
+        cli_sources_free(&a.src);
+        return rc;
+    }
     nd_config cfg;
     if ((rc = cli_config_open(&cfg, &a.cc))) {
         nd_config_free(&cfg);
+        cli_sources_free(&a.src);
         return rc; /* said */
     }
     nd_error e = {0};
@@ -158,9 +179,10 @@ static int run(int argc, char **argv)
     }
     if (!rc) say_result(&res, o.checkpoint);
     else nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
-    if (stats) fclose(stats);
+    if (stats && stats != stdout) fclose(stats);
     free(provenance);
     nd_config_free(&cfg);
+    cli_sources_free(&a.src);
     return cli_exit_code(rc);
 }
 
@@ -186,8 +208,9 @@ const nd_command cmd_live = {
     "in the error and as \"checkpoint_fallback\" in the last --stats line (exit 1).\n"
     "\n"
     "  -c, --config CONF   YAML config (capture, classes, model, train, live sections)\n"
-    "  -s, --source SRC    repeatable; replaces capture.sources: pcap:FILE (played at its\n"
-    "                      own pace: packet timestamps, x --speed), iface:NAME, dpdk:ARGS\n"
+    "  -s, --source SRC    repeatable (at most 8, all read side by side); replaces\n"
+    "                      capture.sources: pcap:FILE (played at its own pace: packet\n"
+    "                      timestamps, x --speed), iface:NAME, dpdk:ARGS\n"
     "      --set KEY=VAL   override one config key\n"
     "      --resume        continue the checkpoint live.checkpoint: model, optimiser, step,\n"
     "                      reservoirs and recent windows\n"
@@ -196,7 +219,7 @@ const nd_command cmd_live = {
     "      --steps N       stop at training step N (in total)\n"
     "      --duration D    stop after D of wall time (e.g. 90s, 10m)\n"
     "      --stats FILE    append the status figures as one JSON object per line (NaN\n"
-    "                      and infinities as null)\n"
+    "                      and infinities as null; -: standard output)\n"
     "      --replay-to SINK  with live.replay: replay samples of each new checkpoint to\n"
     "                      pcap:FILE, iface:NAME or dpdk:ARGS (replay section)\n"
     "\n"

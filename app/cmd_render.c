@@ -39,10 +39,7 @@ static int run(int argc, char **argv)
     if (!in) return cli_usage_error("render", "no input given (IN.ndd or IN.csv)");
     if (!png) return cli_usage_error("render", "no output: give --png OUT.png");
     nd_error e = {0};
-    size_t len = strlen(in);
-    nd_dataset *ds = len > 4 && !strcmp(in + len - 4, ".csv")
-                         ? nd_csv_read(in, ND_NS_PER_SEC, &e)
-                         : nd_dataset_load(in, &e);
+    nd_dataset *ds = nd_windows_read(in, ND_NS_PER_SEC, &e);
     int rc = ds ? nd_png_windows(png, ds, (int)per_class, &e) : e.code;
     if (rc) nd_err("%s", e.msg);
     else nd_info("%s -> %s", in, png);

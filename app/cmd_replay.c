@@ -37,13 +37,15 @@ static const char help[] =
     "                   timestamps from 2000-01-01); same seed, same file byte for byte.\n"
     "                   FILE is replaced when the replay ends (also by Ctrl-C or a\n"
     "                   bound), never by a failed one; devices, FIFOs and the input\n"
-    "                   are refused\n"
+    "                   are refused. pcap:- streams to standard output as it is\n"
+    "                   written (| tcpdump -r -); a failure there cannot be taken back\n"
     "  iface:NAME       libpcap injection on an interface, in real time x speed\n"
     "  dpdk:EAL-ARGS    DPDK tx bursts on the first port, e.g.\n"
     "                   'dpdk:--no-huge --no-pci -m 256 --vdev=net_null0'\n"
     "\n"
     "options:\n"
-    "  -s, --series FILE  series CSV (docs/FORMATS.md) or dataset file (.ndd) to replay\n"
+    "  -s, --series FILE  series CSV (docs/FORMATS.md) or dataset file (.ndd) to replay;\n"
+    "                     - reads standard input (either kind: the content tells)\n"
     "  -t, --to SINK      where packets go (required)\n"
     "  -c, --config CONF  YAML config: the replay section (pools, MACs, seed, mix...)\n"
     "      --mix CONF     same as -c, and CONF must have a replay.mix: flows per class by\n"
@@ -81,12 +83,6 @@ static const char help[] =
     "Exit codes: 0 ok (also after Ctrl-C); 1 unreadable, corrupt or untrained model,\n"
     "sink failure; 2 bad usage or config (unknown class, mix naming a class the model\n"
     "lacks). docs/REPLAY.md explains the packetizer's choices and error bounds.\n";
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcasecmp(s + n - m, suffix);
-}
 
 /* ------------------------------------------------------------------------------------ */
 /* Series sampled from a model                                                          */
@@ -371,8 +367,7 @@ static int options(replay_opts *o, uint64_t *bin_ns, const replay_args *r, const
 static int series_load(nd_dataset **ds, const replay_args *r, uint64_t bin_ns)
 {
     nd_error e = {0};
-    *ds = ends_with(r->series, ".csv") ? nd_csv_read(r->series, bin_ns, &e)
-                                       : nd_dataset_load(r->series, &e);
+    *ds = nd_windows_read(r->series, bin_ns, &e);
     if (*ds) return ND_EXIT_OK;
     nd_err("%s", e.msg);
     return cli_exit_code(e.code);

@@ -96,6 +96,13 @@ static int check(const sample_args *o)
         return cli_usage_error("sample", "--count N: windows per class, 1 or more");
     if (!o->csv && !o->ndd && !o->png && !o->csv2 && !o->raw)
         return cli_usage_error("sample", "nothing to write: give --csv, --ndd and/or --png");
+    const char *outs[] = {o->csv, o->ndd, o->png, o->csv2, o->raw};
+    int to_stdout = 0;
+    for (size_t i = 0; i < sizeof outs / sizeof *outs; i++)
+        to_stdout += outs[i] && nd_is_stdio(outs[i]);
+    if (to_stdout > 1)
+        return cli_usage_error("sample", "%d outputs are '-': standard output carries one",
+                               to_stdout);
     if (o->sampler && nd_sampler_from_name(o->sampler) < 0)
         return cli_usage_error("sample", "--sampler %s: expected ddim, ddpm or dpmpp",
                                o->sampler);
@@ -110,7 +117,6 @@ static int check(const sample_args *o)
         return cli_usage_error("sample", "--steps is 1..10000, --guidance 0..100");
     if (o->calibrate < -1 || o->calibrate > 100000)
         return cli_usage_error("sample", "--calibrate N: windows per class, 0 (off) to 100000");
-    const char *outs[] = {o->csv, o->ndd, o->png, o->csv2, o->raw};
     for (size_t i = 0; i < sizeof outs / sizeof *outs; i++)
         if (cli_json_check("sample", o->json, outs[i])) return ND_EXIT_USAGE;
     return 0;
@@ -327,7 +333,9 @@ const nd_command cmd_sample = {
     "\n"
     "  --count N          windows per class\n"
     "  --class NAME       one class only\n"
-    "  --csv FILE         series CSV (docs/FORMATS.md), for eval and other tools\n"
+    "  --csv FILE         series CSV (docs/FORMATS.md), for eval and other tools: whole\n"
+    "                     counts (the decode rounded to the nearest integer); - for\n"
+    "                     standard output (one output at most)\n"
     "  --ndd FILE         dataset file with the model's replay statistics, for\n"
     "                     `netdiffus replay --series FILE`\n"
     "  --png FILE         picture: GAF images and series of up to 8 windows per class\n"
@@ -349,7 +357,9 @@ const nd_command cmd_sample = {
     "  --csv-other-decode FILE  the same samples decoded the other way, to compare\n"
     "                     decodes on identical images (with --project off)\n"
     "  --raw-csv FILE     the same samples with the decode calibration off: what the\n"
-    "                     network itself learnt (eval --raw puts it beside --synth)\n"
+    "                     network itself learnt (eval --raw puts it beside --synth), as\n"
+    "                     the GAF decode gives it: bytes per bin with their fractions,\n"
+    "                     not rounded (so is --csv-other-decode)\n"
     "  --json             print the summary on stdout as one JSON object (README.md)\n"
     "\n"
     "Example:\n"

@@ -74,6 +74,9 @@ static int parse(train_args *o, int argc, char **argv)
     if (!o->out) return cli_usage_error("train", "no model file: give -o MODEL.ndm");
     if (cli_json_check("train", o->json, o->out) || cli_json_check("train", o->json, o->log))
         return ND_EXIT_USAGE;
+    if (nd_is_stdio(o->out))
+        return cli_usage_error("train", "-o -: train writes checkpoints into its model file "
+                                        "as it goes: give a file name");
     if (!o->cc.path && !o->resume)
         return cli_usage_error("train", "no config: give -c CONF.yaml");
     return 0;

@@ -36,6 +36,10 @@ static void usage(FILE *out)
             "-oVALUE), long options may be shortened to any unambiguous prefix, and -- ends\n"
             "the options: what follows is a file name even if it starts with -.\n"
             "\n"
+            "A file name of - is standard input for a file read, standard output for a file\n"
+            "written (pcap:- too), one of each per run: `replay M.ndm --flows 9 --to pcap:- |\n"
+            "tcpdump -r -`. Progress, warnings and errors always go to standard error.\n"
+            "\n"
             "exit codes: 0 success, 1 runtime failure, 2 usage or configuration error\n"
             "documentation: README.md and docs/ in the source tree\n");
 }

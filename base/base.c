@@ -75,8 +75,23 @@ void nd_log(int level, const char *fmt, ...)
 int nd_status_enabled(void)
 {
     static int tty = -1;
-    if (tty < 0) tty = isatty(STDERR_FILENO);
+    if (tty < 0) {
+        /* A status line moves the cursor back (\r) and clears the line (ANSI): a dumb
+         * terminal (Emacs shell buffers, some CI consoles) shows both as debris. */
+        const char *term = getenv("TERM");
+        tty = isatty(STDERR_FILENO) && term && *term && strcmp(term, "dumb");
+    }
     return tty && log_level >= ND_LOG_INFO;
+}
+
+void nd_format_time_left(char *buf, size_t size, double seconds)
+{
+    /* rounded once, then split: rounding the parts apart gives "0 min 60 s" */
+    double t = seconds > 0 && seconds < 1e15 ? round(seconds) : 0;
+    unsigned long long s = (unsigned long long)t;
+    if (s < 60) snprintf(buf, size, "%llu s", s);
+    else if (s < 3600) snprintf(buf, size, "%llu min %02llu s", s / 60, s % 60);
+    else snprintf(buf, size, "%llu h %02llu min", s / 3600, s / 60 % 60);
 }
 
 void nd_status(const char *fmt, ...)

@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ndfile_impl.h"
 
@@ -353,7 +354,35 @@ nd_dataset *nd_csv_read(const char *path, uint64_t bin_ns, nd_error *e)
     char *text;
     size_t len;
     if (nd_read_file(path, &text, &len, e)) return NULL;
-    nd_dataset *ds = nd_csv_read_mem(text, len, path, bin_ns, e);
+    nd_dataset *ds =
+        nd_csv_read_mem(text, len, nd_is_stdio(path) ? "standard input" : path, bin_ns, e);
+    free(text);
+    return ds;
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && !strcasecmp(s + n - k, suffix);
+}
+
+nd_dataset *nd_windows_read(const char *path, uint64_t bin_ns, nd_error *e)
+{
+    if (has_suffix(path, ".csv")) return nd_csv_read(path, bin_ns, e);
+    if (has_suffix(path, ".ndd")) return nd_dataset_load(path, e);
+    /* Any other name, standard input among them: the container's magic tells. */
+    char *text;
+    size_t len;
+    if (nd_read_file(path, &text, &len, e)) return NULL;
+    const char *name = nd_is_stdio(path) ? "standard input" : path;
+    nd_dataset *ds = NULL;
+    if (len >= 4 && !memcmp(text, "\x89NDF", 4)) {
+        ndf_reader *r = ndf_open_mem(text, len, name, NDF_KIND_DATASET, e);
+        ds = r ? nd_dataset_from_container(r, e) : NULL;
+        ndf_close(r);
+    } else {
+        ds = nd_csv_read_mem(text, len, name, bin_ns, e);
+    }
     free(text);
     return ds;
 }

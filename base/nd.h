@@ -69,6 +69,9 @@ void nd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 int nd_status_enabled(void);
 void nd_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void nd_status_end(void);
+/* A time left or taken, rounded to the second, for status lines: "42 s", "3 min 05 s",
+ * "2 h 07 min" (never "0 min 60 s"). */
+void nd_format_time_left(char *buf, size_t size, double seconds);
 
 /* ------------------------------------------------------------------------------------ */
 /* Time                                                                                 */
@@ -109,6 +112,14 @@ void nd_input_note(int fd);
  * resumed checkpoint). No-op when it was not noted. */
 void nd_input_forget(const char *path);
 
+/* "-" as a file name is standard input to a reader and standard output to a writer
+ * (docs/FORMATS.md, "Standard input and output"). Each serves one file of a run: a
+ * second reader of standard input, or a second writer to standard output, is refused. */
+static inline int nd_is_stdio(const char *path) { return path[0] == '-' && !path[1]; }
+/* Takes standard input (fd 0) or output (fd 1) for one file of this run: 0, or ND_EUSAGE
+ * with e filled when another file has it already. Thread-safe. */
+int nd_stdio_claim(int fd, nd_error *e);
+
 /* A file written to a temporary name beside its target (".NAME.XXXXXX", locked with
  * flock while it is written) and renamed over the target on commit, so that a failed or
  * killed run leaves the previous file whole. A symbolic link is followed (the file it
@@ -118,7 +129,9 @@ void nd_input_forget(const char *path);
  * can be taken). Writes are buffered; the first failure is kept (sticky) and returned
  * again by every later call, so callers may check only at the end. */
 typedef struct nd_afile nd_afile;
-/* NULL and e filled ("PATH: ...") on failure. */
+/* NULL and e filled ("PATH: ...") on failure. "-" writes to standard output as the data
+ * comes (a pipe is read while it is written): nothing is renamed, and what was written
+ * before a failure cannot be taken back (abort says so). */
 nd_afile *nd_afile_open(const char *path, nd_error *e);
 int nd_afile_write(nd_afile *f, const void *data, size_t len, nd_error *e);
 /* Flush, fsync, rename over the target, fsync the directory. Frees f in every case; on
@@ -336,6 +349,10 @@ nd_dataset *nd_csv_read(const char *path, uint64_t bin_ns, nd_error *e);
 /* Same over text in memory (no NUL needed); name is used in messages. */
 nd_dataset *nd_csv_read_mem(const char *text, size_t len, const char *name, uint64_t bin_ns,
                             nd_error *e);
+/* Windows from a dataset file or a series CSV: by the name's suffix (.ndd, .csv), else
+ * (standard input "-" too) by the content, the container's magic bytes telling. bin_ns is
+ * the bin width of a CSV. */
+nd_dataset *nd_windows_read(const char *path, uint64_t bin_ns, nd_error *e);
 
 /* ------------------------------------------------------------------------------------ */
 /* Machine-readable output: JSON (json-c) for --json, --stats and --log lines          */

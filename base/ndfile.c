@@ -140,20 +140,45 @@ static int is_input(const struct stat *st)
     return found;
 }
 
+/* Standard input and output: one file each per run. */
+static int stdio_taken[2];
+
+int nd_stdio_claim(int fd, nd_error *e)
+{
+    ND_ASSERT(fd == 0 || fd == 1);
+    pthread_mutex_lock(&inputs_mu);
+    int taken = stdio_taken[fd];
+    stdio_taken[fd] = 1;
+    pthread_mutex_unlock(&inputs_mu);
+    if (!taken) return 0;
+    return nd_error_set(e, ND_EUSAGE,
+                        fd ? "-: standard output already carries another output of this run: "
+                             "one output at most can be '-'"
+                           : "-: standard input is already read by another input of this "
+                             "run: one input at most can be '-'");
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Atomic file                                                                          */
 /* ------------------------------------------------------------------------------------ */
 
 #define AFILE_BUF (1u << 16)
 
+/* Where the bytes go: a temporary file renamed over the target, standard output as
+ * they come, or (for containers, whose headers are patched at the end) an unlinked
+ * temporary file copied to standard output on commit. */
+enum { AFILE_RENAME, AFILE_STDOUT, AFILE_SPOOL };
+
 struct nd_afile {
     char *path; /* target: the file the name given resolves to through its symlinks */
     char *tmp;  /* temporary file beside it, locked (flock) while it is ours */
     char *dir;  /* directory of both, for the fsync after rename */
+    int mode;   /* AFILE_* */
     int fd;
     int err;        /* first failure, sticky */
     nd_error saved; /* its message */
     uint64_t off;   /* bytes written (flushed or buffered) */
+    uint64_t sent;  /* bytes standard output took (AFILE_STDOUT, AFILE_SPOOL's copy) */
     size_t used;    /* bytes in buf */
     unsigned char buf[AFILE_BUF];
 };
@@ -320,8 +345,51 @@ static int create_temp(nd_afile *f, size_t tlen, const char *base)
     return -EAGAIN;
 }
 
+static void afile_free(nd_afile *f)
+{
+    if (f->fd >= 0 && f->mode != AFILE_STDOUT) close(f->fd);
+    free(f->path);
+    free(f->dir);
+    free(f->tmp);
+    free(f);
+}
+
+/* The file "-": standard output, directly or through a spool that is a temporary file
+ * in $TMPDIR (/tmp without it), unlinked at once, so that nothing is left behind. */
+static nd_afile *afile_stdout(int spool, nd_error *e)
+{
+    if (nd_stdio_claim(1, e)) return NULL;
+    nd_afile *f = calloc(1, sizeof *f);
+    if (f) f->path = strdup("standard output");
+    if (!f || !f->path) {
+        free(f);
+        nd_error_set(e, -ENOMEM, "standard output: out of memory");
+        return NULL;
+    }
+    f->mode = spool ? AFILE_SPOOL : AFILE_STDOUT;
+    f->fd = STDOUT_FILENO;
+    if (spool) {
+        const char *dir = getenv("TMPDIR");
+        f->fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (f->fd < 0) {
+            int code = -errno;
+            nd_error_set(e, code, "standard output: cannot create a temporary file in %s: %s",
+                         dir && *dir ? dir : "/tmp", nd_strerror(code));
+            afile_free(f);
+            return NULL;
+        }
+    }
+    return f;
+}
+
+nd_afile *nd_afile_spooled_open(const char *path, nd_error *e)
+{
+    return nd_is_stdio(path) ? afile_stdout(1, e) : nd_afile_open(path, e);
+}
+
 nd_afile *nd_afile_open(const char *path, nd_error *e)
 {
+    if (nd_is_stdio(path)) return afile_stdout(0, e);
     nd_afile *f = calloc(1, sizeof *f);
     if (!f) {
         nd_error_set(e, -ENOMEM, "%s: out of memory", path);
@@ -398,6 +466,7 @@ static int afile_flush(nd_afile *f, nd_error *e)
 {
     if (f->err) return afile_fail(f, e, f->err, "");
     int rc = write_all(f->fd, f->buf, f->used);
+    if (!rc && f->mode == AFILE_STDOUT) f->sent += f->used;
     f->used = 0;
     return rc ? afile_fail(f, e, rc, "cannot write") : 0;
 }
@@ -417,6 +486,8 @@ int nd_afile_write(nd_afile *f, const void *data, size_t len, nd_error *e)
             f->used = len;
         } else if ((rc = write_all(f->fd, data, len))) {
             return afile_fail(f, e, rc, "cannot write");
+        } else if (f->mode == AFILE_STDOUT) {
+            f->sent += len;
         }
     }
     f->off += len;
@@ -425,7 +496,7 @@ int nd_afile_write(nd_afile *f, const void *data, size_t len, nd_error *e)
 
 int nd_afile_pwrite(nd_afile *f, uint64_t off, const void *data, size_t len, nd_error *e)
 {
-    ND_ASSERT(off <= f->off && len <= f->off - off);
+    ND_ASSERT(off <= f->off && len <= f->off - off && f->mode != AFILE_STDOUT);
     int rc = afile_flush(f, e);
     if (rc) return rc;
     const unsigned char *p = data;
@@ -444,24 +515,43 @@ int nd_afile_pwrite(nd_afile *f, uint64_t off, const void *data, size_t len, nd_
 
 uint64_t nd_afile_offset(const nd_afile *f) { return f->off; }
 
-static void afile_free(nd_afile *f)
-{
-    if (f->fd >= 0) close(f->fd);
-    free(f->path);
-    free(f->dir);
-    free(f->tmp);
-    free(f);
-}
-
 void nd_afile_abort(nd_afile *f)
 {
     if (!f) return;
-    unlink(f->tmp);
+    if (f->mode != AFILE_RENAME && f->sent)
+        nd_warn("standard output: the %llu bytes written before the failure cannot be taken "
+                "back: what reads them gets an incomplete file",
+                (unsigned long long)f->sent);
+    if (f->mode == AFILE_RENAME) unlink(f->tmp);
     afile_free(f);
+}
+
+/* The spool's content to standard output. 0, or the failure with e filled. */
+static int spool_out(nd_afile *f, nd_error *e)
+{
+    int rc = afile_flush(f, e);
+    for (off_t at = 0; !rc;) {
+        ssize_t n = pread(f->fd, f->buf, AFILE_BUF, at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return afile_fail(f, e, -errno, "cannot read its temporary file");
+        if (n == 0) break;
+        if ((rc = write_all(STDOUT_FILENO, f->buf, (size_t)n)))
+            return afile_fail(f, e, rc, "cannot write");
+        f->sent += (uint64_t)n;
+        at += n;
+    }
+    return rc;
 }
 
 int nd_afile_commit(nd_afile *f, nd_error *e)
 {
+    if (f->mode != AFILE_RENAME) {
+        /* Standard output is the caller's: neither synced nor closed. */
+        int rc = f->mode == AFILE_SPOOL ? spool_out(f, e) : afile_flush(f, e);
+        if (rc) nd_afile_abort(f);
+        else afile_free(f);
+        return rc;
+    }
     int rc = afile_flush(f, e);
     if (!rc && fsync(f->fd) < 0) rc = afile_fail(f, e, -errno, "cannot sync");
     /* Checked again: the target may have become a device or a FIFO meanwhile. */
@@ -497,7 +587,10 @@ int nd_read_file(const char *path, char **data, size_t *len, nd_error *e)
 {
     *data = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int in = nd_is_stdio(path);
+    if (in && nd_stdio_claim(0, e)) return e ? e->code : ND_EUSAGE;
+    if (in) path = "standard input";
+    int fd = in ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int code = -errno;
         return nd_error_set(e, code, "%s: cannot open: %s", path, nd_strerror(code));
@@ -578,7 +671,7 @@ ndf_writer *ndf_writer_open(const char *path, uint32_t kind, nd_error *e)
         return NULL;
     }
     w->kind = kind;
-    w->f = nd_afile_open(path, e);
+    w->f = nd_afile_spooled_open(path, e); /* headers are patched at the end */
     if (!w->f) {
         free(w);
         return NULL;
@@ -829,16 +922,20 @@ ndf_reader *ndf_open_mem(const void *data, size_t len, const char *name, uint32_
 
 ndf_reader *ndf_open(const char *path, uint32_t kind, nd_error *e)
 {
-    ndf_reader *r = reader_new(path, e);
+    int in = nd_is_stdio(path); /* standard input: read whole like a pipe */
+    ndf_reader *r = reader_new(in ? "standard input" : path, e);
     if (!r) return NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        int code = -errno;
-        nd_error_set(e, code, "%s: cannot open: %s", path, nd_strerror(code));
-        goto fail;
+    int fd = -1;
+    struct stat st = {0};
+    if (!in) {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0) {
+            int code = -errno;
+            nd_error_set(e, code, "%s: cannot open: %s", path, nd_strerror(code));
+            goto fail;
+        }
+        nd_input_note(fd);
     }
-    nd_input_note(fd);
     if (S_ISDIR(st.st_mode)) {
         nd_error_set(e, -EISDIR, "%s: is a directory, expected a dataset or model file", path);
         goto fail;
@@ -862,7 +959,7 @@ ndf_reader *ndf_open(const char *path, uint32_t kind, nd_error *e)
         r->data = r->map;
         r->size = r->map_len;
     } else {
-        close(fd);
+        if (fd >= 0) close(fd);
         fd = -1;
         char *buf;
         size_t n;

@@ -8,7 +8,11 @@
 #include "nd.h"
 
 /* The atomic file (nd_afile) is declared in nd.h; these are for the containers only. */
-/* Overwrites bytes already written (header patches); off + len <= bytes written. */
+/* As nd_afile_open, but "-" goes to standard output through a temporary file copied
+ * there on commit, so that nd_afile_pwrite works (and a failure writes nothing). */
+nd_afile *nd_afile_spooled_open(const char *path, nd_error *e);
+/* Overwrites bytes already written (header patches); off + len <= bytes written. Not on
+ * standard output opened with nd_afile_open. */
 int nd_afile_pwrite(nd_afile *f, uint64_t off, const void *data, size_t len, nd_error *e);
 uint64_t nd_afile_offset(const nd_afile *f); /* bytes written so far */
 

@@ -254,10 +254,12 @@ void capture_source_close(capture_source *s); /* NULL is a no-op */
 /* ------------------------------------------------------------------------------------ */
 
 /* Runs every source in turn through c until each ends or *stop becomes non-zero (set by a
- * signal handler); each source opens with o (capture_source_open). Flushes c after each
- * source. status != 0 draws nd_status lines. Returns 0, ND_EINTR when stopped
- * (everything so far is kept in c), or a negative code with e filled (a source that
- * cannot be opened or fails while reading). */
+ * signal handler); each source opens with o (capture_source_open) and is closed before
+ * the next opens, so any number of them costs what one does. "pcap:DIR", DIR a folder,
+ * reads every file of DIR in turn, in byte order of their names (strcmp), skipping
+ * hidden names and entries that are not regular files. Flushes c after each file. status != 0
+ * draws nd_status lines. Returns 0, ND_EINTR when stopped (everything so far is kept in c), or
+ * a negative code with e filled (a source that cannot be opened or fails while reading). */
 int capture_run(capture_ctx *c, const char *const *specs, unsigned n_specs,
                 const capture_opts *o, volatile sig_atomic_t *stop, int status, nd_error *e);
 

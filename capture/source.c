@@ -8,12 +8,14 @@
  * blocking pcap_next_ex() on a quiet interface can hang forever even with a timeout, and
  * the loop must see the stop flag.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pcap/pcap.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "capture_impl.h"
 
@@ -290,70 +292,166 @@ static void status_line(capture_ctx *c, capture_source *s)
               st.dropped + st.if_dropped + st.nombuf);
 }
 
+/* Reads the source spec through c until it ends: 0, ND_EINTR or a code with e filled. */
+static int run_source(capture_ctx *c, const char *spec, const capture_opts *o,
+                      volatile sig_atomic_t *stop, int status, nd_error *e)
+{
+    capture_pkt pkts[BURST];
+    capture_source *s = capture_source_open(spec, o, e);
+    if (!s) return e ? e->code : ND_EFORMAT;
+    int lt = capture_source_linktype(s), rc = 0;
+    uint64_t next_status = nd_now_ns(), next_report = next_status, iter = 0;
+    nd_debug("%s: link type %d (%s)", s->spec, lt,
+             pcap_datalink_val_to_name(lt) ? pcap_datalink_val_to_name(lt) : "?");
+    for (;;) {
+        if (stop && *stop) {
+            rc = ND_EINTR;
+            break;
+        }
+        nd_error re = {0};
+        int n = capture_source_rx(s, pkts, BURST, 100, &re);
+        if (n > 0) {
+            capture_ctx_burst(c, lt, pkts, (unsigned)n);
+        } else if (n == 0) {
+            if (s->live) capture_ctx_advance(c, nd_realtime_ns());
+        } else if (n == CAPTURE_END) {
+            break;
+        } else if (stop && *stop) { /* a read cut by the signal (a FIFO, a pipe) */
+            rc = ND_EINTR;
+            break;
+        } else if (!s->live && n == ND_ETRUNC) {
+            nd_status_end();
+            nd_warn("%s", re.msg);
+            break;
+        } else {
+            rc = nd_error_set(e, n, "%s", re.msg);
+            break;
+        }
+        if (capture_ctx_error(c)) {
+            rc = nd_error_set(e, capture_ctx_error(c), "%s: storing windows: %s", s->spec,
+                              nd_strerror(capture_ctx_error(c)));
+            break;
+        }
+        /* The clock is read every 256 reads, or when the source is idle. */
+        if ((status || o->report) && (n == 0 || (++iter & 255) == 0)) {
+            uint64_t now = nd_now_ns();
+            if (status && now >= next_status) {
+                status_line(c, s);
+                next_status = now + ND_NS_PER_SEC / 2;
+            }
+            if (o->report && now >= next_report) {
+                o->report(o->report_arg, c, s, 0);
+                next_report = now + (o->report_ns ? o->report_ns : ND_NS_PER_SEC);
+            }
+        }
+    }
+    if (status) status_line(c, s);
+    nd_status_end();
+    capture_ctx_flush(c);
+    if (o->report) o->report(o->report_arg, c, s, 1);
+    capture_source_report(s);
+    capture_source_close(s);
+    if (rc) return rc;
+    if (capture_ctx_error(c))
+        return nd_error_set(e, capture_ctx_error(c), "storing windows: %s",
+                            nd_strerror(capture_ctx_error(c)));
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The files of directory dir (of source spec) in byte order of their names (strcmp:
+ * the same order in every locale): regular files, symbolic links followed; hidden names
+ * (".*", among them the temporary files of a write in progress) and everything else
+ * (folders, FIFOs, devices) skipped. An entry that cannot be examined is an error.
+ * Returns the count and *names (malloc'd, each malloc'd), or a negative code with e. */
+static int dir_files(const char *spec, const char *dir, char ***names, nd_error *e)
+{
+    *names = NULL;
+    DIR *d = opendir(dir);
+    if (!d)
+        return nd_error_set(e, -errno, "%s: cannot read the folder: %s", spec, strerror(errno));
+    char **v = NULL;
+    size_t n = 0, cap = 0, skipped = 0;
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (errno = 0, de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, 0)) {
+            rc = nd_error_set(e, -errno, "%s: %s/%s: %s", spec, dir, de->d_name,
+                              strerror(errno));
+            break;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            skipped++;
+            continue;
+        }
+        char **nv = n < cap ? v : realloc(v, (cap = cap ? 2 * cap : 64) * sizeof *v);
+        if (!nv || !(nv[n] = strdup(de->d_name))) {
+            if (nv) v = nv;
+            rc = nd_error_set(e, -ENOMEM, "%s: out of memory", spec);
+            break;
+        }
+        v = nv;
+        n++;
+    }
+    if (!rc && errno) /* readdir failed */
+        rc = nd_error_set(e, -errno, "%s: cannot read the folder: %s", spec, strerror(errno));
+    closedir(d);
+    if (!rc && !n)
+        rc = nd_error_set(e, ND_EUSAGE, "%s: the folder holds no capture file", spec);
+    if (rc) {
+        for (size_t i = 0; i < n; i++) free(v[i]);
+        free(v);
+        return rc;
+    }
+    qsort(v, n, sizeof *v, by_name);
+    nd_info("%s: %zu files, read in name order%s", spec, n,
+            skipped ? " (entries that are not files skipped)" : "");
+    *names = v;
+    return (int)n;
+}
+
+/* Every file of the folder dir (pcap: source spec) in turn, each opened as "pcap:dir/NAME"
+ * and closed before the next. */
+static int run_dir(capture_ctx *c, const char *spec, const char *dir, const capture_opts *o,
+                   volatile sig_atomic_t *stop, int status, nd_error *e)
+{
+    char **names;
+    int n = dir_files(spec, dir, &names, e), rc = n < 0 ? n : 0;
+    for (int i = 0; i < n; i++) {
+        if (!rc && stop && *stop) rc = ND_EINTR;
+        if (!rc) {
+            size_t len = strlen(spec) + strlen(names[i]) + 2;
+            char *file = malloc(len);
+            if (!file) rc = nd_error_set(e, -ENOMEM, "%s: out of memory", spec);
+            else
+                snprintf(file, len, "%s%s%s", spec, spec[strlen(spec) - 1] == '/' ? "" : "/",
+                         names[i]);
+            if (file) rc = run_source(c, file, o, stop, status, e);
+            free(file);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
 int capture_run(capture_ctx *c, const char *const *specs, unsigned n_specs,
                 const capture_opts *o, volatile sig_atomic_t *stop, int status, nd_error *e)
 {
-    capture_pkt pkts[BURST];
     for (unsigned k = 0; k < n_specs; k++) {
         if (stop && *stop) return ND_EINTR;
-        capture_source *s = capture_source_open(specs[k], o, e);
-        if (!s) return e ? e->code : ND_EFORMAT;
-        int lt = capture_source_linktype(s), rc = 0;
-        uint64_t next_status = nd_now_ns(), next_report = next_status, iter = 0;
-        nd_debug("%s: link type %d (%s)", s->spec, lt,
-                 pcap_datalink_val_to_name(lt) ? pcap_datalink_val_to_name(lt) : "?");
-        for (;;) {
-            if (stop && *stop) {
-                rc = ND_EINTR;
-                break;
-            }
-            nd_error re = {0};
-            int n = capture_source_rx(s, pkts, BURST, 100, &re);
-            if (n > 0) {
-                capture_ctx_burst(c, lt, pkts, (unsigned)n);
-            } else if (n == 0) {
-                if (s->live) capture_ctx_advance(c, nd_realtime_ns());
-            } else if (n == CAPTURE_END) {
-                break;
-            } else if (stop && *stop) { /* a read cut by the signal (a FIFO, a pipe) */
-                rc = ND_EINTR;
-                break;
-            } else if (!s->live && n == ND_ETRUNC) {
-                nd_status_end();
-                nd_warn("%s", re.msg);
-                break;
-            } else {
-                rc = nd_error_set(e, n, "%s", re.msg);
-                break;
-            }
-            if (capture_ctx_error(c)) {
-                rc = nd_error_set(e, capture_ctx_error(c), "%s: storing windows: %s", s->spec,
-                                  nd_strerror(capture_ctx_error(c)));
-                break;
-            }
-            /* The clock is read every 256 reads, or when the source is idle. */
-            if ((status || o->report) && (n == 0 || (++iter & 255) == 0)) {
-                uint64_t now = nd_now_ns();
-                if (status && now >= next_status) {
-                    status_line(c, s);
-                    next_status = now + ND_NS_PER_SEC / 2;
-                }
-                if (o->report && now >= next_report) {
-                    o->report(o->report_arg, c, s, 0);
-                    next_report = now + (o->report_ns ? o->report_ns : ND_NS_PER_SEC);
-                }
-            }
-        }
-        if (status) status_line(c, s);
-        nd_status_end();
-        capture_ctx_flush(c);
-        if (o->report) o->report(o->report_arg, c, s, 1);
-        capture_source_report(s);
-        capture_source_close(s);
+        const char *path = !strncmp(specs[k], "pcap:", 5) ? specs[k] + 5 : NULL;
+        struct stat st;
+        int rc = path && !stat(path, &st) && S_ISDIR(st.st_mode)
+                     ? run_dir(c, specs[k], path, o, stop, status, e)
+                     : run_source(c, specs[k], o, stop, status, e);
         if (rc) return rc;
-        if (capture_ctx_error(c))
-            return nd_error_set(e, capture_ctx_error(c), "storing windows: %s",
-                                nd_strerror(capture_ctx_error(c)));
     }
     return 0;
 }

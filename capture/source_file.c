@@ -301,7 +301,8 @@ static int classic_header(const uint8_t *head, int *nano)
 capture_source *capture_file_open(const char *spec, const char *path, const capture_opts *o,
                                   nd_error *e)
 {
-    if (!strcmp(path, "-")) return capture_libpcap_file_open(spec, path, NULL, o, e);
+    if (nd_is_stdio(path))
+        return nd_stdio_claim(0, e) ? NULL : capture_libpcap_file_open(spec, path, NULL, o, e);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int err = errno;
@@ -315,6 +316,14 @@ capture_source *capture_file_open(const char *spec, const char *path, const capt
     if (fstat(fd, &st)) {
         close(fd);
         return capture_libpcap_file_open(spec, path, NULL, o, e);
+    }
+    if (S_ISDIR(st.st_mode)) { /* capture_run reads a folder's files; one source is a file */
+        close(fd);
+        nd_error_set(e, ND_EUSAGE,
+                     "%s: is a folder, expected a pcap or pcapng file (`capture` "
+                     "reads the files of a folder in name order)",
+                     spec);
+        return NULL;
     }
     int stream = S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode);
     uint8_t head[FILE_HDR];

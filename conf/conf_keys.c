@@ -135,8 +135,9 @@ static const conf_list mult_list = {.count_off = offsetof(nd_config, model.n_mul
 const conf_key conf_keys[] = {
     /* capture: sources, parsing, flows, binning */
     {"capture.sources", CONF_LIST, F(capture.n_sources), .def = "[]", .list = &sources_list,
-     .help = "Where packets come from: pcap:FILE (pcap or pcapng), iface:NAME (libpcap "
-             "live) or dpdk:EAL-ARGS (a DPDK port). Empty: given on the command line."},
+     .help = "Where packets come from: pcap:FILE (pcap or pcapng), pcap:DIR (every file "
+             "of the folder, in name order), iface:NAME (libpcap live) or dpdk:EAL-ARGS (a "
+             "DPDK port). Empty: given on the command line (any number there)."},
     {"capture.snaplen", CONF_UINT, F(capture.snaplen), .def = "256", .min = "64",
      .max = "262144", .unit = "bytes",
      .help = "Bytes kept per packet on libpcap sources. Headers suffice: packet sizes come "

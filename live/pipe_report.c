@@ -4,6 +4,7 @@
  * all from one set of figures; the memory bounds shown at start.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,7 +60,7 @@ static void stats_line(nd_live *L, nd_online *o, const nd_online_info *in,
     nd_json_u64(j, "ring_dropped", f->dropped);
     nd_json_u64(j, "windows_taken", f->popped);
     nd_json_u64(j, "step", f->step);
-    nd_json_num(j, "loss", f->loss);
+    nd_json_num(j, "loss", f->step ? f->loss : NAN); /* null before the first step */
     nd_json_num(j, "images_per_s", f->ips);
     nd_json_u64(j, "rss_bytes", f->rss);
     nd_json_u64(j, "checkpoints", f->ckpt_count);
@@ -161,10 +162,12 @@ void nd_live_report(nd_live *L, const nd_live_figures *f, int final)
     if (f->ckpt_count)
         snprintf(ck, sizeof ck, "step %" PRIu64 " %.0fs ago", f->ckpt_step, f->ckpt_age);
     else snprintf(ck, sizeof ck, "none yet");
+    char loss[32] = "-"; /* none before the first step */
+    if (f->step) snprintf(loss, sizeof loss, "%.4f", f->loss);
     if (!final)
         nd_status("%.0f pkt/s  flows %" PRIu64 "  windows %s  ring drops %" PRIu64
-                  "  step %" PRIu64 "  loss %.4f  %.1f img/s  ckpt %s",
-                  f->pps, f->active, cls, f->dropped, f->step, f->loss, f->ips, ck);
+                  "  step %" PRIu64 "  loss %s  %.1f img/s  ckpt %s",
+                  f->pps, f->active, cls, f->dropped, f->step, loss, f->ips, ck);
     if (stats) stats_line(L, o, &in, f, final, stats);
     if (L->metrics) metrics_text(L, o, &in, f);
 }
@@ -179,9 +182,11 @@ void nd_live_show_memory(const nd_live *L)
     double ring = (double)nd_wring_bytes(o->ring_size, wf);
     double res = (double)nd_online_memory_bound(&o->online, n_classes, wf),
            mib = 1024.0 * 1024.0;
-    nd_info("live: memory bounds: flow table %.1f MiB (%u flows), ring %.1f MiB (%u windows), "
-            "reservoirs + recent %.1f MiB (%u classes x %u + %u windows): %.1f MiB, plus the "
-            "model",
+    /* Bounds, not use: the flow table's pages are touched only as flows arrive, so an
+     * input of 80 flows uses a few hundred KiB of it. */
+    nd_info("live: memory at most (used as it fills): flow table %.1f MiB for %u concurrent "
+            "flows (capture.flow_capacity), ring %.1f MiB (%u windows), reservoirs + recent "
+            "%.1f MiB (%u classes x %u + %u windows): %.1f MiB in all, plus the model",
             flows / mib, o->capture.flow_capacity, ring / mib, o->ring_size, res / mib,
             n_classes, o->online.reservoir, o->online.recent, (flows + ring + res) / mib);
 }

@@ -1046,14 +1046,16 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
             double s = (double)(now - t0) * 1e-9, done = (double)(m->step - step0);
             double ips = done * B / s, left = (double)(o->steps - m->step) * s / done;
             if (o->max_seconds > 0 && o->max_seconds - s < left) left = o->max_seconds - s;
+            char eta[32];
+            nd_format_time_left(eta, sizeof eta, left);
             if (tty)
-                nd_status("step %llu/%llu  loss %.4f  %.1f images/s  %.0f min %02.0f s left",
+                nd_status("step %llu/%llu  loss %.4f  %.1f images/s  %s left",
                           (unsigned long long)m->step, (unsigned long long)o->steps, loss_avg,
-                          ips, floor(left / 60), fmod(left, 60));
+                          ips, eta);
             else
-                nd_info("step %llu/%llu: loss %.4f, %.1f images/s, %.0f min %02.0f s left",
+                nd_info("step %llu/%llu: loss %.4f, %.1f images/s, %s left",
                         (unsigned long long)m->step, (unsigned long long)o->steps, loss_avg,
-                        ips, floor(left / 60), fmod(left, 60));
+                        ips, eta);
         }
         uint64_t ce = m->s.train.checkpoint_every;
         int validate = o->path && ce && m->step % ce == 0 && m->step < o->steps;
@@ -1322,7 +1324,10 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
     if (cls < 0 || (uint32_t)cls >= m->meta->n_classes)
         return nd_error_set(e, ND_EUSAGE, "sample: class %d out of range", cls);
     int rc = nd_dm_calibrate(m, e);
-    return rc ? rc : sample_images(m, cls, n, x, NULL, imgs, rng, e);
+    if (!rc) rc = sample_images(m, cls, n, x, NULL, imgs, rng, e);
+    /* Bytes and packets are counts: the decode's fractions are not traffic. */
+    for (size_t i = 0; !rc && x && i < n * m->gaf.C * m->gaf.L; i++) x[i] = roundf(x[i]);
+    return rc;
 }
 
 /* ---- step-level access for online training (live/online.c) -------------------------- */

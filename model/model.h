@@ -359,8 +359,9 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
                 nd_error *e);
 
 /* Samples n windows of class cls into x (n, C, L) raw units, with the EMA weights and
- * the model's sampling settings; rng gives the noise. Returns 0 or a code. imgs, when
- * not NULL, receives the images (n, nd_gaf_channels, L, L). */
+ * the model's sampling settings; rng gives the noise. The values are whole counts (the
+ * decode rounded to the nearest integer, halves away from zero). Returns 0 or a code.
+ * imgs, when not NULL, receives the images (n, nd_gaf_channels, L, L). */
 int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng, nd_error *e);
 /* Fits the decoder's maps (nd_decoder_fit on `calibrate` sampled windows per class) for
  * the current step and sampling settings, unless calibrate is 0 or they are already

@@ -3,7 +3,8 @@
  * directory (refused, left as it was), never a file the run read (the input registry),
  * a symbolic link followed to its target and kept; temporary files that killed writers
  * left are removed by the next write to the same file, but not one a live writer still
- * holds locked, nor names that only look alike.
+ * holds locked, nor names that only look alike. "-" writes to standard output (a
+ * container through a spool: nothing when it fails) and reads standard input, once each.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include "check.h"
 #include "nd.h"
@@ -226,9 +228,99 @@ static void test_stale_temps(void)
     ndf_writer_abort(w);
 }
 
+/* Runs fn in a child whose standard input reads in and whose standard output goes to
+ * out (scratch names; in may be NULL), with TMPDIR the scratch folder; a failed check
+ * in fn fails the child, and so the test. */
+static void with_stdio(const char *in, const char *out, void (*fn)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int i = in ? open(tmp_path(in), O_RDONLY) : 0,
+            o = open(tmp_path(out), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (i < 0 || o < 0 || dup2(i, 0) < 0 || dup2(o, 1) < 0) _exit(126);
+        setenv("TMPDIR", tmp_dir(), 1); /* the spool's folder, counted below */
+        fn();
+        fflush(NULL);
+        _exit(0);
+    }
+    int st;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* "-" as an output: the bytes go to standard output as written (no temporary file
+ * beside anything), a second output there is refused. */
+static void stdout_stream(void)
+{
+    nd_error e = {0};
+    nd_afile *f = nd_afile_open("-", &e);
+    CHECK(f);
+    CHECK_EQ(nd_afile_write(f, "abc", 3, &e), 0);
+    CHECK_EQ(nd_afile_commit(f, &e), 0);
+    CHECK(!nd_afile_open("-", &e));
+    CHECK_EQ(e.code, ND_EUSAGE);
+    CHECK_CONTAINS(e.msg, "one output at most can be '-'");
+}
+
+/* A container to standard output: patched headers, so through a spool; the same bytes
+ * as the file. */
+static void stdout_container(void)
+{
+    nd_error e = {0};
+    CHECK_EQ(write_text_file("-", "spooled", &e), 0);
+}
+
+/* A container that fails before its commit puts nothing on standard output. */
+static void stdout_container_abort(void)
+{
+    nd_error e = {0};
+    ndf_writer *w = ndf_writer_open("-", NDF_KIND_DATASET, &e);
+    CHECK(w);
+    CHECK_EQ(ndf_write_section(w, TAG, "lost", 4, &e), 0);
+    ndf_writer_abort(w);
+}
+
+/* "-" as an input: standard input, read once. */
+static void stdin_container(void)
+{
+    check_text("-", "spooled");
+    nd_error e = {0};
+    CHECK(!ndf_open("-", NDF_KIND_DATASET, &e));
+    CHECK_EQ(e.code, ND_EUSAGE);
+    CHECK_CONTAINS(e.msg, "standard input is already read");
+}
+
+static void test_stdio(void)
+{
+    int before = tmp_count();
+    with_stdio(NULL, "out1", stdout_stream);
+    size_t len;
+    unsigned char *b = read_bytes(tmp_path("out1"), &len);
+    CHECK(b && len == 3 && !memcmp(b, "abc", 3));
+    free(b);
+    with_stdio(NULL, "out2", stdout_container);
+    nd_error e = {0};
+    CHECK_EQ(write_text_file(tmp_path("file2"), "spooled", &e), 0);
+    unsigned char *f = read_bytes(tmp_path("file2"), &len);
+    size_t len2;
+    b = read_bytes(tmp_path("out2"), &len2);
+    CHECK(b && f && len == len2 && !memcmp(b, f, len));
+    free(b);
+    free(f);
+    with_stdio(NULL, "out3", stdout_container_abort);
+    b = read_bytes(tmp_path("out3"), &len);
+    CHECK_EQ(len, 0);
+    free(b);
+    with_stdio("out2", "out4", stdin_container);
+    CHECK_EQ(tmp_count(), before + 5); /* out1..4, file2: no temporary file left */
+}
+
 int main(void)
 {
     nd_log_set_level(ND_LOG_WARN);
+    test_stdio();
     test_not_regular();
     test_symlinks();
     test_inputs_off();

@@ -11,16 +11,21 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "pktgen.h"
 
+enum { N_MANY = 40 };
+
 static char dir[64];
 static char err_text[65536];
+static rlim_t child_nofile; /* not 0: the descriptors a run may have open */
 
-/* Runs netdiffus with args (NULL-terminated); stderr into err_text. Returns the exit code. */
+/* Runs netdiffus with args (NULL-terminated, at most 126); stderr into err_text. Returns
+ * the exit code. */
 static int nd_run(const char *const *args)
 {
     char errf[128];
@@ -30,7 +35,10 @@ static int nd_run(const char *const *args)
     if (pid == 0) {
         int fd = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 2);
-        const char *argv[32] = {ND_BINARY};
+        close(fd);
+        struct rlimit rl = {child_nofile, child_nofile};
+        if (child_nofile && setrlimit(RLIMIT_NOFILE, &rl)) _exit(126);
+        const char *argv[128] = {ND_BINARY};
         for (int i = 0; args[i]; i++) argv[i + 1] = args[i];
         execv(ND_BINARY, (char *const *)argv);
         _exit(127);
@@ -336,15 +344,81 @@ static void test_sigint(void)
     nd_dataset_free(ds);
 }
 
-int main(void)
+/* More sources than descriptors the run may open (40 files, 16 descriptors), named one
+ * by one and as their folder: the same dataset; capture.sources takes a folder too. */
+static void test_many_sources(void)
+{
+    char folder[96], spec[N_MANY][160], ndd[128], ndd2[128], conf[128], yaml[256];
+    const char *args[2 * N_MANY + 8] = {"capture", "--class", "many"};
+    int n = 3;
+    snprintf(folder, sizeof folder, "%s/many", dir);
+    CHECK(!mkdir(folder, 0755));
+    for (int i = 0; i < N_MANY; i++) {
+        snprintf(spec[i], sizeof spec[i], "%s/f%02d.pcap", folder, i);
+        write_mixed_pcap(spec[i], 3, 30, 3, 500u + (unsigned)i);
+        memmove(spec[i] + 5, spec[i], strlen(spec[i]) + 1);
+        memcpy(spec[i], "pcap:", 5);
+        args[n++] = "--source";
+        args[n++] = spec[i];
+    }
+    snprintf(ndd, sizeof ndd, "%s/many.ndd", dir);
+    snprintf(ndd2, sizeof ndd2, "%s/folder.ndd", dir);
+    args[n++] = "-o";
+    args[n++] = ndd;
+    child_nofile = 16;
+    int rc = nd_run(args);
+    if (rc) CHECK_FAIL_("capture of %d sources: exit %d: %s", N_MANY, rc, err_text);
+    snprintf(conf, sizeof conf, "%s/many.yaml", dir);
+    snprintf(yaml, sizeof yaml, "capture:\n  sources: [\"pcap:%s\"]\n", folder);
+    write_text(conf, yaml);
+    rc = RUN("capture", "-c", conf, "--class", "many", "-o", ndd2);
+    child_nofile = 0;
+    if (rc) CHECK_FAIL_("capture of a folder: exit %d: %s", rc, err_text);
+    CHECK_CONTAINS(err_text, "40 files, read in name order");
+    nd_error e = {0};
+    nd_dataset *a = nd_dataset_load(ndd, &e), *b = nd_dataset_load(ndd2, &e);
+    CHECK(a && b);
+    CHECK(a->n_windows > N_MANY);
+    CHECK_U64_EQ(a->n_windows, b->n_windows);
+    CHECK(!memcmp(a->values, b->values, a->n_windows * a->n_channels * a->L * sizeof(float)));
+    nd_dataset_free(a);
+    nd_dataset_free(b);
+}
+
+/* The 30 captures of ../shared/datasets/ndpi-apps in one run, as a folder. */
+static int test_ndpi_folder(void)
+{
+    char folder[4200], src[4300], ndd[128];
+    snprintf(folder, sizeof folder, "%s/datasets/ndpi-apps/pcap", ND_SHARED_DIR);
+    struct stat st;
+    if (stat(folder, &st)) return 77;
+    snprintf(src, sizeof src, "pcap:%s", folder);
+    snprintf(ndd, sizeof ndd, "%s/ndpi.ndd", dir);
+    int rc = RUN("capture", "--source", src, "-o", ndd);
+    if (rc) CHECK_FAIL_("capture %s: exit %d: %s", src, rc, err_text);
+    CHECK_CONTAINS(err_text, "30 files, read in name order");
+    nd_error e = {0};
+    nd_dataset *ds = nd_dataset_load(ndd, &e);
+    CHECK(ds && ds->n_windows > 30);
+    nd_dataset_free(ds);
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     snprintf(dir, sizeof dir, "cli-%d", (int)getpid());
     CHECK(!mkdir(dir, 0755));
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (argc > 1 && !strcmp(argv[1], "ndpi-apps")) {
+        int rc = test_ndpi_folder();
+        CHECK_EQ(system(cmd), 0);
+        return rc;
+    }
     test_capture_export_import();
     test_import_videotrain();
     test_sigint();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    test_many_sources();
     CHECK_EQ(system(cmd), 0);
     printf("ok\n");
     return 0;

@@ -38,6 +38,7 @@ static void test_help(void)
         snprintf(usage, sizeof usage, "usage: netdiffus %s", name);
         snprintf(hint, sizeof hint, "Try 'netdiffus %s --help'", name);
         EXPECT(0, name, "--help");
+        if (strstr(out_text, "%%")) CHECK_FAIL_("%s --help prints '%%%%'", name);
         CHECK_CONTAINS(out_text, usage);
         EXPECT(0, name, "-h");
         CHECK_CONTAINS(out_text, usage);

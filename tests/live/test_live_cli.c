@@ -81,6 +81,22 @@ int main(void)
     CHECK_EQ(run_nd(a), 1);
     snprintf(a, sizeof a, "live -c %s --resume", conf); /* no checkpoint yet */
     CHECK_EQ(run_nd(a), 1);
+    /* sources are all open at once: at most 8, and files, not a folder; the checkpoint
+     * is rewritten as it learns: not standard output */
+    int len = snprintf(a, sizeof a,
+                       "live -c %s -s %s -s %s -s %s -s %s -s %s -s %s -s %s -s %s -s %s", conf,
+                       src, src, src, src, src, src, src, src, src);
+    CHECK(len > 0 && len < (int)sizeof a);
+    CHECK_EQ(run_nd(a), 2);
+    snprintf(a, sizeof a, "live -c %s --source pcap:%s", conf, tmp_dir());
+    CHECK_EQ(run_nd(a), 2);
+    snprintf(a, sizeof a, "live -c %s --set live.checkpoint=-", conf);
+    CHECK_EQ(run_nd(a), 2);
+    char *errors = live_text(tmp_path("log.txt"));
+    CHECK_CONTAINS(errors, "9 sources, at most 8");
+    CHECK_CONTAINS(errors, "is a folder");
+    CHECK_CONTAINS(errors, "live.checkpoint: '-'");
+    free(errors);
 
     /* to a step count, as fast as the file reads: every window accounted for */
     snprintf(a, sizeof a, "live -c %s --speed 0 --steps 40 --stats %s", conf, s1);
@@ -89,6 +105,9 @@ int main(void)
     CHECK_CONTAINS(l, "\"final\":true");
     CHECK_EQ(live_json(l, "step"), 40);
     CHECK_EQ(live_json(l, "checkpoint_step"), 40);
+    char *said = live_text(tmp_path("log.txt"));
+    CHECK_CONTAINS(said, "live: memory at most (used as it fills): flow table");
+    free(said);
     double windows = live_json(l, "windows"), pushed = live_json(l, "ring_pushed");
     double dropped = live_json(l, "ring_dropped"), taken = live_json(l, "windows_taken");
     fprintf(stderr, "live: %g windows, %g through the ring, %g dropped\n", windows, pushed,
