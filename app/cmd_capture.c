@@ -222,4 +222,4 @@ const nd_command cmd_capture = {
     "examples:\n"
     "  netdiffus capture --source pcap:video.pcap --class video -o video.ndd\n"
     "  netdiffus capture -c conf.yaml --source iface:eth1 -o mirror.ndd\n",
-    run};
+    run, longs};

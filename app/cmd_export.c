@@ -45,4 +45,4 @@ const nd_command cmd_export = {
     "`netdiffus import --format csv` reads it back; the bin width is not in the CSV.\n"
     "\n"
     "  --csv FILE   (or -o FILE) the CSV to write; written atomically\n",
-    run};
+    run, longs};
