@@ -45,13 +45,13 @@ endif()
 file(GLOB ND_MAN_INCLUDES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/man/*.h2m)
 set(ND_MAN_DIR ${PROJECT_BINARY_DIR}/man)
 add_custom_command(
-  OUTPUT ${ND_MAN_DIR}/netdiffus.1
+  OUTPUT ${ND_MAN_DIR}/netdiffus.1.gz
   COMMAND ${CMAKE_COMMAND} -E rm -rf ${ND_MAN_DIR}
   COMMAND ${PROJECT_SOURCE_DIR}/cmake/gen-man $<TARGET_FILE:netdiffus> ${PROJECT_VERSION}
           ${PROJECT_SOURCE_DIR}/docs/man ${ND_MAN_DIR}
   DEPENDS netdiffus ${PROJECT_SOURCE_DIR}/cmake/gen-man ${ND_MAN_INCLUDES}
   COMMENT "Writing the man pages (help2man)" VERBATIM)
-add_custom_target(nd_man ALL DEPENDS ${ND_MAN_DIR}/netdiffus.1)
+add_custom_target(nd_man ALL DEPENDS ${ND_MAN_DIR}/netdiffus.1.gz)
 
 set(ND_COMPLETION ${PROJECT_BINARY_DIR}/completion/netdiffus)
 add_custom_command(
@@ -78,7 +78,7 @@ install(CODE "
 install(FILES ${PROJECT_BINARY_DIR}/pc/netdiffus.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 install(DIRECTORY ${ND_MAN_DIR}/ DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
-        FILES_MATCHING PATTERN "*.1" PATTERN bin EXCLUDE)
+        FILES_MATCHING PATTERN "*.1.gz" PATTERN bin EXCLUDE)
 install(FILES ${ND_COMPLETION} DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/conf/examples/
         DESTINATION ${CMAKE_INSTALL_DATADIR}/netdiffus/examples)

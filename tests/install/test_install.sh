@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 root=$tmp/root prefix=/opt/nd
 DESTDIR=$root cmake --install "$build" --prefix "$prefix" >"$tmp/install.log"
 p=$root$prefix
-for f in bin/netdiffus share/man/man1/netdiffus.1 share/man/man1/netdiffus-replay.1 \
+for f in bin/netdiffus share/man/man1/netdiffus.1.gz share/man/man1/netdiffus-replay.1.gz \
     share/bash-completion/completions/netdiffus share/netdiffus/examples/default.yaml \
     include/netdiffus/nd.h include/netdiffus/capture.h include/netdiffus/replay.h \
     share/doc/netdiffus/read_ndd.c; do
@@ -27,7 +27,7 @@ grep -qx "prefix=$prefix" "$libdir/pkgconfig/netdiffus.pc" || fail "netdiffus.pc
 
 # one page per subcommand, each rendering the options of its --help
 for cmd in $("$p/bin/netdiffus" --help | awk '/^commands:/ {on = 1; next} on && /^$/ {exit} on {print $1}'); do
-    page=$p/share/man/man1/netdiffus-$cmd.1
+    page=$p/share/man/man1/netdiffus-$cmd.1.gz
     [ -f "$page" ] || fail "no man page for $cmd"
     man -l -P cat "$page" >"$tmp/page" 2>/dev/null || fail "man -l $page"
     grep -Eq "^ +netdiffus-$cmd +- " "$tmp/page" || fail "$page: no NAME line"
