@@ -32,7 +32,9 @@ static void usage(FILE *out)
             "the options: what follows is a file name even if it starts with -.\n"
             "\n"
             "exit codes: 0 success, 1 runtime failure, 2 usage or configuration error\n"
-            "documentation: README.md and docs/ in the source tree\n");
+            "\n"
+            "documentation: `man netdiffus-COMMAND`; README.md and docs/ in the source tree,\n"
+            "installed in share/doc/netdiffus\n");
 }
 
 static int is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }

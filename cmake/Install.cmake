@@ -11,30 +11,30 @@ set(ND_LIB_MODULES nd_base nd_conf nd_capture nd_nn nd_model nd_eval nd_live nd_
 set(ND_PUBLIC_HEADERS base/nd.h conf/conf.h capture/capture.h model/nn/nn.h model/model.h
     model/eval/eval.h live/live.h replay/replay.h)
 set_target_properties(${ND_LIB_MODULES} PROPERTIES POSITION_INDEPENDENT_CODE ON)
-list(TRANSFORM ND_PUBLIC_HEADERS PREPEND ${PROJECT_SOURCE_DIR}/)
-set(_nd_exports)
-foreach(h ${ND_PUBLIC_HEADERS})
-  file(READ ${h} _text)
-  # every name with an underscore: the functions and variables declared (struct and
-  # type names among them match no symbol and do no harm)
-  string(REGEX MATCHALL "[a-z][a-z0-9]*_[a-z0-9_]*" _names "${_text}")
-  list(APPEND _nd_exports ${_names})
+# PIC alone would let a caller interpose any global function, which stops gcc inlining
+# them inside a file; nothing interposes them (the program links the modules statically,
+# the library exports only the headers' functions), so they keep the code of the PIE.
+foreach(m ${ND_LIB_MODULES})
+  target_compile_options(${m} PRIVATE -fno-semantic-interposition)
 endforeach()
-list(REMOVE_DUPLICATES _nd_exports)
-list(JOIN _nd_exports ";\n    " _nd_exports)
-file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/netdiffus.map
-     CONTENT "{\n  global:\n    ${_nd_exports};\n  local: *;\n};\n")
-set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${ND_PUBLIC_HEADERS})
+list(TRANSFORM ND_PUBLIC_HEADERS PREPEND ${PROJECT_SOURCE_DIR}/)
+set(ND_EXPORT_MAP ${PROJECT_BINARY_DIR}/netdiffus.map)
+add_custom_command(
+  OUTPUT ${ND_EXPORT_MAP}
+  COMMAND ${CMAKE_COMMAND} -DOUT=${ND_EXPORT_MAP} "-DHEADERS=${ND_PUBLIC_HEADERS}"
+          -P ${PROJECT_SOURCE_DIR}/cmake/export-map.cmake
+  DEPENDS ${ND_PUBLIC_HEADERS} ${PROJECT_SOURCE_DIR}/cmake/export-map.cmake
+  COMMENT "Writing the export list of libnetdiffus" VERBATIM)
+add_custom_target(nd_export_map DEPENDS ${ND_EXPORT_MAP})
 
 list(TRANSFORM ND_LIB_MODULES REPLACE "(.+)" "$<TARGET_OBJECTS:\\1>" OUTPUT_VARIABLE _nd_objects)
 add_library(netdiffus_lib SHARED ${_nd_objects})
 # the modules' own dependencies (DPDK, libpcap, OpenBLAS...) come with them
 target_link_libraries(netdiffus_lib PRIVATE ${ND_LIB_MODULES})
-target_link_options(netdiffus_lib PRIVATE -Wl,--version-script=${PROJECT_BINARY_DIR}/netdiffus.map
-                    -Wl,--no-undefined)
+target_link_options(netdiffus_lib PRIVATE -Wl,--version-script=${ND_EXPORT_MAP} -Wl,--no-undefined)
 set_target_properties(netdiffus_lib PROPERTIES OUTPUT_NAME netdiffus VERSION ${PROJECT_VERSION}
-                      SOVERSION ${PROJECT_VERSION_MAJOR}
-                      LINK_DEPENDS ${PROJECT_BINARY_DIR}/netdiffus.map)
+                      SOVERSION ${PROJECT_VERSION_MAJOR} LINK_DEPENDS ${ND_EXPORT_MAP})
+add_dependencies(netdiffus_lib nd_export_map)
 
 # ---- generated files: man pages, completion -------------------------------------------
 find_program(HELP2MAN help2man)
