@@ -1,11 +1,12 @@
 #!/bin/sh
-# test_install.sh BUILD SOURCE CC PKG_CONFIG — installs the build into a DESTDIR as
+# test_install.sh BUILD SOURCE CC PKG_CONFIG [CFLAGS] — installs the build into a DESTDIR as
 # `cmake --install` does for a user, and checks the installed tree: the program runs, the
 # man pages render with their options, the completion and example configs are there, and
 # docs/examples/read_ndd.c builds with the installed netdiffus.pc and headers alone and
-# reads a dataset file the installed program made from a CSV written here.
+# reads a dataset file the installed program made from a CSV written here. CFLAGS: more
+# flags for the example (the sanitizers of the build).
 set -eu
-build=$1 src=$2 cc=$3 pkgconfig=$4
+build=$1 src=$2 cc=$3 pkgconfig=$4 cflags=${5:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -48,8 +49,8 @@ done
 
 PKG_CONFIG_PATH=$libdir/pkgconfig PKG_CONFIG_SYSROOT_DIR=$root \
     "$pkgconfig" --cflags --libs netdiffus >"$tmp/flags" || fail "pkg-config netdiffus"
-# shellcheck disable=SC2046 # the flags are words
-"$cc" -Wall -Werror -o "$tmp/read_ndd" "$src/docs/examples/read_ndd.c" $(cat "$tmp/flags") ||
+# shellcheck disable=SC2046,SC2086 # the flags are words
+"$cc" -Wall -Werror $cflags -o "$tmp/read_ndd" "$src/docs/examples/read_ndd.c" $(cat "$tmp/flags") ||
     fail "read_ndd.c does not build against the installed tree ($(cat "$tmp/flags"))"
 LD_LIBRARY_PATH=$libdir "$tmp/read_ndd" "$tmp/small.ndd" >"$tmp/out" || fail "read_ndd failed"
 cat "$tmp/out"
