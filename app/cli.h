@@ -22,6 +22,8 @@ typedef struct nd_command {
     const char *summary; /* one line for `netdiffus --help` */
     const char *help;    /* full text for `netdiffus NAME --help` */
     int (*run)(int argc, char **argv);
+    const struct option *longs; /* its long options (run's table), for the generated
+                                   shell completion */
 } nd_command;
 
 /* Prints "netdiffus CMD: message" and a pointer to --help; returns ND_EXIT_USAGE. */
@@ -155,6 +157,10 @@ int cli_sources_add(cli_sources *s, const cli_args *a);
  * sources there are (0 also when out of memory, said). */
 unsigned cli_sources_resolve(cli_sources *s, const nd_config *cfg);
 void cli_sources_free(cli_sources *s);
+
+/* The subcommands in the order of `netdiffus --help` (commands.c). */
+extern const nd_command *const cli_commands[];
+extern const size_t cli_n_commands;
 
 extern const nd_command cmd_capture, cmd_import, cmd_export, cmd_train, cmd_sample, cmd_replay,
     cmd_live, cmd_eval, cmd_render, cmd_inspect;

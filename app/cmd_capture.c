@@ -374,4 +374,4 @@ const nd_command cmd_capture = {
     "  netdiffus capture -c conf.yaml --source iface:eth1 -o mirror.ndd\n"
     "  netdiffus capture -c conf.yaml --source pcap:day/ -o day.ndd   (hourly files)\n"
     "  tcpdump -i eth1 -w - | netdiffus capture --source pcap:- --class web -o web.ndd\n",
-    run};
+    run, longs};

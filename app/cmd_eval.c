@@ -147,4 +147,5 @@ const nd_command cmd_eval = {
     "standard input. Exit codes: 0 ok; 1 unreadable input; 2 bad usage or\n"
     "files that do not match (channels, bins, no common class).\n",
     run,
+    longs,
 };

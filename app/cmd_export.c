@@ -75,4 +75,4 @@ const nd_command cmd_export = {
     "  --csv FILE          (or -o FILE) the CSV to write; written atomically (- for\n"
     "                      standard output; IN may be - for standard input)\n"
     "  --safetensors FILE  the weights to write; written atomically\n",
-    run};
+    run, longs};

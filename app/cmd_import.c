@@ -388,4 +388,4 @@ const nd_command cmd_import = {
     "\n"
     "example:\n"
     "  netdiffus import --format videotrain ../shared/datasets/videotrain/original -o vt.ndd\n",
-    run};
+    run, longs};

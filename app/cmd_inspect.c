@@ -137,4 +137,5 @@ const nd_command cmd_inspect = {
     "holds values outside the bounds of docs/FORMATS.md (e.g. a model's network record);\n"
     "2 bad usage or an invalid config. File formats: docs/FORMATS.md.\n",
     run,
+    longs,
 };

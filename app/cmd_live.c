@@ -236,4 +236,5 @@ const nd_command cmd_live = {
     "Exit codes: 0 (also when stopped by Ctrl-C: checkpoint written); 1 runtime failure;\n"
     "2 bad usage or config.\n",
     run,
+    longs,
 };

@@ -63,4 +63,5 @@ const nd_command cmd_render = {
     "\n"
     "Exit codes: 0 ok; 1 unreadable input or write failure; 2 bad usage.\n",
     run,
+    longs,
 };

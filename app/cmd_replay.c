@@ -565,4 +565,4 @@ static int run(int argc, char **argv)
 }
 
 const nd_command cmd_replay = {"replay", "turn sampled or given series into packets on a sink",
-                               help, run};
+                               help, run, longs};

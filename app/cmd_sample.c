@@ -367,4 +367,5 @@ const nd_command cmd_sample = {
     "\n"
     "Exit codes: 0 ok; 1 unreadable or corrupt model, write failure; 2 bad usage.\n",
     run,
+    longs,
 };

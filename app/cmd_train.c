@@ -272,4 +272,5 @@ const nd_command cmd_train = {
     "Exit codes: 0 trained (also when stopped by Ctrl-C: the model is saved); 1 runtime\n"
     "failure; 2 bad usage or config.\n",
     run,
+    longs,
 };

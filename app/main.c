@@ -1,17 +1,12 @@
 /*
- * main.c — `netdiffus <subcommand>`: global options, the subcommand table, --help.
+ * main.c — `netdiffus <subcommand>`: global options, --help, and the call into the
+ * subcommand of the table (commands.c).
  */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-static const nd_command *const commands[] = {
-    &cmd_capture, &cmd_import, &cmd_export, &cmd_train,  &cmd_sample,
-    &cmd_replay,  &cmd_live,   &cmd_eval,   &cmd_render, &cmd_inspect,
-};
-#define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *out)
 {
@@ -22,8 +17,8 @@ static void usage(FILE *out)
             "over time with a diffusion model, and generates new traffic of the same kind.\n"
             "\n"
             "commands:\n");
-    for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "  %-8s %s\n", commands[i]->name, commands[i]->summary);
+    for (size_t i = 0; i < cli_n_commands; i++)
+        fprintf(out, "  %-8s %s\n", cli_commands[i]->name, cli_commands[i]->summary);
     fprintf(out,
             "\n"
             "global options (anywhere on the line):\n"
@@ -41,7 +36,9 @@ static void usage(FILE *out)
             "tcpdump -r -`. Progress, warnings and errors always go to standard error.\n"
             "\n"
             "exit codes: 0 success, 1 runtime failure, 2 usage or configuration error\n"
-            "documentation: README.md and docs/ in the source tree\n");
+            "\n"
+            "documentation: `man netdiffus-COMMAND`; README.md and docs/ in the source tree,\n"
+            "installed in share/doc/netdiffus\n");
 }
 
 static int is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
@@ -74,9 +71,9 @@ int main(int argc, char **argv)
     }
     if (is_help(argv[1]) || !strcmp(argv[1], "help")) {
         if (argc > 2) { /* `netdiffus help CMD` */
-            for (size_t i = 0; i < N_COMMANDS; i++)
-                if (!strcmp(argv[2], commands[i]->name)) {
-                    fputs(commands[i]->help, stdout);
+            for (size_t i = 0; i < cli_n_commands; i++)
+                if (!strcmp(argv[2], cli_commands[i]->name)) {
+                    fputs(cli_commands[i]->help, stdout);
                     return ND_EXIT_OK;
                 }
         }
@@ -87,8 +84,8 @@ int main(int argc, char **argv)
         printf("netdiffus %s\n", ND_VERSION);
         return ND_EXIT_OK;
     }
-    for (size_t i = 0; i < N_COMMANDS; i++) {
-        const nd_command *c = commands[i];
+    for (size_t i = 0; i < cli_n_commands; i++) {
+        const nd_command *c = cli_commands[i];
         if (strcmp(argv[1], c->name)) continue;
         for (int j = 2; j < argc && strcmp(argv[j], "--"); j++)
             if (is_help(argv[j])) {
