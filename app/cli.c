@@ -225,3 +225,12 @@ unsigned cli_sources_resolve(cli_sources *s, const nd_config *cfg)
             s->spec[s->n++] = cfg->capture.sources[k];
     return s->n;
 }
+
+/* ---- windows --------------------------------------------------------------------- */
+
+nd_dataset *cli_load_windows(const char *path, nd_error *e)
+{
+    size_t n = strlen(path);
+    if (n > 4 && !strcmp(path + n - 4, ".ndd")) return nd_dataset_load(path, e);
+    return nd_csv_read(path, ND_NS_PER_SEC, e);
+}

@@ -79,6 +79,10 @@ int cli_parse_ll(const char *s, long long *v);
 int cli_parse_u64(const char *s, uint64_t *v);
 int cli_parse_double(const char *s, double *v);
 
+/* Windows from a dataset file (.ndd) or, for any other name, a series CSV (which does
+ * not carry the bin width: 1 s is assumed). NULL with e filled. */
+nd_dataset *cli_load_windows(const char *path, nd_error *e);
+
 /* ---- the config ------------------------------------------------------------------ */
 
 /* The options of the commands that read a config: -c/--config FILE and --set KEY=VAL

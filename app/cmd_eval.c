@@ -11,13 +11,6 @@
 #include "eval.h"
 #include "model.h"
 
-static nd_dataset *load_any(const char *path, nd_error *e)
-{
-    size_t n = strlen(path);
-    if (n > 4 && !strcmp(path + n - 4, ".ndd")) return nd_dataset_load(path, e);
-    return nd_csv_read(path, ND_NS_PER_SEC, e);
-}
-
 enum {
     OPT_REAL = CLI_OPT_OWN,
     OPT_SYNTH,
@@ -26,7 +19,8 @@ enum {
     OPT_PEER,
     OPT_SEED,
     OPT_CNN_STEPS,
-    OPT_THREADS
+    OPT_THREADS,
+    OPT_PNG
 };
 
 static const struct option longs[] = {
@@ -38,12 +32,14 @@ static const struct option longs[] = {
     {"seed", required_argument, NULL, OPT_SEED},
     {"cnn-steps", required_argument, NULL, OPT_CNN_STEPS},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"png", required_argument, NULL, OPT_PNG},
     {0},
 };
 
 static int run(int argc, char **argv)
 {
-    const char *real = NULL, *synth = NULL, *raw = NULL, *train = NULL, *peer = NULL;
+    const char *real = NULL, *synth = NULL, *raw = NULL, *train = NULL, *peer = NULL,
+               *png = NULL;
     long long seed = 1, cnn = 300, threads = 0;
     cli_args a;
     cli_args_init(&a, "eval", argc, argv, "", longs);
@@ -57,6 +53,7 @@ static int run(int argc, char **argv)
         else if (c == OPT_RAW) raw = a.val;
         else if (c == OPT_TRAIN) train = a.val;
         else if (c == OPT_PEER) peer = a.val;
+        else if (c == OPT_PNG) png = a.val;
         else if (c == CLI_OPERAND)
             return cli_usage_error("eval", "unexpected argument '%s'", a.val);
         else if (!num) return ND_EXIT_USAGE; /* CLI_BAD: said */
@@ -67,16 +64,18 @@ static int run(int argc, char **argv)
     if (!real || !synth)
         return cli_usage_error("eval", "give --real REAL.csv and --synth SYNTH.csv");
     nd_error e = {0};
-    nd_dataset *r = load_any(real, &e), *s = r ? load_any(synth, &e) : NULL;
-    nd_dataset *t = s && train ? load_any(train, &e) : NULL;
-    nd_dataset *w = s && (t || !train) && raw ? load_any(raw, &e) : NULL;
-    nd_dataset *q = s && (t || !train) && (w || !raw) && peer ? load_any(peer, &e) : NULL;
+    nd_dataset *r = cli_load_windows(real, &e), *s = r ? cli_load_windows(synth, &e) : NULL;
+    nd_dataset *t = s && train ? cli_load_windows(train, &e) : NULL;
+    nd_dataset *w = s && (t || !train) && raw ? cli_load_windows(raw, &e) : NULL;
+    nd_dataset *q =
+        s && (t || !train) && (w || !raw) && peer ? cli_load_windows(peer, &e) : NULL;
     int rc = !r || !s || (train && !t) || (raw && !w) || (peer && !q) ? e.code : 0;
     if (!rc) {
         nd_eval_opts o = {
             .seed = (uint64_t)seed, .cnn_steps = (int)cnn, .threads = (int)threads};
         rc = nd_eval_report(stdout, r, s, w, t, q, &o, &e);
     }
+    if (!rc && png) rc = nd_eval_png(png, r, s, w, t, &e);
     if (rc) nd_err("%s", e.msg);
     nd_dataset_free(r);
     nd_dataset_free(s);
@@ -91,7 +90,7 @@ const nd_command cmd_eval = {
     "measure the fidelity of synthetic against real windows",
     "usage: netdiffus eval --real REAL.csv --synth SYNTH.csv [--raw RAW.csv]\n"
     "                      [--train TRAIN.csv] [--peer PEER.csv] [--cnn-steps N]\n"
-    "                      [--seed S] [--threads T]\n"
+    "                      [--seed S] [--threads T] [--png OUT.png]\n"
     "\n"
     "Compares synthetic windows (from `netdiffus sample`) with real windows the model\n"
     "never saw, per class (matched by name) and as a mean over classes:\n"
@@ -128,6 +127,11 @@ const nd_command cmd_eval = {
     "  coupling         W1 of the per-window correlation of the first two channels\n"
     "  memorisation     nearest-training-window distance, source / real (median)\n"
     "and one line per source, 'SUMMARY <source> key=value ...' ('-': not measured).\n"
+    "\n"
+    "With --png, a picture of the three distances, per class a row and per channel the\n"
+    "histogram of busy bins (idle shares below it), the mean autocorrelation by lag and\n"
+    "the distribution of window totals: real against synthetic, and raw and training\n"
+    "windows when given; each panel notes the distance the report gives (and its floor).\n"
     "\n"
     "Files: series CSV (or .ndd). Exit codes: 0 ok; 1 unreadable input; 2 bad usage or\n"
     "files that do not match (channels, bins, no common class).\n",
