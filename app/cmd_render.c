@@ -10,18 +10,19 @@
 #include "eval.h"
 #include "model.h"
 
-enum { OPT_COUNT = CLI_OPT_OWN, OPT_SYNTH };
+enum { OPT_COUNT = CLI_OPT_OWN, OPT_SYNTH, OPT_CLASS };
 
 static const struct option longs[] = {
     {"png", required_argument, NULL, 'o'},
     {"count", required_argument, NULL, OPT_COUNT},
     {"synth", required_argument, NULL, OPT_SYNTH},
+    {"class", required_argument, NULL, OPT_CLASS},
     {0},
 };
 
 static int run(int argc, char **argv)
 {
-    const char *in = NULL, *png = NULL, *synth = NULL;
+    const char *in = NULL, *png = NULL, *synth = NULL, *cls = NULL;
     long long per_class = 8;
     cli_args a;
     cli_args_init(&a, "render", argc, argv, "o:", longs);
@@ -29,6 +30,7 @@ static int run(int argc, char **argv)
         switch (c) {
         case 'o': png = a.val; break;
         case OPT_SYNTH: synth = a.val; break;
+        case OPT_CLASS: cls = a.val; break;
         case OPT_COUNT:
             if (cli_parse_ll(a.val, &per_class) || per_class < 1 || per_class > 1000)
                 return cli_usage_error("render", "--count %s: expected 1..1000", a.val);
@@ -46,8 +48,9 @@ static int run(int argc, char **argv)
                *sy = ds && synth ? cli_load_windows(synth, &e) : NULL;
     const char *base = strrchr(in, '/');
     nd_png_column cols[2] = {{ds, synth ? "real" : base ? base + 1 : in}, {sy, "synthetic"}};
-    int rc = ds && (sy || !synth) ? nd_png_windows(png, cols, synth ? 2 : 1, (int)per_class, &e)
-                                  : e.code;
+    int rc = ds && (sy || !synth)
+                 ? nd_png_windows(png, cols, synth ? 2 : 1, (int)per_class, cls, &e)
+                 : e.code;
     if (rc) nd_err("%s", e.msg);
     else nd_info("%s -> %s", in, png);
     nd_dataset_free(ds);
@@ -59,7 +62,7 @@ const nd_command cmd_render = {
     "render",
     "draw a dataset's windows as labelled series plots (PNG)",
     "usage: netdiffus render IN.ndd|IN.csv --png OUT.png [--synth SYNTH.ndd|SYNTH.csv]\n"
-    "                        [--count N]\n"
+    "                        [--class NAME] [--count N]\n"
     "\n"
     "Draws up to N windows per class (default 8), one row each, under a header naming the\n"
     "class and its number of windows: a plot of the series (bytes per bin on a log scale\n"
@@ -73,6 +76,7 @@ const nd_command cmd_render = {
     "\n"
     "  --png FILE     picture to write\n"
     "  --synth FILE   synthetic windows to draw beside IN's (same channels and bins)\n"
+    "  --class NAME   draw this class only (a picture per class)\n"
     "  --count N      windows per class and column (default 8)\n"
     "\n"
     "Exit codes: 0 ok; 1 unreadable input or write failure; 2 bad usage or files that\n"

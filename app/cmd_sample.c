@@ -272,7 +272,7 @@ static int run(int argc, char **argv)
     if (!rc && o.raw) rc = nd_csv_write(so.again[AGAIN_RAW], o.raw, &e);
     if (!rc && o.ndd) rc = nd_dataset_save(so.out, o.ndd, &e);
     nd_png_column col = {so.out, "synthetic"};
-    if (!rc && o.png) rc = nd_png_windows(o.png, &col, 1, 4, &e);
+    if (!rc && o.png) rc = nd_png_windows(o.png, &col, 1, 4, NULL, &e);
     if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
     out_free(&so);
     nd_dm_free(m);

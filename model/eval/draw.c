@@ -57,8 +57,7 @@ int ndd_finish(cairo_t *cr, const char *path, nd_error *e)
         o.rc = nd_error_set(e, -ENOMEM, "%s: cairo failed to draw: %s", path,
                             cairo_status_to_string(st));
     else if (!o.f) o.rc = e ? e->code : -EIO;
-    else if ((st = cairo_surface_write_to_png_stream(s, png_sink_write, &o)) &&
-             !o.rc)
+    else if ((st = cairo_surface_write_to_png_stream(s, png_sink_write, &o)) && !o.rc)
         o.rc = nd_error_set(e, -EIO, "%s: cairo failed to write the PNG: %s", path,
                             cairo_status_to_string(st));
     cairo_destroy(cr);

@@ -46,13 +46,14 @@ typedef struct nd_png_column {
     const char *title;
 } nd_png_column;
 #define ND_PNG_MAX_COLUMNS 4
-/* PNG picture of windows, for people: per class (every column's, matched by name) up to
+/* PNG picture of windows, for people: per class (every column's, matched by name; only
+ * only_class when not NULL) up to
  * per_class windows of each of the ncols (1..ND_PNG_MAX_COLUMNS) columns side by side,
  * rows lined up; each window a plot of its series (log scale, time in s, one colour per
  * channel, axes shared by all columns) and small GASF images of its channels. Every
  * column has the first's channels and bins. 0 or a code with e filled. */
 int nd_png_windows(const char *path, const nd_png_column *cols, int ncols, int per_class,
-                   nd_error *e);
+                   const char *only_class, nd_error *e);
 /* PNG picture of eval's three distances, per class of real (rows): for each channel the
  * histogram of per-bin values and the autocorrelation by lag, and the distribution of
  * window totals, drawn for real and synth and, when given (else NULL), raw and train (the

@@ -175,9 +175,10 @@ int nd_eval_png(const char *path, const nd_dataset *real, const nd_dataset *synt
     double lx = 16;
     for (int s = 0; s < S_N; s++)
         if (src[s]) lx = ndd_legend(cr, lx, 46, &s_rgb[s], s_dashed[s], s_name[s]);
-    ndd_text(cr, lx, 46, 11, 0, 0, NULL,
-             "   bin %g ms, window %g s; under each panel: the distance eval reports for synthetic, and its floor", bin_s * 1e3,
-             bin_s * L);
+    ndd_text(
+        cr, lx, 46, 11, 0, 0, NULL,
+        "   bin %g ms, window %g s; under each panel: the distance eval reports for synthetic, and its floor",
+        bin_s * 1e3, bin_s * L);
 
     int row = 0;
     for (uint32_t k = 0; k < real->n_classes && !rc; k++) {
@@ -220,15 +221,30 @@ int nd_eval_png(const char *path, const nd_dataset *real, const nd_dataset *synt
             }
             const char *ch = real->channel_names[c];
             double py = y0 + NDD_FIG_PANEL_Y;
-            ndd_panel hp = {cr, NDD_FIG_X0 + c * CELL_W, py, PANEL_W, PANEL_H,
-                            {0, bmax > 0 ? bmax : 1, NDD_LOG1P}, {0, 1, NDD_LINEAR}};
+            ndd_panel hp = {cr,
+                            NDD_FIG_X0 + c * CELL_W,
+                            py,
+                            PANEL_W,
+                            PANEL_H,
+                            {0, bmax > 0 ? bmax : 1, NDD_LOG1P},
+                            {0, 1, NDD_LINEAR}};
             hist_panel(&hp, v, ch, tmp);
-            ndd_panel ap = {cr, NDD_FIG_X0 + (C + c) * CELL_W, py, PANEL_W, PANEL_H,
-                            {0, (K + 1) * bin_s, NDD_LINEAR}, {0, 1, NDD_LINEAR}};
+            ndd_panel ap = {cr,
+                            NDD_FIG_X0 + (C + c) * CELL_W,
+                            py,
+                            PANEL_W,
+                            PANEL_H,
+                            {0, (K + 1) * bin_s, NDD_LINEAR},
+                            {0, 1, NDD_LINEAR}};
             acf_panel(&ap, v, ch, K, bin_s);
             if (!(vhi > vlo)) vlo = vlo > 1 ? vlo - 1 : 0, vhi = vlo + 2;
-            ndd_panel vp = {cr, NDD_FIG_X0 + (2 * C + c) * CELL_W, py, PANEL_W, PANEL_H,
-                            {vlo, vhi, NDD_LOG1P}, {0, 1, NDD_LINEAR}};
+            ndd_panel vp = {cr,
+                            NDD_FIG_X0 + (2 * C + c) * CELL_W,
+                            py,
+                            PANEL_W,
+                            PANEL_H,
+                            {vlo, vhi, NDD_LOG1P},
+                            {0, 1, NDD_LINEAR}};
             volume_panel(&vp, v, ch, tmp);
         }
         for (int s = 0; s < S_N; s++) nde_set_free(&set[s]);

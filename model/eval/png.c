@@ -102,14 +102,16 @@ static void channel_label(char *buf, size_t n, const char *name)
     snprintf(buf, n, "%s%s", name, dir);
 }
 
-/* Class names of every column, the first column's first, then those only later columns
- * have, each once. Returns how many (at most ND_MAX_CLASSES). */
-static int union_classes(const nd_png_column *cols, int ncols, const char **names)
+/* Class names of every column (only the class named only, when not NULL), the first
+ * column's first, then those only later columns have, each once. Returns how many (at
+ * most ND_MAX_CLASSES). */
+static int union_classes(const nd_png_column *cols, int ncols, const char *only,
+                         const char **names)
 {
     int n = 0;
     for (int j = 0; j < ncols; j++)
         for (uint32_t k = 0; k < cols[j].ds->n_classes && n < ND_MAX_CLASSES; k++) {
-            int seen = 0;
+            int seen = only && strcmp(only, cols[j].ds->class_names[k]);
             for (int i = 0; i < n && !seen; i++)
                 seen = !strcmp(names[i], cols[j].ds->class_names[k]);
             if (!seen) names[n++] = cols[j].ds->class_names[k];
@@ -118,7 +120,7 @@ static int union_classes(const nd_png_column *cols, int ncols, const char **name
 }
 
 int nd_png_windows(const char *path, const nd_png_column *cols, int ncols, int per_class,
-                   nd_error *e)
+                   const char *only_class, nd_error *e)
 {
     if (ncols < 1 || ncols > ND_PNG_MAX_COLUMNS || per_class < 1)
         return nd_error_set(e, ND_EUSAGE, "%s: %d columns of %d windows: expected 1..%d, >= 1",
@@ -136,7 +138,7 @@ int nd_png_windows(const char *path, const nd_png_column *cols, int ncols, int p
                                 path, cols[j].title, cols[j].ds->n_channels, cols[j].ds->L,
                                 cols[0].title, C, L);
     const char *names[ND_MAX_CLASSES];
-    int K = union_classes(cols, ncols, names);
+    int K = union_classes(cols, ncols, only_class, names);
     /* rows per class: the most any column shows */
     int rows[ND_MAX_CLASSES], total_rows = 0, blocks = 0;
     double vmax = 0;
@@ -155,7 +157,9 @@ int nd_png_windows(const char *path, const nd_png_column *cols, int ncols, int p
         for (size_t i = 0; i < ds->n_windows * (size_t)C * L; i++)
             if (isfinite(ds->values[i]) && ds->values[i] > vmax) vmax = ds->values[i];
     }
-    if (!total_rows) return nd_error_set(e, ND_EUSAGE, "%s: no windows to draw", path);
+    if (!total_rows)
+        return nd_error_set(e, ND_EUSAGE, "%s: no windows%s%s to draw", path,
+                            only_class ? " of class " : "", only_class ? only_class : "");
     int tile_cols = (C + 1) / 2;
     int col_w = AXIS_L + PLOT_W + 10 + tile_cols * (TILE + 4) + 24;
     int W = 16 + ncols * col_w,

@@ -174,7 +174,7 @@ static void test_png_any_value(void)
         nd_png_column col = {ds, "odd"};
         for (int fig = 0; fig < 2; fig++) {
             CHECK_EQ(fig ? nd_eval_png(png, ds, ds, ds, ds, &e)
-                         : nd_png_windows(png, &col, 1, 3, &e),
+                         : nd_png_windows(png, &col, 1, 3, NULL, &e),
                      0);
             FILE *f = fopen(png, "rb");
             unsigned char sig[4] = {0};

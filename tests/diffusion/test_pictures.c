@@ -68,7 +68,8 @@ static int count(const pic *p, int x0, int y0, int x1, int y1, const ndd_rgb *c,
             memcpy(&v, p->px + (size_t)y * p->stride + (size_t)x * 4, 4);
             int r = v >> 16 & 255, g = v >> 8 & 255, b = v & 255;
             n += abs(r - (int)lround(c->r * 255)) <= tol &&
-                 abs(g - (int)lround(c->g * 255)) <= tol && abs(b - (int)lround(c->b * 255)) <= tol;
+                 abs(g - (int)lround(c->g * 255)) <= tol &&
+                 abs(b - (int)lround(c->b * 255)) <= tol;
         }
     return n;
 }
@@ -83,11 +84,19 @@ static void test_windows(void)
     nd_error e = {0};
     const char *one = tmp_path("one.png"), *two = tmp_path("two.png");
     nd_png_column cols[2] = {{real, "real"}, {syn, "synthetic"}};
-    CHECK_EQ(nd_png_windows(one, cols, 1, 3, &e), 0);
-    CHECK_EQ(nd_png_windows(two, cols, 2, 3, &e), 0);
+    CHECK_EQ(nd_png_windows(one, cols, 1, 3, NULL, &e), 0);
+    CHECK_EQ(nd_png_windows(two, cols, 2, 3, NULL, &e), 0);
     pic a = load(one), b = load(two);
     /* a second column makes it wider; synthetic's class quic adds a block of rows */
     CHECK(b.w > a.w && b.h > a.h);
+    /* one class alone: a shorter picture; a class neither column has: nothing to draw */
+    const char *web = tmp_path("web.png");
+    CHECK_EQ(nd_png_windows(web, cols, 2, 3, "web", &e), 0);
+    pic one_cls = load(web);
+    CHECK(one_cls.w == b.w && one_cls.h < b.h);
+    cairo_surface_destroy(one_cls.s);
+    CHECK_EQ(nd_png_windows(web, cols, 2, 3, "mail", &e), ND_EUSAGE);
+    CHECK_CONTAINS(e.msg, "no windows of class mail");
     /* the title is text: dark pixels in its line */
     CHECK(count(&a, 0, 0, 400, 28, &dark, 60) > 100);
     /* both channels drawn in each column */
@@ -100,16 +109,16 @@ static void test_windows(void)
 
     /* columns that cannot share axes, nothing to draw, a path that cannot be written */
     const char *bad = tmp_path("bad.png");
-    nd_dataset *other = nd_dataset_new(C, (const char *[]){"bytes_down", "bytes_up"}, L / 2,
-                                       ND_NS_PER_SEC);
+    nd_dataset *other =
+        nd_dataset_new(C, (const char *[]){"bytes_down", "bytes_up"}, L / 2, ND_NS_PER_SEC);
     nd_png_column mixed[2] = {{real, "real"}, {other, "other"}};
-    CHECK_EQ(nd_png_windows(bad, mixed, 2, 3, &e), ND_EUSAGE);
+    CHECK_EQ(nd_png_windows(bad, mixed, 2, 3, NULL, &e), ND_EUSAGE);
     CHECK_CONTAINS(e.msg, "cannot share axes");
-    CHECK_EQ(nd_png_windows(bad, &mixed[1], 1, 3, &e), ND_EUSAGE);
+    CHECK_EQ(nd_png_windows(bad, &mixed[1], 1, 3, NULL, &e), ND_EUSAGE);
     CHECK_CONTAINS(e.msg, "no windows");
     struct stat st;
     CHECK(stat(bad, &st) != 0);
-    CHECK(nd_png_windows(tmp_path("no/such/dir.png"), cols, 1, 3, &e) != 0);
+    CHECK(nd_png_windows(tmp_path("no/such/dir.png"), cols, 1, 3, NULL, &e) != 0);
     CHECK_CONTAINS(e.msg, "no/such/dir.png");
     nd_dataset_free(real), nd_dataset_free(syn), nd_dataset_free(other);
 }
@@ -141,14 +150,13 @@ static void test_eval_picture(void)
 
     /* windows of another length cannot be compared: refused before any file is made */
     const char *bad = tmp_path("bad-eval.png");
-    nd_dataset *other = nd_dataset_new(C, (const char *[]){"bytes_down", "bytes_up"}, L / 2,
-                                       ND_NS_PER_SEC);
+    nd_dataset *other =
+        nd_dataset_new(C, (const char *[]){"bytes_down", "bytes_up"}, L / 2, ND_NS_PER_SEC);
     CHECK_EQ(nd_eval_png(bad, real, other, NULL, NULL, &e), ND_EUSAGE);
     CHECK_CONTAINS(e.msg, "synthetic windows are 2 x 16");
     struct stat st;
     CHECK(stat(bad, &st) != 0);
-    nd_dataset_free(real), nd_dataset_free(syn), nd_dataset_free(train),
-        nd_dataset_free(other);
+    nd_dataset_free(real), nd_dataset_free(syn), nd_dataset_free(train), nd_dataset_free(other);
 }
 
 int main(void)
