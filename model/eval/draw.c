@@ -207,6 +207,7 @@ void ndd_line(const ndd_panel *p, const double *xs, const double *ys, int n, con
     cairo_clip(cr);
     stroke_style(cr, c, width, dashed);
     cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
+    cairo_set_antialias(cr, CAIRO_ANTIALIAS_NONE);
     int open = 0;
     for (int i = 0; i < n; i++) {
         if (!isfinite(xs[i]) || !isfinite(ys[i])) {

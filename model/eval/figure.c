@@ -151,13 +151,18 @@ int nd_eval_png(const char *path, const nd_dataset *real, const nd_dataset *synt
     size_t most = 0; /* windows of the largest source */
     for (int s = 0; s < S_N; s++)
         if (src[s] && src[s]->n_windows > most) most = src[s]->n_windows;
-    int rows = 0;
+    int rows = 0; /* classes with real and synthetic windows */
     for (uint32_t k = 0; k < real->n_classes; k++) {
-        size_t n = 0;
+        size_t n = 0, m = 0;
         for (uint64_t w = 0; w < real->n_windows; w++) n += real->labels[w] == k;
-        rows += n > 0;
+        for (uint32_t j = 0; j < synth->n_classes && n; j++)
+            if (!strcmp(synth->class_names[j], real->class_names[k]))
+                for (uint64_t w = 0; w < synth->n_windows; w++) m += synth->labels[w] == j;
+        rows += n && m;
     }
-    if (!rows) return nd_error_set(e, ND_EUSAGE, "%s: the real file has no windows", path);
+    if (!rows)
+        return nd_error_set(e, ND_EUSAGE, "%s: no class has both real and synthetic windows",
+                            path);
     int W = 16 + 3 * C * CELL_W, H = TOP_H + rows * ROW_H;
     cairo_t *cr = ndd_start(W, H);
     double *tmp = malloc((4 * most * (size_t)L + 4) * sizeof(double));
@@ -184,7 +189,8 @@ int nd_eval_png(const char *path, const nd_dataset *real, const nd_dataset *synt
     for (uint32_t k = 0; k < real->n_classes && !rc; k++) {
         for (int s = 0; s < S_N && !rc; s++)
             if (src[s]) rc = nde_gather(&set[s], src[s], real, (int)k, NULL);
-        if (rc || !set[S_REAL].n) {
+        if (rc || !set[S_REAL].n ||
+            !set[S_SYNTH].n) { /* as the report, which leaves them out */
             for (int s = 0; s < S_N; s++) nde_set_free(&set[s]);
             continue;
         }
