@@ -33,6 +33,8 @@ typedef struct ndd_rgb {
 /* Channel colours (blue, orange, green, red, ...) and the colours of eval's sources. */
 extern const ndd_rgb ndd_channel_rgb[ND_MAX_CHANNELS];
 
+/* The largest side of a picture cairo draws (its image surfaces' limit). */
+#define NDD_MAX_SIDE 32767
 /* A white w x h picture and its context; NULL (both freed) when cairo fails. */
 cairo_t *ndd_start(int w, int h);
 /* Writes the picture of cr to path through the atomic writer (the file is replaced only

@@ -54,11 +54,12 @@ typedef struct nd_png_column {
  * column has the first's channels and bins. 0 or a code with e filled. */
 int nd_png_windows(const char *path, const nd_png_column *cols, int ncols, int per_class,
                    const char *only_class, nd_error *e);
-/* PNG picture of eval's three distances, per class of real (rows): for each channel the
- * histogram of per-bin values and the autocorrelation by lag, and the distribution of
- * window totals, drawn for real and synth and, when given (else NULL), raw and train (the
- * floor), from the same values the distances compare. Each set shares real's channels
- * and bins; classes are matched by name. 0 or a code with e filled. */
+/* PNG picture of eval's three distances, a row per class with real and synthetic windows
+ * (as in the report's distance table): for each channel the histogram of per-bin values,
+ * the autocorrelation by lag and the distribution of window totals, drawn for real and
+ * synth and, when given (else NULL), raw and train (the floor), from the same values the
+ * distances compare. Each set shares real's channels and bins; classes are matched by
+ * name. 0 or a code with e filled. */
 int nd_eval_png(const char *path, const nd_dataset *real, const nd_dataset *synth,
                 const nd_dataset *raw, const nd_dataset *train, nd_error *e);
 

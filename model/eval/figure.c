@@ -164,6 +164,10 @@ int nd_eval_png(const char *path, const nd_dataset *real, const nd_dataset *synt
         return nd_error_set(e, ND_EUSAGE, "%s: no class has both real and synthetic windows",
                             path);
     int W = 16 + 3 * C * CELL_W, H = TOP_H + rows * ROW_H;
+    if (H > NDD_MAX_SIDE)
+        return nd_error_set(e, ND_EUSAGE,
+                            "%s: %d classes are %d pixels high, more than a picture holds (%d)",
+                            path, rows, H, NDD_MAX_SIDE);
     cairo_t *cr = ndd_start(W, H);
     double *tmp = malloc((4 * most * (size_t)L + 4) * sizeof(double));
     nde_set set[S_N] = {{0}};

@@ -165,6 +165,11 @@ int nd_png_windows(const char *path, const nd_png_column *cols, int ncols, int p
     int W = 16 + ncols * col_w,
         H = TOP_H + blocks * (HEAD_H + TICKS_H) + total_rows * (PLOT_H + ROW_GAP) + 8;
     if (W < 600) W = 600; /* room for the title lines */
+    if (H > NDD_MAX_SIDE)
+        return nd_error_set(e, ND_EUSAGE,
+                            "%s: %d rows of windows are %d pixels high, more than a picture "
+                            "holds (%d): draw fewer per class or one class",
+                            path, total_rows, H, NDD_MAX_SIDE);
     cairo_t *cr = ndd_start(W, H);
     uint64_t *idx = malloc(((size_t)per_class + 1) * sizeof *idx);
     float *img = malloc((size_t)C * L * L * sizeof(float));

@@ -118,6 +118,12 @@ static void test_windows(void)
     CHECK_CONTAINS(e.msg, "no windows");
     struct stat st;
     CHECK(stat(bad, &st) != 0);
+    /* more rows than a picture holds: refused with a way out, not cairo's failure */
+    nd_dataset *many = make(rn, (const int[]){400, 0}, 1, 6);
+    nd_png_column tall = {many, "real"};
+    CHECK_EQ(nd_png_windows(bad, &tall, 1, 400, NULL, &e), ND_EUSAGE);
+    CHECK_CONTAINS(e.msg, "draw fewer per class");
+    nd_dataset_free(many);
     CHECK(nd_png_windows(tmp_path("no/such/dir.png"), cols, 1, 3, NULL, &e) != 0);
     CHECK_CONTAINS(e.msg, "no/such/dir.png");
     nd_dataset_free(real), nd_dataset_free(syn), nd_dataset_free(other);
