@@ -5,6 +5,7 @@
  * output through the atomic writer.
  */
 #include <errno.h>
+#include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,6 +62,11 @@ int ndd_finish(cairo_t *cr, const char *path, nd_error *e)
         o.rc = nd_error_set(e, -EIO, "%s: cairo failed to write the PNG: %s", path,
                             cairo_status_to_string(st));
     cairo_destroy(cr);
+    /* cairo and fontconfig keep the fonts they looked up for the process's life; a
+     * command draws one or two pictures, so both let go of them after each (the next
+     * picture loads them again), and a leak checker (the ASan build) finds nothing left */
+    cairo_debug_reset_static_data();
+    FcFini();
     if (o.rc) {
         nd_afile_abort(o.f);
         return o.rc;
