@@ -12,11 +12,6 @@
 #include "eval.h"
 #include "model.h"
 
-static nd_dataset *load_any(const char *path, nd_error *e)
-{
-    return nd_windows_read(path, ND_NS_PER_SEC, e);
-}
-
 enum {
     OPT_REAL = CLI_OPT_OWN,
     OPT_SYNTH,
@@ -26,6 +21,7 @@ enum {
     OPT_SEED,
     OPT_CNN_STEPS,
     OPT_THREADS,
+    OPT_PNG
 };
 
 static const struct option longs[] = {
@@ -38,12 +34,14 @@ static const struct option longs[] = {
     {"cnn-steps", required_argument, NULL, OPT_CNN_STEPS},
     {"threads", required_argument, NULL, OPT_THREADS},
     CLI_JSON_OPTION,
+    {"png", required_argument, NULL, OPT_PNG},
     {0},
 };
 
 static int run(int argc, char **argv)
 {
-    const char *real = NULL, *synth = NULL, *raw = NULL, *train = NULL, *peer = NULL;
+    const char *real = NULL, *synth = NULL, *raw = NULL, *train = NULL, *peer = NULL,
+               *png = NULL;
     long long seed = 1, cnn = 300, threads = 0;
     int json = 0;
     cli_args a;
@@ -59,6 +57,7 @@ static int run(int argc, char **argv)
         else if (c == OPT_TRAIN) train = a.val;
         else if (c == OPT_PEER) peer = a.val;
         else if (c == CLI_OPT_JSON) json = 1;
+        else if (c == OPT_PNG) png = a.val;
         else if (c == CLI_OPERAND)
             return cli_usage_error("eval", "unexpected argument '%s'", a.val);
         else if (!num) return ND_EXIT_USAGE; /* CLI_BAD: said */
@@ -69,10 +68,13 @@ static int run(int argc, char **argv)
     if (!real || !synth)
         return cli_usage_error("eval", "give --real REAL.csv and --synth SYNTH.csv");
     nd_error e = {0};
-    nd_dataset *r = load_any(real, &e), *s = r ? load_any(synth, &e) : NULL;
-    nd_dataset *t = s && train ? load_any(train, &e) : NULL;
-    nd_dataset *w = s && (t || !train) && raw ? load_any(raw, &e) : NULL;
-    nd_dataset *q = s && (t || !train) && (w || !raw) && peer ? load_any(peer, &e) : NULL;
+    nd_dataset *r = nd_windows_read(real, ND_NS_PER_SEC, &e),
+               *s = r ? nd_windows_read(synth, ND_NS_PER_SEC, &e) : NULL;
+    nd_dataset *t = s && train ? nd_windows_read(train, ND_NS_PER_SEC, &e) : NULL;
+    nd_dataset *w = s && (t || !train) && raw ? nd_windows_read(raw, ND_NS_PER_SEC, &e) : NULL;
+    nd_dataset *q = s && (t || !train) && (w || !raw) && peer
+                        ? nd_windows_read(peer, ND_NS_PER_SEC, &e)
+                        : NULL;
     int rc = !r || !s || (train && !t) || (raw && !w) || (peer && !q) ? e.code : 0;
     if (!rc) {
         nd_eval_opts o = {
@@ -88,6 +90,7 @@ static int run(int argc, char **argv)
         if (rc || !js) nd_json_free(js);
         else if (cli_json_print(js)) rc = -EIO; /* frees js */
     }
+    if (!rc && png) rc = nd_eval_png(png, r, s, w, t, &e);
     if (rc) nd_err("%s", e.msg);
     nd_dataset_free(r);
     nd_dataset_free(s);
@@ -102,7 +105,7 @@ const nd_command cmd_eval = {
     "measure the fidelity of synthetic against real windows",
     "usage: netdiffus eval --real REAL.csv --synth SYNTH.csv [--raw RAW.csv]\n"
     "                      [--train TRAIN.csv] [--peer PEER.csv] [--cnn-steps N]\n"
-    "                      [--seed S] [--threads T] [--json]\n"
+    "                      [--seed S] [--threads T] [--png OUT.png] [--json]\n"
     "\n"
     "Compares synthetic windows (from `netdiffus sample`) with real windows the model\n"
     "never saw, per class (matched by name) and as a mean over classes:\n"
@@ -142,6 +145,11 @@ const nd_command cmd_eval = {
     "\n"
     "With --json the whole report is one JSON object on stdout (distances, downstream,\n"
     "memorisation, independent, summary; not measured: null) and the text goes to stderr.\n"
+    "\n"
+    "With --png, a picture of the three distances, per class a row and per channel the\n"
+    "histogram of busy bins (idle shares below it), the mean autocorrelation by lag and\n"
+    "the distribution of window totals: real against synthetic, and raw and training\n"
+    "windows when given; each panel notes the distance the report gives (and its floor).\n"
     "\n"
     "Files: series CSV or .ndd (by the name, else by the content); one may be - for\n"
     "standard input. Exit codes: 0 ok; 1 unreadable input; 2 bad usage or\n"

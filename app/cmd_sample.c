@@ -3,7 +3,7 @@
  * sampler with classifier-free guidance on the EMA weights (model/dm.c), decodes the
  * GAF images to raw bytes per bin, and writes a series CSV, a dataset file (which
  * `netdiffus replay --series` turns into packets: it carries the model's replay
- * statistics) and/or a PNG grid.
+ * statistics) and/or a PNG picture.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -308,7 +308,8 @@ static int run(int argc, char **argv)
     if (!rc && o.csv2) rc = nd_csv_write(so.again[AGAIN_OTHER], o.csv2, &e);
     if (!rc && o.raw) rc = nd_csv_write(so.again[AGAIN_RAW], o.raw, &e);
     if (!rc && o.ndd) rc = nd_dataset_save(so.out, o.ndd, &e);
-    if (!rc && o.png) rc = nd_png_windows(o.png, so.out, 8, &e);
+    nd_png_column col = {so.out, "synthetic"};
+    if (!rc && o.png) rc = nd_png_windows(o.png, &col, 1, 4, NULL, &e);
     if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
     int status = cli_exit_code(rc);
     if (!rc && o.json) status = report_json(m, so.out, secs, &o);
@@ -338,7 +339,9 @@ const nd_command cmd_sample = {
     "                     standard output (one output at most)\n"
     "  --ndd FILE         dataset file with the model's replay statistics, for\n"
     "                     `netdiffus replay --series FILE`\n"
-    "  --png FILE         picture: GAF images and series of up to 8 windows per class\n"
+    "  --png FILE         picture: series plots and GASF images of up to 4 windows per\n"
+    "                     class (`netdiffus render REAL --synth SYNTH` puts real ones\n"
+    "                     beside them)\n"
     "  --seed S           noise seed (default sample.seed): same seed, same windows\n"
     "  --steps S          denoising steps (default sample.steps)\n"
     "  --sampler NAME     ddim (default), ddpm (ancestral) or dpmpp (DPM-Solver++(2M),\n"

@@ -148,37 +148,43 @@ typedef struct dist {
     double marg, acf, vol; /* means over channels */
 } dist;
 
+size_t nde_bin_values(double *v, const nde_set *s, int C, int L, int c)
+{
+    size_t n = 0;
+    for (size_t w = 0; w < s->n; w++)
+        for (int i = 0; i < L; i++) v[n++] = log1p(fmax(0, s->x[(w * C + c) * L + i]));
+    return n;
+}
+
+void nde_volumes(double *v, const nde_set *s, int C, int L, int c)
+{
+    for (size_t w = 0; w < s->n; w++) {
+        double t = 0;
+        for (int i = 0; i < L; i++) t += fmax(0, s->x[(w * C + c) * L + i]);
+        v[w] = log1p(t);
+    }
+}
+
+int nde_acf_lags(int L) { return L / 4 < 1 ? 1 : L / 4; }
+
 static dist distances(const nde_set *a, const nde_set *b, int C, int L)
 {
     dist d = {0, 0, 0};
-    int K = L / 4 < 1 ? 1 : L / 4;
+    int K = nde_acf_lags(L);
     double *va = malloc((a->n * L + 1) * sizeof(double)),
            *vb = malloc((b->n * L + 1) * sizeof(double));
     double acfa[1024], acfb[1024];
     ND_ASSERT(va && vb && K <= 1024);
     for (int c = 0; c < C; c++) {
-        size_t n = 0;
-        for (size_t w = 0; w < a->n; w++)
-            for (int i = 0; i < L; i++) va[n++] = log1p(fmax(0, a->x[(w * C + c) * L + i]));
-        size_t m = 0;
-        for (size_t w = 0; w < b->n; w++)
-            for (int i = 0; i < L; i++) vb[m++] = log1p(fmax(0, b->x[(w * C + c) * L + i]));
+        size_t n = nde_bin_values(va, a, C, L, c), m = nde_bin_values(vb, b, C, L, c);
         d.marg += nd_w1(va, n, vb, m) / C;
         nd_mean_acf(acfa, a->x, a->n, C, L, c, K);
         nd_mean_acf(acfb, b->x, b->n, C, L, c, K);
         double s = 0.0;
         for (int k = 0; k < K; k++) s += fabs(acfa[k] - acfb[k]);
         d.acf += s / K / C;
-        for (size_t w = 0; w < a->n; w++) {
-            double t = 0;
-            for (int i = 0; i < L; i++) t += fmax(0, a->x[(w * C + c) * L + i]);
-            va[w] = log1p(t);
-        }
-        for (size_t w = 0; w < b->n; w++) {
-            double t = 0;
-            for (int i = 0; i < L; i++) t += fmax(0, b->x[(w * C + c) * L + i]);
-            vb[w] = log1p(t);
-        }
+        nde_volumes(va, a, C, L, c);
+        nde_volumes(vb, b, C, L, c);
         d.vol += nd_w1(va, a->n, vb, b->n) / C;
     }
     free(va);
@@ -878,6 +884,17 @@ static int channel_map(int *map, const nd_dataset *ds, const nd_dataset *real)
     return found;
 }
 
+int nde_check_shapes(const nd_dataset *real, const nd_dataset *const *sets,
+                     const char *const *what, int n, nd_error *e)
+{
+    for (int i = 0; i < n; i++)
+        if (sets[i] && (sets[i]->n_channels != real->n_channels || sets[i]->L != real->L))
+            return nd_error_set(e, ND_EUSAGE, "eval: %s windows are %u x %u, real ones %u x %u",
+                                what[i], sets[i]->n_channels, sets[i]->L, real->n_channels,
+                                real->L);
+    return 0;
+}
+
 int nd_eval_report(FILE *out, nd_json *js, const nd_dataset *real, const nd_dataset *synth,
                    const nd_dataset *raw, const nd_dataset *train, const nd_dataset *peer,
                    const nd_eval_opts *o, nd_error *e)
@@ -891,10 +908,8 @@ int nd_eval_report(FILE *out, nd_json *js, const nd_dataset *real, const nd_data
                 .L = (int)real->L,
                 .K = (int)real->n_classes};
     const char *what[NSRC] = {"synthetic", "raw synthetic", "", "training"};
-    for (int i = 0; i < NSRC; i++)
-        if (p.ds[i] && ((int)p.ds[i]->n_channels != p.C || (int)p.ds[i]->L != p.L))
-            return nd_error_set(e, ND_EUSAGE, "eval: %s windows are %u x %u, real ones %d x %d",
-                                what[i], p.ds[i]->n_channels, p.ds[i]->L, p.C, p.L);
+    int rc = nde_check_shapes(real, p.ds, what, NSRC, e);
+    if (rc) return rc;
     int peer_map[ND_MAX_CHANNELS];
     for (int c = 0; c < ND_MAX_CHANNELS; c++) peer_map[c] = -1;
     if (peer &&
@@ -908,7 +923,7 @@ int nd_eval_report(FILE *out, nd_json *js, const nd_dataset *real, const nd_data
     p.nw = 16;
     for (int k = 0; k < p.K; k++)
         if ((int)strlen(real->class_names[k]) > p.nw) p.nw = (int)strlen(real->class_names[k]);
-    int rc = report_distances(&p, e);
+    rc = report_distances(&p, e);
     if (rc) return rc;
 
     /* downstream accuracy and memorisation over all classes */

@@ -2,8 +2,8 @@
  * eval.h — evaluation (libnd_eval): how close synthetic windows are to real ones
  * (marginals, volume, autocorrelation, classifiers trained on one and tested on the
  * other, memorisation, and measures nothing is fitted to), the report of `netdiffus
- * eval`, and PNG pictures of windows. No stage calls it to fit itself: what it measures
- * stays an independent measurement.
+ * eval`, and PNG pictures (cairo) of windows and of the distances. No stage calls it
+ * to fit itself: what it measures stays an independent measurement.
  */
 #ifndef ND_EVAL_H
 #define ND_EVAL_H
@@ -42,9 +42,27 @@ int nd_eval_report(FILE *out, nd_json *js, const nd_dataset *real, const nd_data
                    const nd_dataset *raw, const nd_dataset *train, const nd_dataset *peer,
                    const nd_eval_opts *o, nd_error *e);
 
-/* PNG grid of windows: per window its GAF images and a plot of its series (log scale),
- * rows grouped by class, up to per_class windows each. imgs may be NULL (computed with a
- * per-dataset scale). Returns 0 or a code. */
-int nd_png_windows(const char *path, const nd_dataset *ds, int per_class, nd_error *e);
+/* One column of a picture of windows: a dataset and what it holds ("real", ...). */
+typedef struct nd_png_column {
+    const nd_dataset *ds;
+    const char *title;
+} nd_png_column;
+#define ND_PNG_MAX_COLUMNS 4
+/* PNG picture of windows, for people: per class (every column's, matched by name; only
+ * only_class when not NULL) up to
+ * per_class windows of each of the ncols (1..ND_PNG_MAX_COLUMNS) columns side by side,
+ * rows lined up; each window a plot of its series (log scale, time in s, one colour per
+ * channel, axes shared by all columns) and small GASF images of its channels. Every
+ * column has the first's channels and bins. 0 or a code with e filled. */
+int nd_png_windows(const char *path, const nd_png_column *cols, int ncols, int per_class,
+                   const char *only_class, nd_error *e);
+/* PNG picture of eval's three distances, a row per class with real and synthetic windows
+ * (as in the report's distance table): for each channel the histogram of per-bin values,
+ * the autocorrelation by lag and the distribution of window totals, drawn for real and
+ * synth and, when given (else NULL), raw and train (the floor), from the same values the
+ * distances compare. Each set shares real's channels and bins; classes are matched by
+ * name. 0 or a code with e filled. */
+int nd_eval_png(const char *path, const nd_dataset *real, const nd_dataset *synth,
+                const nd_dataset *raw, const nd_dataset *train, nd_error *e);
 
 #endif

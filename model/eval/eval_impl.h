@@ -49,6 +49,18 @@ int nde_naive_set(nde_set *s, const nde_set *train, size_t n, int C, int L, nd_r
  * values). */
 void nde_nn_dist(double *d, const nde_set *s, const nde_set *train, size_t WL);
 
+/* The values the three distances compare, for channel c of the windows of s: log1p of
+ * every bin (negative values as 0) into v (room for s->n·L; returns how many), log1p of
+ * every window's total into v (room for s->n), and the lags 1..nde_acf_lags(L) of the
+ * autocorrelation distance. The pictures of eval --png draw the same. */
+size_t nde_bin_values(double *v, const nde_set *s, int C, int L, int c);
+void nde_volumes(double *v, const nde_set *s, int C, int L, int c);
+int nde_acf_lags(int L);
+/* Checks that every set of sets[0..n-1] (NULL: absent) has real's channels and bins;
+ * what[i] names set i in the error. 0 or ND_EUSAGE. */
+int nde_check_shapes(const nd_dataset *real, const nd_dataset *const *sets,
+                     const char *const *what, int n, nd_error *e);
+
 /* ---- features and classical classifiers ---------------------------------------------- */
 
 #define NDE_NF_PER_CH 18

@@ -99,10 +99,28 @@ int main(void)
     EXPECT(2, "sample", model, "--csv", scsv);
 
     EXPECT(0, "render", ndd, "--png", rpng, "--count", "2");
-    EXPECT(0, "eval", "--real", csv, "--synth", scsv, "--train", csv, "--cnn-steps", "5");
+    /* real and synthetic side by side; the eval picture beside the report */
+    const char *both = path(9, "both.png"), *epng = path(9, "eval.png");
+    EXPECT(0, "render", ndd, "--synth", scsv, "--png", both, "--count", "2");
+    pngb = read_bytes(both, &len);
+    CHECK(pngb && len > 100 && !memcmp(pngb, "\x89PNG", 4));
+    free(pngb);
+    EXPECT(0, "eval", "--real", csv, "--synth", scsv, "--train", csv, "--cnn-steps", "5",
+           "--png", epng);
     CHECK_CONTAINS(out_text, "MEAN");
     CHECK_CONTAINS(out_text, "memorisation");
+    pngb = read_bytes(epng, &len);
+    CHECK(pngb && len > 100 && !memcmp(pngb, "\x89PNG", 4));
+    free(pngb);
     EXPECT(2, "eval", "--real", csv);
+    /* windows of another length cannot share the picture's axes */
+    const char *shortcsv = path(9, "short.csv");
+    FILE *f = fopen(shortcsv, "w");
+    CHECK(f);
+    fputs("class,bytes_down_0,bytes_down_1,bytes_up_0,bytes_up_1\nweb,1,2,3,4\n", f);
+    fclose(f);
+    EXPECT(2, "render", ndd, "--synth", shortcsv, "--png", both);
+    CHECK_CONTAINS(err_text, "cannot share axes");
 
     /* the raw model beside the decoded output: --raw-csv decodes the very images of --csv
      * with the calibration off, so it is what --calibrate 0 gives for the same seed */
@@ -125,7 +143,7 @@ int main(void)
     unsigned char *m = read_bytes(model, &len);
     CHECK(m && len > 1000);
     m[len - 10] ^= 1;
-    FILE *f = fopen(bad, "wb");
+    f = fopen(bad, "wb");
     fwrite(m, 1, len, f);
     fclose(f);
     free(m);

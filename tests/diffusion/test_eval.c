@@ -2,7 +2,8 @@
  * test_eval.c — the fidelity metrics on inputs with known answers: W1 of small samples,
  * autocorrelation of constructed series, and the report's floor, naive baseline,
  * classifiers and memorisation flag on synthetic classes that are easy to tell apart;
- * pictures of windows holding any float (infinities, NaN, huge, negative) are drawn.
+ * pictures of windows and of eval holding any float (infinities, NaN, huge, negative)
+ * are drawn.
  */
 #include "../base/tmpdir.h"
 #include "check.h"
@@ -152,7 +153,8 @@ static void test_report(void)
 }
 
 /* A crafted model or CSV can put any float in a window: +inf once made the plot's scale
- * infinite and its height an out-of-range int, and the picture wrote outside its buffer. */
+ * infinite and its height an out-of-range int, and the picture wrote outside its buffer;
+ * a histogram bin index is an int the same way. */
 static void test_png_any_value(void)
 {
     const char *names[] = {"bytes_down", "bytes_up"};
@@ -169,11 +171,16 @@ static void test_png_any_value(void)
         }
         nd_error e = {0};
         const char *png = tmp_path(all ? "inf.png" : "odd.png");
-        CHECK_EQ(nd_png_windows(png, ds, 3, &e), 0);
-        FILE *f = fopen(png, "rb");
-        unsigned char sig[4] = {0};
-        CHECK(f && fread(sig, 1, 4, f) == 4 && !memcmp(sig, "\x89PNG", 4));
-        fclose(f);
+        nd_png_column col = {ds, "odd"};
+        for (int fig = 0; fig < 2; fig++) {
+            CHECK_EQ(fig ? nd_eval_png(png, ds, ds, ds, ds, &e)
+                         : nd_png_windows(png, &col, 1, 3, NULL, &e),
+                     0);
+            FILE *f = fopen(png, "rb");
+            unsigned char sig[4] = {0};
+            CHECK(f && fread(sig, 1, 4, f) == 4 && !memcmp(sig, "\x89PNG", 4));
+            fclose(f);
+        }
         nd_dataset_free(ds);
     }
 }
