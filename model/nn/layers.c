@@ -101,7 +101,8 @@ void nd_conv2d_forward(nd_ctx *ctx, float *out, const float *inp, const float *w
     int Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1, P = Ho * Wo;
     int K = C * k * k;
     int nt = team(ctx, B);
-    int direct = ctx->direct_conv && k == 3 && stride == 1 && nd_conv3_direct_ok(C, OC);
+    int direct =
+        ctx->cpu >= ND_CPU_AVX512 && k == 3 && stride == 1 && nd_conv3_direct_ok(C, OC);
     /* scratch: direct: packed weights (shared) + a padded image per thread;
      * im2col: the columns per thread */
     size_t nwt = direct ? (size_t)OC * K : 0;
@@ -109,7 +110,7 @@ void nd_conv2d_forward(nd_ctx *ctx, float *out, const float *inp, const float *w
     nwt = (nwt + 15) & ~(size_t)15;
     per = (per + 15) & ~(size_t)15;
     float *ws = nwt + per ? nd_ctx_scratch(ctx, nwt + per * nt) : NULL;
-    int bf = direct && ctx->bf16 && nd_conv3_bf16_ok();
+    int bf = direct && ctx->bf16;
     if (bf) nd_conv3_bf16_pack((uint32_t *)ws, w, C, OC, 0);
     else if (direct) nd_conv3_direct_pack(ws, w, C, OC, 0);
     if (direct && !bf && B < ctx->threads) {
@@ -169,7 +170,7 @@ void nd_conv2d_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const fl
     int Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1, P = Ho * Wo;
     int K = C * k * k;
     int nt = team(ctx, B);
-    int s1 = ctx->direct_conv && k == 3 && stride == 1;
+    int s1 = ctx->cpu >= ND_CPU_AVX512 && k == 3 && stride == 1;
     /* Input gradient: a stride-1 3×3 convolution's is the direct kernel run on dout with
      * flipped weights (conv_direct.c), else dcol = wᵀ·dout and col2im.
      * Weight gradient: the direct kernel on transposed dout, else dout·colᵀ (im2col).
@@ -190,7 +191,7 @@ void nd_conv2d_backward(nd_ctx *ctx, float *dinp, float *dw, float *db, const fl
     size_t per = ncol + ndcol + nT + npart;
     per = (per + 15) & ~(size_t)15; /* keep every thread's area 64-byte aligned */
     float *ws0 = nd_ctx_scratch(ctx, nwt + per * nt), *ws = ws0 + nwt;
-    int bf = ddirect && ctx->bf16 && nd_conv3_bf16_ok();
+    int bf = ddirect && ctx->bf16;
     if (bf) nd_conv3_bf16_pack((uint32_t *)ws0, w, C, OC, 1);
     else if (ddirect) nd_conv3_direct_pack(ws0, w, C, OC, 1);
 #pragma omp parallel num_threads(nt)
