@@ -1,10 +1,10 @@
 /*
- * conv_bf16.c — the bfloat16 variant of the forward kernel (opt-in, nd_ctx_set_bf16): inputs and weights
- * rounded to bf16 (8-bit mantissa, round to nearest even), products summed in float32 by
- * vdpbf16ps, which multiplies two channels per 32-bit lane: twice the multiply rate of
- * the float32 kernel. Layouts: padded input pairs padbf[(C+1)/2][H+2][W+2] (u32: channel
- * 2cp in the low half, 2cp+1 in the high half, 0 past C); weights wtbf[OC/8][(C+1)/2][9][8]
- * paired the same way.
+ * conv_bf16.c — the bfloat16 variant of the forward kernel (opt-in, nd_ctx_set_bf16): inputs
+ * and weights rounded to bf16 (8-bit mantissa, round to nearest even), products summed in
+ * float32 by vdpbf16ps, which multiplies two channels per 32-bit lane: twice the multiply rate
+ * of the float32 kernel. Layouts: padded input pairs padbf[(C+1)/2][H+2][W+2] (u32: channel 2cp
+ * in the low half, 2cp+1 in the high half, 0 past C); weights wtbf[OC/8][(C+1)/2][9][8] paired
+ * the same way.
  *
  * Compiled with -mavx512f -mavx512bf16 (CMakeLists.txt) and called only at kernel level
  * ND_CPU_AVX512BF16 (cpu.c); without such a compiler, stubs that are never called.

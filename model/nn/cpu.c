@@ -64,9 +64,9 @@ int nd_cpu_select(nd_error *e)
     for (int level = 0; level < ND_CPU_N; level++) {
         if (strcmp(want, cpu_names[level])) continue;
         if (level <= best) return level;
-        return nd_error_set(e, ND_ECONFIG, "ND_CPU=%s: this %s has no %s kernels (it runs up to %s)",
-                            want, nd_cpu_compiled(level) ? "CPU" : "build", want,
-                            cpu_names[best]);
+        return nd_error_set(e, ND_ECONFIG,
+                            "ND_CPU=%s: this %s has no %s kernels (it runs up to %s)", want,
+                            nd_cpu_compiled(level) ? "CPU" : "build", want, cpu_names[best]);
     }
     return nd_error_set(e, ND_ECONFIG,
                         "ND_CPU=%s: expected generic, avx512 or avx512bf16 (or unset: the best "

@@ -135,9 +135,17 @@ static void test_unet(void)
 {
     /* 8 and 16 channels: the direct kernels take every 3×3 stride-1 convolution but the
      * first (2 + 2 coordinate planes in) and the input gradient of the last (4 out) */
-    nd_unet_config uc = (nd_unet_config){.channels = 2, .L = 16, .base = 8, .levels = 2, .mult = {1, 2},
-                          .res_blocks = 1, .attn_min_res = 8, .groups = 4, .emb_dim = 16,
-                          .max_classes = 3, .coords = 1};
+    nd_unet_config uc = (nd_unet_config){.channels = 2,
+                                         .L = 16,
+                                         .base = 8,
+                                         .levels = 2,
+                                         .mult = {1, 2},
+                                         .res_blocks = 1,
+                                         .attn_min_res = 8,
+                                         .groups = 4,
+                                         .emb_dim = 16,
+                                         .max_classes = 3,
+                                         .coords = 1};
     enum { B = 4 };
     nd_unet *m = nd_unet_new(&uc, B, 11);
     CHECK(m);
