@@ -23,6 +23,15 @@ struct nd_ctx {
     double prof_s[ND_PROF_N][2];
 };
 
+/* The attribute of a function's AVX-512 copy (layers.c: loops that vectorise far better
+ * with it), called only at kernel level ND_CPU_AVX512 and above; without a compiler that
+ * targets AVX-512, a second baseline copy. */
+#if ND_NN_AVX512
+#define ND_TARGET_AVX512 __attribute__((target("avx512f")))
+#else
+#define ND_TARGET_AVX512
+#endif
+
 /* At least n floats of scratch (contents undefined), valid until the next call. Only
  * from outside parallel regions. Aborts on -ENOMEM (a training step cannot go on). */
 float *nd_ctx_scratch(nd_ctx *ctx, size_t n);
