@@ -402,6 +402,21 @@ static inline __attribute__((always_inline)) void gn_bwd_group(const gn_args *A,
     }
 }
 
+/* The fields both passes share. */
+static gn_args gn_shape(const float *inp, const float *gamma, const float *beta, int C, int P,
+                        int G, int silu)
+{
+    return (gn_args){.inp = inp,
+                     .gamma = gamma,
+                     .beta = beta,
+                     .C = C,
+                     .G = G,
+                     .cg = C / G,
+                     .P = P,
+                     .silu = silu,
+                     .gs = (size_t)(C / G) * P};
+}
+
 static void gn_fwd_generic(const gn_args *A, int ng) { gn_fwd_group(A, ng); }
 ND_TARGET_AVX512 static void gn_fwd_avx512(const gn_args *A, int ng) { gn_fwd_group(A, ng); }
 static void gn_bwd_generic(const gn_args *A, int ng, float *dz) { gn_bwd_group(A, ng, dz); }
@@ -416,18 +431,8 @@ void nd_groupnorm_forward(nd_ctx *ctx, float *out, float *mean, float *rstd, con
 {
     ND_ASSERT(G > 0 && C % G == 0);
     uint64_t t0 = nd_prof_begin(ctx);
-    gn_args A = {.out = out,
-                 .mean = mean,
-                 .rstd = rstd,
-                 .inp = inp,
-                 .gamma = gamma,
-                 .beta = beta,
-                 .C = C,
-                 .G = G,
-                 .cg = C / G,
-                 .P = P,
-                 .silu = silu,
-                 .gs = (size_t)(C / G) * P};
+    gn_args A = gn_shape(inp, gamma, beta, C, P, G, silu);
+    A.out = out, A.mean = mean, A.rstd = rstd;
     void (*fwd)(const gn_args *, int) =
         ctx->cpu >= ND_CPU_AVX512 ? gn_fwd_avx512 : gn_fwd_generic;
     int nt = team(ctx, B * G);
@@ -451,21 +456,8 @@ void nd_groupnorm_backward(nd_ctx *ctx, float *dinp, float *dgamma, float *dbeta
     size_t dzn = (gs + 15) & ~(size_t)15;
     float *ws = nd_ctx_scratch(ctx, (size_t)2 * B * C + dzn * nt);
     float *sg = ws, *sb = ws + (size_t)B * C, *dzall = ws + (size_t)2 * B * C;
-    gn_args A = {.dinp = dinp,
-                 .sg = sg,
-                 .sb = sb,
-                 .inp = inp,
-                 .dout = dout,
-                 .gamma = gamma,
-                 .beta = beta,
-                 .cmean = mean,
-                 .crstd = rstd,
-                 .C = C,
-                 .G = G,
-                 .cg = C / G,
-                 .P = P,
-                 .silu = silu,
-                 .gs = gs};
+    gn_args A = gn_shape(inp, gamma, beta, C, P, G, silu);
+    A.dinp = dinp, A.dout = dout, A.sg = sg, A.sb = sb, A.cmean = mean, A.crstd = rstd;
     void (*bwd)(const gn_args *, int, float *) =
         ctx->cpu >= ND_CPU_AVX512 ? gn_bwd_avx512 : gn_bwd_generic;
 #pragma omp parallel num_threads(nt)
