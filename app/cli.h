@@ -26,6 +26,9 @@ typedef struct nd_command {
                                    shell completion */
 } nd_command;
 
+/* `netdiffus --version` (version.c): version, commit, build date and features. */
+void cli_version(FILE *out);
+
 /* Prints "netdiffus CMD: message" and a pointer to --help; returns ND_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

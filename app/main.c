@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "nn.h"
 
 static void usage(FILE *out)
 {
@@ -25,7 +26,12 @@ static void usage(FILE *out)
             "  -v, --verbose   more detail (debug messages)\n"
             "  -q, --quiet     only warnings and errors, no status line\n"
             "  -h, --help      this text; `netdiffus COMMAND --help` explains one command\n"
-            "      --version   print the version\n"
+            "      --version   print the version, commit and build features\n"
+            "\n"
+            "environment:\n"
+            "  ND_CPU=generic|avx512|avx512bf16   force a lower level of CPU kernels than the\n"
+            "                  best this CPU has (--version shows both); same results up to\n"
+            "                  float32 rounding\n"
             "\n"
             "A command's options take their value as --opt VALUE or --opt=VALUE (-o VALUE or\n"
             "-oVALUE), long options may be shortened to any unambiguous prefix, and -- ends\n"
@@ -81,8 +87,13 @@ int main(int argc, char **argv)
         return ND_EXIT_OK;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("netdiffus %s\n", ND_VERSION);
+        cli_version(stdout);
         return ND_EXIT_OK;
+    }
+    nd_error e = {0}; /* a typo in ND_CPU must not silently run another kernel level */
+    if (nd_cpu_select(&e) < 0) {
+        nd_err("%s", e.msg);
+        return ND_EXIT_USAGE;
     }
     for (size_t i = 0; i < cli_n_commands; i++) {
         const nd_command *c = cli_commands[i];

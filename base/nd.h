@@ -25,6 +25,10 @@
     } while (0)
 _Noreturn void nd_assert_fail(const char *file, int line, const char *expr);
 
+/* What dpdk: sources and sinks say in a build without DPDK (-DND_DPDK=OFF; ND_HAVE_DPDK
+ * is 0 then, 1 otherwise, for every target). */
+#define ND_NO_DPDK "this build has no DPDK (configure with -DND_DPDK=ON; needs libdpdk-dev)"
+
 /* Runtime failures are negative errno-style codes; these are netdiffus's own. */
 enum {
     ND_OK = 0,

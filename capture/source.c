@@ -236,7 +236,12 @@ capture_source *capture_source_open(const char *spec, const capture_opts *o, nd_
     capture_source *s = NULL;
     if (!strncmp(spec, "pcap:", 5) && spec[5]) s = capture_file_open(spec, spec + 5, o, e);
     else if (!strncmp(spec, "iface:", 6) && spec[6]) s = pcap_iface_open(spec, spec + 6, o, e);
-    else if (!strncmp(spec, "dpdk:", 5)) s = capture_dpdk_open(spec + 5, o, e);
+    else if (!strncmp(spec, "dpdk:", 5))
+#if ND_HAVE_DPDK
+        s = capture_dpdk_open(spec + 5, o, e);
+#else
+        nd_error_set(e, ND_EUSAGE, "source '%s': %s", spec, ND_NO_DPDK);
+#endif
     else
         nd_error_set(e, ND_EUSAGE,
                      "source '%s': expected pcap:FILE, iface:NAME or dpdk:EAL-ARGS", spec);

@@ -62,7 +62,14 @@ replay_sink *replay_sink_open(const char *spec, nd_error *e)
 {
     if (!strncmp(spec, "pcap:", 5)) return sink_pcap_open(spec + 5, e);
     if (!strncmp(spec, "iface:", 6)) return sink_iface_open(spec + 6, e);
+#if ND_HAVE_DPDK
     if (!strncmp(spec, "dpdk:", 5)) return sink_dpdk_open(spec + 5, e);
+#else
+    if (!strncmp(spec, "dpdk:", 5)) {
+        nd_error_set(e, ND_EUSAGE, "sink '%s': %s", spec, ND_NO_DPDK);
+        return NULL;
+    }
+#endif
     nd_error_set(e, ND_EUSAGE,
                  "unknown sink '%s': expected pcap:FILE, iface:NAME or dpdk:EAL-ARGS", spec);
     return NULL;

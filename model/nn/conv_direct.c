@@ -5,9 +5,14 @@
  * Why: im2col writes 9× the input per image and OpenBLAS then packs it again; at
  * unet-ref's shapes (32..128 channels, 16..128 pixels wide) a register-blocked direct
  * kernel reads the zero-padded input once per output-channel block and keeps
- * 8 output channels × 2 vectors of 16 pixels in 16 zmm accumulators. Where AVX-512 is
- * absent (or a shape does not fit: output channels not a multiple of 8) layers.c uses
+ * 8 output channels × 2 vectors of 16 pixels in 16 zmm accumulators. Where the CPU lacks
+ * AVX-512 (or a shape does not fit: output channels not a multiple of 8) layers.c uses
  * im2col + sgemm.
+ *
+ * This file alone is compiled with -mavx512f (CMakeLists.txt), and nothing in it runs
+ * unless the context's kernel level (cpu.c, checked against the CPU at run time) is
+ * ND_CPU_AVX512 or above: the rest of the program runs on any x86-64. Without a compiler
+ * that targets AVX-512 the functions are stubs that are never called.
  *
  * Layouts: inp (C,H,W); pad (C,H+2,W+2) zero border; packed weights
  * wt[OC/8][C][9][8] (the 8 of one output block contiguous, so that each tap is one
@@ -17,8 +22,8 @@
 
 #include "nn_impl.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
+#if ND_NN_AVX512
+#include "conv_direct_impl.h"
 
 int nd_conv3_direct_ok(int C, int OC) { return C >= 1 && OC % 8 == 0; }
 
@@ -57,56 +62,8 @@ void nd_conv3_direct_pad(float *restrict pad, const float *restrict inp, int C, 
     }
 }
 
-/* One image: out (OC,H,W) = [out +] bias + conv(pad). pad must hold C·(H+2)·(W+2). */
-/* Two vectors of 16 output pixels, numbers i and i+1 in row-major vector order (an odd
- * last one repeats the first and is not stored), with lane masks for W not a multiple
- * of 16; and the 8×2 accumulators' load (bias, or the output when accumulating) and
- * store. Shared by the float32 and bf16 kernels; always inlined so that the
- * accumulators stay in registers. */
-typedef struct tile2 {
-    int y0, x0, y1, x1, two;
-    __mmask16 m0, m1;
-} tile2;
-
-static inline __attribute__((always_inline)) tile2 tile_at(int i, int NV, int nvx, int W)
-{
-    tile2 t;
-    int i1 = i + 1 < NV ? i + 1 : i;
-    t.two = i1 != i;
-    t.y0 = i / nvx, t.x0 = (i % nvx) * 16, t.y1 = i1 / nvx, t.x1 = (i1 % nvx) * 16;
-    t.m0 = W - t.x0 >= 16 ? 0xFFFF : (__mmask16)((1u << (W - t.x0)) - 1);
-    t.m1 = W - t.x1 >= 16 ? 0xFFFF : (__mmask16)((1u << (W - t.x1)) - 1);
-    return t;
-}
-
-static inline __attribute__((always_inline)) void acc_load(__m512 *a0, __m512 *a1,
-                                                           const float *out, const float *bias,
-                                                           const tile2 *t, int ob, int H, int W,
-                                                           int from_out)
-{
-    for (int j = 0; j < 8; j++) {
-        int o = ob * 8 + j;
-        if (from_out) {
-            a0[j] = _mm512_maskz_loadu_ps(t->m0, out + ((size_t)o * H + t->y0) * W + t->x0);
-            a1[j] = _mm512_maskz_loadu_ps(t->m1, out + ((size_t)o * H + t->y1) * W + t->x1);
-        } else {
-            a0[j] = a1[j] = _mm512_set1_ps(bias ? bias[o] : 0.0f);
-        }
-    }
-}
-
-static inline __attribute__((always_inline)) void
-acc_store(float *out, const __m512 *a0, const __m512 *a1, const tile2 *t, int ob, int H, int W)
-{
-    for (int j = 0; j < 8; j++) {
-        int o = ob * 8 + j;
-        _mm512_mask_storeu_ps(out + ((size_t)o * H + t->y0) * W + t->x0, t->m0, a0[j]);
-        if (t->two)
-            _mm512_mask_storeu_ps(out + ((size_t)o * H + t->y1) * W + t->x1, t->m1, a1[j]);
-    }
-}
-
-/* Input channels [c0, c1) of one output block ob: 8 outputs × C·9 taps of weights
+/* out (OC,H,W) = [out +] bias + conv(pad), pad holding C·(H+2)·(W+2), in parts:
+ * input channels [c0, c1) of one output block ob: 8 outputs × C·9 taps of weights
  * (c1 − c0 <= 48: 13.5 KiB, half of L1, stays there while the pixels stream by). */
 static void direct_part(float *out, const float *pad, const float *wt, const float *bias, int C,
                         int c0, int c1, int H, int W, int ob, int accumulate)
@@ -140,8 +97,6 @@ static void direct_part(float *out, const float *pad, const float *wt, const flo
         }
     }
 }
-
-#define DIRECT_CCHUNK 48
 
 void nd_conv3_direct_block(float *out, const float *pad, const float *wt, const float *bias,
                            int C, int H, int W, int ob, int accumulate)
@@ -220,112 +175,7 @@ void nd_conv3_direct_dw_image(float *dwt, float *db, float *pad, float *doutT, c
     if (o0 < OC) dw_block(dwt, db, doutT, pad, C, H, W, OC, o0, 1);
 }
 
-#if defined(__AVX512BF16__)
-/* bfloat16 variant of the forward kernel (opt-in, nd_ctx_set_bf16): inputs and weights
- * rounded to bf16 (8-bit mantissa, round to nearest even), products summed in float32 by
- * vdpbf16ps, which multiplies two channels per 32-bit lane: twice the multiply rate of
- * the float32 kernel. Layouts: padded input pairs padbf[(C+1)/2][H+2][W+2] (u32: channel
- * 2cp in the low half, 2cp+1 in the high half, 0 past C); weights wtbf[OC/8][(C+1)/2][9][8]
- * paired the same way. */
-int nd_conv3_bf16_ok(void) { return 1; }
-
-static inline uint32_t f2bf(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    u += 0x7FFFu + ((u >> 16) & 1u); /* round to nearest even; inputs are finite */
-    return u >> 16;
-}
-
-void nd_conv3_bf16_pack(uint32_t *wt, const float *w, int C, int OC, int flip)
-{
-    int KI = flip ? OC : C, KO = flip ? C : OC, KP = (KI + 1) / 2;
-    for (int ob = 0; ob < KO / 8; ob++)
-        for (int cp = 0; cp < KP; cp++)
-            for (int k = 0; k < 9; k++)
-                for (int j = 0; j < 8; j++) {
-                    int co = ob * 8 + j;
-                    uint32_t h[2] = {0, 0};
-                    for (int e = 0; e < 2; e++) {
-                        int ci = 2 * cp + e;
-                        if (ci >= KI) break;
-                        float v = flip ? w[((size_t)ci * C + co) * 9 + (8 - k)]
-                                       : w[((size_t)co * C + ci) * 9 + k];
-                        h[e] = f2bf(v);
-                    }
-                    wt[(((size_t)ob * KP + cp) * 9 + k) * 8 + j] = h[0] | h[1] << 16;
-                }
-}
-
-void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint32_t *wt,
-                         const float *bias, int C, int H, int W, int OC, int accumulate)
-{
-    int Wp = W + 2, CP = (C + 1) / 2, nvx = (W + 15) / 16, NV = H * nvx;
-    size_t plane = (size_t)(H + 2) * Wp;
-    for (int cp = 0; cp < CP; cp++) {
-        uint32_t *pc = pad + cp * plane;
-        const float *x0 = inp + (size_t)(2 * cp) * H * W;
-        const float *x1 = 2 * cp + 1 < C ? x0 + (size_t)H * W : NULL;
-        memset(pc, 0, sizeof(uint32_t) * Wp);
-        memset(pc + (size_t)(H + 1) * Wp, 0, sizeof(uint32_t) * Wp);
-        for (int y = 0; y < H; y++) {
-            uint32_t *row = pc + (size_t)(y + 1) * Wp;
-            row[0] = row[W + 1] = 0;
-            for (int x = 0; x < W; x++)
-                row[x + 1] =
-                    f2bf(x0[(size_t)y * W + x]) | (x1 ? f2bf(x1[(size_t)y * W + x]) << 16 : 0u);
-        }
-    }
-    for (int ob = 0; ob < OC / 8; ob++)
-        for (int c0 = 0; c0 < CP; c0 += DIRECT_CCHUNK) {
-            int c1 = c0 + DIRECT_CCHUNK < CP ? c0 + DIRECT_CCHUNK : CP;
-            const uint32_t *wb = wt + (size_t)ob * CP * 72;
-            for (int i = 0; i < NV; i += 2) {
-                tile2 t = tile_at(i, NV, nvx, W);
-                __m512 a0[8], a1[8];
-                acc_load(a0, a1, out, bias, &t, ob, H, W, accumulate || c0 > 0);
-                const uint32_t *p0 = pad + (size_t)t.y0 * Wp + t.x0,
-                               *p1 = pad + (size_t)t.y1 * Wp + t.x1;
-                for (int cp = c0; cp < c1; cp++) {
-                    const uint32_t *wc = wb + (size_t)cp * 72;
-                    const uint32_t *q0 = p0 + cp * plane, *q1 = p1 + cp * plane;
-                    for (int ky = 0; ky < 3; ky++)
-                        for (int kx = 0; kx < 3; kx++) {
-                            __m512bh v0 =
-                                (__m512bh)_mm512_maskz_loadu_epi32(t.m0, q0 + ky * Wp + kx);
-                            __m512bh v1 =
-                                (__m512bh)_mm512_maskz_loadu_epi32(t.m1, q1 + ky * Wp + kx);
-                            const uint32_t *wk = wc + (ky * 3 + kx) * 8;
-                            for (int j = 0; j < 8; j++) {
-                                __m512bh wv = (__m512bh)_mm512_set1_epi32((int)wk[j]);
-                                a0[j] = _mm512_dpbf16_ps(a0[j], v0, wv);
-                                a1[j] = _mm512_dpbf16_ps(a1[j], v1, wv);
-                            }
-                        }
-                }
-                acc_store(out, a0, a1, &t, ob, H, W);
-            }
-        }
-}
-#else
-int nd_conv3_bf16_ok(void) { return 0; }
-void nd_conv3_bf16_pack(uint32_t *wt, const float *w, int C, int OC, int flip) { ND_ASSERT(0); }
-void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint32_t *wt,
-                         const float *bias, int C, int H, int W, int OC, int accumulate)
-{
-    ND_ASSERT(0);
-}
-#endif
-
-#else /* no AVX-512: layers.c keeps im2col + sgemm */
-
-int nd_conv3_bf16_ok(void) { return 0; }
-void nd_conv3_bf16_pack(uint32_t *wt, const float *w, int C, int OC, int flip) { ND_ASSERT(0); }
-void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint32_t *wt,
-                         const float *bias, int C, int H, int W, int OC, int accumulate)
-{
-    ND_ASSERT(0);
-}
+#else /* no AVX-512 compiler: layers.c keeps im2col + sgemm */
 
 int nd_conv3_direct_ok(int C, int OC) { return 0; }
 void nd_conv3_direct_pad(float *pad, const float *inp, int C, int H, int W) { ND_ASSERT(0); }

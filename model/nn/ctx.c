@@ -1,6 +1,6 @@
 /*
- * model.c — the model core's context (threads, scratch, profile) and the one sgemm
- * wrapper every layer's matrix products go through, plus its naive reference.
+ * ctx.c — the model core's context (threads, kernel level, scratch, profile) and the one
+ * sgemm wrapper every layer's matrix products go through, plus its naive reference.
  */
 #include <cblas.h>
 #include <errno.h>
@@ -17,14 +17,20 @@
 
 nd_ctx *nd_ctx_new(int threads)
 {
+    nd_error e = {0};
+    int cpu = nd_cpu_select(&e);
+    if (cpu < 0) {
+        nd_err("%s", e.msg);
+        return NULL;
+    }
     nd_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return NULL;
+    ctx->cpu = cpu;
     if (threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
     }
     ctx->threads = threads;
-    ctx->direct_conv = 1;
     /* Layers parallelise over images themselves and call OpenBLAS from inside those
      * loops: OpenBLAS's own threads would only oversubscribe the cores. */
     openblas_set_num_threads(1);
@@ -38,10 +44,16 @@ void nd_ctx_free(nd_ctx *ctx)
     free(ctx);
 }
 
-void nd_ctx_set_direct_conv(nd_ctx *ctx, int on) { ctx->direct_conv = on; }
+int nd_ctx_set_cpu(nd_ctx *ctx, int level)
+{
+    if (level >= 0 && level < ctx->cpu) ctx->cpu = level;
+    if (ctx->cpu < ND_CPU_AVX512BF16) ctx->bf16 = 0;
+    return ctx->cpu;
+}
+
 int nd_ctx_set_bf16(nd_ctx *ctx, int on)
 {
-    ctx->bf16 = on && nd_conv3_bf16_ok();
+    ctx->bf16 = on && ctx->cpu >= ND_CPU_AVX512BF16;
     return ctx->bf16;
 }
 
@@ -110,3 +122,5 @@ void nd_sgemm_naive(int ta, int tb, int M, int N, int K, float alpha, const floa
             *c = (float)(alpha * s + (beta == 0.0f ? 0.0 : (double)beta * *c));
         }
 }
+
+const char *nd_blas_config(void) { return openblas_get_config(); }

@@ -43,19 +43,44 @@ enum nd_prof {
  * at the same time: give each its own. */
 typedef struct nd_ctx nd_ctx;
 
+/* Kernel levels of the 3×3 stride-1 convolutions. The build compiles every kernel its
+ * compiler can target, the rest of the program for the baseline CPU; which kernels run
+ * is decided at run time from the CPU's features, so that one binary runs on any x86-64
+ * and uses AVX-512 where the CPU has it. Every level gives the same results up to
+ * float32 rounding (the bfloat16 products, opt-in, up to bf16 rounding). */
+enum nd_cpu {
+    ND_CPU_GENERIC,    /* im2col + OpenBLAS sgemm (OpenBLAS picks its own CPU kernels) */
+    ND_CPU_AVX512,     /* a direct AVX-512 kernel where the shape fits (conv_direct.c) */
+    ND_CPU_AVX512BF16, /* ... and the bfloat16 kernel for nd_ctx_set_bf16 (conv_bf16.c) */
+    ND_CPU_N
+};
+const char *nd_cpu_name(int level); /* "generic", "avx512", "avx512bf16" */
+/* Whether this build compiled a level's kernels; whether this CPU runs them too. */
+int nd_cpu_compiled(int level);
+int nd_cpu_supported(int level);
+/* The level contexts run at: the highest level nd_cpu_supported, or the one the
+ * environment variable ND_CPU names (generic, avx512 or avx512bf16), which forces a lower
+ * path (tests, comparisons). ND_ECONFIG with e saying why when ND_CPU names no level, or
+ * one this build or CPU lacks. */
+int nd_cpu_select(nd_error *e);
+
 /* threads: parallel loops of the layers (0 = all online cores). OpenBLAS is kept at one
- * thread inside those loops, so the two never oversubscribe the cores. NULL on -ENOMEM. */
+ * thread inside those loops, so the two never oversubscribe the cores. The kernel level
+ * is nd_cpu_select's. NULL on -ENOMEM, or when nd_cpu_select refuses ND_CPU (logged). */
 nd_ctx *nd_ctx_new(int threads);
 void nd_ctx_free(nd_ctx *ctx); /* NULL is a no-op */
-/* 3×3 stride-1 convolutions: direct AVX-512 kernel where it fits (on, the default) or
- * im2col + sgemm everywhere (off; for comparisons). Same results up to rounding. */
-void nd_ctx_set_direct_conv(nd_ctx *ctx, int on);
+/* Lowers the context's kernel level to level (for comparisons; never above the level it
+ * was created with, nor above what the CPU has). Returns the level in effect. Lowering
+ * below ND_CPU_AVX512BF16 turns the bfloat16 products off. */
+int nd_ctx_set_cpu(nd_ctx *ctx, int level);
 /* bfloat16 products (off by default): the direct 3×3 kernel's forward and input-gradient
  * products take bf16 inputs and weights (8-bit mantissa) with float32 sums, at twice the
  * multiply rate (AVX512-BF16). Relative error per convolution ~1e-2·(typical term);
  * meant for sampling, measured for training (docs/PERFORMANCE.md). Returns whether it is
- * on (0 when the CPU build lacks AVX512-BF16). */
+ * on (0 below kernel level ND_CPU_AVX512BF16). */
 int nd_ctx_set_bf16(nd_ctx *ctx, int on);
+/* OpenBLAS's build and the CPU kernels it chose (openblas_get_config), for --version. */
+const char *nd_blas_config(void);
 /* Profiling on/off (off by default); when on, layers add their wall time per kind. */
 void nd_ctx_profile(nd_ctx *ctx, int on);
 /* Seconds spent in a kind, forward (dir 0) or backward (dir 1). */

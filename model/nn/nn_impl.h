@@ -15,12 +15,22 @@
 struct nd_ctx {
     int threads;
     int profile;
-    int direct_conv; /* 3×3 stride-1 convolutions through conv_direct.c where it fits */
-    int bf16;        /* ... and their forward and input-gradient products in bfloat16 */
-    float *scratch;  /* 64-byte aligned, scratch_n floats, grown by nd_ctx_scratch */
+    int cpu;        /* kernel level (enum nd_cpu): >= ND_CPU_AVX512 runs 3×3 stride-1
+                       convolutions through conv_direct.c where the shape fits */
+    int bf16;       /* ... and their forward and input-gradient products in bfloat16 */
+    float *scratch; /* 64-byte aligned, scratch_n floats, grown by nd_ctx_scratch */
     size_t scratch_n;
     double prof_s[ND_PROF_N][2];
 };
+
+/* The attribute of a function's AVX-512 copy (layers.c: loops that vectorise far better
+ * with it), called only at kernel level ND_CPU_AVX512 and above; without a compiler that
+ * targets AVX-512, a second baseline copy. */
+#if ND_NN_AVX512
+#define ND_TARGET_AVX512 __attribute__((target("avx512f")))
+#else
+#define ND_TARGET_AVX512
+#endif
 
 /* At least n floats of scratch (contents undefined), valid until the next call. Only
  * from outside parallel regions. Aborts on -ENOMEM (a training step cannot go on). */
@@ -31,10 +41,10 @@ float *nd_ctx_scratch(nd_ctx *ctx, size_t n);
 void nd_sgemv(int M, int N, float alpha, const float *A, int lda, const float *x, float beta,
               float *y);
 
-/* 3×3 stride-1 direct convolution (conv_direct.c; AVX-512). ok: whether it handles a
- * shape (input channels C, output channels OC). pack: weights (OC,C,3,3) into the
- * kernel's blocked layout, OC·C·9 floats (flip: for the input gradient, see there).
- * image: one image, pad is scratch of C·(H+2)·(W+2) floats. */
+/* 3×3 stride-1 direct convolution (conv_direct.c; AVX-512: only at kernel level
+ * ND_CPU_AVX512 and above). ok: whether it handles a shape (input channels C, output channels
+ * OC). pack: weights (OC,C,3,3) into the kernel's blocked layout, OC·C·9 floats (flip: for the
+ * input gradient, see there). image: one image, pad is scratch of C·(H+2)·(W+2) floats. */
 int nd_conv3_direct_ok(int C, int OC);
 void nd_conv3_direct_pack(float *wt, const float *w, int C, int OC, int flip);
 void nd_conv3_direct_image(float *out, float *pad, const float *inp, const float *wt,
@@ -45,9 +55,9 @@ void nd_conv3_direct_pad(float *pad, const float *inp, int C, int H, int W);
 void nd_conv3_direct_block(float *out, const float *pad, const float *wt, const float *bias,
                            int C, int H, int W, int ob, int accumulate);
 
-/* bfloat16 forward kernel (AVX512-BF16): ok says whether the CPU build has it; pack
- * into OC·((C+1)/2)·9 u32; pad is ((C+1)/2)·(H+2)·(W+2) u32 of scratch. */
-int nd_conv3_bf16_ok(void);
+/* bfloat16 forward kernel (conv_bf16.c; AVX512-BF16: only at kernel level
+ * ND_CPU_AVX512BF16): pack into OC·((C+1)/2)·9 u32; pad is ((C+1)/2)·(H+2)·(W+2) u32 of
+ * scratch. */
 void nd_conv3_bf16_pack(uint32_t *wt, const float *w, int C, int OC, int flip);
 void nd_conv3_bf16_image(float *out, uint32_t *pad, const float *inp, const uint32_t *wt,
                          const float *bias, int C, int H, int W, int OC, int accumulate);

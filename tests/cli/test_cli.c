@@ -22,8 +22,6 @@ static void test_help(void)
     EXPECT(0, "-h");
     EXPECT(0, "help", "inspect");
     CHECK_CONTAINS(out_text, "usage: netdiffus inspect");
-    EXPECT(0, "--version");
-    CHECK_CONTAINS(out_text, "netdiffus ");
 
     /* Every command listed by --help answers its own --help with a usage line, and run
      * with nothing to work on it says what is missing and points at --help (exit 2). */
@@ -54,6 +52,31 @@ static void test_help(void)
     EXPECT(2, "frobnicate");
     CHECK_CONTAINS(err_text, "unknown command 'frobnicate'");
     EXPECT(2, "-v");
+}
+
+/* --version: the version, the commit (a hash, or "unknown" outside git) and date, and
+ * the features; ND_CPU forces a lower kernel level and a bad one is refused (exit 2). */
+static void test_version(void)
+{
+    char *outer = getenv("ND_CPU") ? strdup(getenv("ND_CPU")) : NULL;
+    unsetenv("ND_CPU");
+    EXPECT(0, "--version");
+    CHECK_CONTAINS(out_text, "netdiffus 0.");
+    CHECK_CONTAINS(out_text, " (commit ");
+    CHECK_CONTAINS(out_text, ", built 2");
+    CHECK_CONTAINS(out_text, ND_HAVE_DPDK ? "DPDK yes" : "DPDK no");
+    CHECK_CONTAINS(out_text, "CPU kernels: compiled generic");
+    CHECK_CONTAINS(out_text, "(the best this CPU has)");
+    CHECK_CONTAINS(out_text, "OpenBLAS: OpenBLAS ");
+    setenv("ND_CPU", "generic", 1);
+    EXPECT(0, "--version");
+    CHECK_CONTAINS(out_text, "selected generic (forced by ND_CPU)");
+    setenv("ND_CPU", "avx2", 1);
+    EXPECT(2, "inspect", "--config", "/nonexistent.yaml");
+    CHECK_CONTAINS(err_text, "ND_CPU=avx2: expected generic, avx512 or avx512bf16");
+    if (outer) setenv("ND_CPU", outer, 1);
+    else unsetenv("ND_CPU");
+    free(outer);
 }
 
 /* A small dataset file (two classes, statistics, a counter, a config): its path. */
@@ -239,6 +262,7 @@ static void test_options(void)
 int main(void)
 {
     test_help();
+    test_version();
     test_inspect();
     test_options();
     free(out_text);

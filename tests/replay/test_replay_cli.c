@@ -101,6 +101,9 @@ int main(void)
     CHECK(!tcli_same_file("replay_cli1.pcap", "replay_keep.pcap"));
     EXPECT(1, "replay --series replay_cli.csv --to iface:nd-no-such0", "no such interface");
     EXPECT(2, "replay --series replay_cli.csv --to udp:1.2.3.4", "unknown sink");
+#if !ND_HAVE_DPDK
+    EXPECT(2, "replay --series replay_cli.csv --to 'dpdk:--no-pci'", "this build has no DPDK");
+#endif
     EXPECT(2, "replay --series replay_cli.csv --to pcap:x.pcap --speed fast", "--speed");
     EXPECT(2, "replay --series replay_cli.csv", "no sink");
     EXPECT(2, "replay --to pcap:x.pcap", "no input");

@@ -87,9 +87,9 @@ int main(int argc, char **argv)
     }
     double peak = sgemm_peak(threads);
     nd_ctx *ctx = nd_ctx_new(threads);
-    if (ctx && im2col) nd_ctx_set_direct_conv(ctx, 0);
+    if (ctx && im2col) nd_ctx_set_cpu(ctx, ND_CPU_GENERIC);
     if (ctx && bf16 && !nd_ctx_set_bf16(ctx, 1)) {
-        fprintf(stderr, "bench_model: this build has no AVX512-BF16\n");
+        fprintf(stderr, "bench_model: no AVX512-BF16 kernels (this build or CPU, or ND_CPU)\n");
         return 1;
     }
     nd_unet_config uc;
