@@ -96,11 +96,16 @@ set(CPACK_PACKAGE_DESCRIPTION
     "netdiffus groups captured packets (DPDK, libpcap, pcap files) into flows and classes, \
 learns each class's traffic over time with a diffusion model, and sends new timed, \
 protocol-correct packets of the same kind to a pcap file, an interface or a DPDK port. \
-The package holds the program, its man pages, bash completion, example configs, and \
-libnetdiffus with its headers and pkg-config file.")
+The package holds the program, its man pages, bash completion, example configs, \
+libnetdiffus with its headers and pkg-config file, and the Python module netdiffus \
+that reads dataset and model files into numpy.")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT) # netdiffus_VERSION_ARCH.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON) # Depends from the ELF files (dpkg-shlibdeps)
+# what no ELF file names: the font the pictures' labels are drawn in (cairo finds it
+# through fontconfig), and what the Python module imports
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "fonts-dejavu-core")
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3, python3-numpy")
 # the -dev packages netdiffus.pc's Requires.private names, for `pkg-config --static`,
 # are not required: a program links the shared library
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "bash-completion, pkg-config")
