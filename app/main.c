@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "eval.h"
 #include "nn.h"
 
 static void usage(FILE *out)
@@ -103,7 +104,9 @@ int main(int argc, char **argv)
                 fputs(c->help, stdout);
                 return ND_EXIT_OK;
             }
-        return c->run(argc - 1, argv + 1);
+        int rc = c->run(argc - 1, argv + 1);
+        nd_eval_draw_release(); /* the program uses cairo nowhere else */
+        return rc;
     }
     fprintf(stderr, "netdiffus: unknown command '%s'\n\n", argv[1]);
     usage(stderr);

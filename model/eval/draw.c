@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "draw_impl.h"
+#include "eval.h"
 
 const ndd_rgb ndd_channel_rgb[ND_MAX_CHANNELS] = {
     {0.12, 0.47, 0.71}, {1.00, 0.50, 0.05}, {0.17, 0.63, 0.17}, {0.84, 0.15, 0.16},
@@ -48,6 +49,17 @@ static cairo_status_t png_sink_write(void *closure, const unsigned char *data, u
     return o->rc ? CAIRO_STATUS_WRITE_ERROR : CAIRO_STATUS_SUCCESS;
 }
 
+/* A picture was drawn: cairo and fontconfig hold fonts (nd_eval_draw_release). */
+static int drew;
+
+void nd_eval_draw_release(void)
+{
+    if (!drew) return;
+    cairo_debug_reset_static_data();
+    FcFini();
+    drew = 0;
+}
+
 int ndd_finish(cairo_t *cr, const char *path, nd_error *e)
 {
     cairo_surface_t *s = cairo_get_target(cr);
@@ -62,11 +74,7 @@ int ndd_finish(cairo_t *cr, const char *path, nd_error *e)
         o.rc = nd_error_set(e, -EIO, "%s: cairo failed to write the PNG: %s", path,
                             cairo_status_to_string(st));
     cairo_destroy(cr);
-    /* cairo and fontconfig keep the fonts they looked up for the process's life; a
-     * command draws one or two pictures, so both let go of them after each (the next
-     * picture loads them again), and a leak checker (the ASan build) finds nothing left */
-    cairo_debug_reset_static_data();
-    FcFini();
+    drew = 1;
     if (o.rc) {
         nd_afile_abort(o.f);
         return o.rc;

@@ -64,5 +64,11 @@ int nd_png_windows(const char *path, const nd_png_column *cols, int ncols, int p
  * name. 0 or a code with e filled. */
 int nd_eval_png(const char *path, const nd_dataset *real, const nd_dataset *synth,
                 const nd_dataset *raw, const nd_dataset *train, nd_error *e);
+/* Lets go of the fonts cairo and fontconfig keep for the life of the process once a
+ * picture has been drawn (nothing when none was), so that a leak checker finds nothing
+ * left. Tears down their static data: call it once, at the end of a program, when no
+ * thread draws and no cairo object is alive, and never from a program that uses cairo
+ * or fontconfig itself. */
+void nd_eval_draw_release(void);
 
 #endif

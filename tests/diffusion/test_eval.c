@@ -191,5 +191,6 @@ int main(void)
     test_w1();
     test_acf();
     test_report();
+    nd_eval_draw_release(); /* what a leak checker would see */
     return 0;
 }

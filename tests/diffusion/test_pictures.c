@@ -169,5 +169,6 @@ int main(void)
 {
     test_windows();
     test_eval_picture();
+    nd_eval_draw_release(); /* what a leak checker would see */
     return 0;
 }
