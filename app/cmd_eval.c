@@ -67,6 +67,7 @@ static int run(int argc, char **argv)
     }
     if (!real || !synth)
         return cli_usage_error("eval", "give --real REAL.csv and --synth SYNTH.csv");
+    if (cli_json_check("eval", json, png)) return ND_EXIT_USAGE; /* --png - */
     nd_error e = {0};
     nd_dataset *r = nd_windows_read(real, ND_NS_PER_SEC, &e),
                *s = r ? nd_windows_read(synth, ND_NS_PER_SEC, &e) : NULL;
@@ -87,10 +88,11 @@ static int run(int argc, char **argv)
         nd_json_str(js, "train", train);
         nd_json_str(js, "peer", peer);
         rc = nd_eval_report(json ? stderr : stdout, js, r, s, w, t, q, &o, &e);
+        /* the picture first: a failed run prints no JSON object */
+        if (!rc && png) rc = nd_eval_png(png, r, s, w, t, &e);
         if (rc || !js) nd_json_free(js);
         else if (cli_json_print(js)) rc = -EIO; /* frees js */
     }
-    if (!rc && png) rc = nd_eval_png(png, r, s, w, t, &e);
     if (rc) nd_err("%s", e.msg);
     nd_dataset_free(r);
     nd_dataset_free(s);

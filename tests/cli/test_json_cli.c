@@ -94,5 +94,7 @@ int main(void)
                "'timing_error_ns' not in d");
     EXPECT(2, "replay", "--series", csv, "--to", "pcap:-", "--json");
     CHECK_CONTAINS(err_text, "--json");
+    EXPECT(2, "eval", "--real", csv, "--synth", csv, "--png", "-", "--json");
+    CHECK_CONTAINS(err_text, "--json");
     return 0;
 }
