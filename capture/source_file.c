@@ -6,6 +6,8 @@
  * it: one kernel copy, no library call and no copy per packet (libpcap freads each header
  * and packet from a 4 KiB stdio buffer into its own). A mapping of the file was measured
  * too and was slower: page faults, unmapping and cache misses cost more than the copy.
+ * A file smaller than the buffer gets a buffer of its own size: a folder of small
+ * captures (or a fuzzer's inputs) then costs no fresh half-megabyte mapping per file.
  * Everything else (pcapng, other versions and link types, "-" for stdin) is read by
  * libpcap (source.c).
  *
@@ -43,11 +45,13 @@ enum {
                             a dozen records, more than a memory latency's worth */
     FILE_BURST = 32,
 };
+#define BUF_MAX ((size_t)BLOCK + REC_HDR + MAX_CAPLEN)
 
 typedef struct file_source {
     capture_source base;
     int fd;
-    uint8_t *buf;      /* BLOCK + one largest record */
+    uint8_t *buf;      /* BLOCK + one largest record, or the whole of a smaller file */
+    size_t cap;        /* bytes at buf */
     size_t len;        /* valid bytes at buf */
     size_t pos;        /* next record header at buf + pos */
     size_t ahead;      /* bytes before buf + ahead have been prefetched */
@@ -87,8 +91,18 @@ static int stream_fill(file_source *fs)
             fs->pos = 0;
             fs->ahead = 0;
         }
-        /* The buffer holds BLOCK + a largest record: the record always fits. */
-        size_t room = (size_t)BLOCK + REC_HDR + MAX_CAPLEN - fs->len;
+        /* The buffer holds BLOCK + a largest record, so the record always fits; or the
+         * whole file as it was at open, which grows to that if the file did. */
+        if (fs->len == fs->cap && fs->cap < BUF_MAX) {
+            uint8_t *b = realloc(fs->buf, BUF_MAX);
+            if (!b) {
+                snprintf(fs->why, sizeof fs->why, "out of memory");
+                return ND_ETRUNC;
+            }
+            fs->buf = b;
+            fs->cap = BUF_MAX;
+        }
+        size_t room = fs->cap - fs->len;
         ssize_t r = read(fs->fd, fs->buf + fs->len, room < BLOCK ? room : BLOCK);
         if (r < 0) {
             snprintf(fs->why, sizeof fs->why, "error reading dump file: %s", strerror(errno));
@@ -376,7 +390,12 @@ capture_source *capture_file_open(const char *spec, const char *path, const capt
     fs->ts_mult = nano ? 1 : 1000;
     fs->snapshot = snapshot;
     fs->snap = o->snaplen ? o->snaplen : MAX_CAPLEN;
-    fs->buf = malloc((size_t)BLOCK + REC_HDR + MAX_CAPLEN);
+    /* A file smaller than the buffer gets one its size (and a byte, to see its end in
+     * one read): a folder of small captures does not map half a megabyte per file. */
+    fs->cap = BUF_MAX;
+    if (!stream && st.st_size >= 0 && (uint64_t)st.st_size < BUF_MAX)
+        fs->cap = (size_t)st.st_size + 1;
+    fs->buf = malloc(fs->cap);
     if (!fs->buf) goto nomem;
     return &fs->base;
 

@@ -4,7 +4,8 @@
  * big-endian, µs and ns, six link types (one that libpcap reads instead), header snaplen
  * below the packets and 0, odd timestamps (negative seconds, fraction above a second);
  * files cut at and inside every record header and inside packets, absurd caplen values, bad
- * headers; from a FIFO written in small pieces (classic pcap and pcapng); and the windows
+ * headers; from a FIFO written in small pieces (classic pcap and pcapng); a file that grows
+ * after it was opened (the reader sizes its buffer for a small file); and the windows
  * and counters of a capture through the source and through a bare libpcap loop.
  */
 #include <sys/stat.h>
@@ -280,6 +281,57 @@ static void test_absurd(void)
 /* A FIFO written in pieces of 1 to 2000 bytes (records split across reads): the same
  * packets as libpcap on the file; pcapng through a FIFO goes to libpcap with the bytes
  * the reader looked at put back. */
+/* Reads path through a pcap: source (snaplen 0) while append bytes are added after the
+ * first burst; the packets and caplen bytes it saw. */
+static uint64_t read_growing(const uint8_t *append, size_t n, uint64_t *bytes)
+{
+    capture_opts o;
+    capture_opts_defaults(&o);
+    o.snaplen = 0;
+    char spec[300];
+    snprintf(spec, sizeof spec, "pcap:%s", path);
+    nd_error e = {0};
+    capture_source *s = capture_source_open(spec, &o, &e);
+    if (!s) CHECK_FAIL_("%s", e.msg);
+    capture_pkt pk[32];
+    uint64_t count = 0;
+    *bytes = 0;
+    for (int burst = 0;; burst++) {
+        if (burst == 1 && append) {
+            FILE *f = fopen(path, "ab");
+            CHECK(f && fwrite(append, 1, n, f) == n && fclose(f) == 0);
+        }
+        int r = capture_source_rx(s, pk, 32, 0, &e);
+        if (r == CAPTURE_END) break;
+        if (r < 0) CHECK_FAIL_("burst %d: %s", burst, e.msg);
+        for (int i = 0; i < r; i++) *bytes += pk[i].caplen;
+        count += (uint64_t)r;
+    }
+    capture_source_close(s);
+    return count;
+}
+
+/* A file that grows after it was opened: the source sized its buffer for the file as it
+ * was (a few records) and must grow it for what follows, a 70,000-byte record included. */
+static void test_growing(void)
+{
+    static uint8_t big[70000];
+    pbuf o;
+    gen_file(&o, 0, 0, 262144, 1, 40, 5, 0);
+    record(&o, 1700000100, 0, sizeof big, sizeof big, big, sizeof big);
+    for (int i = 0; i < 60; i++) record(&o, 1700000101, 0, 60, 60, big, 60);
+    uint64_t whole_bytes, grown_bytes;
+    save(&o, o.n, path);
+    uint64_t whole = read_growing(NULL, 0, &whole_bytes);
+    CHECK_U64_EQ(whole, (uint64_t)o.n_rec);
+    size_t head = o.rec[3];
+    save(&o, head, path);
+    uint64_t grown = read_growing(o.b + head, o.n - head, &grown_bytes);
+    CHECK_U64_EQ(grown, whole);
+    CHECK_U64_EQ(grown_bytes, whole_bytes);
+    free(o.b);
+}
+
 static void fifo_check(const uint8_t *b, size_t n, uint64_t expect)
 {
     pid_t pid = fork();
@@ -448,6 +500,7 @@ int main(void)
     test_truncated();
     test_absurd();
     test_fifo();
+    test_growing();
     test_windows();
     unlink(path);
     printf("ok\n");
