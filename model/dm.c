@@ -138,10 +138,12 @@ static int settings_problem(const nd_dm_settings *s, char *why, size_t len)
     return sampling_problem(&s->sample, why, len);
 }
 
-/* The largest batch for max_batch (nd_dm_load's). */
+/* The largest batch for max_batch (nd_dm_load's). A rank of an MPI run trains on its
+ * part of every batch only. */
 static int batch_for(const nd_dm_settings *s, int max_batch)
 {
-    return max_batch == ND_DM_BATCH_TRAIN    ? (int)s->train.batch
+    int N = nd_mpi_ranks();
+    return max_batch == ND_DM_BATCH_TRAIN    ? ((int)s->train.batch + N - 1) / N
            : max_batch == ND_DM_BATCH_SAMPLE ? 2 * (int)s->sample.batch
                                              : max_batch;
 }
@@ -1007,12 +1009,12 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
     /* files from before the decoder have no targets; the others get the same again */
     int trc = fit_targets(m, ds, e);
     if (trc) return trc;
-    int K = (int)ds->n_classes, B = (int)m->s.train.batch;
-    if (B > m->max_batch) B = m->max_batch;
     /* Each rank trains on images lo..hi-1 of every batch: all of them draw the whole
      * batch from the one RNG (the same draw as one process makes), fill their own part
      * and sum the gradients, so that every rank takes the same optimiser step. */
-    int N = nd_mpi_ranks(), lo = B * nd_mpi_rank() / N, hi = B * (nd_mpi_rank() + 1) / N;
+    int N = nd_mpi_ranks(), K = (int)ds->n_classes, B = (int)m->s.train.batch;
+    if ((B + N - 1) / N > m->max_batch) B = m->max_batch * N;
+    int lo = B * nd_mpi_rank() / N, hi = B * (nd_mpi_rank() + 1) / N;
     if (B < N)
         return nd_error_set(e, ND_ECONFIG,
                             "train.batch %d is smaller than the %d ranks of this run (each "

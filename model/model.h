@@ -283,8 +283,9 @@ nd_dm *nd_dm_new(const nd_dm_settings *s, const nd_dataset *ds, const char *prov
  * numbers are in the record). Returns 0 or a code with e set. */
 typedef int (*nd_dm_legacy_fn)(nd_dm_settings *s, const char *yaml, const char *path,
                                nd_error *e);
-/* max_batch of nd_dm_load and nd_dm_snapshot: the stored train.batch, or twice the
- * stored sample.batch (guidance runs conditional and null copies in one batch). */
+/* max_batch of nd_dm_load and nd_dm_snapshot: the stored train.batch (in an MPI run of
+ * N ranks its N-th part, rounded up: what a rank trains on), or twice the stored
+ * sample.batch (guidance runs conditional and null copies in one batch). */
 #define ND_DM_BATCH_TRAIN  (-1)
 #define ND_DM_BATCH_SAMPLE (-2)
 /* Loads a model file; max_batch: the largest batch the caller will train or sample at

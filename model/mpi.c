@@ -117,10 +117,11 @@ static size_t chunk_at(size_t n, int c) { return n * (size_t)c / (size_t)g_ranks
 static void ring_shift(const float *v, float *in, size_t n, int cs, int cr, int tag)
 {
     int next = (g_rank + 1) % g_ranks, prev = (g_rank + g_ranks - 1) % g_ranks;
-    size_t ls = chunk_at(n, cs + 1) - chunk_at(n, cs), lr = chunk_at(n, cr + 1) - chunk_at(n, cr);
+    size_t ls = chunk_at(n, cs + 1) - chunk_at(n, cs),
+           lr = chunk_at(n, cr + 1) - chunk_at(n, cr);
     ND_ASSERT(ls <= (size_t)INT32_MAX && lr <= (size_t)INT32_MAX);
-    MPI_Sendrecv(v + chunk_at(n, cs), (int)ls, MPI_FLOAT, next, tag, in, (int)lr, MPI_FLOAT, prev,
-                 tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    MPI_Sendrecv(v + chunk_at(n, cs), (int)ls, MPI_FLOAT, next, tag, in, (int)lr, MPI_FLOAT,
+                 prev, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
 }
 
 int nd_mpi_sum_floats(float *v, size_t n)

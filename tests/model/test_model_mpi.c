@@ -6,7 +6,8 @@
  * ranks writes the bytes one process writes (the default sampler with the stored
  * calibration, and ddpm, whose other settings refit the calibration over the ranks);
  * a train.batch below the rank count and a command that does not spread fail on every
- * rank with the reason. Skipped (77) in a build without MPI.
+ * rank with the reason. Skipped (77) in a build without MPI, after checking that mpirun
+ * starting two copies of it is told so.
  */
 #include <math.h>
 
@@ -49,7 +50,7 @@ static int mpi_run(int n, const char *const *args)
     do {                                                                                       \
         int rc_ = mpi_run(n, (const char *const[]){__VA_ARGS__, NULL});                        \
         if (rc_ != (code))                                                                     \
-            CHECK_FAIL_("mpirun -np %d: exit %d, expected %d\nstdout:\n%s\nstderr:\n%s", n,     \
+            CHECK_FAIL_("mpirun -np %d: exit %d, expected %d\nstdout:\n%s\nstderr:\n%s", n,    \
                         rc_, (code), out_text, err_text);                                      \
     } while (0)
 
@@ -82,6 +83,11 @@ static double weight_diff(const char *a, const char *b)
 int main(void)
 {
 #if !ND_HAVE_MPI
+    /* mpirun, where there is one, starting 2 copies of this build: each says why not */
+    if (ND_MPIEXEC[0] && !strstr(ND_MPIEXEC, "NOTFOUND")) {
+        CHECK(mpi_run(2, (const char *const[]){"train", "x.ndd", "-o", "x.ndm", NULL}) != 0);
+        CHECK_CONTAINS(err_text, "this build has no MPI");
+    }
     SKIP("this build has no MPI");
 #endif
     const char *csv = path(0, "real.csv"), *ndd = path(1, "real.ndd"),
