@@ -1056,15 +1056,13 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
     }
     double loss_avg = 0.0;
     while (m->step < o->steps) {
-        if (o->stop && *o->stop) {
-            rep->interrupted = 1;
-            break;
-        }
         double el = (double)(nd_now_ns() - t0) * 1e-9;
+        enum { STOPPED = 1, OUT_OF_TIME = 2 };
+        int why = (o->stop && *o->stop ? STOPPED : 0) |
+                  (o->max_seconds > 0 && el >= o->max_seconds ? OUT_OF_TIME : 0);
         /* every rank stops at the same step, when any of them is told to */
-        int why = nd_mpi_or((o->stop && *o->stop) | (o->max_seconds > 0 && el >= o->max_seconds)
-                                                        << 1);
-        if (why & 1) {
+        why = nd_mpi_or(why);
+        if (why & STOPPED) {
             rep->interrupted = 1;
             break;
         }

@@ -4,7 +4,8 @@
  * one process (batch 4) within the tolerance of docs/SCALE.md; a run of 2 ranks resumed
  * by one process, and one of one process resumed by 2 ranks, give them too; sample over 2
  * ranks writes the bytes one process writes (the default sampler with the stored
- * calibration, and ddpm, whose other settings refit the calibration over the ranks);
+ * calibration, and ddpm, whose other settings refit the calibration over the ranks); a
+ * time limit ends every rank at one step;
  * a train.batch below the rank count and a command that does not spread fail on every
  * rank with the reason. Skipped (77) in a build without MPI, after checking that mpirun
  * starting two copies of it is told so.
@@ -143,6 +144,17 @@ int main(void)
     CHECK(l1 > 0 && l1 == l2 && !memcmp(b1, b2, l1));
     free(b1);
     free(b2);
+
+    /* a time limit stops every rank at the same step (their clocks started apart): the
+     * run ends, and rank 0 saves the model there */
+    const char *timed = path(13, "timed.ndm");
+    MPI_EXPECT(0, 2, "train", "-c", conf, ndd, "-o", timed, "--steps", "1000000", "--minutes",
+               "0.02");
+    nd_error e = {0};
+    nd_dm *mt = nd_dm_load(timed, ND_DM_BATCH_TRAIN, NULL, &e);
+    CHECK(mt);
+    CHECK(nd_dm_step(mt) > 0 && nd_dm_step(mt) < 1000000);
+    nd_dm_free(mt);
 
     /* every rank fails alike, says why and which rank, and the run ends */
     CHECK(mpi_run(2, (const char *const[]){"train", "-c", conf, ndd, "-o", path(12, "x.ndm"),
