@@ -191,7 +191,7 @@ static int train(nd_dm *m, const nd_dataset *ds, const train_args *o, nd_error *
             o->in, (unsigned long long)ds->n_windows, ds->n_classes,
             (unsigned)nd_unet_num_params(nd_dm_unet(m)), (unsigned long long)nd_dm_step(m),
             (unsigned long long)to.steps,
-            nd_mpi_ranks() > 1 ? ", over the ranks of mpirun" : "");
+            nd_mpi_ranks() > 1 ? ", split over the ranks of mpirun" : "");
     nd_train_report rep;
     int rc = nd_dm_train(m, ds, &to, &rep, e);
     if (log) fclose(log);
