@@ -303,6 +303,12 @@ static int run(int argc, char **argv)
     uint64_t t0 = nd_now_ns();
     if (!rc) rc = sample_classes(&so, m, first, last, o.count, &rng, &e);
     double secs = (double)(nd_now_ns() - t0) * 1e-9;
+    if (!rc && nd_mpi_rank() > 0) { /* every rank of an MPI run has every window: rank 0
+                                       writes them */
+        out_free(&so);
+        nd_dm_free(m);
+        return ND_EXIT_OK;
+    }
     if (!rc) report(m, so.out, secs);
     if (!rc && o.csv) rc = nd_csv_write(so.out, o.csv, &e);
     if (!rc && o.csv2) rc = nd_csv_write(so.again[AGAIN_OTHER], o.csv2, &e);
@@ -364,6 +370,10 @@ const nd_command cmd_sample = {
     "                     the GAF decode gives it: bytes per bin with their fractions,\n"
     "                     not rounded (so is --csv-other-decode)\n"
     "  --json             print the summary on stdout as one JSON object (README.md)\n"
+    "\n"
+    "Under `mpirun -np N`, the sampler's batches (sample.batch windows each, and those of\n"
+    "the calibration) go round the N processes, and rank 0 writes what one process\n"
+    "would, bit for bit (docs/SCALE.md).\n"
     "\n"
     "Example:\n"
     "  netdiffus sample vt.ndm --count 100 --csv synth.csv --png synth.png\n"

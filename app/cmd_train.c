@@ -112,8 +112,8 @@ static int calibrate(nd_dm *m, const char *out, nd_error *e)
             "(sample.calibrate; Ctrl-C skips it, the model is saved)",
             nd_dm_get_settings(m)->sample.calibrate);
     nd_dm_set_stop(m, &cli_stop);
-    int rc = nd_dm_calibrate(m, e);
-    if (!rc) rc = nd_dm_save(m, out, e);
+    int rc = nd_dm_calibrate(m, e); /* spread over the ranks of an MPI run */
+    if (!rc && nd_mpi_rank() == 0) rc = nd_dm_save(m, out, e);
     if (rc == ND_EINTR) {
         nd_info("calibration skipped: %s is saved without it (sample and replay "
                 "fit it when they need it)",
@@ -136,6 +136,8 @@ static void log_line(void *arg, const nd_train_progress *p)
     nd_json_num(j, "lr", p->lr);
     nd_json_num(j, "images_per_s", p->images_per_s);
     nd_json_num(j, "t", p->seconds);
+    nd_json_u64(j, "ranks", (uint64_t)nd_mpi_ranks());
+    nd_json_num(j, "allreduce_s", p->allreduce_s);
     nd_json_bool(j, "final", p->final);
     nd_error e = {0};
     if (nd_json_write(j, *log, 0, "--log", &e)) {
@@ -160,29 +162,36 @@ static int train_json(const nd_dm *m, const train_args *o, const nd_train_report
     nd_json_num(j, "val_loss", rep->val_loss < 0 ? NAN : rep->val_loss);
     nd_json_bool(j, "interrupted", rc == ND_EINTR);
     nd_json_bool(j, "calibrated", nd_dm_calibrated(m));
+    nd_json_u64(j, "ranks", (uint64_t)nd_mpi_ranks());
+    nd_json_num(j, "allreduce_s", rep->allreduce_s);
     return cli_json_print(j);
 }
 
-/* Trains m on ds to the step count of o (or train.steps), then calibrates. */
+/* Trains m on ds to the step count of o (or train.steps), then calibrates. In an MPI
+ * run, rank 0 alone validates, writes the model file, the log and the summary. */
 static int train(nd_dm *m, const nd_dataset *ds, const train_args *o, nd_error *e)
 {
     const nd_dm_settings *ms = nd_dm_get_settings(m);
+    int first = nd_mpi_rank() == 0;
     nd_train_opts to = {
         .steps = o->steps > 0 ? (uint64_t)o->steps : ms->train.steps,
         .max_seconds = o->minutes * 60.0,
-        .path = o->out,
+        .path = first ? o->out : NULL,
         .stop = &cli_stop,
+        .quiet = !first,
         .report = log_line,
         .report_every = (uint64_t)o->log_every,
     };
-    FILE *log = o->log ? fopen(o->log, "a") : NULL;
-    if (o->log && !log) return nd_error_set(e, -errno, "--log %s: %s", o->log, strerror(errno));
+    FILE *log = o->log && first ? fopen(o->log, "a") : NULL;
+    if (o->log && first && !log)
+        return nd_error_set(e, -errno, "--log %s: %s", o->log, strerror(errno));
     to.report_arg = &log;
     cli_catch_stop();
-    nd_info("training on %s: %llu windows, %u classes, %u parameters, from step %llu to %llu",
+    nd_info("training on %s: %llu windows, %u classes, %u parameters, from step %llu to %llu%s",
             o->in, (unsigned long long)ds->n_windows, ds->n_classes,
             (unsigned)nd_unet_num_params(nd_dm_unet(m)), (unsigned long long)nd_dm_step(m),
-            (unsigned long long)to.steps);
+            (unsigned long long)to.steps,
+            nd_mpi_ranks() > 1 ? ", split over the ranks of mpirun" : "");
     nd_train_report rep;
     int rc = nd_dm_train(m, ds, &to, &rep, e);
     if (log) fclose(log);
@@ -194,7 +203,7 @@ static int train(nd_dm *m, const nd_dataset *ds, const train_args *o, nd_error *
             (unsigned long long)nd_dm_step(m), o->out);
     if (rc) nd_info("resume with: netdiffus train %s -o %s --resume", o->in, o->out);
     int crc = !rc && ms->sample.calibrate ? calibrate(m, o->out, e) : 0;
-    if (!crc && o->json && train_json(m, o, &rep, rc)) return -EIO;
+    if (!crc && o->json && first && train_json(m, o, &rep, rc)) return -EIO;
     return crc;
 }
 
@@ -259,15 +268,22 @@ const nd_command cmd_train = {
     "                      sampler settings stored for sample, replay and calibration)\n"
     "      --log FILE      append one JSON object per line to FILE: step, steps, loss,\n"
     "                      val_loss (null but at validations), lr, images_per_s, t\n"
-    "                      (seconds) and final; every --log-every steps (default 100),\n"
+    "                      (seconds), ranks, allreduce_s (of t, summing gradients over\n"
+    "                      the ranks) and final; every --log-every steps (default 100),\n"
     "                      at each checkpoint's validation and at the end\n"
     "      --json          print the summary on stdout as one JSON object (README.md)\n"
     "\n"
     "The status line shows the step, the loss, images/s and the time left; when stderr\n"
     "is not a terminal, the same is logged as a line every 30 s. At the end\n"
     "the decode calibration is fitted and stored (sample.calibrate; Ctrl-C skips it).\n"
+    "\n"
+    "Under `mpirun -np N`, N processes train one model: train.batch is the batch of all\n"
+    "of them, each trains on its part of it and the gradients are summed over them;\n"
+    "rank 0 validates and writes MODEL.ndm, the log and the summary. The model equals one\n"
+    "process's up to float rounding, and --resume continues with any N (docs/SCALE.md).\n"
     "Example:\n"
     "  netdiffus train -c conf/examples/videotrain.yaml vt.ndd -o vt.ndm --minutes 30\n"
+    "  mpirun -np 2 netdiffus train -c conf/examples/videotrain.yaml vt.ndd -o vt.ndm\n"
     "\n"
     "Exit codes: 0 trained (also when stopped by Ctrl-C: the model is saved); 1 runtime\n"
     "failure; 2 bad usage or config.\n",

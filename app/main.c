@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "eval.h"
+#include "model.h"
 #include "nn.h"
 
 static void usage(FILE *out)
@@ -33,6 +34,9 @@ static void usage(FILE *out)
             "  ND_CPU=generic|avx512|avx512bf16   force a lower level of CPU kernels than the\n"
             "                  best this CPU has (--version shows both); same results up to\n"
             "                  float32 rounding\n"
+            "\n"
+            "`mpirun -np N netdiffus train|sample ...` spreads training and sampling over N\n"
+            "processes, on one host or several, with the results of one (docs/SCALE.md).\n"
             "\n"
             "A command's options take their value as --opt VALUE or --opt=VALUE (-o VALUE or\n"
             "-oVALUE), long options may be shortened to any unambiguous prefix, and -- ends\n"
@@ -104,8 +108,26 @@ int main(int argc, char **argv)
                 fputs(c->help, stdout);
                 return ND_EXIT_OK;
             }
+        /* under mpirun: one rank of a run (model.h); rank 0 alone says how it goes */
+        int ranks = nd_mpi_start(&argc, &argv, &e);
+        if (ranks < 0) {
+            nd_err("%s", e.msg);
+            return ND_EXIT_USAGE;
+        }
+        if (nd_mpi_rank() > 0 && level == ND_LOG_INFO) nd_log_set_level(ND_LOG_WARN);
+        if (ranks > 1 && strcmp(c->name, "train") && strcmp(c->name, "sample")) {
+            nd_err("%s: runs in one process; of the commands only train and sample spread "
+                   "over the %d ranks of mpirun",
+                   c->name, ranks);
+            nd_mpi_end(0);
+            return ND_EXIT_USAGE;
+        }
         int rc = c->run(argc - 1, argv + 1);
         nd_eval_draw_release(); /* the program uses cairo nowhere else */
+        if (rc && ranks > 1)
+            nd_err("rank %d of %d failed (exit %d, the error above): ending the run",
+                   nd_mpi_rank(), ranks, rc);
+        nd_mpi_end(rc);
         return rc;
     }
     fprintf(stderr, "netdiffus: unknown command '%s'\n\n", argv[1]);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_impl.h"
 #include "model.h"
 
 /* ---- schedule and training pairs --------------------------------------------------- */
@@ -120,10 +121,44 @@ static int step_t(int T, int S, int k)
     return (int)((double)(T - 1) * (S - 1 - k) / (S > 1 ? S - 1 : 1) + 0.5);
 }
 
+/* The sampler's steps: o->steps within 1..T. */
+static int sample_steps(const nd_diffusion *d, const nd_sample_opts *o)
+{
+    return o->steps < 1 ? 1 : o->steps > d->T ? d->T : o->steps;
+}
+
+/* Timestep t of step k of S, and s, the next (less noisy) one; s −1: the step to the
+ * clean image. */
+static void step_pair(const nd_diffusion *d, int S, int k, int *t, int *s)
+{
+    *t = S == 1 ? d->T - 1 : step_t(d->T, S, k);
+    *s = k == S - 1 ? -1 : step_t(d->T, S, k + 1);
+}
+
+/* DDIM's noise scale from ᾱ_t to ᾱ_s: fresh noise is drawn when it is above 0. */
+static double ddim_sigma(double eta, double at, double as)
+{
+    return eta * sqrt((1.0 - as) / (1.0 - at)) * sqrt(1.0 - at / as);
+}
+
+size_t nd_diffusion_draws(const nd_diffusion *d, const nd_sample_opts *o, int B, size_t img)
+{
+    size_t n = (size_t)B * img, draws = n; /* the starting noise */
+    int S = sample_steps(d, o);
+    for (int k = 0; k < S; k++) {
+        int t, s;
+        step_pair(d, S, k, &t, &s);
+        if (s < 0 || o->sampler == ND_SAMPLER_DPMPP) continue;
+        if (o->sampler == ND_SAMPLER_DDPM || ddim_sigma(o->eta, d->abar[t], d->abar[s]) > 0.0)
+            draws += n;
+    }
+    return draws;
+}
+
 void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_denoise_fn f,
                          void *arg, float *x, const int *y, int B, size_t img, nd_rng *rng)
 {
-    int S = o->steps < 1 ? 1 : o->steps > d->T ? d->T : o->steps;
+    int S = sample_steps(d, o);
     int guided = o->guidance != 1.0f;
     int NB = guided ? 2 * B : B;
     size_t n = (size_t)B * img;
@@ -142,9 +177,8 @@ void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_deno
     }
     double h_prev = 0.0;
     for (int k = 0; k < S; k++) {
-        int t = S == 1 ? d->T - 1 : step_t(d->T, S, k);
-        int last = k == S - 1;
-        int s = last ? -1 : step_t(d->T, S, k + 1); /* next (less noisy) step; −1: clean */
+        int t, s;
+        step_pair(d, S, k, &t, &s);
         double at = d->abar[t], as = s >= 0 ? d->abar[s] : 1.0;
         double sa = sqrt(at), ss = sqrt(1.0 - at);
         memcpy(xin, x, n * sizeof(float));
@@ -202,7 +236,7 @@ void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_deno
             for (size_t i = 0; i < n; i++)
                 x[i] = (float)(c0 * x0[i] + ct * x[i] + sd * nd_rng_normal(rng));
         } else {
-            double sigma = o->eta * sqrt((1.0 - as) / (1.0 - at)) * sqrt(1.0 - at / as);
+            double sigma = ddim_sigma(o->eta, at, as);
             double dir = sqrt(fmax(0.0, 1.0 - as - sigma * sigma));
             for (size_t i = 0; i < n; i++) {
                 double v = sqrt(as) * x0[i] + dir * out[i];

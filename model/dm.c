@@ -62,6 +62,7 @@ struct nd_dm {
     uint64_t split_seed;
     nd_decoder *dec;    /* every row of max_classes (classes join online) */
     volatile int *stop; /* set by a signal handler: sampling stops (nd_dm_set_stop) */
+    uint64_t batches;   /* sampler batches run so far: batch j goes to rank j mod ranks */
 };
 
 /* ds's header without windows; its config text replaced by provenance unless NULL. */
@@ -137,10 +138,12 @@ static int settings_problem(const nd_dm_settings *s, char *why, size_t len)
     return sampling_problem(&s->sample, why, len);
 }
 
-/* The largest batch for max_batch (nd_dm_load's). */
+/* The largest batch for max_batch (nd_dm_load's). A rank of an MPI run trains on its
+ * part of every batch only. */
 static int batch_for(const nd_dm_settings *s, int max_batch)
 {
-    return max_batch == ND_DM_BATCH_TRAIN    ? (int)s->train.batch
+    int N = nd_mpi_ranks();
+    return max_batch == ND_DM_BATCH_TRAIN    ? ((int)s->train.batch + N - 1) / N
            : max_batch == ND_DM_BATCH_SAMPLE ? 2 * (int)s->sample.batch
                                              : max_batch;
 }
@@ -152,7 +155,7 @@ static int dm_build(nd_dm *m, int max_batch, nd_error *e)
     m->max_batch = batch_for(&m->s, max_batch);
     ND_ASSERT(m->max_batch >= 1);
     m->net = nd_unet_new(&m->s.net, m->max_batch, t->seed);
-    m->ctx = nd_ctx_new((int)t->threads);
+    m->ctx = nd_ctx_new(nd_mpi_threads((int)t->threads));
     if (!m->net || !m->ctx) return nd_error_set(e, -ENOMEM, "model: out of memory");
     size_t n = nd_unet_num_params(m->net);
     nd_adamw_config oc = {
@@ -845,36 +848,64 @@ static void batch_free(batch_buf *b)
     free(b->y);
 }
 
-/* Image i of a training batch from raw window x (C,L) of class k: timestep, class
- * dropout to the null row and noise from m->rng (in that order), x0, x_t and target. */
+/* What one image of a training batch takes from m->rng, in this order: its timestep,
+ * whether it is dropped to the null class, its noise (into eps; NULL: drawn and left, for
+ * an image of the batch another rank trains on). */
+static void batch_draw(nd_dm *m, int *t, int *drop, float *eps)
+{
+    size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
+    *t = (int)nd_rng_below(&m->rng, (uint32_t)m->diff.T);
+    *drop = nd_rng_uniform(&m->rng) < m->s.train.class_dropout;
+    for (size_t j = 0; j < img; j++) {
+        float v = nd_rng_normal(&m->rng);
+        if (eps) eps[j] = v;
+    }
+}
+
+/* Image i of a training batch from raw window x (C,L) of class k: batch_draw, then x0,
+ * x_t and target. */
 static void batch_fill(nd_dm *m, batch_buf *b, int i, const float *x, int k)
 {
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
-    int t = (int)nd_rng_below(&m->rng, (uint32_t)m->diff.T);
-    int drop = nd_rng_uniform(&m->rng) < m->s.train.class_dropout;
+    int t, drop;
     float *x0 = b->x0 + i * img, *eps = b->eps + i * img;
-    for (size_t j = 0; j < img; j++) eps[j] = nd_rng_normal(&m->rng);
+    batch_draw(m, &t, &drop, eps);
     nd_gaf_window_to_image(x0, x, &m->gaf, &m->scales[k]);
     nd_diffusion_q_sample(&m->diff, b->xt + i * img, b->target + i * img, x0, eps, t, img);
     b->tt[i] = (float)t;
     b->y[i] = drop ? m->s.net.max_classes : k;
 }
 
-/* One optimiser step on the B images batch_fill prepared, then the EMA; the loss. */
-static float batch_step(nd_dm *m, batch_buf *b, int B)
+/* The gradient of the loss of a batch of `total` images over the B of them that
+ * batch_fill prepared (all of them in one process) into the network's gradient block;
+ * the loss of the B. */
+static float batch_grad(nd_dm *m, batch_buf *b, int B, int total)
 {
-    size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L,
-           np = nd_unet_num_params(m->net);
+    size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
     nd_unet_forward(m->net, m->ctx, b->out, b->xt, b->tt, b->y, B);
     float loss = nd_mse_forward(b->out, b->target, (size_t)B * img);
-    nd_mse_backward(b->out, b->out, b->target, (size_t)B * img, 1.0f);
+    nd_mse_backward_part(b->out, b->out, b->target, (size_t)B * img, (size_t)total * img, 1.0f);
     nd_unet_zero_grad(m->net);
     nd_unet_backward(m->net, m->ctx, NULL, b->out);
+    return loss;
+}
+
+/* The optimiser step on the gradient block, then the EMA. */
+static void batch_apply(nd_dm *m)
+{
+    size_t np = nd_unet_num_params(m->net);
     float *params = nd_unet_params(m->net);
     nd_adamw_step(m->opt, m->ctx, params, nd_unet_grads(m->net));
     m->step++;
     float d = ema_decay_at(&m->s.train, m->step);
     for (size_t i = 0; i < np; i++) m->ema[i] = d * m->ema[i] + (1.0f - d) * params[i];
+}
+
+/* One optimiser step on the B images batch_fill prepared, then the EMA; the loss. */
+static float batch_step(nd_dm *m, batch_buf *b, int B)
+{
+    float loss = batch_grad(m, b, B, B);
+    batch_apply(m);
     return loss;
 }
 
@@ -935,7 +966,8 @@ static int save_or_fall_back(nd_dm *m, const char *path, nd_error *e)
 
 /* Tells o->report where training stands (val_loss NaN: not measured now). */
 static void train_progress(const nd_dm *m, const nd_train_opts *o, uint64_t step0, uint64_t t0,
-                           int B, double loss, double val_loss, int final)
+                           int B, double loss, double val_loss, int final,
+                           const nd_train_report *rep)
 {
     if (!o->report) return;
     double s = (double)(nd_now_ns() - t0) * 1e-9;
@@ -947,6 +979,7 @@ static void train_progress(const nd_dm *m, const nd_train_opts *o, uint64_t step
         .lr = m->s.train.lr,
         .images_per_s = s > 0 ? (double)(m->step - step0) * B / s : 0,
         .seconds = s,
+        .allreduce_s = rep->allreduce_s,
         .final = final,
     };
     o->report(o->report_arg, &p);
@@ -976,8 +1009,17 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
     /* files from before the decoder have no targets; the others get the same again */
     int trc = fit_targets(m, ds, e);
     if (trc) return trc;
-    int K = (int)ds->n_classes, B = (int)m->s.train.batch;
-    if (B > m->max_batch) B = m->max_batch;
+    /* Each rank trains on images lo..hi-1 of every batch: all of them draw the whole
+     * batch from the one RNG (the same draw as one process makes), fill their own part
+     * and sum the gradients, so that every rank takes the same optimiser step. */
+    int N = nd_mpi_ranks(), K = (int)ds->n_classes, B = (int)m->s.train.batch;
+    if ((B + N - 1) / N > m->max_batch) B = m->max_batch * N;
+    int lo = B * nd_mpi_rank() / N, hi = B * (nd_mpi_rank() + 1) / N;
+    if (B < N)
+        return nd_error_set(e, ND_ECONFIG,
+                            "train.batch %d is smaller than the %d ranks of this run (each "
+                            "rank trains on its part of every batch)",
+                            B, N);
     size_t WL = (size_t)ds->n_channels * ds->L;
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
     size_t np = nd_unet_num_params(m->net);
@@ -1014,20 +1056,37 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
     }
     double loss_avg = 0.0;
     while (m->step < o->steps) {
-        if (o->stop && *o->stop) {
+        double el = (double)(nd_now_ns() - t0) * 1e-9;
+        enum { STOPPED = 1, OUT_OF_TIME = 2 };
+        int why = (o->stop && *o->stop ? STOPPED : 0) |
+                  (o->max_seconds > 0 && el >= o->max_seconds ? OUT_OF_TIME : 0);
+        /* every rank stops at the same step, when any of them is told to */
+        why = nd_mpi_or(why);
+        if (why & STOPPED) {
             rep->interrupted = 1;
             break;
         }
-        double el = (double)(nd_now_ns() - t0) * 1e-9;
-        if (o->max_seconds > 0 && el >= o->max_seconds) break;
+        if (why) break;
         /* the batch: class uniformly among classes with data, then a window of it */
         for (int i = 0; i < B; i++) {
             int k = present[nd_rng_below(&m->rng, (uint32_t)npresent)];
             uint64_t w =
                 idx[start[k] + nd_rng_below(&m->rng, (uint32_t)(start[k + 1] - start[k]))];
-            batch_fill(m, &b, i, ds->values + w * WL, k);
+            int t, drop;
+            if (i >= lo && i < hi) batch_fill(m, &b, i - lo, ds->values + w * WL, k);
+            else batch_draw(m, &t, &drop, NULL);
         }
-        float loss = batch_step(m, &b, B);
+        float loss = batch_grad(m, &b, hi - lo, B);
+        if (N > 1) {
+            uint64_t s0 = nd_now_ns();
+            if (nd_mpi_sum_floats(nd_unet_grads(m->net), np)) {
+                rc = nd_error_set(e, -ENOMEM, "train: out of memory");
+                goto out;
+            }
+            rep->allreduce_s += (double)(nd_now_ns() - s0) * 1e-9;
+            loss = (float)(nd_mpi_sum((double)loss * (hi - lo)) / B);
+        }
+        batch_apply(m);
         if (!isfinite(loss)) {
             rc = nd_error_set(e, ND_EFORMAT,
                               "train: loss is %g at step %llu (try a lower "
@@ -1062,10 +1121,10 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
         /* the last step's line is the final one, after the loop */
         if (o->report_every && m->step % o->report_every == 0 && !validate &&
             m->step < o->steps)
-            train_progress(m, o, step0, t0, B, loss_avg, NAN, 0);
+            train_progress(m, o, step0, t0, B, loss_avg, NAN, 0, rep);
         if (validate) {
             rep->val_loss = val_loss(m, ds, val, nval, &b, save);
-            train_progress(m, o, step0, t0, B, loss_avg, rep->val_loss, 0);
+            train_progress(m, o, step0, t0, B, loss_avg, rep->val_loss, 0, rep);
             nd_error se = {0};
             if (!o->quiet) nd_status_end();
             /* A checkpoint that cannot be written (full disk) is no reason to stop: the
@@ -1079,8 +1138,9 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
         }
     }
     if (!o->quiet) nd_status_end();
-    rep->val_loss = val_loss(m, ds, val, nval, &b, save);
-    train_progress(m, o, step0, t0, B, loss_avg, rep->val_loss, 1);
+    /* the ranks of an MPI run would all measure the same: rank 0 does */
+    rep->val_loss = nd_mpi_rank() == 0 ? val_loss(m, ds, val, nval, &b, save) : -1.0;
+    train_progress(m, o, step0, t0, B, loss_avg, rep->val_loss, 1, rep);
     if (o->path && (rc = save_or_fall_back(m, o->path, e))) goto out;
     if (rep->interrupted) rc = ND_EINTR;
 out:
@@ -1203,7 +1263,10 @@ static int check_windows(const nd_dm *m, int cls, const float *x, size_t n, nd_e
 }
 
 /* n images of class cls by the sampler of the sampling settings on the EMA weights,
- * each to image_to_window (x, dec: n windows; either may be NULL) and to imgs. */
+ * each to image_to_window (x, dec: n windows; either may be NULL) and to imgs. In an MPI
+ * run the sampler's batches go round the ranks; each rank skips the others' batches by
+ * drawing their noise from rng and leaving it, so that every batch has the noise it has
+ * in one process, and then gets them from the rank that sampled them. */
 static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, float *imgs,
                          nd_rng *rng, nd_error *e)
 {
@@ -1235,13 +1298,21 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
     memcpy(save, params, np * sizeof(float));
     memcpy(params, m->ema, np * sizeof(float));
     denoise_arg da = {m};
-    int rc = 0;
-    for (size_t done = 0; done < n;) {
-        if (m->stop && *m->stop) {
+    int rc = 0, N = nd_mpi_ranks();
+    size_t j = 0; /* batch */
+    for (size_t done = 0; done < n; done += SB, j++) {
+        /* the ranks agree on a stop once per round of N batches (one each), where they
+         * all wait for the slowest anyway */
+        if (j % N == 0 && nd_mpi_or(m->stop && *m->stop)) {
             rc = nd_error_set(e, ND_EINTR, "sample: stopped by a signal");
             break;
         }
         int B = (int)(n - done < (size_t)SB ? n - done : (size_t)SB);
+        if ((m->batches + j) % N != (uint64_t)nd_mpi_rank()) { /* another rank's batch */
+            for (size_t k = nd_diffusion_draws(&m->diff, &so, B, img); k; k--)
+                nd_rng_normal(rng);
+            continue;
+        }
         for (int i = 0; i < B; i++) y[i] = cls;
         nd_diffusion_sample(&m->diff, &so, denoise, &da, buf, y, B, img, rng);
         if ((rc = check_images(m, cls, buf, (size_t)B * img, e))) break;
@@ -1252,8 +1323,16 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
             if (imgs) memcpy(imgs + at * img, buf + i * img, img * sizeof(float));
         }
         if (x && (rc = check_windows(m, cls, x + done * WL, (size_t)B, e))) break;
-        done += (size_t)B;
     }
+    /* every rank gets every batch from the rank that sampled it */
+    for (size_t done = 0, k = 0; !rc && N > 1 && done < n; done += SB, k++) {
+        size_t B = n - done < (size_t)SB ? n - done : (size_t)SB;
+        int root = (int)((m->batches + k) % N);
+        if (x) nd_mpi_bcast(x + done * WL, B * WL * sizeof(float), root);
+        if (dec) nd_mpi_bcast(dec + done * DL, B * DL * sizeof(float), root);
+        if (imgs) nd_mpi_bcast(imgs + done * img, B * img * sizeof(float), root);
+    }
+    m->batches += j;
     memcpy(params, save, np * sizeof(float));
     free(buf);
     free(y);

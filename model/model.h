@@ -283,8 +283,9 @@ nd_dm *nd_dm_new(const nd_dm_settings *s, const nd_dataset *ds, const char *prov
  * numbers are in the record). Returns 0 or a code with e set. */
 typedef int (*nd_dm_legacy_fn)(nd_dm_settings *s, const char *yaml, const char *path,
                                nd_error *e);
-/* max_batch of nd_dm_load and nd_dm_snapshot: the stored train.batch, or twice the
- * stored sample.batch (guidance runs conditional and null copies in one batch). */
+/* max_batch of nd_dm_load and nd_dm_snapshot: the stored train.batch (in an MPI run of
+ * N ranks its N-th part, rounded up: what a rank trains on), or twice the stored
+ * sample.batch (guidance runs conditional and null copies in one batch). */
 #define ND_DM_BATCH_TRAIN  (-1)
 #define ND_DM_BATCH_SAMPLE (-2)
 /* Loads a model file; max_batch: the largest batch the caller will train or sample at
@@ -327,6 +328,8 @@ typedef struct nd_train_progress {
     double lr;            /* learning rate of the step */
     double images_per_s;  /* training images per second since the run started */
     double seconds;       /* since the run started */
+    double allreduce_s;   /* of those, in summing gradients over the ranks of an MPI run
+                             (waits for the slowest rank included); 0 in one process */
     int final;            /* the end of the run (trained, stopped or out of time) */
 } nd_train_progress;
 
@@ -347,6 +350,7 @@ typedef struct nd_train_opts {
 typedef struct nd_train_report {
     uint64_t steps_done;                 /* in this call */
     double seconds, last_loss, val_loss; /* val_loss < 0: no validation part */
+    double allreduce_s;                  /* nd_train_progress's */
     int interrupted;
 } nd_train_report;
 
@@ -354,7 +358,12 @@ typedef struct nd_train_report {
  * match) with class-balanced batches; held-out groups give the validation loss. Saves to
  * o->path every checkpoint_every steps (the settings'), at the end, and when stopped. The same
  * seed, thread count and total steps give bit-identical parameters whether or not the
- * run was interrupted and resumed. Returns 0, ND_EINTR (stopped, saved) or a code. */
+ * run was interrupted and resumed. In an MPI run of N ranks (nd_mpi_start) every rank
+ * calls it alike, with o->path on one rank only (validation and checkpoints happen there):
+ * train.batch is the global batch, of which each rank trains on its B/N images, and the
+ * ranks sum their gradients, so that the model is one process's up to the order of the
+ * float sums (docs/SCALE.md); any N resumes any other's file. Returns 0, ND_EINTR (stopped,
+ * saved) or a code. */
 int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train_report *rep,
                 nd_error *e);
 
@@ -410,6 +419,27 @@ int nd_dm_set_target(nd_dm *m, int cls, const float *x, size_t n);
  * steps; the copy may then move to another thread. The caller owns it (nd_dm_free).
  * NULL with e filled on -ENOMEM. */
 nd_dm *nd_dm_snapshot(const nd_dm *m, int max_batch, nd_error *e);
+
+/* ------------------------------------------------------------------------------------ */
+/* The ranks of an MPI run (mpi.c)                                                       */
+/* ------------------------------------------------------------------------------------ */
+
+/* `mpirun -np N netdiffus train|sample` (docs/SCALE.md): nd_dm_train gives each rank its
+ * part of every batch and sums the gradients over the ranks, nd_dm_sample and
+ * nd_dm_calibrate give each rank its part of the sampler's batches and share the results,
+ * so that every rank ends with the same model and windows. Every rank makes the same
+ * calls in the same order. */
+
+/* Joins the MPI run when mpirun started this process (it sets OMPI_COMM_WORLD_SIZE, or
+ * PMI_SIZE); a process started otherwise is a run of one rank and initialises nothing.
+ * Returns the number of ranks, or ND_EUSAGE when mpirun started several copies of a build
+ * without MPI. Call once, before any thread starts. */
+int nd_mpi_start(int *argc, char ***argv, nd_error *e);
+int nd_mpi_rank(void);  /* 0..ranks-1; 0 outside a run */
+int nd_mpi_ranks(void); /* 1 outside a run */
+/* Leaves the run: after status 0 as every rank does, else by MPI_Abort(status), which
+ * ends the other ranks too (they may be waiting for this one). No-op outside a run. */
+void nd_mpi_end(int status);
 
 /* ------------------------------------------------------------------------------------ */
 /* N flows from a model with a class mix (flows.c)                                       */

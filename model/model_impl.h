@@ -62,6 +62,24 @@ static inline double nd_rec_f64(const unsigned char **p)
  * (gaf.c). */
 float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c);
 
+/* The normal draws nd_diffusion_sample takes from rng for B images: drawing as many
+ * skips a batch that another process samples, leaving rng where the batch would. */
+size_t nd_diffusion_draws(const nd_diffusion *d, const nd_sample_opts *o, int B, size_t img);
+
+/* Collectives of the ranks of an MPI run (mpi.c); outside one (one rank) they return
+ * their input. Every rank calls them in the same order. */
+int nd_mpi_or(int bits);     /* bits ORed over the ranks */
+double nd_mpi_sum(double v); /* the sum over the ranks, added in rank order */
+/* v (n floats) replaced on every rank by its sum over the ranks, identical bits on each:
+ * a ring allreduce (reduce-scatter, then allgather; 2(N-1)/N·n floats sent per rank)
+ * whose chunk c is added from rank c round the ring, a fixed order that no choice of
+ * Open MPI's changes. 0 or -ENOMEM. */
+int nd_mpi_sum_floats(float *v, size_t n);
+void nd_mpi_bcast(void *p, size_t bytes, int root); /* root's bytes to every rank */
+/* The layer threads of a rank: threads, or with 0 (all cores) the host's cores shared by
+ * the ranks on it (at least 1), so that ranks on one host do not oversubscribe it. */
+int nd_mpi_threads(int threads);
+
 /* Revision of the fit: maps stored by another one are refitted. 2: windows go idle by the
  * volume map only (decode.c, revive); 3: a threshold per bin position, no score filter. */
 #define ND_DECODER_REVISION 4

@@ -13,19 +13,15 @@
 
 static char *out_text, *err_text; /* of the last run */
 
-/* Runs netdiffus with args (NULL-terminated), stdin from /dev/null; returns its exit
- * code with stdout and stderr in out_text and err_text. */
-static int run_cli(const char *const *args)
+/* Runs the program argv[0] with argv (NULL-terminated), stdin from /dev/null; returns
+ * its exit code with stdout and stderr in out_text and err_text. */
+static int run_argv(const char *const *argv)
 {
     static char out[512], err[512]; /* own copies: tmp_path's ring is reused */
     if (!out[0]) {
         snprintf(out, sizeof out, "%s", tmp_path("stdout"));
         snprintf(err, sizeof err, "%s", tmp_path("stderr"));
     }
-    const char *argv[40] = {ND_BINARY};
-    int n = 1;
-    for (; args[n - 1]; n++) argv[n] = args[n - 1];
-    argv[n] = NULL;
     fflush(NULL);
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -36,19 +32,30 @@ static int run_cli(const char *const *args)
         dup2(in, 0);
         dup2(o, 1);
         dup2(e, 2);
-        execv(ND_BINARY, (char *const *)argv);
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     int st;
     CHECK_EQ(waitpid(pid, &st, 0), pid);
     if (!WIFEXITED(st))
-        CHECK_FAIL_("netdiffus %s: killed by signal %d", args[0] ? args[0] : "", WTERMSIG(st));
+        CHECK_FAIL_("%s %s: killed by signal %d", argv[0], argv[1] ? argv[1] : "",
+                    WTERMSIG(st));
     size_t len;
     free(out_text);
     free(err_text);
     out_text = (char *)read_bytes(out, &len);
     err_text = (char *)read_bytes(err, &len);
     return WEXITSTATUS(st);
+}
+
+/* Runs netdiffus with args (NULL-terminated): run_argv. */
+static int run_cli(const char *const *args)
+{
+    const char *argv[40] = {ND_BINARY};
+    int n = 1;
+    for (; args[n - 1]; n++) argv[n] = args[n - 1];
+    argv[n] = NULL;
+    return run_argv(argv);
 }
 
 #define RUN(...) run_cli((const char *const[]){__VA_ARGS__, NULL})

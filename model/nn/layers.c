@@ -708,8 +708,14 @@ float nd_mse_forward(const float *out, const float *target, size_t n)
     return (float)(s / (double)n);
 }
 
+void nd_mse_backward_part(float *dout, const float *out, const float *target, size_t n,
+                          size_t total, float dloss)
+{
+    float k = 2.0f * dloss / (float)total;
+    for (size_t i = 0; i < n; i++) dout[i] = k * (out[i] - target[i]);
+}
+
 void nd_mse_backward(float *dout, const float *out, const float *target, size_t n, float dloss)
 {
-    float k = 2.0f * dloss / (float)n;
-    for (size_t i = 0; i < n; i++) dout[i] = k * (out[i] - target[i]);
+    nd_mse_backward_part(dout, out, target, n, n, dloss);
 }

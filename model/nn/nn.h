@@ -175,6 +175,11 @@ void nd_add_channel_backward(float *de, const float *dh, int B, int C, int P);
  * dloss·2(out−target)/n. */
 float nd_mse_forward(const float *out, const float *target, size_t n);
 void nd_mse_backward(float *dout, const float *out, const float *target, size_t n, float dloss);
+/* The same for n of the total values the mean is over (a part of a batch that another
+ * process has the rest of): dout = dloss·2(out−target)/total, the bits the whole batch's
+ * backward gives these values. */
+void nd_mse_backward_part(float *dout, const float *out, const float *target, size_t n,
+                          size_t total, float dloss);
 
 /* ------------------------------------------------------------------------------------ */
 /* The U-Net                                                                            */

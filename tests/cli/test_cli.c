@@ -65,6 +65,7 @@ static void test_version(void)
     CHECK_CONTAINS(out_text, " (commit ");
     CHECK_CONTAINS(out_text, ", built 2");
     CHECK_CONTAINS(out_text, ND_HAVE_DPDK ? "DPDK yes" : "DPDK no");
+    CHECK_CONTAINS(out_text, ND_HAVE_MPI ? "MPI yes" : "MPI no");
     CHECK_CONTAINS(out_text, "CPU kernels: compiled generic");
     CHECK_CONTAINS(out_text, "(the best this CPU has)");
     CHECK_CONTAINS(out_text, "OpenBLAS: OpenBLAS ");
