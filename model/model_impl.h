@@ -71,9 +71,8 @@ size_t nd_diffusion_draws(const nd_diffusion *d, const nd_sample_opts *o, int B,
 int nd_mpi_or(int bits);     /* bits ORed over the ranks */
 double nd_mpi_sum(double v); /* the sum over the ranks, added in rank order */
 /* v (n floats) replaced on every rank by its sum over the ranks, identical bits on each:
- * a ring allreduce (reduce-scatter, then allgather; 2(N-1)/N·n floats sent per rank)
- * whose chunk c is added from rank c round the ring, a fixed order that no choice of
- * Open MPI's changes. 0 or -ENOMEM. */
+ * MPI_Allreduce with Open MPI's ring algorithm (pinned by nd_mpi_start: reduce-scatter,
+ * then allgather; 2(N-1)/N·n floats sent per rank), an order of sums fixed by N. 0. */
 int nd_mpi_sum_floats(float *v, size_t n);
 void nd_mpi_bcast(void *p, size_t bytes, int root); /* root's bytes to every rank */
 /* The layer threads of a rank: threads, or with 0 (all cores) the host's cores shared by

@@ -2,10 +2,10 @@
  * mpi.c — the ranks of an MPI run, for `mpirun -np N netdiffus train|sample`: joining the
  * run that mpirun started, the rank and the number of ranks, and the few collectives the
  * trainer and the sampler need (dm.c), each with a fixed order of summation, so that a
- * run gives the same bits every time whatever reduction algorithm Open MPI would pick for
- * this message size, rank count and host layout. Built without MPI (-DND_MPI=OFF), every
- * process is a run of one rank, and a process that mpirun started as one of several says
- * that this build has no MPI. See docs/SCALE.md.
+ * run gives the same bits every time: the gradient block's MPI_Allreduce with Open MPI's
+ * ring algorithm pinned, scalars gathered and added in rank order. Built without MPI
+ * (-DND_MPI=OFF), every process is a run of one rank, and a process that mpirun started as one
+ * of several says that this build has no MPI. See docs/SCALE.md.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -38,6 +38,13 @@ int nd_mpi_start(int *argc, char ***argv, nd_error *e)
 #if ND_HAVE_MPI
     if (n < 1) return 1;
     int provided;
+    /* MPI_Allreduce's order of the float sums is its algorithm's, which Open MPI picks by
+     * message size, rank count and host layout: pinning the ring (its tuned component's
+     * algorithm 4: a reduce-scatter where each chunk is summed round the ring, then an
+     * allgather of the sums) fixes the order by the rank count alone, and gives every rank
+     * the same bits. A user's own choice in the environment wins. */
+    setenv("OMPI_MCA_coll_tuned_use_dynamic_rules", "1", 0);
+    setenv("OMPI_MCA_coll_tuned_allreduce_algorithm", "4", 0);
     /* OpenMP threads run the layers, but only the main thread calls MPI */
     MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
@@ -109,43 +116,12 @@ double nd_mpi_sum(double v)
     return s;
 }
 
-/* First float of chunk c of n floats cut into one chunk per rank. */
-static size_t chunk_at(size_t n, int c) { return n * (size_t)c / (size_t)g_ranks; }
-
-/* Sends chunk cs of v to the next rank while the previous rank's chunk cr arrives in
- * `in`. */
-static void ring_shift(const float *v, float *in, size_t n, int cs, int cr, int tag)
-{
-    int next = (g_rank + 1) % g_ranks, prev = (g_rank + g_ranks - 1) % g_ranks;
-    size_t ls = chunk_at(n, cs + 1) - chunk_at(n, cs),
-           lr = chunk_at(n, cr + 1) - chunk_at(n, cr);
-    ND_ASSERT(ls <= (size_t)INT32_MAX && lr <= (size_t)INT32_MAX);
-    MPI_Sendrecv(v + chunk_at(n, cs), (int)ls, MPI_FLOAT, next, tag, in, (int)lr, MPI_FLOAT,
-                 prev, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-}
-
 int nd_mpi_sum_floats(float *v, size_t n)
 {
-    int N = g_ranks, r = g_rank;
-    if (N == 1) return 0;
-    float *in = malloc((n / (size_t)N + 1) * sizeof *in);
-    if (!in) return -ENOMEM;
-    /* Reduce-scatter: at step s, chunk r - s goes to the next rank, and chunk r - s - 1
-     * comes in and gets this rank's values added. Chunk c is thus summed from rank c on,
-     * round the ring: ((v_c + v_c+1) + v_c+2) + ..., the same order in every run. */
-    for (int s = 0; s < N - 1; s++) {
-        int cs = ((r - s) % N + N) % N, cr = ((r - s - 1) % N + N) % N;
-        ring_shift(v, in, n, cs, cr, 0);
-        float *d = v + chunk_at(n, cr);
-        size_t len = chunk_at(n, cr + 1) - chunk_at(n, cr);
-        for (size_t i = 0; i < len; i++) d[i] = in[i] + d[i];
-    }
-    free(in);
-    /* Rank r now holds chunk r + 1 summed: pass the sums round (every rank gets the same
-     * bits, computed once) */
-    for (int s = 0; s < N - 1; s++) {
-        int cs = ((r + 1 - s) % N + N) % N, cr = ((r - s) % N + N) % N;
-        ring_shift(v, v + chunk_at(n, cr), n, cs, cr, 1);
+    if (g_ranks == 1) return 0;
+    for (size_t at = 0; at < n; at += (size_t)1 << 30) {
+        size_t len = n - at < (size_t)1 << 30 ? n - at : (size_t)1 << 30;
+        MPI_Allreduce(MPI_IN_PLACE, v + at, (int)len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     }
     return 0;
 }
