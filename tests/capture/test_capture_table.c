@@ -153,7 +153,7 @@ int main(void)
     run_out grow, full;
     run(&g, &o, 0, &grow);
     run(&g, &o, 1, &full);
-            CHECK_EQ(full.growths, 0);
+    CHECK_EQ(full.growths, 0);
     CHECK_EQ(grow.growths, 4); /* 4096 -> 8192 -> 16384 -> 32768 -> 65536 */
     CHECK_EQ(capture_ctx_index_check(grow.c), 65536);
     CHECK_EQ(capture_ctx_index_check(full.c), 131072);
