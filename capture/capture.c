@@ -499,10 +499,10 @@ static void table_remove(capture_ctx *c, uint32_t s)
 
 /* Doubles the index, every entry reinserted from its stored hash (the flows are not read).
  * Whole rather than incremental: an incremental rehash would put a second probe on every
- * lookup until it ends, and the doublings cost one reinsertion per flow present, about
- * 5 ms per 100 k flows. When the memory cannot be had, the table stops growing and holds
- * at most half as many flows as the index has slots from then on (evicting the least
- * recently active ones), with one warning. */
+ * lookup until it ends, and the doublings cost one reinsertion per flow present (all of
+ * them together about 5 ms of a capture of 100 k flows, perf). When the memory cannot be had,
+ * the table stops growing and holds at most half as many flows as the index has slots from then
+ * on (evicting the least recently active ones), with one warning. */
 static void table_grow(capture_ctx *c)
 {
     size_t n = (size_t)c->mask + 1, bytes = 2 * n * sizeof *c->slots;

@@ -18,15 +18,6 @@ static inline void capture_prefetch(const void *p)
     __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)p));
 #else
     __builtin_prefetch(p);
-    /* For tests. Grows the flow index to its largest size at once, as if it were sized for
-     * capture.flow_capacity up front: the reference a growing index is checked against. */
-    void capture_ctx_index_grow_full(capture_ctx * c);
-    /* For tests. Checks the flow index against the flows: every entry names a live flow and
-     * its hash and is reachable from its home slot without crossing an empty one, every flow
-     * on the LRU list is found by its key, and there are as many entries as flows. Returns the
-     * index's slot count, 0 when it is inconsistent. */
-    uint32_t capture_ctx_index_check(const capture_ctx *c);
-
 #endif
 }
 
