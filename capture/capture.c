@@ -4,8 +4,11 @@
  * the online trainer): packets in, windows of (C, L) per-flow series out.
  *
  * Flow table: a fixed array of `capacity` flows (free list, LIFO so that few pages are
- * touched) indexed by an open-addressing hash of 2·capacity slots with linear probing and
- * backward-shift deletion (no tombstones, so probes stay short however long it runs).
+ * touched) indexed by an open-addressing hash with linear probing and backward-shift
+ * deletion (no tombstones, so probes stay short however long it runs). The index starts
+ * at INDEX_MIN slots and doubles (whole rehash) whenever it would pass half full, up to
+ * the power of two ≥ 2·capacity: it costs what the flows present need, and stays small
+ * enough to sit in cache when they are few.
  * Flows sit on an LRU list, exact to within idle_timeout/16: its head is the least
  * recently active flow, the next idle timeout and the victim when the table is full.
  * Packets go through in groups of 32 with the hash slots and flows prefetched.
@@ -65,6 +68,7 @@ static const char *const counter_names[CNT_N] = {
 /* ------------------------------------------------------------------------------------ */
 
 #define NIL           UINT32_MAX
+#define INDEX_MIN     4096 /* initial hash slots: 32 KiB, in L1/L2 */
 #define FRAG_SLOTS    4096 /* direct-mapped: fragments of one datagram arrive close together */
 #define MAX_LINKTYPES 8
 
@@ -135,6 +139,9 @@ struct capture_ctx {
     uint64_t bin_ns, idle_ns, active_ns;
     uint64_t lru_gran;       /* a flow moves to the LRU tail at most once per this much time */
     uint32_t capacity, mask; /* flows; hash slots - 1 */
+    uint32_t mask_max;       /* the index stops growing at mask_max + 1 slots */
+    uint32_t limit;          /* flows held before the LRU one is evicted: capacity, unless
+                                the index could not grow */
 
     /* classes: rules [0, n_rules) then possibly the default class */
     class_state *classes;
@@ -335,6 +342,9 @@ capture_ctx *capture_ctx_new(const capture_opts *o, const char *force_class,
 
     uint64_t slots = 1;
     while (slots < 2 * (uint64_t)c->capacity) slots <<= 1;
+    c->mask_max = (uint32_t)(slots - 1);
+    c->limit = c->capacity;
+    if (slots > INDEX_MIN) slots = INDEX_MIN;
     c->mask = (uint32_t)(slots - 1);
     /* The kernel hands out zero pages lazily, so a large capacity costs only what the
      * concurrent flows touch (the free list is LIFO). */
@@ -485,6 +495,63 @@ static void table_remove(capture_ctx *c, uint32_t s)
             }
         }
     }
+}
+
+/* Doubles the index, every entry reinserted from its stored hash (the flows are not read).
+ * Whole rather than incremental: an incremental rehash would put a second probe on every
+ * lookup until it ends, and the doublings cost one reinsertion per flow present (all of
+ * them together about 5 ms of a capture of 100 k flows, perf). When the memory cannot be had,
+ * the table stops growing and holds at most half as many flows as the index has slots from then
+ * on (evicting the least recently active ones), with one warning. */
+static void table_grow(capture_ctx *c)
+{
+    size_t n = (size_t)c->mask + 1, bytes = 2 * n * sizeof *c->slots;
+    uint64_t *slots = map_zero(bytes);
+    if (!slots) {
+        c->limit = (uint32_t)(n / 2);
+        nd_warn("capture: out of memory for a flow index of %zu slots; the table holds at "
+                "most %u flows (capture.flow_capacity %u)",
+                2 * n, c->limit, c->capacity);
+        return;
+    }
+    uint32_t mask = (uint32_t)(2 * n - 1);
+    for (size_t j = 0; j < n; j++) {
+        uint64_t v = c->slots[j];
+        if (!v) continue;
+        uint32_t s = (uint32_t)(v >> 32) & mask;
+        while (slots[s]) s = (s + 1) & mask;
+        slots[s] = v;
+    }
+    munmap(c->slots, c->slots_bytes);
+    c->slots = slots;
+    c->slots_bytes = bytes;
+    c->mask = mask;
+}
+
+void capture_ctx_index_grow_full(capture_ctx *c)
+{
+    while (c->mask < c->mask_max && c->limit == c->capacity) table_grow(c);
+}
+
+uint32_t capture_ctx_index_check(const capture_ctx *c)
+{
+    uint32_t n = 0;
+    for (uint32_t j = 0; j <= c->mask; j++) {
+        uint64_t v = c->slots[j];
+        if (!v) continue;
+        uint32_t i = (uint32_t)v - 1, h = (uint32_t)(v >> 32);
+        if (i >= c->unused || c->flows[i].hash != h) return 0;
+        for (uint32_t s = h & c->mask; s != j; s = (s + 1) & c->mask)
+            if (!c->slots[s]) return 0; /* a lookup from its home would stop here */
+        n++;
+    }
+    if (n != c->n_active) return 0;
+    for (uint32_t i = c->lru_head; i != NIL; i = c->lru[i].next) {
+        uint32_t found;
+        table_find(c, &c->flows[i].key, c->flows[i].hash, &found);
+        if (found != i) return 0;
+    }
+    return c->mask + 1;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -766,8 +833,11 @@ static uint32_t flow_start(capture_ctx *c, int linktype, const capture_pkt *p,
                            const parse_info *pi, const flow_key *k, uint32_t h, int from_a,
                            uint64_t ts)
 {
-    if (c->free_head == NIL && c->unused == c->capacity) evict(c);
-    /* Probe again: the eviction may have shifted slots. */
+    if (c->n_active == c->limit) evict(c);
+    /* Half full at most, so that probes stay short. */
+    if (2 * (c->n_active + 1) > c->mask + 1 && c->mask < c->mask_max) table_grow(c);
+    if (c->n_active == c->limit) evict(c); /* the index could not grow */
+    /* Probe again: the eviction or the growth may have moved slots. */
     uint32_t found;
     uint32_t s = table_find(c, k, h, &found);
     uint32_t i;

@@ -60,4 +60,13 @@ void capture_stats_add(nd_class_stats *d, const nd_class_stats *s);
 /* First error returned by the window callback, 0 when none (capture_run stops on it). */
 int capture_ctx_error(const capture_ctx *c);
 
+/* For tests. Grows the flow index to its largest size at once, as if it were sized for
+ * capture.flow_capacity up front: the reference a growing index is checked against. */
+void capture_ctx_index_grow_full(capture_ctx *c);
+/* For tests. Checks the flow index against the flows: every entry names a live flow and
+ * its hash and is reachable from its home slot without crossing an empty one, every flow
+ * on the LRU list is found by its key, and there are as many entries as flows. Returns the
+ * index's slot count, 0 when it is inconsistent. */
+uint32_t capture_ctx_index_check(const capture_ctx *c);
+
 #endif

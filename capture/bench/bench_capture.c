@@ -6,7 +6,8 @@
  *                                            memory, one core, Mpps
  *   bench_capture genpcap FILE PACKETS FLOWS a large pcap (µs, Ethernet, IMIX-like sizes)
  *   bench_capture bare FILE                  a bare pcap_next_ex loop over FILE, Mpps
- *   bench_capture file FILE                  capture_run over pcap:FILE (no dataset), Mpps
+ *   bench_capture file FILE                  capture_run over pcap:FILE (no dataset), Mpps,
+ *                                            and the process's peak RSS
  *   bench_capture ring FLOWS PACKETS         DPDK net_ring vdev: tx into the ring, rx +
  *                                            capture on the same core, Mpps
  *
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <rte_ethdev.h>
@@ -208,10 +210,13 @@ static int file(const char *path)
     double s = (nd_now_ns() - t0) / 1e9, cs = (cpu_ns() - c0) / 1e9;
     capture_totals t;
     capture_ctx_totals(c, &t);
+    /* The flow table's memory at its fullest (the rest of the process is a few MB). */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
     printf("file %s: %.2f Mpps per CPU-second (%.2f Mpps wall; %" PRIu64
-           " packets, %.3f s CPU, "
-           "%" PRIu64 " windows)\n",
-           path, t.packets / cs / 1e6, t.packets / s / 1e6, t.packets, cs, windows);
+           " packets, %.3f s CPU, %" PRIu64 " flows, %" PRIu64 " windows, peak RSS %ld MB)\n",
+           path, t.packets / cs / 1e6, t.packets / s / 1e6, t.packets, cs, t.flows, windows,
+           ru.ru_maxrss / 1024);
     capture_ctx_free(c);
     return 0;
 }
