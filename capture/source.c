@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "capture_impl.h"
 
@@ -277,10 +278,45 @@ void capture_source_close(capture_source *s)
 
 #define BURST 32
 
+#if !ND_HAVE_DPDK /* only dpdk: sources have lcores */
+unsigned capture_lcores_count(const capture_source *s)
+{
+    (void)s;
+    return 0;
+}
+int capture_lcores_start(capture_source *s, capture_ctx *c, const capture_opts *o, nd_error *e)
+{
+    (void)c, (void)o;
+    return nd_error_set(e, ND_EUSAGE, "%s: %s", s->spec, ND_NO_DPDK);
+}
+int capture_lcores_merge(capture_source *s, nd_error *e)
+{
+    (void)s, (void)e;
+    return CAPTURE_END;
+}
+int capture_lcores_finish(capture_source *s, nd_error *e)
+{
+    (void)s, (void)e;
+    return 0;
+}
+unsigned capture_lcores_stats(capture_source *s, capture_lcore_stats *st, unsigned max)
+{
+    (void)s, (void)st, (void)max;
+    return 0;
+}
+unsigned capture_lcores_queues(capture_source *s, capture_queue_stats *st, unsigned max)
+{
+    (void)s, (void)st, (void)max;
+    return 0;
+}
+void capture_lcores_totals_add(capture_source *s, capture_totals *t) { (void)s, (void)t; }
+#endif
+
 static void status_line(capture_ctx *c, capture_source *s)
 {
     capture_totals t;
     capture_ctx_totals(c, &t);
+    capture_lcores_totals_add(s, &t);
     capture_source_stats st;
     capture_source_stats_get(s, &st);
     char per_class[256] = "";
@@ -297,39 +333,64 @@ static void status_line(capture_ctx *c, capture_source *s)
               st.dropped + st.if_dropped + st.nombuf);
 }
 
+/* One step of a source read by this thread: a burst into c. 0, 1 when idle, CAPTURE_END,
+ * or a code with e filled (ND_EINTR when stopped). */
+static int step_source(capture_ctx *c, capture_source *s, volatile sig_atomic_t *stop,
+                       nd_error *e)
+{
+    capture_pkt pkts[BURST];
+    nd_error re = {0};
+    int n = capture_source_rx(s, pkts, BURST, 100, &re);
+    if (n > 0) {
+        capture_ctx_burst(c, s->linktype, pkts, (unsigned)n);
+        return 0;
+    }
+    if (n == 0) {
+        if (s->live) capture_ctx_advance(c, nd_realtime_ns());
+        return 1;
+    }
+    if (n == CAPTURE_END) return n;
+    if (stop && *stop) return ND_EINTR; /* a read cut by the signal (a FIFO, a pipe) */
+    if (!s->live && n == ND_ETRUNC) {
+        nd_status_end();
+        nd_warn("%s", re.msg);
+        return CAPTURE_END;
+    }
+    return nd_error_set(e, n, "%s", re.msg);
+}
+
+/* One step of a source read by its lcores: the windows that are ready into c, then a
+ * short wait (the lcores do the work). */
+static int step_lcores(capture_source *s, nd_error *e)
+{
+    int rc = capture_lcores_merge(s, e);
+    if (rc) return rc;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 /* Reads the source spec through c until it ends: 0, ND_EINTR or a code with e filled. */
 static int run_source(capture_ctx *c, const char *spec, const capture_opts *o,
                       volatile sig_atomic_t *stop, int status, nd_error *e)
 {
-    capture_pkt pkts[BURST];
     capture_source *s = capture_source_open(spec, o, e);
     if (!s) return e ? e->code : ND_EFORMAT;
     int lt = capture_source_linktype(s), rc = 0;
+    int lcores = capture_lcores_count(s) > 0;
     uint64_t next_status = nd_now_ns(), next_report = next_status, iter = 0;
     nd_debug("%s: link type %d (%s)", s->spec, lt,
              pcap_datalink_val_to_name(lt) ? pcap_datalink_val_to_name(lt) : "?");
-    for (;;) {
+    if (lcores) rc = capture_lcores_start(s, c, o, e);
+    while (!rc) {
         if (stop && *stop) {
             rc = ND_EINTR;
             break;
         }
-        nd_error re = {0};
-        int n = capture_source_rx(s, pkts, BURST, 100, &re);
-        if (n > 0) {
-            capture_ctx_burst(c, lt, pkts, (unsigned)n);
-        } else if (n == 0) {
-            if (s->live) capture_ctx_advance(c, nd_realtime_ns());
-        } else if (n == CAPTURE_END) {
-            break;
-        } else if (stop && *stop) { /* a read cut by the signal (a FIFO, a pipe) */
-            rc = ND_EINTR;
-            break;
-        } else if (!s->live && n == ND_ETRUNC) {
-            nd_status_end();
-            nd_warn("%s", re.msg);
-            break;
-        } else {
-            rc = nd_error_set(e, n, "%s", re.msg);
+        int n = lcores ? step_lcores(s, e) : step_source(c, s, stop, e);
+        if (n == CAPTURE_END) break;
+        if (n < 0) {
+            rc = n;
             break;
         }
         if (capture_ctx_error(c)) {
@@ -338,7 +399,7 @@ static int run_source(capture_ctx *c, const char *spec, const capture_opts *o,
             break;
         }
         /* The clock is read every 256 reads, or when the source is idle. */
-        if ((status || o->report) && (n == 0 || (++iter & 255) == 0)) {
+        if ((status || o->report) && (n == 1 || (++iter & 255) == 0)) {
             uint64_t now = nd_now_ns();
             if (status && now >= next_status) {
                 status_line(c, s);
@@ -352,6 +413,9 @@ static int run_source(capture_ctx *c, const char *spec, const capture_opts *o,
     }
     if (status) status_line(c, s);
     nd_status_end();
+    nd_error fe = {0};
+    int frc = capture_lcores_finish(s, &fe);
+    if (frc && !rc) rc = nd_error_set(e, frc, "%s", fe.msg);
     capture_ctx_flush(c);
     if (o->report) o->report(o->report_arg, c, s, 1);
     capture_source_report(s);
