@@ -3,7 +3,6 @@
  * into a dataset file of labelled per-flow windows (the first stage of the pipeline).
  */
 #include <errno.h>
-#include <stddef.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,27 +19,10 @@ static int store_window(void *user, uint32_t class_idx, uint64_t group, const fl
     return nd_dataset_append(user, (uint16_t)class_idx, group, values);
 }
 
-/* The per-lcore and per-queue figures of a dpdk: source read by lcores (capture.lcores),
- * the last the run reported; n 0 otherwise. */
-typedef struct lcore_figures {
-    capture_lcore_stats lc[CAPTURE_MAX_LCORES];
-    unsigned n, nq;
-    capture_queue_stats q[128];
-} lcore_figures;
-
-static void lcore_figures_get(lcore_figures *f, capture_source *s)
-{
-    unsigned n = capture_lcores_stats(s, f->lc, CAPTURE_MAX_LCORES);
-    if (!n) return; /* not a source with lcores: keep what an earlier one reported */
-    f->n = n;
-    unsigned nq = capture_lcores_queues(s, f->q, sizeof f->q / sizeof f->q[0]);
-    f->nq = nq < sizeof f->q / sizeof f->q[0] ? nq : sizeof f->q / sizeof f->q[0];
-}
-
 static const char *const channel_names[4] = {"bytes_down", "bytes_up", "packets_down",
                                              "packets_up"};
 
-static void summary(capture_ctx *c, const lcore_figures *lf, const char *out)
+static void summary(capture_ctx *c, const capture_lcores_figures *lf, const char *out)
 {
     capture_totals t;
     capture_ctx_totals(c, &t);
@@ -70,18 +52,21 @@ static void summary(capture_ctx *c, const lcore_figures *lf, const char *out)
                 lf->q[q].queue, lf->q[q].lcore, lf->q[q].packets);
 }
 
+/* The run's watcher, the source counters of the sources done and the lcores' figures. */
+typedef struct watch_state {
+    cli_watch *w;
+    capture_source_stats done;
+    capture_lcores_figures lf;
+    capture_totals t; /* the context's totals and the running lcores' */
+} watch_state;
+
 /* The capture's figures so far, the same as its summary's: totals, windows per class,
  * every counter (zeros too), what the sources handed over and lost (src). */
-static void figures(nd_json *j, capture_ctx *c, const capture_totals *t_lcores,
-                    const capture_source_stats *src, const lcore_figures *lf)
+static void figures(nd_json *j, capture_ctx *c, const capture_source_stats *src,
+                    const watch_state *ws)
 {
-    capture_totals t;
-    capture_ctx_totals(c, &t);
-    t.packets += t_lcores->packets;
-    t.bytes += t_lcores->bytes;
-    t.skipped += t_lcores->skipped;
-    t.flows += t_lcores->flows;
-    t.active_flows += t_lcores->active_flows;
+    const capture_totals t = ws->t;
+    const capture_lcores_figures *lf = &ws->lf;
     nd_json_u64(j, "packets", t.packets);
     nd_json_u64(j, "bytes", t.bytes);
     nd_json_u64(j, "skipped", t.skipped);
@@ -104,56 +89,16 @@ static void figures(nd_json *j, capture_ctx *c, const capture_totals *t_lcores,
     nd_json_u64(s, "if_dropped", src->if_dropped);
     nd_json_u64(s, "nombuf", src->nombuf);
     nd_json_u64(s, "errors", src->errors);
-    if (!lf->n) return;
-    nd_json *arr = nd_json_arr(j, "lcores");
-    for (unsigned i = 0; i < lf->n; i++) {
-        nd_json *o = nd_json_obj(arr, NULL);
-        nd_json_u64(o, "lcore", i);
-        nd_json_u64(o, "queues", lf->lc[i].queues);
-        nd_json_u64(o, "rx", lf->lc[i].rx);
-        nd_json_u64(o, "sent", lf->lc[i].sent);
-        nd_json_u64(o, "packets", lf->lc[i].packets);
-        nd_json_u64(o, "bytes", lf->lc[i].bytes);
-        nd_json_u64(o, "skipped", lf->lc[i].skipped);
-        nd_json_u64(o, "flows", lf->lc[i].flows);
-        nd_json_u64(o, "active_flows", lf->lc[i].active_flows);
-        nd_json_u64(o, "windows", lf->lc[i].windows);
-    }
-    arr = nd_json_arr(j, "queues");
-    for (unsigned q = 0; q < lf->nq; q++) {
-        nd_json *o = nd_json_obj(arr, NULL);
-        nd_json_u64(o, "port", lf->q[q].port);
-        nd_json_u64(o, "queue", lf->q[q].queue);
-        nd_json_u64(o, "lcore", lf->q[q].lcore);
-        nd_json_u64(o, "packets", lf->q[q].packets);
-    }
-}
-
-/* Per-lcore samples of one figure: family name, help, and the field's offset. */
-static void lcore_family(nd_prom *p, const lcore_figures *lf, const char *name, int type,
-                         const char *help, size_t off)
-{
-    nd_prom_family(p, name, type, help);
-    for (unsigned i = 0; i < lf->n; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "%u", i);
-        nd_prom_sample(p, name, "lcore", id,
-                       (double)*(const uint64_t *)((const char *)&lf->lc[i] + off));
-    }
+    capture_lcores_json(j, lf);
 }
 
 /* The same figures as Prometheus text. */
-static void metrics(cli_watch *w, capture_ctx *c, const capture_totals *t_lcores,
-                    const capture_source_stats *src, const lcore_figures *lf)
+static void metrics(cli_watch *w, capture_ctx *c, const capture_source_stats *src,
+                    const watch_state *ws)
 {
     enum { C = ND_PROM_COUNTER, G = ND_PROM_GAUGE };
-    capture_totals t;
-    capture_ctx_totals(c, &t);
-    t.packets += t_lcores->packets;
-    t.bytes += t_lcores->bytes;
-    t.skipped += t_lcores->skipped;
-    t.flows += t_lcores->flows;
-    t.active_flows += t_lcores->active_flows;
+    const capture_totals t = ws->t;
+    const capture_lcores_figures *lf = &ws->lf;
     nd_prom p = {0};
     nd_prom_metric(&p, "netdiffus_capture_packets_total", C, "Packets read.",
                    (double)t.packets);
@@ -189,42 +134,10 @@ static void metrics(cli_watch *w, capture_ctx *c, const capture_totals *t_lcores
                    "DPDK receive failures for lack of mbufs.", (double)src->nombuf);
     nd_prom_metric(&p, "netdiffus_capture_source_errors_total", C, "DPDK receive errors.",
                    (double)src->errors);
-    if (lf->n) {
-        lcore_family(&p, lf, "netdiffus_capture_lcore_rx_total", C,
-                     "Packets an lcore read from its rx queues.",
-                     offsetof(capture_lcore_stats, rx));
-        lcore_family(&p, lf, "netdiffus_capture_lcore_sent_total", C,
-                     "Packets an lcore read and handed to the lcore of their flow.",
-                     offsetof(capture_lcore_stats, sent));
-        lcore_family(&p, lf, "netdiffus_capture_lcore_packets_total", C,
-                     "Packets an lcore's flow table took.",
-                     offsetof(capture_lcore_stats, packets));
-        lcore_family(&p, lf, "netdiffus_capture_lcore_flows_total", C,
-                     "Flows an lcore started.", offsetof(capture_lcore_stats, flows));
-        lcore_family(&p, lf, "netdiffus_capture_lcore_flows_active", G,
-                     "Flows in an lcore's flow table now.",
-                     offsetof(capture_lcore_stats, active_flows));
-        lcore_family(&p, lf, "netdiffus_capture_lcore_windows_total", C,
-                     "Windows an lcore made.", offsetof(capture_lcore_stats, windows));
-        nd_prom_family(&p, "netdiffus_capture_queue_packets_total", C,
-                       "Packets read from an rx queue (label: port:queue).");
-        for (unsigned q = 0; q < lf->nq; q++) {
-            char id[32];
-            snprintf(id, sizeof id, "%u:%u", lf->q[q].port, lf->q[q].queue);
-            nd_prom_sample(&p, "netdiffus_capture_queue_packets_total", "queue", id,
-                           (double)lf->q[q].packets);
-        }
-    }
+    capture_lcores_prom(&p, "netdiffus_capture", lf);
     cli_watch_publish(w, &p);
     nd_prom_free(&p);
 }
-
-/* The run's watcher, the source counters of the sources done and the lcores' figures. */
-typedef struct watch_state {
-    cli_watch *w;
-    capture_source_stats done;
-    lcore_figures lf;
-} watch_state;
 
 static void add_stats(capture_source_stats *to, const capture_source_stats *s)
 {
@@ -244,14 +157,14 @@ static void on_report(void *arg, capture_ctx *c, capture_source *s, int ended)
     capture_source_stats_get(s, &now);
     add_stats(&all, &now);
     if (ended) ws->done = all;
-    lcore_figures_get(&ws->lf, s);
+    capture_lcores_figures_get(s, &ws->lf);
     if (!cli_watch_on(ws->w)) return;
-    capture_totals tl = {0};
-    capture_lcores_totals_add(s, &tl);
+    capture_ctx_totals(c, &ws->t);
+    capture_lcores_totals_add(s, &ws->t);
     nd_json *j = nd_json_new();
-    figures(j, c, &tl, &all, &ws->lf);
+    figures(j, c, &all, ws);
     cli_watch_line(ws->w, j, 0);
-    metrics(ws->w, c, &tl, &all, &ws->lf);
+    metrics(ws->w, c, &all, ws);
 }
 
 enum { OPT_CLASS = CLI_OPT_OWN };
@@ -318,12 +231,12 @@ static char *partial_name(const char *out)
  * capture failed before any packet. A capture that failed later keeps what it read in
  * a side file and leaves out as it was: a source failing must not replace a good
  * dataset with part of one. Returns rc, or the save's code. */
-static int keep(capture_ctx *c, nd_dataset *ds, const capture_args *o, const watch_state *ws,
-                int rc, const nd_error *e)
+static int keep(capture_ctx *c, nd_dataset *ds, const capture_args *o, watch_state *ws, int rc,
+                const nd_error *e)
 {
     const char *out = o->out;
-    capture_totals t;
-    capture_ctx_totals(c, &t);
+    capture_ctx_totals(c, &ws->t);
+    const capture_totals t = ws->t;
     char *side = NULL;
     if (rc == ND_EINTR) {
         nd_info("stopped by a signal: keeping what was captured so far");
@@ -350,7 +263,7 @@ static int keep(capture_ctx *c, nd_dataset *ds, const capture_args *o, const wat
                 nd_json *j = nd_json_new();
                 nd_json_str(j, "output", to);
                 nd_json_bool(j, "partial", side != NULL);
-                figures(j, c, &(capture_totals){0}, &ws->done, &ws->lf);
+                figures(j, c, &ws->done, ws);
                 if (cli_json_print(j) && !rc) rc = -EIO;
             }
         }
@@ -396,15 +309,15 @@ static int capture_to_file(const nd_config *cfg, const capture_args *o)
     ws->w = &watch;
     co.report = on_report;
     co.report_arg = ws;
-    const capture_totals none = {0};
-    if (cli_watch_on(&watch)) metrics(&watch, c, &none, &ws->done, &ws->lf); /* zeros */
+    if (cli_watch_on(&watch)) metrics(&watch, c, &ws->done, ws); /* zeros */
     cli_catch_stop();
     rc = capture_run(c, o->src.spec, o->src.n, &co, &cli_stop, nd_status_enabled(), &e);
     if (cli_watch_on(&watch)) { /* the last figures, before the dataset is saved */
+        capture_ctx_totals(c, &ws->t);
         nd_json *j = nd_json_new();
-        figures(j, c, &none, &ws->done, &ws->lf);
+        figures(j, c, &ws->done, ws);
         cli_watch_line(&watch, j, 1);
-        metrics(&watch, c, &none, &ws->done, &ws->lf);
+        metrics(&watch, c, &ws->done, ws);
     }
     rc = keep(c, ds, o, ws, rc, &e);
     free(ws);

@@ -301,9 +301,20 @@ typedef struct capture_queue_stats {
     uint32_t lcore;   /* the lcore that reads it */
     uint64_t packets; /* read from it */
 } capture_queue_stats;
-/* Fills up to max entries; returns how many there are (0: s has no lcores started). */
-unsigned capture_lcores_stats(capture_source *s, capture_lcore_stats *st, unsigned max);
-unsigned capture_lcores_queues(capture_source *s, capture_queue_stats *st, unsigned max);
+/* Every lcore's and queue's figures. */
+#define CAPTURE_MAX_QUEUES 128 /* rx queues of a dpdk: source, all ports */
+typedef struct capture_lcores_figures {
+    unsigned n, nq; /* 0: no source with lcores reported yet */
+    capture_lcore_stats lc[CAPTURE_MAX_LCORES];
+    capture_queue_stats q[CAPTURE_MAX_QUEUES];
+} capture_lcores_figures;
+/* The figures of s's lcores into f; f is left as it was when s has none. */
+void capture_lcores_figures_get(capture_source *s, capture_lcores_figures *f);
+/* f as arrays "lcores" and "queues" of j (nothing when f->n is 0), for --json and --stats. */
+void capture_lcores_json(nd_json *j, const capture_lcores_figures *f);
+/* f as Prometheus families PREFIX_lcore_*{lcore="I"} and
+ * PREFIX_queue_packets_total{queue="PORT:QUEUE"} (nothing when f->n is 0). */
+void capture_lcores_prom(nd_prom *p, const char *prefix, const capture_lcores_figures *f);
 /* Adds to t what the running lcores of s hold that c does not have yet (packets, bytes,
  * skipped, flows, active flows: they join c at capture_lcores_finish; windows are in c as
  * they merge). */

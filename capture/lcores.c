@@ -81,7 +81,7 @@ typedef struct lcore {
     pthread_t tid;
     int started;
     capture_ctx *ctx;
-    unsigned *q, n_q; /* the queues it reads */
+    unsigned *q, n_q;     /* the queues it reads */
     struct rte_ring *win; /* win_rec * to the merger */
     struct rte_ring **in; /* [reader]: handoffs to this lcore; NULL when none */
     frag_dest *frags;     /* software dispatch: where first fragments went */
@@ -101,10 +101,10 @@ struct capture_lcores {
     capture_ctx *c;
     unsigned n, nq, C, L;
     uint64_t win_ns; /* L·bin */
-    int soft;      /* software dispatch */
-    uint64_t span; /* 2 idle timeouts + L·bin: how long before now an open window can
-                      start (one timeout, and one for the LRU order being exact only to
-                      within the time a flow waits to move) */
+    int soft;        /* software dispatch */
+    uint64_t span;   /* 2 idle timeouts + L·bin: how long before now an open window can
+                        start (one timeout, and one for the LRU order being exact only to
+                        within the time a flow waits to move) */
     lcore *lc;
     _Atomic uint64_t *qrx; /* [nq] packets read per queue */
     atomic_int stop;
@@ -149,9 +149,9 @@ static unsigned flow_lcore(const parse_info *pi, unsigned n)
 
 static frag_dest *frag_find(frag_dest *t, const parse_info *pi)
 {
-    uint64_t h = mix(mix(mix(load64(pi->src) ^ load64(pi->src + 8), load64(pi->dst)),
-                         load64(pi->dst + 8)),
-                     (uint64_t)pi->frag_id << 8 | pi->proto);
+    uint64_t h = mix(
+        mix(mix(load64(pi->src) ^ load64(pi->src + 8), load64(pi->dst)), load64(pi->dst + 8)),
+        (uint64_t)pi->frag_id << 8 | pi->proto);
     return &t[h & (FRAG_SLOTS - 1)];
 }
 
@@ -434,8 +434,7 @@ static int merge(capture_lcores *m, nd_error *e)
         while (!rte_ring_sc_dequeue(m->lc[i].win, &r))
             if (m->rc || heap_push(m, r)) {
                 free(r);
-                if (!m->rc)
-                    m->rc = nd_error_set(e, -ENOMEM, "capture lcores: out of memory");
+                if (!m->rc) m->rc = nd_error_set(e, -ENOMEM, "capture lcores: out of memory");
             }
         if (done && m->lc[i].err && !m->rc)
             m->rc = nd_error_set(e, m->lc[i].err, "capture lcore %u: out of memory", i);
@@ -514,15 +513,16 @@ static struct rte_ring *ring_new(const char *what, unsigned a, unsigned b, unsig
 {
     char name[RTE_RING_NAMESIZE];
     snprintf(name, sizeof name, "nd_%s%u_%u", what, a, b);
-    return rte_ring_create_elem(name, esize, size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    return rte_ring_create_elem(name, esize, size, SOCKET_ID_ANY,
+                                RING_F_SP_ENQ | RING_F_SC_DEQ);
 }
 
-int capture_lcores_start(capture_source *s, capture_ctx *c, const capture_opts *o,
-                         nd_error *e)
+int capture_lcores_start(capture_source *s, capture_ctx *c, const capture_opts *o, nd_error *e)
 {
     unsigned n = capture_lcores_count(s);
     if (!n || n > CAPTURE_MAX_LCORES)
-        return nd_error_set(e, ND_ECONFIG, "%s: capture.lcores %u: expected 1 to %d on a dpdk: source",
+        return nd_error_set(e, ND_ECONFIG,
+                            "%s: capture.lcores %u: expected 1 to %d on a dpdk: source",
                             capture_source_spec(s), n, CAPTURE_MAX_LCORES);
     capture_lcores *m = calloc(1, sizeof *m);
     if (!m) return nd_error_set(e, -ENOMEM, "capture lcores: out of memory");
@@ -554,8 +554,7 @@ int capture_lcores_start(capture_source *s, capture_ctx *c, const capture_opts *
         l->ctx = capture_ctx_new(&lo, NULL, on_window, l, e);
         if (!l->ctx) goto fail;
         if (!(l->win = ring_new("w", i, 0, sizeof(void *), WIN_RING))) goto noring;
-        if (m->soft && l->n_q && !(l->frags = calloc(FRAG_SLOTS, sizeof *l->frags)))
-            goto nomem;
+        if (m->soft && l->n_q && !(l->frags = calloc(FRAG_SLOTS, sizeof *l->frags))) goto nomem;
     }
     for (unsigned t = 0; m->soft && t < n; t++)
         for (unsigned r = 0; r < n; r++)
@@ -563,7 +562,7 @@ int capture_lcores_start(capture_source *s, capture_ctx *c, const capture_opts *
                 !(m->lc[t].in[r] = ring_new("p", r, t, sizeof(handoff), PKT_RING)))
                 goto noring;
     nd_info("%s: %u lcores over %u rx queue(s), %s", capture_source_spec(s), n, m->nq,
-            n == 1      ? "one flow table"
+            n == 1    ? "one flow table"
             : m->soft ? "flows handed to their lcore by a symmetric hash of the 5-tuple"
                       : "each queue's flows kept by the lcore that reads it (symmetric RSS)");
     for (unsigned i = 0; i < n; i++) {
@@ -600,7 +599,7 @@ int capture_lcores_finish(capture_source *s, nd_error *e)
     return m ? lcores_stop(m, e) : 0;
 }
 
-unsigned capture_lcores_stats(capture_source *s, capture_lcore_stats *st, unsigned max)
+static unsigned lcores_stats(capture_source *s, capture_lcore_stats *st, unsigned max)
 {
     capture_lcores *m = capture_lcores_count(s) ? *capture_dpdk_runner(s) : NULL;
     if (!m) return 0;
@@ -621,16 +620,17 @@ unsigned capture_lcores_stats(capture_source *s, capture_lcore_stats *st, unsign
     return m->n;
 }
 
-unsigned capture_lcores_queues(capture_source *s, capture_queue_stats *st, unsigned max)
+void capture_lcores_figures_get(capture_source *s, capture_lcores_figures *f)
 {
     capture_lcores *m = capture_lcores_count(s) ? *capture_dpdk_runner(s) : NULL;
-    if (!m) return 0;
-    for (unsigned q = 0; q < m->nq && q < max; q++) {
-        capture_dpdk_queue_id(s, q, &st[q].port, &st[q].queue);
-        st[q].lcore = q % m->n;
-        st[q].packets = atomic_load_explicit(&m->qrx[q], memory_order_relaxed);
+    if (!m) return;
+    f->n = lcores_stats(s, f->lc, CAPTURE_MAX_LCORES);
+    f->nq = m->nq; /* at most CAPTURE_MAX_QUEUES: source_dpdk.c sets up no more */
+    for (unsigned q = 0; q < m->nq; q++) {
+        capture_dpdk_queue_id(s, q, &f->q[q].port, &f->q[q].queue);
+        f->q[q].lcore = q % m->n;
+        f->q[q].packets = atomic_load_explicit(&m->qrx[q], memory_order_relaxed);
     }
-    return m->nq;
 }
 
 void capture_lcores_totals_add(capture_source *s, capture_totals *t)
@@ -638,7 +638,7 @@ void capture_lcores_totals_add(capture_source *s, capture_totals *t)
     capture_lcores *m = capture_lcores_count(s) ? *capture_dpdk_runner(s) : NULL;
     if (!m || m->finished) return; /* in c already */
     capture_lcore_stats st[CAPTURE_MAX_LCORES];
-    unsigned n = capture_lcores_stats(s, st, CAPTURE_MAX_LCORES);
+    unsigned n = lcores_stats(s, st, CAPTURE_MAX_LCORES);
     for (unsigned i = 0; i < n; i++) {
         t->packets += st[i].packets;
         t->bytes += st[i].bytes;

@@ -9,6 +9,7 @@
  * the loop must see the stop flag.
  */
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pcap/pcap.h>
@@ -273,6 +274,80 @@ void capture_source_close(capture_source *s)
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* The lcores' figures as JSON and Prometheus text (capture and live show them alike)    */
+/* ------------------------------------------------------------------------------------ */
+
+void capture_lcores_json(nd_json *j, const capture_lcores_figures *f)
+{
+    if (!f->n) return;
+    nd_json *arr = nd_json_arr(j, "lcores");
+    for (unsigned i = 0; i < f->n; i++) {
+        const capture_lcore_stats *l = &f->lc[i];
+        nd_json *o = nd_json_obj(arr, NULL);
+        nd_json_u64(o, "lcore", i);
+        nd_json_u64(o, "queues", l->queues);
+        nd_json_u64(o, "rx", l->rx);
+        nd_json_u64(o, "sent", l->sent);
+        nd_json_u64(o, "packets", l->packets);
+        nd_json_u64(o, "bytes", l->bytes);
+        nd_json_u64(o, "skipped", l->skipped);
+        nd_json_u64(o, "flows", l->flows);
+        nd_json_u64(o, "active_flows", l->active_flows);
+        nd_json_u64(o, "windows", l->windows);
+    }
+    arr = nd_json_arr(j, "queues");
+    for (unsigned q = 0; q < f->nq; q++) {
+        nd_json *o = nd_json_obj(arr, NULL);
+        nd_json_u64(o, "port", f->q[q].port);
+        nd_json_u64(o, "queue", f->q[q].queue);
+        nd_json_u64(o, "lcore", f->q[q].lcore);
+        nd_json_u64(o, "packets", f->q[q].packets);
+    }
+}
+
+void capture_lcores_prom(nd_prom *p, const char *prefix, const capture_lcores_figures *f)
+{
+    if (!f->n) return;
+    static const struct {
+        const char *name;
+        int type;
+        const char *help;
+        size_t off;
+    } fam[] = {
+        {"lcore_rx_total", ND_PROM_COUNTER, "Packets an lcore read from its rx queues.",
+         offsetof(capture_lcore_stats, rx)},
+        {"lcore_sent_total", ND_PROM_COUNTER,
+         "Packets an lcore read and handed to the lcore of their flow.",
+         offsetof(capture_lcore_stats, sent)},
+        {"lcore_packets_total", ND_PROM_COUNTER, "Packets an lcore's flow table took.",
+         offsetof(capture_lcore_stats, packets)},
+        {"lcore_flows_total", ND_PROM_COUNTER, "Flows an lcore started.",
+         offsetof(capture_lcore_stats, flows)},
+        {"lcore_flows_active", ND_PROM_GAUGE, "Flows in an lcore's flow table now.",
+         offsetof(capture_lcore_stats, active_flows)},
+        {"lcore_windows_total", ND_PROM_COUNTER, "Windows an lcore made.",
+         offsetof(capture_lcore_stats, windows)},
+    };
+    char name[128], id[32];
+    for (size_t k = 0; k < sizeof fam / sizeof fam[0]; k++) {
+        snprintf(name, sizeof name, "%s_%s", prefix, fam[k].name);
+        nd_prom_family(p, name, fam[k].type, fam[k].help);
+        for (unsigned i = 0; i < f->n; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&f->lc[i] + fam[k].off, sizeof v);
+            snprintf(id, sizeof id, "%u", i);
+            nd_prom_sample(p, name, "lcore", id, (double)v);
+        }
+    }
+    snprintf(name, sizeof name, "%s_queue_packets_total", prefix);
+    nd_prom_family(p, name, ND_PROM_COUNTER, "Packets read from an rx queue (port:queue).");
+    for (unsigned q = 0; q < f->nq; q++) {
+        snprintf(id, sizeof id, "%u:%u", f->q[q].port, f->q[q].queue);
+        nd_prom_sample(p, name, "queue", id, (double)f->q[q].packets);
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* capture_run                                                                           */
 /* ------------------------------------------------------------------------------------ */
 
@@ -299,15 +374,9 @@ int capture_lcores_finish(capture_source *s, nd_error *e)
     (void)s, (void)e;
     return 0;
 }
-unsigned capture_lcores_stats(capture_source *s, capture_lcore_stats *st, unsigned max)
+void capture_lcores_figures_get(capture_source *s, capture_lcores_figures *f)
 {
-    (void)s, (void)st, (void)max;
-    return 0;
-}
-unsigned capture_lcores_queues(capture_source *s, capture_queue_stats *st, unsigned max)
-{
-    (void)s, (void)st, (void)max;
-    return 0;
+    (void)s, (void)f;
 }
 void capture_lcores_totals_add(capture_source *s, capture_totals *t) { (void)s, (void)t; }
 #endif

@@ -27,7 +27,7 @@
 #include "capture_impl.h"
 
 #define MAX_ARGS   64
-#define MAX_QUEUES 128
+#define MAX_QUEUES CAPTURE_MAX_QUEUES
 #define MAX_RX     64 /* mbufs held between rx calls */
 
 typedef struct dpdk_queue {
