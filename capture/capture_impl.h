@@ -93,6 +93,8 @@ unsigned capture_dpdk_rx_queue(const capture_source *s, unsigned q, struct rte_m
 uint64_t capture_dpdk_now(const capture_source *s);
 /* The source's runner slot: NULL until capture_lcores_start. */
 capture_lcores **capture_dpdk_runner(capture_source *s);
+/* Packets the runner's lcores read (lcores.c). */
+uint64_t capture_lcores_received(const capture_lcores *m);
 /* Stops and frees a runner (lcores.c); what capture_lcores_finish does. */
 int capture_lcores_free(capture_lcores *m, nd_error *e);
 

@@ -633,6 +633,14 @@ void capture_lcores_figures_get(capture_source *s, capture_lcores_figures *f)
     }
 }
 
+uint64_t capture_lcores_received(const capture_lcores *m)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < m->n; i++)
+        n += atomic_load_explicit(&m->lc[i].rx, memory_order_relaxed);
+    return n;
+}
+
 void capture_lcores_totals_add(capture_source *s, capture_totals *t)
 {
     capture_lcores *m = capture_lcores_count(s) ? *capture_dpdk_runner(s) : NULL;

@@ -151,7 +151,7 @@ static void dpdk_stats(capture_source *s, capture_source_stats *st)
 {
     dpdk_source *d = (dpdk_source *)s;
     memset(st, 0, sizeof *st);
-    st->received = s->received;
+    st->received = s->received + (d->runner ? capture_lcores_received(d->runner) : 0);
     for (unsigned i = 0; i < d->n_ports; i++) {
         struct rte_eth_stats es;
         if (rte_eth_stats_get(d->ports[i], &es)) continue;

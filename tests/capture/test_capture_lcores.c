@@ -44,8 +44,8 @@ static void section_same(const ndf_reader *a, const ndf_reader *b, uint32_t tag,
     CHECK(ndf_find(a, tag, &da, &la, &e) == 0);
     CHECK(ndf_find(b, tag, &db, &lb, &e) == 0);
     if (la != lb || memcmp(da, db, la))
-        CHECK_FAIL_("%s: section %.4s differs (%zu and %zu bytes)", what, (const char *)&tag, la,
-                    lb);
+        CHECK_FAIL_("%s: section %.4s differs (%zu and %zu bytes)", what, (const char *)&tag,
+                    la, lb);
 }
 
 /* Every section of a and b, but CONF, holds the same bytes, in the same order. */
@@ -102,7 +102,8 @@ int main(void)
     /* The one-thread path emits windows in the order flows end (other groups, another
      * order), but counts and measures the same. */
     nd_error e = {0};
-    ndf_reader *a = ndf_open(out[0], NDF_KIND_DATASET, &e), *b = ndf_open(out[1], NDF_KIND_DATASET, &e);
+    ndf_reader *a = ndf_open(out[0], NDF_KIND_DATASET, &e),
+               *b = ndf_open(out[1], NDF_KIND_DATASET, &e);
     CHECK(a && b);
     section_same(a, b, ND_FOURCC('C', 'N', 'T', 'R'), "0 and 1 lcores");
     section_same(a, b, ND_FOURCC('S', 'T', 'A', 'T'), "0 and 1 lcores");
@@ -110,21 +111,23 @@ int main(void)
     ndf_close(b);
 
     CHECK(json_holds(json[0], 0, "'lcores' not in d and d['windows'] > 300"));
-    CHECK(json_holds(json[1], 0,
-                     "len(d['lcores']) == 1 and d['lcores'][0]['flows'] == d['flows'] and "
-                     "d['lcores'][0]['sent'] == 0 and d['queues'][0]['packets'] == d['packets']"));
+    CHECK(json_holds(
+        json[1], 0,
+        "len(d['lcores']) == 1 and d['lcores'][0]['flows'] == d['flows'] and "
+        "d['lcores'][0]['sent'] == 0 and d['queues'][0]['packets'] == d['packets']"));
     for (unsigned n = 2; n < 4; n++) {
         char expr[2048];
-        snprintf(expr, sizeof expr,
-                 "len(d['lcores']) == %u and d['flows'] == json.load(open('%s'))['flows'] and "
-                 "sum(l['flows'] for l in d['lcores']) == d['flows'] and "
-                 "sum(l['packets'] for l in d['lcores']) == d['packets'] and "
-                 "sum(l['windows'] for l in d['lcores']) == d['windows'] and "
-                 "all(l['flows'] > 0 for l in d['lcores']) and "
-                 "d['lcores'][0]['rx'] == d['packets'] and "
-                 "d['lcores'][0]['sent'] == d['packets'] - d['lcores'][0]['packets'] and "
-                 "d['queues'] == [{'port': 0, 'queue': 0, 'lcore': 0, 'packets': d['packets']}]",
-                 n, json[1]);
+        snprintf(
+            expr, sizeof expr,
+            "len(d['lcores']) == %u and d['flows'] == json.load(open('%s'))['flows'] and "
+            "sum(l['flows'] for l in d['lcores']) == d['flows'] and "
+            "sum(l['packets'] for l in d['lcores']) == d['packets'] and "
+            "sum(l['windows'] for l in d['lcores']) == d['windows'] and "
+            "all(l['flows'] > 0 for l in d['lcores']) and "
+            "d['lcores'][0]['rx'] == d['packets'] and "
+            "d['lcores'][0]['sent'] == d['packets'] - d['lcores'][0]['packets'] and "
+            "d['queues'] == [{'port': 0, 'queue': 0, 'lcore': 0, 'packets': d['packets']}]",
+            n, json[1]);
         CHECK(json_holds(json[n], 0, expr));
     }
     printf("ok: 1, 2 and 3 lcores wrote the same dataset\n");
