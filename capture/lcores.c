@@ -68,6 +68,13 @@ typedef struct win_rec {
     float v[]; /* (C, L) */
 } win_rec;
 
+/* A heap entry: the first keys inline, so that the heap's compares rarely touch the
+ * records (a capture to a file holds most windows until the end). */
+typedef struct heap_ent {
+    uint64_t start, t0;
+    win_rec *r;
+} heap_ent;
+
 typedef struct frag_dest {
     uint8_t src[16], dst[16];
     uint32_t id, vlan;
@@ -108,7 +115,7 @@ struct capture_lcores {
     lcore *lc;
     _Atomic uint64_t *qrx; /* [nq] packets read per queue */
     atomic_int stop;
-    win_rec **heap;
+    heap_ent *heap;
     size_t nh, cap;
     uint64_t released; /* start of the last window released */
     int rc, finished;
@@ -375,42 +382,44 @@ static void *lcore_main(void *arg)
 /* The merge                                                                             */
 /* ------------------------------------------------------------------------------------ */
 
-static int rec_less(const win_rec *a, const win_rec *b)
+static int ent_less(const heap_ent *a, const heap_ent *b)
 {
     if (a->start != b->start) return a->start < b->start;
     if (a->t0 != b->t0) return a->t0 < b->t0;
-    int c = memcmp(a->key, b->key, sizeof a->key);
+    int c = memcmp(a->r->key, b->r->key, sizeof a->r->key);
     if (c) return c < 0;
-    return a->index < b->index;
+    return a->r->index < b->r->index;
 }
 
 static int heap_push(capture_lcores *m, win_rec *r)
 {
     if (m->nh == m->cap) {
         size_t cap = m->cap ? 2 * m->cap : 1024;
-        win_rec **h = realloc(m->heap, cap * sizeof *h);
+        heap_ent *h = realloc(m->heap, cap * sizeof *h);
         if (!h) return -ENOMEM;
         m->heap = h;
         m->cap = cap;
     }
+    heap_ent e = {r->start, r->t0, r};
     size_t i = m->nh++;
-    while (i && rec_less(r, m->heap[(i - 1) / 2])) {
+    while (i && ent_less(&e, &m->heap[(i - 1) / 2])) {
         m->heap[i] = m->heap[(i - 1) / 2];
         i = (i - 1) / 2;
     }
-    m->heap[i] = r;
+    m->heap[i] = e;
     return 0;
 }
 
 static win_rec *heap_pop(capture_lcores *m)
 {
-    win_rec *top = m->heap[0], *last = m->heap[--m->nh];
+    win_rec *top = m->heap[0].r;
+    heap_ent last = m->heap[--m->nh];
     size_t i = 0;
     for (;;) {
         size_t k = 2 * i + 1;
         if (k >= m->nh) break;
-        if (k + 1 < m->nh && rec_less(m->heap[k + 1], m->heap[k])) k++;
-        if (!rec_less(m->heap[k], last)) break;
+        if (k + 1 < m->nh && ent_less(&m->heap[k + 1], &m->heap[k])) k++;
+        if (!ent_less(&m->heap[k], &last)) break;
         m->heap[i] = m->heap[k];
         i = k;
     }
@@ -440,7 +449,7 @@ static int merge(capture_lcores *m, nd_error *e)
             m->rc = nd_error_set(e, m->lc[i].err, "capture lcore %u: out of memory", i);
     }
     if (m->rc) return m->rc;
-    while (m->nh && (m->heap[0]->start < mark || m->heap[0]->start < m->released)) {
+    while (m->nh && (m->heap[0].start < mark || m->heap[0].start < m->released)) {
         win_rec *r = heap_pop(m);
         if (r->start > m->released) m->released = r->start;
         int rc = capture_ctx_emit(m->c, r->cls, r->group, r->v);
