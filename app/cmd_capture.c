@@ -379,6 +379,8 @@ const nd_command cmd_capture = {
     "                        iface:NAME      live capture with libpcap (root)\n"
     "                        dpdk:EAL-ARGS   DPDK ports, e.g. \"dpdk:-a 0000:03:00.0\" or\n"
     "                                        \"dpdk:--no-huge --no-pci --vdev=net_pcap0,rx_pcap=F\"\n"
+    "                                        (read by capture.lcores threads, one flow\n"
+    "                                        table each, when set: docs/CAPTURE.md)\n"
     "      --class NAME    label every flow with NAME and ignore the config's rules\n"
     "                      (one capture per class)\n"
     "      --set KEY=VAL   override one config key, e.g. --set capture.bin=100ms\n"

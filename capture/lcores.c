@@ -22,8 +22,9 @@
  * (start = t0 + k·L·bin, t0, key, k), one total order of the windows a capture makes,
  * which depends on the packets alone. An lcore publishes a watermark after each round:
  * no window it makes later starts before it. Its flows' open windows started after
- * (now − idle timeout − L·bin): a flow idle longer has ended (the context's clock is
- * advanced to the readers' clock, so that idle expiry runs on lcores that get no
+ * (now − 2 idle timeouts − L·bin): a flow idle longer than a timeout has ended, to within
+ * one more (the LRU order is exact to within the time a flow waits to move; the context's
+ * clock is advanced to the readers' clock, so that idle expiry runs on lcores that get no
  * packets), and new flows start at or after the readers' clock, since every reader's
  * packets come in time order. The merger takes the minimum watermark, drains the lcores'
  * window rings into a min-heap and releases every window that starts before it; at the
@@ -571,9 +572,10 @@ int capture_lcores_start(capture_source *s, capture_ctx *c, const capture_opts *
                 !(m->lc[t].in[r] = ring_new("p", r, t, sizeof(handoff), PKT_RING)))
                 goto noring;
     nd_info("%s: %u lcores over %u rx queue(s), %s", capture_source_spec(s), n, m->nq,
-            n == 1    ? "one flow table"
-            : m->soft ? "flows handed to their lcore by a symmetric hash of the 5-tuple"
-                      : "each queue's flows kept by the lcore that reads it (symmetric RSS)");
+            n == 1 ? "one flow table"
+            : m->soft
+                ? "flows handed to their lcore by a symmetric hash of the 5-tuple"
+                : "each queue's flows kept by the lcore that reads it (whole flows per queue)");
     for (unsigned i = 0; i < n; i++) {
         int err = pthread_create(&m->lc[i].tid, NULL, lcore_main, &m->lc[i]);
         if (err) {
