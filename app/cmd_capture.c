@@ -22,7 +22,7 @@ static int store_window(void *user, uint32_t class_idx, uint64_t group, const fl
 static const char *const channel_names[4] = {"bytes_down", "bytes_up", "packets_down",
                                              "packets_up"};
 
-static void summary(capture_ctx *c, const char *out)
+static void summary(capture_ctx *c, const capture_lcores_figures *lf, const char *out)
 {
     capture_totals t;
     capture_ctx_totals(c, &t);
@@ -42,14 +42,31 @@ static void summary(capture_ctx *c, const char *out)
                   !strcmp(name, "bin.ts_backwards") || !strcmp(name, "bin.window_sparse")))
             nd_info("  %-28s %8" PRIu64, name, v);
     }
+    for (unsigned i = 0; i < lf->n; i++)
+        nd_info("  lcore %-2u %u queue(s): %" PRIu64 " read, %" PRIu64 " handed on; %" PRIu64
+                " packets, %" PRIu64 " flows, %" PRIu64 " windows",
+                i, lf->lc[i].queues, lf->lc[i].rx, lf->lc[i].sent, lf->lc[i].packets,
+                lf->lc[i].flows, lf->lc[i].windows);
+    for (unsigned q = 0; q < lf->nq; q++)
+        nd_info("  port %u queue %u (lcore %u): %" PRIu64 " packets", lf->q[q].port,
+                lf->q[q].queue, lf->q[q].lcore, lf->q[q].packets);
 }
+
+/* The run's watcher, the source counters of the sources done and the lcores' figures. */
+typedef struct watch_state {
+    cli_watch *w;
+    capture_source_stats done;
+    capture_lcores_figures lf;
+    capture_totals t; /* the context's totals and the running lcores' */
+} watch_state;
 
 /* The capture's figures so far, the same as its summary's: totals, windows per class,
  * every counter (zeros too), what the sources handed over and lost (src). */
-static void figures(nd_json *j, capture_ctx *c, const capture_source_stats *src)
+static void figures(nd_json *j, capture_ctx *c, const capture_source_stats *src,
+                    const watch_state *ws)
 {
-    capture_totals t;
-    capture_ctx_totals(c, &t);
+    const capture_totals t = ws->t;
+    const capture_lcores_figures *lf = &ws->lf;
     nd_json_u64(j, "packets", t.packets);
     nd_json_u64(j, "bytes", t.bytes);
     nd_json_u64(j, "skipped", t.skipped);
@@ -72,14 +89,16 @@ static void figures(nd_json *j, capture_ctx *c, const capture_source_stats *src)
     nd_json_u64(s, "if_dropped", src->if_dropped);
     nd_json_u64(s, "nombuf", src->nombuf);
     nd_json_u64(s, "errors", src->errors);
+    capture_lcores_json(j, lf);
 }
 
 /* The same figures as Prometheus text. */
-static void metrics(cli_watch *w, capture_ctx *c, const capture_source_stats *src)
+static void metrics(cli_watch *w, capture_ctx *c, const capture_source_stats *src,
+                    const watch_state *ws)
 {
     enum { C = ND_PROM_COUNTER, G = ND_PROM_GAUGE };
-    capture_totals t;
-    capture_ctx_totals(c, &t);
+    const capture_totals t = ws->t;
+    const capture_lcores_figures *lf = &ws->lf;
     nd_prom p = {0};
     nd_prom_metric(&p, "netdiffus_capture_packets_total", C, "Packets read.",
                    (double)t.packets);
@@ -115,15 +134,10 @@ static void metrics(cli_watch *w, capture_ctx *c, const capture_source_stats *sr
                    "DPDK receive failures for lack of mbufs.", (double)src->nombuf);
     nd_prom_metric(&p, "netdiffus_capture_source_errors_total", C, "DPDK receive errors.",
                    (double)src->errors);
+    capture_lcores_prom(&p, "netdiffus_capture", lf);
     cli_watch_publish(w, &p);
     nd_prom_free(&p);
 }
-
-/* The run's watcher and the source counters of the sources done. */
-typedef struct watch_state {
-    cli_watch *w;
-    capture_source_stats done;
-} watch_state;
 
 static void add_stats(capture_source_stats *to, const capture_source_stats *s)
 {
@@ -134,7 +148,8 @@ static void add_stats(capture_source_stats *to, const capture_source_stats *s)
     to->errors += s->errors;
 }
 
-/* capture_opts.report: a stats line and the metrics, every interval and as a source ends. */
+/* capture_opts.report: the lcores' figures, and with a watcher a stats line and the
+ * metrics, every interval and as a source ends. */
 static void on_report(void *arg, capture_ctx *c, capture_source *s, int ended)
 {
     watch_state *ws = arg;
@@ -142,10 +157,14 @@ static void on_report(void *arg, capture_ctx *c, capture_source *s, int ended)
     capture_source_stats_get(s, &now);
     add_stats(&all, &now);
     if (ended) ws->done = all;
+    capture_lcores_figures_get(s, &ws->lf);
+    if (!cli_watch_on(ws->w)) return;
+    capture_ctx_totals(c, &ws->t);
+    capture_lcores_totals_add(s, &ws->t);
     nd_json *j = nd_json_new();
-    figures(j, c, &all);
+    figures(j, c, &all, ws);
     cli_watch_line(ws->w, j, 0);
-    metrics(ws->w, c, &all);
+    metrics(ws->w, c, &all, ws);
 }
 
 enum { OPT_CLASS = CLI_OPT_OWN };
@@ -212,12 +231,12 @@ static char *partial_name(const char *out)
  * capture failed before any packet. A capture that failed later keeps what it read in
  * a side file and leaves out as it was: a source failing must not replace a good
  * dataset with part of one. Returns rc, or the save's code. */
-static int keep(capture_ctx *c, nd_dataset *ds, const capture_args *o,
-                const capture_source_stats *src, int rc, const nd_error *e)
+static int keep(capture_ctx *c, nd_dataset *ds, const capture_args *o, watch_state *ws, int rc,
+                const nd_error *e)
 {
     const char *out = o->out;
-    capture_totals t;
-    capture_ctx_totals(c, &t);
+    capture_ctx_totals(c, &ws->t);
+    const capture_totals t = ws->t;
     char *side = NULL;
     if (rc == ND_EINTR) {
         nd_info("stopped by a signal: keeping what was captured so far");
@@ -239,12 +258,12 @@ static int keep(capture_ctx *c, nd_dataset *ds, const capture_args *o,
             nd_err("%s", se.msg);
             if (!rc) rc = se.code;
         } else {
-            summary(c, to);
+            summary(c, &ws->lf, to);
             if (o->json) {
                 nd_json *j = nd_json_new();
                 nd_json_str(j, "output", to);
                 nd_json_bool(j, "partial", side != NULL);
-                figures(j, c, src);
+                figures(j, c, &ws->done, ws);
                 if (cli_json_print(j) && !rc) rc = -EIO;
             }
         }
@@ -281,21 +300,27 @@ static int capture_to_file(const nd_config *cfg, const capture_args *o)
             goto done;
         }
 
-    watch_state ws = {.w = &watch};
-    if (cli_watch_on(&watch)) {
-        co.report = on_report;
-        co.report_arg = &ws;
-        metrics(&watch, c, &ws.done); /* zeros until the first report */
+    watch_state *ws = calloc(1, sizeof *ws); /* lcore figures: kilobytes */
+    if (!ws) {
+        nd_err("out of memory");
+        rc = -ENOMEM;
+        goto done;
     }
+    ws->w = &watch;
+    co.report = on_report;
+    co.report_arg = ws;
+    if (cli_watch_on(&watch)) metrics(&watch, c, &ws->done, ws); /* zeros */
     cli_catch_stop();
     rc = capture_run(c, o->src.spec, o->src.n, &co, &cli_stop, nd_status_enabled(), &e);
     if (cli_watch_on(&watch)) { /* the last figures, before the dataset is saved */
+        capture_ctx_totals(c, &ws->t);
         nd_json *j = nd_json_new();
-        figures(j, c, &ws.done);
+        figures(j, c, &ws->done, ws);
         cli_watch_line(&watch, j, 1);
-        metrics(&watch, c, &ws.done);
+        metrics(&watch, c, &ws->done, ws);
     }
-    rc = keep(c, ds, o, &ws.done, rc, &e);
+    rc = keep(c, ds, o, ws, rc, &e);
+    free(ws);
 done:
     cli_watch_close(&watch);
     free(yaml);
@@ -354,6 +379,8 @@ const nd_command cmd_capture = {
     "                        iface:NAME      live capture with libpcap (root)\n"
     "                        dpdk:EAL-ARGS   DPDK ports, e.g. \"dpdk:-a 0000:03:00.0\" or\n"
     "                                        \"dpdk:--no-huge --no-pci --vdev=net_pcap0,rx_pcap=F\"\n"
+    "                                        (read by capture.lcores threads, one flow\n"
+    "                                        table each, when set: docs/CAPTURE.md)\n"
     "      --class NAME    label every flow with NAME and ignore the config's rules\n"
     "                      (one capture per class)\n"
     "      --set KEY=VAL   override one config key, e.g. --set capture.bin=100ms\n"

@@ -27,6 +27,7 @@ void opts_capture(capture_opts *o, const nd_config *cfg)
     o->buffer_size = c->buffer_size;
     o->dpdk_eal = c->dpdk_eal;
     o->rx_queues = c->rx_queues;
+    o->lcores = c->lcores;
     o->mbufs = c->mbufs;
 }
 

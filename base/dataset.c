@@ -210,7 +210,7 @@ int nd_dataset_append(nd_dataset *ds, uint16_t label, uint64_t group, const floa
 
 int nd_dataset_count(nd_dataset *ds, const char *name, uint64_t v)
 {
-    char key[COUNTER_NAME];
+    char key[COUNTER_NAME] = {0}; /* all of it is copied below, and written to files */
     snprintf(key, sizeof key, "%s", name);
     for (uint32_t i = 0; i < ds->n_counters; i++)
         if (!strcmp(ds->counters[i].name, key)) {

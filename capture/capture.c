@@ -164,6 +164,7 @@ struct capture_ctx {
 
     capture_window_fn on_window;
     void *user;
+    const flow *emitting; /* the flow whose window on_window holds, for window_flow */
     int error;
     uint64_t cnt[CNT_N];
     uint64_t flows_started;
@@ -619,6 +620,7 @@ static void window_emit(capture_ctx *c, flow *f, float *w)
         c->cnt[CNT_WINDOWS]++;
         c->classes[f->class_idx].windows++;
         if (c->on_window) {
+            c->emitting = f;
             int rc = c->on_window(c->user, (uint32_t)f->class_idx, f->group, w);
             if (rc && !c->error) c->error = rc;
         }
@@ -704,7 +706,9 @@ void capture_ctx_flush(capture_ctx *c)
             far = c->lru[far].next;
         }
         if (near != NIL) prefetch_end(c, near), near = c->lru[near].next;
-        flow_end(c, c->lru_head, CNT_END);
+        /* one idle longer than the timeout timed out, whether or not expiry reached it */
+        const flow *f = &c->flows[c->lru_head];
+        flow_end(c, c->lru_head, c->now - f->last_ts > c->idle_ns ? CNT_IDLE : CNT_END);
     }
     /* The next input's clock is unrelated to this one's. */
     c->now = 0;
@@ -1123,4 +1127,45 @@ int capture_ctx_to_dataset(capture_ctx *c, nd_dataset *ds, nd_error *e)
         nd_dataset_count(ds, name, v);
     }
     return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Hooks of the lcore runner (lcores.c)                                                  */
+/* ------------------------------------------------------------------------------------ */
+
+void capture_ctx_window_flow(const capture_ctx *c, capture_window_flow *wf)
+{
+    const flow *f = c->emitting;
+    _Static_assert(sizeof wf->key == sizeof f->key, "window_flow key holds a flow_key");
+    memcpy(wf->key, &f->key, sizeof wf->key);
+    wf->t0 = f->t0;
+    wf->index = open_bin(c, f) / c->L;
+}
+
+int capture_ctx_emit(capture_ctx *c, uint32_t class_idx, uint64_t group, const float *values)
+{
+    c->cnt[CNT_WINDOWS]++;
+    c->classes[class_idx].windows++;
+    int rc = c->on_window ? c->on_window(c->user, class_idx, group, values) : 0;
+    if (rc && !c->error) c->error = rc;
+    return rc;
+}
+
+void capture_ctx_absorb(capture_ctx *c, capture_ctx *src)
+{
+    for (uint32_t i = 0; i < c->n_classes; i++) {
+        class_state *d = &c->classes[i], *s = &src->classes[i];
+        capture_stats_add(&d->st, &s->st); /* top lists: redone from the counts below */
+        if (s->port_counts && !d->port_counts) {
+            d->port_counts = calloc(65536, sizeof *d->port_counts);
+            d->mss_counts = calloc(65536, sizeof *d->mss_counts);
+        }
+        for (uint32_t v = 0; d->port_counts && s->port_counts && v < 65536; v++)
+            d->port_counts[v] += s->port_counts[v];
+        for (uint32_t v = 0; d->mss_counts && s->mss_counts && v < 65536; v++)
+            d->mss_counts[v] += s->mss_counts[v];
+    }
+    for (int k = 0; k < CNT_N; k++)
+        if (k != CNT_WINDOWS) c->cnt[k] += src->cnt[k];
+    c->flows_started += src->flows_started;
 }

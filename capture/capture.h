@@ -9,8 +9,9 @@
  *     → binner (bytes/packets per bin and direction; windows of L bins)  capture_ctx_*
  *     → window callback (usually nd_dataset_append) + per-class replay statistics
  *
- * Everything here is single-threaded: one capture_ctx is fed by one thread. Design notes:
- * docs/CAPTURE.md.
+ * One capture_ctx is fed by one thread. A dpdk: source with capture.lcores >= 1 is read by
+ * that many threads, one flow table each, whose windows merge in a fixed order into one
+ * context (capture_lcores_*). Design notes: docs/CAPTURE.md.
  */
 #ifndef ND_CAPTURE_H
 #define ND_CAPTURE_H
@@ -137,6 +138,9 @@ typedef struct capture_opts {
     const char *dpdk_eal; /* EAL arguments appended to every dpdk: spec; NULL or "": none */
     uint32_t rx_queues;   /* rx queues per DPDK port (RSS over them when > 1), >= 1 */
     uint32_t mbufs;       /* DPDK mbuf pool size, mbufs (> 0) */
+    uint32_t lcores;      /* threads reading a dpdk: source, each with its own flow table of
+                             flow_capacity / lcores flows (<= CAPTURE_MAX_LCORES); 0: the
+                             calling thread polls every queue into its context */
     /* progress of a run (capture_run), for figures while it goes: report is called from
      * its thread about every report_ns (0: 1 s) and as each source ends (ended 1, before
      * the source closes); NULL: never. Not a config key: the program sets it */
@@ -148,7 +152,7 @@ typedef struct capture_opts {
 /* Sets every field to the program's default (the capture section of docs/CONFIG.md): 1 s
  * bins, windows of 64, 2 channels, 2^20 flows, 15 s idle and 30 min active timeouts, no
  * rules, default class "other", snaplen 256, promiscuous, 64 MiB buffer, 1 rx queue,
- * 8191 mbufs. */
+ * 8191 mbufs, lcores 0. */
 void capture_opts_defaults(capture_opts *o);
 
 /* ------------------------------------------------------------------------------------ */
@@ -250,16 +254,85 @@ void capture_source_report(capture_source *s);
 void capture_source_close(capture_source *s); /* NULL is a no-op */
 
 /* ------------------------------------------------------------------------------------ */
+/* Several lcores on one dpdk: source                                                    */
+/* ------------------------------------------------------------------------------------ */
+
+/* A dpdk: source opened with o->lcores >= 1 is read by that many threads (lcores), each
+ * with a flow table and binner of its own; both directions of a flow always reach the
+ * same lcore (symmetric RSS, or a symmetric hash of the 5-tuple in software). Finished
+ * windows merge into the one context c in a fixed order: by window start time, then flow
+ * start time, flow key and window index, released once no lcore can still make an
+ * earlier one (timestamp watermarks). The same packets give the same windows in the same
+ * order, with the same groups (a hash of flow key and start time), whatever the lcore
+ * count or the threads' timing. docs/CAPTURE.md says how. */
+#define CAPTURE_MAX_LCORES 64
+
+/* Lcores s was opened for (o->lcores of a dpdk: source), 0 for every other source. */
+unsigned capture_lcores_count(const capture_source *s);
+/* Starts s's lcores; their windows go to c (through its callback, as its own would; c's
+ * window counts follow them). 0, or a negative code with e filled. */
+int capture_lcores_start(capture_source *s, capture_ctx *c, const capture_opts *o, nd_error *e);
+/* Hands c the windows that are ready, in merge order; call it often (the lcores wait when
+ * a thousand windows of one lcore are waiting). Returns 0 while the lcores run,
+ * CAPTURE_END once a file input has ended and every window is in c, or a negative code
+ * with e filled (c's callback failed, out of memory). */
+int capture_lcores_merge(capture_source *s, nd_error *e);
+/* Stops the lcores: they end every flow, c gets the last windows and the lcores' counters
+ * and statistics; their figures stay readable until the source closes. Returns what
+ * merging returned (0 or a negative code with e filled). capture_source_close does it
+ * when it was not done. */
+int capture_lcores_finish(capture_source *s, nd_error *e);
+
+/* One lcore's figures so far (safe to read while it runs, and after it finished). */
+typedef struct capture_lcore_stats {
+    uint32_t queues;       /* rx queues it reads */
+    uint64_t rx;           /* packets it read from them */
+    uint64_t sent;         /* of those, handed to another lcore (software dispatch) */
+    uint64_t packets;      /* packets its flow table took: its own and those handed to it */
+    uint64_t bytes;        /* frame bytes of the parsed ones */
+    uint64_t skipped;      /* not usable (parse reasons, orphan fragments) */
+    uint64_t flows;        /* flows it started */
+    uint64_t active_flows; /* in its table now */
+    uint64_t windows;      /* windows it made */
+} capture_lcore_stats;
+/* One rx queue's figures. */
+typedef struct capture_queue_stats {
+    uint16_t port, queue;
+    uint32_t lcore;   /* the lcore that reads it */
+    uint64_t packets; /* read from it */
+} capture_queue_stats;
+/* Every lcore's and queue's figures. */
+#define CAPTURE_MAX_QUEUES 128 /* rx queues of a dpdk: source, all ports */
+typedef struct capture_lcores_figures {
+    unsigned n, nq; /* 0: no source with lcores reported yet */
+    capture_lcore_stats lc[CAPTURE_MAX_LCORES];
+    capture_queue_stats q[CAPTURE_MAX_QUEUES];
+} capture_lcores_figures;
+/* The figures of s's lcores into f; f is left as it was when s has none. */
+void capture_lcores_figures_get(capture_source *s, capture_lcores_figures *f);
+/* f as arrays "lcores" and "queues" of j (nothing when f->n is 0), for --json and --stats. */
+void capture_lcores_json(nd_json *j, const capture_lcores_figures *f);
+/* f as Prometheus families PREFIX_lcore_*{lcore="I"} and
+ * PREFIX_queue_packets_total{queue="PORT:QUEUE"} (nothing when f->n is 0). */
+void capture_lcores_prom(nd_prom *p, const char *prefix, const capture_lcores_figures *f);
+/* Adds to t what the running lcores of s hold that c does not have yet (packets, bytes,
+ * skipped, flows, active flows: they join c at capture_lcores_finish; windows are in c as
+ * they merge). */
+void capture_lcores_totals_add(capture_source *s, capture_totals *t);
+
+/* ------------------------------------------------------------------------------------ */
 /* Whole runs (what `netdiffus capture` does)                                           */
 /* ------------------------------------------------------------------------------------ */
 
 /* Runs every source in turn through c until each ends or *stop becomes non-zero (set by a
  * signal handler); each source opens with o (capture_source_open) and is closed before
- * the next opens, so any number of them costs what one does. "pcap:DIR", DIR a folder,
- * reads every file of DIR in turn, in byte order of their names (strcmp), skipping
- * hidden names and entries that are not regular files. Flushes c after each file. status != 0
- * draws nd_status lines. Returns 0, ND_EINTR when stopped (everything so far is kept in c), or
- * a negative code with e filled (a source that cannot be opened or fails while reading). */
+ * the next opens, so any number of them costs what one does. A dpdk: source with
+ * o->lcores >= 1 runs on its lcores (capture_lcores_start), this thread merging. "pcap:DIR",
+ * DIR a folder, reads every file of DIR in turn, in byte order of their names (strcmp),
+ * skipping hidden names and entries that are not regular files. Flushes c after each file.
+ * status != 0 draws nd_status lines. Returns 0, ND_EINTR when stopped (everything so far is
+ * kept in c), or a negative code with e filled (a source that cannot be opened or fails while
+ * reading). */
 int capture_run(capture_ctx *c, const char *const *specs, unsigned n_specs,
                 const capture_opts *o, volatile sig_atomic_t *stop, int status, nd_error *e);
 

@@ -69,4 +69,42 @@ void capture_ctx_index_grow_full(capture_ctx *c);
  * index's slot count, 0 when it is inconsistent. */
 uint32_t capture_ctx_index_check(const capture_ctx *c);
 
+/* Hooks of the lcore runner (lcores.c) into a context (capture.c). */
+typedef struct capture_window_flow {
+    uint8_t key[48]; /* canonical flow key (addresses, ports, VLAN, protocol) */
+    uint64_t t0;     /* the flow's first packet */
+    uint64_t index;  /* the window's index in its flow */
+} capture_window_flow;
+/* The flow of the window the context's callback is handed: valid only inside it. */
+void capture_ctx_window_flow(const capture_ctx *c, capture_window_flow *wf);
+/* Hands a window made by another context (same options) to c's callback, counting it as
+ * c's own; the callback's error, also kept for capture_ctx_error. */
+int capture_ctx_emit(capture_ctx *c, uint32_t class_idx, uint64_t group, const float *values);
+/* Adds src's counters (but windows: capture_ctx_emit counted them), flows and class
+ * statistics to c; src was made with c's options. */
+void capture_ctx_absorb(capture_ctx *c, capture_ctx *src);
+
+/* DPDK ports for the lcore runner (source_dpdk.c; lcores.c). Queues are numbered over
+ * every port, 0 .. capture_dpdk_n_queues - 1. */
+struct rte_mbuf;
+typedef struct capture_lcores capture_lcores;
+unsigned capture_dpdk_n_queues(const capture_source *s);
+void capture_dpdk_queue_id(const capture_source *s, unsigned q, uint16_t *port,
+                           uint16_t *queue);
+/* Whether every queue holds whole flows, both directions: one port whose queues a
+ * symmetric hash fills (RSS with the symmetric key, af_packet's kernel fanout). */
+int capture_dpdk_whole_flows(const capture_source *s);
+/* Up to max packets of queue q (thread-safe across queues): the mbufs, to be freed with
+ * rte_pktmbuf_free_bulk, and the packets they hold, timestamped. */
+unsigned capture_dpdk_rx_queue(const capture_source *s, unsigned q, struct rte_mbuf **m,
+                               capture_pkt *pkts, unsigned max);
+/* Now on the clock of the packets' timestamps. */
+uint64_t capture_dpdk_now(const capture_source *s);
+/* The source's runner slot: NULL until capture_lcores_start. */
+capture_lcores **capture_dpdk_runner(capture_source *s);
+/* Packets the runner's lcores read (lcores.c). */
+uint64_t capture_lcores_received(const capture_lcores *m);
+/* Stops and frees a runner (lcores.c); what capture_lcores_finish does. */
+int capture_lcores_free(capture_lcores *m, nd_error *e);
+
 #endif

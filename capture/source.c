@@ -9,6 +9,7 @@
  * the loop must see the stop flag.
  */
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pcap/pcap.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "capture_impl.h"
 
@@ -272,15 +274,118 @@ void capture_source_close(capture_source *s)
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* The lcores' figures as JSON and Prometheus text (capture and live show them alike)    */
+/* ------------------------------------------------------------------------------------ */
+
+void capture_lcores_json(nd_json *j, const capture_lcores_figures *f)
+{
+    if (!f->n) return;
+    nd_json *arr = nd_json_arr(j, "lcores");
+    for (unsigned i = 0; i < f->n; i++) {
+        const capture_lcore_stats *l = &f->lc[i];
+        nd_json *o = nd_json_obj(arr, NULL);
+        nd_json_u64(o, "lcore", i);
+        nd_json_u64(o, "queues", l->queues);
+        nd_json_u64(o, "rx", l->rx);
+        nd_json_u64(o, "sent", l->sent);
+        nd_json_u64(o, "packets", l->packets);
+        nd_json_u64(o, "bytes", l->bytes);
+        nd_json_u64(o, "skipped", l->skipped);
+        nd_json_u64(o, "flows", l->flows);
+        nd_json_u64(o, "active_flows", l->active_flows);
+        nd_json_u64(o, "windows", l->windows);
+    }
+    arr = nd_json_arr(j, "queues");
+    for (unsigned q = 0; q < f->nq; q++) {
+        nd_json *o = nd_json_obj(arr, NULL);
+        nd_json_u64(o, "port", f->q[q].port);
+        nd_json_u64(o, "queue", f->q[q].queue);
+        nd_json_u64(o, "lcore", f->q[q].lcore);
+        nd_json_u64(o, "packets", f->q[q].packets);
+    }
+}
+
+void capture_lcores_prom(nd_prom *p, const char *prefix, const capture_lcores_figures *f)
+{
+    if (!f->n) return;
+    static const struct {
+        const char *name;
+        int type;
+        const char *help;
+        size_t off;
+    } fam[] = {
+        {"lcore_rx_total", ND_PROM_COUNTER, "Packets an lcore read from its rx queues.",
+         offsetof(capture_lcore_stats, rx)},
+        {"lcore_sent_total", ND_PROM_COUNTER,
+         "Packets an lcore read and handed to the lcore of their flow.",
+         offsetof(capture_lcore_stats, sent)},
+        {"lcore_packets_total", ND_PROM_COUNTER, "Packets an lcore's flow table took.",
+         offsetof(capture_lcore_stats, packets)},
+        {"lcore_flows_total", ND_PROM_COUNTER, "Flows an lcore started.",
+         offsetof(capture_lcore_stats, flows)},
+        {"lcore_flows_active", ND_PROM_GAUGE, "Flows in an lcore's flow table now.",
+         offsetof(capture_lcore_stats, active_flows)},
+        {"lcore_windows_total", ND_PROM_COUNTER, "Windows an lcore made.",
+         offsetof(capture_lcore_stats, windows)},
+    };
+    char name[128], id[32];
+    for (size_t k = 0; k < sizeof fam / sizeof fam[0]; k++) {
+        snprintf(name, sizeof name, "%s_%s", prefix, fam[k].name);
+        nd_prom_family(p, name, fam[k].type, fam[k].help);
+        for (unsigned i = 0; i < f->n; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&f->lc[i] + fam[k].off, sizeof v);
+            snprintf(id, sizeof id, "%u", i);
+            nd_prom_sample(p, name, "lcore", id, (double)v);
+        }
+    }
+    snprintf(name, sizeof name, "%s_queue_packets_total", prefix);
+    nd_prom_family(p, name, ND_PROM_COUNTER, "Packets read from an rx queue (port:queue).");
+    for (unsigned q = 0; q < f->nq; q++) {
+        snprintf(id, sizeof id, "%u:%u", f->q[q].port, f->q[q].queue);
+        nd_prom_sample(p, name, "queue", id, (double)f->q[q].packets);
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* capture_run                                                                           */
 /* ------------------------------------------------------------------------------------ */
 
 #define BURST 32
 
+#if !ND_HAVE_DPDK /* only dpdk: sources have lcores */
+unsigned capture_lcores_count(const capture_source *s)
+{
+    (void)s;
+    return 0;
+}
+int capture_lcores_start(capture_source *s, capture_ctx *c, const capture_opts *o, nd_error *e)
+{
+    (void)c, (void)o;
+    return nd_error_set(e, ND_EUSAGE, "%s: %s", s->spec, ND_NO_DPDK);
+}
+int capture_lcores_merge(capture_source *s, nd_error *e)
+{
+    (void)s, (void)e;
+    return CAPTURE_END;
+}
+int capture_lcores_finish(capture_source *s, nd_error *e)
+{
+    (void)s, (void)e;
+    return 0;
+}
+void capture_lcores_figures_get(capture_source *s, capture_lcores_figures *f)
+{
+    (void)s, (void)f;
+}
+void capture_lcores_totals_add(capture_source *s, capture_totals *t) { (void)s, (void)t; }
+#endif
+
 static void status_line(capture_ctx *c, capture_source *s)
 {
     capture_totals t;
     capture_ctx_totals(c, &t);
+    capture_lcores_totals_add(s, &t);
     capture_source_stats st;
     capture_source_stats_get(s, &st);
     char per_class[256] = "";
@@ -297,39 +402,64 @@ static void status_line(capture_ctx *c, capture_source *s)
               st.dropped + st.if_dropped + st.nombuf);
 }
 
+/* One step of a source read by this thread: a burst into c. 0, 1 when idle, CAPTURE_END,
+ * or a code with e filled (ND_EINTR when stopped). */
+static int step_source(capture_ctx *c, capture_source *s, volatile sig_atomic_t *stop,
+                       nd_error *e)
+{
+    capture_pkt pkts[BURST];
+    nd_error re = {0};
+    int n = capture_source_rx(s, pkts, BURST, 100, &re);
+    if (n > 0) {
+        capture_ctx_burst(c, s->linktype, pkts, (unsigned)n);
+        return 0;
+    }
+    if (n == 0) {
+        if (s->live) capture_ctx_advance(c, nd_realtime_ns());
+        return 1;
+    }
+    if (n == CAPTURE_END) return n;
+    if (stop && *stop) return ND_EINTR; /* a read cut by the signal (a FIFO, a pipe) */
+    if (!s->live && n == ND_ETRUNC) {
+        nd_status_end();
+        nd_warn("%s", re.msg);
+        return CAPTURE_END;
+    }
+    return nd_error_set(e, n, "%s", re.msg);
+}
+
+/* One step of a source read by its lcores: the windows that are ready into c, then a
+ * short wait (the lcores do the work). */
+static int step_lcores(capture_source *s, nd_error *e)
+{
+    int rc = capture_lcores_merge(s, e);
+    if (rc) return rc;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 /* Reads the source spec through c until it ends: 0, ND_EINTR or a code with e filled. */
 static int run_source(capture_ctx *c, const char *spec, const capture_opts *o,
                       volatile sig_atomic_t *stop, int status, nd_error *e)
 {
-    capture_pkt pkts[BURST];
     capture_source *s = capture_source_open(spec, o, e);
     if (!s) return e ? e->code : ND_EFORMAT;
     int lt = capture_source_linktype(s), rc = 0;
+    int lcores = capture_lcores_count(s) > 0;
     uint64_t next_status = nd_now_ns(), next_report = next_status, iter = 0;
     nd_debug("%s: link type %d (%s)", s->spec, lt,
              pcap_datalink_val_to_name(lt) ? pcap_datalink_val_to_name(lt) : "?");
-    for (;;) {
+    if (lcores) rc = capture_lcores_start(s, c, o, e);
+    while (!rc) {
         if (stop && *stop) {
             rc = ND_EINTR;
             break;
         }
-        nd_error re = {0};
-        int n = capture_source_rx(s, pkts, BURST, 100, &re);
-        if (n > 0) {
-            capture_ctx_burst(c, lt, pkts, (unsigned)n);
-        } else if (n == 0) {
-            if (s->live) capture_ctx_advance(c, nd_realtime_ns());
-        } else if (n == CAPTURE_END) {
-            break;
-        } else if (stop && *stop) { /* a read cut by the signal (a FIFO, a pipe) */
-            rc = ND_EINTR;
-            break;
-        } else if (!s->live && n == ND_ETRUNC) {
-            nd_status_end();
-            nd_warn("%s", re.msg);
-            break;
-        } else {
-            rc = nd_error_set(e, n, "%s", re.msg);
+        int n = lcores ? step_lcores(s, e) : step_source(c, s, stop, e);
+        if (n == CAPTURE_END) break;
+        if (n < 0) {
+            rc = n;
             break;
         }
         if (capture_ctx_error(c)) {
@@ -338,7 +468,7 @@ static int run_source(capture_ctx *c, const char *spec, const capture_opts *o,
             break;
         }
         /* The clock is read every 256 reads, or when the source is idle. */
-        if ((status || o->report) && (n == 0 || (++iter & 255) == 0)) {
+        if ((status || o->report) && (n == 1 || (++iter & 255) == 0)) {
             uint64_t now = nd_now_ns();
             if (status && now >= next_status) {
                 status_line(c, s);
@@ -352,6 +482,9 @@ static int run_source(capture_ctx *c, const char *spec, const capture_opts *o,
     }
     if (status) status_line(c, s);
     nd_status_end();
+    nd_error fe = {0};
+    int frc = capture_lcores_finish(s, &fe);
+    if (frc && !rc) rc = nd_error_set(e, frc, "%s", fe.msg);
     capture_ctx_flush(c);
     if (o->report) o->report(o->report_arg, c, s, 1);
     capture_source_report(s);

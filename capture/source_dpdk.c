@@ -3,9 +3,11 @@
  * (a NIC, or a vdev such as net_pcap, net_af_packet, net_ring), polled in bursts.
  *
  * One EAL per process, so one dpdk: source per process. Packets stay in their mbufs until
- * the next rx call (no copy). Timestamps: net_pcap fills the mbuf rx-timestamp dynamic
- * field with the file's time in µs, which keeps pcap-file replays exact; every other port
- * is stamped from the TSC once per burst, on the realtime clock (hardware timestamps are
+ * the next rx call (no copy). With capture.lcores, lcores.c reads the queues from threads
+ * of its own through capture_dpdk_rx_queue; RSS then uses the symmetric key, so that both
+ * directions of a flow reach one queue. Timestamps: net_pcap fills the mbuf rx-timestamp
+ * dynamic field with the file's time in µs, which keeps pcap-file replays exact; every other
+ * port is stamped from the TSC once per burst, on the realtime clock (hardware timestamps are
  * in NIC clock units that need a per-port conversion: not done yet).
  */
 #include <errno.h>
@@ -25,7 +27,7 @@
 #include "capture_impl.h"
 
 #define MAX_ARGS   64
-#define MAX_QUEUES 128
+#define MAX_QUEUES CAPTURE_MAX_QUEUES
 #define MAX_RX     64 /* mbufs held between rx calls */
 
 typedef struct dpdk_queue {
@@ -46,6 +48,9 @@ typedef struct dpdk_source {
     uint64_t tsc_hz, tsc0, ns0;
     struct rte_mbuf *held[MAX_RX];
     unsigned n_held;
+    int whole;              /* every queue holds whole flows (capture_dpdk_whole_flows) */
+    unsigned lcores;        /* capture_opts.lcores */
+    capture_lcores *runner; /* lcores.c, while they run */
 } dpdk_source;
 
 static int eal_used; /* rte_eal_init may run once per process */
@@ -64,32 +69,41 @@ static void release_held(dpdk_source *d)
     d->n_held = 0;
 }
 
+unsigned capture_dpdk_rx_queue(const capture_source *s, unsigned qi, struct rte_mbuf **m,
+                               capture_pkt *pkts, unsigned max)
+{
+    const dpdk_source *d = (const dpdk_source *)s;
+    const dpdk_queue *q = &d->q[qi];
+    uint16_t n =
+        rte_eth_rx_burst(q->port, q->queue, m, (uint16_t)(max < MAX_RX ? max : MAX_RX));
+    if (!n) return 0;
+    uint64_t now = tsc_to_ns(d, rte_rdtsc());
+    for (uint16_t j = 0; j < n; j++) {
+        pkts[j].data = rte_pktmbuf_mtod(m[j], const uint8_t *);
+        pkts[j].caplen = m[j]->data_len;
+        pkts[j].wirelen = m[j]->pkt_len;
+        pkts[j].ts_ns = now;
+        if (d->ts_us && (m[j]->ol_flags & d->ts_flag))
+            pkts[j].ts_ns = *RTE_MBUF_DYNFIELD(m[j], d->ts_off, uint64_t *) * 1000;
+    }
+    return n;
+}
+
 static int dpdk_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeout_ms,
                    nd_error *e)
 {
     dpdk_source *d = (dpdk_source *)s;
     release_held(d);
-    if (max > MAX_RX) max = MAX_RX;
     uint64_t deadline = 0;
     for (;;) {
         for (unsigned k = 0; k < d->n_q; k++) {
-            const dpdk_queue *q = &d->q[d->next_q];
+            unsigned qi = d->next_q;
             d->next_q = d->next_q + 1 == d->n_q ? 0 : d->next_q + 1;
-            uint16_t n = rte_eth_rx_burst(q->port, q->queue, d->held, (uint16_t)max);
+            unsigned n = capture_dpdk_rx_queue(s, qi, d->held, pkts, max);
             if (!n) continue;
             d->n_held = n;
-            uint64_t now = tsc_to_ns(d, rte_rdtsc());
-            for (uint16_t j = 0; j < n; j++) {
-                const struct rte_mbuf *m = d->held[j];
-                pkts[j].data = rte_pktmbuf_mtod(m, const uint8_t *);
-                pkts[j].caplen = m->data_len;
-                pkts[j].wirelen = m->pkt_len;
-                pkts[j].ts_ns = now;
-                if (d->ts_us && (m->ol_flags & d->ts_flag))
-                    pkts[j].ts_ns = *RTE_MBUF_DYNFIELD(m, d->ts_off, uint64_t *) * 1000;
-            }
             s->received += n;
-            return n;
+            return (int)n;
         }
         if (d->file_mode) return CAPTURE_END;
         uint64_t now = nd_now_ns();
@@ -103,11 +117,41 @@ static int dpdk_rx(capture_source *s, capture_pkt *pkts, unsigned max, int timeo
     (void)e;
 }
 
+unsigned capture_dpdk_n_queues(const capture_source *s)
+{
+    return ((const dpdk_source *)s)->n_q;
+}
+
+void capture_dpdk_queue_id(const capture_source *s, unsigned q, uint16_t *port, uint16_t *queue)
+{
+    const dpdk_source *d = (const dpdk_source *)s;
+    *port = d->q[q].port;
+    *queue = d->q[q].queue;
+}
+
+int capture_dpdk_whole_flows(const capture_source *s)
+{
+    const dpdk_source *d = (const dpdk_source *)s;
+    return d->n_ports == 1 && d->whole;
+}
+
+uint64_t capture_dpdk_now(const capture_source *s)
+{
+    return tsc_to_ns((const dpdk_source *)s, rte_rdtsc());
+}
+
+capture_lcores **capture_dpdk_runner(capture_source *s) { return &((dpdk_source *)s)->runner; }
+
+unsigned capture_lcores_count(const capture_source *s)
+{
+    return s->ops->rx == dpdk_rx ? ((const dpdk_source *)s)->lcores : 0;
+}
+
 static void dpdk_stats(capture_source *s, capture_source_stats *st)
 {
     dpdk_source *d = (dpdk_source *)s;
     memset(st, 0, sizeof *st);
-    st->received = s->received;
+    st->received = s->received + (d->runner ? capture_lcores_received(d->runner) : 0);
     for (unsigned i = 0; i < d->n_ports; i++) {
         struct rte_eth_stats es;
         if (rte_eth_stats_get(d->ports[i], &es)) continue;
@@ -136,6 +180,7 @@ static void dpdk_report(capture_source *s)
 static void dpdk_close(capture_source *s)
 {
     dpdk_source *d = (dpdk_source *)s;
+    if (d->runner) capture_lcores_free(d->runner, NULL);
     release_held(d);
     for (unsigned i = 0; i < d->n_ports; i++) {
         rte_eth_dev_stop(d->ports[i]);
@@ -172,11 +217,27 @@ static int port_setup(dpdk_source *d, uint16_t port, const capture_opts *o, nd_e
     }
     if (d->n_q + nq > MAX_QUEUES) nq = (uint16_t)(MAX_QUEUES - d->n_q);
     struct rte_eth_conf conf = {0};
+    /* The key of 0x6d5a repeated makes Toeplitz symmetric (Woo and Park, "Scalable TCP
+     * Session Monitoring with Symmetric Receive-side Scaling", 2012): swapping source and
+     * destination gives the same hash, so both directions of a flow reach one queue,
+     * which the lcores need (each has its own flow table). DPDK 22.11 has no symmetric
+     * hash function in rss_conf (only through rte_flow), the key works on every PMD. */
+    uint8_t key[64];
+    for (size_t i = 0; i < sizeof key; i += 2) key[i] = 0x6d, key[i + 1] = 0x5a;
     if (nq > 1) {
         conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
         conf.rx_adv_conf.rss_conf.rss_hf =
             (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+        if (info.hash_key_size && info.hash_key_size <= sizeof key) {
+            conf.rx_adv_conf.rss_conf.rss_key = key;
+            conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size;
+        }
     }
+    /* Queues hold whole flows: one queue, RSS with the symmetric key, or af_packet, whose
+     * queues are sockets of one PACKET_FANOUT_HASH group (the kernel's flow hash orders
+     * the addresses and ports first: symmetric). */
+    d->whole = nq == 1 || !strcmp(info.driver_name, "net_af_packet") ||
+               (conf.rx_adv_conf.rss_conf.rss_hf && conf.rx_adv_conf.rss_conf.rss_key);
     /* Capture needs no tx queue, but some PMDs refuse to start without one, and a
      * benchmark feeding a net_ring port loops its packets through tx queue 0. */
     uint16_t ntx = info.max_tx_queues ? 1 : 0;
@@ -296,6 +357,7 @@ capture_source *capture_dpdk_open(const char *args, const capture_opts *o, nd_er
     d->base.ops = &dpdk_ops;
     d->base.linktype = CAPTURE_LINK_ETHERNET;
     d->base.live = !d->file_mode;
+    d->lcores = o->lcores;
     free(buf);
     return &d->base;
 fail:

@@ -48,6 +48,7 @@ typedef struct nd_config {
         char default_class[ND_NAME_MAX]; /* for unmatched flows; "" drops them */
         char dpdk_eal[ND_CONF_STR];      /* extra EAL arguments for dpdk: sources */
         uint32_t rx_queues;              /* DPDK rx queues (RSS when > 1) */
+        uint32_t lcores;                 /* threads reading a dpdk: source; 0: one, polling */
         uint32_t mbufs;                  /* DPDK mempool size */
     } capture;
 

@@ -179,7 +179,14 @@ const conf_key conf_keys[] = {
      .help = "Extra EAL arguments for dpdk: sources, e.g. \"-l 0-1 --no-huge\"."},
     {"capture.rx_queues", CONF_UINT, F(capture.rx_queues), .def = "1", .min = "1",
      .max = "128", .unit = "queues",
-     .help = "DPDK rx queues per port, spread by RSS, one lcore each."},
+     .help = "DPDK rx queues per port, spread by RSS (symmetric key) when > 1."},
+    {"capture.lcores", CONF_UINT, F(capture.lcores), .def = "0", .min = "0", .max = "64",
+     .unit = "threads",
+     .help = "Threads (lcores) reading a dpdk: source, each with its own flow table "
+             "(flow_capacity / lcores flows) and rx queues q with q mod lcores = its "
+             "rank; windows merge in one fixed order, the same for every count >= 1. 0: "
+             "the capture thread polls every queue itself (windows in the order flows "
+             "end)."},
     {"capture.mbufs", CONF_UINT, F(capture.mbufs), .def = "8191", .min = "511",
      .max = "16777215", .unit = "mbufs",
      .help = "DPDK mempool size (2^n - 1 uses memory best)."},

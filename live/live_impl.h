@@ -31,6 +31,7 @@ size_t nd_online_memory_bound(const nd_online_opts *o, uint32_t n_classes, size_
 typedef struct nd_live_src {
     capture_source *s;
     int file, ended, linktype;
+    int lcores; /* read by lcores of its own: the capture thread merges their windows */
     capture_pkt pkts[ND_LIVE_BURST];
     unsigned n, i;
     uint64_t t0; /* first packet's timestamp (files) */
@@ -46,7 +47,8 @@ typedef struct nd_live_snapshot {
     uint32_t n_counters;
     const char **counter_names;
     uint64_t *counters;
-    uint64_t gen; /* bumped on every publish */
+    capture_lcores_figures lcores; /* a dpdk: source's lcores (capture.lcores), n 0 none */
+    uint64_t gen;                  /* bumped on every publish */
 } nd_live_snapshot;
 
 typedef struct nd_live nd_live;
@@ -93,6 +95,7 @@ typedef struct nd_live_figures {
     double t, pps, ips, loss;
     uint64_t packets, skipped, flows, active, windows, pushed, dropped, popped, step, rss;
     capture_source_stats src;
+    capture_lcores_figures lcores;
     uint64_t ckpt_step, ckpt_count, ckpt_failed;
     double ckpt_age;
     int input_done;

@@ -4,7 +4,9 @@
  *
  * pcap files are played at their own pace (packet timestamps, x speed) on one timeline
  * starting now, so that windows leave when they would on a wire; live sources are polled
- * in turn. Pinned to capture_core when one is given.
+ * in turn. A dpdk: source with capture.lcores is read by its lcores (capture_lcores_*),
+ * and this thread merges their windows into the context in their fixed order. Pinned to
+ * capture_core when one is given.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -22,6 +24,8 @@ static void publish(nd_live *L, int stats)
     capture_ctx_totals(L->ctx, &L->snap.tot);
     capture_source_stats sum = {0};
     for (unsigned k = 0; k < L->n_src; k++) {
+        capture_lcores_totals_add(L->src[k].s, &L->snap.tot);
+        capture_lcores_figures_get(L->src[k].s, &L->snap.lcores);
         capture_source_stats st;
         capture_source_stats_get(L->src[k].s, &st);
         sum.received += st.received;
@@ -124,6 +128,16 @@ static int feed_live(nd_live *L)
         if (s->ended) continue;
         open++;
         nd_error re = {0};
+        if (s->lcores) {
+            int rc = capture_lcores_merge(s->s, &re);
+            if (rc == CAPTURE_END) {
+                s->ended = 1;
+                nd_info("live: %s: input ended", capture_source_spec(s->s));
+            } else if (rc < 0) {
+                return nd_error_set(&L->cap_err, rc, "%s", re.msg);
+            }
+            continue; /* its lcores poll; the wait below paces the merging */
+        }
         int n = capture_source_rx(s->s, s->pkts, ND_LIVE_BURST, L->n_src == 1 ? 100 : 0, &re);
         if (n > 0) {
             capture_ctx_burst(L->ctx, s->linktype, s->pkts, (unsigned)n);
@@ -138,7 +152,7 @@ static int feed_live(nd_live *L)
     if (!open) return 1;
     if (!fed) {
         capture_ctx_advance(L->ctx, nd_realtime_ns());
-        if (L->n_src > 1) nd_live_sleep_ns(1000000);
+        if (L->n_src > 1 || L->src[0].lcores) nd_live_sleep_ns(1000000);
     }
     return 0;
 }
@@ -156,6 +170,11 @@ void *nd_live_capture_main(void *arg)
             nd_warn("live: cannot pin the capture thread to CPU %d: %s", core, strerror(err));
     }
     int rc = 0;
+    for (unsigned k = 0; k < L->n_src && !rc; k++) {
+        nd_live_src *s = &L->src[k];
+        s->lcores = capture_lcores_count(s->s) > 0;
+        if (s->lcores) rc = capture_lcores_start(s->s, L->ctx, &L->o->capture, &L->cap_err);
+    }
     uint64_t base = nd_realtime_ns(), mono0 = nd_now_ns(), next_pub = 0, next_stats = 0;
     while (!L->cap_stop && !rc) {
         uint64_t mono = nd_now_ns();
@@ -173,6 +192,11 @@ void *nd_live_capture_main(void *arg)
         else rc = feed_live(L);
     }
     /* flows still open end here: their last windows go to the trainer too */
+    for (unsigned k = 0; k < L->n_src; k++) {
+        nd_error fe = {0};
+        int frc = capture_lcores_finish(L->src[k].s, &fe);
+        if (frc && !rc) rc = nd_error_set(&L->cap_err, frc, "%s", fe.msg);
+    }
     capture_ctx_flush(L->ctx);
     publish(L, 1);
     L->cap_rc = rc < 0 ? rc : 0; /* 1: every input ended */

@@ -30,6 +30,7 @@ void nd_live_gather(nd_live *L, const nd_online_info *in, nd_live_figures *f, ui
     f->packets = L->snap.tot.packets;
     f->skipped = L->snap.tot.skipped;
     f->src = L->snap.src;
+    f->lcores = L->snap.lcores;
     f->flows = L->snap.tot.flows;
     f->active = L->snap.tot.active_flows;
     f->windows = L->snap.tot.windows;
@@ -86,6 +87,7 @@ static void stats_line(nd_live *L, nd_online *o, const nd_online_info *in,
     nd_json_u64(src, "if_dropped", f->src.if_dropped);
     nd_json_u64(src, "nombuf", f->src.nombuf);
     nd_json_u64(src, "errors", f->src.errors);
+    capture_lcores_json(j, &f->lcores);
     nd_json *cnt = nd_json_obj(j, "counters");
     pthread_mutex_lock(&L->mu);
     for (uint32_t i = 0; i < L->snap.n_counters; i++)
@@ -127,6 +129,7 @@ static void metrics_text(nd_live *L, nd_online *o, const nd_online_info *in,
                    "Checkpoints that could not be written.", (double)f->ckpt_failed);
     nd_prom_metric(&p, "netdiffus_live_rss_bytes", G, "Resident memory of the process.",
                    (double)f->rss);
+    capture_lcores_prom(&p, "netdiffus_live_capture", &f->lcores);
     nd_prom_family(&p, "netdiffus_live_class_windows_total", C,
                    "Windows the trainer was offered, per class.");
     for (uint32_t i = 0; i < in->n_classes; i++) {

@@ -2,8 +2,9 @@
  * test_capture_live.c — live capture on a veth pair inside a network namespace that this
  * test creates (and deletes, also on failure): tcpreplay sends a known set of frames out of
  * one end, the capture reads the other end through libpcap (`iface:`, no argument) or
- * DPDK net_af_packet (`dpdk:`, argument "dpdk"; "dpdk-mq": two rx queues), and the
- * class's windows must add up to exactly the bytes and packets sent.
+ * DPDK net_af_packet (`dpdk:`, argument "dpdk"; "dpdk-mq": two rx queues; "dpdk-lcores":
+ * two rx queues read by two lcores, capture.lcores, whose windows merge into the
+ * context), and the class's windows must add up to exactly the bytes and packets sent.
  *
  * Both veth ends live in the test's namespace (../netns.h) and the test process joins it:
  * nothing can be routed anywhere else. Skips (77) when not root or when namespaces, veth
@@ -12,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pktgen.h"
@@ -26,7 +28,8 @@ int main(int argc, char **argv)
     /* "dpdk-mq": two af_packet queue pairs (PACKET_FANOUT by flow hash, like RSS), both
      * polled: the multi-queue path must lose nothing either. */
     int use_dpdk = argc > 1 && !strncmp(argv[1], "dpdk", 4);
-    int mq = argc > 1 && !strcmp(argv[1], "dpdk-mq");
+    int lcores = argc > 1 && !strcmp(argv[1], "dpdk-lcores");
+    int mq = lcores || (argc > 1 && !strcmp(argv[1], "dpdk-mq"));
     if (test_sh("command -v tcpreplay >/dev/null 2>&1")) SKIP("tcpreplay not installed");
     test_netns net = netns_setup("cap");
     const char *if_cap = net.a, *if_send = net.b;
@@ -84,6 +87,7 @@ int main(int argc, char **argv)
     opt.flow_capacity = 1024;
     opt.buffer_size = 1 << 20;
     opt.rx_queues = mq ? 2 : 1;
+    opt.lcores = lcores ? 2 : 0;
     static const char *const rules[][2] = {{"test", "port 7777"}};
     opts_classes(&opt, 1, rules);
 
@@ -102,14 +106,24 @@ int main(int argc, char **argv)
     win_list l = {.C = 4, .L = 8};
     capture_ctx *c = capture_ctx_new(&opt, NULL, win_collect, &l, &e);
     CHECK(c);
+    CHECK_EQ(capture_lcores_count(src), lcores ? 2u : 0u);
+    if (lcores && capture_lcores_start(src, c, &opt, &e)) CHECK_FAIL_("%s", e.msg);
     CHECK_EQ(test_sh("ip netns exec %s tcpreplay -q -t -i %s %s >/dev/null 2>&1", net.name,
                      if_send, file),
              0);
 
     /* Read until 1 s passes without packets (10 s at most). */
     capture_pkt pkts[32];
-    uint64_t start = nd_now_ns(), last = start;
+    uint64_t start = nd_now_ns(), last = start, seen = 0;
     while (nd_now_ns() - last < ND_NS_PER_SEC && nd_now_ns() - start < 10 * ND_NS_PER_SEC) {
+        if (lcores) { /* the lcores read; this thread merges */
+            CHECK_EQ(capture_lcores_merge(src, &e), 0);
+            capture_source_stats now;
+            capture_source_stats_get(src, &now);
+            if (now.received > seen) seen = now.received, last = nd_now_ns();
+            nanosleep(&(struct timespec){0, 10000000}, NULL);
+            continue;
+        }
         int n = capture_source_rx(src, pkts, 32, 50, &e);
         if (n < 0) CHECK_FAIL_("rx: %d %s", n, e.msg);
         if (n > 0) {
@@ -117,10 +131,23 @@ int main(int argc, char **argv)
             last = nd_now_ns();
         }
     }
+    capture_lcores_figures lf = {0};
+    if (lcores) {
+        CHECK_EQ(capture_lcores_finish(src, &e), 0);
+        capture_lcores_figures_get(src, &lf);
+        CHECK_EQ(lf.n, 2u);
+        CHECK_EQ(lf.nq, 2u);
+        /* af_packet's fanout keeps flows whole: each lcore keeps what it reads */
+        for (unsigned i = 0; i < 2; i++) {
+            CHECK_U64_EQ(lf.lc[i].sent, 0);
+            CHECK_U64_EQ(lf.lc[i].rx, lf.q[i].packets);
+        }
+    }
     capture_source_stats st;
     capture_source_stats_get(src, &st);
     capture_source_report(src);
     capture_ctx_flush(c);
+    if (lcores) CHECK_U64_EQ(lf.lc[0].packets + lf.lc[1].packets, st.received);
 
     /* Sum the class's windows per channel. */
     double sum[4] = {0};
