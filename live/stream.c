@@ -34,11 +34,14 @@ typedef struct stat_field {
     size_t off, n, size;
 } stat_field;
 
-#define SF(f, sz) {offsetof(nd_class_stats, f), sizeof(((nd_class_stats *)0)->f) / (sz), (sz)}
+#define SF(f, sz)                                                                              \
+    {                                                                                          \
+        offsetof(nd_class_stats, f), sizeof(((nd_class_stats *)0)->f) / (sz), (sz)             \
+    }
 static const stat_field stat_fields[] = {
-    SF(size_hist, 8), SF(iat_hist, 8), SF(ttl_hist, 8),   SF(l4_flows, 8),
-    SF(ipv6_flows, 8), SF(port, 2),    SF(port_count, 8), SF(mss, 2),
-    SF(mss_count, 8),  SF(flows, 8),   SF(first_flow_ns, 8), SF(last_flow_ns, 8),
+    SF(size_hist, 8),  SF(iat_hist, 8), SF(ttl_hist, 8),      SF(l4_flows, 8),
+    SF(ipv6_flows, 8), SF(port, 2),     SF(port_count, 8),    SF(mss, 2),
+    SF(mss_count, 8),  SF(flows, 8),    SF(first_flow_ns, 8), SF(last_flow_ns, 8),
 };
 #undef SF
 enum { N_STAT_FIELDS = sizeof stat_fields / sizeof stat_fields[0] };
@@ -71,8 +74,7 @@ static void stats_decode(nd_class_stats *s, const uint8_t *p)
 /* Adds the top list (val, cnt)[n] of b into a's: equal values add their counts, and the
  * n most frequent stay, most frequent first (ties: the smaller value first, so that the
  * order does not depend on which sender came first). */
-static void top_merge(uint16_t *av, uint64_t *ac, const uint16_t *bv, const uint64_t *bc,
-                      int n)
+static void top_merge(uint16_t *av, uint64_t *ac, const uint16_t *bv, const uint64_t *bc, int n)
 {
     uint16_t v[2 * ND_PORT_TOP];
     uint64_t c[2 * ND_PORT_TOP];
@@ -110,7 +112,8 @@ void nd_ws_stats_add(nd_class_stats *a, const nd_class_stats *b)
      * arrival rate (flows - 1) / span an estimate of the hosts' rate added up only when
      * they run side by side; docs/LIVE.md */
     if (b->flows) {
-        if (!a->flows || b->first_flow_ns < a->first_flow_ns) a->first_flow_ns = b->first_flow_ns;
+        if (!a->flows || b->first_flow_ns < a->first_flow_ns)
+            a->first_flow_ns = b->first_flow_ns;
         if (b->last_flow_ns > a->last_flow_ns) a->last_flow_ns = b->last_flow_ns;
     }
     a->flows += b->flows;
@@ -325,8 +328,9 @@ static int read_hello(nd_ws_reader *r, const uint8_t *p, size_t len, nd_error *e
 {
     const nd_dataset *h = r->hdr;
     if (len < 4 || memcmp(p, ws_magic, 4))
-        return nd_error_set(e, ND_EFORMAT, "not a netdiffus window stream: HELLO without "
-                                           "its magic NDWS");
+        return nd_error_set(e, ND_EFORMAT,
+                            "not a netdiffus window stream: HELLO without "
+                            "its magic NDWS");
     if (len < 33) return nd_error_set(e, ND_EFORMAT, "HELLO of %zu bytes, at least 33", len);
     uint16_t version, channels;
     memcpy(&version, p + 4, 2);
@@ -346,8 +350,8 @@ static int read_hello(nd_ws_reader *r, const uint8_t *p, size_t len, nd_error *e
                             "be the same on both sides",
                             channels, L, bin, h->n_channels, h->L, h->bin_ns);
     if (K == 0 || K > ND_MAX_CLASSES)
-        return nd_error_set(e, ND_EFORMAT, "HELLO with %" PRIu32 " classes, expected 1..%d",
-                            K, ND_MAX_CLASSES);
+        return nd_error_set(e, ND_EFORMAT, "HELLO with %" PRIu32 " classes, expected 1..%d", K,
+                            ND_MAX_CLASSES);
     size_t off = 32;
     size_t nl = p[off++];
     if (off + nl > len || !name_ok(p + off, nl))
@@ -399,8 +403,9 @@ static int read_window(nd_ws_reader *r, const uint8_t *p, size_t len, nd_ws_item
     uint32_t cls = get_u32(p);
     uint64_t seq = get_u64(p + 16);
     if (cls >= r->n_classes)
-        return nd_error_set(e, ND_EFORMAT, "WINDOW of class %" PRIu32 ", the sender has %" PRIu32,
-                            cls, r->n_classes);
+        return nd_error_set(e, ND_EFORMAT,
+                            "WINDOW of class %" PRIu32 ", the sender has %" PRIu32, cls,
+                            r->n_classes);
     if (seq < r->next_seq)
         return nd_error_set(e, ND_EFORMAT,
                             "WINDOW number %" PRIu64 " after %" PRIu64 ": numbers must rise",
@@ -445,7 +450,8 @@ long nd_ws_read(nd_ws_reader *r, const uint8_t *buf, size_t n, nd_ws_item *it, n
                                 "%zu bytes (8 + %zu)",
                                 f.len, 8 + nd_ws_stats_bytes(), nd_ws_stats_bytes());
         if (get_u32(f.payload) >= r->n_classes)
-            return nd_error_set(e, ND_EFORMAT, "STATS of class %" PRIu32 ", the sender has %" PRIu32,
+            return nd_error_set(e, ND_EFORMAT,
+                                "STATS of class %" PRIu32 ", the sender has %" PRIu32,
                                 get_u32(f.payload), r->n_classes);
         it->cls = r->map[get_u32(f.payload)];
         stats_decode(r->stats, f.payload + 8);
@@ -453,8 +459,9 @@ long nd_ws_read(nd_ws_reader *r, const uint8_t *buf, size_t n, nd_ws_item *it, n
         break;
     case ND_WS_BYE:
         if (f.len != 8 || get_u64(f.payload) < r->next_seq)
-            return nd_error_set(e, ND_EFORMAT, "BYE of %" PRIu32 " bytes or with a number "
-                                               "below the windows read",
+            return nd_error_set(e, ND_EFORMAT,
+                                "BYE of %" PRIu32 " bytes or with a number "
+                                "below the windows read",
                                 f.len);
         it->lost = get_u64(f.payload) - r->next_seq;
         r->next_seq = get_u64(f.payload);

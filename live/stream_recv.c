@@ -50,9 +50,9 @@ typedef struct ws_peer {
     nd_ws_reader *rd;
     uint8_t *buf;
     size_t cap, in;
-    int sender;      /* index in senders after HELLO, else -1 */
-    int pending;     /* a window read that the full ring has not taken yet */
-    uint32_t p_cls;  /* that window's class, group (values: the reader's copy) */
+    int sender;     /* index in senders after HELLO, else -1 */
+    int pending;    /* a window read that the full ring has not taken yet */
+    uint32_t p_cls; /* that window's class, group (values: the reader's copy) */
     uint64_t p_group, p_seq, p_lost;
     const float *p_values;
     uint64_t taken; /* windows of this connection into the ring */
@@ -151,8 +151,10 @@ static int on_hello(nd_wrecv *R, ws_peer *p, const nd_ws_item *it)
         snprintf(why, sizeof why, "%d senders are connected, the most this trainer takes",
                  SENDERS);
     else if (s->info.connected)
-        snprintf(why, sizeof why, "a sender named '%s' is already connected (from %s): give "
-                 "each sender its own live.sender_name", name, s->info.addr);
+        snprintf(why, sizeof why,
+                 "a sender named '%s' is already connected (from %s): give "
+                 "each sender its own live.sender_name",
+                 name, s->info.addr);
     if (!why[0]) {
         /* windows numbered between the last one taken and this connection's first were
          * sent on a connection that broke, or dropped from the sender's full queue */
@@ -262,7 +264,8 @@ static void peer_read(nd_wrecv *R, ws_peer *p)
     if (n <= 0) {
         char why[160];
         if (n < 0) snprintf(why, sizeof why, "%s", strerror(errno));
-        else if (p->in) snprintf(why, sizeof why, "closed inside a frame (%zu bytes of it)", p->in);
+        else if (p->in)
+            snprintf(why, sizeof why, "closed inside a frame (%zu bytes of it)", p->in);
         else snprintf(why, sizeof why, "closed without BYE");
         peer_fail(R, p, why, 0);
         return;
@@ -290,7 +293,8 @@ static void peer_accept(nd_wrecv *R)
         }
     if (p == &tmp) {
         char why[96];
-        snprintf(why, sizeof why, "%d connections are open, the most this trainer serves", PEERS);
+        snprintf(why, sizeof why, "%d connections are open, the most this trainer serves",
+                 PEERS);
         peer_fail(R, p, why, 1);
         return;
     }
@@ -358,12 +362,11 @@ static int listen_on(nd_wrecv *R, const char *spec, nd_error *e)
     char *end;
     long pn = strtol(port, &end, 10);
     if (!*port || *end || pn < 1 || pn > 65535 || !host[0])
-        return nd_error_set(e, ND_EUSAGE, "live.listen %s: expected [ADDR:]PORT (PORT 1..65535)",
-                            spec);
+        return nd_error_set(e, ND_EUSAGE,
+                            "live.listen %s: expected [ADDR:]PORT (PORT 1..65535)", spec);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
     int g = getaddrinfo(host, port, &hints, &ai);
-    if (g)
-        return nd_error_set(e, ND_EUSAGE, "live.listen %s: %s", spec, gai_strerror(g));
+    if (g) return nd_error_set(e, ND_EUSAGE, "live.listen %s: %s", spec, gai_strerror(g));
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
     int err = fd < 0 ? errno : 0;
     if (fd >= 0) {

@@ -183,8 +183,8 @@ static int handshake(nd_wsend *s, int fd)
     if (t == ND_WS_REFUSE) {
         pthread_mutex_lock(&s->mu);
         s->refused = 1;
-        nd_error_set(&s->err, ND_ECONFIG, "%s: the trainer refused this sender: %.*s",
-                     s->spec, (int)(f.len < 900 ? f.len : 900), (const char *)f.payload);
+        nd_error_set(&s->err, ND_ECONFIG, "%s: the trainer refused this sender: %.*s", s->spec,
+                     (int)(f.len < 900 ? f.len : 900), (const char *)f.payload);
         pthread_mutex_unlock(&s->mu);
         return -1;
     }
@@ -333,7 +333,8 @@ nd_wsend *nd_wsend_open(const char *spec, const nd_dataset *hdr, const char *nam
     s->n_classes = hdr->n_classes;
     s->cap = buffer ? buffer : 1;
     size_t wframe = nd_ws_frame_size(24 + s->wf * sizeof(float));
-    s->buf_cap = SEND_BATCH * wframe + hdr->n_classes * nd_ws_frame_size(8 + nd_ws_stats_bytes()) +
+    s->buf_cap = SEND_BATCH * wframe +
+                 hdr->n_classes * nd_ws_frame_size(8 + nd_ws_stats_bytes()) +
                  nd_ws_frame_size(8) + 4096;
     s->hello = nd_ws_hello_new(hdr, name, 0, &s->hello_len);
     s->cls = calloc(s->cap, sizeof *s->cls);

@@ -23,8 +23,7 @@ static nd_dataset *header(const char *const *classes, int n, uint32_t bins)
 }
 
 /* A stream: HELLO, windows, STATS, BYE, in one buffer (*len bytes). */
-static uint8_t *stream_bytes(const nd_dataset *sender, size_t *len, uint64_t first,
-                             int windows)
+static uint8_t *stream_bytes(const nd_dataset *sender, size_t *len, uint64_t first, int windows)
 {
     size_t hl, wl = nd_ws_frame_size(24 + WF * sizeof(float));
     uint8_t *hello = nd_ws_hello_new(sender, "host-a", first, &hl);
@@ -134,7 +133,8 @@ static void check_reader(void)
     uint32_t plen;
     memcpy(&plen, c + 4, 4);
     nd_ws_frame_seal(c, ND_WS_HELLO, plen);
-    CHECK_CONTAINS(refused(trainer, c, n), "window stream version 2, this trainer reads version 1");
+    CHECK_CONTAINS(refused(trainer, c, n),
+                   "window stream version 2, this trainer reads version 1");
     memcpy(c, b, n);
     c[20] ^= 1; /* a byte of the HELLO: its CRC no longer matches */
     CHECK_CONTAINS(refused(trainer, c, n), "CRC-32");
@@ -172,8 +172,9 @@ static void check_reader(void)
     const char *xc[] = {"video"};
     nd_dataset *other_c = header(xc, 1, L);
     h = nd_ws_hello_new(other_c, "host-c", 0, &hl);
-    CHECK_CONTAINS(refused(trainer, h, hl),
-                   "the sender's class 'video' is not one of the trainer's (bulk, chat, other)");
+    CHECK_CONTAINS(
+        refused(trainer, h, hl),
+        "the sender's class 'video' is not one of the trainer's (bulk, chat, other)");
     free(h);
     nd_dataset_free(other_l);
     nd_dataset_free(other_c);
