@@ -195,7 +195,8 @@ int main(void)
     snprintf(a, sizeof a, "replay http://127.0.0.1:%d/model.ndm --flows 6 --to pcap:%s", mport,
              out);
     if (run_nd(a, "replay.log"))
-        CHECK_FAIL_("replay of the fetched model failed:\n%s", live_text(tmp_path("replay.log")));
+        CHECK_FAIL_("replay of the fetched model failed:\n%s",
+                    live_text(tmp_path("replay.log")));
     struct stat st;
     CHECK_EQ(stat(out, &st), 0);
     CHECK(st.st_size > 24 + 16 * 6); /* a pcap header and packets */
@@ -204,11 +205,12 @@ int main(void)
     CHECK_CONTAINS(live_text(tmp_path("replay.log")), "404");
 
     /* bad peers: each costs only its connection, refused with the reason */
-    CHECK_CONTAINS(answer_to(port, "GET / HTTP/1.0\r\n\r\n", 18), "not a netdiffus window stream");
+    CHECK_CONTAINS(answer_to(port, "GET / HTTP/1.0\r\n\r\n", 18),
+                   "not a netdiffus window stream");
     uint8_t big[8] = {ND_WS_HELLO, 0, 0, 0, 0, 0, 0, 0x40}; /* a 1 GiB HELLO */
     CHECK_CONTAINS(answer_to(port, big, 8), "more than the");
-    nd_dataset *h = nd_dataset_new(2, (const char *const[]){"bytes_down", "bytes_up"}, 16,
-                                   100000000ull);
+    nd_dataset *h =
+        nd_dataset_new(2, (const char *const[]){"bytes_down", "bytes_up"}, 16, 100000000ull);
     CHECK_EQ(nd_dataset_class(h, "bulk"), 0);
     size_t hl;
     uint8_t *hello = nd_ws_hello_new(h, "v2", 0, &hl);

@@ -8,6 +8,7 @@
  */
 #include <math.h>
 
+#include "../base/tmpdir.h"
 #include "check.h"
 #include "live.h"
 
@@ -232,9 +233,44 @@ static void check_send_queue(void)
     nd_dataset_free(h);
 }
 
+/* The fuzz seed tests/fuzz/make_seeds.py writes from docs/FORMATS.md alone reads whole:
+ * the document describes the stream this code reads. */
+static void check_documented_seed(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fuzz/seeds/ws-stream.bin", ND_SOURCE_DIR);
+    size_t n;
+    unsigned char *b = read_bytes(path, &n);
+    const char *tc[] = {"web", "dns", "other"};
+    nd_dataset *h = nd_dataset_new(C, chans, 4, 1000000000ull);
+    for (int i = 0; i < 3; i++) CHECK_EQ(nd_dataset_class(h, tc[i]), i);
+    nd_ws_reader *r = nd_ws_reader_new(h);
+    size_t off = 0;
+    int types[8], k = 0;
+    while (off < n && k < 8) {
+        nd_ws_item it;
+        nd_error e = {0};
+        long t = nd_ws_read(r, b + off, n - off, &it, &e);
+        if (t <= 0) CHECK_FAIL_("%s at byte %zu: %s", path, off, e.msg);
+        if (it.type == ND_WS_WINDOW && it.seq == 12) CHECK_EQ(it.lost, 1u); /* 11 lost */
+        if (it.type == ND_WS_WINDOW && it.seq == 10) CHECK_EQ(it.cls, 1u);  /* dns */
+        types[k++] = (int)it.type;
+        off += (size_t)t;
+    }
+    CHECK_EQ(off, n);
+    CHECK_EQ(k, 5);
+    CHECK_EQ(types[0], ND_WS_HELLO);
+    CHECK_EQ(types[3], ND_WS_STATS);
+    CHECK_EQ(types[4], ND_WS_BYE);
+    nd_ws_reader_free(r);
+    nd_dataset_free(h);
+    free(b);
+}
+
 int main(void)
 {
     check_reader();
+    check_documented_seed();
     check_stats_add();
     check_send_queue();
     return 0;
