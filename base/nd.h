@@ -271,6 +271,12 @@ typedef struct nd_class_stats {
     uint64_t last_flow_ns;  /*   arrival rate = (flows - 1) / span */
 } nd_class_stats;
 
+/* The STAT record (docs/FORMATS.md §2): its size, and one class's statistics into and
+ * out of it (also the STATS frames of live's window streams). */
+size_t nd_stats_record_bytes(void);
+void nd_stats_encode(unsigned char *rec, const nd_class_stats *s);
+void nd_stats_decode(nd_class_stats *s, const unsigned char *rec);
+
 typedef struct nd_counter {
     char name[48]; /* e.g. "parse.truncated_ipv4", "flow.evicted" */
     uint64_t value;

@@ -163,7 +163,6 @@ size_t nd_ws_window_put(uint8_t *buf, uint32_t cls, uint64_t group, uint64_t seq
                         const float *values, size_t wf);
 size_t nd_ws_stats_put(uint8_t *buf, uint32_t cls, const nd_class_stats *st);
 size_t nd_ws_u64_put(uint8_t *buf, uint32_t type, uint64_t v); /* BYE, ACK */
-size_t nd_ws_stats_bytes(void);                                /* the STATS record */
 /* Adds b's replay statistics to a's (histograms and counts; top lists merged). */
 void nd_ws_stats_add(nd_class_stats *a, const nd_class_stats *b);
 

@@ -25,51 +25,7 @@
 
 static const char ws_magic[4] = {'N', 'D', 'W', 'S'};
 
-/* ---- the statistics record: nd_class_stats field by field, little-endian ---------- */
-
-/* Fields in nd_class_stats order: offset, element count, element size (8 or 2). The
- * record is their bytes in this order, with no padding, so that it does not depend on
- * the compiler's layout. */
-typedef struct stat_field {
-    size_t off, n, size;
-} stat_field;
-
-#define SF(f, sz)                                                                              \
-    {                                                                                          \
-        offsetof(nd_class_stats, f), sizeof(((nd_class_stats *)0)->f) / (sz), (sz)             \
-    }
-static const stat_field stat_fields[] = {
-    SF(size_hist, 8),  SF(iat_hist, 8), SF(ttl_hist, 8),      SF(l4_flows, 8),
-    SF(ipv6_flows, 8), SF(port, 2),     SF(port_count, 8),    SF(mss, 2),
-    SF(mss_count, 8),  SF(flows, 8),    SF(first_flow_ns, 8), SF(last_flow_ns, 8),
-};
-#undef SF
-enum { N_STAT_FIELDS = sizeof stat_fields / sizeof stat_fields[0] };
-
-size_t nd_ws_stats_bytes(void)
-{
-    size_t n = 0;
-    for (int i = 0; i < N_STAT_FIELDS; i++) n += stat_fields[i].n * stat_fields[i].size;
-    return n;
-}
-
-static void stats_encode(uint8_t *p, const nd_class_stats *s)
-{
-    for (int i = 0; i < N_STAT_FIELDS; i++) {
-        size_t len = stat_fields[i].n * stat_fields[i].size;
-        memcpy(p, (const char *)s + stat_fields[i].off, len);
-        p += len;
-    }
-}
-
-static void stats_decode(nd_class_stats *s, const uint8_t *p)
-{
-    for (int i = 0; i < N_STAT_FIELDS; i++) {
-        size_t len = stat_fields[i].n * stat_fields[i].size;
-        memcpy((char *)s + stat_fields[i].off, p, len);
-        p += len;
-    }
-}
+/* ---- replay statistics ------------------------------------------------------------ */
 
 /* Adds the top list (val, cnt)[n] of b into a's: equal values add their counts, and the
  * n most frequent stay, most frequent first (ties: the smaller value first, so that the
@@ -194,10 +150,10 @@ size_t nd_ws_window_put(uint8_t *buf, uint32_t cls, uint64_t group, uint64_t seq
 size_t nd_ws_stats_put(uint8_t *buf, uint32_t cls, const nd_class_stats *st)
 {
     uint8_t *p = buf + ND_WS_FRAME_HEAD;
-    size_t rec = nd_ws_stats_bytes();
+    size_t rec = nd_stats_record_bytes();
     put_u32(p, cls);
     put_u32(p + 4, (uint32_t)rec);
-    stats_encode(p + 8, st);
+    nd_stats_encode(p + 8, st);
     return nd_ws_frame_seal(buf, ND_WS_STATS, 8 + rec);
 }
 
@@ -299,7 +255,7 @@ const char *nd_ws_reader_name(const nd_ws_reader *r) { return r->hello ? r->name
 size_t nd_ws_reader_max(const nd_ws_reader *r)
 {
     if (!r->hello) return HELLO_MAX;
-    size_t win = 24 + r->wf * sizeof(float), st = 8 + nd_ws_stats_bytes();
+    size_t win = 24 + r->wf * sizeof(float), st = 8 + nd_stats_record_bytes();
     return win > st ? win : st;
 }
 
@@ -444,17 +400,18 @@ long nd_ws_read(nd_ws_reader *r, const uint8_t *buf, size_t n, nd_ws_item *it, n
         break;
     case ND_WS_WINDOW: rc = read_window(r, f.payload, f.len, it, e); break;
     case ND_WS_STATS:
-        if (f.len != 8 + nd_ws_stats_bytes() || get_u32(f.payload + 4) != nd_ws_stats_bytes())
+        if (f.len != 8 + nd_stats_record_bytes() ||
+            get_u32(f.payload + 4) != nd_stats_record_bytes())
             return nd_error_set(e, ND_EFORMAT,
                                 "STATS of %" PRIu32 " bytes, this trainer reads records of "
                                 "%zu bytes (8 + %zu)",
-                                f.len, 8 + nd_ws_stats_bytes(), nd_ws_stats_bytes());
+                                f.len, 8 + nd_stats_record_bytes(), nd_stats_record_bytes());
         if (get_u32(f.payload) >= r->n_classes)
             return nd_error_set(e, ND_EFORMAT,
                                 "STATS of class %" PRIu32 ", the sender has %" PRIu32,
                                 get_u32(f.payload), r->n_classes);
         it->cls = r->map[get_u32(f.payload)];
-        stats_decode(r->stats, f.payload + 8);
+        nd_stats_decode(r->stats, f.payload + 8);
         it->stats = r->stats;
         break;
     case ND_WS_BYE:

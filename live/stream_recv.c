@@ -302,7 +302,7 @@ static void peer_accept(nd_wrecv *R)
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one); /* a sender host gone */
     p->rd = nd_ws_reader_new(R->hdr);
     size_t wf = (size_t)R->hdr->n_channels * R->hdr->L;
-    size_t big = 24 + wf * sizeof(float), st = 8 + nd_ws_stats_bytes(), hello = 0;
+    size_t big = 24 + wf * sizeof(float), st = 8 + nd_stats_record_bytes(), hello = 0;
     if (p->rd) hello = nd_ws_reader_max(p->rd);
     if (st > big) big = st;
     if (hello > big) big = hello;

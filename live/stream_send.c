@@ -334,7 +334,7 @@ nd_wsend *nd_wsend_open(const char *spec, const nd_dataset *hdr, const char *nam
     s->cap = buffer ? buffer : 1;
     size_t wframe = nd_ws_frame_size(24 + s->wf * sizeof(float));
     s->buf_cap = SEND_BATCH * wframe +
-                 hdr->n_classes * nd_ws_frame_size(8 + nd_ws_stats_bytes()) +
+                 hdr->n_classes * nd_ws_frame_size(8 + nd_stats_record_bytes()) +
                  nd_ws_frame_size(8) + 4096;
     s->hello = nd_ws_hello_new(hdr, name, 0, &s->hello_len);
     s->cls = calloc(s->cap, sizeof *s->cls);

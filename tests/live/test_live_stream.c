@@ -29,7 +29,7 @@ static uint8_t *stream_bytes(const nd_dataset *sender, size_t *len, uint64_t fir
     size_t hl, wl = nd_ws_frame_size(24 + WF * sizeof(float));
     uint8_t *hello = nd_ws_hello_new(sender, "host-a", first, &hl);
     CHECK(hello);
-    size_t cap = hl + (size_t)windows * wl + nd_ws_frame_size(8 + nd_ws_stats_bytes()) +
+    size_t cap = hl + (size_t)windows * wl + nd_ws_frame_size(8 + nd_stats_record_bytes()) +
                  nd_ws_frame_size(8);
     uint8_t *b = malloc(cap);
     CHECK(b);
