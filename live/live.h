@@ -142,15 +142,6 @@ enum {
     ND_WS_ACK = 0x83,
 };
 
-typedef struct nd_ws_frame {
-    uint32_t type, len;     /* payload length */
-    const uint8_t *payload; /* inside the parsed bytes */
-} nd_ws_frame;
-/* The frame at the start of buf[0..n): its size in bytes (> 0, f filled), 0 when more
- * bytes are needed, or a negative code with e filled (an unknown type, a payload over
- * max_payload, found from the first 8 bytes; a CRC that does not match). */
-long nd_ws_frame_parse(const uint8_t *buf, size_t n, size_t max_payload, nd_ws_frame *f,
-                       nd_error *e);
 /* Bytes of a frame with this payload; the head and CRC written around a payload already
  * at buf + ND_WS_FRAME_HEAD (returns the frame's size). */
 size_t nd_ws_frame_size(size_t payload);
@@ -163,8 +154,6 @@ size_t nd_ws_window_put(uint8_t *buf, uint32_t cls, uint64_t group, uint64_t seq
                         const float *values, size_t wf);
 size_t nd_ws_stats_put(uint8_t *buf, uint32_t cls, const nd_class_stats *st);
 size_t nd_ws_u64_put(uint8_t *buf, uint32_t type, uint64_t v); /* BYE, ACK */
-/* Adds b's replay statistics to a's (histograms and counts; top lists merged). */
-void nd_ws_stats_add(nd_class_stats *a, const nd_class_stats *b);
 
 /* The trainer's side of one stream: checks each frame against hdr (the trainer's
  * windows and classes) and the stream's state. */

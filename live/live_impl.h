@@ -23,7 +23,17 @@ void nd_online_set_stats(nd_online *o, uint32_t cls, const nd_class_stats *st);
 /* The bound on reservoir and recent-buffer memory for n_classes classes of wf floats. */
 size_t nd_online_memory_bound(const nd_online_opts *o, uint32_t n_classes, size_t wf);
 
-/* ---- window streams from other hosts (stream_recv.c) -------------------------------- */
+/* ---- window streams from other hosts (stream*.c) ----------------------------------- */
+
+typedef struct nd_ws_frame {
+    uint32_t type, len;     /* payload length */
+    const uint8_t *payload; /* inside the parsed bytes */
+} nd_ws_frame;
+/* The frame at the start of buf[0..n): its size in bytes (> 0, f filled), 0 when more
+ * bytes are needed, or a negative code with e filled (an unknown type, a payload over
+ * max_payload, found from the first 8 bytes; a CRC that does not match). */
+long nd_ws_frame_parse(const uint8_t *buf, size_t n, size_t max_payload, nd_ws_frame *f,
+                       nd_error *e);
 
 /* What the trainer knows of one sender (by the name in its HELLO). */
 typedef struct nd_wsender_info {

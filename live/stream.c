@@ -25,56 +25,6 @@
 
 static const char ws_magic[4] = {'N', 'D', 'W', 'S'};
 
-/* ---- replay statistics ------------------------------------------------------------ */
-
-/* Adds the top list (val, cnt)[n] of b into a's: equal values add their counts, and the
- * n most frequent stay, most frequent first (ties: the smaller value first, so that the
- * order does not depend on which sender came first). */
-static void top_merge(uint16_t *av, uint64_t *ac, const uint16_t *bv, const uint64_t *bc, int n)
-{
-    uint16_t v[2 * ND_PORT_TOP];
-    uint64_t c[2 * ND_PORT_TOP];
-    int m = 0;
-    for (int i = 0; i < n && ac[i]; i++) v[m] = av[i], c[m++] = ac[i];
-    for (int i = 0; i < n && bc[i]; i++) {
-        int k = 0;
-        while (k < m && v[k] != bv[i]) k++;
-        if (k == m) v[m] = bv[i], c[m++] = 0;
-        c[k] += bc[i];
-    }
-    for (int i = 1; i < m; i++) /* insertion sort: at most 64 entries */
-        for (int k = i; k > 0 && (c[k] > c[k - 1] || (c[k] == c[k - 1] && v[k] < v[k - 1]));
-             k--) {
-            uint16_t tv = v[k];
-            uint64_t tc = c[k];
-            v[k] = v[k - 1], c[k] = c[k - 1];
-            v[k - 1] = tv, c[k - 1] = tc;
-        }
-    for (int i = 0; i < n; i++) av[i] = i < m ? v[i] : 0, ac[i] = i < m ? c[i] : 0;
-}
-
-void nd_ws_stats_add(nd_class_stats *a, const nd_class_stats *b)
-{
-    for (int d = 0; d < 2; d++) {
-        for (int i = 0; i < ND_SIZE_HIST; i++) a->size_hist[d][i] += b->size_hist[d][i];
-        for (int i = 0; i < ND_IAT_HIST; i++) a->iat_hist[d][i] += b->iat_hist[d][i];
-        for (int i = 0; i < 256; i++) a->ttl_hist[d][i] += b->ttl_hist[d][i];
-    }
-    for (int i = 0; i < 3; i++) a->l4_flows[i] += b->l4_flows[i];
-    a->ipv6_flows += b->ipv6_flows;
-    top_merge(a->port, a->port_count, b->port, b->port_count, ND_PORT_TOP);
-    top_merge(a->mss, a->mss_count, b->mss, b->mss_count, ND_MSS_TOP);
-    /* flow starts on different hosts' clocks: the span covers both, which keeps the
-     * arrival rate (flows - 1) / span an estimate of the hosts' rate added up only when
-     * they run side by side; docs/LIVE.md */
-    if (b->flows) {
-        if (!a->flows || b->first_flow_ns < a->first_flow_ns)
-            a->first_flow_ns = b->first_flow_ns;
-        if (b->last_flow_ns > a->last_flow_ns) a->last_flow_ns = b->last_flow_ns;
-    }
-    a->flows += b->flows;
-}
-
 /* ---- writing frames --------------------------------------------------------------- */
 
 static void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }

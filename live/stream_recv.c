@@ -424,7 +424,7 @@ void nd_wrecv_add_stats(nd_wrecv *R, uint32_t cls, nd_class_stats *acc)
     pthread_mutex_lock(&R->mu);
     for (uint32_t i = 0; i < R->n_senders; i++)
         if (R->senders[i].stats && R->senders[i].stats[cls])
-            nd_ws_stats_add(acc, R->senders[i].stats[cls]);
+            capture_stats_add(acc, R->senders[i].stats[cls]);
     pthread_mutex_unlock(&R->mu);
 }
 
