@@ -95,7 +95,7 @@ void nd_prom_free(nd_prom *p)
 
 /* ---- the endpoint ------------------------------------------------------------------ */
 
-/* A file answer (nd_metrics_serve_file) may take longer than the 5 s of a text answer:
+/* A file answer (file_route) may take longer than the 5 s of a text answer:
  * its deadline, set when the answer starts, adds one second per MiB (a peer reading
  * slower than 1 MiB/s is cut off). */
 #define FILE_BYTES_PER_SEC (1024u * 1024u)
@@ -125,7 +125,7 @@ struct nd_metrics {
     pthread_t thr;
     pthread_mutex_t mu; /* guards text */
     char *text;         /* the newest text published (malloc'd), NULL: none yet */
-    char *file_route;   /* nd_metrics_serve_file (malloc'd), NULL: none */
+    char *file_route;   /* a file served besides the text (malloc'd), NULL: none */
     char *file_path;
     http_client cl[HTTP_CLIENTS];
 };
@@ -146,7 +146,7 @@ static int path_is(const nd_http_req *r, const char *path)
 }
 
 /* The status of the answer to a whole request head: GET and HEAD of /metrics and of the
- * file's route only. Under M->mu. */
+ * file's route only. */
 static const char *metrics_status(nd_metrics *M, const nd_http_req *r)
 {
     if (!path_is(r, "/metrics") && !path_is(r, M->file_route)) return "404 Not Found";
@@ -190,9 +190,7 @@ static void client_answer(nd_metrics *M, http_client *c, const char *status, int
  * changes with every new file (inode, size, modification time). */
 static void client_answer_file(nd_metrics *M, http_client *c, int head)
 {
-    pthread_mutex_lock(&M->mu);
     int fd = open(M->file_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    pthread_mutex_unlock(&M->mu);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         if (fd >= 0) close(fd);
@@ -273,11 +271,9 @@ static void client_read(nd_metrics *M, http_client *c)
         int rc = nd_http_parse(c->req, c->in, sizeof c->req, &q);
         if (rc == ND_HTTP_INCOMPLETE) continue;
         int head = q.method_len == 4 && !memcmp(q.method, "HEAD", 4);
-        pthread_mutex_lock(&M->mu); /* the file's route */
         const char *status = rc == ND_HTTP_COMPLETE ? metrics_status(M, &q) : NULL;
-        int file = status && status[0] == '2' && path_is(&q, M->file_route);
-        pthread_mutex_unlock(&M->mu);
-        if (file) client_answer_file(M, c, head);
+        if (status && status[0] == '2' && path_is(&q, M->file_route))
+            client_answer_file(M, c, head);
         else if (status) client_answer(M, c, status, head);
         else
             client_answer(M, c,
@@ -358,10 +354,17 @@ static void *metrics_main(void *arg)
     return NULL;
 }
 
-nd_metrics *nd_metrics_start(const char *addr, uint32_t port, const char *what, nd_error *e)
+nd_metrics *nd_metrics_start(const char *addr, uint32_t port, const char *file_route,
+                             const char *file_path, const char *what, nd_error *e)
 {
     nd_metrics *M = calloc(1, sizeof *M);
     if (!addr) addr = "127.0.0.1";
+    if (M && file_route &&
+        !((M->file_route = strdup(file_route)) && (M->file_path = strdup(file_path)))) {
+        free(M->file_route);
+        free(M);
+        M = NULL;
+    }
     if (!M) {
         nd_error_set(e, -ENOMEM, "metrics: out of memory");
         return NULL;
@@ -390,25 +393,10 @@ nd_metrics *nd_metrics_start(const char *addr, uint32_t port, const char *what, 
                  g ? "not a numeric IPv4 or IPv6 address" : strerror(err), what);
     if (M->fd >= 0) close(M->fd);
     pthread_mutex_destroy(&M->mu);
+    free(M->file_route);
+    free(M->file_path);
     free(M);
     return NULL;
-}
-
-int nd_metrics_serve_file(nd_metrics *m, const char *route, const char *path)
-{
-    char *r = strdup(route), *p = strdup(path);
-    if (!r || !p) {
-        free(r);
-        free(p);
-        return -ENOMEM;
-    }
-    pthread_mutex_lock(&m->mu);
-    free(m->file_route);
-    free(m->file_path);
-    m->file_route = r;
-    m->file_path = p;
-    pthread_mutex_unlock(&m->mu);
-    return 0;
 }
 
 void nd_metrics_publish(nd_metrics *m, const nd_prom *p)

@@ -427,15 +427,15 @@ void nd_prom_free(nd_prom *p);
  * 405, a malformed head 400, a head over ND_HTTP_HEAD_MAX 431, a client out of time 408.
  * The run's threads never wait for it: publishing copies the text under a lock. */
 typedef struct nd_metrics nd_metrics;
-/* On addr (a numeric IPv4 or IPv6 address; NULL: 127.0.0.1) and port. NULL with e filled
- * ("metrics on ADDR:PORT: why (what)"; what names the setting). */
-nd_metrics *nd_metrics_start(const char *addr, uint32_t port, const char *what, nd_error *e);
-/* Also serves the file at path on route (e.g. "/model.ndm"): GET and HEAD, 200 with
- * Content-Length and an ETag that changes with every new file, sent from the file as it
- * was when the request came (files replaced by rename are sent whole); 503 with
- * Retry-After while there is no file. A file answer's deadline is 5 s plus 1 s per MiB.
- * 0 or -ENOMEM. */
-int nd_metrics_serve_file(nd_metrics *m, const char *route, const char *path);
+/* On addr (a numeric IPv4 or IPv6 address; NULL: 127.0.0.1) and port. With file_route
+ * (e.g. "/model.ndm"; NULL: none), also serves the file at file_path there: GET and
+ * HEAD, 200 with Content-Length and an ETag that changes with every new file, sent from
+ * the file as it was when the request came (files replaced by rename are sent whole);
+ * 503 with Retry-After while there is no file. A file answer's deadline is 5 s plus 1 s
+ * per MiB. NULL with e filled ("metrics on ADDR:PORT: why (what)"; what names the
+ * setting). */
+nd_metrics *nd_metrics_start(const char *addr, uint32_t port, const char *file_route,
+                             const char *file_path, const char *what, nd_error *e);
 /* Replaces the text served (p's, when p->failed is 0). */
 void nd_metrics_publish(nd_metrics *m, const nd_prom *p);
 void nd_metrics_stop(nd_metrics *m); /* stops and joins the thread; NULL is a no-op */

@@ -173,9 +173,10 @@ static int threads_start(nd_live *L, nd_error *e)
     uint32_t port = L->o->metrics_port;
     if (port) {
         const char *addr = L->o->metrics_addr ? L->o->metrics_addr : "127.0.0.1";
-        if (!(L->metrics = nd_metrics_start(addr, port, "live.metrics_port", e)))
+        /* the checkpoint too, for replay hosts: written atomically, always whole */
+        if (!(L->metrics = nd_metrics_start(addr, port, "/model.ndm", L->o->checkpoint,
+                                            "live.metrics_port", e)))
             return e->code;
-        nd_metrics_serve_file(L->metrics, "/model.ndm", L->o->checkpoint);
         nd_info("live: metrics on http://%s:%u/metrics, the checkpoint on /model.ndm", addr,
                 port);
     }
