@@ -126,7 +126,9 @@ int main(void)
     CHECK_EQ(run_nd(a, "usage.log"), 2);
     snprintf(a, sizeof a, "capture -c %s -s pcap:%s -o tcp:127.0.0.1", conf, pa);
     CHECK_EQ(run_nd(a, "usage.log"), 2);
-    CHECK_CONTAINS(live_text(tmp_path("usage.log")), "expected tcp:HOST:PORT");
+    char *said = live_text(tmp_path("usage.log"));
+    CHECK_CONTAINS(said, "expected tcp:HOST:PORT");
+    free(said);
 
     /* the trainer: windows from other hosts only */
     snprintf(a, sizeof a,
@@ -202,7 +204,9 @@ int main(void)
     CHECK(st.st_size > 24 + 16 * 6); /* a pcap header and packets */
     snprintf(a, sizeof a, "sample http://127.0.0.1:%d/nothing.ndm --count 1 --csv -", mport);
     CHECK_EQ(run_nd(a, "replay.log"), 1);
-    CHECK_CONTAINS(live_text(tmp_path("replay.log")), "404");
+    said = live_text(tmp_path("replay.log"));
+    CHECK_CONTAINS(said, "404");
+    free(said);
 
     /* bad peers: each costs only its connection, refused with the reason */
     CHECK_CONTAINS(answer_to(port, "GET / HTTP/1.0\r\n\r\n", 18),
@@ -231,7 +235,7 @@ int main(void)
              "capture -c %s --class bulk -s pcap:%s -o tcp:127.0.0.1:%d --set capture.window=8",
              conf, pa, port);
     CHECK_EQ(run_nd(a, "c.log"), 2); /* a config that is not the trainer's */
-    char *said = live_text(tmp_path("c.log"));
+    said = live_text(tmp_path("c.log"));
     CHECK_CONTAINS(said, "the trainer refused this sender");
     CHECK_CONTAINS(said, "capture.window");
     free(said);
