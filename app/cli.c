@@ -288,7 +288,8 @@ int cli_watch_open(cli_watch *w, const char *cmd)
         nd_err("%s: --stats %s: %s", cmd, w->stats_path, strerror(errno));
         return ND_EXIT_FAIL;
     }
-    if (w->port && !(w->metrics = nd_metrics_start(w->port, "--metrics-port", &e))) {
+    if (w->port &&
+        !(w->metrics = nd_metrics_start(NULL, w->port, NULL, NULL, "--metrics-port", &e))) {
         nd_err("%s: %s", cmd, e.msg);
         cli_watch_close(w);
         return ND_EXIT_FAIL;

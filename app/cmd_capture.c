@@ -6,10 +6,12 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "capture.h"
 #include "cli.h"
 #include "conf.h"
+#include "live.h"
 #include "opts.h"
 
 /* Window callback: the context's class index is the dataset's label (classes are
@@ -59,6 +61,51 @@ typedef struct watch_state {
     capture_lcores_figures lf;
     capture_totals t; /* the context's totals and the running lcores' */
 } watch_state;
+
+/* -o tcp:HOST:PORT: windows streamed to a `live --listen` trainer, with the classes'
+ * replay statistics once a second and at the end (docs/LIVE.md). */
+typedef struct stream_sink {
+    nd_wsend *s;
+    capture_ctx *c;
+    uint64_t next_stats;
+    nd_error err; /* the trainer's refusal */
+} stream_sink;
+
+static void stream_stats(stream_sink *k)
+{
+    for (uint32_t i = 0; i < capture_ctx_n_classes(k->c); i++)
+        nd_wsend_stats(k->s, i, capture_ctx_class_stats(k->c, i));
+}
+
+static int stream_window(void *user, uint32_t class_idx, uint64_t group, const float *values)
+{
+    stream_sink *k = user;
+    uint64_t now = nd_now_ns();
+    if (now >= k->next_stats) {
+        stream_stats(k);
+        k->next_stats = now + ND_NS_PER_SEC;
+    }
+    return nd_wsend_push(k->s, class_idx, group, values, &k->err);
+}
+
+/* After capture_run returned rc: the last statistics, the rest of the queue and BYE,
+ * then what the trainer took. Returns rc, or the stream's code. */
+static int stream_end(stream_sink *k, int rc, const nd_error *e, const char *out,
+                      const capture_lcores_figures *lf)
+{
+    if (rc == ND_EINTR) rc = 0;
+    if (rc) nd_err("%s", k->err.msg[0] ? k->err.msg : e->msg);
+    stream_stats(k);
+    nd_wsend_result r;
+    nd_error se = {0};
+    int sr = nd_wsend_close(k->s, 60 * ND_NS_PER_SEC, &cli_stop, &r, &se);
+    if (sr && !k->err.msg[0]) nd_err("%s", se.msg);
+    if (!rc) summary(k->c, lf, out);
+    nd_info("%s: %" PRIu64 " windows: %" PRIu64 " taken by the trainer on the last of %" PRIu64
+            " connection(s), %" PRIu64 " dropped at the full queue (live.send_buffer)",
+            out, r.windows, r.acked, r.connections, r.dropped);
+    return rc ? rc : sr;
+}
 
 /* The capture's figures so far, the same as its summary's: totals, windows per class,
  * every counter (zeros too), what the sources handed over and lost (src). */
@@ -277,6 +324,8 @@ static int capture_to_file(const nd_config *cfg, const capture_args *o)
 {
     nd_error e = {0};
     cli_watch watch = o->watch;
+    int stream = !strncmp(o->out, "tcp:", 4);
+    stream_sink sk = {0};
     if (cli_watch_open(&watch, "capture")) return -EIO; /* said */
     int rc;
     const char *force_class = o->force_class;
@@ -284,7 +333,10 @@ static int capture_to_file(const nd_config *cfg, const capture_args *o)
                                     cfg->capture.bin_ns);
     capture_opts co;
     opts_capture(&co, cfg);
-    capture_ctx *c = ds ? capture_ctx_new(&co, force_class, store_window, ds, &e) : NULL;
+    capture_ctx *c =
+        ds ? capture_ctx_new(&co, force_class, stream ? stream_window : store_window,
+                             stream ? (void *)&sk : ds, &e)
+           : NULL;
     char *yaml = nd_config_to_yaml(cfg);
     if (!ds || !c || !yaml) {
         if (!ds || !yaml) nd_err("out of memory");
@@ -299,6 +351,18 @@ static int capture_to_file(const nd_config *cfg, const capture_args *o)
             rc = ND_ECONFIG;
             goto done;
         }
+    if (stream) {
+        char name[ND_NAME_MAX], host[ND_NAME_MAX - 12] = "host";
+        gethostname(host, sizeof host - 1);
+        snprintf(name, sizeof name, "%s:%ld", host, (long)getpid());
+        const char *n = cfg->live.sender_name[0] ? cfg->live.sender_name : name;
+        if (!(sk.s = nd_wsend_open(o->out, ds, n, cfg->live.send_buffer, &e))) {
+            nd_err("%s", e.msg);
+            rc = e.code;
+            goto done;
+        }
+        sk.c = c;
+    }
 
     watch_state *ws = calloc(1, sizeof *ws); /* lcore figures: kilobytes */
     if (!ws) {
@@ -319,7 +383,7 @@ static int capture_to_file(const nd_config *cfg, const capture_args *o)
         cli_watch_line(&watch, j, 1);
         metrics(&watch, c, &ws->done, ws);
     }
-    rc = keep(c, ds, o, ws, rc, &e);
+    rc = stream ? stream_end(&sk, rc, &e, o->out, &ws->lf) : keep(c, ds, o, ws, rc, &e);
     free(ws);
 done:
     cli_watch_close(&watch);
@@ -353,7 +417,7 @@ static int run(int argc, char **argv)
 const nd_command cmd_capture = {
     "capture", "capture packets into a dataset of per-class flow windows",
     "usage: netdiffus capture [-c CONF] [--source SRC]... [--class NAME] [--json]\n"
-    "                         [--stats FILE] [--metrics-port PORT] -o OUT.ndd\n"
+    "                         [--stats FILE] [--metrics-port PORT] -o OUT.ndd|tcp:HOST:PORT\n"
     "\n"
     "Reads packets from one or more sources, groups them into bidirectional flows\n"
     "(5-tuple + VLAN; the client is the side that sent the first packet, the SYN for\n"
@@ -385,7 +449,11 @@ const nd_command cmd_capture = {
     "                      (one capture per class)\n"
     "      --set KEY=VAL   override one config key, e.g. --set capture.bin=100ms\n"
     "  -o, --output FILE   dataset file to write (.ndd; - for standard output);\n"
-    "                      `netdiffus inspect FILE` shows it\n"
+    "                      `netdiffus inspect FILE` shows it; or tcp:HOST:PORT: stream\n"
+    "                      each window as it is made to a `netdiffus live --listen PORT`\n"
+    "                      trainer (reconnects while it is away; live.send_buffer windows\n"
+    "                      wait, the oldest dropped when full; live.sender_name; exit 0\n"
+    "                      once the trainer acknowledged the end; docs/LIVE.md)\n"
     "      --json          print the summary on stdout as one JSON object (README.md)\n"
     "      --stats FILE    append the summary's figures to FILE as one JSON object a\n"
     "                      second, and a last one with \"final\": true (docs/CAPTURE.md)\n"

@@ -16,7 +16,15 @@
 
 /* ---- options --------------------------------------------------------------------- */
 
-enum { OPT_STATS = CLI_OPT_OWN, OPT_REPLAY_TO, OPT_SPEED, OPT_DURATION, OPT_STEPS, OPT_RESUME };
+enum {
+    OPT_STATS = CLI_OPT_OWN,
+    OPT_REPLAY_TO,
+    OPT_SPEED,
+    OPT_DURATION,
+    OPT_STEPS,
+    OPT_RESUME,
+    OPT_LISTEN
+};
 
 static const struct option longs[] = {
     CLI_CONFIG_OPTIONS,
@@ -27,12 +35,13 @@ static const struct option longs[] = {
     {"duration", required_argument, NULL, OPT_DURATION},
     {"steps", required_argument, NULL, OPT_STEPS},
     {"resume", no_argument, NULL, OPT_RESUME},
+    {"listen", required_argument, NULL, OPT_LISTEN},
     {0},
 };
 
 typedef struct live_args {
     cli_config cc;
-    const char *stats_path, *replay_to;
+    const char *stats_path, *replay_to, *listen;
     cli_sources src;
     int resume;
     double speed;                 /* pace of pcap files */
@@ -49,6 +58,7 @@ static int take(live_args *o, const cli_args *a, int c)
     case OPT_STATS: o->stats_path = v; break;
     case OPT_REPLAY_TO: o->replay_to = v; break;
     case OPT_RESUME: o->resume = 1; break;
+    case OPT_LISTEN: o->listen = v; break;
     case 's': return cli_sources_add(&o->src, a);
     case OPT_SPEED:
         if (cli_parse_double(v, &o->speed) || !(o->speed >= 0) || o->speed > 1e6)
@@ -89,10 +99,11 @@ static int parse(live_args *o, int argc, char **argv)
  * line's, else the config's) and a sink for live.replay. */
 static int check_args(live_args *a, const nd_config *cfg, nd_error *e)
 {
-    if (!cli_sources_resolve(&a->src, cfg))
+    if (!cli_sources_resolve(&a->src, cfg) && !a->listen && !cfg->live.listen[0])
         return nd_error_set(e, ND_EUSAGE,
                             "live: no source: give --source pcap:FILE|iface:NAME|"
-                            "dpdk:EAL-ARGS or capture.sources in the config");
+                            "dpdk:EAL-ARGS or capture.sources in the config, or --listen "
+                            "[ADDR:]PORT for windows from other hosts");
     if (nd_is_stdio(cfg->live.checkpoint))
         return nd_error_set(e, ND_EUSAGE,
                             "live.checkpoint: '-': live rewrites its checkpoint "
@@ -124,6 +135,7 @@ static int take_args(nd_live_opts *o, FILE **stats, const live_args *a, nd_error
     o->max_steps = a->max_steps;
     o->duration_ns = a->duration;
     o->replay_to = a->replay_to;
+    if (a->listen) o->listen = a->listen;
     o->stop = &cli_stop;
     if (a->stats_path && nd_is_stdio(a->stats_path)) {
         if (nd_stdio_claim(1, e)) return e->code;
@@ -191,7 +203,7 @@ const nd_command cmd_live = {
     "capture, learn online and replay in one process",
     "usage: netdiffus live -c CONF [--resume] [--source SRC]... [--set KEY=VAL]\n"
     "                      [--speed X] [--steps N] [--duration D] [--stats FILE]\n"
-    "                      [--replay-to SINK]\n"
+    "                      [--replay-to SINK] [--listen [ADDR:]PORT]\n"
     "\n"
     "Captures traffic and learns it while it watches: a capture thread turns packets into\n"
     "per-flow windows (as `capture` does) and hands them to the trainer through a ring\n"
@@ -222,16 +234,25 @@ const nd_command cmd_live = {
     "                      and infinities as null; -: standard output)\n"
     "      --replay-to SINK  with live.replay: replay samples of each new checkpoint to\n"
     "                      pcap:FILE, iface:NAME or dpdk:ARGS (replay section)\n"
+    "      --listen [ADDR:]PORT  also learn the windows that `netdiffus capture -o\n"
+    "                      tcp:HOST:PORT` streams from other hosts (replaces live.listen;\n"
+    "                      ADDR: 127.0.0.1 when not given); with it, no --source is needed\n"
     "\n"
     "Once a second (live.status_interval) a status line on a terminal shows packets/s,\n"
     "flows, windows per class, ring drops, step, loss, images/s and the last checkpoint;\n"
-    "live.metrics_port serves the same figures in Prometheus text format on 127.0.0.1.\n"
+    "live.metrics_port serves the same figures in Prometheus text format on 127.0.0.1\n"
+    "(live.metrics_addr), and the newest checkpoint as /model.ndm: `netdiffus replay\n"
+    "http://HOST:PORT/model.ndm` on any host fetches it.\n"
     "When every pcap input has ended, training goes on until Ctrl-C, --steps or\n"
     "--duration. Memory is bounded by capture.flow_capacity, live.ring_size,\n"
     "live.reservoir and live.recent (shown at start). See docs/LIVE.md.\n"
     "\n"
-    "example:\n"
+    "examples:\n"
     "  netdiffus live -c conf/examples/live.yaml\n"
+    "  netdiffus live -c conf.yaml --listen 0.0.0.0:7070 --set live.metrics_port=9100 \\\n"
+    "      --set live.metrics_addr=0.0.0.0            # the trainer, on host T\n"
+    "  netdiffus capture -c conf.yaml -s iface:eth1 -o tcp:T:7070   # each capture host\n"
+    "  netdiffus replay http://T:9100/model.ndm --flows 20 --to pcap:now.pcap\n"
     "\n"
     "Exit codes: 0 (also when stopped by Ctrl-C: checkpoint written); 1 runtime failure;\n"
     "2 bad usage or config.\n",

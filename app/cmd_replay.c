@@ -31,6 +31,8 @@ static const char help[] =
     "on model.threads threads): all of class NAME, or shared by the replay.mix weights\n"
     "of CONF, or in proportion to each class's flows in the training data (evenly\n"
     "when it has no flow counts, as with imports); packets use the model's statistics.\n"
+    "MODEL.ndm may be an http:// URL: a `live` trainer's http://HOST:PORT/model.ndm\n"
+    "(live.metrics_port) is fetched first (docs/LIVE.md).\n"
     "\n"
     "SINK:\n"
     "  pcap:FILE        nanosecond pcap, written without waiting (deadlines become\n"
@@ -110,7 +112,7 @@ static int find_class(const nd_dataset *h, const char *name)
  * step. Returns the model (the caller frees it) or NULL with e filled. */
 static nd_dm *model_open(const char *path, nd_error *e)
 {
-    nd_dm *m = nd_dm_load(path, ND_DM_BATCH_SAMPLE, opts_dm_legacy, e);
+    nd_dm *m = opts_dm_open(path, ND_DM_BATCH_SAMPLE, e);
     if (!m) return NULL;
     if (!nd_dm_dataset(m)->n_classes) {
         nd_error_set(e, ND_EFORMAT, "%s: the model has no classes: nothing to sample", path);

@@ -140,7 +140,7 @@ static int parse(sample_args *o, int argc, char **argv)
  * filled. */
 static nd_dm *model_open(const sample_args *o, nd_error *e)
 {
-    nd_dm *m = nd_dm_load(o->model, ND_DM_BATCH_SAMPLE, opts_dm_legacy, e);
+    nd_dm *m = opts_dm_open(o->model, ND_DM_BATCH_SAMPLE, e);
     if (!m) return NULL;
     const nd_dm_settings *ms = nd_dm_get_settings(m);
     nd_dm_sampling so = ms->sample;
@@ -336,7 +336,8 @@ const nd_command cmd_sample = {
     "\n"
     "Draws N new windows per class (every class, or only --class NAME) from a model made\n"
     "by `netdiffus train`, in raw units (bytes per bin). Defaults come from the sample\n"
-    "section of the config stored in the model; the options override them.\n"
+    "section of the config stored in the model; the options override them. MODEL.ndm\n"
+    "may be an http:// URL (a `live` trainer's http://HOST:PORT/model.ndm), fetched first.\n"
     "\n"
     "  --count N          windows per class\n"
     "  --class NAME       one class only\n"

@@ -37,6 +37,12 @@ int opts_dm_sampling(nd_dm_sampling *s, const nd_config *cfg, nd_error *e);
 /* nd_dm_legacy_fn: the settings of a model file from before DMCF stored them, from the
  * config text it embeds. */
 int opts_dm_legacy(nd_dm_settings *s, const char *yaml, const char *path, nd_error *e);
+/* A model file for sample and replay: a path, or an http(s):// URL (a trainer's GET
+ * /model.ndm) fetched into a temporary file first (at most OPTS_FETCH_MAX bytes,
+ * OPTS_FETCH_TIMEOUT_S seconds). nd_dm_load's max_batch; NULL with e filled. */
+#define OPTS_FETCH_MAX       (4ull << 30)
+#define OPTS_FETCH_TIMEOUT_S 600L
+nd_dm *opts_dm_open(const char *path, int max_batch, nd_error *e);
 /* `train --resume --set sample.KEY=VAL ...`: the sample.* assignments of sets (others
  * are skipped) applied to the config text m keeps, checked as the config's, and the
  * result as m's sampling settings (stored when m is next saved). 0 or a code. */

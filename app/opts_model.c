@@ -100,6 +100,21 @@ int opts_dm_legacy(nd_dm_settings *s, const char *yaml, const char *path, nd_err
     return rc;
 }
 
+nd_dm *opts_dm_open(const char *path, int max_batch, nd_error *e)
+{
+    if (!nd_is_url(path)) return nd_dm_load(path, max_batch, opts_dm_legacy, e);
+    /* a model served by a trainer elsewhere (`live`, GET /model.ndm): fetched whole into
+     * a temporary file first, then read with every check of a local file */
+    char *tmp = nd_http_fetch(path, OPTS_FETCH_MAX, OPTS_FETCH_TIMEOUT_S, e);
+    if (!tmp) return NULL;
+    nd_error le = {0};
+    nd_dm *m = nd_dm_load(tmp, max_batch, opts_dm_legacy, &le);
+    unlink(tmp);
+    free(tmp);
+    if (!m) nd_error_set(e, le.code, "%s (fetched): %s", path, le.msg);
+    return m;
+}
+
 int opts_dm_resume_sets(nd_dm *m, const char *const *sets, size_t n_sets, nd_error *e)
 {
     nd_config cfg;
@@ -178,6 +193,8 @@ int opts_live(nd_live_opts *o, char **provenance, const nd_config *cfg, int resu
     o->sample_seed = cfg->sample.seed;
     o->status_interval_ns = cfg->live.status_interval_ns;
     o->metrics_port = cfg->live.metrics_port;
+    o->metrics_addr = cfg->live.metrics_addr;
+    o->listen = cfg->live.listen[0] ? cfg->live.listen : NULL;
     o->speed = 1.0;
     if (resume) return 0; /* the checkpoint's own settings */
     /* the config the model file keeps says how many cores trained it */

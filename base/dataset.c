@@ -82,6 +82,20 @@ static size_t stats_record_size(void)
     return io.n;
 }
 
+size_t nd_stats_record_bytes(void) { return stats_record_size(); }
+
+void nd_stats_encode(unsigned char *rec, const nd_class_stats *s)
+{
+    stat_io io = {.w = rec};
+    stats_fields(&io, (nd_class_stats *)s); /* encoding only reads s */
+}
+
+void nd_stats_decode(nd_class_stats *s, const unsigned char *rec)
+{
+    stat_io io = {.r = rec};
+    stats_fields(&io, s);
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Building                                                                             */
 /* ------------------------------------------------------------------------------------ */

@@ -4,9 +4,15 @@
  * can call it on anything. HTTP/1.0 and 1.1 (RFC 9112): a request line "METHOD SP TARGET SP
  * HTTP/1.x", header lines "name: value", an empty line; CRLF or a bare LF ends a line. Errors
  * are found as early as the bytes show them, so that a client sending rubbish is answered
- * without waiting for the rest.
+ * without waiting for the rest. And the client of such an endpoint: a file fetched with
+ * libcurl (nd_http_fetch), e.g. `replay http://HOST:PORT/model.ndm`.
  */
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nd.h"
 
@@ -98,4 +104,62 @@ int nd_http_parse(const char *buf, size_t n, size_t max, nd_http_req *r)
         if (!lf) break;
     }
     return n >= max ? ND_HTTP_TOO_LARGE : ND_HTTP_INCOMPLETE;
+}
+
+/* ---- the client: a file from an endpoint ------------------------------------------- */
+
+int nd_is_url(const char *s) { return !strncmp(s, "http://", 7) || !strncmp(s, "https://", 8); }
+
+static size_t fetch_write(char *p, size_t size, size_t n, void *f)
+{
+    return fwrite(p, 1, size * n, f);
+}
+
+char *nd_http_fetch(const char *url, uint64_t max_bytes, long timeout_s, nd_error *e)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/tmp";
+    size_t len = strlen(dir) + sizeof "/netdiffus-fetch-XXXXXX";
+    char *path = malloc(len);
+    if (!path) {
+        nd_error_set(e, -ENOMEM, "%s: out of memory", url);
+        return NULL;
+    }
+    snprintf(path, len, "%s/netdiffus-fetch-XXXXXX", dir);
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        nd_error_set(e, -errno, "%s: cannot make a temporary file in %s: %s", url, dir,
+                     strerror(errno));
+        if (fd >= 0) close(fd), unlink(path);
+        free(path);
+        return NULL;
+    }
+    char why[CURL_ERROR_SIZE] = "";
+    CURL *c = curl_easy_init();
+    CURLcode rc = CURLE_OUT_OF_MEMORY;
+    if (c) {
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fetch_write);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+        curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L); /* a 404 or 503 is no model */
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_bytes);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, why);
+        rc = curl_easy_perform(c);
+        curl_easy_cleanup(c);
+    }
+    int closed = fclose(f);
+    if (rc != CURLE_OK || closed) {
+        nd_error_set(e, -EIO, "%s: %s", url,
+                     rc != CURLE_OK ? (why[0] ? why : curl_easy_strerror(rc))
+                                    : "cannot write the temporary file");
+        unlink(path);
+        free(path);
+        return NULL;
+    }
+    return path;
 }

@@ -8,7 +8,10 @@
 #endif
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -16,7 +19,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "nd.h"
@@ -90,6 +95,11 @@ void nd_prom_free(nd_prom *p)
 
 /* ---- the endpoint ------------------------------------------------------------------ */
 
+/* A file answer (file_route) may take longer than the 5 s of a text answer:
+ * its deadline, set when the answer starts, adds one second per MiB (a peer reading
+ * slower than 1 MiB/s is cut off). */
+#define FILE_BYTES_PER_SEC (1024u * 1024u)
+
 /* Every socket is non-blocking and one poll loop serves them all, so that no client can
  * hold the endpoint or anything else: a client has HTTP_DEADLINE_MS from its accept to be
  * answered and gone (never extended: one byte a second buys nothing), a request head is
@@ -103,7 +113,9 @@ typedef struct http_client {
     size_t in;         /* bytes of req received */
     size_t out, sent;  /* bytes of ans to send, sent; out 0: still reading the request */
     int draining;      /* answered and shut for writing: reading until the client closes */
-    char *ans;         /* the answer (malloc'd) */
+    char *ans;         /* the answer (malloc'd); for a file, its head */
+    int file;          /* the file being sent after the head, or -1 */
+    off_t file_off, file_len;
     char req[ND_HTTP_HEAD_MAX];
 } http_client;
 
@@ -113,6 +125,8 @@ struct nd_metrics {
     pthread_t thr;
     pthread_mutex_t mu; /* guards text */
     char *text;         /* the newest text published (malloc'd), NULL: none yet */
+    char *file_route;   /* a file served besides the text (malloc'd), NULL: none */
+    char *file_path;
     http_client cl[HTTP_CLIENTS];
 };
 
@@ -120,14 +134,22 @@ static void client_close(http_client *c)
 {
     close(c->fd);
     c->fd = -1;
+    if (c->file >= 0) close(c->file);
+    c->file = -1;
     free(c->ans);
     c->ans = NULL;
 }
 
-/* The status of the answer to a whole request head: GET and HEAD of /metrics only. */
-static const char *metrics_status(const nd_http_req *r)
+static int path_is(const nd_http_req *r, const char *path)
 {
-    if (r->path_len != 8 || memcmp(r->path, "/metrics", 8)) return "404 Not Found";
+    return path && r->path_len == strlen(path) && !memcmp(r->path, path, r->path_len);
+}
+
+/* The status of the answer to a whole request head: GET and HEAD of /metrics and of the
+ * file's route only. */
+static const char *metrics_status(nd_metrics *M, const nd_http_req *r)
+{
+    if (!path_is(r, "/metrics") && !path_is(r, M->file_route)) return "404 Not Found";
     int get = r->method_len == 3 && !memcmp(r->method, "GET", 3);
     int head = r->method_len == 4 && !memcmp(r->method, "HEAD", 4);
     return get || head ? "200 OK" : "405 Method Not Allowed";
@@ -151,11 +173,50 @@ static void client_answer(nd_metrics *M, http_client *c, const char *status, int
     int h = snprintf(c->ans, HTTP_HDR_MAX,
                      "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\n%s"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                     status, !strncmp(status, "405", 3) ? "Allow: GET, HEAD\r\n" : "", len);
+                     status,
+                     !strncmp(status, "405", 3)   ? "Allow: GET, HEAD\r\n"
+                     : !strncmp(status, "503", 3) ? "Retry-After: 5\r\n"
+                                                  : "",
+                     len);
     if (head) len = 0;
     memmove(c->ans + h, c->ans + HTTP_HDR_MAX, len);
     c->out = (size_t)h + len;
     c->sent = 0;
+}
+
+/* The file of the route as it is now: the head in c->ans, the file sent after it from an
+ * open descriptor (a file replaced by rename meanwhile is still sent whole: the atomic
+ * writer never changes a file in place). No file yet: 503 with Retry-After. Its ETag
+ * changes with every new file (inode, size, modification time). */
+static void client_answer_file(nd_metrics *M, http_client *c, int head)
+{
+    int fd = open(M->file_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) close(fd);
+        client_answer(M, c, "503 Service Unavailable", 0);
+        return;
+    }
+    free(c->ans);
+    if (!(c->ans = malloc(HTTP_HDR_MAX))) {
+        close(fd);
+        client_close(c);
+        return;
+    }
+    int h = snprintf(c->ans, HTTP_HDR_MAX,
+                     "HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                     "Content-Length: %lld\r\nETag: \"%llx-%llx-%llx.%09ld\"\r\n"
+                     "Connection: close\r\n\r\n",
+                     (long long)st.st_size, (unsigned long long)st.st_ino,
+                     (unsigned long long)st.st_size, (unsigned long long)st.st_mtim.tv_sec,
+                     st.st_mtim.tv_nsec);
+    c->out = (size_t)h;
+    c->sent = 0;
+    c->file_off = 0;
+    c->file_len = head ? 0 : st.st_size;
+    if (head) close(fd);
+    else c->file = fd;
+    c->deadline += (uint64_t)st.st_size / FILE_BYTES_PER_SEC * 1000000000u;
 }
 
 /* Sends what the socket takes of the answer; when all is sent, shuts the writing side
@@ -172,6 +233,15 @@ static void client_write(http_client *c)
             return;
         }
         c->sent += (size_t)w;
+    }
+    while (c->file >= 0 && c->file_off < c->file_len) {
+        ssize_t w = sendfile(c->fd, c->file, &c->file_off, (size_t)(c->file_len - c->file_off));
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (w <= 0) { /* gone, or the file shorter than it was: the length is wrong now */
+            client_close(c);
+            return;
+        }
     }
     /* Closing with unread bytes would send a reset that can destroy the answer before
      * the client reads it (an oversize request): shut writing, read until the client
@@ -200,9 +270,11 @@ static void client_read(nd_metrics *M, http_client *c)
         nd_http_req q;
         int rc = nd_http_parse(c->req, c->in, sizeof c->req, &q);
         if (rc == ND_HTTP_INCOMPLETE) continue;
-        if (rc == ND_HTTP_COMPLETE)
-            client_answer(M, c, metrics_status(&q),
-                          q.method_len == 4 && !memcmp(q.method, "HEAD", 4));
+        int head = q.method_len == 4 && !memcmp(q.method, "HEAD", 4);
+        const char *status = rc == ND_HTTP_COMPLETE ? metrics_status(M, &q) : NULL;
+        if (status && status[0] == '2' && path_is(&q, M->file_route))
+            client_answer_file(M, c, head);
+        else if (status) client_answer(M, c, status, head);
         else
             client_answer(M, c,
                           rc == ND_HTTP_TOO_LARGE ? "431 Request Header Fields Too Large"
@@ -233,6 +305,7 @@ static int client_accept(int fd, http_client *cl)
     c->deadline = nd_now_ns() + (uint64_t)HTTP_DEADLINE_MS * 1000000u;
     c->in = c->out = c->sent = 0;
     c->draining = 0;
+    c->file = -1;
     return 0;
 }
 
@@ -281,30 +354,47 @@ static void *metrics_main(void *arg)
     return NULL;
 }
 
-nd_metrics *nd_metrics_start(uint32_t port, const char *what, nd_error *e)
+nd_metrics *nd_metrics_start(const char *addr, uint32_t port, const char *file_route,
+                             const char *file_path, const char *what, nd_error *e)
 {
     nd_metrics *M = calloc(1, sizeof *M);
+    if (!addr) addr = "127.0.0.1";
+    if (M && file_route &&
+        !((M->file_route = strdup(file_route)) && (M->file_path = strdup(file_path)))) {
+        free(M->file_route);
+        free(M);
+        M = NULL;
+    }
     if (!M) {
         nd_error_set(e, -ENOMEM, "metrics: out of memory");
         return NULL;
     }
-    for (int i = 0; i < HTTP_CLIENTS; i++) M->cl[i].fd = -1;
+    for (int i = 0; i < HTTP_CLIENTS; i++) M->cl[i].fd = M->cl[i].file = -1;
     pthread_mutex_init(&M->mu, NULL);
-    M->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1, err = errno;
-    if (M->fd >= 0) {
+    char ps[8];
+    snprintf(ps, sizeof ps, "%" PRIu32, port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV},
+                    *ai = NULL;
+    int g = getaddrinfo(addr, ps, &hints, &ai), one = 1, err = 0;
+    M->fd = -1;
+    if (g) err = EINVAL;
+    else if ((M->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+        err = errno;
+    if (!err) {
         setsockopt(M->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* localhost only, never a wire */
-        err = bind(M->fd, (struct sockaddr *)&a, sizeof a) || listen(M->fd, HTTP_CLIENTS)
-                  ? errno
-                  : 0;
+        err =
+            bind(M->fd, ai->ai_addr, ai->ai_addrlen) || listen(M->fd, HTTP_CLIENTS) ? errno : 0;
     }
+    if (ai) freeaddrinfo(ai);
     if (!err) err = pthread_create(&M->thr, NULL, metrics_main, M);
     if (!err) return M;
-    nd_error_set(e, -err, "metrics on 127.0.0.1:%u: %s (%s)", port, strerror(err), what);
+    nd_error_set(e, -err, "metrics on %s:%u: %s (%s)", addr, port,
+                 g ? "not a numeric IPv4 or IPv6 address" : strerror(err), what);
     if (M->fd >= 0) close(M->fd);
     pthread_mutex_destroy(&M->mu);
+    free(M->file_route);
+    free(M->file_path);
     free(M);
     return NULL;
 }
@@ -330,5 +420,7 @@ void nd_metrics_stop(nd_metrics *m)
     close(m->fd);
     pthread_mutex_destroy(&m->mu);
     free(m->text);
+    free(m->file_route);
+    free(m->file_path);
     free(m);
 }

@@ -271,6 +271,12 @@ typedef struct nd_class_stats {
     uint64_t last_flow_ns;  /*   arrival rate = (flows - 1) / span */
 } nd_class_stats;
 
+/* The STAT record (docs/FORMATS.md §2): its size, and one class's statistics into and
+ * out of it (also the STATS frames of live's window streams). */
+size_t nd_stats_record_bytes(void);
+void nd_stats_encode(unsigned char *rec, const nd_class_stats *s);
+void nd_stats_decode(nd_class_stats *s, const unsigned char *rec);
+
 typedef struct nd_counter {
     char name[48]; /* e.g. "parse.truncated_ipv4", "flow.evicted" */
     uint64_t value;
@@ -393,6 +399,7 @@ int nd_inspect_reader(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e);
 
 /* ------------------------------------------------------------------------------------ */
 /* Metrics: Prometheus text on 127.0.0.1 (live, capture and replay --metrics-port)      */
+/* and the HTTP client that fetches a file from such an endpoint                         */
 /* ------------------------------------------------------------------------------------ */
 
 /* The text, series after series: a family's "# HELP" and "# TYPE" lines, then its
@@ -420,8 +427,15 @@ void nd_prom_free(nd_prom *p);
  * 405, a malformed head 400, a head over ND_HTTP_HEAD_MAX 431, a client out of time 408.
  * The run's threads never wait for it: publishing copies the text under a lock. */
 typedef struct nd_metrics nd_metrics;
-/* NULL with e filled ("metrics on 127.0.0.1:PORT: why (what)"; what names the setting). */
-nd_metrics *nd_metrics_start(uint32_t port, const char *what, nd_error *e);
+/* On addr (a numeric IPv4 or IPv6 address; NULL: 127.0.0.1) and port. With file_route
+ * (e.g. "/model.ndm"; NULL: none), also serves the file at file_path there: GET and
+ * HEAD, 200 with Content-Length and an ETag that changes with every new file, sent from
+ * the file as it was when the request came (files replaced by rename are sent whole);
+ * 503 with Retry-After while there is no file. A file answer's deadline is 5 s plus 1 s
+ * per MiB. NULL with e filled ("metrics on ADDR:PORT: why (what)"; what names the
+ * setting). */
+nd_metrics *nd_metrics_start(const char *addr, uint32_t port, const char *file_route,
+                             const char *file_path, const char *what, nd_error *e);
 /* Replaces the text served (p's, when p->failed is 0). */
 void nd_metrics_publish(nd_metrics *m, const nd_prom *p);
 void nd_metrics_stop(nd_metrics *m); /* stops and joins the thread; NULL is a no-op */
@@ -448,5 +462,13 @@ enum {
  * ND_HTTP_COMPLETE, ND_HTTP_INCOMPLETE or an error, as soon as the bytes show it. Pure: no
  * state beyond r, so that it can be called again after every read, and fuzzed. */
 int nd_http_parse(const char *buf, size_t n, size_t max, nd_http_req *r);
+
+/* Whether s is an http:// or https:// URL (a model argument fetched with nd_http_fetch). */
+int nd_is_url(const char *s);
+/* Fetches url (http or https; libcurl) into a new temporary file in $TMPDIR (/tmp), at
+ * most max_bytes, failing on an HTTP error status, on a body shorter than its
+ * Content-Length, and after timeout_s seconds. Returns the file's path (malloc'd; the
+ * caller unlinks and frees it) or NULL with e filled ("URL: why"). */
+char *nd_http_fetch(const char *url, uint64_t max_bytes, long timeout_s, nd_error *e);
 
 #endif

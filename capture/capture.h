@@ -196,6 +196,9 @@ const char *capture_ctx_class_name(const capture_ctx *c, uint32_t i);
 /* Replay statistics of class i, with the top-K port and MSS lists filled in. Owned by c,
  * valid until the next capture_ctx_* call. */
 const nd_class_stats *capture_ctx_class_stats(capture_ctx *c, uint32_t i);
+/* Adds the statistics s to d: histograms and counts add, top-k lists merge (also the
+ * statistics of several capture hosts, in live). */
+void capture_stats_add(nd_class_stats *d, const nd_class_stats *s);
 
 /* Named counters (parse.*, flow.*, class.*, bin.*), in a fixed order; zeros included. */
 uint32_t capture_ctx_n_counters(const capture_ctx *c);

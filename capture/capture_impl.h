@@ -54,9 +54,6 @@ int capture_file_error(const capture_source *s, const char *why, nd_error *e);
 /* "dpdk:" sources (source_dpdk.c); args is the text after the prefix. */
 capture_source *capture_dpdk_open(const char *args, const capture_opts *o, nd_error *e);
 
-/* Adds the statistics s to d: histograms and counts add, top-k lists merge. */
-void capture_stats_add(nd_class_stats *d, const nd_class_stats *s);
-
 /* First error returned by the window callback, 0 when none (capture_run stops on it). */
 int capture_ctx_error(const capture_ctx *c);
 

@@ -136,10 +136,14 @@ typedef struct nd_config {
         uint32_t trainer_threads;
         uint32_t metrics_port; /* Prometheus text endpoint on 127.0.0.1; 0 = off */
         uint64_t status_interval_ns;
-        bool replay;        /* also replay samples of the latest model */
-        uint32_t recent;    /* windows in the recent buffer (all classes) */
-        uint32_t warmup;    /* windows of a class before it joins the model */
-        double scale_refit; /* share of out-of-scale windows that refits; 0 = fixed */
+        bool replay;              /* also replay samples of the latest model */
+        uint32_t recent;          /* windows in the recent buffer (all classes) */
+        uint32_t warmup;          /* windows of a class before it joins the model */
+        double scale_refit;       /* share of out-of-scale windows that refits; 0 = fixed */
+        char metrics_addr[64];    /* address of the metrics endpoint (and /model.ndm) */
+        char listen[ND_CONF_STR]; /* [ADDR:]PORT taking window streams; "" = off */
+        char sender_name[ND_NAME_MAX]; /* how `capture -o tcp:` calls itself; "" = HOST:PID */
+        uint32_t send_buffer;          /* windows `capture -o tcp:` queues for the trainer */
     } live;
 
     char path[ND_CONF_STR]; /* file it was loaded from, "" for defaults */

@@ -59,6 +59,36 @@ static const char *check_cidr(const char *s)
     return NULL;
 }
 
+/* A numeric IPv4 or IPv6 address. */
+static const char *check_addr(const char *s)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1
+               ? NULL
+               : "expected a numeric IPv4 or IPv6 address";
+}
+
+/* "", or [ADDR:]PORT with PORT 1..65535. */
+static const char *check_listen(const char *s)
+{
+    if (!*s) return NULL;
+    const char *port = strrchr(s, ':');
+    port = port ? port + 1 : s;
+    char *end;
+    long p = strtol(port, &end, 10);
+    return *port && !*end && p >= 1 && p <= 65535 ? NULL
+                                                  : "expected [ADDR:]PORT, PORT 1..65535";
+}
+
+/* "", or a plain name for logs and metric labels (the default HOST:PID has a colon). */
+static const char *check_sender(const char *s)
+{
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("-_.+:", *p))
+            return "a name of letters, digits and - _ . + :";
+    return NULL;
+}
+
 static const char *check_mac(const char *s)
 {
     for (int i = 0; i < 17; i++) {
@@ -392,6 +422,20 @@ const conf_key conf_keys[] = {
      .max = "1",
      .help = "Refit a class's scale from its reservoir when more than this share of its "
              "windows since the last fit fell outside it; 0: scales fixed after warm-up."},
+    {"live.metrics_addr", CONF_STRING, F(live.metrics_addr), .def = "127.0.0.1", .min = "1",
+     .check = check_addr,
+     .help = "Numeric IPv4 or IPv6 address of the metrics endpoint, which also serves the "
+             "checkpoint (GET /model.ndm); 0.0.0.0 or :: for replay hosts elsewhere."},
+    {"live.listen", CONF_STRING, F(live.listen), .def = "", .check = check_listen,
+     .help = "[ADDR:]PORT on which live takes window streams from `capture -o "
+             "tcp:HOST:PORT` on other hosts (ADDR: 127.0.0.1 when not given); \"\": off."},
+    {"live.sender_name", CONF_STRING, F(live.sender_name), .def = "", .check = check_sender,
+     .help = "Name of this host's stream in the trainer's figures (`capture -o tcp:`); "
+             "\"\": HOSTNAME:PID."},
+    {"live.send_buffer", CONF_UINT, F(live.send_buffer), .def = "4096", .min = "1",
+     .max = "1048576", .unit = "windows",
+     .help = "Windows `capture -o tcp:` queues while the trainer is slow or away; full: "
+             "the oldest is dropped and counted."},
 };
 // clang-format on
 

@@ -121,6 +121,93 @@ void nd_online_get_info(const nd_online *o, nd_online_info *info);
 /* Class i of nd_online_info.n_classes. */
 void nd_online_class(const nd_online *o, uint32_t i, nd_online_class_info *ci);
 
+/* ---- window streams: capture hosts -> one live trainer (stream*.c) ------------------ */
+
+/* The stream is a sequence of frames, little-endian (docs/FORMATS.md, "Window streams"):
+ * u32 type, u32 payload length, the payload, CRC-32 (zlib) of the 8 head bytes and the
+ * payload. The sender opens with HELLO (magic NDWS, version, channels, bins per window,
+ * bin width, the number of its next window, its name, its class names) and the trainer
+ * answers ACCEPT or REFUSE (a message); then WINDOW (class, group, number, C*L floats)
+ * and STATS (a class's replay statistics) frames, and BYE (the number after the last
+ * window), answered by ACK (windows the trainer took on this connection). */
+#define ND_WS_VERSION    1
+#define ND_WS_FRAME_HEAD 8
+enum {
+    ND_WS_HELLO = 1,
+    ND_WS_WINDOW = 2,
+    ND_WS_STATS = 3,
+    ND_WS_BYE = 4,
+    ND_WS_ACCEPT = 0x81,
+    ND_WS_REFUSE = 0x82,
+    ND_WS_ACK = 0x83,
+};
+
+/* Bytes of a frame with this payload; the head and CRC written around a payload already
+ * at buf + ND_WS_FRAME_HEAD (returns the frame's size). */
+size_t nd_ws_frame_size(size_t payload);
+size_t nd_ws_frame_seal(uint8_t *buf, uint32_t type, size_t payload);
+/* A HELLO frame for windows shaped like hdr (malloc'd, *len bytes), NULL on -ENOMEM. */
+uint8_t *nd_ws_hello_new(const nd_dataset *hdr, const char *name, uint64_t first_seq,
+                         size_t *len);
+/* Frames into buf (room for nd_ws_frame_size of their payload); each returns its size. */
+size_t nd_ws_window_put(uint8_t *buf, uint32_t cls, uint64_t group, uint64_t seq,
+                        const float *values, size_t wf);
+size_t nd_ws_stats_put(uint8_t *buf, uint32_t cls, const nd_class_stats *st);
+size_t nd_ws_u64_put(uint8_t *buf, uint32_t type, uint64_t v); /* BYE, ACK */
+
+/* The trainer's side of one stream: checks each frame against hdr (the trainer's
+ * windows and classes) and the stream's state. */
+typedef struct nd_ws_reader nd_ws_reader;
+typedef struct nd_ws_item {
+    uint32_t type;
+    uint32_t cls;                /* WINDOW, STATS: hdr's class index (mapped by name) */
+    uint64_t group, seq;         /* WINDOW; HELLO: seq is the number of the first window */
+    uint64_t lost;               /* WINDOW, BYE: windows skipped by the numbers before it */
+    const float *values;         /* WINDOW: C*L values, finite and >= 0 (the reader's copy) */
+    const nd_class_stats *stats; /* STATS (the reader's copy) */
+} nd_ws_item;
+nd_ws_reader *nd_ws_reader_new(const nd_dataset *hdr); /* NULL on -ENOMEM */
+void nd_ws_reader_free(nd_ws_reader *r);               /* NULL is a no-op */
+/* The next frame of the bytes received so far: the bytes it took (> 0, it filled; its
+ * pointers valid until the next call), 0 when more bytes are needed, or a negative code
+ * with e saying what is wrong (a foreign or corrupt stream, a version or settings that
+ * are not the trainer's, a frame out of order). Pure but for r, so it can be fuzzed. */
+long nd_ws_read(nd_ws_reader *r, const uint8_t *buf, size_t n, nd_ws_item *it, nd_error *e);
+/* The largest payload the next frame may have (a HELLO's before it, then a window's or a
+ * STATS record's). */
+size_t nd_ws_reader_max(const nd_ws_reader *r);
+const char *nd_ws_reader_name(const nd_ws_reader *r); /* after HELLO; else NULL */
+
+/* The capture host's side: `capture -o tcp:HOST:PORT`. A thread connects to the trainer
+ * (reconnecting with backoff from 100 ms to 5 s while it is away) and streams the
+ * windows pushed, from a queue of at most `buffer` windows: a full queue drops its
+ * oldest window and counts it, so the capture never waits and memory stays bounded. */
+typedef struct nd_wsend nd_wsend;
+typedef struct nd_wsend_result {
+    uint64_t windows;     /* pushed */
+    uint64_t dropped;     /* oldest windows dropped at the full queue */
+    uint64_t sent;        /* written to a connection */
+    uint64_t acked;       /* taken by the trainer on the last connection (its ACK) */
+    uint64_t unsent;      /* still queued when close gave up */
+    uint64_t connections; /* accepted by the trainer */
+} nd_wsend_result;
+/* spec: tcp:HOST:PORT (HOST a name, an IPv4 address or [IPv6]); hdr: the capture's
+ * channels, bins and classes (read now); name: how the trainer calls this sender. NULL
+ * with e filled on a bad spec or -ENOMEM; the trainer need not be up yet. */
+nd_wsend *nd_wsend_open(const char *spec, const nd_dataset *hdr, const char *name,
+                        uint32_t buffer, nd_error *e);
+/* Queues one window. 0, or the code of a refusal by the trainer (e filled once: its
+ * message), which ends the stream: the settings do not match and retrying cannot help. */
+int nd_wsend_push(nd_wsend *s, uint32_t cls, uint64_t group, const float *values, nd_error *e);
+/* The capture's replay statistics of class cls so far: sent before the next windows. */
+void nd_wsend_stats(nd_wsend *s, uint32_t cls, const nd_class_stats *st);
+/* Sends what is queued and BYE, and waits for the trainer's ACK: at most linger_ns, or
+ * until *stop. Frees s. 0 when the trainer acknowledged BYE (every window was sent, and
+ * those lost on a connection that broke are counted by the trainer), else a code with e
+ * saying how many windows were still queued and why. */
+int nd_wsend_close(nd_wsend *s, uint64_t linger_ns, volatile sig_atomic_t *stop,
+                   nd_wsend_result *res, nd_error *e);
+
 /* ---- the pipeline of `netdiffus live` (pipeline.c) ---------------------------------- */
 
 /* Everything one run takes. Strings and pointers are borrowed: they must outlive
@@ -152,7 +239,10 @@ typedef struct nd_live_opts {
     uint64_t sample_seed;  /* seeds the replay thread's sampling */
     /* reporting and control */
     uint64_t status_interval_ns; /* status line, stats and metrics; 0: 1 s */
-    uint32_t metrics_port;       /* Prometheus text on 127.0.0.1; 0: off */
+    uint32_t metrics_port;       /* Prometheus text, GET /model.ndm; 0: off */
+    const char *metrics_addr;    /* the endpoint's address; NULL: 127.0.0.1 */
+    const char *listen;          /* [ADDR:]PORT: take window streams (nd_wsend) from
+                                    other hosts too; NULL: none */
     FILE *stats;                 /* one JSON object per status and a final one; NULL: none */
     volatile sig_atomic_t *stop; /* set by a signal handler: checkpoint and end (may be NULL) */
 } nd_live_opts;

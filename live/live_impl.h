@@ -23,6 +23,46 @@ void nd_online_set_stats(nd_online *o, uint32_t cls, const nd_class_stats *st);
 /* The bound on reservoir and recent-buffer memory for n_classes classes of wf floats. */
 size_t nd_online_memory_bound(const nd_online_opts *o, uint32_t n_classes, size_t wf);
 
+/* ---- window streams from other hosts (stream*.c) ----------------------------------- */
+
+typedef struct nd_ws_frame {
+    uint32_t type, len;     /* payload length */
+    const uint8_t *payload; /* inside the parsed bytes */
+} nd_ws_frame;
+/* The frame at the start of buf[0..n): its size in bytes (> 0, f filled), 0 when more
+ * bytes are needed, or a negative code with e filled (an unknown type, a payload over
+ * max_payload, found from the first 8 bytes; a CRC that does not match). */
+long nd_ws_frame_parse(const uint8_t *buf, size_t n, size_t max_payload, nd_ws_frame *f,
+                       nd_error *e);
+
+/* What the trainer knows of one sender (by the name in its HELLO). */
+typedef struct nd_wsender_info {
+    char name[ND_NAME_MAX];
+    char addr[64];        /* of its last connection */
+    uint64_t windows;     /* taken into the ring */
+    uint64_t lost;        /* numbers skipped: dropped at its full queue, or in flight on a
+                             connection that broke */
+    uint64_t stats;       /* STATS frames */
+    uint64_t connections; /* accepted */
+    uint64_t errors;      /* connections closed for an error after HELLO */
+    int connected;
+} nd_wsender_info;
+
+typedef struct nd_wrecv nd_wrecv;
+/* Listens on listen ([ADDR:]PORT; ADDR 127.0.0.1 when not given) for senders of windows
+ * shaped like hdr, into a ring of ring_size windows of its own. NULL with e filled. */
+nd_wrecv *nd_wrecv_start(const char *listen, const nd_dataset *hdr, uint32_t ring_size,
+                         nd_error *e);
+nd_wring *nd_wrecv_ring(nd_wrecv *r); /* the trainer drains it */
+/* Up to max senders into out; *refused: connections closed before a HELLO was taken. */
+uint32_t nd_wrecv_senders(nd_wrecv *r, nd_wsender_info *out, uint32_t max, uint64_t *refused);
+/* Adds every sender's newest replay statistics of class cls to acc. */
+void nd_wrecv_add_stats(nd_wrecv *r, uint32_t cls, nd_class_stats *acc);
+/* Stops the thread and closes every connection; the ring, the senders' figures and
+ * statistics stay until nd_wrecv_free. NULL, or stopped already: a no-op. */
+void nd_wrecv_stop(nd_wrecv *r);
+void nd_wrecv_free(nd_wrecv *r); /* NULL is a no-op */
+
 /* ---- the pipeline ------------------------------------------------------------------ */
 
 #define ND_LIVE_BURST 32
@@ -76,6 +116,7 @@ struct nd_live {
     pthread_mutex_t mu; /* guards snap */
     nd_live_snapshot snap;
     nd_metrics *metrics; /* the endpoint (metrics_port), serving the trainer's figures */
+    nd_wrecv *recv;      /* window streams from other hosts (listen), or NULL */
     /* mailbox for the replay thread: a sampling copy of the model as of the newest
      * checkpoint, or NULL once taken. One slot, swapped whole: the trainer replaces (and
      * frees) one the replay thread has not taken yet */

@@ -8,16 +8,26 @@
  * taken is replaced (and freed) by the next one: replay always starts from the newest
  * weights.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 
 #include "live_impl.h"
 
 int nd_live_checkpoint(nd_live *L, const char *path, int *written, nd_error *e)
 {
     nd_online *o = L->online;
-    pthread_mutex_lock(&L->mu);
-    for (uint32_t i = 0; i < L->n_classes; i++) nd_online_set_stats(o, i, &L->snap.stats[i]);
-    pthread_mutex_unlock(&L->mu);
+    /* each class's replay statistics: the own capture's plus every sender's newest */
+    nd_class_stats *st = malloc(sizeof *st);
+    if (!st) return nd_error_set(e, -ENOMEM, "live: checkpoint: out of memory");
+    for (uint32_t i = 0; i < L->n_classes; i++) {
+        pthread_mutex_lock(&L->mu);
+        *st = L->snap.stats[i];
+        pthread_mutex_unlock(&L->mu);
+        if (L->recv) nd_wrecv_add_stats(L->recv, i, st);
+        nd_online_set_stats(o, i, st);
+    }
+    free(st);
     int rc = nd_online_save(o, path, written, e);
     if (rc || !*written || !L->replay) return rc;
     /* the replay thread samples a copy of the EMA weights made here, between two steps,

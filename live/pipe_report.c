@@ -5,6 +5,7 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -94,9 +95,70 @@ static void stats_line(nd_live *L, nd_online *o, const nd_online_info *in,
         nd_json_u64(cnt, L->snap.counter_names[i], L->snap.counters[i]);
     pthread_mutex_unlock(&L->mu);
     if (f->ckpt_fallback) nd_json_str(j, "checkpoint_fallback", f->ckpt_fallback);
+    if (L->recv) { /* window streams from other hosts, per sender */
+        nd_wsender_info si[64];
+        uint64_t refused;
+        uint32_t n = nd_wrecv_senders(L->recv, si, 64, &refused);
+        nd_json *st = nd_json_obj(j, "streams");
+        nd_json_u64(st, "ring_pushed", nd_wring_pushed(nd_wrecv_ring(L->recv)));
+        nd_json_u64(st, "windows_taken", nd_wring_popped(nd_wrecv_ring(L->recv)));
+        nd_json_u64(st, "refused", refused);
+        nd_json *ss = nd_json_obj(st, "senders");
+        for (uint32_t i = 0; i < n; i++) {
+            nd_json *x = nd_json_obj(ss, si[i].name);
+            nd_json_str(x, "addr", si[i].addr);
+            nd_json_bool(x, "connected", si[i].connected);
+            nd_json_u64(x, "windows", si[i].windows);
+            nd_json_u64(x, "lost", si[i].lost);
+            nd_json_u64(x, "stats", si[i].stats);
+            nd_json_u64(x, "connections", si[i].connections);
+            nd_json_u64(x, "errors", si[i].errors);
+        }
+    }
     nd_error e = {0};
     if (nd_json_write(j, out, 0, "live: --stats", &e)) nd_warn("%s", e.msg);
     nd_json_free(j);
+}
+
+/* The window streams' series: per sender, and the connections refused before a HELLO. */
+static void stream_metrics(nd_live *L, nd_prom *p)
+{
+    nd_wsender_info si[64];
+    uint64_t refused;
+    uint32_t n = nd_wrecv_senders(L->recv, si, 64, &refused);
+    static const struct {
+        const char *name, *help;
+        int type;
+        size_t off;
+    } series[] = {
+        {"netdiffus_live_sender_windows_total", "Windows taken from a sender.", ND_PROM_COUNTER,
+         offsetof(nd_wsender_info, windows)},
+        {"netdiffus_live_sender_lost_total",
+         "Windows a sender numbered that never came (its full queue, a broken connection).",
+         ND_PROM_COUNTER, offsetof(nd_wsender_info, lost)},
+        {"netdiffus_live_sender_connections_total", "Connections of a sender accepted.",
+         ND_PROM_COUNTER, offsetof(nd_wsender_info, connections)},
+        {"netdiffus_live_sender_errors_total",
+         "Connections of a sender closed for a bad frame or a reset.", ND_PROM_COUNTER,
+         offsetof(nd_wsender_info, errors)},
+    };
+    for (size_t k = 0; k < sizeof series / sizeof series[0]; k++) {
+        nd_prom_family(p, series[k].name, series[k].type, series[k].help);
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&si[i] + series[k].off, sizeof v);
+            nd_prom_sample(p, series[k].name, "sender", si[i].name, (double)v);
+        }
+    }
+    nd_prom_family(p, "netdiffus_live_sender_connected", ND_PROM_GAUGE,
+                   "1 while a sender is connected.");
+    for (uint32_t i = 0; i < n; i++)
+        nd_prom_sample(p, "netdiffus_live_sender_connected", "sender", si[i].name,
+                       si[i].connected);
+    nd_prom_metric(p, "netdiffus_live_stream_refused_total", ND_PROM_COUNTER,
+                   "Connections closed before their HELLO was taken (not a stream, a "
+                   "version or settings that are not the trainer's).",
+                   (double)refused);
 }
 
 /* The Prometheus text of the endpoint. */
@@ -138,6 +200,7 @@ static void metrics_text(nd_live *L, nd_online *o, const nd_online_info *in,
         nd_prom_sample(&p, "netdiffus_live_class_windows_total", "class", ci.name,
                        (double)ci.seen);
     }
+    if (L->recv) stream_metrics(L, &p);
     nd_metrics_publish(L->metrics, &p);
     nd_prom_free(&p);
 }

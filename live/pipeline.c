@@ -72,6 +72,9 @@ static int setup_check(nd_live *L, nd_error *e)
                             "live: pcap files play on their own clock and "
                             "interfaces on the wall clock: give one kind of source per run");
     L->files = files > 0;
+    if (!o->n_sources && !o->listen)
+        return nd_error_set(e, ND_EUSAGE,
+                            "live: no source and no live.listen: nothing to learn");
     return 0;
 }
 
@@ -169,8 +172,22 @@ static int threads_start(nd_live *L, nd_error *e)
 {
     uint32_t port = L->o->metrics_port;
     if (port) {
-        if (!(L->metrics = nd_metrics_start(port, "live.metrics_port", e))) return e->code;
-        nd_info("live: metrics on http://127.0.0.1:%u/metrics", port);
+        const char *addr = L->o->metrics_addr ? L->o->metrics_addr : "127.0.0.1";
+        /* the checkpoint too, for replay hosts: written atomically, always whole */
+        if (!(L->metrics = nd_metrics_start(addr, port, "/model.ndm", L->o->checkpoint,
+                                            "live.metrics_port", e)))
+            return e->code;
+        nd_info("live: metrics on http://%s:%u/metrics, the checkpoint on /model.ndm", addr,
+                port);
+    }
+    if (L->o->listen) {
+        if (!(L->recv = nd_wrecv_start(L->o->listen, L->hdr, L->o->ring_size, e)))
+            return e->code;
+        nd_info("live: taking window streams from other hosts on %s", L->o->listen);
+    }
+    if (!L->n_src) { /* only streams from other hosts: no capture thread */
+        atomic_store(&L->cap_done, 1);
+        return 0;
     }
     if (pthread_create(&L->cap_thr, NULL, nd_live_capture_main, L))
         return nd_error_set(e, -EAGAIN, "live: cannot start the capture thread");
@@ -215,18 +232,26 @@ static void trainer_init(trainer *t, const nd_live *L)
     t->last_ckpt_step = t->ckpt_step = in.step;
 }
 
-/* Moves up to max windows from the ring into the trainer. */
-static int drain(nd_live *L, unsigned max, nd_error *e)
+/* Moves up to max windows from ring r into the trainer. */
+static int drain_ring(nd_live *L, nd_wring *r, unsigned max, nd_error *e)
 {
     uint32_t cls;
     uint64_t group;
     const float *x;
-    for (unsigned k = 0; k < max && (x = nd_wring_peek(L->ring, &cls, &group)); k++) {
+    for (unsigned k = 0; k < max && (x = nd_wring_peek(r, &cls, &group)); k++) {
         int rc = nd_online_add(L->online, cls, group, x, e);
-        nd_wring_pop(L->ring);
+        nd_wring_pop(r);
         if (rc) return rc;
     }
     return 0;
+}
+
+/* Up to max windows from each ring: the capture thread's and the streams'. */
+static int drain(nd_live *L, unsigned max, nd_error *e)
+{
+    int rc = drain_ring(L, L->ring, max, e);
+    if (!rc && L->recv) rc = drain_ring(L, nd_wrecv_ring(L->recv), max, e);
+    return rc;
 }
 
 /* Every input has ended: the capture's error, or its last windows into the trainer;
@@ -243,6 +268,7 @@ static int input_ended(nd_live *L, trainer *t, nd_error *e)
     nd_online_info in;
     nd_online_get_info(L->online, &in);
     nd_status_end();
+    if (L->recv) return 0; /* the streams may still bring windows */
     if (!in.model_classes)
         return nd_error_set(e, ND_EFORMAT,
                             "live: the input ended after %" PRIu64
@@ -369,7 +395,8 @@ static int finish(nd_live *L, trainer *t, int rc, nd_live_result *res, nd_error 
 {
     nd_status_end();
     threads_stop(L);
-    L->replay = 0; /* the last checkpoint needs no copy */
+    nd_wrecv_stop(L->recv); /* no more windows: its ring is drained below */
+    L->replay = 0;          /* the last checkpoint needs no copy */
     if (rc && rc != ND_EINTR) return rc;
     nd_error de = {0};
     int written = 0, dr = drain(L, UINT32_MAX, &de);
@@ -424,6 +451,7 @@ static void live_free(nd_live *L)
     if (!L) return;
     threads_stop(L);
     nd_metrics_stop(L->metrics);
+    nd_wrecv_free(L->recv);
     for (unsigned k = 0; k < L->n_src; k++) capture_source_close(L->src[k].s);
     free(L->src);
     nd_online_free(L->online);

@@ -77,7 +77,7 @@ static void prometheus(void)
 
     nd_error e = {0};
     int port = 20000 + (int)((getpid() * 7) % 20000);
-    nd_metrics *m = nd_metrics_start((uint32_t)port, "test", &e);
+    nd_metrics *m = nd_metrics_start(NULL, (uint32_t)port, NULL, NULL, "test", &e);
     if (!m) CHECK_FAIL_("%s", e.msg);
     char ans[65536];
     CHECK(http_fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", ans, sizeof ans) > 0);
@@ -93,7 +93,7 @@ static void prometheus(void)
     CHECK(http_fetch(port, "POST /metrics HTTP/1.0\r\n\r\n", ans, sizeof ans) > 0);
     CHECK_CONTAINS(ans, "HTTP/1.0 405 Method Not Allowed");
     /* the port is taken: the second endpoint says where and why */
-    CHECK(!nd_metrics_start((uint32_t)port, "--metrics-port", &e));
+    CHECK(!nd_metrics_start(NULL, (uint32_t)port, NULL, NULL, "--metrics-port", &e));
     CHECK_CONTAINS(e.msg, "127.0.0.1:");
     CHECK_CONTAINS(e.msg, "(--metrics-port)");
     nd_metrics_stop(m);

@@ -187,6 +187,9 @@ static size_t valid_values(const conf_key *k, char vals[][ND_CONF_FILTER])
                                               "10.0.0.0/8",
                                               "\"2001:db8::/32\"",
                                               "\"02:00:00:00:00:99\"",
+                                              "127.0.0.1",
+                                              "\"::1\"",
+                                              "\"127.0.0.1:7070\"",
                                               "\"a \\\"quoted\\\" path/x.ndm\""};
         for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
             char raw[ND_CONF_FILTER], why[512];

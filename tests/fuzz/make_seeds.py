@@ -102,6 +102,32 @@ def packets(*recs):
     return b"".join(struct.pack("<BH", link, len(p)) + p for link, p in recs)
 
 
+def ws_frame(kind, payload):
+    """A frame of the window stream: type, length, payload, CRC-32 of all before it."""
+    head = struct.pack("<II", kind, len(payload)) + payload
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def ws_hello(version=1, C=2, L=4, bin_ns=1_000_000_000, first=0, sender="host-a",
+             classes=("dns", "web")):
+    p = b"NDWS" + struct.pack("<HHIQQI", version, C, L, bin_ns, first, len(classes))
+    for n in (sender,) + tuple(classes):
+        p += bytes([len(n)]) + n.encode()
+    return ws_frame(1, p)
+
+
+def ws_window(cls, group, seq, values):
+    return ws_frame(2, struct.pack("<IIQQ", cls, 0, group, seq) +
+                    struct.pack("<%df" % len(values), *values))
+
+
+def ws_stream():
+    stats = struct.pack("<II", 1, STAT_RECORD) + b"\0" * STAT_RECORD
+    return (ws_hello(first=10) + ws_window(0, 7, 10, [0, 1500, 0, 3] + [60] * 4) +
+            ws_window(1, 8, 12, [1.5] * 8) + ws_frame(3, stats) +
+            ws_frame(4, struct.pack("<Q", 13)))
+
+
 def main():
     os.makedirs(HERE, exist_ok=True)
     d = dataset()
@@ -136,6 +162,9 @@ def main():
         "http-get.txt": b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9100\r\nAccept: */*\r\n\r\n",
         "http-head-lf.txt": b"HEAD /metrics?x=1 HTTP/1.0\nUser-Agent: t\n\n",
         "http-post.txt": b"POST /other HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+        # fuzz_wstream: a sender's stream, and one of a version the trainer does not read
+        "ws-stream.bin": ws_stream(),
+        "ws-version2.bin": ws_hello(version=2) + ws_window(0, 1, 0, [0] * 8),
     }
     for fname, data in seeds.items():
         with open(os.path.join(HERE, fname), "wb") as f:
