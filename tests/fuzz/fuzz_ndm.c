@@ -32,7 +32,6 @@ static void one(const uint8_t *data, size_t size)
         if (sink) fclose(sink);
         ndf_close(r);
     }
-    close(fd);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

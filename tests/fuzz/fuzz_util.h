@@ -41,31 +41,37 @@ static inline void fuzz_fix_crcs(uint8_t *d, size_t size)
     nd_put_u32(d + 36, (uint32_t)crc32(0, d, 36));
 }
 
-/* Runs one(data, size), then one on a copy with its CRCs made right (fuzz_fix_crcs). */
+/* Runs one(data, size), then one on a copy with its CRCs made right (fuzz_fix_crcs). The
+ * copy's buffer is kept from input to input: model inputs are ~200 KB, and a fresh
+ * allocation of that size under ASan is an mmap and its page faults every time. */
 static inline void fuzz_as_is_and_fixed(const uint8_t *data, size_t size,
                                         void (*one)(const uint8_t *, size_t))
 {
+    static uint8_t *fixed;
+    static size_t cap;
     one(data, size);
-    uint8_t *fixed = malloc(size ? size : 1);
-    if (!fixed) return;
-    memcpy(fixed, data, size);
+    if (size > cap) {
+        uint8_t *p = realloc(fixed, size);
+        if (!p) return;
+        fixed = p, cap = size;
+    }
+    if (size) memcpy(fixed, data, size);
     fuzz_fix_crcs(fixed, size);
     one(fixed, size);
-    free(fixed);
 }
 
 /* The bytes as a file in memory: its descriptor (-1 on failure) and a path that opens it
- * ("/proc/self/fd/N", in path). The caller closes the descriptor. */
+ * ("/proc/self/fd/N", in path). One file serves every input (it is rewritten in place:
+ * creating and freeing a memory file per input cost more than the readers did); the
+ * caller does not close it. */
 static inline int fuzz_memfile(const uint8_t *data, size_t size, char *path, size_t len)
 {
-    int fd = memfd_create("fuzz", MFD_CLOEXEC);
-    if (fd < 0) return -1;
+    static int fd = -1;
+    if (fd < 0 && (fd = memfd_create("fuzz", MFD_CLOEXEC)) < 0) return -1;
+    if (ftruncate(fd, (off_t)size)) return -1;
     for (size_t off = 0; off < size;) {
-        ssize_t w = write(fd, data + off, size - off);
-        if (w <= 0) {
-            close(fd);
-            return -1;
-        }
+        ssize_t w = pwrite(fd, data + off, size - off, (off_t)off);
+        if (w <= 0) return -1;
         off += (size_t)w;
     }
     snprintf(path, len, "/proc/self/fd/%d", fd);
