@@ -57,7 +57,9 @@ int opts_dm_settings(nd_dm_settings *s, const nd_config *cfg, nd_error *e)
     memset(s, 0, sizeof *s);
     int rc = net_from(&s->net, cfg, e);
     if (rc) return rc;
-    s->scaling = !strcmp(cfg->model.scaling, "log") ? ND_GAF_LOG : ND_GAF_ZERO_AWARE;
+    s->scaling = !strcmp(cfg->model.scaling, "log")        ? ND_GAF_LOG
+                 : !strcmp(cfg->model.scaling, "headroom") ? ND_GAF_HEADROOM
+                                                           : ND_GAF_ZERO_AWARE;
     s->mask = cfg->model.mask;
     s->timesteps = cfg->model.timesteps;
     s->schedule = nd_schedule_from_name(cfg->model.schedule);
