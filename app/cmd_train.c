@@ -82,18 +82,20 @@ static int parse(train_args *o, int argc, char **argv)
     return 0;
 }
 
-/* The run saved in o->out, with its own config: only --set sample.KEY=VAL applies (stored
- * with the model from now on). Returns the model, or NULL with e filled. */
+/* The run saved in o->out, with its own config: only the sampling settings of --set
+ * (sample.KEY=VAL, model.decode=MODE) apply, stored with the model from now on. Returns the
+ * model, or NULL with e filled. */
 static nd_dm *resume_open(const train_args *o, nd_error *e)
 {
     const char *const *sets = o->cc.sets;
     unsigned n_sets = o->cc.n_sets, n_train_sets = 0;
-    /* sample.* does not change the training run: those keys may be set */
-    for (unsigned k = 0; k < n_sets; k++) n_train_sets += strncmp(sets[k], "sample.", 7) != 0;
+    /* the sampling settings do not change the training run: those keys may be set */
+    for (unsigned k = 0; k < n_sets; k++) n_train_sets += !opts_is_sampling_set(sets[k]);
     if (o->cc.path || n_train_sets)
-        nd_warn("--resume: continuing with the config stored in %s (-c and --set of "
-                "other keys than sample.* are not applied, so the run stays the same run)",
-                o->out);
+        nd_warn(
+            "--resume: continuing with the config stored in %s (-c and --set of "
+            "other keys than sample.* and model.decode are not applied, so the run stays the same run)",
+            o->out);
     nd_dm *m = nd_dm_load(o->out, ND_DM_BATCH_TRAIN, opts_dm_legacy, e);
     nd_input_forget(o->out); /* read to be updated: its checkpoints replace it */
     int rc = m ? 0 : e->code;
@@ -264,8 +266,9 @@ const nd_command cmd_train = {
     "      --minutes M     stop (and save) after M minutes of training\n"
     "      --resume        continue the run saved in MODEL.ndm with its own config: the\n"
     "                      same seed and thread count give the same weights as a run\n"
-    "                      that never stopped (only --set sample.KEY=VAL applies: the\n"
-    "                      sampler settings stored for sample, replay and calibration)\n"
+    "                      that never stopped (only --set sample.KEY=VAL and\n"
+    "                      model.decode=MODE apply: the sampling settings stored for\n"
+    "                      sample, replay and calibration)\n"
     "      --log FILE      append one JSON object per line to FILE: step, steps, loss,\n"
     "                      val_loss (null but at validations), lr, images_per_s, t\n"
     "                      (seconds), ranks, allreduce_s (of t, summing gradients over\n"

@@ -43,7 +43,10 @@ int opts_dm_legacy(nd_dm_settings *s, const char *yaml, const char *path, nd_err
 #define OPTS_FETCH_MAX       (4ull << 30)
 #define OPTS_FETCH_TIMEOUT_S 600L
 nd_dm *opts_dm_open(const char *path, int max_batch, nd_error *e);
-/* `train --resume --set sample.KEY=VAL ...`: the sample.* assignments of sets (others
+/* Whether a --set assignment is a sampling setting (sample.*, model.decode), which
+ * `train --resume` may change without changing the training run. */
+int opts_is_sampling_set(const char *set);
+/* `train --resume --set sample.KEY=VAL ...`: the sampling assignments of sets (others
  * are skipped) applied to the config text m keeps, checked as the config's, and the
  * result as m's sampling settings (stored when m is next saved). 0 or a code. */
 int opts_dm_resume_sets(nd_dm *m, const char *const *sets, size_t n_sets, nd_error *e);

@@ -57,7 +57,9 @@ int opts_dm_settings(nd_dm_settings *s, const nd_config *cfg, nd_error *e)
     memset(s, 0, sizeof *s);
     int rc = net_from(&s->net, cfg, e);
     if (rc) return rc;
-    s->scaling = !strcmp(cfg->model.scaling, "log") ? ND_GAF_LOG : ND_GAF_ZERO_AWARE;
+    s->scaling = !strcmp(cfg->model.scaling, "log")        ? ND_GAF_LOG
+                 : !strcmp(cfg->model.scaling, "headroom") ? ND_GAF_HEADROOM
+                                                           : ND_GAF_ZERO_AWARE;
     s->mask = cfg->model.mask;
     s->timesteps = cfg->model.timesteps;
     s->schedule = nd_schedule_from_name(cfg->model.schedule);
@@ -115,6 +117,11 @@ nd_dm *opts_dm_open(const char *path, int max_batch, nd_error *e)
     return m;
 }
 
+int opts_is_sampling_set(const char *set)
+{
+    return !strncmp(set, "sample.", 7) || !strncmp(set, "model.decode=", 13);
+}
+
 int opts_dm_resume_sets(nd_dm *m, const char *const *sets, size_t n_sets, nd_error *e)
 {
     nd_config cfg;
@@ -122,7 +129,7 @@ int opts_dm_resume_sets(nd_dm *m, const char *const *sets, size_t n_sets, nd_err
     char *yaml = NULL;
     int rc = parse_embedded(&cfg, nd_dm_dataset(m)->config_yaml, "the model", e);
     for (size_t k = 0; !rc && k < n_sets; k++)
-        if (!strncmp(sets[k], "sample.", 7)) rc = nd_config_set(&cfg, sets[k], e);
+        if (opts_is_sampling_set(sets[k])) rc = nd_config_set(&cfg, sets[k], e);
     if (!rc) rc = opts_dm_sampling(&s, &cfg, e);
     if (!rc) rc = nd_dm_set_sampling(m, &s, e);
     if (!rc && (!(yaml = nd_config_to_yaml(&cfg)) ||

@@ -260,9 +260,10 @@ const conf_key conf_keys[] = {
     {"model.prediction", CONF_ENUM, F(model.prediction), .def = "eps", .choices = "eps|v",
      .help = "What the network predicts: the noise (eps) or the velocity (v)."},
     {"model.scaling", CONF_ENUM, F(model.scaling), .def = "zero-aware",
-     .choices = "zero-aware|log",
+     .choices = "zero-aware|log|headroom",
      .help = "Series to GAF values, per class: log is log1p(x)/log1p(max); zero-aware "
-             "puts zeros at 0 and non-zero values in [0.5, 1] (log1p, min..max)."},
+             "puts zeros at 0 and non-zero values in [0.5, 1] (log1p, min..max); "
+             "headroom puts them in [0.5, 0.9], leaving room above the largest."},
     {"model.coords", CONF_BOOL, F(model.coords), .def = "true",
      .help = "Two more input planes to the network with each pixel's row and column, so "
              "that it knows which bins of the window it is drawing everywhere in the "

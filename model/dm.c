@@ -120,7 +120,7 @@ static int settings_problem(const nd_dm_settings *s, char *why, size_t len)
 {
     const nd_dm_training *t = &s->train;
     const bound b[] = {
-        {"model.scaling", s->scaling, 0, ND_GAF_LOG},
+        {"model.scaling", s->scaling, 0, ND_GAF_HEADROOM},
         {"model.mask", s->mask, 0, 1},
         {"model.prediction", s->pred, 0, ND_PRED_V},
         {"model.schedule", s->schedule, 0, ND_SCHEDULE_LINEAR},
@@ -741,7 +741,9 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e)
     uint32_t f[DMCF_U32];
     for (int i = 0; i < DMCF_U32; i++) f[i] = nd_get_u32(p + 4 * i);
     const char *sched = f[21] ? "linear" : "cosine", *pred = f[17] ? "v" : "eps",
-               *scaling = f[18] ? "log" : "zero-aware";
+               *scaling = f[18] == 1   ? "log"
+                          : f[18] == 2 ? "headroom"
+                                       : "zero-aware";
     uint64_t steps = nd_get_u64(p + 4 * DMCF_U32 + 8), params = nd_get_u64(p + 4 * DMCF_U32);
     const void *sd;
     size_t sl;

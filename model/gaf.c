@@ -106,6 +106,12 @@ void nd_gaf_decode(float *v, const float *img, int C, int L, int mode)
     }
 }
 
+/* The value that the largest training value maps to. */
+static float vtop(const nd_gaf_spec *g)
+{
+    return g->scaling == ND_GAF_HEADROOM ? ND_GAF_VMAX : 1.0f;
+}
+
 /* Raw value -> [0, 1] for channel c of a class. */
 static float scale_value(float x, const nd_gaf_spec *g, const nd_gaf_scale *s, int c)
 {
@@ -114,14 +120,16 @@ static float scale_value(float x, const nd_gaf_spec *g, const nd_gaf_scale *s, i
     if (g->scaling == ND_GAF_LOG) return s->hi[c] > 0.0f ? clamp01(l / s->hi[c]) : 0.0f;
     float span = s->hi[c] - s->lo[c];
     float u = span > 0.0f ? clamp01((l - s->lo[c]) / span) : 1.0f;
-    return ND_GAF_VMIN + (1.0f - ND_GAF_VMIN) * u;
+    return ND_GAF_VMIN + (vtop(g) - ND_GAF_VMIN) * u;
 }
 
 float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c)
 {
     if (g->scaling == ND_GAF_LOG) return expm1f(clamp01(v) * s->hi[c]);
-    float u = (v - ND_GAF_VMIN) / (1.0f - ND_GAF_VMIN);
-    u = clamp01(u);
+    /* with headroom, values above the top decode above the largest training value (u
+     * up to (1 − VMIN) / (VMAX − VMIN) = 1.25 of the span) */
+    float u = (clamp01(v) - ND_GAF_VMIN) / (vtop(g) - ND_GAF_VMIN);
+    u = u < 0.0f ? 0.0f : u;
     return expm1f(s->lo[c] + u * (s->hi[c] - s->lo[c]));
 }
 
@@ -153,7 +161,7 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
             float vi = v[c * L + i];
             int active;
             if (g->mask) active = v[(C + c) * L + i] > ND_GAF_ACTIVE;
-            else if (g->scaling == ND_GAF_ZERO_AWARE) active = vi > 0.5f * ND_GAF_VMIN;
+            else if (g->scaling != ND_GAF_LOG) active = vi > 0.5f * ND_GAF_VMIN;
             else active = vi > 0.0f;
             x[(size_t)c * L + i] = active ? nd_gaf_unscale(vi, g, s, c) : 0.0f;
         }

@@ -34,7 +34,12 @@ typedef struct nd_gaf_scale {
     float lo[ND_MAX_CHANNELS], hi[ND_MAX_CHANNELS];
 } nd_gaf_scale;
 
-enum nd_gaf_scaling { ND_GAF_ZERO_AWARE = 0, ND_GAF_LOG = 1 };
+/* ND_GAF_HEADROOM is zero-aware scaling with the largest training value below the top
+ * of the range (ND_GAF_VMAX): the image's diagonal 2v² − 1 cannot pass 1, so a sampled
+ * bin that overshoots the top would decode to exactly the class's largest value, and
+ * busy video bins sit close to it. With room above, an overshoot decodes to a value a
+ * little above the largest instead of piling up on it. */
+enum nd_gaf_scaling { ND_GAF_ZERO_AWARE = 0, ND_GAF_LOG = 1, ND_GAF_HEADROOM = 2 };
 enum nd_gaf_decode { ND_GAF_LSQ = 0, ND_GAF_DIAG = 1 };
 
 /* How windows of C channels × L bins become images. With mask, each value channel gets an
@@ -47,8 +52,10 @@ typedef struct nd_gaf_spec {
     int decode;  /* enum nd_gaf_decode */
 } nd_gaf_spec;
 
-/* Zero-aware scaling: non-zero values land in [ND_GAF_VMIN, 1], zeros at 0. */
+/* Zero-aware scaling: non-zero values land in [ND_GAF_VMIN, 1] (ND_GAF_HEADROOM:
+ * [ND_GAF_VMIN, ND_GAF_VMAX]), zeros at 0. */
 #define ND_GAF_VMIN 0.5f
+#define ND_GAF_VMAX 0.9f
 /* An activity image's bin is busy above this decoded value: √½, where the image's
  * diagonal 2v² − 1 is 0, halfway between idle (−1) and busy (+1). The network draws
  * the diagonal, so an undecided bin sits near 0 there; halfway in v (0.5, the diagonal's

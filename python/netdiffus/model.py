@@ -15,7 +15,7 @@ SCALE_MAX = 88.0
 _NET_BOUNDS = {"channels": (1, 16), "L": (1, 256), "base": (1, 512), "levels": (1, 6),
                "res_blocks": (1, 8), "attn_min_res": (0, 1024), "groups": (1, 64),
                "emb_dim": (2, 2048), "max_classes": (0, 1024), "coords": (0, 1)}
-_PRED, _SCHEDULE, _SCALING = ("eps", "v"), ("cosine", "linear"), ("zero-aware", "log")
+_PRED, _SCHEDULE, _SCALING = ("eps", "v"), ("cosine", "linear"), ("zero-aware", "log", "headroom")
 _SAMPLER, _CLIP, _DECODE = ("ddim", "ddpm", "dpmpp"), ("dynamic", "clip", "none"), \
     ("lsq", "diag")
 

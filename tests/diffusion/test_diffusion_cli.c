@@ -55,13 +55,14 @@ int main(void)
     /* train fitted the decode calibration for the stored sampler setting (ddim, 5) */
     CHECK_CONTAINS(out_text,
                    "decode calibration: 64 windows per class at step 30 (ddim 5 steps");
-    /* sampler settings may change on a resume (nothing else): stored, calibrated for */
+    /* sampling settings may change on a resume (nothing else): stored, calibrated for */
     EXPECT(0, "train", ndd, "-o", model, "--resume", "--set", "sample.sampler=dpmpp", "--set",
-           "sample.calibrate=8", "--set", "train.lr=1");
-    CHECK_CONTAINS(err_text, "other keys than sample.*");
+           "sample.calibrate=8", "--set", "model.decode=lsq", "--set", "train.lr=1");
+    CHECK_CONTAINS(err_text, "other keys than sample.* and model.decode");
     EXPECT(0, "inspect", model);
     CHECK_CONTAINS(out_text,
                    "decode calibration: 8 windows per class at step 30 (dpmpp 5 steps");
+    CHECK_CONTAINS(out_text, "decode lsq");
     EXPECT(0, "sample", model, "--count", "2", "--csv", scsv, "--calibrate", "0");
     CHECK_CONTAINS(err_text, "uncalibrated decode");
     EXPECT(2, "sample", model, "--count", "2", "--csv", scsv, "--calibrate", "-3");

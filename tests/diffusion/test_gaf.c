@@ -85,11 +85,55 @@ static void test_noisy(void)
     for (int i = 0; i < C * L; i++) CHECK(b[i] >= 0 && b[i] <= 1);
 }
 
+/* Headroom scaling: the largest training value sits at ND_GAF_VMAX, not at the top, so
+ * noise on an image of busy bins near the largest decodes to values spread around it
+ * (some above) instead of many bins at exactly the largest, as zero-aware scaling gives
+ * (the GASF diagonal cannot pass 1). */
+static void test_headroom(void)
+{
+    static float x[C * L], img[C * L * L], back[C * L];
+    nd_gaf_scale sc = {.lo = {log1pf(54.0f)}, .hi = {log1pf(2e6f)}};
+    int at_max[2] = {0, 0}, above = 0;
+    for (int s = 0; s < 2; s++) {
+        nd_gaf_spec g = {.C = 1,
+                         .L = L,
+                         .scaling = s ? ND_GAF_HEADROOM : ND_GAF_ZERO_AWARE,
+                         .mask = 0,
+                         .decode = ND_GAF_DIAG};
+        nd_rng_seed(&rng, 7);
+        for (int rep = 0; rep < 16; rep++) {
+            for (int i = 0; i < L; i++)
+                x[i] = (float)exp(log1p(2e6) - 0.5 * nd_rng_uniform(&rng));
+            nd_gaf_window_to_image(img, x, &g, &sc);
+            for (int i = 0; i < L * L; i++) img[i] += 0.1f * nd_rng_normal(&rng);
+            nd_gaf_image_to_window(back, img, &g, &sc, -1);
+            for (int i = 0; i < L; i++) {
+                CHECK(back[i] > 0.0f);
+                at_max[s] += fabsf(log1pf(back[i]) - sc.hi[0]) < 1e-3f;
+                if (s) above += log1pf(back[i]) > sc.hi[0] + 1e-3f;
+            }
+        }
+    }
+    fprintf(stderr,
+            "bins decoded at the largest value: zero-aware %d, headroom %d of %d; "
+            "above it (headroom) %d\n",
+            at_max[0], at_max[1], 16 * L, above);
+    CHECK(at_max[0] > 16 * L / 10);
+    CHECK(at_max[1] < 16 * L / 100); /* only by chance within 1e-3 of it */
+    CHECK(above > 0);
+    /* and exactly the largest value still round-trips */
+    nd_gaf_spec g = {.C = 1, .L = L, .scaling = ND_GAF_HEADROOM, .decode = ND_GAF_DIAG};
+    x[0] = 2e6f;
+    nd_gaf_window_to_image(img, x, &g, &sc);
+    CHECK_NEAR(img[0], 2 * ND_GAF_VMAX * ND_GAF_VMAX - 1, 1e-5, 0);
+}
+
 int main(void)
 {
     nd_rng_seed(&rng, 42);
     test_round_trip();
-    for (int s = 0; s < 2; s++)
+    test_headroom();
+    for (int s = 0; s < 3; s++)
         for (int m = 0; m < 2; m++) test_window_round_trip(s, m);
     test_noisy();
     return 0;
