@@ -382,7 +382,7 @@ nd_dataset *nd_csv_read_mem(const char *text, size_t len, const char *name, uint
                             nd_error *e);
 /* Windows from a dataset file or a series CSV: by the name's suffix (.ndd, .csv), else
  * (standard input "-" too) by the content, the container's magic bytes telling. bin_ns is
- * the bin width of a CSV. */
+ * the bin width of a CSV, which does not carry one: 0 refuses a CSV (ND_EUSAGE). */
 nd_dataset *nd_windows_read(const char *path, uint64_t bin_ns, nd_error *e);
 
 /* ------------------------------------------------------------------------------------ */

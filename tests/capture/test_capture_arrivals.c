@@ -21,8 +21,12 @@ static void write_flows(const char *path, uint64_t t0, int n, uint64_t gap_ms)
     pcap_out_open(&o, path, DLT_EN10MB, 1);
     static uint8_t buf[16384];
     for (int i = 0; i < n; i++) {
-        pkt_spec s = {.src = "10.0.0.1", .dst = "10.0.0.2", .sport = (uint16_t)(1000 + i),
-                      .dport = 53, .proto = 17, .ip_total = 100};
+        pkt_spec s = {.src = "10.0.0.1",
+                      .dst = "10.0.0.2",
+                      .sport = (uint16_t)(1000 + i),
+                      .dport = 53,
+                      .proto = 17,
+                      .ip_total = 100};
         pcap_out_write(&o, t0 + (uint64_t)i * MS(gap_ms), buf, pkt_build(buf, &s), 0);
     }
     pcap_out_close(&o);
@@ -52,8 +56,8 @@ int main(void)
     snprintf(a, sizeof a, "%s/a.pcap", dir);
     snprintf(b, sizeof b, "%s/b.pcap", dir);
     snprintf(c3, sizeof c3, "%s/c.pcap", dir);
-    write_flows(a, T2017, 21, 100);                                   /* 10 flows/s, 2 s */
-    write_flows(b, T2020, 11, 500);                                   /* 2 flows/s, 5 s */
+    write_flows(a, T2017, 21, 100);                                  /* 10 flows/s, 2 s */
+    write_flows(b, T2020, 11, 500);                                  /* 2 flows/s, 5 s */
     write_flows(c3, T2020 + 24 * ND_NS_PER_HOUR + MS(250), 5, 1000); /* 1 flow/s, 4 s */
 
     capture_opts opt;
@@ -100,8 +104,8 @@ int main(void)
     CHECK_U64_EQ(seen, MS(11000));
 
     /* through the dataset file and back */
-    nd_dataset *ds = nd_dataset_new(2, (const char *[]){"bytes_down", "bytes_up"}, 4,
-                                    ND_NS_PER_SEC);
+    nd_dataset *ds =
+        nd_dataset_new(2, (const char *[]){"bytes_down", "bytes_up"}, 4, ND_NS_PER_SEC);
     CHECK(ds);
     CHECK_EQ(capture_ctx_to_dataset(c, ds, &e), 0);
     char path[80];
