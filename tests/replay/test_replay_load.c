@@ -39,12 +39,15 @@ static load measure(const char *path)
     struct pcap_pkthdr *h;
     const u_char *d;
     while (pcap_next_ex(p, &h, &d) == 1) {
-        uint64_t ts = (uint64_t)h->ts.tv_sec * ND_NS_PER_SEC + (uint64_t)h->ts.tv_usec - EPOCH_NS;
+        uint64_t ts =
+            (uint64_t)h->ts.tv_sec * ND_NS_PER_SEC + (uint64_t)h->ts.tv_usec - EPOCH_NS;
         tframe f = tframe_parse(d, h->caplen);
         m.packets++, m.bytes += h->len, m.last = ts;
         /* the flow: both directions' 5-tuple, in one order */
-        uint64_t a = (uint64_t)tget32(f.src) << 16 | f.sport, b = (uint64_t)tget32(f.dst) << 16 | f.dport;
-        uint64_t key = (a < b ? a * 0x9e3779b97f4a7c15ull + b : b * 0x9e3779b97f4a7c15ull + a) | 1;
+        uint64_t a = (uint64_t)tget32(f.src) << 16 | f.sport,
+                 b = (uint64_t)tget32(f.dst) << 16 | f.dport;
+        uint64_t key =
+            (a < b ? a * 0x9e3779b97f4a7c15ull + b : b * 0x9e3779b97f4a7c15ull + a) | 1;
         uint32_t i = (uint32_t)(key >> 40) & (SLOTS - 1);
         while (t[i].key && t[i].key != key) i = (i + 1) & (SLOTS - 1);
         if (!t[i].key) t[i] = (fl){key, ts, ts}, m.flows++;
