@@ -200,21 +200,23 @@ static int class_ready(sched *s, uint32_t c)
         sum += (double)st->arrival_hist[b] * ((double)first + (double)width / 2);
     }
     if (n > 0) s->arr_mean[c] = sum / n;
-    if (!s->quiet && (!pc->has_sizes || !pc->has_iat || !st->flows || !s->arr[c].n)) {
-        char missing[192] = "", using[192] = "";
+    /* files from before per-input arrivals have flows but no inputs: their first and
+     * last flow start may be years apart (unrelated captures), no rate */
+    if (!s->quiet && !s->arr[c].n)
+        nd_info("replay: class '%s' has no flow arrivals %s: its flows start evenly spread",
+                pc->name,
+                st->flows && !st->arrival_inputs
+                    ? "measured per input (the file predates them: capture again to replay "
+                      "the captured arrivals)"
+                    : "in its statistics");
+    if (!s->quiet && (!pc->has_sizes || !pc->has_iat || !st->flows)) {
+        char missing[96] = "", using[160] = "";
         if (!pc->has_sizes)
             strcat(missing, ", packet sizes"), strcat(using, ", MTU-sized frames");
         if (!pc->has_iat)
             strcat(missing, ", inter-arrival times"), strcat(using, ", even send times");
         if (!st->flows) strcat(missing, ", flow mix"), strcat(using, ", TCP/IPv4 to port 443");
-        /* files from before per-input arrivals have flows but no inputs: their first and
-         * last flow start may be years apart (unrelated captures), no rate */
-        if (!s->arr[c].n)
-            strcat(missing, st->flows && !st->arrival_inputs
-                                ? ", flow arrivals per input (the file predates them: "
-                                  "capture again)"
-                                : ", flow arrivals"),
-                strcat(using, ", evenly spread flow starts");
+
         nd_info("replay: class '%s' has no statistics of %s: using %s", pc->name, missing + 2,
                 using + 2);
     }
@@ -416,7 +418,9 @@ static int plan_loop(sched *s, uint64_t l, uint64_t dur_series)
         s->plan[i] = (plan_ent){t < 1.8e19 ? (uint64_t)t : (uint64_t)1.8e19, w};
         if (s->plan[i].t > last) last = s->plan[i].t;
     }
-    s->plan_span = timed ? last : last + window_ns;
+    /* an evenly spread pass fills the duration; without one, the next starts a window
+     * after the last start */
+    s->plan_span = timed ? last : dur_series ? spread : last + window_ns;
     return 0;
 }
 
@@ -612,9 +616,10 @@ static int conc_start(sched *s, const part_job *j, sched_heap *q, plan_cursor *c
 }
 
 /* Load targets: at most one, checked here. For --flows-per-s, --pps and --mbps it sets the
- * flow rate: what an average flow of the plan sends is measured by packetizing the first
- * flows of the first pass (the packets they will send), and the rate is the target over
- * that. Said (queue 0): the flows it takes, and a target the class mix cannot reach. */
+ * flow rate: what an average flow of the plan sends is measured by packetizing flows of
+ * the first pass (all of it, or 4096 spread over it; the packets they will send), and the
+ * rate is the target over that. Said (queue 0): the flows it takes, and a target the class mix
+ * cannot reach. */
 static int load_target(sched *s, const part_job *j, nd_error *e)
 {
     const replay_opts *o = s->o;
@@ -642,14 +647,15 @@ static int load_target(sched *s, const part_job *j, nd_error *e)
                             name, o->speed);
     s->lead = (uint64_t)s->lay.L * s->lay.bin_ns;
     double pk = 0, by = 0, life = 0;
-    uint32_t m = s->n_plan < 256 ? s->n_plan : 256;
-    for (uint32_t i = 0; i < m; i++) {
+    uint32_t m = s->n_plan < 4096 ? s->n_plan : 4096;
+    for (uint32_t k = 0; k < m; k++) {
+        uint32_t i = (uint32_t)((uint64_t)k * s->n_plan / m); /* spread over the pass */
         pkt_flow f;
         memset(&f, 0, sizeof f);
         flow_setup(s, &f, i, s->plan[i].w, 0);
         int more;
         while ((more = pkt_flow_next_bin(&f, &s->lay)) > 0)
-            for (uint32_t k = 0; k < f.n; k++) pk++, by += f.pk[k].len;
+            for (uint32_t x = 0; x < f.n; x++) pk++, by += f.pk[x].len;
         if (f.first_bin != UINT32_MAX)
             life += (double)(f.last_bin + 1 - f.first_bin) * (double)s->lay.bin_ns / 1e9;
         pkt_flow_free(&f);
@@ -672,10 +678,11 @@ static int load_target(sched *s, const part_job *j, nd_error *e)
                             name, target, pk, by, life, bps / 1e9, j->line_bps / 1e9);
     if (!o->concurrency) s->target_rate = rate;
     if (s->quiet) return 0;
-    nd_info("replay: %s %g: %.4g flows/s of %.1f packets, %.0f frame bytes and %.3g s each on "
-            "average (the class mix of the first %u flows): %.4g pps, %.4g Mbit/s, %.4g flows "
-            "active",
-            name, target, rate, pk, by, life, m, rate * pk, bps / 1e6, rate * life);
+    nd_info(
+        "replay: %s %g: %.4g flows/s of %.1f packets, %.0f frame bytes and %.3g s each on "
+        "average (the class mix of %u flows of the plan): %.4g pps, %.4g Mbit/s, %.4g flows "
+        "active",
+        name, target, rate, pk, by, life, m, rate * pk, bps / 1e6, rate * life);
     if (!o->concurrency && rate * life < 1)
         nd_warn("replay: %s %g keeps %.2f flows active on average: the class mix's flows "
                 "(%.3g s, %.1f packets each) are too few to hold the load steady; it comes "
