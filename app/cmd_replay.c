@@ -59,9 +59,13 @@ static const char help[] =
     "      --seed S       random seed of the sampled windows, sizes, times, addresses and\n"
     "                     ports (default replay.seed)\n"
     "      --loop N       passes over the flows; 0 = until --duration or Ctrl-C\n"
-    "      --duration D   stop after D of output time (e.g. 30s); flows without a known\n"
-    "                     arrival rate are spread over D\n"
-    "      --bin D        bin width of a series CSV (default: capture.bin of the config)\n"
+    "      --duration D   stop after D of output time (e.g. 30s); without --loop, passes\n"
+    "                     over the flows repeat until D; flows of a class without\n"
+    "                     captured arrivals are spread over D\n"
+    "      --bin D        bin width of a series CSV (a CSV does not say it): the one of\n"
+    "                     the capture or model it came from; default capture.bin of\n"
+    "                     the config given with -c, else required. A dataset file has\n"
+    "                     its own: --bin must then equal it\n"
     "      --spin D       busy-wait the last D before each deadline, sleep before that\n"
     "                     (default 30us; more helps on hosts with slow wake-ups)\n"
     "      --json         print the summary on stdout as one JSON object (README.md)\n"
@@ -69,6 +73,13 @@ static const char help[] =
     "                     a second, and a last one with \"final\": true (docs/REPLAY.md)\n"
     "      --metrics-port PORT  serve them as Prometheus text on\n"
     "                     http://127.0.0.1:PORT/metrics while packets are sent\n"
+    "\n"
+    "Load targets (one at a time, in output time; --speed 1 or max; the run holds the\n"
+    "load from its first packet on, docs/REPLAY.md):\n"
+    "      --concurrency N  keep N flows active: a flow that ends is replaced at once\n"
+    "      --flows-per-s R  start R flows a second (gaps shaped like the captured ones)\n"
+    "      --pps P        start flows at the rate that makes P packets a second\n"
+    "      --mbps M       start flows at the rate that makes M Mbit/s of frames\n"
     "\n"
     "Bounds (the run ends as when its flows are done: the pcap is complete and valid):\n"
     "      --max-bytes N  end before the frame that would pass N frame bytes (e.g. 1G;\n"
@@ -210,7 +221,11 @@ enum {
     OPT_LOOP,
     OPT_MAX_BYTES,
     OPT_MAX_PACKETS,
-    OPT_LINE_RATE
+    OPT_LINE_RATE,
+    OPT_CONCURRENCY,
+    OPT_FLOWS_PER_S,
+    OPT_PPS,
+    OPT_MBPS
 };
 
 static const struct option longs[] = {
@@ -229,6 +244,10 @@ static const struct option longs[] = {
     {"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
     {"max-packets", required_argument, NULL, OPT_MAX_PACKETS},
     {"line-rate", required_argument, NULL, OPT_LINE_RATE},
+    {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
+    {"flows-per-s", required_argument, NULL, OPT_FLOWS_PER_S},
+    {"pps", required_argument, NULL, OPT_PPS},
+    {"mbps", required_argument, NULL, OPT_MBPS},
     CLI_JSON_OPTION,
     CLI_WATCH_OPTIONS,
     {0},
@@ -242,6 +261,7 @@ typedef struct replay_args {
     int have_flows, have_seed, have_loop, have_max_packets;
     int json;
     cli_watch watch;
+    const char *load[4]; /* --concurrency, --flows-per-s, --pps, --mbps */
 } replay_args;
 
 /* --flows, --seed, --loop, --max-packets: whole numbers. 0 or ND_EXIT_USAGE. */
@@ -277,7 +297,8 @@ static int take(replay_args *r, const cli_args *a, int c)
                         : c == OPT_MAX_BYTES ? &r->max_bytes
                         : c == OPT_LINE_RATE ? &r->line_rate
                                              : NULL;
-    if (text) *text = a->val;
+    if (c >= OPT_CONCURRENCY && c <= OPT_MBPS) r->load[c - OPT_CONCURRENCY] = a->val;
+    else if (text) *text = a->val;
     else if (c == OPT_FLOWS || c == OPT_SEED || c == OPT_LOOP || c == OPT_MAX_PACKETS)
         return take_number(r, a, c);
     else if (c == CLI_OPT_JSON) r->json = 1;
@@ -312,6 +333,33 @@ static int parse(replay_args *r, int argc, char **argv)
         return cli_usage_error("replay", "no sink: --to pcap:FILE|iface:NAME|dpdk:EAL-ARGS");
     if (!strncmp(r->to, "pcap:", 5) && cli_json_check("replay", r->json, r->to + 5))
         return ND_EXIT_USAGE;
+    return 0;
+}
+
+/* --concurrency, --flows-per-s, --pps, --mbps into o: 0 or ND_EXIT_USAGE once said. */
+static int load_options(replay_opts *o, const replay_args *r)
+{
+    static const char *const names[4] = {"--concurrency", "--flows-per-s", "--pps", "--mbps"};
+    double v[4] = {0};
+    int n = 0;
+    for (int i = 0; i < 4; i++) {
+        if (!r->load[i]) continue;
+        n++;
+        if (cli_parse_double(r->load[i], &v[i]) || !(v[i] > 0) || v[i] > 1e12 ||
+            (i == 0 && (v[i] != floor(v[i]) || v[i] > 10000000)))
+            return cli_usage_error("replay", "%s: expected %s, got '%s'", names[i],
+                                   i == 0 ? "a whole number from 1 to 10000000"
+                                          : "a number more than 0",
+                                   r->load[i]);
+    }
+    if (n > 1)
+        return cli_usage_error("replay",
+                               "give one load target of --concurrency, --flows-per-s, --pps "
+                               "and --mbps");
+    o->concurrency = (uint32_t)v[0];
+    o->flows_per_s = v[1];
+    o->pps = v[2];
+    o->mbps = v[3];
     return 0;
 }
 
@@ -355,9 +403,12 @@ static int options(replay_opts *o, uint64_t *bin_ns, const replay_args *r, const
                                    ND_MAX_LINE_BPS / 1e9, r->line_rate);
         o->line_bps = g * 1e9;
     }
-    *bin_ns = cfg->capture.bin_ns;
+    *bin_ns = r->config ? cfg->capture.bin_ns : 0; /* 0: the file's own, or unknown */
     if (r->bin && (nd_parse_duration(r->bin, bin_ns, &e) || !*bin_ns))
         return cli_usage_error("replay", "--bin: %s", *bin_ns ? e.msg : "must be more than 0");
+    if (load_options(o, r)) return ND_EXIT_USAGE;
+    /* a run of a set duration never runs out of flows unless --loop says how many passes */
+    if (o->duration_ns && !r->have_loop) o->loop = 0;
     if (!strncmp(r->to, "pcap:", 5) && o->loop == 0 && !o->duration_ns && !o->max_bytes &&
         !o->max_packets)
         nd_warn("replay: --loop 0 without --duration, --max-bytes or --max-packets writes "
@@ -365,14 +416,31 @@ static int options(replay_opts *o, uint64_t *bin_ns, const replay_args *r, const
     return 0;
 }
 
-/* The series file of r into *ds. An exit code. */
+/* The series file of r into *ds, its bin width stated and checked: a dataset file has
+ * its own (--bin must agree); a CSV has none, so --bin or the config's capture.bin
+ * (bin_ns; 0 when neither was given: the CSV is refused) gives it. An exit code. */
 static int series_load(nd_dataset **ds, const replay_args *r, uint64_t bin_ns)
 {
     nd_error e = {0};
     *ds = nd_windows_read(r->series, bin_ns, &e);
-    if (*ds) return ND_EXIT_OK;
-    nd_err("%s", e.msg);
-    return cli_exit_code(e.code);
+    if (!*ds) {
+        nd_err("%s%s", e.msg,
+               e.code == ND_EUSAGE ? ": give --bin (the capture.bin of the capture, or the "
+                                     "bin width of the model, it came from: `netdiffus "
+                                     "inspect` shows it) or -c CONF with capture.bin"
+                                   : "");
+        return cli_exit_code(e.code);
+    }
+    char have[32], want[32];
+    nd_format_duration((*ds)->bin_ns, have, sizeof have);
+    if (r->bin && bin_ns != (*ds)->bin_ns) { /* a dataset file: it has its own */
+        nd_format_duration(bin_ns, want, sizeof want);
+        nd_err("replay: %s has bins of %s, not %s (--bin): leave --bin out for a dataset file",
+               r->series, have, want);
+        return ND_EXIT_USAGE;
+    }
+    nd_info("replay: %s: windows of %u bins of %s", r->series, (*ds)->L, have);
+    return ND_EXIT_OK;
 }
 
 /* The model of r and the share of flows per class (*w), checked before the sink is

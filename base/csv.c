@@ -366,9 +366,18 @@ static int has_suffix(const char *s, const char *suffix)
     return n > k && !strcasecmp(s + n - k, suffix);
 }
 
+/* A CSV read without a bin width: refused, since it does not carry one. */
+static nd_dataset *no_bin(const char *name, nd_error *e)
+{
+    nd_error_set(e, ND_EUSAGE,
+                 "%s: a series CSV does not carry its bin width, and none was given", name);
+    return NULL;
+}
+
 nd_dataset *nd_windows_read(const char *path, uint64_t bin_ns, nd_error *e)
 {
-    if (has_suffix(path, ".csv")) return nd_csv_read(path, bin_ns, e);
+    if (has_suffix(path, ".csv"))
+        return bin_ns ? nd_csv_read(path, bin_ns, e) : no_bin(path, e);
     if (has_suffix(path, ".ndd")) return nd_dataset_load(path, e);
     /* Any other name, standard input among them: the container's magic tells. */
     char *text;
@@ -381,7 +390,7 @@ nd_dataset *nd_windows_read(const char *path, uint64_t bin_ns, nd_error *e)
         ds = r ? nd_dataset_from_container(r, e) : NULL;
         ndf_close(r);
     } else {
-        ds = nd_csv_read_mem(text, len, name, bin_ns, e);
+        ds = bin_ns ? nd_csv_read_mem(text, len, name, bin_ns, e) : no_bin(name, e);
     }
     free(text);
     return ds;

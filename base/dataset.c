@@ -55,10 +55,16 @@ static void io_u16(stat_io *io, uint16_t *v, size_t count)
     }
 }
 
+/* The STAT record's layouts (the u32 after the record size): 0 ends at last_flow_ns;
+ * 1 adds the arrivals measured within each input. A reader reads every layout up to its
+ * own, so that the files of earlier builds still load (their arrivals stay zero). */
+#define STAT_LAYOUT 1u
+
 /* The capture module owns nd_class_stats: a field added there is added here, in the same
- * place for both directions. The record size is stored in STAT, so that a file written
- * with another list is refused with a clear message instead of being misread. */
-static void stats_fields(stat_io *io, nd_class_stats *s)
+ * place for both directions, behind a new layout. The record size and layout are stored
+ * in STAT, so that a file written with another list is refused with a clear message
+ * instead of being misread. */
+static void stats_fields(stat_io *io, nd_class_stats *s, uint32_t layout)
 {
     for (int d = 0; d < 2; d++) io_u64(io, s->size_hist[d], ND_SIZE_HIST);
     for (int d = 0; d < 2; d++) io_u64(io, s->iat_hist[d], ND_IAT_HIST);
@@ -72,28 +78,60 @@ static void stats_fields(stat_io *io, nd_class_stats *s)
     io_u64(io, &s->flows, 1);
     io_u64(io, &s->first_flow_ns, 1);
     io_u64(io, &s->last_flow_ns, 1);
+    if (layout < 1) return;
+    io_u64(io, &s->arrival_inputs, 1);
+    io_u64(io, s->arrival_hist, ND_ARRIVAL_HIST);
+    io_u64(io, &s->arrival_gap_ns, 1);
+    io_u64(io, s->hour_flows, ND_DAY_HOURS);
+    io_u64(io, s->hour_seen_ns, ND_DAY_HOURS);
 }
 
-static size_t stats_record_size(void)
+static size_t stats_record_size(uint32_t layout)
 {
     static nd_class_stats dummy;
     stat_io io = {0};
-    stats_fields(&io, &dummy);
+    stats_fields(&io, &dummy, layout);
     return io.n;
 }
 
-size_t nd_stats_record_bytes(void) { return stats_record_size(); }
+size_t nd_stats_record_bytes(void) { return stats_record_size(STAT_LAYOUT); }
 
 void nd_stats_encode(unsigned char *rec, const nd_class_stats *s)
 {
     stat_io io = {.w = rec};
-    stats_fields(&io, (nd_class_stats *)s); /* encoding only reads s */
+    stats_fields(&io, (nd_class_stats *)s, STAT_LAYOUT); /* encoding only reads s */
 }
 
 void nd_stats_decode(nd_class_stats *s, const unsigned char *rec)
 {
     stat_io io = {.r = rec};
-    stats_fields(&io, s);
+    stats_fields(&io, s, STAT_LAYOUT);
+}
+
+uint32_t nd_arrival_bucket(uint64_t gap_ns)
+{
+    if (gap_ns < 4) return (uint32_t)gap_ns;
+    uint32_t e = (uint32_t)(63 - __builtin_clzll(gap_ns));
+    return 4 * (e - 1) + (uint32_t)((gap_ns >> (e - 2)) & 3);
+}
+
+double nd_arrival_rate(const nd_class_stats *s)
+{
+    uint64_t gaps = 0;
+    for (int i = 0; i < ND_ARRIVAL_HIST; i++) gaps += s->arrival_hist[i];
+    return gaps && s->arrival_gap_ns ? (double)gaps * 1e9 / (double)s->arrival_gap_ns : 0;
+}
+
+void nd_arrival_range(uint32_t b, uint64_t *first_ns, uint64_t *width_ns)
+{
+    if (b < 4) {
+        *first_ns = b;
+        *width_ns = 1;
+        return;
+    }
+    uint32_t e = b / 4 + 1, s = b % 4;
+    *width_ns = 1ull << (e - 2);
+    *first_ns = (1ull << e) + s * *width_ns;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -292,9 +330,7 @@ static void enc_class(const nd_dataset *ds, uint64_t i, unsigned char *rec)
 
 static void enc_stats(const nd_dataset *ds, uint64_t i, unsigned char *rec)
 {
-    /* Encoding only reads the struct; stats_fields takes it non-const for decoding. */
-    stat_io io = {.w = rec};
-    stats_fields(&io, (nd_class_stats *)&ds->stats[i]);
+    nd_stats_encode(rec, &ds->stats[i]);
 }
 
 static void enc_window(const nd_dataset *ds, uint64_t i, unsigned char *rec)
@@ -336,8 +372,9 @@ int nd_dataset_write_sections(const nd_dataset *ds, ndf_writer *w, int with_wind
     size_t meta_len = META_FIXED + (size_t)ds->n_channels * ND_NAME_MAX;
 
     unsigned char stat_hdr[8] = {0};
-    size_t rec = stats_record_size();
+    size_t rec = nd_stats_record_bytes();
     nd_put_u32(stat_hdr, (uint32_t)rec);
+    nd_put_u32(stat_hdr + 4, STAT_LAYOUT);
 
     const char *conf = ds->config_yaml ? ds->config_yaml : "";
     int rc = ndf_write_section(w, TAG_META, meta, meta_len, e);
@@ -440,18 +477,24 @@ static int decode(const ndf_reader *r, nd_dataset **out, nd_error *e)
         return nd_error_set(e, ND_EFORMAT, "%s: META: %llu windows cannot fit any file", p,
                             (unsigned long long)N);
     const unsigned char *clas = NULL, *stat, *vals = NULL, *labl = NULL, *grup = NULL;
-    size_t rec = stats_record_size();
     if ((rc = section(r, TAG_CLAS, (uint64_t)K * ND_NAME_MAX, &clas, e))) return rc;
     if ((rc = ndf_find(r, TAG_STAT, &mv, &mlen, e))) return rc;
     stat = mv;
     if (mlen < 8)
         return nd_error_set(e, ND_EFORMAT, "%s: section STAT is %zu bytes, expected at least 8",
                             p, mlen);
+    uint32_t layout = nd_get_u32(stat + 4);
+    if (layout > STAT_LAYOUT)
+        return nd_error_set(e, ND_EVERSION,
+                            "%s: STAT record layout %u, this build reads layouts up to %u: the "
+                            "file comes from a newer netdiffus version",
+                            p, layout, STAT_LAYOUT);
+    size_t rec = stats_record_size(layout);
     if (nd_get_u32(stat) != rec)
         return nd_error_set(e, ND_EVERSION,
-                            "%s: STAT records are %u bytes, this build reads %zu: the file "
-                            "comes from another netdiffus version",
-                            p, nd_get_u32(stat), rec);
+                            "%s: STAT records are %u bytes, this build reads %zu for layout "
+                            "%u: the file comes from another netdiffus version",
+                            p, nd_get_u32(stat), rec, layout);
     if ((rc = section(r, TAG_STAT, 8 + (uint64_t)K * rec, &stat, e))) return rc;
     if ((rc = section(r, TAG_VALS, N * wbytes, &vals, e))) return rc;
     if ((rc = section(r, TAG_LABL, N * 2, &labl, e))) return rc;
@@ -493,7 +536,7 @@ static int decode(const ndf_reader *r, nd_dataset **out, nd_error *e)
         if ((uint32_t)idx != k)
             return nd_error_set(e, ND_EFORMAT, "%s: class name '%s' appears twice", p, name);
         stat_io io = {.r = stat + 8 + (size_t)k * rec};
-        stats_fields(&io, &ds->stats[k]);
+        stats_fields(&io, &ds->stats[k], layout);
     }
     if (N && (rc = reserve(ds, N))) return nd_error_set(e, rc, "%s: out of memory", p);
     size_t wf = (size_t)C * L;

@@ -71,11 +71,8 @@ static void stats_json(nd_json *j, const nd_class_stats *s)
     nd_json_u64(l4, "udp", s->l4_flows[ND_L4_UDP]);
     nd_json_u64(l4, "other", s->l4_flows[ND_L4_OTHER]);
     nd_json_u64(j, "ipv6_flows", s->ipv6_flows);
-    nd_json_num(j, "flows_per_s",
-                s->flows > 1 && s->last_flow_ns > s->first_flow_ns
-                    ? (double)(s->flows - 1) * 1e9 /
-                          (double)(s->last_flow_ns - s->first_flow_ns)
-                    : NAN);
+    double rate = nd_arrival_rate(s);
+    nd_json_num(j, "flows_per_s", rate > 0 ? rate : NAN);
     nd_json *ports = nd_json_arr(j, "top_ports");
     for (int i = 0; i < ND_PORT_TOP && s->port_count[i]; i++) {
         nd_json *p = nd_json_obj(ports, NULL);
@@ -106,9 +103,12 @@ static void print_stats(FILE *out, const nd_class_stats *s)
         say(out, " (tcp %.0f%%, udp %.0f%%, other %.0f%%; ipv6 %.0f%%)",
             pct(s->l4_flows[ND_L4_TCP], l4), pct(s->l4_flows[ND_L4_UDP], l4),
             pct(s->l4_flows[ND_L4_OTHER], l4), pct(s->ipv6_flows, l4));
-    if (s->flows > 1 && s->last_flow_ns > s->first_flow_ns)
-        say(out, ", %.3g flows/s",
-            (double)(s->flows - 1) * 1e9 / (double)(s->last_flow_ns - s->first_flow_ns));
+    double rate = nd_arrival_rate(s);
+    if (rate > 0)
+        say(out, ", %.3g flows/s within %llu input(s)", rate,
+            (unsigned long long)s->arrival_inputs);
+    else if (s->flows && !s->arrival_inputs)
+        say(out, ", arrivals not measured per input (an older file: capture it again)");
     say(out, "\n");
 
     uint64_t ports = 0;

@@ -246,10 +246,13 @@ const char *ndf_path(const ndf_reader *r);
 #define ND_MAX_CHANNELS 8
 #define ND_MAX_BINS     65536 /* L */
 
-#define ND_SIZE_HIST 1519 /* frame bytes 0..1517 by byte; 1518 holds 1518 and larger */
-#define ND_IAT_HIST  64   /* bucket k: inter-arrival in [2^k, 2^(k+1)) ns; 0 holds 0..1 ns */
-#define ND_PORT_TOP  32   /* most frequent server ports kept per class */
-#define ND_MSS_TOP   8    /* most frequent TCP MSS options kept per class */
+#define ND_SIZE_HIST    1519 /* frame bytes 0..1517 by byte; 1518 holds 1518 and larger */
+#define ND_IAT_HIST     64   /* bucket k: inter-arrival in [2^k, 2^(k+1)) ns; 0 holds 0..1 ns */
+#define ND_PORT_TOP     32   /* most frequent server ports kept per class */
+#define ND_MSS_TOP      8    /* most frequent TCP MSS options kept per class */
+#define ND_ARRIVAL_HIST 252  /* flow inter-arrival gaps: nd_arrival_bucket */
+#define ND_DAY_HOURS    24
+#define ND_NS_PER_HOUR  (3600ull * ND_NS_PER_SEC)
 
 enum nd_dir { ND_DOWN = 0, ND_UP = 1 }; /* down = server→client, up = client→server */
 enum nd_l4 { ND_L4_TCP = 0, ND_L4_UDP = 1, ND_L4_OTHER = 2 };
@@ -267,9 +270,27 @@ typedef struct nd_class_stats {
     uint16_t mss[ND_MSS_TOP]; /* TCP MSS options seen on SYNs, most frequent first */
     uint64_t mss_count[ND_MSS_TOP];
     uint64_t flows;         /* flows started in this class */
-    uint64_t first_flow_ns; /* first and last flow start (capture clock): */
-    uint64_t last_flow_ns;  /*   arrival rate = (flows - 1) / span */
+    uint64_t first_flow_ns; /* first and last flow start (capture clock), over all */
+    uint64_t last_flow_ns;  /*   inputs: not a rate (inputs may be years apart) */
+    /* Arrivals, measured within each input's own time span (docs/REPLAY.md, "Arrivals"):
+     * files from before them have arrival_inputs 0. */
+    uint64_t arrival_inputs;                /* inputs in which the class started a flow */
+    uint64_t arrival_hist[ND_ARRIVAL_HIST]; /* gaps between consecutive flow starts of
+                                               the class within one input */
+    uint64_t arrival_gap_ns;                /* their sum (the rate: gaps / sum) */
+    uint64_t hour_flows[ND_DAY_HOURS];      /* flows started in each UTC hour of the day */
+    uint64_t hour_seen_ns[ND_DAY_HOURS];    /* time the inputs covered in that hour */
 } nd_class_stats;
+
+/* Bucket of a flow inter-arrival gap: 0..3 hold 0..3 ns, then four equal buckets per
+ * octave, bucket 4(e-1)+s holding [2^e + s*2^(e-2), 2^e + (s+1)*2^(e-2)) ns: a bucket is
+ * at most 25 % wide, and 252 of them reach every u64. nd_arrival_range gives bucket b's
+ * first value and width. */
+uint32_t nd_arrival_bucket(uint64_t gap_ns);
+void nd_arrival_range(uint32_t b, uint64_t *first_ns, uint64_t *width_ns);
+/* Flow starts per second of the class within its inputs (gaps / their sum); 0 when no
+ * input held two of its flows, or the statistics predate per-input arrivals. */
+double nd_arrival_rate(const nd_class_stats *s);
 
 /* The STAT record (docs/FORMATS.md §2): its size, and one class's statistics into and
  * out of it (also the STATS frames of live's window streams). */
@@ -361,7 +382,7 @@ nd_dataset *nd_csv_read_mem(const char *text, size_t len, const char *name, uint
                             nd_error *e);
 /* Windows from a dataset file or a series CSV: by the name's suffix (.ndd, .csv), else
  * (standard input "-" too) by the content, the container's magic bytes telling. bin_ns is
- * the bin width of a CSV. */
+ * the bin width of a CSV, which does not carry one: 0 refuses a CSV (ND_EUSAGE). */
 nd_dataset *nd_windows_read(const char *path, uint64_t bin_ns, nd_error *e);
 
 /* ------------------------------------------------------------------------------------ */

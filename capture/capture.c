@@ -126,6 +126,8 @@ typedef struct class_state {
     uint64_t *port_counts; /* (65536) server ports, allocated with the class's first flow */
     uint64_t *mss_counts;  /* (65536) */
     uint64_t windows;
+    uint64_t arrival_prev; /* the class's last flow start in this input */
+    int arrival_seen;      /* it has one */
 } class_state;
 
 typedef struct linktype_filters {
@@ -168,6 +170,9 @@ struct capture_ctx {
     int error;
     uint64_t cnt[CNT_N];
     uint64_t flows_started;
+    uint64_t input_first; /* first flow start of this input: its time span begins */
+    int input_started;
+    uint32_t arrival_share; /* reads 1/arrival_share of an input's flows (lcores) */
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -322,6 +327,7 @@ capture_ctx *capture_ctx_new(const capture_opts *o, const char *force_class,
     c->on_window = on_window;
     c->user = user;
     c->next_group = 1;
+    c->arrival_share = 1;
 
     c->classes = calloc((size_t)o->n_classes + 1, sizeof *c->classes);
     if (!c->classes) goto nomem;
@@ -687,6 +693,24 @@ static inline void prefetch_end(const capture_ctx *c, uint32_t i)
         capture_prefetch(w + b);
 }
 
+/* Adds the time [a, b) of one input to every class's hours of the day (what its flows
+ * per hour are divided by), as 1/arrival_share of it on an lcore. */
+static void stats_input_span(capture_ctx *c, uint64_t a, uint64_t b)
+{
+    uint64_t seen[ND_DAY_HOURS] = {0}, share = c->arrival_share;
+    uint64_t days = (b - a) / (ND_DAY_HOURS * ND_NS_PER_HOUR);
+    for (int h = 0; h < ND_DAY_HOURS; h++) seen[h] = days * ND_NS_PER_HOUR;
+    for (uint64_t t = a + days * ND_DAY_HOURS * ND_NS_PER_HOUR; t < b;) {
+        uint64_t end = (t / ND_NS_PER_HOUR + 1) * ND_NS_PER_HOUR;
+        if (end > b) end = b;
+        seen[t / ND_NS_PER_HOUR % ND_DAY_HOURS] += end - t;
+        t = end;
+    }
+    for (uint32_t i = 0; i < c->n_classes; i++)
+        for (int h = 0; h < ND_DAY_HOURS; h++)
+            c->classes[i].st.hour_seen_ns[h] += seen[h] / share;
+}
+
 void capture_ctx_flush(capture_ctx *c)
 {
     /* Every flow ends, in LRU order. In a large table they are all in memory, not in cache
@@ -711,6 +735,10 @@ void capture_ctx_flush(capture_ctx *c)
         flow_end(c, c->lru_head, c->now - f->last_ts > c->idle_ns ? CNT_IDLE : CNT_END);
     }
     /* The next input's clock is unrelated to this one's. */
+    if (c->input_started && c->now > c->input_first)
+        stats_input_span(c, c->input_first, c->now);
+    c->input_started = 0;
+    for (uint32_t i = 0; i < c->n_classes; i++) c->classes[i].arrival_seen = 0;
     c->now = 0;
     memset(c->frags, 0, FRAG_SLOTS * sizeof *c->frags);
 }
@@ -733,6 +761,20 @@ static void stats_flow_start(capture_ctx *c, class_state *cs, const parse_info *
     if (!st->flows || ts < st->first_flow_ns) st->first_flow_ns = ts;
     if (ts > st->last_flow_ns) st->last_flow_ns = ts;
     st->flows++;
+    /* Gaps only within one input: the clocks of two inputs are unrelated (files of
+     * different years). An lcore sees every arrival_share-th flow of the input, on
+     * average: its gaps are that many times longer than the input's. */
+    if (cs->arrival_seen) {
+        uint64_t gap = ts > cs->arrival_prev ? (ts - cs->arrival_prev) / c->arrival_share : 0;
+        st->arrival_hist[nd_arrival_bucket(gap)]++;
+        st->arrival_gap_ns += gap;
+    } else {
+        cs->arrival_seen = 1;
+        st->arrival_inputs++;
+    }
+    cs->arrival_prev = ts;
+    st->hour_flows[ts / ND_NS_PER_HOUR % ND_DAY_HOURS]++;
+    if (!c->input_started) c->input_started = 1, c->input_first = ts;
 }
 
 static inline uint32_t iat_bucket(uint64_t gap)
@@ -1109,6 +1151,13 @@ void capture_stats_add(nd_class_stats *d, const nd_class_stats *s)
         if (s->last_flow_ns > d->last_flow_ns) d->last_flow_ns = s->last_flow_ns;
     }
     d->flows += s->flows;
+    d->arrival_inputs += s->arrival_inputs;
+    for (int i = 0; i < ND_ARRIVAL_HIST; i++) d->arrival_hist[i] += s->arrival_hist[i];
+    d->arrival_gap_ns += s->arrival_gap_ns;
+    for (int h = 0; h < ND_DAY_HOURS; h++) {
+        d->hour_flows[h] += s->hour_flows[h];
+        d->hour_seen_ns[h] += s->hour_seen_ns[h];
+    }
 }
 
 int capture_ctx_to_dataset(capture_ctx *c, nd_dataset *ds, nd_error *e)
@@ -1150,6 +1199,8 @@ int capture_ctx_emit(capture_ctx *c, uint32_t class_idx, uint64_t group, const f
     if (rc && !c->error) c->error = rc;
     return rc;
 }
+
+void capture_ctx_arrival_share(capture_ctx *c, uint32_t n) { c->arrival_share = n ? n : 1; }
 
 void capture_ctx_absorb(capture_ctx *c, capture_ctx *src)
 {

@@ -80,6 +80,9 @@ int capture_ctx_emit(capture_ctx *c, uint32_t class_idx, uint64_t group, const f
 /* Adds src's counters (but windows: capture_ctx_emit counted them), flows and class
  * statistics to c; src was made with c's options. */
 void capture_ctx_absorb(capture_ctx *c, capture_ctx *src);
+/* c reads one of n lcores' shares of an input's flows: its flow gaps and the input's
+ * time count 1/n each (docs/REPLAY.md, "Arrivals"). */
+void capture_ctx_arrival_share(capture_ctx *c, uint32_t n);
 
 /* DPDK ports for the lcore runner (source_dpdk.c; lcores.c). Queues are numbered over
  * every port, 0 .. capture_dpdk_n_queues - 1. */

@@ -572,6 +572,7 @@ int capture_lcores_start(capture_source *s, capture_ctx *c, const capture_opts *
         for (unsigned q = i; q < m->nq; q += n) l->q[l->n_q++] = q;
         l->ctx = capture_ctx_new(&lo, NULL, on_window, l, e);
         if (!l->ctx) goto fail;
+        capture_ctx_arrival_share(l->ctx, n);
         if (!(l->win = ring_new("w", i, 0, sizeof(void *), WIN_RING))) goto noring;
         if (m->soft && l->n_q && !(l->frags = calloc(FRAG_SLOTS, sizeof *l->frags))) goto nomem;
     }

@@ -55,6 +55,13 @@ typedef struct replay_opts {
     void (*report)(void *arg, const replay_stats *so_far);
     void *report_arg;
     uint64_t report_ns;
+    /* Load targets (docs/REPLAY.md, "Load targets"): at most one, in output time, with
+     * speed 1 or 0. The run holds it from its first packet on: flows that would have
+     * begun before it are started in a lead-in of one window whose packets are not sent. */
+    uint32_t concurrency; /* keep this many flows active (first to last packet); 0: off */
+    double flows_per_s;   /* flow starts per second; 0: off */
+    double pps;           /* packets per second; 0: off */
+    double mbps;          /* frame bits (no FCS) per second / 1e6; 0: off */
 } replay_opts;
 
 /* The line rate a bin is cut to when neither the options nor the sink give one. */

@@ -131,6 +131,8 @@ typedef struct pkt_flow {
     uint32_t tmp_cap;
     uint64_t carried; /* remainders moved on, for the statistics */
     uint64_t capped;  /* bins (per direction) cut to lay->bin_cap */
+    int counted;      /* sched: in the run's flows (a flow of a load target's lead-in
+                         counts at its first packet sent) */
 } pkt_flow;
 
 /* Length of the Ethernet, IP and TCP/UDP headers of a flow's frame. */

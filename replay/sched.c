@@ -120,6 +120,12 @@ static int heap_push(sched_heap *q, pkt_flow *f)
 /* The run                                                                              */
 /* ------------------------------------------------------------------------------------ */
 
+/* A planned flow: start (series ns from its pass's start) and window. */
+typedef struct plan_ent {
+    uint64_t t;
+    uint32_t w;
+} plan_ent;
+
 typedef struct sched {
     const nd_dataset *ds;
     const replay_opts *o;
@@ -134,10 +140,13 @@ typedef struct sched {
     uint32_t *cls_n;
     double *mix_cum; /* (n_mix) cumulative weights */
     uint32_t *mix_cls;
-    /* plan of the current loop */
+    pkt_cdf *arr;       /* (n_classes) flow inter-arrival gaps, built with pc */
+    double *arr_mean;   /* (n_classes) their mean in ns */
+    double target_rate; /* --flows-per-s, --pps, --mbps: flow starts per second; else 0 */
+    uint64_t lead;      /* load targets: series time before the output begins */
+    /* plan of the current loop, by start time */
     uint32_t n_plan;
-    uint64_t *plan_start;
-    uint32_t *plan_win;
+    plan_ent *plan;
     uint64_t plan_span;
     pkt_flow *free_flows; /* finished flows kept for their packet buffers (list via win) */
     pkt_flow **all_flows;
@@ -177,9 +186,29 @@ static int class_ready(sched *s, uint32_t c)
     if (s->pc_ready[c]) return 0;
     const nd_class_stats *st = s->ds->stats ? &s->ds->stats[c] : &zero_stats;
     int rc = pkt_class_init(&s->pc[c], st, s->ds->class_names[c]);
+    if (!rc && (rc = pkt_cdf_init(&s->arr[c], st->arrival_hist, ND_ARRIVAL_HIST)))
+        pkt_class_free(&s->pc[c]);
     if (rc) return rc;
     s->pc_ready[c] = 1;
     const pkt_class *pc = &s->pc[c];
+    /* the mean gap as arrival_gap draws them (a load target divides by it) */
+    double n = 0, sum = 0;
+    for (uint32_t b = 0; b < ND_ARRIVAL_HIST; b++) {
+        uint64_t first, width;
+        nd_arrival_range(b, &first, &width);
+        n += (double)st->arrival_hist[b];
+        sum += (double)st->arrival_hist[b] * ((double)first + (double)width / 2);
+    }
+    if (n > 0) s->arr_mean[c] = sum / n;
+    /* files from before per-input arrivals have flows but no inputs: their first and
+     * last flow start may be years apart (unrelated captures), no rate */
+    if (!s->quiet && !s->arr[c].n)
+        nd_info("replay: class '%s' has no flow arrivals %s: its flows start evenly spread",
+                pc->name,
+                st->flows && !st->arrival_inputs
+                    ? "measured per input (the file predates them: capture again to replay "
+                      "the captured arrivals)"
+                    : "in its statistics");
     if (!s->quiet && (!pc->has_sizes || !pc->has_iat || !st->flows)) {
         char missing[96] = "", using[160] = "";
         if (!pc->has_sizes)
@@ -187,6 +216,7 @@ static int class_ready(sched *s, uint32_t c)
         if (!pc->has_iat)
             strcat(missing, ", inter-arrival times"), strcat(using, ", even send times");
         if (!st->flows) strcat(missing, ", flow mix"), strcat(using, ", TCP/IPv4 to port 443");
+
         nd_info("replay: class '%s' has no statistics of %s: using %s", pc->name, missing + 2,
                 using + 2);
     }
@@ -197,8 +227,10 @@ static void sched_free(sched *s)
 {
     if (s->pc)
         for (uint32_t c = 0; c < s->ds->n_classes; c++)
-            if (s->pc_ready[c]) pkt_class_free(&s->pc[c]);
+            if (s->pc_ready[c]) pkt_class_free(&s->pc[c]), pkt_cdf_free(&s->arr[c]);
     free(s->pc);
+    free(s->arr);
+    free(s->arr_mean);
     free(s->pc_ready);
     free(s->elig);
     if (s->cls_win)
@@ -207,8 +239,7 @@ static void sched_free(sched *s)
     free(s->cls_n);
     free(s->mix_cum);
     free(s->mix_cls);
-    free(s->plan_start);
-    free(s->plan_win);
+    free(s->plan);
     for (size_t i = 0; i < s->n_all; i++) {
         pkt_flow_free(s->all_flows[i]);
         free(s->all_flows[i]);
@@ -270,10 +301,13 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
     uint32_t K = ds->n_classes;
     s->pc = calloc(K, sizeof *s->pc);
     s->pc_ready = calloc(K, 1);
+    s->arr = calloc(K, sizeof *s->arr);
+    s->arr_mean = calloc(K, sizeof *s->arr_mean);
     s->elig = malloc(ds->n_windows * sizeof *s->elig);
     s->cls_win = calloc(K, sizeof *s->cls_win);
     s->cls_n = calloc(K, sizeof *s->cls_n);
-    if (!s->pc || !s->pc_ready || !s->elig || !s->cls_win || !s->cls_n)
+    if (!s->pc || !s->pc_ready || !s->arr || !s->arr_mean || !s->elig || !s->cls_win ||
+        !s->cls_n)
         return nd_error_set(e, -ENOMEM, "out of memory");
 
     int only = -1;
@@ -328,22 +362,34 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
         }
     }
     s->n_plan = o->flows ? o->flows : s->n_elig;
-    s->plan_start = malloc(s->n_plan * sizeof *s->plan_start);
-    s->plan_win = malloc(s->n_plan * sizeof *s->plan_win);
-    if (!s->plan_start || !s->plan_win) return nd_error_set(e, -ENOMEM, "out of memory");
+    s->plan = malloc(s->n_plan * sizeof *s->plan);
+    if (!s->plan) return nd_error_set(e, -ENOMEM, "out of memory");
     return 0;
 }
 
-/* Plans loop l: each flow's window and start time. Start times follow the class's flow
- * arrival rate (Poisson) when the statistics know it; otherwise they are spread evenly
- * over the duration, or over one window when there is no duration. */
+/* A gap between two flow starts of class c in ns: a bucket of its histogram, then a
+ * point uniform within the bucket. */
+static double arrival_gap(const sched *s, uint32_t c, nd_rng *r)
+{
+    uint64_t first, width;
+    nd_arrival_range(pkt_cdf_draw(&s->arr[c], r), &first, &width);
+    return (double)first + (double)width * nd_rng_uniform(r);
+}
+
+/* Plans loop l: each flow's window and start time. Each flow starts one gap after the
+ * one before, drawn from its class's captured gaps, or, with a flow rate to hold
+ * (target_rate), of their shape scaled to that rate (exponential when the class has
+ * none). Without either, flows are spread evenly over the duration, or over one window
+ * when there is no duration. A pass goes on from the last start of the one before. */
 static int plan_loop(sched *s, uint64_t l, uint64_t dur_series)
 {
     const replay_opts *o = s->o;
     nd_rng r;
     replay_rng_seed(&r, o->seed, (1ull << 63) | l);
-    uint64_t window_ns = (uint64_t)s->lay.L * s->lay.bin_ns, t = 0, last = 0;
+    uint64_t window_ns = (uint64_t)s->lay.L * s->lay.bin_ns, last = 0;
     uint64_t spread = dur_series ? dur_series : window_ns;
+    double t = 0;
+    int timed = 0;
     for (uint32_t i = 0; i < s->n_plan; i++) {
         uint32_t w;
         if (s->mix_cum) {
@@ -358,17 +404,23 @@ static int plan_loop(sched *s, uint64_t l, uint64_t dur_series)
         uint32_t c = s->ds->labels[w];
         int rc = class_ready(s, c);
         if (rc) return rc;
-        double rate = s->pc[c].rate;
-        if (rate > 0) {
-            if (i) t += (uint64_t)(-log(1.0 - nd_rng_uniform(&r)) / rate * 1e9);
+        if (s->target_rate > 0) {
+            double g = s->arr[c].n ? arrival_gap(s, c, &r) / s->arr_mean[c]
+                                   : -log(1.0 - nd_rng_uniform(&r));
+            if (i || l) t += g * 1e9 / s->target_rate;
+            timed = 1;
+        } else if (s->arr[c].n) {
+            if (i || l) t += arrival_gap(s, c, &r);
+            timed = 1;
         } else {
-            t = (uint64_t)((unsigned __int128)spread * i / s->n_plan); /* 128-bit: ns × count */
+            t = (double)((unsigned __int128)spread * i / s->n_plan); /* 128-bit: ns × count */
         }
-        s->plan_start[i] = t;
-        s->plan_win[i] = w;
-        if (t > last) last = t;
+        s->plan[i] = (plan_ent){t < 1.8e19 ? (uint64_t)t : (uint64_t)1.8e19, w};
+        if (s->plan[i].t > last) last = s->plan[i].t;
     }
-    s->plan_span = last + window_ns;
+    /* an evenly spread pass fills the duration; without one, the next starts a window
+     * after the last start */
+    s->plan_span = timed ? last : dur_series ? spread : last + window_ns;
     return 0;
 }
 
@@ -484,6 +536,161 @@ static void part_so_far(const part_job *j, uint64_t flows, uint64_t carried, uin
     }
 }
 
+/* Where a queue's scheduler is in the plan: pass, its start, next entry. */
+typedef struct plan_cursor {
+    uint64_t loop, base;
+    uint32_t next;
+} plan_cursor;
+
+/* Moves c to the next pass, planning it: 0, 1 when the passes are done, or -ENOMEM. */
+static int next_pass(sched *s, plan_cursor *c, uint64_t dur_series)
+{
+    if (s->o->loop && c->loop + 1 >= s->o->loop) return 1;
+    c->base += s->plan_span;
+    c->loop++;
+    c->next = 0;
+    return plan_loop(s, c->loop, dur_series);
+}
+
+/* Sets f up as flow id over window w, starting at start. */
+static void flow_setup(sched *s, pkt_flow *f, uint64_t id, uint32_t w, uint64_t start)
+{
+    const nd_dataset *ds = s->ds;
+    f->id = id;
+    f->start = start;
+    f->window = w;
+    f->cls = ds->labels[w];
+    f->pc = &s->pc[f->cls];
+    f->win = ds->values + (size_t)w * ds->n_channels * ds->L;
+    replay_rng_seed(&f->rng, s->o->seed, id);
+    pkt_flow_init(f, &s->lay, &s->cli, &s->srv);
+}
+
+/* Puts a set-up flow on the heap with its first bin's packets, counting it when it starts
+ * in the output (a lead-in flow counts at its first packet sent). A flow without packets
+ * goes back to the free list. 1 pushed, 0 not, or -ENOMEM. */
+static int flow_push(sched *s, sched_heap *q, pkt_flow *f, uint64_t *flows, uint64_t *capped)
+{
+    if (f->start >= s->lead) f->counted = 1, ++*flows;
+    int more = pkt_flow_next_bin(f, &s->lay);
+    if (more < 0) return -ENOMEM;
+    if (more) return heap_push(q, f) ? -ENOMEM : 1;
+    *capped += f->capped;
+    flow_put(s, f);
+    return 0;
+}
+
+/* --concurrency: starts the next flow of this queue so that its first packet comes at
+ * `end` (the last packet of the flow it replaces), or, in the lead-in, so that it is
+ * active at the output's start at a uniform point of its life. Windows without packets
+ * are passed over. 0 (also when the passes are done) or -ENOMEM. */
+static int conc_start(sched *s, const part_job *j, sched_heap *q, plan_cursor *c,
+                      uint64_t dur_series, uint64_t end, nd_rng *r, uint64_t *flows,
+                      uint64_t *capped)
+{
+    for (uint32_t tries = 0; tries <= s->n_plan; tries++) {
+        if (c->next == s->n_plan) {
+            int rc = next_pass(s, c, dur_series);
+            if (rc) return rc < 0 ? rc : 0;
+        }
+        uint64_t id = c->loop * s->n_plan + c->next;
+        uint32_t w = s->plan[c->next++].w;
+        if (j->parts > 1 && id % j->parts != j->part) continue; /* another queue's flow */
+        pkt_flow *f = flow_get(s);
+        if (!f) return -ENOMEM;
+        flow_setup(s, f, id, w, 0);
+        if (f->first_bin == UINT32_MAX) {
+            flow_put(s, f);
+            continue;
+        }
+        uint64_t first = (uint64_t)f->first_bin * s->lay.bin_ns;
+        uint64_t life = (uint64_t)(f->last_bin + 1 - f->first_bin) * s->lay.bin_ns;
+        f->start = end < s->lead
+                       ? s->lead - first - (uint64_t)(nd_rng_uniform(r) * (double)life)
+                   : end > first ? end - first
+                                 : 0;
+        int rc = flow_push(s, q, f, flows, capped);
+        if (rc) return rc < 0 ? rc : 0;
+    }
+    return 0;
+}
+
+/* Load targets: at most one, checked here. For --flows-per-s, --pps and --mbps it sets the
+ * flow rate: what an average flow of the plan sends is measured by packetizing flows of
+ * the first pass (all of it, or 4096 spread over it; the packets they will send), and the
+ * rate is the target over that. Said (queue 0): the flows it takes, and a target the class mix
+ * cannot reach. */
+static int load_target(sched *s, const part_job *j, nd_error *e)
+{
+    const replay_opts *o = s->o;
+    const char *name = o->concurrency   ? "--concurrency"
+                       : o->flows_per_s ? "--flows-per-s"
+                       : o->pps         ? "--pps"
+                       : o->mbps        ? "--mbps"
+                                        : NULL;
+    if (!name) return 0;
+    if ((o->concurrency > 0) + (o->flows_per_s != 0) + (o->pps != 0) + (o->mbps != 0) > 1)
+        return nd_error_set(e, ND_EUSAGE,
+                            "give one load target of --concurrency, --flows-per-s, --pps and "
+                            "--mbps");
+    double target = o->concurrency   ? o->concurrency
+                    : o->flows_per_s ? o->flows_per_s
+                    : o->pps         ? o->pps
+                                     : o->mbps;
+    if (!(target > 0) || !isfinite(target))
+        return nd_error_set(e, ND_EUSAGE, "%s: %g, expected a number more than 0", name,
+                            target);
+    if (o->speed != 1.0 && o->speed != 0)
+        return nd_error_set(e, ND_EUSAGE,
+                            "%s sets the load itself: --speed must be 1 (or max: as fast as "
+                            "the sink goes, with the same timestamps), not %g",
+                            name, o->speed);
+    s->lead = (uint64_t)s->lay.L * s->lay.bin_ns;
+    double pk = 0, by = 0, life = 0;
+    uint32_t m = s->n_plan < 4096 ? s->n_plan : 4096;
+    for (uint32_t k = 0; k < m; k++) {
+        uint32_t i = (uint32_t)((uint64_t)k * s->n_plan / m); /* spread over the pass */
+        pkt_flow f;
+        memset(&f, 0, sizeof f);
+        flow_setup(s, &f, i, s->plan[i].w, 0);
+        int more;
+        while ((more = pkt_flow_next_bin(&f, &s->lay)) > 0)
+            for (uint32_t x = 0; x < f.n; x++) pk++, by += f.pk[x].len;
+        if (f.first_bin != UINT32_MAX)
+            life += (double)(f.last_bin + 1 - f.first_bin) * (double)s->lay.bin_ns / 1e9;
+        pkt_flow_free(&f);
+        if (more < 0) return nd_error_set(e, -ENOMEM, "out of memory");
+    }
+    pk /= m, by /= m, life /= m;
+    if (!(pk > 0))
+        return nd_error_set(e, ND_EUSAGE, "%s: the flows to replay hold no packets", name);
+    /* concurrency holds N flows of `life` seconds: N / life flows a second */
+    double rate = o->concurrency   ? target / life
+                  : o->flows_per_s ? target
+                  : o->pps         ? target / pk
+                                   : target * 1e6 / 8 / by;
+    double bps = rate * by * 8;
+    if (bps > j->line_bps)
+        return nd_error_set(e, ND_EUSAGE,
+                            "%s %g: the class mix's flows (%.1f packets, %.0f frame bytes, "
+                            "%.3g s each on average) would need %.4g Gbit/s, more than the "
+                            "line rate of %g Gbit/s (--line-rate, replay.line_rate)",
+                            name, target, pk, by, life, bps / 1e9, j->line_bps / 1e9);
+    if (!o->concurrency) s->target_rate = rate;
+    if (s->quiet) return 0;
+    nd_info(
+        "replay: %s %g: %.4g flows/s of %.1f packets, %.0f frame bytes and %.3g s each on "
+        "average (the class mix of %u flows of the plan): %.4g pps, %.4g Mbit/s, %.4g flows "
+        "active",
+        name, target, rate, pk, by, life, m, rate * pk, bps / 1e6, rate * life);
+    if (!o->concurrency && rate * life < 1)
+        nd_warn("replay: %s %g keeps %.2f flows active on average: the class mix's flows "
+                "(%.3g s, %.1f packets each) are too few to hold the load steady; it comes "
+                "and goes with whole flows",
+                name, target, rate * life, life, pk);
+    return 0;
+}
+
 static int run_part(void *arg)
 {
     part_job *j = arg;
@@ -512,14 +719,22 @@ static int run_part(void *arg)
                                 : o->speed > 0  ? (uint64_t)((double)o->duration_ns * o->speed)
                                                 : o->duration_ns;
     const uint64_t cpu0 = thread_cpu_ns(), base = j->base;
-    uint64_t now = nd_now_ns(), last_status = j->wall0, next_report = now, loop_base = 0,
-             loop = 0;
+    uint64_t now = nd_now_ns(), last_status = j->wall0, next_report = now;
     uint64_t flows = 0, carried = 0, capped = 0;
-    uint32_t next = 0;
+    plan_cursor cur = {0};
     int arrivals_done = 0; /* the duration is reached: no more flows start */
     replay_pkt_info info;
+    nd_rng conc_rng;
+    replay_rng_seed(&conc_rng, o->seed, (3ull << 62) | j->part);
 
     rc = plan_loop(&s, 0, dur_series);
+    if (!rc && (rc = load_target(&s, j, e))) goto out;
+    if (!rc && s.target_rate > 0) rc = plan_loop(&s, 0, dur_series); /* times at the rate */
+    /* the lead-in (load targets) is series time before the output's start */
+    const uint64_t lead = s.lead, dur_end = dur_series ? lead + dur_series : 0;
+    for (uint32_t k = 0; !rc && o->concurrency && k < o->concurrency; k++)
+        if (k % j->parts == j->part)
+            rc = conc_start(&s, j, &q, &cur, dur_series, 0, &conc_rng, &flows, &capped);
     if (rc) {
         nd_error_set(e, rc, "out of memory");
         goto out;
@@ -529,55 +744,37 @@ static int run_part(void *arg)
             rc = nd_error_set(e, ND_EINTR, "interrupted");
             break;
         }
-        if (next == s.n_plan && !arrivals_done && (!o->loop || loop + 1 < o->loop)) {
-            /* next pass over the flows */
-            loop_base += s.plan_span;
-            loop++;
-            next = 0;
-            rc = plan_loop(&s, loop, dur_series);
-            if (rc) {
+        if (!o->concurrency && cur.next == s.n_plan && !arrivals_done) {
+            rc = next_pass(&s, &cur, dur_series); /* next pass over the flows */
+            if (rc < 0) {
                 nd_error_set(e, rc, "out of memory");
                 break;
             }
+            arrivals_done = rc;
+            rc = 0;
         }
         pkt_flow *top = q.n ? q.h[0].f : NULL;
         uint64_t top_key = top ? q.h[0].key : UINT64_MAX;
-        if (next < s.n_plan && loop_base + s.plan_start[next] <= top_key) {
-            uint64_t start = loop_base + s.plan_start[next];
-            if (dur_series && start >= dur_series) { /* no flow starts past the duration */
-                next = s.n_plan;
+        if (!o->concurrency && cur.next < s.n_plan &&
+            cur.base + s.plan[cur.next].t <= top_key) {
+            uint64_t start = cur.base + s.plan[cur.next].t;
+            if (dur_end && start >= dur_end) { /* no flow starts past the duration */
+                cur.next = s.n_plan;
                 arrivals_done = 1;
                 continue;
             }
-            uint64_t id = loop * s.n_plan + next;
-            if (j->parts > 1 && id % j->parts != j->part) { /* another queue's flow */
-                next++;
-                continue;
-            }
+            uint64_t id = cur.loop * s.n_plan + cur.next;
+            uint32_t w = s.plan[cur.next++].w;
+            if (j->parts > 1 && id % j->parts != j->part) continue; /* another queue's flow */
             pkt_flow *f = flow_get(&s);
             if (!f) {
                 rc = nd_error_set(e, -ENOMEM, "out of memory");
                 break;
             }
-            uint32_t w = s.plan_win[next];
-            f->id = id;
-            f->start = start;
-            f->window = w;
-            f->cls = ds->labels[w];
-            f->pc = &s.pc[f->cls];
-            f->win = ds->values + (size_t)w * ds->n_channels * ds->L;
-            replay_rng_seed(&f->rng, o->seed, f->id);
-            pkt_flow_init(f, &s.lay, &s.cli, &s.srv);
-            next++;
-            flows++;
-            int more = pkt_flow_next_bin(f, &s.lay);
-            if (more < 0 || (more > 0 && heap_push(&q, f))) {
+            flow_setup(&s, f, id, w, start);
+            if (flow_push(&s, &q, f, &flows, &capped) < 0) {
                 rc = nd_error_set(e, -ENOMEM, "out of memory");
                 break;
-            }
-            if (!more) {
-                capped += f->capped;
-                flow_put(&s, f);
             }
             continue;
         }
@@ -586,38 +783,43 @@ static int run_part(void *arg)
         const pkt_desc *d = &top->pk[top->pos];
         uint64_t off = top_key;
         /* a bound ends the run as its last flow would: flushed, closed, rc 0 */
-        if (dur_series && off >= dur_series) {
+        if (dur_end && off >= dur_end) {
             j->ended = REPLAY_END_DURATION;
             break;
         }
-        if ((j->ended = over_bound(o, j->sent, d->len))) break;
-        uint64_t deadline = base + (exact ? off : (uint64_t)((double)off * inv_speed));
-        if (paced && deadline > now) {
-            if ((rc = sink->ops->flush(sink, e))) break;
-            now = nd_now_ns();
-            if (deadline > now) {
-                sched_wait_until(deadline, o->spin_ns, o->stop);
+        if (off >= lead) { /* packets of the lead-in are not sent */
+            uint64_t out_off = off - lead;
+            if ((j->ended = over_bound(o, j->sent, d->len))) break;
+            uint64_t deadline =
+                base + (exact ? out_off : (uint64_t)((double)out_off * inv_speed));
+            if (paced && deadline > now) {
+                if ((rc = sink->ops->flush(sink, e))) break;
                 now = nd_now_ns();
-                if (o->stop && *o->stop) continue;
+                if (deadline > now) {
+                    sched_wait_until(deadline, o->spin_ns, o->stop);
+                    now = nd_now_ns();
+                    if (o->stop && *o->stop) continue;
+                }
             }
+            uint8_t *buf = sink->ops->alloc(sink, d->len, e);
+            if (!buf) {
+                rc = e->code ? e->code : -ENOMEM;
+                break;
+            }
+            pkt_build(buf, top, d, s.mac_cli, s.mac_srv, sink->build_flags);
+            info.flow = top->id;
+            info.cls = top->cls;
+            info.window = top->window;
+            info.bin = top->cur_bin;
+            info.dir = d->dir;
+            info.l4 = top->l4;
+            info.ipv6 = top->ipv6;
+            info.tcp_flags = top->l4 == ND_L4_TCP ? d->flags : 0;
+            info.offset_ns = out_off;
+            info.start_ns = top->start > lead ? top->start - lead : 0;
+            if ((rc = sink->ops->send(sink, d->len, deadline, &info, e))) break;
+            if (!top->counted) top->counted = 1, flows++;
         }
-        uint8_t *buf = sink->ops->alloc(sink, d->len, e);
-        if (!buf) {
-            rc = e->code ? e->code : -ENOMEM;
-            break;
-        }
-        pkt_build(buf, top, d, s.mac_cli, s.mac_srv, sink->build_flags);
-        info.flow = top->id;
-        info.cls = top->cls;
-        info.window = top->window;
-        info.bin = top->cur_bin;
-        info.dir = d->dir;
-        info.l4 = top->l4;
-        info.ipv6 = top->ipv6;
-        info.tcp_flags = top->l4 == ND_L4_TCP ? d->flags : 0;
-        info.offset_ns = off;
-        info.start_ns = top->start;
-        if ((rc = sink->ops->send(sink, d->len, deadline, &info, e))) break;
 
         if (++top->pos == top->n) {
             int more = pkt_flow_next_bin(top, &s.lay);
@@ -632,6 +834,11 @@ static int run_part(void *arg)
                 q.h[0] = q.h[--q.n];
                 if (q.n) heap_down(&q, 0);
                 top = NULL;
+                if (o->concurrency && (rc = conc_start(&s, j, &q, &cur, dur_series, off,
+                                                       &conc_rng, &flows, &capped))) {
+                    rc = nd_error_set(e, rc, "out of memory");
+                    break;
+                }
             }
         }
         if (top) {

@@ -45,6 +45,13 @@ static void fill_stats(nd_class_stats *s)
     s->flows = next();
     s->first_flow_ns = next();
     s->last_flow_ns = next();
+    s->arrival_inputs = next() % 5;
+    for (int i = 0; i < ND_ARRIVAL_HIST; i++) s->arrival_hist[i] = next() % 50;
+    s->arrival_gap_ns = next();
+    for (int h = 0; h < ND_DAY_HOURS; h++) {
+        s->hour_flows[h] = next() % 100;
+        s->hour_seen_ns[h] = next();
+    }
 }
 
 static float special(uint64_t i)
@@ -170,9 +177,10 @@ static void test_build(void)
 static void test_round_trip(void)
 {
     /* Stats are compared as bytes: that needs a struct without padding. */
-    size_t fields = sizeof(uint64_t) * (2 * ND_SIZE_HIST + 2 * ND_IAT_HIST + 2 * 256 + 3 + 1 +
-                                        ND_PORT_TOP + ND_MSS_TOP + 3) +
-                    sizeof(uint16_t) * (ND_PORT_TOP + ND_MSS_TOP);
+    size_t fields =
+        sizeof(uint64_t) * (2 * ND_SIZE_HIST + 2 * ND_IAT_HIST + 2 * 256 + 3 + 1 + ND_PORT_TOP +
+                            ND_MSS_TOP + 3 + 1 + ND_ARRIVAL_HIST + 1 + 2 * ND_DAY_HOURS) +
+        sizeof(uint16_t) * (ND_PORT_TOP + ND_MSS_TOP);
     CHECK_EQ(sizeof(nd_class_stats), fields);
 
     nd_dataset *ds = make(3, 16, 301);
@@ -344,7 +352,44 @@ static void test_validation(void)
     expect_load_error(bad, ND_EVERSION, "STAT records are 1234 bytes");
     rewrite(good, bad, "STAT", d, 4);
     expect_load_error(bad, ND_EFORMAT, "section STAT is 4 bytes");
+    nd_put_u32(d, (uint32_t)nd_stats_record_bytes());
+    nd_put_u32(d + 4, 2); /* a layout of a later build */
+    rewrite(good, bad, "STAT", d, n);
+    expect_load_error(bad, ND_EVERSION,
+                      "STAT record layout 2, this build reads layouts up to 1");
     free(d);
+
+    /* Layout 0 (before the arrivals, 29 880 bytes a record) still loads: the fields it
+     * has, and arrivals left zero (arrival_inputs 0: replay says they are unknown). */
+    {
+        nd_dataset *ref = nd_dataset_load(good, &e);
+        CHECK(ref);
+        size_t rec = nd_stats_record_bytes(), old = 29880;
+        d = payload(good, "STAT", &n);
+        uint32_t K = ref->n_classes;
+        unsigned char *o = calloc(1, 8 + K * old);
+        CHECK(o);
+        nd_put_u32(o, (uint32_t)old);
+        for (uint32_t k = 0; k < K; k++) memcpy(o + 8 + k * old, d + 8 + k * rec, old);
+        rewrite(good, bad, "STAT", o, 8 + K * old);
+        nd_dataset *back = nd_dataset_load(bad, &e);
+        CHECK(back);
+        for (uint32_t k = 0; k < K; k++) {
+            nd_class_stats want = ref->stats[k];
+            want.arrival_inputs = want.arrival_gap_ns = 0;
+            memset(want.arrival_hist, 0, sizeof want.arrival_hist);
+            memset(want.hour_flows, 0, sizeof want.hour_flows);
+            memset(want.hour_seen_ns, 0, sizeof want.hour_seen_ns);
+            CHECK(!memcmp(&back->stats[k], &want, sizeof want));
+        }
+        nd_put_u32(o, (uint32_t)rec); /* layout 0 with the size of layout 1 */
+        rewrite(good, bad, "STAT", o, 8 + K * old);
+        expect_load_error(bad, ND_EVERSION, "for layout 0");
+        nd_dataset_free(back);
+        nd_dataset_free(ref);
+        free(o);
+        free(d);
+    }
 
     /* Counters: partial record, unterminated name. */
     d = payload(good, "CNTR", &n);

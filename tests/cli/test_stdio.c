@@ -83,19 +83,20 @@ static void test_capture_pipes(void)
     free(inspect);
 
     /* replay to standard output: tcpdump reads it, and capture does */
-    SH_OK("$ND replay --series a.csv --to pcap:r.pcap");
-    SH_OK("$ND replay --series - --to pcap:- < a.csv > s.pcap");
+    SH_OK("$ND replay --series a.csv --bin 1s --to pcap:r.pcap");
+    SH_OK("$ND replay --series - --bin 1s --to pcap:- < a.csv > s.pcap");
     check_same("r.pcap", "s.pcap");
-    SH_OK("$ND replay --series - --to pcap:- < a.csv | tcpdump -r - -nn > td1.txt");
+    SH_OK("$ND replay --series - --bin 1s --to pcap:- < a.csv | tcpdump -r - -nn > td1.txt");
     SH_OK("tcpdump -r r.pcap -nn > td2.txt");
     check_same("td1.txt", "td2.txt");
-    SH_OK("$ND replay --series a.csv --to pcap:- | $ND capture --source pcap:- --class web "
-          "-o back.ndd && $ND export back.ndd --csv back.csv");
+    SH_OK(
+        "$ND replay --series a.csv --bin 1s --to pcap:- | $ND capture --source pcap:- --class web "
+        "-o back.ndd && $ND export back.ndd --csv back.csv");
     SH_OK("$ND capture --source pcap:r.pcap --class web -o back2.ndd && "
           "$ND export back2.ndd --csv back2.csv");
     check_same("back.csv", "back2.csv");
     /* the human messages go to standard error, the pcap alone to standard output */
-    SH_OK("$ND replay --series a.csv --to pcap:- > p.pcap");
+    SH_OK("$ND replay --series a.csv --bin 1s --to pcap:- > p.pcap");
     CHECK_CONTAINS(err_text, "packets");
     size_t len;
     unsigned char *pcap = read_bytes(tmp_path("p.pcap"), &len);

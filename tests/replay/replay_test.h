@@ -50,6 +50,15 @@ static inline float *tds_at(nd_dataset *ds, uint64_t w, uint32_t c, uint32_t b)
     return &ds->values[(w * ds->n_channels + c) * ds->L + b];
 }
 
+/* Flow starts of one input every gap_ns (1000 of them), or none when gap_ns is 0. */
+static inline void tds_arrivals(nd_class_stats *st, uint64_t gap_ns)
+{
+    memset(st->arrival_hist, 0, sizeof st->arrival_hist);
+    st->arrival_hist[nd_arrival_bucket(gap_ns)] = gap_ns ? 999 : 0;
+    st->arrival_gap_ns = 999 * gap_ns;
+    st->arrival_inputs = gap_ns ? 1 : 0;
+}
+
 /* Statistics that look like a capture of web traffic: ACK-sized and MTU-sized frames,
  * gaps of 1 us .. 1 ms, a TCP/UDP and IPv4/IPv6 mix, three ports, two MSS values. */
 static inline void tds_web_stats(nd_class_stats *st, double udp_share, double v6_share)
@@ -75,7 +84,8 @@ static inline void tds_web_stats(nd_class_stats *st, double udp_share, double v6
     st->mss[0] = 1460, st->mss_count[0] = 9;
     st->mss[1] = 1400, st->mss_count[1] = 1;
     st->first_flow_ns = 0;
-    st->last_flow_ns = 999ull * 10000000ull; /* 100 flows/s */
+    st->last_flow_ns = 999ull * 10000000ull;
+    tds_arrivals(st, 10000000ull); /* 100 flows/s */
 }
 
 /* ------------------------------------------------------------------------------------ */

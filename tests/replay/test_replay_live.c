@@ -106,7 +106,7 @@ int main(void)
     const uint64_t N = 8;
     nd_dataset *ds = tds_new(2, ch2, 10, 20000000ull, 1, cls1, N);
     tds_web_stats(&ds->stats[0], 0.3, 0.3);
-    ds->stats[0].last_flow_ns = 0; /* no arrival rate: flows spread over one window */
+    tds_arrivals(&ds->stats[0], 0); /* no arrival rate: flows spread over one window */
     trng r = {5};
     for (uint64_t i = 0; i < N * 2 * ds->L; i++) ds->values[i] = (float)trng_below(&r, 20000);
 

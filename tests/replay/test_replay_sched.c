@@ -60,7 +60,7 @@ int main(void)
     nd_dataset *ds = tds_new(2, ch2, L, bin, 2, cls2, 20);
     tds_web_stats(&ds->stats[0], 0.5, 0.0);
     tds_web_stats(&ds->stats[1], 0.5, 0.0);
-    for (int k = 0; k < 2; k++) ds->stats[k].last_flow_ns = 0; /* no arrival rate */
+    for (int k = 0; k < 2; k++) tds_arrivals(&ds->stats[k], 0); /* no arrival rate */
     for (uint64_t w = 0; w < 20; w++) {
         ds->labels[w] = (uint16_t)(w < 15 ? 0 : 1);
         for (uint32_t i = 0; i < 2 * L; i++) ds->values[w * 2 * L + i] = 3000.0f;
@@ -107,8 +107,8 @@ int main(void)
     CHECK(s->max_offset > ND_NS_PER_SEC);
     CHECK_U64_EQ(s->start[1], 2 * ND_NS_PER_SEC / 40);
 
-    /* arrival rate from the statistics: 100 flows/s, Poisson */
-    for (int k = 0; k < 2; k++) ds->stats[k].last_flow_ns = 999ull * 10000000ull;
+    /* gaps from the statistics: 10 ms, drawn within their bucket (8.4 .. 10.5 ms) */
+    for (int k = 0; k < 2; k++) tds_arrivals(&ds->stats[k], 10000000ull);
     o.speed = 0;
     o.duration_ns = 0;
     o.loop = 1;
