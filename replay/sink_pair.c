@@ -24,10 +24,10 @@ typedef struct sink_pair sink_pair;
 
 struct sink_pair {
     replay_sink base;
-    replay_sink *side[2];    /* [ND_UP] the client side, [ND_DOWN] the server side */
-    sink_errhist *own[2];    /* the sides' own histograms, given back before they close */
-    sink_pair *first;        /* queue 0: the pair replay_sink_open_sides returned */
-    sink_pair *more;         /* (nq - 1, on the first) the pairs of queues 1.. */
+    replay_sink *side[2]; /* [ND_UP] the client side, [ND_DOWN] the server side */
+    sink_errhist *own[2]; /* the sides' own histograms, given back before they close */
+    sink_pair *first;     /* queue 0: the pair replay_sink_open_sides returned */
+    sink_pair *more;      /* (nq - 1, on the first) the pairs of queues 1.. */
     uint32_t nq;
 };
 
@@ -122,11 +122,10 @@ static void pair_wait(replay_sink *s)
     c->ops->wait(c);
 }
 
-static const sink_ops pair_file_ops = {"pair",     0,          pair_alloc, pair_send,
-                                       pair_flush, pair_close, NULL,       NULL,
-                                       NULL,       NULL};
-static const sink_ops pair_line_ops = {"pair",     1,           pair_alloc,    pair_send,
-                                       pair_flush, pair_close,  pair_n_queues, pair_queue,
+static const sink_ops pair_file_ops = {"pair",     0,    pair_alloc, pair_send, pair_flush,
+                                       pair_close, NULL, NULL,       NULL,      NULL};
+static const sink_ops pair_line_ops = {"pair",      1,          pair_alloc,    pair_send,
+                                       pair_flush,  pair_close, pair_n_queues, pair_queue,
                                        pair_launch, pair_wait};
 
 /* The sink of spec for side server (0: client); NULL with e filled. */

@@ -96,8 +96,8 @@ static int pcapng_send(replay_sink *s, uint32_t len, uint64_t deadline,
     return 0;
 }
 
-static const sink_ops pcapng_ops = {"pcapng",        0,          pcapng_alloc, pcapng_send,
-                                    sink_flush_none, sink_file_close};
+static const sink_ops pcapng_ops = {
+    "pcapng", 0, pcapng_alloc, pcapng_send, sink_flush_none, sink_file_close};
 
 replay_sink *sink_pcapng_open(const char *path, int sides, nd_error *e)
 {
@@ -105,7 +105,7 @@ replay_sink *sink_pcapng_open(const char *path, int sides, nd_error *e)
     put_u32(&q, SHB);
     put_u32(&q, 0);
     put_u32(&q, BYTE_ORDER_MAGIC);
-    put_u16x2(&q, 1, 0); /* version 1.0 */
+    put_u16x2(&q, 1, 0);     /* version 1.0 */
     put_u32(&q, UINT32_MAX); /* section length -1: not given */
     put_u32(&q, UINT32_MAX);
     put_opt(&q, OPT_SHB_USERAPPL, "netdiffus", 9);
