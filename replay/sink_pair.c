@@ -12,8 +12,10 @@
  * pcapng:FILE on both sides is one file with an interface per side (sink_pcapng.c), not
  * a pair.
  *
- * The pair's counters are the sums of its sides', and both sides of a queue record
- * their timing errors in the pair's histogram (one thread drives them).
+ * Frames leave in deadline order across the sides too: when the side changes, what the
+ * other side queued (a DPDK burst) is flushed first, so bursts are at most as long as a
+ * run of frames of one direction. The pair's counters are the sums of its sides', and both
+ * sides of a queue record their timing errors in the pair's histogram (one thread drives them).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@ struct sink_pair {
     sink_pair *first;     /* queue 0: the pair replay_sink_open_sides returned */
     sink_pair *more;      /* (nq - 1, on the first) the pairs of queues 1.. */
     uint32_t nq;
+    int last; /* the side of the frame last allocated */
 };
 
 /* Gives the sides of x their own histograms back and frees the pair's. */
@@ -54,7 +57,17 @@ static uint8_t *pair_alloc(replay_sink *s, uint32_t len, const replay_pkt_info *
                            nd_error *e)
 {
     sink_pair *p = (sink_pair *)s;
-    replay_sink *k = p->side[info->dir == ND_UP ? ND_UP : ND_DOWN];
+    const int d = info->dir == ND_UP ? ND_UP : ND_DOWN;
+    replay_sink *k = p->side[d];
+    /* what the other side holds back (a DPDK burst) leaves first: a SYN queued on one port
+     * never reaches the DUT after the SYN-ACK sent on the other */
+    if (d != p->last) {
+        replay_sink *o = p->side[p->last];
+        int rc = o->ops->flush(o, e);
+        pair_sync(p);
+        if (rc) return NULL;
+        p->last = d;
+    }
     k->timed = s->timed; /* set by the scheduler on the pair */
     uint8_t *buf = k->ops->alloc(k, len, info, e);
     s->build_flags = k->build_flags; /* the frame is built for the side it leaves from */

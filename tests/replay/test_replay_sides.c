@@ -12,7 +12,8 @@
  * veth pairs joined by a bridge, a stand-in for a DUT between the sides; iface: on each
  * side, the frames that come in on each bridge port are that side's direction only, and
  * tshark follows every TCP stream of the bridge's capture from SYN to the last ACK.
- * Skips (77) without root, `ip` or tshark.
+ * `test_replay_sides live-dpdk` does the same with both sides DPDK net_af_packet ports of
+ * one EAL (--to-server dpdk:port=1). Skips (77) without root, `ip` or tshark.
  */
 #include <pcap/pcap.h>
 #include <unistd.h>
@@ -254,7 +255,8 @@ static void drain(pcap_t *p, pcap_dumper_t *dump, size_t *up, size_t *down)
     }
 }
 
-static int test_live(void)
+/* dpdk: both sides are net_af_packet ports of one EAL (--to-server dpdk:port=1). */
+static int test_live(int dpdk)
 {
     if (system("command -v tshark >/dev/null 2>&1")) SKIP("tshark is not installed");
     test_netns n = netns_setup("sd");
@@ -283,9 +285,17 @@ static int test_live(void)
     replay_opts o = quiet_opts();
     o.speed = 2;
     nd_error e;
-    char cli[32], srv[32];
+    char cli[512], srv[32];
     snprintf(cli, sizeof cli, "iface:%s", n.a);
     snprintf(srv, sizeof srv, "iface:%s", ca);
+    if (dpdk) {
+        snprintf(cli, sizeof cli,
+                 "dpdk:--no-huge --no-pci -m 512 --no-shconf --no-telemetry -l 0 "
+                 "--file-prefix=%s --vdev=net_af_packet0,iface=%s "
+                 "--vdev=net_af_packet1,iface=%s",
+                 n.name, n.a, ca);
+        snprintf(srv, sizeof srv, "dpdk:port=1");
+    }
     replay_sink *s = replay_sink_open_sides(cli, srv, &e);
     if (!s) CHECK_FAIL_("%s", e.msg);
     replay_stats st;
@@ -345,7 +355,8 @@ static int test_live(void)
 int main(int argc, char **argv)
 {
     nd_log_set_level(ND_LOG_WARN);
-    if (argc > 1 && !strcmp(argv[1], "live")) return test_live();
+    if (argc > 1 && !strcmp(argv[1], "live")) return test_live(0);
+    if (argc > 1 && !strcmp(argv[1], "live-dpdk")) return test_live(1);
     nd_dataset *ds = make_data(60, 30000);
     test_pcap_pair(ds);
     test_pcapng_vlan_macs(ds);
