@@ -8,7 +8,7 @@
  * A one-sided replay has one interface, "netdiffus"; when both sides of a two-sided replay
  * name the same file, it has two, "client" (0) and "server" (1), and each frame is on the
  * side it leaves from: client-to-server frames on 0, server-to-client on 1
- * (docs/FORMATS.md, "pcapng output").
+ * (docs/FORMATS.md §7).
  */
 #include "replay_impl.h"
 
