@@ -41,9 +41,22 @@ static const char help[] =
     "                   bound), never by a failed one; devices, FIFOs and the input\n"
     "                   are refused. pcap:- streams to standard output as it is\n"
     "                   written (| tcpdump -r -); a failure there cannot be taken back\n"
+    "  pcapng:FILE      the same as pcapng (one interface; two with --to-server FILE)\n"
     "  iface:NAME       libpcap injection on an interface, in real time x speed\n"
     "  dpdk:EAL-ARGS    DPDK tx bursts on the first port, e.g.\n"
-    "                   'dpdk:--no-huge --no-pci -m 256 --vdev=net_null0'\n"
+    "                   'dpdk:--no-huge --no-pci -m 256 --vdev=net_null0';\n"
+    "                   'dpdk:port=N EAL-ARGS' sends on port N\n"
+    "\n"
+    "Two sides (a firewall, NAT or IDS between clients and servers; docs/REPLAY.md):\n"
+    "      --to-server SINK  server-to-client packets leave here, client-to-server\n"
+    "                     ones on --to; one schedule paces both. Two files, the same\n"
+    "                     pcapng:FILE (an interface per side), two interfaces, or a\n"
+    "                     second port of --to's DPDK EAL: dpdk:port=N (dpdk: alone:\n"
+    "                     the port after --to's)\n"
+    "      --vlan-client ID, --vlan-server ID  802.1Q tag of the frames each side sends\n"
+    "                     (default replay.vlan_client, replay.vlan_server; 0 = none)\n"
+    "      --client-macs N, --server-macs N  MACs counted up from replay.mac_src and\n"
+    "                     replay.mac_dst: address i of a side has the (i mod N)-th\n"
     "\n"
     "options:\n"
     "  -s, --series FILE  series CSV (docs/FORMATS.md) or dataset file (.ndd) to replay;\n"
@@ -225,7 +238,13 @@ enum {
     OPT_CONCURRENCY,
     OPT_FLOWS_PER_S,
     OPT_PPS,
-    OPT_MBPS
+    OPT_MBPS,
+    /* two sides */
+    OPT_TO_SERVER,
+    OPT_VLAN_CLIENT,
+    OPT_VLAN_SERVER,
+    OPT_CLIENT_MACS,
+    OPT_SERVER_MACS
 };
 
 static const struct option longs[] = {
@@ -248,6 +267,11 @@ static const struct option longs[] = {
     {"flows-per-s", required_argument, NULL, OPT_FLOWS_PER_S},
     {"pps", required_argument, NULL, OPT_PPS},
     {"mbps", required_argument, NULL, OPT_MBPS},
+    {"to-server", required_argument, NULL, OPT_TO_SERVER},
+    {"vlan-client", required_argument, NULL, OPT_VLAN_CLIENT},
+    {"vlan-server", required_argument, NULL, OPT_VLAN_SERVER},
+    {"client-macs", required_argument, NULL, OPT_CLIENT_MACS},
+    {"server-macs", required_argument, NULL, OPT_SERVER_MACS},
     CLI_JSON_OPTION,
     CLI_WATCH_OPTIONS,
     {0},
@@ -262,6 +286,10 @@ typedef struct replay_args {
     int json;
     cli_watch watch;
     const char *load[4]; /* --concurrency, --flows-per-s, --pps, --mbps */
+    /* two sides: --to-server, and --vlan-client, --vlan-server, --client-macs,
+     * --server-macs ([i], -1 when not given) */
+    const char *to_server;
+    int64_t side_num[4];
 } replay_args;
 
 /* --flows, --seed, --loop, --max-packets: whole numbers. 0 or ND_EXIT_USAGE. */
@@ -282,6 +310,20 @@ static int take_number(replay_args *r, const cli_args *a, int c)
     return 0;
 }
 
+/* --vlan-client, --vlan-server (0..4094), --client-macs, --server-macs (1..2^24). */
+static int take_side_number(replay_args *r, const cli_args *a, int c)
+{
+    const int i = c - OPT_VLAN_CLIENT, vlan = c <= OPT_VLAN_SERVER;
+    const uint64_t lo = vlan ? 0 : 1, hi = vlan ? 4094 : 16777216;
+    uint64_t v;
+    if (cli_parse_u64(a->val, &v) || v < lo || v > hi)
+        return cli_usage_error(
+            "replay", "%s: expected a whole number from %llu to %llu, got '%s'",
+            cli_args_name(a, c), (unsigned long long)lo, (unsigned long long)hi, a->val);
+    r->side_num[i] = (int64_t)v;
+    return 0;
+}
+
 /* The options of code c into r: 0, or ND_EXIT_USAGE once said. */
 static int take(replay_args *r, const cli_args *a, int c)
 {
@@ -296,9 +338,11 @@ static int take(replay_args *r, const cli_args *a, int c)
                         : c == OPT_SPIN      ? &r->spin
                         : c == OPT_MAX_BYTES ? &r->max_bytes
                         : c == OPT_LINE_RATE ? &r->line_rate
+                        : c == OPT_TO_SERVER ? &r->to_server
                                              : NULL;
     if (c >= OPT_CONCURRENCY && c <= OPT_MBPS) r->load[c - OPT_CONCURRENCY] = a->val;
     else if (text) *text = a->val;
+    else if (c >= OPT_VLAN_CLIENT && c <= OPT_SERVER_MACS) return take_side_number(r, a, c);
     else if (c == OPT_FLOWS || c == OPT_SEED || c == OPT_LOOP || c == OPT_MAX_PACKETS)
         return take_number(r, a, c);
     else if (c == CLI_OPT_JSON) r->json = 1;
@@ -309,11 +353,20 @@ static int take(replay_args *r, const cli_args *a, int c)
     return 0;
 }
 
+/* The file of a pcap: or pcapng: sink, NULL for other sinks (and for NULL). */
+static const char *sink_file(const char *spec)
+{
+    if (spec && !strncmp(spec, "pcap:", 5)) return spec + 5;
+    if (spec && !strncmp(spec, "pcapng:", 7)) return spec + 7;
+    return NULL;
+}
+
 static int parse(replay_args *r, int argc, char **argv)
 {
     cli_args a;
     cli_args_init(&a, "replay", argc, argv, "s:t:c:", longs);
     memset(r, 0, sizeof *r);
+    for (int i = 0; i < 4; i++) r->side_num[i] = -1;
     for (int c; (c = cli_args_next(&a)) != CLI_END;)
         if (take(r, &a, c)) return ND_EXIT_USAGE;
     if (r->model && r->series)
@@ -331,8 +384,10 @@ static int parse(replay_args *r, int argc, char **argv)
                                "--bin is for a series CSV; a model has its bin width");
     if (!r->to)
         return cli_usage_error("replay", "no sink: --to pcap:FILE|iface:NAME|dpdk:EAL-ARGS");
-    if (!strncmp(r->to, "pcap:", 5) && cli_json_check("replay", r->json, r->to + 5))
-        return ND_EXIT_USAGE;
+    for (int i = 0; i < 2; i++) {
+        const char *file = sink_file(i ? r->to_server : r->to);
+        if (file && cli_json_check("replay", r->json, file)) return ND_EXIT_USAGE;
+    }
     return 0;
 }
 
@@ -394,6 +449,9 @@ static int options(replay_opts *o, uint64_t *bin_ns, const replay_args *r, const
     if (r->max_bytes && nd_parse_size(r->max_bytes, &o->max_bytes, &e))
         return cli_usage_error("replay", "--max-bytes: %s", e.msg);
     if (r->have_max_packets) o->max_packets = r->max_packets;
+    uint32_t *side[4] = {&o->vlan_client, &o->vlan_server, &o->client_macs, &o->server_macs};
+    for (int i = 0; i < 4; i++)
+        if (r->side_num[i] >= 0) *side[i] = (uint32_t)r->side_num[i];
     if (r->line_rate) {
         double g;
         if (cli_parse_double(r->line_rate, &g) || !(g > 0) || g > ND_MAX_LINE_BPS / 1e9)
@@ -409,8 +467,7 @@ static int options(replay_opts *o, uint64_t *bin_ns, const replay_args *r, const
     if (load_options(o, r)) return ND_EXIT_USAGE;
     /* a run of a set duration never runs out of flows unless --loop says how many passes */
     if (o->duration_ns && !r->have_loop) o->loop = 0;
-    if (!strncmp(r->to, "pcap:", 5) && o->loop == 0 && !o->duration_ns && !o->max_bytes &&
-        !o->max_packets)
+    if (sink_file(r->to) && o->loop == 0 && !o->duration_ns && !o->max_bytes && !o->max_packets)
         nd_warn("replay: --loop 0 without --duration, --max-bytes or --max-packets writes "
                 "until Ctrl-C (a full disk fails the run, and the pcap is not kept)");
     return 0;
@@ -561,12 +618,14 @@ static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *s
     }
     char line[512];
     replay_stats_format(&st, line, sizeof line);
-    nd_info("replay%s: %s -> %s: %s", rc == ND_EINTR ? " (stopped by signal)" : "",
-            r->series ? r->series : r->model, r->to, line);
+    nd_info("replay%s: %s -> %s%s%s: %s", rc == ND_EINTR ? " (stopped by signal)" : "",
+            r->series ? r->series : r->model, r->to, r->to_server ? " and " : "",
+            r->to_server ? r->to_server : "", line);
     if (r->json) {
         nd_json *j = nd_json_new();
         nd_json_str(j, "input", r->series ? r->series : r->model);
         nd_json_str(j, "sink", r->to);
+        if (r->to_server) nd_json_str(j, "server_sink", r->to_server);
         nd_json_bool(j, "interrupted", rc == ND_EINTR);
         figures(j, &st);
         if (cli_json_print(j)) return ND_EXIT_FAIL;
@@ -605,7 +664,9 @@ static int run(int argc, char **argv)
                           : model_prepare(&dm, &weights, &r, &cfg, &o);
     if (!status) {
         nd_error e = {0};
-        if (!(sink = replay_sink_open(r.to, &e))) {
+        sink = r.to_server ? replay_sink_open_sides(r.to, r.to_server, &e)
+                           : replay_sink_open(r.to, &e);
+        if (!sink) {
             nd_err("%s", e.msg);
             status = cli_exit_code(e.code);
         }

@@ -51,6 +51,10 @@ void opts_replay(replay_opts *o, const nd_config *cfg)
     if (r->servers) o->servers = r->servers;
     if (r->mac_src[0]) o->mac_src = r->mac_src;
     if (r->mac_dst[0]) o->mac_dst = r->mac_dst;
+    o->client_macs = r->client_macs;
+    o->server_macs = r->server_macs;
+    o->vlan_client = r->vlan_client;
+    o->vlan_server = r->vlan_server;
     /* as for classes in opts_capture: replay_run refuses more than ND_MAX_CLASSES */
     o->n_mix = r->n_mix;
     for (uint32_t i = 0; i < r->n_mix && i < ND_MAX_CLASSES; i++)

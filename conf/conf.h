@@ -122,7 +122,11 @@ typedef struct nd_config {
         char mac_dst[32];
         uint64_t seed;
         uint32_t n_mix;
-        nd_mix_entry *mix; /* (n_mix), owned */
+        nd_mix_entry *mix;    /* (n_mix), owned */
+        uint32_t client_macs; /* MACs from mac_src up: client address i has the (i mod n)-th */
+        uint32_t server_macs;
+        uint32_t vlan_client; /* 802.1Q tag of client-side frames; 0: none */
+        uint32_t vlan_server;
     } replay;
 
     struct {

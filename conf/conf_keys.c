@@ -380,6 +380,20 @@ const conf_key conf_keys[] = {
      .check = check_mac, .help = "Source MAC of client packets (locally administered)."},
     {"replay.mac_dst", CONF_STRING, F(replay.mac_dst), .def = "02:00:00:00:00:02",
      .check = check_mac, .help = "Destination MAC of client packets (locally administered)."},
+    /* two-sided replay: the link layer of each side (docs/REPLAY.md, "Two sides") */
+    {"replay.client_macs", CONF_UINT, F(replay.client_macs), .def = "1", .min = "1",
+     .max = "16777216", .unit = "MACs",
+     .help = "Client MACs counted up from replay.mac_src: client address i sends from the "
+             "(i mod N)-th."},
+    {"replay.server_macs", CONF_UINT, F(replay.server_macs), .def = "1", .min = "1",
+     .max = "16777216", .unit = "MACs",
+     .help = "Server MACs counted up from replay.mac_dst, one per server address likewise."},
+    {"replay.vlan_client", CONF_UINT, F(replay.vlan_client), .def = "0", .max = "4094",
+     .help = "802.1Q VLAN id of the frames from the client side (client to server); 0: "
+             "untagged."},
+    {"replay.vlan_server", CONF_UINT, F(replay.vlan_server), .def = "0", .max = "4094",
+     .help = "802.1Q VLAN id of the frames from the server side (server to client); 0: "
+             "untagged."},
     {"replay.seed", CONF_UINT, F(replay.seed), .def = "1",
      .help = "Random seed of sizes, timing, addresses and ports."},
     {"replay.mix", CONF_LIST, F(replay.n_mix), .def = "[]", .list = &mix_list,

@@ -2,8 +2,9 @@
  * headers.c — packet descriptor → frame bytes: Ethernet, IPv4 or IPv6, TCP or UDP, with
  * correct checksums (or the pseudo-header sum that NIC checksum offload expects).
  *
- * Payload bytes are zeros: the replay reproduces sizes and timing, never content. Zeros
- * add nothing to the ones'-complement sum, so each checksum costs the header only.
+ * Payload bytes are zeros (but for the header of the protocol the server port names,
+ * replay_impl.h): the replay reproduces sizes and timing, never content. Zeros add
+ * nothing to the ones'-complement sum, so each checksum costs the headers only.
  */
 #include "replay_impl.h"
 
@@ -42,54 +43,79 @@ uint32_t pkt_addr_sum(const pkt_flow *f)
     return sum16(sum16(0, f->caddr, n), f->saddr, n);
 }
 
-/* The app's header at the start of a zeroed payload of n bytes (the packetizer makes
- * n at least the header); returns the sum of its 16-bit words for the UDP checksum (the
+/* Writes the 16-bit word v at p and returns it, for the checksum. */
+static inline uint32_t word(uint8_t *p, uint32_t v)
+{
+    put16(p, v);
+    return v & 0xffff;
+}
+
+/* The app's header at the start of a zeroed payload of n bytes (the packetizer makes n 0
+ * or at least the header); returns the sum of its 16-bit words for the L4 checksum (the
  * payload starts at an even offset of the segment). */
 static uint32_t put_app_header(uint8_t *p, uint32_t n, const pkt_flow *f, const pkt_desc *d)
 {
     const int up = d->dir == ND_UP;
-    if (f->app == PKT_APP_DNS) { /* a query from the client, a response from the server */
-        const uint16_t id = (uint16_t)d->seq, fl = up ? 0x0100 : 0x8180;
-        put16(p, id);
-        put16(p + 2, fl);
-        return (uint32_t)id + fl;
-    }
-    if (f->app == PKT_APP_DHCP) { /* BOOTREQUEST or BOOTREPLY, Ethernet, one transaction */
-        const uint32_t xid = f->addr_sum * 2654435761u ^ f->cport;
-        const uint16_t w0 = up ? 0x0101 : 0x0201; /* op, htype 1 */
-        put16(p, w0);
-        p[2] = 6; /* hlen: a MAC address; hops 0 */
-        put32(p + 4, xid);
-        put32(p + 236, 0x63825363); /* the DHCP magic cookie */
-        uint32_t sum = w0 + 0x0600 + (xid >> 16) + (xid & 0xffff) + 0x6382 + 0x5363;
-        if (n > PKT_DHCP_HDR) { /* the end option; pad options (0) after it */
-            p[PKT_DHCP_HDR] = 0xff;
-            sum += 0xff00;
-        }
+    if (!n || f->app == PKT_APP_NONE) return 0;
+    /* a transaction id per flow: the same on both sides, as a reply carries the request's */
+    const uint32_t xid = f->addr_sum * 2654435761u ^ f->cport;
+    switch (f->app) {
+    case PKT_APP_DNS: /* a query from the client, a response from the server; the id
+                       * numbers the direction's packets: no query looks retransmitted */
+        return word(p, d->seq) + word(p + 2, up ? 0x0100 : 0x8180);
+    case PKT_APP_DNS_TCP: /* one whole message per segment: its length, then as over UDP */
+        return word(p, n - 2) + word(p + 2, d->seq ^ d->ack) +
+               word(p + 4, up ? 0x0100 : 0x8180);
+    case PKT_APP_DHCP: { /* BOOTREQUEST or BOOTREPLY, Ethernet, one transaction */
+        uint32_t sum = word(p, up ? 0x0101 : 0x0201) + word(p + 2, 0x0600) /* hlen 6 */ +
+                       word(p + 4, xid >> 16) + word(p + 6, xid) + word(p + 236, 0x6382) +
+                       word(p + 238, 0x5363); /* the DHCP magic cookie */
+        if (n > pkt_app_len[PKT_APP_DHCP])
+            sum += word(p + 240, 0xff00); /* end option, then pad */
         return sum;
     }
-    return 0;
+    case PKT_APP_DHCP6: /* SOLICIT (1) from the client, REPLY (7) from the server */
+        return word(p, (up ? 0x0100u : 0x0700u) | (xid >> 16 & 0xff)) + word(p + 2, xid);
+    case PKT_APP_DHCP6_TCP: /* LEASEQUERY (14) and LEASEQUERY-REPLY (15), length first */
+        return word(p, n - 2) + word(p + 2, (up ? 0x0e00u : 0x0f00u) | (xid >> 16 & 0xff)) +
+               word(p + 4, xid);
+    case PKT_APP_TLS: /* one application-data record of TLS 1.2 per segment */
+    {
+        const uint32_t rl = n - 5; /* the record's length: what follows its header */
+        p[0] = 0x17, p[1] = 3, p[2] = 3;
+        put16(p + 3, rl);
+        return 0x1703 + (0x0300 | rl >> 8) + ((rl & 0xff) << 8);
+    }
+    case PKT_APP_NTP: /* leap 0, version 4, mode 3 (client) or 4 (server); zeros after */
+        return word(p, up ? 0x2300 : 0x2400);
+    default: return 0;
+    }
 }
 
-void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d,
-               const uint8_t mac_cli[6], const uint8_t mac_srv[6], int flags)
+void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d, int flags)
 {
     const int up = d->dir == ND_UP, v6 = f->ipv6, tcp = f->l4 == ND_L4_TCP;
     const int syn = tcp && (d->flags & TCPF_SYN);
     const uint8_t *src = up ? f->caddr : f->saddr, *dst = up ? f->saddr : f->caddr;
     const uint16_t sport = up ? f->cport : f->sport, dport = up ? f->sport : f->cport;
-    const uint32_t hlen = pkt_hdr_len(v6, f->l4, syn);
+    const uint32_t tag = f->vlan[d->dir] ? 4 : 0;
+    const uint32_t hlen = pkt_hdr_len(v6, f->l4, syn) + tag;
     const uint32_t l3len = d->len - 14u, l4len = l3len - (v6 ? 40u : 20u);
+    const uint32_t len = d->len + tag;
     const uint8_t proto = tcp ? 6 : 17, ttl = f->ttl[d->dir];
-    ND_ASSERT(d->len >= hlen);
+    ND_ASSERT(d->len + tag >= hlen);
 
-    /* Ethernet */
-    memcpy(buf, up ? mac_srv : mac_cli, 6);
-    memcpy(buf + 6, up ? mac_cli : mac_srv, 6);
-    put16(buf + 12, v6 ? 0x86dd : 0x0800);
+    /* Ethernet, and the side's 802.1Q tag (priority 0) */
+    memcpy(buf, f->mac[!d->dir], 6);
+    memcpy(buf + 6, f->mac[d->dir], 6);
+    if (tag) {
+        put16(buf + 12, 0x8100);
+        put16(buf + 14, f->vlan[d->dir]);
+    }
+    put16(buf + 12 + tag, v6 ? 0x86dd : 0x0800);
 
     /* IP; checksums are sums of the field values, the frame is only written */
-    uint8_t *ip = buf + 14, *l4;
+    uint8_t *ip = buf + 14 + tag, *l4;
     const uint32_t ph = f->addr_sum + proto + l4len; /* pseudo-header */
     if (!v6) {
         const uint32_t id = (d->seq ^ d->ack ^ d->order) & 0xffff; /* any value: DF is set */
@@ -145,10 +171,10 @@ void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d,
 
     /* zero payload: only what the previous frame in this buffer may have left, when the
      * caller keeps everything past PKT_HDR_MAX zero */
-    uint32_t end = d->len;
+    uint32_t end = len;
     if ((flags & PKT_ZERO_TAIL) && end > PKT_HDR_MAX) end = PKT_HDR_MAX;
     if (end > hlen) memset(buf + hlen, 0, end - hlen);
-    sum += put_app_header(buf + hlen, d->len - hlen, f, d);
+    sum += put_app_header(buf + hlen, len - hlen, f, d);
 
     if (flags & PKT_CSUM_OFFLOAD) {
         put16(csum, fold(ph)); /* the NIC adds the segment and complements */

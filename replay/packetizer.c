@@ -81,6 +81,12 @@ int pkt_class_init(pkt_class *pc, const nd_class_stats *st, const char *name)
         rc = pkt_cdf_init(&pc->size[d], st->size_hist[d], ND_SIZE_HIST);
         if (!rc) rc = pkt_cdf_init(&pc->iat[d], st->iat_hist[d], ND_IAT_HIST);
         if (!rc) rc = pkt_cdf_init(&pc->ttl[d], st->ttl_hist[d], 256);
+        /* a capture's TTL 1 (and 0) belongs to link-local multicast and broadcast (mDNS,
+         * SSDP, DHCP): given to a unicast flow it would die at the first router */
+        uint64_t uni[256];
+        memcpy(uni, st->ttl_hist[d], sizeof uni);
+        uni[0] = uni[1] = 0;
+        if (!rc) rc = pkt_cdf_init(&pc->ttl_uni[d], uni, 256);
     }
     uint64_t ports[ND_PORT_TOP];
     for (int i = 0; i < ND_PORT_TOP; i++)
@@ -96,9 +102,6 @@ int pkt_class_init(pkt_class *pc, const nd_class_stats *st, const char *name)
     uint64_t tcp = st->l4_flows[ND_L4_TCP], udp = st->l4_flows[ND_L4_UDP];
     pc->p_udp = tcp + udp ? (double)udp / (double)(tcp + udp) : 0.0;
     pc->p_ipv6 = st->flows ? (double)st->ipv6_flows / (double)st->flows : 0.0;
-    if (st->flows > 1 && st->last_flow_ns > st->first_flow_ns)
-        pc->rate =
-            (double)(st->flows - 1) * 1e9 / (double)(st->last_flow_ns - st->first_flow_ns);
     pc->has_sizes = pc->size[0].n || pc->size[1].n;
     pc->has_iat = pc->iat[0].n || pc->iat[1].n;
     return 0;
@@ -110,6 +113,7 @@ void pkt_class_free(pkt_class *pc)
         pkt_cdf_free(&pc->size[d]);
         pkt_cdf_free(&pc->iat[d]);
         pkt_cdf_free(&pc->ttl[d]);
+        pkt_cdf_free(&pc->ttl_uni[d]);
     }
     pkt_cdf_free(&pc->port);
     pkt_cdf_free(&pc->mss);
@@ -203,6 +207,25 @@ int pkt_mac_parse(const char *text, uint8_t out[6])
     return 0;
 }
 
+int pkt_l2_init(pkt_l2 *l2, const replay_opts *o, nd_error *e)
+{
+    if (pkt_mac_parse(o->mac_src, l2->mac[ND_UP]))
+        return nd_error_set(e, ND_ECONFIG, "replay.mac_src: '%s' is not a MAC address",
+                            o->mac_src);
+    if (pkt_mac_parse(o->mac_dst, l2->mac[ND_DOWN]))
+        return nd_error_set(e, ND_ECONFIG, "replay.mac_dst: '%s' is not a MAC address",
+                            o->mac_dst);
+    if (o->vlan_client > 4094 || o->vlan_server > 4094)
+        return nd_error_set(e, ND_ECONFIG, "replay.vlan_%s: %u; VLAN ids go from 1 to 4094",
+                            o->vlan_client > 4094 ? "client" : "server",
+                            o->vlan_client > 4094 ? o->vlan_client : o->vlan_server);
+    l2->n_mac[ND_UP] = o->client_macs ? o->client_macs : 1;
+    l2->n_mac[ND_DOWN] = o->server_macs ? o->server_macs : 1;
+    l2->vlan[ND_UP] = o->vlan_client;
+    l2->vlan[ND_DOWN] = o->vlan_server;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Flows                                                                                */
 /* ------------------------------------------------------------------------------------ */
@@ -220,7 +243,46 @@ static double win_at(const pkt_flow *f, const pkt_layout *lay, int ch, uint32_t 
     return isfinite(v) && v > 0 ? v : 0.0;
 }
 
-void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli, const pkt_pool *srv)
+/* DHCPv6 and TLS: a header alone is malformed to tshark, one byte more is not */
+const uint8_t pkt_app_len[PKT_APP_COUNT] = {0, 12, 240, 5, 14, 7, 6, 48};
+
+/* The protocol a flow's payloads start with, by its transport and server port. */
+static uint8_t app_of(int l4, uint16_t port)
+{
+    static const struct {
+        uint8_t l4, app;
+        uint16_t port;
+    } table[] = {
+        {ND_L4_UDP, PKT_APP_DNS, 53},        {ND_L4_UDP, PKT_APP_DNS, 137},  /* NBNS */
+        {ND_L4_UDP, PKT_APP_DNS, 5353},      {ND_L4_UDP, PKT_APP_DNS, 5355}, /* mDNS, LLMNR */
+        {ND_L4_UDP, PKT_APP_DHCP, 67},       {ND_L4_UDP, PKT_APP_DHCP, 68},
+        {ND_L4_UDP, PKT_APP_DHCP6, 546},     {ND_L4_UDP, PKT_APP_DHCP6, 547},
+        {ND_L4_TCP, PKT_APP_DNS_TCP, 53},    {ND_L4_TCP, PKT_APP_DNS_TCP, 5353},
+        {ND_L4_TCP, PKT_APP_DHCP6_TCP, 547}, {ND_L4_TCP, PKT_APP_TLS, 443},
+        {ND_L4_TCP, PKT_APP_TLS, 465},       {ND_L4_TCP, PKT_APP_TLS, 853},
+        {ND_L4_TCP, PKT_APP_TLS, 993},       {ND_L4_TCP, PKT_APP_TLS, 995},
+        {ND_L4_TCP, PKT_APP_TLS, 5061},      {ND_L4_TCP, PKT_APP_TLS, 8443},
+        {ND_L4_UDP, PKT_APP_NTP, 123},       {ND_L4_TCP, PKT_APP_NTP, 123},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++)
+        if (table[i].l4 == l4 && table[i].port == port) return table[i].app;
+    return PKT_APP_NONE;
+}
+
+/* Multicast or broadcast (IPv4 224/4 and up, IPv6 ff00::/8): where a TTL of 1 is at home. */
+static int is_group(const uint8_t *a, int v6) { return v6 ? a[0] == 0xff : a[0] >= 224; }
+
+/* The i-th MAC of a pool that starts at base (the 48 bits counted as one number). */
+static void mac_nth(uint8_t out[6], const uint8_t base[6], uint32_t i)
+{
+    uint64_t m = 0;
+    for (int k = 0; k < 6; k++) m = m << 8 | base[k];
+    m += i;
+    for (int k = 5; k >= 0; k--, m >>= 8) out[k] = (uint8_t)m;
+}
+
+void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli, const pkt_pool *srv,
+                   const pkt_l2 *l2)
 {
     const pkt_class *pc = f->pc;
     const nd_class_stats *st = pc->st;
@@ -231,23 +293,16 @@ void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli, cons
     if (v6 && !(cli->has6 && srv->has6)) v6 = 0;
     if (!v6 && !(cli->has4 && srv->has4)) v6 = 1;
     f->ipv6 = (uint8_t)v6;
-    for (int d = 0; d < 2; d++)
-        f->ttl[d] = pc->ttl[d].n ? (uint8_t)pkt_cdf_draw(&pc->ttl[d], r) : 64;
-    for (int d = 0; d < 2; d++)
-        if (!f->ttl[d]) f->ttl[d] = 64;
     f->mss = pc->mss.n ? st->mss[pkt_cdf_draw(&pc->mss, r)] : (uint16_t)(v6 ? 1440 : 1460);
     f->sport = pc->port.n ? st->port[pkt_cdf_draw(&pc->port, r)] : 443;
     f->cport = (uint16_t)(PKT_EPHEMERAL_PORT + replay_rng_below(r, 28232)); /* to 60999 */
-    f->app = f->l4 != ND_L4_UDP ? PKT_APP_NONE
-             : f->sport == 53   ? PKT_APP_DNS
-             : f->sport == 67   ? PKT_APP_DHCP
-                                : PKT_APP_NONE;
-    f->min_frame =
-        (uint16_t)(pkt_hdr_len(v6, f->l4, 0) + (f->app == PKT_APP_DNS    ? PKT_DNS_HDR
-                                                : f->app == PKT_APP_DHCP ? PKT_DHCP_HDR
-                                                                         : 0));
     uint32_t ci = (uint32_t)replay_rng_below(r, cli->count);
     uint32_t si = (uint32_t)replay_rng_below(r, srv->count);
+    /* a host keeps its MAC: the MAC follows the address index, not a draw of its own */
+    mac_nth(f->mac[ND_UP], l2->mac[ND_UP], ci % l2->n_mac[ND_UP]);
+    mac_nth(f->mac[ND_DOWN], l2->mac[ND_DOWN], si % l2->n_mac[ND_DOWN]);
+    f->vlan[ND_UP] = l2->vlan[ND_UP];
+    f->vlan[ND_DOWN] = l2->vlan[ND_DOWN];
     memset(f->caddr, 0, 16);
     memset(f->saddr, 0, 16);
     if (v6) {
@@ -257,17 +312,31 @@ void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli, cons
         pkt_pool_addr4(cli, ci, f->caddr);
         pkt_pool_addr4(srv, si, f->saddr);
     }
+    /* TTL by the kind of the packet's destination: up goes to the server, down to the
+     * client; unicast never takes a TTL below 2 */
+    for (int d = 0; d < 2; d++) {
+        const pkt_cdf *t =
+            is_group(d == ND_UP ? f->saddr : f->caddr, v6) ? &pc->ttl[d] : &pc->ttl_uni[d];
+        f->ttl[d] = t->n ? (uint8_t)pkt_cdf_draw(t, r) : 64;
+        if (!f->ttl[d]) f->ttl[d] = 64;
+    }
     f->addr_sum = pkt_addr_sum(f);
     f->port_sum = (uint32_t)f->cport + f->sport;
     f->snd_nxt[0] = (uint32_t)nd_rng_u64(r);
     f->snd_nxt[1] = (uint32_t)nd_rng_u64(r);
 
     unsigned maxf = MAX_FRAME;
-    if (f->l4 == ND_L4_TCP) {
-        unsigned m = pkt_hdr_len(v6, ND_L4_TCP, 0) + f->mss;
-        if (m < maxf) maxf = m;
-    }
+    const unsigned hdr = pkt_hdr_len(v6, f->l4, 0);
+    if (f->l4 == ND_L4_TCP && hdr + f->mss < maxf) maxf = hdr + f->mss;
     f->max_frame = (uint16_t)maxf;
+    /* the app's header: in every UDP payload; in every TCP segment with data, which
+     * needs frames of two such segments to fit the largest frame (a tiny MSS keeps
+     * zero payloads) */
+    f->app = app_of(f->l4, f->sport);
+    const unsigned app = pkt_app_len[f->app];
+    if (f->l4 == ND_L4_TCP && maxf < 2 * (hdr + app)) f->app = PKT_APP_NONE;
+    f->min_frame = (uint16_t)(hdr + (f->l4 == ND_L4_UDP ? pkt_app_len[f->app] : 0));
+    f->app_min = (uint16_t)(f->l4 == ND_L4_TCP ? pkt_app_len[f->app] : 0);
 
     f->first_bin = UINT32_MAX;
     f->last_bin = 0;
@@ -310,14 +379,15 @@ static int push(pkt_flow *f, uint64_t t, uint16_t len, uint8_t dir, uint8_t flag
     return 0;
 }
 
-/* Frame sizes adding up to exactly B bytes (B >= minf), appended with time 0; want > 0
- * asks for that many packets (bytes win when both cannot hold). Sets *cut (and leaves it
- * alone otherwise) when MAX_PKTS_PER_BIN packets were drawn before the bytes were met. */
+/* Frame sizes adding up to exactly B bytes (B sendable, below), appended with time 0;
+ * want > 0 asks for that many packets (bytes win when both cannot hold; flows with an
+ * app_min never ask). Sets *cut (and leaves it alone otherwise) when MAX_PKTS_PER_BIN
+ * packets were drawn before the bytes were met. */
 static int fill_sizes(pkt_flow *f, uint8_t dir, int64_t B, int64_t want, uint32_t *count,
                       int *cut)
 {
     const pkt_cdf *c = &f->pc->size[dir];
-    const int64_t minf = f->min_frame, maxf = f->max_frame;
+    const int64_t minf = f->min_frame, maxf = f->max_frame, gap = f->app_min;
     uint32_t first = f->n;
 #define DRAW()   (c->n ? (int64_t)pkt_cdf_draw(c, &f->rng) : maxf)
 #define CLAMP(s) ((s) < minf ? minf : (s) > maxf ? maxf : (s))
@@ -350,8 +420,13 @@ static int fill_sizes(pkt_flow *f, uint8_t dir, int64_t B, int64_t want, uint32_
         while (R > 0 && f->n - first < MAX_PKTS_PER_BIN) {
             int64_t s = DRAW();
             s = CLAMP(s);
-            if (s != R && R - s < minf) /* s would leave a remainder no frame can carry */
+            if (s > minf && s < minf + gap) s = minf + gap; /* room for the app's header */
+            if (s != R && !PKT_SENDABLE(R - s, minf, gap)) {
+                /* s would leave a remainder no frames can carry: take all of it, or
+                 * leave one smallest frame (with data when that is what fits) */
                 s = R <= maxf ? R : R - minf;
+                if (s > maxf) s = R - minf - gap;
+            }
             if (push(f, 0, (uint16_t)s, dir, 0)) return -ENOMEM;
             R -= s;
         }
@@ -487,7 +562,8 @@ static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
         int64_t target = x > (double)cap ? cap : llround(x);
         int cut = x > (double)cap;
         int64_t budget = target + f->carry[d] - ctrl_bytes[d];
-        if (budget < minf) { /* nothing legal fits: carry the bytes (or the debt) on */
+        if (!PKT_SENDABLE(budget, minf, f->app_min) || budget <= 0) {
+            /* nothing legal fits: carry the bytes (or the debt) on */
             f->carry[d] = budget;
             if (budget > 0) f->carried++;
             f->capped += cut;
@@ -495,7 +571,7 @@ static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
         }
         f->carry[d] = 0;
         int64_t want = 0;
-        if (lay->pkts[d] >= 0) {
+        if (lay->pkts[d] >= 0 && !f->app_min) {
             double p = win_at(f, lay, lay->pkts[d], b);
             want = (p > MAX_PKTS_PER_BIN ? MAX_PKTS_PER_BIN : llround(p)) - ctrl_pkts[d];
         }

@@ -5,7 +5,8 @@
  * optionally packets, per bin and direction) plus the class's packet statistics become
  * protocol-correct Ethernet/IPv4|IPv6/TCP|UDP packets with absolute deadlines, merged
  * over many concurrent flows by a min-heap, and handed to a sink: a nanosecond pcap file,
- * a libpcap interface or a DPDK port. docs/REPLAY.md explains the choices and bounds.
+ * a pcapng file, a libpcap interface or a DPDK port, or two of them, one per side of a
+ * device under test. docs/REPLAY.md explains the choices and bounds.
  */
 #ifndef ND_REPLAY_H
 #define ND_REPLAY_H
@@ -62,6 +63,12 @@ typedef struct replay_opts {
     double flows_per_s;   /* flow starts per second; 0: off */
     double pps;           /* packets per second; 0: off */
     double mbps;          /* frame bits (no FCS) per second / 1e6; 0: off */
+    /* The link layer (docs/REPLAY.md, "Two sides"): client i's frames come from the
+     * (i mod client_macs)-th MAC counted from mac_src, servers' likewise from mac_dst
+     * (0 counts as 1); frames from the client side (client to server) carry 802.1Q tag
+     * vlan_client, those from the server side vlan_server (0: untagged, else 1..4094). */
+    uint32_t client_macs, server_macs;
+    uint32_t vlan_client, vlan_server;
 } replay_opts;
 
 /* The line rate a bin is cut to when neither the options nor the sink give one. */
@@ -91,12 +98,21 @@ typedef struct replay_pkt_info {
     uint8_t tcp_flags;  /* 0 for UDP */
     uint64_t offset_ns; /* series time since the start of the run (before speed) */
     uint64_t start_ns;  /* the flow's start, same clock: bin b is [start + b·bin, +bin) */
+    uint16_t vlan;      /* the frame's 802.1Q VLAN id, 0 when untagged */
 } replay_pkt_info;
 
-/* Opens "pcap:FILE", "iface:NAME" or "dpdk:EAL-ARGS". Returns NULL and fills e on failure
- * (unknown scheme, file that cannot be created, interface that does not exist, EAL that
- * does not start or has no port). Only one dpdk: sink per process (one EAL). */
+/* Opens "pcap:FILE", "pcapng:FILE", "iface:NAME" or "dpdk:[port=N ]EAL-ARGS". Returns NULL and
+ * fills e on failure (unknown scheme, file that cannot be created, interface that does not
+ * exist, EAL that does not start or has no port). Only one dpdk: sink per process (one EAL). */
 replay_sink *replay_sink_open(const char *spec, nd_error *e);
+/* Two-sided replay: client-to-server packets (replay_pkt_info.dir ND_UP) leave on the
+ * client sink, server-to-client ones on the server sink, for a device under test between
+ * them; one schedule paces both. Both files (pcap:, pcapng:) or both lines (iface:,
+ * dpdk:). The same pcapng:FILE on both is one file with an interface per side. dpdk: on
+ * both are two ports of one EAL: client "dpdk:[port=N ]EAL-ARGS" starts it (its first
+ * port unless port=N), server "dpdk:port=N" (or "dpdk:": the next port) takes another;
+ * both ports get a tx queue per lcore. NULL with e filled on failure. */
+replay_sink *replay_sink_open_sides(const char *client, const char *server, nd_error *e);
 /* A sink that calls fn for every packet, in deadline order (no waiting); frame is valid
  * during the call only. fn returns 0, or a negative code that stops the run. */
 typedef int (*replay_sink_fn)(const uint8_t *frame, uint32_t len, uint64_t deadline_ns,

@@ -47,12 +47,12 @@ uint32_t pkt_cdf_draw(const pkt_cdf *c, nd_rng *r); /* c->n > 0 */
 typedef struct pkt_class {
     const char *name;
     pkt_cdf size[2], iat[2], ttl[2]; /* [dir] */
+    pkt_cdf ttl_uni[2];              /* [dir] TTLs a unicast packet may take: 2 and up */
     pkt_cdf port;                    /* index into stats port[] */
     pkt_cdf mss;                     /* index into stats mss[] */
     const nd_class_stats *st;
     double p_udp; /* share of UDP among TCP+UDP flows */
     double p_ipv6;
-    double rate; /* flow arrivals per second, 0 when unknown */
     int has_sizes, has_iat;
 } pkt_class;
 
@@ -105,6 +105,17 @@ typedef struct pkt_layout {
     int64_t bin_cap; /* most bytes a bin carries per direction at the line rate */
 } pkt_layout;
 
+/* The link layer, per side: [ND_UP] is the client side, where client-to-server frames
+ * leave, [ND_DOWN] the server side. */
+typedef struct pkt_l2 {
+    uint8_t mac[2][6]; /* first MAC of each side's pool */
+    uint32_t n_mac[2]; /* MACs in each pool (>= 1): client address i has MAC i mod n */
+    uint16_t vlan[2];  /* 802.1Q VLAN id of the frames that leave each side; 0: untagged */
+} pkt_l2;
+
+/* The link layer of both sides from the options: 0 or ND_ECONFIG naming the key. */
+int pkt_l2_init(pkt_l2 *l2, const replay_opts *o, nd_error *e);
+
 typedef struct pkt_flow {
     uint64_t id;
     uint64_t start;   /* series ns since the run started */
@@ -116,8 +127,13 @@ typedef struct pkt_flow {
     uint8_t ipv6, l4, ttl[2];
     uint8_t app; /* enum pkt_app: the protocol header the payload starts with */
     uint16_t mss, cport, sport, max_frame;
-    uint16_t min_frame; /* headers, and the app's header: the smallest legal frame */
+    uint16_t min_frame; /* the smallest legal frame: headers (UDP: and the app's header) */
+    uint16_t app_min;   /* TCP: least payload of a segment with data (the app's header),
+                           0 for any; frames between min_frame and min_frame + app_min
+                           are never sent */
     uint8_t caddr[16], saddr[16];
+    uint8_t mac[2][6];           /* [ND_UP] the client's MAC, [ND_DOWN] the server's */
+    uint16_t vlan[2];            /* [dir] the VLAN tag of the direction's frames, 0: none */
     uint32_t snd_nxt[2];         /* next sequence number per direction (TCP) */
     uint32_t addr_sum, port_sum; /* checksum parts that do not change within the flow */
 
@@ -138,21 +154,37 @@ typedef struct pkt_flow {
 /* Length of the Ethernet, IP and TCP/UDP headers of a flow's frame. */
 uint16_t pkt_hdr_len(int ipv6, int l4, int syn);
 
-/* Payloads are zeros, except that UDP flows to a port whose protocol tools decode get
- * that protocol's smallest well-formed header (a DNS header; a BOOTP header and the DHCP
- * magic cookie), so that a capture of them reads as that protocol, not as malformed. */
-enum pkt_app { PKT_APP_NONE, PKT_APP_DNS, PKT_APP_DHCP };
-#define PKT_DNS_HDR  12  /* id, flags, four counts of 0 */
-#define PKT_DHCP_HDR 240 /* BOOTP's 236 bytes and the magic cookie */
-/* The first server port a replayed flow may take from its class's port mix is below this:
- * ports from here up are ephemeral (Linux's range starts here, IANA's at 49152), and a
- * capture records a client's port as the server's when a flow's first packet came from
- * its server. */
+/* Payloads are zeros, except that flows to a port whose protocol tools decode get that
+ * protocol's smallest well-formed header at the start of every payload, so that a
+ * capture of them reads as that protocol, not as malformed (docs/REPLAY.md, "Headers"):
+ * over UDP a DNS-style header (DNS, mDNS, LLMNR, NBNS), a BOOTP header with the DHCP
+ * magic cookie, a DHCPv6 header, an NTP header (also over TCP); over TCP, where every data
+ * segment carries one whole message, DNS with its 2-byte length prefix, DHCPv6 bulk leasequery
+ * likewise, and a TLS application-data record (which must hold at least one byte). */
+enum pkt_app {
+    PKT_APP_NONE,
+    PKT_APP_DNS,       /* UDP: id, flags, four counts of 0 */
+    PKT_APP_DHCP,      /* UDP: BOOTP's 236 bytes and the magic cookie */
+    PKT_APP_DHCP6,     /* UDP: message type, transaction id, one byte or more */
+    PKT_APP_DNS_TCP,   /* TCP: length, then the DNS header */
+    PKT_APP_DHCP6_TCP, /* TCP: length, then the DHCPv6 header and one byte or more */
+    PKT_APP_TLS,       /* TCP: content type 23, version 3.3, length, one byte or more */
+    PKT_APP_NTP,       /* UDP or TCP: a 48-byte NTPv4 header (client mode up, server down) */
+    PKT_APP_COUNT
+};
+/* Bytes of the app's header: the least a payload of the flow carries (UDP: every
+ * packet; TCP: every segment with data, pure ACKs carry none). */
+extern const uint8_t pkt_app_len[PKT_APP_COUNT];
 #define PKT_EPHEMERAL_PORT 32768
 
+/* A remainder of x bytes that frames of a flow can carry exactly: none, one smallest
+ * frame, or frames with data (any x from minf + gap up splits into legal frames, as the
+ * largest frame holds two data frames: pkt_flow_init sees to it). */
+#define PKT_SENDABLE(x, minf, gap) ((x) == 0 || (x) == (minf) || (x) >= (minf) + (gap))
+
 /* Sets the flow's addresses, ports, TTL, MSS, ISNs from its class and pools. */
-void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli,
-                   const pkt_pool *srv);
+void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli, const pkt_pool *srv,
+                   const pkt_l2 *l2);
 /* Fills f->pk with the packets of the next bin that has any; returns 1, or 0 when the
  * window is done. -ENOMEM on allocation failure. */
 int pkt_flow_next_bin(pkt_flow *f, const pkt_layout *lay);
@@ -162,13 +194,20 @@ void pkt_flow_free(pkt_flow *f);
  * sum in the L4 checksum, for NIC offload. PKT_ZERO_TAIL: buf is zero past PKT_HDR_MAX
  * (DPDK mbufs of our own pool), so only the header area needs clearing. */
 enum { PKT_CSUM_OFFLOAD = 1, PKT_ZERO_TAIL = 2 };
-#define PKT_HDR_MAX 320 /* largest header pkt_build writes (UDP/IPv6 and DHCP: 303) */
+#define PKT_HDR_MAX 320 /* largest header pkt_build writes (VLAN, UDP/IPv6, DHCP: 306) */
 
 uint32_t pkt_addr_sum(const pkt_flow *f); /* for pkt_flow_init */
 
-/* Writes the frame of d into buf (d->len bytes): headers, zero payload, checksums. */
-void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d,
-               const uint8_t mac_cli[6], const uint8_t mac_srv[6], int flags);
+/* Bytes of d's frame on the wire: d->len (what the capture counts: IP and a 14-byte
+ * Ethernet header) and the VLAN tag when its side has one. */
+static inline uint32_t pkt_wire_len(const pkt_flow *f, const pkt_desc *d)
+{
+    return d->len + (f->vlan[d->dir] ? 4u : 0u);
+}
+
+/* Writes the frame of d into buf (pkt_wire_len bytes): headers, zero payload but for the
+ * app's header, checksums. */
+void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d, int flags);
 
 /* ------------------------------------------------------------------------------------ */
 /* Sinks                                                                                  */
@@ -187,8 +226,10 @@ uint64_t sink_errhist_quantile(const sink_errhist *h, double q);
 typedef struct sink_ops {
     const char *name;
     int paced; /* waits for deadlines (iface, dpdk) */
-    /* Room for the next frame of len bytes; NULL with e filled on failure. */
-    uint8_t *(*alloc)(replay_sink *s, uint32_t len, nd_error *e);
+    /* Room for the next frame of len bytes, the packet of info (a two-sided sink picks
+     * its side by info->dir and takes that side's build_flags); NULL with e filled on
+     * failure. */
+    uint8_t *(*alloc)(replay_sink *s, uint32_t len, const replay_pkt_info *info, nd_error *e);
     /* Takes the frame last allocated. May send at once or queue it. 0 or -code. */
     int (*send)(replay_sink *s, uint32_t len, uint64_t deadline, const replay_pkt_info *info,
                 nd_error *e);
@@ -221,13 +262,36 @@ typedef struct sink_framed {
     replay_sink base;
     uint8_t frame[2048];
 } sink_framed;
-uint8_t *sink_frame_alloc(replay_sink *s, uint32_t len, nd_error *e);
+uint8_t *sink_frame_alloc(replay_sink *s, uint32_t len, const replay_pkt_info *info,
+                          nd_error *e);
 /* flush of a sink that holds nothing back */
 int sink_flush_none(replay_sink *s, nd_error *e);
 
+/* A file sink (pcap, pcapng): whole records gathered in a 1 MiB buffer that goes to the
+ * atomic writer when full and at close (the file replaces its path only then). */
+typedef struct sink_file {
+    replay_sink base;
+    nd_afile *f;
+    uint8_t *buf; /* whole records */
+    size_t len;   /* bytes in buf */
+    int sides;    /* pcapng: one interface per side, by direction */
+} sink_file;
+/* Opens path with the file's head (head_len bytes); NULL with e filled. */
+sink_file *sink_file_open(const char *path, const char *scheme, const sink_ops *ops,
+                          const void *head, size_t head_len, nd_error *e);
+/* Where the next need bytes go (p->buf + p->len), writing out what is gathered first when
+ * they do not fit; NULL with e filled when that write failed. */
+uint8_t *sink_file_room(sink_file *p, uint32_t need, nd_error *e);
+int sink_file_close(replay_sink *s, nd_error *e); /* the close of every file sink */
+
 replay_sink *sink_pcap_open(const char *path, nd_error *e);
+/* sides: two interface description blocks, client side (0) and server side (1), and
+ * each packet on its direction's; else one. */
+replay_sink *sink_pcapng_open(const char *path, int sides, nd_error *e);
 replay_sink *sink_iface_open(const char *name, nd_error *e);
-replay_sink *sink_dpdk_open(const char *args, nd_error *e);
+/* server: the server side of a two-sided replay, a second port of the EAL that the
+ * client side's sink started (dpdk_open's docs in sink_dpdk.c) */
+replay_sink *sink_dpdk_open(const char *args, int server, nd_error *e);
 
 /* Waits until deadline (CLOCK_MONOTONIC ns): sleeps until spin_ns before it, then spins.
  * Returns early when *stop becomes set. */

@@ -131,7 +131,7 @@ typedef struct sched {
     const replay_opts *o;
     pkt_layout lay;
     pkt_pool cli, srv;
-    uint8_t mac_cli[6], mac_srv[6];
+    pkt_l2 l2;         /* MAC pools and VLAN tags of both sides */
     pkt_class *pc;     /* (n_classes), built for the classes in use */
     uint8_t *pc_ready; /* (n_classes) */
     uint32_t *elig;    /* eligible windows, in dataset order */
@@ -291,12 +291,7 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
     if ((s->cli.has4 && s->srv.has4) + (s->cli.has6 && s->srv.has6) == 0)
         return nd_error_set(e, ND_ECONFIG,
                             "replay.client_pool and replay.server_pool share no IP version");
-    if (pkt_mac_parse(o->mac_src, s->mac_cli))
-        return nd_error_set(e, ND_ECONFIG, "replay.mac_src: '%s' is not a MAC address",
-                            o->mac_src);
-    if (pkt_mac_parse(o->mac_dst, s->mac_srv))
-        return nd_error_set(e, ND_ECONFIG, "replay.mac_dst: '%s' is not a MAC address",
-                            o->mac_dst);
+    if ((rc = pkt_l2_init(&s->l2, o, e))) return rc;
 
     uint32_t K = ds->n_classes;
     s->pc = calloc(K, sizeof *s->pc);
@@ -563,7 +558,7 @@ static void flow_setup(sched *s, pkt_flow *f, uint64_t id, uint32_t w, uint64_t 
     f->pc = &s->pc[f->cls];
     f->win = ds->values + (size_t)w * ds->n_channels * ds->L;
     replay_rng_seed(&f->rng, s->o->seed, id);
-    pkt_flow_init(f, &s->lay, &s->cli, &s->srv);
+    pkt_flow_init(f, &s->lay, &s->cli, &s->srv, &s->l2);
 }
 
 /* Puts a set-up flow on the heap with its first bin's packets, counting it when it starts
@@ -655,7 +650,7 @@ static int load_target(sched *s, const part_job *j, nd_error *e)
         flow_setup(s, &f, i, s->plan[i].w, 0);
         int more;
         while ((more = pkt_flow_next_bin(&f, &s->lay)) > 0)
-            for (uint32_t x = 0; x < f.n; x++) pk++, by += f.pk[x].len;
+            for (uint32_t x = 0; x < f.n; x++) pk++, by += pkt_wire_len(&f, &f.pk[x]);
         if (f.first_bin != UINT32_MAX)
             life += (double)(f.last_bin + 1 - f.first_bin) * (double)s->lay.bin_ns / 1e9;
         pkt_flow_free(&f);
@@ -789,7 +784,8 @@ static int run_part(void *arg)
         }
         if (off >= lead) { /* packets of the lead-in are not sent */
             uint64_t out_off = off - lead;
-            if ((j->ended = over_bound(o, j->sent, d->len))) break;
+            const uint32_t len = pkt_wire_len(top, d);
+            if ((j->ended = over_bound(o, j->sent, len))) break;
             uint64_t deadline =
                 base + (exact ? out_off : (uint64_t)((double)out_off * inv_speed));
             if (paced && deadline > now) {
@@ -801,12 +797,6 @@ static int run_part(void *arg)
                     if (o->stop && *o->stop) continue;
                 }
             }
-            uint8_t *buf = sink->ops->alloc(sink, d->len, e);
-            if (!buf) {
-                rc = e->code ? e->code : -ENOMEM;
-                break;
-            }
-            pkt_build(buf, top, d, s.mac_cli, s.mac_srv, sink->build_flags);
             info.flow = top->id;
             info.cls = top->cls;
             info.window = top->window;
@@ -817,7 +807,14 @@ static int run_part(void *arg)
             info.tcp_flags = top->l4 == ND_L4_TCP ? d->flags : 0;
             info.offset_ns = out_off;
             info.start_ns = top->start > lead ? top->start - lead : 0;
-            if ((rc = sink->ops->send(sink, d->len, deadline, &info, e))) break;
+            info.vlan = top->vlan[d->dir];
+            uint8_t *buf = sink->ops->alloc(sink, len, &info, e);
+            if (!buf) {
+                rc = e->code ? e->code : -ENOMEM;
+                break;
+            }
+            pkt_build(buf, top, d, sink->build_flags);
+            if ((rc = sink->ops->send(sink, len, deadline, &info, e))) break;
             if (!top->counted) top->counted = 1, flows++;
         }
 

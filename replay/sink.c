@@ -4,7 +4,8 @@
  *
  * The pcap sink writes nanosecond pcap (magic a1b23c4d, LINKTYPE_ETHERNET) without
  * waiting: deadlines become timestamps, counted from 2000-01-01T00:00:00Z so that the
- * file depends on the seed only. The file is written with the atomic writer (nd.h):
+ * file depends on the seed only. It and the pcapng sink are file sinks, written with
+ * the atomic writer (nd.h):
  * records go to a temporary file beside the target, which replaces the target when the
  * run ends normally (also when a signal or a bound stopped it: the records written so far
  * are a valid pcap) and is removed on an error (full disk, bad input), so that a failed
@@ -61,9 +62,10 @@ uint64_t sink_errhist_quantile(const sink_errhist *h, double q)
 replay_sink *replay_sink_open(const char *spec, nd_error *e)
 {
     if (!strncmp(spec, "pcap:", 5)) return sink_pcap_open(spec + 5, e);
+    if (!strncmp(spec, "pcapng:", 7)) return sink_pcapng_open(spec + 7, 0, e);
     if (!strncmp(spec, "iface:", 6)) return sink_iface_open(spec + 6, e);
 #if ND_HAVE_DPDK
-    if (!strncmp(spec, "dpdk:", 5)) return sink_dpdk_open(spec + 5, e);
+    if (!strncmp(spec, "dpdk:", 5)) return sink_dpdk_open(spec + 5, 0, e);
 #else
     if (!strncmp(spec, "dpdk:", 5)) {
         nd_error_set(e, ND_EUSAGE, "sink '%s': %s", spec, ND_NO_DPDK);
@@ -71,7 +73,9 @@ replay_sink *replay_sink_open(const char *spec, nd_error *e)
     }
 #endif
     nd_error_set(e, ND_EUSAGE,
-                 "unknown sink '%s': expected pcap:FILE, iface:NAME or dpdk:EAL-ARGS", spec);
+                 "unknown sink '%s': expected pcap:FILE, pcapng:FILE, iface:NAME or "
+                 "dpdk:EAL-ARGS",
+                 spec);
     return NULL;
 }
 
@@ -92,7 +96,8 @@ void replay_sink_discard(replay_sink *s)
 /* Function sink                                                                         */
 /* ------------------------------------------------------------------------------------ */
 
-uint8_t *sink_frame_alloc(replay_sink *s, uint32_t len, nd_error *e)
+uint8_t *sink_frame_alloc(replay_sink *s, uint32_t len, const replay_pkt_info *info,
+                          nd_error *e)
 {
     ND_ASSERT(len <= sizeof((sink_framed *)s)->frame);
     return ((sink_framed *)s)->frame;
@@ -140,36 +145,73 @@ replay_sink *replay_sink_func(replay_sink_fn fn, void *arg)
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* pcap file sink                                                                        */
+/* File sinks: pcap here, pcapng in sink_pcapng.c                                        */
 /* ------------------------------------------------------------------------------------ */
 
-#define PCAP_BUF (1u << 20)
+#define FILE_BUF (1u << 20)
 
-typedef struct sink_pcap {
-    replay_sink base;
-    nd_afile *f;
-    uint8_t *buf; /* whole records, handed to f when full */
-    size_t len;   /* bytes in buf */
-} sink_pcap;
-
-static int pfile_write_out(sink_pcap *p, nd_error *e)
+static int file_write_out(sink_file *p, nd_error *e)
 {
     int rc = nd_afile_write(p->f, p->buf, p->len, e);
     p->len = 0;
     return rc;
 }
 
-static uint8_t *pfile_alloc(replay_sink *s, uint32_t len, nd_error *e)
+uint8_t *sink_file_room(sink_file *p, uint32_t need, nd_error *e)
 {
-    sink_pcap *p = (sink_pcap *)s;
-    if (p->len + 16 + len > PCAP_BUF && pfile_write_out(p, e)) return NULL;
-    return p->buf + p->len + 16;
+    ND_ASSERT(need <= FILE_BUF);
+    if (p->len + need > FILE_BUF && file_write_out(p, e)) return NULL;
+    return p->buf + p->len;
 }
 
-static int pfile_send(replay_sink *s, uint32_t len, uint64_t deadline,
-                      const replay_pkt_info *info, nd_error *e)
+int sink_file_close(replay_sink *s, nd_error *e)
 {
-    sink_pcap *p = (sink_pcap *)s;
+    sink_file *p = (sink_file *)s;
+    int rc = 0;
+    if (s->discard) nd_afile_abort(p->f);
+    else if ((rc = file_write_out(p, e))) nd_afile_abort(p->f);
+    else rc = nd_afile_commit(p->f, e);
+    free(p->buf);
+    free(p);
+    return rc;
+}
+
+sink_file *sink_file_open(const char *path, const char *scheme, const sink_ops *ops,
+                          const void *head, size_t head_len, nd_error *e)
+{
+    if (!*path) {
+        nd_error_set(e, ND_EUSAGE, "%s: needs a file name (%s:FILE)", scheme, scheme);
+        return NULL;
+    }
+    sink_file *p = calloc(1, sizeof *p);
+    if (p) p->buf = malloc(FILE_BUF);
+    if (!p || !p->buf) {
+        nd_error_set(e, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (!(p->f = nd_afile_open(path, e))) goto fail;
+    p->base.ops = ops;
+    p->base.base_ns = 946684800ull * ND_NS_PER_SEC; /* 2000-01-01T00:00:00Z */
+    memcpy(p->buf, head, head_len);
+    p->len = head_len;
+    return p;
+fail:
+    if (p) free(p->buf);
+    free(p);
+    return NULL;
+}
+
+static uint8_t *pcap_alloc(replay_sink *s, uint32_t len, const replay_pkt_info *info,
+                           nd_error *e)
+{
+    uint8_t *rec = sink_file_room((sink_file *)s, 16 + len, e);
+    return rec ? rec + 16 : NULL;
+}
+
+static int pcap_send(replay_sink *s, uint32_t len, uint64_t deadline,
+                     const replay_pkt_info *info, nd_error *e)
+{
+    sink_file *p = (sink_file *)s;
     uint32_t rec[4] = {(uint32_t)(deadline / ND_NS_PER_SEC),
                        (uint32_t)(deadline % ND_NS_PER_SEC), len, len};
     memcpy(p->buf + p->len, rec, 16); /* host byte order, as the magic says */
@@ -179,43 +221,12 @@ static int pfile_send(replay_sink *s, uint32_t len, uint64_t deadline,
     return 0;
 }
 
-static int pfile_close(replay_sink *s, nd_error *e)
-{
-    sink_pcap *p = (sink_pcap *)s;
-    int rc = 0;
-    if (s->discard) nd_afile_abort(p->f);
-    else if ((rc = pfile_write_out(p, e))) nd_afile_abort(p->f);
-    else rc = nd_afile_commit(p->f, e);
-    free(p->buf);
-    free(p);
-    return rc;
-}
-
-static const sink_ops pfile_ops = {
-    "pcap",          0,          pfile_alloc, pfile_send,
-    sink_flush_none, pfile_close}; /* writes when full or at close */
+static const sink_ops pcap_ops = {"pcap",         0, pcap_alloc, pcap_send, sink_flush_none,
+                                  sink_file_close}; /* writes when full */
 
 replay_sink *sink_pcap_open(const char *path, nd_error *e)
 {
-    if (!*path) {
-        nd_error_set(e, ND_EUSAGE, "pcap: needs a file name (pcap:FILE)");
-        return NULL;
-    }
-    sink_pcap *p = calloc(1, sizeof *p);
-    if (p) p->buf = malloc(PCAP_BUF);
-    if (!p || !p->buf) {
-        nd_error_set(e, -ENOMEM, "out of memory");
-        goto fail;
-    }
-    if (!(p->f = nd_afile_open(path, e))) goto fail;
-    p->base.ops = &pfile_ops;
-    p->base.base_ns = 946684800ull * ND_NS_PER_SEC; /* 2000-01-01T00:00:00Z */
     const uint32_t hdr[6] = {0xa1b23c4d, 2u | 4u << 16, 0, 0, 65535, 1 /* Ethernet */};
-    memcpy(p->buf, hdr, sizeof hdr);
-    p->len = sizeof hdr;
-    return &p->base;
-fail:
-    if (p) free(p->buf);
-    free(p);
-    return NULL;
+    sink_file *p = sink_file_open(path, "pcap", &pcap_ops, hdr, sizeof hdr, e);
+    return p ? &p->base : NULL;
 }

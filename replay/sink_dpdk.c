@@ -1,8 +1,11 @@
 /*
  * sink_dpdk.c — the dpdk:EAL-ARGS sink: frames built straight into mbufs and sent in
- * bursts of 32 on the first port the EAL probes, one tx queue per EAL lcore (`-l 0-3`
- * gives four): queue q is fed by its own scheduler on lcore q, over the flows whose
- * number is q modulo the queue count (replay_run launches them).
+ * bursts of 32 on the first port the EAL probes (or port N: `dpdk:port=N EAL-ARGS`), one
+ * tx queue per EAL lcore (`-l 0-3` gives four): queue q is fed by its own scheduler on
+ * lcore q, over the flows whose number is q modulo the queue count (replay_run launches
+ * them). The server side of a two-sided replay is a second port of the same EAL
+ * (`dpdk:port=N`, or `dpdk:` for the next port after the client side's): its queue q is
+ * fed by the same scheduler as the client side's queue q.
  *
  * Our own mempool is zeroed once and we never write past PKT_HDR_MAX bytes of a frame,
  * so payload bytes stay zero and only the header area is rewritten per packet (headers
@@ -55,9 +58,12 @@ struct dpdk_port {
     sink_dpdk *q[DPDK_MAX_QUEUES];
 };
 
-static int eal_used; /* one EAL per process, and it cannot start twice */
+static int eal_used;        /* one EAL per process, and it cannot start twice */
+static uint32_t eal_ports;  /* ports open on it: the last one to close cleans the EAL up */
+static int eal_client = -1; /* the client side's port, while open */
 
-static uint8_t *dpdk_alloc(replay_sink *s, uint32_t len, nd_error *e)
+static uint8_t *dpdk_alloc(replay_sink *s, uint32_t len, const replay_pkt_info *info,
+                           nd_error *e)
 {
     sink_dpdk *d = (sink_dpdk *)s;
     if (d->next_pre == d->n_pre) {
@@ -110,7 +116,7 @@ static int dpdk_send(replay_sink *s, uint32_t len, uint64_t deadline,
     m->data_len = (uint16_t)len;
     m->pkt_len = len;
     if (d->pt->csum_flags) {
-        m->l2_len = 14;
+        m->l2_len = info->vlan ? 18 : 14;
         m->l3_len = info->ipv6 ? 40 : 20;
         m->ol_flags =
             (info->ipv6 ? RTE_MBUF_F_TX_IPV6 : RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM) |
@@ -170,7 +176,8 @@ static int dpdk_close(replay_sink *s, nd_error *e)
     rte_eth_dev_close(pt->port);
     rte_mempool_free(pt->mp);
     rte_mempool_free(pt->rx_mp);
-    rte_eal_cleanup();
+    if (eal_client == (int)pt->port) eal_client = -1;
+    if (!--eal_ports) rte_eal_cleanup();
     port_free(pt);
     return rc;
 }
@@ -185,17 +192,69 @@ static void zero_mbuf(struct rte_mempool *mp, void *opaque, void *obj, unsigned 
     memset(m->buf_addr, 0, m->buf_len);
 }
 
-replay_sink *sink_dpdk_open(const char *args, nd_error *e)
+/* "port=N" at the start of args: N into *port and args past it; 0, or -1 when args has
+ * no such token (a number out of range is ND_EUSAGE with e filled). */
+static int take_port(const char **args, uint16_t *port, nd_error *e)
 {
+    const char *a = *args + strspn(*args, " \t");
+    if (strncmp(a, "port=", 5)) return -1;
+    char *end;
+    unsigned long v = strtoul(a + 5, &end, 10);
+    if (end == a + 5 || (*end && *end != ' ' && *end != '\t') || v >= RTE_MAX_ETHPORTS)
+        return nd_error_set(e, ND_EUSAGE, "dpdk: port=%.*s: expected a port number below %d",
+                            (int)strcspn(a + 5, " \t"), a + 5, RTE_MAX_ETHPORTS);
+    *port = (uint16_t)v;
+    *args = end;
+    return 0;
+}
+
+static replay_sink *port_open(uint16_t port, nd_error *e);
+
+replay_sink *sink_dpdk_open(const char *args, int server, nd_error *e)
+{
+    uint16_t port = 0;
+    int named = take_port(&args, &port, e);
+    if (named > 0) return NULL;
+    const int eal_args = args[strspn(args, " \t")] != 0;
+    if (server) {
+        /* a second port of the client side's EAL: no EAL arguments of its own */
+        if (eal_client < 0) {
+            nd_error_set(e, ND_EUSAGE,
+                         "dpdk: the server side is a port of the client side's EAL: give the "
+                         "client side as dpdk:EAL-ARGS");
+            return NULL;
+        }
+        if (eal_args) {
+            nd_error_set(e, ND_EUSAGE,
+                         "dpdk:%s: the server side takes no EAL arguments (the client side's "
+                         "start the EAL): dpdk:port=N, or dpdk: for the next port",
+                         args);
+            return NULL;
+        }
+        if (named < 0) { /* the next port after the client side's */
+            port = rte_eth_find_next((uint16_t)(eal_client + 1));
+            if (port >= RTE_MAX_ETHPORTS) {
+                nd_error_set(e, -ENODEV,
+                             "dpdk: no port after the client side's port %d for the server "
+                             "side (probe two: two -a or --vdev)",
+                             eal_client);
+                return NULL;
+            }
+        }
+        if (port == eal_client) {
+            nd_error_set(e, ND_EUSAGE, "dpdk: port %u is the client side already", port);
+            return NULL;
+        }
+        return port_open(port, e);
+    }
     if (eal_used) {
         nd_error_set(e, ND_EUSAGE, "dpdk: only one DPDK sink per process (one EAL)");
         return NULL;
     }
     char *copy = strdup(args), *argv[DPDK_MAX_ARGS + 3];
-    dpdk_port *pt = calloc(1, sizeof *pt);
-    if (!copy || !pt) {
+    if (!copy) {
         nd_error_set(e, -ENOMEM, "out of memory");
-        goto fail_free;
+        return NULL;
     }
     int argc = 0;
     argv[argc++] = "netdiffus";
@@ -204,7 +263,8 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
          t = strtok_r(NULL, " \t", &save)) {
         if (argc == DPDK_MAX_ARGS + 2) {
             nd_error_set(e, ND_EUSAGE, "dpdk: more than %d EAL arguments", DPDK_MAX_ARGS);
-            goto fail_free;
+            free(copy);
+            return NULL;
         }
         argv[argc++] = t;
     }
@@ -213,24 +273,48 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
     if (rte_eal_init(argc, argv) < 0) {
         nd_error_set(e, -ENODEV, "dpdk: EAL initialisation failed with '%s': %s", args,
                      rte_strerror(rte_errno));
-        goto fail_free;
+        free(copy);
+        return NULL;
     }
+    free(copy);
     if (rte_eth_dev_count_avail() == 0) {
         nd_error_set(e, -ENODEV,
                      "dpdk: no port after EAL init with '%s' (did the --vdev or device probe? "
                      "see the EAL messages above)",
                      args);
-        goto fail_eal;
+        rte_eal_cleanup();
+        return NULL;
     }
-    uint16_t port = 0;
-    RTE_ETH_FOREACH_DEV(port) break;
+    if (named < 0) RTE_ETH_FOREACH_DEV(port) break;
+    replay_sink *s = port_open(port, e);
+    if (!s) {
+        if (!eal_ports) rte_eal_cleanup();
+        return NULL;
+    }
+    eal_client = port;
+    return s;
+}
+
+/* Port port of the running EAL with a tx queue per lcore; NULL with e filled. */
+static replay_sink *port_open(uint16_t port, nd_error *e)
+{
+    dpdk_port *pt = calloc(1, sizeof *pt);
+    if (!pt) {
+        nd_error_set(e, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (!rte_eth_dev_is_valid_port(port)) {
+        nd_error_set(e, -ENODEV, "dpdk: no port %u (the EAL probed %u)", port,
+                     rte_eth_dev_count_avail());
+        goto fail_free;
+    }
     pt->port = port;
 
     struct rte_eth_dev_info info;
     int rc = rte_eth_dev_info_get(port, &info);
     if (rc) {
         nd_error_set(e, rc, "dpdk: port %u: no device info: %s", port, rte_strerror(-rc));
-        goto fail_eal;
+        goto fail_free;
     }
     /* one tx queue per lcore: the main lcore, then the workers in order */
     uint32_t nq = rte_lcore_count();
@@ -249,12 +333,14 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
 
     int socket =
         rte_eth_dev_socket_id(port) < 0 ? (int)rte_socket_id() : rte_eth_dev_socket_id(port);
-    pt->mp = rte_pktmbuf_pool_create("nd_replay_tx", DPDK_MBUFS_PER_QUEUE * pt->nq - 1, 256, 0,
+    char name[32];
+    snprintf(name, sizeof name, "nd_replay_tx%u", port); /* pool names are EAL-wide */
+    pt->mp = rte_pktmbuf_pool_create(name, DPDK_MBUFS_PER_QUEUE * pt->nq - 1, 256, 0,
                                      RTE_MBUF_DEFAULT_BUF_SIZE, socket);
     if (!pt->mp) {
         nd_error_set(e, -ENOMEM, "dpdk: cannot create the mbuf pool: %s (more memory: -m)",
                      rte_strerror(rte_errno));
-        goto fail_eal;
+        goto fail_free;
     }
     rte_mempool_obj_iter(pt->mp, zero_mbuf, NULL);
 
@@ -279,7 +365,8 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
     uint16_t nb_rx = n_rx ? 256 : 0, nb_tx = DPDK_TX_DESC;
     rte_eth_dev_adjust_nb_rx_tx_desc(port, &nb_rx, &nb_tx);
     if (n_rx) {
-        pt->rx_mp = rte_pktmbuf_pool_create("nd_replay_rx", 1024u * n_rx - 1, 0, 0,
+        snprintf(name, sizeof name, "nd_replay_rx%u", port);
+        pt->rx_mp = rte_pktmbuf_pool_create(name, 1024u * n_rx - 1, 0, 0,
                                             RTE_MBUF_DEFAULT_BUF_SIZE, socket);
         if (!pt->rx_mp) {
             nd_error_set(e, -ENOMEM, "dpdk: cannot create the rx pool: %s",
@@ -318,7 +405,7 @@ replay_sink *sink_dpdk_open(const char *args, nd_error *e)
     nd_info("dpdk: port %u (%s), %u tx queue%s on lcores %u..%u, checksums %s", port,
             info.driver_name, pt->nq, pt->nq > 1 ? "s" : "", pt->lcore[0],
             pt->lcore[pt->nq - 1], pt->csum_flags ? "offloaded" : "in software");
-    free(copy);
+    eal_ports++;
     return &pt->q[0]->base;
 
 nomem:
@@ -328,10 +415,7 @@ fail_port:
 fail_pool:
     rte_mempool_free(pt->mp);
     rte_mempool_free(pt->rx_mp);
-fail_eal:
-    rte_eal_cleanup();
 fail_free:
-    free(copy);
-    if (pt) port_free(pt);
+    port_free(pt);
     return NULL;
 }

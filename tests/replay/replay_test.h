@@ -8,6 +8,7 @@
 #define ND_REPLAY_TEST_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,6 +181,43 @@ static inline tframe tframe_parse(const uint8_t *f, uint32_t len)
     }
     t.l4_ok = tsum_valid(tsum_bytes(tsum_bytes(0, ph, phlen, 0), l4, l4len, 0));
     return t;
+}
+
+/* Reads every TCP stream of the pcap at path with tshark and fails the test unless each
+ * runs as a replay's does: SYN, SYN-ACK, both FINs, a last pure ACK. Returns the number
+ * of streams (tshark must be installed). */
+static inline int tshark_tcp_streams(const char *path)
+{
+    enum { MAX_STREAMS = 4096 };
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd,
+             "tshark -n -r '%s' -Y tcp -T fields -e tcp.stream -e tcp.flags 2>/dev/null", path);
+    FILE *p = popen(cmd, "r");
+    CHECK(p);
+    static struct {
+        int n, fins;
+        unsigned first, second, last;
+    } sm[MAX_STREAMS];
+    memset(sm, 0, sizeof sm);
+    int streams = 0, id;
+    unsigned flags;
+    while (fscanf(p, "%d %x", &id, &flags) == 2) {
+        CHECK(id >= 0 && id < MAX_STREAMS);
+        if (id >= streams) streams = id + 1;
+        if (sm[id].n == 0) sm[id].first = flags;
+        if (sm[id].n == 1) sm[id].second = flags;
+        sm[id].last = flags;
+        sm[id].fins += (flags & 1) != 0;
+        sm[id].n++;
+    }
+    CHECK_EQ(pclose(p), 0);
+    for (int i = 0; i < streams; i++)
+        if (sm[i].first != 0x002 || sm[i].second != 0x012 || sm[i].fins != 2 ||
+            sm[i].last != 0x010)
+            CHECK_FAIL_("%s: tcp.stream %d: first flags 0x%03x, second 0x%03x, %d FINs, last "
+                        "0x%03x",
+                        path, i, sm[i].first, sm[i].second, sm[i].fins, sm[i].last);
+    return streams;
 }
 
 #ifdef PCAP_ERRBUF_SIZE /* the test included <pcap/pcap.h> */

@@ -230,12 +230,15 @@ static void test_bounds(void)
         const double minf = (f->v6 ? 54 + 20 : 54) - (f->l4 == ND_L4_UDP ? 12 : 0);
         /* TCP: handshake and FIN; UDP: the client packet that opens the flow */
         const double forced = f->l4 == ND_L4_TCP ? 2 * (minf + 4) + 3 * minf : minf;
+        /* TLS to 443: a segment with data holds a record of one byte or more, so the
+         * bytes of a bin between a pure ACK and that are carried too */
+        const double deficit = minf + (f->l4 == ND_L4_TCP && f->sport == 443 ? 6 : 0);
         for (int d = 0; d < 2; d++) {
             double T = 0, S = 0;
             for (uint32_t b = 0; b < L; b++) {
                 T += target(ds, f->window, d, b);
                 S += f->bytes[d][b];
-                if (!(T - S < minf && S - T <= forced))
+                if (!(T - S < deficit && S - T <= forced))
                     CHECK_FAIL_("flow %llu (%s, v%d) dir %d bin %u: cumulative %.0f sent, "
                                 "series %.0f (min frame %.0f, forced %.0f)",
                                 (unsigned long long)i, f->l4 ? "udp" : "tcp", f->v6 ? 6 : 4, d,
