@@ -27,10 +27,20 @@
  *   - then the window's volume (log1p of the channel's total) goes through the same kind
  *     of map, by scaling the window's bins: the per-bin maps get the levels right but
  *     not how busy whole windows are (the model's windows are too alike in volume), and
- *     a uniform scale keeps the window's shape (busy bins are kept within the training
- *     data's range of busy values). Windows whose volume maps to 0 (the training data
- *     has windows with this channel entirely idle) become idle, and those only: a window
- *     the thresholds left entirely idle keeps its most nearly busy bin before the map.
+ *     a uniform scale keeps the window's shape. Windows whose volume maps to 0 (the
+ *     training data has windows with this channel entirely idle) become idle, and those
+ *     only: a window the thresholds left entirely idle keeps its most nearly busy bin
+ *     before the map;
+ *   - last, busy values go through one more quantile map (out), from the model's busy
+ *     values after the maps above onto the training windows', and the window is scaled
+ *     back to the volume the volume map gave it: the shifts and the volume scale move
+ *     values past the training data's range, and clamping them there (as this decoder
+ *     did) piled the largest bins of many windows onto exactly the training maximum,
+ *     which a classifier reads at once (a window's largest value was its strongest
+ *     feature). The map and the scale keep the order the other maps left and make no
+ *     point mass; a value may end above the training maximum, as values of unseen real
+ *     windows do. The output map alone, without the scale back, moved the volumes
+ *     further from real than the clamp had.
  * The time structure is left to the model: an earlier decoder also filtered the scores
  * to match the training windows' autocorrelation, and matching that one statistic made
  * the run lengths of idle and busy bins less like real ones.
@@ -39,12 +49,14 @@
  * them when either changes).
  *
  * Model file section DECO (docs/FORMATS.md §3), little-endian:
- *   u32 version (2), Q (64), L, classes K, channels C, windows per class the maps were
+ *   u32 version (3), Q (64), L, classes K, channels C, windows per class the maps were
  *       fitted on (0: no maps), fit revision, 0;
  *   u64 model step; u32 sampler, steps, clip, projection, decode, 0; f64 guidance, eta
  *       (the key of the maps);
  *   K·C targets (class-major): f32 idle, idle_at[L], level_at[L], busy[Q+1], volume[Q+1];
- *   with windows, K·C maps: f32 threshold_at[L], busy[Q+1], volume[Q+1], shift_at[L].
+ *   with windows, K·C maps: f32 threshold_at[L], busy[Q+1], volume[Q+1], shift_at[L],
+ *       out[Q+1].
+ * Version 2 had no output map (out); its targets load and its maps are refitted.
  * Version 1 (16 in place of L) held one threshold per map, a score filter and the
  * target's autocorrelation; older files hold MARG (targets) and CALB (maps) instead, as
  * slot arrays in three generations. Their targets load with the overall idle share at
@@ -52,6 +64,7 @@
  * read_legacy.
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,7 +157,7 @@ static void levels(float *level, const float *x, size_t n, size_t stride, int L)
 static void map_clear(nd_decoder_map *f)
 {
     for (int i = 0; i < ND_MODEL_MAX_L; i++) f->threshold_at[i] = NAN, f->shift_at[i] = 0.0f;
-    for (int k = 0; k <= ND_DECODER_Q; k++) f->busy[k] = f->volume[k] = NAN;
+    for (int k = 0; k <= ND_DECODER_Q; k++) f->busy[k] = f->volume[k] = f->out[k] = NAN;
 }
 
 static void target_clear(nd_decoder_target *t)
@@ -210,27 +223,62 @@ static void fit_busy(nd_decoder_map *f, const nd_decoder_target *t, const float 
 }
 
 /* A busy bin's raw value at position i from its uncalibrated log1p value l: the busy map,
- * then the position's level shift, within the target's range of busy values. */
+ * then the position's level shift. Not clamped to the target's range: a clamp puts every
+ * value beyond it on one value, the window maxima most of all, and that point mass was
+ * the discriminator's strongest feature; the output map (out_value) brings the values
+ * back to the target's distribution, in order. Below the target's smallest busy value b
+ * the shifted value goes smoothly towards 0 (b·exp((v−b)/b): continuous, increasing,
+ * never idle). */
 static float busy_value(const nd_decoder_map *f, const nd_decoder_target *t, int i, float l)
 {
     if (!isfinite(f->busy[0])) return expm1f(l); /* no busy bin in the model's samples */
-    float v = qmap(f->busy, t->busy, l) + f->shift_at[i];
-    return expm1f(fminf(fmaxf(v, t->busy[0]), t->busy[ND_DECODER_Q]));
+    float v = qmap(f->busy, t->busy, l) + f->shift_at[i], b = t->busy[0];
+    if (v < b) v = b > 0.0f ? b * expf((v - b) / b) : 0.0f;
+    return fmaxf(expm1f(v), FLT_MIN);
 }
 
 /* The volume map on one window's channel x (L raw values from nd_decoder_bin), in place:
- * one scale for every bin, busy bins clamped to the target's range of busy values. */
-static void volume(const nd_decoder_map *f, const nd_decoder_target *t, float *x, int L)
+ * one scale for every bin (a window whose volume maps to 0 becomes idle). Returns the
+ * window's new volume, NaN where no map applies. */
+static float volume(const nd_decoder_map *f, const nd_decoder_target *t, float *x, int L)
 {
     float total = sum(x, L);
-    if (!(total > 0.0f) || !isfinite(f->volume[0]) || !isfinite(t->volume[0])) return;
-    float g = expm1f(qmap(f->volume, t->volume, log1pf(total))) / total;
-    /* busy bins stay within the training data's range of busy values: in sparse traffic
-     * a window the model made with too many busy bins for its volume would otherwise get
-     * bins smaller than any real one */
-    float lo = expm1f(t->busy[0]), hi = expm1f(t->busy[ND_DECODER_Q]);
+    if (!(total > 0.0f) || !isfinite(f->volume[0]) || !isfinite(t->volume[0])) return NAN;
+    float want = expm1f(qmap(f->volume, t->volume, log1pf(total))), g = want / total;
     for (int i = 0; i < L; i++)
-        if (x[i] > 0.0f) x[i] = g == 0.0f ? 0.0f : fminf(fmaxf(x[i] * g, lo), hi);
+        if (x[i] > 0.0f) x[i] = g == 0.0f ? 0.0f : fmaxf(x[i] * g, FLT_MIN);
+    return want;
+}
+
+/* x (L) scaled to the volume `want` (NaN: left as it is). */
+static void rescale(float *x, int L, float want)
+{
+    float total = sum(x, L);
+    if (!(total > 0.0f) || !(want > 0.0f)) return;
+    for (int i = 0; i < L; i++) x[i] *= want / total;
+}
+
+/* The output map on one window's channel x (L raw values after the volume map), in
+ * place: each busy bin's log1p value through F_train⁻¹(F_out(·)), F_out the busy values
+ * of the model's windows after the volume map, so that busy values have the training
+ * data's distribution, its top included, in the order the other maps left them (the
+ * caller then scales the window back to its volume: rescale). */
+static void out_value(const nd_decoder_map *f, const nd_decoder_target *t, float *x, int L)
+{
+    if (!isfinite(f->out[0]) || !isfinite(t->busy[0])) return;
+    for (int i = 0; i < L; i++)
+        if (x[i] > 0.0f) x[i] = fmaxf(expm1f(qmap(f->out, t->busy, log1pf(x[i]))), FLT_MIN);
+}
+
+/* The output map's quantiles from n windows x (n·L, after the volume map); scratch: n·L
+ * floats. */
+static void fit_out(nd_decoder_map *f, const float *x, size_t n, int L, float *scratch)
+{
+    size_t busy = 0;
+    for (size_t k = 0; k < n * (size_t)L; k++)
+        if (x[k] > 0.0f) scratch[busy++] = log1pf(x[k]);
+    for (int k = 0; k <= ND_DECODER_Q; k++) f->out[k] = NAN;
+    if (busy) quantiles(f->out, scratch, busy);
 }
 
 /* A channel the thresholds left entirely idle keeps its most nearly busy bin (the one
@@ -255,9 +303,9 @@ static void revive(const nd_decoder_map *f, const nd_decoder_target *t, float *x
 }
 
 /* Thresholds and maps (f) for target t, and in x (n·L) the n windows after all maps;
- * vol: room for n floats. */
+ * vol: room for n floats, pool: n·L. */
 static void fit_maps(nd_decoder_map *f, const nd_decoder_target *t, const float *score,
-                     const float *lval, size_t n, int L, float *x, float *vol)
+                     const float *lval, size_t n, int L, float *x, float *vol, float *pool)
 {
     double s[ND_MODEL_MAX_L], before[ND_MODEL_MAX_L], after[ND_MODEL_MAX_L];
     float got[ND_MODEL_MAX_L];
@@ -283,7 +331,12 @@ static void fit_maps(nd_decoder_map *f, const nd_decoder_target *t, const float 
         for (size_t w = 0; w < n; w++) revive(f, t, x + w * L, score + w * L, lval + w * L, L);
         for (size_t w = 0; w < n; w++) vol[w] = log1pf(sum(x + w * L, L));
         quantiles(f->volume, vol, n);
-        for (size_t w = 0; w < n; w++) volume(f, t, x + w * L, L);
+        for (size_t w = 0; w < n; w++) vol[w] = volume(f, t, x + w * L, L);
+        fit_out(f, x, n, L, pool);
+        for (size_t w = 0; w < n; w++) {
+            out_value(f, t, x + w * L, L);
+            rescale(x + w * L, L, vol[w]);
+        }
         idle_shares(after, x, n, (size_t)L, L);
         double moved = 0.0, lifted = 0.0;
         for (int i = 0; i < L; i++) {
@@ -311,7 +364,8 @@ void nd_decoder_fit(nd_decoder_map *f, const nd_decoder_target *t, const float *
     map_clear(f);
     if (!n || !isfinite(t->idle)) return;
     ND_ASSERT(L <= ND_MODEL_MAX_L);
-    fit_maps(f, t, score, lval, n, L, scratch, scratch + n * (size_t)L);
+    fit_maps(f, t, score, lval, n, L, scratch, scratch + n * (size_t)L,
+             scratch + n * (size_t)L + n);
 }
 
 float nd_decoder_bin(const nd_decoder_map *f, const nd_decoder_target *t, int i, float score,
@@ -325,7 +379,9 @@ void nd_decoder_window(const nd_decoder_map *f, const nd_decoder_target *t, floa
 {
     for (int i = 0; i < L; i++) x[i] = nd_decoder_bin(f, t, i, score[i], lval[i]);
     revive(f, t, x, score, lval, L);
-    volume(f, t, x, L);
+    float want = volume(f, t, x, L);
+    out_value(f, t, x, L);
+    rescale(x, L, want);
 }
 
 /* ---- a model's decoder (model_impl.h) ----------------------------------------------- */
@@ -407,21 +463,25 @@ void nd_decoder_free(nd_decoder *d)
 #define TAG_DECO     ND_FOURCC('D', 'E', 'C', 'O')
 #define TAG_MARG     ND_FOURCC('M', 'A', 'R', 'G')
 #define TAG_CALB     ND_FOURCC('C', 'A', 'L', 'B')
-#define DECO_VERSION 2
+#define DECO_VERSION 3
 #define DECO_HEADER  80 /* bytes before the targets */
 #define QUANTILES    (ND_DECODER_Q + 1)
 #define V1_LAGS      16 /* version 1: the target's autocorrelation at lags 1..16 */
 #define V1_TARGET    (4 * (1 + 2 * QUANTILES + V1_LAGS))
 #define V1_MAP       (4 * (1 + 2 * QUANTILES) + 4) /* threshold, quantiles, u32 filter */
 
-/* Bytes of one target and of one map in DECO version 2, for windows of L bins. */
+/* Bytes of one target and of one map in DECO version 2 or 3 (v), for windows of L bins
+ * (version 2's maps have no output map). */
 static size_t target_bytes(int L) { return 4 * (1 + 2 * (size_t)L + 2 * QUANTILES); }
-static size_t map_bytes(int L) { return 4 * (2 * (size_t)L + 2 * QUANTILES); }
-
-/* What DECO version 2 holds for `rows` rows of L bins, maps stored or not. */
-static size_t deco_bytes(size_t rows, int L, int maps)
+static size_t map_bytes(int L, uint32_t v)
 {
-    return DECO_HEADER + rows * (target_bytes(L) + (maps ? map_bytes(L) : 0));
+    return 4 * (2 * (size_t)L + (v == 2 ? 2 : 3) * QUANTILES);
+}
+
+/* What DECO version v (2 or 3) holds for `rows` rows of L bins, maps stored or not. */
+static size_t deco_bytes(size_t rows, int L, int maps, uint32_t v)
+{
+    return DECO_HEADER + rows * (target_bytes(L) + (maps ? map_bytes(L, v) : 0));
 }
 
 static unsigned char *put_floats(unsigned char *p, const float *v, int n)
@@ -449,7 +509,7 @@ int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_er
     const nd_decoder_key *k = &d->key;
     size_t n = (size_t)classes * d->C;
     int L = d->L;
-    size_t len = deco_bytes(n, L, k->windows != 0);
+    size_t len = deco_bytes(n, L, k->windows != 0, DECO_VERSION);
     unsigned char *buf = malloc(len), *p = buf;
     if (!buf) return nd_error_set(e, -ENOMEM, "decoder: out of memory");
     uint32_t h[] = {DECO_VERSION,   ND_DECODER_Q, (uint32_t)L, classes,
@@ -475,6 +535,7 @@ int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_er
         p = put_floats(p, f->busy, QUANTILES);
         p = put_floats(p, f->volume, QUANTILES);
         p = put_floats(p, f->shift_at, L);
+        p = put_floats(p, f->out, QUANTILES);
     }
     ND_ASSERT((size_t)(p - buf) == len);
     int rc = ndf_write_section(w, TAG_DECO, buf, len, e);
@@ -537,7 +598,8 @@ static int check_map(const nd_decoder *d, size_t i, const char *path, nd_error *
     const nd_decoder_map *f = &d->map[i];
     const table tt[] = {{"map busy", f->busy, QUANTILES, LOG},
                         {"map volume", f->volume, QUANTILES, LOG},
-                        {"shift_at", f->shift_at, d->L, FINITE}};
+                        {"shift_at", f->shift_at, d->L, FINITE},
+                        {"map out", f->out, QUANTILES, LOG}};
     return check_tables(tt, sizeof tt / sizeof tt[0], path, "DECO", i, d->C, e);
 }
 
@@ -599,7 +661,7 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
     uint32_t h[8];
     nd_decoder_key *k = &d->key;
     read_header(&p, h, k);
-    if (h[0] != 1 && h[0] != DECO_VERSION)
+    if (h[0] < 1 || h[0] > DECO_VERSION)
         return nd_error_set(e, ND_EVERSION,
                             "%s: section DECO version %u, this build reads 1 to %d", path, h[0],
                             DECO_VERSION);
@@ -609,7 +671,7 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
                             "and %d",
                             path, h[3], h[4], classes, d->C);
     if (h[0] == 1) return read_v1(d, h, p, len, path, e);
-    size_t want = deco_bytes(n, L, k->windows != 0);
+    size_t want = deco_bytes(n, L, k->windows != 0, h[0]);
     if (h[1] != ND_DECODER_Q || h[2] != (uint32_t)L || len != want)
         return nd_error_set(e, ND_EFORMAT,
                             "%s: section DECO (%u quantiles, %u bins, %zu bytes) does not "
@@ -626,6 +688,7 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
         int rc = check_target(d, i, path, "DECO", e);
         if (rc) return rc;
     }
+    if (h[0] == 2) k->windows = 0; /* maps from before the output map: refitted */
     for (size_t i = 0; k->windows && i < n; i++) {
         nd_decoder_map *f = &d->map[i];
         map_clear(f);
@@ -633,6 +696,7 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
         get_floats(&p, f->busy, QUANTILES);
         get_floats(&p, f->volume, QUANTILES);
         get_floats(&p, f->shift_at, L);
+        get_floats(&p, f->out, QUANTILES);
         int rc = check_map(d, i, path, e);
         if (rc) return rc;
     }
@@ -709,18 +773,18 @@ int nd_decoder_read(nd_decoder *d, uint32_t classes, const ndf_reader *r, nd_err
 /* Rows of thresholds `inspect` lists; more are counted. */
 #define INSPECT_ROWS 8
 
-/* The thresholds of a DECO version 2 section with maps (p after the header, h its header
+/* The thresholds of a DECO version 3 section with maps (p after the header, h its header
  * words, len the section's), per class and channel: the first and last three positions. */
 static void inspect_thresholds(const unsigned char *p, const uint32_t h[8], size_t len,
                                FILE *out)
 {
     size_t rows = (size_t)h[3] * h[4];
     int L = (int)h[2];
-    if (L < 1 || L > ND_MODEL_MAX_L || len != deco_bytes(rows, L, 1)) return;
+    if (L < 1 || L > ND_MODEL_MAX_L || len != deco_bytes(rows, L, 1, DECO_VERSION)) return;
     p += rows * target_bytes(L);
     fprintf(out, "activity thresholds per bin position (first and last 3 of %d):\n", L);
     for (size_t i = 0; i < rows && i < INSPECT_ROWS; i++) {
-        const unsigned char *m = p + i * map_bytes(L);
+        const unsigned char *m = p + i * map_bytes(L, DECO_VERSION);
         fprintf(out, "  class %zu, channel %zu:", i / h[4], i % h[4]);
         for (int j = 0; j < L; j++) {
             if (L > 6 && j == 3) {
@@ -751,9 +815,11 @@ void nd_decoder_inspect(const ndf_reader *r, FILE *out)
             inspect_thresholds(p, h, len, out);
             return;
         }
-        if (h[0] == 1 && k.windows) {
-            fprintf(out, "decode calibration: stored by an older build (DECO version 1, one "
-                         "threshold per class and channel); sample refits it\n");
+        if (h[0] < DECO_VERSION && k.windows) {
+            fprintf(out,
+                    "decode calibration: stored by an older build (DECO version %u, %s); "
+                    "sample refits it\n",
+                    h[0], h[0] == 1 ? "one threshold per class and channel" : "no output map");
             return;
         }
     } else if (!ndf_find(r, TAG_CALB, &data, &len, NULL)) {

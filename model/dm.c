@@ -1351,7 +1351,7 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
     size_t nb = (size_t)W * L;
     float *dec = malloc((size_t)W * CI * L * sizeof(float));
     float *score = malloc(nb * sizeof(float)), *lval = malloc(nb * sizeof(float));
-    float *scratch = malloc((nb + W) * sizeof(float));
+    float *scratch = malloc((2 * nb + W) * sizeof(float));
     int rc = dec && score && lval && scratch
                  ? 0
                  : nd_error_set(e, -ENOMEM, "calibrate: out of memory");

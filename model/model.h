@@ -132,6 +132,9 @@ typedef struct nd_decoder_map {
     /* last, added to the log1p value of a busy bin at position i: the target's level_at
      * minus what the other maps give there (0 where either is unknown) */
     float shift_at[ND_MODEL_MAX_L];
+    /* log1p quantiles of its busy bins after all the maps above, mapped last onto the
+     * target's busy quantiles (NaN: no output map, as in maps fitted before it) */
+    float out[ND_DECODER_Q + 1];
 } nd_decoder_map;
 
 /* Target t of channel c of n raw windows x (n,C,L). scratch: n·L floats. */
@@ -142,7 +145,7 @@ void nd_decoder_target_measure(nd_decoder_target *t, const float *x, size_t n, i
  * uncalibrated raw value), both (n, L). The threshold at position i is the quantile of
  * the scores at positions i-2..i+2 (pooled, truncated at the edges) that makes the share
  * of idle bins at i after all maps t->idle_at[i]. With n 0 or a target without data
- * (idle NaN) nothing is fitted (threshold_at NaN). scratch: n·L + n floats. */
+ * (idle NaN) nothing is fitted (threshold_at NaN). scratch: 2·n·L + n floats. */
 void nd_decoder_fit(nd_decoder_map *f, const nd_decoder_target *t, const float *score,
                     const float *lval, size_t n, int L, float *scratch);
 /* Raw value of a bin at position i with this score and uncalibrated log1p value l (the
@@ -150,10 +153,11 @@ void nd_decoder_fit(nd_decoder_map *f, const nd_decoder_target *t, const float *
 float nd_decoder_bin(const nd_decoder_map *f, const nd_decoder_target *t, int i, float score,
                      float l);
 /* One window's channel through the decoder: x[i] the raw value of bin i (score: its L
- * activity scores, lval: uncalibrated log1p values) after the per-bin maps, the volume
- * map (one scale for the window, busy bins within the target's range; windows the
+ * activity scores, lval: uncalibrated log1p values) after the per-bin maps and the level
+ * shift of each position, the volume map (one scale for the window; windows the
  * thresholds left entirely idle keep their most nearly busy bin for it, and it makes idle
- * as many as the target has) and the level shift of each position. */
+ * as many as the target has) and the output map (busy values onto the target's, in
+ * order), then scaled back to the volume the volume map gave it. */
 void nd_decoder_window(const nd_decoder_map *f, const nd_decoder_target *t, float *x,
                        const float *score, const float *lval, int L);
 
