@@ -127,8 +127,11 @@ typedef struct plan_ent {
     uint32_t w;
 } plan_ent;
 
-/* Streamed windows that load_target measured, kept for the first flows of their class. */
-#define STREAM_MEASURE 32
+/* Streamed windows that load_target measures (kept for the first flows of their class):
+ * enough for --pps and --mbps, which set the rate from them; a few for the others, which
+ * only say what they take (the output waits for them). */
+#define STREAM_MEASURE      32
+#define STREAM_MEASURE_SAID 4
 
 typedef struct sched {
     const nd_dataset *ds;
@@ -711,11 +714,11 @@ static int load_target(sched *s, const part_job *j, nd_error *e)
                             name, o->speed);
     s->lead = (uint64_t)s->lay.L * s->lay.bin_ns;
     double pk = 0, by = 0, life = 0;
-    /* streamed windows are measured as the first ones come (a few: the output waits for
-     * them), and kept for the flows */
+    /* streamed windows are measured as the first ones come, and kept for the flows */
     const size_t WL = (size_t)s->ds->n_channels * s->ds->L;
     uint32_t m = s->n_plan < 4096 ? s->n_plan : 4096;
-    if (o->take && m > STREAM_MEASURE) m = STREAM_MEASURE;
+    const uint32_t streamed = o->pps || o->mbps ? STREAM_MEASURE : STREAM_MEASURE_SAID;
+    if (o->take && m > streamed) m = streamed;
     if (o->take && !(s->stash = malloc(m * WL * sizeof *s->stash)))
         return nd_error_set(e, -ENOMEM, "out of memory");
     for (uint32_t k = 0; k < m; k++) {
