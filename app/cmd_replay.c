@@ -15,6 +15,9 @@
 #include "opts.h"
 #include "replay.h"
 
+/* Windows a streamed replay holds ready by default (--queue). */
+#define REPLAY_STREAM_QUEUE 256
+
 static const char help[] =
     "usage: netdiffus replay --series IN.csv|IN.ndd --to SINK [options]\n"
     "       netdiffus replay MODEL.ndm [--class NAME | --mix CONF] --flows N --to SINK\n"
@@ -31,6 +34,12 @@ static const char help[] =
     "on model.threads threads): all of class NAME, or shared by the replay.mix weights\n"
     "of CONF, or in proportion to each class's flows in the training data (evenly\n"
     "when it has no flow counts, as with imports); packets use the model's statistics.\n"
+    "A run bounded by --duration (or --loop 0: by nothing) streams instead: sampler\n"
+    "threads draw windows ahead of the schedule into a bounded queue, every flow takes a\n"
+    "fresh one of its class when it starts, and the first packet leaves once the flows\n"
+    "active at the start have theirs. A pcap sink waits for every window; on a paced\n"
+    "sink a flow whose window is not ready at its start is skipped and counted \"late\"\n"
+    "(status line, summary): the schedule keeps the clock's time.\n"
     "MODEL.ndm may be an http:// URL: a `live` trainer's http://HOST:PORT/model.ndm\n"
     "(live.metrics_port) is fetched first (docs/LIVE.md).\n"
     "\n"
@@ -67,7 +76,8 @@ static const char help[] =
     "                     its weights\n"
     "      --class NAME   replay (or sample) only this class\n"
     "      --flows N      flows per pass (series: default one per window; model: default\n"
-    "                     replay.flows, N windows are sampled)\n"
+    "                     replay.flows, N windows are sampled; streamed: each flow of\n"
+    "                     every pass has a fresh one)\n"
     "      --speed X      time scale, 2 = twice as fast; 0 or max = as fast as possible\n"
     "      --seed S       random seed of the sampled windows, sizes, times, addresses and\n"
     "                     ports (default replay.seed)\n"
@@ -86,6 +96,10 @@ static const char help[] =
     "                     a second, and a last one with \"final\": true (docs/REPLAY.md)\n"
     "      --metrics-port PORT  serve them as Prometheus text on\n"
     "                     http://127.0.0.1:PORT/metrics while packets are sent\n"
+    "      --queue N      streamed: about N windows sampled ahead, shared by the classes\n"
+    "                     by weight, at least a batch each (default 256)\n"
+    "      --samplers N   streamed: sampler threads, each with model.threads OpenMP\n"
+    "                     threads inside (default 1; more only with cores to spare)\n"
     "\n"
     "Load targets (one at a time, in output time; --speed 1 or max; the run holds the\n"
     "load from its first packet on, docs/REPLAY.md):\n"
@@ -105,6 +119,7 @@ static const char help[] =
     "Examples:\n"
     "  netdiffus replay vt.ndm --flows 1000 --to pcap:synth.pcap --seed 7\n"
     "  netdiffus replay vt.ndm --mix mix.yaml --flows 200 --to iface:veth0 --duration 60s\n"
+    "  netdiffus replay vt.ndm --duration 1h --concurrency 100 --to iface:veth0\n"
     "\n"
     "Exit codes: 0 ok (also after Ctrl-C); 1 unreadable, corrupt or untrained model,\n"
     "sink failure; 2 bad usage or config (unknown class, mix naming a class the model\n"
@@ -218,6 +233,48 @@ static int sample(nd_dataset **ds, nd_dm **dm, const double *w, replay_opts *o)
     return ND_EXIT_OK;
 }
 
+/* Windows drawn while the flows are sent (docs/REPLAY.md, "Streaming from a model"): a run
+ * bounded by its duration, or not at all, cannot sample them all first. */
+static int streamed(const replay_opts *o) { return o->duration_ns || !o->loop; }
+
+static int stream_take(void *arg, uint32_t cls, float *x, uint64_t until_ns, nd_error *e)
+{
+    return nd_flows_stream_take(arg, cls, x, until_ns, e);
+}
+
+/* Starts the sampler threads of a streamed replay from dm (the file path) by the class
+ * weights w into *st, with --queue and --samplers (0: not given), and points o at them:
+ * the flows' classes by the same weights (o->mix), a window each from the stream when it
+ * starts. An exit code. */
+static int stream_start(nd_flows_stream **st, nd_dm *dm, const char *path, const double *w,
+                        replay_opts *o, uint32_t queue, uint32_t samplers)
+{
+    const nd_dataset *h = nd_dm_dataset(dm);
+    nd_error e = {0};
+    nd_flows_stream_opts so = {.weights = w,
+                               .queue = queue ? queue : REPLAY_STREAM_QUEUE,
+                               .threads = samplers ? samplers : 1,
+                               .seed = o->seed,
+                               .stop = &cli_stop};
+    *st = nd_flows_stream_start(dm, &so, &e);
+    if (!*st) {
+        nd_err("replay: %s", e.msg);
+        return cli_exit_code(e.code);
+    }
+    o->n_mix = 0;
+    for (uint32_t k = 0; k < h->n_classes; k++)
+        if (w[k] > 0) o->mix[o->n_mix++] = (replay_mix_entry){h->class_names[k], w[k]};
+    o->take = stream_take;
+    o->take_arg = *st;
+    nd_flows_stream_stats ss;
+    nd_flows_stream_stats_get(*st, &ss);
+    nd_info("replay: streaming windows from %s: %u sampler thread%s, batches of %u, a queue "
+            "of %llu windows",
+            path, so.threads, so.threads > 1 ? "s" : "", ss.batch,
+            (unsigned long long)ss.bound);
+    return ND_EXIT_OK;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* The command                                                                          */
 /* ------------------------------------------------------------------------------------ */
@@ -244,7 +301,10 @@ enum {
     OPT_VLAN_CLIENT,
     OPT_VLAN_SERVER,
     OPT_CLIENT_MACS,
-    OPT_SERVER_MACS
+    OPT_SERVER_MACS,
+    /* streaming from a model */
+    OPT_QUEUE,
+    OPT_SAMPLERS
 };
 
 static const struct option longs[] = {
@@ -272,6 +332,8 @@ static const struct option longs[] = {
     {"vlan-server", required_argument, NULL, OPT_VLAN_SERVER},
     {"client-macs", required_argument, NULL, OPT_CLIENT_MACS},
     {"server-macs", required_argument, NULL, OPT_SERVER_MACS},
+    {"queue", required_argument, NULL, OPT_QUEUE},
+    {"samplers", required_argument, NULL, OPT_SAMPLERS},
     CLI_JSON_OPTION,
     CLI_WATCH_OPTIONS,
     {0},
@@ -290,6 +352,8 @@ typedef struct replay_args {
      * --server-macs ([i], -1 when not given) */
     const char *to_server;
     int64_t side_num[4];
+    /* streaming from a model: --queue, --samplers (0: not given) */
+    uint32_t queue, samplers;
 } replay_args;
 
 /* --flows, --seed, --loop, --max-packets: whole numbers. 0 or ND_EXIT_USAGE. */
@@ -303,7 +367,14 @@ static int take_number(replay_args *r, const cli_args *a, int c)
         return cli_usage_error("replay", "--flows: from 1 to %u", UINT32_MAX);
     if (c == OPT_LOOP && v > UINT32_MAX)
         return cli_usage_error("replay", "--loop: at most %u", UINT32_MAX);
-    if (c == OPT_FLOWS) r->flows = v, r->have_flows = 1;
+    if (c == OPT_QUEUE && (!v || v > 1000000))
+        return cli_usage_error("replay", "--queue: from 1 to 1000000 windows");
+    if (c == OPT_SAMPLERS && (!v || v > ND_FLOWS_STREAM_MAX_THREADS))
+        return cli_usage_error("replay", "--samplers: from 1 to %d",
+                               ND_FLOWS_STREAM_MAX_THREADS);
+    if (c == OPT_QUEUE) r->queue = (uint32_t)v;
+    else if (c == OPT_SAMPLERS) r->samplers = (uint32_t)v;
+    else if (c == OPT_FLOWS) r->flows = v, r->have_flows = 1;
     else if (c == OPT_SEED) r->seed = v, r->have_seed = 1;
     else if (c == OPT_MAX_PACKETS) r->max_packets = v, r->have_max_packets = 1;
     else r->loop = v, r->have_loop = 1;
@@ -343,7 +414,8 @@ static int take(replay_args *r, const cli_args *a, int c)
     if (c >= OPT_CONCURRENCY && c <= OPT_MBPS) r->load[c - OPT_CONCURRENCY] = a->val;
     else if (text) *text = a->val;
     else if (c >= OPT_VLAN_CLIENT && c <= OPT_SERVER_MACS) return take_side_number(r, a, c);
-    else if (c == OPT_FLOWS || c == OPT_SEED || c == OPT_LOOP || c == OPT_MAX_PACKETS)
+    else if (c == OPT_FLOWS || c == OPT_SEED || c == OPT_LOOP || c == OPT_MAX_PACKETS ||
+             c == OPT_QUEUE || c == OPT_SAMPLERS)
         return take_number(r, a, c);
     else if (c == CLI_OPT_JSON) r->json = 1;
     else if (c != CLI_OPERAND) /* CLI_BAD or a bad value: said */
@@ -382,6 +454,8 @@ static int parse(replay_args *r, int argc, char **argv)
     if (r->model && r->bin)
         return cli_usage_error("replay",
                                "--bin is for a series CSV; a model has its bin width");
+    if (r->series && (r->queue || r->samplers))
+        return cli_usage_error("replay", "--queue and --samplers are for MODEL.ndm");
     if (!r->to)
         return cli_usage_error("replay", "no sink: --to pcap:FILE|iface:NAME|dpdk:EAL-ARGS");
     for (int i = 0; i < 2; i++) {
@@ -520,10 +594,25 @@ static int model_prepare(nd_dm **dm, double **w, const replay_args *r, const nd_
 
 static const char *const ended_name[] = {NULL, "duration", "max_bytes", "max_packets"};
 
-/* What was sent (st), the figures of the summary. */
-static void figures(nd_json *j, const replay_stats *st)
+/* A streamed run's samplers, for the summary: what they drew and how full the queue got. */
+static void stream_figures(nd_json *j, nd_flows_stream *s)
+{
+    nd_flows_stream_stats ss;
+    nd_flows_stream_stats_get(s, &ss);
+    nd_json *o = nd_json_obj(j, "stream");
+    nd_json_u64(o, "windows", ss.sampled);
+    nd_json_num(o, "windows_per_s", ss.windows_per_s);
+    nd_json_u64(o, "redrawn", ss.redrawn);
+    nd_json_u64(o, "queue_max", ss.max_depth);
+    nd_json_u64(o, "queue_bound", ss.bound);
+    nd_json_u64(o, "batch", ss.batch);
+}
+
+/* What was sent (st), the figures of the summary; s: the stream of a streamed run. */
+static void figures(nd_json *j, const replay_stats *st, nd_flows_stream *s)
 {
     nd_json_u64(j, "flows", st->flows);
+    if (s) nd_json_u64(j, "late", st->late);
     nd_json_u64(j, "packets", st->packets);
     nd_json_u64(j, "bytes", st->bytes);
     nd_json_u64(j, "drops", st->drops);
@@ -540,6 +629,7 @@ static void figures(nd_json *j, const replay_stats *st)
     nd_json_u64(t, "p999", st->err_p999_ns);
     nd_json_u64(t, "max", st->err_max_ns);
     nd_json_u64(t, "early", st->early);
+    if (s) stream_figures(j, s);
 }
 
 /* The same figures as Prometheus text. */
@@ -554,6 +644,9 @@ static void metrics(cli_watch *w, const replay_stats *st)
                    (double)st->bytes);
     nd_prom_metric(&p, "netdiffus_replay_drops_total", C, "Packets the sink did not take.",
                    (double)st->drops);
+    nd_prom_metric(&p, "netdiffus_replay_late_total", C,
+                   "Streamed flows skipped: their window was not sampled by their start.",
+                   (double)st->late);
     nd_prom_metric(&p, "netdiffus_replay_capped_bins_total", C,
                    "Bins (per flow and direction) cut to what the line rate carries.",
                    (double)st->capped);
@@ -571,18 +664,43 @@ static void metrics(cli_watch *w, const replay_stats *st)
     nd_prom_free(&p);
 }
 
+/* What the figures while sending go to: the --stats/--metrics-port watch, and the stream
+ * of a streamed run (NULL otherwise). */
+typedef struct report_to {
+    cli_watch *watch;
+    nd_flows_stream *stream;
+} report_to;
+
 /* replay_opts.report: a stats line and the metrics. */
 static void on_report(void *arg, const replay_stats *so_far)
 {
+    report_to *to = arg;
     nd_json *j = nd_json_new();
-    figures(j, so_far);
-    cli_watch_line(arg, j, 0);
-    metrics(arg, so_far);
+    figures(j, so_far, to->stream);
+    cli_watch_line(to->watch, j, 0);
+    metrics(to->watch, so_far);
 }
 
-/* Replays ds to sink (closed here) and says what was sent. An exit code. */
+/* The end of a streamed run: what the samplers did, and the flows they were late for. */
+static void stream_said(nd_flows_stream *s, const replay_stats *st)
+{
+    nd_flows_stream_stats ss;
+    nd_flows_stream_stats_get(s, &ss);
+    nd_info("replay: streamed %llu windows at %.1f windows/s, the queue held at most %llu "
+            "of %llu",
+            (unsigned long long)ss.sampled, ss.windows_per_s, (unsigned long long)ss.max_depth,
+            (unsigned long long)ss.bound);
+    if (st->late)
+        nd_warn("replay: %llu flows were skipped, their windows not sampled by their start: "
+                "the load needs more windows a second than %.1f (--samplers, a lighter "
+                "sample section in the model, or less load)",
+                (unsigned long long)st->late, ss.windows_per_s);
+}
+
+/* Replays ds to sink (closed here) and says what was sent; stream: the windows' stream
+ * of a streamed run. An exit code. */
 static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
-                      const replay_args *r)
+                      const replay_args *r, nd_flows_stream *stream)
 {
     replay_stats st;
     memset(&st, 0, sizeof st);
@@ -593,15 +711,16 @@ static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *s
         return ND_EXIT_FAIL; /* said */
     }
     replay_opts wo = *o;
+    report_to to = {&watch, stream};
     if (cli_watch_on(&watch)) {
         wo.report = on_report;
-        wo.report_arg = &watch;
+        wo.report_arg = &to;
         metrics(&watch, &st); /* zeros until the first report */
     }
     int rc = replay_run(ds, &wo, sink, &st, &e);
     if (cli_watch_on(&watch) && (!rc || rc == ND_EINTR)) {
         nd_json *j = nd_json_new();
-        figures(j, &st);
+        figures(j, &st, stream);
         cli_watch_line(&watch, j, 1);
         metrics(&watch, &st);
     }
@@ -627,12 +746,13 @@ static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *s
         nd_json_str(j, "sink", r->to);
         if (r->to_server) nd_json_str(j, "server_sink", r->to_server);
         nd_json_bool(j, "interrupted", rc == ND_EINTR);
-        figures(j, &st);
+        figures(j, &st, stream);
         if (cli_json_print(j)) return ND_EXIT_FAIL;
     }
     static const char *const ended[] = {"", "--duration (replay.duration)",
                                         "--max-bytes (replay.max_bytes)",
                                         "--max-packets (replay.max_packets)"};
+    if (stream) stream_said(stream, &st);
     if (st.ended) nd_info("replay: ended at %s before the flows were done", ended[st.ended]);
     if (st.capped)
         nd_warn("replay: %llu bins (per flow and direction) held more bytes than a bin "
@@ -655,6 +775,7 @@ static int run(int argc, char **argv)
     uint64_t bin_ns;
     nd_dataset *ds = NULL;
     nd_dm *dm = NULL;
+    nd_flows_stream *stream = NULL;
     double *weights = NULL;
     replay_sink *sink = NULL;
     status = cli_config_open(&cfg, &(cli_config){.path = r.config});
@@ -662,6 +783,14 @@ static int run(int argc, char **argv)
     if (!status)
         status = r.series ? series_load(&ds, &r, bin_ns)
                           : model_prepare(&dm, &weights, &r, &cfg, &o);
+    if (!status && dm && !streamed(&o) && (r.queue || r.samplers))
+        status = cli_usage_error(
+            "replay", "--queue and --samplers are for a streamed replay (--duration, "
+                      "or --loop 0)");
+    /* a streamed run's sampler threads start before the sink: a DPDK EAL pins the thread
+     * that starts it to its first lcore, and the threads started after it with it */
+    if (!status && dm && streamed(&o))
+        status = stream_start(&stream, dm, r.model, weights, &o, r.queue, r.samplers);
     if (!status) {
         nd_error e = {0};
         sink = r.to_server ? replay_sink_open_sides(r.to, r.to_server, &e)
@@ -674,10 +803,10 @@ static int run(int argc, char **argv)
     if (!status) {
         cli_catch_stop();
         o.stop = &cli_stop;
-        if (dm) status = sample(&ds, &dm, weights, &o);
+        if (dm && !stream) status = sample(&ds, &dm, weights, &o);
     }
-    if (!status && ds) {
-        status = send_flows(ds, &o, sink, &r);
+    if (!status && (ds || stream)) {
+        status = send_flows(ds ? ds : nd_dm_dataset(dm), &o, sink, &r, stream);
         sink = NULL; /* closed */
     }
     /* not replayed: stopped by a signal while sampling (an empty pcap is what was sent),
@@ -688,6 +817,7 @@ static int run(int argc, char **argv)
         nd_err("replay: %s", ce.msg);
         status = ND_EXIT_FAIL;
     }
+    nd_flows_stream_free(stream); /* before the model it samples */
     nd_dataset_free(ds);
     nd_dm_free(dm);
     free(weights);

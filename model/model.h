@@ -479,4 +479,47 @@ typedef struct nd_flows_opts {
  * (*stop was set), -ENOMEM, or nd_dm_sample's code. */
 nd_dataset *nd_dm_sample_flows(nd_dm *m, const nd_flows_opts *o, nd_rng *rng, nd_error *e);
 
+/* The same policy streamed (docs/REPLAY.md, "Streaming from a model"): sampler threads draw
+ * windows ahead of a replay into a bounded queue, a batch of one class at a time, and the
+ * replay takes a window of the class it wants when a flow starts. The queue is shared by
+ * the classes by weight in whole batches (at least one for a class of weight > 0), so that
+ * about `queue` windows are held; a thread waits while the class it would draw for has no
+ * room. Windows without bytes are drawn again as above (up to a batch's worth per batch).
+ * Batch n of class k has the noise of (seed, k, n): the windows a class gives, in order, do
+ * not depend on the threads or on the timing. */
+#define ND_FLOWS_STREAM_BATCH       4  /* windows per sampler call by default */
+#define ND_FLOWS_STREAM_MAX_THREADS 64 /* sampler threads */
+typedef struct nd_flows_stream nd_flows_stream;
+typedef struct nd_flows_stream_opts {
+    const double *weights;       /* (n_classes) share of the flows per class, as above */
+    uint32_t queue;              /* windows held ready, about (see above) */
+    uint32_t batch;              /* windows per sampler call, at most sample.batch; 0: 4 */
+    uint32_t threads;            /* sampler threads, 1..64: each but the first samples on
+                                    an nd_dm_snapshot, with model.threads threads inside */
+    uint64_t seed;               /* the noise of every batch */
+    volatile sig_atomic_t *stop; /* set by a signal handler: a wait ends (NULL: never) */
+} nd_flows_stream_opts;
+/* What a stream has done (nd_flows_stream_stats_get). */
+typedef struct nd_flows_stream_stats {
+    uint64_t sampled, taken;      /* windows drawn and kept; taken by the replay */
+    uint64_t redrawn, kept_empty; /* windows without bytes drawn again; kept after all */
+    uint64_t depth, max_depth;    /* windows reserved or ready in the queue: now, at most */
+    uint64_t bound;               /* the most it can hold: the classes' shares */
+    uint32_t batch;               /* windows per sampler call */
+    double windows_per_s;         /* sampled per second since the start */
+} nd_flows_stream_stats;
+/* Fits the decoder's maps (nd_dm_calibrate) and starts the threads on m, which the stream
+ * uses until nd_flows_stream_free. NULL with e filled: ND_EUSAGE (no classes, bad weights or
+ * thread count), -ENOMEM, or nd_dm_calibrate's code. */
+nd_flows_stream *nd_flows_stream_start(nd_dm *m, const nd_flows_stream_opts *o, nd_error *e);
+/* Copies the next window of class k (weight > 0) into x (C, L), waiting for it until
+ * until_ns (nd_now_ns clock; 0: not at all, UINT64_MAX: as long as it takes). Returns 0,
+ * 1 when none was ready by then, ND_EINTR when *stop was set, or a sampler's failure
+ * (its code and message in e). One thread at a time. */
+int nd_flows_stream_take(nd_flows_stream *s, uint32_t k, float *x, uint64_t until_ns,
+                         nd_error *e);
+void nd_flows_stream_stats_get(nd_flows_stream *s, nd_flows_stream_stats *st);
+/* Stops the threads (a batch being drawn is cut short) and frees the stream; NULL: no-op. */
+void nd_flows_stream_free(nd_flows_stream *s);
+
 #endif

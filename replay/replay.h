@@ -69,6 +69,17 @@ typedef struct replay_opts {
      * vlan_client, those from the server side vlan_server (0: untagged, else 1..4094). */
     uint32_t client_macs, server_macs;
     uint32_t vlan_client, vlan_server;
+    /* Streamed windows (docs/REPLAY.md, "Streaming from a model"): with take set, ds has
+     * no windows, only what they are (channels, bins, classes, statistics); the flows'
+     * classes are drawn by mix (required, and flows per pass), and each flow takes a fresh
+     * window of its class when it starts: take copies one into x (C, L) and returns 0, 1
+     * when none is ready by until_ns (nd_now_ns clock; UINT64_MAX: wait), or a code with e
+     * filled. The flows active when the output begins wait for theirs; after that a file
+     * sink waits for every window, and a paced sink waits only until the flow's start: a
+     * window not ready then skips the flow (replay_stats.late), and the schedule keeps
+     * its time (--concurrency: the slot starts the next flow when a window is there). */
+    int (*take)(void *arg, uint32_t cls, float *x, uint64_t until_ns, nd_error *e);
+    void *take_arg;
 } replay_opts;
 
 /* The line rate a bin is cut to when neither the options nor the sink give one. */
@@ -133,6 +144,7 @@ void replay_sink_discard(replay_sink *s);
 /* Timing error (actual send − deadline) percentiles are known to within 1/64 (1.6 %). */
 struct replay_stats {
     uint64_t flows, packets, bytes; /* bytes: frame bytes without FCS */
+    uint64_t late;                  /* streamed flows skipped: window not ready at start */
     uint64_t drops;                 /* packets the sink did not take */
     uint64_t carried;               /* bin remainders smaller than a frame, moved on */
     uint64_t seconds_ns;            /* wall time of the run */

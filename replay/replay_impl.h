@@ -149,6 +149,7 @@ typedef struct pkt_flow {
     uint64_t capped;  /* bins (per direction) cut to lay->bin_cap */
     int counted;      /* sched: in the run's flows (a flow of a load target's lead-in
                          counts at its first packet sent) */
+    float *own;       /* sched: the flow's copy of a streamed window (kept for reuse) */
 } pkt_flow;
 
 /* Length of the Ethernet, IP and TCP/UDP headers of a flow's frame. */

@@ -120,11 +120,18 @@ static int heap_push(sched_heap *q, pkt_flow *f)
 /* The run                                                                              */
 /* ------------------------------------------------------------------------------------ */
 
-/* A planned flow: start (series ns from its pass's start) and window. */
+/* A planned flow: start (series ns from its pass's start) and window (streamed: the
+ * class of the window it takes when it starts). */
 typedef struct plan_ent {
     uint64_t t;
     uint32_t w;
 } plan_ent;
+
+/* Streamed windows that load_target measures (kept for the first flows of their class):
+ * enough for --pps and --mbps, which set the rate from them; a few for the others, which
+ * only say what they take (the output waits for them). */
+#define STREAM_MEASURE      32
+#define STREAM_MEASURE_SAID 4
 
 typedef struct sched {
     const nd_dataset *ds;
@@ -152,6 +159,15 @@ typedef struct sched {
     pkt_flow **all_flows;
     size_t n_all, cap_all;
     int quiet; /* another queue's scheduler: leave the log lines to queue 0 */
+    /* streamed windows (o->take): the ones measured (STREAM_MEASURE, their classes, taken
+     * back yet), windows taken so far, and whether the output has begun (from then on a
+     * paced sink's flow does not wait past its start for its window) */
+    float *stash;
+    uint32_t stash_cls[STREAM_MEASURE];
+    uint8_t stash_used[STREAM_MEASURE];
+    uint32_t n_stash;
+    uint64_t streamed;
+    int primed;
 } sched;
 
 static int find_channel(const nd_dataset *ds, const char *a, const char *b)
@@ -240,8 +256,10 @@ static void sched_free(sched *s)
     free(s->mix_cum);
     free(s->mix_cls);
     free(s->plan);
+    free(s->stash);
     for (size_t i = 0; i < s->n_all; i++) {
         pkt_flow_free(s->all_flows[i]);
+        free(s->all_flows[i]->own);
         free(s->all_flows[i]);
     }
     free(s->all_flows);
@@ -264,8 +282,12 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
     memset(s, 0, sizeof *s);
     s->ds = ds;
     s->o = o;
-    if (!ds || !ds->n_windows || !ds->n_classes)
+    if (!ds || (!ds->n_windows && !o->take) || !ds->n_classes)
         return nd_error_set(e, ND_EFORMAT, "no windows to replay (the dataset is empty)");
+    if (o->take && (!o->n_mix || !o->flows || o->only_class))
+        return nd_error_set(e, ND_EUSAGE,
+                            "streamed windows need the classes' shares (mix) and flows per "
+                            "pass, and no only_class");
     if (!ds->L || !ds->bin_ns || ds->bin_ns < 1000)
         return nd_error_set(e, ND_EFORMAT,
                             "bad window shape: L=%u bins of %llu ns (need >= 1 us)", ds->L,
@@ -298,7 +320,7 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
     s->pc_ready = calloc(K, 1);
     s->arr = calloc(K, sizeof *s->arr);
     s->arr_mean = calloc(K, sizeof *s->arr_mean);
-    s->elig = malloc(ds->n_windows * sizeof *s->elig);
+    s->elig = malloc((ds->n_windows ? ds->n_windows : 1) * sizeof *s->elig); /* streamed: 0 */
     s->cls_win = calloc(K, sizeof *s->cls_win);
     s->cls_n = calloc(K, sizeof *s->cls_n);
     if (!s->pc || !s->pc_ready || !s->arr || !s->arr_mean || !s->elig || !s->cls_win ||
@@ -319,7 +341,7 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
         s->elig[s->n_elig++] = (uint32_t)w;
         s->cls_n[c]++;
     }
-    if (!s->n_elig)
+    if (!s->n_elig && !o->take)
         return nd_error_set(e, ND_EFORMAT, "class '%s' has no windows to replay",
                             o->only_class);
 
@@ -334,7 +356,7 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
         for (uint32_t i = 0; i < o->n_mix; i++) {
             int c = find_class(ds, o->mix[i].name);
             if (c < 0) return unknown_class(ds, o->mix[i].name, e);
-            if (!s->cls_n[c])
+            if (!s->cls_n[c] && !o->take)
                 return nd_error_set(e, ND_EFORMAT, "replay.mix: class '%s' has no windows",
                                     o->mix[i].name);
             if (!(o->mix[i].weight >= 0))
@@ -345,7 +367,7 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
             s->mix_cls[i] = (uint32_t)c;
         }
         if (!(sum > 0)) return nd_error_set(e, ND_ECONFIG, "replay.mix: all weights are 0");
-        for (uint32_t c = 0; c < K; c++) {
+        for (uint32_t c = 0; c < K && !o->take; c++) {
             if (!s->cls_n[c]) continue;
             s->cls_win[c] = malloc(s->cls_n[c] * sizeof **s->cls_win);
             if (!s->cls_win[c]) return nd_error_set(e, -ENOMEM, "out of memory");
@@ -392,11 +414,11 @@ static int plan_loop(sched *s, uint64_t l, uint64_t dur_series)
             uint32_t k = 0;
             while (k + 1 < o->n_mix && s->mix_cum[k] <= x) k++;
             uint32_t c = s->mix_cls[k];
-            w = s->cls_win[c][replay_rng_below(&r, s->cls_n[c])];
+            w = s->o->take ? c : s->cls_win[c][replay_rng_below(&r, s->cls_n[c])];
         } else {
             w = s->elig[i % s->n_elig];
         }
-        uint32_t c = s->ds->labels[w];
+        uint32_t c = s->o->take ? w : s->ds->labels[w];
         int rc = class_ready(s, c);
         if (rc) return rc;
         if (s->target_rate > 0) {
@@ -426,9 +448,11 @@ static pkt_flow *flow_get(sched *s)
         s->free_flows = (pkt_flow *)(void *)f->win;
         pkt_desc *pk = f->pk, *tmp = f->tmp;
         uint32_t cap = f->cap, tmp_cap = f->tmp_cap;
+        float *own = f->own;
         memset(f, 0, sizeof *f);
         f->pk = pk, f->cap = cap;
         f->tmp = tmp, f->tmp_cap = tmp_cap;
+        f->own = own;
         return f;
     }
     if (s->n_all == s->cap_all) {
@@ -492,6 +516,7 @@ typedef struct part_job {
     int ended; /* enum replay_end */
     nd_error e;
     uint64_t flows, carried, capped, cpu_ns;
+    uint64_t late; /* streamed flows whose window was not ready at their start */
 } part_job;
 
 /* Counts a packet of len bytes against the run's bounds: the bound it would pass, else
@@ -513,6 +538,7 @@ static void part_so_far(const part_job *j, uint64_t flows, uint64_t carried, uin
     const replay_sink *k = j->sink;
     memset(st, 0, sizeof *st);
     st->flows = flows;
+    st->late = j->late;
     st->carried = carried;
     st->capped = capped;
     st->packets = k->packets;
@@ -547,16 +573,50 @@ static int next_pass(sched *s, plan_cursor *c, uint64_t dur_series)
     return plan_loop(s, c->loop, dur_series);
 }
 
-/* Sets f up as flow id over window w, starting at start. */
-static void flow_setup(sched *s, pkt_flow *f, uint64_t id, uint32_t w, uint64_t start)
+/* A window of class c that load_target measured and no flow has taken, into x: 0, or 1
+ * when there is none. */
+static int stash_take(sched *s, uint32_t c, float *x)
+{
+    size_t WL = (size_t)s->ds->n_channels * s->ds->L;
+    for (uint32_t i = 0; i < s->n_stash; i++)
+        if (!s->stash_used[i] && s->stash_cls[i] == c) {
+            s->stash_used[i] = 1;
+            memcpy(x, s->stash + i * WL, WL * sizeof *x);
+            return 0;
+        }
+    return 1;
+}
+
+/* Gives f the window of plan entry w: the dataset's, or streamed a fresh one of class w,
+ * waiting for it until until_ns. 0, 1 when the streamed one was not ready by then, or a
+ * code with e filled. */
+static int flow_window(sched *s, pkt_flow *f, uint32_t w, uint64_t until_ns, nd_error *e)
 {
     const nd_dataset *ds = s->ds;
+    const size_t WL = (size_t)ds->n_channels * ds->L;
+    if (!s->o->take) {
+        f->window = w;
+        f->cls = ds->labels[w];
+        f->win = ds->values + (size_t)w * WL;
+        return 0;
+    }
+    if (!f->own && !(f->own = malloc(WL * sizeof *f->own)))
+        return nd_error_set(e, -ENOMEM, "out of memory");
+    int rc = stash_take(s, w, f->own);
+    if (rc) rc = s->o->take(s->o->take_arg, w, f->own, until_ns, e);
+    if (rc) return rc;
+    f->window = (uint32_t)s->streamed++; /* the streamed windows' count (wraps) */
+    f->cls = w;
+    f->win = f->own;
+    return 0;
+}
+
+/* Sets f, its window given, up as flow id starting at start. */
+static void flow_setup(sched *s, pkt_flow *f, uint64_t id, uint64_t start)
+{
     f->id = id;
     f->start = start;
-    f->window = w;
-    f->cls = ds->labels[w];
     f->pc = &s->pc[f->cls];
-    f->win = ds->values + (size_t)w * ds->n_channels * ds->L;
     replay_rng_seed(&f->rng, s->o->seed, id);
     pkt_flow_init(f, &s->lay, &s->cli, &s->srv, &s->l2);
 }
@@ -578,22 +638,34 @@ static int flow_push(sched *s, sched_heap *q, pkt_flow *f, uint64_t *flows, uint
 /* --concurrency: starts the next flow of this queue so that its first packet comes at
  * `end` (the last packet of the flow it replaces), or, in the lead-in, so that it is
  * active at the output's start at a uniform point of its life. Windows without packets
- * are passed over. 0 (also when the passes are done) or -ENOMEM. */
+ * are passed over. A streamed window waits until until_ns; when it is not ready by then,
+ * the flow is skipped if `skip` (it was late), else left for the next call. 0 (also when
+ * the passes are done), 1 not ready, or a code with e filled. */
 static int conc_start(sched *s, const part_job *j, sched_heap *q, plan_cursor *c,
                       uint64_t dur_series, uint64_t end, nd_rng *r, uint64_t *flows,
-                      uint64_t *capped)
+                      uint64_t *capped, uint64_t until_ns, int skip, nd_error *e)
 {
     for (uint32_t tries = 0; tries <= s->n_plan; tries++) {
         if (c->next == s->n_plan) {
             int rc = next_pass(s, c, dur_series);
-            if (rc) return rc < 0 ? rc : 0;
+            if (rc) return rc < 0 ? nd_error_set(e, rc, "out of memory") : 0;
         }
         uint64_t id = c->loop * s->n_plan + c->next;
-        uint32_t w = s->plan[c->next++].w;
-        if (j->parts > 1 && id % j->parts != j->part) continue; /* another queue's flow */
+        uint32_t w = s->plan[c->next].w;
+        if (j->parts > 1 && id % j->parts != j->part) { /* another queue's flow */
+            c->next++;
+            continue;
+        }
         pkt_flow *f = flow_get(s);
-        if (!f) return -ENOMEM;
-        flow_setup(s, f, id, w, 0);
+        if (!f) return nd_error_set(e, -ENOMEM, "out of memory");
+        int rc = flow_window(s, f, w, until_ns, e);
+        if (rc) {
+            flow_put(s, f);
+            if (rc == 1 && skip) c->next++;
+            return rc;
+        }
+        c->next++;
+        flow_setup(s, f, id, 0);
         if (f->first_bin == UINT32_MAX) {
             flow_put(s, f);
             continue;
@@ -604,8 +676,8 @@ static int conc_start(sched *s, const part_job *j, sched_heap *q, plan_cursor *c
                        ? s->lead - first - (uint64_t)(nd_rng_uniform(r) * (double)life)
                    : end > first ? end - first
                                  : 0;
-        int rc = flow_push(s, q, f, flows, capped);
-        if (rc) return rc < 0 ? rc : 0;
+        rc = flow_push(s, q, f, flows, capped);
+        if (rc) return rc < 0 ? nd_error_set(e, rc, "out of memory") : 0;
     }
     return 0;
 }
@@ -642,12 +714,28 @@ static int load_target(sched *s, const part_job *j, nd_error *e)
                             name, o->speed);
     s->lead = (uint64_t)s->lay.L * s->lay.bin_ns;
     double pk = 0, by = 0, life = 0;
+    /* streamed windows are measured as the first ones come, and kept for the flows */
+    const size_t WL = (size_t)s->ds->n_channels * s->ds->L;
     uint32_t m = s->n_plan < 4096 ? s->n_plan : 4096;
+    const uint32_t streamed = o->pps || o->mbps ? STREAM_MEASURE : STREAM_MEASURE_SAID;
+    if (o->take && m > streamed) m = streamed;
+    if (o->take && !(s->stash = malloc(m * WL * sizeof *s->stash)))
+        return nd_error_set(e, -ENOMEM, "out of memory");
     for (uint32_t k = 0; k < m; k++) {
-        uint32_t i = (uint32_t)((uint64_t)k * s->n_plan / m); /* spread over the pass */
+        uint32_t i = o->take ? k : (uint32_t)((uint64_t)k * s->n_plan / m); /* spread */
         pkt_flow f;
         memset(&f, 0, sizeof f);
-        flow_setup(s, &f, i, s->plan[i].w, 0);
+        if (o->take) {
+            f.own = s->stash + k * WL;
+            int rc = o->take(o->take_arg, s->plan[i].w, f.own, UINT64_MAX, e);
+            if (rc) return rc;
+            s->stash_cls[s->n_stash++] = s->plan[i].w;
+            f.cls = s->plan[i].w;
+            f.win = f.own;
+        } else {
+            flow_window(s, &f, s->plan[i].w, 0, e); /* the dataset's: no failure */
+        }
+        flow_setup(s, &f, i, 0);
         int more;
         while ((more = pkt_flow_next_bin(&f, &s->lay)) > 0)
             for (uint32_t x = 0; x < f.n; x++) pk++, by += pkt_wire_len(&f, &f.pk[x]);
@@ -686,6 +774,17 @@ static int load_target(sched *s, const part_job *j, nd_error *e)
     return 0;
 }
 
+/* How long a streamed flow that starts at series time start waits for its window: on a
+ * paced sink once the output has begun, until its start (then it is late); otherwise as
+ * long as it takes (a file sink's time is not the clock's). */
+static uint64_t window_until(const sched *s, int paced, uint64_t base, double inv_speed,
+                             uint64_t start)
+{
+    if (!paced || !s->primed) return UINT64_MAX;
+    uint64_t out = start > s->lead ? start - s->lead : 0;
+    return base + (uint64_t)((double)out * inv_speed);
+}
+
 static int run_part(void *arg)
 {
     part_job *j = arg;
@@ -713,7 +812,8 @@ static int run_part(void *arg)
     const uint64_t dur_series = !o->duration_ns ? 0
                                 : o->speed > 0  ? (uint64_t)((double)o->duration_ns * o->speed)
                                                 : o->duration_ns;
-    const uint64_t cpu0 = thread_cpu_ns(), base = j->base;
+    const uint64_t cpu0 = thread_cpu_ns();
+    uint64_t base = j->base; /* a streamed run of one queue starts its clock at its output */
     uint64_t now = nd_now_ns(), last_status = j->wall0, next_report = now;
     uint64_t flows = 0, carried = 0, capped = 0;
     plan_cursor cur = {0};
@@ -727,18 +827,35 @@ static int run_part(void *arg)
     if (!rc && s.target_rate > 0) rc = plan_loop(&s, 0, dur_series); /* times at the rate */
     /* the lead-in (load targets) is series time before the output's start */
     const uint64_t lead = s.lead, dur_end = dur_series ? lead + dur_series : 0;
+    /* the lead-in waits for its streamed windows; the output's flows, once it has begun,
+     * on a paced sink until their start (window_until) */
     for (uint32_t k = 0; !rc && o->concurrency && k < o->concurrency; k++)
         if (k % j->parts == j->part)
-            rc = conc_start(&s, j, &q, &cur, dur_series, 0, &conc_rng, &flows, &capped);
-    if (rc) {
-        nd_error_set(e, rc, "out of memory");
-        goto out;
-    }
+            rc = conc_start(&s, j, &q, &cur, dur_series, 0, &conc_rng, &flows, &capped,
+                            UINT64_MAX, 1, e);
+    if (rc) goto out;
+    uint32_t pending = 0; /* --concurrency: flows a late window left to start */
     for (uint64_t npk = 0;; npk++) {
         if (o->stop && *o->stop) {
             rc = nd_error_set(e, ND_EINTR, "interrupted");
             break;
         }
+        /* --concurrency, streamed: a flow that was late starts once a window is there, at
+         * the output's time then (an empty heap waits for one a while) */
+        while (pending) {
+            uint64_t t = nd_now_ns(), now_off = (t > base ? t - base : 0) + lead;
+            if (dur_end && now_off >= dur_end && !q.n) {
+                j->ended = REPLAY_END_DURATION;
+                break;
+            }
+            rc = conc_start(&s, j, &q, &cur, dur_series, now_off, &conc_rng, &flows, &capped,
+                            q.n ? 0 : t + ND_NS_PER_SEC / 100, 0, e);
+            if (rc) break;
+            pending--;
+        }
+        if (rc == 1) rc = 0;
+        else if (rc) break;
+        if (j->ended) break;
         if (!o->concurrency && cur.next == s.n_plan && !arrivals_done) {
             rc = next_pass(&s, &cur, dur_series); /* next pass over the flows */
             if (rc < 0) {
@@ -766,14 +883,22 @@ static int run_part(void *arg)
                 rc = nd_error_set(e, -ENOMEM, "out of memory");
                 break;
             }
-            flow_setup(&s, f, id, w, start);
+            rc = flow_window(&s, f, w, window_until(&s, paced, base, inv_speed, start), e);
+            if (rc) {
+                flow_put(&s, f);
+                if (rc != 1) break;
+                j->late++, rc = 0; /* skipped: the schedule keeps its time */
+                continue;
+            }
+            flow_setup(&s, f, id, start);
             if (flow_push(&s, &q, f, &flows, &capped) < 0) {
                 rc = nd_error_set(e, -ENOMEM, "out of memory");
                 break;
             }
             continue;
         }
-        if (!top) break; /* all flows done, no more to start */
+        if (!top && pending) continue; /* late flows wait for their windows */
+        if (!top) break;               /* all flows done, no more to start */
 
         const pkt_desc *d = &top->pk[top->pos];
         uint64_t off = top_key;
@@ -786,6 +911,10 @@ static int run_part(void *arg)
             uint64_t out_off = off - lead;
             const uint32_t len = pkt_wire_len(top, d);
             if ((j->ended = over_bound(o, j->sent, len))) break;
+            if (!s.primed) { /* the output begins: the lead-in's windows are there */
+                s.primed = 1;
+                if (o->take && paced && j->parts == 1) base = nd_now_ns() + PACED_LEAD_NS;
+            }
             uint64_t deadline =
                 base + (exact ? out_off : (uint64_t)((double)out_off * inv_speed));
             if (paced && deadline > now) {
@@ -831,10 +960,12 @@ static int run_part(void *arg)
                 q.h[0] = q.h[--q.n];
                 if (q.n) heap_down(&q, 0);
                 top = NULL;
-                if (o->concurrency && (rc = conc_start(&s, j, &q, &cur, dur_series, off,
-                                                       &conc_rng, &flows, &capped))) {
-                    rc = nd_error_set(e, rc, "out of memory");
-                    break;
+                if (o->concurrency) {
+                    rc =
+                        conc_start(&s, j, &q, &cur, dur_series, off, &conc_rng, &flows, &capped,
+                                   window_until(&s, paced, base, inv_speed, off), 1, e);
+                    if (rc == 1) j->late++, pending++, rc = 0;
+                    if (rc) break;
                 }
             }
         }
@@ -860,6 +991,9 @@ static int run_part(void *arg)
                     snprintf(err, sizeof err, ", error p99 %.1f us",
                              (double)sink_errhist_quantile(sink->err, 0.99) / 1e3);
                 if (j->parts > 1) snprintf(part, sizeof part, " (queue 0 of %u)", j->parts);
+                if (o->take) /* generation behind the schedule shows */
+                    snprintf(err + strlen(err), sizeof err - strlen(err), ", %llu late",
+                             (unsigned long long)j->late);
                 nd_status(
                     "replay%s: %llu flows, %llu packets, %.1f MB, %.1f kpps, %llu drops%s",
                     part, (unsigned long long)flows, (unsigned long long)sink->packets,
@@ -944,6 +1078,7 @@ int replay_run(const nd_dataset *ds, const replay_opts *o, replay_sink *sink, re
         for (uint32_t p = 0; p < parts; p++) {
             const replay_sink *k = jobs[p].sink;
             st->flows += jobs[p].flows;
+            st->late += jobs[p].late;
             st->carried += jobs[p].carried;
             st->capped += jobs[p].capped;
             if (!st->ended) st->ended = jobs[p].ended;

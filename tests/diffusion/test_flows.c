@@ -4,7 +4,8 @@
  * weight 0 gets none, NULL weights split evenly), windows without a byte drawn again up
  * to as many redraws as the class has flows and then kept, the same windows as the
  * model's own sampler gives for the same noise, the classes shuffled together, a stop
- * seen, bad weights refused.
+ * seen, bad weights refused; streamed, a class's windows the same in the same order
+ * whatever the number of sampler threads, the queue within its bound.
  */
 #include <string.h>
 
@@ -164,6 +165,45 @@ static void test_errors(nd_dm *m)
     CHECK_EQ(e.code, ND_EUSAGE);
 }
 
+/* n windows of class BUSY streamed by `threads` sampler threads into out, and the
+ * stream's figures. */
+static void stream_windows(nd_dm *m, uint32_t threads, float *out, int n,
+                           nd_flows_stream_stats *st)
+{
+    nd_flows_stream_opts o = {.weights = (const double[]){0, 1, 1},
+                              .queue = 8,
+                              .batch = 2,
+                              .threads = threads,
+                              .seed = 5};
+    nd_error e = {0};
+    nd_flows_stream *s = nd_flows_stream_start(m, &o, &e);
+    if (!s) CHECK_FAIL_("nd_flows_stream_start: %s", e.msg);
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(nd_flows_stream_take(s, BUSY, out + i * WL, UINT64_MAX, &e), 0);
+    CHECK_EQ(nd_flows_stream_take(s, SILENT, out, UINT64_MAX, &e), ND_EUSAGE); /* weight 0 */
+    nd_flows_stream_stats_get(s, st);
+    nd_flows_stream_free(s);
+}
+
+static void test_stream(nd_dm *m)
+{
+    enum { N = 20 };
+    float a[N * WL], b[N * WL];
+    nd_flows_stream_stats sa, sb;
+    stream_windows(m, 1, a, N, &sa);
+    stream_windows(m, 2, b, N, &sb);
+    CHECK(!memcmp(a, b, sizeof a));
+    /* the queue of 8 shared by BUSY and SPARE, 2 batches of 2 each */
+    CHECK_U64_EQ(sa.bound, 8);
+    CHECK_U64_EQ(sa.batch, 2);
+    CHECK_U64_EQ(sa.taken, N);
+    CHECK(sa.sampled >= N && sa.max_depth <= sa.bound && sb.max_depth <= sb.bound);
+    nd_flows_stream_opts bad = {.queue = 8, .threads = 0};
+    nd_error e = {0};
+    CHECK(!nd_flows_stream_start(m, &bad, &e));
+    CHECK_EQ(e.code, ND_EUSAGE);
+}
+
 int main(void)
 {
     nd_dataset *train;
@@ -171,6 +211,7 @@ int main(void)
     test_split(m);
     test_redraw(m);
     test_errors(m);
+    test_stream(m);
     nd_dm_free(m);
     nd_dataset_free(train);
     printf("flows: ok\n");

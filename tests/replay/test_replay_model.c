@@ -6,11 +6,17 @@
  * classes as asked (by training flows, --class, --mix), sizes and ports from the model's
  * statistics, the same bytes for the same seed and other bytes for another. Bad input (unknown
  * class, untrained or corrupt model, --flows 0, a mix naming classes the model lacks) gives its
- * message and exit code; Ctrl-C while sampling ends cleanly.
+ * message and exit code; Ctrl-C while sampling ends cleanly. Streamed (--duration): the pcap
+ * ends on time and has packets from its start, the same bytes with one sampler thread and
+ * two, and the queue within --queue; `live` (a veth pair in a namespace made here): a load
+ * that sampling cannot keep up with counts its late flows and says so.
  */
 #include <pcap/pcap.h>
+#include <sys/stat.h>
 
+#include "json_check.h"
 #include "model.h"
+#include "netns.h"
 #include "replay_test.h"
 #include "tiny_model.h"
 
@@ -31,6 +37,7 @@ typedef struct pcap_summary {
     flow_key flows[MAX_FLOWS];
     uint64_t packets, udp_packets, udp_200; /* UDP frames of exactly 200 bytes */
     uint64_t bad_port;                      /* packets whose ports miss the class's ports */
+    uint64_t first_ns, last_ns; /* the first and last timestamp, since the pcap's 2000-01-01 */
 } pcap_summary;
 
 static int port_of_class(int proto, uint16_t sport, uint16_t dport)
@@ -55,7 +62,9 @@ static pcap_summary summarise(const char *path)
     while (pcap_next_ex(p, &h, &data) == 1) {
         tframe f = tframe_parse(data, h->caplen);
         uint64_t t = (uint64_t)h->ts.tv_sec * ND_NS_PER_SEC + (uint64_t)h->ts.tv_usec;
-        s.packets++;
+        uint64_t since = t - 946684800ull * ND_NS_PER_SEC;
+        if (!s.packets++ || since < s.first_ns) s.first_ns = since;
+        if (since > s.last_ns) s.last_ns = since;
         if (f.proto == 17) {
             s.udp_packets++;
             s.udp_200 += h->len == 200;
@@ -119,14 +128,15 @@ static void write_text(const char *path, const char *text)
     CHECK_EQ(fclose(f), 0);
 }
 
-/* Trains the tiny model on two classes and saves it; also saves the same model
- * untrained, and a copy of the trained file with one byte flipped. */
-static void make_models(void)
+/* Trains the tiny model on two classes and saves it, sampling with `steps`
+ * ("sample.steps=N") and calibrating with `calibrate` ("sample.calibrate=N"); also saves the
+ * same model untrained, and a copy of the trained file with one byte flipped. */
+static void make_models(const char *steps, const char *calibrate)
 {
     nd_config cfg;
     /* batches of 4: 12 flows take several, and a partial one */
     tiny_model_config(&cfg, "model.emb_dim=16", "model.max_classes=2", "train.warmup_steps=5",
-                      "train.checkpoint_every=0", "train.val_fraction=0", "sample.steps=5",
+                      "train.checkpoint_every=0", "train.val_fraction=0", steps, calibrate,
                       "sample.batch=4");
     nd_error e = {0};
 
@@ -168,9 +178,82 @@ static void make_models(void)
     CHECK_EQ(fclose(f), 0);
 }
 
-int main(void)
+/* Streamed into pcap files: four web flows at a time for 3 s of output, through a queue of 8
+ * windows (two batches) while dozens are drawn. */
+static void test_streamed(const char *M)
 {
-    make_models();
+    char args[512];
+    for (int samplers = 1; samplers <= 2; samplers++) {
+        snprintf(args, sizeof args,
+                 "replay %s --class web --duration 3s --concurrency 4 --queue 8 --samplers %d "
+                 "--seed 4 --to pcap:replay_model_s%d.pcap --stats replay_model_s%d.json",
+                 M, samplers, samplers, samplers);
+        TCLI_EXPECT("replay_model.err", 0, args, "streaming windows");
+        CHECK_CONTAINS(tcli_err, "the queue held at most");
+        CHECK(!strstr(tcli_err, "skipped"));
+    }
+    pcap_summary s = summarise("replay_model_s1.pcap");
+    CHECK(s.tcp_flows > 4 && !s.udp_flows && !s.bad_port); /* web's */
+    CHECK(s.first_ns < ND_NS_PER_SEC / 10);                /* the load from the start */
+    CHECK(s.last_ns < 3 * ND_NS_PER_SEC && s.last_ns > 2 * ND_NS_PER_SEC); /* to the end */
+    CHECK(tcli_same_file("replay_model_s1.pcap", "replay_model_s2.pcap"));
+    /* a pcap waits for every window: none late; more windows drawn than the queue holds */
+    CHECK(
+        json_holds("replay_model_s1.json", 1,
+                   "d[-1]['final'] and d[-1]['late'] == 0 and d[-1]['flows'] > 8 and "
+                   "d[-1]['stream']['queue_bound'] == 8 and "
+                   "0 < d[-1]['stream']['queue_max'] <= 8 and d[-1]['stream']['windows'] > 8"));
+    /* the old path for --flows alone, and the options of the new one refused there */
+    snprintf(args, sizeof args, "replay %s --flows 2 --queue 8 --to pcap:x.pcap", M);
+    TCLI_EXPECT("replay_model.err", 2, args, "for a streamed replay");
+}
+
+/* Onto a veth pair: voip flows (320 frames each) at 5 times the rate that the samplers
+ * drew windows at in a pcap run, for 1 s after a lead-in of 0.4 s of flows (whose windows
+ * are waited for): most flows find no window at their start. A model that samples slowly
+ * keeps that to a few dozen flows a second, which the veth carries. In a directory of its
+ * own: the pcap cases may run at the same time. */
+static int test_live(void)
+{
+    CHECK(!mkdir("replay_model_live", 0755) || errno == EEXIST);
+    CHECK_EQ(chdir("replay_model_live"), 0);
+    make_models("sample.steps=100", "sample.calibrate=0"); /* 20 times as slow as below */
+    const char *M = "replay_model.ndm";
+    char args[640];
+    snprintf(
+        args, sizeof args,
+        "replay %s --class web --duration 1s --concurrency 2 --to pcap:replay_model_r.pcap "
+        "--stats replay_model_r.json",
+        M);
+    TCLI_EXPECT("replay_model.err", 0, args, "streaming windows");
+    FILE *f =
+        popen("python3 -c \"import json; print(int(json.loads(open("
+              "'replay_model_r.json').read().splitlines()[-1])['stream']['windows_per_s']))"
+              "\"",
+              "r");
+    CHECK(f);
+    long rate = 0;
+    CHECK_EQ(fscanf(f, "%ld", &rate), 1);
+    pclose(f);
+    rate = rate < 10 ? 50 : 5 * rate;
+    test_netns n = netns_setup("rm");
+    netns_enter(&n);
+    snprintf(args, sizeof args,
+             "replay %s --class voip --duration 1s --flows-per-s %ld --queue 8 --to iface:%s "
+             "--stats replay_model_late.json",
+             M, rate, n.a);
+    TCLI_EXPECT("replay_model.err", 0, args, "flows were skipped");
+    CHECK(json_holds("replay_model_late.json", 1,
+                     "d[-1]['final'] and d[-1]['late'] > 0 and d[-1]['flows'] > 0 and "
+                     "d[-1]['stream']['queue_max'] <= d[-1]['stream']['queue_bound']"));
+    printf("replay model live: %ld flows/s asked; ok\n", rate);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "live")) return test_live();
+    make_models("sample.steps=5", "sample.calibrate=64"); /* the default calibration */
     const char *M = "replay_model.ndm";
     char args[512];
 
@@ -260,6 +343,7 @@ int main(void)
     const u_char *data;
     CHECK_EQ(pcap_next_ex(p, &h, &data), PCAP_ERROR_BREAK);
     pcap_close(p);
+    test_streamed(M);
     printf("replay model: ok\n");
     return 0;
 }
