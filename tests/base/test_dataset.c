@@ -179,10 +179,10 @@ static void test_build(void)
 static void test_round_trip(void)
 {
     /* Stats are compared as bytes: that needs a struct without padding. */
-    size_t fields =
-        sizeof(uint64_t) * (2 * ND_SIZE_HIST + 2 * ND_IAT_HIST + 2 * 256 + 3 + 1 + ND_PORT_TOP +
-                            ND_MSS_TOP + 3 + 1 + ND_ARRIVAL_HIST + 1 + 2 * ND_DAY_HOURS) +
-        sizeof(uint16_t) * (ND_PORT_TOP + ND_MSS_TOP);
+    size_t fields = sizeof(uint64_t) * (2 * ND_SIZE_HIST + 2 * ND_IAT_HIST + 2 * 256 + 3 + 1 +
+                                        ND_PORT_TOP + ND_MSS_TOP + 3 + 1 + ND_ARRIVAL_HIST + 1 +
+                                        2 * ND_DAY_HOURS + ND_DURATION_HIST + 1) +
+                    sizeof(uint16_t) * (ND_PORT_TOP + ND_MSS_TOP);
     CHECK_EQ(sizeof(nd_class_stats), fields);
 
     nd_dataset *ds = make(3, 16, 301);
