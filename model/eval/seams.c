@@ -184,6 +184,15 @@ static int distance(fdist *d, const fstats *s, const fstats *r, int C)
     return 0;
 }
 
+/* Adds d's finite measures to sum and counts them in n (means over classes skip the
+ * classes where a measure is undefined: no window edge, a constant channel). */
+static void accumulate(double *sum, double *n, const fdist *d)
+{
+    const double v[4] = {d->dur, d->bytes, d->jump, d->gap};
+    for (int j = 0; j < 4; j++)
+        if (isfinite(v[j])) sum[j] += v[j], n[j] += 1;
+}
+
 static double xf(double v, double floor) { return floor > 0 && isfinite(v) ? v / floor : NAN; }
 
 static void print_num(FILE *out, double v, int width, int prec)
@@ -242,7 +251,7 @@ int nd_eval_flows(FILE *out, nd_json *js, const nd_dataset *real, const nd_datas
             "source", "flows", "win/fl", "jump", "gap", "duration", "xF", "bytes", "xF",
             "|jump|", "xF", "|gap|", "xF");
     nd_json *fj = nd_json_obj(js, "flows"), *cj = nd_json_obj(fj, "classes");
-    fdist sum[8] = {{0}}, fsum = {0};
+    double sum[9][4] = {{0}}, cnt[9][4] = {{0}}; /* [source; nsets: the floor][measure] */
     int used = 0;
     for (int k = 0; k < K && !rc; k++) {
         fstats R = {0}, H[2] = {{0}}, S[8] = {{0}};
@@ -261,11 +270,8 @@ int nd_eval_flows(FILE *out, nd_json *js, const nd_dataset *real, const nd_datas
                 if (S[i].n)
                     row(out, nd_json_obj(kj, names[i]), "", nw, names[i], &S[i], &d[i], &fl, C);
             used++;
-            fsum.dur += fl.dur, fsum.bytes += fl.bytes, fsum.jump += fl.jump,
-                fsum.gap += fl.gap;
-            for (int i = 0; i < nsets; i++)
-                sum[i].dur += d[i].dur, sum[i].bytes += d[i].bytes, sum[i].jump += d[i].jump,
-                    sum[i].gap += d[i].gap;
+            accumulate(sum[nsets], cnt[nsets], &fl);
+            for (int i = 0; i < nsets; i++) accumulate(sum[i], cnt[i], &d[i]);
         }
         fstats_free(&R), fstats_free(&H[0]), fstats_free(&H[1]);
         for (int i = 0; i < nsets; i++) fstats_free(&S[i]);
@@ -276,13 +282,13 @@ int nd_eval_flows(FILE *out, nd_json *js, const nd_dataset *real, const nd_datas
                             "eval --flows: no class of the real file has two flows or more");
     nd_json *mj = nd_json_obj(fj, "mean");
     for (int i = 0; i < nsets; i++) {
-        fdist m = {sum[i].dur / used, sum[i].bytes / used, sum[i].jump / used,
-                   sum[i].gap / used};
-        fdist f = {fsum.dur / used, fsum.bytes / used, fsum.jump / used, fsum.gap / used};
         nd_json *o = nd_json_obj(mj, names[i]);
         fprintf(out, "SUMMARY flows %s classes=%d", names[i], used);
-        const double v[4] = {m.dur, m.bytes, m.jump, m.gap},
-                     fl[4] = {f.dur, f.bytes, f.jump, f.gap};
+        double v[4], fl[4];
+        for (int j = 0; j < 4; j++) {
+            v[j] = cnt[i][j] ? sum[i][j] / cnt[i][j] : NAN;
+            fl[j] = cnt[nsets][j] ? sum[nsets][j] / cnt[nsets][j] : NAN;
+        }
         static const char *const key[4] = {"duration_w1", "bytes_w1", "jump_diff", "gap_diff"};
         for (int j = 0; j < 4; j++) {
             char k[32];
