@@ -21,7 +21,9 @@ enum {
     OPT_SEED,
     OPT_CNN_STEPS,
     OPT_THREADS,
-    OPT_PNG
+    OPT_PNG,
+    OPT_FLOWS,
+    OPT_FLOW_ROWS
 };
 
 static const struct option longs[] = {
@@ -35,21 +37,35 @@ static const struct option longs[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     CLI_JSON_OPTION,
     {"png", required_argument, NULL, OPT_PNG},
+    {"flows", no_argument, NULL, OPT_FLOWS},
+    {"flow-rows", required_argument, NULL, OPT_FLOW_ROWS},
     {0},
 };
+
+/* --flow-rows N: every N windows of a class in file order one flow, whatever the file's
+ * groups (a CSV has none). */
+static void regroup(nd_dataset *ds, uint64_t n)
+{
+    uint64_t seen[ND_MAX_CLASSES] = {0};
+    for (uint64_t w = 0; w < ds->n_windows; w++) {
+        uint16_t k = ds->labels[w];
+        ds->groups[w] = (seen[k]++ / n) * ND_MAX_CLASSES + k;
+    }
+}
 
 static int run(int argc, char **argv)
 {
     const char *real = NULL, *synth = NULL, *raw = NULL, *train = NULL, *peer = NULL,
                *png = NULL;
-    long long seed = 1, cnn = 300, threads = 0;
-    int json = 0;
+    long long seed = 1, cnn = 300, threads = 0, flow_rows = 0;
+    int json = 0, flows = 0;
     cli_args a;
     cli_args_init(&a, "eval", argc, argv, "", longs);
     for (int c; (c = cli_args_next(&a)) != CLI_END;) {
         long long *num = c == OPT_SEED        ? &seed
                          : c == OPT_CNN_STEPS ? &cnn
                          : c == OPT_THREADS   ? &threads
+                         : c == OPT_FLOW_ROWS ? &flow_rows
                                               : NULL;
         if (c == OPT_REAL) real = a.val;
         else if (c == OPT_SYNTH) synth = a.val;
@@ -58,6 +74,7 @@ static int run(int argc, char **argv)
         else if (c == OPT_PEER) peer = a.val;
         else if (c == CLI_OPT_JSON) json = 1;
         else if (c == OPT_PNG) png = a.val;
+        else if (c == OPT_FLOWS) flows = 1;
         else if (c == CLI_OPERAND)
             return cli_usage_error("eval", "unexpected argument '%s'", a.val);
         else if (!num) return ND_EXIT_USAGE; /* CLI_BAD: said */
@@ -68,6 +85,9 @@ static int run(int argc, char **argv)
     if (!real || !synth)
         return cli_usage_error("eval", "give --real REAL.csv and --synth SYNTH.csv");
     if (cli_json_check("eval", json, png)) return ND_EXIT_USAGE; /* --png - */
+    if (flows && (raw || train || png))
+        return cli_usage_error("eval", "--flows takes --real, --synth and --peer only");
+    if (flow_rows && !flows) return cli_usage_error("eval", "--flow-rows goes with --flows");
     nd_error e = {0};
     nd_dataset *r = nd_windows_read(real, ND_NS_PER_SEC, &e),
                *s = r ? nd_windows_read(synth, ND_NS_PER_SEC, &e) : NULL;
@@ -87,7 +107,15 @@ static int run(int argc, char **argv)
         nd_json_str(js, "raw", raw);
         nd_json_str(js, "train", train);
         nd_json_str(js, "peer", peer);
-        rc = nd_eval_report(json ? stderr : stdout, js, r, s, w, t, q, &o, &e);
+        if (flow_rows) {
+            regroup(r, (uint64_t)flow_rows);
+            regroup(s, (uint64_t)flow_rows);
+            if (q) regroup(q, (uint64_t)flow_rows);
+        }
+        const nd_dataset *sets[2] = {s, q};
+        const char *names[2] = {"synth", "peer"};
+        rc = flows ? nd_eval_flows(json ? stderr : stdout, js, r, sets, names, q ? 2 : 1, &e)
+                   : nd_eval_report(json ? stderr : stdout, js, r, s, w, t, q, &o, &e);
         /* the picture first: a failed run prints no JSON object */
         if (!rc && png) rc = nd_eval_png(png, r, s, w, t, &e);
         if (rc || !js) nd_json_free(js);
@@ -108,6 +136,8 @@ const nd_command cmd_eval = {
     "usage: netdiffus eval --real REAL.csv --synth SYNTH.csv [--raw RAW.csv]\n"
     "                      [--train TRAIN.csv] [--peer PEER.csv] [--cnn-steps N]\n"
     "                      [--seed S] [--threads T] [--png OUT.png] [--json]\n"
+    "       netdiffus eval --flows --real REAL.ndd --synth SYNTH.ndd [--peer PEER.ndd]\n"
+    "                      [--flow-rows N]\n"
     "\n"
     "Compares synthetic windows (from `netdiffus sample`) with real windows the model\n"
     "never saw, per class (matched by name) and as a mean over classes:\n"
@@ -147,6 +177,17 @@ const nd_command cmd_eval = {
     "\n"
     "With --json the whole report is one JSON object on stdout (distances, downstream,\n"
     "memorisation, independent, summary; not measured: null) and the text goes to stderr.\n"
+    "\n"
+    "With --flows, the windows of one group (a dataset's GRUP; a CSV's rows are\n"
+    "one-window flows) and class, in file order, are one flow, and per class: W1 of\n"
+    "flow durations (bins up to the last busy one) and of log1p(bytes per flow), and\n"
+    "the seams: the jump ratio (mean |step| of log1p values across window edges over\n"
+    "the same inside windows: 1 without a seam) and the correlation gap (lag-1\n"
+    "correlation inside windows minus across edges: 0 without a seam), for real, --synth\n"
+    "and --peer (e.g. `sample --flow-windows W --context 0`, independent windows), each\n"
+    "distance beside the real-vs-real floor (real's flows dealt into two halves).\n"
+    "--flow-rows N takes every N windows of a class in file order as one flow instead,\n"
+    "whatever the groups (for CSV files, e.g. traces cut into windows of L bins).\n"
     "\n"
     "With --png, a picture of the three distances, per class a row and per channel the\n"
     "histogram of busy bins (idle shares below it), the mean autocorrelation by lag and\n"

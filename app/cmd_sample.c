@@ -30,6 +30,8 @@ enum {
     OPT_STEPS,
     OPT_CALIBRATE,
     OPT_GUIDANCE,
+    OPT_FLOW_WINDOWS,
+    OPT_CONTEXT,
 };
 
 static const struct option longs[] = {
@@ -48,6 +50,8 @@ static const struct option longs[] = {
     {"steps", required_argument, NULL, OPT_STEPS},
     {"calibrate", required_argument, NULL, OPT_CALIBRATE},
     {"guidance", required_argument, NULL, OPT_GUIDANCE},
+    {"flow-windows", required_argument, NULL, OPT_FLOW_WINDOWS},
+    {"context", required_argument, NULL, OPT_CONTEXT},
     CLI_JSON_OPTION,
     {0},
 };
@@ -56,6 +60,7 @@ typedef struct sample_args {
     const char *model, *csv, *ndd, *png, *cls, *csv2, *raw;
     const char *sampler, *decode, *clip, *project;
     long long count, seed, steps, calibrate; /* -1: not given */
+    long long flow_windows, context;         /* 0: windows, not flows; -1: not given */
     double guidance;                         /* -1: not given */
     int json;
 } sample_args;
@@ -74,11 +79,13 @@ static int take(sample_args *o, const cli_args *a, int c)
                         : c == OPT_CSV2    ? &o->csv2
                         : c == OPT_RAW     ? &o->raw
                                            : NULL;
-    long long *num = c == 'n'             ? &o->count
-                     : c == OPT_SEED      ? &o->seed
-                     : c == OPT_STEPS     ? &o->steps
-                     : c == OPT_CALIBRATE ? &o->calibrate
-                                          : NULL;
+    long long *num = c == 'n'                ? &o->count
+                     : c == OPT_SEED         ? &o->seed
+                     : c == OPT_STEPS        ? &o->steps
+                     : c == OPT_CALIBRATE    ? &o->calibrate
+                     : c == OPT_FLOW_WINDOWS ? &o->flow_windows
+                     : c == OPT_CONTEXT      ? &o->context
+                                             : NULL;
     if (text) *text = a->val;
     else if (c == CLI_OPT_JSON) o->json = 1;
     else if (num ? cli_parse_ll(a->val, num)
@@ -119,6 +126,12 @@ static int check(const sample_args *o)
         return cli_usage_error("sample", "--calibrate N: windows per class, 0 (off) to 100000");
     for (size_t i = 0; i < sizeof outs / sizeof *outs; i++)
         if (cli_json_check("sample", o->json, outs[i])) return ND_EXIT_USAGE;
+    if (o->flow_windows < 0 || o->flow_windows > 100000 || o->context < -1 ||
+        (o->context >= 0 && !o->flow_windows))
+        return cli_usage_error("sample", "--flow-windows N: 1 to 100000 windows per flow; "
+                                         "--context K goes with it");
+    if (o->flow_windows && (o->csv2 || o->raw))
+        return cli_usage_error("sample", "--flow-windows: no --raw-csv or --csv-other-decode");
     return 0;
 }
 
@@ -126,7 +139,8 @@ static int parse(sample_args *o, int argc, char **argv)
 {
     cli_args a;
     cli_args_init(&a, "sample", argc, argv, "n:", longs);
-    *o = (sample_args){.count = -1, .seed = -1, .steps = -1, .calibrate = -1, .guidance = -1};
+    *o = (sample_args){
+        .count = -1, .seed = -1, .steps = -1, .calibrate = -1, .guidance = -1, .context = -1};
     for (int c; (c = cli_args_next(&a)) != CLI_END;) {
         if (c == CLI_BAD) return ND_EXIT_USAGE; /* said */
         if (c == CLI_OPERAND ? cli_args_operand(&a, &o->model, "model") : take(o, &a, c))
@@ -218,6 +232,37 @@ static int sample_classes(sample_out *so, nd_dm *m, int first, int last, long lo
     return rc;
 }
 
+/* count flows of N windows (fw) of each class first..last into so->out, each under a group
+ * id of its own: a flow of T >= N·L bins (nd_dm_sample_flow, K bins of context) cut into
+ * N windows. */
+static int sample_flows(sample_out *so, nd_dm *m, int first, int last, long long count, int fw,
+                        int K, nd_rng *rng, nd_error *e)
+{
+    const nd_dataset *h = nd_dm_dataset(m);
+    int C = (int)h->n_channels, L = (int)h->L, H = L - K;
+    if (K < 0 || K >= L)
+        return nd_error_set(e, ND_EUSAGE, "--context %d: expected 0 to %d bins", K, L - 1);
+    int G = 1 + ((fw - 1) * L + H - 1) / H; /* windows sampled per flow */
+    size_t T = (size_t)L + (size_t)(G - 1) * H;
+    float *x = malloc((size_t)count * C * T * sizeof *x),
+          *w = malloc((size_t)C * L * sizeof *w);
+    int rc = x && w ? 0 : nd_error_set(e, -ENOMEM, "out of memory");
+    for (int k = first; !rc && k <= last; k++) {
+        rc = nd_dm_sample_flow(m, k, (size_t)count, G, K, x, rng, e);
+        for (long long f = 0; !rc && f < count; f++)
+            for (int j = 0; !rc && j < fw; j++) {
+                for (int c = 0; c < C; c++)
+                    memcpy(w + (size_t)c * L, x + ((size_t)f * C + c) * T + (size_t)j * L,
+                           L * sizeof *w);
+                rc = nd_dataset_append(so->out, (uint16_t)k, (uint64_t)(k * count + f), w);
+                if (rc) nd_error_set(e, rc, "out of memory");
+            }
+    }
+    free(x);
+    free(w);
+    return rc;
+}
+
 /* The classes to sample: every one, or the one of --class (exit 2 when the model lacks
  * it). */
 static int class_range(const nd_dm *m, const sample_args *o, int *first, int *last)
@@ -301,7 +346,12 @@ static int run(int argc, char **argv)
         rc = nd_dm_calibrate(m, &e);
     }
     uint64_t t0 = nd_now_ns();
-    if (!rc) rc = sample_classes(&so, m, first, last, o.count, &rng, &e);
+    if (!rc)
+        rc = o.flow_windows
+                 ? sample_flows(&so, m, first, last, o.count, (int)o.flow_windows,
+                                o.context >= 0 ? (int)o.context : (int)nd_dm_dataset(m)->L / 2,
+                                &rng, &e)
+                 : sample_classes(&so, m, first, last, o.count, &rng, &e);
     double secs = (double)(nd_now_ns() - t0) * 1e-9;
     if (!rc && nd_mpi_rank() > 0) { /* every rank of an MPI run has every window: rank 0
                                        writes them */
@@ -332,7 +382,7 @@ const nd_command cmd_sample = {
     "                        [--sampler ddim|ddpm|dpmpp] [--guidance W]\n"
     "                        [--clip dynamic|clip|none] [--project on|off]\n"
     "                        [--decode lsq|diag] [--calibrate N] [--raw-csv RAW.csv]\n"
-    "                        [--json]\n"
+    "                        [--flow-windows W [--context K]] [--json]\n"
     "\n"
     "Draws N new windows per class (every class, or only --class NAME) from a model made\n"
     "by `netdiffus train`, in raw units (bytes per bin). Defaults come from the sample\n"
@@ -370,6 +420,11 @@ const nd_command cmd_sample = {
     "                     network itself learnt (eval --raw puts it beside --synth), as\n"
     "                     the GAF decode gives it: bytes per bin with their fractions,\n"
     "                     not rounded (so is --csv-other-decode)\n"
+    "  --flow-windows W   N flows per class instead, each W windows long and under a\n"
+    "                     group id of its own, every window sampled as the continuation\n"
+    "                     of the one before (`eval --flows` measures the seams)\n"
+    "  --context K        bins of the previous window each window continues (default\n"
+    "                     L/2; 0: independent windows end to end, the baseline)\n"
     "  --json             print the summary on stdout as one JSON object (README.md)\n"
     "\n"
     "Under `mpirun -np N`, the sampler's batches (sample.batch windows each, and those of\n"

@@ -56,9 +56,10 @@ static void io_u16(stat_io *io, uint16_t *v, size_t count)
 }
 
 /* The STAT record's layouts (the u32 after the record size): 0 ends at last_flow_ns;
- * 1 adds the arrivals measured within each input. A reader reads every layout up to its
- * own, so that the files of earlier builds still load (their arrivals stay zero). */
-#define STAT_LAYOUT 1u
+ * 1 adds the arrivals measured within each input; 2 the flow durations. A reader reads
+ * every layout up to its own, so that the files of earlier builds still load (what they
+ * lack stays zero). */
+#define STAT_LAYOUT 2u
 
 /* The capture module owns nd_class_stats: a field added there is added here, in the same
  * place for both directions, behind a new layout. The record size and layout are stored
@@ -84,6 +85,9 @@ static void stats_fields(stat_io *io, nd_class_stats *s, uint32_t layout)
     io_u64(io, &s->arrival_gap_ns, 1);
     io_u64(io, s->hour_flows, ND_DAY_HOURS);
     io_u64(io, s->hour_seen_ns, ND_DAY_HOURS);
+    if (layout < 2) return;
+    io_u64(io, s->duration_hist, ND_DURATION_HIST);
+    io_u64(io, &s->duration_bins, 1);
 }
 
 static size_t stats_record_size(uint32_t layout)
@@ -132,6 +136,48 @@ void nd_arrival_range(uint32_t b, uint64_t *first_ns, uint64_t *width_ns)
     uint32_t e = b / 4 + 1, s = b % 4;
     *width_ns = 1ull << (e - 2);
     *first_ns = (1ull << e) + s * *width_ns;
+}
+
+uint32_t nd_duration_bucket(uint64_t bins)
+{
+    if (bins < 64) return (uint32_t)bins;
+    uint32_t e = (uint32_t)(63 - __builtin_clzll(bins));
+    return 64 + 16 * (e - 6) + (uint32_t)((bins >> (e - 4)) & 15);
+}
+
+void nd_duration_range(uint32_t b, uint64_t *first, uint64_t *width)
+{
+    if (b < 64) {
+        *first = b;
+        *width = 1;
+        return;
+    }
+    uint32_t e = (b - 64) / 16 + 6, s = (b - 64) % 16;
+    *width = 1ull << (e - 4);
+    *first = (1ull << e) + s * *width;
+}
+
+uint64_t nd_duration_flows(const nd_class_stats *s)
+{
+    uint64_t n = 0;
+    for (int b = 0; b < ND_DURATION_HIST; b++) n += s->duration_hist[b];
+    return n;
+}
+
+double nd_duration_quantile(const nd_class_stats *s, double q)
+{
+    uint64_t n = nd_duration_flows(s), first, width;
+    if (!n) return 0;
+    /* the smallest bucket whose cumulative count reaches q of the flows (at least one) */
+    double want = q * (double)n, cum = 0;
+    if (want < 1) want = 1;
+    uint32_t b = 0;
+    for (; b < ND_DURATION_HIST - 1; b++) {
+        cum += (double)s->duration_hist[b];
+        if (cum >= want) break;
+    }
+    nd_duration_range(b, &first, &width);
+    return (double)first + (double)(width - 1) / 2;
 }
 
 /* ------------------------------------------------------------------------------------ */

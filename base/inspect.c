@@ -79,6 +79,13 @@ static void stats_json(nd_json *j, const nd_class_stats *s)
         nd_json_u64(p, "port", s->port[i]);
         nd_json_u64(p, "flows", s->port_count[i]);
     }
+    uint64_t ended = nd_duration_flows(s);
+    nd_json *dur = nd_json_obj(j, "duration_bins");
+    nd_json_u64(dur, "flows", ended);
+    nd_json_num(dur, "mean", ended ? (double)s->duration_bins / (double)ended : NAN);
+    nd_json_num(dur, "p50", ended ? nd_duration_quantile(s, 0.5) : NAN);
+    nd_json_num(dur, "p90", ended ? nd_duration_quantile(s, 0.9) : NAN);
+    nd_json_num(dur, "max", ended ? nd_duration_quantile(s, 1) : NAN);
     static const char *const dir[2] = {"down", "up"};
     for (int d = 0; d < 2; d++) {
         double mean;
@@ -110,6 +117,17 @@ static void print_stats(FILE *out, const nd_class_stats *s)
     else if (s->flows && !s->arrival_inputs)
         say(out, ", arrivals not measured per input (an older file: capture it again)");
     say(out, "\n");
+
+    uint64_t ended = nd_duration_flows(s);
+    if (ended)
+        say(out,
+            "      duration (bins) of %llu ended flows: mean %.1f, median %.0f, p90 %.0f, "
+            "max %.0f\n",
+            (unsigned long long)ended, (double)s->duration_bins / (double)ended,
+            nd_duration_quantile(s, 0.5), nd_duration_quantile(s, 0.9),
+            nd_duration_quantile(s, 1));
+    else if (s->flows)
+        say(out, "      flow durations not measured (an older file: capture it again)\n");
 
     uint64_t ports = 0;
     for (int i = 0; i < ND_PORT_TOP; i++) ports += s->port_count[i];

@@ -644,6 +644,10 @@ static void flow_end(capture_ctx *c, uint32_t i, int reason)
         float *w = flow_window(c, i);
         bin_close(c, f, w);
         window_emit(c, f, w);
+        nd_class_stats *st = &c->classes[f->class_idx].st;
+        uint64_t bins = (f->last_ts - f->t0) / c->bin_ns + 1;
+        st->duration_hist[nd_duration_bucket(bins)]++;
+        st->duration_bins += bins;
     }
     c->cnt[reason]++;
     uint32_t found;
@@ -1158,6 +1162,8 @@ void capture_stats_add(nd_class_stats *d, const nd_class_stats *s)
         d->hour_flows[h] += s->hour_flows[h];
         d->hour_seen_ns[h] += s->hour_seen_ns[h];
     }
+    for (int b = 0; b < ND_DURATION_HIST; b++) d->duration_hist[b] += s->duration_hist[b];
+    d->duration_bins += s->duration_bins;
 }
 
 int capture_ctx_to_dataset(capture_ctx *c, nd_dataset *ds, nd_error *e)

@@ -155,6 +155,13 @@ size_t nd_diffusion_draws(const nd_diffusion *d, const nd_sample_opts *o, int B,
     return draws;
 }
 
+/* The known part of each of the B images x at noise level abar (o->inpaint). */
+static void known(const nd_sample_opts *o, float *x, int B, size_t img, double abar)
+{
+    for (int b = 0; o->inpaint && b < B; b++)
+        o->inpaint(o->inpaint_arg, x + (size_t)b * img, b, abar);
+}
+
 void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_denoise_fn f,
                          void *arg, float *x, const int *y, int B, size_t img, nd_rng *rng)
 {
@@ -198,6 +205,7 @@ void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_deno
                                               : (float)((xb[i] - ss * ob[i]) / sa);
             clip_x0(x0b, img, o->clip, tmp);
             if (o->project) o->project(o->project_arg, x0b);
+            if (o->inpaint) o->inpaint(o->inpaint_arg, x0b, b, 1.0);
         }
         /* ε consistent with the clipped x̂0, for DDIM and DDPM */
         if (o->sampler == ND_SAMPLER_DPMPP) {
@@ -216,6 +224,7 @@ void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_deno
                     x[i] = (float)(c1 * x[i] + c2 * D);
                 }
                 h_prev = h;
+                known(o, x, B, img, as);
             }
             memcpy(x0prev, x0, n * sizeof(float));
             continue;
@@ -235,6 +244,7 @@ void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_deno
             double sd = sqrt(beta * (1.0 - as) / (1.0 - at));
             for (size_t i = 0; i < n; i++)
                 x[i] = (float)(c0 * x0[i] + ct * x[i] + sd * nd_rng_normal(rng));
+            known(o, x, B, img, as);
         } else {
             double sigma = ddim_sigma(o->eta, at, as);
             double dir = sqrt(fmax(0.0, 1.0 - as - sigma * sigma));
@@ -243,6 +253,7 @@ void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_deno
                 if (sigma > 0.0) v += sigma * nd_rng_normal(rng);
                 x[i] = (float)v;
             }
+            known(o, x, B, img, as);
         }
     }
     free(xin);

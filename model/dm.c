@@ -1235,6 +1235,44 @@ static void image_to_window(const nd_dm *m, int cls, int cal, float *x, float *d
     }
 }
 
+/* What is known of the windows a flow's next windows sample (nd_dm_sample_flow): the
+ * decoded values (every image channel's, in [0, 1]) of each window's first K bins. */
+typedef struct dm_known {
+    const nd_dm *m;
+    int K;
+    const float *v; /* (n, image channels, K) for the n windows of the call */
+    size_t first;   /* the batch's first window */
+    nd_rng rng;     /* the known part's noise: the sampler's own draws stay as they are */
+} dm_known;
+
+/* nd_sample_opts.inpaint: image b of the batch at noise level abar. */
+static void inpaint_known(void *arg, float *x, int b, double abar)
+{
+    dm_known *k = arg;
+    const nd_dm *m = k->m;
+    int CI = m->s.net.channels, L = m->s.net.L, K = k->K;
+    const float *kv = k->v + (k->first + (size_t)b) * CI * K;
+    if (abar >= 1.0) {
+        /* the clean image: the GASF of its series with the known bins put back, so that
+         * their rows and columns agree with them too, not only the K×K block */
+        float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
+        nd_gaf_decode(v, x, CI, L, m->gaf.decode);
+        for (int c = 0; c < CI; c++)
+            memcpy(v + (size_t)c * L, kv + (size_t)c * K, K * sizeof *v);
+        nd_gaf_encode(x, v, CI, L);
+        return;
+    }
+    double sa = sqrt(abar), ss = sqrt(1.0 - abar);
+    for (int c = 0; c < CI; c++)
+        for (int i = 0; i < K; i++) {
+            float xi = kv[c * K + i], si = sqrtf(1.0f - xi * xi);
+            for (int j = 0; j < K; j++) {
+                float xj = kv[c * K + j], g = xi * xj - si * sqrtf(1.0f - xj * xj);
+                x[((size_t)c * L + i) * L + j] = (float)(sa * g + ss * nd_rng_normal(&k->rng));
+            }
+        }
+}
+
 /* Sampled values that are not finite come from weights that overflow (a diverged or
  * damaged model): they are refused, never decoded, because the decode would read them as
  * idle bins and the caller would write or send nothing and succeed. */
@@ -1270,7 +1308,7 @@ static int check_windows(const nd_dm *m, int cls, const float *x, size_t n, nd_e
  * drawing their noise from rng and leaving it, so that every batch has the noise it has
  * in one process, and then gets them from the rank that sampled them. */
 static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, float *imgs,
-                         nd_rng *rng, nd_error *e)
+                         nd_rng *rng, dm_known *known, nd_error *e)
 {
     const nd_dm_sampling *c = &m->s.sample;
     nd_sample_opts so = {
@@ -1282,6 +1320,8 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
         .null_class = m->s.net.max_classes,
         .project = c->project ? project_gaf : NULL,
         .project_arg = m,
+        .inpaint = known ? inpaint_known : NULL,
+        .inpaint_arg = known,
     };
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
     size_t np = nd_unet_num_params(m->net);
@@ -1316,6 +1356,7 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
             continue;
         }
         for (int i = 0; i < B; i++) y[i] = cls;
+        if (known) known->first = done;
         nd_diffusion_sample(&m->diff, &so, denoise, &da, buf, y, B, img, rng);
         if ((rc = check_images(m, cls, buf, (size_t)B * img, e))) break;
         for (int i = 0; i < B; i++) {
@@ -1368,7 +1409,7 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
                                scratch);
             continue;
         }
-        rc = sample_images(m, (int)k, W, NULL, dec, NULL, &r, e);
+        rc = sample_images(m, (int)k, W, NULL, dec, NULL, &r, NULL, e);
         for (int c = 0; !rc && c < C; c++) {
             for (size_t w = 0; w < W; w++)
                 for (int i = 0; i < L; i++) {
@@ -1405,9 +1446,69 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
     if (cls < 0 || (uint32_t)cls >= m->meta->n_classes)
         return nd_error_set(e, ND_EUSAGE, "sample: class %d out of range", cls);
     int rc = nd_dm_calibrate(m, e);
-    if (!rc) rc = sample_images(m, cls, n, x, NULL, imgs, rng, e);
+    if (!rc) rc = sample_images(m, cls, n, x, NULL, imgs, rng, NULL, e);
     /* Bytes and packets are counts: the decode's fractions are not traffic. */
     for (size_t i = 0; !rc && x && i < n * m->gaf.C * m->gaf.L; i++) x[i] = roundf(x[i]);
+    return rc;
+}
+
+int nd_dm_sample_next(nd_dm *m, int cls, size_t n, int K, const float *prev, float *x,
+                      nd_rng *rng, nd_error *e)
+{
+    int C = m->gaf.C, L = m->gaf.L, CI = nd_gaf_channels(&m->gaf);
+    if (cls < 0 || (uint32_t)cls >= m->meta->n_classes)
+        return nd_error_set(e, ND_EUSAGE, "sample: class %d out of range", cls);
+    if (K < 0 || K >= L)
+        return nd_error_set(e, ND_EUSAGE,
+                            "sample: a context of %d bins: expected 0 to %d (L - 1)", K, L - 1);
+    if (!K) return nd_dm_sample(m, cls, n, x, NULL, rng, e);
+    /* the known part's noise would differ between the ranks that sample its batches */
+    if (nd_mpi_ranks() > 1)
+        return nd_error_set(e, ND_EUSAGE,
+                            "sample: continued windows are sampled in one process, not "
+                            "under MPI");
+    size_t WL = (size_t)C * L;
+    float *kv = malloc(n * CI * K * sizeof *kv);
+    if (!kv) return nd_error_set(e, -ENOMEM, "sample: out of memory");
+    for (size_t f = 0; f < n; f++) {
+        float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
+        nd_gaf_scale_window(v, prev + f * WL, &m->gaf, &m->scales[cls]);
+        for (int c = 0; c < CI; c++)
+            memcpy(kv + (f * CI + c) * K, v + (size_t)c * L + (L - K), K * sizeof *kv);
+    }
+    dm_known kn = {.m = m, .K = K, .v = kv};
+    nd_rng_seed(&kn.rng, nd_rng_u64(rng));
+    int rc = nd_dm_calibrate(m, e);
+    if (!rc) rc = sample_images(m, cls, n, x, NULL, NULL, rng, &kn, e);
+    for (size_t i = 0; !rc && i < n * WL; i++) x[i] = roundf(x[i]);
+    free(kv);
+    return rc;
+}
+
+int nd_dm_sample_flow(nd_dm *m, int cls, size_t n, int windows, int K, float *x, nd_rng *rng,
+                      nd_error *e)
+{
+    int C = m->gaf.C, L = m->gaf.L, H = L - K;
+    if (windows < 1 || K < 0 || K >= L)
+        return nd_error_set(e, ND_EUSAGE,
+                            "sample: flows of %d windows with %d bins of context: expected 1 "
+                            "window or more and a context of 0 to %d bins",
+                            windows, K, L - 1);
+    size_t T = (size_t)L + (size_t)(windows - 1) * H, WL = (size_t)C * L;
+    float *w[2] = {malloc(n * WL * sizeof(float)), malloc(n * WL * sizeof(float))};
+    int rc = w[0] && w[1] ? 0 : nd_error_set(e, -ENOMEM, "sample: out of memory");
+    for (int s = 0; !rc && s < windows; s++) {
+        float *cur = w[s % 2];
+        rc = s ? nd_dm_sample_next(m, cls, n, K, w[(s + 1) % 2], cur, rng, e)
+               : nd_dm_sample(m, cls, n, cur, NULL, rng, e);
+        int from = s ? K : 0; /* a later window's first K bins are the last ones before */
+        for (size_t f = 0; !rc && f < n; f++)
+            for (int c = 0; c < C; c++)
+                memcpy(x + (f * C + c) * T + (size_t)s * H + from,
+                       cur + f * WL + (size_t)c * L + from, (size_t)(L - from) * sizeof *x);
+    }
+    free(w[0]);
+    free(w[1]);
     return rc;
 }
 

@@ -133,11 +133,9 @@ float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c
     return expm1f(s->lo[c] + u * (s->hi[c] - s->lo[c]));
 }
 
-void nd_gaf_window_to_image(float *img, const float *x, const nd_gaf_spec *g,
-                            const nd_gaf_scale *s)
+void nd_gaf_scale_window(float *v, const float *x, const nd_gaf_spec *g, const nd_gaf_scale *s)
 {
     int C = g->C, L = g->L;
-    float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
     ND_ASSERT(L <= ND_MODEL_MAX_L && C <= ND_MAX_CHANNELS);
     for (int c = 0; c < C; c++)
         for (int i = 0; i < L; i++) {
@@ -145,7 +143,14 @@ void nd_gaf_window_to_image(float *img, const float *x, const nd_gaf_spec *g,
             v[c * L + i] = scale_value(xi, g, s, c);
             if (g->mask) v[(C + c) * L + i] = xi > 0.0f ? 1.0f : 0.0f;
         }
-    nd_gaf_encode(img, v, nd_gaf_channels(g), L);
+}
+
+void nd_gaf_window_to_image(float *img, const float *x, const nd_gaf_spec *g,
+                            const nd_gaf_scale *s)
+{
+    float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
+    nd_gaf_scale_window(v, x, g, s);
+    nd_gaf_encode(img, v, nd_gaf_channels(g), g->L);
 }
 
 void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,

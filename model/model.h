@@ -201,6 +201,13 @@ typedef struct nd_sample_opts {
      * images (after clipping, at every step), e.g. the nearest GASF; NULL: none. */
     void (*project)(void *arg, float *x0);
     void *project_arg;
+    /* Optional: inpainting, the part of each image that is known set at every step
+     * (RePaint's replacement, without its resampling). Called for image b of the batch
+     * with its predicted clean image (abar 1, after project) and with the next, noisier
+     * image (abar its ᾱ), which it sets to the known part noised to that level. NULL:
+     * nothing is known. */
+    void (*inpaint)(void *arg, float *x, int b, double abar);
+    void *inpaint_arg;
 } nd_sample_opts;
 
 /* Samples B images of img floats each for classes y (B) into x (B, img), starting from
@@ -383,6 +390,23 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
  * decode rounded to the nearest integer, halves away from zero). Returns 0 or a code.
  * imgs, when not NULL, receives the images (n, nd_gaf_channels, L, L). */
 int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng, nd_error *e);
+/* Samples n windows of class cls into x (n, C, L), window i continuing prev[i] (n, C, L,
+ * raw units): its first K bins are prev[i]'s last K, known while it is sampled
+ * (inpainting: the K×K block of its image that those bins fix is set, noised to the
+ * sampler's level, at every step, and every predicted clean image is made the GASF of
+ * its decoded series with the known bins put back). The decode gives the known bins
+ * back up to the decoder's maps (exactly, uncalibrated, up to rounding); a caller joins
+ * windows at bin K. K 0 is nd_dm_sample. Whole counts, with the model's sampling
+ * settings; one process (refused under MPI). 0 or a code (ND_EUSAGE: class, K not in
+ * 0..L−1). docs/MODEL.md, "Flows longer than a window". */
+int nd_dm_sample_next(nd_dm *m, int cls, size_t n, int K, const float *prev, float *x,
+                      nd_rng *rng, nd_error *e);
+/* n flows of class cls, each `windows` windows long, each window after the first
+ * sampled by nd_dm_sample_next from the one before: a flow advances by L − K bins a
+ * window, x (n, C, T) with T = L + (windows − 1)(L − K). K 0: independent windows end to
+ * end (the baseline). 0 or a code (ND_EUSAGE: windows < 1, K not in 0..L−1). */
+int nd_dm_sample_flow(nd_dm *m, int cls, size_t n, int windows, int K, float *x, nd_rng *rng,
+                      nd_error *e);
 /* Fits the decoder's maps (nd_decoder_fit on `calibrate` sampled windows per class) for
  * the current step and sampling settings, unless calibrate is 0 or they are already
  * fitted for them; nd_dm_sample does this itself when needed, and nd_dm_save stores

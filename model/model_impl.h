@@ -61,6 +61,9 @@ static inline double nd_rec_f64(const unsigned char **p)
 /* Decoded value v of channel c (a busy bin) -> raw units: the inverse of the scaling
  * (gaf.c). */
 float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c);
+/* One raw window x (C,L) -> the series its image encodes, v (nd_gaf_channels, L) in
+ * [0, 1]: the scaled values, then with masks the activities. */
+void nd_gaf_scale_window(float *v, const float *x, const nd_gaf_spec *g, const nd_gaf_scale *s);
 
 /* The normal draws nd_diffusion_sample takes from rng for B images: drawing as many
  * skips a batch that another process samples, leaving rng where the batch would. */

@@ -42,6 +42,19 @@ int nd_eval_report(FILE *out, nd_json *js, const nd_dataset *real, const nd_data
                    const nd_dataset *raw, const nd_dataset *train, const nd_dataset *peer,
                    const nd_eval_opts *o, nd_error *e);
 
+/* Flow mode (seams.c): in real and in each of sets[0..nsets-1] (1..8, named by names[i]),
+ * the windows of one group and class, in file order, are one flow. Per class (matched by name)
+ * with two real flows or more, to out: the W1 distances of flow durations (bins up to the last
+ * busy one) and of log1p(bytes per flow), and the seam measures: the jump ratio (mean
+ * |step| of log1p values across window edges over the same inside windows) and the
+ * correlation gap (lag-1 correlation inside windows minus across edges), each source's
+ * beside real's and their differences beside the real-vs-real floor (real's flows dealt
+ * alternately into two halves); then one 'SUMMARY flows NAME' line per source with the
+ * means over classes. js (may be NULL) gets the same under "flows". 0 or a code with e
+ * filled (ND_EUSAGE: shapes differ, no class with two flows). */
+int nd_eval_flows(FILE *out, nd_json *js, const nd_dataset *real, const nd_dataset *const *sets,
+                  const char *const *names, int nsets, nd_error *e);
+
 /* One column of a picture of windows: a dataset and what it holds ("real", ...). */
 typedef struct nd_png_column {
     const nd_dataset *ds;

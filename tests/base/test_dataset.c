@@ -52,6 +52,8 @@ static void fill_stats(nd_class_stats *s)
         s->hour_flows[h] = next() % 100;
         s->hour_seen_ns[h] = next();
     }
+    for (int b = 0; b < ND_DURATION_HIST; b++) s->duration_hist[b] = next() % 20;
+    s->duration_bins = next();
 }
 
 static float special(uint64_t i)
@@ -177,10 +179,10 @@ static void test_build(void)
 static void test_round_trip(void)
 {
     /* Stats are compared as bytes: that needs a struct without padding. */
-    size_t fields =
-        sizeof(uint64_t) * (2 * ND_SIZE_HIST + 2 * ND_IAT_HIST + 2 * 256 + 3 + 1 + ND_PORT_TOP +
-                            ND_MSS_TOP + 3 + 1 + ND_ARRIVAL_HIST + 1 + 2 * ND_DAY_HOURS) +
-        sizeof(uint16_t) * (ND_PORT_TOP + ND_MSS_TOP);
+    size_t fields = sizeof(uint64_t) * (2 * ND_SIZE_HIST + 2 * ND_IAT_HIST + 2 * 256 + 3 + 1 +
+                                        ND_PORT_TOP + ND_MSS_TOP + 3 + 1 + ND_ARRIVAL_HIST + 1 +
+                                        2 * ND_DAY_HOURS + ND_DURATION_HIST + 1) +
+                    sizeof(uint16_t) * (ND_PORT_TOP + ND_MSS_TOP);
     CHECK_EQ(sizeof(nd_class_stats), fields);
 
     nd_dataset *ds = make(3, 16, 301);
@@ -353,10 +355,10 @@ static void test_validation(void)
     rewrite(good, bad, "STAT", d, 4);
     expect_load_error(bad, ND_EFORMAT, "section STAT is 4 bytes");
     nd_put_u32(d, (uint32_t)nd_stats_record_bytes());
-    nd_put_u32(d + 4, 2); /* a layout of a later build */
+    nd_put_u32(d + 4, 3); /* a layout of a later build */
     rewrite(good, bad, "STAT", d, n);
     expect_load_error(bad, ND_EVERSION,
-                      "STAT record layout 2, this build reads layouts up to 1");
+                      "STAT record layout 3, this build reads layouts up to 2");
     free(d);
 
     /* Layout 0 (before the arrivals, 29 880 bytes a record) still loads: the fields it
@@ -380,11 +382,33 @@ static void test_validation(void)
             memset(want.arrival_hist, 0, sizeof want.arrival_hist);
             memset(want.hour_flows, 0, sizeof want.hour_flows);
             memset(want.hour_seen_ns, 0, sizeof want.hour_seen_ns);
+            memset(want.duration_hist, 0, sizeof want.duration_hist);
+            want.duration_bins = 0;
             CHECK(!memcmp(&back->stats[k], &want, sizeof want));
         }
-        nd_put_u32(o, (uint32_t)rec); /* layout 0 with the size of layout 1 */
+        nd_put_u32(o, (uint32_t)rec); /* layout 0 with the size of layout 2 */
         rewrite(good, bad, "STAT", o, 8 + K * old);
         expect_load_error(bad, ND_EVERSION, "for layout 0");
+        nd_dataset_free(back);
+        free(o);
+
+        /* Layout 1 (before the durations, 32 296 bytes): durations left zero. */
+        old = 32296;
+        o = calloc(1, 8 + K * old);
+        CHECK(o);
+        nd_put_u32(o, (uint32_t)old);
+        nd_put_u32(o + 4, 1);
+        for (uint32_t k = 0; k < K; k++) memcpy(o + 8 + k * old, d + 8 + k * rec, old);
+        rewrite(good, bad, "STAT", o, 8 + K * old);
+        back = nd_dataset_load(bad, &e);
+        CHECK(back);
+        for (uint32_t k = 0; k < K; k++) {
+            nd_class_stats want = ref->stats[k];
+            memset(want.duration_hist, 0, sizeof want.duration_hist);
+            want.duration_bins = 0;
+            CHECK(!memcmp(&back->stats[k], &want, sizeof want));
+        }
+        CHECK_EQ(rec, 40240);
         nd_dataset_free(back);
         nd_dataset_free(ref);
         free(o);

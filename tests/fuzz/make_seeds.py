@@ -8,9 +8,10 @@ import zlib
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds")
 MAGIC = b"\x89NDF\r\n\x1a\n"
-# STAT record layout 1: layout 0's fields, then the arrivals (inputs, 252 gap buckets, their
-# sum, flows and covered time per hour of the day)
-STAT_RECORD = 8 * (2 * 1519 + 2 * 64 + 2 * 256 + 3 + 1 + 32 + 8 + 3 + 1 + 252 + 1 + 48) + \
+# STAT record layout 2: layout 0's fields, then the arrivals (inputs, 252 gap buckets, their
+# sum, flows and covered time per hour of the day), then the durations (992 buckets, sum)
+STAT_RECORD = 8 * (2 * 1519 + 2 * 64 + 2 * 256 + 3 + 1 + 32 + 8 + 3 + 1 + 252 + 1 + 48 +
+                   992 + 1) + \
     2 * (32 + 8)
 
 
@@ -35,7 +36,7 @@ def dataset(C=2, L=4, classes=("web", "dns"), labels=(0, 1, 0)):
     N, K = len(labels), len(classes)
     meta = struct.pack("<IIQQII", C, L, 500_000_000, N, K, 0)
     meta += b"".join(name(n) for n in ["bytes_down", "bytes_up", "pkts_down"][:C])
-    stat = struct.pack("<II", STAT_RECORD, 1)
+    stat = struct.pack("<II", STAT_RECORD, 2)
     for k in range(K):
         rec = bytearray(STAT_RECORD)
         struct.pack_into("<Q", rec, 8 * 1500, 10 + k)  # size_hist[down][1500]
