@@ -60,7 +60,7 @@ typedef struct sample_args {
     const char *model, *csv, *ndd, *png, *cls, *csv2, *raw;
     const char *sampler, *decode, *clip, *project;
     long long count, seed, steps, calibrate; /* -1: not given */
-    long long flow_windows, context;         /* 0: windows, not flows; -1: not given */
+    long long flow_windows, context;         /* -1: not given (flow_windows: windows) */
     double guidance;                         /* -1: not given */
     int json;
 } sample_args;
@@ -126,11 +126,11 @@ static int check(const sample_args *o)
         return cli_usage_error("sample", "--calibrate N: windows per class, 0 (off) to 100000");
     for (size_t i = 0; i < sizeof outs / sizeof *outs; i++)
         if (cli_json_check("sample", o->json, outs[i])) return ND_EXIT_USAGE;
-    if (o->flow_windows < 0 || o->flow_windows > 100000 || o->context < -1 ||
-        (o->context >= 0 && !o->flow_windows))
+    if (o->flow_windows == 0 || o->flow_windows < -1 || o->flow_windows > 100000 ||
+        o->context < -1 || (o->context >= 0 && o->flow_windows < 0))
         return cli_usage_error("sample", "--flow-windows N: 1 to 100000 windows per flow; "
                                          "--context K goes with it");
-    if (o->flow_windows && (o->csv2 || o->raw))
+    if (o->flow_windows > 0 && (o->csv2 || o->raw))
         return cli_usage_error("sample", "--flow-windows: no --raw-csv or --csv-other-decode");
     return 0;
 }
@@ -139,8 +139,13 @@ static int parse(sample_args *o, int argc, char **argv)
 {
     cli_args a;
     cli_args_init(&a, "sample", argc, argv, "n:", longs);
-    *o = (sample_args){
-        .count = -1, .seed = -1, .steps = -1, .calibrate = -1, .guidance = -1, .context = -1};
+    *o = (sample_args){.count = -1,
+                       .seed = -1,
+                       .steps = -1,
+                       .calibrate = -1,
+                       .guidance = -1,
+                       .context = -1,
+                       .flow_windows = -1};
     for (int c; (c = cli_args_next(&a)) != CLI_END;) {
         if (c == CLI_BAD) return ND_EXIT_USAGE; /* said */
         if (c == CLI_OPERAND ? cli_args_operand(&a, &o->model, "model") : take(o, &a, c))
@@ -347,7 +352,7 @@ static int run(int argc, char **argv)
     }
     uint64_t t0 = nd_now_ns();
     if (!rc)
-        rc = o.flow_windows
+        rc = o.flow_windows > 0
                  ? sample_flows(&so, m, first, last, o.count, (int)o.flow_windows,
                                 o.context >= 0 ? (int)o.context : (int)nd_dm_dataset(m)->L / 2,
                                 &rng, &e)
