@@ -155,7 +155,7 @@ static void test_errors(nd_dm *m)
     nd_flows_opts o = {.flows = 4, .stop = &stop, .tag = "test", .quiet = 1};
     CHECK(!nd_dm_sample_flows(m, &o, &r, &e));
     CHECK_EQ(e.code, ND_EINTR);
-    CHECK_CONTAINS(e.msg, "stopped by signal while sampling (0 of 4 windows)");
+    CHECK_CONTAINS(e.msg, "stopped by signal while sampling (0 of 4 flows)");
     o.stop = NULL;
     o.weights = (const double[]){0, 0, 0};
     CHECK(!nd_dm_sample_flows(m, &o, &r, &e));
@@ -178,9 +178,17 @@ static void stream_windows(nd_dm *m, uint32_t threads, float *out, int n,
     nd_error e = {0};
     nd_flows_stream *s = nd_flows_stream_start(m, &o, &e);
     if (!s) CHECK_FAIL_("nd_flows_stream_start: %s", e.msg);
-    for (int i = 0; i < n; i++)
-        CHECK_EQ(nd_flows_stream_take(s, BUSY, out + i * WL, UINT64_MAX, &e), 0);
-    CHECK_EQ(nd_flows_stream_take(s, SILENT, out, UINT64_MAX, &e), ND_EUSAGE); /* weight 0 */
+    float *x = NULL;
+    size_t cap = 0;
+    uint32_t nwin = 0;
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(nd_flows_stream_take(s, BUSY, &x, &cap, &nwin, UINT64_MAX, &e), 0);
+        CHECK_EQ(nwin, 1); /* no durations: one window per flow */
+        memcpy(out + i * WL, x, WL * sizeof *x);
+    }
+    CHECK_EQ(nd_flows_stream_take(s, SILENT, &x, &cap, &nwin, UINT64_MAX, &e),
+             ND_EUSAGE); /* weight 0 */
+    free(x);
     nd_flows_stream_stats_get(s, st);
     nd_flows_stream_free(s);
 }

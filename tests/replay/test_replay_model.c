@@ -188,7 +188,7 @@ static void test_streamed(const char *M)
                  "replay %s --class web --duration 3s --concurrency 4 --queue 8 --samplers %d "
                  "--seed 4 --to pcap:replay_model_s%d.pcap --stats replay_model_s%d.json",
                  M, samplers, samplers, samplers);
-        TCLI_EXPECT("replay_model.err", 0, args, "streaming windows");
+        TCLI_EXPECT("replay_model.err", 0, args, "streaming flows");
         CHECK_CONTAINS(tcli_err, "the queue held at most");
         CHECK(!strstr(tcli_err, "skipped"));
     }
@@ -225,7 +225,7 @@ static int test_live(void)
         "replay %s --class web --duration 1s --concurrency 2 --to pcap:replay_model_r.pcap "
         "--stats replay_model_r.json",
         M);
-    TCLI_EXPECT("replay_model.err", 0, args, "streaming windows");
+    TCLI_EXPECT("replay_model.err", 0, args, "streaming flows");
     FILE *f =
         popen("python3 -c \"import json; print(int(json.loads(open("
               "'replay_model_r.json').read().splitlines()[-1])['stream']['windows_per_s']))"
