@@ -296,6 +296,7 @@ static int stream_start(nd_flows_stream **st, nd_dm *dm, const char *path, const
     o->take_arg = *st;
     nd_flows_stream_stats ss;
     nd_flows_stream_stats_get(*st, &ss);
+    o->flow_windows = ss.longest;
     nd_info("replay: streaming flows from %s: %u sampler thread%s, batches of %u, a queue "
             "of %llu windows",
             path, so.threads, so.threads > 1 ? "s" : "", ss.batch,

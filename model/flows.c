@@ -724,6 +724,10 @@ void nd_flows_stream_stats_get(nd_flows_stream *s, nd_flows_stream_stats *st)
     double secs = (double)(nd_now_ns() - s->t0) * 1e-9;
     st->windows_per_s = secs > 0 ? (double)st->sampled / secs : 0;
     st->batch = s->B;
+    st->longest = 1;
+    for (uint32_t k = 0; k < s->K; k++)
+        if (s->cls[k].quota && s->cls[k].len.longest > st->longest)
+            st->longest = s->cls[k].len.longest;
 }
 
 void nd_flows_stream_free(nd_flows_stream *s)

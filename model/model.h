@@ -566,6 +566,7 @@ typedef struct nd_flows_stream_stats {
     uint64_t depth, max_depth;    /* windows reserved or ready in the queue: now, at most */
     uint64_t bound;               /* the most it can hold: the classes' shares */
     uint32_t batch;               /* flows per sampler call (a class's may be fewer) */
+    uint32_t longest;             /* windows of the longest flow it can give */
     double windows_per_s;         /* sampled per second since the start */
 } nd_flows_stream_stats;
 /* Fits the decoder's maps (nd_dm_calibrate) and starts the threads on m, which the stream

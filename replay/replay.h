@@ -58,7 +58,9 @@ typedef struct replay_opts {
     uint64_t report_ns;
     /* Load targets (docs/REPLAY.md, "Load targets"): at most one, in output time, with
      * speed 1 or 0. The run holds it from its first packet on: flows that would have
-     * begun before it are started in a lead-in of one window whose packets are not sent. */
+     * begun before it are started in a lead-in of one window whose packets are not sent
+     * (--concurrency: as long as the longest flow, its flows at uniform points of their
+     * lives). */
     uint32_t concurrency; /* keep this many flows active (first to last packet); 0: off */
     double flows_per_s;   /* flow starts per second; 0: off */
     double pps;           /* packets per second; 0: off */
@@ -88,6 +90,8 @@ typedef struct replay_opts {
     int (*take)(void *arg, uint32_t cls, float **x, size_t *cap, uint32_t *nwin,
                 uint64_t until_ns, nd_error *e);
     void *take_arg;
+    uint32_t flow_windows; /* the most windows a flow of take has (0: 1): --concurrency
+                              starts its flows in a lead-in that long */
 } replay_opts;
 
 /* The line rate a bin is cut to when neither the options nor the sink give one. */

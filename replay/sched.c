@@ -146,6 +146,7 @@ typedef struct sched {
     uint32_t *run;      /* flow_runs: (n_windows) windows of the flow a window begins; NULL:
                            one each */
     uint64_t flow_ns;   /* the eligible flows' mean length (one window: L bins) */
+    uint32_t longest;   /* bins of the longest flow (streamed: o->flow_windows) */
     uint32_t **cls_win; /* per class, its eligible windows (mix) */
     uint32_t *cls_n;
     double *mix_cum; /* (n_mix) cumulative weights */
@@ -349,12 +350,14 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
                                 (unsigned long long)w, c, K);
         for (n = 1; s->run && w + n < ds->n_windows && ds->groups[w + n] == ds->groups[w];) n++;
         if (s->run) s->run[w] = (uint32_t)n;
+        if (n * ds->L > s->longest) s->longest = (uint32_t)(n * ds->L);
         if (only >= 0 && (int)c != only) continue;
         s->elig[s->n_elig++] = (uint32_t)w;
         s->cls_n[c]++;
         elig_windows += n;
     }
     s->flow_ns = (uint64_t)ds->L * ds->bin_ns * (s->n_elig ? elig_windows / s->n_elig : 1);
+    if (o->take) s->longest = (o->flow_windows ? o->flow_windows : 1) * ds->L;
     if (!s->n_elig && !o->take)
         return nd_error_set(e, ND_EFORMAT, "class '%s' has no windows to replay",
                             o->only_class);
@@ -692,8 +695,8 @@ static int conc_start(sched *s, const part_job *j, sched_heap *q, plan_cursor *c
         }
         uint64_t first = (uint64_t)f->first_bin * s->lay.bin_ns;
         uint64_t life = (uint64_t)(f->last_bin + 1 - f->first_bin) * s->lay.bin_ns;
-        f->start = end < s->lead
-                       ? s->lead - first - (uint64_t)(nd_rng_uniform(r) * (double)life)
+        uint64_t into = first + (uint64_t)(nd_rng_uniform(r) * (double)life);
+        f->start = end < s->lead ? (s->lead > into ? s->lead - into : 0) /* the lead-in */
                    : end > first ? end - first
                                  : 0;
         rc = flow_push(s, q, f, flows, capped);
@@ -732,7 +735,9 @@ static int load_target(sched *s, const part_job *j, nd_error *e)
                             "%s sets the load itself: --speed must be 1 (or max: as fast as "
                             "the sink goes, with the same timestamps), not %g",
                             name, o->speed);
-    s->lead = (uint64_t)s->lay.L * s->lay.bin_ns;
+    /* --concurrency starts its flows at a point of their lives before the output: the
+     * lead-in holds the longest flow; the rates begin in a lead-in of one window */
+    s->lead = (uint64_t)(o->concurrency ? s->longest : s->lay.L) * s->lay.bin_ns;
     double pk = 0, by = 0, life = 0;
     /* streamed flows are measured as the first ones come, and kept for the flows */
     uint32_t m = s->n_plan < 4096 ? s->n_plan : 4096;
