@@ -20,8 +20,8 @@
 #define ERR  "replay_flowlen.err"
 #define T0   (1600000000ull * ND_NS_PER_SEC)
 #define BIN  (50ull * 1000000ull) /* 50 ms */
-#define NBIN  8 /* bins per window */
-#define HALF 100 /* flows per real half */
+#define NBIN 8                    /* bins per window */
+#define HALF 100                  /* flows per real half */
 
 typedef struct pkt_rec {
     uint64_t ts;
@@ -62,7 +62,8 @@ static void write_half(const char *path, trng *r, int half)
     pcap_out o;
     pcap_out_open(&o, path, DLT_EN10MB, 1);
     static uint8_t buf[16384];
-    for (size_t i = 0; i < n; i++) pcap_out_write(&o, pk[i].ts, buf, pkt_build(buf, &pk[i].s), 0);
+    for (size_t i = 0; i < n; i++)
+        pcap_out_write(&o, pk[i].ts, buf, pkt_build(buf, &pk[i].s), 0);
     pcap_out_close(&o);
 }
 
@@ -140,7 +141,8 @@ static void one_syn_each(const char *path, uint32_t flows)
     while (pcap_next_ex(p, &h, &data) == 1) {
         tframe f = tframe_parse(data, h->caplen);
         CHECK_EQ(f.proto, 6);
-        int fwd = memcmp(f.src, f.dst, 16) < 0 || (!memcmp(f.src, f.dst, 16) && f.sport < f.dport);
+        int fwd =
+            memcmp(f.src, f.dst, 16) < 0 || (!memcmp(f.src, f.dst, 16) && f.sport < f.dport);
         const uint8_t *a = fwd ? f.src : f.dst, *b = fwd ? f.dst : f.src;
         uint16_t pa = fwd ? f.sport : f.dport, pb = fwd ? f.dport : f.sport;
         uint32_t i = 0;
@@ -229,7 +231,8 @@ int main(void)
     CHECK(tcli_same_file("flowlen_s1.pcap", "flowlen_s2.pcap"));
     nd_class_stats s = capture("flowlen_s1.pcap", "flowlen_s1.ndd");
     printf("streamed: %llu flows, mean %.1f bins, longest %llu\n",
-           (unsigned long long)nd_duration_flows(&s), mean(&s), (unsigned long long)longest(&s));
+           (unsigned long long)nd_duration_flows(&s), mean(&s),
+           (unsigned long long)longest(&s));
     CHECK(longest(&s) > NBIN);
     printf("replay flow lengths: ok\n");
     return 0;
