@@ -1,10 +1,11 @@
 /*
  * flows.c — flows from a model with a class mix (model.h): the one sampling policy behind
  * `netdiffus replay MODEL.ndm` and live's in-process replay. The model gives windows
- * (dm.c); this file decides how many of each class, redraws the ones that would send
- * nothing, and orders them: all at once (nd_dm_sample_flows), or streamed by sampler
- * threads ahead of a replay through a bounded queue (nd_flows_stream). docs/REPLAY.md
- * describes the policy.
+ * (dm.c); this file decides how many flows of each class, how long each one is (a
+ * duration from the class's captured ones, its windows continued one from the other),
+ * redraws the first windows that would send nothing, and orders them: all at once
+ * (nd_dm_sample_flows), or streamed by sampler threads ahead of a replay through a
+ * bounded queue (nd_flows_stream). docs/REPLAY.md describes the policy.
  */
 #include <errno.h>
 #include <math.h>
