@@ -17,6 +17,14 @@
 
 /* Windows a streamed replay holds ready by default (--queue). */
 #define REPLAY_STREAM_QUEUE 256
+/* --max-flow-windows at most: a flow's windows are held whole (queue, dataset). */
+#define REPLAY_MAX_FLOW_WINDOWS 4096
+
+/* How long sampled flows are: --context (-1: L/2), --max-flow-windows (0: not given). */
+typedef struct replay_lengths {
+    int context;
+    uint32_t max_windows;
+} replay_lengths;
 
 static const char help[] =
     "usage: netdiffus replay --series IN.csv|IN.ndd --to SINK [options]\n"
@@ -29,13 +37,15 @@ static const char help[] =
     "from the replay pools of the config. Each packet has an absolute deadline\n"
     "t0 + offset/speed. Ctrl-C stops cleanly; a pcap written so far stays valid.\n"
     "\n"
-    "With MODEL.ndm (from `netdiffus train`), N fresh windows are sampled first, one per\n"
-    "flow (EMA weights, the sample section stored in the model, batches of sample.batch\n"
-    "on model.threads threads): all of class NAME, or shared by the replay.mix weights\n"
+    "With MODEL.ndm (from `netdiffus train`), N fresh flows are sampled first (EMA\n"
+    "weights, the sample section stored in the model, batches of sample.batch on\n"
+    "model.threads threads): all of class NAME, or shared by the replay.mix weights\n"
     "of CONF, or in proportion to each class's flows in the training data (evenly\n"
     "when it has no flow counts, as with imports); packets use the model's statistics.\n"
+    "Each flow lasts a duration drawn from its class's captured durations: one window,\n"
+    "or windows each continuing the one before (one connection throughout).\n"
     "A run bounded by --duration (or --loop 0: by nothing) streams instead: sampler\n"
-    "threads draw windows ahead of the schedule into a bounded queue, every flow takes a\n"
+    "threads draw flows ahead of the schedule into a bounded queue, every flow takes a\n"
     "fresh one of its class when it starts, and the first packet leaves once the flows\n"
     "active at the start have theirs. A pcap sink waits for every window; on a paced\n"
     "sink a flow whose window is not ready at its start is skipped and counted \"late\"\n"
@@ -97,9 +107,14 @@ static const char help[] =
     "      --metrics-port PORT  serve them as Prometheus text on\n"
     "                     http://127.0.0.1:PORT/metrics while packets are sent\n"
     "      --queue N      streamed: about N windows sampled ahead, shared by the classes\n"
-    "                     by weight, at least a batch each (default 256)\n"
+    "                     by weight, at least a batch of a class's longest flows each\n"
+    "                     (default 256)\n"
     "      --samplers N   streamed: sampler threads, each with model.threads OpenMP\n"
     "                     threads inside (default 1; more only with cores to spare)\n"
+    "      --max-flow-windows N  model: a flow lasts at most N windows (default 64); longer\n"
+    "                     drawn durations are cut and counted; 1 = one window per flow\n"
+    "      --context K    model: bins of the window before that each next window of a\n"
+    "                     flow continues (default L/2; 0 = independent windows end to end)\n"
     "\n"
     "Load targets (one at a time, in output time; --speed 1 or max; the run holds the\n"
     "load from its first packet on, docs/REPLAY.md):\n"
@@ -209,15 +224,29 @@ static int class_weights(double *w, const nd_dm *m, const char *path, const char
     return 0;
 }
 
+/* --max-flow-windows or its default */
+static uint32_t max_flow_windows(const replay_lengths *len)
+{
+    return len->max_windows ? len->max_windows : ND_FLOWS_MAX_WINDOWS;
+}
+
 /* Samples the flows of o from dm (freed here: the network's memory is not needed while
- * sending) by the class weights w into *ds. An exit code; 0 with *ds NULL when Ctrl-C
- * stopped the sampling (a clean end, as while sending). */
-static int sample(nd_dataset **ds, nd_dm **dm, const double *w, replay_opts *o)
+ * sending) by the class weights w into *ds, as long as r says, and what it did into fc.
+ * An exit code; 0 with *ds NULL when Ctrl-C stopped the sampling (a clean end, as while
+ * sending). */
+static int sample(nd_dataset **ds, nd_dm **dm, const double *w, replay_opts *o,
+                  const replay_lengths *len, nd_flows_counts *fc)
 {
     nd_error e = {0};
     nd_rng rng;
     nd_rng_seed(&rng, o->seed);
-    nd_flows_opts fo = {.weights = w, .flows = o->flows, .stop = &cli_stop, .tag = "replay"};
+    nd_flows_opts fo = {.weights = w,
+                        .flows = o->flows,
+                        .stop = &cli_stop,
+                        .tag = "replay",
+                        .max_windows = max_flow_windows(len),
+                        .context = len->context,
+                        .counts = fc};
     *ds = nd_dm_sample_flows(*dm, &fo, &rng, &e);
     nd_dm_free(*dm);
     *dm = NULL;
@@ -229,7 +258,8 @@ static int sample(nd_dataset **ds, nd_dm **dm, const double *w, replay_opts *o)
         nd_err("replay: %s", e.msg);
         return cli_exit_code(e.code);
     }
-    o->flows = 0; /* one flow per sampled window */
+    o->flows = 0;     /* one flow per sampled flow */
+    o->flow_runs = 1; /* of one window or more */
     return ND_EXIT_OK;
 }
 
@@ -237,17 +267,19 @@ static int sample(nd_dataset **ds, nd_dm **dm, const double *w, replay_opts *o)
  * bounded by its duration, or not at all, cannot sample them all first. */
 static int streamed(const replay_opts *o) { return o->duration_ns || !o->loop; }
 
-static int stream_take(void *arg, uint32_t cls, float *x, uint64_t until_ns, nd_error *e)
+static int stream_take(void *arg, uint32_t cls, float **x, size_t *cap, uint32_t *nwin,
+                       uint64_t until_ns, nd_error *e)
 {
-    return nd_flows_stream_take(arg, cls, x, until_ns, e);
+    return nd_flows_stream_take(arg, cls, x, cap, nwin, until_ns, e);
 }
 
 /* Starts the sampler threads of a streamed replay from dm (the file path) by the class
- * weights w into *st, with --queue and --samplers (0: not given), and points o at them:
- * the flows' classes by the same weights (o->mix), a window each from the stream when it
- * starts. An exit code. */
+ * weights w into *st, with --queue and --samplers (0: not given) and flows as long as len says,
+ * and points o at them: the flows' classes by the same weights (o->mix), a flow each from
+ * the stream when it starts. An exit code. */
 static int stream_start(nd_flows_stream **st, nd_dm *dm, const char *path, const double *w,
-                        replay_opts *o, uint32_t queue, uint32_t samplers)
+                        replay_opts *o, uint32_t queue, uint32_t samplers,
+                        const replay_lengths *len)
 {
     const nd_dataset *h = nd_dm_dataset(dm);
     nd_error e = {0};
@@ -255,7 +287,10 @@ static int stream_start(nd_flows_stream **st, nd_dm *dm, const char *path, const
                                .queue = queue ? queue : REPLAY_STREAM_QUEUE,
                                .threads = samplers ? samplers : 1,
                                .seed = o->seed,
-                               .stop = &cli_stop};
+                               .stop = &cli_stop,
+                               .max_windows = max_flow_windows(len),
+                               .context = len->context,
+                               .tag = "replay"};
     *st = nd_flows_stream_start(dm, &so, &e);
     if (!*st) {
         nd_err("replay: %s", e.msg);
@@ -268,7 +303,8 @@ static int stream_start(nd_flows_stream **st, nd_dm *dm, const char *path, const
     o->take_arg = *st;
     nd_flows_stream_stats ss;
     nd_flows_stream_stats_get(*st, &ss);
-    nd_info("replay: streaming windows from %s: %u sampler thread%s, batches of %u, a queue "
+    o->flow_windows = ss.longest;
+    nd_info("replay: streaming flows from %s: %u sampler thread%s, batches of %u, a queue "
             "of %llu windows",
             path, so.threads, so.threads > 1 ? "s" : "", ss.batch,
             (unsigned long long)ss.bound);
@@ -304,7 +340,10 @@ enum {
     OPT_SERVER_MACS,
     /* streaming from a model */
     OPT_QUEUE,
-    OPT_SAMPLERS
+    OPT_SAMPLERS,
+    /* flows longer than a window */
+    OPT_CONTEXT,
+    OPT_MAX_FLOW_WINDOWS
 };
 
 static const struct option longs[] = {
@@ -334,6 +373,8 @@ static const struct option longs[] = {
     {"server-macs", required_argument, NULL, OPT_SERVER_MACS},
     {"queue", required_argument, NULL, OPT_QUEUE},
     {"samplers", required_argument, NULL, OPT_SAMPLERS},
+    {"context", required_argument, NULL, OPT_CONTEXT},
+    {"max-flow-windows", required_argument, NULL, OPT_MAX_FLOW_WINDOWS},
     CLI_JSON_OPTION,
     CLI_WATCH_OPTIONS,
     {0},
@@ -354,6 +395,9 @@ typedef struct replay_args {
     int64_t side_num[4];
     /* streaming from a model: --queue, --samplers (0: not given) */
     uint32_t queue, samplers;
+    /* flows longer than a window: --context (-1: not given), --max-flow-windows (0: not
+     * given) */
+    replay_lengths len;
 } replay_args;
 
 /* --flows, --seed, --loop, --max-packets: whole numbers. 0 or ND_EXIT_USAGE. */
@@ -372,7 +416,17 @@ static int take_number(replay_args *r, const cli_args *a, int c)
     if (c == OPT_SAMPLERS && (!v || v > ND_FLOWS_STREAM_MAX_THREADS))
         return cli_usage_error("replay", "--samplers: from 1 to %d",
                                ND_FLOWS_STREAM_MAX_THREADS);
+    if (c == OPT_MAX_FLOW_WINDOWS && (!v || v > REPLAY_MAX_FLOW_WINDOWS))
+        return cli_usage_error("replay", "--max-flow-windows: from 1 to %d windows",
+                               REPLAY_MAX_FLOW_WINDOWS);
+    if (c == OPT_CONTEXT && v >= ND_MODEL_MAX_L)
+        return cli_usage_error("replay",
+                               "--context: from 0 to %d bins (and below the "
+                               "model's window)",
+                               ND_MODEL_MAX_L - 1);
     if (c == OPT_QUEUE) r->queue = (uint32_t)v;
+    else if (c == OPT_CONTEXT) r->len.context = (int)v;
+    else if (c == OPT_MAX_FLOW_WINDOWS) r->len.max_windows = (uint32_t)v;
     else if (c == OPT_SAMPLERS) r->samplers = (uint32_t)v;
     else if (c == OPT_FLOWS) r->flows = v, r->have_flows = 1;
     else if (c == OPT_SEED) r->seed = v, r->have_seed = 1;
@@ -415,7 +469,8 @@ static int take(replay_args *r, const cli_args *a, int c)
     else if (text) *text = a->val;
     else if (c >= OPT_VLAN_CLIENT && c <= OPT_SERVER_MACS) return take_side_number(r, a, c);
     else if (c == OPT_FLOWS || c == OPT_SEED || c == OPT_LOOP || c == OPT_MAX_PACKETS ||
-             c == OPT_QUEUE || c == OPT_SAMPLERS)
+             c == OPT_QUEUE || c == OPT_SAMPLERS || c == OPT_CONTEXT ||
+             c == OPT_MAX_FLOW_WINDOWS)
         return take_number(r, a, c);
     else if (c == CLI_OPT_JSON) r->json = 1;
     else if (c != CLI_OPERAND) /* CLI_BAD or a bad value: said */
@@ -439,6 +494,7 @@ static int parse(replay_args *r, int argc, char **argv)
     cli_args_init(&a, "replay", argc, argv, "s:t:c:", longs);
     memset(r, 0, sizeof *r);
     for (int i = 0; i < 4; i++) r->side_num[i] = -1;
+    r->len.context = -1;
     for (int c; (c = cli_args_next(&a)) != CLI_END;)
         if (take(r, &a, c)) return ND_EXIT_USAGE;
     if (r->model && r->series)
@@ -454,8 +510,9 @@ static int parse(replay_args *r, int argc, char **argv)
     if (r->model && r->bin)
         return cli_usage_error("replay",
                                "--bin is for a series CSV; a model has its bin width");
-    if (r->series && (r->queue || r->samplers))
-        return cli_usage_error("replay", "--queue and --samplers are for MODEL.ndm");
+    if (r->series && (r->queue || r->samplers || r->len.context >= 0 || r->len.max_windows))
+        return cli_usage_error("replay", "--queue, --samplers, --context and "
+                                         "--max-flow-windows are for MODEL.ndm");
     if (!r->to)
         return cli_usage_error("replay", "no sink: --to pcap:FILE|iface:NAME|dpdk:EAL-ARGS");
     for (int i = 0; i < 2; i++) {
@@ -587,6 +644,12 @@ static int model_prepare(nd_dm **dm, double **w, const replay_args *r, const nd_
         nd_err("replay: %s", e.msg);
         return cli_exit_code(e.code);
     }
+    uint32_t L = nd_dm_dataset(*dm)->L;
+    if (r->len.context >= (int)L)
+        return cli_usage_error("replay",
+                               "--context %d: expected 0 to %u bins (the model's windows "
+                               "have %u)",
+                               r->len.context, L - 1, L);
     o->only_class = NULL; /* the windows are sampled for the chosen classes only */
     o->n_mix = 0;
     return ND_EXIT_OK;
@@ -594,11 +657,23 @@ static int model_prepare(nd_dm **dm, double **w, const replay_args *r, const nd_
 
 static const char *const ended_name[] = {NULL, "duration", "max_bytes", "max_packets"};
 
+/* How long the sampled flows were (docs/REPLAY.md, "Flows longer than a window"). */
+static void lengths_figures(nd_json *j, uint64_t flows, uint64_t longer, uint64_t cut,
+                            uint64_t sampled)
+{
+    nd_json *o = nd_json_obj(j, "lengths");
+    nd_json_u64(o, "flows", flows);
+    nd_json_u64(o, "longer", longer);
+    nd_json_u64(o, "cut", cut);
+    nd_json_u64(o, "windows_sampled", sampled);
+}
+
 /* A streamed run's samplers, for the summary: what they drew and how full the queue got. */
 static void stream_figures(nd_json *j, nd_flows_stream *s)
 {
     nd_flows_stream_stats ss;
     nd_flows_stream_stats_get(s, &ss);
+    lengths_figures(j, ss.flows, ss.longer, ss.cut, ss.sampled);
     nd_json *o = nd_json_obj(j, "stream");
     nd_json_u64(o, "windows", ss.sampled);
     nd_json_num(o, "windows_per_s", ss.windows_per_s);
@@ -608,8 +683,10 @@ static void stream_figures(nd_json *j, nd_flows_stream *s)
     nd_json_u64(o, "batch", ss.batch);
 }
 
-/* What was sent (st), the figures of the summary; s: the stream of a streamed run. */
-static void figures(nd_json *j, const replay_stats *st, nd_flows_stream *s)
+/* What was sent (st), the figures of the summary; s: the stream of a streamed run, fc:
+ * the flows sampled first (NULL: none were). */
+static void figures(nd_json *j, const replay_stats *st, nd_flows_stream *s,
+                    const nd_flows_counts *fc)
 {
     nd_json_u64(j, "flows", st->flows);
     if (s) nd_json_u64(j, "late", st->late);
@@ -630,6 +707,7 @@ static void figures(nd_json *j, const replay_stats *st, nd_flows_stream *s)
     nd_json_u64(t, "max", st->err_max_ns);
     nd_json_u64(t, "early", st->early);
     if (s) stream_figures(j, s);
+    if (fc) lengths_figures(j, fc->flows, fc->longer, fc->cut, fc->sampled);
 }
 
 /* The same figures as Prometheus text. */
@@ -669,6 +747,7 @@ static void metrics(cli_watch *w, const replay_stats *st)
 typedef struct report_to {
     cli_watch *watch;
     nd_flows_stream *stream;
+    const nd_flows_counts *fc;
 } report_to;
 
 /* replay_opts.report: a stats line and the metrics. */
@@ -676,20 +755,31 @@ static void on_report(void *arg, const replay_stats *so_far)
 {
     report_to *to = arg;
     nd_json *j = nd_json_new();
-    figures(j, so_far, to->stream);
+    figures(j, so_far, to->stream, to->fc);
     cli_watch_line(to->watch, j, 0);
     metrics(to->watch, so_far);
 }
 
+/* Flows cut at --max-flow-windows, said at the end of a run from a model. */
+static void cut_said(uint64_t cut, const replay_args *r)
+{
+    if (cut)
+        nd_info("replay: %llu sampled flows were longer than --max-flow-windows %u windows "
+                "and were cut to it",
+                (unsigned long long)cut, max_flow_windows(&r->len));
+}
+
 /* The end of a streamed run: what the samplers did, and the flows they were late for. */
-static void stream_said(nd_flows_stream *s, const replay_stats *st)
+static void stream_said(nd_flows_stream *s, const replay_stats *st, const replay_args *r)
 {
     nd_flows_stream_stats ss;
     nd_flows_stream_stats_get(s, &ss);
-    nd_info("replay: streamed %llu windows at %.1f windows/s, the queue held at most %llu "
-            "of %llu",
+    nd_info("replay: streamed %llu flows (%llu longer than a window) in %llu windows at %.1f "
+            "windows/s, the queue held at most %llu of %llu windows",
+            (unsigned long long)ss.flows, (unsigned long long)ss.longer,
             (unsigned long long)ss.sampled, ss.windows_per_s, (unsigned long long)ss.max_depth,
             (unsigned long long)ss.bound);
+    cut_said(ss.cut, r);
     if (st->late)
         nd_warn("replay: %llu flows were skipped, their windows not sampled by their start: "
                 "the load needs more windows a second than %.1f (--samplers, a lighter "
@@ -697,10 +787,11 @@ static void stream_said(nd_flows_stream *s, const replay_stats *st)
                 (unsigned long long)st->late, ss.windows_per_s);
 }
 
-/* Replays ds to sink (closed here) and says what was sent; stream: the windows' stream
- * of a streamed run. An exit code. */
+/* Replays ds to sink (closed here) and says what was sent; stream: the flows' stream
+ * of a streamed run; fc: what sampling the flows of ds did (NULL: a series). An exit
+ * code. */
 static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *sink,
-                      const replay_args *r, nd_flows_stream *stream)
+                      const replay_args *r, nd_flows_stream *stream, const nd_flows_counts *fc)
 {
     replay_stats st;
     memset(&st, 0, sizeof st);
@@ -711,7 +802,7 @@ static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *s
         return ND_EXIT_FAIL; /* said */
     }
     replay_opts wo = *o;
-    report_to to = {&watch, stream};
+    report_to to = {&watch, stream, fc};
     if (cli_watch_on(&watch)) {
         wo.report = on_report;
         wo.report_arg = &to;
@@ -720,7 +811,7 @@ static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *s
     int rc = replay_run(ds, &wo, sink, &st, &e);
     if (cli_watch_on(&watch) && (!rc || rc == ND_EINTR)) {
         nd_json *j = nd_json_new();
-        figures(j, &st, stream);
+        figures(j, &st, stream, fc);
         cli_watch_line(&watch, j, 1);
         metrics(&watch, &st);
     }
@@ -746,13 +837,14 @@ static int send_flows(const nd_dataset *ds, const replay_opts *o, replay_sink *s
         nd_json_str(j, "sink", r->to);
         if (r->to_server) nd_json_str(j, "server_sink", r->to_server);
         nd_json_bool(j, "interrupted", rc == ND_EINTR);
-        figures(j, &st, stream);
+        figures(j, &st, stream, fc);
         if (cli_json_print(j)) return ND_EXIT_FAIL;
     }
     static const char *const ended[] = {"", "--duration (replay.duration)",
                                         "--max-bytes (replay.max_bytes)",
                                         "--max-packets (replay.max_packets)"};
-    if (stream) stream_said(stream, &st);
+    if (stream) stream_said(stream, &st, r);
+    if (fc) cut_said(fc->cut, r);
     if (st.ended) nd_info("replay: ended at %s before the flows were done", ended[st.ended]);
     if (st.capped)
         nd_warn("replay: %llu bins (per flow and direction) held more bytes than a bin "
@@ -776,6 +868,7 @@ static int run(int argc, char **argv)
     nd_dataset *ds = NULL;
     nd_dm *dm = NULL;
     nd_flows_stream *stream = NULL;
+    nd_flows_counts fc = {0};
     double *weights = NULL;
     replay_sink *sink = NULL;
     status = cli_config_open(&cfg, &(cli_config){.path = r.config});
@@ -790,7 +883,7 @@ static int run(int argc, char **argv)
     /* a streamed run's sampler threads start before the sink: a DPDK EAL pins the thread
      * that starts it to its first lcore, and the threads started after it with it */
     if (!status && dm && streamed(&o))
-        status = stream_start(&stream, dm, r.model, weights, &o, r.queue, r.samplers);
+        status = stream_start(&stream, dm, r.model, weights, &o, r.queue, r.samplers, &r.len);
     if (!status) {
         nd_error e = {0};
         sink = r.to_server ? replay_sink_open_sides(r.to, r.to_server, &e)
@@ -803,10 +896,11 @@ static int run(int argc, char **argv)
     if (!status) {
         cli_catch_stop();
         o.stop = &cli_stop;
-        if (dm && !stream) status = sample(&ds, &dm, weights, &o);
+        if (dm && !stream) status = sample(&ds, &dm, weights, &o, &r.len, &fc);
     }
     if (!status && (ds || stream)) {
-        status = send_flows(ds ? ds : nd_dm_dataset(dm), &o, sink, &r, stream);
+        status = send_flows(ds ? ds : nd_dm_dataset(dm), &o, sink, &r, stream,
+                            r.model && !stream ? &fc : NULL);
         sink = NULL; /* closed */
     }
     /* not replayed: stopped by a signal while sampling (an empty pcap is what was sent),

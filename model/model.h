@@ -480,68 +480,106 @@ void nd_mpi_end(int status);
 /* N flows from a model with a class mix (flows.c)                                       */
 /* ------------------------------------------------------------------------------------ */
 
+/* Flows longer than a window (docs/REPLAY.md, "Flows longer than a window"): each flow
+ * of a class whose statistics have durations lasts D bins drawn from them (a bucket of
+ * duration_hist by its count, uniform within it). D <= L: one window, as sampled. D > L:
+ * the first window, then windows continuing the one before with `context` bins of it
+ * (nd_dm_sample_next), the flows of a batch still alive at each step together, stitched
+ * and cut D bins after the first window's first busy bin, or at max_windows windows of L
+ * bins (counted as cut). A flow is laid out as its windows of L bins (nwin, C, L), zero
+ * past its end. A class without durations (nd_duration_flows 0: models of older data,
+ * imports) keeps one window per flow, said once at info level. */
+#define ND_FLOWS_MAX_WINDOWS 64 /* replay's default cap, in windows of L bins */
+
+/* What the sampling of flows did. */
+typedef struct nd_flows_counts {
+    uint64_t flows;   /* flows drawn */
+    uint64_t windows; /* windows of L bins they hold (one each when none is longer) */
+    uint64_t sampled; /* windows the sampler drew: first windows, redraws, continuations */
+    uint64_t longer;  /* flows of more than one window */
+    uint64_t cut;     /* flows cut at max_windows windows */
+} nd_flows_counts;
+
 typedef struct nd_flows_opts {
     const double *weights;       /* (n_classes) share of the flows per class, >= 0, not all
                                     0; NULL: even */
-    uint32_t flows;              /* windows to sample, one per flow */
-    uint32_t batch;              /* windows per sampler call, the stop is seen between
+    uint32_t flows;              /* flows to sample */
+    uint32_t batch;              /* flows per sampler call, the stop is seen between
                                     calls; 0: the model's sampling batch */
     volatile sig_atomic_t *stop; /* set by a signal handler: stop (NULL: never) */
     const char *tag;             /* prefix of the messages, e.g. "replay" */
     int quiet;                   /* no status line; its messages only at debug level */
+    uint32_t max_windows;        /* a flow's windows at most; 0 or 1: one window per flow
+                                    (no duration is drawn) */
+    int context;                 /* bins of context of a continued window, 0..L-1; < 0:
+                                    L/2 */
+    nd_flows_counts *counts;     /* filled when not NULL */
 } nd_flows_opts;
 
-/* One window per flow from m, the policy of every replay of a model: the flows split
- * over the classes by the largest remainders of flows x weights (a class of weight 0
- * gets none), sampled class after class (a status line while it runs), then shuffled
- * so that the classes interleave. A window with no byte in any bin (bytes_down and
- * bytes_up all below 0.5) would be a flow that sends nothing: it is drawn again, up to
- * as many redraws as the class has flows, then kept (and a warning says how many). Everything
- * random comes from rng: the same state, batch and model give the same dataset. The dataset has
- * m's channels, bin width, classes and replay statistics, groups 0..flows-1; the caller frees
- * it. NULL with e filled: ND_EUSAGE (no classes, bad weights), ND_EINTR
- * (*stop was set), -ENOMEM, or nd_dm_sample's code. */
+/* The flows of the policy of every replay of a model: the flows split over the classes by
+ * the largest remainders of flows x weights (a class of weight 0 gets none), sampled class
+ * after class in batches (a status line while it runs), each as long as above, then
+ * shuffled flow by flow so that the classes interleave. A first window with no byte in
+ * any bin (bytes_down and bytes_up all below 0.5) would start a flow that sends nothing: it
+ * is drawn again, up to as many redraws as the class has flows, then kept (and a warning
+ * says how many). Everything random comes from rng: the same state, batch, options and
+ * model give the same dataset. The dataset has m's channels, bin width, classes and replay
+ * statistics; a flow is a run of consecutive windows of one group, groups 0..flows-1 in
+ * order (replay_opts.flow_runs); the caller frees it. NULL with e filled: ND_EUSAGE (no
+ * classes, bad weights, context), ND_EINTR (*stop was set), -ENOMEM, or nd_dm_sample's
+ * code. */
 nd_dataset *nd_dm_sample_flows(nd_dm *m, const nd_flows_opts *o, nd_rng *rng, nd_error *e);
 
 /* The same policy streamed (docs/REPLAY.md, "Streaming from a model"): sampler threads draw
- * windows ahead of a replay into a bounded queue, a batch of one class at a time, and the
- * replay takes a window of the class it wants when a flow starts. The queue is shared by
- * the classes by weight in whole batches (at least one for a class of weight > 0), so that
- * about `queue` windows are held; a thread waits while the class it would draw for has no
- * room. Windows without bytes are drawn again as above (up to a batch's worth per batch).
- * Batch n of class k has the noise of (seed, k, n): the windows a class gives, in order, do
- * not depend on the threads or on the timing. */
-#define ND_FLOWS_STREAM_BATCH       4  /* windows per sampler call by default */
+ * flows ahead of a replay into a bounded queue, a batch of one class at a time, and the
+ * replay takes a flow of the class it wants when it starts. The queue is counted in
+ * windows of L bins, a flow holding as many as it has: it is shared by the classes by
+ * weight (about `queue` windows), and each class of weight > 0 holds at least a batch of
+ * its longest flows, its batch shrinking (to one flow) to fit its share. A thread waits
+ * while the class it would draw for has no room for its next batch; a batch's windows
+ * leave the queue when its last flow is taken. First windows without bytes are drawn
+ * again as above (up to a batch's worth per batch). Batch n of class k has the noise of
+ * (seed, k, n), its durations first: the flows a class gives, in order, depend on the
+ * seed, the options and the model, not on the threads or on the timing. */
+#define ND_FLOWS_STREAM_BATCH       4  /* flows per sampler call by default */
 #define ND_FLOWS_STREAM_MAX_THREADS 64 /* sampler threads */
 typedef struct nd_flows_stream nd_flows_stream;
 typedef struct nd_flows_stream_opts {
     const double *weights;       /* (n_classes) share of the flows per class, as above */
     uint32_t queue;              /* windows held ready, about (see above) */
-    uint32_t batch;              /* windows per sampler call, at most sample.batch; 0: 4 */
+    uint32_t batch;              /* flows per sampler call, at most sample.batch; 0: 4 */
     uint32_t threads;            /* sampler threads, 1..64: each but the first samples on
                                     an nd_dm_snapshot, with model.threads threads inside */
     uint64_t seed;               /* the noise of every batch */
     volatile sig_atomic_t *stop; /* set by a signal handler: a wait ends (NULL: never) */
+    uint32_t max_windows;        /* as nd_flows_opts */
+    int context;                 /* as nd_flows_opts */
+    const char *tag;             /* prefix of its messages (classes without durations);
+                                    NULL: none */
 } nd_flows_stream_opts;
 /* What a stream has done (nd_flows_stream_stats_get). */
 typedef struct nd_flows_stream_stats {
-    uint64_t sampled, taken;      /* windows drawn and kept; taken by the replay */
-    uint64_t redrawn, kept_empty; /* windows without bytes drawn again; kept after all */
+    uint64_t sampled;             /* windows the samplers drew (as nd_flows_counts) */
+    uint64_t flows, longer, cut;  /* flows drawn; of them longer than a window, cut */
+    uint64_t taken;               /* flows taken by the replay */
+    uint64_t redrawn, kept_empty; /* first windows without bytes drawn again; kept */
     uint64_t depth, max_depth;    /* windows reserved or ready in the queue: now, at most */
     uint64_t bound;               /* the most it can hold: the classes' shares */
-    uint32_t batch;               /* windows per sampler call */
+    uint32_t batch;               /* flows per sampler call (a class's may be fewer) */
+    uint32_t longest;             /* windows of the longest flow it can give */
     double windows_per_s;         /* sampled per second since the start */
 } nd_flows_stream_stats;
 /* Fits the decoder's maps (nd_dm_calibrate) and starts the threads on m, which the stream
- * uses until nd_flows_stream_free. NULL with e filled: ND_EUSAGE (no classes, bad weights or
- * thread count), -ENOMEM, or nd_dm_calibrate's code. */
+ * uses until nd_flows_stream_free. NULL with e filled: ND_EUSAGE (no classes, bad weights,
+ * thread count or context), -ENOMEM, or nd_dm_calibrate's code. */
 nd_flows_stream *nd_flows_stream_start(nd_dm *m, const nd_flows_stream_opts *o, nd_error *e);
-/* Copies the next window of class k (weight > 0) into x (C, L), waiting for it until
+/* Copies the next flow of class k (weight > 0) into *x, its windows (nwin, C, L) (*x grown
+ * by realloc when it holds fewer than that many floats, *cap), waiting for it until
  * until_ns (nd_now_ns clock; 0: not at all, UINT64_MAX: as long as it takes). Returns 0,
  * 1 when none was ready by then, ND_EINTR when *stop was set, or a sampler's failure
- * (its code and message in e). One thread at a time. */
-int nd_flows_stream_take(nd_flows_stream *s, uint32_t k, float *x, uint64_t until_ns,
-                         nd_error *e);
+ * (its code and message in e), or -ENOMEM. One thread at a time. */
+int nd_flows_stream_take(nd_flows_stream *s, uint32_t k, float **x, size_t *cap, uint32_t *nwin,
+                         uint64_t until_ns, nd_error *e);
 void nd_flows_stream_stats_get(nd_flows_stream *s, nd_flows_stream_stats *st);
 /* Stops the threads (a batch being drawn is cut short) and frees the stream; NULL: no-op. */
 void nd_flows_stream_free(nd_flows_stream *s);

@@ -239,7 +239,7 @@ uint16_t pkt_hdr_len(int ipv6, int l4, int syn)
 static double win_at(const pkt_flow *f, const pkt_layout *lay, int ch, uint32_t b)
 {
     if (ch < 0) return 0.0;
-    double v = f->win[(size_t)ch * lay->L + b];
+    double v = f->win[((size_t)(b / lay->L) * lay->C + (size_t)ch) * lay->L + b % lay->L];
     return isfinite(v) && v > 0 ? v : 0.0;
 }
 
@@ -340,7 +340,7 @@ void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli, cons
 
     f->first_bin = UINT32_MAX;
     f->last_bin = 0;
-    for (uint32_t b = 0; b < lay->L; b++)
+    for (uint32_t b = 0; b < f->nbins; b++)
         if (win_at(f, lay, lay->bytes[0], b) >= 0.5 ||
             win_at(f, lay, lay->bytes[1], b) >= 0.5) {
             if (f->first_bin == UINT32_MAX) f->first_bin = b;

@@ -58,7 +58,9 @@ typedef struct replay_opts {
     uint64_t report_ns;
     /* Load targets (docs/REPLAY.md, "Load targets"): at most one, in output time, with
      * speed 1 or 0. The run holds it from its first packet on: flows that would have
-     * begun before it are started in a lead-in of one window whose packets are not sent. */
+     * begun before it are started in a lead-in of one window whose packets are not sent
+     * (--concurrency: as long as the longest flow, its flows at uniform points of their
+     * lives). */
     uint32_t concurrency; /* keep this many flows active (first to last packet); 0: off */
     double flows_per_s;   /* flow starts per second; 0: off */
     double pps;           /* packets per second; 0: off */
@@ -69,17 +71,27 @@ typedef struct replay_opts {
      * vlan_client, those from the server side vlan_server (0: untagged, else 1..4094). */
     uint32_t client_macs, server_macs;
     uint32_t vlan_client, vlan_server;
-    /* Streamed windows (docs/REPLAY.md, "Streaming from a model"): with take set, ds has
+    /* Flows longer than a window (docs/REPLAY.md, "Flows longer than a window"): with
+     * flow_runs, the consecutive windows of ds that share a group are one flow (what
+     * nd_dm_sample_flows gives), bin b of it in window b / L; else every window is a
+     * flow. */
+    int flow_runs;
+    /* Streamed flows (docs/REPLAY.md, "Streaming from a model"): with take set, ds has
      * no windows, only what they are (channels, bins, classes, statistics); the flows'
      * classes are drawn by mix (required, and flows per pass), and each flow takes a fresh
-     * window of its class when it starts: take copies one into x (C, L) and returns 0, 1
-     * when none is ready by until_ns (nd_now_ns clock; UINT64_MAX: wait), or a code with e
-     * filled. The flows active when the output begins wait for theirs; after that a file
-     * sink waits for every window, and a paced sink waits only until the flow's start: a
-     * window not ready then skips the flow (replay_stats.late), and the schedule keeps
-     * its time (--concurrency: the slot starts the next flow when a window is there). */
-    int (*take)(void *arg, uint32_t cls, float *x, uint64_t until_ns, nd_error *e);
+     * flow of its class when it starts: take copies its windows (nwin, C, L) into *x,
+     * grown by realloc when it holds fewer than that many floats (*cap), sets *nwin and
+     * returns 0, 1 when none is ready by until_ns (nd_now_ns clock; UINT64_MAX: wait), or
+     * a code with e filled. The flows active when the output begins wait for theirs;
+     * after that a file sink waits for every flow, and a paced sink waits only until the
+     * flow's start: a flow not ready then is skipped (replay_stats.late), and the
+     * schedule keeps its time (--concurrency: the slot starts the next flow when one is
+     * there). */
+    int (*take)(void *arg, uint32_t cls, float **x, size_t *cap, uint32_t *nwin,
+                uint64_t until_ns, nd_error *e);
     void *take_arg;
+    uint32_t flow_windows; /* the most windows a flow of take has (0: 1): --concurrency
+                              starts its flows in a lead-in that long */
 } replay_opts;
 
 /* The line rate a bin is cut to when neither the options nor the sink give one. */
@@ -101,8 +113,8 @@ typedef struct replay_sink replay_sink;
 typedef struct replay_pkt_info {
     uint64_t flow;   /* flow number in the run (loop * flows + i) */
     uint32_t cls;    /* class index in the dataset */
-    uint32_t window; /* window index in the dataset */
-    uint32_t bin;    /* bin of the window the packet belongs to */
+    uint32_t window; /* index in the dataset of the flow's (first) window */
+    uint32_t bin;    /* bin of the flow the packet belongs to (of its window bin / L) */
     uint8_t dir;     /* enum nd_dir */
     uint8_t l4;      /* enum nd_l4 */
     uint8_t ipv6;

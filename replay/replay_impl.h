@@ -100,7 +100,7 @@ typedef struct pkt_desc {
 /* Channel layout of the dataset: indices, -1 when absent. */
 typedef struct pkt_layout {
     int bytes[2], pkts[2];
-    uint32_t L;
+    uint32_t C, L; /* channels and bins of a window */
     uint64_t bin_ns;
     int64_t bin_cap; /* most bytes a bin carries per direction at the line rate */
 } pkt_layout;
@@ -119,7 +119,8 @@ int pkt_l2_init(pkt_l2 *l2, const replay_opts *o, nd_error *e);
 typedef struct pkt_flow {
     uint64_t id;
     uint64_t start;   /* series ns since the run started */
-    const float *win; /* (C, L) */
+    const float *win; /* (nbins / L, C, L): bin b of channel c at [b/L][c][b%L] */
+    uint32_t nbins;   /* bins of the flow, whole windows */
     const pkt_class *pc;
     uint32_t cls, window;
     nd_rng rng;
@@ -149,7 +150,8 @@ typedef struct pkt_flow {
     uint64_t capped;  /* bins (per direction) cut to lay->bin_cap */
     int counted;      /* sched: in the run's flows (a flow of a load target's lead-in
                          counts at its first packet sent) */
-    float *own;       /* sched: the flow's copy of a streamed window (kept for reuse) */
+    float *own;       /* sched: the flow's copy of a streamed flow (kept for reuse) */
+    size_t own_cap;   /* floats own holds */
 } pkt_flow;
 
 /* Length of the Ethernet, IP and TCP/UDP headers of a flow's frame. */

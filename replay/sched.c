@@ -120,14 +120,14 @@ static int heap_push(sched_heap *q, pkt_flow *f)
 /* The run                                                                              */
 /* ------------------------------------------------------------------------------------ */
 
-/* A planned flow: start (series ns from its pass's start) and window (streamed: the
- * class of the window it takes when it starts). */
+/* A planned flow: start (series ns from its pass's start) and (first) window (streamed:
+ * the class of the flow it takes when it starts). */
 typedef struct plan_ent {
     uint64_t t;
     uint32_t w;
 } plan_ent;
 
-/* Streamed windows that load_target measures (kept for the first flows of their class):
+/* Streamed flows that load_target measures (kept for the first flows of their class):
  * enough for --pps and --mbps, which set the rate from them; a few for the others, which
  * only say what they take (the output waits for them). */
 #define STREAM_MEASURE      32
@@ -141,8 +141,12 @@ typedef struct sched {
     pkt_l2 l2;         /* MAC pools and VLAN tags of both sides */
     pkt_class *pc;     /* (n_classes), built for the classes in use */
     uint8_t *pc_ready; /* (n_classes) */
-    uint32_t *elig;    /* eligible windows, in dataset order */
+    uint32_t *elig;    /* eligible flows' (first) windows, in dataset order */
     uint32_t n_elig;
+    uint32_t *run;      /* flow_runs: (n_windows) windows of the flow a window begins; NULL:
+                           one each */
+    uint64_t flow_ns;   /* the eligible flows' mean length (one window: L bins) */
+    uint32_t longest;   /* bins of the longest flow (streamed: o->flow_windows) */
     uint32_t **cls_win; /* per class, its eligible windows (mix) */
     uint32_t *cls_n;
     double *mix_cum; /* (n_mix) cumulative weights */
@@ -159,10 +163,12 @@ typedef struct sched {
     pkt_flow **all_flows;
     size_t n_all, cap_all;
     int quiet; /* another queue's scheduler: leave the log lines to queue 0 */
-    /* streamed windows (o->take): the ones measured (STREAM_MEASURE, their classes, taken
-     * back yet), windows taken so far, and whether the output has begun (from then on a
-     * paced sink's flow does not wait past its start for its window) */
-    float *stash;
+    /* streamed flows (o->take): the ones measured (STREAM_MEASURE: their windows, classes,
+     * taken yet), flows taken so far, and whether the output has begun (from then on a
+     * paced sink's flow does not wait past its start for its flow) */
+    float *stash[STREAM_MEASURE];
+    size_t stash_cap[STREAM_MEASURE];
+    uint32_t stash_nwin[STREAM_MEASURE];
     uint32_t stash_cls[STREAM_MEASURE];
     uint8_t stash_used[STREAM_MEASURE];
     uint32_t n_stash;
@@ -256,7 +262,8 @@ static void sched_free(sched *s)
     free(s->mix_cum);
     free(s->mix_cls);
     free(s->plan);
-    free(s->stash);
+    free(s->run);
+    for (uint32_t i = 0; i < STREAM_MEASURE; i++) free(s->stash[i]);
     for (size_t i = 0; i < s->n_all; i++) {
         pkt_flow_free(s->all_flows[i]);
         free(s->all_flows[i]->own);
@@ -292,6 +299,7 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
         return nd_error_set(e, ND_EFORMAT,
                             "bad window shape: L=%u bins of %llu ns (need >= 1 us)", ds->L,
                             (unsigned long long)ds->bin_ns);
+    s->lay.C = ds->n_channels;
     s->lay.L = ds->L;
     s->lay.bin_ns = ds->bin_ns;
     s->lay.bytes[ND_DOWN] = find_channel(ds, "bytes_down", NULL);
@@ -332,15 +340,24 @@ static int sched_init(sched *s, const nd_dataset *ds, const replay_opts *o, nd_e
         only = find_class(ds, o->only_class);
         if (only < 0) return unknown_class(ds, o->only_class, e);
     }
-    for (uint64_t w = 0; w < ds->n_windows; w++) {
+    if (o->flow_runs && !o->take && !(s->run = malloc(ds->n_windows * sizeof *s->run)))
+        return nd_error_set(e, -ENOMEM, "out of memory");
+    uint64_t elig_windows = 0;
+    for (uint64_t w = 0, n; w < ds->n_windows; w += n) {
         uint32_t c = ds->labels[w];
         if (c >= K)
             return nd_error_set(e, ND_EFORMAT, "window %llu has class %u of %u",
                                 (unsigned long long)w, c, K);
+        for (n = 1; s->run && w + n < ds->n_windows && ds->groups[w + n] == ds->groups[w];) n++;
+        if (s->run) s->run[w] = (uint32_t)n;
+        if (n * ds->L > s->longest) s->longest = (uint32_t)(n * ds->L);
         if (only >= 0 && (int)c != only) continue;
         s->elig[s->n_elig++] = (uint32_t)w;
         s->cls_n[c]++;
+        elig_windows += n;
     }
+    s->flow_ns = (uint64_t)ds->L * ds->bin_ns * (s->n_elig ? elig_windows / s->n_elig : 1);
+    if (o->take) s->longest = (o->flow_windows ? o->flow_windows : 1) * ds->L;
     if (!s->n_elig && !o->take)
         return nd_error_set(e, ND_EFORMAT, "class '%s' has no windows to replay",
                             o->only_class);
@@ -396,15 +413,15 @@ static double arrival_gap(const sched *s, uint32_t c, nd_rng *r)
 /* Plans loop l: each flow's window and start time. Each flow starts one gap after the
  * one before, drawn from its class's captured gaps, or, with a flow rate to hold
  * (target_rate), of their shape scaled to that rate (exponential when the class has
- * none). Without either, flows are spread evenly over the duration, or over one window
- * when there is no duration. A pass goes on from the last start of the one before. */
+ * none). Without either, flows are spread evenly over the duration, or over the flows'
+ * mean length (whole windows; streamed: one window) when there is no duration. A pass
+ * goes on from the last start of the one before. */
 static int plan_loop(sched *s, uint64_t l, uint64_t dur_series)
 {
     const replay_opts *o = s->o;
     nd_rng r;
     replay_rng_seed(&r, o->seed, (1ull << 63) | l);
-    uint64_t window_ns = (uint64_t)s->lay.L * s->lay.bin_ns, last = 0;
-    uint64_t spread = dur_series ? dur_series : window_ns;
+    uint64_t last = 0, spread = dur_series ? dur_series : s->flow_ns;
     double t = 0;
     int timed = 0;
     for (uint32_t i = 0; i < s->n_plan; i++) {
@@ -435,9 +452,9 @@ static int plan_loop(sched *s, uint64_t l, uint64_t dur_series)
         s->plan[i] = (plan_ent){t < 1.8e19 ? (uint64_t)t : (uint64_t)1.8e19, w};
         if (s->plan[i].t > last) last = s->plan[i].t;
     }
-    /* an evenly spread pass fills the duration; without one, the next starts a window
-     * after the last start */
-    s->plan_span = timed ? last : dur_series ? spread : last + window_ns;
+    /* an evenly spread pass fills the duration; without one, the next starts a flow's
+     * mean length after the last start */
+    s->plan_span = timed ? last : dur_series ? spread : last + s->flow_ns;
     return 0;
 }
 
@@ -449,10 +466,11 @@ static pkt_flow *flow_get(sched *s)
         pkt_desc *pk = f->pk, *tmp = f->tmp;
         uint32_t cap = f->cap, tmp_cap = f->tmp_cap;
         float *own = f->own;
+        size_t own_cap = f->own_cap;
         memset(f, 0, sizeof *f);
         f->pk = pk, f->cap = cap;
         f->tmp = tmp, f->tmp_cap = tmp_cap;
-        f->own = own;
+        f->own = own, f->own_cap = own_cap;
         return f;
     }
     if (s->n_all == s->cap_all) {
@@ -573,39 +591,44 @@ static int next_pass(sched *s, plan_cursor *c, uint64_t dur_series)
     return plan_loop(s, c->loop, dur_series);
 }
 
-/* A window of class c that load_target measured and no flow has taken, into x: 0, or 1
- * when there is none. */
-static int stash_take(sched *s, uint32_t c, float *x)
+/* A flow of class c that load_target measured and no flow has taken, into f (its
+ * windows swap buffers with f's own): 0, or 1 when there is none. */
+static int stash_take(sched *s, uint32_t c, pkt_flow *f)
 {
-    size_t WL = (size_t)s->ds->n_channels * s->ds->L;
     for (uint32_t i = 0; i < s->n_stash; i++)
         if (!s->stash_used[i] && s->stash_cls[i] == c) {
             s->stash_used[i] = 1;
-            memcpy(x, s->stash + i * WL, WL * sizeof *x);
+            float *x = f->own;
+            size_t cap = f->own_cap;
+            f->own = s->stash[i], f->own_cap = s->stash_cap[i];
+            s->stash[i] = x, s->stash_cap[i] = cap;
+            f->nbins = s->stash_nwin[i] * s->lay.L;
             return 0;
         }
     return 1;
 }
 
-/* Gives f the window of plan entry w: the dataset's, or streamed a fresh one of class w,
- * waiting for it until until_ns. 0, 1 when the streamed one was not ready by then, or a
- * code with e filled. */
+/* Gives f the flow of plan entry w: the dataset's windows from w on (one, or its run),
+ * or streamed a fresh flow of class w, waiting for it until until_ns. 0, 1 when the
+ * streamed one was not ready by then, or a code with e filled. */
 static int flow_window(sched *s, pkt_flow *f, uint32_t w, uint64_t until_ns, nd_error *e)
 {
     const nd_dataset *ds = s->ds;
-    const size_t WL = (size_t)ds->n_channels * ds->L;
     if (!s->o->take) {
         f->window = w;
         f->cls = ds->labels[w];
-        f->win = ds->values + (size_t)w * WL;
+        f->win = ds->values + (size_t)w * ds->n_channels * ds->L;
+        f->nbins = (s->run ? s->run[w] : 1) * ds->L;
         return 0;
     }
-    if (!f->own && !(f->own = malloc(WL * sizeof *f->own)))
-        return nd_error_set(e, -ENOMEM, "out of memory");
-    int rc = stash_take(s, w, f->own);
-    if (rc) rc = s->o->take(s->o->take_arg, w, f->own, until_ns, e);
+    int rc = stash_take(s, w, f);
+    uint32_t nwin = 0;
+    if (rc) {
+        rc = s->o->take(s->o->take_arg, w, &f->own, &f->own_cap, &nwin, until_ns, e);
+        f->nbins = nwin * ds->L;
+    }
     if (rc) return rc;
-    f->window = (uint32_t)s->streamed++; /* the streamed windows' count (wraps) */
+    f->window = (uint32_t)s->streamed++; /* the streamed flows' count (wraps) */
     f->cls = w;
     f->win = f->own;
     return 0;
@@ -672,8 +695,8 @@ static int conc_start(sched *s, const part_job *j, sched_heap *q, plan_cursor *c
         }
         uint64_t first = (uint64_t)f->first_bin * s->lay.bin_ns;
         uint64_t life = (uint64_t)(f->last_bin + 1 - f->first_bin) * s->lay.bin_ns;
-        f->start = end < s->lead
-                       ? s->lead - first - (uint64_t)(nd_rng_uniform(r) * (double)life)
+        uint64_t into = first + (uint64_t)(nd_rng_uniform(r) * (double)life);
+        f->start = end < s->lead ? (s->lead > into ? s->lead - into : 0) /* the lead-in */
                    : end > first ? end - first
                                  : 0;
         rc = flow_push(s, q, f, flows, capped);
@@ -712,26 +735,28 @@ static int load_target(sched *s, const part_job *j, nd_error *e)
                             "%s sets the load itself: --speed must be 1 (or max: as fast as "
                             "the sink goes, with the same timestamps), not %g",
                             name, o->speed);
-    s->lead = (uint64_t)s->lay.L * s->lay.bin_ns;
+    /* --concurrency starts its flows at a point of their lives before the output: the
+     * lead-in holds the longest flow; the rates begin in a lead-in of one window */
+    s->lead = (uint64_t)(o->concurrency ? s->longest : s->lay.L) * s->lay.bin_ns;
     double pk = 0, by = 0, life = 0;
-    /* streamed windows are measured as the first ones come, and kept for the flows */
-    const size_t WL = (size_t)s->ds->n_channels * s->ds->L;
+    /* streamed flows are measured as the first ones come, and kept for the flows */
     uint32_t m = s->n_plan < 4096 ? s->n_plan : 4096;
     const uint32_t streamed = o->pps || o->mbps ? STREAM_MEASURE : STREAM_MEASURE_SAID;
     if (o->take && m > streamed) m = streamed;
-    if (o->take && !(s->stash = malloc(m * WL * sizeof *s->stash)))
-        return nd_error_set(e, -ENOMEM, "out of memory");
     for (uint32_t k = 0; k < m; k++) {
         uint32_t i = o->take ? k : (uint32_t)((uint64_t)k * s->n_plan / m); /* spread */
         pkt_flow f;
         memset(&f, 0, sizeof f);
         if (o->take) {
-            f.own = s->stash + k * WL;
-            int rc = o->take(o->take_arg, s->plan[i].w, f.own, UINT64_MAX, e);
+            uint32_t nwin = 0;
+            int rc = o->take(o->take_arg, s->plan[i].w, &s->stash[k], &s->stash_cap[k], &nwin,
+                             UINT64_MAX, e);
             if (rc) return rc;
+            s->stash_nwin[k] = nwin;
             s->stash_cls[s->n_stash++] = s->plan[i].w;
             f.cls = s->plan[i].w;
-            f.win = f.own;
+            f.win = s->stash[k];
+            f.nbins = nwin * s->lay.L;
         } else {
             flow_window(s, &f, s->plan[i].w, 0, e); /* the dataset's: no failure */
         }

@@ -5,7 +5,10 @@
  * to as many redraws as the class has flows and then kept, the same windows as the
  * model's own sampler gives for the same noise, the classes shuffled together, a stop
  * seen, bad weights refused; streamed, a class's windows the same in the same order
- * whatever the number of sampler threads, the queue within its bound.
+ * whatever the number of sampler threads, the queue within its bound. Flows longer than a
+ * window (a class given durations of 20 and 30 bins): each a run of windows of one group,
+ * as many as its duration from its first busy bin takes, zero past it; cut and counted at
+ * the cap; streamed, the same flows with one thread and two, the queue in windows.
  */
 #include <string.h>
 
@@ -155,7 +158,7 @@ static void test_errors(nd_dm *m)
     nd_flows_opts o = {.flows = 4, .stop = &stop, .tag = "test", .quiet = 1};
     CHECK(!nd_dm_sample_flows(m, &o, &r, &e));
     CHECK_EQ(e.code, ND_EINTR);
-    CHECK_CONTAINS(e.msg, "stopped by signal while sampling (0 of 4 windows)");
+    CHECK_CONTAINS(e.msg, "stopped by signal while sampling (0 of 4 flows)");
     o.stop = NULL;
     o.weights = (const double[]){0, 0, 0};
     CHECK(!nd_dm_sample_flows(m, &o, &r, &e));
@@ -178,9 +181,17 @@ static void stream_windows(nd_dm *m, uint32_t threads, float *out, int n,
     nd_error e = {0};
     nd_flows_stream *s = nd_flows_stream_start(m, &o, &e);
     if (!s) CHECK_FAIL_("nd_flows_stream_start: %s", e.msg);
-    for (int i = 0; i < n; i++)
-        CHECK_EQ(nd_flows_stream_take(s, BUSY, out + i * WL, UINT64_MAX, &e), 0);
-    CHECK_EQ(nd_flows_stream_take(s, SILENT, out, UINT64_MAX, &e), ND_EUSAGE); /* weight 0 */
+    float *x = NULL;
+    size_t cap = 0;
+    uint32_t nwin = 0;
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(nd_flows_stream_take(s, BUSY, &x, &cap, &nwin, UINT64_MAX, &e), 0);
+        CHECK_EQ(nwin, 1); /* no durations: one window per flow */
+        memcpy(out + i * WL, x, WL * sizeof *x);
+    }
+    CHECK_EQ(nd_flows_stream_take(s, SILENT, &x, &cap, &nwin, UINT64_MAX, &e),
+             ND_EUSAGE); /* weight 0 */
+    free(x);
     nd_flows_stream_stats_get(s, st);
     nd_flows_stream_free(s);
 }
@@ -204,6 +215,113 @@ static void test_stream(nd_dm *m)
     CHECK_EQ(e.code, ND_EUSAGE);
 }
 
+/* The first busy bin of window x (either bytes channel at 0.5 or more; L when none). */
+static int first_busy(const float *x)
+{
+    for (int b = 0; b < L; b++)
+        if (x[b] >= 0.5f || x[L + b] >= 0.5f) return b;
+    return L;
+}
+
+/* A flow of nwin windows x (nwin, C, L) whose first busy bin is f0 lasted one of BUSY's
+ * durations, 20 or 30 bins (cut at cap windows): as many windows as that takes, zero past
+ * it. */
+static void check_flow(const float *x, uint32_t nwin, uint32_t cap)
+{
+    int f0 = first_busy(x), ok = 0;
+    for (int d = 20; d <= 30 && !ok; d += 10) {
+        uint32_t end = (uint32_t)(f0 + d) < cap * L ? (uint32_t)(f0 + d) : cap * L;
+        if (nwin != (end + L - 1) / L) continue;
+        ok = 1;
+        for (uint32_t b = end; b < nwin * L; b++)
+            for (int c = 0; c < C; c++) ok &= x[(b / L) * WL + c * L + b % L] == 0;
+    }
+    if (!ok)
+        CHECK_FAIL_("a flow of %u windows, first busy bin %d: not 20 or 30 bins", nwin, f0);
+}
+
+/* The windows a flow of d bins from f0 costs with a context of L/2. */
+static uint32_t cost(int f0, int d) { return 1 + (uint32_t)(f0 + d - L + L / 2 - 1) / (L / 2); }
+
+static void test_lengths(nd_dm *m)
+{
+    nd_class_stats *st = &nd_dm_dataset_mut(m)->stats[BUSY];
+    st->duration_hist[20] = st->duration_hist[30] = 3;
+    for (int pass = 0; pass < 2; pass++) {
+        const uint32_t cap = pass ? 2 : 64;
+        nd_rng rng;
+        nd_rng_seed(&rng, 4);
+        nd_flows_counts n;
+        nd_flows_opts o = {.weights = (const double[]){0, 1, 0},
+                           .flows = 6,
+                           .tag = "test",
+                           .quiet = 1,
+                           .max_windows = cap,
+                           .context = -1,
+                           .counts = &n};
+        nd_error e = {0};
+        nd_dataset *ds = nd_dm_sample_flows(m, &o, &rng, &e);
+        if (!ds) CHECK_FAIL_("nd_dm_sample_flows: %s", e.msg);
+        uint64_t flows = 0, least = 0;
+        for (uint64_t w = 0, k; w < ds->n_windows; w += k, flows++) {
+            for (k = 1; w + k < ds->n_windows && ds->groups[w + k] == ds->groups[w];) k++;
+            CHECK_U64_EQ(ds->groups[w], flows); /* groups 0..flows-1 in order */
+            CHECK(k >= 2 && k <= cap);
+            check_flow(ds->values + w * WL, (uint32_t)k, cap);
+            int f0 = first_busy(ds->values + w * WL);
+            least += cap > 2 ? cost(f0, 20) : 1 + (2 * L - L) / (L / 2);
+        }
+        CHECK_U64_EQ(flows, 6);
+        CHECK_U64_EQ(n.flows, 6);
+        CHECK_U64_EQ(n.longer, 6);
+        CHECK_U64_EQ(n.windows, ds->n_windows);
+        CHECK_U64_EQ(n.cut, cap > 2 ? 0 : 6); /* 20 bins and more pass 2 windows */
+        CHECK(n.sampled >= least);            /* the continued windows of each flow */
+        nd_dataset_free(ds);
+    }
+
+    /* streamed: the same flows whatever the threads; the queue holds a batch of the
+     * longest (30 bins from up to bin 7: 5 windows) */
+    float *got[2][12];
+    uint32_t nwin[2][12];
+    for (uint32_t threads = 1; threads <= 2; threads++) {
+        nd_flows_stream_opts so = {.weights = (const double[]){0, 1, 1},
+                                   .queue = 8,
+                                   .batch = 2,
+                                   .threads = threads,
+                                   .seed = 6,
+                                   .max_windows = 64,
+                                   .context = -1};
+        nd_error e = {0};
+        nd_flows_stream *s = nd_flows_stream_start(m, &so, &e);
+        if (!s) CHECK_FAIL_("nd_flows_stream_start: %s", e.msg);
+        for (int i = 0; i < 12; i++) {
+            size_t cap = 0;
+            got[threads - 1][i] = NULL;
+            CHECK_EQ(nd_flows_stream_take(s, BUSY, &got[threads - 1][i], &cap,
+                                          &nwin[threads - 1][i], UINT64_MAX, &e),
+                     0);
+            check_flow(got[threads - 1][i], nwin[threads - 1][i], 64);
+        }
+        nd_flows_stream_stats ss;
+        nd_flows_stream_stats_get(s, &ss);
+        CHECK_U64_EQ(ss.longest, 5);
+        CHECK_U64_EQ(ss.taken, 12);
+        CHECK(ss.flows >= 12 && ss.longer >= 12 && !ss.cut);
+        /* busy's share of 4 windows holds no batch of 5-window flows: one flow of 5 */
+        CHECK_U64_EQ(ss.bound, 5 + 4);
+        CHECK(ss.max_depth <= ss.bound);
+        nd_flows_stream_free(s);
+    }
+    for (int i = 0; i < 12; i++) {
+        CHECK_EQ(nwin[0][i], nwin[1][i]);
+        CHECK(!memcmp(got[0][i], got[1][i], nwin[0][i] * WL * sizeof(float)));
+        free(got[0][i]);
+        free(got[1][i]);
+    }
+    st->duration_hist[20] = st->duration_hist[30] = 0;
+}
+
 int main(void)
 {
     nd_dataset *train;
@@ -212,6 +330,7 @@ int main(void)
     test_redraw(m);
     test_errors(m);
     test_stream(m);
+    test_lengths(m);
     nd_dm_free(m);
     nd_dataset_free(train);
     printf("flows: ok\n");

@@ -28,7 +28,7 @@ got=$(complete_line netdiffus -v replay --)
 for opt in $("$bin" replay --help | grep -oE -- '^ +(-[a-z], )?--[a-z][a-z-]*' | grep -o -- '--.*'); do
     grep -qx -- "$opt" <<<"$got" || fail "replay option $opt not completed"
 done
-[ "$(complete_line netdiffus replay --max | sort)" = "$(printf -- '--max-bytes\n--max-packets')" ] ||
+[ "$(complete_line netdiffus replay --max | sort)" = "$(printf -- '--max-bytes\n--max-flow-windows\n--max-packets')" ] ||
     fail "replay --max<TAB>"
 
 got=$(complete_line netdiffus train --set capture.b)

@@ -188,7 +188,7 @@ static void test_streamed(const char *M)
                  "replay %s --class web --duration 3s --concurrency 4 --queue 8 --samplers %d "
                  "--seed 4 --to pcap:replay_model_s%d.pcap --stats replay_model_s%d.json",
                  M, samplers, samplers, samplers);
-        TCLI_EXPECT("replay_model.err", 0, args, "streaming windows");
+        TCLI_EXPECT("replay_model.err", 0, args, "streaming flows");
         CHECK_CONTAINS(tcli_err, "the queue held at most");
         CHECK(!strstr(tcli_err, "skipped"));
     }
@@ -225,7 +225,7 @@ static int test_live(void)
         "replay %s --class web --duration 1s --concurrency 2 --to pcap:replay_model_r.pcap "
         "--stats replay_model_r.json",
         M);
-    TCLI_EXPECT("replay_model.err", 0, args, "streaming windows");
+    TCLI_EXPECT("replay_model.err", 0, args, "streaming flows");
     FILE *f =
         popen("python3 -c \"import json; print(int(json.loads(open("
               "'replay_model_r.json').read().splitlines()[-1])['stream']['windows_per_s']))"
@@ -264,6 +264,8 @@ int main(int argc, char **argv)
     EXPECT(0, args, "12 flows");
     CHECK_CONTAINS(tcli_err, "sampled 12 windows");
     CHECK(!strstr(tcli_err, "no statistics")); /* the model's statistics came along */
+    /* statistics without durations (as these): one window per flow, said */
+    CHECK_CONTAINS(tcli_err, "class 'web' has no flow durations");
     pcap_summary s = expect_flows("replay_model1.pcap", 11, 1);
     CHECK(s.udp_200 * 2 > s.udp_packets); /* voip's sizes, not MTU-sized defaults */
 
@@ -309,6 +311,11 @@ int main(int argc, char **argv)
     EXPECT(2, args, "unknown class 'mail' (the model has: web, voip)");
     snprintf(args, sizeof args, "replay %s --flows 0 --to pcap:x.pcap", M);
     EXPECT(2, args, "--flows");
+    snprintf(args, sizeof args, "replay %s --flows 2 --context 8 --to pcap:x.pcap", M);
+    EXPECT(2, args, "--context 8: expected 0 to 7 bins");
+    snprintf(args, sizeof args, "replay %s --flows 2 --max-flow-windows 0 --to pcap:x.pcap", M);
+    EXPECT(2, args, "--max-flow-windows: from 1");
+    EXPECT(2, "replay --series x.csv --context 2 --to pcap:x.pcap", "are for MODEL.ndm");
     write_text("replay_model_mix2.yaml", "replay:\n  mix: [{class: web, weight: 1}, "
                                          "{class: mail, weight: 1}]\n");
     snprintf(args, sizeof args,
