@@ -31,16 +31,21 @@
  *     training data has windows with this channel entirely idle) become idle, and those
  *     only: a window the thresholds left entirely idle keeps its most nearly busy bin
  *     before the map;
- *   - last, busy values go through one more quantile map (out), from the model's busy
- *     values after the maps above onto the training windows', and the window is scaled
- *     back to the volume the volume map gave it: the shifts and the volume scale move
- *     values past the training data's range, and clamping them there (as this decoder
- *     did) piled the largest bins of many windows onto exactly the training maximum,
- *     which a classifier reads at once (a window's largest value was its strongest
- *     feature). The map and the scale keep the order the other maps left and make no
- *     point mass; a value may end above the training maximum, as values of unseen real
- *     windows do. The output map alone, without the scale back, moved the volumes
- *     further from real than the clamp had.
+ *   - last, busy values go through one more quantile map per position (out_at), from
+ *     the model's busy values at the position and its two neighbours either side after
+ *     the maps above onto the training windows' there, and the window is scaled back to
+ *     the volume the volume map gave it: the shifts and the volume scale move values
+ *     past the training data's range, and clamping them there (as this decoder did)
+ *     piled the largest bins of many windows onto exactly the training maximum, which a
+ *     classifier reads at once (a window's largest value was its strongest feature).
+ *     The map and the scale keep the order the other maps left and make no point mass;
+ *     a value may end above the training maximum, as values of unseen real windows do.
+ *     The map is per position because one map for all positions left the spread of
+ *     values at a position to the model, whose first bins are far narrower than real
+ *     ones (a session's first bin varies over 8 log1p units in the training windows,
+ *     under 2 in the model's): compared on the training windows, the bin values at a
+ *     few positions were the features that differed most. The output map alone, without
+ *     the scale back, moved the volumes further from real than the clamp had.
  * The time structure is left to the model: an earlier decoder also filtered the scores
  * to match the training windows' autocorrelation, and matching that one statistic made
  * the run lengths of idle and busy bins less like real ones.
@@ -49,14 +54,17 @@
  * them when either changes).
  *
  * Model file section DECO (docs/FORMATS.md §3), little-endian:
- *   u32 version (3), Q (64), L, classes K, channels C, windows per class the maps were
+ *   u32 version (4), Q (64), L, classes K, channels C, windows per class the maps were
  *       fitted on (0: no maps), fit revision, 0;
  *   u64 model step; u32 sampler, steps, clip, projection, decode, 0; f64 guidance, eta
  *       (the key of the maps);
- *   K·C targets (class-major): f32 idle, idle_at[L], level_at[L], busy[Q+1], volume[Q+1];
+ *   K·C targets (class-major): f32 idle, idle_at[L], level_at[L], busy[Q+1], volume[Q+1],
+ *       busy_at[L][QP+1];
  *   with windows, K·C maps: f32 threshold_at[L], busy[Q+1], volume[Q+1], shift_at[L],
- *       out[Q+1].
- * Version 2 had no output map (out); its targets load and its maps are refitted.
+ *       out_at[L][QP+1].
+ * Version 3 had one output map for all positions (out[Q+1] in the map, no busy_at in the
+ * target), version 2 none: their targets load without busy_at (no output map until
+ * `train --resume` measures them again) and their maps are refitted.
  * Version 1 (16 in place of L) held one threshold per map, a score filter and the
  * target's autocorrelation; older files hold MARG (targets) and CALB (maps) instead, as
  * slot arrays in three generations. Their targets load with the overall idle share at
@@ -79,32 +87,39 @@
  * 5, so that the few dozen windows of a fit give a steady quantile at every position. */
 #define SPAN 2
 
+/* Busy values a position's quantiles (busy_at, out_at) need at the position alone, and
+ * pooled with its neighbours; fewer: none. */
+#define MIN_EXACT  (4 * ND_DECODER_QP)
+#define MIN_POOLED 16
+
 static int cmp_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
 }
 
-/* q (Q+1): quantiles of v (n > 0, sorted in place) at k/Q, linear between order
+/* q (nq+1): quantiles of v (n > 0, sorted in place) at k/nq, linear between order
  * statistics. */
-static void quantiles(float *q, float *v, size_t n)
+static void quantiles_n(float *q, int nq, float *v, size_t n)
 {
     qsort(v, n, sizeof *v, cmp_float);
-    for (int k = 0; k <= ND_DECODER_Q; k++) {
-        double pos = (double)k / ND_DECODER_Q * (double)(n - 1);
+    for (int k = 0; k <= nq; k++) {
+        double pos = (double)k / nq * (double)(n - 1);
         size_t i = (size_t)pos;
         double f = pos - (double)i;
         q[k] = i + 1 < n ? (float)((1.0 - f) * v[i] + f * v[i + 1]) : v[n - 1];
     }
 }
 
-/* The map through quantiles qm (the model's) onto qt (the target's) at l, piecewise
+static void quantiles(float *q, float *v, size_t n) { quantiles_n(q, ND_DECODER_Q, v, n); }
+
+/* The map through nq+1 quantiles qm (the model's) onto qt (the target's) at l, piecewise
  * linear, clamped to the target's ends outside the model's range. */
-static float qmap(const float *qm, const float *qt, float l)
+static float qmap_n(const float *qm, const float *qt, int nq, float l)
 {
     if (l <= qm[0]) return qt[0];
-    if (l >= qm[ND_DECODER_Q]) return qt[ND_DECODER_Q];
-    int lo = 0, hi = ND_DECODER_Q; /* qm[lo] <= l < qm[hi] */
+    if (l >= qm[nq]) return qt[nq];
+    int lo = 0, hi = nq; /* qm[lo] <= l < qm[hi] */
     while (hi - lo > 1) {
         int mid = (lo + hi) / 2;
         if (qm[mid] <= l) lo = mid;
@@ -112,6 +127,11 @@ static float qmap(const float *qm, const float *qt, float l)
     }
     float span = qm[hi] - qm[lo], f = span > 0.0f ? (l - qm[lo]) / span : 0.0f;
     return qt[lo] + f * (qt[hi] - qt[lo]);
+}
+
+static float qmap(const float *qm, const float *qt, float l)
+{
+    return qmap_n(qm, qt, ND_DECODER_Q, l);
 }
 
 static float sum(const float *x, int L)
@@ -126,6 +146,35 @@ static void neighbours(int i, int L, int *lo, int *hi)
 {
     *lo = i - SPAN < 0 ? 0 : i - SPAN;
     *hi = i + SPAN >= L ? L - 1 : i + SPAN;
+}
+
+/* q (QP+1): the log1p quantiles of the busy values (> 0) of n windows x (row stride
+ * `stride`) at position i alone when MIN_EXACT of them are busy there, else pooled with
+ * its neighbours (NaN when fewer than MIN_POOLED are busy). Pooling steadies the
+ * quantiles of a fit on a few dozen windows, but a session's start changes within a bin
+ * or two: position 0 pooled with 1 and 2 took their spread. pool: room for
+ * n·(2·SPAN+1) floats. */
+static void pooled_quantiles(float *q, const float *x, size_t n, size_t stride, int L, int i,
+                             float *pool)
+{
+    int lo, hi;
+    neighbours(i, L, &lo, &hi);
+    size_t m = 0;
+    for (size_t w = 0; w < n; w++) {
+        float v = x[w * stride + (size_t)i];
+        if (v > 0.0f) pool[m++] = log1pf(v);
+    }
+    if (m < MIN_EXACT) {
+        m = 0;
+        for (size_t w = 0; w < n; w++)
+            for (int j = lo; j <= hi; j++) {
+                float v = x[w * stride + (size_t)j];
+                if (v > 0.0f) pool[m++] = log1pf(v);
+            }
+    }
+    if (m < MIN_POOLED)
+        for (int k = 0; k <= ND_DECODER_QP; k++) q[k] = NAN;
+    else quantiles_n(q, ND_DECODER_QP, pool, m);
 }
 
 /* share (L): the share of idle bins (x not above 0) at each position of n windows x
@@ -157,7 +206,9 @@ static void levels(float *level, const float *x, size_t n, size_t stride, int L)
 static void map_clear(nd_decoder_map *f)
 {
     for (int i = 0; i < ND_MODEL_MAX_L; i++) f->threshold_at[i] = NAN, f->shift_at[i] = 0.0f;
-    for (int k = 0; k <= ND_DECODER_Q; k++) f->busy[k] = f->volume[k] = f->out[k] = NAN;
+    for (int k = 0; k <= ND_DECODER_Q; k++) f->busy[k] = f->volume[k] = NAN;
+    for (int i = 0; i < ND_MODEL_MAX_L; i++)
+        for (int k = 0; k <= ND_DECODER_QP; k++) f->out_at[i][k] = NAN;
 }
 
 static void target_clear(nd_decoder_target *t)
@@ -165,6 +216,8 @@ static void target_clear(nd_decoder_target *t)
     t->idle = NAN;
     for (int i = 0; i < ND_MODEL_MAX_L; i++) t->idle_at[i] = t->level_at[i] = NAN;
     for (int k = 0; k <= ND_DECODER_Q; k++) t->busy[k] = t->volume[k] = NAN;
+    for (int i = 0; i < ND_MODEL_MAX_L; i++)
+        for (int k = 0; k <= ND_DECODER_QP; k++) t->busy_at[i][k] = NAN;
 }
 
 void nd_decoder_target_measure(nd_decoder_target *t, const float *x, size_t n, int C, int L,
@@ -186,6 +239,8 @@ void nd_decoder_target_measure(nd_decoder_target *t, const float *x, size_t n, i
     if (busy) quantiles(t->busy, scratch, busy);
     for (size_t k = 0; k < n; k++) scratch[k] = log1pf(sum(x + (k * C + c) * L, L));
     quantiles(t->volume, scratch, n);
+    for (int i = 0; i < L; i++)
+        pooled_quantiles(t->busy_at[i], x + (size_t)c * L, n, (size_t)C * L, L, i, scratch);
 }
 
 /* The thresholds for idle shares s (L): at position i, halfway between the last idle and
@@ -259,26 +314,26 @@ static void rescale(float *x, int L, float want)
 }
 
 /* The output map on one window's channel x (L raw values after the volume map), in
- * place: each busy bin's log1p value through F_train⁻¹(F_out(·)), F_out the busy values
- * of the model's windows after the volume map, so that busy values have the training
- * data's distribution, its top included, in the order the other maps left them (the
- * caller then scales the window back to its volume: rescale). */
+ * place: at position i, each busy bin's log1p value through F_train⁻¹(F_out(·)), both
+ * the busy values at i and its neighbours (F_out: the model's windows after the volume
+ * map), so that busy values have the training data's distribution at their position,
+ * its top included, in the order the other maps left them (the caller then scales the
+ * window back to its volume: rescale). Positions without either side's quantiles pass
+ * unmapped. */
 static void out_value(const nd_decoder_map *f, const nd_decoder_target *t, float *x, int L)
 {
-    if (!isfinite(f->out[0]) || !isfinite(t->busy[0])) return;
     for (int i = 0; i < L; i++)
-        if (x[i] > 0.0f) x[i] = fmaxf(expm1f(qmap(f->out, t->busy, log1pf(x[i]))), FLT_MIN);
+        if (x[i] > 0.0f && isfinite(f->out_at[i][0]) && isfinite(t->busy_at[i][0]))
+            x[i] =
+                fmaxf(expm1f(qmap_n(f->out_at[i], t->busy_at[i], ND_DECODER_QP, log1pf(x[i]))),
+                      FLT_MIN);
 }
 
-/* The output map's quantiles from n windows x (n·L, after the volume map); scratch: n·L
+/* The output map's quantiles from n windows x (n·L, after the volume map); pool: n·L
  * floats. */
-static void fit_out(nd_decoder_map *f, const float *x, size_t n, int L, float *scratch)
+static void fit_out(nd_decoder_map *f, const float *x, size_t n, int L, float *pool)
 {
-    size_t busy = 0;
-    for (size_t k = 0; k < n * (size_t)L; k++)
-        if (x[k] > 0.0f) scratch[busy++] = log1pf(x[k]);
-    for (int k = 0; k <= ND_DECODER_Q; k++) f->out[k] = NAN;
-    if (busy) quantiles(f->out, scratch, busy);
+    for (int i = 0; i < L; i++) pooled_quantiles(f->out_at[i], x, n, (size_t)L, L, i, pool);
 }
 
 /* A channel the thresholds left entirely idle keeps its most nearly busy bin (the one
@@ -463,25 +518,31 @@ void nd_decoder_free(nd_decoder *d)
 #define TAG_DECO     ND_FOURCC('D', 'E', 'C', 'O')
 #define TAG_MARG     ND_FOURCC('M', 'A', 'R', 'G')
 #define TAG_CALB     ND_FOURCC('C', 'A', 'L', 'B')
-#define DECO_VERSION 3
+#define DECO_VERSION 4
 #define DECO_HEADER  80 /* bytes before the targets */
 #define QUANTILES    (ND_DECODER_Q + 1)
+#define QPOS         (ND_DECODER_QP + 1)
 #define V1_LAGS      16 /* version 1: the target's autocorrelation at lags 1..16 */
 #define V1_TARGET    (4 * (1 + 2 * QUANTILES + V1_LAGS))
 #define V1_MAP       (4 * (1 + 2 * QUANTILES) + 4) /* threshold, quantiles, u32 filter */
 
-/* Bytes of one target and of one map in DECO version 2 or 3 (v), for windows of L bins
- * (version 2's maps have no output map). */
-static size_t target_bytes(int L) { return 4 * (1 + 2 * (size_t)L + 2 * QUANTILES); }
+/* Bytes of one target and of one map in DECO version 2, 3 or 4 (v), for windows of L
+ * bins: version 4's output map is per position (QP+1 quantiles at each, and the target's
+ * busy_at), version 3's one of Q+1 quantiles, version 2 has none. */
+static size_t target_bytes(int L, uint32_t v)
+{
+    return 4 * (1 + 2 * (size_t)L + 2 * QUANTILES + (v >= 4 ? (size_t)L * QPOS : 0));
+}
 static size_t map_bytes(int L, uint32_t v)
 {
-    return 4 * (2 * (size_t)L + (v == 2 ? 2 : 3) * QUANTILES);
+    size_t out = v >= 4 ? (size_t)L * QPOS : v == 3 ? QUANTILES : 0;
+    return 4 * (2 * (size_t)L + 2 * QUANTILES + out);
 }
 
-/* What DECO version v (2 or 3) holds for `rows` rows of L bins, maps stored or not. */
+/* What DECO version v (2 to 4) holds for `rows` rows of L bins, maps stored or not. */
 static size_t deco_bytes(size_t rows, int L, int maps, uint32_t v)
 {
-    return DECO_HEADER + rows * (target_bytes(L) + (maps ? map_bytes(L, v) : 0));
+    return DECO_HEADER + rows * (target_bytes(L, v) + (maps ? map_bytes(L, v) : 0));
 }
 
 static unsigned char *put_floats(unsigned char *p, const float *v, int n)
@@ -528,6 +589,7 @@ int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_er
         p = put_floats(p, t->level_at, L);
         p = put_floats(p, t->busy, QUANTILES);
         p = put_floats(p, t->volume, QUANTILES);
+        p = put_floats(p, &t->busy_at[0][0], L * QPOS);
     }
     for (size_t i = 0; k->windows && i < n; i++) {
         const nd_decoder_map *f = &d->map[i];
@@ -535,7 +597,7 @@ int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_er
         p = put_floats(p, f->busy, QUANTILES);
         p = put_floats(p, f->volume, QUANTILES);
         p = put_floats(p, f->shift_at, L);
-        p = put_floats(p, f->out, QUANTILES);
+        p = put_floats(p, &f->out_at[0][0], L * QPOS);
     }
     ND_ASSERT((size_t)(p - buf) == len);
     int rc = ndf_write_section(w, TAG_DECO, buf, len, e);
@@ -587,7 +649,8 @@ static int check_target(const nd_decoder *d, size_t i, const char *path, const c
                         {"idle_at", t->idle_at, d->L, SHARE},
                         {"level_at", t->level_at, d->L, LOG},
                         {"busy", t->busy, QUANTILES, LOG},
-                        {"volume", t->volume, QUANTILES, LOG}};
+                        {"volume", t->volume, QUANTILES, LOG},
+                        {"busy_at", &t->busy_at[0][0], d->L * QPOS, LOG}};
     return check_tables(tt, sizeof tt / sizeof tt[0], path, section, i, d->C, e);
 }
 
@@ -599,7 +662,7 @@ static int check_map(const nd_decoder *d, size_t i, const char *path, nd_error *
     const table tt[] = {{"map busy", f->busy, QUANTILES, LOG},
                         {"map volume", f->volume, QUANTILES, LOG},
                         {"shift_at", f->shift_at, d->L, FINITE},
-                        {"map out", f->out, QUANTILES, LOG}};
+                        {"map out_at", &f->out_at[0][0], d->L * QPOS, LOG}};
     return check_tables(tt, sizeof tt / sizeof tt[0], path, "DECO", i, d->C, e);
 }
 
@@ -685,10 +748,11 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
         get_floats(&p, t->level_at, L);
         get_floats(&p, t->busy, QUANTILES);
         get_floats(&p, t->volume, QUANTILES);
+        if (h[0] >= 4) get_floats(&p, &t->busy_at[0][0], L * QPOS);
         int rc = check_target(d, i, path, "DECO", e);
         if (rc) return rc;
     }
-    if (h[0] == 2) k->windows = 0; /* maps from before the output map: refitted */
+    if (h[0] < 4) k->windows = 0; /* maps without the per-position output map: refitted */
     for (size_t i = 0; k->windows && i < n; i++) {
         nd_decoder_map *f = &d->map[i];
         map_clear(f);
@@ -696,7 +760,7 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
         get_floats(&p, f->busy, QUANTILES);
         get_floats(&p, f->volume, QUANTILES);
         get_floats(&p, f->shift_at, L);
-        get_floats(&p, f->out, QUANTILES);
+        get_floats(&p, &f->out_at[0][0], L * QPOS);
         int rc = check_map(d, i, path, e);
         if (rc) return rc;
     }
@@ -773,7 +837,7 @@ int nd_decoder_read(nd_decoder *d, uint32_t classes, const ndf_reader *r, nd_err
 /* Rows of thresholds `inspect` lists; more are counted. */
 #define INSPECT_ROWS 8
 
-/* The thresholds of a DECO version 3 section with maps (p after the header, h its header
+/* The thresholds of a DECO version 4 section with maps (p after the header, h its header
  * words, len the section's), per class and channel: the first and last three positions. */
 static void inspect_thresholds(const unsigned char *p, const uint32_t h[8], size_t len,
                                FILE *out)
@@ -781,7 +845,7 @@ static void inspect_thresholds(const unsigned char *p, const uint32_t h[8], size
     size_t rows = (size_t)h[3] * h[4];
     int L = (int)h[2];
     if (L < 1 || L > ND_MODEL_MAX_L || len != deco_bytes(rows, L, 1, DECO_VERSION)) return;
-    p += rows * target_bytes(L);
+    p += rows * target_bytes(L, DECO_VERSION);
     fprintf(out, "activity thresholds per bin position (first and last 3 of %d):\n", L);
     for (size_t i = 0; i < rows && i < INSPECT_ROWS; i++) {
         const unsigned char *m = p + i * map_bytes(L, DECO_VERSION);
@@ -819,7 +883,10 @@ void nd_decoder_inspect(const ndf_reader *r, FILE *out)
             fprintf(out,
                     "decode calibration: stored by an older build (DECO version %u, %s); "
                     "sample refits it\n",
-                    h[0], h[0] == 1 ? "one threshold per class and channel" : "no output map");
+                    h[0],
+                    h[0] == 1   ? "one threshold per class and channel"
+                    : h[0] == 2 ? "no output map"
+                                : "one output map for all positions");
             return;
         }
     } else if (!ndf_find(r, TAG_CALB, &data, &len, NULL)) {

@@ -97,11 +97,16 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
  *   - a map of busy log1p values from the model's quantiles onto the training data's,
  *     then a shift per position to the training data's mean busy level there;
  *   - the same for the window's volume (log1p of its total), applied as one scale of
- *     the whole window.
+ *     the whole window;
+ *   - last, busy values onto the training data's at each position (its two neighbours
+ *     either side pooled), the window then scaled back to its volume.
  * The time structure (which bins are idle next to which) is the model's own. The
  * decoder uses nothing of eval.h, whose measures stay independent of it.
  * Quantiles are ND_DECODER_Q + 1 values at k/Q, piecewise linear in between. */
 #define ND_DECODER_Q 64
+/* Quantiles per position of the output map: ND_DECODER_QP + 1 values at k/QP, fewer than
+ * ND_DECODER_Q because a position's pooled values are a fifth of a window's or fewer. */
+#define ND_DECODER_QP 32
 
 /* What the decoder aims at, measured on a class's training windows (one channel). NaN
  * where there was nothing to measure: idle NaN when the class has no windows, busy NaN
@@ -117,6 +122,10 @@ typedef struct nd_decoder_target {
     float level_at[ND_MODEL_MAX_L];
     float busy[ND_DECODER_Q + 1];   /* log1p quantiles of busy bins */
     float volume[ND_DECODER_Q + 1]; /* log1p quantiles of the windows' totals */
+    /* at each position i, the log1p quantiles of the busy bins at positions i-2..i+2
+     * (pooled, truncated at the window's edges); NaN where fewer than 16 are busy, beyond
+     * L, and in targets of model files from before the output map was per position */
+    float busy_at[ND_MODEL_MAX_L][ND_DECODER_QP + 1];
 } nd_decoder_target;
 
 /* What was fitted on the model's own samples (one class and channel). threshold_at[0]
@@ -132,9 +141,10 @@ typedef struct nd_decoder_map {
     /* last, added to the log1p value of a busy bin at position i: the target's level_at
      * minus what the other maps give there (0 where either is unknown) */
     float shift_at[ND_MODEL_MAX_L];
-    /* log1p quantiles of its busy bins after all the maps above, mapped last onto the
-     * target's busy quantiles (NaN: no output map, as in maps fitted before it) */
-    float out[ND_DECODER_Q + 1];
+    /* at each position i, the log1p quantiles of its busy bins at positions i-2..i+2
+     * after all the maps above, mapped last onto the target's busy_at[i] (NaN: no output
+     * map at i) */
+    float out_at[ND_MODEL_MAX_L][ND_DECODER_QP + 1];
 } nd_decoder_map;
 
 /* Target t of channel c of n raw windows x (n,C,L). scratch: n·L floats. */
@@ -156,8 +166,8 @@ float nd_decoder_bin(const nd_decoder_map *f, const nd_decoder_target *t, int i,
  * activity scores, lval: uncalibrated log1p values) after the per-bin maps and the level
  * shift of each position, the volume map (one scale for the window; windows the
  * thresholds left entirely idle keep their most nearly busy bin for it, and it makes idle
- * as many as the target has) and the output map (busy values onto the target's, in
- * order), then scaled back to the volume the volume map gave it. */
+ * as many as the target has) and the output map (busy values onto the target's at their
+ * position, in order), then scaled back to the volume the volume map gave it. */
 void nd_decoder_window(const nd_decoder_map *f, const nd_decoder_target *t, float *x,
                        const float *score, const float *lval, int L);
 

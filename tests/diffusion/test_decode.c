@@ -132,9 +132,9 @@ static void test_map(void)
 }
 
 /* n·L raw windows out of the fitted decoder: nd_decoder_window on each (per-bin maps
- * with the level shifts, the revive, the volume map, the output map), checking that the
- * volume and output maps keep the order of each window's bins. Returns the share of idle bins;
- * *idle_windows, vol (n): entirely idle windows, log1p volumes. */
+ * with the level shifts, the revive, the volume map, the output map per position),
+ * checking that they leave idle the bins the per-bin maps left idle. Returns the share of
+ * idle bins; *idle_windows, vol (n): entirely idle windows, log1p volumes. */
 static double calibrate_windows(const nd_decoder_map *cal, const nd_decoder_target *t,
                                 const float *score, const float *lval, size_t n, int L,
                                 float *out, float *vol, double *idle_windows)
@@ -142,16 +142,18 @@ static double calibrate_windows(const nd_decoder_map *cal, const nd_decoder_targ
     size_t zeros = 0, idle = 0;
     for (size_t w = 0; w < n; w++) {
         float *o = out + w * L, before[256];
-        for (int i = 0; i < L; i++)
+        int busy = 0;
+        for (int i = 0; i < L; i++) {
             before[i] = nd_decoder_bin(cal, t, i, score[w * L + i], lval[w * L + i]);
+            busy |= before[i] > 0.0f;
+        }
         nd_decoder_window(cal, t, o, score + w * L, lval + w * L, L);
         float total = 0.0f;
         for (int i = 0; i < L; i++) {
             zeros += o[i] == 0.0f;
             total += o[i];
-            /* busy bins in the order of the per-bin maps */
-            for (int j = 0; j < L; j++)
-                if (o[i] > 0.0f && o[j] > 0.0f && before[i] < before[j]) CHECK(o[i] <= o[j]);
+            /* the volume map idles whole windows, the revive lifts one bin of an idle one */
+            if (before[i] == 0.0f && busy) CHECK(o[i] == 0.0f);
         }
         idle += total == 0.0f;
         vol[w] = log1pf(total);
@@ -229,8 +231,8 @@ static void test_volume(void)
 }
 
 /* No pile at the top: training windows whose first bin is always busier than the rest,
- * a model that knows nothing of the position, so that the first position's level shift
- * takes its values past the training range. Decoded from fresh windows, a window's
+ * a model that knows nothing of the position, so that the first position's values are
+ * lifted and windows scaled past the training range. Decoded from fresh windows, a window's
  * largest bin lands on the training data's largest value about as often as a training
  * window's does (1 in N), not whenever a shift or the volume map took it past the
  * range (a clamp there gave 13 % of windows, and on real traffic a classifier read the
@@ -254,7 +256,6 @@ static void test_top(void)
         lval[i] = 8.0f + 0.5f * nd_rng_uniform(&r);
     }
     nd_decoder_fit(&cal, &t, score, lval, M, L, scratch);
-    CHECK(cal.shift_at[0] > 0.5f); /* the first bin's level is lifted */
     size_t top = 0;
     for (int w = 0; w < D; w++) {
         float *o = out + w * L, hi = 0.0f;
@@ -266,6 +267,23 @@ static void test_top(void)
     fprintf(stderr, "windows whose largest bin is the training maximum: %.4f (training %.4f)\n",
             (double)top / D, 1.0 / N);
     CHECK((double)top / D < 0.01);
+    /* The spread at a position is the training windows' there, not the model's: their
+     * first bin varies over 2 log1p units and the others over 7, the model's every bin
+     * over 0.5 (a map for all positions gave the first bin the spread of all of them) */
+    static float a[D], b[N];
+    int pos[] = {0, L / 2};
+    for (int k = 0; k < 2; k++) {
+        int i = pos[k];
+        for (int w = 0; w < D; w++) a[w] = log1pf(out[w * L + i]);
+        for (int w = 0; w < N; w++) b[w] = log1pf(x[w * L + i]);
+        float got[3], want[3];
+        for (int q = 0; q < 3; q++)
+            got[q] = quantile(a, D, 0.1 + 0.4 * q), want[q] = quantile(b, N, 0.1 + 0.4 * q);
+        fprintf(stderr,
+                "position %d: log1p deciles 1, 5, 9 %.2f %.2f %.2f (training %.2f %.2f %.2f)\n",
+                i, got[0], got[1], got[2], want[0], want[1], want[2]);
+        for (int q = 0; q < 3; q++) CHECK_NEAR(got[q], want[q], 0.5, 0);
+    }
 }
 
 /* Training windows that never idle in their first 4 bins, idle 10 % of the time in the
@@ -330,10 +348,13 @@ static double idle_share(const float *x, size_t n)
 }
 
 /* Older layouts of the decoder's section (docs/FORMATS.md §3), made from a file of this
- * build (DECO version 3: after the 80-byte header, per class and channel a target of
- * 1 + 2L + 2(Q+1) floats, idle share, idle_at, level_at, busy and volume quantiles, then
- * a map of 2L + 3(Q+1), threshold_at, busy and volume quantiles, shift_at, out):
- *   - OLD_DECO2: DECO version 2, whose maps had no output map (out);
+ * build (DECO version 4: after the 80-byte header, per class and channel a target of
+ * 1 + 2L + 2(Q+1) + L(QP+1) floats, idle share, idle_at, level_at, busy and volume
+ * quantiles, busy_at, then a map of 2L + 2(Q+1) + L(QP+1), threshold_at, busy and volume
+ * quantiles, shift_at, out_at):
+ *   - OLD_DECO3: DECO version 3, targets without busy_at and one output map of Q+1
+ *     quantiles for all positions (out);
+ *   - OLD_DECO2: DECO version 2, whose maps had no output map;
  *   - OLD_DECO1: DECO version 1 (lags, 16, in place of L): targets of OLD_SLOTS floats
  *     (idle share, busy and volume quantiles, the autocorrelation at lags 1..16), maps of
  *     OLD_ACF floats (one threshold, busy and volume quantiles) and a u32 score filter;
@@ -352,9 +373,10 @@ enum {
     OLD_DECO1 = 1,
     OLD_BAD_L = 2,
     OLD_DECO2 = 3,
+    OLD_DECO3 = 4,
     DECO_HEADER = 80
 };
-static size_t old_k; /* floats per MARG row; OLD_DECO1, OLD_DECO2, OLD_BAD_L: those layouts */
+static size_t old_k;      /* floats per MARG row; OLD_DECO1..3, OLD_BAD_L: those layouts */
 static char old_key[256]; /* CALB's text; "": no CALB */
 
 static void put_section(ndf_writer *w, uint32_t tag, const void *data, size_t len)
@@ -363,14 +385,19 @@ static void put_section(ndf_writer *w, uint32_t tag, const void *data, size_t le
     CHECK_EQ(ndf_write_section(w, tag, data, len, &e), 0);
 }
 
+/* Bytes of a target and of a map in DECO version 4 for windows of L bins, and the part
+ * of each that versions 2 and 3 have first (all but busy_at, all but out_at). */
+static size_t v4_target(size_t L) { return 4 * (1 + 2 * L + 2 * (OLD_Q + 1) + L * 33); }
+static size_t v4_map(size_t L) { return 4 * (2 * L + 2 * (OLD_Q + 1) + L * 33); }
+static size_t v2_target(size_t L) { return 4 * (1 + 2 * L + 2 * (OLD_Q + 1)); }
+static size_t v2_map(size_t L) { return 4 * (2 * L + 2 * (OLD_Q + 1)); }
+
 /* Row j of a version-1 target (OLD_SLOTS floats at o) and, with map, of a version-1 map
- * (OLD_ACF floats and the filter at map) from DECO version 3 at p. */
+ * (OLD_ACF floats and the filter at map) from DECO version 4 at p. */
 static void old_rows(const unsigned char *p, size_t j, unsigned char *o, unsigned char *map)
 {
     size_t L = nd_get_u32(p + 8), rows = (size_t)nd_get_u32(p + 12) * nd_get_u32(p + 16);
-    /* a target: idle, idle_at[L], level_at[L], busy, volume; a map: threshold_at[L], busy,
-     * volume, shift_at[L], out */
-    size_t TB = 4 * (1 + 2 * L + 2 * (OLD_Q + 1)), MB = 4 * (2 * L + 3 * (OLD_Q + 1));
+    size_t TB = v4_target(L), MB = v4_map(L);
     const unsigned char *t = p + DECO_HEADER + j * TB,
                         *f = p + DECO_HEADER + rows * TB + j * MB;
     memcpy(o, t, 4);                                         /* idle share */
@@ -396,19 +423,27 @@ static void old_layout(ndf_writer *w, uint32_t tag, const void *data, size_t len
         put_section(w, tag, data, len);
         return;
     }
-    CHECK_EQ(nd_get_u32(p), 3);
+    CHECK_EQ(nd_get_u32(p), 4);
+    CHECK_EQ(ND_DECODER_QP + 1, 33); /* v4_target, v4_map */
     size_t rows = (size_t)nd_get_u32(p + 12) * nd_get_u32(p + 16), TB = 4 * OLD_SLOTS,
            MB = 4 * OLD_ACF + 4;
     CHECK(nd_get_u32(p + 20)); /* maps stored */
     unsigned char *out = calloc(1, len + DECO_HEADER + 16 + 256 + rows * (TB + MB));
-    if (old_k == OLD_DECO2) { /* the maps without their last Q+1 floats */
-        size_t L = nd_get_u32(p + 8), tb = 4 * (1 + 2 * L + 2 * (OLD_Q + 1)),
-               mb = 4 * (2 * L + 2 * (OLD_Q + 1)), o = DECO_HEADER + rows * tb;
-        memcpy(out, data, o);
-        nd_put_u32(out, 2);
-        for (size_t j = 0; j < rows; j++)
-            memcpy(out + o + j * mb, p + o + j * (mb + 4 * (OLD_Q + 1)), mb);
-        put_section(w, tag, out, o + rows * mb);
+    if (old_k == OLD_DECO2 || old_k == OLD_DECO3) {
+        /* targets without busy_at; maps without out_at, and in version 3 with Q+1
+         * quantiles of an output map for all positions (the busy map's stand in) */
+        size_t L = nd_get_u32(p + 8), tb = v2_target(L), mb = v2_map(L),
+               ob = old_k == OLD_DECO3 ? 4 * (OLD_Q + 1) : 0, o = DECO_HEADER + rows * tb;
+        const unsigned char *maps = p + DECO_HEADER + rows * v4_target(L);
+        memcpy(out, data, DECO_HEADER);
+        nd_put_u32(out, old_k == OLD_DECO3 ? 3 : 2);
+        for (size_t j = 0; j < rows; j++) {
+            memcpy(out + DECO_HEADER + j * tb, p + DECO_HEADER + j * v4_target(L), tb);
+            unsigned char *m = out + o + j * (mb + ob);
+            memcpy(m, maps + j * v4_map(L), mb);
+            memcpy(m + mb, m + 4 * L, ob);
+        }
+        put_section(w, tag, out, o + rows * (mb + ob));
     } else if (old_k == OLD_BAD_L) {
         memcpy(out, data, len);
         nd_put_u32(out + 8, nd_get_u32(p + 8) + 1);
@@ -488,8 +523,8 @@ static void test_old_layouts(double want)
     CHECK_CONTAINS(text, "activity thresholds per bin position (first and last 3 of 8):");
     CHECK_CONTAINS(text, "  class 1, channel 0: ");
     free(text);
-    size_t layouts[] = {OLD_DECO1, OLD_DECO2, OLD_VOL, OLD_ACF, OLD_SLOTS};
-    for (int k = 0; k < 5; k++) {
+    size_t layouts[] = {OLD_DECO1, OLD_DECO2, OLD_VOL, OLD_ACF, OLD_SLOTS, OLD_DECO3};
+    for (int k = 0; k < 6; k++) {
         nd_dm *cur = nd_dm_load("calib.ndm", 32, NULL, &e);
         if (!cur) CHECK_FAIL_("load: %s", e.msg);
         old_k = layouts[k];
@@ -497,9 +532,10 @@ static void test_old_layouts(double want)
         nd_dm_free(cur);
         tiny_rewrite("calib.ndm", "calib-old.ndm", old_layout);
         text = inspect_text("calib-old.ndm");
-        if (k < 2 || k == 4) CHECK_CONTAINS(text, "stored by an older build");
+        if (k < 2 || k >= 4) CHECK_CONTAINS(text, "stored by an older build");
         else CHECK_CONTAINS(text, "decode calibration: none stored");
         if (k == 1) CHECK_CONTAINS(text, "DECO version 2, no output map");
+        if (k == 5) CHECK_CONTAINS(text, "DECO version 3, one output map for all positions");
         free(text);
         nd_dm *old = nd_dm_load("calib-old.ndm", 32, opts_dm_legacy, &e);
         if (!old) CHECK_FAIL_("load layout %d: %s", k, e.msg);
