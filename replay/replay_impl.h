@@ -131,6 +131,8 @@ typedef struct pkt_flow {
     uint16_t app_min;   /* TCP: least payload of a segment with data (the app's header),
                            0 for any; frames between min_frame and min_frame + app_min
                            are never sent */
+    uint16_t step;      /* UDP: frames are min_frame plus whole units of step bytes (RIPng's
+                           20-byte route entries), 1 for any size up to max_frame */
     uint8_t caddr[16], saddr[16];
     uint8_t mac[2][6];           /* [ND_UP] the client's MAC, [ND_DOWN] the server's */
     uint16_t vlan[2];            /* [dir] the VLAN tag of the direction's frames, 0: none */
@@ -159,9 +161,11 @@ uint16_t pkt_hdr_len(int ipv6, int l4, int syn);
  * protocol's smallest well-formed header at the start of every payload, so that a
  * capture of them reads as that protocol, not as malformed (docs/REPLAY.md, "Headers"):
  * over UDP a DNS-style header (DNS, mDNS, LLMNR, NBNS), a BOOTP header with the DHCP
- * magic cookie, a DHCPv6 header, an NTP header (also over TCP); over TCP, where every data
- * segment carries one whole message, DNS with its 2-byte length prefix, DHCPv6 bulk leasequery
- * likewise, and a TLS application-data record (which must hold at least one byte). */
+ * magic cookie, a DHCPv6 header, an NTP header (also over TCP), a NetBIOS datagram; over TCP,
+ * where every data segment carries one whole message, DNS with its 2-byte length prefix, DHCPv6
+ * bulk leasequery likewise, a TLS application-data record (which must hold at least one byte)
+ * and a WINS replication message with its 4-byte length prefix. RIPng payloads are a 4-byte
+ * header and whole 20-byte route entries: the packetizer sizes its frames in those steps. */
 enum pkt_app {
     PKT_APP_NONE,
     PKT_APP_DNS,       /* UDP: id, flags, four counts of 0 */
@@ -171,6 +175,9 @@ enum pkt_app {
     PKT_APP_DHCP6_TCP, /* TCP: length, then the DHCPv6 header and one byte or more */
     PKT_APP_TLS,       /* TCP: content type 23, version 3.3, length, one byte or more */
     PKT_APP_NTP,       /* UDP or TCP: a 48-byte NTPv4 header (client mode up, server down) */
+    PKT_APP_RIPNG,     /* UDP: command, version 1, then route entries of 20 bytes (zeros) */
+    PKT_APP_WINSREPL,  /* TCP: length, opcode, context, a replication table query */
+    PKT_APP_NBDS,      /* UDP: a NetBIOS datagram error (the one type without names) */
     PKT_APP_COUNT
 };
 /* Bytes of the app's header: the least a payload of the flow carries (UDP: every
