@@ -118,7 +118,7 @@ void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d, int 
     ND_ASSERT(d->len + tag >= hlen);
 
     /* Ethernet, and the side's 802.1Q tag (priority 0) */
-    memcpy(buf, f->mac[!d->dir], 6);
+    memcpy(buf, f->dst_mac[d->dir], 6);
     memcpy(buf + 6, f->mac[d->dir], 6);
     if (tag) {
         put16(buf + 12, 0x8100);

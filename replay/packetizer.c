@@ -219,6 +219,16 @@ int pkt_l2_init(pkt_l2 *l2, const replay_opts *o, nd_error *e)
         return nd_error_set(e, ND_ECONFIG, "replay.vlan_%s: %u; VLAN ids go from 1 to 4094",
                             o->vlan_client > 4094 ? "client" : "server",
                             o->vlan_client > 4094 ? o->vlan_client : o->vlan_server);
+    const char *gw[2];
+    gw[ND_UP] = o->gateway_client, gw[ND_DOWN] = o->gateway_server;
+    for (int d = 0; d < 2; d++) {
+        l2->has_gw[d] = gw[d] && gw[d][0];
+        if (l2->has_gw[d] && pkt_mac_parse(gw[d], l2->gw[d]))
+            return nd_error_set(e, ND_ECONFIG,
+                                "replay.gateway_%s: '%s' is not a MAC address (expected "
+                                "six hex bytes like 02:00:00:00:00:fe)",
+                                d == ND_UP ? "client" : "server", gw[d]);
+    }
     l2->n_mac[ND_UP] = o->client_macs ? o->client_macs : 1;
     l2->n_mac[ND_DOWN] = o->server_macs ? o->server_macs : 1;
     l2->vlan[ND_UP] = o->vlan_client;
@@ -304,6 +314,8 @@ void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli, cons
     /* a host keeps its MAC: the MAC follows the address index, not a draw of its own */
     mac_nth(f->mac[ND_UP], l2->mac[ND_UP], ci % l2->n_mac[ND_UP]);
     mac_nth(f->mac[ND_DOWN], l2->mac[ND_DOWN], si % l2->n_mac[ND_DOWN]);
+    for (int d = 0; d < 2; d++)
+        memcpy(f->dst_mac[d], l2->has_gw[d] ? l2->gw[d] : f->mac[!d], 6);
     f->vlan[ND_UP] = l2->vlan[ND_UP];
     f->vlan[ND_DOWN] = l2->vlan[ND_DOWN];
     memset(f->caddr, 0, 16);

@@ -69,6 +69,10 @@ typedef struct replay_opts {
      * vlan_client, those from the server side vlan_server (0: untagged, else 1..4094). */
     uint32_t client_macs, server_macs;
     uint32_t vlan_client, vlan_server;
+    /* Next hops: frames that leave the client side are addressed to gateway_client, those
+     * that leave the server side to gateway_server (a routing DUT's ports); their source
+     * stays the sender's pool MAC. NULL or "": the peer's own MAC (a bridging DUT). */
+    const char *gateway_client, *gateway_server;
     /* Streamed windows (docs/REPLAY.md, "Streaming from a model"): with take set, ds has
      * no windows, only what they are (channels, bins, classes, statistics); the flows'
      * classes are drawn by mix (required, and flows per pass), and each flow takes a fresh

@@ -111,6 +111,8 @@ typedef struct pkt_l2 {
     uint8_t mac[2][6]; /* first MAC of each side's pool */
     uint32_t n_mac[2]; /* MACs in each pool (>= 1): client address i has MAC i mod n */
     uint16_t vlan[2];  /* 802.1Q VLAN id of the frames that leave each side; 0: untagged */
+    uint8_t gw[2][6];  /* the next hop of the frames that leave each side, */
+    int has_gw[2];     /*   when set: they go to it rather than to the peer's MAC */
 } pkt_l2;
 
 /* The link layer of both sides from the options: 0 or ND_ECONFIG naming the key. */
@@ -135,6 +137,8 @@ typedef struct pkt_flow {
                            20-byte route entries), 1 for any size up to max_frame */
     uint8_t caddr[16], saddr[16];
     uint8_t mac[2][6];           /* [ND_UP] the client's MAC, [ND_DOWN] the server's */
+    uint8_t dst_mac[2][6];       /* [dir] the destination of the direction's frames: the
+                                    peer's MAC, or its side's next hop */
     uint16_t vlan[2];            /* [dir] the VLAN tag of the direction's frames, 0: none */
     uint32_t snd_nxt[2];         /* next sequence number per direction (TCP) */
     uint32_t addr_sum, port_sum; /* checksum parts that do not change within the flow */
