@@ -55,6 +55,8 @@ void opts_replay(replay_opts *o, const nd_config *cfg)
     o->server_macs = r->server_macs;
     o->vlan_client = r->vlan_client;
     o->vlan_server = r->vlan_server;
+    o->gateway_client = r->gateway_client;
+    o->gateway_server = r->gateway_server;
     /* as for classes in opts_capture: replay_run refuses more than ND_MAX_CLASSES */
     o->n_mix = r->n_mix;
     for (uint32_t i = 0; i < r->n_mix && i < ND_MAX_CLASSES; i++)

@@ -127,6 +127,8 @@ typedef struct nd_config {
         uint32_t server_macs;
         uint32_t vlan_client; /* 802.1Q tag of client-side frames; 0: none */
         uint32_t vlan_server;
+        char gateway_client[32]; /* next-hop MAC of client-side frames (routing DUT); "" none */
+        char gateway_server[32];
     } replay;
 
     struct {

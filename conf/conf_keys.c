@@ -394,6 +394,14 @@ const conf_key conf_keys[] = {
     {"replay.vlan_server", CONF_UINT, F(replay.vlan_server), .def = "0", .max = "4094",
      .help = "802.1Q VLAN id of the frames from the server side (server to client); 0: "
              "untagged."},
+    {"replay.gateway_client", CONF_STRING, F(replay.gateway_client), .def = "",
+     .check = check_mac,
+     .help = "Destination MAC of the frames that leave the client side (client to server): "
+             "a routing DUT's client-side port. Empty: the server's MAC (a bridging DUT)."},
+    {"replay.gateway_server", CONF_STRING, F(replay.gateway_server), .def = "",
+     .check = check_mac,
+     .help = "Destination MAC of the frames that leave the server side (server to client): "
+             "a routing DUT's server-side port. Empty: the client's MAC."},
     {"replay.seed", CONF_UINT, F(replay.seed), .def = "1",
      .help = "Random seed of sizes, timing, addresses and ports."},
     {"replay.mix", CONF_LIST, F(replay.n_mix), .def = "[]", .list = &mix_list,

@@ -88,6 +88,18 @@ static uint32_t put_app_header(uint8_t *p, uint32_t n, const pkt_flow *f, const 
     }
     case PKT_APP_NTP: /* leap 0, version 4, mode 3 (client) or 4 (server); zeros after */
         return word(p, up ? 0x2300 : 0x2400);
+    case PKT_APP_RIPNG: /* request (1) from the client, response (2) from the server,
+                         * version 1; the route entries after it stay zeros (::/0) */
+        return word(p, up ? 0x0101 : 0x0201);
+    case PKT_APP_WINSREPL: /* one message per segment: its length (what follows the 4-byte
+                            * length), Samba's opcode, association context 0, message type
+                            * 3 (replication) with command 0 (table query), which has no
+                            * body: the dissector reads nothing past it */
+        return word(p + 2, n - 4) + word(p + 6, 0x7800) + word(p + 14, 3);
+    case PKT_APP_NBDS: /* DATAGRAM ERROR (0x13), first in a fragment series, its id,
+                        * source address 0 and port 138, error 0x82 (no such name) */
+        p[10] = 0x82;
+        return word(p, 0x1302) + word(p + 2, xid) + word(p + 8, 138) + 0x8200;
     default: return 0;
     }
 }
@@ -106,7 +118,7 @@ void pkt_build(uint8_t *restrict buf, const pkt_flow *f, const pkt_desc *d, int 
     ND_ASSERT(d->len + tag >= hlen);
 
     /* Ethernet, and the side's 802.1Q tag (priority 0) */
-    memcpy(buf, f->mac[!d->dir], 6);
+    memcpy(buf, f->dst_mac[d->dir], 6);
     memcpy(buf + 6, f->mac[d->dir], 6);
     if (tag) {
         put16(buf + 12, 0x8100);

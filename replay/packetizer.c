@@ -219,6 +219,16 @@ int pkt_l2_init(pkt_l2 *l2, const replay_opts *o, nd_error *e)
         return nd_error_set(e, ND_ECONFIG, "replay.vlan_%s: %u; VLAN ids go from 1 to 4094",
                             o->vlan_client > 4094 ? "client" : "server",
                             o->vlan_client > 4094 ? o->vlan_client : o->vlan_server);
+    const char *gw[2];
+    gw[ND_UP] = o->gateway_client, gw[ND_DOWN] = o->gateway_server;
+    for (int d = 0; d < 2; d++) {
+        l2->has_gw[d] = gw[d] && gw[d][0];
+        if (l2->has_gw[d] && pkt_mac_parse(gw[d], l2->gw[d]))
+            return nd_error_set(e, ND_ECONFIG,
+                                "replay.gateway_%s: '%s' is not a MAC address (expected "
+                                "six hex bytes like 02:00:00:00:00:fe)",
+                                d == ND_UP ? "client" : "server", gw[d]);
+    }
     l2->n_mac[ND_UP] = o->client_macs ? o->client_macs : 1;
     l2->n_mac[ND_DOWN] = o->server_macs ? o->server_macs : 1;
     l2->vlan[ND_UP] = o->vlan_client;
@@ -244,7 +254,8 @@ static double win_at(const pkt_flow *f, const pkt_layout *lay, int ch, uint32_t 
 }
 
 /* DHCPv6 and TLS: a header alone is malformed to tshark, one byte more is not */
-const uint8_t pkt_app_len[PKT_APP_COUNT] = {0, 12, 240, 5, 14, 7, 6, 48};
+const uint8_t pkt_app_len[PKT_APP_COUNT] = {0, 12, 240, 5, 14, 7, 6, 48, 4, 20, 11};
+#define RIPNG_ENTRY 20 /* a RIPng route entry: prefix, tag, prefix length, metric */
 
 /* The protocol a flow's payloads start with, by its transport and server port. */
 static uint8_t app_of(int l4, uint16_t port)
@@ -263,6 +274,8 @@ static uint8_t app_of(int l4, uint16_t port)
         {ND_L4_TCP, PKT_APP_TLS, 993},       {ND_L4_TCP, PKT_APP_TLS, 995},
         {ND_L4_TCP, PKT_APP_TLS, 5061},      {ND_L4_TCP, PKT_APP_TLS, 8443},
         {ND_L4_UDP, PKT_APP_NTP, 123},       {ND_L4_TCP, PKT_APP_NTP, 123},
+        {ND_L4_UDP, PKT_APP_RIPNG, 521},     {ND_L4_TCP, PKT_APP_WINSREPL, 42},
+        {ND_L4_UDP, PKT_APP_NBDS, 138},
     };
     for (size_t i = 0; i < sizeof table / sizeof *table; i++)
         if (table[i].l4 == l4 && table[i].port == port) return table[i].app;
@@ -301,6 +314,8 @@ void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli, cons
     /* a host keeps its MAC: the MAC follows the address index, not a draw of its own */
     mac_nth(f->mac[ND_UP], l2->mac[ND_UP], ci % l2->n_mac[ND_UP]);
     mac_nth(f->mac[ND_DOWN], l2->mac[ND_DOWN], si % l2->n_mac[ND_DOWN]);
+    for (int d = 0; d < 2; d++)
+        memcpy(f->dst_mac[d], l2->has_gw[d] ? l2->gw[d] : f->mac[!d], 6);
     f->vlan[ND_UP] = l2->vlan[ND_UP];
     f->vlan[ND_DOWN] = l2->vlan[ND_DOWN];
     memset(f->caddr, 0, 16);
@@ -328,7 +343,6 @@ void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli, cons
     unsigned maxf = MAX_FRAME;
     const unsigned hdr = pkt_hdr_len(v6, f->l4, 0);
     if (f->l4 == ND_L4_TCP && hdr + f->mss < maxf) maxf = hdr + f->mss;
-    f->max_frame = (uint16_t)maxf;
     /* the app's header: in every UDP payload; in every TCP segment with data, which
      * needs frames of two such segments to fit the largest frame (a tiny MSS keeps
      * zero payloads) */
@@ -337,6 +351,9 @@ void pkt_flow_init(pkt_flow *f, const pkt_layout *lay, const pkt_pool *cli, cons
     if (f->l4 == ND_L4_TCP && maxf < 2 * (hdr + app)) f->app = PKT_APP_NONE;
     f->min_frame = (uint16_t)(hdr + (f->l4 == ND_L4_UDP ? pkt_app_len[f->app] : 0));
     f->app_min = (uint16_t)(f->l4 == ND_L4_TCP ? pkt_app_len[f->app] : 0);
+    /* RIPng: the header, then whole route entries up to the largest frame */
+    f->step = f->app == PKT_APP_RIPNG ? RIPNG_ENTRY : 1;
+    f->max_frame = (uint16_t)(f->min_frame + (maxf - f->min_frame) / f->step * f->step);
 
     f->first_bin = UINT32_MAX;
     f->last_bin = 0;
@@ -392,6 +409,9 @@ static int fill_sizes(pkt_flow *f, uint8_t dir, int64_t B, int64_t want, uint32_
 #define DRAW()   (c->n ? (int64_t)pkt_cdf_draw(c, &f->rng) : maxf)
 #define CLAMP(s) ((s) < minf ? minf : (s) > maxf ? maxf : (s))
     if (want > 0) {
+        /* in units of the flow's step above the smallest frame (bytes but for RIPng),
+         * so that every size stays legal: u in [0, top] is the frame minf + u·step */
+        const int64_t step = f->step, top = (maxf - minf) / step;
         int64_t lo = (B + maxf - 1) / maxf, hi = B / minf;
         int64_t n = want < lo ? lo : want > hi ? hi : want;
         int64_t sum = 0;
@@ -399,20 +419,23 @@ static int fill_sizes(pkt_flow *f, uint8_t dir, int64_t B, int64_t want, uint32_
             int64_t s = DRAW();
             s = CLAMP(s);
             if (push(f, 0, (uint16_t)s, dir, 0)) return -ENOMEM;
-            sum += s;
+            sum += (s - minf) / step;
         }
+        ND_ASSERT((B - n * minf) % step == 0); /* B is what n legal frames carry */
+#define UCLAMP(u) ((u) < 0 ? 0 : (u) > top ? top : (u))
         /* spread the difference evenly, then settle what the bounds held back */
-        int64_t diff = B - sum, each = diff / n;
+        int64_t diff = (B - n * minf) / step - sum, each = diff / n;
         for (uint32_t i = first; i < f->n; i++) {
-            int64_t s = CLAMP(f->pk[i].len + each);
-            diff -= s - f->pk[i].len;
-            f->pk[i].len = (uint16_t)s;
+            int64_t u = (f->pk[i].len - minf) / step, v = UCLAMP(u + each);
+            diff -= v - u;
+            f->pk[i].len = (uint16_t)(minf + v * step);
         }
         for (uint32_t i = first; i < f->n && diff; i++) {
-            int64_t s = CLAMP(f->pk[i].len + diff);
-            diff -= s - f->pk[i].len;
-            f->pk[i].len = (uint16_t)s;
+            int64_t u = (f->pk[i].len - minf) / step, v = UCLAMP(u + diff);
+            diff -= v - u;
+            f->pk[i].len = (uint16_t)(minf + v * step);
         }
+#undef UCLAMP
         ND_ASSERT(diff == 0);
     } else {
         int64_t R = B;
@@ -436,6 +459,33 @@ static int fill_sizes(pkt_flow *f, uint8_t dir, int64_t B, int64_t want, uint32_
 #undef CLAMP
     *count = f->n - first;
     return 0;
+}
+
+/* Flows with a step (RIPng): of budget (at least one smallest frame), the most bytes
+ * that n frames of minf + k·step bytes carry, n also set; the rest, below one step, is
+ * the caller's to carry. Every n from ceil(budget / maxf) to budget / minf can carry
+ * budget less its remainder modulo the step; that remainder repeats every step values of
+ * n, so step of them around the wanted count (*n on entry, else as many frames as sizes
+ * drawn from the histogram fill the budget) hold the least remainder, the nearest wins. */
+static int64_t stepped_budget(pkt_flow *f, uint8_t dir, int64_t budget, int64_t *n)
+{
+    const int64_t minf = f->min_frame, maxf = f->max_frame, step = f->step;
+    const pkt_cdf *c = &f->pc->size[dir];
+    int64_t lo = (budget + maxf - 1) / maxf, hi = budget / minf, want = *n;
+    if (hi > MAX_PKTS_PER_BIN) hi = lo > MAX_PKTS_PER_BIN ? lo : MAX_PKTS_PER_BIN;
+    if (want <= 0)
+        for (int64_t sum = 0; sum < budget && want < hi; want++)
+            sum += c->n ? (int64_t)pkt_cdf_draw(c, &f->rng) : maxf;
+    int64_t from = want - step / 2, best = -1, best_n = lo;
+    if (from + step - 1 > hi) from = hi - step + 1;
+    if (from < lo) from = lo;
+    for (int64_t k = from; k <= hi && k < from + step; k++) {
+        int64_t b = k * minf + (budget - k * minf) / step * step;
+        if (b > best || (b == best && llabs(k - want) < llabs(best_n - want)))
+            best = b, best_n = k;
+    }
+    *n = best_n;
+    return best;
 }
 
 /* Gives packets [first, first+n) times in [lo, hi): gaps from the class's inter-arrival
@@ -537,6 +587,7 @@ static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
         if (s > f->max_frame) s = f->max_frame;
         if (s < hdr) s = hdr;
         if (room - s > 0 && room - s < hdr && room <= f->max_frame) s = room; /* no crumbs */
+        s = hdr + (s - hdr) / f->step * f->step; /* RIPng: whole route entries */
         rc |= push(f, 0, (uint16_t)s, ND_UP, 0);
         ctrl_bytes[ND_UP] += s, ctrl_pkts[ND_UP] += 1;
         lo = h;
@@ -574,6 +625,12 @@ static int fill_bin(pkt_flow *f, const pkt_layout *lay, uint32_t b)
         if (lay->pkts[d] >= 0 && !f->app_min) {
             double p = win_at(f, lay, lay->pkts[d], b);
             want = (p > MAX_PKTS_PER_BIN ? MAX_PKTS_PER_BIN : llround(p)) - ctrl_pkts[d];
+        }
+        if (f->step > 1) { /* bytes that make no whole step are carried like remainders */
+            int64_t sent = stepped_budget(f, d, budget, &want);
+            f->carry[d] = budget - sent;
+            f->carried += sent < budget;
+            budget = sent;
         }
         uint32_t first_data = f->n, n = 0;
         if (fill_sizes(f, d, budget, want, &n, &cut)) return -ENOMEM;

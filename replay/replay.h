@@ -71,6 +71,10 @@ typedef struct replay_opts {
      * vlan_client, those from the server side vlan_server (0: untagged, else 1..4094). */
     uint32_t client_macs, server_macs;
     uint32_t vlan_client, vlan_server;
+    /* Next hops: frames that leave the client side are addressed to gateway_client, those
+     * that leave the server side to gateway_server (a routing DUT's ports); their source
+     * stays the sender's pool MAC. NULL or "": the peer's own MAC (a bridging DUT). */
+    const char *gateway_client, *gateway_server;
     /* Flows longer than a window (docs/REPLAY.md, "Flows longer than a window"): with
      * flow_runs, the consecutive windows of ds that share a group are one flow (what
      * nd_dm_sample_flows gives), bin b of it in window b / L; else every window is a

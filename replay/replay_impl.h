@@ -111,6 +111,8 @@ typedef struct pkt_l2 {
     uint8_t mac[2][6]; /* first MAC of each side's pool */
     uint32_t n_mac[2]; /* MACs in each pool (>= 1): client address i has MAC i mod n */
     uint16_t vlan[2];  /* 802.1Q VLAN id of the frames that leave each side; 0: untagged */
+    uint8_t gw[2][6];  /* the next hop of the frames that leave each side, */
+    int has_gw[2];     /*   when set: they go to it rather than to the peer's MAC */
 } pkt_l2;
 
 /* The link layer of both sides from the options: 0 or ND_ECONFIG naming the key. */
@@ -132,8 +134,12 @@ typedef struct pkt_flow {
     uint16_t app_min;   /* TCP: least payload of a segment with data (the app's header),
                            0 for any; frames between min_frame and min_frame + app_min
                            are never sent */
+    uint16_t step;      /* UDP: frames are min_frame plus whole units of step bytes (RIPng's
+                           20-byte route entries), 1 for any size up to max_frame */
     uint8_t caddr[16], saddr[16];
     uint8_t mac[2][6];           /* [ND_UP] the client's MAC, [ND_DOWN] the server's */
+    uint8_t dst_mac[2][6];       /* [dir] the destination of the direction's frames: the
+                                    peer's MAC, or its side's next hop */
     uint16_t vlan[2];            /* [dir] the VLAN tag of the direction's frames, 0: none */
     uint32_t snd_nxt[2];         /* next sequence number per direction (TCP) */
     uint32_t addr_sum, port_sum; /* checksum parts that do not change within the flow */
@@ -161,9 +167,11 @@ uint16_t pkt_hdr_len(int ipv6, int l4, int syn);
  * protocol's smallest well-formed header at the start of every payload, so that a
  * capture of them reads as that protocol, not as malformed (docs/REPLAY.md, "Headers"):
  * over UDP a DNS-style header (DNS, mDNS, LLMNR, NBNS), a BOOTP header with the DHCP
- * magic cookie, a DHCPv6 header, an NTP header (also over TCP); over TCP, where every data
- * segment carries one whole message, DNS with its 2-byte length prefix, DHCPv6 bulk leasequery
- * likewise, and a TLS application-data record (which must hold at least one byte). */
+ * magic cookie, a DHCPv6 header, an NTP header (also over TCP), a NetBIOS datagram; over TCP,
+ * where every data segment carries one whole message, DNS with its 2-byte length prefix, DHCPv6
+ * bulk leasequery likewise, a TLS application-data record (which must hold at least one byte)
+ * and a WINS replication message with its 4-byte length prefix. RIPng payloads are a 4-byte
+ * header and whole 20-byte route entries: the packetizer sizes its frames in those steps. */
 enum pkt_app {
     PKT_APP_NONE,
     PKT_APP_DNS,       /* UDP: id, flags, four counts of 0 */
@@ -173,6 +181,9 @@ enum pkt_app {
     PKT_APP_DHCP6_TCP, /* TCP: length, then the DHCPv6 header and one byte or more */
     PKT_APP_TLS,       /* TCP: content type 23, version 3.3, length, one byte or more */
     PKT_APP_NTP,       /* UDP or TCP: a 48-byte NTPv4 header (client mode up, server down) */
+    PKT_APP_RIPNG,     /* UDP: command, version 1, then route entries of 20 bytes (zeros) */
+    PKT_APP_WINSREPL,  /* TCP: length, opcode, context, a replication table query */
+    PKT_APP_NBDS,      /* UDP: a NetBIOS datagram error (the one type without names) */
     PKT_APP_COUNT
 };
 /* Bytes of the app's header: the least a payload of the flow carries (UDP: every

@@ -112,7 +112,7 @@ def ws_frame(kind, payload):
     return head + struct.pack("<I", zlib.crc32(head))
 
 
-def ws_hello(version=1, C=2, L=4, bin_ns=1_000_000_000, first=0, sender="host-a",
+def ws_hello(version=2, C=2, L=4, bin_ns=1_000_000_000, first=0, sender="host-a",
              classes=("dns", "web")):
     p = b"NDWS" + struct.pack("<HHIQQI", version, C, L, bin_ns, first, len(classes))
     for n in (sender,) + tuple(classes):
@@ -166,9 +166,10 @@ def main():
         "http-get.txt": b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9100\r\nAccept: */*\r\n\r\n",
         "http-head-lf.txt": b"HEAD /metrics?x=1 HTTP/1.0\nUser-Agent: t\n\n",
         "http-post.txt": b"POST /other HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
-        # fuzz_wstream: a sender's stream, and one of a version the trainer does not read
+        # fuzz_wstream: a sender's stream, and one of a version the trainer does not read (the
+        # release before STAT layout 2: version 1)
         "ws-stream.bin": ws_stream(),
-        "ws-version2.bin": ws_hello(version=2) + ws_window(0, 1, 0, [0] * 8),
+        "ws-version1.bin": ws_hello(version=1) + ws_window(0, 1, 0, [0] * 8),
     }
     for fname, data in seeds.items():
         with open(os.path.join(HERE, fname), "wb") as f:

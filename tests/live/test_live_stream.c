@@ -3,8 +3,10 @@
  * (live/stream*.c, docs/FORMATS.md "Window streams"): frames written by the sender's
  * encoders read back by the trainer's reader, whole and in every shorter piece; the
  * reader refusing foreign, corrupt, oversized, out-of-order and mismatched streams with
- * messages that say what; the fuzz seed written from FORMATS.md; and the sender's
- * bounded queue dropping its oldest windows while no trainer listens.
+ * messages that say what (a peer of the release before STAT layout 2, stream version 1,
+ * at its HELLO; its STATS frame too, should one come); the fuzz seed written from
+ * FORMATS.md; and the sender's bounded queue dropping its oldest windows while no trainer
+ * listens.
  */
 #include <math.h>
 
@@ -129,13 +131,38 @@ static void check_reader(void)
     uint8_t *c = malloc(n);
     CHECK_CONTAINS(refused(trainer, (const uint8_t *)"GET / HTTP/1.0\r\n\r\n", 18),
                    "not a netdiffus window stream");
-    memcpy(c, b, n);
-    c[ND_WS_FRAME_HEAD + 4] = 2; /* version 2, CRC made right */
+    /* the STATS frame carries the STAT record without its layout: a new layout is a new
+     * stream version, and the record of this one is pinned here (base/dataset.c) */
+    CHECK_EQ(ND_WS_VERSION, 2);
+    CHECK_EQ(nd_stats_record_bytes(), 40240u);
     uint32_t plen;
-    memcpy(&plen, c + 4, 4);
-    nd_ws_frame_seal(c, ND_WS_HELLO, plen);
-    CHECK_CONTAINS(refused(trainer, c, n),
-                   "window stream version 2, this trainer reads version 1");
+    for (int v = 1; v <= 3; v += 2) { /* the previous release's, and a later one */
+        memcpy(c, b, n);
+        c[ND_WS_FRAME_HEAD + 4] = (uint8_t)v; /* CRC made right */
+        memcpy(&plen, c + 4, 4);
+        nd_ws_frame_seal(c, ND_WS_HELLO, plen);
+        char want[128];
+        snprintf(want, sizeof want,
+                 "window stream version %d, this trainer reads version 2: run the same "
+                 "netdiffus release on both sides",
+                 v);
+        CHECK_CONTAINS(refused(trainer, c, n), want);
+    }
+    /* a version-1 STATS frame (a STAT record of layout 1, 32 296 bytes) after a HELLO of
+     * this version: refused by its size, never read as this layout */
+    size_t hl0, old_rec = 32296;
+    uint8_t *h0 = nd_ws_hello_new(sender, "host-a", 0, &hl0);
+    uint8_t *o = calloc(1, hl0 + nd_ws_frame_size(8 + old_rec));
+    CHECK(h0 && o);
+    memcpy(o, h0, hl0);
+    uint32_t head[2] = {0, (uint32_t)old_rec};
+    memcpy(o + hl0 + ND_WS_FRAME_HEAD, head, 8);
+    size_t ol = hl0 + nd_ws_frame_seal(o + hl0, ND_WS_STATS, 8 + old_rec);
+    CHECK_CONTAINS(refused(trainer, o, ol),
+                   "STATS of 32304 bytes, this trainer reads records of 40248 bytes (8 + "
+                   "40240)");
+    free(o);
+    free(h0);
     memcpy(c, b, n);
     c[20] ^= 1; /* a byte of the HELLO: its CRC no longer matches */
     CHECK_CONTAINS(refused(trainer, c, n), "CRC-32");

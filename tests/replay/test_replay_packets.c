@@ -8,7 +8,9 @@
  *   - TCP: SYN, SYN-ACK, ACK first, FIN at the end, seq/ack consistent in both directions;
  *   - addresses from the pools, ports/MSS/TTL from the class statistics;
  *   - packets come in deadline order and inside their bin;
- *   - classes without statistics fall back to MTU-sized frames at even times.
+ *   - classes without statistics fall back to MTU-sized frames at even times;
+ *   - RIPng (UDP 521) payloads are a header and whole 20-byte route entries, and the
+ *     bytes they cannot make are carried within the one-frame bound.
  */
 #include "replay_test.h"
 
@@ -33,6 +35,7 @@ typedef struct obs {
     flow_obs f[MAXF];
     uint64_t last_deadline, packets;
     int empty_stats; /* class has no statistics: check the defaults */
+    int ripng;       /* every flow goes to UDP 521: payloads of 4 + 20·k bytes */
     uint64_t iat_min_seen;
 } obs;
 
@@ -70,6 +73,10 @@ static int on_packet(const uint8_t *frame, uint32_t len, uint64_t deadline,
         CHECK_EQ(t.ttl, 64);
         CHECK_EQ(t.proto, 6);
         CHECK_EQ(t.v6, 0);
+    } else if (o->ripng) {
+        CHECK_EQ(server_port, 521);
+        CHECK_EQ(t.proto, 17);
+        CHECK(t.payload >= 4 && (t.payload - 4) % 20 == 0);
     } else {
         CHECK(server_port == 443 || server_port == 8080 || server_port == 5201);
         CHECK(t.ttl == ttl_expect || t.ttl == 128);
@@ -131,6 +138,7 @@ static replay_stats run(const nd_dataset *ds, obs *o, uint64_t seed)
     memset(o, 0, sizeof *o);
     o->ds = ds;
     o->empty_stats = ds->stats[0].flows == 0;
+    o->ripng = ds->stats[0].port[0] == 521;
     replay_opts opt;
     replay_opts_defaults(&opt);
     opt.speed = 0;
@@ -205,12 +213,17 @@ static void test_exact(void)
 }
 
 /* B: small and zero bins: the cumulative deficit stays within one minimum frame, and
- * forced TCP packets overshoot by at most the handshake and FIN bytes. */
-static void test_bounds(void)
+ * forced TCP packets overshoot by at most the handshake and FIN bytes. With ripng, every
+ * flow is UDP to 521: frame sizes go in steps of a route entry, and what a bin's bytes
+ * cannot make of them (below one step) is carried, within the same bound. */
+static void test_bounds(int ripng)
 {
     const uint32_t L = 32, N = 400;
     nd_dataset *ds = tds_new(2, ch2, L, 10000000ull, 1, cls1, N);
-    tds_web_stats(&ds->stats[0], 0.5, 0.5);
+    nd_class_stats *cs = &ds->stats[0];
+    tds_web_stats(cs, ripng ? 1.0 : 0.5, 0.5);
+    if (ripng)
+        for (int i = 0; i < ND_PORT_TOP; i++) cs->port[i] = i ? 0 : 521, cs->port_count[i] = !i;
     trng r = {43};
     for (uint64_t w = 0; w < N; w++)
         for (uint32_t c = 0; c < 2; c++)
@@ -227,7 +240,9 @@ static void test_bounds(void)
     for (uint64_t i = 0; i < N; i++) {
         const flow_obs *f = &o.f[i];
         if (!f->seen) continue; /* an all-zero window sends nothing */
-        const double minf = (f->v6 ? 54 + 20 : 54) - (f->l4 == ND_L4_UDP ? 12 : 0);
+        /* headers, and RIPng's own 4 bytes */
+        const double minf =
+            (f->v6 ? 54 + 20 : 54) - (f->l4 == ND_L4_UDP ? 12 : 0) + (ripng ? 4 : 0);
         /* TCP: handshake and FIN; UDP: the client packet that opens the flow */
         const double forced = f->l4 == ND_L4_TCP ? 2 * (minf + 4) + 3 * minf : minf;
         /* TLS to 443: a segment with data holds a record of one byte or more, so the
@@ -339,7 +354,8 @@ int main(void)
 {
     nd_log_set_level(ND_LOG_WARN);
     test_exact();
-    test_bounds();
+    test_bounds(0);
+    test_bounds(1);
     test_pkts_channel();
     test_defaults();
     test_seed();

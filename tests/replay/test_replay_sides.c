@@ -6,7 +6,9 @@
  * time, the same frames with the same timestamps (one schedule); the same pcapng file on
  * both sides is one file with an interface per side, read back by libpcap and tshark;
  * VLAN tags per side and MAC pools (a client address keeps one MAC) are in the frames;
- * pairs that cannot work are refused.
+ * next hops per side (a routing DUT) set the destination MAC of each side's frames and
+ * nothing else, and unset (or empty) leave the frames as they were; pairs that cannot
+ * work and MACs that are not MACs are refused, by the library and by the command line.
  *
  * `test_replay_sides live` (its own ctest entry): a namespace made by the test with two
  * veth pairs joined by a bridge, a stand-in for a DUT between the sides; iface: on each
@@ -18,6 +20,7 @@
 #include <pcap/pcap.h>
 #include <unistd.h>
 
+#include "../base/tmpdir.h"
 #include "netns.h"
 #include "replay_test.h"
 
@@ -196,6 +199,67 @@ static void test_pcapng_vlan_macs(const nd_dataset *ds)
            n);
 }
 
+/* The frames of a pcap pair written with o. */
+static void run_pair(const nd_dataset *ds, const replay_opts *o, const char *tag, frame **c,
+                     size_t *nc, frame **s, size_t *ns)
+{
+    nd_error e;
+    char cp[64], sp[64];
+    snprintf(cp, sizeof cp, "pcap:%s-cli.pcap", tag);
+    snprintf(sp, sizeof sp, "pcap:%s-srv.pcap", tag);
+    run_to(replay_sink_open_sides(cp, sp, &e), ds, o);
+    *c = read_all(cp + 5, nc);
+    *s = read_all(sp + 5, ns);
+}
+
+/* A MAC of the pool that starts at 02:00:00:00:00:first and has n. */
+static int in_mac_pool(const uint8_t *m, int first, int n)
+{
+    static const uint8_t head[5] = {2, 0, 0, 0, 0};
+    return !memcmp(m, head, 5) && m[5] >= first && m[5] < first + n;
+}
+
+static void test_gateways(const nd_dataset *ds)
+{
+    static const uint8_t gw_cli[6] = {0x02, 0, 0, 0, 0x0a, 0x01},
+                         gw_srv[6] = {2, 0, 0, 0, 0x0b, 1};
+    replay_opts o = quiet_opts();
+    o.client_macs = 3; /* 02:..:01 to :03 */
+    o.server_macs = 2; /* 02:..:02 and :03 (counted from mac_dst) */
+    o.clients = 40;
+    frame *c0, *s0, *c1, *s1, *c2, *s2;
+    size_t nc0, ns0, nc1, ns1, nc2, ns2;
+    run_pair(ds, &o, "gw0", &c0, &nc0, &s0, &ns0); /* unset: a bridging DUT */
+    o.gateway_client = o.gateway_server = "";
+    run_pair(ds, &o, "gw1", &c1, &nc1, &s1, &ns1); /* empty: the same */
+    o.gateway_client = "02:00:00:00:0a:01";
+    o.gateway_server = "02:00:00:00:0B:01"; /* hex digits of either case */
+    run_pair(ds, &o, "gw2", &c2, &nc2, &s2, &ns2);
+    CHECK(nc0 > 100 && ns0 > 100);
+    CHECK(nc1 == nc0 && nc2 == nc0 && ns1 == ns0 && ns2 == ns0);
+    for (int side = 0; side < 2; side++) {
+        const frame *f0 = side ? s0 : c0, *f1 = side ? s1 : c1, *f2 = side ? s2 : c2;
+        const uint8_t *gw = side ? gw_srv : gw_cli;
+        for (size_t i = 0, n = side ? ns0 : nc0; i < n; i++) {
+            /* unset: to the peer's pool MAC, from the sender's; empty: byte for byte */
+            const uint8_t *dst = f0[i].data, *src = f0[i].data + 6;
+            CHECK(side ? in_mac_pool(dst, 1, 3) && in_mac_pool(src, 2, 2)
+                       : in_mac_pool(dst, 2, 2) && in_mac_pool(src, 1, 3));
+            CHECK(f1[i].t == f0[i].t && f1[i].len == f0[i].len);
+            CHECK(!memcmp(f1[i].data, f0[i].data, f0[i].len));
+            /* set: to the side's next hop; the rest of the frame, source MAC included,
+             * and its time unchanged */
+            CHECK(f2[i].t == f0[i].t && f2[i].len == f0[i].len);
+            CHECK(!memcmp(f2[i].data, gw, 6));
+            CHECK(!memcmp(f2[i].data + 6, f0[i].data + 6, f0[i].len - 6));
+        }
+    }
+    printf("sides: next hops: %zu client-side frames to 02:00:00:00:0a:01, %zu server-side to "
+           "02:00:00:00:0b:01, the rest of each frame as without them\n",
+           nc2, ns2);
+    free(c0), free(s0), free(c1), free(s1), free(c2), free(s2);
+}
+
 static void test_refused(void)
 {
     nd_error e;
@@ -216,6 +280,32 @@ static void test_refused(void)
     CHECK(replay_run(ds, &o, s, NULL, &e) == ND_ECONFIG);
     CHECK_CONTAINS(e.msg, "replay.vlan_server: 4095");
     replay_sink_discard(s);
+    o.vlan_server = 0;
+    o.gateway_server = "02:00:00:00:0b";
+    CHECK((s = replay_sink_open("pcap:v.pcap", &e)));
+    CHECK(replay_run(ds, &o, s, NULL, &e) == ND_ECONFIG);
+    CHECK_CONTAINS(e.msg, "replay.gateway_server: '02:00:00:00:0b' is not a MAC address");
+    replay_sink_discard(s);
+    /* the config key: checked when the config is read, named with its value */
+    CHECK_EQ(nd_dataset_save(ds, "gw.ndd", &e), 0);
+    static const char bad[] = "replay:\n  gateway_client: 02:00:00:00:0a\n",
+                      good[] = "replay:\n  gateway_client: 02:00:00:00:0a:01\n";
+    write_bytes("gw-bad.yaml", bad, sizeof bad - 1);
+    TCLI_EXPECT("sides_cli.err", 2,
+                "replay -c gw-bad.yaml --series gw.ndd --to pcap:gw.pcap "
+                "--to-server pcap:gws.pcap",
+                "replay.gateway_client");
+    CHECK_CONTAINS(tcli_err, "02:00:00:00:0a");
+    CHECK_CONTAINS(tcli_err, "a MAC address like 02:00:00:00:00:01");
+    write_bytes("gw.yaml", good, sizeof good - 1);
+    TCLI_EXPECT("sides_cli.err", 0,
+                "replay -c gw.yaml --series gw.ndd --to pcap:gw.pcap --to-server pcap:gws.pcap",
+                "");
+    size_t n;
+    frame *f = read_all("gw.pcap", &n);
+    CHECK(n > 0);
+    for (size_t i = 0; i < n; i++) CHECK(!memcmp(f[i].data, "\x02\0\0\0\x0a\x01", 6));
+    free(f);
     tds_free(ds);
 }
 
@@ -339,6 +429,7 @@ int main(int argc, char **argv)
     nd_dataset *ds = make_data(60, 30000);
     test_pcap_pair(ds);
     test_pcapng_vlan_macs(ds);
+    test_gateways(ds);
     test_refused();
     tds_free(ds);
     return 0;

@@ -6,6 +6,9 @@
  * clients' ephemeral ports (what a capture records when a flow's first packet came from
  * the server), replays as DNS and DHCP that tshark decodes without a malformed frame
  * (zero payloads made 86 of them), and no server of any flow takes an ephemeral port.
+ * A class of TCP and UDP flows to WINS replication (42), RIPng (521) and NetBIOS
+ * datagrams (138) replays as those, decoded without a malformed frame either (zero
+ * payloads are malformed to all three; RIPng's also when not 4 + 20·k bytes).
  * Skips (77) when tshark is not installed (scripts/setup installs it).
  */
 #include <unistd.h>
@@ -41,6 +44,19 @@ static char *run_cmd(const char *cmd, int *status)
     return out;
 }
 
+/* Frames of the replay that tshark's display filter keeps. */
+static int tshark_count(const char *filter)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "tshark -n -r replay_tshark.pcap -Y '%s' 2>/dev/null | wc -l",
+             filter);
+    int status;
+    char *out = run_cmd(cmd, &status);
+    int n = atoi(out);
+    free(out);
+    return n;
+}
+
 static size_t count_lines(const char *s)
 {
     size_t n = 0;
@@ -57,7 +73,12 @@ int main(void)
     const uint64_t N = 90;
     nd_dataset *ds = tds_new(2, ch2, 12, 50000000ull, 3, cls3, N);
     tds_web_stats(&ds->stats[0], 0.0, 0.2);
-    tds_web_stats(&ds->stats[1], 0.5, 0.5);
+    nd_class_stats *mixed = &ds->stats[1];
+    tds_web_stats(mixed, 0.5, 0.5);
+    static const uint16_t mports[] = {443, 42, 521, 138};
+    static const uint64_t mcounts[] = {20, 40, 40, 20};
+    for (int i = 0; i < ND_PORT_TOP; i++)
+        mixed->port[i] = i < 4 ? mports[i] : 0, mixed->port_count[i] = i < 4 ? mcounts[i] : 0;
     nd_class_stats *infra = &ds->stats[2];
     tds_web_stats(infra, 1.0, 0.3);
     static const uint16_t ports[] = {33338, 53, 38186, 67, 57058};
@@ -114,13 +135,11 @@ int main(void)
     /* 4. DNS and DHCP were decoded (the check above found none malformed), and every
      * server (the replay.server_pool side) has a service port, every client an
      * ephemeral one */
-    out = run_cmd("tshark -n -r replay_tshark.pcap -Y dns 2>/dev/null | wc -l", &status);
-    int dns = atoi(out);
-    free(out);
-    out = run_cmd("tshark -n -r replay_tshark.pcap -Y dhcp 2>/dev/null | wc -l", &status);
-    int dhcp = atoi(out);
-    free(out);
+    int dns = tshark_count("dns"), dhcp = tshark_count("dhcp");
     CHECK(dns > 10 && dhcp > 10);
+    int wins = tshark_count("winsrepl"), ripng = tshark_count("ripng"),
+        nbds = tshark_count("nbdgm");
+    CHECK(wins > 10 && ripng > 10 && nbds > 10);
     out = run_cmd("tshark -n -r replay_tshark.pcap -T fields -E separator=, -e ip.src -e "
                   "ipv6.src -e tcp.srcport -e udp.srcport -e tcp.dstport -e udp.dstport "
                   "2>/dev/null",
@@ -153,7 +172,9 @@ int main(void)
     }
     free(out);
     CHECK_EQ(lines, st.packets);
-    printf("replay tshark: %d DNS and %d DHCP frames well formed, ", dns, dhcp);
+    printf("replay tshark: %d DNS, %d DHCP, %d WINS replication, %d RIPng and %d NBDS "
+           "frames well formed, ",
+           dns, dhcp, wins, ripng, nbds);
     printf("replay tshark: %d TCP streams from SYN to FIN, %llu packets clean\n", streams,
            (unsigned long long)st.packets);
     return 0;
