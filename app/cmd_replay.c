@@ -311,6 +311,26 @@ static int stream_start(nd_flows_stream **st, nd_dm *dm, const char *path, const
     return ND_EXIT_OK;
 }
 
+/* --concurrency N starts N flows at once, and the first of them to end want flows of
+ * their class at once: before the first packet, the queue fills with N flows and a batch
+ * of each class beyond them (or as many as it holds), else a paced run's first seconds
+ * skip flows as late while the rest of the run keeps up. An exit code (a Ctrl-C during
+ * the wait is left to the run, which then ends at once). */
+static int stream_fill(nd_flows_stream *st, const replay_opts *o)
+{
+    nd_flows_stream_stats ss;
+    nd_flows_stream_stats_get(st, &ss);
+    uint64_t want = o->concurrency + (uint64_t)o->n_mix * ss.batch;
+    nd_info("replay: sampling %llu flows before the first packet (--concurrency %u and a "
+            "batch of each class)",
+            (unsigned long long)want, o->concurrency);
+    nd_error e = {0};
+    int rc = nd_flows_stream_fill(st, want, &e);
+    if (!rc || rc == ND_EINTR) return ND_EXIT_OK;
+    nd_err("replay: %s", e.msg);
+    return cli_exit_code(rc);
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* The command                                                                          */
 /* ------------------------------------------------------------------------------------ */
@@ -897,6 +917,7 @@ static int run(int argc, char **argv)
         cli_catch_stop();
         o.stop = &cli_stop;
         if (dm && !stream) status = sample(&ds, &dm, weights, &o, &r.len, &fc);
+        if (stream && o.concurrency) status = stream_fill(stream, &o);
     }
     if (!status && (ds || stream)) {
         status = send_flows(ds ? ds : nd_dm_dataset(dm), &o, sink, &r, stream,

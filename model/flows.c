@@ -660,6 +660,37 @@ nd_flows_stream *nd_flows_stream_start(nd_dm *m, const nd_flows_stream_opts *o, 
     return NULL;
 }
 
+/* One wait of a caller of the stream (s->mu held) for a batch to be drawn, until
+ * until_ns at most and a tenth of a second at most (to see the stop flag, which a signal
+ * sets without a word): 0, 1 when until_ns has passed, or ND_EINTR (e filled) once *stop
+ * is set. */
+static int stream_wait(nd_flows_stream *s, uint64_t until_ns, nd_error *e)
+{
+    if (s->o.stop && *s->o.stop) return nd_error_set(e, ND_EINTR, "stopped by signal");
+    uint64_t now = nd_now_ns();
+    if (now >= until_ns) return 1;
+    uint64_t t = until_ns - now > ND_NS_PER_SEC / 10 ? now + ND_NS_PER_SEC / 10 : until_ns;
+    struct timespec ts = {(time_t)(t / ND_NS_PER_SEC), (long)(t % ND_NS_PER_SEC)};
+    pthread_cond_timedwait(&s->ready, &s->mu, &ts);
+    return 0;
+}
+
+int nd_flows_stream_fill(nd_flows_stream *s, uint64_t flows, nd_error *e)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    while (!rc) {
+        if (s->rc) {
+            rc = nd_error_set(e, s->rc, "%s", s->e.msg);
+            break;
+        }
+        if (s->st.flows - s->st.taken >= flows || stream_pick(s) == UINT32_MAX) break;
+        rc = stream_wait(s, UINT64_MAX, e);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 int nd_flows_stream_take(nd_flows_stream *s, uint32_t k, float **x, size_t *cap, uint32_t *nwin,
                          uint64_t until_ns, nd_error *e)
 {
@@ -702,16 +733,7 @@ int nd_flows_stream_take(nd_flows_stream *s, uint32_t k, float **x, size_t *cap,
             rc = 0;
             break;
         }
-        if (s->o.stop && *s->o.stop) {
-            rc = nd_error_set(e, ND_EINTR, "stopped by signal");
-            break;
-        }
-        uint64_t now = nd_now_ns();
-        if (now >= until_ns) break;
-        /* wake up now and then to see the stop flag, which a signal sets without a word */
-        uint64_t t = until_ns - now > ND_NS_PER_SEC / 10 ? now + ND_NS_PER_SEC / 10 : until_ns;
-        struct timespec ts = {(time_t)(t / ND_NS_PER_SEC), (long)(t % ND_NS_PER_SEC)};
-        pthread_cond_timedwait(&s->ready, &s->mu, &ts);
+        if ((rc = stream_wait(s, until_ns, e))) break;
     }
     pthread_mutex_unlock(&s->mu);
     return rc;

@@ -590,6 +590,11 @@ nd_flows_stream *nd_flows_stream_start(nd_dm *m, const nd_flows_stream_opts *o, 
  * (its code and message in e), or -ENOMEM. One thread at a time. */
 int nd_flows_stream_take(nd_flows_stream *s, uint32_t k, float **x, size_t *cap, uint32_t *nwin,
                          uint64_t until_ns, nd_error *e);
+/* Waits until `flows` flows are drawn and not taken, or the queue has no room for another
+ * batch: a replay that starts many flows at once fills the queue first, so that the
+ * first of them to end find flows of their class ready. Returns 0, ND_EINTR when *stop
+ * was set, or a sampler's failure (its code and message in e). */
+int nd_flows_stream_fill(nd_flows_stream *s, uint64_t flows, nd_error *e);
 void nd_flows_stream_stats_get(nd_flows_stream *s, nd_flows_stream_stats *st);
 /* Stops the threads (a batch being drawn is cut short) and frees the stream; NULL: no-op. */
 void nd_flows_stream_free(nd_flows_stream *s);

@@ -181,6 +181,13 @@ static void stream_windows(nd_dm *m, uint32_t threads, float *out, int n,
     nd_error e = {0};
     nd_flows_stream *s = nd_flows_stream_start(m, &o, &e);
     if (!s) CHECK_FAIL_("nd_flows_stream_start: %s", e.msg);
+    /* filled before the first take: as many flows as asked, or as many as it holds */
+    CHECK_EQ(nd_flows_stream_fill(s, 3, &e), 0);
+    nd_flows_stream_stats_get(s, st);
+    CHECK(st->flows >= 3 && st->taken == 0);
+    CHECK_EQ(nd_flows_stream_fill(s, 1000, &e), 0);
+    nd_flows_stream_stats_get(s, st);
+    CHECK_U64_EQ(st->depth, st->bound);
     float *x = NULL;
     size_t cap = 0;
     uint32_t nwin = 0;

@@ -189,6 +189,8 @@ static void test_streamed(const char *M)
                  "--seed 4 --to pcap:replay_model_s%d.pcap --stats replay_model_s%d.json",
                  M, samplers, samplers, samplers);
         TCLI_EXPECT("replay_model.err", 0, args, "streaming flows");
+        /* --concurrency 4 and a batch of web's (4) ready before the first packet */
+        CHECK_CONTAINS(tcli_err, "sampling 8 flows before the first packet");
         CHECK_CONTAINS(tcli_err, "the queue held at most");
         CHECK(!strstr(tcli_err, "skipped"));
     }
