@@ -31,21 +31,21 @@
  *     training data has windows with this channel entirely idle) become idle, and those
  *     only: a window the thresholds left entirely idle keeps its most nearly busy bin
  *     before the map;
- *   - last, busy values go through one more quantile map per position (out_at), from
- *     the model's busy values at the position and its two neighbours either side after
- *     the maps above onto the training windows' there, and the window is scaled back to
- *     the volume the volume map gave it: the shifts and the volume scale move values
- *     past the training data's range, and clamping them there (as this decoder did)
- *     piled the largest bins of many windows onto exactly the training maximum, which a
- *     classifier reads at once (a window's largest value was its strongest feature).
- *     The map and the scale keep the order the other maps left and make no point mass;
- *     a value may end above the training maximum, as values of unseen real windows do.
- *     The map is per position because one map for all positions left the spread of
- *     values at a position to the model, whose first bins are far narrower than real
- *     ones (a session's first bin varies over 8 log1p units in the training windows,
- *     under 2 in the model's): compared on the training windows, the bin values at a
- *     few positions were the features that differed most. The output map alone, without
- *     the scale back, moved the volumes further from real than the clamp had.
+ *   - last, busy values go through one more quantile map per position (out_at), from the
+ *     model's busy values at the position (pooled with two neighbours either side where
+ *     few are busy) after the maps above onto the training windows' there, and the window
+ *     is scaled back to the volume the volume map gave it: the shifts and the volume
+ *     scale move values past the training data's range, and clamping them there (as this
+ *     decoder did) piled the largest bins of many windows onto exactly the training
+ *     maximum, which a classifier reads at once (a window's largest value was its
+ *     strongest feature). The map and the scale keep the order the other maps left and
+ *     make no point mass; a value may end above the training maximum, as values of unseen
+ *     real windows do. The map is per position because one map for all positions left the
+ *     spread of values at a position to the model, whose first bins are far narrower than
+ *     real ones (a session's first bin varies over 8 log1p units in the training windows,
+ *     under 2 in the model's): compared on the training windows, the bin values at a few
+ *     positions were the features that differed most. The output map alone, without the
+ *     scale back, moved the volumes further from real than the clamp had.
  * The time structure is left to the model: an earlier decoder also filtered the scores
  * to match the training windows' autocorrelation, and matching that one statistic made
  * the run lengths of idle and busy bins less like real ones.
@@ -315,11 +315,11 @@ static void rescale(float *x, int L, float want)
 
 /* The output map on one window's channel x (L raw values after the volume map), in
  * place: at position i, each busy bin's log1p value through F_train⁻¹(F_out(·)), both
- * the busy values at i and its neighbours (F_out: the model's windows after the volume
- * map), so that busy values have the training data's distribution at their position,
- * its top included, in the order the other maps left them (the caller then scales the
- * window back to its volume: rescale). Positions without either side's quantiles pass
- * unmapped. */
+ * the busy values at i (pooled with its neighbours where few are busy; F_out: the
+ * model's windows after the volume map), so that busy values have the training data's
+ * distribution at their position, its top included, in the order the other maps left
+ * them (the caller then scales the window back to its volume: rescale). Positions
+ * without either side's quantiles pass unmapped. */
 static void out_value(const nd_decoder_map *f, const nd_decoder_target *t, float *x, int L)
 {
     for (int i = 0; i < L; i++)

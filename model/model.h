@@ -122,9 +122,10 @@ typedef struct nd_decoder_target {
     float level_at[ND_MODEL_MAX_L];
     float busy[ND_DECODER_Q + 1];   /* log1p quantiles of busy bins */
     float volume[ND_DECODER_Q + 1]; /* log1p quantiles of the windows' totals */
-    /* at each position i, the log1p quantiles of the busy bins at positions i-2..i+2
-     * (pooled, truncated at the window's edges); NaN where fewer than 16 are busy, beyond
-     * L, and in targets of model files from before the output map was per position */
+    /* at each position i, the log1p quantiles of the busy bins at i (with fewer than 128
+     * busy there, at i-2..i+2 pooled, truncated at the window's edges); NaN where fewer
+     * than 16 are busy, beyond L, and in targets of model files from before the output
+     * map was per position */
     float busy_at[ND_MODEL_MAX_L][ND_DECODER_QP + 1];
 } nd_decoder_target;
 
@@ -141,9 +142,9 @@ typedef struct nd_decoder_map {
     /* last, added to the log1p value of a busy bin at position i: the target's level_at
      * minus what the other maps give there (0 where either is unknown) */
     float shift_at[ND_MODEL_MAX_L];
-    /* at each position i, the log1p quantiles of its busy bins at positions i-2..i+2
-     * after all the maps above, mapped last onto the target's busy_at[i] (NaN: no output
-     * map at i) */
+    /* at each position i, the log1p quantiles of its busy bins there after all the maps
+     * above, pooled as busy_at is, mapped last onto the target's busy_at[i] (NaN: no
+     * output map at i) */
     float out_at[ND_MODEL_MAX_L][ND_DECODER_QP + 1];
 } nd_decoder_map;
 
