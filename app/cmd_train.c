@@ -1,7 +1,9 @@
 /*
  * cmd_train.c — `netdiffus train`: a dataset file into a model file. Builds the
  * class-conditional diffusion model over GAF images (model/dm.c), trains it with a
- * status line, checkpoints atomically, resumes exactly, and saves on Ctrl-C.
+ * status line, checkpoints atomically, resumes exactly, and saves on Ctrl-C. With
+ * --distill, the same run trains a few-step student of a trained model
+ * (model/distill.c).
  */
 #include <errno.h>
 #include <math.h>
@@ -13,7 +15,18 @@
 #include "model.h"
 #include "opts.h"
 
-enum { OPT_STEPS = CLI_OPT_OWN, OPT_MINUTES, OPT_RESUME, OPT_LOG, OPT_LOG_EVERY };
+enum {
+    OPT_STEPS = CLI_OPT_OWN,
+    OPT_MINUTES,
+    OPT_RESUME,
+    OPT_LOG,
+    OPT_LOG_EVERY,
+    OPT_DISTILL,
+    OPT_STUDENT_STEPS,
+    OPT_TEACHER_STEPS,
+    OPT_ROUND_STEPS,
+    OPT_LR,
+};
 
 static const struct option longs[] = {
     CLI_CONFIG_OPTIONS,
@@ -23,6 +36,11 @@ static const struct option longs[] = {
     {"resume", no_argument, NULL, OPT_RESUME},
     {"log", required_argument, NULL, OPT_LOG},
     {"log-every", required_argument, NULL, OPT_LOG_EVERY},
+    {"distill", required_argument, NULL, OPT_DISTILL},
+    {"student-steps", required_argument, NULL, OPT_STUDENT_STEPS},
+    {"teacher-steps", required_argument, NULL, OPT_TEACHER_STEPS},
+    {"round-steps", required_argument, NULL, OPT_ROUND_STEPS},
+    {"lr", required_argument, NULL, OPT_LR},
     CLI_JSON_OPTION,
     {0},
 };
@@ -33,8 +51,19 @@ typedef struct train_args {
     int resume, json;
     long long log_every; /* steps between --log lines */
     double minutes;      /* 0: no limit */
-    long long steps;     /* -1: train.steps */
+    long long steps;     /* -1: train.steps (a student's: the end of its last round) */
+    const char *teacher; /* --distill */
+    long long student_steps, teacher_steps, round_steps; /* 0: not given */
+    double lr;                                           /* 0: the teacher's train.lr */
 } train_args;
+
+/* A positive integer option's value into *v; 0 or the usage error's exit code. */
+static int positive(const char *opt, const char *val, long long *v)
+{
+    if (cli_parse_ll(val, v) || *v < 1)
+        return cli_usage_error("train", "--%s %s: expected a positive integer", opt, val);
+    return 0;
+}
 
 static int parse(train_args *o, int argc, char **argv)
 {
@@ -50,14 +79,24 @@ static int parse(train_args *o, int argc, char **argv)
         case OPT_LOG: o->log = a.val; break;
         case CLI_OPT_JSON: o->json = 1; break;
         case OPT_LOG_EVERY:
-            if (cli_parse_ll(a.val, &o->log_every) || o->log_every < 1)
-                return cli_usage_error("train", "--log-every %s: expected a positive integer",
-                                       a.val);
+            if (positive("log-every", a.val, &o->log_every)) return ND_EXIT_USAGE;
             break;
         case OPT_STEPS:
-            if (cli_parse_ll(a.val, &o->steps) || o->steps < 1)
-                return cli_usage_error("train", "--steps %s: expected a positive integer",
-                                       a.val);
+            if (positive("steps", a.val, &o->steps)) return ND_EXIT_USAGE;
+            break;
+        case OPT_DISTILL: o->teacher = a.val; break;
+        case OPT_STUDENT_STEPS:
+            if (positive("student-steps", a.val, &o->student_steps)) return ND_EXIT_USAGE;
+            break;
+        case OPT_TEACHER_STEPS:
+            if (positive("teacher-steps", a.val, &o->teacher_steps)) return ND_EXIT_USAGE;
+            break;
+        case OPT_ROUND_STEPS:
+            if (positive("round-steps", a.val, &o->round_steps)) return ND_EXIT_USAGE;
+            break;
+        case OPT_LR:
+            if (cli_parse_double(a.val, &o->lr) || !(o->lr > 0 && o->lr < 1))
+                return cli_usage_error("train", "--lr %s: expected a number in (0, 1)", a.val);
             break;
         case OPT_MINUTES:
             if (cli_parse_double(a.val, &o->minutes) || !(o->minutes > 0))
@@ -77,9 +116,43 @@ static int parse(train_args *o, int argc, char **argv)
     if (nd_is_stdio(o->out))
         return cli_usage_error("train", "-o -: train writes checkpoints into its model file "
                                         "as it goes: give a file name");
-    if (!o->cc.path && !o->resume)
+    int student_opts = o->student_steps || o->teacher_steps || o->round_steps || o->lr > 0;
+    if (o->teacher && o->resume)
+        return cli_usage_error("train", "--distill starts a student; --resume continues the "
+                                        "one in MODEL.ndm: give one of them");
+    if (o->teacher && o->cc.path)
+        return cli_usage_error("train", "--distill: the student takes the teacher's settings; "
+                                        "give no -c");
+    if (student_opts && !o->teacher)
+        return cli_usage_error("train", "--student-steps, --teacher-steps, --round-steps and "
+                                        "--lr go with --distill TEACHER.ndm");
+    if (!o->cc.path && !o->resume && !o->teacher)
         return cli_usage_error("train", "no config: give -c CONF.yaml");
     return 0;
+}
+
+/* --distill: the teacher's model file, made the student of o's distillation. Returns the
+ * student, or NULL with e filled. */
+static nd_dm *distill_open(const train_args *o, nd_error *e)
+{
+    if (o->cc.n_sets)
+        nd_warn("--distill: --set is not applied (the student takes the teacher's settings)");
+    nd_dm *m = nd_dm_load(o->teacher, ND_DM_BATCH_TRAIN, opts_dm_legacy, e);
+    if (!m) return NULL;
+    const nd_dm_settings *s = nd_dm_get_settings(m);
+    nd_dm_distill d = {
+        .to_steps = o->student_steps ? (uint32_t)o->student_steps : 4,
+        .from_steps = o->teacher_steps ? (uint32_t)o->teacher_steps : 64,
+        .round_steps = o->round_steps ? (uint64_t)o->round_steps : 1000,
+        .lr = o->lr > 0 ? o->lr : s->train.lr,
+    };
+    if (o->student_steps > 4096 || o->teacher_steps > 4096) {
+        nd_error_set(e, ND_EUSAGE, "--student-steps, --teacher-steps: at most 4096");
+    } else if (!nd_dm_distill_begin(m, &d, e)) {
+        return m;
+    }
+    nd_dm_free(m);
+    return NULL;
 }
 
 /* The run saved in o->out, with its own config: only the sampling settings of --set
@@ -175,8 +248,13 @@ static int train(nd_dm *m, const nd_dataset *ds, const train_args *o, nd_error *
 {
     const nd_dm_settings *ms = nd_dm_get_settings(m);
     int first = nd_mpi_rank() == 0;
+    const nd_dm_distill *dd = nd_dm_distilled(m);
+    if (dd && nd_mpi_ranks() > 1)
+        return nd_error_set(e, ND_EUSAGE, "distillation runs in one process, not under mpirun");
     nd_train_opts to = {
-        .steps = o->steps > 0 ? (uint64_t)o->steps : ms->train.steps,
+        .steps = o->steps > 0 ? (uint64_t)o->steps
+                 : dd         ? nd_dm_distill_end(m)
+                              : ms->train.steps,
         .max_seconds = o->minutes * 60.0,
         .path = first ? o->out : NULL,
         .stop = &cli_stop,
@@ -189,7 +267,17 @@ static int train(nd_dm *m, const nd_dataset *ds, const train_args *o, nd_error *
         return nd_error_set(e, -errno, "--log %s: %s", o->log, strerror(errno));
     to.report_arg = &log;
     cli_catch_stop();
-    nd_info("training on %s: %llu windows, %u classes, %u parameters, from step %llu to %llu%s",
+    if (dd)
+        nd_info(
+            "distilling: the teacher's %s %u steps (guidance %g) into a DDIM student of %u "
+            "steps in %u rounds of %llu steps (from %u), lr %g; on %s from step %llu to %llu",
+            nd_sampler_name((int)dd->teacher_sampler), dd->teacher_steps, dd->guidance,
+            dd->to_steps, (unsigned)log2((double)dd->from_steps / dd->to_steps),
+            (unsigned long long)dd->round_steps, dd->from_steps, dd->lr, o->in,
+            (unsigned long long)nd_dm_step(m), (unsigned long long)to.steps);
+    else
+        nd_info(
+            "training on %s: %llu windows, %u classes, %u parameters, from step %llu to %llu%s",
             o->in, (unsigned long long)ds->n_windows, ds->n_classes,
             (unsigned)nd_unet_num_params(nd_dm_unet(m)), (unsigned long long)nd_dm_step(m),
             (unsigned long long)to.steps,
@@ -198,10 +286,11 @@ static int train(nd_dm *m, const nd_dataset *ds, const train_args *o, nd_error *
     int rc = nd_dm_train(m, ds, &to, &rep, e);
     if (log) fclose(log);
     if (rc && rc != ND_EINTR) return rc;
-    nd_info("%s %llu steps in %.0f s (%.2f steps/s); loss %.4f, validation loss %.4f; "
-            "model at step %llu -> %s",
+    char val[48] = "";
+    if (rep.val_loss >= 0) snprintf(val, sizeof val, ", validation loss %.4f", rep.val_loss);
+    nd_info("%s %llu steps in %.0f s (%.2f steps/s); loss %.4f%s; model at step %llu -> %s",
             rc ? "stopped after" : "trained", (unsigned long long)rep.steps_done, rep.seconds,
-            rep.seconds > 0 ? rep.steps_done / rep.seconds : 0.0, rep.last_loss, rep.val_loss,
+            rep.seconds > 0 ? rep.steps_done / rep.seconds : 0.0, rep.last_loss, val,
             (unsigned long long)nd_dm_step(m), o->out);
     if (rc) nd_info("resume with: netdiffus train %s -o %s --resume", o->in, o->out);
     int crc = !rc && ms->sample.calibrate ? calibrate(m, o->out, e) : 0;
@@ -218,8 +307,8 @@ static int run(int argc, char **argv)
     nd_config cfg = {0};
     nd_dataset *ds = NULL;
     nd_dm *m = NULL;
-    if (o.resume) {
-        m = resume_open(&o, &e);
+    if (o.resume || o.teacher) {
+        m = o.resume ? resume_open(&o, &e) : distill_open(&o, &e);
         rc = m ? 0 : e.code;
     } else if ((rc = cli_config_open(&cfg, &o.cc))) {
         nd_config_free(&cfg);
@@ -248,6 +337,9 @@ const nd_command cmd_train = {
     "                       [--minutes M] [--log FILE [--log-every N]] [--json]\n"
     "       netdiffus train IN.ndd -o MODEL.ndm --resume [--steps N] [--minutes M]\n"
     "                       [--log FILE [--log-every N]] [--json]\n"
+    "       netdiffus train IN.ndd -o STUDENT.ndm --distill TEACHER.ndm [--student-steps N]\n"
+    "                       [--teacher-steps N] [--round-steps N] [--lr X] [--steps N]\n"
+    "                       [--minutes M] [--log FILE [--log-every N]] [--json]\n"
     "\n"
     "Learns what each class's windows look like: every window becomes a Gramian Angular\n"
     "Summation Field image per channel (plus an activity image per channel with\n"
@@ -276,6 +368,23 @@ const nd_command cmd_train = {
     "                      at each checkpoint's validation and at the end\n"
     "      --json          print the summary on stdout as one JSON object (README.md)\n"
     "\n"
+    "Distillation (docs/MODEL.md, \"Distillation\"): a student that samples in a few\n"
+    "network passes what TEACHER.ndm (a v-prediction model) samples in many. It starts as\n"
+    "the teacher and learns, in one pass, two deterministic DDIM steps of the teacher with\n"
+    "its guidance (two passes each); each following round it learns two of its own last\n"
+    "round's steps in one, halving the steps, down to --student-steps. IN.ndd is the\n"
+    "dataset the teacher was trained on (its windows are the starting points). The\n"
+    "student is an ordinary model file: sample, replay and live use it as it is (DDIM at\n"
+    "its steps, guidance 1); `inspect` shows how it was made. --resume continues an\n"
+    "interrupted distillation on the same trajectory.\n"
+    "      --distill TEACHER.ndm  the model to distil (its settings are the student's)\n"
+    "      --student-steps N      sampling steps of the student at the end (default 4)\n"
+    "      --teacher-steps N      DDIM steps of the teacher in the first round, N = the\n"
+    "                             student's x 2^rounds (default 64)\n"
+    "      --round-steps N        optimiser steps per round (default 1000); --steps\n"
+    "                             defaults to the end of the last round\n"
+    "      --lr X                 the student's learning rate (default the teacher's)\n"
+    "\n"
     "The status line shows the step, the loss, images/s and the time left; when stderr\n"
     "is not a terminal, the same is logged as a line every 30 s. At the end\n"
     "the decode calibration is fitted and stored (sample.calibrate; Ctrl-C skips it).\n"
@@ -287,6 +396,7 @@ const nd_command cmd_train = {
     "Example:\n"
     "  netdiffus train -c conf/examples/videotrain.yaml vt.ndd -o vt.ndm --minutes 30\n"
     "  mpirun -np 2 netdiffus train -c conf/examples/videotrain.yaml vt.ndd -o vt.ndm\n"
+    "  netdiffus train vt.ndd -o vt-4.ndm --distill vt.ndm --student-steps 4\n"
     "\n"
     "Exit codes: 0 trained (also when stopped by Ctrl-C: the model is saved); 1 runtime\n"
     "failure; 2 bad usage or config.\n",

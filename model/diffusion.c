@@ -115,10 +115,13 @@ static void clip_x0(float *x0, size_t n, int mode, float *tmp)
     }
 }
 
-/* Step k of S from T: timesteps evenly spaced from T−1 down to 0 (rounded). */
-static int step_t(int T, int S, int k)
+int nd_diffusion_grid(const nd_diffusion *d, int S, int nested, int k)
 {
-    return (int)((double)(T - 1) * (S - 1 - k) / (S > 1 ? S - 1 : 1) + 0.5);
+    int T = d->T;
+    if (k >= S) return -1;
+    if (nested) return (int)((double)(T - 1) * (S - k) / S + 0.5);
+    if (S == 1) return T - 1;
+    return (int)((double)(T - 1) * (S - 1 - k) / (S - 1) + 0.5);
 }
 
 /* The sampler's steps: o->steps within 1..T. */
@@ -129,10 +132,11 @@ static int sample_steps(const nd_diffusion *d, const nd_sample_opts *o)
 
 /* Timestep t of step k of S, and s, the next (less noisy) one; s −1: the step to the
  * clean image. */
-static void step_pair(const nd_diffusion *d, int S, int k, int *t, int *s)
+static void step_pair(const nd_diffusion *d, const nd_sample_opts *o, int S, int k, int *t,
+                      int *s)
 {
-    *t = S == 1 ? d->T - 1 : step_t(d->T, S, k);
-    *s = k == S - 1 ? -1 : step_t(d->T, S, k + 1);
+    *t = nd_diffusion_grid(d, S, o->nested, k);
+    *s = nd_diffusion_grid(d, S, o->nested, k + 1);
 }
 
 /* DDIM's noise scale from ᾱ_t to ᾱ_s: fresh noise is drawn when it is above 0. */
@@ -147,7 +151,7 @@ size_t nd_diffusion_draws(const nd_diffusion *d, const nd_sample_opts *o, int B,
     int S = sample_steps(d, o);
     for (int k = 0; k < S; k++) {
         int t, s;
-        step_pair(d, S, k, &t, &s);
+        step_pair(d, o, S, k, &t, &s);
         if (s < 0 || o->sampler == ND_SAMPLER_DPMPP) continue;
         if (o->sampler == ND_SAMPLER_DDPM || ddim_sigma(o->eta, d->abar[t], d->abar[s]) > 0.0)
             draws += n;
@@ -162,51 +166,124 @@ static void known(const nd_sample_opts *o, float *x, int B, size_t img, double a
         o->inpaint(o->inpaint_arg, x + (size_t)b * img, b, abar);
 }
 
+/* The predicted clean images x0 (B, img) of the B images x at timesteps t (B): the
+ * network on x (and on a null-class copy with guidance, in one call of up to 2B images),
+ * guidance, then o's clipping, projection and the known part. xin, out: 2B images; tmp:
+ * img floats; tt, yy: 2B. y: the B classes. */
+static void predict_x0(const nd_diffusion *d, const nd_sample_opts *o, nd_denoise_fn f,
+                       void *arg, float *x0, const float *x, const int *t, const int *y, int B,
+                       size_t img, float *xin, float *out, float *tmp, float *tt, int *yy)
+{
+    int guided = o->guidance != 1.0f, NB = guided ? 2 * B : B;
+    size_t n = (size_t)B * img;
+    memcpy(xin, x, n * sizeof(float));
+    if (guided) memcpy(xin + n, x, n * sizeof(float));
+    for (int b = 0; b < B; b++) {
+        tt[b] = (float)t[b];
+        yy[b] = y[b];
+        if (guided) {
+            tt[B + b] = (float)t[b];
+            yy[B + b] = o->null_class;
+        }
+    }
+    f(arg, out, xin, tt, yy, NB);
+    float w = o->guidance;
+    for (int b = 0; b < B; b++) {
+        float *ob = out + (size_t)b * img, *x0b = x0 + (size_t)b * img;
+        const float *xb = x + (size_t)b * img;
+        double at = d->abar[t[b]], sa = sqrt(at), ss = sqrt(1.0 - at);
+        if (guided) {
+            const float *un = out + n + (size_t)b * img;
+            for (size_t i = 0; i < img; i++) ob[i] = un[i] + w * (ob[i] - un[i]);
+        }
+        for (size_t i = 0; i < img; i++)
+            x0b[i] = d->pred == ND_PRED_V ? (float)(sa * xb[i] - ss * ob[i])
+                                          : (float)((xb[i] - ss * ob[i]) / sa);
+        clip_x0(x0b, img, o->clip, tmp);
+        if (o->project) o->project(o->project_arg, x0b);
+        if (o->inpaint) o->inpaint(o->inpaint_arg, x0b, b, 1.0);
+    }
+}
+
+/* Buffers of predict_x0 for B images. */
+typedef struct pred_buf {
+    float *xin, *out, *x0, *tmp, *tt;
+    int *yy, *t;
+} pred_buf;
+
+static void pred_buf_alloc(pred_buf *p, int B, size_t img)
+{
+    p->xin = malloc(2 * (size_t)B * img * sizeof(float));
+    p->out = malloc(2 * (size_t)B * img * sizeof(float));
+    p->x0 = malloc((size_t)B * img * sizeof(float));
+    p->tmp = malloc(img * sizeof(float));
+    p->tt = malloc(2 * (size_t)B * sizeof(float));
+    p->yy = malloc(2 * (size_t)B * sizeof(int));
+    p->t = malloc((size_t)B * sizeof(int));
+    ND_ASSERT(p->xin && p->out && p->x0 && p->tmp && p->tt && p->yy && p->t);
+}
+
+static void pred_buf_free(pred_buf *p)
+{
+    free(p->xin);
+    free(p->out);
+    free(p->x0);
+    free(p->tmp);
+    free(p->tt);
+    free(p->yy);
+    free(p->t);
+}
+
+static void predict(const nd_diffusion *d, const nd_sample_opts *o, nd_denoise_fn f, void *arg,
+                    pred_buf *p, const float *x, const int *y, int B, size_t img)
+{
+    predict_x0(d, o, f, arg, p->x0, x, p->t, y, B, img, p->xin, p->out, p->tmp, p->tt, p->yy);
+}
+
+void nd_diffusion_ddim_step(const nd_diffusion *d, const nd_sample_opts *o, nd_denoise_fn f,
+                            void *arg, float *x, const int *t, const int *s, const int *y,
+                            int B, size_t img)
+{
+    pred_buf p;
+    pred_buf_alloc(&p, B, img);
+    memcpy(p.t, t, (size_t)B * sizeof(int));
+    predict(d, o, f, arg, &p, x, y, B, img);
+    for (int b = 0; b < B; b++) {
+        float *xb = x + (size_t)b * img;
+        const float *x0b = p.x0 + (size_t)b * img;
+        if (s[b] < 0) {
+            memcpy(xb, x0b, img * sizeof(float));
+            continue;
+        }
+        double at = d->abar[t[b]], as = d->abar[s[b]];
+        double sa = sqrt(at), ss = sqrt(1.0 - at), ra = sqrt(as), rs = sqrt(1.0 - as);
+        for (size_t i = 0; i < img; i++) {
+            double eps = (xb[i] - sa * x0b[i]) / ss;
+            xb[i] = (float)(ra * x0b[i] + rs * eps);
+        }
+    }
+    pred_buf_free(&p);
+}
+
 void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_denoise_fn f,
                          void *arg, float *x, const int *y, int B, size_t img, nd_rng *rng)
 {
     int S = sample_steps(d, o);
-    int guided = o->guidance != 1.0f;
-    int NB = guided ? 2 * B : B;
     size_t n = (size_t)B * img;
-    float *xin = malloc((size_t)NB * img * sizeof(float));
-    float *out = malloc((size_t)NB * img * sizeof(float));
-    float *x0 = malloc(n * sizeof(float));
+    pred_buf p;
+    pred_buf_alloc(&p, B, img);
+    float *x0 = p.x0, *out = p.out;
     float *x0prev = malloc(n * sizeof(float));
-    float *tmp = malloc(img * sizeof(float));
-    float *tt = malloc((size_t)NB * sizeof(float));
-    int *yy = malloc((size_t)NB * sizeof(int));
-    ND_ASSERT(xin && out && x0 && x0prev && tmp && tt && yy);
+    ND_ASSERT(x0prev);
     for (size_t i = 0; i < n; i++) x[i] = nd_rng_normal(rng);
-    for (int b = 0; b < B; b++) {
-        yy[b] = y[b];
-        if (guided) yy[B + b] = o->null_class;
-    }
     double h_prev = 0.0;
     for (int k = 0; k < S; k++) {
         int t, s;
-        step_pair(d, S, k, &t, &s);
+        step_pair(d, o, S, k, &t, &s);
         double at = d->abar[t], as = s >= 0 ? d->abar[s] : 1.0;
         double sa = sqrt(at), ss = sqrt(1.0 - at);
-        memcpy(xin, x, n * sizeof(float));
-        if (guided) memcpy(xin + n, x, n * sizeof(float));
-        for (int b = 0; b < NB; b++) tt[b] = (float)t;
-        f(arg, out, xin, tt, yy, NB);
-        float w = o->guidance;
-        for (int b = 0; b < B; b++) {
-            float *ob = out + (size_t)b * img, *xb = x + (size_t)b * img;
-            float *x0b = x0 + (size_t)b * img;
-            if (guided) {
-                const float *un = out + n + (size_t)b * img;
-                for (size_t i = 0; i < img; i++) ob[i] = un[i] + w * (ob[i] - un[i]);
-            }
-            for (size_t i = 0; i < img; i++)
-                x0b[i] = d->pred == ND_PRED_V ? (float)(sa * xb[i] - ss * ob[i])
-                                              : (float)((xb[i] - ss * ob[i]) / sa);
-            clip_x0(x0b, img, o->clip, tmp);
-            if (o->project) o->project(o->project_arg, x0b);
-            if (o->inpaint) o->inpaint(o->inpaint_arg, x0b, b, 1.0);
-        }
+        for (int b = 0; b < B; b++) p.t[b] = t;
+        predict(d, o, f, arg, &p, x, y, B, img);
         /* ε consistent with the clipped x̂0, for DDIM and DDPM */
         if (o->sampler == ND_SAMPLER_DPMPP) {
             /* λ = log(α/σ); x_s = (σ_s/σ_t) x_t − α_s (e^{−h} − 1) D, D = x̂0 (first
@@ -256,11 +333,6 @@ void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_deno
             known(o, x, B, img, as);
         }
     }
-    free(xin);
-    free(out);
-    free(x0);
     free(x0prev);
-    free(tmp);
-    free(tt);
-    free(yy);
+    pred_buf_free(&p);
 }

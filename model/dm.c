@@ -46,25 +46,6 @@
 #define DMCF_V1_BYTES (DMCF_U32 * 4 + 7 * 8)
 #define DMCF_BYTES    (DMCF_V1_BYTES + 88 + 56) /* + training, sampling */
 
-struct nd_dm {
-    nd_dm_settings s;     /* net.channels and net.L: the image's */
-    nd_dataset *meta;     /* classes, channels, statistics, config text; no windows */
-    nd_gaf_spec gaf;      /* decode: s.sample.decode */
-    nd_gaf_scale *scales; /* (n_classes) */
-    nd_diffusion diff;
-    nd_unet *net;
-    int max_batch;
-    nd_ctx *ctx;
-    nd_adamw *opt;
-    float *ema; /* (n): our own EMA, so that it can warm up */
-    uint64_t step;
-    nd_rng rng; /* batches, timesteps, noise, class dropout */
-    uint64_t split_seed;
-    nd_decoder *dec;    /* every row of max_classes (classes join online) */
-    volatile int *stop; /* set by a signal handler: sampling stops (nd_dm_set_stop) */
-    uint64_t batches;   /* sampler batches run so far: batch j goes to rank j mod ranks */
-};
-
 /* ds's header without windows; its config text replaced by provenance unless NULL. */
 static nd_dataset *header_copy(const nd_dataset *ds, const char *provenance)
 {
@@ -286,6 +267,7 @@ fail:
 /* What m owns, not m itself. */
 static void dm_free_parts(nd_dm *m)
 {
+    nd_distill_free(m->dist);
     nd_unet_free(m->net);
     nd_ctx_free(m->ctx);
     nd_adamw_free(m->opt);
@@ -482,6 +464,7 @@ int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg,
     if (!rc) rc = write_floats(w, TAG_EMAW, m->ema, n, e);
     if (!rc) rc = write_floats(w, TAG_ADAM, nd_adamw_moments(m->opt), 2 * n, e);
     if (!rc) rc = nd_decoder_write(m->dec, m->meta->n_classes, w, e);
+    if (!rc) rc = nd_distill_write(m, w, e);
     if (!rc && extra) rc = extra(w, arg, e);
     if (rc) {
         ndf_writer_abort(w);
@@ -704,12 +687,13 @@ nd_dm *nd_dm_load(const char *path, int max_batch, nd_dm_legacy_fn legacy, nd_er
     if (!rc) rc = read_floats(r, TAG_EMAW, m->ema, n, e);
     if (!rc) rc = read_floats(r, TAG_ADAM, nd_adamw_moments(m->opt), 2 * n, e);
     if (!rc) rc = nd_decoder_read(m->dec, m->meta->n_classes, r, e);
+    if (!rc) nd_adamw_set_steps(m->opt, m->step);
+    if (!rc) rc = nd_distill_read(m, r, e); /* a student's optimiser counts its round */
     ndf_close(r);
     if (rc) {
         nd_dm_free(m);
         return NULL;
     }
-    nd_adamw_set_steps(m->opt, m->step);
     return m;
 }
 
@@ -824,6 +808,7 @@ static float ema_decay_at(const nd_dm_training *t, uint64_t s)
 typedef struct batch_buf {
     float *x0, *xt, *target, *out, *eps, *tt;
     int *y;
+    int *k; /* a student's: the step of each image (nd_distill_grad) */
 } batch_buf;
 
 static int batch_alloc(batch_buf *b, int B, size_t img)
@@ -836,7 +821,9 @@ static int batch_alloc(batch_buf *b, int B, size_t img)
     b->eps = malloc(n * sizeof(float));
     b->tt = malloc((size_t)B * sizeof(float));
     b->y = malloc((size_t)B * sizeof(int));
-    return b->x0 && b->xt && b->target && b->out && b->eps && b->tt && b->y ? 0 : -ENOMEM;
+    b->k = malloc((size_t)B * sizeof(int));
+    return b->x0 && b->xt && b->target && b->out && b->eps && b->tt && b->y && b->k ? 0
+                                                                                    : -ENOMEM;
 }
 
 static void batch_free(batch_buf *b)
@@ -848,15 +835,17 @@ static void batch_free(batch_buf *b)
     free(b->eps);
     free(b->tt);
     free(b->y);
+    free(b->k);
 }
 
-/* What one image of a training batch takes from m->rng, in this order: its timestep,
- * whether it is dropped to the null class, its noise (into eps; NULL: drawn and left, for
- * an image of the batch another rank trains on). */
+/* What one image of a training batch takes from m->rng, in this order: its timestep (a
+ * student's: its sampling step), whether it is dropped to the null class, its noise (into
+ * eps; NULL: drawn and left, for an image of the batch another rank trains on). */
 static void batch_draw(nd_dm *m, int *t, int *drop, float *eps)
 {
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
-    *t = (int)nd_rng_below(&m->rng, (uint32_t)m->diff.T);
+    uint32_t T = m->dist ? nd_distill_steps(&m->dist->d, m->dist->round) : (uint32_t)m->diff.T;
+    *t = (int)nd_rng_below(&m->rng, T);
     *drop = nd_rng_uniform(&m->rng) < m->s.train.class_dropout;
     for (size_t j = 0; j < img; j++) {
         float v = nd_rng_normal(&m->rng);
@@ -873,6 +862,11 @@ static void batch_fill(nd_dm *m, batch_buf *b, int i, const float *x, int k)
     float *x0 = b->x0 + i * img, *eps = b->eps + i * img;
     batch_draw(m, &t, &drop, eps);
     nd_gaf_window_to_image(x0, x, &m->gaf, &m->scales[k]);
+    if (m->dist) { /* the student learns the guided teacher: no null class */
+        b->k[i] = t;
+        b->y[i] = k;
+        return;
+    }
     nd_diffusion_q_sample(&m->diff, b->xt + i * img, b->target + i * img, x0, eps, t, img);
     b->tt[i] = (float)t;
     b->y[i] = drop ? m->s.net.max_classes : k;
@@ -884,6 +878,9 @@ static void batch_fill(nd_dm *m, batch_buf *b, int i, const float *x, int k)
 static float batch_grad(nd_dm *m, batch_buf *b, int B, int total)
 {
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
+    if (m->dist)
+        return nd_distill_grad(m, b->x0, b->eps, b->k, b->y, b->xt, b->target, b->out, B,
+                               total);
     nd_unet_forward(m->net, m->ctx, b->out, b->xt, b->tt, b->y, B);
     float loss = nd_mse_forward(b->out, b->target, (size_t)B * img);
     nd_mse_backward_part(b->out, b->out, b->target, (size_t)B * img, (size_t)total * img, 1.0f);
@@ -916,7 +913,7 @@ static float batch_step(nd_dm *m, batch_buf *b, int B)
 static double val_loss(nd_dm *m, const nd_dataset *ds, const uint64_t *val, size_t nval,
                        batch_buf *b, float *save)
 {
-    if (!nval) return -1.0;
+    if (!nval || m->dist) return -1.0; /* a student's loss is its teacher's steps */
     size_t np = nd_unet_num_params(m->net),
            img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
     float *params = nd_unet_params(m->net);
@@ -1069,6 +1066,7 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
             break;
         }
         if (why) break;
+        if (m->dist) nd_distill_next_round(m);
         /* the batch: class uniformly among classes with data, then a window of it */
         for (int i = 0; i < B; i++) {
             int k = present[nd_rng_below(&m->rng, (uint32_t)npresent)];
@@ -1176,7 +1174,7 @@ static void denoise(void *arg, float *out, const float *x, const float *t, const
 /* Predicted clean image -> a valid GASF image (the series of every channel by the
  * model's decode, encoded again): the sampler then only ever steers towards images that
  * are series, which a small, briefly trained network does not manage by itself. */
-static void project_gaf(void *arg, float *x0)
+void nd_dm_project(void *arg, float *x0)
 {
     nd_dm *m = arg;
     float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
@@ -1318,10 +1316,11 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
         .eta = (float)c->eta,
         .clip = c->clip,
         .null_class = m->s.net.max_classes,
-        .project = c->project ? project_gaf : NULL,
+        .project = c->project ? nd_dm_project : NULL,
         .project_arg = m,
         .inpaint = known ? inpaint_known : NULL,
         .inpaint_arg = known,
+        .nested = m->dist != NULL,
     };
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
     size_t np = nd_unet_num_params(m->net);
@@ -1607,7 +1606,10 @@ nd_dm *nd_dm_snapshot(const nd_dm *m, int max_batch, nd_error *e)
     size_t n = nd_unet_num_params(m->net);
     s->ema = malloc(n * sizeof(float));
     s->dec = nd_decoder_copy(m->dec);
-    if (!s->meta || !s->scales || !s->net || !s->ctx || !s->ema || !s->dec) {
+    int dist_ok = 1;
+    if (m->dist && (dist_ok = !!(s->dist = calloc(1, sizeof *s->dist))))
+        s->dist->d = m->dist->d; /* a student samples on its grid; no teacher */
+    if (!s->meta || !s->scales || !s->net || !s->ctx || !s->ema || !s->dec || !dist_ok) {
         nd_dm_free(s);
         nd_error_set(e, -ENOMEM, "model: out of memory");
         return NULL;

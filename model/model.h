@@ -219,7 +219,22 @@ typedef struct nd_sample_opts {
      * nothing is known. */
     void (*inpaint)(void *arg, float *x, int b, double abar);
     void *inpaint_arg;
+    int nested; /* 0/1: the timestep grid (nd_diffusion_grid) */
 } nd_sample_opts;
+
+/* Timestep of step k of an S-step sampler (k = S: −1, the clean image). The default grid
+ * runs evenly from T−1 to 0, then steps to the clean image; the nested one (a distilled
+ * student's, nd_dm_distill_begin) is round((T−1)(S−k)/S), so that the grid of S steps is
+ * every other point of the grid of 2S, and its last step goes from (T−1)/S to the clean
+ * image. */
+int nd_diffusion_grid(const nd_diffusion *d, int S, int nested, int k);
+/* One deterministic DDIM step (η 0) of each of the B images x (B, img), image b from
+ * timestep t[b] to s[b] (−1: to the predicted clean image), with o's guidance, clipping,
+ * projection and known part (o's sampler, steps and eta are not used): the step the
+ * samplers take. */
+void nd_diffusion_ddim_step(const nd_diffusion *d, const nd_sample_opts *o, nd_denoise_fn f,
+                            void *arg, float *x, const int *t, const int *s, const int *y,
+                            int B, size_t img);
 
 /* Samples B images of img floats each for classes y (B) into x (B, img), starting from
  * noise drawn from rng. f is called with up to 2B images (guidance != 1: conditional
@@ -429,6 +444,45 @@ void nd_dm_set_stop(nd_dm *m, volatile int *stop);
 /* Classes whose samples the decoder's current maps cover (0: decoded uncalibrated, e.g.
  * with calibrate 0 or a model file made before the decoder's maps existed). */
 int nd_dm_calibrated(const nd_dm *m);
+
+/* ------------------------------------------------------------------------------------ */
+/* Distillation: a student that samples in few steps (distill.c)                         */
+/* ------------------------------------------------------------------------------------ */
+
+/* Progressive distillation (Salimans & Ho, ICLR 2022) with the guidance learnt in (Meng
+ * et al., CVPR 2023, at the teacher's own scale): in round 0 the student learns, in one
+ * pass per step, two deterministic DDIM steps of the teacher with its classifier-free
+ * guidance (two passes each), on the nested grid of from_steps; each later round the
+ * last round's student is the teacher and the steps halve again, down to to_steps. The
+ * student is an ordinary model: it samples by DDIM (η 0) at its steps, guidance 1, on the
+ * nested grid (nd_diffusion_grid), with the teacher's clipping and decode and without the
+ * projection: what the student predicts at a step is the clean image from which one DDIM
+ * step lands where the teacher's two (projected) steps did, which is not itself a GASF
+ * image.
+ * docs/MODEL.md, "Distillation". */
+typedef struct nd_dm_distill {
+    uint32_t from_steps;  /* the first teacher's DDIM steps, to_steps × 2^rounds */
+    uint32_t to_steps;    /* the student's steps at the end, >= 1 */
+    uint64_t round_steps; /* optimiser steps per round */
+    uint64_t start;       /* the model step it started at (the teacher's step) */
+    double guidance;      /* the teacher's guidance scale, learnt in round 0 */
+    double lr;            /* the student's peak learning rate */
+    uint32_t teacher_sampler, teacher_steps; /* how the teacher sampled (provenance) */
+    uint32_t teacher_clip, teacher_project;  /* how its steps are taken in round 0 */
+} nd_dm_distill;
+
+/* Makes m (a teacher: a v-prediction model that is not itself a student) the student of
+ * distillation d (d->start, d->guidance and the teacher_ fields are taken from m): its weights
+ * start as the teacher's EMA, with fresh optimiser moments at learning rate d->lr, and
+ * nd_dm_train then trains it by distillation, round after round, to nd_dm_distill_end (the
+ * model file keeps the round's teacher, so that --resume continues the same trajectory).
+ * ND_EUSAGE (ε-prediction, already a student, steps that do not halve to to_steps, more steps
+ * than T), -ENOMEM. */
+int nd_dm_distill_begin(nd_dm *m, const nd_dm_distill *d, nd_error *e);
+/* The distillation of a student (NULL: m is not one). */
+const nd_dm_distill *nd_dm_distilled(const nd_dm *m);
+/* The model step at which a student's last round ends. */
+uint64_t nd_dm_distill_end(const nd_dm *m);
 
 /* ------------------------------------------------------------------------------------ */
 /* Step-level access to the trainer, for online learning (dm.c)                         */

@@ -104,13 +104,14 @@ typedef struct nd_decoder_key {
 void nd_decoder_key_of(nd_decoder_key *k, const nd_dm_sampling *s, uint64_t step);
 int nd_decoder_key_equal(const nd_decoder_key *a, const nd_decoder_key *b);
 
-typedef struct nd_decoder {
+typedef struct nd_decoder nd_decoder;
+struct nd_decoder {
     int rows, C, L;            /* class rows (max_classes: classes join online), channels,
                                   bins */
     nd_decoder_target *target; /* (rows, C) */
     nd_decoder_map *map;       /* (rows, C) */
     nd_decoder_key key;        /* of the maps; key.windows 0: none fitted */
-} nd_decoder;
+};
 
 /* A decoder for windows of L bins with nothing measured or fitted (NaN targets and maps).
  * NULL on -ENOMEM. */
@@ -136,5 +137,64 @@ int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_er
 int nd_decoder_read(nd_decoder *d, uint32_t classes, const ndf_reader *r, nd_error *e);
 /* The `inspect` lines about the decoder's maps of an open model file. */
 void nd_decoder_inspect(const ndf_reader *r, FILE *out);
+
+/* ---- the model as a whole (dm.c), and distillation (distill.c) ---------------------- */
+
+typedef struct nd_distill nd_distill;
+
+struct nd_dm {
+    nd_dm_settings s;     /* net.channels and net.L: the image's */
+    nd_dataset *meta;     /* classes, channels, statistics, config text; no windows */
+    nd_gaf_spec gaf;      /* decode: s.sample.decode */
+    nd_gaf_scale *scales; /* (n_classes) */
+    nd_diffusion diff;
+    nd_unet *net;
+    int max_batch;
+    nd_ctx *ctx;
+    nd_adamw *opt;
+    float *ema; /* (n): our own EMA, so that it can warm up */
+    uint64_t step;
+    nd_rng rng; /* batches, timesteps, noise, class dropout */
+    uint64_t split_seed;
+    nd_decoder *dec;    /* every row of max_classes (classes join online) */
+    volatile int *stop; /* set by a signal handler: sampling stops (nd_dm_set_stop) */
+    uint64_t batches;   /* sampler batches run so far: batch j goes to rank j mod ranks */
+    nd_distill *dist;   /* a distilled student's (distill.c); NULL: none */
+};
+
+/* A student's distillation (nd_dm_distill_begin): its settings, the round its weights are
+ * in, and that round's teacher network (guidance in round 0 takes 2B images). */
+struct nd_distill {
+    nd_dm_distill d;
+    uint32_t round; /* 0..rounds-1: the round of the weights */
+    nd_unet *teacher;
+};
+
+/* The rounds of d: log2(from_steps / to_steps). */
+uint32_t nd_distill_rounds(const nd_dm_distill *d);
+/* The round of the weights of a student at model step `step`: the round whose last step
+ * it is, or which it is in (round 0 at the start). */
+uint32_t nd_distill_round_at(const nd_dm_distill *d, uint64_t step);
+/* Before a training step of a student: at the end of a round, the student becomes the
+ * next round's teacher and starts again from its own EMA (fresh optimiser moments), and
+ * its sampling steps halve. */
+void nd_distill_next_round(nd_dm *m);
+/* Sampling steps of the student in round r. */
+uint32_t nd_distill_steps(const nd_dm_distill *d, uint32_t round);
+/* The distillation loss of the B images of a batch of `total` (the rank's part): x0
+ * (B, img) clean images, eps their noise, k (B) the student's step of each, y classes.
+ * Makes x_t, runs the teacher's two steps, then the student (m->net) forward and its
+ * weighted loss gradient into the gradient block. xt, target, out: B images of scratch.
+ * Returns the batch's loss. */
+float nd_distill_grad(nd_dm *m, const float *x0, const float *eps, const int *k, const int *y,
+                      float *xt, float *target, float *out, int B, int total);
+/* DIST and TCHW sections of a student (nothing for other models); reading them on load
+ * (none: not a student), and the `inspect` lines. 0 or a code. */
+int nd_distill_write(const nd_dm *m, ndf_writer *w, nd_error *e);
+int nd_distill_read(nd_dm *m, const ndf_reader *r, nd_error *e);
+void nd_distill_inspect(const ndf_reader *r, FILE *out, nd_json *js);
+void nd_distill_free(nd_distill *d); /* NULL is a no-op */
+/* Project a predicted clean image onto the GASF images (dm.c; sample.project). */
+void nd_dm_project(void *m, float *x0);
 
 #endif
