@@ -134,8 +134,9 @@ int nd_dm_distill_begin(nd_dm *m, const nd_dm_distill *d, nd_error *e)
                             "distil its teacher, or continue with --resume",
                             m->dist->d.to_steps);
     if (m->diff.pred != ND_PRED_V)
-        return nd_error_set(e, ND_EUSAGE, "distillation needs a model trained with "
-                                          "model.prediction: v (this one predicts eps)");
+        return nd_error_set(e, ND_EUSAGE,
+                            "distillation needs a model trained with "
+                            "model.prediction: v (this one predicts eps)");
     nd_dm_distill dd = *d;
     dd.start = m->step;
     dd.guidance = m->s.sample.guidance;
@@ -307,7 +308,8 @@ static int read_dist(const ndf_reader *r, nd_dm_distill *d, uint32_t *round, nd_
     if (!data) return 0;
     const unsigned char *p = data;
     if (len < 4)
-        return nd_error_set(e, ND_EFORMAT, "%s: section DIST holds %zu bytes", ndf_path(r), len);
+        return nd_error_set(e, ND_EFORMAT, "%s: section DIST holds %zu bytes", ndf_path(r),
+                            len);
     uint32_t v = nd_rec_u32(&p);
     if (v != DIST_VERSION)
         return nd_error_set(e, ND_EVERSION,
@@ -338,9 +340,9 @@ int nd_distill_read(nd_dm *m, const ndf_reader *r, nd_error *e)
     if (rc <= 0) return rc;
     char why[160];
     int problem = distill_problem(m, &d, why, sizeof why);
-    if (!problem && (m->step < d.start ||
-                     m->step > d.start + nd_distill_rounds(&d) * d.round_steps ||
-                     round != nd_distill_round_at(&d, m->step))) {
+    if (!problem &&
+        (m->step < d.start || m->step > d.start + nd_distill_rounds(&d) * d.round_steps ||
+         round != nd_distill_round_at(&d, m->step))) {
         snprintf(why, sizeof why, "round %u from step %llu does not fit the model's step %llu",
                  round, (unsigned long long)d.start, (unsigned long long)m->step);
         problem = 1;

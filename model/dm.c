@@ -749,6 +749,7 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e)
             fprintf(out, "settings: model record version 1 (training and sampling settings in "
                          "the embedded config)\n");
         nd_decoder_inspect(r, out);
+        nd_distill_inspect(r, out, NULL);
         if (scal) fprintf(out, "class scales (bytes per bin, smallest non-zero..largest):\n");
         for (size_t k = 0; scal && k < h->n_classes; k++) {
             fprintf(out, "  %-24s", h->class_names[k]);
@@ -779,6 +780,7 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e)
     nd_json_str(mj, "scaling", scaling);
     nd_json_u64(mj, "steps", steps);
     nd_json_u64(mj, "parameters", params);
+    nd_distill_inspect(r, NULL, mj);
     nd_json *sc = scal ? nd_json_obj(mj, "class_scales") : NULL;
     for (size_t k = 0; sc && k < h->n_classes; k++) {
         nd_json *cj = nd_json_obj(sc, h->class_names[k]);

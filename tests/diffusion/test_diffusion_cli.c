@@ -140,6 +140,33 @@ int main(void)
     CHECK_CONTAINS(out_text, "TSTR raw");
     CHECK_CONTAINS(out_text, "memorisation (raw)");
 
+    /* distillation: an eps-prediction teacher is refused; a v one gives a student that
+     * samples as an ordinary model, says how it was made, and resumes */
+    const char *vmodel = path(11, "v.ndm"), *student = path(12, "student.ndm");
+    EXPECT(2, "train", ndd, "-o", student, "--distill", model);
+    CHECK_CONTAINS(err_text, "model.prediction: v");
+    EXPECT(0, "train", "-c", conf, ndd, "-o", vmodel, "--steps", "20", "--set",
+           "model.prediction=v");
+    EXPECT(2, "train", ndd, "-o", student, "--distill", vmodel, "--resume");
+    EXPECT(2, "train", ndd, "-o", student, "--student-steps", "2");
+    CHECK_CONTAINS(err_text, "go with --distill");
+    EXPECT(2, "train", ndd, "-o", student, "--distill", vmodel, "--round-steps", "0");
+    EXPECT(2, "train", ndd, "-o", student, "--distill", vmodel, "--teacher-steps", "12");
+    CHECK_CONTAINS(err_text, "do not halve");
+    EXPECT(0, "train", ndd, "-o", student, "--distill", vmodel, "--teacher-steps", "8",
+           "--student-steps", "2", "--round-steps", "3", "--steps", "25");
+    CHECK_CONTAINS(err_text, "into a DDIM student of 2 steps in 2 rounds of 3 steps");
+    EXPECT(0, "train", ndd, "-o", student, "--resume");
+    CHECK_CONTAINS(err_text, "from step 25 to 26");
+    EXPECT(0, "inspect", student);
+    CHECK_CONTAINS(out_text, "distilled: from step 20 of the teacher (ddim 5 steps");
+    CHECK_CONTAINS(out_text, "DDIM 8 -> 2 steps in 2 rounds of 3 steps");
+    CHECK_CONTAINS(out_text, "weights of round 1 (2 steps)");
+    EXPECT(0, "inspect", student, "--json");
+    CHECK_CONTAINS(out_text, "\"distilled\"");
+    EXPECT(0, "sample", student, "--count", "2", "--csv", scsv);
+    CHECK_CONTAINS(err_text, "ddim, 2 steps, guidance 1");
+
     /* a corrupt model: exit 1 naming the file */
     unsigned char *m = read_bytes(model, &len);
     CHECK(m && len > 1000);

@@ -116,8 +116,8 @@ static nd_dm *trained_teacher(const nd_dataset *ds)
     return m;
 }
 
-static const nd_dm_distill plan = {.from_steps = 16, .to_steps = 2, .round_steps = 400,
-                                   .lr = 2e-3};
+static const nd_dm_distill plan = {
+    .from_steps = 16, .to_steps = 2, .round_steps = 400, .lr = 2e-3};
 
 static void test_student(const nd_dataset *ds)
 {
