@@ -32,6 +32,7 @@ enum {
     OPT_GUIDANCE,
     OPT_FLOW_WINDOWS,
     OPT_CONTEXT,
+    OPT_BF16,
 };
 
 static const struct option longs[] = {
@@ -52,6 +53,7 @@ static const struct option longs[] = {
     {"guidance", required_argument, NULL, OPT_GUIDANCE},
     {"flow-windows", required_argument, NULL, OPT_FLOW_WINDOWS},
     {"context", required_argument, NULL, OPT_CONTEXT},
+    {"bf16", no_argument, NULL, OPT_BF16},
     CLI_JSON_OPTION,
     {0},
 };
@@ -62,7 +64,7 @@ typedef struct sample_args {
     long long count, seed, steps, calibrate; /* -1: not given */
     long long flow_windows, context;         /* -1: not given (flow_windows: windows) */
     double guidance;                         /* -1: not given */
-    int json;
+    int json, bf16;
 } sample_args;
 
 /* The option of code c with value v into o: 0, or ND_EXIT_USAGE when it is not one. */
@@ -88,6 +90,7 @@ static int take(sample_args *o, const cli_args *a, int c)
                                              : NULL;
     if (text) *text = a->val;
     else if (c == CLI_OPT_JSON) o->json = 1;
+    else if (c == OPT_BF16) o->bf16 = 1;
     else if (num ? cli_parse_ll(a->val, num)
                  : c != OPT_GUIDANCE || cli_parse_double(a->val, &o->guidance))
         return cli_usage_error("sample", "%s %s: expected a number", cli_args_name(a, c),
@@ -171,6 +174,8 @@ static nd_dm *model_open(const sample_args *o, nd_error *e)
     if (o->calibrate >= 0) so.calibrate = (uint32_t)o->calibrate;
     if (o->decode) so.decode = strcmp(o->decode, "diag") ? ND_GAF_LSQ : ND_GAF_DIAG;
     if (so.steps > ms->timesteps) so.steps = ms->timesteps;
+    if (o->bf16 && !nd_dm_set_bf16(m, 1))
+        nd_warn("--bf16: this CPU (or build) has no AVX512-BF16 kernels; float32 it is");
     if (!nd_dm_set_sampling(m, &so, e)) return m;
     nd_dm_free(m);
     return NULL;
@@ -387,7 +392,7 @@ const nd_command cmd_sample = {
     "                        [--sampler ddim|ddpm|dpmpp] [--guidance W]\n"
     "                        [--clip dynamic|clip|none] [--project on|off]\n"
     "                        [--decode lsq|diag] [--calibrate N] [--raw-csv RAW.csv]\n"
-    "                        [--flow-windows W [--context K]] [--json]\n"
+    "                        [--flow-windows W [--context K]] [--bf16] [--json]\n"
     "\n"
     "Draws N new windows per class (every class, or only --class NAME) from a model made\n"
     "by `netdiffus train`, in raw units (bytes per bin). Defaults come from the sample\n"
@@ -430,7 +435,12 @@ const nd_command cmd_sample = {
     "                     of the one before (`eval --flows` measures the seams)\n"
     "  --context K        bins of the previous window each window continues (default\n"
     "                     L/2; 0: independent windows end to end, the baseline)\n"
+    "  --bf16             bfloat16 products in the network's convolutions (AVX512-BF16\n"
+    "                     CPUs; faster, rounded to 8-bit mantissas: docs/PERFORMANCE.md)\n"
     "  --json             print the summary on stdout as one JSON object (README.md)\n"
+    "\n"
+    "A distilled student (`train --distill`) samples as it is stored: DDIM at its steps,\n"
+    "guidance 1 (learnt in), no projection.\n"
     "\n"
     "Under `mpirun -np N`, the sampler's batches (sample.batch windows each, and those of\n"
     "the calibration) go round the N processes, and rank 0 writes what one process\n"

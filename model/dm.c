@@ -1433,6 +1433,8 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
 
 void nd_dm_set_stop(nd_dm *m, volatile int *stop) { m->stop = stop; }
 
+int nd_dm_set_bf16(nd_dm *m, int on) { return nd_ctx_set_bf16(m->ctx, on); }
+
 int nd_dm_calibrated(const nd_dm *m)
 {
     if (!dec_fresh(m)) return 0;

@@ -438,6 +438,9 @@ int nd_dm_sample_flow(nd_dm *m, int cls, size_t n, int windows, int K, float *x,
  * fitted for them; nd_dm_sample does this itself when needed, and nd_dm_save stores
  * them. Classes without training data stay uncalibrated. Returns 0 or a code. */
 int nd_dm_calibrate(nd_dm *m, nd_error *e);
+/* bfloat16 products in the network's 3×3 convolutions while sampling (nd_ctx_set_bf16: on
+ * CPUs with AVX512-BF16 only; off by default). Returns whether they are on. */
+int nd_dm_set_bf16(nd_dm *m, int on);
 /* Sampling and calibration check *stop (set by a signal handler; NULL: never) between
  * batches and return ND_EINTR once it is set, the calibration left unfitted. */
 void nd_dm_set_stop(nd_dm *m, volatile int *stop);
