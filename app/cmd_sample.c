@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "conf.h"
@@ -158,14 +159,15 @@ static int parse(sample_args *o, int argc, char **argv)
 }
 
 /* The model file with room for the stored sample.batch and its guidance copies, its
- * sampling settings (the stored defaults) overridden by the options. NULL with e
- * filled. */
-static nd_dm *model_open(const sample_args *o, nd_error *e)
+ * sampling settings (the stored defaults, into *stored) overridden by the options. NULL
+ * with e filled. */
+static nd_dm *model_open(const sample_args *o, nd_dm_sampling *stored, nd_error *e)
 {
     nd_dm *m = opts_dm_open(o->model, ND_DM_BATCH_SAMPLE, e);
     if (!m) return NULL;
     const nd_dm_settings *ms = nd_dm_get_settings(m);
     nd_dm_sampling so = ms->sample;
+    *stored = so;
     if (o->sampler) so.sampler = nd_sampler_from_name(o->sampler);
     if (o->clip) so.clip = nd_clip_from_name(o->clip);
     if (o->project) so.project = !strcmp(o->project, "on");
@@ -314,6 +316,33 @@ static int report_json(const nd_dm *m, const nd_dataset *out, double s, const sa
     return cli_json_print(j);
 }
 
+/* After a refit for other settings than the stored ones: the maps go into the model file
+ * (beside the stored ones, which stay its defaults), so that the next sample with these
+ * settings reuses them. Only when the file is still the one that was read (a trainer may
+ * have written a newer model since: that one is kept). A failure is a warning: the
+ * windows are written. */
+static void keep_calibration(nd_dm *m, const char *path, const struct stat *read,
+                             const nd_dm_sampling *stored)
+{
+    struct stat now;
+    nd_error e = {0};
+    if (stat(path, &now) || now.st_ino != read->st_ino || now.st_dev != read->st_dev ||
+        now.st_size != read->st_size || now.st_mtim.tv_sec != read->st_mtim.tv_sec ||
+        now.st_mtim.tv_nsec != read->st_mtim.tv_nsec) {
+        nd_warn("%s changed while sampling: the calibration for these settings is not "
+                "stored (the next sample with them fits it again)",
+                path);
+        return;
+    }
+    nd_input_forget(path); /* read to be updated */
+    if (nd_dm_set_sampling(m, stored, &e) || nd_dm_save(m, path, &e))
+        nd_warn("the calibration for these settings is not stored: %s", e.msg);
+    else
+        nd_info("stored the calibration for these settings in %s (the next sample with them "
+                "reuses it; the stored defaults are unchanged)",
+                path);
+}
+
 static void report(const nd_dm *m, const nd_dataset *out, double s)
 {
     const nd_dm_sampling *so = &nd_dm_get_settings(m)->sample;
@@ -334,7 +363,10 @@ static int run(int argc, char **argv)
     int rc = parse(&o, argc, argv), first, last;
     if (rc) return rc;
     nd_error e = {0};
-    nd_dm *m = model_open(&o, &e);
+    struct stat st;
+    int local = !nd_is_url(o.model) && !stat(o.model, &st), refit = 0;
+    nd_dm_sampling stored;
+    nd_dm *m = model_open(&o, &stored, &e);
     if (!m) {
         nd_err("%s", e.msg);
         return cli_exit_code(e.code);
@@ -354,6 +386,7 @@ static int run(int argc, char **argv)
                 "(--calibrate 0: off)",
                 ms->calibrate);
         rc = nd_dm_calibrate(m, &e);
+        refit = !rc;
     }
     uint64_t t0 = nd_now_ns();
     if (!rc)
@@ -379,6 +412,7 @@ static int run(int argc, char **argv)
     if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
     int status = cli_exit_code(rc);
     if (!rc && o.json) status = report_json(m, so.out, secs, &o);
+    if (!rc && refit && local) keep_calibration(m, o.model, &st, &stored);
     out_free(&so);
     nd_dm_free(m);
     return status;
@@ -422,8 +456,10 @@ const nd_command cmd_sample = {
     "  --calibrate N      decode calibration: N windows per class sampled to fit the\n"
     "                     share of idle bins, the busy values, the window volumes and\n"
     "                     the autocorrelation to the training data\n"
-    "                     (default sample.calibrate; 0: off). Stored by train; refitted\n"
-    "                     here when the sampler settings differ from the stored ones\n"
+    "                     (default sample.calibrate; 0: off). Stored by train; fitted\n"
+    "                     here when the sampler settings differ from the stored ones,\n"
+    "                     then stored in MODEL.ndm beside them (up to 4 other settings;\n"
+    "                     the stored defaults stay), so that it is fitted once\n"
     "  --csv-other-decode FILE  the same samples decoded the other way, to compare\n"
     "                     decodes on identical images (with --project off)\n"
     "  --raw-csv FILE     the same samples with the decode calibration off: what the\n"

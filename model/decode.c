@@ -496,6 +496,12 @@ nd_decoder *nd_decoder_new(int rows, int C, int L)
     return d;
 }
 
+/* A new alternate's maps (rows × C), or NULL on -ENOMEM. */
+static nd_decoder_map *alt_maps(const nd_decoder *d)
+{
+    return malloc(((size_t)d->rows * d->C + 1) * sizeof(nd_decoder_map));
+}
+
 nd_decoder *nd_decoder_copy(const nd_decoder *d)
 {
     nd_decoder *c = nd_decoder_new(d->rows, d->C, d->L);
@@ -504,20 +510,80 @@ nd_decoder *nd_decoder_copy(const nd_decoder *d)
     memcpy(c->target, d->target, n * sizeof *d->target);
     memcpy(c->map, d->map, n * sizeof *d->map);
     c->key = d->key;
+    for (int i = 0; i < d->n_alt; i++) {
+        if (!(c->alt[i].map = alt_maps(d))) {
+            nd_decoder_free(c);
+            return NULL;
+        }
+        memcpy(c->alt[i].map, d->alt[i].map, n * sizeof *d->map);
+        c->alt[i].key = d->alt[i].key;
+        c->n_alt = i + 1;
+    }
     return c;
 }
 
 void nd_decoder_free(nd_decoder *d)
 {
     if (!d) return;
+    for (int i = 0; i < d->n_alt; i++) free(d->alt[i].map);
     free(d->target);
     free(d->map);
     free(d);
 }
 
+/* Drops alternate i. */
+static void alt_drop(nd_decoder *d, int i)
+{
+    free(d->alt[i].map);
+    memmove(&d->alt[i], &d->alt[i + 1], (size_t)(d->n_alt - i - 1) * sizeof d->alt[0]);
+    d->n_alt--;
+}
+
+/* A slot for maps of key k among the alternates: the one already holding k's, a free
+ * one, or the oldest's (dropped). NULL on -ENOMEM. */
+static nd_decoder_alt *alt_slot(nd_decoder *d, const nd_decoder_key *k)
+{
+    for (int i = 0; i < d->n_alt; i++)
+        if (nd_decoder_key_equal(&d->alt[i].key, k)) return &d->alt[i];
+    if (d->n_alt == ND_DECODER_ALT) alt_drop(d, 0);
+    nd_decoder_alt *a = &d->alt[d->n_alt];
+    if (!(a->map = alt_maps(d))) return NULL;
+    d->n_alt++;
+    return a;
+}
+
+int nd_decoder_stash(nd_decoder *d, uint64_t step)
+{
+    const nd_decoder_key *k = &d->key;
+    if (!k->windows || k->step != step || k->revision != ND_DECODER_REVISION) return 0;
+    nd_decoder_alt *a = alt_slot(d, k);
+    if (!a) return -ENOMEM;
+    a->key = *k;
+    memcpy(a->map, d->map, (size_t)d->rows * d->C * sizeof *d->map);
+    return 0;
+}
+
+int nd_decoder_recall(nd_decoder *d, const nd_decoder_key *k)
+{
+    for (int i = 0; i < d->n_alt; i++) {
+        nd_decoder_alt *a = &d->alt[i];
+        if (!nd_decoder_key_equal(&a->key, k)) continue;
+        nd_decoder_map *m = d->map;
+        nd_decoder_key was = d->key;
+        d->map = a->map;
+        d->key = a->key;
+        a->map = m;
+        a->key = was;
+        if (!was.windows || was.step != k->step) alt_drop(d, i); /* nothing, or stale */
+        return 1;
+    }
+    return 0;
+}
+
 #define TAG_DECO     ND_FOURCC('D', 'E', 'C', 'O')
 #define TAG_MARG     ND_FOURCC('M', 'A', 'R', 'G')
 #define TAG_CALB     ND_FOURCC('C', 'A', 'L', 'B')
+#define TAG_DECA     ND_FOURCC('D', 'E', 'C', 'A') /* an alternate's maps */
 #define DECO_VERSION 4
 #define DECO_HEADER  80 /* bytes before the targets */
 #define QUANTILES    (ND_DECODER_Q + 1)
@@ -565,6 +631,52 @@ static void flat_positions(nd_decoder_target *t, int L)
     }
 }
 
+/* DECO's header (DECO_HEADER bytes) for maps of key k. */
+static unsigned char *put_header(unsigned char *p, const nd_decoder *d, uint32_t classes,
+                                 const nd_decoder_key *k)
+{
+    uint32_t h[] = {DECO_VERSION,   ND_DECODER_Q, (uint32_t)d->L, classes,
+                    (uint32_t)d->C, k->windows,   k->revision,    0};
+    for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) p = nd_rec_put_u32(p, h[i]);
+    p = nd_rec_put_u64(p, k->step);
+    uint32_t s[] = {(uint32_t)k->sampler, k->steps, (uint32_t)k->clip, (uint32_t)k->project,
+                    (uint32_t)k->decode,  0};
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) p = nd_rec_put_u32(p, s[i]);
+    p = nd_rec_put_f64(p, k->guidance);
+    return nd_rec_put_f64(p, k->eta);
+}
+
+static unsigned char *put_maps(unsigned char *p, const nd_decoder_map *maps, size_t n, int L)
+{
+    for (size_t i = 0; i < n; i++) {
+        const nd_decoder_map *f = &maps[i];
+        p = put_floats(p, f->threshold_at, L);
+        p = put_floats(p, f->busy, QUANTILES);
+        p = put_floats(p, f->volume, QUANTILES);
+        p = put_floats(p, f->shift_at, L);
+        p = put_floats(p, &f->out_at[0][0], L * QPOS);
+    }
+    return p;
+}
+
+/* The DECA sections: the alternates fitted at the current maps' step. */
+static int write_alternates(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_error *e)
+{
+    size_t n = (size_t)classes * d->C, len = DECO_HEADER + n * map_bytes(d->L, DECO_VERSION);
+    int rc = 0;
+    for (int i = 0; !rc && i < d->n_alt; i++) {
+        const nd_decoder_alt *a = &d->alt[i];
+        if (!d->key.windows || a->key.step != d->key.step) continue;
+        unsigned char *buf = malloc(len);
+        if (!buf) return nd_error_set(e, -ENOMEM, "decoder: out of memory");
+        unsigned char *p = put_maps(put_header(buf, d, classes, &a->key), a->map, n, d->L);
+        ND_ASSERT((size_t)(p - buf) == len);
+        rc = ndf_write_section(w, TAG_DECA, buf, len, e);
+        free(buf);
+    }
+    return rc;
+}
+
 int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_error *e)
 {
     const nd_decoder_key *k = &d->key;
@@ -573,15 +685,7 @@ int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_er
     size_t len = deco_bytes(n, L, k->windows != 0, DECO_VERSION);
     unsigned char *buf = malloc(len), *p = buf;
     if (!buf) return nd_error_set(e, -ENOMEM, "decoder: out of memory");
-    uint32_t h[] = {DECO_VERSION,   ND_DECODER_Q, (uint32_t)L, classes,
-                    (uint32_t)d->C, k->windows,   k->revision, 0};
-    for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) p = nd_rec_put_u32(p, h[i]);
-    p = nd_rec_put_u64(p, k->step);
-    uint32_t s[] = {(uint32_t)k->sampler, k->steps, (uint32_t)k->clip, (uint32_t)k->project,
-                    (uint32_t)k->decode,  0};
-    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) p = nd_rec_put_u32(p, s[i]);
-    p = nd_rec_put_f64(p, k->guidance);
-    p = nd_rec_put_f64(p, k->eta);
+    p = put_header(p, d, classes, k);
     for (size_t i = 0; i < n; i++) {
         const nd_decoder_target *t = &d->target[i];
         p = nd_rec_put_f32(p, t->idle);
@@ -591,18 +695,11 @@ int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_er
         p = put_floats(p, t->volume, QUANTILES);
         p = put_floats(p, &t->busy_at[0][0], L * QPOS);
     }
-    for (size_t i = 0; k->windows && i < n; i++) {
-        const nd_decoder_map *f = &d->map[i];
-        p = put_floats(p, f->threshold_at, L);
-        p = put_floats(p, f->busy, QUANTILES);
-        p = put_floats(p, f->volume, QUANTILES);
-        p = put_floats(p, f->shift_at, L);
-        p = put_floats(p, &f->out_at[0][0], L * QPOS);
-    }
+    if (k->windows) p = put_maps(p, d->map, n, L);
     ND_ASSERT((size_t)(p - buf) == len);
     int rc = ndf_write_section(w, TAG_DECO, buf, len, e);
     free(buf);
-    return rc;
+    return rc ? rc : write_alternates(d, classes, w, e);
 }
 
 /* ---- the values a file may hold --------------------------------------------------- */
@@ -656,14 +753,33 @@ static int check_target(const nd_decoder *d, size_t i, const char *path, const c
 
 /* Map i: its quantiles and shifts (thresholds may be anything: -inf always busy, +inf
  * never, NaN unfitted). */
-static int check_map(const nd_decoder *d, size_t i, const char *path, nd_error *e)
+static int check_map(const nd_decoder *d, const nd_decoder_map *f, size_t i, const char *path,
+                     const char *section, nd_error *e)
 {
-    const nd_decoder_map *f = &d->map[i];
     const table tt[] = {{"map busy", f->busy, QUANTILES, LOG},
                         {"map volume", f->volume, QUANTILES, LOG},
                         {"shift_at", f->shift_at, d->L, FINITE},
                         {"map out_at", &f->out_at[0][0], d->L * QPOS, LOG}};
-    return check_tables(tt, sizeof tt / sizeof tt[0], path, "DECO", i, d->C, e);
+    return check_tables(tt, sizeof tt / sizeof tt[0], path, section, i, d->C, e);
+}
+
+/* n maps at *p (version 4) into maps, checked. */
+static int get_maps(const nd_decoder *d, nd_decoder_map *maps, size_t n,
+                    const unsigned char **p, const char *path, const char *section, nd_error *e)
+{
+    int L = d->L;
+    for (size_t i = 0; i < n; i++) {
+        nd_decoder_map *f = &maps[i];
+        map_clear(f);
+        get_floats(p, f->threshold_at, L);
+        get_floats(p, f->busy, QUANTILES);
+        get_floats(p, f->volume, QUANTILES);
+        get_floats(p, f->shift_at, L);
+        get_floats(p, &f->out_at[0][0], L * QPOS);
+        int rc = check_map(d, f, i, path, section, e);
+        if (rc) return rc;
+    }
+    return 0;
 }
 
 /* DECO's header at *p (DECO_HEADER bytes): h[8] its first words, and the key. */
@@ -753,18 +869,38 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
         if (rc) return rc;
     }
     if (h[0] < 4) k->windows = 0; /* maps without the per-position output map: refitted */
-    for (size_t i = 0; k->windows && i < n; i++) {
-        nd_decoder_map *f = &d->map[i];
-        map_clear(f);
-        get_floats(&p, f->threshold_at, L);
-        get_floats(&p, f->busy, QUANTILES);
-        get_floats(&p, f->volume, QUANTILES);
-        get_floats(&p, f->shift_at, L);
-        get_floats(&p, &f->out_at[0][0], L * QPOS);
-        int rc = check_map(d, i, path, e);
-        if (rc) return rc;
-    }
-    return 0;
+    return k->windows ? get_maps(d, d->map, n, &p, path, "DECO", e) : 0;
+}
+
+/* A DECA section (data, len): an alternate's maps, for the model's `classes` classes. */
+static int read_deca(nd_decoder *d, uint32_t classes, const unsigned char *p, size_t len,
+                     const char *path, nd_error *e)
+{
+    size_t n = (size_t)classes * d->C, want = DECO_HEADER + n * map_bytes(d->L, DECO_VERSION);
+    uint32_t h[8];
+    nd_decoder_key k;
+    if (len < DECO_HEADER)
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section DECA holds %zu bytes, less than its "
+                            "header",
+                            path, len);
+    read_header(&p, h, &k);
+    if (h[0] != DECO_VERSION || h[1] != ND_DECODER_Q || h[2] != (uint32_t)d->L ||
+        h[3] != classes || h[4] != (uint32_t)d->C || !k.windows || len != want)
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section DECA (version %u, %u quantiles, %u bins, %u classes, "
+                            "%u channels, %u windows, %zu bytes) does not match the model "
+                            "(%d, %d, %d, %u, %d, > 0, %zu)",
+                            path, h[0], h[1], h[2], h[3], h[4], k.windows, len, DECO_VERSION,
+                            ND_DECODER_Q, d->L, classes, d->C, want);
+    nd_decoder_alt *a = d->n_alt < ND_DECODER_ALT ? alt_slot(d, &k) : NULL;
+    if (!a)
+        return d->n_alt < ND_DECODER_ALT ? nd_error_set(e, -ENOMEM, "%s: out of memory", path)
+                                         : 0; /* more than this build keeps */
+    a->key = k;
+    int rc = get_maps(d, a->map, n, &p, path, "DECA", e);
+    if (rc) alt_drop(d, (int)(a - d->alt));
+    return rc;
 }
 
 /* Older files: targets (MARG) as slot arrays of LEGACY_SLOTS floats per class and
@@ -829,9 +965,14 @@ int nd_decoder_read(nd_decoder *d, uint32_t classes, const ndf_reader *r, nd_err
     const void *data;
     size_t len;
     d->key.windows = 0;
-    if (!ndf_find(r, TAG_DECO, &data, &len, NULL))
-        return read_deco(d, classes, data, len, ndf_path(r), e);
-    return read_legacy(d, classes, r, e);
+    if (ndf_find(r, TAG_DECO, &data, &len, NULL)) return read_legacy(d, classes, r, e);
+    int rc = read_deco(d, classes, data, len, ndf_path(r), e);
+    for (size_t i = 0; !rc && i < ndf_section_count(r); i++) {
+        uint32_t tag;
+        ndf_section_at(r, i, &tag, &data, &len);
+        if (tag == TAG_DECA) rc = read_deca(d, classes, data, len, ndf_path(r), e);
+    }
+    return rc;
 }
 
 /* Rows of thresholds `inspect` lists; more are counted. */
@@ -877,6 +1018,20 @@ void nd_decoder_inspect(const ndf_reader *r, FILE *out)
             fprintf(out, "decode calibration: %u windows per class at step %llu (%s)\n",
                     k.windows, (unsigned long long)k.step, text);
             inspect_thresholds(p, h, len, out);
+            for (size_t i = 0; i < ndf_section_count(r); i++) {
+                uint32_t tag;
+                const void *ad;
+                size_t al;
+                ndf_section_at(r, i, &tag, &ad, &al);
+                if (tag != TAG_DECA || al < DECO_HEADER) continue;
+                const unsigned char *q = ad;
+                read_header(&q, h, &k);
+                key_text(&k, text, sizeof text);
+                fprintf(out,
+                        "  also fitted, for other sampling settings: %u windows per class "
+                        "(%s)\n",
+                        k.windows, text);
+            }
             return;
         }
         if (h[0] < DECO_VERSION && k.windows) {

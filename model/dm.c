@@ -299,6 +299,11 @@ int nd_dm_set_sampling(nd_dm *m, const nd_dm_sampling *s, nd_error *e)
         return nd_error_set(e, ND_ECONFIG, "sampling settings: %s", why);
     m->s.sample = *s;
     m->gaf.decode = s->decode;
+    /* maps fitted for these settings before (this run, or stored in the file) */
+    nd_decoder_key now;
+    nd_decoder_key_of(&now, s, m->step);
+    if (now.windows && !nd_decoder_key_equal(&m->dec->key, &now))
+        nd_decoder_recall(m->dec, &now);
     return 0;
 }
 
@@ -1401,6 +1406,10 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
      * were stored or fitted just now */
     nd_rng r;
     nd_rng_seed(&r, m->s.sample.seed ^ 0xCA11B7A7Eull);
+    /* the maps of the settings before stay among the alternates (nd_dm_set_sampling finds
+     * them again) */
+    if (!rc && nd_decoder_stash(m->dec, m->step))
+        rc = nd_error_set(e, -ENOMEM, "calibrate: out of memory");
     m->dec->key.windows = 0; /* no maps while fitting (and after a failed fit) */
     for (uint32_t k = 0; !rc && k < m->meta->n_classes; k++) {
         const nd_decoder_target *t0 = nd_decoder_target_at(m->dec, (int)k, 0);

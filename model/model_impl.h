@@ -104,6 +104,15 @@ typedef struct nd_decoder_key {
 void nd_decoder_key_of(nd_decoder_key *k, const nd_dm_sampling *s, uint64_t step);
 int nd_decoder_key_equal(const nd_decoder_key *a, const nd_decoder_key *b);
 
+/* Maps fitted for other sampling settings than the current ones, kept so that going back
+ * to those settings needs no refit (nd_decoder_recall): at most ND_DECODER_ALT sets, the
+ * oldest dropped first. */
+#define ND_DECODER_ALT 4
+typedef struct nd_decoder_alt {
+    nd_decoder_key key;
+    nd_decoder_map *map; /* (rows, C) */
+} nd_decoder_alt;
+
 typedef struct nd_decoder nd_decoder;
 struct nd_decoder {
     int rows, C, L;            /* class rows (max_classes: classes join online), channels,
@@ -111,6 +120,8 @@ struct nd_decoder {
     nd_decoder_target *target; /* (rows, C) */
     nd_decoder_map *map;       /* (rows, C) */
     nd_decoder_key key;        /* of the maps; key.windows 0: none fitted */
+    int n_alt;
+    nd_decoder_alt alt[ND_DECODER_ALT];
 };
 
 /* A decoder for windows of L bins with nothing measured or fitted (NaN targets and maps).
@@ -128,12 +139,19 @@ static inline nd_decoder_map *nd_decoder_map_at(const nd_decoder *d, int k, int 
     return &d->map[(size_t)k * d->C + c];
 }
 
-/* Writes the DECO section for the first `classes` rows. Returns 0 or a code. */
+/* Keeps the current maps among the alternates when they were fitted at model step `step`
+ * (maps of older steps are stale: dropped). 0 or -ENOMEM (nothing kept). */
+int nd_decoder_stash(nd_decoder *d, uint64_t step);
+/* Makes the alternate fitted for key k current, the current maps (when fitted) taking its
+ * place among the alternates. 1: found, 0: none fits k. */
+int nd_decoder_recall(nd_decoder *d, const nd_decoder_key *k);
+/* Writes the DECO section for the first `classes` rows, then a DECA section (the maps
+ * only) for each alternate fitted at the current maps' model step. Returns 0 or a code. */
 int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_error *e);
-/* Reads the decoder of a model file with `classes` classes: DECO, or in older files MARG
- * (none of them: nothing measured). Older layouts (DECO version 1, MARG) give targets with
- * the overall idle share at every position and no maps (the next sample refits them).
- * Returns 0 or ND_EFORMAT / ND_EVERSION. */
+/* Reads the decoder of a model file with `classes` classes: DECO and its DECA alternates,
+ * or in older files MARG (none of them: nothing measured). Older layouts (DECO version 1, MARG)
+ * give targets with the overall idle share at every position and no maps (the next sample
+ * refits them). Returns 0 or ND_EFORMAT / ND_EVERSION. */
 int nd_decoder_read(nd_decoder *d, uint32_t classes, const ndf_reader *r, nd_error *e);
 /* The `inspect` lines about the decoder's maps of an open model file. */
 void nd_decoder_inspect(const ndf_reader *r, FILE *out);

@@ -63,6 +63,23 @@ int main(void)
     CHECK_CONTAINS(out_text,
                    "decode calibration: 8 windows per class at step 30 (dpmpp 5 steps");
     CHECK_CONTAINS(out_text, "decode lsq");
+    /* other settings: fitted once, stored beside the defaults, reused */
+    EXPECT(0, "sample", model, "--count", "2", "--csv", scsv, "--sampler", "ddim", "--steps",
+           "3");
+    CHECK_CONTAINS(err_text, "calibrating the decode for these settings");
+    CHECK_CONTAINS(err_text, "stored the calibration for these settings");
+    EXPECT(0, "sample", model, "--count", "2", "--csv", scsv, "--sampler", "ddim", "--steps",
+           "3");
+    CHECK(!strstr(err_text, "calibrating"));
+    CHECK_CONTAINS(err_text, "ddim, 3 steps, guidance 2, clip none, GASF projection, "
+                             "calibrated decode");
+    EXPECT(0, "sample", model, "--count", "2", "--csv", scsv); /* the defaults' own */
+    CHECK(!strstr(err_text, "calibrating"));
+    EXPECT(0, "inspect", model);
+    CHECK_CONTAINS(out_text,
+                   "decode calibration: 8 windows per class at step 30 (dpmpp 5 steps");
+    CHECK_CONTAINS(out_text, "also fitted, for other sampling settings: 8 windows per class "
+                             "(ddim 3 steps");
     EXPECT(0, "sample", model, "--count", "2", "--csv", scsv, "--calibrate", "0");
     CHECK_CONTAINS(err_text, "uncalibrated decode");
     EXPECT(2, "sample", model, "--count", "2", "--csv", scsv, "--calibrate", "-3");
