@@ -219,22 +219,8 @@ typedef struct nd_sample_opts {
      * nothing is known. */
     void (*inpaint)(void *arg, float *x, int b, double abar);
     void *inpaint_arg;
-    int nested; /* 0/1: the timestep grid (nd_diffusion_grid) */
+    int nested; /* 0/1: the timestep grid, the samplers' or the nested one (model_impl.h) */
 } nd_sample_opts;
-
-/* Timestep of step k of an S-step sampler (k = S: −1, the clean image). The default grid
- * runs evenly from T−1 to 0, then steps to the clean image; the nested one (a distilled
- * student's, nd_dm_distill_begin) is round((T−1)(S−k)/S), so that the grid of S steps is
- * every other point of the grid of 2S, and its last step goes from (T−1)/S to the clean
- * image. */
-int nd_diffusion_grid(const nd_diffusion *d, int S, int nested, int k);
-/* One deterministic DDIM step (η 0) of each of the B images x (B, img), image b from
- * timestep t[b] to s[b] (−1: to the predicted clean image), with o's guidance, clipping,
- * projection and known part (o's sampler, steps and eta are not used): the step the
- * samplers take. */
-void nd_diffusion_ddim_step(const nd_diffusion *d, const nd_sample_opts *o, nd_denoise_fn f,
-                            void *arg, float *x, const int *t, const int *s, const int *y,
-                            int B, size_t img);
 
 /* Samples B images of img floats each for classes y (B) into x (B, img), starting from
  * noise drawn from rng. f is called with up to 2B images (guidance != 1: conditional
@@ -458,7 +444,7 @@ int nd_dm_calibrated(const nd_dm *m);
  * guidance (two passes each), on the nested grid of from_steps; each later round the
  * last round's student is the teacher and the steps halve again, down to to_steps. The
  * student is an ordinary model: it samples by DDIM (η 0) at its steps, guidance 1, on the
- * nested grid (nd_diffusion_grid), with the teacher's clipping and decode and without the
+ * nested grid (model_impl.h), with the teacher's clipping and decode and without the
  * projection: what the student predicts at a step is the clean image from which one DDIM
  * step lands where the teacher's two (projected) steps did, which is not itself a GASF
  * image.

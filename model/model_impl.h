@@ -69,6 +69,20 @@ void nd_gaf_scale_window(float *v, const float *x, const nd_gaf_spec *g, const n
  * skips a batch that another process samples, leaving rng where the batch would. */
 size_t nd_diffusion_draws(const nd_diffusion *d, const nd_sample_opts *o, int B, size_t img);
 
+/* Timestep of step k of an S-step sampler (k = S: −1, the clean image). The default grid
+ * runs evenly from T−1 to 0, then steps to the clean image; the nested one (a distilled
+ * student's, nd_dm_distill_begin) is round((T−1)(S−k)/S), so that the grid of S steps is
+ * every other point of the grid of 2S, and its last step goes from (T−1)/S to the clean
+ * image. */
+int nd_diffusion_grid(const nd_diffusion *d, int S, int nested, int k);
+/* One deterministic DDIM step (η 0) of each of the B images x (B, img), image b from
+ * timestep t[b] to s[b] (−1: to the predicted clean image), with o's guidance, clipping,
+ * projection and known part (o's sampler, steps and eta are not used): the step the
+ * samplers take. */
+void nd_diffusion_ddim_step(const nd_diffusion *d, const nd_sample_opts *o, nd_denoise_fn f,
+                            void *arg, float *x, const int *t, const int *s, const int *y,
+                            int B, size_t img);
+
 /* Collectives of the ranks of an MPI run (mpi.c); outside one (one rank) they return
  * their input. Every rank calls them in the same order. */
 int nd_mpi_or(int bits);     /* bits ORed over the ranks */
