@@ -22,7 +22,9 @@
  *   PARM  f32 × n   parameters (the trained weights)
  *   EMAW  f32 × n   their EMA (what sampling uses)
  *   ADAM  f32 × 2n  AdamW first then second moments
- *   DECO  the decoder's targets and maps (decode.c; older files: MARG and CALB)
+ *   DECO  the decoder's targets and maps (decode.c; older files: MARG and CALB), and a
+ *         DECA for each set of maps fitted for other sampling settings
+ *   DIST, TCHW  a distilled student's distillation and its round's teacher (distill.c)
  * All little-endian. Resuming needs DMCF to ADAM; sampling only DMCF, SCAL and EMAW
  * (DECO for a calibrated decode; files without it decode uncalibrated). Files of record
  * version 1 keep their training and sampling settings in CONF only: the program reads
