@@ -283,29 +283,17 @@ int nd_distill_write(const nd_dm *m, ndf_writer *w, nd_error *e)
     p = nd_rec_put_f64(p, d->guidance);
     nd_rec_put_f64(p, d->lr);
     int rc = ndf_write_section(w, TAG_DIST, rec, sizeof rec, e);
-    size_t n = nd_unet_num_params(ds->teacher);
-    const float *tw = nd_unet_params(ds->teacher);
-    unsigned char buf[4096 * 4];
-    if (!rc) rc = ndf_section_begin(w, TAG_TCHW, e);
-    for (size_t i = 0; !rc && i < n; i += 4096) {
-        size_t k = n - i < 4096 ? n - i : 4096;
-        for (size_t j = 0; j < k; j++) nd_put_f32(buf + 4 * j, tw[i + j]);
-        rc = ndf_section_write(w, buf, 4 * k, e);
-    }
-    return rc ? rc : ndf_section_end(w, e);
+    return rc ? rc
+              : nd_write_floats(w, TAG_TCHW, nd_unet_params(ds->teacher),
+                                nd_unet_num_params(ds->teacher), e);
 }
 
 /* The DIST record of r: 1 and *d, *round filled; 0: none; < 0: a code (e set). */
 static int read_dist(const ndf_reader *r, nd_dm_distill *d, uint32_t *round, nd_error *e)
 {
-    const void *data = NULL;
-    size_t len = 0;
-    for (size_t i = 0; i < ndf_section_count(r) && !data; i++) {
-        uint32_t tag;
-        ndf_section_at(r, i, &tag, &data, &len);
-        if (tag != TAG_DIST) data = NULL;
-    }
-    if (!data) return 0;
+    const void *data;
+    size_t len;
+    if (ndf_find(r, TAG_DIST, &data, &len, NULL)) return 0;
     const unsigned char *p = data;
     if (len < 4)
         return nd_error_set(e, ND_EFORMAT, "%s: section DIST holds %zu bytes", ndf_path(r),
@@ -355,14 +343,9 @@ int nd_distill_read(nd_dm *m, const ndf_reader *r, nd_error *e)
     m->dist = ds;
     ds->teacher = nd_unet_new(&m->s.net, 2 * m->max_batch, m->s.train.seed);
     if (!ds->teacher) return nd_error_set(e, -ENOMEM, "%s: out of memory", ndf_path(r));
-    const void *data;
-    size_t len, n = nd_unet_num_params(ds->teacher);
-    if ((rc = ndf_find(r, TAG_TCHW, &data, &len, e))) return rc;
-    if (len != 4 * n)
-        return nd_error_set(e, ND_EFORMAT, "%s: section TCHW holds %zu bytes, expected %zu",
-                            ndf_path(r), len, 4 * n);
-    float *tw = nd_unet_params(ds->teacher);
-    for (size_t i = 0; i < n; i++) tw[i] = nd_get_f32((const unsigned char *)data + 4 * i);
+    rc = nd_read_floats(r, TAG_TCHW, nd_unet_params(ds->teacher),
+                        nd_unet_num_params(ds->teacher), e);
+    if (rc) return rc;
     /* the optimiser counts the round's steps */
     nd_adamw_set_steps(m->opt, m->step - d.start - (uint64_t)round * d.round_steps);
     return 0;

@@ -312,7 +312,7 @@ int nd_dm_set_sampling(nd_dm *m, const nd_dm_sampling *s, nd_error *e)
 /* ---- model file -------------------------------------------------------------------- */
 
 /* Section tag: n floats. */
-static int write_floats(ndf_writer *w, uint32_t tag, const float *v, size_t n, nd_error *e)
+int nd_write_floats(ndf_writer *w, uint32_t tag, const float *v, size_t n, nd_error *e)
 {
     unsigned char buf[4096 * 4];
     int rc = ndf_section_begin(w, tag, e);
@@ -324,8 +324,7 @@ static int write_floats(ndf_writer *w, uint32_t tag, const float *v, size_t n, n
     return rc ? rc : ndf_section_end(w, e);
 }
 
-/* Section tag holding n floats. */
-static int read_floats(const ndf_reader *r, uint32_t tag, float *v, size_t n, nd_error *e)
+int nd_read_floats(const ndf_reader *r, uint32_t tag, float *v, size_t n, nd_error *e)
 {
     const void *data;
     size_t len;
@@ -464,12 +463,12 @@ int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg,
                 sc[(k * m->gaf.C + c) * 2] = m->scales[k].lo[c];
                 sc[(k * m->gaf.C + c) * 2 + 1] = m->scales[k].hi[c];
             }
-        rc = write_floats(w, TAG_SCAL, sc, ns, e);
+        rc = nd_write_floats(w, TAG_SCAL, sc, ns, e);
     }
     free(sc);
-    if (!rc) rc = write_floats(w, TAG_PARM, nd_unet_params(m->net), n, e);
-    if (!rc) rc = write_floats(w, TAG_EMAW, m->ema, n, e);
-    if (!rc) rc = write_floats(w, TAG_ADAM, nd_adamw_moments(m->opt), 2 * n, e);
+    if (!rc) rc = nd_write_floats(w, TAG_PARM, nd_unet_params(m->net), n, e);
+    if (!rc) rc = nd_write_floats(w, TAG_EMAW, m->ema, n, e);
+    if (!rc) rc = nd_write_floats(w, TAG_ADAM, nd_adamw_moments(m->opt), 2 * n, e);
     if (!rc) rc = nd_decoder_write(m->dec, m->meta->n_classes, w, e);
     if (!rc) rc = nd_distill_write(m, w, e);
     if (!rc && extra) rc = extra(w, arg, e);
@@ -660,7 +659,7 @@ static int read_scales(nd_dm *m, const ndf_reader *r, nd_error *e)
     m->scales = calloc(K + 1, sizeof *m->scales);
     float *sc = malloc((ns + 1) * sizeof(float));
     int rc = !m->scales || !sc ? nd_error_set(e, -ENOMEM, "%s: out of memory", ndf_path(r))
-                               : read_floats(r, TAG_SCAL, sc, ns, e);
+                               : nd_read_floats(r, TAG_SCAL, sc, ns, e);
     for (uint32_t k = 0; !rc && k < K; k++)
         for (int c = 0; c < C; c++) {
             m->scales[k].lo[c] = sc[(k * C + c) * 2];
@@ -690,9 +689,9 @@ nd_dm *nd_dm_load(const char *path, int max_batch, nd_dm_legacy_fn legacy, nd_er
     if (!rc) rc = read_dmcf(m, r, legacy, &n, e);
     if (!rc) rc = dm_build(m, max_batch, e);
     if (!rc) rc = read_scales(m, r, e);
-    if (!rc) rc = read_floats(r, TAG_PARM, nd_unet_params(m->net), n, e);
-    if (!rc) rc = read_floats(r, TAG_EMAW, m->ema, n, e);
-    if (!rc) rc = read_floats(r, TAG_ADAM, nd_adamw_moments(m->opt), 2 * n, e);
+    if (!rc) rc = nd_read_floats(r, TAG_PARM, nd_unet_params(m->net), n, e);
+    if (!rc) rc = nd_read_floats(r, TAG_EMAW, m->ema, n, e);
+    if (!rc) rc = nd_read_floats(r, TAG_ADAM, nd_adamw_moments(m->opt), 2 * n, e);
     if (!rc) rc = nd_decoder_read(m->dec, m->meta->n_classes, r, e);
     if (!rc) nd_adamw_set_steps(m->opt, m->step);
     if (!rc) rc = nd_distill_read(m, r, e); /* a student's optimiser counts its round */

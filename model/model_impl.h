@@ -58,6 +58,11 @@ static inline double nd_rec_f64(const unsigned char **p)
     return v;
 }
 
+/* A section of n little-endian floats: written; read (ND_EFORMAT naming the section when
+ * it does not hold exactly n). dm.c. */
+int nd_write_floats(ndf_writer *w, uint32_t tag, const float *v, size_t n, nd_error *e);
+int nd_read_floats(const ndf_reader *r, uint32_t tag, float *v, size_t n, nd_error *e);
+
 /* Decoded value v of channel c (a busy bin) -> raw units: the inverse of the scaling
  * (gaf.c). */
 float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c);
