@@ -17,10 +17,12 @@
 
 /* Windows a streamed replay holds ready by default (--queue). */
 #define REPLAY_STREAM_QUEUE 256
-/* --max-flow-windows at most: a flow's windows are held whole (queue, dataset). */
+/* --max-flow-windows at most (and replay.max_flow_windows'): a flow's windows are held
+ * whole (queue, dataset). */
 #define REPLAY_MAX_FLOW_WINDOWS 4096
 
-/* How long sampled flows are: --context (-1: L/2), --max-flow-windows (0: not given). */
+/* How long sampled flows are: --context (-1: not given), --max-flow-windows (0: not given);
+ * once the model is open, what they or the config's replay section say. */
 typedef struct replay_lengths {
     int context;
     uint32_t max_windows;
@@ -111,10 +113,12 @@ static const char help[] =
     "                     (default 256)\n"
     "      --samplers N   streamed: sampler threads, each with model.threads OpenMP\n"
     "                     threads inside (default 1; more only with cores to spare)\n"
-    "      --max-flow-windows N  model: a flow lasts at most N windows (default 64); longer\n"
-    "                     drawn durations are cut and counted; 1 = one window per flow\n"
+    "      --max-flow-windows N  model: a flow lasts at most N windows (default\n"
+    "                     replay.max_flow_windows, 64); longer drawn durations are cut\n"
+    "                     and counted; 1 = one window per flow\n"
     "      --context K    model: bins of the window before that each next window of a\n"
-    "                     flow continues (default L/2; 0 = independent windows end to end)\n"
+    "                     flow continues (default replay.context, L/2; 0 = independent\n"
+    "                     windows end to end)\n"
     "\n"
     "Load targets (one at a time, in output time; --speed 1 or max; the run holds the\n"
     "load from its first packet on, docs/REPLAY.md):\n"
@@ -224,12 +228,6 @@ static int class_weights(double *w, const nd_dm *m, const char *path, const char
     return 0;
 }
 
-/* --max-flow-windows or its default */
-static uint32_t max_flow_windows(const replay_lengths *len)
-{
-    return len->max_windows ? len->max_windows : ND_FLOWS_MAX_WINDOWS;
-}
-
 /* Samples the flows of o from dm (freed here: the network's memory is not needed while
  * sending) by the class weights w into *ds, as long as r says, and what it did into fc.
  * An exit code; 0 with *ds NULL when Ctrl-C stopped the sampling (a clean end, as while
@@ -244,7 +242,7 @@ static int sample(nd_dataset **ds, nd_dm **dm, const double *w, replay_opts *o,
                         .flows = o->flows,
                         .stop = &cli_stop,
                         .tag = "replay",
-                        .max_windows = max_flow_windows(len),
+                        .max_windows = len->max_windows,
                         .context = len->context,
                         .counts = fc};
     *ds = nd_dm_sample_flows(*dm, &fo, &rng, &e);
@@ -288,7 +286,7 @@ static int stream_start(nd_flows_stream **st, nd_dm *dm, const char *path, const
                                .threads = samplers ? samplers : 1,
                                .seed = o->seed,
                                .stop = &cli_stop,
-                               .max_windows = max_flow_windows(len),
+                               .max_windows = len->max_windows,
                                .context = len->context,
                                .tag = "replay"};
     *st = nd_flows_stream_start(dm, &so, &e);
@@ -651,9 +649,10 @@ static int series_load(nd_dataset **ds, const replay_args *r, uint64_t bin_ns)
     return ND_EXIT_OK;
 }
 
-/* The model of r and the share of flows per class (*w), checked before the sink is
- * opened, and the sink before the (possibly long) sampling. An exit code. */
-static int model_prepare(nd_dm **dm, double **w, const replay_args *r, const nd_config *cfg,
+/* The model of r, the share of flows per class (*w) and the lengths of its flows (r->len),
+ * checked before the sink is opened, and the sink before the (possibly long) sampling. An
+ * exit code. */
+static int model_prepare(nd_dm **dm, double **w, replay_args *r, const nd_config *cfg,
                          replay_opts *o)
 {
     nd_error e = {0};
@@ -664,12 +663,23 @@ static int model_prepare(nd_dm **dm, double **w, const replay_args *r, const nd_
         nd_err("replay: %s", e.msg);
         return cli_exit_code(e.code);
     }
-    uint32_t L = nd_dm_dataset(*dm)->L;
-    if (r->len.context >= (int)L)
+    /* the lengths of the flows: the command line's, else the config's */
+    const uint32_t L = nd_dm_dataset(*dm)->L, div = cfg->replay.context_div;
+    replay_lengths *len = &r->len;
+    if (!len->max_windows) len->max_windows = cfg->replay.max_flow_windows;
+    if (len->context < 0) {
+        len->context = (int)(div ? L / div : cfg->replay.context);
+        if (len->context >= (int)L) {
+            nd_err("replay: %s: replay.context %d: expected 0 to %u bins (the model's "
+                   "windows have %u)",
+                   cfg->path[0] ? cfg->path : "defaults", len->context, L - 1, L);
+            return cli_exit_code(ND_ECONFIG);
+        }
+    } else if (len->context >= (int)L)
         return cli_usage_error("replay",
                                "--context %d: expected 0 to %u bins (the model's windows "
                                "have %u)",
-                               r->len.context, L - 1, L);
+                               len->context, L - 1, L);
     o->only_class = NULL; /* the windows are sampled for the chosen classes only */
     o->n_mix = 0;
     return ND_EXIT_OK;
@@ -780,13 +790,14 @@ static void on_report(void *arg, const replay_stats *so_far)
     metrics(to->watch, so_far);
 }
 
-/* Flows cut at --max-flow-windows, said at the end of a run from a model. */
+/* Flows cut at --max-flow-windows (replay.max_flow_windows), said at the end of a run
+ * from a model. */
 static void cut_said(uint64_t cut, const replay_args *r)
 {
     if (cut)
-        nd_info("replay: %llu sampled flows were longer than --max-flow-windows %u windows "
-                "and were cut to it",
-                (unsigned long long)cut, max_flow_windows(&r->len));
+        nd_info("replay: %llu sampled flows were longer than %u windows (--max-flow-windows, "
+                "replay.max_flow_windows) and were cut to it",
+                (unsigned long long)cut, r->len.max_windows);
 }
 
 /* The end of a streamed run: what the samplers did, and the flows they were late for. */

@@ -198,6 +198,14 @@ int opts_live(nd_live_opts *o, char **provenance, const nd_config *cfg, int resu
     o->checkpoint_interval_ns = cfg->live.checkpoint_interval_ns;
     opts_replay(&o->replay, cfg);
     o->sample_seed = cfg->sample.seed;
+    o->max_flow_windows = cfg->replay.max_flow_windows;
+    const uint32_t L = cfg->capture.window, div = cfg->replay.context_div;
+    o->flow_context = (int)(div ? L / div : cfg->replay.context);
+    if (o->flow_context >= (int)L)
+        return nd_error_set(
+            e, ND_ECONFIG,
+            "%s: replay.context %d: expected 0 to %u bins (capture.window is %u)",
+            cfg->path[0] ? cfg->path : "defaults", o->flow_context, L - 1, L);
     o->status_interval_ns = cfg->live.status_interval_ns;
     o->metrics_port = cfg->live.metrics_port;
     o->metrics_addr = cfg->live.metrics_addr;

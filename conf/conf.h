@@ -129,6 +129,10 @@ typedef struct nd_config {
         uint32_t vlan_server;
         char gateway_client[32]; /* next-hop MAC of client-side frames (routing DUT); "" none */
         char gateway_server[32];
+        uint32_t max_flow_windows; /* a flow sampled from a model: windows at most */
+        uint32_t context;          /* bins of the window before that a continued window
+                                      keeps; context_div N: L/N of the model's window */
+        uint32_t context_div;
     } replay;
 
     struct {

@@ -402,6 +402,17 @@ const conf_key conf_keys[] = {
      .check = check_mac,
      .help = "Destination MAC of the frames that leave the server side (server to client): "
              "a routing DUT's server-side port. Empty: the client's MAC."},
+    /* flows longer than a window (docs/REPLAY.md); the command line's --max-flow-windows
+     * and --context; 4096: REPLAY_MAX_FLOW_WINDOWS of app/cmd_replay.c */
+    {"replay.max_flow_windows", CONF_UINT, F(replay.max_flow_windows), .def = "64", .min = "1",
+     .max = "4096", .unit = "windows",
+     .help = "A flow sampled from a model lasts at most this many windows; longer durations "
+             "are cut there and counted (1: one window per flow)."},
+    {"replay.context", CONF_RES, F(replay.context), .def = "L/2",
+     .aux_off = offsetof(nd_config, replay.context_div), .unit = "bins or L/N",
+     .help = "Bins of the window before that each continuing window of a long flow is "
+             "inpainted from: bins (16), or \"L/N\" of the model's window. 0: none (each "
+             "window drawn on its own); below the model's window."},
     {"replay.seed", CONF_UINT, F(replay.seed), .def = "1",
      .help = "Random seed of sizes, timing, addresses and ports."},
     {"replay.mix", CONF_LIST, F(replay.n_mix), .def = "[]", .list = &mix_list,

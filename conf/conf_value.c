@@ -230,10 +230,11 @@ void conf_expected(const conf_key *k, char *buf, size_t len)
         else snprintf(buf, len, "expected a string of at most %zu bytes", k->size - 1);
         break;
     case CONF_ENUM: ND_ASSERT(0); /* enums always have choices */
-    case CONF_RES:
+    case CONF_RES: /* of an image (pixels) or of a series (bins): the unit's first word */
         snprintf(buf, len,
-                 "expected a resolution: pixels (0 to 4096, 0 = none) or L/N "
-                 "with N a power of two up to 1024 (L = capture.window)");
+                 "expected %.*s (0 to 4096, 0 = none) or L/N with N a power of two up to "
+                 "1024 (L = the window's bins)",
+                 (int)strcspn(k->unit, " "), k->unit);
         break;
     case CONF_LIST: {
         const conf_list *l = k->list;

@@ -237,9 +237,11 @@ typedef struct nd_live_opts {
     uint64_t max_steps;              /* stop at this step in total; 0: no limit */
     uint64_t duration_ns;            /* stop after this much wall time; 0: no limit */
     /* in-process replay of each new checkpoint */
-    const char *replay_to; /* sink spec; NULL: no replay thread */
-    replay_opts replay;    /* replay's settings (loop, status and stop are the run's) */
-    uint64_t sample_seed;  /* seeds the replay thread's sampling */
+    const char *replay_to;     /* sink spec; NULL: no replay thread */
+    replay_opts replay;        /* replay's settings (loop, status and stop are the run's) */
+    uint64_t sample_seed;      /* seeds the replay thread's sampling */
+    uint32_t max_flow_windows; /* a replayed flow's windows at most (nd_flows_opts) */
+    int flow_context;          /* bins of context of a continued window; < 0: L/2 */
     /* reporting and control */
     uint64_t status_interval_ns; /* status line, stats and metrics; 0: 1 s */
     uint32_t metrics_port;       /* Prometheus text, GET /model.ndm; 0: off */

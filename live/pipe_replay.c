@@ -71,15 +71,15 @@ void *nd_live_replay_main(void *arg)
         nd_dm_free(m);
         m = next;
         /* replay's policy (nd_dm_sample_flows), classes evenly, flows as long as the
-         * captured ones (replay's defaults), one flow per sampler call so that a stop is
-         * seen within one window's denoising run */
+         * captured ones (replay.max_flow_windows, replay.context), one flow per sampler
+         * call so that a stop is seen within one window's denoising run */
         nd_flows_opts fo = {.flows = L->o->replay.flows ? L->o->replay.flows : 8,
                             .batch = 1,
                             .stop = &R->stop,
                             .tag = "live: replay",
                             .quiet = 1,
-                            .max_windows = ND_FLOWS_MAX_WINDOWS,
-                            .context = -1};
+                            .max_windows = L->o->max_flow_windows,
+                            .context = L->o->flow_context};
         nd_dataset *ds = nd_dm_sample_flows(m, &fo, &rng, &e);
         if (!ds) {
             if (e.code != ND_EINTR) nd_warn("live: replay: %s", e.msg);

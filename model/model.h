@@ -543,7 +543,6 @@ void nd_mpi_end(int status);
  * bins (counted as cut). A flow is laid out as its windows of L bins (nwin, C, L), zero
  * past its end. A class without durations (nd_duration_flows 0: models of older data,
  * imports) keeps one window per flow, said once at info level. */
-#define ND_FLOWS_MAX_WINDOWS 64 /* replay's default cap, in windows of L bins */
 
 /* What the sampling of flows did. */
 typedef struct nd_flows_counts {

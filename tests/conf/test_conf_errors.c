@@ -62,8 +62,13 @@ static const struct {
      "t.yaml:2:12: replay.mac_src: expected a MAC address like 02:00:00:00:00:01, got "
      "'02:00:00:00:00'"},
     {"model:\n  attn_min_res: L/3\n",
-     "t.yaml:2:17: model.attn_min_res: expected a resolution: pixels (0 to 4096, 0 = none) or L/N "
-     "with N a power of two up to 1024 (L = capture.window), got 'L/3'"},
+     "t.yaml:2:17: model.attn_min_res: expected pixels (0 to 4096, 0 = none) or L/N with N a "
+     "power of two up to 1024 (L = the window's bins), got 'L/3'"},
+    {"replay:\n  context: half\n",
+     "t.yaml:2:12: replay.context: expected bins (0 to 4096, 0 = none) or L/N with N a power "
+     "of two up to 1024 (L = the window's bins), got 'half'"},
+    {"replay:\n  max_flow_windows: 0\n",
+     "t.yaml:2:21: replay.max_flow_windows: expected a whole number from 1 to 4096, got '0'"},
     {"capture:\n  default_class: \"a\\0b\"\n",
      "t.yaml:2:18: capture.default_class: a value cannot hold a NUL byte"},
     {"capture:\n  default_class: has space\n",

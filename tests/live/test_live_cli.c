@@ -92,10 +92,13 @@ int main(void)
     CHECK_EQ(run_nd(a), 2);
     snprintf(a, sizeof a, "live -c %s --set live.checkpoint=-", conf);
     CHECK_EQ(run_nd(a), 2);
+    snprintf(a, sizeof a, "live -c %s --set replay.context=4096", conf);
+    CHECK_EQ(run_nd(a), 2);
     char *errors = live_text(tmp_path("log.txt"));
     CHECK_CONTAINS(errors, "9 sources, at most 8");
     CHECK_CONTAINS(errors, "is a folder");
     CHECK_CONTAINS(errors, "live.checkpoint: '-'");
+    CHECK_CONTAINS(errors, "replay.context 4096: expected 0 to");
     free(errors);
 
     /* to a step count, as fast as the file reads: every window accounted for */
