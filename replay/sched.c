@@ -155,6 +155,7 @@ typedef struct sched {
     double *arr_mean;   /* (n_classes) their mean in ns */
     double target_rate; /* --flows-per-s, --pps, --mbps: flow starts per second; else 0 */
     uint64_t lead;      /* load targets: series time before the output begins */
+    double lead_flows;  /* rate targets: flows active when it begins, on average */
     /* plan of the current loop, by start time */
     uint32_t n_plan;
     plan_ent *plan;
@@ -659,11 +660,11 @@ static int flow_push(sched *s, sched_heap *q, pkt_flow *f, uint64_t *flows, uint
 }
 
 /* --concurrency: starts the next flow of this queue so that its first packet comes at
- * `end` (the last packet of the flow it replaces), or, in the lead-in, so that it is
- * active at the output's start at a uniform point of its life. Windows without packets
- * are passed over. A streamed window waits until until_ns; when it is not ready by then,
- * the flow is skipped if `skip` (it was late), else left for the next call. 0 (also when
- * the passes are done), 1 not ready, or a code with e filled. */
+ * `end` (the last packet of the flow it replaces), or, in the lead-in (also of a rate
+ * target), so that it is active at the output's start at a uniform point of its life. Windows
+ * without packets are passed over. A streamed window waits until until_ns; when it is not ready
+ * by then, the flow is skipped if `skip` (it was late), else left for the next call. 0 (also
+ * when the passes are done), 1 not ready, or a code with e filled. */
 static int conc_start(sched *s, const part_job *j, sched_heap *q, plan_cursor *c,
                       uint64_t dur_series, uint64_t end, nd_rng *r, uint64_t *flows,
                       uint64_t *capped, uint64_t until_ns, int skip, nd_error *e)
@@ -735,9 +736,9 @@ static int load_target(sched *s, const part_job *j, nd_error *e)
                             "%s sets the load itself: --speed must be 1 (or max: as fast as "
                             "the sink goes, with the same timestamps), not %g",
                             name, o->speed);
-    /* --concurrency starts its flows at a point of their lives before the output: the
-     * lead-in holds the longest flow; the rates begin in a lead-in of one window */
-    s->lead = (uint64_t)(o->concurrency ? s->longest : s->lay.L) * s->lay.bin_ns;
+    /* the flows active at the output's start begin at a point of their lives before it
+     * (run_part): the lead-in holds the longest flow */
+    s->lead = (uint64_t)s->longest * s->lay.bin_ns;
     double pk = 0, by = 0, life = 0;
     /* streamed flows are measured as the first ones come, and kept for the flows */
     uint32_t m = s->n_plan < 4096 ? s->n_plan : 4096;
@@ -784,7 +785,7 @@ static int load_target(sched *s, const part_job *j, nd_error *e)
                             "%.3g s each on average) would need %.4g Gbit/s, more than the "
                             "line rate of %g Gbit/s (--line-rate, replay.line_rate)",
                             name, target, pk, by, life, bps / 1e9, j->line_bps / 1e9);
-    if (!o->concurrency) s->target_rate = rate;
+    if (!o->concurrency) s->target_rate = rate, s->lead_flows = rate * life;
     if (s->quiet) return 0;
     nd_info(
         "replay: %s %g: %.4g flows/s of %.1f packets, %.0f frame bytes and %.3g s each on "
@@ -852,13 +853,29 @@ static int run_part(void *arg)
     if (!rc && s.target_rate > 0) rc = plan_loop(&s, 0, dur_series); /* times at the rate */
     /* the lead-in (load targets) is series time before the output's start */
     const uint64_t lead = s.lead, dur_end = dur_series ? lead + dur_series : 0;
-    /* the lead-in waits for its streamed windows; the output's flows, once it has begun,
-     * on a paced sink until their start (window_until) */
-    for (uint32_t k = 0; !rc && o->concurrency && k < o->concurrency; k++)
+    /* The flows active at the output's start: --concurrency's N, or for a rate about
+     * rate x mean life (the same number in every queue), each at a uniform point of its
+     * life, so that the load holds from the first packet on however long the flows are.
+     * The lead-in waits for its streamed windows; the output's flows, once it has begun,
+     * on a paced sink until their start (window_until). */
+    uint32_t active = o->concurrency;
+    if (s.target_rate > 0) {
+        nd_rng r;
+        replay_rng_seed(&r, o->seed, 5ull << 61);
+        double x = s.lead_flows < 1e7 ? s.lead_flows : 1e7;
+        active = (uint32_t)x + (nd_rng_uniform(&r) < x - floor(x));
+    }
+    for (uint32_t k = 0; !rc && k < active; k++)
         if (k % j->parts == j->part)
             rc = conc_start(&s, j, &q, &cur, dur_series, 0, &conc_rng, &flows, &capped,
                             UINT64_MAX, 1, e);
     if (rc) goto out;
+    /* the rate's arrivals begin with the output: the next flow of the plan starts then
+     * (or the next pass, when the lead-in took the whole of this one) */
+    if (s.target_rate > 0) {
+        uint64_t t = cur.next < s.n_plan ? s.plan[cur.next].t : s.plan_span;
+        cur.base = lead > t ? lead - t : 0;
+    }
     uint32_t pending = 0; /* --concurrency: flows a late window left to start */
     for (uint64_t npk = 0;; npk++) {
         if (o->stop && *o->stop) {

@@ -8,7 +8,8 @@
  * distance between the two real halves (1-Wasserstein over the captured duration
  * histograms); every replayed flow is one connection (one SYN, one flow in the
  * recapture); --max-flow-windows 1 gives flows of one window; replay.max_flow_windows and
- * replay.context do what the options do; the same seed gives the same pcap; streamed
+ * replay.context do what the options do; a flow rate holds from the first packet on; the
+ * same seed gives the same pcap; streamed
  * (--duration), the same pcap with one sampler thread and two.
  */
 #include <pcap/pcap.h>
@@ -88,6 +89,25 @@ static nd_class_stats capture(const char *pcap, const char *ndd)
     nd_class_stats st = ds->stats[0];
     nd_dataset_free(ds);
     return st;
+}
+
+/* Packets of a pcap in [a, b) seconds after its first. */
+static uint64_t packets_in(const char *path, double a, double b)
+{
+    char err[PCAP_ERRBUF_SIZE];
+    pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
+    if (!p) CHECK_FAIL_("%s: %s", path, err);
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    double t0 = -1;
+    uint64_t n = 0;
+    while (pcap_next_ex(p, &h, &data) == 1) {
+        double t = (double)h->ts.tv_sec + (double)h->ts.tv_usec * 1e-9;
+        if (t0 < 0) t0 = t;
+        n += t - t0 >= a && t - t0 < b;
+    }
+    pcap_close(p);
+    return n;
 }
 
 /* 1-Wasserstein distance in bins between two classes' duration histograms (each bucket
@@ -233,6 +253,18 @@ int main(void)
     TCLI_EXPECT(ERR, 2,
                 "replay flowlen.ndm -c flowlen_cfg8.yaml --flows 2 --to pcap:flowlen_x.pcap",
                 "flowlen_cfg8.yaml: replay.context 8: expected 0 to 7 bins");
+
+    /* a rate target holds from the first packet on although the flows last several
+     * windows: about rate x mean life of them are active at the start, each at a point of
+     * its life (a lead-in of one window started with a third of them) */
+    run_ok("replay flowlen.ndm --flows 300 --flows-per-s 50 --seed 4 "
+           "--to pcap:flowlen_rate.pcap");
+    double first = (double)packets_in("flowlen_rate.pcap", 0, 0.5),
+           steady = (double)packets_in("flowlen_rate.pcap", 1, 3) / 4;
+    printf("--flows-per-s 50: %.0f packets in the first 0.5 s, %.0f a 0.5 s later on\n", first,
+           steady);
+    CHECK(steady > 500);
+    CHECK(first > 0.8 * steady && first < 1.25 * steady);
 
     /* streamed: the same flows whatever the sampler threads, longer than a window, the
      * queue (in windows) within its bound; six at a time for 4 s, started in a lead-in
