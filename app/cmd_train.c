@@ -140,9 +140,12 @@ static nd_dm *distill_open(const train_args *o, nd_error *e)
     nd_dm *m = nd_dm_load(o->teacher, ND_DM_BATCH_TRAIN, opts_dm_legacy, e);
     if (!m) return NULL;
     const nd_dm_settings *s = nd_dm_get_settings(m);
+    const nd_dm_distill *was = nd_dm_distilled(m); /* a student distilled further */
     nd_dm_distill d = {
         .to_steps = o->student_steps ? (uint32_t)o->student_steps : 4,
-        .from_steps = o->teacher_steps ? (uint32_t)o->teacher_steps : 64,
+        .from_steps = o->teacher_steps ? (uint32_t)o->teacher_steps
+                      : was            ? was->to_steps
+                                       : 64,
         .round_steps = o->round_steps ? (uint64_t)o->round_steps : 1000,
         .lr = o->lr > 0 ? o->lr : s->train.lr,
     };

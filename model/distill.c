@@ -128,11 +128,16 @@ static nd_unet *teacher_new(const nd_dm *m, const float *w)
 
 int nd_dm_distill_begin(nd_dm *m, const nd_dm_distill *d, nd_error *e)
 {
-    if (m->dist)
+    if (m->dist && m->step < nd_dm_distill_end(m))
         return nd_error_set(e, ND_EUSAGE,
-                            "the model is already a student (distilled to %u steps); "
-                            "distil its teacher, or continue with --resume",
+                            "the model is a student whose distillation (to %u steps) is not "
+                            "done: continue it with --resume",
                             m->dist->d.to_steps);
+    if (m->dist && d->from_steps != m->dist->d.to_steps)
+        return nd_error_set(e, ND_EUSAGE,
+                            "the model is a student of %u steps: it is distilled further from "
+                            "those (teacher steps %u, not %u)",
+                            m->dist->d.to_steps, m->dist->d.to_steps, d->from_steps);
     if (m->diff.pred != ND_PRED_V)
         return nd_error_set(e, ND_EUSAGE,
                             "distillation needs a model trained with "
@@ -167,6 +172,7 @@ int nd_dm_distill_begin(nd_dm *m, const nd_dm_distill *d, nd_error *e)
     }
     ds->d = dd;
     ds->teacher = t;
+    nd_distill_free(m->dist); /* a finished student's: the new one records its own */
     m->dist = ds;
     nd_adamw_free(m->opt);
     m->opt = opt;

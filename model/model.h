@@ -213,12 +213,16 @@ typedef struct nd_sample_opts {
     void (*project)(void *arg, float *x0);
     void *project_arg;
     /* Optional: inpainting, the part of each image that is known set at every step
-     * (RePaint's replacement, without its resampling). Called for image b of the batch
+     * (RePaint's replacement). Called for image b of the batch
      * with its predicted clean image (abar 1, after project) and with the next, noisier
      * image (abar its ᾱ), which it sets to the known part noised to that level. NULL:
      * nothing is known. */
     void (*inpaint)(void *arg, float *x, int b, double abar);
     void *inpaint_arg;
+    /* With inpaint: each DDPM or DDIM step but the last is taken this many times, the
+     * image noised back to the step's level in between (RePaint's resampling, jumps of
+     * one step), so that the unknown part comes to agree with the known; 0 or 1: once. */
+    int resample;
     int nested; /* 0/1: the timestep grid, the samplers' or the nested one (model_impl.h) */
 } nd_sample_opts;
 
@@ -427,6 +431,10 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e);
 /* bfloat16 products in the network's 3×3 convolutions while sampling (nd_ctx_set_bf16: on
  * CPUs with AVX512-BF16 only; off by default). Returns whether they are on. */
 int nd_dm_set_bf16(nd_dm *m, int on);
+/* RePaint's resampling (nd_sample_opts.resample) in the windows nd_dm_sample_next and
+ * what calls it sample: each step taken u times (1 to 100; 1, the default: once). Not
+ * stored in the model file. docs/MODEL.md, "Flows longer than a window". */
+void nd_dm_set_resample(nd_dm *m, int u);
 /* Sampling and calibration check *stop (set by a signal handler; NULL: never) between
  * batches and return ND_EINTR once it is set, the calibration left unfitted. */
 void nd_dm_set_stop(nd_dm *m, volatile int *stop);
@@ -460,13 +468,14 @@ typedef struct nd_dm_distill {
     uint32_t teacher_clip, teacher_project;  /* how its steps are taken in round 0 */
 } nd_dm_distill;
 
-/* Makes m (a teacher: a v-prediction model that is not itself a student) the student of
- * distillation d (d->start, d->guidance and the teacher_ fields are taken from m): its weights
+/* Makes m (a teacher: a v-prediction model, or a student whose distillation is done, then
+ * from its own steps) the student of distillation d (d->start, d->guidance and the
+ * teacher_ fields are taken from m, whose DIST it replaces): its weights
  * start as the teacher's EMA, with fresh optimiser moments at learning rate d->lr, and
  * nd_dm_train then trains it by distillation, round after round, to nd_dm_distill_end (the
  * model file keeps the round's teacher, so that --resume continues the same trajectory).
- * ND_EUSAGE (ε-prediction, already a student, steps that do not halve to to_steps, more steps
- * than T), -ENOMEM. */
+ * ND_EUSAGE (ε-prediction, a student not done or from other steps than its own, steps
+ * that do not halve to to_steps, more steps than T), -ENOMEM. */
 int nd_dm_distill_begin(nd_dm *m, const nd_dm_distill *d, nd_error *e);
 /* The distillation of a student (NULL: m is not one). */
 const nd_dm_distill *nd_dm_distilled(const nd_dm *m);

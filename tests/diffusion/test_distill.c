@@ -7,7 +7,8 @@
  * in 2 steps before distillation (the teacher's weights, guidance 1: what an untrained
  * student gives). Then a distillation stopped half-way, saved, loaded and resumed ends
  * bit-identical to one that never stopped, across a round's end; the file keeps how the
- * student was made; a teacher that cannot be distilled is refused with a reason.
+ * student was made; a finished student is distilled further (2 steps to 1) from its own
+ * steps only; a teacher that cannot be distilled is refused with a reason.
  */
 #include <math.h>
 #include <string.h>
@@ -167,9 +168,20 @@ static void test_student(const nd_dataset *ds)
     profile again;
     measure(b, &again, 2);
     CHECK(!memcmp(&again, &after, sizeof again));
-    /* a student is not distilled again */
+    /* a finished student is distilled further from its own steps only, and then says
+     * so: 2 steps to 1 */
     CHECK_EQ(nd_dm_distill_begin(b, &plan, &e), ND_EUSAGE);
-    CHECK(strstr(e.msg, "already a student"));
+    CHECK(strstr(e.msg, "a student of 2 steps"));
+    const nd_dm_distill further = {
+        .from_steps = 2, .to_steps = 1, .round_steps = 50, .lr = 1e-3};
+    CHECK_EQ(nd_dm_distill_begin(b, &further, &e), 0);
+    CHECK(nd_dm_distilled(b)->to_steps == 1 && nd_dm_distilled(b)->teacher_steps == 2);
+    CHECK_EQ(nd_dm_distilled(b)->guidance, 1.0); /* learnt in the first distillation */
+    o.steps = nd_dm_distill_end(b);
+    CHECK_U64_EQ(o.steps, 1500 + 3 * 400 + 50);
+    CHECK_EQ(nd_dm_train(b, ds, &o, &rep, &e), 0);
+    CHECK(isfinite(rep.last_loss));
+    CHECK_EQ(nd_dm_get_settings(b)->sample.steps, 1u);
     nd_dm_free(b);
     nd_dm_free(m);
 }
@@ -195,7 +207,9 @@ static void test_resume(const nd_dataset *ds)
     nd_dm_free(b);
     b = nd_dm_load("half.ndm", ND_DM_BATCH_TRAIN, NULL, &e);
     if (!b) CHECK_FAIL_("load: %s", e.msg);
-    CHECK_EQ(nd_dm_get_settings(b)->sample.steps, 4u); /* round 1 */
+    CHECK_EQ(nd_dm_get_settings(b)->sample.steps, 4u);            /* round 1 */
+    CHECK_EQ(nd_dm_distill_begin(b, &short_plan, &e), ND_EUSAGE); /* not done */
+    CHECK(strstr(e.msg, "continue it with --resume"));
     o.steps = end;
     o.path = NULL;
     CHECK_EQ(nd_dm_train(b, ds, &o, NULL, &e), 0);
