@@ -33,6 +33,7 @@ enum {
     OPT_GUIDANCE,
     OPT_FLOW_WINDOWS,
     OPT_CONTEXT,
+    OPT_RESAMPLE,
     OPT_BF16,
 };
 
@@ -54,6 +55,7 @@ static const struct option longs[] = {
     {"guidance", required_argument, NULL, OPT_GUIDANCE},
     {"flow-windows", required_argument, NULL, OPT_FLOW_WINDOWS},
     {"context", required_argument, NULL, OPT_CONTEXT},
+    {"resample", required_argument, NULL, OPT_RESAMPLE},
     {"bf16", no_argument, NULL, OPT_BF16},
     CLI_JSON_OPTION,
     {0},
@@ -64,6 +66,7 @@ typedef struct sample_args {
     const char *sampler, *decode, *clip, *project;
     long long count, seed, steps, calibrate; /* -1: not given */
     long long flow_windows, context;         /* -1: not given (flow_windows: windows) */
+    long long resample;                      /* -1: not given */
     double guidance;                         /* -1: not given */
     int json, bf16;
 } sample_args;
@@ -88,6 +91,7 @@ static int take(sample_args *o, const cli_args *a, int c)
                      : c == OPT_CALIBRATE    ? &o->calibrate
                      : c == OPT_FLOW_WINDOWS ? &o->flow_windows
                      : c == OPT_CONTEXT      ? &o->context
+                     : c == OPT_RESAMPLE     ? &o->resample
                                              : NULL;
     if (text) *text = a->val;
     else if (c == CLI_OPT_JSON) o->json = 1;
@@ -134,6 +138,8 @@ static int check(const sample_args *o)
         o->context < -1 || (o->context >= 0 && o->flow_windows < 0))
         return cli_usage_error("sample", "--flow-windows N: 1 to 100000 windows per flow; "
                                          "--context K goes with it");
+    if (o->resample != -1 && (o->flow_windows < 0 || o->resample < 1 || o->resample > 100))
+        return cli_usage_error("sample", "--resample U: 1 to 100, with --flow-windows");
     if (o->flow_windows > 0 && (o->csv2 || o->raw))
         return cli_usage_error("sample", "--flow-windows: no --raw-csv or --csv-other-decode");
     return 0;
@@ -149,6 +155,7 @@ static int parse(sample_args *o, int argc, char **argv)
                        .calibrate = -1,
                        .guidance = -1,
                        .context = -1,
+                       .resample = -1,
                        .flow_windows = -1};
     for (int c; (c = cli_args_next(&a)) != CLI_END;) {
         if (c == CLI_BAD) return ND_EXIT_USAGE; /* said */
@@ -176,6 +183,7 @@ static nd_dm *model_open(const sample_args *o, nd_dm_sampling *stored, nd_error 
     if (o->calibrate >= 0) so.calibrate = (uint32_t)o->calibrate;
     if (o->decode) so.decode = strcmp(o->decode, "diag") ? ND_GAF_LSQ : ND_GAF_DIAG;
     if (so.steps > ms->timesteps) so.steps = ms->timesteps;
+    if (o->resample > 0) nd_dm_set_resample(m, (int)o->resample);
     if (o->bf16 && !nd_dm_set_bf16(m, 1))
         nd_warn("--bf16: this CPU (or build) has no AVX512-BF16 kernels; float32 it is");
     if (!nd_dm_set_sampling(m, &so, e)) return m;
@@ -426,7 +434,8 @@ const nd_command cmd_sample = {
     "                        [--sampler ddim|ddpm|dpmpp] [--guidance W]\n"
     "                        [--clip dynamic|clip|none] [--project on|off]\n"
     "                        [--decode lsq|diag] [--calibrate N] [--raw-csv RAW.csv]\n"
-    "                        [--flow-windows W [--context K]] [--bf16] [--json]\n"
+    "                        [--flow-windows W [--context K] [--resample U]]\n"
+    "                        [--bf16] [--json]\n"
     "\n"
     "Draws N new windows per class (every class, or only --class NAME) from a model made\n"
     "by `netdiffus train`, in raw units (bytes per bin). Defaults come from the sample\n"
@@ -471,6 +480,9 @@ const nd_command cmd_sample = {
     "                     of the one before (`eval --flows` measures the seams)\n"
     "  --context K        bins of the previous window each window continues (default\n"
     "                     L/2; 0: independent windows end to end, the baseline)\n"
+    "  --resample U       each denoising step of a continued window taken U times, noised\n"
+    "                     back in between, so that the new bins agree with the context\n"
+    "                     (RePaint's resampling; U times the passes; default 1)\n"
     "  --bf16             bfloat16 products in the network's convolutions (AVX512-BF16\n"
     "                     CPUs; faster, rounded to 8-bit mantissas: docs/PERFORMANCE.md)\n"
     "  --json             print the summary on stdout as one JSON object (README.md)\n"

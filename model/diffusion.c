@@ -145,6 +145,14 @@ static double ddim_sigma(double eta, double at, double as)
     return eta * sqrt((1.0 - as) / (1.0 - at)) * sqrt(1.0 - at / as);
 }
 
+/* How many times step k (to s) is taken: o->resample's with inpainting, else once. */
+static int step_takes(const nd_sample_opts *o, int s)
+{
+    return o->inpaint && o->resample > 1 && s >= 0 && o->sampler != ND_SAMPLER_DPMPP
+               ? o->resample
+               : 1;
+}
+
 size_t nd_diffusion_draws(const nd_diffusion *d, const nd_sample_opts *o, int B, size_t img)
 {
     size_t n = (size_t)B * img, draws = n; /* the starting noise */
@@ -153,8 +161,10 @@ size_t nd_diffusion_draws(const nd_diffusion *d, const nd_sample_opts *o, int B,
         int t, s;
         step_pair(d, o, S, k, &t, &s);
         if (s < 0 || o->sampler == ND_SAMPLER_DPMPP) continue;
+        size_t u = (size_t)step_takes(o, s);
+        draws += (u - 1) * n; /* the noise back between takes */
         if (o->sampler == ND_SAMPLER_DDPM || ddim_sigma(o->eta, d->abar[t], d->abar[s]) > 0.0)
-            draws += n;
+            draws += u * n;
     }
     return draws;
 }
@@ -283,54 +293,63 @@ void nd_diffusion_sample(const nd_diffusion *d, const nd_sample_opts *o, nd_deno
         double at = d->abar[t], as = s >= 0 ? d->abar[s] : 1.0;
         double sa = sqrt(at), ss = sqrt(1.0 - at);
         for (int b = 0; b < B; b++) p.t[b] = t;
-        predict(d, o, f, arg, &p, x, y, B, img);
-        /* ε consistent with the clipped x̂0, for DDIM and DDPM */
-        if (o->sampler == ND_SAMPLER_DPMPP) {
-            /* λ = log(α/σ); x_s = (σ_s/σ_t) x_t − α_s (e^{−h} − 1) D, D = x̂0 (first
-             * order) or (1 + 1/(2r)) x̂0 − 1/(2r) x̂0_prev with r = h_prev/h (2M) */
+        for (int u = 0, takes = step_takes(o, s); u < takes; u++) {
+            if (u) { /* RePaint: x_s noised back to x_t by q(x_t | x_s), the step again */
+                double ats = at / as, c = sqrt(ats), sd = sqrt(1.0 - ats);
+                for (size_t i = 0; i < n; i++)
+                    x[i] = (float)(c * x[i] + sd * nd_rng_normal(rng));
+            }
+            predict(d, o, f, arg, &p, x, y, B, img);
+            /* ε consistent with the clipped x̂0, for DDIM and DDPM */
+            if (o->sampler == ND_SAMPLER_DPMPP) {
+                /* λ = log(α/σ); x_s = (σ_s/σ_t) x_t − α_s (e^{−h} − 1) D, D = x̂0 (first
+                 * order) or (1 + 1/(2r)) x̂0 − 1/(2r) x̂0_prev with r = h_prev/h (2M) */
+                if (s < 0) {
+                    memcpy(x, x0, n * sizeof(float));
+                } else {
+                    double a_s = sqrt(as), sg_s = sqrt(1.0 - as);
+                    double h = log(a_s / sg_s) - log(sa / ss);
+                    double c1 = sg_s / ss, c2 = -a_s * (exp(-h) - 1.0);
+                    int second = k > 0 && s > 0; /* first step and the step to t = 0: order 1 */
+                    double r = second ? h_prev / h : 1.0;
+                    for (size_t i = 0; i < n; i++) {
+                        double D =
+                            second ? (1.0 + 0.5 / r) * x0[i] - 0.5 / r * x0prev[i] : x0[i];
+                        x[i] = (float)(c1 * x[i] + c2 * D);
+                    }
+                    h_prev = h;
+                    known(o, x, B, img, as);
+                }
+                memcpy(x0prev, x0, n * sizeof(float));
+                continue;
+            }
+            for (size_t i = 0; i < n; i++) {
+                double eps = (x[i] - sa * x0[i]) / ss;
+                out[i] = (float)eps;
+            }
             if (s < 0) {
                 memcpy(x, x0, n * sizeof(float));
+                continue;
+            }
+            if (o->sampler == ND_SAMPLER_DDPM) {
+                /* posterior q(x_s | x_t, x̂0) with α_{t|s} = ᾱ_t/ᾱ_s */
+                double ats = at / as, beta = 1.0 - ats;
+                double c0 = sqrt(as) * beta / (1.0 - at),
+                       ct = sqrt(ats) * (1.0 - as) / (1.0 - at);
+                double sd = sqrt(beta * (1.0 - as) / (1.0 - at));
+                for (size_t i = 0; i < n; i++)
+                    x[i] = (float)(c0 * x0[i] + ct * x[i] + sd * nd_rng_normal(rng));
+                known(o, x, B, img, as);
             } else {
-                double a_s = sqrt(as), sg_s = sqrt(1.0 - as);
-                double h = log(a_s / sg_s) - log(sa / ss);
-                double c1 = sg_s / ss, c2 = -a_s * (exp(-h) - 1.0);
-                int second = k > 0 && s > 0; /* first step and the step to t = 0: order 1 */
-                double r = second ? h_prev / h : 1.0;
+                double sigma = ddim_sigma(o->eta, at, as);
+                double dir = sqrt(fmax(0.0, 1.0 - as - sigma * sigma));
                 for (size_t i = 0; i < n; i++) {
-                    double D = second ? (1.0 + 0.5 / r) * x0[i] - 0.5 / r * x0prev[i] : x0[i];
-                    x[i] = (float)(c1 * x[i] + c2 * D);
+                    double v = sqrt(as) * x0[i] + dir * out[i];
+                    if (sigma > 0.0) v += sigma * nd_rng_normal(rng);
+                    x[i] = (float)v;
                 }
-                h_prev = h;
                 known(o, x, B, img, as);
             }
-            memcpy(x0prev, x0, n * sizeof(float));
-            continue;
-        }
-        for (size_t i = 0; i < n; i++) {
-            double eps = (x[i] - sa * x0[i]) / ss;
-            out[i] = (float)eps;
-        }
-        if (s < 0) {
-            memcpy(x, x0, n * sizeof(float));
-            continue;
-        }
-        if (o->sampler == ND_SAMPLER_DDPM) {
-            /* posterior q(x_s | x_t, x̂0) with α_{t|s} = ᾱ_t/ᾱ_s */
-            double ats = at / as, beta = 1.0 - ats;
-            double c0 = sqrt(as) * beta / (1.0 - at), ct = sqrt(ats) * (1.0 - as) / (1.0 - at);
-            double sd = sqrt(beta * (1.0 - as) / (1.0 - at));
-            for (size_t i = 0; i < n; i++)
-                x[i] = (float)(c0 * x0[i] + ct * x[i] + sd * nd_rng_normal(rng));
-            known(o, x, B, img, as);
-        } else {
-            double sigma = ddim_sigma(o->eta, at, as);
-            double dir = sqrt(fmax(0.0, 1.0 - as - sigma * sigma));
-            for (size_t i = 0; i < n; i++) {
-                double v = sqrt(as) * x0[i] + dir * out[i];
-                if (sigma > 0.0) v += sigma * nd_rng_normal(rng);
-                x[i] = (float)v;
-            }
-            known(o, x, B, img, as);
         }
     }
     free(x0prev);

@@ -1328,6 +1328,7 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
         .project_arg = m,
         .inpaint = known ? inpaint_known : NULL,
         .inpaint_arg = known,
+        .resample = known ? m->resample : 1,
         .nested = m->dist != NULL,
     };
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
@@ -1444,6 +1445,8 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
 void nd_dm_set_stop(nd_dm *m, volatile int *stop) { m->stop = stop; }
 
 int nd_dm_set_bf16(nd_dm *m, int on) { return nd_ctx_set_bf16(m->ctx, on); }
+
+void nd_dm_set_resample(nd_dm *m, int u) { m->resample = u < 1 ? 1 : u > 100 ? 100 : u; }
 
 int nd_dm_calibrated(const nd_dm *m)
 {

@@ -195,6 +195,7 @@ struct nd_dm {
     uint64_t split_seed;
     nd_decoder *dec;    /* every row of max_classes (classes join online) */
     volatile int *stop; /* set by a signal handler: sampling stops (nd_dm_set_stop) */
+    int resample;       /* continued windows: RePaint's resampling (nd_dm_set_resample) */
     uint64_t batches;   /* sampler batches run so far: batch j goes to rank j mod ranks */
     nd_distill *dist;   /* a distilled student's (distill.c); NULL: none */
 };

@@ -3,8 +3,8 @@
  * inpainting) on a tiny model trained briefly on windows of random levels: a continued
  * window's first K bins give back the context's last K (uncalibrated, up to rounding)
  * while windows sampled without it do not; a flow (nd_dm_sample_flow) is the first
- * window and each continuation's new bins, the same as sampling them one by one; bad
- * arguments are refused.
+ * window and each continuation's new bins, the same as sampling them one by one;
+ * resampled steps keep the context; bad arguments are refused.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -47,6 +47,16 @@ static double seam(const float *x, const float *prev, size_t n)
     return s / (double)(n * C * K);
 }
 
+/* Mean |log1p step| from bin K − 1 (the context's last) to bin K (the first new one). */
+static double jump(const float *x, size_t n)
+{
+    double s = 0;
+    for (size_t f = 0; f < n; f++)
+        for (int c = 0; c < C; c++)
+            s += fabs(log1p(x[f * WL + c * L + K]) - log1p(x[f * WL + c * L + K - 1]));
+    return s / (double)(n * C);
+}
+
 int main(void)
 {
     nd_config cfg;
@@ -64,6 +74,7 @@ int main(void)
 
     /* the context: training windows; continued, their bins come back */
     float *prev = ds->values, x[N * WL], y[N * WL];
+    nd_rng a0, a1;
     CHECK_EQ(nd_dm_sample_next(m, 0, N, K, prev, x, &r, &e), 0);
     CHECK_EQ(nd_dm_sample(m, 0, N, y, NULL, &r, &e), 0);
     double with = seam(x, prev, N), without = seam(y, prev, N);
@@ -76,6 +87,20 @@ int main(void)
             }
     CHECK(without > 0.5);
     CHECK(with < 0.01 * without);
+
+    /* RePaint's resampling: the context still comes back, and the new bins are drawn
+     * anew (what it does to the seams of a trained model: docs/MODEL.md) */
+    float z[N * WL];
+    nd_rng_seed(&a0, 3), nd_rng_seed(&a1, 3);
+    CHECK_EQ(nd_dm_sample_next(m, 0, N, K, prev, x, &a0, &e), 0);
+    nd_dm_set_resample(m, 4);
+    CHECK_EQ(nd_dm_sample_next(m, 0, N, K, prev, z, &a1, &e), 0);
+    nd_dm_set_resample(m, 1);
+    double j1 = jump(x, N), j4 = jump(z, N);
+    printf("the step from the last context bin to the first new one: %.3f, resampled 4x %.3f\n",
+           j1, j4);
+    CHECK(seam(z, prev, N) < 0.01 * without);
+    CHECK(memcmp(x, z, sizeof x));
 
     /* a flow: the first window, then each continuation's new bins, as one by one */
     enum { W = 3, T = L + (W - 1) * (L - K) };
