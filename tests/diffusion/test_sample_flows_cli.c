@@ -1,6 +1,6 @@
 /*
- * test_sample_flows_cli.c — `sample --flow-windows W --context K` as a person runs it, on
- * the tiny model of the CLI tests (tiny_cli.h, never calibrated): the CSV and the
+ * test_sample_flows_cli.c — `sample --flow-windows W --context K [--resample U]` as a person
+ * runs it, on the tiny model of the CLI tests (tiny_cli.h, never calibrated): the CSV and the
  * dataset hold W windows per flow and count flows per class, each flow under a group id
  * of its own; K 0 and K > 0 both work; mistakes are refused with exit 2 and a message
  * naming the option.
@@ -75,6 +75,11 @@ int main(void)
     EXPECT(2, "sample", model, "--count", "2", "--csv", fcsv, "--flow-windows", "3",
            "--raw-csv", zcsv);
     CHECK_CONTAINS(err_text, "--flow-windows: no --raw-csv");
+    EXPECT(2, "sample", model, "--count", "2", "--csv", fcsv, "--resample", "2");
+    CHECK_CONTAINS(err_text, "--resample U: 1 to 100, with --flow-windows");
+    EXPECT(2, "sample", model, "--count", "2", "--csv", fcsv, "--flow-windows", "3",
+           "--resample", "0");
+    CHECK_CONTAINS(err_text, "--resample U: 1 to 100");
     CHECK(access(fcsv, F_OK) != 0 && access(zcsv, F_OK) != 0); /* nothing written */
 
     /* K > 0 and K 0 */
@@ -84,13 +89,21 @@ int main(void)
     EXPECT(0, "sample", model, "--count", "2", "--csv", zcsv, "--ndd", zndd, "--flow-windows",
            "3", "--context", "0", "--seed", "7", "--calibrate", "0");
     nd_dataset *k0 = check_flows(zcsv, zndd);
+    nd_error e = {0};
     /* the first window of a flow is sampled before any context: the same for any K (the
      * same seed); the windows after it continue it only when K > 0 */
     CHECK(!memcmp(k3->values, k0->values, WL * sizeof(float)));
     CHECK(memcmp(k3->values + WL, k0->values + WL, WL * sizeof(float)));
+    /* resampled: the first window as before, its continuations drawn anew */
+    EXPECT(0, "sample", model, "--count", "2", "--ndd", zndd, "--flow-windows", "3",
+           "--context", "3", "--seed", "7", "--calibrate", "0", "--resample", "3");
+    nd_dataset *rs = nd_dataset_load(zndd, &e);
+    if (!rs) CHECK_FAIL_("%s", e.msg);
+    CHECK(!memcmp(k3->values, rs->values, WL * sizeof(float)));
+    CHECK(memcmp(k3->values + WL, rs->values + WL, WL * sizeof(float)));
+    nd_dataset_free(rs);
 
     /* the context, by the first flow (class 0) sampled again in-process */
-    nd_error e = {0};
     nd_dm *m = nd_dm_load(model, ND_DM_BATCH_SAMPLE, NULL, &e);
     if (!m) CHECK_FAIL_("%s", e.msg);
     CHECK(!nd_dm_calibrated(m));
