@@ -21,11 +21,11 @@
  * whole (queue, dataset). */
 #define REPLAY_MAX_FLOW_WINDOWS 4096
 
-/* How long sampled flows are: --context (-1: not given), --max-flow-windows (0: not given);
- * once the model is open, what they or the config's replay section say. */
+/* How long sampled flows are: --context (-1: not given), --max-flow-windows and --resample
+ * (0: not given); once the model is open, what they or the config's replay section say. */
 typedef struct replay_lengths {
     int context;
-    uint32_t max_windows;
+    uint32_t max_windows, resample;
 } replay_lengths;
 
 static const char help[] =
@@ -119,6 +119,9 @@ static const char help[] =
     "      --context K    model: bins of the window before that each next window of a\n"
     "                     flow continues (default replay.context, L/2; 0 = independent\n"
     "                     windows end to end)\n"
+    "      --resample U   model: each denoising step of a continuing window taken U\n"
+    "                     times, noised back between, to agree with its context (default\n"
+    "                     replay.resample, 1; U times those windows' passes)\n"
     "\n"
     "Load targets (one at a time, in output time; --speed 1 or max; the run holds the\n"
     "load from its first packet on, docs/REPLAY.md):\n"
@@ -361,7 +364,8 @@ enum {
     OPT_SAMPLERS,
     /* flows longer than a window */
     OPT_CONTEXT,
-    OPT_MAX_FLOW_WINDOWS
+    OPT_MAX_FLOW_WINDOWS,
+    OPT_RESAMPLE
 };
 
 static const struct option longs[] = {
@@ -393,6 +397,7 @@ static const struct option longs[] = {
     {"samplers", required_argument, NULL, OPT_SAMPLERS},
     {"context", required_argument, NULL, OPT_CONTEXT},
     {"max-flow-windows", required_argument, NULL, OPT_MAX_FLOW_WINDOWS},
+    {"resample", required_argument, NULL, OPT_RESAMPLE},
     CLI_JSON_OPTION,
     CLI_WATCH_OPTIONS,
     {0},
@@ -437,6 +442,8 @@ static int take_number(replay_args *r, const cli_args *a, int c)
     if (c == OPT_MAX_FLOW_WINDOWS && (!v || v > REPLAY_MAX_FLOW_WINDOWS))
         return cli_usage_error("replay", "--max-flow-windows: from 1 to %d windows",
                                REPLAY_MAX_FLOW_WINDOWS);
+    if (c == OPT_RESAMPLE && (!v || v > 100))
+        return cli_usage_error("replay", "--resample: from 1 to 100 takes a step");
     if (c == OPT_CONTEXT && v >= ND_MODEL_MAX_L)
         return cli_usage_error("replay",
                                "--context: from 0 to %d bins (and below the "
@@ -445,6 +452,7 @@ static int take_number(replay_args *r, const cli_args *a, int c)
     if (c == OPT_QUEUE) r->queue = (uint32_t)v;
     else if (c == OPT_CONTEXT) r->len.context = (int)v;
     else if (c == OPT_MAX_FLOW_WINDOWS) r->len.max_windows = (uint32_t)v;
+    else if (c == OPT_RESAMPLE) r->len.resample = (uint32_t)v;
     else if (c == OPT_SAMPLERS) r->samplers = (uint32_t)v;
     else if (c == OPT_FLOWS) r->flows = v, r->have_flows = 1;
     else if (c == OPT_SEED) r->seed = v, r->have_seed = 1;
@@ -488,7 +496,7 @@ static int take(replay_args *r, const cli_args *a, int c)
     else if (c >= OPT_VLAN_CLIENT && c <= OPT_SERVER_MACS) return take_side_number(r, a, c);
     else if (c == OPT_FLOWS || c == OPT_SEED || c == OPT_LOOP || c == OPT_MAX_PACKETS ||
              c == OPT_QUEUE || c == OPT_SAMPLERS || c == OPT_CONTEXT ||
-             c == OPT_MAX_FLOW_WINDOWS)
+             c == OPT_MAX_FLOW_WINDOWS || c == OPT_RESAMPLE)
         return take_number(r, a, c);
     else if (c == CLI_OPT_JSON) r->json = 1;
     else if (c != CLI_OPERAND) /* CLI_BAD or a bad value: said */
@@ -528,9 +536,10 @@ static int parse(replay_args *r, int argc, char **argv)
     if (r->model && r->bin)
         return cli_usage_error("replay",
                                "--bin is for a series CSV; a model has its bin width");
-    if (r->series && (r->queue || r->samplers || r->len.context >= 0 || r->len.max_windows))
-        return cli_usage_error("replay", "--queue, --samplers, --context and "
-                                         "--max-flow-windows are for MODEL.ndm");
+    if (r->series && (r->queue || r->samplers || r->len.context >= 0 || r->len.max_windows ||
+                      r->len.resample))
+        return cli_usage_error("replay", "--queue, --samplers, --context, --max-flow-windows "
+                                         "and --resample are for MODEL.ndm");
     if (!r->to)
         return cli_usage_error("replay", "no sink: --to pcap:FILE|iface:NAME|dpdk:EAL-ARGS");
     for (int i = 0; i < 2; i++) {
@@ -667,6 +676,8 @@ static int model_prepare(nd_dm **dm, double **w, replay_args *r, const nd_config
     const uint32_t L = nd_dm_dataset(*dm)->L, div = cfg->replay.context_div;
     replay_lengths *len = &r->len;
     if (!len->max_windows) len->max_windows = cfg->replay.max_flow_windows;
+    if (!len->resample) len->resample = cfg->replay.resample;
+    nd_dm_set_resample(*dm, (int)len->resample);
     if (len->context < 0) {
         len->context = (int)(div ? L / div : cfg->replay.context);
         if (len->context >= (int)L) {

@@ -199,6 +199,7 @@ int opts_live(nd_live_opts *o, char **provenance, const nd_config *cfg, int resu
     opts_replay(&o->replay, cfg);
     o->sample_seed = cfg->sample.seed;
     o->max_flow_windows = cfg->replay.max_flow_windows;
+    o->flow_resample = cfg->replay.resample;
     const uint32_t L = cfg->capture.window, div = cfg->replay.context_div;
     o->flow_context = (int)(div ? L / div : cfg->replay.context);
     if (o->flow_context >= (int)L)

@@ -133,6 +133,7 @@ typedef struct nd_config {
         uint32_t context;          /* bins of the window before that a continued window
                                       keeps; context_div N: L/N of the model's window */
         uint32_t context_div;
+        uint32_t resample; /* continued windows: each denoising step taken this many times */
     } replay;
 
     struct {

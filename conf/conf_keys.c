@@ -413,6 +413,11 @@ const conf_key conf_keys[] = {
      .help = "Bins of the window before that each continuing window of a long flow is "
              "inpainted from: bins (16), or \"L/N\" of the model's window. 0: none (each "
              "window drawn on its own); below the model's window."},
+    {"replay.resample", CONF_UINT, F(replay.resample), .def = "1", .min = "1", .max = "100",
+     .unit = "takes",
+     .help = "Each denoising step of a continuing window is taken this many times, noised "
+             "back in between, so that its new bins agree with the context (RePaint's "
+             "resampling; this many times the network passes of those windows)."},
     {"replay.seed", CONF_UINT, F(replay.seed), .def = "1",
      .help = "Random seed of sizes, timing, addresses and ports."},
     {"replay.mix", CONF_LIST, F(replay.n_mix), .def = "[]", .list = &mix_list,

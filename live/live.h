@@ -242,6 +242,7 @@ typedef struct nd_live_opts {
     uint64_t sample_seed;      /* seeds the replay thread's sampling */
     uint32_t max_flow_windows; /* a replayed flow's windows at most (nd_flows_opts) */
     int flow_context;          /* bins of context of a continued window; < 0: L/2 */
+    uint32_t flow_resample;    /* its steps taken this many times (nd_dm_set_resample) */
     /* reporting and control */
     uint64_t status_interval_ns; /* status line, stats and metrics; 0: 1 s */
     uint32_t metrics_port;       /* Prometheus text, GET /model.ndm; 0: off */

@@ -70,9 +70,10 @@ void *nd_live_replay_main(void *arg)
         }
         nd_dm_free(m);
         m = next;
+        nd_dm_set_resample(m, (int)L->o->flow_resample);
         /* replay's policy (nd_dm_sample_flows), classes evenly, flows as long as the
-         * captured ones (replay.max_flow_windows, replay.context), one flow per sampler
-         * call so that a stop is seen within one window's denoising run */
+         * captured ones (replay.max_flow_windows, replay.context, replay.resample), one
+         * flow per sampler call so that a stop is seen within one window's denoising run */
         nd_flows_opts fo = {.flows = L->o->replay.flows ? L->o->replay.flows : 8,
                             .batch = 1,
                             .stop = &R->stop,

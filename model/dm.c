@@ -1615,6 +1615,7 @@ nd_dm *nd_dm_snapshot(const nd_dm *m, int max_batch, nd_error *e)
     s->step = m->step;
     s->rng = m->rng;
     s->split_seed = m->split_seed;
+    s->resample = m->resample;
     uint32_t K = m->meta->n_classes;
     s->meta = header_copy(m->meta, NULL);
     s->scales = malloc(((size_t)K + 1) * sizeof *s->scales);

@@ -7,8 +7,8 @@
  * replayed flows' durations must be as close to the held-out second half's as twice the
  * distance between the two real halves (1-Wasserstein over the captured duration
  * histograms); every replayed flow is one connection (one SYN, one flow in the
- * recapture); --max-flow-windows 1 gives flows of one window; replay.max_flow_windows and
- * replay.context do what the options do; a flow rate holds from the first packet on; the
+ * recapture); --max-flow-windows 1 gives flows of one window; replay.max_flow_windows,
+ * replay.context and replay.resample do what the options do; a flow rate holds from the first packet on; the
  * same seed gives the same pcap; streamed
  * (--duration), the same pcap with one sampler thread and two.
  */
@@ -234,18 +234,21 @@ int main(void)
     nd_class_stats two = capture("flowlen_2.pcap", "flowlen_2.ndd");
     CHECK(longest(&two) <= 2 * NBIN);
     /* the same from the config's replay section: L/4 of the model's 8 bins is the context
-     * 2 of the command line, and differs from the default L/2 */
+     * 2 of the command line; each differs from the defaults (L/2, one take a step) */
     FILE *f = fopen("flowlen_cfg.yaml", "w");
     CHECK(f != NULL);
-    fputs("replay:\n  max_flow_windows: 2\n  context: L/4\n", f);
+    fputs("replay:\n  max_flow_windows: 2\n  context: L/4\n  resample: 2\n", f);
     CHECK(fclose(f) == 0);
     run_ok(
         "replay flowlen.ndm -c flowlen_cfg.yaml --flows 20 --seed 3 --to pcap:flowlen_c.pcap");
     CHECK_CONTAINS(tcli_err, "were cut to it");
     run_ok("replay flowlen.ndm --flows 20 --seed 3 --max-flow-windows 2 --context 2 "
-           "--to pcap:flowlen_c2.pcap");
+           "--resample 2 --to pcap:flowlen_c2.pcap");
     CHECK(tcli_same_file("flowlen_c.pcap", "flowlen_c2.pcap"));
-    CHECK(!tcli_same_file("flowlen_c.pcap", "flowlen_2.pcap"));
+    run_ok("replay flowlen.ndm --flows 20 --seed 3 --max-flow-windows 2 --context 2 "
+           "--to pcap:flowlen_c1.pcap");
+    CHECK(!tcli_same_file("flowlen_c.pcap", "flowlen_c1.pcap"));
+    CHECK(!tcli_same_file("flowlen_c1.pcap", "flowlen_2.pcap"));
     f = fopen("flowlen_cfg8.yaml", "w");
     CHECK(f != NULL);
     fputs("replay:\n  context: 8\n", f);
