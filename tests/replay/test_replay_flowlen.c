@@ -8,9 +8,9 @@
  * distance between the two real halves (1-Wasserstein over the captured duration
  * histograms); every replayed flow is one connection (one SYN, one flow in the
  * recapture); --max-flow-windows 1 gives flows of one window; replay.max_flow_windows,
- * replay.context and replay.resample do what the options do; a flow rate holds from the first packet on; the
- * same seed gives the same pcap; streamed
- * (--duration), the same pcap with one sampler thread and two.
+ * replay.context and replay.resample do what the options do; a flow rate holds from the
+ * first packet on; the same seed gives the same pcap; streamed (--duration), the same
+ * pcap with one sampler thread and two.
  */
 #include <pcap/pcap.h>
 
