@@ -35,13 +35,23 @@ static pid_t spawn(const char *args, const char *out, const char *err)
     return pid;
 }
 
-/* Waits until the endpoint on port serves a family named family; fails when the run
- * pid ends first (its stderr in err). */
+/* The value of the sample "family VALUE" in ans, or -1 when there is none. */
+static double metric_value(const char *family)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", family);
+    const char *at = strstr(ans, key);
+    return at ? strtod(at + strlen(key), NULL) : -1;
+}
+
+/* Waits until the endpoint on port serves family with a value above 0 (the run has
+ * done something, so that a stop then has something to report); fails when the run pid
+ * ends first (its stderr in err). */
 static void wait_metrics(int port, pid_t pid, const char *family, const char *err)
 {
     for (;;) {
         if (http_fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", ans, sizeof ans) > 0 &&
-            strstr(ans, family))
+            metric_value(family) > 0)
             return;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
