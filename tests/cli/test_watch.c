@@ -44,14 +44,14 @@ static double metric_value(const char *family)
     return at ? strtod(at + strlen(key), NULL) : -1;
 }
 
-/* Waits until the endpoint on port serves family with a value above 0 (the run has
- * done something, so that a stop then has something to report); fails when the run pid
- * ends first (its stderr in err). */
-static void wait_metrics(int port, pid_t pid, const char *family, const char *err)
+/* Waits until the endpoint on port serves family, with a value above 0 when `counted`
+ * (the run has sent something, so that a stop then has something to report); fails when
+ * the run pid ends first (its stderr in err). */
+static void wait_metrics(int port, pid_t pid, const char *family, int counted, const char *err)
 {
     for (;;) {
         if (http_fetch(port, "GET /metrics HTTP/1.0\r\n\r\n", ans, sizeof ans) > 0 &&
-            metric_value(family) > 0)
+            metric_value(family) >= 0 && (!counted || metric_value(family) > 0))
             return;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
@@ -116,7 +116,8 @@ static void capture(int port)
     CHECK(write(w, bytes, len) == (ssize_t)len);
     free(bytes);
     /* the run goes on while the FIFO is open */
-    wait_metrics(port, pid, "netdiffus_capture_packets_total", err);
+    /* (a capture from a FIFO counts its packets once libpcap's buffer is read) */
+    wait_metrics(port, pid, "netdiffus_capture_packets_total", 0, err);
     check_endpoint(port);
     close(w);
     CHECK_EQ(exit_code(pid), 0);
@@ -153,7 +154,7 @@ static void replay(int port)
              "--stats %s --metrics-port %d",
              csv, stats, port);
     pid_t pid = spawn(args, out, err);
-    wait_metrics(port, pid, "netdiffus_replay_packets_total", err);
+    wait_metrics(port, pid, "netdiffus_replay_packets_total", 1, err);
     check_endpoint(port);
     kill(pid, SIGINT);
     CHECK_EQ(exit_code(pid), 0);
