@@ -161,6 +161,7 @@ static void say_result(const nd_live_result *r, const char *ckpt)
     if (r->replay_rounds)
         nd_info("live: replayed %" PRIu64 " rounds, %" PRIu64 " packets", r->replay_rounds,
                 r->replay_packets);
+    if (r->students) nd_info("live: %" PRIu64 " students written", r->students);
 }
 
 static int run(int argc, char **argv)
@@ -243,6 +244,11 @@ const nd_command cmd_live = {
     "live.metrics_port serves the same figures in Prometheus text format on 127.0.0.1\n"
     "(live.metrics_addr), and the newest checkpoint as /model.ndm: `netdiffus replay\n"
     "http://HOST:PORT/model.ndm` on any host fetches it.\n"
+    "With live.distill N (and model.prediction: v), every live.distill_every steps the\n"
+    "newest checkpoint is distilled into a student that samples in N steps, one student\n"
+    "step after each of the model's; the student goes to live.student (default: the\n"
+    "checkpoint's name with -student) and, with live.replay, replay samples the newest\n"
+    "student from then on (docs/LIVE.md, \"Distilling\").\n"
     "When every pcap input has ended, training goes on until Ctrl-C, --steps or\n"
     "--duration. Memory is bounded by capture.flow_capacity, live.ring_size,\n"
     "live.reservoir and live.recent (shown at start). See docs/LIVE.md.\n"

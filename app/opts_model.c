@@ -182,8 +182,36 @@ static uint32_t trainer_threads(const nd_config *cfg)
     return tt;
 }
 
+/* live.distill*: the student's settings, checked together (the model's own checks,
+ * nd_dm_distill_begin, come with the first student; a resumed model keeps its
+ * model.prediction, so that one is checked here for a new model only). */
+static int opts_live_distill(nd_live_opts *o, const nd_config *cfg, int resume, nd_error *e)
+{
+    const char *file = cfg->path[0] ? cfg->path : "defaults";
+    uint32_t to = cfg->live.distill, from = cfg->live.distill_from;
+    if (!to) return 0;
+    uint32_t s = to;
+    while (s < from) s *= 2;
+    if (s != from || from == to)
+        return nd_error_set(e, ND_ECONFIG,
+                            "%s: live.distill_from %u: expected live.distill (%u) times 2, "
+                            "4, 8, ...",
+                            file, from, to);
+    if (!resume && strcmp(cfg->model.prediction, "v"))
+        return nd_error_set(e, ND_ECONFIG,
+                            "%s: live.distill: distillation needs model.prediction: v "
+                            "(it is eps)",
+                            file);
+    o->distill = (nd_dm_distill){
+        .from_steps = from, .to_steps = to, .round_steps = cfg->live.distill_round_steps};
+    o->distill_every = cfg->live.distill_every;
+    o->student = cfg->live.student;
+    return 0;
+}
+
 int opts_live(nd_live_opts *o, char **provenance, const nd_config *cfg, int resume, nd_error *e)
 {
+    int rc;
     memset(o, 0, sizeof *o);
     *provenance = NULL;
     opts_capture(&o->capture, cfg);
@@ -207,6 +235,7 @@ int opts_live(nd_live_opts *o, char **provenance, const nd_config *cfg, int resu
             e, ND_ECONFIG,
             "%s: replay.context %d: expected 0 to %u bins (capture.window is %u)",
             cfg->path[0] ? cfg->path : "defaults", o->flow_context, L - 1, L);
+    if ((rc = opts_live_distill(o, cfg, resume, e))) return rc;
     o->status_interval_ns = cfg->live.status_interval_ns;
     o->metrics_port = cfg->live.metrics_port;
     o->metrics_addr = cfg->live.metrics_addr;
@@ -216,7 +245,7 @@ int opts_live(nd_live_opts *o, char **provenance, const nd_config *cfg, int resu
     /* the config the model file keeps says how many cores trained it */
     nd_config kept = *cfg; /* shallow: only read */
     kept.model.threads = o->trainer_threads;
-    int rc = settings_and_text(&o->model, provenance, &kept, e);
+    rc = settings_and_text(&o->model, provenance, &kept, e);
     o->provenance = *provenance;
     return rc;
 }

@@ -155,6 +155,11 @@ typedef struct nd_config {
         char listen[ND_CONF_STR]; /* [ADDR:]PORT taking window streams; "" = off */
         char sender_name[ND_NAME_MAX]; /* how `capture -o tcp:` calls itself; "" = HOST:PID */
         uint32_t send_buffer;          /* windows `capture -o tcp:` queues for the trainer */
+        uint32_t distill;              /* a student's steps; 0: no student */
+        uint32_t distill_from;         /* the checkpoint's DDIM steps its first round learns */
+        uint64_t distill_round_steps;  /* optimiser steps per halving */
+        uint64_t distill_every;        /* model steps between two students */
+        char student[ND_CONF_STR];     /* the student's file; "": from checkpoint */
     } live;
 
     char path[ND_CONF_STR]; /* file it was loaded from, "" for defaults */

@@ -475,6 +475,25 @@ const conf_key conf_keys[] = {
      .max = "1048576", .unit = "windows",
      .help = "Windows `capture -o tcp:` queues while the trainer is slow or away; full: "
              "the oldest is dropped and counted."},
+    /* a student distilled from live's checkpoints (docs/LIVE.md, "Distilling") */
+    {"live.distill", CONF_UINT, F(live.distill), .def = "0", .max = "2048", .unit = "steps",
+     .help = "Also distil a student that samples in this many steps from a checkpoint every "
+             "live.distill_every steps, between the trainer's own steps; live's replay "
+             "samples from the newest student. 0: off. Needs model.prediction: v."},
+    {"live.distill_from", CONF_UINT, F(live.distill_from), .def = "64", .min = "2",
+     .max = "4096", .unit = "steps",
+     .help = "DDIM steps of the checkpoint that the student's first round learns, two in "
+             "one; live.distill times a power of two."},
+    {"live.distill_round_steps", CONF_UINT, F(live.distill_round_steps), .def = "1000",
+     .min = "1", .max = "100000000", .unit = "steps",
+     .help = "Optimiser steps of the student per halving of its steps."},
+    {"live.distill_every", CONF_UINT, F(live.distill_every), .def = "20000", .min = "1",
+     .max = "1000000000000", .unit = "steps",
+     .help = "Model steps from the start of one student to the checkpoint the next one is "
+             "distilled from (the first: from the first checkpoint at or past this step)."},
+    {"live.student", CONF_STRING, F(live.student), .def = "",
+     .help = "The student's model file, written atomically when its distillation ends. "
+             "\"\": live.checkpoint's name with -student before .ndm."},
 };
 // clang-format on
 

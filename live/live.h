@@ -243,6 +243,11 @@ typedef struct nd_live_opts {
     uint32_t max_flow_windows; /* a replayed flow's windows at most (nd_flows_opts) */
     int flow_context;          /* bins of context of a continued window; < 0: L/2 */
     uint32_t flow_resample;    /* its steps taken this many times (nd_dm_set_resample) */
+    /* a student distilled from the checkpoints, between the trainer's steps, which the
+     * replay thread samples once there is one (docs/LIVE.md, "Distilling") */
+    nd_dm_distill distill;  /* to_steps 0: none; from_steps, round_steps; lr 0: the model's */
+    uint64_t distill_every; /* model steps from one student's start to the next one's */
+    const char *student;    /* its model file, written when its distillation ends */
     /* reporting and control */
     uint64_t status_interval_ns; /* status line, stats and metrics; 0: 1 s */
     uint32_t metrics_port;       /* Prometheus text, GET /model.ndm; 0: off */
@@ -262,6 +267,7 @@ typedef struct nd_live_result {
     double loss;               /* running mean of the batch loss */
     int checkpoint;            /* 1: the last checkpoint was written; 0: no class warmed up */
     uint64_t replay_rounds, replay_packets; /* of the replay thread */
+    uint64_t students;                      /* students written */
 } nd_live_result;
 
 /* Runs `netdiffus live`: a capture thread feeding the ring, the trainer on the calling

@@ -22,6 +22,12 @@ size_t nd_wring_bytes(uint32_t size, size_t wf);
 void nd_online_set_stats(nd_online *o, uint32_t cls, const nd_class_stats *st);
 /* The bound on reservoir and recent-buffer memory for n_classes classes of wf floats. */
 size_t nd_online_memory_bound(const nd_online_opts *o, uint32_t n_classes, size_t wf);
+/* One step of student s (nd_dm_distill_begin of a checkpoint of this trainer, loaded with
+ * ND_DM_BATCH_TRAIN) on a batch drawn as nd_online_step draws them, from the classes s
+ * has: the model's first ones (a class that joined later is not in it). The windows are
+ * scaled by s's own class scales, those of the checkpoint. *loss (may be NULL) gets the
+ * batch loss. Returns 0 or a code (nd_dm_train_step's). */
+int nd_online_distill_step(nd_online *o, nd_dm *s, float *loss, nd_error *e);
 
 /* ---- window streams from other hosts (stream*.c) ----------------------------------- */
 
@@ -129,6 +135,12 @@ struct nd_live {
     nd_live_replay R;
     pthread_t cap_thr, rep_thr;
     int cap_started, rep_started;
+    /* the student being distilled (pipe_distill.c; the trainer's thread only) */
+    char *student_path;    /* NULL: no student in this run */
+    nd_dm *student;        /* NULL: none now */
+    uint64_t student_from; /* the step of the checkpoint it is distilled from */
+    uint64_t student_next; /* the model step at or past which the next one may start */
+    uint64_t students;     /* written */
 };
 
 /* The figures of one report. */
@@ -138,6 +150,7 @@ typedef struct nd_live_figures {
     capture_source_stats src;
     capture_lcores_figures lcores;
     uint64_t ckpt_step, ckpt_count, ckpt_failed;
+    uint64_t students, student_steps; /* written; the current one's steps (0: none) */
     double ckpt_age;
     int input_done;
     const char *ckpt_fallback; /* final: where the last checkpoint went instead, or NULL */
@@ -165,5 +178,19 @@ void nd_live_show_memory(const nd_live *L);
 int nd_live_checkpoint(nd_live *L, const char *path, int *written, nd_error *e);
 /* The replay thread: samples each copy handed over and replays it until R->stop. arg: R. */
 void *nd_live_replay_main(void *arg);
+
+/* pipe_distill.c, all on the trainer's thread: the student's file (with distill on);
+ * 0 or a code. */
+int nd_live_distill_setup(nd_live *L, nd_error *e);
+/* After the checkpoint of model step `step` was written to live.checkpoint: loads it as a
+ * new student when none is being distilled and one is due. */
+void nd_live_distill_start(nd_live *L, uint64_t step);
+/* After a step of the model: a step of the student, if any, and when that was its last,
+ * its calibration, file and hand-over to the replay thread. */
+void nd_live_distill_step(nd_live *L);
+/* The current student's steps so far (0: none). */
+uint64_t nd_live_distill_progress(const nd_live *L);
+/* Drops an unfinished student (saying so) and frees the distiller's state. */
+void nd_live_distill_free(nd_live *L);
 
 #endif

@@ -280,10 +280,10 @@ int nd_online_add(nd_online *o, uint32_t k, uint64_t group, const float *x, nd_e
     return 0;
 }
 
-int nd_online_step(nd_online *o, nd_error *e)
+/* A batch into o->bx, o->by from model classes 0..K-1: recent_share of it from the
+ * recent windows of those classes, the rest class-balanced from their reservoirs. */
+static void draw_batch(nd_online *o, uint32_t K)
 {
-    if (!o->m) return 0;
-    uint32_t K = nd_dm_dataset(o->m)->n_classes;
     int B = o->batch;
     int n_recent = (int)lround(o->lo.recent_share * B);
     for (int i = 0; i < B; i++) {
@@ -294,7 +294,7 @@ int nd_online_step(nd_online *o, nd_error *e)
             uint32_t j = nd_rng_below(&o->rng, o->recent_n);
             uint32_t slot = (o->recent_head + o->recent_cap - o->recent_n + j) % o->recent_cap;
             mk = o->cls[o->recent_cls[slot]].model_class;
-            if (mk >= 0) src = o->recent_x + (size_t)slot * o->wf;
+            if (mk >= 0 && (uint32_t)mk < K) src = o->recent_x + (size_t)slot * o->wf;
         }
         if (!src) {
             /* class-balanced: a model class uniformly, then a window of its reservoir */
@@ -305,14 +305,28 @@ int nd_online_step(nd_online *o, nd_error *e)
         memcpy(o->bx + (size_t)i * o->wf, src, o->wf * sizeof(float));
         o->by[i] = mk;
     }
+}
+
+int nd_online_step(nd_online *o, nd_error *e)
+{
+    if (!o->m) return 0;
+    draw_batch(o, nd_dm_dataset(o->m)->n_classes);
     float loss;
-    int rc = nd_dm_train_step(o->m, o->bx, o->by, B, &loss, e);
+    int rc = nd_dm_train_step(o->m, o->bx, o->by, o->batch, &loss, e);
     if (rc) return rc;
     o->last_loss = loss;
     o->loss = o->steps_run ? 0.98 * o->loss + 0.02 * loss : loss;
     o->steps_run++;
-    o->images += (uint64_t)B;
+    o->images += (uint64_t)o->batch;
     return 1;
+}
+
+int nd_online_distill_step(nd_online *o, nd_dm *s, float *loss, nd_error *e)
+{
+    uint32_t K = nd_dm_dataset(s)->n_classes;
+    ND_ASSERT(o->m && K && K <= nd_dm_dataset(o->m)->n_classes);
+    draw_batch(o, K);
+    return nd_dm_train_step(s, o->bx, o->by, o->batch, loss, e);
 }
 
 void nd_online_set_stats(nd_online *o, uint32_t k, const nd_class_stats *st)

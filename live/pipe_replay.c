@@ -29,7 +29,9 @@ int nd_live_checkpoint(nd_live *L, const char *path, int *written, nd_error *e)
     }
     free(st);
     int rc = nd_online_save(o, path, written, e);
-    if (rc || !*written || !L->replay) return rc;
+    /* once a student is written, the replay thread samples students only
+     * (pipe_distill.c) */
+    if (rc || !*written || !L->replay || L->students) return rc;
     /* the replay thread samples a copy of the EMA weights made here, between two steps,
      * so it never races the optimiser and never reads the file back; a copy that cannot
      * be made only costs that round of replay */

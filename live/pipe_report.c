@@ -43,6 +43,8 @@ void nd_live_gather(nd_live *L, const nd_online_info *in, nd_live_figures *f, ui
     f->step = in->step;
     f->loss = in->loss;
     f->rss = rss_bytes();
+    f->students = L->students;
+    f->student_steps = nd_live_distill_progress(L);
 }
 
 /* One --stats line: the figures, every class, the accounting (packets = parsed +
@@ -67,6 +69,8 @@ static void stats_line(nd_live *L, nd_online *o, const nd_online_info *in,
     nd_json_u64(j, "rss_bytes", f->rss);
     nd_json_u64(j, "checkpoints", f->ckpt_count);
     nd_json_u64(j, "checkpoint_step", f->ckpt_step);
+    nd_json_u64(j, "students", f->students);
+    nd_json_u64(j, "student_steps", f->student_steps);
     nd_json_bool(j, "input_done", f->input_done);
     nd_json_bool(j, "final", final);
     nd_json *cls = nd_json_obj(j, "classes");
@@ -189,6 +193,10 @@ static void metrics_text(nd_live *L, nd_online *o, const nd_online_info *in,
                    (double)f->ckpt_step);
     nd_prom_metric(&p, "netdiffus_live_checkpoint_failures_total", C,
                    "Checkpoints that could not be written.", (double)f->ckpt_failed);
+    nd_prom_metric(&p, "netdiffus_live_students_total", C,
+                   "Distilled students written (live.distill).", (double)f->students);
+    nd_prom_metric(&p, "netdiffus_live_student_steps", G,
+                   "Steps of the student being distilled; 0: none.", (double)f->student_steps);
     nd_prom_metric(&p, "netdiffus_live_rss_bytes", G, "Resident memory of the process.",
                    (double)f->rss);
     capture_lcores_prom(&p, "netdiffus_live_capture", &f->lcores);
@@ -228,12 +236,14 @@ void nd_live_report(nd_live *L, const nd_live_figures *f, int final)
     if (f->ckpt_count)
         snprintf(ck, sizeof ck, "step %" PRIu64 " %.0fs ago", f->ckpt_step, f->ckpt_age);
     else snprintf(ck, sizeof ck, "none yet");
+    char stu[48] = "";
+    if (f->student_steps) snprintf(stu, sizeof stu, "  student %" PRIu64, f->student_steps);
     char loss[32] = "-"; /* none before the first step */
     if (f->step) snprintf(loss, sizeof loss, "%.4f", f->loss);
     if (!final)
         nd_status("%.0f pkt/s  flows %" PRIu64 "  windows %s  ring drops %" PRIu64
-                  "  step %" PRIu64 "  loss %s  %.1f img/s  ckpt %s",
-                  f->pps, f->active, cls, f->dropped, f->step, loss, f->ips, ck);
+                  "  step %" PRIu64 "  loss %s  %.1f img/s  ckpt %s%s",
+                  f->pps, f->active, cls, f->dropped, f->step, loss, f->ips, ck, stu);
     if (stats) stats_line(L, o, &in, f, final, stats);
     if (L->metrics) metrics_text(L, o, &in, f);
 }

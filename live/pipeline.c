@@ -75,6 +75,10 @@ static int setup_check(nd_live *L, nd_error *e)
     if (!o->n_sources && !o->listen)
         return nd_error_set(e, ND_EUSAGE,
                             "live: no source and no live.listen: nothing to learn");
+    if ((rc = nd_live_distill_setup(L, e))) return rc;
+    if (L->student_path && (rc = make_parents(L->student_path)))
+        return nd_error_set(e, rc, "live.student %s: cannot create its folder: %s",
+                            L->student_path, strerror(-rc));
     return 0;
 }
 
@@ -310,6 +314,7 @@ static void maybe_checkpoint(nd_live *L, trainer *t, uint64_t now)
     if (!nd_status_enabled())
         nd_info("live: step %" PRIu64 ", loss %.4f: checkpoint %s", in.step, in.loss,
                 L->o->checkpoint);
+    nd_live_distill_start(L, in.step);
 }
 
 /* The status line, stats line and metrics, with the rates since the last ones. */
@@ -353,6 +358,7 @@ static int train_loop(nd_live *L, trainer *t, nd_error *e)
             rc = r;
             break;
         }
+        if (r) nd_live_distill_step(L);
         if (r == 0) { /* no class has warmed up yet */
             if (!t->warned_idle && now - t->t0 > 10 * ND_NS_PER_SEC) {
                 nd_debug("live: waiting for a class to reach live.warmup = %u windows",
@@ -397,6 +403,7 @@ static int finish(nd_live *L, trainer *t, int rc, nd_live_result *res, nd_error 
     threads_stop(L);
     nd_wrecv_stop(L->recv); /* no more windows: its ring is drained below */
     L->replay = 0;          /* the last checkpoint needs no copy */
+    nd_live_distill_free(L);
     if (rc && rc != ND_EINTR) return rc;
     nd_error de = {0};
     int written = 0, dr = drain(L, UINT32_MAX, &de);
@@ -429,7 +436,8 @@ static int finish(nd_live *L, trainer *t, int rc, nd_live_result *res, nd_error 
                             .loss = in.loss,
                             .checkpoint = written,
                             .replay_rounds = L->R.rounds,
-                            .replay_packets = L->R.packets};
+                            .replay_packets = L->R.packets,
+                            .students = L->students};
     return cr;
 }
 
@@ -450,6 +458,7 @@ static void live_free(nd_live *L)
 {
     if (!L) return;
     threads_stop(L);
+    nd_live_distill_free(L);
     nd_metrics_stop(L->metrics);
     nd_wrecv_free(L->recv);
     for (unsigned k = 0; k < L->n_src; k++) capture_source_close(L->src[k].s);

@@ -1541,6 +1541,7 @@ int nd_dm_train_step(nd_dm *m, const float *x, const int *labels, int B, float *
         batch_free(&b);
         return nd_error_set(e, -ENOMEM, "train: out of memory");
     }
+    if (m->dist) nd_distill_next_round(m);
     for (int i = 0; i < B; i++) {
         ND_ASSERT(labels[i] >= 0 && (uint32_t)labels[i] < m->meta->n_classes);
         batch_fill(m, &b, i, x + i * WL, labels[i]);

@@ -492,7 +492,9 @@ typedef int (*nd_dm_extra_fn)(ndf_writer *w, void *arg, nd_error *e);
 int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg, nd_error *e);
 /* One optimiser step (then the EMA) on B <= the model's max_batch raw windows x
  * (B, C, L) of model classes labels (B): timesteps, class dropout and noise come from
- * the model's RNG, as in nd_dm_train. *loss (may be NULL) gets the batch loss.
+ * the model's RNG, as in nd_dm_train. A student (nd_dm_distill_begin) takes a step of
+ * its distillation, moving to the next round when it is due, as nd_dm_train does; past
+ * nd_dm_distill_end it goes on in the last round. *loss (may be NULL) gets the batch loss.
  * Returns 0, or ND_EFORMAT when the loss is not finite. */
 int nd_dm_train_step(nd_dm *m, const float *x, const int *labels, int B, float *loss,
                      nd_error *e);
