@@ -475,7 +475,8 @@ const conf_key conf_keys[] = {
      .max = "1048576", .unit = "windows",
      .help = "Windows `capture -o tcp:` queues while the trainer is slow or away; full: "
              "the oldest is dropped and counted."},
-    /* a student distilled from live's checkpoints (docs/LIVE.md, "Distilling") */
+    /* a student distilled from live's checkpoints (docs/LIVE.md, "Distilling a student
+     * while learning") */
     {"live.distill", CONF_UINT, F(live.distill), .def = "0", .max = "2048", .unit = "steps",
      .help = "Also distil a student that samples in this many steps from a checkpoint every "
              "live.distill_every steps, between the trainer's own steps; live's replay "

@@ -244,7 +244,8 @@ typedef struct nd_live_opts {
     int flow_context;          /* bins of context of a continued window; < 0: L/2 */
     uint32_t flow_resample;    /* its steps taken this many times (nd_dm_set_resample) */
     /* a student distilled from the checkpoints, between the trainer's steps, which the
-     * replay thread samples once there is one (docs/LIVE.md, "Distilling") */
+     * replay thread samples once there is one (docs/LIVE.md, "Distilling a student while
+     * learning") */
     nd_dm_distill distill;  /* to_steps 0: none; from_steps, round_steps; lr 0: the model's */
     uint64_t distill_every; /* model steps from one student's start to the next one's */
     const char *student;    /* its model file, written when its distillation ends */

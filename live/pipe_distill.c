@@ -1,9 +1,9 @@
 /*
- * pipe_distill.c — live's student (docs/LIVE.md, "Distilling"). When a checkpoint has
- * been written and distill_every model steps have passed since the last student began,
- * the trainer loads that checkpoint as the student of a progressive distillation
- * (model/distill.c: nd_dm_distill_begin) and from then on takes one step of the student
- * after each of its own, on batches drawn from the same reservoirs
+ * pipe_distill.c — live's student (docs/LIVE.md, "Distilling a student while learning").
+ * When a checkpoint has been written and distill_every model steps have passed since the
+ * last student began, the trainer loads that checkpoint as the student of a progressive
+ * distillation (model/distill.c: nd_dm_distill_begin) and from then on takes one step of
+ * the student after each of its own, on batches drawn from the same reservoirs
  * (nd_online_distill_step). When the student's last round ends it is calibrated, written
  * to its own file (atomically, like the checkpoint) and handed to the replay thread,
  * which samples the newest student from then on instead of the checkpoints.
