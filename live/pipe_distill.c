@@ -90,16 +90,18 @@ void nd_live_distill_start(nd_live *L, uint64_t step)
             nd_dm_distill_end(s) - step);
 }
 
-/* The finished student: calibrated (skipped when the run is being stopped: `sample`
- * fits it then), written, handed to the replay thread. */
+/* The finished student: calibrated (when that is stopped or fails, it is written
+ * without: `sample` and replay fit it when they need it), written, handed to the replay
+ * thread. */
 static void finish_student(nd_live *L)
 {
     nd_dm *s = L->student;
     L->student = NULL;
     nd_error e = {0};
     int rc = nd_dm_get_settings(s)->sample.calibrate ? nd_dm_calibrate(s, &e) : 0;
-    if (rc == ND_EINTR) rc = 0;
-    if (!rc) rc = nd_dm_save(s, L->student_path, &e);
+    if (rc && rc != ND_EINTR)
+        nd_warn("live: the student's decode calibration: %s; it is written without", e.msg);
+    rc = nd_dm_save(s, L->student_path, &e);
     nd_status_end();
     if (rc) {
         nd_warn("live: the student of the checkpoint at step %" PRIu64 " is lost: %s",
