@@ -89,7 +89,7 @@
 
 /* Busy values a position's quantiles (busy_at, out_at) need at the position alone, and
  * pooled with its neighbours; fewer: none. */
-#define MIN_EXACT  (4 * ND_DECODER_QP)
+#define MIN_EXACT  (2 * ND_DECODER_QP)
 #define MIN_POOLED 16
 
 static int cmp_float(const void *a, const void *b)

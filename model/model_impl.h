@@ -104,8 +104,9 @@ int nd_mpi_threads(int threads);
 /* Revision of the fit: maps stored by another one are refitted. 2: windows go idle by the
  * volume map only (decode.c, revive); 3: a threshold per bin position, no score filter;
  * 4: a level shift per position; 5: no clamp to the training range, the output map
- * instead; 6: the output map per position. */
-#define ND_DECODER_REVISION 6
+ * instead; 6: the output map per position; 7: quantiles at a position alone from 64 busy
+ * values there (128 before, which pooled every position of a class of 102 windows). */
+#define ND_DECODER_REVISION 7
 
 /* What a decoder's maps were fitted for: the sampling settings that change the samples,
  * the windows per class, the model step and the fit's revision. The maps are used only
