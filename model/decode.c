@@ -87,8 +87,9 @@
  * 5, so that the few dozen windows of a fit give a steady quantile at every position. */
 #define SPAN 2
 
-/* Busy values a position's quantiles (busy_at, out_at) need at the position alone, and
- * pooled with its neighbours; fewer: none. */
+/* Busy values a position's quantiles (busy_at, out_at) need at the position alone (two
+ * per quantile: a videoTrain class has about 100 training windows, and asking for more
+ * pooled every position of its targets), and pooled with its neighbours; fewer: none. */
 #define MIN_EXACT  (2 * ND_DECODER_QP)
 #define MIN_POOLED 16
 

@@ -237,10 +237,11 @@ static void test_volume(void)
  * window's does (1 in N), not whenever a shift or the volume map took it past the
  * range (a clamp there gave 13 % of windows, and on real traffic a classifier read the
  * window's largest value before anything else). */
-static void test_top(void)
+static void test_top(int N)
 {
-    enum { N = 500, M = 500, D = 2000, L = 16 };
-    static float x[N * L], scratch[2 * N * L + N], score[(M + D) * L], lval[(M + D) * L],
+    enum { NMAX = 500, M = 500, D = 2000, L = 16 };
+    ND_ASSERT(N <= NMAX);
+    static float x[NMAX * L], scratch[2 * M * L + M], score[(M + D) * L], lval[(M + D) * L],
         out[D * L];
     nd_decoder_target t;
     nd_decoder_map cal;
@@ -270,7 +271,7 @@ static void test_top(void)
     /* The spread at a position is the training windows' there, not the model's: their
      * first bin varies over 2 log1p units and the others over 7, the model's every bin
      * over 0.5 (a map for all positions gave the first bin the spread of all of them) */
-    static float a[D], b[N];
+    static float a[D], b[NMAX];
     int pos[] = {0, L / 2};
     for (int k = 0; k < 2; k++) {
         int i = pos[k];
@@ -638,7 +639,8 @@ int main(void)
 {
     test_map();
     test_volume();
-    test_top();
+    test_top(500);
+    test_top(100); /* a videoTrain class: a position's own 100 values make its quantiles */
     test_positions();
     test_model();
     return 0;
