@@ -1468,36 +1468,48 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
     return rc;
 }
 
-int nd_dm_sample_next(nd_dm *m, int cls, size_t n, int K, const float *prev, float *x,
-                      nd_rng *rng, nd_error *e)
+int nd_dm_sample_cont(nd_dm *m, int cls, size_t n, int K, const float *known, float *x,
+                      float *state, nd_rng *rng, nd_error *e)
 {
-    int C = m->gaf.C, L = m->gaf.L, CI = nd_gaf_channels(&m->gaf);
+    int CI = nd_gaf_channels(&m->gaf), L = m->gaf.L;
     if (cls < 0 || (uint32_t)cls >= m->meta->n_classes)
         return nd_error_set(e, ND_EUSAGE, "sample: class %d out of range", cls);
     if (K < 0 || K >= L)
         return nd_error_set(e, ND_EUSAGE,
                             "sample: a context of %d bins: expected 0 to %d (L - 1)", K, L - 1);
-    if (!K) return nd_dm_sample(m, cls, n, x, NULL, rng, e);
     /* the known part's noise would differ between the ranks that sample its batches */
-    if (nd_mpi_ranks() > 1)
+    if (K && nd_mpi_ranks() > 1)
         return nd_error_set(e, ND_EUSAGE,
                             "sample: continued windows are sampled in one process, not "
                             "under MPI");
-    size_t WL = (size_t)C * L;
-    float *kv = malloc(n * CI * K * sizeof *kv);
-    if (!kv) return nd_error_set(e, -ENOMEM, "sample: out of memory");
-    for (size_t f = 0; f < n; f++) {
-        float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
-        nd_gaf_scale_window(v, prev + f * WL, &m->gaf, &m->scales[cls]);
+    float *kv = K ? malloc(n * CI * K * sizeof *kv) : NULL;
+    if (K && !kv) return nd_error_set(e, -ENOMEM, "sample: out of memory");
+    for (size_t f = 0; K && f < n; f++)
         for (int c = 0; c < CI; c++)
-            memcpy(kv + (f * CI + c) * K, v + (size_t)c * L + (L - K), K * sizeof *kv);
-    }
+            memcpy(kv + (f * CI + c) * K, known + (f * CI + c) * L + (L - K), K * sizeof *kv);
     dm_known kn = {.m = m, .K = K, .v = kv};
-    nd_rng_seed(&kn.rng, nd_rng_u64(rng));
+    if (K) nd_rng_seed(&kn.rng, nd_rng_u64(rng));
     int rc = nd_dm_calibrate(m, e);
-    if (!rc) rc = sample_images(m, cls, n, x, NULL, NULL, rng, &kn, e);
-    for (size_t i = 0; !rc && i < n * WL; i++) x[i] = roundf(x[i]);
+    if (!rc) rc = sample_images(m, cls, n, x, state, NULL, rng, K ? &kn : NULL, e);
+    /* Bytes and packets are counts: the decode's fractions are not traffic. */
+    for (size_t i = 0; !rc && i < n * m->gaf.C * L; i++) x[i] = roundf(x[i]);
     free(kv);
+    return rc;
+}
+
+int nd_dm_sample_next(nd_dm *m, int cls, size_t n, int K, const float *prev, float *x,
+                      nd_rng *rng, nd_error *e)
+{
+    if (cls < 0 || (uint32_t)cls >= m->meta->n_classes)
+        return nd_error_set(e, ND_EUSAGE, "sample: class %d out of range", cls);
+    int CI = nd_gaf_channels(&m->gaf), L = m->gaf.L;
+    size_t WL = (size_t)m->gaf.C * L, SL = (size_t)CI * L;
+    float *v = malloc((n * SL + 1) * sizeof *v);
+    if (!v) return nd_error_set(e, -ENOMEM, "sample: out of memory");
+    for (size_t f = 0; f < n; f++)
+        nd_gaf_scale_window(v + f * SL, prev + f * WL, &m->gaf, &m->scales[cls]);
+    int rc = nd_dm_sample_cont(m, cls, n, K, v, x, NULL, rng, e);
+    free(v);
     return rc;
 }
 
@@ -1511,20 +1523,23 @@ int nd_dm_sample_flow(nd_dm *m, int cls, size_t n, int windows, int K, float *x,
                             "window or more and a context of 0 to %d bins",
                             windows, K, L - 1);
     size_t T = (size_t)L + (size_t)(windows - 1) * H, WL = (size_t)C * L;
-    float *w[2] = {malloc(n * WL * sizeof(float)), malloc(n * WL * sizeof(float))};
-    int rc = w[0] && w[1] ? 0 : nd_error_set(e, -ENOMEM, "sample: out of memory");
+    size_t SL = (size_t)nd_gaf_channels(&m->gaf) * L;
+    float *w = malloc(n * WL * sizeof(float));
+    float *st[2] = {malloc(n * SL * sizeof(float)), malloc(n * SL * sizeof(float))};
+    int rc = w && st[0] && st[1] ? 0 : nd_error_set(e, -ENOMEM, "sample: out of memory");
     for (int s = 0; !rc && s < windows; s++) {
-        float *cur = w[s % 2];
-        rc = s ? nd_dm_sample_next(m, cls, n, K, w[(s + 1) % 2], cur, rng, e)
-               : nd_dm_sample(m, cls, n, cur, NULL, rng, e);
-        int from = s ? K : 0; /* a later window's first K bins are the last ones before */
+        /* a later window continues the model's own values of the one before (its state),
+         * and its first K bins are the last ones before */
+        rc = nd_dm_sample_cont(m, cls, n, s ? K : 0, st[(s + 1) % 2], w, st[s % 2], rng, e);
+        int from = s ? K : 0;
         for (size_t f = 0; !rc && f < n; f++)
             for (int c = 0; c < C; c++)
                 memcpy(x + (f * C + c) * T + (size_t)s * H + from,
-                       cur + f * WL + (size_t)c * L + from, (size_t)(L - from) * sizeof *x);
+                       w + f * WL + (size_t)c * L + from, (size_t)(L - from) * sizeof *x);
     }
-    free(w[0]);
-    free(w[1]);
+    free(w);
+    free(st[0]);
+    free(st[1]);
     return rc;
 }
 

@@ -116,8 +116,11 @@ static uint64_t duration_draw(const flows_len *fl, nd_rng *r)
  * did. */
 typedef struct flows_draw {
     nd_dm *m;
-    float *x, *prev, *next; /* (batch, C, L) each */
-    size_t batch, WL;
+    float *x, *next; /* (batch, C, L) each */
+    /* the model's own values (nd_dm_sample_cont's state; batch, image channels, L) of the
+     * windows just drawn, of the flows' last windows and of their next ones */
+    float *xs, *prev, *nexts;
+    size_t batch, WL, SL;
     uint32_t L, K, max_windows; /* bins per window, of context, windows of a flow at most */
     int down, up;               /* channels of bytes_down and bytes_up; -1: none */
     uint64_t redrawn, kept_empty;
@@ -134,22 +137,27 @@ static int draw_init(flows_draw *d, nd_dm *m, size_t batch, int context, uint32_
     d->K = context < 0 ? h->L / 2 : (uint32_t)context;
     d->max_windows = max_windows ? max_windows : 1;
     d->WL = (size_t)h->n_channels * h->L;
+    d->SL = (size_t)nd_gaf_channels(nd_dm_gaf(m)) * h->L;
     d->down = d->up = -1;
     for (uint32_t c = 0; c < h->n_channels; c++) {
         if (!strcmp(h->channel_names[c], "bytes_down")) d->down = (int)c;
         if (!strcmp(h->channel_names[c], "bytes_up")) d->up = (int)c;
     }
     d->x = malloc(batch * d->WL * sizeof *d->x);
-    d->prev = malloc(batch * d->WL * sizeof *d->prev);
     d->next = malloc(batch * d->WL * sizeof *d->next);
-    return d->x && d->prev && d->next ? 0 : -ENOMEM;
+    d->xs = malloc(batch * d->SL * sizeof *d->xs);
+    d->prev = malloc(batch * d->SL * sizeof *d->prev);
+    d->nexts = malloc(batch * d->SL * sizeof *d->nexts);
+    return d->x && d->next && d->xs && d->prev && d->nexts ? 0 : -ENOMEM;
 }
 
 static void draw_free(flows_draw *d)
 {
     free(d->x);
-    free(d->prev);
     free(d->next);
+    free(d->xs);
+    free(d->prev);
+    free(d->nexts);
 }
 
 /* The windows a flow of duration dur (0: one window) takes at most. */
@@ -164,7 +172,7 @@ static uint32_t flow_windows_max(const flows_draw *d, uint64_t dur)
  * (dur NULL: one window each) and gets the windows of out from off[i] on (room for
  * flow_windows_max of its duration), nwin[i] of them, zero past its end. Its first window
  * is drawn, redrawn when it has no byte (*budget redraws, then kept); a flow of more than
- * L bins goes on by nd_dm_sample_next, the flows still alive at each step together, for
+ * L bins goes on by nd_dm_sample_cont, the flows still alive at each step together, for
  * dur[i] bins from its first busy bin, up to max_windows windows (then it is cut). stop
  * (may be NULL) is looked at between batches. 0 or a code with e filled. */
 static int draw_flows(flows_draw *d, uint32_t k, uint32_t n, const uint64_t *dur, float *out,
@@ -181,7 +189,7 @@ static int draw_flows(flows_draw *d, uint32_t k, uint32_t n, const uint64_t *dur
         memset(out + off[i] * WL, 0, flow_windows_max(d, dur ? dur[i] : 0) * WL * sizeof *out);
     while (need) { /* first windows */
         if (stop && *stop) return nd_error_set(e, ND_EINTR, "stopped by signal");
-        int rc = nd_dm_sample(d->m, (int)k, need, d->x, NULL, rng, e);
+        int rc = nd_dm_sample_cont(d->m, (int)k, need, 0, NULL, d->x, d->xs, rng, e);
         if (rc) return rc;
         d->n.sampled += need;
         uint32_t drawn = need;
@@ -195,6 +203,7 @@ static int draw_flows(flows_draw *d, uint32_t k, uint32_t n, const uint64_t *dur
                 d->kept_empty++;
             }
             memcpy(out + off[got] * WL, x, WL * sizeof *x);
+            memcpy(d->prev + got * d->SL, d->xs + i * d->SL, d->SL * sizeof *d->xs);
             nwin[got++] = 1;
             need--;
         }
@@ -210,12 +219,13 @@ static int draw_flows(flows_draw *d, uint32_t k, uint32_t n, const uint64_t *dur
         if (b > (uint64_t)d->max_windows * L) b = (uint64_t)d->max_windows * L, d->n.cut++;
         nwin[i] = (uint32_t)((b + L - 1) / L); /* b > L: two windows or more */
         d->n.longer++;
-        memcpy(d->prev + alive * WL, x, WL * sizeof *x);
+        memmove(d->prev + alive * d->SL, d->prev + i * d->SL, d->SL * sizeof *d->prev);
         idx[alive] = i, bins[alive++] = b;
     }
     for (uint64_t s = 1; alive; s++) { /* window s of each flow still alive */
         if (stop && *stop) return nd_error_set(e, ND_EINTR, "stopped by signal");
-        int rc = nd_dm_sample_next(d->m, (int)k, alive, (int)d->K, d->prev, d->next, rng, e);
+        int rc = nd_dm_sample_cont(d->m, (int)k, alive, (int)d->K, d->prev, d->next, d->nexts,
+                                   rng, e);
         if (rc) return rc;
         d->n.sampled += alive;
         uint32_t still = 0;
@@ -226,7 +236,7 @@ static int draw_flows(flows_draw *d, uint32_t k, uint32_t n, const uint64_t *dur
                 for (uint64_t b = d->K, t = s * H + b; b < L && t < bins[j]; b++, t++)
                     to[(t / L) * WL + c * L + t % L] = y[c * L + b];
             if (s * H + L >= bins[j]) continue; /* the window reached its end */
-            memmove(d->prev + still * WL, y, WL * sizeof *y);
+            memcpy(d->prev + still * d->SL, d->nexts + j * d->SL, d->SL * sizeof *d->prev);
             idx[still] = idx[j], bins[still++] = bins[j];
         }
         alive = still;

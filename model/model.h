@@ -417,8 +417,17 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
  * 0..L−1). docs/MODEL.md, "Flows longer than a window". */
 int nd_dm_sample_next(nd_dm *m, int cls, size_t n, int K, const float *prev, float *x,
                       nd_rng *rng, nd_error *e);
+/* As nd_dm_sample_next, with each window's context given in the model's own values:
+ * known (n, nd_gaf_channels, L) the decoded series in [0, 1] of the windows continued,
+ * before the decoder's maps (NULL with K 0: independent windows); state (NULL: not
+ * wanted) receives the new windows' own, for the next call. A flow sampled window after
+ * window this way continues what the model made, not the decoder's output of it read
+ * back into the model's scale: the decoder moves levels by position and by a scale of
+ * the whole window, and that output is a context the model would not have made. */
+int nd_dm_sample_cont(nd_dm *m, int cls, size_t n, int K, const float *known, float *x,
+                      float *state, nd_rng *rng, nd_error *e);
 /* n flows of class cls, each `windows` windows long, each window after the first
- * sampled by nd_dm_sample_next from the one before: a flow advances by L − K bins a
+ * sampled by nd_dm_sample_cont from the one before's state: a flow advances by L − K bins a
  * window, x (n, C, T) with T = L + (windows − 1)(L − K). K 0: independent windows end to
  * end (the baseline). 0 or a code (ND_EUSAGE: windows < 1, K not in 0..L−1). */
 int nd_dm_sample_flow(nd_dm *m, int cls, size_t n, int windows, int K, float *x, nd_rng *rng,

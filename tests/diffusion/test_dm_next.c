@@ -3,7 +3,9 @@
  * inpainting) on a tiny model trained briefly on windows of random levels: a continued
  * window's first K bins give back the context's last K (uncalibrated, up to rounding)
  * while windows sampled without it do not; a flow (nd_dm_sample_flow) is the first
- * window and each continuation's new bins, the same as sampling them one by one;
+ * window and each continuation's new bins, the same as sampling them one by one from
+ * the model's own values of the window before (nd_dm_sample_cont), which a continuation
+ * gives back in its first K bins;
  * resampled steps keep the context; bad arguments are refused.
  */
 #include <math.h>
@@ -89,15 +91,27 @@ int main(void)
     CHECK(seam(z, prev, N) < 0.01 * without);
     CHECK(memcmp(x, z, sizeof x));
 
-    /* a flow: the first window, then each continuation's new bins, as one by one */
-    enum { W = 3, T = L + (W - 1) * (L - K) };
-    float flow[N * C * T], w0[N * WL], w1[N * WL], w2[N * WL];
+    /* a flow: the first window, then each continuation's new bins, as one by one, each
+     * continuing the model's own values of the window before (its state) */
+    enum { W = 3, T = L + (W - 1) * (L - K), CI = 2 * C };
+    float flow[N * C * T], w0[N * WL], w1[N * WL], w2[N * WL], s0[N * CI * L],
+        s1[N * CI * L];
     nd_rng a, b;
     nd_rng_seed(&a, 5), nd_rng_seed(&b, 5);
+    CHECK_EQ(nd_gaf_channels(nd_dm_gaf(m)), CI);
     CHECK_EQ(nd_dm_sample_flow(m, 0, N, W, K, flow, &a, &e), 0);
-    CHECK_EQ(nd_dm_sample(m, 0, N, w0, NULL, &b, &e), 0);
-    CHECK_EQ(nd_dm_sample_next(m, 0, N, K, w0, w1, &b, &e), 0);
-    CHECK_EQ(nd_dm_sample_next(m, 0, N, K, w1, w2, &b, &e), 0);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, N, 0, NULL, w0, s0, &b, &e), 0);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, N, K, s0, w1, s1, &b, &e), 0);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, N, K, s1, w2, NULL, &b, &e), 0);
+    /* the state's last K bins are the continuation's first K, in the model's values */
+    float s2[N * CI * L];
+    nd_rng_seed(&b, 5);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, N, 0, NULL, w0, s0, &b, &e), 0);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, N, K, s0, w1, s2, &b, &e), 0);
+    for (size_t f = 0; f < N; f++)
+        for (int c = 0; c < CI; c++)
+            for (int i = 0; i < K; i++)
+                CHECK_NEAR(s2[(f * CI + c) * L + i], s0[(f * CI + c) * L + L - K + i], 1e-3, 0);
     for (size_t f = 0; f < N; f++)
         for (int c = 0; c < C; c++)
             for (int t = 0; t < T; t++) {

@@ -8,8 +8,8 @@
  * The context: a flow's windows are cut from one series at multiples of L, so the
  * sampled windows (which advance by L − K bins and overlap by K) are not in the output
  * as such. The test samples the first flow's first two windows again in-process with the
- * same model and seed (nd_dm_sample, then nd_dm_sample_next, the rng in the order
- * nd_dm_sample_flow draws it), and checks that the CLI's first window is that first
+ * same model and seed (nd_dm_sample_cont, the first window's state the second's
+ * context, the rng in the order nd_dm_sample_flow draws it), and checks that the CLI's first window is that first
  * window, that the continuation starts with its last K bins (up to the decoder: exact,
  * uncalibrated, up to rounding), and that the CLI's second window starts with the
  * continuation's new bins.
@@ -107,11 +107,13 @@ int main(void)
     nd_dm *m = nd_dm_load(model, ND_DM_BATCH_SAMPLE, NULL, &e);
     if (!m) CHECK_FAIL_("%s", e.msg);
     CHECK(!nd_dm_calibrated(m));
-    float w0[COUNT * WL], w1[COUNT * WL];
+    enum { CI = 2 * C }; /* the tiny model's image channels: values and activity */
+    CHECK_EQ(nd_gaf_channels(nd_dm_gaf(m)), CI);
+    float w0[COUNT * WL], w1[COUNT * WL], s0[COUNT * CI * L];
     nd_rng rng;
     nd_rng_seed(&rng, SEED);
-    CHECK_EQ(nd_dm_sample(m, 0, COUNT, w0, NULL, &rng, &e), 0);
-    CHECK_EQ(nd_dm_sample_next(m, 0, COUNT, K, w0, w1, &rng, &e), 0);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, COUNT, 0, NULL, w0, s0, &rng, &e), 0);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, COUNT, K, s0, w1, NULL, &rng, &e), 0);
     for (int f = 0; f < COUNT; f++) {
         const float *cli = k3->values + (size_t)f * W * WL; /* flow f: its W windows */
         CHECK(!memcmp(cli, w0 + f * WL, WL * sizeof(float)));
