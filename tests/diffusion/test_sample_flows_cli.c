@@ -9,10 +9,10 @@
  * sampled windows (which advance by L − K bins and overlap by K) are not in the output
  * as such. The test samples the first flow's first two windows again in-process with the
  * same model and seed (nd_dm_sample_cont, the first window's state the second's
- * context, the rng in the order nd_dm_sample_flow draws it), and checks that the CLI's first window is that first
- * window, that the continuation starts with its last K bins (up to the decoder: exact,
- * uncalibrated, up to rounding), and that the CLI's second window starts with the
- * continuation's new bins.
+ * context, the rng in the order nd_dm_sample_flow draws it), and checks that the CLI's
+ * first window is that first window, that the continuation starts with its last K bins
+ * (up to the decoder: exact, uncalibrated, up to rounding), and that the CLI's second
+ * window starts with the continuation's new bins.
  */
 #include <math.h>
 
