@@ -94,8 +94,7 @@ int main(void)
     /* a flow: the first window, then each continuation's new bins, as one by one, each
      * continuing the model's own values of the window before (its state) */
     enum { W = 3, T = L + (W - 1) * (L - K), CI = 2 * C };
-    float flow[N * C * T], w0[N * WL], w1[N * WL], w2[N * WL], s0[N * CI * L],
-        s1[N * CI * L];
+    float flow[N * C * T], w0[N * WL], w1[N * WL], w2[N * WL], s0[N * CI * L], s1[N * CI * L];
     nd_rng a, b;
     nd_rng_seed(&a, 5), nd_rng_seed(&b, 5);
     CHECK_EQ(nd_gaf_channels(nd_dm_gaf(m)), CI);
