@@ -1477,6 +1477,9 @@ int nd_dm_sample_cont(nd_dm *m, int cls, size_t n, int K, const float *known, fl
     if (K < 0 || K >= L)
         return nd_error_set(e, ND_EUSAGE,
                             "sample: a context of %d bins: expected 0 to %d (L - 1)", K, L - 1);
+    if (K && !known)
+        return nd_error_set(e, ND_EUSAGE,
+                            "sample: a context of %d bins and no window to continue", K);
     /* the known part's noise would differ between the ranks that sample its batches */
     if (K && nd_mpi_ranks() > 1)
         return nd_error_set(e, ND_EUSAGE,

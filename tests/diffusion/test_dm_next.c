@@ -134,6 +134,7 @@ int main(void)
     CHECK_CONTAINS(e.msg, "context of 8 bins");
     CHECK_EQ(nd_dm_sample_flow(m, 0, N, 0, K, flow, &r, &e), ND_EUSAGE);
     CHECK_EQ(nd_dm_sample_next(m, 3, N, K, prev, x, &r, &e), ND_EUSAGE);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, N, K, NULL, x, NULL, &r, &e), ND_EUSAGE);
     nd_dm_free(m);
     nd_dataset_free(ds);
     nd_config_free(&cfg);
