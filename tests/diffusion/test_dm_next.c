@@ -129,7 +129,8 @@ int main(void)
             CHECK(!memcmp(flat + (f * C + c) * 2 * L + L, w1 + f * WL + c * L,
                           L * sizeof(float)));
 
-    /* refused: a context as long as the window, no window, a class out of range */
+    /* refused: a context as long as the window, no window, a class out of range, a
+     * context with no window to continue */
     CHECK_EQ(nd_dm_sample_next(m, 0, N, L, prev, x, &r, &e), ND_EUSAGE);
     CHECK_CONTAINS(e.msg, "context of 8 bins");
     CHECK_EQ(nd_dm_sample_flow(m, 0, N, 0, K, flow, &r, &e), ND_EUSAGE);
