@@ -1209,17 +1209,13 @@ static float activity(const nd_gaf_spec *g, const float *v, int c, int i)
 
 /* Sampled image -> raw window x (C,L): decoded by the model's decode, then through the
  * decoder's maps of class cls when cal (the maps are fresh) and the class has them, else
- * the fixed thresholds of nd_gaf_image_to_window. With dec (nd_gaf_channels·L), also the
- * decoded values. */
+ * the fixed thresholds of nd_gaf_unscale_window; the image is decoded once either way.
+ * With dec (nd_gaf_channels·L), also the decoded values. */
 static void image_to_window(const nd_dm *m, int cls, int cal, float *x, float *dec,
                             const float *img)
 {
     const nd_gaf_spec *g = &m->gaf;
     int C = g->C, L = g->L;
-    if (!cal && !dec) {
-        nd_gaf_image_to_window(x, img, g, &m->scales[cls], -1);
-        return;
-    }
     float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
     nd_gaf_decode(v, img, nd_gaf_channels(g), L, g->decode);
     if (dec) memcpy(dec, v, (size_t)nd_gaf_channels(g) * L * sizeof(float));
@@ -1227,7 +1223,7 @@ static void image_to_window(const nd_dm *m, int cls, int cal, float *x, float *d
     /* a class without training targets (it joined online, no data yet) keeps the fixed
      * thresholds */
     if (!cal || isnan(nd_decoder_map_at(m->dec, cls, 0)->threshold_at[0])) {
-        nd_gaf_image_to_window(x, img, g, &m->scales[cls], -1);
+        nd_gaf_unscale_window(x, v, g, &m->scales[cls]);
         return;
     }
     for (int c = 0; c < C; c++) {

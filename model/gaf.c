@@ -156,11 +156,16 @@ void nd_gaf_window_to_image(float *img, const float *x, const nd_gaf_spec *g,
 void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
                             const nd_gaf_scale *s, int mode)
 {
-    int C = g->C, L = g->L;
     float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
-    ND_ASSERT(L <= ND_MODEL_MAX_L && C <= ND_MAX_CHANNELS);
-    if (mode < 0) mode = g->decode;
-    nd_gaf_decode(v, img, nd_gaf_channels(g), L, mode);
+    ND_ASSERT(g->L <= ND_MODEL_MAX_L && g->C <= ND_MAX_CHANNELS);
+    nd_gaf_decode(v, img, nd_gaf_channels(g), g->L, mode < 0 ? g->decode : mode);
+    nd_gaf_unscale_window(x, v, g, s);
+}
+
+void nd_gaf_unscale_window(float *x, const float *v, const nd_gaf_spec *g,
+                           const nd_gaf_scale *s)
+{
+    int C = g->C, L = g->L;
     for (int c = 0; c < C; c++)
         for (int i = 0; i < L; i++) {
             float vi = v[c * L + i];

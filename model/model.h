@@ -440,9 +440,9 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e);
 /* bfloat16 products in the network's 3×3 convolutions while sampling (nd_ctx_set_bf16: on
  * CPUs with AVX512-BF16 only; off by default). Returns whether they are on. */
 int nd_dm_set_bf16(nd_dm *m, int on);
-/* RePaint's resampling (nd_sample_opts.resample) in the windows nd_dm_sample_next and
- * what calls it sample: each step taken u times (1 to 100; 1, the default: once). Not
- * stored in the model file. docs/MODEL.md, "Flows longer than a window". */
+/* RePaint's resampling (nd_sample_opts.resample) in the windows nd_dm_sample_next,
+ * nd_dm_sample_cont and what calls them sample: each step taken u times (1 to 100; 1, the
+ * default: once). Not stored in the model file. docs/MODEL.md, "Flows longer than a window". */
 void nd_dm_set_resample(nd_dm *m, int u);
 /* Sampling and calibration check *stop (set by a signal handler; NULL: never) between
  * batches and return ND_EINTR once it is set, the calibration left unfitted. */
@@ -558,7 +558,7 @@ void nd_mpi_end(int status);
  * of a class whose statistics have durations lasts D bins drawn from them (a bucket of
  * duration_hist by its count, uniform within it). D <= L: one window, as sampled. D > L:
  * the first window, then windows continuing the one before with `context` bins of it
- * (nd_dm_sample_next), the flows of a batch still alive at each step together, stitched
+ * (nd_dm_sample_cont), the flows of a batch still alive at each step together, stitched
  * and cut D bins after the first window's first busy bin, or at max_windows windows of L
  * bins (counted as cut). A flow is laid out as its windows of L bins (nwin, C, L), zero
  * past its end. A class without durations (nd_duration_flows 0: models of older data,

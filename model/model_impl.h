@@ -69,6 +69,10 @@ float nd_gaf_unscale(float v, const nd_gaf_spec *g, const nd_gaf_scale *s, int c
 /* One raw window x (C,L) -> the series its image encodes, v (nd_gaf_channels, L) in
  * [0, 1]: the scaled values, then with masks the activities. */
 void nd_gaf_scale_window(float *v, const float *x, const nd_gaf_spec *g, const nd_gaf_scale *s);
+/* The other way, with the fixed activity threshold (no decoder): decoded series v
+ * (nd_gaf_channels, L) -> raw window x (C,L); nd_gaf_image_to_window after its decode. */
+void nd_gaf_unscale_window(float *x, const float *v, const nd_gaf_spec *g,
+                           const nd_gaf_scale *s);
 
 /* The normal draws nd_diffusion_sample takes from rng for B images: drawing as many
  * skips a batch that another process samples, leaving rng where the batch would. */
