@@ -71,6 +71,15 @@ static nd_dataset *make(int n, uint64_t seed)
     return ds;
 }
 
+/* Appends the first n windows of src to ds (the same classes): exact copies. */
+static void append_copies(nd_dataset *ds, const nd_dataset *src, uint64_t n)
+{
+    for (uint64_t w = 0; w < n; w++)
+        CHECK_EQ(nd_dataset_append(ds, src->labels[w], 1000 + w,
+                                   src->values + w * src->n_channels * src->L),
+                 0);
+}
+
 static char *report(const nd_dataset *real, const nd_dataset *synth, const nd_dataset *raw,
                     const nd_dataset *train)
 {
@@ -130,6 +139,22 @@ static void test_report(void)
     /* a "generator" that returns its training data: flagged */
     rep = report(real, train, NULL, train);
     CHECK_CONTAINS(rep, "FLAG: synthetic windows sit much closer");
+    /* Where the real held-out windows repeat training windows (short flows that recur
+     * exactly), a generator with fewer copies than they have is not memorising: here a
+     * third of the held-out windows are copies, two of the 82 synthetic ones. */
+    nd_dataset *real_cp = make(20, 2), *fresh_cp = make(40, 3);
+    append_copies(real_cp, train, 20);
+    append_copies(fresh_cp, train, 2);
+    rep = report(real_cp, fresh_cp, NULL, train);
+    CHECK_CONTAINS(rep, "near-copies of a training window: 2 (2.4%; real held-out 33.3%)");
+    CHECK_CONTAINS(rep, "no memorisation flag");
+    /* ... and one that copies more often than real traffic recurs is flagged */
+    nd_dataset *fresh_many = make(40, 3);
+    append_copies(fresh_many, train, 60);
+    rep = report(real_cp, fresh_many, NULL, train);
+    CHECK_CONTAINS(rep, "near-copies of a training window: 60 (42.9%; real held-out 33.3%)");
+    CHECK_CONTAINS(rep, "FLAG: synthetic windows sit much closer");
+    nd_dataset_free(real_cp), nd_dataset_free(fresh_cp), nd_dataset_free(fresh_many);
     /* the raw model's windows beside the decoded ones: their own rows, classifier columns
      * and memorisation check (here the decoded set is fresh, the raw one a copy) */
     rep = report(real, fresh, train, train);
