@@ -17,6 +17,11 @@
  *   coupling         per window, the correlation of the two channels (W1 and mean);
  *   memorisation     median distance to the nearest training window against real's.
  *
+ * Profiles, runs and coupling pool the windows of every class, so each source is redrawn
+ * to the held-out windows' class mix for them (mix_like): sample draws as many windows of
+ * every class, real captures are unbalanced, and the pooled figures would otherwise
+ * differ by the mix alone.
+ *
  * Every measure is given on all channels and on the first channel alone, so that a peer
  * that has only that one (a downlink-only generator) can be compared on it; a source
  * that lacks channels is measured on those it has, marked, and its all-channel values
@@ -739,6 +744,45 @@ static void report_summary(const judge *g)
     }
 }
 
+/* out: S redrawn to R's class mix, as many windows as S has: per class k, round(n_S x
+ * share of k in R) of S's class-k windows in a random order, cycling when S has fewer.
+ * A class S lacks is left out. 0 or -ENOMEM. */
+static int mix_like(nde_set *out, const nde_set *S, const nde_set *R, int K, size_t WL,
+                    nd_rng *r)
+{
+    /* S's windows grouped by class (a counting sort): class k's are idx[at[k] .. at[k+1]) */
+    size_t *nr = calloc((size_t)K, sizeof *nr), *at = calloc((size_t)K + 1, sizeof *at),
+           *fill = calloc((size_t)K, sizeof *fill), *idx = malloc((S->n + 1) * sizeof *idx);
+    *out = (nde_set){0};
+    int rc = -ENOMEM;
+    if (!nr || !at || !fill || !idx) goto done;
+    for (size_t w = 0; w < R->n; w++) nr[R->y[w]]++;
+    for (size_t w = 0; w < S->n; w++) at[S->y[w] + 1]++;
+    for (int k = 0; k < K; k++) at[k + 1] += at[k];
+    for (size_t w = 0; w < S->n; w++) idx[at[S->y[w]] + fill[S->y[w]]++] = w;
+    out->x = malloc((S->n + (size_t)K + 1) * WL * sizeof *out->x);
+    out->y = malloc((S->n + (size_t)K + 1) * sizeof *out->y);
+    if (!out->x || !out->y) goto done;
+    for (int k = 0; k < K; k++) {
+        size_t m = at[k + 1] - at[k], *ik = idx + at[k];
+        if (!m || !R->n) continue;
+        for (size_t i = m - 1; i > 0; i--) { /* Fisher-Yates */
+            size_t t = nd_rng_below(r, (uint32_t)(i + 1)), v = ik[i];
+            ik[i] = ik[t], ik[t] = v;
+        }
+        size_t want = (size_t)llround((double)S->n * (double)nr[k] / (double)R->n);
+        for (size_t i = 0; i < want; i++) {
+            memcpy(out->x + out->n * WL, S->x + ik[i % m] * WL, WL * sizeof *out->x);
+            out->y[out->n++] = k;
+        }
+    }
+    rc = 0;
+done:
+    free(nr), free(at), free(fill), free(idx);
+    if (rc) nde_set_free(out);
+    return rc;
+}
+
 int nde_judge_report(const nde_judge *j)
 {
     judge g = {.j = j,
@@ -782,9 +826,28 @@ int nde_judge_report(const nde_judge *j)
     }
     report_disc(&g);
     report_tstr(&g);
-    report_profiles(&g);
-    report_runs(&g);
-    report_coupling(&g);
+    /* the pooled measures on every source redrawn to the held-out class mix */
+    nde_judge jm = *j;
+    nde_set mixed[NDE_NSRC] = {{0}};
+    nd_rng r;
+    nd_rng_seed(&r, j->seed + 91);
+    int rc = 0;
+    for (int i = 0; i < NDE_NSRC && !rc; i++)
+        if (present(&g, i)) {
+            rc = mix_like(&mixed[i], j->src[i], j->R, j->K, (size_t)j->C * j->L, &r);
+            jm.src[i] = &mixed[i];
+        }
+    if (!rc) {
+        g.j = &jm;
+        fprintf(out, "\nprofiles, runs and coupling pool the classes: every source redrawn to "
+                     "the held-out windows'\n  class mix for them (its n below)\n");
+        report_profiles(&g);
+        report_runs(&g);
+        report_coupling(&g);
+        g.j = j;
+    }
+    for (int i = 0; i < NDE_NSRC; i++) nde_set_free(&mixed[i]);
+    if (rc) return rc;
     report_nn(&g);
     report_summary(&g);
     return 0;

@@ -294,8 +294,44 @@ static void test_report(void)
     nde_set_free(&R), nde_set_free(&S), nde_set_free(&T), nde_set_free(&P);
 }
 
+/* Keeps only the first n windows of class k in s. */
+static void keep_first(nde_set *s, int k, size_t n)
+{
+    size_t m = 0, seen = 0;
+    for (size_t w = 0; w < s->n; w++) {
+        if (s->y[w] == k && seen++ >= n) continue;
+        memmove(s->x + m * C * L, s->x + w * C * L, C * L * sizeof *s->x);
+        s->y[m++] = s->y[w];
+    }
+    s->n = m;
+}
+
+/* Profiles, runs and coupling pool the classes: a source of the real process in another
+ * class mix (sample draws as many windows per class, captures are unbalanced) must not
+ * look different for its mix alone. Here class b, two log1p units busier, is an eighth
+ * of the held-out and training windows and half of the source's. */
+static void test_class_mix(void)
+{
+    nde_set R = windows(64, 0, 1), S = windows(64, 0, 4), T = windows(64, 0, 5);
+    keep_first(&R, 1, 8);
+    keep_first(&T, 1, 8);
+    nd_dataset *real = dataset(&R, C), *synth = dataset(&S, C), *train = dataset(&T, C);
+    int rc;
+    char *rep = report(real, synth, train, NULL, 1, &rc);
+    CHECK_EQ(rc, 0);
+    fputs(rep, stderr);
+    CHECK_CONTAINS(rep, "every source redrawn to the held-out windows'");
+    /* unmixed, 20 positions lie outside and the mean distance doubles (the floor: 3) */
+    CHECK(summary(rep, "synth", "pos_out") <= 12);
+    CHECK(summary(rep, "synth", "pos_mean") < 3 * summary(rep, "real", "pos_mean") + 0.05);
+    free(rep);
+    nd_dataset_free(real), nd_dataset_free(synth), nd_dataset_free(train);
+    nde_set_free(&R), nde_set_free(&S), nde_set_free(&T);
+}
+
 int main(void)
 {
+    test_class_mix();
     test_forest();
     test_runs_coupling();
     test_profiles();
