@@ -750,37 +750,32 @@ static void report_summary(const judge *g)
 static int mix_like(nde_set *out, const nde_set *S, const nde_set *R, int K, size_t WL,
                     nd_rng *r)
 {
-    /* S's windows grouped by class (a counting sort): class k's are idx[at[k] .. at[k+1]) */
-    size_t *nr = calloc((size_t)K, sizeof *nr), *at = calloc((size_t)K + 1, sizeof *at),
-           *fill = calloc((size_t)K, sizeof *fill), *idx = malloc((S->n + 1) * sizeof *idx);
-    *out = (nde_set){0};
-    int rc = -ENOMEM;
-    if (!nr || !at || !fill || !idx) goto done;
-    for (size_t w = 0; w < R->n; w++) nr[R->y[w]]++;
-    for (size_t w = 0; w < S->n; w++) at[S->y[w] + 1]++;
-    for (int k = 0; k < K; k++) at[k + 1] += at[k];
-    for (size_t w = 0; w < S->n; w++) idx[at[S->y[w]] + fill[S->y[w]]++] = w;
-    out->x = malloc((S->n + (size_t)K + 1) * WL * sizeof *out->x);
-    out->y = malloc((S->n + (size_t)K + 1) * sizeof *out->y);
-    if (!out->x || !out->y) goto done;
-    for (int k = 0; k < K; k++) {
-        size_t m = at[k + 1] - at[k], *ik = idx + at[k];
-        if (!m || !R->n) continue;
-        for (size_t i = m - 1; i > 0; i--) { /* Fisher-Yates */
-            size_t t = nd_rng_below(r, (uint32_t)(i + 1)), v = ik[i];
-            ik[i] = ik[t], ik[t] = v;
+    size_t *id = malloc((S->n + 1) * sizeof *id);
+    *out = (nde_set){.x = malloc((S->n + (size_t)K + 1) * WL * sizeof(float)),
+                     .y = malloc((S->n + (size_t)K + 1) * sizeof(int))};
+    if (!id || !out->x || !out->y) {
+        free(id);
+        nde_set_free(out);
+        return -ENOMEM;
+    }
+    for (int k = 0; k < K && R->n; k++) {
+        size_t nr = 0, m = 0;
+        for (size_t w = 0; w < R->n; w++) nr += R->y[w] == k;
+        for (size_t w = 0; w < S->n; w++)
+            if (S->y[w] == k) id[m++] = w;
+        if (!m) continue;
+        for (size_t i = m - 1; i > 0; i--) { /* Fisher–Yates */
+            size_t t = nd_rng_below(r, (uint32_t)(i + 1)), v = id[i];
+            id[i] = id[t], id[t] = v;
         }
-        size_t want = (size_t)llround((double)S->n * (double)nr[k] / (double)R->n);
+        size_t want = (size_t)llround((double)S->n * (double)nr / (double)R->n);
         for (size_t i = 0; i < want; i++) {
-            memcpy(out->x + out->n * WL, S->x + ik[i % m] * WL, WL * sizeof *out->x);
+            memcpy(out->x + out->n * WL, S->x + id[i % m] * WL, WL * sizeof *out->x);
             out->y[out->n++] = k;
         }
     }
-    rc = 0;
-done:
-    free(nr), free(at), free(fill), free(idx);
-    if (rc) nde_set_free(out);
-    return rc;
+    free(id);
+    return 0;
 }
 
 int nde_judge_report(const nde_judge *j)
