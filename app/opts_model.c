@@ -61,6 +61,7 @@ int opts_dm_settings(nd_dm_settings *s, const nd_config *cfg, nd_error *e)
                  : !strcmp(cfg->model.scaling, "headroom") ? ND_GAF_HEADROOM
                                                            : ND_GAF_ZERO_AWARE;
     s->mask = cfg->model.mask;
+    s->context = cfg->model.context;
     s->timesteps = cfg->model.timesteps;
     s->schedule = nd_schedule_from_name(cfg->model.schedule);
     s->pred = nd_pred_from_name(cfg->model.prediction);

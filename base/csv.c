@@ -5,7 +5,9 @@
  *   web,1500,0,...
  *
  * One row per window, channel-major columns, raw units. Written by `export` and `sample`,
- * read by `import`, `replay --series` and `eval`. Reading infers C, L and the channel
+ * read by `import`, `replay --series` and `eval`. A reader also takes a `group` column
+ * after `class` (rows of one flow share it, in the order of their time); without it row
+ * k is group k. Reading infers C, L and the channel
  * names from the header; every error names file:line:col (1-based, columns in bytes).
  * Class names holding a comma or a double quote are quoted as RFC 4180 says; a line
  * break inside a quoted field is rejected, since class names cannot hold one.
@@ -208,8 +210,9 @@ static int field(parser *p, char *out, size_t cap, size_t *start, const char *wh
     return 0;
 }
 
-/* Header: "class" then channel-major "<name>_<bin>" with bins 0..L-1 for each channel. */
-static int header(parser *p, uint32_t *C, uint32_t *L, char names[][ND_NAME_MAX])
+/* Header: "class", optionally "group", then channel-major "<name>_<bin>" with bins
+ * 0..L-1 for each channel. */
+static int header(parser *p, uint32_t *C, uint32_t *L, char names[][ND_NAME_MAX], int *grouped)
 {
     char f[ND_NAME_MAX + 16];
     size_t at;
@@ -219,9 +222,14 @@ static int header(parser *p, uint32_t *C, uint32_t *L, char names[][ND_NAME_MAX]
     if (rc) return rc;
     if (strcmp(f, "class")) return perr(p, at, "first column is '%s', expected 'class'", f);
     uint32_t c = 0, b = 0, len0 = 0;
+    *grouped = 0;
     while (!at_eol(p)) {
         p->i++; /* ',' */
         if ((rc = field(p, f, sizeof f, &at, "column name"))) return rc;
+        if (c == 0 && !*grouped && !strcmp(f, "group")) {
+            *grouped = 1;
+            continue;
+        }
         char *us = strrchr(f, '_');
         char *end = NULL;
         unsigned long bin = us && us[1] >= '0' && us[1] <= '9' ? strtoul(us + 1, &end, 10) : 0;
@@ -266,11 +274,37 @@ static int header(parser *p, uint32_t *C, uint32_t *L, char names[][ND_NAME_MAX]
     return 0;
 }
 
+/* A row's group column (after its class): a whole number from 0 to 2^64 − 1. */
+static int group_field(parser *p, uint64_t *group)
+{
+    char num[64];
+    size_t at;
+    if (at_eol(p)) return perr(p, p->i, "row ends after its class: expected its group");
+    p->i++; /* ',' */
+    int rc = field(p, num, sizeof num, &at, "group");
+    if (rc) return rc;
+    const char *s = num;
+    while (*s == ' ' || *s == '\t') s++;
+    uint64_t g = 0;
+    int digits = 0, over = 0;
+    for (; is_digit(*s); s++, digits++) {
+        if (g > (UINT64_MAX - (uint64_t)(*s - '0')) / 10) over = 1;
+        g = g * 10 + (uint64_t)(*s - '0');
+    }
+    while (*s == ' ' || *s == '\t') s++;
+    if (!digits || *s || over)
+        return perr(p, at, "group '%s' is not a whole number from 0 to 18446744073709551615",
+                    num);
+    *group = g;
+    return 0;
+}
+
 static int parse(parser *p, uint64_t bin_ns, nd_dataset **out)
 {
     uint32_t C = 0, L = 0;
     char names[ND_MAX_CHANNELS][ND_NAME_MAX];
-    int rc = header(p, &C, &L, names);
+    int grouped = 0;
+    int rc = header(p, &C, &L, names, &grouped);
     if (rc) return rc;
     next_line(p);
     const char *np[ND_MAX_CHANNELS];
@@ -303,6 +337,8 @@ static int parse(parser *p, uint64_t bin_ns, nd_dataset **out)
                      : perr(p, at, "invalid class name '%s'", f);
             break;
         }
+        uint64_t group = r;
+        if (grouped && (rc = group_field(p, &group))) break;
         size_t k = 0;
         while (!rc && !at_eol(p)) {
             p->i++; /* ',' */
@@ -327,7 +363,8 @@ static int parse(parser *p, uint64_t bin_ns, nd_dataset **out)
             rc = perr(p, p->i, "row has %zu values, the header has %zu", k, wf);
             break;
         }
-        if ((rc = nd_dataset_append(ds, (uint16_t)cls, r++, row))) {
+        r++;
+        if ((rc = nd_dataset_append(ds, (uint16_t)cls, group, row))) {
             nd_error_set(p->e, rc, "%s: out of memory", p->path);
             break;
         }

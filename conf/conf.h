@@ -73,6 +73,7 @@ typedef struct nd_config {
         char scaling[ND_NAME_MAX];    /* "zero-aware" | "log" (GAF value scaling) */
         bool mask;                    /* activity (zero/non-zero) channels beside values */
         bool coords;                  /* row and column planes into the network */
+        bool context;                 /* a window's known first bins as input planes */
         char decode[ND_NAME_MAX];     /* "diag" | "lsq" (GASF image -> series) */
         uint32_t threads;             /* 0 = all cores */
     } model;

@@ -268,6 +268,10 @@ const conf_key conf_keys[] = {
      .help = "Two more input planes to the network with each pixel's row and column, so "
              "that it knows which bins of the window it is drawing everywhere in the "
              "image, not only near the border (docs/MODEL.md)."},
+    {"model.context", CONF_BOOL, F(model.context), .def = "false",
+     .help = "Train the network to continue a flow's window before: its known first bins "
+             "go in as input planes, trained on windows of flows that continue the one "
+             "before, so that a flow's windows join without a seam (docs/MODEL.md)."},
     {"model.mask", CONF_BOOL, F(model.mask), .def = "true",
      .help = "Learn an activity image (bin zero or not) per channel beside the values; "
              "decoding zeroes the bins it marks idle."},

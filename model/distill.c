@@ -142,6 +142,10 @@ int nd_dm_distill_begin(nd_dm *m, const nd_dm_distill *d, nd_error *e)
         return nd_error_set(e, ND_EUSAGE,
                             "distillation needs a model trained with "
                             "model.prediction: v (this one predicts eps)");
+    if (m->s.context)
+        return nd_error_set(e, ND_EUSAGE,
+                            "distillation of a model with context planes (model.context) is "
+                            "not supported: its student would not learn the context");
     nd_dm_distill dd = *d;
     dd.start = m->step;
     dd.guidance = m->s.sample.guidance;

@@ -10,8 +10,9 @@
  * nothing here reads it), then
  *   DMCF  u32 record version (2), u32 image channels, L, unet fields (base, levels,
  *         mult[6], res_blocks, attn_min_res, groups, emb_dim, max_classes), T,
- *         prediction, scaling, mask, series channels, schedule, coords (0 before the
- *         network had coordinate planes); u64 parameter count,
+ *         prediction, scaling, mask, series channels, schedule, input planes (bit 0:
+ *         coordinate planes, bit 1: context planes; 0 in files from before either);
+ *         u64 parameter count,
  *         step; u64 rng[4], split seed (version 1 ends here);
  *         training: u64 steps, checkpoint_every, seed; u32 batch, warmup_steps,
  *         ema_warmup, threads; f64 lr, weight_decay, grad_clip, ema_decay,
@@ -154,7 +155,11 @@ static int dm_build(nd_dm *m, int max_batch, nd_error *e)
     m->opt = nd_adamw_new(&oc, n, nd_unet_params(m->net));
     m->ema = malloc(n * sizeof(float));
     m->dec = nd_decoder_new(m->s.net.max_classes, m->gaf.C, m->gaf.L);
-    if (!m->opt || !m->ema || !m->dec) return nd_error_set(e, -ENOMEM, "model: out of memory");
+    if (m->s.net.cond)
+        m->cond =
+            malloc((size_t)m->max_batch * m->s.net.cond * m->gaf.L * m->gaf.L * sizeof(float));
+    if (!m->opt || !m->ema || !m->dec || (m->s.net.cond && !m->cond))
+        return nd_error_set(e, -ENOMEM, "model: out of memory");
     memcpy(m->ema, nd_unet_params(m->net), n * sizeof(float));
     return 0;
 }
@@ -233,6 +238,7 @@ nd_dm *nd_dm_new(const nd_dm_settings *s, const nd_dataset *ds, const char *prov
         .C = C, .L = L, .scaling = s->scaling, .mask = s->mask, .decode = s->sample.decode};
     m->s.net.channels = nd_gaf_channels(&m->gaf);
     m->s.net.L = L;
+    m->s.net.cond = s->context ? m->s.net.channels + 1 : 0;
     if (nd_diffusion_init(&m->diff, (int)s->timesteps, s->schedule, s->pred, e) ||
         nd_unet_config_check(&m->s.net, e))
         goto fail;
@@ -274,6 +280,7 @@ static void dm_free_parts(nd_dm *m)
     nd_ctx_free(m->ctx);
     nd_adamw_free(m->opt);
     free(m->ema);
+    free(m->cond);
     nd_decoder_free(m->dec);
     free(m->scales);
     nd_dataset_free(m->meta);
@@ -361,7 +368,7 @@ static void dmcf_encode(const nd_dm *m, unsigned char *rec)
     f[19] = (uint32_t)m->gaf.mask;
     f[20] = (uint32_t)m->gaf.C;
     f[21] = (uint32_t)s->schedule;
-    f[22] = (uint32_t)u->coords;
+    f[22] = (uint32_t)u->coords | (s->context ? 2u : 0u);
     unsigned char *p = rec;
     for (int i = 0; i < DMCF_U32; i++) p = nd_rec_put_u32(p, f[i]);
     p = nd_rec_put_u64(p, nd_unet_num_params(m->net));
@@ -502,7 +509,7 @@ static const char *const dmcf_u32_name[DMCF_U32] = {"record version",
                                                     "mask",
                                                     "series channels",
                                                     "schedule",
-                                                    "coords"};
+                                                    "input planes"};
 
 /* The network and diffusion fields of a DMCF record (*p: its start, advanced past the
  * parameter count) into s and gaf (decode: left as it was), each held to its bounds and
@@ -517,9 +524,9 @@ static int read_net(const ndf_reader *r, const nd_dataset *meta, const unsigned 
     uint32_t f[DMCF_U32];
     for (int i = 0; i < DMCF_U32; i++) f[i] = nd_rec_u32(p);
     *n = nd_rec_u64(p);
-    if (f[22] > 1)
+    if (f[22] > 3)
         return nd_error_set(e, ND_EVERSION,
-                            "%s: section DMCF: coordinate-plane setting %u unknown to this "
+                            "%s: section DMCF: input-plane setting %u unknown to this "
                             "build (a newer build's model?)",
                             path, f[22]);
     for (int i = 1; i < DMCF_U32; i++)
@@ -537,7 +544,9 @@ static int read_net(const ndf_reader *r, const nd_dataset *meta, const unsigned 
     u->groups = (int)f[13];
     u->emb_dim = (int)f[14];
     u->max_classes = (int)f[15];
-    u->coords = (int)f[22];
+    u->coords = (int)(f[22] & 1);
+    s->context = (int)(f[22] >> 1);
+    u->cond = s->context ? u->channels + 1 : 0;
     s->timesteps = f[16];
     s->pred = (int)f[17];
     s->scaling = (int)f[18];
@@ -745,8 +754,9 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e)
                 f[1], f[20], f[19] ? " + activity masks" : "", f[2], f[2], f[3]);
         for (uint32_t l = 0; l < f[4] && l < ND_UNET_MAX_LEVELS; l++)
             fprintf(out, "%s%u", l ? "," : "", f[5 + l]);
-        fprintf(out, "), %u ResBlocks/level, attention <= %u px, %u class rows%s\n", f[11],
-                f[12], f[15], f[22] ? ", coordinate planes" : "");
+        fprintf(out, "), %u ResBlocks/level, attention <= %u px, %u class rows%s%s\n", f[11],
+                f[12], f[15], f[22] & 1 ? ", coordinate planes" : "",
+                f[22] & 2 ? ", context planes" : "");
         fprintf(out, "diffusion: T %u, %s schedule, %s-prediction, %s scaling\n", f[16], sched,
                 pred, scaling);
         fprintf(out, "training: %llu steps, %llu parameters (+ EMA, Adam moments)\n",
@@ -779,7 +789,8 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e)
     nd_json_u64(mj, "res_blocks", f[11]);
     nd_json_u64(mj, "attention_px", f[12]);
     nd_json_u64(mj, "class_rows", f[15]);
-    nd_json_bool(mj, "coordinate_planes", f[22]);
+    nd_json_bool(mj, "coordinate_planes", f[22] & 1);
+    nd_json_bool(mj, "context_planes", f[22] & 2);
     nd_json_u64(mj, "timesteps", f[16]);
     nd_json_str(mj, "schedule", sched);
     nd_json_str(mj, "prediction", pred);
@@ -800,6 +811,31 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e)
     return 0;
 }
 
+/* ---- context planes ---------------------------------------------------------------- */
+
+/* The GASF pixel of two bins a and b (the model's values in [0, 1]): cos(φa + φb). */
+static float gasf_px(float a, float b)
+{
+    return a * b - sqrtf(1.0f - a * a) * sqrtf(1.0f - b * b);
+}
+
+/* The context planes of one image (net.cond planes of L×L): for each image channel the
+ * K×K block of its image that the window's first K bins fix, from kv (image channels, ld
+ * floats apart: the bins in the model's values), then a plane that is 1 on that block;
+ * zeros elsewhere, and everywhere with K 0 (a window that continues nothing). */
+static void context_planes(const nd_dm *m, float *cond, const float *kv, size_t ld, int K)
+{
+    int CI = m->s.net.channels, L = m->s.net.L;
+    size_t P = (size_t)L * L;
+    memset(cond, 0, (size_t)m->s.net.cond * P * sizeof *cond);
+    for (int c = 0; c < CI; c++)
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++)
+                cond[c * P + (size_t)i * L + j] = gasf_px(kv[c * ld + i], kv[c * ld + j]);
+    for (int i = 0; i < K; i++)
+        for (int j = 0; j < K; j++) cond[CI * P + (size_t)i * L + j] = 1.0f;
+}
+
 /* ---- training ---------------------------------------------------------------------- */
 
 /* EMA decay at step s (1-based): with warm-up, min(decay, (1+s)/(10+s)). */
@@ -815,6 +851,7 @@ static float ema_decay_at(const nd_dm_training *t, uint64_t s)
 
 typedef struct batch_buf {
     float *x0, *xt, *target, *out, *eps, *tt;
+    float *win; /* one window of C·L raw values: a continued window's bins */
     int *y;
     int *k; /* a student's: the step of each image (nd_distill_grad) */
 } batch_buf;
@@ -830,8 +867,10 @@ static int batch_alloc(batch_buf *b, int B, size_t img)
     b->tt = malloc((size_t)B * sizeof(float));
     b->y = malloc((size_t)B * sizeof(int));
     b->k = malloc((size_t)B * sizeof(int));
-    return b->x0 && b->xt && b->target && b->out && b->eps && b->tt && b->y && b->k ? 0
-                                                                                    : -ENOMEM;
+    b->win = malloc(img * sizeof(float)); /* img >= C·L */
+    return b->x0 && b->xt && b->target && b->out && b->eps && b->tt && b->y && b->k && b->win
+               ? 0
+               : -ENOMEM;
 }
 
 static void batch_free(batch_buf *b)
@@ -844,12 +883,15 @@ static void batch_free(batch_buf *b)
     free(b->tt);
     free(b->y);
     free(b->k);
+    free(b->win);
 }
 
 /* What one image of a training batch takes from m->rng, in this order: its timestep (a
  * student's: its sampling step), whether it is dropped to the null class, its noise (into
- * eps; NULL: drawn and left, for an image of the batch another rank trains on). */
-static void batch_draw(nd_dm *m, int *t, int *drop, float *eps)
+ * eps; NULL: drawn and left, for an image of the batch another rank trains on), and with
+ * context planes the bins of context it gets when its window continues another (*kctx:
+ * 0 half the time, else 1 to L/2). */
+static void batch_draw(nd_dm *m, int *t, int *drop, int *kctx, float *eps)
 {
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
     uint32_t T = m->dist ? nd_distill_steps(&m->dist->d, m->dist->round) : (uint32_t)m->diff.T;
@@ -859,17 +901,39 @@ static void batch_draw(nd_dm *m, int *t, int *drop, float *eps)
         float v = nd_rng_normal(&m->rng);
         if (eps) eps[j] = v;
     }
+    *kctx = 0;
+    if (m->s.context && nd_rng_uniform(&m->rng) < 0.5)
+        *kctx =
+            1 + (int)nd_rng_below(&m->rng, (uint32_t)(m->s.net.L / 2 > 1 ? m->s.net.L / 2 : 1));
 }
 
 /* Image i of a training batch from raw window x (C,L) of class k: batch_draw, then x0,
- * x_t and target. */
-static void batch_fill(nd_dm *m, batch_buf *b, int i, const float *x, int k)
+ * x_t and target. With context planes and prev (C,L: the window before x in its flow;
+ * NULL: none), the image is, for the draw's K bins of context, the window that starts K
+ * bins before x (prev's last K, then x's first L − K) and its planes say that those K
+ * are known, as when a flow's next window is sampled; else its planes are zero. */
+static void batch_fill(nd_dm *m, batch_buf *b, int i, const float *x, const float *prev, int k)
 {
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
-    int t, drop;
+    int t, drop, K;
     float *x0 = b->x0 + i * img, *eps = b->eps + i * img;
-    batch_draw(m, &t, &drop, eps);
+    batch_draw(m, &t, &drop, &K, eps);
+    if (!prev) K = 0;
+    if (K) {
+        int C = m->gaf.C, L = m->gaf.L;
+        for (int c = 0; c < C; c++) {
+            memcpy(b->win + (size_t)c * L, prev + (size_t)c * L + (L - K), K * sizeof(float));
+            memcpy(b->win + (size_t)c * L + K, x + (size_t)c * L, (L - K) * sizeof(float));
+        }
+        x = b->win;
+    }
     nd_gaf_window_to_image(x0, x, &m->gaf, &m->scales[k]);
+    if (m->s.net.cond) {
+        float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
+        nd_gaf_scale_window(v, x, &m->gaf, &m->scales[k]);
+        context_planes(m, m->cond + (size_t)i * m->s.net.cond * m->gaf.L * m->gaf.L, v,
+                       (size_t)m->gaf.L, K);
+    }
     if (m->dist) { /* the student learns the guided teacher: no null class */
         b->k[i] = t;
         b->y[i] = k;
@@ -889,6 +953,7 @@ static float batch_grad(nd_dm *m, batch_buf *b, int B, int total)
     if (m->dist)
         return nd_distill_grad(m, b->x0, b->eps, b->k, b->y, b->xt, b->target, b->out, B,
                                total);
+    nd_unet_set_cond(m->net, m->cond);
     nd_unet_forward(m->net, m->ctx, b->out, b->xt, b->tt, b->y, B);
     float loss = nd_mse_forward(b->out, b->target, (size_t)B * img);
     nd_mse_backward_part(b->out, b->out, b->target, (size_t)B * img, (size_t)total * img, 1.0f);
@@ -952,6 +1017,38 @@ static double val_loss(nd_dm *m, const nd_dataset *ds, const uint64_t *val, size
     }
     memcpy(params, save, np * sizeof(float));
     return sum / (double)total;
+}
+
+typedef struct group_at {
+    uint64_t group, w;
+} group_at;
+
+static int cmp_group_at(const void *a, const void *b)
+{
+    const group_at *x = a, *y = b;
+    if (x->group != y->group) return x->group < y->group ? -1 : 1;
+    return x->w < y->w ? -1 : x->w > y->w;
+}
+
+/* For each window of ds, the window before it in its flow: the last one of the same group
+ * earlier in the file (docs/FORMATS.md, GRUP: a flow's windows come in the order of their
+ * time), UINT64_MAX for a flow's first. NULL on -ENOMEM. */
+static uint64_t *flow_prev(const nd_dataset *ds)
+{
+    uint64_t n = ds->n_windows;
+    uint64_t *prev = malloc((n + 1) * sizeof *prev);
+    group_at *g = malloc((n + 1) * sizeof *g);
+    if (!prev || !g) {
+        free(prev);
+        free(g);
+        return NULL;
+    }
+    for (uint64_t w = 0; w < n; w++) g[w] = (group_at){ds->groups[w], w};
+    qsort(g, n, sizeof *g, cmp_group_at);
+    for (uint64_t i = 0; i < n; i++)
+        prev[g[i].w] = i && g[i - 1].group == g[i].group ? g[i - 1].w : UINT64_MAX;
+    free(g);
+    return prev;
 }
 
 /* The trained model to path or, when that cannot be written, to the fallback file
@@ -1036,9 +1133,12 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
     size_t *start = calloc((size_t)K + 1, sizeof *start);
     int *present = malloc((size_t)K * sizeof *present);
     float *save = malloc(np * sizeof(float));
+    /* with context planes: the window before each one in its flow */
+    uint64_t *prev = m->s.context ? flow_prev(ds) : NULL;
     batch_buf b = {0};
     int rc = 0;
-    if (!idx || !val || !start || !present || !save || batch_alloc(&b, m->max_batch, img)) {
+    if (!idx || !val || !start || !present || !save || (m->s.context && !prev) ||
+        batch_alloc(&b, m->max_batch, img)) {
         rc = nd_error_set(e, -ENOMEM, "train: out of memory");
         goto out;
     }
@@ -1080,9 +1180,10 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
             int k = present[nd_rng_below(&m->rng, (uint32_t)npresent)];
             uint64_t w =
                 idx[start[k] + nd_rng_below(&m->rng, (uint32_t)(start[k + 1] - start[k]))];
-            int t, drop;
-            if (i >= lo && i < hi) batch_fill(m, &b, i - lo, ds->values + w * WL, k);
-            else batch_draw(m, &t, &drop, NULL);
+            int t, drop, kc;
+            const float *pw = prev && prev[w] != UINT64_MAX ? ds->values + prev[w] * WL : NULL;
+            if (i >= lo && i < hi) batch_fill(m, &b, i - lo, ds->values + w * WL, pw, k);
+            else batch_draw(m, &t, &drop, &kc, NULL);
         }
         float loss = batch_grad(m, &b, hi - lo, B);
         if (N > 1) {
@@ -1159,22 +1260,47 @@ out:
     free(start);
     free(present);
     free(save);
+    free(prev);
     batch_free(&b);
     return rc;
 }
 
 /* ---- sampling ---------------------------------------------------------------------- */
 
+/* What is known of the windows a flow's next windows sample (nd_dm_sample_flow): the
+ * decoded values (every image channel's, in [0, 1]) of each window's first K bins. */
+typedef struct dm_known {
+    const nd_dm *m;
+    int K;
+    const float *v; /* (n, image channels, K) for the n windows of the call */
+    size_t first;   /* the batch's first window */
+    nd_rng rng;     /* the known part's noise: the sampler's own draws stay as they are */
+} dm_known;
+
 typedef struct denoise_arg {
     nd_dm *m;
+    const dm_known *known; /* the windows' context (NULL: none) */
+    int B;                 /* the sampler's batch: image i of a call is window i mod B */
 } denoise_arg;
 
 static void denoise(void *arg, float *out, const float *x, const float *t, const int *y, int B)
 {
-    nd_dm *m = ((denoise_arg *)arg)->m;
+    const denoise_arg *da = arg;
+    nd_dm *m = da->m;
+    const dm_known *k = da->known;
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
+    size_t planes = (size_t)m->s.net.cond * m->s.net.L * m->s.net.L;
     for (int i = 0; i < B; i += m->max_batch) {
         int n = B - i < m->max_batch ? B - i : m->max_batch;
+        /* with context planes, each image's (the null-class copies' too): the known
+         * bins of its window, or none */
+        for (int j = 0; planes && j < n; j++) {
+            size_t w = k ? k->first + (size_t)((i + j) % da->B) : 0;
+            context_planes(m, m->cond + j * planes,
+                           k ? k->v + w * m->s.net.channels * k->K : NULL,
+                           (size_t)(k ? k->K : 0), k ? k->K : 0);
+        }
+        nd_unet_set_cond(m->net, m->cond);
         nd_unet_forward(m->net, m->ctx, out + i * img, x + i * img, t + i, y + i, n);
     }
 }
@@ -1237,16 +1363,6 @@ static void image_to_window(const nd_dm *m, int cls, int cal, float *x, float *d
     }
 }
 
-/* What is known of the windows a flow's next windows sample (nd_dm_sample_flow): the
- * decoded values (every image channel's, in [0, 1]) of each window's first K bins. */
-typedef struct dm_known {
-    const nd_dm *m;
-    int K;
-    const float *v; /* (n, image channels, K) for the n windows of the call */
-    size_t first;   /* the batch's first window */
-    nd_rng rng;     /* the known part's noise: the sampler's own draws stay as they are */
-} dm_known;
-
 /* nd_sample_opts.inpaint: image b of the batch at noise level abar. */
 static void inpaint_known(void *arg, float *x, int b, double abar)
 {
@@ -1267,9 +1383,8 @@ static void inpaint_known(void *arg, float *x, int b, double abar)
     double sa = sqrt(abar), ss = sqrt(1.0 - abar);
     for (int c = 0; c < CI; c++)
         for (int i = 0; i < K; i++) {
-            float xi = kv[c * K + i], si = sqrtf(1.0f - xi * xi);
             for (int j = 0; j < K; j++) {
-                float xj = kv[c * K + j], g = xi * xj - si * sqrtf(1.0f - xj * xj);
+                float g = gasf_px(kv[c * K + i], kv[c * K + j]);
                 x[((size_t)c * L + i) * L + j] = (float)(sa * g + ss * nd_rng_normal(&k->rng));
             }
         }
@@ -1343,7 +1458,7 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
     float *params = nd_unet_params(m->net);
     memcpy(save, params, np * sizeof(float));
     memcpy(params, m->ema, np * sizeof(float));
-    denoise_arg da = {m};
+    denoise_arg da = {m, known, 0};
     int rc = 0, N = nd_mpi_ranks();
     size_t j = 0; /* batch */
     for (size_t done = 0; done < n; done += SB, j++) {
@@ -1361,6 +1476,7 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
         }
         for (int i = 0; i < B; i++) y[i] = cls;
         if (known) known->first = done;
+        da.B = B;
         nd_diffusion_sample(&m->diff, &so, denoise, &da, buf, y, B, img, rng);
         if ((rc = check_images(m, cls, buf, (size_t)B * img, e))) break;
         for (int i = 0; i < B; i++) {
@@ -1558,7 +1674,7 @@ int nd_dm_train_step(nd_dm *m, const float *x, const int *labels, int B, float *
     if (m->dist) nd_distill_next_round(m);
     for (int i = 0; i < B; i++) {
         ND_ASSERT(labels[i] >= 0 && (uint32_t)labels[i] < m->meta->n_classes);
-        batch_fill(m, &b, i, x + i * WL, labels[i]);
+        batch_fill(m, &b, i, x + i * WL, NULL, labels[i]);
     }
     float l = batch_step(m, &b, B);
     batch_free(&b);

@@ -292,6 +292,9 @@ typedef struct nd_dm_settings {
     uint32_t timesteps; /* T */
     int schedule;       /* enum nd_schedule */
     int pred;           /* enum nd_pred */
+    int context;        /* 0/1: the network takes a window's known first bins as input
+                           planes (net.cond: image channels + 1), trained on windows of
+                           flows that continue the one before (docs/MODEL.md) */
     nd_dm_training train;
     nd_dm_sampling sample;
 } nd_dm_settings;
@@ -483,8 +486,8 @@ typedef struct nd_dm_distill {
  * start as the teacher's EMA, with fresh optimiser moments at learning rate d->lr, and
  * nd_dm_train then trains it by distillation, round after round, to nd_dm_distill_end (the
  * model file keeps the round's teacher, so that --resume continues the same trajectory).
- * ND_EUSAGE (ε-prediction, a student not done or from other steps than its own, steps
- * that do not halve to to_steps, more steps than T), -ENOMEM. */
+ * ND_EUSAGE (ε-prediction, context planes, a student not done or from other steps than
+ * its own, steps that do not halve to to_steps, more steps than T), -ENOMEM. */
 int nd_dm_distill_begin(nd_dm *m, const nd_dm_distill *d, nd_error *e);
 /* The distillation of a student (NULL: m is not one). */
 const nd_dm_distill *nd_dm_distilled(const nd_dm *m);

@@ -203,6 +203,8 @@ struct nd_dm {
     int resample;       /* continued windows: RePaint's resampling (nd_dm_set_resample) */
     uint64_t batches;   /* sampler batches run so far: batch j goes to rank j mod ranks */
     nd_distill *dist;   /* a distilled student's (distill.c); NULL: none */
+    float *cond;        /* (max_batch, net.cond, L, L): a batch's context planes; NULL
+                           without them */
 };
 
 /* A student's distillation (nd_dm_distill_begin): its settings, the round its weights are

@@ -84,7 +84,9 @@ class Attention(nn.Module):
 class UNet(nn.Module):
     """cfg: channels, L, base, mult, res_blocks, attn_min_res, groups, emb, max_classes, and
     coords (0 when absent: the network of the parity fixtures): with coords 1 the first
-    convolution also sees two planes, each pixel's row and column in [-1, 1]."""
+    convolution also sees two planes, each pixel's row and column in [-1, 1]; and context
+    (0 when absent): with 1 it sees, between the image and those, C + 1 context planes
+    (forward's cond; zeros when None: a window that continues nothing)."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -92,12 +94,13 @@ class UNet(nn.Module):
         E, G, nres = cfg["emb"], cfg["groups"], cfg["res_blocks"]
         self.cfg = cfg
         self.coords = cfg.get("coords", 0)
+        self.ncond = (C + 1) * cfg.get("context", 0)
         self.temb = nn.Module()
         self.temb.lin1 = nn.Linear(E, E)
         self.temb.lin2 = nn.Linear(E, E)
         self.cemb = nn.Module()
         self.cemb.table = nn.Parameter(torch.randn(cfg["max_classes"] + 1, E))
-        self.conv_in = nn.Conv2d(C + 2 * self.coords, base, 3, padding=1)
+        self.conv_in = nn.Conv2d(C + self.ncond + 2 * self.coords, base, 3, padding=1)
         self.enc = nn.ModuleList()
         self.down = nn.ModuleList()
         skips = [base]
@@ -133,9 +136,13 @@ class UNet(nn.Module):
         self.out.gn = nn.GroupNorm(G, ch, eps=GN_EPS)
         self.out.conv = nn.Conv2d(ch, C, 3, padding=1)
 
-    def forward(self, x, t, y):
+    def forward(self, x, t, y, cond=None):
         e = timestep_embedding(t, self.cfg["emb"])
         e = self.temb.lin2(F.silu(self.temb.lin1(e))) + self.cemb.table[y]
+        if self.ncond:
+            B, L = x.shape[0], x.shape[-1]
+            x = torch.cat([x, cond if cond is not None else x.new_zeros(B, self.ncond, L, L)],
+                          dim=1)
         if self.coords:
             B, L = x.shape[0], x.shape[-1]
             pos = torch.arange(L, dtype=torch.float32) * (2.0 / (L - 1) if L > 1 else 0.0) - 1
@@ -172,7 +179,8 @@ def unet_config(net):
     return dict(channels=i("channels"), L=i("L"), base=i("base"),
                 mult=[int(m) for m in (mult.split(",") if isinstance(mult, str) else mult)],
                 res_blocks=i("res_blocks"), attn_min_res=i("attn_min_res"), groups=i("groups"),
-                emb=i("emb_dim"), max_classes=i("max_classes"), coords=i("coords"))
+                emb=i("emb_dim"), max_classes=i("max_classes"), coords=i("coords"),
+                context=int(net.get("context", 0)))
 
 
 def _netdiffus():

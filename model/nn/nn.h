@@ -196,6 +196,7 @@ void nd_mse_backward_part(float *dout, const float *out, const float *target, si
 #define ND_UNET_MAX_GROUPS     64
 #define ND_UNET_MAX_EMB        2048
 #define ND_UNET_MAX_CLASSES    ND_MAX_CLASSES
+#define ND_UNET_MAX_COND       (ND_UNET_MAX_CHANNELS + 1)
 
 typedef struct nd_unet_config {
     int channels; /* C: image channels (series channels) */
@@ -211,6 +212,9 @@ typedef struct nd_unet_config {
     int coords;       /* 0/1: two more input planes, each pixel's row and column in
                          [-1, 1], so that every layer can tell where in the window
                          (which bins) it is, not only near the image border */
+    int cond;         /* 0..ND_UNET_MAX_COND: input planes the caller gives with each
+                         image (nd_unet_set_cond), between the image and the coordinate
+                         planes: what the image is conditioned on besides its class */
 } nd_unet_config;
 
 /* 0, or ND_ECONFIG with e saying which number does not fit, its value and bound (every
@@ -255,9 +259,13 @@ double nd_unet_flops_per_image(const nd_unet *m);
  * backward needs; B <= max_batch. With train = 0 the same arithmetic runs (sampling). */
 void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const float *t,
                      const int *y, int B);
+/* The conditioning planes (B, cond, L, L) the next nd_unet_forward reads for its B images
+ * (read during that call only); NULL, the state after it: all zero. A network without
+ * cond planes ignores it. */
+void nd_unet_set_cond(nd_unet *m, const float *cond);
 /* Accumulates the parameter gradients of the last forward for dout (B,C,L,L) into the
- * gradient block (nd_unet_zero_grad first). dx (B,C,L,L) may be NULL (the coordinate
- * planes get no gradient). */
+ * gradient block (nd_unet_zero_grad first). dx (B,C,L,L) may be NULL (the conditioning
+ * and coordinate planes get no gradient). */
 void nd_unet_backward(nd_unet *m, nd_ctx *ctx, float *dx, const float *dout);
 void nd_unet_zero_grad(nd_unet *m);
 

@@ -85,8 +85,9 @@ struct nd_unet {
     float *tsin, *e1, *e1s, *e, *es, *des, *de1;
     int *y;
 
-    float *xin;  /* (B,C+2·coords,L,L) the input, with its coordinate planes */
-    float *dxin; /* the same shape: its gradient (coords only) */
+    float *xin;        /* (B,C+cond+2·coords,L,L) the input, with its other planes */
+    float *dxin;       /* the same shape: its gradient (with other planes only) */
+    const float *cond; /* nd_unet_set_cond's planes for the next forward, or NULL */
     convl conv_in;
     resblock rb[MAX_BLOCKS];
     int n_rb;
@@ -313,6 +314,7 @@ static int config_check(const nd_unet_config *c, char *why, size_t len)
         {"emb_dim", c->emb_dim, 2, ND_UNET_MAX_EMB},
         {"max_classes", c->max_classes, 0, ND_UNET_MAX_CLASSES},
         {"coords", c->coords, 0, 1},
+        {"cond", c->cond, 0, ND_UNET_MAX_COND},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (f[i].v < f[i].lo || f[i].v > f[i].hi) {
@@ -384,9 +386,9 @@ static nd_unet *build(const nd_unet_config *uc, int max_batch, uint64_t seed, in
     m->des = abuf(m, B * E);
     m->de1 = abuf(m, B * E);
     m->y = calloc(B, sizeof(int));
-    int cin = c->channels + 2 * c->coords;
+    int cin = c->channels + c->cond + 2 * c->coords;
     m->xin = abuf(m, B * cin * P_(c->L));
-    if (c->coords) m->dxin = abuf(m, B * cin * P_(c->L));
+    if (cin != c->channels) m->dxin = abuf(m, B * cin * P_(c->L));
 
     conv_build(m, &m->conv_in, "conv_in", cin, c->base, c->L, 1, 0);
     stream *skips[MAX_BLOCKS];
@@ -629,28 +631,34 @@ static void conv_forward(nd_ctx *ctx, nd_unet *m, convl *cv, const float *x, int
                       cv->cout, 3, cv->stride);
 }
 
-/* The first layer's input: the images, each followed by its coordinate planes (row i and
- * column j as 2i/(L-1) - 1) when the network has them. */
+/* The first layer's input: the images, each followed by its conditioning planes (zeros
+ * without nd_unet_set_cond) and its coordinate planes (row i and column j as
+ * 2i/(L-1) - 1) when the network has them. */
 static void set_input(nd_unet *m, const float *x, int B)
 {
     const nd_unet_config *c = &m->cfg;
-    size_t P = P_(c->L), img = (size_t)c->channels * P;
-    if (!c->coords) {
+    size_t P = P_(c->L), img = (size_t)c->channels * P, nc = (size_t)c->cond * P;
+    if (!c->coords && !c->cond) {
         memcpy(m->xin, x, sizeof(float) * B * img);
         return;
     }
     int L = c->L;
     float step = L > 1 ? 2.0f / (float)(L - 1) : 0.0f;
     for (int b = 0; b < B; b++) {
-        float *in = m->xin + (size_t)b * (img + 2 * P);
+        float *in = m->xin + (size_t)b * (img + nc + 2 * P * c->coords);
         memcpy(in, x + (size_t)b * img, sizeof(float) * img);
-        for (int i = 0; i < L; i++)
+        if (nc && m->cond) memcpy(in + img, m->cond + (size_t)b * nc, sizeof(float) * nc);
+        else if (nc) memset(in + img, 0, sizeof(float) * nc);
+        for (int i = 0; c->coords && i < L; i++)
             for (int j = 0; j < L; j++) {
-                in[img + (size_t)i * L + j] = (float)i * step - 1.0f;
-                in[img + P + (size_t)i * L + j] = (float)j * step - 1.0f;
+                in[img + nc + (size_t)i * L + j] = (float)i * step - 1.0f;
+                in[img + nc + P + (size_t)i * L + j] = (float)j * step - 1.0f;
             }
     }
+    m->cond = NULL;
 }
+
+void nd_unet_set_cond(nd_unet *m, const float *cond) { m->cond = cond; }
 
 void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const float *t,
                      const int *y, int B)
@@ -808,10 +816,10 @@ void nd_unet_backward(nd_unet *m, nd_ctx *ctx, float *dx, const float *dout)
             rb_backward(m, ctx, r, r->in->g, B);
         }
     }
-    /* with coordinate planes the input gradient goes to scratch, and the images' part
+    /* with other input planes the input gradient goes to scratch, and the images' part
      * is added to dx */
-    float *dxc = dx && c->coords ? m->dxin : dx;
     int cin = m->conv_in.cin;
+    float *dxc = dx && cin != c->channels ? m->dxin : dx;
     size_t P = P_(c->L), img = (size_t)c->channels * P;
     if (dxc != dx) memset(dxc, 0, sizeof(float) * B * cin * P);
     nd_conv2d_backward(ctx, dxc, GW(m->conv_in.w), GW(m->conv_in.b), m->conv_in.out.g, m->xin,

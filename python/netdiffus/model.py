@@ -14,7 +14,7 @@ SCALE_MAX = 88.0
 # "Bounds"): held to them before anything is sized by them.
 _NET_BOUNDS = {"channels": (1, 16), "L": (1, 256), "base": (1, 512), "levels": (1, 6),
                "res_blocks": (1, 8), "attn_min_res": (0, 1024), "groups": (1, 64),
-               "emb_dim": (2, 2048), "max_classes": (0, 1024), "coords": (0, 1)}
+               "emb_dim": (2, 2048), "max_classes": (0, 1024), "planes": (0, 3)}
 _PRED, _SCHEDULE, _SCALING = ("eps", "v"), ("cosine", "linear"), ("zero-aware", "log", "headroom")
 _SAMPLER, _CLIP, _DECODE = ("ddim", "ddpm", "dpmpp"), ("dynamic", "clip", "none"), \
     ("lsq", "diag")
@@ -24,7 +24,8 @@ class Model:
     """What a model file holds.
 
     settings       dict: "net" (the U-Net's numbers: channels (image channels), L, base,
-                   mult, res_blocks, attn_min_res, groups, emb_dim, max_classes, coords),
+                   mult, res_blocks, attn_min_res, groups, emb_dim, max_classes, coords,
+                   context: 0/1, the coordinate and the context planes),
                    timesteps, prediction ("eps"/"v"), schedule, scaling, mask,
                    series_channels, n_params, step, and "train" and "sample" (dicts of the
                    stored training and sampling settings; None in record-version-1 files)
@@ -82,7 +83,8 @@ def unet_tensors(net):
         add(f"temb.{lin}.weight", E, E)
         add(f"temb.{lin}.bias", E)
     add("cemb.table", net["max_classes"] + 1, E)
-    conv("conv_in", base, net["channels"] + 2 * net["coords"])
+    conv("conv_in", base,
+         net["channels"] + (net["channels"] + 1) * net["context"] + 2 * net["coords"])
     skips, ch, H = [base], base, net["L"]
     for lv, m in enumerate(mult):
         for i in range(net["res_blocks"]):
@@ -131,11 +133,13 @@ def _settings(c, meta):
     f = struct.unpack_from("<23I", rec, 0)
     net = {"channels": f[1], "L": f[2], "base": f[3], "levels": f[4],
            "res_blocks": f[11], "attn_min_res": f[12], "groups": f[13], "emb_dim": f[14],
-           "max_classes": f[15], "coords": f[22]}
+           "max_classes": f[15], "planes": f[22]}
     for k, (lo, hi) in _NET_BOUNDS.items():
         if not lo <= net[k] <= hi:
             raise c.error("DMCF", f"{k} {net[k]} out of range {lo}..{hi}",
-                          "newer" if k == "coords" else "invalid")
+                          "newer" if k == "planes" else "invalid")
+    planes = net.pop("planes")
+    net["coords"], net["context"] = planes & 1, planes >> 1
     net["mult"] = list(f[5:5 + net.pop("levels")])
     if any(not 1 <= m <= 16 for m in net["mult"]):
         raise c.error("DMCF", f"mult {net['mult']} out of range 1..16")

@@ -128,6 +128,12 @@ static void test_errors(void)
     expect_error("class,a_0,a_1\nweb,1,2\nweb,1\n", "3:6",
                  "row has 1 values, the header has 2");
     expect_error("class,a_0,a_1\nweb\n", "2:4", "row has 0 values");
+    expect_error("class,group,a_0\nweb,x1,2\n", "2:5",
+                 "group 'x1' is not a whole number from 0 to 18446744073709551615");
+    expect_error("class,group,a_0\nweb,18446744073709551616,2\n", "2:5", "group '1844");
+    expect_error("class,group,a_0\nweb\n", "2:4",
+                 "row ends after its class: expected its group");
+    expect_error("class,a_0,group\n", "1:11", "column 'group' is not <channel>_<bin>");
     expect_error("class,a_0,a_1\nweb,1,2,3\n", "2:9",
                  "more values than the header's 2 columns");
     const char *plain = "is not a plain decimal number: expected a plain decimal number "
@@ -185,6 +191,17 @@ static void test_errors(void)
     nd_dataset *m = nd_csv_read_mem("class,a_0\nweb,1", 15, "mem.csv", 1, &e);
     CHECK(m);
     CHECK_U64_EQ(m->n_windows, 1);
+    nd_dataset_free(m);
+    /* a group column: rows of one flow share a group; without it row k is group k */
+    static const char grouped[] = "class,group,a_0\nweb,18446744073709551615,1\nweb,7,2\n"
+                                  "dns,18446744073709551615,3\n";
+    m = nd_csv_read_mem(grouped, sizeof grouped - 1, "grouped.csv", 1, &e);
+    if (!m) CHECK_FAIL_("%s", e.msg);
+    CHECK_U64_EQ(m->n_windows, 3);
+    CHECK_U64_EQ(m->groups[0], UINT64_MAX);
+    CHECK_U64_EQ(m->groups[1], 7);
+    CHECK_U64_EQ(m->groups[2], UINT64_MAX);
+    CHECK(m->values[2] == 3.0f && m->labels[2] == 1);
     nd_dataset_free(m);
 
     /* The edges of what is accepted: exactly the most a bin carries, "-0", valid UTF-8 of

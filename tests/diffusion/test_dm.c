@@ -241,7 +241,8 @@ static void dmcf_v1(ndf_writer *w, uint32_t tag, const void *data, size_t len)
     CHECK_EQ(ndf_write_section(w, tag, data, len, &e), 0);
 }
 
-/* DMCF's coordinate-plane word (u32 22) set to a value no build knows. */
+/* DMCF's input-plane word (u32 22: coordinate and context planes) set to a value no build
+ * knows. */
 static void dmcf_coords_unknown(ndf_writer *w, uint32_t tag, const void *data, size_t len)
 {
     nd_error e = {0};
@@ -249,7 +250,7 @@ static void dmcf_coords_unknown(ndf_writer *w, uint32_t tag, const void *data, s
     if (tag == ND_FOURCC('D', 'M', 'C', 'F')) {
         CHECK(len <= sizeof rec && len > 23 * 4);
         memcpy(rec, data, len);
-        nd_put_u32(rec + 22 * 4, 2);
+        nd_put_u32(rec + 22 * 4, 4);
         data = rec;
     }
     CHECK_EQ(ndf_write_section(w, tag, data, len, &e), 0);
@@ -297,7 +298,7 @@ static void test_settings(void)
     tiny_rewrite("settings.ndm", "settings-coords.ndm", dmcf_coords_unknown);
     CHECK(!nd_dm_load("settings-coords.ndm", 8, NULL, &e));
     CHECK_EQ(e.code, ND_EVERSION);
-    CHECK_CONTAINS(e.msg, "coordinate");
+    CHECK_CONTAINS(e.msg, "input-plane setting 4");
 
     /* a file from before the settings were stored: refused without the program's reader
      * of its config, loaded with it, and resumed exactly */

@@ -359,6 +359,7 @@ typedef struct net_st {
     int B;
     float *x, *t, *tgt, *out;
     int *y;
+    const float *cond; /* conditioning planes (NULL: none) */
 } net_st;
 
 static double net_f(void *p)
@@ -366,6 +367,7 @@ static double net_f(void *p)
     net_st *s = p;
     const nd_unet_config *c = nd_unet_cfg(s->m);
     size_t n = (size_t)s->B * c->channels * c->L * c->L;
+    nd_unet_set_cond(s->m, s->cond);
     nd_unet_forward(s->m, s->ctx, s->out, s->x, s->t, s->y, s->B);
     double l = 0.0; /* MSE in double: the loss differences are ~1e-4 of the loss */
     for (size_t i = 0; i < n; i++) {
@@ -375,20 +377,22 @@ static double net_f(void *p)
     return l / (double)n;
 }
 
-/* coords: with the coordinate planes (their conv_in weights and the image part of the
- * input gradient are checked like the rest). */
-static void test_unet(nd_ctx *ctx, int coords)
+/* coords: with the coordinate planes; cond: that many conditioning planes, random (their
+ * conv_in weights and the image part of the input gradient are checked like the rest). */
+static void test_unet(nd_ctx *ctx, int coords, int cond)
 {
     nd_unet_config uc;
     small_config(&uc);
     uc.coords = coords;
+    uc.cond = cond;
     int B = 3;
     nd_unet *m = nd_unet_new(&uc, B, 7);
     CHECK(m);
     size_t n = (size_t)B * uc.channels * uc.L * uc.L;
     int y[3] = {0, 2, 3};
     float t[3] = {3.0f, 500.0f, 999.0f};
-    net_st s = {m, ctx, B, rnd(n, 1), t, rnd(n, 1), zeros(n), y};
+    float *planes = cond ? rnd((size_t)B * cond * uc.L * uc.L, 1) : NULL;
+    net_st s = {m, ctx, B, rnd(n, 1), t, rnd(n, 1), zeros(n), y, planes};
     /* move GroupNorm off 1/0 so that its gradients are exercised */
     for (size_t i = 0; i < nd_unet_num_tensors(m); i++) {
         const char *name;
@@ -412,7 +416,18 @@ static void test_unet(nd_ctx *ctx, int coords)
         fd_check(what, net_f, &s, nd_unet_params(m) + off, nd_unet_grads(m) + off, numel, 1e-2f,
                  2e-5, 2e-2, 4);
     }
-    free(s.x), free(s.tgt), free(s.out), free(dout), free(dx);
+    if (cond) { /* the planes matter: the same input without them gives another output */
+        float *with = zeros(n);
+        net_f(&s);
+        memcpy(with, s.out, n * sizeof(float));
+        s.cond = NULL;
+        net_f(&s);
+        double d = 0.0;
+        for (size_t i = 0; i < n; i++) d += fabs((double)with[i] - s.out[i]);
+        CHECK(d / (double)n > 1e-3);
+        free(with);
+    }
+    free(s.x), free(s.tgt), free(s.out), free(dout), free(dx), free(planes);
     nd_unet_free(m);
 }
 
@@ -523,8 +538,9 @@ int main(void)
     test_groupnorm(ctx, 1);
     test_elementwise(ctx);
     test_attention(ctx);
-    test_unet(ctx, 0);
-    test_unet(ctx, 1);
+    test_unet(ctx, 0, 0);
+    test_unet(ctx, 1, 0);
+    test_unet(ctx, 1, 3);
     test_batch_invariance(ctx);
     test_determinism();
     nd_ctx_free(ctx);
