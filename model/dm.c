@@ -1437,7 +1437,9 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
         .null_class = m->s.net.max_classes,
         .project = c->project ? nd_dm_project : NULL,
         .project_arg = m,
-        .inpaint = known ? inpaint_known : NULL,
+        /* a network with context planes is told the known bins by them: RePaint's
+         * replacement on top only makes the seams worse (docs/MODEL.md) */
+        .inpaint = known && !m->s.context ? inpaint_known : NULL,
         .inpaint_arg = known,
         .resample = known ? m->resample : 1,
         .nested = m->dist != NULL,
@@ -1592,6 +1594,15 @@ int nd_dm_sample_cont(nd_dm *m, int cls, size_t n, int K, const float *known, fl
     if (K && !known)
         return nd_error_set(e, ND_EUSAGE,
                             "sample: a context of %d bins and no window to continue", K);
+    if (K > L / 2 && m->s.context)
+        return nd_error_set(e, ND_EUSAGE,
+                            "sample: a context of %d bins: a model with context planes "
+                            "continues windows by 1 to %d (L/2) bins, which it was trained on",
+                            K, L / 2);
+    if (K && m->s.context && m->resample > 1)
+        return nd_error_set(e, ND_EUSAGE,
+                            "sample: resampling (--resample, replay.resample) steers "
+                            "inpainting, which a model with context planes does not use");
     /* the known part's noise would differ between the ranks that sample its batches */
     if (K && nd_mpi_ranks() > 1)
         return nd_error_set(e, ND_EUSAGE,
