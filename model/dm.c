@@ -1582,27 +1582,36 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
     return rc;
 }
 
+int nd_dm_context_check(const nd_dm *m, int K, const char *who, nd_error *e)
+{
+    int L = m->gaf.L;
+    if (K < 0 || K >= L)
+        return nd_error_set(e, ND_EUSAGE, "%s: a context of %d bins: expected 0 to %d (L - 1)",
+                            who, K, L - 1);
+    if (K > L / 2 && m->s.context)
+        return nd_error_set(e, ND_EUSAGE,
+                            "%s: a context of %d bins: a model with context planes continues "
+                            "windows by 1 to %d (L/2) bins, which it was trained on",
+                            who, K, L / 2);
+    if (K && m->s.context && m->resample > 1)
+        return nd_error_set(e, ND_EUSAGE,
+                            "%s: resampling (--resample, replay.resample) steers inpainting, "
+                            "which a model with context planes does not use",
+                            who);
+    return 0;
+}
+
 int nd_dm_sample_cont(nd_dm *m, int cls, size_t n, int K, const float *known, float *x,
                       float *state, nd_rng *rng, nd_error *e)
 {
     int CI = nd_gaf_channels(&m->gaf), L = m->gaf.L;
     if (cls < 0 || (uint32_t)cls >= m->meta->n_classes)
         return nd_error_set(e, ND_EUSAGE, "sample: class %d out of range", cls);
-    if (K < 0 || K >= L)
-        return nd_error_set(e, ND_EUSAGE,
-                            "sample: a context of %d bins: expected 0 to %d (L - 1)", K, L - 1);
+    int rc = nd_dm_context_check(m, K, "sample", e);
+    if (rc) return rc;
     if (K && !known)
         return nd_error_set(e, ND_EUSAGE,
                             "sample: a context of %d bins and no window to continue", K);
-    if (K > L / 2 && m->s.context)
-        return nd_error_set(e, ND_EUSAGE,
-                            "sample: a context of %d bins: a model with context planes "
-                            "continues windows by 1 to %d (L/2) bins, which it was trained on",
-                            K, L / 2);
-    if (K && m->s.context && m->resample > 1)
-        return nd_error_set(e, ND_EUSAGE,
-                            "sample: resampling (--resample, replay.resample) steers "
-                            "inpainting, which a model with context planes does not use");
     /* the known part's noise would differ between the ranks that sample its batches */
     if (K && nd_mpi_ranks() > 1)
         return nd_error_set(e, ND_EUSAGE,
@@ -1615,7 +1624,7 @@ int nd_dm_sample_cont(nd_dm *m, int cls, size_t n, int K, const float *known, fl
             memcpy(kv + (f * CI + c) * K, known + (f * CI + c) * L + (L - K), K * sizeof *kv);
     dm_known kn = {.m = m, .K = K, .v = kv};
     if (K) nd_rng_seed(&kn.rng, nd_rng_u64(rng));
-    int rc = nd_dm_calibrate(m, e);
+    rc = nd_dm_calibrate(m, e);
     if (!rc) rc = sample_images(m, cls, n, x, state, NULL, rng, K ? &kn : NULL, e);
     /* Bytes and packets are counts: the decode's fractions are not traffic. */
     for (size_t i = 0; !rc && i < n * m->gaf.C * L; i++) x[i] = roundf(x[i]);
@@ -1648,6 +1657,9 @@ int nd_dm_sample_flow(nd_dm *m, int cls, size_t n, int windows, int K, float *x,
                             "sample: flows of %d windows with %d bins of context: expected 1 "
                             "window or more and a context of 0 to %d bins",
                             windows, K, L - 1);
+    /* refused before the first window is sampled, not after */
+    int crc = windows > 1 ? nd_dm_context_check(m, K, "sample", e) : 0;
+    if (crc) return crc;
     size_t T = (size_t)L + (size_t)(windows - 1) * H, WL = (size_t)C * L;
     size_t SL = (size_t)nd_gaf_channels(&m->gaf) * L;
     float *w = malloc(n * WL * sizeof(float));

@@ -324,11 +324,9 @@ nd_dataset *nd_dm_sample_flows(nd_dm *m, const nd_flows_opts *o, nd_rng *rng, nd
     const nd_dm_sampling *ms = &nd_dm_get_settings(m)->sample;
     uint32_t K = h->n_classes, B = o->batch ? o->batch : ms->batch;
     if (weights_check(o->weights, K, e)) return NULL;
-    if (o->max_windows > 1 && o->context >= (int)h->L) {
-        nd_error_set(e, ND_EUSAGE, "%s: a context of %d bins: expected 0 to %u (L - 1)", o->tag,
-                     o->context, h->L - 1);
+    if (o->max_windows > 1 &&
+        nd_dm_context_check(m, o->context < 0 ? (int)h->L / 2 : o->context, o->tag, e))
         return NULL;
-    }
     if (B > ND_DM_MAX_BATCH) B = ND_DM_MAX_BATCH;
     flows_draw d;
     uint64_t *count = calloc(K, sizeof *count),
@@ -586,11 +584,9 @@ nd_flows_stream *nd_flows_stream_start(nd_dm *m, const nd_flows_stream_opts *o, 
                      o->threads, ND_FLOWS_STREAM_MAX_THREADS);
         return NULL;
     }
-    if (o->max_windows > 1 && o->context >= (int)h->L) {
-        nd_error_set(e, ND_EUSAGE, "sample flows: a context of %d bins: expected 0 to %u",
-                     o->context, h->L - 1);
+    if (o->max_windows > 1 &&
+        nd_dm_context_check(m, o->context < 0 ? (int)h->L / 2 : o->context, "sample flows", e))
         return NULL;
-    }
     /* the model's buffers hold sample.batch windows (and their guidance copies) */
     uint32_t B = o->batch ? o->batch : ND_FLOWS_STREAM_BATCH;
     if (B > ms->batch) B = ms->batch;

@@ -84,6 +84,9 @@ static double trained(const nd_dataset *ds, int context)
         /* continued by more bins than it was trained on, or resampled: refused */
         CHECK_EQ(nd_dm_sample_next(m, 0, N, L / 2 + 1, prev, x, &r, &e), ND_EUSAGE);
         CHECK_CONTAINS(e.msg, "1 to 4 (L/2) bins");
+        float flow[N * (2 * L)];
+        CHECK_EQ(nd_dm_sample_flow(m, 0, N, 2, L / 2 + 1, flow, &r, &e), ND_EUSAGE);
+        CHECK_CONTAINS(e.msg, "1 to 4 (L/2) bins");
         nd_dm_set_resample(m, 4);
         CHECK_EQ(nd_dm_sample_next(m, 0, N, K, prev, x, &r, &e), ND_EUSAGE);
         CHECK_CONTAINS(e.msg, "resampling");
