@@ -1437,9 +1437,9 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
         .null_class = m->s.net.max_classes,
         .project = c->project ? nd_dm_project : NULL,
         .project_arg = m,
-        /* a network with context planes is told the known bins by them: RePaint's
-         * replacement on top only makes the seams worse (docs/MODEL.md) */
-        .inpaint = known && !m->s.context ? inpaint_known : NULL,
+        /* with context planes too: without the replacement a briefly trained network
+         * does not join its windows (docs/MODEL.md, "Context planes") */
+        .inpaint = known ? inpaint_known : NULL,
         .inpaint_arg = known,
         .resample = known ? m->resample : 1,
         .nested = m->dist != NULL,
@@ -1593,11 +1593,6 @@ int nd_dm_context_check(const nd_dm *m, int K, const char *who, nd_error *e)
                             "%s: a context of %d bins: a model with context planes continues "
                             "windows by 1 to %d (L/2) bins, which it was trained on",
                             who, K, L / 2);
-    if (K && m->s.context && m->resample > 1)
-        return nd_error_set(e, ND_EUSAGE,
-                            "%s: resampling (--resample, replay.resample) steers inpainting, "
-                            "which a model with context planes does not use",
-                            who);
     return 0;
 }
 

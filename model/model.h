@@ -410,22 +410,21 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
  * imgs, when not NULL, receives the images (n, nd_gaf_channels, L, L). */
 int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng, nd_error *e);
 /* Samples n windows of class cls into x (n, C, L), window i continuing prev[i] (n, C, L,
- * raw units): its first K bins are prev[i]'s last K, known while it is sampled. A model
- * with context planes (settings.context) is given them as its context planes; another
- * inpaints them (the K×K block of its image that those bins fix is set, noised to the
+ * raw units): its first K bins are prev[i]'s last K, known while it is sampled
+ * (inpainting: the K×K block of its image that those bins fix is set, noised to the
  * sampler's level, at every step, and every predicted clean image is made the GASF of
- * its decoded series with the known bins put back), and its decode gives the known bins
- * back up to the decoder's maps (exactly, uncalibrated, up to rounding). A caller joins
+ * its decoded series with the known bins put back; a model with context planes,
+ * settings.context, is also given them as its planes). The decode gives the known bins
+ * back up to the decoder's maps (exactly, uncalibrated, up to rounding); a caller joins
  * windows at bin K. K 0 is nd_dm_sample. Whole counts, with the model's sampling
  * settings; one process (refused under MPI). 0 or a code (ND_EUSAGE: class, K not in
- * 0..L−1, or with context planes not in 0..L/2 or with resampling). docs/MODEL.md,
- * "Flows longer than a window". */
+ * 0..L−1, or with context planes not in 0..L/2). docs/MODEL.md, "Flows longer than a
+ * window". */
 int nd_dm_sample_next(nd_dm *m, int cls, size_t n, int K, const float *prev, float *x,
                       nd_rng *rng, nd_error *e);
 /* Whether m continues windows by K bins of context: ND_EUSAGE, e saying why after
  * "who: ", for K not in 0..L−1, and with context planes (settings.context) for K above
- * L/2 (training draws up to L/2) or K > 0 with resampling (nd_dm_set_resample: it steers
- * inpainting, which such a model does not use); else 0. */
+ * L/2 (training draws up to L/2); else 0. */
 int nd_dm_context_check(const nd_dm *m, int K, const char *who, nd_error *e);
 /* As nd_dm_sample_next, with each window's context given in the model's own values:
  * known (n, nd_gaf_channels, L) the decoded series in [0, 1] of the windows continued,

@@ -6,8 +6,8 @@
  * new bins must switch level. A network with context planes does so; the same network
  * without them, trained on the same windows, continues the known level (every window it
  * saw is flat), so the check fails when the planes are not trained or not read. Also:
- * the setting survives the model file; more context than training gave, resampling and
- * distilling such a model are refused.
+ * the setting survives the model file; more context than training gave and distilling
+ * such a model are refused.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -81,16 +81,12 @@ static double trained(const nd_dataset *ds, int context)
     CHECK_EQ(nd_dm_sample_next(m, 0, N, K, prev, x, &r, &e), 0);
     double s = switched(x, ds);
     if (context) {
-        /* continued by more bins than it was trained on, or resampled: refused */
+        /* continued by more bins than it was trained on: refused */
         CHECK_EQ(nd_dm_sample_next(m, 0, N, L / 2 + 1, prev, x, &r, &e), ND_EUSAGE);
         CHECK_CONTAINS(e.msg, "1 to 4 (L/2) bins");
         float flow[N * (2 * L)];
         CHECK_EQ(nd_dm_sample_flow(m, 0, N, 2, L / 2 + 1, flow, &r, &e), ND_EUSAGE);
         CHECK_CONTAINS(e.msg, "1 to 4 (L/2) bins");
-        nd_dm_set_resample(m, 4);
-        CHECK_EQ(nd_dm_sample_next(m, 0, N, K, prev, x, &r, &e), ND_EUSAGE);
-        CHECK_CONTAINS(e.msg, "resampling");
-        nd_dm_set_resample(m, 1);
         /* the setting is in the model file, and a student could not learn it */
         CHECK_EQ(nd_dm_save(m, "context.ndm", &e), 0);
         nd_dm *back = nd_dm_load("context.ndm", 8, NULL, &e);
