@@ -640,6 +640,7 @@ static void set_input(nd_unet *m, const float *x, int B)
     size_t P = P_(c->L), img = (size_t)c->channels * P, nc = (size_t)c->cond * P;
     if (!c->coords && !c->cond) {
         memcpy(m->xin, x, sizeof(float) * B * img);
+        m->cond = NULL;
         return;
     }
     int L = c->L;
