@@ -61,11 +61,10 @@ static nd_dataset *as_windows(const float *x, int n)
 int main(void)
 {
     nd_config cfg;
-    tiny_model_config(&cfg, "model.context=true", "model.prediction=v",
-                      "train.warmup_steps=20", "train.checkpoint_every=0",
-                      "train.val_fraction=0", "train.class_dropout=0", "sample.sampler=dpmpp",
-                      "sample.steps=10", "sample.guidance=1", "sample.batch=16",
-                      "sample.calibrate=0");
+    tiny_model_config(&cfg, "model.context=true", "model.prediction=v", "train.warmup_steps=20",
+                      "train.checkpoint_every=0", "train.val_fraction=0",
+                      "train.class_dropout=0", "sample.sampler=dpmpp", "sample.steps=10",
+                      "sample.guidance=1", "sample.batch=16", "sample.calibrate=0");
     nd_rng r;
     nd_rng_seed(&r, 9);
     nd_dataset *train = new_set(), *real = new_set();
@@ -88,9 +87,9 @@ int main(void)
 
     nd_json *js = nd_json_new();
     const char *names[] = {"cont", "indep"};
-    CHECK_EQ(nd_eval_flows(stdout, js, real, (const nd_dataset *const[]){cont, indep}, names, 2,
-                           &e),
-             0);
+    CHECK_EQ(
+        nd_eval_flows(stdout, js, real, (const nd_dataset *const[]){cont, indep}, names, 2, &e),
+        0);
     const char *path = tmp_path("seams.json");
     FILE *f = fopen(path, "w");
     CHECK(f);
