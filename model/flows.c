@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "model.h"
+#include "model_impl.h"
 
 /* count (K) = largest-remainder shares of flows by w (K, sum W > 0): the whole parts
  * of flows·w/W, then the flows left over one each to the largest fractions (the first

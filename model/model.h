@@ -422,10 +422,6 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
  * window". */
 int nd_dm_sample_next(nd_dm *m, int cls, size_t n, int K, const float *prev, float *x,
                       nd_rng *rng, nd_error *e);
-/* Whether m continues windows by K bins of context: ND_EUSAGE, e saying why after
- * "who: ", for K not in 0..L−1, and with context planes (settings.context) for K above
- * L/2 (training draws up to L/2); else 0. */
-int nd_dm_context_check(const nd_dm *m, int K, const char *who, nd_error *e);
 /* As nd_dm_sample_next, with each window's context given in the model's own values:
  * known (n, nd_gaf_channels, L) the decoded series in [0, 1] of the windows continued,
  * before the decoder's maps (NULL with K 0: independent windows); state (NULL: not

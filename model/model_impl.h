@@ -239,6 +239,10 @@ int nd_distill_write(const nd_dm *m, ndf_writer *w, nd_error *e);
 int nd_distill_read(nd_dm *m, const ndf_reader *r, nd_error *e);
 void nd_distill_inspect(const ndf_reader *r, FILE *out, nd_json *js);
 void nd_distill_free(nd_distill *d); /* NULL is a no-op */
+/* Whether m continues windows by K bins of context: ND_EUSAGE, e saying why after
+ * "who: ", for K not in 0..L−1, and with context planes (settings.context) for K above
+ * L/2 (training draws up to L/2); else 0. */
+int nd_dm_context_check(const nd_dm *m, int K, const char *who, nd_error *e);
 /* Project a predicted clean image onto the GASF images (dm.c; sample.project). */
 void nd_dm_project(void *m, float *x0);
 
