@@ -141,6 +141,13 @@ static int online_model_ready(nd_online *o, nd_error *e)
 nd_online *nd_online_new(const nd_online_opts *lo, const nd_dm_settings *ms,
                          const char *provenance, const nd_dataset *hdr, nd_error *e)
 {
+    if (ms->context) {
+        /* its windows come one by one: the planes would stay untrained, then read */
+        nd_error_set(e, ND_ECONFIG,
+                     "live: model.context: live trains windows one by one, not as flows; "
+                     "train a context model with `netdiffus train` on a capture");
+        return NULL;
+    }
     nd_online *o = online_alloc(lo, ms->train.seed, hdr, e);
     if (!o) return NULL;
     o->ms = *ms;
@@ -618,6 +625,13 @@ nd_online *nd_online_resume(const char *path, const nd_online_opts *lo, nd_dm_le
     if (!o) return NULL;
     o->m = nd_dm_load(path, ND_DM_BATCH_TRAIN, legacy, e);
     if (!o->m) goto fail;
+    if (nd_dm_get_settings(o->m)->context) {
+        nd_error_set(e, ND_ECONFIG,
+                     "%s: a model with context planes (model.context): live trains windows "
+                     "one by one, not as flows, and cannot go on training it",
+                     path);
+        goto fail;
+    }
     const nd_dataset *md = nd_dm_dataset(o->m);
     if (md->n_channels != hdr->n_channels || md->L != hdr->L) {
         nd_error_set(e, ND_ECONFIG,

@@ -927,13 +927,13 @@ static void batch_fill(nd_dm *m, batch_buf *b, int i, const float *x, const floa
         }
         x = b->win;
     }
-    nd_gaf_window_to_image(x0, x, &m->gaf, &m->scales[k]);
-    if (m->s.net.cond) {
-        float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
-        nd_gaf_scale_window(v, x, &m->gaf, &m->scales[k]);
+    /* the window's values once: its image, and the planes of its first K */
+    float v[2 * ND_MAX_CHANNELS * ND_MODEL_MAX_L];
+    nd_gaf_scale_window(v, x, &m->gaf, &m->scales[k]);
+    nd_gaf_encode(x0, v, m->s.net.channels, m->gaf.L);
+    if (m->s.net.cond)
         context_planes(m, m->cond + (size_t)i * m->s.net.cond * m->gaf.L * m->gaf.L, v,
                        (size_t)m->gaf.L, K);
-    }
     if (m->dist) { /* the student learns the guided teacher: no null class */
         b->k[i] = t;
         b->y[i] = k;

@@ -314,11 +314,39 @@ static void test_no_row(void)
     nd_config_free(&cfg);
 }
 
+/* A model with context planes learns from windows in flows, which live does not keep:
+ * refused, new or resumed, saying why. */
+static void test_context_refused(void)
+{
+    nd_config cfg;
+    tiny_config(&cfg, "model.context=true");
+    nd_dataset *hdr = header();
+    nd_error e = {0};
+    CHECK(online_new(&cfg, hdr, &e) == NULL);
+    CHECK_EQ(e.code, ND_ECONFIG);
+    CHECK_CONTAINS(e.msg, "model.context");
+    /* a context model made by train, then given to live to go on with */
+    float x[C * L] = {1, 2, 3};
+    for (uint64_t g = 0; g < 4; g++) CHECK_EQ(nd_dataset_append(hdr, 0, g, x), 0);
+    nd_dm *m = tiny_dm_new(&cfg, hdr, &e);
+    if (!m) CHECK_FAIL_("nd_dm_new: %s", e.msg);
+    char path[512];
+    snprintf(path, sizeof path, "%s/context.ndm", tmp_dir());
+    CHECK_EQ(nd_dm_save(m, path, &e), 0);
+    nd_dm_free(m);
+    CHECK(online_resume(path, &cfg, hdr, &e) == NULL);
+    CHECK_EQ(e.code, ND_ECONFIG);
+    CHECK_CONTAINS(e.msg, "context planes");
+    nd_dataset_free(hdr);
+    nd_config_free(&cfg);
+}
+
 int main(void)
 {
     test_learn_and_resume();
     test_scale_rule("live.scale_refit=0.05", 1);
     test_scale_rule("live.scale_refit=0", 0);
     test_no_row();
+    test_context_refused();
     return 0;
 }
