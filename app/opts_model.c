@@ -62,6 +62,7 @@ int opts_dm_settings(nd_dm_settings *s, const nd_config *cfg, nd_error *e)
                                                            : ND_GAF_ZERO_AWARE;
     s->mask = cfg->model.mask;
     s->context = cfg->model.context;
+    s->flow_position = cfg->model.context; /* every new context model has the table */
     s->timesteps = cfg->model.timesteps;
     s->schedule = nd_schedule_from_name(cfg->model.schedule);
     s->pred = nd_pred_from_name(cfg->model.prediction);

@@ -271,7 +271,9 @@ const conf_key conf_keys[] = {
     {"model.context", CONF_BOOL, F(model.context), .def = "false",
      .help = "Train the network to continue a flow's window before: its known first bins "
              "go in as input planes, trained on windows of flows that continue the one "
-             "before, so that a flow's windows join without a seam (docs/MODEL.md)."},
+             "before, so that a flow's windows join without a seam; and tell it where in "
+             "its flow a window starts, so that flows begin as captured ones do "
+             "(docs/MODEL.md)."},
     {"model.mask", CONF_BOOL, F(model.mask), .def = "true",
      .help = "Learn an activity image (bin zero or not) per channel beside the values; "
              "decoding zeroes the bins it marks idle."},

@@ -11,7 +11,8 @@
  *   DMCF  u32 record version (2), u32 image channels, L, unet fields (base, levels,
  *         mult[6], res_blocks, attn_min_res, groups, emb_dim, max_classes), T,
  *         prediction, scaling, mask, series channels, schedule, input planes (bit 0:
- *         coordinate planes, bit 1: context planes; 0 in files from before either);
+ *         coordinate planes, bit 1: context planes, bit 2: flow position table; 0 in
+ *         files from before any);
  *         u64 parameter count,
  *         step; u64 rng[4], split seed (version 1 ends here);
  *         training: u64 steps, checkpoint_every, seed; u32 batch, warmup_steps,
@@ -46,6 +47,7 @@
 #define TAG_ADAM      ND_FOURCC('A', 'D', 'A', 'M')
 #define DMCF_VERSION  2
 #define DMCF_U32      23 /* u32 fields of the part version 1 has */
+#define POS_ROWS      7  /* a flow position table's rows (position_row) */
 #define DMCF_V1_BYTES (DMCF_U32 * 4 + 7 * 8)
 #define DMCF_BYTES    (DMCF_V1_BYTES + 88 + 56) /* + training, sampling */
 
@@ -158,7 +160,9 @@ static int dm_build(nd_dm *m, int max_batch, nd_error *e)
     if (m->s.net.cond)
         m->cond =
             malloc((size_t)m->max_batch * m->s.net.cond * m->gaf.L * m->gaf.L * sizeof(float));
-    if (!m->opt || !m->ema || !m->dec || (m->s.net.cond && !m->cond))
+    if (m->s.net.pos_rows) m->pos = calloc((size_t)m->max_batch, sizeof *m->pos);
+    if (!m->opt || !m->ema || !m->dec || (m->s.net.cond && !m->cond) ||
+        (m->s.net.pos_rows && !m->pos))
         return nd_error_set(e, -ENOMEM, "model: out of memory");
     memcpy(m->ema, nd_unet_params(m->net), n * sizeof(float));
     return 0;
@@ -239,6 +243,7 @@ nd_dm *nd_dm_new(const nd_dm_settings *s, const nd_dataset *ds, const char *prov
     m->s.net.channels = nd_gaf_channels(&m->gaf);
     m->s.net.L = L;
     m->s.net.cond = s->context ? m->s.net.channels + 1 : 0;
+    m->s.net.pos_rows = s->context && s->flow_position ? POS_ROWS : 0;
     if (nd_diffusion_init(&m->diff, (int)s->timesteps, s->schedule, s->pred, e) ||
         nd_unet_config_check(&m->s.net, e))
         goto fail;
@@ -281,6 +286,7 @@ static void dm_free_parts(nd_dm *m)
     nd_adamw_free(m->opt);
     free(m->ema);
     free(m->cond);
+    free(m->pos);
     nd_decoder_free(m->dec);
     free(m->scales);
     nd_dataset_free(m->meta);
@@ -368,7 +374,7 @@ static void dmcf_encode(const nd_dm *m, unsigned char *rec)
     f[19] = (uint32_t)m->gaf.mask;
     f[20] = (uint32_t)m->gaf.C;
     f[21] = (uint32_t)s->schedule;
-    f[22] = (uint32_t)u->coords | (s->context ? 2u : 0u);
+    f[22] = (uint32_t)u->coords | (s->context ? 2u : 0u) | (s->flow_position ? 4u : 0u);
     unsigned char *p = rec;
     for (int i = 0; i < DMCF_U32; i++) p = nd_rec_put_u32(p, f[i]);
     p = nd_rec_put_u64(p, nd_unet_num_params(m->net));
@@ -524,7 +530,7 @@ static int read_net(const ndf_reader *r, const nd_dataset *meta, const unsigned 
     uint32_t f[DMCF_U32];
     for (int i = 0; i < DMCF_U32; i++) f[i] = nd_rec_u32(p);
     *n = nd_rec_u64(p);
-    if (f[22] > 3)
+    if (f[22] > 7 || (f[22] & 6) == 4) /* a position table goes with context planes */
         return nd_error_set(e, ND_EVERSION,
                             "%s: section DMCF: input-plane setting %u unknown to this "
                             "build (a newer build's model?)",
@@ -545,8 +551,10 @@ static int read_net(const ndf_reader *r, const nd_dataset *meta, const unsigned 
     u->emb_dim = (int)f[14];
     u->max_classes = (int)f[15];
     u->coords = (int)(f[22] & 1);
-    s->context = (int)(f[22] >> 1);
+    s->context = (int)(f[22] >> 1 & 1);
+    s->flow_position = (int)(f[22] >> 2 & 1);
     u->cond = s->context ? u->channels + 1 : 0;
+    u->pos_rows = s->flow_position ? POS_ROWS : 0;
     s->timesteps = f[16];
     s->pred = (int)f[17];
     s->scaling = (int)f[18];
@@ -754,9 +762,9 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e)
                 f[1], f[20], f[19] ? " + activity masks" : "", f[2], f[2], f[3]);
         for (uint32_t l = 0; l < f[4] && l < ND_UNET_MAX_LEVELS; l++)
             fprintf(out, "%s%u", l ? "," : "", f[5 + l]);
-        fprintf(out, "), %u ResBlocks/level, attention <= %u px, %u class rows%s%s\n", f[11],
+        fprintf(out, "), %u ResBlocks/level, attention <= %u px, %u class rows%s%s%s\n", f[11],
                 f[12], f[15], f[22] & 1 ? ", coordinate planes" : "",
-                f[22] & 2 ? ", context planes" : "");
+                f[22] & 2 ? ", context planes" : "", f[22] & 4 ? ", flow position table" : "");
         fprintf(out, "diffusion: T %u, %s schedule, %s-prediction, %s scaling\n", f[16], sched,
                 pred, scaling);
         fprintf(out, "training: %llu steps, %llu parameters (+ EMA, Adam moments)\n",
@@ -791,6 +799,7 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e)
     nd_json_u64(mj, "class_rows", f[15]);
     nd_json_bool(mj, "coordinate_planes", f[22] & 1);
     nd_json_bool(mj, "context_planes", f[22] & 2);
+    nd_json_bool(mj, "flow_position", f[22] & 4);
     nd_json_u64(mj, "timesteps", f[16]);
     nd_json_str(mj, "schedule", sched);
     nd_json_str(mj, "prediction", pred);
@@ -817,6 +826,20 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e)
 static float gasf_px(float a, float b)
 {
     return a * b - sqrtf(1.0f - a * a) * sqrtf(1.0f - b * b);
+}
+
+/* Where in its flow an image's window starts, as a row of the network's position table:
+ * 0 for s < 0 (not known: any window of the class), else by u = s/L, the windows from
+ * the flow's first bin to the window's: row 1 for u < 1/2 (the flow's start), then a row
+ * per doubling, 1 + ⌊log2(1 + 2u)⌋, up to the last (u ≥ 15.5). A continued window of a
+ * flow sampled with K bins of context falls in the row of the training window that
+ * starts K bins before it. */
+static int position_row(int L, long s)
+{
+    if (s < 0) return 0;
+    int row = 1;
+    for (double v = 1.0 + 2.0 * (double)s / L; v >= 2.0 && row < POS_ROWS - 1; v /= 2.0) row++;
+    return row;
 }
 
 /* The context planes of one image (net.cond planes of L×L): for each image channel the
@@ -890,8 +913,9 @@ static void batch_free(batch_buf *b)
  * student's: its sampling step), whether it is dropped to the null class, its noise (into
  * eps; NULL: drawn and left, for an image of the batch another rank trains on), and with
  * context planes the bins of context it gets when its window continues another (*kctx:
- * 0 half the time, else 1 to L/2). */
-static void batch_draw(nd_dm *m, int *t, int *drop, int *kctx, float *eps)
+ * 0 half the time, else 1 to L/2), then with a position table whether it is told where
+ * in its flow the window is (*where: half the time). */
+static void batch_draw(nd_dm *m, int *t, int *drop, int *kctx, int *where, float *eps)
 {
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
     uint32_t T = m->dist ? nd_distill_steps(&m->dist->d, m->dist->round) : (uint32_t)m->diff.T;
@@ -905,20 +929,26 @@ static void batch_draw(nd_dm *m, int *t, int *drop, int *kctx, float *eps)
     if (m->s.context && nd_rng_uniform(&m->rng) < 0.5)
         *kctx =
             1 + (int)nd_rng_below(&m->rng, (uint32_t)(m->s.net.L / 2 > 1 ? m->s.net.L / 2 : 1));
+    *where = m->s.flow_position && nd_rng_uniform(&m->rng) < 0.5;
 }
 
 /* Image i of a training batch from raw window x (C,L) of class k: batch_draw, then x0,
  * x_t and target. With context planes and prev (C,L: the window before x in its flow;
  * NULL: none), the image is, for the draw's K bins of context, the window that starts K
  * bins before x (prev's last K, then x's first L − K) and its planes say that those K
- * are known, as when a flow's next window is sampled; else its planes are zero. */
-static void batch_fill(nd_dm *m, batch_buf *b, int i, const float *x, const float *prev, int k)
+ * are known, as when a flow's next window is sampled; else its planes are zero. pos: the
+ * bins from x's flow's first to x's first (< 0: not known), whose position row the image
+ * gets when the draw tells it (moved back by K for a continuation). */
+static void batch_fill(nd_dm *m, batch_buf *b, int i, const float *x, const float *prev,
+                       long pos, int k)
 {
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
-    int t, drop, K;
+    int t, drop, K, where;
     float *x0 = b->x0 + i * img, *eps = b->eps + i * img;
-    batch_draw(m, &t, &drop, &K, eps);
+    batch_draw(m, &t, &drop, &K, &where, eps);
     if (!prev) K = 0;
+    if (!where || pos < 0) pos = -1;
+    else pos -= K;
     if (K) {
         int C = m->gaf.C, L = m->gaf.L;
         for (int c = 0; c < C; c++) {
@@ -934,6 +964,7 @@ static void batch_fill(nd_dm *m, batch_buf *b, int i, const float *x, const floa
     if (m->s.net.cond)
         context_planes(m, m->cond + (size_t)i * m->s.net.cond * m->gaf.L * m->gaf.L, v,
                        (size_t)m->gaf.L, K);
+    if (m->s.net.pos_rows) m->pos[i] = position_row(m->gaf.L, pos);
     if (m->dist) { /* the student learns the guided teacher: no null class */
         b->k[i] = t;
         b->y[i] = k;
@@ -954,6 +985,7 @@ static float batch_grad(nd_dm *m, batch_buf *b, int B, int total)
         return nd_distill_grad(m, b->x0, b->eps, b->k, b->y, b->xt, b->target, b->out, B,
                                total);
     nd_unet_set_cond(m->net, m->cond);
+    nd_unet_set_pos(m->net, m->pos);
     nd_unet_forward(m->net, m->ctx, b->out, b->xt, b->tt, b->y, B);
     float loss = nd_mse_forward(b->out, b->target, (size_t)B * img);
     nd_mse_backward_part(b->out, b->out, b->target, (size_t)B * img, (size_t)total * img, 1.0f);
@@ -1133,15 +1165,20 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
     size_t *start = calloc((size_t)K + 1, sizeof *start);
     int *present = malloc((size_t)K * sizeof *present);
     float *save = malloc(np * sizeof(float));
-    /* with context planes: the window before each one in its flow */
+    /* with context planes: the window before each one in its flow; with a position
+     * plane, each one's place in its flow (windows before it; a flow's windows come in
+     * file order, so prev[w] < w) */
     uint64_t *prev = m->s.context ? flow_prev(ds) : NULL;
+    uint64_t *place = m->s.flow_position ? malloc((ds->n_windows + 1) * sizeof *place) : NULL;
     batch_buf b = {0};
     int rc = 0;
     if (!idx || !val || !start || !present || !save || (m->s.context && !prev) ||
-        batch_alloc(&b, m->max_batch, img)) {
+        (m->s.flow_position && !place) || batch_alloc(&b, m->max_batch, img)) {
         rc = nd_error_set(e, -ENOMEM, "train: out of memory");
         goto out;
     }
+    for (uint64_t w = 0; place && w < ds->n_windows; w++)
+        place[w] = prev[w] == UINT64_MAX ? 0 : place[prev[w]] + 1;
     size_t nval = 0, ntr = 0;
     for (int k = 0; k < K; k++) {
         start[k] = ntr;
@@ -1180,10 +1217,11 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
             int k = present[nd_rng_below(&m->rng, (uint32_t)npresent)];
             uint64_t w =
                 idx[start[k] + nd_rng_below(&m->rng, (uint32_t)(start[k + 1] - start[k]))];
-            int t, drop, kc;
+            int t, drop, kc, where;
             const float *pw = prev && prev[w] != UINT64_MAX ? ds->values + prev[w] * WL : NULL;
-            if (i >= lo && i < hi) batch_fill(m, &b, i - lo, ds->values + w * WL, pw, k);
-            else batch_draw(m, &t, &drop, &kc, NULL);
+            long pos = place ? (long)(place[w] * ds->L) : -1;
+            if (i >= lo && i < hi) batch_fill(m, &b, i - lo, ds->values + w * WL, pw, pos, k);
+            else batch_draw(m, &t, &drop, &kc, &where, NULL);
         }
         float loss = batch_grad(m, &b, hi - lo, B);
         if (N > 1) {
@@ -1261,6 +1299,7 @@ out:
     free(present);
     free(save);
     free(prev);
+    free(place);
     batch_free(&b);
     return rc;
 }
@@ -1281,6 +1320,7 @@ typedef struct denoise_arg {
     nd_dm *m;
     const dm_known *known; /* the windows' context (NULL: none) */
     int B;                 /* the sampler's batch: image i of a call is window i mod B */
+    long pos;              /* bins from the windows' flow's first to theirs; < 0: not known */
 } denoise_arg;
 
 static void denoise(void *arg, float *out, const float *x, const float *t, const int *y, int B)
@@ -1300,7 +1340,11 @@ static void denoise(void *arg, float *out, const float *x, const float *t, const
                            k ? k->v + w * m->s.net.channels * k->K : NULL,
                            (size_t)(k ? k->K : 0), k ? k->K : 0);
         }
+        /* with a position table, where in their flow the windows are (all alike) */
+        for (int j = 0; m->s.net.pos_rows && j < n; j++)
+            m->pos[j] = position_row(m->gaf.L, da->pos);
         nd_unet_set_cond(m->net, m->cond);
+        nd_unet_set_pos(m->net, m->pos);
         nd_unet_forward(m->net, m->ctx, out + i * img, x + i * img, t + i, y + i, n);
     }
 }
@@ -1425,7 +1469,7 @@ static int check_windows(const nd_dm *m, int cls, const float *x, size_t n, nd_e
  * drawing their noise from rng and leaving it, so that every batch has the noise it has
  * in one process, and then gets them from the rank that sampled them. */
 static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, float *imgs,
-                         nd_rng *rng, dm_known *known, nd_error *e)
+                         nd_rng *rng, dm_known *known, long pos, nd_error *e)
 {
     const nd_dm_sampling *c = &m->s.sample;
     nd_sample_opts so = {
@@ -1460,7 +1504,7 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
     float *params = nd_unet_params(m->net);
     memcpy(save, params, np * sizeof(float));
     memcpy(params, m->ema, np * sizeof(float));
-    denoise_arg da = {m, known, 0};
+    denoise_arg da = {m, known, 0, pos};
     int rc = 0, N = nd_mpi_ranks();
     size_t j = 0; /* batch */
     for (size_t done = 0; done < n; done += SB, j++) {
@@ -1535,7 +1579,7 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
                                scratch);
             continue;
         }
-        rc = sample_images(m, (int)k, W, NULL, dec, NULL, &r, NULL, e);
+        rc = sample_images(m, (int)k, W, NULL, dec, NULL, &r, NULL, -1, e);
         for (int c = 0; !rc && c < C; c++) {
             for (size_t w = 0; w < W; w++)
                 for (int i = 0; i < L; i++) {
@@ -1576,7 +1620,7 @@ int nd_dm_sample(nd_dm *m, int cls, size_t n, float *x, float *imgs, nd_rng *rng
     if (cls < 0 || (uint32_t)cls >= m->meta->n_classes)
         return nd_error_set(e, ND_EUSAGE, "sample: class %d out of range", cls);
     int rc = nd_dm_calibrate(m, e);
-    if (!rc) rc = sample_images(m, cls, n, x, NULL, imgs, rng, NULL, e);
+    if (!rc) rc = sample_images(m, cls, n, x, NULL, imgs, rng, NULL, -1, e);
     /* Bytes and packets are counts: the decode's fractions are not traffic. */
     for (size_t i = 0; !rc && x && i < n * m->gaf.C * m->gaf.L; i++) x[i] = roundf(x[i]);
     return rc;
@@ -1596,8 +1640,8 @@ int nd_dm_context_check(const nd_dm *m, int K, const char *who, nd_error *e)
     return 0;
 }
 
-int nd_dm_sample_cont(nd_dm *m, int cls, size_t n, int K, const float *known, float *x,
-                      float *state, nd_rng *rng, nd_error *e)
+int nd_dm_sample_cont(nd_dm *m, int cls, size_t n, int K, long pos, const float *known,
+                      float *x, float *state, nd_rng *rng, nd_error *e)
 {
     int CI = nd_gaf_channels(&m->gaf), L = m->gaf.L;
     if (cls < 0 || (uint32_t)cls >= m->meta->n_classes)
@@ -1620,7 +1664,7 @@ int nd_dm_sample_cont(nd_dm *m, int cls, size_t n, int K, const float *known, fl
     dm_known kn = {.m = m, .K = K, .v = kv};
     if (K) nd_rng_seed(&kn.rng, nd_rng_u64(rng));
     rc = nd_dm_calibrate(m, e);
-    if (!rc) rc = sample_images(m, cls, n, x, state, NULL, rng, K ? &kn : NULL, e);
+    if (!rc) rc = sample_images(m, cls, n, x, state, NULL, rng, K ? &kn : NULL, pos, e);
     /* Bytes and packets are counts: the decode's fractions are not traffic. */
     for (size_t i = 0; !rc && i < n * m->gaf.C * L; i++) x[i] = roundf(x[i]);
     free(kv);
@@ -1638,7 +1682,7 @@ int nd_dm_sample_next(nd_dm *m, int cls, size_t n, int K, const float *prev, flo
     if (!v) return nd_error_set(e, -ENOMEM, "sample: out of memory");
     for (size_t f = 0; f < n; f++)
         nd_gaf_scale_window(v + f * SL, prev + f * WL, &m->gaf, &m->scales[cls]);
-    int rc = nd_dm_sample_cont(m, cls, n, K, v, x, NULL, rng, e);
+    int rc = nd_dm_sample_cont(m, cls, n, K, -1, v, x, NULL, rng, e);
     free(v);
     return rc;
 }
@@ -1663,7 +1707,8 @@ int nd_dm_sample_flow(nd_dm *m, int cls, size_t n, int windows, int K, float *x,
     for (int s = 0; !rc && s < windows; s++) {
         /* a later window continues the model's own values of the one before (its state),
          * and its first K bins are the last ones before */
-        rc = nd_dm_sample_cont(m, cls, n, s ? K : 0, st[(s + 1) % 2], w, st[s % 2], rng, e);
+        rc = nd_dm_sample_cont(m, cls, n, s ? K : 0, (long)s * H, st[(s + 1) % 2], w, st[s % 2],
+                               rng, e);
         int from = s ? K : 0;
         for (size_t f = 0; !rc && f < n; f++)
             for (int c = 0; c < C; c++)
@@ -1692,7 +1737,7 @@ int nd_dm_train_step(nd_dm *m, const float *x, const int *labels, int B, float *
     if (m->dist) nd_distill_next_round(m);
     for (int i = 0; i < B; i++) {
         ND_ASSERT(labels[i] >= 0 && (uint32_t)labels[i] < m->meta->n_classes);
-        batch_fill(m, &b, i, x + i * WL, NULL, labels[i]);
+        batch_fill(m, &b, i, x + i * WL, NULL, -1, labels[i]);
     }
     float l = batch_step(m, &b, B);
     batch_free(&b);

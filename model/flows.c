@@ -190,7 +190,7 @@ static int draw_flows(flows_draw *d, uint32_t k, uint32_t n, const uint64_t *dur
         memset(out + off[i] * WL, 0, flow_windows_max(d, dur ? dur[i] : 0) * WL * sizeof *out);
     while (need) { /* first windows */
         if (stop && *stop) return nd_error_set(e, ND_EINTR, "stopped by signal");
-        int rc = nd_dm_sample_cont(d->m, (int)k, need, 0, NULL, d->x, d->xs, rng, e);
+        int rc = nd_dm_sample_cont(d->m, (int)k, need, 0, 0, NULL, d->x, d->xs, rng, e);
         if (rc) return rc;
         d->n.sampled += need;
         uint32_t drawn = need;
@@ -225,8 +225,8 @@ static int draw_flows(flows_draw *d, uint32_t k, uint32_t n, const uint64_t *dur
     }
     for (uint64_t s = 1; alive; s++) { /* window s of each flow still alive */
         if (stop && *stop) return nd_error_set(e, ND_EINTR, "stopped by signal");
-        int rc = nd_dm_sample_cont(d->m, (int)k, alive, (int)d->K, d->prev, d->next, d->nexts,
-                                   rng, e);
+        int rc = nd_dm_sample_cont(d->m, (int)k, alive, (int)d->K, (long)(s * H), d->prev,
+                                   d->next, d->nexts, rng, e);
         if (rc) return rc;
         d->n.sampled += alive;
         uint32_t still = 0;

@@ -295,6 +295,10 @@ typedef struct nd_dm_settings {
     int context;        /* 0/1: the network takes a window's known first bins as input
                            planes (net.cond: image channels + 1), trained on windows of
                            flows that continue the one before (docs/MODEL.md) */
+    int flow_position;  /* 0/1, with context: the network is told where in its flow a
+                           window starts (net.pos_rows, a row per doubling of the windows
+                           since the flow's first; row 0: not known); context models
+                           from before it have none */
     nd_dm_training train;
     nd_dm_sampling sample;
 } nd_dm_settings;
@@ -425,12 +429,15 @@ int nd_dm_sample_next(nd_dm *m, int cls, size_t n, int K, const float *prev, flo
 /* As nd_dm_sample_next, with each window's context given in the model's own values:
  * known (n, nd_gaf_channels, L) the decoded series in [0, 1] of the windows continued,
  * before the decoder's maps (NULL with K 0: independent windows); state (NULL: not
- * wanted) receives the new windows' own, for the next call. A flow sampled window after
- * window this way continues what the model made, not the decoder's output of it read
- * back into the model's scale: the decoder moves levels by position and by a scale of
- * the whole window, and that output is a context the model would not have made. */
-int nd_dm_sample_cont(nd_dm *m, int cls, size_t n, int K, const float *known, float *x,
-                      float *state, nd_rng *rng, nd_error *e);
+ * wanted) receives the new windows' own, for the next call. pos: the bins from the
+ * windows' flow's first bin to theirs (0: flows' first windows; < 0: not known), which a
+ * model with a position table (settings.flow_position) is given and others ignore. A
+ * flow sampled window after window this way continues what the model made, not the
+ * decoder's output of it read back into the model's scale: the decoder moves levels by
+ * position and by a scale of the whole window, and that output is a context the model
+ * would not have made. */
+int nd_dm_sample_cont(nd_dm *m, int cls, size_t n, int K, long pos, const float *known,
+                      float *x, float *state, nd_rng *rng, nd_error *e);
 /* n flows of class cls, each `windows` windows long, each window after the first
  * sampled by nd_dm_sample_cont from the one before's state: a flow advances by L − K bins a
  * window, x (n, C, T) with T = L + (windows − 1)(L − K). K 0: independent windows end to

@@ -205,6 +205,7 @@ struct nd_dm {
     nd_distill *dist;   /* a distilled student's (distill.c); NULL: none */
     float *cond;        /* (max_batch, net.cond, L, L): a batch's context planes; NULL
                            without them */
+    int *pos;           /* (max_batch): its position rows (net.pos_rows); NULL without */
 };
 
 /* A student's distillation (nd_dm_distill_begin): its settings, the round its weights are

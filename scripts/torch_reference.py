@@ -35,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 GN_EPS = 1e-5
+POSITION_ROWS = 7  # a flow position table's rows (model/dm.c, position_row)
 
 
 def timestep_embedding(t, dim):
@@ -86,7 +87,9 @@ class UNet(nn.Module):
     coords (0 when absent: the network of the parity fixtures): with coords 1 the first
     convolution also sees two planes, each pixel's row and column in [-1, 1]; and context
     (0 when absent): with 1 it sees, between the image and those, C + 1 context planes
-    (forward's cond; zeros when None: a window that continues nothing)."""
+    (forward's cond; zeros when None: a window that continues nothing); and position (0
+    when absent): with 1 a table of POSITION_ROWS rows whose forward's pos row (0 when
+    None: not known) is added to the class's, where in its flow the window starts."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -100,6 +103,9 @@ class UNet(nn.Module):
         self.temb.lin2 = nn.Linear(E, E)
         self.cemb = nn.Module()
         self.cemb.table = nn.Parameter(torch.randn(cfg["max_classes"] + 1, E))
+        if cfg.get("position", 0):
+            self.pemb = nn.Module()
+            self.pemb.table = nn.Parameter(torch.randn(POSITION_ROWS, E))
         self.conv_in = nn.Conv2d(C + self.ncond + 2 * self.coords, base, 3, padding=1)
         self.enc = nn.ModuleList()
         self.down = nn.ModuleList()
@@ -136,9 +142,11 @@ class UNet(nn.Module):
         self.out.gn = nn.GroupNorm(G, ch, eps=GN_EPS)
         self.out.conv = nn.Conv2d(ch, C, 3, padding=1)
 
-    def forward(self, x, t, y, cond=None):
+    def forward(self, x, t, y, cond=None, pos=None):
         e = timestep_embedding(t, self.cfg["emb"])
         e = self.temb.lin2(F.silu(self.temb.lin1(e))) + self.cemb.table[y]
+        if self.cfg.get("position", 0):
+            e = e + self.pemb.table[pos if pos is not None else torch.zeros_like(y)]
         if self.ncond:
             B, L = x.shape[0], x.shape[-1]
             x = torch.cat([x, cond if cond is not None else x.new_zeros(B, self.ncond, L, L)],
@@ -180,7 +188,7 @@ def unet_config(net):
                 mult=[int(m) for m in (mult.split(",") if isinstance(mult, str) else mult)],
                 res_blocks=i("res_blocks"), attn_min_res=i("attn_min_res"), groups=i("groups"),
                 emb=i("emb_dim"), max_classes=i("max_classes"), coords=i("coords"),
-                context=int(net.get("context", 0)))
+                context=int(net.get("context", 0)), position=int(net.get("position", 0)))
 
 
 def _netdiffus():

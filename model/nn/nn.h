@@ -197,6 +197,7 @@ void nd_mse_backward_part(float *dout, const float *out, const float *target, si
 #define ND_UNET_MAX_EMB        2048
 #define ND_UNET_MAX_CLASSES    ND_MAX_CLASSES
 #define ND_UNET_MAX_COND       (ND_UNET_MAX_CHANNELS + 1)
+#define ND_UNET_MAX_POS_ROWS   64
 
 typedef struct nd_unet_config {
     int channels; /* C: image channels (series channels) */
@@ -215,6 +216,11 @@ typedef struct nd_unet_config {
     int cond;         /* 0..ND_UNET_MAX_COND: input planes the caller gives with each
                          image (nd_unet_set_cond), between the image and the coordinate
                          planes: what the image is conditioned on besides its class */
+    int pos_rows;     /* 0..ND_UNET_MAX_POS_ROWS: rows of a second embedding table,
+                         added to the class's row, that the caller picks for each image
+                         (nd_unet_set_pos; row 0 without it): where in a sequence the
+                         image is, which a constant input plane would tell the network
+                         only faintly once the normalisation has scaled it with the noise */
 } nd_unet_config;
 
 /* 0, or ND_ECONFIG with e saying which number does not fit, its value and bound (every
@@ -249,7 +255,8 @@ size_t nd_unet_num_tensors(const nd_unet *m);
 void nd_unet_tensor(const nd_unet *m, size_t i, const char **name, size_t *offset,
                     size_t *numel);
 /* Tensor i's shape as PyTorch lays it out, which is how the block stores it: convolutions
- * (out, in, kh, kw), linear layers (out, in), the class table (max_classes + 1, emb_dim),
+ * (out, in, kh, kw), linear layers (out, in), the class table (max_classes + 1, emb_dim)
+ * and the position table (pos_rows, emb_dim),
  * norms and biases (C). Returns the dimension count (1..4); shape[ndim..] is unused. */
 int nd_unet_tensor_shape(const nd_unet *m, size_t i, int shape[4]);
 /* Multiply-adds ×2 of one image's forward pass (backward is about twice that). */
@@ -263,6 +270,10 @@ void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const 
  * (read during that call only); NULL, the state after it: all zero. A network without
  * cond planes ignores it. */
 void nd_unet_set_cond(nd_unet *m, const float *cond);
+/* The position rows (B, each 0..pos_rows − 1) the next nd_unet_forward adds for its B
+ * images (read during that call only); NULL, the state after it: row 0. A network
+ * without position rows ignores it. */
+void nd_unet_set_pos(nd_unet *m, const int *rows);
 /* Accumulates the parameter gradients of the last forward for dout (B,C,L,L) into the
  * gradient block (nd_unet_zero_grad first). dx (B,C,L,L) may be NULL (the conditioning
  * and coordinate planes get no gradient). */

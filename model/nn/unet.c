@@ -81,9 +81,10 @@ struct nd_unet {
     double flops;
 
     /* embeddings */
-    size_t l1w, l1b, l2w, l2b, ctab;
+    size_t l1w, l1b, l2w, l2b, ctab, ptab;
     float *tsin, *e1, *e1s, *e, *es, *des, *de1;
-    int *y;
+    int *y, *prow;  /* each image's class row and position row (for the backward) */
+    const int *pos; /* nd_unet_set_pos's rows for the next forward, or NULL */
 
     float *xin;        /* (B,C+cond+2·coords,L,L) the input, with its other planes */
     float *dxin;       /* the same shape: its gradient (with other planes only) */
@@ -315,6 +316,7 @@ static int config_check(const nd_unet_config *c, char *why, size_t len)
         {"max_classes", c->max_classes, 0, ND_UNET_MAX_CLASSES},
         {"coords", c->coords, 0, 1},
         {"cond", c->cond, 0, ND_UNET_MAX_COND},
+        {"pos_rows", c->pos_rows, 0, ND_UNET_MAX_POS_ROWS},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (f[i].v < f[i].lo || f[i].v > f[i].hi) {
@@ -378,6 +380,7 @@ static nd_unet *build(const nd_unet_config *uc, int max_batch, uint64_t seed, in
     m->l2w = palloc(m, "temb.lin2.w", DIMS(E, E), E, INIT_UNIFORM);
     m->l2b = palloc(m, "temb.lin2.b", DIMS(E), E, INIT_UNIFORM);
     m->ctab = palloc(m, "cemb.table", DIMS(c->max_classes + 1, E), 0, INIT_NORMAL);
+    if (c->pos_rows) m->ptab = palloc(m, "pemb.table", DIMS(c->pos_rows, E), 0, INIT_NORMAL);
     m->tsin = abuf(m, B * E);
     m->e1 = abuf(m, B * E);
     m->e1s = abuf(m, B * E);
@@ -386,6 +389,7 @@ static nd_unet *build(const nd_unet_config *uc, int max_batch, uint64_t seed, in
     m->des = abuf(m, B * E);
     m->de1 = abuf(m, B * E);
     m->y = calloc(B, sizeof(int));
+    m->prow = calloc(B, sizeof(int));
     int cin = c->channels + c->cond + 2 * c->coords;
     m->xin = abuf(m, B * cin * P_(c->L));
     if (cin != c->channels) m->dxin = abuf(m, B * cin * P_(c->L));
@@ -498,7 +502,7 @@ static nd_unet *build(const nd_unet_config *uc, int max_batch, uint64_t seed, in
     m->grads = abuf(m, m->n_params);
     m->grad_arena = abuf(m, m->grad_n);
     if (dry) return m;
-    if (m->failed || !m->y) {
+    if (m->failed || !m->y || !m->prow) {
         nd_unet_free(m);
         return NULL;
     }
@@ -539,6 +543,7 @@ void nd_unet_free(nd_unet *m)
     for (int i = m->dec_first; i < m->dec_first + m->dec_n; i++) free(m->rb[i].in);
     for (int i = 0; i < m->n_bufs; i++) free(m->bufs[i]);
     free(m->y);
+    free(m->prow);
     free(m);
 }
 
@@ -661,6 +666,8 @@ static void set_input(nd_unet *m, const float *x, int B)
 
 void nd_unet_set_cond(nd_unet *m, const float *cond) { m->cond = cond; }
 
+void nd_unet_set_pos(nd_unet *m, const int *rows) { m->pos = rows; }
+
 void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const float *t,
                      const int *y, int B)
 {
@@ -678,6 +685,15 @@ void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const 
     nd_linear_forward(ctx, m->e, m->e1s, PW(m->l2w), PW(m->l2b), B, E, E);
     nd_class_embedding_forward(m->es, PW(m->ctab), y, B, K, E); /* es as a temporary */
     add_inplace(m->e, m->es, (size_t)B * E);
+    if (c->pos_rows) {
+        for (int b = 0; b < B; b++) {
+            m->prow[b] = m->pos ? m->pos[b] : 0;
+            ND_ASSERT(m->prow[b] >= 0 && m->prow[b] < c->pos_rows);
+        }
+        nd_class_embedding_forward(m->es, PW(m->ptab), m->prow, B, c->pos_rows, E);
+        add_inplace(m->e, m->es, (size_t)B * E);
+    }
+    m->pos = NULL;
     nd_silu_forward(m->es, m->e, (size_t)B * E);
     nd_prof_end(ctx, ND_PROF_EMB, 0, t0);
 
@@ -830,11 +846,12 @@ void nd_unet_backward(nd_unet *m, nd_ctx *ctx, float *dx, const float *dout)
             add_inplace(dx + (size_t)b * img, dxc + (size_t)b * cin * P, img);
 
     t0 = nd_prof_begin(ctx);
-    /* embeddings: es = silu(e), e = lin2(silu(lin1(sin(t)))) + table[y] */
+    /* embeddings: es = silu(e), e = lin2(silu(lin1(sin(t)))) + table[y] + ptable[row] */
     float *de = m->de1;
     memset(de, 0, sizeof(float) * (size_t)B * E);
     nd_silu_backward(de, m->des, m->e, (size_t)B * E);
     nd_class_embedding_backward(GW(m->ctab), de, m->y, B, K, E);
+    if (c->pos_rows) nd_class_embedding_backward(GW(m->ptab), de, m->prow, B, c->pos_rows, E);
     float *de1s = m->des; /* des is consumed: reuse it */
     memset(de1s, 0, sizeof(float) * (size_t)B * E);
     nd_linear_backward(ctx, de1s, GW(m->l2w), GW(m->l2b), de, m->e1s, PW(m->l2w), B, E, E);

@@ -14,7 +14,8 @@ SCALE_MAX = 88.0
 # "Bounds"): held to them before anything is sized by them.
 _NET_BOUNDS = {"channels": (1, 16), "L": (1, 256), "base": (1, 512), "levels": (1, 6),
                "res_blocks": (1, 8), "attn_min_res": (0, 1024), "groups": (1, 64),
-               "emb_dim": (2, 2048), "max_classes": (0, 1024), "planes": (0, 3)}
+               "emb_dim": (2, 2048), "max_classes": (0, 1024), "planes": (0, 7)}
+POSITION_ROWS = 7  # a flow position table's rows (model/dm.c, position_row)
 _PRED, _SCHEDULE, _SCALING = ("eps", "v"), ("cosine", "linear"), ("zero-aware", "log", "headroom")
 _SAMPLER, _CLIP, _DECODE = ("ddim", "ddpm", "dpmpp"), ("dynamic", "clip", "none"), \
     ("lsq", "diag")
@@ -25,7 +26,8 @@ class Model:
 
     settings       dict: "net" (the U-Net's numbers: channels (image channels), L, base,
                    mult, res_blocks, attn_min_res, groups, emb_dim, max_classes, coords,
-                   context: 0/1, the coordinate and the context planes),
+                   context, position: 0/1, the coordinate and the context planes and
+                   the flow position table of POSITION_ROWS rows),
                    timesteps, prediction ("eps"/"v"), schedule, scaling, mask,
                    series_channels, n_params, step, and "train" and "sample" (dicts of the
                    stored training and sampling settings; None in record-version-1 files)
@@ -83,6 +85,8 @@ def unet_tensors(net):
         add(f"temb.{lin}.weight", E, E)
         add(f"temb.{lin}.bias", E)
     add("cemb.table", net["max_classes"] + 1, E)
+    if net["position"]:
+        add("pemb.table", POSITION_ROWS, E)
     conv("conv_in", base,
          net["channels"] + (net["channels"] + 1) * net["context"] + 2 * net["coords"])
     skips, ch, H = [base], base, net["L"]
@@ -139,7 +143,9 @@ def _settings(c, meta):
             raise c.error("DMCF", f"{k} {net[k]} out of range {lo}..{hi}",
                           "newer" if k == "planes" else "invalid")
     planes = net.pop("planes")
-    net["coords"], net["context"] = planes & 1, planes >> 1
+    if planes & 6 == 4:
+        raise c.error("DMCF", "a flow position table without context planes", "invalid")
+    net["coords"], net["context"], net["position"] = planes & 1, planes >> 1 & 1, planes >> 2
     net["mult"] = list(f[5:5 + net.pop("levels")])
     if any(not 1 <= m <= 16 for m in net["mult"]):
         raise c.error("DMCF", f"mult {net['mult']} out of range 1..16")

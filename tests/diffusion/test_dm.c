@@ -241,8 +241,8 @@ static void dmcf_v1(ndf_writer *w, uint32_t tag, const void *data, size_t len)
     CHECK_EQ(ndf_write_section(w, tag, data, len, &e), 0);
 }
 
-/* DMCF's input-plane word (u32 22: coordinate and context planes) set to a value no build
- * knows. */
+/* DMCF's input-plane word (u32 22: coordinate and context planes, position table) set to
+ * a value no build writes: a position table without context planes. */
 static void dmcf_coords_unknown(ndf_writer *w, uint32_t tag, const void *data, size_t len)
 {
     nd_error e = {0};

@@ -99,14 +99,14 @@ int main(void)
     nd_rng_seed(&a, 5), nd_rng_seed(&b, 5);
     CHECK_EQ(nd_gaf_channels(nd_dm_gaf(m)), CI);
     CHECK_EQ(nd_dm_sample_flow(m, 0, N, W, K, flow, &a, &e), 0);
-    CHECK_EQ(nd_dm_sample_cont(m, 0, N, 0, NULL, w0, s0, &b, &e), 0);
-    CHECK_EQ(nd_dm_sample_cont(m, 0, N, K, s0, w1, s1, &b, &e), 0);
-    CHECK_EQ(nd_dm_sample_cont(m, 0, N, K, s1, w2, NULL, &b, &e), 0);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, N, 0, 0, NULL, w0, s0, &b, &e), 0);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, N, K, L - K, s0, w1, s1, &b, &e), 0);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, N, K, 2 * (L - K), s1, w2, NULL, &b, &e), 0);
     /* the state's last K bins are the continuation's first K, in the model's values */
     float s2[N * CI * L];
     nd_rng_seed(&b, 5);
-    CHECK_EQ(nd_dm_sample_cont(m, 0, N, 0, NULL, w0, s0, &b, &e), 0);
-    CHECK_EQ(nd_dm_sample_cont(m, 0, N, K, s0, w1, s2, &b, &e), 0);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, N, 0, 0, NULL, w0, s0, &b, &e), 0);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, N, K, L - K, s0, w1, s2, &b, &e), 0);
     for (size_t f = 0; f < N; f++)
         for (int c = 0; c < CI; c++)
             for (int i = 0; i < K; i++)
@@ -135,7 +135,7 @@ int main(void)
     CHECK_CONTAINS(e.msg, "context of 8 bins");
     CHECK_EQ(nd_dm_sample_flow(m, 0, N, 0, K, flow, &r, &e), ND_EUSAGE);
     CHECK_EQ(nd_dm_sample_next(m, 3, N, K, prev, x, &r, &e), ND_EUSAGE);
-    CHECK_EQ(nd_dm_sample_cont(m, 0, N, K, NULL, x, NULL, &r, &e), ND_EUSAGE);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, N, K, -1, NULL, x, NULL, &r, &e), ND_EUSAGE);
     nd_dm_free(m);
     nd_dataset_free(ds);
     nd_config_free(&cfg);

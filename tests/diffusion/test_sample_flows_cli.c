@@ -112,8 +112,8 @@ int main(void)
     float w0[COUNT * WL], w1[COUNT * WL], s0[COUNT * CI * L];
     nd_rng rng;
     nd_rng_seed(&rng, SEED);
-    CHECK_EQ(nd_dm_sample_cont(m, 0, COUNT, 0, NULL, w0, s0, &rng, &e), 0);
-    CHECK_EQ(nd_dm_sample_cont(m, 0, COUNT, K, s0, w1, NULL, &rng, &e), 0);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, COUNT, 0, 0, NULL, w0, s0, &rng, &e), 0);
+    CHECK_EQ(nd_dm_sample_cont(m, 0, COUNT, K, L - K, s0, w1, NULL, &rng, &e), 0);
     for (int f = 0; f < COUNT; f++) {
         const float *cli = k3->values + (size_t)f * W * WL; /* flow f: its W windows */
         CHECK(!memcmp(cli, w0 + f * WL, WL * sizeof(float)));

@@ -360,6 +360,7 @@ typedef struct net_st {
     float *x, *t, *tgt, *out;
     int *y;
     const float *cond; /* conditioning planes (NULL: none) */
+    const int *pos;    /* position rows (NULL: row 0) */
 } net_st;
 
 static double net_f(void *p)
@@ -368,6 +369,7 @@ static double net_f(void *p)
     const nd_unet_config *c = nd_unet_cfg(s->m);
     size_t n = (size_t)s->B * c->channels * c->L * c->L;
     nd_unet_set_cond(s->m, s->cond);
+    nd_unet_set_pos(s->m, s->pos);
     nd_unet_forward(s->m, s->ctx, s->out, s->x, s->t, s->y, s->B);
     double l = 0.0; /* MSE in double: the loss differences are ~1e-4 of the loss */
     for (size_t i = 0; i < n; i++) {
@@ -378,13 +380,16 @@ static double net_f(void *p)
 }
 
 /* coords: with the coordinate planes; cond: that many conditioning planes, random (their
- * conv_in weights and the image part of the input gradient are checked like the rest). */
-static void test_unet(nd_ctx *ctx, int coords, int cond)
+ * conv_in weights and the image part of the input gradient are checked like the rest);
+ * pos_rows: a position table of that many rows, the images on rows 2, 0, 1 (its rows'
+ * gradients are checked like the rest). */
+static void test_unet(nd_ctx *ctx, int coords, int cond, int pos_rows)
 {
     nd_unet_config uc;
     small_config(&uc);
     uc.coords = coords;
     uc.cond = cond;
+    uc.pos_rows = pos_rows;
     int B = 3;
     nd_unet *m = nd_unet_new(&uc, B, 7);
     CHECK(m);
@@ -392,7 +397,9 @@ static void test_unet(nd_ctx *ctx, int coords, int cond)
     int y[3] = {0, 2, 3};
     float t[3] = {3.0f, 500.0f, 999.0f};
     float *planes = cond ? rnd((size_t)B * cond * uc.L * uc.L, 1) : NULL;
-    net_st s = {m, ctx, B, rnd(n, 1), t, rnd(n, 1), zeros(n), y, planes};
+    static const int rows[3] = {2, 0, 1};
+    net_st s = {m,         ctx,      B, rnd(n, 1), t,
+                rnd(n, 1), zeros(n), y, planes,    pos_rows ? rows : NULL};
     /* move GroupNorm off 1/0 so that its gradients are exercised */
     for (size_t i = 0; i < nd_unet_num_tensors(m); i++) {
         const char *name;
@@ -416,11 +423,12 @@ static void test_unet(nd_ctx *ctx, int coords, int cond)
         fd_check(what, net_f, &s, nd_unet_params(m) + off, nd_unet_grads(m) + off, numel, 1e-2f,
                  2e-5, 2e-2, 4);
     }
-    if (cond) { /* the planes matter: the same input without them gives another output */
+    if (cond || pos_rows) { /* the planes and rows matter: the same input without them
+                             * gives another output */
         float *with = zeros(n);
         net_f(&s);
         memcpy(with, s.out, n * sizeof(float));
-        s.cond = NULL;
+        s.cond = NULL, s.pos = NULL;
         net_f(&s);
         double d = 0.0;
         for (size_t i = 0; i < n; i++) d += fabs((double)with[i] - s.out[i]);
@@ -538,9 +546,10 @@ int main(void)
     test_groupnorm(ctx, 1);
     test_elementwise(ctx);
     test_attention(ctx);
-    test_unet(ctx, 0, 0);
-    test_unet(ctx, 1, 0);
-    test_unet(ctx, 1, 3);
+    test_unet(ctx, 0, 0, 0);
+    test_unet(ctx, 1, 0, 0);
+    test_unet(ctx, 1, 3, 0);
+    test_unet(ctx, 0, 0, 4);
     test_batch_invariance(ctx);
     test_determinism();
     nd_ctx_free(ctx);

@@ -91,11 +91,13 @@ def main():
     check(m.step == 3 and m.class_names == d.class_names
           and m.channel_names == d.channel_names, f"model header {m}")
     check(net["channels"] == 2 * C and net["L"] == L and net["mult"] == [1, 2]
-          and net["coords"] == 1 and net["attn_min_res"] == 4, f"net settings {net}")
+          and net["coords"] == 1 and net["context"] == 1 and net["position"] == 1
+          and net["attn_min_res"] == 4, f"net settings {net}")
     check(sum(v.size for v in m.ema.values()) == m.settings["n_params"]
           and list(m.ema) == list(m.weights), "weights do not fill the parameter count")
-    check(m.ema["conv_in.weight"].shape == (8, 2 * C + 2, 3, 3)
-          and m.ema["cemb.table"].shape == (5, 16)
+    # conv_in: the image, the context planes (image channels + 1), the coordinate planes
+    check(m.ema["conv_in.weight"].shape == (8, 2 * C + (2 * C + 1) + 2, 3, 3)
+          and m.ema["cemb.table"].shape == (5, 16) and m.ema["pemb.table"].shape == (7, 16)
           and m.ema["mid.attn.qkv.weight"].shape == (48, 16, 1, 1), "weight shapes")
     check(not np.array_equal(m.ema["conv_in.weight"], m.weights["conv_in.weight"]),
           "EMA and trained weights are the same section")
