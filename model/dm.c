@@ -45,7 +45,6 @@
 #define TAG_PARM      ND_FOURCC('P', 'A', 'R', 'M')
 #define TAG_EMAW      ND_FOURCC('E', 'M', 'A', 'W')
 #define TAG_ADAM      ND_FOURCC('A', 'D', 'A', 'M')
-#define TAG_FPOS      ND_FOURCC('F', 'P', 'O', 'S')
 #define DMCF_VERSION  2
 #define DMCF_U32      23 /* u32 fields of the part version 1 has */
 #define POS_ROWS      7  /* a flow position table's rows (position_row) */
@@ -288,7 +287,6 @@ static void dm_free_parts(nd_dm *m)
     free(m->ema);
     free(m->cond);
     free(m->pos);
-    free(m->rowshare);
     nd_decoder_free(m->dec);
     free(m->scales);
     nd_dataset_free(m->meta);
@@ -484,9 +482,6 @@ int nd_dm_save_with(nd_dm *m, const char *path, nd_dm_extra_fn extra, void *arg,
     if (!rc) rc = nd_write_floats(w, TAG_PARM, nd_unet_params(m->net), n, e);
     if (!rc) rc = nd_write_floats(w, TAG_EMAW, m->ema, n, e);
     if (!rc) rc = nd_write_floats(w, TAG_ADAM, nd_adamw_moments(m->opt), 2 * n, e);
-    if (!rc && m->rowshare)
-        rc = nd_write_floats(w, TAG_FPOS, m->rowshare,
-                             (size_t)m->meta->n_classes * m->s.net.pos_rows, e);
     if (!rc) rc = nd_decoder_write(m->dec, m->meta->n_classes, w, e);
     if (!rc) rc = nd_distill_write(m, w, e);
     if (!rc && extra) rc = extra(w, arg, e);
@@ -700,27 +695,6 @@ static int read_scales(nd_dm *m, const ndf_reader *r, nd_error *e)
     return rc;
 }
 
-/* The position rows' shares (FPOS), when the file has them (a model with a position table
- * trained since they are kept); each a share in [0, 1]. */
-static int read_rowshare(nd_dm *m, const ndf_reader *r, nd_error *e)
-{
-    const void *d;
-    size_t len;
-    if (!m->s.net.pos_rows || ndf_find(r, TAG_FPOS, &d, &len, NULL)) return 0;
-    size_t n = (size_t)m->meta->n_classes * m->s.net.pos_rows;
-    if (!(m->rowshare = malloc((n + 1) * sizeof *m->rowshare)))
-        return nd_error_set(e, -ENOMEM, "%s: out of memory", ndf_path(r));
-    int rc = nd_read_floats(r, TAG_FPOS, m->rowshare, n, e);
-    for (size_t i = 0; !rc && i < n; i++)
-        if (!(m->rowshare[i] >= 0.0f && m->rowshare[i] <= 1.0f))
-            rc = nd_error_set(e, ND_EFORMAT,
-                              "%s: section FPOS: share %g of class %zu, row %zu "
-                              "is not in [0, 1]",
-                              ndf_path(r), (double)m->rowshare[i], i / m->s.net.pos_rows,
-                              i % m->s.net.pos_rows);
-    return rc;
-}
-
 nd_dm *nd_dm_load(const char *path, int max_batch, nd_dm_legacy_fn legacy, nd_error *e)
 {
     ndf_reader *r = ndf_open(path, NDF_KIND_MODEL, e);
@@ -735,7 +709,6 @@ nd_dm *nd_dm_load(const char *path, int max_batch, nd_dm_legacy_fn legacy, nd_er
     if (!rc) rc = nd_read_floats(r, TAG_PARM, nd_unet_params(m->net), n, e);
     if (!rc) rc = nd_read_floats(r, TAG_EMAW, m->ema, n, e);
     if (!rc) rc = nd_read_floats(r, TAG_ADAM, nd_adamw_moments(m->opt), 2 * n, e);
-    if (!rc) rc = read_rowshare(m, r, e);
     if (!rc) rc = nd_decoder_read(m->dec, m->meta->n_classes, r, e);
     if (!rc) nd_adamw_set_steps(m->opt, m->step);
     if (!rc) rc = nd_distill_read(m, r, e); /* a student's optimiser counts its round */
@@ -1110,26 +1083,6 @@ static uint64_t *flow_prev(const nd_dataset *ds)
     return prev;
 }
 
-/* Each class's share of its training windows (idx, class k's from start[k]) on each
- * position row, its window's place in its flow (place) told, into m->rowshare: the rows
- * the decoder is calibrated on, so that its maps see the windows a flow is made of. */
-static int measure_rowshare(nd_dm *m, const nd_dataset *ds, const uint64_t *idx,
-                            const size_t *start, const uint64_t *place, nd_error *e)
-{
-    int R = m->s.net.pos_rows;
-    uint32_t K = m->meta->n_classes;
-    if (!m->rowshare && !(m->rowshare = malloc(((size_t)K * R + 1) * sizeof *m->rowshare)))
-        return nd_error_set(e, -ENOMEM, "train: out of memory");
-    for (uint32_t k = 0; k < K; k++) {
-        float *sh = m->rowshare + (size_t)k * R;
-        memset(sh, 0, (size_t)R * sizeof *sh);
-        size_t n = start[k + 1] - start[k]; /* the dataset's classes are the model's */
-        for (size_t i = 0; i < n; i++)
-            sh[position_row(m->gaf.L, (long)(place[idx[start[k] + i]] * ds->L))] += 1.0f / n;
-    }
-    return 0;
-}
-
 /* The trained model to path or, when that cannot be written, to the fallback file
  * (nd_fallback_path), so that the training is not lost. 0, or a code with e saying why
  * and where the model went. */
@@ -1238,7 +1191,6 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
     start[K] = ntr;
     for (uint64_t w = 0; w < ds->n_windows; w++)
         if (is_val_group(m, ds->groups[w])) val[nval++] = w;
-    if (place && (rc = measure_rowshare(m, ds, idx, start, place, e))) goto out;
     int npresent = 0;
     for (int k = 0; k < K; k++)
         if (start[k + 1] > start[k]) present[npresent++] = k;
@@ -1597,35 +1549,6 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
     return rc;
 }
 
-/* The W windows of class k the decoder's maps are fitted on, decoded into dec (W, image
- * channels, L). With the position rows' shares of the class's training windows
- * (m->rowshare), the windows are spread over the rows by those shares (window j on the
- * row where the cumulative share passes (j + ½)/W), each sampled as a window that starts
- * its row: the maps then see what flows are made of, as the decoded series are.
- * Without, they are windows of no known place (row 0). */
-static int calibration_windows(nd_dm *m, int k, uint32_t W, float *dec, nd_rng *r, nd_error *e)
-{
-    int R = m->s.net.pos_rows, L = m->gaf.L;
-    const float *sh = m->rowshare ? m->rowshare + (size_t)k * R : NULL;
-    float total = 0.0f;
-    for (int i = 0; sh && i < R; i++) total += sh[i];
-    if (!(total > 0.0f)) return sample_images(m, k, W, NULL, dec, NULL, r, NULL, -1, e);
-    size_t DL = (size_t)nd_gaf_channels(&m->gaf) * L;
-    uint32_t j = 0;
-    float cum = 0.0f;
-    int rc = 0;
-    for (int row = 1; !rc && row < R && j < W; row++) {
-        cum += sh[row];
-        uint32_t to = row == R - 1 ? W : j;
-        while (to < W && (to + 0.5f) / W < cum / total) to++;
-        /* the first bin of row `row`: 1 + 2u = 2^(row − 1), u = s/L (position_row) */
-        long s = (long)L * ((1L << (row - 1)) - 1) / 2;
-        if (to > j) rc = sample_images(m, k, to - j, NULL, dec + j * DL, NULL, r, NULL, s, e);
-        j = to;
-    }
-    return rc;
-}
-
 int nd_dm_calibrate(nd_dm *m, nd_error *e)
 {
     uint32_t W = m->s.sample.calibrate;
@@ -1656,7 +1579,7 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
                                scratch);
             continue;
         }
-        rc = calibration_windows(m, (int)k, W, dec, &r, e);
+        rc = sample_images(m, (int)k, W, NULL, dec, NULL, &r, NULL, -1, e);
         for (int c = 0; !rc && c < C; c++) {
             for (size_t w = 0; w < W; w++)
                 for (int i = 0; i < L; i++) {

@@ -206,9 +206,6 @@ struct nd_dm {
     float *cond;        /* (max_batch, net.cond, L, L): a batch's context planes; NULL
                            without them */
     int *pos;           /* (max_batch): its position rows (net.pos_rows); NULL without */
-    float *rowshare;    /* (classes, net.pos_rows): the share of each class's training
-                           windows on each position row, what the decoder is calibrated
-                           on (FPOS); NULL: not measured (row 0) */
 };
 
 /* A student's distillation (nd_dm_distill_begin): its settings, the round its weights are

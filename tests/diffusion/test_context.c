@@ -10,8 +10,8 @@
  * "burst" every flow starts high and ends low, so that its flows' first windows
  * (nd_dm_sample_flow) are high where any window of it (nd_dm_sample, no place given) is
  * high half the time, and a network blind to the rows makes both alike. Also:
- * the setting and the rows' shares of the training windows survive the model file; more
- * context than training gave and distilling such a model are refused.
+ * the setting survives the model file; more context than training gave and distilling
+ * such a model are refused.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -60,48 +60,6 @@ static double switched(const float *x, const nd_dataset *ds)
         n += fabs(mean - other) < fabs(mean - (LOW + HIGH - other));
     }
     return (double)n / N;
-}
-
-#define TAG_FPOS ND_FOURCC('F', 'P', 'O', 'S')
-
-/* FPOS with the first share set to 2: out of [0, 1]. */
-static void fpos_bad(ndf_writer *w, uint32_t tag, const void *data, size_t len)
-{
-    nd_error e = {0};
-    unsigned char rec[256];
-    if (tag == TAG_FPOS) {
-        CHECK(len <= sizeof rec && len >= 4);
-        memcpy(rec, data, len);
-        nd_put_f32(rec, 2.0f);
-        data = rec;
-    }
-    CHECK_EQ(ndf_write_section(w, tag, data, len, &e), 0);
-}
-
-/* The model file's position rows' shares (FPOS): every flow has two windows, so half of
- * each class's training windows are on row 1 (a flow's first) and half on row 2 (one
- * window in); a share out of [0, 1] is refused, naming the section. */
-static void check_rowshare(const char *path)
-{
-    nd_error e = {0};
-    ndf_reader *r = ndf_open(path, NDF_KIND_MODEL, &e);
-    if (!r) CHECK_FAIL_("%s", e.msg);
-    const void *data;
-    size_t len;
-    CHECK_EQ(ndf_find(r, TAG_FPOS, &data, &len, &e), 0);
-    CHECK_EQ(len, (size_t)2 * 7 * 4);
-    for (int k = 0; k < 2; k++)
-        for (int row = 0; row < 7; row++) {
-            float want = row == 1 || row == 2 ? 0.5f : 0.0f;
-            CHECK(fabsf(nd_get_f32((const unsigned char *)data + 4 * (k * 7 + row)) - want) <
-                  1e-5f);
-        }
-    ndf_close(r);
-    tiny_rewrite(path, "context-fpos.ndm", fpos_bad);
-    CHECK(!nd_dm_load("context-fpos.ndm", 8, NULL, &e));
-    CHECK_EQ(e.code, ND_EFORMAT);
-    CHECK_CONTAINS(e.msg, "FPOS");
-    remove("context-fpos.ndm");
 }
 
 /* Share of the n windows x (n, L) whose mean log1p is nearer HIGH than LOW. */
@@ -166,7 +124,6 @@ static double trained(const nd_dataset *ds, int context)
         CHECK_EQ(nd_dm_get_settings(back)->net.cond, 2 * C + 1);
         CHECK(nd_dm_get_settings(back)->net.pos_rows > 1);
         nd_dm_free(back);
-        check_rowshare("context.ndm");
         nd_dm_distill d = {.from_steps = 8, .to_steps = 4, .round_steps = 10, .lr = 1e-3};
         CHECK(nd_dm_distill_begin(m, &d, &e) != 0);
         CHECK_CONTAINS(e.msg, "context planes");
