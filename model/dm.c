@@ -1166,7 +1166,7 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
     int *present = malloc((size_t)K * sizeof *present);
     float *save = malloc(np * sizeof(float));
     /* with context planes: the window before each one in its flow; with a position
-     * plane, each one's place in its flow (windows before it; a flow's windows come in
+     * table, each one's place in its flow (windows before it; a flow's windows come in
      * file order, so prev[w] < w) */
     uint64_t *prev = m->s.context ? flow_prev(ds) : NULL;
     uint64_t *place = m->s.flow_position ? malloc((ds->n_windows + 1) * sizeof *place) : NULL;
