@@ -301,12 +301,14 @@ static int class_range(const nd_dm *m, const sample_args *o, int *first, int *la
 }
 
 /* --json: what was sampled, how, and where it went. An exit code. */
-static int report_json(const nd_dm *m, const nd_dataset *out, double s, const sample_args *o)
+static int report_json(const nd_dm *m, const nd_dataset *out, double s, double net,
+                       const sample_args *o)
 {
     const nd_dm_sampling *so = &nd_dm_get_settings(m)->sample;
     nd_json *j = nd_json_new();
     nd_json_str(j, "model", o->model);
     nd_json_num(j, "seconds", s);
+    nd_json_num(j, "network_seconds", net);
     nd_json_num(j, "windows_per_s", out->n_windows / s);
     nd_json_str(j, "sampler", nd_sampler_name(so->sampler));
     nd_json_u64(j, "steps", so->steps);
@@ -351,14 +353,15 @@ static void keep_calibration(nd_dm *m, const char *path, const struct stat *read
                 path);
 }
 
-static void report(const nd_dm *m, const nd_dataset *out, double s)
+/* The summary line of a run of s seconds, net of them in the network's passes. */
+static void report(const nd_dm *m, const nd_dataset *out, double s, double net)
 {
     const nd_dm_sampling *so = &nd_dm_get_settings(m)->sample;
-    nd_info("%llu windows in %.1f s (%.3g windows/s; %s, %u steps, guidance %g, clip %s%s, "
-            "%s decode)",
+    nd_info("%llu windows in %.1f s (%.3g windows/s, %.0f %% of the time in the network; %s, "
+            "%u steps, guidance %g, clip %s%s, %s decode)",
             (unsigned long long)out->n_windows, s, out->n_windows / s,
-            nd_sampler_name(so->sampler), so->steps, so->guidance, nd_clip_name(so->clip),
-            so->project ? ", GASF projection" : "",
+            s > 0 ? 100.0 * net / s : 0.0, nd_sampler_name(so->sampler), so->steps,
+            so->guidance, nd_clip_name(so->clip), so->project ? ", GASF projection" : "",
             nd_dm_calibrated(m) ? "calibrated"
             : so->calibrate     ? "uncalibrated (the model has no training targets: "
                                   "`netdiffus train --resume` adds them)"
@@ -397,20 +400,21 @@ static int run(int argc, char **argv)
         refit = !rc;
     }
     uint64_t t0 = nd_now_ns();
+    double net0 = nd_dm_net_seconds(m);
     if (!rc)
         rc = o.flow_windows > 0
                  ? sample_flows(&so, m, first, last, o.count, (int)o.flow_windows,
                                 o.context >= 0 ? (int)o.context : (int)nd_dm_dataset(m)->L / 2,
                                 &rng, &e)
                  : sample_classes(&so, m, first, last, o.count, &rng, &e);
-    double secs = (double)(nd_now_ns() - t0) * 1e-9;
+    double secs = (double)(nd_now_ns() - t0) * 1e-9, net = nd_dm_net_seconds(m) - net0;
     if (!rc && nd_mpi_rank() > 0) { /* every rank of an MPI run has every window: rank 0
                                        writes them */
         out_free(&so);
         nd_dm_free(m);
         return ND_EXIT_OK;
     }
-    if (!rc) report(m, so.out, secs);
+    if (!rc) report(m, so.out, secs, net);
     if (!rc && o.csv) rc = nd_csv_write(so.out, o.csv, &e);
     if (!rc && o.csv2) rc = nd_csv_write(so.again[AGAIN_OTHER], o.csv2, &e);
     if (!rc && o.raw) rc = nd_csv_write(so.again[AGAIN_RAW], o.raw, &e);
@@ -419,7 +423,7 @@ static int run(int argc, char **argv)
     if (!rc && o.png) rc = nd_png_windows(o.png, &col, 1, 4, NULL, &e);
     if (rc) nd_err("%s", e.msg[0] ? e.msg : nd_strerror(rc));
     int status = cli_exit_code(rc);
-    if (!rc && o.json) status = report_json(m, so.out, secs, &o);
+    if (!rc && o.json) status = report_json(m, so.out, secs, net, &o);
     if (!rc && refit && local) keep_calibration(m, o.model, &st, &stored);
     out_free(&so);
     nd_dm_free(m);

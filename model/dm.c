@@ -1345,7 +1345,9 @@ static void denoise(void *arg, float *out, const float *x, const float *t, const
             m->pos[j] = position_row(m->gaf.L, da->pos);
         nd_unet_set_cond(m->net, m->cond);
         nd_unet_set_pos(m->net, m->pos);
+        uint64_t t0 = nd_now_ns();
         nd_unet_forward(m->net, m->ctx, out + i * img, x + i * img, t + i, y + i, n);
+        m->net_ns += nd_now_ns() - t0;
     }
 }
 
@@ -1601,6 +1603,8 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
 }
 
 void nd_dm_set_stop(nd_dm *m, volatile int *stop) { m->stop = stop; }
+
+double nd_dm_net_seconds(const nd_dm *m) { return (double)m->net_ns * 1e-9; }
 
 int nd_dm_set_bf16(nd_dm *m, int on) { return nd_ctx_set_bf16(m->ctx, on); }
 

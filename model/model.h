@@ -459,6 +459,10 @@ void nd_dm_set_resample(nd_dm *m, int u);
 /* Sampling and calibration check *stop (set by a signal handler; NULL: never) between
  * batches and return ND_EINTR once it is set, the calibration left unfitted. */
 void nd_dm_set_stop(nd_dm *m, volatile int *stop);
+/* Seconds this model has spent in its network's passes while sampling (calibration
+ * included), since it was made or loaded: the rest of a sampling run's time is the
+ * sampler's arithmetic, the decode and the decoder's maps. */
+double nd_dm_net_seconds(const nd_dm *m);
 /* Classes whose samples the decoder's current maps cover (0: decoded uncalibrated, e.g.
  * with calibrate 0 or a model file made before the decoder's maps existed). */
 int nd_dm_calibrated(const nd_dm *m);

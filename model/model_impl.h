@@ -202,6 +202,7 @@ struct nd_dm {
     volatile int *stop; /* set by a signal handler: sampling stops (nd_dm_set_stop) */
     int resample;       /* continued windows: RePaint's resampling (nd_dm_set_resample) */
     uint64_t batches;   /* sampler batches run so far: batch j goes to rank j mod ranks */
+    uint64_t net_ns;    /* time in the network's passes while sampling (nd_dm_net_seconds) */
     nd_distill *dist;   /* a distilled student's (distill.c); NULL: none */
     float *cond;        /* (max_batch, net.cond, L, L): a batch's context planes; NULL
                            without them */

@@ -60,7 +60,8 @@ int main(void)
     EXPECT(0, "sample", model, "--count", "3", "--csv", scsv, "--json");
     CHECK_JSON("d['windows'] == 6 and d['classes'] == {'video': 3, 'web': 3} and "
                "d['outputs']['csv'].endswith('synth.csv') and d['outputs']['ndd'] is None and "
-               "d['sampler'] == 'ddim' and d['steps'] == 5");
+               "d['sampler'] == 'ddim' and d['steps'] == 5 and "
+               "0 < d['network_seconds'] <= d['seconds']");
 
     EXPECT(0, "eval", "--real", csv, "--synth", scsv, "--train", csv, "--cnn-steps", "0",
            "--json");
