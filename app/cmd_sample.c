@@ -353,7 +353,7 @@ static void keep_calibration(nd_dm *m, const char *path, const struct stat *read
                 path);
 }
 
-/* The summary line of a run of s seconds, net of them in the network's passes. */
+/* The summary line of a run of s seconds, of which net in the network's passes. */
 static void report(const nd_dm *m, const nd_dataset *out, double s, double net)
 {
     const nd_dm_sampling *so = &nd_dm_get_settings(m)->sample;
