@@ -530,10 +530,15 @@ static int read_net(const ndf_reader *r, const nd_dataset *meta, const unsigned 
     uint32_t f[DMCF_U32];
     for (int i = 0; i < DMCF_U32; i++) f[i] = nd_rec_u32(p);
     *n = nd_rec_u64(p);
-    if (f[22] > 7 || (f[22] & 6) == 4) /* a position table goes with context planes */
+    if (f[22] > 7)
         return nd_error_set(e, ND_EVERSION,
                             "%s: section DMCF: input-plane setting %u unknown to this "
                             "build (a newer build's model?)",
+                            path, f[22]);
+    if ((f[22] & 6) == 4) /* no build writes a position table without context planes */
+        return nd_error_set(e, ND_EFORMAT,
+                            "%s: section DMCF: input-plane setting %u: a flow position "
+                            "table without context planes",
                             path, f[22]);
     for (int i = 1; i < DMCF_U32; i++)
         if (f[i] > INT32_MAX)

@@ -242,7 +242,8 @@ static void dmcf_v1(ndf_writer *w, uint32_t tag, const void *data, size_t len)
 }
 
 /* DMCF's input-plane word (u32 22: coordinate and context planes, position table) set to
- * a value no build writes: a position table without context planes. */
+ * plane_word, a value no build writes. */
+static uint32_t plane_word;
 static void dmcf_coords_unknown(ndf_writer *w, uint32_t tag, const void *data, size_t len)
 {
     nd_error e = {0};
@@ -250,7 +251,7 @@ static void dmcf_coords_unknown(ndf_writer *w, uint32_t tag, const void *data, s
     if (tag == ND_FOURCC('D', 'M', 'C', 'F')) {
         CHECK(len <= sizeof rec && len > 23 * 4);
         memcpy(rec, data, len);
-        nd_put_u32(rec + 22 * 4, 4);
+        nd_put_u32(rec + 22 * 4, plane_word);
         data = rec;
     }
     CHECK_EQ(ndf_write_section(w, tag, data, len, &e), 0);
@@ -295,10 +296,17 @@ static void test_settings(void)
     CHECK_EQ(nd_dm_get_settings(b)->sample.sampler, ND_SAMPLER_DPMPP);
 
     /* a network setting this build does not know: refused, saying which */
+    plane_word = 8;
     tiny_rewrite("settings.ndm", "settings-coords.ndm", dmcf_coords_unknown);
     CHECK(!nd_dm_load("settings-coords.ndm", 8, NULL, &e));
     CHECK_EQ(e.code, ND_EVERSION);
-    CHECK_CONTAINS(e.msg, "input-plane setting 4");
+    CHECK_CONTAINS(e.msg, "input-plane setting 8 unknown to this build");
+    /* one no build writes: a position table without context planes */
+    plane_word = 4;
+    tiny_rewrite("settings.ndm", "settings-coords.ndm", dmcf_coords_unknown);
+    CHECK(!nd_dm_load("settings-coords.ndm", 8, NULL, &e));
+    CHECK_EQ(e.code, ND_EFORMAT);
+    CHECK_CONTAINS(e.msg, "input-plane setting 4: a flow position table without context");
 
     /* a file from before the settings were stored: refused without the program's reader
      * of its config, loaded with it, and resumed exactly */
