@@ -26,6 +26,7 @@ enum {
     OPT_TEACHER_STEPS,
     OPT_ROUND_STEPS,
     OPT_LR,
+    OPT_GUIDANCE_RANGE,
 };
 
 static const struct option longs[] = {
@@ -41,6 +42,7 @@ static const struct option longs[] = {
     {"teacher-steps", required_argument, NULL, OPT_TEACHER_STEPS},
     {"round-steps", required_argument, NULL, OPT_ROUND_STEPS},
     {"lr", required_argument, NULL, OPT_LR},
+    {"guidance-range", required_argument, NULL, OPT_GUIDANCE_RANGE},
     CLI_JSON_OPTION,
     {0},
 };
@@ -55,7 +57,27 @@ typedef struct train_args {
     const char *teacher; /* --distill */
     long long student_steps, teacher_steps, round_steps; /* 0: not given */
     double lr;                                           /* 0: the teacher's train.lr */
+    double guidance_lo, guidance_hi; /* --guidance-range; both 0: not given */
 } train_args;
+
+/* --guidance-range LO,HI into *lo, *hi; 0 or the usage error's exit code. */
+static int guidance_range(const char *val, double *lo, double *hi)
+{
+    char buf[64];
+    const char *comma = strchr(val, ',');
+    size_t n = comma ? (size_t)(comma - val) : 0;
+    if (comma && n < sizeof buf) {
+        memcpy(buf, val, n);
+        buf[n] = '\0';
+        if (!cli_parse_double(buf, lo) && !cli_parse_double(comma + 1, hi) && *lo >= 0 &&
+            *lo <= *hi && *hi <= 100)
+            return 0;
+    }
+    return cli_usage_error("train",
+                           "--guidance-range %s: expected LO,HI with 0 <= LO <= HI <= 100 "
+                           "(e.g. 1,4; LO = HI: guidance learnt in, not an input)",
+                           val);
+}
 
 /* A positive integer option's value into *v; 0 or the usage error's exit code. */
 static int positive(const char *opt, const char *val, long long *v)
@@ -98,6 +120,9 @@ static int parse(train_args *o, int argc, char **argv)
             if (cli_parse_double(a.val, &o->lr) || !(o->lr > 0 && o->lr < 1))
                 return cli_usage_error("train", "--lr %s: expected a number in (0, 1)", a.val);
             break;
+        case OPT_GUIDANCE_RANGE:
+            if (guidance_range(a.val, &o->guidance_lo, &o->guidance_hi)) return ND_EXIT_USAGE;
+            break;
         case OPT_MINUTES:
             if (cli_parse_double(a.val, &o->minutes) || !(o->minutes > 0))
                 return cli_usage_error("train", "--minutes %s: expected a positive number",
@@ -116,7 +141,8 @@ static int parse(train_args *o, int argc, char **argv)
     if (nd_is_stdio(o->out))
         return cli_usage_error("train", "-o -: train writes checkpoints into its model file "
                                         "as it goes: give a file name");
-    int student_opts = o->student_steps || o->teacher_steps || o->round_steps || o->lr > 0;
+    int student_opts = o->student_steps || o->teacher_steps || o->round_steps || o->lr > 0 ||
+                       o->guidance_hi > 0;
     if (o->teacher && o->resume)
         return cli_usage_error("train", "--distill starts a student; --resume continues the "
                                         "one in MODEL.ndm: give one of them");
@@ -124,8 +150,8 @@ static int parse(train_args *o, int argc, char **argv)
         return cli_usage_error("train", "--distill: the student takes the teacher's settings; "
                                         "give no -c");
     if (student_opts && !o->teacher)
-        return cli_usage_error("train", "--student-steps, --teacher-steps, --round-steps and "
-                                        "--lr go with --distill TEACHER.ndm");
+        return cli_usage_error("train", "--student-steps, --teacher-steps, --round-steps, --lr "
+                                        "and --guidance-range go with --distill TEACHER.ndm");
     if (!o->cc.path && !o->resume && !o->teacher)
         return cli_usage_error("train", "no config: give -c CONF.yaml");
     return 0;
@@ -148,6 +174,8 @@ static nd_dm *distill_open(const train_args *o, nd_error *e)
                                        : 64,
         .round_steps = o->round_steps ? (uint64_t)o->round_steps : 1000,
         .lr = o->lr > 0 ? o->lr : s->train.lr,
+        .guidance_lo = o->guidance_lo,
+        .guidance_hi = o->guidance_hi,
     };
     if (o->student_steps > 4096 || o->teacher_steps > 4096) {
         nd_error_set(e, ND_EUSAGE, "--student-steps, --teacher-steps: at most 4096");
@@ -341,8 +369,9 @@ const nd_command cmd_train = {
     "       netdiffus train IN.ndd -o MODEL.ndm --resume [--steps N] [--minutes M]\n"
     "                       [--log FILE [--log-every N]] [--json]\n"
     "       netdiffus train IN.ndd -o STUDENT.ndm --distill TEACHER.ndm [--student-steps N]\n"
-    "                       [--teacher-steps N] [--round-steps N] [--lr X] [--steps N]\n"
-    "                       [--minutes M] [--log FILE [--log-every N]] [--json]\n"
+    "                       [--teacher-steps N] [--round-steps N] [--lr X]\n"
+    "                       [--guidance-range LO,HI] [--steps N] [--minutes M]\n"
+    "                       [--log FILE [--log-every N]] [--json]\n"
     "\n"
     "Learns what each class's windows look like: every window becomes a Gramian Angular\n"
     "Summation Field image per channel (plus an activity image per channel with\n"
@@ -374,11 +403,13 @@ const nd_command cmd_train = {
     "Distillation (docs/MODEL.md, \"Distillation\"): a student that samples in a few\n"
     "network passes what TEACHER.ndm (a v-prediction model) samples in many. It starts as\n"
     "the teacher and learns, in one pass, two deterministic DDIM steps of the teacher with\n"
-    "its guidance (two passes each); each following round it learns two of its own last\n"
-    "round's steps in one, halving the steps, down to --student-steps. IN.ndd is the\n"
-    "dataset the teacher was trained on (its windows are the starting points). The\n"
-    "student is an ordinary model file: sample, replay and live use it as it is (DDIM at\n"
-    "its steps, guidance 1); `inspect` shows how it was made. --resume continues an\n"
+    "its classifier-free guidance (two passes each) at a scale drawn from a range for\n"
+    "each image, which it takes as an input; each following round it learns two of its\n"
+    "own last round's steps in one, halving the steps, down to --student-steps. IN.ndd\n"
+    "is the dataset the teacher was trained on (its windows are the starting points).\n"
+    "The student is an ordinary model file: sample, replay and live use it as it is\n"
+    "(DDIM at its steps, one pass a step, the teacher's guidance unless --guidance picks\n"
+    "another in the range); `inspect` shows how it was made. --resume continues an\n"
     "interrupted distillation on the same trajectory.\n"
     "      --distill TEACHER.ndm  the model to distil (its settings are the student's), or a\n"
     "                             finished student, from its steps down\n"
@@ -388,6 +419,10 @@ const nd_command cmd_train = {
     "      --round-steps N        optimiser steps per round (default 1000); --steps\n"
     "                             defaults to the end of the last round\n"
     "      --lr X                 the student's learning rate (default the teacher's)\n"
+    "      --guidance-range LO,HI the guidance scales the student takes as an input\n"
+    "                             (default 1 to twice the teacher's, at least 2; LO = HI:\n"
+    "                             the teacher's scale learnt in, sampled at guidance 1;\n"
+    "                             a finished student keeps its own)\n"
     "\n"
     "The status line shows the step, the loss, images/s and the time left; when stderr\n"
     "is not a terminal, the same is logged as a line every 30 s. At the end\n"

@@ -184,7 +184,7 @@ static void predict_x0(const nd_diffusion *d, const nd_sample_opts *o, nd_denois
                        void *arg, float *x0, const float *x, const int *t, const int *y, int B,
                        size_t img, float *xin, float *out, float *tmp, float *tt, int *yy)
 {
-    int guided = o->guidance != 1.0f, NB = guided ? 2 * B : B;
+    int guided = o->guidances || o->guidance != 1.0f, NB = guided ? 2 * B : B;
     size_t n = (size_t)B * img;
     memcpy(xin, x, n * sizeof(float));
     if (guided) memcpy(xin + n, x, n * sizeof(float));
@@ -197,8 +197,8 @@ static void predict_x0(const nd_diffusion *d, const nd_sample_opts *o, nd_denois
         }
     }
     f(arg, out, xin, tt, yy, NB);
-    float w = o->guidance;
     for (int b = 0; b < B; b++) {
+        float w = o->guidances ? o->guidances[b] : o->guidance;
         float *ob = out + (size_t)b * img, *x0b = x0 + (size_t)b * img;
         const float *xb = x + (size_t)b * img;
         double at = d->abar[t[b]], sa = sqrt(at), ss = sqrt(1.0 - at);

@@ -11,8 +11,8 @@
  *   DMCF  u32 record version (2), u32 image channels, L, unet fields (base, levels,
  *         mult[6], res_blocks, attn_min_res, groups, emb_dim, max_classes), T,
  *         prediction, scaling, mask, series channels, schedule, input planes (bit 0:
- *         coordinate planes, bit 1: context planes, bit 2: flow position table; 0 in
- *         files from before any);
+ *         coordinate planes, bit 1: context planes, bit 2: flow position table, bit 3:
+ *         guidance table, a student's (distill.c); 0 in files from before any);
  *         u64 parameter count,
  *         step; u64 rng[4], split seed (version 1 ends here);
  *         training: u64 steps, checkpoint_every, seed; u32 batch, warmup_steps,
@@ -165,6 +165,29 @@ static int dm_build(nd_dm *m, int max_batch, nd_error *e)
         (m->s.net.pos_rows && !m->pos))
         return nd_error_set(e, -ENOMEM, "model: out of memory");
     memcpy(m->ema, nd_unet_params(m->net), n * sizeof(float));
+    return 0;
+}
+
+int nd_dm_add_guide_table(nd_dm *m, nd_error *e)
+{
+    nd_unet_config u = m->s.net;
+    u.guide_rows = ND_DM_GUIDE_ROWS;
+    nd_unet *net = nd_unet_new(&u, m->max_batch, m->s.train.seed);
+    size_t n0 = nd_unet_num_params(m->net), n = net ? nd_unet_num_params(net) : 0;
+    float *ema = net ? malloc(n * sizeof(float)) : NULL;
+    if (!ema) {
+        nd_unet_free(net);
+        return nd_error_set(e, -ENOMEM, "model: out of memory");
+    }
+    /* the old block is a prefix of the new one, whose table is zero */
+    memcpy(ema, m->ema, n0 * sizeof(float));
+    memset(ema + n0, 0, (n - n0) * sizeof(float));
+    memcpy(nd_unet_params(net), ema, n * sizeof(float));
+    nd_unet_free(m->net);
+    free(m->ema);
+    m->net = net;
+    m->ema = ema;
+    m->s.net = u;
     return 0;
 }
 
@@ -374,7 +397,8 @@ static void dmcf_encode(const nd_dm *m, unsigned char *rec)
     f[19] = (uint32_t)m->gaf.mask;
     f[20] = (uint32_t)m->gaf.C;
     f[21] = (uint32_t)s->schedule;
-    f[22] = (uint32_t)u->coords | (s->context ? 2u : 0u) | (s->flow_position ? 4u : 0u);
+    f[22] = (uint32_t)u->coords | (s->context ? 2u : 0u) | (s->flow_position ? 4u : 0u) |
+            (u->guide_rows ? 8u : 0u);
     unsigned char *p = rec;
     for (int i = 0; i < DMCF_U32; i++) p = nd_rec_put_u32(p, f[i]);
     p = nd_rec_put_u64(p, nd_unet_num_params(m->net));
@@ -530,7 +554,7 @@ static int read_net(const ndf_reader *r, const nd_dataset *meta, const unsigned 
     uint32_t f[DMCF_U32];
     for (int i = 0; i < DMCF_U32; i++) f[i] = nd_rec_u32(p);
     *n = nd_rec_u64(p);
-    if (f[22] > 7)
+    if (f[22] > 15)
         return nd_error_set(e, ND_EVERSION,
                             "%s: section DMCF: input-plane setting %u unknown to this "
                             "build (a newer build's model?)",
@@ -560,6 +584,7 @@ static int read_net(const ndf_reader *r, const nd_dataset *meta, const unsigned 
     s->flow_position = (int)(f[22] >> 2 & 1);
     u->cond = s->context ? u->channels + 1 : 0;
     u->pos_rows = s->flow_position ? POS_ROWS : 0;
+    u->guide_rows = f[22] & 8 ? ND_DM_GUIDE_ROWS : 0;
     s->timesteps = f[16];
     s->pred = (int)f[17];
     s->scaling = (int)f[18];
@@ -717,6 +742,11 @@ nd_dm *nd_dm_load(const char *path, int max_batch, nd_dm_legacy_fn legacy, nd_er
     if (!rc) rc = nd_decoder_read(m->dec, m->meta->n_classes, r, e);
     if (!rc) nd_adamw_set_steps(m->opt, m->step);
     if (!rc) rc = nd_distill_read(m, r, e); /* a student's optimiser counts its round */
+    if (!rc && m->s.net.guide_rows && (!m->dist || !nd_distill_takes_guidance(&m->dist->d)))
+        rc = nd_error_set(e, ND_EFORMAT,
+                          "%s: section DMCF: a guidance table without a distillation that "
+                          "gives the guidance as an input (section DIST)",
+                          path);
     ndf_close(r);
     if (rc) {
         nd_dm_free(m);
@@ -767,9 +797,10 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e)
                 f[1], f[20], f[19] ? " + activity masks" : "", f[2], f[2], f[3]);
         for (uint32_t l = 0; l < f[4] && l < ND_UNET_MAX_LEVELS; l++)
             fprintf(out, "%s%u", l ? "," : "", f[5 + l]);
-        fprintf(out, "), %u ResBlocks/level, attention <= %u px, %u class rows%s%s%s\n", f[11],
-                f[12], f[15], f[22] & 1 ? ", coordinate planes" : "",
-                f[22] & 2 ? ", context planes" : "", f[22] & 4 ? ", flow position table" : "");
+        fprintf(out, "), %u ResBlocks/level, attention <= %u px, %u class rows%s%s%s%s\n",
+                f[11], f[12], f[15], f[22] & 1 ? ", coordinate planes" : "",
+                f[22] & 2 ? ", context planes" : "", f[22] & 4 ? ", flow position table" : "",
+                f[22] & 8 ? ", guidance table" : "");
         fprintf(out, "diffusion: T %u, %s schedule, %s-prediction, %s scaling\n", f[16], sched,
                 pred, scaling);
         fprintf(out, "training: %llu steps, %llu parameters (+ EMA, Adam moments)\n",
@@ -805,6 +836,7 @@ int nd_dm_inspect(const ndf_reader *r, FILE *out, nd_json *js, nd_error *e)
     nd_json_bool(mj, "coordinate_planes", f[22] & 1);
     nd_json_bool(mj, "context_planes", f[22] & 2);
     nd_json_bool(mj, "flow_position", f[22] & 4);
+    nd_json_bool(mj, "guidance_input", f[22] & 8);
     nd_json_u64(mj, "timesteps", f[16]);
     nd_json_str(mj, "schedule", sched);
     nd_json_str(mj, "prediction", pred);
@@ -881,7 +913,8 @@ typedef struct batch_buf {
     float *x0, *xt, *target, *out, *eps, *tt;
     float *win; /* one window of C·L raw values: a continued window's bins */
     int *y;
-    int *k; /* a student's: the step of each image (nd_distill_grad) */
+    int *k;   /* a student's: the step of each image (nd_distill_grad) */
+    float *g; /* and its guidance draw, uniform in [0, 1) */
 } batch_buf;
 
 static int batch_alloc(batch_buf *b, int B, size_t img)
@@ -895,8 +928,10 @@ static int batch_alloc(batch_buf *b, int B, size_t img)
     b->tt = malloc((size_t)B * sizeof(float));
     b->y = malloc((size_t)B * sizeof(int));
     b->k = malloc((size_t)B * sizeof(int));
+    b->g = malloc((size_t)B * sizeof(float));
     b->win = malloc(img * sizeof(float)); /* img >= C·L */
-    return b->x0 && b->xt && b->target && b->out && b->eps && b->tt && b->y && b->k && b->win
+    return b->x0 && b->xt && b->target && b->out && b->eps && b->tt && b->y && b->k && b->g &&
+                   b->win
                ? 0
                : -ENOMEM;
 }
@@ -911,21 +946,23 @@ static void batch_free(batch_buf *b)
     free(b->tt);
     free(b->y);
     free(b->k);
+    free(b->g);
     free(b->win);
 }
 
 /* What one image of a training batch takes from m->rng, in this order: its timestep (a
- * student's: its sampling step), whether it is dropped to the null class, its noise (into
+ * student's: its sampling step), a uniform draw that says whether it is dropped to the
+ * null class (a student's: its guidance scale, nd_distill_grad), its noise (into
  * eps; NULL: drawn and left, for an image of the batch another rank trains on), and with
  * context planes the bins of context it gets when its window continues another (*kctx:
  * 0 half the time, else 1 to L/2), then with a position table whether it is told where
  * in its flow the window is (*where: half the time). */
-static void batch_draw(nd_dm *m, int *t, int *drop, int *kctx, int *where, float *eps)
+static void batch_draw(nd_dm *m, int *t, double *u, int *kctx, int *where, float *eps)
 {
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
     uint32_t T = m->dist ? nd_distill_steps(&m->dist->d, m->dist->round) : (uint32_t)m->diff.T;
     *t = (int)nd_rng_below(&m->rng, T);
-    *drop = nd_rng_uniform(&m->rng) < m->s.train.class_dropout;
+    *u = nd_rng_uniform(&m->rng);
     for (size_t j = 0; j < img; j++) {
         float v = nd_rng_normal(&m->rng);
         if (eps) eps[j] = v;
@@ -948,9 +985,10 @@ static void batch_fill(nd_dm *m, batch_buf *b, int i, const float *x, const floa
                        long pos, int k)
 {
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
-    int t, drop, K, where;
+    int t, K, where;
+    double u;
     float *x0 = b->x0 + i * img, *eps = b->eps + i * img;
-    batch_draw(m, &t, &drop, &K, &where, eps);
+    batch_draw(m, &t, &u, &K, &where, eps);
     if (!prev) K = 0;
     if (!where || pos < 0) pos = -1;
     else pos -= K;
@@ -972,12 +1010,13 @@ static void batch_fill(nd_dm *m, batch_buf *b, int i, const float *x, const floa
     if (m->s.net.pos_rows) m->pos[i] = position_row(m->gaf.L, pos);
     if (m->dist) { /* the student learns the guided teacher: no null class */
         b->k[i] = t;
+        b->g[i] = (float)u;
         b->y[i] = k;
         return;
     }
     nd_diffusion_q_sample(&m->diff, b->xt + i * img, b->target + i * img, x0, eps, t, img);
     b->tt[i] = (float)t;
-    b->y[i] = drop ? m->s.net.max_classes : k;
+    b->y[i] = u < m->s.train.class_dropout ? m->s.net.max_classes : k;
 }
 
 /* The gradient of the loss of a batch of `total` images over the B of them that
@@ -987,7 +1026,7 @@ static float batch_grad(nd_dm *m, batch_buf *b, int B, int total)
 {
     size_t img = (size_t)m->s.net.channels * m->s.net.L * m->s.net.L;
     if (m->dist)
-        return nd_distill_grad(m, b->x0, b->eps, b->k, b->y, b->xt, b->target, b->out, B,
+        return nd_distill_grad(m, b->x0, b->eps, b->k, b->g, b->y, b->xt, b->target, b->out, B,
                                total);
     nd_unet_set_cond(m->net, m->cond);
     nd_unet_set_pos(m->net, m->pos);
@@ -1222,11 +1261,12 @@ int nd_dm_train(nd_dm *m, const nd_dataset *ds, const nd_train_opts *o, nd_train
             int k = present[nd_rng_below(&m->rng, (uint32_t)npresent)];
             uint64_t w =
                 idx[start[k] + nd_rng_below(&m->rng, (uint32_t)(start[k + 1] - start[k]))];
-            int t, drop, kc, where;
+            int t, kc, where;
+            double u;
             const float *pw = prev && prev[w] != UINT64_MAX ? ds->values + prev[w] * WL : NULL;
             long pos = place ? (long)(place[w] * ds->L) : -1;
             if (i >= lo && i < hi) batch_fill(m, &b, i - lo, ds->values + w * WL, pw, pos, k);
-            else batch_draw(m, &t, &drop, &kc, &where, NULL);
+            else batch_draw(m, &t, &u, &kc, &where, NULL);
         }
         float loss = batch_grad(m, &b, hi - lo, B);
         if (N > 1) {
@@ -1326,6 +1366,8 @@ typedef struct denoise_arg {
     const dm_known *known; /* the windows' context (NULL: none) */
     int B;                 /* the sampler's batch: image i of a call is window i mod B */
     long pos;              /* bins from the windows' flow's first to theirs; < 0: not known */
+    float *guide;          /* (max_batch) the guidance row of every image, or NULL: a
+                              student's guidance table (nd_distill_guide_row) */
 } denoise_arg;
 
 static void denoise(void *arg, float *out, const float *x, const float *t, const int *y, int B)
@@ -1350,6 +1392,7 @@ static void denoise(void *arg, float *out, const float *x, const float *t, const
             m->pos[j] = position_row(m->gaf.L, da->pos);
         nd_unet_set_cond(m->net, m->cond);
         nd_unet_set_pos(m->net, m->pos);
+        nd_unet_set_guide(m->net, da->guide);
         uint64_t t0 = nd_now_ns();
         nd_unet_forward(m->net, m->ctx, out + i * img, x + i * img, t + i, y + i, n);
         m->net_ns += nd_now_ns() - t0;
@@ -1479,10 +1522,16 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
                          nd_rng *rng, dm_known *known, long pos, nd_error *e)
 {
     const nd_dm_sampling *c = &m->s.sample;
+    /* a student that takes the scale as an input: one pass, the scale through its table */
+    const nd_dm_distill *dd = m->s.net.guide_rows ? &m->dist->d : NULL;
+    if (dd && !(c->guidance >= dd->guidance_lo && c->guidance <= dd->guidance_hi))
+        return nd_error_set(e, ND_EUSAGE,
+                            "sample: guidance %g: this student learnt guidance %g to %g only",
+                            c->guidance, dd->guidance_lo, dd->guidance_hi);
     nd_sample_opts so = {
         .sampler = c->sampler,
         .steps = (int)c->steps,
-        .guidance = (float)c->guidance,
+        .guidance = dd ? 1.0f : (float)c->guidance,
         .eta = (float)c->eta,
         .clip = c->clip,
         .null_class = m->s.net.max_classes,
@@ -1502,16 +1551,20 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
     float *buf = malloc((size_t)SB * img * sizeof(float));
     int *y = malloc((size_t)SB * sizeof(int));
     float *save = malloc(np * sizeof(float));
-    if (!buf || !y || !save) {
+    float *guide = dd ? malloc((size_t)m->max_batch * sizeof(float)) : NULL;
+    if (!buf || !y || !save || (dd && !guide)) {
         free(buf);
         free(y);
         free(save);
+        free(guide);
         return nd_error_set(e, -ENOMEM, "sample: out of memory");
     }
+    for (int i = 0; dd && i < m->max_batch; i++)
+        guide[i] = nd_distill_guide_row(dd, c->guidance);
     float *params = nd_unet_params(m->net);
     memcpy(save, params, np * sizeof(float));
     memcpy(params, m->ema, np * sizeof(float));
-    denoise_arg da = {m, known, 0, pos};
+    denoise_arg da = {m, known, 0, pos, guide};
     int rc = 0, N = nd_mpi_ranks();
     size_t j = 0; /* batch */
     for (size_t done = 0; done < n; done += SB, j++) {
@@ -1553,6 +1606,7 @@ static int sample_images(nd_dm *m, int cls, size_t n, float *x, float *dec, floa
     free(buf);
     free(y);
     free(save);
+    free(guide);
     return rc;
 }
 

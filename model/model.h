@@ -205,9 +205,11 @@ typedef struct nd_sample_opts {
     int sampler;    /* enum nd_sampler */
     int steps;      /* S, 1..T */
     float guidance; /* w: out = out_null + w (out_cond − out_null); 1 = no null pass */
-    float eta;      /* DDIM stochasticity */
-    int clip;       /* enum nd_clip */
-    int null_class; /* class row of the unconditional pass */
+    const float *guidances; /* (B) each image's own w instead, with its null pass; NULL:
+                               guidance for all */
+    float eta;              /* DDIM stochasticity */
+    int clip;               /* enum nd_clip */
+    int null_class;         /* class row of the unconditional pass */
     /* Optional: maps one predicted clean image (img floats) in place onto the valid
      * images (after clipping, at every step), e.g. the nearest GASF; NULL: none. */
     void (*project)(void *arg, float *x0);
@@ -472,35 +474,50 @@ int nd_dm_calibrated(const nd_dm *m);
 /* ------------------------------------------------------------------------------------ */
 
 /* Progressive distillation (Salimans & Ho, ICLR 2022) with the guidance learnt in (Meng
- * et al., CVPR 2023, at the teacher's own scale): in round 0 the student learns, in one
- * pass per step, two deterministic DDIM steps of the teacher with its classifier-free
- * guidance (two passes each), on the nested grid of from_steps; each later round the
- * last round's student is the teacher and the steps halve again, down to to_steps. The
- * student is an ordinary model: it samples by DDIM (η 0) at its steps, guidance 1, on the
- * nested grid (model_impl.h), with the teacher's clipping and decode and without the
+ * et al., CVPR 2023): in round 0 the student learns, in one pass per step, two
+ * deterministic DDIM steps of the teacher with its classifier-free guidance (two passes
+ * each), on the nested grid of from_steps; each later round the last round's student is
+ * the teacher and the steps halve again, down to to_steps. With a guidance range
+ * (guidance_lo < guidance_hi) the guidance scale is an input of the student: each
+ * image of a batch draws its scale from the range, the teacher guides by it and the
+ * student reads it from a guidance table (nd_unet_config.guide_rows) that the network
+ * gains when distillation begins; `sample --guidance` then picks a scale in the range
+ * at one pass a step, the teacher's scale by default. Without a range the teacher's
+ * scale is learnt in and the student samples at guidance 1.
+ * The student is an ordinary model: it samples by DDIM (η 0) at its steps on the nested
+ * grid (model_impl.h), with the teacher's clipping and decode and without the
  * projection: what the student predicts at a step is the clean image from which one DDIM
  * step lands where the teacher's two (projected) steps did, which is not itself a GASF
  * image.
  * docs/MODEL.md, "Distillation". */
 typedef struct nd_dm_distill {
-    uint32_t from_steps;  /* the first teacher's DDIM steps, to_steps × 2^rounds */
-    uint32_t to_steps;    /* the student's steps at the end, >= 1 */
-    uint64_t round_steps; /* optimiser steps per round */
-    uint64_t start;       /* the model step it started at (the teacher's step) */
-    double guidance;      /* the teacher's guidance scale, learnt in round 0 */
-    double lr;            /* the student's peak learning rate */
+    uint32_t from_steps;             /* the first teacher's DDIM steps, to_steps × 2^rounds */
+    uint32_t to_steps;               /* the student's steps at the end, >= 1 */
+    uint64_t round_steps;            /* optimiser steps per round */
+    uint64_t start;                  /* the model step it started at (the teacher's step) */
+    double guidance;                 /* the teacher's guidance scale: learnt in round 0, or the
+                                        student's default input */
+    double guidance_lo, guidance_hi; /* the scales the student takes as an input; equal:
+                                        none (guidance is learnt in); both 0 when
+                                        beginning: 1 to twice the teacher's (at least 2) */
+    double lr;                       /* the student's peak learning rate */
     uint32_t teacher_sampler, teacher_steps; /* how the teacher sampled (provenance) */
     uint32_t teacher_clip, teacher_project;  /* how its steps are taken in round 0 */
+    uint32_t teacher_input; /* 1: round 0's teacher took the scale as an input itself (a
+                               student distilled further), so it is not guided twice */
 } nd_dm_distill;
 
 /* Makes m (a teacher: a v-prediction model, or a student whose distillation is done, then
  * from its own steps) the student of distillation d (d->start, d->guidance and the
- * teacher_ fields are taken from m, whose DIST it replaces): its weights
- * start as the teacher's EMA, with fresh optimiser moments at learning rate d->lr, and
+ * teacher_ fields are taken from m, whose DIST it replaces; a student that takes the
+ * scale as an input keeps its range): its weights
+ * start as the teacher's EMA (a new guidance table zero), with fresh optimiser moments
+ * at learning rate d->lr, and
  * nd_dm_train then trains it by distillation, round after round, to nd_dm_distill_end (the
  * model file keeps the round's teacher, so that --resume continues the same trajectory).
  * ND_EUSAGE (ε-prediction, context planes, a student not done or from other steps than
- * its own, steps that do not halve to to_steps, more steps than T), -ENOMEM. */
+ * its own, steps that do not halve to to_steps, more steps than T, a guidance range
+ * outside 0..100 or one that leaves the teacher's scale out), -ENOMEM. */
 int nd_dm_distill_begin(nd_dm *m, const nd_dm_distill *d, nd_error *e);
 /* The distillation of a student (NULL: m is not one). */
 const nd_dm_distill *nd_dm_distilled(const nd_dm *m);

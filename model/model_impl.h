@@ -215,8 +215,19 @@ struct nd_distill {
     nd_dm_distill d;
     uint32_t round; /* 0..rounds-1: the round of the weights */
     nd_unet *teacher;
+    float *rows; /* (3 max_batch) a batch's guidance rows (rows_B), then the teacher's */
+    int rows_B;
 };
 
+/* A guidance table's rows (nd_unet_config.guide_rows) over a student's guidance range. */
+#define ND_DM_GUIDE_ROWS 8
+/* Gives m's network a zero guidance table: a new network whose block starts with the
+ * EMA weights, a new EMA; the optimiser is the caller's to replace. 0 or -ENOMEM. */
+int nd_dm_add_guide_table(nd_dm *m, nd_error *e);
+/* Whether d's student takes the guidance scale as an input (guidance_lo < guidance_hi). */
+int nd_distill_takes_guidance(const nd_dm_distill *d);
+/* The guidance table's row of scale w for d's student (w in its range). */
+float nd_distill_guide_row(const nd_dm_distill *d, double w);
 /* The rounds of d: log2(from_steps / to_steps). */
 uint32_t nd_distill_rounds(const nd_dm_distill *d);
 /* The round of the weights of a student at model step `step`: the round whose last step
@@ -229,12 +240,13 @@ void nd_distill_next_round(nd_dm *m);
 /* Sampling steps of the student in round r. */
 uint32_t nd_distill_steps(const nd_dm_distill *d, uint32_t round);
 /* The distillation loss of the B images of a batch of `total` (the rank's part): x0
- * (B, img) clean images, eps their noise, k (B) the student's step of each, y classes.
+ * (B, img) clean images, eps their noise, k (B) the student's step of each, g (B) a
+ * uniform draw in [0, 1) each (the guidance scale within the range), y classes.
  * Makes x_t, runs the teacher's two steps, then the student (m->net) forward and its
  * weighted loss gradient into the gradient block. xt, target, out: B images of scratch.
  * Returns the batch's loss. */
-float nd_distill_grad(nd_dm *m, const float *x0, const float *eps, const int *k, const int *y,
-                      float *xt, float *target, float *out, int B, int total);
+float nd_distill_grad(nd_dm *m, const float *x0, const float *eps, const int *k, const float *g,
+                      const int *y, float *xt, float *target, float *out, int B, int total);
 /* DIST and TCHW sections of a student (nothing for other models); reading them on load
  * (none: not a student), and the `inspect` lines. 0 or a code. */
 int nd_distill_write(const nd_dm *m, ndf_writer *w, nd_error *e);

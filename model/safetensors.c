@@ -52,10 +52,10 @@ static char *header_json(nd_dm *m, size_t *len)
     fprintf(f,
             "\",\"res_blocks\":\"%d\",\"attn_min_res\":\"%d\",\"groups\":\"%d\","
             "\"emb_dim\":\"%d\",\"max_classes\":\"%d\",\"coords\":\"%d\",\"context\":\"%d\","
-            "\"position\":\"%d\",\"mask\":\"%d\","
+            "\"position\":\"%d\",\"guidance\":\"%d\",\"mask\":\"%d\","
             "\"timesteps\":\"%u\",\"prediction\":\"%s\",\"schedule\":\"%s\"}",
             u->res_blocks, u->attn_min_res, u->groups, u->emb_dim, u->max_classes, u->coords,
-            s->context, s->flow_position, s->mask, s->timesteps,
+            s->context, s->flow_position, u->guide_rows != 0, s->mask, s->timesteps,
             s->pred == ND_PRED_V ? "v" : "eps",
             s->schedule == ND_SCHEDULE_LINEAR ? "linear" : "cosine");
     for (size_t i = 0; i < nd_unet_num_tensors(net); i++) {

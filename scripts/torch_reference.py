@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 GN_EPS = 1e-5
 POSITION_ROWS = 7  # a flow position table's rows (model/dm.c, position_row)
+GUIDANCE_ROWS = 8  # a distilled student's guidance table (model/model_impl.h)
 
 
 def timestep_embedding(t, dim):
@@ -89,7 +90,10 @@ class UNet(nn.Module):
     (0 when absent): with 1 it sees, between the image and those, C + 1 context planes
     (forward's cond; zeros when None: a window that continues nothing); and position (0
     when absent): with 1 a table of POSITION_ROWS rows whose forward's pos row (0 when
-    None: not known) is added to the class's, where in its flow the window starts."""
+    None: not known) is added to the class's, where in its flow the window starts; and
+    guidance (0 when absent): with 1 a table of GUIDANCE_ROWS rows, zero at first and
+    registered last, read at forward's fractional guide rows (0 when None) by linear
+    interpolation and added too: a distilled student's guidance scale."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -141,12 +145,20 @@ class UNet(nn.Module):
         self.out = nn.Module()
         self.out.gn = nn.GroupNorm(G, ch, eps=GN_EPS)
         self.out.conv = nn.Conv2d(ch, C, 3, padding=1)
+        if cfg.get("guidance", 0):
+            self.gemb = nn.Module()
+            self.gemb.table = nn.Parameter(torch.zeros(GUIDANCE_ROWS, E))
 
-    def forward(self, x, t, y, cond=None, pos=None):
+    def forward(self, x, t, y, cond=None, pos=None, guide=None):
         e = timestep_embedding(t, self.cfg["emb"])
         e = self.temb.lin2(F.silu(self.temb.lin1(e))) + self.cemb.table[y]
         if self.cfg.get("position", 0):
             e = e + self.pemb.table[pos if pos is not None else torch.zeros_like(y)]
+        if self.cfg.get("guidance", 0):
+            u = guide.float() if guide is not None else torch.zeros(y.shape[0])
+            i = u.floor().long().clamp(max=GUIDANCE_ROWS - 2)
+            f = (u - i.float())[:, None]
+            e = e + (1 - f) * self.gemb.table[i] + f * self.gemb.table[i + 1]
         if self.ncond:
             B, L = x.shape[0], x.shape[-1]
             x = torch.cat([x, cond if cond is not None else x.new_zeros(B, self.ncond, L, L)],
@@ -188,7 +200,8 @@ def unet_config(net):
                 mult=[int(m) for m in (mult.split(",") if isinstance(mult, str) else mult)],
                 res_blocks=i("res_blocks"), attn_min_res=i("attn_min_res"), groups=i("groups"),
                 emb=i("emb_dim"), max_classes=i("max_classes"), coords=i("coords"),
-                context=int(net.get("context", 0)), position=int(net.get("position", 0)))
+                context=int(net.get("context", 0)), position=int(net.get("position", 0)),
+                guidance=int(net.get("guidance", 0)))
 
 
 def _netdiffus():

@@ -698,6 +698,41 @@ void nd_class_embedding_backward(float *dtable, const float *dout, const int *y,
     }
 }
 
+/* Row u's two neighbours and the weight of the upper one. */
+static int lerp_row(float u, int K, float *f)
+{
+    ND_ASSERT(u >= 0.0f && u <= (float)(K - 1));
+    int i = (int)u;
+    if (i > K - 2) i = K - 2;
+    *f = u - (float)i;
+    return i;
+}
+
+void nd_lerp_embedding_forward(float *out, const float *table, const float *u, int B, int K,
+                               int D)
+{
+    for (int n = 0; n < B; n++) {
+        float f;
+        int i = lerp_row(u[n], K, &f);
+        const float *a = table + (size_t)i * D, *b = a + D;
+        for (int j = 0; j < D; j++) out[(size_t)n * D + j] = a[j] + f * (b[j] - a[j]);
+    }
+}
+
+void nd_lerp_embedding_backward(float *dtable, const float *dout, const float *u, int B, int K,
+                                int D)
+{
+    for (int n = 0; n < B; n++) {
+        float f;
+        int i = lerp_row(u[n], K, &f);
+        float *a = dtable + (size_t)i * D, *b = a + D;
+        for (int j = 0; j < D; j++) {
+            a[j] += (1.0f - f) * dout[(size_t)n * D + j];
+            b[j] += f * dout[(size_t)n * D + j];
+        }
+    }
+}
+
 float nd_mse_forward(const float *out, const float *target, size_t n)
 {
     double s = 0.0;

@@ -166,6 +166,13 @@ void nd_class_embedding_forward(float *out, const float *table, const int *y, in
                                 int D);
 void nd_class_embedding_backward(float *dtable, const float *dout, const int *y, int B, int K,
                                  int D);
+/* The same at fractional rows u (B, each in [0, K−1]): the rows either side of u mixed
+ * linearly, so that a continuous input (a guidance scale) picks a point between learnt
+ * rows; the backward splits dout between those two rows alike. */
+void nd_lerp_embedding_forward(float *out, const float *table, const float *u, int B, int K,
+                               int D);
+void nd_lerp_embedding_backward(float *dtable, const float *dout, const float *u, int B, int K,
+                                int D);
 
 /* Per-channel add of a (B,C) vector to (B,C,P) maps, in place, and its backward. */
 void nd_add_channel_forward(float *h, const float *e, int B, int C, int P);
@@ -198,6 +205,7 @@ void nd_mse_backward_part(float *dout, const float *out, const float *target, si
 #define ND_UNET_MAX_CLASSES    ND_MAX_CLASSES
 #define ND_UNET_MAX_COND       (ND_UNET_MAX_CHANNELS + 1)
 #define ND_UNET_MAX_POS_ROWS   64
+#define ND_UNET_MAX_GUIDE_ROWS 64
 
 typedef struct nd_unet_config {
     int channels; /* C: image channels (series channels) */
@@ -221,6 +229,12 @@ typedef struct nd_unet_config {
                          (nd_unet_set_pos; row 0 without it): where in a sequence the
                          image is, which a constant input plane would tell the network
                          only faintly once the normalisation has scaled it with the noise */
+    int guide_rows;   /* 0 or 2..ND_UNET_MAX_GUIDE_ROWS: rows of a third table, zero at
+                         first and the last tensor of the block, read at a fractional row
+                         (nd_unet_set_guide; row 0 without it) and added to the class's:
+                         a guidance scale as an input. A network without the table is
+                         therefore a prefix of the same network with it, which computes
+                         what it did while the table is zero */
 } nd_unet_config;
 
 /* 0, or ND_ECONFIG with e saying which number does not fit, its value and bound (every
@@ -256,7 +270,7 @@ void nd_unet_tensor(const nd_unet *m, size_t i, const char **name, size_t *offse
                     size_t *numel);
 /* Tensor i's shape as PyTorch lays it out, which is how the block stores it: convolutions
  * (out, in, kh, kw), linear layers (out, in), the class table (max_classes + 1, emb_dim)
- * and the position table (pos_rows, emb_dim),
+ * the position table (pos_rows, emb_dim) and the guidance table (guide_rows, emb_dim),
  * norms and biases (C). Returns the dimension count (1..4); shape[ndim..] is unused. */
 int nd_unet_tensor_shape(const nd_unet *m, size_t i, int shape[4]);
 /* Multiply-adds ×2 of one image's forward pass (backward is about twice that). */
@@ -274,6 +288,10 @@ void nd_unet_set_cond(nd_unet *m, const float *cond);
  * images (read during that call only); NULL, the state after it: row 0. A network
  * without position rows ignores it. */
 void nd_unet_set_pos(nd_unet *m, const int *rows);
+/* The fractional guidance rows (B, each in [0, guide_rows − 1]) the next nd_unet_forward
+ * reads for its B images (during that call only); NULL, the state after it: row 0. A
+ * network without the guidance table ignores it. */
+void nd_unet_set_guide(nd_unet *m, const float *rows);
 /* Accumulates the parameter gradients of the last forward for dout (B,C,L,L) into the
  * gradient block (nd_unet_zero_grad first). dx (B,C,L,L) may be NULL (the conditioning
  * and coordinate planes get no gradient). */

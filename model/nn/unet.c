@@ -81,10 +81,12 @@ struct nd_unet {
     double flops;
 
     /* embeddings */
-    size_t l1w, l1b, l2w, l2b, ctab, ptab;
+    size_t l1w, l1b, l2w, l2b, ctab, ptab, gtab;
     float *tsin, *e1, *e1s, *e, *es, *des, *de1;
-    int *y, *prow;  /* each image's class row and position row (for the backward) */
-    const int *pos; /* nd_unet_set_pos's rows for the next forward, or NULL */
+    int *y, *prow;      /* each image's class row and position row (for the backward) */
+    float *grow;        /* each image's guidance row (for the backward) */
+    const int *pos;     /* nd_unet_set_pos's rows for the next forward, or NULL */
+    const float *guide; /* nd_unet_set_guide's rows for the next forward, or NULL */
 
     float *xin;        /* (B,C+cond+2·coords,L,L) the input, with its other planes */
     float *dxin;       /* the same shape: its gradient (with other planes only) */
@@ -317,6 +319,7 @@ static int config_check(const nd_unet_config *c, char *why, size_t len)
         {"coords", c->coords, 0, 1},
         {"cond", c->cond, 0, ND_UNET_MAX_COND},
         {"pos_rows", c->pos_rows, 0, ND_UNET_MAX_POS_ROWS},
+        {"guide_rows", c->guide_rows, 0, ND_UNET_MAX_GUIDE_ROWS},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (f[i].v < f[i].lo || f[i].v > f[i].hi) {
@@ -324,6 +327,10 @@ static int config_check(const nd_unet_config *c, char *why, size_t len)
                      f[i].hi);
             return -1;
         }
+    if (c->guide_rows == 1) {
+        snprintf(why, len, "guide_rows 1: a guidance table has 0 or at least 2 rows");
+        return -1;
+    }
     if (blocks_of(c) > MAX_BLOCKS) {
         snprintf(why, len, "%d levels of res_blocks %d make %ld ResBlocks, at most %d",
                  c->levels, c->res_blocks, blocks_of(c), MAX_BLOCKS);
@@ -390,6 +397,7 @@ static nd_unet *build(const nd_unet_config *uc, int max_batch, uint64_t seed, in
     m->de1 = abuf(m, B * E);
     m->y = calloc(B, sizeof(int));
     m->prow = calloc(B, sizeof(int));
+    m->grow = calloc(B, sizeof(float));
     int cin = c->channels + c->cond + 2 * c->coords;
     m->xin = abuf(m, B * cin * P_(c->L));
     if (cin != c->channels) m->dxin = abuf(m, B * cin * P_(c->L));
@@ -488,6 +496,8 @@ static nd_unet *build(const nd_unet_config *uc, int max_batch, uint64_t seed, in
     m->ogb = palloc(m, "out.gn.b", DIMS(ch), 0, INIT_ZEROS);
     m->ocw = palloc(m, "out.conv.w", DIMS(c->channels, ch, 3, 3), ch * 9, INIT_UNIFORM);
     m->ocb = palloc(m, "out.conv.b", DIMS(c->channels), ch * 9, INIT_UNIFORM);
+    /* last, and zero: the same network without the table is a prefix of this one */
+    if (c->guide_rows) m->gtab = palloc(m, "gemb.table", DIMS(c->guide_rows, E), 0, INIT_ZEROS);
     m->oa = abuf(m, B * ch * P_(H));
     m->om = abuf(m, B * G);
     m->or_ = abuf(m, B * G);
@@ -502,7 +512,7 @@ static nd_unet *build(const nd_unet_config *uc, int max_batch, uint64_t seed, in
     m->grads = abuf(m, m->n_params);
     m->grad_arena = abuf(m, m->grad_n);
     if (dry) return m;
-    if (m->failed || !m->y || !m->prow) {
+    if (m->failed || !m->y || !m->prow || !m->grow) {
         nd_unet_free(m);
         return NULL;
     }
@@ -544,6 +554,7 @@ void nd_unet_free(nd_unet *m)
     for (int i = 0; i < m->n_bufs; i++) free(m->bufs[i]);
     free(m->y);
     free(m->prow);
+    free(m->grow);
     free(m);
 }
 
@@ -668,6 +679,8 @@ void nd_unet_set_cond(nd_unet *m, const float *cond) { m->cond = cond; }
 
 void nd_unet_set_pos(nd_unet *m, const int *rows) { m->pos = rows; }
 
+void nd_unet_set_guide(nd_unet *m, const float *rows) { m->guide = rows; }
+
 void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const float *t,
                      const int *y, int B)
 {
@@ -693,7 +706,13 @@ void nd_unet_forward(nd_unet *m, nd_ctx *ctx, float *out, const float *x, const 
         nd_class_embedding_forward(m->es, PW(m->ptab), m->prow, B, c->pos_rows, E);
         add_inplace(m->e, m->es, (size_t)B * E);
     }
+    if (c->guide_rows) {
+        for (int b = 0; b < B; b++) m->grow[b] = m->guide ? m->guide[b] : 0.0f;
+        nd_lerp_embedding_forward(m->es, PW(m->gtab), m->grow, B, c->guide_rows, E);
+        add_inplace(m->e, m->es, (size_t)B * E);
+    }
     m->pos = NULL;
+    m->guide = NULL;
     nd_silu_forward(m->es, m->e, (size_t)B * E);
     nd_prof_end(ctx, ND_PROF_EMB, 0, t0);
 
@@ -846,12 +865,15 @@ void nd_unet_backward(nd_unet *m, nd_ctx *ctx, float *dx, const float *dout)
             add_inplace(dx + (size_t)b * img, dxc + (size_t)b * cin * P, img);
 
     t0 = nd_prof_begin(ctx);
-    /* embeddings: es = silu(e), e = lin2(silu(lin1(sin(t)))) + table[y] + ptable[row] */
+    /* embeddings: es = silu(e), e = lin2(silu(lin1(sin(t)))) + table[y] + ptable[row] +
+     * gtable[guidance row] */
     float *de = m->de1;
     memset(de, 0, sizeof(float) * (size_t)B * E);
     nd_silu_backward(de, m->des, m->e, (size_t)B * E);
     nd_class_embedding_backward(GW(m->ctab), de, m->y, B, K, E);
     if (c->pos_rows) nd_class_embedding_backward(GW(m->ptab), de, m->prow, B, c->pos_rows, E);
+    if (c->guide_rows)
+        nd_lerp_embedding_backward(GW(m->gtab), de, m->grow, B, c->guide_rows, E);
     float *de1s = m->des; /* des is consumed: reuse it */
     memset(de1s, 0, sizeof(float) * (size_t)B * E);
     nd_linear_backward(ctx, de1s, GW(m->l2w), GW(m->l2b), de, m->e1s, PW(m->l2w), B, E, E);

@@ -14,8 +14,9 @@ SCALE_MAX = 88.0
 # "Bounds"): held to them before anything is sized by them.
 _NET_BOUNDS = {"channels": (1, 16), "L": (1, 256), "base": (1, 512), "levels": (1, 6),
                "res_blocks": (1, 8), "attn_min_res": (0, 1024), "groups": (1, 64),
-               "emb_dim": (2, 2048), "max_classes": (0, 1024), "planes": (0, 7)}
+               "emb_dim": (2, 2048), "max_classes": (0, 1024), "planes": (0, 15)}
 POSITION_ROWS = 7  # a flow position table's rows (model/dm.c, position_row)
+GUIDANCE_ROWS = 8  # a distilled student's guidance table (model/model_impl.h)
 _PRED, _SCHEDULE, _SCALING = ("eps", "v"), ("cosine", "linear"), ("zero-aware", "log", "headroom")
 _SAMPLER, _CLIP, _DECODE = ("ddim", "ddpm", "dpmpp"), ("dynamic", "clip", "none"), \
     ("lsq", "diag")
@@ -26,8 +27,9 @@ class Model:
 
     settings       dict: "net" (the U-Net's numbers: channels (image channels), L, base,
                    mult, res_blocks, attn_min_res, groups, emb_dim, max_classes, coords,
-                   context, position: 0/1, the coordinate and the context planes and
-                   the flow position table of POSITION_ROWS rows),
+                   context, position, guidance: 0/1, the coordinate and the context
+                   planes, the flow position table of POSITION_ROWS rows and a
+                   student's guidance table of GUIDANCE_ROWS rows),
                    timesteps, prediction ("eps"/"v"), schedule, scaling, mask,
                    series_channels, n_params, step, and "train" and "sample" (dicts of the
                    stored training and sampling settings; None in record-version-1 files)
@@ -115,6 +117,8 @@ def unet_tensors(net):
     add("out.gn.weight", ch)
     add("out.gn.bias", ch)
     conv("out.conv", net["channels"], ch)
+    if net["guidance"]:  # last: the block without it is the teacher's
+        add("gemb.table", GUIDANCE_ROWS, E)
     return out
 
 
@@ -145,7 +149,8 @@ def _settings(c, meta):
     planes = net.pop("planes")
     if planes & 6 == 4:
         raise c.error("DMCF", "a flow position table without context planes", "invalid")
-    net["coords"], net["context"], net["position"] = planes & 1, planes >> 1 & 1, planes >> 2
+    net["coords"], net["context"] = planes & 1, planes >> 1 & 1
+    net["position"], net["guidance"] = planes >> 2 & 1, planes >> 3
     net["mult"] = list(f[5:5 + net.pop("levels")])
     if any(not 1 <= m <= 16 for m in net["mult"]):
         raise c.error("DMCF", f"mult {net['mult']} out of range 1..16")

@@ -359,8 +359,9 @@ typedef struct net_st {
     int B;
     float *x, *t, *tgt, *out;
     int *y;
-    const float *cond; /* conditioning planes (NULL: none) */
-    const int *pos;    /* position rows (NULL: row 0) */
+    const float *cond;  /* conditioning planes (NULL: none) */
+    const int *pos;     /* position rows (NULL: row 0) */
+    const float *guide; /* fractional guidance rows (NULL: row 0) */
 } net_st;
 
 static double net_f(void *p)
@@ -370,6 +371,7 @@ static double net_f(void *p)
     size_t n = (size_t)s->B * c->channels * c->L * c->L;
     nd_unet_set_cond(s->m, s->cond);
     nd_unet_set_pos(s->m, s->pos);
+    nd_unet_set_guide(s->m, s->guide);
     nd_unet_forward(s->m, s->ctx, s->out, s->x, s->t, s->y, s->B);
     double l = 0.0; /* MSE in double: the loss differences are ~1e-4 of the loss */
     for (size_t i = 0; i < n; i++) {
@@ -382,14 +384,16 @@ static double net_f(void *p)
 /* coords: with the coordinate planes; cond: that many conditioning planes, random (their
  * conv_in weights and the image part of the input gradient are checked like the rest);
  * pos_rows: a position table of that many rows, the images on rows 2, 0, 1 (its rows'
- * gradients are checked like the rest). */
-static void test_unet(nd_ctx *ctx, int coords, int cond, int pos_rows)
+ * gradients are checked like the rest); guide_rows: a guidance table of that many rows,
+ * random rather than zero, the images between rows (0.25, the last, and 1 exactly). */
+static void test_unet(nd_ctx *ctx, int coords, int cond, int pos_rows, int guide_rows)
 {
     nd_unet_config uc;
     small_config(&uc);
     uc.coords = coords;
     uc.cond = cond;
     uc.pos_rows = pos_rows;
+    uc.guide_rows = guide_rows;
     int B = 3;
     nd_unet *m = nd_unet_new(&uc, B, 7);
     CHECK(m);
@@ -398,8 +402,18 @@ static void test_unet(nd_ctx *ctx, int coords, int cond, int pos_rows)
     float t[3] = {3.0f, 500.0f, 999.0f};
     float *planes = cond ? rnd((size_t)B * cond * uc.L * uc.L, 1) : NULL;
     static const int rows[3] = {2, 0, 1};
-    net_st s = {m,         ctx,      B, rnd(n, 1), t,
-                rnd(n, 1), zeros(n), y, planes,    pos_rows ? rows : NULL};
+    const float grows[3] = {0.25f, (float)guide_rows - 1, 1.0f};
+    net_st s = {m,
+                ctx,
+                B,
+                rnd(n, 1),
+                t,
+                rnd(n, 1),
+                zeros(n),
+                y,
+                planes,
+                pos_rows ? rows : NULL,
+                guide_rows ? grows : NULL};
     /* move GroupNorm off 1/0 so that its gradients are exercised */
     for (size_t i = 0; i < nd_unet_num_tensors(m); i++) {
         const char *name;
@@ -407,6 +421,11 @@ static void test_unet(nd_ctx *ctx, int coords, int cond, int pos_rows)
         nd_unet_tensor(m, i, &name, &off, &numel);
         if (strstr(name, "gn"))
             for (size_t j = 0; j < numel; j++) nd_unet_params(m)[off + j] += 0.2f * frand();
+        if (!strcmp(name, "gemb.table")) { /* zero at first, and the last tensor */
+            CHECK(i + 1 == nd_unet_num_tensors(m) && off + numel == nd_unet_num_params(m));
+            for (size_t j = 0; j < numel; j++) CHECK_EQ(nd_unet_params(m)[off + j], 0.0f);
+            for (size_t j = 0; j < numel; j++) nd_unet_params(m)[off + j] = frand();
+        }
     }
     net_f(&s);
     float *dout = zeros(n), *dx = zeros(n);
@@ -423,12 +442,12 @@ static void test_unet(nd_ctx *ctx, int coords, int cond, int pos_rows)
         fd_check(what, net_f, &s, nd_unet_params(m) + off, nd_unet_grads(m) + off, numel, 1e-2f,
                  2e-5, 2e-2, 4);
     }
-    if (cond || pos_rows) { /* the planes and rows matter: the same input without them
-                             * gives another output */
+    if (cond || pos_rows || guide_rows) { /* the planes and rows matter: the same input
+                                           * without them gives another output */
         float *with = zeros(n);
         net_f(&s);
         memcpy(with, s.out, n * sizeof(float));
-        s.cond = NULL, s.pos = NULL;
+        s.cond = NULL, s.pos = NULL, s.guide = NULL;
         net_f(&s);
         double d = 0.0;
         for (size_t i = 0; i < n; i++) d += fabs((double)with[i] - s.out[i]);
@@ -546,10 +565,11 @@ int main(void)
     test_groupnorm(ctx, 1);
     test_elementwise(ctx);
     test_attention(ctx);
-    test_unet(ctx, 0, 0, 0);
-    test_unet(ctx, 1, 0, 0);
-    test_unet(ctx, 1, 3, 0);
-    test_unet(ctx, 0, 0, 4);
+    test_unet(ctx, 0, 0, 0, 0);
+    test_unet(ctx, 1, 0, 0, 0);
+    test_unet(ctx, 1, 3, 0, 0);
+    test_unet(ctx, 0, 0, 4, 0);
+    test_unet(ctx, 0, 0, 0, 3);
     test_batch_invariance(ctx);
     test_determinism();
     nd_ctx_free(ctx);

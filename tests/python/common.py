@@ -61,16 +61,19 @@ class Run:
         self(0, "import", "--format", "csv", csv, "-o", ndd)
         return ndd
 
-    def model(self, ndd, steps=5):
+    def model(self, ndd, steps=5, context=True, name="m"):
         """A tiny model trained on ndd (attention, coordinate and context planes, the flow
-        position table and activity masks on, so that every kind of layer is in it): its
-        .ndm path."""
-        conf, ndm = self.path("tiny.yaml"), self.path("m.ndm")
+        position table and activity masks on, so that every kind of layer is in it;
+        context=False: v-prediction and no context planes or position table, a model that
+        can be distilled): its .ndm path."""
+        conf, ndm = self.path(name + ".yaml"), self.path(name + ".ndm")
         with open(conf, "w") as f:
             f.write("capture: {window: 8, min_active_bins: 1}\n"
                     "model: {base_channels: 8, channel_mult: [1, 2], res_blocks: 1,\n"
                     "        attn_min_res: 4, groups: 4, emb_dim: 16, max_classes: 4,\n"
-                    "        threads: 1, coords: true, mask: true, context: true}\n"
+                    "        threads: 1, coords: true, mask: true,\n"
+                    + ("        context: true}\n" if context else
+                       "        context: false, prediction: v}\n") +
                     "train: {batch: 4, lr: 0.005, val_fraction: 0}\n"
                     "sample: {calibrate: 0}\n")
         self(0, "train", "-c", conf, ndd, "-o", ndm, "--steps", str(steps))

@@ -1,7 +1,9 @@
 """`netdiffus export MODEL.ndm --safetensors OUT` against PyTorch: the exported weights,
 loaded into scripts/torch_reference.py's U-Net (load_state_dict, strict), give the same
 network output as netdiffus's own forward pass (tests/python/unet_forward.c) on a fixed
-input: noisy images, time steps, class rows (the null row included).
+input: noisy images, time steps, class rows (the null row included); for a distilled
+student that takes the guidance scale as an input, guidance rows between its table's rows
+too.
 
 Tolerance: max |torch - netdiffus| <= 1e-5 + 1e-4 * max |netdiffus| over the batch, float32
 on both sides (bf16 is off in netdiffus's forward; both sum in a different order through
@@ -26,17 +28,11 @@ import torch_reference  # noqa: E402
 ATOL, RTOL = 1e-5, 1e-4
 
 
-def main():
-    run = Run()
-    forward = os.path.abspath(sys.argv[2])
-    ndd = run.dataset()
-    ndm = run.model(ndd)
-    st = run.path("m.safetensors")
+def compare(run, forward, ndm, guide=None):
+    """ndm exported and run by PyTorch against netdiffus's forward; guide: the images'
+    guidance rows (a student's), else None."""
+    st = ndm[:-len(".ndm")] + ".safetensors"
     run(0, "export", ndm, "--safetensors", st)
-    run(2, "export", ndm, "--safetensors", st, "--csv", run.path("x.csv"))
-    run(1, "export", ndd, "--safetensors", run.path("d.safetensors"))  # not a model
-    check(not os.path.exists(run.path("d.safetensors")), "a failed export left a file")
-
     tensors, meta = netdiffus.read_safetensors(st)
     m = netdiffus.read_ndm(ndm)
     check(list(tensors) == list(m.ema), "exported names or order differ from read_ndm's")
@@ -57,14 +53,15 @@ def main():
     y = [0, 2, K]  # the last: the null class row of guidance
     xin, xout = run.path("x.f32"), run.path("out.f32")
     x.astype("<f4").tofile(xin)
-    p = subprocess.run([forward, ndm, xin, xout] + [f"{a}:{b}" for a, b in zip(t, y)],
-                       capture_output=True, text=True)
+    args = [f"{a}:{b}" + (f":{g}" if guide else "") for a, b, g in zip(t, y, guide or t)]
+    p = subprocess.run([forward, ndm, xin, xout] + args, capture_output=True, text=True)
     check(p.returncode == 0, f"unet_forward: exit {p.returncode}\n{p.stderr}")
     ours = np.fromfile(xout, dtype="<f4").reshape(x.shape)
 
     torch.set_num_threads(1)
     with torch.no_grad():
-        theirs = net(torch.from_numpy(x), torch.tensor(t), torch.tensor(y)).numpy()
+        theirs = net(torch.from_numpy(x), torch.tensor(t), torch.tensor(y),
+                     guide=torch.tensor(guide) if guide else None).numpy()
     diff, scale = float(np.abs(theirs - ours).max()), float(np.abs(ours).max())
     print(f"max |torch - netdiffus| = {diff:.3g}, max |netdiffus| = {scale:.3g}, "
           f"bound {ATOL + RTOL * scale:.3g}")
@@ -72,6 +69,25 @@ def main():
     check(diff <= ATOL + RTOL * scale, "PyTorch's output differs from netdiffus's")
     # the same weights from the model file directly (read_ndm's names are PyTorch's)
     net.load_state_dict({k: torch.from_numpy(v) for k, v in m.ema.items()}, strict=True)
+
+
+def main():
+    run = Run()
+    forward = os.path.abspath(sys.argv[2])
+    ndd = run.dataset()
+    ndm = run.model(ndd)
+    compare(run, forward, ndm)
+    run(2, "export", ndm, "--safetensors", run.path("x.safetensors"), "--csv", run.path("x.csv"))
+    run(1, "export", ndd, "--safetensors", run.path("d.safetensors"))  # not a model
+    check(not os.path.exists(run.path("d.safetensors")), "a failed export left a file")
+    # a student with a guidance table (its rows learnt a little, so not zero)
+    teacher = run.model(ndd, context=False, name="teacher")
+    student = run.path("student.ndm")
+    run(0, "train", ndd, "-o", student, "--distill", teacher, "--teacher-steps", "2",
+        "--student-steps", "1", "--round-steps", "20")
+    table = netdiffus.read_ndm(student).ema["gemb.table"]
+    check(table.shape == (8, 16) and np.abs(table).max() > 0, f"guidance table {table.shape}")
+    compare(run, forward, student, guide=[0.0, 2.5, 7.0])
     return 0
 
 
