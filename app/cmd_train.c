@@ -300,10 +300,12 @@ static int train(nd_dm *m, const nd_dataset *ds, const train_args *o, nd_error *
     cli_catch_stop();
     if (dd)
         nd_info(
-            "distilling: the teacher's %s %u steps (guidance %g) into a DDIM student of %u "
+            "distilling: the teacher's %s %u steps (guidance %g, the student's input %g to "
+            "%g) into a DDIM student of %u "
             "steps in %u rounds of %llu steps (from %u), lr %g; on %s from step %llu to %llu",
             nd_sampler_name((int)dd->teacher_sampler), dd->teacher_steps, dd->guidance,
-            dd->to_steps, (unsigned)log2((double)dd->from_steps / dd->to_steps),
+            dd->guidance_lo, dd->guidance_hi, dd->to_steps,
+            (unsigned)log2((double)dd->from_steps / dd->to_steps),
             (unsigned long long)dd->round_steps, dd->from_steps, dd->lr, o->in,
             (unsigned long long)nd_dm_step(m), (unsigned long long)to.steps);
     else

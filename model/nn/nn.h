@@ -166,13 +166,6 @@ void nd_class_embedding_forward(float *out, const float *table, const int *y, in
                                 int D);
 void nd_class_embedding_backward(float *dtable, const float *dout, const int *y, int B, int K,
                                  int D);
-/* The same at fractional rows u (B, each in [0, K−1]): the rows either side of u mixed
- * linearly, so that a continuous input (a guidance scale) picks a point between learnt
- * rows; the backward splits dout between those two rows alike. */
-void nd_lerp_embedding_forward(float *out, const float *table, const float *u, int B, int K,
-                               int D);
-void nd_lerp_embedding_backward(float *dtable, const float *dout, const float *u, int B, int K,
-                                int D);
 
 /* Per-channel add of a (B,C) vector to (B,C,P) maps, in place, and its backward. */
 void nd_add_channel_forward(float *h, const float *e, int B, int C, int P);

@@ -102,6 +102,14 @@ static inline float nd_expf(float x)
     return p * scale;
 }
 
+/* Class embedding (nn.h) at fractional rows u (B, each in [0, K−1]): the rows either side of u
+ * mixed linearly, so that a continuous input (a guidance scale) picks a point between learnt
+ * rows; the backward splits dout between those two rows alike. */
+void nd_lerp_embedding_forward(float *out, const float *table, const float *u, int B, int K,
+                               int D);
+void nd_lerp_embedding_backward(float *dtable, const float *dout, const float *u, int B, int K,
+                                int D);
+
 static inline float nd_sigmoidf(float x) { return 1.0f / (1.0f + nd_expf(-x)); }
 
 #endif

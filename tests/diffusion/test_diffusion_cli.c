@@ -181,8 +181,20 @@ int main(void)
     CHECK_CONTAINS(out_text, "weights of round 1 (2 steps)");
     EXPECT(0, "inspect", student, "--json");
     CHECK_CONTAINS(out_text, "\"distilled\"");
+    CHECK_CONTAINS(out_text, "\"guidance_input\": true");
+    EXPECT(0, "inspect", student);
+    CHECK_CONTAINS(out_text, "guidance: an input, 1 to 4 (default 2)");
+    /* the teacher's scale by default, any other in the range, none outside it */
     EXPECT(0, "sample", student, "--count", "2", "--csv", scsv);
-    CHECK_CONTAINS(err_text, "ddim, 2 steps, guidance 1");
+    CHECK_CONTAINS(err_text, "ddim, 2 steps, guidance 2");
+    EXPECT(0, "sample", student, "--count", "2", "--csv", scsv, "--guidance", "3.5");
+    CHECK_CONTAINS(err_text, "ddim, 2 steps, guidance 3.5");
+    EXPECT(2, "sample", student, "--count", "2", "--csv", scsv, "--guidance", "5");
+    CHECK_CONTAINS(err_text, "guidance 5: this student learnt guidance 1 to 4 only");
+    EXPECT(2, "train", ndd, "-o", student, "--distill", vmodel, "--guidance-range", "3");
+    CHECK_CONTAINS(err_text, "--guidance-range 3: expected LO,HI");
+    EXPECT(2, "train", ndd, "-o", student, "--distill", vmodel, "--guidance-range", "3,4");
+    CHECK_CONTAINS(err_text, "guidance range 3 to 4");
 
     /* a corrupt model: exit 1 naming the file */
     unsigned char *m = read_bytes(model, &len);

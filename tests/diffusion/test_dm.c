@@ -296,11 +296,17 @@ static void test_settings(void)
     CHECK_EQ(nd_dm_get_settings(b)->sample.sampler, ND_SAMPLER_DPMPP);
 
     /* a network setting this build does not know: refused, saying which */
-    plane_word = 8;
+    plane_word = 16;
     tiny_rewrite("settings.ndm", "settings-coords.ndm", dmcf_coords_unknown);
     CHECK(!nd_dm_load("settings-coords.ndm", 8, NULL, &e));
     CHECK_EQ(e.code, ND_EVERSION);
-    CHECK_CONTAINS(e.msg, "input-plane setting 8 unknown to this build");
+    CHECK_CONTAINS(e.msg, "input-plane setting 16 unknown to this build");
+    /* a guidance table where the file has none (not a student): its weights are missing */
+    plane_word = 8;
+    tiny_rewrite("settings.ndm", "settings-coords.ndm", dmcf_coords_unknown);
+    CHECK(!nd_dm_load("settings-coords.ndm", 8, NULL, &e));
+    CHECK_EQ(e.code, ND_EFORMAT);
+    CHECK_CONTAINS(e.msg, "the network it describes has");
     /* one no build writes: a position table without context planes */
     plane_word = 4;
     tiny_rewrite("settings.ndm", "settings-coords.ndm", dmcf_coords_unknown);
