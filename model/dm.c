@@ -742,7 +742,8 @@ nd_dm *nd_dm_load(const char *path, int max_batch, nd_dm_legacy_fn legacy, nd_er
     if (!rc) rc = nd_decoder_read(m->dec, m->meta->n_classes, r, e);
     if (!rc) nd_adamw_set_steps(m->opt, m->step);
     if (!rc) rc = nd_distill_read(m, r, e); /* a student's optimiser counts its round */
-    if (!rc && m->s.net.guide_rows && (!m->dist || !nd_distill_takes_guidance(&m->dist->d)))
+    /* (a DIST that does not match the table is nd_distill_read's to refuse) */
+    if (!rc && m->s.net.guide_rows && !m->dist)
         rc = nd_error_set(e, ND_EFORMAT,
                           "%s: section DMCF: a guidance table without a distillation that "
                           "gives the guidance as an input (section DIST)",
