@@ -46,6 +46,14 @@
  *     under 2 in the model's): compared on the training windows, the bin values at a few
  *     positions were the features that differed most. The output map alone, without the
  *     scale back, moved the volumes further from real than the clamp had.
+ * Across channels, the thresholds of each channel alone give every channel its idle share
+ * but not the share of bins where the channels idle together, which real traffic has
+ * high (a video download's uplink idles where its downlink does: in the training windows
+ * of videoTrain 17 % of bins have both idle and 9 % one only; a distilled student's
+ * samples through per-channel thresholds, 16 % and 12 %). So each channel's activity score is
+ * mixed with the mean of the others' by a weight per class (nd_decoder_fit_class), the smallest
+ * that gives the training windows' share of bins idle in every channel: the channels' idle bins
+ * move together without changing either channel's own share.
  * The time structure is left to the model: an earlier decoder also filtered the scores
  * to match the training windows' autocorrelation, and matching that one statistic made
  * the run lengths of idle and busy bins less like real ones.
@@ -54,14 +62,16 @@
  * them when either changes).
  *
  * Model file section DECO (docs/FORMATS.md §3), little-endian:
- *   u32 version (4), Q (64), L, classes K, channels C, windows per class the maps were
+ *   u32 version (5), Q (64), L, classes K, channels C, windows per class the maps were
  *       fitted on (0: no maps), fit revision, 0;
  *   u64 model step; u32 sampler, steps, clip, projection, decode, 0; f64 guidance, eta
  *       (the key of the maps);
  *   K·C targets (class-major): f32 idle, idle_at[L], level_at[L], busy[Q+1], volume[Q+1],
- *       busy_at[L][QP+1];
+ *       busy_at[L][QP+1], idle_all;
  *   with windows, K·C maps: f32 threshold_at[L], busy[Q+1], volume[Q+1], shift_at[L],
- *       out_at[L][QP+1].
+ *       out_at[L][QP+1], couple.
+ * Version 4 did not couple the channels: its targets load without idle_all (the weight
+ * stays 0 until `train --resume` measures them again) and its maps are refitted.
  * Version 3 had one output map for all positions (out[Q+1] in the map, no busy_at in the
  * target), version 2 none: their targets load without busy_at (no output map until
  * `train --resume` measures them again) and their maps are refitted.
@@ -210,11 +220,12 @@ static void map_clear(nd_decoder_map *f)
     for (int k = 0; k <= ND_DECODER_Q; k++) f->busy[k] = f->volume[k] = NAN;
     for (int i = 0; i < ND_MODEL_MAX_L; i++)
         for (int k = 0; k <= ND_DECODER_QP; k++) f->out_at[i][k] = NAN;
+    f->couple = 0.0f;
 }
 
 static void target_clear(nd_decoder_target *t)
 {
-    t->idle = NAN;
+    t->idle = t->idle_all = NAN;
     for (int i = 0; i < ND_MODEL_MAX_L; i++) t->idle_at[i] = t->level_at[i] = NAN;
     for (int k = 0; k <= ND_DECODER_Q; k++) t->busy[k] = t->volume[k] = NAN;
     for (int i = 0; i < ND_MODEL_MAX_L; i++)
@@ -233,6 +244,14 @@ void nd_decoder_target_measure(nd_decoder_target *t, const float *x, size_t n, i
     target_clear(t);
     if (!total) return;
     t->idle = (float)(total - busy) / (float)total;
+    size_t all = 0;
+    for (size_t k = 0; k < n; k++)
+        for (int i = 0; i < L; i++) {
+            int c2 = 0;
+            while (c2 < C && !(x[(k * C + c2) * L + i] > 0.0f)) c2++;
+            all += c2 == C;
+        }
+    t->idle_all = (float)all / (float)total;
     double share[ND_MODEL_MAX_L];
     idle_shares(share, x + (size_t)c * L, n, (size_t)C * L, L);
     for (int i = 0; i < L; i++) t->idle_at[i] = (float)share[i];
@@ -440,6 +459,80 @@ void nd_decoder_window(const nd_decoder_map *f, const nd_decoder_target *t, floa
     rescale(x, L, want);
 }
 
+/* ---- the channels of a class together ---------------------------------------------- */
+
+/* out (m): channel c's scores of score (C, m) mixed with the mean of the other channels'
+ * by weight a. */
+static void mix_scores(float *out, const float *score, int C, size_t m, int c, float a)
+{
+    for (size_t j = 0; j < m; j++) {
+        float others = 0.0f;
+        for (int o = 0; o < C; o++)
+            if (o != c) others += score[(size_t)o * m + j];
+        out[j] = C > 1 ? (1.0f - a) * score[(size_t)c * m + j] + a * others / (float)(C - 1)
+                       : score[(size_t)c * m + j];
+    }
+}
+
+/* The maps f (C) fitted with weight a, and the share of the n windows' bins where every
+ * channel is idle after them. scratch as nd_decoder_fit_class's. */
+static double fit_coupled(nd_decoder_map *f, const nd_decoder_target *t, int C,
+                          const float *score, const float *lval, size_t n, int L, float a,
+                          float *scratch)
+{
+    size_t nb = n * (size_t)L;
+    float *mixed = scratch, *x = mixed + nb, *fit = x + (size_t)C * nb;
+    for (int c = 0; c < C; c++) {
+        mix_scores(mixed, score, C, nb, c, a);
+        nd_decoder_fit(&f[c], &t[c], mixed, lval + (size_t)c * nb, n, L, fit);
+        f[c].couple = a;
+        for (size_t w = 0; w < n; w++)
+            nd_decoder_window(&f[c], &t[c], x + (size_t)c * nb + w * L, mixed + w * L,
+                              lval + (size_t)c * nb + w * L, L);
+    }
+    size_t all = 0;
+    for (size_t j = 0; j < nb; j++) {
+        int c = 0;
+        while (c < C && !(x[(size_t)c * nb + j] > 0.0f)) c++;
+        all += c == C;
+    }
+    return nb ? (double)all / (double)nb : 0.0;
+}
+
+/* Bisection steps for the weight: 0.5 / 2^7, under 0.004. */
+#define COUPLE_ROUNDS 7
+
+void nd_decoder_fit_class(nd_decoder_map *f, const nd_decoder_target *t, int C,
+                          const float *score, const float *lval, size_t n, int L,
+                          float *scratch)
+{
+    double want = t[0].idle_all;
+    /* The share rises with the weight: the more a channel's score follows the others',
+     * the more its idle bins fall where theirs do. The model's own channels may already
+     * agree more than the training windows' (then the weight stays 0: mixing cannot
+     * take them apart). */
+    double got = fit_coupled(f, t, C, score, lval, n, L, 0.0f, scratch);
+    if (C < 2 || !n || !isfinite(want) || got >= want) return;
+    float lo = 0.0f, hi = ND_DECODER_MAX_COUPLE;
+    if (fit_coupled(f, t, C, score, lval, n, L, hi, scratch) <= want) return;
+    for (int r = 0; r < COUPLE_ROUNDS; r++) {
+        float mid = 0.5f * (lo + hi);
+        if (fit_coupled(f, t, C, score, lval, n, L, mid, scratch) < want) lo = mid;
+        else hi = mid;
+    }
+    fit_coupled(f, t, C, score, lval, n, L, 0.5f * (lo + hi), scratch);
+}
+
+void nd_decoder_window_class(const nd_decoder_map *f, const nd_decoder_target *t, int C,
+                             float *x, const float *score, const float *lval, int L)
+{
+    for (int c = 0; c < C; c++) {
+        float mixed[ND_MODEL_MAX_L];
+        mix_scores(mixed, score, C, (size_t)L, c, f[c].couple);
+        nd_decoder_window(&f[c], &t[c], x + (size_t)c * L, mixed, lval + (size_t)c * L, L);
+    }
+}
+
 /* ---- a model's decoder (model_impl.h) ----------------------------------------------- */
 
 void nd_decoder_key_of(nd_decoder_key *k, const nd_dm_sampling *s, uint64_t step)
@@ -585,7 +678,7 @@ int nd_decoder_recall(nd_decoder *d, const nd_decoder_key *k)
 #define TAG_MARG     ND_FOURCC('M', 'A', 'R', 'G')
 #define TAG_CALB     ND_FOURCC('C', 'A', 'L', 'B')
 #define TAG_DECA     ND_FOURCC('D', 'E', 'C', 'A') /* an alternate's maps */
-#define DECO_VERSION 4
+#define DECO_VERSION 5
 #define DECO_HEADER  80 /* bytes before the targets */
 #define QUANTILES    (ND_DECODER_Q + 1)
 #define QPOS         (ND_DECODER_QP + 1)
@@ -593,20 +686,21 @@ int nd_decoder_recall(nd_decoder *d, const nd_decoder_key *k)
 #define V1_TARGET    (4 * (1 + 2 * QUANTILES + V1_LAGS))
 #define V1_MAP       (4 * (1 + 2 * QUANTILES) + 4) /* threshold, quantiles, u32 filter */
 
-/* Bytes of one target and of one map in DECO version 2, 3 or 4 (v), for windows of L
- * bins: version 4's output map is per position (QP+1 quantiles at each, and the target's
- * busy_at), version 3's one of Q+1 quantiles, version 2 has none. */
+/* Bytes of one target and of one map in DECO version 2 to 5 (v), for windows of L bins:
+ * version 5 couples the channels (the target's idle_all, the map's weight), version 4's
+ * output map is per position (QP+1 quantiles at each, and the target's busy_at), version
+ * 3's one of Q+1 quantiles, version 2 has none. */
 static size_t target_bytes(int L, uint32_t v)
 {
-    return 4 * (1 + 2 * (size_t)L + 2 * QUANTILES + (v >= 4 ? (size_t)L * QPOS : 0));
+    return 4 * (1 + 2 * (size_t)L + 2 * QUANTILES + (v >= 4 ? (size_t)L * QPOS : 0) + (v >= 5));
 }
 static size_t map_bytes(int L, uint32_t v)
 {
     size_t out = v >= 4 ? (size_t)L * QPOS : v == 3 ? QUANTILES : 0;
-    return 4 * (2 * (size_t)L + 2 * QUANTILES + out);
+    return 4 * (2 * (size_t)L + 2 * QUANTILES + out + (v >= 5));
 }
 
-/* What DECO version v (2 to 4) holds for `rows` rows of L bins, maps stored or not. */
+/* What DECO version v (2 to 5) holds for `rows` rows of L bins, maps stored or not. */
 static size_t deco_bytes(size_t rows, int L, int maps, uint32_t v)
 {
     return DECO_HEADER + rows * (target_bytes(L, v) + (maps ? map_bytes(L, v) : 0));
@@ -656,6 +750,7 @@ static unsigned char *put_maps(unsigned char *p, const nd_decoder_map *maps, siz
         p = put_floats(p, f->volume, QUANTILES);
         p = put_floats(p, f->shift_at, L);
         p = put_floats(p, &f->out_at[0][0], L * QPOS);
+        p = nd_rec_put_f32(p, f->couple);
     }
     return p;
 }
@@ -695,6 +790,7 @@ int nd_decoder_write(const nd_decoder *d, uint32_t classes, ndf_writer *w, nd_er
         p = put_floats(p, t->busy, QUANTILES);
         p = put_floats(p, t->volume, QUANTILES);
         p = put_floats(p, &t->busy_at[0][0], L * QPOS);
+        p = nd_rec_put_f32(p, t->idle_all);
     }
     if (k->windows) p = put_maps(p, d->map, n, L);
     ND_ASSERT((size_t)(p - buf) == len);
@@ -743,12 +839,11 @@ static int check_target(const nd_decoder *d, size_t i, const char *path, const c
                         nd_error *e)
 {
     const nd_decoder_target *t = &d->target[i];
-    const table tt[] = {{"idle", &t->idle, 1, SHARE},
-                        {"idle_at", t->idle_at, d->L, SHARE},
-                        {"level_at", t->level_at, d->L, LOG},
-                        {"busy", t->busy, QUANTILES, LOG},
-                        {"volume", t->volume, QUANTILES, LOG},
-                        {"busy_at", &t->busy_at[0][0], d->L * QPOS, LOG}};
+    const table tt[] = {
+        {"idle", &t->idle, 1, SHARE},          {"idle_at", t->idle_at, d->L, SHARE},
+        {"level_at", t->level_at, d->L, LOG},  {"busy", t->busy, QUANTILES, LOG},
+        {"volume", t->volume, QUANTILES, LOG}, {"busy_at", &t->busy_at[0][0], d->L * QPOS, LOG},
+        {"idle_all", &t->idle_all, 1, SHARE}};
     return check_tables(tt, sizeof tt / sizeof tt[0], path, section, i, d->C, e);
 }
 
@@ -760,11 +855,12 @@ static int check_map(const nd_decoder *d, const nd_decoder_map *f, size_t i, con
     const table tt[] = {{"map busy", f->busy, QUANTILES, LOG},
                         {"map volume", f->volume, QUANTILES, LOG},
                         {"shift_at", f->shift_at, d->L, FINITE},
-                        {"map out_at", &f->out_at[0][0], d->L * QPOS, LOG}};
+                        {"map out_at", &f->out_at[0][0], d->L * QPOS, LOG},
+                        {"map couple", &f->couple, 1, SHARE}};
     return check_tables(tt, sizeof tt / sizeof tt[0], path, section, i, d->C, e);
 }
 
-/* n maps at *p (version 4) into maps, checked. */
+/* n maps at *p (DECO_VERSION) into maps, checked. */
 static int get_maps(const nd_decoder *d, nd_decoder_map *maps, size_t n,
                     const unsigned char **p, const char *path, const char *section, nd_error *e)
 {
@@ -777,6 +873,7 @@ static int get_maps(const nd_decoder *d, nd_decoder_map *maps, size_t n,
         get_floats(p, f->volume, QUANTILES);
         get_floats(p, f->shift_at, L);
         get_floats(p, &f->out_at[0][0], L * QPOS);
+        get_floats(p, &f->couple, 1);
         int rc = check_map(d, f, i, path, section, e);
         if (rc) return rc;
     }
@@ -866,10 +963,13 @@ static int read_deco(nd_decoder *d, uint32_t classes, const unsigned char *p, si
         get_floats(&p, t->busy, QUANTILES);
         get_floats(&p, t->volume, QUANTILES);
         if (h[0] >= 4) get_floats(&p, &t->busy_at[0][0], L * QPOS);
+        if (h[0] >= 5) get_floats(&p, &t->idle_all, 1);
         int rc = check_target(d, i, path, "DECO", e);
         if (rc) return rc;
     }
-    if (h[0] < 4) k->windows = 0; /* maps without the per-position output map: refitted */
+    /* maps of an older layout (without the per-position output map or the channels'
+     * coupling) are refitted */
+    if (h[0] < DECO_VERSION) k->windows = 0;
     return k->windows ? get_maps(d, d->map, n, &p, path, "DECO", e) : 0;
 }
 
@@ -979,8 +1079,9 @@ int nd_decoder_read(nd_decoder *d, uint32_t classes, const ndf_reader *r, nd_err
 /* Rows of thresholds `inspect` lists; more are counted. */
 #define INSPECT_ROWS 8
 
-/* The thresholds of a DECO version 4 section with maps (p after the header, h its header
- * words, len the section's), per class and channel: the first and last three positions. */
+/* The thresholds of a DECO section of this version with maps (p after the header, h its
+ * header words, len the section's), per class and channel: the first and last three
+ * positions, and the weight of the other channels in its activity score. */
 static void inspect_thresholds(const unsigned char *p, const uint32_t h[8], size_t len,
                                FILE *out)
 {
@@ -999,7 +1100,7 @@ static void inspect_thresholds(const unsigned char *p, const uint32_t h[8], size
             }
             fprintf(out, " %.3g", nd_get_f32(m + 4 * (size_t)j));
         }
-        fprintf(out, "\n");
+        fprintf(out, "; coupled %.3g\n", nd_get_f32(m + map_bytes(L, DECO_VERSION) - 4));
     }
     if (rows > INSPECT_ROWS) fprintf(out, "  (%zu more)\n", rows - INSPECT_ROWS);
 }
@@ -1042,7 +1143,8 @@ void nd_decoder_inspect(const ndf_reader *r, FILE *out)
                     h[0],
                     h[0] == 1   ? "one threshold per class and channel"
                     : h[0] == 2 ? "no output map"
-                                : "one output map for all positions");
+                    : h[0] == 3 ? "one output map for all positions"
+                                : "channels not coupled");
             return;
         }
     } else if (!ndf_find(r, TAG_CALB, &data, &len, NULL)) {

@@ -1447,15 +1447,14 @@ static void image_to_window(const nd_dm *m, int cls, int cal, float *x, float *d
         nd_gaf_unscale_window(x, v, g, &m->scales[cls]);
         return;
     }
-    for (int c = 0; c < C; c++) {
-        float score[ND_MODEL_MAX_L], l[ND_MODEL_MAX_L];
+    float score[ND_MAX_CHANNELS * ND_MODEL_MAX_L], l[ND_MAX_CHANNELS * ND_MODEL_MAX_L];
+    for (int c = 0; c < C; c++)
         for (int i = 0; i < L; i++) {
-            score[i] = activity(g, v, c, i);
-            l[i] = log1pf(nd_gaf_unscale(v[c * L + i], g, &m->scales[cls], c));
+            score[c * L + i] = activity(g, v, c, i);
+            l[c * L + i] = log1pf(nd_gaf_unscale(v[c * L + i], g, &m->scales[cls], c));
         }
-        nd_decoder_window(nd_decoder_map_at(m->dec, cls, c),
-                          nd_decoder_target_at(m->dec, cls, c), x + (size_t)c * L, score, l, L);
-    }
+    nd_decoder_window_class(nd_decoder_map_at(m->dec, cls, 0),
+                            nd_decoder_target_at(m->dec, cls, 0), C, x, score, l, L);
 }
 
 /* nd_sample_opts.inpaint: image b of the batch at noise level abar. */
@@ -1619,8 +1618,8 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
     int C = g->C, L = g->L, CI = nd_gaf_channels(g);
     size_t nb = (size_t)W * L;
     float *dec = malloc((size_t)W * CI * L * sizeof(float));
-    float *score = malloc(nb * sizeof(float)), *lval = malloc(nb * sizeof(float));
-    float *scratch = malloc((2 * nb + W) * sizeof(float));
+    float *score = malloc(C * nb * sizeof(float)), *lval = malloc(C * nb * sizeof(float));
+    float *scratch = malloc(((C + 3) * nb + W) * sizeof(float));
     int rc = dec && score && lval && scratch
                  ? 0
                  : nd_error_set(e, -ENOMEM, "calibrate: out of memory");
@@ -1642,17 +1641,18 @@ int nd_dm_calibrate(nd_dm *m, nd_error *e)
             continue;
         }
         rc = sample_images(m, (int)k, W, NULL, dec, NULL, &r, NULL, -1, e);
-        for (int c = 0; !rc && c < C; c++) {
+        if (rc) break;
+        for (int c = 0; c < C; c++)
             for (size_t w = 0; w < W; w++)
                 for (int i = 0; i < L; i++) {
                     const float *v = dec + w * CI * L;
-                    float vi = v[c * L + i];
-                    score[w * L + i] = activity(g, v, c, i);
-                    lval[w * L + i] = log1pf(nd_gaf_unscale(vi, g, &m->scales[k], c));
+                    size_t at = c * nb + w * L + i;
+                    score[at] = activity(g, v, c, i);
+                    lval[at] = log1pf(nd_gaf_unscale(v[c * L + i], g, &m->scales[k], c));
                 }
-            nd_decoder_fit(nd_decoder_map_at(m->dec, (int)k, c),
-                           nd_decoder_target_at(m->dec, (int)k, c), score, lval, W, L, scratch);
-        }
+        nd_decoder_fit_class(nd_decoder_map_at(m->dec, (int)k, 0),
+                             nd_decoder_target_at(m->dec, (int)k, 0), C, score, lval, W, L,
+                             scratch);
     }
     if (!rc) nd_decoder_key_of(&m->dec->key, &m->s.sample, m->step);
     free(dec);

@@ -99,7 +99,11 @@ void nd_gaf_image_to_window(float *x, const float *img, const nd_gaf_spec *g,
  *   - the same for the window's volume (log1p of its total), applied as one scale of
  *     the whole window;
  *   - last, busy values onto the training data's at each position (its two neighbours
- *     either side pooled), the window then scaled back to its volume.
+ *     either side pooled), the window then scaled back to its volume;
+ *   - across channels, which bins are idle together: each channel's activity score is
+ *     mixed with the mean of the other channels' by one weight per class, the one that
+ *     gives the training data's share of bins where every channel is idle (each channel
+ *     alone has its own share either way).
  * The time structure (which bins are idle next to which) is the model's own. The
  * decoder uses nothing of eval.h, whose measures stay independent of it.
  * Quantiles are ND_DECODER_Q + 1 values at k/Q, piecewise linear in between. */
@@ -127,6 +131,10 @@ typedef struct nd_decoder_target {
      * than 16 are busy, beyond L, and in targets of model files from before the output
      * map was per position */
     float busy_at[ND_MODEL_MAX_L][ND_DECODER_QP + 1];
+    /* share of bins where every channel of the window is idle (the same in each channel's
+     * target of a class); NaN in targets of model files from before the channels were
+     * coupled */
+    float idle_all;
 } nd_decoder_target;
 
 /* What was fitted on the model's own samples (one class and channel). threshold_at[0]
@@ -146,7 +154,13 @@ typedef struct nd_decoder_map {
      * above, pooled as busy_at is, mapped last onto the target's busy_at[i] (NaN: no
      * output map at i) */
     float out_at[ND_MODEL_MAX_L][ND_DECODER_QP + 1];
+    /* the bin's activity score is (1 - couple)·its own + couple·the mean of the other
+     * channels' at the bin (0: its own alone) */
+    float couple;
 } nd_decoder_map;
+
+/* The largest weight of the other channels in a channel's activity score. */
+#define ND_DECODER_MAX_COUPLE 0.5f
 
 /* Target t of channel c of n raw windows x (n,C,L). scratch: n·L floats. */
 void nd_decoder_target_measure(nd_decoder_target *t, const float *x, size_t n, int C, int L,
@@ -171,6 +185,20 @@ float nd_decoder_bin(const nd_decoder_map *f, const nd_decoder_target *t, int i,
  * position, in order), then scaled back to the volume the volume map gave it. */
 void nd_decoder_window(const nd_decoder_map *f, const nd_decoder_target *t, float *x,
                        const float *score, const float *lval, int L);
+/* The maps f (C: a class's channels, in order) for its targets t (C) from n windows of
+ * the model's own samples, score and lval (C, n, L) as for nd_decoder_fit: each
+ * channel's, fitted on its activity scores mixed with the other channels' (couple), the
+ * weight found by bisection in [0, ND_DECODER_MAX_COUPLE] so that the share of bins
+ * where every channel is idle after all maps is the target's idle_all (0 when it is
+ * already that high, or without idle_all or a second channel). scratch: (C + 3)·n·L + n
+ * floats. */
+void nd_decoder_fit_class(nd_decoder_map *f, const nd_decoder_target *t, int C,
+                          const float *score, const float *lval, size_t n, int L,
+                          float *scratch);
+/* One window of a class through its maps f (C): x, score and lval (C, L); each channel
+ * by nd_decoder_window on its mixed scores. */
+void nd_decoder_window_class(const nd_decoder_map *f, const nd_decoder_target *t, int C,
+                             float *x, const float *score, const float *lval, int L);
 
 /* ------------------------------------------------------------------------------------ */
 /* Diffusion: schedule, training targets, samplers (diffusion.c)                         */

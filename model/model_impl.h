@@ -109,8 +109,9 @@ int nd_mpi_threads(int threads);
  * volume map only (decode.c, revive); 3: a threshold per bin position, no score filter;
  * 4: a level shift per position; 5: no clamp to the training range, the output map
  * instead; 6: the output map per position; 7: quantiles at a position alone from 64 busy
- * values there (128 before, which pooled every position of a class of 102 windows). */
-#define ND_DECODER_REVISION 7
+ * values there (128 before, which pooled every position of a class of 102 windows); 8: the
+ * channels' idle bins coupled. */
+#define ND_DECODER_REVISION 8
 
 /* What a decoder's maps were fitted for: the sampling settings that change the samples,
  * the windows per class, the model step and the fit's revision. The maps are used only

@@ -22,6 +22,13 @@
 #include "model.h"
 #include "tiny_model.h"
 
+static double idle_share(const float *x, size_t n)
+{
+    size_t z = 0;
+    for (size_t i = 0; i < n; i++) z += x[i] == 0.0f;
+    return (double)z / (double)n;
+}
+
 static int cmp_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
@@ -339,20 +346,100 @@ static void test_positions(void)
     for (int i = 0; i < L; i++) CHECK_NEAR(at[i], t.idle_at[i], 0.06, 0);
 }
 
-enum { ML = 8, WINDOWS = 48 };
-
-static double idle_share(const float *x, size_t n)
+/* Share of the n bins of two channels a and b (n each) idle in both. */
+static double both_idle(const float *a, const float *b, size_t n)
 {
     size_t z = 0;
-    for (size_t i = 0; i < n; i++) z += x[i] == 0.0f;
+    for (size_t i = 0; i < n; i++) z += a[i] == 0.0f && b[i] == 0.0f;
     return (double)z / (double)n;
 }
 
+/* Two channels that idle together: in the training windows a bin is idle in both with
+ * probability 0.25 and in one only with 0.05 each; the model's scores of each channel
+ * are a common activity plus noise of its own, so that thresholds per channel alone
+ * leave far fewer bins idle in both. The class fit mixes the channels' scores until the
+ * share idle in both is the training windows' on windows it has not seen, and each
+ * channel keeps its own idle share. */
+static void test_coupled(void)
+{
+    enum { N = 400, M = 400, D = 1000, L = 16, C = 2 };
+    static float x[N * C * L], scratch[(C + 3) * M * L + M], score[C * (M + D) * L],
+        lval[C * (M + D) * L], out[D * C * L], u0[M * L], u1[M * L];
+    nd_decoder_target t[C];
+    nd_decoder_map f[C];
+    nd_rng r;
+    nd_rng_seed(&r, 41);
+    for (int w = 0; w < N; w++)
+        for (int i = 0; i < L; i++) {
+            double u = nd_rng_uniform(&r);
+            for (int c = 0; c < C; c++) {
+                int idle = u < 0.25 || (u >= 0.25 + 0.05 * c && u < 0.3 + 0.05 * c);
+                x[(w * C + c) * L + i] = idle ? 0.0f : expm1f(5.0f + 5.0f * nd_rng_uniform(&r));
+            }
+        }
+    for (int c = 0; c < C; c++) nd_decoder_target_measure(&t[c], x, N, C, L, c, scratch);
+    CHECK_NEAR(t[0].idle_all, 0.25, 0.03, 0);
+    CHECK_EQ(t[0].idle_all, t[1].idle_all);
+    CHECK_NEAR(t[0].idle, 0.30, 0.03, 0);
+    /* the model's windows (M to fit, D to check): (C, M + D, L), channel by channel */
+    size_t nb = (size_t)(M + D) * L;
+    for (size_t j = 0; j < nb; j++) {
+        float common = nd_rng_uniform(&r);
+        for (int c = 0; c < C; c++) {
+            score[c * nb + j] = common + nd_rng_uniform(&r);
+            lval[c * nb + j] = 7.0f + nd_rng_uniform(&r);
+        }
+    }
+    /* the fit reads (C, M, L): the first M windows of each channel, packed */
+    static float fs[C * M * L], fl[C * M * L];
+    for (int c = 0; c < C; c++) {
+        memcpy(fs + c * M * L, score + c * nb, M * L * sizeof(float));
+        memcpy(fl + c * M * L, lval + c * nb, M * L * sizeof(float));
+    }
+    /* each channel alone */
+    for (int c = 0; c < C; c++)
+        nd_decoder_fit(&f[c], &t[c], fs + c * M * L, fl + c * M * L, M, L, scratch);
+    for (int w = 0; w < M; w++) {
+        nd_decoder_window(&f[0], &t[0], u0 + w * L, fs + w * L, fl + w * L, L);
+        nd_decoder_window(&f[1], &t[1], u1 + w * L, fs + M * L + w * L, fl + M * L + w * L, L);
+    }
+    double alone = both_idle(u0, u1, M * L);
+    nd_decoder_fit_class(f, t, C, fs, fl, M, L, scratch);
+    CHECK(f[0].couple > 0.0f && f[0].couple <= ND_DECODER_MAX_COUPLE);
+    CHECK_EQ(f[0].couple, f[1].couple);
+    for (int w = 0; w < D; w++) {
+        float s[C * L], l[C * L];
+        for (int c = 0; c < C; c++) {
+            memcpy(s + c * L, score + c * nb + (size_t)(M + w) * L, L * sizeof(float));
+            memcpy(l + c * L, lval + c * nb + (size_t)(M + w) * L, L * sizeof(float));
+        }
+        nd_decoder_window_class(f, t, C, out + w * C * L, s, l, L);
+    }
+    static float a[D * L], b[D * L];
+    for (int w = 0; w < D; w++) {
+        memcpy(a + w * L, out + w * C * L, L * sizeof(float));
+        memcpy(b + w * L, out + w * C * L + L, L * sizeof(float));
+    }
+    double both = both_idle(a, b, D * L);
+    fprintf(stderr,
+            "idle in both channels: training %.3f, channels alone %.3f, coupled (weight %.3f) "
+            "%.3f; idle shares %.3f %.3f (training %.3f %.3f)\n",
+            t[0].idle_all, alone, f[0].couple, both, idle_share(a, D * L), idle_share(b, D * L),
+            t[0].idle, t[1].idle);
+    CHECK(alone < t[0].idle_all - 0.05);
+    CHECK_NEAR(both, t[0].idle_all, 0.02, 0);
+    CHECK_NEAR(idle_share(a, D * L), t[0].idle, 0.02, 0);
+    CHECK_NEAR(idle_share(b, D * L), t[1].idle, 0.02, 0);
+}
+
+enum { ML = 8, WINDOWS = 48 };
+
 /* Older layouts of the decoder's section (docs/FORMATS.md §3), made from a file of this
- * build (DECO version 4: after the 80-byte header, per class and channel a target of
- * 1 + 2L + 2(Q+1) + L(QP+1) floats, idle share, idle_at, level_at, busy and volume
- * quantiles, busy_at, then a map of 2L + 2(Q+1) + L(QP+1), threshold_at, busy and volume
- * quantiles, shift_at, out_at):
+ * build (DECO version 5: after the 80-byte header, per class and channel a target of
+ * 1 + 2L + 2(Q+1) + L(QP+1) + 1 floats, idle share, idle_at, level_at, busy and volume
+ * quantiles, busy_at, idle_all, then a map of 2L + 2(Q+1) + L(QP+1) + 1, threshold_at,
+ * busy and volume quantiles, shift_at, out_at, couple):
+ *   - OLD_DECO4: DECO version 4, without idle_all and couple;
  *   - OLD_DECO3: DECO version 3, targets without busy_at and one output map of Q+1
  *     quantiles for all positions (out);
  *   - OLD_DECO2: DECO version 2, whose maps had no output map;
@@ -375,6 +462,7 @@ enum {
     OLD_BAD_L = 2,
     OLD_DECO2 = 3,
     OLD_DECO3 = 4,
+    OLD_DECO4 = 5,
     DECO_HEADER = 80
 };
 static size_t old_k;      /* floats per MARG row; OLD_DECO1..3, OLD_BAD_L: those layouts */
@@ -386,19 +474,22 @@ static void put_section(ndf_writer *w, uint32_t tag, const void *data, size_t le
     CHECK_EQ(ndf_write_section(w, tag, data, len, &e), 0);
 }
 
-/* Bytes of a target and of a map in DECO version 4 for windows of L bins, and the part
- * of each that versions 2 and 3 have first (all but busy_at, all but out_at). */
-static size_t v4_target(size_t L) { return 4 * (1 + 2 * L + 2 * (OLD_Q + 1) + L * 33); }
-static size_t v4_map(size_t L) { return 4 * (2 * L + 2 * (OLD_Q + 1) + L * 33); }
+/* Bytes of a target and of a map in DECO version 5 for windows of L bins, and the part
+ * of each that versions 4 (all but idle_all, all but couple), 2 and 3 (nor busy_at, nor
+ * out_at) have first. */
+static size_t v5_target(size_t L) { return 4 * (2 + 2 * L + 2 * (OLD_Q + 1) + L * 33); }
+static size_t v5_map(size_t L) { return 4 * (1 + 2 * L + 2 * (OLD_Q + 1) + L * 33); }
+static size_t v4_target(size_t L) { return v5_target(L) - 4; }
+static size_t v4_map(size_t L) { return v5_map(L) - 4; }
 static size_t v2_target(size_t L) { return 4 * (1 + 2 * L + 2 * (OLD_Q + 1)); }
 static size_t v2_map(size_t L) { return 4 * (2 * L + 2 * (OLD_Q + 1)); }
 
 /* Row j of a version-1 target (OLD_SLOTS floats at o) and, with map, of a version-1 map
- * (OLD_ACF floats and the filter at map) from DECO version 4 at p. */
+ * (OLD_ACF floats and the filter at map) from DECO version 5 at p. */
 static void old_rows(const unsigned char *p, size_t j, unsigned char *o, unsigned char *map)
 {
     size_t L = nd_get_u32(p + 8), rows = (size_t)nd_get_u32(p + 12) * nd_get_u32(p + 16);
-    size_t TB = v4_target(L), MB = v4_map(L);
+    size_t TB = v5_target(L), MB = v5_map(L);
     const unsigned char *t = p + DECO_HEADER + j * TB,
                         *f = p + DECO_HEADER + rows * TB + j * MB;
     memcpy(o, t, 4);                                         /* idle share */
@@ -413,7 +504,7 @@ static void old_rows(const unsigned char *p, size_t j, unsigned char *o, unsigne
 static void old_layout(ndf_writer *w, uint32_t tag, const void *data, size_t len)
 {
     const unsigned char *p = data;
-    if (tag == ND_FOURCC('D', 'M', 'C', 'F') && old_k > OLD_DECO2) {
+    if (tag == ND_FOURCC('D', 'M', 'C', 'F') && old_k > OLD_DECO2 && old_k != OLD_DECO4) {
         unsigned char rec[23 * 4 + 7 * 8];
         memcpy(rec, p, sizeof rec);
         nd_put_u32(rec, 1);
@@ -424,24 +515,35 @@ static void old_layout(ndf_writer *w, uint32_t tag, const void *data, size_t len
         put_section(w, tag, data, len);
         return;
     }
-    CHECK_EQ(nd_get_u32(p), 4);
-    CHECK_EQ(ND_DECODER_QP + 1, 33); /* v4_target, v4_map */
+    CHECK_EQ(nd_get_u32(p), 5);
+    CHECK_EQ(ND_DECODER_QP + 1, 33); /* v5_target, v5_map */
     size_t rows = (size_t)nd_get_u32(p + 12) * nd_get_u32(p + 16), TB = 4 * OLD_SLOTS,
            MB = 4 * OLD_ACF + 4;
     CHECK(nd_get_u32(p + 20)); /* maps stored */
     unsigned char *out = calloc(1, len + DECO_HEADER + 16 + 256 + rows * (TB + MB));
-    if (old_k == OLD_DECO2 || old_k == OLD_DECO3) {
+    if (old_k == OLD_DECO4) {
+        size_t L = nd_get_u32(p + 8), tb = v4_target(L), mb = v4_map(L),
+               o = DECO_HEADER + rows * tb;
+        const unsigned char *maps = p + DECO_HEADER + rows * v5_target(L);
+        memcpy(out, data, DECO_HEADER);
+        nd_put_u32(out, 4);
+        for (size_t j = 0; j < rows; j++) {
+            memcpy(out + DECO_HEADER + j * tb, p + DECO_HEADER + j * v5_target(L), tb);
+            memcpy(out + o + j * mb, maps + j * v5_map(L), mb);
+        }
+        put_section(w, tag, out, o + rows * mb);
+    } else if (old_k == OLD_DECO2 || old_k == OLD_DECO3) {
         /* targets without busy_at; maps without out_at, and in version 3 with Q+1
          * quantiles of an output map for all positions (the busy map's stand in) */
         size_t L = nd_get_u32(p + 8), tb = v2_target(L), mb = v2_map(L),
                ob = old_k == OLD_DECO3 ? 4 * (OLD_Q + 1) : 0, o = DECO_HEADER + rows * tb;
-        const unsigned char *maps = p + DECO_HEADER + rows * v4_target(L);
+        const unsigned char *maps = p + DECO_HEADER + rows * v5_target(L);
         memcpy(out, data, DECO_HEADER);
         nd_put_u32(out, old_k == OLD_DECO3 ? 3 : 2);
         for (size_t j = 0; j < rows; j++) {
-            memcpy(out + DECO_HEADER + j * tb, p + DECO_HEADER + j * v4_target(L), tb);
+            memcpy(out + DECO_HEADER + j * tb, p + DECO_HEADER + j * v5_target(L), tb);
             unsigned char *m = out + o + j * (mb + ob);
-            memcpy(m, maps + j * v4_map(L), mb);
+            memcpy(m, maps + j * v5_map(L), mb);
             memcpy(m + mb, m + 4 * L, ob);
         }
         put_section(w, tag, out, o + rows * (mb + ob));
@@ -524,8 +626,9 @@ static void test_old_layouts(double want)
     CHECK_CONTAINS(text, "activity thresholds per bin position (first and last 3 of 8):");
     CHECK_CONTAINS(text, "  class 1, channel 0: ");
     free(text);
-    size_t layouts[] = {OLD_DECO1, OLD_DECO2, OLD_VOL, OLD_ACF, OLD_SLOTS, OLD_DECO3};
-    for (int k = 0; k < 6; k++) {
+    size_t layouts[] = {OLD_DECO1, OLD_DECO2, OLD_VOL,  OLD_ACF,
+                        OLD_SLOTS, OLD_DECO3, OLD_DECO4};
+    for (int k = 0; k < 7; k++) {
         nd_dm *cur = nd_dm_load("calib.ndm", 32, NULL, &e);
         if (!cur) CHECK_FAIL_("load: %s", e.msg);
         old_k = layouts[k];
@@ -537,6 +640,7 @@ static void test_old_layouts(double want)
         else CHECK_CONTAINS(text, "decode calibration: none stored");
         if (k == 1) CHECK_CONTAINS(text, "DECO version 2, no output map");
         if (k == 5) CHECK_CONTAINS(text, "DECO version 3, one output map for all positions");
+        if (k == 6) CHECK_CONTAINS(text, "DECO version 4, channels not coupled");
         free(text);
         nd_dm *old = nd_dm_load("calib-old.ndm", 32, opts_dm_legacy, &e);
         if (!old) CHECK_FAIL_("load layout %d: %s", k, e.msg);
@@ -642,6 +746,7 @@ int main(void)
     test_top(500);
     test_top(100); /* a videoTrain class: a position's own 100 values make its quantiles */
     test_positions();
+    test_coupled();
     test_model();
     return 0;
 }
