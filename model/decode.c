@@ -986,6 +986,8 @@ static int read_deca(nd_decoder *d, uint32_t classes, const unsigned char *p, si
                             "header",
                             path, len);
     read_header(&p, h, &k);
+    /* an older build's alternate: maps of an older layout are refitted, not used */
+    if (h[0] >= 4 && h[0] < DECO_VERSION) return 0;
     if (h[0] != DECO_VERSION || h[1] != ND_DECODER_Q || h[2] != (uint32_t)d->L ||
         h[3] != classes || h[4] != (uint32_t)d->C || !k.windows || len != want)
         return nd_error_set(e, ND_EFORMAT,

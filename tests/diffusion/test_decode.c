@@ -465,8 +465,9 @@ enum {
     OLD_DECO4 = 5,
     DECO_HEADER = 80
 };
-static size_t old_k;      /* floats per MARG row; OLD_DECO1..3, OLD_BAD_L: those layouts */
-static char old_key[256]; /* CALB's text; "": no CALB */
+static size_t old_k;       /* floats per MARG row; OLD_DECO1..4, OLD_BAD_L: those layouts */
+static int old_alternates; /* DECA sections rewritten as version 4 */
+static char old_key[256];  /* CALB's text; "": no CALB */
 
 static void put_section(ndf_writer *w, uint32_t tag, const void *data, size_t len)
 {
@@ -509,6 +510,21 @@ static void old_layout(ndf_writer *w, uint32_t tag, const void *data, size_t len
         memcpy(rec, p, sizeof rec);
         nd_put_u32(rec, 1);
         put_section(w, tag, rec, sizeof rec);
+        return;
+    }
+    if (tag == ND_FOURCC('D', 'E', 'C', 'A') && old_k == OLD_DECO4) {
+        /* the alternate's maps without couple */
+        size_t L = nd_get_u32(p + 8), rows = (size_t)nd_get_u32(p + 12) * nd_get_u32(p + 16);
+        unsigned char *out = malloc(DECO_HEADER + rows * v4_map(L));
+        CHECK(out != NULL);
+        memcpy(out, data, DECO_HEADER);
+        nd_put_u32(out, 4);
+        for (size_t j = 0; j < rows; j++)
+            memcpy(out + DECO_HEADER + j * v4_map(L), p + DECO_HEADER + j * v5_map(L),
+                   v4_map(L));
+        put_section(w, tag, out, DECO_HEADER + rows * v4_map(L));
+        free(out);
+        old_alternates++;
         return;
     }
     if (tag != ND_FOURCC('D', 'E', 'C', 'O')) {
@@ -651,6 +667,21 @@ static void test_old_layouts(double want)
         CHECK_NEAR(idle_share(y, WINDOWS * ML), want, 0.12, 0);
         nd_dm_free(old);
     }
+    /* a version-4 file with maps for other settings too (DECA): they are skipped */
+    nd_dm *alt = nd_dm_load("calib.ndm", 32, NULL, &e);
+    if (!alt) CHECK_FAIL_("load: %s", e.msg);
+    tiny_set_sampling(alt, steps, 6);
+    nd_rng_seed(&r, 5);
+    CHECK_EQ(nd_dm_sample(alt, 0, 1, y, NULL, &r, &e), 0);
+    CHECK_EQ(nd_dm_save(alt, "calib-alt.ndm", &e), 0);
+    nd_dm_free(alt);
+    old_k = OLD_DECO4;
+    tiny_rewrite("calib-alt.ndm", "calib-old.ndm", old_layout);
+    CHECK(old_alternates > 0);
+    alt = nd_dm_load("calib-old.ndm", 32, NULL, &e);
+    if (!alt) CHECK_FAIL_("load a version-4 alternate: %s", e.msg);
+    CHECK_EQ(nd_dm_calibrated(alt), 0);
+    nd_dm_free(alt);
     old_k = OLD_BAD_L;
     tiny_rewrite("calib.ndm", "calib-old.ndm", old_layout);
     CHECK(nd_dm_load("calib-old.ndm", 32, NULL, &e) == NULL);
