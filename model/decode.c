@@ -46,14 +46,15 @@
  *     under 2 in the model's): compared on the training windows, the bin values at a few
  *     positions were the features that differed most. The output map alone, without the
  *     scale back, moved the volumes further from real than the clamp had.
- * Across channels, the thresholds of each channel alone give every channel its idle share
- * but not the share of bins where the channels idle together, which real traffic has
- * high (a video download's uplink idles where its downlink does: in the training windows
- * of videoTrain 17 % of bins have both idle and 9 % one only; a distilled student's
- * samples through per-channel thresholds, 16 % and 12 %). So each channel's activity score is
- * mixed with the mean of the others' by a weight per class (nd_decoder_fit_class), the smallest
- * that gives the training windows' share of bins idle in every channel: the channels' idle bins
- * move together without changing either channel's own share.
+ * Across channels, the thresholds of each channel alone give every channel its idle
+ * share but not the share of bins where the channels idle together, which real traffic
+ * has high (a video download's uplink idles where its downlink does: in the training
+ * windows of videoTrain 17 % of bins have both idle and 9 % one only; a distilled
+ * student's samples through per-channel thresholds, 16 % and 12 %). So each channel's
+ * activity score is mixed with the mean of the others' by a weight per class
+ * (nd_decoder_fit_class), the smallest that gives the training windows' share of bins
+ * idle in every channel: the channels' idle bins move together without changing either
+ * channel's own share.
  * The time structure is left to the model: an earlier decoder also filtered the scores
  * to match the training windows' autocorrelation, and matching that one statistic made
  * the run lengths of idle and busy bins less like real ones.
