@@ -52,7 +52,7 @@
  * windows of videoTrain 17 % of bins have both idle and 9 % one only; a distilled
  * student's samples through per-channel thresholds, 16 % and 12 %). So each channel's
  * activity score is mixed with the mean of the others' by a weight per class
- * (nd_decoder_fit_class), the smallest that gives the training windows' share of bins
+ * (nd_decoder_fit_class), the one that gives the training windows' share of bins
  * idle in every channel: the channels' idle bins move together without changing either
  * channel's own share.
  * The time structure is left to the model: an earlier decoder also filtered the scores
