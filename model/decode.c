@@ -215,6 +215,20 @@ static void levels(float *level, const float *x, size_t n, size_t stride, int L)
     }
 }
 
+/* Bins (window w < n, position i < L) idle (not above 0) in every one of C channels of x,
+ * bin (c, w, i) at c·cs + w·ws + i. */
+static size_t idle_everywhere(const float *x, size_t n, int L, int C, size_t cs, size_t ws)
+{
+    size_t all = 0;
+    for (size_t w = 0; w < n; w++)
+        for (int i = 0; i < L; i++) {
+            int c = 0;
+            while (c < C && !(x[(size_t)c * cs + w * ws + (size_t)i] > 0.0f)) c++;
+            all += c == C;
+        }
+    return all;
+}
+
 static void map_clear(nd_decoder_map *f)
 {
     for (int i = 0; i < ND_MODEL_MAX_L; i++) f->threshold_at[i] = NAN, f->shift_at[i] = 0.0f;
@@ -245,14 +259,7 @@ void nd_decoder_target_measure(nd_decoder_target *t, const float *x, size_t n, i
     target_clear(t);
     if (!total) return;
     t->idle = (float)(total - busy) / (float)total;
-    size_t all = 0;
-    for (size_t k = 0; k < n; k++)
-        for (int i = 0; i < L; i++) {
-            int c2 = 0;
-            while (c2 < C && !(x[(k * C + c2) * L + i] > 0.0f)) c2++;
-            all += c2 == C;
-        }
-    t->idle_all = (float)all / (float)total;
+    t->idle_all = (float)idle_everywhere(x, n, L, C, (size_t)L, (size_t)C * L) / (float)total;
     double share[ND_MODEL_MAX_L];
     idle_shares(share, x + (size_t)c * L, n, (size_t)C * L, L);
     for (int i = 0; i < L; i++) t->idle_at[i] = (float)share[i];
@@ -491,16 +498,11 @@ static double fit_coupled(nd_decoder_map *f, const nd_decoder_target *t, int C,
             nd_decoder_window(&f[c], &t[c], x + (size_t)c * nb + w * L, mixed + w * L,
                               lval + (size_t)c * nb + w * L, L);
     }
-    size_t all = 0;
-    for (size_t j = 0; j < nb; j++) {
-        int c = 0;
-        while (c < C && !(x[(size_t)c * nb + j] > 0.0f)) c++;
-        all += c == C;
-    }
-    return nb ? (double)all / (double)nb : 0.0;
+    return nb ? (double)idle_everywhere(x, n, L, C, nb, (size_t)L) / (double)nb : 0.0;
 }
 
-/* Bisection steps for the weight: 0.5 / 2^7, under 0.004. */
+/* Bisection steps for the weight: 0.5 / 2^7, under 0.004 (with the fits at 0, at the
+ * largest weight and at the end, up to ten fits of a class's maps). */
 #define COUPLE_ROUNDS 7
 
 void nd_decoder_fit_class(nd_decoder_map *f, const nd_decoder_target *t, int C,

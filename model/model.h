@@ -190,8 +190,8 @@ void nd_decoder_window(const nd_decoder_map *f, const nd_decoder_target *t, floa
  * channel's, fitted on its activity scores mixed with the other channels' (couple), the
  * weight found by bisection in [0, ND_DECODER_MAX_COUPLE] so that the share of bins
  * where every channel is idle after all maps is the target's idle_all (0 when it is
- * already that high, or without idle_all or a second channel). scratch: (C + 3)·n·L + n
- * floats. */
+ * already that high, or without idle_all or a second channel; ND_DECODER_MAX_COUPLE when
+ * even that falls short). scratch: (C + 3)·n·L + n floats. */
 void nd_decoder_fit_class(nd_decoder_map *f, const nd_decoder_target *t, int C,
                           const float *score, const float *lval, size_t n, int L,
                           float *scratch);
