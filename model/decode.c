@@ -1150,6 +1150,9 @@ void nd_decoder_inspect(const ndf_reader *r, FILE *out)
                     : h[0] == 2 ? "no output map"
                     : h[0] == 3 ? "one output map for all positions"
                                 : "channels not coupled");
+            if (h[0] == 4 && h[4] > 1)
+                fprintf(out, "  (its channels stay uncoupled until `train --resume` measures "
+                             "the training windows again)\n");
             return;
         }
     } else if (!ndf_find(r, TAG_CALB, &data, &len, NULL)) {
