@@ -141,7 +141,8 @@ static int check(const sample_args *o)
     if (o->resample != -1 && (o->flow_windows < 0 || o->resample < 1 || o->resample > 100))
         return cli_usage_error("sample", "--resample U: 1 to 100, with --flow-windows");
     if (o->flow_windows > 0 && (o->csv2 || o->raw))
-        return cli_usage_error("sample", "--flow-windows: no --raw-csv or --csv-other-decode");
+        return cli_usage_error("sample", "--flow-windows: no --raw-csv or --csv-other-decode "
+                                         "(flows with the decoder off: --calibrate 0)");
     return 0;
 }
 
