@@ -114,7 +114,7 @@ struct nd_unet {
     float *grad_arena; /* every stream's gradient, zeroed at the start of a backward */
     size_t grad_n;
 
-    float *bufs[MAX_BUFS];
+    void *bufs[MAX_BUFS]; /* as allocated, for free: abuf hands out their aligned starts */
     int n_bufs;
     int failed;
     int dry; /* only lay out: count parameters, allocate nothing (nd_unet_config_params) */
@@ -146,15 +146,20 @@ static float *abuf(nd_unet *m, size_t n)
         m->failed = 1;
         return NULL;
     }
+    /* Zeroed by calloc, which takes large blocks as fresh pages that are zero already:
+     * a page costs a fault only when a pass first writes it. Zeroing them here touched
+     * every page of a network sized for its largest batch, gradients included, that a
+     * sampling run never uses: 6 GB and 13 s of a 22-s `sample` of a videoTrain student
+     * (docs/PERFORMANCE.md). One spare 64-byte block leaves room to align the start and
+     * keeps the old rounding of the end up to a whole block. */
     size_t bytes = ((n ? n : 1) * sizeof(float) + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes);
-    if (!p) {
+    char *raw = calloc(1, bytes + 64);
+    if (!raw) {
         m->failed = 1;
         return NULL;
     }
-    memset(p, 0, bytes);
-    m->bufs[m->n_bufs++] = p;
-    return p;
+    m->bufs[m->n_bufs++] = raw;
+    return (float *)(raw + (64 - (uintptr_t)raw % 64) % 64);
 }
 
 /* Stream gradients come from one arena: sizes are summed in a first pass (grad_n),
