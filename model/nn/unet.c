@@ -146,12 +146,12 @@ static float *abuf(nd_unet *m, size_t n)
         m->failed = 1;
         return NULL;
     }
-    /* Zeroed by calloc, which takes large blocks as fresh pages that are zero already:
-     * a page costs a fault only when a pass first writes it. Zeroing them here touched
-     * every page of a network sized for its largest batch, gradients included, that a
-     * sampling run never uses: 6 GB and 13 s of a 22-s `sample` of a videoTrain student
-     * (docs/PERFORMANCE.md). One spare 64-byte block leaves room to align the start and
-     * keeps the old rounding of the end up to a whole block. */
+    /* Zeroed by calloc, whose large blocks are fresh pages that are zero already, so a
+     * page costs a fault only when a pass first writes it. A memset here would touch
+     * every page of a network sized for its largest batch, gradients included, which a
+     * sampling run never writes (6 GB of a videoTrain student's `sample`,
+     * docs/PERFORMANCE.md). The spare 64-byte block leaves room to align the start and
+     * keeps the end rounded up to a whole block. */
     size_t bytes = ((n ? n : 1) * sizeof(float) + 63) & ~(size_t)63;
     char *raw = calloc(1, bytes + 64);
     if (!raw) {
