@@ -1,6 +1,6 @@
 /*
  * tmpdir.h — scratch files for the base and CLI tests: one private directory per test
- * program, removed at exit with everything in it.
+ * program, removed at exit with everything in it, folders included.
  */
 #ifndef ND_TEST_TMPDIR_H
 #define ND_TEST_TMPDIR_H
@@ -9,24 +9,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char tmp_dir_[256];
 
-static inline void tmp_cleanup_(void)
+/* dir and everything in it, folders that a test made inside it too (a model written to
+ * a folder of its own, say); links are removed, never followed. */
+static inline void tmp_remove_(const char *dir)
 {
-    DIR *d = opendir(tmp_dir_);
+    DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *de;
     char p[512];
+    struct stat st;
     while ((de = readdir(d)))
         if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", tmp_dir_, de->d_name);
-            unlink(p);
+            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            if (!lstat(p, &st) && S_ISDIR(st.st_mode)) tmp_remove_(p);
+            else unlink(p);
         }
     closedir(d);
-    rmdir(tmp_dir_);
+    rmdir(dir);
 }
+
+static inline void tmp_cleanup_(void) { tmp_remove_(tmp_dir_); }
 
 /* The scratch directory, created on first use. */
 static inline const char *tmp_dir(void)
