@@ -6,34 +6,24 @@
 #define ND_TEST_TMPDIR_H
 
 #include <dirent.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static char tmp_dir_[256];
 
-/* dir and everything in it, folders that a test made inside it too (a model written to
- * a folder of its own, say); links are removed, never followed. */
-static inline void tmp_remove_(const char *dir)
+/* One entry of the scratch tree, children before their folder (FTW_DEPTH); links are
+ * removed, never followed (FTW_PHYS). */
+static inline int tmp_remove_(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    char p[512];
-    struct stat st;
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-            if (!lstat(p, &st) && S_ISDIR(st.st_mode)) tmp_remove_(p);
-            else unlink(p);
-        }
-    closedir(d);
-    rmdir(dir);
+    (void)st, (void)flag, (void)ftw;
+    remove(p);
+    return 0;
 }
 
-static inline void tmp_cleanup_(void) { tmp_remove_(tmp_dir_); }
+static inline void tmp_cleanup_(void) { nftw(tmp_dir_, tmp_remove_, 16, FTW_DEPTH | FTW_PHYS); }
 
 /* The scratch directory, created on first use. */
 static inline const char *tmp_dir(void)
